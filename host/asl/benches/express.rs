@@ -1,0 +1,102 @@
+//! Express driver throughput: a 1,000-state Pass/Choice chain (state transitions per second)
+//! and a Map over 100,000 items with a no-op Pass iterator. Run with
+//! `cargo bench -p weft-asl --bench express`.
+
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+use weft_asl::{parse, run_express, Hooks, NoTasks, RunOptions, SystemClock};
+
+fn chain(n: usize) -> String {
+    let mut states = Map::new();
+    for i in 0..n {
+        let name = format!("S{i}");
+        let next = if i + 1 < n {
+            Some(format!("S{}", i + 1))
+        } else {
+            None
+        };
+        let st = if i % 2 == 0 {
+            match next {
+                Some(nx) => json!({"Type": "Pass", "Next": nx}),
+                None => json!({"Type": "Pass", "End": true}),
+            }
+        } else {
+            match next {
+                Some(nx) => json!({"Type": "Choice", "Choices": [
+                    {"Variable": "$.n", "NumericGreaterThan": 100, "Next": nx.clone()},
+                    {"Variable": "$.kind", "StringEquals": "x", "Next": nx.clone()}
+                ], "Default": nx}),
+                None => json!({"Type": "Succeed"}),
+            }
+        };
+        states.insert(name, st);
+    }
+    json!({"StartAt": "S0", "States": states}).to_string()
+}
+
+fn main() {
+    let opts = RunOptions::default();
+    let clock = SystemClock;
+
+    // 1,000-state Pass/Choice chain
+    let sm = parse(&chain(1000)).expect("chain parses");
+    let input = json!({"n": 1, "kind": "x", "payload": {"a": [1, 2, 3]}});
+    for _ in 0..50 {
+        let _ = run_express(
+            &sm,
+            input.clone(),
+            &opts,
+            &NoTasks,
+            &clock,
+            Hooks::default(),
+        );
+    }
+    let runs = 2000;
+    let t = Instant::now();
+    for _ in 0..runs {
+        let out = run_express(
+            &sm,
+            input.clone(),
+            &opts,
+            &NoTasks,
+            &clock,
+            Hooks::default(),
+        );
+        assert!(out.is_ok());
+    }
+    let el = t.elapsed().as_secs_f64();
+    let transitions = (runs * 1000) as f64;
+    println!(
+        "pass/choice chain: {runs} runs x 1000 states in {el:.3}s = {:.0} transitions/s (single thread)",
+        transitions / el
+    );
+
+    // Map over 100,000 items with a no-op Pass iterator
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 0,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}})
+    .to_string();
+    let sm = parse(&def).expect("map parses");
+    let items: Vec<Value> = (0..100_000).map(|i| json!({"i": i})).collect();
+    for (label, threads) in [("1 thread", 1usize), ("all cores", opts.max_threads)] {
+        let o = RunOptions {
+            max_threads: threads,
+            ..opts.clone()
+        };
+        let t = Instant::now();
+        let out = run_express(
+            &sm,
+            Value::Array(items.clone()),
+            &o,
+            &NoTasks,
+            &clock,
+            Hooks::default(),
+        )
+        .expect("map runs");
+        let el = t.elapsed().as_secs_f64();
+        assert_eq!(out.as_array().map(|a| a.len()), Some(100_000));
+        println!(
+            "map 100,000 items ({label}): {el:.3}s = {:.0} items/s",
+            100_000.0 / el
+        );
+    }
+}

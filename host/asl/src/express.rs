@@ -1,0 +1,1090 @@
+//! The synchronous driver for Express-style runs: executes a whole state machine in-process
+//! with the pure steps of [`crate::step`], calling the caller's [`TaskRunner`] for Task
+//! states, the caller's [`Clock`] for Wait states and retry delays, an optional
+//! [`ItemReader`] for Map `ItemReader`, and writing Step Functions history events to an
+//! optional [`HistorySink`]. Map iterations and Parallel branches run on scoped threads,
+//! honouring `MaxConcurrency`, with results kept in order.
+
+use crate::env::{format_time, Context, Env, ExecutionInfo, Variables};
+use crate::error::{names, ExecutionFailure, StateError};
+use crate::history::{HistoryEvent, HistorySink};
+use crate::model::*;
+use crate::resource::{wrap_lambda_invoke, IntegrationPattern, Resource};
+use crate::step::{self, ErrorDecision, Finished};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A task for the caller to execute.
+#[derive(Debug, Clone)]
+pub struct TaskRequest<'a> {
+    /// Task state name.
+    pub state_name: &'a str,
+    /// Parsed `Resource`.
+    pub resource: &'a Resource,
+    /// Plugin / function to call (`FunctionName` for `lambda:invoke`).
+    pub target: String,
+    /// Effective parameters after `InputPath` and `Parameters`/`Arguments`.
+    pub parameters: Value,
+    /// What the operator receives: `Parameters.Payload` for `lambda:invoke`, else `parameters`.
+    pub payload: Value,
+    /// Evaluated `Credentials` (e.g. `{"RoleArn": "weft:role:NAME"}`).
+    pub credentials: Option<Value>,
+    /// `TimeoutSeconds` (resolved).
+    pub timeout_seconds: Option<u64>,
+    /// `HeartbeatSeconds` (resolved).
+    pub heartbeat_seconds: Option<u64>,
+    /// The context object, including `Task.Token` for `.waitForTaskToken`.
+    pub context: Value,
+    /// The task token for `.waitForTaskToken`.
+    pub task_token: Option<String>,
+    /// 1-based attempt number (retries increase it).
+    pub attempt: u32,
+}
+
+/// A failed task: becomes the state's `Error`/`Cause`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}: {cause}")]
+pub struct TaskFailure {
+    /// Error name (`States.Timeout`, `Sandbox.FuelExhausted`, a plugin's own name...).
+    pub error: String,
+    /// Human readable cause.
+    pub cause: String,
+}
+
+/// Executes Task states.
+pub trait TaskRunner: Send + Sync {
+    /// Runs one task attempt and returns its raw result.
+    fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure>;
+}
+
+/// A runner that fails every task (for machines without tasks).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoTasks;
+
+impl TaskRunner for NoTasks {
+    fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        Err(TaskFailure {
+            error: names::TASK_FAILED.into(),
+            cause: format!(
+                "no task runner is configured for resource '{}'",
+                req.resource
+            ),
+        })
+    }
+}
+
+/// Time source for Wait states, retry delays and timestamps.
+pub trait Clock: Send + Sync {
+    /// Current time.
+    fn now(&self) -> DateTime<Utc>;
+    /// Blocks (or pretends to) for `d`.
+    fn sleep(&self, d: Duration);
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
+/// A clock for tests: starts at the real time and advances only when slept on.
+#[derive(Debug)]
+pub struct FakeClock {
+    ms: AtomicU64,
+}
+
+impl FakeClock {
+    /// A fake clock starting at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        FakeClock {
+            ms: AtomicU64::new(start.timestamp_millis().max(0) as u64),
+        }
+    }
+}
+
+impl Default for FakeClock {
+    fn default() -> Self {
+        FakeClock::new(Utc::now())
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.ms.load(Ordering::Relaxed) as i64).unwrap_or_default()
+    }
+    fn sleep(&self, d: Duration) {
+        self.ms.fetch_add(
+            d.as_millis().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Reads Map `ItemReader` sources (the one place the interpreter touches external data).
+pub trait ItemReader: Send + Sync {
+    /// Returns the raw bytes of the source named by the reader's evaluated parameters
+    /// (e.g. `{"Bucket": .., "Key": ..}` or `{"Path": ..}`).
+    fn read(&self, resource: &str, parameters: &Value) -> Result<Vec<u8>, StateError>;
+}
+
+/// Execution options.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Execution name (`$$.Execution.Name`).
+    pub execution_name: String,
+    /// State machine name (`$$.StateMachine.Name`).
+    pub state_machine_name: String,
+    /// Region used in ARNs.
+    pub region: String,
+    /// Account used in ARNs.
+    pub account: String,
+    /// Execution role ARN (`$$.Execution.RoleArn`).
+    pub role_arn: String,
+    /// Upper bound on threads per Map/Parallel state.
+    pub max_threads: usize,
+    /// Fail with `States.Runtime` after this many state transitions (loop guard).
+    pub max_transitions: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            execution_name: uuid::Uuid::new_v4().to_string(),
+            state_machine_name: "StateMachine".into(),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            role_arn: "arn:aws:iam::000000000000:role/weft-execution".into(),
+            max_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            max_transitions: None,
+        }
+    }
+}
+
+/// Optional collaborators of a run.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// History receiver.
+    pub history: Option<&'a mut dyn HistorySink>,
+    /// ItemReader source.
+    pub item_reader: Option<&'a dyn ItemReader>,
+}
+
+struct Recorder<'a> {
+    sink: Option<Mutex<&'a mut dyn HistorySink>>,
+    next_id: AtomicU64,
+}
+
+impl Recorder<'_> {
+    #[inline]
+    fn emit(&self, prev: u64, ts: i64, ty: &'static str, details: impl FnOnce() -> Value) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(s) = &self.sink {
+            let ev = HistoryEvent {
+                id,
+                previous_event_id: prev,
+                timestamp_ms: ts,
+                event_type: ty,
+                details: details(),
+            };
+            if let Ok(mut g) = s.lock() {
+                g.event(ev);
+            }
+        }
+        id
+    }
+}
+
+struct Exec<'a> {
+    runner: &'a dyn TaskRunner,
+    clock: &'a dyn Clock,
+    reader: Option<&'a dyn ItemReader>,
+    rec: Recorder<'a>,
+    info: ExecutionInfo,
+    opts: &'a RunOptions,
+    deadline_ms: Option<i64>,
+    transitions: AtomicU64,
+}
+
+fn entered_type(k: &StateKind) -> (&'static str, &'static str) {
+    match k {
+        StateKind::Pass { .. } => ("PassStateEntered", "PassStateExited"),
+        StateKind::Task(_) => ("TaskStateEntered", "TaskStateExited"),
+        StateKind::Choice { .. } => ("ChoiceStateEntered", "ChoiceStateExited"),
+        StateKind::Wait(_) => ("WaitStateEntered", "WaitStateExited"),
+        StateKind::Succeed => ("SucceedStateEntered", "SucceedStateExited"),
+        StateKind::Fail { .. } => ("FailStateEntered", "FailStateExited"),
+        StateKind::Parallel { .. } => ("ParallelStateEntered", "ParallelStateExited"),
+        StateKind::Map(_) => ("MapStateEntered", "MapStateExited"),
+    }
+}
+
+fn text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn engine_error(state: &str, entered: u64, e: StateError) -> StateError {
+    let cause = match e.cause {
+        Some(c) => format!(
+            "An error occurred while executing the state '{state}' (entered at the event id #{entered}). {c}"
+        ),
+        None => format!(
+            "An error occurred while executing the state '{state}' (entered at the event id #{entered})."
+        ),
+    };
+    StateError {
+        error: e.error,
+        cause: Some(cause),
+    }
+}
+
+fn random01() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Runs a state machine to completion (Express semantics, in-process).
+///
+/// Returns the final output, or the execution's `Error`/`Cause`.
+pub fn run_express<'a>(
+    sm: &StateMachine,
+    input: Value,
+    opts: &'a RunOptions,
+    runner: &'a dyn TaskRunner,
+    clock: &'a dyn Clock,
+    hooks: Hooks<'a>,
+) -> Result<Value, ExecutionFailure> {
+    let start = clock.now();
+    let start_ms = start.timestamp_millis();
+    let sm_arn = format!(
+        "arn:aws:states:{}:{}:stateMachine:{}",
+        opts.region, opts.account, opts.state_machine_name
+    );
+    let exec_arn = format!(
+        "arn:aws:states:{}:{}:execution:{}:{}",
+        opts.region, opts.account, opts.state_machine_name, opts.execution_name
+    );
+    let info = ExecutionInfo {
+        execution: json!({
+            "Id": exec_arn,
+            "Input": input,
+            "StartTime": format_time(start_ms),
+            "Name": opts.execution_name,
+            "RoleArn": opts.role_arn,
+            "RedriveCount": 0
+        }),
+        state_machine: json!({"Id": sm_arn, "Name": opts.state_machine_name}),
+    };
+    let exec = Exec {
+        runner,
+        clock,
+        reader: hooks.item_reader,
+        rec: Recorder {
+            sink: hooks.history.map(Mutex::new),
+            next_id: AtomicU64::new(0),
+        },
+        info,
+        opts,
+        deadline_ms: sm
+            .timeout_seconds
+            .map(|t| start_ms.saturating_add((t.min(i64::MAX as u64) as i64).saturating_mul(1000))),
+        transitions: AtomicU64::new(0),
+    };
+    exec.rec.emit(0, start_ms, "ExecutionStarted", || {
+        json!({"input": text(&input), "inputDetails": {"truncated": false}, "roleArn": opts.role_arn})
+    });
+    // as in GetExecutionHistory, the first state's entry links to event 0
+    let mut prev = 0;
+    let mut vars = Variables::new();
+    let r = exec.run_machine(sm, input, &mut vars, &mut prev);
+    let now = exec.now_ms();
+    match &r {
+        Ok(out) => {
+            exec.rec.emit(
+                prev,
+                now,
+                "ExecutionSucceeded",
+                || json!({"output": text(out), "outputDetails": {"truncated": false}}),
+            );
+        }
+        Err(e) => {
+            let ty = if e.error == names::TIMEOUT && exec.deadline_ms.is_some_and(|d| now >= d) {
+                "ExecutionTimedOut"
+            } else {
+                "ExecutionFailed"
+            };
+            exec.rec.emit(prev, now, ty, || {
+                let mut m = Map::new();
+                m.insert("error".into(), Value::String(e.error.clone()));
+                if let Some(c) = &e.cause {
+                    m.insert("cause".into(), Value::String(c.clone()));
+                }
+                Value::Object(m)
+            });
+        }
+    }
+    r
+}
+
+impl Exec<'_> {
+    #[inline]
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    fn check_limits(&self, now: i64) -> Result<(), StateError> {
+        let n = self.transitions.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(max) = self.opts.max_transitions {
+            if n > max {
+                return Err(StateError::new(
+                    names::RUNTIME,
+                    format!("the execution exceeded the limit of {max} state transitions"),
+                ));
+            }
+        }
+        if let Some(d) = self.deadline_ms {
+            if now >= d {
+                return Err(StateError::new(names::TIMEOUT, "The execution timed out."));
+            }
+        }
+        Ok(())
+    }
+
+    fn sleep_until(&self, until_ms: i64) -> Result<(), StateError> {
+        let now = self.now_ms();
+        let (target, timeout) = match self.deadline_ms {
+            Some(d) if until_ms > d => (d, true),
+            _ => (until_ms, false),
+        };
+        if target > now {
+            self.clock
+                .sleep(Duration::from_millis((target - now) as u64));
+        }
+        if timeout {
+            return Err(StateError::new(names::TIMEOUT, "The execution timed out."));
+        }
+        Ok(())
+    }
+
+    fn run_machine(
+        &self,
+        m: &StateMachine,
+        input: Value,
+        vars: &mut Variables,
+        prev: &mut u64,
+    ) -> Result<Value, StateError> {
+        let mut cur = m.start_at;
+        let mut input = input;
+        loop {
+            let Some(st) = m.states.get(cur) else {
+                return Err(StateError::new(
+                    names::RUNTIME,
+                    "transition to an unknown state",
+                ));
+            };
+            let now = self.now_ms();
+            self.check_limits(now)?;
+            let (ent, exi) = entered_type(&st.kind);
+            let entered = self.rec.emit(*prev, now, ent, || {
+                json!({"name": st.name, "input": text(&input), "inputDetails": {"truncated": false}})
+            });
+            *prev = entered;
+            let ctx = Context::new(&self.info, &st.name, now);
+            let null = Value::Null;
+            let env = Env {
+                input: &null,
+                ctx: &ctx,
+                vars,
+            };
+            let ee = |e: StateError| engine_error(&st.name, entered, e);
+            let (next, fin): (Option<usize>, Finished) = match &st.kind {
+                StateKind::Pass { .. } => {
+                    let f = step::run_pass(st, input, &env).map_err(ee)?;
+                    (None, f)
+                }
+                StateKind::Choice { .. } => {
+                    let (n, f) = step::choose(st, input, &env).map_err(ee)?;
+                    (Some(n), f)
+                }
+                StateKind::Succeed => {
+                    let f = if st.query_language == QueryLanguage::Jsonata {
+                        step::finish(st, input.clone(), input, &env).map_err(ee)?
+                    } else {
+                        let eff = step::effective_input(st, input, &env).map_err(ee)?;
+                        let out =
+                            step::apply_output_path(&st.output_path, eff, &env).map_err(ee)?;
+                        Finished {
+                            output: out,
+                            assign: Vec::new(),
+                        }
+                    };
+                    self.rec.emit(*prev, self.now_ms(), exi, || {
+                        json!({"name": st.name, "output": text(&f.output), "outputDetails": {"truncated": false}})
+                    });
+                    return Ok(f.output);
+                }
+                StateKind::Fail { .. } => {
+                    let e = step::fail_error(st, &input, &env).map_err(ee)?;
+                    return Err(e);
+                }
+                StateKind::Wait(_) => {
+                    let raw = if st.query_language == QueryLanguage::Jsonata {
+                        Some(input.clone())
+                    } else {
+                        None
+                    };
+                    let eff = step::effective_input(st, input, &env).map_err(ee)?;
+                    let until = step::wait_until(st, &eff, &env, now).map_err(ee)?;
+                    self.sleep_until(until)?;
+                    let f = if let Some(raw) = raw {
+                        step::finish(st, raw, eff, &env).map_err(ee)?
+                    } else {
+                        let assign = match &st.assign {
+                            Some(t) => match t.eval(&env.with_input(&eff), None).map_err(ee)? {
+                                Value::Object(o) => o.into_iter().collect(),
+                                _ => Vec::new(),
+                            },
+                            None => Vec::new(),
+                        };
+                        let out =
+                            step::apply_output_path(&st.output_path, eff, &env).map_err(ee)?;
+                        Finished {
+                            output: out,
+                            assign,
+                        }
+                    };
+                    (None, f)
+                }
+                StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. } => {
+                    match self.run_with_retry(st, input, &env, entered, prev)? {
+                        Ok(f) => (None, f),
+                        Err((n, f)) => (Some(n), f),
+                    }
+                }
+            };
+            // apply assignments, then leave the state
+            let assigned = if self.rec.sink.is_some() && !fin.assign.is_empty() {
+                let m: Map<String, Value> = fin
+                    .assign
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(text(v))))
+                    .collect();
+                Some(Value::Object(m))
+            } else {
+                None
+            };
+            for (k, v) in fin.assign {
+                vars.set(k, v);
+            }
+            let output = fin.output;
+            *prev = self.rec.emit(*prev, self.now_ms(), exi, || {
+                let mut d = json!({"name": st.name, "output": text(&output), "outputDetails": {"truncated": false}});
+                if let Some(a) = assigned {
+                    d["assignedVariables"] = a;
+                    d["assignedVariablesDetails"] = json!({"truncated": false});
+                }
+                d
+            });
+            let target = match next {
+                Some(n) => Some(n),
+                None => match st.transition {
+                    Transition::Next(n) => Some(n),
+                    Transition::End => None,
+                },
+            };
+            match target {
+                Some(n) => {
+                    cur = n;
+                    input = output;
+                }
+                None => return Ok(output),
+            }
+        }
+    }
+
+    /// Runs a Task/Map/Parallel state with Retry/Catch. `Ok(Ok(f))`: normal completion;
+    /// `Ok(Err((next, f)))`: caught, go to `next`; `Err(e)`: the state failed.
+    #[allow(clippy::type_complexity)]
+    fn run_with_retry(
+        &self,
+        st: &State,
+        input: Value,
+        env: &Env<'_>,
+        entered: u64,
+        prev: &mut u64,
+    ) -> Result<Result<Finished, (usize, Finished)>, StateError> {
+        let mut attempts = vec![0u32; st.retry.len()];
+        let mut attempt = 1u32;
+        // the raw input is only needed again when a retrier or catcher may use it
+        let handlers = !st.retry.is_empty() || !st.catch.is_empty();
+        let mut input = Some(input);
+        loop {
+            let (this, raw_keep) = if handlers {
+                let v = input.clone().unwrap_or_default();
+                (v.clone(), v)
+            } else {
+                (input.take().unwrap_or_default(), Value::Null)
+            };
+            let r = match &st.kind {
+                StateKind::Task(t) => self.run_task(st, t, this, env, entered, prev, attempt),
+                StateKind::Map(m) => self.run_map(st, m, this, env, entered, prev),
+                StateKind::Parallel { branches } => {
+                    self.run_parallel(st, branches, this, env, entered, prev)
+                }
+                _ => Err(StateError::new(names::RUNTIME, "not a task-like state")),
+            };
+            match r {
+                Ok(f) => return Ok(Ok(f)),
+                Err(e) => {
+                    let ctx = Context::new(&self.info, &st.name, self.now_ms());
+                    let cenv = Env {
+                        input: &raw_keep,
+                        ctx: &ctx,
+                        vars: env.vars,
+                    };
+                    match step::on_error(st, e, &attempts, random01(), &raw_keep, &cenv) {
+                        ErrorDecision::Retry { retrier, delay_ms } => {
+                            if let Some(a) = attempts.get_mut(retrier) {
+                                *a += 1;
+                            }
+                            attempt += 1;
+                            let until = self.now_ms().saturating_add(delay_ms as i64);
+                            self.sleep_until(until)?;
+                        }
+                        ErrorDecision::Catch {
+                            next,
+                            output,
+                            assign,
+                        } => return Ok(Err((next, Finished { output, assign }))),
+                        ErrorDecision::Fail(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_task(
+        &self,
+        st: &State,
+        t: &TaskSpec,
+        raw: Value,
+        env: &Env<'_>,
+        entered: u64,
+        prev: &mut u64,
+        attempt: u32,
+    ) -> Result<Finished, StateError> {
+        let ee = |e: StateError| engine_error(&st.name, entered, e);
+        let token = (t.resource.pattern == IntegrationPattern::WaitForTaskToken)
+            .then(|| uuid::Uuid::new_v4().to_string());
+        let mut ctx = Context::new(&self.info, &st.name, env.ctx.entered_ms);
+        ctx.task_token = token.as_deref();
+        ctx.retry_count = attempt.saturating_sub(1);
+        let tenv = Env {
+            input: &Value::Null,
+            ctx: &ctx,
+            vars: env.vars,
+        };
+        let step::PreparedTask {
+            parameters: params,
+            target,
+            payload,
+            timeout_seconds: timeout,
+            heartbeat_seconds: heartbeat,
+            credentials,
+            ..
+        } = step::prepare_task(st, t, raw.clone(), &tenv).map_err(ee)?;
+        let now = self.now_ms();
+        let rtype = resource_type(&t.resource);
+        *prev = self.rec.emit(*prev, now, "TaskScheduled", || {
+            let mut d = json!({"resourceType": rtype.0, "resource": rtype.1, "region": self.opts.region, "parameters": text(&params)});
+            if let Some(ts) = timeout {
+                d["timeoutInSeconds"] = Value::from(ts);
+            }
+            if let Some(h) = heartbeat {
+                d["heartbeatInSeconds"] = Value::from(h);
+            }
+            d
+        });
+        *prev = self.rec.emit(
+            *prev,
+            now,
+            "TaskStarted",
+            || json!({"resourceType": rtype.0, "resource": rtype.1}),
+        );
+        let context = ctx.value().clone();
+        let req = TaskRequest {
+            state_name: &st.name,
+            resource: &t.resource,
+            target,
+            parameters: params,
+            payload,
+            credentials,
+            timeout_seconds: timeout,
+            heartbeat_seconds: heartbeat,
+            context,
+            task_token: token.clone(),
+            attempt,
+        };
+        tracing::debug!(state = %st.name, resource = %t.resource, attempt, "running task");
+        let started = self.now_ms();
+        let outcome = match self.runner.run_task(&req) {
+            // the runner should enforce TimeoutSeconds itself; a late answer still times out
+            Ok(_)
+                if timeout.is_some_and(|t| {
+                    self.now_ms().saturating_sub(started)
+                        > (t.min(i64::MAX as u64) as i64).saturating_mul(1000)
+                }) =>
+            {
+                Err(TaskFailure {
+                    error: names::TIMEOUT.into(),
+                    cause: format!(
+                        "The task did not complete within its TimeoutSeconds ({}s)",
+                        timeout.unwrap_or(0)
+                    ),
+                })
+            }
+            other => other,
+        };
+        match outcome {
+            Ok(result) => {
+                let result = if t.resource.wraps_result() {
+                    let rid = uuid::Uuid::new_v4().to_string();
+                    let date = self
+                        .clock
+                        .now()
+                        .format("%a, %d %b %Y %H:%M:%S GMT")
+                        .to_string();
+                    wrap_lambda_invoke(result, &rid, &date)
+                } else {
+                    result
+                };
+                *prev = self.rec.emit(*prev, self.now_ms(), "TaskSucceeded", || {
+                    json!({"resourceType": rtype.0, "resource": rtype.1, "output": text(&result), "outputDetails": {"truncated": false}})
+                });
+                let penv = Env {
+                    input: &Value::Null,
+                    ctx: &ctx,
+                    vars: env.vars,
+                };
+                step::finish(st, raw, result, &penv).map_err(ee)
+            }
+            Err(f) => {
+                let ty = if f.error == names::TIMEOUT {
+                    "TaskTimedOut"
+                } else {
+                    "TaskFailed"
+                };
+                *prev = self.rec.emit(*prev, self.now_ms(), ty, || {
+                    json!({"resourceType": rtype.0, "resource": rtype.1, "error": f.error, "cause": f.cause})
+                });
+                Err(StateError {
+                    error: f.error,
+                    cause: Some(f.cause),
+                })
+            }
+        }
+    }
+
+    fn run_parallel(
+        &self,
+        st: &State,
+        branches: &[StateMachine],
+        raw: Value,
+        env: &Env<'_>,
+        entered: u64,
+        prev: &mut u64,
+    ) -> Result<Finished, StateError> {
+        let ee = |e: StateError| engine_error(&st.name, entered, e);
+        let effective = step::effective_input(st, raw.clone(), env).map_err(ee)?;
+        let params = step::payload(st, effective, env).map_err(ee)?;
+        let start_id = self
+            .rec
+            .emit(*prev, self.now_ms(), "ParallelStateStarted", || Value::Null);
+        let outer = Arc::new(env.vars.clone());
+        let results = self.fan_out(branches.len(), 0, start_id, true, |i, p| {
+            let mut vars = Variables::child(outer.clone());
+            self.run_machine(&branches[i], params.clone(), &mut vars, p)
+        });
+        let mut outs = Vec::with_capacity(branches.len());
+        for r in results {
+            match r {
+                Ok(v) => outs.push(v),
+                Err(e) => {
+                    *prev = self.rec.emit(
+                        start_id,
+                        self.now_ms(),
+                        "ParallelStateFailed",
+                        || json!({"error": e.error, "cause": e.cause}),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        *prev = self
+            .rec
+            .emit(start_id, self.now_ms(), "ParallelStateSucceeded", || {
+                Value::Null
+            });
+        step::finish(st, raw, Value::Array(outs), env).map_err(ee)
+    }
+
+    fn read_items(
+        &self,
+        st: &State,
+        spec: &MapSpec,
+        effective: &Value,
+        env: &Env<'_>,
+    ) -> Result<Option<Vec<Value>>, StateError> {
+        let Some(r) = &spec.item_reader else {
+            return Ok(None);
+        };
+        let Some(reader) = self.reader else {
+            return Err(StateError::new(
+                names::ITEM_READER_FAILED,
+                "no ItemReader source is configured for this run",
+            ));
+        };
+        let params = match &r.parameters {
+            Some(t) => {
+                let stv = step::states_value(env, effective, None, None);
+                t.eval(&env.with_input(effective), Some(&stv))?
+            }
+            None => Value::Object(Map::new()),
+        };
+        let bytes = reader.read(&r.resource, &params)?;
+        let mut items = crate::reader::decode(&bytes, &r.input_type, r.csv_headers.as_deref())
+            .map_err(|e| {
+                StateError::new(
+                    names::ITEM_READER_FAILED,
+                    format!("state '{}': {e}", st.name),
+                )
+            })?;
+        if let Some(max) = r.max_items {
+            items.truncate(max as usize);
+        }
+        Ok(Some(items))
+    }
+
+    fn run_map(
+        &self,
+        st: &State,
+        spec: &MapSpec,
+        raw: Value,
+        env: &Env<'_>,
+        entered: u64,
+        prev: &mut u64,
+    ) -> Result<Finished, StateError> {
+        let ee = |e: StateError| engine_error(&st.name, entered, e);
+        let (raw, effective) = if needs_raw(st) {
+            let e = step::effective_input(st, raw.clone(), env).map_err(ee)?;
+            (raw, e)
+        } else {
+            let e = step::effective_input(st, raw, env).map_err(ee)?;
+            (Value::Null, e)
+        };
+        let simple = spec.item_reader.is_none()
+            && spec.items.is_none()
+            && spec.item_selector.is_none()
+            && spec.item_batcher.is_none()
+            && matches!(spec.items_path, PathSpec::Identity)
+            && matches!(spec.max_concurrency, Dynamic::Value(_))
+            && spec.tolerated_failure_count.is_none()
+            && spec.tolerated_failure_percentage.is_none()
+            && effective.is_array();
+        let (items, effective) = if simple {
+            // the input is the item array itself and nothing else reads it: move it
+            match effective {
+                Value::Array(a) => (a, Value::Null),
+                other => (Vec::new(), other),
+            }
+        } else {
+            let items = match self.read_items(st, spec, &effective, env).map_err(ee)? {
+                Some(items) => items,
+                None => step::map_items(st, spec, &effective, env).map_err(ee)?,
+            };
+            (items, effective)
+        };
+        let max_conc = step::map_max_concurrency(spec, &effective, env).map_err(ee)?;
+        let mut tolerated = step::map_tolerated(spec, &effective, env, items.len()).map_err(ee)?;
+        if spec.distributed && tolerated.is_none() {
+            // a distributed Map run fails as a whole once any child fails
+            tolerated = Some(0);
+        }
+        let batches = match &spec.item_batcher {
+            Some(b) => Some(
+                self.batch_items(st, spec, b, &items, &effective, env)
+                    .map_err(ee)?,
+            ),
+            None => None,
+        };
+        let n = batches.as_ref().map_or(items.len(), Vec::len);
+        let start_id = self.rec.emit(
+            *prev,
+            self.now_ms(),
+            "MapStateStarted",
+            || json!({"length": n}),
+        );
+        let outer = Arc::new(env.vars.clone());
+        let proc_ = &spec.processor;
+        let fail_fast = tolerated.is_none();
+        let results = self.fan_out(n, max_conc as usize, start_id, fail_fast, |i, p| {
+            let input = match &batches {
+                Some(b) => b[i].clone(),
+                None => {
+                    let item = &items[i];
+                    let mut ctx = Context::new(&self.info, &st.name, env.ctx.entered_ms);
+                    ctx.map_item = Some((i, item));
+                    let ienv = Env {
+                        input: &Value::Null,
+                        ctx: &ctx,
+                        vars: env.vars,
+                    };
+                    step::map_item_input(st, spec, &effective, item, &ienv).map_err(ee)?
+                }
+            };
+            *p = self.rec.emit(
+                *p,
+                self.now_ms(),
+                "MapIterationStarted",
+                || json!({"name": st.name, "index": i}),
+            );
+            let mut vars = Variables::child(outer.clone());
+            let r = self.run_machine(proc_, input, &mut vars, p);
+            let ty = if r.is_ok() {
+                "MapIterationSucceeded"
+            } else {
+                "MapIterationFailed"
+            };
+            *p = self.rec.emit(
+                *p,
+                self.now_ms(),
+                ty,
+                || json!({"name": st.name, "index": i}),
+            );
+            r
+        });
+        let mut outs = Vec::with_capacity(n);
+        let mut failures = 0usize;
+        let mut first_err: Option<StateError> = None;
+        for r in results {
+            match r {
+                Ok(v) => outs.push(v),
+                Err(e) => {
+                    failures += 1;
+                    outs.push(e.to_error_output());
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            let err = match tolerated {
+                Some(t) if failures <= t => None,
+                Some(_) => Some(StateError::new(
+                    names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                    "The specified tolerated failure threshold was exceeded",
+                )),
+                None => Some(e),
+            };
+            if let Some(err) = err {
+                *prev = self
+                    .rec
+                    .emit(start_id, self.now_ms(), "MapStateFailed", || Value::Null);
+                return Err(err);
+            }
+        }
+        *prev = self
+            .rec
+            .emit(start_id, self.now_ms(), "MapStateSucceeded", || Value::Null);
+        step::finish(st, raw, Value::Array(outs), env).map_err(ee)
+    }
+
+    /// Applies `ItemSelector` to every item and groups the results per `ItemBatcher`.
+    fn batch_items(
+        &self,
+        st: &State,
+        spec: &MapSpec,
+        b: &ItemBatcherSpec,
+        items: &[Value],
+        effective: &Value,
+        env: &Env<'_>,
+    ) -> Result<Vec<Value>, StateError> {
+        let mut selected = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let mut ctx = Context::new(&self.info, &st.name, env.ctx.entered_ms);
+            ctx.map_item = Some((i, item));
+            let ienv = Env {
+                input: &Value::Null,
+                ctx: &ctx,
+                vars: env.vars,
+            };
+            selected.push(step::map_item_input(st, spec, effective, item, &ienv)?);
+        }
+        let e = env.with_input(effective);
+        let stv = step::states_value(env, effective, None, None);
+        let resolve = |d: &Option<Dynamic<u64>>, f: &str| -> Result<Option<u64>, StateError> {
+            match d {
+                None => Ok(None),
+                Some(Dynamic::Value(n)) => Ok(Some(*n)),
+                Some(Dynamic::Path(p)) => {
+                    let v = e.select_or_fail(p)?;
+                    v.as_u64().map(Some).ok_or_else(|| {
+                        StateError::new(names::RUNTIME, format!("The {f}Path field refers to value {} which is not a valid integer: {p}", v))
+                    })
+                }
+                Some(Dynamic::Expr(t)) => {
+                    t.eval(&e, Some(&stv))?.as_u64().map(Some).ok_or_else(|| {
+                        StateError::new(
+                            names::QUERY_EVALUATION_ERROR,
+                            format!("The {f} field must evaluate to a positive integer"),
+                        )
+                    })
+                }
+            }
+        };
+        let max_items = resolve(&b.max_items, "MaxItemsPerBatch")?
+            .filter(|n| *n > 0)
+            .map_or(usize::MAX, |n| n as usize);
+        let max_bytes = resolve(&b.max_bytes, "MaxInputBytesPerBatch")?
+            .filter(|n| *n > 0)
+            .map_or(usize::MAX, |n| n as usize);
+        let batch_input = match &b.batch_input {
+            Some(t) => Some(t.eval(&e, Some(&stv))?),
+            None => None,
+        };
+        let mut out = Vec::new();
+        let mut cur: Vec<Value> = Vec::new();
+        let mut bytes = 0usize;
+        for v in selected {
+            let sz = text(&v).len();
+            if !cur.is_empty() && (cur.len() >= max_items || bytes + sz > max_bytes) {
+                out.push(std::mem::take(&mut cur));
+                bytes = 0;
+            }
+            bytes += sz;
+            cur.push(v);
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        Ok(out
+            .into_iter()
+            .map(|items| {
+                let mut m = Map::new();
+                if let Some(bi) = &batch_input {
+                    m.insert("BatchInput".into(), bi.clone());
+                }
+                m.insert("Items".into(), Value::Array(items));
+                Value::Object(m)
+            })
+            .collect())
+    }
+
+    /// Runs `n` jobs with at most `max_conc` (0 = unlimited) at a time, results in order.
+    /// After the first failure, jobs not yet started are skipped.
+    fn fan_out<F>(
+        &self,
+        n: usize,
+        max_conc: usize,
+        start_id: u64,
+        fail_fast: bool,
+        job: F,
+    ) -> Vec<Result<Value, StateError>>
+    where
+        F: Fn(usize, &mut u64) -> Result<Value, StateError> + Sync,
+    {
+        let limit = if max_conc == 0 { usize::MAX } else { max_conc };
+        let threads = limit.min(self.opts.max_threads.max(1)).min(n);
+        let skipped = || StateError::new(names::BRANCH_FAILED, "skipped after an earlier failure");
+        if threads <= 1 {
+            let mut out = Vec::with_capacity(n);
+            let mut failed = false;
+            for i in 0..n {
+                if failed {
+                    out.push(Err(skipped()));
+                    continue;
+                }
+                let mut p = start_id;
+                let r = job(i, &mut p);
+                failed = fail_fast && r.is_err();
+                out.push(r);
+            }
+            return out;
+        }
+        let next = AtomicUsize::new(0);
+        let abort = AtomicBool::new(false);
+        let slots: Vec<Mutex<Option<Result<Value, StateError>>>> =
+            (0..n).map(|_| Mutex::new(None)).collect();
+        let worker = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            let r = if abort.load(Ordering::Relaxed) {
+                Err(skipped())
+            } else {
+                let mut p = start_id;
+                let r = job(i, &mut p);
+                if fail_fast && r.is_err() {
+                    abort.store(true, Ordering::Relaxed);
+                }
+                r
+            };
+            if let Ok(mut g) = slots[i].lock() {
+                *g = Some(r);
+            }
+        };
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                // a thread that cannot be created just leaves its share to the others
+                if let Err(e) = std::thread::Builder::new()
+                    .stack_size(8 << 20)
+                    .spawn_scoped(s, worker)
+                {
+                    tracing::warn!(error = %e, "could not start a Map/Parallel worker thread");
+                    break;
+                }
+            }
+            // the calling thread works too, so progress never depends on spawning
+            worker();
+        });
+        slots
+            .into_iter()
+            .map(|m| {
+                m.into_inner().ok().flatten().unwrap_or_else(|| {
+                    Err(StateError::new(names::RUNTIME, "a worker thread panicked"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// True when `finish` needs the state's raw input (ResultPath other than `$`, or JSONata).
+fn needs_raw(st: &State) -> bool {
+    st.query_language == QueryLanguage::Jsonata
+        || !matches!(st.result_path, ResultPathSpec::Replace)
+}
+
+fn resource_type(r: &Resource) -> (&'static str, String) {
+    use crate::resource::ResourceKind::*;
+    match &r.kind {
+        Plugin { name, .. } => ("weft", format!("plugin:{name}")),
+        LambdaInvoke => ("lambda", "invoke".to_string()),
+        LambdaFunction { name, .. } => ("lambda", format!("function:{name}")),
+        StateMachine { name } => ("states", format!("startExecution:{name}")),
+        Activity { name } => ("activity", name.clone()),
+        Service { service, action } => ("service", format!("{service}:{action}")),
+    }
+}

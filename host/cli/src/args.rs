@@ -1,0 +1,128 @@
+//! The command-line grammar (clap). DESIGN.md's CLI contract is relied on by checks outside the
+//! project: keep names and shapes exact.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Pipelines of sandboxed WebAssembly operators: ASL state machines and Airflow-style DAGs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Manage plugins: pack, install, list, inspect, verify.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+    /// Run one operator plugin and print its output JSON.
+    Invoke(InvokeArgs),
+    /// Measure weft's hot paths.
+    Bench(BenchArgs),
+    /// Airflow-style DAGs: list, test.
+    #[command(subcommand)]
+    Dag(DagCmd),
+}
+
+#[derive(Subcommand)]
+pub enum DagCmd {
+    /// List the DAGs in the DAG folder (and report files that do not load).
+    List {
+        /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags).
+        #[arg(long)]
+        dags: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one DAG run in-process and report every task instance.
+    Test {
+        dag_id: String,
+        /// Logical date (YYYY-MM-DD or RFC 3339); default now.
+        date: Option<String>,
+        /// Print the run as JSON.
+        #[arg(long)]
+        json: bool,
+        /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags).
+        #[arg(long)]
+        dags: Option<PathBuf>,
+        /// Really wait out retry delays (default: retry at once, as a test run).
+        #[arg(long)]
+        wait_retries: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PluginCmd {
+    /// Pack every *.wasm in DIR (with NAME.plugin.json sidecars) into a bundle.
+    Pack {
+        dir: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Install a bundle (.zip) or a component (.wasm).
+    Install {
+        path: PathBuf,
+        /// Replace an installed NAME@VERSION whose digest differs.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List installed plugins.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's world, exports, imports, digest and requested grant.
+    Inspect { name: String },
+    /// Re-hash every installed plugin and check it is still a weft operator.
+    Verify,
+}
+
+#[derive(Args)]
+pub struct InvokeArgs {
+    /// NAME, NAME@VERSION or NAME#DIGEST.
+    pub plugin: String,
+    /// Input JSON, or @FILE.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// Context JSON passed to the operator (task name, params...), or @FILE.
+    #[arg(long)]
+    pub ctx: Option<String>,
+    /// IAM-shaped grant policy file (default: no capabilities).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Fuel units.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Deadline, e.g. 500ms, 5s, 2m.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Memory cap, e.g. 64MiB.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Print the task log, captured stdio and audit records to stderr.
+    #[arg(long)]
+    pub logs: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// What to measure: invoke (warm/cold plugin invocation, store put/get).
+    #[arg(default_value = "invoke")]
+    pub what: String,
+    /// Plugin to invoke.
+    #[arg(long, default_value = "echo")]
+    pub plugin: String,
+    /// Invocations per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    pub iterations: u32,
+    /// Worker threads for the throughput measurement.
+    #[arg(long, default_value_t = 2)]
+    pub threads: u32,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,160 @@
+//! `weft bench invoke`: warm invocation latency/throughput of a plugin, cold load of a cached
+//! precompiled component, first compile, and store put/get of a 1 MiB blob. Figures only; no
+//! thresholds are asserted.
+
+use crate::args::BenchArgs;
+use crate::context::{plugin_host, usage};
+use anyhow::Result;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weft_engine::PluginRef;
+use weft_sandbox::{Grant, Limits};
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+pub fn run(a: BenchArgs) -> Result<ExitCode> {
+    if a.what != "invoke" {
+        return Err(usage(format!(
+            "unknown benchmark `{}` (available: invoke)",
+            a.what
+        )));
+    }
+    let host = plugin_host()?;
+    let r = PluginRef::parse(&a.plugin).map_err(|e| usage(e.to_string()))?;
+    let rec = host.resolve(&r).map_err(|e| usage(e.to_string()))?;
+    let digest = blake3::Hash::from_bytes(*rec.digest.as_bytes());
+
+    // First compile (bypassing every cache) and cold load from the precompiled cache.
+    let bytes = host.store.blobs().get(&rec.digest)?;
+    let t = Instant::now();
+    let art = host
+        .sandbox
+        .engine()
+        .precompile_component(&bytes)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let compile = t.elapsed();
+    drop(art);
+    let _ = host.load(&rec)?; // make sure the artifact is cached
+    let mut cold = Vec::new();
+    for _ in 0..20 {
+        host.sandbox.evict(&digest);
+        let t = Instant::now();
+        let c = host.load(&rec)?;
+        cold.push(t.elapsed());
+        assert!(!c.compiled, "the precompiled cache should have been used");
+    }
+    cold.sort();
+
+    let component = host.load(&rec)?;
+    let grant = Arc::new(Grant::none());
+    let input = r#"{"order":42,"items":["a","b"],"total":9.5}"#;
+    let ctx = r#"{"task":"bench","attempt":1}"#;
+    let limits = Limits::default();
+    for _ in 0..200 {
+        host.invoke(&component, input, ctx, grant.clone(), limits)?;
+    }
+    let mut lat = Vec::with_capacity(a.iterations as usize);
+    let t = Instant::now();
+    for _ in 0..a.iterations {
+        let s = Instant::now();
+        let o = host.invoke(&component, input, ctx, grant.clone(), limits)?;
+        lat.push(s.elapsed());
+        if let Err(e) = o.result {
+            anyhow::bail!("benchmark invocation failed: {e}");
+        }
+    }
+    let single_wall = t.elapsed();
+    lat.sort();
+
+    // Throughput with several threads sharing the engine and component.
+    let host = Arc::new(host);
+    let per = a.iterations / a.threads.max(1);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..a.threads.max(1) {
+            let host = host.clone();
+            let component = component.clone();
+            let grant = grant.clone();
+            s.spawn(move || {
+                for _ in 0..per {
+                    let _ = host.invoke(&component, input, ctx, grant.clone(), limits);
+                }
+            });
+        }
+    });
+    let multi_wall = t.elapsed();
+    let multi_rate = (per * a.threads.max(1)) as f64 / multi_wall.as_secs_f64();
+
+    // Store put/get of 1 MiB.
+    let blob: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let t = Instant::now();
+    let d = host.store.blobs().put(&blob)?;
+    let put = t.elapsed();
+    let t = Instant::now();
+    let got = host.store.blobs().get(&d)?;
+    let get = t.elapsed();
+    assert_eq!(got.len(), blob.len());
+
+    let report = serde_json::json!({
+        "plugin": format!("{}@{}", rec.name, rec.version),
+        "component_bytes": bytes.len(),
+        "compile_ms": compile.as_secs_f64() * 1e3,
+        "cold_load_precompiled_ms_p50": pct(&cold, 0.5).as_secs_f64() * 1e3,
+        "warm_invoke_us_p50": us(pct(&lat, 0.5)),
+        "warm_invoke_us_p99": us(pct(&lat, 0.99)),
+        "warm_invoke_per_s_1_thread": a.iterations as f64 / single_wall.as_secs_f64(),
+        "threads": a.threads,
+        "warm_invoke_per_s_all_threads": multi_rate,
+        "store_put_1mib_ms": put.as_secs_f64() * 1e3,
+        "store_get_1mib_ms": get.as_secs_f64() * 1e3,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "plugin {} ({} bytes)",
+            report["plugin"].as_str().unwrap_or(""),
+            bytes.len()
+        );
+        println!(
+            "  compile (no cache)            {:>10.2} ms",
+            compile.as_secs_f64() * 1e3
+        );
+        println!(
+            "  cold load, precompiled (p50)  {:>10.3} ms",
+            pct(&cold, 0.5).as_secs_f64() * 1e3
+        );
+        println!(
+            "  warm invoke p50 / p99         {:>10.1} / {:.1} us",
+            us(pct(&lat, 0.5)),
+            us(pct(&lat, 0.99))
+        );
+        println!(
+            "  warm invokes/s, 1 thread      {:>10.0}",
+            a.iterations as f64 / single_wall.as_secs_f64()
+        );
+        println!(
+            "  warm invokes/s, {} threads     {:>10.0}",
+            a.threads, multi_rate
+        );
+        println!(
+            "  store put / get 1 MiB         {:>10.3} / {:.3} ms",
+            put.as_secs_f64() * 1e3,
+            get.as_secs_f64() * 1e3
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,147 @@
+//! `weft dag list|test`: DAG files from `--dags DIR`, `$WEFT_DAGS` or `$WEFT_HOME/dags`.
+//! `dag test` runs one DAG run in-process with every task in the sandbox and prints the
+//! DESIGN.md report (`--json`); exit 0 when the run succeeded, 1 when it failed.
+
+use crate::args::DagCmd;
+use crate::context::{home, plugin_host, usage};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use weft_dag::{load_dags, parse_logical_date, run_dag_once, Dag, DagError, RunOptions};
+use weft_engine::dag_exec::{operator_ref, SandboxTaskExecutor};
+use weft_engine::{PluginHost, PluginRef, Roles};
+
+pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("WEFT_DAGS").map(PathBuf::from))
+        .unwrap_or_else(|| home().join("dags"))
+}
+
+/// Whether the store has a plugin for an operator reference.
+fn known(host: &PluginHost) -> impl Fn(&str) -> bool + '_ {
+    |op: &str| {
+        PluginRef::parse(operator_ref(op))
+            .ok()
+            .is_some_and(|r| host.resolve(&r).is_ok())
+    }
+}
+
+fn load(host: &PluginHost, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
+    if !dir.is_dir() {
+        return Err(usage(format!(
+            "DAG folder {} does not exist (use --dags DIR or set WEFT_DAGS)",
+            dir.display()
+        )));
+    }
+    let check = known(host);
+    Ok(load_dags(dir, &check))
+}
+
+pub fn run(cmd: DagCmd) -> Result<ExitCode> {
+    match cmd {
+        DagCmd::List { dags, json } => {
+            let host = plugin_host()?;
+            let dir = dags_dir(dags);
+            let (list, errors) = load(&host, &dir)?;
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({"dag_id": d.dag_id, "description": d.description,
+                            "tasks": d.tasks.len(), "tags": d.tags})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{:<32} {:>6}  DESCRIPTION", "DAG_ID", "TASKS");
+                for d in &list {
+                    println!(
+                        "{:<32} {:>6}  {}",
+                        d.dag_id,
+                        d.tasks.len(),
+                        d.description.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        DagCmd::Test {
+            dag_id,
+            date,
+            json,
+            dags,
+            wait_retries,
+        } => {
+            let host = plugin_host()?;
+            let dir = dags_dir(dags);
+            let (list, errors) = load(&host, &dir)?;
+            let Some(dag) = list.iter().find(|d| d.dag_id == dag_id) else {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                return Err(usage(format!(
+                    "DAG `{dag_id}` not found in {}{}",
+                    dir.display(),
+                    if errors.is_empty() {
+                        ""
+                    } else {
+                        " (see the errors above)"
+                    }
+                )));
+            };
+            for e in &errors {
+                eprintln!("warning: {e}");
+            }
+            let logical = match &date {
+                Some(d) => {
+                    parse_logical_date(d).map_err(|e| usage(format!("logical date `{d}`: {e}")))?
+                }
+                None => chrono::Utc::now(),
+            };
+            let roles = Roles::new(vec![home().join("roles"), dir.join("roles")]);
+            let base = std::env::current_dir()?;
+            let exec = SandboxTaskExecutor::new(&host, &roles, base);
+            let mut opts = RunOptions::default();
+            if !wait_retries {
+                opts.sleep = Arc::new(|_| {});
+            }
+            let report = run_dag_once(dag, logical, &exec, &opts);
+            for (id, t) in &report.tasks {
+                if let Some(e) = &t.error {
+                    eprintln!("task {id} try {}: {}: {}", t.try_number, e.error, e.cause);
+                }
+            }
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                println!(
+                    "DAG {} run {}: {}",
+                    report.dag_id,
+                    report.run_id,
+                    report.state.as_str()
+                );
+                for (id, t) in &report.tasks {
+                    println!(
+                        "  {:<32} {:<16} try {}  {:.3}s",
+                        id,
+                        t.state.as_str(),
+                        t.try_number,
+                        t.duration_s
+                    );
+                }
+            }
+            Ok(if report.state.as_str() == "success" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The `weft` command line: the binary's edge, where errors become messages and exit codes.
+//!
+//! Exit codes: 0 success, 1 a failed execution/task/run (its `{"Error","Cause"}` on stdout),
+//! 2 invalid input (definition, policy, arguments), 3 any other error.
+
+mod args;
+mod cmd_bench;
+mod cmd_dag;
+mod cmd_invoke;
+mod cmd_plugin;
+mod context;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        args::Command::Plugin(cmd) => cmd_plugin::run(cmd),
+        args::Command::Invoke(a) => cmd_invoke::run(a),
+        args::Command::Bench(a) => cmd_bench::run(a),
+        args::Command::Dag(c) => cmd_dag::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(match e.downcast_ref::<context::Usage>() {
+                Some(_) => 2,
+                None => 3,
+            })
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! weft's runtime glue: resolving plugin references against the store, loading them into the
+//! sandbox (with the store's precompiled cache), secrets, and driving ASL executions and DAG runs
+//! whose tasks run in the sandbox.
+//!
+//! It owns policy decisions that span crates (which grant a task runs with, where secrets come
+//! from); the ASL and DAG semantics stay in their pure crates and the wasm mechanics in the
+//! sandbox.
+
+mod cache;
+pub mod dag_exec;
+mod error;
+pub mod plugin_host;
+pub mod roles;
+pub mod secrets;
+
+pub use error::EngineError;
+pub use plugin_host::{PluginHost, PluginRef};
+pub use roles::Roles;
+pub use secrets::HomeSecrets;
+
+/// The default `$WEFT_HOME`: `$WEFT_HOME` when set, else `./.weft`.
+pub fn weft_home() -> std::path::PathBuf {
+    std::env::var_os("WEFT_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(".weft"))
+}

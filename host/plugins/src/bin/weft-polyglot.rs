@@ -1,0 +1,77 @@
+//! `weft-polyglot [--force] [--json] --out DIR [--tools DIR] [--work DIR] OPERATOR_DIR...` — build
+//! Python / JavaScript (or Rust) operator directories into weft components (`DIR/NAME.wasm` +
+//! `NAME.plugin.json`) with `weft_plugins::build`, the same code `weft plugin build` runs.
+//! Used by `scripts/polyglot.sh`. Exit 0 when every build succeeded (or was up to date).
+
+use std::path::PathBuf;
+use std::time::Instant;
+use weft_plugins::build::{build, BuildOptions};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut out, mut tools, mut work, mut force, mut json) = (None, None, None, false, false);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--out" => out = args.next().map(PathBuf::from),
+            "--tools" => tools = args.next().map(PathBuf::from),
+            "--work" => work = args.next().map(PathBuf::from),
+            "--force" => force = true,
+            "--json" => json = true,
+            "-h" | "--help" => {
+                eprintln!("usage: weft-polyglot [--force] [--json] --out DIR [--tools DIR] [--work DIR] OPERATOR_DIR...");
+                return;
+            }
+            _ => dirs.push(PathBuf::from(a)),
+        }
+    }
+    let Some(out) = out else {
+        eprintln!("weft-polyglot: --out DIR is required");
+        std::process::exit(2);
+    };
+    let home = std::env::var_os("WEFT_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".weft"));
+    let mut opts = BuildOptions::under_home(&home, &out);
+    if let Some(t) = tools {
+        opts.tools_dir = t;
+    }
+    if let Some(w) = work {
+        opts.work_dir = w;
+    }
+    opts.force = force;
+    let mut failed = 0;
+    for d in &dirs {
+        let t = Instant::now();
+        match build(d, &opts) {
+            Ok(b) => {
+                if json {
+                    println!("{}", serde_json::to_string(&b).unwrap_or_default());
+                } else {
+                    eprintln!(
+                        "polyglot: {} {}@{} ({}, {} world, {:.1} MB) -> {}{}",
+                        if b.rebuilt { "built" } else { "up to date:" },
+                        b.name,
+                        b.version,
+                        b.lang,
+                        b.world,
+                        b.bytes as f64 / 1e6,
+                        b.wasm.display(),
+                        if b.rebuilt {
+                            format!(" in {:.1} s", t.elapsed().as_secs_f64())
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("polyglot: error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,397 @@
+//! IAM-shaped capability policies: parsing (with JSON-pointer errors) and evaluation.
+//!
+//! A policy is `{"Version":"2012-10-17","Statement":[{"Sid"?, "Effect":"Allow"|"Deny",
+//! "Action": str|[str], "Resource": str|[str]}]}`. Evaluation follows IAM: an explicit Deny wins,
+//! otherwise an Allow is needed, otherwise the request is implicitly denied. Patterns use IAM's
+//! wildcards (`*` any run of characters, `?` one character). This module knows nothing of WASI.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The actions weft understands; anything else in a policy is an error.
+pub const ACTIONS: &[&str] = &[
+    "fs:Read",
+    "fs:Write",
+    "http:Request",
+    "secrets:Get",
+    "states:StartExecution",
+    "states:SendTaskSuccess",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub sid: Option<String>,
+    pub effect: Effect,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    /// Position in the policy, for audit records (`/Statement/N`).
+    pub index: usize,
+}
+
+impl Statement {
+    fn matches(&self, action: &str, resource: &str) -> bool {
+        self.actions.iter().any(|a| glob_match(a, action))
+            && self.resources.iter().any(|r| glob_match(r, resource))
+    }
+
+    /// How audit records name this statement.
+    pub fn label(&self) -> String {
+        match &self.sid {
+            Some(s) => format!("{s} (/Statement/{})", self.index),
+            None => format!("/Statement/{}", self.index),
+        }
+    }
+}
+
+/// A parsed policy. The empty policy denies everything.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub statements: Vec<Statement>,
+}
+
+/// A policy that could not be parsed: where (JSON pointer) and why.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{pointer}: {reason}")]
+pub struct PolicyError {
+    pub pointer: String,
+    pub reason: String,
+}
+
+fn perr(pointer: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+    PolicyError {
+        pointer: pointer.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The outcome of evaluating one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub effect: Effect,
+    /// The statement that decided, `None` for the implicit default deny.
+    pub statement: Option<String>,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+}
+
+impl Policy {
+    /// Parses a policy document, reporting every problem found.
+    pub fn parse(text: &str) -> Result<Self, Vec<PolicyError>> {
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            vec![perr(
+                "",
+                format!("not JSON (line {}, column {}): {e}", e.line(), e.column()),
+            )]
+        })?;
+        Self::from_value(&v)
+    }
+
+    pub fn from_value(v: &Value) -> Result<Self, Vec<PolicyError>> {
+        let mut errors = Vec::new();
+        let Some(obj) = v.as_object() else {
+            return Err(vec![perr(
+                "",
+                "a policy is a JSON object with `Version` and `Statement`",
+            )]);
+        };
+        for k in obj.keys() {
+            if k != "Version" && k != "Statement" && k != "Id" {
+                errors.push(perr(
+                    format!("/{k}"),
+                    "unknown field (expected Version, Id, Statement)",
+                ));
+            }
+        }
+        match obj.get("Version") {
+            None | Some(Value::String(_)) => {}
+            Some(_) => errors.push(perr("/Version", "must be a string such as \"2012-10-17\"")),
+        }
+        let stmts: Vec<&Value> = match obj.get("Statement") {
+            None => {
+                errors.push(perr(
+                    "/Statement",
+                    "missing: a policy needs at least one statement",
+                ));
+                vec![]
+            }
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(o @ Value::Object(_)) => vec![o],
+            Some(_) => {
+                errors.push(perr(
+                    "/Statement",
+                    "must be an object or an array of objects",
+                ));
+                vec![]
+            }
+        };
+        let mut statements = Vec::new();
+        for (i, s) in stmts.into_iter().enumerate() {
+            let at = format!("/Statement/{i}");
+            match parse_statement(s, i, &at) {
+                Ok(st) => statements.push(st),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { statements })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// IAM evaluation: explicit Deny wins, then Allow, else implicit deny.
+    pub fn evaluate(&self, action: &str, resource: &str) -> Decision {
+        let mut allow = None;
+        for st in &self.statements {
+            if st.matches(action, resource) {
+                match st.effect {
+                    Effect::Deny => {
+                        return Decision {
+                            effect: Effect::Deny,
+                            statement: Some(st.label()),
+                        }
+                    }
+                    Effect::Allow => {
+                        if allow.is_none() {
+                            allow = Some(st.label());
+                        }
+                    }
+                }
+            }
+        }
+        match allow {
+            Some(s) => Decision {
+                effect: Effect::Allow,
+                statement: Some(s),
+            },
+            None => Decision {
+                effect: Effect::Deny,
+                statement: None,
+            },
+        }
+    }
+
+    /// The policy that allows nothing: what a task gets when no grant names it.
+    pub fn deny_all() -> Self {
+        Self::default()
+    }
+}
+
+fn parse_statement(v: &Value, index: usize, at: &str) -> Result<Statement, Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    let Some(obj) = v.as_object() else {
+        return Err(vec![perr(
+            at,
+            "a statement is an object with Effect, Action and Resource",
+        )]);
+    };
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "Sid" | "Effect" | "Action" | "Resource") {
+            let reason = match k.as_str() {
+                "NotAction" | "NotResource" | "Condition" | "Principal" => {
+                    format!("`{k}` is not supported by weft grants; list Actions and Resources explicitly")
+                }
+                _ => "unknown field (expected Sid, Effect, Action, Resource)".to_string(),
+            };
+            errors.push(perr(format!("{at}/{k}"), reason));
+        }
+    }
+    let sid = match obj.get("Sid") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors.push(perr(format!("{at}/Sid"), "must be a string"));
+            None
+        }
+    };
+    let effect = match obj.get("Effect").and_then(Value::as_str) {
+        Some("Allow") => Some(Effect::Allow),
+        Some("Deny") => Some(Effect::Deny),
+        Some(other) => {
+            errors.push(perr(
+                format!("{at}/Effect"),
+                format!("`{other}` is not an effect (expected \"Allow\" or \"Deny\")"),
+            ));
+            None
+        }
+        None => {
+            errors.push(perr(
+                format!("{at}/Effect"),
+                "missing or not a string (\"Allow\" or \"Deny\")",
+            ));
+            None
+        }
+    };
+    let actions = string_list(obj.get("Action"), &format!("{at}/Action"), &mut errors);
+    for (i, a) in actions.iter().enumerate() {
+        if !ACTIONS.iter().any(|known| glob_match(a, known)) {
+            errors.push(perr(
+                format!("{at}/Action/{i}"),
+                format!(
+                    "`{a}` matches no weft action (known: {})",
+                    ACTIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    let resources = string_list(obj.get("Resource"), &format!("{at}/Resource"), &mut errors);
+    for (i, r) in resources.iter().enumerate() {
+        if let Some(path) = r.strip_prefix("file:") {
+            if let Err(reason) = crate::grant::check_file_pattern(path) {
+                errors.push(perr(format!("{at}/Resource/{i}"), reason));
+            }
+        }
+    }
+    match (effect, errors.is_empty()) {
+        (Some(effect), true) => Ok(Statement {
+            sid,
+            effect,
+            actions,
+            resources,
+            index,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn string_list(v: Option<&Value>, at: &str, errors: &mut Vec<PolicyError>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) if !a.is_empty() => {
+            let mut out = Vec::new();
+            for (i, x) in a.iter().enumerate() {
+                match x.as_str() {
+                    Some(s) => out.push(s.to_string()),
+                    None => errors.push(perr(format!("{at}/{i}"), "must be a string")),
+                }
+            }
+            out
+        }
+        Some(Value::Array(_)) => {
+            errors.push(perr(at, "must not be empty"));
+            vec![]
+        }
+        Some(_) => {
+            errors.push(perr(at, "must be a string or an array of strings"));
+            vec![]
+        }
+        None => {
+            errors.push(perr(at, "missing"));
+            vec![]
+        }
+    }
+}
+
+/// IAM wildcard match: `*` matches any run of characters (also empty), `?` exactly one.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("fs:*", "fs:Read"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match(
+            "http://127.0.0.1:*/*",
+            "http://127.0.0.1:8080/x"
+        ));
+        assert!(!glob_match(
+            "http://127.0.0.1:*/*",
+            "http://127.0.0.2:8080/x"
+        ));
+        assert!(glob_match("secret:db?", "secret:db1"));
+        assert!(!glob_match("secret:db?", "secret:db"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn explicit_deny_wins_and_default_denies() {
+        let p = Policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":"secrets:Get","Resource":"secret:*"},
+              {"Sid":"NoRoot","Effect":"Deny","Action":["secrets:*"],"Resource":["secret:root"]}]}"#,
+        )
+        .unwrap();
+        assert!(p.evaluate("secrets:Get", "secret:db").allowed());
+        let d = p.evaluate("secrets:Get", "secret:root");
+        assert_eq!(d.effect, Effect::Deny);
+        assert_eq!(d.statement.as_deref(), Some("NoRoot (/Statement/1)"));
+        let d = p.evaluate("http:Request", "http://x/");
+        assert_eq!(
+            d,
+            Decision {
+                effect: Effect::Deny,
+                statement: None
+            }
+        );
+        assert!(!Policy::deny_all().evaluate("fs:Read", "file:x").allowed());
+    }
+
+    #[test]
+    fn errors_carry_pointers() {
+        let errs = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":["fs:Raed"],"Resource":"file:data/*"},
+                             {"Effect":"Permit","Action":"fs:Read","Resource":[],"Condition":{}}]}"#,
+        )
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("/Statement/0/Action/0: `fs:Raed` matches no weft action")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("/Statement/1/Effect: `Permit`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("/Statement/1/Resource: must not be empty")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("/Statement/1/Condition:")),
+            "{text:?}"
+        );
+        assert_eq!(Policy::parse("[").unwrap_err()[0].pointer, "");
+    }
+}

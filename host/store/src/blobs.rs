@@ -1,0 +1,159 @@
+//! The content-addressed blob store: `blobs/AB/CDEF...` files named by their blake3 digest.
+//!
+//! Writes go to a temp file in `blobs/tmp`, are fsynced, renamed into place and the directory
+//! fsynced, so a crash leaves either the whole blob or nothing. Every read re-hashes the bytes
+//! and refuses a blob whose content does not match its name.
+
+use crate::{Digest, StoreError};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    pub fn open(root: PathBuf) -> Result<Self, StoreError> {
+        fs::create_dir_all(root.join("tmp"))
+            .map_err(|e| StoreError::io(&root, "create blob directory", e))?;
+        Ok(Self { root })
+    }
+
+    /// Where the blob named `digest` lives (whether or not it exists).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.root.join(&hex[..2]).join(&hex[2..])
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Stores `bytes` and returns their digest; storing existing content is a no-op.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        let dest = self.path(&digest);
+        if dest.is_file() && self.verify(&digest).is_ok() {
+            return Ok(digest);
+        }
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, "create blob directory", e))?;
+        let tmp_dir = self.root.join("tmp");
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(|e| StoreError::io(&tmp_dir, "create temp file", e))?;
+        tmp.write_all(bytes)
+            .map_err(|e| StoreError::io(tmp.path(), "write blob", e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io(tmp.path(), "fsync blob", e))?;
+        tmp.persist(&dest)
+            .map_err(|e| StoreError::io(&dest, "rename blob into place", e.error))?;
+        sync_dir(&dir)?;
+        Ok(digest)
+    }
+
+    /// Reads and verifies the blob named `digest`.
+    pub fn get(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let path = self.path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    digest: digest.to_string(),
+                })
+            }
+            Err(e) => return Err(StoreError::io(&path, "read blob", e)),
+        };
+        check(digest, &path, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Re-hashes the stored blob without keeping it in memory.
+    pub fn verify(&self, digest: &Digest) -> Result<(), StoreError> {
+        let path = self.path(digest);
+        let mut hasher = blake3::Hasher::new();
+        let mut f = fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound {
+                digest: digest.to_string(),
+            },
+            _ => StoreError::io(&path, "open blob", e),
+        })?;
+        let len = std::io::copy(&mut f, &mut hasher)
+            .map_err(|e| StoreError::io(&path, "read blob", e))?;
+        let actual = Digest::from_hash(hasher.finalize());
+        if actual != *digest {
+            return Err(StoreError::Corrupt {
+                expected: digest.to_string(),
+                actual: actual.to_hex(),
+                path,
+                len,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check(digest: &Digest, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let actual = Digest::of(bytes);
+    if actual != *digest {
+        return Err(StoreError::Corrupt {
+            expected: digest.to_string(),
+            actual: actual.to_hex(),
+            path: path.to_path_buf(),
+            len: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let f = fs::File::open(dir).map_err(|e| StoreError::io(dir, "open directory for fsync", e))?;
+    f.sync_all()
+        .map_err(|e| StoreError::io(dir, "fsync directory", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path().join("blobs")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn put_get_round_trip_is_idempotent() {
+        let (_d, s) = store();
+        let a = s.put(b"hello").unwrap();
+        let b = s.put(b"hello").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(s.get(&a).unwrap(), b"hello");
+        assert!(s.contains(&a));
+    }
+
+    #[test]
+    fn corrupt_and_truncated_blobs_are_refused() {
+        let (_d, s) = store();
+        let a = s.put(b"some plugin bytes").unwrap();
+        fs::write(s.path(&a), b"some plugin bytez").unwrap();
+        let e = s.get(&a).unwrap_err().to_string();
+        assert!(e.contains("is corrupt"), "{e}");
+        fs::write(s.path(&a), b"some").unwrap();
+        assert!(matches!(
+            s.verify(&a),
+            Err(StoreError::Corrupt { len: 4, .. })
+        ));
+        // a fresh put repairs the damaged blob
+        s.put(b"some plugin bytes").unwrap();
+        assert_eq!(s.get(&a).unwrap(), b"some plugin bytes");
+    }
+
+    #[test]
+    fn missing_blob_is_not_found() {
+        let (_d, s) = store();
+        let e = s.get(&Digest::of(b"nope")).unwrap_err();
+        assert!(matches!(e, StoreError::NotFound { .. }));
+    }
+}
