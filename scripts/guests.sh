@@ -9,8 +9,8 @@
 # Fresh Debian 12: installs rustc-web cargo-web rust-web-src lld wasi-libc if missing.
 # No-op (well under 2 s) when nothing changed since the last successful run.
 #
-# Options: --force (ignore the up-to-date stamp), --doctest (also run guest-sdk's README doctest
-#          on the host), -q (quieter). Environment: GUEST_CARGO (default /usr/bin/cargo),
+# Options: --force (ignore the up-to-date stamp), --test (also run guest-sdk's unit tests and
+#          README doctest on the host), -q (quieter). Environment: GUEST_CARGO (default /usr/bin/cargo),
 #          GUEST_RUSTC (default /usr/bin/rustc), HOST_CARGO (default: `cargo` on PATH).
 set -euo pipefail
 
@@ -21,7 +21,7 @@ FORCE=0 DOCTEST=0 QUIET=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
-    --doctest) DOCTEST=1 ;;
+    --test|--doctest) DOCTEST=1 ;;
     -q|--quiet) QUIET=1 ;;
     -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "guests: unknown argument: $arg" >&2; exit 2 ;;
@@ -37,7 +37,7 @@ WASI_SYSROOT=/usr/lib/wasm32-wasi
 GUEST_TARGET_DIR="$ROOT/target/guests"
 OUT="$ROOT/target/plugins"
 STAMP="$GUEST_TARGET_DIR/.guests-stamp"
-TOOL="$ROOT/target/debug/weft-componentize"
+TOOL="${CARGO_TARGET_DIR:-$ROOT/target}/debug/weft-componentize"
 WASM_OUT="$GUEST_TARGET_DIR/wasm32-wasip1/release"
 
 # What the componentize tool is built from (a change elsewhere in weft-plugins does not force a
@@ -53,7 +53,8 @@ inputs_changed() {
   [ -x "$TOOL" ] || return 0
   local newer
   newer="$(find guest-sdk plugins "${TOOL_SOURCES[@]}" scripts/guests.sh Cargo.toml Cargo.lock \
-      \( -name target -prune \) -o -type f -newer "$STAMP" -print -quit 2>/dev/null || true)"
+      \( -name target -o -name node_modules \) -prune -o -type f -newer "$STAMP" -print -quit \
+      2>/dev/null || true)"
   [ -n "$newer" ] && return 0
   local f
   while IFS= read -r f; do
@@ -71,12 +72,20 @@ mkdir -p "$GUEST_TARGET_DIR"
 : > "$STAMP.new"
 
 # ---- 1. toolchain: Debian's rustc-web + rust-src, wasm-ld, wasi-libc ---------------------
-have_wasm_ld() { command -v wasm-ld >/dev/null 2>&1 || [ -x /usr/bin/wasm-ld ]; }
-if [ ! -x "$GUEST_CARGO" ] || [ ! -x "$GUEST_RUSTC" ] || ! have_wasm_ld \
-   || [ ! -f "$WASI_SYSROOT/libc.a" ] || [ ! -d /usr/lib/rustlib/src/rust/library/std ]; then
+missing_tools() {  # prints what is missing, one per line
+  [ -x "$GUEST_CARGO" ] || echo "cargo ($GUEST_CARGO; Debian package cargo-web)"
+  [ -x "$GUEST_RUSTC" ] || echo "rustc ($GUEST_RUSTC; Debian package rustc-web)"
+  [ -d "$("$GUEST_RUSTC" --print sysroot 2>/dev/null || echo /usr)/lib/rustlib/src/rust/library/std" ] \
+    || echo "the Rust standard library source (Debian package rust-web-src)"
+  command -v wasm-ld >/dev/null 2>&1 || [ -x /usr/bin/wasm-ld ] || echo "wasm-ld (Debian package lld)"
+  [ -f "$WASI_SYSROOT/libc.a" ] && [ -f "$WASI_SYSROOT/crt1-reactor.o" ] \
+    || echo "wasi-libc at $WASI_SYSROOT (Debian package wasi-libc)"
+}
+missing="$(missing_tools)"
+if [ -n "$missing" ]; then
+  say "missing: $(echo "$missing" | paste -sd';' -)"
   if ! command -v apt-get >/dev/null 2>&1; then
-    say "error: the guest toolchain is missing and this is not a Debian-like system;"
-    say "       install Rust >= 1.85 with rust-src at /usr/bin, wasm-ld and wasi-libc at $WASI_SYSROOT"
+    say "error: not a Debian-like system; install Rust >= 1.85 with rust-src, wasm-ld and wasi-libc"
     exit 1
   fi
   SUDO=""
@@ -88,6 +97,11 @@ if [ ! -x "$GUEST_CARGO" ] || [ ! -x "$GUEST_RUSTC" ] || ! have_wasm_ld \
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     rustc-web cargo-web rust-web-src lld wasi-libc >&2
+  missing="$(missing_tools)"
+  if [ -n "$missing" ]; then
+    say "error: still missing after apt-get install: $(echo "$missing" | paste -sd';' -)"
+    exit 1
+  fi
 fi
 WASM_LD="$(command -v wasm-ld || echo /usr/bin/wasm-ld)"
 
@@ -113,9 +127,13 @@ t1=$(date +%s)
 step "wasm build took $((t1 - t0)) s"
 
 if [ "$DOCTEST" = 1 ]; then
-  step "running guest-sdk's README doctest on the host"
-  (cd guest-sdk && env -u RUSTUP_TOOLCHAIN RUSTC="$GUEST_RUSTC" RUSTDOC="${GUEST_RUSTC%rustc}rustdoc" \
-     "$GUEST_CARGO" test "${CARGO_QUIET[@]}" --doc --target-dir "$GUEST_TARGET_DIR")
+  step "running guest-sdk's unit tests and README doctest on the host"
+  # (--lib and --doc separately: the cdylib example does not link natively, its export names
+  #  are not valid in a GNU ld version script; the wasm build above covers it)
+  for what in --lib --doc; do
+    (cd guest-sdk && env -u RUSTUP_TOOLCHAIN RUSTC="$GUEST_RUSTC" RUSTDOC="${GUEST_RUSTC%rustc}rustdoc" \
+       "$GUEST_CARGO" test "${CARGO_QUIET[@]}" "$what" --target-dir "$GUEST_TARGET_DIR")
+  done
 fi
 
 # ---- 3. the componentize tool (host toolchain, normal target/) ---------------------------
@@ -128,7 +146,7 @@ if tool_stale; then
   step "building the componentize tool (cargo build -p weft-plugins --bin weft-componentize)"
   "$HOST_CARGO" build "${CARGO_QUIET[@]}" -p weft-plugins --bin weft-componentize
 else
-  step "componentize tool up to date (target/debug/weft-componentize)"
+  step "componentize tool up to date (${TOOL#"$ROOT"/})"
 fi
 [ -x "$TOOL" ] || { say "error: $TOOL was not built"; exit 1; }
 

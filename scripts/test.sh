@@ -20,14 +20,15 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "guest SDK tests (README example included)"
+bash scripts/guests.sh --test -q
+
 step "cargo test"
 cargo test --workspace
 
 if [ -z "${WEFT_SKIP_CONFORMANCE:-}" ]; then
-  step "ASL conformance (recorded on AWS) through the weft binary"
-  python3 "$SHARED/asl-conformance/run.py" --weft "$WEFT" -v | tail -25
-  step "DAG conformance (recorded from Airflow) through the weft binary"
-  python3 "$SHARED/dag-conformance/run.py" --weft "$WEFT" --plugins "$WEFT_PLUGINS_DIR" -v | tail -25
+  step "ASL (recorded on AWS) and DAG (recorded from Airflow) conformance through the weft binary"
+  bash scripts/conformance.sh "$SHARED" "$WEFT" "$WEFT_PLUGINS_DIR"
 fi
 
 if [ -x scripts/examples.sh ]; then

@@ -3,7 +3,9 @@ use serde_json::{json, Value};
 use weft_guest::{Context, TaskError};
 
 fn run(ctx: &Context, input: Value) -> Result<Value, TaskError> {
-    let name = input["name"].as_str().ok_or_else(|| TaskError::invalid_input("`name` must be a string"))?;
+    let name = input["name"]
+        .as_str()
+        .ok_or_else(|| TaskError::invalid_input("`name` must be a string"))?;
     ctx.info(format!("greeting {name} (attempt {})", ctx.attempt()));
     if name == "nobody" {
         return Err(TaskError::new("Hello.NoOne", "there is nobody to greet"));

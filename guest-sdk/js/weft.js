@@ -219,6 +219,9 @@ export class Context {
 function toTaskError(e) {
   if (e instanceof TaskError) return e;
   if (e && typeof e.error === 'string' && typeof e.cause === 'string') return new TaskError(e.error, e.cause);
+  if (/out of memory/i.test(String(e && e.message !== undefined ? e.message : e))) {
+    return new TaskError('Sandbox.MemoryLimit', `the operator ran out of memory: ${String(e && e.message !== undefined ? e.message : e)}`);
+  }
   if (e instanceof RangeError && /call stack|recursion/i.test(String(e.message))) {
     return new TaskError('Sandbox.StackOverflow', String(e.message));
   }
@@ -227,23 +230,14 @@ function toTaskError(e) {
   return new TaskError(name === 'Object' ? 'Error' : name, String(msg));
 }
 
-// Settles `value` (a result or a promise) before the export returns. Host calls are synchronous,
-// so an async operator's promise settles once the job queue is drained; componentize-js
-// (StarlingMonkey) runs that queue when the export awaits nothing else.
-function settle(value) {
-  if (!value || typeof value.then !== 'function') return value;
-  let done = false, ok, err;
-  value.then((v) => { done = true; ok = v; }, (e) => { done = true; err = e; });
-  drain();
-  if (!done) {
-    throw new TaskError('States.TaskFailed', 'the operator\'s promise did not settle: weft operators run synchronously; await only values, host calls and ctx.fetch');
-  }
-  if (err !== undefined) throw err;
-  return ok;
-}
 
-let drain = () => {};
-export function setDrain(fn) { drain = fn; }
+function serialize(out) {
+  try {
+    return JSON.stringify(out === undefined ? null : out);
+  } catch (e) {
+    throw { error: 'States.TaskFailed', cause: `the operator's result is not JSON-serializable: ${e.message}` };
+  }
+}
 
 function toWit(e) {
   const t = toTaskError(e);
@@ -265,17 +259,14 @@ export function makeOperator(mod) {
       try { c = new Context(ctx ? JSON.parse(ctx) : {}); } catch { c = new Context({}); }
       let out;
       try {
-        out = settle(fn(value, c));
+        out = fn(value, c);
       } catch (e) {
         throw toWit(e);
       }
-      let text;
-      try {
-        text = JSON.stringify(out === undefined ? null : out);
-      } catch (e) {
-        throw { error: 'States.TaskFailed', cause: `the operator's result is not JSON-serializable: ${e.message}` };
+      if (out && typeof out.then === 'function') {
+        return out.then(serialize, (e) => { throw toWit(e); });
       }
-      return text;
+      return serialize(out);
     },
   };
 }
@@ -287,11 +278,14 @@ export function makeSensor(mod) {
       if (typeof fn !== 'function') throw { error: 'States.TaskFailed', cause: 'the module exports no `poke(ctx)` function' };
       let c;
       try { c = new Context(ctx ? JSON.parse(ctx) : {}); } catch { c = new Context({}); }
+      let out;
       try {
-        return Boolean(settle(fn(c)));
+        out = fn(c);
       } catch (e) {
         throw toWit(e);
       }
+      if (out && typeof out.then === 'function') return out.then(Boolean, (e) => { throw toWit(e); });
+      return Boolean(out);
     },
   };
 }

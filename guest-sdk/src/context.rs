@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
@@ -11,8 +12,18 @@ use crate::{fs, http, Level, TaskError};
 /// Known ctx keys (all optional; unknown keys stay available through [`Context::raw`]):
 /// `task` (or `task_id`/`name`), `attempt` (or `try_number`, 1-based), `execution`
 /// (or `execution_id`/`run_id`), `params` (an object: the sensor's or DAG task's parameters).
+///
+/// The export macros parse the ctx lazily, on the first accessor call, so an operator that
+/// never looks at it (like `echo`) pays nothing; a ctx that is not a JSON object then reads as
+/// empty. [`Context::parse`] parses eagerly and reports such a ctx as an error.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
+    text: String,
+    parsed: OnceLock<Parsed>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Parsed {
     task: String,
     attempt: u32,
     execution: Option<String>,
@@ -21,78 +32,79 @@ pub struct Context {
 }
 
 fn first<'a>(obj: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter().find_map(|k| obj.get(*k).filter(|v| !v.is_null()))
+    keys.iter()
+        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()))
 }
 
 impl Context {
-    /// Parse the host's ctx JSON. An empty string is an empty context.
+    /// Parse the host's ctx JSON now. An empty string is an empty context.
     pub fn parse(ctx: &str) -> Result<Self, TaskError> {
-        if ctx.trim().is_empty() {
-            return Ok(Self { attempt: 1, raw: Value::Object(Map::new()), ..Self::default() });
+        let parsed = Parsed::from_text(ctx)?;
+        Ok(Self {
+            text: ctx.to_string(),
+            parsed: OnceLock::from(parsed),
+        })
+    }
+
+    /// A context parsed on first use (what the export macros hand to operators).
+    pub fn lazy(ctx: String) -> Self {
+        Self {
+            text: ctx,
+            parsed: OnceLock::new(),
         }
-        let raw: Value = serde_json::from_str(ctx)
-            .map_err(|e| TaskError::new("Operator.InvalidContext", format!("ctx is not JSON: {e}")))?;
-        let Some(obj) = raw.as_object() else {
-            return Err(TaskError::new("Operator.InvalidContext", "ctx is not a JSON object"));
-        };
-        let task = first(obj, &["task", "task_id", "name"])
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let attempt = first(obj, &["attempt", "try_number"])
-            .and_then(Value::as_u64)
-            .map(|n| n as u32)
-            .unwrap_or(1);
-        let execution = first(obj, &["execution", "execution_id", "run_id"]).map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        let params = match first(obj, &["params", "parameters"]) {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        };
-        Ok(Self { task, attempt, execution, params, raw })
+    }
+
+    fn get(&self) -> &Parsed {
+        self.parsed
+            .get_or_init(|| Parsed::from_text(&self.text).unwrap_or_else(|_| Parsed::empty()))
+    }
+
+    /// The ctx text exactly as the host sent it.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// The task's name (ASL state name or DAG task id); empty if the host did not say.
     pub fn task_name(&self) -> &str {
-        &self.task
+        &self.get().task
     }
 
     /// 1-based attempt number (ASL Retry / Airflow try_number).
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.get().attempt
     }
 
     /// The execution (or DAG run) id, if the host gave one.
     pub fn execution(&self) -> Option<&str> {
-        self.execution.as_deref()
+        self.get().execution.as_deref()
     }
 
     /// The `params` object (empty if absent).
     pub fn params(&self) -> &Map<String, Value> {
-        &self.params
+        &self.get().params
     }
 
     /// One parameter.
     pub fn param(&self, name: &str) -> Option<&Value> {
-        self.params.get(name)
+        self.get().params.get(name)
     }
 
     /// A required string parameter; `Operator.InvalidInput` if missing or not a string.
     pub fn param_str(&self, name: &str) -> Result<&str, TaskError> {
-        match self.params.get(name) {
+        match self.get().params.get(name) {
             Some(Value::String(s)) => Ok(s),
             Some(other) => Err(TaskError::invalid_input(format!(
                 "ctx param `{name}` must be a string, got {other}"
             ))),
-            None => Err(TaskError::invalid_input(format!("ctx param `{name}` is missing"))),
+            None => Err(TaskError::invalid_input(format!(
+                "ctx param `{name}` is missing"
+            ))),
         }
     }
 
     /// The whole ctx document as the host sent it.
     pub fn raw(&self) -> &Value {
-        &self.raw
+        &self.get().raw
     }
 
     // ---- host services -------------------------------------------------------------------
@@ -126,7 +138,8 @@ impl Context {
     /// Read a secret the grant allows (`secrets:Get` on `secret:NAME`).
     /// A denial is `Sandbox.PermissionDenied` with the secret's name as cause.
     pub fn secret(&self, name: &str) -> Result<String, TaskError> {
-        host::get_secret(name).map_err(|reason: String| split_error(&reason, "Secrets.Unavailable", name))
+        host::get_secret(name)
+            .map_err(|reason: String| split_error(&reason, "Secrets.Unavailable", name))
     }
 
     // ---- HTTP (through the host; the grant's http:Request allowlist is checked) ----------
@@ -141,7 +154,11 @@ impl Context {
     }
     /// GET a URL and parse the body as JSON (fails on non-2xx with `Http.StatusError`).
     pub fn http_get_json(&self, url: &str) -> Result<Value, TaskError> {
-        http::Request::get(url).header("accept", "application/json").send()?.error_for_status()?.json()
+        http::Request::get(url)
+            .header("accept", "application/json")
+            .send()?
+            .error_for_status()?
+            .json()
     }
     /// POST a JSON body and parse the JSON response (fails on non-2xx with `Http.StatusError`).
     pub fn http_post_json(&self, url: &str, body: &Value) -> Result<Value, TaskError> {
@@ -168,7 +185,11 @@ impl Context {
         fs::read(path)
     }
     /// Write (create or truncate) a file.
-    pub fn write(&self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<(), TaskError> {
+    pub fn write(
+        &self,
+        path: impl AsRef<Path>,
+        contents: impl AsRef<[u8]>,
+    ) -> Result<(), TaskError> {
         fs::write(path, contents)
     }
     /// Whether a path exists (`Err` only when the path is outside every granted directory).
@@ -185,6 +206,54 @@ impl Context {
     }
 }
 
+impl Parsed {
+    fn empty() -> Self {
+        Self {
+            attempt: 1,
+            raw: Value::Object(Map::new()),
+            ..Self::default()
+        }
+    }
+
+    fn from_text(ctx: &str) -> Result<Self, TaskError> {
+        if ctx.trim().is_empty() {
+            return Ok(Self::empty());
+        }
+        let raw: Value = serde_json::from_str(ctx).map_err(|e| {
+            TaskError::new("Operator.InvalidContext", format!("ctx is not JSON: {e}"))
+        })?;
+        let Some(obj) = raw.as_object() else {
+            return Err(TaskError::new(
+                "Operator.InvalidContext",
+                "ctx is not a JSON object",
+            ));
+        };
+        let task = first(obj, &["task", "task_id", "name"])
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let attempt = first(obj, &["attempt", "try_number"])
+            .and_then(Value::as_u64)
+            .map(|n| n as u32)
+            .unwrap_or(1);
+        let execution = first(obj, &["execution", "execution_id", "run_id"]).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let params = match first(obj, &["params", "parameters"]) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        };
+        Ok(Self {
+            task,
+            attempt,
+            execution,
+            params,
+            raw,
+        })
+    }
+}
+
 /// Turn a host error string of the form `"Error.Name: cause"` into a TaskError.
 fn split_error(reason: &str, default_error: &str, what: &str) -> TaskError {
     if let Some((name, cause)) = reason.split_once(": ") {
@@ -193,4 +262,63 @@ fn split_error(reason: &str, default_error: &str, what: &str) -> TaskError {
         }
     }
     TaskError::new(default_error, format!("{what}: {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_keys_and_aliases() {
+        let c = Context::parse(
+            r#"{"task":"Load","attempt":3,"execution":"arn:x","params":{"path":"/data/a"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.task_name(), c.attempt(), c.execution()),
+            ("Load", 3, Some("arn:x"))
+        );
+        assert_eq!(c.param_str("path").unwrap(), "/data/a");
+        assert_eq!(
+            c.param_str("nope").unwrap_err().error,
+            "Operator.InvalidInput"
+        );
+        let c = Context::parse(r#"{"task_id":"t1","try_number":2,"run_id":"r"}"#).unwrap();
+        assert_eq!(
+            (c.task_name(), c.attempt(), c.execution()),
+            ("t1", 2, Some("r"))
+        );
+        let c = Context::parse("").unwrap();
+        assert_eq!((c.task_name(), c.attempt()), ("", 1));
+        let c = Context::lazy("not json".into());
+        assert_eq!((c.task_name(), c.attempt(), c.text()), ("", 1, "not json"));
+        let c = Context::lazy(r#"{"params":{"path":"/data/x"}}"#.into());
+        assert_eq!(c.param_str("path").unwrap(), "/data/x");
+        assert_eq!(
+            Context::parse("[1]").unwrap_err().error,
+            "Operator.InvalidContext"
+        );
+        assert_eq!(
+            Context::parse("{").unwrap_err().error,
+            "Operator.InvalidContext"
+        );
+    }
+
+    #[test]
+    fn host_error_strings_keep_their_name() {
+        let e = split_error(
+            "Sandbox.PermissionDenied: secret:db",
+            "Secrets.Unavailable",
+            "db",
+        );
+        assert_eq!(
+            (e.error.as_str(), e.cause.as_str()),
+            ("Sandbox.PermissionDenied", "secret:db")
+        );
+        let e = split_error("no such secret", "Secrets.Unavailable", "db");
+        assert_eq!(
+            (e.error.as_str(), e.cause.as_str()),
+            ("Secrets.Unavailable", "db: no such secret")
+        );
+    }
 }

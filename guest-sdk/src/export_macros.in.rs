@@ -39,7 +39,7 @@ macro_rules! export_operator {
                 input: ::std::string::String,
                 ctx: ::std::string::String,
             ) -> ::std::result::Result<::std::string::String, $crate::__private::WitTaskError> {
-                $crate::__private::run_operator(&input, &ctx, $run)
+                $crate::__private::run_operator(input, ctx, $run)
             }
         }
 
@@ -83,7 +83,7 @@ macro_rules! export_sensor {
             fn poke(
                 ctx: ::std::string::String,
             ) -> ::std::result::Result<bool, $crate::__private::WitTaskError> {
-                $crate::__private::run_sensor(&ctx, $poke)
+                $crate::__private::run_sensor(ctx, $poke)
             }
         }
 

@@ -74,7 +74,11 @@ const ENOTCAPABLE: i32 = 76;
 /// Map an `io::Error` on `path` to a [`TaskError`] (see the module docs).
 pub fn io_error(path: &Path, e: io::Error) -> TaskError {
     let shown = path.display();
-    let raw = if cfg!(target_os = "wasi") { e.raw_os_error() } else { None };
+    let raw = if cfg!(target_os = "wasi") {
+        e.raw_os_error()
+    } else {
+        None
+    };
     let denied = e.kind() == io::ErrorKind::PermissionDenied
         || matches!(raw, Some(EACCES | EPERM | EROFS | ENOTCAPABLE))
         || e.to_string().contains("pre-opened");
@@ -91,7 +95,10 @@ pub fn io_error(path: &Path, e: io::Error) -> TaskError {
         if let Some(outside) = outside_grants(path) {
             return outside;
         }
-        return TaskError::new("File.NotFound", format!("{shown}: no such file or directory"));
+        return TaskError::new(
+            "File.NotFound",
+            format!("{shown}: no such file or directory"),
+        );
     }
     TaskError::new("File.Error", format!("{shown}: {e}"))
 }
@@ -166,7 +173,10 @@ mod wasi_preopens {
         let mut out = Vec::new();
         // Preopens are numbered from 3 up; the first EBADF ends the list.
         for fd in 3u32..1024 {
-            let mut st = Prestat { tag: 0, name_len: 0 };
+            let mut st = Prestat {
+                tag: 0,
+                name_len: 0,
+            };
             // SAFETY: `st` is a valid, writable prestat record.
             if unsafe { fd_prestat_get(fd, &mut st) } != 0 {
                 break;
@@ -185,5 +195,36 @@ mod wasi_preopens {
             out.push(PathBuf::from(String::from_utf8_lossy(&buf).into_owned()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_lexically_against_root() {
+        assert_eq!(
+            normalize(Path::new("/data/../etc/passwd")),
+            PathBuf::from("/etc/passwd")
+        );
+        assert_eq!(
+            normalize(Path::new("data/./in/../x")),
+            PathBuf::from("/data/x")
+        );
+        assert_eq!(normalize(Path::new("/../../x")), PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn maps_errors_to_names() {
+        let p = Path::new("/data/x");
+        let denied = io_error(p, io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(denied.error, "Sandbox.PermissionDenied");
+        assert!(denied.cause.starts_with("/data/x: "));
+        assert_eq!(
+            io_error(p, io::Error::from(io::ErrorKind::NotFound)).error,
+            "File.NotFound"
+        );
+        assert_eq!(io_error(p, io::Error::other("boom")).error, "File.Error");
     }
 }

@@ -24,7 +24,13 @@ pub struct Request {
 impl Request {
     /// A request with any method.
     pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
-        Self { method: method.into(), url: url.into(), headers: Vec::new(), body: None, timeout_ms: None }
+        Self {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: None,
+        }
     }
     /// `GET url`.
     pub fn get(url: impl Into<String>) -> Self {
@@ -46,8 +52,13 @@ impl Request {
     }
     /// Set a JSON body and `content-type: application/json` (unless already set).
     pub fn json(mut self, value: &Value) -> Self {
-        if !self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-            self.headers.push(("content-type".into(), "application/json".into()));
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            self.headers
+                .push(("content-type".into(), "application/json".into()));
         }
         self.body = Some(serde_json::to_vec(value).expect("a serde_json::Value always serializes"));
         self
@@ -67,7 +78,11 @@ impl Request {
             timeout_ms: self.timeout_ms,
         };
         let resp = wit::send(&req)?;
-        Ok(Response { status: resp.status, headers: resp.headers, body: resp.body })
+        Ok(Response {
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
+        })
     }
 }
 
@@ -85,7 +100,10 @@ pub struct Response {
 impl Response {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// Body as UTF-8 (lossy).
     pub fn text(&self) -> String {
@@ -93,8 +111,12 @@ impl Response {
     }
     /// Body parsed as JSON; `Http.InvalidJson` otherwise.
     pub fn json(&self) -> Result<Value, TaskError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| TaskError::new("Http.InvalidJson", format!("response body is not JSON: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            TaskError::new(
+                "Http.InvalidJson",
+                format!("response body is not JSON: {e}"),
+            )
+        })
     }
     /// `Err(Http.StatusError)` unless the status is 2xx.
     pub fn error_for_status(self) -> Result<Self, TaskError> {
@@ -109,7 +131,10 @@ impl Response {
                 }
                 snippet.truncate(cut);
             }
-            Err(TaskError::new("Http.StatusError", format!("HTTP {}: {snippet}", self.status)))
+            Err(TaskError::new(
+                "Http.StatusError",
+                format!("HTTP {}: {snippet}", self.status),
+            ))
         }
     }
     /// Whether the content-type is JSON.
@@ -118,5 +143,35 @@ impl Response {
             let ct = ct.to_ascii_lowercase();
             ct.starts_with("application/json") || ct.contains("+json")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_builder_and_response_helpers() {
+        let r = Request::post("http://127.0.0.1/x").json(&serde_json::json!({"a": 1}));
+        assert_eq!(
+            r.headers,
+            vec![("content-type".to_string(), "application/json".to_string())]
+        );
+        assert_eq!(r.body.as_deref(), Some(&b"{\"a\":1}"[..]));
+        let resp = Response {
+            status: 503,
+            headers: vec![("Content-Type".into(), "application/problem+json".into())],
+            body: b"{\"e\":1}".to_vec(),
+        };
+        assert!(resp.is_json());
+        assert_eq!(
+            resp.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(resp.json().unwrap()["e"], 1);
+        assert_eq!(
+            resp.error_for_status().unwrap_err().error,
+            "Http.StatusError"
+        );
     }
 }

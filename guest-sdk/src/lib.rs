@@ -11,7 +11,7 @@ pub use context::Context;
 
 /// Log severity (the WIT `level` enum): `Trace`, `Debug`, `Info`, `Warn`, `Error`.
 pub use bindings::weft::operator::types::Level;
-pub use serde_json::{json, Value};
+pub use serde_json::{json, value::RawValue, Value};
 
 /// Raw wit-bindgen bindings of the imports every operator sees (`weft:operator/host`,
 /// `weft:operator/http`, `weft:operator/types`). Prefer the [`Context`] helpers.
@@ -47,7 +47,10 @@ pub struct TaskError {
 impl TaskError {
     /// A named error with a cause.
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
-        Self { error: error.into(), cause: cause.into() }
+        Self {
+            error: error.into(),
+            cause: cause.into(),
+        }
     }
 
     /// `Operator.InvalidInput`: the input does not have the shape the operator needs.
@@ -71,19 +74,28 @@ impl std::error::Error for TaskError {}
 
 impl From<bindings::weft::operator::types::TaskError> for TaskError {
     fn from(e: bindings::weft::operator::types::TaskError) -> Self {
-        Self { error: e.error, cause: e.cause }
+        Self {
+            error: e.error,
+            cause: e.cause,
+        }
     }
 }
 
 impl From<TaskError> for bindings::weft::operator::types::TaskError {
     fn from(e: TaskError) -> Self {
-        Self { error: e.error, cause: e.cause }
+        Self {
+            error: e.error,
+            cause: e.cause,
+        }
     }
 }
 
 impl From<bindings::weft::operator::http::HttpError> for TaskError {
     fn from(e: bindings::weft::operator::http::HttpError) -> Self {
-        Self { error: e.error, cause: e.cause }
+        Self {
+            error: e.error,
+            cause: e.cause,
+        }
     }
 }
 
@@ -110,7 +122,12 @@ pub mod __private {
                     "Box<dyn Any>".to_string()
                 };
                 let line = match info.location() {
-                    Some(l) => format!("panicked at {}:{}:{}: {msg}", l.file(), l.line(), l.column()),
+                    Some(l) => format!(
+                        "panicked at {}:{}:{}: {msg}",
+                        l.file(),
+                        l.line(),
+                        l.column()
+                    ),
                     None => format!("panicked: {msg}"),
                 };
                 use std::io::Write;
@@ -121,7 +138,11 @@ pub mod __private {
         });
     }
 
-    pub fn run_operator<I, O, E, F>(input: &str, ctx: &str, f: F) -> Result<String, WitTaskError>
+    pub fn run_operator<I, O, E, F>(
+        input: String,
+        ctx: String,
+        f: F,
+    ) -> Result<String, WitTaskError>
     where
         I: DeserializeOwned,
         O: Serialize,
@@ -129,9 +150,11 @@ pub mod __private {
         F: FnOnce(&Context, I) -> Result<O, E>,
     {
         install_panic_hook();
-        let ctx = Context::parse(ctx).map_err(WitTaskError::from)?;
-        let input: I = serde_json::from_str(input).map_err(|e| {
-            WitTaskError::from(TaskError::invalid_input(format!("input does not match: {e}")))
+        let ctx = Context::lazy(ctx);
+        let input: I = serde_json::from_str(&input).map_err(|e| {
+            WitTaskError::from(TaskError::invalid_input(format!(
+                "input does not match: {e}"
+            )))
         })?;
         let out = f(&ctx, input).map_err(|e| WitTaskError::from(e.into()))?;
         serde_json::to_string(&out).map_err(|e| {
@@ -142,13 +165,13 @@ pub mod __private {
         })
     }
 
-    pub fn run_sensor<E, F>(ctx: &str, f: F) -> Result<bool, WitTaskError>
+    pub fn run_sensor<E, F>(ctx: String, f: F) -> Result<bool, WitTaskError>
     where
         E: Into<TaskError>,
         F: FnOnce(&Context) -> Result<bool, E>,
     {
         install_panic_hook();
-        let ctx = Context::parse(ctx).map_err(WitTaskError::from)?;
+        let ctx = Context::lazy(ctx);
         f(&ctx).map_err(|e| WitTaskError::from(e.into()))
     }
 }

@@ -94,10 +94,31 @@ def _denied(e: OSError, path: Any = None, action: str = "access") -> Optional[Ta
     return None
 
 
+def _outside_grant(path: Any) -> bool:
+    """Whether no ancestor of `path` exists: inside the sandbox, only granted directories (and
+    what lies below them) exist, so such a path is outside every grant (wasi-libc reports ENOENT
+    for paths no preopen covers)."""
+    try:
+        p = _os.path.abspath(_os.fsdecode(path))
+    except (TypeError, ValueError):
+        return False
+    parent = _os.path.dirname(p)
+    while parent and parent != "/":
+        if _os.path.isdir(parent):
+            return False
+        parent = _os.path.dirname(parent)
+    return True
+
+
 def _file_error(e: OSError, path: Any, action: str) -> TaskError:
     d = _denied(e, path, action)
     if d is not None:
         return d
+    if isinstance(e, FileNotFoundError) and IN_SANDBOX and _outside_grant(path):
+        return TaskError(
+            "Sandbox.PermissionDenied",
+            f"cannot {action} {path}: no directory granted to this operator contains it",
+        )
     if isinstance(e, FileNotFoundError):
         return TaskError("File.NotFound", f"cannot {action} {path}: no such file or directory")
     if isinstance(e, IsADirectoryError):
@@ -309,6 +330,8 @@ def _to_task_error(e: BaseException) -> TaskError:
         d = _denied(e)
         if d is not None:
             return d
+        if isinstance(e, FileNotFoundError) and e.filename is not None:
+            return _file_error(e, e.filename, "open")
     if isinstance(e, RecursionError):
         return TaskError("Sandbox.StackOverflow", f"maximum recursion depth exceeded{_where(e)}")
     msg = str(e) or repr(e)
@@ -346,7 +369,7 @@ def dispatch_run(input: str, ctx: str) -> str:
     c = _parse_ctx(ctx)
     out = _call("run", lambda: fn(value, c))
     try:
-        return _json.dumps(out, ensure_ascii=False, allow_nan=False)
+        return _json.dumps(out, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as e:
         raise TaskError("States.TaskFailed", f"the operator's result is not JSON-serializable: {e}") from None
 

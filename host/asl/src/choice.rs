@@ -175,18 +175,13 @@ pub fn evaluate(c: &Condition, env: &Env<'_>, states: Option<&Value>) -> Result<
                 return Ok(present == want);
             }
             let Some(v) = v else {
-                // A missing variable compares false (AWS); type tests see "not that type".
-                return Ok(match op {
-                    CmpOp::IsNull
-                    | CmpOp::IsNumeric
-                    | CmpOp::IsString
-                    | CmpOp::IsBoolean
-                    | CmpOp::IsTimestamp => match operand {
-                        Operand::Value(Value::Bool(want)) => !*want,
-                        _ => false,
-                    },
-                    _ => false,
-                });
+                // AWS: every operator but IsPresent fails on a path that matches nothing
+                return Err(StateError::new(
+                    names::RUNTIME,
+                    format!(
+                        "Invalid path '{variable}': The choice state's condition path references an invalid value."
+                    ),
+                ));
             };
             match operand {
                 Operand::Value(rhs) => Ok(compare(*op, &v, rhs)),

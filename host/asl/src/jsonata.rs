@@ -489,6 +489,9 @@ fn fn_format_number<'a>(
     Ok(JValue::string(ctx.arena, &out))
 }
 
+/// Error text for a function-valued result (mapped to AWS's "unsupported result type").
+pub const UNSUPPORTED: &str = "returned an unsupported result type.";
+
 /// Names the crate binds as built-in functions.
 const BUILTINS: &[&str] = &[
     "abs",
@@ -595,6 +598,9 @@ pub fn eval(expr: &Expr, states: &Value, vars: &Variables) -> Result<Option<Valu
         let out = j
             .evaluate_timeboxed(None, Some(500), Some(10_000))
             .map_err(|e| e.to_string())?;
+        if out.is_function() {
+            return Err(UNSUPPORTED.to_string());
+        }
         Ok(from_j(out))
     }));
     match r {

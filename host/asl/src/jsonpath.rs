@@ -74,6 +74,65 @@ pub struct JsonPath {
     root: Root,
     segments: Vec<Segment>,
     definite: bool,
+    function: Option<PathFn>,
+}
+
+/// A Jayway path function ending a path (`$.items.length()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathFn {
+    Length,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Keys,
+    First,
+    Last,
+}
+
+impl PathFn {
+    fn from_name(n: &str) -> Option<PathFn> {
+        Some(match n {
+            "length()" | "size()" => PathFn::Length,
+            "sum()" => PathFn::Sum,
+            "min()" => PathFn::Min,
+            "max()" => PathFn::Max,
+            "avg()" => PathFn::Avg,
+            "keys()" => PathFn::Keys,
+            "first()" => PathFn::First,
+            "last()" => PathFn::Last,
+            _ => return None,
+        })
+    }
+
+    fn apply(self, v: Value) -> Option<Value> {
+        let nums = |a: &Vec<Value>| -> Vec<f64> { a.iter().filter_map(Value::as_f64).collect() };
+        match (self, v) {
+            (PathFn::Length, Value::Array(a)) => Some(Value::from(a.len())),
+            (PathFn::Length, Value::String(s)) => Some(Value::from(s.chars().count())),
+            (PathFn::Length, Value::Object(o)) => Some(Value::from(o.len())),
+            (PathFn::Sum, Value::Array(a)) => Some(crate::intrinsic::number(nums(&a).iter().sum())),
+            (PathFn::Min, Value::Array(a)) => nums(&a)
+                .into_iter()
+                .reduce(f64::min)
+                .map(crate::intrinsic::number),
+            (PathFn::Max, Value::Array(a)) => nums(&a)
+                .into_iter()
+                .reduce(f64::max)
+                .map(crate::intrinsic::number),
+            (PathFn::Avg, Value::Array(a)) => {
+                let n = nums(&a);
+                (!n.is_empty())
+                    .then(|| crate::intrinsic::number(n.iter().sum::<f64>() / n.len() as f64))
+            }
+            (PathFn::Keys, Value::Object(o)) => Some(Value::Array(
+                o.keys().map(|k| Value::String(k.clone())).collect(),
+            )),
+            (PathFn::First, Value::Array(mut a)) if !a.is_empty() => Some(a.swap_remove(0)),
+            (PathFn::Last, Value::Array(mut a)) => a.pop(),
+            _ => None,
+        }
+    }
 }
 
 /// Why a path string is not a valid path.
@@ -156,18 +215,30 @@ impl JsonPath {
         } else {
             Root::Input
         };
-        let segments = parse_segments(&mut c, false).map_err(|r| err(&r))?;
+        let mut segments = parse_segments(&mut c, false).map_err(|r| err(&r))?;
         if c.pos != text.len() {
             return Err(err(&format!("unexpected '{}'", c.rest())));
         }
-        let definite = segments
-            .iter()
-            .all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)));
+        let function = match segments.last() {
+            Some(Segment::Field(n)) if n.ends_with("()") => match PathFn::from_name(n) {
+                Some(f) => {
+                    segments.pop();
+                    Some(f)
+                }
+                None => return Err(err(&format!("unknown path function '{n}'"))),
+            },
+            _ => None,
+        };
+        let definite = function.is_none()
+            && segments
+                .iter()
+                .all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)));
         Ok(JsonPath {
             text: text.to_string(),
             root,
             segments,
             definite,
+            function,
         })
     }
 
@@ -227,6 +298,32 @@ impl JsonPath {
     pub fn select(&self, root: &Value) -> Option<Value> {
         if self.definite {
             return self.lookup(root).cloned();
+        }
+        if let Some(f) = self.function {
+            let base_definite = self
+                .segments
+                .iter()
+                .all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)));
+            let base = if base_definite {
+                let mut cur = root;
+                for seg in &self.segments {
+                    let mut out = Vec::new();
+                    apply_segment(seg, cur, &mut out);
+                    cur = out.into_iter().next()?;
+                }
+                cur.clone()
+            } else {
+                let mut cur: Vec<&Value> = vec![root];
+                for seg in &self.segments {
+                    let mut next = Vec::new();
+                    for v in cur {
+                        apply_segment(seg, v, &mut next);
+                    }
+                    cur = next;
+                }
+                Value::Array(cur.into_iter().cloned().collect())
+            };
+            return f.apply(base);
         }
         let mut cur: Vec<&Value> = vec![root];
         for seg in &self.segments {

@@ -199,10 +199,17 @@ impl Template {
                             expr.text
                         ),
                     )),
+                    Err(e) if e == jsonata::UNSUPPORTED => Err(StateError::new(
+                        names::QUERY_EVALUATION_ERROR,
+                        format!(
+                            "The JSONata expression '{}' specified for the field '{field}' {e}",
+                            expr.text
+                        ),
+                    )),
                     Err(e) => Err(StateError::new(
                         names::QUERY_EVALUATION_ERROR,
                         format!(
-                            "The JSONata expression '{}' specified for the field '{field}' failed: {e}",
+                            "The JSONata expression '{}' specified for the field '{field}' threw an error during evaluation: {e}",
                             expr.text
                         ),
                     )),

@@ -80,6 +80,10 @@ fn jsonata_basics() {
         "A": {"Type": "Pass", "Assign": {"sum": {"a": [1, "x"]}, "count": 2}, "Next": "B"},
         "B": {"Type": "Pass", "Output": "{% [$sum.a[1], $count] %}", "End": true}}});
     assert_eq!(run(def, json!({})), Ok(json!(["x", 2])));
+    let e = pass_output(json!("{% $sum %}"), json!({})).unwrap_err();
+    assert!(e.1.unwrap_or_default().ends_with(
+        "The JSONata expression '$sum' specified for the field 'Output' returned an unsupported result type."
+    ));
     let e = pass_output(json!({"r": "{% $nope %}"}), json!({})).unwrap_err();
     assert_eq!(e.0, "States.QueryEvaluationError");
     assert!(e.1.unwrap_or_default().ends_with(
@@ -488,4 +492,56 @@ fn threaded_map_keeps_order_and_history_ids() {
             .count(),
         500
     );
+}
+
+struct Echo;
+impl TaskRunner for Echo {
+    fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        Ok(json!({"fn": req.target, "got": req.payload, "token": req.task_token.is_some()}))
+    }
+}
+
+#[test]
+fn jsonata_task_dataflow_with_lambda_invoke() {
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Result": {"riddle": "?"}, "Assign": {"answer": 42, "inputData.$": "$"},
+              "ResultPath": "$.enigma.mystery", "Next": "T"},
+        "T": {"QueryLanguage": "JSONata", "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+              "Arguments": {"FunctionName": "{% $states.input.functionName %}",
+                            "Payload": {"q": "{% $states.input.enigma.mystery.riddle %}", "a": "{% $answer %}"}},
+              "Assign": {"answer": "<omitted>", "code": "{% $states.result.StatusCode %}"},
+              "Output": {"result": "{% $states.result.Payload %}", "old": "{% $answer %}"},
+              "Next": "Check"},
+        "Check": {"Type": "Pass", "Parameters": {"code.$": "$code", "answer.$": "$answer", "r.$": "$.result.got"}, "End": true}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    let clock = FakeClock::default();
+    let out = run_express(
+        &sm,
+        json!({"functionName": "arn:aws:lambda:us-east-1:1:function:f"}),
+        &RunOptions::default(),
+        &Echo,
+        &clock,
+        Hooks::default(),
+    );
+    assert_eq!(
+        out,
+        Ok(json!({"code": 200, "answer": "<omitted>", "r": {"q": "?", "a": 42}}))
+    );
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"MessageBody": {"token.$": "$$.Task.Token"}}, "End": true}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    let out = run_express(
+        &sm,
+        json!({}),
+        &RunOptions::default(),
+        &Echo,
+        &clock,
+        Hooks::default(),
+    )
+    .expect("runs");
+    assert_eq!(out["token"], json!(true));
+    assert!(out["got"]["MessageBody"]["token"]
+        .as_str()
+        .is_some_and(|t| t.len() == 36));
 }

@@ -292,7 +292,15 @@ fn mutated_definitions_never_panic() {
         .filter_map(|t| serde_json::from_str(&t).ok())
         .collect();
     cases.sort_by_key(|c: &Value| c["definition"].to_string());
-    let mut rng = Lcg(0x5eed);
+    // WEFT_FUZZ_ROUNDS raises the mutations per case (default 6) for longer local runs
+    let rounds: usize = std::env::var("WEFT_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let mut rng = Lcg(std::env::var("WEFT_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed));
     let opts = RunOptions {
         max_transitions: Some(2_000),
         max_threads: 2,
@@ -300,7 +308,7 @@ fn mutated_definitions_never_panic() {
     };
     let mut runs = 0;
     for case in cases.iter().take(400) {
-        for _ in 0..6 {
+        for _ in 0..rounds {
             let mut def = case["definition"].clone();
             for _ in 0..=rng.pick(3) {
                 mutate(&mut def, &mut rng, 0);

@@ -17,6 +17,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Run an ASL state machine in-process (Express-style) and print its output.
+    Run(RunArgs),
+    /// Check an ASL definition or a DAG file (every problem, with its location).
+    Validate(ValidateArgs),
     /// Manage plugins: pack, install, list, inspect, verify.
     #[command(subcommand)]
     Plugin(PluginCmd),
@@ -125,4 +129,31 @@ pub struct BenchArgs {
     pub threads: u32,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The ASL definition (JSON).
+    pub file: PathBuf,
+    /// Execution input JSON, or @FILE.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// Print the execution history (Step Functions events) as JSON on stderr.
+    #[arg(long)]
+    pub history: bool,
+    /// Print each task's log, captured stdio and audit records on stderr.
+    #[arg(long)]
+    pub logs: bool,
+    /// Execution role: NAME of roles/NAME.json ($WEFT_HOME/roles or beside the definition).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Execution name ($$.Execution.Name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// An ASL definition (.json) or a DAG file (.yaml).
+    pub file: PathBuf,
 }

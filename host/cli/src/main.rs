@@ -8,6 +8,7 @@ mod cmd_bench;
 mod cmd_dag;
 mod cmd_invoke;
 mod cmd_plugin;
+mod cmd_run;
 mod context;
 
 use clap::Parser;
@@ -23,6 +24,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        args::Command::Run(a) => cmd_run::run(a),
+        args::Command::Validate(a) => cmd_run::validate(a),
         args::Command::Plugin(cmd) => cmd_plugin::run(cmd),
         args::Command::Invoke(a) => cmd_invoke::run(a),
         args::Command::Bench(a) => cmd_bench::run(a),

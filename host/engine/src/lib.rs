@@ -6,6 +6,7 @@
 //! from); the ASL and DAG semantics stay in their pure crates and the wasm mechanics in the
 //! sandbox.
 
+pub mod asl_tasks;
 mod cache;
 pub mod dag_exec;
 mod error;

@@ -408,6 +408,10 @@ pub fn ensure_componentize_py(tools: &Path, python: &str) -> Result<PathBuf, Bui
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        "--retries",
+        "2",
+        "--timeout",
+        "20",
         "--upgrade",
         "--target",
     ])
@@ -465,6 +469,8 @@ pub fn ensure_componentize_js(tools: &Path, npm: &str) -> Result<PathBuf, BuildE
             "--no-fund",
             "--loglevel=error",
             "--save-exact",
+            "--fetch-retries=1",
+            "--fetch-timeout=30000",
         ])
         .arg(&spec);
     let shown = format!("cd {} && {npm} install {spec}", dir.display());
@@ -560,6 +566,10 @@ fn build_python(
             "install",
             "--quiet",
             "--disable-pip-version-check",
+        "--retries",
+        "2",
+        "--timeout",
+        "20",
             "--no-compile",
             "--target",
         ])
@@ -727,6 +737,29 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Points `import ... from 'weft'` in the copied sources at the build's SDK file (componentize-js
+/// resolves relative specifiers only).
+fn rewrite_weft_imports(dir: &Path, sdk_rel: &str) -> Result<(), BuildError> {
+    for e in std::fs::read_dir(dir).map_err(io(dir, "read directory"))? {
+        let e = e.map_err(io(dir, "read directory"))?;
+        let p = e.path();
+        if p.is_dir() {
+            if e.file_name() != "node_modules" {
+                rewrite_weft_imports(&p, &format!("../{sdk_rel}"))?;
+            }
+        } else if p.extension().is_some_and(|x| x == "js" || x == "mjs") {
+            let text = std::fs::read_to_string(&p).map_err(io(&p, "read"))?;
+            let new = text
+                .replace("from 'weft'", &format!("from '{sdk_rel}'"))
+                .replace("from \"weft\"", &format!("from '{sdk_rel}'"));
+            if new != text {
+                std::fs::write(&p, new).map_err(io(&p, "write"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn build_js(
     dir: &Path,
     meta: &Meta,
@@ -773,6 +806,7 @@ fn build_js(
     let app = work.join("app");
     let _ = std::fs::remove_dir_all(&app);
     copy_tree(dir, &app)?;
+    rewrite_weft_imports(&app, "../weft.js")?;
     write_file(&work.join("weft.js"), JS_SDK)?;
     let (export, wrap) = if world == "task" {
         ("operator", "makeOperator")
@@ -865,7 +899,13 @@ pub fn scaffold(lang: Lang, name: &str, parent: &Path) -> Result<Vec<PathBuf>, B
     let meta = format!(
         "{{\n  \"name\": \"{name}\",\n  \"version\": \"0.1.0\",\n  \"description\": \"TODO: what {name} does\",\n  \"grant\": {{\n    \"Version\": \"2012-10-17\",\n    \"Statement\": []\n  }}\n}}\n"
     );
-    let ident = name.replace(['-', '.'], "_");
+    // weft-guest from the enclosing weft checkout when there is one, else from its repository.
+    let sdk_dep = parent
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.ancestors().map(|a| a.join("guest-sdk")).find(|g| g.join("Cargo.toml").is_file()))
+        .map(|g| format!("{{ path = \"{}\" }}", g.display()))
+        .unwrap_or_else(|| "{ git = \"https://github.com/weft-dev/weft\" } # or { path = \"<weft checkout>/guest-sdk\" }".into());
     let files: Vec<(String, String)> = match lang {
         Lang::Python => vec![
             ("weft-plugin.json".into(), meta),
@@ -899,11 +939,11 @@ pub fn scaffold(lang: Lang, name: &str, parent: &Path) -> Result<Vec<PathBuf>, B
             ("weft-plugin.json".into(), meta),
             (
                 "Cargo.toml".into(),
-                format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\nweft-guest = {{ git = \"https://github.com/weft-dev/weft\" }} # or path = \"<weft>/guest-sdk\"\nserde_json = \"1\"\n\n[workspace]\n"),
+                format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\nweft-guest = {sdk_dep}\nserde_json = \"1\"\n\n# Not part of any enclosing workspace: built for wasm32-wasip1 by `weft plugin build`.\n[workspace]\n"),
             ),
             (
                 "src/lib.rs".into(),
-                format!("//! The `{name}` weft operator.\nuse serde_json::{{json, Value}};\nuse weft_guest::{{Context, TaskError}};\n\npub fn run(ctx: &Context, input: Value) -> Result<Value, TaskError> {{\n    let name = input[\"name\"].as_str().ok_or_else(|| TaskError::new(\"Input.Invalid\", \"`name` is required\"))?;\n    ctx.log(&format!(\"greeting {{name}}\"));\n    Ok(json!({{\"greeting\": format!(\"hello, {{name}}\")}}))\n}}\n\nweft_guest::export_operator!(run);\n\n#[cfg(test)]\nmod tests {{\n    #[test]\n    fn greets() {{\n        let ctx = weft_guest::Context::for_tests();\n        assert_eq!(super::run(&ctx, serde_json::json!({{\"name\": \"ada\"}})).unwrap()[\"greeting\"], \"hello, ada\");\n    }}\n}}\n// ({ident})\n"),
+                format!("//! The `{name}` weft operator.\nuse serde_json::{{json, Value}};\nuse weft_guest::{{Context, TaskError}};\n\npub fn greeting(name: &str) -> String {{\n    format!(\"hello, {{name}}\")\n}}\n\nfn run(ctx: &Context, input: Value) -> Result<Value, TaskError> {{\n    let name = input[\"name\"]\n        .as_str()\n        .ok_or_else(|| TaskError::new(\"Input.Invalid\", \"`name` is required\"))?;\n    ctx.info(format!(\"greeting {{name}}\"));\n    Ok(json!({{ \"greeting\": greeting(name) }}))\n}}\n\nweft_guest::export_operator!(run);\n\n#[cfg(test)]\nmod tests {{\n    #[test]\n    fn greets() {{\n        assert_eq!(super::greeting(\"ada\"), \"hello, ada\");\n    }}\n}}\n"),
             ),
         ],
     };
@@ -954,19 +994,21 @@ mod tests {
     #[test]
     fn worlds_are_detected_from_sources() {
         let d = tempfile::tempdir().unwrap();
-        let m = read_meta(d.path()).unwrap();
+        let op = d.path().join("op");
+        std::fs::create_dir(&op).unwrap();
+        let m = read_meta(&op).unwrap();
         std::fs::write(
-            d.path().join("app.py"),
+            op.join("app.py"),
             "from weft import sensor\n@sensor\ndef poke(ctx):\n    return True\n",
         )
         .unwrap();
-        assert_eq!(py_world(d.path(), &m, "app").unwrap(), "sensor-task");
+        assert_eq!(py_world(&op, &m, "app").unwrap(), "sensor-task");
         assert_eq!(
-            js_world(d.path(), &m, "export async function run(input, ctx) {}").unwrap(),
+            js_world(&op, &m, "export async function run(input, ctx) {}").unwrap(),
             "task"
         );
         assert_eq!(
-            js_world(d.path(), &m, "export function poke(ctx) { return true }").unwrap(),
+            js_world(&op, &m, "export function poke(ctx) { return true }").unwrap(),
             "sensor-task"
         );
     }

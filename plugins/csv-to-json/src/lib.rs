@@ -54,7 +54,11 @@ fn run(ctx: &Context, input: Input) -> Result<Value, TaskError> {
         None => b',',
         Some("\\t") | Some("\t") => b'\t',
         Some(d) if d.len() == 1 => d.as_bytes()[0],
-        Some(d) => return Err(TaskError::invalid_input(format!("delimiter must be one ASCII character, got {d:?}"))),
+        Some(d) => {
+            return Err(TaskError::invalid_input(format!(
+                "delimiter must be one ASCII character, got {d:?}"
+            )))
+        }
     };
     let text = ctx.read(&input.path)?;
     let mut reader = csv::ReaderBuilder::new()
@@ -80,13 +84,21 @@ fn run(ctx: &Context, input: Input) -> Result<Value, TaskError> {
         }
         let mut row = serde_json::Map::new();
         for (name, field) in columns.iter().zip(record.iter()) {
-            let v = if input.infer_types { infer(field) } else { Value::String(field.to_string()) };
+            let v = if input.infer_types {
+                infer(field)
+            } else {
+                Value::String(field.to_string())
+            };
             row.insert(name.clone(), v);
         }
         rows.push(Value::Object(row));
     }
     let count = rows.len();
-    ctx.info(format!("{}: {count} rows, {} columns", input.path, columns.len()));
+    ctx.info(format!(
+        "{}: {count} rows, {} columns",
+        input.path,
+        columns.len()
+    ));
     let mut out = json!({ "columns": columns, "count": count });
     if let Some(output) = &input.output {
         let bytes = serde_json::to_vec(&rows).expect("rows serialize");
@@ -100,7 +112,10 @@ fn run(ctx: &Context, input: Input) -> Result<Value, TaskError> {
 }
 
 fn csv_error(path: &str, e: csv::Error) -> TaskError {
-    let at = e.position().map(|p| format!(" (line {})", p.line())).unwrap_or_default();
+    let at = e
+        .position()
+        .map(|p| format!(" (line {})", p.line()))
+        .unwrap_or_default();
     TaskError::new("Csv.ParseError", format!("{path}{at}: {e}"))
 }
 

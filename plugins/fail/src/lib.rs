@@ -4,11 +4,17 @@
 use weft_guest::{Context, TaskError, Value};
 
 fn run(ctx: &Context, input: Value) -> Result<Value, TaskError> {
-    let error = input.get("error").and_then(Value::as_str).unwrap_or("Custom.Failure");
+    let error = input
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("Custom.Failure");
     let cause = match input.get("cause") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
-        None => format!("the fail operator raised {error} (attempt {})", ctx.attempt()),
+        None => format!(
+            "the fail operator raised {error} (attempt {})",
+            ctx.attempt()
+        ),
     };
     Err(TaskError::new(error, cause))
 }

@@ -11,22 +11,28 @@ fn is_glob(s: &str) -> bool {
 }
 
 fn poke(ctx: &Context) -> Result<bool, TaskError> {
-    let target = match (ctx.param("pattern"), ctx.param("path")) {
-        (Some(Value::String(p)), _) | (None, Some(Value::String(p))) => p.clone(),
-        _ => {
-            return Err(TaskError::invalid_input(
+    let target =
+        match (ctx.param("pattern"), ctx.param("path")) {
+            (Some(Value::String(p)), _) | (None, Some(Value::String(p))) => p.clone(),
+            _ => return Err(TaskError::invalid_input(
                 "file-sensor needs ctx params.path (a file) or params.pattern (a glob) as a string",
-            ))
-        }
-    };
+            )),
+        };
     if !is_glob(&target) {
         let found = ctx.exists(&target)?;
-        ctx.debug(format!("{target}: {}", if found { "present" } else { "not yet" }));
+        ctx.debug(format!(
+            "{target}: {}",
+            if found { "present" } else { "not yet" }
+        ));
         return Ok(found);
     }
     // Surface a missing grant on the fixed part of the pattern instead of matching nothing.
     let fixed: Vec<&str> = target.split('/').take_while(|c| !is_glob(c)).collect();
-    let base = if fixed.join("/").is_empty() { "/".to_string() } else { fixed.join("/") };
+    let base = if fixed.join("/").is_empty() {
+        "/".to_string()
+    } else {
+        fixed.join("/")
+    };
     if !ctx.exists(&base)? {
         return Ok(false);
     }

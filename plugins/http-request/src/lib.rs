@@ -41,19 +41,29 @@ fn header_list(v: &Value) -> Result<Vec<(String, String)>, TaskError> {
             .enumerate()
             .map(|(i, pair)| match pair.as_array().map(Vec::as_slice) {
                 Some([Value::String(k), v]) => Ok((k.clone(), text(v))),
-                _ => Err(TaskError::invalid_input(format!("/headers/{i}: expected [name, value]"))),
+                _ => Err(TaskError::invalid_input(format!(
+                    "/headers/{i}: expected [name, value]"
+                ))),
             })
             .collect(),
         Value::Null => Ok(Vec::new()),
-        other => Err(TaskError::invalid_input(format!("/headers: expected an object or a list of pairs, got {other}"))),
+        other => Err(TaskError::invalid_input(format!(
+            "/headers: expected an object or a list of pairs, got {other}"
+        ))),
     }
 }
 
 fn run(ctx: &Context, input: Input) -> Result<Value, TaskError> {
     if input.body.is_some() && input.json.is_some() {
-        return Err(TaskError::invalid_input("give either `body` or `json`, not both"));
+        return Err(TaskError::invalid_input(
+            "give either `body` or `json`, not both",
+        ));
     }
-    let method = input.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    let method = input
+        .method
+        .as_deref()
+        .unwrap_or("GET")
+        .to_ascii_uppercase();
     let mut req = Request::new(method.clone(), input.url.clone());
     if let Some(h) = &input.headers {
         for (k, v) in header_list(h)? {
@@ -83,7 +93,11 @@ fn run(ctx: &Context, input: Input) -> Result<Value, TaskError> {
             }
         }
     }
-    let resp = if input.fail_on_status { resp.error_for_status()? } else { resp };
+    let resp = if input.fail_on_status {
+        resp.error_for_status()?
+    } else {
+        resp
+    };
     let mut out = json!({ "status": resp.status, "headers": headers });
     match resp.is_json().then(|| resp.json().ok()).flatten() {
         Some(j) => out["json"] = j,

@@ -37,7 +37,11 @@ fn parse_filter(f: &Value) -> Result<Vec<Cond>, TaskError> {
     match f {
         Value::Object(m) => Ok(m
             .iter()
-            .map(|(k, v)| Cond { field: k.clone(), op: "eq".into(), value: v.clone() })
+            .map(|(k, v)| Cond {
+                field: k.clone(),
+                op: "eq".into(),
+                value: v.clone(),
+            })
             .collect()),
         Value::Array(items) => items
             .iter()
@@ -47,14 +51,20 @@ fn parse_filter(f: &Value) -> Result<Vec<Cond>, TaskError> {
                     TaskError::invalid_input(format!("/filter/{i}/field: a string is required"))
                 })?;
                 let op = c.get("op").and_then(Value::as_str).unwrap_or("eq");
-                const OPS: &[&str] = &["eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "exists", "missing"];
+                const OPS: &[&str] = &[
+                    "eq", "ne", "gt", "ge", "lt", "le", "in", "contains", "exists", "missing",
+                ];
                 if !OPS.contains(&op) {
                     return Err(TaskError::invalid_input(format!(
                         "/filter/{i}/op: unknown operator `{op}` (expected one of {})",
                         OPS.join(", ")
                     )));
                 }
-                Ok(Cond { field: field.into(), op: op.into(), value: c.get("value").cloned().unwrap_or(Value::Null) })
+                Ok(Cond {
+                    field: field.into(),
+                    op: op.into(),
+                    value: c.get("value").cloned().unwrap_or(Value::Null),
+                })
             })
             .collect(),
         other => Err(TaskError::invalid_input(format!(
@@ -64,7 +74,8 @@ fn parse_filter(f: &Value) -> Result<Vec<Cond>, TaskError> {
 }
 
 fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |cur, key| cur.as_object()?.get(key))
+    path.split('.')
+        .try_fold(v, |cur, key| cur.as_object()?.get(key))
 }
 
 fn compare(a: &Value, b: &Value) -> Option<Ordering> {
@@ -91,10 +102,20 @@ fn holds(row: &Value, c: &Cond) -> bool {
         "eq" => v.is_some_and(|v| equal(v, &c.value)),
         "ne" => !v.is_some_and(|v| equal(v, &c.value)),
         "gt" => v.and_then(|v| compare(v, &c.value)) == Some(Ordering::Greater),
-        "ge" => matches!(v.and_then(|v| compare(v, &c.value)), Some(Ordering::Greater | Ordering::Equal)),
+        "ge" => matches!(
+            v.and_then(|v| compare(v, &c.value)),
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
         "lt" => v.and_then(|v| compare(v, &c.value)) == Some(Ordering::Less),
-        "le" => matches!(v.and_then(|v| compare(v, &c.value)), Some(Ordering::Less | Ordering::Equal)),
-        "in" => v.is_some_and(|v| c.value.as_array().is_some_and(|opts| opts.iter().any(|o| equal(v, o)))),
+        "le" => matches!(
+            v.and_then(|v| compare(v, &c.value)),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
+        "in" => v.is_some_and(|v| {
+            c.value
+                .as_array()
+                .is_some_and(|opts| opts.iter().any(|o| equal(v, o)))
+        }),
         "contains" => match (v, &c.value) {
             (Some(Value::String(s)), Value::String(needle)) => s.contains(needle.as_str()),
             (Some(Value::Array(items)), needle) => items.iter().any(|i| equal(i, needle)),
@@ -109,7 +130,9 @@ fn insert(target: &mut serde_json::Map<String, Value>, path: &str, value: Value)
     let last = parts.pop().unwrap_or(path);
     let mut cur = target;
     for p in parts {
-        let entry = cur.entry(p.to_string()).or_insert_with(|| Value::Object(Default::default()));
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
         if !entry.is_object() {
             *entry = Value::Object(Default::default());
         }
@@ -150,7 +173,9 @@ fn rename_in_place(obj: &mut serde_json::Map<String, Value>, old: &str, new: &st
 
 fn transform(row: Value, input: &Input, at: &str) -> Result<Value, TaskError> {
     let Value::Object(mut obj) = row else {
-        return Err(TaskError::invalid_input(format!("{at}: expected an object, got {row}")));
+        return Err(TaskError::invalid_input(format!(
+            "{at}: expected an object, got {row}"
+        )));
     };
     if let Some(pick) = &input.pick {
         let src = Value::Object(std::mem::take(&mut obj));

@@ -48,10 +48,11 @@ fn real_main() -> Result<()> {
     } else {
         true
     };
-    if args.is_empty() || args.len() % 2 != 0 {
+    let pairs = args.chunks_exact(2);
+    if args.is_empty() || !pairs.remainder().is_empty() {
         usage();
     }
-    for pair in args.chunks(2) {
+    for pair in pairs {
         one(Path::new(&pair[0]), Path::new(&pair[1]), check)?;
     }
     Ok(())

@@ -1,14 +1,35 @@
 //! `weft-polyglot [--force] [--json] --out DIR [--tools DIR] [--work DIR] OPERATOR_DIR...` — build
 //! Python / JavaScript (or Rust) operator directories into weft components (`DIR/NAME.wasm` +
 //! `NAME.plugin.json`) with `weft_plugins::build`, the same code `weft plugin build` runs.
-//! Used by `scripts/polyglot.sh`. Exit 0 when every build succeeded (or was up to date).
+//! Used by `scripts/polyglot.sh`. `weft-polyglot new rust|python|js NAME [PARENT]` scaffolds one. Exit 0 when every build succeeded (or was up to date).
 
 use std::path::PathBuf;
 use std::time::Instant;
 use weft_plugins::build::{build, BuildOptions};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("new") {
+        // weft-polyglot new LANG NAME [PARENT_DIR]
+        let (Some(lang), Some(name)) = (argv.get(1), argv.get(2)) else {
+            eprintln!("usage: weft-polyglot new rust|python|js NAME [PARENT_DIR]");
+            std::process::exit(2);
+        };
+        let Some(l) = weft_plugins::build::Lang::parse(lang) else {
+            eprintln!("weft-polyglot: unknown language `{lang}` (rust, python, js)");
+            std::process::exit(2);
+        };
+        let parent = PathBuf::from(argv.get(3).map(String::as_str).unwrap_or("."));
+        match weft_plugins::build::scaffold(l, name, &parent) {
+            Ok(files) => files.iter().for_each(|f| println!("{}", f.display())),
+            Err(e) => {
+                eprintln!("weft-polyglot: error: {e}");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
+    let mut args = argv.into_iter();
     let (mut out, mut tools, mut work, mut force, mut json) = (None, None, None, false, false);
     let mut dirs: Vec<PathBuf> = Vec::new();
     while let Some(a) = args.next() {

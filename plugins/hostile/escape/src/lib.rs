@@ -4,7 +4,10 @@
 use weft_guest::{json, Context, TaskError, Value};
 
 fn run(ctx: &Context, input: Value) -> Result<Value, TaskError> {
-    let path = input.get("path").and_then(Value::as_str).unwrap_or("/data/../etc/passwd");
+    let path = input
+        .get("path")
+        .and_then(Value::as_str)
+        .unwrap_or("/data/../etc/passwd");
     let content = ctx.read_to_string(path)?;
     Ok(json!({ "path": path, "content": content }))
 }

@@ -3,7 +3,10 @@
 use weft_guest::{Context, TaskError, Value};
 
 fn run(_ctx: &Context, input: Value) -> Result<Value, TaskError> {
-    let msg = input.get("message").and_then(Value::as_str).unwrap_or("the panic operator was asked to panic");
+    let msg = input
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("the panic operator was asked to panic");
     panic!("{msg}");
 }
 

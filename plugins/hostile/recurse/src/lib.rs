@@ -13,7 +13,10 @@ fn descend(n: u64) -> u64 {
 }
 
 fn run(_ctx: &Context, input: Value) -> Result<Value, TaskError> {
-    let depth = input.get("depth").and_then(Value::as_u64).unwrap_or(u64::MAX);
+    let depth = input
+        .get("depth")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::MAX);
     Ok(json!({ "result": descend(std::hint::black_box(depth)) }))
 }
 

@@ -1,0 +1,172 @@
+//! Runs ASL Task states in the sandbox: the [`weft_asl::TaskRunner`] behind `weft run`.
+//!
+//! `weft:plugin:NAME[@VERSION|#DIGEST]` names a plugin directly; `arn:aws:states:::lambda:invoke`
+//! (its `FunctionName`) and `arn:aws:lambda:...:function:NAME` map onto the installed plugin of
+//! that name, so definitions copied from AWS run unchanged. A task runs with the execution role,
+//! narrowed by `Credentials.RoleArn` (`weft:role:NAME`) when the state names one; with neither,
+//! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline.
+
+use crate::{PluginHost, PluginRef, Roles};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use weft_asl::resource::ResourceKind;
+use weft_asl::{StateError, TaskFailure, TaskRequest, TaskRunner};
+use weft_sandbox::{AuditRecord, Grant, Limits, LogLine, Policy};
+
+/// The log of one task attempt.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskLog {
+    pub state: String,
+    pub plugin: String,
+    pub attempt: u32,
+    pub logs: Vec<LogLine>,
+    pub stdout: String,
+    pub stderr: String,
+    pub audit: Vec<AuditRecord>,
+}
+
+/// Default deadline of a Task without `TimeoutSeconds` (an Express execution's own limit).
+pub const DEFAULT_TASK_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct SandboxTaskRunner<'a> {
+    pub host: &'a PluginHost,
+    pub roles: &'a Roles,
+    /// The execution role; `None` means tasks only get what `Credentials` names.
+    pub execution_role: Option<Arc<Policy>>,
+    /// Where relative `file:` grants are resolved.
+    pub base_dir: PathBuf,
+    pub limits: Limits,
+    pub logs: Mutex<Vec<TaskLog>>,
+}
+
+impl<'a> SandboxTaskRunner<'a> {
+    pub fn new(host: &'a PluginHost, roles: &'a Roles, execution_role: Option<Arc<Policy>>, base_dir: PathBuf) -> Self {
+        Self {
+            host,
+            roles,
+            execution_role,
+            base_dir,
+            limits: Limits {
+                timeout: DEFAULT_TASK_TIMEOUT,
+                ..Limits::default()
+            },
+            logs: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn grant(&self, credentials: Option<&Value>) -> Result<Grant, TaskFailure> {
+        let mut layers = Vec::new();
+        if let Some(r) = &self.execution_role {
+            layers.push(r.clone());
+        }
+        if let Some(c) = credentials {
+            let Some(role) = c.get("RoleArn").and_then(Value::as_str) else {
+                return Err(failure("States.Permissions", "Credentials must name a RoleArn (weft:role:NAME)"));
+            };
+            layers.push(self.roles.get(role).map_err(|e| failure("States.Permissions", e.to_string()))?);
+        }
+        Ok(Grant::compile(layers, &self.base_dir))
+    }
+
+    fn plugin_ref(req: &TaskRequest<'_>) -> Result<PluginRef, TaskFailure> {
+        match &req.resource.kind {
+            ResourceKind::Plugin { name, version, digest } => Ok(match (version, digest) {
+                (_, Some(d)) => PluginRef::Digest(name.clone(), d.to_ascii_lowercase()),
+                (Some(v), None) => PluginRef::Version(name.clone(), v.clone()),
+                (None, None) => PluginRef::Latest(name.clone()),
+            }),
+            ResourceKind::LambdaInvoke | ResourceKind::LambdaFunction { .. } => {
+                if req.target.is_empty() {
+                    return Err(failure("States.Runtime", "lambda:invoke needs Parameters.FunctionName"));
+                }
+                PluginRef::parse(&req.target).map_err(|e| failure("States.Runtime", e.to_string()))
+            }
+            other => Err(failure(
+                "States.Runtime",
+                format!(
+                    "resource {} ({other:?}) needs the weft server (activities, nested executions and service integrations are not available to `weft run`)",
+                    req.resource
+                ),
+            )),
+        }
+    }
+}
+
+fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
+    TaskFailure {
+        error: error.to_string(),
+        cause: cause.into(),
+    }
+}
+
+impl TaskRunner for SandboxTaskRunner<'_> {
+    fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        let r = Self::plugin_ref(req)?;
+        let rec = self.host.resolve(&r).map_err(|e| failure("States.TaskFailed", e.to_string()))?;
+        let component = self.host.load(&rec).map_err(|e| failure("States.TaskFailed", e.to_string()))?;
+        let grant = self.grant(req.credentials.as_ref())?;
+        let mut limits = self.limits;
+        if let Some(t) = req.timeout_seconds {
+            limits.timeout = Duration::from_secs(t.min(365 * 24 * 3600));
+        }
+        let ctx = json!({
+            "task": req.state_name,
+            "attempt": req.attempt,
+            "execution": req.context.pointer("/Execution/Id"),
+            "params": {},
+            "context": req.context,
+        });
+        let input = req.payload.to_string();
+        let outcome = self
+            .host
+            .invoke(&component, &input, &ctx.to_string(), Arc::new(grant), limits)
+            .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).push(TaskLog {
+            state: req.state_name.to_string(),
+            plugin: format!("{}@{} {}", rec.name, rec.version, rec.digest),
+            attempt: req.attempt,
+            logs: outcome.logs,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            audit: outcome.audit,
+        });
+        match outcome.result {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| failure("States.TaskFailed", format!("output is not JSON: {e}"))),
+            Err(e) => Err(failure(&e.error, e.cause)),
+        }
+    }
+}
+
+/// Reads ItemReader sources from the local disk: `Parameters.Bucket`/`Parameters.Key` (the
+/// s3:getObject shape) are a directory and a file under `base_dir`; `..` is refused.
+pub struct LocalItemReader {
+    pub base_dir: PathBuf,
+}
+
+impl weft_asl::ItemReader for LocalItemReader {
+    fn read(&self, resource: &str, params: &Value) -> Result<Vec<u8>, StateError> {
+        let bucket = params.get("Bucket").and_then(Value::as_str).unwrap_or("");
+        let Some(key) = params.get("Key").and_then(Value::as_str) else {
+            return Err(StateError::new(
+                "States.ItemReaderFailed",
+                format!("ItemReader {resource}: Parameters.Key (the file to read) is missing"),
+            ));
+        };
+        let rel = PathBuf::from(bucket).join(key);
+        if rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(StateError::new(
+                "States.ItemReaderFailed",
+                format!("ItemReader {resource}: `{}` may not contain `..`", rel.display()),
+            ));
+        }
+        let path = if rel.is_absolute() { rel } else { self.base_dir.join(rel) };
+        std::fs::read(&path).map_err(|e| {
+            StateError::new(
+                "States.ItemReaderFailed",
+                format!("ItemReader {resource}: cannot read {}: {e}", path.display()),
+            )
+        })
+    }
+}

@@ -1,0 +1,286 @@
+//! The foundation end to end: real operator components built by `make guests`, installed into a
+//! store, loaded through the precompiled cache and run in the sandbox with grants and limits.
+//! Hostile guests must end in named errors and leave the host serving the next invocation.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+use weft_sandbox::{Effect, Grant, Limits};
+
+const HOME: &str = "test-home-guests";
+
+fn echo_still_works() {
+    let h = host(HOME);
+    let o = invoke(h, "echo", r#"{"still":"alive"}"#, Arc::new(Grant::none()), Limits::default());
+    assert_eq!(o.result.unwrap(), r#"{"still":"alive"}"#);
+}
+
+use std::sync::Arc;
+
+#[test]
+fn echo_returns_its_input() {
+    let h = host(HOME);
+    let o = invoke(h, "echo", r#"{"a":[1,2,{"b":null}],"s":"ünï"}"#, Arc::new(Grant::none()), Limits::default());
+    let v: serde_json::Value = serde_json::from_str(&o.result.unwrap()).unwrap();
+    assert_eq!(v, serde_json::json!({"a":[1,2,{"b":null}],"s":"ünï"}));
+    assert!(o.fuel_used > 0);
+}
+
+#[test]
+fn fail_raises_a_named_error() {
+    let h = host(HOME);
+    let o = invoke(h, "fail", r#"{"error":"Custom.Bad","cause":"row 3"}"#, Arc::new(Grant::none()), Limits::default());
+    assert_eq!(error_of(&o), ("Custom.Bad".into(), "row 3".into()));
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel_or_time() {
+    let h = host(HOME);
+    let limits = Limits { fuel: 50_000_000, ..Limits::default() };
+    let o = invoke(h, "hostile-spin", "{}", Arc::new(Grant::none()), limits);
+    assert_eq!(error_of(&o).0, "Sandbox.FuelExhausted");
+    let limits = Limits { fuel: u64::MAX / 2, timeout: Duration::from_millis(200), ..Limits::default() };
+    let o = invoke(h, "hostile-spin", "{}", Arc::new(Grant::none()), limits);
+    let (e, c) = error_of(&o);
+    assert_eq!(e, "States.Timeout", "{c}");
+    echo_still_works();
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    let h = host(HOME);
+    let limits = Limits { memory_bytes: 32 << 20, ..Limits::default() };
+    let o = invoke(h, "hostile-membomb", "{}", Arc::new(Grant::none()), limits);
+    let (e, c) = error_of(&o);
+    assert_eq!(e, "Sandbox.MemoryLimit", "{c}");
+    assert!(c.contains("33554432"), "{c}");
+    echo_still_works();
+}
+
+#[test]
+fn deep_recursion_overflows_the_stack() {
+    let h = host(HOME);
+    let o = invoke(h, "hostile-recurse", "{}", Arc::new(Grant::none()), Limits::default());
+    assert_eq!(error_of(&o).0, "Sandbox.StackOverflow");
+    echo_still_works();
+}
+
+#[test]
+fn oversized_output_is_refused() {
+    let h = host(HOME);
+    let o = invoke(h, "hostile-bigout", r#"{"bytes":1048576}"#, Arc::new(Grant::none()), Limits::default());
+    let (e, c) = error_of(&o);
+    assert_eq!(e, "Sandbox.OutputTooLarge", "{c}");
+    assert!(c.contains("262144"), "{c}");
+    echo_still_works();
+}
+
+#[test]
+fn panic_is_a_task_failure_with_the_message() {
+    let h = host(HOME);
+    let o = invoke(h, "hostile-panic", "{}", Arc::new(Grant::none()), Limits::default());
+    let (e, c) = error_of(&o);
+    assert_eq!(e, "States.TaskFailed");
+    assert!(c.contains("asked to panic"), "{c}");
+    echo_still_works();
+}
+
+/// A granted directory holding a symlink that points outside it.
+fn escape_fixture() -> (tempfile::TempDir, Arc<Grant>) {
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("ok.txt"), "fine").unwrap();
+    std::fs::create_dir_all(base.path().join("secret")).unwrap();
+    std::fs::write(base.path().join("secret/key"), "hunter2").unwrap();
+    std::os::unix::fs::symlink(base.path().join("secret"), data.join("escape")).unwrap();
+    std::os::unix::fs::symlink("/etc", data.join("etc")).unwrap();
+    let g = grant(r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:data/*"}]}"#, base.path());
+    (base, g)
+}
+
+#[test]
+fn path_escapes_are_permission_denied() {
+    let h = host(HOME);
+    let (_base, g) = escape_fixture();
+    for path in ["/data/../secret/key", "/data/escape/key", "/data/etc/passwd", "/etc/passwd", "/secret/key"] {
+        let o = invoke(h, "hostile-escape", &format!(r#"{{"path":"{path}"}}"#), g.clone(), Limits::default());
+        let (e, c) = error_of(&o);
+        assert_eq!(e, "Sandbox.PermissionDenied", "{path}: {c}");
+        assert!(!c.contains("hunter2"));
+    }
+    // The granted file itself is readable, so the denials above are the grant's doing.
+    let o = invoke(h, "hostile-escape", r#"{"path":"/data/ok.txt"}"#, g.clone(), Limits::default());
+    assert!(o.result.as_ref().unwrap().contains("fine"), "{:?}", o.result);
+    // The audit shows what was preopened and why.
+    assert!(o.audit.iter().any(|a| a.action == "fs:Read" && a.resource == "file:data" && a.decision == Effect::Allow));
+    echo_still_works();
+}
+
+#[test]
+fn csv_to_json_reads_a_granted_file_and_writes_another() {
+    let h = host(HOME);
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join("in")).unwrap();
+    std::fs::create_dir_all(base.path().join("out")).unwrap();
+    std::fs::write(base.path().join("in/orders.csv"), "id,amount\n1,2.5\n2,\n").unwrap();
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:in/*"},
+                         {"Effect":"Allow","Action":["fs:Read","fs:Write"],"Resource":"file:out/*"}]}"#,
+        base.path(),
+    );
+    let o = invoke(
+        h,
+        "csv-to-json",
+        r#"{"path":"/in/orders.csv","output":"/out/orders.json","infer_types":true}"#,
+        g.clone(),
+        Limits::default(),
+    );
+    let v: serde_json::Value = serde_json::from_str(o.result.as_ref().unwrap()).unwrap();
+    assert_eq!(v["count"], 2);
+    assert_eq!(v["rows"][0], serde_json::json!({"id":1,"amount":2.5}));
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.path().join("out/orders.json")).unwrap()).unwrap();
+    assert_eq!(written[1]["amount"], serde_json::Value::Null);
+    // Writing into the read-only directory is refused.
+    let o = invoke(h, "csv-to-json", r#"{"path":"/in/orders.csv","output":"/in/x.json"}"#, g, Limits::default());
+    assert_eq!(error_of(&o).0, "Sandbox.PermissionDenied");
+    assert!(!base.path().join("in/x.json").exists());
+}
+
+#[test]
+fn json_transform_picks_renames_and_filters() {
+    let h = host(HOME);
+    let input = r#"{"data":[{"id":1,"s":"paid","x":9},{"id":2,"s":"void","x":8}],
+                    "filter":{"s":"paid"},"pick":["id","s"],"rename":{"s":"status"}}"#;
+    let o = invoke(h, "json-transform", input, Arc::new(Grant::none()), Limits::default());
+    let v: serde_json::Value = serde_json::from_str(&o.result.unwrap()).unwrap();
+    assert_eq!(v, serde_json::json!([{"id":1,"status":"paid"}]));
+}
+
+/// A one-shot HTTP server on 127.0.0.1 that answers every request with a JSON body echoing the
+/// request line; stops after `n` requests.
+fn serve(n: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 8192];
+            let k = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..k]).to_string();
+            let line = req.lines().next().unwrap_or("").to_string();
+            seen.push(req);
+            let body = serde_json::json!({"request": line}).to_string();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(resp.as_bytes()).unwrap();
+        }
+        seen
+    });
+    (port, t)
+}
+
+#[test]
+fn http_goes_only_to_allowed_hosts() {
+    let h = host(HOME);
+    let (port, server) = serve(1);
+    let g = grant(
+        &format!(r#"{{"Statement":[{{"Effect":"Allow","Action":"http:Request","Resource":"http://127.0.0.1:{port}/*"}}]}}"#),
+        std::path::Path::new("/"),
+    );
+    let o = invoke(
+        h,
+        "http-request",
+        &format!(r#"{{"url":"http://127.0.0.1:{port}/api/orders","method":"POST","json":{{"id":7}}}}"#),
+        g.clone(),
+        Limits::default(),
+    );
+    let v: serde_json::Value = serde_json::from_str(o.result.as_ref().unwrap()).unwrap();
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["json"]["request"], "POST /api/orders HTTP/1.1");
+    let seen = server.join().unwrap();
+    assert!(seen[0].contains(r#"{"id":7}"#), "{seen:?}");
+    assert!(o.audit.iter().any(|a| a.action == "http:Request" && a.decision == Effect::Allow));
+
+    // Another port on the same host is not in the grant.
+    let o = invoke(h, "http-request", r#"{"url":"http://127.0.0.1:1/x"}"#, g, Limits::default());
+    let (e, c) = error_of(&o);
+    assert_eq!(e, "Sandbox.PermissionDenied", "{c}");
+    assert!(o.audit.iter().any(|a| a.action == "http:Request" && a.decision == Effect::Deny && a.resource == "http://127.0.0.1:1/x"));
+    echo_still_works();
+}
+
+#[test]
+fn file_sensor_pokes_granted_paths() {
+    let h = host(HOME);
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join("landing")).unwrap();
+    let g = grant(r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:landing/*"}]}"#, base.path());
+    let rec = h.resolve(&weft_engine::PluginRef::parse("file-sensor").unwrap()).unwrap();
+    let c = h.load(&rec).unwrap();
+    let poke = |ctx: &str| {
+        h.sandbox
+            .poke(
+                &c,
+                weft_sandbox::Invocation {
+                    input: "{}",
+                    ctx,
+                    grant: g.clone(),
+                    limits: Limits::default(),
+                    secrets: h.secrets.clone(),
+                    heartbeat: None,
+                },
+            )
+            .unwrap()
+            .result
+    };
+    let ctx = r#"{"params":{"path":"/landing/ready.csv"}}"#;
+    assert_eq!(poke(ctx).unwrap(), "false");
+    std::fs::write(base.path().join("landing/ready.csv"), "x").unwrap();
+    assert_eq!(poke(ctx).unwrap(), "true");
+    assert_eq!(poke(r#"{"params":{"pattern":"/landing/*.csv"}}"#).unwrap(), "true");
+    assert_eq!(poke(r#"{"params":{"path":"/etc/passwd"}}"#).unwrap_err().error, "Sandbox.PermissionDenied");
+    // A sensor is not a task.
+    let e = h.invoke(&c, "{}", "{}", g.clone(), Limits::default()).err().unwrap().to_string();
+    assert!(e.contains("is a sensor but was invoked as a task"), "{e}");
+}
+
+#[test]
+fn second_load_uses_the_precompiled_cache() {
+    let h = host(HOME);
+    let rec = h.resolve(&weft_engine::PluginRef::parse("json-transform").unwrap()).unwrap();
+    h.load(&rec).unwrap();
+    h.sandbox.evict(&blake3::Hash::from_bytes(*rec.digest.as_bytes()));
+    let again = h.load(&rec).unwrap();
+    assert!(!again.compiled, "a second load must come from the precompiled artifact");
+}
+
+#[test]
+fn corrupt_precompiled_artifact_is_refused_and_recompiled() {
+    let base = tempfile::tempdir().unwrap();
+    let store = Arc::new(weft_store::Store::open(base.path()).unwrap());
+    weft_plugins::install_path(&store, &component("echo.wasm"), &Default::default()).unwrap();
+    let sandbox = Arc::new(weft_sandbox::Sandbox::new(&Default::default()).unwrap());
+    let h = weft_engine::PluginHost::new(store.clone(), sandbox.clone()).unwrap();
+    let rec = h.resolve(&weft_engine::PluginRef::parse("echo").unwrap()).unwrap();
+    assert!(h.load(&rec).unwrap().compiled);
+    // Damage the cached native code: the store must refuse it and the sandbox recompile.
+    let art = store.precompiled(&rec.digest, sandbox.fingerprint()).unwrap().unwrap();
+    let art_digest = weft_store::Digest::of(&art);
+    let path = store.blobs().path(&art_digest);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    sandbox.evict(&blake3::Hash::from_bytes(*rec.digest.as_bytes()));
+    let again = h.load(&rec).unwrap();
+    assert!(again.compiled, "a corrupt artifact must not be loaded");
+    let o = h.invoke(&again, "[1]", "{}", Arc::new(Grant::none()), Limits::default()).unwrap();
+    assert_eq!(o.result.unwrap(), "[1]");
+}
