@@ -251,7 +251,9 @@ class Context:
         try:
             _os.stat(path)
             return True
-        except FileNotFoundError:
+        except FileNotFoundError as e:
+            if IN_SANDBOX and _outside_grant(path):
+                raise _file_error(e, path, "stat") from None
             return False
         except OSError as e:
             raise _file_error(e, path, "stat") from None

@@ -105,7 +105,11 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
                 }
                 None => chrono::Utc::now(),
             };
-            let roles = Roles::new(vec![home().join("roles"), dir.join("roles")]);
+            let roles = Roles::new(vec![
+                home().join("roles"),
+                dir.join("roles"),
+                dir.join("../roles"),
+            ]);
             let base = std::env::current_dir()?;
             let exec = SandboxTaskExecutor::new(&host, &roles, base);
             let mut opts = RunOptions::default();

@@ -9,19 +9,24 @@ use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use weft_asl::{run_express, Hooks, HistoryEvent, RunOptions, SystemClock};
+use weft_asl::{run_express, HistoryEvent, Hooks, RunOptions, SystemClock};
 use weft_engine::asl_tasks::{LocalItemReader, SandboxTaskRunner};
 use weft_engine::Roles;
 
 fn read_definition(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| usage(format!("{}: cannot read: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("{}: cannot read: {e}", path.display())))
 }
 
 /// Parses and validates; on failure every error is printed as `FILE: POINTER: reason`.
 fn parse(path: &Path) -> Result<weft_asl::StateMachine> {
     let text = read_definition(path)?;
     weft_asl::parse(&text).map_err(|errs| {
-        let lines: Vec<String> = errs.to_string().lines().map(|l| format!("{}: {l}", path.display())).collect();
+        let lines: Vec<String> = errs
+            .to_string()
+            .lines()
+            .map(|l| format!("{}: {l}", path.display()))
+            .collect();
         usage(lines.join("\n"))
     })
 }
@@ -29,7 +34,12 @@ fn parse(path: &Path) -> Result<weft_asl::StateMachine> {
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let sm = parse(&a.file)?;
     let input = json_arg("input", &a.input)?;
-    let def_dir = a.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let def_dir = a
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let roles = Roles::new(vec![home().join("roles"), def_dir.join("roles")]);
     let execution_role = match &a.role {
         Some(r) => Some(roles.get(r).map_err(|e| usage(e.to_string()))?),
@@ -46,7 +56,11 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         .file
         .file_name()
         .and_then(|f| f.to_str())
-        .map(|f| f.trim_end_matches(".json").trim_end_matches(".asl").to_string())
+        .map(|f| {
+            f.trim_end_matches(".json")
+                .trim_end_matches(".asl")
+                .to_string()
+        })
         .unwrap_or_else(|| "StateMachine".into());
     let reader = LocalItemReader { base_dir: base };
     let mut history: Vec<HistoryEvent> = Vec::new();
@@ -57,7 +71,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let result = run_express(&sm, input, &opts, &runner, &SystemClock, hooks);
     if a.history {
         let events: Vec<_> = history.iter().map(|e| e.to_json()).collect();
-        eprintln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "events": events }))?);
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "events": events }))?
+        );
     }
     if a.logs {
         for t in runner.logs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
@@ -91,7 +108,12 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
             return Err(usage(lines.join("\n")));
         }
         for d in dags {
-            println!("{}: DAG {} is valid ({} tasks)", a.file.display(), d.dag_id, d.tasks.len());
+            println!(
+                "{}: DAG {} is valid ({} tasks)",
+                a.file.display(),
+                d.dag_id,
+                d.tasks.len()
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }

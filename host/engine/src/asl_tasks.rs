@@ -42,7 +42,12 @@ pub struct SandboxTaskRunner<'a> {
 }
 
 impl<'a> SandboxTaskRunner<'a> {
-    pub fn new(host: &'a PluginHost, roles: &'a Roles, execution_role: Option<Arc<Policy>>, base_dir: PathBuf) -> Self {
+    pub fn new(
+        host: &'a PluginHost,
+        roles: &'a Roles,
+        execution_role: Option<Arc<Policy>>,
+        base_dir: PathBuf,
+    ) -> Self {
         Self {
             host,
             roles,
@@ -63,9 +68,16 @@ impl<'a> SandboxTaskRunner<'a> {
         }
         if let Some(c) = credentials {
             let Some(role) = c.get("RoleArn").and_then(Value::as_str) else {
-                return Err(failure("States.Permissions", "Credentials must name a RoleArn (weft:role:NAME)"));
+                return Err(failure(
+                    "States.Permissions",
+                    "Credentials must name a RoleArn (weft:role:NAME)",
+                ));
             };
-            layers.push(self.roles.get(role).map_err(|e| failure("States.Permissions", e.to_string()))?);
+            layers.push(
+                self.roles
+                    .get(role)
+                    .map_err(|e| failure("States.Permissions", e.to_string()))?,
+            );
         }
         Ok(Grant::compile(layers, &self.base_dir))
     }
@@ -104,8 +116,14 @@ fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
 impl TaskRunner for SandboxTaskRunner<'_> {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let r = Self::plugin_ref(req)?;
-        let rec = self.host.resolve(&r).map_err(|e| failure("States.TaskFailed", e.to_string()))?;
-        let component = self.host.load(&rec).map_err(|e| failure("States.TaskFailed", e.to_string()))?;
+        let rec = self
+            .host
+            .resolve(&r)
+            .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
+        let component = self
+            .host
+            .load(&rec)
+            .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
         let grant = self.grant(req.credentials.as_ref())?;
         let mut limits = self.limits;
         if let Some(t) = req.timeout_seconds {
@@ -121,19 +139,29 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         let input = req.payload.to_string();
         let outcome = self
             .host
-            .invoke(&component, &input, &ctx.to_string(), Arc::new(grant), limits)
+            .invoke(
+                &component,
+                &input,
+                &ctx.to_string(),
+                Arc::new(grant),
+                limits,
+            )
             .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).push(TaskLog {
-            state: req.state_name.to_string(),
-            plugin: format!("{}@{} {}", rec.name, rec.version, rec.digest),
-            attempt: req.attempt,
-            logs: outcome.logs,
-            stdout: outcome.stdout,
-            stderr: outcome.stderr,
-            audit: outcome.audit,
-        });
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TaskLog {
+                state: req.state_name.to_string(),
+                plugin: format!("{}@{} {}", rec.name, rec.version, rec.digest),
+                attempt: req.attempt,
+                logs: outcome.logs,
+                stdout: outcome.stdout,
+                stderr: outcome.stderr,
+                audit: outcome.audit,
+            });
         match outcome.result {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| failure("States.TaskFailed", format!("output is not JSON: {e}"))),
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| failure("States.TaskFailed", format!("output is not JSON: {e}"))),
             Err(e) => Err(failure(&e.error, e.cause)),
         }
     }
@@ -155,13 +183,23 @@ impl weft_asl::ItemReader for LocalItemReader {
             ));
         };
         let rel = PathBuf::from(bucket).join(key);
-        if rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(StateError::new(
                 "States.ItemReaderFailed",
-                format!("ItemReader {resource}: `{}` may not contain `..`", rel.display()),
+                format!(
+                    "ItemReader {resource}: `{}` may not contain `..`",
+                    rel.display()
+                ),
             ));
         }
-        let path = if rel.is_absolute() { rel } else { self.base_dir.join(rel) };
+        let path = if rel.is_absolute() {
+            rel
+        } else {
+            self.base_dir.join(rel)
+        };
         std::fs::read(&path).map_err(|e| {
             StateError::new(
                 "States.ItemReaderFailed",

@@ -56,9 +56,19 @@ fn host() -> &'static PluginHost {
 fn load(name: &str) -> Arc<LoadedComponent> {
     let h = host();
     let path = component_path(name);
-    let installed = weft_plugins::install_path(&h.store, &path, &weft_plugins::InstallOptions { force: true })
-        .unwrap_or_else(|e| panic!("install {}: {e}", path.display()));
-    let r = PluginRef::Digest(installed[0].name.clone(), installed[0].digest.trim_start_matches("blake3:").to_string());
+    let installed = weft_plugins::install_path(
+        &h.store,
+        &path,
+        &weft_plugins::InstallOptions { force: true },
+    )
+    .unwrap_or_else(|e| panic!("install {}: {e}", path.display()));
+    let r = PluginRef::Digest(
+        installed[0].name.clone(),
+        installed[0]
+            .digest
+            .trim_start_matches("blake3:")
+            .to_string(),
+    );
     let rec = h.resolve(&r).expect("resolve");
     h.load(&rec).expect("load")
 }
@@ -88,7 +98,12 @@ fn limits() -> Limits {
     }
 }
 
-fn invoke(c: &LoadedComponent, input: serde_json::Value, grant: Arc<Grant>, limits: Limits) -> Result<serde_json::Value, TaskError> {
+fn invoke(
+    c: &LoadedComponent,
+    input: serde_json::Value,
+    grant: Arc<Grant>,
+    limits: Limits,
+) -> Result<serde_json::Value, TaskError> {
     invoke_on(host(), c, input, grant, limits)
 }
 
@@ -103,7 +118,8 @@ fn invoke_on(
     let out = h
         .invoke(c, &input.to_string(), &ctx, grant, limits)
         .expect("the sandbox itself must not fail");
-    out.result.map(|s| serde_json::from_str(&s).expect("output is JSON"))
+    out.result
+        .map(|s| serde_json::from_str(&s).expect("output is JSON"))
 }
 
 #[test]
@@ -125,7 +141,10 @@ fn dq_check_passes_on_a_clean_file() {
     assert_eq!(out["passed"], true);
     assert_eq!(out["schema"]["amount"], "number");
     assert_eq!(out["schema"]["order_id"], "integer");
-    assert_eq!(out["schema"]["created_at"], "timestamp", "python-dateutil (requirements.txt) is bundled");
+    assert_eq!(
+        out["schema"]["created_at"], "timestamp",
+        "python-dateutil (requirements.txt) is bundled"
+    );
     assert_eq!(out["null_ratio"]["amount"], 0.0);
 
     let out = invoke(
@@ -156,9 +175,21 @@ fn dq_check_fails_with_a_readable_cause() {
     .expect_err("the bad file must fail");
     assert_eq!(e.error, "DataQuality.Failed", "{e}");
     assert!(e.cause.starts_with("orders_bad.csv: 3 of "), "{}", e.cause);
-    assert!(e.cause.contains("null_ratio:amount 2 of 4 null"), "{}", e.cause);
-    assert!(e.cause.contains("column:customer_id missing"), "{}", e.cause);
-    assert!(e.cause.contains("unique:order_id 1 duplicate values"), "{}", e.cause);
+    assert!(
+        e.cause.contains("null_ratio:amount 2 of 4 null"),
+        "{}",
+        e.cause
+    );
+    assert!(
+        e.cause.contains("column:customer_id missing"),
+        "{}",
+        e.cause
+    );
+    assert!(
+        e.cause.contains("unique:order_id 1 duplicate values"),
+        "{}",
+        e.cause
+    );
 
     // Without a grant the file does not exist for the guest: a named denial, with the path.
     let e = invoke(
@@ -210,7 +241,13 @@ fn reshape_groups_and_sums() {
     .unwrap();
     assert_eq!(out["rows"], serde_json::json!([{"x": 2}]));
 
-    let e = invoke(&c, serde_json::json!({"nodata": true}), Arc::new(Grant::none()), limits()).unwrap_err();
+    let e = invoke(
+        &c,
+        serde_json::json!({"nodata": true}),
+        Arc::new(Grant::none()),
+        limits(),
+    )
+    .unwrap_err();
     assert_eq!(e.error, "Input.Invalid", "{e}");
     let e = invoke(
         &c,
@@ -227,7 +264,11 @@ fn reshape_reads_a_granted_file_only() {
     let c = load("reshape");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().canonicalize().unwrap();
-    std::fs::write(d.join("rows.json"), r#"[{"k":"a","v":1},{"k":"a","v":2},{"k":"b","v":5}]"#).unwrap();
+    std::fs::write(
+        d.join("rows.json"),
+        r#"[{"k":"a","v":1},{"k":"a","v":2},{"k":"b","v":5}]"#,
+    )
+    .unwrap();
     let out = invoke(
         &c,
         serde_json::json!({"dataPath": format!("{}/rows.json", d.display()), "groupBy": "k", "aggregate": {"total": {"sum": "v"}}}),
@@ -235,7 +276,10 @@ fn reshape_reads_a_granted_file_only() {
         limits(),
     )
     .unwrap_or_else(|e| panic!("reshape dataPath: {e}"));
-    assert_eq!(out["rows"], serde_json::json!([{"k": "a", "total": 3, "count": 2}, {"k": "b", "total": 5, "count": 1}]));
+    assert_eq!(
+        out["rows"],
+        serde_json::json!([{"k": "a", "total": 3, "count": 2}, {"k": "b", "total": 5, "count": 1}])
+    );
     let e = invoke(
         &c,
         serde_json::json!({"dataPath": format!("{}/rows.json", d.display())}),
@@ -246,10 +290,56 @@ fn reshape_reads_a_granted_file_only() {
     assert_eq!(e.error, "Sandbox.PermissionDenied", "{e}");
 }
 
+#[test]
+fn python_sensor_pokes() {
+    let c = load("file-ready");
+    assert_eq!(c.world, weft_sandbox::World::Sensor);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    let poke = |params: serde_json::Value, grant: Arc<Grant>| {
+        let ctx = serde_json::json!({"task": "wait", "attempt": 1, "params": params}).to_string();
+        host()
+            .sandbox
+            .poke(
+                &c,
+                weft_sandbox::Invocation {
+                    input: "null",
+                    ctx: &ctx,
+                    grant,
+                    limits: limits(),
+                    secrets: Arc::new(weft_sandbox::NoSecrets),
+                    heartbeat: None,
+                },
+            )
+            .expect("sandbox")
+            .result
+    };
+    let file = format!("{}/part-0.csv", d.display());
+    let params = serde_json::json!({"path": file, "marker": "_SUCCESS"});
+    assert_eq!(poke(params.clone(), read_grant(&d)).unwrap(), "false");
+    std::fs::write(d.join("part-0.csv"), "a,b\n1,2\n").unwrap();
+    assert_eq!(
+        poke(params.clone(), read_grant(&d)).unwrap(),
+        "false",
+        "no marker yet"
+    );
+    std::fs::write(d.join("_SUCCESS"), "").unwrap();
+    assert_eq!(poke(params.clone(), read_grant(&d)).unwrap(), "true");
+    let e = poke(params, Arc::new(Grant::none())).unwrap_err();
+    assert_eq!(e.error, "Sandbox.PermissionDenied", "{e}");
+    let e = poke(serde_json::json!({}), read_grant(&d)).unwrap_err();
+    assert_eq!(e.error, "Input.Invalid", "{e}");
+}
+
 /// After a hostile call, the same component still serves a normal one.
 fn still_works(c: &LoadedComponent) {
-    let out = invoke(c, serde_json::json!({"ok": true}), Arc::new(Grant::none()), limits())
-        .unwrap_or_else(|e| panic!("{}: a normal call after a hostile one failed: {e}", c.name));
+    let out = invoke(
+        c,
+        serde_json::json!({"ok": true}),
+        Arc::new(Grant::none()),
+        limits(),
+    )
+    .unwrap_or_else(|e| panic!("{}: a normal call after a hostile one failed: {e}", c.name));
     assert_eq!(out, serde_json::json!({"ok": true}));
 }
 
@@ -270,7 +360,11 @@ fn hostile_spin(name: &str) {
     let t = Instant::now();
     let e = invoke(&c, serde_json::json!({}), Arc::new(Grant::none()), l).unwrap_err();
     assert_eq!(e.error, "States.Timeout", "{name}: {e}");
-    assert!(t.elapsed() < Duration::from_secs(5), "{name}: took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "{name}: took {:?}",
+        t.elapsed()
+    );
     still_works(&c);
 }
 
@@ -291,9 +385,22 @@ fn hostile_escape(name: &str) {
         format!("{}/../../../../../../etc/passwd", fx.display()),
         format!("{}/../app.py", fx.display()),
     ] {
-        let e = invoke(&c, serde_json::json!({ "path": path }), read_grant(&fx), limits()).unwrap_err();
-        assert_eq!(e.error, "Sandbox.PermissionDenied", "{name} reading {path}: {e}");
-        assert!(e.cause.contains("passwd") || e.cause.contains("app.py"), "{name}: the cause names the path: {}", e.cause);
+        let e = invoke(
+            &c,
+            serde_json::json!({ "path": path }),
+            read_grant(&fx),
+            limits(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.error, "Sandbox.PermissionDenied",
+            "{name} reading {path}: {e}"
+        );
+        assert!(
+            e.cause.contains("passwd") || e.cause.contains("app.py"),
+            "{name}: the cause names the path: {}",
+            e.cause
+        );
     }
     // Inside the grant, reading works.
     let out = invoke(
@@ -303,7 +410,10 @@ fn hostile_escape(name: &str) {
         limits(),
     )
     .unwrap_or_else(|e| panic!("{name}: granted read failed: {e}"));
-    assert!(out["stolen"].as_str().unwrap().starts_with("order_id,"), "{out}");
+    assert!(
+        out["stolen"].as_str().unwrap().starts_with("order_id,"),
+        "{out}"
+    );
     still_works(&c);
 }
 
@@ -311,7 +421,13 @@ fn hostile_http(name: &str) {
     let c = load(name);
     let policy = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"http:Request","Resource":"https://api.example.com/*"}]}"#).unwrap();
     let grant = Arc::new(Grant::compile(vec![Arc::new(policy)], Path::new("/")));
-    let e = invoke(&c, serde_json::json!({"url": "http://evil.example/exfiltrate"}), grant, limits()).unwrap_err();
+    let e = invoke(
+        &c,
+        serde_json::json!({"url": "http://evil.example/exfiltrate"}),
+        grant,
+        limits(),
+    )
+    .unwrap_err();
     assert_eq!(e.error, "Sandbox.PermissionDenied", "{name}: {e}");
     assert!(e.cause.contains("evil.example"), "{}", e.cause);
     still_works(&c);
@@ -354,11 +470,23 @@ fn js_hostile_undeclared_host() {
 #[test]
 #[ignore = "benchmark: cargo test -p weft-engine --test polyglot --release -- --ignored --nocapture polyglot_bench"]
 fn polyglot_bench() {
-    let iterations: usize = std::env::var("POLYGLOT_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    println!("{:<10} {:>8} {:>12} {:>12} {:>10} {:>10} {:>10}", "plugin", "size MB", "cold comp ms", "warm load ms", "p50 us", "p99 us", "inv/s");
+    let iterations: usize = std::env::var("POLYGLOT_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    println!(
+        "{:<10} {:>8} {:>12} {:>12} {:>10} {:>10} {:>10}",
+        "plugin", "size MB", "cold comp ms", "warm load ms", "p50 us", "p99 us", "inv/s"
+    );
     for (name, input) in [
-        ("dq-check", serde_json::json!({"path": format!("{}/orders.csv", fixtures().display()), "checks": {"min_rows": 1}})),
-        ("reshape", serde_json::json!({"data": [{"s": "a", "v": 1}, {"s": "b", "v": 2}, {"s": "a", "v": 3}], "groupBy": "s", "sum": "v"})),
+        (
+            "dq-check",
+            serde_json::json!({"path": format!("{}/orders.csv", fixtures().display()), "checks": {"min_rows": 1}}),
+        ),
+        (
+            "reshape",
+            serde_json::json!({"data": [{"s": "a", "v": 1}, {"s": "b", "v": 2}, {"s": "a", "v": 3}], "groupBy": "s", "sum": "v"}),
+        ),
         ("py-spin", serde_json::json!({"ok": true})),
         ("js-spin", serde_json::json!({"ok": true})),
     ] {
@@ -375,7 +503,10 @@ fn polyglot_bench() {
         let sb2 = Arc::new(Sandbox::new(&SandboxConfig::default()).unwrap());
         let h2 = PluginHost::new(h.store.clone(), sb2).unwrap();
         let rec = h2
-            .resolve(&PluginRef::Digest(c.name.split('@').next().unwrap().to_string(), digest.to_hex().to_string()))
+            .resolve(&PluginRef::Digest(
+                c.name.split('@').next().unwrap().to_string(),
+                digest.to_hex().to_string(),
+            ))
             .unwrap();
         let t = Instant::now();
         let loaded = h2.load(&rec).unwrap();

@@ -13,7 +13,13 @@ const HOME: &str = "test-home-guests";
 
 fn echo_still_works() {
     let h = host(HOME);
-    let o = invoke(h, "echo", r#"{"still":"alive"}"#, Arc::new(Grant::none()), Limits::default());
+    let o = invoke(
+        h,
+        "echo",
+        r#"{"still":"alive"}"#,
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
     assert_eq!(o.result.unwrap(), r#"{"still":"alive"}"#);
 }
 
@@ -22,7 +28,13 @@ use std::sync::Arc;
 #[test]
 fn echo_returns_its_input() {
     let h = host(HOME);
-    let o = invoke(h, "echo", r#"{"a":[1,2,{"b":null}],"s":"ünï"}"#, Arc::new(Grant::none()), Limits::default());
+    let o = invoke(
+        h,
+        "echo",
+        r#"{"a":[1,2,{"b":null}],"s":"ünï"}"#,
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
     let v: serde_json::Value = serde_json::from_str(&o.result.unwrap()).unwrap();
     assert_eq!(v, serde_json::json!({"a":[1,2,{"b":null}],"s":"ünï"}));
     assert!(o.fuel_used > 0);
@@ -31,17 +43,30 @@ fn echo_returns_its_input() {
 #[test]
 fn fail_raises_a_named_error() {
     let h = host(HOME);
-    let o = invoke(h, "fail", r#"{"error":"Custom.Bad","cause":"row 3"}"#, Arc::new(Grant::none()), Limits::default());
+    let o = invoke(
+        h,
+        "fail",
+        r#"{"error":"Custom.Bad","cause":"row 3"}"#,
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
     assert_eq!(error_of(&o), ("Custom.Bad".into(), "row 3".into()));
 }
 
 #[test]
 fn infinite_loop_runs_out_of_fuel_or_time() {
     let h = host(HOME);
-    let limits = Limits { fuel: 50_000_000, ..Limits::default() };
+    let limits = Limits {
+        fuel: 50_000_000,
+        ..Limits::default()
+    };
     let o = invoke(h, "hostile-spin", "{}", Arc::new(Grant::none()), limits);
     assert_eq!(error_of(&o).0, "Sandbox.FuelExhausted");
-    let limits = Limits { fuel: u64::MAX / 2, timeout: Duration::from_millis(200), ..Limits::default() };
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
     let o = invoke(h, "hostile-spin", "{}", Arc::new(Grant::none()), limits);
     let (e, c) = error_of(&o);
     assert_eq!(e, "States.Timeout", "{c}");
@@ -51,7 +76,10 @@ fn infinite_loop_runs_out_of_fuel_or_time() {
 #[test]
 fn memory_bomb_hits_the_memory_limit() {
     let h = host(HOME);
-    let limits = Limits { memory_bytes: 32 << 20, ..Limits::default() };
+    let limits = Limits {
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
     let o = invoke(h, "hostile-membomb", "{}", Arc::new(Grant::none()), limits);
     let (e, c) = error_of(&o);
     assert_eq!(e, "Sandbox.MemoryLimit", "{c}");
@@ -62,7 +90,13 @@ fn memory_bomb_hits_the_memory_limit() {
 #[test]
 fn deep_recursion_overflows_the_stack() {
     let h = host(HOME);
-    let o = invoke(h, "hostile-recurse", "{}", Arc::new(Grant::none()), Limits::default());
+    let o = invoke(
+        h,
+        "hostile-recurse",
+        "{}",
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
     assert_eq!(error_of(&o).0, "Sandbox.StackOverflow");
     echo_still_works();
 }
@@ -70,7 +104,13 @@ fn deep_recursion_overflows_the_stack() {
 #[test]
 fn oversized_output_is_refused() {
     let h = host(HOME);
-    let o = invoke(h, "hostile-bigout", r#"{"bytes":1048576}"#, Arc::new(Grant::none()), Limits::default());
+    let o = invoke(
+        h,
+        "hostile-bigout",
+        r#"{"bytes":1048576}"#,
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
     let (e, c) = error_of(&o);
     assert_eq!(e, "Sandbox.OutputTooLarge", "{c}");
     assert!(c.contains("262144"), "{c}");
@@ -80,7 +120,13 @@ fn oversized_output_is_refused() {
 #[test]
 fn panic_is_a_task_failure_with_the_message() {
     let h = host(HOME);
-    let o = invoke(h, "hostile-panic", "{}", Arc::new(Grant::none()), Limits::default());
+    let o = invoke(
+        h,
+        "hostile-panic",
+        "{}",
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
     let (e, c) = error_of(&o);
     assert_eq!(e, "States.TaskFailed");
     assert!(c.contains("asked to panic"), "{c}");
@@ -97,7 +143,10 @@ fn escape_fixture() -> (tempfile::TempDir, Arc<Grant>) {
     std::fs::write(base.path().join("secret/key"), "hunter2").unwrap();
     std::os::unix::fs::symlink(base.path().join("secret"), data.join("escape")).unwrap();
     std::os::unix::fs::symlink("/etc", data.join("etc")).unwrap();
-    let g = grant(r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:data/*"}]}"#, base.path());
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:data/*"}]}"#,
+        base.path(),
+    );
     (base, g)
 }
 
@@ -105,17 +154,41 @@ fn escape_fixture() -> (tempfile::TempDir, Arc<Grant>) {
 fn path_escapes_are_permission_denied() {
     let h = host(HOME);
     let (_base, g) = escape_fixture();
-    for path in ["/data/../secret/key", "/data/escape/key", "/data/etc/passwd", "/etc/passwd", "/secret/key"] {
-        let o = invoke(h, "hostile-escape", &format!(r#"{{"path":"{path}"}}"#), g.clone(), Limits::default());
+    for path in [
+        "/data/../secret/key",
+        "/data/escape/key",
+        "/data/etc/passwd",
+        "/etc/passwd",
+        "/secret/key",
+    ] {
+        let o = invoke(
+            h,
+            "hostile-escape",
+            &format!(r#"{{"path":"{path}"}}"#),
+            g.clone(),
+            Limits::default(),
+        );
         let (e, c) = error_of(&o);
         assert_eq!(e, "Sandbox.PermissionDenied", "{path}: {c}");
         assert!(!c.contains("hunter2"));
     }
     // The granted file itself is readable, so the denials above are the grant's doing.
-    let o = invoke(h, "hostile-escape", r#"{"path":"/data/ok.txt"}"#, g.clone(), Limits::default());
-    assert!(o.result.as_ref().unwrap().contains("fine"), "{:?}", o.result);
+    let o = invoke(
+        h,
+        "hostile-escape",
+        r#"{"path":"/data/ok.txt"}"#,
+        g.clone(),
+        Limits::default(),
+    );
+    assert!(
+        o.result.as_ref().unwrap().contains("fine"),
+        "{:?}",
+        o.result
+    );
     // The audit shows what was preopened and why.
-    assert!(o.audit.iter().any(|a| a.action == "fs:Read" && a.resource == "file:data" && a.decision == Effect::Allow));
+    assert!(o.audit.iter().any(|a| a.action == "fs:Read"
+        && a.resource == "file:data"
+        && a.decision == Effect::Allow));
     echo_still_works();
 }
 
@@ -141,10 +214,19 @@ fn csv_to_json_reads_a_granted_file_and_writes_another() {
     let v: serde_json::Value = serde_json::from_str(o.result.as_ref().unwrap()).unwrap();
     assert_eq!(v["count"], 2);
     assert_eq!(v["rows"][0], serde_json::json!({"id":1,"amount":2.5}));
-    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.path().join("out/orders.json")).unwrap()).unwrap();
+    let written: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(base.path().join("out/orders.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(written[1]["amount"], serde_json::Value::Null);
     // Writing into the read-only directory is refused.
-    let o = invoke(h, "csv-to-json", r#"{"path":"/in/orders.csv","output":"/in/x.json"}"#, g, Limits::default());
+    let o = invoke(
+        h,
+        "csv-to-json",
+        r#"{"path":"/in/orders.csv","output":"/in/x.json"}"#,
+        g,
+        Limits::default(),
+    );
     assert_eq!(error_of(&o).0, "Sandbox.PermissionDenied");
     assert!(!base.path().join("in/x.json").exists());
 }
@@ -154,7 +236,13 @@ fn json_transform_picks_renames_and_filters() {
     let h = host(HOME);
     let input = r#"{"data":[{"id":1,"s":"paid","x":9},{"id":2,"s":"void","x":8}],
                     "filter":{"s":"paid"},"pick":["id","s"],"rename":{"s":"status"}}"#;
-    let o = invoke(h, "json-transform", input, Arc::new(Grant::none()), Limits::default());
+    let o = invoke(
+        h,
+        "json-transform",
+        input,
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
     let v: serde_json::Value = serde_json::from_str(&o.result.unwrap()).unwrap();
     assert_eq!(v, serde_json::json!([{"id":1,"status":"paid"}]));
 }
@@ -191,13 +279,17 @@ fn http_goes_only_to_allowed_hosts() {
     let h = host(HOME);
     let (port, server) = serve(1);
     let g = grant(
-        &format!(r#"{{"Statement":[{{"Effect":"Allow","Action":"http:Request","Resource":"http://127.0.0.1:{port}/*"}}]}}"#),
+        &format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Action":"http:Request","Resource":"http://127.0.0.1:{port}/*"}}]}}"#
+        ),
         std::path::Path::new("/"),
     );
     let o = invoke(
         h,
         "http-request",
-        &format!(r#"{{"url":"http://127.0.0.1:{port}/api/orders","method":"POST","json":{{"id":7}}}}"#),
+        &format!(
+            r#"{{"url":"http://127.0.0.1:{port}/api/orders","method":"POST","json":{{"id":7}}}}"#
+        ),
         g.clone(),
         Limits::default(),
     );
@@ -206,13 +298,24 @@ fn http_goes_only_to_allowed_hosts() {
     assert_eq!(v["json"]["request"], "POST /api/orders HTTP/1.1");
     let seen = server.join().unwrap();
     assert!(seen[0].contains(r#"{"id":7}"#), "{seen:?}");
-    assert!(o.audit.iter().any(|a| a.action == "http:Request" && a.decision == Effect::Allow));
+    assert!(o
+        .audit
+        .iter()
+        .any(|a| a.action == "http:Request" && a.decision == Effect::Allow));
 
     // Another port on the same host is not in the grant.
-    let o = invoke(h, "http-request", r#"{"url":"http://127.0.0.1:1/x"}"#, g, Limits::default());
+    let o = invoke(
+        h,
+        "http-request",
+        r#"{"url":"http://127.0.0.1:1/x"}"#,
+        g,
+        Limits::default(),
+    );
     let (e, c) = error_of(&o);
     assert_eq!(e, "Sandbox.PermissionDenied", "{c}");
-    assert!(o.audit.iter().any(|a| a.action == "http:Request" && a.decision == Effect::Deny && a.resource == "http://127.0.0.1:1/x"));
+    assert!(o.audit.iter().any(|a| a.action == "http:Request"
+        && a.decision == Effect::Deny
+        && a.resource == "http://127.0.0.1:1/x"));
     echo_still_works();
 }
 
@@ -221,8 +324,13 @@ fn file_sensor_pokes_granted_paths() {
     let h = host(HOME);
     let base = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(base.path().join("landing")).unwrap();
-    let g = grant(r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:landing/*"}]}"#, base.path());
-    let rec = h.resolve(&weft_engine::PluginRef::parse("file-sensor").unwrap()).unwrap();
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:landing/*"}]}"#,
+        base.path(),
+    );
+    let rec = h
+        .resolve(&weft_engine::PluginRef::parse("file-sensor").unwrap())
+        .unwrap();
     let c = h.load(&rec).unwrap();
     let poke = |ctx: &str| {
         h.sandbox
@@ -244,21 +352,39 @@ fn file_sensor_pokes_granted_paths() {
     assert_eq!(poke(ctx).unwrap(), "false");
     std::fs::write(base.path().join("landing/ready.csv"), "x").unwrap();
     assert_eq!(poke(ctx).unwrap(), "true");
-    assert_eq!(poke(r#"{"params":{"pattern":"/landing/*.csv"}}"#).unwrap(), "true");
-    assert_eq!(poke(r#"{"params":{"path":"/etc/passwd"}}"#).unwrap_err().error, "Sandbox.PermissionDenied");
+    assert_eq!(
+        poke(r#"{"params":{"pattern":"/landing/*.csv"}}"#).unwrap(),
+        "true"
+    );
+    assert_eq!(
+        poke(r#"{"params":{"path":"/etc/passwd"}}"#)
+            .unwrap_err()
+            .error,
+        "Sandbox.PermissionDenied"
+    );
     // A sensor is not a task.
-    let e = h.invoke(&c, "{}", "{}", g.clone(), Limits::default()).err().unwrap().to_string();
+    let e = h
+        .invoke(&c, "{}", "{}", g.clone(), Limits::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("is a sensor but was invoked as a task"), "{e}");
 }
 
 #[test]
 fn second_load_uses_the_precompiled_cache() {
     let h = host(HOME);
-    let rec = h.resolve(&weft_engine::PluginRef::parse("json-transform").unwrap()).unwrap();
+    let rec = h
+        .resolve(&weft_engine::PluginRef::parse("json-transform").unwrap())
+        .unwrap();
     h.load(&rec).unwrap();
-    h.sandbox.evict(&blake3::Hash::from_bytes(*rec.digest.as_bytes()));
+    h.sandbox
+        .evict(&blake3::Hash::from_bytes(*rec.digest.as_bytes()));
     let again = h.load(&rec).unwrap();
-    assert!(!again.compiled, "a second load must come from the precompiled artifact");
+    assert!(
+        !again.compiled,
+        "a second load must come from the precompiled artifact"
+    );
 }
 
 #[test]
@@ -268,10 +394,15 @@ fn corrupt_precompiled_artifact_is_refused_and_recompiled() {
     weft_plugins::install_path(&store, &component("echo.wasm"), &Default::default()).unwrap();
     let sandbox = Arc::new(weft_sandbox::Sandbox::new(&Default::default()).unwrap());
     let h = weft_engine::PluginHost::new(store.clone(), sandbox.clone()).unwrap();
-    let rec = h.resolve(&weft_engine::PluginRef::parse("echo").unwrap()).unwrap();
+    let rec = h
+        .resolve(&weft_engine::PluginRef::parse("echo").unwrap())
+        .unwrap();
     assert!(h.load(&rec).unwrap().compiled);
     // Damage the cached native code: the store must refuse it and the sandbox recompile.
-    let art = store.precompiled(&rec.digest, sandbox.fingerprint()).unwrap().unwrap();
+    let art = store
+        .precompiled(&rec.digest, sandbox.fingerprint())
+        .unwrap()
+        .unwrap();
     let art_digest = weft_store::Digest::of(&art);
     let path = store.blobs().path(&art_digest);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -281,6 +412,14 @@ fn corrupt_precompiled_artifact_is_refused_and_recompiled() {
     sandbox.evict(&blake3::Hash::from_bytes(*rec.digest.as_bytes()));
     let again = h.load(&rec).unwrap();
     assert!(again.compiled, "a corrupt artifact must not be loaded");
-    let o = h.invoke(&again, "[1]", "{}", Arc::new(Grant::none()), Limits::default()).unwrap();
+    let o = h
+        .invoke(
+            &again,
+            "[1]",
+            "{}",
+            Arc::new(Grant::none()),
+            Limits::default(),
+        )
+        .unwrap();
     assert_eq!(o.result.unwrap(), "[1]");
 }

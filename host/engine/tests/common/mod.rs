@@ -11,7 +11,10 @@ use weft_sandbox::{Grant, Limits, Outcome, Policy, Sandbox, SandboxConfig};
 use weft_store::Store;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn plugins_dir() -> PathBuf {
@@ -22,7 +25,11 @@ pub fn plugins_dir() -> PathBuf {
 
 pub fn component(rel: &str) -> PathBuf {
     let p = plugins_dir().join(rel);
-    assert!(p.is_file(), "{} is missing: run `make guests` first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make guests` first",
+        p.display()
+    );
     p
 }
 
@@ -63,10 +70,17 @@ pub fn grant(json: &str, base: &Path) -> Arc<Grant> {
     Arc::new(Grant::compile(vec![policy(json)], base))
 }
 
-pub fn invoke(host: &PluginHost, plugin: &str, input: &str, grant: Arc<Grant>, limits: Limits) -> Outcome {
+pub fn invoke(
+    host: &PluginHost,
+    plugin: &str,
+    input: &str,
+    grant: Arc<Grant>,
+    limits: Limits,
+) -> Outcome {
     let rec = host.resolve(&PluginRef::parse(plugin).unwrap()).unwrap();
     let c = host.load(&rec).unwrap();
-    host.invoke(&c, input, r#"{"task":"test","attempt":1}"#, grant, limits).unwrap()
+    host.invoke(&c, input, r#"{"task":"test","attempt":1}"#, grant, limits)
+        .unwrap()
 }
 
 pub fn error_of(o: &Outcome) -> (String, String) {

@@ -1,0 +1,894 @@
+//! The Step Functions actions. Each takes the request object and returns the response object
+//! (field names as in AWS's API reference) or an [`ApiError`] with AWS's error name.
+
+use crate::error::ApiError;
+use crate::records::*;
+use crate::runner::{event_json, ServerTaskRunner, SledHistory, StoppableClock};
+use crate::{AppState, RunControl};
+use serde_json::{json, Map, Value};
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use weft_asl::{HistorySink, Hooks, RunOptions, StateError};
+use weft_engine::asl_tasks::LocalItemReader;
+
+/// AWS's limit on an execution's input (characters; weft counts bytes).
+pub const MAX_INPUT: usize = 256 * 1024;
+const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
+
+pub async fn dispatch(app: &Arc<AppState>, action: &str, req: Value) -> Result<Value, ApiError> {
+    match action {
+        "CreateStateMachine" => create_state_machine(app, &req).await,
+        "DescribeStateMachine" => describe_state_machine(app, &req),
+        "ListStateMachines" => list_state_machines(app, &req),
+        "UpdateStateMachine" => update_state_machine(app, &req).await,
+        "DeleteStateMachine" => delete_state_machine(app, &req).await,
+        "StartExecution" => start_execution(app, &req).await,
+        "StartSyncExecution" => start_sync_execution(app, &req).await,
+        "DescribeExecution" => describe_execution(app, &req),
+        "ListExecutions" => list_executions(app, &req),
+        "GetExecutionHistory" => get_execution_history(app, &req),
+        "StopExecution" => stop_execution(app, &req).await,
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("weft does not implement the action `{other}` yet"),
+        )),
+    }
+}
+
+// ---- request helpers ----
+
+fn missing(field: &str) -> ApiError {
+    ApiError::validation(format!(
+        "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+    ))
+}
+
+fn opt_str<'a>(req: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
+    match req.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::new(
+            "SerializationException",
+            format!("`{field}` must be a string"),
+        )),
+    }
+}
+
+fn req_str<'a>(req: &'a Value, field: &str) -> Result<&'a str, ApiError> {
+    opt_str(req, field)?.ok_or_else(|| missing(field))
+}
+
+fn opt_bool(req: &Value, field: &str) -> Result<Option<bool>, ApiError> {
+    match req.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::new(
+            "SerializationException",
+            format!("`{field}` must be a boolean"),
+        )),
+    }
+}
+
+/// `maxResults`: 0 or absent means the default; at most 1000.
+fn max_results(req: &Value, default: usize) -> Result<usize, ApiError> {
+    match req.get("maxResults") {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => match v.as_u64() {
+            Some(0) => Ok(default),
+            Some(n) if n <= 1000 => Ok(n as usize),
+            _ => Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000"
+            ))),
+        },
+    }
+}
+
+fn invalid_token(t: &str) -> ApiError {
+    ApiError::new("InvalidToken", format!("Invalid Token: '{t}'"))
+}
+
+/// Offset-based page tokens (`o:N`).
+fn offset_token(req: &Value) -> Result<usize, ApiError> {
+    match opt_str(req, "nextToken")? {
+        None => Ok(0),
+        Some(t) => t
+            .strip_prefix("o:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| invalid_token(t)),
+    }
+}
+
+fn validate_definition(definition: &str) -> Result<weft_asl::StateMachine, ApiError> {
+    weft_asl::parse(definition).map_err(|errs| {
+        let lines: Vec<String> = errs.errors.iter().map(|e| e.to_string()).collect();
+        ApiError::new(
+            "InvalidDefinition",
+            format!("Invalid State Machine Definition: '{}'", lines.join("; ")),
+        )
+    })
+}
+
+fn sm_type(req: &Value) -> Result<String, ApiError> {
+    match opt_str(req, "type")? {
+        None => Ok("STANDARD".into()),
+        Some(t @ ("STANDARD" | "EXPRESS")) => Ok(t.to_string()),
+        Some(t) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{t}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [STANDARD, EXPRESS]"
+        ))),
+    }
+}
+
+fn load_sm(app: &AppState, name: &str) -> Result<Option<StateMachineRecord>, ApiError> {
+    Ok(match app.state_machines.get(name.as_bytes())? {
+        Some(b) => Some(serde_json::from_slice(&b)?),
+        None => None,
+    })
+}
+
+fn sm_not_found(arn: &str) -> ApiError {
+    ApiError::new(
+        "StateMachineDoesNotExist",
+        format!("State Machine Does Not Exist: '{arn}'"),
+    )
+}
+
+fn sm_by_arn(app: &AppState, arn: &str) -> Result<StateMachineRecord, ApiError> {
+    let name = parse_sm_arn(arn)?;
+    load_sm(app, &name)?.ok_or_else(|| sm_not_found(arn))
+}
+
+fn load_exec(app: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, ApiError> {
+    Ok(match app.executions.get(arn.as_bytes())? {
+        Some(b) => Some(serde_json::from_slice(&b)?),
+        None => None,
+    })
+}
+
+fn exec_by_arn(app: &AppState, arn: &str) -> Result<ExecutionRecord, ApiError> {
+    let key = parse_exec_arn(arn)?;
+    load_exec(app, &key)?.ok_or_else(|| {
+        ApiError::new(
+            "ExecutionDoesNotExist",
+            format!("Execution Does Not Exist: '{arn}'"),
+        )
+    })
+}
+
+async fn flush(app: &AppState) -> Result<(), ApiError> {
+    app.store.db().flush_async().await?;
+    Ok(())
+}
+
+// ---- state machines ----
+
+async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let name = req_str(req, "name")?;
+    let definition = req_str(req, "definition")?;
+    valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
+    let ty = sm_type(req)?;
+    validate_definition(definition)?;
+    let now = now_ms();
+    let rec = StateMachineRecord {
+        name: name.to_string(),
+        arn: sm_arn(name),
+        definition: definition.to_string(),
+        role_arn: opt_str(req, "roleArn")?.unwrap_or(DEFAULT_ROLE).to_string(),
+        sm_type: ty,
+        creation_ms: now,
+        update_ms: None,
+        revision_id: uuid::Uuid::new_v4().to_string(),
+        description: None,
+        logging_configuration: req.get("loggingConfiguration").cloned(),
+        tracing_configuration: req.get("tracingConfiguration").cloned(),
+    };
+    let bytes = serde_json::to_vec(&rec)?;
+    match app.state_machines.compare_and_swap(
+        name.as_bytes(),
+        None as Option<&[u8]>,
+        Some(bytes),
+    )? {
+        Ok(()) => {
+            flush(app).await?;
+            Ok(json!({"stateMachineArn": rec.arn, "creationDate": ts(now)}))
+        }
+        Err(cas) => {
+            let old: StateMachineRecord = serde_json::from_slice(&cas.current.unwrap_or_default())?;
+            // AWS: creating an identical state machine again is idempotent
+            if old.definition == rec.definition
+                && old.role_arn == rec.role_arn
+                && old.sm_type == rec.sm_type
+            {
+                Ok(json!({"stateMachineArn": old.arn, "creationDate": ts(old.creation_ms)}))
+            } else {
+                Err(ApiError::new(
+                    "StateMachineAlreadyExists",
+                    format!("State Machine Already Exists: '{}'", old.arn),
+                ))
+            }
+        }
+    }
+}
+
+fn describe_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let arn = req_str(req, "stateMachineArn")?;
+    let sm = sm_by_arn(app, arn)?;
+    let mut v = json!({
+        "stateMachineArn": sm.arn,
+        "name": sm.name,
+        "status": "ACTIVE",
+        "definition": sm.definition,
+        "roleArn": sm.role_arn,
+        "type": sm.sm_type,
+        "creationDate": ts(sm.creation_ms),
+        "loggingConfiguration": sm.logging_configuration.clone()
+            .unwrap_or_else(|| json!({"level": "OFF", "includeExecutionData": false})),
+        "tracingConfiguration": sm.tracing_configuration.clone().unwrap_or_else(|| json!({"enabled": false})),
+        "revisionId": sm.revision_id,
+    });
+    if let Some(d) = &sm.description {
+        v["description"] = json!(d);
+    }
+    Ok(v)
+}
+
+fn list_state_machines(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let max = max_results(req, 100)?;
+    let start = match opt_str(req, "nextToken")? {
+        None => Bound::Unbounded,
+        Some(t) => {
+            let name = t.strip_prefix("n:").ok_or_else(|| invalid_token(t))?;
+            Bound::Excluded(name.as_bytes().to_vec())
+        }
+    };
+    let mut out = Vec::new();
+    let mut next = None;
+    for item in app
+        .state_machines
+        .range::<Vec<u8>, _>((start, Bound::Unbounded))
+    {
+        let (_, v) = item?;
+        let sm: StateMachineRecord = serde_json::from_slice(&v)?;
+        if out.len() == max {
+            next = Some(format!(
+                "n:{}",
+                out.last()
+                    .and_then(|x: &Value| x["name"].as_str())
+                    .unwrap_or("")
+            ));
+            break;
+        }
+        out.push(json!({
+            "stateMachineArn": sm.arn,
+            "name": sm.name,
+            "type": sm.sm_type,
+            "creationDate": ts(sm.creation_ms),
+        }));
+    }
+    let mut v = json!({"stateMachines": out});
+    if let Some(t) = next {
+        v["nextToken"] = json!(t);
+    }
+    Ok(v)
+}
+
+async fn update_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let arn = req_str(req, "stateMachineArn")?;
+    let name = parse_sm_arn(arn)?;
+    let definition = opt_str(req, "definition")?;
+    let role = opt_str(req, "roleArn")?;
+    let logging = req
+        .get("loggingConfiguration")
+        .filter(|v| !v.is_null())
+        .cloned();
+    let tracing_cfg = req
+        .get("tracingConfiguration")
+        .filter(|v| !v.is_null())
+        .cloned();
+    if definition.is_none() && role.is_none() && logging.is_none() && tracing_cfg.is_none() {
+        return Err(ApiError::new(
+            "MissingRequiredParameter",
+            "Either the definition, the roleArn, the loggingConfiguration or the tracingConfiguration must be specified",
+        ));
+    }
+    if let Some(d) = definition {
+        validate_definition(d)?;
+    }
+    let now = now_ms();
+    let revision = uuid::Uuid::new_v4().to_string();
+    let mut found = false;
+    app.state_machines
+        .fetch_and_update(name.as_bytes(), |old| {
+            let old = old?;
+            let mut sm: StateMachineRecord = serde_json::from_slice(old).ok()?;
+            found = true;
+            if let Some(d) = definition {
+                sm.definition = d.to_string();
+            }
+            if let Some(r) = role {
+                sm.role_arn = r.to_string();
+            }
+            if logging.is_some() {
+                sm.logging_configuration = logging.clone();
+            }
+            if tracing_cfg.is_some() {
+                sm.tracing_configuration = tracing_cfg.clone();
+            }
+            sm.update_ms = Some(now);
+            sm.revision_id = revision.clone();
+            serde_json::to_vec(&sm).ok()
+        })?;
+    if !found {
+        return Err(sm_not_found(arn));
+    }
+    flush(app).await?;
+    Ok(json!({"updateDate": ts(now), "revisionId": revision}))
+}
+
+async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let arn = req_str(req, "stateMachineArn")?;
+    let name = parse_sm_arn(arn)?;
+    // as AWS: deleting is idempotent; running executions finish, their records stay
+    app.state_machines.remove(name.as_bytes())?;
+    flush(app).await?;
+    Ok(json!({}))
+}
+
+// ---- executions ----
+
+/// The execution role: `weft:role:NAME`, or an IAM role ARN whose NAME has a weft role file.
+fn execution_role(
+    app: &AppState,
+    role_arn: &str,
+) -> Result<Option<Arc<weft_sandbox::Policy>>, StateError> {
+    if role_arn.starts_with("weft:role:") {
+        return app
+            .roles
+            .get(role_arn)
+            .map(Some)
+            .map_err(|e| StateError::new("States.Permissions", e.to_string()));
+    }
+    if let Some((_, name)) = role_arn.rsplit_once(":role/") {
+        let name = name.rsplit('/').next().unwrap_or(name);
+        return Ok(app.roles.get(name).ok());
+    }
+    Ok(None)
+}
+
+fn input_value(req: &Value) -> Result<(String, Value), ApiError> {
+    let text = opt_str(req, "input")?.unwrap_or("{}").to_string();
+    if text.len() > MAX_INPUT {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to {MAX_INPUT} (got {} bytes)",
+            text.len()
+        )));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| {
+        ApiError::new(
+            "InvalidExecutionInput",
+            format!("Invalid State Machine Execution Input: '{e}'"),
+        )
+    })?;
+    Ok((text, v))
+}
+
+/// Runs an execution to its end on the current (blocking) thread.
+fn execute(
+    app: &Arc<AppState>,
+    sm: &weft_asl::StateMachine,
+    role_arn: &str,
+    sm_name: &str,
+    exec_name: &str,
+    input: Value,
+    ctl: Option<Arc<RunControl>>,
+    history: Option<SledHistory>,
+) -> Result<Value, StateError> {
+    let mut history = history;
+    let role = execution_role(app, role_arn)?;
+    let runner = ServerTaskRunner {
+        app: app.clone(),
+        execution_role: role,
+        ctl: ctl.clone(),
+    };
+    let clock = StoppableClock(ctl);
+    let opts = RunOptions {
+        execution_name: exec_name.to_string(),
+        state_machine_name: sm_name.to_string(),
+        role_arn: role_arn.to_string(),
+        ..RunOptions::default()
+    };
+    let reader = LocalItemReader {
+        base_dir: app.base_dir.clone(),
+    };
+    let hooks = Hooks {
+        history: history.as_mut().map(|h| h as &mut dyn HistorySink),
+        item_reader: Some(&reader),
+    };
+    weft_asl::run_express(sm, input, &opts, &runner, &clock, hooks)
+}
+
+fn status_of(
+    sm: &weft_asl::StateMachine,
+    r: &Result<Value, StateError>,
+    elapsed_ms: i64,
+) -> &'static str {
+    match r {
+        Ok(_) => "SUCCEEDED",
+        Err(e)
+            if e.error == weft_asl::error::names::TIMEOUT
+                && sm
+                    .timeout_seconds
+                    .is_some_and(|t| elapsed_ms >= (t as i64).saturating_mul(1000)) =>
+        {
+            "TIMED_OUT"
+        }
+        Err(_) => "FAILED",
+    }
+}
+
+async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let sm_arn_in = req_str(req, "stateMachineArn")?;
+    let smr = sm_by_arn(app, sm_arn_in)?;
+    let name = match opt_str(req, "name")? {
+        Some(n) => n.to_string(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    valid_name(&name).map_err(|m| ApiError::new("InvalidName", m))?;
+    let (input_text, input) = input_value(req)?;
+    let sm = validate_definition(&smr.definition)?;
+    let arn = exec_arn(&smr.name, &name);
+    let rec = ExecutionRecord {
+        arn: arn.clone(),
+        state_machine_arn: smr.arn.clone(),
+        state_machine_name: smr.name.clone(),
+        name: name.clone(),
+        status: "RUNNING".into(),
+        start_ms: now_ms(),
+        stop_ms: None,
+        input: input_text,
+        output: None,
+        error: None,
+        cause: None,
+        trace_header: opt_str(req, "traceHeader")?.map(str::to_string),
+    };
+    let ctl = Arc::new(RunControl::default());
+    let existing = {
+        // registered under the same lock as the insert, so StopExecution always finds the switch
+        let mut running = app.running.lock().unwrap_or_else(|e| e.into_inner());
+        let cas = app.executions.compare_and_swap(
+            arn.as_bytes(),
+            None as Option<&[u8]>,
+            Some(serde_json::to_vec(&rec)?),
+        )?;
+        match cas {
+            Ok(()) => {
+                running.insert(arn.clone(), ctl.clone());
+                None
+            }
+            Err(cas) => Some(cas.current.unwrap_or_default()),
+        }
+    };
+    if let Some(old) = existing {
+        let old: ExecutionRecord = serde_json::from_slice(&old)?;
+        let same_input = serde_json::from_str::<Value>(&old.input).ok().as_ref() == Some(&input);
+        return if same_input {
+            Ok(json!({"executionArn": old.arn, "startDate": ts(old.start_ms)}))
+        } else {
+            Err(ApiError::new(
+                "ExecutionAlreadyExists",
+                format!("Execution Already Exists: '{arn}'"),
+            ))
+        };
+    }
+    flush(app).await?;
+    let app2 = app.clone();
+    let start_ms = rec.start_ms;
+    tokio::task::spawn_blocking(move || {
+        let sink = SledHistory {
+            tree: app2.history.clone(),
+            arn: rec.arn.clone(),
+            ctl: ctl.clone(),
+        };
+        let r = execute(
+            &app2,
+            &sm,
+            &smr.role_arn,
+            &smr.name,
+            &rec.name,
+            input,
+            Some(ctl.clone()),
+            Some(sink),
+        );
+        let stop = now_ms();
+        let status = status_of(&sm, &r, stop - start_ms);
+        {
+            let aborted = ctl.aborted.lock().unwrap_or_else(|e| e.into_inner());
+            if !*aborted {
+                let res = app2.executions.fetch_and_update(rec.arn.as_bytes(), |old| {
+                    let old = old?;
+                    let mut e: ExecutionRecord = serde_json::from_slice(old).ok()?;
+                    if e.status == "RUNNING" {
+                        e.status = status.to_string();
+                        e.stop_ms = Some(stop);
+                        match &r {
+                            Ok(out) => e.output = Some(out.to_string()),
+                            Err(err) => {
+                                e.error = Some(err.error.clone());
+                                e.cause = err.cause.clone();
+                            }
+                        }
+                    }
+                    serde_json::to_vec(&e).ok()
+                });
+                if let Err(e) = res {
+                    tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
+                }
+            }
+        }
+        app2.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&rec.arn);
+        if let Err(e) = app2.store.db().flush() {
+            tracing::error!("flush: {e}");
+        }
+    });
+    Ok(json!({"executionArn": arn, "startDate": ts(start_ms)}))
+}
+
+async fn start_sync_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let sm_arn_in = req_str(req, "stateMachineArn")?;
+    let smr = sm_by_arn(app, sm_arn_in)?;
+    if smr.sm_type != "EXPRESS" {
+        return Err(ApiError::new(
+            "StateMachineTypeNotSupported",
+            "This operation is not supported by this type of state machine (StartSyncExecution needs an EXPRESS state machine)",
+        ));
+    }
+    let name = match opt_str(req, "name")? {
+        Some(n) => n.to_string(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    valid_name(&name).map_err(|m| ApiError::new("InvalidName", m))?;
+    let (input_text, input) = input_value(req)?;
+    let sm = validate_definition(&smr.definition)?;
+    let start = now_ms();
+    let app2 = app.clone();
+    let (smr2, name2) = (smr.clone(), name.clone());
+    let (r, sm) = tokio::task::spawn_blocking(move || {
+        let r = execute(
+            &app2,
+            &sm,
+            &smr2.role_arn,
+            &smr2.name,
+            &name2,
+            input,
+            None,
+            None,
+        );
+        (r, sm)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("execution panicked: {e}")))?;
+    let stop = now_ms();
+    let mut v = json!({
+        "executionArn": express_arn(&smr.name, &name),
+        "stateMachineArn": smr.arn,
+        "name": name,
+        "startDate": ts(start),
+        "stopDate": ts(stop),
+        "status": status_of(&sm, &r, stop - start),
+        "input": input_text,
+        "inputDetails": {"included": true},
+        "billingDetails": {
+            "billedMemoryUsedInMB": 64,
+            "billedDurationInMilliseconds": ((stop - start).max(1) + 99) / 100 * 100,
+        },
+    });
+    match r {
+        Ok(out) => {
+            v["output"] = json!(out.to_string());
+            v["outputDetails"] = json!({"included": true});
+        }
+        Err(e) => {
+            v["error"] = json!(e.error);
+            if let Some(c) = e.cause {
+                v["cause"] = json!(c);
+            }
+        }
+    }
+    if let Some(t) = opt_str(req, "traceHeader")? {
+        v["traceHeader"] = json!(t);
+    }
+    Ok(v)
+}
+
+fn describe_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let e = exec_by_arn(app, req_str(req, "executionArn")?)?;
+    let mut v = json!({
+        "executionArn": e.arn,
+        "stateMachineArn": e.state_machine_arn,
+        "name": e.name,
+        "status": e.status,
+        "startDate": ts(e.start_ms),
+        "input": e.input,
+        "inputDetails": {"included": true},
+        "redriveCount": 0,
+        "redriveStatus": "NOT_REDRIVABLE",
+    });
+    if let Some(s) = e.stop_ms {
+        v["stopDate"] = ts(s);
+    }
+    if let Some(o) = &e.output {
+        v["output"] = json!(o);
+        v["outputDetails"] = json!({"included": true});
+    }
+    if let Some(x) = &e.error {
+        v["error"] = json!(x);
+    }
+    if let Some(x) = &e.cause {
+        v["cause"] = json!(x);
+    }
+    if let Some(x) = &e.trace_header {
+        v["traceHeader"] = json!(x);
+    }
+    Ok(v)
+}
+
+const STATUSES: &[&str] = &[
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED_OUT",
+    "ABORTED",
+    "PENDING_REDRIVE",
+];
+
+fn list_executions(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let Some(arn) = opt_str(req, "stateMachineArn")? else {
+        if opt_str(req, "mapRunArn")?.is_some() {
+            return Err(ApiError::validation("weft does not support mapRunArn yet"));
+        }
+        return Err(ApiError::validation(
+            "Must provide a StateMachine ARN or MapRun ARN",
+        ));
+    };
+    let sm_name = parse_sm_arn(arn)?;
+    if load_sm(app, &sm_name)?.is_none() {
+        return Err(sm_not_found(arn));
+    }
+    let filter = opt_str(req, "statusFilter")?;
+    if let Some(f) = filter {
+        if !STATUSES.contains(&f) {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{f}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                STATUSES.join(", ")
+            )));
+        }
+    }
+    let max = max_results(req, 100)?;
+    let offset = offset_token(req)?;
+    let prefix = format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{sm_name}:");
+    let mut all = Vec::new();
+    for item in app.executions.scan_prefix(prefix.as_bytes()) {
+        let (_, v) = item?;
+        let e: ExecutionRecord = serde_json::from_slice(&v)?;
+        if filter.is_none_or(|f| f == e.status) {
+            all.push(e);
+        }
+    }
+    // newest first, as AWS lists them
+    all.sort_by(|a, b| {
+        b.start_ms
+            .cmp(&a.start_ms)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(max)
+        .map(|e| {
+            let mut v = json!({
+                "executionArn": e.arn,
+                "stateMachineArn": e.state_machine_arn,
+                "name": e.name,
+                "status": e.status,
+                "startDate": ts(e.start_ms),
+            });
+            if let Some(s) = e.stop_ms {
+                v["stopDate"] = ts(s);
+            }
+            v
+        })
+        .collect();
+    let mut v = json!({"executions": page});
+    if offset + max < all.len() {
+        v["nextToken"] = json!(format!("o:{}", offset + max));
+    }
+    Ok(v)
+}
+
+fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let e = exec_by_arn(app, req_str(req, "executionArn")?)?;
+    let max = max_results(req, 100)?;
+    let reverse = opt_bool(req, "reverseOrder")?.unwrap_or(false);
+    let include_data = opt_bool(req, "includeExecutionData")?.unwrap_or(true);
+    let from: Option<u64> = match opt_str(req, "nextToken")? {
+        None => None,
+        Some(t) => Some(
+            t.strip_prefix("e:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| invalid_token(t))?,
+        ),
+    };
+    let prefix = history_prefix(&e.arn);
+    let iter = app.history.scan_prefix(&prefix);
+    let mut events = Vec::new();
+    let mut next = None;
+    let mut push = |k: &[u8], v: &[u8]| -> Result<bool, ApiError> {
+        let id = id_of_history_key(k);
+        if let Some(f) = from {
+            if (!reverse && id < f) || (reverse && id > f) {
+                return Ok(true);
+            }
+        }
+        if events.len() == max {
+            next = Some(format!("e:{id}"));
+            return Ok(false);
+        }
+        let mut ev: Value = serde_json::from_slice(v)?;
+        if !include_data {
+            strip_data(&mut ev);
+        }
+        events.push(ev);
+        Ok(true)
+    };
+    if reverse {
+        for item in iter.rev() {
+            let (k, v) = item?;
+            if !push(&k, &v)? {
+                break;
+            }
+        }
+    } else {
+        for item in iter {
+            let (k, v) = item?;
+            if !push(&k, &v)? {
+                break;
+            }
+        }
+    }
+    let mut v = json!({"events": events});
+    if let Some(t) = next {
+        v["nextToken"] = json!(t);
+    }
+    Ok(v)
+}
+
+/// `includeExecutionData: false`: drops input and output from the event details.
+fn strip_data(ev: &mut Value) {
+    if let Some(m) = ev.as_object_mut() {
+        for (k, d) in m.iter_mut() {
+            if k.ends_with("EventDetails") {
+                if let Some(d) = d.as_object_mut() {
+                    d.remove("input");
+                    d.remove("output");
+                }
+            }
+        }
+    }
+}
+
+async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let arn_in = req_str(req, "executionArn")?;
+    let e = exec_by_arn(app, arn_in)?;
+    let error = opt_str(req, "error")?.map(str::to_string);
+    let cause = opt_str(req, "cause")?.map(str::to_string);
+    if e.status != "RUNNING" {
+        return Ok(json!({"stopDate": ts(e.stop_ms.unwrap_or_else(now_ms))}));
+    }
+    let ctl = app
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&e.arn)
+        .cloned();
+    let now = now_ms();
+    let ctl = ctl.unwrap_or_default();
+    {
+        // holding the lock: no history event or result is recorded past this point
+        let mut aborted = ctl.aborted.lock().unwrap_or_else(|e| e.into_inner());
+        *aborted = true;
+        ctl.flag.store(true, Ordering::SeqCst);
+        let mut changed = false;
+        app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
+            let old = old?;
+            let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
+            if r.status == "RUNNING" {
+                r.status = "ABORTED".into();
+                r.stop_ms = Some(now);
+                r.error = error.clone();
+                r.cause = cause.clone();
+                changed = true;
+            }
+            serde_json::to_vec(&r).ok()
+        })?;
+        if changed {
+            append_final_event(
+                app,
+                &e.arn,
+                now,
+                "ExecutionAborted",
+                error.as_deref(),
+                cause.as_deref(),
+            )?;
+        }
+    }
+    flush(app).await?;
+    let e = exec_by_arn(app, arn_in)?;
+    Ok(json!({"stopDate": ts(e.stop_ms.unwrap_or(now))}))
+}
+
+fn append_final_event(
+    app: &AppState,
+    arn: &str,
+    now: i64,
+    ty: &'static str,
+    error: Option<&str>,
+    cause: Option<&str>,
+) -> Result<(), ApiError> {
+    let last = match app.history.scan_prefix(history_prefix(arn)).next_back() {
+        Some(item) => id_of_history_key(&item?.0),
+        None => 0,
+    };
+    let mut details = Map::new();
+    if let Some(x) = error {
+        details.insert("error".into(), json!(x));
+    }
+    if let Some(x) = cause {
+        details.insert("cause".into(), json!(x));
+    }
+    let ev = weft_asl::HistoryEvent {
+        id: last + 1,
+        previous_event_id: last,
+        timestamp_ms: now,
+        event_type: ty,
+        details: Value::Object(details),
+    };
+    app.history.insert(
+        history_key(arn, last + 1),
+        event_json(&ev).to_string().as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Marks executions a previous process left RUNNING as FAILED (durable resume comes later).
+pub fn recover_interrupted(app: &AppState) -> Result<usize, ApiError> {
+    let now = now_ms();
+    let mut n = 0;
+    for item in app.executions.iter() {
+        let (k, v) = item?;
+        let mut e: ExecutionRecord = serde_json::from_slice(&v)?;
+        if e.status != "RUNNING" {
+            continue;
+        }
+        e.status = "FAILED".into();
+        e.stop_ms = Some(now);
+        e.error = Some("States.Runtime".into());
+        e.cause = Some("interrupted by a restart".into());
+        app.executions.insert(k, serde_json::to_vec(&e)?)?;
+        append_final_event(
+            app,
+            &e.arn,
+            now,
+            "ExecutionFailed",
+            e.error.as_deref(),
+            e.cause.as_deref(),
+        )?;
+        n += 1;
+    }
+    if n > 0 {
+        app.store.db().flush()?;
+    }
+    Ok(n)
+}

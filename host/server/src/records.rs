@@ -1,0 +1,172 @@
+//! What the server keeps in sled: state machines (tree `sfn_state_machines`, key = name),
+//! executions (tree `sfn_executions`, key = execution ARN) and history events (tree
+//! `sfn_history`, key = execution ARN, 0x00, event id as big-endian u64).
+
+use crate::error::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "000000000000";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateMachineRecord {
+    pub name: String,
+    pub arn: String,
+    pub definition: String,
+    pub role_arn: String,
+    /// STANDARD | EXPRESS
+    pub sm_type: String,
+    pub creation_ms: i64,
+    pub update_ms: Option<i64>,
+    pub revision_id: String,
+    pub description: Option<String>,
+    pub logging_configuration: Option<Value>,
+    pub tracing_configuration: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    pub arn: String,
+    pub state_machine_arn: String,
+    pub state_machine_name: String,
+    pub name: String,
+    /// RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED
+    pub status: String,
+    pub start_ms: i64,
+    pub stop_ms: Option<i64>,
+    pub input: String,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub trace_header: Option<String>,
+}
+
+pub fn sm_arn(name: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}")
+}
+
+pub fn exec_arn(sm: &str, name: &str) -> String {
+    format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{sm}:{name}")
+}
+
+pub fn express_arn(sm: &str, name: &str) -> String {
+    format!(
+        "arn:aws:states:{REGION}:{ACCOUNT}:express:{sm}:{name}:{}",
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// Splits `arn:aws:states:REGION:ACCOUNT:KIND:REST` into (KIND, REST).
+fn split_arn(arn: &str) -> Option<(&str, &str)> {
+    let mut it = arn.splitn(7, ':');
+    let (a, p, s, _r, _acct) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    if a != "arn" || !p.starts_with("aws") || s != "states" {
+        return None;
+    }
+    Some((it.next()?, it.next()?))
+}
+
+/// The state machine name in a state machine ARN (a `:VERSION`/`:ALIAS` suffix is refused).
+pub fn parse_sm_arn(arn: &str) -> Result<String, ApiError> {
+    match split_arn(arn) {
+        Some(("stateMachine", name)) if valid_name(name).is_ok() => Ok(name.to_string()),
+        _ => Err(ApiError::new(
+            "InvalidArn",
+            format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
+        )),
+    }
+}
+
+/// Checks an execution ARN and returns it normalised to this server's region and account.
+pub fn parse_exec_arn(arn: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::new(
+            "InvalidArn",
+            format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
+        )
+    };
+    match split_arn(arn) {
+        Some(("execution", rest)) => {
+            let (sm, name) = rest.split_once(':').ok_or_else(bad)?;
+            if valid_name(sm).is_err() || valid_name(name).is_err() {
+                return Err(bad());
+            }
+            Ok(exec_arn(sm, name))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// AWS's naming rule for state machines and executions: 1-80 characters, no whitespace, no
+/// brackets, wildcards, special characters or control characters.
+pub fn valid_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(format!(
+            "Invalid Name: '{name}' (a name is 1 to 80 characters)"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:/".contains(*c))
+    {
+        return Err(format!(
+            "Invalid Name: '{name}' (character {c:?} is not allowed)"
+        ));
+    }
+    Ok(())
+}
+
+pub fn history_key(exec_arn: &str, id: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(exec_arn.len() + 9);
+    k.extend_from_slice(exec_arn.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub fn history_prefix(exec_arn: &str) -> Vec<u8> {
+    let mut k = exec_arn.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+pub fn id_of_history_key(k: &[u8]) -> u64 {
+    let n = k.len();
+    if n < 8 {
+        return 0;
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&k[n - 8..]);
+    u64::from_be_bytes(b)
+}
+
+/// Epoch seconds with millisecond precision: the timestamp shape of AWS JSON 1.0.
+pub fn ts(ms: i64) -> Value {
+    Value::from(ms as f64 / 1000.0)
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns() {
+        assert_eq!(parse_sm_arn(&sm_arn("a-b_c")).unwrap(), "a-b_c");
+        assert!(parse_sm_arn("arn:aws:states:us-east-1:1:execution:x:y").is_err());
+        assert!(parse_sm_arn("nope").is_err());
+        assert_eq!(
+            parse_exec_arn("arn:aws:states:eu-west-1:123:execution:sm:e1").unwrap(),
+            exec_arn("sm", "e1")
+        );
+        assert!(parse_exec_arn("arn:aws:states:eu-west-1:123:execution:sm").is_err());
+        assert!(valid_name("a b").is_err());
+        assert!(valid_name(&"x".repeat(81)).is_err());
+        let k = history_key("arn", 42);
+        assert_eq!(id_of_history_key(&k), 42);
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every example: each examples/NAME.asl.json with NAME.input.json must produce
+# NAME.expected.json (an output, or {"Error","Cause"} for a failing run); each DAG with an
+# examples/dags/ID.expected.json must give those task states. Plugins come from a bundle
+# packed from target/plugins, so packing and installing are exercised too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WEFT="$PWD/target/debug/weft"
+export WEFT_HOME="$PWD/target/examples-home"
+mkdir -p "$WEFT_HOME"
+"$WEFT" plugin pack target/plugins -o target/examples-bundle.zip >/dev/null
+"$WEFT" plugin install --force target/examples-bundle.zip >/dev/null
+"$WEFT" plugin verify >/dev/null
+
+compare() { # expected-file actual-json
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+exp = json.load(open(sys.argv[1])); got = json.loads(sys.argv[2])
+def eq(a, b):
+    if isinstance(a, bool) or isinstance(b, bool): return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)): return a == b
+    if isinstance(a, dict) and isinstance(b, dict): return a.keys() == b.keys() and all(eq(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list): return len(a) == len(b) and all(eq(x, y) for x, y in zip(a, b))
+    return a == b
+if not eq(exp, got):
+    print("    expected: %s\n    got:      %s" % (json.dumps(exp, sort_keys=True), json.dumps(got, sort_keys=True))); sys.exit(1)
+PY
+}
+
+fail=0; n=0
+for def in examples/*.asl.json; do
+  name=$(basename "$def" .asl.json); n=$((n+1))
+  "$WEFT" validate "$def" >/dev/null
+  out=$("$WEFT" run "$def" --input "@examples/$name.input.json" || true)
+  if compare "examples/$name.expected.json" "$out"; then echo "ok   $name" >&2; else echo "FAIL $name" >&2; fail=1; fi
+done
+for exp in examples/dags/*.expected.json; do
+  id=$(basename "$exp" .expected.json); n=$((n+1))
+  out=$("$WEFT" dag test "$id" 2024-03-05 --json --dags examples/dags 2>/dev/null || true)
+  states=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(json.dumps({"state": r["state"], "tasks": {k: v["state"] for k, v in r["tasks"].items()}}))' "$out")
+  if compare "$exp" "$states"; then echo "ok   dag $id" >&2; else echo "FAIL dag $id" >&2; fail=1; fi
+done
+[ "$fail" = 0 ] || { echo "examples failed" >&2; exit 1; }
+echo "$n examples passed" >&2
