@@ -12,7 +12,9 @@ use weft_plugins::build::{build, scaffold, BuildError, BuildOptions, Lang};
 /// success, 2 for a project the builder cannot understand, 1 when a toolchain step failed.
 pub fn run_build(dir: &Path, out: Option<&Path>) -> Result<ExitCode> {
     let home = weft_engine::weft_home();
-    let out_dir = out.map(Path::to_path_buf).unwrap_or_else(|| dir.join("target/weft"));
+    let out_dir = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join("target/weft"));
     let opts = BuildOptions::under_home(&home, &out_dir);
     match build(dir, &opts) {
         Ok(b) => {
@@ -54,11 +56,22 @@ pub fn run_new(lang: &str, name: &str, dir: &Path) -> Result<ExitCode> {
             }
             let d = dir.join(name);
             let test = match l {
-                Lang::Python => format!("cd {} && PYTHONPATH=<weft>/guest-sdk/python python3 -m unittest", d.display()),
-                Lang::Js => format!("cd {} && npm install <weft>/guest-sdk/js && node --test", d.display()),
+                Lang::Python => format!(
+                    "cd {} && PYTHONPATH=<weft>/guest-sdk/python python3 -m unittest",
+                    d.display()
+                ),
+                Lang::Js => format!(
+                    "cd {} && npm install <weft>/guest-sdk/js && node --test",
+                    d.display()
+                ),
                 Lang::Rust => format!("cd {} && cargo test", d.display()),
             };
-            eprintln!("created {} ({}); test: {test}; build: weft plugin build {}", d.display(), l.as_str(), d.display());
+            eprintln!(
+                "created {} ({}); test: {test}; build: weft plugin build {}",
+                d.display(),
+                l.as_str(),
+                d.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -373,6 +373,7 @@ fn input_value(req: &Value) -> Result<(String, Value), ApiError> {
 }
 
 /// Runs an execution to its end on the current (blocking) thread.
+#[allow(clippy::too_many_arguments)]
 fn execute(
     app: &Arc<AppState>,
     sm: &weft_asl::StateMachine,

@@ -199,7 +199,11 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
             .await?;
         anyhow::Ok(())
     })?;
+    // executions still running (a long Wait, a task) are not waited for: they stay RUNNING in
+    // the store and the next start marks them FAILED (durable resume is not implemented yet)
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     store.flush().ok();
+    eprintln!("weft server: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -62,8 +62,23 @@ fn main() {
     }
     opts.force = force;
     let mut failed = 0;
+    // A componentizer that could not be installed is not retried for every operator.
+    let mut unavailable: Vec<String> = Vec::new();
     for d in &dirs {
         let t = Instant::now();
+        let tool = match weft_plugins::build::detect(d) {
+            Ok(weft_plugins::build::Lang::Python) => "componentize-py",
+            Ok(weft_plugins::build::Lang::Js) => "componentize-js",
+            _ => "",
+        };
+        if unavailable.iter().any(|u| u == tool) {
+            failed += 1;
+            eprintln!(
+                "polyglot: skipped {}: {tool} is unavailable (see above)",
+                d.display()
+            );
+            continue;
+        }
         match build(d, &opts) {
             Ok(b) => {
                 if json {
@@ -88,6 +103,9 @@ fn main() {
             }
             Err(e) => {
                 failed += 1;
+                if let weft_plugins::build::BuildError::ToolInstall { tool, .. } = &e {
+                    unavailable.push(tool.clone());
+                }
                 eprintln!("polyglot: error: {e}");
             }
         }

@@ -1,0 +1,213 @@
+//! The CLI contract of DESIGN.md, driven through the real `weft` binary: output on stdout,
+//! `{"Error","Cause"}` with exit 1 for failed runs, exit 2 with precise messages for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn plugin(rel: &str) -> PathBuf {
+    let dir = std::env::var_os("WEFT_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/plugins"));
+    let p = dir.join(rel);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make guests` first",
+        p.display()
+    );
+    p
+}
+
+fn weft(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .env("WEFT_HOME", home)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn invoke_prints_output_or_error_with_exit_codes() {
+    let home = tempfile::tempdir().unwrap();
+    for p in ["echo.wasm", "fail.wasm", "hostile/spin.wasm"] {
+        let o = weft(
+            home.path(),
+            &["plugin", "install", plugin(p).to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = weft(
+        home.path(),
+        &["invoke", "echo", "--input", r#"{"x":[1,2]}"#],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), r#"{"x":[1,2]}"#)
+    );
+
+    let o = weft(
+        home.path(),
+        &[
+            "invoke",
+            "fail",
+            "--input",
+            r#"{"error":"E.X","cause":"why"}"#,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), r#"{"Error":"E.X","Cause":"why"}"#);
+
+    let o = weft(
+        home.path(),
+        &[
+            "invoke",
+            "hostile-spin",
+            "--timeout",
+            "200ms",
+            "--fuel",
+            "1000000000000000",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["Error"], "States.Timeout");
+
+    let o = weft(home.path(), &["invoke", "echo", "--input", "{nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--input:1:2: input is not JSON"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = weft(home.path(), &["invoke", "nothere"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("plugin `nothere` is not installed"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = weft(home.path(), &["invoke", "echo", "--memory", "12XB"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown size unit"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_policy_files_are_reported_with_pointers() {
+    let home = tempfile::tempdir().unwrap();
+    weft(
+        home.path(),
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    let pol = home.path().join("bad.json");
+    std::fs::write(
+        &pol,
+        r#"{"Statement":[{"Effect":"Allow","Action":"fs:Reed","Resource":"file:x/*"}]}"#,
+    )
+    .unwrap();
+    let o = weft(
+        home.path(),
+        &["invoke", "echo", "--policy", pol.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/Statement/0/Action/0: `fs:Reed` matches no weft action"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn run_contract() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ok = dir.path().join("ok.json");
+    std::fs::write(
+        &ok,
+        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"v.$":"$.a"},"End":true}}}"#,
+    )
+    .unwrap();
+    let o = weft(
+        home.path(),
+        &["run", ok.to_str().unwrap(), "--input", r#"{"a":5}"#],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), r#"{"v":5}"#)
+    );
+
+    let failing = dir.path().join("fail.json");
+    std::fs::write(
+        &failing,
+        r#"{"StartAt":"F","States":{"F":{"Type":"Fail","Error":"E","Cause":"C"}}}"#,
+    )
+    .unwrap();
+    let o = weft(home.path(), &["run", failing.to_str().unwrap()]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(1), r#"{"Error":"E","Cause":"C"}"#)
+    );
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nowhere"},"B":{"Type":"Succeed"}}}"#,
+    )
+    .unwrap();
+    let o = weft(home.path(), &["run", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("/States/A/Next"), "{err}");
+    assert!(
+        err.contains("/States/B"),
+        "the unreachable state is reported too: {err}"
+    );
+    let o = weft(home.path(), &["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn run_history_uses_step_functions_events() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let def = dir.path().join("d.json");
+    std::fs::write(
+        &def,
+        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#,
+    )
+    .unwrap();
+    let o = weft(home.path(), &["run", def.to_str().unwrap(), "--history"]);
+    assert_eq!(o.status.code(), Some(0));
+    let h: serde_json::Value = serde_json::from_str(&stderr(&o)).unwrap();
+    let types: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+}

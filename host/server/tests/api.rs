@@ -1,0 +1,763 @@
+//! Drives the Step Functions API over real HTTP: the router on 127.0.0.1:0 in-process, requests
+//! written by hand (AWS JSON 1.0), every action, error shapes, pagination and idempotency.
+
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_server::auth::Tokens;
+use weft_server::records::{exec_arn, sm_arn, ExecutionRecord};
+use weft_server::AppState;
+
+struct Server {
+    addr: std::net::SocketAddr,
+    _home: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start(tokens: Option<Tokens>) -> Server {
+    let home = tempfile::tempdir().unwrap();
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    let state = AppState::new(store, tokens).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        weft_server::serve(listener, state).await.unwrap();
+    });
+    Server {
+        addr,
+        _home: home,
+        task,
+    }
+}
+
+/// One raw HTTP/1.1 request; returns (status, headers lower-cased, body).
+async fn raw(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hs = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, hs, body.to_string())
+}
+
+async fn call_with(
+    addr: std::net::SocketAddr,
+    action: &str,
+    body: Value,
+    auth: Option<&str>,
+) -> (u16, Value) {
+    let target = format!("AWSStepFunctions.{action}");
+    let mut hs = vec![
+        ("Content-Type", "application/x-amz-json-1.0"),
+        ("X-Amz-Target", target.as_str()),
+    ];
+    if let Some(a) = auth {
+        hs.push(("Authorization", a));
+    }
+    let (status, headers, text) = raw(addr, &hs, &body.to_string()).await;
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/x-amz-json-1.0"),
+        "{headers:?}"
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+async fn call(s: &Server, action: &str, body: Value) -> (u16, Value) {
+    call_with(s.addr, action, body, None).await
+}
+
+async fn ok(s: &Server, action: &str, body: Value) -> Value {
+    let (status, v) = call(s, action, body).await;
+    assert_eq!(status, 200, "{action}: {v}");
+    v
+}
+
+async fn err(s: &Server, action: &str, body: Value) -> (String, String) {
+    let (status, v) = call(s, action, body).await;
+    assert_eq!(status, 400, "{action}: {v}");
+    (
+        v["__type"].as_str().unwrap().to_string(),
+        v["message"].as_str().unwrap().to_string(),
+    )
+}
+
+const PASS: &str =
+    r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Parameters":{"got.$":"$.x"},"End":true}}}"#;
+
+async fn create(s: &Server, name: &str, def: &str, ty: &str) -> String {
+    let v = ok(s, "CreateStateMachine", json!({"name": name, "definition": def, "roleArn": "arn:aws:iam::000000000000:role/r", "type": ty})).await;
+    assert!(v["creationDate"].is_f64() || v["creationDate"].is_u64());
+    v["stateMachineArn"].as_str().unwrap().to_string()
+}
+
+async fn wait_done(s: &Server, arn: &str) -> Value {
+    for _ in 0..200 {
+        let v = ok(s, "DescribeExecution", json!({"executionArn": arn})).await;
+        if v["status"] != "RUNNING" {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{arn} still running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_machine_crud_and_errors() {
+    let s = start(None).await;
+    let arn = create(&s, "hello", PASS, "STANDARD").await;
+    assert_eq!(arn, sm_arn("hello"));
+    // identical create is idempotent; a different one is refused
+    assert_eq!(create(&s, "hello", PASS, "STANDARD").await, arn);
+    let other = r#"{"StartAt":"B","States":{"B":{"Type":"Succeed"}}}"#;
+    let (t, _) = err(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "hello", "definition": other}),
+    )
+    .await;
+    assert_eq!(t, "StateMachineAlreadyExists");
+    // pointer-precise definition errors
+    let bad = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nope"}}}"#;
+    let (t, m) = err(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "bad", "definition": bad}),
+    )
+    .await;
+    assert_eq!(t, "InvalidDefinition");
+    assert!(m.contains("/States/A/Next"), "{m}");
+    let (t, _) = err(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "bad", "definition": "{not json"}),
+    )
+    .await;
+    assert_eq!(t, "InvalidDefinition");
+    let (t, _) = err(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "has space", "definition": PASS}),
+    )
+    .await;
+    assert_eq!(t, "InvalidName");
+    let (t, _) = err(&s, "CreateStateMachine", json!({"definition": PASS})).await;
+    assert_eq!(t, "ValidationException");
+    let (t, _) = err(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "x", "definition": PASS, "type": "FAST"}),
+    )
+    .await;
+    assert_eq!(t, "ValidationException");
+
+    let d = ok(&s, "DescribeStateMachine", json!({"stateMachineArn": arn})).await;
+    assert_eq!(d["name"], "hello");
+    assert_eq!(d["definition"], PASS);
+    assert_eq!(d["type"], "STANDARD");
+    assert_eq!(d["status"], "ACTIVE");
+    assert_eq!(d["roleArn"], "arn:aws:iam::000000000000:role/r");
+    let (t, _) = err(
+        &s,
+        "DescribeStateMachine",
+        json!({"stateMachineArn": sm_arn("nope")}),
+    )
+    .await;
+    assert_eq!(t, "StateMachineDoesNotExist");
+    let (t, _) = err(
+        &s,
+        "DescribeStateMachine",
+        json!({"stateMachineArn": "arn:nope"}),
+    )
+    .await;
+    assert_eq!(t, "InvalidArn");
+
+    let u = ok(
+        &s,
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn, "definition": other}),
+    )
+    .await;
+    assert!(u["updateDate"].is_number() && u["revisionId"].is_string());
+    let d = ok(&s, "DescribeStateMachine", json!({"stateMachineArn": arn})).await;
+    assert_eq!(d["definition"], other);
+    let (t, _) = err(
+        &s,
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn, "definition": bad}),
+    )
+    .await;
+    assert_eq!(t, "InvalidDefinition");
+    let (t, _) = err(&s, "UpdateStateMachine", json!({"stateMachineArn": arn})).await;
+    assert_eq!(t, "MissingRequiredParameter");
+    let (t, _) = err(
+        &s,
+        "UpdateStateMachine",
+        json!({"stateMachineArn": sm_arn("nope"), "definition": PASS}),
+    )
+    .await;
+    assert_eq!(t, "StateMachineDoesNotExist");
+
+    // pagination over 5 machines, 2 a page
+    for i in 0..4 {
+        create(&s, &format!("m{i}"), PASS, "EXPRESS").await;
+    }
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut req = json!({"maxResults": 2});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let v = ok(&s, "ListStateMachines", req).await;
+        pages += 1;
+        for m in v["stateMachines"].as_array().unwrap() {
+            assert!(
+                m["creationDate"].is_number()
+                    && m["type"].is_string()
+                    && m["stateMachineArn"].is_string()
+            );
+            names.push(m["name"].as_str().unwrap().to_string());
+        }
+        match v.get("nextToken") {
+            Some(t) => token = Some(t.as_str().unwrap().to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["hello", "m0", "m1", "m2", "m3"]);
+    assert_eq!(pages, 3);
+    let (t, _) = err(&s, "ListStateMachines", json!({"nextToken": "garbage"})).await;
+    assert_eq!(t, "InvalidToken");
+    let (t, _) = err(&s, "ListStateMachines", json!({"maxResults": 5000})).await;
+    assert_eq!(t, "ValidationException");
+
+    ok(&s, "DeleteStateMachine", json!({"stateMachineArn": arn})).await;
+    let (t, _) = err(&s, "DescribeStateMachine", json!({"stateMachineArn": arn})).await;
+    assert_eq!(t, "StateMachineDoesNotExist");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors() {
+    let s = start(None).await;
+    let (t, _) = err(&s, "NoSuchAction", json!({})).await;
+    assert_eq!(t, "UnknownOperationException");
+    let (status, _, body) = raw(
+        s.addr,
+        &[("X-Amz-Target", "AWSStepFunctions.ListStateMachines")],
+        "{oops",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["__type"],
+        "SerializationException"
+    );
+    let (status, _, body) = raw(s.addr, &[], "{}").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["__type"],
+        "UnknownOperationException"
+    );
+    // an empty body is an empty request
+    let (status, _, body) = raw(
+        s.addr,
+        &[("X-Amz-Target", "AWSStepFunctions.ListStateMachines")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (t, _) = err(&s, "DescribeExecution", json!({"executionArn": 42})).await;
+    assert_eq!(t, "SerializationException");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_history_idempotency_pagination() {
+    let s = start(None).await;
+    let sm = create(&s, "flow", PASS, "STANDARD").await;
+    let v = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "e1", "input": "{\"x\": 7}"}),
+    )
+    .await;
+    let e1 = v["executionArn"].as_str().unwrap().to_string();
+    assert_eq!(e1, exec_arn("flow", "e1"));
+    assert!(v["startDate"].is_number());
+    // same name + same input: the same execution; different input: ExecutionAlreadyExists
+    let again = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "e1", "input": "{\"x\":7}"}),
+    )
+    .await;
+    assert_eq!(again, v);
+    let (t, _) = err(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "e1", "input": "{\"x\":8}"}),
+    )
+    .await;
+    assert_eq!(t, "ExecutionAlreadyExists");
+    let (t, _) = err(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "input": "{nope"}),
+    )
+    .await;
+    assert_eq!(t, "InvalidExecutionInput");
+    let big = format!("\"{}\"", "a".repeat(300 * 1024));
+    let (t, _) = err(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "input": big}),
+    )
+    .await;
+    assert_eq!(t, "ValidationException");
+    let (t, _) = err(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm_arn("ghost")}),
+    )
+    .await;
+    assert_eq!(t, "StateMachineDoesNotExist");
+    let (t, _) = err(&s, "StartSyncExecution", json!({"stateMachineArn": sm})).await;
+    assert_eq!(t, "StateMachineTypeNotSupported");
+
+    let d = wait_done(&s, &e1).await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(
+        serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(),
+        json!({"got": 7})
+    );
+    assert_eq!(d["input"], "{\"x\": 7}");
+    assert_eq!(d["stateMachineArn"], sm);
+    assert!(d["stopDate"].is_number());
+    let (t, _) = err(
+        &s,
+        "DescribeExecution",
+        json!({"executionArn": exec_arn("flow", "nope")}),
+    )
+    .await;
+    assert_eq!(t, "ExecutionDoesNotExist");
+    let (t, _) = err(&s, "DescribeExecution", json!({"executionArn": sm})).await;
+    assert_eq!(t, "InvalidArn");
+
+    // history: forward, reverse, paginated
+    let h = ok(&s, "GetExecutionHistory", json!({"executionArn": e1})).await;
+    let types: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    assert_eq!(h["events"][0]["id"], 1);
+    assert!(h["events"][0]["timestamp"].is_number());
+    assert!(h["events"][0]["executionStartedEventDetails"]["input"].is_string());
+    assert!(h.get("nextToken").is_none());
+    let r = ok(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": e1, "reverseOrder": true, "maxResults": 3}),
+    )
+    .await;
+    let ids: Vec<u64> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [4, 3, 2]);
+    let tok = r["nextToken"].as_str().unwrap();
+    let r2 = ok(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": e1, "reverseOrder": true, "maxResults": 3, "nextToken": tok}),
+    )
+    .await;
+    let ids: Vec<u64> = r2["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1]);
+    assert!(r2.get("nextToken").is_none());
+    let f = ok(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": e1, "maxResults": 2}),
+    )
+    .await;
+    let f2 = ok(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": e1, "maxResults": 2, "nextToken": f["nextToken"]}),
+    )
+    .await;
+    let ids: Vec<u64> = f["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(f2["events"].as_array().unwrap())
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    let (t, _) = err(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": e1, "nextToken": "zzz"}),
+    )
+    .await;
+    assert_eq!(t, "InvalidToken");
+    let nodata = ok(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": e1, "includeExecutionData": false}),
+    )
+    .await;
+    assert!(nodata["events"][0]["executionStartedEventDetails"]
+        .get("input")
+        .is_none());
+
+    // a failing execution (no such plugin: the sandbox host is created on demand)
+    let failing = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"weft:plugin:does-not-exist","End":true}}}"#;
+    let fsm = create(&s, "failing", failing, "STANDARD").await;
+    let fe = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": fsm, "name": "f1"}),
+    )
+    .await;
+    let d = wait_done(&s, fe["executionArn"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(d["error"], "States.TaskFailed");
+    assert!(
+        d["cause"].as_str().unwrap().contains("does-not-exist"),
+        "{d}"
+    );
+
+    // ListExecutions: pagination and statusFilter
+    for i in 2..=5 {
+        ok(
+            &s,
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": format!("e{i}"), "input": "{\"x\": 1}"}),
+        )
+        .await;
+    }
+    for i in 2..=5 {
+        wait_done(&s, &exec_arn("flow", &format!("e{i}"))).await;
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = json!({"stateMachineArn": sm, "maxResults": 2});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let v = ok(&s, "ListExecutions", req).await;
+        for e in v["executions"].as_array().unwrap() {
+            assert_eq!(e["stateMachineArn"], sm);
+            assert!(e["startDate"].is_number() && e["stopDate"].is_number());
+            seen.push(e["name"].as_str().unwrap().to_string());
+        }
+        match v.get("nextToken") {
+            Some(t) => token = Some(t.as_str().unwrap().to_string()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["e1", "e2", "e3", "e4", "e5"]);
+    let v = ok(
+        &s,
+        "ListExecutions",
+        json!({"stateMachineArn": sm, "statusFilter": "FAILED"}),
+    )
+    .await;
+    assert_eq!(v["executions"].as_array().unwrap().len(), 0);
+    let v = ok(
+        &s,
+        "ListExecutions",
+        json!({"stateMachineArn": fsm, "statusFilter": "FAILED"}),
+    )
+    .await;
+    assert_eq!(v["executions"].as_array().unwrap().len(), 1);
+    let (t, _) = err(
+        &s,
+        "ListExecutions",
+        json!({"stateMachineArn": sm, "statusFilter": "WEIRD"}),
+    )
+    .await;
+    assert_eq!(t, "ValidationException");
+    let (t, _) = err(
+        &s,
+        "ListExecutions",
+        json!({"stateMachineArn": sm_arn("ghost")}),
+    )
+    .await;
+    assert_eq!(t, "StateMachineDoesNotExist");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_express() {
+    let s = start(None).await;
+    let sm = create(&s, "quick", PASS, "EXPRESS").await;
+    let v = ok(
+        &s,
+        "StartSyncExecution",
+        json!({"stateMachineArn": sm, "name": "s1", "input": "{\"x\": [1,2]}"}),
+    )
+    .await;
+    assert_eq!(v["status"], "SUCCEEDED");
+    assert_eq!(
+        serde_json::from_str::<Value>(v["output"].as_str().unwrap()).unwrap(),
+        json!({"got": [1, 2]})
+    );
+    assert!(v["executionArn"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:states:us-east-1:000000000000:express:quick:s1:"));
+    assert_eq!(v["stateMachineArn"], sm);
+    assert!(v["startDate"].is_number() && v["stopDate"].is_number());
+    assert!(v["billingDetails"]["billedDurationInMilliseconds"].is_number());
+    let fail =
+        r#"{"StartAt":"F","States":{"F":{"Type":"Fail","Error":"My.Error","Cause":"because"}}}"#;
+    let fsm = create(&s, "boom", fail, "EXPRESS").await;
+    let v = ok(&s, "StartSyncExecution", json!({"stateMachineArn": fsm})).await;
+    assert_eq!(v["status"], "FAILED");
+    assert_eq!(v["error"], "My.Error");
+    assert_eq!(v["cause"], "because");
+    assert!(v.get("output").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_execution_is_final() {
+    let s = start(None).await;
+    let def = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":30,"Next":"Done"},"Done":{"Type":"Pass","Result":"finished","End":true}}}"#;
+    let sm = create(&s, "slow", def, "STANDARD").await;
+    let v = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "w1"}),
+    )
+    .await;
+    let arn = v["executionArn"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let d = ok(&s, "DescribeExecution", json!({"executionArn": arn})).await;
+    assert_eq!(d["status"], "RUNNING");
+    let running = ok(
+        &s,
+        "ListExecutions",
+        json!({"stateMachineArn": sm, "statusFilter": "RUNNING"}),
+    )
+    .await;
+    assert_eq!(running["executions"].as_array().unwrap().len(), 1);
+    let st = ok(
+        &s,
+        "StopExecution",
+        json!({"executionArn": arn, "error": "Manual", "cause": "test"}),
+    )
+    .await;
+    assert!(st["stopDate"].is_number());
+    // the in-process run ends its Wait early; its result must not overwrite ABORTED
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let d = ok(&s, "DescribeExecution", json!({"executionArn": arn})).await;
+    assert_eq!(d["status"], "ABORTED");
+    assert_eq!(d["error"], "Manual");
+    assert_eq!(d["cause"], "test");
+    assert!(d.get("output").is_none());
+    let h = ok(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": arn, "reverseOrder": true, "maxResults": 1}),
+    )
+    .await;
+    assert_eq!(h["events"][0]["type"], "ExecutionAborted");
+    assert_eq!(
+        h["events"][0]["executionAbortedEventDetails"]["error"],
+        "Manual"
+    );
+    let all = ok(&s, "GetExecutionHistory", json!({"executionArn": arn})).await;
+    let types: Vec<&str> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.last(), Some(&"ExecutionAborted"));
+    assert!(!types.contains(&"ExecutionSucceeded"), "{types:?}");
+    // stopping again is harmless
+    ok(&s, "StopExecution", json!({"executionArn": arn})).await;
+    let (t, _) = err(
+        &s,
+        "StopExecution",
+        json!({"executionArn": exec_arn("slow", "ghost")}),
+    )
+    .await;
+    assert_eq!(t, "ExecutionDoesNotExist");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_tokens() {
+    let tokens = Tokens::parse("# comment\nsecret-token\n");
+    let s = start(Some(tokens)).await;
+    let (status, v) = call_with(s.addr, "ListStateMachines", json!({}), None).await;
+    assert_eq!(status, 403);
+    assert_eq!(v["__type"], "MissingAuthenticationTokenException");
+    let (status, v) = call_with(s.addr, "ListStateMachines", json!({}), Some("Bearer wrong")).await;
+    assert_eq!(status, 400);
+    assert_eq!(v["__type"], "UnrecognizedClientException");
+    let (status, _) = call_with(
+        s.addr,
+        "ListStateMachines",
+        json!({}),
+        Some("Bearer secret-token"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sig = "AWS4-HMAC-SHA256 Credential=secret-token/20261125/us-east-1/states/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
+    let (status, _) = call_with(s.addr, "ListStateMachines", json!({}), Some(sig)).await;
+    assert_eq!(status, 200);
+    let bad_sig = sig.replace("secret-token", "AKIAOTHER");
+    let (status, v) = call_with(s.addr, "ListStateMachines", json!({}), Some(&bad_sig)).await;
+    assert_eq!(status, 400);
+    assert_eq!(v["__type"], "UnrecognizedClientException");
+}
+
+#[test]
+fn token_file_is_created_once() {
+    let home = tempfile::tempdir().unwrap();
+    let p = home.path().join("tokens");
+    let (t1, created) = Tokens::load_or_create(&p).unwrap();
+    assert!(created && t1.0.len() == 1);
+    let (t2, created) = Tokens::load_or_create(&p).unwrap();
+    assert!(!created);
+    assert_eq!(t1.0, t2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_restart_and_fails_interrupted_runs() {
+    let home = tempfile::tempdir().unwrap();
+    {
+        let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+        let app = AppState::new(store.clone(), None).unwrap();
+        let v = weft_server::api::dispatch(
+            &app,
+            "CreateStateMachine",
+            json!({"name": "keep", "definition": PASS}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(v["stateMachineArn"], sm_arn("keep"));
+        let v = weft_server::api::dispatch(
+            &app,
+            "StartSyncExecution",
+            json!({"stateMachineArn": sm_arn("keep")}),
+        )
+        .await;
+        assert_eq!(v.unwrap_err().kind, "StateMachineTypeNotSupported");
+        // an execution a crash left RUNNING
+        let rec = ExecutionRecord {
+            arn: exec_arn("keep", "crashed"),
+            state_machine_arn: sm_arn("keep"),
+            state_machine_name: "keep".into(),
+            name: "crashed".into(),
+            status: "RUNNING".into(),
+            start_ms: 1,
+            stop_ms: None,
+            input: "{}".into(),
+            output: None,
+            error: None,
+            cause: None,
+            trace_header: None,
+        };
+        let tree = store.db().open_tree("sfn_executions").unwrap();
+        tree.insert(rec.arn.as_bytes(), serde_json::to_vec(&rec).unwrap())
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    let app = AppState::new(store, None).unwrap();
+    let d = weft_server::api::dispatch(
+        &app,
+        "DescribeStateMachine",
+        json!({"stateMachineArn": sm_arn("keep")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d["definition"], PASS);
+    let e = weft_server::api::dispatch(
+        &app,
+        "DescribeExecution",
+        json!({"executionArn": exec_arn("keep", "crashed")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(e["status"], "FAILED");
+    assert_eq!(e["error"], "States.Runtime");
+    assert_eq!(e["cause"], "interrupted by a restart");
+    let h = weft_server::api::dispatch(
+        &app,
+        "GetExecutionHistory",
+        json!({"executionArn": exec_arn("keep", "crashed")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h["events"][0]["type"], "ExecutionFailed");
+}
+
+#[test]
+fn no_auth_only_on_loopback() {
+    let home = tempfile::tempdir().unwrap();
+    let code = weft_server::run("0.0.0.0:0", true, home.path()).unwrap();
+    assert_eq!(code, std::process::ExitCode::from(2));
+    assert!(weft_server::run("not an address", true, home.path()).is_err());
+}

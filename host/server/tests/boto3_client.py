@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""boto3's own `stepfunctions` client against a real `weft server` process.
+
+Starts `$WEFT_BIN server --listen 127.0.0.1:PORT` (default: target/debug/weft) with a temporary
+WEFT_HOME, reads the access token the server creates in $WEFT_HOME/tokens and uses it as the AWS
+access key id (requests are SigV4-signed by botocore as usual), then creates a state machine,
+runs sync and async executions, describes / lists / reads history, stops an execution, and
+finally stops the server (always, in a finally).
+
+Needs: pip install boto3
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+WEFT = os.environ.get("WEFT_BIN", os.path.join(ROOT, "target", "debug", "weft"))
+
+PASS = json.dumps({
+    "StartAt": "Greet",
+    "States": {
+        "Greet": {"Type": "Pass", "Parameters": {"greeting.$": "States.Format('hello {}', $.who)"}, "Next": "Done"},
+        "Done": {"Type": "Succeed"},
+    },
+})
+FAIL = json.dumps({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Custom.Error", "Cause": "on purpose"}}})
+SLOW = json.dumps({
+    "StartAt": "W",
+    "States": {"W": {"Type": "Wait", "Seconds": 60, "Next": "P"}, "P": {"Type": "Pass", "End": True}},
+})
+ROLE = "arn:aws:iam::000000000000:role/weft-test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"weft server exited early with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("weft server did not become ready")
+
+
+def client(port, key):
+    return boto3.client(
+        "stepfunctions",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key="not-checked-yet",
+        # StartSyncExecution has the host prefix `sync-`; it must not be added to 127.0.0.1
+        config=botocore.config.Config(inject_host_prefix=False, retries={"max_attempts": 1}),
+    )
+
+
+def wait_status(sfn, arn, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] != "RUNNING":
+            return d
+        time.sleep(0.05)
+    raise AssertionError(f"{arn} still RUNNING")
+
+
+def error_code(fn, **kw):
+    try:
+        fn(**kw)
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    raise AssertionError("expected an error")
+
+
+def scenario(sfn, bad):
+    # auth: an unknown access key is refused
+    assert error_code(bad.list_state_machines) == "UnrecognizedClientException"
+
+    std = sfn.create_state_machine(name="hello", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+    assert std == "arn:aws:states:us-east-1:000000000000:stateMachine:hello", std
+    exp = sfn.create_state_machine(name="hello-express", definition=PASS, roleArn=ROLE, type="EXPRESS")[
+        "stateMachineArn"
+    ]
+    failing = sfn.create_state_machine(name="failing", definition=FAIL, roleArn=ROLE, type="EXPRESS")[
+        "stateMachineArn"
+    ]
+    slow = sfn.create_state_machine(name="slow", definition=SLOW, roleArn=ROLE)["stateMachineArn"]
+
+    try:
+        sfn.create_state_machine(name="broken", definition='{"StartAt":"X","States":{}}', roleArn=ROLE)
+        raise AssertionError("invalid definition accepted")
+    except sfn.exceptions.InvalidDefinition as e:
+        assert "/StartAt" in str(e) or "/States" in str(e), str(e)
+
+    d = sfn.describe_state_machine(stateMachineArn=std)
+    assert d["name"] == "hello" and d["type"] == "STANDARD" and d["definition"] == PASS, d
+    assert d["creationDate"].year >= 2024
+
+    names = []
+    for page in sfn.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": 2}):
+        names += [m["name"] for m in page["stateMachines"]]
+    assert sorted(names) == ["failing", "hello", "hello-express", "slow"], names
+
+    # sync Express
+    r = sfn.start_sync_execution(stateMachineArn=exp, input=json.dumps({"who": "boto3"}))
+    assert r["status"] == "SUCCEEDED", r
+    assert json.loads(r["output"]) == {"greeting": "hello boto3"}, r
+    r = sfn.start_sync_execution(stateMachineArn=failing)
+    assert r["status"] == "FAILED" and r["error"] == "Custom.Error" and r["cause"] == "on purpose", r
+
+    # async Standard, with name idempotency
+    s1 = sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "weft"}))
+    s1b = sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "weft"}))
+    assert s1["executionArn"] == s1b["executionArn"]
+    try:
+        sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "other"}))
+        raise AssertionError("ExecutionAlreadyExists expected")
+    except sfn.exceptions.ExecutionAlreadyExists:
+        pass
+    d = wait_status(sfn, s1["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    assert json.loads(d["output"]) == {"greeting": "hello weft"}, d
+    assert d["stopDate"] >= d["startDate"]
+
+    for i in range(2, 5):
+        sfn.start_execution(stateMachineArn=std, name=f"run-{i}", input=json.dumps({"who": str(i)}))
+    for i in range(2, 5):
+        wait_status(sfn, s1["executionArn"].replace("run-1", f"run-{i}"))
+    listed = []
+    for page in sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=std, statusFilter="SUCCEEDED", PaginationConfig={"PageSize": 3}
+    ):
+        listed += [e["name"] for e in page["executions"]]
+    assert sorted(listed) == ["run-1", "run-2", "run-3", "run-4"], listed
+
+    h = sfn.get_execution_history(executionArn=s1["executionArn"])
+    types = [e["type"] for e in h["events"]]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded", types
+    assert "PassStateEntered" in types, types
+    rev = []
+    for page in sfn.get_paginator("get_execution_history").paginate(
+        executionArn=s1["executionArn"], reverseOrder=True, PaginationConfig={"PageSize": 2}
+    ):
+        rev += [e["id"] for e in page["events"]]
+    assert rev == sorted(rev, reverse=True) and len(rev) == len(types), rev
+
+    # stop a running execution
+    w = sfn.start_execution(stateMachineArn=slow, name="waiting")
+    assert sfn.describe_execution(executionArn=w["executionArn"])["status"] == "RUNNING"
+    sfn.stop_execution(executionArn=w["executionArn"], error="Stopped.ByTest", cause="boto3")
+    time.sleep(0.3)
+    d = sfn.describe_execution(executionArn=w["executionArn"])
+    assert d["status"] == "ABORTED" and d["error"] == "Stopped.ByTest", d
+    last = sfn.get_execution_history(executionArn=w["executionArn"], reverseOrder=True, maxResults=1)
+    assert last["events"][0]["type"] == "ExecutionAborted", last
+
+    # errors by name
+    ghost = s1["executionArn"].replace("run-1", "ghost")
+    try:
+        sfn.describe_execution(executionArn=ghost)
+        raise AssertionError("ExecutionDoesNotExist expected")
+    except sfn.exceptions.ExecutionDoesNotExist:
+        pass
+    try:
+        sfn.describe_state_machine(stateMachineArn="arn:aws:states:us-east-1:000000000000:stateMachine:nope")
+        raise AssertionError("StateMachineDoesNotExist expected")
+    except sfn.exceptions.StateMachineDoesNotExist:
+        pass
+    try:
+        sfn.start_sync_execution(stateMachineArn=std)
+        raise AssertionError("StateMachineTypeNotSupported expected")
+    except sfn.exceptions.StateMachineTypeNotSupported:
+        pass
+
+    sfn.update_state_machine(stateMachineArn=std, definition=FAIL)
+    assert sfn.describe_state_machine(stateMachineArn=std)["definition"] == FAIL
+    sfn.delete_state_machine(stateMachineArn=exp)
+    names = [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
+    assert "hello-express" not in names, names
+
+
+def main():
+    home = tempfile.mkdtemp(prefix="weft-boto3-")
+    port = free_port()
+    env = dict(os.environ, WEFT_HOME=home)
+    log = open(os.path.join(home, "server.log"), "w+")
+    proc = subprocess.Popen(
+        [WEFT, "server", "--listen", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_ready(port, proc)
+        with open(os.path.join(home, "tokens")) as f:
+            token = [l.strip() for l in f if l.strip() and not l.startswith("#")][0]
+        scenario(client(port, token), client(port, "AKIAUNKNOWN"))
+    except BaseException:
+        log.seek(0)
+        sys.stderr.write("---- server log ----\n" + log.read())
+        raise
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    # a restart keeps what was persisted
+    proc = subprocess.Popen(
+        [WEFT, "server", "--listen", f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(port, proc)
+        with open(os.path.join(home, "tokens")) as f:
+            token = [l.strip() for l in f if l.strip() and not l.startswith("#")][0]
+        sfn = client(port, token)
+        names = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
+        assert names == ["failing", "hello", "slow"], names
+        arn = "arn:aws:states:us-east-1:000000000000:execution:hello:run-1"
+        assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    print("boto3 against weft server: ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make bench`: figures for the performance targets in DESIGN.md (no thresholds asserted).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p weft-cli
+WEFT="$PWD/target/release/weft"
+export WEFT_HOME="$PWD/target/bench-home"
+mkdir -p "$WEFT_HOME"
+"$WEFT" plugin install --force target/plugins/echo.wasm >/dev/null
+echo "== warm/cold plugin invocation, store put/get (weft bench invoke)"
+"$WEFT" bench invoke --plugin echo --iterations 20000 --threads 2
+echo "== ASL express engine (cargo bench -p weft-asl)"
+cargo bench -p weft-asl --bench express
+echo "== DAG run (cargo bench -p weft-dag)"
+cargo bench -p weft-dag --bench dag_run
