@@ -423,3 +423,68 @@ fn corrupt_precompiled_artifact_is_refused_and_recompiled() {
         .unwrap();
     assert_eq!(o.result.unwrap(), "[1]");
 }
+
+struct FixedSecrets;
+impl weft_sandbox::SecretSource for FixedSecrets {
+    fn secret(&self, name: &str) -> Option<String> {
+        match name {
+            "warehouse-password" => Some("correct horse".into()),
+            "root-password" => Some("hunter2".into()),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn secrets_are_visible_only_when_granted_and_never_logged() {
+    let h = host(HOME);
+    let rec = h
+        .resolve(&weft_engine::PluginRef::parse("hostile-secrets").unwrap())
+        .unwrap();
+    let c = h.load(&rec).unwrap();
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":"secrets:Get","Resource":"secret:*"},
+                         {"Sid":"NoRoot","Effect":"Deny","Action":"secrets:Get","Resource":"secret:root-*"}]}"#,
+        std::path::Path::new("/"),
+    );
+    let call = |name: &str, g: Arc<Grant>| {
+        h.sandbox
+            .invoke(
+                &c,
+                weft_sandbox::Invocation {
+                    input: &format!(r#"{{"name":"{name}"}}"#),
+                    ctx: "{}",
+                    grant: g,
+                    limits: Limits::default(),
+                    secrets: Arc::new(FixedSecrets),
+                    heartbeat: None,
+                },
+            )
+            .unwrap()
+    };
+    let o = call("warehouse-password", g.clone());
+    assert_eq!(
+        o.result.as_deref().unwrap(),
+        r#"{"name":"warehouse-password","length":13}"#
+    );
+    // Explicit Deny wins over the wildcard Allow.
+    let o = call("root-password", g.clone());
+    let (e, cause) = error_of(&o);
+    assert_eq!(e, "Sandbox.PermissionDenied", "{cause}");
+    let deny = o
+        .audit
+        .iter()
+        .find(|a| a.resource == "secret:root-password")
+        .unwrap();
+    assert_eq!(
+        (deny.decision, deny.statement.as_deref()),
+        (Effect::Deny, Some("NoRoot (/Statement/1)"))
+    );
+    // Default deny without a grant.
+    let o = call("warehouse-password", Arc::new(Grant::none()));
+    assert_eq!(error_of(&o).0, "Sandbox.PermissionDenied");
+    // Values never reach logs, stdio or audit records.
+    let o = call("warehouse-password", g);
+    let all = format!("{:?}{}{}{:?}", o.logs, o.stdout, o.stderr, o.audit);
+    assert!(!all.contains("correct horse"), "{all}");
+}

@@ -456,6 +456,15 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
     let existing = {
         // registered under the same lock as the insert, so StopExecution always finds the switch
         let mut running = app.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.len() >= app.max_running {
+            return Err(ApiError::new(
+                "ExecutionLimitExceeded",
+                format!(
+                    "{} executions are running, the limit of this server (WEFT_SERVER_MAX_RUNNING); retry later",
+                    running.len()
+                ),
+            ));
+        }
         let cas = app.executions.compare_and_swap(
             arn.as_bytes(),
             None as Option<&[u8]>,

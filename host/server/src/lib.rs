@@ -16,7 +16,7 @@ pub mod records;
 mod runner;
 
 use anyhow::Context as _;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,9 @@ pub use error::ApiError;
 pub const AMZ_JSON: &str = "application/x-amz-json-1.0";
 /// Largest accepted request body (AWS's 256 KiB input limit plus room for the envelope).
 pub const MAX_BODY: usize = 1 << 20;
+/// Default bound on concurrently running executions (`WEFT_SERVER_MAX_RUNNING` overrides).
+/// Each running execution holds a blocking thread until durable timers land.
+pub const DEFAULT_MAX_RUNNING: usize = 400;
 
 /// A running execution's stop switch; the lock also orders history writes against StopExecution.
 #[derive(Default)]
@@ -54,6 +57,9 @@ pub struct AppState {
     pub(crate) roles: weft_engine::Roles,
     /// Where relative `file:` grants are resolved.
     pub base_dir: PathBuf,
+    /// At most this many executions run at once; StartExecution beyond it fails with
+    /// `ExecutionLimitExceeded` (back-pressure instead of an unbounded queue).
+    pub max_running: usize,
 }
 
 impl AppState {
@@ -73,6 +79,10 @@ impl AppState {
             tokens,
             running: Mutex::new(HashMap::new()),
             host: OnceLock::new(),
+            max_running: std::env::var("WEFT_SERVER_MAX_RUNNING")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_RUNNING),
         });
         let n = api::recover_interrupted(&state)?;
         if n > 0 {
@@ -89,7 +99,6 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(sfn_endpoint))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
@@ -110,6 +119,10 @@ async fn sfn_endpoint(
         .to_string();
     let result = async {
         auth::check(app.tokens.as_ref(), &headers)?;
+        let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+            ApiError::validation(format!("request body larger than {MAX_BODY} bytes or unreadable: {e}"))
+                .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+        })?;
         if action.is_empty() {
             return Err(ApiError::new(
                 "UnknownOperationException",

@@ -25,6 +25,10 @@ import botocore.exceptions
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 WEFT = os.environ.get("WEFT_BIN", os.path.join(ROOT, "target", "debug", "weft"))
+# `weft plugin install` (the CLI, even when WEFT_BIN is another server binary)
+WEFT_CLI = os.environ.get("WEFT_CLI", os.path.join(ROOT, "target", "debug", "weft"))
+PLUGINS = os.environ.get("WEFT_PLUGINS_DIR", os.path.join(ROOT, "target", "plugins"))
+ECHO = json.dumps({"StartAt": "Echo", "States": {"Echo": {"Type": "Task", "Resource": "weft:plugin:echo", "End": True}}})
 
 PASS = json.dumps({
     "StartAt": "Greet",
@@ -91,7 +95,7 @@ def error_code(fn, **kw):
     raise AssertionError("expected an error")
 
 
-def scenario(sfn, bad):
+def scenario(sfn, bad, with_plugin):
     # auth: an unknown access key is refused
     assert error_code(bad.list_state_machines) == "UnrecognizedClientException"
 
@@ -126,6 +130,17 @@ def scenario(sfn, bad):
     assert json.loads(r["output"]) == {"greeting": "hello boto3"}, r
     r = sfn.start_sync_execution(stateMachineArn=failing)
     assert r["status"] == "FAILED" and r["error"] == "Custom.Error" and r["cause"] == "on purpose", r
+
+    # a Task running a wasm plugin in the sandbox
+    if with_plugin:
+        echo = sfn.create_state_machine(name="echo", definition=ECHO, roleArn=ROLE, type="EXPRESS")[
+            "stateMachineArn"
+        ]
+        r = sfn.start_sync_execution(stateMachineArn=echo, input=json.dumps({"k": [1, 2, 3]}))
+        assert r["status"] == "SUCCEEDED" and json.loads(r["output"]) == {"k": [1, 2, 3]}, r
+        sfn.delete_state_machine(stateMachineArn=echo)
+    else:
+        print(f"note: {PLUGINS}/echo.wasm not built; skipping the plugin Task", file=sys.stderr)
 
     # async Standard, with name idempotency
     s1 = sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "weft"}))
@@ -203,6 +218,10 @@ def main():
     port = free_port()
     env = dict(os.environ, WEFT_HOME=home)
     log = open(os.path.join(home, "server.log"), "w+")
+    echo_wasm = os.path.join(PLUGINS, "echo.wasm")
+    with_plugin = os.path.exists(echo_wasm) and os.path.exists(WEFT_CLI)
+    if with_plugin:
+        subprocess.run([WEFT_CLI, "plugin", "install", echo_wasm], env=env, check=True, stdout=subprocess.DEVNULL)
     proc = subprocess.Popen(
         [WEFT, "server", "--listen", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
@@ -210,7 +229,7 @@ def main():
         wait_ready(port, proc)
         with open(os.path.join(home, "tokens")) as f:
             token = [l.strip() for l in f if l.strip() and not l.startswith("#")][0]
-        scenario(client(port, token), client(port, "AKIAUNKNOWN"))
+        scenario(client(port, token), client(port, "AKIAUNKNOWN"), with_plugin)
     except BaseException:
         log.seek(0)
         sys.stderr.write("---- server log ----\n" + log.read())

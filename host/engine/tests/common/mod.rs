@@ -54,6 +54,7 @@ pub fn host(home_name: &str) -> &'static PluginHost {
             "hostile/escape.wasm",
             "hostile/bigout.wasm",
             "hostile/panic.wasm",
+            "hostile/secrets.wasm",
         ] {
             let opts = weft_plugins::InstallOptions { force: true };
             weft_plugins::install_path(&host.store, &component(rel), &opts).unwrap();
