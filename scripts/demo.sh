@@ -30,6 +30,8 @@ say "An Airflow-style DAG run (one task fails after a retry; cleanup runs with t
 "$WEFT" dag test daily_orders 2024-03-05 || true
 
 if "$WEFT" server --help >/dev/null 2>&1; then
-  say "Serving the API and UI on http://127.0.0.1:8470 (Ctrl-C stops it)"
-  exec "$WEFT" server --listen 127.0.0.1:8470
+  say "Serving the Step Functions API (and the web UI) on http://127.0.0.1:8470 — Ctrl-C stops it"
+  for f in examples/order-processing examples/csv-map examples/parallel-fanout; do
+    cp "$f.asl.json" "$WEFT_HOME/" ; done
+  exec "$WEFT" server --listen 127.0.0.1:8470 --no-auth
 fi

@@ -50,7 +50,7 @@ up_to_date() {
   return 0
 }
 if up_to_date; then
-  [ "$QUIET" = 1 ] || say "up to date ($(wc -l < "$STAMP") components)"
+  [ "$QUIET" = 1 ] || say "up to date ($(grep -c '\.wasm$' "$STAMP") components)"
   exit 0
 fi
 

@@ -26,6 +26,10 @@ bash scripts/guests.sh --test -q
 step "cargo test"
 cargo test --workspace
 
+step "boto3 against weft server"
+python3 -m pip install --quiet boto3
+python3 host/server/tests/boto3_client.py
+
 if [ -z "${WEFT_SKIP_CONFORMANCE:-}" ]; then
   step "ASL (recorded on AWS) and DAG (recorded from Airflow) conformance through the weft binary"
   bash scripts/conformance.sh "$SHARED" "$WEFT" "$WEFT_PLUGINS_DIR"

@@ -26,6 +26,8 @@ pub enum Command {
     Plugin(PluginCmd),
     /// Run one operator plugin and print its output JSON.
     Invoke(InvokeArgs),
+    /// Serve the Step Functions API (AWS JSON 1.0, `X-Amz-Target`) over HTTP.
+    Server(ServerArgs),
     /// Measure weft's hot paths.
     Bench(BenchArgs),
     /// Airflow-style DAGs: list, test.
@@ -156,4 +158,14 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     /// An ASL definition (.json) or a DAG file (.yaml).
     pub file: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8470")]
+    pub listen: String,
+    /// Accept requests without a token (only allowed on a loopback address).
+    #[arg(long)]
+    pub no_auth: bool,
 }

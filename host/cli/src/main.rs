@@ -9,6 +9,7 @@ mod cmd_dag;
 mod cmd_invoke;
 mod cmd_plugin;
 mod cmd_run;
+mod cmd_server;
 mod context;
 
 use clap::Parser;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         args::Command::Plugin(cmd) => cmd_plugin::run(cmd),
         args::Command::Invoke(a) => cmd_invoke::run(a),
         args::Command::Bench(a) => cmd_bench::run(a),
+        args::Command::Server(a) => cmd_server::run(a.listen, a.no_auth),
         args::Command::Dag(c) => cmd_dag::run(c),
     };
     match result {

@@ -306,6 +306,8 @@ fn input_stamp(dir: &Path, lang: Lang) -> Result<String, BuildError> {
     h.update(COMPONENTIZE_PY_VERSION.as_bytes());
     h.update(COMPONENTIZE_JS_VERSION.as_bytes());
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    // The build logic itself (entry modules, flags, the sockets stub).
+    h.update(include_str!("build.rs").as_bytes());
     let mut files = Vec::new();
     collect_sources(dir, dir, &mut files)?;
     files.sort();
@@ -586,13 +588,26 @@ fn build_python(
         write_file(&req_stamp, &req_text)?;
     }
 
+    // A copy of the sources (minus tests, fixtures, caches): componentize-py writes __pycache__
+    // next to what it imports, which must not land in the operator's directory.
+    let src = work.join("src");
+    let _ = std::fs::remove_dir_all(&src);
+    copy_tree(dir, &src)?;
     let out = work.join("component.wasm");
     let mut cmd = Command::new(&opts.python);
     cmd.current_dir(work)
         .env("PYTHONPATH", &tools)
         .arg(tools.join("bin/componentize-py"))
-        .args(["-d", "wit", "-w", world, "componentize", "weft_entry", "-p"])
-        .arg(dir.canonicalize().map_err(io(dir, "resolve"))?)
+        .args([
+            "-d",
+            "wit",
+            "-w",
+            world,
+            "componentize",
+            "weft_entry",
+            "-p",
+            "src",
+        ])
         .args(["-p", "entry", "-p", "sdk"]);
     if deps.is_dir() {
         cmd.args(["-p", "deps"]);

@@ -29,6 +29,7 @@ pub async fn dispatch(app: &Arc<AppState>, action: &str, req: Value) -> Result<V
         "ListExecutions" => list_executions(app, &req),
         "GetExecutionHistory" => get_execution_history(app, &req),
         "StopExecution" => stop_execution(app, &req).await,
+        "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => send_task(app, action, &req),
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("weft does not implement the action `{other}` yet"),
@@ -456,7 +457,7 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
     let existing = {
         // registered under the same lock as the insert, so StopExecution always finds the switch
         let mut running = app.running.lock().unwrap_or_else(|e| e.into_inner());
-        if running.len() >= app.max_running {
+        if running.len() >= app.max_running && !app.executions.contains_key(arn.as_bytes())? {
             return Err(ApiError::new(
                 "ExecutionLimitExceeded",
                 format!(
@@ -901,4 +902,46 @@ pub fn recover_interrupted(app: &AppState) -> Result<usize, ApiError> {
         app.store.db().flush()?;
     }
     Ok(n)
+}
+
+// ---- callbacks ----
+
+fn send_task(app: &Arc<AppState>, action: &str, req: &Value) -> Result<Value, ApiError> {
+    let token = req_str(req, "taskToken")?;
+    let cb = app
+        .callbacks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(token)
+        .cloned();
+    let gone = || {
+        ApiError::new("TaskDoesNotExist", "Task Does Not Exist: no task is waiting for this token (finished, timed out, or the server restarted)")
+    };
+    let cb = cb.ok_or_else(gone)?;
+    let result = match action {
+        "SendTaskHeartbeat" => {
+            return if cb.heartbeat() {
+                Ok(json!({}))
+            } else {
+                Err(gone())
+            };
+        }
+        "SendTaskSuccess" => {
+            let out = req_str(req, "output")?;
+            let v: Value = serde_json::from_str(out)
+                .map_err(|e| ApiError::new("InvalidOutput", format!("Invalid Output: '{e}'")))?;
+            Ok(v)
+        }
+        _ => Err(weft_asl::TaskFailure {
+            error: opt_str(req, "error")?
+                .unwrap_or("States.TaskFailed")
+                .to_string(),
+            cause: opt_str(req, "cause")?.unwrap_or("").to_string(),
+        }),
+    };
+    if cb.complete(result) {
+        Ok(json!({}))
+    } else {
+        Err(gone())
+    }
 }

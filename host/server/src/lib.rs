@@ -52,6 +52,8 @@ pub struct AppState {
     /// `None`: no authentication (loopback with `--no-auth`).
     pub tokens: Option<auth::Tokens>,
     pub(crate) running: Mutex<HashMap<String, Arc<RunControl>>>,
+    /// Tasks paused on `.waitForTaskToken`, by token (in memory: lost with the process).
+    pub(crate) callbacks: Mutex<HashMap<String, Arc<runner::Callback>>>,
     /// The plugin host, created on the first Task (creating the sandbox is not free).
     pub(crate) host: OnceLock<Result<Arc<weft_engine::PluginHost>, String>>,
     pub(crate) roles: weft_engine::Roles,
@@ -68,6 +70,19 @@ impl AppState {
         store: Arc<weft_store::Store>,
         tokens: Option<auth::Tokens>,
     ) -> anyhow::Result<Arc<Self>> {
+        let max_running = std::env::var("WEFT_SERVER_MAX_RUNNING")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAX_RUNNING);
+        Self::with_limit(store, tokens, max_running)
+    }
+
+    /// [`AppState::new`] with an explicit bound on concurrently running executions.
+    pub fn with_limit(
+        store: Arc<weft_store::Store>,
+        tokens: Option<auth::Tokens>,
+        max_running: usize,
+    ) -> anyhow::Result<Arc<Self>> {
         let db = store.db();
         let state = Arc::new(AppState {
             state_machines: db.open_tree("sfn_state_machines")?,
@@ -78,11 +93,9 @@ impl AppState {
             store,
             tokens,
             running: Mutex::new(HashMap::new()),
+            callbacks: Mutex::new(HashMap::new()),
             host: OnceLock::new(),
-            max_running: std::env::var("WEFT_SERVER_MAX_RUNNING")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(DEFAULT_MAX_RUNNING),
+            max_running,
         });
         let n = api::recover_interrupted(&state)?;
         if n > 0 {
@@ -105,7 +118,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn sfn_endpoint(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers

@@ -6,8 +6,9 @@ use crate::records::history_key;
 use crate::{AppState, RunControl};
 use serde_json::Value;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use weft_asl::resource::ResourceKind;
 use weft_asl::{Clock, HistoryEvent, HistorySink, TaskFailure, TaskRequest, TaskRunner};
 use weft_sandbox::{Policy, Sandbox, SandboxConfig};
 
@@ -36,18 +37,132 @@ impl ServerTaskRunner {
     }
 }
 
-impl TaskRunner for ServerTaskRunner {
-    fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
-        if self
-            .ctl
+/// A task waiting for SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat.
+pub(crate) struct Callback {
+    state: Mutex<CallbackState>,
+    cv: Condvar,
+}
+
+struct CallbackState {
+    result: Option<Result<Value, TaskFailure>>,
+    last_heartbeat: Instant,
+    /// The task stopped waiting (answered, timed out, stopped): later callbacks are refused.
+    closed: bool,
+}
+
+impl Callback {
+    fn new() -> Self {
+        Callback {
+            state: Mutex::new(CallbackState {
+                result: None,
+                last_heartbeat: Instant::now(),
+                closed: false,
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Completes the task; false when it already had a result.
+    pub(crate) fn complete(&self, r: Result<Value, TaskFailure>) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed || st.result.is_some() {
+            return false;
+        }
+        st.result = Some(r);
+        self.cv.notify_all();
+        true
+    }
+
+    /// Records a heartbeat; false when the task no longer waits.
+    pub(crate) fn heartbeat(&self) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.last_heartbeat = Instant::now();
+        !st.closed
+    }
+}
+
+fn stopped() -> TaskFailure {
+    TaskFailure {
+        error: "States.Runtime".into(),
+        cause: "the execution was stopped".into(),
+    }
+}
+
+impl ServerTaskRunner {
+    fn is_stopped(&self) -> bool {
+        self.ctl
             .as_ref()
             .is_some_and(|c| c.flag.load(Ordering::SeqCst))
-        {
-            return Err(TaskFailure {
-                error: "States.Runtime".into(),
-                cause: "the execution was stopped".into(),
-            });
+    }
+
+    /// `.waitForTaskToken`: runs the plugin (if the resource names one) with the token in its
+    /// input, then waits for a callback, enforcing TimeoutSeconds and HeartbeatSeconds.
+    fn wait_for_token(&self, req: &TaskRequest<'_>, token: &str) -> Result<Value, TaskFailure> {
+        let cb = Arc::new(Callback::new());
+        self.app
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.to_string(), cb.clone());
+        let r = self.wait_inner(req, &cb);
+        self.app
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token);
+        r
+    }
+
+    fn wait_inner(&self, req: &TaskRequest<'_>, cb: &Callback) -> Result<Value, TaskFailure> {
+        let started = Instant::now();
+        if matches!(
+            req.resource.kind,
+            ResourceKind::Plugin { .. }
+                | ResourceKind::LambdaInvoke
+                | ResourceKind::LambdaFunction { .. }
+        ) {
+            self.run_plugin(req)?;
         }
+        let timeout = req
+            .timeout_seconds
+            .map(|t| started + Duration::from_secs(t.min(365 * 24 * 3600)));
+        let heartbeat = req
+            .heartbeat_seconds
+            .map(|h| Duration::from_secs(h.min(365 * 24 * 3600)));
+        let mut st = cb.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = st.result.take() {
+                st.closed = true;
+                return r;
+            }
+            if self.is_stopped() {
+                st.closed = true;
+                return Err(stopped());
+            }
+            let now = Instant::now();
+            if timeout.is_some_and(|t| now >= t) {
+                st.result = Some(Err(TaskFailure {
+                    error: "States.Timeout".into(),
+                    cause: "no callback within TimeoutSeconds".into(),
+                }));
+                continue;
+            }
+            if heartbeat.is_some_and(|h| now >= st.last_heartbeat + h) {
+                st.result = Some(Err(TaskFailure {
+                    error: "States.HeartbeatTimeout".into(),
+                    cause: "no SendTaskHeartbeat within HeartbeatSeconds".into(),
+                }));
+                continue;
+            }
+            st = cb
+                .cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn run_plugin(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let host = self.host()?;
         let runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
             &host,
@@ -56,6 +171,18 @@ impl TaskRunner for ServerTaskRunner {
             self.app.base_dir.clone(),
         );
         runner.run_task(req)
+    }
+}
+
+impl TaskRunner for ServerTaskRunner {
+    fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        if self.is_stopped() {
+            return Err(stopped());
+        }
+        match &req.task_token {
+            Some(token) => self.wait_for_token(req, token),
+            None => self.run_plugin(req),
+        }
     }
 }
 

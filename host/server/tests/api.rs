@@ -22,9 +22,13 @@ impl Drop for Server {
 }
 
 async fn start(tokens: Option<Tokens>) -> Server {
+    start_with(tokens, 100).await
+}
+
+async fn start_with(tokens: Option<Tokens>, max_running: usize) -> Server {
     let home = tempfile::tempdir().unwrap();
     let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-    let state = AppState::new(store, tokens).unwrap();
+    let state = AppState::with_limit(store, tokens, max_running).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -760,4 +764,259 @@ fn no_auth_only_on_loopback() {
     let code = weft_server::run("0.0.0.0:0", true, home.path()).unwrap();
     assert_eq!(code, std::process::ExitCode::from(2));
     assert!(weft_server::run("not an address", true, home.path()).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_and_concurrency_limit() {
+    let s = start_with(None, 2).await;
+    let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(2 << 20));
+    let (status, _, body) = raw(
+        s.addr,
+        &[("X-Amz-Target", "AWSStepFunctions.CreateStateMachine")],
+        &huge,
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["__type"],
+        "ValidationException"
+    );
+
+    let def = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":30,"End":true}}}"#;
+    let sm = create(&s, "slow", def, "STANDARD").await;
+    ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "a"}),
+    )
+    .await;
+    ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "b"}),
+    )
+    .await;
+    let (t, _) = err(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "c"}),
+    )
+    .await;
+    assert_eq!(t, "ExecutionLimitExceeded");
+    // an idempotent repeat is still answered at the limit
+    ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "a"}),
+    )
+    .await;
+    ok(
+        &s,
+        "StopExecution",
+        json!({"executionArn": exec_arn("slow", "a")}),
+    )
+    .await;
+    // the stopped run releases its slot once its thread notices
+    let mut started = false;
+    for _ in 0..100 {
+        let (status, _) = call(
+            &s,
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": "c"}),
+        )
+        .await;
+        if status == 200 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started);
+    for n in ["b", "c"] {
+        ok(
+            &s,
+            "StopExecution",
+            json!({"executionArn": exec_arn("slow", n)}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_same_name_starts_one_execution() {
+    let s = start(None).await;
+    let sm = create(&s, "flow", PASS, "STANDARD").await;
+    let addr = s.addr;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let sm = sm.clone();
+        tasks.push(tokio::spawn(async move {
+            call_with(
+                addr,
+                "StartExecution",
+                json!({"stateMachineArn": sm, "name": "once", "input": "{\"x\":1}"}),
+                None,
+            )
+            .await
+        }));
+    }
+    let mut arns = std::collections::HashSet::new();
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        arns.insert((
+            v["executionArn"].as_str().unwrap().to_string(),
+            v["startDate"].to_string(),
+        ));
+    }
+    assert_eq!(arns.len(), 1);
+    let d = wait_done(&s, &exec_arn("flow", "once")).await;
+    assert_eq!(d["status"], "SUCCEEDED");
+    let h = ok(
+        &s,
+        "GetExecutionHistory",
+        json!({"executionArn": exec_arn("flow", "once")}),
+    )
+    .await;
+    assert_eq!(h["events"].as_array().unwrap().len(), 4);
+}
+
+const CALLBACK: &str = r#"{"StartAt":"Ask","States":{"Ask":{"Type":"Task",
+  "Resource":"arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+  "Parameters":{"QueueUrl":"q","MessageBody":{"token.$":"$$.Task.Token"}},
+  "HeartbeatSeconds":HB,"End":true}}}"#;
+
+/// The task token, as an external worker would find it (the TaskScheduled parameters).
+async fn token_of(s: &Server, arn: &str) -> String {
+    for _ in 0..200 {
+        let h = ok(s, "GetExecutionHistory", json!({"executionArn": arn})).await;
+        for e in h["events"].as_array().unwrap() {
+            if e["type"] == "TaskScheduled" {
+                let p: Value = serde_json::from_str(
+                    e["taskScheduledEventDetails"]["parameters"]
+                        .as_str()
+                        .unwrap(),
+                )
+                .unwrap();
+                return p["MessageBody"]["token"].as_str().unwrap().to_string();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no TaskScheduled event for {arn}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_task_token_callbacks() {
+    let s = start(None).await;
+    let sm = create(&s, "cb", &CALLBACK.replace("HB", "1"), "STANDARD").await;
+
+    // success, with heartbeats keeping it alive past HeartbeatSeconds
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "ok"}),
+    )
+    .await;
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    let token = token_of(&s, &arn).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ok(&s, "SendTaskHeartbeat", json!({"taskToken": token})).await;
+    }
+    let (t, _) = err(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{nope"}),
+    )
+    .await;
+    assert_eq!(t, "InvalidOutput");
+    ok(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{\"answer\": 42}"}),
+    )
+    .await;
+    let d = wait_done(&s, &arn).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(
+        serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(),
+        json!({"answer": 42})
+    );
+    let (t, _) = err(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+    )
+    .await;
+    assert_eq!(t, "TaskDoesNotExist");
+
+    // failure
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "bad"}),
+    )
+    .await;
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    let token = token_of(&s, &arn).await;
+    ok(
+        &s,
+        "SendTaskFailure",
+        json!({"taskToken": token, "error": "Worker.Failed", "cause": "disk full"}),
+    )
+    .await;
+    let d = wait_done(&s, &arn).await;
+    assert_eq!(d["status"], "FAILED");
+    assert_eq!(d["error"], "Worker.Failed");
+    assert_eq!(d["cause"], "disk full");
+
+    // no heartbeat: States.HeartbeatTimeout
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "silent"}),
+    )
+    .await;
+    let d = wait_done(&s, e["executionArn"].as_str().unwrap()).await;
+    assert_eq!(d["error"], "States.HeartbeatTimeout");
+
+    let (t, _) = err(&s, "SendTaskHeartbeat", json!({"taskToken": "unknown"})).await;
+    assert_eq!(t, "TaskDoesNotExist");
+    let (t, _) = err(&s, "SendTaskSuccess", json!({"output": "{}"})).await;
+    assert_eq!(t, "ValidationException");
+}
+
+/// Not a timed test: prints StartSyncExecution/s over HTTP (one connection per request).
+/// `cargo test --release -p weft-server --test api -- --ignored --nocapture bench_sync_express`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_sync_express() {
+    let s = start(None).await;
+    let def = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"B"},"B":{"Type":"Choice","Choices":[{"Variable":"$.x","NumericEquals":1,"Next":"C"}],"Default":"C"},"C":{"Type":"Succeed"}}}"#;
+    let sm = create(&s, "bench", def, "EXPRESS").await;
+    let (clients, per_client) = (8, 500);
+    let t0 = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (addr, sm) = (s.addr, sm.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_client {
+                let (status, _) = call_with(
+                    addr,
+                    "StartSyncExecution",
+                    json!({"stateMachineArn": sm, "input": "{\"x\":1}"}),
+                    None,
+                )
+                .await;
+                assert_eq!(status, 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = clients * per_client;
+    let secs = t0.elapsed().as_secs_f64();
+    println!("StartSyncExecution over HTTP: {n} executions in {secs:.2} s = {:.0}/s ({clients} clients, connection per request)", n as f64 / secs);
 }

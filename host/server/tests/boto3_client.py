@@ -12,6 +12,7 @@ Needs: pip install boto3
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +42,18 @@ FAIL = json.dumps({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Cu
 SLOW = json.dumps({
     "StartAt": "W",
     "States": {"W": {"Type": "Wait", "Seconds": 60, "Next": "P"}, "P": {"Type": "Pass", "End": True}},
+})
+CALLBACK = json.dumps({
+    "StartAt": "Ask",
+    "States": {
+        "Ask": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+            "HeartbeatSeconds": 30,
+            "End": True,
+        }
+    },
 })
 ROLE = "arn:aws:iam::000000000000:role/weft-test"
 
@@ -188,6 +201,29 @@ def scenario(sfn, bad, with_plugin):
     last = sfn.get_execution_history(executionArn=w["executionArn"], reverseOrder=True, maxResults=1)
     assert last["events"][0]["type"] == "ExecutionAborted", last
 
+    # .waitForTaskToken: a worker finds the token and calls back
+    cb = sfn.create_state_machine(name="callback", definition=CALLBACK, roleArn=ROLE)["stateMachineArn"]
+    c = sfn.start_execution(stateMachineArn=cb, name="ask")
+    token = None
+    for _ in range(200):
+        for e in sfn.get_execution_history(executionArn=c["executionArn"])["events"]:
+            if e["type"] == "TaskScheduled":
+                token = json.loads(e["taskScheduledEventDetails"]["parameters"])["MessageBody"]["token"]
+        if token:
+            break
+        time.sleep(0.02)
+    assert token, "no TaskScheduled event"
+    sfn.send_task_heartbeat(taskToken=token)
+    sfn.send_task_success(taskToken=token, output=json.dumps({"approved": True}))
+    d = wait_status(sfn, c["executionArn"])
+    assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == {"approved": True}, d
+    try:
+        sfn.send_task_success(taskToken=token, output="{}")
+        raise AssertionError("TaskDoesNotExist expected")
+    except sfn.exceptions.TaskDoesNotExist:
+        pass
+    sfn.delete_state_machine(stateMachineArn=cb)
+
     # errors by name
     ghost = s1["executionArn"].replace("run-1", "ghost")
     try:
@@ -215,6 +251,13 @@ def scenario(sfn, bad, with_plugin):
 
 def main():
     home = tempfile.mkdtemp(prefix="weft-boto3-")
+    try:
+        run(home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def run(home):
     port = free_port()
     env = dict(os.environ, WEFT_HOME=home)
     log = open(os.path.join(home, "server.log"), "w+")
