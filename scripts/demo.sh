@@ -15,6 +15,7 @@ say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 say "Packing the plugins into a bundle and installing it into $WEFT_HOME"
 "$WEFT" plugin pack target/plugins -o target/demo-bundle.zip >/dev/null
 "$WEFT" plugin install --force target/demo-bundle.zip
+"$WEFT" plugin install --force target/plugins/hostile/spin.wasm
 "$WEFT" plugin list
 
 say "An ASL state machine: read a CSV in the sandbox (granted by role read-data), Map over its rows"
@@ -29,9 +30,22 @@ say "A hostile operator: an infinite loop stopped by its fuel limit"
 say "An Airflow-style DAG run (one task fails after a retry; cleanup runs with trigger_rule all_done)"
 "$WEFT" dag test daily_orders 2024-03-05 || true
 
-if "$WEFT" server --help >/dev/null 2>&1; then
-  say "Serving the Step Functions API (and the web UI) on http://127.0.0.1:8470 — Ctrl-C stops it"
-  for f in examples/order-processing examples/csv-map examples/parallel-fanout; do
-    cp "$f.asl.json" "$WEFT_HOME/" ; done
-  exec "$WEFT" server --listen 127.0.0.1:8470 --no-auth
-fi
+PORT="${WEFT_DEMO_PORT:-8470}"
+say "Starting weft server on http://127.0.0.1:$PORT (Ctrl-C stops it)"
+"$WEFT" server --listen "127.0.0.1:$PORT" --no-auth &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; exit 0' INT TERM
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+sfn() { # ACTION JSON
+  curl -s "http://127.0.0.1:$PORT/" -H "X-Amz-Target: AWSStepFunctions.$1" \
+    -H 'Content-Type: application/x-amz-json-1.0' -d "$2"; echo
+}
+for ex in order-processing csv-map parallel-fanout retry-then-catch; do
+  def=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "examples/$ex.asl.json")
+  sfn CreateStateMachine "{\"name\":\"$ex\",\"definition\":$def,\"roleArn\":\"arn:aws:iam::000000000000:role/demo\"}" >/dev/null
+  input=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "examples/$ex.input.json")
+  sfn StartExecution "{\"stateMachineArn\":\"arn:aws:states:us-east-1:000000000000:stateMachine:$ex\",\"input\":$input}"
+done
+say "Open http://127.0.0.1:$PORT/ — the state machines above have executions; Ctrl-C stops the server."
+wait $SERVER

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod records;
 mod runner;
+pub mod ui;
 
 use anyhow::Context as _;
 use axum::body::Body;
@@ -107,11 +108,13 @@ impl AppState {
     }
 }
 
-/// The HTTP routes: `POST /` (the Step Functions API) and `GET /healthz`.
+/// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz` and the web UI
+/// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", post(sfn_endpoint))
+        .route("/", post(sfn_endpoint).get(ui::index))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(ui::asset_routes())
         .with_state(state)
 }
 

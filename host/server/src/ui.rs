@@ -1,0 +1,44 @@
+//! The web UI: a small single-page app (plain HTML, CSS and JavaScript, no build step) embedded
+//! in the binary and served at `GET /`, `GET /ui/app.js` and `GET /ui/app.css`.
+//!
+//! The static files need no authentication; the app itself calls the Step Functions API
+//! (`POST /`) with the token the user enters (kept in `localStorage`).
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+/// The app's HTML shell.
+pub const INDEX_HTML: &str = include_str!("../assets/index.html");
+/// The app's script.
+pub const APP_JS: &str = include_str!("../assets/app.js");
+/// The app's stylesheet.
+pub const APP_CSS: &str = include_str!("../assets/app.css");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the app's HTML shell.
+pub async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// `GET /ui/app.js` and `GET /ui/app.css` (the `GET /` route is set up next to `POST /` by
+/// [`crate::router`]).
+pub fn asset_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route(
+            "/ui/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/ui/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+}
