@@ -12,6 +12,7 @@ all: build
 ## Build every plugin under plugins/ into a wasm component (installs the toolchain if missing).
 guests:
 	bash scripts/guests.sh
+	bash scripts/polyglot.sh
 
 ## Build the host workspace once (tests reuse it).
 build:

@@ -28,15 +28,15 @@ PY
 }
 
 fail=0; n=0
-for def in examples/*.asl.json; do
-  name=$(basename "$def" .asl.json); n=$((n+1))
+for def in examples/*.asl.json examples/polyglot/*.asl.json; do
+  name=$(basename "$def" .asl.json); dir=$(dirname "$def"); n=$((n+1))
   "$WEFT" validate "$def" >/dev/null
-  out=$("$WEFT" run "$def" --input "@examples/$name.input.json" || true)
-  if compare "examples/$name.expected.json" "$out"; then echo "ok   $name" >&2; else echo "FAIL $name" >&2; fail=1; fi
+  out=$("$WEFT" run "$def" --input "@$dir/$name.input.json" || true)
+  if compare "$dir/$name.expected.json" "$out"; then echo "ok   $name" >&2; else echo "FAIL $name" >&2; fail=1; fi
 done
-for exp in examples/dags/*.expected.json; do
-  id=$(basename "$exp" .expected.json); n=$((n+1))
-  out=$("$WEFT" dag test "$id" 2024-03-05 --json --dags examples/dags 2>/dev/null || true)
+for exp in examples/dags/*.expected.json examples/polyglot/*.dag.expected.json; do
+  id=$(basename "$exp" .expected.json); id=${id%.dag}; n=$((n+1))
+  out=$("$WEFT" dag test "$id" 2024-03-05 --json --dags "$(dirname "$exp")" 2>/dev/null || true)
   states=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(json.dumps({"state": r["state"], "tasks": {k: v["state"] for k, v in r["tasks"].items()}}))' "$out")
   if compare "$exp" "$states"; then echo "ok   dag $id" >&2; else echo "FAIL dag $id" >&2; fail=1; fi
 done

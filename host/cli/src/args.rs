@@ -86,6 +86,20 @@ pub enum PluginCmd {
     Inspect { name: String },
     /// Re-hash every installed plugin and check it is still a weft operator.
     Verify,
+    /// Build the operator in DIR (Rust, Python or JavaScript) into a component.
+    Build {
+        dir: PathBuf,
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Scaffold a working operator with a test: --lang rust|python|js NAME.
+    New {
+        #[arg(long)]
+        lang: String,
+        name: String,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]

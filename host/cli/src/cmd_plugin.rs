@@ -15,6 +15,8 @@ fn plugin_error(e: PluginError) -> anyhow::Error {
 
 pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
     match cmd {
+        PluginCmd::Build { dir, out } => return crate::cmd_build::run_build(&dir, out.as_deref()),
+        PluginCmd::New { lang, name, dir } => return crate::cmd_build::run_new(&lang, &name, &dir),
         PluginCmd::Pack { dir, output } => {
             let m = weft_plugins::bundle::pack(&dir, &output).map_err(plugin_error)?;
             for p in &m.plugins {

@@ -5,6 +5,7 @@
 
 mod args;
 mod cmd_bench;
+mod cmd_build;
 mod cmd_dag;
 mod cmd_invoke;
 mod cmd_plugin;
