@@ -257,9 +257,31 @@ fn serve(n: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
         for _ in 0..n {
             let (mut s, _) = l.accept().unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Read the head, then as many body bytes as content-length announces.
+            let mut data = Vec::new();
             let mut buf = [0u8; 8192];
-            let k = s.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..k]).to_string();
+            loop {
+                let k = s.read(&mut buf).unwrap_or(0);
+                if k == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..k]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if data.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let req = String::from_utf8_lossy(&data).to_string();
             let line = req.lines().next().unwrap_or("").to_string();
             seen.push(req);
             let body = serde_json::json!({"request": line}).to_string();

@@ -914,13 +914,17 @@ pub fn scaffold(lang: Lang, name: &str, parent: &Path) -> Result<Vec<PathBuf>, B
     let meta = format!(
         "{{\n  \"name\": \"{name}\",\n  \"version\": \"0.1.0\",\n  \"description\": \"TODO: what {name} does\",\n  \"grant\": {{\n    \"Version\": \"2012-10-17\",\n    \"Statement\": []\n  }}\n}}\n"
     );
-    // weft-guest from the enclosing weft checkout when there is one, else from its repository.
+    // weft-guest from the enclosing weft checkout, else `$WEFT_GUEST_SDK`, else the checkout this
+    // weft was built from; a path that cannot be found is left for the author with a clear note.
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
     let sdk_dep = parent
         .canonicalize()
         .ok()
         .and_then(|p| p.ancestors().map(|a| a.join("guest-sdk")).find(|g| g.join("Cargo.toml").is_file()))
+        .or_else(|| std::env::var_os("WEFT_GUEST_SDK").map(PathBuf::from))
+        .or_else(|| built_from.canonicalize().ok().filter(|g| g.join("Cargo.toml").is_file()))
         .map(|g| format!("{{ path = \"{}\" }}", g.display()))
-        .unwrap_or_else(|| "{ git = \"https://github.com/weft-dev/weft\" } # or { path = \"<weft checkout>/guest-sdk\" }".into());
+        .unwrap_or_else(|| "{ path = \"SET-ME/guest-sdk\" } # the guest-sdk folder of a weft checkout (or set WEFT_GUEST_SDK before `weft plugin new`)".into());
     let files: Vec<(String, String)> = match lang {
         Lang::Python => vec![
             ("weft-plugin.json".into(), meta),
