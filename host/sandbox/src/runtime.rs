@@ -214,6 +214,9 @@ impl Sandbox {
             p.max_memories_per_component(16);
             p.max_tables_per_component(64);
             p.max_core_instances_per_component(64);
+            // Batch the madvise calls that reset slots: the mm-wide lock they take serialises
+            // concurrent invocations.
+            p.decommit_batch_size(16);
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
         }
         Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))
