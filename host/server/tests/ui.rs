@@ -1,76 +1,14 @@
 //! The web UI's static files: served by the router on 127.0.0.1:0 without authentication, with
 //! the right content types; `POST /` (the API) still answers next to `GET /`.
 
-use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_server::auth::Tokens;
-use weft_server::AppState;
 
-struct Server {
-    addr: std::net::SocketAddr,
-    _home: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use common::{request, start_with, Server};
 
 async fn start(tokens: Option<Tokens>) -> Server {
-    let home = tempfile::tempdir().unwrap();
-    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-    let state = AppState::with_limit(store, tokens, 10).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        weft_server::serve(listener, state).await.unwrap();
-    });
-    Server {
-        addr,
-        _home: home,
-        task,
-    }
-}
-
-/// One raw HTTP/1.1 request; returns (status, headers lower-cased, body).
-async fn request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let hs = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, hs, body.to_string())
+    start_with(tokens, 10).await
 }
 
 fn header<'a>(hs: &'a [(String, String)], name: &str) -> &'a str {
