@@ -18,16 +18,7 @@ pub fn run_build(dir: &Path, out: Option<&Path>) -> Result<ExitCode> {
     let opts = BuildOptions::under_home(&home, &out_dir);
     match build(dir, &opts) {
         Ok(b) => {
-            eprintln!(
-                "{} {}@{} ({}, {} world, {:.1} MB) -> {}",
-                if b.rebuilt { "built" } else { "up to date:" },
-                b.name,
-                b.version,
-                b.lang,
-                b.world,
-                b.bytes as f64 / 1e6,
-                b.wasm.display()
-            );
+            eprintln!("{b}");
             eprintln!("install it with: weft plugin install {}", b.wasm.display());
             println!("{}", serde_json::to_string(&b)?);
             Ok(ExitCode::SUCCESS)

@@ -3,14 +3,15 @@
 //! DESIGN.md report (`--json`); exit 0 when the run succeeded, 1 when it failed.
 
 use crate::args::DagCmd;
-use crate::context::{home, plugin_host, usage};
+use crate::context::{home, open_store, plugin_host, usage};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use weft_dag::{load_dags, parse_logical_date, run_dag_once, Dag, DagError, RunOptions};
 use weft_engine::dag_exec::{operator_ref, SandboxTaskExecutor};
-use weft_engine::{PluginHost, PluginRef, Roles};
+use weft_engine::{PluginRef, Roles};
+use weft_store::Store;
 
 pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
     arg.or_else(|| std::env::var_os("WEFT_DAGS").map(PathBuf::from))
@@ -18,31 +19,31 @@ pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
 }
 
 /// Whether the store has a plugin for an operator reference.
-fn known(host: &PluginHost) -> impl Fn(&str) -> bool + '_ {
+pub fn known(store: &Store) -> impl Fn(&str) -> bool + '_ {
     |op: &str| {
         PluginRef::parse(operator_ref(op))
             .ok()
-            .is_some_and(|r| host.resolve(&r).is_ok())
+            .is_some_and(|r| weft_engine::plugin_host::resolve(store, &r).is_ok())
     }
 }
 
-fn load(host: &PluginHost, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
+fn load(store: &Store, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
     if !dir.is_dir() {
         return Err(usage(format!(
             "DAG folder {} does not exist (use --dags DIR or set WEFT_DAGS)",
             dir.display()
         )));
     }
-    let check = known(host);
+    let check = known(store);
     Ok(load_dags(dir, &check))
 }
 
 pub fn run(cmd: DagCmd) -> Result<ExitCode> {
     match cmd {
         DagCmd::List { dags, json } => {
-            let host = plugin_host()?;
+            let store = open_store()?;
             let dir = dags_dir(dags);
-            let (list, errors) = load(&host, &dir)?;
+            let (list, errors) = load(&store, &dir)?;
             for e in &errors {
                 eprintln!("{e}");
             }
@@ -81,7 +82,7 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
         } => {
             let host = plugin_host()?;
             let dir = dags_dir(dags);
-            let (list, errors) = load(&host, &dir)?;
+            let (list, errors) = load(&host.store, &dir)?;
             let Some(dag) = list.iter().find(|d| d.dag_id == dag_id) else {
                 for e in &errors {
                     eprintln!("{e}");

@@ -59,8 +59,8 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
         PluginCmd::Inspect { name } => {
             let store = open_store()?;
             let r = weft_engine::PluginRef::parse(&name).map_err(|e| usage(e.to_string()))?;
-            let host_store = store.clone();
-            let rec = resolve(&host_store, &r)?;
+            let rec =
+                weft_engine::plugin_host::resolve(&store, &r).map_err(|e| usage(e.to_string()))?;
             let bytes = store.blobs().get(&rec.digest)?;
             let info = weft_plugins::inspect_component(&bytes)
                 .map_err(|e| usage(format!("{name}: {e}")))?;
@@ -109,25 +109,4 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn resolve(
-    store: &weft_store::Store,
-    r: &weft_engine::PluginRef,
-) -> Result<weft_store::PluginRecord> {
-    let reg = store.registry();
-    let found = match r {
-        weft_engine::PluginRef::Latest(n) => reg.latest(n)?,
-        weft_engine::PluginRef::Version(n, v) => reg.get(n, v)?,
-        weft_engine::PluginRef::Digest(n, p) => reg
-            .versions(n)?
-            .into_iter()
-            .find(|x| x.digest.to_hex().starts_with(p.as_str())),
-    };
-    found.ok_or_else(|| {
-        usage(format!(
-            "plugin `{}` is not installed (weft plugin list)",
-            r.name()
-        ))
-    })
 }

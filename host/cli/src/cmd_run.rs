@@ -4,11 +4,10 @@
 //! `weft validate FILE` checks an ASL definition or a DAG file without running it.
 
 use crate::args::{RunArgs, ValidateArgs};
-use crate::context::{home, json_arg, plugin_host, usage};
+use crate::context::{home, json_arg, open_store, plugin_host, usage};
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use weft_asl::{run_express, HistoryEvent, Hooks, RunOptions, SystemClock};
 use weft_engine::asl_tasks::{LocalItemReader, SandboxTaskRunner};
 use weft_engine::Roles;
@@ -96,12 +95,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
     if ext == "yaml" || ext == "yml" {
-        let host = plugin_host()?;
-        let check = |op: &str| {
-            weft_engine::PluginRef::parse(weft_engine::dag_exec::operator_ref(op))
-                .ok()
-                .is_some_and(|r| host.resolve(&r).is_ok())
-        };
+        let store = open_store()?;
+        let check = crate::cmd_dag::known(&store);
         let (dags, errors) = weft_dag::load_dag_file(&a.file, &check);
         if !errors.is_empty() {
             let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -117,8 +112,7 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let sm = parse(&a.file)?;
-    let _ = Arc::new(sm);
+    parse(&a.file)?;
     println!("{}: valid state machine", a.file.display());
     Ok(ExitCode::SUCCESS)
 }

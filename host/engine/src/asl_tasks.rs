@@ -6,6 +6,7 @@
 //! narrowed by `Credentials.RoleArn` (`weft:role:NAME`) when the state names one; with neither,
 //! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline.
 
+use crate::plugin_host::output_value;
 use crate::{PluginHost, PluginRef, Roles};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -116,14 +117,6 @@ fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
 impl TaskRunner for SandboxTaskRunner<'_> {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let r = Self::plugin_ref(req)?;
-        let rec = self
-            .host
-            .resolve(&r)
-            .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
-        let component = self
-            .host
-            .load(&rec)
-            .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
         let grant = self.grant(req.credentials.as_ref())?;
         let mut limits = self.limits;
         if let Some(t) = req.timeout_seconds {
@@ -137,15 +130,9 @@ impl TaskRunner for SandboxTaskRunner<'_> {
             "context": req.context,
         });
         let input = req.payload.to_string();
-        let outcome = self
+        let (rec, outcome) = self
             .host
-            .invoke(
-                &component,
-                &input,
-                &ctx.to_string(),
-                Arc::new(grant),
-                limits,
-            )
+            .run_task(&r, &input, &ctx.to_string(), Arc::new(grant), limits)
             .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
         self.logs
             .lock()
@@ -159,11 +146,7 @@ impl TaskRunner for SandboxTaskRunner<'_> {
                 stderr: outcome.stderr,
                 audit: outcome.audit,
             });
-        match outcome.result {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| failure("States.TaskFailed", format!("output is not JSON: {e}"))),
-            Err(e) => Err(failure(&e.error, e.cause)),
-        }
+        output_value(outcome.result).map_err(|e| failure(&e.error, e.cause))
     }
 }
 

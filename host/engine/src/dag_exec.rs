@@ -3,7 +3,8 @@
 //! `grant:` names (no capabilities without one) and its `execution_timeout` becomes the
 //! sandbox deadline. Task logs and audit records are kept per try.
 
-use crate::{PluginHost, PluginRef, Roles};
+use crate::plugin_host::output_value;
+use crate::{EngineError, PluginHost, PluginRef, Roles};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,14 +79,6 @@ impl TaskExecutor for SandboxTaskExecutor<'_> {
     fn execute(&self, ti: &TaskInvocation) -> Result<Value, TaskFailure> {
         let r = PluginRef::parse(operator_ref(&ti.operator))
             .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?;
-        let rec = self
-            .host
-            .resolve(&r)
-            .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?;
-        let component = self
-            .host
-            .load(&rec)
-            .map_err(|e| TaskFailure::new("States.TaskFailed", e.to_string()))?;
         let grant = self.grant(&ti.grant)?;
         let mut limits = self.limits;
         if let Some(t) = ti.execution_timeout {
@@ -93,10 +86,15 @@ impl TaskExecutor for SandboxTaskExecutor<'_> {
         }
         let input = ti.arguments.to_string();
         let ctx = ti.context_json().to_string();
-        let outcome = self
+        let (_, outcome) = self
             .host
-            .invoke(&component, &input, &ctx, grant, limits)
-            .map_err(|e| TaskFailure::new("States.TaskFailed", e.to_string()))?;
+            .run_task(&r, &input, &ctx, grant, limits)
+            .map_err(|e| match e {
+                EngineError::PluginNotFound { .. } => {
+                    TaskFailure::new("Weft.UnknownOperator", e.to_string())
+                }
+                other => TaskFailure::new("States.TaskFailed", other.to_string()),
+            })?;
         self.tries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -108,11 +106,6 @@ impl TaskExecutor for SandboxTaskExecutor<'_> {
                 stderr: outcome.stderr,
                 audit: outcome.audit,
             });
-        match outcome.result {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                TaskFailure::new("States.TaskFailed", format!("output is not JSON: {e}"))
-            }),
-            Err(e) => Err(TaskFailure::new(e.error, e.cause)),
-        }
+        output_value(outcome.result).map_err(|e| TaskFailure::new(e.error, e.cause))
     }
 }

@@ -5,7 +5,9 @@
 use crate::cache::StoreArtifacts;
 use crate::{EngineError, HomeSecrets};
 use std::sync::Arc;
-use weft_sandbox::{Grant, Invocation, Limits, LoadedComponent, Outcome, Sandbox, SecretSource};
+use weft_sandbox::{
+    Grant, Invocation, Limits, LoadedComponent, Outcome, Sandbox, SecretSource, TaskError,
+};
 use weft_store::{Digest, PluginRecord, Store};
 
 /// A parsed plugin reference.
@@ -68,35 +70,7 @@ impl PluginHost {
 
     /// Finds the installed plugin a reference names.
     pub fn resolve(&self, r: &PluginRef) -> Result<PluginRecord, EngineError> {
-        let reg = self.store.registry();
-        let found = match r {
-            PluginRef::Latest(n) => reg.latest(n)?,
-            PluginRef::Version(n, v) => reg.get(n, v)?,
-            PluginRef::Digest(n, prefix) => reg
-                .versions(n)?
-                .into_iter()
-                .find(|rec| rec.digest.to_hex().starts_with(prefix.as_str())),
-        };
-        found.ok_or_else(|| {
-            let installed: Vec<String> = reg
-                .versions(r.name())
-                .unwrap_or_default()
-                .iter()
-                .map(|p| format!("{}@{} #{}", p.name, p.version, p.digest.short()))
-                .collect();
-            EngineError::PluginNotFound {
-                reference: match r {
-                    PluginRef::Latest(n) => n.clone(),
-                    PluginRef::Version(n, v) => format!("{n}@{v}"),
-                    PluginRef::Digest(n, d) => format!("{n}#{d}"),
-                },
-                hint: if installed.is_empty() {
-                    " (install it with `weft plugin install FILE.wasm|BUNDLE.zip`; `weft plugin list` shows what is installed)".into()
-                } else {
-                    format!(" (installed: {})", installed.join(", "))
-                },
-            }
-        })
+        resolve(&self.store, r)
     }
 
     /// Loads a plugin's component, from the sandbox cache, the precompiled cache or by compiling.
@@ -133,6 +107,61 @@ impl PluginHost {
             },
         )?)
     }
+
+    /// Resolves, loads and runs a task plugin: the one path every sandboxed task takes.
+    pub fn run_task(
+        &self,
+        r: &PluginRef,
+        input: &str,
+        ctx: &str,
+        grant: Arc<Grant>,
+        limits: Limits,
+    ) -> Result<(PluginRecord, Outcome), EngineError> {
+        let rec = self.resolve(r)?;
+        let component = self.load(&rec)?;
+        let outcome = self.invoke(&component, input, ctx, grant, limits)?;
+        Ok((rec, outcome))
+    }
+}
+
+/// A task's result as a JSON value (the sandbox has already refused output that is not JSON).
+pub fn output_value(result: Result<String, TaskError>) -> Result<serde_json::Value, TaskError> {
+    let text = result?;
+    serde_json::from_str(&text)
+        .map_err(|e| TaskError::new("States.TaskFailed", format!("output is not JSON: {e}")))
+}
+
+/// Finds the installed plugin a reference names in `store`.
+pub fn resolve(store: &Store, r: &PluginRef) -> Result<PluginRecord, EngineError> {
+    let reg = store.registry();
+    let found = match r {
+        PluginRef::Latest(n) => reg.latest(n)?,
+        PluginRef::Version(n, v) => reg.get(n, v)?,
+        PluginRef::Digest(n, prefix) => reg
+            .versions(n)?
+            .into_iter()
+            .find(|rec| rec.digest.to_hex().starts_with(prefix.as_str())),
+    };
+    found.ok_or_else(|| {
+        let installed: Vec<String> = reg
+            .versions(r.name())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| format!("{}@{} #{}", p.name, p.version, p.digest.short()))
+            .collect();
+        EngineError::PluginNotFound {
+            reference: match r {
+                PluginRef::Latest(n) => n.clone(),
+                PluginRef::Version(n, v) => format!("{n}@{v}"),
+                PluginRef::Digest(n, d) => format!("{n}#{d}"),
+            },
+            hint: if installed.is_empty() {
+                " (install it with `weft plugin install FILE.wasm|BUNDLE.zip`; `weft plugin list` shows what is installed)".into()
+            } else {
+                format!(" (installed: {})", installed.join(", "))
+            },
+        }
+    })
 }
 
 #[cfg(test)]

@@ -179,6 +179,23 @@ pub struct Built {
     pub bytes: u64,
 }
 
+impl std::fmt::Display for Built {
+    /// `built NAME@VERSION (LANG, WORLD world, SIZE MB) -> PATH` (or `up to date:`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}@{} ({}, {} world, {:.1} MB) -> {}",
+            if self.rebuilt { "built" } else { "up to date:" },
+            self.name,
+            self.version,
+            self.lang,
+            self.world,
+            self.bytes as f64 / 1e6,
+            self.wasm.display()
+        )
+    }
+}
+
 /// The operator's metadata: `weft-plugin.json` (name, version, description, grant, and for
 /// Python/JS optionally `main` and `world`), falling back to the directory name.
 #[derive(Debug, Clone)]

@@ -428,9 +428,16 @@ fn status_of(
     }
 }
 
-async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
-    let sm_arn_in = req_str(req, "stateMachineArn")?;
-    let smr = sm_by_arn(app, sm_arn_in)?;
+/// What StartExecution and StartSyncExecution both take from a request: the execution name
+/// (given or generated, then checked), its input and the state machine's parsed definition.
+struct Start {
+    name: String,
+    input_text: String,
+    input: Value,
+    sm: weft_asl::StateMachine,
+}
+
+fn start_request(smr: &StateMachineRecord, req: &Value) -> Result<Start, ApiError> {
     let name = match opt_str(req, "name")? {
         Some(n) => n.to_string(),
         None => uuid::Uuid::new_v4().to_string(),
@@ -438,6 +445,22 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
     valid_name(&name).map_err(|m| ApiError::new("InvalidName", m))?;
     let (input_text, input) = input_value(req)?;
     let sm = validate_definition(&smr.definition)?;
+    Ok(Start {
+        name,
+        input_text,
+        input,
+        sm,
+    })
+}
+
+async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let smr = sm_by_arn(app, req_str(req, "stateMachineArn")?)?;
+    let Start {
+        name,
+        input_text,
+        input,
+        sm,
+    } = start_request(&smr, req)?;
     let arn = exec_arn(&smr.name, &name);
     let rec = ExecutionRecord {
         arn: arn.clone(),
@@ -556,13 +579,12 @@ async fn start_sync_execution(app: &Arc<AppState>, req: &Value) -> Result<Value,
             "This operation is not supported by this type of state machine (StartSyncExecution needs an EXPRESS state machine)",
         ));
     }
-    let name = match opt_str(req, "name")? {
-        Some(n) => n.to_string(),
-        None => uuid::Uuid::new_v4().to_string(),
-    };
-    valid_name(&name).map_err(|m| ApiError::new("InvalidName", m))?;
-    let (input_text, input) = input_value(req)?;
-    let sm = validate_definition(&smr.definition)?;
+    let Start {
+        name,
+        input_text,
+        input,
+        sm,
+    } = start_request(&smr, req)?;
     let start = now_ms();
     let app2 = app.clone();
     let (smr2, name2) = (smr.clone(), name.clone());

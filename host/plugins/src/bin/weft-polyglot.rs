@@ -85,14 +85,7 @@ fn main() {
                     println!("{}", serde_json::to_string(&b).unwrap_or_default());
                 } else {
                     eprintln!(
-                        "polyglot: {} {}@{} ({}, {} world, {:.1} MB) -> {}{}",
-                        if b.rebuilt { "built" } else { "up to date:" },
-                        b.name,
-                        b.version,
-                        b.lang,
-                        b.world,
-                        b.bytes as f64 / 1e6,
-                        b.wasm.display(),
+                        "polyglot: {b}{}",
                         if b.rebuilt {
                             format!(" in {:.1} s", t.elapsed().as_secs_f64())
                         } else {
