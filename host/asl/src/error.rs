@@ -36,6 +36,10 @@ pub mod names {
     pub const QUERY_EVALUATION_ERROR: &str = "States.QueryEvaluationError";
     /// ItemReader could not read its source.
     pub const ITEM_READER_FAILED: &str = "States.ItemReaderFailed";
+    /// Not an ASL error: the run was suspended by its [`crate::RunControl`] (to resume later
+    /// by replay, or because the execution was stopped). Never matched by Retry/Catch, never
+    /// recorded as a failure in the history.
+    pub const SUSPENDED: &str = "Weft.Suspended";
 
     /// Every predefined name (for validation of `ErrorEquals`).
     pub const PREDEFINED: &[&str] = &[
@@ -132,6 +136,11 @@ impl StateError {
             error: error.into(),
             cause: Some(cause.into()),
         }
+    }
+
+    /// True for [`names::SUSPENDED`]: the run is being unwound, not failing.
+    pub fn is_suspended(&self) -> bool {
+        self.error == names::SUSPENDED
     }
 
     /// The error output object `{"Error": .., "Cause": ..}` given to Catch.

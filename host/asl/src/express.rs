@@ -42,6 +42,12 @@ pub struct TaskRequest<'a> {
     pub task_token: Option<String>,
     /// 1-based attempt number (retries increase it).
     pub attempt: u32,
+    /// The task's identity within the execution, stable across replays of the same run
+    /// (scope path + state index + visit count; attempts are counted separately). Empty unless
+    /// the run has a [`RunControl`].
+    pub key: String,
+    /// Nesting depth: 0 for a state of the top-level machine, +1 per Map/Parallel level.
+    pub depth: usize,
 }
 
 /// A failed task: becomes the state's `Error`/`Cause`.
@@ -58,6 +64,28 @@ pub struct TaskFailure {
 pub trait TaskRunner: Send + Sync {
     /// Runs one task attempt and returns its raw result.
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure>;
+
+    /// The task token of a `.waitForTaskToken` attempt (`$$.Task.Token`). A durable runner
+    /// derives it from `key` and `attempt` so that a replayed run issues the same token.
+    fn task_token(&self, key: &str, attempt: u32) -> String {
+        let _ = (key, attempt);
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+/// How a durable driver steers a run: timers it can persist and a way to unwind the run
+/// (by returning [`names::SUSPENDED`]) to resume it later by replay, or to stop it.
+pub trait RunControl: Send + Sync {
+    /// Called as every state is entered; an error ends the run (use `SUSPENDED` to unwind).
+    fn check(&self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Waits for timer `key` (a Wait state: `KEY:wait`, a retry back-off: `KEY:retryN`) to
+    /// reach `until_ms` (epoch milliseconds). `key` is stable across replays, so a durable
+    /// driver records the first deadline it sees and keeps it. `depth` is the nesting depth
+    /// of the waiting state (0 = top-level machine).
+    fn wait_until(&self, key: &str, until_ms: i64, depth: usize) -> Result<(), StateError>;
 }
 
 /// A runner that fails every task (for machines without tasks).
@@ -154,6 +182,10 @@ pub struct RunOptions {
     pub max_threads: usize,
     /// Fail with `States.Runtime` after this many state transitions (loop guard).
     pub max_transitions: Option<u64>,
+    /// The execution's start time (epoch ms) when resuming a run; `None`: now.
+    pub start_ms: Option<i64>,
+    /// `$$.Execution.RedriveCount`.
+    pub redrive_count: u32,
 }
 
 impl Default for RunOptions {
@@ -168,6 +200,8 @@ impl Default for RunOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             max_transitions: None,
+            start_ms: None,
+            redrive_count: 0,
         }
     }
 }
@@ -179,6 +213,9 @@ pub struct Hooks<'a> {
     pub history: Option<&'a mut dyn HistorySink>,
     /// ItemReader source.
     pub item_reader: Option<&'a dyn ItemReader>,
+    /// Durable control: persisted timers, suspension, stop. With it, task requests carry
+    /// stable keys.
+    pub control: Option<&'a dyn RunControl>,
 }
 
 struct Recorder<'a> {
@@ -215,7 +252,16 @@ struct Exec<'a> {
     opts: &'a RunOptions,
     deadline_ms: Option<i64>,
     transitions: AtomicU64,
+    control: Option<&'a dyn RunControl>,
 }
+
+/// Where a state runs: the key path of its enclosing Map iteration / Parallel branch.
+struct Scope<'s> {
+    path: &'s str,
+    depth: usize,
+}
+
+const TOP: Scope<'static> = Scope { path: "", depth: 0 };
 
 fn entered_type(k: &StateKind) -> (&'static str, &'static str) {
     match k {
@@ -264,8 +310,9 @@ pub fn run_express<'a>(
     clock: &'a dyn Clock,
     hooks: Hooks<'a>,
 ) -> Result<Value, ExecutionFailure> {
-    let start = clock.now();
-    let start_ms = start.timestamp_millis();
+    let start_ms = opts
+        .start_ms
+        .unwrap_or_else(|| clock.now().timestamp_millis());
     let sm_arn = format!(
         "arn:aws:states:{}:{}:stateMachine:{}",
         opts.region, opts.account, opts.state_machine_name
@@ -281,7 +328,7 @@ pub fn run_express<'a>(
             "StartTime": format_time(start_ms),
             "Name": opts.execution_name,
             "RoleArn": opts.role_arn,
-            "RedriveCount": 0
+            "RedriveCount": opts.redrive_count
         }),
         state_machine: json!({"Id": sm_arn, "Name": opts.state_machine_name}),
     };
@@ -299,6 +346,7 @@ pub fn run_express<'a>(
             .timeout_seconds
             .map(|t| start_ms.saturating_add((t.min(i64::MAX as u64) as i64).saturating_mul(1000))),
         transitions: AtomicU64::new(0),
+        control: hooks.control,
     };
     exec.rec.emit(0, start_ms, "ExecutionStarted", || {
         json!({"input": text(&input), "inputDetails": {"truncated": false}, "roleArn": opts.role_arn})
@@ -306,9 +354,10 @@ pub fn run_express<'a>(
     // as in GetExecutionHistory, the first state's entry links to event 0
     let mut prev = 0;
     let mut vars = Variables::new();
-    let r = exec.run_machine(sm, input, &mut vars, &mut prev);
+    let r = exec.run_machine(sm, input, &mut vars, &mut prev, &TOP);
     let now = exec.now_ms();
     match &r {
+        Err(e) if e.is_suspended() => {}
         Ok(out) => {
             exec.rec.emit(
                 prev,
@@ -360,15 +409,24 @@ impl Exec<'_> {
         Ok(())
     }
 
-    fn sleep_until(&self, until_ms: i64) -> Result<(), StateError> {
-        let now = self.now_ms();
+    fn sleep_until(
+        &self,
+        key: impl FnOnce() -> String,
+        depth: usize,
+        until_ms: i64,
+    ) -> Result<(), StateError> {
         let (target, timeout) = match self.deadline_ms {
             Some(d) if until_ms > d => (d, true),
             _ => (until_ms, false),
         };
-        if target > now {
-            self.clock
-                .sleep(Duration::from_millis((target - now) as u64));
+        if let Some(c) = self.control {
+            c.wait_until(&key(), target, depth)?;
+        } else {
+            let now = self.now_ms();
+            if target > now {
+                self.clock
+                    .sleep(Duration::from_millis((target - now) as u64));
+            }
         }
         if timeout {
             return Err(StateError::new(names::TIMEOUT, "The execution timed out."));
@@ -382,15 +440,34 @@ impl Exec<'_> {
         input: Value,
         vars: &mut Variables,
         prev: &mut u64,
+        scope: &Scope<'_>,
     ) -> Result<Value, StateError> {
         let mut cur = m.start_at;
         let mut input = input;
+        // visits per state index, for stable keys (only with a RunControl)
+        let mut visits: Vec<u32> = if self.control.is_some() {
+            vec![0; m.states.len()]
+        } else {
+            Vec::new()
+        };
         loop {
             let Some(st) = m.states.get(cur) else {
                 return Err(StateError::new(
                     names::RUNTIME,
                     "transition to an unknown state",
                 ));
+            };
+            let key = match (self.control, visits.get_mut(cur)) {
+                (Some(c), Some(v)) => {
+                    c.check()?;
+                    *v += 1;
+                    format!("{}/{}.{}", scope.path, cur, v)
+                }
+                _ => String::new(),
+            };
+            let here = Scope {
+                path: &key,
+                depth: scope.depth,
             };
             let now = self.now_ms();
             self.check_limits(now)?;
@@ -445,7 +522,7 @@ impl Exec<'_> {
                     };
                     let eff = step::effective_input(st, input, &env).map_err(ee)?;
                     let until = step::wait_until(st, &eff, &env, now).map_err(ee)?;
-                    self.sleep_until(until)?;
+                    self.sleep_until(|| format!("{key}:wait"), scope.depth, until)?;
                     let f = if let Some(raw) = raw {
                         step::finish(st, raw, eff, &env).map_err(ee)?
                     } else {
@@ -466,7 +543,7 @@ impl Exec<'_> {
                     (None, f)
                 }
                 StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. } => {
-                    match self.run_with_retry(st, input, &env, entered, prev)? {
+                    match self.run_with_retry(st, input, &env, entered, prev, &here)? {
                         Ok(f) => (None, f),
                         Err((n, f)) => (Some(n), f),
                     }
@@ -522,6 +599,7 @@ impl Exec<'_> {
         env: &Env<'_>,
         entered: u64,
         prev: &mut u64,
+        here: &Scope<'_>,
     ) -> Result<Result<Finished, (usize, Finished)>, StateError> {
         let mut attempts = vec![0u32; st.retry.len()];
         let mut attempt = 1u32;
@@ -536,15 +614,16 @@ impl Exec<'_> {
                 (input.take().unwrap_or_default(), Value::Null)
             };
             let r = match &st.kind {
-                StateKind::Task(t) => self.run_task(st, t, this, env, entered, prev, attempt),
-                StateKind::Map(m) => self.run_map(st, m, this, env, entered, prev),
+                StateKind::Task(t) => self.run_task(st, t, this, env, entered, prev, attempt, here),
+                StateKind::Map(m) => self.run_map(st, m, this, env, entered, prev, attempt, here),
                 StateKind::Parallel { branches } => {
-                    self.run_parallel(st, branches, this, env, entered, prev)
+                    self.run_parallel(st, branches, this, env, entered, prev, attempt, here)
                 }
                 _ => Err(StateError::new(names::RUNTIME, "not a task-like state")),
             };
             match r {
                 Ok(f) => return Ok(Ok(f)),
+                Err(e) if e.is_suspended() => return Err(e),
                 Err(e) => {
                     let ctx = Context::new(&self.info, &st.name, self.now_ms());
                     let cenv = Env {
@@ -557,9 +636,13 @@ impl Exec<'_> {
                             if let Some(a) = attempts.get_mut(retrier) {
                                 *a += 1;
                             }
-                            attempt += 1;
                             let until = self.now_ms().saturating_add(delay_ms as i64);
-                            self.sleep_until(until)?;
+                            self.sleep_until(
+                                || format!("{}:retry{attempt}", here.path),
+                                here.depth,
+                                until,
+                            )?;
+                            attempt += 1;
                         }
                         ErrorDecision::Catch {
                             next,
@@ -583,10 +666,11 @@ impl Exec<'_> {
         entered: u64,
         prev: &mut u64,
         attempt: u32,
+        here: &Scope<'_>,
     ) -> Result<Finished, StateError> {
         let ee = |e: StateError| engine_error(&st.name, entered, e);
         let token = (t.resource.pattern == IntegrationPattern::WaitForTaskToken)
-            .then(|| uuid::Uuid::new_v4().to_string());
+            .then(|| self.runner.task_token(here.path, attempt));
         let mut ctx = Context::new(&self.info, &st.name, env.ctx.entered_ms);
         ctx.task_token = token.as_deref();
         ctx.retry_count = attempt.saturating_sub(1);
@@ -635,6 +719,8 @@ impl Exec<'_> {
             context,
             task_token: token.clone(),
             attempt,
+            key: here.path.to_string(),
+            depth: here.depth,
         };
         tracing::debug!(state = %st.name, resource = %t.resource, attempt, "running task");
         let started = self.now_ms();
@@ -679,6 +765,10 @@ impl Exec<'_> {
                 };
                 step::finish(st, raw, result, &penv).map_err(ee)
             }
+            Err(f) if f.error == names::SUSPENDED => Err(StateError {
+                error: f.error,
+                cause: Some(f.cause),
+            }),
             Err(f) => {
                 let ty = if f.error == names::TIMEOUT {
                     "TaskTimedOut"
@@ -696,6 +786,7 @@ impl Exec<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_parallel(
         &self,
         st: &State,
@@ -704,6 +795,8 @@ impl Exec<'_> {
         env: &Env<'_>,
         entered: u64,
         prev: &mut u64,
+        attempt: u32,
+        here: &Scope<'_>,
     ) -> Result<Finished, StateError> {
         let ee = |e: StateError| engine_error(&st.name, entered, e);
         let effective = step::effective_input(st, raw.clone(), env).map_err(ee)?;
@@ -714,8 +807,16 @@ impl Exec<'_> {
         let outer = Arc::new(env.vars.clone());
         let results = self.fan_out(branches.len(), 0, start_id, true, |i, p| {
             let mut vars = Variables::child(outer.clone());
-            self.run_machine(&branches[i], params.clone(), &mut vars, p)
+            let path = self.child_path(here, attempt, 'b', i);
+            let scope = Scope {
+                path: &path,
+                depth: here.depth + 1,
+            };
+            self.run_machine(&branches[i], params.clone(), &mut vars, p, &scope)
         });
+        if let Some(e) = suspended(&results) {
+            return Err(e);
+        }
         let mut outs = Vec::with_capacity(branches.len());
         for r in results {
             match r {
@@ -776,6 +877,7 @@ impl Exec<'_> {
         Ok(Some(items))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_map(
         &self,
         st: &State,
@@ -784,6 +886,8 @@ impl Exec<'_> {
         env: &Env<'_>,
         entered: u64,
         prev: &mut u64,
+        attempt: u32,
+        here: &Scope<'_>,
     ) -> Result<Finished, StateError> {
         let ee = |e: StateError| engine_error(&st.name, entered, e);
         let (raw, effective) = if needs_raw(st) {
@@ -860,11 +964,16 @@ impl Exec<'_> {
                 || json!({"name": st.name, "index": i}),
             );
             let mut vars = Variables::child(outer.clone());
-            let r = self.run_machine(proc_, input, &mut vars, p);
-            let ty = if r.is_ok() {
-                "MapIterationSucceeded"
-            } else {
-                "MapIterationFailed"
+            let path = self.child_path(here, attempt, 'i', i);
+            let scope = Scope {
+                path: &path,
+                depth: here.depth + 1,
+            };
+            let r = self.run_machine(proc_, input, &mut vars, p, &scope);
+            let ty = match &r {
+                Ok(_) => "MapIterationSucceeded",
+                Err(e) if e.is_suspended() => return r,
+                Err(_) => "MapIterationFailed",
             };
             *p = self.rec.emit(
                 *p,
@@ -874,6 +983,9 @@ impl Exec<'_> {
             );
             r
         });
+        if let Some(e) = suspended(&results) {
+            return Err(e);
+        }
         let mut outs = Vec::with_capacity(n);
         let mut failures = 0usize;
         let mut first_err: Option<StateError> = None;
@@ -992,6 +1104,16 @@ impl Exec<'_> {
             .collect())
     }
 
+    /// The key path of a Map iteration (`kind` `i`) or Parallel branch (`b`) of the state at
+    /// `here` (empty without a RunControl).
+    fn child_path(&self, here: &Scope<'_>, attempt: u32, kind: char, i: usize) -> String {
+        if self.control.is_some() {
+            format!("{}@{attempt}/{kind}{i}", here.path)
+        } else {
+            String::new()
+        }
+    }
+
     /// Runs `n` jobs with at most `max_conc` (0 = unlimited) at a time, results in order.
     /// After the first failure, jobs not yet started are skipped.
     fn fan_out<F>(
@@ -1069,6 +1191,15 @@ impl Exec<'_> {
             })
             .collect()
     }
+}
+
+/// The first suspension among fan-out results: a suspended branch or iteration suspends the
+/// whole state (siblings' finished work is kept by the durable driver's journal).
+fn suspended(results: &[Result<Value, StateError>]) -> Option<StateError> {
+    results.iter().find_map(|r| match r {
+        Err(e) if e.is_suspended() => Some(e.clone()),
+        _ => None,
+    })
 }
 
 /// True when `finish` needs the state's raw input (ResultPath other than `$`, or JSONata).

@@ -29,7 +29,7 @@
 //!     "Parameters": {"greeting.$": "States.Format('hello {}', $.name)"}, "End": true}}}"#)
 //!     .expect("valid definition");
 //! let mut events: Vec<HistoryEvent> = Vec::new();
-//! let hooks = Hooks { history: Some(&mut events), item_reader: None };
+//! let hooks = Hooks { history: Some(&mut events), ..Hooks::default() };
 //! let out = run_express(&sm, json!({"name": "weft"}), &RunOptions::default(), &NoTasks,
 //!     &SystemClock, hooks);
 //! assert_eq!(out, Ok(json!({"greeting": "hello weft"})));
@@ -79,7 +79,7 @@ pub mod template;
 
 pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors};
 pub use express::{
-    run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunOptions, SystemClock,
+    run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunControl, RunOptions, SystemClock,
     TaskFailure, TaskRequest, TaskRunner,
 };
 pub use history::{HistoryEvent, HistorySink};

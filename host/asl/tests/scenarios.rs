@@ -274,6 +274,7 @@ fn history_ids_and_types() {
         Hooks {
             history: Some(&mut events),
             item_reader: None,
+            control: None,
         },
     );
     assert_eq!(out, Ok(json!([1, 2])));
@@ -431,6 +432,7 @@ fn map_item_reader_csv() {
         Hooks {
             history: None,
             item_reader: Some(&Files),
+            control: None,
         },
     );
     assert_eq!(out, Ok(json!([{"n": "a"}, {"n": "b,c"}])));
@@ -443,6 +445,7 @@ fn map_item_reader_csv() {
         Hooks {
             history: None,
             item_reader: Some(&Files),
+            control: None,
         },
     );
     assert_eq!(
@@ -476,6 +479,7 @@ fn threaded_map_keeps_order_and_history_ids() {
         Hooks {
             history: Some(&mut events),
             item_reader: None,
+            control: None,
         },
     )
     .expect("runs");

@@ -66,6 +66,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let hooks = Hooks {
         history: if a.history { Some(&mut history) } else { None },
         item_reader: Some(&reader),
+        control: None,
     };
     let result = run_express(&sm, input, &opts, &runner, &SystemClock, hooks);
     if a.history {

@@ -9,6 +9,7 @@
 pub mod asl_tasks;
 mod cache;
 pub mod dag_exec;
+pub mod durable;
 mod error;
 pub mod plugin_host;
 pub mod roles;

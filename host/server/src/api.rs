@@ -3,18 +3,18 @@
 
 use crate::error::ApiError;
 use crate::records::*;
-use crate::runner::{event_json, ServerTaskRunner, SledHistory, StoppableClock};
-use crate::{AppState, RunControl};
+use crate::runner::{event_json, ServerTaskRunner};
+use crate::runtime::{execution_role, insert_execution, new_record};
+use crate::AppState;
 use serde_json::{json, Map, Value};
 use std::ops::Bound;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use weft_asl::{HistorySink, Hooks, RunOptions, StateError};
+use weft_asl::{Hooks, RunOptions, StateError, SystemClock};
 use weft_engine::asl_tasks::LocalItemReader;
 
 /// AWS's limit on an execution's input (characters; weft counts bytes).
 pub const MAX_INPUT: usize = 256 * 1024;
-const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
+pub(crate) const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
 
 pub async fn dispatch(app: &Arc<AppState>, action: &str, req: Value) -> Result<Value, ApiError> {
     match action {
@@ -30,6 +30,12 @@ pub async fn dispatch(app: &Arc<AppState>, action: &str, req: Value) -> Result<V
         "GetExecutionHistory" => get_execution_history(app, &req),
         "StopExecution" => stop_execution(app, &req).await,
         "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => send_task(app, action, &req),
+        "RedriveExecution" => redrive_execution(app, &req),
+        "CreateActivity" => crate::activities::create(app, &req),
+        "DeleteActivity" => crate::activities::delete(app, &req),
+        "DescribeActivity" => crate::activities::describe(app, &req),
+        "ListActivities" => crate::activities::list(app, &req),
+        "GetActivityTask" => crate::activities::get_task(app, &req).await,
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("weft does not implement the action `{other}` yet"),
@@ -337,25 +343,6 @@ async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
 
 // ---- executions ----
 
-/// The execution role: `weft:role:NAME`, or an IAM role ARN whose NAME has a weft role file.
-fn execution_role(
-    app: &AppState,
-    role_arn: &str,
-) -> Result<Option<Arc<weft_sandbox::Policy>>, StateError> {
-    if role_arn.starts_with("weft:role:") {
-        return app
-            .roles
-            .get(role_arn)
-            .map(Some)
-            .map_err(|e| StateError::new("States.Permissions", e.to_string()));
-    }
-    if let Some((_, name)) = role_arn.rsplit_once(":role/") {
-        let name = name.rsplit('/').next().unwrap_or(name);
-        return Ok(app.roles.get(name).ok());
-    }
-    Ok(None)
-}
-
 fn input_value(req: &Value) -> Result<(String, Value), ApiError> {
     let text = opt_str(req, "input")?.unwrap_or("{}").to_string();
     if text.len() > MAX_INPUT {
@@ -373,26 +360,21 @@ fn input_value(req: &Value) -> Result<(String, Value), ApiError> {
     Ok((text, v))
 }
 
-/// Runs an execution to its end on the current (blocking) thread.
-#[allow(clippy::too_many_arguments)]
-fn execute(
+/// Runs an Express execution to its end on the current (blocking) thread, in memory.
+fn execute_express(
     app: &Arc<AppState>,
     sm: &weft_asl::StateMachine,
     role_arn: &str,
     sm_name: &str,
     exec_name: &str,
     input: Value,
-    ctl: Option<Arc<RunControl>>,
-    history: Option<SledHistory>,
 ) -> Result<Value, StateError> {
-    let mut history = history;
     let role = execution_role(app, role_arn)?;
     let runner = ServerTaskRunner {
         app: app.clone(),
         execution_role: role,
-        ctl: ctl.clone(),
+        ctl: None,
     };
-    let clock = StoppableClock(ctl);
     let opts = RunOptions {
         execution_name: exec_name.to_string(),
         state_machine_name: sm_name.to_string(),
@@ -403,10 +385,11 @@ fn execute(
         base_dir: app.base_dir.clone(),
     };
     let hooks = Hooks {
-        history: history.as_mut().map(|h| h as &mut dyn HistorySink),
+        history: None,
         item_reader: Some(&reader),
+        control: None,
     };
-    weft_asl::run_express(sm, input, &opts, &runner, &clock, hooks)
+    weft_asl::run_express(sm, input, &opts, &runner, &SystemClock, hooks)
 }
 
 fn status_of(
@@ -459,115 +442,29 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         name,
         input_text,
         input,
-        sm,
+        sm: _,
     } = start_request(&smr, req)?;
-    let arn = exec_arn(&smr.name, &name);
-    let rec = ExecutionRecord {
-        arn: arn.clone(),
-        state_machine_arn: smr.arn.clone(),
-        state_machine_name: smr.name.clone(),
-        name: name.clone(),
-        status: "RUNNING".into(),
-        start_ms: now_ms(),
-        stop_ms: None,
-        input: input_text,
-        output: None,
-        error: None,
-        cause: None,
-        trace_header: opt_str(req, "traceHeader")?.map(str::to_string),
-    };
-    let ctl = Arc::new(RunControl::default());
-    let existing = {
-        // registered under the same lock as the insert, so StopExecution always finds the switch
-        let mut running = app.running.lock().unwrap_or_else(|e| e.into_inner());
-        if running.len() >= app.max_running && !app.executions.contains_key(arn.as_bytes())? {
+    let rec = new_record(
+        &smr,
+        &name,
+        input_text,
+        opt_str(req, "traceHeader")?.map(str::to_string),
+        None,
+    );
+    let app2 = app.clone();
+    let (rec, created) = tokio::task::spawn_blocking(move || insert_execution(&app2, rec))
+        .await
+        .map_err(|e| ApiError::internal(format!("start: {e}")))??;
+    if !created {
+        let same_input = serde_json::from_str::<Value>(&rec.input).ok().as_ref() == Some(&input);
+        if !same_input || rec.status != "RUNNING" {
             return Err(ApiError::new(
-                "ExecutionLimitExceeded",
-                format!(
-                    "{} executions are running, the limit of this server (WEFT_SERVER_MAX_RUNNING); retry later",
-                    running.len()
-                ),
+                "ExecutionAlreadyExists",
+                format!("Execution Already Exists: '{}'", rec.arn),
             ));
         }
-        let cas = app.executions.compare_and_swap(
-            arn.as_bytes(),
-            None as Option<&[u8]>,
-            Some(serde_json::to_vec(&rec)?),
-        )?;
-        match cas {
-            Ok(()) => {
-                running.insert(arn.clone(), ctl.clone());
-                None
-            }
-            Err(cas) => Some(cas.current.unwrap_or_default()),
-        }
-    };
-    if let Some(old) = existing {
-        let old: ExecutionRecord = serde_json::from_slice(&old)?;
-        let same_input = serde_json::from_str::<Value>(&old.input).ok().as_ref() == Some(&input);
-        return if same_input {
-            Ok(json!({"executionArn": old.arn, "startDate": ts(old.start_ms)}))
-        } else {
-            Err(ApiError::new(
-                "ExecutionAlreadyExists",
-                format!("Execution Already Exists: '{arn}'"),
-            ))
-        };
     }
-    flush(app).await?;
-    let app2 = app.clone();
-    let start_ms = rec.start_ms;
-    tokio::task::spawn_blocking(move || {
-        let sink = SledHistory {
-            tree: app2.history.clone(),
-            arn: rec.arn.clone(),
-            ctl: ctl.clone(),
-        };
-        let r = execute(
-            &app2,
-            &sm,
-            &smr.role_arn,
-            &smr.name,
-            &rec.name,
-            input,
-            Some(ctl.clone()),
-            Some(sink),
-        );
-        let stop = now_ms();
-        let status = status_of(&sm, &r, stop - start_ms);
-        {
-            let aborted = ctl.aborted.lock().unwrap_or_else(|e| e.into_inner());
-            if !*aborted {
-                let res = app2.executions.fetch_and_update(rec.arn.as_bytes(), |old| {
-                    let old = old?;
-                    let mut e: ExecutionRecord = serde_json::from_slice(old).ok()?;
-                    if e.status == "RUNNING" {
-                        e.status = status.to_string();
-                        e.stop_ms = Some(stop);
-                        match &r {
-                            Ok(out) => e.output = Some(out.to_string()),
-                            Err(err) => {
-                                e.error = Some(err.error.clone());
-                                e.cause = err.cause.clone();
-                            }
-                        }
-                    }
-                    serde_json::to_vec(&e).ok()
-                });
-                if let Err(e) = res {
-                    tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
-                }
-            }
-        }
-        app2.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&rec.arn);
-        if let Err(e) = app2.store.db().flush() {
-            tracing::error!("flush: {e}");
-        }
-    });
-    Ok(json!({"executionArn": arn, "startDate": ts(start_ms)}))
+    Ok(json!({"executionArn": rec.arn, "startDate": ts(rec.start_ms)}))
 }
 
 async fn start_sync_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
@@ -589,16 +486,7 @@ async fn start_sync_execution(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let app2 = app.clone();
     let (smr2, name2) = (smr.clone(), name.clone());
     let (r, sm) = tokio::task::spawn_blocking(move || {
-        let r = execute(
-            &app2,
-            &sm,
-            &smr2.role_arn,
-            &smr2.name,
-            &name2,
-            input,
-            None,
-            None,
-        );
+        let r = execute_express(&app2, &sm, &smr2.role_arn, &smr2.name, &name2, input);
         (r, sm)
     })
     .await
@@ -646,9 +534,19 @@ fn describe_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErro
         "startDate": ts(e.start_ms),
         "input": e.input,
         "inputDetails": {"included": true},
-        "redriveCount": 0,
-        "redriveStatus": "NOT_REDRIVABLE",
+        "redriveCount": e.redrive_count,
+        "redriveStatus": if matches!(e.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+            "REDRIVABLE"
+        } else {
+            "NOT_REDRIVABLE"
+        },
     });
+    if let Some(r) = e.redrive_ms {
+        v["redriveDate"] = ts(r);
+    }
+    if let Some((parent, _)) = &e.parent {
+        v["parentExecutionArn"] = json!(parent);
+    }
     if let Some(s) = e.stop_ms {
         v["stopDate"] = ts(s);
     }
@@ -820,46 +718,117 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
     if e.status != "RUNNING" {
         return Ok(json!({"stopDate": ts(e.stop_ms.unwrap_or_else(now_ms))}));
     }
-    let ctl = app
-        .running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&e.arn)
-        .cloned();
+    // the run unwinds at its next state, wait or task boundary and records nothing more
+    if let Some(ctl) = app.rt.active_control(&e.arn) {
+        ctl.stop();
+    }
     let now = now_ms();
-    let ctl = ctl.unwrap_or_default();
-    {
-        // holding the lock: no history event or result is recorded past this point
-        let mut aborted = ctl.aborted.lock().unwrap_or_else(|e| e.into_inner());
-        *aborted = true;
-        ctl.flag.store(true, Ordering::SeqCst);
-        let mut changed = false;
-        app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
-            let old = old?;
-            let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
-            if r.status == "RUNNING" {
-                r.status = "ABORTED".into();
-                r.stop_ms = Some(now);
-                r.error = error.clone();
-                r.cause = cause.clone();
-                changed = true;
+    let mut changed = false;
+    app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
+        let old = old?;
+        let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
+        changed = false;
+        if r.status == "RUNNING" {
+            r.status = "ABORTED".into();
+            r.stop_ms = Some(now);
+            r.error = error.clone();
+            r.cause = cause.clone();
+            changed = true;
+        }
+        serde_json::to_vec(&r).ok()
+    })?;
+    if changed {
+        append_final_event(
+            app,
+            &e.arn,
+            now,
+            "ExecutionAborted",
+            error.as_deref(),
+            cause.as_deref(),
+        )?;
+        crate::metrics::execution_finished(app, "ABORTED", now - e.start_ms);
+        // a `.sync` parent learns that its child was aborted
+        if let Some((parent, key)) = &e.parent {
+            if let Ok(rec) = exec_by_arn(app, &e.arn) {
+                crate::runtime::answer_parent(app, &rec, parent, key);
             }
-            serde_json::to_vec(&r).ok()
-        })?;
-        if changed {
-            append_final_event(
-                app,
-                &e.arn,
-                now,
-                "ExecutionAborted",
-                error.as_deref(),
-                cause.as_deref(),
-            )?;
         }
     }
     flush(app).await?;
     let e = exec_by_arn(app, arn_in)?;
     Ok(json!({"stopDate": ts(e.stop_ms.unwrap_or(now))}))
+}
+
+/// RedriveExecution: a FAILED, TIMED_OUT or ABORTED Standard execution continues from where it
+/// failed. Its journal forgets the attempts of every task that never succeeded; the replay then
+/// re-runs exactly those, with the same definition and plugin digests.
+fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+    let arn_in = req_str(req, "executionArn")?;
+    let e = exec_by_arn(app, arn_in)?;
+    if !matches!(e.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+        return Err(ApiError::new(
+            "ExecutionNotRedrivable",
+            format!(
+                "Execution is not redrivable: '{}' has status {} (only FAILED, TIMED_OUT and ABORTED executions are)",
+                e.arn, e.status
+            ),
+        ));
+    }
+    if e.arn.contains(":express:") {
+        return Err(ApiError::new(
+            "ExecutionNotRedrivable",
+            "Express executions cannot be redriven",
+        ));
+    }
+    let journal = weft_engine::durable::Journal::new(app.rt.journal.clone(), &e.arn);
+    journal
+        .forget_failures()
+        .map_err(|x| ApiError::internal(x.to_string()))?;
+    let now = now_ms();
+    let mut redriven = false;
+    app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
+        let old = old?;
+        let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
+        redriven = false;
+        if matches!(r.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+            r.status = "RUNNING".into();
+            r.stop_ms = None;
+            r.error = None;
+            r.cause = None;
+            r.output = None;
+            r.redrive_count += 1;
+            r.redrive_ms = Some(now);
+            redriven = true;
+        }
+        serde_json::to_vec(&r).ok()
+    })?;
+    if !redriven {
+        return Err(ApiError::new(
+            "ExecutionNotRedrivable",
+            format!("Execution is not redrivable: '{}'", e.arn),
+        ));
+    }
+    let last = match app.history.scan_prefix(history_prefix(&e.arn)).next_back() {
+        Some(item) => id_of_history_key(&item?.0),
+        None => 0,
+    };
+    let ev = weft_asl::HistoryEvent {
+        id: last + 1,
+        previous_event_id: last,
+        timestamp_ms: now,
+        event_type: "ExecutionRedriven",
+        details: json!({"redriveCount": e.redrive_count + 1}),
+    };
+    app.history.insert(
+        history_key(&e.arn, last + 1),
+        event_json(&ev).to_string().as_bytes(),
+    )?;
+    app.rt
+        .commit
+        .commit()
+        .map_err(|x| ApiError::internal(x.to_string()))?;
+    app.rt.schedule(&e.arn);
+    Ok(json!({"redriveDate": ts(now)}))
 }
 
 fn append_final_event(
@@ -895,61 +864,42 @@ fn append_final_event(
     Ok(())
 }
 
-/// Marks executions a previous process left RUNNING as FAILED (durable resume comes later).
-pub fn recover_interrupted(app: &AppState) -> Result<usize, ApiError> {
-    let now = now_ms();
-    let mut n = 0;
-    for item in app.executions.iter() {
-        let (k, v) = item?;
-        let mut e: ExecutionRecord = serde_json::from_slice(&v)?;
-        if e.status != "RUNNING" {
-            continue;
-        }
-        e.status = "FAILED".into();
-        e.stop_ms = Some(now);
-        e.error = Some("States.Runtime".into());
-        e.cause = Some("interrupted by a restart".into());
-        app.executions.insert(k, serde_json::to_vec(&e)?)?;
-        append_final_event(
-            app,
-            &e.arn,
-            now,
-            "ExecutionFailed",
-            e.error.as_deref(),
-            e.cause.as_deref(),
-        )?;
-        n += 1;
-    }
-    if n > 0 {
-        app.store.db().flush()?;
-    }
-    Ok(n)
-}
-
 // ---- callbacks ----
 
 fn send_task(app: &Arc<AppState>, action: &str, req: &Value) -> Result<Value, ApiError> {
     let token = req_str(req, "taskToken")?;
-    let cb = app
-        .callbacks
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(token)
-        .cloned();
-    let gone = || {
-        ApiError::new("TaskDoesNotExist", "Task Does Not Exist: no task is waiting for this token (finished, timed out, or the server restarted)")
+    if token.is_empty() || token.len() > 1024 {
+        return Err(ApiError::new(
+            "InvalidToken",
+            "Invalid Token: a task token is 1 to 1024 characters",
+        ));
+    }
+    let Some(mut rec) = app.rt.token(token)? else {
+        return Err(ApiError::new(
+            "TaskDoesNotExist",
+            "Task Does Not Exist: no task is waiting for this token (it finished, timed out, or was never issued)",
+        ));
     };
-    let cb = cb.ok_or_else(gone)?;
     let result = match action {
         "SendTaskHeartbeat" => {
-            return if cb.heartbeat() {
-                Ok(json!({}))
-            } else {
-                Err(gone())
-            };
+            if let Some(h) = rec.heartbeat_ms {
+                rec.heartbeat_at_ms = Some(now_ms().saturating_add(h as i64));
+                app.rt.put_token(token, &rec)?;
+                app.rt
+                    .commit
+                    .commit()
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            return Ok(json!({}));
         }
         "SendTaskSuccess" => {
             let out = req_str(req, "output")?;
+            if out.len() > MAX_INPUT {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value at 'output' failed to satisfy constraint: Member must have length less than or equal to {MAX_INPUT} (got {} bytes)",
+                    out.len()
+                )));
+            }
             let v: Value = serde_json::from_str(out)
                 .map_err(|e| ApiError::new("InvalidOutput", format!("Invalid Output: '{e}'")))?;
             Ok(v)
@@ -961,9 +911,13 @@ fn send_task(app: &Arc<AppState>, action: &str, req: &Value) -> Result<Value, Ap
             cause: opt_str(req, "cause")?.unwrap_or("").to_string(),
         }),
     };
-    if cb.complete(result) {
+    app.rt.forget_token(token);
+    if app.rt.complete(&rec.execution, &rec.key, result)? {
         Ok(json!({}))
     } else {
-        Err(gone())
+        Err(ApiError::new(
+            "TaskTimedOut",
+            "Task Timed Out: the task already has a result (it timed out or was answered)",
+        ))
     }
 }

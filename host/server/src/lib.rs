@@ -5,15 +5,18 @@
 //! field names, timestamps as epoch seconds, errors as HTTP 400 `{"__type", "message"}`.
 //! State machines, executions and history live in sled trees of the store (see [`records`]).
 //!
-//! Executions run in-process on the blocking pool through the ASL interpreter with tasks in the
-//! sandbox. Durable resume is not implemented yet: on start-up an execution left RUNNING by a
-//! crash is marked FAILED (`States.Runtime`, "interrupted by a restart").
+//! Standard executions are durable (see [`runtime`]): event-sourced by replay on sled with
+//! group commit, suspended without a thread while they wait, resumed after a crash. Express
+//! executions (StartSyncExecution) run in memory.
 
+mod activities;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod metrics;
 pub mod records;
 mod runner;
+pub mod runtime;
 pub mod ui;
 
 use anyhow::Context as _;
@@ -23,10 +26,9 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 pub use error::ApiError;
 
@@ -34,16 +36,9 @@ pub use error::ApiError;
 pub const AMZ_JSON: &str = "application/x-amz-json-1.0";
 /// Largest accepted request body (AWS's 256 KiB input limit plus room for the envelope).
 pub const MAX_BODY: usize = 1 << 20;
-/// Default bound on concurrently running executions (`WEFT_SERVER_MAX_RUNNING` overrides).
-/// Each running execution holds a blocking thread until durable timers land.
-pub const DEFAULT_MAX_RUNNING: usize = 400;
-
-/// A running execution's stop switch; the lock also orders history writes against StopExecution.
-#[derive(Default)]
-pub(crate) struct RunControl {
-    pub aborted: Mutex<bool>,
-    pub flag: std::sync::atomic::AtomicBool,
-}
+/// Default bound on executions running at once (worker threads; `WEFT_SERVER_MAX_RUNNING`
+/// overrides). Waiting executions hold no worker.
+pub const DEFAULT_MAX_RUNNING: usize = 256;
 
 pub struct AppState {
     pub store: Arc<weft_store::Store>,
@@ -52,21 +47,19 @@ pub struct AppState {
     pub(crate) history: sled::Tree,
     /// `None`: no authentication (loopback with `--no-auth`).
     pub tokens: Option<auth::Tokens>,
-    pub(crate) running: Mutex<HashMap<String, Arc<RunControl>>>,
-    /// Tasks paused on `.waitForTaskToken`, by token (in memory: lost with the process).
-    pub(crate) callbacks: Mutex<HashMap<String, Arc<runner::Callback>>>,
+    /// Durable executions: workers, timers, tokens, activities.
+    pub rt: runtime::Runtime,
+    pub(crate) metrics: metrics::Metrics,
     /// The plugin host, created on the first Task (creating the sandbox is not free).
     pub(crate) host: OnceLock<Result<Arc<weft_engine::PluginHost>, String>>,
     pub(crate) roles: weft_engine::Roles,
     /// Where relative `file:` grants are resolved.
     pub base_dir: PathBuf,
-    /// At most this many executions run at once; StartExecution beyond it fails with
-    /// `ExecutionLimitExceeded` (back-pressure instead of an unbounded queue).
-    pub max_running: usize,
 }
 
 impl AppState {
-    /// Opens the server's trees in `store` and fails executions a crash left RUNNING.
+    /// Opens the server's trees in `store` and resumes the executions a previous process left
+    /// RUNNING.
     pub fn new(
         store: Arc<weft_store::Store>,
         tokens: Option<auth::Tokens>,
@@ -84,7 +77,8 @@ impl AppState {
         tokens: Option<auth::Tokens>,
         max_running: usize,
     ) -> anyhow::Result<Arc<Self>> {
-        let db = store.db();
+        let db = store.db().clone();
+        let rt = runtime::Runtime::new(&db, max_running)?;
         let state = Arc::new(AppState {
             state_machines: db.open_tree("sfn_state_machines")?,
             executions: db.open_tree("sfn_executions")?,
@@ -93,16 +87,13 @@ impl AppState {
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
             store,
             tokens,
-            running: Mutex::new(HashMap::new()),
-            callbacks: Mutex::new(HashMap::new()),
+            rt,
+            metrics: metrics::Metrics::default(),
             host: OnceLock::new(),
-            max_running,
         });
-        let n = api::recover_interrupted(&state)?;
+        let n = runtime::Runtime::start(&state)?;
         if n > 0 {
-            tracing::warn!(
-                "{n} execution(s) left RUNNING by a previous process were marked FAILED"
-            );
+            tracing::info!("resuming {n} execution(s) left RUNNING by a previous process");
         }
         Ok(state)
     }
@@ -114,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(sfn_endpoint).get(ui::index))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::endpoint))
         .merge(ui::asset_routes())
         .with_state(state)
 }
@@ -219,6 +211,7 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let app = state.clone();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
@@ -228,8 +221,10 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
             .await?;
         anyhow::Ok(())
     })?;
-    // executions still running (a long Wait, a task) are not waited for: they stay RUNNING in
-    // the store and the next start marks them FAILED (durable resume is not implemented yet)
+    // running executions unwind at their next boundary and stay RUNNING: the next start
+    // resumes them from their journal
+    app.rt.close();
+    app.rt.drain(std::time::Duration::from_secs(5));
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     store.flush().ok();
     eprintln!("weft server: stopped");

@@ -40,6 +40,24 @@ pub struct ExecutionRecord {
     pub error: Option<String>,
     pub cause: Option<String>,
     pub trace_header: Option<String>,
+    /// The definition the execution runs (pinned at start: updates of the state machine do
+    /// not change a running execution, a replay or a redrive).
+    #[serde(default)]
+    pub definition: Option<String>,
+    /// The execution role ARN it runs with.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// How many times it was redriven, and when last.
+    #[serde(default)]
+    pub redrive_count: u32,
+    #[serde(default)]
+    pub redrive_ms: Option<i64>,
+    /// A `.sync` parent waiting for this execution: (parent execution ARN, journal key).
+    #[serde(default)]
+    pub parent: Option<(String, String)>,
+    /// The parent used `.sync:2`: it gets the output as JSON rather than as a string.
+    #[serde(default)]
+    pub parent_wants_json: bool,
 }
 
 pub fn sm_arn(name: &str) -> String {
@@ -144,6 +162,19 @@ pub fn id_of_history_key(k: &[u8]) -> u64 {
 /// Epoch seconds with millisecond precision: the timestamp shape of AWS JSON 1.0.
 pub fn ts(ms: i64) -> Value {
     Value::from(ms as f64 / 1000.0)
+}
+
+/// The details object of a stored history event (`null` when it has none).
+pub fn details_of(ev: &Value) -> Value {
+    let ty = ev["type"].as_str().unwrap_or("");
+    ev.get(weft_asl::history::details_key(ty))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// RFC 3339 with milliseconds, as Step Functions prints dates inside task results.
+pub fn format_ms(ms: i64) -> String {
+    weft_asl::env::format_time(ms)
 }
 
 pub fn now_ms() -> i64 {

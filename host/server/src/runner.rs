@@ -1,21 +1,54 @@
-//! Running one execution: the task runner (plugins in the sandbox, host created on first use),
-//! a clock whose sleeps end early when the execution is stopped, and a history sink writing to
-//! sled that stops recording once the execution is aborted.
+//! Running tasks for the server's executions, and recording their history.
+//!
+//! [`ServerTaskRunner`] runs plugin tasks in the sandbox (pinning the plugin's digest in the
+//! execution's journal the first time it resolves, so a replay or redrive runs the same code)
+//! and, for Standard executions, the tasks that wait for the outside world: `.waitForTaskToken`
+//! callbacks, activity workers and nested executions (`states:startExecution[.sync]`,
+//! `weft:statemachine:NAME`). [`DurableHistory`] writes history events to sled and, when a run
+//! is a replay, recognises the events already recorded so the history holds each event once.
 
-use crate::records::history_key;
-use crate::{AppState, RunControl};
-use serde_json::Value;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
-use weft_asl::resource::ResourceKind;
-use weft_asl::{Clock, HistoryEvent, HistorySink, TaskFailure, TaskRequest, TaskRunner};
+use crate::runtime::{self, TokenRecord};
+use crate::AppState;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use weft_asl::error::names;
+use weft_asl::resource::{IntegrationPattern, ResourceKind};
+use weft_asl::{HistoryEvent, HistorySink, TaskFailure, TaskRequest, TaskRunner};
+use weft_engine::durable::{Entry, ExecControl, Suspension};
 use weft_sandbox::{Policy, Sandbox, SandboxConfig};
 
 pub(crate) struct ServerTaskRunner {
     pub app: Arc<AppState>,
     pub execution_role: Option<Arc<Policy>>,
-    pub ctl: Option<Arc<RunControl>>,
+    /// The durable control of a Standard execution; `None` for Express runs.
+    pub ctl: Option<Arc<ExecControl>>,
+}
+
+fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
+    TaskFailure {
+        error: error.to_string(),
+        cause: cause.into(),
+    }
+}
+
+fn suspended(cause: &str) -> TaskFailure {
+    failure(names::SUSPENDED, cause)
+}
+
+fn journal_failure(e: impl std::fmt::Display) -> TaskFailure {
+    suspended(&format!("the journal cannot be used: {e}"))
+}
+
+/// What an external task waits for.
+enum Waiting<'a> {
+    /// SendTaskSuccess/Failure with the token.
+    Callback,
+    /// An activity worker (GetActivityTask) with the token.
+    Activity(&'a str),
+    /// The end of a child execution.
+    Child,
 }
 
 impl ServerTaskRunner {
@@ -30,138 +63,19 @@ impl ServerTaskRunner {
                     .map_err(|e| e.to_string())
             })
             .clone()
-            .map_err(|e| TaskFailure {
-                error: "States.TaskFailed".into(),
-                cause: e,
-            })
-    }
-}
-
-/// A task waiting for SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat.
-pub(crate) struct Callback {
-    state: Mutex<CallbackState>,
-    cv: Condvar,
-}
-
-struct CallbackState {
-    result: Option<Result<Value, TaskFailure>>,
-    last_heartbeat: Instant,
-    /// The task stopped waiting (answered, timed out, stopped): later callbacks are refused.
-    closed: bool,
-}
-
-impl Callback {
-    fn new() -> Self {
-        Callback {
-            state: Mutex::new(CallbackState {
-                result: None,
-                last_heartbeat: Instant::now(),
-                closed: false,
-            }),
-            cv: Condvar::new(),
-        }
+            .map_err(|e| failure(names::TASK_FAILED, e))
     }
 
-    /// Completes the task; false when it already had a result.
-    pub(crate) fn complete(&self, r: Result<Value, TaskFailure>) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.closed || st.result.is_some() {
-            return false;
-        }
-        st.result = Some(r);
-        self.cv.notify_all();
-        true
+    fn ctl(&self) -> Result<&Arc<ExecControl>, TaskFailure> {
+        self.ctl.as_ref().ok_or_else(|| {
+            failure(
+                names::RUNTIME,
+                "this integration pattern needs a STANDARD state machine (Express executions run plugin tasks only)",
+            )
+        })
     }
 
-    /// Records a heartbeat; false when the task no longer waits.
-    pub(crate) fn heartbeat(&self) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.last_heartbeat = Instant::now();
-        !st.closed
-    }
-}
-
-fn stopped() -> TaskFailure {
-    TaskFailure {
-        error: "States.Runtime".into(),
-        cause: "the execution was stopped".into(),
-    }
-}
-
-impl ServerTaskRunner {
-    fn is_stopped(&self) -> bool {
-        self.ctl
-            .as_ref()
-            .is_some_and(|c| c.flag.load(Ordering::SeqCst))
-    }
-
-    /// `.waitForTaskToken`: runs the plugin (if the resource names one) with the token in its
-    /// input, then waits for a callback, enforcing TimeoutSeconds and HeartbeatSeconds.
-    fn wait_for_token(&self, req: &TaskRequest<'_>, token: &str) -> Result<Value, TaskFailure> {
-        let cb = Arc::new(Callback::new());
-        self.app
-            .callbacks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token.to_string(), cb.clone());
-        let r = self.wait_inner(req, &cb);
-        self.app
-            .callbacks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(token);
-        r
-    }
-
-    fn wait_inner(&self, req: &TaskRequest<'_>, cb: &Callback) -> Result<Value, TaskFailure> {
-        let started = Instant::now();
-        if matches!(
-            req.resource.kind,
-            ResourceKind::Plugin { .. }
-                | ResourceKind::LambdaInvoke
-                | ResourceKind::LambdaFunction { .. }
-        ) {
-            self.run_plugin(req)?;
-        }
-        let timeout = req
-            .timeout_seconds
-            .map(|t| started + Duration::from_secs(t.min(365 * 24 * 3600)));
-        let heartbeat = req
-            .heartbeat_seconds
-            .map(|h| Duration::from_secs(h.min(365 * 24 * 3600)));
-        let mut st = cb.state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(r) = st.result.take() {
-                st.closed = true;
-                return r;
-            }
-            if self.is_stopped() {
-                st.closed = true;
-                return Err(stopped());
-            }
-            let now = Instant::now();
-            if timeout.is_some_and(|t| now >= t) {
-                st.result = Some(Err(TaskFailure {
-                    error: "States.Timeout".into(),
-                    cause: "no callback within TimeoutSeconds".into(),
-                }));
-                continue;
-            }
-            if heartbeat.is_some_and(|h| now >= st.last_heartbeat + h) {
-                st.result = Some(Err(TaskFailure {
-                    error: "States.HeartbeatTimeout".into(),
-                    cause: "no SendTaskHeartbeat within HeartbeatSeconds".into(),
-                }));
-                continue;
-            }
-            st = cb
-                .cv
-                .wait_timeout(st, Duration::from_millis(50))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
+    /// Runs the plugin a task names, with its digest pinned in the journal (Standard runs).
     fn run_plugin(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let host = self.host()?;
         let runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
@@ -170,69 +84,382 @@ impl ServerTaskRunner {
             self.execution_role.clone(),
             self.app.base_dir.clone(),
         );
-        runner.run_task(req)
+        let Some(ctl) = &self.ctl else {
+            return runner.run_task(req);
+        };
+        // pin the digest: the first resolution is journaled and reused by replays and redrives
+        let (name, reference) = match &req.resource.kind {
+            ResourceKind::Plugin {
+                name,
+                version,
+                digest: None,
+            } => (
+                name.clone(),
+                match version {
+                    Some(v) => weft_engine::PluginRef::Version(name.clone(), v.clone()),
+                    None => weft_engine::PluginRef::Latest(name.clone()),
+                },
+            ),
+            ResourceKind::LambdaInvoke | ResourceKind::LambdaFunction { .. }
+                if !req.target.contains('#') =>
+            {
+                match weft_engine::PluginRef::parse(&req.target) {
+                    Ok(r) => (r.name().to_string(), r),
+                    Err(_) => return runner.run_task(req),
+                }
+            }
+            _ => return runner.run_task(req),
+        };
+        let pin_key = format!("pin:{}", req.target_or(&name));
+        let digest = match ctl.journal().get(&pin_key).map_err(journal_failure)? {
+            Some(Entry::Pinned { digest }) => digest,
+            _ => match weft_engine::plugin_host::resolve(&self.app.store, &reference) {
+                Ok(rec) => {
+                    ctl.journal()
+                        .put(
+                            &pin_key,
+                            &Entry::Pinned {
+                                digest: rec.digest.to_hex(),
+                            },
+                        )
+                        .map_err(journal_failure)?;
+                    rec.digest.to_hex()
+                }
+                // not installed: let the runner report it with its usual message
+                Err(_) => return runner.run_task(req),
+            },
+        };
+        let mut resource = req.resource.clone();
+        let mut pinned = req.clone();
+        match &mut resource.kind {
+            ResourceKind::Plugin { digest: d, .. } => *d = Some(digest),
+            _ => pinned.target = format!("{name}#{digest}"),
+        }
+        pinned.resource = &resource;
+        runner.run_task(&pinned)
+    }
+
+    /// Registers an external wait (callback token, activity, child execution) and returns its
+    /// answer: from the journal when it has arrived, else by suspending the run (top level)
+    /// or blocking this thread (inside a Map/Parallel) until it arrives or times out.
+    fn wait_external(
+        &self,
+        req: &TaskRequest<'_>,
+        token: &str,
+        waiting: Waiting<'_>,
+    ) -> Result<Value, TaskFailure> {
+        let ctl = self.ctl()?;
+        let jk = weft_engine::durable::attempt_key(req);
+        let rt = &self.app.rt;
+        let journal = ctl.journal();
+        let answer = |journal: &weft_engine::durable::Journal| -> Result<Option<Result<Value, TaskFailure>>, TaskFailure> {
+            Ok(match journal.get(&jk).map_err(journal_failure)? {
+                Some(Entry::Ok { output }) => Some(Ok(output)),
+                Some(Entry::Err { error, cause }) => Some(Err(TaskFailure { error, cause })),
+                _ => None,
+            })
+        };
+        if let Some(a) = answer(journal)? {
+            rt.forget_token(token);
+            return a;
+        }
+        if !matches!(waiting, Waiting::Child) {
+            let now = crate::records::now_ms();
+            let rec = TokenRecord {
+                execution: journal.execution().to_string(),
+                key: jk.clone(),
+                timeout_at_ms: req
+                    .timeout_seconds
+                    .map(|t| now.saturating_add((t.min(i64::MAX as u64 / 1000) as i64) * 1000)),
+                heartbeat_ms: req.heartbeat_seconds.map(|h| h.saturating_mul(1000)),
+                heartbeat_at_ms: req
+                    .heartbeat_seconds
+                    .map(|h| now.saturating_add((h.min(i64::MAX as u64 / 1000) as i64) * 1000)),
+                activity: match waiting {
+                    Waiting::Activity(a) => Some(a.to_string()),
+                    _ => None,
+                },
+                input: match waiting {
+                    Waiting::Activity(_) => Some(req.payload.to_string()),
+                    _ => None,
+                },
+                claimed_by: None,
+            };
+            rt.register_token(token, &rec).map_err(journal_failure)?;
+            // an answer may have arrived before the registration was visible
+            if let Some(a) = answer(journal)? {
+                rt.forget_token(token);
+                return a;
+            }
+        }
+        if req.depth == 0 {
+            ctl.suspend_for(Suspension::External);
+            return Err(suspended("waiting for an external answer"));
+        }
+        loop {
+            if ctl.is_cancelled() {
+                return Err(suspended("the execution is stopping"));
+            }
+            if let Some(a) = answer(journal)? {
+                rt.forget_token(token);
+                return a;
+            }
+            ctl.nap(Duration::from_millis(20));
+        }
+    }
+
+    /// `states:startExecution[.sync[:2]]` and `weft:statemachine:NAME`: starts the child
+    /// execution (once: its name derives from this attempt) and, for `.sync`, waits for it.
+    fn child_execution(&self, req: &TaskRequest<'_>, name: &str) -> Result<Value, TaskFailure> {
+        let ctl = self.ctl()?;
+        let params = &req.parameters;
+        let sm_name = if name.is_empty() {
+            let arn = params
+                .get("StateMachineArn")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    failure(
+                        names::RUNTIME,
+                        "states:startExecution needs Parameters.StateMachineArn",
+                    )
+                })?;
+            crate::records::parse_sm_arn(arn).map_err(|e| failure(names::TASK_FAILED, e.message))?
+        } else {
+            name.to_string()
+        };
+        let input = match params.get("Input") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None if name.is_empty() => "{}".to_string(),
+            None => req.payload.to_string(),
+        };
+        let jk = weft_engine::durable::attempt_key(req);
+        let child_name = match params.get("Name").and_then(Value::as_str) {
+            Some(n) => n.to_string(),
+            None => {
+                let h = blake3::hash(format!("{}\0{jk}", ctl.journal().execution()).as_bytes());
+                h.to_hex()[..32].to_string()
+            }
+        };
+        let wait = req.resource.pattern == IntegrationPattern::Sync;
+        let parent = wait.then(|| (ctl.journal().execution().to_string(), jk.clone()));
+        let wants_json = req.resource.raw.ends_with(":2");
+        let child =
+            runtime::start_child(&self.app, &sm_name, &child_name, &input, parent, wants_json)
+                .map_err(|e| failure(names::TASK_FAILED, format!("{}: {}", e.kind, e.message)))?;
+        if !wait {
+            return Ok(json!({
+                "ExecutionArn": child.arn,
+                "StartDate": crate::records::format_ms(child.start_ms),
+            }));
+        }
+        self.wait_external(req, &child.arn, Waiting::Child)
+    }
+}
+
+impl ServerTaskRunner {
+    fn is_cancelled(&self) -> bool {
+        self.ctl.as_ref().is_some_and(|c| c.is_cancelled())
+    }
+}
+
+trait TargetOr {
+    fn target_or<'a>(&'a self, name: &'a str) -> &'a str;
+}
+
+impl TargetOr for TaskRequest<'_> {
+    fn target_or<'a>(&'a self, name: &'a str) -> &'a str {
+        if self.target.is_empty() {
+            name
+        } else {
+            &self.target
+        }
     }
 }
 
 impl TaskRunner for ServerTaskRunner {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
-        if self.is_stopped() {
-            return Err(stopped());
+        if self.is_cancelled() {
+            return Err(suspended("the execution is stopping"));
         }
-        match &req.task_token {
-            Some(token) => self.wait_for_token(req, token),
-            None => self.run_plugin(req),
-        }
-    }
-}
-
-/// The system clock; a sleep (Wait state, retry back-off) ends early once the execution stops.
-pub(crate) struct StoppableClock(pub Option<Arc<RunControl>>);
-
-impl Clock for StoppableClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now()
-    }
-    fn sleep(&self, d: Duration) {
-        let Some(ctl) = &self.0 else {
-            std::thread::sleep(d);
-            return;
-        };
-        let end = std::time::Instant::now() + d;
-        loop {
-            if ctl.flag.load(Ordering::SeqCst) {
-                return;
+        match &req.resource.kind {
+            ResourceKind::Activity { name } => {
+                let ctl = self.ctl()?;
+                if !self.app.rt.activity_exists(name) {
+                    return Err(failure(
+                        "States.Runtime",
+                        format!("activity `{name}` does not exist (CreateActivity first)"),
+                    ));
+                }
+                let token = weft_engine::durable::task_token(
+                    &self.app.rt.secret,
+                    ctl.journal().execution(),
+                    &req.key,
+                    req.attempt,
+                );
+                self.wait_external(req, &token, Waiting::Activity(name))
             }
-            let now = std::time::Instant::now();
-            if now >= end {
-                return;
-            }
-            std::thread::sleep((end - now).min(Duration::from_millis(50)));
+            ResourceKind::StateMachine { name } => self.child_execution(req, name),
+            ResourceKind::Service { service, action } if req.task_token.is_none() => Err(failure(
+                names::RUNTIME,
+                format!(
+                    "the AWS service integration {service}:{action} is not available in weft (map the work onto a weft:plugin)"
+                ),
+            )),
+            _ => match &req.task_token {
+                Some(token) => {
+                    // the plugin (if any) runs once per attempt, with the token in its input
+                    let ctl = self.ctl()?;
+                    let invoke_key = format!("{}:invoke", weft_engine::durable::attempt_key(req));
+                    let done = matches!(
+                        ctl.journal().get(&invoke_key).map_err(journal_failure)?,
+                        Some(Entry::Ok { .. })
+                    );
+                    let runs_plugin = matches!(
+                        req.resource.kind,
+                        ResourceKind::Plugin { .. }
+                            | ResourceKind::LambdaInvoke
+                            | ResourceKind::LambdaFunction { .. }
+                    );
+                    if runs_plugin && !done {
+                        let out = self.run_plugin(req)?;
+                        ctl.journal()
+                            .put(&invoke_key, &Entry::Ok { output: out })
+                            .map_err(journal_failure)?;
+                        ctl.commit().map_err(journal_failure)?;
+                    }
+                    self.wait_external(req, token, Waiting::Callback)
+                }
+                None => self.run_plugin(req),
+            },
         }
     }
 }
 
-/// Writes each event to the history tree as it happens (so GetExecutionHistory shows a running
-/// execution's progress); nothing is recorded after StopExecution.
-pub(crate) struct SledHistory {
-    pub tree: sled::Tree,
-    pub arn: String,
-    pub ctl: Arc<RunControl>,
+/// Writes each event of a run to the history tree as it happens (so GetExecutionHistory
+/// shows a running execution's progress). A resumed run replays from the start: events that
+/// are already recorded are recognised (same type and details) and not written again; new
+/// events are appended with fresh ids and their `previousEventId` links mapped. Nothing is
+/// recorded once the execution is stopped.
+pub(crate) struct DurableHistory {
+    tree: sled::Tree,
+    arn: String,
+    ctl: Option<Arc<ExecControl>>,
+    /// Signatures of the recorded events, by id - 1.
+    old: Vec<u64>,
+    /// Replay id where the replay stopped matching the recorded prefix.
+    diverged_at: Option<u64>,
+    /// Recorded events not yet matched after the divergence, by signature.
+    unmatched: HashMap<u64, VecDeque<u64>>,
+    /// Replay id -> stored id, after the divergence.
+    id_map: HashMap<u64, u64>,
+    /// Next free stored id.
+    next_id: u64,
 }
 
-impl HistorySink for SledHistory {
-    fn event(&mut self, ev: HistoryEvent) {
-        let aborted = self.ctl.aborted.lock().unwrap_or_else(|e| e.into_inner());
-        if *aborted {
-            return;
+fn signature(ev: &HistoryEvent) -> u64 {
+    let mut h = blake3::Hasher::new();
+    h.update(ev.event_type.as_bytes());
+    h.update(&[0]);
+    h.update(ev.details.to_string().as_bytes());
+    let b = h.finalize();
+    u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
+
+impl DurableHistory {
+    /// A sink for `arn`, loading the signatures of what is already recorded.
+    pub fn load(
+        app: &Arc<AppState>,
+        arn: &str,
+        ctl: Option<Arc<ExecControl>>,
+    ) -> Result<Self, crate::ApiError> {
+        let mut old = Vec::new();
+        for item in app.history.scan_prefix(crate::records::history_prefix(arn)) {
+            let (_, v) = item?;
+            let v: Value = serde_json::from_slice(&v)?;
+            let ty = v["type"].as_str().unwrap_or("").to_string();
+            let details = crate::records::details_of(&v);
+            // the same signature as `signature` computes for a live event
+            let mut h = blake3::Hasher::new();
+            h.update(ty.as_bytes());
+            h.update(&[0]);
+            h.update(details.to_string().as_bytes());
+            let b = h.finalize();
+            old.push(u64::from_le_bytes(
+                b.as_bytes()[..8].try_into().unwrap_or([0; 8]),
+            ));
         }
-        let v = event_json(&ev);
-        if let Err(e) = self
-            .tree
-            .insert(history_key(&self.arn, ev.id), v.to_string().as_bytes())
-        {
+        let next_id = old.len() as u64 + 1;
+        Ok(DurableHistory {
+            tree: app.history.clone(),
+            arn: arn.to_string(),
+            ctl,
+            old,
+            diverged_at: None,
+            unmatched: HashMap::new(),
+            id_map: HashMap::new(),
+            next_id,
+        })
+    }
+
+    fn write(&mut self, ev: &HistoryEvent) {
+        let v = event_json(ev);
+        if let Err(e) = self.tree.insert(
+            crate::records::history_key(&self.arn, ev.id),
+            v.to_string().as_bytes(),
+        ) {
             tracing::error!(execution = %self.arn, "cannot record a history event: {e}");
         }
+        self.next_id = self.next_id.max(ev.id + 1);
+    }
+}
+
+impl HistorySink for DurableHistory {
+    fn event(&mut self, mut ev: HistoryEvent) {
+        if self.ctl.as_ref().is_some_and(|c| c.is_stopped()) {
+            return;
+        }
+        if self.old.is_empty() {
+            self.write(&ev);
+            return;
+        }
+        let sig = signature(&ev);
+        let Some(d) = self.diverged_at else {
+            match self.old.get(ev.id as usize - 1) {
+                Some(s) if *s == sig => return,
+                None => {
+                    self.write(&ev);
+                    return;
+                }
+                Some(_) => {
+                    self.diverged_at = Some(ev.id);
+                    for (i, s) in self.old.iter().enumerate().skip(ev.id as usize - 1) {
+                        self.unmatched
+                            .entry(*s)
+                            .or_default()
+                            .push_back(i as u64 + 1);
+                    }
+                    return self.event(ev);
+                }
+            }
+        };
+        if let Some(q) = self.unmatched.get_mut(&sig) {
+            if let Some(stored) = q.pop_front() {
+                self.id_map.insert(ev.id, stored);
+                return;
+            }
+        }
+        let replay_id = ev.id;
+        ev.id = self.next_id;
+        if ev.previous_event_id >= d {
+            ev.previous_event_id = self
+                .id_map
+                .get(&ev.previous_event_id)
+                .copied()
+                .unwrap_or(ev.id - 1);
+        }
+        self.id_map.insert(replay_id, ev.id);
+        self.write(&ev);
     }
 }
 

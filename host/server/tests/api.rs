@@ -273,14 +273,16 @@ async fn executions_history_idempotency_pagination() {
     let e1 = v["executionArn"].as_str().unwrap().to_string();
     assert_eq!(e1, exec_arn("flow", "e1"));
     assert!(v["startDate"].is_number());
-    // same name + same input: the same execution; different input: ExecutionAlreadyExists
-    let again = ok(
+    // as AWS: a repeat of a closed execution's name is ExecutionAlreadyExists, whatever the
+    // input (a running one with the same input is answered: see oversized_body_and_concurrency_limit)
+    wait_done(&s, &e1).await;
+    let (t, _) = err(
         &s,
         "StartExecution",
         json!({"stateMachineArn": sm, "name": "e1", "input": "{\"x\":7}"}),
     )
     .await;
-    assert_eq!(again, v);
+    assert_eq!(t, "ExecutionAlreadyExists");
     let (t, _) = err(
         &s,
         "StartExecution",
@@ -635,7 +637,7 @@ fn token_file_is_created_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn survives_restart_and_fails_interrupted_runs() {
+async fn survives_restart_and_resumes_interrupted_runs() {
     let home = tempfile::tempdir().unwrap();
     {
         let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
@@ -664,11 +666,17 @@ async fn survives_restart_and_fails_interrupted_runs() {
             status: "RUNNING".into(),
             start_ms: 1,
             stop_ms: None,
-            input: "{}".into(),
+            input: r#"{"x":7}"#.into(),
             output: None,
             error: None,
             cause: None,
             trace_header: None,
+            definition: None,
+            role_arn: None,
+            redrive_count: 0,
+            redrive_ms: None,
+            parent: None,
+            parent_wants_json: false,
         };
         let tree = store.db().open_tree("sfn_executions").unwrap();
         tree.insert(rec.arn.as_bytes(), serde_json::to_vec(&rec).unwrap())
@@ -685,16 +693,23 @@ async fn survives_restart_and_fails_interrupted_runs() {
     .await
     .unwrap();
     assert_eq!(d["definition"], PASS);
-    let e = weft_server::api::dispatch(
-        &app,
-        "DescribeExecution",
-        json!({"executionArn": exec_arn("keep", "crashed")}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(e["status"], "FAILED");
-    assert_eq!(e["error"], "States.Runtime");
-    assert_eq!(e["cause"], "interrupted by a restart");
+    // the execution a crash left RUNNING is resumed (here: run from its input) and finishes
+    let mut e = Value::Null;
+    for _ in 0..500 {
+        e = weft_server::api::dispatch(
+            &app,
+            "DescribeExecution",
+            json!({"executionArn": exec_arn("keep", "crashed")}),
+        )
+        .await
+        .unwrap();
+        if e["status"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(e["status"], "SUCCEEDED", "{e}");
+    assert_eq!(e["output"], r#"{"got":7}"#);
     let h = weft_server::api::dispatch(
         &app,
         "GetExecutionHistory",
@@ -702,7 +717,9 @@ async fn survives_restart_and_fails_interrupted_runs() {
     )
     .await
     .unwrap();
-    assert_eq!(h["events"][0]["type"], "ExecutionFailed");
+    assert_eq!(h["events"][0]["type"], "ExecutionStarted");
+    let last = h["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "ExecutionSucceeded");
 }
 
 #[test]
@@ -743,56 +760,54 @@ async fn oversized_body_and_concurrency_limit() {
         json!({"stateMachineArn": sm, "name": "b"}),
     )
     .await;
-    let (t, _) = err(
-        &s,
-        "StartExecution",
-        json!({"stateMachineArn": sm, "name": "c"}),
-    )
-    .await;
-    assert_eq!(t, "ExecutionLimitExceeded");
-    // an idempotent repeat is still answered at the limit
+    // waiting executions hold no worker: more than the limit of 2 wait at once
+    for n in ["c", "d", "e"] {
+        ok(
+            &s,
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": n}),
+        )
+        .await;
+    }
+    // an idempotent repeat is answered
     ok(
         &s,
         "StartExecution",
         json!({"stateMachineArn": sm, "name": "a"}),
     )
     .await;
-    ok(
+    // the same name with another input is refused
+    let (t, _) = err(
         &s,
-        "StopExecution",
-        json!({"executionArn": exec_arn("slow", "a")}),
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "a", "input": "{\"other\":1}"}),
     )
     .await;
-    // the stopped run releases its slot once its thread notices
-    let mut started = false;
-    for _ in 0..100 {
-        let (status, _) = call(
-            &s,
-            "StartExecution",
-            json!({"stateMachineArn": sm, "name": "c"}),
-        )
-        .await;
-        if status == 200 {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(started);
-    for n in ["b", "c"] {
+    assert_eq!(t, "ExecutionAlreadyExists");
+    for n in ["a", "b", "c", "d", "e"] {
         ok(
             &s,
             "StopExecution",
             json!({"executionArn": exec_arn("slow", n)}),
         )
         .await;
+        let d = ok(
+            &s,
+            "DescribeExecution",
+            json!({"executionArn": exec_arn("slow", n)}),
+        )
+        .await;
+        assert_eq!(d["status"], "ABORTED");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_same_name_starts_one_execution() {
     let s = start(None).await;
-    let sm = create(&s, "flow", PASS, "STANDARD").await;
+    // it waits a second, so every duplicate start arrives while it runs
+    let def = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"Next":"A"},
+        "A":{"Type":"Pass","Parameters":{"got.$":"$.x"},"End":true}}}"#;
+    let sm = create(&s, "flow", def, "STANDARD").await;
     let addr = s.addr;
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -825,7 +840,31 @@ async fn concurrent_same_name_starts_one_execution() {
         json!({"executionArn": exec_arn("flow", "once")}),
     )
     .await;
-    assert_eq!(h["events"].as_array().unwrap().len(), 4);
+    // the Wait suspended the run and the resumed replay recorded every event exactly once
+    let types: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "WaitStateEntered",
+            "WaitStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let ids: Vec<u64> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
 }
 
 const CALLBACK: &str = r#"{"StartAt":"Ask","States":{"Ask":{"Type":"Task",
@@ -966,4 +1005,291 @@ async fn bench_sync_express() {
     let n = clients * per_client;
     let secs = t0.elapsed().as_secs_f64();
     println!("StartSyncExecution over HTTP: {n} executions in {secs:.2} s = {:.0}/s ({clients} clients, connection per request)", n as f64 / secs);
+}
+
+/// Polls until `arn` shows a TaskScheduled event whose parameters carry a token at `pointer`.
+async fn token_at(s: &Server, arn: &str, nth: usize) -> String {
+    for _ in 0..200 {
+        let h = ok(s, "GetExecutionHistory", json!({"executionArn": arn})).await;
+        let toks: Vec<String> = h["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "TaskScheduled")
+            .filter_map(|e| {
+                let p: Value =
+                    serde_json::from_str(e["taskScheduledEventDetails"]["parameters"].as_str()?)
+                        .ok()?;
+                p["MessageBody"]["token"].as_str().map(str::to_string)
+            })
+            .collect();
+        if let Some(t) = toks.get(nth) {
+            return t.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no token #{nth} for {arn}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activities_workers_and_heartbeat_timeouts() {
+    let s = start(None).await;
+    let a = ok(&s, "CreateActivity", json!({"name": "resize"})).await;
+    let act = a["activityArn"].as_str().unwrap().to_string();
+    assert_eq!(act, "arn:aws:states:us-east-1:000000000000:activity:resize");
+    // idempotent create; describe; list
+    assert_eq!(
+        ok(&s, "CreateActivity", json!({"name": "resize"})).await["activityArn"],
+        act
+    );
+    assert_eq!(
+        ok(&s, "DescribeActivity", json!({"activityArn": act})).await["name"],
+        "resize"
+    );
+    let l = ok(&s, "ListActivities", json!({})).await;
+    assert_eq!(l["activities"].as_array().unwrap().len(), 1);
+    let (t, _) = err(
+        &s,
+        "DescribeActivity",
+        json!({"activityArn": act.replace("resize", "nope")}),
+    )
+    .await;
+    assert_eq!(t, "ActivityDoesNotExist");
+
+    let def = format!(
+        r#"{{"StartAt":"Work","States":{{"Work":{{"Type":"Task","Resource":"{act}","TimeoutSeconds":30,"HeartbeatSeconds":HB,"End":true}}}}}}"#
+    );
+    let sm = create(&s, "act", &def.replace("HB", "20"), "STANDARD").await;
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "one", "input": "{\"w\":3}"}),
+    )
+    .await;
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    // a worker long-polls and gets the task with its input
+    let task = ok(
+        &s,
+        "GetActivityTask",
+        json!({"activityArn": act, "workerName": "w1"}),
+    )
+    .await;
+    let token = task["taskToken"].as_str().unwrap().to_string();
+    assert_eq!(
+        serde_json::from_str::<Value>(task["input"].as_str().unwrap()).unwrap(),
+        json!({"w": 3})
+    );
+    ok(&s, "SendTaskHeartbeat", json!({"taskToken": token})).await;
+    ok(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{\"done\":true}"}),
+    )
+    .await;
+    let d = wait_done(&s, &arn).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(d["output"], "{\"done\":true}");
+
+    // a worker that takes the task and goes silent: States.HeartbeatTimeout
+    let sm2 = create(&s, "act-hb", &def.replace("HB", "1"), "STANDARD").await;
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm2, "name": "silent"}),
+    )
+    .await;
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    let task = ok(
+        &s,
+        "GetActivityTask",
+        json!({"activityArn": act, "workerName": "w2"}),
+    )
+    .await;
+    assert!(task["taskToken"].is_string());
+    let mut d = Value::Null;
+    for _ in 0..150 {
+        d = ok(&s, "DescribeExecution", json!({"executionArn": arn})).await;
+        if d["status"] != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["error"], "States.HeartbeatTimeout");
+    // the late answer is refused
+    let (t, _) = err(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": task["taskToken"], "output": "{}"}),
+    )
+    .await;
+    assert_eq!(t, "TaskDoesNotExist");
+    // a task for an activity that does not exist fails the state
+    let bad = def
+        .replace("HB", "5")
+        .replace("activity:resize", "activity:ghost");
+    let sm3 = create(&s, "act-ghost", &bad, "STANDARD").await;
+    let e = ok(&s, "StartExecution", json!({"stateMachineArn": sm3})).await;
+    let d = wait_done(&s, e["executionArn"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "FAILED");
+    assert!(d["cause"].as_str().unwrap().contains("ghost"), "{d}");
+    ok(&s, "DeleteActivity", json!({"activityArn": act})).await;
+    assert!(ok(&s, "ListActivities", json!({})).await["activities"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+const TWO_CALLBACKS: &str = r#"{"StartAt":"A","States":{
+  "A":{"Type":"Task","Resource":"arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+       "Parameters":{"QueueUrl":"q","MessageBody":{"token.$":"$$.Task.Token"}},"ResultPath":"$.a","Next":"B"},
+  "B":{"Type":"Task","Resource":"arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+       "Parameters":{"QueueUrl":"q","MessageBody":{"token.$":"$$.Task.Token"}},"ResultPath":"$.b","End":true}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_reruns_only_what_failed() {
+    let s = start(None).await;
+    let sm = create(&s, "redrive", TWO_CALLBACKS, "STANDARD").await;
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "r1"}),
+    )
+    .await;
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    let (t, _) = err(&s, "RedriveExecution", json!({"executionArn": arn})).await;
+    assert_eq!(t, "ExecutionNotRedrivable");
+    let ta = token_at(&s, &arn, 0).await;
+    ok(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": ta, "output": "1"}),
+    )
+    .await;
+    let tb = token_at(&s, &arn, 1).await;
+    ok(
+        &s,
+        "SendTaskFailure",
+        json!({"taskToken": tb, "error": "Disk.Full", "cause": "no space"}),
+    )
+    .await;
+    let d = wait_done(&s, &arn).await;
+    assert_eq!(
+        (d["status"].as_str(), d["error"].as_str()),
+        (Some("FAILED"), Some("Disk.Full"))
+    );
+    assert_eq!(d["redriveStatus"], "REDRIVABLE");
+
+    let r = ok(&s, "RedriveExecution", json!({"executionArn": arn})).await;
+    assert!(r["redriveDate"].is_number());
+    // B waits again (same attempt, same token); A is not asked again
+    let mut waiting = false;
+    for _ in 0..100 {
+        let (status, _) = call(&s, "SendTaskHeartbeat", json!({"taskToken": tb})).await;
+        if status == 200 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(waiting, "the redriven task does not wait for its token");
+    let (t, _) = err(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": ta, "output": "9"}),
+    )
+    .await;
+    assert_eq!(t, "TaskDoesNotExist");
+    ok(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": tb, "output": "2"}),
+    )
+    .await;
+    let d = wait_done(&s, &arn).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(
+        serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(),
+        json!({"a": 1, "b": 2})
+    );
+    assert_eq!(d["redriveCount"], 1);
+    let h = ok(&s, "GetExecutionHistory", json!({"executionArn": arn})).await;
+    let types: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"ExecutionFailed") && types.contains(&"ExecutionRedriven"),
+        "{types:?}"
+    );
+    assert_eq!(types.last(), Some(&"ExecutionSucceeded"));
+    assert_eq!(
+        types.iter().filter(|t| **t == "ExecutionStarted").count(),
+        1
+    );
+    let ids: Vec<u64> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    let (t, _) = err(&s, "RedriveExecution", json!({"executionArn": arn})).await;
+    assert_eq!(t, "ExecutionNotRedrivable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_sync_executions() {
+    let s = start(None).await;
+    let child = create(
+        &s,
+        "child",
+        r#"{"StartAt":"C","States":{"C":{"Type":"Pass","Parameters":{"doubled.$":"States.MathAdd($.v, $.v)"},"End":true}}}"#,
+        "STANDARD",
+    )
+    .await;
+    let parent = format!(
+        r#"{{"StartAt":"Aws","States":{{
+          "Aws":{{"Type":"Task","Resource":"arn:aws:states:::states:startExecution.sync:2",
+                 "Parameters":{{"StateMachineArn":"{child}","Input":{{"v.$":"$.v"}}}},
+                 "ResultSelector":{{"out.$":"$.Output","status.$":"$.Status"}},"ResultPath":"$.aws","Next":"Weft"}},
+          "Weft":{{"Type":"Task","Resource":"weft:statemachine:child.sync",
+                 "Parameters":{{"v":5}},"ResultSelector":{{"out.$":"$.Output"}},"ResultPath":"$.weft","Next":"Bad"}},
+          "Bad":{{"Type":"Task","Resource":"arn:aws:states:::states:startExecution.sync",
+                 "Parameters":{{"StateMachineArn":"{child}","Input":{{"no":"v"}}}},
+                 "Catch":[{{"ErrorEquals":["States.TaskFailed"],"ResultPath":"$.err","Next":"Done"}}],"End":true}},
+          "Done":{{"Type":"Pass","End":true}}}}}}"#
+    );
+    let sm = create(&s, "parent", &parent, "STANDARD").await;
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "input": "{\"v\":21}"}),
+    )
+    .await;
+    let d = wait_done(&s, e["executionArn"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        out["aws"],
+        json!({"out": {"doubled": 42}, "status": "SUCCEEDED"})
+    );
+    // `.sync` (not :2) gives the output as a string
+    assert_eq!(out["weft"], json!({"out": "{\"doubled\":10}"}));
+    assert_eq!(out["err"]["Error"], "States.TaskFailed");
+    let cause: Value = serde_json::from_str(out["err"]["Cause"].as_str().unwrap()).unwrap();
+    assert_eq!(cause["Status"], "FAILED");
+    // the children are executions of their own, linked to the parent
+    let l = ok(&s, "ListExecutions", json!({"stateMachineArn": child})).await;
+    let kids = l["executions"].as_array().unwrap();
+    assert_eq!(kids.len(), 3);
+    let kd = ok(
+        &s,
+        "DescribeExecution",
+        json!({"executionArn": kids[0]["executionArn"]}),
+    )
+    .await;
+    assert_eq!(kd["parentExecutionArn"], e["executionArn"]);
 }

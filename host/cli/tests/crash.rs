@@ -1,0 +1,343 @@
+//! The durability promise, end to end: a `weft server` child process runs 1,000 Standard
+//! executions (plugin task -> Wait -> plugin task), is killed with SIGKILL mid-way twice and
+//! restarted; every execution must finish with the right output, none lost or duplicated, and
+//! no task whose completion was on disk at a kill may run again. The `record-run` plugin leaves
+//! one file per real run in the granted `runs/` directory, so runs are counted from outside.
+
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const N: usize = 1000;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn plugin(rel: &str) -> PathBuf {
+    let dir = std::env::var_os("WEFT_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/plugins"));
+    let p = dir.join(rel);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make guests` first",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One AWS JSON 1.0 call; (status, body).
+fn call(port: u16, action: &str, body: &Value) -> std::io::Result<(u16, Value)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let b = body.to_string();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    // the server answers with a Content-Length body (no chunking) for JSON
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+fn ok(port: u16, action: &str, body: Value) -> Value {
+    let (st, v) = call(port, action, &body).unwrap();
+    assert_eq!(st, 200, "{action}: {v}");
+    v
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+fn start_server(home: &Path, work: &Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--no-auth",
+        ])
+        .env("WEFT_HOME", home)
+        .env("WEFT_SERVER_MAX_RUNNING", "16")
+        .current_dir(work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // dropping the Server kills and reaps the child on every path
+    let server = Server { child, port };
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the server did not start listening");
+}
+
+impl Server {
+    /// SIGKILL: no shutdown hook runs.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Real runs per task id (`EXEC-t1`, `EXEC-t2`), from the files record-run left.
+fn runs(work: &Path) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for e in std::fs::read_dir(work.join("runs")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some((id, _)) = name.rsplit_once('.') {
+            *m.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// The tasks whose completion is on disk (read from the store of the killed server): journaled
+/// results, and both tasks of every execution already SUCCEEDED.
+fn durably_completed(home: &Path) -> HashSet<String> {
+    let db = sled::open(home.join("db")).unwrap_or_else(|e| panic!("open the store: {e}"));
+    let mut done = HashSet::new();
+    let name_of = |arn: &str| arn.rsplit(':').next().unwrap().to_string();
+    for item in db.open_tree("sfn_executions").unwrap().iter() {
+        let (_, v) = item.unwrap();
+        let e: Value = serde_json::from_slice(&v).unwrap();
+        if e["status"] == "SUCCEEDED" {
+            let n = name_of(e["arn"].as_str().unwrap());
+            done.insert(format!("{n}-t1"));
+            done.insert(format!("{n}-t2"));
+        }
+    }
+    for item in db.open_tree("sfn_journal").unwrap().iter() {
+        let (k, v) = item.unwrap();
+        let e: Value = serde_json::from_slice(&v).unwrap();
+        if e["t"] != "ok" {
+            continue;
+        }
+        let k = String::from_utf8_lossy(&k).into_owned();
+        let (arn, key) = k.split_once('\0').unwrap();
+        // state 0 is T1, state 2 is T2 (see DEFINITION)
+        let t = if key.starts_with("/0.") {
+            "t1"
+        } else if key.starts_with("/2.") {
+            "t2"
+        } else {
+            continue;
+        };
+        done.insert(format!("{}-{t}", name_of(arn)));
+    }
+    done
+}
+
+const DEFINITION: &str = r#"{
+  "StartAt": "T1",
+  "States": {
+    "T1": {"Type": "Task", "Resource": "weft:plugin:record-run",
+           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t1', $$.Execution.Name)", "n.$": "$.n"},
+           "ResultPath": "$.t1",
+           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
+           "Next": "W"},
+    "W": {"Type": "Wait", "Seconds": 1, "Next": "T2"},
+    "T2": {"Type": "Task", "Resource": "weft:plugin:record-run",
+           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t2', $$.Execution.Name)", "n.$": "$.t1.n"},
+           "ResultPath": "$.t2",
+           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
+           "Next": "Done"},
+    "Done": {"Type": "Pass", "Parameters": {"n.$": "$.t2.n", "ok": true}, "End": true}
+  }
+}"#;
+
+#[test]
+fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("runs")).unwrap();
+    std::fs::create_dir_all(home.path().join("roles")).unwrap();
+    std::fs::write(
+        home.path().join("roles/recorder.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["fs:Read", "fs:Write"], "Resource": ["file:runs/*"]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "plugin",
+            "install",
+            plugin("record-run.wasm").to_str().unwrap(),
+        ])
+        .env("WEFT_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let s = start_server(home.path(), work.path());
+    let sm = ok(
+        s.port,
+        "CreateStateMachine",
+        json!({"name": "crash", "definition": DEFINITION, "roleArn": "weft:role:recorder"}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..N {
+        ok(
+            s.port,
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": format!("e{i}"), "input": json!({"n": i}).to_string()}),
+        );
+    }
+    let mut server = Some(s);
+    let mut protected: HashMap<String, usize> = HashMap::new();
+    // kill when a third, then two thirds of the task runs happened: mid-way, both times
+    for target in [2 * N / 3, 4 * N / 3] {
+        let end = Instant::now() + Duration::from_secs(300);
+        while runs(work.path()).values().sum::<usize>() < target {
+            assert!(
+                Instant::now() < end,
+                "no progress towards {target} task runs"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        server.take().unwrap().kill9();
+        // what was durably complete at the kill must never run again
+        let done = durably_completed(home.path());
+        let counts = runs(work.path());
+        eprintln!(
+            "killed at {target}+ runs: {} task runs so far, {} tasks durably complete",
+            counts.values().sum::<usize>(),
+            done.len()
+        );
+        for t in done {
+            let n = counts.get(&t).copied().unwrap_or(0);
+            assert!(n >= 1, "{t} is recorded as complete but never ran");
+            protected.entry(t).or_insert(n);
+        }
+        server = Some(start_server(home.path(), work.path()));
+    }
+    let s = server.take().unwrap();
+    // every execution finishes
+    let end = Instant::now() + Duration::from_secs(300);
+    let mut pending: Vec<usize> = (0..N).collect();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < end,
+            "{} executions did not finish",
+            pending.len()
+        );
+        pending.retain(|i| {
+            let d = ok(
+                s.port,
+                "DescribeExecution",
+                json!({"executionArn": format!("arn:aws:states:us-east-1:000000000000:execution:crash:e{i}")}),
+            );
+            match d["status"].as_str().unwrap() {
+                "RUNNING" => true,
+                "SUCCEEDED" => {
+                    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+                    assert_eq!(out, json!({"n": i, "ok": true}), "e{i}");
+                    false
+                }
+                other => panic!("e{i} ended {other}: {d}"),
+            }
+        });
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // none lost, none duplicated
+    let mut names = HashSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = json!({"stateMachineArn": sm, "maxResults": 1000});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let page = ok(s.port, "ListExecutions", req);
+        for e in page["executions"].as_array().unwrap() {
+            assert!(
+                names.insert(e["name"].as_str().unwrap().to_string()),
+                "duplicate {e}"
+            );
+        }
+        match page["nextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(names.len(), N);
+    // every task ran; none that was complete on disk at a kill ran again
+    let counts = runs(work.path());
+    for i in 0..N {
+        for t in ["t1", "t2"] {
+            let id = format!("e{i}-{t}");
+            assert!(counts.get(&id).copied().unwrap_or(0) >= 1, "{id} never ran");
+        }
+    }
+    assert!(!protected.is_empty());
+    for (t, n) in &protected {
+        assert_eq!(
+            counts.get(t).copied().unwrap_or(0),
+            *n,
+            "{t} ran again after it was recorded complete"
+        );
+    }
+    // the history of an execution has each state once, in order
+    let h = ok(
+        s.port,
+        "GetExecutionHistory",
+        json!({"executionArn": "arn:aws:states:us-east-1:000000000000:execution:crash:e0", "maxResults": 1000}),
+    );
+    let entered: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().ends_with("StateEntered"))
+        .map(|e| e["stateEnteredEventDetails"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(entered, ["T1", "W", "T2", "Done"]);
+    eprintln!(
+        "crash test: {N} executions, {} task runs for {} tasks, {} tasks protected by the journal",
+        counts.values().sum::<usize>(),
+        2 * N,
+        protected.len()
+    );
+}

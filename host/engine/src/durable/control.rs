@@ -1,0 +1,159 @@
+//! [`ExecControl`]: the [`RunControl`] of one durable execution. Timer deadlines are journaled
+//! the first time they are reached and kept on every replay; a top-level wait longer than the
+//! suspension threshold unwinds the run (`Weft.Suspended`) so that no thread is held while an
+//! execution sleeps; StopExecution and process shutdown unwind it at the next state or wait.
+
+use super::{DurableError, Entry, GroupCommit, Journal};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use weft_asl::error::names;
+use weft_asl::{RunControl, StateError};
+
+/// Why a run unwound without finishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suspension {
+    /// A top-level timer (Wait state, retry back-off): resume at `until_ms`.
+    Timer {
+        /// Epoch milliseconds.
+        until_ms: i64,
+    },
+    /// A top-level task waits for an external answer (task token, activity worker, child
+    /// execution): resume when it arrives.
+    External,
+}
+
+/// The control of one execution's run.
+pub struct ExecControl {
+    journal: Journal,
+    commit: Arc<GroupCommit>,
+    stop: AtomicBool,
+    shutdown: Arc<AtomicBool>,
+    suspend_after_ms: i64,
+    suspension: Mutex<Option<Suspension>>,
+}
+
+/// The `Weft.Suspended` error.
+pub fn suspended(why: &str) -> StateError {
+    StateError::new(names::SUSPENDED, why)
+}
+
+impl ExecControl {
+    /// A control over `journal`; `shutdown` is the process-wide stop switch; top-level waits of
+    /// at least `suspend_after` unwind the run instead of sleeping.
+    pub fn new(
+        journal: Journal,
+        commit: Arc<GroupCommit>,
+        shutdown: Arc<AtomicBool>,
+        suspend_after: Duration,
+    ) -> Self {
+        ExecControl {
+            journal,
+            commit,
+            stop: AtomicBool::new(false),
+            shutdown,
+            suspend_after_ms: suspend_after.as_millis().min(i64::MAX as u128) as i64,
+            suspension: Mutex::new(None),
+        }
+    }
+
+    /// The execution's journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Waits until the journal's writes so far are on disk.
+    pub fn commit(&self) -> Result<(), DurableError> {
+        self.commit.commit()
+    }
+
+    /// StopExecution: the run unwinds at its next state, wait or task boundary.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// True once StopExecution was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// True when the run must unwind (stopped, or the process is shutting down).
+    pub fn is_cancelled(&self) -> bool {
+        self.is_stopped() || self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Records why the run unwinds and returns the error that unwinds it.
+    pub fn suspend_for(&self, s: Suspension) -> StateError {
+        *self.suspension.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+        suspended("the execution is suspended")
+    }
+
+    /// Why the run unwound (None: stopped or shut down).
+    pub fn take_suspension(&self) -> Option<Suspension> {
+        self.suspension
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Sleeps up to `d`, waking early when the run is cancelled.
+    pub fn nap(&self, d: Duration) {
+        let end = std::time::Instant::now() + d;
+        loop {
+            if self.is_cancelled() {
+                return;
+            }
+            let now = std::time::Instant::now();
+            if now >= end {
+                return;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        }
+    }
+
+    fn db_error(e: DurableError) -> StateError {
+        // the journal cannot be written: unwind; the run resumes from what is on disk
+        tracing::error!("journal: {e}");
+        suspended(&format!("the journal cannot be written: {e}"))
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl RunControl for ExecControl {
+    fn check(&self) -> Result<(), StateError> {
+        if self.is_cancelled() {
+            return Err(suspended("the execution is stopping"));
+        }
+        Ok(())
+    }
+
+    fn wait_until(&self, key: &str, until_ms: i64, depth: usize) -> Result<(), StateError> {
+        let until = match self.journal.get(key).map_err(Self::db_error)? {
+            Some(Entry::Timer { until_ms }) => until_ms,
+            _ => {
+                self.journal
+                    .put(key, &Entry::Timer { until_ms })
+                    .map_err(Self::db_error)?;
+                self.commit().map_err(Self::db_error)?;
+                until_ms
+            }
+        };
+        loop {
+            self.check()?;
+            let now = now_ms();
+            if now >= until {
+                return Ok(());
+            }
+            if depth == 0 && until - now >= self.suspend_after_ms {
+                return Err(self.suspend_for(Suspension::Timer { until_ms: until }));
+            }
+            self.nap(Duration::from_millis((until - now) as u64));
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The per-execution journal: what a replay must reproduce without redoing it. Keys are
+//! `EXECUTION_ARN 0x00 ENTRY_KEY`; entry keys come from the interpreter (`/3.1@2` is the
+//! second attempt of the first visit of state 3; `/3.1:wait` a Wait deadline) and values are
+//! JSON [`Entry`]s.
+
+use super::DurableError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One journaled fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Entry {
+    /// A task attempt began (epoch ms); no result yet.
+    Started {
+        /// When.
+        at_ms: i64,
+    },
+    /// A task attempt's result.
+    Ok {
+        /// The raw task result.
+        output: Value,
+    },
+    /// A task attempt's failure.
+    Err {
+        /// Error name.
+        error: String,
+        /// Cause.
+        cause: String,
+    },
+    /// A timer's deadline (epoch ms), fixed when first reached.
+    Timer {
+        /// Deadline.
+        until_ms: i64,
+    },
+    /// The plugin digest a reference resolved to the first time it ran.
+    Pinned {
+        /// blake3 hex digest.
+        digest: String,
+    },
+}
+
+/// The journal of one execution.
+#[derive(Clone)]
+pub struct Journal {
+    tree: sled::Tree,
+    execution: String,
+    prefix: Vec<u8>,
+}
+
+impl Journal {
+    /// The journal of `execution` in `tree`.
+    pub fn new(tree: sled::Tree, execution: &str) -> Self {
+        let mut prefix = execution.as_bytes().to_vec();
+        prefix.push(0);
+        Journal {
+            tree,
+            execution: execution.to_string(),
+            prefix,
+        }
+    }
+
+    /// The execution this journal belongs to.
+    pub fn execution(&self) -> &str {
+        &self.execution
+    }
+
+    fn key(&self, k: &str) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.prefix.len() + k.len());
+        v.extend_from_slice(&self.prefix);
+        v.extend_from_slice(k.as_bytes());
+        v
+    }
+
+    /// Reads an entry.
+    pub fn get(&self, k: &str) -> Result<Option<Entry>, DurableError> {
+        match self.tree.get(self.key(k))? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| DurableError::BadEntry {
+                    execution: self.execution.clone(),
+                    key: k.to_string(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// Writes an entry (not yet durable: see [`super::GroupCommit::commit`]).
+    pub fn put(&self, k: &str, e: &Entry) -> Result<(), DurableError> {
+        let v = serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
+            execution: self.execution.clone(),
+            key: k.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.tree.insert(self.key(k), v)?;
+        Ok(())
+    }
+
+    /// Writes `e` unless the key already holds a result (`Ok`/`Err`); true when written. Used
+    /// by callbacks, timeouts and workers racing to complete the same attempt.
+    pub fn complete(&self, k: &str, e: &Entry) -> Result<bool, DurableError> {
+        let key = self.key(k);
+        let new = serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
+            execution: self.execution.clone(),
+            key: k.to_string(),
+            reason: e.to_string(),
+        })?;
+        loop {
+            let cur = self.tree.get(&key)?;
+            if let Some(b) = &cur {
+                if matches!(
+                    serde_json::from_slice::<Entry>(b),
+                    Ok(Entry::Ok { .. } | Entry::Err { .. })
+                ) {
+                    return Ok(false);
+                }
+            }
+            match self.tree.compare_and_swap(&key, cur, Some(new.clone()))? {
+                Ok(()) => return Ok(true),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Removes an entry.
+    pub fn remove(&self, k: &str) -> Result<(), DurableError> {
+        self.tree.remove(self.key(k))?;
+        Ok(())
+    }
+
+    /// Every entry, in key order.
+    pub fn entries(&self) -> Result<Vec<(String, Entry)>, DurableError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(&self.prefix) {
+            let (k, v) = item?;
+            let key = String::from_utf8_lossy(&k[self.prefix.len()..]).into_owned();
+            let e = serde_json::from_slice(&v).map_err(|e| DurableError::BadEntry {
+                execution: self.execution.clone(),
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            out.push((key, e));
+        }
+        Ok(out)
+    }
+
+    /// Deletes the whole journal (the execution succeeded: nothing will replay it).
+    pub fn clear(&self) -> Result<(), DurableError> {
+        let mut batch = sled::Batch::default();
+        for item in self.tree.scan_prefix(&self.prefix).keys() {
+            batch.remove(item?);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Prepares a redrive: forgets the failures of every task that never succeeded (all its
+    /// attempts), so a replay re-runs exactly the unsuccessful work; successful tasks, timers and
+    /// the results of caught-and-succeeded paths stay. Returns how many entries were removed.
+    pub fn forget_failures(&self) -> Result<usize, DurableError> {
+        let entries = self.entries()?;
+        let base = |k: &str| {
+            k.rsplit_once('@')
+                .map_or(k.to_string(), |(b, _)| b.to_string())
+        };
+        let succeeded: std::collections::HashSet<String> = entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Ok { .. }))
+            .map(|(k, _)| base(k))
+            .collect();
+        let mut n = 0;
+        for (k, e) in &entries {
+            if matches!(e, Entry::Err { .. } | Entry::Started { .. })
+                && !succeeded.contains(&base(k))
+            {
+                self.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_roundtrip_and_redrive_forgets_only_unsuccessful_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let j = Journal::new(db.open_tree("j").unwrap(), "arn:x");
+        let other = Journal::new(db.open_tree("j").unwrap(), "arn:x2");
+        j.put(
+            "/0.1@1",
+            &Entry::Ok {
+                output: Value::from(1),
+            },
+        )
+        .unwrap();
+        j.put(
+            "/1.1@1",
+            &Entry::Err {
+                error: "E".into(),
+                cause: "c".into(),
+            },
+        )
+        .unwrap();
+        j.put(
+            "/1.1@2",
+            &Entry::Err {
+                error: "E".into(),
+                cause: "c".into(),
+            },
+        )
+        .unwrap();
+        j.put(
+            "/2.1@1",
+            &Entry::Err {
+                error: "E".into(),
+                cause: "c".into(),
+            },
+        )
+        .unwrap();
+        j.put(
+            "/2.1@2",
+            &Entry::Ok {
+                output: Value::Null,
+            },
+        )
+        .unwrap();
+        j.put("/1.1:wait", &Entry::Timer { until_ms: 5 }).unwrap();
+        other
+            .put(
+                "/1.1@1",
+                &Entry::Err {
+                    error: "E".into(),
+                    cause: "c".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(j.entries().unwrap().len(), 6);
+        assert_eq!(j.forget_failures().unwrap(), 2);
+        assert!(j.get("/1.1@1").unwrap().is_none());
+        assert!(
+            j.get("/2.1@1").unwrap().is_some(),
+            "a retried-then-succeeded task stays"
+        );
+        assert!(j.get("/1.1:wait").unwrap().is_some());
+        assert!(
+            other.get("/1.1@1").unwrap().is_some(),
+            "journals are per execution"
+        );
+        // complete() never overwrites a result
+        assert!(!j
+            .complete(
+                "/0.1@1",
+                &Entry::Ok {
+                    output: Value::from(2)
+                }
+            )
+            .unwrap());
+        assert!(j
+            .complete(
+                "/9.1@1",
+                &Entry::Ok {
+                    output: Value::from(2)
+                }
+            )
+            .unwrap());
+        j.clear().unwrap();
+        assert!(j.entries().unwrap().is_empty());
+        assert_eq!(other.entries().unwrap().len(), 1);
+        db.open_tree("j")
+            .unwrap()
+            .insert(b"arn:x\0bad", b"{")
+            .unwrap();
+        assert!(matches!(j.get("bad"), Err(DurableError::BadEntry { .. })));
+    }
+}

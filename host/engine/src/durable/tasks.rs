@@ -1,0 +1,120 @@
+//! [`JournalingRunner`]: wraps the real task runner so that a replay answers every attempt whose
+//! result is journaled without running it, and journals each new attempt before (`Started`) and
+//! after (its result, committed) it runs.
+
+use super::{Entry, ExecControl};
+use serde_json::Value;
+use weft_asl::error::names;
+use weft_asl::{TaskFailure, TaskRequest, TaskRunner};
+
+/// The Cause of an attempt that was running when the process died.
+pub const INTERRUPTED_CAUSE: &str =
+    "the task was interrupted by a restart of the weft host; it is retried per the state's Retry policy";
+
+/// The journal key of an attempt.
+pub fn attempt_key(req: &TaskRequest<'_>) -> String {
+    format!("{}@{}", req.key, req.attempt)
+}
+
+/// A task token for `.waitForTaskToken`, derived from a server secret, the execution and the
+/// attempt: unguessable, and the same on every replay.
+pub fn task_token(secret: &[u8; 32], execution: &str, key: &str, attempt: u32) -> String {
+    let mut h = blake3::Hasher::new_keyed(secret);
+    h.update(execution.as_bytes());
+    h.update(&[0]);
+    h.update(key.as_bytes());
+    h.update(&attempt.to_le_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// The journaling wrapper around a task runner.
+pub struct JournalingRunner<'a> {
+    /// Runs attempts that are not journaled yet.
+    pub inner: &'a dyn TaskRunner,
+    /// The execution's control (journal, commit, cancellation).
+    pub ctl: &'a ExecControl,
+    /// Secret for task tokens.
+    pub secret: &'a [u8; 32],
+}
+
+fn failure(e: impl std::fmt::Display) -> TaskFailure {
+    TaskFailure {
+        error: names::SUSPENDED.into(),
+        cause: format!("the journal cannot be used: {e}"),
+    }
+}
+
+impl TaskRunner for JournalingRunner<'_> {
+    fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        let k = attempt_key(req);
+        let j = self.ctl.journal();
+        match j.get(&k).map_err(failure)? {
+            Some(Entry::Ok { output }) => return Ok(output),
+            Some(Entry::Err { error, cause }) => return Err(TaskFailure { error, cause }),
+            Some(Entry::Started { .. }) => {
+                tracing::warn!(execution = %j.execution(), task = %k, "task attempt interrupted by a restart");
+                let e = Entry::Err {
+                    error: names::TASK_FAILED.into(),
+                    cause: INTERRUPTED_CAUSE.into(),
+                };
+                j.complete(&k, &e).map_err(failure)?;
+                self.ctl.commit().map_err(failure)?;
+                return match j.get(&k).map_err(failure)? {
+                    Some(Entry::Ok { output }) => Ok(output),
+                    Some(Entry::Err { error, cause }) => Err(TaskFailure { error, cause }),
+                    _ => Err(TaskFailure {
+                        error: names::TASK_FAILED.into(),
+                        cause: INTERRUPTED_CAUSE.into(),
+                    }),
+                };
+            }
+            Some(Entry::Timer { .. } | Entry::Pinned { .. }) | None => {}
+        }
+        if self.ctl.is_cancelled() {
+            return Err(TaskFailure {
+                error: names::SUSPENDED.into(),
+                cause: "the execution is stopping".into(),
+            });
+        }
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        j.put(&k, &Entry::Started { at_ms }).map_err(failure)?;
+        let r = self.inner.run_task(req);
+        match &r {
+            Err(f) if f.error == names::SUSPENDED => {
+                // not an outcome: the attempt resumes later (an answer may already be journaled)
+                if let Ok(Some(Entry::Started { .. })) = j.get(&k) {
+                    j.remove(&k).map_err(failure)?;
+                }
+                return r;
+            }
+            Ok(v) => {
+                j.complete(&k, &Entry::Ok { output: v.clone() })
+                    .map_err(failure)?;
+            }
+            Err(f) => {
+                j.complete(
+                    &k,
+                    &Entry::Err {
+                        error: f.error.clone(),
+                        cause: f.cause.clone(),
+                    },
+                )
+                .map_err(failure)?;
+            }
+        }
+        self.ctl.commit().map_err(failure)?;
+        // a callback or timeout may have completed the attempt first: the journal decides
+        match j.get(&k).map_err(failure)? {
+            Some(Entry::Ok { output }) => Ok(output),
+            Some(Entry::Err { error, cause }) => Err(TaskFailure { error, cause }),
+            _ => r,
+        }
+    }
+
+    fn task_token(&self, key: &str, attempt: u32) -> String {
+        task_token(self.secret, self.ctl.journal().execution(), key, attempt)
+    }
+}

@@ -1,0 +1,112 @@
+//! Prometheus metrics at `GET /metrics`, named after Step Functions' CloudWatch metrics
+//! (ExecutionsStarted, ExecutionsSucceeded, ExecutionsFailed, ExecutionsAborted,
+//! ExecutionsTimedOut, ExecutionTime) plus the runtime's own gauges.
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Counters kept by the server.
+#[derive(Default)]
+pub struct Metrics {
+    started: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    aborted: AtomicU64,
+    timed_out: AtomicU64,
+    /// Sum of execution times of finished executions, in ms.
+    time_ms_sum: AtomicU64,
+    finished: AtomicU64,
+}
+
+pub(crate) fn execution_started(app: &AppState) {
+    app.metrics.started.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn execution_finished(app: &AppState, status: &str, elapsed_ms: i64) {
+    let m = &app.metrics;
+    let c = match status {
+        "SUCCEEDED" => &m.succeeded,
+        "FAILED" => &m.failed,
+        "ABORTED" => &m.aborted,
+        "TIMED_OUT" => &m.timed_out,
+        _ => return,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+    m.time_ms_sum
+        .fetch_add(elapsed_ms.max(0) as u64, Ordering::Relaxed);
+    m.finished.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The metrics in Prometheus' text exposition format.
+pub fn render(app: &AppState) -> String {
+    let m = &app.metrics;
+    let mut s = String::with_capacity(1024);
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(s, "# HELP weft_{name} {help}");
+        let _ = writeln!(s, "# TYPE weft_{name} counter");
+        let _ = writeln!(s, "weft_{name} {v}");
+    };
+    let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        "executions_started_total",
+        "ExecutionsStarted: Standard executions started.",
+        ld(&m.started),
+    );
+    counter(
+        "executions_succeeded_total",
+        "ExecutionsSucceeded.",
+        ld(&m.succeeded),
+    );
+    counter(
+        "executions_failed_total",
+        "ExecutionsFailed.",
+        ld(&m.failed),
+    );
+    counter(
+        "executions_aborted_total",
+        "ExecutionsAborted.",
+        ld(&m.aborted),
+    );
+    counter(
+        "executions_timed_out_total",
+        "ExecutionsTimedOut.",
+        ld(&m.timed_out),
+    );
+    counter(
+        "execution_time_ms_sum",
+        "ExecutionTime: total milliseconds of finished executions.",
+        ld(&m.time_ms_sum),
+    );
+    counter(
+        "execution_time_count",
+        "Finished executions counted in execution_time_ms_sum.",
+        ld(&m.finished),
+    );
+    counter(
+        "execution_runs_total",
+        "Runs (first runs and resumptions by replay).",
+        app.rt.runs.load(Ordering::Relaxed),
+    );
+    counter(
+        "group_commit_flushes_total",
+        "fsyncs made by the group committer.",
+        app.rt.commit.flushes(),
+    );
+    let _ = writeln!(
+        s,
+        "# HELP weft_executions_queued Executions waiting for a worker."
+    );
+    let _ = writeln!(s, "# TYPE weft_executions_queued gauge");
+    let _ = writeln!(s, "weft_executions_queued {}", app.rt.queued());
+    s
+}
+
+/// `GET /metrics`.
+pub async fn endpoint(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], render(&app))
+}

@@ -1,0 +1,919 @@
+//! The Standard-execution runtime of the server: which executions run, on which threads, and
+//! what wakes them.
+//!
+//! An execution is driven by replay (see `weft_engine::durable`): a worker runs the ASL
+//! interpreter from the execution's input with the journal answering every task and timer that
+//! already happened. A run ends by finishing the execution, or by suspending: a top-level Wait
+//! or retry back-off arms a timer here, a top-level callback / activity / `.sync` child waits
+//! for its answer; no thread is held meanwhile. Answers (SendTaskSuccess, an activity worker, a
+//! child's end, a token's timeout) are journaled and committed, then the execution is scheduled
+//! again. At start-up every RUNNING execution is scheduled, so a crash loses nothing that was
+//! committed.
+//!
+//! Back-pressure: at most `max_running` runs at once (worker threads), at most `MAX_QUEUED`
+//! executions waiting for a worker; StartExecution beyond that fails with
+//! `ExecutionLimitExceeded`. This module owns the queue, the timers, the task-token and activity
+//! records; the wire protocol stays in `api`.
+
+use crate::error::ApiError;
+use crate::records::*;
+use crate::runner::{DurableHistory, ServerTaskRunner};
+use crate::AppState;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use weft_asl::{Hooks, RunOptions, StateError, SystemClock};
+use weft_engine::asl_tasks::LocalItemReader;
+use weft_engine::durable::{
+    Entry, ExecControl, GroupCommit, Journal, JournalingRunner, Suspension,
+};
+
+/// Executions waiting for a worker, at most.
+pub const MAX_QUEUED: usize = 100_000;
+/// Top-level waits at least this long suspend the run instead of holding a thread.
+pub const SUSPEND_AFTER: Duration = Duration::from_millis(250);
+
+/// A task waiting for an answer from outside, by token (tree `sfn_tokens`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The waiting execution.
+    pub execution: String,
+    /// Its journal key (`KEY@ATTEMPT`).
+    pub key: String,
+    /// TimeoutSeconds deadline.
+    pub timeout_at_ms: Option<i64>,
+    /// HeartbeatSeconds, in ms.
+    pub heartbeat_ms: Option<u64>,
+    /// Next heartbeat deadline.
+    pub heartbeat_at_ms: Option<i64>,
+    /// The activity this task waits on (GetActivityTask hands it out).
+    pub activity: Option<String>,
+    /// The activity input.
+    pub input: Option<String>,
+    /// The worker that claimed it.
+    pub claimed_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Resume(String),
+    Token(String),
+}
+
+struct Active {
+    ctl: Arc<ExecControl>,
+    /// Scheduled again while running: run once more after this run unwinds.
+    rerun: bool,
+}
+
+struct QueueState {
+    items: VecDeque<String>,
+    workers: usize,
+    idle: usize,
+    closed: bool,
+}
+
+struct Queue {
+    st: Mutex<QueueState>,
+    cv: Condvar,
+}
+
+struct TimerState {
+    set: BTreeSet<(i64, Timer)>,
+    closed: bool,
+}
+
+struct Timers {
+    st: Mutex<TimerState>,
+    cv: Condvar,
+}
+
+/// The runtime's state, owned by [`AppState`].
+pub struct Runtime {
+    pub(crate) journal: sled::Tree,
+    pub(crate) tokens: sled::Tree,
+    pub(crate) activities: sled::Tree,
+    pub(crate) commit: Arc<GroupCommit>,
+    pub(crate) secret: [u8; 32],
+    pub(crate) shutdown: Arc<AtomicBool>,
+    active: Mutex<HashMap<String, Active>>,
+    queue: Arc<Queue>,
+    timers: Arc<Timers>,
+    /// Activity name -> tokens not yet handed to a worker.
+    activity_queue: Mutex<HashMap<String, VecDeque<String>>>,
+    pub(crate) activity_ready: tokio::sync::Notify,
+    app: OnceLock<Weak<AppState>>,
+    max_running: usize,
+    /// Transitions-style counters for /metrics and benchmarks.
+    pub(crate) runs: AtomicU64,
+}
+
+impl Runtime {
+    pub(crate) fn new(db: &sled::Db, max_running: usize) -> anyhow::Result<Self> {
+        let meta = db.open_tree("sfn_meta")?;
+        let secret = match meta.get("token_secret")? {
+            Some(v) if v.len() == 32 => {
+                let mut s = [0u8; 32];
+                s.copy_from_slice(&v);
+                s
+            }
+            _ => {
+                let mut s = [0u8; 32];
+                let a = uuid::Uuid::new_v4();
+                let b = uuid::Uuid::new_v4();
+                s[..16].copy_from_slice(a.as_bytes());
+                s[16..].copy_from_slice(b.as_bytes());
+                meta.insert("token_secret", &s[..])?;
+                s
+            }
+        };
+        Ok(Runtime {
+            journal: db.open_tree("sfn_journal")?,
+            tokens: db.open_tree("sfn_tokens")?,
+            activities: db.open_tree("sfn_activities")?,
+            commit: Arc::new(GroupCommit::start(db.clone())?),
+            secret,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            active: Mutex::new(HashMap::new()),
+            queue: Arc::new(Queue {
+                st: Mutex::new(QueueState {
+                    items: VecDeque::new(),
+                    workers: 0,
+                    idle: 0,
+                    closed: false,
+                }),
+                cv: Condvar::new(),
+            }),
+            timers: Arc::new(Timers {
+                st: Mutex::new(TimerState {
+                    set: BTreeSet::new(),
+                    closed: false,
+                }),
+                cv: Condvar::new(),
+            }),
+            activity_queue: Mutex::new(HashMap::new()),
+            activity_ready: tokio::sync::Notify::new(),
+            app: OnceLock::new(),
+            max_running: max_running.max(1),
+            runs: AtomicU64::new(0),
+        })
+    }
+
+    /// Connects the runtime to its app, starts the timer thread and schedules every execution
+    /// a previous process left RUNNING; returns how many.
+    pub(crate) fn start(app: &Arc<AppState>) -> anyhow::Result<usize> {
+        let rt = &app.rt;
+        let _ = rt.app.set(Arc::downgrade(app));
+        let weak = Arc::downgrade(app);
+        let timers = rt.timers.clone();
+        std::thread::Builder::new()
+            .name("weft-timers".into())
+            .spawn(move || timer_loop(&timers, &weak))?;
+        // re-arm token deadlines and re-queue unclaimed activity tasks
+        for item in rt.tokens.iter() {
+            let (k, v) = item?;
+            let token = String::from_utf8_lossy(&k).into_owned();
+            let Ok(rec) = serde_json::from_slice::<TokenRecord>(&v) else {
+                tracing::error!(token = %token, "unreadable task token record; ignored");
+                continue;
+            };
+            rt.arm_token(&token, &rec);
+            if let (Some(a), None) = (&rec.activity, &rec.claimed_by) {
+                rt.enqueue_activity(a, &token);
+            }
+        }
+        let mut n = 0;
+        for item in app.executions.iter() {
+            let (_, v) = item?;
+            let e: ExecutionRecord = serde_json::from_slice(&v)?;
+            if e.status == "RUNNING" {
+                rt.schedule(&e.arn);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn control(&self, arn: &str) -> Arc<ExecControl> {
+        Arc::new(ExecControl::new(
+            Journal::new(self.journal.clone(), arn),
+            self.commit.clone(),
+            self.shutdown.clone(),
+            SUSPEND_AFTER,
+        ))
+    }
+
+    /// How many executions wait for a worker.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue
+            .st
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .items
+            .len()
+    }
+
+    /// Refuses new work when the queue is full.
+    pub(crate) fn check_capacity(&self) -> Result<(), ApiError> {
+        let q = self.queued();
+        if q >= MAX_QUEUED {
+            return Err(ApiError::new(
+                "ExecutionLimitExceeded",
+                format!("{q} executions are waiting to run, the limit of this server; retry later"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs (or re-runs) an execution on a worker soon. A running execution runs once more
+    /// after its current run unwinds.
+    pub(crate) fn schedule(&self, arn: &str) {
+        {
+            let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(a) = active.get_mut(arn) {
+                a.rerun = true;
+                return;
+            }
+            active.insert(
+                arn.to_string(),
+                Active {
+                    ctl: self.control(arn),
+                    rerun: false,
+                },
+            );
+        }
+        self.push(arn.to_string());
+    }
+
+    fn push(&self, arn: String) {
+        let spawn = {
+            let mut q = self.queue.st.lock().unwrap_or_else(|e| e.into_inner());
+            q.items.push_back(arn);
+            let spawn = q.idle == 0 && q.workers < self.max_running && !q.closed;
+            if spawn {
+                q.workers += 1;
+            }
+            spawn
+        };
+        self.queue.cv.notify_one();
+        if spawn {
+            let queue = self.queue.clone();
+            let weak = self.app.get().cloned().unwrap_or_default();
+            let r = std::thread::Builder::new()
+                .name("weft-exec".into())
+                .stack_size(8 << 20)
+                .spawn(move || worker_loop(&queue, &weak));
+            if let Err(e) = r {
+                tracing::error!("cannot start an execution worker: {e}");
+                self.queue
+                    .st
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .workers -= 1;
+            }
+        }
+    }
+
+    /// The control of a running or queued execution.
+    pub(crate) fn active_control(&self, arn: &str) -> Option<Arc<ExecControl>> {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(arn)
+            .map(|a| a.ctl.clone())
+    }
+
+    /// Ends a run: re-queues it when it was scheduled meanwhile, else forgets it.
+    fn run_ended(&self, arn: &str, finished: bool) {
+        let again = {
+            let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+            match active.get_mut(arn) {
+                Some(a) if a.rerun && !finished && !a.ctl.is_cancelled() => {
+                    a.rerun = false;
+                    a.ctl = self.control(arn);
+                    true
+                }
+                _ => {
+                    active.remove(arn);
+                    false
+                }
+            }
+        };
+        if again {
+            self.push(arn.to_string());
+        }
+    }
+
+    fn add_timer(&self, at_ms: i64, t: Timer) {
+        let mut st = self.timers.st.lock().unwrap_or_else(|e| e.into_inner());
+        st.set.insert((at_ms, t));
+        self.timers.cv.notify_one();
+    }
+
+    fn arm_token(&self, token: &str, rec: &TokenRecord) {
+        let at = match (rec.timeout_at_ms, rec.heartbeat_at_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = at {
+            self.add_timer(at, Timer::Token(token.to_string()));
+        }
+    }
+
+    /// Records a waiting task's token (durably) and arms its deadlines; an activity task is
+    /// queued for GetActivityTask. Idempotent.
+    pub(crate) fn register_token(
+        &self,
+        token: &str,
+        rec: &TokenRecord,
+    ) -> Result<(), weft_engine::durable::DurableError> {
+        if self.tokens.contains_key(token)? {
+            return Ok(());
+        }
+        self.tokens.insert(
+            token,
+            serde_json::to_vec(rec).map_err(|e| weft_engine::durable::DurableError::BadEntry {
+                execution: rec.execution.clone(),
+                key: rec.key.clone(),
+                reason: e.to_string(),
+            })?,
+        )?;
+        self.commit.commit()?;
+        self.arm_token(token, rec);
+        if let Some(a) = &rec.activity {
+            self.enqueue_activity(a, token);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn forget_token(&self, token: &str) {
+        if let Err(e) = self.tokens.remove(token) {
+            tracing::error!("cannot remove a task token: {e}");
+        }
+    }
+
+    pub(crate) fn token(&self, token: &str) -> Result<Option<TokenRecord>, ApiError> {
+        match self.tokens.get(token)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+        }
+    }
+
+    pub(crate) fn put_token(&self, token: &str, rec: &TokenRecord) -> Result<(), ApiError> {
+        self.tokens.insert(token, serde_json::to_vec(rec)?)?;
+        Ok(())
+    }
+
+    /// Journals the answer of a waiting task and wakes its execution. False when the task
+    /// already had an answer (it timed out, or was answered before).
+    pub(crate) fn complete(
+        &self,
+        execution: &str,
+        key: &str,
+        answer: Result<Value, weft_asl::TaskFailure>,
+    ) -> Result<bool, ApiError> {
+        let journal = Journal::new(self.journal.clone(), execution);
+        let entry = match answer {
+            Ok(output) => Entry::Ok { output },
+            Err(f) => Entry::Err {
+                error: f.error,
+                cause: f.cause,
+            },
+        };
+        let done = journal
+            .complete(key, &entry)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.commit
+            .commit()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if done {
+            self.schedule(execution);
+        }
+        Ok(done)
+    }
+
+    fn enqueue_activity(&self, activity: &str, token: &str) {
+        self.activity_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(activity.to_string())
+            .or_default()
+            .push_back(token.to_string());
+        self.activity_ready.notify_waiters();
+    }
+
+    /// Takes the next task of an activity for `worker`: (token, input).
+    pub(crate) fn claim_activity(
+        &self,
+        activity: &str,
+        worker: &str,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        loop {
+            let token = {
+                let mut q = self
+                    .activity_queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                match q.get_mut(activity).and_then(VecDeque::pop_front) {
+                    Some(t) => t,
+                    None => return Ok(None),
+                }
+            };
+            // the task may have been answered or timed out meanwhile
+            let Some(mut rec) = self.token(&token)? else {
+                continue;
+            };
+            rec.claimed_by = Some(worker.to_string());
+            self.put_token(&token, &rec)?;
+            self.commit
+                .commit()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            return Ok(Some((token, rec.input.unwrap_or_else(|| "{}".into()))));
+        }
+    }
+
+    pub(crate) fn activity_exists(&self, name: &str) -> bool {
+        self.activities.contains_key(name).unwrap_or(false)
+    }
+
+    /// A token's deadline passed: fail the task with States.Timeout / States.HeartbeatTimeout,
+    /// or re-arm when a heartbeat moved it.
+    fn token_deadline(&self, token: &str) {
+        let rec = match self.token(token) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!("task token record: {}", e.message);
+                return;
+            }
+        };
+        let now = now_ms();
+        let failure = if rec.timeout_at_ms.is_some_and(|t| now >= t) {
+            Some((
+                "States.Timeout",
+                "the task did not complete within its TimeoutSeconds",
+            ))
+        } else if rec.heartbeat_at_ms.is_some_and(|t| now >= t) {
+            Some((
+                "States.HeartbeatTimeout",
+                "no SendTaskHeartbeat within the task's HeartbeatSeconds",
+            ))
+        } else {
+            None
+        };
+        match failure {
+            Some((error, cause)) => {
+                self.forget_token(token);
+                let r = self.complete(
+                    &rec.execution,
+                    &rec.key,
+                    Err(weft_asl::TaskFailure {
+                        error: error.into(),
+                        cause: cause.into(),
+                    }),
+                );
+                if let Err(e) = r {
+                    tracing::error!("cannot time out a task: {}", e.message);
+                }
+            }
+            None => self.arm_token(token, &rec),
+        }
+    }
+
+    /// Stops accepting work and makes running executions unwind (they stay RUNNING and resume
+    /// at the next start).
+    pub(crate) fn close(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.queue
+            .st
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        self.queue.cv.notify_all();
+        self.timers
+            .st
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        self.timers.cv.notify_all();
+    }
+
+    /// Waits (up to `limit`) until no run is in progress.
+    pub(crate) fn drain(&self, limit: Duration) {
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end {
+            if self
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn worker_loop(queue: &Queue, app: &Weak<AppState>) {
+    loop {
+        let arn = {
+            let mut q = queue.st.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if q.closed {
+                    q.workers -= 1;
+                    return;
+                }
+                if let Some(a) = q.items.pop_front() {
+                    break a;
+                }
+                q.idle += 1;
+                let (g, to) = queue
+                    .cv
+                    .wait_timeout(q, Duration::from_secs(30))
+                    .unwrap_or_else(|e| e.into_inner());
+                q = g;
+                q.idle -= 1;
+                if to.timed_out() && q.items.is_empty() {
+                    q.workers -= 1;
+                    return;
+                }
+            }
+        };
+        let Some(app) = app.upgrade() else {
+            let mut q = queue.st.lock().unwrap_or_else(|e| e.into_inner());
+            q.workers -= 1;
+            return;
+        };
+        drive(&app, &arn);
+    }
+}
+
+fn timer_loop(timers: &Timers, app: &Weak<AppState>) {
+    loop {
+        let due = {
+            let mut st = timers.st.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if st.closed {
+                    return;
+                }
+                let now = now_ms();
+                match st.set.first() {
+                    Some((at, _)) if *at <= now => break,
+                    Some((at, _)) => {
+                        let wait = Duration::from_millis((*at - now).min(1000) as u64);
+                        st = timers
+                            .cv
+                            .wait_timeout(st, wait)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    None => {
+                        st = timers
+                            .cv
+                            .wait_timeout(st, Duration::from_secs(1))
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                }
+            }
+            let now = now_ms();
+            let mut due = Vec::new();
+            while let Some(first) = st.set.first() {
+                if first.0 > now {
+                    break;
+                }
+                if let Some(t) = st.set.pop_first() {
+                    due.push(t.1);
+                }
+            }
+            due
+        };
+        let Some(app) = app.upgrade() else {
+            return;
+        };
+        for t in due {
+            match t {
+                Timer::Resume(arn) => app.rt.schedule(&arn),
+                Timer::Token(tok) => app.rt.token_deadline(&tok),
+            }
+        }
+    }
+}
+
+/// The execution role: `weft:role:NAME`, or an IAM role ARN whose NAME has a weft role file.
+pub(crate) fn execution_role(
+    app: &AppState,
+    role_arn: &str,
+) -> Result<Option<Arc<weft_sandbox::Policy>>, StateError> {
+    if role_arn.starts_with("weft:role:") {
+        return app
+            .roles
+            .get(role_arn)
+            .map(Some)
+            .map_err(|e| StateError::new("States.Permissions", e.to_string()));
+    }
+    if let Some((_, name)) = role_arn.rsplit_once(":role/") {
+        let name = name.rsplit('/').next().unwrap_or(name);
+        return Ok(app.roles.get(name).ok());
+    }
+    Ok(None)
+}
+
+fn load_record(app: &AppState, arn: &str) -> Option<ExecutionRecord> {
+    match app.executions.get(arn.as_bytes()) {
+        Ok(Some(v)) => serde_json::from_slice(&v).ok(),
+        _ => None,
+    }
+}
+
+/// One run of an execution: replay from the input until it finishes or suspends.
+fn drive(app: &Arc<AppState>, arn: &str) {
+    let rt = &app.rt;
+    let Some(ctl) = rt.active_control(arn) else {
+        return;
+    };
+    rt.runs.fetch_add(1, Ordering::Relaxed);
+    let Some(rec) = load_record(app, arn) else {
+        rt.run_ended(arn, true);
+        return;
+    };
+    if rec.status != "RUNNING" {
+        rt.run_ended(arn, true);
+        return;
+    }
+    let _span = tracing::info_span!("execution", execution = %arn).entered();
+    let definition = match &rec.definition {
+        Some(d) => Some(d.clone()),
+        None => app
+            .state_machines
+            .get(rec.state_machine_name.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice::<StateMachineRecord>(&v).ok())
+            .map(|s| s.definition),
+    };
+    let role_arn = rec
+        .role_arn
+        .clone()
+        .unwrap_or_else(|| crate::api::DEFAULT_ROLE.to_string());
+    let outcome = (|| -> Result<Value, StateError> {
+        let definition = definition.ok_or_else(|| {
+            StateError::new(
+                "States.Runtime",
+                "the state machine of this execution was deleted",
+            )
+        })?;
+        let sm = weft_asl::parse(&definition)
+            .map_err(|e| StateError::new("States.Runtime", format!("invalid definition: {e}")))?;
+        let input: Value = serde_json::from_str(&rec.input)
+            .map_err(|e| StateError::new("States.Runtime", format!("invalid input: {e}")))?;
+        let runner = ServerTaskRunner {
+            app: app.clone(),
+            execution_role: execution_role(app, &role_arn)?,
+            ctl: Some(ctl.clone()),
+        };
+        let journaling = JournalingRunner {
+            inner: &runner,
+            ctl: &ctl,
+            secret: &rt.secret,
+        };
+        let mut history = DurableHistory::load(app, arn, Some(ctl.clone()))
+            .map_err(|e| StateError::new("States.Runtime", e.message))?;
+        let opts = RunOptions {
+            execution_name: rec.name.clone(),
+            state_machine_name: rec.state_machine_name.clone(),
+            role_arn: role_arn.clone(),
+            start_ms: Some(rec.start_ms),
+            redrive_count: rec.redrive_count,
+            ..RunOptions::default()
+        };
+        let reader = LocalItemReader {
+            base_dir: app.base_dir.clone(),
+        };
+        let hooks = Hooks {
+            history: Some(&mut history),
+            item_reader: Some(&reader),
+            control: Some(&*ctl),
+        };
+        weft_asl::run_express(&sm, input, &opts, &journaling, &SystemClock, hooks)
+    })();
+    match outcome {
+        Err(e) if e.is_suspended() => {
+            if ctl.is_stopped() || rt.shutdown.load(Ordering::SeqCst) {
+                rt.run_ended(arn, true);
+                return;
+            }
+            match ctl.take_suspension() {
+                Some(Suspension::Timer { until_ms }) => {
+                    rt.add_timer(until_ms, Timer::Resume(arn.to_string()))
+                }
+                Some(Suspension::External) => {}
+                None => {
+                    // the journal failed: try again shortly
+                    tracing::warn!(execution = %arn, "run unwound: {:?}; retrying in 1 s", e.cause);
+                    rt.add_timer(now_ms() + 1000, Timer::Resume(arn.to_string()));
+                }
+            }
+            rt.run_ended(arn, false);
+        }
+        result => {
+            finish(app, &rec, result);
+            rt.run_ended(arn, true);
+        }
+    }
+}
+
+/// Records an execution's end (unless it was stopped meanwhile), commits, and answers a
+/// `.sync` parent.
+fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, StateError>) {
+    let stop = now_ms();
+    let sm_timeout = rec.definition.as_deref().and_then(|d| {
+        serde_json::from_str::<Value>(d)
+            .ok()
+            .and_then(|v| v.get("TimeoutSeconds").and_then(Value::as_i64))
+    });
+    let status = match &result {
+        Ok(_) => "SUCCEEDED",
+        Err(e)
+            if e.error == weft_asl::error::names::TIMEOUT
+                && sm_timeout.is_some_and(|t| stop - rec.start_ms >= t.saturating_mul(1000)) =>
+        {
+            "TIMED_OUT"
+        }
+        Err(_) => "FAILED",
+    };
+    let mut finished = None;
+    let r = app.executions.fetch_and_update(rec.arn.as_bytes(), |old| {
+        let old = old?;
+        let mut e: ExecutionRecord = serde_json::from_slice(old).ok()?;
+        if e.status == "RUNNING" {
+            e.status = status.to_string();
+            e.stop_ms = Some(stop);
+            match &result {
+                Ok(out) => e.output = Some(out.to_string()),
+                Err(err) => {
+                    e.error = Some(err.error.clone());
+                    e.cause = err.cause.clone();
+                }
+            }
+            finished = Some(e.clone());
+        }
+        serde_json::to_vec(&e).ok()
+    });
+    if let Err(e) = r {
+        tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
+        return;
+    }
+    let journal = Journal::new(app.rt.journal.clone(), &rec.arn);
+    if status == "SUCCEEDED" {
+        if let Err(e) = journal.clear() {
+            tracing::error!(execution = %rec.arn, "cannot clear the journal: {e}");
+        }
+    }
+    if let Err(e) = app.rt.commit.commit() {
+        tracing::error!(execution = %rec.arn, "commit: {e}");
+    }
+    crate::metrics::execution_finished(app, status, stop - rec.start_ms);
+    if let (Some(e), Some((parent, key))) = (finished, &rec.parent) {
+        answer_parent(app, &e, parent, key);
+    }
+}
+
+/// Answers the `.sync` task of a parent execution with a child's end, as Step Functions does.
+pub(crate) fn answer_parent(app: &Arc<AppState>, e: &ExecutionRecord, parent: &str, key: &str) {
+    let mut out = json!({
+        "ExecutionArn": e.arn,
+        "StateMachineArn": e.state_machine_arn,
+        "Name": e.name,
+        "Input": e.input,
+        "InputDetails": {"Included": true},
+        "StartDate": format_ms(e.start_ms),
+        "StopDate": format_ms(e.stop_ms.unwrap_or_else(now_ms)),
+        "Status": e.status,
+    });
+    let answer = if e.status == "SUCCEEDED" {
+        let output = e.output.clone().unwrap_or_else(|| "null".into());
+        // `.sync:2` gives Output as JSON, `.sync` as a string
+        out["Output"] = if e.parent_wants_json {
+            serde_json::from_str(&output).unwrap_or(Value::Null)
+        } else {
+            Value::String(output)
+        };
+        out["OutputDetails"] = json!({"Included": true});
+        Ok(out)
+    } else {
+        if let Some(x) = &e.error {
+            out["Error"] = json!(x);
+        }
+        if let Some(x) = &e.cause {
+            out["Cause"] = json!(x);
+        }
+        Err(weft_asl::TaskFailure {
+            error: "States.TaskFailed".into(),
+            cause: out.to_string(),
+        })
+    };
+    if let Err(err) = app.rt.complete(parent, key, answer) {
+        tracing::error!(parent = %parent, "cannot answer the parent execution: {}", err.message);
+    }
+}
+
+/// Creates (or finds, for a replayed attempt) a child execution and schedules it.
+pub(crate) fn start_child(
+    app: &Arc<AppState>,
+    sm_name: &str,
+    name: &str,
+    input: &str,
+    parent: Option<(String, String)>,
+    parent_wants_json: bool,
+) -> Result<ExecutionRecord, ApiError> {
+    valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
+    let smr: StateMachineRecord = match app.state_machines.get(sm_name.as_bytes())? {
+        Some(v) => serde_json::from_slice(&v)?,
+        None => {
+            return Err(ApiError::new(
+                "StateMachineDoesNotExist",
+                format!("State Machine Does Not Exist: '{}'", sm_arn(sm_name)),
+            ))
+        }
+    };
+    serde_json::from_str::<Value>(input).map_err(|e| {
+        ApiError::new(
+            "InvalidExecutionInput",
+            format!("Invalid State Machine Execution Input: '{e}'"),
+        )
+    })?;
+    let mut rec = new_record(&smr, name, input.to_string(), None, parent);
+    rec.parent_wants_json = parent_wants_json;
+    let (rec, _) = insert_execution(app, rec)?;
+    Ok(rec)
+}
+
+/// A new RUNNING execution record of `smr`.
+pub(crate) fn new_record(
+    smr: &StateMachineRecord,
+    name: &str,
+    input: String,
+    trace_header: Option<String>,
+    parent: Option<(String, String)>,
+) -> ExecutionRecord {
+    ExecutionRecord {
+        arn: exec_arn(&smr.name, name),
+        state_machine_arn: smr.arn.clone(),
+        state_machine_name: smr.name.clone(),
+        name: name.to_string(),
+        status: "RUNNING".into(),
+        start_ms: now_ms(),
+        stop_ms: None,
+        input,
+        output: None,
+        error: None,
+        cause: None,
+        trace_header,
+        definition: Some(smr.definition.clone()),
+        role_arn: Some(smr.role_arn.clone()),
+        redrive_count: 0,
+        redrive_ms: None,
+        parent,
+        parent_wants_json: false,
+    }
+}
+
+/// Inserts a new execution (durably) and schedules it; an execution of that name that
+/// already exists is returned instead (`false`).
+pub(crate) fn insert_execution(
+    app: &Arc<AppState>,
+    rec: ExecutionRecord,
+) -> Result<(ExecutionRecord, bool), ApiError> {
+    app.rt.check_capacity()?;
+    let cas = app.executions.compare_and_swap(
+        rec.arn.as_bytes(),
+        None as Option<&[u8]>,
+        Some(serde_json::to_vec(&rec)?),
+    )?;
+    match cas {
+        Ok(()) => {
+            app.rt
+                .commit
+                .commit()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            crate::metrics::execution_started(app);
+            app.rt.schedule(&rec.arn);
+            Ok((rec, true))
+        }
+        Err(cas) => {
+            let old: ExecutionRecord = serde_json::from_slice(&cas.current.unwrap_or_default())?;
+            Ok((old, false))
+        }
+    }
+}
