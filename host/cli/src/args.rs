@@ -131,7 +131,9 @@ pub struct InvokeArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to measure: invoke (warm/cold plugin invocation, store put/get).
+    /// What to measure: invoke (warm/cold plugin invocation, store put/get), standard (durable
+    /// transitions: --iterations executions of 10 plugin tasks), idle (--iterations executions
+    /// parked in a Wait: memory, then restart time).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.

@@ -24,11 +24,14 @@ fn us(d: Duration) -> f64 {
 }
 
 pub fn run(a: BenchArgs) -> Result<ExitCode> {
-    if a.what != "invoke" {
-        return Err(usage(format!(
-            "unknown benchmark `{}` (available: invoke)",
-            a.what
-        )));
+    match a.what.as_str() {
+        "invoke" => {}
+        "standard" | "idle" => return durable(&a),
+        other => {
+            return Err(usage(format!(
+                "unknown benchmark `{other}` (available: invoke, standard, idle)"
+            )))
+        }
     }
     let host = plugin_host()?;
     let r = PluginRef::parse(&a.plugin).map_err(|e| usage(e.to_string()))?;
@@ -155,6 +158,37 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
             put.as_secs_f64() * 1e3,
             get.as_secs_f64() * 1e3
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft bench standard` (durable transitions with group commit) and `weft bench idle`
+/// (memory of parked executions, then the restart that resumes them), on a scratch store.
+fn durable(a: &BenchArgs) -> Result<ExitCode> {
+    let report = if a.what == "standard" {
+        // the echo plugin of the local store, copied into the scratch store
+        let store = crate::context::open_store()?;
+        let r = PluginRef::parse(&a.plugin).map_err(|e| usage(e.to_string()))?;
+        let rec =
+            weft_engine::plugin_host::resolve(&store, &r).map_err(|e| usage(e.to_string()))?;
+        let bytes = store.blobs().get(&rec.digest)?;
+        let dir = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join("echo.wasm");
+        std::fs::write(&tmp, &bytes)?;
+        let execs = (a.iterations as usize).max(1);
+        let r = weft_server::bench::standard(&tmp, execs, 10, 64 * a.threads.max(1) as usize);
+        let _ = std::fs::remove_dir_all(&dir);
+        r?
+    } else {
+        weft_server::bench::idle_and_restart((a.iterations as usize).max(1))?
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report.json)?);
+    } else {
+        for l in report.lines {
+            println!("{l}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -132,7 +132,36 @@ pub struct Sandbox {
     cache: Mutex<HashMap<[u8; 32], Arc<LoadedComponent>>>,
     fingerprint: String,
     max_memory_bytes: usize,
+    /// Invocations in flight, capped at the pool's instance slots: callers beyond it wait for
+    /// a slot (back-pressure) instead of failing with the allocator's limit.
+    slots: Slots,
     _ticker: EpochTicker,
+}
+
+/// A counting semaphore over the pooling allocator's instance slots.
+struct Slots {
+    free: Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Slots {
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *f == 0 {
+            f = self.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+        }
+        *f -= 1;
+        SlotGuard(self)
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
 }
 
 impl Sandbox {
@@ -192,6 +221,10 @@ impl Sandbox {
             cache: Mutex::new(HashMap::new()),
             fingerprint,
             max_memory_bytes: cfg.max_memory_bytes,
+            slots: Slots {
+                free: Mutex::new(cfg.pool_instances.max(1) as usize),
+                cv: std::sync::Condvar::new(),
+            },
             _ticker: EpochTicker { stop },
         })
     }
@@ -411,6 +444,7 @@ impl Sandbox {
                 actual: c.world.as_str(),
             });
         };
+        let _slot = self.slots.acquire();
         let mut store = self.store(c, &inv)?;
         let started = Instant::now();
         let raw = pre.instantiate(&mut store).and_then(|t| {
@@ -434,6 +468,7 @@ impl Sandbox {
                 actual: c.world.as_str(),
             });
         };
+        let _slot = self.slots.acquire();
         let mut store = self.store(c, &inv)?;
         let started = Instant::now();
         let raw = pre

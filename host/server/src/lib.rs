@@ -11,7 +11,9 @@
 
 mod activities;
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod error;
 pub mod metrics;
 pub mod records;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub(crate) state_machines: sled::Tree,
     pub(crate) executions: sled::Tree,
     pub(crate) history: sled::Tree,
+    /// The API audit log (see [`audit`]).
+    pub audit: sled::Tree,
     /// `None`: no authentication (loopback with `--no-auth`).
     pub tokens: Option<auth::Tokens>,
     /// Durable executions: workers, timers, tokens, activities.
@@ -83,6 +87,7 @@ impl AppState {
             state_machines: db.open_tree("sfn_state_machines")?,
             executions: db.open_tree("sfn_executions")?,
             history: db.open_tree("sfn_history")?,
+            audit: db.open_tree("sfn_audit")?,
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
             store,
@@ -112,6 +117,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn sfn_endpoint(
     State(app): State<Arc<AppState>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -125,12 +131,26 @@ async fn sfn_endpoint(
         .strip_prefix("AWSStepFunctions.")
         .unwrap_or("")
         .to_string();
+    let mut principal_name = String::from("-");
+    let mut resource = String::from("*");
     let result = async {
-        auth::check(app.tokens.as_ref(), &headers)?;
         let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
             ApiError::validation(format!("request body larger than {MAX_BODY} bytes or unreadable: {e}"))
                 .with_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
         })?;
+        let principal = auth::check(
+            app.tokens.as_ref(),
+            &auth::Request {
+                method: "POST",
+                path: uri.path(),
+                query: uri.query().unwrap_or(""),
+                headers: &headers,
+                body: &body,
+            },
+        )?;
+        if let Some(p) = &principal {
+            principal_name = p.name.clone();
+        }
         if action.is_empty() {
             return Err(ApiError::new(
                 "UnknownOperationException",
@@ -147,11 +167,17 @@ async fn sfn_endpoint(
         if !req.is_object() {
             return Err(ApiError::new("SerializationException", "request body must be a JSON object"));
         }
+        for f in ["executionArn", "stateMachineArn", "activityArn"] {
+            if let Some(r) = req.get(f).and_then(|v| v.as_str()) {
+                resource = r.to_string();
+                break;
+            }
+        }
+        auth::authorize(principal.as_ref(), &action, &resource)?;
         api::dispatch(&app, &action, req).await
     }
     .await;
-    let status = if result.is_ok() { "ok" } else { "error" };
-    tracing::info!(action = %action, status, "api call");
+    audit::record(&app, &principal_name, &action, &resource, &result);
     let mut resp = match result {
         Ok(v) => {
             let mut r = v.to_string().into_response();
@@ -194,16 +220,15 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
     let tokens = if no_auth {
         None
     } else {
-        let (tokens, created) = auth::Tokens::load_or_create(&home.join("tokens"))?;
+        let (tokens, created) = auth::Tokens::load_or_create(home)?;
+        let cred = home.join("credentials");
         if created {
-            eprintln!(
-                "weft server: created an access token in {}",
-                home.join("tokens").display()
-            );
+            eprintln!("weft server: created an access key in {}", cred.display());
         }
         eprintln!(
-            "weft server: tokens are read from {} (use one as the AWS access key id, or `Authorization: Bearer TOKEN`)",
-            home.join("tokens").display()
+            "weft server: credentials are read from {} (AWS_SHARED_CREDENTIALS_FILE={} for the AWS CLI/SDKs; the UI logs in with the secret key)",
+            cred.display(),
+            cred.display()
         );
         Some(tokens)
     };

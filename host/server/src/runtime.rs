@@ -216,6 +216,11 @@ impl Runtime {
             .len()
     }
 
+    /// How many executions are running or queued.
+    pub(crate) fn active_count(&self) -> usize {
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Refuses new work when the queue is full.
     pub(crate) fn check_capacity(&self) -> Result<(), ApiError> {
         let q = self.queued();

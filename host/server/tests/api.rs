@@ -616,24 +616,117 @@ async fn auth_tokens() {
     )
     .await;
     assert_eq!(status, 200);
-    let sig = "AWS4-HMAC-SHA256 Credential=secret-token/20261125/us-east-1/states/aws4_request, SignedHeaders=host;x-amz-date, Signature=00";
-    let (status, _) = call_with(s.addr, "ListStateMachines", json!({}), Some(sig)).await;
-    assert_eq!(status, 200);
-    let bad_sig = sig.replace("secret-token", "AKIAOTHER");
-    let (status, v) = call_with(s.addr, "ListStateMachines", json!({}), Some(&bad_sig)).await;
-    assert_eq!(status, 400);
-    assert_eq!(v["__type"], "UnrecognizedClientException");
+    // a real SigV4 signature over the request, as the AWS SDKs compute it
+    let keys = Tokens::from_keys(&[("AKIDWEFT", "the-secret")]);
+    let s2 = start(Some(keys)).await;
+    let signed = |secret: &str, date: &str, body: &str| {
+        let host = s2.addr.to_string();
+        let headers = vec![
+            ("host".to_string(), host.clone()),
+            ("x-amz-date".to_string(), date.to_string()),
+            (
+                "x-amz-target".to_string(),
+                "AWSStepFunctions.ListStateMachines".to_string(),
+            ),
+        ];
+        let scope = format!("{}/us-east-1/states/aws4_request", &date[..8]);
+        let payload = {
+            use sha2::Digest;
+            sha2::Sha256::digest(body.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let sig = weft_server::auth::sign(
+            secret,
+            "POST",
+            "/",
+            "",
+            &headers,
+            &["host", "x-amz-date", "x-amz-target"],
+            &payload,
+            date,
+            &scope,
+        );
+        format!("AWS4-HMAC-SHA256 Credential=AKIDWEFT/{scope}, SignedHeaders=host;x-amz-date;x-amz-target, Signature={sig}")
+    };
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let send = |auth: String, date: String, body: &'static str| {
+        let addr = s2.addr;
+        async move {
+            let (st, _, b) = common::request(
+                addr,
+                "POST",
+                "/",
+                &[
+                    ("X-Amz-Date", &date),
+                    ("X-Amz-Target", "AWSStepFunctions.ListStateMachines"),
+                    ("Authorization", &auth),
+                ],
+                body,
+            )
+            .await;
+            (st, serde_json::from_str::<Value>(&b).unwrap_or(Value::Null))
+        }
+    };
+    let (st, v) = send(signed("the-secret", &now, "{}"), now.clone(), "{}").await;
+    assert_eq!(st, 200, "{v}");
+    // wrong secret, tampered body, stale date, unknown key
+    let (st, v) = send(signed("not-the-secret", &now, "{}"), now.clone(), "{}").await;
+    assert_eq!(
+        (st, v["__type"].as_str()),
+        (403, Some("InvalidSignatureException"))
+    );
+    let (st, v) = send(signed("the-secret", &now, "{}"), now.clone(), "{ }").await;
+    assert_eq!(
+        (st, v["__type"].as_str()),
+        (403, Some("InvalidSignatureException"))
+    );
+    let old = "20200101T000000Z".to_string();
+    let (st, v) = send(signed("the-secret", &old, "{}"), old.clone(), "{}").await;
+    assert_eq!(
+        (st, v["__type"].as_str()),
+        (403, Some("InvalidSignatureException"))
+    );
+    assert!(v["message"].as_str().unwrap().contains("expired"));
+    let (st, v) = send(
+        signed("the-secret", &now, "{}").replace("AKIDWEFT", "AKIAOTHER"),
+        now.clone(),
+        "{}",
+    )
+    .await;
+    assert_eq!(
+        (st, v["__type"].as_str()),
+        (400, Some("UnrecognizedClientException"))
+    );
+    // Bearer with the secret (the web UI's login)
+    let (st, _, _) = common::request(
+        s2.addr,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", "AWSStepFunctions.ListStateMachines"),
+            ("Authorization", "Bearer the-secret"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(st, 200);
 }
 
 #[test]
-fn token_file_is_created_once() {
+fn credentials_file_is_created_once() {
     let home = tempfile::tempdir().unwrap();
-    let p = home.path().join("tokens");
-    let (t1, created) = Tokens::load_or_create(&p).unwrap();
+    let (t1, created) = Tokens::load_or_create(home.path()).unwrap();
     assert!(created && t1.0.len() == 1);
-    let (t2, created) = Tokens::load_or_create(&p).unwrap();
+    let text = std::fs::read_to_string(home.path().join("credentials")).unwrap();
+    assert!(text.contains("[default]") && text.contains("aws_secret_access_key"));
+    let (t2, created) = Tokens::load_or_create(home.path()).unwrap();
     assert!(!created);
-    assert_eq!(t1.0, t2.0);
+    assert_eq!(
+        t1.0.keys().collect::<Vec<_>>(),
+        t2.0.keys().collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,9 @@
 """boto3's own `stepfunctions` client against a real `weft server` process.
 
 Starts `$WEFT_BIN server --listen 127.0.0.1:PORT` (default: target/debug/weft) with a temporary
-WEFT_HOME, reads the access token the server creates in $WEFT_HOME/tokens and uses it as the AWS
-access key id (requests are SigV4-signed by botocore as usual), then creates a state machine,
+WEFT_HOME, reads the access key the server creates in $WEFT_HOME/credentials (the AWS shared
+credentials format; requests are SigV4-signed by botocore as usual and verified by the server;
+a wrong secret is refused), then creates a state machine,
 runs sync and async executions, describes / lists / reads history, stops an execution, and
 finally stops the server (always, in a finally).
 
@@ -78,13 +79,22 @@ def wait_ready(port, proc, timeout=30):
     raise RuntimeError("weft server did not become ready")
 
 
-def client(port, key):
+def credentials(home):
+    """(access key id, secret) of the [default] profile of $WEFT_HOME/credentials."""
+    import configparser
+
+    c = configparser.ConfigParser()
+    c.read(os.path.join(home, "credentials"))
+    return c["default"]["aws_access_key_id"], c["default"]["aws_secret_access_key"]
+
+
+def client(port, key, secret="wrong-secret"):
     return boto3.client(
         "stepfunctions",
         endpoint_url=f"http://127.0.0.1:{port}",
         region_name="us-east-1",
         aws_access_key_id=key,
-        aws_secret_access_key="not-checked-yet",
+        aws_secret_access_key=secret,
         # StartSyncExecution has the host prefix `sync-`; it must not be added to 127.0.0.1
         config=botocore.config.Config(inject_host_prefix=False, retries={"max_attempts": 1}),
     )
@@ -156,14 +166,17 @@ def scenario(sfn, bad, with_plugin):
         print(f"note: {PLUGINS}/echo.wasm not built; skipping the plugin Task", file=sys.stderr)
 
     # async Standard, with name idempotency
-    s1 = sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "weft"}))
-    s1b = sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "weft"}))
-    assert s1["executionArn"] == s1b["executionArn"]
+    # (as AWS: repeating the name and input of a RUNNING execution answers the same execution)
+    i1 = sfn.start_execution(stateMachineArn=slow, name="idem", input=json.dumps({"who": "weft"}))
+    i2 = sfn.start_execution(stateMachineArn=slow, name="idem", input=json.dumps({"who": "weft"}))
+    assert i1["executionArn"] == i2["executionArn"]
     try:
-        sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "other"}))
+        sfn.start_execution(stateMachineArn=slow, name="idem", input=json.dumps({"who": "other"}))
         raise AssertionError("ExecutionAlreadyExists expected")
     except sfn.exceptions.ExecutionAlreadyExists:
         pass
+    sfn.stop_execution(executionArn=i1["executionArn"])
+    s1 = sfn.start_execution(stateMachineArn=std, name="run-1", input=json.dumps({"who": "weft"}))
     d = wait_status(sfn, s1["executionArn"])
     assert d["status"] == "SUCCEEDED", d
     assert json.loads(d["output"]) == {"greeting": "hello weft"}, d
@@ -222,7 +235,50 @@ def scenario(sfn, bad, with_plugin):
         raise AssertionError("TaskDoesNotExist expected")
     except sfn.exceptions.TaskDoesNotExist:
         pass
+    # a redrive re-runs the failed callback only
+    c2 = sfn.start_execution(stateMachineArn=cb, name="ask-again")
+    token = None
+    for _ in range(200):
+        for e in sfn.get_execution_history(executionArn=c2["executionArn"])["events"]:
+            if e["type"] == "TaskScheduled":
+                token = json.loads(e["taskScheduledEventDetails"]["parameters"])["MessageBody"]["token"]
+        if token:
+            break
+        time.sleep(0.02)
+    sfn.send_task_failure(taskToken=token, error="Review.Rejected", cause="try again")
+    d = wait_status(sfn, c2["executionArn"])
+    assert d["status"] == "FAILED" and d["error"] == "Review.Rejected", d
+    if hasattr(sfn, "redrive_execution"):
+        sfn.redrive_execution(executionArn=c2["executionArn"])
+        for _ in range(200):
+            try:
+                sfn.send_task_success(taskToken=token, output=json.dumps({"approved": "later"}))
+                break
+            except sfn.exceptions.TaskDoesNotExist:
+                time.sleep(0.02)
+        d = wait_status(sfn, c2["executionArn"])
+        assert d["status"] == "SUCCEEDED" and d["redriveCount"] == 1, d
     sfn.delete_state_machine(stateMachineArn=cb)
+
+    # an activity worker: long-poll for work, heartbeat, answer
+    act = sfn.create_activity(name="review")["activityArn"]
+    work = sfn.create_state_machine(
+        name="activity",
+        definition=json.dumps(
+            {"StartAt": "Review", "States": {"Review": {"Type": "Task", "Resource": act, "TimeoutSeconds": 60, "End": True}}}
+        ),
+        roleArn=ROLE,
+    )["stateMachineArn"]
+    a = sfn.start_execution(stateMachineArn=work, input=json.dumps({"doc": 7}))
+    task = sfn.get_activity_task(activityArn=act, workerName="boto3-worker")
+    assert json.loads(task["input"]) == {"doc": 7}, task
+    sfn.send_task_heartbeat(taskToken=task["taskToken"])
+    sfn.send_task_success(taskToken=task["taskToken"], output=json.dumps({"reviewed": 7}))
+    d = wait_status(sfn, a["executionArn"])
+    assert d["status"] == "SUCCEEDED" and json.loads(d["output"]) == {"reviewed": 7}, d
+    assert [x["name"] for x in sfn.list_activities()["activities"]] == ["review"]
+    sfn.delete_activity(activityArn=act)
+    sfn.delete_state_machine(stateMachineArn=work)
 
     # errors by name
     ghost = s1["executionArn"].replace("run-1", "ghost")
@@ -270,9 +326,14 @@ def run(home):
     )
     try:
         wait_ready(port, proc)
-        with open(os.path.join(home, "tokens")) as f:
-            token = [l.strip() for l in f if l.strip() and not l.startswith("#")][0]
-        scenario(client(port, token), client(port, "AKIAUNKNOWN"), with_plugin)
+        key, secret = credentials(home)
+        bad = client(port, key, "not-the-secret")
+        try:
+            bad.list_state_machines()
+            raise AssertionError("a wrong secret key was accepted")
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidSignatureException", e.response
+        scenario(client(port, key, secret), client(port, "AKIAUNKNOWN"), with_plugin)
     except BaseException:
         log.seek(0)
         sys.stderr.write("---- server log ----\n" + log.read())
@@ -291,9 +352,7 @@ def run(home):
     )
     try:
         wait_ready(port, proc)
-        with open(os.path.join(home, "tokens")) as f:
-            token = [l.strip() for l in f if l.strip() and not l.startswith("#")][0]
-        sfn = client(port, token)
+        sfn = client(port, *credentials(home))
         names = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
         assert names == ["failing", "hello", "slow"], names
         arn = "arn:aws:states:us-east-1:000000000000:execution:hello:run-1"

@@ -19,7 +19,7 @@ fn header<'a>(hs: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 fn tokens() -> Tokens {
-    Tokens(["secret-token".to_string()].into_iter().collect())
+    Tokens::parse("secret-token\n")
 }
 
 #[tokio::test]

@@ -1,0 +1,70 @@
+//! The API audit log: one record per call (principal, action, resource, result, time), what
+//! CloudTrail keeps for Step Functions. Records live in the sled tree `sfn_audit`, keyed by
+//! time (big-endian ms) and a sequence number, and are read by `weft audit` and `GET /v1/audit`.
+
+use crate::error::ApiError;
+use crate::AppState;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Appends one record (best effort: an audit write failure is logged, never fails the call).
+pub fn record(
+    app: &AppState,
+    principal: &str,
+    action: &str,
+    resource: &str,
+    result: &Result<Value, ApiError>,
+) {
+    let now = crate::records::now_ms();
+    let (outcome, error) = match result {
+        Ok(_) => ("ok", Value::Null),
+        Err(e) => ("error", json!(e.kind)),
+    };
+    tracing::info!(principal, action, resource, outcome, "api call");
+    let mut key = Vec::with_capacity(16);
+    key.extend_from_slice(&now.to_be_bytes());
+    key.extend_from_slice(&SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    let v = json!({
+        "time": crate::records::format_ms(now),
+        "principal": principal,
+        "action": action,
+        "resource": resource,
+        "outcome": outcome,
+        "error": error,
+    });
+    if let Err(e) = app.audit.insert(key, v.to_string().as_bytes()) {
+        tracing::error!("audit log: {e}");
+    }
+}
+
+/// The last `limit` records, oldest first, optionally only those whose action, principal or
+/// resource contains `filter`.
+pub fn query(
+    tree: &sled::Tree,
+    limit: usize,
+    filter: Option<&str>,
+) -> Result<Vec<Value>, sled::Error> {
+    let mut out = Vec::new();
+    for item in tree.iter().rev() {
+        let (_, v) = item?;
+        let Ok(rec) = serde_json::from_slice::<Value>(&v) else {
+            continue;
+        };
+        if let Some(f) = filter {
+            let hit = ["action", "principal", "resource", "outcome"]
+                .iter()
+                .any(|k| rec[k].as_str().is_some_and(|s| s.contains(f)));
+            if !hit {
+                continue;
+            }
+        }
+        out.push(rec);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    out.reverse();
+    Ok(out)
+}

@@ -1,0 +1,239 @@
+//! Benchmarks of the durable runtime, run in-process by `weft bench standard|idle|restart`
+//! against a scratch store (figures only, nothing asserted):
+//!
+//! - `standard`: Standard executions of a chain of `echo` plugin tasks; every task result is
+//!   journaled and group-committed before the execution moves on. Reports durable state
+//!   transitions per second and the per-execution latency percentiles.
+//! - `idle`: executions parked in a one-hour Wait (suspended: no thread); reports resident
+//!   memory before and after.
+//! - `restart`: the idle executions' store is reopened; reports the time until every open
+//!   execution was resumed (replayed to its Wait and parked again).
+
+use crate::records::*;
+use crate::AppState;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a benchmark measured, as printable lines and JSON.
+pub struct Report {
+    pub lines: Vec<String>,
+    pub json: Value,
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("weft-bench-{tag}-{}", uuid::Uuid::new_v4()))
+}
+
+fn open(home: &Path, max_running: usize) -> anyhow::Result<Arc<AppState>> {
+    let store = Arc::new(weft_store::Store::open(home)?);
+    AppState::with_limit(store, None, max_running)
+}
+
+async fn call(app: &Arc<AppState>, action: &str, req: Value) -> anyhow::Result<Value> {
+    crate::api::dispatch(app, action, req)
+        .await
+        .map_err(|e| anyhow::anyhow!("{action}: {}: {}", e.kind, e.message))
+}
+
+fn settled(app: &AppState) -> bool {
+    app.rt.queued() == 0 && app.rt.active_count() == 0
+}
+
+/// Durable transitions with plugin tasks.
+pub fn standard(
+    plugin_wasm: &Path,
+    executions: usize,
+    tasks: usize,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
+    let home = scratch("standard");
+    let app = open(&home, concurrency.max(1))?;
+    weft_plugins::install_path(&app.store, plugin_wasm, &Default::default())?;
+    let mut states = serde_json::Map::new();
+    for i in 0..tasks {
+        let mut s = json!({"Type": "Task", "Resource": "weft:plugin:echo"});
+        if i + 1 == tasks {
+            s["End"] = json!(true);
+        } else {
+            s["Next"] = json!(format!("T{}", i + 1));
+        }
+        states.insert(format!("T{i}"), s);
+    }
+    let def = json!({"StartAt": "T0", "States": states}).to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let flushes0 = app.rt.commit.flushes();
+    let (wall, lat) = rt.block_on(async {
+        let sm = call(&app, "CreateStateMachine", json!({"name": "bench", "definition": def})).await?
+            ["stateMachineArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // warm the sandbox and the component cache
+        let w = call(&app, "StartExecution", json!({"stateMachineArn": sm, "name": "warm"})).await?;
+        wait_all(&app, &[w["executionArn"].as_str().unwrap_or_default().to_string()]).await?;
+        let t = Instant::now();
+        let mut starts = Vec::new();
+        for i in 0..executions {
+            let app = app.clone();
+            let sm = sm.clone();
+            starts.push(tokio::spawn(async move {
+                call(&app, "StartExecution", json!({"stateMachineArn": sm, "name": format!("e{i}"), "input": format!("{{\"i\":{i}}}")})).await
+            }));
+        }
+        let mut arns = Vec::new();
+        for s in starts {
+            arns.push(s.await??["executionArn"].as_str().unwrap_or_default().to_string());
+        }
+        let lat = wait_all(&app, &arns).await?;
+        anyhow::Ok((t.elapsed(), lat))
+    })?;
+    let flushes = app.rt.commit.flushes() - flushes0;
+    let transitions = executions * tasks;
+    let mut lat = lat;
+    lat.sort_unstable();
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    let tps = transitions as f64 / wall.as_secs_f64();
+    let lines = vec![
+        format!(
+            "standard: {executions} executions x {tasks} echo tasks, {concurrency} workers: {transitions} durable task transitions in {:.2} s = {tps:.0} transitions/s",
+            wall.as_secs_f64()
+        ),
+        format!(
+            "standard: {flushes} group-commit fsyncs ({:.1} commits per fsync); execution latency p50 {} ms, p99 {} ms (per transition p50 {:.2} ms, p99 {:.2} ms)",
+            (transitions + 2 * executions) as f64 / flushes.max(1) as f64,
+            p(0.5),
+            p(0.99),
+            p(0.5) as f64 / tasks as f64,
+            p(0.99) as f64 / tasks as f64
+        ),
+    ];
+    drop(rt);
+    drop(app);
+    let _ = std::fs::remove_dir_all(&home);
+    Ok(Report {
+        lines,
+        json: json!({"transitions_per_s": tps, "p50_ms": p(0.5), "p99_ms": p(0.99), "fsyncs": flushes}),
+    })
+}
+
+/// Polls until every execution ended; returns their durations (ms).
+async fn wait_all(app: &Arc<AppState>, arns: &[String]) -> anyhow::Result<Vec<i64>> {
+    let mut out = Vec::with_capacity(arns.len());
+    for arn in arns {
+        loop {
+            let v = app
+                .executions
+                .get(arn.as_bytes())?
+                .ok_or_else(|| anyhow::anyhow!("{arn} vanished"))?;
+            let e: ExecutionRecord = serde_json::from_slice(&v)?;
+            if e.status != "RUNNING" {
+                if e.status != "SUCCEEDED" {
+                    anyhow::bail!("{arn} ended {}: {:?} {:?}", e.status, e.error, e.cause);
+                }
+                out.push(e.stop_ms.unwrap_or(e.start_ms) - e.start_ms);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    Ok(out)
+}
+
+async fn park(app: &Arc<AppState>, n: usize) -> anyhow::Result<Duration> {
+    let def = r#"{"StartAt":"Sleep","States":{"Sleep":{"Type":"Wait","Seconds":3600,"End":true}}}"#;
+    let sm = call(
+        app,
+        "CreateStateMachine",
+        json!({"name": "idle", "definition": def}),
+    )
+    .await?["stateMachineArn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let t = Instant::now();
+    let per = 64;
+    let mut tasks = Vec::new();
+    for c in 0..per {
+        let (app, sm) = (app.clone(), sm.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = c;
+            while i < n {
+                call(
+                    &app,
+                    "StartExecution",
+                    json!({"stateMachineArn": sm, "name": format!("w{i}")}),
+                )
+                .await?;
+                i += per;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    while app.rt.runs.load(Ordering::Relaxed) < n as u64 || !settled(app) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(t.elapsed())
+}
+
+/// Memory of `n` executions parked in a Wait, and the time to resume them after a restart.
+pub fn idle_and_restart(n: usize) -> anyhow::Result<Report> {
+    let home = scratch("idle");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let app = open(&home, 64)?;
+    let before = rss_bytes();
+    let took = rt.block_on(park(&app, n))?;
+    let after = rss_bytes();
+    let mut lines = vec![format!(
+        "idle: {n} executions started and parked in a 1 h Wait in {:.1} s; resident memory {} MiB -> {} MiB (+{:.0} bytes per execution)",
+        took.as_secs_f64(),
+        before >> 20,
+        after >> 20,
+        after.saturating_sub(before) as f64 / n as f64
+    )];
+    app.rt.close();
+    app.rt.drain(Duration::from_secs(10));
+    drop(app);
+    let t = Instant::now();
+    let app = open(&home, 64)?;
+    let reopened = t.elapsed();
+    rt.block_on(async {
+        while app.rt.runs.load(Ordering::Relaxed) < n as u64 || !settled(&app) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let resumed = t.elapsed();
+    lines.push(format!(
+        "restart: store reopened in {} ms; all {n} open executions resumed (replayed to their Wait and parked) {:.2} s after the restart",
+        reopened.as_millis(),
+        resumed.as_secs_f64()
+    ));
+    let json = json!({"idle_executions": n, "rss_before": before, "rss_after": after, "restart_resume_s": resumed.as_secs_f64()});
+    drop(app);
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&home);
+    Ok(Report { lines, json })
+}
