@@ -31,6 +31,14 @@ pub async fn dispatch(app: &Arc<AppState>, action: &str, req: Value) -> Result<V
         "StopExecution" => stop_execution(app, &req).await,
         "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => send_task(app, action, &req),
         "RedriveExecution" => redrive_execution(app, &req),
+        "PublishStateMachineVersion" => crate::versions::publish_version(app, &req),
+        "ListStateMachineVersions" => crate::versions::list_versions(app, &req),
+        "DeleteStateMachineVersion" => crate::versions::delete_version(app, &req),
+        "CreateStateMachineAlias" => crate::versions::create_alias(app, &req),
+        "UpdateStateMachineAlias" => crate::versions::update_alias(app, &req),
+        "DescribeStateMachineAlias" => crate::versions::describe_alias(app, &req),
+        "ListStateMachineAliases" => crate::versions::list_aliases(app, &req),
+        "DeleteStateMachineAlias" => crate::versions::delete_alias(app, &req),
         "CreateActivity" => crate::activities::create(app, &req),
         "DeleteActivity" => crate::activities::delete(app, &req),
         "DescribeActivity" => crate::activities::describe(app, &req),
@@ -196,8 +204,17 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
         Some(bytes),
     )? {
         Ok(()) => {
+            let mut out = json!({"stateMachineArn": rec.arn, "creationDate": ts(now)});
+            if opt_bool(req, "publish")? == Some(true) {
+                let v = crate::versions::publish(
+                    app,
+                    &rec,
+                    opt_str(req, "versionDescription")?.map(str::to_string),
+                )?;
+                out["stateMachineVersionArn"] = json!(format!("{}:{}", rec.arn, v.version));
+            }
             flush(app).await?;
-            Ok(json!({"stateMachineArn": rec.arn, "creationDate": ts(now)}))
+            Ok(out)
         }
         Err(cas) => {
             let old: StateMachineRecord = serde_json::from_slice(&cas.current.unwrap_or_default())?;
@@ -219,7 +236,15 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
 
 fn describe_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let arn = req_str(req, "stateMachineArn")?;
-    let sm = sm_by_arn(app, arn)?;
+    let qualified = matches!(
+        crate::versions::parse_target(arn)?,
+        crate::versions::Target::Version(..)
+    );
+    let sm = if qualified {
+        crate::versions::resolve(app, arn)?.sm
+    } else {
+        sm_by_arn(app, arn)?
+    };
     let mut v = json!({
         "stateMachineArn": sm.arn,
         "name": sm.name,
@@ -328,8 +353,18 @@ async fn update_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     if !found {
         return Err(sm_not_found(arn));
     }
+    let mut out = json!({"updateDate": ts(now), "revisionId": revision});
+    if opt_bool(req, "publish")? == Some(true) {
+        let sm = sm_by_arn(app, arn)?;
+        let v = crate::versions::publish(
+            app,
+            &sm,
+            opt_str(req, "versionDescription")?.map(str::to_string),
+        )?;
+        out["stateMachineVersionArn"] = json!(format!("{}:{}", sm.arn, v.version));
+    }
     flush(app).await?;
-    Ok(json!({"updateDate": ts(now), "revisionId": revision}))
+    Ok(out)
 }
 
 async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
@@ -437,20 +472,23 @@ fn start_request(smr: &StateMachineRecord, req: &Value) -> Result<Start, ApiErro
 }
 
 async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
-    let smr = sm_by_arn(app, req_str(req, "stateMachineArn")?)?;
+    let target = crate::versions::resolve(app, req_str(req, "stateMachineArn")?)?;
+    let smr = target.sm;
     let Start {
         name,
         input_text,
         input,
         sm: _,
     } = start_request(&smr, req)?;
-    let rec = new_record(
+    let mut rec = new_record(
         &smr,
         &name,
         input_text,
         opt_str(req, "traceHeader")?.map(str::to_string),
         None,
     );
+    rec.version_arn = target.version_arn;
+    rec.alias_arn = target.alias_arn;
     let app2 = app.clone();
     let (rec, created) = tokio::task::spawn_blocking(move || insert_execution(&app2, rec))
         .await
@@ -546,6 +584,12 @@ fn describe_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErro
     }
     if let Some((parent, _)) = &e.parent {
         v["parentExecutionArn"] = json!(parent);
+    }
+    if let Some(x) = &e.version_arn {
+        v["stateMachineVersionArn"] = json!(x);
+    }
+    if let Some(x) = &e.alias_arn {
+        v["stateMachineAliasArn"] = json!(x);
     }
     if let Some(s) = e.stop_ms {
         v["stopDate"] = ts(s);

@@ -20,6 +20,7 @@ pub mod records;
 mod runner;
 pub mod runtime;
 pub mod ui;
+pub mod versions;
 
 use anyhow::Context as _;
 use axum::body::Body;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub(crate) state_machines: sled::Tree,
     pub(crate) executions: sled::Tree,
     pub(crate) history: sled::Tree,
+    pub(crate) versions: sled::Tree,
+    pub(crate) aliases: sled::Tree,
     /// The API audit log (see [`audit`]).
     pub audit: sled::Tree,
     /// `None`: no authentication (loopback with `--no-auth`).
@@ -88,6 +91,8 @@ impl AppState {
             executions: db.open_tree("sfn_executions")?,
             history: db.open_tree("sfn_history")?,
             audit: db.open_tree("sfn_audit")?,
+            versions: db.open_tree("sfn_versions")?,
+            aliases: db.open_tree("sfn_aliases")?,
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
             store,

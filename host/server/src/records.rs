@@ -58,6 +58,11 @@ pub struct ExecutionRecord {
     /// The parent used `.sync:2`: it gets the output as JSON rather than as a string.
     #[serde(default)]
     pub parent_wants_json: bool,
+    /// The version (and alias) it was started from.
+    #[serde(default)]
+    pub version_arn: Option<String>,
+    #[serde(default)]
+    pub alias_arn: Option<String>,
 }
 
 pub fn sm_arn(name: &str) -> String {

@@ -891,6 +891,8 @@ pub(crate) fn new_record(
         redrive_ms: None,
         parent,
         parent_wants_json: false,
+        version_arn: None,
+        alias_arn: None,
     }
 }
 

@@ -770,6 +770,8 @@ async fn survives_restart_and_resumes_interrupted_runs() {
             redrive_ms: None,
             parent: None,
             parent_wants_json: false,
+            version_arn: None,
+            alias_arn: None,
         };
         let tree = store.db().open_tree("sfn_executions").unwrap();
         tree.insert(rec.arn.as_bytes(), serde_json::to_vec(&rec).unwrap())
@@ -1385,4 +1387,143 @@ async fn nested_sync_executions() {
     )
     .await;
     assert_eq!(kd["parentExecutionArn"], e["executionArn"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_and_weighted_aliases_pin_definitions() {
+    let s = start(None).await;
+    let def = |tag: &str| {
+        format!(
+            r#"{{"StartAt":"P","States":{{"P":{{"Type":"Pass","Result":"{tag}","End":true}}}}}}"#
+        )
+    };
+    let c = ok(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "pinned", "definition": def("v1"), "publish": true}),
+    )
+    .await;
+    let sm = c["stateMachineArn"].as_str().unwrap().to_string();
+    assert_eq!(c["stateMachineVersionArn"], format!("{sm}:1"));
+    // publishing an unchanged definition returns the same version
+    let p = ok(
+        &s,
+        "PublishStateMachineVersion",
+        json!({"stateMachineArn": sm}),
+    )
+    .await;
+    assert_eq!(p["stateMachineVersionArn"], format!("{sm}:1"));
+    let u = ok(
+        &s,
+        "UpdateStateMachine",
+        json!({"stateMachineArn": sm, "definition": def("v2"), "publish": true}),
+    )
+    .await;
+    assert_eq!(u["stateMachineVersionArn"], format!("{sm}:2"));
+    let l = ok(
+        &s,
+        "ListStateMachineVersions",
+        json!({"stateMachineArn": sm}),
+    )
+    .await;
+    let arns: Vec<&str> = l["stateMachineVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["stateMachineVersionArn"].as_str().unwrap())
+        .collect();
+    assert_eq!(arns, [format!("{sm}:2"), format!("{sm}:1")]);
+    let d = ok(
+        &s,
+        "DescribeStateMachine",
+        json!({"stateMachineArn": format!("{sm}:1")}),
+    )
+    .await;
+    assert_eq!(d["definition"], def("v1"));
+
+    let a = ok(
+        &s,
+        "CreateStateMachineAlias",
+        json!({"name": "prod", "routingConfiguration": [{"stateMachineVersionArn": format!("{sm}:1"), "weight": 100}]}),
+    )
+    .await;
+    let alias = a["stateMachineAliasArn"].as_str().unwrap().to_string();
+    assert_eq!(alias, format!("{sm}:prod"));
+    let run = |target: String, name: String| {
+        let s = &s;
+        async move {
+            let e = ok(
+                s,
+                "StartExecution",
+                json!({"stateMachineArn": target, "name": name}),
+            )
+            .await;
+            wait_done(s, e["executionArn"].as_str().unwrap()).await
+        }
+    };
+    let d = run(alias.clone(), "via-alias".into()).await;
+    assert_eq!(d["output"], "\"v1\"");
+    assert_eq!(d["stateMachineVersionArn"], format!("{sm}:1"));
+    assert_eq!(d["stateMachineAliasArn"], alias);
+    assert_eq!(run(sm.clone(), "latest".into()).await["output"], "\"v2\"");
+    assert_eq!(
+        run(format!("{sm}:1"), "v1".into()).await["output"],
+        "\"v1\""
+    );
+    // a version an alias routes to cannot be deleted
+    let (t, _) = err(
+        &s,
+        "DeleteStateMachineVersion",
+        json!({"stateMachineVersionArn": format!("{sm}:1")}),
+    )
+    .await;
+    assert_eq!(t, "ConflictException");
+    // weights must add up to 100; 50/50 routes to both
+    let (t, _) = err(
+        &s,
+        "UpdateStateMachineAlias",
+        json!({"stateMachineAliasArn": alias, "routingConfiguration": [{"stateMachineVersionArn": format!("{sm}:1"), "weight": 60}]}),
+    )
+    .await;
+    assert_eq!(t, "ValidationException");
+    ok(
+        &s,
+        "UpdateStateMachineAlias",
+        json!({"stateMachineAliasArn": alias, "routingConfiguration": [
+            {"stateMachineVersionArn": format!("{sm}:1"), "weight": 50},
+            {"stateMachineVersionArn": format!("{sm}:2"), "weight": 50}]}),
+    )
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40 {
+        let d = run(alias.clone(), format!("w{i}")).await;
+        seen.insert(d["output"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let da = ok(
+        &s,
+        "DescribeStateMachineAlias",
+        json!({"stateMachineAliasArn": alias}),
+    )
+    .await;
+    assert_eq!(da["routingConfiguration"].as_array().unwrap().len(), 2);
+    ok(
+        &s,
+        "DeleteStateMachineAlias",
+        json!({"stateMachineAliasArn": alias}),
+    )
+    .await;
+    ok(
+        &s,
+        "DeleteStateMachineVersion",
+        json!({"stateMachineVersionArn": format!("{sm}:1")}),
+    )
+    .await;
+    let (t, _) = err(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": format!("{sm}:1")}),
+    )
+    .await;
+    assert_eq!(t, "ResourceNotFound");
 }
