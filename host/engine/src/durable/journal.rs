@@ -123,6 +123,24 @@ impl Journal {
         }
     }
 
+    /// Removes an entry only while it is still `Started` (an answer that raced in stays).
+    pub fn remove_started(&self, k: &str) -> Result<(), DurableError> {
+        let key = self.key(k);
+        let Some(cur) = self.tree.get(&key)? else {
+            return Ok(());
+        };
+        if matches!(
+            serde_json::from_slice::<Entry>(&cur),
+            Ok(Entry::Started { .. })
+        ) {
+            // a concurrent complete() wins: then the CAS fails and the answer stays
+            let _ = self
+                .tree
+                .compare_and_swap(&key, Some(cur), None as Option<&[u8]>)?;
+        }
+        Ok(())
+    }
+
     /// Removes an entry.
     pub fn remove(&self, k: &str) -> Result<(), DurableError> {
         self.tree.remove(self.key(k))?;

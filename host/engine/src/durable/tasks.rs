@@ -85,9 +85,7 @@ impl TaskRunner for JournalingRunner<'_> {
         match &r {
             Err(f) if f.error == names::SUSPENDED => {
                 // not an outcome: the attempt resumes later (an answer may already be journaled)
-                if let Ok(Some(Entry::Started { .. })) = j.get(&k) {
-                    j.remove(&k).map_err(failure)?;
-                }
+                j.remove_started(&k).map_err(failure)?;
                 return r;
             }
             Ok(v) => {
