@@ -33,6 +33,111 @@ pub enum Command {
     /// Airflow-style DAGs: list, test.
     #[command(subcommand)]
     Dag(DagCmd),
+    /// A client of a running `weft server` (Step Functions API, SigV4-signed with
+    /// $WEFT_HOME/credentials): create, start, describe, history, send-success, ...
+    Sm(SmArgs),
+    /// The server's API audit log (who called what, on which resource, with what result).
+    Audit(AuditArgs),
+}
+
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The server's URL.
+    #[arg(long, default_value = "http://127.0.0.1:8470")]
+    pub endpoint: String,
+    /// Credentials profile in $WEFT_HOME/credentials.
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+}
+
+#[derive(Args)]
+pub struct SmArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub cmd: SmCmd,
+}
+
+#[derive(Subcommand)]
+pub enum SmCmd {
+    /// Create (or update, with --update) a state machine from an ASL file.
+    Create {
+        name: String,
+        file: PathBuf,
+        /// Execution role (`weft:role:NAME` or an IAM role ARN whose NAME has a role file).
+        #[arg(long)]
+        role: Option<String>,
+        /// STANDARD or EXPRESS.
+        #[arg(long, default_value = "STANDARD")]
+        r#type: String,
+        /// Update the existing state machine instead.
+        #[arg(long)]
+        update: bool,
+        /// Also publish a version.
+        #[arg(long)]
+        publish: bool,
+    },
+    /// List state machines.
+    List,
+    /// Start an execution (NAME, ARN, version ARN or alias ARN); prints its ARN, or with
+    /// --wait its final description.
+    Start {
+        state_machine: String,
+        #[arg(long, default_value = "{}")]
+        input: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Describe an execution.
+    Describe { execution_arn: String },
+    /// List the executions of a state machine.
+    Executions {
+        state_machine: String,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Print an execution's history events.
+    History { execution_arn: String },
+    /// Stop an execution.
+    Stop {
+        execution_arn: String,
+        #[arg(long)]
+        error: Option<String>,
+        #[arg(long)]
+        cause: Option<String>,
+    },
+    /// Redrive a failed execution.
+    Redrive { execution_arn: String },
+    /// Answer a waiting task token with success.
+    SendSuccess {
+        token: String,
+        #[arg(long, default_value = "{}")]
+        output: String,
+    },
+    /// Answer a waiting task token with failure.
+    SendFailure {
+        token: String,
+        #[arg(long)]
+        error: Option<String>,
+        #[arg(long)]
+        cause: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// How many records (newest last).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Only records whose principal, action, resource or outcome contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

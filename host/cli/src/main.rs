@@ -11,6 +11,7 @@ mod cmd_invoke;
 mod cmd_plugin;
 mod cmd_run;
 mod cmd_server;
+mod cmd_sm;
 mod context;
 
 use clap::Parser;
@@ -33,6 +34,8 @@ fn main() -> ExitCode {
         args::Command::Bench(a) => cmd_bench::run(a),
         args::Command::Server(a) => cmd_server::run(a.listen, a.no_auth),
         args::Command::Dag(c) => cmd_dag::run(c),
+        args::Command::Sm(a) => cmd_sm::run(a),
+        args::Command::Audit(a) => cmd_sm::audit(a),
     };
     match result {
         Ok(code) => code,

@@ -116,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", post(sfn_endpoint).get(ui::index))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::endpoint))
+        .route("/v1/audit", get(audit::endpoint))
         .merge(ui::asset_routes())
         .with_state(state)
 }

@@ -1,8 +1,9 @@
-//! The durability promise, end to end: a `weft server` child process runs 1,000 Standard
+//! `weft server` as a child process. The durability promise, end to end: it runs 1,000 Standard
 //! executions (plugin task -> Wait -> plugin task), is killed with SIGKILL mid-way twice and
 //! restarted; every execution must finish with the right output, none lost or duplicated, and
 //! no task whose completion was on disk at a kill may run again. The `record-run` plugin leaves
 //! one file per real run in the granted `runs/` directory, so runs are counted from outside.
+//! And the `weft sm` / `weft audit` client against a server with authentication on.
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -76,14 +77,18 @@ struct Server {
 }
 
 fn start_server(home: &Path, work: &Path) -> Server {
+    start_server_with(home, work, true)
+}
+
+fn start_server_with(home: &Path, work: &Path, no_auth: bool) -> Server {
     let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["server", "--listen", &listen];
+    if no_auth {
+        args.push("--no-auth");
+    }
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--no-auth",
-        ])
+        .args(&args)
         .env("WEFT_HOME", home)
         .env("WEFT_SERVER_MAX_RUNNING", "16")
         .current_dir(work)
@@ -340,4 +345,125 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
         2 * N,
         protected.len()
     );
+}
+
+fn weft(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .env("WEFT_HOME", home)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sm_client_signs_requests_and_audit_lists_them() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = start_server_with(home.path(), work.path(), false);
+    let ep = format!("http://127.0.0.1:{}", s.port);
+    let def = repo().join("examples/intrinsics.asl.json");
+    let (code, out, err) = weft(
+        home.path(),
+        &[
+            "sm",
+            "--endpoint",
+            &ep,
+            "create",
+            "hello",
+            def.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stateMachine:hello"), "{out}");
+    let input = std::fs::read_to_string(repo().join("examples/intrinsics.input.json")).unwrap();
+    let (code, out, err) = weft(
+        home.path(),
+        &[
+            "sm",
+            "--endpoint",
+            &ep,
+            "start",
+            "hello",
+            "--name",
+            "one",
+            "--input",
+            &input,
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["status"], "SUCCEEDED");
+    let arn = d["executionArn"].as_str().unwrap();
+    let (code, out, _) = weft(home.path(), &["sm", "--endpoint", &ep, "history", arn]);
+    assert_eq!(code, 0);
+    let h: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(h["events"][0]["type"], "ExecutionStarted");
+    // errors come back by AWS name, exit 3
+    let (code, _, err) = weft(
+        home.path(),
+        &[
+            "sm",
+            "--endpoint",
+            &ep,
+            "describe",
+            &arn.replace(":one", ":ghost"),
+        ],
+    );
+    assert_eq!(code, 3);
+    assert!(err.contains("ExecutionDoesNotExist"), "{err}");
+    // a wrong secret is refused by the server's SigV4 check
+    let cred = home.path().join("credentials");
+    let text = std::fs::read_to_string(&cred).unwrap();
+    std::fs::write(
+        &cred,
+        format!("{text}\n[bad]\naws_access_key_id = WEFTBAD\naws_secret_access_key = nope\n"),
+    )
+    .unwrap();
+    let (code, _, err) = weft(
+        home.path(),
+        &["sm", "--endpoint", &ep, "--profile", "bad", "list"],
+    );
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("UnrecognizedClientException"),
+        "the running server does not know the new key: {err}"
+    );
+    let (code, out, err) = weft(
+        home.path(),
+        &[
+            "audit",
+            "--endpoint",
+            &ep,
+            "--json",
+            "--filter",
+            "Execution",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let a: Value = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> = a["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"StartExecution") && actions.contains(&"DescribeExecution"),
+        "{actions:?}"
+    );
+    let failed = a["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outcome"] == "error")
+        .unwrap();
+    assert_eq!(failed["error"], "ExecutionDoesNotExist");
+    assert_eq!(failed["principal"], "default");
 }
