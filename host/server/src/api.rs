@@ -3,14 +3,13 @@
 
 use crate::error::ApiError;
 use crate::records::*;
-use crate::runner::{event_json, ServerTaskRunner};
-use crate::runtime::{execution_role, insert_execution, new_record};
+use crate::runner::event_json;
+use crate::runtime::{insert_execution, new_record};
 use crate::AppState;
 use serde_json::{json, Map, Value};
 use std::ops::Bound;
 use std::sync::Arc;
-use weft_asl::{Hooks, RunOptions, StateError, SystemClock};
-use weft_engine::asl_tasks::LocalItemReader;
+use weft_asl::StateError;
 
 /// AWS's limit on an execution's input (characters; weft counts bytes).
 pub const MAX_INPUT: usize = 256 * 1024;
@@ -395,38 +394,6 @@ fn input_value(req: &Value) -> Result<(String, Value), ApiError> {
     Ok((text, v))
 }
 
-/// Runs an Express execution to its end on the current (blocking) thread, in memory.
-fn execute_express(
-    app: &Arc<AppState>,
-    sm: &weft_asl::StateMachine,
-    role_arn: &str,
-    sm_name: &str,
-    exec_name: &str,
-    input: Value,
-) -> Result<Value, StateError> {
-    let role = execution_role(app, role_arn)?;
-    let runner = ServerTaskRunner {
-        app: app.clone(),
-        execution_role: role,
-        ctl: None,
-    };
-    let opts = RunOptions {
-        execution_name: exec_name.to_string(),
-        state_machine_name: sm_name.to_string(),
-        role_arn: role_arn.to_string(),
-        ..RunOptions::default()
-    };
-    let reader = LocalItemReader {
-        base_dir: app.base_dir.clone(),
-    };
-    let hooks = Hooks {
-        history: None,
-        item_reader: Some(&reader),
-        control: None,
-    };
-    weft_asl::run_express(sm, input, &opts, &runner, &SystemClock, hooks)
-}
-
 fn status_of(
     sm: &weft_asl::StateMachine,
     r: &Result<Value, StateError>,
@@ -478,8 +445,12 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         name,
         input_text,
         input,
-        sm: _,
+        sm,
     } = start_request(&smr, req)?;
+    if smr.sm_type == "EXPRESS" {
+        // asynchronous Express: in memory, at-least-once, no execution record
+        return Ok(crate::express::start_async(app, smr, sm, name, input));
+    }
     let mut rec = new_record(
         &smr,
         &name,
@@ -518,20 +489,22 @@ async fn start_sync_execution(app: &Arc<AppState>, req: &Value) -> Result<Value,
         name,
         input_text,
         input,
-        sm,
+        mut sm,
     } = start_request(&smr, req)?;
     let start = now_ms();
     let app2 = app.clone();
     let (smr2, name2) = (smr.clone(), name.clone());
+    let arn = express_arn(&smr.name, &name);
+    let arn2 = arn.clone();
     let (r, sm) = tokio::task::spawn_blocking(move || {
-        let r = execute_express(&app2, &sm, &smr2.role_arn, &smr2.name, &name2, input);
+        let r = crate::express::run(&app2, &smr2, &mut sm, &arn2, &name2, input);
         (r, sm)
     })
     .await
     .map_err(|e| ApiError::internal(format!("execution panicked: {e}")))?;
     let stop = now_ms();
     let mut v = json!({
-        "executionArn": express_arn(&smr.name, &name),
+        "executionArn": arn,
         "stateMachineArn": smr.arn,
         "name": name,
         "startDate": ts(start),

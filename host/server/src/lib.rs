@@ -15,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod error;
+pub mod express;
 pub mod metrics;
 pub mod records;
 mod runner;
@@ -49,6 +50,7 @@ pub struct AppState {
     pub(crate) executions: sled::Tree,
     pub(crate) history: sled::Tree,
     pub(crate) versions: sled::Tree,
+    pub(crate) express_log: sled::Tree,
     pub(crate) aliases: sled::Tree,
     /// The API audit log (see [`audit`]).
     pub audit: sled::Tree,
@@ -92,6 +94,7 @@ impl AppState {
             history: db.open_tree("sfn_history")?,
             audit: db.open_tree("sfn_audit")?,
             versions: db.open_tree("sfn_versions")?,
+            express_log: db.open_tree("sfn_express_log")?,
             aliases: db.open_tree("sfn_aliases")?,
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
@@ -117,6 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::endpoint))
         .route("/v1/audit", get(audit::endpoint))
+        .route("/v1/express/logs", get(express::logs_endpoint))
         .merge(ui::asset_routes())
         .with_state(state)
 }

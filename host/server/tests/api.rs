@@ -1527,3 +1527,100 @@ async fn versions_and_weighted_aliases_pin_definitions() {
     .await;
     assert_eq!(t, "ResourceNotFound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_logging_levels_and_async_start() {
+    let s = start(None).await;
+    let fail =
+        r#"{"StartAt":"F","States":{"F":{"Type":"Fail","Error":"Bad.Thing","Cause":"nope"}}}"#;
+    let mk = |name: &str, def: &str, level: &str| {
+        json!({"name": name, "definition": def, "type": "EXPRESS",
+               "loggingConfiguration": {"level": level, "includeExecutionData": false}})
+    };
+    let all =
+        ok(&s, "CreateStateMachine", mk("x-all", PASS, "ALL")).await["stateMachineArn"].clone();
+    let err_ok = ok(&s, "CreateStateMachine", mk("x-err-ok", PASS, "ERROR")).await
+        ["stateMachineArn"]
+        .clone();
+    let err_bad = ok(&s, "CreateStateMachine", mk("x-err-bad", fail, "ERROR")).await
+        ["stateMachineArn"]
+        .clone();
+    let off =
+        ok(&s, "CreateStateMachine", mk("x-off", fail, "OFF")).await["stateMachineArn"].clone();
+    for sm in [&all, &err_ok, &err_bad, &off] {
+        ok(
+            &s,
+            "StartSyncExecution",
+            json!({"stateMachineArn": sm, "input": "{\"x\":1}"}),
+        )
+        .await;
+    }
+    // asynchronous StartExecution of an EXPRESS machine answers at once with an express ARN
+    let a = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": all, "input": "{\"x\":2}"}),
+    )
+    .await;
+    assert!(
+        a["executionArn"]
+            .as_str()
+            .unwrap()
+            .contains(":express:x-all:"),
+        "{a}"
+    );
+    let logs = |sm: &str| {
+        let addr = s.addr;
+        let sm = sm.to_string();
+        async move {
+            let (st, _, body) = common::request(
+                addr,
+                "GET",
+                &format!("/v1/express/logs?stateMachine={sm}"),
+                &[],
+                "",
+            )
+            .await;
+            assert_eq!(st, 200, "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            v["records"].as_array().unwrap().clone()
+        }
+    };
+    let mut all_logs = Vec::new();
+    for _ in 0..100 {
+        all_logs = logs("x-all").await;
+        if all_logs
+            .iter()
+            .filter(|r| r["event"]["type"] == "ExecutionSucceeded")
+            .count()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let types: Vec<&str> = all_logs
+        .iter()
+        .map(|r| r["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "ExecutionSucceeded").count(),
+        2,
+        "{types:?}"
+    );
+    assert!(types.contains(&"PassStateEntered"));
+    // includeExecutionData: false strips inputs and outputs
+    assert!(all_logs
+        .iter()
+        .all(|r| !r["event"].to_string().contains("\"input\"")));
+    assert!(logs("x-err-ok").await.is_empty());
+    let bad = logs("x-err-bad").await;
+    assert!(
+        !bad.is_empty()
+            && bad
+                .iter()
+                .all(|r| r["event"]["type"].as_str().unwrap().ends_with("Failed")),
+        "{bad:?}"
+    );
+    assert!(logs("x-off").await.is_empty());
+}

@@ -1,0 +1,248 @@
+//! Express executions: in memory, at-least-once, at most 5 minutes. StartSyncExecution runs one
+//! and answers with its result; StartExecution on an EXPRESS state machine runs one in the
+//! background. Nothing is journaled; the history goes to the execution log according to the
+//! state machine's `loggingConfiguration` as Step Functions sends it to CloudWatch Logs:
+//! `OFF` nothing, `FATAL` the execution's failure, `ERROR` every error event, `ALL` every
+//! event; `includeExecutionData: false` strips inputs and outputs. The log is the sled tree
+//! `sfn_express_log` (key: time, sequence), served at `GET /v1/express/logs`.
+
+use crate::error::ApiError;
+use crate::records::*;
+use crate::runner::{event_json, ServerTaskRunner};
+use crate::runtime::execution_role;
+use crate::AppState;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use weft_asl::{HistoryEvent, HistorySink, Hooks, RunOptions, StateError, SystemClock};
+use weft_engine::asl_tasks::LocalItemReader;
+
+/// Step Functions' limit on an Express execution's duration.
+pub const MAX_SECONDS: u64 = 300;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// What to log, from a `loggingConfiguration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Off,
+    Fatal,
+    Error,
+    All,
+}
+
+fn level_of(cfg: Option<&Value>) -> (Level, bool) {
+    let level = match cfg.and_then(|c| c.get("level")).and_then(Value::as_str) {
+        Some("ALL") => Level::All,
+        Some("ERROR") => Level::Error,
+        Some("FATAL") => Level::Fatal,
+        _ => Level::Off,
+    };
+    let data = cfg
+        .and_then(|c| c.get("includeExecutionData"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    (level, data)
+}
+
+fn is_error(ty: &str) -> bool {
+    ty.ends_with("Failed") || ty.ends_with("TimedOut") || ty.ends_with("Aborted")
+}
+
+fn is_fatal(ty: &str) -> bool {
+    matches!(
+        ty,
+        "ExecutionFailed" | "ExecutionTimedOut" | "ExecutionAborted"
+    )
+}
+
+/// Buffers a run's events; they are logged when the run ends (an Express execution that
+/// never ends leaves no partial log, as its at-least-once retry would duplicate it).
+struct LogSink {
+    events: Vec<HistoryEvent>,
+}
+
+impl HistorySink for LogSink {
+    fn event(&mut self, ev: HistoryEvent) {
+        self.events.push(ev);
+    }
+}
+
+fn strip_data(v: &mut Value) {
+    if let Some(m) = v.as_object_mut() {
+        for (_, d) in m.iter_mut() {
+            if let Some(dm) = d.as_object_mut() {
+                for k in ["input", "output", "parameters"] {
+                    dm.remove(k);
+                }
+            }
+        }
+    }
+}
+
+fn write_log(app: &AppState, smr: &StateMachineRecord, exec_arn: &str, events: &[HistoryEvent]) {
+    let (level, data) = level_of(smr.logging_configuration.as_ref());
+    if level == Level::Off {
+        return;
+    }
+    let mut batch = sled::Batch::default();
+    for ev in events {
+        let keep = match level {
+            Level::All => true,
+            Level::Error => is_error(ev.event_type),
+            Level::Fatal => is_fatal(ev.event_type),
+            Level::Off => false,
+        };
+        if !keep {
+            continue;
+        }
+        let mut v = event_json(ev);
+        if !data {
+            strip_data(&mut v);
+        }
+        let rec = json!({
+            "execution_arn": exec_arn,
+            "state_machine_arn": smr.arn,
+            "event": v,
+        });
+        let mut key = Vec::with_capacity(16);
+        key.extend_from_slice(&ev.timestamp_ms.to_be_bytes());
+        key.extend_from_slice(&SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        batch.insert(key, rec.to_string().into_bytes());
+    }
+    if let Err(e) = app.express_log.apply_batch(batch) {
+        tracing::error!("express log: {e}");
+    }
+}
+
+/// Runs an Express execution to its end on this (blocking) thread.
+pub fn run(
+    app: &Arc<AppState>,
+    smr: &StateMachineRecord,
+    sm: &mut weft_asl::StateMachine,
+    exec_arn: &str,
+    name: &str,
+    input: Value,
+) -> Result<Value, StateError> {
+    sm.timeout_seconds = Some(
+        sm.timeout_seconds
+            .map_or(MAX_SECONDS, |t| t.min(MAX_SECONDS)),
+    );
+    let runner = ServerTaskRunner {
+        app: app.clone(),
+        execution_role: execution_role(app, &smr.role_arn)?,
+        ctl: None,
+    };
+    let opts = RunOptions {
+        execution_name: name.to_string(),
+        state_machine_name: smr.name.clone(),
+        role_arn: smr.role_arn.clone(),
+        ..RunOptions::default()
+    };
+    let reader = LocalItemReader {
+        base_dir: app.base_dir.clone(),
+    };
+    let (level, _) = level_of(smr.logging_configuration.as_ref());
+    let mut sink = LogSink { events: Vec::new() };
+    let hooks = Hooks {
+        history: (level != Level::Off).then_some(&mut sink as &mut dyn HistorySink),
+        item_reader: Some(&reader),
+        control: None,
+    };
+    let r = weft_asl::run_express(sm, input, &opts, &runner, &SystemClock, hooks);
+    write_log(app, smr, exec_arn, &sink.events);
+    r
+}
+
+/// StartExecution on an EXPRESS state machine: runs in the background, answers at once.
+pub fn start_async(
+    app: &Arc<AppState>,
+    smr: StateMachineRecord,
+    mut sm: weft_asl::StateMachine,
+    name: String,
+    input: Value,
+) -> Value {
+    let arn = express_arn(&smr.name, &name);
+    let start = now_ms();
+    let (app2, arn2) = (app.clone(), arn.clone());
+    tokio::task::spawn_blocking(move || {
+        let r = run(&app2, &smr, &mut sm, &arn2, &name, input);
+        let status = if r.is_ok() { "SUCCEEDED" } else { "FAILED" };
+        crate::metrics::execution_finished(&app2, status, now_ms() - start);
+    });
+    crate::metrics::execution_started(app);
+    json!({"executionArn": arn, "startDate": ts(start)})
+}
+
+/// `GET /v1/express/logs?stateMachine=NAME&limit=N`: the newest log records.
+pub async fn logs_endpoint(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let r = (|| -> Result<Value, ApiError> {
+        crate::auth::check(
+            app.tokens.as_ref(),
+            &crate::auth::Request {
+                method: "GET",
+                path: uri.path(),
+                query: uri.query().unwrap_or(""),
+                headers: &headers,
+                body: b"",
+            },
+        )?;
+        let mut limit = 100usize;
+        let mut sm = None;
+        for pair in uri.query().unwrap_or("").split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "limit" => {
+                    limit = v
+                        .parse()
+                        .map_err(|_| ApiError::validation(format!("limit `{v}` is not a number")))?
+                }
+                "stateMachine" => sm = Some(sm_arn(v)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for item in app.express_log.iter().rev() {
+            let (_, v) = item?;
+            let rec: Value = serde_json::from_slice(&v)?;
+            if sm.as_ref().is_some_and(|s| rec["state_machine_arn"] != *s) {
+                continue;
+            }
+            out.push(rec);
+            if out.len() >= limit.clamp(1, 10_000) {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(json!({ "records": out }))
+    })();
+    match r {
+        Ok(v) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(level_of(None), (Level::Off, false));
+        let c = json!({"level": "ERROR", "includeExecutionData": true});
+        assert_eq!(level_of(Some(&c)), (Level::Error, true));
+        assert!(
+            is_error("TaskFailed") && is_error("ExecutionTimedOut") && !is_error("TaskSucceeded")
+        );
+        assert!(is_fatal("ExecutionFailed") && !is_fatal("TaskFailed"));
+    }
+}
