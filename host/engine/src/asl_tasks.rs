@@ -40,6 +40,8 @@ pub struct SandboxTaskRunner<'a> {
     pub base_dir: PathBuf,
     pub limits: Limits,
     pub logs: Mutex<Vec<TaskLog>>,
+    /// Interrupts a running guest when it turns true (StopExecution, shutdown).
+    pub cancel: Option<crate::plugin_host::Cancel>,
 }
 
 impl<'a> SandboxTaskRunner<'a> {
@@ -59,6 +61,7 @@ impl<'a> SandboxTaskRunner<'a> {
                 ..Limits::default()
             },
             logs: Mutex::new(Vec::new()),
+            cancel: None,
         }
     }
 
@@ -132,7 +135,14 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         let input = req.payload.to_string();
         let (rec, outcome) = self
             .host
-            .run_task(&r, &input, &ctx.to_string(), Arc::new(grant), limits)
+            .run_task_cancellable(
+                &r,
+                &input,
+                &ctx.to_string(),
+                Arc::new(grant),
+                limits,
+                self.cancel.clone(),
+            )
             .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
         self.logs
             .lock()

@@ -10,6 +10,9 @@ use weft_sandbox::{
 };
 use weft_store::{Digest, PluginRecord, Store};
 
+/// A cancel switch polled while a guest runs (`true`: interrupt it).
+pub type Cancel = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A parsed plugin reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginRef {
@@ -95,6 +98,19 @@ impl PluginHost {
         grant: Arc<Grant>,
         limits: Limits,
     ) -> Result<Outcome, EngineError> {
+        self.invoke_cancellable(component, input, ctx, grant, limits, None)
+    }
+
+    /// [`Self::invoke`] with a cancel switch polled while the guest runs.
+    pub fn invoke_cancellable(
+        &self,
+        component: &LoadedComponent,
+        input: &str,
+        ctx: &str,
+        grant: Arc<Grant>,
+        limits: Limits,
+        cancel: Option<Cancel>,
+    ) -> Result<Outcome, EngineError> {
         Ok(self.sandbox.invoke(
             component,
             Invocation {
@@ -104,6 +120,7 @@ impl PluginHost {
                 limits,
                 secrets: self.secrets.clone(),
                 heartbeat: None,
+                cancel,
             },
         )?)
     }
@@ -117,9 +134,22 @@ impl PluginHost {
         grant: Arc<Grant>,
         limits: Limits,
     ) -> Result<(PluginRecord, Outcome), EngineError> {
+        self.run_task_cancellable(r, input, ctx, grant, limits, None)
+    }
+
+    /// [`Self::run_task`] with a cancel switch (see [`Self::invoke_cancellable`]).
+    pub fn run_task_cancellable(
+        &self,
+        r: &PluginRef,
+        input: &str,
+        ctx: &str,
+        grant: Arc<Grant>,
+        limits: Limits,
+        cancel: Option<Cancel>,
+    ) -> Result<(PluginRecord, Outcome), EngineError> {
         let rec = self.resolve(r)?;
         let component = self.load(&rec)?;
-        let outcome = self.invoke(&component, input, ctx, grant, limits)?;
+        let outcome = self.invoke_cancellable(&component, input, ctx, grant, limits, cancel)?;
         Ok((rec, outcome))
     }
 }

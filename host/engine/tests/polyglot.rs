@@ -309,6 +309,7 @@ fn python_sensor_pokes() {
                     limits: limits(),
                     secrets: Arc::new(weft_sandbox::NoSecrets),
                     heartbeat: None,
+                    cancel: None,
                 },
             )
             .expect("sandbox")

@@ -74,6 +74,46 @@ fn infinite_loop_runs_out_of_fuel_or_time() {
 }
 
 #[test]
+fn a_cancelled_invocation_stops_at_once_with_a_named_error() {
+    let h = host(HOME);
+    let rec = h
+        .resolve(&weft_engine::PluginRef::parse("hostile-spin").unwrap())
+        .unwrap();
+    let c = h.load(&rec).unwrap();
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let cancel: weft_engine::plugin_host::Cancel =
+        Arc::new(move || started.elapsed() > Duration::from_millis(100));
+    let o = h
+        .invoke_cancellable(
+            &c,
+            "{}",
+            "{}",
+            Arc::new(Grant::none()),
+            limits,
+            Some(cancel),
+        )
+        .unwrap();
+    let (e, cause) = error_of(&o);
+    assert_eq!(e, "Sandbox.Cancelled", "{cause}");
+    // a timeout still applies to a cancellable invocation
+    let limits = Limits {
+        timeout: Duration::from_millis(200),
+        ..limits
+    };
+    let never: weft_engine::plugin_host::Cancel = Arc::new(|| false);
+    let o = h
+        .invoke_cancellable(&c, "{}", "{}", Arc::new(Grant::none()), limits, Some(never))
+        .unwrap();
+    assert_eq!(error_of(&o).0, "States.Timeout");
+    echo_still_works();
+}
+
+#[test]
 fn memory_bomb_hits_the_memory_limit() {
     let h = host(HOME);
     let limits = Limits {
@@ -365,6 +405,7 @@ fn file_sensor_pokes_granted_paths() {
                     limits: Limits::default(),
                     secrets: h.secrets.clone(),
                     heartbeat: None,
+                    cancel: None,
                 },
             )
             .unwrap()
@@ -480,6 +521,7 @@ fn secrets_are_visible_only_when_granted_and_never_logged() {
                     limits: Limits::default(),
                     secrets: Arc::new(FixedSecrets),
                     heartbeat: None,
+                    cancel: None,
                 },
             )
             .unwrap()

@@ -113,7 +113,25 @@ pub struct Invocation<'a> {
     pub limits: Limits,
     pub secrets: Arc<dyn SecretSource>,
     pub heartbeat: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Polled every few milliseconds while the guest runs: `true` interrupts it with
+    /// `Sandbox.Cancelled` (StopExecution, shutdown).
+    pub cancel: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
+
+/// How often (in epoch ticks) a cancellable invocation polls its cancel switch.
+const CANCEL_POLL_TICKS: u64 = 10;
+
+/// The error a cancelled guest is stopped with.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the invocation was cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 struct EpochTicker {
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -426,8 +444,27 @@ impl Sandbox {
             .set_fuel(limits.fuel)
             .map_err(|e| setup(e.to_string()))?;
         let ticks = limits.timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        match &inv.cancel {
+            None => {
+                store.set_epoch_deadline(ticks);
+                store.epoch_deadline_trap();
+            }
+            Some(cancel) => {
+                // poll the switch every few ticks; the timeout still ends the guest
+                let cancel = cancel.clone();
+                let deadline = now + limits.timeout;
+                store.set_epoch_deadline(CANCEL_POLL_TICKS.min(ticks));
+                store.epoch_deadline_callback(move |_| {
+                    if cancel() {
+                        return Err(wasmtime::Error::new(Cancelled));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(wasmtime::Error::from(Trap::Interrupt));
+                    }
+                    Ok(wasmtime::UpdateDeadline::Continue(CANCEL_POLL_TICKS))
+                });
+            }
+        }
         Ok(store)
     }
 
@@ -519,6 +556,12 @@ fn map_trap(
                 "{who} tried to grow its memory from {current} to {desired} bytes; the limit is {} bytes",
                 limits.memory_bytes
             ),
+        );
+    }
+    if err.downcast_ref::<Cancelled>().is_some() {
+        return TaskError::new(
+            "Sandbox.Cancelled",
+            format!("{who} was interrupted: its execution was stopped"),
         );
     }
     match err.downcast_ref::<Trap>() {

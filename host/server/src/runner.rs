@@ -78,7 +78,7 @@ impl ServerTaskRunner {
     /// Runs the plugin a task names, with its digest pinned in the journal (Standard runs).
     fn run_plugin(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let host = self.host()?;
-        let runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
+        let mut runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
             &host,
             &self.app.roles,
             self.execution_role.clone(),
@@ -86,6 +86,13 @@ impl ServerTaskRunner {
         );
         let Some(ctl) = &self.ctl else {
             return runner.run_task(req);
+        };
+        // StopExecution and shutdown interrupt the guest; shutdown is not the task's failure
+        let c = ctl.clone();
+        runner.cancel = Some(Arc::new(move || c.is_cancelled()));
+        let interrupted = |r: Result<Value, TaskFailure>| match r {
+            Err(f) if f.error == "Sandbox.Cancelled" => Err(suspended(&f.cause)),
+            other => other,
         };
         // pin the digest: the first resolution is journaled and reused by replays and redrives
         let (name, reference) = match &req.resource.kind {
@@ -105,10 +112,10 @@ impl ServerTaskRunner {
             {
                 match weft_engine::PluginRef::parse(&req.target) {
                     Ok(r) => (r.name().to_string(), r),
-                    Err(_) => return runner.run_task(req),
+                    Err(_) => return interrupted(runner.run_task(req)),
                 }
             }
-            _ => return runner.run_task(req),
+            _ => return interrupted(runner.run_task(req)),
         };
         let pin_key = format!("pin:{}", req.target_or(&name));
         let digest = match ctl.journal().get(&pin_key).map_err(journal_failure)? {
@@ -126,7 +133,7 @@ impl ServerTaskRunner {
                     rec.digest.to_hex()
                 }
                 // not installed: let the runner report it with its usual message
-                Err(_) => return runner.run_task(req),
+                Err(_) => return interrupted(runner.run_task(req)),
             },
         };
         let mut resource = req.resource.clone();
@@ -136,7 +143,7 @@ impl ServerTaskRunner {
             _ => pinned.target = format!("{name}#{digest}"),
         }
         pinned.resource = &resource;
-        runner.run_task(&pinned)
+        interrupted(runner.run_task(&pinned))
     }
 
     /// Registers an external wait (callback token, activity, child execution) and returns its
