@@ -42,6 +42,30 @@ pub struct SandboxTaskRunner<'a> {
     pub logs: Mutex<Vec<TaskLog>>,
     /// Interrupts a running guest when it turns true (StopExecution, shutdown).
     pub cancel: Option<crate::plugin_host::Cancel>,
+    /// The execution's W3C trace id (32 hex digits): each task gets a `traceparent` in its
+    /// context, so guest logs join the execution's trace.
+    pub trace_id: Option<String>,
+}
+
+/// A W3C `traceparent` for one task attempt of a trace.
+pub fn traceparent(trace_id: &str, task_key: &str, attempt: u32) -> String {
+    let span = blake3::hash(format!("{trace_id}\0{task_key}\0{attempt}").as_bytes());
+    format!("00-{trace_id}-{}-01", &span.to_hex()[..16])
+}
+
+/// The W3C trace id of an execution: taken from a `traceparent`-shaped trace header, else
+/// derived from the execution ARN (stable across restarts and replays).
+pub fn trace_id(execution_arn: &str, trace_header: Option<&str>) -> String {
+    if let Some(h) = trace_header {
+        let parts: Vec<&str> = h.trim().split('-').collect();
+        if parts.len() == 4
+            && parts[1].len() == 32
+            && parts[1].chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return parts[1].to_ascii_lowercase();
+        }
+    }
+    blake3::hash(execution_arn.as_bytes()).to_hex()[..32].to_string()
 }
 
 impl<'a> SandboxTaskRunner<'a> {
@@ -62,6 +86,7 @@ impl<'a> SandboxTaskRunner<'a> {
             },
             logs: Mutex::new(Vec::new()),
             cancel: None,
+            trace_id: None,
         }
     }
 
@@ -125,13 +150,18 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         if let Some(t) = req.timeout_seconds {
             limits.timeout = Duration::from_secs(t.min(365 * 24 * 3600));
         }
-        let ctx = json!({
+        let mut ctx = json!({
             "task": req.state_name,
             "attempt": req.attempt,
             "execution": req.context.pointer("/Execution/Id"),
             "params": {},
             "context": req.context,
         });
+        if let Some(t) = &self.trace_id {
+            let tp = traceparent(t, &req.key, req.attempt);
+            tracing::info!(task = %req.state_name, attempt = req.attempt, traceparent = %tp, "task");
+            ctx["traceparent"] = Value::String(tp);
+        }
         let input = req.payload.to_string();
         let (rec, outcome) = self
             .host
@@ -199,5 +229,38 @@ impl weft_asl::ItemReader for LocalItemReader {
                 format!("ItemReader {resource}: cannot read {}: {e}", path.display()),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_and_traceparents() {
+        let a = trace_id("arn:x", None);
+        assert_eq!(a.len(), 32);
+        assert_eq!(
+            a,
+            trace_id("arn:x", Some("Root=1-abc")),
+            "a non-W3C header is ignored"
+        );
+        let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_id("arn:x", Some(given)),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        let tp = traceparent(&a, "/0.1", 1);
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(
+            (parts[0], parts[1], parts[2].len(), parts[3]),
+            ("00", a.as_str(), 16, "01")
+        );
+        assert_ne!(
+            tp,
+            traceparent(&a, "/0.1", 2),
+            "each attempt is its own span"
+        );
+        assert_eq!(tp, traceparent(&a, "/0.1", 1), "stable across replays");
     }
 }

@@ -132,6 +132,7 @@ pub fn run(
         app: app.clone(),
         execution_role: execution_role(app, &smr.role_arn)?,
         ctl: None,
+        trace_header: None,
     };
     let opts = RunOptions {
         execution_name: name.to_string(),

@@ -24,6 +24,8 @@ pub(crate) struct ServerTaskRunner {
     pub execution_role: Option<Arc<Policy>>,
     /// The durable control of a Standard execution; `None` for Express runs.
     pub ctl: Option<Arc<ExecControl>>,
+    /// The execution's trace header (StartExecution `traceHeader`).
+    pub trace_header: Option<String>,
 }
 
 fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
@@ -90,6 +92,10 @@ impl ServerTaskRunner {
         // StopExecution and shutdown interrupt the guest; shutdown is not the task's failure
         let c = ctl.clone();
         runner.cancel = Some(Arc::new(move || c.is_cancelled()));
+        runner.trace_id = Some(weft_engine::asl_tasks::trace_id(
+            ctl.journal().execution(),
+            self.trace_header.as_deref(),
+        ));
         let interrupted = |r: Result<Value, TaskFailure>| match r {
             Err(f) if f.error == "Sandbox.Cancelled" => Err(suspended(&f.cause)),
             other => other,
@@ -286,6 +292,8 @@ impl TargetOr for TaskRequest<'_> {
 
 impl TaskRunner for ServerTaskRunner {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        let _span =
+            tracing::info_span!("task", state = %req.state_name, attempt = req.attempt).entered();
         if self.is_cancelled() {
             return Err(suspended("the execution is stopping"));
         }

@@ -686,6 +686,7 @@ fn drive(app: &Arc<AppState>, arn: &str) {
             app: app.clone(),
             execution_role: execution_role(app, &role_arn)?,
             ctl: Some(ctl.clone()),
+            trace_header: rec.trace_header.clone(),
         };
         let journaling = JournalingRunner {
             inner: &runner,
