@@ -86,8 +86,22 @@ impl AppState {
         tokens: Option<auth::Tokens>,
         max_running: usize,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::with_limits(store, tokens, max_running, None)
+    }
+
+    /// [`AppState::with_limit`] plus a bound on the runs of one state machine at once
+    /// (`None`: `WEFT_SERVER_MAX_RUNNING_PER_STATE_MACHINE`, else unbounded).
+    pub fn with_limits(
+        store: Arc<weft_store::Store>,
+        tokens: Option<auth::Tokens>,
+        max_running: usize,
+        per_state_machine: Option<usize>,
+    ) -> anyhow::Result<Arc<Self>> {
         let db = store.db().clone();
-        let rt = runtime::Runtime::new(&db, max_running)?;
+        let mut rt = runtime::Runtime::new(&db, max_running)?;
+        if per_state_machine.is_some() {
+            rt.set_per_state_machine_limit(per_state_machine);
+        }
         let state = Arc::new(AppState {
             state_machines: db.open_tree("sfn_state_machines")?,
             executions: db.open_tree("sfn_executions")?,

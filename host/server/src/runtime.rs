@@ -107,6 +107,10 @@ pub struct Runtime {
     pub(crate) activity_ready: tokio::sync::Notify,
     app: OnceLock<Weak<AppState>>,
     max_running: usize,
+    /// At most this many runs of one state machine at once (`None`: no limit); the others
+    /// wait in `per_sm` until one ends.
+    per_sm_limit: Option<usize>,
+    per_sm: Mutex<HashMap<String, (usize, VecDeque<String>)>>,
     /// Transitions-style counters for /metrics and benchmarks.
     pub(crate) runs: AtomicU64,
 }
@@ -158,6 +162,11 @@ impl Runtime {
             activity_ready: tokio::sync::Notify::new(),
             app: OnceLock::new(),
             max_running: max_running.max(1),
+            per_sm_limit: std::env::var("WEFT_SERVER_MAX_RUNNING_PER_STATE_MACHINE")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n > 0),
+            per_sm: Mutex::new(HashMap::new()),
             runs: AtomicU64::new(0),
         })
     }
@@ -279,6 +288,47 @@ impl Runtime {
                     .unwrap_or_else(|e| e.into_inner())
                     .workers -= 1;
             }
+        }
+    }
+
+    /// Sets the per-state-machine concurrency limit.
+    pub fn set_per_state_machine_limit(&mut self, limit: Option<usize>) {
+        self.per_sm_limit = limit.filter(|n| *n > 0);
+    }
+
+    /// Takes a run slot of the execution's state machine, or parks the execution until one
+    /// frees up (false).
+    fn admit(&self, arn: &str) -> bool {
+        let Some(limit) = self.per_sm_limit else {
+            return true;
+        };
+        let sm = sm_of(arn);
+        let mut m = self.per_sm.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(sm.to_string()).or_default();
+        if e.0 < limit {
+            e.0 += 1;
+            true
+        } else {
+            e.1.push_back(arn.to_string());
+            false
+        }
+    }
+
+    /// Frees the run slot taken by [`Self::admit`] and queues a parked execution.
+    fn release(&self, arn: &str) {
+        if self.per_sm_limit.is_none() {
+            return;
+        }
+        let next = {
+            let mut m = self.per_sm.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(e) = m.get_mut(sm_of(arn)) else {
+                return;
+            };
+            e.0 = e.0.saturating_sub(1);
+            e.1.pop_front()
+        };
+        if let Some(a) = next {
+            self.push(a);
         }
     }
 
@@ -641,8 +691,22 @@ fn load_record(app: &AppState, arn: &str) -> Option<ExecutionRecord> {
     }
 }
 
-/// One run of an execution: replay from the input until it finishes or suspends.
+/// The state machine name in an execution ARN.
+fn sm_of(arn: &str) -> &str {
+    arn.split(':').nth(6).unwrap_or("")
+}
+
+/// One run of an execution, within its state machine's concurrency limit.
 fn drive(app: &Arc<AppState>, arn: &str) {
+    if !app.rt.admit(arn) {
+        return;
+    }
+    drive_admitted(app, arn);
+    app.rt.release(arn);
+}
+
+/// One run of an execution: replay from the input until it finishes or suspends.
+fn drive_admitted(app: &Arc<AppState>, arn: &str) {
     let rt = &app.rt;
     let Some(ctl) = rt.active_control(arn) else {
         return;

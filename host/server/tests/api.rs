@@ -1624,3 +1624,67 @@ async fn express_logging_levels_and_async_start() {
     );
     assert!(logs("x-off").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_state_machine_concurrency_limit() {
+    let home = tempfile::tempdir().unwrap();
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    let app = AppState::with_limits(store, None, 8, Some(1)).unwrap();
+    let call = |action: &'static str, body: Value| {
+        let app = app.clone();
+        async move {
+            weft_server::api::dispatch(&app, action, body)
+                .await
+                .unwrap()
+        }
+    };
+    // a Wait inside a Parallel branch holds its run (only top-level waits suspend)
+    let def = r#"{"StartAt":"P","States":{"P":{"Type":"Parallel","End":true,
+        "Branches":[{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}}]}}}"#;
+    let sm = call(
+        "CreateStateMachine",
+        json!({"name": "one-at-a-time", "definition": def}),
+    )
+    .await["stateMachineArn"]
+        .clone();
+    let mut arns = Vec::new();
+    for i in 0..3 {
+        let e = call(
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": format!("e{i}")}),
+        )
+        .await;
+        arns.push(e["executionArn"].as_str().unwrap().to_string());
+    }
+    let mut spans = Vec::new();
+    for arn in &arns {
+        let mut d = Value::Null;
+        for _ in 0..400 {
+            d = call("DescribeExecution", json!({"executionArn": arn})).await;
+            if d["status"] != "RUNNING" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(d["status"], "SUCCEEDED", "{d}");
+        let h = call("GetExecutionHistory", json!({"executionArn": arn})).await;
+        let at = |ty: &str| {
+            h["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["type"] == ty)
+                .unwrap()["timestamp"]
+                .as_f64()
+                .unwrap()
+        };
+        spans.push((at("ParallelStateEntered"), at("ParallelStateExited")));
+    }
+    spans.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    for w in spans.windows(2) {
+        assert!(
+            w[1].0 >= w[0].1,
+            "runs of one state machine overlapped: {spans:?}"
+        );
+    }
+}
