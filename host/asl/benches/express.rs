@@ -73,7 +73,9 @@ fn main() {
 
     // Map over 100,000 items with a no-op Pass iterator
     let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 0,
-        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}})
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        // the 100,000-item result is over Step Functions' 256 KiB state limit: keep its size
+        "ResultSelector": {"n.$": "States.ArrayLength($)"}, "End": true}}})
     .to_string();
     let sm = parse(&def).expect("map parses");
     let items: Vec<Value> = (0..100_000).map(|i| json!({"i": i})).collect();
@@ -93,7 +95,7 @@ fn main() {
         )
         .expect("map runs");
         let el = t.elapsed().as_secs_f64();
-        assert_eq!(out.as_array().map(|a| a.len()), Some(100_000));
+        assert_eq!(out["n"], 100_000);
         println!(
             "map 100,000 items ({label}): {el:.3}s = {:.0} items/s",
             100_000.0 / el

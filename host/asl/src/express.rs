@@ -564,6 +564,15 @@ impl Exec<'_> {
                 vars.set(k, v);
             }
             let output = fin.output;
+            if exceeds_payload_limit(&output) {
+                return Err(StateError::new(
+                    names::DATA_LIMIT_EXCEEDED,
+                    format!(
+                        "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit ({PAYLOAD_LIMIT} bytes).",
+                        st.name
+                    ),
+                ));
+            }
             *prev = self.rec.emit(*prev, self.now_ms(), exi, || {
                 let mut d = json!({"name": st.name, "output": text(&output), "outputDetails": {"truncated": false}});
                 if let Some(a) = assigned {
@@ -1191,6 +1200,41 @@ impl Exec<'_> {
             })
             .collect()
     }
+}
+
+/// Step Functions' limit on a state's input or output: 256 KiB of UTF-8 JSON.
+pub const PAYLOAD_LIMIT: usize = 256 * 1024;
+
+/// True when `v` serialized as JSON is larger than [`PAYLOAD_LIMIT`]. Walks the value and stops
+/// as soon as the limit is passed, so small values cost a few comparisons.
+fn exceeds_payload_limit(v: &Value) -> bool {
+    fn size(v: &Value, budget: &mut isize) {
+        if *budget < 0 {
+            return;
+        }
+        match v {
+            Value::Null => *budget -= 4,
+            Value::Bool(_) => *budget -= 5,
+            Value::Number(_) => *budget -= 8,
+            Value::String(s) => *budget -= s.len() as isize + 2,
+            Value::Array(a) => {
+                *budget -= 2 + a.len() as isize;
+                for x in a {
+                    size(x, budget);
+                }
+            }
+            Value::Object(m) => {
+                *budget -= 2 + m.len() as isize * 2;
+                for (k, x) in m {
+                    *budget -= k.len() as isize + 2;
+                    size(x, budget);
+                }
+            }
+        }
+    }
+    let mut budget = PAYLOAD_LIMIT as isize;
+    size(v, &mut budget);
+    budget < 0 && serde_json::to_vec(v).map_or(true, |b| b.len() > PAYLOAD_LIMIT)
 }
 
 /// The first suspension among fan-out results: a suspended branch or iteration suspends the

@@ -549,3 +549,30 @@ fn jsonata_task_dataflow_with_lambda_invoke() {
         .as_str()
         .is_some_and(|t| t.len() == 36));
 }
+
+#[test]
+fn outputs_over_256_kib_fail_with_data_limit_exceeded_which_catch_all_does_not_match() {
+    let def = r#"{"StartAt":"Fan","States":{
+        "Fan":{"Type":"Parallel","Next":"Done",
+               "Branches":[{"StartAt":"Big","States":{"Big":{"Type":"Pass",
+                   "Parameters":{"a.$":"$.s","b.$":"$.s"},"End":true}}}],
+               "Catch":[{"ErrorEquals":["States.ALL"],"Next":"Done"}]},
+        "Done":{"Type":"Succeed"}}}"#;
+    let sm = weft_asl::parse(def).unwrap();
+    let opts = weft_asl::RunOptions::default();
+    let run = |n: usize| {
+        weft_asl::run_express(
+            &sm,
+            serde_json::json!({"s": "x".repeat(n)}),
+            &opts,
+            &weft_asl::NoTasks,
+            &weft_asl::FakeClock::default(),
+            weft_asl::Hooks::default(),
+        )
+    };
+    let e = run(150 * 1024).unwrap_err();
+    assert_eq!(e.error, "States.DataLimitExceeded", "{e:?}");
+    assert!(e.cause.unwrap().contains("'Big'"));
+    // under the limit it passes
+    assert!(run(100 * 1024).is_ok());
+}
