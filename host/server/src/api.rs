@@ -522,6 +522,7 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
             tree: app2.history.clone(),
             arn: rec.arn.clone(),
             ctl: ctl.clone(),
+            live: app2.live.clone(),
         };
         let r = execute(
             &app2,
@@ -554,8 +555,11 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
                     }
                     serde_json::to_vec(&e).ok()
                 });
-                if let Err(e) = res {
-                    tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
+                match res {
+                    Err(e) => {
+                        tracing::error!(execution = %rec.arn, "cannot record the result: {e}")
+                    }
+                    Ok(_) => app2.live.status(&rec.arn, status), // web UI live updates
                 }
             }
         }
@@ -855,6 +859,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
                 error.as_deref(),
                 cause.as_deref(),
             )?;
+            app.live.status(&e.arn, "ABORTED"); // web UI live updates
         }
     }
     flush(app).await?;
@@ -888,10 +893,10 @@ fn append_final_event(
         event_type: ty,
         details: Value::Object(details),
     };
-    app.history.insert(
-        history_key(arn, last + 1),
-        event_json(&ev).to_string().as_bytes(),
-    )?;
+    let v = event_json(&ev);
+    app.history
+        .insert(history_key(arn, last + 1), v.to_string().as_bytes())?;
+    app.live.history(arn, &v); // web UI live updates
     Ok(())
 }
 

@@ -12,8 +12,11 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod live;
 pub mod records;
+pub mod rest;
 mod runner;
+pub mod task_logs;
 pub mod ui;
 
 use anyhow::Context as _;
@@ -63,6 +66,10 @@ pub struct AppState {
     /// At most this many executions run at once; StartExecution beyond it fails with
     /// `ExecutionLimitExceeded` (back-pressure instead of an unbounded queue).
     pub max_running: usize,
+    /// Live updates for the web UI (history events and status changes; see [`live`]).
+    pub(crate) live: live::Live,
+    /// Task logs: tree `sfn_task_logs` (see [`task_logs`]).
+    pub(crate) task_logs: sled::Tree,
 }
 
 impl AppState {
@@ -89,6 +96,8 @@ impl AppState {
             state_machines: db.open_tree("sfn_state_machines")?,
             executions: db.open_tree("sfn_executions")?,
             history: db.open_tree("sfn_history")?,
+            task_logs: db.open_tree(task_logs::TREE)?,
+            live: live::Live::default(),
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
             store,
@@ -108,13 +117,15 @@ impl AppState {
     }
 }
 
-/// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz` and the web UI
-/// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]).
+/// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz`, the web UI
+/// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]) and its JSON endpoints under
+/// `/v1` (see [`rest`] and [`live`]).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(sfn_endpoint).get(ui::index))
         .route("/healthz", get(|| async { "ok" }))
         .merge(ui::asset_routes())
+        .merge(rest::routes())
         .with_state(state)
 }
 

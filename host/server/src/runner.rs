@@ -41,6 +41,8 @@ impl ServerTaskRunner {
 pub(crate) struct Callback {
     state: Mutex<CallbackState>,
     cv: Condvar,
+    /// Which execution and state wait (for the web UI's `GET /v1/executions/{arn}/tokens`).
+    pub info: crate::rest::WaitingTask,
 }
 
 struct CallbackState {
@@ -51,8 +53,9 @@ struct CallbackState {
 }
 
 impl Callback {
-    fn new() -> Self {
+    fn new(info: crate::rest::WaitingTask) -> Self {
         Callback {
+            info,
             state: Mutex::new(CallbackState {
                 result: None,
                 last_heartbeat: Instant::now(),
@@ -71,6 +74,12 @@ impl Callback {
         st.result = Some(r);
         self.cv.notify_all();
         true
+    }
+
+    /// The task no longer waits (answered, timed out or stopped).
+    pub(crate) fn is_closed(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.closed || st.result.is_some()
     }
 
     /// Records a heartbeat; false when the task no longer waits.
@@ -98,7 +107,7 @@ impl ServerTaskRunner {
     /// `.waitForTaskToken`: runs the plugin (if the resource names one) with the token in its
     /// input, then waits for a callback, enforcing TimeoutSeconds and HeartbeatSeconds.
     fn wait_for_token(&self, req: &TaskRequest<'_>, token: &str) -> Result<Value, TaskFailure> {
-        let cb = Arc::new(Callback::new());
+        let cb = Arc::new(Callback::new(crate::rest::WaitingTask::of(req)));
         self.app
             .callbacks
             .lock()
@@ -170,7 +179,8 @@ impl ServerTaskRunner {
             self.execution_role.clone(),
             self.app.base_dir.clone(),
         );
-        runner.run_task(req)
+        // task logs for the web UI (tree sfn_task_logs)
+        crate::task_logs::run_logged(&self.app, runner, req)
     }
 }
 
@@ -218,6 +228,8 @@ pub(crate) struct SledHistory {
     pub tree: sled::Tree,
     pub arn: String,
     pub ctl: Arc<RunControl>,
+    /// Live updates for the web UI.
+    pub live: crate::live::Live,
 }
 
 impl HistorySink for SledHistory {
@@ -232,7 +244,9 @@ impl HistorySink for SledHistory {
             .insert(history_key(&self.arn, ev.id), v.to_string().as_bytes())
         {
             tracing::error!(execution = %self.arn, "cannot record a history event: {e}");
+            return;
         }
+        self.live.history(&self.arn, &v);
     }
 }
 
