@@ -38,7 +38,8 @@ fn plugins_dir() -> PathBuf {
 
 fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
     for dir in std::env::split_paths(&path) {
@@ -422,7 +423,12 @@ fn web_ui_in_a_browser() {
         if required {
             panic!("{msg} (WEFT_BROWSER_TESTS=1: failing instead of skipping)");
         }
-        eprintln!("SKIPPED: {msg}");
+        // written to the process's stderr directly, so the note shows despite output capture
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "browser test SKIPPED: {msg} (set WEFT_BROWSER_TESTS=1 to fail instead)"
+        );
         return;
     }
     let (chromium, driver) = (chromium.unwrap(), driver.unwrap());

@@ -930,7 +930,7 @@ function renderDagGraph(tasks, status) {
   const width = PAD * 2 + cols.length * (W + CX) - CX;
   const height = PAD * 2 + Math.max(1, ...cols.map((c) => c.length)) * (H + RY) - RY;
   const svg = s("svg", { class: "graph dag", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": "DAG graph with " + tasks.length + " tasks in " + cols.length + " levels" });
+    "aria-label": "DAG graph, upstream to the left: " + tasks.length + " tasks in " + cols.length + " levels" });
   let d = "";
   for (const t of tasks) {
     const b = pos.get(t.taskId);
@@ -993,7 +993,7 @@ async function viewDag(id, seq) {
       h("dt", {}, "Tasks"), h("dd", {}, String(d.tasks)),
       d.description ? [h("dt", {}, "Description"), h("dd", {}, d.description)] : null),
     h("div", { class: "row" }, trigger, h("span", { class: "muted", id: "trigger-help" },
-      "Trigger and clear need the DAG scheduler (not in this server yet); `weft dag test` runs a DAG in-process."))));
+      "Trigger and clear need the DAG scheduler (not in this server yet); ", h("code", {}, "weft dag test"), " runs a DAG in-process."))));
   const gridBox = h("div", {}, h("p", { class: "muted" }, "Loading runs…"));
   out.append(card("Grid (runs × tasks)", "grid-h", gridBox));
   out.append(card("Graph", "dg-h", h("div", { class: "scroll dag-scroll" }, graph)));
