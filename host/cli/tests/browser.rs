@@ -659,6 +659,16 @@ fn web_ui_in_a_browser() {
         "updates arrived without a reload"
     );
     assert!(b.state_class("Prepare").contains("succeeded"));
+    // colour is not the only cue: the status is written in the node and in a table
+    assert_eq!(
+        b.text("g.node[data-state=\"Export\"] text.type"),
+        "Task · fail · caught"
+    );
+    assert!(
+        b.text("table.state-status").contains("Exportcaught"),
+        "{}",
+        b.text("table.state-status")
+    );
     assert!(
         b.text("#exec-output").contains("exportError"),
         "output shown: {}",

@@ -281,7 +281,8 @@ function drawBlock(g, block, ox, oy, marker) {
       s("title", {}, n + " (" + (st.Type || "?") + ")" + (end ? ", end" : "")),
       s("rect", { width: node.w, height: node.h, rx: st.Type === "Choice" ? 16 : 5 }),
       s("text", { x: 10, y: 17 }, n.length > 26 ? n.slice(0, 25) + "…" : n),
-      s("text", { class: "type", x: 10, y: node.inner.length ? 17 : 33, dx: node.inner.length ? Math.min(node.w - 150, 170) : 0 },
+      s("text", { class: "type", x: 10, y: node.inner.length ? 17 : 33, dx: node.inner.length ? Math.min(node.w - 150, 170) : 0,
+        "data-label": node.inner.length ? typeLabel(st) : typeLabel(st) + (end ? " · end" : "") },
         node.inner.length ? typeLabel(st) : typeLabel(st) + (end ? " · end" : "")));
     g.append(grp);
     let ix = ox + node.x + PADB;
@@ -319,7 +320,19 @@ function colourGraph(svg, status) {
     for (const c of STATE_CLASSES) g.classList.toggle(c, c === st);
     const t = g.querySelector("title");
     if (t) t.textContent = t.textContent.replace(/: (running|succeeded|failed|caught)$/, "") + (st ? ": " + st : "");
+    // the status in words too, so colour is not the only cue
+    const label = g.querySelector("text.type");
+    if (label && label.dataset.label) label.textContent = label.dataset.label + (st ? " · " + st : "");
   }
+}
+
+// The states' statuses as a table (the graph's text equivalent).
+function statusTable(status) {
+  const names = Object.keys(status);
+  if (!names.length) return h("p", { class: "muted" }, "No state has been entered yet.");
+  return h("table", { class: "state-status" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Status"))),
+    h("tbody", {}, names.map((n) => h("tr", {}, h("td", {}, n), h("td", {}, h("span", { class: "st " + status[n] }, status[n]))))));
 }
 
 // A graph wider than its box (a narrow window) starts scrolled to its centre line, where the
@@ -760,8 +773,10 @@ async function viewExecution(arn, seq) {
     outputPre.textContent = ex.output !== undefined ? pretty(ex.output) : "—";
   };
   let graphSvg = null;
+  const statusBox = h("div", {});
   const renderDiagram = () => {
     if (graphSvg) colourGraph(graphSvg, an.status);
+    statusBox.replaceChildren(statusTable(an.status));
     ganttBox.replaceChildren(renderGantt(an.intervals, toMs(ex.startDate), ex.status === "RUNNING"));
   };
   const loadTasks = async () => {
@@ -783,7 +798,8 @@ async function viewExecution(arn, seq) {
     h("div", { class: "grid2" },
       card("Input", "in-h", h("pre", { id: "exec-input-json" }, pretty(ex.input ?? ""))),
       card("Output", "out-h", outputPre)),
-    card("Graph", "g-h", graphBox, legend()),
+    card("Graph", "g-h", graphBox, legend(),
+      h("details", {}, h("summary", {}, "State statuses as a table"), statusBox)),
     card("State durations", "ga-h", ganttBox),
     card("Task logs", "t-h", tasksBox),
     h("section", { class: "card", "aria-labelledby": "h-h" }, historyTitle, history.el));
