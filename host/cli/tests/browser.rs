@@ -914,6 +914,33 @@ fn web_ui_in_a_browser() {
         json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}}),
     );
 
+    // ---- 13. SIGTERM stops the server although a page streams a still-waiting execution ----
+    let still = sfn.start(&token_sm, "still-waiting", json!({}));
+    b.goto(&format!("{base}/#/exec/{}", urlenc(&still)));
+    b.wait_for("code.task-token");
+    b.wait_js(
+        "return document.querySelector('#live-note').textContent === 'Live'",
+        "the live stream",
+    );
+    let server = &mut procs.0[0].1;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let end = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = server.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < end,
+            "weft server did not stop within 15 s of SIGTERM with a UI stream open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "weft server exited with {status}");
+
     eprintln!(
         "UI render timings (performance.now, DOM + layout; figures, not assertions):\n  \
          execution with {} history events: {} ms render, {} ms including fetching the history\n  \

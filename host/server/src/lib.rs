@@ -227,6 +227,7 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
         Some(tokens)
     };
     let state = AppState::new(store.clone(), tokens)?;
+    let app = state.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -235,7 +236,10 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
         let local = listener.local_addr()?;
         eprintln!("weft server: listening on http://{local} (Step Functions API: POST / with X-Amz-Target)");
         axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                app.end_live_streams(); // open UI event streams would hold the shutdown
+            })
             .await?;
         anyhow::Ok(())
     })?;

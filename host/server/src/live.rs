@@ -48,12 +48,19 @@ impl LiveEvent {
 #[derive(Clone)]
 pub struct Live {
     tx: broadcast::Sender<LiveEvent>,
+    /// Set when the server shuts down: open streams end, so a graceful shutdown does not wait
+    /// for executions that are still running.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for Live {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
-        Live { tx }
+        let (stop, _) = tokio::sync::watch::channel(false);
+        Live {
+            tx,
+            stop: Arc::new(stop),
+        }
     }
 }
 
@@ -82,6 +89,19 @@ impl Live {
 
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.tx.subscribe()
+    }
+
+    /// Ends every open stream (and the ones opened later).
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+impl AppState {
+    /// Ends the web UI's open event streams: call it when the server starts shutting down
+    /// (axum's graceful shutdown waits for open connections).
+    pub fn end_live_streams(&self) {
+        self.live.shutdown();
     }
 }
 
@@ -160,6 +180,7 @@ pub(crate) fn load_execution(app: &AppState, arn: &str) -> Result<ExecutionRecor
 
 struct StreamState {
     rx: broadcast::Receiver<LiveEvent>,
+    stop: tokio::sync::watch::Receiver<bool>,
     arn: String,
     first: Option<Event>,
     done: bool,
@@ -184,6 +205,7 @@ pub async fn execution_events(
     let first = status_event(&rec.status);
     let state = StreamState {
         rx,
+        stop: app.live.stop.subscribe(),
         arn: rec.arn.clone(),
         first: Some(first),
         done: is_terminal(&rec.status),
@@ -192,11 +214,15 @@ pub async fn execution_events(
         if let Some(ev) = st.first.take() {
             return Some((Ok::<Event, Infallible>(ev), st));
         }
-        if st.done {
+        if st.done || *st.stop.borrow() {
             return None;
         }
         loop {
-            match st.rx.recv().await {
+            let next = tokio::select! {
+                r = st.rx.recv() => r,
+                _ = st.stop.wait_for(|stop| *stop) => return None,
+            };
+            match next {
                 Ok(ev) if ev.execution() == st.arn => {
                     let out = match ev {
                         LiveEvent::History { event, .. } => {
