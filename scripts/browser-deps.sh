@@ -21,7 +21,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 say "installing headless Chromium for the browser test: apt-get install chromium chromium-driver"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
   chromium chromium-driver >&2
 for t in chromium chromedriver; do
   command -v "$t" >/dev/null 2>&1 || { say "error: $t still missing after apt-get install"; exit 1; }

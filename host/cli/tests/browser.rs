@@ -541,7 +541,7 @@ fn web_ui_in_a_browser() {
         "StartAt": "Prepare",
         "States": {
             "Prepare": {"Type": "Pass", "Result": {"path": "/examples/data/orders.csv"}, "ResultPath": "$.file", "Next": "Pause"},
-            "Pause": {"Type": "Wait", "Seconds": 3, "Next": "ReadOrders"},
+            "Pause": {"Type": "Wait", "Seconds": 4, "Next": "ReadOrders"},
             "ReadOrders": {"Type": "Task", "Resource": "weft:plugin:csv-to-json",
                 "Credentials": {"RoleArn": "weft:role:read-data"},
                 "Parameters": {"path.$": "$.file.path", "include_rows": false},
