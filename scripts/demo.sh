@@ -47,5 +47,10 @@ for ex in order-processing csv-map parallel-fanout retry-then-catch; do
   input=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "examples/$ex.input.json")
   sfn StartExecution "{\"stateMachineArn\":\"arn:aws:states:us-east-1:000000000000:stateMachine:$ex\",\"input\":$input}"
 done
+# one execution waiting on a callback: answer it from the UI (execution page, "Send task success")
+approval='{"StartAt":"Ask","States":{"Ask":{"Type":"Task","Resource":"arn:aws:states:::sqs:sendMessage.waitForTaskToken","Parameters":{"QueueUrl":"approvals","MessageBody":{"token.$":"$$.Task.Token","order.$":"$.order"}},"TimeoutSeconds":3600,"Next":"Approved"},"Approved":{"Type":"Pass","End":true}}}'
+def=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$approval")
+sfn CreateStateMachine "{\"name\":\"approval\",\"definition\":$def}" >/dev/null
+sfn StartExecution '{"stateMachineArn":"arn:aws:states:us-east-1:000000000000:stateMachine:approval","name":"order-7","input":"{\"order\":7}"}'
 say "Open http://127.0.0.1:$PORT/ — the state machines above have executions; Ctrl-C stops the server."
 wait $SERVER

@@ -23,7 +23,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "guest SDK tests (README example included)"
 bash scripts/guests.sh --test -q
 
-step "cargo test"
+step "browser test prerequisites (Debian's chromium + chromium-driver)"
+bash scripts/browser-deps.sh
+# the browser test fails (instead of skipping) when the browser is missing
+export WEFT_BROWSER_TESTS=1
+
+step "cargo test (the web UI's browser test saves screenshots under target/screenshots/)"
 cargo test --workspace
 
 step "boto3 against weft server"

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weft_asl::resource::ResourceKind;
 use weft_asl::{StateError, TaskFailure, TaskRequest, TaskRunner};
-use weft_sandbox::{AuditRecord, Grant, Limits, LogLine, Policy};
+use weft_sandbox::{AuditRecord, Grant, Limits, LogLine, Outcome, Policy};
 
 /// The log of one task attempt.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,6 +31,12 @@ pub struct TaskLog {
 /// Default deadline of a Task without `TimeoutSeconds` (an Express execution's own limit).
 pub const DEFAULT_TASK_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Sees every task attempt that reached the sandbox: the request, the plugin it resolved to and
+/// the sandbox's [`Outcome`] (logs, stdout/stderr, audit decisions, fuel, duration). The server
+/// keeps these as task logs; it does not change what the runner returns.
+pub type TaskObserver<'a> =
+    dyn Fn(&TaskRequest<'_>, &weft_store::PluginRecord, &Outcome) + Send + Sync + 'a;
+
 pub struct SandboxTaskRunner<'a> {
     pub host: &'a PluginHost,
     pub roles: &'a Roles,
@@ -45,6 +51,8 @@ pub struct SandboxTaskRunner<'a> {
     /// The execution's W3C trace id (32 hex digits): each task gets a `traceparent` in its
     /// context, so guest logs join the execution's trace.
     pub trace_id: Option<String>,
+    /// Optional observer of each attempt's outcome (see [`TaskObserver`]).
+    pub observer: Option<Box<TaskObserver<'a>>>,
 }
 
 /// A W3C `traceparent` for one task attempt of a trace.
@@ -87,7 +95,17 @@ impl<'a> SandboxTaskRunner<'a> {
             logs: Mutex::new(Vec::new()),
             cancel: None,
             trace_id: None,
+            observer: None,
         }
+    }
+
+    /// Calls `f` with every attempt's outcome (the runner's results are unchanged).
+    pub fn with_observer(
+        mut self,
+        f: impl Fn(&TaskRequest<'_>, &weft_store::PluginRecord, &Outcome) + Send + Sync + 'a,
+    ) -> Self {
+        self.observer = Some(Box::new(f));
+        self
     }
 
     fn grant(&self, credentials: Option<&Value>) -> Result<Grant, TaskFailure> {
@@ -174,6 +192,9 @@ impl TaskRunner for SandboxTaskRunner<'_> {
                 self.cancel.clone(),
             )
             .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
+        if let Some(observe) = &self.observer {
+            observe(req, &rec, &outcome);
+        }
         self.logs
             .lock()
             .unwrap_or_else(|e| e.into_inner())

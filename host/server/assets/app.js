@@ -1,14 +1,22 @@
 // weft server UI: a small single-page app over the Step Functions API (POST / with
-// X-Amz-Target). No framework, no build step. Views are chosen by the location hash:
+// X-Amz-Target) and the UI's JSON endpoints under /v1. No framework, no build step.
+// Views are chosen by the location hash:
 //   #/                      state machines
-//   #/sm/<stateMachineArn>  a state machine: graph, executions, start form
-//   #/exec/<executionArn>   an execution: status, graph, Gantt chart, history
+//   #/sm/<stateMachineArn>  a state machine: graph, start form, its executions
+//   #/executions            executions of every state machine (filters, paging)
+//   #/exec/<executionArn>   an execution: status, actions, waiting tokens, input/output, graph
+//                           (live), Gantt chart, task logs, history
+//   #/dags, #/dag/<id>      DAG files: list with next run; graph; grid of runs x tasks
+//   #/plugins               installed plugins, their requested grant and their users
 "use strict";
 
 const TOKEN_KEY = "weft.token";
 const main = document.getElementById("main");
 let refreshTimer = null;
 let renderSeq = 0;
+let liveSource = null;
+// Render timings (ms) of the views, read by the browser tests: {view, ms, items}.
+window.weftPerf = [];
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -66,6 +74,19 @@ function badge(status) { return h("span", { class: "badge " + status }, status);
 function smLink(arn, text) { return h("a", { href: "#/sm/" + encodeURIComponent(arn) }, text || arn); }
 function execLink(arn, text) { return h("a", { href: "#/exec/" + encodeURIComponent(arn) }, text || arn); }
 function nameOfArn(arn) { return String(arn).split(":").pop(); }
+function card(title, id, ...children) {
+  return h("section", { class: "card", "aria-labelledby": id }, h("h2", { id }, title), ...children);
+}
+function perf(view, t0, items) {
+  void main.offsetHeight; // include style and layout in the measure
+  const ms = performance.now() - t0;
+  window.weftPerf.push({ view, ms: Math.round(ms * 10) / 10, items });
+  return ms;
+}
+// A JSON text field's problem, or null when it parses.
+function jsonProblem(text) {
+  try { JSON.parse(text); return null; } catch (e) { return e.message; }
+}
 
 // ---- API -----------------------------------------------------------------------------------
 
@@ -73,14 +94,27 @@ class ApiError extends Error {
   constructor(type, message, status) { super(message); this.type = type; this.status = status; }
 }
 
+function token() { return localStorage.getItem(TOKEN_KEY); }
+
 async function api(action, body) {
   const headers = {
     "X-Amz-Target": "AWSStepFunctions." + action,
     "Content-Type": "application/x-amz-json-1.0",
   };
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (token) headers.Authorization = "Bearer " + token;
+  if (token()) headers.Authorization = "Bearer " + token();
   const resp = await fetch("/", { method: "POST", headers, body: JSON.stringify(body || {}) });
+  return decode(resp);
+}
+
+// GET /v1/... (the UI's own endpoints).
+async function rest(path) {
+  const headers = {};
+  if (token()) headers.Authorization = "Bearer " + token();
+  const resp = await fetch(path, { headers });
+  return decode(resp);
+}
+
+async function decode(resp) {
   const text = await resp.text();
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch (_) { data = { message: text }; }
@@ -90,11 +124,16 @@ async function api(action, body) {
   return data;
 }
 
+function isAuthError(e) {
+  return e && (e.status === 403 || /MissingAuthentication|UnrecognizedClient|IncompleteSignature/.test(e.type || ""));
+}
+
 function errorBox(e) {
-  const auth = e && (e.status === 403 || /Token|Client|Signature/.test(e.type || ""));
+  const auth = isAuthError(e);
+  if (auth) setTimeout(() => document.getElementById("token").focus(), 0);
   return h("div", { class: "error", role: "alert" },
     (e && e.type ? e.type + ": " : "") + (e && e.message ? e.message : String(e)),
-    auth ? h("div", { class: "muted" }, "Enter an access token above (a line of $WEFT_HOME/tokens) and press Save.") : null);
+    auth ? h("div", { class: "muted" }, "Log in: enter an access token above (a line of $WEFT_HOME/tokens) and press Log in.") : null);
 }
 
 // ---- login ---------------------------------------------------------------------------------
@@ -103,7 +142,7 @@ function setupLogin() {
   const form = document.getElementById("login");
   const input = document.getElementById("token");
   const status = document.getElementById("login-status");
-  const show = () => { status.textContent = localStorage.getItem(TOKEN_KEY) ? "token saved" : "no token"; };
+  const show = () => { status.textContent = token() ? "Logged in (token saved)" : "Not logged in"; };
   show();
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -122,44 +161,78 @@ function setupLogin() {
 
 // ---- ASL graph -----------------------------------------------------------------------------
 
-// The states reachable from StartAt with their BFS depth, and the edges between them.
-function layoutGraph(def) {
+const NW = 180, NH = 44, GX = 28, GY = 48, PADB = 14, HEAD = 26;
+
+function successors(st) {
+  const out = [];
+  if (st.Next) out.push({ to: st.Next, kind: "next", label: "" });
+  if (st.Type === "Choice") {
+    (st.Choices || []).forEach((c, i) => { if (c.Next) out.push({ to: c.Next, kind: "choice", label: "rule " + (i + 1) }); });
+    if (st.Default) out.push({ to: st.Default, kind: "choice", label: "default" });
+  }
+  (st.Catch || []).forEach((c) => {
+    if (c.Next) out.push({ to: c.Next, kind: "catch", label: "catch " + ((c.ErrorEquals || []).join(",") || "") });
+  });
+  return out;
+}
+
+function innerDefs(st) {
+  if (st.Type === "Parallel") return (st.Branches || []).filter((b) => b && b.States);
+  if (st.Type === "Map") {
+    const p = st.ItemProcessor || st.Iterator;
+    return p && p.States ? [p] : [];
+  }
+  return [];
+}
+
+// Lays out one block (a state machine, a Parallel branch or a Map's processor): states in
+// rows by BFS depth from StartAt; Parallel and Map states are boxes holding their own blocks.
+function layoutBlock(def) {
   const states = (def && def.States) || {};
   const names = Object.keys(states);
-  const edges = [];
-  const succ = (name) => {
-    const st = states[name] || {};
-    const out = [];
-    if (st.Next) out.push({ to: st.Next, kind: "next", label: "" });
-    if (st.Type === "Choice") {
-      (st.Choices || []).forEach((c, i) => { if (c.Next) out.push({ to: c.Next, kind: "choice", label: "rule " + (i + 1) }); });
-      if (st.Default) out.push({ to: st.Default, kind: "choice", label: "default" });
-    }
-    (st.Catch || []).forEach((c) => {
-      if (c.Next) out.push({ to: c.Next, kind: "catch", label: "catch " + ((c.ErrorEquals || []).join(",") || "") });
-    });
-    return out;
-  };
   const depth = {};
   const order = [];
   if (def && def.StartAt && states[def.StartAt]) {
     depth[def.StartAt] = 0;
     const queue = [def.StartAt];
-    while (queue.length) {
-      const n = queue.shift();
+    for (let qi = 0; qi < queue.length; qi++) {
+      const n = queue[qi];
       order.push(n);
-      for (const e of succ(n)) {
-        if (!(e.to in states)) continue;
-        if (!(e.to in depth)) { depth[e.to] = depth[n] + 1; queue.push(e.to); }
+      for (const e of successors(states[n] || {})) {
+        if (!(e.to in states) || e.to in depth) continue;
+        depth[e.to] = depth[n] + 1;
+        queue.push(e.to);
       }
     }
   }
   let maxDepth = order.length ? Math.max(...order.map((n) => depth[n])) : -1;
-  for (const n of names) {
-    if (!(n in depth)) { depth[n] = ++maxDepth; order.push(n); }
+  for (const n of names) if (!(n in depth)) { depth[n] = ++maxDepth; order.push(n); }
+  const nodes = {};
+  for (const n of order) {
+    const st = states[n] || {};
+    const inner = innerDefs(st).map(layoutBlock);
+    let w = NW, hgt = NH;
+    if (inner.length) {
+      w = Math.max(NW, inner.reduce((a, b) => a + b.w, 0) + GX * (inner.length - 1) + 2 * PADB);
+      hgt = HEAD + Math.max(...inner.map((b) => b.h)) + PADB;
+    }
+    nodes[n] = { name: n, st, w, h: hgt, inner, x: 0, y: 0 };
   }
-  for (const n of order) for (const e of succ(n)) if (e.to in states) edges.push({ from: n, ...e });
-  return { states, order, depth, edges };
+  const rows = [];
+  for (const n of order) (rows[depth[n]] = rows[depth[n]] || []).push(n);
+  const rowList = rows.filter(Boolean);
+  const width = Math.max(NW, ...rowList.map((r) => r.reduce((a, n) => a + nodes[n].w, 0) + GX * (r.length - 1)));
+  let y = 0;
+  for (const r of rowList) {
+    const rw = r.reduce((a, n) => a + nodes[n].w, 0) + GX * (r.length - 1);
+    let x = (width - rw) / 2;
+    const rh = Math.max(...r.map((n) => nodes[n].h));
+    for (const n of r) { nodes[n].x = x; nodes[n].y = y; x += nodes[n].w + GX; }
+    y += rh + GY;
+  }
+  const edges = [];
+  for (const n of order) for (const e of successors(states[n] || {})) if (e.to in nodes) edges.push({ from: n, ...e });
+  return { def, nodes, order, depth, edges, w: width + 60, h: Math.max(NH, y - GY) };
 }
 
 function typeLabel(st) {
@@ -172,98 +245,132 @@ function typeLabel(st) {
   return st.Type || "?";
 }
 
-// Renders the ASL `def` as an SVG flow graph; `status` maps state names to running /
-// succeeded / failed.
-function renderGraph(def, status) {
-  const { states, order, depth, edges } = layoutGraph(def);
-  const W = 180, H = 44, GX = 36, GY = 56, PAD = 20;
-  const rows = {};
-  for (const n of order) (rows[depth[n]] = rows[depth[n]] || []).push(n);
-  const rowKeys = Object.keys(rows).map(Number).sort((a, b) => a - b);
-  const maxRow = Math.max(1, ...rowKeys.map((k) => rows[k].length));
-  const width = PAD * 2 + maxRow * W + (maxRow - 1) * GX + 120;
-  const height = PAD * 2 + 24 + rowKeys.length * (H + GY);
-  const pos = {};
-  rowKeys.forEach((k, ri) => {
-    const row = rows[k];
-    const rowW = row.length * W + (row.length - 1) * GX;
-    const x0 = (width - 120 - rowW) / 2;
-    row.forEach((n, i) => { pos[n] = { x: x0 + i * (W + GX), y: PAD + 24 + ri * (H + GY) }; });
-  });
-  const svg = s("svg", { class: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": "State machine graph with " + order.length + " states" });
-  svg.append(s("defs", {},
-    s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
-      s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a93a3" }))));
-  if (def && def.StartAt && pos[def.StartAt]) {
-    const p = pos[def.StartAt];
-    svg.append(s("circle", { class: "start", cx: p.x + W / 2, cy: PAD + 4, r: 6 }));
-    svg.append(s("path", { class: "edge", d: `M${p.x + W / 2},${PAD + 10} L${p.x + W / 2},${p.y}`, "marker-end": "url(#arrow)" }));
+let markerSeq = 0;
+
+function drawBlock(g, block, ox, oy, marker) {
+  const { nodes, edges, depth, def } = block;
+  const start = def && nodes[def.StartAt];
+  if (start) {
+    const cx = ox + start.x + start.w / 2;
+    g.append(s("circle", { class: "start", cx, cy: oy - 14, r: 5 }));
+    g.append(s("path", { class: "edge", d: `M${cx},${oy - 9} L${cx},${oy + start.y}`, "marker-end": marker }));
   }
   edges.forEach((e, i) => {
-    const a = pos[e.from], b = pos[e.to];
-    if (!a || !b) return;
+    const a = nodes[e.from], b = nodes[e.to];
     let d, lx, ly;
     if (depth[e.to] > depth[e.from]) {
-      const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
+      const x1 = ox + a.x + a.w / 2, y1 = oy + a.y + a.h, x2 = ox + b.x + b.w / 2, y2 = oy + b.y;
       const my = (y1 + y2) / 2;
       d = `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`;
       lx = (x1 + x2) / 2 + 4; ly = my - 2;
     } else {
-      // a loop back (or sideways): around the right of the boxes
-      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x + W, y2 = b.y + H / 2;
-      const off = 30 + (i % 4) * 12;
-      const xr = Math.max(x1, x2) + off;
+      const x1 = ox + a.x + a.w, y1 = oy + a.y + Math.min(a.h, NH) / 2;
+      const x2 = ox + b.x + b.w, y2 = oy + b.y + Math.min(b.h, NH) / 2;
+      const xr = Math.max(x1, x2) + 24 + (i % 3) * 10;
       d = `M${x1},${y1} C${xr},${y1} ${xr},${y2} ${x2},${y2}`;
-      lx = xr - 10; ly = (y1 + y2) / 2;
+      lx = xr - 8; ly = (y1 + y2) / 2;
     }
-    svg.append(s("path", { class: "edge " + e.kind, d, "marker-end": "url(#arrow)" }));
-    if (e.label) svg.append(s("text", { class: "elabel", x: lx, y: ly }, e.label.slice(0, 28)));
+    g.append(s("path", { class: "edge " + e.kind, d, "marker-end": marker }));
+    if (e.label) g.append(s("text", { class: "elabel", x: lx, y: ly }, e.label.slice(0, 28)));
   });
-  for (const n of order) {
-    const st = states[n] || {};
-    const p = pos[n];
-    const cls = "node " + (st.Type || "") + (status && status[n] ? " " + status[n] : "");
-    const label = n.length > 26 ? n.slice(0, 25) + "…" : n;
-    svg.append(s("g", { class: cls, transform: `translate(${p.x},${p.y})` },
-      s("title", {}, n + " (" + (st.Type || "?") + ")" + (status && status[n] ? ": " + status[n] : "") +
-        (st.End ? ", end" : "")),
-      s("rect", { width: W, height: H, rx: st.Type === "Choice" ? 16 : 5 }),
-      s("text", { x: 10, y: 18 }, label),
-      s("text", { class: "type", x: 10, y: 34 }, typeLabel(st) + (st.End || st.Type === "Succeed" || st.Type === "Fail" ? " · end" : ""))));
+  for (const n of block.order) {
+    const node = nodes[n];
+    const st = node.st;
+    const end = st.End || st.Type === "Succeed" || st.Type === "Fail";
+    const grp = s("g", { class: "node " + (st.Type || ""), "data-state": n, transform: `translate(${ox + node.x},${oy + node.y})` },
+      s("title", {}, n + " (" + (st.Type || "?") + ")" + (end ? ", end" : "")),
+      s("rect", { width: node.w, height: node.h, rx: st.Type === "Choice" ? 16 : 5 }),
+      s("text", { x: 10, y: 17 }, n.length > 26 ? n.slice(0, 25) + "…" : n),
+      s("text", { class: "type", x: 10, y: node.inner.length ? 17 : 33, dx: node.inner.length ? Math.min(node.w - 150, 170) : 0,
+        "data-label": node.inner.length ? typeLabel(st) : typeLabel(st) + (end ? " · end" : "") },
+        node.inner.length ? typeLabel(st) : typeLabel(st) + (end ? " · end" : "")));
+    g.append(grp);
+    let ix = ox + node.x + PADB;
+    for (const inner of node.inner) {
+      drawBlock(g, inner, ix, oy + node.y + HEAD + 14, marker);
+      ix += inner.w + GX;
+    }
   }
+}
+
+// Renders the ASL `def` as an SVG flow graph (Parallel branches and Map processors nested).
+function renderGraph(def, status) {
+  const block = layoutBlock(def);
+  const PAD = 20;
+  const width = block.w + PAD * 2, height = block.h + PAD * 2 + 20;
+  const id = "arrow" + (++markerSeq);
+  const svg = s("svg", { class: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "State machine graph with " + Object.keys((def && def.States) || {}).length + " top-level states" });
+  svg.append(s("defs", {},
+    s("marker", { id, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a93a3" }))));
+  const g = s("g", {});
+  drawBlock(g, block, PAD, PAD + 20, `url(#${id})`);
+  svg.append(g);
+  if (status) colourGraph(svg, status);
   return svg;
+}
+
+const STATE_CLASSES = ["running", "succeeded", "failed", "caught"];
+
+// Colours the graph's states in place: status maps state names to a class of STATE_CLASSES.
+function colourGraph(svg, status) {
+  for (const g of svg.querySelectorAll("g.node")) {
+    const st = status[g.getAttribute("data-state")];
+    for (const c of STATE_CLASSES) g.classList.toggle(c, c === st);
+    const t = g.querySelector("title");
+    if (t) t.textContent = t.textContent.replace(/: (running|succeeded|failed|caught)$/, "") + (st ? ": " + st : "");
+    // the status in words too, so colour is not the only cue
+    const label = g.querySelector("text.type");
+    if (label && label.dataset.label) label.textContent = label.dataset.label + (st ? " · " + st : "");
+  }
+}
+
+// The states' statuses as a table (the graph's text equivalent).
+function statusTable(status) {
+  const names = Object.keys(status);
+  if (!names.length) return h("p", { class: "muted" }, "No state has been entered yet.");
+  return h("table", { class: "state-status" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Status"))),
+    h("tbody", {}, names.map((n) => h("tr", {}, h("td", {}, n), h("td", {}, h("span", { class: "st " + status[n] }, status[n]))))));
+}
+
+// A graph wider than its box (a narrow window) starts scrolled to its centre line, where the
+// start state is.
+function centre(box) {
+  if (box.scrollWidth > box.clientWidth) box.scrollLeft = (box.scrollWidth - box.clientWidth) / 2;
 }
 
 function legend() {
   return h("div", { class: "legend", "aria-hidden": "true" },
-    h("span", { class: "running" }, "entered (running)"),
-    h("span", { class: "succeeded" }, "exited"),
+    h("span", { class: "running" }, "running"),
+    h("span", { class: "succeeded" }, "succeeded"),
+    h("span", { class: "caught" }, "failed, caught"),
     h("span", { class: "failed" }, "failed"));
 }
 
-// ---- views ---------------------------------------------------------------------------------
+// ---- state machines ------------------------------------------------------------------------
 
 async function viewList(seq) {
   const out = h("div", {}, h("h1", {}, "State machines"));
-  const card = h("section", { class: "card", "aria-label": "State machines" }, h("p", { class: "muted" }, "Loading…"));
-  out.append(card);
+  const box = h("section", { class: "card", "aria-label": "State machines" }, h("p", { class: "muted" }, "Loading…"));
+  out.append(box);
   show(out, seq);
   const all = [];
-  let token;
+  let next;
   try {
     do {
-      const r = await api("ListStateMachines", token ? { maxResults: 1000, nextToken: token } : { maxResults: 1000 });
+      const r = await api("ListStateMachines", next ? { maxResults: 1000, nextToken: next } : { maxResults: 1000 });
       all.push(...(r.stateMachines || []));
-      token = r.nextToken;
-    } while (token && all.length < 10000);
-  } catch (e) { card.replaceChildren(errorBox(e)); return; }
+      next = r.nextToken;
+    } while (next && all.length < 10000);
+  } catch (e) { box.replaceChildren(errorBox(e)); return; }
   if (!all.length) {
-    card.replaceChildren(h("p", {}, "No state machines yet. Create one with ",
+    box.replaceChildren(h("p", {}, "No state machines yet. Create one with ",
       h("code", {}, "aws stepfunctions create-state-machine --endpoint-url …"), "."));
     return;
   }
-  card.replaceChildren(h("table", {},
+  box.replaceChildren(h("table", {},
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Type"), h("th", { scope: "col" }, "Created"))),
     h("tbody", {}, all.map((m) => h("tr", {},
       h("td", {}, smLink(m.stateMachineArn, m.name)), h("td", {}, m.type), h("td", {}, fmtTime(m.creationDate)))))));
@@ -283,29 +390,36 @@ async function viewStateMachine(arn, seq) {
       h("dt", {}, "Type"), h("dd", {}, sm.type),
       h("dt", {}, "Created"), h("dd", {}, fmtTime(sm.creationDate)),
       sm.description ? [h("dt", {}, "Description"), h("dd", {}, sm.description)] : null)));
-  out.append(h("section", { class: "card", "aria-labelledby": "g-h" }, h("h2", { id: "g-h" }, "Graph"),
-    def ? renderGraph(def, null) : h("p", { class: "error" }, "The definition is not JSON."),
+  const graphBox = h("div", { class: "scroll" }, def ? renderGraph(def, null) : h("p", { class: "error" }, "The definition is not JSON."));
+  out.append(card("Graph", "g-h", graphBox,
     h("details", {}, h("summary", {}, "Definition (ASL)"), h("pre", {}, pretty(sm.definition)))));
+  centre(graphBox);
+  out.append(card("Start an execution", "s-h", startForm(arn)));
+  out.append(executionsCard({ stateMachine: sm.name }));
+}
 
-  // start form
-  const msg = h("div", { role: "alert" });
-  const nameIn = h("input", { id: "exec-name", name: "name", placeholder: "generated if empty" });
-  const inputIn = h("textarea", { id: "exec-input", name: "input", spellcheck: "false" });
+function startForm(arn) {
+  const msg = h("div", { id: "start-msg", role: "alert" });
+  const nameIn = h("input", { id: "exec-name", name: "name", placeholder: "generated if empty", autocomplete: "off" });
+  const inputIn = h("textarea", { id: "exec-input", name: "input", spellcheck: "false", "aria-describedby": "start-msg" });
   inputIn.value = "{}";
-  const form = h("form", { class: "start-form" },
+  const form = h("form", { class: "start-form", novalidate: true },
     h("div", { class: "field" }, h("label", { for: "exec-name" }, "Execution name (optional)"), nameIn),
     h("div", { class: "field" }, h("label", { for: "exec-input" }, "Input (JSON)"), inputIn),
-    h("div", { class: "row" }, h("button", { type: "submit" }, "Start execution"), msg));
+    h("div", { class: "row" }, h("button", { type: "submit", id: "start-btn" }, "Start execution"), msg));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     msg.replaceChildren();
     msg.className = "";
-    try { JSON.parse(inputIn.value); } catch (e) {
+    const problem = jsonProblem(inputIn.value);
+    if (problem) {
       msg.className = "error";
-      msg.textContent = "Input is not valid JSON: " + e.message;
+      msg.textContent = "Input is not valid JSON: " + problem;
+      inputIn.setAttribute("aria-invalid", "true");
       inputIn.focus();
       return;
     }
+    inputIn.removeAttribute("aria-invalid");
     const body = { stateMachineArn: arn, input: inputIn.value };
     if (nameIn.value.trim()) body.name = nameIn.value.trim();
     try {
@@ -313,93 +427,132 @@ async function viewStateMachine(arn, seq) {
       location.hash = "#/exec/" + encodeURIComponent(r.executionArn);
     } catch (e) { msg.replaceChildren(errorBox(e)); }
   });
-  out.append(h("section", { class: "card", "aria-labelledby": "s-h" }, h("h2", { id: "s-h" }, "Start an execution"), form));
-
-  // executions list
-  const filter = h("select", { id: "status-filter" },
-    ["", "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"].map((v) => h("option", { value: v }, v || "All")));
-  const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
-  const body = h("div", {});
-  const more = h("button", { type: "button", class: "secondary", hidden: true }, "Load more");
-  let next = null;
-  let tbody = null;
-  const load = async (append) => {
-    if (!append) { next = null; body.replaceChildren(h("p", { class: "muted" }, "Loading…")); }
-    const req = { stateMachineArn: arn, maxResults: 100 };
-    if (filter.value) req.statusFilter = filter.value;
-    if (append && next) req.nextToken = next;
-    let r;
-    try { r = await api("ListExecutions", req); } catch (e) { body.replaceChildren(errorBox(e)); return; }
-    next = r.nextToken || null;
-    more.hidden = !next;
-    const rows = (r.executions || []).map((x) => h("tr", {},
-      h("td", {}, execLink(x.executionArn, x.name)), h("td", {}, badge(x.status)),
-      h("td", {}, fmtTime(x.startDate)), h("td", {}, fmtTime(x.stopDate)),
-      h("td", {}, x.stopDate ? fmtDur(toMs(x.stopDate) - toMs(x.startDate)) : "")));
-    if (!append) {
-      if (!rows.length) { body.replaceChildren(h("p", { class: "muted" }, "No executions" + (filter.value ? " with status " + filter.value : "") + ".")); return; }
-      tbody = h("tbody", {}, rows);
-      body.replaceChildren(h("table", {},
-        h("thead", {}, h("tr", {}, ["Name", "Status", "Started", "Stopped", "Duration"].map((c) => h("th", { scope: "col" }, c)))), tbody));
-    } else if (tbody) tbody.append(...rows);
-  };
-  filter.addEventListener("change", () => load(false));
-  refresh.addEventListener("click", () => load(false));
-  more.addEventListener("click", () => load(true));
-  out.append(h("section", { class: "card", "aria-labelledby": "e-h" }, h("h2", { id: "e-h" }, "Executions"),
-    h("div", { class: "row" }, h("label", { for: "status-filter" }, "Status"), filter, refresh), body, more));
-  load(false);
+  return form;
 }
 
-// State statuses and Gantt intervals from a history.
-function analyse(events, execStatus) {
-  const status = {};
-  const open = {};
-  const intervals = [];
-  for (const ev of events) {
+// ---- executions list -----------------------------------------------------------------------
+
+// The executions table with filters (status, name, start time) and paging; `fixed` holds
+// filters that are not shown (the state machine on its own page).
+function executionsCard(fixed) {
+  const uid = fixed.stateMachine ? "sm" : "all";
+  const status = h("select", { id: uid + "-status", name: "status" },
+    ["", "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"].map((v) => h("option", { value: v }, v || "Any")));
+  const name = h("input", { id: uid + "-name", name: "name", type: "search", placeholder: "part of the name", autocomplete: "off" });
+  const from = h("input", { id: uid + "-from", name: "from", type: "datetime-local" });
+  const to = h("input", { id: uid + "-to", name: "to", type: "datetime-local" });
+  const smSel = fixed.stateMachine ? null : h("input", { id: uid + "-sm", name: "stateMachine", placeholder: "exact name", autocomplete: "off" });
+  const body = h("div", { "aria-live": "polite" });
+  const prev = h("button", { type: "button", class: "secondary", disabled: true }, "← Previous page");
+  const next = h("button", { type: "button", class: "secondary", disabled: true }, "Next page →");
+  const pageInfo = h("span", { class: "muted" });
+  const pages = [null]; // nextToken of each page shown so far
+  let page = 0;
+  const load = async () => {
+    const q = new URLSearchParams({ limit: "50" });
+    if (fixed.stateMachine) q.set("stateMachine", fixed.stateMachine);
+    else if (smSel.value.trim()) q.set("stateMachine", smSel.value.trim());
+    if (status.value) q.set("status", status.value);
+    if (name.value.trim()) q.set("name", name.value.trim());
+    if (from.value) q.set("from", String(new Date(from.value).getTime()));
+    if (to.value) q.set("to", String(new Date(to.value).getTime()));
+    if (pages[page]) q.set("next", pages[page]);
+    let r;
+    try { r = await rest("/v1/executions?" + q); } catch (e) { body.replaceChildren(errorBox(e)); return; }
+    pages[page + 1] = r.nextToken || null;
+    prev.disabled = page === 0;
+    next.disabled = !r.nextToken;
+    const n = (r.executions || []).length;
+    pageInfo.textContent = n ? `${page * 50 + 1}–${page * 50 + n} of ${r.total}` : "";
+    if (!n) { body.replaceChildren(h("p", { class: "muted" }, "No executions match.")); return; }
+    body.replaceChildren(h("table", { class: "executions" },
+      h("thead", {}, h("tr", {}, ["Name", fixed.stateMachine ? null : "State machine", "Status", "Started", "Stopped", "Duration"]
+        .filter(Boolean).map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, r.executions.map((x) => h("tr", {},
+        h("td", {}, execLink(x.executionArn, x.name)),
+        fixed.stateMachine ? null : h("td", {}, smLink(x.stateMachineArn, x.stateMachineName)),
+        h("td", {}, badge(x.status)),
+        h("td", {}, fmtTime(x.startDate)), h("td", {}, fmtTime(x.stopDate)),
+        h("td", {}, x.stopDate ? fmtDur(toMs(x.stopDate) - toMs(x.startDate)) : ""))))));
+  };
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter executions" },
+    h("div", { class: "field" }, h("label", { for: uid + "-status" }, "Status"), status),
+    h("div", { class: "field" }, h("label", { for: uid + "-name" }, "Name contains"), name),
+    smSel ? h("div", { class: "field" }, h("label", { for: uid + "-sm" }, "State machine"), smSel) : null,
+    h("div", { class: "field" }, h("label", { for: uid + "-from" }, "Started after"), from),
+    h("div", { class: "field" }, h("label", { for: uid + "-to" }, "Started before"), to),
+    h("div", { class: "field" }, h("span", { "aria-hidden": "true" }, " "), h("button", { type: "submit" }, "Apply filters")));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); pages.length = 1; page = 0; load(); });
+  status.addEventListener("change", () => { pages.length = 1; page = 0; load(); });
+  prev.addEventListener("click", () => { if (page > 0) { page--; load(); } });
+  next.addEventListener("click", () => { if (pages[page + 1]) { page++; load(); } });
+  load();
+  return card("Executions", uid + "-e-h", form, body, h("div", { class: "row" }, prev, next, pageInfo));
+}
+
+function viewExecutions(seq) {
+  show(h("div", {}, h("h1", {}, "Executions"), executionsCard({})), seq);
+}
+
+// ---- execution -----------------------------------------------------------------------------
+
+// State statuses (running, succeeded, failed, caught) and Gantt intervals from a history.
+class Analysis {
+  constructor() { this.status = {}; this.open = {}; this.intervals = []; this.failedIn = {}; }
+  add(ev) {
     const t = ev.type || "";
     const ts = toMs(ev.timestamp);
     if (t.endsWith("StateEntered")) {
       const n = (ev.stateEnteredEventDetails || {}).name;
-      if (n === undefined) continue;
-      status[n] = "running";
+      if (n === undefined) return;
+      this.status[n] = "running";
+      delete this.failedIn[n];
       const iv = { name: n, start: ts, end: null, status: "running" };
-      intervals.push(iv);
-      (open[n] = open[n] || []).push(iv);
+      this.intervals.push(iv);
+      (this.open[n] = this.open[n] || []).push(iv);
     } else if (t.endsWith("StateExited")) {
       const n = (ev.stateExitedEventDetails || {}).name;
-      if (n === undefined) continue;
-      status[n] = "succeeded";
-      const iv = (open[n] || []).shift();
-      if (iv) { iv.end = ts; iv.status = "succeeded"; }
+      if (n === undefined) return;
+      const st = this.failedIn[n] ? "caught" : "succeeded";
+      this.status[n] = st;
+      const iv = (this.open[n] || []).shift();
+      if (iv) { iv.end = ts; iv.status = st; }
     } else if (/(Failed|TimedOut|Aborted)$/.test(t)) {
-      // the most recently entered state still open takes the blame
-      let last = null;
-      for (const iv of intervals) if (iv.end === null && (!last || iv.start >= last.start)) last = iv;
-      if (last) { status[last.name] = "failed"; last.status = "failed"; }
       if (t.startsWith("Execution")) {
-        for (const iv of intervals) if (iv.end === null) { iv.status = "failed"; iv.end = ts; status[iv.name] = "failed"; }
+        for (const iv of this.intervals) if (iv.end === null) { iv.status = "failed"; iv.end = ts; this.status[iv.name] = "failed"; }
+        return;
       }
+      // the most recently entered state still open takes the blame (caught if it exits later)
+      let last = null;
+      for (const n in this.open) for (const iv of this.open[n]) if (!last || iv.start >= last.start) last = iv;
+      if (last) { this.status[last.name] = "failed"; last.status = "failed"; this.failedIn[last.name] = true; }
+    } else if (t === "TaskScheduled" || t === "TaskStarted") {
+      // a retry after a failure runs again
+      let last = null;
+      for (const n in this.open) for (const iv of this.open[n]) if (!last || iv.start >= last.start) last = iv;
+      if (last && this.failedIn[last.name]) { this.status[last.name] = "running"; last.status = "running"; delete this.failedIn[last.name]; }
     }
   }
-  if (execStatus && execStatus !== "RUNNING") {
-    for (const iv of intervals) if (iv.end === null) { iv.end = iv.start; }
+  finish(execStatus) {
+    if (execStatus && execStatus !== "RUNNING") for (const iv of this.intervals) if (iv.end === null) iv.end = iv.start;
   }
-  return { status, intervals };
 }
 
-function renderGantt(intervals, t0) {
-  const MAX = 500;
-  const shown = intervals.slice(0, MAX);
+const GANTT_MAX = 500;
+
+function renderGantt(intervals, t0, running) {
+  const shown = intervals.slice(0, GANTT_MAX);
   if (!shown.length) return h("p", { class: "muted" }, "No state has been entered yet.");
   const now = Date.now();
   const ends = shown.map((iv) => iv.end === null ? now : iv.end);
-  const start = Math.min(t0 || Infinity, ...shown.map((iv) => iv.start));
-  const span = Math.max(1, Math.max(...ends) - start);
+  let start = t0 || Infinity, endMax = 0;
+  for (const iv of shown) if (iv.start < start) start = iv.start;
+  for (const e of ends) if (e > endMax) endMax = e;
+  const span = Math.max(1, endMax - start);
   const LW = 190, RW = 80, BW = 700, RH = 22;
   const width = LW + BW + RW, height = 24 + shown.length * RH;
   const svg = s("svg", { class: "gantt", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": "Gantt chart of " + shown.length + " state runs over " + fmtDur(span) });
+    "aria-label": "Gantt chart of " + shown.length + " state runs over " + fmtDur(span) + (running ? " (running)" : "") });
   for (let i = 0; i <= 4; i++) {
     const x = LW + (BW * i) / 4;
     svg.append(s("line", { class: "axis", x1: x, x2: x, y1: 14, y2: height }));
@@ -417,43 +570,152 @@ function renderGantt(intervals, t0) {
       s("rect", { class: "bar " + iv.status, x, y: y + 3, width: w, height: RH - 8, rx: 2 }),
       s("text", { x: Math.min(x + w + 4, LW + BW + 4), y: y + 13 }, fmtDur(end - iv.start))));
   });
-  const wrap = h("div", {}, svg);
-  if (intervals.length > MAX) wrap.append(h("p", { class: "muted" }, "Showing the first " + MAX + " of " + intervals.length + " state runs."));
+  const wrap = h("div", { class: "scroll" }, svg);
+  if (intervals.length > GANTT_MAX) wrap.append(h("p", { class: "muted" }, "Showing the first " + GANTT_MAX + " of " + intervals.length + " state runs."));
   return wrap;
 }
 
-const openEvents = new Set();
+const HISTORY_PAGE = 1000;
 
-function renderHistory(events) {
-  const t0 = events.length ? toMs(events[0].timestamp) : 0;
-  return h("table", { class: "history" },
-    h("thead", {}, h("tr", {}, ["ID", "Type", "State", "Elapsed", "Time", "Details"].map((c) => h("th", { scope: "col" }, c)))),
-    h("tbody", {}, events.map((ev) => {
-      const detailsKey = Object.keys(ev).find((k) => k.endsWith("EventDetails"));
-      const det = detailsKey ? ev[detailsKey] : null;
-      const d = h("details", { open: openEvents.has(ev.id) },
-        h("summary", {}, "JSON"), h("pre", {}, JSON.stringify(ev, null, 2)));
-      d.addEventListener("toggle", () => { if (d.open) openEvents.add(ev.id); else openEvents.delete(ev.id); });
-      return h("tr", {},
-        h("td", {}, ev.id), h("td", {}, ev.type), h("td", {}, det && det.name ? det.name : ""),
-        h("td", {}, fmtDur(toMs(ev.timestamp) - t0)), h("td", {}, fmtTime(ev.timestamp)), h("td", {}, d));
-    })));
+// The history table: rows rendered a page at a time, each event's JSON built when opened.
+class HistoryTable {
+  constructor(events) {
+    this.events = events;
+    this.t0 = events.length ? toMs(events[0].timestamp) : 0;
+    this.shown = 0;
+    this.tbody = h("tbody", {});
+    this.more = h("button", { type: "button", class: "secondary" }, "");
+    this.more.addEventListener("click", () => this.page());
+    this.caption = h("span", { class: "muted", "aria-live": "polite" });
+    this.el = h("div", {},
+      h("div", { class: "scroll" }, h("table", { class: "history" },
+        h("thead", {}, h("tr", {}, ["ID", "Type", "State", "Elapsed", "Time", "Details"].map((c) => h("th", { scope: "col" }, c)))),
+        this.tbody)),
+      h("div", { class: "row" }, this.more, this.caption));
+    this.page();
+  }
+  row(ev) {
+    const key = Object.keys(ev).find((k) => k.endsWith("EventDetails"));
+    const det = key ? ev[key] : null;
+    const pre = h("pre", {});
+    const d = h("details", {}, h("summary", {}, "JSON", h("span", { class: "sr-only" }, " of event " + ev.id)), pre);
+    d.addEventListener("toggle", () => { if (d.open && !pre.textContent) pre.textContent = JSON.stringify(ev, null, 2); });
+    const cls = /Failed|TimedOut|Aborted/.test(ev.type) ? "ev-bad" : "";
+    return h("tr", { class: cls },
+      h("td", {}, ev.id), h("td", {}, ev.type), h("td", {}, det && det.name ? det.name : ""),
+      h("td", {}, fmtDur(toMs(ev.timestamp) - this.t0)), h("td", {}, fmtTime(ev.timestamp)), h("td", {}, d));
+  }
+  page() {
+    const end = Math.min(this.events.length, this.shown + HISTORY_PAGE);
+    const frag = document.createDocumentFragment();
+    for (let i = this.shown; i < end; i++) frag.append(this.row(this.events[i]));
+    this.tbody.append(frag);
+    this.shown = end;
+    this.update();
+  }
+  append(ev) {
+    if (!this.events.length) this.t0 = toMs(ev.timestamp);
+    this.events.push(ev);
+    if (this.shown === this.events.length - 1) { this.tbody.append(this.row(ev)); this.shown++; }
+    this.update();
+  }
+  update() {
+    const left = this.events.length - this.shown;
+    this.more.hidden = left <= 0;
+    this.more.textContent = "Show " + Math.min(left, HISTORY_PAGE) + " more events";
+    this.caption.textContent = "Showing " + this.shown + " of " + this.events.length + " events";
+  }
 }
 
 async function fetchHistory(arn) {
   const events = [];
-  let token;
+  let next;
   do {
     const req = { executionArn: arn, maxResults: 1000 };
-    if (token) req.nextToken = token;
+    if (next) req.nextToken = next;
     const r = await api("GetExecutionHistory", req);
     events.push(...(r.events || []));
-    token = r.nextToken;
-  } while (token && events.length < 100000);
+    next = r.nextToken;
+  } while (next && events.length < 200000);
   return events;
 }
 
-async function viewExecution(arn, seq, refreshing) {
+function renderTaskLogs(tasks) {
+  if (!tasks.length) return h("p", { class: "muted" }, "No task has run in the sandbox yet.");
+  return h("div", { class: "tasks" }, tasks.map((t, i) => {
+    const err = t.error ? t.error.error + (t.error.cause ? ": " + t.error.cause : "") : null;
+    const sum = h("summary", {},
+      h("strong", {}, t.state), " · attempt " + t.attempt + " · " + t.plugin,
+      t.durationMs !== null && t.durationMs !== undefined ? " · " + fmtDur(t.durationMs) : "",
+      t.fuelUsed ? " · fuel " + t.fuelUsed.toLocaleString() : "",
+      " ", err ? badge("FAILED") : badge("SUCCEEDED"));
+    const audit = (t.audit || []).length
+      ? h("table", { class: "audit" },
+        h("caption", {}, "Sandbox decisions"),
+        h("thead", {}, h("tr", {}, ["Action", "Resource", "Decision", "Statement", "Reason"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, t.audit.map((a) => h("tr", { class: a.decision === "Deny" ? "ev-bad" : "" },
+          h("td", {}, a.action), h("td", {}, a.resource), h("td", {}, a.decision), h("td", {}, a.statement || "implicit"), h("td", {}, a.reason || "")))))
+      : h("p", { class: "muted" }, "No capability was requested.");
+    const logs = (t.logs || []).length
+      ? h("table", { class: "logs" }, h("caption", {}, "Log records"),
+        h("thead", {}, h("tr", {}, ["At", "Level", "Message"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, t.logs.map((l) => h("tr", {}, h("td", {}, l.at_ms + " ms"), h("td", {}, l.level), h("td", {}, l.message)))))
+      : null;
+    return h("details", { class: "task", open: i === tasks.length - 1 && !!err }, sum,
+      err ? h("p", { class: "error" }, err) : null,
+      t.digest ? h("p", { class: "muted mono" }, "digest " + t.digest) : null,
+      h("div", { class: "grid2" },
+        h("div", {}, h("h3", {}, "stdout"), h("pre", {}, t.stdout || "—")),
+        h("div", {}, h("h3", {}, "stderr"), h("pre", {}, t.stderr || "—"))),
+      logs, audit);
+  }));
+}
+
+// The waiting `.waitForTaskToken` tasks of an execution, each with success / failure forms.
+function renderTokens(tokens, onSent) {
+  if (!tokens.length) return h("p", { class: "muted" }, "No task is waiting for a callback.");
+  return h("div", {}, tokens.map((t, i) => {
+    const out = h("textarea", { id: "tok-out-" + i, class: "short", spellcheck: "false" });
+    out.value = "{}";
+    const err = h("input", { id: "tok-err-" + i, value: "States.TaskFailed" });
+    const cause = h("input", { id: "tok-cause-" + i, placeholder: "why" });
+    const msg = h("div", { role: "status", id: "tok-msg-" + i });
+    const send = async (action, body) => {
+      msg.replaceChildren(); msg.className = "";
+      try {
+        await api(action, Object.assign({ taskToken: t.taskToken }, body));
+        msg.textContent = action === "SendTaskSuccess" ? "Success sent." : "Failure sent.";
+        onSent();
+      } catch (e) { msg.replaceChildren(errorBox(e)); }
+    };
+    const ok = h("form", { class: "token-success", novalidate: true },
+      h("div", { class: "field" }, h("label", { for: "tok-out-" + i }, "Output (JSON)"), out),
+      h("button", { type: "submit" }, "Send task success"));
+    ok.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const p = jsonProblem(out.value);
+      if (p) { msg.className = "error"; msg.textContent = "Output is not valid JSON: " + p; out.focus(); return; }
+      send("SendTaskSuccess", { output: out.value });
+    });
+    const bad = h("form", { class: "token-failure" },
+      h("div", { class: "field" }, h("label", { for: "tok-err-" + i }, "Error"), err),
+      h("div", { class: "field" }, h("label", { for: "tok-cause-" + i }, "Cause"), cause),
+      h("button", { type: "submit", class: "danger" }, "Send task failure"));
+    bad.addEventListener("submit", (ev) => { ev.preventDefault(); send("SendTaskFailure", { error: err.value, cause: cause.value }); });
+    return h("div", { class: "token" },
+      h("p", {}, h("strong", {}, t.state), " waits since " + fmtTime(t.since),
+        t.timeoutSeconds ? " (times out after " + t.timeoutSeconds + " s)" : ""),
+      h("p", { class: "mono" }, "Task token: ", h("code", { class: "task-token" }, t.taskToken)),
+      h("div", { class: "grid2" }, ok, bad), msg);
+  }));
+}
+
+async function viewExecution(arn, seq) {
+  const t0 = performance.now();
+  // subscribe first, so nothing falls between the history read and the stream
+  const buffered = [];
+  let live = null;
+  const es = openLive(arn, (type, data) => { if (live) live(type, data); else buffered.push([type, data]); });
   let ex, events, sm;
   try {
     ex = await api("DescribeExecution", { executionArn: arn });
@@ -462,76 +724,384 @@ async function viewExecution(arn, seq, refreshing) {
       api("DescribeStateMachine", { stateMachineArn: ex.stateMachineArn }).catch(() => null),
     ]);
   } catch (e) {
-    if (!refreshing) show(h("div", {}, h("p", {}, h("a", { href: "#/" }, "← State machines")), errorBox(e)), seq);
+    if (es) es.close();
+    show(h("div", {}, h("p", {}, h("a", { href: "#/executions" }, "← Executions")), errorBox(e)), seq);
     return;
   }
-  if (seq !== renderSeq) return;
+  if (seq !== renderSeq) { if (es) es.close(); return; }
+  const tFetched = performance.now();
   let def = null;
   try { def = sm ? JSON.parse(sm.definition) : null; } catch (_) { def = null; }
-  const { status, intervals } = analyse(events, ex.status);
-  const stopMsg = h("span", { role: "status" });
-  const stop = ex.status === "RUNNING"
-    ? h("button", { type: "button", class: "danger", onclick: async () => {
-      if (!confirm("Stop execution " + ex.name + "?")) return;
-      try { await api("StopExecution", { executionArn: arn, error: "Stopped", cause: "stopped from the weft UI" }); stopMsg.textContent = "Stopping…"; route(); } catch (e) { stopMsg.replaceChildren(errorBox(e)); }
-    } }, "Stop execution")
-    : null;
+  const an = new Analysis();
+  for (const ev of events) an.add(ev);
+  an.finish(ex.status);
+  let lastId = events.length ? events[events.length - 1].id : 0;
+
+  const statusBadge = h("span", { id: "exec-status" }, badge(ex.status));
+  const liveNote = h("span", { class: "muted", id: "live-note", role: "status" });
+  const actionMsg = h("div", { role: "status" });
+  const stopBtn = h("button", { type: "button", class: "danger", id: "stop-btn" }, "Stop execution");
+  stopBtn.addEventListener("click", async () => {
+    if (!confirm("Stop execution " + ex.name + "?")) return;
+    try { await api("StopExecution", { executionArn: arn, error: "Stopped", cause: "stopped from the weft UI" }); actionMsg.textContent = "Stop requested."; } catch (e) { actionMsg.replaceChildren(errorBox(e)); }
+  });
+  const redriveHelp = h("span", { class: "muted", id: "redrive-help" }, "Redrive re-runs only what failed: completed tasks are not run again.");
+  const redriveBtn = h("button", { type: "button", class: "secondary", id: "redrive-btn",
+    "aria-describedby": "redrive-help" }, "Redrive");
+  redriveBtn.addEventListener("click", async () => {
+    try { await api("RedriveExecution", { executionArn: arn }); route(); } catch (e) { actionMsg.replaceChildren(errorBox(e)); }
+  });
+  const details = h("dl", { class: "kv" });
+  const outputPre = h("pre", { id: "exec-output" });
+  const graphBox = h("div", { class: "scroll" });
+  const ganttBox = h("div", {});
+  const tasksBox = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  const tokensBox = h("div", { "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
+  const history = new HistoryTable(events);
+  const historyTitle = h("h2", { id: "h-h" }, "History");
+
+  const renderSummary = () => {
+    statusBadge.replaceChildren(badge(ex.status));
+    stopBtn.hidden = ex.status !== "RUNNING";
+    const redrivable = ["FAILED", "TIMED_OUT", "ABORTED"].includes(ex.status);
+    redriveBtn.hidden = !redrivable; redriveHelp.hidden = !redrivable;
+    details.replaceChildren(...[
+      h("dt", {}, "ARN"), h("dd", {}, ex.executionArn),
+      h("dt", {}, "State machine"), h("dd", {}, smLink(ex.stateMachineArn, nameOfArn(ex.stateMachineArn))),
+      h("dt", {}, "Started"), h("dd", {}, fmtTime(ex.startDate)),
+      h("dt", {}, "Stopped"), h("dd", {}, ex.stopDate ? fmtTime(ex.stopDate) : "—"),
+      h("dt", {}, "Duration"), h("dd", {}, fmtDur((ex.stopDate ? toMs(ex.stopDate) : Date.now()) - toMs(ex.startDate))),
+      ex.error ? [h("dt", {}, "Error"), h("dd", { class: "error" }, ex.error)] : null,
+      ex.cause ? [h("dt", {}, "Cause"), h("dd", {}, h("pre", {}, pretty(ex.cause)))] : null].flat().filter(Boolean));
+    outputPre.textContent = ex.output !== undefined ? pretty(ex.output) : "—";
+  };
+  let graphSvg = null;
+  const statusBox = h("div", {});
+  const renderDiagram = () => {
+    if (graphSvg) colourGraph(graphSvg, an.status);
+    statusBox.replaceChildren(statusTable(an.status));
+    ganttBox.replaceChildren(renderGantt(an.intervals, toMs(ex.startDate), ex.status === "RUNNING"));
+  };
+  const loadTasks = async () => {
+    try { const r = await rest("/v1/executions/" + encodeURIComponent(arn) + "/tasks"); tasksBox.replaceChildren(renderTaskLogs(r.tasks || [])); } catch (e) { tasksBox.replaceChildren(errorBox(e)); }
+  };
+  const loadTokens = async () => {
+    try { const r = await rest("/v1/executions/" + encodeURIComponent(arn) + "/tokens"); tokensBox.replaceChildren(renderTokens(r.tokens || [], loadTokens)); } catch (e) { tokensBox.replaceChildren(errorBox(e)); }
+  };
+
+  renderSummary();
+  if (def) { graphSvg = renderGraph(def, an.status); graphBox.append(graphSvg); } else graphBox.append(h("p", { class: "muted" }, "State machine definition unavailable."));
+  renderDiagram();
   const out = h("div", {},
-    h("p", {}, smLink(ex.stateMachineArn, "← " + nameOfArn(ex.stateMachineArn))),
-    h("h1", {}, ex.name, " ", badge(ex.status)),
-    h("section", { class: "card" },
-      h("dl", { class: "kv" },
-        h("dt", {}, "ARN"), h("dd", {}, ex.executionArn),
-        h("dt", {}, "Started"), h("dd", {}, fmtTime(ex.startDate)),
-        h("dt", {}, "Stopped"), h("dd", {}, ex.stopDate ? fmtTime(ex.stopDate) : "—"),
-        h("dt", {}, "Duration"), h("dd", {}, fmtDur((ex.stopDate ? toMs(ex.stopDate) : Date.now()) - toMs(ex.startDate))),
-        ex.error ? [h("dt", {}, "Error"), h("dd", { class: "error" }, ex.error)] : null,
-        ex.cause ? [h("dt", {}, "Cause"), h("dd", {}, h("pre", {}, pretty(ex.cause)))] : null),
-      h("div", { class: "row" }, stop, stopMsg,
-        ex.status === "RUNNING" ? h("span", { class: "muted" }, "Refreshing every second") : null)),
+    h("p", {}, h("a", { href: "#/executions" }, "← Executions"), " · ", smLink(ex.stateMachineArn, nameOfArn(ex.stateMachineArn))),
+    h("h1", {}, ex.name, " ", statusBadge),
+    h("section", { class: "card", "aria-label": "Summary and actions" }, details,
+      h("div", { class: "row actions" }, stopBtn, redriveBtn, redriveHelp, liveNote), actionMsg),
+    card("Waiting for a callback", "tok-h", tokensBox),
     h("div", { class: "grid2" },
-      h("section", { class: "card", "aria-labelledby": "in-h" }, h("h2", { id: "in-h" }, "Input"), h("pre", {}, pretty(ex.input ?? ""))),
-      h("section", { class: "card", "aria-labelledby": "out-h" }, h("h2", { id: "out-h" }, "Output"),
-        h("pre", {}, ex.output !== undefined ? pretty(ex.output) : "—"))),
-    h("section", { class: "card", "aria-labelledby": "g-h" }, h("h2", { id: "g-h" }, "Graph"),
-      def ? renderGraph(def, status) : h("p", { class: "muted" }, "State machine definition unavailable."), legend()),
-    h("section", { class: "card", "aria-labelledby": "ga-h" }, h("h2", { id: "ga-h" }, "State durations"),
-      renderGantt(intervals, toMs(ex.startDate))),
-    h("section", { class: "card", "aria-labelledby": "h-h" }, h("h2", { id: "h-h" }, "History (" + events.length + " events)"),
-      renderHistory(events)));
-  const y = window.scrollY;
-  show(out, seq, refreshing);
-  if (refreshing) window.scrollTo(0, y);
-  if (ex.status === "RUNNING") {
-    refreshTimer = setTimeout(() => { if (seq === renderSeq) viewExecution(arn, seq, true); }, 1000);
+      card("Input", "in-h", h("pre", { id: "exec-input-json" }, pretty(ex.input ?? ""))),
+      card("Output", "out-h", outputPre)),
+    card("Graph", "g-h", graphBox, legend(),
+      h("details", {}, h("summary", {}, "State statuses as a table"), statusBox)),
+    card("State durations", "ga-h", ganttBox),
+    card("Task logs", "t-h", tasksBox),
+    h("section", { class: "card", "aria-labelledby": "h-h" }, historyTitle, history.el));
+  show(out, seq);
+  centre(graphBox);
+  perf("execution", tFetched, events.length);
+  window.weftPerf.push({ view: "execution+fetch", ms: Math.round((performance.now() - t0) * 10) / 10, items: events.length });
+  loadTasks();
+  loadTokens();
+
+  // live updates
+  let pending = false;
+  const soon = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; if (seq === renderSeq) renderDiagram(); });
+  };
+  let tasksTimer = null;
+  const refreshSide = () => {
+    clearTimeout(tasksTimer);
+    tasksTimer = setTimeout(() => { if (seq === renderSeq) { loadTasks(); loadTokens(); } }, 150);
+  };
+  const refreshExec = async () => {
+    try { ex = await api("DescribeExecution", { executionArn: arn }); } catch (_) { return; }
+    if (seq !== renderSeq) return;
+    an.finish(ex.status);
+    renderSummary();
+    renderDiagram();
+    refreshSide();
+  };
+  const resync = async () => {
+    let evs;
+    try { evs = await fetchHistory(arn); } catch (_) { return; }
+    if (seq !== renderSeq) return;
+    for (const ev of evs) if (ev.id > lastId) { an.add(ev); history.append(ev); lastId = ev.id; }
+    soon();
+  };
+  live = (type, data) => {
+    if (seq !== renderSeq) return;
+    if (type === "history") {
+      if (data.id <= lastId) return;
+      if (data.id !== lastId + 1) { resync(); return; }
+      lastId = data.id;
+      an.add(data);
+      history.append(data);
+      soon();
+      if (/^Task|StateExited$/.test(data.type)) refreshSide();
+    } else if (type === "status") {
+      if (data.status !== ex.status || data.status !== "RUNNING") refreshExec();
+      if (data.status !== "RUNNING") { liveNote.textContent = ""; if (es) es.close(); }
+    } else if (type === "resync") {
+      resync();
+    } else if (type === "error") {
+      // the stream is gone: poll instead
+      liveNote.textContent = "Live updates unavailable; refreshing every 2 s.";
+      const poll = async () => {
+        if (seq !== renderSeq || ex.status !== "RUNNING") return;
+        await resync(); await refreshExec();
+        refreshTimer = setTimeout(poll, 2000);
+      };
+      refreshTimer = setTimeout(poll, 2000);
+    }
+  };
+  if (ex.status === "RUNNING") liveNote.textContent = es ? "Live" : "";
+  for (const [type, data] of buffered) live(type, data);
+}
+
+// Opens the execution's event stream; `on(type, data)` gets history / status / resync / error.
+function openLive(arn, on) {
+  if (liveSource) { liveSource.close(); liveSource = null; }
+  if (typeof EventSource === "undefined") return null;
+  let url = "/v1/executions/" + encodeURIComponent(arn) + "/events";
+  if (token()) url += "?token=" + encodeURIComponent(token());
+  const es = new EventSource(url);
+  liveSource = es;
+  let done = false;
+  const parse = (ev) => { try { return JSON.parse(ev.data); } catch (_) { return null; } };
+  es.addEventListener("history", (ev) => { const d = parse(ev); if (d) on("history", d); });
+  es.addEventListener("status", (ev) => {
+    const d = parse(ev);
+    if (!d) return;
+    if (d.status !== "RUNNING") { done = true; es.close(); }
+    on("status", d);
+  });
+  es.addEventListener("resync", () => on("resync", null));
+  es.addEventListener("error", () => {
+    if (done) return;
+    if (es.readyState === EventSource.CLOSED) { on("error", null); }
+  });
+  return es;
+}
+
+// ---- DAGs ----------------------------------------------------------------------------------
+
+async function viewDags(seq) {
+  const out = h("div", {}, h("h1", {}, "DAGs"));
+  const box = h("section", { class: "card", "aria-label": "DAGs" }, h("p", { class: "muted" }, "Loading…"));
+  out.append(box);
+  show(out, seq);
+  let r;
+  try { r = await rest("/v1/dags"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
+  const rows = (r.dags || []).map((d) => h("tr", {},
+    h("td", {}, h("a", { href: "#/dag/" + encodeURIComponent(d.dagId) }, d.dagId)),
+    h("td", {}, d.schedule === null ? h("span", { class: "muted" }, "manual only") : h("code", {}, d.schedule)),
+    h("td", {}, d.nextRun ? fmtTime(d.nextRun.logicalDate) : h("span", { class: "muted" }, "none")),
+    h("td", {}, d.tasks),
+    h("td", {}, (d.tags || []).map((t) => h("span", { class: "tag" }, t))),
+    h("td", {}, d.description || "")));
+  box.replaceChildren(
+    h("p", { class: "muted" }, "From ", h("code", {}, r.folder), ". The next run is the timetable's next data interval (logical date)."),
+    rows.length
+      ? h("div", { class: "scroll" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["DAG", "Schedule", "Next run", "Tasks", "Tags", "Description"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, rows)))
+      : h("p", {}, "No DAG files in this folder."),
+    (r.errors || []).length ? h("div", {}, h("h2", {}, "Files with errors"), h("ul", { class: "error" }, r.errors.map((e) => h("li", {}, e)))) : "");
+}
+
+// Lays a DAG out left to right: column = longest path from a root; tasks in a column stacked.
+function renderDagGraph(tasks, status) {
+  const byId = new Map(tasks.map((t) => [t.taskId, t]));
+  const level = new Map();
+  const order = [];
+  // Kahn's algorithm keeps this linear in tasks + edges
+  const indeg = new Map(tasks.map((t) => [t.taskId, 0]));
+  const down = new Map(tasks.map((t) => [t.taskId, []]));
+  for (const t of tasks) for (const u of t.upstream) if (byId.has(u)) { indeg.set(t.taskId, indeg.get(t.taskId) + 1); down.get(u).push(t.taskId); }
+  const queue = tasks.filter((t) => indeg.get(t.taskId) === 0).map((t) => t.taskId);
+  for (const id of queue) level.set(id, 0);
+  for (let i = 0; i < queue.length; i++) {
+    const id = queue[i];
+    order.push(id);
+    for (const d of down.get(id)) {
+      level.set(d, Math.max(level.get(d) || 0, level.get(id) + 1));
+      indeg.set(d, indeg.get(d) - 1);
+      if (indeg.get(d) === 0) queue.push(d);
+    }
   }
+  const cols = [];
+  for (const id of order) (cols[level.get(id)] = cols[level.get(id)] || []).push(id);
+  const W = 170, H = 34, CX = 60, RY = 10, PAD = 16;
+  const pos = new Map();
+  cols.forEach((col, ci) => col.forEach((id, ri) => pos.set(id, { x: PAD + ci * (W + CX), y: PAD + ri * (H + RY) })));
+  const width = PAD * 2 + cols.length * (W + CX) - CX;
+  const height = PAD * 2 + Math.max(1, ...cols.map((c) => c.length)) * (H + RY) - RY;
+  const svg = s("svg", { class: "graph dag", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "DAG graph, upstream to the left: " + tasks.length + " tasks in " + cols.length + " levels" });
+  let d = "";
+  for (const t of tasks) {
+    const b = pos.get(t.taskId);
+    if (!b) continue;
+    for (const u of t.upstream) {
+      const a = pos.get(u);
+      if (!a) continue;
+      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
+      d += `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2} `;
+    }
+  }
+  svg.append(s("path", { class: "edge", d }));
+  const g = s("g", {});
+  for (const id of order) {
+    const p = pos.get(id), t = byId.get(id);
+    const st = status && status[id];
+    g.append(s("g", { class: "node task" + (st ? " " + st : ""), "data-task": id, transform: `translate(${p.x},${p.y})` },
+      s("title", {}, id + " (" + t.operator + ", trigger " + t.triggerRule + ")" + (st ? ": " + st : "")),
+      s("rect", { width: W, height: H, rx: 4 }),
+      s("text", { x: 8, y: 14 }, id.length > 24 ? id.slice(0, 23) + "…" : id),
+      s("text", { class: "type", x: 8, y: 28 }, t.operator.slice(0, 26) + (t.mapped ? " · mapped" : ""))));
+  }
+  svg.append(g);
+  if (order.length < tasks.length) svg.setAttribute("aria-label", svg.getAttribute("aria-label") + " (a cycle hides some)");
+  return svg;
+}
+
+// The grid view: runs (columns, oldest left) x tasks (rows), each cell coloured by the task
+// instance's state. Fed by `GET /v1/dags/{id}/runs` -> {"runs": [{"runId", "logicalDate",
+// "state", "tasks": {"TASK_ID": {"state", "tryNumber"}}}]} once the DAG scheduler serves it.
+function renderGrid(taskIds, runs) {
+  const table = h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Task"),
+      runs.map((r) => h("th", { scope: "col", title: r.runId }, h("span", { class: "badge " + String(r.state).toUpperCase() }, fmtTime(r.logicalDate)))))),
+    h("tbody", {}, taskIds.map((id) => h("tr", {}, h("th", { scope: "row" }, id),
+      runs.map((r) => {
+        const ti = (r.tasks || {})[id];
+        const st = ti ? ti.state : "none";
+        return h("td", { class: "cell " + st, title: id + " in " + r.runId + ": " + st + (ti && ti.tryNumber ? ", try " + ti.tryNumber : "") },
+          h("span", { class: "sr-only" }, st));
+      })))));
+  return h("div", { class: "scroll" }, table);
+}
+
+async function viewDag(id, seq) {
+  const out = h("div", {}, h("p", {}, h("a", { href: "#/dags" }, "← DAGs")), h("h1", {}, id));
+  show(out, seq);
+  let d;
+  try { d = await rest("/v1/dags/" + encodeURIComponent(id)); } catch (e) { out.append(errorBox(e)); return; }
+  if (seq !== renderSeq) return;
+  const t0 = performance.now();
+  const graph = renderDagGraph(d.taskList || [], null);
+  const trigger = h("button", { type: "button", disabled: true, id: "trigger-btn", "aria-describedby": "trigger-help",
+    title: "Triggering DAG runs needs the DAG scheduler, which this server does not run yet" }, "Trigger DAG run");
+  out.append(h("section", { class: "card" },
+    h("dl", { class: "kv" },
+      h("dt", {}, "File"), h("dd", {}, d.file),
+      h("dt", {}, "Schedule"), h("dd", {}, d.schedule === null ? "manual only" : d.schedule),
+      h("dt", {}, "Next run"), h("dd", {}, d.nextRun ? fmtTime(d.nextRun.logicalDate) + " (due " + fmtTime(d.nextRun.runAfter) + ")" : "none"),
+      h("dt", {}, "Tasks"), h("dd", {}, String(d.tasks)),
+      d.description ? [h("dt", {}, "Description"), h("dd", {}, d.description)] : null),
+    h("div", { class: "row" }, trigger, h("span", { class: "muted", id: "trigger-help" },
+      "Trigger and clear need the DAG scheduler (not in this server yet); ", h("code", {}, "weft dag test"), " runs a DAG in-process."))));
+  const gridBox = h("div", {}, h("p", { class: "muted" }, "Loading runs…"));
+  out.append(card("Grid (runs × tasks)", "grid-h", gridBox));
+  out.append(card("Graph", "dg-h", h("div", { class: "scroll dag-scroll" }, graph)));
+  perf("dag", t0, (d.taskList || []).length);
+  try {
+    const r = await rest("/v1/dags/" + encodeURIComponent(id) + "/runs");
+    gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs) : h("p", { class: "muted" }, "No runs yet."));
+  } catch (e) {
+    gridBox.replaceChildren(h("p", { class: "muted", id: "grid-unavailable" },
+      e.status === 404 && e.type !== "DagNotFound"
+        ? "No DAG runs to show: this server does not run the DAG scheduler yet. Once it does, runs appear here as a grid of task states."
+        : "Runs unavailable: " + e.message));
+  }
+}
+
+// ---- plugins -------------------------------------------------------------------------------
+
+async function viewPlugins(seq) {
+  const out = h("div", {}, h("h1", {}, "Plugins"));
+  const box = h("section", { class: "card", "aria-label": "Plugins" }, h("p", { class: "muted" }, "Loading…"));
+  out.append(box);
+  show(out, seq);
+  let r;
+  try { r = await rest("/v1/plugins"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
+  if (!(r.plugins || []).length) { box.replaceChildren(h("p", {}, "No plugins installed (", h("code", {}, "weft plugin install"), ").")); return; }
+  box.replaceChildren(h("div", { class: "scroll" }, h("table", { class: "plugins" },
+    h("thead", {}, h("tr", {}, ["Plugin", "World", "Digest", "Requested grant", "Used by"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, r.plugins.map((p) => h("tr", {},
+      h("td", {}, h("strong", {}, p.name), "@" + p.version, p.description ? h("div", { class: "muted" }, p.description) : null),
+      h("td", {}, p.world),
+      h("td", { class: "mono" }, h("span", { title: p.digest }, p.digest.slice(0, 16) + "…")),
+      h("td", {}, p.grant ? grantSummary(p.grant) : h("span", { class: "muted" }, "none")),
+      h("td", {},
+        p.stateMachines.map((n) => h("div", {}, "state machine ", h("a", { href: "#/sm/" + encodeURIComponent("arn:aws:states:us-east-1:000000000000:stateMachine:" + n) }, n))),
+        p.dags.map((n) => h("div", {}, "DAG ", h("a", { href: "#/dag/" + encodeURIComponent(n) }, n))),
+        !p.stateMachines.length && !p.dags.length ? h("span", { class: "muted" }, "unused") : null)))))));
+}
+
+function grantSummary(grant) {
+  const st = Array.isArray(grant.Statement) ? grant.Statement : [grant.Statement].filter(Boolean);
+  return h("div", {},
+    h("ul", { class: "grant" }, st.map((x) => h("li", {},
+      h("span", { class: x.Effect === "Deny" ? "error" : "" }, x.Effect || "?"), " ",
+      [].concat(x.Action || []).join(", "), " on ", [].concat(x.Resource || []).join(", ")))),
+    h("details", {}, h("summary", {}, "Policy JSON"), h("pre", {}, JSON.stringify(grant, null, 2))));
 }
 
 // ---- router --------------------------------------------------------------------------------
 
-function show(node, seq, keepFocus) {
+function show(node, seq) {
   if (seq !== renderSeq) return;
-  const active = keepFocus ? document.activeElement : null;
   main.replaceChildren(node);
-  if (!keepFocus) main.focus({ preventScroll: true });
-  else if (active && active.id && document.getElementById(active.id)) document.getElementById(active.id).focus({ preventScroll: true });
+  main.focus({ preventScroll: true });
 }
 
 function route() {
   clearTimeout(refreshTimer);
+  if (liveSource) { liveSource.close(); liveSource = null; }
   const seq = ++renderSeq;
   const hash = location.hash.replace(/^#/, "") || "/";
   let m;
+  let title = "State machines";
+  let nav = "/";
   if ((m = hash.match(/^\/sm\/(.+)$/))) {
-    document.title = "weft server · " + nameOfArn(decodeURIComponent(m[1]));
+    title = nameOfArn(decodeURIComponent(m[1]));
     viewStateMachine(decodeURIComponent(m[1]), seq);
   } else if ((m = hash.match(/^\/exec\/(.+)$/))) {
-    document.title = "weft server · execution " + nameOfArn(decodeURIComponent(m[1]));
-    openEvents.clear();
-    viewExecution(decodeURIComponent(m[1]), seq, false);
+    title = "execution " + nameOfArn(decodeURIComponent(m[1]));
+    nav = "/executions";
+    viewExecution(decodeURIComponent(m[1]), seq);
+  } else if (hash === "/executions") {
+    title = "Executions"; nav = "/executions";
+    viewExecutions(seq);
+  } else if (hash === "/dags") {
+    title = "DAGs"; nav = "/dags";
+    viewDags(seq);
+  } else if ((m = hash.match(/^\/dag\/(.+)$/))) {
+    title = "DAG " + decodeURIComponent(m[1]); nav = "/dags";
+    viewDag(decodeURIComponent(m[1]), seq);
+  } else if (hash === "/plugins") {
+    title = "Plugins"; nav = "/plugins";
+    viewPlugins(seq);
   } else {
-    document.title = "weft server";
     viewList(seq);
+  }
+  document.title = "weft server · " + title;
+  for (const a of document.querySelectorAll("nav.main a")) {
+    if (a.getAttribute("href") === "#" + nav) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
   }
 }
 

@@ -764,7 +764,8 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
             cause.as_deref(),
         )?;
         crate::metrics::execution_finished(app, "ABORTED", now - e.start_ms);
-        // a `.sync` parent learns that its child was aborted
+        app.live.status(&e.arn, "ABORTED"); // web UI live updates
+                                            // a `.sync` parent learns that its child was aborted
         if let Some((parent, key)) = &e.parent {
             if let Ok(rec) = exec_by_arn(app, &e.arn) {
                 crate::runtime::answer_parent(app, &rec, parent, key);
@@ -799,7 +800,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
     }
     let journal = weft_engine::durable::Journal::new(app.rt.journal.clone(), &e.arn);
     journal
-        .forget_failures()
+        .forget_failures(e.stop_ms.unwrap_or_else(now_ms))
         .map_err(|x| ApiError::internal(x.to_string()))?;
     let now = now_ms();
     let mut redriven = false;
@@ -836,10 +837,11 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         event_type: "ExecutionRedriven",
         details: json!({"redriveCount": e.redrive_count + 1}),
     };
-    app.history.insert(
-        history_key(&e.arn, last + 1),
-        event_json(&ev).to_string().as_bytes(),
-    )?;
+    let v = event_json(&ev);
+    app.history
+        .insert(history_key(&e.arn, last + 1), v.to_string().as_bytes())?;
+    app.live.history(&e.arn, &v); // web UI live updates
+    app.live.status(&e.arn, "RUNNING");
     app.rt
         .commit
         .commit()
@@ -874,10 +876,10 @@ fn append_final_event(
         event_type: ty,
         details: Value::Object(details),
     };
-    app.history.insert(
-        history_key(arn, last + 1),
-        event_json(&ev).to_string().as_bytes(),
-    )?;
+    let v = event_json(&ev);
+    app.history
+        .insert(history_key(arn, last + 1), v.to_string().as_bytes())?;
+    app.live.history(arn, &v); // web UI live updates
     Ok(())
 }
 

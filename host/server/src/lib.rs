@@ -16,10 +16,13 @@ pub mod auth;
 pub mod bench;
 pub mod error;
 pub mod express;
+pub mod live;
 pub mod metrics;
 pub mod records;
+pub mod rest;
 mod runner;
 pub mod runtime;
+pub mod task_logs;
 pub mod ui;
 pub mod versions;
 
@@ -64,6 +67,10 @@ pub struct AppState {
     pub(crate) roles: weft_engine::Roles,
     /// Where relative `file:` grants are resolved.
     pub base_dir: PathBuf,
+    /// Live updates for the web UI (history events and status changes; see [`live`]).
+    pub(crate) live: live::Live,
+    /// Task logs: tree `sfn_task_logs` (see [`task_logs`]).
+    pub(crate) task_logs: sled::Tree,
 }
 
 impl AppState {
@@ -110,6 +117,8 @@ impl AppState {
             versions: db.open_tree("sfn_versions")?,
             express_log: db.open_tree("sfn_express_log")?,
             aliases: db.open_tree("sfn_aliases")?,
+            task_logs: db.open_tree(task_logs::TREE)?,
+            live: live::Live::default(),
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
             store,
@@ -126,8 +135,9 @@ impl AppState {
     }
 }
 
-/// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz` and the web UI
-/// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]).
+/// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz`, the web UI
+/// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]) and its JSON endpoints under
+/// `/v1` (see [`rest`] and [`live`]).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(sfn_endpoint).get(ui::index))
@@ -136,6 +146,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/audit", get(audit::endpoint))
         .route("/v1/express/logs", get(express::logs_endpoint))
         .merge(ui::asset_routes())
+        .merge(rest::routes())
         .with_state(state)
 }
 
@@ -257,16 +268,20 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
         Some(tokens)
     };
     let state = AppState::new(store.clone(), tokens)?;
+    let app = state.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let app = state.clone();
+    let app_signal = state.clone();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
         eprintln!("weft server: listening on http://{local} (Step Functions API: POST / with X-Amz-Target)");
         axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                app_signal.end_live_streams(); // open UI event streams would hold the shutdown
+            })
             .await?;
         anyhow::Ok(())
     })?;

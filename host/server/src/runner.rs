@@ -80,6 +80,7 @@ impl ServerTaskRunner {
     /// Runs the plugin a task names, with its digest pinned in the journal (Standard runs).
     fn run_plugin(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let host = self.host()?;
+        // every attempt is recorded in the task-log tree for the web UI
         let mut runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
             &host,
             &self.app.roles,
@@ -87,7 +88,7 @@ impl ServerTaskRunner {
             self.app.base_dir.clone(),
         );
         let Some(ctl) = &self.ctl else {
-            return runner.run_task(req);
+            return crate::task_logs::run_logged(&self.app, runner, req);
         };
         // StopExecution and shutdown interrupt the guest; shutdown is not the task's failure
         let c = ctl.clone();
@@ -118,10 +119,12 @@ impl ServerTaskRunner {
             {
                 match weft_engine::PluginRef::parse(&req.target) {
                     Ok(r) => (r.name().to_string(), r),
-                    Err(_) => return interrupted(runner.run_task(req)),
+                    Err(_) => {
+                        return interrupted(crate::task_logs::run_logged(&self.app, runner, req))
+                    }
                 }
             }
-            _ => return interrupted(runner.run_task(req)),
+            _ => return interrupted(crate::task_logs::run_logged(&self.app, runner, req)),
         };
         let pin_key = format!("pin:{}", req.target_or(&name));
         let digest = match ctl.journal().get(&pin_key).map_err(journal_failure)? {
@@ -139,7 +142,7 @@ impl ServerTaskRunner {
                     rec.digest.to_hex()
                 }
                 // not installed: let the runner report it with its usual message
-                Err(_) => return interrupted(runner.run_task(req)),
+                Err(_) => return interrupted(crate::task_logs::run_logged(&self.app, runner, req)),
             },
         };
         let mut resource = req.resource.clone();
@@ -149,7 +152,7 @@ impl ServerTaskRunner {
             _ => pinned.target = format!("{name}#{digest}"),
         }
         pinned.resource = &resource;
-        interrupted(runner.run_task(&pinned))
+        interrupted(crate::task_logs::run_logged(&self.app, runner, &pinned))
     }
 
     /// Registers an external wait (callback token, activity, child execution) and returns its
@@ -197,6 +200,8 @@ impl ServerTaskRunner {
                     _ => None,
                 },
                 claimed_by: None,
+                state: req.state_name.to_string(),
+                since_ms: now,
             };
             rt.register_token(token, &rec).map_err(journal_failure)?;
             // an answer may have arrived before the registration was visible
@@ -370,6 +375,10 @@ pub(crate) struct DurableHistory {
     id_map: HashMap<u64, u64>,
     /// Next free stored id.
     next_id: u64,
+    /// Live updates for the web UI.
+    live: crate::live::Live,
+    /// Recorded state entries a redriven run enters again (see [`DurableHistory::load`]).
+    reentered: std::collections::HashSet<u64>,
 }
 
 fn signature(ev: &HistoryEvent) -> u64 {
@@ -389,10 +398,22 @@ impl DurableHistory {
         ctl: Option<Arc<ExecControl>>,
     ) -> Result<Self, crate::ApiError> {
         let mut old = Vec::new();
+        // (id, type, state name) of entries and exits, to find the states a redrive re-enters
+        let mut marks: Vec<(u64, String, String)> = Vec::new();
+        let mut last_type = String::new();
         for item in app.history.scan_prefix(crate::records::history_prefix(arn)) {
             let (_, v) = item?;
             let v: Value = serde_json::from_slice(&v)?;
             let ty = v["type"].as_str().unwrap_or("").to_string();
+            if ty.ends_with("StateEntered") || ty.ends_with("StateExited") {
+                let name = v["stateEnteredEventDetails"]["name"]
+                    .as_str()
+                    .or(v["stateExitedEventDetails"]["name"].as_str())
+                    .unwrap_or("")
+                    .to_string();
+                marks.push((v["id"].as_u64().unwrap_or(0), ty.clone(), name));
+            }
+            last_type.clone_from(&ty);
             let details = crate::records::details_of(&v);
             // the same signature as `signature` computes for a live event
             let mut h = blake3::Hasher::new();
@@ -405,6 +426,20 @@ impl DurableHistory {
             ));
         }
         let next_id = old.len() as u64 + 1;
+        // the first run after a redrive re-enters the states that were in progress when the
+        // execution ended: their recorded entries are not taken as this run's
+        let mut reentered = std::collections::HashSet::new();
+        if last_type == "ExecutionRedriven" {
+            let mut open: HashMap<String, Vec<u64>> = HashMap::new();
+            for (id, ty, name) in marks {
+                if ty.ends_with("StateEntered") {
+                    open.entry(name).or_default().push(id);
+                } else if let Some(v) = open.get_mut(&name) {
+                    v.pop();
+                }
+            }
+            reentered = open.into_values().flatten().collect();
+        }
         Ok(DurableHistory {
             tree: app.history.clone(),
             arn: arn.to_string(),
@@ -414,6 +449,8 @@ impl DurableHistory {
             unmatched: HashMap::new(),
             id_map: HashMap::new(),
             next_id,
+            live: app.live.clone(),
+            reentered,
         })
     }
 
@@ -426,6 +463,7 @@ impl DurableHistory {
             tracing::error!(execution = %self.arn, "cannot record a history event: {e}");
         }
         self.next_id = self.next_id.max(ev.id + 1);
+        self.live.history(&self.arn, &v); // web UI live updates
     }
 }
 
@@ -441,7 +479,7 @@ impl HistorySink for DurableHistory {
         let sig = signature(&ev);
         let Some(d) = self.diverged_at else {
             match self.old.get(ev.id as usize - 1) {
-                Some(s) if *s == sig => return,
+                Some(s) if *s == sig && !self.reentered.contains(&ev.id) => return,
                 None => {
                     self.write(&ev);
                     return;
@@ -449,6 +487,9 @@ impl HistorySink for DurableHistory {
                 Some(_) => {
                     self.diverged_at = Some(ev.id);
                     for (i, s) in self.old.iter().enumerate().skip(ev.id as usize - 1) {
+                        if self.reentered.contains(&(i as u64 + 1)) {
+                            continue;
+                        }
                         self.unmatched
                             .entry(*s)
                             .or_default()

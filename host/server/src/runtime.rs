@@ -55,6 +55,11 @@ pub struct TokenRecord {
     pub input: Option<String>,
     /// The worker that claimed it.
     pub claimed_by: Option<String>,
+    /// The waiting state's name and when it began waiting (for the web UI).
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub since_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -852,6 +857,9 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     }
     if let Err(e) = app.rt.commit.commit() {
         tracing::error!(execution = %rec.arn, "commit: {e}");
+    }
+    if finished.is_some() {
+        app.live.status(&rec.arn, status); // web UI live updates
     }
     crate::metrics::execution_finished(app, status, stop - rec.start_ms);
     if let (Some(e), Some((parent, key))) = (finished, &rec.parent) {

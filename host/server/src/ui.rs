@@ -2,7 +2,9 @@
 //! in the binary and served at `GET /`, `GET /ui/app.js` and `GET /ui/app.css`.
 //!
 //! The static files need no authentication; the app itself calls the Step Functions API
-//! (`POST /`) with the token the user enters (kept in `localStorage`).
+//! (`POST /`) and its JSON endpoints under `/v1` ([`crate::rest`], live updates in
+//! [`crate::live`]) with the token the user logs in with (kept in `localStorage`).
+//! `host/cli/tests/browser.rs` drives it in headless Chromium.
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};

@@ -174,9 +174,11 @@ impl Journal {
     }
 
     /// Prepares a redrive: forgets the failures of every task that never succeeded (all its
-    /// attempts), so a replay re-runs exactly the unsuccessful work; successful tasks, timers and
-    /// the results of caught-and-succeeded paths stay. Returns how many entries were removed.
-    pub fn forget_failures(&self) -> Result<usize, DurableError> {
+    /// attempts), so a replay re-runs exactly the unsuccessful work, and the timers that had not
+    /// fired when the execution ended (`stopped_ms`: a Wait that was interrupted waits again in
+    /// full); successful tasks, fired timers and caught-and-succeeded paths stay. Returns how
+    /// many entries were removed.
+    pub fn forget_failures(&self, stopped_ms: i64) -> Result<usize, DurableError> {
         let entries = self.entries()?;
         let base = |k: &str| {
             k.rsplit_once('@')
@@ -189,8 +191,10 @@ impl Journal {
             .collect();
         let mut n = 0;
         for (k, e) in &entries {
-            if matches!(e, Entry::Err { .. } | Entry::Started { .. })
-                && !succeeded.contains(&base(k))
+            let unfired = matches!(e, Entry::Timer { until_ms } if *until_ms > stopped_ms);
+            if unfired
+                || (matches!(e, Entry::Err { .. } | Entry::Started { .. })
+                    && !succeeded.contains(&base(k)))
             {
                 self.remove(k)?;
                 n += 1;
@@ -249,6 +253,7 @@ mod tests {
         )
         .unwrap();
         j.put("/1.1:wait", &Entry::Timer { until_ms: 5 }).unwrap();
+        j.put("/3.1:wait", &Entry::Timer { until_ms: 500 }).unwrap();
         other
             .put(
                 "/1.1@1",
@@ -258,8 +263,12 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(j.entries().unwrap().len(), 6);
-        assert_eq!(j.forget_failures().unwrap(), 2);
+        assert_eq!(j.entries().unwrap().len(), 7);
+        assert_eq!(j.forget_failures(100).unwrap(), 3);
+        assert!(
+            j.get("/3.1:wait").unwrap().is_none(),
+            "a timer still pending at the end"
+        );
         assert!(j.get("/1.1@1").unwrap().is_none());
         assert!(
             j.get("/2.1@1").unwrap().is_some(),

@@ -1,0 +1,996 @@
+//! The web UI in a real browser: headless Chromium driven over WebDriver (chromedriver) against
+//! the real `weft server` binary with authentication on.
+//!
+//! One test walks the UI like a user: log in with a token; start an execution from the form
+//! (invalid JSON is refused first); watch the graph of the running execution change colour live
+//! (server-sent events, no reload); history, Gantt chart and task logs; send a task token for a
+//! `.waitForTaskToken` task; stop an execution; executions list filters; plugins and DAG pages;
+//! keyboard focus order; a narrow window. It saves screenshots under `target/screenshots/` and
+//! prints render timings of an execution with 10,000 history events and a DAG with 1,000 tasks
+//! (figures, not assertions).
+//!
+//! Needs `chromium` and `chromedriver` (Debian: chromium, chromium-driver; `scripts/test.sh`
+//! installs them) and the plugins of `make guests`. When they are missing the test fails if
+//! `WEFT_BROWSER_TESTS=1` (as `make test` sets it) and is skipped with a note otherwise.
+//! `WEFT_CHROMIUM` / `WEFT_CHROMEDRIVER` override the binaries.
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "WEFTBROWSERTESTTOKEN0123456789";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn plugins_dir() -> PathBuf {
+    std::env::var_os("WEFT_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/plugins"))
+}
+
+fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for n in names {
+            let p = dir.join(n);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Child processes killed when the test ends, however it ends.
+struct Procs(Vec<(&'static str, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (name, c) in self.0.iter_mut().rev() {
+            if let Err(e) = c.kill() {
+                eprintln!("browser test: stopping {name}: {e}");
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+fn http(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let resp = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.call()
+        }
+        ("DELETE", _) => agent.delete(url).call(),
+        (_, b) => {
+            let mut r = agent.post(url).header("Content-Type", "application/json");
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            r.send(b.map(|b| b.to_string()).unwrap_or_else(|| "{}".into()))
+        }
+    };
+    let mut resp = resp.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_string()
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// The Step Functions API of the server under test.
+struct Sfn {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Sfn {
+    fn call(&self, action: &str, body: Value) -> Value {
+        let target = format!("AWSStepFunctions.{action}");
+        let auth = format!("Bearer {TOKEN}");
+        let (status, v) = http(
+            &self.agent,
+            "POST",
+            &format!("{}/", self.base),
+            &[
+                ("X-Amz-Target", &target),
+                ("Authorization", &auth),
+                ("Content-Type", "application/x-amz-json-1.0"),
+            ],
+            Some(&body),
+        );
+        assert_eq!(status, 200, "{action}: {v}");
+        v
+    }
+
+    fn create(&self, name: &str, def: Value) -> String {
+        self.call(
+            "CreateStateMachine",
+            json!({"name": name, "definition": def.to_string(), "roleArn": "arn:aws:iam::000000000000:role/ui"}),
+        )["stateMachineArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn start(&self, sm: &str, name: &str, input: Value) -> String {
+        self.call(
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": name, "input": input.to_string()}),
+        )["executionArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn status(&self, exec: &str) -> Value {
+        self.call("DescribeExecution", json!({"executionArn": exec}))
+    }
+
+    fn wait_done(&self, exec: &str, timeout: Duration) -> Value {
+        let end = Instant::now() + timeout;
+        loop {
+            let d = self.status(exec);
+            if d["status"] != "RUNNING" {
+                return d;
+            }
+            assert!(
+                Instant::now() < end,
+                "{exec} still RUNNING after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A WebDriver session.
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Browser {
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, v) = http(
+            &self.agent,
+            method,
+            &format!("{}{path}", self.base),
+            &[],
+            Some(&body),
+        );
+        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", json!({"url": url}));
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    /// Waits until `css` matches an element, then returns it.
+    fn wait_for(&self, css: &str) -> String {
+        self.wait_js(
+            &format!("return !!document.querySelector({})", json!(css)),
+            &format!("an element `{css}`"),
+        );
+        self.find(css)
+    }
+
+    fn click(&self, css: &str) {
+        let el = self.wait_for(css);
+        self.cmd("POST", &format!("/element/{el}/click"), json!({}));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let el = self.wait_for(css);
+        self.cmd("POST", &format!("/element/{el}/clear"), json!({}));
+        self.cmd(
+            "POST",
+            &format!("/element/{el}/value"),
+            json!({"text": text}),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        self.js(&format!(
+            "const e = document.querySelector({}); return e ? e.textContent : null",
+            json!(css)
+        ))
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+    }
+
+    /// Waits until `script` returns a truthy value (and returns it).
+    fn wait_js(&self, script: &str, what: &str) -> Value {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.js(script);
+            if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
+                return v;
+            }
+            if Instant::now() > end {
+                let body =
+                    self.js("return document.querySelector('main').innerText.slice(0, 3000)");
+                panic!(
+                    "timed out waiting for {what}; the page shows:\n{}",
+                    body.as_str().unwrap_or("")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn state_class(&self, state: &str) -> String {
+        self.js(&format!(
+            "const g = document.querySelector('g.node[data-state=\"{state}\"]'); return g ? g.getAttribute('class') : ''"
+        ))
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+    }
+
+    fn wait_state(&self, state: &str, class: &str) {
+        self.wait_js(
+            &format!("const g = document.querySelector('g.node[data-state=\"{state}\"]'); return g && g.classList.contains('{class}')"),
+            &format!("state {state} to be coloured {class}"),
+        );
+    }
+
+    fn screenshot(&self, name: &str) {
+        let b64 = self.cmd("GET", "/screenshot", Value::Null);
+        let bytes = base64_decode(b64.as_str().unwrap());
+        let dir = repo().join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    /// Sizes the window so that the page's viewport is `w` x `h` CSS pixels.
+    fn window(&self, w: i64, h: i64) {
+        self.cmd("POST", "/window/rect", json!({"width": w, "height": h}));
+        let extra = self.js("return [outerWidth - innerWidth, outerHeight - innerHeight]");
+        let (dw, dh) = (
+            extra[0].as_i64().unwrap_or(0),
+            extra[1].as_i64().unwrap_or(0),
+        );
+        if dw > 0 || dh > 0 {
+            self.cmd(
+                "POST",
+                "/window/rect",
+                json!({"width": w + dw, "height": h + dh}),
+            );
+        }
+    }
+
+    /// Scrolls the card headed `heading` to the top of the viewport.
+    fn scroll_to(&self, heading_id: &str) {
+        self.js(&format!(
+            "document.getElementById('{heading_id}').closest('section').scrollIntoView(); return 1"
+        ));
+    }
+
+    fn perf(&self, view: &str, min_items: usize) -> Value {
+        self.wait_js(
+            &format!("return (window.weftPerf || []).filter(p => p.view === '{view}' && p.items >= {min_items}).pop() || null"),
+            &format!("a render timing of {view}"),
+        )
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => 0,
+        }
+    };
+    let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let pad = chunk.iter().filter(|&&c| c == b'=').count();
+        let n = chunk.iter().fold(0u32, |acc, &c| (acc << 6) | val(c)) << (6 * (4 - chunk.len()));
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad.min(3)]);
+    }
+    out
+}
+
+fn wait_http(agent: &ureq::Agent, url: &str, what: &str, child: &mut Child) {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(resp) = agent.get(url).call() {
+            if resp.status().as_u16() == 200 {
+                return;
+            }
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("{what} exited before it was ready: {st}");
+        }
+        assert!(
+            Instant::now() < end,
+            "{what} did not answer {url} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A YAML DAG with `n` echo tasks in chains of 10 fanning out from one root.
+fn big_dag_yaml(n: usize) -> String {
+    let mut y = String::from("big_dag:\n  description: 1000 echo tasks (render test)\n  schedule: '@hourly'\n  default_args:\n    start_date: 2024-01-01\n  catchup: false\n  tags: [generated]\n  tasks:\n    root:\n      operator: echo\n");
+    for i in 1..n {
+        let up = if i % 10 == 1 {
+            "root".to_string()
+        } else {
+            format!("t{}", i - 1)
+        };
+        y.push_str(&format!(
+            "    t{i}:\n      operator: echo\n      dependencies: [{up}]\n"
+        ));
+    }
+    y
+}
+
+#[test]
+fn web_ui_in_a_browser() {
+    let required = std::env::var("WEFT_BROWSER_TESTS").is_ok_and(|v| v == "1");
+    let chromium = find_binary(
+        "WEFT_CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let driver = find_binary("WEFT_CHROMEDRIVER", &["chromedriver"]);
+    let plugins = plugins_dir();
+    let missing: Vec<String> = [
+        chromium
+            .is_none()
+            .then(|| "chromium (Debian package `chromium`)".to_string()),
+        driver
+            .is_none()
+            .then(|| "chromedriver (Debian package `chromium-driver`)".to_string()),
+        (!plugins.join("echo.wasm").is_file())
+            .then(|| format!("the plugins in {} (`make guests`)", plugins.display())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !missing.is_empty() {
+        let msg = format!(
+            "browser test needs {}; `bash scripts/test.sh` installs them",
+            missing.join(", ")
+        );
+        if required {
+            panic!("{msg} (WEFT_BROWSER_TESTS=1: failing instead of skipping)");
+        }
+        // written to the process's stderr directly, so the note shows despite output capture
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "browser test SKIPPED: {msg} (set WEFT_BROWSER_TESTS=1 to fail instead)"
+        );
+        return;
+    }
+    let (chromium, driver) = (chromium.unwrap(), driver.unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join("dags")).unwrap();
+    std::fs::create_dir_all(home.join("roles")).unwrap();
+    std::fs::write(home.join("tokens"), format!("# browser test\n{TOKEN}\n")).unwrap();
+    for f in ["read-data.json", "etl-role.json"] {
+        std::fs::copy(
+            repo().join("examples/roles").join(f),
+            home.join("roles").join(f),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        repo().join("examples/dags/daily_orders.yaml"),
+        home.join("dags/daily_orders.yaml"),
+    )
+    .unwrap();
+    std::fs::write(home.join("dags/big_dag.yaml"), big_dag_yaml(1000)).unwrap();
+    for p in ["echo", "fail", "csv-to-json", "json-transform"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["plugin", "install"])
+            .arg(plugins.join(format!("{p}.wasm")))
+            .env("WEFT_HOME", &home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "installing {p}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let mut procs = Procs(Vec::new());
+    let port = free_port();
+    let server = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .env("WEFT_HOME", &home)
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting weft server");
+    procs.0.push(("weft server", server));
+    let agent = agent();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_http(
+        &agent,
+        &format!("{base}/healthz"),
+        "weft server",
+        &mut procs.0[0].1,
+    );
+
+    let dport = free_port();
+    let chromedriver = Command::new(&driver)
+        .arg(format!("--port={dport}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", driver.display()));
+    procs.0.push(("chromedriver", chromedriver));
+    let dbase = format!("http://127.0.0.1:{dport}");
+    wait_http(
+        &agent,
+        &format!("{dbase}/status"),
+        "chromedriver",
+        &mut procs.0[1].1,
+    );
+    let profile = tmp.path().join("chromium-profile");
+    let (status, session) = http(
+        &agent,
+        "POST",
+        &format!("{dbase}/session"),
+        &[],
+        Some(&json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.display().to_string(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,800", "--hide-scrollbars", "--force-device-scale-factor=1",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}})),
+    );
+    assert_eq!(status, 200, "creating a WebDriver session: {session}");
+    let sid = session["value"]["sessionId"].as_str().unwrap().to_string();
+    let b = Browser {
+        agent: agent.clone(),
+        base: format!("{dbase}/session/{sid}"),
+    };
+    // ends the browser session before the processes are killed, even when a step panics
+    struct Session<'a>(&'a Browser);
+    impl Drop for Session<'_> {
+        fn drop(&mut self) {
+            let _ = http(&self.0.agent, "DELETE", &self.0.base, &[], None);
+        }
+    }
+    let _session = Session(&b);
+    b.window(1280, 800);
+    let sfn = Sfn {
+        agent: agent.clone(),
+        base: base.clone(),
+    };
+
+    // ---- state machines ----
+    let live_def = json!({
+        "Comment": "A pipeline that is observably running: a Wait, tasks in the sandbox, a caught failure.",
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {"Type": "Pass", "Result": {"path": "/examples/data/orders.csv"}, "ResultPath": "$.file", "Next": "Pause"},
+            "Pause": {"Type": "Wait", "Seconds": 4, "Next": "ReadOrders"},
+            "ReadOrders": {"Type": "Task", "Resource": "weft:plugin:csv-to-json",
+                "Credentials": {"RoleArn": "weft:role:read-data"},
+                "Parameters": {"path.$": "$.file.path", "include_rows": false},
+                "ResultSelector": {"count.$": "$.count"}, "ResultPath": "$.stats", "Next": "Fanout"},
+            "Fanout": {"Type": "Parallel", "ResultPath": "$.fan", "Next": "Export", "Branches": [
+                {"StartAt": "Summarise", "States": {"Summarise": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}},
+                {"StartAt": "Audit", "States": {"Audit": {"Type": "Pass", "End": true}}}
+            ]},
+            "Export": {"Type": "Task", "Resource": "weft:plugin:fail",
+                "Parameters": {"error": "Export.Unavailable", "cause": "the warehouse rejected the load"},
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.exportError", "Next": "Recover"}],
+                "Next": "Done"},
+            "Recover": {"Type": "Pass", "Next": "Settle"},
+            "Settle": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
+            "Done": {"Type": "Succeed"}
+        }
+    });
+    let live_sm = sfn.create("live-demo", live_def);
+    let token_sm = sfn.create(
+        "approval",
+        json!({"StartAt": "Ask", "States": {
+            "Ask": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                    "Parameters": {"QueueUrl": "approvals", "MessageBody": {"token.$": "$$.Task.Token"}},
+                    "TimeoutSeconds": 300, "Next": "Approved"},
+            "Approved": {"Type": "Pass", "End": true}}}),
+    );
+    let big_sm = sfn.create(
+        "big-history",
+        json!({"StartAt": "Each", "States": {
+            "Each": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1, "ResultPath": null, "End": true,
+                     "ItemProcessor": {"StartAt": "Touch", "States": {"Touch": {"Type": "Pass", "End": true}}}}}}),
+    );
+    let big_exec = sfn.start(
+        &big_sm,
+        "ten-thousand",
+        json!({"items": (1..=2500).collect::<Vec<_>>()}),
+    );
+
+    // ---- 1. login with a token (auth is on) ----
+    b.goto(&format!("{base}/"));
+    b.wait_js(
+        "const a = document.querySelector('main [role=alert]'); return a && /Log in/.test(a.textContent)",
+        "the log-in prompt without a token",
+    );
+    b.type_into("#token", TOKEN);
+    b.click("#login-btn");
+    b.wait_js(
+        "return [...document.querySelectorAll('main a')].some(a => a.textContent === 'live-demo')",
+        "the state machines list",
+    );
+    assert_eq!(b.text("#login-status"), "Logged in (token saved)");
+    assert_eq!(
+        b.js("return localStorage.getItem('weft.token')"),
+        json!(TOKEN)
+    );
+    b.screenshot("state-machines");
+
+    // ---- 2. the start form refuses invalid JSON, then starts an execution ----
+    b.goto(&format!("{base}/#/sm/{}", urlenc(&live_sm)));
+    b.wait_for("#exec-input");
+    b.type_into("#exec-name", "from-the-form");
+    b.type_into("#exec-input", "{\"orders\": [1, 2,]");
+    b.click("#start-btn");
+    b.wait_js(
+        "return /not valid JSON/.test(document.querySelector('#start-msg').textContent)",
+        "the invalid-JSON message",
+    );
+    assert_eq!(
+        b.js("return document.activeElement.id"),
+        json!("exec-input"),
+        "focus goes back to the input"
+    );
+    assert_eq!(
+        b.js("return document.querySelector('#exec-input').getAttribute('aria-invalid')"),
+        json!("true")
+    );
+    let listed = sfn.call("ListExecutions", json!({"stateMachineArn": live_sm}));
+    assert_eq!(
+        listed["executions"].as_array().unwrap().len(),
+        0,
+        "invalid JSON must not start anything"
+    );
+    b.type_into("#exec-input", "{\"orders\": [1, 2, 3]}");
+    b.click("#start-btn");
+    b.wait_js(
+        "return location.hash.startsWith('#/exec/')",
+        "the execution page after starting",
+    );
+    let exec = urldec(
+        b.js("return location.hash.slice('#/exec/'.length)")
+            .as_str()
+            .unwrap(),
+    );
+    assert!(exec.ends_with(":live-demo:from-the-form"), "{exec}");
+    assert_eq!(sfn.status(&exec)["input"], json!("{\"orders\": [1, 2, 3]}"));
+
+    // ---- 3. the running execution's graph changes colour live (no reload, no polling) ----
+    b.js("window.__sameDocument = true; return 1");
+    b.wait_state("Pause", "running");
+    assert_eq!(b.text("#live-note"), "Live");
+    b.scroll_to("g-h");
+    b.screenshot("graph-running");
+    b.wait_state("Pause", "succeeded");
+    b.wait_state("ReadOrders", "succeeded");
+    b.wait_state("Summarise", "succeeded");
+    b.wait_state("Export", "caught");
+    b.wait_state("Done", "succeeded");
+    b.wait_js(
+        "return document.querySelector('#exec-status').textContent === 'SUCCEEDED'",
+        "the status badge to turn SUCCEEDED",
+    );
+    assert_eq!(
+        b.js("return window.__sameDocument === true"),
+        json!(true),
+        "updates arrived without a reload"
+    );
+    assert!(b.state_class("Prepare").contains("succeeded"));
+    // colour is not the only cue: the status is written in the node and in a table
+    assert_eq!(
+        b.text("g.node[data-state=\"Export\"] text.type"),
+        "Task · fail · caught"
+    );
+    assert!(
+        b.text("table.state-status").contains("Exportcaught"),
+        "{}",
+        b.text("table.state-status")
+    );
+    assert!(
+        b.text("#exec-output").contains("exportError"),
+        "output shown: {}",
+        b.text("#exec-output")
+    );
+
+    // ---- 4. history (expandable JSON), Gantt, task logs ----
+    let n_events = sfn.call(
+        "GetExecutionHistory",
+        json!({"executionArn": exec, "maxResults": 1000}),
+    )["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    b.wait_js(
+        &format!(
+            "return document.querySelectorAll('table.history tbody tr').length === {n_events}"
+        ),
+        "every history event in the table (appended live)",
+    );
+    b.click("table.history tbody tr:first-child summary");
+    b.wait_js(
+        "return /\"ExecutionStarted\"/.test(document.querySelector('table.history tbody tr:first-child pre').textContent)",
+        "the first event's JSON when its row is expanded",
+    );
+    let bars = b
+        .js("return document.querySelectorAll('svg.gantt rect.bar').length")
+        .as_u64()
+        .unwrap();
+    assert!(bars >= 8, "Gantt bars: {bars}");
+    assert!(
+        b.js("return document.querySelectorAll('svg.gantt rect.bar.caught').length")
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    b.wait_js(
+        "return document.querySelectorAll('details.task').length >= 3",
+        "task logs of three tasks",
+    );
+    let tasks = b.text("main");
+    assert!(
+        tasks.contains("csv-to-json@") && tasks.contains("echo@") && tasks.contains("fail@"),
+        "{tasks}"
+    );
+    assert!(tasks.contains("Export.Unavailable"));
+    b.js("document.querySelectorAll('details.task').forEach(d => d.open = true); return 1");
+    let audit = b.text("details.task table.audit");
+    assert!(
+        audit.contains("fs:Read") && audit.contains("Allow"),
+        "audit decisions: {audit}"
+    );
+    assert!(b.js("return document.querySelector('#redrive-btn') === null || document.querySelector('#redrive-btn').hidden").as_bool().unwrap());
+    b.js("window.scrollTo(0, 0); return 1");
+    b.screenshot("execution");
+    b.scroll_to("g-h");
+    b.screenshot("execution-graph");
+    b.scroll_to("ga-h");
+    b.screenshot("execution-gantt-logs");
+
+    // ---- 5. send a task token ----
+    let waiting = sfn.start(&token_sm, "needs-approval", json!({"order": 7}));
+    b.goto(&format!("{base}/#/exec/{}", urlenc(&waiting)));
+    b.wait_for("code.task-token");
+    let token_text = b.text("code.task-token");
+    let in_history =
+        sfn.call("GetExecutionHistory", json!({"executionArn": waiting}))["events"].to_string();
+    assert!(
+        in_history.contains(&token_text),
+        "the token shown is the one in TaskScheduled"
+    );
+    b.type_into("#tok-out-0", "{approved: yes}");
+    b.click("form.token-success button");
+    b.wait_js(
+        "return /not valid JSON/.test(document.querySelector('#tok-msg-0').textContent)",
+        "the refused output",
+    );
+    assert_eq!(sfn.status(&waiting)["status"], "RUNNING");
+    b.type_into("#tok-out-0", "{\"approved\": true}");
+    b.click("form.token-success button");
+    b.wait_js(
+        "return document.querySelector('#exec-status').textContent === 'SUCCEEDED'",
+        "the approved execution to succeed",
+    );
+    assert_eq!(sfn.status(&waiting)["output"], json!("{\"approved\":true}"));
+
+    // ---- 6. stop a running execution, redrive it from the page, stop it again ----
+    let to_stop = sfn.start(&live_sm, "to-stop", json!({}));
+    b.goto(&format!("{base}/#/exec/{}", urlenc(&to_stop)));
+    b.wait_state("Pause", "running");
+    b.js("window.confirm = () => true; return 1");
+    b.click("#stop-btn");
+    b.wait_js(
+        "return document.querySelector('#exec-status').textContent === 'ABORTED'",
+        "the stopped execution",
+    );
+    assert_eq!(sfn.status(&to_stop)["status"], "ABORTED");
+    assert_eq!(
+        b.js("const r = document.querySelector('#redrive-btn'); return !r.hidden && !r.disabled"),
+        json!(true)
+    );
+    b.click("#redrive-btn");
+    b.wait_js(
+        "return document.querySelector('#exec-status').textContent === 'RUNNING'",
+        "the redriven execution",
+    );
+    assert_eq!(sfn.status(&to_stop)["redriveCount"], json!(1));
+    b.wait_state("Pause", "running");
+    b.click("#stop-btn");
+    b.wait_js(
+        "return document.querySelector('#exec-status').textContent === 'ABORTED'",
+        "the execution stopped again",
+    );
+
+    // ---- 7. executions list: filters and paging ----
+    b.goto(&format!("{base}/#/executions"));
+    b.wait_js(
+        "return document.querySelectorAll('table.executions tbody tr').length === 4",
+        "four executions",
+    );
+    b.click("#all-status option[value=ABORTED]");
+    b.wait_js("const r = document.querySelectorAll('table.executions tbody tr'); return r.length === 1 && /to-stop/.test(r[0].textContent)", "the ABORTED filter");
+    b.click("#all-status option[value='']");
+    b.type_into("#all-name", "approval");
+    b.click("form.filters button[type=submit]");
+    b.wait_js("const r = document.querySelectorAll('table.executions tbody tr'); return r.length === 1 && /needs-approval/.test(r[0].textContent)", "the name filter");
+    b.screenshot("executions");
+
+    // ---- 8. plugins ----
+    b.goto(&format!("{base}/#/plugins"));
+    b.wait_js(
+        "return document.querySelectorAll('table.plugins tbody tr').length === 4",
+        "four plugins",
+    );
+    let plugins_text = b.text("table.plugins");
+    assert!(
+        plugins_text.contains("live-demo")
+            && plugins_text.contains("big_dag")
+            && plugins_text.contains("daily_orders"),
+        "{plugins_text}"
+    );
+    assert!(
+        plugins_text.contains("fs:Read"),
+        "requested grants shown: {plugins_text}"
+    );
+    b.screenshot("plugins");
+
+    // ---- 9. DAGs: list with next run, a 1,000-task graph ----
+    b.goto(&format!("{base}/#/dags"));
+    b.wait_js("return /big_dag/.test(document.querySelector('main').textContent) && /daily_orders/.test(document.querySelector('main').textContent)", "the DAG list");
+    assert!(b.text("main").contains("@daily"));
+    b.screenshot("dags");
+    b.goto(&format!("{base}/#/dag/big_dag"));
+    b.wait_js(
+        "return document.querySelectorAll('svg.dag g.node').length === 1000",
+        "1,000 DAG tasks drawn",
+    );
+    let dag_perf = b.perf("dag", 1000);
+    b.wait_for("#grid-unavailable");
+    assert_eq!(
+        b.js("return document.querySelector('#trigger-btn').disabled"),
+        json!(true)
+    );
+    b.goto(&format!("{base}/#/dag/daily_orders"));
+    b.wait_js(
+        "return document.querySelectorAll('svg.dag g.node').length === 5",
+        "the daily_orders graph",
+    );
+    b.screenshot("dag");
+
+    // ---- 10. an execution with 10,000 history events ----
+    let big = sfn.wait_done(&big_exec, Duration::from_secs(120));
+    assert_eq!(big["status"], "SUCCEEDED", "{big}");
+    b.goto(&format!("{base}/#/exec/{}", urlenc(&big_exec)));
+    let exec_perf = b.perf("execution", 10000);
+    let total_perf = b.perf("execution+fetch", 10000);
+    let shown = b
+        .js("return document.querySelectorAll('table.history tbody tr').length")
+        .as_u64()
+        .unwrap();
+    assert_eq!(shown, 1000, "the first page of history rows");
+    b.click("section[aria-labelledby=h-h] .row button");
+    b.wait_js(
+        "return document.querySelectorAll('table.history tbody tr').length === 2000",
+        "the next page of history",
+    );
+
+    // ---- 11. keyboard: skip link first, then the header; buttons are buttons ----
+    b.goto(&format!("{base}/#/sm/{}", urlenc(&live_sm)));
+    b.wait_for("#start-btn");
+    b.js("document.querySelector('a.skip').focus(); return 1");
+    assert_eq!(b.text("a.skip"), "Skip to content");
+    let mut order = Vec::new();
+    for _ in 0..24 {
+        b.cmd(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "kb", "actions": [
+            {"type": "keyDown", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E004}"}]}]}),
+        );
+        order.push(b.js("const e = document.activeElement; return e.id || e.textContent.trim().slice(0, 20) || e.tagName").as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(
+        order[..8],
+        [
+            "weft server",
+            "State machines",
+            "Executions",
+            "DAGs",
+            "Plugins",
+            "token",
+            "login-btn",
+            "logout"
+        ],
+        "focus order: {order:?}"
+    );
+    assert!(
+        order.iter().any(|o| o == "start-btn"),
+        "the start button is reachable by Tab: {order:?}"
+    );
+    let fake_buttons = b.js("return document.querySelectorAll('[onclick]:not(button):not(a), div[role=button], span[role=button]').length");
+    assert_eq!(fake_buttons, json!(0));
+    let unlabeled = b.js("return [...document.querySelectorAll('input, select, textarea')].filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id)");
+    assert_eq!(unlabeled, json!([]), "every form control has a label");
+    b.js("document.querySelector('#start-btn').focus(); return 1");
+    let outline = b.js("return getComputedStyle(document.activeElement).outlineStyle");
+    assert_ne!(outline, json!("none"), "focused buttons show an outline");
+
+    // ---- 12. narrow window: no horizontal scrolling of the page itself ----
+    // (Chrome's windows are at least 500 px wide: emulate a 400 px viewport instead)
+    b.cmd(
+        "POST",
+        "/goog/cdp/execute",
+        json!({"cmd": "Emulation.setDeviceMetricsOverride",
+        "params": {"width": 400, "height": 800, "deviceScaleFactor": 1, "mobile": false}}),
+    );
+    b.goto(&format!("{base}/#/exec/{}", urlenc(&exec)));
+    b.wait_state("Done", "succeeded");
+    let overflow =
+        b.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth");
+    if overflow.as_i64().unwrap() > 0 {
+        let wide = b.js("const w = document.documentElement.clientWidth; return [...document.querySelectorAll('body *')].filter(e => !(e instanceof SVGElement) && getComputedStyle(e).overflowX === 'visible' && e.scrollWidth > e.clientWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + e.scrollWidth + '/' + e.clientWidth)");
+        let dims = b.js("const d = document.documentElement; return [innerWidth, d.clientWidth, d.scrollWidth, document.body.scrollWidth, document.querySelector('main').scrollWidth, document.querySelector('header').scrollWidth]");
+        b.screenshot("execution-narrow-overflow");
+        panic!("the page scrolls sideways at 400 px by {overflow} px: {wide} {dims}");
+    }
+    assert_eq!(
+        b.js("return document.documentElement.clientWidth"),
+        json!(400)
+    );
+    b.screenshot("execution-narrow");
+    b.cmd(
+        "POST",
+        "/goog/cdp/execute",
+        json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}}),
+    );
+
+    // ---- 13. SIGTERM stops the server although a page streams a still-waiting execution ----
+    let still = sfn.start(&token_sm, "still-waiting", json!({}));
+    b.goto(&format!("{base}/#/exec/{}", urlenc(&still)));
+    b.wait_for("code.task-token");
+    b.wait_js(
+        "return document.querySelector('#live-note').textContent === 'Live'",
+        "the live stream",
+    );
+    let server = &mut procs.0[0].1;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let end = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = server.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < end,
+            "weft server did not stop within 15 s of SIGTERM with a UI stream open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "weft server exited with {status}");
+
+    eprintln!(
+        "UI render timings (performance.now, DOM + layout; figures, not assertions):\n  \
+         execution with {} history events: {} ms render, {} ms including fetching the history\n  \
+         DAG graph with {} tasks: {} ms",
+        exec_perf["items"], exec_perf["ms"], total_perf["ms"], dag_perf["items"], dag_perf["ms"]
+    );
+    eprintln!(
+        "screenshots in {}",
+        repo().join("target/screenshots").display()
+    );
+}
+
+fn urlenc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn urldec(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}

@@ -1,0 +1,444 @@
+//! JSON endpoints of the web UI under `/v1` (read-only; actions go through the Step Functions
+//! API on `POST /`). Authenticated like the API (`Authorization: Bearer TOKEN`), or with
+//! `?token=TOKEN` (see [`crate::live::check_auth`]).
+//!
+//! - `GET /v1/executions?stateMachine=&status=&name=&from=&to=&limit=&next=`: executions of all
+//!   state machines, newest first; `name` is a substring, `from`/`to` bound the start time
+//!   (epoch milliseconds); `next` is the `nextToken` of the previous page.
+//! - `GET /v1/executions/{arn}/events`: live updates (server-sent events, [`crate::live`]).
+//! - `GET /v1/executions/{arn}/tasks`: task logs ([`crate::task_logs`]).
+//! - `GET /v1/executions/{arn}/tokens`: task tokens `.waitForTaskToken` tasks wait for.
+//! - `GET /v1/plugins`: installed plugins with their requested grant and who uses them.
+//! - `GET /v1/dags`, `GET /v1/dags/{dag_id}`: DAG files (`$WEFT_DAGS` or `$WEFT_HOME/dags`).
+
+use crate::error::ApiError;
+use crate::live::{check_auth, load_execution, query_param};
+use crate::records::{ts, ExecutionRecord, StateMachineRecord};
+use crate::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/executions", get(executions))
+        .route(
+            "/v1/executions/{arn}/events",
+            get(crate::live::execution_events),
+        )
+        .route("/v1/executions/{arn}/tasks", get(tasks))
+        .route("/v1/executions/{arn}/tokens", get(tokens))
+        .route("/v1/plugins", get(plugins))
+        .route("/v1/dags", get(dags))
+        .route("/v1/dags/{dag_id}", get(dag))
+}
+
+fn reply(r: Result<Value, ApiError>) -> Response {
+    match r {
+        Ok(v) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs a handler's body and answers with its JSON or its error.
+fn respond(f: impl FnOnce() -> Result<Value, ApiError>) -> Response {
+    reply(f())
+}
+
+// ---- executions ----
+
+fn num_param(q: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    match query_param(q, name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError::validation(format!(
+                "`{name}` must be an integer (epoch milliseconds or a count), not `{v}`"
+            ))
+        }),
+    }
+}
+
+fn execution_json(e: &ExecutionRecord) -> Value {
+    let mut v = json!({
+        "executionArn": e.arn,
+        "stateMachineArn": e.state_machine_arn,
+        "stateMachineName": e.state_machine_name,
+        "name": e.name,
+        "status": e.status,
+        "startDate": ts(e.start_ms),
+    });
+    if let Some(s) = e.stop_ms {
+        v["stopDate"] = ts(s);
+    }
+    v
+}
+
+fn list_executions(app: &AppState, q: Option<&str>) -> Result<Value, ApiError> {
+    let sm = query_param(q, "stateMachine").filter(|s| !s.is_empty());
+    let status = query_param(q, "status").filter(|s| !s.is_empty());
+    let name = query_param(q, "name")
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_lowercase());
+    let from = num_param(q, "from")?;
+    let to = num_param(q, "to")?;
+    let limit = num_param(q, "limit")?.unwrap_or(50).clamp(1, 1000) as usize;
+    let offset = match query_param(q, "next").filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("o:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
+    };
+    let mut all = Vec::new();
+    for item in app.executions.iter() {
+        let (_, v) = item?;
+        let e: ExecutionRecord = serde_json::from_slice(&v)?;
+        if sm.as_deref().is_some_and(|s| s != e.state_machine_name)
+            || status.as_deref().is_some_and(|s| s != e.status)
+            || name
+                .as_deref()
+                .is_some_and(|n| !e.name.to_lowercase().contains(n))
+            || from.is_some_and(|f| e.start_ms < f)
+            || to.is_some_and(|t| e.start_ms > t)
+        {
+            continue;
+        }
+        all.push(e);
+    }
+    all.sort_by(|a, b| b.start_ms.cmp(&a.start_ms).then_with(|| a.arn.cmp(&b.arn)));
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(execution_json)
+        .collect();
+    let mut v = json!({"executions": page, "total": all.len()});
+    if offset + limit < all.len() {
+        v["nextToken"] = json!(format!("o:{}", offset + limit));
+    }
+    Ok(v)
+}
+
+async fn executions(
+    State(app): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        check_auth(&app, &headers, q.as_deref()).and_then(|_| list_executions(&app, q.as_deref())),
+    )
+}
+
+async fn tasks(
+    State(app): State<Arc<AppState>>,
+    Path(arn): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        let e = load_execution(&app, &arn)?;
+        let (tasks, truncated) = crate::task_logs::list(&app, &e.arn)?;
+        Ok(json!({"executionArn": e.arn, "tasks": tasks, "truncated": truncated}))
+    })
+}
+
+async fn tokens(
+    State(app): State<Arc<AppState>>,
+    Path(arn): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        let e = load_execution(&app, &arn)?;
+        // the durable token records of the runtime (they survive restarts)
+        let mut out: Vec<Value> = Vec::new();
+        for item in app.rt.tokens.iter() {
+            let (k, v) = item?;
+            let Ok(t) = serde_json::from_slice::<crate::runtime::TokenRecord>(&v) else {
+                continue;
+            };
+            if t.execution != e.arn || t.activity.is_some() {
+                continue;
+            }
+            out.push(json!({
+                "taskToken": String::from_utf8_lossy(&k),
+                "state": t.state,
+                "since": ts(t.since_ms),
+                "timeoutSeconds": t.timeout_at_ms.map(|at| (at - t.since_ms) / 1000),
+                "heartbeatSeconds": t.heartbeat_ms.map(|h| h / 1000),
+            }));
+        }
+        out.sort_by(|a, b| {
+            a["since"]
+                .as_f64()
+                .partial_cmp(&b["since"].as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Ok(json!({"executionArn": e.arn, "tokens": out}))
+    })
+}
+
+// ---- plugins ----
+
+/// The plugin names a Task `Resource` (with its Parameters) runs, if it names one.
+fn plugin_of_resource(resource: &str, params: Option<&Value>) -> Option<String> {
+    use weft_asl::resource::{Resource, ResourceKind};
+    let r = Resource::parse(resource).ok()?;
+    match &r.kind {
+        ResourceKind::Plugin { name, .. } | ResourceKind::LambdaFunction { name, .. } => {
+            Some(name.clone())
+        }
+        ResourceKind::LambdaInvoke => {
+            let f = params?.get("FunctionName")?.as_str()?;
+            Some(weft_asl::resource::function_name(f))
+        }
+        _ => None,
+    }
+}
+
+/// Every plugin the Task states of an ASL definition (nested Parallel branches and Map
+/// iterators included) name.
+pub fn plugins_in_definition(def: &Value, out: &mut BTreeSet<String>) {
+    match def {
+        Value::Object(m) => {
+            if m.get("Type").and_then(Value::as_str) == Some("Task") {
+                if let Some(res) = m.get("Resource").and_then(Value::as_str) {
+                    let params = m.get("Parameters").or_else(|| m.get("Arguments"));
+                    if let Some(p) = plugin_of_resource(res, params) {
+                        out.insert(p);
+                    }
+                }
+            }
+            for v in m.values() {
+                plugins_in_definition(v, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| plugins_in_definition(v, out)),
+        _ => {}
+    }
+}
+
+fn dags_dir(app: &AppState) -> PathBuf {
+    std::env::var_os("WEFT_DAGS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| app.store.home().join("dags"))
+}
+
+fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<String>, PathBuf) {
+    let dir = dags_dir(app);
+    if !dir.is_dir() {
+        return (Vec::new(), Vec::new(), dir);
+    }
+    let store = app.store.clone();
+    let known = move |op: &str| {
+        weft_engine::PluginRef::parse(weft_engine::dag_exec::operator_ref(op))
+            .ok()
+            .is_some_and(|r| weft_engine::plugin_host::resolve(&store, &r).is_ok())
+    };
+    let (dags, errors) = weft_dag::load_dags(&dir, &known);
+    (dags, errors.iter().map(|e| e.to_string()).collect(), dir)
+}
+
+fn plugin_name_of_operator(op: &str) -> String {
+    let r = weft_engine::dag_exec::operator_ref(op);
+    weft_engine::PluginRef::parse(r)
+        .map(|p| p.name().to_string())
+        .unwrap_or_else(|_| r.to_string())
+}
+
+fn list_plugins(app: &AppState) -> Result<Value, ApiError> {
+    let mut sm_uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for item in app.state_machines.iter() {
+        let (_, v) = item?;
+        let sm: StateMachineRecord = serde_json::from_slice(&v)?;
+        let Ok(def) = serde_json::from_str::<Value>(&sm.definition) else {
+            continue;
+        };
+        let mut names = BTreeSet::new();
+        plugins_in_definition(&def, &mut names);
+        for n in names {
+            sm_uses.entry(n).or_default().insert(sm.name.clone());
+        }
+    }
+    let mut dag_uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let (dags, _, _) = load_dags(app);
+    for d in &dags {
+        for t in d.tasks.values() {
+            dag_uses
+                .entry(plugin_name_of_operator(&t.operator))
+                .or_default()
+                .insert(d.dag_id.clone());
+        }
+    }
+    let recs = app
+        .store
+        .registry()
+        .list()
+        .map_err(|e| ApiError::internal(format!("plugin registry: {e}")))?;
+    let plugins: Vec<Value> = recs
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "version": p.version,
+                "digest": p.digest.to_hex(),
+                "world": p.world,
+                "description": p.manifest.get("description"),
+                "grant": p.manifest.get("grant"),
+                "installedAt": p.installed_at,
+                "stateMachines": sm_uses.get(&p.name).map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(),
+                "dags": dag_uses.get(&p.name).map(|s| s.iter().collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(json!({"plugins": plugins}))
+}
+
+async fn plugins(
+    State(app): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    reply(check_auth(&app, &headers, q.as_deref()).and_then(|_| list_plugins(&app)))
+}
+
+// ---- DAGs ----
+
+fn schedule_text(s: &weft_dag::Schedule) -> Value {
+    match s {
+        weft_dag::Schedule::Never => Value::Null,
+        weft_dag::Schedule::Once => json!("@once"),
+        weft_dag::Schedule::Cron { source, .. } => json!(source),
+        weft_dag::Schedule::Delta(d) => json!(format!("every {}", humanize(d.as_secs()))),
+    }
+}
+
+fn humanize(secs: u64) -> String {
+    match secs {
+        s if s % 86400 == 0 && s > 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn dag_summary(d: &weft_dag::Dag, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let next = d.next_dagrun_info(None, now).map(|i| {
+        json!({
+            "logicalDate": i.logical_date.to_rfc3339(),
+            "runAfter": i.run_after.to_rfc3339(),
+            "dataInterval": [i.data_interval.start.to_rfc3339(), i.data_interval.end.to_rfc3339()],
+        })
+    });
+    json!({
+        "dagId": d.dag_id,
+        "file": d.file.display().to_string(),
+        "description": d.description,
+        "schedule": schedule_text(&d.schedule),
+        "timezone": d.timezone.to_string(),
+        "catchup": d.catchup,
+        "tags": d.tags,
+        "tasks": d.tasks.len(),
+        "nextRun": next,
+    })
+}
+
+async fn dags(
+    State(app): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        let (dags, errors, dir) = load_dags(&app);
+        let now = chrono::Utc::now();
+        Ok(json!({
+            "folder": dir.display().to_string(),
+            "dags": dags.iter().map(|d| dag_summary(d, now)).collect::<Vec<_>>(),
+            "errors": errors,
+        }))
+    })
+}
+
+async fn dag(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        let (dags, _, dir) = load_dags(&app);
+        let Some(d) = dags.iter().find(|d| d.dag_id == id) else {
+            return Err(ApiError::new(
+                "DagNotFound",
+                format!(
+                    "no DAG `{id}` in {} (or its file has errors: see GET /v1/dags)",
+                    dir.display()
+                ),
+            )
+            .with_status(StatusCode::NOT_FOUND));
+        };
+        let mut v = dag_summary(d, chrono::Utc::now());
+        v["topoOrder"] = json!(d.topo_order);
+        v["taskList"] = d
+            .tasks
+            .values()
+            .map(|t| {
+                json!({
+                    "taskId": t.task_id,
+                    "operator": t.operator,
+                    "upstream": t.upstream,
+                    "triggerRule": t.trigger_rule.as_str(),
+                    "taskGroup": t.task_group,
+                    "retries": t.retries,
+                    "mapped": t.expand.is_some(),
+                    "line": t.line,
+                })
+            })
+            .collect();
+        Ok(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugins_of_a_definition() {
+        let def = json!({"StartAt": "A", "States": {
+            "A": {"Type": "Task", "Resource": "weft:plugin:echo@0.1.0", "Next": "B"},
+            "B": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                  "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:1:function:csv-to-json:$LATEST"}, "Next": "C"},
+            "C": {"Type": "Map", "ItemProcessor": {"StartAt": "D", "States": {
+                "D": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:fail", "End": true}}}, "Next": "E"},
+            "E": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken", "End": true}
+        }});
+        let mut out = BTreeSet::new();
+        plugins_in_definition(&def, &mut out);
+        assert_eq!(
+            out.into_iter().collect::<Vec<_>>(),
+            vec!["csv-to-json", "echo", "fail"]
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(humanize(86400), "1d");
+        assert_eq!(humanize(7200), "2h");
+        assert_eq!(humanize(90), "90s");
+    }
+}

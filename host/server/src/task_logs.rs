@@ -1,0 +1,146 @@
+//! Task logs: what each sandboxed task attempt of an execution printed and was allowed or denied.
+//!
+//! Tree `sfn_task_logs`: key = [`history_prefix`]`(execution ARN)` + task key + attempt, where
+//! the task key is a process-wide sequence number (8 bytes big-endian, seeded from the clock in
+//! microseconds so keys keep increasing across restarts) + the state name + 0x00, and the
+//! attempt is 4 bytes big-endian. Keys therefore sort in the order tasks ran. The value is JSON:
+//! `{"state","attempt","plugin","digest","stdout","stderr","logs","audit","fuelUsed",
+//! "durationMs","error","timestamp"}` (`error`: `{"error","cause"}` or null; `timestamp`:
+//! epoch milliseconds when the attempt ended).
+//!
+//! Entries are written by the server's task runner through
+//! [`weft_engine::asl_tasks::SandboxTaskRunner::with_observer`]; a task that failed before it
+//! reached the sandbox (unknown plugin, bad credentials) gets an entry with only the error.
+
+use crate::records::{history_prefix, now_ms};
+use crate::AppState;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use weft_asl::{TaskFailure, TaskRequest, TaskRunner};
+use weft_engine::asl_tasks::SandboxTaskRunner;
+use weft_sandbox::Outcome;
+use weft_store::PluginRecord;
+
+/// Name of the sled tree.
+pub const TREE: &str = "sfn_task_logs";
+/// At most this many entries are returned for one execution.
+pub const MAX_ENTRIES: usize = 2000;
+
+fn next_seq() -> u64 {
+    static SEQ: OnceLock<AtomicU64> = OnceLock::new();
+    SEQ.get_or_init(|| {
+        let micros = chrono::Utc::now().timestamp_micros().max(0) as u64;
+        AtomicU64::new(micros)
+    })
+    .fetch_add(1, Ordering::Relaxed)
+}
+
+/// The key of one attempt (see the module docs).
+pub fn key(execution: &str, seq: u64, state: &str, attempt: u32) -> Vec<u8> {
+    let mut k = history_prefix(execution);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(state.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&attempt.to_be_bytes());
+    k
+}
+
+/// The execution ARN of a task request (`$$.Execution.Id`).
+fn execution_of(req: &TaskRequest<'_>) -> Option<String> {
+    req.context
+        .pointer("/Execution/Id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn record(app: &AppState, req: &TaskRequest<'_>, v: Value) {
+    let Some(exec) = execution_of(req) else {
+        return;
+    };
+    let k = key(&exec, next_seq(), req.state_name, req.attempt);
+    if let Err(e) = app.task_logs.insert(k, v.to_string().as_bytes()) {
+        tracing::error!(execution = %exec, "cannot record a task log: {e}");
+    }
+}
+
+fn outcome_json(req: &TaskRequest<'_>, rec: &PluginRecord, out: &Outcome) -> Value {
+    json!({
+        "state": req.state_name,
+        "attempt": req.attempt,
+        "plugin": format!("{}@{}", rec.name, rec.version),
+        "digest": rec.digest.to_hex().to_string(),
+        "stdout": out.stdout,
+        "stderr": out.stderr,
+        "logs": out.logs,
+        "audit": out.audit,
+        "fuelUsed": out.fuel_used,
+        "durationMs": out.duration.as_secs_f64() * 1000.0,
+        "error": match &out.result {
+            Ok(_) => Value::Null,
+            Err(e) => json!({"error": e.error, "cause": e.cause}),
+        },
+        "timestamp": now_ms(),
+    })
+}
+
+/// Runs `runner` on `req`, recording the attempt in [`TREE`].
+pub(crate) fn run_logged(
+    app: &AppState,
+    runner: SandboxTaskRunner<'_>,
+    req: &TaskRequest<'_>,
+) -> Result<Value, TaskFailure> {
+    let observed = AtomicBool::new(false);
+    let runner = runner.with_observer(|req, rec, out| {
+        observed.store(true, Ordering::Relaxed);
+        record(app, req, outcome_json(req, rec, out));
+    });
+    let r = runner.run_task(req);
+    if let Err(e) = &r {
+        if !observed.load(Ordering::Relaxed) {
+            record(
+                app,
+                req,
+                json!({
+                    "state": req.state_name,
+                    "attempt": req.attempt,
+                    "plugin": req.target,
+                    "digest": null,
+                    "stdout": "", "stderr": "", "logs": [], "audit": [],
+                    "fuelUsed": null, "durationMs": null,
+                    "error": {"error": e.error, "cause": e.cause},
+                    "timestamp": now_ms(),
+                }),
+            );
+        }
+    }
+    r
+}
+
+/// The task log entries of `execution`, in the order the attempts ran; `true` when truncated.
+pub fn list(app: &AppState, execution: &str) -> Result<(Vec<Value>, bool), crate::ApiError> {
+    let mut out = Vec::new();
+    for item in app.task_logs.scan_prefix(history_prefix(execution)) {
+        let (_, v) = item?;
+        if out.len() == MAX_ENTRIES {
+            return Ok((out, true));
+        }
+        out.push(serde_json::from_slice(&v)?);
+    }
+    Ok((out, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_sequence_within_an_execution() {
+        let a = key("arn:x", 5, "B", 1);
+        let b = key("arn:x", 6, "A", 1);
+        assert!(a < b);
+        assert!(a.starts_with(&history_prefix("arn:x")));
+        assert!(!key("arn:x2", 1, "A", 1).starts_with(&history_prefix("arn:x")));
+        assert!(next_seq() < next_seq());
+    }
+}

@@ -1,0 +1,401 @@
+//! The web UI's JSON endpoints under `/v1` over real HTTP: authentication (header or `?token=`),
+//! the live event stream of an execution, waiting task tokens, task logs, the executions list's
+//! filters and paging, plugins and DAGs.
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use weft_server::auth::Tokens;
+
+mod common;
+
+use common::{request, start_with, Server};
+
+const TOKEN: &str = "ui-token";
+
+fn tokens() -> Option<Tokens> {
+    Some(Tokens::from_keys(&[(TOKEN, TOKEN)]))
+}
+
+async fn sfn(s: &Server, action: &str, body: Value) -> Value {
+    let target = format!("AWSStepFunctions.{action}");
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, text) = request(
+        s.addr,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", &target),
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Authorization", &auth),
+        ],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{action}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn get(s: &Server, path: &str) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, text) = request(s.addr, "GET", path, &[("Authorization", &auth)], "").await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
+    )
+}
+
+fn enc(s: &str) -> String {
+    s.replace(':', "%3A")
+}
+
+async fn create(s: &Server, name: &str, def: Value) -> String {
+    sfn(
+        s,
+        "CreateStateMachine",
+        json!({"name": name, "definition": def.to_string(), "roleArn": "arn:aws:iam::000000000000:role/x"}),
+    )
+    .await["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn start(s: &Server, sm: &str, name: &str) -> String {
+    sfn(
+        s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": name, "input": "{}"}),
+    )
+    .await["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn wait_done(s: &Server, arn: &str) -> Value {
+    for _ in 0..200 {
+        let d = sfn(s, "DescribeExecution", json!({"executionArn": arn})).await;
+        if d["status"] != "RUNNING" {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{arn} did not finish");
+}
+
+#[tokio::test]
+async fn endpoints_need_a_token_in_the_header_or_the_query() {
+    let s = start_with(tokens(), 10).await;
+    let (status, _, body) = request(s.addr, "GET", "/v1/plugins", &[], "").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("MissingAuthenticationTokenException"));
+    let (status, _, _) = request(s.addr, "GET", "/v1/plugins?token=wrong", &[], "").await;
+    assert_eq!(status, 403);
+    let (status, _, body) = request(
+        s.addr,
+        "GET",
+        &format!("/v1/plugins?token={TOKEN}"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, v) = get(&s, "/v1/plugins").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["plugins"], json!([]));
+}
+
+#[tokio::test]
+async fn event_stream_sends_history_and_status_until_the_end() {
+    let s = start_with(tokens(), 10).await;
+    let sm = create(
+        &s,
+        "waits",
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "Next": "P"}, "P": {"Type": "Pass", "End": true}}}),
+    )
+    .await;
+    let exec = start(&s, &sm, "e1").await;
+    // the stream ends by itself after the terminal status, so reading to the end terminates
+    let (status, hs, body) = request(
+        s.addr,
+        "GET",
+        &format!("/v1/executions/{}/events?token={TOKEN}", enc(&exec)),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        hs.iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")),
+        "{hs:?}"
+    );
+    let first_status = body.find("event: status").expect(&body);
+    assert!(body[first_status..].contains("RUNNING"), "{body}");
+    assert!(
+        body.contains("event: history") && body.contains("WaitStateExited"),
+        "{body}"
+    );
+    assert!(body.contains("ExecutionSucceeded"), "{body}");
+    assert!(
+        body.rfind("SUCCEEDED").unwrap() > body.find("ExecutionSucceeded").unwrap(),
+        "{body}"
+    );
+
+    // a finished execution: its status, then the end
+    let (_, _, body) = request(
+        s.addr,
+        "GET",
+        &format!("/v1/executions/{}/events?token={TOKEN}", enc(&exec)),
+        &[],
+        "",
+    )
+    .await;
+    assert!(
+        body.contains("SUCCEEDED") && !body.contains("event: history"),
+        "{body}"
+    );
+
+    let (status, v) = get(&s, "/v1/executions/arn%3Aaws%3Astates%3Aus-east-1%3A000000000000%3Aexecution%3Awaits%3Anope/events").await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(v["__type"], "ExecutionDoesNotExist");
+    let (status, v) = get(&s, "/v1/executions/not-an-arn/tasks").await;
+    assert_eq!(status, 400);
+    assert_eq!(v["__type"], "InvalidArn");
+}
+
+#[tokio::test]
+async fn waiting_tokens_are_listed_until_answered() {
+    let s = start_with(tokens(), 10).await;
+    let sm = create(
+        &s,
+        "approval",
+        json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"MessageBody": {"t.$": "$$.Task.Token"}}, "End": true}}}),
+    )
+    .await;
+    let exec = start(&s, &sm, "a1").await;
+    let path = format!("/v1/executions/{}/tokens", enc(&exec));
+    let mut tokens = json!([]);
+    for _ in 0..100 {
+        tokens = get(&s, &path).await.1["tokens"].clone();
+        if tokens.as_array().is_some_and(|t| !t.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "{tokens}");
+    assert_eq!(tokens[0]["state"], "Ask");
+    let token = tokens[0]["taskToken"].as_str().unwrap();
+    // the same token is in TaskScheduled's parameters
+    let hist = sfn(&s, "GetExecutionHistory", json!({"executionArn": exec})).await;
+    assert!(hist.to_string().contains(token));
+    sfn(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{\"ok\":1}"}),
+    )
+    .await;
+    assert_eq!(wait_done(&s, &exec).await["status"], "SUCCEEDED");
+    assert_eq!(get(&s, &path).await.1["tokens"], json!([]));
+}
+
+#[tokio::test]
+async fn task_logs_record_failures_before_the_sandbox() {
+    let s = start_with(tokens(), 10).await;
+    let sm = create(
+        &s,
+        "missing",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:does-not-exist",
+            "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 1, "IntervalSeconds": 1}], "End": true}}}),
+    )
+    .await;
+    let exec = start(&s, &sm, "m1").await;
+    assert_eq!(wait_done(&s, &exec).await["status"], "FAILED");
+    let (status, v) = get(&s, &format!("/v1/executions/{}/tasks", enc(&exec))).await;
+    assert_eq!(status, 200, "{v}");
+    let tasks = v["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "two attempts: {v}");
+    assert_eq!(tasks[0]["state"], "T");
+    assert_eq!(tasks[0]["attempt"], 1);
+    assert_eq!(tasks[1]["attempt"], 2);
+    assert!(
+        tasks[1]["error"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("does-not-exist"),
+        "{v}"
+    );
+    // another execution's logs are not mixed in
+    let other = start(&s, &sm, "m10").await;
+    wait_done(&s, &other).await;
+    let (_, v) = get(&s, &format!("/v1/executions/{}/tasks", enc(&exec))).await;
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn executions_list_filters_and_pages() {
+    let s = start_with(tokens(), 50).await;
+    let a = create(
+        &s,
+        "alpha",
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}),
+    )
+    .await;
+    let b = create(
+        &s,
+        "beta",
+        json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}),
+    )
+    .await;
+    let mut all = Vec::new();
+    for i in 0..5 {
+        all.push(start(&s, &a, &format!("nightly-{i}")).await);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    all.push(start(&s, &b, "adhoc").await);
+    for e in &all {
+        wait_done(&s, e).await;
+    }
+    let (_, v) = get(&s, "/v1/executions").await;
+    assert_eq!(v["total"], 6);
+    assert_eq!(v["executions"][0]["name"], "adhoc", "newest first: {v}");
+    let (_, v) = get(&s, "/v1/executions?status=FAILED").await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["executions"][0]["stateMachineName"], "beta");
+    let (_, v) = get(&s, "/v1/executions?name=NIGHTLY&stateMachine=alpha&limit=2").await;
+    assert_eq!(v["total"], 5);
+    assert_eq!(v["executions"].as_array().unwrap().len(), 2);
+    let next = v["nextToken"].as_str().unwrap().to_string();
+    let (_, v2) = get(
+        &s,
+        &format!("/v1/executions?name=nightly&limit=2&next={next}"),
+    )
+    .await;
+    assert_eq!(v2["executions"].as_array().unwrap().len(), 2);
+    assert_ne!(v2["executions"][0]["name"], v["executions"][0]["name"]);
+    let (_, v) = get(&s, "/v1/executions?from=99999999999999").await;
+    assert_eq!(v["total"], 0);
+    let (status, v) = get(&s, "/v1/executions?from=yesterday").await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = get(&s, "/v1/executions?next=garbage").await;
+    assert_eq!(status, 400);
+    assert_eq!(v["__type"], "InvalidToken");
+}
+
+/// The app on a store of our own (so the test can put plugins and DAG files in it).
+async fn start_in(home: &std::path::Path) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let store = std::sync::Arc::new(weft_store::Store::open(home).unwrap());
+    for (name, grant) in [
+        ("echo", json!(null)),
+        (
+            "csv-to-json",
+            json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["fs:Read"], "Resource": ["file:data/*"]}]}),
+        ),
+    ] {
+        store
+            .registry()
+            .put(&weft_store::PluginRecord {
+                name: name.into(),
+                version: "0.1.0".into(),
+                digest: weft_store::Digest::of(name.as_bytes()),
+                world: "task".into(),
+                manifest: json!({"description": format!("{name} plugin"), "grant": grant}),
+                installed_at: 0,
+            })
+            .unwrap();
+    }
+    let state = weft_server::AppState::with_limit(store, tokens(), 10).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        weft_server::serve(listener, state).await.unwrap();
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn dags_and_plugins_with_their_users() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    std::fs::write(
+        home.path().join("dags/pipe.yaml"),
+        "pipe:\n  schedule: '@daily'\n  default_args:\n    start_date: 2024-01-01\n  tags: [t1]\n  tasks:\n    a:\n      operator: csv-to-json\n    b:\n      operator: echo\n      dependencies: [a]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("dags/broken.yaml"),
+        "broken:\n  tasks:\n    x:\n      operator: not-installed\n",
+    )
+    .unwrap();
+    let (addr, task) = start_in(home.path()).await;
+    let s = Server2(addr);
+    sfn2(&s, "CreateStateMachine", json!({"name": "uses-echo", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "echo", "Payload": {}}, "End": true}}}).to_string()})).await;
+
+    let (status, v) = get2(&s, "/v1/dags").await;
+    assert_eq!(status, 200, "{v}");
+    let dags = v["dags"].as_array().unwrap();
+    assert_eq!(dags.len(), 1, "{v}");
+    assert_eq!(dags[0]["dagId"], "pipe");
+    assert_eq!(dags[0]["schedule"], "@daily");
+    assert_eq!(dags[0]["tags"], json!(["t1"]));
+    assert!(dags[0]["nextRun"]["logicalDate"].is_string(), "{v}");
+    assert!(v["errors"].to_string().contains("not-installed"), "{v}");
+
+    let (status, v) = get2(&s, "/v1/dags/pipe").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["topoOrder"], json!(["a", "b"]));
+    assert_eq!(v["taskList"][1]["upstream"], json!(["a"]));
+    let (status, v) = get2(&s, "/v1/dags/nope").await;
+    assert_eq!(status, 404);
+    assert_eq!(v["__type"], "DagNotFound");
+
+    let (_, v) = get2(&s, "/v1/plugins").await;
+    let by_name = |n: &str| {
+        v["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let echo = by_name("echo");
+    assert_eq!(echo["stateMachines"], json!(["uses-echo"]));
+    assert_eq!(echo["dags"], json!(["pipe"]));
+    assert_eq!(echo["world"], "task");
+    let csv = by_name("csv-to-json");
+    assert_eq!(csv["stateMachines"], json!([]));
+    assert_eq!(csv["grant"]["Statement"][0]["Action"], json!(["fs:Read"]));
+    assert_eq!(csv["digest"].as_str().unwrap().len(), 64);
+    task.abort();
+}
+
+struct Server2(std::net::SocketAddr);
+
+async fn sfn2(s: &Server2, action: &str, body: Value) -> Value {
+    let target = format!("AWSStepFunctions.{action}");
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, text) = request(
+        s.0,
+        "POST",
+        "/",
+        &[("X-Amz-Target", &target), ("Authorization", &auth)],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{action}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn get2(s: &Server2, path: &str) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, _, text) = request(s.0, "GET", path, &[("Authorization", &auth)], "").await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
+    )
+}
