@@ -165,11 +165,16 @@ impl Journal {
 
     /// Deletes the whole journal (the execution succeeded: nothing will replay it).
     pub fn clear(&self) -> Result<(), DurableError> {
-        let mut batch = sled::Batch::default();
-        for item in self.tree.scan_prefix(&self.prefix).keys() {
-            batch.remove(item?);
+        // one remove at a time: sled's batches take a tree-wide write lock that stalls every
+        // other execution's journal reads
+        let keys: Vec<sled::IVec> = self
+            .tree
+            .scan_prefix(&self.prefix)
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for k in keys {
+            self.tree.remove(k)?;
         }
-        self.tree.apply_batch(batch)?;
         Ok(())
     }
 

@@ -82,29 +82,30 @@ impl TaskRunner for JournalingRunner<'_> {
             .unwrap_or(0);
         j.put(&k, &Entry::Started { at_ms }).map_err(failure)?;
         let r = self.inner.run_task(req);
-        match &r {
+        let recorded = match &r {
             Err(f) if f.error == names::SUSPENDED => {
                 // not an outcome: the attempt resumes later (an answer may already be journaled)
                 j.remove_started(&k).map_err(failure)?;
                 return r;
             }
-            Ok(v) => {
-                j.complete(&k, &Entry::Ok { output: v.clone() })
-                    .map_err(failure)?;
-            }
-            Err(f) => {
-                j.complete(
+            Ok(v) => j
+                .complete(&k, &Entry::Ok { output: v.clone() })
+                .map_err(failure)?,
+            Err(f) => j
+                .complete(
                     &k,
                     &Entry::Err {
                         error: f.error.clone(),
                         cause: f.cause.clone(),
                     },
                 )
-                .map_err(failure)?;
-            }
-        }
+                .map_err(failure)?,
+        };
         self.ctl.commit().map_err(failure)?;
-        // a callback or timeout may have completed the attempt first: the journal decides
+        if recorded {
+            return r;
+        }
+        // a callback or timeout completed the attempt first: the journal decides
         match j.get(&k).map_err(failure)? {
             Some(Entry::Ok { output }) => Ok(output),
             Some(Entry::Err { error, cause }) => Err(TaskFailure { error, cause }),
