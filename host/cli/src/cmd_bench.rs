@@ -24,9 +24,12 @@ fn us(d: Duration) -> f64 {
 }
 
 pub fn run(a: BenchArgs) -> Result<ExitCode> {
+    if a.what == "dag" {
+        return crate::cmd_bench_dag::run(&a);
+    }
     if a.what != "invoke" {
         return Err(usage(format!(
-            "unknown benchmark `{}` (available: invoke)",
+            "unknown benchmark `{}` (available: invoke, dag)",
             a.what
         )));
     }

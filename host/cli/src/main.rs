@@ -5,11 +5,14 @@
 
 mod args;
 mod cmd_bench;
+mod cmd_bench_dag;
 mod cmd_build;
 mod cmd_dag;
 mod cmd_invoke;
 mod cmd_plugin;
 mod cmd_run;
+mod cmd_sched;
+mod cmd_secrets;
 mod cmd_server;
 mod context;
 
@@ -33,6 +36,10 @@ fn main() -> ExitCode {
         args::Command::Bench(a) => cmd_bench::run(a),
         args::Command::Server(a) => cmd_server::run(a.listen, a.no_auth),
         args::Command::Dag(c) => cmd_dag::run(c),
+        args::Command::Variables(c) => cmd_secrets::run(weft_engine::variables::Kind::Variable, c),
+        args::Command::Connections(c) => {
+            cmd_secrets::run(weft_engine::variables::Kind::Connection, c)
+        }
     };
     match result {
         Ok(code) => code,

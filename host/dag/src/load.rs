@@ -89,6 +89,7 @@ const DAG_KEYS: &[&str] = &[
     "jinja_environment_kwargs",
     "dag_display_property",
     "owner",
+    "trigger",
 ];
 
 const TASK_META_KEYS: &[&str] = &[
@@ -150,6 +151,7 @@ const TASK_EXTRA_KEYS: &[&str] = &[
     "mode",
     "soft_fail",
     "exponential_backoff",
+    "max_wait",
 ];
 
 const GROUP_KEYS: &[&str] = &[
@@ -860,8 +862,22 @@ fn parse_dag(
                 | "is_paused_upon_creation"
                 | "timetable"
                 | "user_defined_macros"
+                | "trigger"
         ) {
             extra.insert(k.name.clone(), v.to_json());
+        }
+        if k.name == "trigger" {
+            if let Err(e) = crate::model::FileTriggerSpec::parse(&v.to_json()) {
+                cx.err(v.line, format!("{dag_id}.trigger"), e);
+            }
+        }
+        if matches!(
+            k.name.as_str(),
+            "on_success_callback" | "on_failure_callback" | "sla_miss_callback"
+        ) {
+            if let Err(e) = crate::model::callback_plugins(&v.to_json()) {
+                cx.err(v.line, format!("{dag_id}.{}", k.name), e);
+            }
         }
     }
 

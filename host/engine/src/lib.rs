@@ -12,7 +12,9 @@ pub mod dag_exec;
 mod error;
 pub mod plugin_host;
 pub mod roles;
+pub mod scheduler;
 pub mod secrets;
+pub mod variables;
 
 pub use error::EngineError;
 pub use plugin_host::{PluginHost, PluginRef};
