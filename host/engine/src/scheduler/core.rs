@@ -103,6 +103,9 @@ impl Trigger {
     }
 }
 
+/// A progress callback: `(run_id, task instance, dag_id, new state)`.
+pub type OnChange = dyn Fn(&str, &str, &str, TiState) + Sync;
+
 /// What one call of [`Scheduler::run`] does.
 #[derive(Default)]
 pub struct LoopOptions<'a> {
@@ -115,7 +118,7 @@ pub struct LoopOptions<'a> {
     /// Return when set (Ctrl-C).
     pub stop: Option<&'a AtomicBool>,
     /// Called with every task-instance state change (for progress output).
-    pub on_change: Option<&'a (dyn Fn(&str, &str, &str, TiState) + Sync)>,
+    pub on_change: Option<&'a OnChange>,
 }
 
 /// Statistics of one [`Scheduler::run`].
@@ -682,40 +685,37 @@ impl<'a> Scheduler<'a> {
                 }
                 let (pool_name, slots) = (task.pool.clone(), task.pool_slots);
                 progressed.insert(p.run);
-                match a.m.start(p.t, p.i, now) {
-                    Ok(inv) => {
-                        pools.take(&pool_name, slots);
-                        *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
-                        a.in_flight += 1;
-                        in_flight_total += 1;
-                        a.started.insert((p.t, p.i), now);
-                        // Latency: from the last upstream's finish to this start.
-                        let ups = &a.m.dag().tasks[p.t].upstream;
-                        if !ups.is_empty() {
-                            let last = ups
-                                .iter()
-                                .filter_map(|u| a.m.dag().tasks.get_index_of(u))
-                                .filter_map(|u| a.finished_at.get(&u))
-                                .fold(None, |acc: Option<f64>, &x| {
-                                    Some(acc.map_or(x, |a| a.max(x)))
-                                });
-                            if let Some(l) = last {
-                                stats
-                                    .dispatch_latencies
-                                    .push(a.clock.elapsed().as_secs_f64() - l);
-                            }
+                if let Ok(inv) = a.m.start(p.t, p.i, now) {
+                    pools.take(&pool_name, slots);
+                    *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
+                    a.in_flight += 1;
+                    in_flight_total += 1;
+                    a.started.insert((p.t, p.i), now);
+                    // Latency: from the last upstream's finish to this start.
+                    let ups = &a.m.dag().tasks[p.t].upstream;
+                    if !ups.is_empty() {
+                        let last = ups
+                            .iter()
+                            .filter_map(|u| a.m.dag().tasks.get_index_of(u))
+                            .filter_map(|u| a.finished_at.get(&u))
+                            .fold(None, |acc: Option<f64>, &x| {
+                                Some(acc.map_or(x, |a| a.max(x)))
+                            });
+                        if let Some(l) = last {
+                            stats
+                                .dispatch_latencies
+                                .push(a.clock.elapsed().as_secs_f64() - l);
                         }
-                        if let Some(f) = opts.on_change {
-                            f(
-                                &a.rec.run_id,
-                                &inv.display_id(),
-                                &a.rec.dag_id,
-                                TiState::Running,
-                            );
-                        }
-                        jobs.push((p.run, p.t, p.i, inv));
                     }
-                    Err(_) => {}
+                    if let Some(f) = opts.on_change {
+                        f(
+                            &a.rec.run_id,
+                            &inv.display_id(),
+                            &a.rec.dag_id,
+                            TiState::Running,
+                        );
+                    }
+                    jobs.push((p.run, p.t, p.i, inv));
                 }
             }
             for p in set_aside {
