@@ -130,8 +130,9 @@ pub struct LoopStats {
     pub tries: usize,
     /// Most workers alive at once.
     pub peak_workers: usize,
-    /// Upstream-success to downstream-start latencies, seconds (one per started instance whose
-    /// upstreams all finished in this process).
+    /// Latencies from an upstream try's end on its worker to the downstream try's start on its
+    /// worker, seconds (commit and flush included; one per try whose upstreams ran in this
+    /// process).
     pub dispatch_latencies: Vec<f64>,
 }
 
@@ -150,9 +151,8 @@ struct Active {
     in_flight: usize,
     /// Start time (epoch seconds) of running tries.
     started: HashMap<(usize, usize), f64>,
-    /// When each task's last instance finished (for latency figures).
-    finished_at: HashMap<usize, f64>,
-    clock: Instant,
+    /// When each task's last instance ended on its worker (for latency figures).
+    finished_at: HashMap<usize, Instant>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -175,6 +175,10 @@ enum Msg {
         result: Result<Value, TaskFailure>,
         elapsed: f64,
         log: Vec<Value>,
+        /// When the try ended on its worker.
+        ended: Instant,
+        /// Time from the last upstream's end to this try's start on its worker.
+        latency: Option<f64>,
     },
     Callback {
         what: String,
@@ -535,7 +539,12 @@ impl<'a> Scheduler<'a> {
                         result,
                         elapsed,
                         log,
+                        ended,
+                        latency,
                     } => {
+                        if let Some(l) = latency {
+                            stats.dispatch_latencies.push(l);
+                        }
                         let Some(a) = active.get_mut(&run) else {
                             continue;
                         };
@@ -563,7 +572,7 @@ impl<'a> Scheduler<'a> {
                         let state = a.m.finish(t, i, result, elapsed, now_s());
                         a.started.remove(&(t, i));
                         if state.is_finished() {
-                            a.finished_at.insert(t, a.clock.elapsed().as_secs_f64());
+                            a.finished_at.insert(t, ended);
                         }
                         if let Some(f) = opts.on_change {
                             f(
@@ -691,22 +700,13 @@ impl<'a> Scheduler<'a> {
                     a.in_flight += 1;
                     in_flight_total += 1;
                     a.started.insert((p.t, p.i), now);
-                    // Latency: from the last upstream's finish to this start.
-                    let ups = &a.m.dag().tasks[p.t].upstream;
-                    if !ups.is_empty() {
-                        let last = ups
-                            .iter()
-                            .filter_map(|u| a.m.dag().tasks.get_index_of(u))
-                            .filter_map(|u| a.finished_at.get(&u))
-                            .fold(None, |acc: Option<f64>, &x| {
-                                Some(acc.map_or(x, |a| a.max(x)))
-                            });
-                        if let Some(l) = last {
-                            stats
-                                .dispatch_latencies
-                                .push(a.clock.elapsed().as_secs_f64() - l);
-                        }
-                    }
+                    // Latency: from the last upstream's end to this try's start.
+                    let last = a.m.dag().tasks[p.t]
+                        .upstream
+                        .iter()
+                        .filter_map(|u| a.m.dag().tasks.get_index_of(u))
+                        .filter_map(|u| a.finished_at.get(&u).copied())
+                        .max();
                     if let Some(f) = opts.on_change {
                         f(
                             &a.rec.run_id,
@@ -715,7 +715,7 @@ impl<'a> Scheduler<'a> {
                             TiState::Running,
                         );
                     }
-                    jobs.push((p.run, p.t, p.i, inv));
+                    jobs.push((p.run, p.t, p.i, inv, last));
                 }
             }
             for p in set_aside {
@@ -730,9 +730,10 @@ impl<'a> Scheduler<'a> {
             if wrote > 0 && self.cfg.durable {
                 self.store.flush()?;
             }
-            for (run, t, i, inv) in jobs {
+            for (run, t, i, inv, last) in jobs {
                 let tx = tx.clone();
                 pool.submit(Box::new(move || {
+                    let latency = last.map(|l| l.elapsed().as_secs_f64());
                     let (result, elapsed, log) = run_try(exec, &inv);
                     let _ = tx.send(Msg::Done {
                         run,
@@ -741,6 +742,8 @@ impl<'a> Scheduler<'a> {
                         result,
                         elapsed,
                         log,
+                        ended: Instant::now(),
+                        latency,
                     });
                 }));
             }
@@ -889,7 +892,6 @@ impl<'a> Scheduler<'a> {
             in_flight: 0,
             started: HashMap::new(),
             finished_at: HashMap::new(),
-            clock: Instant::now(),
         };
         self.persist(&mut a.m, &a.rec, &HashMap::new())?;
         Ok(a)
