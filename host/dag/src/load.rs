@@ -651,7 +651,27 @@ fn apply_setting(cx: &mut Cx, d: &mut TaskDefaults, key: &str, n: &Node, path: &
             }
         },
         _ if TASK_EXTRA_KEYS.contains(&key) => {
-            d.extra.insert(key.to_string(), n.to_json());
+            let v = n.to_json();
+            let problem = match key {
+                "mode" => (!matches!(v.as_str(), Some("poke" | "reschedule")))
+                    .then(|| format!("sensor mode must be `poke` or `reschedule`, got {v}")),
+                "poke_interval" | "timeout" | "max_wait" | "sla" => {
+                    crate::timetable::parse_duration(&v)
+                        .err()
+                        .map(|e| format!("expected a duration: {e}"))
+                }
+                "soft_fail" | "exponential_backoff" => {
+                    (!v.is_boolean()).then(|| format!("expected true or false, got {v}"))
+                }
+                "on_success_callback" | "on_failure_callback" | "on_retry_callback" => {
+                    crate::model::callback_plugins(&v).err()
+                }
+                _ => None,
+            };
+            if let Some(reason) = problem {
+                cx.err(n.line, path, reason);
+            }
+            d.extra.insert(key.to_string(), v);
         }
         _ => return false,
     }

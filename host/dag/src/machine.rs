@@ -1130,4 +1130,27 @@ mod tests {
         assert_eq!(inv.try_number, 2, "tries go on after a clear");
         assert_eq!(inv.max_tries, 2);
     }
+
+    #[test]
+    fn sensor_trigger_and_callback_fields_are_validated_with_lines() {
+        let (_, errors) = parse_dag_file(
+            std::path::Path::new("bad.yaml"),
+            "s:\n  trigger: {path: in, glob: 'a/b'}\n  on_failure_callback: 5\n  tasks:\n    w:\n      operator: s\n      mode: sometimes\n      poke_interval: soon\n      soft_fail: 3\n",
+            &FolderConfig::default(),
+            &AnyOperator,
+        );
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        for want in [
+            "bad.yaml:2: s.trigger: trigger glob",
+            "bad.yaml:3: s.on_failure_callback",
+            "bad.yaml:7: s.tasks.w.mode",
+            "bad.yaml:8: s.tasks.w.poke_interval",
+            "bad.yaml:9: s.tasks.w.soft_fail",
+        ] {
+            assert!(
+                shown.iter().any(|e| e.starts_with(want)),
+                "{want} in {shown:#?}"
+            );
+        }
+    }
 }
