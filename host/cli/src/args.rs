@@ -258,6 +258,9 @@ pub struct BenchArgs {
     /// Worker threads for the throughput measurement.
     #[arg(long, default_value_t = 2)]
     pub threads: u32,
+    /// `bench dag`: do not flush sled after each scheduler pass (shows the commit's share).
+    #[arg(long)]
+    pub no_flush: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -150,6 +150,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         max_workers: a.threads.max(1) as usize,
         min_workers: 1,
         parallelism: 64,
+        durable: !a.no_flush,
         ..SchedulerConfig::default()
     };
     let start = (chrono::Utc::now() - chrono::Duration::days(1096))
