@@ -349,3 +349,31 @@ fn callbacks_are_called_with_a_context() {
     assert_eq!(fail["exception"]["error"], "Boom");
     assert_eq!(fail["try_number"], 2);
 }
+
+#[test]
+fn sla_misses_are_recorded_and_the_callback_is_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let called = Arc::new(Mutex::new(Vec::new()));
+    let c2 = called.clone();
+    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+        if ti.operator == "page" {
+            c2.lock().unwrap().push(ti.arguments.clone());
+            return Ok(Value::Null);
+        }
+        if ti.task_id == "slow" {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Ok(Value::Null)
+    }));
+    let d = dag("s:\n  sla_miss_callback: page\n  tasks:\n    slow:\n      operator: x\n      sla: 0.1\n    fast:\n      operator: x\n      sla: 60\n");
+    let (r, s) = trigger_and_run(&db, d, &exec, SchedulerConfig::default());
+    assert_eq!(r["state"], "success");
+    let misses = s.store().sla_misses("s").unwrap();
+    assert_eq!(misses.len(), 1, "{misses:?}");
+    assert_eq!(misses[0]["task_id"], "slow");
+    let called = called.lock().unwrap();
+    assert_eq!(called.len(), 1);
+    assert_eq!(called[0]["callback"], "sla_miss_callback");
+    assert_eq!(called[0]["sla_miss"]["task_id"], "slow");
+}

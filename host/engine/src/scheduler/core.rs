@@ -617,7 +617,9 @@ impl<'a> Scheduler<'a> {
                             }
                         }
                         if state == TiState::Success {
-                            self.check_sla_on_finish(a, &task)?;
+                            if let Some(miss) = self.check_sla_on_finish(a, &task)? {
+                                self.sla_callback(a, &task.task_id, miss, pool, exec, tx);
+                            }
                         }
                     }
                     Msg::Callback {
@@ -994,23 +996,54 @@ impl<'a> Scheduler<'a> {
         Some(start + d.as_secs_f64())
     }
 
-    /// A task that succeeded after its SLA deadline missed it too.
-    fn check_sla_on_finish(&self, a: &Active, t: &weft_dag::Task) -> Result<(), SchedulerError> {
+    /// A task that succeeded after its SLA deadline missed it too; returns the new miss.
+    fn check_sla_on_finish(
+        &self,
+        a: &Active,
+        t: &weft_dag::Task,
+    ) -> Result<Option<Value>, SchedulerError> {
         let Some(deadline) = t.extra.get("sla").and_then(|v| Self::sla_deadline(a, v)) else {
-            return Ok(());
+            return Ok(None);
         };
         let now = now_s();
-        if now > deadline {
-            let rec = json!({"dag_id": a.rec.dag_id, "run_id": a.rec.run_id, "task_id": t.task_id,
-                "deadline": deadline, "recorded_at": now, "late_finish": true});
-            if self
-                .store
-                .record_sla_miss(&a.rec.dag_id, &a.rec.run_id, &t.task_id, &rec)?
-            {
-                tracing::warn!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, task = %t.task_id, "SLA missed");
-            }
+        if now <= deadline {
+            return Ok(None);
         }
-        Ok(())
+        let rec = json!({"dag_id": a.rec.dag_id, "run_id": a.rec.run_id, "task_id": t.task_id,
+            "deadline": deadline, "recorded_at": now, "late_finish": true});
+        if self
+            .store
+            .record_sla_miss(&a.rec.dag_id, &a.rec.run_id, &t.task_id, &rec)?
+        {
+            tracing::warn!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, task = %t.task_id, "SLA missed");
+            return Ok(Some(rec));
+        }
+        Ok(None)
+    }
+
+    /// Call the DAG's `sla_miss_callback` for a recorded miss.
+    fn sla_callback<'scope, 'env>(
+        &'env self,
+        a: &Active,
+        task_id: &str,
+        miss: Value,
+        pool: &WorkerPool<'scope, 'env>,
+        exec: &'env dyn TryRunner,
+        tx: &mpsc::Sender<Msg>,
+    ) {
+        if let Some(v) = a.m.dag().extra.get("sla_miss_callback") {
+            let ctx = json!({"callback": "sla_miss_callback", "dag_id": a.rec.dag_id,
+                "run_id": a.rec.run_id, "task_id": task_id, "sla_miss": miss,
+                "logical_date": iso(&a.rec.logical_date)});
+            let key = (
+                a.rec.dag_id.clone(),
+                a.rec.run_id.clone(),
+                task_id.to_string(),
+                -1,
+                0,
+            );
+            self.fire_callbacks(pool, exec, tx, "sla_miss_callback", v, None, ctx, key);
+        }
     }
 
     fn check_slas<'scope, 'env>(
@@ -1043,19 +1076,7 @@ impl<'a> Scheduler<'a> {
                 .record_sla_miss(&a.rec.dag_id, &a.rec.run_id, &task.task_id, &rec)?
             {
                 tracing::warn!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, task = %task.task_id, "SLA missed");
-                if let Some(v) = a.m.dag().extra.get("sla_miss_callback") {
-                    let ctx = json!({"callback": "sla_miss_callback", "dag_id": a.rec.dag_id,
-                        "run_id": a.rec.run_id, "task_id": task.task_id, "sla_miss": rec,
-                        "logical_date": iso(&a.rec.logical_date)});
-                    let key = (
-                        a.rec.dag_id.clone(),
-                        a.rec.run_id.clone(),
-                        task.task_id.clone(),
-                        -1,
-                        0,
-                    );
-                    self.fire_callbacks(pool, exec, tx, "sla_miss_callback", v, None, ctx, key);
-                }
+                self.sla_callback(a, &task.task_id, rec, pool, exec, tx);
             }
         }
         Ok(())
