@@ -660,6 +660,23 @@ impl RunMachine {
             .collect()
     }
 
+    /// Mark every unfinished instance skipped (a run past its `dagrun_timeout`, as Airflow
+    /// does); returns how many were.
+    pub fn skip_unfinished(&mut self) -> usize {
+        let mut n = 0;
+        for t in 0..self.tasks.len() {
+            for i in 0..self.tasks[t].tis.len() {
+                if !self.tasks[t].tis[i].state.is_finished() {
+                    self.set_state(t, i, TiState::Skipped);
+                    n += 1;
+                }
+            }
+        }
+        self.unfinished = 0;
+        self.waiting.clear();
+        n
+    }
+
     /// Expand a mapped task if its inputs are known. Ok(true) when expanded.
     fn try_expand(&mut self, t: usize) -> Result<bool, String> {
         let dag = self.dag.clone();

@@ -377,3 +377,21 @@ fn sla_misses_are_recorded_and_the_callback_is_called() {
     assert_eq!(called[0]["callback"], "sla_miss_callback");
     assert_eq!(called[0]["sla_miss"]["task_id"], "slow");
 }
+
+#[test]
+fn dagrun_timeout_fails_the_run_and_skips_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let exec: Plain<Exec> = Plain(Box::new(|ti: &TaskInvocation| {
+        if ti.task_id == "slow" {
+            std::thread::sleep(Duration::from_millis(600));
+        }
+        Ok(Value::Null)
+    }));
+    let d = dag("t:\n  dagrun_timeout: 0.2\n  tasks:\n    slow:\n      operator: x\n    after:\n      operator: x\n      dependencies: [slow]\n");
+    let (r, s) = trigger_and_run(&db, d, &exec, SchedulerConfig::default());
+    assert_eq!(r["state"], "failed", "{r}");
+    assert_eq!(r["tasks"]["slow"]["state"], "skipped");
+    assert_eq!(r["tasks"]["after"]["state"], "skipped");
+    assert_eq!(s.store().runs_of("t").unwrap()[0].state, "failed");
+}

@@ -153,6 +153,8 @@ struct Active {
     started: HashMap<(usize, usize), f64>,
     /// When each task's last instance ended on its worker (for latency figures).
     finished_at: HashMap<usize, Instant>,
+    /// Past its `dagrun_timeout`: unfinished instances were skipped, results are ignored.
+    timed_out: bool,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -526,6 +528,30 @@ impl<'a> Scheduler<'a> {
                 queued = keep;
             }
 
+            let mut next_timeout: Option<f64> = None;
+            // dagrun_timeout: the run fails and its unfinished instances are skipped.
+            for a in active.values_mut() {
+                if a.timed_out {
+                    continue;
+                }
+                let dag = a.m.dag();
+                let limit = dag
+                    .extra
+                    .get("dagrun_timeout")
+                    .or_else(|| dag.extra.get("dagrun_timeout_sec"))
+                    .and_then(|v| weft_dag::timetable::parse_duration(v).ok());
+                let (Some(limit), Some(start)) = (limit, a.rec.start_date) else {
+                    continue;
+                };
+                let deadline = epoch(start) + limit.as_secs_f64();
+                next_timeout = Some(next_timeout.map_or(deadline, |d: f64| d.min(deadline)));
+                if epoch(Utc::now()) > deadline {
+                    a.timed_out = true;
+                    let n = a.m.skip_unfinished();
+                    tracing::warn!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, skipped = n, "dag run timed out (dagrun_timeout)");
+                }
+            }
+
             // 3. Apply finished tries and callbacks.
             while let Ok(m) = rx.try_recv() {
                 inbox.push(m);
@@ -567,6 +593,9 @@ impl<'a> Scheduler<'a> {
                                 try_number,
                                 entry,
                             )?;
+                        }
+                        if a.timed_out {
+                            continue;
                         }
                         let error = result.as_ref().err().cloned();
                         let state = a.m.finish(t, i, result, elapsed, now_s());
@@ -769,7 +798,11 @@ impl<'a> Scheduler<'a> {
                     continue;
                 };
                 heap.retain(|p| p.run != id);
-                let state = a.m.run_state();
+                let state = if a.timed_out {
+                    weft_dag::RunState::Failed
+                } else {
+                    a.m.run_state()
+                };
                 a.rec.state = state.as_str().into();
                 a.rec.end_date = Some(Utc::now());
                 self.store.put_run(&a.rec)?;
@@ -836,6 +869,9 @@ impl<'a> Scheduler<'a> {
             } else {
                 Duration::ZERO
             };
+            if let Some(d) = next_timeout {
+                wait = wait.min(Duration::from_secs_f64((d - now_s()).max(0.0)));
+            }
             for a in active.values() {
                 if let Some(w) = a.m.next_wakeup() {
                     let d = (w - now_s()).max(0.0);
@@ -894,6 +930,7 @@ impl<'a> Scheduler<'a> {
             in_flight: 0,
             started: HashMap::new(),
             finished_at: HashMap::new(),
+            timed_out: false,
         };
         self.persist(&mut a.m, &a.rec, &HashMap::new())?;
         Ok(a)
