@@ -9,6 +9,9 @@ mkdir -p "$WEFT_HOME"
 "$WEFT" plugin install --force target/plugins/echo.wasm >/dev/null
 echo "== warm/cold plugin invocation, store put/get (weft bench invoke)"
 "$WEFT" bench invoke --plugin echo --iterations 20000 --threads 2
+echo "== DAG scheduler: 10,000-task wide/deep DAGs, upstream->downstream latency, 3-year daily catchup"
+"$WEFT" bench dag --plugin echo --threads 2
+"$WEFT" bench dag --plugin none --threads 2
 echo "== ASL express engine (cargo bench -p weft-asl)"
 cargo bench -p weft-asl --bench express
 echo "== DAG run (cargo bench -p weft-dag)"

@@ -30,7 +30,7 @@ pub enum Command {
     Server(ServerArgs),
     /// Measure weft's hot paths.
     Bench(BenchArgs),
-    /// Airflow-style DAGs: list, test.
+    /// Airflow-style DAGs: list, validate, test, trigger, backfill, clear, logs, scheduler.
     #[command(subcommand)]
     Dag(DagCmd),
     /// A client of a running `weft server` (Step Functions API, SigV4-signed with
@@ -38,6 +38,12 @@ pub enum Command {
     Sm(SmArgs),
     /// The server's API audit log (who called what, on which resource, with what result).
     Audit(AuditArgs),
+    /// Airflow Variables in weft's secrets store (`{{ var.value.NAME }}`).
+    #[command(subcommand)]
+    Variables(SecretCmd),
+    /// Airflow Connections in weft's secrets store (`{{ conn.NAME.host }}`).
+    #[command(subcommand)]
+    Connections(SecretCmd),
 }
 
 #[derive(Args)]
@@ -141,6 +147,38 @@ pub struct AuditArgs {
 }
 
 #[derive(Subcommand)]
+pub enum SecretCmd {
+    /// Set NAME to VALUE (a connection is a JSON object or a URI like postgres://u:p@host:5432/db).
+    Set { name: String, value: String },
+    /// Print a value.
+    Get { name: String },
+    /// List names (never values).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete NAME.
+    Delete { name: String },
+}
+
+/// Options shared by the commands that run the scheduler.
+#[derive(Args, Clone)]
+pub struct SchedArgs {
+    /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags).
+    #[arg(long)]
+    pub dags: Option<PathBuf>,
+    /// Workers kept alive when idle.
+    #[arg(long, default_value_t = 1)]
+    pub min_workers: usize,
+    /// Most workers at once (default: 2 per CPU, at least 4).
+    #[arg(long)]
+    pub max_workers: Option<usize>,
+    /// Most task instances queued or running at once.
+    #[arg(long, default_value_t = 32)]
+    pub parallelism: usize,
+}
+
+#[derive(Subcommand)]
 pub enum DagCmd {
     /// List the DAGs in the DAG folder (and report files that do not load).
     List {
@@ -164,6 +202,81 @@ pub enum DagCmd {
         /// Really wait out retry delays (default: retry at once, as a test run).
         #[arg(long)]
         wait_retries: bool,
+    },
+    /// Check a DAG file: cycles, unknown upstreams, bad cron, unknown operators (file:line).
+    Validate { file: PathBuf },
+    /// Create a run and execute it to completion with the persistent scheduler.
+    Trigger {
+        dag_id: String,
+        /// Run conf JSON (overrides params, as `dag_run.conf`), or @FILE.
+        #[arg(long)]
+        conf: Option<String>,
+        /// Logical date (YYYY-MM-DD or RFC 3339); default now.
+        #[arg(long)]
+        date: Option<String>,
+        /// Print the run as JSON (the `dag test --json` shape).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        sched: SchedArgs,
+    },
+    /// Run every data interval whose logical date is in [--from, --to].
+    Backfill {
+        dag_id: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        sched: SchedArgs,
+    },
+    /// Reset a task instance and everything downstream, then run them again.
+    Clear {
+        dag_id: String,
+        task: String,
+        /// Run id (default: the DAG's latest run).
+        #[arg(long)]
+        run: Option<String>,
+        /// Clear only this task, not its downstream.
+        #[arg(long)]
+        no_downstream: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        sched: SchedArgs,
+    },
+    /// Print a task's logs, per try.
+    Logs {
+        dag_id: String,
+        task: String,
+        /// Run id (default: the DAG's latest run).
+        #[arg(long)]
+        run: Option<String>,
+        /// Only this try.
+        #[arg(long = "try")]
+        try_number: Option<u32>,
+        /// Only this map index.
+        #[arg(long)]
+        map_index: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a DAG's runs (logical-date order) with their task states.
+    Runs {
+        dag_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The scheduler loop: creates runs per data interval and file triggers, runs them;
+    /// Ctrl-C stops it (running tries finish first).
+    Scheduler {
+        #[command(flatten)]
+        sched: SchedArgs,
+        /// Return when nothing is running, queued or due.
+        #[arg(long)]
+        exit_when_idle: bool,
     },
 }
 
@@ -236,9 +349,12 @@ pub struct InvokeArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to measure: invoke (warm/cold plugin invocation, store put/get), standard (durable
-    /// transitions: --iterations executions of 10 plugin tasks), idle (--iterations executions
-    /// parked in a Wait: memory, then restart time).
+    /// What to measure: invoke (warm/cold plugin invocation, store put/get), chain (a 100-task
+    /// plugin chain through the ASL interpreter), standard (durable transitions: --iterations
+    /// executions of 10 plugin tasks), idle (--iterations executions parked in a Wait: memory,
+    /// then restart time) or dag (the scheduler: 10,000-task wide and deep DAGs, dispatch
+    /// latency, 3-year daily catchup; every task runs `--plugin` in the sandbox, `--plugin none`
+    /// runs no-ops in-process).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.
@@ -250,6 +366,9 @@ pub struct BenchArgs {
     /// Worker threads for the throughput measurement.
     #[arg(long, default_value_t = 2)]
     pub threads: u32,
+    /// `bench dag`: do not flush sled after each scheduler pass (shows the commit's share).
+    #[arg(long)]
+    pub no_flush: bool,
     #[arg(long)]
     pub json: bool,
 }

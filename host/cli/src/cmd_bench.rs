@@ -28,9 +28,10 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         "invoke" => {}
         "standard" | "idle" => return durable(&a),
         "chain" => return chain(&a),
+        "dag" => return crate::cmd_bench_dag::run(&a),
         other => {
             return Err(usage(format!(
-                "unknown benchmark `{other}` (available: invoke, chain, standard, idle)"
+                "unknown benchmark `{other}` (available: invoke, chain, standard, idle, dag)"
             )))
         }
     }

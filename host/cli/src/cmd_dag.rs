@@ -38,8 +38,54 @@ fn load(store: &Store, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
     Ok(load_dags(dir, &check))
 }
 
+/// The role directories of DAG tasks: `$WEFT_HOME/roles`, then beside the DAG folder.
+pub fn roles(dir: &Path) -> Roles {
+    Roles::new(vec![
+        home().join("roles"),
+        dir.join("roles"),
+        dir.join("../roles"),
+    ])
+}
+
 pub fn run(cmd: DagCmd) -> Result<ExitCode> {
+    use crate::cmd_sched as s;
     match cmd {
+        DagCmd::Validate { file } => crate::cmd_run::validate(crate::args::ValidateArgs { file }),
+        DagCmd::Trigger {
+            dag_id,
+            conf,
+            date,
+            json,
+            sched,
+        } => s::trigger(dag_id, conf, date, json, sched),
+        DagCmd::Backfill {
+            dag_id,
+            from,
+            to,
+            json,
+            sched,
+        } => s::backfill(dag_id, from, to, json, sched),
+        DagCmd::Clear {
+            dag_id,
+            task,
+            run,
+            no_downstream,
+            json,
+            sched,
+        } => s::clear(dag_id, task, run, no_downstream, json, sched),
+        DagCmd::Logs {
+            dag_id,
+            task,
+            run,
+            try_number,
+            map_index,
+            json,
+        } => s::logs(dag_id, task, run, try_number, map_index, json),
+        DagCmd::Runs { dag_id, json } => s::runs(dag_id, json),
+        DagCmd::Scheduler {
+            sched,
+            exit_when_idle,
+        } => s::scheduler(sched, exit_when_idle),
         DagCmd::List { dags, json } => {
             let store = open_store()?;
             let dir = dags_dir(dags);
@@ -106,14 +152,16 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
                 }
                 None => chrono::Utc::now(),
             };
-            let roles = Roles::new(vec![
-                home().join("roles"),
-                dir.join("roles"),
-                dir.join("../roles"),
-            ]);
+            let roles = Arc::new(roles(&dir));
             let base = std::env::current_dir()?;
             let exec = SandboxTaskExecutor::new(&host, &roles, base);
-            let mut opts = RunOptions::default();
+            let mut opts = RunOptions {
+                secrets: Arc::new(weft_engine::variables::GrantedSecrets::load(
+                    &home(),
+                    roles.clone(),
+                )?),
+                ..RunOptions::default()
+            };
             if !wait_retries {
                 opts.sleep = Arc::new(|_| {});
             }

@@ -5,11 +5,14 @@
 
 mod args;
 mod cmd_bench;
+mod cmd_bench_dag;
 mod cmd_build;
 mod cmd_dag;
 mod cmd_invoke;
 mod cmd_plugin;
 mod cmd_run;
+mod cmd_sched;
+mod cmd_secrets;
 mod cmd_server;
 mod cmd_sm;
 mod context;
@@ -36,6 +39,10 @@ fn main() -> ExitCode {
         args::Command::Dag(c) => cmd_dag::run(c),
         args::Command::Sm(a) => cmd_sm::run(a),
         args::Command::Audit(a) => cmd_sm::audit(a),
+        args::Command::Variables(c) => cmd_secrets::run(weft_engine::variables::Kind::Variable, c),
+        args::Command::Connections(c) => {
+            cmd_secrets::run(weft_engine::variables::Kind::Connection, c)
+        }
     };
     match result {
         Ok(code) => code,

@@ -30,6 +30,7 @@
 pub mod error;
 pub mod graph;
 pub mod load;
+pub mod machine;
 pub mod model;
 pub mod run;
 pub mod template;
@@ -42,10 +43,14 @@ pub use load::{
     load_dag_file, load_dags, load_folder_config, parse_dag_file, AnyOperator, FolderConfig,
     OperatorCheck,
 };
-pub use model::{Dag, Expand, ExpandSource, Task, TaskGroup, TriggerRule, WeightRule};
+pub use machine::{ti_key, Change, Poll, RunMachine, TiRecord, SENSOR_NOT_READY};
+pub use model::{
+    callback_plugins, Dag, Expand, ExpandSource, FileTriggerSpec, Task, TaskGroup, TriggerRule,
+    WeightRule,
+};
 pub use run::{
-    run_dag_once, DagRunReport, RunOptions, RunState, SleepFn, TaskExecutor, TaskFailure,
-    TaskInvocation, TaskReport,
+    retry_delay, run_dag_once, DagRunReport, RunOptions, RunState, SensorSpec, SleepFn,
+    TaskExecutor, TaskFailure, TaskInvocation, TaskReport,
 };
 pub use template::{Connection, NoSecrets, Secrets, XComStore};
 pub use timetable::{parse_logical_date, DagRunInfo, DataInterval, Restriction, Schedule};

@@ -89,6 +89,7 @@ const DAG_KEYS: &[&str] = &[
     "jinja_environment_kwargs",
     "dag_display_property",
     "owner",
+    "trigger",
 ];
 
 const TASK_META_KEYS: &[&str] = &[
@@ -150,6 +151,7 @@ const TASK_EXTRA_KEYS: &[&str] = &[
     "mode",
     "soft_fail",
     "exponential_backoff",
+    "max_wait",
 ];
 
 const GROUP_KEYS: &[&str] = &[
@@ -649,7 +651,27 @@ fn apply_setting(cx: &mut Cx, d: &mut TaskDefaults, key: &str, n: &Node, path: &
             }
         },
         _ if TASK_EXTRA_KEYS.contains(&key) => {
-            d.extra.insert(key.to_string(), n.to_json());
+            let v = n.to_json();
+            let problem = match key {
+                "mode" => (!matches!(v.as_str(), Some("poke" | "reschedule")))
+                    .then(|| format!("sensor mode must be `poke` or `reschedule`, got {v}")),
+                "poke_interval" | "timeout" | "max_wait" | "sla" => {
+                    crate::timetable::parse_duration(&v)
+                        .err()
+                        .map(|e| format!("expected a duration: {e}"))
+                }
+                "soft_fail" | "exponential_backoff" => {
+                    (!v.is_boolean()).then(|| format!("expected true or false, got {v}"))
+                }
+                "on_success_callback" | "on_failure_callback" | "on_retry_callback" => {
+                    crate::model::callback_plugins(&v).err()
+                }
+                _ => None,
+            };
+            if let Some(reason) = problem {
+                cx.err(n.line, path, reason);
+            }
+            d.extra.insert(key.to_string(), v);
         }
         _ => return false,
     }
@@ -860,8 +882,22 @@ fn parse_dag(
                 | "is_paused_upon_creation"
                 | "timetable"
                 | "user_defined_macros"
+                | "trigger"
         ) {
             extra.insert(k.name.clone(), v.to_json());
+        }
+        if k.name == "trigger" {
+            if let Err(e) = crate::model::FileTriggerSpec::parse(&v.to_json()) {
+                cx.err(v.line, format!("{dag_id}.trigger"), e);
+            }
+        }
+        if matches!(
+            k.name.as_str(),
+            "on_success_callback" | "on_failure_callback" | "sla_miss_callback"
+        ) {
+            if let Err(e) = crate::model::callback_plugins(&v.to_json()) {
+                cx.err(v.line, format!("{dag_id}.{}", k.name), e);
+            }
         }
     }
 

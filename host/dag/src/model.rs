@@ -281,3 +281,90 @@ impl Dag {
         crate::graph::effective_priorities(self)
     }
 }
+
+/// A file-arrival trigger (`trigger:` of a DAG): start a run when a file matching `glob`
+/// appears in (or changes in) directory `path`, polled every `poll_interval`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileTriggerSpec {
+    /// The watched directory (relative paths are relative to the DAG file's folder).
+    pub path: String,
+    /// File-name pattern (`*` any run of characters, `?` one); `*` by default.
+    pub glob: String,
+    /// How often the directory is listed.
+    pub poll_interval: Duration,
+}
+
+impl FileTriggerSpec {
+    /// Parse `{path: DIR, glob: "*.csv", poll_interval: 5}` (`type: file` optional).
+    pub fn parse(v: &Value) -> Result<FileTriggerSpec, String> {
+        let Value::Object(m) = v else {
+            return Err("must be a mapping like {path: incoming/, glob: \"*.csv\"}".into());
+        };
+        for k in m.keys() {
+            if !matches!(k.as_str(), "type" | "path" | "glob" | "poll_interval") {
+                return Err(format!(
+                    "unknown trigger field `{k}` (expected type, path, glob, poll_interval)"
+                ));
+            }
+        }
+        if let Some(t) = m.get("type") {
+            if t.as_str() != Some("file") {
+                return Err(format!("trigger type {t} is not supported; use `file`"));
+            }
+        }
+        let path = m
+            .get("path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .ok_or("trigger needs `path`, the directory to watch")?
+            .to_string();
+        let glob = match m.get("glob") {
+            None => "*".to_string(),
+            Some(Value::String(g)) if !g.is_empty() && !g.contains('/') => g.clone(),
+            Some(other) => {
+                return Err(format!(
+                    "trigger glob must be a file-name pattern without `/`, got {other}"
+                ))
+            }
+        };
+        let poll_interval = match m.get("poll_interval") {
+            None => Duration::from_secs(5),
+            Some(v) => crate::timetable::parse_duration(v)
+                .map_err(|e| format!("trigger poll_interval: {e}"))?,
+        };
+        Ok(FileTriggerSpec {
+            path,
+            glob,
+            poll_interval,
+        })
+    }
+}
+
+impl Dag {
+    /// The DAG's file-arrival trigger, if it declares one (validated when loaded).
+    pub fn file_trigger(&self) -> Option<FileTriggerSpec> {
+        self.extra
+            .get("trigger")
+            .and_then(|v| FileTriggerSpec::parse(v).ok())
+    }
+}
+
+/// The plugins a callback field names: a plugin name or a list of them.
+pub fn callback_plugins(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) if !s.is_empty() => Ok(vec![s.clone()]),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("a callback names a plugin, got {x}"))
+            })
+            .collect(),
+        other => Err(format!(
+            "a callback names a plugin (or a list of plugins), got {other}"
+        )),
+    }
+}

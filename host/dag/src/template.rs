@@ -41,6 +41,13 @@ pub trait Secrets: Send + Sync {
     fn variable(&self, name: &str) -> Option<String>;
     /// A connection, if it exists and the task may read it.
     fn connection(&self, conn_id: &str) -> Option<Connection>;
+    /// The view of a task running with grant (role) `grant`; `None` keeps this one. weft's
+    /// secrets store answers only what the role allows (`secrets:Get` on `secret:var/NAME`,
+    /// `secret:conn/NAME`).
+    fn for_grant(&self, grant: Option<&str>) -> Option<Arc<dyn Secrets>> {
+        let _ = grant;
+        None
+    }
 }
 
 /// No variables or connections.

@@ -10,15 +10,19 @@ use serde::Serialize;
 use crate::model::TriggerRule;
 
 /// State of one task instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TiState {
     /// Not yet scheduled (Airflow's `None`).
     None,
     /// Chosen to run in this pass.
     Scheduled,
+    /// Handed to a worker, not yet running.
+    Queued,
     /// Running.
     Running,
+    /// A sensor in `reschedule` mode waiting for its next poke (its slot is free).
+    UpForReschedule,
     /// Failed a try, will retry after its delay.
     UpForRetry,
     /// Finished successfully.
@@ -39,7 +43,9 @@ impl TiState {
         match self {
             TiState::None => "none",
             TiState::Scheduled => "scheduled",
+            TiState::Queued => "queued",
             TiState::Running => "running",
+            TiState::UpForReschedule => "up_for_reschedule",
             TiState::UpForRetry => "up_for_retry",
             TiState::Success => "success",
             TiState::Failed => "failed",
@@ -47,6 +53,25 @@ impl TiState {
             TiState::UpstreamFailed => "upstream_failed",
             TiState::Removed => "removed",
         }
+    }
+
+    /// Parse Airflow's name.
+    pub fn parse(s: &str) -> Option<TiState> {
+        [
+            TiState::None,
+            TiState::Scheduled,
+            TiState::Queued,
+            TiState::Running,
+            TiState::UpForRetry,
+            TiState::UpForReschedule,
+            TiState::Success,
+            TiState::Failed,
+            TiState::Skipped,
+            TiState::UpstreamFailed,
+            TiState::Removed,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 
     /// Success, failed, skipped, upstream_failed or removed.

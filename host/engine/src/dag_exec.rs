@@ -1,7 +1,9 @@
 //! Runs DAG task instances in the sandbox: the [`weft_dag::TaskExecutor`] behind `weft dag test`
 //! and the scheduler. Each task's plugin is resolved in the store, its grant is the role its
 //! `grant:` names (no capabilities without one) and its `execution_timeout` becomes the
-//! sandbox deadline. Task logs and audit records are kept per try.
+//! sandbox deadline. Task logs and audit records are kept per try. A sensor-world plugin is
+//! poked once per try with the task's arguments as ctx params: `true` succeeds, `false` fails
+//! with [`weft_dag::SENSOR_NOT_READY`] so the run machine reschedules or times it out.
 
 use crate::plugin_host::output_value;
 use crate::{EngineError, PluginHost, PluginRef, Roles};
@@ -75,37 +77,126 @@ pub fn operator_ref(op: &str) -> &str {
     op.strip_prefix("weft:plugin:").unwrap_or(op)
 }
 
-impl TaskExecutor for SandboxTaskExecutor<'_> {
-    fn execute(&self, ti: &TaskInvocation) -> Result<Value, TaskFailure> {
-        let r = PluginRef::parse(operator_ref(&ti.operator))
-            .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?;
-        let grant = self.grant(&ti.grant)?;
+impl SandboxTaskExecutor<'_> {
+    /// Run one try (one poke of a sensor) and return its log with the result.
+    pub fn execute_logged(
+        &self,
+        ti: &TaskInvocation,
+    ) -> (Result<Value, TaskFailure>, Option<TryLog>) {
+        let map = |e: EngineError| match e {
+            EngineError::PluginNotFound { .. } => {
+                TaskFailure::new("Weft.UnknownOperator", e.to_string())
+            }
+            other => TaskFailure::new("States.TaskFailed", other.to_string()),
+        };
+        let prepared = (|| {
+            let r = PluginRef::parse(operator_ref(&ti.operator))
+                .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?;
+            let grant = self.grant(&ti.grant)?;
+            let rec = self.host.resolve(&r).map_err(map)?;
+            let component = self.host.load(&rec).map_err(map)?;
+            Ok::<_, TaskFailure>((grant, component))
+        })();
+        let (grant, component) = match prepared {
+            Ok(x) => x,
+            Err(f) => return (Err(f), None),
+        };
         let mut limits = self.limits;
         if let Some(t) = ti.execution_timeout {
             limits.timeout = t;
         }
-        let input = ti.arguments.to_string();
-        let ctx = ti.context_json().to_string();
-        let (_, outcome) = self
-            .host
-            .run_task(&r, &input, &ctx, grant, limits)
-            .map_err(|e| match e {
-                EngineError::PluginNotFound { .. } => {
-                    TaskFailure::new("Weft.UnknownOperator", e.to_string())
+        let sensor = component.world == weft_sandbox::World::Sensor;
+        let mut ctx = ti.context_json();
+        if sensor {
+            // A sensor gets its arguments as ctx params (it has no input).
+            if let (Some(Value::Object(p)), Value::Object(args)) =
+                (ctx.get_mut("params"), &ti.arguments)
+            {
+                for (k, v) in args {
+                    p.insert(k.clone(), v.clone());
                 }
-                other => TaskFailure::new("States.TaskFailed", other.to_string()),
-            })?;
-        self.tries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(TryLog {
-                task: ti.display_id(),
-                try_number: ti.try_number,
-                logs: outcome.logs,
-                stdout: outcome.stdout,
-                stderr: outcome.stderr,
-                audit: outcome.audit,
-            });
-        output_value(outcome.result).map_err(|e| TaskFailure::new(e.error, e.cause))
+            }
+        }
+        let ctx = ctx.to_string();
+        let outcome = if sensor {
+            self.host
+                .sandbox
+                .poke(
+                    &component,
+                    weft_sandbox::Invocation {
+                        input: "",
+                        ctx: &ctx,
+                        grant,
+                        limits,
+                        secrets: self.host.secrets.clone(),
+                        heartbeat: None,
+                        cancel: None,
+                    },
+                )
+                .map_err(|e| map(e.into()))
+        } else {
+            let input = ti.arguments.to_string();
+            self.host
+                .invoke(&component, &input, &ctx, grant, limits)
+                .map_err(map)
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(f) => return (Err(f), None),
+        };
+        let log = TryLog {
+            task: ti.display_id(),
+            try_number: ti.try_number,
+            logs: outcome.logs,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            audit: outcome.audit,
+        };
+        let result = if sensor {
+            match outcome.result {
+                Ok(t) if t == "true" => Ok(Value::Null),
+                Ok(_) => Err(TaskFailure::new(
+                    weft_dag::SENSOR_NOT_READY,
+                    "the sensor's poke returned false",
+                )),
+                Err(e) => Err(TaskFailure::new(e.error, e.cause)),
+            }
+        } else {
+            output_value(outcome.result).map_err(|e| TaskFailure::new(e.error, e.cause))
+        };
+        (result, Some(log))
+    }
+}
+
+impl TaskExecutor for SandboxTaskExecutor<'_> {
+    fn execute(&self, ti: &TaskInvocation) -> Result<Value, TaskFailure> {
+        let (result, log) = self.execute_logged(ti);
+        if let Some(log) = log {
+            self.tries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(log);
+        }
+        result
+    }
+}
+
+impl crate::scheduler::TryRunner for SandboxTaskExecutor<'_> {
+    fn run_try(&self, inv: &TaskInvocation) -> crate::scheduler::TryOutcome {
+        let (result, log) = self.execute_logged(inv);
+        let log = log
+            .and_then(|l| serde_json::to_value(l).ok())
+            .unwrap_or(Value::Null);
+        crate::scheduler::TryOutcome { result, log }
+    }
+
+    fn run_callback(
+        &self,
+        plugin: &str,
+        grant: Option<&str>,
+        context: &Value,
+    ) -> Result<Value, TaskFailure> {
+        let inv = crate::scheduler::runner::callback_invocation(plugin, grant, context);
+        self.execute_logged(&inv).0
     }
 }

@@ -13,7 +13,9 @@ pub mod durable;
 mod error;
 pub mod plugin_host;
 pub mod roles;
+pub mod scheduler;
 pub mod secrets;
+pub mod variables;
 
 pub use error::EngineError;
 pub use plugin_host::{PluginHost, PluginRef};

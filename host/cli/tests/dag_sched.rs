@@ -1,0 +1,450 @@
+//! The persistent DAG scheduler through the real `weft` binary: trigger, kill -9 and resume,
+//! clear, logs per try, backfill within max_active_runs, sensors, file-arrival triggers,
+//! variables and connections gated by grants.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn plugin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WEFT_PLUGINS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/plugins"));
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make guests` first",
+        p.display()
+    );
+    p
+}
+
+fn cmd(home: &Path, cwd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+    c.args(args)
+        .env("WEFT_HOME", home)
+        .env_remove("WEFT_DAGS")
+        .current_dir(cwd);
+    c
+}
+
+fn weft(home: &Path, cwd: &Path, args: &[&str]) -> Output {
+    cmd(home, cwd, args).output().unwrap()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_str(&out(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out(o), err(o)))
+}
+
+/// A WEFT_HOME with plugins installed and a work dir holding `dags/`, `roles/` and `data/`.
+struct Env {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    work: PathBuf,
+}
+
+impl Env {
+    fn new(plugins: &[&str]) -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let work = tmp.path().join("work");
+        for d in ["dags", "roles", "data/in", "data/out"] {
+            std::fs::create_dir_all(work.join(d)).unwrap();
+        }
+        let e = Env {
+            _tmp: tmp,
+            home,
+            work,
+        };
+        for p in plugins {
+            let o = e.run(&[
+                "plugin",
+                "install",
+                plugin(&format!("{p}.wasm")).to_str().unwrap(),
+            ]);
+            assert!(o.status.success(), "{}", err(&o));
+        }
+        std::fs::write(
+            e.work.join("roles/data.json"),
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["fs:Read","fs:Write"],"Resource":"file:data/*"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(e.work.join("data/in/rows.csv"), "id,v\n1,a\n2,b\n").unwrap();
+        e
+    }
+
+    fn dag(&self, name: &str, yaml: &str) {
+        std::fs::write(self.work.join("dags").join(name), yaml).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        weft(&self.home, &self.work, args)
+    }
+
+    fn dags(&self) -> String {
+        self.work.join("dags").display().to_string()
+    }
+}
+
+fn mtime(p: &Path) -> SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+#[test]
+fn kill_9_mid_run_resumes_without_rerunning_finished_tasks() {
+    let e = Env::new(&["csv-to-json", "hostile/spin"]);
+    // a and b write their outputs (a re-run would rewrite them); slow spins until its
+    // execution_timeout; after restart the lost try counts and slow retries once; c runs
+    // whatever slow did.
+    e.dag(
+        "resume.yaml",
+        "resume:\n  schedule: null\n  default_args:\n    grant: data\n  tasks:\n    a:\n      operator: csv-to-json\n      path: /data/in/rows.csv\n      output: /data/out/a.json\n    b:\n      operator: csv-to-json\n      dependencies: [a]\n      path: /data/in/rows.csv\n      output: /data/out/b.json\n    slow:\n      operator: hostile-spin\n      dependencies: [b]\n      retries: 1\n      retry_delay: 0\n      execution_timeout: 3\n    c:\n      operator: csv-to-json\n      dependencies: [slow]\n      trigger_rule: all_done\n      path: /data/in/rows.csv\n      output: /data/out/c.json\n",
+    );
+    let dags = e.dags();
+    let mut child = cmd(
+        &e.home,
+        &e.work,
+        &[
+            "dag",
+            "trigger",
+            "resume",
+            "--dags",
+            &dags,
+            "--date",
+            "2024-03-05",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let b_out = e.work.join("data/out/b.json");
+    let t0 = Instant::now();
+    while !b_out.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "b never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // slow starts right after b; give it a moment, then kill -9 mid-run.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!e.work.join("data/out/c.json").exists(), "killed before c");
+    let (a_m, b_m) = (mtime(&e.work.join("data/out/a.json")), mtime(&b_out));
+
+    let o = e.run(&["dag", "scheduler", "--dags", &dags, "--exit-when-idle"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(mtime(&e.work.join("data/out/a.json")), a_m, "a was re-run");
+    assert_eq!(mtime(&b_out), b_m, "b was re-run");
+    assert!(
+        e.work.join("data/out/c.json").exists(),
+        "c ran after the restart"
+    );
+
+    let runs = json(&e.run(&["dag", "runs", "resume", "--json"]));
+    let r = &runs[0];
+    assert_eq!(r["state"], "success", "{r}");
+    assert_eq!(r["tasks"]["a"]["try_number"], 1);
+    assert_eq!(r["tasks"]["b"]["try_number"], 1);
+    // The try that was running when the process died counts; the retry is try 2.
+    assert_eq!(r["tasks"]["slow"]["state"], "failed", "{r}");
+    assert_eq!(r["tasks"]["slow"]["try_number"], 2, "{r}");
+    assert_eq!(r["tasks"]["c"]["state"], "success");
+    let logs = json(&e.run(&["dag", "logs", "resume", "slow", "--try", "1", "--json"]));
+    assert_eq!(
+        logs[0]["entries"][0]["error"]["error"], "Weft.TaskLost",
+        "{logs}"
+    );
+}
+
+#[test]
+fn trigger_matches_dag_test_and_logs_and_clear_work() {
+    let e = Env::new(&["csv-to-json", "json-transform", "echo", "fail"]);
+    let dags = repo().join("examples/dags").display().to_string();
+    let cwd = repo();
+    let t = weft(
+        &e.home,
+        &cwd,
+        &[
+            "dag",
+            "test",
+            "daily_orders",
+            "2024-03-05",
+            "--dags",
+            &dags,
+            "--json",
+        ],
+    );
+    let g = weft(
+        &e.home,
+        &cwd,
+        &[
+            "dag",
+            "trigger",
+            "daily_orders",
+            "--date",
+            "2024-03-05",
+            "--dags",
+            &dags,
+            "--json",
+        ],
+    );
+    assert_eq!(g.status.code(), t.status.code(), "{}", err(&g));
+    let (t, g) = (json(&t), json(&g));
+    assert_eq!(t["state"], g["state"]);
+    for (k, v) in t["tasks"].as_object().unwrap() {
+        assert_eq!(v["state"], g["tasks"][k]["state"], "{k}");
+        assert_eq!(v["try_number"], g["tasks"][k]["try_number"], "{k}");
+        assert_eq!(v["xcom"], g["tasks"][k]["xcom"], "{k}");
+    }
+    // Per-try logs: flaky_export failed twice (retries: 1).
+    let l = weft(
+        &e.home,
+        &cwd,
+        &["dag", "logs", "daily_orders", "flaky_export", "--json"],
+    );
+    assert!(l.status.success(), "{}", err(&l));
+    let l = json(&l);
+    assert_eq!(l.as_array().unwrap().len(), 2, "{l}");
+    assert_eq!(l[1]["try_number"], 2);
+    let t2 = weft(
+        &e.home,
+        &cwd,
+        &["dag", "logs", "daily_orders", "flaky_export", "--try", "2"],
+    );
+    assert!(out(&t2).contains("Export.Unavailable"), "{}", out(&t2));
+    assert!(!weft(
+        &e.home,
+        &cwd,
+        &["dag", "logs", "daily_orders", "flaky_export", "--try", "9"]
+    )
+    .status
+    .success());
+    // Clear report: it and its downstream run again (try numbers go on).
+    let c = weft(
+        &e.home,
+        &cwd,
+        &[
+            "dag",
+            "clear",
+            "daily_orders",
+            "report",
+            "--dags",
+            &dags,
+            "--json",
+        ],
+    );
+    let c = json(&c);
+    assert_eq!(c["tasks"]["report"]["try_number"], 2, "{c}");
+    assert_eq!(c["tasks"]["cleanup"]["try_number"], 2, "{c}");
+    assert_eq!(c["tasks"]["extract"]["try_number"], 1, "{c}");
+    assert_eq!(c["tasks"]["report"]["state"], "success");
+    // A second manual run at the same logical date is refused, like Airflow.
+    let dup = weft(
+        &e.home,
+        &cwd,
+        &[
+            "dag",
+            "trigger",
+            "daily_orders",
+            "--date",
+            "2024-03-05",
+            "--dags",
+            &dags,
+        ],
+    );
+    assert_eq!(dup.status.code(), Some(2), "{}", err(&dup));
+}
+
+#[test]
+fn backfill_runs_every_interval_within_max_active_runs() {
+    let e = Env::new(&["echo"]);
+    e.dag(
+        "bf.yaml",
+        "bf:\n  schedule: '@daily'\n  start_date: 2024-01-01\n  catchup: false\n  max_active_runs: 2\n  tasks:\n    a:\n      operator: echo\n      day: '{{ ds }}'\n    b:\n      operator: echo\n      dependencies: [a]\n      got: \"{{ ti.xcom_pull(task_ids='a')['day'] }}\"\n",
+    );
+    let o = e.run(&[
+        "dag",
+        "backfill",
+        "bf",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-05",
+        "--dags",
+        &e.dags(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let v = json(&o);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 5);
+    assert!(runs.iter().all(|r| r["state"] == "success"), "{v}");
+    let listed = json(&e.run(&["dag", "runs", "bf", "--json"]));
+    let dates: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["logical_date"].as_str().unwrap())
+        .collect();
+    assert_eq!(dates.len(), 5);
+    assert!(
+        dates.windows(2).all(|w| w[0] < w[1]),
+        "runs list in logical-date order: {dates:?}"
+    );
+    // Again: the existing runs are skipped.
+    let again = json(&e.run(&[
+        "dag",
+        "backfill",
+        "bf",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--dags",
+        &e.dags(),
+        "--json",
+    ]));
+    assert_eq!(again["skipped"], 2);
+}
+
+#[test]
+fn sensors_reschedule_until_the_file_appears_and_soft_fail_on_timeout() {
+    let e = Env::new(&["file-sensor", "echo"]);
+    e.dag(
+        "sense.yaml",
+        "sense:\n  schedule: null\n  tasks:\n    wait:\n      operator: file-sensor\n      grant: data\n      path: /data/in/ready.flag\n      mode: reschedule\n      poke_interval: 0.2\n      timeout: 30\n    after:\n      operator: echo\n      dependencies: [wait]\n    never:\n      operator: file-sensor\n      grant: data\n      path: /data/in/never.flag\n      poke_interval: 0.1\n      timeout: 0.5\n      soft_fail: true\n    skipped_after:\n      operator: echo\n      dependencies: [never]\n",
+    );
+    let flag = e.work.join("data/in/ready.flag");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        std::fs::write(flag, "ok").unwrap();
+    });
+    let o = e.run(&["dag", "trigger", "sense", "--dags", &e.dags(), "--json"]);
+    writer.join().unwrap();
+    let v = json(&o);
+    assert_eq!(v["tasks"]["wait"]["state"], "success", "{v}\n{}", err(&o));
+    assert_eq!(
+        v["tasks"]["wait"]["try_number"], 1,
+        "reschedules keep the try number"
+    );
+    assert_eq!(v["tasks"]["after"]["state"], "success");
+    assert_eq!(v["tasks"]["never"]["state"], "skipped", "soft_fail");
+    assert_eq!(v["tasks"]["skipped_after"]["state"], "skipped");
+    let pokes = json(&e.run(&["dag", "logs", "sense", "wait", "--json"]));
+    assert!(
+        pokes[0]["entries"].as_array().unwrap().len() >= 2,
+        "several pokes logged: {pokes}"
+    );
+}
+
+#[test]
+fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart() {
+    let e = Env::new(&["echo"]);
+    std::fs::create_dir_all(e.work.join("incoming")).unwrap();
+    e.dag(
+        "arrive.yaml",
+        "arrive:\n  schedule: null\n  trigger:\n    path: ../incoming\n    glob: '*.csv'\n    poll_interval: 0.1\n  tasks:\n    load:\n      operator: echo\n      file: '{{ dag_run.conf.file.name }}'\n",
+    );
+    std::fs::write(e.work.join("incoming/one.csv"), "x").unwrap();
+    std::fs::write(e.work.join("incoming/skip.txt"), "x").unwrap();
+    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["run_type"], "file_trigger");
+    assert_eq!(runs[0]["state"], "success");
+    // Restart: the file was seen already; a new file triggers again.
+    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    assert!(o.status.success());
+    assert_eq!(
+        json(&e.run(&["dag", "runs", "arrive", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    std::fs::write(e.work.join("incoming/two.csv"), "y").unwrap();
+    e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    assert_eq!(
+        json(&e.run(&["dag", "runs", "arrive", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn variables_and_connections_are_private_and_granted() {
+    let e = Env::new(&["echo"]);
+    assert!(e
+        .run(&["variables", "set", "region", "eu-west-1"])
+        .status
+        .success());
+    assert!(e
+        .run(&["variables", "set", "limits", r#"{"max": 5}"#])
+        .status
+        .success());
+    assert!(e
+        .run(&[
+            "connections",
+            "set",
+            "wh",
+            "postgres://etl:s3cr3t@db.internal:5433/sales"
+        ])
+        .status
+        .success());
+    assert_eq!(out(&e.run(&["variables", "get", "region"])), "eu-west-1");
+    let list = out(&e.run(&["connections", "list"]));
+    assert_eq!(list, "wh");
+    assert!(!list.contains("s3cr3t"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(e.home.join("secrets.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(m & 0o777, 0o600);
+    }
+    std::fs::write(
+        e.work.join("roles/reader.json"),
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secrets:Get","Resource":["secret:var/*","secret:conn/wh"]}]}"#,
+    )
+    .unwrap();
+    e.dag(
+        "vars.yaml",
+        "vars:\n  schedule: null\n  tasks:\n    granted:\n      operator: echo\n      grant: reader\n      region: '{{ var.value.region }}'\n      max: '{{ var.json.limits.max }}'\n      host: '{{ conn.wh.host }}:{{ conn.wh.port }}'\n    denied:\n      operator: echo\n      region: '{{ var.value.region }}'\n",
+    );
+    let o = e.run(&["dag", "trigger", "vars", "--dags", &e.dags(), "--json"]);
+    let v = json(&o);
+    assert_eq!(v["tasks"]["granted"]["state"], "success", "{v}");
+    assert_eq!(v["tasks"]["granted"]["xcom"]["region"], "eu-west-1");
+    assert_eq!(v["tasks"]["granted"]["xcom"]["max"], "5");
+    assert_eq!(v["tasks"]["granted"]["xcom"]["host"], "db.internal:5433");
+    assert_eq!(v["tasks"]["denied"]["state"], "failed");
+    assert!(!err(&o).contains("s3cr3t"));
+    assert!(e.run(&["variables", "delete", "region"]).status.success());
+    assert_eq!(
+        e.run(&["variables", "get", "region"]).status.code(),
+        Some(2)
+    );
+}

@@ -1,0 +1,1173 @@
+//! The state machine of one DAG run, without any executor or clock of its own.
+//!
+//! [`RunMachine`] holds every task instance of a run and answers "what is ready now": [`poll`]
+//! evaluates the instances whose upstreams changed against Airflow 3's trigger rules (marking
+//! `skipped` / `upstream_failed` at once where Airflow does), expands mapped tasks once their
+//! inputs are known, and returns the instances to start, highest priority first, together with
+//! retries and sensor reschedules that are due. [`start`] renders a try's arguments into a
+//! [`TaskInvocation`]; [`finish`] applies its outcome (XCom, branching, retries with back-off,
+//! sensor reschedules and timeouts). Times are plain seconds on the caller's clock, so
+//! `weft dag test` drives it with a virtual clock and the persistent scheduler with wall-clock
+//! epoch seconds. Every instance whose state changed is listed by [`take_changes`] and can be
+//! saved as a [`TiRecord`] and restored with [`RunMachine::restore`].
+//!
+//! [`poll`]: RunMachine::poll
+//! [`start`]: RunMachine::start
+//! [`finish`]: RunMachine::finish
+//! [`take_changes`]: RunMachine::take_changes
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use indexmap::IndexMap;
+use serde_json::{json, Map, Value};
+
+use crate::model::{Dag, ExpandSource, Task};
+use crate::run::{
+    retry_delay, DagRunReport, RunOptions, RunState, SensorSpec, TaskFailure, TaskInvocation,
+    TaskReport,
+};
+use crate::template::{self, Secrets, TemplateContext, XComStore};
+use crate::timetable::DataInterval;
+use crate::trigger::{evaluate, Decision, TiState, UpstreamCounts};
+
+/// Error name an executor returns when a sensor's poke said "not yet".
+pub const SENSOR_NOT_READY: &str = "Weft.SensorNotReady";
+
+/// One task instance as persisted by the scheduler.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TiRecord {
+    /// Task id.
+    pub task_id: String,
+    /// Map index (-1 when not mapped).
+    pub map_index: i64,
+    /// State.
+    pub state: TiState,
+    /// Tries made so far (the running try included).
+    pub try_number: u32,
+    /// Tries made before the instance was last cleared (retries count from here).
+    #[serde(default)]
+    pub tries_before_clear: u32,
+    /// Seconds spent running, all tries.
+    #[serde(default)]
+    pub duration_s: f64,
+    /// When a retry or a sensor reschedule is due (caller's clock, seconds).
+    #[serde(default)]
+    pub wait_until: f64,
+    /// When the current try's first poke happened (sensor timeout basis).
+    #[serde(default)]
+    pub first_poke_at: Option<f64>,
+    /// Pokes made in the current try.
+    #[serde(default)]
+    pub pokes: u32,
+    /// Return value.
+    #[serde(default)]
+    pub xcom: Value,
+    /// Last failure.
+    #[serde(default)]
+    pub error: Option<TaskFailure>,
+    /// Values of the expanded arguments of a mapped instance.
+    #[serde(default)]
+    pub mapped_args: Map<String, Value>,
+}
+
+/// A state change the caller must persist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// Instance `index` of task `task` changed.
+    Ti(usize, usize),
+    /// Task `task` was expanded, or reset to unexpanded: its instances were replaced.
+    Instances(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Ti {
+    map_index: i64,
+    state: TiState,
+    try_number: u32,
+    tries_before_clear: u32,
+    duration: f64,
+    wait_until: f64,
+    first_poke_at: Option<f64>,
+    pokes: u32,
+    xcom: Value,
+    error: Option<TaskFailure>,
+    mapped_args: Map<String, Value>,
+}
+
+impl Ti {
+    fn new(map_index: i64) -> Self {
+        Ti {
+            map_index,
+            state: TiState::None,
+            try_number: 0,
+            tries_before_clear: 0,
+            duration: 0.0,
+            wait_until: 0.0,
+            first_poke_at: None,
+            pokes: 0,
+            xcom: Value::Null,
+            error: None,
+            mapped_args: Map::new(),
+        }
+    }
+
+    fn from_record(r: TiRecord) -> Self {
+        Ti {
+            map_index: r.map_index,
+            state: r.state,
+            try_number: r.try_number,
+            tries_before_clear: r.tries_before_clear,
+            duration: r.duration_s,
+            wait_until: r.wait_until,
+            first_poke_at: r.first_poke_at,
+            pokes: r.pokes,
+            xcom: r.xcom,
+            error: r.error,
+            mapped_args: r.mapped_args,
+        }
+    }
+}
+
+struct TaskRt {
+    ups: Vec<usize>,
+    downs: Vec<usize>,
+    tis: Vec<Ti>,
+    /// Mapped task not yet expanded (its single instance has map_index -1).
+    unexpanded: bool,
+    /// Some downstream expands over this task's XCom.
+    feeds_mapping: bool,
+    /// Why expanding failed, if it did.
+    expand_error: Option<String>,
+}
+
+/// What [`RunMachine::poll`] found.
+#[derive(Debug, Default)]
+pub struct Poll {
+    /// Instances to start now (task index, instance index), highest priority first.
+    pub ready: Vec<(usize, usize)>,
+    /// Whether any instance changed state or became ready.
+    pub progressed: bool,
+}
+
+/// The state of one DAG run (see the module docs).
+pub struct RunMachine {
+    dag: Arc<Dag>,
+    tasks: Vec<TaskRt>,
+    priority: Vec<i64>,
+    xcom: Arc<XComStore>,
+    run_id: String,
+    logical_date: DateTime<Utc>,
+    interval: DataInterval,
+    params: Map<String, Value>,
+    conf: Map<String, Value>,
+    secrets: Arc<dyn Secrets>,
+    max_xcom_bytes: usize,
+    dirty_flag: Vec<bool>,
+    dirty: Vec<usize>,
+    /// Instances waiting for a retry or a sensor reschedule.
+    waiting: Vec<(usize, usize)>,
+    unfinished: usize,
+    changes: Vec<Change>,
+}
+
+/// `task_id` or `task_id[map_index]`.
+pub fn ti_key(task_id: &str, map_index: i64) -> String {
+    if map_index >= 0 {
+        format!("{task_id}[{map_index}]")
+    } else {
+        task_id.to_string()
+    }
+}
+
+impl RunMachine {
+    /// A fresh run: every instance in state `none`.
+    pub fn new(dag: Arc<Dag>, logical_date: DateTime<Utc>, opts: &RunOptions) -> Self {
+        let run_id = opts.run_id.clone().unwrap_or_else(|| {
+            format!(
+                "manual__{}",
+                logical_date.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+            )
+        });
+        let interval = opts.data_interval.unwrap_or_else(|| {
+            dag.schedule
+                .infer_manual_data_interval(dag.timezone, logical_date)
+        });
+        let index = |id: &str| dag.tasks.get_index_of(id);
+        let mut feeds: HashSet<usize> = HashSet::new();
+        for t in dag.tasks.values() {
+            if let Some(e) = &t.expand {
+                for src in e.args.values() {
+                    if let ExpandSource::XCom { task_id, .. } = src {
+                        if let Some(i) = index(task_id) {
+                            feeds.insert(i);
+                        }
+                    }
+                }
+            }
+        }
+        let tasks: Vec<TaskRt> = dag
+            .tasks
+            .values()
+            .enumerate()
+            .map(|(i, t)| TaskRt {
+                ups: t.upstream.iter().filter_map(|u| index(u)).collect(),
+                downs: t.downstream.iter().filter_map(|u| index(u)).collect(),
+                tis: vec![Ti::new(-1)],
+                unexpanded: t.expand.is_some(),
+                feeds_mapping: feeds.contains(&i),
+                expand_error: None,
+            })
+            .collect();
+        let mut params = dag.params.clone();
+        params.extend(opts.conf.clone());
+        let n = tasks.len();
+        RunMachine {
+            priority: dag.effective_priorities(),
+            tasks,
+            xcom: Arc::new(XComStore::default()),
+            run_id,
+            logical_date,
+            interval,
+            params,
+            conf: opts.conf.clone(),
+            secrets: opts.secrets.clone(),
+            max_xcom_bytes: opts.max_xcom_bytes,
+            dirty_flag: vec![true; n],
+            dirty: (0..n).collect(),
+            waiting: Vec::new(),
+            unfinished: n,
+            changes: Vec::new(),
+            dag,
+        }
+    }
+
+    /// Rebuild a run from its persisted instances (unknown task ids are ignored, tasks without a
+    /// record start fresh). Instances found `running` are returned: the process that ran them
+    /// is gone, so the caller fails their try with [`RunMachine::fail_lost`].
+    pub fn restore(&mut self, records: Vec<TiRecord>) -> Vec<(usize, usize)> {
+        let mut by_task: Vec<Vec<TiRecord>> = (0..self.tasks.len()).map(|_| Vec::new()).collect();
+        for r in records {
+            if let Some(t) = self.dag.tasks.get_index_of(&r.task_id) {
+                by_task[t].push(r);
+            }
+        }
+        for (t, mut recs) in by_task.into_iter().enumerate() {
+            if recs.is_empty() {
+                continue;
+            }
+            recs.sort_by_key(|r| r.map_index);
+            let rt = &mut self.tasks[t];
+            let mapped = recs.iter().any(|r| r.map_index >= 0);
+            if mapped {
+                recs.retain(|r| r.map_index >= 0);
+            } else {
+                recs.truncate(1);
+            }
+            rt.unexpanded =
+                self.dag.tasks[t].expand.is_some() && !mapped && recs[0].state == TiState::None;
+            rt.tis = recs.into_iter().map(Ti::from_record).collect();
+        }
+        // Rebuild XComs, counters and the waiting list.
+        let mut lost = Vec::new();
+        self.unfinished = 0;
+        self.waiting.clear();
+        for t in 0..self.tasks.len() {
+            for i in 0..self.tasks[t].tis.len() {
+                let state = self.tasks[t].tis[i].state;
+                if !state.is_finished() {
+                    self.unfinished += 1;
+                }
+                match state {
+                    TiState::Success => self.push_xcom(t, i),
+                    TiState::UpForRetry | TiState::UpForReschedule => self.waiting.push((t, i)),
+                    TiState::Running | TiState::Queued | TiState::Scheduled => lost.push((t, i)),
+                    _ => {}
+                }
+            }
+        }
+        let n = self.tasks.len();
+        self.dirty_flag = vec![true; n];
+        self.dirty = (0..n).collect();
+        lost
+    }
+
+    /// The DAG.
+    pub fn dag(&self) -> &Arc<Dag> {
+        &self.dag
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The logical date.
+    pub fn logical_date(&self) -> DateTime<Utc> {
+        self.logical_date
+    }
+
+    /// The data interval.
+    pub fn data_interval(&self) -> DataInterval {
+        self.interval
+    }
+
+    /// Instances not yet in a finished state.
+    pub fn unfinished(&self) -> usize {
+        self.unfinished
+    }
+
+    /// Effective priority weight of task `t`.
+    pub fn priority(&self, t: usize) -> i64 {
+        self.priority[t]
+    }
+
+    /// The task of index `t`.
+    pub fn task(&self, t: usize) -> &Task {
+        &self.dag.tasks[t]
+    }
+
+    /// Number of instances of task `t`.
+    pub fn instances(&self, t: usize) -> usize {
+        self.tasks[t].tis.len()
+    }
+
+    /// State of an instance.
+    pub fn state(&self, t: usize, i: usize) -> TiState {
+        self.tasks[t].tis[i].state
+    }
+
+    /// Earliest due time of a pending retry or reschedule.
+    pub fn next_wakeup(&self) -> Option<f64> {
+        self.waiting
+            .iter()
+            .map(|&(t, i)| self.tasks[t].tis[i].wait_until)
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))))
+    }
+
+    /// Whether a retry or reschedule is pending.
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Instances changed since the last call (to persist).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The persistable record of an instance.
+    pub fn record(&self, t: usize, i: usize) -> TiRecord {
+        let ti = &self.tasks[t].tis[i];
+        TiRecord {
+            task_id: self.dag.tasks[t].task_id.clone(),
+            map_index: ti.map_index,
+            state: ti.state,
+            try_number: ti.try_number,
+            tries_before_clear: ti.tries_before_clear,
+            duration_s: ti.duration,
+            wait_until: ti.wait_until,
+            first_poke_at: ti.first_poke_at,
+            pokes: ti.pokes,
+            xcom: ti.xcom.clone(),
+            error: ti.error.clone(),
+            mapped_args: ti.mapped_args.clone(),
+        }
+    }
+
+    fn counts(&self, t: usize) -> UpstreamCounts {
+        let mut c = UpstreamCounts::default();
+        for &u in &self.tasks[t].ups {
+            for ti in &self.tasks[u].tis {
+                c.add(ti.state);
+            }
+        }
+        c
+    }
+
+    fn mark_dirty(&mut self, t: usize) {
+        if !self.dirty_flag[t] {
+            self.dirty_flag[t] = true;
+            self.dirty.push(t);
+        }
+    }
+
+    fn set_state(&mut self, t: usize, i: usize, s: TiState) {
+        self.tasks[t].tis[i].state = s;
+        self.changes.push(Change::Ti(t, i));
+    }
+
+    /// Evaluate instances whose upstreams changed and collect what may start at `now`.
+    pub fn poll(&mut self, now: f64) -> Poll {
+        let mut changes: Vec<(usize, usize, TiState)> = Vec::new();
+        let mut ready: Vec<(usize, usize)> = Vec::new();
+        let mut candidates = std::mem::take(&mut self.dirty);
+        candidates.sort_unstable();
+        let mut expanded_any = false;
+        for &t in &candidates {
+            self.dirty_flag[t] = false;
+            if self.tasks[t].unexpanded && self.tasks[t].tis[0].state == TiState::None {
+                match self.try_expand(t) {
+                    Ok(true) => {
+                        expanded_any = true;
+                        self.changes.push(Change::Instances(t));
+                        if self.tasks[t].tis.iter().all(|ti| ti.state.is_finished()) {
+                            // Expanded to nothing: skipped.
+                            for d in self.tasks[t].downs.clone() {
+                                self.mark_dirty(d);
+                            }
+                            self.unfinished -= 1;
+                            continue;
+                        }
+                        self.unfinished += self.tasks[t].tis.len() - 1;
+                    }
+                    Ok(false) => {}
+                    Err(msg) => self.tasks[t].expand_error = Some(msg),
+                }
+            }
+            let c = self.counts(t);
+            let rule = self.dag.tasks[t].trigger_rule;
+            for (i, ti) in self.tasks[t].tis.iter().enumerate() {
+                if ti.state != TiState::None {
+                    continue;
+                }
+                match evaluate(rule, &c, ti.map_index >= 0) {
+                    Decision::Run => ready.push((t, i)),
+                    Decision::Wait => {}
+                    Decision::Skip => changes.push((t, i, TiState::Skipped)),
+                    Decision::UpstreamFailed => changes.push((t, i, TiState::UpstreamFailed)),
+                }
+            }
+        }
+        let tasks = &self.tasks;
+        self.waiting.retain(|&(t, i)| {
+            if tasks[t].tis[i].wait_until <= now {
+                ready.push((t, i));
+                false
+            } else {
+                true
+            }
+        });
+        let progressed = !changes.is_empty() || !ready.is_empty() || expanded_any;
+        for (t, i, s) in changes {
+            self.set_state(t, i, s);
+            self.unfinished -= 1;
+            for d in self.tasks[t].downs.clone() {
+                self.mark_dirty(d);
+            }
+        }
+        let prio = &self.priority;
+        ready.sort_by(|a, b| {
+            prio[b.0]
+                .cmp(&prio[a.0])
+                .then(a.0.cmp(&b.0))
+                .then(a.1.cmp(&b.1))
+        });
+        Poll { ready, progressed }
+    }
+
+    /// Whether an instance returned by [`poll`](Self::poll) may still start (a branch may have
+    /// skipped it since).
+    pub fn startable(&self, t: usize, i: usize) -> bool {
+        matches!(
+            self.tasks[t].tis[i].state,
+            TiState::None | TiState::UpForRetry | TiState::UpForReschedule
+        )
+    }
+
+    /// Start a try: render arguments and build the invocation (the instance is `running`), or
+    /// fail the instance at once (template error, failed expansion) and return its state.
+    pub fn start(&mut self, t: usize, i: usize, now: f64) -> Result<TaskInvocation, TiState> {
+        if self.tasks[t].unexpanded {
+            let msg = self.tasks[t].expand_error.clone().unwrap_or_else(|| {
+                "the list to expand over is not available (its upstream did not succeed)".into()
+            });
+            let s = self.finish_failed(t, i, TaskFailure::new("Weft.MappingFailed", msg));
+            self.settle(t, i, s);
+            return Err(s);
+        }
+        let rescheduled = self.tasks[t].tis[i].state == TiState::UpForReschedule;
+        let task = &self.dag.tasks[t];
+        let ti = &self.tasks[t].tis[i];
+        let try_number = ti.try_number + 1;
+        let map_index = ti.map_index;
+        let args = Value::Object(task.arguments.clone());
+        let mut arguments = if template::needs_rendering(&args)
+            || ti.mapped_args.values().any(template::needs_rendering)
+        {
+            let ctx = self.context(t, map_index, try_number);
+            match template::render_value(&args, &ctx, self.dag.render_template_as_native_obj) {
+                Ok(v) => v,
+                Err(e) => {
+                    let s = self.finish_failed(
+                        t,
+                        i,
+                        TaskFailure::new("Weft.TemplateError", e.to_string()),
+                    );
+                    self.settle(t, i, s);
+                    return Err(s);
+                }
+            }
+        } else {
+            args
+        };
+        if let Value::Object(m) = &mut arguments {
+            for (k, v) in &self.tasks[t].tis[i].mapped_args {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        let task = &self.dag.tasks[t];
+        let sensor = SensorSpec::from_task(task);
+        let ti = &mut self.tasks[t].tis[i];
+        ti.try_number = try_number;
+        if !rescheduled {
+            ti.first_poke_at = None;
+            ti.pokes = 0;
+        }
+        let first_poke_at = *ti.first_poke_at.get_or_insert(now);
+        let inv = TaskInvocation {
+            dag_id: self.dag.dag_id.clone(),
+            task_id: task.task_id.clone(),
+            run_id: self.run_id.clone(),
+            map_index,
+            try_number,
+            max_tries: task
+                .retries
+                .saturating_add(1)
+                .saturating_add(ti.tries_before_clear),
+            operator: task.operator.clone(),
+            arguments,
+            grant: task.grant.clone(),
+            execution_timeout: task.execution_timeout,
+            pool: task.pool.clone(),
+            logical_date: self.logical_date,
+            params: if task.params.is_empty() {
+                self.params.clone()
+            } else {
+                self.context(t, map_index, try_number).params
+            },
+            sensor,
+            first_poke_elapsed: Duration::from_secs_f64((now - first_poke_at).max(0.0)),
+        };
+        self.set_state(t, i, TiState::Running);
+        Ok(inv)
+    }
+
+    /// Record the outcome of a try that ran for `elapsed` seconds and ended at `now`; returns
+    /// the instance's new state.
+    pub fn finish(
+        &mut self,
+        t: usize,
+        i: usize,
+        result: Result<Value, TaskFailure>,
+        elapsed: f64,
+        now: f64,
+    ) -> TiState {
+        let s = self.apply(t, i, result, elapsed, now);
+        self.settle(t, i, s);
+        s
+    }
+
+    /// Fail the try of an instance whose process died while it ran (Airflow's zombie tasks):
+    /// it is retried if it has tries left.
+    pub fn fail_lost(&mut self, t: usize, i: usize, now: f64) -> TiState {
+        if self.tasks[t].tis[i].try_number == 0 {
+            // Never started: it simply becomes schedulable again.
+            self.set_state(t, i, TiState::None);
+            self.mark_dirty(t);
+            return TiState::None;
+        }
+        self.finish(
+            t,
+            i,
+            Err(TaskFailure::new(
+                "Weft.TaskLost",
+                "the scheduler process stopped while this try was running",
+            )),
+            0.0,
+            now,
+        )
+    }
+
+    /// Fail an instance without retrying (e.g. an unknown pool).
+    pub fn fail_now(&mut self, t: usize, i: usize, f: TaskFailure) -> TiState {
+        let s = self.finish_failed(t, i, f);
+        self.settle(t, i, s);
+        s
+    }
+
+    /// Reset `task_ids` (and, with `downstream`, everything downstream of them) to state
+    /// `none` so they run again, as Airflow's "clear" does. Returns the cleared task ids.
+    pub fn clear(&mut self, task_ids: &[String], downstream: bool) -> Vec<String> {
+        let mut set: Vec<usize> = task_ids
+            .iter()
+            .filter_map(|id| self.dag.tasks.get_index_of(id))
+            .collect();
+        if downstream {
+            let mut k = 0;
+            while k < set.len() {
+                for &d in &self.tasks[set[k]].downs {
+                    if !set.contains(&d) {
+                        set.push(d);
+                    }
+                }
+                k += 1;
+            }
+        }
+        for &t in &set {
+            let mapped = self.dag.tasks[t].expand.is_some();
+            let rt = &mut self.tasks[t];
+            if mapped {
+                let tries = rt.tis.iter().map(|ti| ti.try_number).max().unwrap_or(0);
+                let mut ti = Ti::new(-1);
+                ti.try_number = tries;
+                ti.tries_before_clear = tries;
+                rt.tis = vec![ti];
+                rt.unexpanded = true;
+                rt.expand_error = None;
+                self.changes.push(Change::Instances(t));
+            } else {
+                for (i, ti) in rt.tis.iter_mut().enumerate() {
+                    ti.state = TiState::None;
+                    ti.tries_before_clear = ti.try_number;
+                    ti.xcom = Value::Null;
+                    ti.error = None;
+                    ti.wait_until = 0.0;
+                    self.changes.push(Change::Ti(t, i));
+                }
+            }
+            self.mark_dirty(t);
+        }
+        // Rebuild counters and XComs from scratch.
+        self.xcom = Arc::new(XComStore::default());
+        self.unfinished = 0;
+        let cleared: HashSet<usize> = set.iter().copied().collect();
+        self.waiting.retain(|(t, _)| !cleared.contains(t));
+        for t in 0..self.tasks.len() {
+            for i in 0..self.tasks[t].tis.len() {
+                let s = self.tasks[t].tis[i].state;
+                if !s.is_finished() {
+                    self.unfinished += 1;
+                }
+                if s == TiState::Success {
+                    self.push_xcom(t, i);
+                }
+            }
+        }
+        set.iter()
+            .map(|&t| self.dag.tasks[t].task_id.clone())
+            .collect()
+    }
+
+    /// Mark every unfinished instance skipped (a run past its `dagrun_timeout`, as Airflow
+    /// does); returns how many were.
+    pub fn skip_unfinished(&mut self) -> usize {
+        let mut n = 0;
+        for t in 0..self.tasks.len() {
+            for i in 0..self.tasks[t].tis.len() {
+                if !self.tasks[t].tis[i].state.is_finished() {
+                    self.set_state(t, i, TiState::Skipped);
+                    n += 1;
+                }
+            }
+        }
+        self.unfinished = 0;
+        self.waiting.clear();
+        n
+    }
+
+    /// Expand a mapped task if its inputs are known. Ok(true) when expanded.
+    fn try_expand(&mut self, t: usize) -> Result<bool, String> {
+        let dag = self.dag.clone();
+        let task = &dag.tasks[t];
+        let Some(expand) = &task.expand else {
+            return Ok(false);
+        };
+        let mut lists: Vec<(String, Vec<Value>)> = Vec::new();
+        for (arg, src) in &expand.args {
+            let value = match src {
+                ExpandSource::Literal(v) => v.clone(),
+                ExpandSource::XCom { task_id, key } => {
+                    let Some(u) = self.dag.tasks.get_index_of(task_id) else {
+                        return Err(format!("unknown task `{task_id}`"));
+                    };
+                    if !self.tasks[u]
+                        .tis
+                        .iter()
+                        .all(|ti| ti.state == TiState::Success)
+                    {
+                        return Ok(false);
+                    }
+                    self.xcom.pull(task_id, key, None).unwrap_or(Value::Null)
+                }
+                ExpandSource::Template(s) => {
+                    if !self.tasks[t]
+                        .ups
+                        .iter()
+                        .all(|&u| self.tasks[u].tis.iter().all(|ti| ti.state.is_finished()))
+                    {
+                        return Ok(false);
+                    }
+                    let ctx = self.context(t, -1, 0);
+                    template::render_native(s, &ctx).map_err(|e| format!("expand.{arg}: {e}"))?
+                }
+            };
+            let items = match value {
+                Value::Array(a) => a,
+                Value::Object(m) => m.into_iter().map(|(k, v)| json!([k, v])).collect(),
+                other => {
+                    return Err(format!(
+                        "expand.{arg}: cannot map over {other}; expected a list or a mapping"
+                    ))
+                }
+            };
+            lists.push((arg.clone(), items));
+        }
+        let total: usize = lists.iter().map(|(_, l)| l.len()).product();
+        let rt = &mut self.tasks[t];
+        rt.unexpanded = false;
+        let base = rt.tis[0].try_number;
+        if total == 0 {
+            rt.tis[0].state = TiState::Skipped;
+            return Ok(true);
+        }
+        rt.tis = (0..total)
+            .map(|idx| {
+                let mut ti = Ti::new(idx as i64);
+                ti.try_number = base;
+                ti.tries_before_clear = base;
+                let mut rem = idx;
+                for (arg, list) in lists.iter().rev() {
+                    ti.mapped_args
+                        .insert(arg.clone(), list[rem % list.len()].clone());
+                    rem /= list.len();
+                }
+                ti
+            })
+            .collect();
+        Ok(true)
+    }
+
+    /// The template context of an instance.
+    pub fn context(&self, t: usize, map_index: i64, try_number: u32) -> TemplateContext {
+        let task = &self.dag.tasks[t];
+        let mut params = self.params.clone();
+        for (k, v) in &task.params {
+            if !self.conf.contains_key(k) {
+                params.insert(k.clone(), v.clone());
+            }
+        }
+        TemplateContext {
+            dag_id: self.dag.dag_id.clone(),
+            task_id: task.task_id.clone(),
+            map_index,
+            try_number,
+            run_id: self.run_id.clone(),
+            logical_date: self.logical_date,
+            data_interval_start: self.interval.start,
+            data_interval_end: self.interval.end,
+            params,
+            conf: self.conf.clone(),
+            owner: task.owner.clone(),
+            operator: task.operator.clone(),
+            xcom: self.xcom.clone(),
+            secrets: self
+                .secrets
+                .for_grant(task.grant.as_deref())
+                .unwrap_or_else(|| self.secrets.clone()),
+        }
+    }
+
+    fn finish_failed(&mut self, t: usize, i: usize, f: TaskFailure) -> TiState {
+        let key = ti_key(&self.dag.tasks[t].task_id, self.tasks[t].tis[i].map_index);
+        let ti = &mut self.tasks[t].tis[i];
+        ti.try_number += 1;
+        tracing::info!(dag_id = %self.dag.dag_id, task = %key, error = %f.error, cause = %f.cause, "task failed");
+        ti.error = Some(f);
+        self.set_state(t, i, TiState::Failed);
+        TiState::Failed
+    }
+
+    /// Account for an instance's new state.
+    fn settle(&mut self, t: usize, i: usize, state: TiState) {
+        if matches!(state, TiState::UpForRetry | TiState::UpForReschedule) {
+            self.waiting.push((t, i));
+        } else if state.is_finished() {
+            self.unfinished -= 1;
+            if state == TiState::Success {
+                self.after_success(t, i);
+            }
+            for d in self.tasks[t].downs.clone() {
+                self.mark_dirty(d);
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        t: usize,
+        i: usize,
+        result: Result<Value, TaskFailure>,
+        elapsed: f64,
+        now: f64,
+    ) -> TiState {
+        let dag = self.dag.clone();
+        let task = &dag.tasks[t];
+        let try_number = self.tasks[t].tis[i].try_number;
+        let map_index = self.tasks[t].tis[i].map_index;
+        let key = ti_key(&task.task_id, map_index);
+        let result = result.and_then(|v| self.check_result(t, v));
+        let ti = &mut self.tasks[t].tis[i];
+        ti.duration += elapsed;
+        let new_state = match result {
+            Ok(v) => {
+                ti.xcom = v;
+                ti.error = None;
+                TiState::Success
+            }
+            Err(f) if f.is_skip() => TiState::Skipped,
+            Err(f) if f.error == SENSOR_NOT_READY => {
+                let spec = SensorSpec::from_task(task);
+                let first = ti.first_poke_at.unwrap_or(now);
+                let ran = (now - first).max(0.0);
+                ti.pokes += 1;
+                if ran >= spec.timeout.as_secs_f64() {
+                    let f = TaskFailure::new(
+                        "AirflowSensorTimeout",
+                        format!(
+                            "sensor timed out after {:.1}s (timeout {}s, {} pokes)",
+                            ran,
+                            spec.timeout.as_secs_f64(),
+                            ti.pokes
+                        ),
+                    );
+                    ti.first_poke_at = None;
+                    if spec.soft_fail {
+                        tracing::info!(dag_id = %dag.dag_id, task = %key, "sensor timed out, soft_fail: skipped");
+                        ti.error = Some(f);
+                        TiState::Skipped
+                    } else {
+                        tracing::info!(dag_id = %dag.dag_id, task = %key, error = %f.error, cause = %f.cause, "sensor failed");
+                        ti.error = Some(f);
+                        TiState::Failed
+                    }
+                } else {
+                    let wait = spec.next_interval(&dag.dag_id, &key, ti.pokes, ran);
+                    // A reschedule keeps the try number, as Airflow does.
+                    ti.try_number -= 1;
+                    ti.wait_until = now + wait.as_secs_f64();
+                    TiState::UpForReschedule
+                }
+            }
+            Err(f) => {
+                if !f.no_retry()
+                    && try_number - ti.tries_before_clear.min(try_number) <= task.retries
+                {
+                    let delay = retry_delay(task, &dag.dag_id, &key, try_number);
+                    tracing::info!(dag_id = %dag.dag_id, task = %key, try_number, delay_s = delay.as_secs_f64(), error = %f.error, cause = %f.cause, "task failed, will retry");
+                    ti.error = Some(f);
+                    ti.wait_until = now + delay.as_secs_f64();
+                    TiState::UpForRetry
+                } else {
+                    tracing::info!(dag_id = %dag.dag_id, task = %key, try_number, error = %f.error, cause = %f.cause, "task failed");
+                    if f.is_sensor_timeout() && SensorSpec::from_task(task).soft_fail {
+                        ti.error = Some(f);
+                        TiState::Skipped
+                    } else {
+                        ti.error = Some(f);
+                        TiState::Failed
+                    }
+                }
+            }
+        };
+        if new_state != TiState::UpForReschedule {
+            ti.first_poke_at = None;
+        }
+        self.set_state(t, i, new_state);
+        new_state
+    }
+
+    /// Size cap, mapping input type, branch validation.
+    fn check_result(&self, t: usize, v: Value) -> Result<Value, TaskFailure> {
+        let task = &self.dag.tasks[t];
+        let size = serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0);
+        if size > self.max_xcom_bytes {
+            return Err(TaskFailure::new(
+                "Weft.XComTooLarge",
+                format!(
+                    "return value is {size} bytes; the XCom limit is {} bytes",
+                    self.max_xcom_bytes
+                ),
+            ));
+        }
+        if self.tasks[t].feeds_mapping && !matches!(v, Value::Array(_) | Value::Object(_)) {
+            return Err(TaskFailure::new(
+                "Weft.MappingFailed",
+                format!("a downstream task expands over this task's output, which must be a list or a mapping, got {v}"),
+            ));
+        }
+        if task.branch {
+            let follow = branch_targets(&v).ok_or_else(|| {
+                TaskFailure::new("Weft.InvalidBranch", format!("a branch task must return a task id, a list of task ids or {{\"branch\": [...]}}, got {v}"))
+            })?;
+            let unknown: Vec<&String> = follow
+                .iter()
+                .filter(|id| {
+                    !self.dag.tasks.contains_key(*id) && !self.dag.task_groups.contains_key(*id)
+                })
+                .collect();
+            if !unknown.is_empty() {
+                return Err(TaskFailure::new(
+                    "Weft.InvalidBranch",
+                    format!("branch names unknown task ids {unknown:?}"),
+                ));
+            }
+        }
+        Ok(v)
+    }
+
+    fn push_xcom(&mut self, t: usize, i: usize) {
+        let task = &self.dag.tasks[t];
+        let ti = &self.tasks[t].tis[i];
+        let v = &ti.xcom;
+        if v.is_null() {
+            return;
+        }
+        if task.multiple_outputs {
+            if let Value::Object(m) = v {
+                for (k, x) in m {
+                    self.xcom.push(&task.task_id, ti.map_index, k, x.clone());
+                }
+            }
+        }
+        self.xcom
+            .push(&task.task_id, ti.map_index, "return_value", v.clone());
+    }
+
+    fn after_success(&mut self, t: usize, i: usize) {
+        self.push_xcom(t, i);
+        let dag = self.dag.clone();
+        let task = &dag.tasks[t];
+        let v = &self.tasks[t].tis[i].xcom;
+        // Branching: skip direct downstreams that are not followed.
+        let follow = if task.branch {
+            branch_targets(v)
+        } else {
+            // A plain task may branch with {"branch": [...]} naming only its direct downstreams.
+            match v {
+                Value::Object(m) if m.contains_key("branch") => branch_targets(v)
+                    .filter(|ids| ids.iter().all(|id| task.downstream.contains(id))),
+                _ => None,
+            }
+        };
+        let Some(follow) = follow else { return };
+        let mut keep: HashSet<String> = HashSet::new();
+        for id in follow {
+            if let Some(g) = dag.task_groups.get(&id) {
+                keep.extend(g.tasks.iter().cloned());
+            }
+            keep.insert(id);
+        }
+        let downs = self.tasks[t].downs.clone();
+        for d in downs {
+            if keep.contains(&dag.tasks[d].task_id) {
+                continue;
+            }
+            let mut changed = false;
+            for k in 0..self.tasks[d].tis.len() {
+                if self.tasks[d].tis[k].state == TiState::None {
+                    self.set_state(d, k, TiState::Skipped);
+                    self.unfinished -= 1;
+                    changed = true;
+                }
+            }
+            if changed {
+                self.tasks[d].unexpanded = false;
+                for dd in self.tasks[d].downs.clone() {
+                    self.mark_dirty(dd);
+                }
+            }
+        }
+    }
+
+    /// The run's state once nothing is left to do: failed when a leaf failed or was
+    /// upstream_failed, or when instances are left unfinished (deadlock).
+    pub fn run_state(&self) -> RunState {
+        if self.unfinished > 0 {
+            return RunState::Failed;
+        }
+        let failed = self.tasks.iter().any(|rt| {
+            rt.downs.is_empty()
+                && rt
+                    .tis
+                    .iter()
+                    .any(|ti| matches!(ti.state, TiState::Failed | TiState::UpstreamFailed))
+        });
+        if failed {
+            RunState::Failed
+        } else {
+            RunState::Success
+        }
+    }
+
+    /// Every instance's outcome, in DAG order.
+    pub fn report(&self, duration_s: f64) -> DagRunReport {
+        let mut tasks = IndexMap::new();
+        for (t, rt) in self.tasks.iter().enumerate() {
+            let task_id = &self.dag.tasks[t].task_id;
+            for ti in &rt.tis {
+                tasks.insert(
+                    ti_key(task_id, ti.map_index),
+                    TaskReport {
+                        task_id: task_id.clone(),
+                        map_index: ti.map_index,
+                        state: ti.state,
+                        try_number: ti.try_number,
+                        duration_s: ti.duration,
+                        xcom: ti.xcom.clone(),
+                        error: ti.error.clone(),
+                    },
+                );
+            }
+        }
+        DagRunReport {
+            dag_id: self.dag.dag_id.clone(),
+            run_id: self.run_id.clone(),
+            logical_date: self.logical_date,
+            data_interval: self.interval,
+            state: self.run_state(),
+            tasks,
+            duration_s,
+        }
+    }
+}
+
+/// Task ids a branch result names: `"id"`, `["a", "b"]`, `{"branch": ...}`; `null` follows none.
+fn branch_targets(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Null => Some(Vec::new()),
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string)).collect(),
+        Value::Object(m) => m.get("branch").and_then(|b| match b {
+            Value::Object(_) => None,
+            other => branch_targets(other),
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{parse_dag_file, AnyOperator, FolderConfig};
+
+    fn dag(yaml: &str) -> Arc<Dag> {
+        let (dags, errors) = parse_dag_file(
+            std::path::Path::new("t.yaml"),
+            yaml,
+            &FolderConfig::default(),
+            &AnyOperator,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        Arc::new(dags.into_iter().next().unwrap())
+    }
+
+    fn machine(d: &Arc<Dag>) -> RunMachine {
+        let date = crate::timetable::parse_logical_date("2024-03-05").unwrap();
+        RunMachine::new(d.clone(), date, &RunOptions::default())
+    }
+
+    fn not_ready() -> Result<Value, TaskFailure> {
+        Err(TaskFailure::new(SENSOR_NOT_READY, "no"))
+    }
+
+    #[test]
+    fn sensor_reschedules_keep_the_try_then_time_out_or_soft_fail() {
+        let d = dag("s:\n  tasks:\n    w:\n      operator: s\n      mode: reschedule\n      poke_interval: 10\n      timeout: 25\n    soft:\n      operator: s\n      poke_interval: 10\n      timeout: 5\n      soft_fail: true\n");
+        let mut m = machine(&d);
+        let p = m.poll(0.0);
+        assert_eq!(p.ready, [(0, 0), (1, 0)]);
+        let inv = m.start(0, 0, 0.0).unwrap();
+        assert!(inv.sensor.reschedule);
+        assert_eq!(
+            m.finish(0, 0, not_ready(), 0.1, 0.1),
+            TiState::UpForReschedule
+        );
+        assert_eq!(
+            m.record(0, 0).try_number,
+            0,
+            "a reschedule keeps the try number"
+        );
+        assert!(m.poll(5.0).ready.is_empty(), "not due before poke_interval");
+        assert_eq!(m.poll(10.2).ready, [(0, 0)]);
+        let inv = m.start(0, 0, 10.2).unwrap();
+        assert_eq!(inv.try_number, 1);
+        assert!(inv.first_poke_elapsed.as_secs_f64() > 10.0);
+        assert_eq!(m.finish(0, 0, not_ready(), 0.1, 26.0), TiState::Failed);
+        assert_eq!(m.record(0, 0).error.unwrap().error, "AirflowSensorTimeout");
+        m.start(1, 0, 0.0).unwrap();
+        assert_eq!(m.finish(1, 0, not_ready(), 6.0, 6.0), TiState::Skipped);
+        assert_eq!(m.unfinished(), 0);
+    }
+
+    #[test]
+    fn records_restore_a_run_and_clear_resets_downstream() {
+        let d = dag("r:\n  tasks:\n    a:\n      operator: x\n    m:\n      operator: x\n      dependencies: [a]\n      expand:\n        n: +a\n    z:\n      operator: x\n      dependencies: [m]\n");
+        let mut m = machine(&d);
+        assert_eq!(m.poll(0.0).ready, [(0, 0)]);
+        m.start(0, 0, 0.0).unwrap();
+        m.finish(0, 0, Ok(serde_json::json!([1, 2])), 0.0, 0.0);
+        let p = m.poll(0.0);
+        assert_eq!(p.ready, [(1, 0), (1, 1)]);
+        assert!(m.take_changes().contains(&Change::Instances(1)));
+        let inv = m.start(1, 0, 0.0).unwrap();
+        assert_eq!(inv.arguments["n"], 1);
+        m.finish(1, 0, Ok(serde_json::json!("one")), 0.0, 0.0);
+        m.start(1, 1, 0.0).unwrap();
+        // Persist and restore: m[1] was running -> lost.
+        let recs: Vec<TiRecord> = (0..3)
+            .flat_map(|t| (0..m.instances(t)).map(move |i| (t, i)))
+            .map(|(t, i)| m.record(t, i))
+            .collect();
+        let mut r = machine(&d);
+        let lost = r.restore(recs);
+        assert_eq!(lost, [(1, 1)]);
+        assert_eq!(r.fail_lost(1, 1, 0.0), TiState::Failed, "no retries left");
+        r.poll(0.0);
+        assert_eq!(r.state(2, 0), TiState::UpstreamFailed);
+        assert_eq!(r.unfinished(), 0);
+        // Clear m: it goes back to unexpanded; z is reset too; a keeps its XCom.
+        let cleared = r.clear(&["m".into()], true);
+        assert_eq!(cleared, ["m", "z"]);
+        assert_eq!(r.instances(1), 1);
+        let p = r.poll(0.0);
+        assert_eq!(p.ready, [(1, 0), (1, 1)]);
+        let inv = r.start(1, 1, 0.0).unwrap();
+        assert_eq!(inv.try_number, 2, "tries go on after a clear");
+        assert_eq!(inv.max_tries, 2);
+    }
+
+    #[test]
+    fn sensor_trigger_and_callback_fields_are_validated_with_lines() {
+        let (_, errors) = parse_dag_file(
+            std::path::Path::new("bad.yaml"),
+            "s:\n  trigger: {path: in, glob: 'a/b'}\n  on_failure_callback: 5\n  tasks:\n    w:\n      operator: s\n      mode: sometimes\n      poke_interval: soon\n      soft_fail: 3\n",
+            &FolderConfig::default(),
+            &AnyOperator,
+        );
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        for want in [
+            "bad.yaml:2: s.trigger: trigger glob",
+            "bad.yaml:3: s.on_failure_callback",
+            "bad.yaml:7: s.tasks.w.mode",
+            "bad.yaml:8: s.tasks.w.poke_interval",
+            "bad.yaml:9: s.tasks.w.soft_fail",
+        ] {
+            assert!(
+                shown.iter().any(|e| e.starts_with(want)),
+                "{want} in {shown:#?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,1165 @@
+//! The scheduler loop: one thread owns the sled trees and the run machines of the active runs;
+//! task tries run on the worker pool and report back over a channel.
+//!
+//! One pass of the loop: create runs the timetables (and file triggers) ask for, honouring
+//! `catchup`, `start_date`/`end_date` and `max_active_runs`; start queued runs up to
+//! `max_active_runs`; apply finished tries (retries with back-off, sensor reschedules,
+//! callbacks); ask every run machine what is ready; pick instances by priority weight (then
+//! older runs first) within `parallelism`, each DAG's `max_active_tasks` and pool slots; write
+//! every state change of the pass to sled in one batch per run and flush; only then hand the
+//! instances to workers and finish runs. Restarting resumes unfinished runs from sled: finished
+//! instances keep their state, and a try that was running when the process died counts as a
+//! failed try (retried if it has retries left), as Airflow treats zombie tasks.
+
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use weft_dag::timetable::DataInterval;
+use weft_dag::{
+    callback_plugins, Change, Dag, DagRunReport, RunMachine, RunOptions, Secrets, TaskFailure,
+    TiState, SENSOR_NOT_READY,
+};
+
+use super::files::FileTrigger;
+use super::pools::{PoolCheck, Pools};
+use super::runner::TryRunner;
+use super::store::{DagRunRecord, SchedStore, StoredTi};
+use super::workers::WorkerPool;
+use super::SchedulerError;
+
+/// Settings of a scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Workers kept alive when idle.
+    pub min_workers: usize,
+    /// Most workers at once.
+    pub max_workers: usize,
+    /// An idle worker above `min_workers` exits after this long.
+    pub worker_idle_timeout: Duration,
+    /// Most task instances queued or running at once (Airflow's `core.parallelism`).
+    pub parallelism: usize,
+    /// Pools.
+    pub pools: Pools,
+    /// Largest XCom accepted, in bytes of JSON.
+    pub max_xcom_bytes: usize,
+    /// The loop wakes at least this often.
+    pub tick: Duration,
+    /// Flush sled after every pass that changed state (crash safety; off only in benchmarks
+    /// that measure the in-memory path).
+    pub durable: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        SchedulerConfig {
+            min_workers: 1,
+            max_workers: (cpus * 2).max(4),
+            worker_idle_timeout: Duration::from_secs(5),
+            parallelism: 32,
+            pools: Pools::default(),
+            max_xcom_bytes: 1 << 20,
+            tick: Duration::from_secs(1),
+            durable: true,
+        }
+    }
+}
+
+/// How a run came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// By the timetable.
+    Scheduled,
+    /// `weft dag trigger`.
+    Manual,
+    /// `weft dag backfill`.
+    Backfill,
+    /// A file-arrival trigger.
+    File,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Scheduled => "scheduled",
+            Trigger::Manual => "manual",
+            Trigger::Backfill => "backfill",
+            Trigger::File => "file_trigger",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Trigger::Scheduled => "scheduled",
+            Trigger::Manual => "manual",
+            Trigger::Backfill => "backfill",
+            Trigger::File => "file",
+        }
+    }
+}
+
+/// A progress callback: `(run_id, task instance, dag_id, new state)`.
+pub type OnChange = dyn Fn(&str, &str, &str, TiState) + Sync;
+
+/// What one call of [`Scheduler::run`] does.
+#[derive(Default)]
+pub struct LoopOptions<'a> {
+    /// Create runs from timetables and file triggers (`weft dag scheduler`).
+    pub schedule: bool,
+    /// Return once these runs `(dag_id, run_id)` are finished.
+    pub until_runs: Option<Vec<(String, String)>>,
+    /// Return once nothing is running, queued, waiting or due.
+    pub until_idle: bool,
+    /// Return when set (Ctrl-C).
+    pub stop: Option<&'a AtomicBool>,
+    /// Called with every task-instance state change (for progress output).
+    pub on_change: Option<&'a OnChange>,
+}
+
+/// Statistics of one [`Scheduler::run`].
+#[derive(Debug, Default, Clone)]
+pub struct LoopStats {
+    /// Runs finished.
+    pub runs_finished: usize,
+    /// Tries run.
+    pub tries: usize,
+    /// Most workers alive at once.
+    pub peak_workers: usize,
+    /// Latencies from an upstream try's end on its worker to the downstream try's start on its
+    /// worker, seconds (commit and flush included; one per try whose upstreams ran in this
+    /// process).
+    pub dispatch_latencies: Vec<f64>,
+}
+
+/// The persistent scheduler.
+pub struct Scheduler<'a> {
+    store: SchedStore,
+    dags: HashMap<String, Arc<Dag>>,
+    exec: &'a dyn TryRunner,
+    secrets: Arc<dyn Secrets>,
+    cfg: SchedulerConfig,
+}
+
+struct Active {
+    rec: DagRunRecord,
+    m: RunMachine,
+    in_flight: usize,
+    /// Start time (epoch seconds) of running tries.
+    started: HashMap<(usize, usize), f64>,
+    /// When each task's last instance ended on its worker (for latency figures).
+    finished_at: HashMap<usize, Instant>,
+    /// Past its `dagrun_timeout`: unfinished instances were skipped, results are ignored.
+    timed_out: bool,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Pending {
+    priority: i64,
+    /// Negated logical date: older runs first.
+    older: i64,
+    /// Negated sequence: first come first served.
+    seq: i64,
+    run: u64,
+    t: usize,
+    i: usize,
+}
+
+enum Msg {
+    Done {
+        run: u64,
+        t: usize,
+        i: usize,
+        result: Result<Value, TaskFailure>,
+        elapsed: f64,
+        log: Vec<Value>,
+        /// When the try ended on its worker.
+        ended: Instant,
+        /// Time from the last upstream's end to this try's start on its worker.
+        latency: Option<f64>,
+    },
+    Callback {
+        what: String,
+        key: (String, String, String, i64, u32),
+        plugin: String,
+        result: Result<Value, TaskFailure>,
+    },
+}
+
+fn epoch(t: DateTime<Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}
+
+fn now_s() -> f64 {
+    epoch(Utc::now())
+}
+
+fn iso(d: &DateTime<Utc>) -> String {
+    d.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+impl<'a> Scheduler<'a> {
+    /// A scheduler over `dags`, keeping state in `db`.
+    pub fn new(
+        db: &sled::Db,
+        dags: Vec<Dag>,
+        exec: &'a dyn TryRunner,
+        secrets: Arc<dyn Secrets>,
+        cfg: SchedulerConfig,
+    ) -> Result<Self, SchedulerError> {
+        Ok(Scheduler {
+            store: SchedStore::open(db)?,
+            dags: dags
+                .into_iter()
+                .map(|d| (d.dag_id.clone(), Arc::new(d)))
+                .collect(),
+            exec,
+            secrets,
+            cfg,
+        })
+    }
+
+    /// The sled trees.
+    pub fn store(&self) -> &SchedStore {
+        &self.store
+    }
+
+    /// A loaded DAG.
+    pub fn dag(&self, dag_id: &str) -> Result<&Arc<Dag>, SchedulerError> {
+        self.dags
+            .get(dag_id)
+            .ok_or_else(|| SchedulerError::UnknownDag(dag_id.to_string()))
+    }
+
+    /// Create a queued run of `dag_id` at `logical_date` (`interval` defaults to the
+    /// schedule's manual interval) and persist it.
+    pub fn create_run(
+        &self,
+        dag_id: &str,
+        logical_date: DateTime<Utc>,
+        interval: Option<DataInterval>,
+        conf: Map<String, Value>,
+        trigger: Trigger,
+    ) -> Result<DagRunRecord, SchedulerError> {
+        let dag = self.dag(dag_id)?;
+        let interval = interval.unwrap_or_else(|| {
+            dag.schedule
+                .infer_manual_data_interval(dag.timezone, logical_date)
+        });
+        let rec = DagRunRecord {
+            dag_id: dag_id.to_string(),
+            run_id: format!("{}__{}", trigger.prefix(), iso(&logical_date)),
+            run_type: trigger.as_str().into(),
+            logical_date,
+            data_interval_start: interval.start,
+            data_interval_end: interval.end,
+            state: "queued".into(),
+            conf,
+            queued_at: Utc::now(),
+            start_date: None,
+            end_date: None,
+        };
+        self.store.insert_run(&rec)?;
+        self.store.flush()?;
+        tracing::info!(dag_id, run_id = %rec.run_id, "dag run created");
+        Ok(rec)
+    }
+
+    /// Reset `task_id` (and everything downstream) of a run so it runs again, as Airflow's
+    /// clear does; the run goes back to `queued`. Returns the cleared task ids.
+    pub fn clear(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        downstream: bool,
+    ) -> Result<Vec<String>, SchedulerError> {
+        let dag = self.dag(dag_id)?.clone();
+        if !dag.tasks.contains_key(task_id) {
+            return Err(SchedulerError::UnknownTask {
+                dag_id: dag_id.into(),
+                task_id: task_id.into(),
+            });
+        }
+        let mut rec =
+            self.store
+                .get_run(dag_id, run_id)?
+                .ok_or_else(|| SchedulerError::UnknownRun {
+                    dag_id: dag_id.into(),
+                    run_id: run_id.into(),
+                })?;
+        let mut m = self.machine(&dag, &rec);
+        let stored = self.store.tis_of(dag_id, run_id)?;
+        m.restore(stored.iter().map(|s| s.ti.clone()).collect());
+        m.take_changes();
+        let cleared = m.clear(&[task_id.to_string()], downstream);
+        self.persist(&mut m, &rec, &HashMap::new())?;
+        rec.state = "queued".into();
+        rec.end_date = None;
+        self.store.put_run(&rec)?;
+        self.store.flush()?;
+        Ok(cleared)
+    }
+
+    fn machine(&self, dag: &Arc<Dag>, rec: &DagRunRecord) -> RunMachine {
+        let opts = RunOptions {
+            secrets: self.secrets.clone(),
+            run_id: Some(rec.run_id.clone()),
+            conf: rec.conf.clone(),
+            data_interval: Some(DataInterval {
+                start: rec.data_interval_start,
+                end: rec.data_interval_end,
+            }),
+            max_xcom_bytes: self.cfg.max_xcom_bytes,
+            ..RunOptions::default()
+        };
+        RunMachine::new(dag.clone(), rec.logical_date, &opts)
+    }
+
+    /// Write a machine's pending changes (one batch).
+    fn persist(
+        &self,
+        m: &mut RunMachine,
+        rec: &DagRunRecord,
+        times: &HashMap<(usize, usize), f64>,
+    ) -> Result<usize, SchedulerError> {
+        let changes = m.take_changes();
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let mut replace = Vec::new();
+        let mut seen: HashSet<(usize, usize)> = HashSet::new();
+        let mut put = Vec::new();
+        let now = now_s();
+        let mut emit = |t: usize, i: usize, put: &mut Vec<StoredTi>| {
+            if seen.insert((t, i)) {
+                let ti = m.record(t, i);
+                let running = ti.state == TiState::Running;
+                put.push(StoredTi {
+                    start_date: times.get(&(t, i)).copied().or(running.then_some(now)),
+                    end_date: ti.state.is_finished().then_some(now),
+                    ti,
+                });
+            }
+        };
+        for c in &changes {
+            if let Change::Instances(t) = *c {
+                replace.push(m.task(t).task_id.clone());
+                for i in 0..m.instances(t) {
+                    emit(t, i, &mut put);
+                }
+            }
+        }
+        for c in changes {
+            if let Change::Ti(t, i) = c {
+                if i < m.instances(t) {
+                    emit(t, i, &mut put);
+                }
+            }
+        }
+        self.store
+            .write_tis(&rec.dag_id, &rec.run_id, &replace, &put)?;
+        Ok(put.len())
+    }
+
+    /// The report of a run as `weft dag test --json` prints it.
+    pub fn report(&self, dag_id: &str, run_id: &str) -> Result<DagRunReport, SchedulerError> {
+        let dag = self.dag(dag_id)?.clone();
+        let rec =
+            self.store
+                .get_run(dag_id, run_id)?
+                .ok_or_else(|| SchedulerError::UnknownRun {
+                    dag_id: dag_id.into(),
+                    run_id: run_id.into(),
+                })?;
+        let mut m = self.machine(&dag, &rec);
+        m.restore(
+            self.store
+                .tis_of(dag_id, run_id)?
+                .into_iter()
+                .map(|s| s.ti)
+                .collect(),
+        );
+        let dur = match (rec.start_date, rec.end_date) {
+            (Some(s), Some(e)) => (e - s).num_microseconds().unwrap_or(0) as f64 / 1e6,
+            _ => 0.0,
+        };
+        let mut r = m.report(dur);
+        if rec.is_finished() {
+            r.state = if rec.state == "success" {
+                weft_dag::RunState::Success
+            } else {
+                weft_dag::RunState::Failed
+            };
+        }
+        Ok(r)
+    }
+
+    /// Run the loop (see the module docs) until `opts` says to return.
+    pub fn run(&self, opts: &LoopOptions<'_>) -> Result<LoopStats, SchedulerError> {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let exec = self.exec;
+        std::thread::scope(|s| {
+            let pool = WorkerPool::new(
+                s,
+                self.cfg.min_workers,
+                self.cfg.max_workers,
+                self.cfg.worker_idle_timeout,
+            );
+            let r = self.run_loop(opts, &pool, exec, &tx, &rx);
+            let peak = pool.peak();
+            drop(pool);
+            r.map(|mut st| {
+                st.peak_workers = peak;
+                st
+            })
+        })
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn run_loop<'scope, 'env>(
+        &'env self,
+        opts: &LoopOptions<'_>,
+        pool: &WorkerPool<'scope, 'env>,
+        exec: &'env dyn TryRunner,
+        tx: &mpsc::Sender<Msg>,
+        rx: &mpsc::Receiver<Msg>,
+    ) -> Result<LoopStats, SchedulerError> {
+        let mut stats = LoopStats::default();
+        let mut active: HashMap<u64, Active> = HashMap::new();
+        let mut queued: Vec<DagRunRecord> = Vec::new();
+        let mut next_id: u64 = 0;
+        let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
+        let mut seq: i64 = 0;
+        let mut pools = self.cfg.pools.clone();
+        let mut running_per_dag: HashMap<String, usize> = HashMap::new();
+        let mut in_flight_total = 0usize;
+        let mut inbox: Vec<Msg> = Vec::new();
+        let mut triggers: Vec<FileTrigger> = if opts.schedule {
+            self.dags
+                .values()
+                .filter_map(|d| FileTrigger::of(d))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Timetable bookkeeping: the last scheduled interval per DAG.
+        let mut last_interval: HashMap<String, Option<DataInterval>> = HashMap::new();
+        let mut next_sla_check = Instant::now();
+        // Set for one pass when idle, so due runs and new files are looked for once more.
+        let mut idle_pass = false;
+
+        // Resume unfinished runs of the loaded DAGs.
+        for rec in self.store.unfinished_runs()? {
+            if !self.dags.contains_key(&rec.dag_id) {
+                continue;
+            }
+            if rec.state == "running" {
+                let id = next_id;
+                next_id += 1;
+                active.insert(id, self.activate(rec, true)?);
+            } else {
+                queued.push(rec);
+            }
+        }
+        let until: Option<HashSet<(String, String)>> = opts
+            .until_runs
+            .as_ref()
+            .map(|v| v.iter().cloned().collect());
+
+        loop {
+            let now_dt = Utc::now();
+
+            // 1. New runs from timetables and file triggers.
+            if opts.schedule {
+                for dag in self.dags.values() {
+                    self.schedule_dag(dag, now_dt, &active, &mut queued, &mut last_interval)?;
+                }
+                for trig in triggers.iter_mut().filter(|t| idle_pass || t.due()) {
+                    for conf in trig.poll(&self.store)? {
+                        let mut when = Utc::now();
+                        // Distinct logical dates for files found in one poll.
+                        loop {
+                            match self.create_run(
+                                &trig.dag_id,
+                                when,
+                                None,
+                                conf.clone(),
+                                Trigger::File,
+                            ) {
+                                Ok(r) => {
+                                    queued.push(r);
+                                    break;
+                                }
+                                Err(SchedulerError::RunExists { .. }) => {
+                                    when += chrono::Duration::milliseconds(1);
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                }
+            }
+
+            // 2. Start queued runs up to max_active_runs (oldest logical date first).
+            if !queued.is_empty() {
+                queued.sort_by_key(|r| r.logical_date);
+                let mut keep = Vec::new();
+                for rec in std::mem::take(&mut queued) {
+                    let Some(dag) = self.dags.get(&rec.dag_id) else {
+                        continue;
+                    };
+                    let n = active
+                        .values()
+                        .filter(|a| a.rec.dag_id == rec.dag_id)
+                        .count();
+                    if n < dag.max_active_runs.max(1) as usize {
+                        let id = next_id;
+                        next_id += 1;
+                        active.insert(id, self.activate(rec, false)?);
+                    } else {
+                        keep.push(rec);
+                    }
+                }
+                queued = keep;
+            }
+
+            let mut next_timeout: Option<f64> = None;
+            // dagrun_timeout: the run fails and its unfinished instances are skipped.
+            for a in active.values_mut() {
+                if a.timed_out {
+                    continue;
+                }
+                let dag = a.m.dag();
+                let limit = dag
+                    .extra
+                    .get("dagrun_timeout")
+                    .or_else(|| dag.extra.get("dagrun_timeout_sec"))
+                    .and_then(|v| weft_dag::timetable::parse_duration(v).ok());
+                let (Some(limit), Some(start)) = (limit, a.rec.start_date) else {
+                    continue;
+                };
+                let deadline = epoch(start) + limit.as_secs_f64();
+                next_timeout = Some(next_timeout.map_or(deadline, |d: f64| d.min(deadline)));
+                if epoch(Utc::now()) > deadline {
+                    a.timed_out = true;
+                    let n = a.m.skip_unfinished();
+                    tracing::warn!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, skipped = n, "dag run timed out (dagrun_timeout)");
+                }
+            }
+
+            // 3. Apply finished tries and callbacks.
+            while let Ok(m) = rx.try_recv() {
+                inbox.push(m);
+            }
+            for msg in std::mem::take(&mut inbox) {
+                match msg {
+                    Msg::Done {
+                        run,
+                        t,
+                        i,
+                        result,
+                        elapsed,
+                        log,
+                        ended,
+                        latency,
+                    } => {
+                        if let Some(l) = latency {
+                            stats.dispatch_latencies.push(l);
+                        }
+                        let Some(a) = active.get_mut(&run) else {
+                            continue;
+                        };
+                        a.in_flight -= 1;
+                        in_flight_total -= 1;
+                        stats.tries += 1;
+                        let task = a.m.task(t).clone();
+                        pools.release(&task.pool, task.pool_slots);
+                        if let Some(c) = running_per_dag.get_mut(&a.rec.dag_id) {
+                            *c -= 1;
+                        }
+                        let try_number = a.m.record(t, i).try_number;
+                        let map_index = a.m.record(t, i).map_index;
+                        for entry in log {
+                            self.store.append_log(
+                                &a.rec.dag_id,
+                                &a.rec.run_id,
+                                &task.task_id,
+                                map_index,
+                                try_number,
+                                entry,
+                            )?;
+                        }
+                        if a.timed_out {
+                            continue;
+                        }
+                        let error = result.as_ref().err().cloned();
+                        let state = a.m.finish(t, i, result, elapsed, now_s());
+                        a.started.remove(&(t, i));
+                        if state.is_finished() {
+                            a.finished_at.insert(t, ended);
+                        }
+                        if let Some(f) = opts.on_change {
+                            f(
+                                &a.rec.run_id,
+                                &weft_dag::ti_key(&task.task_id, map_index),
+                                &a.rec.dag_id,
+                                state,
+                            );
+                        }
+                        let cb = match state {
+                            TiState::Success => Some("on_success_callback"),
+                            TiState::Failed => Some("on_failure_callback"),
+                            TiState::UpForRetry => Some("on_retry_callback"),
+                            _ => None,
+                        };
+                        if let Some(name) = cb {
+                            if let Some(v) = task.extra.get(name) {
+                                let ctx = json!({
+                                    "callback": name, "dag_id": a.rec.dag_id, "run_id": a.rec.run_id,
+                                    "task_id": task.task_id, "map_index": map_index,
+                                    "try_number": try_number, "state": state.as_str(),
+                                    "logical_date": iso(&a.rec.logical_date),
+                                    "exception": error.as_ref().filter(|e| e.error != SENSOR_NOT_READY),
+                                });
+                                let key = (
+                                    a.rec.dag_id.clone(),
+                                    a.rec.run_id.clone(),
+                                    task.task_id.clone(),
+                                    map_index,
+                                    try_number,
+                                );
+                                self.fire_callbacks(
+                                    pool,
+                                    exec,
+                                    tx,
+                                    name,
+                                    v,
+                                    task.grant.clone(),
+                                    ctx,
+                                    key,
+                                );
+                            }
+                        }
+                        if state == TiState::Success {
+                            if let Some(miss) = self.check_sla_on_finish(a, &task)? {
+                                self.sla_callback(a, &task.task_id, miss, pool, exec, tx);
+                            }
+                        }
+                    }
+                    Msg::Callback {
+                        what,
+                        key,
+                        plugin,
+                        result,
+                    } => {
+                        let (dag_id, run_id, task_id, map_index, try_number) = key;
+                        let entry = match &result {
+                            Ok(v) => json!({"callback": what, "plugin": plugin, "result": v}),
+                            Err(e) => {
+                                tracing::warn!(%dag_id, %run_id, %task_id, callback = %what, %plugin, error = %e.error, cause = %e.cause, "callback failed");
+                                json!({"callback": what, "plugin": plugin, "error": e})
+                            }
+                        };
+                        self.store
+                            .append_log(&dag_id, &run_id, &task_id, map_index, try_number, entry)?;
+                    }
+                }
+            }
+
+            // 4. What is ready now.
+            let mut progressed: HashSet<u64> = HashSet::new();
+            let now = now_s();
+            for (&id, a) in active.iter_mut() {
+                let p = a.m.poll(now);
+                if p.progressed {
+                    progressed.insert(id);
+                }
+                let older = -a.rec.logical_date.timestamp_micros();
+                for (t, i) in p.ready {
+                    seq += 1;
+                    heap.push(Pending {
+                        priority: a.m.priority(t),
+                        older,
+                        seq: -seq,
+                        run: id,
+                        t,
+                        i,
+                    });
+                }
+            }
+
+            // 5. Dispatch by priority within parallelism, max_active_tasks and pools.
+            let stopping = opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+            let mut jobs = Vec::new();
+            let mut set_aside = Vec::new();
+            while !stopping && in_flight_total < self.cfg.parallelism {
+                let Some(p) = heap.pop() else { break };
+                let Some(a) = active.get_mut(&p.run) else {
+                    continue;
+                };
+                if !a.m.startable(p.t, p.i) {
+                    continue;
+                }
+                let task = a.m.task(p.t);
+                let dag_running = running_per_dag.get(&a.rec.dag_id).copied().unwrap_or(0);
+                if dag_running >= a.m.dag().max_active_tasks.max(1) as usize {
+                    set_aside.push(p);
+                    continue;
+                }
+                match pools.check(&task.pool, task.pool_slots) {
+                    PoolCheck::Ok => {}
+                    PoolCheck::Full => {
+                        set_aside.push(p);
+                        continue;
+                    }
+                    PoolCheck::Impossible(why) => {
+                        a.m.fail_now(p.t, p.i, TaskFailure::new("Weft.PoolUnavailable", why));
+                        progressed.insert(p.run);
+                        continue;
+                    }
+                }
+                let (pool_name, slots) = (task.pool.clone(), task.pool_slots);
+                progressed.insert(p.run);
+                if let Ok(inv) = a.m.start(p.t, p.i, now) {
+                    pools.take(&pool_name, slots);
+                    *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
+                    a.in_flight += 1;
+                    in_flight_total += 1;
+                    a.started.insert((p.t, p.i), now);
+                    // Latency: from the last upstream's end to this try's start.
+                    let last = a.m.dag().tasks[p.t]
+                        .upstream
+                        .iter()
+                        .filter_map(|u| a.m.dag().tasks.get_index_of(u))
+                        .filter_map(|u| a.finished_at.get(&u).copied())
+                        .max();
+                    if let Some(f) = opts.on_change {
+                        f(
+                            &a.rec.run_id,
+                            &inv.display_id(),
+                            &a.rec.dag_id,
+                            TiState::Running,
+                        );
+                    }
+                    jobs.push((p.run, p.t, p.i, inv, last));
+                }
+            }
+            for p in set_aside {
+                heap.push(p);
+            }
+
+            // 6. Commit the pass, then act on it.
+            let mut wrote = 0;
+            for a in active.values_mut() {
+                wrote += self.persist(&mut a.m, &a.rec, &a.started)?;
+            }
+            if wrote > 0 && self.cfg.durable {
+                self.store.flush()?;
+            }
+            for (run, t, i, inv, last) in jobs {
+                let tx = tx.clone();
+                pool.submit(Box::new(move || {
+                    let latency = last.map(|l| l.elapsed().as_secs_f64());
+                    let (result, elapsed, log) = run_try(exec, &inv);
+                    let _ = tx.send(Msg::Done {
+                        run,
+                        t,
+                        i,
+                        result,
+                        elapsed,
+                        log,
+                        ended: Instant::now(),
+                        latency,
+                    });
+                }));
+            }
+
+            // 7. Finish runs with nothing left to do.
+            let mut done_ids = Vec::new();
+            for (&id, a) in active.iter() {
+                if a.in_flight > 0 {
+                    continue;
+                }
+                let deadlocked = a.m.unfinished() > 0
+                    && !progressed.contains(&id)
+                    && !a.m.has_waiting()
+                    && !heap.iter().any(|p| p.run == id);
+                if a.m.unfinished() == 0 || deadlocked {
+                    done_ids.push(id);
+                }
+            }
+            for id in done_ids {
+                let Some(mut a) = active.remove(&id) else {
+                    continue;
+                };
+                heap.retain(|p| p.run != id);
+                let state = if a.timed_out {
+                    weft_dag::RunState::Failed
+                } else {
+                    a.m.run_state()
+                };
+                a.rec.state = state.as_str().into();
+                a.rec.end_date = Some(Utc::now());
+                self.store.put_run(&a.rec)?;
+                self.store.flush()?;
+                stats.runs_finished += 1;
+                tracing::info!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, state = state.as_str(), "dag run finished");
+                let name = if state == weft_dag::RunState::Success {
+                    "on_success_callback"
+                } else {
+                    "on_failure_callback"
+                };
+                if let Some(v) = a.m.dag().extra.get(name) {
+                    let ctx = json!({
+                        "callback": name, "dag_id": a.rec.dag_id, "run_id": a.rec.run_id,
+                        "task_id": "", "state": state.as_str(),
+                        "logical_date": iso(&a.rec.logical_date),
+                    });
+                    let key = (
+                        a.rec.dag_id.clone(),
+                        a.rec.run_id.clone(),
+                        "__dag__".into(),
+                        -1,
+                        0,
+                    );
+                    self.fire_callbacks(pool, exec, tx, name, v, None, ctx, key);
+                }
+            }
+
+            // SLA misses of running tasks (checked once a second).
+            if Instant::now() >= next_sla_check {
+                next_sla_check = Instant::now() + Duration::from_secs(1);
+                for a in active.values() {
+                    self.check_slas(a, pool, exec, tx)?;
+                }
+            }
+
+            // 8. Return?
+            if stopping && in_flight_total == 0 {
+                break;
+            }
+            if let Some(u) = &until {
+                let pending = u.iter().any(|(d, r)| {
+                    active
+                        .values()
+                        .any(|a| &a.rec.dag_id == d && &a.rec.run_id == r)
+                        || queued.iter().any(|q| &q.dag_id == d && &q.run_id == r)
+                });
+                if !pending && in_flight_total == 0 {
+                    break;
+                }
+            }
+            if opts.until_idle && active.is_empty() && queued.is_empty() && in_flight_total == 0 {
+                if idle_pass || !opts.schedule {
+                    break;
+                }
+                idle_pass = true;
+                continue;
+            }
+            idle_pass = false;
+
+            // 9. Wait for a completion or the next timer; poll again at once after a change.
+            let mut wait = if progressed.is_empty() || stopping {
+                self.cfg.tick
+            } else {
+                Duration::ZERO
+            };
+            if let Some(d) = next_timeout {
+                wait = wait.min(Duration::from_secs_f64((d - now_s()).max(0.0)));
+            }
+            for a in active.values() {
+                if let Some(w) = a.m.next_wakeup() {
+                    let d = (w - now_s()).max(0.0);
+                    wait = wait.min(Duration::from_secs_f64(d));
+                }
+            }
+            if wait.is_zero() {
+                while let Ok(m) = rx.try_recv() {
+                    inbox.push(m);
+                }
+            } else if let Ok(m) = rx.recv_timeout(wait) {
+                inbox.push(m);
+                while let Ok(m) = rx.try_recv() {
+                    inbox.push(m);
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Load a run into a machine; with `resume`, instances that were running are failed as
+    /// lost tries (retried if they have retries left).
+    fn activate(&self, mut rec: DagRunRecord, resume: bool) -> Result<Active, SchedulerError> {
+        let dag = self.dag(&rec.dag_id)?.clone();
+        let mut m = self.machine(&dag, &rec);
+        let stored = self.store.tis_of(&rec.dag_id, &rec.run_id)?;
+        let lost = m.restore(stored.into_iter().map(|s| s.ti).collect());
+        m.take_changes();
+        let now = now_s();
+        for (t, i) in lost {
+            let r = m.record(t, i);
+            if r.try_number > 0 {
+                self.store.append_log(
+                    &rec.dag_id,
+                    &rec.run_id,
+                    &r.task_id,
+                    r.map_index,
+                    r.try_number,
+                    json!({"error": {"error": "Weft.TaskLost", "cause": "the scheduler process stopped while this try was running"}}),
+                )?;
+            }
+            let s = m.fail_lost(t, i, now);
+            tracing::warn!(dag_id = %rec.dag_id, run_id = %rec.run_id, task = %m.task(t).task_id, state = s.as_str(), "task instance was running when the scheduler stopped");
+        }
+        if rec.state != "running" {
+            rec.state = "running".into();
+            rec.start_date = Some(Utc::now());
+            self.store.put_run(&rec)?;
+        }
+        if resume {
+            tracing::info!(dag_id = %rec.dag_id, run_id = %rec.run_id, "resuming dag run");
+        }
+        let mut a = Active {
+            rec,
+            m,
+            in_flight: 0,
+            started: HashMap::new(),
+            finished_at: HashMap::new(),
+            timed_out: false,
+        };
+        self.persist(&mut a.m, &a.rec, &HashMap::new())?;
+        Ok(a)
+    }
+
+    /// Queue the runs the DAG's timetable asks for, within max_active_runs.
+    fn schedule_dag(
+        &self,
+        dag: &Arc<Dag>,
+        now: DateTime<Utc>,
+        active: &HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+        last_interval: &mut HashMap<String, Option<DataInterval>>,
+    ) -> Result<(), SchedulerError> {
+        if matches!(dag.schedule, weft_dag::Schedule::Never) {
+            return Ok(());
+        }
+        let mut count = active
+            .values()
+            .filter(|a| a.rec.dag_id == dag.dag_id)
+            .count()
+            + queued.iter().filter(|q| q.dag_id == dag.dag_id).count();
+        let max = dag.max_active_runs.max(1) as usize;
+        if count >= max {
+            return Ok(());
+        }
+        if !last_interval.contains_key(&dag.dag_id) {
+            let last = self
+                .store
+                .last_run(&dag.dag_id, &["scheduled"])?
+                .map(|r| DataInterval {
+                    start: r.data_interval_start,
+                    end: r.data_interval_end,
+                });
+            last_interval.insert(dag.dag_id.clone(), last);
+        }
+        while count < max {
+            let last = last_interval.get(&dag.dag_id).copied().flatten();
+            let Some(info) = dag.next_dagrun_info(last.as_ref(), now) else {
+                break;
+            };
+            if info.run_after > now || last == Some(info.data_interval) {
+                break;
+            }
+            last_interval.insert(dag.dag_id.clone(), Some(info.data_interval));
+            match self.create_run(
+                &dag.dag_id,
+                info.logical_date,
+                Some(info.data_interval),
+                Map::new(),
+                Trigger::Scheduled,
+            ) {
+                Ok(rec) => {
+                    queued.push(rec);
+                    count += 1;
+                }
+                Err(SchedulerError::RunExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            if matches!(dag.schedule, weft_dag::Schedule::Once) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fire_callbacks<'scope, 'env>(
+        &'env self,
+        pool: &WorkerPool<'scope, 'env>,
+        exec: &'env dyn TryRunner,
+        tx: &mpsc::Sender<Msg>,
+        what: &str,
+        spec: &Value,
+        grant: Option<String>,
+        ctx: Value,
+        key: (String, String, String, i64, u32),
+    ) {
+        for plugin in callback_plugins(spec).unwrap_or_default() {
+            let tx = tx.clone();
+            let ctx = ctx.clone();
+            let key = key.clone();
+            let what = what.to_string();
+            let grant = grant.clone();
+            pool.submit(Box::new(move || {
+                let result = exec.run_callback(&plugin, grant.as_deref(), &ctx);
+                let _ = tx.send(Msg::Callback {
+                    what,
+                    key,
+                    plugin,
+                    result,
+                });
+            }));
+        }
+    }
+
+    fn sla_deadline(a: &Active, sla: &Value) -> Option<f64> {
+        let d = weft_dag::timetable::parse_duration(sla).ok()?;
+        let start = a.rec.start_date.map(epoch)?;
+        Some(start + d.as_secs_f64())
+    }
+
+    /// A task that succeeded after its SLA deadline missed it too; returns the new miss.
+    fn check_sla_on_finish(
+        &self,
+        a: &Active,
+        t: &weft_dag::Task,
+    ) -> Result<Option<Value>, SchedulerError> {
+        let Some(deadline) = t.extra.get("sla").and_then(|v| Self::sla_deadline(a, v)) else {
+            return Ok(None);
+        };
+        let now = now_s();
+        if now <= deadline {
+            return Ok(None);
+        }
+        let rec = json!({"dag_id": a.rec.dag_id, "run_id": a.rec.run_id, "task_id": t.task_id,
+            "deadline": deadline, "recorded_at": now, "late_finish": true});
+        if self
+            .store
+            .record_sla_miss(&a.rec.dag_id, &a.rec.run_id, &t.task_id, &rec)?
+        {
+            tracing::warn!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, task = %t.task_id, "SLA missed");
+            return Ok(Some(rec));
+        }
+        Ok(None)
+    }
+
+    /// Call the DAG's `sla_miss_callback` for a recorded miss.
+    fn sla_callback<'scope, 'env>(
+        &'env self,
+        a: &Active,
+        task_id: &str,
+        miss: Value,
+        pool: &WorkerPool<'scope, 'env>,
+        exec: &'env dyn TryRunner,
+        tx: &mpsc::Sender<Msg>,
+    ) {
+        if let Some(v) = a.m.dag().extra.get("sla_miss_callback") {
+            let ctx = json!({"callback": "sla_miss_callback", "dag_id": a.rec.dag_id,
+                "run_id": a.rec.run_id, "task_id": task_id, "sla_miss": miss,
+                "logical_date": iso(&a.rec.logical_date)});
+            let key = (
+                a.rec.dag_id.clone(),
+                a.rec.run_id.clone(),
+                task_id.to_string(),
+                -1,
+                0,
+            );
+            self.fire_callbacks(pool, exec, tx, "sla_miss_callback", v, None, ctx, key);
+        }
+    }
+
+    fn check_slas<'scope, 'env>(
+        &'env self,
+        a: &Active,
+        pool: &WorkerPool<'scope, 'env>,
+        exec: &'env dyn TryRunner,
+        tx: &mpsc::Sender<Msg>,
+    ) -> Result<(), SchedulerError> {
+        let now = now_s();
+        for (t, task) in a.m.dag().tasks.values().enumerate() {
+            let Some(sla) = task.extra.get("sla") else {
+                continue;
+            };
+            let Some(deadline) = Self::sla_deadline(a, sla) else {
+                continue;
+            };
+            if now <= deadline {
+                continue;
+            }
+            let done = (0..a.m.instances(t))
+                .all(|i| matches!(a.m.state(t, i), TiState::Success | TiState::Skipped));
+            if done {
+                continue;
+            }
+            let rec = json!({"dag_id": a.rec.dag_id, "run_id": a.rec.run_id, "task_id": task.task_id,
+                "deadline": deadline, "recorded_at": now, "late_finish": false});
+            if self
+                .store
+                .record_sla_miss(&a.rec.dag_id, &a.rec.run_id, &task.task_id, &rec)?
+            {
+                tracing::warn!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, task = %task.task_id, "SLA missed");
+                self.sla_callback(a, &task.task_id, rec, pool, exec, tx);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run a try on a worker. A sensor in `poke` mode keeps its slot and pokes every interval until
+/// it succeeds or times out; in `reschedule` mode it pokes once and gives the slot back.
+fn run_try(
+    exec: &dyn TryRunner,
+    inv: &weft_dag::TaskInvocation,
+) -> (Result<Value, TaskFailure>, f64, Vec<Value>) {
+    let started = Instant::now();
+    let mut logs = Vec::new();
+    let mut pokes = 0u32;
+    loop {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try(inv)))
+            .unwrap_or_else(|_| super::runner::TryOutcome {
+                result: Err(TaskFailure::new(
+                    "Weft.ExecutorPanicked",
+                    "the task executor panicked",
+                )),
+                log: Value::Null,
+            });
+        if !out.log.is_null() {
+            logs.push(out.log);
+        }
+        let not_ready = matches!(&out.result, Err(f) if f.error == SENSOR_NOT_READY);
+        if not_ready && !inv.sensor.reschedule {
+            pokes += 1;
+            let ran = inv.first_poke_elapsed + started.elapsed();
+            if ran < inv.sensor.timeout {
+                let key = inv.display_id();
+                let wait = inv
+                    .sensor
+                    .next_interval(&inv.dag_id, &key, pokes, ran.as_secs_f64())
+                    .min(inv.sensor.timeout.saturating_sub(ran));
+                std::thread::sleep(wait);
+                continue;
+            }
+        }
+        if let Err(e) = &out.result {
+            if e.error != SENSOR_NOT_READY {
+                logs.push(json!({"error": e}));
+            }
+        }
+        return (out.result, started.elapsed().as_secs_f64(), logs);
+    }
+}

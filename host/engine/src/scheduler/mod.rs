@@ -1,0 +1,65 @@
+//! weft's persistent DAG scheduler, with Apache Airflow's semantics.
+//!
+//! The pure run semantics (trigger rules, branching, mapping, retries, sensors' reschedules and
+//! timeouts, XCom) live in [`weft_dag::RunMachine`]; this module keeps machines for the active
+//! runs, persists every task-instance state change in sled before acting on it, and runs task
+//! instances on an autoscaling worker pool. Modules, one job each:
+//! - [`store`]: the sled trees (runs, task instances, per-try logs, SLA misses, seen files);
+//! - [`workers`]: the autoscaling thread pool;
+//! - [`pools`]: Airflow pools (slots shared by tasks across runs);
+//! - [`runner`]: the executor interface a scheduler runs tries and callbacks through;
+//! - [`core`]: the loop (run creation from timetables, queueing by priority with pools,
+//!   `max_active_runs` and `max_active_tasks`, completions, callbacks, SLAs, restart recovery);
+//! - [`files`]: the file-arrival trigger.
+
+pub mod core;
+pub mod files;
+pub mod pools;
+pub mod runner;
+pub mod store;
+pub mod workers;
+
+pub use self::core::{LoopOptions, Scheduler, SchedulerConfig, Trigger};
+pub use files::FileTrigger;
+pub use pools::Pools;
+pub use runner::{Plain, TryOutcome, TryRunner};
+pub use store::{DagRunRecord, SchedStore, StoredTi};
+pub use workers::WorkerPool;
+
+/// What can go wrong in the scheduler.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The sled store failed or holds a corrupt record.
+    #[error("scheduler store: {0}")]
+    Store(String),
+    /// A run with that logical date or id exists.
+    #[error("DAG `{dag_id}`: {detail}")]
+    RunExists {
+        /// DAG id.
+        dag_id: String,
+        /// Which constraint.
+        detail: String,
+    },
+    /// No such DAG among the loaded ones.
+    #[error("DAG `{0}` is not loaded (see `weft dag list`)")]
+    UnknownDag(String),
+    /// No such run.
+    #[error("DAG `{dag_id}` has no run `{run_id}`")]
+    UnknownRun {
+        /// DAG id.
+        dag_id: String,
+        /// Run id.
+        run_id: String,
+    },
+    /// No such task.
+    #[error("DAG `{dag_id}` has no task `{task_id}`")]
+    UnknownTask {
+        /// DAG id.
+        dag_id: String,
+        /// Task id.
+        task_id: String,
+    },
+    /// A bad configuration file.
+    #[error("{0}")]
+    Config(String),
+}
