@@ -467,3 +467,48 @@ fn sm_client_signs_requests_and_audit_lists_them() {
     assert_eq!(failed["error"], "ExecutionDoesNotExist");
     assert_eq!(failed["principal"], "default");
 }
+
+#[test]
+fn dag_runs_made_by_the_scheduler_feed_the_ui_grid() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for p in ["echo.wasm", "json-transform.wasm"] {
+        let (code, _, err) = weft(
+            home.path(),
+            &["plugin", "install", plugin(p).to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    let dags = repo().join("examples/dags");
+    let (code, out, err) = weft(
+        home.path(),
+        &[
+            "dag",
+            "trigger",
+            "branching",
+            "--date",
+            "2024-03-05",
+            "--json",
+            "--dags",
+            dags.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let s = start_server(home.path(), work.path());
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        c,
+        "GET /v1/dags/branching/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    let body = resp.split_once("\r\n\r\n").unwrap().1;
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{v}");
+    assert_eq!(runs[0]["state"], "success");
+    assert_eq!(runs[0]["tasks"]["full_load"]["state"], "success");
+    assert_eq!(runs[0]["tasks"]["incremental_load"]["state"], "skipped");
+    assert_eq!(runs[0]["tasks"]["join"]["tryNumber"], 1);
+}

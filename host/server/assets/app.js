@@ -979,7 +979,7 @@ function renderDagGraph(tasks, status) {
 
 // The grid view: runs (columns, oldest left) x tasks (rows), each cell coloured by the task
 // instance's state. Fed by `GET /v1/dags/{id}/runs` -> {"runs": [{"runId", "logicalDate",
-// "state", "tasks": {"TASK_ID": {"state", "tryNumber"}}}]} once the DAG scheduler serves it.
+// "state", "tasks": {"TASK_ID": {"state", "tryNumber"}}}]}, the runs the scheduler recorded.
 function renderGrid(taskIds, runs) {
   const table = h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Task"),
@@ -1003,7 +1003,7 @@ async function viewDag(id, seq) {
   const t0 = performance.now();
   const graph = renderDagGraph(d.taskList || [], null);
   const trigger = h("button", { type: "button", disabled: true, id: "trigger-btn", "aria-describedby": "trigger-help",
-    title: "Triggering DAG runs needs the DAG scheduler, which this server does not run yet" }, "Trigger DAG run");
+    title: "The scheduler does not run inside this server yet: use weft dag trigger" }, "Trigger DAG run");
   out.append(h("section", { class: "card" },
     h("dl", { class: "kv" },
       h("dt", {}, "File"), h("dd", {}, d.file),
@@ -1012,7 +1012,8 @@ async function viewDag(id, seq) {
       h("dt", {}, "Tasks"), h("dd", {}, String(d.tasks)),
       d.description ? [h("dt", {}, "Description"), h("dd", {}, d.description)] : null),
     h("div", { class: "row" }, trigger, h("span", { class: "muted", id: "trigger-help" },
-      "Trigger and clear need the DAG scheduler (not in this server yet); ", h("code", {}, "weft dag test"), " runs a DAG in-process."))));
+      "The grid shows the runs made by ", h("code", {}, "weft dag trigger | backfill | scheduler"),
+      " on this store; triggering and clearing from this page come when the scheduler runs inside the server."))));
   const gridBox = h("div", {}, h("p", { class: "muted" }, "Loading runs…"));
   out.append(card("Grid (runs × tasks)", "grid-h", gridBox));
   out.append(card("Graph", "dg-h", h("div", { class: "scroll dag-scroll" }, graph)));

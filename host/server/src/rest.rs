@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/plugins", get(plugins))
         .route("/v1/dags", get(dags))
         .route("/v1/dags/{dag_id}", get(dag))
+        .route("/v1/dags/{dag_id}/runs", get(dag_runs))
 }
 
 fn reply(r: Result<Value, ApiError>) -> Response {
@@ -369,6 +370,56 @@ async fn dags(
             "dags": dags.iter().map(|d| dag_summary(d, now)).collect::<Vec<_>>(),
             "errors": errors,
         }))
+    })
+}
+
+/// `GET /v1/dags/{id}/runs?limit=N`: the newest DAG runs recorded in this store by the
+/// scheduler (`weft dag trigger|backfill|scheduler`), oldest first, with each task instance's
+/// state and try number: the grid view's data.
+async fn dag_runs(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        let limit = num_param(q.as_deref(), "limit")?
+            .unwrap_or(25)
+            .clamp(1, 500) as usize;
+        let store = weft_engine::scheduler::SchedStore::open(app.store.db())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut runs = store
+            .runs_of(&id)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        runs.sort_by_key(|r| r.logical_date);
+        let skip = runs.len().saturating_sub(limit);
+        let mut out = Vec::new();
+        for r in runs.into_iter().skip(skip) {
+            let mut tasks = serde_json::Map::new();
+            for t in store
+                .tis_of(&r.dag_id, &r.run_id)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+            {
+                let key = if t.ti.map_index >= 0 {
+                    format!("{}[{}]", t.ti.task_id, t.ti.map_index)
+                } else {
+                    t.ti.task_id.clone()
+                };
+                tasks.insert(
+                    key,
+                    json!({"state": t.ti.state.as_str(), "tryNumber": t.ti.try_number, "durationS": t.ti.duration_s}),
+                );
+            }
+            out.push(json!({
+                "runId": r.run_id,
+                "runType": r.run_type,
+                "logicalDate": r.logical_date.to_rfc3339(),
+                "state": r.state,
+                "tasks": tasks,
+            }));
+        }
+        Ok(json!({"dagId": id, "runs": out}))
     })
 }
 
