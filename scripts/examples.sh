@@ -28,7 +28,7 @@ PY
 }
 
 # A local ingest endpoint for examples/dags/etl_daily (127.0.0.1 only).
-python3 - <<'PY' &
+ingest='
 import http.server, json
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
@@ -39,7 +39,8 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(out))); self.end_headers(); self.wfile.write(out)
     def log_message(self, *a): pass
 http.server.HTTPServer(("127.0.0.1", 18471), H).serve_forever()
-PY
+'
+python3 -c "$ingest" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 sleep 0.3

@@ -327,18 +327,14 @@ fn backfill_runs_every_interval_within_max_active_runs() {
 
 #[test]
 fn sensors_reschedule_until_the_file_appears_and_soft_fail_on_timeout() {
-    let e = Env::new(&["file-sensor", "echo"]);
+    let e = Env::new(&["file-sensor", "echo", "csv-to-json"]);
+    // `maker` writes the flag `wait` looks for, only after `never` has timed out (soft_fail),
+    // so `wait` pokes "not yet" first, whatever the machine's speed.
     e.dag(
         "sense.yaml",
-        "sense:\n  schedule: null\n  tasks:\n    wait:\n      operator: file-sensor\n      grant: data\n      path: /data/in/ready.flag\n      mode: reschedule\n      poke_interval: 0.2\n      timeout: 30\n    after:\n      operator: echo\n      dependencies: [wait]\n    never:\n      operator: file-sensor\n      grant: data\n      path: /data/in/never.flag\n      poke_interval: 0.1\n      timeout: 0.5\n      soft_fail: true\n    skipped_after:\n      operator: echo\n      dependencies: [never]\n",
+        "sense:\n  schedule: null\n  tasks:\n    wait:\n      operator: file-sensor\n      grant: data\n      path: /data/in/ready.flag\n      mode: reschedule\n      poke_interval: 0.2\n      timeout: 60\n    after:\n      operator: echo\n      dependencies: [wait]\n    never:\n      operator: file-sensor\n      grant: data\n      path: /data/in/never.flag\n      poke_interval: 0.1\n      timeout: 0.5\n      soft_fail: true\n    skipped_after:\n      operator: echo\n      dependencies: [never]\n    maker:\n      operator: csv-to-json\n      grant: data\n      dependencies: [never]\n      trigger_rule: all_done\n      path: /data/in/rows.csv\n      output: /data/in/ready.flag\n",
     );
-    let flag = e.work.join("data/in/ready.flag");
-    let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(800));
-        std::fs::write(flag, "ok").unwrap();
-    });
     let o = e.run(&["dag", "trigger", "sense", "--dags", &e.dags(), "--json"]);
-    writer.join().unwrap();
     let v = json(&o);
     assert_eq!(v["tasks"]["wait"]["state"], "success", "{v}\n{}", err(&o));
     assert_eq!(
