@@ -30,6 +30,10 @@ say "A hostile operator: an infinite loop stopped by its fuel limit"
 say "An Airflow-style DAG run (one task fails after a retry; cleanup runs with trigger_rule all_done)"
 "$WEFT" dag test daily_orders 2024-03-05 || true
 
+say "DAG runs recorded by the scheduler (shown in the UI's grid): a branching DAG and one that retries"
+"$WEFT" dag trigger branching --date 2024-03-05 --dags "$WEFT_HOME/dags" || true
+"$WEFT" dag trigger retries --date 2024-03-05 --dags "$WEFT_HOME/dags" || true
+
 PORT="${WEFT_DEMO_PORT:-8470}"
 say "Starting weft server on http://127.0.0.1:$PORT (Ctrl-C stops it)"
 "$WEFT" server --listen "127.0.0.1:$PORT" --no-auth &

@@ -71,7 +71,7 @@ SERVER_HOME=$(mktemp -d)
 cp -r "$WEFT_HOME/blobs" "$WEFT_HOME/db" "$SERVER_HOME/" 2>/dev/null || true
 WEFT_HOME="$SERVER_HOME" "$WEFT" server --listen "127.0.0.1:$PORT" --no-auth 2>"$SERVER_HOME/server.log" &
 SERVER_PID=$!
-trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$SERVER_HOME"' EXIT
+trap 'kill $server $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$SERVER_HOME"' EXIT
 for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null && break; sleep 0.1; done
 sm() { WEFT_HOME="$SERVER_HOME" "$WEFT" sm --endpoint "http://127.0.0.1:$PORT" "$@"; }
 for def in examples/server/*.asl.json; do
