@@ -880,7 +880,31 @@ impl Exec<'_> {
                     format!("state '{}': {e}", st.name),
                 )
             })?;
-        if let Some(max) = r.max_items {
+        let max = match &r.max_items {
+            None => None,
+            Some(Dynamic::Value(n)) => Some(*n),
+            Some(Dynamic::Path(p)) => {
+                let e = env.with_input(effective);
+                let v = e.select_or_fail(p)?;
+                Some(v.as_u64().ok_or_else(|| {
+                    StateError::new(
+                        names::RUNTIME,
+                        format!("The MaxItemsPath field refers to value {v} which is not a valid integer: {p}"),
+                    )
+                })?)
+            }
+            Some(Dynamic::Expr(t)) => {
+                let stv = step::states_value(env, effective, None, None);
+                let v = t.eval(&env.with_input(effective), Some(&stv))?;
+                Some(v.as_u64().ok_or_else(|| {
+                    StateError::new(
+                        names::QUERY_EVALUATION_ERROR,
+                        "The MaxItems field must evaluate to a non-negative integer",
+                    )
+                })?)
+            }
+        };
+        if let Some(max) = max.filter(|n| *n > 0) {
             items.truncate(max as usize);
         }
         Ok(Some(items))

@@ -222,8 +222,8 @@ pub struct ItemReaderSpec {
     pub input_type: String,
     /// `ReaderConfig.CSVHeaderLocation`: `FIRST_ROW` (default) or `GIVEN`.
     pub csv_headers: Option<Vec<String>>,
-    /// `ReaderConfig.MaxItems`.
-    pub max_items: Option<u64>,
+    /// `ReaderConfig.MaxItems` / `MaxItemsPath` (JSONPath into the state input) / JSONata.
+    pub max_items: Option<Dynamic<u64>>,
     /// `Parameters` / `Arguments` (bucket/key or path).
     pub parameters: Option<Template>,
 }

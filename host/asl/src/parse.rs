@@ -1326,7 +1326,21 @@ fn map_state(f: &Fields<'_>, ql: QueryLanguage, errs: &mut ValidationErrors) -> 
             },
             _ => None,
         };
-        let max_items = cfg.and_then(|c| c.get("MaxItems")).and_then(Value::as_u64);
+        let cfg_ptr = rf.p("ReaderConfig");
+        let max_items = cfg.and_then(Value::as_object).and_then(|co| {
+            let cf = Fields {
+                o: co,
+                ptr: &cfg_ptr,
+            };
+            dyn_u64(
+                &cf,
+                "MaxItems",
+                jp.then_some("MaxItemsPath"),
+                ql,
+                false,
+                errs,
+            )
+        });
         let pk = if jp { "Parameters" } else { "Arguments" };
         let parameters = template(&rf, pk, ql, true, errs);
         Some(ItemReaderSpec {

@@ -455,6 +455,47 @@ fn map_item_reader_csv() {
 }
 
 #[test]
+fn map_item_reader_max_items_path() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV", "MaxItemsPath": "$.limit"},
+            "Parameters": {"Bucket": "b", "Key": "rows.csv"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"n.$": "$.name"}, "End": true}}},
+        "End": true}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    let run = |input: Value| {
+        run_express(
+            &sm,
+            input,
+            &RunOptions::default(),
+            &NoTasks,
+            &FakeClock::default(),
+            Hooks {
+                history: None,
+                item_reader: Some(&Files),
+                control: None,
+            },
+        )
+    };
+    assert_eq!(run(json!({"limit": 1})), Ok(json!([{"n": "a"}])));
+    let e = run(json!({"limit": "two"})).unwrap_err();
+    assert_eq!(e.error, "States.Runtime");
+    // MaxItems and MaxItemsPath together are refused by the validator
+    let both = def.to_string().replace(
+        r#""MaxItemsPath":"$.limit""#,
+        r#""MaxItemsPath":"$.limit","MaxItems":3"#,
+    );
+    let errs = parse(&both).unwrap_err();
+    assert!(
+        errs.errors
+            .iter()
+            .any(|e| e.pointer.ends_with("/ReaderConfig/MaxItemsPath")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn threaded_map_keeps_order_and_history_ids() {
     let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 3,
         "ItemSelector": {"i.$": "$$.Map.Item.Index", "v.$": "$$.Map.Item.Value"},

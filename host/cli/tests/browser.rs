@@ -827,7 +827,7 @@ fn web_ui_in_a_browser() {
         "1,000 DAG tasks drawn",
     );
     let dag_perf = b.perf("dag", 1000);
-    b.wait_for("#grid-unavailable");
+    b.wait_for("#grid-empty");
     assert_eq!(
         b.js("return document.querySelector('#trigger-btn').disabled"),
         json!(true)

@@ -1020,12 +1020,10 @@ async function viewDag(id, seq) {
   perf("dag", t0, (d.taskList || []).length);
   try {
     const r = await rest("/v1/dags/" + encodeURIComponent(id) + "/runs");
-    gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs) : h("p", { class: "muted" }, "No runs yet."));
+    gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs)
+      : h("p", { class: "muted", id: "grid-empty" }, "No runs yet: ", h("code", {}, "weft dag trigger " + id), " records one."));
   } catch (e) {
-    gridBox.replaceChildren(h("p", { class: "muted", id: "grid-unavailable" },
-      e.status === 404 && e.type !== "DagNotFound"
-        ? "No DAG runs to show: this server does not run the DAG scheduler yet. Once it does, runs appear here as a grid of task states."
-        : "Runs unavailable: " + e.message));
+    gridBox.replaceChildren(h("p", { class: "muted", id: "grid-unavailable" }, "Runs unavailable: " + e.message));
   }
 }
 
