@@ -403,6 +403,40 @@ fn fn_spread<'a>(
     Ok(out)
 }
 
+/// `$sift(object, function)`: the entries for which `function(value, key, object)` is truthy
+/// (undefined when none), as JSONata defines it.
+fn fn_sift<'a>(
+    ctx: FunctionContext<'a, '_>,
+    args: &[&'a JValue<'a>],
+) -> jsonata_rs::Result<&'a JValue<'a>> {
+    let (obj, func) = match args {
+        [f] => (ctx.input, *f),
+        [o, f, ..] => (*o, *f),
+        [] => return Ok(JValue::undefined()),
+    };
+    if obj.is_undefined() || !obj.is_object() || !func.is_function() {
+        return Ok(JValue::undefined());
+    }
+    let out = JValue::object(ctx.arena);
+    let mut any = false;
+    for (key, value) in obj.entries() {
+        let k = JValue::string(ctx.arena, key);
+        let arity = func.arity();
+        let mut call: Vec<&'a JValue<'a>> = vec![value];
+        if arity >= 2 {
+            call.push(k);
+        }
+        if arity >= 3 {
+            call.push(obj);
+        }
+        if ctx.evaluate_function(func, &call)?.is_truthy() {
+            out.insert(key, value);
+            any = true;
+        }
+    }
+    Ok(if any { out } else { JValue::undefined() })
+}
+
 fn fn_shuffle<'a>(
     ctx: FunctionContext<'a, '_>,
     args: &[&'a JValue<'a>],
@@ -595,6 +629,7 @@ pub fn eval(expr: &Expr, states: &Value, vars: &Variables) -> Result<Option<Valu
         j.register_function("decodeUrl", 1, fn_decode_url);
         j.register_function("spread", 1, fn_spread);
         j.register_function("shuffle", 1, fn_shuffle);
+        j.register_function("sift", 2, fn_sift);
         let out = j
             .evaluate_timeboxed(None, Some(500), Some(10_000))
             .map_err(|e| e.to_string())?;
@@ -629,6 +664,16 @@ mod tests {
         let p = compile("$parse('{\"a\": [1]}')").unwrap();
         assert_eq!(eval(&p, &st, &vars).unwrap(), Some(json!({"a": [1]})));
         assert!(compile("1 +").is_err());
+    }
+
+    #[test]
+    fn sift_keeps_the_entries_a_function_accepts() {
+        let vars = Variables::new();
+        let st = json!({"input": {"a": 1, "b": 2, "c": 3}});
+        let e = compile("$sift($states.input, function($v, $k) { $v > 1 and $k != 'c' })").unwrap();
+        assert_eq!(eval(&e, &st, &vars).unwrap(), Some(json!({"b": 2})));
+        let none = compile("$sift($states.input, function($v) { $v > 9 })").unwrap();
+        assert_eq!(eval(&none, &st, &vars).unwrap(), None);
     }
 }
 
