@@ -339,6 +339,26 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
         .map(|e| e["stateEnteredEventDetails"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(entered, ["T1", "W", "T2", "Done"]);
+    // Prometheus metrics of the last process: its tasks, fuel and executions
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        c,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    c.read_to_string(&mut metrics).unwrap();
+    let metric = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(metric("weft_tasks_total") > 0);
+    assert!(metric("weft_task_fuel_used_total") > 0);
+    assert!(metric("weft_executions_succeeded_total") > 0);
+    assert_eq!(metric("weft_executions_failed_total"), 0);
     eprintln!(
         "crash test: {N} executions, {} task runs for {} tasks, {} tasks protected by the journal",
         counts.values().sum::<usize>(),

@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics`, named after Step Functions' CloudWatch metrics
 //! (ExecutionsStarted, ExecutionsSucceeded, ExecutionsFailed, ExecutionsAborted,
-//! ExecutionsTimedOut, ExecutionTime) plus the runtime's own gauges.
+//! ExecutionsTimedOut, ExecutionTime), task figures (runs, failures, duration, fuel, sandbox
+//! denials) and the runtime's own gauges.
 
 use crate::AppState;
 use axum::extract::State;
@@ -21,6 +22,29 @@ pub struct Metrics {
     /// Sum of execution times of finished executions, in ms.
     time_ms_sum: AtomicU64,
     finished: AtomicU64,
+    tasks: AtomicU64,
+    tasks_failed: AtomicU64,
+    task_us_sum: AtomicU64,
+    fuel: AtomicU64,
+    denials: AtomicU64,
+}
+
+/// Records one sandboxed task attempt.
+pub(crate) fn task_finished(app: &AppState, out: &weft_sandbox::Outcome) {
+    let m = &app.metrics;
+    m.tasks.fetch_add(1, Ordering::Relaxed);
+    if out.result.is_err() {
+        m.tasks_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    m.task_us_sum
+        .fetch_add(out.duration.as_micros() as u64, Ordering::Relaxed);
+    m.fuel.fetch_add(out.fuel_used, Ordering::Relaxed);
+    let denied = out
+        .audit
+        .iter()
+        .filter(|a| a.decision == weft_sandbox::Effect::Deny)
+        .count();
+    m.denials.fetch_add(denied as u64, Ordering::Relaxed);
 }
 
 pub(crate) fn execution_started(app: &AppState) {
@@ -86,6 +110,27 @@ pub fn render(app: &AppState) -> String {
         "execution_time_count",
         "Finished executions counted in execution_time_ms_sum.",
         ld(&m.finished),
+    );
+    counter("tasks_total", "Sandboxed task attempts.", ld(&m.tasks));
+    counter(
+        "tasks_failed_total",
+        "Sandboxed task attempts that failed.",
+        ld(&m.tasks_failed),
+    );
+    counter(
+        "task_duration_us_sum",
+        "Time spent in sandboxed task attempts, microseconds.",
+        ld(&m.task_us_sum),
+    );
+    counter(
+        "task_fuel_used_total",
+        "Fuel consumed by sandboxed task attempts.",
+        ld(&m.fuel),
+    );
+    counter(
+        "sandbox_denials_total",
+        "Grant decisions that denied an operator something.",
+        ld(&m.denials),
     );
     counter(
         "execution_runs_total",

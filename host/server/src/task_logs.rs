@@ -93,6 +93,7 @@ pub(crate) fn run_logged(
     let observed = AtomicBool::new(false);
     let runner = runner.with_observer(|req, rec, out| {
         observed.store(true, Ordering::Relaxed);
+        crate::metrics::task_finished(app, out);
         record(app, req, outcome_json(req, rec, out));
     });
     let r = runner.run_task(req);
