@@ -828,16 +828,29 @@ fn web_ui_in_a_browser() {
     );
     let dag_perf = b.perf("dag", 1000);
     b.wait_for("#grid-empty");
-    assert_eq!(
-        b.js("return document.querySelector('#trigger-btn').disabled"),
-        json!(true)
-    );
     b.goto(&format!("{base}/#/dag/daily_orders"));
     b.wait_js(
         "return document.querySelectorAll('svg.dag g.node').length === 5",
         "the daily_orders graph",
     );
+    // trigger a run: the server's scheduler runs it (a task fails after its retry) and the
+    // grid fills in; then clear a task of the finished run from its grid cell
+    b.click("#trigger-btn");
+    b.wait_js(
+        "return /Triggered manual__/.test(document.querySelector('#dag-msg').textContent)",
+        "the triggered run",
+    );
+    b.wait_js(
+        "return document.querySelectorAll('table.grid td.cell.success').length >= 4 && document.querySelectorAll('table.grid td.cell.failed').length === 1",
+        "the run's task states in the grid",
+    );
     b.screenshot("dag");
+    b.js("window.confirm = () => true; return 1");
+    b.click("table.grid button.cell-btn[data-task='report']");
+    b.wait_js(
+        "return /Cleared report/.test(document.querySelector('#dag-msg').textContent)",
+        "the cleared task",
+    );
 
     // ---- 10. an execution with 10,000 history events ----
     let big = sfn.wait_done(&big_exec, Duration::from_secs(120));

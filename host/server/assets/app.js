@@ -107,10 +107,16 @@ async function api(action, body) {
 }
 
 // GET /v1/... (the UI's own endpoints).
-async function rest(path) {
+async function rest(path, body) {
   const headers = {};
   if (token()) headers.Authorization = "Bearer " + token();
-  const resp = await fetch(path, { headers });
+  const init = { headers };
+  if (body !== undefined) {
+    init.method = "POST";
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
   return decode(resp);
 }
 
@@ -980,7 +986,7 @@ function renderDagGraph(tasks, status) {
 // The grid view: runs (columns, oldest left) x tasks (rows), each cell coloured by the task
 // instance's state. Fed by `GET /v1/dags/{id}/runs` -> {"runs": [{"runId", "logicalDate",
 // "state", "tasks": {"TASK_ID": {"state", "tryNumber"}}}]}, the runs the scheduler recorded.
-function renderGrid(taskIds, runs) {
+function renderGrid(taskIds, runs, onClear) {
   const table = h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Task"),
       runs.map((r) => h("th", { scope: "col", title: r.runId }, h("span", { class: "badge " + String(r.state).toUpperCase() }, fmtTime(r.logicalDate)))))),
@@ -988,8 +994,14 @@ function renderGrid(taskIds, runs) {
       runs.map((r) => {
         const ti = (r.tasks || {})[id];
         const st = ti ? ti.state : "none";
-        return h("td", { class: "cell " + st, title: id + " in " + r.runId + ": " + st + (ti && ti.tryNumber ? ", try " + ti.tryNumber : "") },
-          h("span", { class: "sr-only" }, st));
+        const label = id + " in " + r.runId + ": " + st + (ti && ti.tryNumber ? ", try " + ti.tryNumber : "");
+        const finished = r.state === "success" || r.state === "failed";
+        // a cell of a finished run clears that task (and its downstream), as Airflow's grid does
+        const inner = finished && ti && onClear
+          ? h("button", { type: "button", class: "cell-btn", title: "Clear " + label, "aria-label": "Clear " + label,
+              "data-task": id, "data-run": r.runId, onclick: () => onClear(r.runId, id) }, h("span", { class: "sr-only" }, st))
+          : h("span", { class: "sr-only" }, st);
+        return h("td", { class: "cell " + st, title: label }, inner);
       })))));
   return h("div", { class: "scroll" }, table);
 }
@@ -1002,8 +1014,8 @@ async function viewDag(id, seq) {
   if (seq !== renderSeq) return;
   const t0 = performance.now();
   const graph = renderDagGraph(d.taskList || [], null);
-  const trigger = h("button", { type: "button", disabled: true, id: "trigger-btn", "aria-describedby": "trigger-help",
-    title: "The scheduler does not run inside this server yet: use weft dag trigger" }, "Trigger DAG run");
+  const trigger = h("button", { type: "button", id: "trigger-btn", "aria-describedby": "trigger-help" }, "Trigger DAG run");
+  const dagMsg = h("div", { role: "status", id: "dag-msg" });
   out.append(h("section", { class: "card" },
     h("dl", { class: "kv" },
       h("dt", {}, "File"), h("dd", {}, d.file),
@@ -1012,19 +1024,38 @@ async function viewDag(id, seq) {
       h("dt", {}, "Tasks"), h("dd", {}, String(d.tasks)),
       d.description ? [h("dt", {}, "Description"), h("dd", {}, d.description)] : null),
     h("div", { class: "row" }, trigger, h("span", { class: "muted", id: "trigger-help" },
-      "The grid shows the runs made by ", h("code", {}, "weft dag trigger | backfill | scheduler"),
-      " on this store; triggering and clearing from this page come when the scheduler runs inside the server."))));
+      "Runs are executed by the server's scheduler; select a task in a finished run of the grid to clear it (it runs again with its downstream).")),
+    dagMsg));
   const gridBox = h("div", {}, h("p", { class: "muted" }, "Loading runs…"));
   out.append(card("Grid (runs × tasks)", "grid-h", gridBox));
   out.append(card("Graph", "dg-h", h("div", { class: "scroll dag-scroll" }, graph)));
   perf("dag", t0, (d.taskList || []).length);
-  try {
-    const r = await rest("/v1/dags/" + encodeURIComponent(id) + "/runs");
-    gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs)
-      : h("p", { class: "muted", id: "grid-empty" }, "No runs yet: ", h("code", {}, "weft dag trigger " + id), " records one."));
-  } catch (e) {
-    gridBox.replaceChildren(h("p", { class: "muted", id: "grid-unavailable" }, "Runs unavailable: " + e.message));
-  }
+  const base = "/v1/dags/" + encodeURIComponent(id) + "/runs";
+  let timer = null;
+  const loadRuns = async () => {
+    if (seq !== renderSeq) return;
+    try {
+      const r = await rest(base);
+      const clear = async (runId, task) => {
+        if (!confirm("Clear " + task + " (and its downstream) in " + runId + "?")) return;
+        try { await rest(base + "/" + encodeURIComponent(runId) + "/clear", { task, downstream: true }); dagMsg.textContent = "Cleared " + task + " in " + runId + "."; loadRuns(); }
+        catch (e) { dagMsg.replaceChildren(errorBox(e)); }
+      };
+      gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs, clear)
+        : h("p", { class: "muted", id: "grid-empty" }, "No runs yet."));
+      // refresh while a run is unfinished
+      if ((r.runs || []).some((x) => x.state !== "success" && x.state !== "failed")) {
+        clearTimeout(timer); timer = setTimeout(loadRuns, 1000);
+      }
+    } catch (e) {
+      gridBox.replaceChildren(h("p", { class: "muted", id: "grid-unavailable" }, "Runs unavailable: " + e.message));
+    }
+  };
+  trigger.addEventListener("click", async () => {
+    try { const run = await rest(base, {}); dagMsg.textContent = "Triggered " + run.runId + "."; loadRuns(); }
+    catch (e) { dagMsg.replaceChildren(errorBox(e)); }
+  });
+  await loadRuns();
 }
 
 // ---- plugins -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+mod dag_scheduler;
 pub mod error;
 pub mod express;
 pub mod live;
@@ -74,6 +75,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The plugin host, created on first use (creating the sandbox is not free).
+    pub(crate) fn plugin_host(&self) -> Result<Arc<weft_engine::PluginHost>, String> {
+        self.host
+            .get_or_init(|| {
+                let sandbox = weft_sandbox::Sandbox::new(&weft_sandbox::SandboxConfig::default())
+                    .map_err(|e| format!("sandbox: {e}"))?;
+                weft_engine::PluginHost::new(self.store.clone(), Arc::new(sandbox))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
     /// Opens the server's trees in `store` and resumes the executions a previous process left
     /// RUNNING.
     pub fn new(
@@ -128,6 +142,7 @@ impl AppState {
             host: OnceLock::new(),
         });
         let n = runtime::Runtime::start(&state)?;
+        dag_scheduler::start(&state);
         if n > 0 {
             tracing::info!("resuming {n} execution(s) left RUNNING by a previous process");
         }

@@ -37,7 +37,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/plugins", get(plugins))
         .route("/v1/dags", get(dags))
         .route("/v1/dags/{dag_id}", get(dag))
-        .route("/v1/dags/{dag_id}/runs", get(dag_runs))
+        .route("/v1/dags/{dag_id}/runs", get(dag_runs).post(trigger_dag))
+        .route(
+            "/v1/dags/{dag_id}/runs/{run_id}/clear",
+            axum::routing::post(clear_task),
+        )
 }
 
 fn reply(r: Result<Value, ApiError>) -> Response {
@@ -237,7 +241,7 @@ fn dags_dir(app: &AppState) -> PathBuf {
         .unwrap_or_else(|| app.store.home().join("dags"))
 }
 
-fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<String>, PathBuf) {
+pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<String>, PathBuf) {
     let dir = dags_dir(app);
     if !dir.is_dir() {
         return (Vec::new(), Vec::new(), dir);
@@ -370,6 +374,54 @@ async fn dags(
             "dags": dags.iter().map(|d| dag_summary(d, now)).collect::<Vec<_>>(),
             "errors": errors,
         }))
+    })
+}
+
+fn json_body(body: &axum::body::Bytes) -> Result<Value, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(json!({}));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            "SerializationException",
+            format!("request body is not JSON: {e}"),
+        )
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::new(
+            "SerializationException",
+            "request body must be a JSON object",
+        ));
+    }
+    Ok(v)
+}
+
+/// `POST /v1/dags/{id}/runs` `{"conf": {...}, "logicalDate": ...}`: a manual run, run by the
+/// server's scheduler thread.
+async fn trigger_dag(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        crate::dag_scheduler::trigger(&app, &id, &json_body(&body)?)
+    })
+}
+
+/// `POST /v1/dags/{id}/runs/{run_id}/clear` `{"task": ID, "downstream": true}`.
+async fn clear_task(
+    State(app): State<Arc<AppState>>,
+    Path((id, run_id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        crate::dag_scheduler::clear(&app, &id, &run_id, &json_body(&body)?)
     })
 }
 

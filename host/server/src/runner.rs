@@ -17,7 +17,7 @@ use weft_asl::error::names;
 use weft_asl::resource::{IntegrationPattern, ResourceKind};
 use weft_asl::{HistoryEvent, HistorySink, TaskFailure, TaskRequest, TaskRunner};
 use weft_engine::durable::{Entry, ExecControl, Suspension};
-use weft_sandbox::{Policy, Sandbox, SandboxConfig};
+use weft_sandbox::Policy;
 
 pub(crate) struct ServerTaskRunner {
     pub app: Arc<AppState>,
@@ -56,15 +56,7 @@ enum Waiting<'a> {
 impl ServerTaskRunner {
     fn host(&self) -> Result<Arc<weft_engine::PluginHost>, TaskFailure> {
         self.app
-            .host
-            .get_or_init(|| {
-                let sandbox =
-                    Sandbox::new(&SandboxConfig::default()).map_err(|e| format!("sandbox: {e}"))?;
-                weft_engine::PluginHost::new(self.app.store.clone(), Arc::new(sandbox))
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
+            .plugin_host()
             .map_err(|e| failure(names::TASK_FAILED, e))
     }
 

@@ -111,6 +111,9 @@ pub type OnChange = dyn Fn(&str, &str, &str, TiState) + Sync;
 pub struct LoopOptions<'a> {
     /// Create runs from timetables and file triggers (`weft dag scheduler`).
     pub schedule: bool,
+    /// Also pick up runs other components create or clear on this store while the loop runs
+    /// (the scheduler inside `weft server`, fed by the UI and API). Implied by `schedule`.
+    pub adopt: bool,
     /// Return once these runs `(dag_id, run_id)` are finished.
     pub until_runs: Option<Vec<(String, String)>>,
     /// Return once nothing is running, queued, waiting or due.
@@ -452,6 +455,9 @@ impl<'a> Scheduler<'a> {
         let mut next_sla_check = Instant::now();
         // Set for one pass when idle, so due runs and new files are looked for once more.
         let mut idle_pass = false;
+        // Runs created or cleared by another component on this store (the server's UI and
+        // API) are picked up this often while scheduling.
+        let mut next_adopt = Instant::now() + self.cfg.tick;
 
         // Resume unfinished runs of the loaded DAGs.
         for rec in self.store.unfinished_runs()? {
@@ -501,6 +507,33 @@ impl<'a> Scheduler<'a> {
                                 Err(e) => return Err(e),
                             }
                         }
+                    }
+                }
+            }
+
+            // 1b. Adopt runs that appeared in the store meanwhile (triggered or cleared by the
+            // server while this loop runs).
+            if (opts.schedule || opts.adopt) && Instant::now() >= next_adopt {
+                next_adopt = Instant::now() + self.cfg.tick;
+                for rec in self.store.unfinished_runs()? {
+                    if !self.dags.contains_key(&rec.dag_id) {
+                        continue;
+                    }
+                    let known = active
+                        .values()
+                        .any(|a| a.rec.dag_id == rec.dag_id && a.rec.run_id == rec.run_id)
+                        || queued
+                            .iter()
+                            .any(|q| q.dag_id == rec.dag_id && q.run_id == rec.run_id);
+                    if known {
+                        continue;
+                    }
+                    if rec.state == "running" {
+                        let id = next_id;
+                        next_id += 1;
+                        active.insert(id, self.activate(rec, true)?);
+                    } else {
+                        queued.push(rec);
                     }
                 }
             }

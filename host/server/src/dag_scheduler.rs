@@ -1,0 +1,172 @@
+//! The DAG scheduler inside `weft server` (what Airflow's scheduler is to its webserver): a
+//! thread runs `weft_engine::scheduler` over the server's store and DAG folder, so DAG runs
+//! triggered or cleared from the UI or `POST /v1/dags/{id}/runs` run here, with every task in
+//! the sandbox. Timetable runs are created only with `WEFT_SERVER_SCHEDULE_DAGS=1` (Airflow
+//! pauses new DAGs by default); otherwise the loop runs what is triggered. DAG files are read
+//! when the server starts.
+
+use crate::error::ApiError;
+use crate::AppState;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use weft_engine::scheduler::{LoopOptions, Plain, Pools, Scheduler, SchedulerConfig, Trigger};
+use weft_engine::variables::GrantedSecrets;
+use weft_engine::Roles;
+
+fn roles(app: &AppState, dir: &std::path::Path) -> Roles {
+    Roles::new(vec![
+        app.store.home().join("roles"),
+        dir.join("roles"),
+        dir.join("../roles"),
+    ])
+}
+
+fn config(app: &AppState, dir: &std::path::Path) -> Result<SchedulerConfig, String> {
+    Ok(SchedulerConfig {
+        pools: Pools::load(&[
+            &app.store.home().join("pools.json"),
+            &dir.join("pools.json"),
+        ])
+        .map_err(|e| e.to_string())?,
+        ..SchedulerConfig::default()
+    })
+}
+
+/// Starts the scheduler thread when the DAG folder holds DAGs.
+pub(crate) fn start(app: &Arc<AppState>) {
+    let (dags, _, dir) = crate::rest::load_dags(app);
+    if dags.is_empty() {
+        return;
+    }
+    let app = app.clone();
+    let r = std::thread::Builder::new()
+        .name("weft-dag-scheduler".into())
+        .spawn(move || {
+            if let Err(e) = run(&app, dags, dir) {
+                tracing::error!("the DAG scheduler stopped: {e}");
+            }
+        });
+    if let Err(e) = r {
+        tracing::error!("cannot start the DAG scheduler: {e}");
+    }
+}
+
+fn run(app: &Arc<AppState>, dags: Vec<weft_dag::Dag>, dir: PathBuf) -> Result<(), String> {
+    let host = app.plugin_host()?;
+    let roles = Arc::new(roles(app, &dir));
+    let exec = weft_engine::dag_exec::SandboxTaskExecutor::new(&host, &roles, app.base_dir.clone());
+    let secrets =
+        Arc::new(GrantedSecrets::load(app.store.home(), roles.clone()).map_err(|e| e.to_string())?);
+    let sched = Scheduler::new(app.store.db(), dags, &exec, secrets, config(app, &dir)?)
+        .map_err(|e| e.to_string())?;
+    let schedule = std::env::var("WEFT_SERVER_SCHEDULE_DAGS").is_ok_and(|v| v == "1");
+    tracing::info!(schedule, "DAG scheduler running in the server");
+    sched
+        .run(&LoopOptions {
+            schedule,
+            adopt: true,
+            stop: Some(&app.rt.shutdown),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A scheduler over the server's store for creating and clearing runs (the loop thread runs
+/// them); it never runs a task itself.
+fn control(app: &AppState) -> Result<(Vec<weft_dag::Dag>, PathBuf), ApiError> {
+    let (dags, _, dir) = crate::rest::load_dags(app);
+    Ok((dags, dir))
+}
+
+fn no_tasks(_: &weft_dag::TaskInvocation) -> Result<Value, weft_dag::TaskFailure> {
+    Err(weft_dag::TaskFailure {
+        error: "Weft.NotHere".into(),
+        cause: "tasks run on the server's scheduler thread".into(),
+    })
+}
+
+fn sched_error(e: weft_engine::scheduler::SchedulerError) -> ApiError {
+    use weft_engine::scheduler::SchedulerError as E;
+    match e {
+        E::RunExists { .. } => ApiError::new("DagRunAlreadyExists", e.to_string())
+            .with_status(axum::http::StatusCode::CONFLICT),
+        E::UnknownDag(_) | E::UnknownRun { .. } | E::UnknownTask { .. } => {
+            ApiError::new("NotFound", e.to_string()).with_status(axum::http::StatusCode::NOT_FOUND)
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// Creates a manual run of `dag_id` (body: `{"conf": {...}, "logicalDate": RFC 3339}`).
+pub(crate) fn trigger(app: &AppState, dag_id: &str, body: &Value) -> Result<Value, ApiError> {
+    let (dags, dir) = control(app)?;
+    let conf = match body.get("conf") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(ApiError::validation("/conf must be a JSON object")),
+    };
+    let when = match body.get("logicalDate").and_then(Value::as_str) {
+        None => chrono::Utc::now(),
+        Some(d) => weft_dag::parse_logical_date(d)
+            .map_err(|e| ApiError::validation(format!("/logicalDate `{d}`: {e}")))?,
+    };
+    let exec = Plain(no_tasks);
+    let roles = Arc::new(roles(app, &dir));
+    let secrets = Arc::new(
+        GrantedSecrets::load(app.store.home(), roles)
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    let cfg = config(app, &dir).map_err(ApiError::internal)?;
+    let s = Scheduler::new(app.store.db(), dags, &exec, secrets, cfg).map_err(sched_error)?;
+    let rec = s
+        .create_run(dag_id, when, None, conf, Trigger::Manual)
+        .map_err(sched_error)?;
+    Ok(
+        json!({"dagId": rec.dag_id, "runId": rec.run_id, "state": rec.state, "logicalDate": rec.logical_date.to_rfc3339()}),
+    )
+}
+
+/// Clears a task instance (and its downstream) of a finished run so the scheduler runs them
+/// again (body: `{"task": ID, "downstream": true}`).
+pub(crate) fn clear(
+    app: &AppState,
+    dag_id: &str,
+    run_id: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    let task = body
+        .get("task")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::validation("/task: the task id to clear"))?;
+    let downstream = body
+        .get("downstream")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let (dags, dir) = control(app)?;
+    let exec = Plain(no_tasks);
+    let roles = Arc::new(roles(app, &dir));
+    let secrets = Arc::new(
+        GrantedSecrets::load(app.store.home(), roles)
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    let cfg = config(app, &dir).map_err(ApiError::internal)?;
+    let s = Scheduler::new(app.store.db(), dags, &exec, secrets, cfg).map_err(sched_error)?;
+    if let Some(r) = s.store().get_run(dag_id, run_id).map_err(sched_error)? {
+        if !r.is_finished() {
+            return Err(ApiError::new(
+                "DagRunNotFinished",
+                format!(
+                    "run `{run_id}` is {}: clear it once it has finished",
+                    r.state
+                ),
+            )
+            .with_status(axum::http::StatusCode::CONFLICT));
+        }
+    }
+    let cleared = s
+        .clear(dag_id, run_id, task, downstream)
+        .map_err(sched_error)?;
+    Ok(json!({"dagId": dag_id, "runId": run_id, "cleared": cleared}))
+}
