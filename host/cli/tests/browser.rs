@@ -845,10 +845,16 @@ fn web_ui_in_a_browser() {
         "the run's task states in the grid",
     );
     b.screenshot("dag");
-    b.js("window.confirm = () => true; return 1");
-    b.click("table.grid button.cell-btn[data-task='report']");
+    // a cell opens the task instance: its logs per try, and Clear
+    b.click("table.grid button.cell-btn[data-task='flaky_export']");
     b.wait_js(
-        "return /Cleared report/.test(document.querySelector('#dag-msg').textContent)",
+        "return /Try 2/.test(document.querySelector('#ti-logs').textContent)",
+        "the failed task's logs of both tries",
+    );
+    b.js("window.confirm = () => true; return 1");
+    b.click("#clear-btn");
+    b.wait_js(
+        "return /Cleared flaky_export/.test(document.querySelector('#dag-msg').textContent)",
         "the cleared task",
     );
 

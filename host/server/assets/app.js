@@ -996,10 +996,10 @@ function renderGrid(taskIds, runs, onClear) {
         const st = ti ? ti.state : "none";
         const label = id + " in " + r.runId + ": " + st + (ti && ti.tryNumber ? ", try " + ti.tryNumber : "");
         const finished = r.state === "success" || r.state === "failed";
-        // a cell of a finished run clears that task (and its downstream), as Airflow's grid does
-        const inner = finished && ti && onClear
-          ? h("button", { type: "button", class: "cell-btn", title: "Clear " + label, "aria-label": "Clear " + label,
-              "data-task": id, "data-run": r.runId, onclick: () => onClear(r.runId, id) }, h("span", { class: "sr-only" }, st))
+        // a cell opens the task instance: its tries' logs, and Clear once the run has finished
+        const inner = ti && onClear
+          ? h("button", { type: "button", class: "cell-btn", title: label, "aria-label": label,
+              "data-task": id, "data-run": r.runId, onclick: () => onClear(r.runId, id, ti, finished) }, h("span", { class: "sr-only" }, st))
           : h("span", { class: "sr-only" }, st);
         return h("td", { class: "cell " + st, title: label }, inner);
       })))));
@@ -1027,7 +1027,8 @@ async function viewDag(id, seq) {
       "Runs are executed by the server's scheduler; select a task in a finished run of the grid to clear it (it runs again with its downstream).")),
     dagMsg));
   const gridBox = h("div", {}, h("p", { class: "muted" }, "Loading runs…"));
-  out.append(card("Grid (runs × tasks)", "grid-h", gridBox));
+  const tiBox = h("div", { id: "ti-box", "aria-live": "polite" });
+  out.append(card("Grid (runs × tasks)", "grid-h", gridBox, tiBox));
   out.append(card("Graph", "dg-h", h("div", { class: "scroll dag-scroll" }, graph)));
   perf("dag", t0, (d.taskList || []).length);
   const base = "/v1/dags/" + encodeURIComponent(id) + "/runs";
@@ -1041,7 +1042,19 @@ async function viewDag(id, seq) {
         try { await rest(base + "/" + encodeURIComponent(runId) + "/clear", { task, downstream: true }); dagMsg.textContent = "Cleared " + task + " in " + runId + "."; loadRuns(); }
         catch (e) { dagMsg.replaceChildren(errorBox(e)); }
       };
-      gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs, clear)
+      const open = async (runId, task, ti, finished) => {
+        const clearBtn = h("button", { type: "button", id: "clear-btn", disabled: !finished,
+          title: finished ? "" : "the run has not finished" , onclick: () => clear(runId, task) }, "Clear " + task);
+        const logs = h("div", { id: "ti-logs" }, h("p", { class: "muted" }, "Loading logs…"));
+        tiBox.replaceChildren(h("h3", {}, task + " in " + runId + " — " + ti.state + ", try " + ti.tryNumber), h("div", { class: "row" }, clearBtn), logs);
+        try {
+          const r = await rest(base + "/" + encodeURIComponent(runId) + "/tasks/" + encodeURIComponent(task) + "/logs");
+          logs.replaceChildren(...((r.tries || []).length ? r.tries.map((t) => h("details", { open: true },
+            h("summary", {}, "Try " + t.tryNumber + (t.mapIndex >= 0 ? " [" + t.mapIndex + "]" : "")),
+            h("pre", {}, t.entries.map((e) => pretty(JSON.stringify(e))).join("\n")))) : [h("p", { class: "muted" }, "No logs for this task instance.")]));
+        } catch (e) { logs.replaceChildren(errorBox(e)); }
+      };
+      gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs, open)
         : h("p", { class: "muted", id: "grid-empty" }, "No runs yet."));
       // refresh while a run is unfinished
       if ((r.runs || []).some((x) => x.state !== "success" && x.state !== "failed")) {

@@ -42,6 +42,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/dags/{dag_id}/runs/{run_id}/clear",
             axum::routing::post(clear_task),
         )
+        .route(
+            "/v1/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs",
+            get(task_instance_logs),
+        )
 }
 
 fn reply(r: Result<Value, ApiError>) -> Response {
@@ -408,6 +412,30 @@ async fn trigger_dag(
     respond(|| {
         check_auth(&app, &headers, q.as_deref())?;
         crate::dag_scheduler::trigger(&app, &id, &json_body(&body)?)
+    })
+}
+
+/// `GET /v1/dags/{id}/runs/{run_id}/tasks/{task_id}/logs`: the task instance's log entries per
+/// try (guest logs, stdout/stderr, the sandbox's grant decisions, callbacks), as `weft dag logs`.
+async fn task_instance_logs(
+    State(app): State<Arc<AppState>>,
+    Path((id, run_id, task_id)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(|| {
+        check_auth(&app, &headers, q.as_deref())?;
+        let store = weft_engine::scheduler::SchedStore::open(app.store.db())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let tries: Vec<Value> = store
+            .logs_of(&id, &run_id, &task_id)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .into_iter()
+            .map(|(map_index, try_number, entries)| {
+                json!({"mapIndex": map_index, "tryNumber": try_number, "entries": entries})
+            })
+            .collect();
+        Ok(json!({"dagId": id, "runId": run_id, "taskId": task_id, "tries": tries}))
     })
 }
 
