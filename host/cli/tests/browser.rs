@@ -14,27 +14,16 @@
 //! `WEFT_BROWSER_TESTS=1` (as `make test` sets it) and is skipped with a note otherwise.
 //! `WEFT_CHROMIUM` / `WEFT_CHROMEDRIVER` override the binaries.
 
+mod common;
+use common::*;
+
 use serde_json::{json, Value};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "WEFTBROWSERTESTTOKEN0123456789";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn plugins_dir() -> PathBuf {
-    std::env::var_os("WEFT_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/plugins"))
-}
 
 fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
@@ -51,14 +40,6 @@ fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Child processes killed when the test ends, however it ends.

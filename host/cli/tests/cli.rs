@@ -1,28 +1,11 @@
 //! The CLI contract of DESIGN.md, driven through the real `weft` binary: output on stdout,
 //! `{"Error","Cause"}` with exit 1 for failed runs, exit 2 with precise messages for bad input.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn plugin(rel: &str) -> PathBuf {
-    let dir = std::env::var_os("WEFT_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/plugins"));
-    let p = dir.join(rel);
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make guests` first",
-        p.display()
-    );
-    p
-}
 
 fn weft(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weft"))

@@ -2,31 +2,14 @@
 //! clear, logs per try, backfill within max_active_runs, sensors, file-arrival triggers,
 //! variables and connections gated by grants.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn plugin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("WEFT_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/plugins"));
-    let p = dir.join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make guests` first",
-        p.display()
-    );
-    p
-}
 
 fn cmd(home: &Path, cwd: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));

@@ -5,43 +5,18 @@
 //! one file per real run in the granted `runs/` directory, so runs are counted from outside.
 //! And the `weft sm` / `weft audit` client against a server with authentication on.
 
+mod common;
+use common::*;
+
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const N: usize = 1000;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn plugin(rel: &str) -> PathBuf {
-    let dir = std::env::var_os("WEFT_PLUGINS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/plugins"));
-    let p = dir.join(rel);
-    assert!(
-        p.is_file(),
-        "{} is missing: run `make guests` first",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One AWS JSON 1.0 call; (status, body).
 fn call(port: u16, action: &str, body: &Value) -> std::io::Result<(u16, Value)> {

@@ -69,65 +69,21 @@ pub fn query(
     Ok(out)
 }
 
-/// `GET /v1/audit?limit=N&filter=S`: the newest records (authenticated like the API).
+/// `GET /v1/audit?limit=N&filter=S`: the newest records (authenticated like the UI's endpoints).
 pub async fn endpoint(
     axum::extract::State(app): axum::extract::State<std::sync::Arc<AppState>>,
-    uri: axum::http::Uri,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let r = (|| -> Result<Value, ApiError> {
-        crate::auth::check(
-            app.tokens.as_ref(),
-            &crate::auth::Request {
-                method: "GET",
-                path: uri.path(),
-                query: uri.query().unwrap_or(""),
-                headers: &headers,
-                body: b"",
-            },
+    crate::rest::respond(|| {
+        crate::live::check_auth(&app, &headers, q.as_deref())?;
+        let limit = crate::rest::num_param(q.as_deref(), "limit")?.unwrap_or(50);
+        let filter = crate::live::query_param(q.as_deref(), "filter").filter(|f| !f.is_empty());
+        let records = query(
+            &app.audit,
+            limit.clamp(1, 10_000) as usize,
+            filter.as_deref(),
         )?;
-        let mut limit = 50usize;
-        let mut filter = None;
-        for pair in uri.query().unwrap_or("").split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "limit" => {
-                    limit = v
-                        .parse()
-                        .map_err(|_| ApiError::validation(format!("limit `{v}` is not a number")))?
-                }
-                "filter" => filter = Some(percent_decode(v)),
-                _ => {}
-            }
-        }
-        let records = query(&app.audit, limit.clamp(1, 10_000), filter.as_deref())?;
         Ok(json!({ "records": records }))
-    })();
-    match r {
-        Ok(v) => (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            v.to_string(),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(x);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    })
 }

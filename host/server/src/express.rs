@@ -6,7 +6,6 @@
 //! event; `includeExecutionData: false` strips inputs and outputs. The log is the sled tree
 //! `sfn_express_log` (key: time, sequence), served at `GET /v1/express/logs`.
 
-use crate::error::ApiError;
 use crate::records::*;
 use crate::runner::{event_json, ServerTaskRunner};
 use crate::runtime::execution_role;
@@ -178,35 +177,15 @@ pub fn start_async(
 /// `GET /v1/express/logs?stateMachine=NAME&limit=N`: the newest log records.
 pub async fn logs_endpoint(
     axum::extract::State(app): axum::extract::State<Arc<AppState>>,
-    uri: axum::http::Uri,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let r = (|| -> Result<Value, ApiError> {
-        crate::auth::check(
-            app.tokens.as_ref(),
-            &crate::auth::Request {
-                method: "GET",
-                path: uri.path(),
-                query: uri.query().unwrap_or(""),
-                headers: &headers,
-                body: b"",
-            },
-        )?;
-        let mut limit = 100usize;
-        let mut sm = None;
-        for pair in uri.query().unwrap_or("").split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "limit" => {
-                    limit = v
-                        .parse()
-                        .map_err(|_| ApiError::validation(format!("limit `{v}` is not a number")))?
-                }
-                "stateMachine" => sm = Some(sm_arn(v)),
-                _ => {}
-            }
-        }
+    crate::rest::respond(|| {
+        crate::live::check_auth(&app, &headers, q.as_deref())?;
+        let limit = crate::rest::num_param(q.as_deref(), "limit")?
+            .unwrap_or(100)
+            .clamp(1, 10_000) as usize;
+        let sm = crate::live::query_param(q.as_deref(), "stateMachine").map(|n| sm_arn(&n));
         let mut out = Vec::new();
         for item in app.express_log.iter().rev() {
             let (_, v) = item?;
@@ -215,21 +194,13 @@ pub async fn logs_endpoint(
                 continue;
             }
             out.push(rec);
-            if out.len() >= limit.clamp(1, 10_000) {
+            if out.len() >= limit {
                 break;
             }
         }
         out.reverse();
         Ok(json!({ "records": out }))
-    })();
-    match r {
-        Ok(v) => (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            v.to_string(),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -60,13 +60,13 @@ fn reply(r: Result<Value, ApiError>) -> Response {
 }
 
 /// Runs a handler's body and answers with its JSON or its error.
-fn respond(f: impl FnOnce() -> Result<Value, ApiError>) -> Response {
+pub(crate) fn respond(f: impl FnOnce() -> Result<Value, ApiError>) -> Response {
     reply(f())
 }
 
 // ---- executions ----
 
-fn num_param(q: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn num_param(q: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
     match query_param(q, name).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| {
