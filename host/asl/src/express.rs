@@ -1284,6 +1284,7 @@ fn resource_type(r: &Resource) -> (&'static str, String) {
         LambdaFunction { name, .. } => ("lambda", format!("function:{name}")),
         StateMachine { name } => ("states", format!("startExecution:{name}")),
         Activity { name } => ("activity", name.clone()),
+        Dag { id } => ("weft", format!("dag:{id}")),
         Service { service, action } => ("service", format!("{service}:{action}")),
     }
 }

@@ -47,6 +47,12 @@ pub enum ResourceKind {
         /// State machine name (empty for the AWS form, which takes it from Parameters).
         name: String,
     },
+    /// `weft:dag:ID`: a run of an Airflow-style DAG (`Parameters` become `dag_run.conf`); the
+    /// task waits for the run to finish.
+    Dag {
+        /// DAG id.
+        id: String,
+    },
     /// `arn:aws:states:REGION:ACCOUNT:activity:NAME`.
     Activity {
         /// Activity name.
@@ -120,6 +126,11 @@ impl Resource {
                 version,
                 digest,
             }
+        } else if let Some(id) = base.strip_prefix("weft:dag:") {
+            if !valid_name(id) {
+                return Err(format!("invalid DAG id in '{raw}'"));
+            }
+            ResourceKind::Dag { id: id.to_string() }
         } else if let Some(name) = base.strip_prefix("weft:statemachine:") {
             if !valid_name(name) {
                 return Err(format!("invalid state machine name in '{raw}'"));
@@ -190,7 +201,8 @@ impl Resource {
             ResourceKind::Plugin { name, .. }
             | ResourceKind::LambdaFunction { name, .. }
             | ResourceKind::Activity { name }
-            | ResourceKind::StateMachine { name } => (name.clone(), params.clone()),
+            | ResourceKind::StateMachine { name }
+            | ResourceKind::Dag { id: name } => (name.clone(), params.clone()),
             ResourceKind::LambdaInvoke => {
                 let f = params
                     .get("FunctionName")

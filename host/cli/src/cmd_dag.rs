@@ -21,9 +21,11 @@ pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
 /// Whether the store has a plugin for an operator reference.
 pub fn known(store: &Store) -> impl Fn(&str) -> bool + '_ {
     |op: &str| {
-        PluginRef::parse(operator_ref(op))
-            .ok()
-            .is_some_and(|r| weft_engine::plugin_host::resolve(store, &r).is_ok())
+        // run by the scheduler inside `weft server`; elsewhere the task fails with a clear error
+        op.starts_with("weft:statemachine:")
+            || PluginRef::parse(operator_ref(op))
+                .ok()
+                .is_some_and(|r| weft_engine::plugin_host::resolve(store, &r).is_ok())
     }
 }
 

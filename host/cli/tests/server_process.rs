@@ -507,3 +507,129 @@ fn dag_runs_made_by_the_scheduler_feed_the_ui_grid() {
     assert_eq!(runs[0]["tasks"]["incremental_load"]["state"], "skipped");
     assert_eq!(runs[0]["tasks"]["join"]["tryNumber"], 1);
 }
+
+#[test]
+fn a_state_machine_task_runs_a_dag_and_waits_for_it() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, err) = weft(
+        home.path(),
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    std::fs::write(
+        home.path().join("dags/greet.dag.yaml"),
+        "greet:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    hello:\n      operator: echo\n      msg: \"{{ dag_run.conf.greeting }}\"\n    bye:\n      operator: echo\n      dependencies: [hello]\n",
+    )
+    .unwrap();
+    let s = start_server(home.path(), work.path());
+    let def = json!({"StartAt": "Run", "States": {"Run": {"Type": "Task", "Resource": "weft:dag:greet",
+        "Parameters": {"greeting.$": "$.who"}, "End": true}}});
+    let sm = ok(
+        s.port,
+        "CreateStateMachine",
+        json!({"name": "dag-caller", "definition": def.to_string()}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = ok(
+        s.port,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "input": "{\"who\":\"ana\"}"}),
+    );
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    let end = Instant::now() + Duration::from_secs(120);
+    let d = loop {
+        let d = ok(s.port, "DescribeExecution", json!({"executionArn": arn}));
+        if d["status"] != "RUNNING" {
+            break d;
+        }
+        assert!(Instant::now() < end, "the execution did not finish: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["DagId"], "greet");
+    assert_eq!(out["State"], "success");
+    assert_eq!(out["Tasks"], json!({"hello": "success", "bye": "success"}));
+    // the run is the DAG's, visible in its grid, with the state machine's parameters as conf
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        c,
+        "GET /v1/dags/greet/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    let v: Value = serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(v["runs"][0]["runId"], out["RunId"]);
+}
+
+#[test]
+fn a_dag_task_runs_a_state_machine() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, err) = weft(
+        home.path(),
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    std::fs::write(
+        home.path().join("dags/calls_sm.dag.yaml"),
+        "calls_sm:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    double:\n      operator: weft:statemachine:double\n      v: 21\n    report:\n      operator: echo\n      dependencies: [double]\n",
+    )
+    .unwrap();
+    let s = start_server(home.path(), work.path());
+    let def = r#"{"StartAt":"D","States":{"D":{"Type":"Pass","Parameters":{"doubled.$":"States.MathAdd($.v, $.v)"},"End":true}}}"#;
+    ok(
+        s.port,
+        "CreateStateMachine",
+        json!({"name": "double", "definition": def}),
+    );
+    let http = |method: &str, path: &str, body: &str| -> Value {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        c.read_to_string(&mut resp).unwrap();
+        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    let run = http("POST", "/v1/dags/calls_sm/runs", "{}");
+    assert!(
+        run["runId"].as_str().unwrap().starts_with("manual__"),
+        "{run}"
+    );
+    let end = Instant::now() + Duration::from_secs(120);
+    let r = loop {
+        let v = http("GET", "/v1/dags/calls_sm/runs", "");
+        let r = v["runs"][0].clone();
+        if r["state"] == "success" || r["state"] == "failed" {
+            break r;
+        }
+        assert!(Instant::now() < end, "the DAG run did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(r["state"], "success", "{r}");
+    assert_eq!(r["tasks"]["double"]["state"], "success");
+    // the state machine's execution is an execution like any other
+    let l = ok(
+        s.port,
+        "ListExecutions",
+        json!({"stateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:double"}),
+    );
+    let e = &l["executions"][0];
+    assert_eq!(e["status"], "SUCCEEDED");
+    let d = ok(
+        s.port,
+        "DescribeExecution",
+        json!({"executionArn": e["executionArn"]}),
+    );
+    assert_eq!(d["output"], "{\"doubled\":42}");
+}

@@ -145,7 +145,7 @@ impl<'a> SandboxTaskRunner<'a> {
             other => Err(failure(
                 "States.Runtime",
                 format!(
-                    "resource {} ({other:?}) needs the weft server (activities, nested executions and service integrations are not available to `weft run`)",
+                    "resource {} ({other:?}) needs the weft server (activities, nested executions, DAG runs and service integrations need `weft server`)",
                     req.resource
                 ),
             )),

@@ -83,6 +83,18 @@ impl SandboxTaskExecutor<'_> {
         &self,
         ti: &TaskInvocation,
     ) -> (Result<Value, TaskFailure>, Option<TryLog>) {
+        if ti.operator.starts_with("weft:statemachine:") {
+            return (
+                Err(TaskFailure::new(
+                    "Weft.NeedsServer",
+                    format!(
+                        "task `{}` runs a state machine ({}): such tasks run in the scheduler of `weft server`",
+                        ti.task_id, ti.operator
+                    ),
+                )),
+                None,
+            );
+        }
         let map = |e: EngineError| match e {
             EngineError::PluginNotFound { .. } => {
                 TaskFailure::new("Weft.UnknownOperator", e.to_string())

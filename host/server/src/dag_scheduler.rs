@@ -58,7 +58,11 @@ fn run(app: &Arc<AppState>, dags: Vec<weft_dag::Dag>, dir: PathBuf) -> Result<()
     let exec = weft_engine::dag_exec::SandboxTaskExecutor::new(&host, &roles, app.base_dir.clone());
     let secrets =
         Arc::new(GrantedSecrets::load(app.store.home(), roles.clone()).map_err(|e| e.to_string())?);
-    let sched = Scheduler::new(app.store.db(), dags, &exec, secrets, config(app, &dir)?)
+    let tries = ServerTries {
+        app: app.clone(),
+        sandbox: &exec,
+    };
+    let sched = Scheduler::new(app.store.db(), dags, &tries, secrets, config(app, &dir)?)
         .map_err(|e| e.to_string())?;
     let schedule = std::env::var("WEFT_SERVER_SCHEDULE_DAGS").is_ok_and(|v| v == "1");
     tracing::info!(schedule, "DAG scheduler running in the server");
@@ -71,6 +75,121 @@ fn run(app: &Arc<AppState>, dags: Vec<weft_dag::Dag>, dir: PathBuf) -> Result<()
         })
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The operator prefix of a DAG task that runs a state machine.
+pub(crate) const STATE_MACHINE_OPERATOR: &str = "weft:statemachine:";
+
+/// The server's task runner for DAG tries: `weft:statemachine:NAME` operators start an execution
+/// of the state machine (the task's arguments as its input) and wait for it; every other
+/// operator is a plugin in the sandbox.
+struct ServerTries<'a> {
+    app: Arc<AppState>,
+    sandbox: &'a weft_engine::dag_exec::SandboxTaskExecutor<'a>,
+}
+
+impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
+    fn run_try(&self, inv: &weft_dag::TaskInvocation) -> weft_engine::scheduler::TryOutcome {
+        match inv.operator.strip_prefix(STATE_MACHINE_OPERATOR) {
+            Some(name) => weft_engine::scheduler::TryOutcome {
+                result: run_state_machine(&self.app, name, inv),
+                log: Value::Null,
+            },
+            None => self.sandbox.run_try(inv),
+        }
+    }
+
+    fn run_callback(
+        &self,
+        plugin: &str,
+        grant: Option<&str>,
+        context: &Value,
+    ) -> Result<Value, weft_dag::TaskFailure> {
+        self.sandbox.run_callback(plugin, grant, context)
+    }
+}
+
+/// Starts (once per try: the execution's name derives from the try) and waits for an execution
+/// of `name`; its output is the task's XCom, its error the task's failure.
+fn run_state_machine(
+    app: &Arc<AppState>,
+    name: &str,
+    inv: &weft_dag::TaskInvocation,
+) -> Result<Value, weft_dag::TaskFailure> {
+    let fail = |error: &str, cause: String| weft_dag::TaskFailure {
+        error: error.to_string(),
+        cause,
+    };
+    let smr: crate::records::StateMachineRecord = match app.state_machines.get(name.as_bytes()) {
+        Ok(Some(v)) => {
+            serde_json::from_slice(&v).map_err(|e| fail("States.Runtime", e.to_string()))?
+        }
+        Ok(None) => {
+            return Err(fail(
+                "StateMachineDoesNotExist",
+                format!(
+                    "State Machine Does Not Exist: '{}'",
+                    crate::records::sm_arn(name)
+                ),
+            ))
+        }
+        Err(e) => return Err(fail("States.Runtime", e.to_string())),
+    };
+    let id = format!(
+        "{}\0{}\0{}\0{}\0{}",
+        inv.dag_id, inv.run_id, inv.task_id, inv.map_index, inv.try_number
+    );
+    let exec_name = format!("dag-{}", &blake3::hash(id.as_bytes()).to_hex()[..32]);
+    let rec = crate::runtime::new_record(&smr, &exec_name, inv.arguments.to_string(), None, None);
+    let (rec, _) =
+        crate::runtime::insert_execution(app, rec).map_err(|e| fail(e.kind, e.message))?;
+    let deadline = inv.execution_timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let cur: crate::records::ExecutionRecord = match app.executions.get(rec.arn.as_bytes()) {
+            Ok(Some(v)) => {
+                serde_json::from_slice(&v).map_err(|e| fail("States.Runtime", e.to_string()))?
+            }
+            _ => {
+                return Err(fail(
+                    "States.Runtime",
+                    format!("execution {} vanished", rec.arn),
+                ))
+            }
+        };
+        match cur.status.as_str() {
+            "RUNNING" => {}
+            "SUCCEEDED" => {
+                return Ok(cur
+                    .output
+                    .as_deref()
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .unwrap_or(Value::Null))
+            }
+            other => {
+                return Err(fail(
+                    cur.error.as_deref().unwrap_or("States.TaskFailed"),
+                    format!(
+                        "execution {} ended {other}: {}",
+                        cur.arn,
+                        cur.cause.as_deref().unwrap_or("")
+                    ),
+                ))
+            }
+        }
+        if app.rt.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(fail("Weft.TaskLost", "the server is shutting down".into()));
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(fail(
+                "States.Timeout",
+                format!(
+                    "execution {} did not finish within the task's execution_timeout",
+                    cur.arn
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// A scheduler over the server's store for creating and clearing runs (the loop thread runs
@@ -107,7 +226,8 @@ pub(crate) fn trigger(app: &AppState, dag_id: &str, body: &Value) -> Result<Valu
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(ApiError::validation("/conf must be a JSON object")),
     };
-    let when = match body.get("logicalDate").and_then(Value::as_str) {
+    let given = body.get("logicalDate").and_then(Value::as_str);
+    let mut when = match given {
         None => chrono::Utc::now(),
         Some(d) => weft_dag::parse_logical_date(d)
             .map_err(|e| ApiError::validation(format!("/logicalDate `{d}`: {e}")))?,
@@ -120,9 +240,15 @@ pub(crate) fn trigger(app: &AppState, dag_id: &str, body: &Value) -> Result<Valu
     );
     let cfg = config(app, &dir).map_err(ApiError::internal)?;
     let s = Scheduler::new(app.store.db(), dags, &exec, secrets, cfg).map_err(sched_error)?;
-    let rec = s
-        .create_run(dag_id, when, None, conf, Trigger::Manual)
-        .map_err(sched_error)?;
+    // without a given date, runs triggered in the same millisecond get distinct ones
+    let rec = loop {
+        match s.create_run(dag_id, when, None, conf.clone(), Trigger::Manual) {
+            Err(weft_engine::scheduler::SchedulerError::RunExists { .. }) if given.is_none() => {
+                when += chrono::Duration::milliseconds(1);
+            }
+            r => break r.map_err(sched_error)?,
+        }
+    };
     Ok(
         json!({"dagId": rec.dag_id, "runId": rec.run_id, "state": rec.state, "logicalDate": rec.logical_date.to_rfc3339()}),
     )
@@ -169,4 +295,33 @@ pub(crate) fn clear(
         .clear(dag_id, run_id, task, downstream)
         .map_err(sched_error)?;
     Ok(json!({"dagId": dag_id, "runId": run_id, "cleared": cleared}))
+}
+
+/// A DAG run's outcome as a state machine task result: `{"DagId", "RunId", "State", "Tasks":
+/// {TASK_ID: STATE}}`; `None` while it runs.
+pub(crate) fn run_outcome(
+    app: &AppState,
+    dag_id: &str,
+    run_id: &str,
+) -> Result<Option<Value>, String> {
+    let store =
+        weft_engine::scheduler::SchedStore::open(app.store.db()).map_err(|e| e.to_string())?;
+    let Some(rec) = store.get_run(dag_id, run_id).map_err(|e| e.to_string())? else {
+        return Err(format!("DAG `{dag_id}` has no run `{run_id}`"));
+    };
+    if !rec.is_finished() {
+        return Ok(None);
+    }
+    let mut tasks = serde_json::Map::new();
+    for t in store.tis_of(dag_id, run_id).map_err(|e| e.to_string())? {
+        let key = weft_dag::ti_key(&t.ti.task_id, t.ti.map_index);
+        tasks.insert(key, json!(t.ti.state.as_str()));
+    }
+    Ok(Some(json!({
+        "DagId": dag_id,
+        "RunId": run_id,
+        "State": rec.state,
+        "LogicalDate": rec.logical_date.to_rfc3339(),
+        "Tasks": tasks,
+    })))
 }

@@ -252,9 +252,11 @@ pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<String>, Pat
     }
     let store = app.store.clone();
     let known = move |op: &str| {
-        weft_engine::PluginRef::parse(weft_engine::dag_exec::operator_ref(op))
-            .ok()
-            .is_some_and(|r| weft_engine::plugin_host::resolve(&store, &r).is_ok())
+        // state machines are run by the server's scheduler (see dag_scheduler)
+        op.starts_with(crate::dag_scheduler::STATE_MACHINE_OPERATOR)
+            || weft_engine::PluginRef::parse(weft_engine::dag_exec::operator_ref(op))
+                .ok()
+                .is_some_and(|r| weft_engine::plugin_host::resolve(&store, &r).is_ok())
     };
     let (dags, errors) = weft_dag::load_dags(&dir, &known);
     (dags, errors.iter().map(|e| e.to_string()).collect(), dir)

@@ -268,6 +268,56 @@ impl ServerTaskRunner {
 }
 
 impl ServerTaskRunner {
+    /// `weft:dag:ID`: triggers a run of the DAG (once per attempt: its id is journaled) with the
+    /// task's parameters as `dag_run.conf`, and waits for it — suspended between checks at the
+    /// top level, polling inside a Map/Parallel. A failed run fails the task (States.TaskFailed,
+    /// the run's outcome as Cause).
+    fn dag_run(&self, req: &TaskRequest<'_>, id: &str) -> Result<Value, TaskFailure> {
+        let ctl = self.ctl()?;
+        let pin = format!("{}:dagrun", weft_engine::durable::attempt_key(req));
+        let run_id = match ctl.journal().get(&pin).map_err(journal_failure)? {
+            Some(Entry::Pinned { digest }) => digest,
+            _ => {
+                let conf = match &req.parameters {
+                    Value::Object(_) => req.parameters.clone(),
+                    _ => json!({}),
+                };
+                let created = crate::dag_scheduler::trigger(&self.app, id, &json!({"conf": conf}))
+                    .map_err(|e| {
+                        failure(names::TASK_FAILED, format!("{}: {}", e.kind, e.message))
+                    })?;
+                let run_id = created["runId"].as_str().unwrap_or_default().to_string();
+                ctl.journal()
+                    .put(
+                        &pin,
+                        &Entry::Pinned {
+                            digest: run_id.clone(),
+                        },
+                    )
+                    .map_err(journal_failure)?;
+                ctl.commit().map_err(journal_failure)?;
+                run_id
+            }
+        };
+        loop {
+            match crate::dag_scheduler::run_outcome(&self.app, id, &run_id) {
+                Err(e) => return Err(failure(names::TASK_FAILED, e)),
+                Ok(Some(out)) if out["State"] == "success" => return Ok(out),
+                Ok(Some(out)) => return Err(failure(names::TASK_FAILED, out.to_string())),
+                Ok(None) => {}
+            }
+            if ctl.is_cancelled() {
+                return Err(suspended("the execution is stopping"));
+            }
+            if req.depth == 0 {
+                let until_ms = crate::records::now_ms() + 1000;
+                ctl.suspend_for(Suspension::Timer { until_ms });
+                return Err(suspended("waiting for a DAG run"));
+            }
+            ctl.nap(Duration::from_millis(250));
+        }
+    }
+
     fn is_cancelled(&self) -> bool {
         self.ctl.as_ref().is_some_and(|c| c.is_cancelled())
     }
@@ -312,6 +362,7 @@ impl TaskRunner for ServerTaskRunner {
                 self.wait_external(req, &token, Waiting::Activity(name))
             }
             ResourceKind::StateMachine { name } => self.child_execution(req, name),
+            ResourceKind::Dag { id } => self.dag_run(req, id),
             ResourceKind::Service { service, action } if req.task_token.is_none() => Err(failure(
                 names::RUNTIME,
                 format!(
