@@ -395,3 +395,92 @@ fn dagrun_timeout_fails_the_run_and_skips_what_is_left() {
     assert_eq!(r["tasks"]["after"]["state"], "skipped");
     assert_eq!(s.store().runs_of("t").unwrap()[0].state, "failed");
 }
+
+#[test]
+fn depends_on_past_waits_for_the_previous_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let heal = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (h, c) = (heal.clone(), calls.clone());
+    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+        c.lock().unwrap().push(ti.run_id.clone());
+        if ti.logical_date == date("2024-03-01") && !h.load(Ordering::SeqCst) {
+            return Err(TaskFailure::new("Load.Failed", "first day"));
+        }
+        Ok(Value::Null)
+    }));
+    let d = dag("dop:\n  schedule: \"@daily\"\n  start_date: 2024-03-01\n  tasks:\n    a:\n      operator: x\n      depends_on_past: true\n");
+    let s = Scheduler::new(
+        &db,
+        vec![d.clone()],
+        &exec,
+        Arc::new(NoSecrets),
+        SchedulerConfig::default(),
+    )
+    .unwrap();
+    let r1 = s
+        .create_run(
+            "dop",
+            date("2024-03-01"),
+            None,
+            Default::default(),
+            Trigger::Manual,
+        )
+        .unwrap();
+    s.run(&LoopOptions {
+        until_runs: Some(vec![("dop".into(), r1.run_id.clone())]),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.report("dop", &r1.run_id).unwrap().state.as_str(),
+        "failed"
+    );
+    // the next run's `a` waits while the previous run's `a` has not succeeded
+    let r2 = s
+        .create_run(
+            "dop",
+            date("2024-03-02"),
+            None,
+            Default::default(),
+            Trigger::Manual,
+        )
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            stop.store(true, Ordering::SeqCst);
+        });
+        s.run(&LoopOptions {
+            until_runs: Some(vec![("dop".into(), r2.run_id.clone())]),
+            stop: Some(&stop),
+            ..Default::default()
+        })
+        .unwrap();
+    });
+    assert!(
+        !calls.lock().unwrap().contains(&r2.run_id),
+        "a ran before its past succeeded"
+    );
+    // once the past is cleared and succeeds, the waiting instance runs
+    heal.store(true, Ordering::SeqCst);
+    s.clear("dop", &r1.run_id, "a", true).unwrap();
+    s.run(&LoopOptions {
+        until_runs: Some(vec![
+            ("dop".into(), r1.run_id.clone()),
+            ("dop".into(), r2.run_id.clone()),
+        ]),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.report("dop", &r2.run_id).unwrap().state.as_str(),
+        "success"
+    );
+    let order = calls.lock().unwrap().clone();
+    let last_r1 = order.iter().rposition(|r| *r == r1.run_id).unwrap();
+    let first_r2 = order.iter().position(|r| *r == r2.run_id).unwrap();
+    assert!(last_r1 < first_r2, "{order:?}");
+}

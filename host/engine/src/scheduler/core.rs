@@ -402,6 +402,41 @@ impl<'a> Scheduler<'a> {
         Ok(r)
     }
 
+    /// Airflow's `depends_on_past`: a task instance starts only once the same task succeeded
+    /// (or was skipped) in the DAG's previous run by logical date; `wait_for_downstream` also
+    /// waits for that instance's immediate downstream. A first run, or a previous run without
+    /// the task, does not hold it back.
+    fn past_allows(
+        &self,
+        rec: &DagRunRecord,
+        task: &weft_dag::Task,
+    ) -> Result<bool, SchedulerError> {
+        let flag = |k: &str| task.extra.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let (dop, wfd) = (flag("depends_on_past"), flag("wait_for_downstream"));
+        if !dop && !wfd {
+            return Ok(true);
+        }
+        let prev = self
+            .store
+            .runs_of(&rec.dag_id)?
+            .into_iter()
+            .filter(|r| r.logical_date < rec.logical_date)
+            .max_by_key(|r| r.logical_date);
+        let Some(prev) = prev else {
+            return Ok(true);
+        };
+        let tis = self.store.tis_of(&prev.dag_id, &prev.run_id)?;
+        let done = |id: &str| {
+            tis.iter()
+                .filter(|t| t.ti.task_id == id)
+                .all(|t| matches!(t.ti.state, TiState::Success | TiState::Skipped))
+        };
+        if !done(&task.task_id) {
+            return Ok(false);
+        }
+        Ok(!wfd || task.downstream.iter().all(|d| done(d)))
+    }
+
     /// Run the loop (see the module docs) until `opts` says to return.
     pub fn run(&self, opts: &LoopOptions<'_>) -> Result<LoopStats, SchedulerError> {
         let (tx, rx) = mpsc::channel::<Msg>();
@@ -736,6 +771,11 @@ impl<'a> Scheduler<'a> {
                     continue;
                 };
                 if !a.m.startable(p.t, p.i) {
+                    continue;
+                }
+                if !self.past_allows(&a.rec, a.m.task(p.t))? {
+                    // depends_on_past / wait_for_downstream: wait for the previous run
+                    set_aside.push(p);
                     continue;
                 }
                 let task = a.m.task(p.t);
