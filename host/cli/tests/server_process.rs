@@ -633,3 +633,47 @@ fn a_dag_task_runs_a_state_machine() {
     );
     assert_eq!(d["output"], "{\"doubled\":42}");
 }
+
+#[test]
+fn the_server_loads_dag_files_written_while_it_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, err) = weft(
+        home.path(),
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    let s = start_server(home.path(), work.path());
+    std::fs::write(
+        home.path().join("dags/late.dag.yaml"),
+        "late:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    only:\n      operator: echo\n",
+    )
+    .unwrap();
+    let http = |method: &str, path: &str| -> Value {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        c.read_to_string(&mut resp).unwrap();
+        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    let run = http("POST", "/v1/dags/late/runs");
+    assert!(run["runId"].is_string(), "{run}");
+    // the scheduler notices the new file (it re-reads the folder when a file changes) and runs it
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = http("GET", "/v1/dags/late/runs");
+        if v["runs"][0]["state"] == "success" {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the run of a DAG added later never ran: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -2,8 +2,8 @@
 //! thread runs `weft_engine::scheduler` over the server's store and DAG folder, so DAG runs
 //! triggered or cleared from the UI or `POST /v1/dags/{id}/runs` run here, with every task in
 //! the sandbox. Timetable runs are created only with `WEFT_SERVER_SCHEDULE_DAGS=1` (Airflow
-//! pauses new DAGs by default); otherwise the loop runs what is triggered. DAG files are read
-//! when the server starts.
+//! pauses new DAGs by default); otherwise the loop runs what is triggered. The DAG folder is
+//! loaded again when one of its files changes.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -33,26 +33,91 @@ fn config(app: &AppState, dir: &std::path::Path) -> Result<SchedulerConfig, Stri
     })
 }
 
-/// Starts the scheduler thread when the DAG folder holds DAGs.
+/// How often the DAG folder is checked for changed files (Airflow re-parses on an interval too).
+const REPARSE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A fingerprint of the DAG folder: names, sizes and modification times of its files.
+fn folder_fingerprint(dir: &std::path::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut entries = Vec::new();
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(m) => entries.push((p, m.len(), m.modified().ok())),
+                Err(_) => {}
+            }
+        }
+    }
+    entries.sort();
+    entries.hash(&mut h);
+    h.finish()
+}
+
+/// Starts the scheduler thread. It loads the DAG folder, runs the scheduler until the server
+/// stops or a DAG file changes, and then loads the folder again (in-flight tries finish first).
 pub(crate) fn start(app: &Arc<AppState>) {
-    let (dags, _, dir) = crate::rest::load_dags(app);
-    if dags.is_empty() {
+    let dir = crate::rest::dags_dir(app);
+    if !dir.is_dir() {
         return;
     }
     let app = app.clone();
     let r = std::thread::Builder::new()
         .name("weft-dag-scheduler".into())
-        .spawn(move || {
-            if let Err(e) = run(&app, dags, dir) {
-                tracing::error!("the DAG scheduler stopped: {e}");
-            }
-        });
+        .spawn(move || supervise(&app, &dir));
     if let Err(e) = r {
         tracing::error!("cannot start the DAG scheduler: {e}");
     }
 }
 
-fn run(app: &Arc<AppState>, dags: Vec<weft_dag::Dag>, dir: PathBuf) -> Result<(), String> {
+fn supervise(app: &Arc<AppState>, dir: &std::path::Path) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let shutdown = || app.rt.shutdown.load(Ordering::SeqCst);
+    while !shutdown() {
+        let seen = folder_fingerprint(dir);
+        let (dags, errors, _) = crate::rest::load_dags(app);
+        for e in &errors {
+            tracing::warn!("DAG folder: {e}");
+        }
+        let restart = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // the watcher ends the loop when a file changes or the server stops
+            s.spawn(|| {
+                while !restart.load(Ordering::SeqCst) {
+                    if shutdown() || folder_fingerprint(dir) != seen {
+                        restart.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    std::thread::sleep(REPARSE_EVERY);
+                }
+            });
+            if dags.is_empty() {
+                while !restart.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            } else if let Err(e) = run(app, dags, dir.to_path_buf(), &restart) {
+                tracing::error!("the DAG scheduler stopped: {e}");
+                restart.store(true, Ordering::SeqCst);
+            }
+        });
+        if !shutdown() {
+            tracing::info!("DAG folder changed: loading it again");
+        }
+    }
+}
+
+fn run(
+    app: &Arc<AppState>,
+    dags: Vec<weft_dag::Dag>,
+    dir: PathBuf,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), String> {
     let host = app.plugin_host()?;
     let roles = Arc::new(roles(app, &dir));
     let exec = weft_engine::dag_exec::SandboxTaskExecutor::new(&host, &roles, app.base_dir.clone());
@@ -70,7 +135,7 @@ fn run(app: &Arc<AppState>, dags: Vec<weft_dag::Dag>, dir: PathBuf) -> Result<()
         .run(&LoopOptions {
             schedule,
             adopt: true,
-            stop: Some(&app.rt.shutdown),
+            stop: Some(stop),
             ..Default::default()
         })
         .map_err(|e| e.to_string())?;

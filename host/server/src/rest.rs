@@ -239,7 +239,7 @@ pub fn plugins_in_definition(def: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-fn dags_dir(app: &AppState) -> PathBuf {
+pub(crate) fn dags_dir(app: &AppState) -> PathBuf {
     std::env::var_os("WEFT_DAGS")
         .map(PathBuf::from)
         .unwrap_or_else(|| app.store.home().join("dags"))
