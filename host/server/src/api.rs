@@ -763,6 +763,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
             error.as_deref(),
             cause.as_deref(),
         )?;
+        app.rt.forget_tokens_of(&e.arn);
         crate::metrics::execution_finished(app, "ABORTED", now - e.start_ms);
         app.live.status(&e.arn, "ABORTED"); // web UI live updates
                                             // a `.sync` parent learns that its child was aborted

@@ -196,6 +196,12 @@ impl ServerTaskRunner {
                 since_ms: now,
             };
             rt.register_token(token, &rec).map_err(journal_failure)?;
+            // StopExecution forgets the tokens it can see; one registered after its switch
+            // flipped is forgotten here
+            if ctl.is_stopped() {
+                rt.forget_token(token);
+                return Err(suspended("the execution is stopping"));
+            }
             // an answer may have arrived before the registration was visible
             if let Some(a) = answer(journal)? {
                 rt.forget_token(token);

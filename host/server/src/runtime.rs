@@ -415,6 +415,16 @@ impl Runtime {
         }
     }
 
+    /// Forgets every task token of an execution (it was stopped: nobody may answer them).
+    pub(crate) fn forget_tokens_of(&self, execution: &str) {
+        for item in self.tokens.iter() {
+            let Ok((k, v)) = item else { continue };
+            if serde_json::from_slice::<TokenRecord>(&v).is_ok_and(|t| t.execution == execution) {
+                let _ = self.tokens.remove(k);
+            }
+        }
+    }
+
     pub(crate) fn token(&self, token: &str) -> Result<Option<TokenRecord>, ApiError> {
         match self.tokens.get(token)? {
             None => Ok(None),

@@ -1032,6 +1032,24 @@ async fn wait_for_task_token_callbacks() {
     .await;
     assert_eq!(t, "TaskDoesNotExist");
 
+    // a stopped execution's token can no longer be answered
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "stopped"}),
+    )
+    .await;
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    let token = token_of(&s, &arn).await;
+    ok(&s, "StopExecution", json!({"executionArn": arn})).await;
+    let (t, _) = err(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+    )
+    .await;
+    assert_eq!(t, "TaskDoesNotExist");
+
     // failure
     let e = ok(
         &s,
