@@ -18,11 +18,6 @@ mod cmd_sm;
 mod context;
 
 use clap::Parser;
-
-/// mimalloc: the host allocates many short-lived buffers per task and state transition (JSON
-/// values, sled nodes); glibc's malloc spent a third of the durable benchmark's CPU time.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
