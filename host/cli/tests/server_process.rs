@@ -40,6 +40,28 @@ fn call(port: u16, action: &str, body: &Value) -> std::io::Result<(u16, Value)> 
     Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
+/// One plain HTTP request to the server's UI endpoints (`/v1/...`, `/metrics`); the raw body.
+fn http_text(port: u16, method: &str, path: &str, body: &str) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_else(|| panic!("no HTTP body in {resp}"))
+}
+
+/// [`http_text`] for a JSON answer.
+fn http(port: u16, method: &str, path: &str, body: &str) -> Value {
+    let text = http_text(port, method, path, body);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+}
+
 fn ok(port: u16, action: &str, body: Value) -> Value {
     let (st, v) = call(port, action, &body).unwrap();
     assert_eq!(st, 200, "{action}: {v}");
@@ -315,14 +337,7 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
         .collect();
     assert_eq!(entered, ["T1", "W", "T2", "Done"]);
     // Prometheus metrics of the last process: its tasks, fuel and executions
-    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    write!(
-        c,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut metrics = String::new();
-    c.read_to_string(&mut metrics).unwrap();
+    let metrics = http_text(s.port, "GET", "/metrics", "");
     let metric = |name: &str| -> u64 {
         metrics
             .lines()
@@ -490,16 +505,7 @@ fn dag_runs_made_by_the_scheduler_feed_the_ui_grid() {
     );
     assert_eq!(code, 0, "{out}{err}");
     let s = start_server(home.path(), work.path());
-    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    write!(
-        c,
-        "GET /v1/dags/branching/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    c.read_to_string(&mut resp).unwrap();
-    let body = resp.split_once("\r\n\r\n").unwrap().1;
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"));
+    let v = http(s.port, "GET", "/v1/dags/branching/runs", "");
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "{v}");
     assert_eq!(runs[0]["state"], "success");
@@ -555,15 +561,7 @@ fn a_state_machine_task_runs_a_dag_and_waits_for_it() {
     assert_eq!(out["State"], "success");
     assert_eq!(out["Tasks"], json!({"hello": "success", "bye": "success"}));
     // the run is the DAG's, visible in its grid, with the state machine's parameters as conf
-    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    write!(
-        c,
-        "GET /v1/dags/greet/runs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    c.read_to_string(&mut resp).unwrap();
-    let v: Value = serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let v = http(s.port, "GET", "/v1/dags/greet/runs", "");
     assert_eq!(v["runs"][0]["runId"], out["RunId"]);
 }
 
@@ -589,26 +587,14 @@ fn a_dag_task_runs_a_state_machine() {
         "CreateStateMachine",
         json!({"name": "double", "definition": def}),
     );
-    let http = |method: &str, path: &str, body: &str| -> Value {
-        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        write!(
-            c,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        c.read_to_string(&mut resp).unwrap();
-        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap()
-    };
-    let run = http("POST", "/v1/dags/calls_sm/runs", "{}");
+    let run = http(s.port, "POST", "/v1/dags/calls_sm/runs", "{}");
     assert!(
         run["runId"].as_str().unwrap().starts_with("manual__"),
         "{run}"
     );
     let end = Instant::now() + Duration::from_secs(120);
     let r = loop {
-        let v = http("GET", "/v1/dags/calls_sm/runs", "");
+        let v = http(s.port, "GET", "/v1/dags/calls_sm/runs", "");
         let r = v["runs"][0].clone();
         if r["state"] == "success" || r["state"] == "failed" {
             break r;
@@ -650,23 +636,12 @@ fn the_server_loads_dag_files_written_while_it_runs() {
         "late:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    only:\n      operator: echo\n",
     )
     .unwrap();
-    let http = |method: &str, path: &str| -> Value {
-        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-        write!(
-            c,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        c.read_to_string(&mut resp).unwrap();
-        serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap()
-    };
-    let run = http("POST", "/v1/dags/late/runs");
+    let run = http(s.port, "POST", "/v1/dags/late/runs", "");
     assert!(run["runId"].is_string(), "{run}");
     // the scheduler notices the new file (it re-reads the folder when a file changes) and runs it
     let end = Instant::now() + Duration::from_secs(60);
     loop {
-        let v = http("GET", "/v1/dags/late/runs");
+        let v = http(s.port, "GET", "/v1/dags/late/runs", "");
         if v["runs"][0]["state"] == "success" {
             break;
         }

@@ -257,11 +257,22 @@ fn run_state_machine(
     }
 }
 
-/// A scheduler over the server's store for creating and clearing runs (the loop thread runs
-/// them); it never runs a task itself.
-fn control(app: &AppState) -> Result<(Vec<weft_dag::Dag>, PathBuf), ApiError> {
+/// Runs `f` with a scheduler over the server's store and DAG folder for creating and clearing
+/// runs (the loop thread runs them); it never runs a task itself.
+fn with_control<R>(
+    app: &AppState,
+    f: impl FnOnce(&Scheduler<'_>) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
     let (dags, _, dir) = crate::rest::load_dags(app);
-    Ok((dags, dir))
+    let exec = Plain(no_tasks);
+    let roles = Arc::new(roles(app, &dir));
+    let secrets = Arc::new(
+        GrantedSecrets::load(app.store.home(), roles)
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    let cfg = config(app, &dir).map_err(ApiError::internal)?;
+    let s = Scheduler::new(app.store.db(), dags, &exec, secrets, cfg).map_err(sched_error)?;
+    f(&s)
 }
 
 fn no_tasks(_: &weft_dag::TaskInvocation) -> Result<Value, weft_dag::TaskFailure> {
@@ -285,7 +296,6 @@ fn sched_error(e: weft_engine::scheduler::SchedulerError) -> ApiError {
 
 /// Creates a manual run of `dag_id` (body: `{"conf": {...}, "logicalDate": RFC 3339}`).
 pub(crate) fn trigger(app: &AppState, dag_id: &str, body: &Value) -> Result<Value, ApiError> {
-    let (dags, dir) = control(app)?;
     let conf = match body.get("conf") {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -297,23 +307,15 @@ pub(crate) fn trigger(app: &AppState, dag_id: &str, body: &Value) -> Result<Valu
         Some(d) => weft_dag::parse_logical_date(d)
             .map_err(|e| ApiError::validation(format!("/logicalDate `{d}`: {e}")))?,
     };
-    let exec = Plain(no_tasks);
-    let roles = Arc::new(roles(app, &dir));
-    let secrets = Arc::new(
-        GrantedSecrets::load(app.store.home(), roles)
-            .map_err(|e| ApiError::internal(e.to_string()))?,
-    );
-    let cfg = config(app, &dir).map_err(ApiError::internal)?;
-    let s = Scheduler::new(app.store.db(), dags, &exec, secrets, cfg).map_err(sched_error)?;
     // without a given date, runs triggered in the same millisecond get distinct ones
-    let rec = loop {
+    let rec = with_control(app, |s| loop {
         match s.create_run(dag_id, when, None, conf.clone(), Trigger::Manual) {
             Err(weft_engine::scheduler::SchedulerError::RunExists { .. }) if given.is_none() => {
                 when += chrono::Duration::milliseconds(1);
             }
-            r => break r.map_err(sched_error)?,
+            r => return r.map_err(sched_error),
         }
-    };
+    })?;
     Ok(
         json!({"dagId": rec.dag_id, "runId": rec.run_id, "state": rec.state, "logicalDate": rec.logical_date.to_rfc3339()}),
     )
@@ -335,30 +337,22 @@ pub(crate) fn clear(
         .get("downstream")
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let (dags, dir) = control(app)?;
-    let exec = Plain(no_tasks);
-    let roles = Arc::new(roles(app, &dir));
-    let secrets = Arc::new(
-        GrantedSecrets::load(app.store.home(), roles)
-            .map_err(|e| ApiError::internal(e.to_string()))?,
-    );
-    let cfg = config(app, &dir).map_err(ApiError::internal)?;
-    let s = Scheduler::new(app.store.db(), dags, &exec, secrets, cfg).map_err(sched_error)?;
-    if let Some(r) = s.store().get_run(dag_id, run_id).map_err(sched_error)? {
-        if !r.is_finished() {
-            return Err(ApiError::new(
-                "DagRunNotFinished",
-                format!(
-                    "run `{run_id}` is {}: clear it once it has finished",
-                    r.state
-                ),
-            )
-            .with_status(axum::http::StatusCode::CONFLICT));
+    let cleared = with_control(app, |s| {
+        if let Some(r) = s.store().get_run(dag_id, run_id).map_err(sched_error)? {
+            if !r.is_finished() {
+                return Err(ApiError::new(
+                    "DagRunNotFinished",
+                    format!(
+                        "run `{run_id}` is {}: clear it once it has finished",
+                        r.state
+                    ),
+                )
+                .with_status(axum::http::StatusCode::CONFLICT));
+            }
         }
-    }
-    let cleared = s
-        .clear(dag_id, run_id, task, downstream)
-        .map_err(sched_error)?;
+        s.clear(dag_id, run_id, task, downstream)
+            .map_err(sched_error)
+    })?;
     Ok(json!({"dagId": dag_id, "runId": run_id, "cleared": cleared}))
 }
 
