@@ -587,6 +587,29 @@ fn a_dag_task_runs_a_state_machine() {
         "CreateStateMachine",
         json!({"name": "double", "definition": def}),
     );
+    // bad input to the DAG endpoints: named errors that say what is wrong
+    let e = http(s.port, "POST", "/v1/dags/nope/runs", "{}");
+    assert_eq!(e["__type"], "NotFound", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("nope"), "{e}");
+    let e = http(s.port, "POST", "/v1/dags/calls_sm/runs", r#"{"conf": 3}"#);
+    assert_eq!(e["__type"], "ValidationException", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("/conf"), "{e}");
+    let e = http(s.port, "POST", "/v1/dags/calls_sm/runs", "[1");
+    assert_eq!(e["__type"], "SerializationException", "{e}");
+    let e = http(
+        s.port,
+        "POST",
+        "/v1/dags/calls_sm/runs/manual__x/clear",
+        "{}",
+    );
+    assert!(e["message"].as_str().unwrap().contains("/task"), "{e}");
+    let e = http(
+        s.port,
+        "POST",
+        "/v1/dags/calls_sm/runs/manual__x/clear",
+        r#"{"task": "double"}"#,
+    );
+    assert_eq!(e["__type"], "NotFound", "{e}");
     let run = http(s.port, "POST", "/v1/dags/calls_sm/runs", "{}");
     assert!(
         run["runId"].as_str().unwrap().starts_with("manual__"),
