@@ -164,13 +164,24 @@ pub fn output_value(result: Result<String, TaskError>) -> Result<serde_json::Val
 /// Finds the installed plugin a reference names in `store`.
 pub fn resolve(store: &Store, r: &PluginRef) -> Result<PluginRecord, EngineError> {
     let reg = store.registry();
+    // a whole digest (what executions pin) is one index lookup; a prefix scans the versions
     let found = match r {
         PluginRef::Latest(n) => reg.latest(n)?,
         PluginRef::Version(n, v) => reg.get(n, v)?,
-        PluginRef::Digest(n, prefix) => reg
-            .versions(n)?
-            .into_iter()
-            .find(|rec| rec.digest.to_hex().starts_with(prefix.as_str())),
+        PluginRef::Digest(n, prefix) => {
+            let indexed = match prefix.parse::<Digest>() {
+                Ok(d) if prefix.len() == 64 => reg.by_digest(&d)?.filter(|rec| rec.name == *n),
+                _ => None,
+            };
+            match indexed {
+                Some(rec) => Some(rec),
+                // the same bytes may be installed under several names: the index knows one
+                None => reg
+                    .versions(n)?
+                    .into_iter()
+                    .find(|rec| rec.digest.to_hex().starts_with(prefix.as_str())),
+            }
+        }
     };
     found.ok_or_else(|| {
         let installed: Vec<String> = reg

@@ -669,12 +669,13 @@ fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
                 .ok_or_else(|| invalid_token(t))?,
         ),
     };
-    let prefix = history_prefix(&e.arn);
-    let iter = app.history.scan_prefix(&prefix);
+    app.pending.apply()?;
+    let iter = crate::pending::history_runs(&app.history, &e.arn);
     let mut events = Vec::new();
     let mut next = None;
-    let mut push = |k: &[u8], v: &[u8]| -> Result<bool, ApiError> {
-        let id = id_of_history_key(k);
+    let mut push = |v: &[u8]| -> Result<bool, ApiError> {
+        let mut ev: Value = serde_json::from_slice(v)?;
+        let id = ev["id"].as_u64().unwrap_or(0);
         if let Some(f) = from {
             if (!reverse && id < f) || (reverse && id > f) {
                 return Ok(true);
@@ -684,7 +685,6 @@ fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
             next = Some(format!("e:{id}"));
             return Ok(false);
         }
-        let mut ev: Value = serde_json::from_slice(v)?;
         if !include_data {
             strip_data(&mut ev);
         }
@@ -692,17 +692,23 @@ fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         Ok(true)
     };
     if reverse {
-        for item in iter.rev() {
-            let (k, v) = item?;
-            if !push(&k, &v)? {
-                break;
+        'outer: for run in iter.rev() {
+            for v in run?.1.iter().rev() {
+                if !push(v)? {
+                    break 'outer;
+                }
             }
         }
     } else {
-        for item in iter {
-            let (k, v) = item?;
-            if !push(&k, &v)? {
-                break;
+        'outer: for run in iter {
+            let (last, evs) = run?;
+            if from.is_some_and(|f| last < f) {
+                continue; // the whole run is before the page
+            }
+            for v in evs {
+                if !push(&v)? {
+                    break 'outer;
+                }
             }
         }
     }
@@ -799,7 +805,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
             "Express executions cannot be redriven",
         ));
     }
-    let journal = weft_engine::durable::Journal::new(app.rt.journal.clone(), &e.arn);
+    let journal = weft_engine::durable::Journal::on(&app.rt.journal, &e.arn);
     journal
         .forget_failures(e.stop_ms.unwrap_or_else(now_ms))
         .map_err(|x| ApiError::internal(x.to_string()))?;
@@ -827,10 +833,8 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
             format!("Execution is not redrivable: '{}'", e.arn),
         ));
     }
-    let last = match app.history.scan_prefix(history_prefix(&e.arn)).next_back() {
-        Some(item) => id_of_history_key(&item?.0),
-        None => 0,
-    };
+    app.pending.apply()?;
+    let last = crate::pending::last_event_id(&app.history, &e.arn)?;
     let ev = weft_asl::HistoryEvent {
         id: last + 1,
         previous_event_id: last,
@@ -859,10 +863,8 @@ fn append_final_event(
     error: Option<&str>,
     cause: Option<&str>,
 ) -> Result<(), ApiError> {
-    let last = match app.history.scan_prefix(history_prefix(arn)).next_back() {
-        Some(item) => id_of_history_key(&item?.0),
-        None => 0,
-    };
+    app.pending.apply()?;
+    let last = crate::pending::last_event_id(&app.history, arn)?;
     let mut details = Map::new();
     if let Some(x) = error {
         details.insert("error".into(), json!(x));

@@ -19,6 +19,7 @@ pub mod error;
 pub mod express;
 pub mod live;
 pub mod metrics;
+pub mod pending;
 pub mod records;
 pub mod rest;
 mod runner;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub(crate) live: live::Live,
     /// Task logs: tree `sfn_task_logs` (see [`task_logs`]).
     pub(crate) task_logs: sled::Tree,
+    /// History events and task logs waiting for the next group commit (see [`pending`]).
+    pub(crate) pending: Arc<pending::Pending>,
 }
 
 impl AppState {
@@ -123,10 +126,19 @@ impl AppState {
         if per_state_machine.is_some() {
             rt.set_per_state_machine_limit(per_state_machine);
         }
+        let history = db.open_tree("sfn_history")?;
+        let pending = Arc::new(pending::Pending::new(history.clone()));
+        let p2 = pending.clone();
+        rt.commit.before_flush(Arc::new(move || {
+            if let Err(e) = p2.apply() {
+                tracing::error!("cannot write history events or task logs: {e}");
+            }
+        }));
         let state = Arc::new(AppState {
             state_machines: db.open_tree("sfn_state_machines")?,
             executions: db.open_tree("sfn_executions")?,
-            history: db.open_tree("sfn_history")?,
+            history,
+            pending,
             audit: db.open_tree("sfn_audit")?,
             versions: db.open_tree("sfn_versions")?,
             express_log: db.open_tree("sfn_express_log")?,

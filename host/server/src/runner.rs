@@ -411,7 +411,7 @@ impl TaskRunner for ServerTaskRunner {
 /// events are appended with fresh ids and their `previousEventId` links mapped. Nothing is
 /// recorded once the execution is stopped.
 pub(crate) struct DurableHistory {
-    tree: sled::Tree,
+    app: Arc<AppState>,
     arn: String,
     ctl: Option<Arc<ExecControl>>,
     /// Signatures of the recorded events, by id - 1.
@@ -450,29 +450,31 @@ impl DurableHistory {
         // (id, type, state name) of entries and exits, to find the states a redrive re-enters
         let mut marks: Vec<(u64, String, String)> = Vec::new();
         let mut last_type = String::new();
-        for item in app.history.scan_prefix(crate::records::history_prefix(arn)) {
-            let (_, v) = item?;
-            let v: Value = serde_json::from_slice(&v)?;
-            let ty = v["type"].as_str().unwrap_or("").to_string();
-            if ty.ends_with("StateEntered") || ty.ends_with("StateExited") {
-                let name = v["stateEnteredEventDetails"]["name"]
-                    .as_str()
-                    .or(v["stateExitedEventDetails"]["name"].as_str())
-                    .unwrap_or("")
-                    .to_string();
-                marks.push((v["id"].as_u64().unwrap_or(0), ty.clone(), name));
+        app.pending.apply_if_queued(arn)?;
+        for v in crate::pending::history_events(&app.history, arn) {
+            for v in v? {
+                let v: Value = serde_json::from_slice(&v)?;
+                let ty = v["type"].as_str().unwrap_or("").to_string();
+                if ty.ends_with("StateEntered") || ty.ends_with("StateExited") {
+                    let name = v["stateEnteredEventDetails"]["name"]
+                        .as_str()
+                        .or(v["stateExitedEventDetails"]["name"].as_str())
+                        .unwrap_or("")
+                        .to_string();
+                    marks.push((v["id"].as_u64().unwrap_or(0), ty.clone(), name));
+                }
+                last_type.clone_from(&ty);
+                let details = crate::records::details_of(&v);
+                // the same signature as `signature` computes for a live event
+                let mut h = blake3::Hasher::new();
+                h.update(ty.as_bytes());
+                h.update(&[0]);
+                h.update(details.to_string().as_bytes());
+                let b = h.finalize();
+                old.push(u64::from_le_bytes(
+                    b.as_bytes()[..8].try_into().unwrap_or([0; 8]),
+                ));
             }
-            last_type.clone_from(&ty);
-            let details = crate::records::details_of(&v);
-            // the same signature as `signature` computes for a live event
-            let mut h = blake3::Hasher::new();
-            h.update(ty.as_bytes());
-            h.update(&[0]);
-            h.update(details.to_string().as_bytes());
-            let b = h.finalize();
-            old.push(u64::from_le_bytes(
-                b.as_bytes()[..8].try_into().unwrap_or([0; 8]),
-            ));
         }
         let next_id = old.len() as u64 + 1;
         // the first run after a redrive re-enters the states that were in progress when the
@@ -490,7 +492,7 @@ impl DurableHistory {
             reentered = open.into_values().flatten().collect();
         }
         Ok(DurableHistory {
-            tree: app.history.clone(),
+            app: app.clone(),
             arn: arn.to_string(),
             ctl,
             old,
@@ -505,11 +507,8 @@ impl DurableHistory {
 
     fn write(&mut self, ev: &HistoryEvent) {
         let v = event_json(ev);
-        if let Err(e) = self.tree.insert(
-            crate::records::history_key(&self.arn, ev.id),
-            v.to_string().as_bytes(),
-        ) {
-            tracing::error!(execution = %self.arn, "cannot record a history event: {e}");
+        if self.app.pending.push_event(&self.arn, ev.id, v.to_string()) {
+            self.app.rt.commit.nudge();
         }
         self.next_id = self.next_id.max(ev.id + 1);
         self.live.history(&self.arn, &v); // web UI live updates

@@ -98,7 +98,9 @@ struct Timers {
 
 /// The runtime's state, owned by [`AppState`].
 pub struct Runtime {
-    pub(crate) journal: sled::Tree,
+    /// Every execution's journal, written back by the group committer (see
+    /// [`weft_engine::durable::JournalStore`]).
+    pub(crate) journal: weft_engine::durable::JournalStore,
     pub(crate) tokens: sled::Tree,
     pub(crate) activities: sled::Tree,
     pub(crate) commit: Arc<GroupCommit>,
@@ -118,9 +120,34 @@ pub struct Runtime {
     per_sm: Mutex<HashMap<String, (usize, VecDeque<String>)>>,
     /// Transitions-style counters for /metrics and benchmarks.
     pub(crate) runs: AtomicU64,
+    /// Parsed definitions by their blake3 digest (a definition is parsed once, not per run).
+    machines: Mutex<HashMap<[u8; 32], Arc<weft_asl::StateMachine>>>,
 }
 
+/// The parse cache is emptied when it holds this many definitions.
+const MAX_CACHED_MACHINES: usize = 512;
+
 impl Runtime {
+    /// The parsed state machine of a definition, from the cache when it was parsed before.
+    fn machine(&self, definition: &str) -> Result<Arc<weft_asl::StateMachine>, String> {
+        let key = *blake3::hash(definition.as_bytes()).as_bytes();
+        if let Some(m) = self
+            .machines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(weft_asl::parse(definition).map_err(|e| e.to_string())?);
+        let mut cache = self.machines.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_CACHED_MACHINES {
+            cache.clear();
+        }
+        cache.insert(key, m.clone());
+        Ok(m)
+    }
+
     pub(crate) fn new(db: &sled::Db, max_running: usize) -> anyhow::Result<Self> {
         let meta = db.open_tree("sfn_meta")?;
         let secret = match meta.get("token_secret")? {
@@ -139,11 +166,15 @@ impl Runtime {
                 s
             }
         };
+        let journal = weft_engine::durable::JournalStore::buffered(db.open_tree("sfn_journal")?);
+        let commit = Arc::new(GroupCommit::start(db.clone())?);
+        commit.before_flush(journal.flush_hook());
         Ok(Runtime {
-            journal: db.open_tree("sfn_journal")?,
+            journal,
             tokens: db.open_tree("sfn_tokens")?,
             activities: db.open_tree("sfn_activities")?,
-            commit: Arc::new(GroupCommit::start(db.clone())?),
+            commit,
+            machines: Mutex::new(HashMap::new()),
             secret,
             shutdown: Arc::new(AtomicBool::new(false)),
             active: Mutex::new(HashMap::new()),
@@ -213,7 +244,7 @@ impl Runtime {
 
     fn control(&self, arn: &str) -> Arc<ExecControl> {
         Arc::new(ExecControl::new(
-            Journal::new(self.journal.clone(), arn),
+            Journal::on(&self.journal, arn),
             self.commit.clone(),
             self.shutdown.clone(),
             SUSPEND_AFTER,
@@ -445,7 +476,7 @@ impl Runtime {
         key: &str,
         answer: Result<Value, weft_asl::TaskFailure>,
     ) -> Result<bool, ApiError> {
-        let journal = Journal::new(self.journal.clone(), execution);
+        let journal = Journal::on(&self.journal, execution);
         let entry = match answer {
             Ok(output) => Entry::Ok { output },
             Err(f) => Entry::Err {
@@ -757,7 +788,8 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
                 "the state machine of this execution was deleted",
             )
         })?;
-        let sm = weft_asl::parse(&definition)
+        let sm = rt
+            .machine(&definition)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid definition: {e}")))?;
         let input: Value = serde_json::from_str(&rec.input)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid input: {e}")))?;
@@ -859,9 +891,9 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
         tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
         return;
     }
-    let journal = Journal::new(app.rt.journal.clone(), &rec.arn);
     if status == "SUCCEEDED" {
-        if let Err(e) = journal.clear() {
+        // the journal is only needed to replay or redrive: dropped with the next flush
+        if let Err(e) = Journal::on(&app.rt.journal, &rec.arn).clear() {
             tracing::error!(execution = %rec.arn, "cannot clear the journal: {e}");
         }
     }

@@ -59,8 +59,11 @@ fn record(app: &AppState, req: &TaskRequest<'_>, v: Value) {
         return;
     };
     let k = key(&exec, next_seq(), req.state_name, req.attempt);
-    if let Err(e) = app.task_logs.insert(k, v.to_string().as_bytes()) {
-        tracing::error!(execution = %exec, "cannot record a task log: {e}");
+    if app
+        .pending
+        .push(&app.task_logs, k, v.to_string().into_bytes())
+    {
+        app.rt.commit.nudge();
     }
 }
 
@@ -120,6 +123,7 @@ pub(crate) fn run_logged(
 
 /// The task log entries of `execution`, in the order the attempts ran; `true` when truncated.
 pub fn list(app: &AppState, execution: &str) -> Result<(Vec<Value>, bool), crate::ApiError> {
+    app.pending.apply()?;
     let mut out = Vec::new();
     for item in app.task_logs.scan_prefix(history_prefix(execution)) {
         let (_, v) = item?;

@@ -34,6 +34,7 @@ impl Store {
         let db_path = home.join("db");
         let db = sled::Config::new()
             .path(&db_path)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| StoreError::Db {
                 path: db_path.clone(),

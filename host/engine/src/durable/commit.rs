@@ -2,6 +2,11 @@
 //! started after their write has reached the disk. One thread flushes; every writer that arrived
 //! while a flush was running shares the next one, so fsyncs are batched across executions and
 //! nothing is acknowledged before it is on disk.
+//!
+//! Writers whose records need only be durable by the next commit (history events, task logs)
+//! hand them to a [`FlushHook`] instead of writing to sled themselves: the flusher applies every
+//! hook's pending writes, single-threaded, right before each flush, so they cost no contention
+//! on the hot path and are on disk whenever any later commit returns.
 
 use super::DurableError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,16 +17,25 @@ struct State {
     requested: u64,
     /// Every ticket up to this one is durable.
     done: u64,
+    /// Flushes started so far; a commit is covered by flush number `started + 1` (the next to
+    /// start: one already running took its target before the commit's ticket existed).
+    started: u64,
     stop: bool,
     /// The last flush error; commits fail while it is set.
     failed: Option<String>,
 }
 
+/// Pending writes applied by the flusher right before each flush (see the module docs).
+pub type FlushHook = Arc<dyn Fn() + Send + Sync>;
+
 struct Inner {
     db: sled::Db,
+    hooks: Mutex<Vec<FlushHook>>,
     st: Mutex<State>,
     wake_flusher: Condvar,
-    flushed: Condvar,
+    /// Waiters for flush number `n` wait on `flushed[n % 2]`, so the end of one flush wakes
+    /// only the commits it covered, not those that must wait for the next.
+    flushed: [Condvar; 2],
     flushes: AtomicU64,
 }
 
@@ -36,14 +50,16 @@ impl GroupCommit {
     pub fn start(db: sled::Db) -> Result<Self, DurableError> {
         let inner = Arc::new(Inner {
             db,
+            hooks: Mutex::new(Vec::new()),
             st: Mutex::new(State {
                 requested: 0,
                 done: 0,
+                started: 0,
                 stop: false,
                 failed: None,
             }),
             wake_flusher: Condvar::new(),
-            flushed: Condvar::new(),
+            flushed: [Condvar::new(), Condvar::new()],
             flushes: AtomicU64::new(0),
         });
         let i2 = inner.clone();
@@ -57,27 +73,43 @@ impl GroupCommit {
         })
     }
 
+    /// Registers writes to apply before every flush (and once more when the committer stops).
+    pub fn before_flush(&self, hook: FlushHook) {
+        self.inner
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
+    }
+
+    /// Asks for a flush soon without waiting for it (a hook has pending writes).
+    pub fn nudge(&self) {
+        let mut st = self.inner.st.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.stop && st.requested == st.done {
+            st.requested += 1;
+            self.inner.wake_flusher.notify_one();
+        }
+    }
+
     /// Blocks until everything written before this call is durable.
     pub fn commit(&self) -> Result<(), DurableError> {
         let mut st = self.inner.st.lock().unwrap_or_else(|e| e.into_inner());
         if st.stop {
             drop(st);
             // the flusher is gone: flush here
+            self.inner.run_hooks();
             self.inner.db.flush()?;
             return Ok(());
         }
         st.requested += 1;
         let ticket = st.requested;
+        let cv = &self.inner.flushed[((st.started + 1) % 2) as usize];
         self.inner.wake_flusher.notify_one();
         while st.done < ticket {
             if let Some(e) = &st.failed {
                 return Err(DurableError::Commit(e.clone()));
             }
-            st = self
-                .inner
-                .flushed
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
+            st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         Ok(())
     }
@@ -85,6 +117,15 @@ impl GroupCommit {
     /// How many flushes ran (each covering one or more commits).
     pub fn flushes(&self) -> u64 {
         self.inner.flushes.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    fn run_hooks(&self) {
+        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for h in hooks {
+            h();
+        }
     }
 }
 
@@ -99,10 +140,16 @@ fn flusher(inner: &Inner) {
                     .unwrap_or_else(|e| e.into_inner());
             }
             if st.requested == st.done && st.stop {
+                drop(st);
+                inner.run_hooks();
+                let _ = inner.db.flush();
                 return;
             }
-            st.requested
+            st.started += 1;
+            (st.requested, st.started)
         };
+        let (target, n) = target;
+        inner.run_hooks();
         let r = inner.db.flush();
         inner.flushes.fetch_add(1, Ordering::Relaxed);
         let mut st = inner.st.lock().unwrap_or_else(|e| e.into_inner());
@@ -116,7 +163,7 @@ fn flusher(inner: &Inner) {
                 st.failed = Some(e.to_string());
             }
         }
-        inner.flushed.notify_all();
+        inner.flushed[(n % 2) as usize].notify_all();
     }
 }
 
@@ -160,5 +207,25 @@ mod tests {
         // 400 commits, but concurrent ones share flushes
         assert!(gc.flushes() <= 400, "{}", gc.flushes());
         assert!(gc.flushes() >= 1);
+    }
+
+    #[test]
+    fn hooks_run_before_every_flush_and_at_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let gc = GroupCommit::start(db.clone()).unwrap();
+        let pending = Arc::new(Mutex::new(Vec::<u32>::new()));
+        let (p2, db2) = (pending.clone(), db.clone());
+        gc.before_flush(Arc::new(move || {
+            for i in std::mem::take(&mut *p2.lock().unwrap()) {
+                db2.insert(i.to_be_bytes(), &[]).unwrap();
+            }
+        }));
+        pending.lock().unwrap().push(1);
+        gc.commit().unwrap();
+        assert!(db.contains_key(1u32.to_be_bytes()).unwrap());
+        pending.lock().unwrap().push(2);
+        drop(gc);
+        assert!(db.contains_key(2u32.to_be_bytes()).unwrap());
     }
 }

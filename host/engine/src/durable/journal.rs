@@ -3,6 +3,7 @@
 //! second attempt of the first visit of state 3; `/3.1:wait` a Wait deadline) and values are
 //! JSON [`Entry`]s.
 
+use super::writeback::JournalStore;
 use super::DurableError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -43,7 +44,7 @@ pub enum Entry {
 /// The journal of one execution.
 #[derive(Clone)]
 pub struct Journal {
-    tree: sled::Tree,
+    tree: JournalStore,
     execution: String,
     prefix: Vec<u8>,
 }
@@ -51,10 +52,15 @@ pub struct Journal {
 impl Journal {
     /// The journal of `execution` in `tree`.
     pub fn new(tree: sled::Tree, execution: &str) -> Self {
+        Self::on(&JournalStore::direct(tree), execution)
+    }
+
+    /// The journal of `execution` in `store` (buffered or not).
+    pub fn on(store: &JournalStore, execution: &str) -> Self {
         let mut prefix = execution.as_bytes().to_vec();
         prefix.push(0);
         Journal {
-            tree,
+            tree: store.clone(),
             execution: execution.to_string(),
             prefix,
         }
@@ -74,7 +80,7 @@ impl Journal {
 
     /// Reads an entry.
     pub fn get(&self, k: &str) -> Result<Option<Entry>, DurableError> {
-        match self.tree.get(self.key(k))? {
+        match self.tree.get(&self.key(k))? {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b)
                 .map(Some)
@@ -106,38 +112,28 @@ impl Journal {
             key: k.to_string(),
             reason: e.to_string(),
         })?;
-        loop {
-            let cur = self.tree.get(&key)?;
-            if let Some(b) = &cur {
-                if matches!(
+        Ok(self.tree.update_unless(&key, Some(new), |cur| {
+            cur.is_some_and(|b| {
+                matches!(
                     serde_json::from_slice::<Entry>(b),
                     Ok(Entry::Ok { .. } | Entry::Err { .. })
-                ) {
-                    return Ok(false);
-                }
-            }
-            match self.tree.compare_and_swap(&key, cur, Some(new.clone()))? {
-                Ok(()) => return Ok(true),
-                Err(_) => continue,
-            }
-        }
+                )
+            })
+        })?)
     }
 
     /// Removes an entry only while it is still `Started` (an answer that raced in stays).
     pub fn remove_started(&self, k: &str) -> Result<(), DurableError> {
         let key = self.key(k);
-        let Some(cur) = self.tree.get(&key)? else {
-            return Ok(());
-        };
-        if matches!(
-            serde_json::from_slice::<Entry>(&cur),
-            Ok(Entry::Started { .. })
-        ) {
-            // a concurrent complete() wins: then the CAS fails and the answer stays
-            let _ = self
-                .tree
-                .compare_and_swap(&key, Some(cur), None as Option<&[u8]>)?;
-        }
+        // a concurrent complete() wins: then the entry is no longer Started and stays
+        self.tree.update_unless(&key, None, |cur| {
+            !cur.is_some_and(|b| {
+                matches!(
+                    serde_json::from_slice::<Entry>(b),
+                    Ok(Entry::Started { .. })
+                )
+            })
+        })?;
         Ok(())
     }
 
@@ -150,8 +146,7 @@ impl Journal {
     /// Every entry, in key order.
     pub fn entries(&self) -> Result<Vec<(String, Entry)>, DurableError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(&self.prefix) {
-            let (k, v) = item?;
+        for (k, v) in self.tree.scan_prefix(&self.prefix)? {
             let key = String::from_utf8_lossy(&k[self.prefix.len()..]).into_owned();
             let e = serde_json::from_slice(&v).map_err(|e| DurableError::BadEntry {
                 execution: self.execution.clone(),
@@ -165,16 +160,7 @@ impl Journal {
 
     /// Deletes the whole journal (the execution succeeded: nothing will replay it).
     pub fn clear(&self) -> Result<(), DurableError> {
-        // one remove at a time: sled's batches take a tree-wide write lock that stalls every
-        // other execution's journal reads
-        let keys: Vec<sled::IVec> = self
-            .tree
-            .scan_prefix(&self.prefix)
-            .keys()
-            .collect::<Result<_, _>>()?;
-        for k in keys {
-            self.tree.remove(k)?;
-        }
+        self.tree.clear_prefix(&self.prefix)?;
         Ok(())
     }
 

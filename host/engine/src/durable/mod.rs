@@ -15,11 +15,13 @@ mod commit;
 mod control;
 mod journal;
 mod tasks;
+mod writeback;
 
-pub use commit::GroupCommit;
+pub use commit::{FlushHook, GroupCommit};
 pub use control::{ExecControl, Suspension};
 pub use journal::{Entry, Journal};
 pub use tasks::{attempt_key, task_token, JournalingRunner, INTERRUPTED_CAUSE};
+pub use writeback::JournalStore;
 
 /// Errors of the durable layer.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,12 @@
 //! `max_active_runs`; apply finished tries (retries with back-off, sensor reschedules,
 //! callbacks); ask every run machine what is ready; pick instances by priority weight (then
 //! older runs first) within `parallelism`, each DAG's `max_active_tasks` and pool slots; write
-//! every state change of the pass to sled in one batch per run and flush; only then hand the
-//! instances to workers and finish runs. Restarting resumes unfinished runs from sled: finished
+//! every state change of the pass to sled in one batch per run and ask the group committer to
+//! flush it; hand the instances to workers without waiting for that fsync, and finish runs
+//! (a run's end is flushed before it is reported). Sled's log is replayed as a prefix, so after
+//! a crash the store holds every pass up to some point: tries whose end reached the disk are
+//! never run again, and those of the last (unflushed, at most one fsync old) passes run again
+//! (at-least-once, as Airflow's tasks). Restarting resumes unfinished runs from sled: finished
 //! instances keep their state, and a try that was running when the process died counts as a
 //! failed try (retried if it has retries left), as Airflow treats zombie tasks.
 
@@ -49,8 +53,8 @@ pub struct SchedulerConfig {
     pub max_xcom_bytes: usize,
     /// The loop wakes at least this often.
     pub tick: Duration,
-    /// Flush sled after every pass that changed state (crash safety; off only in benchmarks
-    /// that measure the in-memory path).
+    /// Flush sled after every pass that changed state, on the group committer's thread (crash
+    /// safety; off only in benchmarks that measure the in-memory path).
     pub durable: bool,
 }
 
@@ -448,7 +452,16 @@ impl<'a> Scheduler<'a> {
                 self.cfg.max_workers,
                 self.cfg.worker_idle_timeout,
             );
-            let r = self.run_loop(opts, &pool, exec, &tx, &rx);
+            let commit = if self.cfg.durable {
+                Some(
+                    crate::durable::GroupCommit::start(self.store.db().clone()).map_err(|e| {
+                        SchedulerError::Store(format!("cannot start the group committer: {e}"))
+                    })?,
+                )
+            } else {
+                None
+            };
+            let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_ref());
             let peak = pool.peak();
             drop(pool);
             r.map(|mut st| {
@@ -466,6 +479,7 @@ impl<'a> Scheduler<'a> {
         exec: &'env dyn TryRunner,
         tx: &mpsc::Sender<Msg>,
         rx: &mpsc::Receiver<Msg>,
+        commit: Option<&crate::durable::GroupCommit>,
     ) -> Result<LoopStats, SchedulerError> {
         let mut stats = LoopStats::default();
         let mut active: HashMap<u64, Active> = HashMap::new();
@@ -831,8 +845,10 @@ impl<'a> Scheduler<'a> {
             for a in active.values_mut() {
                 wrote += self.persist(&mut a.m, &a.rec, &a.started)?;
             }
-            if wrote > 0 && self.cfg.durable {
-                self.store.flush()?;
+            if wrote > 0 {
+                if let Some(c) = commit {
+                    c.nudge(); // flushed on the committer's thread while the tries run
+                }
             }
             for (run, t, i, inv, last) in jobs {
                 let tx = tx.clone();

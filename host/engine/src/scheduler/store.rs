@@ -148,6 +148,11 @@ impl SchedStore {
         })
     }
 
+    /// The database the trees live in.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Make every write so far durable.
     pub fn flush(&self) -> Result<(), SchedulerError> {
         self.db.flush().map_err(db_err)?;

@@ -1,0 +1,346 @@
+//! [`JournalStore`]: the sled tree of every execution's journal, optionally behind a write-back
+//! buffer so that execution threads never write sled themselves.
+//!
+//! With a buffer, puts, removals, compare-and-set completions and prefix clears go to an
+//! in-memory map that reads consult first; [`JournalStore::apply`] moves it into sled and is
+//! registered with the [`super::GroupCommit`] as a flush hook, so whatever a commit covers is on
+//! disk when the commit returns, exactly as if it had been written straight to sled. The writes
+//! of one flush window are applied by one thread, and a key written several times in a window
+//! (an attempt's `Started` marker, then its result) is written once.
+//!
+//! This module knows bytes and prefixes only; what an entry means is [`super::Journal`]'s.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+type Writes = HashMap<Vec<u8>, Option<Vec<u8>>>;
+
+#[derive(Default)]
+struct Batch {
+    /// Prefixes removed; applied before `writes` (a write queued after a clear survives it).
+    clears: Vec<Vec<u8>>,
+    /// Key -> new value (`None`: removed).
+    writes: Writes,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.clears.is_empty() && self.writes.is_empty()
+    }
+
+    /// What this batch says about `key`: `Some(value or None)` when it decides it.
+    fn lookup(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if let Some(v) = self.writes.get(key) {
+            return Some(v.clone());
+        }
+        if self.clears.iter().any(|p| key.starts_with(p)) {
+            return Some(None);
+        }
+        None
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Writes since the last apply took the batch.
+    current: Batch,
+    /// The batch being applied right now (still answered from memory until it is in sled).
+    in_flight: Option<Arc<Batch>>,
+}
+
+#[derive(Default)]
+struct WriteBack {
+    st: Mutex<State>,
+    /// Serialises appliers.
+    applying: Mutex<()>,
+}
+
+/// The journal tree, written straight through or through a write-back buffer.
+#[derive(Clone)]
+pub struct JournalStore {
+    tree: sled::Tree,
+    buf: Option<Arc<WriteBack>>,
+}
+
+impl JournalStore {
+    /// Writes go straight to sled.
+    pub fn direct(tree: sled::Tree) -> Self {
+        JournalStore { tree, buf: None }
+    }
+
+    /// Writes wait in memory until [`JournalStore::apply`] (register it with the group
+    /// committer: `commit.before_flush(store.flush_hook())`).
+    pub fn buffered(tree: sled::Tree) -> Self {
+        JournalStore {
+            tree,
+            buf: Some(Arc::new(WriteBack::default())),
+        }
+    }
+
+    /// The underlying tree (what is on it may lag the buffer: read through this store).
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// A flush hook that applies the buffer.
+    pub fn flush_hook(&self) -> super::commit::FlushHook {
+        let me = self.clone();
+        Arc::new(move || {
+            if let Err(e) = me.apply() {
+                tracing::error!("cannot write the journal: {e}");
+            }
+        })
+    }
+
+    /// Moves every buffered write into sled (a no-op without a buffer).
+    pub fn apply(&self) -> sled::Result<()> {
+        let Some(wb) = &self.buf else {
+            return Ok(());
+        };
+        let _g = wb.applying.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = {
+            let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+            if st.current.is_empty() {
+                return Ok(());
+            }
+            let b = Arc::new(std::mem::take(&mut st.current));
+            st.in_flight = Some(b.clone());
+            b
+        };
+        let r = (|| -> sled::Result<()> {
+            for p in &batch.clears {
+                let keys: Vec<sled::IVec> =
+                    self.tree.scan_prefix(p).keys().collect::<Result<_, _>>()?;
+                for k in keys {
+                    self.tree.remove(k)?;
+                }
+            }
+            for (k, v) in &batch.writes {
+                match v {
+                    Some(v) => self.tree.insert(k.as_slice(), v.as_slice())?,
+                    None => self.tree.remove(k.as_slice())?,
+                };
+            }
+            Ok(())
+        })();
+        let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+        st.in_flight = None;
+        if r.is_err() {
+            // keep what was not applied: writes queued since take precedence
+            let b = Arc::try_unwrap(batch).unwrap_or_else(|a| Batch {
+                clears: a.clears.clone(),
+                writes: a.writes.clone(),
+            });
+            let newer = std::mem::take(&mut st.current);
+            st.current = b;
+            st.current.clears.extend(newer.clears);
+            st.current.writes.extend(newer.writes);
+        }
+        r
+    }
+
+    fn lookup(wb: &WriteBack, st: &State, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let _ = wb;
+        if let Some(v) = st.current.lookup(key) {
+            return Some(v);
+        }
+        st.in_flight.as_ref().and_then(|b| b.lookup(key))
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> sled::Result<Option<Vec<u8>>> {
+        if let Some(wb) = &self.buf {
+            let st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = Self::lookup(wb, &st, key) {
+                return Ok(v);
+            }
+        }
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets `key`.
+    pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) -> sled::Result<()> {
+        match &self.buf {
+            None => {
+                self.tree.insert(key, value)?;
+            }
+            Some(wb) => {
+                let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+                st.current.writes.insert(key, Some(value));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: Vec<u8>) -> sled::Result<()> {
+        match &self.buf {
+            None => {
+                self.tree.remove(key)?;
+            }
+            Some(wb) => {
+                let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+                st.current.writes.insert(key, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the value of `key` with `new` (`None`: removes it) unless `keep` says the
+    /// current value must stay; returns whether it was replaced. Atomic against every other
+    /// writer of this store.
+    pub fn update_unless(
+        &self,
+        key: &[u8],
+        new: Option<Vec<u8>>,
+        keep: impl Fn(Option<&[u8]>) -> bool,
+    ) -> sled::Result<bool> {
+        match &self.buf {
+            None => loop {
+                let cur = self.tree.get(key)?;
+                if keep(cur.as_deref()) {
+                    return Ok(false);
+                }
+                if self
+                    .tree
+                    .compare_and_swap(key, cur, new.as_deref())?
+                    .is_ok()
+                {
+                    return Ok(true);
+                }
+            },
+            Some(wb) => {
+                let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+                let cur = match Self::lookup(wb, &st, key) {
+                    Some(v) => v,
+                    None => self.tree.get(key)?.map(|v| v.to_vec()),
+                };
+                if keep(cur.as_deref()) {
+                    return Ok(false);
+                }
+                st.current.writes.insert(key.to_vec(), new);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Every (key, value) under `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> sled::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.apply()?;
+        self.tree
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect()
+    }
+
+    /// Removes every key under `prefix`.
+    pub fn clear_prefix(&self, prefix: &[u8]) -> sled::Result<()> {
+        match &self.buf {
+            None => {
+                // one remove at a time: sled's batches take a tree-wide write lock that stalls
+                // every other execution's journal reads
+                let keys: Vec<sled::IVec> = self
+                    .tree
+                    .scan_prefix(prefix)
+                    .keys()
+                    .collect::<Result<_, _>>()?;
+                for k in keys {
+                    self.tree.remove(k)?;
+                }
+            }
+            Some(wb) => {
+                let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+                st.current.writes.retain(|k, _| !k.starts_with(prefix));
+                st.current.clears.push(prefix.to_vec());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stores() -> (tempfile::TempDir, JournalStore, sled::Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let t = db.open_tree("j").unwrap();
+        (dir, JournalStore::buffered(t.clone()), t)
+    }
+
+    #[test]
+    fn buffered_writes_are_read_back_before_and_after_apply() {
+        let (_d, s, tree) = stores();
+        s.insert(b"a\0k1".to_vec(), b"1".to_vec()).unwrap();
+        s.insert(b"a\0k2".to_vec(), b"2".to_vec()).unwrap();
+        assert!(tree.is_empty(), "nothing reaches sled before apply");
+        assert_eq!(s.get(b"a\0k1").unwrap().as_deref(), Some(&b"1"[..]));
+        s.apply().unwrap();
+        assert_eq!(tree.len(), 2);
+        assert_eq!(s.get(b"a\0k2").unwrap().as_deref(), Some(&b"2"[..]));
+        s.remove(b"a\0k2".to_vec()).unwrap();
+        assert_eq!(
+            s.get(b"a\0k2").unwrap(),
+            None,
+            "a buffered removal hides sled's value"
+        );
+        s.apply().unwrap();
+        assert_eq!(tree.len(), 1);
+    }
+
+    #[test]
+    fn update_unless_keeps_a_final_value_and_clears_hide_older_writes() {
+        let (_d, s, tree) = stores();
+        let is_final = |v: Option<&[u8]>| v == Some(&b"ok"[..]);
+        assert!(s
+            .update_unless(b"a\0k", Some(b"started".to_vec()), is_final)
+            .unwrap());
+        assert!(s
+            .update_unless(b"a\0k", Some(b"ok".to_vec()), is_final)
+            .unwrap());
+        assert!(!s
+            .update_unless(b"a\0k", Some(b"late".to_vec()), is_final)
+            .unwrap());
+        s.apply().unwrap();
+        assert_eq!(tree.get(b"a\0k").unwrap().as_deref(), Some(&b"ok"[..]));
+        assert!(
+            !s.update_unless(b"a\0k", None, is_final).unwrap(),
+            "sled's value counts too"
+        );
+        tree.insert(b"b\0old", &b"x"[..]).unwrap();
+        s.insert(b"b\0new".to_vec(), b"y".to_vec()).unwrap();
+        s.clear_prefix(b"b\0").unwrap();
+        assert_eq!(s.get(b"b\0old").unwrap(), None);
+        assert_eq!(s.get(b"b\0new").unwrap(), None);
+        s.insert(b"b\0after".to_vec(), b"z".to_vec()).unwrap();
+        s.apply().unwrap();
+        let left: Vec<_> = tree
+            .scan_prefix(b"b\0")
+            .keys()
+            .map(|k| k.unwrap().to_vec())
+            .collect();
+        assert_eq!(
+            left,
+            vec![b"b\0after".to_vec()],
+            "a write after the clear survives it"
+        );
+        assert_eq!(s.scan_prefix(b"a\0").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn direct_store_behaves_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let s = JournalStore::direct(db.open_tree("j").unwrap());
+        let is_final = |v: Option<&[u8]>| v == Some(&b"ok"[..]);
+        assert!(s
+            .update_unless(b"a\0k", Some(b"ok".to_vec()), is_final)
+            .unwrap());
+        assert!(!s
+            .update_unless(b"a\0k", Some(b"x".to_vec()), is_final)
+            .unwrap());
+        s.clear_prefix(b"a\0").unwrap();
+        assert_eq!(s.get(b"a\0k").unwrap(), None);
+    }
+}
