@@ -17,6 +17,8 @@ struct State {
     requested: u64,
     /// Every ticket up to this one is durable.
     done: u64,
+    /// Callers blocked in [`GroupCommit::commit`].
+    waiting: u64,
     /// Flushes started so far; a commit is covered by flush number `started + 1` (the next to
     /// start: one already running took its target before the commit's ticket existed).
     started: u64,
@@ -24,6 +26,9 @@ struct State {
     /// The last flush error; commits fail while it is set.
     failed: Option<String>,
 }
+
+/// How long a flush asked for by [`GroupCommit::nudge`] alone waits for more writes to share it.
+const NUDGE_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Pending writes applied by the flusher right before each flush (see the module docs).
 pub type FlushHook = Arc<dyn Fn() + Send + Sync>;
@@ -54,6 +59,7 @@ impl GroupCommit {
             st: Mutex::new(State {
                 requested: 0,
                 done: 0,
+                waiting: 0,
                 started: 0,
                 stop: false,
                 failed: None,
@@ -82,7 +88,8 @@ impl GroupCommit {
             .push(hook);
     }
 
-    /// Asks for a flush soon without waiting for it (a hook has pending writes).
+    /// Asks for a flush soon (within a couple of milliseconds, shared with whatever else is
+    /// written meanwhile) without waiting for it.
     pub fn nudge(&self) {
         let mut st = self.inner.st.lock().unwrap_or_else(|e| e.into_inner());
         if !st.stop && st.requested == st.done {
@@ -105,13 +112,18 @@ impl GroupCommit {
         let ticket = st.requested;
         let cv = &self.inner.flushed[((st.started + 1) % 2) as usize];
         self.inner.wake_flusher.notify_one();
-        while st.done < ticket {
+        st.waiting += 1;
+        let r = loop {
+            if st.done >= ticket {
+                break Ok(());
+            }
             if let Some(e) = &st.failed {
-                return Err(DurableError::Commit(e.clone()));
+                break Err(DurableError::Commit(e.clone()));
             }
             st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-        Ok(())
+        };
+        st.waiting -= 1;
+        r
     }
 
     /// How many flushes ran (each covering one or more commits).
@@ -138,6 +150,20 @@ fn flusher(inner: &Inner) {
                     .wake_flusher
                     .wait(st)
                     .unwrap_or_else(|e| e.into_inner());
+            }
+            // only nudges so far: let the writes of the next moments share this flush, unless
+            // someone blocks on a commit meanwhile
+            let deadline = std::time::Instant::now() + NUDGE_DELAY;
+            while st.waiting == 0 && !st.stop {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                st = inner
+                    .wake_flusher
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
             if st.requested == st.done && st.stop {
                 drop(st);
