@@ -45,7 +45,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let t = Instant::now();
     let art = host
         .sandbox
-        .engine()
+        .engine_for(bytes.len())
         .precompile_component(&bytes)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let compile = t.elapsed();

@@ -460,10 +460,11 @@ fn corrupt_precompiled_artifact_is_refused_and_recompiled() {
     let rec = h
         .resolve(&weft_engine::PluginRef::parse("echo").unwrap())
         .unwrap();
-    assert!(h.load(&rec).unwrap().compiled);
+    let loaded = h.load(&rec).unwrap();
+    assert!(loaded.compiled);
     // Damage the cached native code: the store must refuse it and the sandbox recompile.
     let art = store
-        .precompiled(&rec.digest, sandbox.fingerprint())
+        .precompiled(&rec.digest, sandbox.fingerprint_of(&loaded))
         .unwrap()
         .unwrap();
     let art_digest = weft_store::Digest::of(&art);

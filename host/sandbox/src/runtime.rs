@@ -83,6 +83,8 @@ pub struct LoadedComponent {
     sensor: Option<sensor::SensorTaskPre<HostState>>,
     /// Whether this load compiled the component (false: memory or artifact cache hit).
     pub compiled: bool,
+    /// Which engine it was compiled for (see [`Sandbox`]).
+    flavor: Flavor,
 }
 
 /// Settings of the process-wide engine.
@@ -143,12 +145,35 @@ impl Drop for EpochTicker {
     }
 }
 
-/// The process's wasm sandbox.
-pub struct Sandbox {
+/// Components up to this size get the engine that copies their initial memory (see
+/// [`Sandbox`]); larger ones map it copy-on-write.
+pub const COPY_INIT_MAX_BYTES: usize = 1 << 20;
+
+/// How an engine initialises linear memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// Copy-on-write mapping of the module's memory image: instantiation touches only the pages
+    /// the guest writes, which suits big images (Python and JavaScript interpreters).
+    Cow,
+    /// Data segments copied into fresh memory: no copy-on-write faults, so no TLB shootdowns
+    /// across threads on every instantiation; best for small images (Rust guests).
+    Copy,
+}
+
+/// One engine and what is tied to it.
+struct EngineSet {
     engine: Engine,
     linker: Linker<HostState>,
-    cache: Mutex<HashMap<[u8; 32], Arc<LoadedComponent>>>,
     fingerprint: String,
+}
+
+/// The process's wasm sandbox. It keeps two engines with the same limits: components of at
+/// most [`COPY_INIT_MAX_BYTES`] run on one that copies their initial memory, bigger ones on
+/// one that maps it copy-on-write (each component always lands on the same one, by size).
+pub struct Sandbox {
+    cow: EngineSet,
+    copy: EngineSet,
+    cache: Mutex<HashMap<[u8; 32], Arc<LoadedComponent>>>,
     max_memory_bytes: usize,
     /// Invocations in flight, capped at the pool's instance slots: callers beyond it wait for
     /// a slot (back-pressure) instead of failing with the allocator's limit.
@@ -184,11 +209,44 @@ impl Drop for SlotGuard<'_> {
 
 impl Sandbox {
     pub fn new(cfg: &SandboxConfig) -> Result<Self, SandboxError> {
-        let engine = match Self::build_engine(cfg, cfg.pooling) {
+        let cow = Self::engine_set(cfg, true)?;
+        let copy = Self::engine_set(cfg, false)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let weak = [cow.engine.weak(), copy.engine.weak()];
+        let stop2 = stop.clone();
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    for w in &weak {
+                        match w.upgrade() {
+                            Some(e) => e.increment_epoch(),
+                            None => return,
+                        }
+                    }
+                }
+            })
+            .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Self {
+            cow,
+            copy,
+            cache: Mutex::new(HashMap::new()),
+            max_memory_bytes: cfg.max_memory_bytes,
+            slots: Slots {
+                free: Mutex::new(cfg.pool_instances.max(1) as usize),
+                cv: std::sync::Condvar::new(),
+            },
+            _ticker: EpochTicker { stop },
+        })
+    }
+
+    fn engine_set(cfg: &SandboxConfig, cow: bool) -> Result<EngineSet, SandboxError> {
+        let engine = match Self::build_engine(cfg, cfg.pooling, cow) {
             Ok(e) => e,
             Err(e) if cfg.pooling => {
                 tracing::warn!("pooling allocator unavailable ({e}); using on-demand allocation");
-                Self::build_engine(cfg, false)?
+                Self::build_engine(cfg, false, cow)?
             }
             Err(e) => return Err(e),
         };
@@ -210,46 +268,24 @@ impl Sandbox {
             wasmtime::component::HasSelf<HostState>,
         >(&mut linker, |s| s)
         .map_err(|e| SandboxError::Engine(e.to_string()))?;
-
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let weak = engine.weak();
-        let stop2 = stop.clone();
-        std::thread::Builder::new()
-            .name("weft-epoch".into())
-            .spawn(move || {
-                while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(e) => e.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
-
         let fingerprint = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
             engine.precompile_compatibility_hash().hash(&mut h);
+            cow.hash(&mut h);
             format!("wasmtime-{}-{:016x}", env!("CARGO_PKG_VERSION"), h.finish())
         };
-        Ok(Self {
+        Ok(EngineSet {
             engine,
             linker,
-            cache: Mutex::new(HashMap::new()),
             fingerprint,
-            max_memory_bytes: cfg.max_memory_bytes,
-            slots: Slots {
-                free: Mutex::new(cfg.pool_instances.max(1) as usize),
-                cv: std::sync::Condvar::new(),
-            },
-            _ticker: EpochTicker { stop },
         })
     }
 
-    fn build_engine(cfg: &SandboxConfig, pooling: bool) -> Result<Engine, SandboxError> {
+    fn build_engine(cfg: &SandboxConfig, pooling: bool, cow: bool) -> Result<Engine, SandboxError> {
         let mut c = Config::new();
         c.wasm_component_model(true);
+        c.memory_init_cow(cow);
         c.consume_fuel(true);
         c.epoch_interruption(true);
         c.max_wasm_stack(1 << 20);
@@ -273,13 +309,29 @@ impl Sandbox {
         Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))
     }
 
-    /// The key under which precompiled artifacts of this engine are cached.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+    fn set(&self, f: Flavor) -> &EngineSet {
+        match f {
+            Flavor::Cow => &self.cow,
+            Flavor::Copy => &self.copy,
+        }
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    fn flavor_for(bytes: usize) -> Flavor {
+        if bytes <= COPY_INIT_MAX_BYTES {
+            Flavor::Copy
+        } else {
+            Flavor::Cow
+        }
+    }
+
+    /// The key under which precompiled artifacts of `c`'s engine are cached.
+    pub fn fingerprint_of(&self, c: &LoadedComponent) -> &str {
+        &self.set(c.flavor).fingerprint
+    }
+
+    /// The engine a component of `bytes` bytes is compiled for.
+    pub fn engine_for(&self, bytes: usize) -> &Engine {
+        &self.set(Self::flavor_for(bytes)).engine
     }
 
     /// Returns the ready component for `digest`, from memory, the artifact cache, or by compiling
@@ -306,34 +358,45 @@ impl Sandbox {
         };
         let mut compiled = false;
         let mut component = None;
-        if let Some(art) = cache.and_then(|c| c.load(&digest, &self.fingerprint)) {
+        // an artifact exists for the engine the component was first compiled for
+        for flavor in [Flavor::Copy, Flavor::Cow] {
+            let set = self.set(flavor);
+            let Some(art) = cache.and_then(|c| c.load(&digest, &set.fingerprint)) else {
+                continue;
+            };
             // SAFETY: the artifact was produced by `precompile_component` of an engine with the
             // same compatibility fingerprint and verified against its blake3 digest by the cache.
-            match unsafe { Component::deserialize(&self.engine, &art) } {
-                Ok(c) => component = Some(c),
+            match unsafe { Component::deserialize(&set.engine, &art) } {
+                Ok(c) => {
+                    component = Some((c, flavor));
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(plugin = name, "ignoring unusable precompiled artifact: {e}")
                 }
             }
         }
-        let component = match component {
+        let (component, flavor) = match component {
             Some(c) => c,
             None => {
                 let wasm = bytes().map_err(compile_err)?;
                 compiled = true;
-                let art = self
+                let flavor = Self::flavor_for(wasm.len());
+                let set = self.set(flavor);
+                let art = set
                     .engine
                     .precompile_component(&wasm)
                     .map_err(|e| compile_err(format!("{e:#}")))?;
                 if let Some(c) = cache {
-                    c.save(&digest, &self.fingerprint, &art);
+                    c.save(&digest, &set.fingerprint, &art);
                 }
                 // SAFETY: `art` was just produced by this engine.
-                unsafe { Component::deserialize(&self.engine, &art) }
-                    .map_err(|e| compile_err(format!("{e:#}")))?
+                let c = unsafe { Component::deserialize(&set.engine, &art) }
+                    .map_err(|e| compile_err(format!("{e:#}")))?;
+                (c, flavor)
             }
         };
-        let loaded = self.prepare(name, digest, &component, compiled)?;
+        let loaded = self.prepare(name, digest, &component, compiled, flavor)?;
         let loaded = Arc::new(loaded);
         self.cache
             .lock()
@@ -348,8 +411,10 @@ impl Sandbox {
         digest: blake3::Hash,
         component: &Component,
         compiled: bool,
+        flavor: Flavor,
     ) -> Result<LoadedComponent, SandboxError> {
         let pre = self
+            .set(flavor)
             .linker
             .instantiate_pre(component)
             .map_err(|e| SandboxError::Link {
@@ -365,6 +430,7 @@ impl Sandbox {
                 task: Some(t),
                 sensor: None,
                 compiled,
+                flavor,
             });
         }
         if let Ok(s) = sensor::SensorTaskPre::new(pre) {
@@ -375,6 +441,7 @@ impl Sandbox {
                 task: None,
                 sensor: Some(s),
                 compiled,
+                flavor,
             });
         }
         Err(SandboxError::NotAnOperator {
@@ -438,7 +505,7 @@ impl Sandbox {
             stderr,
             plugin: c.name.clone(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.set(c.flavor).engine, state);
         store.limiter(|s| &mut s.limiter);
         store
             .set_fuel(limits.fuel)

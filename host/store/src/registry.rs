@@ -29,6 +29,11 @@ pub struct Registry {
     plugins: sled::Tree,
     by_digest: sled::Tree,
     precompiled: sled::Tree,
+    /// [`Registry::by_digest`] answers (executions resolve their pinned digest on every task);
+    /// emptied by every change to the registry.
+    /// (generation, answers): the generation changes with every write, and an answer read
+    /// under an older one is not kept.
+    digest_cache: std::sync::Mutex<(u64, std::collections::HashMap<Digest, PluginRecord>)>,
 }
 
 impl Registry {
@@ -37,6 +42,7 @@ impl Registry {
             plugins: db.open_tree("plugins")?,
             by_digest: db.open_tree("plugin_digests")?,
             precompiled: db.open_tree("precompiled")?,
+            digest_cache: Default::default(),
         })
     }
 
@@ -51,9 +57,11 @@ impl Registry {
             key: key.clone(),
             reason: e.to_string(),
         })?;
+        self.forget_cached();
         self.plugins.insert(key.as_bytes(), val)?;
         self.by_digest
             .insert(rec.digest.as_bytes(), key.as_bytes())?;
+        self.forget_cached();
         self.plugins.flush()?;
         self.by_digest.flush()?;
         Ok(())
@@ -100,23 +108,47 @@ impl Registry {
     }
 
     pub fn by_digest(&self, digest: &Digest) -> Result<Option<PluginRecord>, StoreError> {
+        let cache = || self.digest_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = {
+            let c = cache();
+            if let Some(rec) = c.1.get(digest) {
+                return Ok(Some(rec.clone()));
+            }
+            c.0
+        };
         let Some(key) = self.by_digest.get(digest.as_bytes())? else {
             return Ok(None);
         };
         let key = String::from_utf8_lossy(&key).into_owned();
-        self.plugins
+        let rec = self
+            .plugins
             .get(key.as_bytes())?
             .map(|v| decode(&key, &v))
-            .transpose()
+            .transpose()?;
+        if let Some(r) = &rec {
+            let mut c = cache();
+            if c.0 == generation {
+                c.1.insert(*digest, r.clone());
+            }
+        }
+        Ok(rec)
+    }
+
+    fn forget_cached(&self) {
+        let mut c = self.digest_cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.0 += 1;
+        c.1.clear();
     }
 
     pub fn remove(&self, name: &str, version: &str) -> Result<bool, StoreError> {
         let key = format!("{name}@{version}");
+        self.forget_cached();
         let Some(old) = self.plugins.remove(key.as_bytes())? else {
             return Ok(false);
         };
         let rec = decode(&key, &old)?;
         self.by_digest.remove(rec.digest.as_bytes())?;
+        self.forget_cached();
         Ok(true)
     }
 }
