@@ -128,6 +128,7 @@ pub fn run(
             .map_or(MAX_SECONDS, |t| t.min(MAX_SECONDS)),
     );
     let runner = ServerTaskRunner {
+        pins: Default::default(),
         app: app.clone(),
         execution_role: execution_role(app, &smr.role_arn)?,
         ctl: None,

@@ -20,6 +20,8 @@ use weft_engine::durable::{Entry, ExecControl, Suspension};
 use weft_sandbox::Policy;
 
 pub(crate) struct ServerTaskRunner {
+    /// Plugin digests this run pinned (the journal holds them too; this spares the lookups).
+    pub pins: std::sync::Mutex<HashMap<String, String>>,
     pub app: Arc<AppState>,
     pub execution_role: Option<Arc<Policy>>,
     /// The durable control of a Standard execution; `None` for Express runs.
@@ -119,7 +121,17 @@ impl ServerTaskRunner {
             _ => return interrupted(crate::task_logs::run_logged(&self.app, runner, req)),
         };
         let pin_key = format!("pin:{}", req.target_or(&name));
-        let digest = match ctl.journal().get(&pin_key).map_err(journal_failure)? {
+        let known = self
+            .pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pin_key)
+            .cloned();
+        let journaled = match known {
+            Some(d) => Some(Entry::Pinned { digest: d }),
+            None => ctl.journal().get(&pin_key).map_err(journal_failure)?,
+        };
+        let digest = match journaled {
             Some(Entry::Pinned { digest }) => digest,
             _ => match weft_engine::plugin_host::resolve(&self.app.store, &reference) {
                 Ok(rec) => {
@@ -137,6 +149,10 @@ impl ServerTaskRunner {
                 Err(_) => return interrupted(crate::task_logs::run_logged(&self.app, runner, req)),
             },
         };
+        self.pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pin_key, digest.clone());
         let mut resource = req.resource.clone();
         let mut pinned = req.clone();
         match &mut resource.kind {
@@ -440,6 +456,11 @@ fn signature(ev: &HistoryEvent) -> u64 {
 }
 
 impl DurableHistory {
+    /// True when nothing of the execution is recorded yet (its first run).
+    pub fn is_new(&self) -> bool {
+        self.old.is_empty()
+    }
+
     /// A sink for `arn`, loading the signatures of what is already recorded.
     pub fn load(
         app: &Arc<AppState>,

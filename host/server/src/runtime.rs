@@ -794,6 +794,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         let input: Value = serde_json::from_str(&rec.input)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid input: {e}")))?;
         let runner = ServerTaskRunner {
+            pins: Default::default(),
             app: app.clone(),
             execution_role: execution_role(app, &role_arn)?,
             ctl: Some(ctl.clone()),
@@ -806,6 +807,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         };
         let mut history = DurableHistory::load(app, arn, Some(ctl.clone()))
             .map_err(|e| StateError::new("States.Runtime", e.message))?;
+        ctl.set_fresh(history.is_new());
         let opts = RunOptions {
             execution_name: rec.name.clone(),
             state_machine_name: rec.state_machine_name.clone(),

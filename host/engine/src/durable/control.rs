@@ -31,6 +31,8 @@ pub struct ExecControl {
     shutdown: Arc<AtomicBool>,
     suspend_after_ms: i64,
     suspension: Mutex<Option<Suspension>>,
+    /// This run is the execution's first: nothing of it is journaled yet.
+    fresh: AtomicBool,
 }
 
 /// The `Weft.Suspended` error.
@@ -54,7 +56,20 @@ impl ExecControl {
             shutdown,
             suspend_after_ms: suspend_after.as_millis().min(i64::MAX as u128) as i64,
             suspension: Mutex::new(None),
+            fresh: AtomicBool::new(false),
         }
+    }
+
+    /// Declares whether the run about to start is the execution's first (nothing recorded, not
+    /// even a history event): then no task attempt can have a journal entry before this run
+    /// writes one, and [`super::JournalingRunner`] does not look for one.
+    pub fn set_fresh(&self, fresh: bool) {
+        self.fresh.store(fresh, Ordering::SeqCst);
+    }
+
+    /// See [`ExecControl::set_fresh`].
+    pub fn is_fresh(&self) -> bool {
+        self.fresh.load(Ordering::SeqCst)
     }
 
     /// The execution's journal.

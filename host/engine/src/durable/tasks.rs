@@ -48,7 +48,13 @@ impl TaskRunner for JournalingRunner<'_> {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let k = attempt_key(req);
         let j = self.ctl.journal();
-        match j.get(&k).map_err(failure)? {
+        // (a first run's attempt keys are all new: each is looked up before it is written once)
+        let recorded = if self.ctl.is_fresh() {
+            None
+        } else {
+            j.get(&k).map_err(failure)?
+        };
+        match recorded {
             Some(Entry::Ok { output }) => return Ok(output),
             Some(Entry::Err { error, cause }) => return Err(TaskFailure { error, cause }),
             Some(Entry::Started { .. }) => {
