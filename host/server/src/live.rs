@@ -66,6 +66,11 @@ impl Default for Live {
 
 impl Live {
     /// Publishes a recorded history event of `execution`.
+    /// True when someone listens (build events for [`Live::history`] only then).
+    pub fn is_watched(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     pub fn history(&self, execution: &str, event: &Value) {
         if self.tx.receiver_count() == 0 {
             return;

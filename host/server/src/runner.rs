@@ -527,12 +527,17 @@ impl DurableHistory {
     }
 
     fn write(&mut self, ev: &HistoryEvent) {
-        let v = event_json(ev);
-        if self.app.pending.push_event(&self.arn, ev.id, v.to_string()) {
+        if self
+            .app
+            .pending
+            .push_event(&self.arn, ev.id, event_text(ev))
+        {
             self.app.rt.commit.nudge();
         }
         self.next_id = self.next_id.max(ev.id + 1);
-        self.live.history(&self.arn, &v); // web UI live updates
+        if self.live.is_watched() {
+            self.live.history(&self.arn, &event_json(ev)); // web UI live updates
+        }
     }
 }
 
@@ -589,10 +594,53 @@ impl HistorySink for DurableHistory {
 }
 
 /// `HistoryEvent::to_json` with the timestamp as epoch seconds (AWS JSON 1.0's timestamp shape).
+/// [`event_json`] as text, written without building the JSON tree (the hot path).
+pub(crate) fn event_text(ev: &HistoryEvent) -> String {
+    struct Out<'a>(&'a HistoryEvent);
+    impl serde::Serialize for Out<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let ev = self.0;
+            let mut m = s.serialize_map(None)?;
+            m.serialize_entry("timestamp", &(ev.timestamp_ms as f64 / 1000.0))?;
+            m.serialize_entry("type", ev.event_type)?;
+            m.serialize_entry("id", &ev.id)?;
+            m.serialize_entry("previousEventId", &ev.previous_event_id)?;
+            if !ev.details.is_null() {
+                m.serialize_entry(&weft_asl::history::details_key(ev.event_type), &ev.details)?;
+            }
+            m.end()
+        }
+    }
+    serde_json::to_string(&Out(ev)).unwrap_or_default()
+}
+
 pub(crate) fn event_json(ev: &HistoryEvent) -> Value {
     let mut v = ev.to_json();
     if let Some(m) = v.as_object_mut() {
         m.insert("timestamp".into(), crate::records::ts(ev.timestamp_ms));
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_text_is_event_json() {
+        for details in [
+            Value::Null,
+            serde_json::json!({"name": "A", "input": "{\"x\":1.5}"}),
+        ] {
+            let ev = HistoryEvent {
+                id: 7,
+                previous_event_id: 6,
+                timestamp_ms: 1_700_000_000_123,
+                event_type: "TaskStateEntered",
+                details,
+            };
+            assert_eq!(event_text(&ev), event_json(&ev).to_string());
+        }
+    }
 }
