@@ -86,6 +86,13 @@ pub trait RunControl: Send + Sync {
     /// driver records the first deadline it sees and keeps it. `depth` is the nesting depth
     /// of the waiting state (0 = top-level machine).
     fn wait_until(&self, key: &str, until_ms: i64, depth: usize) -> Result<(), StateError>;
+
+    /// The execution's seed for random draws (`States.UUID`, `$random()`, jitter, ...): with
+    /// `Some`, each state visit draws from a sequence derived from it and the visit's key, so
+    /// replays draw the same values (see [`crate::entropy`]).
+    fn entropy_seed(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A runner that fails every task (for machines without tasks).
@@ -296,7 +303,7 @@ fn engine_error(state: &str, entered: u64, e: StateError) -> StateError {
 }
 
 fn random01() -> f64 {
-    (uuid::Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64
+    crate::entropy::next_f64()
 }
 
 /// Runs a state machine to completion (Express semantics, in-process).
@@ -465,6 +472,11 @@ impl Exec<'_> {
                 }
                 _ => String::new(),
             };
+            let _draws = self
+                .control
+                .and_then(|c| c.entropy_seed())
+                .filter(|_| !key.is_empty())
+                .map(|seed| crate::entropy::scope(crate::entropy::seed_for(seed, &key)));
             let here = Scope {
                 path: &key,
                 depth: scope.depth,
@@ -754,7 +766,7 @@ impl Exec<'_> {
         match outcome {
             Ok(result) => {
                 let result = if t.resource.wraps_result() {
-                    let rid = uuid::Uuid::new_v4().to_string();
+                    let rid = crate::entropy::uuid_v4().to_string();
                     let date = self
                         .clock
                         .now()

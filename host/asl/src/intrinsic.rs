@@ -593,7 +593,7 @@ pub fn eval(c: &Call, env: &Env<'_>) -> Result<Value, StateError> {
             }
             let seed = match args.get(2) {
                 Some(s) => as_int(s, f, "seed")? as u64,
-                None => (uuid::Uuid::new_v4().as_u128() & u64::MAX as u128) as u64,
+                None => crate::entropy::next_u64(),
             };
             let mut rng = SplitMix(seed);
             let span = (end as i128 - start as i128) as u128;
@@ -615,7 +615,7 @@ pub fn eval(c: &Call, env: &Env<'_>) -> Result<Value, StateError> {
                 .collect();
             Ok(Value::Array(parts))
         }
-        "UUID" => Ok(Value::String(uuid::Uuid::new_v4().to_string())),
+        "UUID" => Ok(Value::String(crate::entropy::uuid_v4().to_string())),
         _ => Err(fail(format!("unknown intrinsic function 'States.{f}'"))),
     }
 }

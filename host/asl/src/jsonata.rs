@@ -118,8 +118,12 @@ fn from_j<'a>(v: &'a JValue<'a>) -> Option<Value> {
             Value::Array(out)
         }
         JValue::Object(o) => {
+            // the crate's objects are hash maps: their order changes from one evaluation to the
+            // next, so keys are sorted (a replayed run must print what the recorded one did)
+            let mut entries: Vec<_> = o.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             let mut m = serde_json::Map::new();
-            for (k, x) in o.iter() {
+            for (k, x) in entries {
                 if let Some(x) = from_j(x) {
                     m.insert(k.to_string(), x);
                 }
@@ -150,7 +154,10 @@ fn fn_uuid<'a>(
     ctx: FunctionContext<'a, '_>,
     _args: &[&'a JValue<'a>],
 ) -> jsonata_rs::Result<&'a JValue<'a>> {
-    Ok(JValue::string(ctx.arena, &uuid::Uuid::new_v4().to_string()))
+    Ok(JValue::string(
+        ctx.arena,
+        &crate::entropy::uuid_v4().to_string(),
+    ))
 }
 
 fn fn_partition<'a>(
@@ -220,7 +227,7 @@ fn fn_random<'a>(
 ) -> jsonata_rs::Result<&'a JValue<'a>> {
     let seed = match args.first() {
         Some(s) if s.is_number() => s.as_f64() as i64 as u64,
-        _ => (uuid::Uuid::new_v4().as_u128() & u64::MAX as u128) as u64,
+        _ => crate::entropy::next_u64(),
     };
     let x = crate::intrinsic::random_u64(seed);
     Ok(JValue::number(
@@ -445,7 +452,7 @@ fn fn_shuffle<'a>(
         return Ok(JValue::undefined());
     };
     let mut items: Vec<&JValue<'a>> = v.members().collect();
-    let mut seed = (uuid::Uuid::new_v4().as_u128() & u64::MAX as u128) as u64;
+    let mut seed = crate::entropy::next_u64();
     for i in (1..items.len()).rev() {
         seed = crate::intrinsic::random_u64(seed);
         items.swap(i, (seed % (i as u64 + 1)) as usize);
@@ -579,11 +586,13 @@ const BUILTINS: &[&str] = &[
     "uuid",
 ];
 
-/// Rewrites AWS's seeded `$random(seed)` (and LocalStack's `$randomSeeded`) to the
-/// interpreter's own implementation, since the crate binds its built-ins last.
+/// Rewrites AWS's seeded `$random(seed)` (and LocalStack's `$randomSeeded`) and `$uuid()` to
+/// the interpreter's own implementations (whose draws replay; see [`crate::entropy`]), since
+/// the crate binds its built-ins last.
 fn rewrite(text: &str) -> String {
     text.replace("$randomSeeded(", "$awsrandom(")
         .replace("$random(", "$awsrandom(")
+        .replace("$uuid(", "$awsuuid(")
 }
 
 /// Evaluates an expression with `$states` bound to `states` and the variables bound by name.
@@ -614,7 +623,7 @@ pub fn eval(expr: &Expr, states: &Value, vars: &Variables) -> Result<Option<Valu
         }
         j.assign_var("states", to_j(&arena, states));
         j.register_function("parse", 1, fn_parse);
-        j.register_function("uuid", 0, fn_uuid);
+        j.register_function("awsuuid", 0, fn_uuid);
         j.register_function("partition", 2, fn_partition);
         j.register_function("range", 3, fn_range);
         j.register_function("hash", 2, fn_hash);

@@ -63,6 +63,7 @@
 //! ([`HistoryEvent::to_json`]).
 
 pub mod choice;
+pub mod entropy;
 pub mod env;
 pub mod error;
 pub mod express;

@@ -243,12 +243,20 @@ impl Runtime {
     }
 
     fn control(&self, arn: &str) -> Arc<ExecControl> {
-        Arc::new(ExecControl::new(
-            Journal::on(&self.journal, arn),
-            self.commit.clone(),
-            self.shutdown.clone(),
-            SUSPEND_AFTER,
-        ))
+        // unguessable, and the same for every run of the execution (replays draw alike)
+        let mut h = blake3::Hasher::new_keyed(&self.secret);
+        h.update(b"entropy\0");
+        h.update(arn.as_bytes());
+        let seed = u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap_or([0; 8]));
+        Arc::new(
+            ExecControl::new(
+                Journal::on(&self.journal, arn),
+                self.commit.clone(),
+                self.shutdown.clone(),
+                SUSPEND_AFTER,
+            )
+            .with_entropy_seed(seed),
+        )
     }
 
     /// How many executions wait for a worker.

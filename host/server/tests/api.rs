@@ -1706,3 +1706,68 @@ async fn per_state_machine_concurrency_limit() {
         );
     }
 }
+
+/// A run that suspends in a Wait is replayed from its input when the timer fires: the random
+/// draws before the Wait (States.UUID, States.MathRandom, JSONata $uuid) come out the same, so
+/// the history records each state once and the output is what the first run computed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_draw_the_same_random_values() {
+    let s = start(None).await;
+    let def = json!({
+        "StartAt": "Draw",
+        "States": {
+            "Draw": {"Type": "Pass", "Parameters": {
+                "id.$": "States.UUID()", "n.$": "States.MathRandom(0, 1000000000)"}, "Next": "J"},
+            "J": {"Type": "Pass", "QueryLanguage": "JSONata",
+                  "Output": "{% $merge([$states.input, {'j': $uuid()}]) %}", "Next": "W"},
+            "W": {"Type": "Wait", "Seconds": 1, "Next": "Again"},
+            "Again": {"Type": "Pass", "Parameters": {"id2.$": "States.UUID()", "first.$": "$"}, "End": true}
+        }
+    })
+    .to_string();
+    let sm = create(&s, "draws", &def, "STANDARD").await;
+    let mut outputs = Vec::new();
+    for name in ["d1", "d2"] {
+        let e = ok(
+            &s,
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": name}),
+        )
+        .await;
+        let arn = e["executionArn"].as_str().unwrap().to_string();
+        let d = wait_done(&s, &arn).await;
+        assert_eq!(d["status"], "SUCCEEDED", "{d}");
+        let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+        let h = ok(
+            &s,
+            "GetExecutionHistory",
+            json!({"executionArn": arn, "maxResults": 1000}),
+        )
+        .await;
+        let events = h["events"].as_array().unwrap();
+        let exits: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "PassStateExited")
+            .collect();
+        assert_eq!(exits.len(), 3, "each Pass state exits once: {events:?}");
+        let recorded: Value = serde_json::from_str(
+            exits[1]["stateExitedEventDetails"]["output"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            out["first"], recorded,
+            "the replay drew what the first run recorded"
+        );
+        let id = out["first"]["id"].as_str().unwrap();
+        assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+        assert_ne!(out["first"]["id"], out["first"]["j"]);
+        assert_ne!(out["first"]["id"], out["id2"]);
+        outputs.push(out);
+    }
+    assert_ne!(
+        outputs[0]["first"]["id"], outputs[1]["first"]["id"],
+        "executions draw differently"
+    );
+}

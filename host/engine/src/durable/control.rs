@@ -33,6 +33,8 @@ pub struct ExecControl {
     suspension: Mutex<Option<Suspension>>,
     /// This run is the execution's first: nothing of it is journaled yet.
     fresh: AtomicBool,
+    /// The execution's seed for random draws (see [`weft_asl::entropy`]).
+    entropy_seed: Option<u64>,
 }
 
 /// The `Weft.Suspended` error.
@@ -57,7 +59,16 @@ impl ExecControl {
             suspend_after_ms: suspend_after.as_millis().min(i64::MAX as u128) as i64,
             suspension: Mutex::new(None),
             fresh: AtomicBool::new(false),
+            entropy_seed: None,
         }
+    }
+
+    /// Makes the run's random draws (`States.UUID`, `$random()`, ...) a function of `seed` and
+    /// each state visit, so that replays draw the same values. The seed must be the same for
+    /// every run of the execution and unguessable (derive it from a secret).
+    pub fn with_entropy_seed(mut self, seed: u64) -> Self {
+        self.entropy_seed = Some(seed);
+        self
     }
 
     /// Declares whether the run about to start is the execution's first (nothing recorded, not
@@ -141,6 +152,10 @@ fn now_ms() -> i64 {
 }
 
 impl RunControl for ExecControl {
+    fn entropy_seed(&self) -> Option<u64> {
+        self.entropy_seed
+    }
+
     fn check(&self) -> Result<(), StateError> {
         if self.is_cancelled() {
             return Err(suspended("the execution is stopping"));
