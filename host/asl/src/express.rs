@@ -193,6 +193,9 @@ pub struct RunOptions {
     pub start_ms: Option<i64>,
     /// `$$.Execution.RedriveCount`.
     pub redrive_count: u32,
+    /// When the state machine's `TimeoutSeconds` starts counting (epoch ms): a redrive starts
+    /// it again; `None`: at the execution's start.
+    pub timeout_from_ms: Option<i64>,
 }
 
 impl Default for RunOptions {
@@ -209,6 +212,7 @@ impl Default for RunOptions {
             max_transitions: None,
             start_ms: None,
             redrive_count: 0,
+            timeout_from_ms: None,
         }
     }
 }
@@ -349,9 +353,11 @@ pub fn run_express<'a>(
         },
         info,
         opts,
-        deadline_ms: sm
-            .timeout_seconds
-            .map(|t| start_ms.saturating_add((t.min(i64::MAX as u64) as i64).saturating_mul(1000))),
+        deadline_ms: sm.timeout_seconds.map(|t| {
+            opts.timeout_from_ms
+                .unwrap_or(start_ms)
+                .saturating_add((t.min(i64::MAX as u64) as i64).saturating_mul(1000))
+        }),
         transitions: AtomicU64::new(0),
         control: hooks.control,
     };

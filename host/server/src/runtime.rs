@@ -789,6 +789,8 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         .role_arn
         .clone()
         .unwrap_or_else(|| crate::api::DEFAULT_ROLE.to_string());
+    // the state machine's TimeoutSeconds deadline, to wake a suspended run when it passes
+    let mut deadline_ms: Option<i64> = None;
     let outcome = (|| -> Result<Value, StateError> {
         let definition = definition.ok_or_else(|| {
             StateError::new(
@@ -799,6 +801,11 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         let sm = rt
             .machine(&definition)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid definition: {e}")))?;
+        deadline_ms = sm.timeout_seconds.map(|t| {
+            rec.redrive_ms
+                .unwrap_or(rec.start_ms)
+                .saturating_add((t.min(i64::MAX as u64) as i64).saturating_mul(1000))
+        });
         let input: Value = serde_json::from_str(&rec.input)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid input: {e}")))?;
         let runner = ServerTaskRunner {
@@ -822,6 +829,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             role_arn: role_arn.clone(),
             start_ms: Some(rec.start_ms),
             redrive_count: rec.redrive_count,
+            timeout_from_ms: rec.redrive_ms,
             ..RunOptions::default()
         };
         let reader = LocalItemReader {
@@ -841,10 +849,16 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
                 return;
             }
             match ctl.take_suspension() {
-                Some(Suspension::Timer { until_ms }) => {
-                    rt.add_timer(until_ms, Timer::Resume(arn.to_string()))
+                // (past the deadline, the replay ends the execution with States.Timeout)
+                Some(Suspension::Timer { until_ms }) => rt.add_timer(
+                    deadline_ms.map_or(until_ms, |d| until_ms.min(d)),
+                    Timer::Resume(arn.to_string()),
+                ),
+                Some(Suspension::External) => {
+                    if let Some(d) = deadline_ms {
+                        rt.add_timer(d, Timer::Resume(arn.to_string()));
+                    }
                 }
-                Some(Suspension::External) => {}
                 None => {
                     // the journal failed: try again shortly
                     tracing::warn!(execution = %arn, "run unwound: {:?}; retrying in 1 s", e.cause);
@@ -873,7 +887,10 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
         Ok(_) => "SUCCEEDED",
         Err(e)
             if e.error == weft_asl::error::names::TIMEOUT
-                && sm_timeout.is_some_and(|t| stop - rec.start_ms >= t.saturating_mul(1000)) =>
+                && sm_timeout.is_some_and(|t| {
+                    // a redrive starts the state machine's timeout again
+                    stop - rec.redrive_ms.unwrap_or(rec.start_ms) >= t.saturating_mul(1000)
+                }) =>
         {
             "TIMED_OUT"
         }
@@ -900,6 +917,11 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     if let Err(e) = r {
         tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
         return;
+    }
+    if status != "SUCCEEDED" && finished.is_some() {
+        // a task may still wait for an answer (the execution timed out or failed around it):
+        // nobody may answer it now, and a redrive issues new tokens
+        app.rt.forget_tokens_of(&rec.arn);
     }
     if status == "SUCCEEDED" {
         // the journal is only needed to replay or redrive: dropped with the next flush

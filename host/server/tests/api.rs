@@ -1771,3 +1771,55 @@ async fn replays_draw_the_same_random_values() {
         "executions draw differently"
     );
 }
+
+/// The state machine's TimeoutSeconds ends an execution that waits for a callback (its token
+/// is void from then on), and a redrive gives the redriven run the whole timeout again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_executions_redrive_with_a_fresh_timeout() {
+    let s = start(None).await;
+    let def = r#"{"StartAt":"A","TimeoutSeconds":1,"States":{
+      "A":{"Type":"Task","Resource":"arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+           "Parameters":{"QueueUrl":"q","MessageBody":{"token.$":"$$.Task.Token"}},"End":true}}}"#;
+    let sm = create(&s, "sm-timeout", def, "STANDARD").await;
+    let e = ok(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "t1"}),
+    )
+    .await;
+    let arn = e["executionArn"].as_str().unwrap().to_string();
+    let token = token_at(&s, &arn, 0).await;
+    let d = wait_done(&s, &arn).await;
+    assert_eq!(d["status"], "TIMED_OUT", "{d}");
+    let (ty, _) = err(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+    )
+    .await;
+    assert_eq!(
+        ty, "TaskDoesNotExist",
+        "nobody waits for the token of a timed-out execution"
+    );
+    ok(&s, "RedriveExecution", json!({"executionArn": arn})).await;
+    // the redriven attempt waits again (same attempt, same token), with a new second to go
+    let mut waiting = false;
+    for _ in 0..40 {
+        let (status, _) = call(&s, "SendTaskHeartbeat", json!({"taskToken": token})).await;
+        if status == 200 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waiting, "the redriven task does not wait for its token");
+    ok(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{\"ok\":1}"}),
+    )
+    .await;
+    let d = wait_done(&s, &arn).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(d["redriveCount"], 1);
+}
