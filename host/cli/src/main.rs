@@ -3,6 +3,9 @@
 //! Exit codes: 0 success, 1 a failed execution/task/run (its `{"Error","Cause"}` on stdout),
 //! 2 invalid input (definition, policy, arguments), 3 any other error.
 
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod args;
 mod cmd_bench;
 mod cmd_bench_dag;
