@@ -302,8 +302,9 @@ impl Sandbox {
             p.max_tables_per_component(64);
             p.max_core_instances_per_component(64);
             // Batch the madvise calls that reset slots: the mm-wide lock they take serialises
-            // concurrent invocations.
-            p.decommit_batch_size(16);
+            // concurrent invocations, and each one costs a TLB shootdown on every core (64:
+            // 2-thread warm invokes 76k -> 94k/s).
+            p.decommit_batch_size(64);
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
         }
         Engine::new(&c).map_err(|e| SandboxError::Engine(format!("{e:#}")))
