@@ -9,6 +9,13 @@ mkdir -p "$WEFT_HOME"
 "$WEFT" plugin install --force target/plugins/echo.wasm >/dev/null
 echo "== warm/cold plugin invocation, store put/get (weft bench invoke)"
 "$WEFT" bench invoke --plugin echo --iterations 20000 --threads 2
+echo "== ASL interpreter overhead per sandboxed task (weft bench chain)"
+"$WEFT" bench chain
+echo "== Standard durable transitions with group commit: 64 and 128 executions running at once"
+"$WEFT" bench standard --iterations 4000 --threads 1
+"$WEFT" bench standard --iterations 4000 --threads 2
+echo "== 100,000 executions parked in a Wait: resident memory, then restart and resume time"
+"$WEFT" bench idle --iterations 100000
 echo "== DAG scheduler: 10,000-task wide/deep DAGs, upstream->downstream latency, 3-year daily catchup"
 "$WEFT" bench dag --plugin echo --threads 2
 "$WEFT" bench dag --plugin none --threads 2
