@@ -878,10 +878,13 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
 /// `.sync` parent.
 fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, StateError>) {
     let stop = now_ms();
+    // (the run parsed this definition: it comes from the cache)
     let sm_timeout = rec.definition.as_deref().and_then(|d| {
-        serde_json::from_str::<Value>(d)
+        app.rt
+            .machine(d)
             .ok()
-            .and_then(|v| v.get("TimeoutSeconds").and_then(Value::as_i64))
+            .and_then(|m| m.timeout_seconds)
+            .map(|t| t.min(i64::MAX as u64) as i64)
     });
     let status = match &result {
         Ok(_) => "SUCCEEDED",

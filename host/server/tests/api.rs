@@ -1121,6 +1121,18 @@ async fn bench_sync_express() {
 }
 
 /// Polls until `arn` shows a TaskScheduled event whose parameters carry a token at `pointer`.
+/// True once a task waits for `token` (a heartbeat is accepted), within 2 s.
+async fn is_waited_for(s: &Server, token: &str) -> bool {
+    for _ in 0..100 {
+        let (status, _) = call(s, "SendTaskHeartbeat", json!({"taskToken": token})).await;
+        if status == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 async fn token_at(s: &Server, arn: &str, nth: usize) -> String {
     for _ in 0..200 {
         let h = ok(s, "GetExecutionHistory", json!({"executionArn": arn})).await;
@@ -1296,16 +1308,10 @@ async fn redrive_reruns_only_what_failed() {
     let r = ok(&s, "RedriveExecution", json!({"executionArn": arn})).await;
     assert!(r["redriveDate"].is_number());
     // B waits again (same attempt, same token); A is not asked again
-    let mut waiting = false;
-    for _ in 0..100 {
-        let (status, _) = call(&s, "SendTaskHeartbeat", json!({"taskToken": tb})).await;
-        if status == 200 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(waiting, "the redriven task does not wait for its token");
+    assert!(
+        is_waited_for(&s, &tb).await,
+        "the redriven task does not wait for its token"
+    );
     let (t, _) = err(
         &s,
         "SendTaskSuccess",
@@ -1803,16 +1809,10 @@ async fn timed_out_executions_redrive_with_a_fresh_timeout() {
     );
     ok(&s, "RedriveExecution", json!({"executionArn": arn})).await;
     // the redriven attempt waits again (same attempt, same token), with a new second to go
-    let mut waiting = false;
-    for _ in 0..40 {
-        let (status, _) = call(&s, "SendTaskHeartbeat", json!({"taskToken": token})).await;
-        if status == 200 {
-            waiting = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(waiting, "the redriven task does not wait for its token");
+    assert!(
+        is_waited_for(&s, &token).await,
+        "the redriven task does not wait for its token"
+    );
     ok(
         &s,
         "SendTaskSuccess",

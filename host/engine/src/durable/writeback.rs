@@ -139,8 +139,7 @@ impl JournalStore {
         r
     }
 
-    fn lookup(wb: &WriteBack, st: &State, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        let _ = wb;
+    fn lookup(st: &State, key: &[u8]) -> Option<Option<Vec<u8>>> {
         if let Some(v) = st.current.lookup(key) {
             return Some(v);
         }
@@ -151,7 +150,7 @@ impl JournalStore {
     pub fn get(&self, key: &[u8]) -> sled::Result<Option<Vec<u8>>> {
         if let Some(wb) = &self.buf {
             let st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = Self::lookup(wb, &st, key) {
+            if let Some(v) = Self::lookup(&st, key) {
                 return Ok(v);
             }
         }
@@ -211,7 +210,7 @@ impl JournalStore {
             },
             Some(wb) => {
                 let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-                let cur = match Self::lookup(wb, &st, key) {
+                let cur = match Self::lookup(&st, key) {
                     Some(v) => v,
                     None => self.tree.get(key)?.map(|v| v.to_vec()),
                 };
