@@ -801,11 +801,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         let sm = rt
             .machine(&definition)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid definition: {e}")))?;
-        deadline_ms = sm.timeout_seconds.map(|t| {
-            rec.redrive_ms
-                .unwrap_or(rec.start_ms)
-                .saturating_add((t.min(i64::MAX as u64) as i64).saturating_mul(1000))
-        });
+        deadline_ms = timeout_deadline(&rec, &sm);
         let input: Value = serde_json::from_str(&rec.input)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid input: {e}")))?;
         let runner = ServerTaskRunner {
@@ -874,26 +870,31 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
     }
 }
 
+/// When the state machine's `TimeoutSeconds` ends the execution (epoch ms): counted from its
+/// start, or from its last redrive, which starts the timeout again.
+fn timeout_deadline(rec: &ExecutionRecord, sm: &weft_asl::StateMachine) -> Option<i64> {
+    sm.timeout_seconds.map(|t| {
+        rec.redrive_ms
+            .unwrap_or(rec.start_ms)
+            .saturating_add((t.min(i64::MAX as u64) as i64).saturating_mul(1000))
+    })
+}
+
 /// Records an execution's end (unless it was stopped meanwhile), commits, and answers a
 /// `.sync` parent.
 fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, StateError>) {
     let stop = now_ms();
     // (the run parsed this definition: it comes from the cache)
-    let sm_timeout = rec.definition.as_deref().and_then(|d| {
-        app.rt
-            .machine(d)
-            .ok()
-            .and_then(|m| m.timeout_seconds)
-            .map(|t| t.min(i64::MAX as u64) as i64)
-    });
+    let deadline = rec
+        .definition
+        .as_deref()
+        .and_then(|d| app.rt.machine(d).ok())
+        .and_then(|sm| timeout_deadline(rec, &sm));
     let status = match &result {
         Ok(_) => "SUCCEEDED",
         Err(e)
             if e.error == weft_asl::error::names::TIMEOUT
-                && sm_timeout.is_some_and(|t| {
-                    // a redrive starts the state machine's timeout again
-                    stop - rec.redrive_ms.unwrap_or(rec.start_ms) >= t.saturating_mul(1000)
-                }) =>
+                && deadline.is_some_and(|d| stop >= d) =>
         {
             "TIMED_OUT"
         }
