@@ -8,7 +8,7 @@
 
 use crate::plugin_host::output_value;
 use crate::{PluginHost, PluginRef, Roles};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,6 +160,28 @@ fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
     }
 }
 
+/// The context a guest receives: `{"task","attempt","execution","params","context"[,"traceparent"]}`.
+#[derive(serde::Serialize)]
+struct GuestContext<'a> {
+    task: &'a str,
+    attempt: u32,
+    execution: Option<&'a Value>,
+    params: EmptyObject,
+    context: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
+}
+
+/// Serialises as `{}`.
+struct EmptyObject;
+
+impl serde::Serialize for EmptyObject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        s.serialize_map(Some(0))?.end()
+    }
+}
+
 impl TaskRunner for SandboxTaskRunner<'_> {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let r = Self::plugin_ref(req)?;
@@ -168,32 +190,38 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         if let Some(t) = req.timeout_seconds {
             limits.timeout = Duration::from_secs(t.min(365 * 24 * 3600));
         }
-        let mut ctx = json!({
-            "task": req.state_name,
-            "attempt": req.attempt,
-            "execution": req.context.pointer("/Execution/Id"),
-            "params": {},
-            "context": req.context,
-        });
-        if let Some(t) = &self.trace_id {
+        let traceparent = self.trace_id.as_ref().map(|t| {
             let tp = traceparent(t, &req.key, req.attempt);
             tracing::info!(task = %req.state_name, attempt = req.attempt, traceparent = %tp, "task");
-            ctx["traceparent"] = Value::String(tp);
-        }
+            tp
+        });
+        // the guest's context, serialised without copying the context object
+        let ctx = GuestContext {
+            task: req.state_name,
+            attempt: req.attempt,
+            execution: req.context.pointer("/Execution/Id"),
+            params: EmptyObject,
+            context: &req.context,
+            traceparent,
+        };
+        let ctx =
+            serde_json::to_string(&ctx).map_err(|e| failure("States.Runtime", e.to_string()))?;
         let input = req.payload.to_string();
         let (rec, outcome) = self
             .host
             .run_task_cancellable(
                 &r,
                 &input,
-                &ctx.to_string(),
+                &ctx,
                 Arc::new(grant),
                 limits,
                 self.cancel.clone(),
             )
             .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
         if let Some(observe) = &self.observer {
+            // the observer keeps the logs
             observe(req, &rec, &outcome);
+            return output_value(outcome.result).map_err(|e| failure(&e.error, e.cause));
         }
         self.logs
             .lock()

@@ -127,7 +127,8 @@ impl AppState {
             rt.set_per_state_machine_limit(per_state_machine);
         }
         let history = db.open_tree("sfn_history")?;
-        let pending = Arc::new(pending::Pending::new(history.clone()));
+        let task_logs = db.open_tree(task_logs::TREE)?;
+        let pending = Arc::new(pending::Pending::new(history.clone(), task_logs.clone()));
         let p2 = pending.clone();
         rt.commit.before_flush(Arc::new(move || {
             if let Err(e) = p2.apply() {
@@ -143,7 +144,7 @@ impl AppState {
             versions: db.open_tree("sfn_versions")?,
             express_log: db.open_tree("sfn_express_log")?,
             aliases: db.open_tree("sfn_aliases")?,
-            task_logs: db.open_tree(task_logs::TREE)?,
+            task_logs,
             live: live::Live::default(),
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),

@@ -8,6 +8,13 @@
 //! value the events' JSON joined by `\n` (a value holding one event is just that event, which
 //! is also how every older store kept them). [`history_events`] reads either form.
 //!
+//! A task log entry (see [`crate::task_logs`]) queued for an execution that also has events in
+//! the same batch rides in that execution's last run: it is one more line of the run's value,
+//! [`TASK_LOG_MARK`] + the entry's sequence number (16 hex digits) + its JSON, so a task costs no
+//! sled write of its own; history readers skip such lines ([`history_runs`]) and
+//! [`task_log_lines`] returns them. An entry whose execution has no events in the batch is
+//! inserted into the task-log tree under its own key, as every older store kept them.
+//!
 //! This module owns only the queue and the stored shape of history runs; what an event says is
 //! `runner`'s business, and who may read it the API's.
 
@@ -18,32 +25,54 @@ use std::sync::Mutex;
 /// A run of coalesced events is closed at this many bytes (keeps sled values modest).
 const MAX_RUN_BYTES: usize = 64 * 1024;
 
+/// Task log entries ride in a run only while it stays under this many bytes.
+const MAX_RUN_BYTES_WITH_LOGS: usize = 256 * 1024;
+
+/// First byte of a task-log line inside a run (an event line starts with `{`).
+pub const TASK_LOG_MARK: u8 = 0x1e;
+
+/// One execution's share of a batch: its events (id, JSON) and task log entries.
+type ExecBatch<'q> = (Vec<(u64, &'q str)>, Vec<&'q TaskLogEntry>);
+
+/// A queued task log entry.
+struct TaskLogEntry {
+    execution: String,
+    /// Its own key in the task-log tree (used when it cannot ride in a run).
+    key: Vec<u8>,
+    seq: u64,
+    json: String,
+}
+
 #[derive(Default)]
 struct Queue {
     /// (execution ARN, event id, event JSON), in the order they were written.
     events: Vec<(String, u64, String)>,
     /// Plain writes: (tree, key, value).
     writes: Vec<(sled::Tree, Vec<u8>, Vec<u8>)>,
+    /// Task log entries, in the order they were written.
+    task_logs: Vec<TaskLogEntry>,
 }
 
 impl Queue {
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.writes.is_empty()
+        self.events.is_empty() && self.writes.is_empty() && self.task_logs.is_empty()
     }
 }
 
 /// The queue of deferred writes.
 pub struct Pending {
     history: sled::Tree,
+    task_logs: sled::Tree,
     queue: Mutex<Queue>,
     /// Held while a batch is applied, so readers never see half of one.
     applying: Mutex<()>,
 }
 
 impl Pending {
-    pub fn new(history: sled::Tree) -> Self {
+    pub fn new(history: sled::Tree, task_logs: sled::Tree) -> Self {
         Pending {
             history,
+            task_logs,
             queue: Mutex::new(Queue::default()),
             applying: Mutex::new(()),
         }
@@ -63,6 +92,20 @@ impl Pending {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = q.is_empty();
         q.writes.push((tree.clone(), key, value));
+        was_empty
+    }
+
+    /// Queues a task log entry of `execution` (`key`: its own key in the task-log tree, `seq`:
+    /// its sequence number); returns true when the queue was empty before.
+    pub fn push_task_log(&self, execution: &str, key: Vec<u8>, seq: u64, json: String) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = q.is_empty();
+        q.task_logs.push(TaskLogEntry {
+            execution: execution.to_string(),
+            key,
+            seq,
+            json,
+        });
         was_empty
     }
 
@@ -97,15 +140,25 @@ impl Pending {
             tree.insert(k, v)?;
         }
         // group by execution (keeping each one's order), then coalesce consecutive ids
-        let mut by_exec: HashMap<&str, Vec<(u64, &str)>> = HashMap::new();
+        let mut by_exec: HashMap<&str, ExecBatch<'_>> = HashMap::new();
         for (arn, id, json) in &q.events {
             by_exec
                 .entry(arn.as_str())
                 .or_default()
+                .0
                 .push((*id, json.as_str()));
         }
+        for t in &q.task_logs {
+            match by_exec.get_mut(t.execution.as_str()) {
+                Some(e) => e.1.push(t),
+                // no run to ride in
+                None => {
+                    self.task_logs.insert(t.key.as_slice(), t.json.as_bytes())?;
+                }
+            }
+        }
         let mut buf = String::new();
-        for (arn, evs) in by_exec {
+        for (arn, (evs, logs)) in by_exec {
             let mut last: Option<u64> = None;
             for (id, json) in evs {
                 let joins = last.is_some_and(|l| l + 1 == id) && buf.len() < MAX_RUN_BYTES;
@@ -120,6 +173,16 @@ impl Pending {
                 buf.push_str(json);
                 last = Some(id);
             }
+            for t in logs {
+                if buf.len() + t.json.len() > MAX_RUN_BYTES_WITH_LOGS {
+                    self.task_logs.insert(t.key.as_slice(), t.json.as_bytes())?;
+                    continue;
+                }
+                buf.push('\n');
+                buf.push(TASK_LOG_MARK as char);
+                buf.push_str(&format!("{:016x}", t.seq));
+                buf.push_str(&t.json);
+            }
             if let Some(l) = last {
                 self.history.insert(history_key(arn, l), buf.as_bytes())?;
             }
@@ -130,7 +193,7 @@ impl Pending {
 }
 
 /// The stored runs of an execution's events, oldest first: each is the id of its last event and
-/// the events' raw JSON.
+/// the events' raw JSON (task log lines left out).
 pub fn history_runs(
     tree: &sled::Tree,
     arn: &str,
@@ -139,9 +202,38 @@ pub fn history_runs(
         let (k, v) = item?;
         Ok((
             id_of_history_key(&k),
-            v.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect(),
+            v.split(|b| *b == b'\n')
+                .filter(|l| l.first() != Some(&TASK_LOG_MARK))
+                .map(<[u8]>::to_vec)
+                .collect(),
         ))
     })
+}
+
+/// The task log entries that ride in an execution's runs: (sequence number, JSON), in the order
+/// stored (not necessarily by sequence number).
+pub fn task_log_lines(tree: &sled::Tree, arn: &str) -> sled::Result<Vec<(u64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for item in tree.scan_prefix(history_prefix(arn)) {
+        let (_, v) = item?;
+        if !v.contains(&TASK_LOG_MARK) {
+            continue;
+        }
+        for line in v.split(|b| *b == b'\n') {
+            let Some(rest) = line.strip_prefix(&[TASK_LOG_MARK]) else {
+                continue;
+            };
+            let Some(seq) = rest
+                .get(..16)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+            else {
+                continue;
+            };
+            out.push((seq, rest[16..].to_vec()));
+        }
+    }
+    Ok(out)
 }
 
 /// The stored events of an execution, oldest first, as raw JSON, one `Vec` per stored run.
@@ -180,7 +272,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let t = db.open_tree("h").unwrap();
-        let p = Pending::new(t.clone());
+        let p = Pending::new(t.clone(), db.open_tree("l").unwrap());
         for id in 1..=3 {
             p.push_event("a", id, format!("{{\"id\":{id}}}"));
             p.push_event("b", id, format!("{{\"id\":{id}}}"));
@@ -223,10 +315,41 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let t = db.open_tree("h").unwrap();
         let logs = db.open_tree("l").unwrap();
-        let p = Pending::new(t);
+        let p = Pending::new(t, logs.clone());
         assert!(p.push(&logs, b"k".to_vec(), b"v".to_vec()));
         assert!(!p.push(&logs, b"k2".to_vec(), b"v".to_vec()));
         p.apply().unwrap();
         assert_eq!(logs.len(), 2);
+    }
+
+    #[test]
+    fn task_logs_ride_in_runs_and_history_readers_skip_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let t = db.open_tree("h").unwrap();
+        let logs = db.open_tree("l").unwrap();
+        let p = Pending::new(t.clone(), logs.clone());
+        p.push_event("a", 1, "{\"id\":1}".into());
+        p.push_task_log("a", b"a-own-key-7".to_vec(), 7, "{\"state\":\"X\"}".into());
+        p.push_event("a", 2, "{\"id\":2}".into());
+        // no events of "b" in this batch: its entry gets its own key
+        p.push_task_log("b", b"b-own-key-8".to_vec(), 8, "{\"state\":\"Y\"}".into());
+        p.apply().unwrap();
+        assert_eq!(
+            ids(&t, "a"),
+            vec![1, 2],
+            "history readers skip task log lines"
+        );
+        assert_eq!(
+            task_log_lines(&t, "a").unwrap(),
+            vec![(7, b"{\"state\":\"X\"}".to_vec())]
+        );
+        assert_eq!(logs.len(), 1);
+        assert_eq!(
+            logs.get(b"b-own-key-8").unwrap().as_deref(),
+            Some(&b"{\"state\":\"Y\"}"[..])
+        );
+        assert!(task_log_lines(&t, "b").unwrap().is_empty());
+        assert_eq!(last_event_id(&t, "a").unwrap(), 2);
     }
 }

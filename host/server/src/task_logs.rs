@@ -1,6 +1,6 @@
 //! Task logs: what each sandboxed task attempt of an execution printed and was allowed or denied.
 //!
-//! Tree `sfn_task_logs`: key = [`history_prefix`]`(execution ARN)` + task key + attempt, where
+//! Tree `sfn_task_logs` (or a line of the execution's history run, see [`crate::pending`]): key = [`history_prefix`]`(execution ARN)` + task key + attempt, where
 //! the task key is a process-wide sequence number (8 bytes big-endian, seeded from the clock in
 //! microseconds so keys keep increasing across restarts) + the state name + 0x00, and the
 //! attempt is 4 bytes big-endian. Keys therefore sort in the order tasks ran. The value is JSON:
@@ -47,44 +47,64 @@ pub fn key(execution: &str, seq: u64, state: &str, attempt: u32) -> Vec<u8> {
 }
 
 /// The execution ARN of a task request (`$$.Execution.Id`).
-fn execution_of(req: &TaskRequest<'_>) -> Option<String> {
-    req.context
-        .pointer("/Execution/Id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+fn execution_of<'r>(req: &'r TaskRequest<'_>) -> Option<&'r str> {
+    req.context.pointer("/Execution/Id").and_then(Value::as_str)
 }
 
-fn record(app: &AppState, req: &TaskRequest<'_>, v: Value) {
+fn record(app: &AppState, req: &TaskRequest<'_>, text: String) {
     let Some(exec) = execution_of(req) else {
         return;
     };
-    let k = key(&exec, next_seq(), req.state_name, req.attempt);
-    if app
-        .pending
-        .push(&app.task_logs, k, v.to_string().into_bytes())
-    {
+    let seq = next_seq();
+    let k = key(exec, seq, req.state_name, req.attempt);
+    if app.pending.push_task_log(exec, k, seq, text) {
         app.rt.commit.nudge();
     }
 }
 
-fn outcome_json(req: &TaskRequest<'_>, rec: &PluginRecord, out: &Outcome) -> Value {
-    json!({
-        "state": req.state_name,
-        "attempt": req.attempt,
-        "plugin": format!("{}@{}", rec.name, rec.version),
-        "digest": rec.digest.to_hex().to_string(),
-        "stdout": out.stdout,
-        "stderr": out.stderr,
-        "logs": out.logs,
-        "audit": out.audit,
-        "fuelUsed": out.fuel_used,
-        "durationMs": out.duration.as_secs_f64() * 1000.0,
-        "error": match &out.result {
-            Ok(_) => Value::Null,
-            Err(e) => json!({"error": e.error, "cause": e.cause}),
-        },
-        "timestamp": now_ms(),
-    })
+/// One attempt's entry, serialised without building a JSON tree (the hot path).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutcomeEntry<'a> {
+    state: &'a str,
+    attempt: u32,
+    plugin: String,
+    digest: String,
+    stdout: &'a str,
+    stderr: &'a str,
+    logs: &'a [weft_sandbox::LogLine],
+    audit: &'a [weft_sandbox::AuditRecord],
+    fuel_used: u64,
+    duration_ms: f64,
+    error: Option<ErrorEntry<'a>>,
+    timestamp: i64,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorEntry<'a> {
+    error: &'a str,
+    cause: &'a str,
+}
+
+fn outcome_text(req: &TaskRequest<'_>, rec: &PluginRecord, out: &Outcome) -> String {
+    let entry = OutcomeEntry {
+        state: req.state_name,
+        attempt: req.attempt,
+        plugin: format!("{}@{}", rec.name, rec.version),
+        digest: rec.digest.to_hex().to_string(),
+        stdout: &out.stdout,
+        stderr: &out.stderr,
+        logs: &out.logs,
+        audit: &out.audit,
+        fuel_used: out.fuel_used,
+        duration_ms: out.duration.as_secs_f64() * 1000.0,
+        error: out.result.as_ref().err().map(|e| ErrorEntry {
+            error: &e.error,
+            cause: &e.cause,
+        }),
+        timestamp: now_ms(),
+    };
+    serde_json::to_string(&entry).unwrap_or_default()
 }
 
 /// Runs `runner` on `req`, recording the attempt in [`TREE`].
@@ -97,7 +117,7 @@ pub(crate) fn run_logged(
     let runner = runner.with_observer(|req, rec, out| {
         observed.store(true, Ordering::Relaxed);
         crate::metrics::task_finished(app, out);
-        record(app, req, outcome_json(req, rec, out));
+        record(app, req, outcome_text(req, rec, out));
     });
     let r = runner.run_task(req);
     if let Err(e) = &r {
@@ -114,7 +134,8 @@ pub(crate) fn run_logged(
                     "fuelUsed": null, "durationMs": null,
                     "error": {"error": e.error, "cause": e.cause},
                     "timestamp": now_ms(),
-                }),
+                })
+                .to_string(),
             );
         }
     }
@@ -122,17 +143,29 @@ pub(crate) fn run_logged(
 }
 
 /// The task log entries of `execution`, in the order the attempts ran; `true` when truncated.
+/// Entries live in the task-log tree or ride in the execution's history runs (see
+/// [`crate::pending`]).
 pub fn list(app: &AppState, execution: &str) -> Result<(Vec<Value>, bool), crate::ApiError> {
     app.pending.apply()?;
-    let mut out = Vec::new();
-    for item in app.task_logs.scan_prefix(history_prefix(execution)) {
-        let (_, v) = item?;
-        if out.len() == MAX_ENTRIES {
-            return Ok((out, true));
-        }
+    let prefix = history_prefix(execution);
+    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
+    for item in app.task_logs.scan_prefix(&prefix) {
+        let (k, v) = item?;
+        let seq = k
+            .get(prefix.len()..prefix.len() + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        entries.push((seq, v.to_vec()));
+    }
+    entries.extend(crate::pending::task_log_lines(&app.history, execution)?);
+    entries.sort_by_key(|(seq, _)| *seq);
+    let truncated = entries.len() > MAX_ENTRIES;
+    let mut out = Vec::with_capacity(entries.len().min(MAX_ENTRIES));
+    for (_, v) in entries.into_iter().take(MAX_ENTRIES) {
         out.push(serde_json::from_slice(&v)?);
     }
-    Ok((out, false))
+    Ok((out, truncated))
 }
 
 #[cfg(test)]
