@@ -1166,7 +1166,8 @@ impl Exec<'_> {
     }
 
     /// Runs `n` jobs with at most `max_conc` (0 = unlimited) at a time, results in order.
-    /// After the first failure, jobs not yet started are skipped.
+    /// After the first failure (`fail_fast`) or suspension, jobs not yet started are skipped (a
+    /// suspended job has not ended: starting more would break `MaxConcurrency`).
     fn fan_out<F>(
         &self,
         n: usize,
@@ -1191,7 +1192,7 @@ impl Exec<'_> {
                 }
                 let mut p = start_id;
                 let r = job(i, &mut p);
-                failed = fail_fast && r.is_err();
+                failed = stops_fan_out(&r, fail_fast);
                 out.push(r);
             }
             return out;
@@ -1210,7 +1211,7 @@ impl Exec<'_> {
             } else {
                 let mut p = start_id;
                 let r = job(i, &mut p);
-                if fail_fast && r.is_err() {
+                if stops_fan_out(&r, fail_fast) {
                     abort.store(true, Ordering::Relaxed);
                 }
                 r
@@ -1277,6 +1278,14 @@ fn exceeds_payload_limit(v: &Value) -> bool {
     let mut budget = PAYLOAD_LIMIT as isize;
     size(v, &mut budget);
     budget < 0 && serde_json::to_vec(v).map_or(true, |b| b.len() > PAYLOAD_LIMIT)
+}
+
+/// True when a fan-out job's result means no further job may start.
+fn stops_fan_out(r: &Result<Value, StateError>, fail_fast: bool) -> bool {
+    match r {
+        Ok(_) => false,
+        Err(e) => fail_fast || e.is_suspended(),
+    }
 }
 
 /// The first suspension among fan-out results: a suspended branch or iteration suspends the

@@ -12,7 +12,6 @@ use crate::AppState;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 use weft_asl::error::names;
 use weft_asl::resource::{IntegrationPattern, ResourceKind};
 use weft_asl::{HistoryEvent, HistorySink, TaskFailure, TaskRequest, TaskRunner};
@@ -224,20 +223,9 @@ impl ServerTaskRunner {
                 return a;
             }
         }
-        if req.depth == 0 {
-            ctl.suspend_for(Suspension::External);
-            return Err(suspended("waiting for an external answer"));
-        }
-        loop {
-            if ctl.is_cancelled() {
-                return Err(suspended("the execution is stopping"));
-            }
-            if let Some(a) = answer(journal)? {
-                rt.forget_token(token);
-                return a;
-            }
-            ctl.nap(Duration::from_millis(20));
-        }
+        // (top-level or inside Map/Parallel: an answer schedules the execution again)
+        ctl.suspend_for(Suspension::External);
+        Err(suspended("waiting for an external answer"))
     }
 
     /// `states:startExecution[.sync[:2]]` and `weft:statemachine:NAME`: starts the child
@@ -331,12 +319,9 @@ impl ServerTaskRunner {
             if ctl.is_cancelled() {
                 return Err(suspended("the execution is stopping"));
             }
-            if req.depth == 0 {
-                let until_ms = crate::records::now_ms() + 1000;
-                ctl.suspend_for(Suspension::Timer { until_ms });
-                return Err(suspended("waiting for a DAG run"));
-            }
-            ctl.nap(Duration::from_millis(250));
+            let until_ms = crate::records::now_ms() + 1000;
+            ctl.suspend_for(Suspension::Timer { until_ms });
+            return Err(suspended("waiting for a DAG run"));
         }
     }
 

@@ -3,9 +3,10 @@
 //!
 //! An execution is driven by replay (see `weft_engine::durable`): a worker runs the ASL
 //! interpreter from the execution's input with the journal answering every task and timer that
-//! already happened. A run ends by finishing the execution, or by suspending: a top-level Wait
-//! or retry back-off arms a timer here, a top-level callback / activity / `.sync` child waits
-//! for its answer; no thread is held meanwhile. Answers (SendTaskSuccess, an activity worker, a
+//! already happened. A run ends by finishing the execution, or by suspending: a Wait or retry
+//! back-off arms a timer here, a callback / activity / `.sync` child waits for its answer (at
+//! the top level or inside Map and Parallel, whose other branches first finish or suspend too);
+//! no thread is held meanwhile. Answers (SendTaskSuccess, an activity worker, a
 //! child's end, a token's timeout) are journaled and committed, then the execution is scheduled
 //! again. At start-up every RUNNING execution is scheduled, so a crash loses nothing that was
 //! committed.
@@ -33,7 +34,7 @@ use weft_engine::durable::{
 
 /// Executions waiting for a worker, at most.
 pub const MAX_QUEUED: usize = 100_000;
-/// Top-level waits at least this long suspend the run instead of holding a thread.
+/// Waits at least this long suspend the run instead of holding a thread.
 pub const SUSPEND_AFTER: Duration = Duration::from_millis(250);
 
 /// A task waiting for an answer from outside, by token (tree `sfn_tokens`).

@@ -1662,9 +1662,11 @@ async fn per_state_machine_concurrency_limit() {
                 .unwrap()
         }
     };
-    // a Wait inside a Parallel branch holds its run (only top-level waits suspend)
+    // a wait shorter than the suspension threshold (250 ms) holds its run: execution i waits
+    // until 200 ms x (i + 1) after the start, so each one run after another still waits, and
+    // runs let in together would overlap in their waits
     let def = r#"{"StartAt":"P","States":{"P":{"Type":"Parallel","End":true,
-        "Branches":[{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}}]}}}"#;
+        "Branches":[{"StartAt":"W","States":{"W":{"Type":"Wait","TimestampPath":"$.until","End":true}}}]}}}"#;
     let sm = call(
         "CreateStateMachine",
         json!({"name": "one-at-a-time", "definition": def}),
@@ -1672,10 +1674,14 @@ async fn per_state_machine_concurrency_limit() {
     .await["stateMachineArn"]
         .clone();
     let mut arns = Vec::new();
+    let t0 = chrono::Utc::now();
     for i in 0..3 {
+        let until = (t0 + chrono::Duration::milliseconds(200 * (i + 1)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let e = call(
             "StartExecution",
-            json!({"stateMachineArn": sm, "name": format!("e{i}")}),
+            json!({"stateMachineArn": sm, "name": format!("e{i}"),
+                   "input": json!({"until": until}).to_string()}),
         )
         .await;
         arns.push(e["executionArn"].as_str().unwrap().to_string());
@@ -1711,6 +1717,120 @@ async fn per_state_machine_concurrency_limit() {
             "runs of one state machine overlapped: {spans:?}"
         );
     }
+}
+
+/// Waits inside Map and Parallel suspend the run like top-level ones: with a single worker, a
+/// second execution finishes while the first sleeps in its iterations; the first then ends with
+/// the right output, each event recorded once, and `MaxConcurrency` held across the suspension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_inside_map_and_parallel_release_the_worker() {
+    let home = tempfile::tempdir().unwrap();
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    let app = AppState::with_limits(store, None, 1, None).unwrap();
+    let call = |action: &'static str, body: Value| {
+        let app = app.clone();
+        async move {
+            weft_server::api::dispatch(&app, action, body)
+                .await
+                .unwrap()
+        }
+    };
+    let create = |name: &'static str, def: &'static str| {
+        let call = call.clone();
+        async move {
+            call(
+                "CreateStateMachine",
+                json!({"name": name, "definition": def}),
+            )
+            .await["stateMachineArn"]
+                .clone()
+        }
+    };
+    let sleepy = create(
+        "sleepy",
+        r#"{"StartAt":"Fan","States":{"Fan":{"Type":"Parallel","End":true,"Branches":[
+          {"StartAt":"M","States":{"M":{"Type":"Map","MaxConcurrency":1,"End":true,
+            "ItemProcessor":{"StartAt":"W","States":{
+              "W":{"Type":"Wait","Seconds":1,"Next":"Twice"},
+              "Twice":{"Type":"Pass","Parameters":{"v.$":"States.MathAdd($.n, $.n)"},"End":true}}}}}},
+          {"StartAt":"W2","States":{"W2":{"Type":"Wait","Seconds":1,"End":true}}}]}}}"#,
+    )
+    .await;
+    let quick = create(
+        "quick",
+        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#,
+    )
+    .await;
+    let a = call(
+        "StartExecution",
+        json!({"stateMachineArn": sleepy, "name": "a",
+               "input": json!([{"n": 1}, {"n": 2}]).to_string()}),
+    )
+    .await["executionArn"]
+        .clone();
+    let describe = |arn: Value| {
+        let call = call.clone();
+        async move {
+            let mut d = Value::Null;
+            for _ in 0..400 {
+                d = call("DescribeExecution", json!({"executionArn": arn})).await;
+                if d["status"] != "RUNNING" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            d
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = call(
+        "StartExecution",
+        json!({"stateMachineArn": quick, "name": "b"}),
+    )
+    .await["executionArn"]
+        .clone();
+    let db = describe(b).await;
+    assert_eq!(db["status"], "SUCCEEDED", "{db}");
+    let da = call("DescribeExecution", json!({"executionArn": a})).await;
+    assert_eq!(
+        da["status"], "RUNNING",
+        "the second execution ran while the first slept in its Map and Parallel"
+    );
+    let da = describe(a.clone()).await;
+    assert_eq!(da["status"], "SUCCEEDED", "{da}");
+    let out: Value = serde_json::from_str(da["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out, json!([[{"v": 2}, {"v": 4}], [{"n": 1}, {"n": 2}]]));
+    let h = call(
+        "GetExecutionHistory",
+        json!({"executionArn": a, "maxResults": 1000}),
+    )
+    .await;
+    let events = h["events"].as_array().unwrap();
+    let count = |ty: &str| events.iter().filter(|e| e["type"] == ty).count();
+    assert_eq!(count("MapIterationStarted"), 2, "{h}");
+    assert_eq!(count("MapIterationSucceeded"), 2, "{h}");
+    assert_eq!(count("WaitStateEntered"), 3, "{h}");
+    assert_eq!(count("WaitStateExited"), 3, "{h}");
+    assert_eq!(count("ParallelStateEntered"), 1, "{h}");
+    assert_eq!(count("ExecutionSucceeded"), 1, "{h}");
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    // MaxConcurrency 1: the second iteration started after the first one ended
+    let at = |ty: &str, index: u64| {
+        events
+            .iter()
+            .find(|e| {
+                e["type"] == ty && e["mapIterationStartedEventDetails"]["index"] == index
+                    || e["type"] == ty && e["mapIterationSucceededEventDetails"]["index"] == index
+            })
+            .unwrap_or_else(|| panic!("no {ty} {index}: {h}"))["timestamp"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(
+        at("MapIterationStarted", 1) >= at("MapIterationSucceeded", 0),
+        "iterations overlapped: {h}"
+    );
 }
 
 /// A run that suspends in a Wait is replayed from its input when the timer fires: the random

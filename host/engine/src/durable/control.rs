@@ -1,7 +1,8 @@
 //! [`ExecControl`]: the [`RunControl`] of one durable execution. Timer deadlines are journaled
-//! the first time they are reached and kept on every replay; a top-level wait longer than the
-//! suspension threshold unwinds the run (`Weft.Suspended`) so that no thread is held while an
-//! execution sleeps; StopExecution and process shutdown unwind it at the next state or wait.
+//! the first time they are reached and kept on every replay; a wait longer than the suspension
+//! threshold (a Wait state or a retry back-off, top-level or inside Map and Parallel) unwinds the
+//! run (`Weft.Suspended`) so that no thread is held while an execution sleeps; StopExecution and
+//! process shutdown unwind it at the next state or wait.
 
 use super::{DurableError, Entry, GroupCommit, Journal};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,12 +14,12 @@ use weft_asl::{RunControl, StateError};
 /// Why a run unwound without finishing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Suspension {
-    /// A top-level timer (Wait state, retry back-off): resume at `until_ms`.
+    /// A timer (Wait state, retry back-off): resume at `until_ms`.
     Timer {
         /// Epoch milliseconds.
         until_ms: i64,
     },
-    /// A top-level task waits for an external answer (task token, activity worker, child
+    /// A task waits for an external answer (task token, activity worker, child
     /// execution): resume when it arrives.
     External,
 }
@@ -43,7 +44,7 @@ pub fn suspended(why: &str) -> StateError {
 }
 
 impl ExecControl {
-    /// A control over `journal`; `shutdown` is the process-wide stop switch; top-level waits of
+    /// A control over `journal`; `shutdown` is the process-wide stop switch; waits of
     /// at least `suspend_after` unwind the run instead of sleeping.
     pub fn new(
         journal: Journal,
@@ -108,9 +109,19 @@ impl ExecControl {
         self.is_stopped() || self.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Records why the run unwinds and returns the error that unwinds it.
+    /// Records why the run unwinds and returns the error that unwinds it. Branches and
+    /// iterations of one run may suspend for different reasons: the run resumes at the earliest
+    /// timer, or when an external answer arrives if none is set (a replay suspends again on
+    /// whatever is still pending).
     pub fn suspend_for(&self, s: Suspension) -> StateError {
-        *self.suspension.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+        let mut cur = self.suspension.lock().unwrap_or_else(|e| e.into_inner());
+        *cur = Some(match (cur.take(), s) {
+            (Some(Suspension::Timer { until_ms: a }), Suspension::Timer { until_ms: b }) => {
+                Suspension::Timer { until_ms: a.min(b) }
+            }
+            (Some(t @ Suspension::Timer { .. }), Suspension::External) => t,
+            (_, s) => s,
+        });
         suspended("the execution is suspended")
     }
 
@@ -163,7 +174,7 @@ impl RunControl for ExecControl {
         Ok(())
     }
 
-    fn wait_until(&self, key: &str, until_ms: i64, depth: usize) -> Result<(), StateError> {
+    fn wait_until(&self, key: &str, until_ms: i64, _depth: usize) -> Result<(), StateError> {
         let until = match self.journal.get(key).map_err(Self::db_error)? {
             Some(Entry::Timer { until_ms }) => until_ms,
             _ => {
@@ -180,7 +191,7 @@ impl RunControl for ExecControl {
             if now >= until {
                 return Ok(());
             }
-            if depth == 0 && until - now >= self.suspend_after_ms {
+            if until - now >= self.suspend_after_ms {
                 return Err(self.suspend_for(Suspension::Timer { until_ms: until }));
             }
             self.nap(Duration::from_millis((until - now) as u64));
