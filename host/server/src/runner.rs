@@ -309,20 +309,19 @@ impl ServerTaskRunner {
                 run_id
             }
         };
-        loop {
-            match crate::dag_scheduler::run_outcome(&self.app, id, &run_id) {
-                Err(e) => return Err(failure(names::TASK_FAILED, e)),
-                Ok(Some(out)) if out["State"] == "success" => return Ok(out),
-                Ok(Some(out)) => return Err(failure(names::TASK_FAILED, out.to_string())),
-                Ok(None) => {}
-            }
-            if ctl.is_cancelled() {
-                return Err(suspended("the execution is stopping"));
-            }
-            let until_ms = crate::records::now_ms() + 1000;
-            ctl.suspend_for(Suspension::Timer { until_ms });
-            return Err(suspended("waiting for a DAG run"));
+        match crate::dag_scheduler::run_outcome(&self.app, id, &run_id) {
+            Err(e) => return Err(failure(names::TASK_FAILED, e)),
+            Ok(Some(out)) if out["State"] == "success" => return Ok(out),
+            Ok(Some(out)) => return Err(failure(names::TASK_FAILED, out.to_string())),
+            Ok(None) => {}
         }
+        if ctl.is_cancelled() {
+            return Err(suspended("the execution is stopping"));
+        }
+        // look again in a second
+        let until_ms = crate::records::now_ms() + 1000;
+        ctl.suspend_for(Suspension::Timer { until_ms });
+        Err(suspended("waiting for a DAG run"))
     }
 
     fn is_cancelled(&self) -> bool {
