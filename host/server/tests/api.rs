@@ -1735,16 +1735,13 @@ async fn waits_inside_map_and_parallel_release_the_worker() {
                 .unwrap()
         }
     };
-    let create = |name: &'static str, def: &'static str| {
-        let call = call.clone();
-        async move {
-            call(
-                "CreateStateMachine",
-                json!({"name": name, "definition": def}),
-            )
-            .await["stateMachineArn"]
-                .clone()
-        }
+    let create = |name: &'static str, def: &'static str| async move {
+        call(
+            "CreateStateMachine",
+            json!({"name": name, "definition": def}),
+        )
+        .await["stateMachineArn"]
+            .clone()
     };
     let sleepy = create(
         "sleepy",
@@ -1768,19 +1765,16 @@ async fn waits_inside_map_and_parallel_release_the_worker() {
     )
     .await["executionArn"]
         .clone();
-    let describe = |arn: Value| {
-        let call = call.clone();
-        async move {
-            let mut d = Value::Null;
-            for _ in 0..400 {
-                d = call("DescribeExecution", json!({"executionArn": arn})).await;
-                if d["status"] != "RUNNING" {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
+    let describe = |arn: Value| async move {
+        let mut d = Value::Null;
+        for _ in 0..400 {
+            d = call("DescribeExecution", json!({"executionArn": arn})).await;
+            if d["status"] != "RUNNING" {
+                break;
             }
-            d
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        d
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let b = call(
@@ -1820,8 +1814,9 @@ async fn waits_inside_map_and_parallel_release_the_worker() {
         events
             .iter()
             .find(|e| {
-                e["type"] == ty && e["mapIterationStartedEventDetails"]["index"] == index
-                    || e["type"] == ty && e["mapIterationSucceededEventDetails"]["index"] == index
+                e["type"] == ty
+                    && (e["mapIterationStartedEventDetails"]["index"] == index
+                        || e["mapIterationSucceededEventDetails"]["index"] == index)
             })
             .unwrap_or_else(|| panic!("no {ty} {index}: {h}"))["timestamp"]
             .as_f64()
