@@ -359,11 +359,15 @@ impl TaskRunner for ServerTaskRunner {
                         format!("activity `{name}` does not exist (CreateActivity first)"),
                     ));
                 }
+                let generation = ctl
+                    .token_generation(&weft_engine::durable::attempt_key(req))
+                    .map_err(journal_failure)?;
                 let token = weft_engine::durable::task_token(
                     &self.app.rt.secret,
                     ctl.journal().execution(),
                     &req.key,
                     req.attempt,
+                    generation,
                 );
                 self.wait_external(req, &token, Waiting::Activity(name))
             }

@@ -820,6 +820,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         let mut history = DurableHistory::load(app, arn, Some(ctl.clone()))
             .map_err(|e| StateError::new("States.Runtime", e.message))?;
         ctl.set_fresh(history.is_new());
+        ctl.set_redrive_count(rec.redrive_count);
         let opts = RunOptions {
             execution_name: rec.name.clone(),
             state_machine_name: rec.state_machine_name.clone(),

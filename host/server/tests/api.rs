@@ -1307,22 +1307,26 @@ async fn redrive_reruns_only_what_failed() {
 
     let r = ok(&s, "RedriveExecution", json!({"executionArn": arn})).await;
     assert!(r["redriveDate"].is_number());
-    // B waits again (same attempt, same token); A is not asked again
+    // B waits again, for a new token (the failed run's is void); A is not asked again
+    let tb2 = token_at(&s, &arn, 2).await;
+    assert_ne!(tb2, tb);
     assert!(
-        is_waited_for(&s, &tb).await,
+        is_waited_for(&s, &tb2).await,
         "the redriven task does not wait for its token"
     );
-    let (t, _) = err(
-        &s,
-        "SendTaskSuccess",
-        json!({"taskToken": ta, "output": "9"}),
-    )
-    .await;
-    assert_eq!(t, "TaskDoesNotExist");
+    for old in [&ta, &tb] {
+        let (t, _) = err(
+            &s,
+            "SendTaskSuccess",
+            json!({"taskToken": old, "output": "9"}),
+        )
+        .await;
+        assert_eq!(t, "TaskDoesNotExist");
+    }
     ok(
         &s,
         "SendTaskSuccess",
-        json!({"taskToken": tb, "output": "2"}),
+        json!({"taskToken": tb2, "output": "2"}),
     )
     .await;
     let d = wait_done(&s, &arn).await;
@@ -1894,7 +1898,8 @@ async fn replays_draw_the_same_random_values() {
 }
 
 /// The state machine's TimeoutSeconds ends an execution that waits for a callback (its token
-/// is void from then on), and a redrive gives the redriven run the whole timeout again.
+/// is void from then on), and a redrive gives the redriven run the whole timeout again and the
+/// redriven attempt a new token; the history records each token once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_out_executions_redrive_with_a_fresh_timeout() {
     let s = start(None).await;
@@ -1923,18 +1928,35 @@ async fn timed_out_executions_redrive_with_a_fresh_timeout() {
         "nobody waits for the token of a timed-out execution"
     );
     ok(&s, "RedriveExecution", json!({"executionArn": arn})).await;
-    // the redriven attempt waits again (same attempt, same token), with a new second to go
+    // the redriven attempt waits again, for a new token, with a new second to go
+    let token2 = token_at(&s, &arn, 1).await;
+    assert_ne!(token2, token, "a redriven attempt gets a new token");
     assert!(
-        is_waited_for(&s, &token).await,
+        is_waited_for(&s, &token2).await,
         "the redriven task does not wait for its token"
     );
+    let (ty, _) = err(
+        &s,
+        "SendTaskSuccess",
+        json!({"taskToken": token, "output": "{}"}),
+    )
+    .await;
+    assert_eq!(ty, "TaskDoesNotExist", "the first run's token stays void");
     ok(
         &s,
         "SendTaskSuccess",
-        json!({"taskToken": token, "output": "{\"ok\":1}"}),
+        json!({"taskToken": token2, "output": "{\"ok\":1}"}),
     )
     .await;
     let d = wait_done(&s, &arn).await;
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     assert_eq!(d["redriveCount"], 1);
+    let h = ok(&s, "GetExecutionHistory", json!({"executionArn": arn})).await;
+    let scheduled = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "TaskScheduled")
+        .count();
+    assert_eq!(scheduled, 2, "one TaskScheduled per run: {h}");
 }

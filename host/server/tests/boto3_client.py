@@ -250,9 +250,27 @@ def scenario(sfn, bad, with_plugin):
     assert d["status"] == "FAILED" and d["error"] == "Review.Rejected", d
     if hasattr(sfn, "redrive_execution"):
         sfn.redrive_execution(executionArn=c2["executionArn"])
+        # the redriven attempt gets a new token; the failed run's stays void
+        new_token = None
+        for _ in range(200):
+            tokens = [
+                json.loads(e["taskScheduledEventDetails"]["parameters"])["MessageBody"]["token"]
+                for e in sfn.get_execution_history(executionArn=c2["executionArn"])["events"]
+                if e["type"] == "TaskScheduled"
+            ]
+            if len(tokens) == 2:
+                new_token = tokens[1]
+                break
+            time.sleep(0.02)
+        assert new_token and new_token != token, (token, new_token)
+        try:
+            sfn.send_task_success(taskToken=token, output="{}")
+            raise AssertionError("TaskDoesNotExist expected for the failed run's token")
+        except sfn.exceptions.TaskDoesNotExist:
+            pass
         for _ in range(200):
             try:
-                sfn.send_task_success(taskToken=token, output=json.dumps({"approved": "later"}))
+                sfn.send_task_success(taskToken=new_token, output=json.dumps({"approved": "later"}))
                 break
             except sfn.exceptions.TaskDoesNotExist:
                 time.sleep(0.02)

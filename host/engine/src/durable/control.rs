@@ -5,7 +5,7 @@
 //! process shutdown unwind it at the next state or wait.
 
 use super::{DurableError, Entry, GroupCommit, Journal};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weft_asl::error::names;
@@ -34,6 +34,8 @@ pub struct ExecControl {
     suspension: Mutex<Option<Suspension>>,
     /// This run is the execution's first: nothing of it is journaled yet.
     fresh: AtomicBool,
+    /// How many times the execution was redriven.
+    redrive_count: AtomicU32,
     /// The execution's seed for random draws (see [`weft_asl::entropy`]).
     entropy_seed: Option<u64>,
 }
@@ -60,6 +62,7 @@ impl ExecControl {
             suspend_after_ms: suspend_after.as_millis().min(i64::MAX as u128) as i64,
             suspension: Mutex::new(None),
             fresh: AtomicBool::new(false),
+            redrive_count: AtomicU32::new(0),
             entropy_seed: None,
         }
     }
@@ -82,6 +85,33 @@ impl ExecControl {
     /// See [`ExecControl::set_fresh`].
     pub fn is_fresh(&self) -> bool {
         self.fresh.load(Ordering::SeqCst)
+    }
+
+    /// Declares how many times the execution was redriven (see
+    /// [`ExecControl::token_generation`]).
+    pub fn set_redrive_count(&self, n: u32) {
+        self.redrive_count.store(n, Ordering::SeqCst);
+    }
+
+    /// The redrive generation the task token of attempt `attempt_key` derives from: the redrive
+    /// during which the attempt first ran, journaled as [`Entry::Generation`] when that was a
+    /// redrive (an attempt recorded without one ran before any redrive: 0).
+    pub fn token_generation(&self, attempt_key: &str) -> Result<u32, DurableError> {
+        let current = self.redrive_count.load(Ordering::SeqCst);
+        if current == 0 && self.is_fresh() {
+            return Ok(0);
+        }
+        let gen_key = format!("{attempt_key}:gen");
+        if let Some(Entry::Generation { n }) = self.journal.get(&gen_key)? {
+            return Ok(n);
+        }
+        if current == 0 || self.journal.get(attempt_key)?.is_some() {
+            return Ok(0);
+        }
+        // (durable with the attempt's own entry, at the commit after it ends)
+        self.journal
+            .put(&gen_key, &Entry::Generation { n: current })?;
+        Ok(current)
     }
 
     /// The execution's journal.

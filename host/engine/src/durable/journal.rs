@@ -39,6 +39,13 @@ pub enum Entry {
         /// blake3 hex digest.
         digest: String,
     },
+    /// The redrive during which a task attempt first ran (key `ATTEMPT:gen`; absent: the
+    /// execution's first run): its task token derives from it, so a redriven attempt gets a new
+    /// token and every replay the same one.
+    Generation {
+        /// The execution's redrive count then.
+        n: u32,
+    },
 }
 
 /// The journal of one execution.
@@ -165,7 +172,8 @@ impl Journal {
     }
 
     /// Prepares a redrive: forgets the failures of every task that never succeeded (all its
-    /// attempts), so a replay re-runs exactly the unsuccessful work, and the timers that had not
+    /// attempts, and the redrive generations their tokens came from), so a replay re-runs
+    /// exactly the unsuccessful work, and the timers that had not
     /// fired when the execution ended (`stopped_ms`: a Wait that was interrupted waits again in
     /// full); successful tasks, fired timers and caught-and-succeeded paths stay. Returns how
     /// many entries were removed.
@@ -184,8 +192,10 @@ impl Journal {
         for (k, e) in &entries {
             let unfired = matches!(e, Entry::Timer { until_ms } if *until_ms > stopped_ms);
             if unfired
-                || (matches!(e, Entry::Err { .. } | Entry::Started { .. })
-                    && !succeeded.contains(&base(k)))
+                || (matches!(
+                    e,
+                    Entry::Err { .. } | Entry::Started { .. } | Entry::Generation { .. }
+                ) && !succeeded.contains(&base(k)))
             {
                 self.remove(k)?;
                 n += 1;

@@ -16,14 +16,26 @@ pub fn attempt_key(req: &TaskRequest<'_>) -> String {
     format!("{}@{}", req.key, req.attempt)
 }
 
-/// A task token for `.waitForTaskToken`, derived from a server secret, the execution and the
-/// attempt: unguessable, and the same on every replay.
-pub fn task_token(secret: &[u8; 32], execution: &str, key: &str, attempt: u32) -> String {
+/// A task token for `.waitForTaskToken`, derived from a server secret, the execution, the
+/// attempt and the redrive it first ran in (`generation`, see
+/// [`super::ExecControl::token_generation`]): unguessable, the same on every replay, and new
+/// for an attempt a redrive runs again.
+pub fn task_token(
+    secret: &[u8; 32],
+    execution: &str,
+    key: &str,
+    attempt: u32,
+    generation: u32,
+) -> String {
     let mut h = blake3::Hasher::new_keyed(secret);
     h.update(execution.as_bytes());
     h.update(&[0]);
     h.update(key.as_bytes());
     h.update(&attempt.to_le_bytes());
+    if generation > 0 {
+        h.update(b"\0redrive");
+        h.update(&generation.to_le_bytes());
+    }
     h.finalize().to_hex().to_string()
 }
 
@@ -74,7 +86,7 @@ impl TaskRunner for JournalingRunner<'_> {
                     }),
                 };
             }
-            Some(Entry::Timer { .. } | Entry::Pinned { .. }) | None => {}
+            Some(Entry::Timer { .. } | Entry::Pinned { .. } | Entry::Generation { .. }) | None => {}
         }
         if self.ctl.is_cancelled() {
             return Err(TaskFailure {
@@ -120,6 +132,20 @@ impl TaskRunner for JournalingRunner<'_> {
     }
 
     fn task_token(&self, key: &str, attempt: u32) -> String {
-        task_token(self.secret, self.ctl.journal().execution(), key, attempt)
+        let generation = self
+            .ctl
+            .token_generation(&format!("{key}@{attempt}"))
+            .unwrap_or_else(|e| {
+                // (the attempt's own journal write fails the same way and unwinds the run)
+                tracing::error!(execution = %self.ctl.journal().execution(), "journal: {e}");
+                0
+            });
+        task_token(
+            self.secret,
+            self.ctl.journal().execution(),
+            key,
+            attempt,
+            generation,
+        )
     }
 }
