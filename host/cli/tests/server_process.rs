@@ -147,14 +147,32 @@ fn durably_completed(home: &Path) -> HashSet<String> {
             done.insert(format!("{n}-t2"));
         }
     }
+    // journal entries: in the journal tree (`ARN 0x00 KEY`), or riding in a history run as a
+    // line `0x1d KEY 0x1f JSON` (history key `ARN 0x00 ID`)
+    let mut entries: Vec<(String, String, Vec<u8>)> = Vec::new();
     for item in db.open_tree("sfn_journal").unwrap().iter() {
         let (k, v) = item.unwrap();
-        let e: Value = serde_json::from_slice(&v).unwrap();
+        let k = String::from_utf8_lossy(&k).into_owned();
+        let (arn, key) = k.split_once('\0').unwrap();
+        entries.push((arn.to_string(), key.to_string(), v.to_vec()));
+    }
+    for item in db.open_tree("sfn_history").unwrap().iter() {
+        let (k, v) = item.unwrap();
+        let arn = String::from_utf8_lossy(&k[..k.len() - 9]).into_owned();
+        for line in v.split(|b| *b == b'\n') {
+            let Some(rest) = line.strip_prefix(&[0x1d]) else {
+                continue;
+            };
+            let sep = rest.iter().position(|b| *b == 0x1f).unwrap();
+            let key = String::from_utf8_lossy(&rest[..sep]).into_owned();
+            entries.push((arn.clone(), key, rest[sep + 1..].to_vec()));
+        }
+    }
+    for (arn, key, v) in &entries {
+        let e: Value = serde_json::from_slice(v).unwrap();
         if e["t"] != "ok" {
             continue;
         }
-        let k = String::from_utf8_lossy(&k).into_owned();
-        let (arn, key) = k.split_once('\0').unwrap();
         // state 0 is T1, state 2 is T2 (see DEFINITION)
         let t = if key.starts_with("/0.") {
             "t1"

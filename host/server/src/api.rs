@@ -806,8 +806,11 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         ));
     }
     let journal = weft_engine::durable::Journal::on(&app.rt.journal, &e.arn);
+    let recorded: Vec<_> = crate::runtime::recorded_entries(app, &e.arn)?
+        .into_iter()
+        .collect();
     journal
-        .forget_failures(e.stop_ms.unwrap_or_else(now_ms))
+        .forget_failures(e.stop_ms.unwrap_or_else(now_ms), &recorded)
         .map_err(|x| ApiError::internal(x.to_string()))?;
     let now = now_ms();
     let mut redriven = false;

@@ -128,7 +128,11 @@ impl AppState {
         }
         let history = db.open_tree("sfn_history")?;
         let task_logs = db.open_tree(task_logs::TREE)?;
-        let pending = Arc::new(pending::Pending::new(history.clone(), task_logs.clone()));
+        let pending = Arc::new(pending::Pending::new(
+            history.clone(),
+            task_logs.clone(),
+            rt.journal.tree().clone(),
+        ));
         let p2 = pending.clone();
         rt.commit.before_flush(Arc::new(move || {
             if let Err(e) = p2.apply() {

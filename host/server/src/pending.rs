@@ -15,6 +15,11 @@
 //! [`task_log_lines`] returns them. An entry whose execution has no events in the batch is
 //! inserted into the task-log tree under its own key, as every older store kept them.
 //!
+//! Task results that only the run itself records (see
+//! [`weft_engine::durable::ExecControl::set_record_sink`]) ride the same way: a line of
+//! [`JOURNAL_MARK`] + the journal entry key + `0x1f` + the entry's JSON, read back by
+//! [`journal_lines`]; without a run to ride in they go to the journal tree under their own key.
+//!
 //! This module owns only the queue and the stored shape of history runs; what an event says is
 //! `runner`'s business, and who may read it the API's.
 
@@ -31,8 +36,45 @@ const MAX_RUN_BYTES_WITH_LOGS: usize = 256 * 1024;
 /// First byte of a task-log line inside a run (an event line starts with `{`).
 pub const TASK_LOG_MARK: u8 = 0x1e;
 
-/// One execution's share of a batch: its events (id, JSON) and task log entries.
-type ExecBatch<'q> = (Vec<(u64, &'q str)>, Vec<&'q TaskLogEntry>);
+/// First byte of a journal line inside a run.
+pub const JOURNAL_MARK: u8 = 0x1d;
+
+/// Separates a journal line's entry key from its JSON.
+const JOURNAL_SEP: u8 = 0x1f;
+
+/// A queued journal entry.
+struct JournalEntry {
+    execution: String,
+    /// The entry key within the execution's journal.
+    key: String,
+    json: Vec<u8>,
+}
+
+impl JournalEntry {
+    /// Its key in the journal tree (`EXECUTION 0x00 KEY`, see `weft_engine::durable::Journal`).
+    fn tree_key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.execution.len() + 1 + self.key.len());
+        k.extend_from_slice(self.execution.as_bytes());
+        k.push(0);
+        k.extend_from_slice(self.key.as_bytes());
+        k
+    }
+
+    /// True when the key can be written as a line.
+    fn fits_a_line(&self) -> bool {
+        !self
+            .key
+            .bytes()
+            .any(|b| b == b'\n' || b == JOURNAL_SEP || b == JOURNAL_MARK || b == TASK_LOG_MARK)
+    }
+}
+
+/// One execution's share of a batch: its events (id, JSON), task log and journal entries.
+type ExecBatch<'q> = (
+    Vec<(u64, &'q str)>,
+    Vec<&'q TaskLogEntry>,
+    Vec<&'q JournalEntry>,
+);
 
 /// A queued task log entry.
 struct TaskLogEntry {
@@ -51,11 +93,16 @@ struct Queue {
     writes: Vec<(sled::Tree, Vec<u8>, Vec<u8>)>,
     /// Task log entries, in the order they were written.
     task_logs: Vec<TaskLogEntry>,
+    /// Journal entries, in the order they were written.
+    journal: Vec<JournalEntry>,
 }
 
 impl Queue {
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.writes.is_empty() && self.task_logs.is_empty()
+        self.events.is_empty()
+            && self.writes.is_empty()
+            && self.task_logs.is_empty()
+            && self.journal.is_empty()
     }
 }
 
@@ -63,16 +110,18 @@ impl Queue {
 pub struct Pending {
     history: sled::Tree,
     task_logs: sled::Tree,
+    journal: sled::Tree,
     queue: Mutex<Queue>,
     /// Held while a batch is applied, so readers never see half of one.
     applying: Mutex<()>,
 }
 
 impl Pending {
-    pub fn new(history: sled::Tree, task_logs: sled::Tree) -> Self {
+    pub fn new(history: sled::Tree, task_logs: sled::Tree, journal: sled::Tree) -> Self {
         Pending {
             history,
             task_logs,
+            journal,
             queue: Mutex::new(Queue::default()),
             applying: Mutex::new(()),
         }
@@ -109,6 +158,17 @@ impl Pending {
         was_empty
     }
 
+    /// Queues a journal entry of `execution` (entry key `key`, JSON `json`); it is durable by
+    /// the next flush, in the execution's run or else the journal tree.
+    pub fn push_journal(&self, execution: &str, key: &str, json: Vec<u8>) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.journal.push(JournalEntry {
+            execution: execution.to_string(),
+            key: key.to_string(),
+            json,
+        });
+    }
+
     /// Applies everything queued so far if any of it is an event of `arn` (a new execution's
     /// first run then costs no write on its own thread).
     pub fn apply_if_queued(&self, arn: &str) -> sled::Result<()> {
@@ -117,6 +177,7 @@ impl Pending {
         let queued = {
             let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             q.events.iter().any(|(a, _, _)| a == arn)
+                || q.journal.iter().any(|j| j.execution == arn)
         };
         if queued {
             self.apply_locked()?;
@@ -157,8 +218,16 @@ impl Pending {
                 }
             }
         }
+        for j in &q.journal {
+            match by_exec.get_mut(j.execution.as_str()) {
+                Some(e) if j.fits_a_line() => e.2.push(j),
+                _ => {
+                    self.journal.insert(j.tree_key(), j.json.as_slice())?;
+                }
+            }
+        }
         let mut buf = String::new();
-        for (arn, (evs, logs)) in by_exec {
+        for (arn, (evs, logs, journal)) in by_exec {
             let mut last: Option<u64> = None;
             for (id, json) in evs {
                 let joins = last.is_some_and(|l| l + 1 == id) && buf.len() < MAX_RUN_BYTES;
@@ -183,6 +252,21 @@ impl Pending {
                 buf.push_str(&format!("{:016x}", t.seq));
                 buf.push_str(&t.json);
             }
+            for j in journal {
+                let line = std::str::from_utf8(&j.json).ok();
+                match line {
+                    Some(json) if buf.len() + json.len() <= MAX_RUN_BYTES_WITH_LOGS => {
+                        buf.push('\n');
+                        buf.push(JOURNAL_MARK as char);
+                        buf.push_str(&j.key);
+                        buf.push(JOURNAL_SEP as char);
+                        buf.push_str(json);
+                    }
+                    _ => {
+                        self.journal.insert(j.tree_key(), j.json.as_slice())?;
+                    }
+                }
+            }
             if let Some(l) = last {
                 self.history.insert(history_key(arn, l), buf.as_bytes())?;
             }
@@ -193,7 +277,7 @@ impl Pending {
 }
 
 /// The stored runs of an execution's events, oldest first: each is the id of its last event and
-/// the events' raw JSON (task log lines left out).
+/// the events' raw JSON (task log and journal lines left out).
 pub fn history_runs(
     tree: &sled::Tree,
     arn: &str,
@@ -203,7 +287,7 @@ pub fn history_runs(
         Ok((
             id_of_history_key(&k),
             v.split(|b| *b == b'\n')
-                .filter(|l| l.first() != Some(&TASK_LOG_MARK))
+                .filter(|l| l.first() == Some(&b'{'))
                 .map(<[u8]>::to_vec)
                 .collect(),
         ))
@@ -231,6 +315,30 @@ pub fn task_log_lines(tree: &sled::Tree, arn: &str) -> sled::Result<Vec<(u64, Ve
                 continue;
             };
             out.push((seq, rest[16..].to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// The journal entries that ride in an execution's runs: (entry key, JSON), oldest first.
+pub fn journal_lines(tree: &sled::Tree, arn: &str) -> sled::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for item in tree.scan_prefix(history_prefix(arn)) {
+        let (_, v) = item?;
+        if !v.contains(&JOURNAL_MARK) {
+            continue;
+        }
+        for line in v.split(|b| *b == b'\n') {
+            let Some(rest) = line.strip_prefix(&[JOURNAL_MARK]) else {
+                continue;
+            };
+            let Some(sep) = rest.iter().position(|b| *b == JOURNAL_SEP) else {
+                continue;
+            };
+            out.push((
+                String::from_utf8_lossy(&rest[..sep]).into_owned(),
+                rest[sep + 1..].to_vec(),
+            ));
         }
     }
     Ok(out)
@@ -272,7 +380,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let t = db.open_tree("h").unwrap();
-        let p = Pending::new(t.clone(), db.open_tree("l").unwrap());
+        let p = Pending::new(
+            t.clone(),
+            db.open_tree("l").unwrap(),
+            db.open_tree("j").unwrap(),
+        );
         for id in 1..=3 {
             p.push_event("a", id, format!("{{\"id\":{id}}}"));
             p.push_event("b", id, format!("{{\"id\":{id}}}"));
@@ -315,7 +427,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let t = db.open_tree("h").unwrap();
         let logs = db.open_tree("l").unwrap();
-        let p = Pending::new(t, logs.clone());
+        let p = Pending::new(t, logs.clone(), db.open_tree("j").unwrap());
         assert!(p.push(&logs, b"k".to_vec(), b"v".to_vec()));
         assert!(!p.push(&logs, b"k2".to_vec(), b"v".to_vec()));
         p.apply().unwrap();
@@ -328,7 +440,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let t = db.open_tree("h").unwrap();
         let logs = db.open_tree("l").unwrap();
-        let p = Pending::new(t.clone(), logs.clone());
+        let p = Pending::new(t.clone(), logs.clone(), db.open_tree("j").unwrap());
         p.push_event("a", 1, "{\"id\":1}".into());
         p.push_task_log("a", b"a-own-key-7".to_vec(), 7, "{\"state\":\"X\"}".into());
         p.push_event("a", 2, "{\"id\":2}".into());
@@ -351,5 +463,35 @@ mod tests {
         );
         assert!(task_log_lines(&t, "b").unwrap().is_empty());
         assert_eq!(last_event_id(&t, "a").unwrap(), 2);
+    }
+
+    #[test]
+    fn journal_entries_ride_in_runs_or_go_to_the_journal_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let t = db.open_tree("h").unwrap();
+        let j = db.open_tree("j").unwrap();
+        let p = Pending::new(t.clone(), db.open_tree("l").unwrap(), j.clone());
+        p.push_event("a", 1, "{\"id\":1}".into());
+        p.push_journal("a", "/0.1@1", b"{\"t\":\"ok\",\"output\":1}".to_vec());
+        p.push_journal("b", "/0.1@1", b"{\"t\":\"ok\",\"output\":2}".to_vec());
+        p.push_event("c", 1, "{\"id\":1}".into());
+        p.push_journal("c", "bad\nkey", b"{}".to_vec());
+        p.apply().unwrap();
+        assert_eq!(
+            journal_lines(&t, "a").unwrap(),
+            vec![(
+                "/0.1@1".to_string(),
+                b"{\"t\":\"ok\",\"output\":1}".to_vec()
+            )]
+        );
+        assert_eq!(ids(&t, "a"), vec![1], "history readers skip journal lines");
+        // no run of "b" in the batch, and a key that cannot be a line: the journal tree
+        assert_eq!(
+            j.get(b"b\0/0.1@1").unwrap().as_deref(),
+            Some(&b"{\"t\":\"ok\",\"output\":2}"[..])
+        );
+        assert!(j.get(b"c\0bad\nkey").unwrap().is_some());
+        assert!(journal_lines(&t, "c").unwrap().is_empty());
     }
 }

@@ -820,6 +820,18 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         let mut history = DurableHistory::load(app, arn, Some(ctl.clone()))
             .map_err(|e| StateError::new("States.Runtime", e.message))?;
         ctl.set_fresh(history.is_new());
+        // plugin task results ride in the history runs (no journal write of their own)
+        let weak = Arc::downgrade(app);
+        ctl.set_record_sink(Arc::new(move |execution, key, json| {
+            if let Some(app) = weak.upgrade() {
+                app.pending.push_journal(execution, key, json);
+            }
+        }));
+        if !history.is_new() {
+            ctl.set_recorded(recorded_entries(app, arn).map_err(|e| {
+                StateError::new("States.Runtime", format!("cannot read the journal: {e}"))
+            })?);
+        }
         ctl.set_redrive_count(rec.redrive_count);
         let opts = RunOptions {
             execution_name: rec.name.clone(),
@@ -870,6 +882,20 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             rt.run_ended(arn, true);
         }
     }
+}
+
+/// The journal entries an execution's earlier runs recorded beside its history (see
+/// [`crate::pending::journal_lines`]), by entry key; the last one of a key wins.
+pub(crate) fn recorded_entries(
+    app: &AppState,
+    arn: &str,
+) -> Result<HashMap<String, weft_engine::durable::Entry>, crate::ApiError> {
+    app.pending.apply_if_queued(arn)?;
+    let mut out = HashMap::new();
+    for (k, v) in crate::pending::journal_lines(&app.history, arn)? {
+        out.insert(k, serde_json::from_slice(&v)?);
+    }
+    Ok(out)
 }
 
 /// When the state machine's `TimeoutSeconds` ends the execution (epoch ms): counted from its

@@ -4,8 +4,11 @@
 //! run (`Weft.Suspended`) so that no thread is held while an execution sleeps; StopExecution and
 //! process shutdown unwind it at the next state or wait.
 
+use super::journal::RecordSink;
 use super::{DurableError, Entry, GroupCommit, Journal};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weft_asl::error::names;
@@ -36,6 +39,11 @@ pub struct ExecControl {
     fresh: AtomicBool,
     /// How many times the execution was redriven.
     redrive_count: AtomicU32,
+    /// Where task results that only the run itself can record go (see
+    /// [`ExecControl::set_record_sink`]).
+    record_sink: OnceLock<RecordSink>,
+    /// Entries recorded through the sink by earlier runs (see [`ExecControl::set_recorded`]).
+    recorded: Mutex<HashMap<String, Entry>>,
     /// The execution's seed for random draws (see [`weft_asl::entropy`]).
     entropy_seed: Option<u64>,
 }
@@ -63,6 +71,8 @@ impl ExecControl {
             suspension: Mutex::new(None),
             fresh: AtomicBool::new(false),
             redrive_count: AtomicU32::new(0),
+            record_sink: OnceLock::new(),
+            recorded: Mutex::new(HashMap::new()),
             entropy_seed: None,
         }
     }
@@ -87,6 +97,38 @@ impl ExecControl {
         self.fresh.load(Ordering::SeqCst)
     }
 
+    /// Lets the results of attempts that only the run itself completes (plugin and Lambda
+    /// tasks) be stored by `sink` instead of the journal tree (e.g. beside the history the run
+    /// writes anyway): one write less per task. Whoever sets it hands those entries back to
+    /// every later run with [`ExecControl::set_recorded`].
+    pub fn set_record_sink(&self, sink: RecordSink) {
+        let _ = self.record_sink.set(sink);
+    }
+
+    /// The sink set by [`ExecControl::set_record_sink`].
+    pub fn record_sink(&self) -> Option<&RecordSink> {
+        self.record_sink.get()
+    }
+
+    /// The entries earlier runs recorded through the sink, by entry key.
+    pub fn set_recorded(&self, entries: HashMap<String, Entry>) {
+        *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = entries;
+    }
+
+    /// What the journal knows of entry `k`: an entry recorded through the sink wins (it is a
+    /// final result), else the journal's own.
+    pub fn lookup(&self, k: &str) -> Result<Option<Entry>, DurableError> {
+        if let Some(e) = self
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(k)
+        {
+            return Ok(Some(e.clone()));
+        }
+        self.journal.get(k)
+    }
+
     /// Declares how many times the execution was redriven (see
     /// [`ExecControl::token_generation`]).
     pub fn set_redrive_count(&self, n: u32) {
@@ -105,7 +147,7 @@ impl ExecControl {
         if let Some(Entry::Generation { n }) = self.journal.get(&gen_key)? {
             return Ok(n);
         }
-        if current == 0 || self.journal.get(attempt_key)?.is_some() {
+        if current == 0 || self.lookup(attempt_key)?.is_some() {
             return Ok(0);
         }
         // (durable with the attempt's own entry, at the commit after it ends)

@@ -48,6 +48,9 @@ pub enum Entry {
     },
 }
 
+/// Where [`Journal::complete_via`] hands entries: (execution ARN, entry key, entry JSON).
+pub type RecordSink = std::sync::Arc<dyn Fn(&str, &str, Vec<u8>) + Send + Sync>;
+
 /// The journal of one execution.
 #[derive(Clone)]
 pub struct Journal {
@@ -129,6 +132,37 @@ impl Journal {
         })?)
     }
 
+    /// [`Journal::complete`], but the entry is handed to `sink` (execution, entry key, JSON)
+    /// instead of the journal tree: the caller stores it elsewhere, durable by the next commit,
+    /// and gives it back to later runs ([`super::ExecControl::set_recorded`]). Only for attempts
+    /// nobody else can complete (callbacks, timeouts and workers use [`Journal::complete`]).
+    pub fn complete_via(
+        &self,
+        k: &str,
+        e: &Entry,
+        sink: &RecordSink,
+    ) -> Result<bool, DurableError> {
+        let key = self.key(k);
+        let new = serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
+            execution: self.execution.clone(),
+            key: k.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(self.tree.divert_unless(
+            &key,
+            new,
+            |cur| {
+                cur.is_some_and(|b| {
+                    matches!(
+                        serde_json::from_slice::<Entry>(b),
+                        Ok(Entry::Ok { .. } | Entry::Err { .. })
+                    )
+                })
+            },
+            |v| sink(&self.execution, k, v),
+        )?)
+    }
+
     /// Removes an entry only while it is still `Started` (an answer that raced in stays).
     pub fn remove_started(&self, k: &str) -> Result<(), DurableError> {
         let key = self.key(k);
@@ -175,9 +209,14 @@ impl Journal {
     /// attempts, and the redrive generations their tokens came from), so a replay re-runs
     /// exactly the unsuccessful work, and the timers that had not
     /// fired when the execution ended (`stopped_ms`: a Wait that was interrupted waits again in
-    /// full); successful tasks, fired timers and caught-and-succeeded paths stay. Returns how
-    /// many entries were removed.
-    pub fn forget_failures(&self, stopped_ms: i64) -> Result<usize, DurableError> {
+    /// full); successful tasks, fired timers and caught-and-succeeded paths stay.
+    /// `recorded_elsewhere`: the entries [`Journal::complete_via`] handed out. Returns how many
+    /// entries were removed.
+    pub fn forget_failures(
+        &self,
+        stopped_ms: i64,
+        recorded_elsewhere: &[(String, Entry)],
+    ) -> Result<usize, DurableError> {
         let entries = self.entries()?;
         let base = |k: &str| {
             k.rsplit_once('@')
@@ -185,6 +224,7 @@ impl Journal {
         };
         let succeeded: std::collections::HashSet<String> = entries
             .iter()
+            .chain(recorded_elsewhere)
             .filter(|(_, e)| matches!(e, Entry::Ok { .. }))
             .map(|(k, _)| base(k))
             .collect();
@@ -265,7 +305,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(j.entries().unwrap().len(), 7);
-        assert_eq!(j.forget_failures(100).unwrap(), 3);
+        assert_eq!(j.forget_failures(100, &[]).unwrap(), 3);
         assert!(
             j.get("/3.1:wait").unwrap().is_none(),
             "a timer still pending at the end"

@@ -39,6 +39,19 @@ pub fn task_token(
     h.finalize().to_hex().to_string()
 }
 
+/// True for attempts no callback, timeout or worker can complete (request-response plugin and
+/// Lambda tasks): their results may go through [`super::ExecControl::set_record_sink`].
+fn only_the_run_completes(req: &TaskRequest<'_>) -> bool {
+    use weft_asl::resource::{IntegrationPattern, ResourceKind};
+    req.resource.pattern == IntegrationPattern::RequestResponse
+        && matches!(
+            req.resource.kind,
+            ResourceKind::Plugin { .. }
+                | ResourceKind::LambdaInvoke
+                | ResourceKind::LambdaFunction { .. }
+        )
+}
+
 /// The journaling wrapper around a task runner.
 pub struct JournalingRunner<'a> {
     /// Runs attempts that are not journaled yet.
@@ -64,7 +77,7 @@ impl TaskRunner for JournalingRunner<'_> {
         let recorded = if self.ctl.is_fresh() {
             None
         } else {
-            j.get(&k).map_err(failure)?
+            self.ctl.lookup(&k).map_err(failure)?
         };
         match recorded {
             Some(Entry::Ok { output }) => return Ok(output),
@@ -106,9 +119,15 @@ impl TaskRunner for JournalingRunner<'_> {
                 j.remove_started(&k).map_err(failure)?;
                 return r;
             }
-            Ok(v) => j
-                .complete(&k, &Entry::Ok { output: v.clone() })
-                .map_err(failure)?,
+            Ok(v) => {
+                let e = Entry::Ok { output: v.clone() };
+                match self.ctl.record_sink() {
+                    // nobody else completes a plugin or Lambda task
+                    Some(sink) if only_the_run_completes(req) => j.complete_via(&k, &e, sink),
+                    _ => j.complete(&k, &e),
+                }
+                .map_err(failure)?
+            }
             Err(f) => j
                 .complete(
                     &k,

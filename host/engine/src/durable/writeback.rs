@@ -223,6 +223,37 @@ impl JournalStore {
         }
     }
 
+    /// Like [`JournalStore::update_unless`] with a value that is not written here: unless
+    /// `keep` refuses, any write of `key` still buffered is dropped and `elsewhere` is called
+    /// with the value, under the same lock (it must make the value durable by the next flush
+    /// and visible to later readers on its own); true when it was called.
+    pub fn divert_unless(
+        &self,
+        key: &[u8],
+        value: Vec<u8>,
+        keep: impl Fn(Option<&[u8]>) -> bool,
+        elsewhere: impl FnOnce(Vec<u8>),
+    ) -> sled::Result<bool> {
+        let Some(wb) = &self.buf else {
+            if keep(self.tree.get(key)?.as_deref()) {
+                return Ok(false);
+            }
+            elsewhere(value);
+            return Ok(true);
+        };
+        let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+        let cur = match Self::lookup(&st, key) {
+            Some(v) => v,
+            None => self.tree.get(key)?.map(|v| v.to_vec()),
+        };
+        if keep(cur.as_deref()) {
+            return Ok(false);
+        }
+        st.current.writes.remove(key);
+        elsewhere(value);
+        Ok(true)
+    }
+
     /// Every (key, value) under `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> sled::Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.apply()?;
