@@ -294,54 +294,48 @@ pub fn history_runs(
     })
 }
 
-/// The task log entries that ride in an execution's runs: (sequence number, JSON), in the order
-/// stored (not necessarily by sequence number).
-pub fn task_log_lines(tree: &sled::Tree, arn: &str) -> sled::Result<Vec<(u64, Vec<u8>)>> {
+/// The lines of an execution's runs that start with `mark` (without it), oldest first.
+fn marked_lines(tree: &sled::Tree, arn: &str, mark: u8) -> sled::Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     for item in tree.scan_prefix(history_prefix(arn)) {
         let (_, v) = item?;
-        if !v.contains(&TASK_LOG_MARK) {
+        if !v.contains(&mark) {
             continue;
         }
-        for line in v.split(|b| *b == b'\n') {
-            let Some(rest) = line.strip_prefix(&[TASK_LOG_MARK]) else {
-                continue;
-            };
-            let Some(seq) = rest
-                .get(..16)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u64::from_str_radix(h, 16).ok())
-            else {
-                continue;
-            };
-            out.push((seq, rest[16..].to_vec()));
-        }
+        out.extend(
+            v.split(|b| *b == b'\n')
+                .filter_map(|line| line.strip_prefix(&[mark]))
+                .map(<[u8]>::to_vec),
+        );
     }
     Ok(out)
 }
 
+/// The task log entries that ride in an execution's runs: (sequence number, JSON), in the order
+/// stored (not necessarily by sequence number).
+pub fn task_log_lines(tree: &sled::Tree, arn: &str) -> sled::Result<Vec<(u64, Vec<u8>)>> {
+    Ok(marked_lines(tree, arn, TASK_LOG_MARK)?
+        .into_iter()
+        .filter_map(|line| {
+            let seq = std::str::from_utf8(line.get(..16)?).ok()?;
+            let seq = u64::from_str_radix(seq, 16).ok()?;
+            Some((seq, line[16..].to_vec()))
+        })
+        .collect())
+}
+
 /// The journal entries that ride in an execution's runs: (entry key, JSON), oldest first.
 pub fn journal_lines(tree: &sled::Tree, arn: &str) -> sled::Result<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
-    for item in tree.scan_prefix(history_prefix(arn)) {
-        let (_, v) = item?;
-        if !v.contains(&JOURNAL_MARK) {
-            continue;
-        }
-        for line in v.split(|b| *b == b'\n') {
-            let Some(rest) = line.strip_prefix(&[JOURNAL_MARK]) else {
-                continue;
-            };
-            let Some(sep) = rest.iter().position(|b| *b == JOURNAL_SEP) else {
-                continue;
-            };
-            out.push((
-                String::from_utf8_lossy(&rest[..sep]).into_owned(),
-                rest[sep + 1..].to_vec(),
-            ));
-        }
-    }
-    Ok(out)
+    Ok(marked_lines(tree, arn, JOURNAL_MARK)?
+        .into_iter()
+        .filter_map(|line| {
+            let sep = line.iter().position(|b| *b == JOURNAL_SEP)?;
+            Some((
+                String::from_utf8_lossy(&line[..sep]).into_owned(),
+                line[sep + 1..].to_vec(),
+            ))
+        })
+        .collect())
 }
 
 /// The stored events of an execution, oldest first, as raw JSON, one `Vec` per stored run.

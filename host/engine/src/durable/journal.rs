@@ -48,6 +48,16 @@ pub enum Entry {
     },
 }
 
+/// True when a stored entry is an attempt's result (`Ok`/`Err`), which nothing replaces.
+fn holds_result(cur: Option<&[u8]>) -> bool {
+    cur.is_some_and(|b| {
+        matches!(
+            serde_json::from_slice::<Entry>(b),
+            Ok(Entry::Ok { .. } | Entry::Err { .. })
+        )
+    })
+}
+
 /// Where [`Journal::complete_via`] hands entries: (execution ARN, entry key, entry JSON).
 pub type RecordSink = std::sync::Arc<dyn Fn(&str, &str, Vec<u8>) + Send + Sync>;
 
@@ -88,6 +98,14 @@ impl Journal {
         v
     }
 
+    fn encode(&self, k: &str, e: &Entry) -> Result<Vec<u8>, DurableError> {
+        serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
+            execution: self.execution.clone(),
+            key: k.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Reads an entry.
     pub fn get(&self, k: &str) -> Result<Option<Entry>, DurableError> {
         match self.tree.get(&self.key(k))? {
@@ -104,11 +122,7 @@ impl Journal {
 
     /// Writes an entry (not yet durable: see [`super::GroupCommit::commit`]).
     pub fn put(&self, k: &str, e: &Entry) -> Result<(), DurableError> {
-        let v = serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
-            execution: self.execution.clone(),
-            key: k.to_string(),
-            reason: e.to_string(),
-        })?;
+        let v = self.encode(k, e)?;
         self.tree.insert(self.key(k), v)?;
         Ok(())
     }
@@ -117,19 +131,8 @@ impl Journal {
     /// by callbacks, timeouts and workers racing to complete the same attempt.
     pub fn complete(&self, k: &str, e: &Entry) -> Result<bool, DurableError> {
         let key = self.key(k);
-        let new = serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
-            execution: self.execution.clone(),
-            key: k.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(self.tree.update_unless(&key, Some(new), |cur| {
-            cur.is_some_and(|b| {
-                matches!(
-                    serde_json::from_slice::<Entry>(b),
-                    Ok(Entry::Ok { .. } | Entry::Err { .. })
-                )
-            })
-        })?)
+        let new = self.encode(k, e)?;
+        Ok(self.tree.update_unless(&key, Some(new), holds_result)?)
     }
 
     /// [`Journal::complete`], but the entry is handed to `sink` (execution, entry key, JSON)
@@ -143,24 +146,10 @@ impl Journal {
         sink: &RecordSink,
     ) -> Result<bool, DurableError> {
         let key = self.key(k);
-        let new = serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
-            execution: self.execution.clone(),
-            key: k.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(self.tree.divert_unless(
-            &key,
-            new,
-            |cur| {
-                cur.is_some_and(|b| {
-                    matches!(
-                        serde_json::from_slice::<Entry>(b),
-                        Ok(Entry::Ok { .. } | Entry::Err { .. })
-                    )
-                })
-            },
-            |v| sink(&self.execution, k, v),
-        )?)
+        let new = self.encode(k, e)?;
+        Ok(self
+            .tree
+            .divert_unless(&key, new, holds_result, |v| sink(&self.execution, k, v))?)
     }
 
     /// Removes an entry only while it is still `Started` (an answer that raced in stays).

@@ -139,6 +139,14 @@ impl JournalStore {
         r
     }
 
+    /// The value of `key`: buffered, else sled's.
+    fn current(&self, st: &State, key: &[u8]) -> sled::Result<Option<Vec<u8>>> {
+        match Self::lookup(st, key) {
+            Some(v) => Ok(v),
+            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
     fn lookup(st: &State, key: &[u8]) -> Option<Option<Vec<u8>>> {
         if let Some(v) = st.current.lookup(key) {
             return Some(v);
@@ -210,10 +218,7 @@ impl JournalStore {
             },
             Some(wb) => {
                 let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-                let cur = match Self::lookup(&st, key) {
-                    Some(v) => v,
-                    None => self.tree.get(key)?.map(|v| v.to_vec()),
-                };
+                let cur = self.current(&st, key)?;
                 if keep(cur.as_deref()) {
                     return Ok(false);
                 }
@@ -242,10 +247,7 @@ impl JournalStore {
             return Ok(true);
         };
         let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-        let cur = match Self::lookup(&st, key) {
-            Some(v) => v,
-            None => self.tree.get(key)?.map(|v| v.to_vec()),
-        };
+        let cur = self.current(&st, key)?;
         if keep(cur.as_deref()) {
             return Ok(false);
         }
