@@ -375,6 +375,115 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
     );
 }
 
+/// A redrive re-runs only what failed, with plugin tasks whose results ride beside the history:
+/// T1 fails its first attempt (an id record-run refuses) and succeeds on retry, then F fails the
+/// execution; after a restart and a redrive, neither T1 attempt runs again and F does.
+#[test]
+fn redrive_after_a_restart_reruns_only_the_failed_plugin_task() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("runs")).unwrap();
+    std::fs::create_dir_all(home.path().join("roles")).unwrap();
+    std::fs::write(
+        home.path().join("roles/recorder.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["fs:Read", "fs:Write"], "Resource": ["file:runs/*"]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    for p in ["record-run.wasm", "fail.wasm"] {
+        let (code, _, err) = weft(
+            home.path(),
+            &["plugin", "install", plugin(p).to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    let def = r#"{"StartAt": "T1", "States": {
+      "T1": {"Type": "Task", "Resource": "weft:plugin:record-run", "QueryLanguage": "JSONata",
+             "Arguments": {"dir": "/runs",
+               "id": "{% $exists($states.context.State.RetryCount) ? 'r-t1' : 'not/allowed' %}"},
+             "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+             "Next": "Again"},
+      "Again": {"Type": "Task", "Resource": "weft:plugin:record-run",
+             "Parameters": {"dir": "/runs", "id": "r-again"}, "ResultPath": "$.again", "Next": "F"},
+      "F": {"Type": "Task", "Resource": "weft:plugin:fail",
+            "Parameters": {"error": "Disk.Full"}, "End": true}}}"#;
+    let s = start_server(home.path(), work.path());
+    let sm = ok(
+        s.port,
+        "CreateStateMachine",
+        json!({"name": "redrive", "definition": def, "roleArn": "weft:role:recorder"}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = ok(
+        s.port,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "r"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ended = |port: u16| {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            let d = ok(port, "DescribeExecution", json!({"executionArn": arn}));
+            if d["status"] != "RUNNING" {
+                return d;
+            }
+            assert!(Instant::now() < end, "the execution did not end: {d}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let d = ended(s.port);
+    assert_eq!(
+        (d["status"].as_str(), d["error"].as_str()),
+        (Some("FAILED"), Some("Disk.Full")),
+        "{d}"
+    );
+    let before = runs(work.path());
+    assert_eq!(before.get("r-t1"), Some(&1), "{before:?}");
+    assert_eq!(before.get("r-again"), Some(&1), "{before:?}");
+    // a new process, then the redrive
+    s.kill9();
+    let s = start_server(home.path(), work.path());
+    ok(s.port, "RedriveExecution", json!({"executionArn": arn}));
+    let d = ended(s.port);
+    assert_eq!(
+        (d["status"].as_str(), d["error"].as_str()),
+        (Some("FAILED"), Some("Disk.Full"))
+    );
+    assert_eq!(d["redriveCount"], 1);
+    assert_eq!(
+        runs(work.path()),
+        before,
+        "a redrive re-ran a task that had succeeded"
+    );
+    let h = ok(
+        s.port,
+        "GetExecutionHistory",
+        json!({"executionArn": arn, "maxResults": 1000}),
+    );
+    let count = |ty: &str| {
+        h["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == ty)
+            .count()
+    };
+    assert_eq!(count("TaskSucceeded"), 2, "{h}");
+    assert_eq!(count("TaskFailed"), 3, "T1's first attempt, F twice: {h}");
+    assert_eq!(count("ExecutionFailed"), 2, "{h}");
+    assert_eq!(count("TaskStateEntered"), 4, "T1, Again, F, F again: {h}");
+    let events = h["events"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["type"], "ExecutionFailed");
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+}
+
 fn weft(home: &Path, args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(args)

@@ -430,8 +430,9 @@ pub(crate) struct DurableHistory {
     next_id: u64,
     /// Live updates for the web UI.
     live: crate::live::Live,
-    /// Recorded state entries a redriven run enters again (see [`DurableHistory::load`]).
-    reentered: std::collections::HashSet<u64>,
+    /// Recorded events no run may take as its own: a redriven execution's failed path (see
+    /// [`DurableHistory::load`]).
+    excluded: std::collections::HashSet<u64>,
 }
 
 fn signature(ev: &HistoryEvent) -> u64 {
@@ -458,12 +459,19 @@ impl DurableHistory {
         let mut old = Vec::new();
         // (id, type, state name) of entries and exits, to find the states a redrive re-enters
         let mut marks: Vec<(u64, String, String)> = Vec::new();
-        let mut last_type = String::new();
         app.pending.apply_if_queued(arn)?;
+        // (id, previousEventId) of every event, and the id of the last ExecutionRedriven
+        let mut links: Vec<(u64, u64)> = Vec::new();
+        let mut last_redrive: Option<u64> = None;
         for v in crate::pending::history_events(&app.history, arn) {
             for v in v? {
                 let v: Value = serde_json::from_slice(&v)?;
                 let ty = v["type"].as_str().unwrap_or("").to_string();
+                let id = v["id"].as_u64().unwrap_or(0);
+                links.push((id, v["previousEventId"].as_u64().unwrap_or(0)));
+                if ty == "ExecutionRedriven" {
+                    last_redrive = Some(id);
+                }
                 if ty.ends_with("StateEntered") || ty.ends_with("StateExited") {
                     let name = v["stateEnteredEventDetails"]["name"]
                         .as_str()
@@ -472,7 +480,6 @@ impl DurableHistory {
                         .to_string();
                     marks.push((v["id"].as_u64().unwrap_or(0), ty.clone(), name));
                 }
-                last_type.clone_from(&ty);
                 let details = crate::records::details_of(&v);
                 // the same signature as `signature` computes for a live event
                 let mut h = blake3::Hasher::new();
@@ -486,19 +493,25 @@ impl DurableHistory {
             }
         }
         let next_id = old.len() as u64 + 1;
-        // the first run after a redrive re-enters the states that were in progress when the
-        // execution ended: their recorded entries are not taken as this run's
-        let mut reentered = std::collections::HashSet::new();
-        if last_type == "ExecutionRedriven" {
+        // a redriven execution re-enters the states that were in progress when it ended: their
+        // recorded entries, and the events that followed from them (the failed attempts, the
+        // execution's end), belong to the run that failed and are never taken as a later run's
+        let mut excluded = std::collections::HashSet::new();
+        if let Some(redrive) = last_redrive {
             let mut open: HashMap<String, Vec<u64>> = HashMap::new();
-            for (id, ty, name) in marks {
+            for (id, ty, name) in marks.into_iter().filter(|m| m.0 < redrive) {
                 if ty.ends_with("StateEntered") {
                     open.entry(name).or_default().push(id);
                 } else if let Some(v) = open.get_mut(&name) {
                     v.pop();
                 }
             }
-            reentered = open.into_values().flatten().collect();
+            excluded = open.into_values().flatten().collect();
+            for (id, prev) in links.into_iter().filter(|l| l.0 <= redrive) {
+                if excluded.contains(&prev) || id == redrive {
+                    excluded.insert(id);
+                }
+            }
         }
         Ok(DurableHistory {
             app: app.clone(),
@@ -510,7 +523,7 @@ impl DurableHistory {
             id_map: HashMap::new(),
             next_id,
             live: app.live.clone(),
-            reentered,
+            excluded,
         })
     }
 
@@ -541,7 +554,7 @@ impl HistorySink for DurableHistory {
         let sig = signature(&ev);
         let Some(d) = self.diverged_at else {
             match self.old.get(ev.id as usize - 1) {
-                Some(s) if *s == sig && !self.reentered.contains(&ev.id) => return,
+                Some(s) if *s == sig && !self.excluded.contains(&ev.id) => return,
                 None => {
                     self.write(&ev);
                     return;
@@ -549,7 +562,7 @@ impl HistorySink for DurableHistory {
                 Some(_) => {
                     self.diverged_at = Some(ev.id);
                     for (i, s) in self.old.iter().enumerate().skip(ev.id as usize - 1) {
-                        if self.reentered.contains(&(i as u64 + 1)) {
+                        if self.excluded.contains(&(i as u64 + 1)) {
                             continue;
                         }
                         self.unmatched

@@ -1359,6 +1359,13 @@ async fn redrive_reruns_only_what_failed() {
         .map(|e| e["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    let count = |ty: &str| types.iter().filter(|t| **t == ty).count();
+    // A once; B in the failed run and again in the redriven one (which suspended for its
+    // token and was replayed when the answer came)
+    assert_eq!(count("TaskStateEntered"), 3, "{types:?}");
+    assert_eq!(count("TaskScheduled"), 3, "{types:?}");
+    assert_eq!(count("TaskSucceeded"), 2, "{types:?}");
+    assert_eq!(count("TaskFailed"), 1, "{types:?}");
     let (t, _) = err(&s, "RedriveExecution", json!({"executionArn": arn})).await;
     assert_eq!(t, "ExecutionNotRedrivable");
 }
