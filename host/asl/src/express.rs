@@ -37,7 +37,7 @@ pub struct TaskRequest<'a> {
     /// `HeartbeatSeconds` (resolved).
     pub heartbeat_seconds: Option<u64>,
     /// The context object, including `Task.Token` for `.waitForTaskToken`.
-    pub context: Value,
+    pub context: &'a Value,
     /// The task token for `.waitForTaskToken`.
     pub task_token: Option<String>,
     /// 1-based attempt number (retries increase it).
@@ -733,7 +733,7 @@ impl Exec<'_> {
             "TaskStarted",
             || json!({"resourceType": rtype.0, "resource": rtype.1}),
         );
-        let context = ctx.value().clone();
+        let context = ctx.value();
         let req = TaskRequest {
             state_name: &st.name,
             resource: &t.resource,

@@ -201,7 +201,7 @@ impl TaskRunner for SandboxTaskRunner<'_> {
             attempt: req.attempt,
             execution: req.context.pointer("/Execution/Id"),
             params: EmptyObject,
-            context: &req.context,
+            context: req.context,
             traceparent,
         };
         let ctx =
