@@ -105,10 +105,10 @@ pub struct Context<'a> {
 
 /// Formats epoch milliseconds the way Step Functions prints timestamps.
 pub fn format_time(ms: i64) -> String {
+    // (`%Y-%m-%dT%H:%M:%S%.3fZ` without parsing a format string on every call)
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl<'a> Context<'a> {
@@ -220,5 +220,17 @@ impl<'a> Env<'a> {
                 p.normalized()
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::format_time;
+
+    #[test]
+    fn times_have_millisecond_precision_and_a_z() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format_time(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
     }
 }

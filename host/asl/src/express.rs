@@ -198,6 +198,16 @@ pub struct RunOptions {
     pub timeout_from_ms: Option<i64>,
 }
 
+/// The machine's available parallelism, asked once (the answer reads cgroup files).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
@@ -206,9 +216,7 @@ impl Default for RunOptions {
             region: "us-east-1".into(),
             account: "000000000000".into(),
             role_arn: "arn:aws:iam::000000000000:role/weft-execution".into(),
-            max_threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            max_threads: cores(),
             max_transitions: None,
             start_ms: None,
             redrive_count: 0,
