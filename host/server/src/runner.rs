@@ -128,20 +128,19 @@ impl ServerTaskRunner {
             .cloned();
         let journaled = match known {
             Some(d) => Some(Entry::Pinned { digest: d }),
-            None => ctl.journal().get(&pin_key).map_err(journal_failure)?,
+            None => ctl.lookup(&pin_key).map_err(journal_failure)?,
         };
         let digest = match journaled {
             Some(Entry::Pinned { digest }) => digest,
             _ => match weft_engine::plugin_host::resolve(&self.app.store, &reference) {
                 Ok(rec) => {
-                    ctl.journal()
-                        .put(
-                            &pin_key,
-                            &Entry::Pinned {
-                                digest: rec.digest.to_hex(),
-                            },
-                        )
-                        .map_err(journal_failure)?;
+                    ctl.record(
+                        &pin_key,
+                        &Entry::Pinned {
+                            digest: rec.digest.to_hex(),
+                        },
+                    )
+                    .map_err(journal_failure)?;
                     rec.digest.to_hex()
                 }
                 // not installed: let the runner report it with its usual message

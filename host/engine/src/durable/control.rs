@@ -129,6 +129,23 @@ impl ExecControl {
         self.journal.get(k)
     }
 
+    /// Writes an entry only the run itself writes (a pinned digest): through the record sink
+    /// when one is set (durable by the next commit), else into the journal.
+    pub fn record(&self, k: &str, e: &Entry) -> Result<(), DurableError> {
+        match self.record_sink() {
+            Some(sink) => {
+                let json = serde_json::to_vec(e).map_err(|x| DurableError::BadEntry {
+                    execution: self.journal.execution().to_string(),
+                    key: k.to_string(),
+                    reason: x.to_string(),
+                })?;
+                sink(self.journal.execution(), k, json);
+                Ok(())
+            }
+            None => self.journal.put(k, e),
+        }
+    }
+
     /// Declares how many times the execution was redriven (see
     /// [`ExecControl::token_generation`]).
     pub fn set_redrive_count(&self, n: u32) {
