@@ -45,9 +45,18 @@ pub use error::ApiError;
 pub const AMZ_JSON: &str = "application/x-amz-json-1.0";
 /// Largest accepted request body (AWS's 256 KiB input limit plus room for the envelope).
 pub const MAX_BODY: usize = 1 << 20;
-/// Default bound on executions running at once (worker threads; `WEFT_SERVER_MAX_RUNNING`
-/// overrides). Waiting executions hold no worker.
-pub const DEFAULT_MAX_RUNNING: usize = 256;
+/// Executions running at once per core by default (worker threads; `WEFT_SERVER_MAX_RUNNING`
+/// overrides). Waiting executions hold no worker, so runs are busy with tasks and commits:
+/// more workers than this only add context switches (durable transitions on 2 cores: 64
+/// workers 12.5k/s, 256 workers 9.2k/s).
+pub const MAX_RUNNING_PER_CORE: usize = 32;
+
+/// The default bound on executions running at once: [`MAX_RUNNING_PER_CORE`] per core, between
+/// 32 and 1,024.
+pub fn default_max_running() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (MAX_RUNNING_PER_CORE * cores).clamp(32, 1024)
+}
 
 pub struct AppState {
     pub store: Arc<weft_store::Store>,
@@ -100,7 +109,7 @@ impl AppState {
         let max_running = std::env::var("WEFT_SERVER_MAX_RUNNING")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_MAX_RUNNING);
+            .unwrap_or_else(default_max_running);
         Self::with_limit(store, tokens, max_running)
     }
 
