@@ -35,6 +35,21 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU time (user + system) this process used so far, from `/proc/self/stat` (Linux; zero
+/// elsewhere), in clock ticks of 10 ms.
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // fields after the command name (which may hold spaces) start at the state, field 3
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 fn scratch(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("weft-bench-{tag}-{}", uuid::Uuid::new_v4()))
 }
@@ -80,7 +95,7 @@ pub fn standard(
         .enable_all()
         .build()?;
     let flushes0 = app.rt.commit.flushes();
-    let (wall, lat) = rt.block_on(async {
+    let (wall, lat, cpu) = rt.block_on(async {
         let sm = call(&app, "CreateStateMachine", json!({"name": "bench", "definition": def})).await?
             ["stateMachineArn"]
             .as_str()
@@ -90,6 +105,7 @@ pub fn standard(
         let w = call(&app, "StartExecution", json!({"stateMachineArn": sm, "name": "warm"})).await?;
         wait_all(&app, &[w["executionArn"].as_str().unwrap_or_default().to_string()]).await?;
         let t = Instant::now();
+        let cpu0 = cpu_time();
         let mut starts = Vec::new();
         for i in 0..executions {
             let app = app.clone();
@@ -103,7 +119,7 @@ pub fn standard(
             arns.push(s.await??["executionArn"].as_str().unwrap_or_default().to_string());
         }
         let lat = wait_all(&app, &arns).await?;
-        anyhow::Ok((t.elapsed(), lat))
+        anyhow::Ok((t.elapsed(), lat, cpu_time().saturating_sub(cpu0)))
     })?;
     let flushes = app.rt.commit.flushes() - flushes0;
     let transitions = executions * tasks;
@@ -111,6 +127,7 @@ pub fn standard(
     lat.sort_unstable();
     let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
     let tps = transitions as f64 / wall.as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let lines = vec![
         format!(
             "standard: {executions} executions x {tasks} echo tasks, {concurrency} workers: {transitions} durable task transitions in {:.2} s = {tps:.0} transitions/s",
@@ -124,13 +141,20 @@ pub fn standard(
             p(0.5) as f64 / tasks as f64,
             p(0.99) as f64 / tasks as f64
         ),
+        format!(
+            "standard: {:.0} us of CPU (all threads) per transition, {:.0}% of the machine's {} cores busy",
+            cpu.as_secs_f64() * 1e6 / transitions as f64,
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64() / cores as f64,
+            cores
+        ),
     ];
     drop(rt);
     drop(app);
     let _ = std::fs::remove_dir_all(&home);
     Ok(Report {
         lines,
-        json: json!({"transitions_per_s": tps, "p50_ms": p(0.5), "p99_ms": p(0.99), "fsyncs": flushes}),
+        json: json!({"transitions_per_s": tps, "p50_ms": p(0.5), "p99_ms": p(0.99), "fsyncs": flushes,
+                     "cpu_us_per_transition": cpu.as_secs_f64() * 1e6 / transitions as f64}),
     })
 }
 
