@@ -13,7 +13,12 @@ pub const INTERRUPTED_CAUSE: &str =
 
 /// The journal key of an attempt.
 pub fn attempt_key(req: &TaskRequest<'_>) -> String {
-    format!("{}@{}", req.key, req.attempt)
+    key_of(&req.key, req.attempt)
+}
+
+/// The journal key of attempt `attempt` of the task `key`.
+fn key_of(key: &str, attempt: u32) -> String {
+    format!("{key}@{attempt}")
 }
 
 /// A task token for `.waitForTaskToken`, derived from a server secret, the execution, the
@@ -153,7 +158,7 @@ impl TaskRunner for JournalingRunner<'_> {
     fn task_token(&self, key: &str, attempt: u32) -> String {
         let generation = self
             .ctl
-            .token_generation(&format!("{key}@{attempt}"))
+            .token_generation(&key_of(key, attempt))
             .unwrap_or_else(|e| {
                 // (the attempt's own journal write fails the same way and unwinds the run)
                 tracing::error!(execution = %self.ctl.journal().execution(), "journal: {e}");
