@@ -162,8 +162,8 @@ impl ServerTaskRunner {
     }
 
     /// Registers an external wait (callback token, activity, child execution) and returns its
-    /// answer: from the journal when it has arrived, else by suspending the run (top level)
-    /// or blocking this thread (inside a Map/Parallel) until it arrives or times out.
+    /// answer: from the journal when it has arrived, else by suspending the run (at any depth)
+    /// until it arrives or times out.
     fn wait_external(
         &self,
         req: &TaskRequest<'_>,
@@ -278,9 +278,8 @@ impl ServerTaskRunner {
 
 impl ServerTaskRunner {
     /// `weft:dag:ID`: triggers a run of the DAG (once per attempt: its id is journaled) with the
-    /// task's parameters as `dag_run.conf`, and waits for it — suspended between checks at the
-    /// top level, polling inside a Map/Parallel. A failed run fails the task (States.TaskFailed,
-    /// the run's outcome as Cause).
+    /// task's parameters as `dag_run.conf`, and waits for it, suspended between checks a second
+    /// apart. A failed run fails the task (States.TaskFailed, the run's outcome as Cause).
     fn dag_run(&self, req: &TaskRequest<'_>, id: &str) -> Result<Value, TaskFailure> {
         let ctl = self.ctl()?;
         let pin = format!("{}:dagrun", weft_engine::durable::attempt_key(req));
