@@ -98,8 +98,9 @@ pub struct Context<'a> {
     pub map_item: Option<(usize, &'a Value)>,
     /// `$$.Task.Token` for `.waitForTaskToken` tasks.
     pub task_token: Option<&'a str>,
-    /// Retry count (`$$.State.RetryCount`).
-    pub retry_count: u32,
+    /// Retry count (`$$.State.RetryCount`): set (0 on the first attempt) for the states that
+    /// retry (Task, Map, Parallel), absent from the others' context, as in Step Functions.
+    pub retry_count: Option<u32>,
     cache: OnceLock<Value>,
 }
 
@@ -120,7 +121,7 @@ impl<'a> Context<'a> {
             entered_ms,
             map_item: None,
             task_token: None,
-            retry_count: 0,
+            retry_count: None,
             cache: OnceLock::new(),
         }
     }
@@ -137,8 +138,8 @@ impl<'a> Context<'a> {
                 "EnteredTime".into(),
                 Value::String(format_time(self.entered_ms)),
             );
-            if self.retry_count > 0 {
-                st.insert("RetryCount".into(), Value::from(self.retry_count));
+            if let Some(n) = self.retry_count {
+                st.insert("RetryCount".into(), Value::from(n));
             }
             m.insert("State".into(), Value::Object(st));
             if let Some(t) = self.task_token {

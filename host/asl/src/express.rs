@@ -502,7 +502,13 @@ impl Exec<'_> {
                 json!({"name": st.name, "input": text(&input), "inputDetails": {"truncated": false}})
             });
             *prev = entered;
-            let ctx = Context::new(&self.info, &st.name, now);
+            let mut ctx = Context::new(&self.info, &st.name, now);
+            if matches!(
+                st.kind,
+                StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. }
+            ) {
+                ctx.retry_count = Some(0);
+            }
             let null = Value::Null;
             let env = Env {
                 input: &null,
@@ -660,7 +666,8 @@ impl Exec<'_> {
                 Ok(f) => return Ok(Ok(f)),
                 Err(e) if e.is_suspended() => return Err(e),
                 Err(e) => {
-                    let ctx = Context::new(&self.info, &st.name, self.now_ms());
+                    let mut ctx = Context::new(&self.info, &st.name, self.now_ms());
+                    ctx.retry_count = Some(attempt.saturating_sub(1));
                     let cenv = Env {
                         input: &raw_keep,
                         ctx: &ctx,
@@ -708,7 +715,7 @@ impl Exec<'_> {
             .then(|| self.runner.task_token(here.path, attempt));
         let mut ctx = Context::new(&self.info, &st.name, env.ctx.entered_ms);
         ctx.task_token = token.as_deref();
-        ctx.retry_count = attempt.saturating_sub(1);
+        ctx.retry_count = Some(attempt.saturating_sub(1));
         let tenv = Env {
             input: &Value::Null,
             ctx: &ctx,
@@ -1008,6 +1015,7 @@ impl Exec<'_> {
                     let item = &items[i];
                     let mut ctx = Context::new(&self.info, &st.name, env.ctx.entered_ms);
                     ctx.map_item = Some((i, item));
+                    ctx.retry_count = Some(attempt.saturating_sub(1));
                     let ienv = Env {
                         input: &Value::Null,
                         ctx: &ctx,
@@ -1096,6 +1104,7 @@ impl Exec<'_> {
         for (i, item) in items.iter().enumerate() {
             let mut ctx = Context::new(&self.info, &st.name, env.ctx.entered_ms);
             ctx.map_item = Some((i, item));
+            ctx.retry_count = env.ctx.retry_count;
             let ienv = Env {
                 input: &Value::Null,
                 ctx: &ctx,

@@ -617,3 +617,46 @@ fn outputs_over_256_kib_fail_with_data_limit_exceeded_which_catch_all_does_not_m
     // under the limit it passes
     assert!(run(100 * 1024).is_ok());
 }
+
+/// `$$.State.RetryCount` is part of the context of the states that retry (0 on the first
+/// attempt, then 1, 2, ...) and absent from the others', as in Step Functions.
+#[test]
+fn retry_count_in_the_context_object() {
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Parameters": {"state.$": "$$.State"}, "ResultPath": "$.pass", "Next": "T"},
+        "T": {"Type": "Task", "Resource": "weft:plugin:flaky",
+              "Parameters": {"retries.$": "$$.State.RetryCount"},
+              "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "MaxAttempts": 3}],
+              "ResultSelector": {"retries.$": "$.echo.retries"},
+              "ResultPath": "$.task", "End": true}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    let out = run_express(
+        &sm,
+        json!({}),
+        &RunOptions::default(),
+        &Flaky {
+            calls: AtomicU32::new(0),
+            fail_times: 2,
+        },
+        &FakeClock::default(),
+        Hooks::default(),
+    )
+    .unwrap();
+    assert!(out["pass"]["state"].get("RetryCount").is_none(), "{out}");
+    assert_eq!(out["pass"]["state"]["Name"], "P");
+    assert_eq!(out["task"], json!({"retries": 2}), "the third attempt");
+    // the first attempt sees 0 (a path to a missing field would fail the state)
+    let first = run_express(
+        &sm,
+        json!({}),
+        &RunOptions::default(),
+        &Flaky {
+            calls: AtomicU32::new(0),
+            fail_times: 0,
+        },
+        &FakeClock::default(),
+        Hooks::default(),
+    )
+    .unwrap();
+    assert_eq!(first["task"], json!({"retries": 0}));
+}

@@ -376,8 +376,8 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
 }
 
 /// A redrive re-runs only what failed, with plugin tasks whose results ride beside the history:
-/// T1 fails its first attempt (an id record-run refuses) and succeeds on retry, then F fails the
-/// execution; after a restart and a redrive, neither T1 attempt runs again and F does.
+/// T1 fails its first attempt (`$$.State.RetryCount` is 0: an id record-run refuses) and
+/// succeeds on retry (it is 1), then F fails the execution; after a restart and a redrive, neither T1 attempt runs again and F does.
 #[test]
 fn redrive_after_a_restart_reruns_only_the_failed_plugin_task() {
     let home = tempfile::tempdir().unwrap();
@@ -402,7 +402,7 @@ fn redrive_after_a_restart_reruns_only_the_failed_plugin_task() {
     let def = r#"{"StartAt": "T1", "States": {
       "T1": {"Type": "Task", "Resource": "weft:plugin:record-run", "QueryLanguage": "JSONata",
              "Arguments": {"dir": "/runs",
-               "id": "{% $exists($states.context.State.RetryCount) ? 'r-t1' : 'not/allowed' %}"},
+               "id": "{% $states.context.State.RetryCount = 0 ? 'not/allowed' : 'r-t1' %}"},
              "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 1}],
              "Next": "Again"},
       "Again": {"Type": "Task", "Resource": "weft:plugin:record-run",
