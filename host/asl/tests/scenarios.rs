@@ -630,33 +630,26 @@ fn retry_count_in_the_context_object() {
               "ResultSelector": {"retries.$": "$.echo.retries"},
               "ResultPath": "$.task", "End": true}}});
     let sm = parse(&def.to_string()).expect("valid");
-    let out = run_express(
-        &sm,
-        json!({}),
-        &RunOptions::default(),
-        &Flaky {
+    let run_failing = |fail_times| {
+        let runner = Flaky {
             calls: AtomicU32::new(0),
-            fail_times: 2,
-        },
-        &FakeClock::default(),
-        Hooks::default(),
-    )
-    .unwrap();
+            fail_times,
+        };
+        let clock = FakeClock::default();
+        run_express(
+            &sm,
+            json!({}),
+            &RunOptions::default(),
+            &runner,
+            &clock,
+            Hooks::default(),
+        )
+        .unwrap()
+    };
+    let out = run_failing(2);
     assert!(out["pass"]["state"].get("RetryCount").is_none(), "{out}");
     assert_eq!(out["pass"]["state"]["Name"], "P");
     assert_eq!(out["task"], json!({"retries": 2}), "the third attempt");
     // the first attempt sees 0 (a path to a missing field would fail the state)
-    let first = run_express(
-        &sm,
-        json!({}),
-        &RunOptions::default(),
-        &Flaky {
-            calls: AtomicU32::new(0),
-            fail_times: 0,
-        },
-        &FakeClock::default(),
-        Hooks::default(),
-    )
-    .unwrap();
-    assert_eq!(first["task"], json!({"retries": 0}));
+    assert_eq!(run_failing(0)["task"], json!({"retries": 0}));
 }

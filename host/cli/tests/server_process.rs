@@ -204,8 +204,9 @@ const DEFINITION: &str = r#"{
   }
 }"#;
 
-#[test]
-fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
+/// A store with `plugins` installed and the role `weft:role:recorder` (read and write under
+/// `runs/`), and a working directory holding `runs/`: (home, work).
+fn recorder_setup(plugins: &[&str]) -> (tempfile::TempDir, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(work.path().join("runs")).unwrap();
@@ -218,16 +219,19 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
         .to_string(),
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
-            "plugin",
-            "install",
-            plugin("record-run.wasm").to_str().unwrap(),
-        ])
-        .env("WEFT_HOME", home.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for p in plugins {
+        let (code, _, err) = weft(
+            home.path(),
+            &["plugin", "install", plugin(p).to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    (home, work)
+}
+
+#[test]
+fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
+    let (home, work) = recorder_setup(&["record-run.wasm"]);
 
     let s = start_server(home.path(), work.path());
     let sm = ok(
@@ -377,28 +381,11 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
 
 /// A redrive re-runs only what failed, with plugin tasks whose results ride beside the history:
 /// T1 fails its first attempt (`$$.State.RetryCount` is 0: an id record-run refuses) and
-/// succeeds on retry (it is 1), then F fails the execution; after a restart and a redrive, neither T1 attempt runs again and F does.
+/// succeeds on retry (it is 1), then F fails the execution; after a restart and a redrive,
+/// neither T1 attempt runs again and F does.
 #[test]
 fn redrive_after_a_restart_reruns_only_the_failed_plugin_task() {
-    let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(work.path().join("runs")).unwrap();
-    std::fs::create_dir_all(home.path().join("roles")).unwrap();
-    std::fs::write(
-        home.path().join("roles/recorder.json"),
-        json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["fs:Read", "fs:Write"], "Resource": ["file:runs/*"]}
-        ]})
-        .to_string(),
-    )
-    .unwrap();
-    for p in ["record-run.wasm", "fail.wasm"] {
-        let (code, _, err) = weft(
-            home.path(),
-            &["plugin", "install", plugin(p).to_str().unwrap()],
-        );
-        assert_eq!(code, 0, "{err}");
-    }
+    let (home, work) = recorder_setup(&["record-run.wasm", "fail.wasm"]);
     let def = r#"{"StartAt": "T1", "States": {
       "T1": {"Type": "Task", "Resource": "weft:plugin:record-run", "QueryLanguage": "JSONata",
              "Arguments": {"dir": "/runs",
