@@ -654,11 +654,19 @@ impl Exec<'_> {
             } else {
                 (input.take().unwrap_or_default(), Value::Null)
             };
+            // a retried Map or Parallel sees its attempt's `$$.State.RetryCount`
+            let mut retried = Context::new(&self.info, &st.name, env.ctx.entered_ms);
+            retried.retry_count = Some(attempt.saturating_sub(1));
+            let aenv = Env {
+                input: env.input,
+                ctx: if attempt > 1 { &retried } else { env.ctx },
+                vars: env.vars,
+            };
             let r = match &st.kind {
                 StateKind::Task(t) => self.run_task(st, t, this, env, entered, prev, attempt, here),
-                StateKind::Map(m) => self.run_map(st, m, this, env, entered, prev, attempt, here),
+                StateKind::Map(m) => self.run_map(st, m, this, &aenv, entered, prev, attempt, here),
                 StateKind::Parallel { branches } => {
-                    self.run_parallel(st, branches, this, env, entered, prev, attempt, here)
+                    self.run_parallel(st, branches, this, &aenv, entered, prev, attempt, here)
                 }
                 _ => Err(StateError::new(names::RUNTIME, "not a task-like state")),
             };

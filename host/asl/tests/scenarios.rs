@@ -652,4 +652,35 @@ fn retry_count_in_the_context_object() {
     assert_eq!(out["task"], json!({"retries": 2}), "the third attempt");
     // the first attempt sees 0 (a path to a missing field would fail the state)
     assert_eq!(run_failing(0)["task"], json!({"retries": 0}));
+    // a Parallel retried as a whole sees its own count
+    let def = json!({"StartAt": "Par", "States": {
+        "Par": {"Type": "Parallel", "End": true,
+                "Branches": [{"StartAt": "T", "States": {
+                    "T": {"Type": "Task", "Resource": "weft:plugin:flaky", "End": true}}}],
+                "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+                "ResultSelector": {"retries.$": "$$.State.RetryCount"}}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    // (each Parallel attempt runs the branch afresh: its task's attempt starts at 1 again)
+    struct FailsOnce(AtomicU32);
+    impl TaskRunner for FailsOnce {
+        fn run_task(&self, _: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+            match self.0.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(TaskFailure {
+                    error: "Boom".into(),
+                    cause: "first call".into(),
+                }),
+                _ => Ok(json!({})),
+            }
+        }
+    }
+    let clock = FakeClock::default();
+    let out = run_express(
+        &sm,
+        json!({}),
+        &RunOptions::default(),
+        &FailsOnce(AtomicU32::new(0)),
+        &clock,
+        Hooks::default(),
+    );
+    assert_eq!(out, Ok(json!({"retries": 1})));
 }
