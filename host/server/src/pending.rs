@@ -1,4 +1,5 @@
-//! Writes that need only be durable by the next group commit: history events and task logs.
+//! Writes that need only be durable by the next group commit: history events, task logs and
+//! the journal entries only a run writes.
 //!
 //! Execution threads queue them here instead of inserting into sled themselves; the group
 //! committer applies the queue, single-threaded, right before each flush (a
@@ -25,6 +26,7 @@
 
 use crate::records::{history_key, history_prefix, id_of_history_key};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 /// A run of coalesced events is closed at this many bytes (keeps sled values modest).
@@ -51,13 +53,9 @@ struct JournalEntry {
 }
 
 impl JournalEntry {
-    /// Its key in the journal tree (`EXECUTION 0x00 KEY`, see `weft_engine::durable::Journal`).
+    /// Its key in the journal tree.
     fn tree_key(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.execution.len() + 1 + self.key.len());
-        k.extend_from_slice(self.execution.as_bytes());
-        k.push(0);
-        k.extend_from_slice(self.key.as_bytes());
-        k
+        weft_engine::durable::journal_key(&self.execution, &self.key)
     }
 
     /// True when the key can be written as a line.
@@ -89,8 +87,6 @@ struct TaskLogEntry {
 struct Queue {
     /// (execution ARN, event id, event JSON), in the order they were written.
     events: Vec<(String, u64, String)>,
-    /// Plain writes: (tree, key, value).
-    writes: Vec<(sled::Tree, Vec<u8>, Vec<u8>)>,
     /// Task log entries, in the order they were written.
     task_logs: Vec<TaskLogEntry>,
     /// Journal entries, in the order they were written.
@@ -99,10 +95,7 @@ struct Queue {
 
 impl Queue {
     fn is_empty(&self) -> bool {
-        self.events.is_empty()
-            && self.writes.is_empty()
-            && self.task_logs.is_empty()
-            && self.journal.is_empty()
+        self.events.is_empty() && self.task_logs.is_empty() && self.journal.is_empty()
     }
 }
 
@@ -133,14 +126,6 @@ impl Pending {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = q.is_empty();
         q.events.push((arn.to_string(), id, json));
-        was_empty
-    }
-
-    /// Queues a plain insert into `tree`; returns true when the queue was empty before.
-    pub fn push(&self, tree: &sled::Tree, key: Vec<u8>, value: Vec<u8>) -> bool {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let was_empty = q.is_empty();
-        q.writes.push((tree.clone(), key, value));
         was_empty
     }
 
@@ -197,9 +182,6 @@ impl Pending {
         if q.is_empty() {
             return Ok(());
         }
-        for (tree, k, v) in q.writes {
-            tree.insert(k, v)?;
-        }
         // group by execution (keeping each one's order), then coalesce consecutive ids
         let mut by_exec: HashMap<&str, ExecBatch<'_>> = HashMap::new();
         for (arn, id, json) in &q.events {
@@ -249,7 +231,7 @@ impl Pending {
                 }
                 buf.push('\n');
                 buf.push(TASK_LOG_MARK as char);
-                buf.push_str(&format!("{:016x}", t.seq));
+                let _ = write!(buf, "{:016x}", t.seq);
                 buf.push_str(&t.json);
             }
             for j in journal {
@@ -413,19 +395,6 @@ mod tests {
             })
             .collect();
         assert_eq!(rev, vec![4, 3, 2, 1]);
-    }
-
-    #[test]
-    fn plain_writes_are_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let t = db.open_tree("h").unwrap();
-        let logs = db.open_tree("l").unwrap();
-        let p = Pending::new(t, logs.clone(), db.open_tree("j").unwrap());
-        assert!(p.push(&logs, b"k".to_vec(), b"v".to_vec()));
-        assert!(!p.push(&logs, b"k2".to_vec(), b"v".to_vec()));
-        p.apply().unwrap();
-        assert_eq!(logs.len(), 2);
     }
 
     #[test]

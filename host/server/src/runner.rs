@@ -476,7 +476,7 @@ impl DurableHistory {
                         .or(v["stateExitedEventDetails"]["name"].as_str())
                         .unwrap_or("")
                         .to_string();
-                    marks.push((v["id"].as_u64().unwrap_or(0), ty.clone(), name));
+                    marks.push((id, ty.clone(), name));
                 }
                 let details = crate::records::details_of(&v);
                 // the same signature as `signature` computes for a live event

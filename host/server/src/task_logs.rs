@@ -1,7 +1,7 @@
 //! Task logs: what each sandboxed task attempt of an execution printed and was allowed or denied.
 //!
-//! Tree `sfn_task_logs` (or a line of the execution's history run, see [`crate::pending`]): key = [`history_prefix`]`(execution ARN)` + task key + attempt, where
-//! the task key is a process-wide sequence number (8 bytes big-endian, seeded from the clock in
+//! Tree `sfn_task_logs` (or a line of the execution's history run, see [`crate::pending`]):
+//! key = [`history_prefix`]`(execution ARN)` + task key + attempt, where the task key is a process-wide sequence number (8 bytes big-endian, seeded from the clock in
 //! microseconds so keys keep increasing across restarts) + the state name + 0x00, and the
 //! attempt is 4 bytes big-endian. Keys therefore sort in the order tasks ran. The value is JSON:
 //! `{"state","attempt","plugin","digest","stdout","stderr","logs","audit","fuelUsed",

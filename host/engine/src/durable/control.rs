@@ -134,12 +134,7 @@ impl ExecControl {
     pub fn record(&self, k: &str, e: &Entry) -> Result<(), DurableError> {
         match self.record_sink() {
             Some(sink) => {
-                let json = serde_json::to_vec(e).map_err(|x| DurableError::BadEntry {
-                    execution: self.journal.execution().to_string(),
-                    key: k.to_string(),
-                    reason: x.to_string(),
-                })?;
-                sink(self.journal.execution(), k, json);
+                sink(self.journal.execution(), k, self.journal.encode(k, e)?);
                 Ok(())
             }
             None => self.journal.put(k, e),

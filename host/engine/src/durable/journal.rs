@@ -58,6 +58,15 @@ fn holds_result(cur: Option<&[u8]>) -> bool {
     })
 }
 
+/// The journal tree's key of entry `k` of `execution` (`EXECUTION 0x00 KEY`).
+pub fn journal_key(execution: &str, k: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(execution.len() + 1 + k.len());
+    v.extend_from_slice(execution.as_bytes());
+    v.push(0);
+    v.extend_from_slice(k.as_bytes());
+    v
+}
+
 /// Where [`Journal::complete_via`] hands entries: (execution ARN, entry key, entry JSON).
 pub type RecordSink = std::sync::Arc<dyn Fn(&str, &str, Vec<u8>) + Send + Sync>;
 
@@ -92,13 +101,11 @@ impl Journal {
     }
 
     fn key(&self, k: &str) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.prefix.len() + k.len());
-        v.extend_from_slice(&self.prefix);
-        v.extend_from_slice(k.as_bytes());
-        v
+        journal_key(&self.execution, k)
     }
 
-    fn encode(&self, k: &str, e: &Entry) -> Result<Vec<u8>, DurableError> {
+    /// An entry as stored (JSON).
+    pub(crate) fn encode(&self, k: &str, e: &Entry) -> Result<Vec<u8>, DurableError> {
         serde_json::to_vec(e).map_err(|e| DurableError::BadEntry {
             execution: self.execution.clone(),
             key: k.to_string(),

@@ -19,7 +19,7 @@ mod writeback;
 
 pub use commit::{FlushHook, GroupCommit};
 pub use control::{ExecControl, Suspension};
-pub use journal::{Entry, Journal, RecordSink};
+pub use journal::{journal_key, Entry, Journal, RecordSink};
 pub use tasks::{attempt_key, task_token, JournalingRunner, INTERRUPTED_CAUSE};
 pub use writeback::JournalStore;
 
