@@ -71,6 +71,7 @@ pub mod history;
 pub mod intrinsic;
 pub mod jsonata;
 pub mod jsonpath;
+pub mod limits;
 pub mod model;
 pub mod parse;
 pub mod reader;
