@@ -375,7 +375,10 @@ pub fn run_express<'a>(
     // as in GetExecutionHistory, the first state's entry links to event 0
     let mut prev = 0;
     let mut vars = Variables::new();
-    let r = exec.run_machine(sm, input, &mut vars, &mut prev, &TOP);
+    let r = match crate::limits::check_payload(&input, || "The execution input".to_string()) {
+        Ok(()) => exec.run_machine(sm, input, &mut vars, &mut prev, &TOP),
+        Err(e) => Err(e),
+    };
     let now = exec.now_ms();
     match &r {
         Err(e) if e.is_suspended() => {}
@@ -537,6 +540,7 @@ impl Exec<'_> {
                             assign: Vec::new(),
                         }
                     };
+                    check_output(&st.name, &f.output)?;
                     self.rec.emit(*prev, self.now_ms(), exi, || {
                         json!({"name": st.name, "output": text(&f.output), "outputDetails": {"truncated": false}})
                     });
@@ -596,15 +600,7 @@ impl Exec<'_> {
                 vars.set(k, v);
             }
             let output = fin.output;
-            if exceeds_payload_limit(&output) {
-                return Err(StateError::new(
-                    names::DATA_LIMIT_EXCEEDED,
-                    format!(
-                        "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit ({PAYLOAD_LIMIT} bytes).",
-                        st.name
-                    ),
-                ));
-            }
+            check_output(&st.name, &output)?;
             *prev = self.rec.emit(*prev, self.now_ms(), exi, || {
                 let mut d = json!({"name": st.name, "output": text(&output), "outputDetails": {"truncated": false}});
                 if let Some(a) = assigned {
@@ -1271,38 +1267,23 @@ impl Exec<'_> {
 }
 
 /// Step Functions' limit on a state's input or output: 256 KiB of UTF-8 JSON.
-pub const PAYLOAD_LIMIT: usize = 256 * 1024;
+pub const PAYLOAD_LIMIT: usize = crate::limits::MAX_PAYLOAD_BYTES;
 
-/// True when `v` serialized as JSON is larger than [`PAYLOAD_LIMIT`]. Walks the value and stops
-/// as soon as the limit is passed, so small values cost a few comparisons.
-fn exceeds_payload_limit(v: &Value) -> bool {
-    fn size(v: &Value, budget: &mut isize) {
-        if *budget < 0 {
-            return;
-        }
-        match v {
-            Value::Null => *budget -= 4,
-            Value::Bool(_) => *budget -= 5,
-            Value::Number(_) => *budget -= 8,
-            Value::String(s) => *budget -= s.len() as isize + 2,
-            Value::Array(a) => {
-                *budget -= 2 + a.len() as isize;
-                for x in a {
-                    size(x, budget);
-                }
-            }
-            Value::Object(m) => {
-                *budget -= 2 + m.len() as isize * 2;
-                for (k, x) in m {
-                    *budget -= k.len() as isize + 2;
-                    size(x, budget);
-                }
-            }
-        }
-    }
-    let mut budget = PAYLOAD_LIMIT as isize;
-    size(v, &mut budget);
-    budget < 0 && serde_json::to_vec(v).map_or(true, |b| b.len() > PAYLOAD_LIMIT)
+/// `States.DataLimitExceeded` when a state's output is larger than [`PAYLOAD_LIMIT`] as
+/// JSON or nested deeper than [`crate::limits::MAX_VALUE_DEPTH`]. The walk stops as soon as a
+/// limit is passed, so it costs at most the limit whatever the value.
+fn check_output(state: &str, v: &Value) -> Result<(), StateError> {
+    use crate::limits::{json_size, Exceeded, MAX_VALUE_DEPTH};
+    let why = match json_size(v, PAYLOAD_LIMIT) {
+        Ok(_) => return Ok(()),
+        Err(Exceeded::Size) => format!(
+            "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({PAYLOAD_LIMIT} bytes)."
+        ),
+        Err(Exceeded::Depth) => format!(
+            "The state/task '{state}' returned a result nested deeper than {MAX_VALUE_DEPTH} levels."
+        ),
+    };
+    Err(StateError::new(names::DATA_LIMIT_EXCEEDED, why))
 }
 
 /// True when a fan-out job's result means no further job may start.
