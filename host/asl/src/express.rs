@@ -196,6 +196,10 @@ pub struct RunOptions {
     /// When the state machine's `TimeoutSeconds` starts counting (epoch ms): a redrive starts
     /// it again; `None`: at the execution's start.
     pub timeout_from_ms: Option<i64>,
+    /// Largest execution input and state output, in bytes of JSON ([`PAYLOAD_LIMIT`], AWS's
+    /// 256 KiB, by default); more is `States.DataLimitExceeded`. An operator setting (for
+    /// local batch runs and benchmarks), never taken from a definition.
+    pub max_payload_bytes: usize,
 }
 
 /// The machine's available parallelism, asked once (the answer reads cgroup files).
@@ -221,6 +225,7 @@ impl Default for RunOptions {
             start_ms: None,
             redrive_count: 0,
             timeout_from_ms: None,
+            max_payload_bytes: PAYLOAD_LIMIT,
         }
     }
 }
@@ -375,7 +380,9 @@ pub fn run_express<'a>(
     // as in GetExecutionHistory, the first state's entry links to event 0
     let mut prev = 0;
     let mut vars = Variables::new();
-    let r = match crate::limits::check_payload(&input, || "The execution input".to_string()) {
+    let r = match crate::limits::check_payload(&input, opts.max_payload_bytes, || {
+        "The execution input".to_string()
+    }) {
         Ok(()) => exec.run_machine(sm, input, &mut vars, &mut prev, &TOP),
         Err(e) => Err(e),
     };
@@ -540,7 +547,7 @@ impl Exec<'_> {
                             assign: Vec::new(),
                         }
                     };
-                    check_output(&st.name, &f.output)?;
+                    check_output(&st.name, &f.output, self.opts.max_payload_bytes)?;
                     self.rec.emit(*prev, self.now_ms(), exi, || {
                         json!({"name": st.name, "output": text(&f.output), "outputDetails": {"truncated": false}})
                     });
@@ -600,7 +607,7 @@ impl Exec<'_> {
                 vars.set(k, v);
             }
             let output = fin.output;
-            check_output(&st.name, &output)?;
+            check_output(&st.name, &output, self.opts.max_payload_bytes)?;
             *prev = self.rec.emit(*prev, self.now_ms(), exi, || {
                 let mut d = json!({"name": st.name, "output": text(&output), "outputDetails": {"truncated": false}});
                 if let Some(a) = assigned {
@@ -1269,15 +1276,15 @@ impl Exec<'_> {
 /// Step Functions' limit on a state's input or output: 256 KiB of UTF-8 JSON.
 pub const PAYLOAD_LIMIT: usize = crate::limits::MAX_PAYLOAD_BYTES;
 
-/// `States.DataLimitExceeded` when a state's output is larger than [`PAYLOAD_LIMIT`] as
+/// `States.DataLimitExceeded` when a state's output is larger than `max` bytes as
 /// JSON or nested deeper than [`crate::limits::MAX_VALUE_DEPTH`]. The walk stops as soon as a
 /// limit is passed, so it costs at most the limit whatever the value.
-fn check_output(state: &str, v: &Value) -> Result<(), StateError> {
+fn check_output(state: &str, v: &Value, max: usize) -> Result<(), StateError> {
     use crate::limits::{json_size, Exceeded, MAX_VALUE_DEPTH};
-    let why = match json_size(v, PAYLOAD_LIMIT) {
+    let why = match json_size(v, max) {
         Ok(_) => return Ok(()),
         Err(Exceeded::Size) => format!(
-            "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({PAYLOAD_LIMIT} bytes)."
+            "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({max} bytes)."
         ),
         Err(Exceeded::Depth) => format!(
             "The state/task '{state}' returned a result nested deeper than {MAX_VALUE_DEPTH} levels."

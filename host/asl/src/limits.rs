@@ -111,18 +111,19 @@ fn walk(v: &Value, depth: usize, max: usize, total: &mut usize) -> Result<(), Ex
     }
 }
 
-/// Checks `v` against the payload limit: `States.DataLimitExceeded` naming `what` (e.g.
-/// "the output of the state 'X'") when it is larger than 256 KiB or nested deeper than
-/// [`MAX_VALUE_DEPTH`].
-pub fn check_payload(v: &Value, what: impl FnOnce() -> String) -> Result<(), StateError> {
-    match json_size(v, MAX_PAYLOAD_BYTES) {
+/// Checks `v` against a payload limit (normally [`MAX_PAYLOAD_BYTES`]):
+/// `States.DataLimitExceeded` naming `what` (e.g. "The execution input") when its JSON is
+/// longer than `max` bytes or it nests deeper than [`MAX_VALUE_DEPTH`].
+pub fn check_payload(
+    v: &Value,
+    max: usize,
+    what: impl FnOnce() -> String,
+) -> Result<(), StateError> {
+    match json_size(v, max) {
         Ok(_) => Ok(()),
         Err(Exceeded::Size) => Err(StateError::new(
             names::DATA_LIMIT_EXCEEDED,
-            format!(
-                "{} has exceeded the maximum size of {MAX_PAYLOAD_BYTES} bytes",
-                what()
-            ),
+            format!("{} has exceeded the maximum size of {max} bytes", what()),
         )),
         Err(Exceeded::Depth) => Err(StateError::new(
             names::DATA_LIMIT_EXCEEDED,
@@ -168,7 +169,7 @@ mod tests {
         assert!(json_size(&deep, usize::MAX).is_ok());
         let deeper = json!({ "a": deep });
         assert_eq!(json_size(&deeper, usize::MAX), Err(Exceeded::Depth));
-        let e = check_payload(&deeper, || "x".into()).unwrap_err();
+        let e = check_payload(&deeper, MAX_PAYLOAD_BYTES, || "x".into()).unwrap_err();
         assert_eq!(e.error, names::DATA_LIMIT_EXCEEDED);
     }
 }

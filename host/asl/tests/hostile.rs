@@ -346,3 +346,115 @@ fn hostile_fixtures() {
         }
     });
 }
+
+/// One piece of a generated expression: a prefix, the matching suffix (for brackets and
+/// calls) and whether it nests.
+const PREFIXES: &[(&str, &str)] = &[
+    ("-", ""),
+    ("- ", ""),
+    ("(", ")"),
+    ("[", "]"),
+    ("{'k': ", "}"),
+    ("$string(", ")"),
+    ("$number(", ")"),
+    ("$abs(", ")"),
+    ("1 + ", ""),
+    ("1 * ", ""),
+    ("true and ", ""),
+    ("'a' & ", ""),
+    ("1 = ", ""),
+    ("$.", ""),
+    ("true ? ", " : 0"),
+    ("( $x := ", "; $x )"),
+    ("( $g := function($v){ ", " }; $g(1) )"),
+    ("/* c */ ", ""),
+    ("\"s\" & ", ""),
+];
+
+fn build(picks: &[usize]) -> String {
+    let mut pre = String::new();
+    let mut post = Vec::new();
+    for &i in picks {
+        let (p, s) = PREFIXES[i % PREFIXES.len()];
+        pre.push_str(p);
+        post.push(s);
+    }
+    pre.push('1');
+    for s in post.iter().rev() {
+        pre.push_str(s);
+    }
+    pre
+}
+
+/// Random nestings of random depth (up to 20 times the limit) never crash: they compile and
+/// evaluate, or fail with an error; a definition holding one is valid or refused with the
+/// pointer of the field; anything within 100 levels compiles.
+#[test]
+fn random_nestings_never_crash() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    small_stack(|| {
+        let mut runner = TestRunner::new(Config {
+            cases: 96,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let strategy = prop::collection::vec(0usize..PREFIXES.len(), 0..8_000);
+        runner
+            .run(&strategy, |picks| {
+                let expr = build(&picks);
+                match jsonata::compile(&expr) {
+                    Ok(e) => {
+                        let _ = jsonata::eval(&e, &json!({"input": {}}), &Variables::new());
+                    }
+                    Err(msg) => {
+                        let too_deep = msg.contains("nested too deeply");
+                        prop_assert!(
+                            !too_deep || picks.len() > 100,
+                            "refused at {}: {}",
+                            picks.len(),
+                            brief(&msg)
+                        );
+                        let r = run(&output_def(&expr), json!({}));
+                        let refused = matches!(&r, Err((k, t)) if k == "validation" && t.contains("/States/S/Output"));
+                        prop_assert!(refused, "{}", brief(&format!("{r:?}")));
+                    }
+                }
+                Ok(())
+            })
+            .expect("no counterexample");
+    });
+}
+
+/// Random bytes around operator characters never crash the scan, the parser or the
+/// evaluator (a cheap stand-in for the fuzz targets inside `cargo test`).
+#[test]
+fn random_operator_soup_never_crashes() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    small_stack(|| {
+        let mut runner = TestRunner::new(Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let strategy = prop::collection::vec(
+            prop::sample::select(vec![
+                "-", "+", "(", ")", "[", "]", "{", "}", "'", "\"", "`", "/", "*", "\\", ",", ";",
+                ":", "=", "~>", "$", "a", "1", " ", "and", ".", "?", "..", "|", "^", "#", "@",
+                "function", "$f", "%", "&", "<", ">", "!", "\u{a0}", "é",
+            ]),
+            0..3_000,
+        );
+        runner
+            .run(&strategy, |parts| {
+                let expr: String = parts.concat();
+                if let Ok(e) = jsonata::compile(&expr) {
+                    let _ = jsonata::eval(&e, &json!({"input": {}}), &Variables::new());
+                }
+                let _ = jsonata::depth_bound(&expr);
+                Ok(())
+            })
+            .expect("no counterexample");
+    });
+}
