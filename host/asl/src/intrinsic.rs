@@ -449,11 +449,16 @@ pub fn eval(c: &Call, env: &Env<'_>) -> Result<Value, StateError> {
     use crate::limits::{json_size, MAX_INTERMEDIATE_BYTES};
     let f = c.name.as_str();
     let mut args = Vec::with_capacity(c.args.len());
-    // the arguments (copies of input values, possibly the same one many times) are
-    // bounded, and with them every result built from them
+    // the arguments after the first (copies of input values, possibly the same one many
+    // times) are bounded, and with them every result built from them
     let mut budget = MAX_INTERMEDIATE_BYTES;
-    for a in &c.args {
+    for (i, a) in c.args.iter().enumerate() {
         let v = eval_arg(a, env)?;
+        if i == 0 {
+            // one argument alone is one copy of one value, whatever its size
+            args.push(v);
+            continue;
+        }
         match json_size(&v, budget) {
             Ok(n) => budget -= n,
             Err(_) => {

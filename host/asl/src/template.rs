@@ -157,11 +157,14 @@ impl Template {
     /// the template holds JSONata expressions).
     ///
     /// The values a template copies from its input are counted as they are produced: a
-    /// template that would copy more than [`MAX_INTERMEDIATE_BYTES`] (the same input
-    /// referenced thousands of times) fails with `States.DataLimitExceeded` before it
-    /// allocates the copies.
+    /// template that would copy more than [`MAX_INTERMEDIATE_BYTES`] besides its first path
+    /// (the same input referenced thousands of times) fails with `States.DataLimitExceeded`
+    /// before it allocates the copies. One path alone copies one value, whatever its size.
     pub fn eval(&self, env: &Env<'_>, states: Option<&Value>) -> Result<Value, StateError> {
-        let mut budget = MAX_INTERMEDIATE_BYTES;
+        let mut budget = Budget {
+            left: MAX_INTERMEDIATE_BYTES,
+            first: true,
+        };
         self.eval_in(env, states, &mut budget)
     }
 
@@ -169,7 +172,7 @@ impl Template {
         &self,
         env: &Env<'_>,
         states: Option<&Value>,
-        budget: &mut usize,
+        budget: &mut Budget,
     ) -> Result<Value, StateError> {
         match self {
             Template::Literal(v) => Ok(v.clone()),
@@ -188,9 +191,10 @@ impl Template {
                 Ok(Value::Array(out))
             }
             Template::Path { path, field } => match env.select(path) {
+                Some(v) if std::mem::take(&mut budget.first) => Ok(v.into_owned()),
                 Some(v) => {
-                    match json_size(&v, *budget) {
-                        Ok(n) => *budget -= n,
+                    match json_size(&v, budget.left) {
+                        Ok(n) => budget.left -= n,
                         Err(_) => {
                             return Err(StateError::new(
                                 names::DATA_LIMIT_EXCEEDED,
@@ -246,6 +250,12 @@ impl Template {
             }
         }
     }
+}
+
+/// What a template may still copy from its input (see [`Template::eval`]).
+struct Budget {
+    left: usize,
+    first: bool,
 }
 
 /// Compiles the string value of a `.$` field.
