@@ -33,7 +33,6 @@ pub fn compile(text: &str) -> Result<Expr, String> {
     check_text(text)?;
     let r = on_big_stack(|| {
         let arena = Bump::new();
-        arena.set_allocation_limit(Some(ARENA_LIMIT));
         catch_unwind(AssertUnwindSafe(|| {
             JsonAta::new(text, &arena)
                 .map(|_| ())
@@ -92,20 +91,24 @@ pub const MAX_EVAL_DEPTH: usize = 1000;
 /// Wall-clock budget of one evaluation, in milliseconds.
 pub const EVAL_TIME_LIMIT_MS: usize = 3000;
 
-/// Memory budget of one evaluation: everything the evaluator builds lives in one arena that
-/// refuses to grow past this (the input and variables converted into it included).
+/// Memory budget of one evaluation: everything the evaluator builds lives in one arena, whose
+/// size is checked at every evaluation step (the input and variables converted into it
+/// included). A single step (one built-in call) can pass it by a bounded amount only: the
+/// built-ins that amplify are guarded, ranges hold at most 10 million numbers. (The arena's
+/// own hard limit cannot be used: the crate's objects are hash maps that abort the process
+/// when an allocation fails.)
 pub const ARENA_LIMIT: usize = 64 << 20;
 
-/// Stack the parser and evaluator are given: run in place when the current thread has this
-/// much left, on a fresh stack of this size otherwise. Measured worst cases at the limits
-/// above use well under a quarter of it (see `tests/hostile.rs`).
-const STACK_NEEDED: usize = 8 << 20;
+/// Step budget of one evaluation (each sub-expression evaluated is a step).
+pub const MAX_EVAL_STEPS: usize = 5_000_000;
 
 /// Prefix of the names the evaluator binds for its own use; refused in expressions.
 const RESERVED: &str = "__weft";
 
+/// Parsing and evaluation run on the thread's evaluation stack (see [`crate::bigstack`]),
+/// deep enough for any nesting the budgets above allow.
 fn on_big_stack<R>(f: impl FnOnce() -> R) -> R {
-    stacker::maybe_grow(STACK_NEEDED, STACK_NEEDED, f)
+    crate::bigstack::run(f)
 }
 
 /// A conservative bound on the depth of the syntax tree the crate builds for `text`,
@@ -1047,7 +1050,6 @@ pub fn eval(expr: &Expr, states: &Value, vars: &Variables) -> Result<Option<Valu
     check_text(&expr.text)?;
     let r = on_big_stack(|| {
         let arena = Bump::new();
-        arena.set_allocation_limit(Some(ARENA_LIMIT));
         let r = catch_unwind(AssertUnwindSafe(|| eval_in(&arena, expr, states, vars)));
         drop(arena);
         r
@@ -1055,7 +1057,7 @@ pub fn eval(expr: &Expr, states: &Value, vars: &Variables) -> Result<Option<Valu
     match r {
         Ok(x) => x,
         Err(_) => Err(format!(
-            "the JSONata expression '{}' could not be evaluated within its memory budget of {ARENA_LIMIT} bytes",
+            "the JSONata expression '{}' could not be evaluated",
             short(&expr.text)
         )),
     }
@@ -1122,7 +1124,13 @@ fn eval_in(
     j.register_function("shuffle", 1, fn_shuffle);
     j.register_function("sift", 2, fn_sift);
     let out = j
-        .evaluate_timeboxed(None, Some(MAX_EVAL_DEPTH), Some(EVAL_TIME_LIMIT_MS))
+        .evaluate_with_limits(
+            None,
+            Some(MAX_EVAL_DEPTH),
+            Some(EVAL_TIME_LIMIT_MS),
+            Some(MAX_EVAL_STEPS),
+            Some(ARENA_LIMIT),
+        )
         .map_err(|e| e.to_string())?;
     if out.is_function() {
         return Err(UNSUPPORTED.to_string());

@@ -62,6 +62,7 @@
 //! Step Functions' vocabulary and `GetExecutionHistory` JSON shape
 //! ([`HistoryEvent::to_json`]).
 
+pub mod bigstack;
 pub mod choice;
 pub mod entropy;
 pub mod env;

@@ -175,27 +175,47 @@ fn reasonable_nesting_keeps_working() {
 fn deep_recursion_and_deep_values_fail_with_a_named_error() {
     small_stack(|| {
         for expr in [
-            // recursion, tail calls and loops that build deep values
+            // recursion past the evaluator's depth limit
             "( $f := function($n){ $n = 0 ? 0 : 1 + $f($n - 1) }; $f(100000) )",
-            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $f(100000, 1) )",
-            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, [[$a]]) }; $f(100000, 1) )",
-            "$reduce([1..100000], function($a){ [[$a]] }, 1)",
-            "$reduce([1..100000], function($a){ {'a': $a} }, 1)",
-            "$string($reduce([1..100000], function($a){ {'a': $a} }, 1))",
-            "( $v := $reduce([1..100000], function($a){ {'a': $a} }, 1); $v = $v )",
-            "( $v := $reduce([1..100000], function($a){ {'a': $a} }, 1); $count($v.**) )",
+            "( $f := function($n){ $n = 0 ? 0 : {'a': $f($n - 1)} }; $f(100000) )",
+            // tail calls and reduce building values deeper than memory allows
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $f(1000000, 1) )",
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, [$a, 0]) }; $f(1000000, 1) )",
+            "$reduce([1..1000000], function($a, $b){ [$a, $b] }, 1)",
+            // a deep value as the result
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $f(20000, 1) )",
+            "$reduce([1..20000], function($a, $b){ [$a, $b] }, 1)",
+            // and handed to the built-ins and operators that walk it
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $string($f(20000, 1)) )",
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $f(20000, 1) + 1 )",
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $f(20000, 1) ~> | $ | {'b': 1} | )",
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $distinct([$f(20000, 1), $f(20000, 2)]) )",
         ] {
             let def = output_def(expr);
             let r = run(&def, json!({}));
             let Err((error, cause)) = r else {
                 panic!("{expr}: succeeded")
             };
-            assert_eq!(
-                error,
-                names::QUERY_EVALUATION_ERROR,
-                "{expr}: {}",
-                brief(&cause)
-            );
+            assert_eq!(error, names::QUERY_EVALUATION_ERROR, "{expr}: {}", brief(&cause));
+        }
+    });
+}
+
+/// Deep values that stay inside the evaluation (compared, searched) are fine: the
+/// evaluator's stack is deep enough for any value its memory budget can hold.
+#[test]
+fn deep_values_inside_an_evaluation_do_not_crash() {
+    small_stack(|| {
+        let deep =
+            "( $f := function($n, $a){ $n = 0 ? $a : $f($n - 1, {'a': $a}) }; $v := $f(20000, 1); ";
+        for (tail, want) in [
+            ("$v = $f(20000, 1) )", json!(true)),
+            ("$v in [$f(20000, 1)] )", json!(true)),
+            ("$count($v.**) )", json!(20001)),
+        ] {
+            let expr = format!("{deep}{tail}");
+            let got = run(&output_def(&expr), json!({}));
+            assert!(got == Ok(want), "{expr}: {}", brief(&format!("{got:?}")));
         }
     });
 }
