@@ -552,6 +552,52 @@ fn guard_replace<'a>(
     call_original(&ctx, "replace", args)
 }
 
+/// Most pieces `$split` and matches `$match` may return: each is an allocation (a match an
+/// object with its groups) made within one evaluation step, before the memory budget is
+/// checked again.
+pub const MAX_PIECES: usize = 50_000;
+
+/// Calls the original with its limit argument (at index `at`) lowered to one more than
+/// [`MAX_PIECES`], and fails when that many came back (the result would have been cut).
+fn with_piece_limit<'a>(
+    ctx: &FunctionContext<'a, '_>,
+    name: &str,
+    args: &[&'a JValue<'a>],
+    at: usize,
+) -> jsonata_rs::Result<&'a JValue<'a>> {
+    let cap = (MAX_PIECES + 1) as f64;
+    let given = args.get(at).filter(|l| l.is_number()).map(|l| l.as_f64());
+    if given.is_some_and(|l| l <= cap) || args.len() < at {
+        return call_original(ctx, name, args);
+    }
+    let mut call: Vec<&'a JValue<'a>> = args.to_vec();
+    call.truncate(at);
+    call.push(JValue::number(ctx.arena, cap));
+    let out = call_original(ctx, name, &call)?;
+    if out.is_array() && out.members().count() > MAX_PIECES {
+        return Err(jsonata_rs::Error::D3137Error(format!(
+            "${name}: more than {MAX_PIECES} results; pass a smaller limit"
+        )));
+    }
+    Ok(out)
+}
+
+/// `$split(str, separator, limit)`: at most [`MAX_PIECES`] pieces.
+fn guard_split<'a>(
+    ctx: FunctionContext<'a, '_>,
+    args: &[&'a JValue<'a>],
+) -> jsonata_rs::Result<&'a JValue<'a>> {
+    with_piece_limit(&ctx, "split", args, 2)
+}
+
+/// `$match(str, pattern, limit)`: at most [`MAX_PIECES`] matches.
+fn guard_match<'a>(
+    ctx: FunctionContext<'a, '_>,
+    args: &[&'a JValue<'a>],
+) -> jsonata_rs::Result<&'a JValue<'a>> {
+    with_piece_limit(&ctx, "match", args, 2)
+}
+
 /// Built-ins whose result can be far larger than their arguments, with their guards and
 /// arities (the crate's own).
 type Native = for<'a, 'b> fn(
@@ -563,6 +609,8 @@ const GUARDED: &[(&str, usize, Native)] = &[
     ("join", 2, guard_join),
     ("string", 1, guard_string),
     ("replace", 4, guard_replace),
+    ("split", 3, guard_split),
+    ("match", 2, guard_match),
 ];
 
 /// Names of the guards and of the saved originals (see [`RESERVED`]).

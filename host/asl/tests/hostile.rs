@@ -248,6 +248,10 @@ fn amplifying_builtins_fail_fast() {
             "$shuffle([1..10000000])",
             "$spread([1..100000].($states.input.o))",
             "{'k': [1..100000].($states.input.s)}",
+            "$split($pad('', 200000), '')",
+            "$match($pad('', 200000), /(.)/)",
+            "$match($states.input.s, /x/, 1e9)",
+            "[1..10000000]",
         ] {
             let def = output_def(expr);
             let input = json!({"n": 1e15, "s": big, "o": {"s": big}});

@@ -237,7 +237,7 @@ impl fmt::Display for Error {
             D1009MultipleKeys(ref p, ref k) =>
                 write!(f, "{}: Multiple key definitions evaluate to same key: {}", p, k),
             D2014RangeOutOfBounds(ref p, ref s) =>
-                write!(f, "{}: The size of the sequence allocated by the range operator (..) must not exceed 1e7.  Attempted to allocate {}", p, s),
+                write!(f, "{}: The size of the sequence allocated by the range operator (..) must not exceed 1e6.  Attempted to allocate {}", p, s),
             D3001StringNotFinite(ref p) =>
                 write!(f, "{}: Attempting to invoke string function on Infinity or NaN", p),
             D3010EmptyPattern(ref p) =>
@@ -333,7 +333,7 @@ impl fmt::Display for Error {
 // "D2005": "The left side of := must be a variable name (start with $)",  // defunct - replaced by S0212 parser error
 // define_error!(
 //     D2014,
-//     "The size of the sequence allocated by the range operator (..) must not exceed 1e7.  Attempted to allocate {}",
+//     "The size of the sequence allocated by the range operator (..) must not exceed 1e6.  Attempted to allocate {}",
 //     value
 // );
 // "D3010": "Second argument of replace function cannot be an empty string",

@@ -549,7 +549,9 @@ impl<'a> Evaluator<'a> {
                 }
 
                 let size = rhs - lhs + 1;
-                if size > 10_000_000 {
+                // weft: 1e6, not 1e7: each member of a range a built-in walks is allocated, 10 million
+                // of them are ~750 MB before the next budget check
+                if size > 1_000_000 {
                     return Err(Error::D2014RangeOutOfBounds(node.char_index, size));
                 }
 
