@@ -741,6 +741,11 @@ impl Exec<'_> {
             credentials,
             ..
         } = step::prepare_task(st, t, raw.clone(), &tenv).map_err(ee)?;
+        // as in Step Functions: the state's input after Parameters/Arguments is bounded too
+        crate::limits::check_payload(&params, self.opts.max_payload_bytes, || {
+            format!("The input of the state/task '{}' after Parameters", st.name)
+        })
+        .map_err(ee)?;
         let now = self.now_ms();
         let rtype = resource_type(&t.resource);
         *prev = self.rec.emit(*prev, now, "TaskScheduled", || {
@@ -793,6 +798,17 @@ impl Exec<'_> {
                     ),
                 })
             }
+            other => other,
+        };
+        // a task's (connector's) result is bounded before any selector cuts it down
+        let outcome = match outcome {
+            Ok(result) => match check_output(&st.name, &result, self.opts.max_payload_bytes) {
+                Ok(()) => Ok(result),
+                Err(e) => Err(TaskFailure {
+                    error: e.error,
+                    cause: e.cause.unwrap_or_default(),
+                }),
+            },
             other => other,
         };
         match outcome {

@@ -482,3 +482,77 @@ fn random_operator_soup_never_crashes() {
             .expect("no counterexample");
     });
 }
+
+fn t_catches(states: &Value) -> bool {
+    states["T"].get("Catch").is_some()
+}
+
+/// A runner whose task returns a result larger than the payload limit.
+struct BigResult;
+
+impl weft_asl::TaskRunner for BigResult {
+    fn run_task(&self, _req: &weft_asl::TaskRequest<'_>) -> Result<Value, weft_asl::TaskFailure> {
+        Ok(json!({"blob": "z".repeat(300_000), "small": 1}))
+    }
+}
+
+/// As in Step Functions: a task's result and a task's input after Parameters are bounded
+/// (a ResultSelector that keeps a small piece does not make a huge result acceptable), the
+/// error is `States.DataLimitExceeded`, which `States.ALL` does not catch but its own name
+/// does.
+#[test]
+fn task_results_and_parameters_are_bounded() {
+    let run_with = |def: Value, input: Value| {
+        let sm = parse(&def.to_string()).expect("valid");
+        run_express(
+            &sm,
+            input,
+            &RunOptions::default(),
+            &BigResult,
+            &FakeClock::default(),
+            Hooks::default(),
+        )
+        .map_err(|e| e.error)
+    };
+    let task = |extra: Value| {
+        let mut t = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "f"}, "ResultSelector": {"n.$": "$.small"}, "End": true});
+        if let (Some(t), Value::Object(e)) = (t.as_object_mut(), extra) {
+            t.extend(e);
+        }
+        let mut states = json!({"T": t});
+        if t_catches(&states) {
+            states["Caught"] = json!({"Type": "Pass", "Result": "caught", "End": true});
+        }
+        json!({"StartAt": "T", "States": states})
+    };
+    assert_eq!(
+        run_with(task(json!({})), json!({})),
+        Err(names::DATA_LIMIT_EXCEEDED.to_string())
+    );
+    assert_eq!(
+        run_with(
+            task(json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]})),
+            json!({})
+        ),
+        Err(names::DATA_LIMIT_EXCEEDED.to_string())
+    );
+    assert_eq!(
+        run_with(
+            task(
+                json!({"Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "Next": "Caught"}]})
+            ),
+            json!({})
+        ),
+        Ok(json!("caught"))
+    );
+    // Parameters that copy the same 100 KB input three times: 300 KB of task input
+    let params = json!({"FunctionName": "f", "a.$": "$.s", "b.$": "$.s", "c.$": "$.s"});
+    assert_eq!(
+        run_with(
+            task(json!({"Parameters": params})),
+            json!({"s": "y".repeat(100_000)})
+        ),
+        Err(names::DATA_LIMIT_EXCEEDED.to_string())
+    );
+}
