@@ -529,27 +529,67 @@ fn guard_string<'a>(
 }
 
 /// `$replace(str, pattern, replacement, limit)`: the result's length is bounded by the
-/// number of possible matches times the replacement's length.
+/// number of possible matches times the replacement's length; a replacement function's
+/// results are counted as they are returned (they may all be one large string).
 fn guard_replace<'a>(
     ctx: FunctionContext<'a, '_>,
     args: &[&'a JValue<'a>],
 ) -> jsonata_rs::Result<&'a JValue<'a>> {
-    if let (Some(s), Some(r)) = (args.first(), args.get(2)) {
-        if s.is_string() {
-            let len = slen(s) as f64;
-            let mut matches = len + 1.0;
-            if let Some(l) = args.get(3).filter(|l| l.is_number()) {
-                matches = matches.min(l.as_f64().max(0.0));
-            }
-            // a function's results are bounded by the arena; a string's repeats are not
-            let each = slen(r) as f64;
-            let within = len + matches * each <= MAX_INTERMEDIATE_BYTES as f64; // false for NaN
-            if !within {
-                return Err(too_large(&ctx, "the replaced string"));
-            }
+    let (Some(s), Some(r)) = (args.first(), args.get(2)) else {
+        return call_original(&ctx, "replace", args);
+    };
+    if s.is_string() {
+        let len = slen(s) as f64;
+        let mut matches = len + 1.0;
+        if let Some(l) = args.get(3).filter(|l| l.is_number()) {
+            matches = matches.min(l.as_f64().max(0.0));
+        }
+        let each = slen(r) as f64;
+        let within = len + matches * each <= MAX_INTERMEDIATE_BYTES as f64; // false for NaN
+        if !within {
+            return Err(too_large(&ctx, "the replaced string"));
         }
     }
-    call_original(&ctx, "replace", args)
+    if !r.is_function() {
+        return call_original(&ctx, "replace", args);
+    }
+    // the replacement function is wrapped (by the prelude's JSONata helper) so that each
+    // result passes through `count_replacement`, which adds it to this call's total
+    let Some(wrap) = ctx.frame.lookup(&format!("{RESERVED}_wrap_replace")) else {
+        return Err(jsonata_rs::Error::D3137Error(
+            "$replace is not available".into(),
+        ));
+    };
+    let wrapped = ctx.evaluate_function(wrap, &[r])?;
+    let mut call: Vec<&'a JValue<'a>> = args.to_vec();
+    call[2] = wrapped;
+    let saved = REPLACED.with(|c| c.replace(slen(s)));
+    let out = call_original(&ctx, "replace", &call);
+    REPLACED.with(|c| c.set(saved));
+    out
+}
+
+thread_local! {
+    /// Bytes the current `$replace` call's replacement function has returned so far (with
+    /// the input's length); saved and restored around nested calls.
+    static REPLACED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one result of a `$replace` replacement function (see [`guard_replace`]).
+fn count_replacement<'a>(
+    ctx: FunctionContext<'a, '_>,
+    args: &[&'a JValue<'a>],
+) -> jsonata_rs::Result<&'a JValue<'a>> {
+    let v = args.first().copied().unwrap_or_else(JValue::undefined);
+    let total = REPLACED.with(|c| {
+        let t = c.get().saturating_add(slen(v));
+        c.set(t);
+        t
+    });
+    if total > MAX_INTERMEDIATE_BYTES {
+        return Err(too_large(&ctx, "the replaced string"));
+    }
+    Ok(v)
 }
 
 /// Most pieces `$split` and matches `$match` may return: each is an allocation (a match an
@@ -1126,6 +1166,11 @@ fn eval_in(
             ));
         }
     }
+    if mentions(&text, "replace") {
+        prelude.push_str(&format!(
+            "${RESERVED}_wrap_replace := function($f){{ function($m){{ ${RESERVED}_count_replacement($f($m)) }} }}; "
+        ));
+    }
     let all_vars = if vars.is_empty() {
         serde_json::Map::new()
     } else {
@@ -1154,6 +1199,11 @@ fn eval_in(
     for (name, arity, f) in GUARDED {
         j.register_function(&format!("{GUARD}{name}"), *arity, *f);
     }
+    j.register_function(
+        &format!("{RESERVED}_count_replacement"),
+        1,
+        count_replacement,
+    );
     j.register_function("parse", 1, fn_parse);
     j.register_function("awsuuid", 0, fn_uuid);
     j.register_function("partition", 2, fn_partition);

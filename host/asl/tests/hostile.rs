@@ -236,6 +236,8 @@ fn amplifying_builtins_fail_fast() {
             "$replace($states.input.s, 'x', $states.input.s)",
             "$replace($states.input.s, /x/, $states.input.s)",
             "$replace('abc', '', 'y')",
+            "$replace($pad('', 100000), / /, function($m){ $states.input.s })",
+            "$replace($pad('', 100000), ' ', function($m){ $replace('ab', 'a', function($n){ $states.input.s }) })",
             "[1..100000000]",
             "$sum([1..100000000])",
             "$count([1..10000000].($string($)))",
@@ -286,6 +288,20 @@ fn builtins_work_within_their_budgets() {
         assert_eq!(
             eval("$replace('abcabc', 'b', 'XY')", json!({})),
             Ok(Some(json!("aXYcaXYc")))
+        );
+        assert_eq!(
+            eval(
+                "$replace('a-b-c', /-/, function($m){ $uppercase($m.match) & '+' })",
+                json!({})
+            ),
+            Ok(Some(json!("a-+b-+c")))
+        );
+        assert_eq!(
+            eval(
+                "$replace('abc', /(b)/, function($m){ $m.groups[0] & $m.groups[0] })",
+                json!({})
+            ),
+            Ok(Some(json!("abbc")))
         );
         assert_eq!(
             eval("$map(['a', 'b'], $string)", json!({})),
