@@ -592,6 +592,26 @@ impl Exec<'_> {
                     }
                 }
             };
+            // as in Step Functions, the values one Assign sets are bounded together by the
+            // payload limit (and each by the nesting limit)
+            if !fin.assign.is_empty() {
+                let mut left = self.opts.max_payload_bytes;
+                for (k, v) in &fin.assign {
+                    let size = match crate::limits::json_size(v, left) {
+                        Ok(n) => n,
+                        Err(_) => {
+                            return Err(StateError::new(
+                                names::DATA_LIMIT_EXCEEDED,
+                                format!(
+                                    "The variables assigned by the state '{}' (up to '{k}') exceed the maximum of {} bytes or {} levels of nesting",
+                                    st.name, self.opts.max_payload_bytes, crate::limits::MAX_VALUE_DEPTH
+                                ),
+                            ))
+                        }
+                    };
+                    left -= size;
+                }
+            }
             // apply assignments, then leave the state
             let assigned = if self.rec.sink.is_some() && !fin.assign.is_empty() {
                 let m: Map<String, Value> = fin
