@@ -196,6 +196,10 @@ pub struct RunOptions {
     /// When the state machine's `TimeoutSeconds` starts counting (epoch ms): a redrive starts
     /// it again; `None`: at the execution's start.
     pub timeout_from_ms: Option<i64>,
+    /// Largest execution input and state output, in bytes of JSON ([`PAYLOAD_LIMIT`], AWS's
+    /// 256 KiB, by default); more is `States.DataLimitExceeded`. An operator setting (for
+    /// local batch runs and benchmarks), never taken from a definition.
+    pub max_payload_bytes: usize,
 }
 
 /// The machine's available parallelism, asked once (the answer reads cgroup files).
@@ -221,6 +225,7 @@ impl Default for RunOptions {
             start_ms: None,
             redrive_count: 0,
             timeout_from_ms: None,
+            max_payload_bytes: PAYLOAD_LIMIT,
         }
     }
 }
@@ -375,7 +380,12 @@ pub fn run_express<'a>(
     // as in GetExecutionHistory, the first state's entry links to event 0
     let mut prev = 0;
     let mut vars = Variables::new();
-    let r = exec.run_machine(sm, input, &mut vars, &mut prev, &TOP);
+    let r = match crate::limits::check_payload(&input, opts.max_payload_bytes, || {
+        "The execution input".to_string()
+    }) {
+        Ok(()) => exec.run_machine(sm, input, &mut vars, &mut prev, &TOP),
+        Err(e) => Err(e),
+    };
     let now = exec.now_ms();
     match &r {
         Err(e) if e.is_suspended() => {}
@@ -537,6 +547,7 @@ impl Exec<'_> {
                             assign: Vec::new(),
                         }
                     };
+                    check_output(&st.name, &f.output, self.opts.max_payload_bytes)?;
                     self.rec.emit(*prev, self.now_ms(), exi, || {
                         json!({"name": st.name, "output": text(&f.output), "outputDetails": {"truncated": false}})
                     });
@@ -581,6 +592,26 @@ impl Exec<'_> {
                     }
                 }
             };
+            // as in Step Functions, the values one Assign sets are bounded together by the
+            // payload limit (and each by the nesting limit)
+            if !fin.assign.is_empty() {
+                let mut left = self.opts.max_payload_bytes;
+                for (k, v) in &fin.assign {
+                    let size = match crate::limits::json_size(v, left) {
+                        Ok(n) => n,
+                        Err(_) => {
+                            return Err(StateError::new(
+                                names::DATA_LIMIT_EXCEEDED,
+                                format!(
+                                    "The variables assigned by the state '{}' (up to '{k}') exceed the maximum of {} bytes or {} levels of nesting",
+                                    st.name, self.opts.max_payload_bytes, crate::limits::MAX_VALUE_DEPTH
+                                ),
+                            ))
+                        }
+                    };
+                    left -= size;
+                }
+            }
             // apply assignments, then leave the state
             let assigned = if self.rec.sink.is_some() && !fin.assign.is_empty() {
                 let m: Map<String, Value> = fin
@@ -596,15 +627,7 @@ impl Exec<'_> {
                 vars.set(k, v);
             }
             let output = fin.output;
-            if exceeds_payload_limit(&output) {
-                return Err(StateError::new(
-                    names::DATA_LIMIT_EXCEEDED,
-                    format!(
-                        "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit ({PAYLOAD_LIMIT} bytes).",
-                        st.name
-                    ),
-                ));
-            }
+            check_output(&st.name, &output, self.opts.max_payload_bytes)?;
             *prev = self.rec.emit(*prev, self.now_ms(), exi, || {
                 let mut d = json!({"name": st.name, "output": text(&output), "outputDetails": {"truncated": false}});
                 if let Some(a) = assigned {
@@ -738,6 +761,11 @@ impl Exec<'_> {
             credentials,
             ..
         } = step::prepare_task(st, t, raw.clone(), &tenv).map_err(ee)?;
+        // as in Step Functions: the state's input after Parameters/Arguments is bounded too
+        crate::limits::check_payload(&params, self.opts.max_payload_bytes, || {
+            format!("The input of the state/task '{}' after Parameters", st.name)
+        })
+        .map_err(ee)?;
         let now = self.now_ms();
         let rtype = resource_type(&t.resource);
         *prev = self.rec.emit(*prev, now, "TaskScheduled", || {
@@ -790,6 +818,17 @@ impl Exec<'_> {
                     ),
                 })
             }
+            other => other,
+        };
+        // a task's (connector's) result is bounded before any selector cuts it down
+        let outcome = match outcome {
+            Ok(result) => match check_output(&st.name, &result, self.opts.max_payload_bytes) {
+                Ok(()) => Ok(result),
+                Err(e) => Err(TaskFailure {
+                    error: e.error,
+                    cause: e.cause.unwrap_or_default(),
+                }),
+            },
             other => other,
         };
         match outcome {
@@ -1271,38 +1310,23 @@ impl Exec<'_> {
 }
 
 /// Step Functions' limit on a state's input or output: 256 KiB of UTF-8 JSON.
-pub const PAYLOAD_LIMIT: usize = 256 * 1024;
+pub const PAYLOAD_LIMIT: usize = crate::limits::MAX_PAYLOAD_BYTES;
 
-/// True when `v` serialized as JSON is larger than [`PAYLOAD_LIMIT`]. Walks the value and stops
-/// as soon as the limit is passed, so small values cost a few comparisons.
-fn exceeds_payload_limit(v: &Value) -> bool {
-    fn size(v: &Value, budget: &mut isize) {
-        if *budget < 0 {
-            return;
-        }
-        match v {
-            Value::Null => *budget -= 4,
-            Value::Bool(_) => *budget -= 5,
-            Value::Number(_) => *budget -= 8,
-            Value::String(s) => *budget -= s.len() as isize + 2,
-            Value::Array(a) => {
-                *budget -= 2 + a.len() as isize;
-                for x in a {
-                    size(x, budget);
-                }
-            }
-            Value::Object(m) => {
-                *budget -= 2 + m.len() as isize * 2;
-                for (k, x) in m {
-                    *budget -= k.len() as isize + 2;
-                    size(x, budget);
-                }
-            }
-        }
-    }
-    let mut budget = PAYLOAD_LIMIT as isize;
-    size(v, &mut budget);
-    budget < 0 && serde_json::to_vec(v).map_or(true, |b| b.len() > PAYLOAD_LIMIT)
+/// `States.DataLimitExceeded` when a state's output is larger than `max` bytes as
+/// JSON or nested deeper than [`crate::limits::MAX_VALUE_DEPTH`]. The walk stops as soon as a
+/// limit is passed, so it costs at most the limit whatever the value.
+fn check_output(state: &str, v: &Value, max: usize) -> Result<(), StateError> {
+    use crate::limits::{json_size, Exceeded, MAX_VALUE_DEPTH};
+    let why = match json_size(v, max) {
+        Ok(_) => return Ok(()),
+        Err(Exceeded::Size) => format!(
+            "The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({max} bytes)."
+        ),
+        Err(Exceeded::Depth) => format!(
+            "The state/task '{state}' returned a result nested deeper than {MAX_VALUE_DEPTH} levels."
+        ),
+    };
+    Err(StateError::new(names::DATA_LIMIT_EXCEEDED, why))
 }
 
 /// True when a fan-out job's result means no further job may start.

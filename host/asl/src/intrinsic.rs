@@ -355,6 +355,42 @@ pub fn format_value(v: &Value, out: &mut String) {
     }
 }
 
+/// A text that two values share exactly when [`json_eq`] holds: numbers by their `f64`
+/// value, object keys sorted.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0);
+            // 0.0 and -0.0 compare equal
+            let x = if x == 0.0 { 0.0 } else { x };
+            out.push_str(&format!("n{:x}", x.to_bits()));
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for x in a {
+                canonical(x, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for k in keys {
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push(':');
+                if let Some(x) = o.get(k) {
+                    canonical(x, out);
+                }
+                out.push(',');
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
@@ -410,10 +446,28 @@ fn normalize_neg_zero(v: Value) -> Value {
 
 /// Evaluates a call.
 pub fn eval(c: &Call, env: &Env<'_>) -> Result<Value, StateError> {
+    use crate::limits::{json_size, MAX_INTERMEDIATE_BYTES};
     let f = c.name.as_str();
     let mut args = Vec::with_capacity(c.args.len());
-    for a in &c.args {
-        args.push(eval_arg(a, env)?);
+    // the arguments after the first (copies of input values, possibly the same one many
+    // times) are bounded, and with them every result built from them
+    let mut budget = MAX_INTERMEDIATE_BYTES;
+    for (i, a) in c.args.iter().enumerate() {
+        let v = eval_arg(a, env)?;
+        if i == 0 {
+            // one argument alone is one copy of one value, whatever its size
+            args.push(v);
+            continue;
+        }
+        match json_size(&v, budget) {
+            Ok(n) => budget -= n,
+            Err(_) => {
+                return Err(fail(format!(
+                    "States.{f}: the arguments exceed {MAX_INTERMEDIATE_BYTES} bytes"
+                )))
+            }
+        }
+        args.push(v);
     }
     match f {
         "Format" => {
@@ -519,9 +573,14 @@ pub fn eval(c: &Call, env: &Env<'_>) -> Result<Value, StateError> {
         "ArrayLength" => Ok(Value::from(as_array(&args[0], f)?.len())),
         "ArrayUnique" => {
             let arr = as_array(&args[0], f)?;
+            // one pass with a set of canonical keys (equal exactly when `json_eq` says so),
+            // not a comparison of every pair
+            let mut seen = std::collections::HashSet::with_capacity(arr.len());
             let mut out: Vec<Value> = Vec::new();
             for x in arr {
-                if !out.iter().any(|y| json_eq(x, y)) {
+                let mut key = String::new();
+                canonical(x, &mut key);
+                if seen.insert(key) {
                     out.push(x.clone());
                 }
             }

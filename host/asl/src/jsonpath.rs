@@ -151,6 +151,10 @@ impl fmt::Display for JsonPath {
     }
 }
 
+/// Most segments a path may have: more than any value can nest (see
+/// [`crate::limits::MAX_VALUE_DEPTH`]), so no path that could match is refused.
+pub const MAX_SEGMENTS: usize = 128;
+
 fn is_var_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
@@ -197,7 +201,13 @@ impl JsonPath {
             path: text.to_string(),
             reason: reason.to_string(),
         };
-        if text.len() > 16_384 || text.matches(['(', '[']).count() > 128 {
+        // brackets, `!` and `&&`/`||` chains nest the parser and the filter tree (whose
+        // evaluation and destructor recurse), each segment one level of the value a
+        // ResultPath builds: all bounded before parsing
+        let nesting = text.matches(['(', '[', '!']).count()
+            + text.matches("&&").count()
+            + text.matches("||").count();
+        if text.len() > 16_384 || nesting > 128 {
             return Err(err("the path is too long or too deeply nested"));
         }
         let mut c = Cursor { s: text, pos: 0 };
@@ -216,6 +226,11 @@ impl JsonPath {
             Root::Input
         };
         let mut segments = parse_segments(&mut c, false).map_err(|r| err(&r))?;
+        if segments.len() > MAX_SEGMENTS {
+            return Err(err(&format!(
+                "the path has more than {MAX_SEGMENTS} segments"
+            )));
+        }
         if c.pos != text.len() {
             return Err(err(&format!("unexpected '{}'", c.rest())));
         }

@@ -56,12 +56,21 @@
 //! are runtime errors; a driver prefixes their cause with AWS's "An error occurred while
 //! executing the state 'X' (entered at the event id #N)." as [`run_express`] does.
 //!
+//! Limits (see [`limits`]): the execution input, every state output, a task's input after
+//! Parameters and its result, and the values one Assign sets are bounded by AWS's 256 KiB
+//! (`RunOptions::max_payload_bytes`) and by a nesting depth, failing with
+//! `States.DataLimitExceeded`; JSONata expressions are refused at validation when their
+//! syntax tree could nest too deeply, and each evaluation runs within depth, step, time and
+//! memory budgets on a stack of its own ([`bigstack`]), failing one execution with
+//! `States.QueryEvaluationError`, never the process.
+//!
 //! [`run_express`] is the synchronous driver: Map iterations and Parallel branches run on
 //! std scoped threads (at most `RunOptions::max_threads`, honouring `MaxConcurrency`),
 //! results in order; Wait states and retry delays call `Clock::sleep`; history events use
 //! Step Functions' vocabulary and `GetExecutionHistory` JSON shape
 //! ([`HistoryEvent::to_json`]).
 
+pub mod bigstack;
 pub mod choice;
 pub mod entropy;
 pub mod env;
@@ -71,6 +80,7 @@ pub mod history;
 pub mod intrinsic;
 pub mod jsonata;
 pub mod jsonpath;
+pub mod limits;
 pub mod model;
 pub mod parse;
 pub mod reader;

@@ -9,6 +9,7 @@ use crate::error::{names, StateError, ValidationErrors};
 use crate::intrinsic::{self, Call};
 use crate::jsonata::{self, Expr};
 use crate::jsonpath::JsonPath;
+use crate::limits::{json_size, MAX_INTERMEDIATE_BYTES};
 use serde_json::{Map, Value};
 
 /// A compiled template.
@@ -154,25 +155,57 @@ impl Template {
 
     /// Evaluates the template. `states` is the JSONata `$states` value (required only when
     /// the template holds JSONata expressions).
+    ///
+    /// The values a template copies from its input are counted as they are produced: a
+    /// template that would copy more than [`MAX_INTERMEDIATE_BYTES`] besides its first path
+    /// (the same input referenced thousands of times) fails with `States.DataLimitExceeded`
+    /// before it allocates the copies. One path alone copies one value, whatever its size.
     pub fn eval(&self, env: &Env<'_>, states: Option<&Value>) -> Result<Value, StateError> {
+        let mut budget = Budget {
+            left: MAX_INTERMEDIATE_BYTES,
+            first: true,
+        };
+        self.eval_in(env, states, &mut budget)
+    }
+
+    fn eval_in(
+        &self,
+        env: &Env<'_>,
+        states: Option<&Value>,
+        budget: &mut Budget,
+    ) -> Result<Value, StateError> {
         match self {
             Template::Literal(v) => Ok(v.clone()),
             Template::Object(fields) => {
                 let mut m = Map::with_capacity(fields.len());
                 for (k, t) in fields {
-                    m.insert(k.clone(), t.eval(env, states)?);
+                    m.insert(k.clone(), t.eval_in(env, states, budget)?);
                 }
                 Ok(Value::Object(m))
             }
             Template::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for t in items {
-                    out.push(t.eval(env, states)?);
+                    out.push(t.eval_in(env, states, budget)?);
                 }
                 Ok(Value::Array(out))
             }
             Template::Path { path, field } => match env.select(path) {
-                Some(v) => Ok(v.into_owned()),
+                Some(v) if std::mem::take(&mut budget.first) => Ok(v.into_owned()),
+                Some(v) => {
+                    match json_size(&v, budget.left) {
+                        Ok(n) => budget.left -= n,
+                        Err(_) => {
+                            return Err(StateError::new(
+                                names::DATA_LIMIT_EXCEEDED,
+                                format!(
+                                    "The values selected for the field '{field}' and the fields before it exceed {MAX_INTERMEDIATE_BYTES} bytes"
+                                ),
+                            ))
+                        }
+                    }
+                    Ok(v.into_owned())
+                }
                 None => {
                     if let crate::jsonpath::Root::Variable(_) = path.root() {
                         return Err(env.missing(path));
@@ -217,6 +250,12 @@ impl Template {
             }
         }
     }
+}
+
+/// What a template may still copy from its input (see [`Template::eval`]).
+struct Budget {
+    left: usize,
+    first: bool,
 }
 
 /// Compiles the string value of a `.$` field.
