@@ -29,7 +29,9 @@ export class Context {
   error(m) { this.log(m, 'error'); }
   heartbeat() {}
   secret(name) {
-    const env = 'WEFT_SECRET_' + name.replace(/[^A-Za-z0-9]/g, '_').toUpperCase();
+    // As on the host: only names of ASCII letters, digits and `_` have an environment variable.
+    if (!/^[A-Za-z0-9_]+$/.test(name)) throw new TaskError('Secrets.NotFound', `no secret named \`${name}\` (only names of letters, digits and _ come from WEFT_SECRET_<NAME>)`);
+    const env = 'WEFT_SECRET_' + name.toUpperCase();
     if (process.env[env] === undefined) throw new TaskError('Secrets.NotFound', `no secret named \`${name}\` (set ${env})`);
     return process.env[env];
   }

@@ -47,7 +47,11 @@ class _Host:
 
     @staticmethod
     def get_secret(name: str) -> str:
-        env = "WEFT_SECRET_" + "".join(c.upper() if c.isalnum() else "_" for c in name)
+        # As on the host: only names of ASCII letters, digits and `_` have an environment
+        # variable (one-to-one, case-insensitive); other names live in the host's secrets.json.
+        if not name or not all(c.isascii() and (c.isalnum() or c == "_") for c in name):
+            raise Err(f"Secrets.NotFound: no secret named `{name}` is set (only names of letters, digits and _ come from WEFT_SECRET_<NAME>)")
+        env = "WEFT_SECRET_" + name.upper()
         v = os.environ.get(env)
         if v is None:
             raise Err(f"Secrets.NotFound: no secret named `{name}` is set (set {env} in tests)")

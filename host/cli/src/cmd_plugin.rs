@@ -61,7 +61,9 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
             let r = weft_engine::PluginRef::parse(&name).map_err(|e| usage(e.to_string()))?;
             let rec =
                 weft_engine::plugin_host::resolve(&store, &r).map_err(|e| usage(e.to_string()))?;
-            let bytes = store.blobs().get(&rec.digest)?;
+            let bytes = store
+                .blobs()
+                .get_capped(&rec.digest, weft_plugins::limits::MAX_COMPONENT_BYTES)?;
             let info = weft_plugins::inspect_component(&bytes)
                 .map_err(|e| usage(format!("{name}: {e}")))?;
             let out = serde_json::json!({
@@ -83,7 +85,7 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
             for rec in store.registry().list()? {
                 let verdict = store
                     .blobs()
-                    .get(&rec.digest)
+                    .get_capped(&rec.digest, weft_plugins::limits::MAX_COMPONENT_BYTES)
                     .map_err(|e| e.to_string())
                     .and_then(|b| weft_plugins::inspect_component(&b));
                 match verdict {

@@ -37,10 +37,11 @@ pub struct Connection {
 
 /// Supplies Airflow Variables and Connections (weft's secrets store implements it).
 pub trait Secrets: Send + Sync {
-    /// A variable's value, if it exists and the task may read it.
-    fn variable(&self, name: &str) -> Option<String>;
-    /// A connection, if it exists and the task may read it.
-    fn connection(&self, conn_id: &str) -> Option<Connection>;
+    /// A variable's value, if it exists and the task may read it; `Err` (a message such as
+    /// `Secrets.InvalidName: ...`) when the name itself is refused.
+    fn variable(&self, name: &str) -> Result<Option<String>, String>;
+    /// A connection, if it exists and the task may read it; `Err` when the name is refused.
+    fn connection(&self, conn_id: &str) -> Result<Option<Connection>, String>;
     /// The view of a task running with grant (role) `grant`; `None` keeps this one. weft's
     /// secrets store answers only what the role allows (`secrets:Get` on `secret:var/NAME`,
     /// `secret:conn/NAME`).
@@ -54,11 +55,11 @@ pub trait Secrets: Send + Sync {
 pub struct NoSecrets;
 
 impl Secrets for NoSecrets {
-    fn variable(&self, _: &str) -> Option<String> {
-        None
+    fn variable(&self, _: &str) -> Result<Option<String>, String> {
+        Ok(None)
     }
-    fn connection(&self, _: &str) -> Option<Connection> {
-        None
+    fn connection(&self, _: &str) -> Result<Option<Connection>, String> {
+        Ok(None)
     }
 }
 
@@ -244,14 +245,13 @@ impl std::fmt::Debug for Vars {
 }
 
 impl Vars {
-    fn lookup(&self, name: &str) -> Result<JValue, JError> {
-        let raw = self.secrets.variable(name).ok_or_else(|| {
-            JError::new(
-                ErrorKind::InvalidOperation,
-                format!("Variable {name} does not exist"),
-            )
-        })?;
-        self.convert(name, raw)
+    /// `Ok(None)` when the variable does not exist (or the task may not read it).
+    fn lookup(&self, name: &str) -> Result<Option<JValue>, JError> {
+        let raw = self
+            .secrets
+            .variable(name)
+            .map_err(|m| JError::new(ErrorKind::InvalidOperation, m))?;
+        raw.map(|raw| self.convert(name, raw)).transpose()
     }
 
     fn convert(&self, name: &str, raw: String) -> Result<JValue, JError> {
@@ -284,8 +284,9 @@ impl Object for Vars {
                 })),
                 _ => None,
             },
-            // A missing variable is undefined, which strict mode reports with the name.
-            _ => self.lookup(name).ok(),
+            // A missing variable is undefined, which strict mode reports with the name; a
+            // refused name is an invalid value whose use fails with the reason.
+            _ => self.lookup(name).unwrap_or_else(|e| Some(JValue::from(e))),
         }
     }
 
@@ -299,8 +300,8 @@ impl Object for Vars {
             return Err(JError::from(ErrorKind::UnknownMethod));
         }
         let (name, default): (String, Option<JValue>) = minijinja::value::from_args(args)?;
-        match self.secrets.variable(&name) {
-            Some(raw) => self.convert(&name, raw),
+        match self.lookup(&name)? {
+            Some(v) => Ok(v),
             None => default.ok_or_else(|| {
                 JError::new(
                     ErrorKind::InvalidOperation,
@@ -323,7 +324,10 @@ impl std::fmt::Debug for Conns {
 
 impl Object for Conns {
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
-        let c = self.secrets.connection(key.as_str()?)?;
+        let c = match self.secrets.connection(key.as_str()?) {
+            Ok(c) => c?,
+            Err(m) => return Some(JValue::from(JError::new(ErrorKind::InvalidOperation, m))),
+        };
         let extra_dejson: Value = c
             .extra
             .as_deref()
@@ -594,19 +598,25 @@ mod tests {
 
     struct S;
     impl Secrets for S {
-        fn variable(&self, name: &str) -> Option<String> {
-            match name {
+        fn variable(&self, name: &str) -> Result<Option<String>, String> {
+            if name.contains(' ') {
+                return Err(format!("Secrets.InvalidName: `{name}` has a space"));
+            }
+            Ok(match name {
                 "env" => Some("prod".into()),
                 "cfg" => Some(r#"{"n": 3}"#.into()),
                 _ => None,
-            }
+            })
         }
-        fn connection(&self, id: &str) -> Option<Connection> {
-            (id == "db").then(|| Connection {
+        fn connection(&self, id: &str) -> Result<Option<Connection>, String> {
+            if id.contains(' ') {
+                return Err(format!("Secrets.InvalidName: `{id}` has a space"));
+            }
+            Ok((id == "db").then(|| Connection {
                 host: Some("db.local".into()),
                 port: Some(5432),
                 ..Default::default()
-            })
+            }))
         }
     }
 
@@ -677,6 +687,20 @@ mod tests {
         assert!(
             e.message.contains("undefined") || e.message.contains("missing"),
             "{e}"
+        );
+        // A refused name is an error with its reason, by attribute, item, get() or conn.
+        for t in [
+            "{{ var.value['bad name'] }}",
+            "{{ var.json['bad name'] }}",
+            "{{ var.value.get('bad name', 'd') }}",
+            "{{ conn['bad name'].host }}",
+        ] {
+            let e = render_value(&json!(t), &c, false).unwrap_err();
+            assert!(e.message.contains("Secrets.InvalidName"), "{t}: {e}");
+        }
+        assert_eq!(
+            render_value(&json!("{{ var.value.get('missing', 'd') }}"), &c, false).unwrap(),
+            "d"
         );
         let e = render_value(&json!("{{ ds "), &c, false).unwrap_err();
         assert!(

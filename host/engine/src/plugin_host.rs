@@ -84,7 +84,12 @@ impl PluginHost {
         Ok(self.sandbox.load(
             &format!("{}@{}", rec.name, rec.version),
             digest,
-            || store.blobs().get(&d).map_err(|e| e.to_string()),
+            || {
+                store
+                    .blobs()
+                    .get_capped(&d, weft_plugins::limits::MAX_COMPONENT_BYTES)
+                    .map_err(|e| e.to_string())
+            },
             Some(&StoreArtifacts(store)),
         )?)
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use weft_dag::{Connection, Secrets};
-use weft_sandbox::Policy;
+use weft_sandbox::{Policy, SecretName};
 
 use crate::{EngineError, Roles};
 
@@ -46,18 +46,43 @@ fn err(path: &Path, reason: impl Into<String>) -> EngineError {
     }
 }
 
-/// Check a variable or connection name: letters, digits, `_`, `-`, `.`.
-pub fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(format!(
-            "`{name}` is not a valid name (use letters, digits, `_`, `-`, `.`)"
-        ));
+impl Kind {
+    /// The canonical secret `var/NAME` or `conn/NAME` (see [`weft_sandbox::secret_name`]).
+    pub fn secret(self, name: &str) -> Result<SecretName, weft_sandbox::InvalidSecretName> {
+        SecretName::with_prefix(self.prefix().trim_end_matches('/'), name)
     }
-    Ok(())
+}
+
+/// Check a variable or connection name: one segment of letters, digits, `_`, `-`, `.`,
+/// starting with a letter, digit or `_`; names are case-insensitive.
+pub fn check_name(name: &str) -> Result<(), String> {
+    Kind::Variable
+        .secret(name)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Re-keys a secrets file by canonical name; a key that is not a secret name, or two keys that
+/// name one secret (`Root` and `root`), make the file unusable rather than ambiguous.
+pub(crate) fn canonical_keys(
+    path: &Path,
+    raw: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, EngineError> {
+    let mut out = BTreeMap::new();
+    let mut spelled: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in raw {
+        let name = SecretName::parse(&k).map_err(|e| err(path, format!("key {e}")))?;
+        if let Some(first) = spelled.insert(name.as_str().to_string(), k.clone()) {
+            return Err(err(
+                path,
+                format!(
+                    "keys `{first}` and `{k}` name the same secret `{name}` (names are case-insensitive); keep one"
+                ),
+            ));
+        }
+        out.insert(name.as_str().to_string(), v);
+    }
+    Ok(out)
 }
 
 impl SecretsFile {
@@ -68,8 +93,9 @@ impl SecretsFile {
         }
     }
 
+    /// The entries, keyed by canonical secret name.
     fn read(&self) -> Result<BTreeMap<String, String>, EngineError> {
-        match std::fs::read_to_string(&self.path) {
+        let raw = match std::fs::read_to_string(&self.path) {
             Ok(t) => serde_json::from_str(&t).map_err(|e| {
                 err(
                     &self.path,
@@ -78,10 +104,11 @@ impl SecretsFile {
                         e.line()
                     ),
                 )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(err(&self.path, e.to_string())),
-        }
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(err(&self.path, e.to_string())),
+        };
+        canonical_keys(&self.path, raw)
     }
 
     fn write(&self, m: &BTreeMap<String, String>) -> Result<(), EngineError> {
@@ -115,19 +142,24 @@ impl SecretsFile {
 
     /// Set a variable or connection (a connection's value is checked to parse).
     pub fn set(&self, kind: Kind, name: &str, value: &str) -> Result<(), EngineError> {
-        check_name(name).map_err(|r| err(&self.path, r))?;
+        let key = kind
+            .secret(name)
+            .map_err(|e| err(&self.path, e.to_string()))?;
         if kind == Kind::Connection {
             parse_connection(value)
                 .map_err(|r| err(&self.path, format!("connection `{name}`: {r}")))?;
         }
         let mut m = self.read()?;
-        m.insert(format!("{}{name}", kind.prefix()), value.to_string());
+        m.insert(key.as_str().to_string(), value.to_string());
         self.write(&m)
     }
 
     /// A value.
     pub fn get(&self, kind: Kind, name: &str) -> Result<Option<String>, EngineError> {
-        Ok(self.read()?.remove(&format!("{}{name}", kind.prefix())))
+        let key = kind
+            .secret(name)
+            .map_err(|e| err(&self.path, e.to_string()))?;
+        Ok(self.read()?.remove(key.as_str()))
     }
 
     /// Names, sorted.
@@ -141,15 +173,18 @@ impl SecretsFile {
 
     /// Delete; false when absent.
     pub fn delete(&self, kind: Kind, name: &str) -> Result<bool, EngineError> {
+        let key = kind
+            .secret(name)
+            .map_err(|e| err(&self.path, e.to_string()))?;
         let mut m = self.read()?;
-        let had = m.remove(&format!("{}{name}", kind.prefix())).is_some();
+        let had = m.remove(key.as_str()).is_some();
         if had {
             self.write(&m)?;
         }
         Ok(had)
     }
 
-    /// Every entry (with `WEFT_SECRET_*` environment overrides applied by the reader).
+    /// Every entry, keyed by canonical secret name (the environment is not consulted here).
     pub fn snapshot(&self) -> Result<BTreeMap<String, String>, EngineError> {
         self.read()
     }
@@ -247,7 +282,8 @@ impl GrantedSecrets {
     /// The store's entries as seen by tasks; the base view (no grant) sees nothing.
     pub fn load(home: &Path, roles: Arc<Roles>) -> Result<Self, EngineError> {
         let mut values = SecretsFile::new(home).snapshot()?;
-        // `WEFT_SECRET_VAR_NAME`-style overrides are the sandbox's; keep file values here.
+        // `var/` and `conn/` names contain `/`, which the environment cannot spell: only the
+        // file holds them, for templates and the sandbox alike.
         values.retain(|k, _| k.starts_with("var/") || k.starts_with("conn/"));
         Ok(GrantedSecrets {
             values: Arc::new(values),
@@ -271,21 +307,27 @@ impl GrantedSecrets {
     }
 }
 
-impl Secrets for GrantedSecrets {
-    fn variable(&self, name: &str) -> Option<String> {
-        let key = format!("var/{name}");
-        if !self.values.contains_key(&key) || !self.allowed(&format!("secret:{key}")) {
-            return None;
+impl GrantedSecrets {
+    /// The value of `kind`'s `name`: canonicalised once, the grant evaluated on that canonical
+    /// name and the value looked up by it.
+    fn lookup(&self, kind: Kind, name: &str) -> Result<Option<&String>, String> {
+        let key = kind.secret(name).map_err(|e| e.to_string())?;
+        if !self.values.contains_key(key.as_str()) || !self.allowed(&key.resource()) {
+            return Ok(None);
         }
-        self.values.get(&key).cloned()
+        Ok(self.values.get(key.as_str()))
+    }
+}
+
+impl Secrets for GrantedSecrets {
+    fn variable(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.lookup(Kind::Variable, name)?.cloned())
     }
 
-    fn connection(&self, conn_id: &str) -> Option<Connection> {
-        let key = format!("conn/{conn_id}");
-        if !self.values.contains_key(&key) || !self.allowed(&format!("secret:{key}")) {
-            return None;
-        }
-        self.values.get(&key).and_then(|v| parse_connection(v).ok())
+    fn connection(&self, conn_id: &str) -> Result<Option<Connection>, String> {
+        Ok(self
+            .lookup(Kind::Connection, conn_id)?
+            .and_then(|v| parse_connection(v).ok()))
     }
 
     fn for_grant(&self, grant: Option<&str>) -> Option<Arc<dyn Secrets>> {
@@ -355,10 +397,100 @@ mod tests {
         .unwrap();
         let roles = Arc::new(Roles::new(vec![d.path().join("roles")]));
         let s = GrantedSecrets::load(d.path(), roles).unwrap();
-        assert_eq!(s.variable("open"), None, "no grant, no variables");
+        assert_eq!(s.variable("open"), Ok(None), "no grant, no variables");
         let g = s.for_grant(Some("r")).unwrap();
-        assert_eq!(g.variable("open").as_deref(), Some("1"));
-        assert_eq!(g.variable("closed"), None);
-        assert!(s.for_grant(None).unwrap().variable("open").is_none());
+        assert_eq!(g.variable("open").unwrap().as_deref(), Some("1"));
+        assert_eq!(g.variable("OPEN").unwrap().as_deref(), Some("1"));
+        assert_eq!(g.variable("closed"), Ok(None));
+        assert!(s
+            .for_grant(None)
+            .unwrap()
+            .variable("open")
+            .unwrap()
+            .is_none());
+        let e = g.variable("open ").unwrap_err();
+        assert!(e.starts_with("Secrets.InvalidName"), "{e}");
+    }
+
+    /// Every spelling of a denied variable, through the template paths a DAG file can write.
+    #[test]
+    fn templates_cannot_reach_a_denied_variable_by_another_spelling() {
+        let d = tempfile::tempdir().unwrap();
+        let f = SecretsFile::new(d.path());
+        f.set(Kind::Variable, "root_pw", "hunter2").unwrap();
+        f.set(Kind::Variable, "region", "eu-west-1").unwrap();
+        std::fs::create_dir_all(d.path().join("roles")).unwrap();
+        std::fs::write(
+            d.path().join("roles/r.json"),
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"secrets:Get","Resource":"secret:var/*"},
+                {"Effect":"Deny","Action":"secrets:Get","Resource":"secret:var/ROOT*"}]}"#,
+        )
+        .unwrap();
+        let roles = Arc::new(Roles::new(vec![d.path().join("roles")]));
+        let secrets = GrantedSecrets::load(d.path(), roles)
+            .unwrap()
+            .for_grant(Some("r"))
+            .unwrap();
+        let t0 = chrono::DateTime::from_timestamp(0, 0).unwrap();
+        let ctx = weft_dag::template::TemplateContext {
+            dag_id: "d".into(),
+            task_id: "t".into(),
+            map_index: -1,
+            try_number: 1,
+            run_id: "r".into(),
+            logical_date: t0,
+            data_interval_start: t0,
+            data_interval_end: t0,
+            params: Default::default(),
+            conf: Default::default(),
+            owner: "o".into(),
+            operator: "echo".into(),
+            xcom: Arc::new(weft_dag::XComStore::default()),
+            secrets,
+        };
+        let render = |t: &str| {
+            weft_dag::template::render_value(&serde_json::json!(t), &ctx, false)
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .map_err(|e| e.to_string())
+        };
+        // The user's case: granted names read in any case.
+        assert_eq!(render("{{ var.value.region }}").unwrap(), "eu-west-1");
+        assert_eq!(render("{{ var.value.REGION }}").unwrap(), "eu-west-1");
+        for name in [
+            "root_pw",
+            "ROOT_PW",
+            "Root_Pw",
+            "root-pw",
+            "ROOT-PW",
+            "root.pw",
+            "root_pw ",
+            " root_pw",
+            "root_pw\\u0000",
+            "root%5Fpw",
+            "r\u{43e}ot_pw",
+            "root\u{ff3f}pw",
+            "./root_pw",
+            "../var/root_pw",
+            "x/../root_pw",
+            "/root_pw",
+            "root_pw/",
+            "var//root_pw",
+            "../conn/root_pw",
+        ] {
+            for t in [
+                format!("{{{{ var.value['{name}'] }}}}"),
+                format!("{{{{ var.json['{name}'] }}}}"),
+                format!("{{{{ var.value.get('{name}', 'default') }}}}"),
+                format!("{{{{ conn['{name}'].password }}}}"),
+            ] {
+                match render(&t) {
+                    Ok(v) => assert!(!v.contains("hunter2"), "{t} read the denied value"),
+                    Err(e) => assert!(!e.contains("hunter2"), "{t}: {e}"),
+                }
+            }
+        }
+        let e = render("{{ var.value['root_pw '] }}").unwrap_err();
+        assert!(e.contains("Secrets.InvalidName"), "{e}");
     }
 }

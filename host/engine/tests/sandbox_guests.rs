@@ -490,8 +490,8 @@ fn corrupt_precompiled_artifact_is_refused_and_recompiled() {
 
 struct FixedSecrets;
 impl weft_sandbox::SecretSource for FixedSecrets {
-    fn secret(&self, name: &str) -> Option<String> {
-        match name {
+    fn secret(&self, name: &weft_sandbox::SecretName) -> Option<String> {
+        match name.as_str() {
             "warehouse-password" => Some("correct horse".into()),
             "root-password" => Some("hunter2".into()),
             _ => None,
@@ -552,4 +552,135 @@ fn secrets_are_visible_only_when_granted_and_never_logged() {
     let o = call("warehouse-password", g);
     let all = format!("{:?}{}{}{:?}", o.logs, o.stdout, o.stderr, o.audit);
     assert!(!all.contains("correct horse"), "{all}");
+}
+
+/// Issue 13, item 10: with a Deny on `secret:root*`, no other spelling of the name reads the
+/// value that `WEFT_SECRET_ROOT_PASSWORD` holds; and a name the environment cannot spell
+/// one-to-one never reads it.
+#[test]
+fn secret_name_spellings_cannot_get_around_a_deny() {
+    // Only this test reads this variable's secret.
+    std::env::set_var("WEFT_SECRET_ROOT_PASSWORD", "hunter2");
+    let home = tempfile::tempdir().unwrap();
+    let secrets: Arc<dyn weft_sandbox::SecretSource> =
+        Arc::new(weft_engine::HomeSecrets::load(home.path()).unwrap());
+    let h = host(HOME);
+    let rec = h
+        .resolve(&weft_engine::PluginRef::parse("hostile-secrets").unwrap())
+        .unwrap();
+    let c = h.load(&rec).unwrap();
+    let call = |name: &str, g: &Arc<Grant>| {
+        let input = serde_json::json!({ "name": name }).to_string();
+        let o = h
+            .sandbox
+            .invoke(
+                &c,
+                weft_sandbox::Invocation {
+                    input: &input,
+                    ctx: "{}",
+                    grant: g.clone(),
+                    limits: Limits::default(),
+                    secrets: secrets.clone(),
+                    heartbeat: None,
+                    cancel: None,
+                },
+            )
+            .unwrap();
+        let all = format!(
+            "{:?}{:?}{}{}{:?}",
+            o.result, o.logs, o.stdout, o.stderr, o.audit
+        );
+        assert!(!all.contains("hunter2"), "{name:?}: {all}");
+        match &o.result {
+            Ok(r) => Ok(r.clone()),
+            Err(_) => Err(error_of(&o)),
+        }
+    };
+    let variants = [
+        "root_password",
+        "ROOT_PASSWORD",
+        "Root_Password",
+        "ROOT-PASSWORD",
+        "root-password",
+        "ROOT.PASSWORD",
+        "root.password",
+        "RoOt_PaSsWoRd",
+        "root_password ",
+        " root_password",
+        "root_password\0",
+        "root_password\n",
+        "root%5Fpassword",
+        "ROOT%5FPASSWORD",
+        "r\u{43e}ot_password",
+        "root\u{ff3f}password",
+        "\u{ff32}OOT_PASSWORD",
+        "root\u{2010}password",
+        "root//password",
+        "./root_password",
+        "../root_password",
+        "x/../root_password",
+        "/root_password",
+        "root_password/",
+        "var/../root_password",
+    ];
+    // The issue's grant: Allow every secret, Deny `root*`, in either case.
+    for deny in ["secret:root*", "secret:ROOT*", "secret:Root*", "*root*"] {
+        let g = grant(
+            &format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"secrets:Get","Resource":"secret:*"}},
+                   {{"Sid":"NoRoot","Effect":"Deny","Action":"secrets:Get","Resource":"{deny}"}}]}}"#
+            ),
+            std::path::Path::new("/"),
+        );
+        for v in variants {
+            let r = call(v, &g);
+            let (e, _) = r.clone().expect_err(v);
+            assert!(
+                e == "Sandbox.PermissionDenied" || e == "Secrets.InvalidName",
+                "{deny} / {v:?}: {r:?}"
+            );
+        }
+    }
+    // A Deny on the exact name only: other spellings are other secrets, not set anywhere.
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":"secrets:Get","Resource":"secret:*"},
+                         {"Effect":"Deny","Action":"secrets:Get","Resource":"secret:root_password"}]}"#,
+        std::path::Path::new("/"),
+    );
+    for v in variants {
+        let r = call(v, &g);
+        let (e, _) = r.clone().expect_err(v);
+        assert!(
+            matches!(
+                e.as_str(),
+                "Sandbox.PermissionDenied" | "Secrets.InvalidName" | "Secrets.NotFound"
+            ),
+            "{v:?}: {r:?}"
+        );
+    }
+    // The user's case: granted, the environment value is read by its canonical name.
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":"secrets:Get","Resource":"secret:ROOT_PASSWORD"}]}"#,
+        std::path::Path::new("/"),
+    );
+    let input = serde_json::json!({ "name": "Root_Password" }).to_string();
+    let o = h
+        .sandbox
+        .invoke(
+            &c,
+            weft_sandbox::Invocation {
+                input: &input,
+                ctx: "{}",
+                grant: g,
+                limits: Limits::default(),
+                secrets: secrets.clone(),
+                heartbeat: None,
+                cancel: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        o.result.as_deref().unwrap(),
+        r#"{"name":"Root_Password","length":7}"#
+    );
 }

@@ -1,17 +1,23 @@
 //! The bundle format: a zip holding `weft-bundle.json` and the components it lists. Packing
-//! writes the zip atomically; reading refuses zip-slip paths, links, oversized entries, files
-//! not listed in the manifest and digest mismatches before anything is returned.
+//! writes the zip atomically. Reading decides everything it can from the zip directory before
+//! inflating a byte (entry names, duplicates, symlinks, the per-entry, per-bundle and entry-count
+//! caps of [`crate::limits`]), then inflates and checks the manifest, refuses any entry the
+//! manifest does not list without inflating it, and inflates the listed ones through a reader
+//! that stops one byte past the size their headers declare, so a lying header costs no more
+//! memory than an honest one. Digest mismatches are refused before anything is returned.
 
+use crate::limits::{
+    read_capped, MAX_BUNDLE_BYTES, MAX_COMPONENT_BYTES, MAX_ENTRIES, MAX_MANIFEST_BYTES,
+};
 use crate::manifest::{BundleManifest, PluginEntry, Sidecar, FORMAT, MANIFEST_NAME};
-use crate::{inspect_component, PluginError};
-use std::collections::BTreeMap;
+use crate::zip_index::{self, EntryInfo};
+use crate::{inspect_component, strict_json, PluginError};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Largest single entry accepted from a bundle (Python components are ~20 MB).
-pub const MAX_ENTRY_BYTES: u64 = 256 << 20;
-/// Most entries a bundle may hold.
-pub const MAX_ENTRIES: usize = 1024;
+/// Largest single entry accepted from a bundle (see [`crate::limits`]).
+pub const MAX_ENTRY_BYTES: u64 = MAX_COMPONENT_BYTES;
 
 fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> PluginError {
     let path = path.to_path_buf();
@@ -21,14 +27,16 @@ fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> PluginE
 /// Reads `NAME.plugin.json` next to a component, if present.
 pub fn read_sidecar(wasm: &Path) -> Result<Sidecar, PluginError> {
     let side = wasm.with_extension("plugin.json");
-    match std::fs::read(&side) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| PluginError::Manifest {
+    match read_capped(&side, MAX_MANIFEST_BYTES, "read sidecar manifest") {
+        Ok(b) => strict_json::from_slice(&b).map_err(|e| PluginError::Manifest {
             origin: side.display().to_string(),
             pointer: String::new(),
             reason: format!("line {}: {e}", e.line()),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Sidecar::default()),
-        Err(e) => Err(io(&side, "read sidecar manifest")(e)),
+        Err(PluginError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Sidecar::default())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -79,14 +87,32 @@ pub fn pack(dir: &Path, out: &Path) -> Result<BundleManifest, PluginError> {
         plugins: Vec::new(),
         files: BTreeMap::new(),
     };
+    if wasm_files.len() >= MAX_ENTRIES {
+        return Err(PluginError::TooManyEntries {
+            bundle: out.to_path_buf(),
+            count: wasm_files.len() + 1,
+            limit: MAX_ENTRIES,
+        });
+    }
     let mut contents = Vec::new();
+    let mut total = 0u64;
     for p in &wasm_files {
-        let bytes = std::fs::read(p).map_err(io(p, "read component"))?;
+        let bytes = read_capped(p, MAX_COMPONENT_BYTES, "read component")?;
         let file = p
             .file_name()
             .and_then(|f| f.to_str())
             .unwrap_or("plugin.wasm")
             .to_string();
+        check_entry_name(out, &file)?;
+        total += bytes.len() as u64;
+        if total > MAX_BUNDLE_BYTES {
+            return Err(PluginError::BundleTooLarge {
+                bundle: out.to_path_buf(),
+                entry: file,
+                total,
+                limit: MAX_BUNDLE_BYTES,
+            });
+        }
         let entry = describe(p, &bytes, &file)?;
         manifest.files.insert(file.clone(), entry.blake3.clone());
         manifest.plugins.push(entry);
@@ -136,137 +162,236 @@ fn unsafe_entry(bundle: &Path, entry: &str, reason: impl Into<String>) -> Plugin
     }
 }
 
-/// Checks an entry name is a plain relative path that stays inside the bundle.
-fn check_entry_name(bundle: &Path, name: &str) -> Result<(), PluginError> {
-    if name.starts_with('/') || name.starts_with('\\') || name.contains('\\') || name.contains('\0')
+/// Checks an entry name is a plain relative path that stays inside the bundle and means the same
+/// file to every tool: `/`-separated components of ASCII letters, digits, `.`, `_`, `-` and `+`,
+/// none empty, `.` or `..` (so no absolute paths, drive letters, backslashes, `a//b`, `./a`,
+/// control characters or look-alike Unicode). A directory entry keeps its one trailing `/`.
+pub(crate) fn check_entry_name(bundle: &Path, name: &str) -> Result<(), PluginError> {
+    let path = name.strip_suffix('/').unwrap_or(name);
+    if path.is_empty() || name.len() > 255 {
+        return Err(unsafe_entry(
+            bundle,
+            name,
+            "entry names are 1 to 255 characters",
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+')))
     {
         return Err(unsafe_entry(
             bundle,
             name,
-            "absolute paths and backslashes are not allowed",
+            format!(
+                "{c:?} is not allowed in an entry name (ASCII letters, digits, `/`, `.`, `_`, `-`, `+`; no absolute paths, backslashes or drive letters)"
+            ),
         ));
     }
-    if name.len() >= 2 && name.as_bytes()[1] == b':' {
-        return Err(unsafe_entry(
-            bundle,
-            name,
-            "drive-letter paths are not allowed",
-        ));
+    if path.starts_with('/') {
+        return Err(unsafe_entry(bundle, name, "absolute paths are not allowed"));
     }
-    if name.split('/').any(|c| c == ".." || c == ".") {
+    if path.split('/').any(|c| c == ".." || c == ".") {
         return Err(unsafe_entry(
             bundle,
             name,
             "`..` and `.` path components are not allowed (zip-slip)",
         ));
     }
+    if path.split('/').any(str::is_empty) {
+        return Err(unsafe_entry(
+            bundle,
+            name,
+            "empty path components (`a//b`) are not allowed",
+        ));
+    }
     Ok(())
+}
+
+/// Inflates one entry, refusing it as soon as it yields a byte past its declared size.
+fn inflate(
+    bundle: &Path,
+    zip: &mut zip::ZipArchive<&std::fs::File>,
+    e: &EntryInfo,
+) -> Result<Vec<u8>, PluginError> {
+    let mut entry = zip.by_index(e.index).map_err(|err| PluginError::BadZip {
+        path: bundle.to_path_buf(),
+        reason: format!("entry `{}`: {err}", e.name),
+    })?;
+    // `e.size` is within the caps checked from the headers: the allocation is bounded.
+    let mut buf = Vec::with_capacity(e.size as usize);
+    (&mut entry)
+        .take(e.size + 1)
+        .read_to_end(&mut buf)
+        .map_err(|err| PluginError::BadZip {
+            path: bundle.to_path_buf(),
+            reason: format!("entry `{}`: {err}", e.name),
+        })?;
+    let mismatch = |reason: String| PluginError::SizeMismatch {
+        bundle: bundle.to_path_buf(),
+        entry: e.name.clone(),
+        declared: e.size,
+        reason,
+    };
+    match (buf.len() as u64).cmp(&e.size) {
+        std::cmp::Ordering::Greater => Err(mismatch(
+            "inflates to more; refused at the first byte past it (a zip bomb?)".into(),
+        )),
+        std::cmp::Ordering::Less => Err(mismatch(format!("inflates to only {}", buf.len()))),
+        std::cmp::Ordering::Equal => Ok(buf),
+    }
 }
 
 /// Reads and verifies a bundle: every entry safe and within limits, every file listed with the
 /// right blake3, the manifest consistent.
 pub fn read(path: &Path) -> Result<Bundle, PluginError> {
     let f = std::fs::File::open(path).map_err(io(path, "open bundle"))?;
-    let mut zip = zip::ZipArchive::new(f).map_err(|e| PluginError::BadZip {
+    let meta = f.metadata().map_err(io(path, "open bundle"))?;
+    if !meta.is_file() {
+        return Err(PluginError::NotAFile {
+            path: path.to_path_buf(),
+            what: "read bundle",
+        });
+    }
+    if meta.len() > MAX_BUNDLE_BYTES {
+        return Err(PluginError::FileTooLarge {
+            path: path.to_path_buf(),
+            what: "read bundle",
+            size: meta.len(),
+            limit: MAX_BUNDLE_BYTES,
+        });
+    }
+    let mut zip = zip::ZipArchive::new(&f).map_err(|e| PluginError::BadZip {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    if zip.len() > MAX_ENTRIES {
-        return Err(PluginError::BadZip {
-            path: path.to_path_buf(),
-            reason: format!("{} entries; at most {MAX_ENTRIES} are accepted", zip.len()),
-        });
-    }
-    let mut manifest_bytes = None;
-    let mut files = BTreeMap::new();
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| PluginError::BadZip {
-            path: path.to_path_buf(),
-            reason: format!("entry {i}: {e}"),
-        })?;
-        let name = entry.name().to_string();
-        check_entry_name(path, &name)?;
-        if entry.enclosed_name().is_none() {
-            return Err(unsafe_entry(path, &name, "escapes the bundle"));
+    let entries = zip_index::entries(path, &f, &mut zip)?;
+
+    // 1. Everything the headers tell, before anything is inflated.
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    let mut total = 0u64;
+    let mut manifest_entry = None;
+    for e in &entries {
+        check_entry_name(path, &e.name)?;
+        if e.is_symlink {
+            return Err(unsafe_entry(
+                path,
+                &e.name,
+                "symbolic links are not allowed",
+            ));
         }
-        if entry.is_symlink() {
-            return Err(unsafe_entry(path, &name, "symbolic links are not allowed"));
+        if e.encrypted {
+            return Err(unsafe_entry(
+                path,
+                &e.name,
+                "encrypted entries are not supported",
+            ));
         }
-        if entry.is_dir() {
+        // Case-insensitive file systems would write both to one file.
+        let key = e.name.trim_end_matches('/').to_ascii_lowercase();
+        if let Some(first) = seen.insert(key, &e.name) {
+            return Err(PluginError::DuplicateEntry {
+                bundle: path.to_path_buf(),
+                first: first.to_string(),
+                second: e.name.clone(),
+                how: " once case is ignored",
+            });
+        }
+        if e.is_dir {
+            if e.size != 0 {
+                return Err(unsafe_entry(
+                    path,
+                    &e.name,
+                    "a directory entry with content",
+                ));
+            }
             continue;
         }
-        if entry.size() > MAX_ENTRY_BYTES {
+        let (limit, cap) = if e.name == MANIFEST_NAME {
+            (MAX_MANIFEST_BYTES, "for weft-bundle.json")
+        } else {
+            (MAX_COMPONENT_BYTES, "for one component")
+        };
+        if e.size > limit {
             return Err(PluginError::TooLarge {
                 bundle: path.to_path_buf(),
-                entry: name,
-                size: entry.size(),
-                limit: MAX_ENTRY_BYTES,
+                entry: e.name.clone(),
+                size: e.size,
+                limit,
+                cap,
             });
         }
-        let mut buf = Vec::with_capacity(entry.size() as usize);
-        // Never trust the declared size: read at most one byte past the limit.
-        (&mut entry)
-            .take(MAX_ENTRY_BYTES + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| PluginError::BadZip {
-                path: path.to_path_buf(),
-                reason: format!("entry `{name}`: {e}"),
-            })?;
-        if buf.len() as u64 > MAX_ENTRY_BYTES {
-            return Err(PluginError::TooLarge {
+        total = total.saturating_add(e.size);
+        if total > MAX_BUNDLE_BYTES {
+            return Err(PluginError::BundleTooLarge {
                 bundle: path.to_path_buf(),
-                entry: name,
-                size: buf.len() as u64,
-                limit: MAX_ENTRY_BYTES,
+                entry: e.name.clone(),
+                total,
+                limit: MAX_BUNDLE_BYTES,
             });
         }
-        if name == MANIFEST_NAME {
-            manifest_bytes = Some(buf);
-        } else if files.insert(name.clone(), buf).is_some() {
-            return Err(unsafe_entry(path, &name, "appears twice"));
+        if e.name == MANIFEST_NAME {
+            manifest_entry = Some(e);
         }
     }
+
+    // 2. The manifest, inflated and checked first.
     let origin = path.display().to_string();
-    let Some(mb) = manifest_bytes else {
+    let Some(me) = manifest_entry else {
         return Err(PluginError::Manifest {
             origin,
             pointer: String::new(),
             reason: format!("the bundle has no {MANIFEST_NAME}"),
         });
     };
+    let mb = inflate(path, &mut zip, me)?;
     let manifest: BundleManifest =
-        serde_json::from_slice(&mb).map_err(|e| PluginError::Manifest {
+        strict_json::from_slice(&mb).map_err(|e| PluginError::Manifest {
             origin: format!("{origin}!{MANIFEST_NAME}"),
             pointer: String::new(),
             reason: format!("line {} column {}: {e}", e.line(), e.column()),
         })?;
     manifest.validate(&format!("{origin}!{MANIFEST_NAME}"))?;
-    for name in files.keys() {
-        if !manifest.files.contains_key(name) {
+
+    // 3. Entries the manifest does not list are refused without being inflated.
+    let mut listed = Vec::new();
+    for e in &entries {
+        if e.is_dir || e.name == MANIFEST_NAME {
+            continue;
+        }
+        if !manifest.files.contains_key(&e.name) {
             return Err(unsafe_entry(
                 path,
-                name,
-                "is not listed in the manifest's files",
+                &e.name,
+                "is not listed in the manifest's files (nothing unlisted is inflated)",
             ));
         }
+        listed.push(e);
     }
-    for (name, expected) in &manifest.files {
-        let Some(bytes) = files.get(name) else {
+    for name in manifest.files.keys() {
+        if !listed.iter().any(|e| e.name == *name) {
             return Err(PluginError::Manifest {
                 origin,
                 pointer: format!("/files/{}", name.replace('~', "~0").replace('/', "~1")),
                 reason: "listed but missing from the bundle".into(),
             });
-        };
-        let actual = blake3::hash(bytes).to_hex().to_string();
+        }
+    }
+
+    // 4. The listed files, each bounded by its declared size, then their digests.
+    let mut files = BTreeMap::new();
+    for e in listed {
+        let bytes = inflate(path, &mut zip, e)?;
+        let expected = &manifest.files[&e.name];
+        let actual = blake3::hash(&bytes).to_hex().to_string();
         if actual != *expected {
             return Err(PluginError::DigestMismatch {
                 origin,
-                file: name.clone(),
+                file: e.name.clone(),
                 expected: expected.clone(),
                 actual,
             });
         }
+        files.insert(e.name.clone(), bytes);
     }
     Ok(Bundle { manifest, files })
 }
@@ -278,12 +403,42 @@ mod tests {
     #[test]
     fn entry_names() {
         let b = Path::new("b.zip");
-        assert!(check_entry_name(b, "echo.wasm").is_ok());
-        assert!(check_entry_name(b, "plugins/echo.wasm").is_ok());
-        assert!(check_entry_name(b, "../evil.wasm").is_err());
-        assert!(check_entry_name(b, "a/../../evil").is_err());
-        assert!(check_entry_name(b, "/etc/passwd").is_err());
-        assert!(check_entry_name(b, "C:/x").is_err());
-        assert!(check_entry_name(b, "a\\..\\b").is_err());
+        for ok in [
+            "echo.wasm",
+            "plugins/echo.wasm",
+            "plugins/",
+            "a-b_c+1.wasm",
+            ".hidden.wasm",
+        ] {
+            assert!(check_entry_name(b, ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "../evil.wasm",
+            "a/../../evil",
+            "/etc/passwd",
+            "C:/x",
+            "C:\\x",
+            "a\\..\\b",
+            "./a.wasm",
+            "a/./b.wasm",
+            "a//b.wasm",
+            "//a.wasm",
+            "a.wasm//",
+            "",
+            "/",
+            "a.wasm\0",
+            "a.wasm ",
+            " a.wasm",
+            "a%2e%2e/b",
+            "caf\u{e9}.wasm",
+            "e\u{301}.wasm",
+            "\u{ff0e}\u{ff0e}/a.wasm",
+            "a\u{2215}b.wasm",
+            "a\nb.wasm",
+        ] {
+            let e = check_entry_name(b, bad).unwrap_err();
+            assert!(matches!(e, PluginError::UnsafeEntry { .. }), "{bad:?}: {e}");
+        }
+        assert!(check_entry_name(b, &"a".repeat(256)).is_err());
     }
 }

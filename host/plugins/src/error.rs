@@ -19,12 +19,56 @@ pub enum PluginError {
         entry: String,
         reason: String,
     },
-    #[error("{bundle}: entry `{entry}` is {size} bytes, over the {limit}-byte limit")]
+    #[error("{path}: {what}: not a regular file")]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("{path}: {what}: {size} bytes, over the {limit}-byte cap")]
+    FileTooLarge {
+        path: PathBuf,
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    /// One entry's uncompressed size (declared in the zip headers) is over its cap.
+    #[error(
+        "{bundle}: entry `{entry}` is {size} bytes uncompressed, over the {limit}-byte cap {cap}"
+    )]
     TooLarge {
         bundle: PathBuf,
         entry: String,
         size: u64,
         limit: u64,
+        /// Which cap, e.g. `for one component`.
+        cap: &'static str,
+    },
+    /// The entries' uncompressed sizes add up to more than a bundle may hold.
+    #[error("{bundle}: the entries up to `{entry}` add up to {total} bytes uncompressed, over the {limit}-byte cap for a whole bundle")]
+    BundleTooLarge {
+        bundle: PathBuf,
+        entry: String,
+        total: u64,
+        limit: u64,
+    },
+    #[error("{bundle}: {count} entries or more, over the cap of {limit} entries in a bundle")]
+    TooManyEntries {
+        bundle: PathBuf,
+        count: usize,
+        limit: usize,
+    },
+    /// Two entries that name the same file (exactly, or once case is ignored).
+    #[error("{bundle}: entries `{first}` and `{second}` name the same file{how}; a bundle holds each file once")]
+    DuplicateEntry {
+        bundle: PathBuf,
+        first: String,
+        second: String,
+        how: &'static str,
+    },
+    /// An entry inflates to another size than its headers declare.
+    #[error("{bundle}: entry `{entry}` declares {declared} bytes uncompressed but {reason}")]
+    SizeMismatch {
+        bundle: PathBuf,
+        entry: String,
+        declared: u64,
+        reason: String,
     },
     #[error("{origin}: manifest {pointer}: {reason}")]
     Manifest {

@@ -2,8 +2,8 @@
 //! verified first (bundle integrity, weft world, duplicates); only then are blobs and registry
 //! records written, so a refused install leaves the store as it was.
 
-use crate::bundle;
 use crate::manifest::{valid_name, valid_version, PluginEntry};
+use crate::{bundle, limits};
 use crate::{inspect_component, PluginError};
 use serde::Serialize;
 use std::path::Path;
@@ -31,16 +31,24 @@ pub fn install_path(
     path: &Path,
     opts: &InstallOptions,
 ) -> Result<Vec<Installed>, PluginError> {
-    let is_zip = path.extension().is_some_and(|e| e == "zip")
-        || std::fs::read(path)
-            .map(|b| b.starts_with(b"PK\x03\x04"))
-            .unwrap_or(false);
+    let is_zip = path.extension().is_some_and(|e| e == "zip") || limits::looks_like_zip(path);
     let staged: Vec<(PluginEntry, Vec<u8>)> = if is_zip {
         let b = bundle::read(path)?;
         let origin = path.display().to_string();
         let mut out = Vec::new();
+        let mut files = b.files;
         for p in &b.manifest.plugins {
-            let bytes = b.files.get(&p.file).cloned().unwrap_or_default();
+            // Two plugins may share a file; the second takes a copy.
+            let bytes = match b
+                .manifest
+                .plugins
+                .iter()
+                .filter(|q| q.file == p.file)
+                .count()
+            {
+                1 => files.remove(&p.file).unwrap_or_default(),
+                _ => files.get(&p.file).cloned().unwrap_or_default(),
+            };
             let info = inspect_component(&bytes).map_err(|reason| PluginError::NotAnOperator {
                 origin: format!("{origin}!{}", p.file),
                 reason,
@@ -56,24 +64,8 @@ pub fn install_path(
         }
         out
     } else {
-        let meta = std::fs::metadata(path).map_err(|source| PluginError::Io {
-            path: path.to_path_buf(),
-            what: "read component",
-            source,
-        })?;
-        if meta.len() > bundle::MAX_ENTRY_BYTES {
-            return Err(PluginError::TooLarge {
-                bundle: path.to_path_buf(),
-                entry: path.display().to_string(),
-                size: meta.len(),
-                limit: bundle::MAX_ENTRY_BYTES,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
-            path: path.to_path_buf(),
-            what: "read component",
-            source,
-        })?;
+        // Size checked on the open file, then read through a cap: never more than the cap.
+        let bytes = limits::read_capped(path, limits::MAX_COMPONENT_BYTES, "read component")?;
         let file = path
             .file_name()
             .and_then(|f| f.to_str())

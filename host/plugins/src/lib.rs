@@ -3,7 +3,7 @@
 //! sealed), and installing bundles or single `.wasm` files into the store.
 //!
 //! It owns the rules for what may enter the store (no zip-slip, digests match, only weft worlds,
-//! size caps, no silent replacement). It never runs a plugin: that is the sandbox's job.
+//! size caps ([`limits`]), no silent replacement). It never runs a plugin: that is the sandbox's job.
 
 pub mod build;
 pub mod bundle;
@@ -11,7 +11,10 @@ pub mod componentize;
 mod error;
 pub mod inspect;
 pub mod install;
+pub mod limits;
 pub mod manifest;
+mod strict_json;
+mod zip_index;
 
 pub use error::PluginError;
 pub use inspect::{inspect_component, ComponentInfo};

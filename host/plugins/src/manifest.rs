@@ -76,6 +76,22 @@ impl BundleManifest {
                 format!("`{}` is not `{FORMAT}`", self.format),
             ));
         }
+        for file in self.files.keys() {
+            if let Err(crate::PluginError::UnsafeEntry { reason, .. }) =
+                crate::bundle::check_entry_name(std::path::Path::new(origin), file)
+            {
+                return Err(err(
+                    format!("/files/{}", file.replace('~', "~0").replace('/', "~1")),
+                    format!("`{file}` is not a usable file name: {reason}"),
+                ));
+            }
+            if file.ends_with('/') || file == MANIFEST_NAME {
+                return Err(err(
+                    format!("/files/{}", file.replace('~', "~0").replace('/', "~1")),
+                    format!("`{file}` cannot be a component file"),
+                ));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.plugins.iter().enumerate() {
             if !valid_name(&p.name) {

@@ -6,21 +6,23 @@ use crate::bindings::{host, http, types};
 use crate::capture::CappedPipe;
 use crate::grant::{AuditRecord, Grant};
 use crate::limits::Limiter;
+use crate::secret_name::SecretName;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Where secret values come from (a local secrets file, the environment, a vault...).
+/// Where secret values come from (a local secrets file, the environment, a vault...). A source
+/// is asked only by canonical name, the one the grant was evaluated on.
 pub trait SecretSource: Send + Sync {
-    fn secret(&self, name: &str) -> Option<String>;
+    fn secret(&self, name: &SecretName) -> Option<String>;
 }
 
 /// No secrets at all.
 pub struct NoSecrets;
 impl SecretSource for NoSecrets {
-    fn secret(&self, _name: &str) -> Option<String> {
+    fn secret(&self, _name: &SecretName) -> Option<String> {
         None
     }
 }
@@ -100,7 +102,24 @@ impl host::Host for HostState {
     }
 
     fn get_secret(&mut self, name: String) -> Result<String, String> {
-        let resource = format!("secret:{name}");
+        // One canonical name: what the grant is evaluated on is what is looked up.
+        let name = match SecretName::parse(&name) {
+            Ok(n) => n,
+            Err(e) => {
+                let denied = crate::Decision {
+                    effect: crate::Effect::Deny,
+                    statement: None,
+                };
+                self.audit.push(AuditRecord::from_decision(
+                    "secrets:Get",
+                    &format!("secret:{}", e.shown),
+                    &denied,
+                    Some(e.reason.clone()),
+                ));
+                return Err(e.to_string());
+            }
+        };
+        let resource = name.resource();
         let d = self.grant.evaluate("secrets:Get", &resource);
         if !d.allowed() {
             self.audit.push(AuditRecord::from_decision(

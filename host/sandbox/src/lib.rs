@@ -15,6 +15,7 @@ mod http_client;
 mod limits;
 pub mod policy;
 mod runtime;
+pub mod secret_name;
 
 pub use error::SandboxError;
 pub use grant::{AuditRecord, Grant, Preopen};
@@ -24,3 +25,4 @@ pub use policy::{Decision, Effect, Policy, PolicyError};
 pub use runtime::{
     ArtifactCache, Invocation, LoadedComponent, Outcome, Sandbox, SandboxConfig, TaskError, World,
 };
+pub use secret_name::{InvalidSecretName, SecretName};

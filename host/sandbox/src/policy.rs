@@ -36,8 +36,17 @@ pub struct Statement {
 
 impl Statement {
     fn matches(&self, action: &str, resource: &str) -> bool {
+        // Secret names are case-insensitive and canonically lower case (`secret_name`): a
+        // pattern naming `secret:ROOT*` must deny `secret:root_password`.
+        let secret = resource.starts_with("secret:");
         self.actions.iter().any(|a| glob_match(a, action))
-            && self.resources.iter().any(|r| glob_match(r, resource))
+            && self.resources.iter().any(|r| {
+                if secret {
+                    glob_match(&r.to_ascii_lowercase(), resource)
+                } else {
+                    glob_match(r, resource)
+                }
+            })
     }
 
     /// How audit records name this statement.
@@ -253,6 +262,11 @@ fn parse_statement(v: &Value, index: usize, at: &str) -> Result<Statement, Vec<P
     for (i, r) in resources.iter().enumerate() {
         if let Some(path) = r.strip_prefix("file:") {
             if let Err(reason) = crate::grant::check_file_pattern(path) {
+                errors.push(perr(format!("{at}/Resource/{i}"), reason));
+            }
+        }
+        if let Some(name) = r.strip_prefix("secret:") {
+            if let Err(reason) = crate::secret_name::check_pattern(name) {
                 errors.push(perr(format!("{at}/Resource/{i}"), reason));
             }
         }

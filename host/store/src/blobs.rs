@@ -55,16 +55,44 @@ impl BlobStore {
 
     /// Reads and verifies the blob named `digest`.
     pub fn get(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        self.get_capped(digest, u64::MAX)
+    }
+
+    /// Reads and verifies the blob named `digest`, refusing it without reading it when the file
+    /// is over `cap` bytes (checked on the open file, then enforced while reading, so a file
+    /// that grows meanwhile costs at most `cap + 1` bytes).
+    pub fn get_capped(&self, digest: &Digest, cap: u64) -> Result<Vec<u8>, StoreError> {
+        use std::io::Read;
         let path = self.path(digest);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
+        let f = match fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound {
                     digest: digest.to_string(),
                 })
             }
-            Err(e) => return Err(StoreError::io(&path, "read blob", e)),
+            Err(e) => return Err(StoreError::io(&path, "open blob", e)),
         };
+        let len = f
+            .metadata()
+            .map_err(|e| StoreError::io(&path, "read blob", e))?
+            .len();
+        let too_large = |size| StoreError::TooLarge {
+            digest: digest.to_string(),
+            path: path.clone(),
+            size,
+            limit: cap,
+        };
+        if len > cap {
+            return Err(too_large(len));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        f.take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io(&path, "read blob", e))?;
+        if bytes.len() as u64 > cap {
+            return Err(too_large(bytes.len() as u64));
+        }
         check(digest, &path, &bytes)?;
         Ok(bytes)
     }
@@ -148,6 +176,32 @@ mod tests {
         // a fresh put repairs the damaged blob
         s.put(b"some plugin bytes").unwrap();
         assert_eq!(s.get(&a).unwrap(), b"some plugin bytes");
+    }
+
+    #[test]
+    fn blobs_over_the_cap_are_refused_before_reading() {
+        let (_d, s) = store();
+        let a = s.put(b"0123456789").unwrap();
+        assert_eq!(s.get_capped(&a, 10).unwrap(), b"0123456789");
+        let e = s.get_capped(&a, 9).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::TooLarge {
+                    size: 10,
+                    limit: 9,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // A blob file replaced by a huge sparse one is refused from its size alone.
+        fs::File::create(s.path(&a))
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let e = s.get_capped(&a, 1 << 20).unwrap_err();
+        assert!(matches!(e, StoreError::TooLarge { .. }), "{e}");
     }
 
     #[test]

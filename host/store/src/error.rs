@@ -28,6 +28,15 @@ pub enum StoreError {
         path: PathBuf,
         len: u64,
     },
+    #[error(
+        "blob {digest} at {path} is {size} bytes, over the {limit}-byte cap; refusing to read it"
+    )]
+    TooLarge {
+        digest: String,
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("bad digest `{text}`: {reason}")]
     BadDigest { text: String, reason: &'static str },
     #[error("registry record {key} is unreadable: {reason}")]
