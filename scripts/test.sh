@@ -31,6 +31,9 @@ export WEFT_BROWSER_TESTS=1
 step "cargo test (the web UI's browser test saves screenshots under target/screenshots/)"
 cargo test --workspace
 
+step "fuzz the definition parser and the JSONata evaluator for a bounded time (scripts/fuzz.sh)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash scripts/fuzz.sh
+
 step "boto3 against weft server"
 python3 -m pip install --quiet boto3
 python3 host/server/tests/boto3_client.py

@@ -46,7 +46,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let host = plugin_host()?;
     let base = std::env::current_dir()?;
-    let runner = SandboxTaskRunner::new(&host, &roles, execution_role, base.clone());
+    let reader = LocalItemReader::new(base.clone(), execution_role.clone());
+    let runner = SandboxTaskRunner::new(&host, &roles, execution_role, base);
     let mut opts = RunOptions::default();
     if let Some(n) = &a.name {
         opts.execution_name = n.clone();
@@ -61,7 +62,6 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
                 .to_string()
         })
         .unwrap_or_else(|| "StateMachine".into());
-    let reader = LocalItemReader { base_dir: base };
     let mut history: Vec<HistoryEvent> = Vec::new();
     let hooks = Hooks {
         history: if a.history { Some(&mut history) } else { None },
@@ -79,6 +79,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.logs {
         for t in runner.logs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             eprintln!("{}", serde_json::to_string(t)?);
+        }
+        for a in reader.audit() {
+            eprintln!("{}", serde_json::json!({ "itemReader": a }));
         }
     }
     match result {

@@ -81,7 +81,14 @@ fn http(
         }
         ("DELETE", _) => agent.delete(url).call(),
         (_, b) => {
-            let mut r = agent.post(url).header("Content-Type", "application/json");
+            // one Content-Type: the server refuses a request with two
+            let mut r = agent.post(url);
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                r = r.header("Content-Type", "application/json");
+            }
             for (k, v) in headers {
                 r = r.header(*k, *v);
             }
@@ -927,13 +934,36 @@ fn web_ui_in_a_browser() {
     );
 
     // ---- 13. SIGTERM stops the server although a page streams a still-waiting execution ----
+    // (and the secret never travels in a URL, where logs, history and Referer keep it: the
+    // page's requests, the live stream's included, carry it in the Authorization header)
     let still = sfn.start(&token_sm, "still-waiting", json!({}));
-    b.goto(&format!("{base}/#/exec/{}", urlenc(&still)));
+    b.js("window.__urls = []; const f = window.fetch; window.fetch = function (u, init) { window.__urls.push([String(u), String(((init || {}).headers || {}).Authorization || '')]); return f.apply(this, arguments); }; return 1");
+    b.js(&format!(
+        "location.hash = '#/exec/{}'; return 1",
+        urlenc(&still)
+    ));
     b.wait_for("code.task-token");
     b.wait_js(
         "return document.querySelector('#live-note').textContent === 'Live'",
         "the live stream",
     );
+    let requests = b.js("return window.__urls");
+    let requests = requests.as_array().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r[0].as_str().unwrap().ends_with("/events")
+                && r[1] == json!(format!("Bearer {TOKEN}"))),
+        "the stream sends the key in its header: {requests:?}"
+    );
+    for r in requests {
+        let url = r[0].as_str().unwrap();
+        assert!(
+            !url.contains(TOKEN) && !url.contains("token="),
+            "a secret in a URL: {url}"
+        );
+    }
+    assert!(!b.js("return location.href").to_string().contains(TOKEN));
     let server = &mut procs.0[0].1;
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

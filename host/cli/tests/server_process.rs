@@ -45,7 +45,7 @@ fn http_text(port: u16, method: &str, path: &str, body: &str) -> String {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         c,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -643,13 +643,23 @@ fn a_state_machine_task_runs_a_dag_and_waits_for_it() {
         "greet:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    hello:\n      operator: echo\n      msg: \"{{ dag_run.conf.greeting }}\"\n    bye:\n      operator: echo\n      dependencies: [hello]\n",
     )
     .unwrap();
+    // the state machine's role must allow running the DAG
+    std::fs::create_dir_all(home.path().join("roles")).unwrap();
+    std::fs::write(
+        home.path().join("roles/dag-caller.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "dags:TriggerDagRun", "Resource": "weft:dag:greet"}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
     let s = start_server(home.path(), work.path());
     let def = json!({"StartAt": "Run", "States": {"Run": {"Type": "Task", "Resource": "weft:dag:greet",
         "Parameters": {"greeting.$": "$.who"}, "End": true}}});
     let sm = ok(
         s.port,
         "CreateStateMachine",
-        json!({"name": "dag-caller", "definition": def.to_string()}),
+        json!({"name": "dag-caller", "definition": def.to_string(), "roleArn": "weft:role:dag-caller"}),
     )["stateMachineArn"]
         .as_str()
         .unwrap()
@@ -691,7 +701,16 @@ fn a_dag_task_runs_a_state_machine() {
     std::fs::create_dir_all(home.path().join("dags")).unwrap();
     std::fs::write(
         home.path().join("dags/calls_sm.dag.yaml"),
-        "calls_sm:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    double:\n      operator: weft:statemachine:double\n      v: 21\n    report:\n      operator: echo\n      dependencies: [double]\n",
+        "calls_sm:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    double:\n      operator: weft:statemachine:double\n      grant: sm-caller\n      v: 21\n    report:\n      operator: echo\n      dependencies: [double]\n",
+    )
+    .unwrap();
+    // the task's grant must allow starting the state machine
+    std::fs::create_dir_all(home.path().join("roles")).unwrap();
+    std::fs::write(
+        home.path().join("roles/sm-caller.json"),
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "states:StartExecution",
+            "Resource": "arn:aws:states:us-east-1:000000000000:stateMachine:double"}]})
+        .to_string(),
     )
     .unwrap();
     let s = start_server(home.path(), work.path());

@@ -40,8 +40,8 @@ pub mod yaml;
 
 pub use error::{DagError, TemplateError};
 pub use load::{
-    load_dag_file, load_dags, load_folder_config, parse_dag_file, AnyOperator, FolderConfig,
-    OperatorCheck,
+    load_dag_file, load_dags, load_folder_config, parse_dag_file, valid_dag_id, AnyOperator,
+    FolderConfig, OperatorCheck,
 };
 pub use machine::{ti_key, Change, Poll, RunMachine, TiRecord, SENSOR_NOT_READY};
 pub use model::{

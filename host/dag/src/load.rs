@@ -1279,6 +1279,12 @@ fn push_edge(
     }
 }
 
+/// Whether `id` is a valid DAG (or task) id: 1 to 250 of Airflow's characters (letters,
+/// digits, `_`, `-`, `.`).
+pub fn valid_dag_id(id: &str) -> bool {
+    valid_id(id)
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 250

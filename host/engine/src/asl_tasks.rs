@@ -239,44 +239,86 @@ impl TaskRunner for SandboxTaskRunner<'_> {
     }
 }
 
-/// Reads ItemReader sources from the local disk: `Parameters.Bucket`/`Parameters.Key` (the
-/// s3:getObject shape) are a directory and a file under `base_dir`; `..` is refused.
+/// The largest ItemReader source read from disk.
+pub const MAX_ITEM_SOURCE_BYTES: u64 = 64 << 20;
+
+/// Reads ItemReader sources from the local disk on the execution's behalf, through the
+/// execution role's grant: `Parameters.Bucket`/`Parameters.Key` (the s3:getObject shape) name a
+/// file (`Bucket/Key`, the key always inside the bucket; relative paths under `base_dir`), the
+/// role must allow `fs:Read` on its canonical `file:` resource, and the file is opened with no
+/// symbolic link followed. With no role nothing is read. Every decision is kept in `audit` and
+/// logged.
 pub struct LocalItemReader {
     pub base_dir: PathBuf,
+    /// The execution role.
+    pub role: Option<Arc<Policy>>,
+    pub audit: Mutex<Vec<AuditRecord>>,
+}
+
+impl LocalItemReader {
+    pub fn new(base_dir: PathBuf, role: Option<Arc<Policy>>) -> Self {
+        Self {
+            base_dir,
+            role,
+            audit: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The decisions taken so far.
+    pub fn audit(&self) -> Vec<AuditRecord> {
+        self.audit.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl weft_asl::ItemReader for LocalItemReader {
     fn read(&self, resource: &str, params: &Value) -> Result<Vec<u8>, StateError> {
-        let bucket = params.get("Bucket").and_then(Value::as_str).unwrap_or("");
-        let Some(key) = params.get("Key").and_then(Value::as_str) else {
-            return Err(StateError::new(
-                "States.ItemReaderFailed",
-                format!("ItemReader {resource}: Parameters.Key (the file to read) is missing"),
-            ));
-        };
-        let rel = PathBuf::from(bucket).join(key);
-        if rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(StateError::new(
-                "States.ItemReaderFailed",
-                format!(
-                    "ItemReader {resource}: `{}` may not contain `..`",
-                    rel.display()
-                ),
-            ));
-        }
-        let path = if rel.is_absolute() {
-            rel
-        } else {
-            self.base_dir.join(rel)
-        };
-        std::fs::read(&path).map_err(|e| {
+        let fail = |cause: String| {
             StateError::new(
                 "States.ItemReaderFailed",
-                format!("ItemReader {resource}: cannot read {}: {e}", path.display()),
+                format!("ItemReader {resource}: {cause}"),
             )
+        };
+        let bucket = match params.get("Bucket") {
+            None => "",
+            Some(Value::String(b)) => b.as_str(),
+            Some(_) => return Err(fail("Parameters.Bucket must be a string".into())),
+        };
+        let Some(key) = params.get("Key").and_then(Value::as_str) else {
+            return Err(fail(
+                "Parameters.Key (the file to read) is missing or not a string".into(),
+            ));
+        };
+        if key.is_empty() {
+            return Err(fail("Parameters.Key is empty".into()));
+        }
+        // the key always lies inside the bucket, as in S3 (`/etc/passwd` is a key too)
+        let path = if bucket.is_empty() {
+            key.to_string()
+        } else {
+            format!("{bucket}/{key}")
+        };
+        let layers: Vec<Arc<Policy>> = self.role.iter().cloned().collect();
+        let grant = Grant::for_requests(layers, &self.base_dir);
+        let (result, record) = grant.read_file(&path, MAX_ITEM_SOURCE_BYTES);
+        tracing::info!(
+            action = %record.action,
+            resource = %record.resource,
+            decision = ?record.decision,
+            statement = record.statement.as_deref().unwrap_or("-"),
+            "ItemReader access"
+        );
+        self.audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+        result.map_err(|e| match e {
+            weft_sandbox::FileReadError::Denied(r) if self.role.is_none() => fail(format!(
+                "Sandbox.PermissionDenied: there is no execution role, so nothing may be read; give one (`weft run --role NAME`, a state machine's roleArn) that allows fs:Read on {r}"
+            )),
+            weft_sandbox::FileReadError::Denied(r) => fail(format!(
+                "Sandbox.PermissionDenied: the execution role does not allow fs:Read on {r}"
+            )),
+            other => fail(other.to_string()),
         })
     }
 }
@@ -284,6 +326,119 @@ impl weft_asl::ItemReader for LocalItemReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_asl::ItemReader;
+
+    fn role(json: &str) -> Option<Arc<Policy>> {
+        Some(Arc::new(Policy::parse(json).unwrap()))
+    }
+
+    fn params(bucket: &str, key: &str) -> Value {
+        serde_json::json!({"Bucket": bucket, "Key": key})
+    }
+
+    /// Issue 13 item 14: ItemReader reads only what the execution role grants, never through a
+    /// symlink, and every decision is audited.
+    #[test]
+    fn item_reader_goes_through_the_execution_role() {
+        let t = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(t.path()).unwrap();
+        std::fs::create_dir_all(base.join("data/in")).unwrap();
+        std::fs::write(base.join("data/in/items.json"), "[1,2]").unwrap();
+        std::os::unix::fs::symlink("/etc", base.join("data/in/etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", base.join("linked")).unwrap();
+        let r = LocalItemReader::new(
+            base.clone(),
+            role(
+                r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:data/*"}]}"#,
+            ),
+        );
+        let res = "arn:aws:states:::s3:getObject";
+        assert_eq!(
+            r.read(res, &params("data/in", "items.json")).unwrap(),
+            b"[1,2]"
+        );
+        assert_eq!(
+            r.read(res, &params("", "data/in/items.json")).unwrap(),
+            b"[1,2]"
+        );
+        let abs = base.join("data").display().to_string();
+        assert_eq!(
+            r.read(res, &params(&abs, "in//./items.json")).unwrap(),
+            b"[1,2]"
+        );
+        for (bucket, key) in [
+            ("/etc", "passwd"),
+            ("", "/etc/passwd"),
+            (".", "passwd"),
+            ("data", "../../etc/passwd"),
+            ("data/in", "../../../../etc/passwd"),
+            ("data", "/etc/passwd"),
+            ("data/in/etc", "passwd"),
+            ("linked", "passwd"),
+            ("/", "etc/passwd"),
+            ("data\\..\\..", "etc/passwd"),
+        ] {
+            let e = r.read(res, &params(bucket, key)).unwrap_err();
+            assert_eq!(e.error, "States.ItemReaderFailed", "{bucket} {key}");
+            assert!(
+                !e.cause.as_deref().unwrap_or("").contains("root:"),
+                "{:?}",
+                e.cause
+            );
+        }
+        let e = r.read(res, &params("/etc", "passwd")).unwrap_err();
+        assert!(
+            e.cause
+                .as_deref()
+                .unwrap_or("")
+                .contains("Sandbox.PermissionDenied"),
+            "{:?}",
+            e.cause
+        );
+        assert!(
+            e.cause
+                .as_deref()
+                .unwrap_or("")
+                .contains("file:/etc/passwd"),
+            "{:?}",
+            e.cause
+        );
+        let e = r.read(res, &params("data/in/etc", "passwd")).unwrap_err();
+        assert!(
+            e.cause.as_deref().unwrap_or("").contains("symbolic link"),
+            "{:?}",
+            e.cause
+        );
+        let audit = r.audit();
+        assert!(audit
+            .iter()
+            .any(|a| a.resource == "file:/etc/passwd" && a.decision == weft_sandbox::Effect::Deny));
+        assert!(audit
+            .iter()
+            .any(|a| a.decision == weft_sandbox::Effect::Allow));
+        // no role: nothing at all
+        let none = LocalItemReader::new(base.clone(), None);
+        let e = none
+            .read(res, &params("data/in", "items.json"))
+            .unwrap_err();
+        assert!(
+            e.cause
+                .as_deref()
+                .unwrap_or("")
+                .contains("no execution role"),
+            "{:?}",
+            e.cause
+        );
+        // a Deny in any spelling holds
+        let r = LocalItemReader::new(
+            base.clone(),
+            role(
+                r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:data/*"},
+                                  {"Effect":"Deny","Action":"fs:*","Resource":"*items*"}]}"#,
+            ),
+        );
+        assert!(r.read(res, &params("data/in", "items.json")).is_err());
+    }
 
     #[test]
     fn trace_ids_and_traceparents() {

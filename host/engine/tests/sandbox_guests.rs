@@ -227,8 +227,174 @@ fn path_escapes_are_permission_denied() {
     );
     // The audit shows what was preopened and why.
     assert!(o.audit.iter().any(|a| a.action == "fs:Read"
-        && a.resource == "file:data"
+        && a.resource.ends_with("/data")
         && a.decision == Effect::Allow));
+    echo_still_works();
+}
+
+/// Issue 13 item 9: a Deny written without `file:` is applied to the preopens, not skipped.
+#[test]
+fn a_kindless_deny_withholds_the_directory() {
+    let h = host(HOME);
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join("data/secret")).unwrap();
+    std::fs::write(base.path().join("data/secret/key.pem"), "hunter2").unwrap();
+    std::fs::write(base.path().join("data/ok.txt"), "fine").unwrap();
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":"fs:Read","Resource":"file:data/*"},
+                         {"Sid":"NoSecrets","Effect":"Deny","Action":"fs:Read","Resource":"*secret*"}]}"#,
+        base.path(),
+    );
+    assert!(g.preopens().is_empty());
+    let o = invoke(
+        h,
+        "hostile-escape",
+        r#"{"path":"/data/secret/key.pem"}"#,
+        g,
+        Limits::default(),
+    );
+    let (e, c) = error_of(&o);
+    assert_eq!(e, "Sandbox.PermissionDenied", "{c}");
+    assert!(!c.contains("hunter2"));
+    assert!(o.audit.iter().any(|a| a.decision == Effect::Deny
+        && a.statement.as_deref() == Some("NoSecrets (/Statement/1)")));
+}
+
+/// Issue 13 item 2: a guest with fs:Write cannot plant a link that leaves the directory it is
+/// created in (absolute targets, `..` in any position); a link that only descends is fine.
+#[test]
+fn planting_an_escaping_symlink_is_refused() {
+    let h = host(HOME);
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join("shared/real")).unwrap();
+    let g = grant(
+        r#"{"Statement":[{"Effect":"Allow","Action":["fs:Read","fs:Write"],"Resource":"file:shared/*"}]}"#,
+        base.path(),
+    );
+    for (target, link) in [
+        ("../../../../etc", "/shared/reports"),
+        ("/etc", "/shared/abs"),
+        ("..", "/shared/real/up"),
+        ("real/../..", "/shared/climb"),
+        ("real/../../../etc", "/shared/deep"),
+        ("./../etc", "/shared/dot"),
+    ] {
+        let input = serde_json::json!({"target": target, "link": link}).to_string();
+        let o = invoke(h, "hostile-symlink", &input, g.clone(), Limits::default());
+        let (e, c) = error_of(&o);
+        assert_eq!(e, "Sandbox.PermissionDenied", "{target}: {c}");
+        let on_disk = base.path().join(link.trim_start_matches('/'));
+        assert!(
+            on_disk.symlink_metadata().is_err(),
+            "{link} -> {target} was created"
+        );
+        assert!(o
+            .audit
+            .iter()
+            .any(|a| a.decision == Effect::Deny && a.resource.starts_with("symlink:")));
+    }
+    let o = invoke(
+        h,
+        "hostile-symlink",
+        r#"{"target":"real","link":"/shared/alias"}"#,
+        g,
+        Limits::default(),
+    );
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    assert!(base
+        .path()
+        .join("shared/alias")
+        .symlink_metadata()
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    echo_still_works();
+}
+
+/// Issue 13 item 2, the reproduction: a link an earlier task left in a shared directory
+/// (planted here by the test: it is just a file on disk) redirects no later task's preopen,
+/// whichever component it sits in and wherever it points.
+#[test]
+fn a_planted_symlink_redirects_no_later_preopen() {
+    let h = host(HOME);
+    let base = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("passwd"), "root:x:0:0").unwrap();
+    let b = base.path();
+    std::fs::create_dir_all(b.join("shared/real/deep")).unwrap();
+    std::fs::write(b.join("shared/file"), "x").unwrap();
+    let ln = |target: &str, at: &str| std::os::unix::fs::symlink(target, b.join(at)).unwrap();
+    ln("../../../../etc", "shared/reports");
+    ln(&outside.path().display().to_string(), "shared/abs");
+    ln("real", "shared/mid");
+    ln("abs", "shared/chain");
+    ln("file", "shared/tofile");
+    for (dir, read) in [
+        ("shared/reports", "/shared/reports/passwd"),
+        ("shared/abs", "/shared/abs/passwd"),
+        ("shared/mid/deep", "/shared/mid/deep/x"),
+        ("shared/chain", "/shared/chain/passwd"),
+        ("shared/tofile", "/shared/tofile/x"),
+    ] {
+        let g = grant(
+            &format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":["fs:Read","fs:Write"],"Resource":"file:{dir}/*"}}]}}"#
+            ),
+            b,
+        );
+        assert!(g.preopens().is_empty(), "{dir} was preopened");
+        let o = invoke(
+            h,
+            "hostile-escape",
+            &format!(r#"{{"path":"{read}"}}"#),
+            g.clone(),
+            Limits::default(),
+        );
+        let (e, c) = error_of(&o);
+        assert_eq!(e, "Sandbox.PermissionDenied", "{dir}: {c}");
+        assert!(!c.contains("root:x"), "{c}");
+        assert!(
+            o.audit.iter().any(|a| a.decision == Effect::Deny
+                && a.reason.as_deref().unwrap_or("").contains("symbolic link")),
+            "{dir}: {:?}",
+            o.audit
+        );
+        // and nothing is written through it
+        let o = invoke(
+            h,
+            "csv-to-json",
+            &format!(r#"{{"path":"/shared/real/none.csv","output":"/{dir}/planted.json"}}"#),
+            g,
+            Limits::default(),
+        );
+        assert!(o.result.is_err());
+        assert!(!outside.path().join("planted.json").exists());
+    }
+    echo_still_works();
+}
+
+/// A guest whose frames live in linear memory and overflow it (the stack pointer wraps below
+/// 0) ends as `Sandbox.StackOverflow`, not as an out-of-bounds task failure.
+#[test]
+fn shadow_stack_overflow_is_a_stack_overflow() {
+    let h = host(HOME);
+    let o = invoke(
+        h,
+        "hostile-bigframes",
+        "{}",
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
+    let (e, c) = error_of(&o);
+    assert_eq!(e, "Sandbox.StackOverflow", "{c}");
+    let o = invoke(
+        h,
+        "hostile-bigframes",
+        r#"{"depth":3}"#,
+        Arc::new(Grant::none()),
+        Limits::default(),
+    );
+    assert!(o.result.is_ok(), "{:?}", o.result);
     echo_still_works();
 }
 

@@ -7,6 +7,8 @@ use crate::capture::CappedPipe;
 use crate::grant::{AuditRecord, Grant};
 use crate::limits::Limiter;
 use crate::secret_name::SecretName;
+use crate::policy::Effect;
+use crate::resource::Request;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,31 +159,44 @@ impl host::Host for HostState {
 
 impl http::Host for HostState {
     fn send(&mut self, req: http::Request) -> Result<http::Response, http::HttpError> {
-        let d = self.grant.evaluate("http:Request", &req.url);
-        if !d.allowed() {
-            self.audit.push(AuditRecord::from_decision(
-                "http:Request",
-                &req.url,
-                &d,
-                Some(format!("{} {}", req.method, req.url)),
-            ));
-            return Err(http::HttpError {
-                error: "Sandbox.PermissionDenied".into(),
-                cause: format!("the grant does not allow http:Request on {}", req.url),
-            });
-        }
+        // canonicalise once: the grant is matched on this value and the request goes to it
+        let url = match crate::http_url::canonicalize(&req.url) {
+            Ok(u) => u,
+            Err(e) => {
+                self.audit.push(AuditRecord {
+                    action: "http:Request".into(),
+                    resource: truncate(&req.url, 512).to_string(),
+                    decision: Effect::Deny,
+                    statement: None,
+                    reason: Some(e.reason.clone()),
+                });
+                return Err(http::HttpError {
+                    error: "Sandbox.PermissionDenied".into(),
+                    cause: e.to_string(),
+                });
+            }
+        };
+        let canonical = url.to_string();
+        let request = Request::Url(url.clone());
+        let d = self.grant.evaluate_request("http:Request", &request);
         self.audit.push(AuditRecord::from_decision(
             "http:Request",
-            &req.url,
+            &canonical,
             &d,
-            Some(format!("{} {}", req.method, req.url)),
+            Some(format!("{} {}", req.method, canonical)),
         ));
+        if !d.allowed() {
+            return Err(http::HttpError {
+                error: "Sandbox.PermissionDenied".into(),
+                cause: format!("the grant does not allow http:Request on {canonical}"),
+            });
+        }
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let timeout = req
             .timeout_ms
             .map(|ms| Duration::from_millis(ms as u64).min(remaining))
             .unwrap_or(remaining);
-        crate::http_client::send(req, timeout, self.http_body_cap)
+        crate::http_client::send(&url, req, timeout, self.http_body_cap)
     }
 }
 

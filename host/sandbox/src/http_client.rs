@@ -1,8 +1,10 @@
-//! The host side of the guest's `http.send`: a blocking request with a deadline, no redirects
-//! (a redirect could leave the allowlisted host) and a capped response body. The grant has
-//! already been checked by the caller.
+//! The host side of the guest's `http.send`: a blocking request to the canonical URL the grant
+//! was checked on, with a deadline, no redirects (a redirect could leave the allowed host; the
+//! 3xx response is returned to the guest) and a capped response body. The guest may not set the
+//! `Host` header (it would address another virtual host than the one authorised).
 
 use crate::bindings::http;
+use crate::http_url::CanonicalUrl;
 use std::time::Duration;
 
 fn err(error: &str, cause: impl Into<String>) -> http::HttpError {
@@ -13,6 +15,7 @@ fn err(error: &str, cause: impl Into<String>) -> http::HttpError {
 }
 
 pub(crate) fn send(
+    url: &CanonicalUrl,
     req: http::Request,
     timeout: Duration,
     body_cap: usize,
@@ -37,27 +40,37 @@ pub(crate) fn send(
                 format!("`{}` is not an HTTP method", req.method),
             )
         })?;
-    let mut builder = ::http::Request::builder().method(method).uri(&req.url);
+    let target = url.to_string();
+    let uri: ::http::Uri = target
+        .parse()
+        .map_err(|e| err("Http.BadRequest", format!("{target}: {e}")))?;
+    let mut builder = ::http::Request::builder().method(method).uri(uri);
     for (k, v) in &req.headers {
+        if k.eq_ignore_ascii_case("host") {
+            return Err(err(
+                "Sandbox.PermissionDenied",
+                "the Host header is set from the authorised URL and may not be given",
+            ));
+        }
         builder = builder.header(k.as_str(), v.as_str());
     }
     let result = match req.body {
         Some(body) => {
             let r = builder
                 .body(body)
-                .map_err(|e| err("Http.BadRequest", format!("{}: {e}", req.url)))?;
+                .map_err(|e| err("Http.BadRequest", format!("{target}: {e}")))?;
             agent.run(r)
         }
         None => {
             let r = builder
                 .body(())
-                .map_err(|e| err("Http.BadRequest", format!("{}: {e}", req.url)))?;
+                .map_err(|e| err("Http.BadRequest", format!("{target}: {e}")))?;
             agent.run(r)
         }
     };
     let resp = result.map_err(|e| match e {
-        ureq::Error::Timeout(_) => err("States.Timeout", format!("{}: {e}", req.url)),
-        other => err("Http.ConnectionFailed", format!("{}: {other}", req.url)),
+        ureq::Error::Timeout(_) => err("States.Timeout", format!("{target}: {e}")),
+        other => err("Http.ConnectionFailed", format!("{target}: {other}")),
     })?;
     let status = resp.status().as_u16();
     let headers = resp
@@ -78,7 +91,7 @@ pub(crate) fn send(
         .map_err(|e| {
             err(
                 "Http.ResponseTooLarge",
-                format!("{}: {e} (cap {body_cap} bytes)", req.url),
+                format!("{target}: {e} (cap {body_cap} bytes)"),
             )
         })?;
     Ok(http::Response {

@@ -9,16 +9,21 @@
 mod bindings;
 mod capture;
 mod error;
+mod fsopen;
+pub mod glob;
 pub mod grant;
 mod host;
 mod http_client;
+pub mod http_url;
 mod limits;
 pub mod policy;
+pub mod resource;
 mod runtime;
 pub mod secret_name;
+mod symlinks;
 
 pub use error::SandboxError;
-pub use grant::{AuditRecord, Grant, Preopen};
+pub use grant::{AuditRecord, FileReadError, Grant, Preopen};
 pub use host::{LogLine, NoSecrets, SecretSource};
 pub use limits::Limits;
 pub use policy::{Decision, Effect, Policy, PolicyError};

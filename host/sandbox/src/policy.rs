@@ -5,8 +5,11 @@
 //! otherwise an Allow is needed, otherwise the request is implicitly denied. Patterns use IAM's
 //! wildcards (`*` any run of characters, `?` one character). This module knows nothing of WASI.
 
+use crate::resource::{Request, ResourcePattern};
 use serde::Serialize;
 use serde_json::Value;
+
+pub use crate::glob::glob_match;
 
 /// The actions weft understands; anything else in a policy is an error.
 pub const ACTIONS: &[&str] = &[
@@ -16,6 +19,23 @@ pub const ACTIONS: &[&str] = &[
     "secrets:Get",
     "states:StartExecution",
     "states:SendTaskSuccess",
+    // a role a definition names (callers and execution roles)
+    "iam:PassRole",
+];
+
+/// The actions of `weft server`'s own routes besides `states:*` (DAGs, plugins, the audit log,
+/// metrics): a principal's policy may name them, and patterns over them (`dags:*`).
+pub const SERVER_ACTIONS: &[&str] = &[
+    "dags:ListDags",
+    "dags:GetDag",
+    "dags:ListDagRuns",
+    "dags:TriggerDagRun",
+    "dags:ClearTaskInstances",
+    "dags:GetTaskLogs",
+    "dags:ListImportErrors",
+    "plugins:ListPlugins",
+    "weft:GetAudit",
+    "weft:GetMetrics",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,24 +49,21 @@ pub struct Statement {
     pub sid: Option<String>,
     pub effect: Effect,
     pub actions: Vec<String>,
+    /// The `Resource` entries as written.
     pub resources: Vec<String>,
+    /// The same entries, interpreted (file patterns relative until [`Policy::resolve`]).
+    pub patterns: Vec<ResourcePattern>,
     /// Position in the policy, for audit records (`/Statement/N`).
     pub index: usize,
 }
 
 impl Statement {
-    fn matches(&self, action: &str, resource: &str) -> bool {
-        // Secret names are case-insensitive and canonically lower case (`secret_name`): a
-        // pattern naming `secret:ROOT*` must deny `secret:root_password`.
-        let secret = resource.starts_with("secret:");
+    pub fn matches_action(&self, action: &str) -> bool {
         self.actions.iter().any(|a| glob_match(a, action))
-            && self.resources.iter().any(|r| {
-                if secret {
-                    glob_match(&r.to_ascii_lowercase(), resource)
-                } else {
-                    glob_match(r, resource)
-                }
-            })
+    }
+
+    fn matches(&self, action: &str, request: &Request) -> bool {
+        self.matches_action(action) && self.patterns.iter().any(|p| p.matches(request))
     }
 
     /// How audit records name this statement.
@@ -158,8 +175,14 @@ impl Policy {
         }
     }
 
-    /// IAM evaluation: explicit Deny wins, then Allow, else implicit deny.
+    /// IAM evaluation: explicit Deny wins, then Allow, else implicit deny. `resource` is
+    /// canonicalised first (see [`Request::from_text`]).
     pub fn evaluate(&self, action: &str, resource: &str) -> Decision {
+        self.evaluate_request(action, &Request::from_text(resource))
+    }
+
+    /// [`Policy::evaluate`] on an already canonical request.
+    pub fn evaluate_request(&self, action: &str, resource: &Request) -> Decision {
         let mut allow = None;
         for st in &self.statements {
             if st.matches(action, resource) {
@@ -193,6 +216,21 @@ impl Policy {
     /// The policy that allows nothing: what a task gets when no grant names it.
     pub fn deny_all() -> Self {
         Self::default()
+    }
+
+    /// The same policy with relative `file:` patterns resolved against `base` (an absolute,
+    /// normal path).
+    pub fn resolve(&self, base: &str) -> Self {
+        Self {
+            statements: self
+                .statements
+                .iter()
+                .map(|st| Statement {
+                    patterns: st.patterns.iter().map(|p| p.resolve(base)).collect(),
+                    ..st.clone()
+                })
+                .collect(),
+        }
     }
 }
 
@@ -248,22 +286,24 @@ fn parse_statement(v: &Value, index: usize, at: &str) -> Result<Statement, Vec<P
         let states_action = a.strip_prefix("states:").is_some_and(|n| {
             !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '*')
         });
-        if !states_action && !ACTIONS.iter().any(|known| glob_match(a, known)) {
+        let known = ACTIONS.iter().chain(SERVER_ACTIONS);
+        if !states_action && !known.clone().any(|k| glob_match(a, k)) {
             errors.push(perr(
                 format!("{at}/Action/{i}"),
                 format!(
                     "`{a}` matches no weft action (known: {})",
-                    ACTIONS.join(", ")
+                    known.copied().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
     }
     let resources = string_list(obj.get("Resource"), &format!("{at}/Resource"), &mut errors);
+    let allow = effect != Some(Effect::Deny);
+    let mut patterns = Vec::new();
     for (i, r) in resources.iter().enumerate() {
-        if let Some(path) = r.strip_prefix("file:") {
-            if let Err(reason) = crate::grant::check_file_pattern(path) {
-                errors.push(perr(format!("{at}/Resource/{i}"), reason));
-            }
+        match ResourcePattern::parse(r, allow, &actions) {
+            Ok(p) => patterns.push(p),
+            Err(reason) => errors.push(perr(format!("{at}/Resource/{i}"), reason)),
         }
         if let Some(name) = r.strip_prefix("secret:") {
             if let Err(reason) = crate::secret_name::check_pattern(name) {
@@ -277,6 +317,7 @@ fn parse_statement(v: &Value, index: usize, at: &str) -> Result<Statement, Vec<P
             effect,
             actions,
             resources,
+            patterns,
             index,
         }),
         _ => Err(errors),
@@ -309,33 +350,6 @@ fn string_list(v: Option<&Value>, at: &str, errors: &mut Vec<PolicyError>) -> Ve
             vec![]
         }
     }
-}
-
-/// IAM wildcard match: `*` matches any run of characters (also empty), `?` exactly one.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p = pattern.as_bytes();
-    let t = text.as_bytes();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 #[cfg(test)]
@@ -412,5 +426,33 @@ mod tests {
             "{text:?}"
         );
         assert_eq!(Policy::parse("[").unwrap_err()[0].pointer, "");
+    }
+
+    #[test]
+    fn server_actions_are_known_and_misspellings_refused() {
+        let p = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":["dags:*","plugins:ListPlugins","weft:Get*"],"Resource":"*"},
+                             {"Effect":"Deny","Action":"dags:TriggerDagRun","Resource":"weft:dag:prod-*"}]}"#,
+        )
+        .unwrap();
+        assert!(p
+            .evaluate("dags:ClearTaskInstances", "weft:dag:a")
+            .allowed());
+        assert!(!p
+            .evaluate("dags:TriggerDagRun", "weft:dag:prod-x")
+            .allowed());
+        assert!(p.evaluate("weft:GetAudit", "weft:audit").allowed());
+        // a misspelt Deny would silently deny nothing: it is an error instead
+        for bad in [
+            "dags:TrigerDagRun",
+            "dag:TriggerDagRun",
+            "plugins:List",
+            "weft:*Nope",
+        ] {
+            let text =
+                format!(r#"{{"Statement":[{{"Effect":"Deny","Action":"{bad}","Resource":"*"}}]}}"#);
+            let errs = Policy::parse(&text).unwrap_err();
+            assert_eq!(errs[0].pointer, "/Statement/0/Action/0", "{bad}");
+        }
     }
 }

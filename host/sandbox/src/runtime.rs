@@ -257,6 +257,8 @@ impl Sandbox {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        crate::symlinks::guard_symlink_at(&mut linker)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         task::weft::operator::host::add_to_linker::<
             HostState,
             wasmtime::component::HasSelf<HostState>,
@@ -490,13 +492,16 @@ impl Sandbox {
             } else {
                 FsPerms::ReadOnly
             };
-            b.preopened_dir(&p.host, &p.guest, perms).map_err(|e| {
-                setup(format!(
-                    "cannot preopen {} at {}: {e}",
-                    p.host.display(),
-                    p.guest
-                ))
-            })?;
+            // the directory opened (no symlink followed) when the grant was compiled, not
+            // whatever its path names now
+            b.preopened_dir(p.open_path(), &p.guest, perms)
+                .map_err(|e| {
+                    setup(format!(
+                        "cannot preopen {} at {}: {e}",
+                        p.host.display(),
+                        p.guest
+                    ))
+                })?;
         }
         let mut limits = inv.limits;
         limits.memory_bytes = limits.memory_bytes.min(self.max_memory_bytes);
@@ -657,6 +662,13 @@ fn map_trap(
             "Sandbox.StackOverflow",
             format!("{who} exhausted its call stack"),
         ),
+        Some(Trap::MemoryOutOfBounds) if shadow_stack_overflow(err) => TaskError::new(
+            "Sandbox.StackOverflow",
+            format!(
+                "{who} overflowed its shadow stack in linear memory (the stack pointer went below address 0){}",
+                fault_text(err).map(|t| format!(": {t}")).unwrap_or_default()
+            ),
+        ),
         other => {
             let (stderr, _) = st.stderr.contents();
             let msg = panic_message(&stderr).unwrap_or_else(|| match other {
@@ -673,6 +685,53 @@ fn map_trap(
         }
     }
 }
+
+/// wasmtime's description of a memory fault (`memory fault at wasm address 0x.. in linear
+/// memory of size 0x..`), found in the error's context chain.
+fn fault_text(err: &wasmtime::Error) -> Option<String> {
+    err.chain()
+        .map(|c| c.to_string())
+        .find(|t| t.starts_with("memory fault at wasm address "))
+}
+
+/// Parses the address and memory size out of [`fault_text`].
+fn fault_of(err: &wasmtime::Error) -> Option<(u64, u64)> {
+    let t = fault_text(err)?;
+    let rest = t.strip_prefix("memory fault at wasm address 0x")?;
+    let (addr, rest) = rest.split_once(' ')?;
+    let size = rest.strip_prefix("in linear memory of size 0x")?;
+    let size = size.split_whitespace().next()?;
+    Some((
+        u64::from_str_radix(addr, 16).ok()?,
+        u64::from_str_radix(size, 16).ok()?,
+    ))
+}
+
+/// A fault in the upper half of the 32-bit address space, far beyond a memory that is itself
+/// below 2 GiB, is a stack pointer that wrapped below 0: the shadow stack (which LLVM places
+/// first in linear memory, growing down) overflowed.
+/// When wasmtime checked the bounds explicitly there is no fault address; then the backtrace
+/// decides: an out-of-bounds access at the bottom of a deep recursion (one function repeated
+/// many times) is the same overflow.
+fn shadow_stack_overflow(err: &wasmtime::Error) -> bool {
+    const HALF: u64 = 1 << 31;
+    if let Some((addr, size)) = fault_of(err) {
+        return addr >= HALF && addr < (1 << 32) + (1 << 20) && size <= HALF;
+    }
+    let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let mut counts: HashMap<(Option<String>, u32), usize> = HashMap::new();
+    for f in bt.frames() {
+        *counts
+            .entry((f.module().name().map(str::to_string), f.func_index()))
+            .or_default() += 1;
+    }
+    counts.values().any(|&n| n >= RECURSION_FRAMES)
+}
+
+/// How many frames of one function make a trapping call stack a runaway recursion.
+const RECURSION_FRAMES: usize = 16;
 
 /// Extracts a Rust panic message (`thread '..' panicked at FILE:LINE:COL:\nMSG`) from stderr;
 /// other guests' last stderr lines are used as-is.
@@ -744,6 +803,25 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_stack_pointer_faults_are_stack_overflows() {
+        let fault = |addr: u64, size: u64| {
+            wasmtime::Error::from(Trap::MemoryOutOfBounds).context(format!(
+                "memory fault at wasm address 0x{addr:x} in linear memory of size 0x{size:x}"
+            ))
+        };
+        assert!(shadow_stack_overflow(&fault(0xffff_c000, 0x11_0000)));
+        assert!(shadow_stack_overflow(&fault(0x1_0000_0010, 0x11_0000)));
+        assert!(!shadow_stack_overflow(&fault(0x20_0000, 0x11_0000)));
+        assert!(!shadow_stack_overflow(&wasmtime::Error::from(
+            Trap::MemoryOutOfBounds
+        )));
+        assert_eq!(
+            fault_of(&fault(0xffff_c000, 0x11_0000)),
+            Some((0xffff_c000, 0x11_0000))
+        );
+    }
 
     #[test]
     fn panic_messages_are_extracted() {

@@ -131,7 +131,9 @@ async function decode(resp) {
 }
 
 function isAuthError(e) {
-  return e && (e.status === 403 || /MissingAuthentication|UnrecognizedClient|IncompleteSignature/.test(e.type || ""));
+  // a key the server does not know, or none; AccessDeniedException is a known key without the
+  // permission: logging in again does not help
+  return e && /MissingAuthentication|UnrecognizedClient|IncompleteSignature|InvalidSignature/.test(e.type || "");
 }
 
 function errorBox(e) {
@@ -139,7 +141,7 @@ function errorBox(e) {
   if (auth) setTimeout(() => document.getElementById("token").focus(), 0);
   return h("div", { class: "error", role: "alert" },
     (e && e.type ? e.type + ": " : "") + (e && e.message ? e.message : String(e)),
-    auth ? h("div", { class: "muted" }, "Log in: enter an access token above (a line of $WEFT_HOME/tokens) and press Log in.") : null);
+    auth ? h("div", { class: "muted" }, "Log in: enter a secret access key of $WEFT_HOME/credentials above and press Log in.") : null);
 }
 
 // ---- login ---------------------------------------------------------------------------------
@@ -877,28 +879,65 @@ async function viewExecution(arn, seq) {
 }
 
 // Opens the execution's event stream; `on(type, data)` gets history / status / resync / error.
+// The stream is read with fetch() rather than EventSource so that the key travels in the
+// Authorization header: a secret in a URL would be kept in server logs, the browser's history
+// and Referer headers. Returns an object with close(), or null where streams are unavailable.
 function openLive(arn, on) {
   if (liveSource) { liveSource.close(); liveSource = null; }
-  if (typeof EventSource === "undefined") return null;
-  let url = "/v1/executions/" + encodeURIComponent(arn) + "/events";
-  if (token()) url += "?token=" + encodeURIComponent(token());
-  const es = new EventSource(url);
-  liveSource = es;
+  if (typeof ReadableStream === "undefined" || typeof AbortController === "undefined" || typeof TextDecoder === "undefined") return null;
+  const ctl = new AbortController();
+  const src = { close() { ctl.abort(); } };
+  liveSource = src;
   let done = false;
-  const parse = (ev) => { try { return JSON.parse(ev.data); } catch (_) { return null; } };
-  es.addEventListener("history", (ev) => { const d = parse(ev); if (d) on("history", d); });
-  es.addEventListener("status", (ev) => {
-    const d = parse(ev);
-    if (!d) return;
-    if (d.status !== "RUNNING") { done = true; es.close(); }
-    on("status", d);
-  });
-  es.addEventListener("resync", () => on("resync", null));
-  es.addEventListener("error", () => {
-    if (done) return;
-    if (es.readyState === EventSource.CLOSED) { on("error", null); }
-  });
-  return es;
+  const headers = { Accept: "text/event-stream" };
+  if (token()) headers.Authorization = "Bearer " + token();
+  const dispatch = (type, text) => {
+    let d = null;
+    try { d = JSON.parse(text); } catch (_) { return; }
+    if (type === "history") { if (d) on("history", d); }
+    else if (type === "status") {
+      if (!d) return;
+      if (d.status !== "RUNNING") { done = true; ctl.abort(); }
+      on("status", d);
+    } else if (type === "resync") on("resync", null);
+  };
+  (async () => {
+    try {
+      const resp = await fetch("/v1/executions/" + encodeURIComponent(arn) + "/events", { headers, signal: ctl.signal, cache: "no-store" });
+      if (!resp.ok || !resp.body) throw new Error("HTTP " + resp.status);
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done: end } = await reader.read();
+        if (end) break;
+        buf += dec.decode(value, { stream: true });
+        // server-sent events: blocks of `field: value` lines ended by a blank line
+        let m;
+        while ((m = /\r\n\r\n|\n\n|\r\r/.exec(buf))) {
+          const block = buf.slice(0, m.index);
+          buf = buf.slice(m.index + m[0].length);
+          let type = "message";
+          const data = [];
+          for (const line of block.split(/\r\n|\n|\r/)) {
+            if (!line || line.startsWith(":")) continue; // comments keep the connection alive
+            const i = line.indexOf(":");
+            const field = i < 0 ? line : line.slice(0, i);
+            let val = i < 0 ? "" : line.slice(i + 1);
+            if (val.startsWith(" ")) val = val.slice(1);
+            if (field === "event") type = val;
+            else if (field === "data") data.push(val);
+          }
+          if (data.length) dispatch(type, data.join("\n"));
+          if (done) return;
+        }
+      }
+      if (!done) on("error", null);
+    } catch (_) {
+      if (!done && !ctl.signal.aborted) on("error", null);
+    }
+  })();
+  return src;
 }
 
 // ---- DAGs ----------------------------------------------------------------------------------
@@ -918,7 +957,7 @@ async function viewDags(seq) {
     h("td", {}, (d.tags || []).map((t) => h("span", { class: "tag" }, t))),
     h("td", {}, d.description || "")));
   box.replaceChildren(
-    h("p", { class: "muted" }, "From ", h("code", {}, r.folder), ". The next run is the timetable's next data interval (logical date)."),
+    h("p", { class: "muted" }, r.folder ? ["From ", h("code", {}, r.folder), ". "] : "", "The next run is the timetable's next data interval (logical date)."),
     rows.length
       ? h("div", { class: "scroll" }, h("table", {},
         h("thead", {}, h("tr", {}, ["DAG", "Schedule", "Next run", "Tasks", "Tags", "Description"].map((c) => h("th", { scope: "col" }, c)))),

@@ -105,7 +105,11 @@ pub(crate) fn describe(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErr
     Ok(json!({"activityArn": a.arn, "name": a.name, "creationDate": ts(a.creation_ms)}))
 }
 
-pub(crate) fn list(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+pub(crate) fn list(
+    app: &Arc<AppState>,
+    req: &Value,
+    vis: &crate::access::Visible<'_>,
+) -> Result<Value, ApiError> {
     let max =
         match req.get("maxResults") {
             None | Some(Value::Null) => 100,
@@ -130,11 +134,14 @@ pub(crate) fn list(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> 
         if !after.is_empty() && k.as_ref() == after.as_bytes() {
             continue;
         }
+        let a: ActivityRecord = serde_json::from_slice(&v)?;
+        if !vis.shows(&a.arn) {
+            continue;
+        }
         if out.len() == max {
             next = Some(String::from_utf8_lossy(&k).into_owned());
             break;
         }
-        let a: ActivityRecord = serde_json::from_slice(&v)?;
         out.push(json!({"activityArn": a.arn, "name": a.name, "creationDate": ts(a.creation_ms)}));
     }
     let mut v = json!({ "activities": out });

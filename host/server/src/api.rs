@@ -1,6 +1,7 @@
 //! The Step Functions actions. Each takes the request object and returns the response object
 //! (field names as in AWS's API reference) or an [`ApiError`] with AWS's error name.
 
+use crate::access::Visible;
 use crate::error::ApiError;
 use crate::records::*;
 use crate::runner::event_json;
@@ -15,33 +16,45 @@ use weft_asl::StateError;
 pub const MAX_INPUT: usize = 256 * 1024;
 pub(crate) const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
 
+/// Runs an action for a caller allowed everything (embedding, benchmarks).
 pub async fn dispatch(app: &Arc<AppState>, action: &str, req: Value) -> Result<Value, ApiError> {
+    dispatch_as(app, action, req, &Visible::all()).await
+}
+
+/// Runs an action whose resources were authorised (see [`crate::access`]); list actions show
+/// only the items `vis` lets through.
+pub async fn dispatch_as(
+    app: &Arc<AppState>,
+    action: &str,
+    req: Value,
+    vis: &Visible<'_>,
+) -> Result<Value, ApiError> {
     match action {
         "CreateStateMachine" => create_state_machine(app, &req).await,
         "DescribeStateMachine" => describe_state_machine(app, &req),
-        "ListStateMachines" => list_state_machines(app, &req),
+        "ListStateMachines" => list_state_machines(app, &req, vis),
         "UpdateStateMachine" => update_state_machine(app, &req).await,
         "DeleteStateMachine" => delete_state_machine(app, &req).await,
         "StartExecution" => start_execution(app, &req).await,
         "StartSyncExecution" => start_sync_execution(app, &req).await,
         "DescribeExecution" => describe_execution(app, &req),
-        "ListExecutions" => list_executions(app, &req),
+        "ListExecutions" => list_executions(app, &req, vis),
         "GetExecutionHistory" => get_execution_history(app, &req),
         "StopExecution" => stop_execution(app, &req).await,
         "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => send_task(app, action, &req),
         "RedriveExecution" => redrive_execution(app, &req),
         "PublishStateMachineVersion" => crate::versions::publish_version(app, &req),
-        "ListStateMachineVersions" => crate::versions::list_versions(app, &req),
+        "ListStateMachineVersions" => crate::versions::list_versions(app, &req, vis),
         "DeleteStateMachineVersion" => crate::versions::delete_version(app, &req),
         "CreateStateMachineAlias" => crate::versions::create_alias(app, &req),
         "UpdateStateMachineAlias" => crate::versions::update_alias(app, &req),
         "DescribeStateMachineAlias" => crate::versions::describe_alias(app, &req),
-        "ListStateMachineAliases" => crate::versions::list_aliases(app, &req),
+        "ListStateMachineAliases" => crate::versions::list_aliases(app, &req, vis),
         "DeleteStateMachineAlias" => crate::versions::delete_alias(app, &req),
         "CreateActivity" => crate::activities::create(app, &req),
         "DeleteActivity" => crate::activities::delete(app, &req),
         "DescribeActivity" => crate::activities::describe(app, &req),
-        "ListActivities" => crate::activities::list(app, &req),
+        "ListActivities" => crate::activities::list(app, &req, vis),
         "GetActivityTask" => crate::activities::get_task(app, &req).await,
         other => Err(ApiError::new(
             "UnknownOperationException",
@@ -263,7 +276,11 @@ fn describe_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value, Api
     Ok(v)
 }
 
-fn list_state_machines(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+fn list_state_machines(
+    app: &Arc<AppState>,
+    req: &Value,
+    vis: &Visible<'_>,
+) -> Result<Value, ApiError> {
     let max = max_results(req, 100)?;
     let start = match opt_str(req, "nextToken")? {
         None => Bound::Unbounded,
@@ -280,6 +297,9 @@ fn list_state_machines(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErr
     {
         let (_, v) = item?;
         let sm: StateMachineRecord = serde_json::from_slice(&v)?;
+        if !vis.shows(&sm.arn) {
+            continue;
+        }
         if out.len() == max {
             next = Some(format!(
                 "n:{}",
@@ -592,7 +612,7 @@ const STATUSES: &[&str] = &[
     "PENDING_REDRIVE",
 ];
 
-fn list_executions(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+fn list_executions(app: &Arc<AppState>, req: &Value, vis: &Visible<'_>) -> Result<Value, ApiError> {
     let Some(arn) = opt_str(req, "stateMachineArn")? else {
         if opt_str(req, "mapRunArn")?.is_some() {
             return Err(ApiError::validation("weft does not support mapRunArn yet"));
@@ -621,7 +641,7 @@ fn list_executions(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> 
     for item in app.executions.scan_prefix(prefix.as_bytes()) {
         let (_, v) = item?;
         let e: ExecutionRecord = serde_json::from_slice(&v)?;
-        if filter.is_none_or(|f| f == e.status) {
+        if filter.is_none_or(|f| f == e.status) && vis.shows(&e.arn) {
             all.push(e);
         }
     }

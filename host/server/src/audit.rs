@@ -69,16 +69,18 @@ pub fn query(
     Ok(out)
 }
 
-/// `GET /v1/audit?limit=N&filter=S`: the newest records (authenticated like the UI's endpoints).
+/// `GET /v1/audit?limit=N&filter=S`: the newest records. Needs `weft:GetAudit` on `weft:audit`
+/// (the log names every principal, action and resource); the read is itself audited, after the
+/// records it returns.
 pub async fn endpoint(
     axum::extract::State(app): axum::extract::State<std::sync::Arc<AppState>>,
-    axum::extract::RawQuery(q): axum::extract::RawQuery,
-    headers: axum::http::HeaderMap,
+    req: crate::v1_access::V1Request,
 ) -> axum::response::Response {
-    crate::rest::respond(|| {
-        crate::live::check_auth(&app, &headers, q.as_deref())?;
-        let limit = crate::rest::num_param(q.as_deref(), "limit")?.unwrap_or(50);
-        let filter = crate::live::query_param(q.as_deref(), "filter").filter(|f| !f.is_empty());
+    let q = req.query();
+    crate::rest::respond(&app, &req, "weft:GetAudit", |ctx| {
+        ctx.authorize(crate::v1_access::AUDIT_LOG)?;
+        let limit = crate::rest::num_param(q, "limit")?.unwrap_or(50);
+        let filter = crate::live::query_param(q, "filter").filter(|f| !f.is_empty());
         let records = query(
             &app.audit,
             limit.clamp(1, 10_000) as usize,

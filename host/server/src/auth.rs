@@ -11,16 +11,14 @@
 //!
 //! A request is accepted with a valid AWS Signature Version 4 (`Authorization:
 //! AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/SERVICE/aws4_request, SignedHeaders=...,
-//! Signature=...`, checked against the key's secret, with a 15-minute clock skew window), or
-//! with `Authorization: Bearer SECRET` (the web UI, curl). A principal with a `weft_policy` may
+//! Signature=...`, verified as AWS does: see [`crate::sigv4`]), or with `Authorization: Bearer
+//! SECRET` (the web UI, curl; compared in constant time). A principal with a `weft_policy` may
 //! only call the `states:ACTION`s its policy allows on the resource ARN of the request; one
 //! without is allowed everything. A legacy `$WEFT_HOME/tokens` file (one token a line) is still
 //! read: each token is a key whose id and secret are the token.
 
 use crate::error::ApiError;
 use axum::http::{HeaderMap, StatusCode};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -211,117 +209,11 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
-/// The parts of a SigV4 `Authorization` header.
-#[derive(Debug, PartialEq, Eq)]
-pub struct SigV4<'a> {
-    pub access_key: &'a str,
-    /// `DATE/REGION/SERVICE/aws4_request`
-    pub scope: &'a str,
-    pub signed_headers: Vec<&'a str>,
-    pub signature: &'a str,
-}
-
-/// Parses a SigV4 `Authorization` header.
-pub fn parse_sigv4(value: &str) -> Option<SigV4<'_>> {
-    let rest = value.strip_prefix("AWS4-HMAC-SHA256")?.trim_start();
-    let mut cred = None;
-    let mut signed = None;
-    let mut sig = None;
-    for p in rest.split(',').map(str::trim) {
-        if let Some(c) = p.strip_prefix("Credential=") {
-            cred = Some(c);
-        } else if let Some(s) = p.strip_prefix("SignedHeaders=") {
-            signed = Some(s);
-        } else if let Some(s) = p.strip_prefix("Signature=") {
-            sig = Some(s);
-        }
-    }
-    let (access_key, scope) = cred?.split_once('/')?;
-    if access_key.is_empty() {
-        return None;
-    }
-    Some(SigV4 {
-        access_key,
-        scope,
-        signed_headers: signed?.split(';').collect(),
-        signature: sig?,
-    })
-}
+pub use crate::sigv4::{parse as parse_sigv4, sign, SigV4};
 
 /// The access key id of a SigV4 `Authorization` header.
 pub fn sigv4_access_key(value: &str) -> Option<&str> {
     parse_sigv4(value).map(|s| s.access_key)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
-}
-
-/// The SigV4 signature of a request (`path` and `query` as sent).
-#[allow(clippy::too_many_arguments)]
-pub fn sign(
-    secret: &str,
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: &[(String, String)],
-    signed_headers: &[&str],
-    payload_hash: &str,
-    amz_date: &str,
-    scope: &str,
-) -> String {
-    let mut q: Vec<(&str, &str)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .collect();
-    q.sort_unstable();
-    let canonical_query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let mut canonical_headers = String::new();
-    for h in signed_headers {
-        let values: Vec<String> = headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(h))
-            .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        canonical_headers.push_str(h);
-        canonical_headers.push(':');
-        canonical_headers.push_str(&values.join(","));
-        canonical_headers.push('\n');
-    }
-    let canonical_request = format!(
-        "{method}\n{}\n{}\n{canonical_headers}\n{}\n{payload_hash}",
-        if path.is_empty() { "/" } else { path },
-        canonical_query.join("&"),
-        signed_headers.join(";")
-    );
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical_request.as_bytes()))
-    );
-    let mut parts = scope.split('/');
-    let (date, region, service) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    );
-    let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k = hmac(&k, region.as_bytes());
-    let k = hmac(&k, service.as_bytes());
-    let k = hmac(&k, b"aws4_request");
-    hex(&hmac(&k, string_to_sign.as_bytes()))
 }
 
 fn forbidden(kind: &'static str, msg: impl Into<String>) -> ApiError {
@@ -342,30 +234,21 @@ pub fn check(tokens: Option<&Tokens>, req: &Request<'_>) -> Result<Option<Princi
     let Some(tokens) = tokens else {
         return Ok(None);
     };
-    let Some(value) = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let mut all = req.headers.get_all("authorization").iter();
+    let (Some(value), None) = (all.next(), all.next()) else {
         return Err(forbidden(
             "MissingAuthenticationTokenException",
-            "Missing Authentication Token: sign the request (SigV4) with a key from $WEFT_HOME/credentials, or send `Authorization: Bearer SECRET`",
+            "Missing Authentication Token: sign the request (SigV4) with a key from $WEFT_HOME/credentials, or send `Authorization: Bearer SECRET` (exactly one Authorization header)",
+        ));
+    };
+    let Ok(value) = value.to_str() else {
+        return Err(ApiError::new(
+            "IncompleteSignatureException",
+            "the Authorization header is not visible ASCII",
         ));
     };
     if let Some(secret) = value.strip_prefix("Bearer ") {
-        let secret = secret.trim();
-        return tokens
-            .0
-            .values()
-            .find(|p| constant_eq(p.secret.as_bytes(), secret.as_bytes()))
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::new(
-                    "UnrecognizedClientException",
-                    "The security token included in the request is invalid (no key in $WEFT_HOME/credentials has this secret)",
-                )
-            });
+        return bearer(tokens, secret.trim()).map(Some);
     }
     let Some(sig) = parse_sigv4(value) else {
         return Err(ApiError::new(
@@ -382,58 +265,41 @@ pub fn check(tokens: Option<&Tokens>, req: &Request<'_>) -> Result<Option<Princi
             ),
         ));
     };
-    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-    let Some(amz_date) = header("x-amz-date") else {
-        return Err(ApiError::new(
-            "IncompleteSignatureException",
-            "a SigV4-signed request needs an X-Amz-Date header",
-        ));
+    let signed = crate::sigv4::Signed {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        headers: req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().ok().map(str::to_string)))
+            .collect(),
+        body: req.body,
     };
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ") {
-        let skew = (chrono::Utc::now().naive_utc() - t).num_seconds().abs();
-        if skew > 15 * 60 {
-            return Err(forbidden(
-                "InvalidSignatureException",
-                format!("Signature expired: X-Amz-Date {amz_date} is more than 15 minutes from the server's time"),
-            ));
+    match crate::sigv4::verify(&p.secret, &sig, &signed, chrono::Utc::now()) {
+        Ok(()) => Ok(Some(p.clone())),
+        Err(crate::sigv4::SigError::Incomplete(m)) => {
+            Err(ApiError::new("IncompleteSignatureException", m))
         }
-    } else {
-        return Err(ApiError::new(
-            "IncompleteSignatureException",
-            format!("X-Amz-Date `{amz_date}` is not YYYYMMDDTHHMMSSZ"),
-        ));
+        Err(crate::sigv4::SigError::Invalid(m)) => Err(forbidden("InvalidSignatureException", m)),
     }
-    let payload_hash = match header("x-amz-content-sha256") {
-        Some(h) if h != "UNSIGNED-PAYLOAD" => h.to_string(),
-        _ => hex(&Sha256::digest(req.body)),
-    };
-    let headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let want = sign(
-        &p.secret,
-        req.method,
-        req.path,
-        req.query,
-        &headers,
-        &sig.signed_headers,
-        &payload_hash,
-        amz_date,
-        sig.scope,
-    );
-    if !constant_eq(want.as_bytes(), sig.signature.as_bytes()) {
-        return Err(forbidden(
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-        ));
-    }
-    Ok(Some(p.clone()))
 }
 
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The principal whose secret is `secret`: every key is compared (in constant time, through
+/// SHA-256 so lengths do not show), none skipped when one matches.
+pub fn bearer(tokens: &Tokens, secret: &str) -> Result<Principal, ApiError> {
+    let mut found = None;
+    for p in tokens.0.values() {
+        if crate::sigv4::secret_eq(p.secret.as_bytes(), secret.as_bytes()) {
+            found = Some(p);
+        }
+    }
+    found.cloned().ok_or_else(|| {
+        ApiError::new(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid (no key in $WEFT_HOME/credentials has this secret)",
+        )
+    })
 }
 
 /// Checks a principal's policy for `states:ACTION` on `resource`.
@@ -456,40 +322,6 @@ pub fn authorize(p: Option<&Principal>, action: &str, resource: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sigv4_header_parts() {
-        let h = "AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/states/aws4_request, SignedHeaders=host;x-amz-date, Signature=ab";
-        let s = parse_sigv4(h).unwrap();
-        assert_eq!(s.access_key, "AKID");
-        assert_eq!(s.scope, "20261125/us-east-1/states/aws4_request");
-        assert_eq!(s.signed_headers, ["host", "x-amz-date"]);
-        assert_eq!(sigv4_access_key("Basic x"), None);
-    }
-
-    /// AWS's published example (Signature Version 4 test suite, "get-vanilla").
-    #[test]
-    fn aws_reference_signature() {
-        let headers = vec![
-            ("host".to_string(), "example.amazonaws.com".to_string()),
-            ("x-amz-date".to_string(), "20150830T123600Z".to_string()),
-        ];
-        let sig = sign(
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "GET",
-            "/",
-            "",
-            &headers,
-            &["host", "x-amz-date"],
-            &hex(&Sha256::digest(b"")),
-            "20150830T123600Z",
-            "20150830/us-east-1/service/aws4_request",
-        );
-        assert_eq!(
-            sig,
-            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
-        );
-    }
 
     #[test]
     fn credentials_file() {

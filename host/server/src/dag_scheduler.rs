@@ -153,11 +153,55 @@ struct ServerTries<'a> {
     sandbox: &'a weft_engine::dag_exec::SandboxTaskExecutor<'a>,
 }
 
+impl ServerTries<'_> {
+    /// The task's `grant:` role must allow `states:StartExecution` on the state machine (no
+    /// grant: nothing is allowed). The decision is audited.
+    fn may_start(
+        &self,
+        name: &str,
+        inv: &weft_dag::TaskInvocation,
+    ) -> Result<(), weft_dag::TaskFailure> {
+        let fail = |error: &str, cause: String| weft_dag::TaskFailure {
+            error: error.to_string(),
+            cause,
+        };
+        crate::records::valid_name(name).map_err(|m| fail("States.Runtime", m))?;
+        let policy = match inv.grant.as_deref() {
+            None => None,
+            Some(g) => Some(
+                self.sandbox
+                    .roles
+                    .get(g)
+                    .map_err(|e| fail("States.Permissions", e.to_string()))?,
+            ),
+        };
+        let principal = format!(
+            "{} (DAG {} task {})",
+            inv.grant
+                .as_deref()
+                .and_then(weft_engine::roles::canonical_role)
+                .unwrap_or_else(|| "no grant".into()),
+            inv.dag_id,
+            inv.task_id
+        );
+        crate::runner::role_allows(
+            &self.app,
+            policy.as_deref(),
+            &principal,
+            "states:StartExecution",
+            &crate::records::sm_arn(name),
+        )
+        .map_err(|f| fail(&f.error, f.cause))
+    }
+}
+
 impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
     fn run_try(&self, inv: &weft_dag::TaskInvocation) -> weft_engine::scheduler::TryOutcome {
         match inv.operator.strip_prefix(STATE_MACHINE_OPERATOR) {
             Some(name) => weft_engine::scheduler::TryOutcome {
-                result: run_state_machine(&self.app, name, inv),
+                result: self
+                    .may_start(name, inv)
+                    .and_then(|()| run_state_machine(&self.app, name, inv)),
                 log: Value::Null,
             },
             None => self.sandbox.run_try(inv),

@@ -133,6 +133,9 @@ pub fn run(
         execution_role: execution_role(app, &smr.role_arn)?,
         ctl: None,
         trace_header: None,
+        role_arn: smr.role_arn.clone(),
+        execution_arn: exec_arn.to_string(),
+        static_roles: crate::access::static_roles(&smr.definition),
     };
     let opts = RunOptions {
         execution_name: name.to_string(),
@@ -140,9 +143,7 @@ pub fn run(
         role_arn: smr.role_arn.clone(),
         ..RunOptions::default()
     };
-    let reader = LocalItemReader {
-        base_dir: app.base_dir.clone(),
-    };
+    let reader = LocalItemReader::new(app.base_dir.clone(), runner.execution_role.clone());
     let (level, _) = level_of(smr.logging_configuration.as_ref());
     let mut sink = LogSink { events: Vec::new() };
     let hooks = Hooks {
@@ -175,23 +176,29 @@ pub fn start_async(
     json!({"executionArn": arn, "startDate": ts(start)})
 }
 
-/// `GET /v1/express/logs?stateMachine=NAME&limit=N`: the newest log records.
+/// `GET /v1/express/logs?stateMachine=NAME&limit=N`: the newest log records of the Express
+/// executions whose history the caller may read (`states:GetExecutionHistory` on each
+/// execution ARN).
 pub async fn logs_endpoint(
     axum::extract::State(app): axum::extract::State<Arc<AppState>>,
-    axum::extract::RawQuery(q): axum::extract::RawQuery,
-    headers: axum::http::HeaderMap,
+    req: crate::v1_access::V1Request,
 ) -> axum::response::Response {
-    crate::rest::respond(|| {
-        crate::live::check_auth(&app, &headers, q.as_deref())?;
-        let limit = crate::rest::num_param(q.as_deref(), "limit")?
+    let q = req.query();
+    crate::rest::respond(&app, &req, "states:GetExecutionHistory", |ctx| {
+        let limit = crate::rest::num_param(q, "limit")?
             .unwrap_or(100)
             .clamp(1, 10_000) as usize;
-        let sm = crate::live::query_param(q.as_deref(), "stateMachine").map(|n| sm_arn(&n));
+        let sm = crate::rest::sm_name_param(q, "stateMachine")?.map(|n| sm_arn(&n));
+        ctx.filtered(sm.as_deref().unwrap_or("*"));
         let mut out = Vec::new();
         for item in app.express_log.iter().rev() {
             let (_, v) = item?;
             let rec: Value = serde_json::from_slice(&v)?;
             if sm.as_ref().is_some_and(|s| rec["state_machine_arn"] != *s) {
+                continue;
+            }
+            let exec = rec["execution_arn"].as_str().unwrap_or("");
+            if !ctx.may("states:GetExecutionHistory", exec) {
                 continue;
             }
             out.push(rec);

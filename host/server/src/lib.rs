@@ -9,6 +9,7 @@
 //! group commit, suspended without a thread while they wait, resumed after a crash. Express
 //! executions (StartSyncExecution) run in memory.
 
+pub mod access;
 mod activities;
 pub mod api;
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod bench;
 mod dag_scheduler;
 pub mod error;
 pub mod express;
+pub mod guard;
 pub mod live;
 pub mod metrics;
 pub mod pending;
@@ -24,8 +26,10 @@ pub mod records;
 pub mod rest;
 mod runner;
 pub mod runtime;
+pub mod sigv4;
 pub mod task_logs;
 pub mod ui;
+pub mod v1_access;
 pub mod versions;
 
 use anyhow::Context as _;
@@ -178,7 +182,8 @@ impl AppState {
 
 /// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz`, the web UI
 /// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]) and its JSON endpoints under
-/// `/v1` (see [`rest`] and [`live`]).
+/// `/v1` (see [`rest`] and [`live`]). Every request first passes [`guard`] (loopback `Host`
+/// without authentication; same-site JSON for anything that changes state).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(sfn_endpoint).get(ui::index))
@@ -188,6 +193,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/express/logs", get(express::logs_endpoint))
         .merge(ui::asset_routes())
         .merge(rest::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::layer,
+        ))
         .with_state(state)
 }
 
@@ -243,14 +252,24 @@ async fn sfn_endpoint(
         if !req.is_object() {
             return Err(ApiError::new("SerializationException", "request body must be a JSON object"));
         }
-        for f in ["executionArn", "stateMachineArn", "activityArn"] {
-            if let Some(r) = req.get(f).and_then(|v| v.as_str()) {
-                resource = r.to_string();
-                break;
-            }
+        // every resource the action touches, canonical, each authorised (see [`access`])
+        let mut req = req;
+        let plan = access::plan(&app, &action, &mut req)?;
+        resource = plan.resources();
+        access::authorize(&app, principal.as_ref(), &plan)?;
+        let visible = access::Visible::new(principal.as_ref(), &plan);
+        let out = api::dispatch_as(&app, &action, req, &visible).await;
+        if visible.hidden() > 0 {
+            let denied = Err(ApiError::new("AccessDeniedException", "hidden from the list"));
+            audit::record(
+                &app,
+                &principal_name,
+                visible.item_action().unwrap_or(""),
+                &format!("{} listed item(s) hidden", visible.hidden()),
+                &denied,
+            );
         }
-        auth::authorize(principal.as_ref(), &action, &resource)?;
-        api::dispatch(&app, &action, req).await
+        out
     }
     .await;
     audit::record(&app, &principal_name, &action, &resource, &result);

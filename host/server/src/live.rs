@@ -9,14 +9,16 @@
 //! events; it ends after a terminal status. A subscriber that falls behind the channel gets a
 //! `resync` event and should fetch the history again.
 //!
-//! EventSource cannot send headers, so besides `Authorization: Bearer TOKEN` the stream accepts
-//! `?token=TOKEN`.
+//! The stream is authenticated like every `/v1` route, from the `Authorization` header only (the
+//! UI reads it with `fetch()`, not EventSource, so that it can send the header): a secret in a
+//! URL would end up in logs, the browser's history and `Referer` headers. It needs
+//! `states:GetExecutionHistory` on the execution (see [`crate::v1_access`]).
 
+use crate::v1_access::{decide, V1Request};
 use crate::error::ApiError;
 use crate::records::{parse_exec_arn, ExecutionRecord};
 use crate::AppState;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -114,7 +116,7 @@ pub fn is_terminal(status: &str) -> bool {
     status != "RUNNING" && status != "PENDING_REDRIVE"
 }
 
-/// The value of `name` in a raw query string (`a=1&token=X`), percent-decoded.
+/// The value of `name` in a raw query string (`a=1&b=X`), percent-decoded.
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -148,37 +150,6 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Authenticates a UI request: the API's `Authorization` header (Bearer SECRET), or
-/// `?token=SECRET` (EventSource cannot set headers).
-pub fn check_auth(
-    app: &AppState,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<(), ApiError> {
-    let Some(tokens) = app.tokens.as_ref() else {
-        return Ok(());
-    };
-    let req = crate::auth::Request {
-        method: "GET",
-        path: "/",
-        query: query.unwrap_or(""),
-        headers,
-        body: b"",
-    };
-    if headers.contains_key("authorization") {
-        return crate::auth::check(Some(tokens), &req).map(|_| ());
-    }
-    match query_param(query, "token") {
-        Some(t) if tokens.0.values().any(|p| p.secret == t.trim()) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid (no key in $WEFT_HOME/credentials has this secret)",
-        )
-        .with_status(axum::http::StatusCode::FORBIDDEN)),
-        None => crate::auth::check(Some(tokens), &req).map(|_| ()),
-    }
-}
-
 pub(crate) fn load_execution(app: &AppState, arn: &str) -> Result<ExecutionRecord, ApiError> {
     let key = parse_exec_arn(arn)?;
     match app.executions.get(key.as_bytes())? {
@@ -203,16 +174,17 @@ struct StreamState {
 pub async fn execution_events(
     State(app): State<Arc<AppState>>,
     Path(arn): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    req: V1Request,
 ) -> Response {
-    if let Err(e) = check_auth(&app, &headers, query.as_deref()) {
-        return e.into_response();
-    }
-    // subscribe before reading the status, so no change falls between the two
-    let rx = app.live.subscribe();
-    let rec = match load_execution(&app, &arn) {
-        Ok(r) => r,
+    let opened = decide(&app, &req, "states:GetExecutionHistory", |ctx| {
+        let arn = parse_exec_arn(&arn)?;
+        ctx.authorize(arn.as_str())?;
+        // subscribe before reading the status, so no change falls between the two
+        let rx = app.live.subscribe();
+        Ok((rx, load_execution(&app, &arn)?))
+    });
+    let (rx, rec) = match opened {
+        Ok(v) => v,
         Err(e) => return e.into_response(),
     };
     let first = status_event(&rec.status);
@@ -277,11 +249,11 @@ mod tests {
     #[test]
     fn query() {
         assert_eq!(
-            query_param(Some("a=1&token=AB%2BC"), "token").as_deref(),
+            query_param(Some("a=1&name=AB%2BC"), "name").as_deref(),
             Some("AB+C")
         );
-        assert_eq!(query_param(Some("a=1"), "token"), None);
-        assert_eq!(query_param(None, "token"), None);
+        assert_eq!(query_param(Some("a=1"), "name"), None);
+        assert_eq!(query_param(None, "name"), None);
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%4"), "%4");
         assert_eq!(percent_decode("x%zz"), "x%zz");

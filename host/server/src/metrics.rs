@@ -2,6 +2,12 @@
 //! (ExecutionsStarted, ExecutionsSucceeded, ExecutionsFailed, ExecutionsAborted,
 //! ExecutionsTimedOut, ExecutionTime), task figures (runs, failures, duration, fuel, sandbox
 //! denials) and the runtime's own gauges.
+//!
+//! When the server has credentials the endpoint needs one too, as any `/v1` route
+//! (`Authorization: Bearer SECRET`, which Prometheus sends with `authorization: {credentials_file:
+//! ...}` in its scrape config) and `weft:GetMetrics` on `weft:metrics`; refusals are audited,
+//! allowed scrapes are not (a scraper reads every few seconds). Without authentication
+//! (`--no-auth`, loopback only) it is open like any route.
 
 use crate::AppState;
 use axum::extract::State;
@@ -152,6 +158,15 @@ pub fn render(app: &AppState) -> String {
 }
 
 /// `GET /metrics`.
-pub async fn endpoint(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], render(&app))
+pub async fn endpoint(
+    State(app): State<Arc<AppState>>,
+    req: crate::v1_access::V1Request,
+) -> axum::response::Response {
+    let allowed = crate::v1_access::decide_with(&app, &req, "weft:GetMetrics", false, |ctx| {
+        ctx.authorize(crate::v1_access::METRICS)
+    });
+    match allowed {
+        Ok(()) => ([(CONTENT_TYPE, "text/plain; version=0.0.4")], render(&app)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }

@@ -1,6 +1,8 @@
-//! JSON endpoints of the web UI under `/v1` (read-only; actions go through the Step Functions
-//! API on `POST /`). Authenticated like the API (`Authorization: Bearer TOKEN`), or with
-//! `?token=TOKEN` (see [`crate::live::check_auth`]).
+//! JSON endpoints of the web UI under `/v1` (actions on state machines go through the Step
+//! Functions API on `POST /`). Authenticated like the API (`Authorization: Bearer SECRET` or
+//! a SigV4 signature over the request as sent), authorised per route with the caller's policy
+//! and audited (see [`crate::v1_access`] for the actions and resources); lists keep only what the
+//! caller may see.
 //!
 //! - `GET /v1/executions?stateMachine=&status=&name=&from=&to=&limit=&next=`: executions of all
 //!   state machines, newest first; `name` is a substring, `from`/`to` bound the start time
@@ -11,12 +13,13 @@
 //! - `GET /v1/plugins`: installed plugins with their requested grant and who uses them.
 //! - `GET /v1/dags`, `GET /v1/dags/{dag_id}`: DAG files (`$WEFT_DAGS` or `$WEFT_HOME/dags`).
 
+use crate::v1_access::{dag_resource, decide, plugin_resource, Ctx, V1Request, DAG_FOLDER};
 use crate::error::ApiError;
-use crate::live::{check_auth, load_execution, query_param};
-use crate::records::{ts, ExecutionRecord, StateMachineRecord};
+use crate::live::{load_execution, query_param};
+use crate::records::{parse_exec_arn, sm_arn, ts, valid_name, ExecutionRecord, StateMachineRecord};
 use crate::AppState;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -48,7 +51,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
 }
 
-fn reply(r: Result<Value, ApiError>) -> Response {
+pub(crate) fn reply(r: Result<Value, ApiError>) -> Response {
     match r {
         Ok(v) => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -59,9 +62,25 @@ fn reply(r: Result<Value, ApiError>) -> Response {
     }
 }
 
-/// Runs a handler's body and answers with its JSON or its error.
-pub(crate) fn respond(f: impl FnOnce() -> Result<Value, ApiError>) -> Response {
-    reply(f())
+/// Runs a `/v1` route's body under [`decide`] (authenticated, authorised, audited) and
+/// answers with its JSON or its error.
+pub(crate) fn respond(
+    app: &AppState,
+    req: &V1Request,
+    action: &'static str,
+    f: impl FnOnce(&mut Ctx) -> Result<Value, ApiError>,
+) -> Response {
+    reply(decide(app, req, action, f))
+}
+
+/// A state machine name from a query parameter, checked before it is used in an ARN.
+pub(crate) fn sm_name_param(q: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
+    match query_param(q, name).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(n) => valid_name(&n)
+            .map(|_| Some(n))
+            .map_err(|e| ApiError::validation(format!("`{name}`: {e}"))),
+    }
 }
 
 // ---- executions ----
@@ -92,8 +111,13 @@ fn execution_json(e: &ExecutionRecord) -> Value {
     v
 }
 
-fn list_executions(app: &AppState, q: Option<&str>) -> Result<Value, ApiError> {
-    let sm = query_param(q, "stateMachine").filter(|s| !s.is_empty());
+fn list_executions(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Value, ApiError> {
+    let sm = sm_name_param(q, "stateMachine")?;
+    match &sm {
+        Some(name) => ctx.authorize(sm_arn(name))?,
+        // executions of every state machine: those the caller may list and describe
+        None => ctx.filtered("*"),
+    }
     let status = query_param(q, "status").filter(|s| !s.is_empty());
     let name = query_param(q, "name")
         .filter(|s| !s.is_empty())
@@ -119,6 +143,8 @@ fn list_executions(app: &AppState, q: Option<&str>) -> Result<Value, ApiError> {
                 .is_some_and(|n| !e.name.to_lowercase().contains(n))
             || from.is_some_and(|f| e.start_ms < f)
             || to.is_some_and(|t| e.start_ms > t)
+            || !ctx.may("states:ListExecutions", &e.state_machine_arn)
+            || !ctx.may("states:DescribeExecution", &e.arn)
         {
             continue;
         }
@@ -138,38 +164,40 @@ fn list_executions(app: &AppState, q: Option<&str>) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-async fn executions(
-    State(app): State<Arc<AppState>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    reply(
-        check_auth(&app, &headers, q.as_deref()).and_then(|_| list_executions(&app, q.as_deref())),
-    )
+async fn executions(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    respond(&app, &req, "states:ListExecutions", |ctx| {
+        list_executions(&app, ctx, req.query())
+    })
 }
 
+/// `GET /v1/executions/{arn}/tasks`: the execution's task logs (`states:GetExecutionHistory`).
 async fn tasks(
     State(app): State<Arc<AppState>>,
     Path(arn): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    req: V1Request,
 ) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
+    respond(&app, &req, "states:GetExecutionHistory", |ctx| {
+        let arn = parse_exec_arn(&arn)?;
+        ctx.authorize(arn.as_str())?;
         let e = load_execution(&app, &arn)?;
         let (tasks, truncated) = crate::task_logs::list(&app, &e.arn)?;
         Ok(json!({"executionArn": e.arn, "tasks": tasks, "truncated": truncated}))
     })
 }
 
+/// `GET /v1/executions/{arn}/tokens`: the task tokens the execution waits for. A token lets its
+/// holder complete the task, so this needs what reading the history (where TaskScheduled
+/// shows the token) and SendTaskSuccess need: `states:GetExecutionHistory` and
+/// `states:SendTaskSuccess` on the execution.
 async fn tokens(
     State(app): State<Arc<AppState>>,
     Path(arn): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    req: V1Request,
 ) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
+    respond(&app, &req, "states:GetExecutionHistory", |ctx| {
+        let arn = parse_exec_arn(&arn)?;
+        ctx.authorize(arn.as_str())?;
+        ctx.authorize_also("states:SendTaskSuccess", &arn)?;
         let e = load_execution(&app, &arn)?;
         // the durable token records of the runtime (they survive restarts)
         let mut out: Vec<Value> = Vec::new();
@@ -269,11 +297,18 @@ fn plugin_name_of_operator(op: &str) -> String {
         .unwrap_or_else(|_| r.to_string())
 }
 
-fn list_plugins(app: &AppState) -> Result<Value, ApiError> {
+/// The installed plugins the caller may list (`plugins:ListPlugins` on `weft:plugin:NAME`),
+/// each with the state machines (`states:DescribeStateMachine`) and DAGs (`dags:ListDags`)
+/// that use it and the caller may see.
+fn list_plugins(app: &AppState, ctx: &mut Ctx) -> Result<Value, ApiError> {
+    ctx.filtered("*");
     let mut sm_uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for item in app.state_machines.iter() {
         let (_, v) = item?;
         let sm: StateMachineRecord = serde_json::from_slice(&v)?;
+        if !ctx.may("states:DescribeStateMachine", &sm.arn) {
+            continue;
+        }
         let Ok(def) = serde_json::from_str::<Value>(&sm.definition) else {
             continue;
         };
@@ -286,6 +321,9 @@ fn list_plugins(app: &AppState) -> Result<Value, ApiError> {
     let mut dag_uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let (dags, _, _) = load_dags(app);
     for d in &dags {
+        if !ctx.may("dags:ListDags", &format!("weft:dag:{}", d.dag_id)) {
+            continue;
+        }
         for t in d.tasks.values() {
             dag_uses
                 .entry(plugin_name_of_operator(&t.operator))
@@ -300,6 +338,7 @@ fn list_plugins(app: &AppState) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::internal(format!("plugin registry: {e}")))?;
     let plugins: Vec<Value> = recs
         .iter()
+        .filter(|p| ctx.may("plugins:ListPlugins", &plugin_resource(&p.name)))
         .map(|p| {
             json!({
                 "name": p.name,
@@ -317,12 +356,10 @@ fn list_plugins(app: &AppState) -> Result<Value, ApiError> {
     Ok(json!({"plugins": plugins}))
 }
 
-async fn plugins(
-    State(app): State<Arc<AppState>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    reply(check_auth(&app, &headers, q.as_deref()).and_then(|_| list_plugins(&app)))
+async fn plugins(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    respond(&app, &req, "plugins:ListPlugins", |ctx| {
+        list_plugins(&app, ctx)
+    })
 }
 
 // ---- DAGs ----
@@ -366,19 +403,22 @@ fn dag_summary(d: &weft_dag::Dag, now: chrono::DateTime<chrono::Utc>) -> Value {
     })
 }
 
-async fn dags(
-    State(app): State<Arc<AppState>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
+/// `GET /v1/dags`: the DAGs the caller may list (`dags:ListDags`); the folder and the files
+/// that fail to load only for `dags:ListImportErrors` on `weft:dags`.
+async fn dags(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    respond(&app, &req, "dags:ListDags", |ctx| {
+        ctx.filtered("*");
         let (dags, errors, dir) = load_dags(&app);
         let now = chrono::Utc::now();
+        let folder_visible = ctx.may("dags:ListImportErrors", DAG_FOLDER);
         Ok(json!({
-            "folder": dir.display().to_string(),
-            "dags": dags.iter().map(|d| dag_summary(d, now)).collect::<Vec<_>>(),
-            "errors": errors,
+            "folder": folder_visible.then(|| dir.display().to_string()),
+            "dags": dags
+                .iter()
+                .filter(|d| ctx.may("dags:ListDags", &format!("weft:dag:{}", d.dag_id)))
+                .map(|d| dag_summary(d, now))
+                .collect::<Vec<_>>(),
+            "errors": if folder_visible { errors } else { Vec::new() },
         }))
     })
 }
@@ -407,13 +447,11 @@ fn json_body(body: &axum::body::Bytes) -> Result<Value, ApiError> {
 async fn trigger_dag(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    req: V1Request,
 ) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
-        crate::dag_scheduler::trigger(&app, &id, &json_body(&body)?)
+    respond(&app, &req, "dags:TriggerDagRun", |ctx| {
+        ctx.authorize(dag_resource(&id)?)?;
+        crate::dag_scheduler::trigger(&app, &id, &json_body(&req.body)?)
     })
 }
 
@@ -422,11 +460,10 @@ async fn trigger_dag(
 async fn task_instance_logs(
     State(app): State<Arc<AppState>>,
     Path((id, run_id, task_id)): Path<(String, String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    req: V1Request,
 ) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
+    respond(&app, &req, "dags:GetTaskLogs", |ctx| {
+        ctx.authorize(dag_resource(&id)?)?;
         let store = weft_engine::scheduler::SchedStore::open(app.store.db())
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let tries: Vec<Value> = store
@@ -445,13 +482,11 @@ async fn task_instance_logs(
 async fn clear_task(
     State(app): State<Arc<AppState>>,
     Path((id, run_id)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    req: V1Request,
 ) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
-        crate::dag_scheduler::clear(&app, &id, &run_id, &json_body(&body)?)
+    respond(&app, &req, "dags:ClearTaskInstances", |ctx| {
+        ctx.authorize(dag_resource(&id)?)?;
+        crate::dag_scheduler::clear(&app, &id, &run_id, &json_body(&req.body)?)
     })
 }
 
@@ -461,14 +496,11 @@ async fn clear_task(
 async fn dag_runs(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    req: V1Request,
 ) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
-        let limit = num_param(q.as_deref(), "limit")?
-            .unwrap_or(25)
-            .clamp(1, 500) as usize;
+    respond(&app, &req, "dags:ListDagRuns", |ctx| {
+        ctx.authorize(dag_resource(&id)?)?;
+        let limit = num_param(req.query(), "limit")?.unwrap_or(25).clamp(1, 500) as usize;
         let store = weft_engine::scheduler::SchedStore::open(app.store.db())
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let mut runs = store
@@ -505,14 +537,9 @@ async fn dag_runs(
     })
 }
 
-async fn dag(
-    State(app): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    respond(|| {
-        check_auth(&app, &headers, q.as_deref())?;
+async fn dag(State(app): State<Arc<AppState>>, Path(id): Path<String>, req: V1Request) -> Response {
+    respond(&app, &req, "dags:GetDag", |ctx| {
+        ctx.authorize(dag_resource(&id)?)?;
         let (dags, _, dir) = load_dags(&app);
         let Some(d) = dags.iter().find(|d| d.dag_id == id) else {
             return Err(ApiError::new(

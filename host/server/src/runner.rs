@@ -6,6 +6,14 @@
 //! callbacks, activity workers and nested executions (`states:startExecution[.sync]`,
 //! `weft:statemachine:NAME`). [`DurableHistory`] writes history events to sled and, when a run
 //! is a replay, recognises the events already recorded so the history holds each event once.
+//!
+//! Whatever a task makes the host do on the execution's behalf is the execution role's
+//! decision, audited, and a denial fails the task with `Sandbox.PermissionDenied`:
+//! `states:StartExecution` on a child state machine's ARN (nested executions),
+//! `dags:TriggerDagRun` on `weft:dag:ID` (DAG runs), and `iam:PassRole` on a
+//! `Credentials.RoleArn` that the definition did not name literally (a `RoleArn.$` or JSONata
+//! value resolved at run time; literal ones were the caller's PassRole decision when the
+//! definition was created or updated).
 
 use crate::runtime::{self, TokenRecord};
 use crate::AppState;
@@ -27,6 +35,46 @@ pub(crate) struct ServerTaskRunner {
     pub ctl: Option<Arc<ExecControl>>,
     /// The execution's trace header (StartExecution `traceHeader`).
     pub trace_header: Option<String>,
+    /// The execution role as recorded (`roleArn`), for audit records.
+    pub role_arn: String,
+    /// The execution's ARN, for audit records.
+    pub execution_arn: String,
+    /// The canonical roles the definition names literally in `Credentials.RoleArn` (passed by
+    /// its creator; see [`crate::access::static_roles`]).
+    pub static_roles: std::collections::HashSet<String>,
+}
+
+/// The error of a task its execution role does not permit.
+pub(crate) const PERMISSION_DENIED: &str = "Sandbox.PermissionDenied";
+
+/// Evaluates `action` on `resource` for an execution role (`None`: no role, nothing allowed),
+/// records the decision in the audit log under `principal`, and fails with
+/// [`PERMISSION_DENIED`] when it is not allowed.
+pub(crate) fn role_allows(
+    app: &AppState,
+    role: Option<&Policy>,
+    principal: &str,
+    action: &str,
+    resource: &str,
+) -> Result<(), TaskFailure> {
+    let allowed = role.is_some_and(|r| r.evaluate(action, resource).allowed());
+    let outcome = if allowed {
+        Ok(Value::Null)
+    } else {
+        Err(crate::ApiError::new(
+            "AccessDeniedException",
+            "denied by the role",
+        ))
+    };
+    crate::audit::record(app, principal, action, resource, &outcome);
+    if allowed {
+        Ok(())
+    } else {
+        Err(failure(
+            PERMISSION_DENIED,
+            format!("{principal} is not allowed to perform {action} on {resource}"),
+        ))
+    }
 }
 
 fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
@@ -55,6 +103,42 @@ enum Waiting<'a> {
 }
 
 impl ServerTaskRunner {
+    /// The execution role's decision on `action` over `resource` (audited).
+    fn role_allows(&self, action: &str, resource: &str) -> Result<(), TaskFailure> {
+        let principal = format!("{} (execution {})", self.role_arn, self.execution_arn);
+        role_allows(
+            &self.app,
+            self.execution_role.as_deref(),
+            &principal,
+            action,
+            resource,
+        )
+    }
+
+    /// A task's `Credentials`, checked and with its `RoleArn` in canonical spelling: a role
+    /// the definition names literally was passed by its creator; any other (resolved at run
+    /// time) needs the execution role's `iam:PassRole` on it.
+    fn credentials(&self, credentials: &Value) -> Result<Value, TaskFailure> {
+        let Some(reference) = credentials.get("RoleArn").and_then(Value::as_str) else {
+            return Err(failure(
+                "States.Permissions",
+                "Credentials must name a RoleArn (weft:role:NAME)",
+            ));
+        };
+        let Some(role) = weft_engine::roles::canonical_role(reference) else {
+            return Err(failure(
+                "States.Permissions",
+                format!("Credentials.RoleArn `{reference}` is not a role (weft:role:NAME or arn:aws:iam::ACCOUNT:role/NAME)"),
+            ));
+        };
+        if !self.static_roles.contains(&role) {
+            self.role_allows("iam:PassRole", &role)?;
+        }
+        let mut out = credentials.clone();
+        out["RoleArn"] = Value::String(role);
+        Ok(out)
+    }
+
     fn host(&self) -> Result<Arc<weft_engine::PluginHost>, TaskFailure> {
         self.app
             .plugin_host()
@@ -242,10 +326,24 @@ impl ServerTaskRunner {
                         "states:startExecution needs Parameters.StateMachineArn",
                     )
                 })?;
-            crate::records::parse_sm_arn(arn).map_err(|e| failure(names::TASK_FAILED, e.message))?
+            match crate::access::Arn::parse(arn) {
+                Ok(crate::access::Arn::StateMachine {
+                    name,
+                    qualifier: None,
+                }) => name,
+                Ok(_) => {
+                    return Err(failure(
+                        names::TASK_FAILED,
+                        format!("InvalidArn: StateMachineArn `{arn}` must be an unqualified state machine ARN"),
+                    ))
+                }
+                Err(e) => return Err(failure(names::TASK_FAILED, format!("{}: {}", e.kind, e.message))),
+            }
         } else {
             name.to_string()
         };
+        // the execution role must allow starting the child (its output comes back only then)
+        self.role_allows("states:StartExecution", &crate::records::sm_arn(&sm_name))?;
         let input = match params.get("Input") {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
@@ -286,6 +384,9 @@ impl ServerTaskRunner {
         let run_id = match ctl.journal().get(&pin).map_err(journal_failure)? {
             Some(Entry::Pinned { digest }) => digest,
             _ => {
+                // the execution role must allow triggering the DAG (decided once per attempt,
+                // not at each poll of its outcome)
+                self.role_allows(DAG_TRIGGER, &format!("{DAG_RESOURCE}{id}"))?;
                 let conf = match &req.parameters {
                     Value::Object(_) => req.parameters.clone(),
                     _ => json!({}),
@@ -327,6 +428,11 @@ impl ServerTaskRunner {
     }
 }
 
+/// The action a state machine's role needs to run a DAG (`weft:dag:ID` tasks).
+pub(crate) const DAG_TRIGGER: &str = "dags:TriggerDagRun";
+/// The resource prefix of a DAG in policies: `weft:dag:DAG_ID`.
+pub(crate) const DAG_RESOURCE: &str = "weft:dag:";
+
 trait TargetOr {
     fn target_or<'a>(&'a self, name: &'a str) -> &'a str;
 }
@@ -348,6 +454,18 @@ impl TaskRunner for ServerTaskRunner {
         if self.is_cancelled() {
             return Err(suspended("the execution is stopping"));
         }
+        if let Some(c) = &req.credentials {
+            let checked = self.credentials(c)?;
+            let mut req = req.clone();
+            req.credentials = Some(checked);
+            return self.dispatch(&req);
+        }
+        self.dispatch(req)
+    }
+}
+
+impl ServerTaskRunner {
+    fn dispatch(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         match &req.resource.kind {
             ResourceKind::Activity { name } => {
                 let ctl = self.ctl()?;

@@ -720,23 +720,24 @@ fn timer_loop(timers: &Timers, app: &Weak<AppState>) {
     }
 }
 
-/// The execution role: `weft:role:NAME`, or an IAM role ARN whose NAME has a weft role file.
+/// The execution role: `weft:role:NAME` (or a bare NAME), or an IAM role ARN
+/// `arn:aws:iam::ACCOUNT:role/[PATH/]NAME` whose NAME has a weft role file (without one, the
+/// execution has no role: nothing is allowed). One canonical spelling
+/// ([`weft_engine::roles::canonical_role`]) is what PassRole decided on and what is loaded.
 pub(crate) fn execution_role(
     app: &AppState,
     role_arn: &str,
 ) -> Result<Option<Arc<weft_sandbox::Policy>>, StateError> {
-    if role_arn.starts_with("weft:role:") {
-        return app
-            .roles
-            .get(role_arn)
-            .map(Some)
-            .map_err(|e| StateError::new("States.Permissions", e.to_string()));
+    let Some(canonical) = weft_engine::roles::canonical_role(role_arn) else {
+        return Ok(None);
+    };
+    if role_arn.starts_with("arn:") {
+        return Ok(app.roles.get(&canonical).ok());
     }
-    if let Some((_, name)) = role_arn.rsplit_once(":role/") {
-        let name = name.rsplit('/').next().unwrap_or(name);
-        return Ok(app.roles.get(name).ok());
-    }
-    Ok(None)
+    app.roles
+        .get(&canonical)
+        .map(Some)
+        .map_err(|e| StateError::new("States.Permissions", e.to_string()))
 }
 
 fn load_record(app: &AppState, arn: &str) -> Option<ExecutionRecord> {
@@ -811,6 +812,9 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             execution_role: execution_role(app, &role_arn)?,
             ctl: Some(ctl.clone()),
             trace_header: rec.trace_header.clone(),
+            role_arn: role_arn.clone(),
+            execution_arn: arn.to_string(),
+            static_roles: crate::access::static_roles(&definition),
         };
         let journaling = JournalingRunner {
             inner: &runner,
@@ -842,9 +846,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             timeout_from_ms: rec.redrive_ms,
             ..RunOptions::default()
         };
-        let reader = LocalItemReader {
-            base_dir: app.base_dir.clone(),
-        };
+        let reader = LocalItemReader::new(app.base_dir.clone(), runner.execution_role.clone());
         let hooks = Hooks {
             history: Some(&mut history),
             item_reader: Some(&reader),

@@ -3,10 +3,16 @@
 //!
 //! The static files need no authentication; the app itself calls the Step Functions API
 //! (`POST /`) and its JSON endpoints under `/v1` ([`crate::rest`], live updates in
-//! [`crate::live`]) with the token the user logs in with (kept in `localStorage`).
-//! `host/cli/tests/browser.rs` drives it in headless Chromium.
+//! [`crate::live`]) with the secret the user logs in with (kept in `localStorage`), always in the
+//! `Authorization` header, never in a URL. Every response forbids framing by other sites
+//! (`frame-ancestors 'none'`, `X-Frame-Options: DENY`: no clickjacking of the UI's buttons) and
+//! limits the page to the server's own scripts, styles and connections
+//! (`Content-Security-Policy`). `host/cli/tests/browser.rs` drives it in headless Chromium.
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -18,9 +24,20 @@ pub const APP_JS: &str = include_str!("../assets/app.js");
 /// The app's stylesheet.
 pub const APP_CSS: &str = include_str!("../assets/app.css");
 
+/// What the UI's pages may load and who may frame them.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
-        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+        [
+            (CONTENT_TYPE, content_type),
+            (CACHE_CONTROL, "no-cache"),
+            (CONTENT_SECURITY_POLICY, CSP),
+            (X_FRAME_OPTIONS, "DENY"),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (REFERRER_POLICY, "no-referrer"),
+        ],
         body,
     )
         .into_response()

@@ -206,7 +206,11 @@ pub(crate) fn publish_version(app: &Arc<AppState>, req: &Value) -> Result<Value,
     )
 }
 
-pub(crate) fn list_versions(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+pub(crate) fn list_versions(
+    app: &Arc<AppState>,
+    req: &Value,
+    vis: &crate::access::Visible<'_>,
+) -> Result<Value, ApiError> {
     let arn = str_field(req, "stateMachineArn")?;
     let Target::Latest(name) = parse_target(arn)? else {
         return Err(ApiError::validation(
@@ -217,6 +221,9 @@ pub(crate) fn list_versions(app: &Arc<AppState>, req: &Value) -> Result<Value, A
     let mut out = Vec::new();
     for item in app.versions.scan_prefix(prefix(&name)).rev() {
         let v: VersionRecord = serde_json::from_slice(&item?.1)?;
+        if !vis.shows(&version_arn(&name, v.version)) {
+            continue;
+        }
         out.push(json!({"stateMachineVersionArn": version_arn(&name, v.version), "creationDate": ts(v.creation_ms)}));
     }
     Ok(json!({"stateMachineVersions": out}))
@@ -410,7 +417,11 @@ pub(crate) fn describe_alias(app: &Arc<AppState>, req: &Value) -> Result<Value, 
     Ok(alias_json(&name, &load_alias(app, &name, &alias)?))
 }
 
-pub(crate) fn list_aliases(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
+pub(crate) fn list_aliases(
+    app: &Arc<AppState>,
+    req: &Value,
+    vis: &crate::access::Visible<'_>,
+) -> Result<Value, ApiError> {
     let arn = str_field(req, "stateMachineArn")?;
     let Target::Latest(name) = parse_target(arn)? else {
         return Err(ApiError::validation(
@@ -420,6 +431,9 @@ pub(crate) fn list_aliases(app: &Arc<AppState>, req: &Value) -> Result<Value, Ap
     let mut out = Vec::new();
     for item in app.aliases.scan_prefix(prefix(&name)) {
         let a: AliasRecord = serde_json::from_slice(&item?.1)?;
+        if !vis.shows(&alias_arn(&name, &a.name)) {
+            continue;
+        }
         out.push(json!({"stateMachineAliasArn": alias_arn(&name, &a.name), "creationDate": ts(a.creation_ms)}));
     }
     Ok(json!({"stateMachineAliases": out}))

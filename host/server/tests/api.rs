@@ -16,13 +16,22 @@ async fn start(tokens: Option<Tokens>) -> Server {
     start_with(tokens, 100).await
 }
 
-/// One raw `POST /` request; returns (status, headers lower-cased, body).
+/// One raw `POST /` request (with AWS JSON 1.0's content type unless `headers` name one, as
+/// the server requires a JSON content type on a POST); returns (status, headers lower-cased,
+/// body).
 async fn raw(
     addr: std::net::SocketAddr,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Vec<(String, String)>, String) {
-    common::request(addr, "POST", "/", headers, body).await
+    let mut hs = headers.to_vec();
+    if !hs
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        hs.push(("Content-Type", "application/x-amz-json-1.0"));
+    }
+    common::request(addr, "POST", "/", &hs, body).await
 }
 
 async fn call_with(
@@ -661,6 +670,7 @@ async fn auth_tokens() {
                 &[
                     ("X-Amz-Date", &date),
                     ("X-Amz-Target", "AWSStepFunctions.ListStateMachines"),
+                    ("Content-Type", "application/x-amz-json-1.0"),
                     ("Authorization", &auth),
                 ],
                 body,
@@ -706,6 +716,7 @@ async fn auth_tokens() {
         "/",
         &[
             ("X-Amz-Target", "AWSStepFunctions.ListStateMachines"),
+            ("Content-Type", "application/x-amz-json-1.0"),
             ("Authorization", "Bearer the-secret"),
         ],
         "{}",
@@ -1373,6 +1384,15 @@ async fn redrive_reruns_only_what_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_sync_executions() {
     let s = start(None).await;
+    // the parent's role (`r`, as `create` names it) must allow starting the child
+    std::fs::create_dir_all(s.home().join("roles")).unwrap();
+    std::fs::write(
+        s.home().join("roles/r.json"),
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": "states:StartExecution", "Resource": sm_arn("child")}]})
+        .to_string(),
+    )
+    .unwrap();
     let child = create(
         &s,
         "child",

@@ -34,6 +34,29 @@ async fn index_is_html_without_auth() {
     assert!(body.contains("<title>weft server</title>"), "{body}");
     assert!(body.contains("/ui/app.js") && body.contains("/ui/app.css"));
     assert!(body.contains("<label for=\"token\">"));
+    // the secret's field has no name: a form submitted before the script runs sends nothing
+    assert!(!body.contains("name=\"token\""), "{body}");
+    // no other site may frame the UI (clickjacking) or add scripts to it
+    assert_eq!(header(&hs, "x-frame-options"), "DENY");
+    let csp = header(&hs, "content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(header(&hs, "x-content-type-options"), "nosniff");
+}
+
+#[tokio::test]
+async fn the_app_never_puts_the_secret_in_a_url() {
+    let srv = start(Some(tokens())).await;
+    let (_, hs, js) = request(srv.addr, "GET", "/ui/app.js", &[], "").await;
+    assert!(header(&hs, "content-security-policy").contains("frame-ancestors"));
+    // the event stream is read with fetch() and the Authorization header (EventSource cannot
+    // send headers, which is why a key used to travel in the query string)
+    assert!(!js.contains("token="), "a key in a query string");
+    assert!(
+        !js.contains("new EventSource"),
+        "EventSource cannot send the header"
+    );
+    assert!(js.contains("getReader()") && js.contains("Authorization"));
 }
 
 #[tokio::test]

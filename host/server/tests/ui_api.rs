@@ -1,4 +1,5 @@
-//! The web UI's JSON endpoints under `/v1` over real HTTP: authentication (header or `?token=`),
+//! The web UI's JSON endpoints under `/v1` over real HTTP: authentication (header only: a key in
+//! the URL is refused),
 //! the live event stream of an execution, waiting task tokens, task logs, the executions list's
 //! filters and paging, plugins and DAGs.
 
@@ -84,22 +85,38 @@ async fn wait_done(s: &Server, arn: &str) -> Value {
 }
 
 #[tokio::test]
-async fn endpoints_need_a_token_in_the_header_or_the_query() {
+async fn endpoints_need_the_key_in_the_header_never_in_the_url() {
     let s = start_with(tokens(), 10).await;
     let (status, _, body) = request(s.addr, "GET", "/v1/plugins", &[], "").await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("MissingAuthenticationTokenException"));
     let (status, _, _) = request(s.addr, "GET", "/v1/plugins?token=wrong", &[], "").await;
     assert_eq!(status, 403);
+    // the right secret in the URL (where logs, history and Referer keep it) is not a login
+    for path in [
+        format!("/v1/plugins?token={TOKEN}"),
+        format!("/v1/plugins?a=1&token={TOKEN}"),
+        "/v1/executions?token=%75i-token".to_string(),
+        format!("/v1/audit?access_token={TOKEN}"),
+        format!("/metrics?token={TOKEN}"),
+    ] {
+        let (status, _, body) = request(s.addr, "GET", &path, &[], "").await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body.contains("MissingAuthenticationTokenException"),
+            "{path}: {body}"
+        );
+    }
+    let exec = "arn%3Aaws%3Astates%3Aus-east-1%3A000000000000%3Aexecution%3Ax%3Ay";
     let (status, _, body) = request(
         s.addr,
         "GET",
-        &format!("/v1/plugins?token={TOKEN}"),
+        &format!("/v1/executions/{exec}/events?token={TOKEN}"),
         &[],
         "",
     )
     .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 403, "{body}");
     let (status, v) = get(&s, "/v1/plugins").await;
     assert_eq!(status, 200);
     assert_eq!(v["plugins"], json!([]));
@@ -116,11 +133,12 @@ async fn event_stream_sends_history_and_status_until_the_end() {
     .await;
     let exec = start(&s, &sm, "e1").await;
     // the stream ends by itself after the terminal status, so reading to the end terminates
+    let auth = format!("Bearer {TOKEN}");
     let (status, hs, body) = request(
         s.addr,
         "GET",
-        &format!("/v1/executions/{}/events?token={TOKEN}", enc(&exec)),
-        &[],
+        &format!("/v1/executions/{}/events", enc(&exec)),
+        &[("Authorization", &auth)],
         "",
     )
     .await;
@@ -146,8 +164,8 @@ async fn event_stream_sends_history_and_status_until_the_end() {
     let (_, _, body) = request(
         s.addr,
         "GET",
-        &format!("/v1/executions/{}/events?token={TOKEN}", enc(&exec)),
-        &[],
+        &format!("/v1/executions/{}/events", enc(&exec)),
+        &[("Authorization", &auth)],
         "",
     )
     .await;
@@ -383,7 +401,11 @@ async fn sfn2(s: &Server2, action: &str, body: Value) -> Value {
         s.0,
         "POST",
         "/",
-        &[("X-Amz-Target", &target), ("Authorization", &auth)],
+        &[
+            ("X-Amz-Target", &target),
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Authorization", &auth),
+        ],
         &body.to_string(),
     )
     .await;

@@ -55,6 +55,8 @@ pub fn host(home_name: &str) -> &'static PluginHost {
             "hostile/bigout.wasm",
             "hostile/panic.wasm",
             "hostile/secrets.wasm",
+            "hostile/symlink.wasm",
+            "hostile/bigframes.wasm",
         ] {
             let opts = weft_plugins::InstallOptions { force: true };
             weft_plugins::install_path(&host.store, &component(rel), &opts).unwrap();

@@ -10,8 +10,17 @@ use weft_server::AppState;
 
 pub struct Server {
     pub addr: std::net::SocketAddr,
+    /// The app behind the listener (its audit tree, its runtime).
+    pub state: Arc<AppState>,
     _home: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// The server's `$WEFT_HOME` (roles go in its `roles/`).
+    pub fn home(&self) -> &std::path::Path {
+        self._home.path()
+    }
 }
 
 impl Drop for Server {
@@ -25,6 +34,7 @@ pub async fn start_with(tokens: Option<Tokens>, max_running: usize) -> Server {
     let home = tempfile::tempdir().unwrap();
     let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
     let state = AppState::with_limit(store, tokens, max_running).unwrap();
+    let app = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -32,6 +42,7 @@ pub async fn start_with(tokens: Option<Tokens>, max_running: usize) -> Server {
     });
     Server {
         addr,
+        state: app,
         _home: home,
         task,
     }
