@@ -277,7 +277,13 @@ fn a_planted_symlink_does_not_redirect_a_later_preopen() {
             &writer,
             json!({"target": target, "link": link}),
         );
-        assert_eq!(o.status.code(), Some(1), "{target}: {} {}", out(&o), err(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{target}: {} {}",
+            out(&o),
+            err(&o)
+        );
         assert!(
             std::fs::symlink_metadata(work.path().join(link.trim_start_matches('/'))).is_err(),
             "the link {link} -> {target} was created"
@@ -296,8 +302,11 @@ fn a_planted_symlink_does_not_redirect_a_later_preopen() {
 
     // a link planted by an earlier task (here: by hand) is never followed by a preopen, whatever
     // component it sits on
-    std::os::unix::fs::symlink("../../../../../../../../etc", work.path().join("shared/reports"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../etc",
+        work.path().join("shared/reports"),
+    )
+    .unwrap();
     std::fs::create_dir_all(work.path().join("shared/deep")).unwrap();
     std::os::unix::fs::symlink("/etc", work.path().join("shared/deep/abs")).unwrap();
     std::os::unix::fs::symlink("reports", work.path().join("shared/chain")).unwrap();
@@ -339,7 +348,11 @@ fn file_denies_are_never_skipped() {
     let abs = work.path().canonicalize().unwrap();
     let allow = json!({"Effect": "Allow", "Action": "fs:Read", "Resource": "file:data/*"});
     // the user's side: the allow alone reads both
-    let p = write_policy(work.path(), "p.json", json!({ "Statement": [allow.clone()] }));
+    let p = write_policy(
+        work.path(),
+        "p.json",
+        json!({ "Statement": [allow.clone()] }),
+    );
     let o = invoke(
         home.path(),
         work.path(),
@@ -520,7 +533,11 @@ fn hostile_bundles_are_refused_without_inflating_them() {
     let o = child.wait_with_output().unwrap();
     let peak = watcher.join().unwrap();
     assert!(!o.status.success(), "the bomb was installed");
-    assert!(o.status.code().is_some(), "killed by a signal: {:?}", o.status);
+    assert!(
+        o.status.code().is_some(),
+        "killed by a signal: {:?}",
+        o.status
+    );
     assert!(
         peak < 200 * 1024,
         "installing the bomb took {peak} KiB: {}",
@@ -548,7 +565,10 @@ fn hostile_bundles_are_refused_without_inflating_them() {
         let z = work.path().join("names.zip");
         zip_of(
             &z,
-            &[("weft-bundle.json", manifest.clone()), (name, b"\0asm".to_vec())],
+            &[
+                ("weft-bundle.json", manifest.clone()),
+                (name, b"\0asm".to_vec()),
+            ],
         );
         let o = weft_in(
             home.path(),
@@ -635,7 +655,10 @@ fn hostile_expressions_are_rejected_or_bounded() {
         ("$pad(\"x\", $states.input.n)", json!({"n": 1e12})),
         ("$pad(\"x\", -$states.input.n)", json!({"n": 1e12})),
         ("[1..$states.input.n]", json!({"n": 1e9})),
-        ("$join([1..$states.input.n].$string(), \",\")", json!({"n": 1e8})),
+        (
+            "$join([1..$states.input.n].$string(), \",\")",
+            json!({"n": 1e8}),
+        ),
         ("$sum([1..$states.input.n])", json!({"n": 1e9})),
     ] {
         let f = work.path().join("budget.asl.json");
@@ -874,25 +897,61 @@ fn the_api_authorises_every_resource_and_binds_signatures() {
     let p = s.port;
     let none = |_: &mut Vec<(String, String)>, _: &mut String| {};
     // the admin makes a prod machine; dev makes its own
-    let (st, prod) = signed(p, ADMIN, "CreateStateMachine", &pass_machine("prod-pay", json!({})), none);
+    let (st, prod) = signed(
+        p,
+        ADMIN,
+        "CreateStateMachine",
+        &pass_machine("prod-pay", json!({})),
+        none,
+    );
     assert_eq!(st, 200, "{prod}");
     let prod_arn = prod["stateMachineArn"].as_str().unwrap().to_string();
-    let (st, dev) = signed(p, DEV, "CreateStateMachine", &pass_machine("dev-etl", json!({})), none);
+    let (st, dev) = signed(
+        p,
+        DEV,
+        "CreateStateMachine",
+        &pass_machine("dev-etl", json!({})),
+        none,
+    );
     assert_eq!(st, 200, "{dev}");
     let dev_arn = dev["stateMachineArn"].as_str().unwrap().to_string();
-    let (st, ex) = signed(p, DEV, "StartExecution", &json!({"stateMachineArn": dev_arn}), none);
+    let (st, ex) = signed(
+        p,
+        DEV,
+        "StartExecution",
+        &json!({"stateMachineArn": dev_arn}),
+        none,
+    );
     assert_eq!(st, 200, "{ex}");
     let dev_exec = ex["executionArn"].as_str().unwrap().to_string();
 
     // 3: a decoy ARN field never decides
     for (action, body) in [
-        ("StartExecution", json!({"executionArn": dev_exec, "stateMachineArn": prod_arn})),
-        ("StartExecution", json!({"stateMachineArn": prod_arn, "executionArn": dev_exec})),
-        ("DeleteStateMachine", json!({"executionArn": dev_exec, "stateMachineArn": prod_arn})),
-        ("DescribeStateMachine", json!({"activityArn": dev_arn, "stateMachineArn": prod_arn})),
-        ("StartSyncExecution", json!({"executionArn": dev_exec, "stateMachineArn": prod_arn})),
-        ("UpdateStateMachine", json!({"executionArn": dev_exec, "stateMachineArn": prod_arn,
-                                      "definition": "{}"})),
+        (
+            "StartExecution",
+            json!({"executionArn": dev_exec, "stateMachineArn": prod_arn}),
+        ),
+        (
+            "StartExecution",
+            json!({"stateMachineArn": prod_arn, "executionArn": dev_exec}),
+        ),
+        (
+            "DeleteStateMachine",
+            json!({"executionArn": dev_exec, "stateMachineArn": prod_arn}),
+        ),
+        (
+            "DescribeStateMachine",
+            json!({"activityArn": dev_arn, "stateMachineArn": prod_arn}),
+        ),
+        (
+            "StartSyncExecution",
+            json!({"executionArn": dev_exec, "stateMachineArn": prod_arn}),
+        ),
+        (
+            "UpdateStateMachine",
+            json!({"executionArn": dev_exec, "stateMachineArn": prod_arn,
+                                      "definition": "{}"}),
+        ),
     ] {
         let (st, v) = signed(p, DEV, action, &body, none);
         assert_eq!(
@@ -901,9 +960,21 @@ fn the_api_authorises_every_resource_and_binds_signatures() {
             "{action} {body}: {v}"
         );
     }
-    let (st, v) = signed(p, ADMIN, "DescribeStateMachine", &json!({"stateMachineArn": prod_arn}), none);
+    let (st, v) = signed(
+        p,
+        ADMIN,
+        "DescribeStateMachine",
+        &json!({"stateMachineArn": prod_arn}),
+        none,
+    );
     assert_eq!(st, 200, "the prod machine was deleted through a decoy: {v}");
-    let (_, v) = signed(p, ADMIN, "ListExecutions", &json!({"stateMachineArn": prod_arn}), none);
+    let (_, v) = signed(
+        p,
+        ADMIN,
+        "ListExecutions",
+        &json!({"stateMachineArn": prod_arn}),
+        none,
+    );
     assert_eq!(v["executions"], json!([]), "prod ran for dev: {v}");
     // lists show only what the caller may see
     let (st, v) = signed(p, DEV, "ListStateMachines", &json!({}), none);
@@ -937,7 +1008,10 @@ fn the_api_authorises_every_resource_and_binds_signatures() {
         p,
         DEV,
         "CreateStateMachine",
-        &pass_machine("dev-sneaky2", json!({"roleArn": "arn:aws:iam::000000000000:role/payments-admin"})),
+        &pass_machine(
+            "dev-sneaky2",
+            json!({"roleArn": "arn:aws:iam::000000000000:role/payments-admin"}),
+        ),
         none,
     );
     assert_eq!(
@@ -965,15 +1039,27 @@ fn the_api_authorises_every_resource_and_binds_signatures() {
         none,
     );
     assert!(st == 200 && v["status"] == "FAILED", "{st} {v}");
-    let (_, v) = signed(p, ADMIN, "ListExecutions", &json!({"stateMachineArn": prod_arn}), none);
-    assert_eq!(v["executions"], json!([]), "prod ran as a child of dev: {v}");
+    let (_, v) = signed(
+        p,
+        ADMIN,
+        "ListExecutions",
+        &json!({"stateMachineArn": prod_arn}),
+        none,
+    );
+    assert_eq!(
+        v["executions"],
+        json!([]),
+        "prod ran as a child of dev: {v}"
+    );
 
     // 6: a signature binds the body, the route and the method
     let body = json!({"stateMachineArn": dev_arn});
     let (st, _) = signed(p, DEV, "DescribeStateMachine", &body, none);
     assert_eq!(st, 200);
     let other = json!({"stateMachineArn": prod_arn}).to_string();
-    let (st, v) = signed(p, DEV, "DescribeStateMachine", &body, move |_, b| *b = other);
+    let (st, v) = signed(p, DEV, "DescribeStateMachine", &body, move |_, b| {
+        *b = other
+    });
     assert_eq!(st, 403, "a new body under the old hash was accepted: {v}");
     let (st, v) = signed(p, DEV, "DescribeStateMachine", &body, |h, _| {
         h.retain(|(k, _)| k != "x-amz-content-sha256");
@@ -1005,11 +1091,7 @@ fn the_api_authorises_every_resource_and_binds_signatures() {
     let (st, v) = bearer("GET", "/v1/executions", "");
     assert_eq!(st, 200, "{v}");
     assert!(!v.contains("prod-pay"), "{v}");
-    let (st, _) = bearer(
-        "GET",
-        &format!("/v1/executions?token={}", ADMIN.1),
-        "",
-    );
+    let (st, _) = bearer("GET", &format!("/v1/executions?token={}", ADMIN.1), "");
     assert_eq!(st, 200);
     let (st, v) = raw(
         p,
@@ -1053,17 +1135,35 @@ fn no_auth_stays_local() {
     };
     let local = format!("127.0.0.1:{p}");
     for (host, extra) in [
-        (local.as_str(), "Origin: http://evil.example\r\ncontent-type: application/json\r\n"),
-        (local.as_str(), "Origin: null\r\ncontent-type: application/json\r\n"),
+        (
+            local.as_str(),
+            "Origin: http://evil.example\r\ncontent-type: application/json\r\n",
+        ),
+        (
+            local.as_str(),
+            "Origin: null\r\ncontent-type: application/json\r\n",
+        ),
         (local.as_str(), "content-type: text/plain\r\n"),
-        (local.as_str(), "content-type: application/x-www-form-urlencoded\r\n"),
+        (
+            local.as_str(),
+            "content-type: application/x-www-form-urlencoded\r\n",
+        ),
         (local.as_str(), ""),
         ("evil.example", "content-type: application/json\r\n"),
-        ("127.0.0.1.evil.example", "content-type: application/json\r\n"),
-        ("localhost.evil.example:80", "content-type: application/json\r\n"),
+        (
+            "127.0.0.1.evil.example",
+            "content-type: application/json\r\n",
+        ),
+        (
+            "localhost.evil.example:80",
+            "content-type: application/json\r\n",
+        ),
     ] {
         let (st, v) = post(host, extra, "{}");
-        assert!(st == 403 || st == 415 || st == 400 || st == 421, "{host} {extra}: {st} {v}");
+        assert!(
+            st == 403 || st == 415 || st == 400 || st == 421,
+            "{host} {extra}: {st} {v}"
+        );
     }
     // the user's side: the UI's own request
     let (st, v) = post(

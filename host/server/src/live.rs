@@ -14,9 +14,9 @@
 //! URL would end up in logs, the browser's history and `Referer` headers. It needs
 //! `states:GetExecutionHistory` on the execution (see [`crate::v1_access`]).
 
-use crate::v1_access::{decide, V1Request};
 use crate::error::ApiError;
 use crate::records::{parse_exec_arn, ExecutionRecord};
+use crate::v1_access::{decide, V1Request};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};

@@ -13,10 +13,10 @@
 //! - `GET /v1/plugins`: installed plugins with their requested grant and who uses them.
 //! - `GET /v1/dags`, `GET /v1/dags/{dag_id}`: DAG files (`$WEFT_DAGS` or `$WEFT_HOME/dags`).
 
-use crate::v1_access::{dag_resource, decide, plugin_resource, Ctx, V1Request, DAG_FOLDER};
 use crate::error::ApiError;
 use crate::live::{load_execution, query_param};
 use crate::records::{parse_exec_arn, sm_arn, ts, valid_name, ExecutionRecord, StateMachineRecord};
+use crate::v1_access::{dag_resource, decide, plugin_resource, Ctx, V1Request, DAG_FOLDER};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
