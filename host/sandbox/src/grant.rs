@@ -365,19 +365,15 @@ impl Grant {
         let rec = |resource: &str, d: &Decision, reason: Option<String>| {
             AuditRecord::from_decision("fs:Read", resource, d, reason)
         };
-        let norm = match normalize_path(path) {
-            Ok(p) if !p.is_empty() => join(&self.base, &p),
-            Ok(_) => {
-                let e = FileReadError::BadPath(format!("`{path}` names no file"));
-                let d = Decision {
-                    effect: Effect::Deny,
-                    statement: None,
-                };
-                return (
-                    Err(e.clone()),
-                    rec(&format!("file:{path}"), &d, Some(e.to_string())),
-                );
+        let checked = normalize_path(path).and_then(|p| {
+            if p.is_empty() {
+                Err(format!("`{path}` names no file"))
+            } else {
+                Ok(p)
             }
+        });
+        let norm = match checked {
+            Ok(p) => join(&self.base, &p),
             Err(e) => {
                 let e = FileReadError::BadPath(e);
                 let d = Decision {
