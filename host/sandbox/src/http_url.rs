@@ -261,7 +261,7 @@ impl HttpPattern {
         let host = pattern_host(&host).map_err(|e| format!("`{text}`: {e}"))?;
         let mut port = match port {
             None => None,
-            Some(p) if p.is_empty() => return Err(format!("`{text}`: empty port")),
+            Some("") => return Err(format!("`{text}`: empty port")),
             Some(p)
                 if p.bytes()
                     .all(|b| b.is_ascii_digit() || b == b'*' || b == b'?') =>

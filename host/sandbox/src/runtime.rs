@@ -716,7 +716,7 @@ fn fault_of(err: &wasmtime::Error) -> Option<(u64, u64)> {
 fn shadow_stack_overflow(err: &wasmtime::Error) -> bool {
     const HALF: u64 = 1 << 31;
     if let Some((addr, size)) = fault_of(err) {
-        return addr >= HALF && addr < (1 << 32) + (1 << 20) && size <= HALF;
+        return (HALF..(1 << 32) + (1 << 20)).contains(&addr) && size <= HALF;
     }
     let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() else {
         return false;

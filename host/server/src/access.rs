@@ -237,31 +237,32 @@ fn arn_at(v: &mut Value, field: &str, want: Want, at: &str) -> Result<Option<Arn
         }
     };
     let arn = Arn::parse(&s)?;
-    let ok = match (&arn, want) {
+    let ok = matches!(
+        (&arn, want),
         (
             Arn::StateMachine {
-                qualifier: None, ..
-            },
-            Want::StateMachine,
-        ) => true,
-        (Arn::StateMachine { .. }, Want::AnyStateMachine) => true,
-        (
-            Arn::StateMachine {
-                qualifier: Some(Qualifier::Version(_)),
+                qualifier: None,
                 ..
             },
-            Want::Version,
-        ) => true,
-        (
-            Arn::StateMachine {
-                qualifier: Some(Qualifier::Alias(_)),
-                ..
-            },
-            Want::Alias,
-        ) => true,
-        (Arn::Execution { .. }, Want::Execution) | (Arn::Activity { .. }, Want::Activity) => true,
-        _ => false,
-    };
+            Want::StateMachine
+        ) | (Arn::StateMachine { .. }, Want::AnyStateMachine)
+            | (
+                Arn::StateMachine {
+                    qualifier: Some(Qualifier::Version(_)),
+                    ..
+                },
+                Want::Version
+            )
+            | (
+                Arn::StateMachine {
+                    qualifier: Some(Qualifier::Alias(_)),
+                    ..
+                },
+                Want::Alias
+            )
+            | (Arn::Execution { .. }, Want::Execution)
+            | (Arn::Activity { .. }, Want::Activity)
+    );
     if !ok {
         let what = match want {
             Want::StateMachine => "an unqualified state machine ARN",

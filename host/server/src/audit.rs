@@ -39,8 +39,8 @@ pub fn record(
     }
 }
 
-/// The last `limit` records, oldest first, optionally only those whose action, principal or
-/// resource contains `filter`.
+/// The last `limit` records, oldest first, optionally only those whose action, principal,
+/// resource, outcome or error (`AccessDeniedException`) contains `filter`.
 pub fn query(
     tree: &sled::Tree,
     limit: usize,
@@ -53,7 +53,7 @@ pub fn query(
             continue;
         };
         if let Some(f) = filter {
-            let hit = ["action", "principal", "resource", "outcome"]
+            let hit = ["action", "principal", "resource", "outcome", "error"]
                 .iter()
                 .any(|k| rec[k].as_str().is_some_and(|s| s.contains(f)));
             if !hit {

@@ -291,7 +291,7 @@ pub fn verify(
     }
     for (k, _) in &req.headers {
         let k = k.to_ascii_lowercase();
-        if k.starts_with("x-amz-") && !names.contains(&k.as_str()) {
+        if (k.starts_with("x-amz-") || k == "content-type") && !names.contains(&k.as_str()) {
             return Err(SigError::Invalid(format!(
                 "the header `{k}` is in the request but not among its SignedHeaders ({})",
                 names.join(";")
@@ -330,7 +330,7 @@ pub fn verify(
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
     };
     match scope.as_slice() {
-        [date, region, service, "aws4_request"] if region_ok(*region) => {
+        [date, region, service, "aws4_request"] if region_ok(region) => {
             if *date != &amz_date[..8] {
                 return Err(SigError::Invalid(format!(
                     "Credential should be scoped to a valid date: the scope's date {date} is not the date of X-Amz-Date {amz_date}"

@@ -631,6 +631,10 @@ async fn auth_tokens() {
     let signed = |secret: &str, date: &str, body: &str| {
         let host = s2.addr.to_string();
         let headers = vec![
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.0".to_string(),
+            ),
             ("host".to_string(), host.clone()),
             ("x-amz-date".to_string(), date.to_string()),
             (
@@ -652,12 +656,12 @@ async fn auth_tokens() {
             "/",
             "",
             &headers,
-            &["host", "x-amz-date", "x-amz-target"],
+            &["content-type", "host", "x-amz-date", "x-amz-target"],
             &payload,
             date,
             &scope,
         );
-        format!("AWS4-HMAC-SHA256 Credential=AKIDWEFT/{scope}, SignedHeaders=host;x-amz-date;x-amz-target, Signature={sig}")
+        format!("AWS4-HMAC-SHA256 Credential=AKIDWEFT/{scope}, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={sig}")
     };
     let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let send = |auth: String, date: String, body: &'static str| {

@@ -687,7 +687,10 @@ async fn child_work_needs_the_execution_roles_permission() {
                 s.addr,
                 "POST",
                 "/",
-                &[("X-Amz-Target", "AWSStepFunctions.CreateStateMachine")],
+                &[
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("X-Amz-Target", "AWSStepFunctions.CreateStateMachine"),
+                ],
                 &json!({"name": name, "definition": def, "roleArn": role}).to_string(),
             )
             .await
@@ -722,7 +725,10 @@ async fn child_work_needs_the_execution_roles_permission() {
                 s.addr,
                 "POST",
                 "/",
-                &[("X-Amz-Target", "AWSStepFunctions.StartExecution")],
+                &[
+                    ("Content-Type", "application/x-amz-json-1.0"),
+                    ("X-Amz-Target", "AWSStepFunctions.StartExecution"),
+                ],
                 &json!({"stateMachineArn": sm, "input": "{\"role\":\"weft:role:runtime-admin\"}"})
                     .to_string(),
             )
@@ -734,7 +740,10 @@ async fn child_work_needs_the_execution_roles_permission() {
                     s.addr,
                     "POST",
                     "/",
-                    &[("X-Amz-Target", "AWSStepFunctions.DescribeExecution")],
+                    &[
+                        ("Content-Type", "application/x-amz-json-1.0"),
+                        ("X-Amz-Target", "AWSStepFunctions.DescribeExecution"),
+                    ],
                     &json!({"executionArn": arn}).to_string(),
                 )
                 .await;
@@ -771,7 +780,9 @@ async fn child_work_needs_the_execution_roles_permission() {
         let d = run(p).await;
         assert_eq!(d["status"], "FAILED", "{d}");
         assert_eq!(d["error"], "Sandbox.PermissionDenied", "{d}");
-        assert!(!d.to_string().contains("42"));
+        // the child's result ({"secret":42}) reaches neither the output nor the cause
+        assert!(d.get("output").is_none(), "{d}");
+        assert!(!d.to_string().contains("secret\\\":42"), "{d}");
     }
     let weft_style = json!({"StartAt": "S", "States": {"S": {"Type": "Task",
         "Resource": "weft:statemachine:child-secret.sync", "End": true}}})
@@ -791,7 +802,10 @@ async fn child_work_needs_the_execution_roles_permission() {
         s.addr,
         "POST",
         "/",
-        &[("X-Amz-Target", "AWSStepFunctions.ListExecutions")],
+        &[
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("X-Amz-Target", "AWSStepFunctions.ListExecutions"),
+        ],
         &json!({"stateMachineArn": secret_child}).to_string(),
     )
     .await;
@@ -831,7 +845,7 @@ async fn child_work_needs_the_execution_roles_permission() {
         s.addr,
         "POST",
         "/",
-        &[("X-Amz-Target", "AWSStepFunctions.StartExecution")],
+        &[("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", "AWSStepFunctions.StartExecution")],
         &json!({"stateMachineArn": sm_arn("p-dyn"), "name": "allowed", "input": "{\"role\":\"runtime-ok\"}"}).to_string(),
     )
     .await;
@@ -842,7 +856,10 @@ async fn child_work_needs_the_execution_roles_permission() {
             s.addr,
             "POST",
             "/",
-            &[("X-Amz-Target", "AWSStepFunctions.DescribeExecution")],
+            &[
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("X-Amz-Target", "AWSStepFunctions.DescribeExecution"),
+            ],
             &json!({"executionArn": arn}).to_string(),
         )
         .await;
@@ -971,6 +988,7 @@ async fn sigv4_replays_with_changes_are_refused() {
         "POST",
         "/",
         &[
+            ("Content-Type", "application/x-amz-json-1.0"),
             ("X-Amz-Target", "AWSStepFunctions.ListStateMachines"),
             ("Authorization", "Bearer the-secret"),
         ],
