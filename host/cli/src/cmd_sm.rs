@@ -95,7 +95,12 @@ impl Client {
         let date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         let scope = format!("{}/us-east-1/states/aws4_request", &date[..8]);
         let target = format!("AWSStepFunctions.{action}");
+        // every header sent but Authorization is signed, as the AWS SDKs do
         let headers = vec![
+            (
+                "content-type".to_string(),
+                weft_server::AMZ_JSON.to_string(),
+            ),
             ("host".to_string(), self.host.clone()),
             ("x-amz-date".to_string(), date.clone()),
             ("x-amz-target".to_string(), target.clone()),
@@ -106,13 +111,13 @@ impl Client {
             "/",
             "",
             &headers,
-            &["host", "x-amz-date", "x-amz-target"],
+            &["content-type", "host", "x-amz-date", "x-amz-target"],
             &hex(&sha2::Sha256::digest(body.as_bytes())),
             &date,
             &scope,
         );
         let auth = format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=host;x-amz-date;x-amz-target, Signature={sig}",
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={sig}",
             self.key
         );
         let mut headers = vec![
