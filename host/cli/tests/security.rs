@@ -731,43 +731,9 @@ fn hostile_expressions_are_rejected_or_bounded() {
 
 // ---- 3-6 and 12. The server ------------------------------------------------------------------
 
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(home: &Path, work: &Path, no_auth: bool) -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["server", "--listen", &listen];
-    if no_auth {
-        args.push("--no-auth");
-    }
-    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(&args)
-        .env("WEFT_HOME", home)
-        .env("WEFT_DAGS", work.join("dags"))
-        .current_dir(work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, port };
-    let end = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the server did not start listening");
+    let dags = work.join("dags");
+    start_weft_server(home, work, no_auth, &[("WEFT_DAGS", &dags)])
 }
 
 /// A raw HTTP/1.1 exchange: (status, body).

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const N: usize = 1000;
@@ -68,56 +68,17 @@ fn ok(port: u16, action: &str, body: Value) -> Value {
     v
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
 fn start_server(home: &Path, work: &Path) -> Server {
     start_server_with(home, work, true)
 }
 
 fn start_server_with(home: &Path, work: &Path, no_auth: bool) -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["server", "--listen", &listen];
-    if no_auth {
-        args.push("--no-auth");
-    }
-    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(&args)
-        .env("WEFT_HOME", home)
-        .env("WEFT_SERVER_MAX_RUNNING", "16")
-        .current_dir(work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // dropping the Server kills and reaps the child on every path
-    let server = Server { child, port };
-    let end = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the server did not start listening");
-}
-
-impl Server {
-    /// SIGKILL: no shutdown hook runs.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    start_weft_server(
+        home,
+        work,
+        no_auth,
+        &[("WEFT_SERVER_MAX_RUNNING", Path::new("16"))],
+    )
 }
 
 /// Real runs per task id (`EXEC-t1`, `EXEC-t2`), from the files record-run left.

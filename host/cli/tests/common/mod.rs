@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -38,4 +41,56 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A `weft server` child process on a free loopback port; dropping it kills and reaps it.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// SIGKILL: no shutdown hook runs.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `weft server` with `$WEFT_HOME` = `home` in `work` (and `env` set), waiting until it
+/// listens; `no_auth` adds `--no-auth`.
+pub fn start_weft_server(home: &Path, work: &Path, no_auth: bool, env: &[(&str, &Path)]) -> Server {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["server", "--listen", &listen];
+    if no_auth {
+        args.push("--no-auth");
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args(&args).env("WEFT_HOME", home).current_dir(work);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // dropping the Server kills and reaps the child on every path
+    let server = Server { child, port };
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the server did not start listening");
 }
