@@ -40,6 +40,10 @@ pub mod names {
     /// by replay, or because the execution was stopped). Never matched by Retry/Catch, never
     /// recorded as a failure in the history.
     pub const SUSPENDED: &str = "Weft.Suspended";
+    /// Not an ASL error: a Parallel branch or Map iteration was stopped because a sibling
+    /// failed (see [`crate::Cancellation`]). Never matched by Retry/Catch; the enclosing state
+    /// reports the sibling's error instead.
+    pub const CANCELLED: &str = "Weft.Cancelled";
 
     /// Every predefined name (for validation of `ErrorEquals`).
     pub const PREDEFINED: &[&str] = &[
@@ -141,6 +145,11 @@ impl StateError {
     /// True for [`names::SUSPENDED`]: the run is being unwound, not failing.
     pub fn is_suspended(&self) -> bool {
         self.error == names::SUSPENDED
+    }
+
+    /// True for [`names::CANCELLED`]: a sibling failed, this branch or iteration was stopped.
+    pub fn is_cancelled(&self) -> bool {
+        self.error == names::CANCELLED
     }
 
     /// The error output object `{"Error": .., "Cause": ..}` given to Catch.

@@ -5,6 +5,7 @@
 //! optional [`HistorySink`]. Map iterations and Parallel branches run on scoped threads,
 //! honouring `MaxConcurrency`, with results kept in order.
 
+use crate::cancel::Cancellation;
 use crate::env::{format_time, Context, Env, ExecutionInfo, Variables};
 use crate::error::{names, ExecutionFailure, StateError};
 use crate::history::{HistoryEvent, HistorySink};
@@ -48,6 +49,9 @@ pub struct TaskRequest<'a> {
     pub key: String,
     /// Nesting depth: 0 for a state of the top-level machine, +1 per Map/Parallel level.
     pub depth: usize,
+    /// Thrown when a sibling Parallel branch or Map iteration failed: the runner should stop
+    /// the task (its result is ignored once thrown).
+    pub cancel: Cancellation,
 }
 
 /// A failed task: becomes the state's `Error`/`Cause`.
@@ -84,8 +88,15 @@ pub trait RunControl: Send + Sync {
     /// Waits for timer `key` (a Wait state: `KEY:wait`, a retry back-off: `KEY:retryN`) to
     /// reach `until_ms` (epoch milliseconds). `key` is stable across replays, so a durable
     /// driver records the first deadline it sees and keeps it. `depth` is the nesting depth
-    /// of the waiting state (0 = top-level machine).
-    fn wait_until(&self, key: &str, until_ms: i64, depth: usize) -> Result<(), StateError>;
+    /// of the waiting state (0 = top-level machine). A wait should end early when `cancel`
+    /// is thrown (the interpreter then unwinds the branch).
+    fn wait_until(
+        &self,
+        key: &str,
+        until_ms: i64,
+        depth: usize,
+        cancel: &Cancellation,
+    ) -> Result<(), StateError>;
 
     /// The execution's seed for random draws (`States.UUID`, `$random()`, jitter, ...): with
     /// `Some`, each state visit draws from a sequence derived from it and the visit's key, so
@@ -117,7 +128,28 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
     /// Blocks (or pretends to) for `d`.
     fn sleep(&self, d: Duration);
+    /// Blocks for `d` or until `cancel` is thrown, whichever comes first. The default
+    /// sleeps in slices of at most [`CANCEL_POLL`].
+    fn sleep_unless_cancelled(&self, d: Duration, cancel: &Cancellation) {
+        if !cancel.is_armed() {
+            return self.sleep(d);
+        }
+        let end = self.now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let left = (end - self.now()).to_std().unwrap_or_default();
+            if left.is_zero() {
+                return;
+            }
+            self.sleep(left.min(CANCEL_POLL));
+        }
+    }
 }
+
+/// How often a sleeping branch looks at its [`Cancellation`].
+pub const CANCEL_POLL: Duration = Duration::from_millis(10);
 
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -162,6 +194,12 @@ impl Clock for FakeClock {
             d.as_millis().min(u64::MAX as u128) as u64,
             Ordering::Relaxed,
         );
+    }
+    fn sleep_unless_cancelled(&self, d: Duration, cancel: &Cancellation) {
+        // virtual time: a cancelled sleeper simply does not advance the clock
+        if !cancel.is_cancelled() {
+            self.sleep(d)
+        }
     }
 }
 
@@ -283,9 +321,37 @@ struct Exec<'a> {
 struct Scope<'s> {
     path: &'s str,
     depth: usize,
+    /// Thrown when a sibling branch or iteration of an enclosing Parallel/Map failed.
+    cancel: &'s Cancellation,
 }
 
-const TOP: Scope<'static> = Scope { path: "", depth: 0 };
+static NEVER: Cancellation = Cancellation::none();
+const TOP: Scope<'static> = Scope {
+    path: "",
+    depth: 0,
+    cancel: &NEVER,
+};
+
+/// The error that unwinds a branch or iteration whose sibling failed.
+fn cancelled() -> StateError {
+    StateError::new(
+        names::CANCELLED,
+        "stopped because another branch or iteration of the state failed",
+    )
+}
+
+fn aborted_type(k: &StateKind) -> &'static str {
+    match k {
+        StateKind::Task(_) => "TaskStateAborted",
+        StateKind::Wait(_) => "WaitStateAborted",
+        StateKind::Parallel { .. } => "ParallelStateAborted",
+        StateKind::Map(_) => "MapStateAborted",
+        StateKind::Pass { .. } => "PassStateAborted",
+        StateKind::Choice { .. } => "ChoiceStateAborted",
+        StateKind::Succeed => "SucceedStateAborted",
+        StateKind::Fail { .. } => "FailStateAborted",
+    }
+}
 
 fn entered_type(k: &StateKind) -> (&'static str, &'static str) {
     match k {
@@ -422,6 +488,19 @@ impl Exec<'_> {
         self.clock.now().timestamp_millis()
     }
 
+    /// Records that `st` was stopped by a sibling's failure (`{Type}StateAborted`, as in Step
+    /// Functions' history) when `e` is the cancellation; returns `e` either way.
+    fn aborted(&self, st: &State, prev: &mut u64, e: StateError) -> StateError {
+        if e.is_cancelled() {
+            *prev = self
+                .rec
+                .emit(*prev, self.now_ms(), aborted_type(&st.kind), || {
+                    json!({"name": st.name})
+                });
+        }
+        e
+    }
+
     fn check_limits(&self, now: i64) -> Result<(), StateError> {
         let n = self.transitions.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(max) = self.opts.max_transitions {
@@ -443,7 +522,7 @@ impl Exec<'_> {
     fn sleep_until(
         &self,
         key: impl FnOnce() -> String,
-        depth: usize,
+        scope: &Scope<'_>,
         until_ms: i64,
     ) -> Result<(), StateError> {
         let (target, timeout) = match self.deadline_ms {
@@ -451,13 +530,18 @@ impl Exec<'_> {
             _ => (until_ms, false),
         };
         if let Some(c) = self.control {
-            c.wait_until(&key(), target, depth)?;
+            c.wait_until(&key(), target, scope.depth, scope.cancel)?;
         } else {
             let now = self.now_ms();
             if target > now {
-                self.clock
-                    .sleep(Duration::from_millis((target - now) as u64));
+                self.clock.sleep_unless_cancelled(
+                    Duration::from_millis((target - now) as u64),
+                    scope.cancel,
+                );
             }
+        }
+        if scope.cancel.is_cancelled() {
+            return Err(cancelled());
         }
         if timeout {
             return Err(StateError::new(names::TIMEOUT, "The execution timed out."));
@@ -482,6 +566,9 @@ impl Exec<'_> {
             Vec::new()
         };
         loop {
+            if scope.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
             let Some(st) = m.states.get(cur) else {
                 return Err(StateError::new(
                     names::RUNTIME,
@@ -504,6 +591,7 @@ impl Exec<'_> {
             let here = Scope {
                 path: &key,
                 depth: scope.depth,
+                cancel: scope.cancel,
             };
             let now = self.now_ms();
             self.check_limits(now)?;
@@ -565,7 +653,8 @@ impl Exec<'_> {
                     };
                     let eff = step::effective_input(st, input, &env).map_err(ee)?;
                     let until = step::wait_until(st, &eff, &env, now).map_err(ee)?;
-                    self.sleep_until(|| format!("{key}:wait"), scope.depth, until)?;
+                    self.sleep_until(|| format!("{key}:wait"), &here, until)
+                        .map_err(|e| self.aborted(st, prev, e))?;
                     let f = if let Some(raw) = raw {
                         step::finish(st, raw, eff, &env).map_err(ee)?
                     } else {
@@ -586,7 +675,10 @@ impl Exec<'_> {
                     (None, f)
                 }
                 StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. } => {
-                    match self.run_with_retry(st, input, &env, entered, prev, &here)? {
+                    match self
+                        .run_with_retry(st, input, &env, entered, prev, &here)
+                        .map_err(|e| self.aborted(st, prev, e))?
+                    {
                         Ok(f) => (None, f),
                         Err((n, f)) => (Some(n), f),
                     }
@@ -695,7 +787,7 @@ impl Exec<'_> {
             };
             match r {
                 Ok(f) => return Ok(Ok(f)),
-                Err(e) if e.is_suspended() => return Err(e),
+                Err(e) if e.is_suspended() || e.is_cancelled() => return Err(e),
                 Err(e) => {
                     let mut ctx = Context::new(&self.info, &st.name, self.now_ms());
                     ctx.retry_count = Some(attempt.saturating_sub(1));
@@ -712,7 +804,7 @@ impl Exec<'_> {
                             let until = self.now_ms().saturating_add(delay_ms as i64);
                             self.sleep_until(
                                 || format!("{}:retry{attempt}", here.path),
-                                here.depth,
+                                here,
                                 until,
                             )?;
                             attempt += 1;
@@ -799,6 +891,7 @@ impl Exec<'_> {
             attempt,
             key: here.path.to_string(),
             depth: here.depth,
+            cancel: here.cancel.clone(),
         };
         tracing::debug!(state = %st.name, resource = %t.resource, attempt, "running task");
         let started = self.now_ms();
@@ -820,6 +913,10 @@ impl Exec<'_> {
             }
             other => other,
         };
+        // a sibling failed while the task ran: whatever it returned, the branch stops here
+        if here.cancel.is_cancelled() {
+            return Err(cancelled());
+        }
         // a task's (connector's) result is bounded before any selector cuts it down
         let outcome = match outcome {
             Ok(result) => match check_output(&st.name, &result, self.opts.max_payload_bytes) {
@@ -894,31 +991,53 @@ impl Exec<'_> {
             .rec
             .emit(*prev, self.now_ms(), "ParallelStateStarted", || Value::Null);
         let outer = Arc::new(env.vars.clone());
-        let results = self.fan_out(branches.len(), 0, start_id, true, |i, p| {
+        // every branch runs at once (as in Step Functions: a branch may wait on another's
+        // side effects); the first to fail stops the others
+        let cancel = here.cancel.child();
+        let first_failure = AtomicUsize::new(usize::MAX);
+        let n = branches.len();
+        let results = self.fan_out(n, 0, n, start_id, &cancel, |i, p| {
             let mut vars = Variables::child(outer.clone());
             let path = self.child_path(here, attempt, 'b', i);
             let scope = Scope {
                 path: &path,
                 depth: here.depth + 1,
+                cancel: &cancel,
             };
-            self.run_machine(&branches[i], params.clone(), &mut vars, p, &scope)
+            let r = self.run_machine(&branches[i], params.clone(), &mut vars, p, &scope);
+            if matches!(&r, Err(e) if !e.is_suspended() && !e.is_cancelled()) {
+                let _ = first_failure.compare_exchange(
+                    usize::MAX,
+                    i,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                cancel.cancel();
+            }
+            r
         });
+        let failure = match first_failure.into_inner() {
+            usize::MAX => None,
+            i => results.get(i).and_then(|r| r.as_ref().err()).cloned(),
+        };
+        if let Some(e) = failure {
+            *prev = self.rec.emit(
+                start_id,
+                self.now_ms(),
+                "ParallelStateFailed",
+                || json!({"error": e.error, "cause": e.cause}),
+            );
+            return Err(e);
+        }
         if let Some(e) = suspended(&results) {
             return Err(e);
         }
-        let mut outs = Vec::with_capacity(branches.len());
+        let mut outs = Vec::with_capacity(n);
         for r in results {
             match r {
                 Ok(v) => outs.push(v),
-                Err(e) => {
-                    *prev = self.rec.emit(
-                        start_id,
-                        self.now_ms(),
-                        "ParallelStateFailed",
-                        || json!({"error": e.error, "cause": e.cause}),
-                    );
-                    return Err(e);
-                }
+                // only an enclosing state's cancellation is left
+                Err(e) => return Err(e),
             }
         }
         *prev = self
@@ -1054,8 +1173,13 @@ impl Exec<'_> {
         );
         let outer = Arc::new(env.vars.clone());
         let proc_ = &spec.processor;
-        let fail_fast = tolerated.is_none();
-        let results = self.fan_out(n, max_conc as usize, start_id, fail_fast, |i, p| {
+        // once the Map must fail (the first failure, or one past the tolerated count), the
+        // iterations still running stop and no more start
+        let cancel = here.cancel.child();
+        let failed = AtomicUsize::new(0);
+        let first_failure = AtomicUsize::new(usize::MAX);
+        let threads = self.opts.max_threads;
+        let results = self.fan_out(n, max_conc as usize, threads, start_id, &cancel, |i, p| {
             let input = match &batches {
                 Some(b) => b[i].clone(),
                 None => {
@@ -1082,12 +1206,26 @@ impl Exec<'_> {
             let scope = Scope {
                 path: &path,
                 depth: here.depth + 1,
+                cancel: &cancel,
             };
             let r = self.run_machine(proc_, input, &mut vars, p, &scope);
             let ty = match &r {
                 Ok(_) => "MapIterationSucceeded",
                 Err(e) if e.is_suspended() => return r,
-                Err(_) => "MapIterationFailed",
+                Err(e) if e.is_cancelled() => "MapIterationAborted",
+                Err(_) => {
+                    let f = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                    if tolerated.is_none_or(|t| f > t) {
+                        let _ = first_failure.compare_exchange(
+                            usize::MAX,
+                            i,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        );
+                        cancel.cancel();
+                    }
+                    "MapIterationFailed"
+                }
             };
             *p = self.rec.emit(
                 *p,
@@ -1097,38 +1235,34 @@ impl Exec<'_> {
             );
             r
         });
+        let failure = match first_failure.into_inner() {
+            usize::MAX => None,
+            i => results.get(i).and_then(|r| r.as_ref().err()).cloned(),
+        };
+        if let Some(e) = failure {
+            let err = match tolerated {
+                Some(_) => StateError::new(
+                    names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                    "The specified tolerated failure threshold was exceeded",
+                ),
+                None => e,
+            };
+            *prev = self
+                .rec
+                .emit(start_id, self.now_ms(), "MapStateFailed", || Value::Null);
+            return Err(err);
+        }
         if let Some(e) = suspended(&results) {
             return Err(e);
         }
         let mut outs = Vec::with_capacity(n);
-        let mut failures = 0usize;
-        let mut first_err: Option<StateError> = None;
         for r in results {
             match r {
                 Ok(v) => outs.push(v),
-                Err(e) => {
-                    failures += 1;
-                    outs.push(e.to_error_output());
-                    if first_err.is_none() {
-                        first_err = Some(e);
-                    }
-                }
-            }
-        }
-        if let Some(e) = first_err {
-            let err = match tolerated {
-                Some(t) if failures <= t => None,
-                Some(_) => Some(StateError::new(
-                    names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
-                    "The specified tolerated failure threshold was exceeded",
-                )),
-                None => Some(e),
-            };
-            if let Some(err) = err {
-                *prev = self
-                    .rec
-                    .emit(start_id, self.now_ms(), "MapStateFailed", || Value::Null);
-                return Err(err);
+                // only an enclosing state's cancellation is left
+                Err(e) if e.is_cancelled() => return Err(e),
+                // a tolerated failure
+                Err(e) => outs.push(e.to_error_output()),
             }
         }
         *prev = self
@@ -1229,40 +1363,41 @@ impl Exec<'_> {
         }
     }
 
-    /// Runs `n` jobs with at most `max_conc` (0 = unlimited) at a time, results in order.
-    /// After the first failure (`fail_fast`) or suspension, jobs not yet started are skipped (a
-    /// suspended job has not ended: starting more would break `MaxConcurrency`).
+    /// Runs `n` jobs with at most `max_conc` (0 = unlimited) at a time on at most
+    /// `threads` threads, results in order. Once `cancel` is thrown or a job suspends, jobs
+    /// not yet started are skipped (a suspended job has not ended: starting more would break
+    /// `MaxConcurrency`).
     fn fan_out<F>(
         &self,
         n: usize,
         max_conc: usize,
+        threads: usize,
         start_id: u64,
-        fail_fast: bool,
+        cancel: &Cancellation,
         job: F,
     ) -> Vec<Result<Value, StateError>>
     where
         F: Fn(usize, &mut u64) -> Result<Value, StateError> + Sync,
     {
         let limit = if max_conc == 0 { usize::MAX } else { max_conc };
-        let threads = limit.min(self.opts.max_threads.max(1)).min(n);
-        let skipped = || StateError::new(names::BRANCH_FAILED, "skipped after an earlier failure");
+        let threads = limit.min(threads.max(1)).min(n);
         if threads <= 1 {
             let mut out = Vec::with_capacity(n);
-            let mut failed = false;
+            let mut stop = false;
             for i in 0..n {
-                if failed {
-                    out.push(Err(skipped()));
+                if stop || cancel.is_cancelled() {
+                    out.push(Err(cancelled()));
                     continue;
                 }
                 let mut p = start_id;
                 let r = job(i, &mut p);
-                failed = stops_fan_out(&r, fail_fast);
+                stop = matches!(&r, Err(e) if e.is_suspended());
                 out.push(r);
             }
             return out;
         }
         let next = AtomicUsize::new(0);
-        let abort = AtomicBool::new(false);
+        let suspended = AtomicBool::new(false);
         let slots: Vec<Mutex<Option<Result<Value, StateError>>>> =
             (0..n).map(|_| Mutex::new(None)).collect();
         let worker = || loop {
@@ -1270,13 +1405,13 @@ impl Exec<'_> {
             if i >= n {
                 break;
             }
-            let r = if abort.load(Ordering::Relaxed) {
-                Err(skipped())
+            let r = if suspended.load(Ordering::Relaxed) || cancel.is_cancelled() {
+                Err(cancelled())
             } else {
                 let mut p = start_id;
                 let r = job(i, &mut p);
-                if stops_fan_out(&r, fail_fast) {
-                    abort.store(true, Ordering::Relaxed);
+                if matches!(&r, Err(e) if e.is_suspended()) {
+                    suspended.store(true, Ordering::Relaxed);
                 }
                 r
             };
@@ -1327,14 +1462,6 @@ fn check_output(state: &str, v: &Value, max: usize) -> Result<(), StateError> {
         ),
     };
     Err(StateError::new(names::DATA_LIMIT_EXCEEDED, why))
-}
-
-/// True when a fan-out job's result means no further job may start.
-fn stops_fan_out(r: &Result<Value, StateError>, fail_fast: bool) -> bool {
-    match r {
-        Ok(_) => false,
-        Err(e) => fail_fast || e.is_suspended(),
-    }
 }
 
 /// The first suspension among fan-out results: a suspended branch or iteration suspends the

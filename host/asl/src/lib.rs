@@ -71,6 +71,7 @@
 //! ([`HistoryEvent::to_json`]).
 
 pub mod bigstack;
+pub mod cancel;
 pub mod choice;
 pub mod entropy;
 pub mod env;
@@ -88,6 +89,7 @@ pub mod resource;
 pub mod step;
 pub mod template;
 
+pub use cancel::Cancellation;
 pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors};
 pub use express::{
     run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunControl, RunOptions, SystemClock,

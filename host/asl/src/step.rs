@@ -50,7 +50,7 @@ pub enum ErrorDecision {
 
 /// True when an `ErrorEquals` list matches an error name, with AWS's wildcard rules.
 pub fn error_matches(list: &[String], error: &str) -> bool {
-    if error == names::SUSPENDED {
+    if error == names::SUSPENDED || error == names::CANCELLED {
         return false;
     }
     let terminal = error == names::RUNTIME || error == names::DATA_LIMIT_EXCEEDED;
