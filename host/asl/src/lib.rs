@@ -77,6 +77,7 @@ pub mod env;
 pub mod error;
 pub mod express;
 pub mod history;
+pub mod integrations;
 pub mod intrinsic;
 pub mod jsonata;
 pub mod jsonpath;
