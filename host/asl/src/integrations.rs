@@ -149,7 +149,10 @@ pub fn check(service_action: &str, suffix: u8) -> Result<(), String> {
             && svc
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-        let action_ok = action.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        let action_ok = action
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase())
             && action.chars().all(|c| c.is_ascii_alphanumeric());
         if !svc_ok || !action_ok {
             return Err(format!(

@@ -88,12 +88,13 @@ pub mod reader;
 pub mod resource;
 pub mod step;
 pub mod template;
+pub mod warnings;
 
-pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors};
+pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors, Warning};
 pub use express::{
     run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunControl, RunOptions, SystemClock,
     TaskFailure, TaskRequest, TaskRunner,
 };
 pub use history::{HistoryEvent, HistorySink};
 pub use model::StateMachine;
-pub use parse::{parse, parse_value};
+pub use parse::{parse, parse_value, validate_value_with_warnings, validate_with_warnings};

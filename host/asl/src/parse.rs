@@ -3,7 +3,7 @@
 //! missing or illegal fields per state type, bad `Next` targets, missing `Next`/`End`,
 //! unreachable states, bad paths, templates and intrinsic calls, Retry/Catch rules.
 
-use crate::error::{names, ValidationErrors};
+use crate::error::{names, ValidationErrors, Warning};
 use crate::jsonpath::JsonPath;
 use crate::model::*;
 use crate::resource::Resource;
@@ -22,6 +22,30 @@ pub fn parse(definition_json: &str) -> Result<StateMachine, ValidationErrors> {
         }
     };
     parse_value(&v)
+}
+
+/// Parses and validates a definition like [`parse`], also returning the [`Warning`]s: what
+/// the definition says that weft accepts but does not act on ([`crate::warnings`]).
+pub fn validate_with_warnings(
+    definition_json: &str,
+) -> Result<(StateMachine, Vec<Warning>), ValidationErrors> {
+    let v: Value = match serde_json::from_str(definition_json) {
+        Ok(v) => v,
+        Err(e) => {
+            let mut errs = ValidationErrors::default();
+            errs.push("", format!("not valid JSON: {e}"));
+            return Err(errs);
+        }
+    };
+    validate_value_with_warnings(&v)
+}
+
+/// [`validate_with_warnings`] for an already-decoded definition.
+pub fn validate_value_with_warnings(
+    v: &Value,
+) -> Result<(StateMachine, Vec<Warning>), ValidationErrors> {
+    let sm = parse_value(v)?;
+    Ok((sm, crate::warnings::collect(v)))
 }
 
 /// Parses and validates an already-decoded definition.

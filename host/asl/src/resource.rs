@@ -102,9 +102,9 @@ pub fn placeholders(s: &str) -> Vec<&str> {
         match after.find('}') {
             Some(j)
                 if j > 0
-                    && after[..j]
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')) =>
+                    && after[..j].chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+                    }) =>
             {
                 out.push(&rest[i..i + 2 + j + 1]);
                 rest = &after[j + 1..];
@@ -120,8 +120,11 @@ fn valid_partition(p: &str) -> bool {
     p == "aws"
         || p.strip_prefix("aws-").is_some_and(|r| {
             !r.is_empty()
-                && r.split('-')
-                    .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+                && r.split('-').all(|w| {
+                    !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
         })
 }
 
@@ -133,9 +136,7 @@ fn valid_region(r: &str) -> bool {
         && parts[..parts.len() - 1]
             .iter()
             .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .chars()
-            .all(|c| c.is_ascii_digit())
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty()
 }
 
@@ -444,7 +445,9 @@ mod arn_tests {
     use super::*;
 
     fn ok(s: &str) -> ResourceKind {
-        Resource::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).kind
+        Resource::parse(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .kind
     }
 
     #[test]
@@ -490,7 +493,10 @@ mod arn_tests {
 
     #[test]
     fn placeholders_are_kept_whole() {
-        assert_eq!(placeholders("${ProcessFunctionArn}"), vec!["${ProcessFunctionArn}"]);
+        assert_eq!(
+            placeholders("${ProcessFunctionArn}"),
+            vec!["${ProcessFunctionArn}"]
+        );
         assert_eq!(
             placeholders("arn:aws:lambda:${AWS::Region}:${AWS::AccountId}:function:${Fn}"),
             vec!["${AWS::Region}", "${AWS::AccountId}", "${Fn}"]
