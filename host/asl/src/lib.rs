@@ -89,6 +89,7 @@ pub mod resource;
 pub mod step;
 pub mod template;
 pub mod warnings;
+pub mod yaml;
 
 pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors, Warning};
 pub use express::{
@@ -98,3 +99,6 @@ pub use express::{
 pub use history::{HistoryEvent, HistorySink};
 pub use model::StateMachine;
 pub use parse::{parse, parse_value, validate_value_with_warnings, validate_with_warnings};
+pub use yaml::{
+    looks_like_asl_yaml, parse_any, parse_yaml, validate_any_with_warnings, yaml_to_value,
+};

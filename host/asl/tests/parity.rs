@@ -203,3 +203,18 @@ fn numeric_strings_in_path_fields_are_numbers() {
         .unwrap_or_default()
         .contains("cannot be parsed as a long value"));
 }
+
+#[test]
+fn yaml_fixture_equals_its_json_twin() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/yaml/");
+    let yaml = std::fs::read_to_string(format!("{dir}order.asl.yaml")).unwrap();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}order.asl.json")).unwrap())
+            .unwrap();
+    assert_eq!(weft_asl::yaml_to_value(&yaml).unwrap(), json);
+    assert!(weft_asl::looks_like_asl_yaml(&yaml));
+    let (_, w) = weft_asl::validate_any_with_warnings(&yaml).unwrap();
+    let shown: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0].starts_with("/States/Validate/Resource: warning: "));
+}
