@@ -218,3 +218,20 @@ fn yaml_fixture_equals_its_json_twin() {
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert!(shown[0].starts_with("/States/Validate/Resource: warning: "));
 }
+
+#[test]
+fn jsonata_builtin_with_a_wrong_type_is_a_query_evaluation_error() {
+    for (expr, want) in [
+        (
+            "$partition([1, 2, 3], 'two')",
+            "$partition: argument 2 must be a number",
+        ),
+        ("$range(1, '5', 1)", "$range: argument 2 must be a number"),
+    ] {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "S", "States": {"S": {
+            "Type": "Pass", "Output": format!("{{% {expr} %}}"), "End": true}}});
+        let e = run(&def, json!({})).unwrap_err();
+        assert_eq!(e.error, "States.QueryEvaluationError");
+        assert!(e.cause.as_deref().unwrap_or("").contains(want), "{e:?}");
+    }
+}
