@@ -9,6 +9,11 @@
 //! ```text
 //! parse(definition_json: &str) -> Result<StateMachine, ValidationErrors>
 //!     // every problem at once; Display prints one "POINTER: reason" per line
+//! validate_with_warnings(definition_json: &str)
+//!     -> Result<(StateMachine, Vec<Warning>), ValidationErrors>
+//!     // plus what weft accepts but does not act on; Display "POINTER: warning: MESSAGE"
+//! parse_yaml(text) / parse_any(text /* JSON or YAML */) -> Result<StateMachine, ValidationErrors>
+//! validate_any_with_warnings(text), yaml_to_value(text), looks_like_asl_yaml(text) -> bool
 //! run_express(sm: &StateMachine, input: Value, opts: &RunOptions,
 //!             runner: &dyn TaskRunner, clock: &dyn Clock, hooks: Hooks)
 //!     -> Result<Value, ExecutionFailure /* StateError { error, cause: Option<String> } */>
