@@ -235,3 +235,32 @@ fn jsonata_builtin_with_a_wrong_type_is_a_query_evaluation_error() {
         assert!(e.cause.as_deref().unwrap_or("").contains(want), "{e:?}");
     }
 }
+
+#[test]
+fn hostile_inputs_are_errors_not_crashes() {
+    let t = std::time::Instant::now();
+    let nested = format!("$.a{}@.b{}", "[?(".repeat(5000), ")]".repeat(5000));
+    let chain = format!("$.a[?({})]", vec!["@.b==x"; 20000].join(" && "));
+    let nots = format!("$.a[?({}@.b)]", "!".repeat(20000));
+    let rooted = format!(
+        "$.a[?(@.b == {}$.c{})]",
+        "$.a[?(@.b == ".repeat(3000),
+        ")]".repeat(3000)
+    );
+    for path in [nested, chain, nots, rooted] {
+        let d = one(json!({"Type": "Pass", "InputPath": path, "End": true}));
+        assert!(!errs(&d).is_empty());
+    }
+    let d = one(
+        json!({"Type": "Map", "Label": "x".repeat(1 << 20), "End": true,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}),
+    );
+    assert!(errs(&d).iter().any(|e| e.starts_with("/States/S/Label: ")));
+    let yaml = format!(
+        "StartAt: A\nStates: {}{}\n",
+        "{a: ".repeat(10000),
+        "}".repeat(10000)
+    );
+    assert!(weft_asl::parse_yaml(&yaml).is_err());
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+}
