@@ -122,6 +122,28 @@ impl fmt::Display for ValidationErrors {
     }
 }
 
+/// Something a definition says that weft accepts but does not act on (a field it keeps but
+/// never honours, an unsubstituted `${Name}` placeholder...): the definition is valid, the
+/// author should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// JSON pointer into the definition.
+    pub pointer: String,
+    /// One-line explanation.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
+        write!(f, "{p}: warning: {}", self.message)
+    }
+}
+
 /// A runtime error raised inside a state: what Retry/Catch match on and what a failed
 /// execution reports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

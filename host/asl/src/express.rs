@@ -1301,7 +1301,7 @@ impl Exec<'_> {
                 Some(Dynamic::Value(n)) => Ok(Some(*n)),
                 Some(Dynamic::Path(p)) => {
                     let v = e.select_or_fail(p)?;
-                    v.as_u64().map(Some).ok_or_else(|| {
+                    step::path_number(v.as_ref(), true).as_u64().map(Some).ok_or_else(|| {
                         StateError::new(names::RUNTIME, format!("The {f}Path field refers to value {} which is not a valid integer: {p}", v))
                     })
                 }

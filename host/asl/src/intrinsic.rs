@@ -201,6 +201,12 @@ fn parse_arg(p: &mut P<'_>) -> Result<Arg, String> {
                         let Some(n) = p.s[p.i..].chars().next() else {
                             return Err("unterminated string literal".into());
                         };
+                        // AWS's reserved characters: only \', \{, \} and \\ are escapes
+                        if !matches!(n, '\'' | '{' | '}' | '\\') {
+                            return Err(format!(
+                                "illegal escape '\\{n}' in a string literal (only \\', \\{{, \\}} and \\\\ are escapes)"
+                            ));
+                        }
                         p.i += n.len_utf8();
                         val.push(n);
                     }
@@ -768,5 +774,19 @@ mod tests {
         assert!(run("States.ArrayGetItem(States.Array(1), 5)", json!({})).is_err());
         assert!(parse("States.Nope(1)").is_err());
         assert!(parse("States.UUID(1)").is_err());
+    }
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::parse;
+
+    #[test]
+    fn only_reserved_characters_escape() {
+        assert!(parse(r"States.Format('a\\b \' \{\}')").is_ok());
+        let e = parse(r"States.Format('a\qb')").unwrap_err();
+        assert!(e.contains("illegal escape '\\q'"), "{e}");
+        assert!(parse(r"States.Array('x\n')").is_err());
+        assert!(parse(r"States.StringSplit($.a, '\t')").is_err());
     }
 }

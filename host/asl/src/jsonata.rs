@@ -497,7 +497,7 @@ fn guard_join<'a>(
     ctx: FunctionContext<'a, '_>,
     args: &[&'a JValue<'a>],
 ) -> jsonata_rs::Result<&'a JValue<'a>> {
-    if let Some(a) = args.first() {
+    if let Some(a) = args.first().filter(|a| a.is_array()) {
         let sep = args.get(1).map_or(0, |s| slen(s));
         let mut total = 0usize;
         for m in a.members() {
@@ -694,6 +694,29 @@ fn fn_uuid<'a>(
     ))
 }
 
+/// The JSONata type name of a value, for argument errors.
+fn jtype(v: &JValue<'_>) -> &'static str {
+    match v {
+        JValue::Undefined => "undefined",
+        JValue::Null => "null",
+        JValue::Number(_) => "a number",
+        JValue::Bool(_) => "a boolean",
+        JValue::String(_) => "a string",
+        JValue::Array(..) | JValue::Range(_) => "an array",
+        JValue::Object(_) => "an object",
+        _ => "a function",
+    }
+}
+
+/// The error a built-in returns for a wrong-typed argument (1-based `index`), naming the
+/// function and the argument; it fails the state with `States.QueryEvaluationError`.
+fn arg_error(name: &str, index: usize, want: &str, got: &JValue<'_>) -> jsonata_rs::Error {
+    jsonata_rs::Error::D3137Error(format!(
+        "${name}: argument {index} must be {want}, but it is {}",
+        jtype(got)
+    ))
+}
+
 fn fn_partition<'a>(
     ctx: FunctionContext<'a, '_>,
     args: &[&'a JValue<'a>],
@@ -701,6 +724,15 @@ fn fn_partition<'a>(
     let (Some(a), Some(n)) = (args.first(), args.get(1)) else {
         return Ok(JValue::undefined());
     };
+    if a.is_undefined() {
+        return Ok(JValue::undefined());
+    }
+    if !a.is_array() {
+        return Err(arg_error("partition", 1, "an array", a));
+    }
+    if !n.is_number() {
+        return Err(arg_error("partition", 2, "a number", n));
+    }
     let size = n.as_f64();
     if size.is_nan() || size < 1.0 {
         return Ok(JValue::undefined());
@@ -724,6 +756,11 @@ fn fn_range<'a>(
     let (Some(s), Some(e), Some(st)) = (args.first(), args.get(1), args.get(2)) else {
         return Ok(JValue::undefined());
     };
+    for (i, v) in [s, e, st].into_iter().enumerate() {
+        if !v.is_number() {
+            return Err(arg_error("range", i + 1, "a number", v));
+        }
+    }
     let (s, e, st) = (s.as_f64(), e.as_f64(), st.as_f64());
     let out = JValue::array(ctx.arena, ArrayFlags::empty());
     if st == 0.0 || !st.is_finite() {
@@ -797,8 +834,17 @@ fn fn_average<'a>(
     let Some(v) = args.first() else {
         return Ok(JValue::undefined());
     };
-    let nums: Vec<f64> = if v.is_number() {
+    let nums: Vec<f64> = if v.is_undefined() {
+        return Ok(JValue::undefined());
+    } else if v.is_number() {
         vec![v.as_f64()]
+    } else if !v.is_array() {
+        return Err(arg_error(
+            "average",
+            1,
+            "a number or an array of numbers",
+            v,
+        ));
     } else {
         v.members()
             .filter(|m| m.is_number())
@@ -927,8 +973,11 @@ fn fn_spread<'a>(
     let out = JValue::array(ctx.arena, ArrayFlags::SEQUENCE);
     let objs: Vec<&JValue<'a>> = if v.is_object() {
         vec![*v]
-    } else {
+    } else if v.is_array() {
         v.members().collect()
+    } else {
+        // a string, number, boolean... spreads to itself, as in JSONata
+        return Ok(v);
     };
     for o in objs {
         if let JValue::Object(m) = o {
@@ -985,7 +1034,15 @@ fn fn_shuffle<'a>(
     let Some(v) = args.first() else {
         return Ok(JValue::undefined());
     };
-    let mut items: Vec<&JValue<'a>> = v.members().collect();
+    if v.is_undefined() {
+        return Ok(JValue::undefined());
+    }
+    // a single value is a one-member array, as JSONata's signature <a:a> makes it
+    let mut items: Vec<&JValue<'a>> = if v.is_array() {
+        v.members().collect()
+    } else {
+        vec![*v]
+    };
     let mut seed = crate::entropy::next_u64();
     for i in (1..items.len()).rev() {
         seed = crate::intrinsic::random_u64(seed);
@@ -1284,5 +1341,117 @@ mod depth_tests {
             .expect("spawn");
         let r = h.join().expect("no crash");
         assert!(r.is_err(), "{r:?}");
+    }
+}
+
+#[cfg(test)]
+mod wrong_type_tests {
+    use super::*;
+
+    /// Every built-in (the crate's and AWS's additions) with a wrong-typed value in each
+    /// argument position: an error naming the function, never a panic.
+    #[test]
+    fn wrong_argument_types_are_errors_not_panics() {
+        let names: Vec<&str> = BUILTINS
+            .iter()
+            .copied()
+            .chain([
+                "partition",
+                "range",
+                "hash",
+                "parse",
+                "formatBase",
+                "formatNumber",
+                "encodeUrlComponent",
+                "encodeUrl",
+                "decodeUrlComponent",
+                "decodeUrl",
+                "spread",
+                "shuffle",
+                "sift",
+                "average",
+                "type",
+                "random",
+                "sort",
+                "zip",
+                "reduce",
+                "substring",
+                "substringBefore",
+                "substringAfter",
+                "split",
+                "replace",
+                "formatInteger",
+                "parseInteger",
+                "base64encode",
+                "base64decode",
+                "round",
+                "power",
+                "sqrt",
+                "trim",
+                "uppercase",
+                "string",
+                "sum",
+            ])
+            .collect();
+        let wrong = [
+            "'x'",
+            "{'a': 1}",
+            "[1, 'a']",
+            "true",
+            "null",
+            "function($v){$v}",
+            "1",
+        ];
+        let mut vague = Vec::new();
+        for name in names {
+            for arity in 1..=4 {
+                for pos in 0..arity {
+                    for w in wrong {
+                        let args: Vec<String> = (0..arity)
+                            .map(|i| {
+                                if i == pos {
+                                    w.to_string()
+                                } else {
+                                    "[1,2,3]".to_string()
+                                }
+                            })
+                            .collect();
+                        let text = format!("${name}({})", args.join(", "));
+                        let Ok(e) = compile(&text) else { continue };
+                        if let Err(msg) = eval(&e, &Value::Null, &Variables::default()) {
+                            if msg.contains("could not be evaluated") {
+                                vague.push(text);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(vague.is_empty(), "{} panics: {vague:?}", vague.len());
+    }
+
+    fn err(text: &str) -> String {
+        let e = compile(text).unwrap_or_else(|e| panic!("{e}"));
+        eval(&e, &Value::Null, &Variables::default()).unwrap_err()
+    }
+
+    #[test]
+    fn each_fixed_function_names_its_argument() {
+        assert!(err("$partition([1,2], 'x')")
+            .contains("$partition: argument 2 must be a number, but it is a string"));
+        assert!(err("$partition({'a':1}, 2)").contains("$partition: argument 1 must be an array"));
+        assert!(err("$range(0, 'ten', 1)").contains("$range: argument 2 must be a number"));
+        assert!(err("$range(true, 3, 1)").contains("$range: argument 1 must be a number"));
+        assert!(err("$average('x')").contains("$average: argument 1"));
+        assert!(err("$now(1)").contains("Argument 1 of function now"));
+        assert!(err("$now('', {})").contains("Argument 2 of function now"));
+        let ok = |t: &str| eval(&compile(t).unwrap(), &Value::Null, &Variables::default());
+        assert_eq!(ok("$spread('x')"), Ok(Some(Value::from("x"))));
+        assert_eq!(ok("$shuffle(5)"), Ok(Some(serde_json::json!([5]))));
+        assert_eq!(
+            ok("$single([1, 2], function($v){ $v = 2 ? 'yes' : '' })"),
+            Ok(Some(Value::from(2)))
+        );
+        assert!(ok("$join(5)").is_err());
     }
 }

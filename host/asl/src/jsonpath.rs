@@ -37,6 +37,8 @@ enum CmpOp {
 #[derive(Debug, Clone, PartialEq)]
 enum Filter {
     Exists(Vec<Segment>),
+    /// `[?($.flag)]`: the `$` operand (an [`Operand::Root`]) matches something.
+    RootExists(Operand),
     Cmp(Operand, CmpOp, Operand),
     And(Box<Filter>, Box<Filter>),
     Or(Box<Filter>, Box<Filter>),
@@ -45,7 +47,11 @@ enum Filter {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Operand {
+    /// `@...`: relative to the element being filtered.
     Current(Vec<Segment>),
+    /// `$...`: relative to the root of the document being queried (Jayway's semantics); its
+    /// value does not depend on the element, so it is computed once per [`JsonPath::select`].
+    Root(Vec<Segment>),
     Literal(Value),
 }
 
@@ -319,11 +325,12 @@ impl JsonPath {
                 .segments
                 .iter()
                 .all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)));
+            let ctx = FilterCtx::new(root);
             let base = if base_definite {
                 let mut cur = root;
                 for seg in &self.segments {
                     let mut out = Vec::new();
-                    apply_segment(seg, cur, &mut out);
+                    apply_segment(seg, cur, &mut out, &ctx);
                     cur = out.into_iter().next()?;
                 }
                 cur.clone()
@@ -332,7 +339,7 @@ impl JsonPath {
                 for seg in &self.segments {
                     let mut next = Vec::new();
                     for v in cur {
-                        apply_segment(seg, v, &mut next);
+                        apply_segment(seg, v, &mut next, &ctx);
                     }
                     cur = next;
                 }
@@ -340,11 +347,12 @@ impl JsonPath {
             };
             return f.apply(base);
         }
+        let ctx = FilterCtx::new(root);
         let mut cur: Vec<&Value> = vec![root];
         for seg in &self.segments {
             let mut next = Vec::new();
             for v in cur {
-                apply_segment(seg, v, &mut next);
+                apply_segment(seg, v, &mut next, &ctx);
             }
             cur = next;
         }
@@ -444,7 +452,50 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn apply_segment<'v>(seg: &Segment, v: &'v Value, out: &mut Vec<&'v Value>) {
+/// What a filter needs besides the element: the queried document (for `$` operands) and
+/// the values of those operands, computed on first use.
+struct FilterCtx<'v> {
+    root: &'v Value,
+    cache: std::cell::RefCell<Vec<(*const Operand, Option<Value>)>>,
+}
+
+impl<'v> FilterCtx<'v> {
+    fn new(root: &'v Value) -> Self {
+        FilterCtx {
+            root,
+            cache: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The value of a `$`-rooted operand: definite paths yield the node, indefinite ones
+    /// the array of matches (as Jayway does).
+    fn root_operand(&self, op: &Operand, segs: &[Segment]) -> Option<Value> {
+        let key = op as *const Operand;
+        if let Some((_, v)) = self.cache.borrow().iter().find(|(k, _)| *k == key) {
+            return v.clone();
+        }
+        let definite = segs
+            .iter()
+            .all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)));
+        let v = if definite {
+            resolve_current(segs, self.root, self).cloned()
+        } else {
+            let mut cur: Vec<&Value> = vec![self.root];
+            for seg in segs {
+                let mut next = Vec::new();
+                for v in cur {
+                    apply_segment(seg, v, &mut next, self);
+                }
+                cur = next;
+            }
+            Some(Value::Array(cur.into_iter().cloned().collect()))
+        };
+        self.cache.borrow_mut().push((key, v.clone()));
+        v
+    }
+}
+
+fn apply_segment<'v>(seg: &Segment, v: &'v Value, out: &mut Vec<&'v Value>, ctx: &FilterCtx<'_>) {
     match seg {
         Segment::Field(n) => {
             if let Some(x) = v.as_object().and_then(|o| o.get(n)) {
@@ -486,15 +537,15 @@ fn apply_segment<'v>(seg: &Segment, v: &'v Value, out: &mut Vec<&'v Value>) {
         Segment::Union(items) => {
             for it in items {
                 match it {
-                    UnionItem::Field(n) => apply_segment(&Segment::Field(n.clone()), v, out),
-                    UnionItem::Index(i) => apply_segment(&Segment::Index(*i), v, out),
+                    UnionItem::Field(n) => apply_segment(&Segment::Field(n.clone()), v, out, ctx),
+                    UnionItem::Index(i) => apply_segment(&Segment::Index(*i), v, out, ctx),
                 }
             }
         }
         Segment::DeepScan(name) => deep_scan(name.as_deref(), v, out),
         Segment::Filter(f) => match v {
-            Value::Array(a) => out.extend(a.iter().filter(|x| eval_filter(f, x))),
-            Value::Object(o) => out.extend(o.values().filter(|x| eval_filter(f, x))),
+            Value::Array(a) => out.extend(a.iter().filter(|x| eval_filter(f, x, ctx))),
+            Value::Object(o) => out.extend(o.values().filter(|x| eval_filter(f, x, ctx))),
             _ => {}
         },
     }
@@ -524,35 +575,44 @@ fn deep_scan<'v>(name: Option<&str>, v: &'v Value, out: &mut Vec<&'v Value>) {
     }
 }
 
-fn resolve_current<'v>(segs: &[Segment], v: &'v Value) -> Option<&'v Value> {
+fn resolve_current<'v>(segs: &[Segment], v: &'v Value, ctx: &FilterCtx<'_>) -> Option<&'v Value> {
     let mut cur = v;
     for s in segs {
         let mut out = Vec::new();
-        apply_segment(s, cur, &mut out);
+        apply_segment(s, cur, &mut out, ctx);
         cur = out.into_iter().next()?;
     }
     Some(cur)
 }
 
-fn eval_filter(f: &Filter, v: &Value) -> bool {
+fn eval_filter(f: &Filter, v: &Value, ctx: &FilterCtx<'_>) -> bool {
     match f {
-        Filter::Exists(segs) => resolve_current(segs, v).is_some(),
-        Filter::And(a, b) => eval_filter(a, v) && eval_filter(b, v),
-        Filter::Or(a, b) => eval_filter(a, v) || eval_filter(b, v),
-        Filter::Not(a) => !eval_filter(a, v),
+        Filter::Exists(segs) => resolve_current(segs, v, ctx).is_some(),
+        Filter::RootExists(o) => match o {
+            Operand::Root(s) => ctx.root_operand(o, s).is_some(),
+            _ => false,
+        },
+        Filter::And(a, b) => eval_filter(a, v, ctx) && eval_filter(b, v, ctx),
+        Filter::Or(a, b) => eval_filter(a, v, ctx) || eval_filter(b, v, ctx),
+        Filter::Not(a) => !eval_filter(a, v, ctx),
         Filter::Cmp(l, op, r) => {
-            let lv = match l {
-                Operand::Current(s) => resolve_current(s, v),
-                Operand::Literal(x) => Some(x),
-            };
-            let rv = match r {
-                Operand::Current(s) => resolve_current(s, v),
-                Operand::Literal(x) => Some(x),
-            };
-            let (Some(a), Some(b)) = (lv, rv) else {
+            fn operand<'a>(
+                o: &'a Operand,
+                v: &'a Value,
+                ctx: &FilterCtx<'_>,
+            ) -> Option<std::borrow::Cow<'a, Value>> {
+                match o {
+                    Operand::Current(s) => {
+                        resolve_current(s, v, ctx).map(std::borrow::Cow::Borrowed)
+                    }
+                    Operand::Root(s) => ctx.root_operand(o, s).map(std::borrow::Cow::Owned),
+                    Operand::Literal(x) => Some(std::borrow::Cow::Borrowed(x)),
+                }
+            }
+            let (Some(a), Some(b)) = (operand(l, v, ctx), operand(r, v, ctx)) else {
                 return false;
             };
-            compare(a, *op, b)
+            compare(&a, *op, &b)
         }
     }
 }
@@ -788,16 +848,47 @@ fn parse_operand(c: &mut Cursor<'_>) -> Result<Operand, String> {
             c.bump();
             Ok(Operand::Current(parse_segments(c, true)?))
         }
+        Some('$') => {
+            c.bump();
+            if matches!(c.peek(), Some(ch) if ch == '$' || is_var_char(ch)) {
+                return Err(format!(
+                    "only '$' (the document) and '@' (the element) can start a path inside a filter, at '{}'",
+                    c.rest()
+                ));
+            }
+            Ok(Operand::Root(parse_segments(c, true)?))
+        }
         Some('\'') | Some('"') => Ok(Operand::Literal(Value::String(parse_quoted(c)?))),
         _ => {
             let start = c.pos;
-            while matches!(c.peek(), Some(ch) if ch.is_ascii_alphanumeric() || matches!(ch, '-' | '+' | '.' | '_'))
-            {
+            while let Some(ch) = c.peek() {
+                if ch.is_whitespace()
+                    || matches!(
+                        ch,
+                        ')' | '(' | '=' | '!' | '<' | '>' | '&' | '|' | ']' | '['
+                    )
+                {
+                    break;
+                }
                 c.bump();
             }
             let tok = &c.s[start..c.pos];
-            let v: Value =
-                serde_json::from_str(tok).map_err(|_| format!("bad literal '{tok}' in filter"))?;
+            if tok.is_empty() {
+                return Err(format!("expected a value in the filter at '{}'", c.rest()));
+            }
+            // numbers, true, false and null are JSON literals; any other bare word is a
+            // string, as AWS's JSONPath reads `[?(@.code==es)]`
+            let v = match serde_json::from_str::<Value>(tok) {
+                Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => v,
+                _ if tok.starts_with(|ch: char| ch.is_ascii_digit() || ch == '-' || ch == '+')
+                    && tok.chars().all(|ch| {
+                        ch.is_ascii_digit() || matches!(ch, '-' | '+' | '.' | 'e' | 'E')
+                    }) =>
+                {
+                    return Err(format!("bad number '{tok}' in filter"));
+                }
+                _ => Value::String(tok.to_string()),
+            };
             Ok(Operand::Literal(v))
         }
     }
@@ -838,6 +929,7 @@ fn parse_filter_atom(c: &mut Cursor<'_>) -> Result<Filter, String> {
         }
         None => match left {
             Operand::Current(s) => Ok(Filter::Exists(s)),
+            o @ Operand::Root(_) => Ok(Filter::RootExists(o)),
             Operand::Literal(_) => Err("a filter needs a comparison".into()),
         },
     }
@@ -905,5 +997,81 @@ mod tests {
             .unwrap()
             .set(&mut s, json!(2))
             .is_err());
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sel(path: &str, v: &Value) -> Value {
+        JsonPath::parse(path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .select(v)
+            .unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn bare_word_literals_are_strings() {
+        let v = json!({"t": [{"TargetLanguageCode": "es", "n": 1}, {"TargetLanguageCode": "fr", "n": 2}]});
+        assert_eq!(
+            sel("$.t[?(@.TargetLanguageCode==es)]", &v),
+            json!([{"TargetLanguageCode": "es", "n": 1}])
+        );
+        // variants: !=, spaces, nested path, bare word on the left, hyphenated word
+        assert_eq!(sel("$.t[?(@.TargetLanguageCode != es)].n", &v), json!([2]));
+        assert_eq!(
+            sel("$.t[?( fr == @.TargetLanguageCode )].n", &v),
+            json!([2])
+        );
+        let w = json!({"a": {"b": [{"c": {"d": "en-US"}}, {"c": {"d": "x"}}]}});
+        assert_eq!(sel("$.a.b[?(@.c.d==en-US)].c.d", &w), json!(["en-US"]));
+        // numbers, booleans and null keep their JSON meaning
+        assert_eq!(sel("$.t[?(@.n==2)].n", &v), json!([2]));
+        assert!(JsonPath::parse("$.t[?(@.n==1.2.3)]").is_err());
+        assert!(JsonPath::parse("$.t[?(@.n==)]").is_err());
+    }
+
+    #[test]
+    fn dollar_operands_read_the_queried_document() {
+        let v = json!({
+            "agent_id": "w2",
+            "approaches": [{"workerId": "w1"}, {"workerId": "w2"}, {"workerId": "w3"}]
+        });
+        assert_eq!(
+            sel("$.approaches[?(@.workerId == $.agent_id)]", &v),
+            json!([{"workerId": "w2"}])
+        );
+        // variants: on the left, with !=, bracket notation, existence
+        assert_eq!(
+            sel("$.approaches[?($['agent_id'] != @.workerId)].workerId", &v),
+            json!(["w1", "w3"])
+        );
+        assert_eq!(
+            sel("$.approaches[?($.agent_id)].workerId", &v)
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+        assert_eq!(sel("$.approaches[?($.nope)]", &v), json!([]));
+        assert!(JsonPath::parse("$.a[?(@.x == $$.Execution.Id)]").is_err());
+    }
+
+    #[test]
+    fn nested_dollar_filters_stay_linear() {
+        // each `$` operand is computed once per select, so nesting does not multiply work
+        let items: Vec<Value> = (0..3000).map(|i| json!({"k": i})).collect();
+        let v = json!({"items": items, "want": 2999});
+        let mut p = String::from("$.want");
+        for _ in 0..20 {
+            p = format!("$.items[?(@.k == {p})].k");
+        }
+        // the innermost returns [2999]; arrays never equal numbers, so the outer ones are empty
+        let path = format!("$.items[?(@.k == {})]", "$.want");
+        assert_eq!(sel(&path, &v), json!([{"k": 2999}]));
+        let t = std::time::Instant::now();
+        let _ = JsonPath::parse(&p).map(|jp| jp.select(&v));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 }

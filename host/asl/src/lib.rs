@@ -9,6 +9,11 @@
 //! ```text
 //! parse(definition_json: &str) -> Result<StateMachine, ValidationErrors>
 //!     // every problem at once; Display prints one "POINTER: reason" per line
+//! validate_with_warnings(definition_json: &str)
+//!     -> Result<(StateMachine, Vec<Warning>), ValidationErrors>
+//!     // plus what weft accepts but does not act on; Display "POINTER: warning: MESSAGE"
+//! parse_yaml(text) / parse_any(text /* JSON or YAML */) -> Result<StateMachine, ValidationErrors>
+//! validate_any_with_warnings(text), yaml_to_value(text), looks_like_asl_yaml(text) -> bool
 //! run_express(sm: &StateMachine, input: Value, opts: &RunOptions,
 //!             runner: &dyn TaskRunner, clock: &dyn Clock, hooks: Hooks)
 //!     -> Result<Value, ExecutionFailure /* StateError { error, cause: Option<String> } */>
@@ -78,6 +83,7 @@ pub mod env;
 pub mod error;
 pub mod express;
 pub mod history;
+pub mod integrations;
 pub mod intrinsic;
 pub mod jsonata;
 pub mod jsonpath;
@@ -88,13 +94,18 @@ pub mod reader;
 pub mod resource;
 pub mod step;
 pub mod template;
+pub mod warnings;
+pub mod yaml;
 
 pub use cancel::Cancellation;
-pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors};
+pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors, Warning};
 pub use express::{
     run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunControl, RunOptions, SystemClock,
     TaskFailure, TaskRequest, TaskRunner,
 };
 pub use history::{HistoryEvent, HistorySink};
 pub use model::StateMachine;
-pub use parse::{parse, parse_value};
+pub use parse::{parse, parse_value, validate_value_with_warnings, validate_with_warnings};
+pub use yaml::{
+    looks_like_asl_yaml, parse_any, parse_yaml, validate_any_with_warnings, yaml_to_value,
+};

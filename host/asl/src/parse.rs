@@ -3,7 +3,7 @@
 //! missing or illegal fields per state type, bad `Next` targets, missing `Next`/`End`,
 //! unreachable states, bad paths, templates and intrinsic calls, Retry/Catch rules.
 
-use crate::error::{names, ValidationErrors};
+use crate::error::{names, ValidationErrors, Warning};
 use crate::jsonpath::JsonPath;
 use crate::model::*;
 use crate::resource::Resource;
@@ -22,6 +22,30 @@ pub fn parse(definition_json: &str) -> Result<StateMachine, ValidationErrors> {
         }
     };
     parse_value(&v)
+}
+
+/// Parses and validates a definition like [`parse`], also returning the [`Warning`]s: what
+/// the definition says that weft accepts but does not act on ([`crate::warnings`]).
+pub fn validate_with_warnings(
+    definition_json: &str,
+) -> Result<(StateMachine, Vec<Warning>), ValidationErrors> {
+    let v: Value = match serde_json::from_str(definition_json) {
+        Ok(v) => v,
+        Err(e) => {
+            let mut errs = ValidationErrors::default();
+            errs.push("", format!("not valid JSON: {e}"));
+            return Err(errs);
+        }
+    };
+    validate_value_with_warnings(&v)
+}
+
+/// [`validate_with_warnings`] for an already-decoded definition.
+pub fn validate_value_with_warnings(
+    v: &Value,
+) -> Result<(StateMachine, Vec<Warning>), ValidationErrors> {
+    let sm = parse_value(v)?;
+    Ok((sm, crate::warnings::collect(v)))
 }
 
 /// Parses and validates an already-decoded definition.
@@ -804,6 +828,12 @@ fn state(
     };
     let f = Fields { o, ptr };
     let ql = ql_of(o.get("QueryLanguage"), ptr, machine_ql, errs);
+    if machine_ql == QueryLanguage::Jsonata && ql == QueryLanguage::JsonPath {
+        errs.push(
+            f.p("QueryLanguage"),
+            "a state cannot use JSONPath when its state machine's QueryLanguage is JSONata (only JSONPath machines may mix in JSONata states)",
+        );
+    }
     let ty = match o.get("Type") {
         Some(Value::String(t)) => t.as_str(),
         Some(_) => {
@@ -975,6 +1005,24 @@ fn state(
                     errs.push(
                         f.p("HeartbeatSeconds"),
                         "HeartbeatSeconds must be smaller than TimeoutSeconds",
+                    );
+                }
+            }
+            if let Some(Value::Object(c)) = o.get("Credentials") {
+                let has_role = match ql {
+                    QueryLanguage::JsonPath => {
+                        c.contains_key("RoleArn") || c.contains_key("RoleArn.$")
+                    }
+                    QueryLanguage::Jsonata => c.contains_key("RoleArn"),
+                };
+                if !has_role {
+                    errs.push(
+                        f.p("Credentials"),
+                        if jp {
+                            "Credentials needs a 'RoleArn' (or 'RoleArn.$') field naming the role to assume"
+                        } else {
+                            "Credentials needs a 'RoleArn' field naming the role to assume"
+                        },
                     );
                 }
             }
@@ -1359,11 +1407,11 @@ fn map_state(f: &Fields<'_>, ql: QueryLanguage, errs: &mut ValidationErrors) -> 
                     && !s.chars().any(|c| {
                         c.is_whitespace()
                             || c.is_control()
-                            || "?*<>{}[]:;,\\|^~$#%&`\"".contains(c)
+                            || "?*<>{}[]:;,\\|^~$#%&`\"/".contains(c)
                     }) => {}
             _ => errs.push(
                 f.p("Label"),
-                "Label must be 1 to 40 characters without whitespace or any of ?*<>{}[]:;,\\|^~$#%&`\"",
+                "Label must be 1 to 40 characters without whitespace, control characters or any of ?*<>{}[]:;,\\|^~$#%&`\"/",
             ),
         }
     }

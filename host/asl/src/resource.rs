@@ -58,7 +58,9 @@ pub enum ResourceKind {
         /// Activity name.
         name: String,
     },
-    /// Any other `arn:aws:states:::SERVICE:ACTION` integration.
+    /// Any other `arn:aws:states:::SERVICE:ACTION` integration (also with a region and
+    /// account, or in another partition); or a resource holding a `${Name}` placeholder,
+    /// kept whole in `service` with an empty `action`.
     Service {
         /// Service (`sqs`, `dynamodb`, `aws-sdk:s3`...).
         service: String,
@@ -90,18 +92,89 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
+/// The `${Name}` placeholders (SAM / CloudFormation `DefinitionSubstitutions`, `Fn::Sub`)
+/// in a string, in order. Names are letters, digits, `_`, `.`, `:` and `-` (`${AWS::Region}`).
+pub fn placeholders(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j)
+                if j > 0
+                    && after[..j].chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')
+                    }) =>
+            {
+                out.push(&rest[i..i + 2 + j + 1]);
+                rest = &after[j + 1..];
+            }
+            _ => rest = after,
+        }
+    }
+    out
+}
+
+/// An AWS partition (`aws`, `aws-cn`, `aws-us-gov`, `aws-iso`, ...).
+fn valid_partition(p: &str) -> bool {
+    p == "aws"
+        || p.strip_prefix("aws-").is_some_and(|r| {
+            !r.is_empty()
+                && r.split('-').all(|w| {
+                    !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+        })
+}
+
+/// A region like `us-east-1`, `eu-west-1`, `us-gov-west-1`, `cn-north-1`.
+fn valid_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+/// An account id: AWS's are 12 digits; shorter all-digit ids (as in weft's own examples) are
+/// tolerated.
+fn valid_account(a: &str) -> bool {
+    (1..=12).contains(&a.len()) && a.chars().all(|c| c.is_ascii_digit())
+}
+
 impl Resource {
-    /// Classifies a resource string.
+    /// Classifies a resource string, refusing what AWS refuses at CreateStateMachine:
+    /// malformed ARNs, optimized integrations or actions that do not exist, and integration
+    /// patterns an action does not support (see [`crate::integrations`]).
+    ///
+    /// A resource holding a `${Name}` placeholder ([`placeholders`]) is only known after
+    /// substitution: it is accepted as written (the validator warns) and classified as a
+    /// [`ResourceKind::Service`] named by the whole text, which fails when run.
     pub fn parse(raw: &str) -> Result<Resource, String> {
-        let (base, pattern) = if let Some(b) = raw.strip_suffix(".waitForTaskToken") {
-            (b, IntegrationPattern::WaitForTaskToken)
+        use crate::integrations::{self, SYNC, SYNC2, TOKEN};
+        let (base, pattern, suffix) = if let Some(b) = raw.strip_suffix(".waitForTaskToken") {
+            (b, IntegrationPattern::WaitForTaskToken, TOKEN)
         } else if let Some(b) = raw.strip_suffix(".sync:2") {
-            (b, IntegrationPattern::Sync)
+            (b, IntegrationPattern::Sync, SYNC2)
         } else if let Some(b) = raw.strip_suffix(".sync") {
-            (b, IntegrationPattern::Sync)
+            (b, IntegrationPattern::Sync, SYNC)
         } else {
-            (raw, IntegrationPattern::RequestResponse)
+            (raw, IntegrationPattern::RequestResponse, 0)
         };
+        if !placeholders(raw).is_empty() {
+            return Ok(Resource {
+                raw: raw.to_string(),
+                kind: ResourceKind::Service {
+                    service: base.to_string(),
+                    action: String::new(),
+                },
+                pattern,
+            });
+        }
         let kind = if let Some(rest) = base.strip_prefix("weft:plugin:") {
             let (name, version, digest) = if let Some((n, d)) = rest.split_once('#') {
                 (n, None, Some(d.to_string()))
@@ -139,41 +212,96 @@ impl Resource {
                 name: name.to_string(),
             }
         } else if base.starts_with("arn:") {
-            let parts: Vec<&str> = base.splitn(7, ':').collect();
+            let parts: Vec<&str> = base.splitn(6, ':').collect();
             if parts.len() < 6 {
                 return Err(format!("malformed ARN '{raw}'"));
             }
-            let (service, rest) = (parts[2], &parts[5..]);
+            let (partition, service, region, account, rest) =
+                (parts[1], parts[2], parts[3], parts[4], parts[5]);
+            if !valid_partition(partition) {
+                return Err(format!(
+                    "unknown partition '{partition}' in '{raw}' (aws, aws-cn, aws-us-gov...)"
+                ));
+            }
+            let regional = !region.is_empty() || !account.is_empty();
+            if regional && !(valid_region(region) && valid_account(account)) {
+                return Err(format!(
+                    "malformed ARN '{raw}': expected a region (us-east-1) and an account id (12 digits), or neither"
+                ));
+            }
             match service {
-                "states" if parts[3].is_empty() && parts[4].is_empty() => {
-                    let svc = rest.first().copied().unwrap_or("");
-                    let action = rest.get(1).copied().unwrap_or("");
-                    if svc.is_empty() || action.is_empty() {
-                        return Err(format!("malformed service integration ARN '{raw}'"));
-                    }
-                    match (svc, action) {
-                        ("lambda", "invoke") => ResourceKind::LambdaInvoke,
-                        ("states", "startExecution") => ResourceKind::StateMachine {
-                            name: String::new(),
-                        },
-                        _ => ResourceKind::Service {
-                            service: svc.to_string(),
-                            action: action.to_string(),
-                        },
+                "states" => {
+                    if let Some(name) = rest.strip_prefix("activity:") {
+                        if !regional {
+                            return Err(format!(
+                                "an activity ARN needs a region and an account: '{raw}'"
+                            ));
+                        }
+                        if suffix != 0 {
+                            return Err(format!(
+                                "an activity does not take an integration pattern suffix: '{raw}'"
+                            ));
+                        }
+                        if name.is_empty() || name.chars().count() > 80 {
+                            return Err(format!(
+                                "the activity name in '{raw}' must be 1 to 80 characters"
+                            ));
+                        }
+                        ResourceKind::Activity {
+                            name: name.to_string(),
+                        }
+                    } else {
+                        if rest.split(':').any(str::is_empty) || !rest.contains(':') {
+                            return Err(format!("malformed service integration ARN '{raw}'"));
+                        }
+                        integrations::check(rest, suffix)
+                            .map_err(|e| format!("unsupported resource '{raw}': {e}"))?;
+                        match rest {
+                            "lambda:invoke" => ResourceKind::LambdaInvoke,
+                            "states:startExecution" => ResourceKind::StateMachine {
+                                name: String::new(),
+                            },
+                            _ => {
+                                let (svc, action) = rest.rsplit_once(':').unwrap_or((rest, ""));
+                                ResourceKind::Service {
+                                    service: svc.to_string(),
+                                    action: action.to_string(),
+                                }
+                            }
+                        }
                     }
                 }
-                "states" if rest.first() == Some(&"activity") => ResourceKind::Activity {
-                    name: rest.get(1).copied().unwrap_or("").to_string(),
-                },
-                "lambda" if rest.first() == Some(&"function") => {
-                    let name = rest.get(1).copied().unwrap_or("");
-                    if name.is_empty() {
-                        return Err(format!("missing function name in '{raw}'"));
+                "lambda" if rest.starts_with("function:") => {
+                    let name = &rest["function:".len()..];
+                    if !regional {
+                        return Err(format!(
+                            "a Lambda function ARN needs a region and an account: '{raw}'"
+                        ));
+                    }
+                    if suffix != 0 {
+                        return Err(format!(
+                            "a Lambda function ARN does not take an integration pattern suffix (use arn:aws:states:::lambda:invoke{}): '{raw}'",
+                            integrations::suffix_name(suffix)
+                        ));
                     }
                     let (name, qualifier) = match name.split_once(':') {
                         Some((n, q)) => (n, Some(q.to_string())),
                         None => (name, None),
                     };
+                    let fn_ok = !name.is_empty()
+                        && name.len() <= 64
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    let q_ok = qualifier.as_deref().is_none_or(|q| {
+                        !q.is_empty()
+                            && q.len() <= 128
+                            && q.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$'))
+                    });
+                    if !fn_ok || !q_ok {
+                        return Err(format!("malformed Lambda function name in '{raw}'"));
+                    }
                     ResourceKind::LambdaFunction {
                         name: name.to_string(),
                         qualifier,
@@ -295,11 +423,94 @@ mod tests {
         let r = Resource::parse("arn:aws:states:us-east-1:1:activity:act").unwrap();
         assert_eq!(r.kind, ResourceKind::Activity { name: "act".into() });
         assert!(Resource::parse("weft:plugin:").is_err());
+        let r = Resource::parse("arn:aws:states:::aws-sdk:s3:getObject").unwrap();
+        assert_eq!(
+            r.kind,
+            ResourceKind::Service {
+                service: "aws-sdk:s3".into(),
+                action: "getObject".into()
+            }
+        );
         assert!(Resource::parse("http://x").is_err());
         let inv = Resource::parse("arn:aws:states:::lambda:invoke").unwrap();
         let (t, p) = inv.target(
             &json!({"FunctionName": "arn:aws:lambda:r:1:function:F:1", "Payload": {"a": 1}}),
         );
         assert_eq!((t.as_str(), p), ("F", json!({"a": 1})));
+    }
+}
+
+#[cfg(test)]
+mod arn_tests {
+    use super::*;
+
+    fn ok(s: &str) -> ResourceKind {
+        Resource::parse(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .kind
+    }
+
+    #[test]
+    fn regional_and_partitioned_integration_arns() {
+        assert!(matches!(
+            ok("arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject"),
+            ResourceKind::Service { .. }
+        ));
+        assert_eq!(
+            ok("arn:aws:states:eu-west-1:123456789012:lambda:invoke"),
+            ResourceKind::LambdaInvoke
+        );
+        for s in [
+            "arn:aws:states:eu-west-1:123456789012:lambda:invoke.waitForTaskToken",
+            "arn:aws-cn:states:cn-north-1:123456789012:glue:startJobRun.sync",
+            "arn:aws-us-gov:states:us-gov-west-1:123456789012:states:startExecution.sync:2",
+            "arn:aws-cn:states:::lambda:invoke",
+            "arn:aws-us-gov:states:::aws-sdk:dynamodb:query.waitForTaskToken",
+            "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:F:$LATEST",
+            "arn:aws:states:ap-southeast-2:123456789012:activity:my-activity",
+        ] {
+            ok(s);
+        }
+        for s in [
+            "arn:aws:states:us-east-1::lambda:invoke",
+            "arn:aws:states::123456789012:lambda:invoke",
+            "arn:aws:states:useast1:123456789012:lambda:invoke",
+            "arn:aws:states:us-east-1:1234567890123:lambda:invoke",
+            "arn:aws:states:us-east-1:acct:lambda:invoke",
+            "arn:azure:states:::lambda:invoke",
+            "arn:aws:states:::activity:x",
+            "arn:aws:states:us-east-1:123456789012:activity:",
+            "arn:aws:lambda:us-east-1:123456789012:function:F.sync",
+            "arn:aws:states:::dynamodb:query",
+            "arn:aws-cn:states:cn-north-1:123456789012:dynamodb:query",
+            "arn:aws:states:::lambda:invoke.sync",
+            "arn:aws:states:::lambda",
+            "arn:aws:states:::aws-sdk:s3:getObject.sync",
+        ] {
+            assert!(Resource::parse(s).is_err(), "{s} should be refused");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_kept_whole() {
+        assert_eq!(
+            placeholders("${ProcessFunctionArn}"),
+            vec!["${ProcessFunctionArn}"]
+        );
+        assert_eq!(
+            placeholders("arn:aws:lambda:${AWS::Region}:${AWS::AccountId}:function:${Fn}"),
+            vec!["${AWS::Region}", "${AWS::AccountId}", "${Fn}"]
+        );
+        assert!(placeholders("$.a ${} ${a b}").is_empty());
+        let r = Resource::parse("${ProcessFunctionArn}").unwrap();
+        assert_eq!(
+            r.kind,
+            ResourceKind::Service {
+                service: "${ProcessFunctionArn}".into(),
+                action: String::new()
+            }
+        );
+        let r = Resource::parse("arn:aws:states:::${Svc}:invoke.waitForTaskToken").unwrap();
+        assert_eq!(r.pattern, IntegrationPattern::WaitForTaskToken);
     }
 }

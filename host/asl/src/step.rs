@@ -313,6 +313,33 @@ fn raw_text(v: &Value) -> String {
     }
 }
 
+/// The number a `*Path` field refers to. AWS reads `MaxConcurrencyPath`,
+/// `ToleratedFailureCountPath`, `ToleratedFailurePercentagePath`, `TimeoutSecondsPath`,
+/// `HeartbeatSecondsPath`, Wait `SecondsPath` and ItemBatcher `MaxItemsPerBatchPath` /
+/// `MaxInputBytesPerBatchPath` with a coercing number conversion, so a string holding a
+/// number (`"5"`) is used as that number; any other string still fails with the field's own
+/// error. Integer fields take only an integer string (`"5"`, not `"5.0"`); the percentage
+/// takes any decimal.
+pub(crate) fn path_number(v: &Value, integer: bool) -> std::borrow::Cow<'_, Value> {
+    use std::borrow::Cow;
+    let Value::String(s) = v else {
+        return Cow::Borrowed(v);
+    };
+    let t = s.trim();
+    if integer {
+        if let Ok(i) = t.parse::<i64>() {
+            return Cow::Owned(Value::from(i));
+        }
+    } else if let Ok(x) = t.parse::<f64>() {
+        if x.is_finite() {
+            if let Some(n) = serde_json::Number::from_f64(x) {
+                return Cow::Owned(Value::Number(n));
+            }
+        }
+    }
+    Cow::Borrowed(v)
+}
+
 fn dyn_seconds(
     d: &Dynamic<u64>,
     field: &str,
@@ -323,7 +350,7 @@ fn dyn_seconds(
         Dynamic::Value(n) => Ok(*n),
         Dynamic::Path(p) => {
             let v = env.select_or_fail(p)?;
-            match v.as_ref() {
+            match path_number(v.as_ref(), true).as_ref() {
                 Value::Number(n) => match n.as_i64() {
                     Some(i) if i < 0 => Err(rt(format!(
                         "The {field}Path parameter references a negative value: {p} == {i}"
@@ -511,7 +538,7 @@ pub fn map_max_concurrency(
         Dynamic::Value(n) => Ok(*n),
         Dynamic::Path(p) => {
             let v = e.select_or_fail(p)?;
-            match v.as_ref() {
+            match path_number(v.as_ref(), true).as_ref() {
                 Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or(0)),
                 Value::Number(n) if n.as_i64().is_some() => Err(rt(format!(
                     "Expected non-negative integer for MaxConcurrency, got '{n}' instead."
@@ -549,7 +576,7 @@ pub fn map_tolerated(
     let pct = match &spec.tolerated_failure_percentage {
         None => None,
         Some(Dynamic::Value(x)) => Some(*x),
-        Some(Dynamic::Path(p)) => Some(e.select_or_fail(p)?.as_ref().as_f64().ok_or_else(|| {
+        Some(Dynamic::Path(p)) => Some(path_number(e.select_or_fail(p)?.as_ref(), false).as_f64().ok_or_else(|| {
             rt(format!("The ToleratedFailurePercentagePath field refers to a value that is not a number: {p}"))
         })?),
         Some(Dynamic::Expr(t)) => {
@@ -703,7 +730,7 @@ pub fn prepare_task(
             Some(Dynamic::Path(p)) => {
                 let e = env.with_input(&effective);
                 let v = e.select_or_fail(p)?;
-                v.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                path_number(v.as_ref(), true).as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
                     rt(format!(
                         "The {f}Path field refers to value {} which is not a valid positive integer: {p}",
                         v

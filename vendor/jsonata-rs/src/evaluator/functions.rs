@@ -1210,6 +1210,14 @@ pub fn fn_now<'a>(
 
     let now = Utc::now();
 
+    // weft: a non-string picture or timezone is an argument error, not a panic
+    if let Some(p) = args.first() {
+        assert_arg!(p.is_string(), context, 1);
+    }
+    if let Some(t) = args.get(1) {
+        assert_arg!(t.is_string(), context, 2);
+    }
+
     let (picture, timezone) = match args {
         [picture, timezone] => (picture.as_str(), timezone.as_str()),
         [picture] => (picture.as_str(), Cow::Borrowed("")),
@@ -1484,7 +1492,8 @@ pub fn single<'a>(
 
     if !arr.is_array() {
         let res = context.evaluate_function(func, &[arr])?;
-        return if res.as_bool() {
+        // weft: the predicate's result is cast to a boolean (it was assumed to be one)
+        return if res.is_truthy() {
             Ok(arr)
         } else {
             Err(Error::D3139Error(
@@ -1502,7 +1511,7 @@ pub fn single<'a>(
                 &[entry, Value::number(context.arena, index as f64), arr],
             )?;
 
-            if res.as_bool() {
+            if res.is_truthy() {
                 if result.is_some() {
                     return Err(Error::D3138Error(format!(
                         "More than one value matched the predicate at index {}",
