@@ -76,8 +76,16 @@ fn test_case(
     let tc = mocks
         .test_case(&entry, case)
         .map_err(|e| usage(crate::mocks::describe(&file, &e)))?;
-    tc.check(sm)
-        .map_err(|e| usage(crate::mocks::describe(&file, &e)))?;
+    // every test case of the entry must fit the definition, not only the one run
+    let mut problems = Vec::new();
+    for name in mocks.test_cases(&entry).unwrap_or_default() {
+        if let Err(e) = mocks.test_case(&entry, &name).and_then(|c| c.check(sm)) {
+            problems.push(crate::mocks::describe(&file, &e));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(usage(problems.join("\n")));
+    }
     Ok(tc)
 }
 

@@ -28,5 +28,5 @@ pub fn run(listen: String, no_auth: bool, mock_config: Option<PathBuf>) -> Resul
         Some(p) => Some(crate::mocks::load(&p)?),
         None => None,
     };
-    weft_server::run(&listen, no_auth, &home(), mocks)
+    weft_server::run_with_mocks(&listen, no_auth, &home(), mocks)
 }

@@ -11,7 +11,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ const MOCKS: &str = r#"{
         "HappyPath": {"Charge": "ChargeOk", "Notify": "SqsOk"},
         "RetryPath": {"Charge": "ChargeFlaky", "Notify": "SqsOk"},
         "CatchPath": {"Charge": "ChargeDeclined"},
-        "CallbackPath": {"Charge": "ChargeOk", "Notify": "SqsOk", "Approve": "Approved"}
+        "CallbackPath": {"Charge": "ChargeOk", "Notify": "Approved"}
       }
     }
   },
@@ -101,13 +101,23 @@ fn json_out(stdout: &str) -> Value {
 }
 
 fn events(stderr: &str) -> Vec<Value> {
-    let start = stderr.find('{').unwrap_or_else(|| panic!("no history in {stderr}"));
-    let v: Value = serde_json::from_str(&stderr[start..]).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let start = stderr
+        .find('{')
+        .unwrap_or_else(|| panic!("no history in {stderr}"));
+    let v: Value =
+        serde_json::from_str(&stderr[start..]).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     v["events"].as_array().unwrap().clone()
 }
 
+/// An event's timestamp (RFC 3339), in seconds.
 fn ts(e: &Value) -> f64 {
-    e["timestamp"].as_f64().unwrap_or_else(|| panic!("timestamp of {e}"))
+    let t = e["timestamp"]
+        .as_str()
+        .unwrap_or_else(|| panic!("timestamp of {e}"));
+    chrono::DateTime::parse_from_rfc3339(t)
+        .unwrap_or_else(|err| panic!("{err}: {t}"))
+        .timestamp_millis() as f64
+        / 1000.0
 }
 
 #[test]
@@ -116,8 +126,14 @@ fn happy_path_answers_from_the_mocks() {
     f.write("order.asl.json", ORDER);
     f.write("mocks.json", MOCKS);
     let (code, out, err) = f.weft(&[
-        "run", "order.asl.json", "--mock-config", "mocks.json", "--test-case", "HappyPath",
-        "--input", r#"{"order": 1}"#,
+        "run",
+        "order.asl.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "HappyPath",
+        "--input",
+        r#"{"order": 1}"#,
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
@@ -133,8 +149,14 @@ fn throw_then_retry_then_success_on_a_fast_forward_clock() {
     f.write("mocks.json", MOCKS);
     let t0 = Instant::now();
     let (code, out, err) = f.weft(&[
-        "run", "order.asl.json", "--mock-config", "mocks.json", "--test-case", "RetryPath",
-        "--fast-forward", "--history",
+        "run",
+        "order.asl.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "RetryPath",
+        "--fast-forward",
+        "--history",
     ]);
     assert_eq!(code, 0, "{out}{err}");
     // back-offs of up to 10 + 20 + 40 s took no wall time
@@ -154,9 +176,14 @@ fn throw_is_caught_and_ranges_apply() {
     let f = Files::new();
     f.write("order.json", ORDER);
     f.write("mocks.json", MOCKS);
-    // the stem is not an entry here: the file's only entry is used
+    // order.json's stem is the entry too
     let (code, out, err) = f.weft(&[
-        "run", "order.json", "--mock-config", "mocks.json", "--test-case", "CatchPath",
+        "run",
+        "order.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "CatchPath",
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
@@ -189,8 +216,14 @@ fn map_iterations_and_parallel_branches_share_a_state_s_counter() {
               "Cb": {"0": {"Return": {"approved": true}}}}}"#,
     );
     let (code, out, err) = f.weft(&[
-        "run", "fan.asl.json", "--mock-config", "mocks.json", "--test-case", "T",
-        "--input", r#"{"items": [1, 2, 3, 4]}"#,
+        "run",
+        "fan.asl.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "T",
+        "--input",
+        r#"{"items": [1, 2, 3, 4]}"#,
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
@@ -199,8 +232,14 @@ fn map_iterations_and_parallel_branches_share_a_state_s_counter() {
     );
     // a fifth item runs past the last key: the execution fails
     let (code, out, _) = f.weft(&[
-        "run", "fan.asl.json", "--mock-config", "mocks.json", "--test-case", "T",
-        "--input", r#"{"items": [1, 2, 3, 4, 5]}"#,
+        "run",
+        "fan.asl.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "T",
+        "--input",
+        r#"{"items": [1, 2, 3, 4, 5]}"#,
     ]);
     assert_eq!(code, 1);
     assert_eq!(json_out(&out)["Error"], "States.Runtime");
@@ -221,9 +260,15 @@ fn fast_forward_wait_an_hour_instantly() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(t0.elapsed() < Duration::from_secs(30));
     let evs = events(&err);
-    let entered = evs.iter().find(|e| e["type"] == "WaitStateEntered").unwrap();
+    let entered = evs
+        .iter()
+        .find(|e| e["type"] == "WaitStateEntered")
+        .unwrap();
     let exited = evs.iter().find(|e| e["type"] == "WaitStateExited").unwrap();
-    assert!((ts(exited) - ts(entered) - 3600.0).abs() < 0.01, "{entered} {exited}");
+    assert!(
+        (ts(exited) - ts(entered) - 3600.0).abs() < 0.01,
+        "{entered} {exited}"
+    );
     let first = ts(&evs[0]);
     let last = ts(evs.last().unwrap());
     assert!((last - first - 3600.0).abs() < 1.0, "{first} {last}");
@@ -261,22 +306,44 @@ fn entry_selection_and_usage_errors() {
     f.write("renamed.json", ORDER);
     // two entries, the stem names none: exit 2, listing them
     let (code, _, err) = f.weft(&[
-        "run", "renamed.json", "--mock-config", "mocks.json", "--test-case", "HappyPath",
+        "run",
+        "renamed.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "HappyPath",
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("order") && err.contains("other") && err.contains("--state-machine-name"), "{err}");
+    assert!(
+        err.contains("order") && err.contains("other") && err.contains("--state-machine-name"),
+        "{err}"
+    );
     // --state-machine-name picks it
     let (code, out, err) = f.weft(&[
-        "run", "renamed.json", "--mock-config", "mocks.json", "--test-case", "HappyPath",
-        "--state-machine-name", "order",
+        "run",
+        "renamed.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "HappyPath",
+        "--state-machine-name",
+        "order",
     ]);
     assert_eq!(code, 0, "{out}{err}");
     // an unknown test case: exit 2, naming it and the available ones
     let (code, _, err) = f.weft(&[
-        "run", "order.asl.json", "--mock-config", "mocks.json", "--test-case", "Nope",
+        "run",
+        "order.asl.json",
+        "--mock-config",
+        "mocks.json",
+        "--test-case",
+        "Nope",
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("'Nope'") && err.contains("CallbackPath, CatchPath, HappyPath, RetryPath"), "{err}");
+    assert!(
+        err.contains("'Nope'") && err.contains("CallbackPath, CatchPath, HappyPath, RetryPath"),
+        "{err}"
+    );
     // one flag without the other
     let (code, _, _) = f.weft(&["run", "order.asl.json", "--test-case", "HappyPath"]);
     assert_eq!(code, 2);
@@ -289,9 +356,20 @@ fn entry_selection_and_usage_errors() {
         "pm.json",
         r#"{"StateMachines": {"pass": {"TestCases": {"T": {"Charge": "R"}}}}, "MockedResponses": {"R": {"0": {"Return": 1}}}}"#,
     );
-    let (code, _, err) = f.weft(&["run", "pass.asl.json", "--mock-config", "pm.json", "--test-case", "T"]);
+    let (code, _, err) = f.weft(&[
+        "run",
+        "pass.asl.json",
+        "--mock-config",
+        "pm.json",
+        "--test-case",
+        "T",
+    ]);
     assert_eq!(code, 2);
-    assert!(err.contains("pm.json: /StateMachines/pass/TestCases/T/Charge: ") && err.contains("Pass state"), "{err}");
+    assert!(
+        err.contains("pm.json: /StateMachines/pass/TestCases/T/Charge: ")
+            && err.contains("Pass state"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -312,7 +390,12 @@ fn hostile_mock_files_are_usage_errors() {
     for (what, text, expect) in cases {
         f.write("mocks.json", &text);
         let (code, out, err) = f.weft(&[
-            "run", "order.asl.json", "--mock-config", "mocks.json", "--test-case", "T",
+            "run",
+            "order.asl.json",
+            "--mock-config",
+            "mocks.json",
+            "--test-case",
+            "T",
         ]);
         assert_eq!(code, 2, "{what}: {out}{err}");
         assert!(err.contains(expect), "{what}: {err}");
@@ -320,17 +403,41 @@ fn hostile_mock_files_are_usage_errors() {
     }
     // test case names with path characters are only looked up, never used as paths
     f.write("mocks.json", MOCKS);
-    for name in ["../../etc/passwd", "/etc/passwd", "Happy\u{1}Path", "HappyPath/.."] {
+    for name in [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "Happy\u{1}Path",
+        "HappyPath/..",
+    ] {
         let (code, _, err) = f.weft(&[
-            "run", "order.asl.json", "--mock-config", "mocks.json", "--test-case", name,
+            "run",
+            "order.asl.json",
+            "--mock-config",
+            "mocks.json",
+            "--test-case",
+            name,
         ]);
         assert_eq!(code, 2, "{name}: {err}");
         assert!(err.contains("no test case"), "{name}: {err}");
     }
     // a mock file that is a directory, or missing
-    let (code, _, _) = f.weft(&["run", "order.asl.json", "--mock-config", ".", "--test-case", "T"]);
+    let (code, _, _) = f.weft(&[
+        "run",
+        "order.asl.json",
+        "--mock-config",
+        ".",
+        "--test-case",
+        "T",
+    ]);
     assert_eq!(code, 2);
-    let (code, _, _) = f.weft(&["run", "order.asl.json", "--mock-config", "missing.json", "--test-case", "T"]);
+    let (code, _, _) = f.weft(&[
+        "run",
+        "order.asl.json",
+        "--mock-config",
+        "missing.json",
+        "--test-case",
+        "T",
+    ]);
     assert_eq!(code, 2);
 }
 
@@ -392,9 +499,21 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
           "Parameters": {"QueueUrl": "q", "MessageBody": "m"}, "ResultPath": "$.sqs", "End": true}}});
     let env = [("SFN_MOCK_CONFIG", mocks.as_path())];
     let s = start_weft_server(f.home.path(), f.dir.path(), true, &env);
-    ok(s.port, "CreateStateMachine", json!({"name": "order", "definition": def.to_string()}));
-    let happy = ok(s.port, "StartExecution", json!({"stateMachineArn": format!("{SM_ARN}#HappyPath"), "name": "happy"}));
-    let retry = ok(s.port, "StartExecution", json!({"stateMachineArn": format!("{SM_ARN}#RetryPath"), "name": "retry"}));
+    ok(
+        s.port,
+        "CreateStateMachine",
+        json!({"name": "order", "definition": def.to_string()}),
+    );
+    let happy = ok(
+        s.port,
+        "StartExecution",
+        json!({"stateMachineArn": format!("{SM_ARN}#HappyPath"), "name": "happy"}),
+    );
+    let retry = ok(
+        s.port,
+        "StartExecution",
+        json!({"stateMachineArn": format!("{SM_ARN}#RetryPath"), "name": "retry"}),
+    );
     // retried 3 times 1 s apart, then Wait 2 s: still running when killed
     std::thread::sleep(Duration::from_millis(1500));
     s.kill9();
@@ -402,7 +521,10 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
     let h = wait_done(s.port, happy["executionArn"].as_str().unwrap());
     assert_eq!(h["status"], "SUCCEEDED", "{h}");
     let out: Value = serde_json::from_str(h["output"].as_str().unwrap()).unwrap();
-    assert_eq!(out, json!({"charged": 42, "sqs": {"MessageId": "m-1", "MD5OfMessageBody": "x"}}));
+    assert_eq!(
+        out,
+        json!({"charged": 42, "sqs": {"MessageId": "m-1", "MD5OfMessageBody": "x"}})
+    );
     let r = wait_done(s.port, retry["executionArn"].as_str().unwrap());
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     let out: Value = serde_json::from_str(r["output"].as_str().unwrap()).unwrap();
@@ -412,7 +534,11 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
     assert_eq!(h["stateMachineArn"], SM_ARN);
 
     // an unknown test case is a ValidationException naming it
-    let (st, v) = call(s.port, "StartExecution", &json!({"stateMachineArn": format!("{SM_ARN}#Nope")}));
+    let (st, v) = call(
+        s.port,
+        "StartExecution",
+        &json!({"stateMachineArn": format!("{SM_ARN}#Nope")}),
+    );
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["__type"], "ValidationException");
     assert!(v["message"].as_str().unwrap().contains("'Nope'"), "{v}");
@@ -430,7 +556,11 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
     }
     // the internal field cannot be sent by a caller: without `#`, nothing is mocked (the
     // real lambda task fails: no such plugin)
-    let e = ok(s.port, "StartExecution", json!({"stateMachineArn": SM_ARN, "weft:testCase": "HappyPath"}));
+    let e = ok(
+        s.port,
+        "StartExecution",
+        json!({"stateMachineArn": SM_ARN, "weft:testCase": "HappyPath"}),
+    );
     let d = wait_done(s.port, e["executionArn"].as_str().unwrap());
     assert_eq!(d["status"], "FAILED", "{d}");
 }
@@ -439,19 +569,42 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
 fn server_without_mocks_refuses_a_test_case() {
     let f = Files::new();
     let s = start_weft_server(f.home.path(), f.dir.path(), true, &[]);
-    ok(s.port, "CreateStateMachine", json!({"name": "order", "definition": ORDER}));
-    let (st, v) = call(s.port, "StartExecution", &json!({"stateMachineArn": format!("{SM_ARN}#HappyPath")}));
+    ok(
+        s.port,
+        "CreateStateMachine",
+        json!({"name": "order", "definition": ORDER}),
+    );
+    let (st, v) = call(
+        s.port,
+        "StartExecution",
+        &json!({"stateMachineArn": format!("{SM_ARN}#HappyPath")}),
+    );
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["__type"], "ValidationException");
-    assert!(v["message"].as_str().unwrap().contains("mock configuration"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("mock configuration"),
+        "{v}"
+    );
 }
 
 #[test]
 fn server_refuses_a_bad_mock_file_at_start() {
     let f = Files::new();
-    let bad = f.write("mocks.json", r#"{"StateMachines": {}, "MockedResponses": {"R": {"x": {}}}}"#);
+    let bad = f.write(
+        "mocks.json",
+        r#"{"StateMachines": {}, "MockedResponses": {"R": {"x": {}}}}"#,
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["server", "--listen", "127.0.0.1:0", "--no-auth", "--mock-config"])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-auth",
+            "--mock-config",
+        ])
         .arg(&bad)
         .env("WEFT_HOME", f.home.path())
         .output()
@@ -459,5 +612,4 @@ fn server_refuses_a_bad_mock_file_at_start() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/MockedResponses/R/x: "), "{err}");
-    let _ = Path::new("");
 }

@@ -323,7 +323,12 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> s
 
 /// `weft server [--listen ADDR:PORT] [--no-auth]`: opens `$WEFT_HOME`, loads (or creates) the
 /// token file, binds and serves until Ctrl-C / SIGTERM.
-pub fn run(
+pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode> {
+    run_with_mocks(listen, no_auth, home, None)
+}
+
+/// [`run`] with a mock configuration (`weft server --mock-config`, see [`AppState::with_mocks`]).
+pub fn run_with_mocks(
     listen: &str,
     no_auth: bool,
     home: &Path,

@@ -153,7 +153,10 @@ async fn a_test_case_runs_with_its_mocks() {
     )
     .await;
     let arn = e["executionArn"].as_str().unwrap();
-    assert_eq!(arn, "arn:aws:states:us-east-1:000000000000:execution:dev-flow:dev-one");
+    assert_eq!(
+        arn,
+        "arn:aws:states:us-east-1:000000000000:execution:dev-flow:dev-one"
+    );
     let d = wait_status(&s, arn).await;
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     assert_eq!(d["output"], json!({"who": "dev"}).to_string());
@@ -230,7 +233,10 @@ async fn the_suffix_never_widens_what_a_principal_reaches() {
             assert!(
                 matches!(
                     kind,
-                    "AccessDeniedException" | "InvalidArn" | "ValidationException" | "StateMachineTypeNotSupported"
+                    "AccessDeniedException"
+                        | "InvalidArn"
+                        | "ValidationException"
+                        | "StateMachineTypeNotSupported"
                 ),
                 "{action} {arn}: {v}"
             );
@@ -248,7 +254,13 @@ async fn the_suffix_never_widens_what_a_principal_reaches() {
     assert_eq!(d["status"], "FAILED", "the real (missing) plugin ran: {d}");
     assert_eq!(prod_executions(&s).await, 0);
     // the audit log records the canonical ARN, never the suffix
-    let (_, v) = call(&s, ADMIN, "StartExecution", json!({"stateMachineArn": format!("{BASE}:prod#x")})).await;
+    let (_, v) = call(
+        &s,
+        ADMIN,
+        "StartExecution",
+        json!({"stateMachineArn": format!("{BASE}:prod#x")}),
+    )
+    .await;
     assert!(v["executionArn"].is_string(), "{v}");
     let mut n = 0;
     for kv in s.state.audit.iter() {
@@ -275,5 +287,11 @@ async fn without_a_mock_configuration_the_suffix_is_an_error() {
     .await;
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["__type"], "ValidationException");
-    assert!(v["message"].as_str().unwrap().contains("no mock configuration"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("no mock configuration"),
+        "{v}"
+    );
 }
