@@ -110,6 +110,14 @@ fn mocks() -> MockConfig {
 }
 
 async fn setup(s: &Server) {
+    std::fs::create_dir_all(s.home().join("roles")).unwrap();
+    std::fs::write(
+        s.home().join("roles/dev-r.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        .to_string(),
+    )
+    .unwrap();
     for name in ["dev-flow", "dev-x", "prod"] {
         ok(
             s,
