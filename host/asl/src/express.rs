@@ -75,6 +75,18 @@ pub trait TaskRunner: Send + Sync {
         let _ = (key, attempt);
         uuid::Uuid::new_v4().to_string()
     }
+
+    /// Whether a successful result of `req` is wrapped like `lambda:invoke`'s response (see
+    /// [`wrap_lambda_invoke`]); a runner answering with a whole response (a mock) says no.
+    fn wraps_result(&self, req: &TaskRequest<'_>) -> bool {
+        req.resource.wraps_result()
+    }
+
+    /// Told by a journaling wrapper of each attempt it answered from its journal without
+    /// calling this runner (so that a runner counting calls counts the same on a replay).
+    fn replayed(&self, req: &TaskRequest<'_>) {
+        let _ = req;
+    }
 }
 
 /// How a durable driver steers a run: timers it can persist and a way to unwind the run
@@ -189,11 +201,12 @@ impl Clock for FakeClock {
     fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(self.ms.load(Ordering::Relaxed) as i64).unwrap_or_default()
     }
+    /// Moves the clock to at least the sleeper's "now + d": sequential sleeps add up, and
+    /// Map iterations or Parallel branches sleeping side by side overlap as they would.
     fn sleep(&self, d: Duration) {
-        self.ms.fetch_add(
-            d.as_millis().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
+        let d = d.as_millis().min(u64::MAX as u128) as u64;
+        let from = self.ms.load(Ordering::Relaxed);
+        self.ms.fetch_max(from.saturating_add(d), Ordering::Relaxed);
     }
     fn sleep_unless_cancelled(&self, d: Duration, cancel: &Cancellation) {
         // virtual time: a cancelled sleeper simply does not advance the clock
@@ -930,7 +943,7 @@ impl Exec<'_> {
         };
         match outcome {
             Ok(result) => {
-                let result = if t.resource.wraps_result() {
+                let result = if self.runner.wraps_result(&req) {
                     let rid = crate::entropy::uuid_v4().to_string();
                     let date = self
                         .clock

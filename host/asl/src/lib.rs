@@ -88,6 +88,7 @@ pub mod intrinsic;
 pub mod jsonata;
 pub mod jsonpath;
 pub mod limits;
+pub mod mock;
 pub mod model;
 pub mod parse;
 pub mod reader;

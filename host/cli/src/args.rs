@@ -392,6 +392,20 @@ pub struct RunArgs {
     /// Execution name ($$.Execution.Name).
     #[arg(long)]
     pub name: Option<String>,
+    /// A mock configuration in Step Functions Local's format (needs --test-case).
+    #[arg(long, value_name = "MOCKS.json", requires = "test_case")]
+    pub mock_config: Option<PathBuf>,
+    /// The test case of --mock-config whose Task states answer from their mocked responses.
+    #[arg(long, value_name = "NAME", requires = "mock_config")]
+    pub test_case: Option<String>,
+    /// The mock configuration's state machine entry (default: the file's stem, else its only
+    /// entry); also the run's $$.StateMachine.Name.
+    #[arg(long, value_name = "NAME")]
+    pub state_machine_name: Option<String>,
+    /// Wait states and retry back-offs take no wall time; the clock (history timestamps,
+    /// $$.State.EnteredTime, TimeoutSeconds) advances by what they would have waited.
+    #[arg(long)]
+    pub fast_forward: bool,
 }
 
 #[derive(Args)]
@@ -408,4 +422,8 @@ pub struct ServerArgs {
     /// Accept requests without a token (only allowed on a loopback address).
     #[arg(long)]
     pub no_auth: bool,
+    /// A mock configuration in Step Functions Local's format: StartExecution on
+    /// STATE_MACHINE_ARN#TestCase runs with that test case's mocks (also $SFN_MOCK_CONFIG).
+    #[arg(long, value_name = "MOCKS.json")]
+    pub mock_config: Option<PathBuf>,
 }

@@ -1,6 +1,9 @@
 //! `weft run FILE --input JSON|@file`: one Express-style execution in-process, tasks in the
 //! sandbox. Prints the output JSON (exit 0), or `{"Error","Cause"}` (exit 1); an invalid
 //! definition prints every problem with its JSON pointer on stderr and exits 2.
+//! `--mock-config MOCKS.json --test-case NAME` answers the test case's Task states from their
+//! mocked responses (Step Functions Local's format, see [`weft_asl::mock`]); `--fast-forward`
+//! runs on a clock that advances only when Wait states and retry back-offs sleep on it.
 //! `weft validate FILE` checks an ASL definition or a DAG file without running it.
 
 use crate::args::{RunArgs, ValidateArgs};
@@ -8,7 +11,10 @@ use crate::context::{home, json_arg, open_store, plugin_host, usage};
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
-use weft_asl::{run_express, HistoryEvent, Hooks, RunOptions, SystemClock};
+use weft_asl::mock::{MockConfig, MockTaskRunner, TestCase};
+use weft_asl::{
+    run_express, Clock, FakeClock, HistoryEvent, Hooks, RunOptions, SystemClock, TaskRunner,
+};
 use weft_engine::asl_tasks::{LocalItemReader, SandboxTaskRunner};
 use weft_engine::Roles;
 
@@ -30,9 +36,70 @@ fn parse(path: &Path) -> Result<weft_asl::StateMachine> {
     })
 }
 
+/// The file's stem as a state machine name: `foo.asl.json` -> `foo`.
+fn stem(path: &Path) -> Option<String> {
+    path.file_name().and_then(|f| f.to_str()).map(|f| {
+        f.trim_end_matches(".json")
+            .trim_end_matches(".asl")
+            .to_string()
+    })
+}
+
+/// The test case to run with: the entry is `--state-machine-name`, else the definition's
+/// stem, else the file's only entry.
+fn test_case(
+    a: &RunArgs,
+    sm: &weft_asl::StateMachine,
+    mocks: &MockConfig,
+    case: &str,
+) -> Result<TestCase> {
+    let file = a
+        .mock_config
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let entries = mocks.state_machines();
+    let entry = match &a.state_machine_name {
+        Some(n) => n.clone(),
+        None => match stem(&a.file).filter(|s| entries.contains(s)) {
+            Some(s) => s,
+            None if entries.len() == 1 => entries[0].clone(),
+            None => {
+                return Err(usage(format!(
+                    "{file}: cannot tell which state machine entry to use (none is named '{}'); pass --state-machine-name (entries: {})",
+                    stem(&a.file).unwrap_or_default(),
+                    if entries.is_empty() { "none".to_string() } else { entries.join(", ") }
+                )))
+            }
+        },
+    };
+    let tc = mocks
+        .test_case(&entry, case)
+        .map_err(|e| usage(crate::mocks::describe(&file, &e)))?;
+    // every test case of the entry must fit the definition, not only the one run
+    let mut problems = Vec::new();
+    for name in mocks.test_cases(&entry).unwrap_or_default() {
+        if let Err(e) = mocks.test_case(&entry, &name).and_then(|c| c.check(sm)) {
+            problems.push(crate::mocks::describe(&file, &e));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(usage(problems.join("\n")));
+    }
+    Ok(tc)
+}
+
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let sm = parse(&a.file)?;
     let input = json_arg("input", &a.input)?;
+    let case = match (&a.mock_config, &a.test_case) {
+        (Some(path), Some(name)) => {
+            let mocks = crate::mocks::load(path)?;
+            Some(test_case(&a, &sm, &mocks, name)?)
+        }
+        (None, None) => None,
+        _ => return Err(usage("--mock-config and --test-case go together")),
+    };
     let def_dir = a
         .file
         .parent()
@@ -52,23 +119,24 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if let Some(n) = &a.name {
         opts.execution_name = n.clone();
     }
-    opts.state_machine_name = a
-        .file
-        .file_name()
-        .and_then(|f| f.to_str())
-        .map(|f| {
-            f.trim_end_matches(".json")
-                .trim_end_matches(".asl")
-                .to_string()
-        })
-        .unwrap_or_else(|| "StateMachine".into());
+    opts.state_machine_name = match &a.state_machine_name {
+        Some(n) => n.clone(),
+        None => stem(&a.file).unwrap_or_else(|| "StateMachine".into()),
+    };
     let mut history: Vec<HistoryEvent> = Vec::new();
     let hooks = Hooks {
         history: if a.history { Some(&mut history) } else { None },
         item_reader: Some(&reader),
         control: None,
     };
-    let result = run_express(&sm, input, &opts, &runner, &SystemClock, hooks);
+    let mocked = case.map(|tc| MockTaskRunner::new(&runner, tc));
+    let tasks: &dyn TaskRunner = match &mocked {
+        Some(m) => m,
+        None => &runner,
+    };
+    let fake = FakeClock::default();
+    let clock: &dyn Clock = if a.fast_forward { &fake } else { &SystemClock };
+    let result = run_express(&sm, input, &opts, tasks, clock, hooks);
     if a.history {
         let events: Vec<_> = history.iter().map(|e| e.to_json()).collect();
         eprintln!(

@@ -1,12 +1,15 @@
 //! `weft server [--listen ADDR:PORT] [--no-auth]`: the Step Functions-compatible HTTP API
 //! (AWS JSON 1.0 on `POST /`) on 127.0.0.1:8470 by default. See the `weft-server` crate.
+//! `--mock-config FILE` (or `$SFN_MOCK_CONFIG`) loads a Step Functions Local mock
+//! configuration: `StartExecution` on `STATE_MACHINE_ARN#TestCase` runs with its mocks.
 
 use crate::context::{home, usage};
 use anyhow::Result;
 use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn run(listen: String, no_auth: bool) -> Result<ExitCode> {
+pub fn run(listen: String, no_auth: bool, mock_config: Option<PathBuf>) -> Result<ExitCode> {
     if listen
         .to_socket_addrs()
         .map(|mut a| a.next().is_none())
@@ -16,5 +19,14 @@ pub fn run(listen: String, no_auth: bool) -> Result<ExitCode> {
             "--listen {listen}: expected ADDRESS:PORT (e.g. 127.0.0.1:8470)"
         )));
     }
-    weft_server::run(&listen, no_auth, &home())
+    let path = mock_config.or_else(|| {
+        std::env::var_os("SFN_MOCK_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let mocks = match path {
+        Some(p) => Some(crate::mocks::load(&p)?),
+        None => None,
+    };
+    weft_server::run_with_mocks(&listen, no_auth, &home(), mocks)
 }

@@ -16,6 +16,12 @@
 //! Deny on the qualified ARN (`...:stateMachine:NAME:3`, `...:NAME:prod`) also denies, which
 //! stands in for AWS's `states:StateMachineQualifier` condition key.
 //!
+//! `StartExecution` and `StartSyncExecution` take Step Functions Local's `ARN#TestCase` (a
+//! mock test case, see [`weft_asl::mock`]): the suffix is split off before the ARN is parsed,
+//! so what is authorised and acted on is the canonical ARN without it, and the test case
+//! travels in the request field [`TEST_CASE_FIELD`], which only [`plan`] writes (a request's
+//! own value of it is dropped).
+//!
 //! List actions are authorised on what they list (`*` for ListStateMachines and
 //! ListActivities, the state machine for ListExecutions, ListStateMachineVersions and
 //! ListStateMachineAliases), and each item is shown only when the caller may describe it
@@ -28,6 +34,35 @@ use crate::AppState;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use weft_sandbox::Effect;
+
+/// The request field that carries the test case split off `stateMachineArn` (`ARN#TestCase`)
+/// from [`plan`] to the action; never taken from a caller.
+pub const TEST_CASE_FIELD: &str = "weft:testCase";
+
+/// Splits Step Functions Local's `#TestCase` suffix off `stateMachineArn`, writing the ARN
+/// without it back into the request. The test case must be a valid name (no `#`, `/`, `%`,
+/// ...), and the server must have a mock configuration.
+fn split_test_case(app: &AppState, req: &mut Value) -> Result<Option<String>, ApiError> {
+    let Some(Value::String(s)) = req.get("stateMachineArn") else {
+        return Ok(None);
+    };
+    let Some((base, case)) = s.split_once('#') else {
+        return Ok(None);
+    };
+    let (base, case) = (base.to_string(), case.to_string());
+    valid_name(&case).map_err(|m| {
+        ApiError::validation(format!(
+            "the test case after '#' in stateMachineArn is not a valid name: {m}"
+        ))
+    })?;
+    if app.mocks.is_none() {
+        return Err(ApiError::validation(format!(
+            "stateMachineArn names the mock test case '{case}', but this server has no mock configuration (weft server --mock-config FILE, or SFN_MOCK_CONFIG)"
+        )));
+    }
+    req["stateMachineArn"] = Value::String(base);
+    Ok(Some(case))
+}
 
 /// A qualifier of a state machine ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,6 +448,13 @@ fn definition_pass_roles(plan: &mut Plan, req: &Value) -> Result<(), ApiError> {
 pub fn plan(app: &AppState, action: &str, req: &mut Value) -> Result<Plan, ApiError> {
     let mut p = Plan::default();
     let a = |name: &str| format!("states:{name}");
+    if let Some(o) = req.as_object_mut() {
+        o.remove(TEST_CASE_FIELD);
+    }
+    let test_case = match action {
+        "StartExecution" | "StartSyncExecution" => split_test_case(app, req)?,
+        _ => None,
+    };
     match action {
         "CreateStateMachine" => {
             let name = name_field(req, "name")?;
@@ -579,6 +621,9 @@ pub fn plan(app: &AppState, action: &str, req: &mut Value) -> Result<Plan, ApiEr
                 format!("weft does not implement the action `{other}` yet"),
             ))
         }
+    }
+    if let Some(case) = test_case {
+        req[TEST_CASE_FIELD] = Value::String(case);
     }
     Ok(p)
 }

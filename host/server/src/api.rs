@@ -458,6 +458,36 @@ fn start_request(smr: &StateMachineRecord, req: &Value) -> Result<Start, ApiErro
     })
 }
 
+/// The test case a start request names (`ARN#TestCase`, split off by [`crate::access::plan`]),
+/// resolved in the server's mock configuration for the state machine `smr` and checked
+/// against its definition.
+fn test_case(
+    app: &AppState,
+    smr: &StateMachineRecord,
+    sm: &weft_asl::StateMachine,
+    req: &Value,
+) -> Result<Option<weft_asl::mock::TestCase>, ApiError> {
+    let Some(case) = opt_str(req, crate::access::TEST_CASE_FIELD)? else {
+        return Ok(None);
+    };
+    let Some(mocks) = &app.mocks else {
+        return Err(ApiError::validation(format!(
+            "the test case '{case}' was asked for, but this server has no mock configuration"
+        )));
+    };
+    let tc = mocks
+        .test_case(&smr.name, case)
+        .map_err(|e| ApiError::validation(format!("test case '{case}': {e}")))?;
+    tc.check(sm).map_err(|e| {
+        ApiError::validation(format!(
+            "test case '{case}' does not fit the state machine '{}': {}",
+            smr.name,
+            e.to_string().replace('\n', "; ")
+        ))
+    })?;
+    Ok(Some(tc))
+}
+
 async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let target = crate::versions::resolve(app, req_str(req, "stateMachineArn")?)?;
     let smr = target.sm;
@@ -467,9 +497,12 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         input,
         sm,
     } = start_request(&smr, req)?;
+    let mocks = test_case(app, &smr, &sm, req)?;
     if smr.sm_type == "EXPRESS" {
         // asynchronous Express: in memory, at-least-once, no execution record
-        return Ok(crate::express::start_async(app, smr, sm, name, input));
+        return Ok(crate::express::start_async(
+            app, smr, sm, name, input, mocks,
+        ));
     }
     let mut rec = new_record(
         &smr,
@@ -480,13 +513,18 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
     );
     rec.version_arn = target.version_arn;
     rec.alias_arn = target.alias_arn;
+    if let Some(tc) = &mocks {
+        rec.test_case = Some(tc.name.clone());
+        rec.mocks = Some(tc.to_json());
+    }
     let app2 = app.clone();
     let (rec, created) = tokio::task::spawn_blocking(move || insert_execution(&app2, rec))
         .await
         .map_err(|e| ApiError::internal(format!("start: {e}")))??;
     if !created {
         let same_input = serde_json::from_str::<Value>(&rec.input).ok().as_ref() == Some(&input);
-        if !same_input || rec.status != "RUNNING" {
+        let same_case = rec.test_case.as_deref() == mocks.as_ref().map(|t| t.name.as_str());
+        if !same_input || !same_case || rec.status != "RUNNING" {
             return Err(ApiError::new(
                 "ExecutionAlreadyExists",
                 format!("Execution Already Exists: '{}'", rec.arn),
@@ -511,13 +549,14 @@ async fn start_sync_execution(app: &Arc<AppState>, req: &Value) -> Result<Value,
         input,
         mut sm,
     } = start_request(&smr, req)?;
+    let mocks = test_case(app, &smr, &sm, req)?;
     let start = now_ms();
     let app2 = app.clone();
     let (smr2, name2) = (smr.clone(), name.clone());
     let arn = express_arn(&smr.name, &name);
     let arn2 = arn.clone();
     let (r, sm) = tokio::task::spawn_blocking(move || {
-        let r = crate::express::run(&app2, &smr2, &mut sm, &arn2, &name2, input);
+        let r = crate::express::run(&app2, &smr2, &mut sm, &arn2, &name2, input, mocks);
         (r, sm)
     })
     .await

@@ -122,6 +122,7 @@ pub fn run(
     exec_arn: &str,
     name: &str,
     input: Value,
+    mocks: Option<weft_asl::mock::TestCase>,
 ) -> Result<Value, StateError> {
     sm.timeout_seconds = Some(
         sm.timeout_seconds
@@ -151,7 +152,12 @@ pub fn run(
         item_reader: Some(&reader),
         control: None,
     };
-    let r = weft_asl::run_express(sm, input, &opts, &runner, &SystemClock, hooks);
+    let mocked = mocks.map(|case| weft_asl::mock::MockTaskRunner::new(&runner, case));
+    let tasks: &dyn weft_asl::TaskRunner = match &mocked {
+        Some(m) => m,
+        None => &runner,
+    };
+    let r = weft_asl::run_express(sm, input, &opts, tasks, &SystemClock, hooks);
     write_log(app, smr, exec_arn, &sink.events);
     r
 }
@@ -163,12 +169,13 @@ pub fn start_async(
     mut sm: weft_asl::StateMachine,
     name: String,
     input: Value,
+    mocks: Option<weft_asl::mock::TestCase>,
 ) -> Value {
     let arn = express_arn(&smr.name, &name);
     let start = now_ms();
     let (app2, arn2) = (app.clone(), arn.clone());
     tokio::task::spawn_blocking(move || {
-        let r = run(&app2, &smr, &mut sm, &arn2, &name, input);
+        let r = run(&app2, &smr, &mut sm, &arn2, &name, input, mocks);
         let status = if r.is_ok() { "SUCCEEDED" } else { "FAILED" };
         crate::metrics::execution_finished(&app2, status, now_ms() - start);
     });

@@ -88,6 +88,9 @@ pub struct AppState {
     pub(crate) task_logs: sled::Tree,
     /// History events and task logs waiting for the next group commit (see [`pending`]).
     pub(crate) pending: Arc<pending::Pending>,
+    /// The mock configuration (`weft server --mock-config`): `StartExecution` on
+    /// `ARN#TestCase` runs with that test case's mocks (see [`weft_asl::mock`]).
+    pub(crate) mocks: Option<Arc<weft_asl::mock::MockConfig>>,
 }
 
 impl AppState {
@@ -134,6 +137,30 @@ impl AppState {
         max_running: usize,
         per_state_machine: Option<usize>,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::build(store, tokens, max_running, per_state_machine, None)
+    }
+
+    /// [`AppState::new`] with a mock configuration: `StartExecution` and
+    /// `StartSyncExecution` on `STATE_MACHINE_ARN#TestCase` run with the test case's mocks.
+    pub fn with_mocks(
+        store: Arc<weft_store::Store>,
+        tokens: Option<auth::Tokens>,
+        mocks: Option<weft_asl::mock::MockConfig>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let max_running = std::env::var("WEFT_SERVER_MAX_RUNNING")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(default_max_running);
+        Self::build(store, tokens, max_running, None, mocks)
+    }
+
+    fn build(
+        store: Arc<weft_store::Store>,
+        tokens: Option<auth::Tokens>,
+        max_running: usize,
+        per_state_machine: Option<usize>,
+        mocks: Option<weft_asl::mock::MockConfig>,
+    ) -> anyhow::Result<Arc<Self>> {
         let db = store.db().clone();
         let mut rt = runtime::Runtime::new(&db, max_running)?;
         if per_state_machine.is_some() {
@@ -170,6 +197,7 @@ impl AppState {
             rt,
             metrics: metrics::Metrics::default(),
             host: OnceLock::new(),
+            mocks: mocks.map(Arc::new),
         });
         let n = runtime::Runtime::start(&state)?;
         dag_scheduler::start(&state);
@@ -296,6 +324,16 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> s
 /// `weft server [--listen ADDR:PORT] [--no-auth]`: opens `$WEFT_HOME`, loads (or creates) the
 /// token file, binds and serves until Ctrl-C / SIGTERM.
 pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode> {
+    run_with_mocks(listen, no_auth, home, None)
+}
+
+/// [`run`] with a mock configuration (`weft server --mock-config`, see [`AppState::with_mocks`]).
+pub fn run_with_mocks(
+    listen: &str,
+    no_auth: bool,
+    home: &Path,
+    mocks: Option<weft_asl::mock::MockConfig>,
+) -> anyhow::Result<ExitCode> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<std::net::SocketAddr> = listen
         .to_socket_addrs()
@@ -327,7 +365,13 @@ pub fn run(listen: &str, no_auth: bool, home: &Path) -> anyhow::Result<ExitCode>
         );
         Some(tokens)
     };
-    let state = AppState::new(store.clone(), tokens)?;
+    if let Some(m) = &mocks {
+        eprintln!(
+            "weft server: mock configuration loaded ({} state machine(s)); start an execution on STATE_MACHINE_ARN#TestCase to use it",
+            m.state_machines().len()
+        );
+    }
+    let state = AppState::with_mocks(store.clone(), tokens, mocks)?;
     let app = state.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

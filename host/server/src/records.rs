@@ -63,6 +63,13 @@ pub struct ExecutionRecord {
     pub version_arn: Option<String>,
     #[serde(default)]
     pub alias_arn: Option<String>,
+    /// The mock test case it runs with (`StartExecution` on `ARN#TestCase`), and the test
+    /// case itself (a mock configuration of its own, see [`weft_asl::mock::TestCase::to_json`])
+    /// so that a replay after a restart answers with the same mocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_case: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mocks: Option<Value>,
 }
 
 pub fn sm_arn(name: &str) -> String {

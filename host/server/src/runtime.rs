@@ -816,8 +816,22 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             execution_arn: arn.to_string(),
             static_roles: crate::access::static_roles(&definition),
         };
+        // a test case's mocks answer inside the journal, like the tasks they stand for
+        let mocked = match &rec.mocks {
+            Some(m) => Some(weft_asl::mock::MockTaskRunner::new(
+                &runner,
+                weft_asl::mock::TestCase::from_json(m).map_err(|e| {
+                    StateError::new("States.Runtime", format!("the execution's mocks: {e}"))
+                })?,
+            )),
+            None => None,
+        };
+        let inner: &dyn weft_asl::TaskRunner = match &mocked {
+            Some(m) => m,
+            None => &runner,
+        };
         let journaling = JournalingRunner {
-            inner: &runner,
+            inner,
             ctl: &ctl,
             secret: &rt.secret,
         };
@@ -1074,6 +1088,8 @@ pub(crate) fn new_record(
         parent_wants_json: false,
         version_arn: None,
         alias_arn: None,
+        test_case: None,
+        mocks: None,
     }
 }
 

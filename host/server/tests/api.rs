@@ -787,6 +787,8 @@ async fn survives_restart_and_resumes_interrupted_runs() {
             parent_wants_json: false,
             version_arn: None,
             alias_arn: None,
+            test_case: None,
+            mocks: None,
         };
         let tree = store.db().open_tree("sfn_executions").unwrap();
         tree.insert(rec.arn.as_bytes(), serde_json::to_vec(&rec).unwrap())

@@ -1,6 +1,9 @@
 //! [`JournalingRunner`]: wraps the real task runner so that a replay answers every attempt whose
 //! result is journaled without running it, and journals each new attempt before (`Started`) and
-//! after (its result, committed) it runs.
+//! after (its result, committed) it runs. A mocking runner ([`weft_asl::mock::MockTaskRunner`])
+//! sits inside it, so mocked results are journaled like real ones; an attempt answered from the
+//! journal is reported to the inner runner ([`TaskRunner::replayed`]) so that its invocation
+//! counts stay those of the first run.
 
 use super::{Entry, ExecControl};
 use serde_json::Value;
@@ -85,9 +88,17 @@ impl TaskRunner for JournalingRunner<'_> {
             self.ctl.lookup(&k).map_err(failure)?
         };
         match recorded {
-            Some(Entry::Ok { output }) => return Ok(output),
-            Some(Entry::Err { error, cause }) => return Err(TaskFailure { error, cause }),
+            Some(Entry::Ok { output }) => {
+                self.inner.replayed(req);
+                return Ok(output);
+            }
+            Some(Entry::Err { error, cause }) => {
+                self.inner.replayed(req);
+                return Err(TaskFailure { error, cause });
+            }
             Some(Entry::Started { .. }) => {
+                // (the attempt did call the runner before the restart)
+                self.inner.replayed(req);
                 tracing::warn!(execution = %j.execution(), task = %k, "task attempt interrupted by a restart");
                 let e = Entry::Err {
                     error: names::TASK_FAILED.into(),
@@ -153,6 +164,14 @@ impl TaskRunner for JournalingRunner<'_> {
             Some(Entry::Err { error, cause }) => Err(TaskFailure { error, cause }),
             _ => r,
         }
+    }
+
+    fn wraps_result(&self, req: &TaskRequest<'_>) -> bool {
+        self.inner.wraps_result(req)
+    }
+
+    fn replayed(&self, req: &TaskRequest<'_>) {
+        self.inner.replayed(req);
     }
 
     fn task_token(&self, key: &str, attempt: u32) -> String {

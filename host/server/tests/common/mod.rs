@@ -48,6 +48,28 @@ pub async fn start_with(tokens: Option<Tokens>, max_running: usize) -> Server {
     }
 }
 
+/// Starts the app with `tokens` and a mock configuration (`weft server --mock-config`).
+pub async fn start_with_mocks(
+    tokens: Option<Tokens>,
+    mocks: Option<weft_asl::mock::MockConfig>,
+) -> Server {
+    let home = tempfile::tempdir().unwrap();
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    let state = AppState::with_mocks(store, tokens, mocks).unwrap();
+    let app = state.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        weft_server::serve(listener, state).await.unwrap();
+    });
+    Server {
+        addr,
+        state: app,
+        _home: home,
+        task,
+    }
+}
+
 /// One raw HTTP/1.1 request; returns (status, headers lower-cased, body).
 pub async fn request(
     addr: std::net::SocketAddr,
