@@ -505,11 +505,12 @@ impl Exec<'_> {
     /// Functions' history) when `e` is the cancellation; returns `e` either way.
     fn aborted(&self, st: &State, prev: &mut u64, e: StateError) -> StateError {
         if e.is_cancelled() {
-            *prev = self
-                .rec
-                .emit(*prev, self.now_ms(), aborted_type(&st.kind), || {
-                    json!({"name": st.name})
-                });
+            *prev = self.rec.emit(
+                *prev,
+                self.now_ms(),
+                aborted_type(&st.kind),
+                || json!({"name": st.name}),
+            );
         }
         e
     }

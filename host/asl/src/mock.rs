@@ -1213,6 +1213,7 @@ mod tests {
             attempt: 1,
             key: String::new(),
             depth: 0,
+            cancel: Default::default(),
         };
         for _ in 0..3 {
             runner.replayed(&req);

@@ -557,6 +557,18 @@ fn positive_int(
     }
 }
 
+/// True for a string that is one `${Name}` placeholder and nothing else.
+fn is_whole_placeholder(s: &str) -> bool {
+    s.strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|n| {
+            !n.is_empty()
+                && n.len() <= 255
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        })
+}
+
 fn dyn_u64(
     f: &Fields<'_>,
     k: &str,
@@ -584,6 +596,16 @@ fn dyn_u64(
         }
     }
     let v = f.get(k)?;
+    // an unsubstituted `${Name}` (SAM's DefinitionSubstitutions) in a number field: AWS never
+    // sees it (the template substitutes it first); weft validates the file with a warning
+    // (see `warnings`) and a run fails at this field, reading the placeholder as a path that
+    // the input does not have
+    if let Some(s) = v.as_str().filter(|s| is_whole_placeholder(s)) {
+        let quoted = format!("$['{}']", s.replace('\\', "\\\\").replace('\'', "\\'"));
+        if let Ok(p) = JsonPath::parse(&quoted) {
+            return Some(Dynamic::Path(p));
+        }
+    }
     if ql == QueryLanguage::Jsonata && v.is_string() {
         let t = Template::jsonata(v, &f.p(k), k, errs);
         if t.is_literal() {

@@ -3,8 +3,8 @@
 //! a sibling's own Retry/Catch never handles the stop, and the enclosing state reports the
 //! failure that caused it.
 
-use serde_json::{json, Value};
 use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use weft_asl::{
@@ -96,11 +96,10 @@ fn task(f: &str) -> Value {
            "Parameters": {"FunctionName": f, "Payload.$": "$"}, "OutputPath": "$.Payload"})
 }
 
-fn run(
-    def: Value,
-    runner: &Blocker,
-    threads: usize,
-) -> (Result<Value, (String, Option<String>)>, Vec<HistoryEvent>) {
+/// A run's output, or its error name and cause.
+type Outcome = Result<Value, (String, Option<String>)>;
+
+fn run(def: Value, runner: &Blocker, threads: usize) -> (Outcome, Vec<HistoryEvent>) {
     let sm = parse(&def.to_string()).unwrap_or_else(|e| panic!("invalid definition:\n{e}"));
     let opts = RunOptions {
         max_threads: threads,
@@ -143,12 +142,20 @@ fn a_failed_branch_stops_a_running_task_in_its_sibling() {
     let b = Blocker::late(1);
     let (r, h) = run(def, &b, 2);
     assert_eq!(r.map_err(|e| e.0), Err("Late.Failure".to_string()));
-    assert_eq!(b.saw_cancel.load(Ordering::SeqCst), 1, "the task saw its switch");
+    assert_eq!(
+        b.saw_cancel.load(Ordering::SeqCst),
+        1,
+        "the task saw its switch"
+    );
     assert_eq!(b.ran_out.load(Ordering::SeqCst), 0);
     assert!(!entered(&h, "AfterWork"), "no state after the stop");
     assert_eq!(count(&h, "TaskStateAborted"), 1);
     assert_eq!(count(&h, "ParallelStateFailed"), 1);
-    assert_eq!(count(&h, "TaskFailed"), 1, "only the failing task failed; the stopped one was aborted");
+    assert_eq!(
+        count(&h, "TaskFailed"),
+        1,
+        "only the failing task failed; the stopped one was aborted"
+    );
 }
 
 #[test]
@@ -179,7 +186,10 @@ fn a_failed_branch_ends_a_sibling_wait_and_its_loop() {
         },
     );
     let out = r.expect("caught");
-    assert_eq!(out["Error"], "Work.Failed", "the Catch sees the branch's error: {out}");
+    assert_eq!(
+        out["Error"], "Work.Failed",
+        "the Catch sees the branch's error: {out}"
+    );
     assert!(!entered(&h, "Check"), "the loop did not go round");
     assert!(
         clock.slept_ms.load(Ordering::SeqCst) < 30_000,
@@ -193,7 +203,8 @@ fn a_failed_branch_ends_a_sibling_wait_and_its_loop() {
 fn a_siblings_own_catch_and_retry_do_not_handle_the_stop() {
     let mut work = task("block");
     work["Catch"] = json!([{"ErrorEquals": ["States.ALL"], "Next": "Compensate"}]);
-    work["Retry"] = json!([{"ErrorEquals": ["States.ALL"], "MaxAttempts": 5, "IntervalSeconds": 1}]);
+    work["Retry"] =
+        json!([{"ErrorEquals": ["States.ALL"], "MaxAttempts": 5, "IntervalSeconds": 1}]);
     work["End"] = json!(true);
     let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
         {"StartAt": "Work", "States": {"Work": work, "Compensate": {"Type": "Pass", "End": true}}},
@@ -205,7 +216,11 @@ fn a_siblings_own_catch_and_retry_do_not_handle_the_stop() {
     assert_eq!(r.map_err(|e| e.0), Err("Late.Failure".to_string()));
     assert!(!entered(&h, "Compensate"));
     assert_eq!(b.saw_cancel.load(Ordering::SeqCst), 1);
-    assert_eq!(b.calls.load(Ordering::SeqCst), 2, "no retry of the stopped task");
+    assert_eq!(
+        b.calls.load(Ordering::SeqCst),
+        2,
+        "no retry of the stopped task"
+    );
 }
 
 #[test]

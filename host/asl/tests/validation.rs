@@ -341,3 +341,28 @@ fn mutated_definitions_never_panic() {
     }
     eprintln!("{runs} mutated definitions parsed and ran without panicking");
 }
+
+#[test]
+fn a_whole_placeholder_in_a_number_field_validates_and_fails_the_run_at_that_field() {
+    // SAM's DefinitionSubstitutions: `Seconds: ${ReminderTimeout}` in a template AWS accepts
+    for field in ["Seconds", "TimeoutSeconds"] {
+        let st = if field == "Seconds" {
+            serde_json::json!({"Type": "Wait", "Seconds": "${ReminderTimeout}", "End": true})
+        } else {
+            serde_json::json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "f"}, "TimeoutSeconds": "${Timeout}", "End": true})
+        };
+        let def = serde_json::json!({"StartAt": "S", "States": {"S": st}});
+        let (_, warnings) = weft_asl::validate_with_warnings(&def.to_string())
+            .unwrap_or_else(|e| panic!("{field}: {e}"));
+        assert!(
+            warnings.iter().any(|w| w.pointer.ends_with(field)),
+            "{field}: {warnings:?}"
+        );
+    }
+    // a partial placeholder or a plain word is still an error
+    for bad in ["x${A}", "${}", "soon"] {
+        let def = serde_json::json!({"StartAt": "S", "States": {"S": {"Type": "Wait", "Seconds": bad, "End": true}}});
+        assert!(weft_asl::parse(&def.to_string()).is_err(), "{bad}");
+    }
+}

@@ -23,10 +23,16 @@ fn read_definition(path: &Path) -> Result<String> {
         .map_err(|e| usage(format!("{}: cannot read: {e}", path.display())))
 }
 
-/// Parses and validates; on failure every error is printed as `FILE: POINTER: reason`.
+/// Parses and validates a JSON or YAML definition; on failure every error is printed as
+/// `FILE: POINTER: reason`.
 fn parse(path: &Path) -> Result<weft_asl::StateMachine> {
+    parse_with_warnings(path).map(|(sm, _)| sm)
+}
+
+/// [`parse`], also returning what weft accepts but does not honour (`POINTER: warning: ...`).
+fn parse_with_warnings(path: &Path) -> Result<(weft_asl::StateMachine, Vec<weft_asl::Warning>)> {
     let text = read_definition(path)?;
-    weft_asl::parse(&text).map_err(|errs| {
+    weft_asl::validate_any_with_warnings(&text).map_err(|errs| {
         let lines: Vec<String> = errs
             .to_string()
             .lines()
@@ -36,12 +42,24 @@ fn parse(path: &Path) -> Result<weft_asl::StateMachine> {
     })
 }
 
+/// True for a YAML file that holds an ASL definition (top-level `StartAt` and `States`), as
+/// SAM and Workflow Studio write them (`*.asl.yaml`), rather than a DAG file.
+fn is_asl_yaml(path: &Path) -> bool {
+    let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+    if name.ends_with(".asl.yaml") || name.ends_with(".asl.yml") {
+        return true;
+    }
+    std::fs::read_to_string(path).is_ok_and(|t| weft_asl::looks_like_asl_yaml(&t))
+}
+
 /// The file's stem as a state machine name: `foo.asl.json` -> `foo`.
 fn stem(path: &Path) -> Option<String> {
     path.file_name().and_then(|f| f.to_str()).map(|f| {
-        f.trim_end_matches(".json")
-            .trim_end_matches(".asl")
-            .to_string()
+        let f = [".json", ".yaml", ".yml"]
+            .iter()
+            .find_map(|e| f.strip_suffix(e))
+            .unwrap_or(f);
+        f.strip_suffix(".asl").unwrap_or(f).to_string()
     })
 }
 
@@ -166,7 +184,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if ext == "yaml" || ext == "yml" {
+    if (ext == "yaml" || ext == "yml") && !is_asl_yaml(&a.file) {
         let store = open_store()?;
         let check = crate::cmd_dag::known(&store);
         let (dags, errors) = weft_dag::load_dag_file(&a.file, &check);
@@ -184,7 +202,10 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    parse(&a.file)?;
+    let (_, warnings) = parse_with_warnings(&a.file)?;
+    for w in &warnings {
+        eprintln!("{}: {w}", a.file.display());
+    }
     println!("{}: valid state machine", a.file.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -207,16 +207,19 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         let ctx =
             serde_json::to_string(&ctx).map_err(|e| failure("States.Runtime", e.to_string()))?;
         let input = req.payload.to_string();
+        // the execution's own switch (StopExecution) and the branch's (a sibling failed)
+        let cancel = if req.cancel.is_armed() {
+            let branch = req.cancel.clone();
+            let own = self.cancel.clone();
+            let both: crate::plugin_host::Cancel =
+                Arc::new(move || branch.is_cancelled() || own.as_ref().is_some_and(|c| c()));
+            Some(both)
+        } else {
+            self.cancel.clone()
+        };
         let (rec, outcome) = self
             .host
-            .run_task_cancellable(
-                &r,
-                &input,
-                &ctx,
-                Arc::new(grant),
-                limits,
-                self.cancel.clone(),
-            )
+            .run_task_cancellable(&r, &input, &ctx, Arc::new(grant), limits, cancel)
             .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
         if let Some(observe) = &self.observer {
             // the observer keeps the logs

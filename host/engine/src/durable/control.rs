@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weft_asl::error::names;
-use weft_asl::{RunControl, StateError};
+use weft_asl::{Cancellation, RunControl, StateError};
 
 /// Why a run unwound without finishing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,9 +219,14 @@ impl ExecControl {
 
     /// Sleeps up to `d`, waking early when the run is cancelled.
     pub fn nap(&self, d: Duration) {
+        self.nap_unless(d, &Cancellation::none())
+    }
+
+    /// [`Self::nap`], waking early also when `branch` is thrown.
+    pub fn nap_unless(&self, d: Duration, branch: &Cancellation) {
         let end = std::time::Instant::now() + d;
         loop {
-            if self.is_cancelled() {
+            if self.is_cancelled() || branch.is_cancelled() {
                 return;
             }
             let now = std::time::Instant::now();
@@ -258,7 +263,13 @@ impl RunControl for ExecControl {
         Ok(())
     }
 
-    fn wait_until(&self, key: &str, until_ms: i64, _depth: usize) -> Result<(), StateError> {
+    fn wait_until(
+        &self,
+        key: &str,
+        until_ms: i64,
+        _depth: usize,
+        cancel: &Cancellation,
+    ) -> Result<(), StateError> {
         let until = match self.journal.get(key).map_err(Self::db_error)? {
             Some(Entry::Timer { until_ms }) => until_ms,
             _ => {
@@ -272,13 +283,14 @@ impl RunControl for ExecControl {
         loop {
             self.check()?;
             let now = now_ms();
-            if now >= until {
+            // a sibling branch failed: the interpreter unwinds this one
+            if now >= until || cancel.is_cancelled() {
                 return Ok(());
             }
             if until - now >= self.suspend_after_ms {
                 return Err(self.suspend_for(Suspension::Timer { until_ms: until }));
             }
-            self.nap(Duration::from_millis((until - now) as u64));
+            self.nap_unless(Duration::from_millis((until - now) as u64), cancel);
         }
     }
 }

@@ -129,6 +129,15 @@ impl TaskRunner for JournalingRunner<'_> {
             .unwrap_or(0);
         j.put(&k, &Entry::Started { at_ms }).map_err(failure)?;
         let r = self.inner.run_task(req);
+        if r.is_err() && req.cancel.is_cancelled() {
+            // stopped because a sibling branch failed: not an outcome of the attempt (a replay
+            // that gets this far runs it again, and the sibling stops it again)
+            j.remove_started(&k).map_err(failure)?;
+            return Err(TaskFailure {
+                error: names::CANCELLED.into(),
+                cause: "stopped because another branch or iteration failed".into(),
+            });
+        }
         let recorded = match &r {
             Err(f) if f.error == names::SUSPENDED => {
                 // not an outcome: the attempt resumes later (an answer may already be journaled)
