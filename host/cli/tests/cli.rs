@@ -194,3 +194,43 @@ fn run_history_uses_step_functions_events() {
         ]
     );
 }
+
+#[test]
+fn a_failed_parallel_branch_interrupts_a_running_guest_and_ends_sibling_waits() {
+    let home = tempfile::tempdir().unwrap();
+    for p in ["fail.wasm", "hostile/spin.wasm"] {
+        let o = weft(
+            home.path(),
+            &["plugin", "install", plugin(p).to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // a spinning guest (it would run until its fuel is gone), a poll loop, and a failure
+    let def = serde_json::json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "Spin", "States": {"Spin": {"Type": "Task", "Resource": "weft:plugin:hostile-spin", "End": true}}},
+        {"StartAt": "Poll", "States": {"Poll": {"Type": "Wait", "Seconds": 300, "Next": "Again"},
+                                       "Again": {"Type": "Pass", "Next": "Poll"}}},
+        {"StartAt": "F", "States": {"F": {"Type": "Task", "Resource": "weft:plugin:fail", "End": true}}}
+    ]}}});
+    let file = home.path().join("parallel.asl.json");
+    std::fs::write(&file, def.to_string()).unwrap();
+    let o = weft(
+        home.path(),
+        &["run", file.to_str().unwrap(), "--history"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(out["Error"], "Custom.Failure", "{out}");
+    let history: serde_json::Value = serde_json::from_str(&stderr(&o)).unwrap();
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(types.contains(&"WaitStateAborted"), "{types:?}");
+    assert!(!types.contains(&"PassStateEntered"), "the poll loop stopped: {types:?}");
+    // the spinning guest was interrupted, or (on a slow machine) had not started yet
+    let failed = types.iter().filter(|t| **t == "TaskFailed").count();
+    assert_eq!(failed, 1, "only the failing task failed: {types:?}");
+}
