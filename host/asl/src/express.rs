@@ -236,6 +236,10 @@ pub struct RunOptions {
     pub account: String,
     /// Execution role ARN (`$$.Execution.RoleArn`).
     pub role_arn: String,
+    /// `$$.Execution.Id` when the caller names the execution itself (an Express execution's
+    /// `arn:aws:states:REGION:ACCOUNT:express:MACHINE:NAME:UUID`); `None`: the Standard shape
+    /// `...:execution:MACHINE:NAME`.
+    pub execution_arn: Option<String>,
     /// Upper bound on threads per Map/Parallel state.
     pub max_threads: usize,
     /// Fail with `States.Runtime` after this many state transitions (loop guard).
@@ -271,6 +275,7 @@ impl Default for RunOptions {
             region: "us-east-1".into(),
             account: "000000000000".into(),
             role_arn: "arn:aws:iam::000000000000:role/weft-execution".into(),
+            execution_arn: None,
             max_threads: cores(),
             max_transitions: None,
             start_ms: None,
@@ -420,10 +425,12 @@ pub fn run_express<'a>(
         "arn:aws:states:{}:{}:stateMachine:{}",
         opts.region, opts.account, opts.state_machine_name
     );
-    let exec_arn = format!(
-        "arn:aws:states:{}:{}:execution:{}:{}",
-        opts.region, opts.account, opts.state_machine_name, opts.execution_name
-    );
+    let exec_arn = opts.execution_arn.clone().unwrap_or_else(|| {
+        format!(
+            "arn:aws:states:{}:{}:execution:{}:{}",
+            opts.region, opts.account, opts.state_machine_name, opts.execution_name
+        )
+    });
     let info = ExecutionInfo {
         execution: json!({
             "Id": exec_arn,

@@ -406,6 +406,10 @@ pub struct RunArgs {
     /// $$.State.EnteredTime, TimeoutSeconds) advances by what they would have waited.
     #[arg(long)]
     pub fast_forward: bool,
+    /// The state machine's type: STANDARD, or EXPRESS (`$$.Execution.Id` is then
+    /// `arn:aws:states:REGION:ACCOUNT:express:MACHINE:NAME:UUID`, as Step Functions makes it).
+    #[arg(long = "type", value_name = "STANDARD|EXPRESS", default_value = "STANDARD", value_parser = ["STANDARD", "EXPRESS"], ignore_case = true)]
+    pub machine_type: String,
 }
 
 #[derive(Args)]

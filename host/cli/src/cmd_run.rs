@@ -141,6 +141,16 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         Some(n) => n.clone(),
         None => stem(&a.file).unwrap_or_else(|| "StateMachine".into()),
     };
+    if a.machine_type.eq_ignore_ascii_case("EXPRESS") {
+        opts.execution_arn = Some(format!(
+            "arn:aws:states:{}:{}:express:{}:{}:{}",
+            opts.region,
+            opts.account,
+            opts.state_machine_name,
+            opts.execution_name,
+            weft_asl::entropy::uuid_v4()
+        ));
+    }
     let mut history: Vec<HistoryEvent> = Vec::new();
     let hooks = Hooks {
         history: if a.history { Some(&mut history) } else { None },

@@ -214,10 +214,7 @@ fn a_failed_parallel_branch_interrupts_a_running_guest_and_ends_sibling_waits() 
     ]}}});
     let file = home.path().join("parallel.asl.json");
     std::fs::write(&file, def.to_string()).unwrap();
-    let o = weft(
-        home.path(),
-        &["run", file.to_str().unwrap(), "--history"],
-    );
+    let o = weft(home.path(), &["run", file.to_str().unwrap(), "--history"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let out: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(out["Error"], "Custom.Failure", "{out}");
@@ -229,8 +226,57 @@ fn a_failed_parallel_branch_interrupts_a_running_guest_and_ends_sibling_waits() 
         .filter_map(|e| e["type"].as_str())
         .collect();
     assert!(types.contains(&"WaitStateAborted"), "{types:?}");
-    assert!(!types.contains(&"PassStateEntered"), "the poll loop stopped: {types:?}");
+    assert!(
+        !types.contains(&"PassStateEntered"),
+        "the poll loop stopped: {types:?}"
+    );
     // the spinning guest was interrupted, or (on a slow machine) had not started yet
     let failed = types.iter().filter(|t| **t == "TaskFailed").count();
     assert_eq!(failed, 1, "only the failing task failed: {types:?}");
+}
+
+#[test]
+fn express_execution_ids_and_missing_operators_are_named_as_aws_names_them() {
+    let home = tempfile::tempdir().unwrap();
+    let def = home.path().join("ids.asl.json");
+    std::fs::write(
+        &def,
+        r#"{"StartAt":"S","States":{"S":{"Type":"Pass","Parameters":{"id.$":"$$.Execution.Id"},"End":true}}}"#,
+    )
+    .unwrap();
+    let f = def.to_str().unwrap();
+    let o = weft(
+        home.path(),
+        &["run", f, "--name", "e1", "--type", "EXPRESS"],
+    );
+    let out: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = out["id"].as_str().unwrap();
+    let prefix = "arn:aws:states:us-east-1:000000000000:express:ids:e1:";
+    assert!(id.starts_with(prefix), "{id}");
+    assert_eq!(id[prefix.len()..].len(), 36, "a UUID ends the id: {id}");
+    let o = weft(home.path(), &["run", f, "--name", "e1"]);
+    assert_eq!(
+        stdout(&o),
+        r#"{"id":"arn:aws:states:us-east-1:000000000000:execution:ids:e1"}"#
+    );
+
+    // a missing operator is a set-up error that the usual Lambda retrier (AWS's generated one)
+    // does not back off on (`States.TaskFailed` and `States.ALL` would match it, as on AWS)
+    let def = home.path().join("missing.asl.json");
+    std::fs::write(&def, serde_json::json!({"StartAt": "L", "States": {
+        "L": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "nope"},
+              "Retry": [{"ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
+                  "Lambda.SdkClientException", "Lambda.TooManyRequestsException"], "MaxAttempts": 3}], "Next": "P"},
+        "P": {"Type": "Task", "Resource": "weft:plugin:nope", "End": true}}}).to_string()).unwrap();
+    let o = weft(home.path(), &["run", def.to_str().unwrap(), "--history"]);
+    let out: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(out["Error"], "Lambda.ResourceNotFoundException", "{out}");
+    let history: serde_json::Value = serde_json::from_str(&stderr(&o)).unwrap();
+    let attempts = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "TaskFailed")
+        .count();
+    assert_eq!(attempts, 1, "no retry of a missing function");
 }

@@ -153,6 +153,23 @@ impl<'a> SandboxTaskRunner<'a> {
     }
 }
 
+/// The error name of a task that could not start: a missing operator is named as AWS names a
+/// missing function (`Lambda.ResourceNotFoundException`) for Lambda-shaped resources and
+/// `Weft.PluginNotFound` otherwise, so that a Retry on `States.TaskFailed` does not back off
+/// on a set-up mistake; anything else is `States.TaskFailed`.
+pub fn set_up_error_name(e: &crate::EngineError, req: &TaskRequest<'_>) -> &'static str {
+    use weft_asl::resource::ResourceKind;
+    match e {
+        crate::EngineError::PluginNotFound { .. } => match req.resource.kind {
+            ResourceKind::LambdaInvoke | ResourceKind::LambdaFunction { .. } => {
+                "Lambda.ResourceNotFoundException"
+            }
+            _ => "Weft.PluginNotFound",
+        },
+        _ => "States.TaskFailed",
+    }
+}
+
 fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
     TaskFailure {
         error: error.to_string(),
@@ -220,7 +237,7 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         let (rec, outcome) = self
             .host
             .run_task_cancellable(&r, &input, &ctx, Arc::new(grant), limits, cancel)
-            .map_err(|e| failure("States.TaskFailed", e.to_string()))?;
+            .map_err(|e| failure(set_up_error_name(&e, req), e.to_string()))?;
         if let Some(observe) = &self.observer {
             // the observer keeps the logs
             observe(req, &rec, &outcome);

@@ -142,6 +142,7 @@ pub fn run(
         execution_name: name.to_string(),
         state_machine_name: smr.name.clone(),
         role_arn: smr.role_arn.clone(),
+        execution_arn: Some(exec_arn.to_string()),
         ..RunOptions::default()
     };
     let reader = LocalItemReader::new(app.base_dir.clone(), runner.execution_role.clone());
