@@ -157,13 +157,17 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         item_reader: Some(&reader),
         control: None,
     };
-    let mocked = case.map(|tc| MockTaskRunner::new(&runner, tc));
-    let tasks: &dyn TaskRunner = match &mocked {
-        Some(m) => m,
-        None => &runner,
-    };
     let fake = FakeClock::default();
     let clock: &dyn Clock = if a.fast_forward { &fake } else { &SystemClock };
+    let callbacks = crate::local_callbacks::LocalCallbacks {
+        inner: &runner,
+        clock,
+    };
+    let mocked = case.map(|tc| MockTaskRunner::new(&callbacks, tc));
+    let tasks: &dyn TaskRunner = match &mocked {
+        Some(m) => m,
+        None => &callbacks,
+    };
     let result = run_express(&sm, input, &opts, tasks, clock, hooks);
     if a.history {
         let events: Vec<_> = history.iter().map(|e| e.to_json()).collect();

@@ -19,6 +19,7 @@ mod cmd_secrets;
 mod cmd_server;
 mod cmd_sm;
 mod context;
+mod local_callbacks;
 mod mocks;
 
 use clap::Parser;

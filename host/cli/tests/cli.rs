@@ -280,3 +280,40 @@ fn express_execution_ids_and_missing_operators_are_named_as_aws_names_them() {
         .count();
     assert_eq!(attempts, 1, "no retry of a missing function");
 }
+
+#[test]
+fn a_callback_task_in_a_local_run_times_out_instead_of_returning_its_operators_output() {
+    let home = tempfile::tempdir().unwrap();
+    let o = weft(
+        home.path(),
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let def = |limits: serde_json::Value| {
+        let mut st = serde_json::json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": "echo", "Payload": {"token.$": "$$.Task.Token"}}, "End": true});
+        for (k, v) in limits.as_object().unwrap() {
+            st[k] = v.clone();
+        }
+        serde_json::json!({"StartAt": "S", "States": {"S": st}}).to_string()
+    };
+    let file = home.path().join("callback.asl.json");
+    let f = file.to_str().unwrap();
+    for (limits, error) in [
+        (
+            serde_json::json!({"TimeoutSeconds": 3600}),
+            "States.Timeout",
+        ),
+        (
+            serde_json::json!({"TimeoutSeconds": 3600, "HeartbeatSeconds": 60}),
+            "States.HeartbeatTimeout",
+        ),
+        (serde_json::json!({}), "States.Runtime"),
+    ] {
+        std::fs::write(&file, def(limits.clone())).unwrap();
+        let o = weft(home.path(), &["run", f, "--fast-forward"]);
+        assert_eq!(o.status.code(), Some(1), "{limits}: {}", stdout(&o));
+        let out: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(out["Error"], error, "{limits}: {out}");
+    }
+}

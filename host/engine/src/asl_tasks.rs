@@ -142,10 +142,24 @@ impl<'a> SandboxTaskRunner<'a> {
                 }
                 PluginRef::parse(&req.target).map_err(|e| failure("States.Runtime", e.to_string()))
             }
-            other => Err(failure(
+            ResourceKind::Service { .. } => Err(failure(
                 "States.Runtime",
                 format!(
-                    "resource {} ({other:?}) needs the weft server (activities, nested executions, DAG runs and service integrations need `weft server`)",
+                    "resource {}: weft does not call AWS services; give this state a mocked response (`weft run --mock-config FILE --test-case NAME`, Step Functions Local's format) or name a plugin instead",
+                    req.resource
+                ),
+            )),
+            ResourceKind::Activity { .. } => Err(failure(
+                "States.Runtime",
+                format!(
+                    "resource {}: activity workers poll a running `weft server`; run this state machine there (`weft sm create`), or mock the state with `weft run --mock-config`",
+                    req.resource
+                ),
+            )),
+            ResourceKind::StateMachine { .. } | ResourceKind::Dag { .. } => Err(failure(
+                "States.Runtime",
+                format!(
+                    "resource {}: starting another execution or a DAG run needs `weft server` (`weft sm create`), or mock the state with `weft run --mock-config`",
                     req.resource
                 ),
             )),

@@ -440,7 +440,7 @@ async fn executions_history_idempotency_pagination() {
     .await;
     let d = wait_done(&s, fe["executionArn"].as_str().unwrap()).await;
     assert_eq!(d["status"], "FAILED");
-    assert_eq!(d["error"], "States.TaskFailed");
+    assert_eq!(d["error"], "Weft.PluginNotFound");
     assert!(
         d["cause"].as_str().unwrap().contains("does-not-exist"),
         "{d}"
