@@ -220,6 +220,15 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     for w in &warnings {
         eprintln!("{}: {w}", a.file.display());
     }
+    // which operators a run needs and are not installed (when the store can be read: a
+    // server holding it does not make validation fail)
+    let text = read_definition(&a.file)?;
+    let def = serde_json::from_str(&text).or_else(|_| weft_asl::yaml_to_value(&text));
+    if let (Ok(def), Ok(store)) = (def, weft_store::Store::open(home())) {
+        for w in crate::needed_plugins::missing(&store, &def) {
+            eprintln!("{}: {w}", a.file.display());
+        }
+    }
     println!("{}: valid state machine", a.file.display());
     Ok(ExitCode::SUCCESS)
 }

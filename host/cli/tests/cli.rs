@@ -317,3 +317,32 @@ fn a_callback_task_in_a_local_run_times_out_instead_of_returning_its_operators_o
         assert_eq!(out["Error"], error, "{limits}: {out}");
     }
 }
+
+#[test]
+fn validate_warns_about_operators_that_are_not_installed_and_still_exits_0() {
+    let home = tempfile::tempdir().unwrap();
+    let o = weft(
+        home.path(),
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = home.path().join("needs.asl.json");
+    std::fs::write(&file, serde_json::json!({"StartAt": "A", "States": {
+        "A": {"Type": "Task", "Resource": "weft:plugin:echo", "Next": "B"},
+        "B": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "score"}, "Next": "C"},
+        "C": {"Type": "Task", "Resource": "weft:plugin:shaper", "End": true}}}).to_string()).unwrap();
+    let o = weft(home.path(), &["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("`echo`"), "{err}");
+    assert!(
+        err.contains("/States/B/Resource: warning: operator `score` is not installed")
+            && err.contains("Lambda.ResourceNotFoundException"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/States/C/Resource: warning: operator `shaper`")
+            && err.contains("Weft.PluginNotFound"),
+        "{err}"
+    );
+}
