@@ -1,5 +1,7 @@
 //! Express driver throughput: a 1,000-state Pass/Choice chain (state transitions per second)
-//! and a Map over 100,000 items with a no-op Pass iterator. Run with
+//! a Map over 100,000 items with a no-op Pass iterator, a 10-branch Parallel (the cost of
+//! running every branch at once on its own thread), and how long a failed branch takes to stop
+//! a sibling waiting an hour. Run with
 //! `cargo bench -p weft-asl --bench express`.
 
 use serde_json::{json, Map, Value};
@@ -103,4 +105,38 @@ fn main() {
             100_000.0 / el
         );
     }
+
+    // a 10-branch Parallel of Pass states: every branch on its own thread
+    let branches: Vec<Value> = (0..10)
+        .map(|i| json!({"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": i, "End": true}}}))
+        .collect();
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": branches, "End": true}}});
+    let sm = parse(&def.to_string()).expect("parallel parses");
+    let runs = 2000;
+    let t = Instant::now();
+    for _ in 0..runs {
+        assert!(run_express(&sm, json!({}), &opts, &NoTasks, &clock, Hooks::default()).is_ok());
+    }
+    let el = t.elapsed().as_secs_f64();
+    println!(
+        "parallel, 10 branches: {runs} runs in {el:.3}s = {:.1} us per Parallel state",
+        el * 1e6 / runs as f64
+    );
+
+    // a failed branch stops a sibling in a one-hour Wait: time from start to the failure
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}},
+        {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}]}}});
+    let sm = parse(&def.to_string()).expect("parallel parses");
+    let runs = 200;
+    let t = Instant::now();
+    for _ in 0..runs {
+        assert!(run_express(&sm, json!({}), &opts, &NoTasks, &clock, Hooks::default()).is_err());
+    }
+    let el = t.elapsed().as_secs_f64();
+    println!(
+        "parallel, failed branch stops a 1 h Wait: {:.2} ms per execution (polling every {} ms)",
+        el * 1e3 / runs as f64,
+        weft_asl::express::CANCEL_POLL.as_millis()
+    );
 }
