@@ -224,7 +224,10 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     // server holding it does not make validation fail)
     let text = read_definition(&a.file)?;
     let def = serde_json::from_str(&text).or_else(|_| weft_asl::yaml_to_value(&text));
-    if let (Ok(def), Ok(store)) = (def, weft_store::Store::open(home())) {
+    if let (Ok(def), Ok(store)) = (
+        def,
+        weft_store::Store::open_waiting(home(), std::time::Duration::ZERO),
+    ) {
         for w in crate::needed_plugins::missing(&store, &def) {
             eprintln!("{}: {w}", a.file.display());
         }

@@ -11,12 +11,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: cannot open the database: {source}")]
-    Db {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
+    #[error("{path}: the store is in use by another weft process (a server, scheduler or run on this WEFT_HOME) and stayed so for {waited_s}s; use another WEFT_HOME, or run on the server (`weft sm start`)")]
+    Locked { path: PathBuf, waited_s: u64 },
+    #[error("{path}: cannot open the database: {cause}")]
+    Db { path: PathBuf, cause: sled::Error },
     #[error("database error: {0}")]
     Sled(#[from] sled::Error),
     #[error("blob {digest} not found in the store")]
