@@ -23,3 +23,5 @@ echo "== ASL express engine (cargo bench -p weft-asl)"
 cargo bench -p weft-asl --bench express
 echo "== DAG run (cargo bench -p weft-dag)"
 cargo bench -p weft-dag --bench dag_run
+echo "== SigV4 verification per API request (cargo bench -p weft-server --bench sigv4)"
+cargo bench -p weft-server --bench sigv4
