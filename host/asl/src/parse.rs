@@ -11,17 +11,18 @@ use crate::template::{escape_ptr, Template};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
+/// Decodes a JSON definition, or the one error saying why it is not JSON.
+fn decode_json(definition_json: &str) -> Result<Value, ValidationErrors> {
+    serde_json::from_str(definition_json).map_err(|e| {
+        let mut errs = ValidationErrors::default();
+        errs.push("", format!("not valid JSON: {e}"));
+        errs
+    })
+}
+
 /// Parses and validates a definition.
 pub fn parse(definition_json: &str) -> Result<StateMachine, ValidationErrors> {
-    let v: Value = match serde_json::from_str(definition_json) {
-        Ok(v) => v,
-        Err(e) => {
-            let mut errs = ValidationErrors::default();
-            errs.push("", format!("not valid JSON: {e}"));
-            return Err(errs);
-        }
-    };
-    parse_value(&v)
+    parse_value(&decode_json(definition_json)?)
 }
 
 /// Parses and validates a definition like [`parse`], also returning the [`Warning`]s: what
@@ -29,15 +30,7 @@ pub fn parse(definition_json: &str) -> Result<StateMachine, ValidationErrors> {
 pub fn validate_with_warnings(
     definition_json: &str,
 ) -> Result<(StateMachine, Vec<Warning>), ValidationErrors> {
-    let v: Value = match serde_json::from_str(definition_json) {
-        Ok(v) => v,
-        Err(e) => {
-            let mut errs = ValidationErrors::default();
-            errs.push("", format!("not valid JSON: {e}"));
-            return Err(errs);
-        }
-    };
-    validate_value_with_warnings(&v)
+    validate_value_with_warnings(&decode_json(definition_json)?)
 }
 
 /// [`validate_with_warnings`] for an already-decoded definition.

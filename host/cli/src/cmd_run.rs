@@ -26,20 +26,30 @@ fn read_definition(path: &Path) -> Result<String> {
 /// Parses and validates a JSON or YAML definition; on failure every error is printed as
 /// `FILE: POINTER: reason`.
 fn parse(path: &Path) -> Result<weft_asl::StateMachine> {
-    parse_with_warnings(path).map(|(sm, _)| sm)
+    parse_with_warnings(path).map(|(sm, _, _)| sm)
 }
 
-/// [`parse`], also returning what weft accepts but does not honour (`POINTER: warning: ...`).
-fn parse_with_warnings(path: &Path) -> Result<(weft_asl::StateMachine, Vec<weft_asl::Warning>)> {
+/// [`parse`], also returning the decoded definition and what weft accepts but does not
+/// honour (`POINTER: warning: ...`).
+fn parse_with_warnings(
+    path: &Path,
+) -> Result<(
+    weft_asl::StateMachine,
+    serde_json::Value,
+    Vec<weft_asl::Warning>,
+)> {
     let text = read_definition(path)?;
-    weft_asl::validate_any_with_warnings(&text).map_err(|errs| {
+    let located = |errs: weft_asl::ValidationErrors| {
         let lines: Vec<String> = errs
             .to_string()
             .lines()
             .map(|l| format!("{}: {l}", path.display()))
             .collect();
         usage(lines.join("\n"))
-    })
+    };
+    let def = weft_asl::yaml::any_to_value(&text).map_err(located)?;
+    let (sm, warnings) = weft_asl::validate_value_with_warnings(&def).map_err(located)?;
+    Ok((sm, def, warnings))
 }
 
 /// True for a YAML file that holds an ASL definition (top-level `StartAt` and `States`), as
@@ -216,18 +226,13 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (_, warnings) = parse_with_warnings(&a.file)?;
+    let (_, def, warnings) = parse_with_warnings(&a.file)?;
     for w in &warnings {
         eprintln!("{}: {w}", a.file.display());
     }
     // which operators a run needs and are not installed (when the store can be read: a
     // server holding it does not make validation fail)
-    let text = read_definition(&a.file)?;
-    let def = serde_json::from_str(&text).or_else(|_| weft_asl::yaml_to_value(&text));
-    if let (Ok(def), Ok(store)) = (
-        def,
-        weft_store::Store::open_waiting(home(), std::time::Duration::ZERO),
-    ) {
+    if let Ok(store) = weft_store::Store::open_waiting(home(), std::time::Duration::ZERO) {
         for w in crate::needed_plugins::missing(&store, &def) {
             eprintln!("{}: {w}", a.file.display());
         }

@@ -34,6 +34,11 @@ pub async fn start_with(tokens: Option<Tokens>, max_running: usize) -> Server {
     let home = tempfile::tempdir().unwrap();
     let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
     let state = AppState::with_limit(store, tokens, max_running).unwrap();
+    serve(home, state).await
+}
+
+/// Serves `state` (whose store lives in `home`) on a free loopback port.
+async fn serve(home: tempfile::TempDir, state: Arc<AppState>) -> Server {
     let app = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -56,18 +61,7 @@ pub async fn start_with_mocks(
     let home = tempfile::tempdir().unwrap();
     let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
     let state = AppState::with_mocks(store, tokens, mocks).unwrap();
-    let app = state.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        weft_server::serve(listener, state).await.unwrap();
-    });
-    Server {
-        addr,
-        state: app,
-        _home: home,
-        task,
-    }
+    serve(home, state).await
 }
 
 /// One raw HTTP/1.1 request; returns (status, headers lower-cased, body).
