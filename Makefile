@@ -18,8 +18,9 @@ guests:
 build:
 	$(CARGO) build --workspace --all-targets
 
-## Every test: unit + integration tests, conformance suites, examples, lint.
-test: guests build
+## Every test: guests, one build, lint, unit + integration tests, conformance suites, examples;
+## ends with a table of each step's time.
+test:
 	bash scripts/test.sh
 
 lint:

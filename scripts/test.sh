@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# `make test`: lint, every cargo test, the conformance suites against the real binary, and the
-# examples. Expects `make guests build` to have run (the Makefile does that first).
+# `make test`: the guests, one build of the workspace, lint, every cargo test, the conformance
+# suites against the real binary, and the examples. Prints a table of each step's time at the end
+# (also when a step fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI builds from scratch once: incremental artifacts would only cost disk and time.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export WEFT_PLUGINS_DIR="$PWD/target/plugins"
 WEFT="$PWD/target/debug/weft"
 
@@ -12,7 +15,30 @@ if [ ! -d "$SHARED/asl-conformance/cases" ]; then
   export WEFT_SKIP_CONFORMANCE=1
 fi
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+STEP_NAMES=() STEP_SECS=() STEP_T0=0 SUITE_T0=$SECONDS
+close_step() {
+  if [ "${#STEP_NAMES[@]}" -gt "${#STEP_SECS[@]}" ]; then STEP_SECS+=($((SECONDS - STEP_T0))); fi
+}
+step() {
+  close_step
+  STEP_NAMES+=("$*") STEP_T0=$SECONDS
+  printf '\n==> %s\n' "$*" >&2
+}
+timing_table() {
+  local status=$? i
+  close_step
+  printf '\n%-8s  %s\n' "seconds" "step (make test)" >&2
+  for i in "${!STEP_SECS[@]}"; do printf '%8d  %s\n' "${STEP_SECS[$i]}" "${STEP_NAMES[$i]}" >&2; done
+  printf '%8d  %s\n' "$((SECONDS - SUITE_T0))" "total$([ "$status" = 0 ] || echo " (failed)")" >&2
+}
+trap timing_table EXIT
+
+step "guests: Rust operators (scripts/guests.sh)"
+bash scripts/guests.sh
+step "guests: Python and JavaScript operators (scripts/polyglot.sh)"
+bash scripts/polyglot.sh
+step "build the workspace once (every later step reuses it)"
+cargo build --workspace --all-targets
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
