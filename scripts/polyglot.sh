@@ -32,7 +32,7 @@ OUT="$ROOT/target/plugins"
 TOOLS="${WEFT_POLYGLOT_TOOLS:-$ROOT/target/polyglot-tools}"
 WORK="$ROOT/target/polyglot-build"
 STAMP="$WORK/.polyglot-stamp"
-BIN="$ROOT/target/debug/weft-polyglot"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/weft-polyglot"
 CARGO="${HOST_CARGO:-cargo}"
 
 shopt -s nullglob

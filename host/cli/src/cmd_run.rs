@@ -7,7 +7,7 @@
 //! `weft validate FILE` checks an ASL definition or a DAG file without running it.
 
 use crate::args::{RunArgs, ValidateArgs};
-use crate::context::{home, json_arg, open_store, plugin_host, usage};
+use crate::context::{home, json_arg, open_plugin_store, plugin_host, usage};
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
@@ -209,7 +209,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
     if (ext == "yaml" || ext == "yml") && !is_asl_yaml(&a.file) {
-        let store = open_store()?;
+        let store = open_plugin_store()?;
         let check = crate::cmd_dag::known(&store);
         let (dags, errors) = weft_dag::load_dag_file(&a.file, &check);
         if !errors.is_empty() {
@@ -232,7 +232,7 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     }
     // which operators a run needs and are not installed (when the store can be read: a
     // server holding it does not make validation fail)
-    if let Ok(store) = weft_store::Store::open_waiting(home(), std::time::Duration::ZERO) {
+    if let Ok(store) = weft_store::PluginStore::open(home()) {
         for w in crate::needed_plugins::missing(&store, &def) {
             eprintln!("{}: {w}", a.file.display());
         }

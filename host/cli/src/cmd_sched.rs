@@ -7,7 +7,7 @@
 
 use crate::args::SchedArgs;
 use crate::cmd_dag::{dags_dir, known};
-use crate::context::{home, json_arg, plugin_host, usage};
+use crate::context::{home, json_arg, open_store, plugin_host_on, usage};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,8 @@ use weft_engine::{PluginHost, Roles};
 
 /// Everything a scheduler command needs, owned here so the scheduler can borrow it.
 pub struct Env {
+    /// The database the scheduler's runs live in (held for the command's lifetime).
+    pub store: Arc<weft_store::Store>,
     pub host: PluginHost,
     pub dir: PathBuf,
     pub dags: Vec<Dag>,
@@ -30,7 +32,8 @@ pub struct Env {
 }
 
 pub fn env(dags: Option<PathBuf>, a: Option<&SchedArgs>) -> Result<Env> {
-    let host = plugin_host()?;
+    let store = open_store()?;
+    let host = plugin_host_on(store.plugin_store())?;
     let dir = dags_dir(dags);
     if !dir.is_dir() {
         return Err(usage(format!(
@@ -60,6 +63,7 @@ pub fn env(dags: Option<PathBuf>, a: Option<&SchedArgs>) -> Result<Env> {
         cfg.parallelism = a.parallelism.max(1);
     }
     Ok(Env {
+        store,
         host,
         dir,
         dags,
@@ -136,7 +140,7 @@ pub fn trigger(
     };
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
     let sched = Scheduler::new(
-        env.host.store.db(),
+        env.store.db(),
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -181,7 +185,7 @@ pub fn backfill(
     }
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
     let sched = Scheduler::new(
-        env.host.store.db(),
+        env.store.db(),
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -272,7 +276,7 @@ pub fn clear(
     find(&env, &dag_id)?;
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
     let sched = Scheduler::new(
-        env.host.store.db(),
+        env.store.db(),
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -309,7 +313,7 @@ pub fn logs(
     map_index: Option<i64>,
     json: bool,
 ) -> Result<ExitCode> {
-    let store = crate::context::open_store()?;
+    let store = open_store()?;
     let s = weft_engine::scheduler::SchedStore::open(store.db())?;
     let run_id = match run {
         Some(r) => r,
@@ -381,7 +385,7 @@ pub fn logs(
 }
 
 pub fn runs(dag_id: String, json: bool) -> Result<ExitCode> {
-    let store = crate::context::open_store()?;
+    let store = open_store()?;
     let s = weft_engine::scheduler::SchedStore::open(store.db())?;
     let mut out = Vec::new();
     for r in s.runs_of(&dag_id)? {
@@ -438,7 +442,7 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
     });
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
     let sched = Scheduler::new(
-        env.host.store.db(),
+        env.store.db(),
         env.dags.clone(),
         &exec,
         env.secrets.clone(),

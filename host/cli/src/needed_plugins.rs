@@ -8,7 +8,7 @@ use serde_json::Value;
 use weft_asl::resource::{Resource, ResourceKind};
 use weft_engine::plugin_host::{resolve, PluginRef};
 use weft_engine::EngineError;
-use weft_store::Store;
+use weft_store::PluginStore;
 
 /// The depth to which a definition is walked (definitions are already depth-checked).
 const MAX_DEPTH: usize = 256;
@@ -96,7 +96,7 @@ fn operator(resource: &str, params: Option<&Value>) -> Option<(String, bool)> {
 }
 
 /// Warnings (`POINTER: warning: ...`) for the operators `def` names that `store` lacks.
-pub fn missing(store: &Store, def: &Value) -> Vec<String> {
+pub fn missing(store: &PluginStore, def: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for n in needed(def) {
         let Ok(r) = PluginRef::parse(&n.name) else {

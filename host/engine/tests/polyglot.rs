@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use weft_engine::{PluginHost, PluginRef};
 use weft_sandbox::{Grant, Limits, LoadedComponent, Policy, Sandbox, SandboxConfig, TaskError};
-use weft_store::Store;
+use weft_store::PluginStore;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -49,7 +49,7 @@ fn host() -> &'static PluginHost {
         let home = std::env::var_os("WEFT_TEST_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join("target/test-home-polyglot"));
-        let store = Arc::new(Store::open(&home).expect("open the test store"));
+        let store = Arc::new(PluginStore::open(&home).expect("open the test store"));
         let sandbox = Arc::new(Sandbox::new(&SandboxConfig::default()).expect("sandbox"));
         PluginHost::new(store, sandbox).expect("plugin host")
     })

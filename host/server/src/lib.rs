@@ -100,7 +100,7 @@ impl AppState {
             .get_or_init(|| {
                 let sandbox = weft_sandbox::Sandbox::new(&weft_sandbox::SandboxConfig::default())
                     .map_err(|e| format!("sandbox: {e}"))?;
-                weft_engine::PluginHost::new(self.store.clone(), Arc::new(sandbox))
+                weft_engine::PluginHost::new(self.store.plugin_store(), Arc::new(sandbox))
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
