@@ -233,7 +233,7 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     // which operators a run needs and are not installed (when the store can be read: a
     // server holding it does not make validation fail)
     if let Ok(store) = weft_store::PluginStore::open(home()) {
-        for w in crate::needed_plugins::missing(&store, &def) {
+        for w in weft_engine::needed_plugins::missing(&store, &def) {
             eprintln!("{}: {w}", a.file.display());
         }
     }

@@ -21,7 +21,6 @@ mod cmd_sm;
 mod context;
 mod local_callbacks;
 mod mocks;
-mod needed_plugins;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -11,6 +11,7 @@ mod cache;
 pub mod dag_exec;
 pub mod durable;
 mod error;
+pub mod needed_plugins;
 pub mod plugin_host;
 pub mod roles;
 pub mod scheduler;

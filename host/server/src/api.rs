@@ -136,6 +136,21 @@ fn validate_definition(definition: &str) -> Result<weft_asl::StateMachine, ApiEr
     })
 }
 
+/// Set-up warnings for a definition about to be stored: the operators its Tasks name that are
+/// not installed (a run would fail those states with `Lambda.ResourceNotFoundException` or
+/// `Weft.PluginNotFound`). Logged, and returned beside AWS's response members as `warnings`
+/// (AWS SDKs ignore members they do not know).
+fn setup_warnings(app: &AppState, name: &str, definition: &str) -> Vec<String> {
+    let Ok(def) = serde_json::from_str::<Value>(definition) else {
+        return Vec::new();
+    };
+    let warnings = weft_engine::needed_plugins::missing(&app.store, &def);
+    for w in &warnings {
+        tracing::warn!(state_machine = name, "{w}");
+    }
+    warnings
+}
+
 fn sm_type(req: &Value) -> Result<String, ApiError> {
     match opt_str(req, "type")? {
         None => Ok("STANDARD".into()),
@@ -217,6 +232,10 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     )? {
         Ok(()) => {
             let mut out = json!({"stateMachineArn": rec.arn, "creationDate": ts(now)});
+            let warnings = setup_warnings(app, name, definition);
+            if !warnings.is_empty() {
+                out["warnings"] = json!(warnings);
+            }
             if opt_bool(req, "publish")? == Some(true) {
                 let v = crate::versions::publish(
                     app,
@@ -373,6 +392,12 @@ async fn update_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
         return Err(sm_not_found(arn));
     }
     let mut out = json!({"updateDate": ts(now), "revisionId": revision});
+    if let Some(d) = definition {
+        let warnings = setup_warnings(app, &name, d);
+        if !warnings.is_empty() {
+            out["warnings"] = json!(warnings);
+        }
+    }
     if opt_bool(req, "publish")? == Some(true) {
         let sm = sm_by_arn(app, arn)?;
         let v = crate::versions::publish(

@@ -1993,3 +1993,48 @@ async fn timed_out_executions_redrive_with_a_fresh_timeout() {
         .count();
     assert_eq!(scheduled, 2, "one TaskScheduled per run: {h}");
 }
+
+/// CreateStateMachine and UpdateStateMachine name the operators a definition needs that are
+/// not installed (a set-up mistake, not a task failure to retry), beside AWS's members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_machine_whose_operators_are_missing_warns() {
+    let s = start(None).await;
+    let def = r#"{"StartAt":"A","States":{
+        "A":{"Type":"Task","Resource":"weft:plugin:not-installed-here","Next":"B"},
+        "B":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:score","End":true}}}"#;
+    let v = ok(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "needs-ops", "definition": def}),
+    )
+    .await;
+    let w = v["warnings"].as_array().expect("warnings").clone();
+    assert_eq!(w.len(), 2, "{v}");
+    assert!(
+        w[0].as_str()
+            .unwrap()
+            .starts_with("/States/A/Resource: warning: operator `not-installed-here`"),
+        "{v}"
+    );
+    assert!(
+        w[1].as_str()
+            .unwrap()
+            .contains("Lambda.ResourceNotFoundException"),
+        "{v}"
+    );
+    // a definition without operators has nothing to say
+    let v = ok(
+        &s,
+        "UpdateStateMachine",
+        json!({"stateMachineArn": sm_arn("needs-ops"), "definition": PASS}),
+    )
+    .await;
+    assert!(v.get("warnings").is_none(), "{v}");
+    let v = ok(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "no-ops", "definition": PASS}),
+    )
+    .await;
+    assert!(v.get("warnings").is_none(), "{v}");
+}

@@ -4,10 +4,10 @@
 //! run, not a task failure to retry. Names from paths or expressions (`FunctionName.$`) and
 //! `${...}` placeholders cannot be known before a run and are skipped.
 
+use crate::plugin_host::{resolve, PluginRef};
+use crate::EngineError;
 use serde_json::Value;
 use weft_asl::resource::{Resource, ResourceKind};
-use weft_engine::plugin_host::{resolve, PluginRef};
-use weft_engine::EngineError;
 use weft_store::PluginStore;
 
 /// The depth to which a definition is walked (definitions are already depth-checked).
