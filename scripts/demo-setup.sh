@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The set-up `make demo` needs, and only that: the guest toolchain and the Rust operators
-# (scripts/guests.sh), then the one binary the demo runs (`cargo build -p weft-cli --bin weft`,
-# not the whole workspace with its test targets). Each phase says what it does and roughly how
+# The set-up `make demo` needs, and only that: the one binary the demo runs and the tool that
+# turns guests into components, in one cargo invocation so they share every dependency
+# (`cargo build -p weft-cli --bin weft -p weft-plugins --bin weft-componentize`, not the whole
+# workspace with its test targets), then the guest toolchain and the Rust operators
+# (scripts/guests.sh, which finds its tool already built). Each phase says what it does and roughly how
 # long is left; the estimates are the last run's own times on this machine (kept in
 # target/.demo-timings), else typical times on a 2-core machine. Idempotent: a second run is a
 # few seconds of no-ops.
@@ -10,12 +12,12 @@ cd "$(dirname "$0")/.."
 
 TIMINGS=target/.demo-timings
 mkdir -p target
-PHASES=(guests weft)
+PHASES=(weft guests)
 declare -A WHAT=(
+  [weft]="the weft binary and the componentize tool (cargo's progress bar below)"
   [guests]="guest toolchain (Debian's rustc-web, lld, wasi-libc when missing) and the Rust operators"
-  [weft]="the weft binary (cargo build -p weft-cli --bin weft; cargo's progress bar below)"
 )
-declare -A TYPICAL=([guests]=240 [weft]=480)   # seconds, a fresh 2-core machine
+declare -A TYPICAL=([weft]=540 [guests]=120)   # seconds, a fresh 2-core machine
 estimate() { # PHASE -> seconds
   local s
   s="$(sed -n "s/^$1 //p" "$TIMINGS" 2>/dev/null | tail -n1)"
@@ -42,5 +44,5 @@ run_phase() { # PHASE COMMAND...
   fi
 }
 
+run_phase weft cargo build -p weft-cli --bin weft -p weft-plugins --bin weft-componentize
 run_phase guests bash scripts/guests.sh
-run_phase weft cargo build -p weft-cli --bin weft
