@@ -366,18 +366,19 @@ fn runs_go_side_by_side_beside_a_process_holding_the_database() {
         r#"{"StartAt":"E","States":{"E":{"Type":"Task","Resource":"weft:plugin:echo","End":true}}}"#,
     )
     .unwrap();
+    // weft without waiting for the database's lock
+    let no_wait = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+        c.args(args)
+            .env("WEFT_HOME", home.path())
+            .env("WEFT_STORE_LOCK_WAIT", "0")
+            .current_dir(repo());
+        c
+    };
     let runs: Vec<_> = (0..4)
         .map(|i| {
-            Command::new(env!("CARGO_BIN_EXE_weft"))
-                .args([
-                    "run",
-                    def.to_str().unwrap(),
-                    "--input",
-                    &format!(r#"{{"n":{i}}}"#),
-                ])
-                .env("WEFT_HOME", home.path())
-                .env("WEFT_STORE_LOCK_WAIT", "0")
-                .current_dir(repo())
+            let input = format!(r#"{{"n":{i}}}"#);
+            no_wait(&["run", def.to_str().unwrap(), "--input", &input])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -399,23 +400,11 @@ fn runs_go_side_by_side_beside_a_process_holding_the_database() {
         vec!["plugin", "install", plugin("fail.wasm").to_str().unwrap()],
         vec!["plugin", "list"],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(&args)
-            .env("WEFT_HOME", home.path())
-            .env("WEFT_STORE_LOCK_WAIT", "0")
-            .current_dir(repo())
-            .output()
-            .unwrap();
+        let o = no_wait(&args).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
     }
     // a command that needs the database still says, in plain words, that it is in use
-    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["dag", "runs", "anything"])
-        .env("WEFT_HOME", home.path())
-        .env("WEFT_STORE_LOCK_WAIT", "0")
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    let o = no_wait(&["dag", "runs", "anything"]).output().unwrap();
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("in use by another weft process"),

@@ -7,6 +7,7 @@
 //! (atomic writes, verification on every read). It knows nothing of wasm, ASL or DAGs: callers
 //! hand it bytes and JSON manifests.
 
+mod atomic;
 mod blobs;
 mod digest;
 mod error;
@@ -85,15 +86,7 @@ impl PluginStore {
     /// it takes no lock. (A home whose registry still lives in the database, from before the
     /// registry became files, is migrated by the first [`Store::open`].)
     pub fn open(home: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let home = home.as_ref().to_path_buf();
-        std::fs::create_dir_all(&home).map_err(|e| StoreError::io(&home, "create WEFT_HOME", e))?;
-        let blobs = BlobStore::open(home.join("blobs"))?;
-        let registry = Registry::open(&home)?;
-        let store = Self {
-            home,
-            blobs,
-            registry,
-        };
+        let store = Self::open_files(home.as_ref())?;
         // an old home: migrate when nobody holds its database, else read what is there
         if store.registry.is_empty()? && store.home.join("db").exists() {
             if let Ok(db) = open_db(&store.home.join("db"), std::time::Duration::ZERO) {
@@ -101,6 +94,16 @@ impl PluginStore {
             }
         }
         Ok(store)
+    }
+
+    /// Creates (when absent) and opens the directories under `home`, nothing else.
+    fn open_files(home: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(home).map_err(|e| StoreError::io(home, "create WEFT_HOME", e))?;
+        Ok(Self {
+            home: home.to_path_buf(),
+            blobs: BlobStore::open(home.join("blobs"))?,
+            registry: Registry::open(home)?,
+        })
     }
 
     pub fn home(&self) -> &Path {
@@ -208,16 +211,10 @@ impl Store {
         home: impl AsRef<Path>,
         wait: std::time::Duration,
     ) -> Result<Self, StoreError> {
-        let home = home.as_ref().to_path_buf();
-        std::fs::create_dir_all(&home).map_err(|e| StoreError::io(&home, "create WEFT_HOME", e))?;
+        let home = home.as_ref();
+        std::fs::create_dir_all(home).map_err(|e| StoreError::io(home, "create WEFT_HOME", e))?;
         let db = open_db(&home.join("db"), wait)?;
-        let blobs = BlobStore::open(home.join("blobs"))?;
-        let registry = Registry::open(&home)?;
-        let plugins = PluginStore {
-            home,
-            blobs,
-            registry,
-        };
+        let plugins = PluginStore::open_files(home)?;
         if plugins.registry.is_empty()? {
             migrate_registry(&db, &plugins)?;
         }

@@ -9,10 +9,10 @@
 //! database. Names and versions are encoded before they become file names (`/`, `..`, NUL and
 //! the like cannot address anything outside the registry).
 
+use crate::atomic::{sync_dir, write_atomically, Content};
 use crate::{Digest, StoreError};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One installed plugin version.
@@ -277,19 +277,7 @@ impl Registry {
     }
 
     fn write_atomically(&self, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, "create directory", e))?;
-        let tmp_dir = self.root.join(TMP);
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(|e| StoreError::io(&tmp_dir, "create temp file", e))?;
-        tmp.write_all(bytes)
-            .map_err(|e| StoreError::io(tmp.path(), "write registry record", e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| StoreError::io(tmp.path(), "fsync registry record", e))?;
-        tmp.persist(dest)
-            .map_err(|e| StoreError::io(dest, "rename registry record into place", e.error))?;
-        sync_dir(&dir)
+        write_atomically(&self.root.join(TMP), dest, bytes, Content::RegistryRecord)
     }
 }
 
@@ -326,12 +314,6 @@ fn remove_if_present(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StoreError::io(path, "remove registry record", e)),
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| StoreError::io(dir, "fsync directory", e))
 }
 
 /// Orders versions by semver when both parse, else by their text.
