@@ -129,9 +129,12 @@ fn retarget_self(st: &mut Value, name: &str, stand_in: &str) {
 fn harness(name: &str, mut st: Value, ql: Option<&Value>) -> (Value, BTreeMap<String, String>) {
     let mut map = BTreeMap::new();
     let targets = targets(&st);
-    let mut stand_in_self = format!("{name} (next)");
-    while targets.contains(&stand_in_self) {
-        stand_in_self.push('\'');
+    // a short name (state names are at most 80 characters) that is no other target
+    let mut stand_in_self = "next".to_string();
+    let mut i = 0;
+    while targets.contains(&stand_in_self) || stand_in_self == name {
+        i += 1;
+        stand_in_self = format!("next{i}");
     }
     if targets.iter().any(|t| t == name) {
         retarget_self(&mut st, name, &stand_in_self);
@@ -478,10 +481,15 @@ mod tests {
         let (m, map) = harness("Again", st, None);
         let states = m["States"].as_object().unwrap();
         assert_eq!(states.len(), 4, "{m}");
-        assert_eq!(m["States"]["Again"]["Choices"][1]["Next"], "Again (next)");
-        assert_eq!(map["Again (next)"], "Again");
+        assert_eq!(m["States"]["Again"]["Choices"][1]["Next"], "next");
+        assert_eq!(map["next"], "Again");
         assert_eq!(map["One"], "One");
         assert!(weft_asl::parse_value(&m).is_ok());
+        let long = "L".repeat(80);
+        let st = json!({"Type": "Pass", "Next": long});
+        let (m, map) = harness(&long, st, None);
+        assert!(weft_asl::parse_value(&m).is_ok(), "{m}");
+        assert_eq!(map["next"], long);
     }
 
     #[test]
