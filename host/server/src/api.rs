@@ -56,6 +56,12 @@ pub async fn dispatch_as(
         "DescribeActivity" => crate::activities::describe(app, &req),
         "ListActivities" => crate::activities::list(app, &req, vis),
         "GetActivityTask" => crate::activities::get_task(app, &req).await,
+        "TagResource" => crate::tags::tag_resource(app, &req).await,
+        "UntagResource" => crate::tags::untag_resource(app, &req).await,
+        "ListTagsForResource" => crate::tags::list_tags(app, &req),
+        "DescribeStateMachineForExecution" => crate::for_execution::describe(app, &req),
+        "ValidateStateMachineDefinition" => crate::validate_api::validate(app, &req),
+        "TestState" => crate::test_state::test_state(app, &req).await,
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("weft does not implement the action `{other}` yet"),
@@ -71,7 +77,7 @@ fn missing(field: &str) -> ApiError {
     ))
 }
 
-fn opt_str<'a>(req: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn opt_str<'a>(req: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
     match req.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -82,7 +88,7 @@ fn opt_str<'a>(req: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError>
     }
 }
 
-fn req_str<'a>(req: &'a Value, field: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn req_str<'a>(req: &'a Value, field: &str) -> Result<&'a str, ApiError> {
     opt_str(req, field)?.ok_or_else(|| missing(field))
 }
 
@@ -175,7 +181,7 @@ fn sm_not_found(arn: &str) -> ApiError {
     )
 }
 
-fn sm_by_arn(app: &AppState, arn: &str) -> Result<StateMachineRecord, ApiError> {
+pub(crate) fn sm_by_arn(app: &AppState, arn: &str) -> Result<StateMachineRecord, ApiError> {
     let name = parse_sm_arn(arn)?;
     load_sm(app, &name)?.ok_or_else(|| sm_not_found(arn))
 }
@@ -187,7 +193,7 @@ fn load_exec(app: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, ApiEr
     })
 }
 
-fn exec_by_arn(app: &AppState, arn: &str) -> Result<ExecutionRecord, ApiError> {
+pub(crate) fn exec_by_arn(app: &AppState, arn: &str) -> Result<ExecutionRecord, ApiError> {
     let key = parse_exec_arn(arn)?;
     load_exec(app, &key)?.ok_or_else(|| {
         ApiError::new(
@@ -210,6 +216,7 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
     let ty = sm_type(req)?;
     validate_definition(definition)?;
+    let tags = crate::tags::parse_tags(req.get("tags"))?;
     let now = now_ms();
     let rec = StateMachineRecord {
         name: name.to_string(),
@@ -231,6 +238,7 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
         Some(bytes),
     )? {
         Ok(()) => {
+            crate::tags::add(app, &rec.arn, &tags)?;
             let mut out = json!({"stateMachineArn": rec.arn, "creationDate": ts(now)});
             let warnings = setup_warnings(app, name, definition);
             if !warnings.is_empty() {
@@ -416,6 +424,7 @@ async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let name = parse_sm_arn(arn)?;
     // as AWS: deleting is idempotent; running executions finish, their records stay
     app.state_machines.remove(name.as_bytes())?;
+    crate::tags::forget(app, &sm_arn(&name))?;
     flush(app).await?;
     Ok(json!({}))
 }
