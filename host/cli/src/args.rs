@@ -13,6 +13,24 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Export traces (a trace per execution and per DAG run) to this OpenTelemetry collector
+    /// over OTLP/HTTP, e.g. http://127.0.0.1:4318 (Jaeger, Grafana Tempo, the OpenTelemetry
+    /// Collector); also $OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// How log lines are written to stderr: `text`, or `json` (one object per line, with the
+    /// execution or DAG run and trace ids of the work it is about). $WEFT_LOG sets the level.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The shape of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the fields of the spans it happened in.
+    Json,
 }
 
 #[derive(Subcommand)]

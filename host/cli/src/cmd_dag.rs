@@ -167,7 +167,15 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             if !wait_retries {
                 opts.sleep = Arc::new(|_| {});
             }
+            let started = std::time::SystemTime::now();
             let report = run_dag_once(dag, logical, &exec, &opts);
+            weft_engine::telemetry::dag_run(
+                &report.dag_id,
+                &report.run_id,
+                started,
+                std::time::SystemTime::now(),
+                report.state.as_str(),
+            );
             for (id, t) in &report.tasks {
                 if let Some(e) = &t.error {
                     eprintln!("task {id} try {}: {}: {}", t.try_number, e.error, e.cause);

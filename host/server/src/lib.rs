@@ -28,6 +28,7 @@ mod runner;
 pub mod runtime;
 pub mod sigv4;
 pub mod task_logs;
+mod traces;
 pub mod ui;
 pub mod v1_access;
 pub mod versions;
@@ -219,6 +220,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::endpoint))
         .route("/v1/audit", get(audit::endpoint))
         .route("/v1/express/logs", get(express::logs_endpoint))
+        .route("/v1/logs", get(express::logs_endpoint))
         .merge(ui::asset_routes())
         .merge(rest::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -897,7 +897,16 @@ impl<'a> Scheduler<'a> {
                 self.store.put_run(&a.rec)?;
                 self.store.flush()?;
                 stats.runs_finished += 1;
-                tracing::info!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, state = state.as_str(), "dag run finished");
+                let trace_id = crate::telemetry::dag_trace_id(&a.rec.dag_id, &a.rec.run_id);
+                tracing::info!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, trace_id = %trace_id, state = state.as_str(), "dag run finished");
+                let end = std::time::SystemTime::now();
+                crate::telemetry::dag_run(
+                    &a.rec.dag_id,
+                    &a.rec.run_id,
+                    a.rec.start_date.map_or(end, std::time::SystemTime::from),
+                    end,
+                    state.as_str(),
+                );
                 let name = if state == weft_dag::RunState::Success {
                     "on_success_callback"
                 } else {
