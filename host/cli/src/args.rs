@@ -372,7 +372,9 @@ pub struct BenchArgs {
     /// executions of 10 plugin tasks), idle (--iterations executions parked in a Wait: memory,
     /// then restart time) or dag (the scheduler: 10,000-task wide and deep DAGs, dispatch
     /// latency, 3-year daily catchup; every task runs `--plugin` in the sandbox, `--plugin none`
-    /// runs no-ops in-process).
+    /// runs no-ops in-process) or traces (the cost per state of recording spans: a Pass chain
+    /// and a `--plugin` task chain, traced and untraced; with `--otlp-endpoint` through the
+    /// real exporter).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.

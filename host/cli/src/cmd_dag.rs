@@ -146,7 +146,7 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
                 )));
             };
             for e in &errors {
-                eprintln!("warning: {e}");
+                weft_server::console::warn(format!("warning: {e}"));
             }
             let logical = match &date {
                 Some(d) => {
@@ -178,7 +178,10 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             );
             for (id, t) in &report.tasks {
                 if let Some(e) = &t.error {
-                    eprintln!("task {id} try {}: {}: {}", t.try_number, e.error, e.cause);
+                    weft_server::console::warn(format!(
+                        "task {id} try {}: {}: {}",
+                        t.try_number, e.error, e.cause
+                    ));
                 }
             }
             if json {

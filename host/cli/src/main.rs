@@ -9,6 +9,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod args;
 mod cmd_bench;
 mod cmd_bench_dag;
+mod cmd_bench_traces;
 mod cmd_build;
 mod cmd_dag;
 mod cmd_invoke;
@@ -45,10 +46,11 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init(),
     }
+    weft_server::console::set_json(cli.log_format == args::LogFormat::Json);
     let exporter = match telemetry::init(cli.otlp_endpoint.as_deref()) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            weft_server::console::error(format!("error: {e:#}"));
             return ExitCode::from(2);
         }
     };
@@ -74,7 +76,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            weft_server::console::error(format!("error: {e:#}"));
             ExitCode::from(match e.downcast_ref::<context::Usage>() {
                 Some(_) => 2,
                 None => 3,

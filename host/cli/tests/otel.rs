@@ -141,6 +141,11 @@ fn string(s: &Span, key: &str) -> String {
 /// The spans of one trace by span id, checked to form one tree: a single root, every other
 /// span's parent in the trace, no span id twice.
 fn tree(spans: &[Span], trace: &[u8]) -> HashMap<String, Span> {
+    tree_under(spans, trace, &[])
+}
+
+/// [`tree`] whose root's parent is `caller` (a span of another process; empty: none).
+fn tree_under(spans: &[Span], trace: &[u8], caller: &[u8]) -> HashMap<String, Span> {
     let mine: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace).collect();
     let by_id: HashMap<String, Span> = mine
         .iter()
@@ -149,7 +154,7 @@ fn tree(spans: &[Span], trace: &[u8]) -> HashMap<String, Span> {
     assert_eq!(by_id.len(), mine.len(), "a span id appears twice");
     let roots: Vec<&Span> = mine
         .iter()
-        .filter(|s| s.parent_span_id.is_empty())
+        .filter(|s| s.parent_span_id == caller)
         .copied()
         .collect();
     assert_eq!(
@@ -159,7 +164,7 @@ fn tree(spans: &[Span], trace: &[u8]) -> HashMap<String, Span> {
         roots.iter().map(|s| &s.name).collect::<Vec<_>>()
     );
     for s in &mine {
-        if !s.parent_span_id.is_empty() {
+        if s.parent_span_id != caller {
             assert!(
                 by_id.contains_key(&hex(&s.parent_span_id)),
                 "{}: its parent is not in the trace",
@@ -348,6 +353,58 @@ fn runs_and_dag_runs_export_span_trees_over_otlp_http() {
         assert_eq!(string(tries[0], "weft.task"), task);
     }
     assert_eq!(t.len(), 5);
+
+    // the persistent scheduler (`dag trigger`) makes the same tree, and its JSON log lines name
+    // the run and its trace
+    let o = weft(
+        home.path(),
+        &[
+            "dag",
+            "trigger",
+            "pair",
+            "--dags",
+            dags.to_str().unwrap(),
+            "--date",
+            "2024-03-06",
+            "--otlp-endpoint",
+            &endpoint,
+            "--log-format",
+            "json",
+        ],
+        &[("WEFT_LOG", "info")],
+    );
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    let spans = std::mem::take(&mut got.lock().unwrap().spans);
+    let root = spans
+        .iter()
+        .find(|s| s.name == "dag_run pair")
+        .expect("a DAG run root span");
+    let t = tree(&spans, &root.trace_id);
+    assert_eq!(t.len(), 5);
+    let run_id = string(root, "weft.dag.run_id");
+    let trace = hex(&root.trace_id);
+    let mut finished = 0;
+    for line in text(&o.stderr).lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["fields"]["message"] == "dag run finished" {
+            assert_eq!(v["fields"]["run_id"], run_id.as_str(), "{line}");
+            assert_eq!(v["fields"]["trace_id"], trace.as_str(), "{line}");
+            finished += 1;
+        }
+        if let Some(tt) = v["spans"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "task_try"))
+        {
+            assert_eq!(tt["run_id"], run_id.as_str(), "{line}");
+            assert_eq!(tt["trace_id"], trace.as_str(), "{line}");
+        }
+    }
+    assert_eq!(finished, 1, "{}", text(&o.stderr));
 }
 
 /// Issue 20 item 4: with `--log-format json` every line is one JSON object, and the lines about
@@ -459,4 +516,140 @@ fn an_unreachable_or_hanging_collector_never_fails_a_run() {
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url")],
     );
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// One AWS JSON 1.0 call to a `weft server --no-auth`; the answer's JSON (status 200 asserted).
+fn call(port: u16, action: &str, body: &Value) -> Value {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let b = body.to_string();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{action}: {out}");
+    serde_json::from_str(body).unwrap()
+}
+
+/// Item 3 and 4 on `weft server`: a Standard execution that suspends on a Wait and is replayed
+/// is still one trace, each state reported once (a replay does not repeat what the first run
+/// reported), under the caller's span from its `traceHeader`; its log lines in JSON name the
+/// execution and that trace.
+#[test]
+fn a_replayed_standard_execution_is_one_trace_and_its_json_logs_name_it() {
+    let home = tempfile::tempdir().unwrap();
+    install_echo(home.path());
+    let (port_otlp, got) = receiver();
+    let port = free_port();
+    let stderr_path = home.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["server", "--no-auth", "--log-format", "json", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--otlp-endpoint")
+        .arg(format!("http://127.0.0.1:{port_otlp}/v1/traces"))
+        .env("WEFT_HOME", home.path())
+        .env("WEFT_LOG", "info")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .current_dir(home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    // (the child is reaped below on every path the test passes; a failure leaves it to the
+    // test harness's exit)
+    let t0 = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed().as_secs() < 60, "the server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let def = r#"{"StartAt": "Each", "States": {
+      "Each": {"Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.echoed", "Next": "W",
+        "ItemProcessor": {"StartAt": "Echo", "States": {
+          "Echo": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}},
+      "W": {"Type": "Wait", "Seconds": 1, "Next": "Last"},
+      "Last": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}"#;
+    let sm = call(
+        port,
+        "CreateStateMachine",
+        &json!({"name": "replayed", "definition": def, "type": "STANDARD"}),
+    )["stateMachineArn"]
+        .clone();
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let arn = call(
+        port,
+        "StartExecution",
+        &json!({"stateMachineArn": sm, "name": "e1", "input": "{\"items\": [1, 2]}",
+                "traceHeader": format!("00-{caller_trace}-{caller_span}-01")}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        let d = call(port, "DescribeExecution", &json!({"executionArn": arn}));
+        if d["status"] != "RUNNING" {
+            break d["status"].clone();
+        }
+        assert!(t0.elapsed().as_secs() < 60, "still running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status, "SUCCEEDED");
+    // SIGTERM: the server stops and sends what it queued before exiting
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+
+    let spans = std::mem::take(&mut got.lock().unwrap().spans);
+    let trace: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&caller_trace[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let caller: Vec<u8> = (0..8)
+        .map(|i| u8::from_str_radix(&caller_span[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let t = tree_under(&spans, &trace, &caller);
+    let names = |n: &str| named(&t, n).len();
+    let root = named(&t, "execution replayed")[0];
+    assert_eq!(string(root, "weft.execution.arn"), arn);
+    assert_eq!(string(root, "weft.execution.status"), "SUCCEEDED");
+    assert_eq!(
+        (names("Map Each"), names("Task Echo"), names("attempt echo")),
+        (1, 2, 3),
+        "{:?}",
+        t.values().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    assert_eq!((names("Wait W"), names("Task Last")), (1, 1));
+    assert_eq!(t.len(), 1 + 1 + 2 + 1 + 1 + 3);
+    let w = named(&t, "Wait W")[0];
+    assert!(
+        w.end_time_unix_nano - w.start_time_unix_nano >= 1_000_000_000,
+        "the Wait's span starts when the first run entered it"
+    );
+    for e in named(&t, "Task Echo") {
+        assert_eq!(parent(&t, e).name, "Map Each");
+    }
+
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    let mut about = 0;
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let Some(exec) = v["spans"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "execution"))
+        else {
+            continue;
+        };
+        assert_eq!(exec["execution"], arn.as_str(), "{line}");
+        assert_eq!(exec["trace_id"], caller_trace, "{line}");
+        about += 1;
+    }
+    assert!(about >= 3, "{log}");
+    assert!(log.contains("execution ended"), "{log}");
 }
