@@ -84,6 +84,31 @@ fn per_state(
     Ok(total / (runs * STATES) as u32)
 }
 
+/// Measurement rounds; each runs untraced then traced, and the medians are reported (the two
+/// modes see the same machine noise).
+const ROUNDS: usize = 7;
+
+fn rounds(
+    sm: &weft_asl::StateMachine,
+    runner: &mut weft_engine::asl_tasks::SandboxTaskRunner<'_>,
+    runs: usize,
+) -> Result<(Duration, Duration)> {
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        off.push(per_state(sm, runner, runs, false)?);
+        on.push(per_state(sm, runner, runs, true)?);
+        // the task logs the runner keeps are not what is measured
+        runner
+            .logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+    off.sort();
+    on.sort();
+    Ok((off[ROUNDS / 2], on[ROUNDS / 2]))
+}
+
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let to = if weft_engine::telemetry::enabled() {
         "the OTLP exporter"
@@ -104,21 +129,19 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let passes = chain(|_| json!({"Type": "Pass"}))?;
     let runs = (a.iterations as usize / STATES).max(5);
-    let off = per_state(&passes, &mut runner, runs, false)?;
-    let on = per_state(&passes, &mut runner, runs, true)?;
+    let (off, on) = rounds(&passes, &mut runner, runs)?;
     println!(
-        "traces: {runs} runs of {STATES} Pass states: {:.2} us per state untraced, {:.2} us traced: {:.2} us per state span (spans to {to})",
+        "traces: {ROUNDS} rounds of {runs} runs of {STATES} Pass states (medians): {:.2} us per state untraced, {:.2} us traced: {:.2} us per state span (spans to {to})",
         us(off),
         us(on),
         us(on) - us(off)
     );
     let tasks =
         chain(|_| json!({"Type": "Task", "Resource": format!("weft:plugin:{}", rec.name)}))?;
-    let runs = (a.iterations as usize / STATES / 10).max(5);
-    let off = per_state(&tasks, &mut runner, runs, false)?;
-    let on = per_state(&tasks, &mut runner, runs, true)?;
+    let runs = (a.iterations as usize / STATES / 4).max(5);
+    let (off, on) = rounds(&tasks, &mut runner, runs)?;
     println!(
-        "traces: {runs} runs of {STATES} `{}` tasks: {:.1} us per task untraced, {:.1} us traced: {:.1} us per task (a state span and an attempt span)",
+        "traces: {ROUNDS} rounds of {runs} runs of {STATES} `{}` tasks (medians): {:.1} us per task untraced, {:.1} us traced: {:.1} us per task (a state span and an attempt span)",
         rec.name,
         us(off),
         us(on),
