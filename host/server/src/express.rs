@@ -103,10 +103,21 @@ impl ExecutionLog {
     /// The log of a (Standard) execution's state machine, by the execution's ARN
     /// (`arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME`).
     pub(crate) fn of_execution(app: &AppState, exec_arn: &str) -> Option<Self> {
+        /// The two fields read (the definition is skipped, not decoded).
+        #[derive(serde::Deserialize)]
+        struct Logging {
+            arn: String,
+            logging_configuration: Option<Value>,
+        }
         let sm = exec_arn.split(':').nth(6)?;
         let v = app.state_machines.get(sm.as_bytes()).ok().flatten()?;
-        let smr: StateMachineRecord = serde_json::from_slice(&v).ok()?;
-        Self::of(&smr)
+        let l: Logging = serde_json::from_slice(&v).ok()?;
+        let (level, data) = level_of(l.logging_configuration.as_ref());
+        (level != Level::Off).then_some(ExecutionLog {
+            level,
+            data,
+            state_machine_arn: l.arn,
+        })
     }
 
     fn keeps(&self, ty: &str) -> bool {

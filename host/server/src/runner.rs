@@ -579,7 +579,8 @@ impl DurableHistory {
     }
 
     fn matched(&self, replay_id: u64, stored_id: u64) {
-        if let Some(ms) = self.old_ms.get(stored_id as usize - 1) {
+        // (kept for the run's traces only)
+        if let Some(ms) = self.old_ms.get((stored_id as usize).wrapping_sub(1)) {
             self.replayed.record(replay_id, *ms);
         }
     }
@@ -592,6 +593,7 @@ impl DurableHistory {
     ) -> Result<Self, crate::ApiError> {
         let mut old = Vec::new();
         let mut old_ms = Vec::new();
+        let traced = weft_engine::telemetry::enabled();
         // (id, type, state name) of entries and exits, to find the states a redrive re-enters
         let mut marks: Vec<(u64, String, String)> = Vec::new();
         app.pending.apply_if_queued(arn)?;
@@ -615,7 +617,9 @@ impl DurableHistory {
                         .to_string();
                     marks.push((id, ty.clone(), name));
                 }
-                old_ms.push((v["timestamp"].as_f64().unwrap_or(0.0) * 1000.0) as i64);
+                if traced {
+                    old_ms.push((v["timestamp"].as_f64().unwrap_or(0.0) * 1000.0) as i64);
+                }
                 let details = crate::records::details_of(&v);
                 // the same signature as `signature` computes for a live event
                 let mut h = blake3::Hasher::new();
