@@ -439,6 +439,7 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
                 );
                 STOP.store(true, Ordering::SeqCst);
                 if tokio::signal::ctrl_c().await.is_ok() {
+                    weft_engine::telemetry::flush(); // what is queued still goes out
                     std::process::exit(130);
                 }
             }

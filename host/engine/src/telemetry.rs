@@ -157,6 +157,17 @@ pub fn traceparent_span(header: &str) -> Option<SpanId> {
         .filter(|s| *s != SpanId::INVALID)
 }
 
+/// The longest text a span attribute takes from what a guest or a caller chose (error names,
+/// task ids); longer ones are cut at a character boundary.
+pub const MAX_ATTRIBUTE_CHARS: usize = 256;
+
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_ATTRIBUTE_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 /// One span to record.
 pub struct SpanRecord {
     pub trace: TraceId,
@@ -181,7 +192,7 @@ impl SpanRecord {
         };
         let status = match self.error {
             Some(e) => Status::Error {
-                description: Cow::Owned(e),
+                description: Cow::Owned(clip(&e)),
             },
             None => Status::Ok,
         };
@@ -251,7 +262,7 @@ pub fn execution(e: &ExecutionSpan<'_>) {
         KeyValue::new("weft.execution.status", e.status.to_string()),
     ];
     if let Some(err) = e.error {
-        attributes.push(KeyValue::new("error.type", err.to_string()));
+        attributes.push(KeyValue::new("error.type", clip(err)));
     }
     SpanRecord {
         trace,
@@ -286,7 +297,7 @@ pub fn state_visit(ids: &TraceIds, v: &weft_asl::StateVisit<'_>, start: Option<S
         attributes.push(KeyValue::new(k, n));
     }
     if let Some(e) = v.error {
-        attributes.push(KeyValue::new("error.type", e.to_string()));
+        attributes.push(KeyValue::new("error.type", clip(e)));
     }
     SpanRecord {
         trace: tid,
@@ -359,7 +370,7 @@ pub fn attempt(a: &AttemptSpan<'_>) {
         KeyValue::new("weft.grant.denied", (o.audit.len() - allowed) as i64),
     ];
     if let Some(e) = &error {
-        attributes.push(KeyValue::new("error.type", e.clone()));
+        attributes.push(KeyValue::new("error.type", clip(e)));
     }
     SpanRecord {
         trace,
@@ -440,7 +451,7 @@ pub fn task_instance_try(
         KeyValue::new("weft.task", ti.to_string()),
     ];
     if let Some(e) = error {
-        attributes.push(KeyValue::new("error.type", e.to_string()));
+        attributes.push(KeyValue::new("error.type", clip(e)));
     }
     SpanRecord {
         trace: tid,
@@ -538,6 +549,14 @@ mod tests {
         let own = TraceIds::execution("arn:a", None);
         assert_eq!(own.seed, own.trace);
         assert_eq!(own, TraceIds::execution("arn:a", Some("not a traceparent")));
+    }
+
+    #[test]
+    fn long_attributes_from_guests_are_cut() {
+        let long = "É".repeat(10_000);
+        let c = clip(&long);
+        assert_eq!(c.chars().count(), MAX_ATTRIBUTE_CHARS + 1);
+        assert_eq!(clip("States.TaskFailed"), "States.TaskFailed");
     }
 
     #[test]
