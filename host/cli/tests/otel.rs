@@ -312,21 +312,18 @@ fn runs_and_dag_runs_export_span_trees_over_otlp_http() {
         "pair:\n  schedule: null\n  tasks:\n    first:\n      operator: echo\n      x: 1\n    second:\n      operator: echo\n      dependencies: [first]\n      y: 2\n",
     )
     .unwrap();
-    let o = weft(
-        home.path(),
-        &[
-            "dag",
-            "test",
-            "pair",
-            "2024-03-05",
-            "--dags",
-            dags.to_str().unwrap(),
-            "--json",
-            "--otlp-endpoint",
-            &endpoint,
-        ],
-        &[],
-    );
+    let dag_test = [
+        "dag",
+        "test",
+        "pair",
+        "2024-03-05",
+        "--dags",
+        dags.to_str().unwrap(),
+        "--json",
+        "--otlp-endpoint",
+        &endpoint,
+    ];
+    let o = weft(home.path(), &dag_test, &[]);
     assert!(
         o.status.success(),
         "{}\n{}",
@@ -353,6 +350,14 @@ fn runs_and_dag_runs_export_span_trees_over_otlp_http() {
         assert_eq!(string(tries[0], "weft.task"), task);
     }
     assert_eq!(t.len(), 5);
+    // the same logical date tested again is another trace
+    let first = root.trace_id.clone();
+    let o = weft(home.path(), &dag_test, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let spans = std::mem::take(&mut got.lock().unwrap().spans);
+    let again = spans.iter().find(|s| s.name == "dag_run pair").unwrap();
+    assert_ne!(again.trace_id, first);
+    assert_eq!(tree(&spans, &again.trace_id).len(), 5);
 
     // the persistent scheduler (`dag trigger`) makes the same tree, and its JSON log lines name
     // the run and its trace

@@ -31,6 +31,9 @@ pub struct SandboxTaskExecutor<'a> {
     pub limits: Limits,
     grants: Mutex<HashMap<Option<String>, Arc<Grant>>>,
     pub tries: Mutex<Vec<TryLog>>,
+    /// Mixed into the runs' trace ids when a run id may run again (`weft dag test`; see
+    /// [`crate::telemetry::dag_trace_id`]).
+    pub trace_salt: Option<String>,
 }
 
 impl<'a> SandboxTaskExecutor<'a> {
@@ -42,6 +45,7 @@ impl<'a> SandboxTaskExecutor<'a> {
             limits: Limits::default(),
             grants: Mutex::new(HashMap::new()),
             tries: Mutex::new(Vec::new()),
+            trace_salt: None,
         }
     }
 
@@ -101,7 +105,8 @@ impl SandboxTaskExecutor<'_> {
             }
             other => TaskFailure::new("States.TaskFailed", other.to_string()),
         };
-        let trace = crate::telemetry::dag_trace_id(&ti.dag_id, &ti.run_id);
+        let trace =
+            crate::telemetry::dag_trace_id(&ti.dag_id, &ti.run_id, self.trace_salt.as_deref());
         let _span = tracing::info_span!(
             "task_try",
             dag_id = %ti.dag_id,
@@ -230,6 +235,7 @@ impl SandboxTaskExecutor<'_> {
                 Err(f) => Some(Some(f.error.as_str())),
             };
             crate::telemetry::task_instance_try(
+                &trace,
                 &ti.dag_id,
                 &ti.run_id,
                 &ti.display_id(),

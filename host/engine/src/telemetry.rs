@@ -387,9 +387,10 @@ pub fn attempt(a: &AttemptSpan<'_>) {
 }
 
 /// The trace id of a DAG run: derived from its DAG and run ids (stable across scheduler
-/// restarts).
-pub fn dag_trace_id(dag_id: &str, run_id: &str) -> String {
-    let h = blake3::hash(format!("dag\0{dag_id}\0{run_id}").as_bytes());
+/// restarts), and from `salt` when the same run id may run again (`weft dag test`).
+pub fn dag_trace_id(dag_id: &str, run_id: &str, salt: Option<&str>) -> String {
+    let h =
+        blake3::hash(format!("dag\0{dag_id}\0{run_id}\0{}", salt.unwrap_or_default()).as_bytes());
     h.to_hex()[..32].to_string()
 }
 
@@ -416,6 +417,7 @@ const MAX_OPEN_TASK_INSTANCES: usize = 10_000;
 /// Records a try's start; on its task instance's last try (`last`), records the task
 /// instance's span from its first try to now.
 pub fn task_instance_try(
+    trace: &str,
     dag_id: &str,
     run_id: &str,
     ti: &str,
@@ -425,8 +427,7 @@ pub fn task_instance_try(
     if !enabled() {
         return;
     }
-    let trace = dag_trace_id(dag_id, run_id);
-    let key = (trace.clone(), ti.to_string());
+    let key = (trace.to_string(), ti.to_string());
     let first = {
         let mut m = first_tries().lock().unwrap_or_else(|e| e.into_inner());
         match last {
@@ -442,7 +443,7 @@ pub fn task_instance_try(
     let Some(error) = last else {
         return;
     };
-    let Some(tid) = parse_trace_id(&trace) else {
+    let Some(tid) = parse_trace_id(trace) else {
         return;
     };
     let mut attributes = vec![
@@ -455,8 +456,8 @@ pub fn task_instance_try(
     }
     SpanRecord {
         trace: tid,
-        id: task_instance_span_id(&trace, ti),
-        parent: root_span_id(&trace),
+        id: task_instance_span_id(trace, ti),
+        parent: root_span_id(trace),
         remote_parent: false,
         name: format!("task {ti}"),
         start: first,
@@ -467,13 +468,26 @@ pub fn task_instance_try(
     .export();
 }
 
-/// Records the root span of a DAG run that ended in `state` (`success`, `failed`).
-pub fn dag_run(dag_id: &str, run_id: &str, start: SystemTime, end: SystemTime, state: &str) {
+/// The end of a DAG run, for its root span.
+pub struct DagRunSpan<'a> {
+    /// [`dag_trace_id`].
+    pub trace: &'a str,
+    pub dag_id: &'a str,
+    pub run_id: &'a str,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// `success` or `failed`.
+    pub state: &'a str,
+}
+
+/// Records the root span of a DAG run that ended.
+pub fn dag_run(r: &DagRunSpan<'_>) {
     if !enabled() {
         return;
     }
-    let trace = dag_trace_id(dag_id, run_id);
-    let Some(tid) = parse_trace_id(&trace) else {
+    let (trace, dag_id, run_id, state) = (r.trace, r.dag_id, r.run_id, r.state);
+    let (start, end) = (r.start, r.end);
+    let Some(tid) = parse_trace_id(trace) else {
         return;
     };
     let failed = state != "success";
@@ -487,7 +501,7 @@ pub fn dag_run(dag_id: &str, run_id: &str, start: SystemTime, end: SystemTime, s
     }
     SpanRecord {
         trace: tid,
-        id: root_span_id(&trace),
+        id: root_span_id(trace),
         parent: SpanId::INVALID,
         remote_parent: false,
         name: format!("dag_run {dag_id}"),
