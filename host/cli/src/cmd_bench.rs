@@ -29,10 +29,11 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         "standard" | "idle" => return durable(&a),
         "chain" => return chain(&a),
         "dag" => return crate::cmd_bench_dag::run(&a),
+        "traces" => return crate::cmd_bench_traces::run(&a),
         other => {
             return Err(usage(format!(
-                "unknown benchmark `{other}` (available: invoke, chain, standard, idle, dag)"
-            )))
+            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, dag, traces)"
+        )))
         }
     }
     let host = plugin_host()?;

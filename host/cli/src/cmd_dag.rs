@@ -146,7 +146,7 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
                 )));
             };
             for e in &errors {
-                eprintln!("warning: {e}");
+                weft_server::console::warn(format!("warning: {e}"));
             }
             let logical = match &date {
                 Some(d) => {
@@ -156,7 +156,10 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             };
             let roles = Arc::new(roles(&dir));
             let base = std::env::current_dir()?;
-            let exec = SandboxTaskExecutor::new(&host, &roles, base);
+            let mut exec = SandboxTaskExecutor::new(&host, &roles, base);
+            // each test run is a trace of its own, though its run id repeats
+            let salt = weft_asl::entropy::uuid_v4().simple().to_string();
+            exec.trace_salt = Some(salt.clone());
             let mut opts = RunOptions {
                 secrets: Arc::new(weft_engine::variables::GrantedSecrets::load(
                     &home(),
@@ -167,10 +170,26 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             if !wait_retries {
                 opts.sleep = Arc::new(|_| {});
             }
+            let started = std::time::SystemTime::now();
             let report = run_dag_once(dag, logical, &exec, &opts);
+            weft_engine::telemetry::dag_run(&weft_engine::telemetry::DagRunSpan {
+                trace: &weft_engine::telemetry::dag_trace_id(
+                    &report.dag_id,
+                    &report.run_id,
+                    Some(&salt),
+                ),
+                dag_id: &report.dag_id,
+                run_id: &report.run_id,
+                start: started,
+                end: std::time::SystemTime::now(),
+                state: report.state.as_str(),
+            });
             for (id, t) in &report.tasks {
                 if let Some(e) = &t.error {
-                    eprintln!("task {id} try {}: {}: {}", t.try_number, e.error, e.cause);
+                    weft_server::console::warn(format!(
+                        "task {id} try {}: {}: {}",
+                        t.try_number, e.error, e.cause
+                    ));
                 }
             }
             if json {

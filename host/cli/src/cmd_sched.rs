@@ -46,7 +46,7 @@ pub fn env(dags: Option<PathBuf>, a: Option<&SchedArgs>) -> Result<Env> {
         load_dags(&dir, &check)
     };
     for e in &errors {
-        eprintln!("warning: {e}");
+        weft_server::console::warn(format!("warning: {e}"));
     }
     let roles = Arc::new(crate::cmd_dag::roles(&dir));
     let secrets = Arc::new(GrantedSecrets::load(&home(), roles.clone())?);
@@ -84,7 +84,10 @@ fn print_report(r: &DagRunReport, json: bool) {
     for (id, t) in &r.tasks {
         if let Some(e) = &t.error {
             if t.state != TiState::Success {
-                eprintln!("task {id} try {}: {}: {}", t.try_number, e.error, e.cause);
+                weft_server::console::warn(format!(
+                    "task {id} try {}: {}: {}",
+                    t.try_number, e.error, e.cause
+                ));
             }
         }
     }
@@ -203,7 +206,10 @@ pub fn backfill(
         ) {
             Ok(r) => runs.push((r.dag_id, r.run_id)),
             Err(weft_engine::scheduler::SchedulerError::RunExists { detail, .. }) => {
-                eprintln!("skipping {}: {detail}", info.logical_date.to_rfc3339());
+                weft_server::console::say(format!(
+                    "skipping {}: {detail}",
+                    info.logical_date.to_rfc3339()
+                ));
                 skipped += 1;
             }
             Err(e) => return Err(e.into()),
@@ -289,7 +295,7 @@ pub fn clear(
     let cleared = sched
         .clear(&dag_id, &run_id, &task, !no_downstream)
         .map_err(|e| usage(e.to_string()))?;
-    eprintln!("cleared {} in run {run_id}", cleared.join(", "));
+    weft_server::console::say(format!("cleared {} in run {run_id}", cleared.join(", ")));
     let opts = LoopOptions {
         until_runs: Some(vec![(dag_id.clone(), run_id.clone())]),
         on_change: Some(&progress),
@@ -432,9 +438,12 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         };
         rt.block_on(async {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("stopping: waiting for running tries to finish (Ctrl-C again to abort)");
+                weft_server::console::say(
+                    "stopping: waiting for running tries to finish (Ctrl-C again to abort)",
+                );
                 STOP.store(true, Ordering::SeqCst);
                 if tokio::signal::ctrl_c().await.is_ok() {
+                    weft_engine::telemetry::flush(); // what is queued still goes out
                     std::process::exit(130);
                 }
             }
@@ -448,16 +457,16 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         env.secrets.clone(),
         env.cfg.clone(),
     )?;
-    eprintln!(
+    weft_server::console::say(format!(
         "weft scheduler: {} DAGs from {}, workers {}..{}",
         env.dags.len(),
         env.dir.display(),
         env.cfg.min_workers,
         env.cfg.max_workers
-    );
+    ));
     let on_change = |run_id: &str, ti: &str, dag_id: &str, s: TiState| {
         if s.is_finished() || matches!(s, TiState::UpForRetry | TiState::UpForReschedule) {
-            eprintln!("{dag_id} {run_id} {ti}: {}", s.as_str());
+            weft_server::console::say(format!("{dag_id} {run_id} {ti}: {}", s.as_str()));
         }
     };
     let opts = LoopOptions {
@@ -468,9 +477,9 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         ..Default::default()
     };
     let stats = sched.run(&opts)?;
-    eprintln!(
+    weft_server::console::say(format!(
         "scheduler stopped: {} runs finished, {} tries, peak {} workers",
         stats.runs_finished, stats.tries, stats.peak_workers
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,7 @@ pub mod plugin_host;
 pub mod roles;
 pub mod scheduler;
 pub mod secrets;
+pub mod telemetry;
 pub mod variables;
 
 pub use error::EngineError;

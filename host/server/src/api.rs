@@ -864,6 +864,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
         )?;
         app.rt.forget_tokens_of(&e.arn);
         crate::metrics::execution_finished(app, "ABORTED", now - e.start_ms);
+        crate::traces::execution_ended(&e, "ABORTED", error.as_deref(), now);
         app.live.status(&e.arn, "ABORTED"); // web UI live updates
                                             // a `.sync` parent learns that its child was aborted
         if let Some((parent, key)) = &e.parent {
@@ -979,6 +980,9 @@ fn append_final_event(
     app.history
         .insert(history_key(arn, last + 1), v.to_string().as_bytes())?;
     app.live.history(arn, &v); // web UI live updates
+    if let Some(log) = crate::express::ExecutionLog::of_execution(app, arn) {
+        log.write(app, arn, std::slice::from_ref(&ev));
+    }
     Ok(())
 }
 

@@ -897,7 +897,17 @@ impl<'a> Scheduler<'a> {
                 self.store.put_run(&a.rec)?;
                 self.store.flush()?;
                 stats.runs_finished += 1;
-                tracing::info!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, state = state.as_str(), "dag run finished");
+                let trace_id = crate::telemetry::dag_trace_id(&a.rec.dag_id, &a.rec.run_id, None);
+                tracing::info!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, trace_id = %trace_id, state = state.as_str(), "dag run finished");
+                let end = std::time::SystemTime::now();
+                crate::telemetry::dag_run(&crate::telemetry::DagRunSpan {
+                    trace: &trace_id,
+                    dag_id: &a.rec.dag_id,
+                    run_id: &a.rec.run_id,
+                    start: a.rec.start_date.map_or(end, std::time::SystemTime::from),
+                    end,
+                    state: state.as_str(),
+                });
                 let name = if state == weft_dag::RunState::Success {
                     "on_success_callback"
                 } else {
