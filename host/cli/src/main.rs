@@ -19,15 +19,20 @@ mod cmd_secrets;
 mod cmd_server;
 mod cmd_sm;
 mod context;
+mod help;
 mod local_callbacks;
 mod mocks;
 mod needed_plugins;
+mod progress;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::from_arg_matches(&help::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         args::Command::Connections(c) => {
             cmd_secrets::run(weft_engine::variables::Kind::Connection, c)
         }
+        args::Command::Completions { shell } => help::completions(shell),
     };
     match result {
         Ok(code) => code,
