@@ -62,6 +62,8 @@ pub enum Command {
     /// Airflow Connections in weft's secrets store (`{{ conn.NAME.host }}`).
     #[command(subcommand)]
     Connections(SecretCmd),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Args)]

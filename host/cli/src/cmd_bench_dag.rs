@@ -6,6 +6,7 @@
 
 use crate::args::BenchArgs;
 use crate::context::{home, plugin_host, usage};
+use crate::progress::Progress;
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
@@ -156,9 +157,13 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let start = (chrono::Utc::now() - chrono::Duration::days(1096))
         .format("%Y-%m-%d")
         .to_string();
+    let bar = Progress::counted("bench dag", 3, "scenarios");
     let mut out = Vec::new();
+    bar.set(0, &format!("wide: {n} tasks"));
     out.push(run_one("wide", dag(&wide(n, op))?, exec, &cfg, false)?);
+    bar.set(1, &format!("deep: a chain of {n} tasks"));
     out.push(run_one("deep", dag(&deep(n, op))?, exec, &cfg, false)?);
+    bar.set(2, "catchup_3y_daily: 1,096 runs");
     out.push(run_one(
         "catchup_3y_daily",
         dag(&catchup(op, &start))?,
@@ -166,6 +171,8 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         &cfg,
         true,
     )?);
+    bar.set(3, "");
+    bar.finish("3 scenarios");
     let mut report = Vec::new();
     for s in &mut out {
         let p50 = pct(&mut s.latencies, 0.5) * 1e3;
@@ -187,13 +194,16 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    println!(
-        "executor: {}",
-        if noop {
-            "in-process no-op".to_string()
-        } else {
-            format!("sandboxed plugin `{}`", a.plugin)
-        }
-    );
+    let executor = if noop {
+        "in-process no-op".to_string()
+    } else {
+        format!("sandboxed plugin `{}`", a.plugin)
+    };
+    if a.json {
+        // stdout holds only the JSON report
+        eprintln!("executor: {executor}");
+    } else {
+        println!("executor: {executor}");
+    }
     Ok(ExitCode::SUCCESS)
 }

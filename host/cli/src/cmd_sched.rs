@@ -8,6 +8,7 @@
 use crate::args::SchedArgs;
 use crate::cmd_dag::{dags_dir, known};
 use crate::context::{home, json_arg, open_store, plugin_host_on, usage};
+use crate::progress::Progress;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use weft_dag::{load_dags, parse_logical_date, Dag, DagRunReport, TiState};
 use weft_engine::dag_exec::SandboxTaskExecutor;
-use weft_engine::scheduler::{LoopOptions, Pools, Scheduler, SchedulerConfig, Trigger};
+use weft_engine::scheduler::{LoopOptions, Pools, SchedStore, Scheduler, SchedulerConfig, Trigger};
 use weft_engine::variables::GrantedSecrets;
 use weft_engine::{PluginHost, Roles};
 
@@ -220,7 +221,20 @@ pub fn backfill(
         on_change: Some(&progress),
         ..Default::default()
     };
-    sched.run(&opts)?;
+    let bar = Progress::counted(
+        format!("backfill {dag_id}"),
+        runs.len() as u64,
+        "runs finished",
+    );
+    let done = AtomicBool::new(false);
+    let store = sched.store().clone();
+    std::thread::scope(|s| -> Result<()> {
+        s.spawn(|| watch_runs(&store, &runs, &bar, &done));
+        let r = sched.run(&opts);
+        done.store(true, Ordering::Release);
+        r?;
+        Ok(())
+    })?;
     let mut failed = 0;
     let mut out = Vec::new();
     for (d, r) in &runs {
@@ -233,6 +247,8 @@ pub fn backfill(
         }
         out.push(serde_json::json!({"run_id": rec.run_id, "logical_date": rec.logical_date.to_rfc3339(), "state": rec.state}));
     }
+    bar.set(runs.len() as u64, &format!("{failed} failed"));
+    bar.finish(&format!("{} runs, {failed} failed", runs.len()));
     if json {
         println!(
             "{}",
@@ -258,6 +274,29 @@ pub fn backfill(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Reports how many of `runs` have finished (and failed) until `done` is set: the scheduler
+/// loop owns the thread it runs on, so this reads the run records beside it.
+fn watch_runs(store: &SchedStore, runs: &[(String, String)], bar: &Progress, done: &AtomicBool) {
+    let mut open: Vec<&(String, String)> = runs.iter().collect();
+    let mut failed = 0;
+    while !done.load(Ordering::Acquire) && !open.is_empty() {
+        open.retain(|(d, r)| match store.get_run(d, r) {
+            Ok(Some(rec)) if rec.is_finished() => {
+                if rec.state != "success" {
+                    failed += 1;
+                }
+                false
+            }
+            _ => true,
+        });
+        bar.set(
+            (runs.len() - open.len()) as u64,
+            &format!("{failed} failed"),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 fn latest_run(sched: &Scheduler<'_>, dag_id: &str) -> Result<String> {

@@ -20,15 +20,20 @@ mod cmd_secrets;
 mod cmd_server;
 mod cmd_sm;
 mod context;
+mod help;
 mod local_callbacks;
 mod mocks;
+mod progress;
 mod telemetry;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::from_arg_matches(&help::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     match cli.log_format {
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         args::Command::Connections(c) => {
             cmd_secrets::run(weft_engine::variables::Kind::Connection, c)
         }
+        args::Command::Completions { shell } => help::completions(shell),
     };
     // short runs must not lose their spans
     if let Some(e) = exporter {

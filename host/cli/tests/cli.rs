@@ -413,3 +413,48 @@ fn runs_go_side_by_side_beside_a_process_holding_the_database() {
     );
     drop(db);
 }
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let home = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F _weft"),
+        ("zsh", "#compdef weft"),
+        ("fish", "complete -c weft"),
+    ] {
+        let o = weft(home.path(), &["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        assert!(
+            script.contains(marker),
+            "{shell}: no `{marker}` in\n{script}"
+        );
+        // nested subcommands and their flags are completed too
+        assert!(
+            script.contains("backfill") && script.contains("exit-when-idle"),
+            "{shell}"
+        );
+    }
+    let o = weft(home.path(), &["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_subcommands_help_ends_with_examples() {
+    let home = tempfile::tempdir().unwrap();
+    let o = weft(home.path(), &["dag", "backfill", "--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let help = stdout(&o);
+    assert!(
+        help.ends_with(
+            "Examples:\n  weft dag backfill branching --from 2024-03-01 --to 2024-03-07 --dags examples/dags"
+        ),
+        "{help}"
+    );
+    let short = stdout(&weft(home.path(), &["sm", "start", "-h"]));
+    assert!(
+        short.contains("Examples:\n  weft sm start orders"),
+        "{short}"
+    );
+}
