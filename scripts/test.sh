@@ -31,7 +31,14 @@ timing_table() {
   for i in "${!STEP_SECS[@]}"; do printf '%8d  %s\n' "${STEP_SECS[$i]}" "${STEP_NAMES[$i]}" >&2; done
   printf '%8d  %s\n' "$((SECONDS - SUITE_T0))" "total$([ "$status" = 0 ] || echo " (failed)")" >&2
 }
-trap timing_table EXIT
+PG_STARTED=
+on_exit() {
+  local status=$?
+  if [ -n "$PG_STARTED" ]; then bash scripts/pg.sh stop || true; fi
+  (exit "$status")
+  timing_table
+}
+trap on_exit EXIT
 
 step "guests: Rust operators (scripts/guests.sh)"
 bash scripts/guests.sh
@@ -53,6 +60,13 @@ step "browser test prerequisites (Debian's chromium + chromium-driver)"
 bash scripts/browser-deps.sh
 # the browser test fails (instead of skipping) when the browser is missing
 export WEFT_BROWSER_TESTS=1
+
+step "PostgreSQL for the storage backend tests (scripts/pg.sh; stopped at the end)"
+if [ -z "${WEFT_TEST_PG:-}" ]; then
+  PG_STARTED=1
+  eval "$(bash scripts/pg.sh)"
+fi
+export WEFT_TEST_PG
 
 step "cargo test (the web UI's browser test saves screenshots under target/screenshots/)"
 cargo test --workspace
