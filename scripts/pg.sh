@@ -7,6 +7,7 @@
 #   eval "$(bash scripts/pg.sh)"       # export WEFT_TEST_PG=postgres://postgres@127.0.0.1:PORT/postgres
 #   bash scripts/pg.sh stop            # stops it and removes its directory
 #   bash scripts/pg.sh url             # prints the URL of the running cluster (exit 1: none)
+#   bash scripts/pg.sh start --stop-with PID   # ... and stop it once process PID has exited
 #
 # Idempotent: a cluster already started by this script (state in $WEFT_PG_STATE, default
 # /tmp/weft-pg-$UID) is reused while it answers. `make test` and the Rust test fixtures use it.
@@ -14,6 +15,9 @@ set -euo pipefail
 
 STATE="${WEFT_PG_STATE:-/tmp/weft-pg-$(id -u)}"
 CMD="${1:-start}"
+STOP_WITH=
+if [ "${2:-}" = "--stop-with" ]; then STOP_WITH="${3:?--stop-with needs a process id}"; fi
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
 log() { echo "pg.sh: $*" >&2; }
 
@@ -96,7 +100,15 @@ exec 9>"$STATE.lock"
 flock 9
 
 case "$CMD" in
-  start) start ;;
+  start)
+    start
+    if [ -n "$STOP_WITH" ]; then
+      # a watcher, detached from the caller's terminal and pipes, stops the cluster after it
+      WEFT_PG_STATE="$STATE" setsid bash -c \
+        'while kill -0 "$0" 2>/dev/null; do sleep 1; done; bash "$1" stop; rm -f "$WEFT_PG_STATE.lock"' "$STOP_WITH" "$SELF" \
+        </dev/null >/dev/null 2>&1 9>&- &
+    fi
+    ;;
   stop) stop_quiet; log "stopped" ;;
   url) running_url ;;
   *) log "usage: pg.sh [start|stop|url]"; exit 2 ;;

@@ -66,7 +66,8 @@ if [ -z "${WEFT_TEST_PG:-}" ]; then
   PG_STARTED=1
   eval "$(bash scripts/pg.sh)"
 fi
-export WEFT_TEST_PG
+# (the PostgreSQL fixtures fail instead of skipping when the cluster is missing)
+export WEFT_TEST_PG WEFT_REQUIRE_PG=1
 
 step "cargo test (the web UI's browser test saves screenshots under target/screenshots/)"
 cargo test --workspace

@@ -11,6 +11,7 @@ mod cache;
 pub mod dag_exec;
 pub mod durable;
 mod error;
+pub mod persistence;
 pub mod plugin_host;
 pub mod roles;
 pub mod scheduler;
