@@ -109,7 +109,7 @@ case "$CMD" in
         </dev/null >/dev/null 2>&1 9>&- &
     fi
     ;;
-  stop) stop_quiet; log "stopped" ;;
+  stop) stop_quiet; rm -f "$STATE.lock"; log "stopped" ;;
   url) running_url ;;
   *) log "usage: pg.sh [start|stop|url]"; exit 2 ;;
 esac

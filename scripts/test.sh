@@ -25,7 +25,7 @@ step() {
   printf '\n==> %s\n' "$*" >&2
 }
 timing_table() {
-  local status=$? i
+  local status=${1:-$?} i
   close_step
   printf '\n%-8s  %s\n' "seconds" "step (make test)" >&2
   for i in "${!STEP_SECS[@]}"; do printf '%8d  %s\n' "${STEP_SECS[$i]}" "${STEP_NAMES[$i]}" >&2; done
@@ -35,8 +35,7 @@ PG_STARTED=
 on_exit() {
   local status=$?
   if [ -n "$PG_STARTED" ]; then bash scripts/pg.sh stop || true; fi
-  (exit "$status")
-  timing_table
+  timing_table "$status"
 }
 trap on_exit EXIT
 
@@ -63,8 +62,10 @@ export WEFT_BROWSER_TESTS=1
 
 step "PostgreSQL for the storage backend tests (scripts/pg.sh; stopped at the end)"
 if [ -z "${WEFT_TEST_PG:-}" ]; then
+  # a cluster of this run's own, stopped at the end (or when this script dies)
   PG_STARTED=1
-  eval "$(bash scripts/pg.sh)"
+  export WEFT_PG_STATE="${TMPDIR:-/tmp}/weft-pg-make-test-$$"
+  eval "$(bash scripts/pg.sh start --stop-with $$)"
 fi
 # (the PostgreSQL fixtures fail instead of skipping when the cluster is missing)
 export WEFT_TEST_PG WEFT_REQUIRE_PG=1
