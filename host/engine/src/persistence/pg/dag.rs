@@ -2,9 +2,19 @@
 //! per logical date, one run id per DAG, one SLA miss per task) is the database's constraints,
 //! so two schedulers racing on one database cannot both win; a pass's task-instance writes are
 //! one transaction. Orderings match sled's byte order (`COLLATE "C"`).
+//!
+//! Durability follows the scheduler's contract (see [`crate::scheduler::core`]): a pass's
+//! task-instance writes and task logs need only be durable by the next flush, as sled's group
+//! commit makes them, so they commit with `synchronous_commit = off` (PostgreSQL's WAL writer
+//! flushes them within its delay; a crash loses at most those last passes, whose tries run
+//! again). Runs are created and ended with synchronous commits, and a synchronous commit
+//! flushes the WAL up to itself, so every earlier write too; [`DagStore::flush`] makes one
+//! (assigning a transaction id) only when an asynchronous commit may not be covered yet.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use serde_json::Value;
@@ -20,6 +30,16 @@ use crate::scheduler::{DagRunRecord, SchedulerError, StoredTi};
 #[derive(Clone)]
 pub struct PgDagStore {
     db: PgDatabase,
+    flushes: Arc<Flushes>,
+}
+
+/// Which asynchronous commits are known to be on disk.
+#[derive(Default)]
+struct Flushes {
+    /// Asynchronous commits so far.
+    written: AtomicU64,
+    /// The first this many are durable (a synchronous commit came after them).
+    durable: AtomicU64,
 }
 
 fn err(e: impl std::error::Error + 'static) -> SchedulerError {
@@ -39,7 +59,24 @@ fn run_from(row: &tokio_postgres::Row) -> Result<DagRunRecord, SchedulerError> {
 impl PgDagStore {
     /// The store in `db`.
     pub fn new(db: PgDatabase) -> Self {
-        PgDagStore { db }
+        PgDagStore {
+            db,
+            flushes: Arc::default(),
+        }
+    }
+
+    /// [`Self::call`] for a query that commits synchronously: once it succeeds, every
+    /// asynchronous commit that ended before it started is durable too.
+    fn call_sync<T, F, Fut>(&self, f: F) -> Result<T, SchedulerError>
+    where
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, SchedulerError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let before = self.flushes.written.load(Ordering::SeqCst);
+        let r = self.call(f)?;
+        self.flushes.durable.fetch_max(before, Ordering::SeqCst);
+        Ok(r)
     }
 
     /// Runs a query on the database's runtime with a pooled connection.
@@ -57,7 +94,7 @@ impl PgDagStore {
 impl DagStore for PgDagStore {
     fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
         let rec = rec.clone();
-        self.call(|pool| async move {
+        self.call_sync(|pool| async move {
             let c = pool.get().await.map_err(err)?;
             let r = c
                 .execute(
@@ -103,7 +140,7 @@ impl DagStore for PgDagStore {
 
     fn put_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
         let rec = rec.clone();
-        self.call(|pool| async move {
+        self.call_sync(|pool| async move {
             let c = pool.get().await.map_err(err)?;
             c.execute(
                 "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
@@ -235,9 +272,13 @@ impl DagStore for PgDagStore {
         let tasks: Vec<String> = order.iter().map(|&n| put[n].ti.task_id.clone()).collect();
         let indexes: Vec<i64> = order.iter().map(|&n| put[n].ti.map_index).collect();
         let recs: Vec<Json<StoredTi>> = order.iter().map(|&n| Json(put[n].clone())).collect();
+        let flushes = self.flushes.clone();
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(err)?;
             if !replace.is_empty() {
                 tx.execute(
                     "DELETE FROM task_instances WHERE dag_id = $1 AND run_id = $2 \
@@ -259,6 +300,7 @@ impl DagStore for PgDagStore {
                 .map_err(err)?;
             }
             tx.commit().await.map_err(err)?;
+            flushes.written.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
     }
@@ -274,9 +316,14 @@ impl DagStore for PgDagStore {
     ) -> Result<(), SchedulerError> {
         let key = (dag_id.to_string(), run_id.to_string(), task_id.to_string());
         let try_number = try_number as i32;
+        let flushes = self.flushes.clone();
         self.call(|pool| async move {
-            let c = pool.get().await.map_err(err)?;
-            c.execute(
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(err)?;
+            tx.execute(
                 "INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, entry) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
@@ -290,6 +337,8 @@ impl DagStore for PgDagStore {
             )
             .await
             .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            flushes.written.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
     }
@@ -335,7 +384,7 @@ impl DagStore for PgDagStore {
     ) -> Result<bool, SchedulerError> {
         let key = (dag_id.to_string(), run_id.to_string(), task_id.to_string());
         let rec = rec.clone();
-        self.call(|pool| async move {
+        self.call_sync(|pool| async move {
             let c = pool.get().await.map_err(err)?;
             let n = c
                 .execute(
@@ -369,7 +418,7 @@ impl DagStore for PgDagStore {
 
     fn see_file(&self, dag_id: &str, path: &str, mtime: f64) -> Result<bool, SchedulerError> {
         let (dag_id, path) = (dag_id.to_string(), path.to_string());
-        self.call(|pool| async move {
+        self.call_sync(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
             // (the row lock makes check-and-record one step for racing schedulers)
@@ -395,7 +444,7 @@ impl DagStore for PgDagStore {
 
     fn delete_dag(&self, dag_id: &str) -> Result<usize, SchedulerError> {
         let dag_id = dag_id.to_string();
-        self.call(|pool| async move {
+        self.call_sync(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
             let mut runs = 0;
@@ -424,8 +473,16 @@ impl DagStore for PgDagStore {
     }
 
     fn flush(&self) -> Result<(), SchedulerError> {
-        // every write above committed before it returned
-        Ok(())
+        let f = &self.flushes;
+        if f.durable.load(Ordering::SeqCst) >= f.written.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            // a transaction with an id commits synchronously: the WAL is flushed up to it
+            c.execute("SELECT txid_current()", &[]).await.map_err(err)?;
+            Ok(())
+        })
     }
 
     fn committer(&self) -> Result<Option<Box<dyn Committer>>, SchedulerError> {
