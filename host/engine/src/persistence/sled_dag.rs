@@ -146,29 +146,43 @@ impl DagStore for SledDagStore {
     /// Insert a new run; refuses a second run of the DAG at the same logical date or with the
     /// same run id (Airflow's unique constraints).
     fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
+        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError};
+        use sled::Transactional;
         let key = Self::run_key(rec);
         let id_key = join(&[rec.dag_id.as_bytes(), rec.run_id.as_bytes()]);
-        if let Some(existing) = self.runs.get(&key).map_err(db_err)? {
-            let old: DagRunRecord =
-                serde_json::from_slice(&existing).map_err(|e| json_err("dag run", e))?;
-            return Err(SchedulerError::RunExists {
-                dag_id: rec.dag_id.clone(),
-                detail: format!(
-                    "run `{}` already has logical date {}",
-                    old.run_id,
-                    rec.logical_date.to_rfc3339()
-                ),
-            });
+        let v = serde_json::to_vec(rec).map_err(|e| json_err("dag run", e))?;
+        // one transaction over both trees: two handles racing on one logical date or run id
+        // cannot both insert
+        let r = (&self.runs, &self.run_ids).transaction(|(runs, ids)| {
+            if let Some(existing) = runs.get(&key)? {
+                let detail = match serde_json::from_slice::<DagRunRecord>(&existing) {
+                    Ok(old) => format!(
+                        "run `{}` already has logical date {}",
+                        old.run_id,
+                        rec.logical_date.to_rfc3339()
+                    ),
+                    Err(e) => return Err(Abort::Abort(json_err("dag run", e))),
+                };
+                return Err(Abort::Abort(SchedulerError::RunExists {
+                    dag_id: rec.dag_id.clone(),
+                    detail,
+                }));
+            }
+            if ids.get(&id_key)?.is_some() {
+                return Err(Abort::Abort(SchedulerError::RunExists {
+                    dag_id: rec.dag_id.clone(),
+                    detail: format!("run id `{}` is taken", rec.run_id),
+                }));
+            }
+            runs.insert(key.as_slice(), v.as_slice())?;
+            ids.insert(id_key.as_slice(), key.as_slice())?;
+            Ok(())
+        });
+        match r {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(db_err(e)),
         }
-        if self.run_ids.get(&id_key).map_err(db_err)?.is_some() {
-            return Err(SchedulerError::RunExists {
-                dag_id: rec.dag_id.clone(),
-                detail: format!("run id `{}` is taken", rec.run_id),
-            });
-        }
-        self.put_run(rec)?;
-        self.run_ids.insert(id_key, key).map_err(db_err)?;
-        Ok(())
     }
 
     /// Overwrite a run's record.
