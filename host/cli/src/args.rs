@@ -391,6 +391,10 @@ pub struct BenchArgs {
     /// `bench dag`: do not flush sled after each scheduler pass (shows the commit's share).
     #[arg(long)]
     pub no_flush: bool,
+    /// `bench dag`: keep the scheduler's state in this PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`, also `WEFT_DB`) instead of a fresh sled store.
+    #[arg(long)]
+    pub db: Option<String>,
     #[arg(long)]
     pub json: bool,
 }

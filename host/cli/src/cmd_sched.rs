@@ -143,8 +143,8 @@ pub fn trigger(
         None => chrono::Utc::now(),
     };
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -188,8 +188,8 @@ pub fn backfill(
         )));
     }
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -320,8 +320,8 @@ pub fn clear(
     let env = env(a.dags.clone(), Some(&a))?;
     find(&env, &dag_id)?;
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -359,7 +359,7 @@ pub fn logs(
     json: bool,
 ) -> Result<ExitCode> {
     let store = open_store()?;
-    let s = weft_engine::scheduler::SchedStore::open(store.db())?;
+    let s = sched_store(store.db())?;
     let run_id = match run {
         Some(r) => r,
         None => s
@@ -431,7 +431,7 @@ pub fn logs(
 
 pub fn runs(dag_id: String, json: bool) -> Result<ExitCode> {
     let store = open_store()?;
-    let s = weft_engine::scheduler::SchedStore::open(store.db())?;
+    let s = sched_store(store.db())?;
     let mut out = Vec::new();
     for r in s.runs_of(&dag_id)? {
         let tis: serde_json::Map<String, serde_json::Value> = s
@@ -489,8 +489,8 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         });
     });
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -521,4 +521,18 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         stats.runs_finished, stats.tries, stats.peak_workers
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The scheduler's store: the PostgreSQL database named by `WEFT_DB` when it is set (a bad or
+/// unreachable URL is a usage error naming host, port and the driver's reason), else the local
+/// sled store.
+fn sched_store(sled: &sled::Db) -> Result<weft_engine::scheduler::SchedStore> {
+    match std::env::var("WEFT_DB").ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let db = weft_engine::persistence::PgDatabase::connect(&url)
+                .map_err(|e| usage(e.to_string()))?;
+            Ok(weft_engine::scheduler::SchedStore::postgres(&db))
+        }
+        None => Ok(weft_engine::scheduler::SchedStore::open(sled)?),
+    }
 }

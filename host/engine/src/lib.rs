@@ -12,6 +12,7 @@ pub mod dag_exec;
 pub mod durable;
 mod error;
 pub mod needed_plugins;
+pub mod persistence;
 pub mod plugin_host;
 pub mod roles;
 pub mod scheduler;

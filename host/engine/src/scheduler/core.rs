@@ -218,8 +218,19 @@ impl<'a> Scheduler<'a> {
         secrets: Arc<dyn Secrets>,
         cfg: SchedulerConfig,
     ) -> Result<Self, SchedulerError> {
+        Self::with_store(SchedStore::open(db)?, dags, exec, secrets, cfg)
+    }
+
+    /// A scheduler over `dags`, keeping state in `store` (any database).
+    pub fn with_store(
+        store: SchedStore,
+        dags: Vec<Dag>,
+        exec: &'a dyn TryRunner,
+        secrets: Arc<dyn Secrets>,
+        cfg: SchedulerConfig,
+    ) -> Result<Self, SchedulerError> {
         Ok(Scheduler {
-            store: SchedStore::open(db)?,
+            store,
             dags: dags
                 .into_iter()
                 .map(|d| (d.dag_id.clone(), Arc::new(d)))
@@ -230,7 +241,7 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    /// The sled trees.
+    /// The store.
     pub fn store(&self) -> &SchedStore {
         &self.store
     }
@@ -453,15 +464,11 @@ impl<'a> Scheduler<'a> {
                 self.cfg.worker_idle_timeout,
             );
             let commit = if self.cfg.durable {
-                Some(
-                    crate::durable::GroupCommit::start(self.store.db().clone()).map_err(|e| {
-                        SchedulerError::Store(format!("cannot start the group committer: {e}"))
-                    })?,
-                )
+                self.store.committer()?
             } else {
                 None
             };
-            let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_ref());
+            let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
             let peak = pool.peak();
             drop(pool);
             r.map(|mut st| {
@@ -479,7 +486,7 @@ impl<'a> Scheduler<'a> {
         exec: &'env dyn TryRunner,
         tx: &mpsc::Sender<Msg>,
         rx: &mpsc::Receiver<Msg>,
-        commit: Option<&crate::durable::GroupCommit>,
+        commit: Option<&dyn crate::persistence::Committer>,
     ) -> Result<LoopStats, SchedulerError> {
         let mut stats = LoopStats::default();
         let mut active: HashMap<u64, Active> = HashMap::new();
