@@ -356,12 +356,19 @@ async fn dags_and_plugins_with_their_users() {
     let (status, v) = get2(&s, "/v1/dags").await;
     assert_eq!(status, 200, "{v}");
     let dags = v["dags"].as_array().unwrap();
-    assert_eq!(dags.len(), 1, "{v}");
+    assert_eq!(dags.len(), 2, "{v}");
     assert_eq!(dags[0]["dagId"], "pipe");
     assert_eq!(dags[0]["schedule"], "@daily");
     assert_eq!(dags[0]["tags"], json!(["t1"]));
+    assert_eq!(dags[0]["owners"], json!(["airflow"]), "{v}");
+    assert_eq!(dags[0]["recentRuns"], json!([]), "{v}");
+    assert_eq!(dags[0]["importError"], false, "{v}");
     assert!(dags[0]["nextRun"]["logicalDate"].is_string(), "{v}");
     assert!(v["errors"].to_string().contains("not-installed"), "{v}");
+    // a DAG whose file fails to load is listed by its id, marked
+    assert_eq!(dags[1]["dagId"], "broken", "{v}");
+    assert_eq!(dags[1]["importError"], true, "{v}");
+    assert_eq!(dags[1]["nextRun"], Value::Null, "{v}");
 
     let (status, v) = get2(&s, "/v1/dags/pipe").await;
     assert_eq!(status, 200, "{v}");
