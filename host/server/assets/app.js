@@ -371,6 +371,19 @@ function countCell(m, status) {
     n ? h("span", { class: "badge " + status, title: n + " " + COUNT_LABELS[status].toLowerCase() }, String(n)) : h("span", { class: "muted" }, "0"));
 }
 
+// Re-fetches a landing page's data every 30 s while it is shown (not while the keyboard is
+// inside it, so focus is never lost).
+function keepFresh(seq, box, load) {
+  const tick = async () => {
+    if (seq !== renderSeq) return;
+    if (!box.contains(document.activeElement)) {
+      try { await load(); } catch (_) { /* keeps the data shown */ }
+    }
+    if (seq === renderSeq) refreshTimer = setTimeout(tick, 30000);
+  };
+  refreshTimer = setTimeout(tick, 30000);
+}
+
 async function viewList(seq) {
   const t0 = performance.now();
   const out = h("div", {}, h("h1", {}, "State machines"));
@@ -380,6 +393,15 @@ async function viewList(seq) {
   let r;
   try { r = await rest("/v1/state-machines/summary"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
   if (seq !== renderSeq) return;
+  renderSmLanding(box, r);
+  perf("state-machines", t0, (r.stateMachines || []).length);
+  keepFresh(seq, box, async () => {
+    const fresh = await rest("/v1/state-machines/summary");
+    if (seq === renderSeq) renderSmLanding(box, fresh);
+  });
+}
+
+function renderSmLanding(box, r) {
   const all = r.stateMachines || [];
   if (!all.length) {
     box.replaceChildren(h("p", {}, "No state machines yet. Create one with ",
@@ -402,7 +424,6 @@ async function viewList(seq) {
           : statuses.map((st) => countCell(m, st)),
         h("td", { class: "last-exec" }, m.lastExecutionDate ? fmtTime(m.lastExecutionDate) : h("span", { class: "muted" }, "never")),
         h("td", {}, fmtTime(m.creationDate))))))));
-  perf("state-machines", t0, all.length);
 }
 
 async function viewStateMachine(arn, seq) {
@@ -1011,6 +1032,15 @@ async function viewDags(seq) {
   let r;
   try { r = await rest("/v1/dags?runs=10"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
   if (seq !== renderSeq) return;
+  renderDagLanding(box, r);
+  perf("dags", t0, (r.dags || []).length);
+  keepFresh(seq, box, async () => {
+    const fresh = await rest("/v1/dags?runs=10");
+    if (seq === renderSeq) renderDagLanding(box, fresh);
+  });
+}
+
+function renderDagLanding(box, r) {
   const rows = (r.dags || []).map((d) => h("tr", { "data-dag": d.dagId, class: d.importError ? "broken" : null },
     h("th", { scope: "row" }, h("a", { href: "#/dag/" + encodeURIComponent(d.dagId) }, d.dagId),
       d.importError ? h("span", { class: "import-error", title: (d.importErrors || []).join("\n") || "its file failed to load" }, " ⚠ failed to load") : ""),
@@ -1030,7 +1060,6 @@ async function viewDags(seq) {
       : h("p", {}, "No DAG files in this folder."),
     h("div", { class: "legend" }, ["success", "failed", "running", "queued"].map((st) => h("span", { class: "run-legend " + st }, st))),
     (r.errors || []).length ? h("div", {}, h("h2", {}, "Files with errors"), h("ul", { class: "error" }, r.errors.map((e) => h("li", {}, e)))) : "");
-  perf("dags", t0, rows.length);
 }
 
 // Lays a DAG out left to right: column = longest path from a root; tasks in a column stacked.

@@ -492,13 +492,11 @@ async fn dag_runs(
         let limit = num_param(req.query(), "limit")?.unwrap_or(25).clamp(1, 500) as usize;
         let store = weft_engine::scheduler::SchedStore::open(app.store.db())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut runs = store
-            .runs_of(&id)
+        let runs = store
+            .recent_runs(&id, limit)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        runs.sort_by_key(|r| r.logical_date);
-        let skip = runs.len().saturating_sub(limit);
         let mut out = Vec::new();
-        for r in runs.into_iter().skip(skip) {
+        for r in runs {
             let mut tasks = serde_json::Map::new();
             for t in store
                 .tis_of(&r.dag_id, &r.run_id)
