@@ -24,7 +24,8 @@ use crate::variables::{parse_connection, Kind};
 /// `States.DataLimitExceeded`.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
-/// The deadline of an HTTP Task without `TimeoutSeconds` (AWS's HTTP Task gives up after 60 s).
+/// The deadline of an HTTP Task without `TimeoutSeconds` (AWS's HTTP Task gives up after 60 s,
+/// with `States.Http.Socket`).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How deep `RequestBody` and `QueryParameters` may nest when URL-encoded.
@@ -598,17 +599,26 @@ fn output_of(resp: weft_sandbox::OutboundResponse) -> Value {
 }
 
 /// Runs one HTTP Task: `parameters` are the state's effective `Parameters`, `grant` the
-/// execution role (narrowed by `Credentials`), `timeout` the state's `TimeoutSeconds`.
+/// execution role (narrowed by `Credentials`), `state_timeout` the state's `TimeoutSeconds`:
+/// past it the task fails with `States.Timeout`; without it the request gets
+/// [`DEFAULT_HTTP_TIMEOUT`] and fails with `States.Http.Socket`, as on AWS.
 pub fn invoke(
     grant: &Grant,
     secrets: &dyn SecretSource,
     parameters: &Value,
-    timeout: Duration,
+    state_timeout: Option<Duration>,
 ) -> HttpTaskOutcome {
     let started = Instant::now();
     let mut audit = Vec::new();
     let mut redact = Redactor::default();
-    let mut result = invoke_inner(grant, secrets, parameters, timeout, &mut audit, &mut redact);
+    let mut result = invoke_inner(
+        grant,
+        secrets,
+        parameters,
+        state_timeout,
+        &mut audit,
+        &mut redact,
+    );
     match &mut result {
         Ok(v) => redact.value(v),
         Err(f) => f.cause = redact.text(&f.cause),
@@ -637,7 +647,7 @@ fn invoke_inner(
     grant: &Grant,
     secrets: &dyn SecretSource,
     parameters: &Value,
-    timeout: Duration,
+    state_timeout: Option<Duration>,
     audit: &mut Vec<AuditRecord>,
     redact: &mut Redactor,
 ) -> Result<Value, TaskFailure> {
@@ -757,12 +767,14 @@ fn invoke_inner(
         headers,
         body,
     };
+    let timeout = state_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT);
     let (resp, record) = weft_sandbox::outbound::send(grant, req, timeout, MAX_RESPONSE_BYTES);
     let denied = record.decision == Effect::Deny;
     audit.push(record);
     let resp = resp.map_err(|e| TaskFailure {
         error: match e.error.as_str() {
             "Sandbox.PermissionDenied" => "Sandbox.PermissionDenied",
+            "States.Timeout" if state_timeout.is_some() => "States.Timeout",
             "States.Timeout" | "Http.ConnectionFailed" => "States.Http.Socket",
             "Http.ResponseTooLarge" => "States.DataLimitExceeded",
             _ if denied => "Sandbox.PermissionDenied",
@@ -799,11 +811,15 @@ impl crate::asl_tasks::SandboxTaskRunner<'_> {
             )));
         }
         let grant = Grant::for_requests(self.layers(req.credentials.as_ref())?, &self.base_dir);
-        let timeout = req
+        let state_timeout = req
             .timeout_seconds
-            .map(|t| Duration::from_secs(t.min(365 * 24 * 3600)))
-            .unwrap_or(DEFAULT_HTTP_TIMEOUT);
-        let out = invoke(&grant, self.host.secrets.as_ref(), &req.parameters, timeout);
+            .map(|t| Duration::from_secs(t.min(365 * 24 * 3600)));
+        let out = invoke(
+            &grant,
+            self.host.secrets.as_ref(),
+            &req.parameters,
+            state_timeout,
+        );
         tracing::info!(
             task = %req.state_name,
             attempt = req.attempt,
@@ -1111,7 +1127,7 @@ mod tests {
     }
 
     fn call(g: &Grant, s: &dyn SecretSource, p: Value) -> HttpTaskOutcome {
-        invoke(g, s, &p, Duration::from_secs(20))
+        invoke(g, s, &p, Some(Duration::from_secs(20)))
     }
 
     #[test]
@@ -1322,6 +1338,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.error, "Sandbox.PermissionDenied");
         assert_eq!(srv.seen().len(), 3);
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_the_state_out() {
+        // a listener that never accepts: the connection completes, no answer ever comes
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let g = allow_port(l.local_addr().unwrap().port());
+        let p = json!({"ApiEndpoint": format!("http://{}/slow", l.local_addr().unwrap()),
+                       "Method": "GET"});
+        let out = invoke(&g, &no_secrets(), &p, Some(Duration::from_secs(1)));
+        let e = out.result.unwrap_err();
+        assert_eq!(e.error, "States.Timeout", "{e}");
+        assert_eq!(out.audit[0].decision, Effect::Allow);
     }
 
     const PASSWORD: &str = "pw-5ecret-Kq9";
