@@ -539,10 +539,8 @@ impl Redactor {
 
     fn value(&self, v: &mut Value) {
         match v {
-            Value::String(s) => {
-                if self.0.iter().any(|x| s.contains(x.as_str())) {
-                    *s = self.text(s);
-                }
+            Value::String(s) if self.0.iter().any(|x| s.contains(x.as_str())) => {
+                *s = self.text(s);
             }
             Value::Array(a) => a.iter_mut().for_each(|x| self.value(x)),
             Value::Object(m) => {
