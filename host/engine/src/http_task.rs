@@ -9,9 +9,10 @@
 //! A connection ARN (`arn:aws:events:REGION:ACCOUNT:connection/NAME/ID` or
 //! `weft:connection:NAME`) names the weft connection `NAME` (`weft connections ...`); the role
 //! must allow `secrets:Get` on `secret:conn/NAME`, as for any other reader of that connection.
-//! The connection's credentials and invocation parameters are added by the host, and every
-//! secret value is replaced by `********` in everything this module returns (output, error
-//! causes, audit records), so none reaches history, task logs, audit events or traces.
+//! The connection's credentials (Basic, an API key header, or an OAuth client-credentials
+//! token fetched through the same grant) and invocation parameters are added by the host, and
+//! every secret value is replaced by `********` in everything this module returns (output,
+//! error causes, audit records), so none reaches history, task logs, audit events or traces.
 
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
@@ -380,6 +381,22 @@ struct ConnectionParts {
     body: Map<String, Value>,
     /// Values never to show.
     secrets: Vec<String>,
+    /// The token request of an OAuth client-credentials connection.
+    oauth: Option<OAuthRequest>,
+}
+
+/// The largest answer read from an OAuth authorization endpoint.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How an OAuth client-credentials connection gets its access token (EventBridge's
+/// `OAuthParameters`): the client id and secret as Basic authentication, the
+/// `OAuthHttpParameters` added, `grant_type=client_credentials` unless they name one.
+struct OAuthRequest {
+    endpoint: String,
+    method: String,
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    body: Vec<(String, String)>,
 }
 
 /// EventBridge's `{Key, Value, IsValueSecret}` list.
@@ -459,9 +476,62 @@ fn connection_parts(value: &str) -> Result<ConnectionParts, String> {
                 .ok_or("API_KEY authorization needs the key in `password`")?;
             parts.headers.push((name.to_string(), key));
         }
+        "OAUTH_CLIENT_CREDENTIALS" => {
+            let at = "extra.OAuthHttpParameters";
+            let endpoint = extra
+                .get("AuthorizationEndpoint")
+                .and_then(Value::as_str)
+                .ok_or("OAUTH_CLIENT_CREDENTIALS needs extra.AuthorizationEndpoint")?;
+            let method = extra
+                .get("HttpMethod")
+                .and_then(Value::as_str)
+                .unwrap_or("POST")
+                .to_ascii_uppercase();
+            if !matches!(method.as_str(), "GET" | "POST" | "PUT") {
+                return Err(format!(
+                    "extra.HttpMethod `{method}` is not GET, POST or PUT"
+                ));
+            }
+            let client = c
+                .login
+                .clone()
+                .ok_or("OAUTH_CLIENT_CREDENTIALS needs the client id in `login`")?;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{client}:{}",
+                c.password.clone().unwrap_or_default()
+            ));
+            parts.secrets.push(basic.clone());
+            let p = extra.get("OAuthHttpParameters");
+            let mut headers = key_values(
+                p.and_then(|p| p.get("HeaderParameters")),
+                &format!("{at}.HeaderParameters"),
+                &mut parts.secrets,
+            )?;
+            headers.push(("Authorization".into(), format!("Basic {basic}")));
+            let query = key_values(
+                p.and_then(|p| p.get("QueryStringParameters")),
+                &format!("{at}.QueryStringParameters"),
+                &mut parts.secrets,
+            )?;
+            let mut body = key_values(
+                p.and_then(|p| p.get("BodyParameters")),
+                &format!("{at}.BodyParameters"),
+                &mut parts.secrets,
+            )?;
+            if !body.iter().any(|(k, _)| k == "grant_type") {
+                body.insert(0, ("grant_type".into(), "client_credentials".into()));
+            }
+            parts.oauth = Some(OAuthRequest {
+                endpoint: endpoint.to_string(),
+                method,
+                headers,
+                query,
+                body,
+            });
+        }
         other => {
             return Err(format!(
-                "AuthorizationType `{other}` is not supported (BASIC or API_KEY)"
+                "AuthorizationType `{other}` is not supported (BASIC, API_KEY or OAUTH_CLIENT_CREDENTIALS)"
             ))
         }
     }
@@ -491,6 +561,80 @@ fn connection_parts(value: &str) -> Result<ConnectionParts, String> {
         }
     }
     Ok(parts)
+}
+
+/// The task error of a request that got no response.
+fn outbound_error_name(error: &str, state_timeout: bool) -> &'static str {
+    match error {
+        "Sandbox.PermissionDenied" => "Sandbox.PermissionDenied",
+        "States.Timeout" if state_timeout => "States.Timeout",
+        "States.Timeout" | "Http.ConnectionFailed" => "States.Http.Socket",
+        "Http.ResponseTooLarge" => "States.DataLimitExceeded",
+        _ => "States.Runtime",
+    }
+}
+
+/// Asks an OAuth authorization endpoint for an access token (through the role's
+/// `http:Request`, like the task's own request); the token is the answer's `access_token`.
+fn access_token(
+    grant: &Grant,
+    o: OAuthRequest,
+    state_timeout: Option<Duration>,
+    audit: &mut Vec<AuditRecord>,
+) -> Result<String, TaskFailure> {
+    let mut url = o.endpoint;
+    if !o.query.is_empty() {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(o.query)
+            .finish();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&q);
+    }
+    let mut headers = o.headers;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(o.body)
+        .finish();
+    let body = if o.method == "GET" {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&body);
+        None
+    } else {
+        set_header(
+            &mut headers,
+            "Content-Type",
+            "application/x-www-form-urlencoded".into(),
+        );
+        Some(body.into_bytes())
+    };
+    set_header(&mut headers, "Accept", "application/json".into());
+    let req = OutboundRequest {
+        method: o.method,
+        url,
+        headers,
+        body,
+    };
+    let timeout = state_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT);
+    let (resp, record) =
+        weft_sandbox::outbound::send(grant, req, timeout, MAX_TOKEN_RESPONSE_BYTES);
+    audit.push(record);
+    let resp = resp.map_err(|e| TaskFailure {
+        error: outbound_error_name(&e.error, state_timeout.is_some()).into(),
+        cause: format!("the authorization endpoint: {}", e.cause),
+    })?;
+    if !(200..300).contains(&resp.status) {
+        return Err(runtime(format!(
+            "the authorization endpoint answered {} (its body is not shown)",
+            resp.status
+        )));
+    }
+    let v: Value = serde_json::from_slice(&resp.body)
+        .map_err(|_| runtime("the authorization endpoint's answer is not JSON"))?;
+    match v.get("access_token").and_then(Value::as_str) {
+        Some(t) if !t.is_empty() => Ok(t.to_string()),
+        _ => Err(runtime(
+            "the authorization endpoint's answer has no access_token",
+        )),
+    }
 }
 
 /// Replaces secret values (as written, URL-encoded and percent-encoded) with [`REDACTED`].
@@ -649,6 +793,7 @@ fn invoke_inner(
     audit: &mut Vec<AuditRecord>,
     redact: &mut Redactor,
 ) -> Result<Value, TaskFailure> {
+    let started = Instant::now();
     let p = HttpParams::parse(parameters)?;
     let conn = match p.connection {
         None => ConnectionParts::default(),
@@ -684,10 +829,21 @@ fn invoke_inner(
                 )));
             };
             audit.push(record);
-            let parts = connection_parts(&value)
+            let mut parts = connection_parts(&value)
                 .map_err(|e| runtime(format!("{at}: connection `{name}`: {e}")))?;
             for s in &parts.secrets {
                 redact.add(s);
+            }
+            if let Some(o) = parts.oauth.take() {
+                let token =
+                    access_token(grant, o, state_timeout, audit).map_err(|e| TaskFailure {
+                        error: e.error,
+                        cause: format!("{at}: connection `{name}`: {}", e.cause),
+                    })?;
+                redact.add(&token);
+                parts
+                    .headers
+                    .push(("Authorization".into(), format!("Bearer {token}")));
             }
             parts
         }
@@ -765,18 +921,18 @@ fn invoke_inner(
         headers,
         body,
     };
-    let timeout = state_timeout.unwrap_or(DEFAULT_HTTP_TIMEOUT);
+    // one deadline for the token request (if any) and this one
+    let timeout = state_timeout
+        .unwrap_or(DEFAULT_HTTP_TIMEOUT)
+        .saturating_sub(started.elapsed());
     let (resp, record) = weft_sandbox::outbound::send(grant, req, timeout, MAX_RESPONSE_BYTES);
     let denied = record.decision == Effect::Deny;
     audit.push(record);
     let resp = resp.map_err(|e| TaskFailure {
-        error: match e.error.as_str() {
-            "Sandbox.PermissionDenied" => "Sandbox.PermissionDenied",
-            "States.Timeout" if state_timeout.is_some() => "States.Timeout",
-            "States.Timeout" | "Http.ConnectionFailed" => "States.Http.Socket",
-            "Http.ResponseTooLarge" => "States.DataLimitExceeded",
-            _ if denied => "Sandbox.PermissionDenied",
-            _ => "States.Runtime",
+        error: if denied {
+            "Sandbox.PermissionDenied"
+        } else {
+            outbound_error_name(&e.error, state_timeout.is_some())
         }
         .to_string(),
         cause: e.cause,
@@ -1017,6 +1173,33 @@ mod tests {
                 Vec::new(),
             ),
             "/huge" => ("200 OK".into(), vec![json], vec![b' '; 1 << 20]),
+            // an OAuth authorization endpoint: a token for the right client, else 401
+            "/token" | "/token-echo" => {
+                let basic = base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("cid:{CLIENT_SECRET}"),
+                );
+                if req.contains(&format!("authorization: Basic {basic}"))
+                    && req.ends_with("grant_type=client_credentials&scope=read")
+                {
+                    let token = if path == "/token" { ACCESS_TOKEN } else { "" };
+                    (
+                        "200 OK".into(),
+                        vec![json],
+                        serde_json::json!({"access_token": token, "token_type": "Bearer"})
+                            .to_string()
+                            .into_bytes(),
+                    )
+                } else {
+                    (
+                        "401 Unauthorized".into(),
+                        vec![json],
+                        serde_json::json!({ "request": req })
+                            .to_string()
+                            .into_bytes(),
+                    )
+                }
+            }
             // echoes the whole request (a careless or hostile server echoing credentials)
             "/echo" | "/echo-missing" => (
                 if path == "/echo" {
@@ -1352,6 +1535,81 @@ mod tests {
     }
 
     const PASSWORD: &str = "pw-5ecret-Kq9";
+    const CLIENT_SECRET: &str = "cs-5ecret-Lm8";
+    const ACCESS_TOKEN: &str = "at-5ecret-Wp3";
+
+    fn oauth_secrets(port: u16, path: &str, secret: &str) -> Secrets {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert(
+            "conn/oauth".to_string(),
+            json!({"conn_type": "http", "login": "cid", "password": secret,
+                   "extra": {"AuthorizationType": "OAUTH_CLIENT_CREDENTIALS",
+                             "AuthorizationEndpoint": format!("http://127.0.0.1:{port}{path}"),
+                             "HttpMethod": "POST",
+                             "OAuthHttpParameters": {
+                                 "BodyParameters": [{"Key": "scope", "Value": "read"}]}}})
+            .to_string(),
+        );
+        Secrets(m)
+    }
+
+    #[test]
+    fn oauth_connections_fetch_a_token_through_the_grant_and_hide_it() {
+        let srv = LocalServer::start();
+        let p = srv.port;
+        let policy = |paths: &str| {
+            grant(&format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"http:Request","Resource":{paths}}},
+                                  {{"Effect":"Allow","Action":"secrets:Get","Resource":"secret:conn/oauth"}}]}}"#
+            ))
+        };
+        let g = policy(&format!(
+            r#"["http://127.0.0.1:{p}/echo","http://127.0.0.1:{p}/token*"]"#
+        ));
+        let task = json!({"ApiEndpoint": srv.url("/echo"), "Method": "GET",
+                          "Authentication": {"ConnectionArn": "weft:connection:oauth"}});
+        let out = call(&g, &oauth_secrets(p, "/token", CLIENT_SECRET), task.clone());
+        let v = out.result.unwrap();
+        let seen = srv.seen();
+        assert!(seen[0].starts_with("POST /token HTTP/1.1"), "{}", seen[0]);
+        assert!(
+            seen[1].contains(&format!("authorization: Bearer {ACCESS_TOKEN}")),
+            "{}",
+            seen[1]
+        );
+        let shown = format!("{v} {:?}", out.audit);
+        assert!(!shown.contains(ACCESS_TOKEN), "{shown}");
+        assert!(!shown.contains(CLIENT_SECRET), "{shown}");
+        let actions: Vec<_> = out.audit.iter().map(|a| a.resource.as_str()).collect();
+        assert_eq!(actions.len(), 3, "{actions:?}");
+        assert!(actions[1].ends_with("/token"), "{actions:?}");
+        // a wrong client secret: the endpoint's 401 (which echoes the request) is not shown
+        let out = call(
+            &g,
+            &oauth_secrets(p, "/token", "wrong-5ecret"),
+            task.clone(),
+        );
+        let e = out.result.unwrap_err();
+        assert_eq!(e.error, "States.Runtime");
+        assert!(e.cause.contains("answered 401"), "{}", e.cause);
+        assert!(!format!("{e} {:?}", out.audit).contains("wrong-5ecret"));
+        // an answer without a token
+        let e = call(
+            &g,
+            &oauth_secrets(p, "/token-echo", CLIENT_SECRET),
+            task.clone(),
+        )
+        .result
+        .unwrap_err();
+        assert!(e.cause.contains("no access_token"), "{}", e.cause);
+        // an authorization endpoint the role does not allow is not asked
+        let g = policy(&format!(r#""http://127.0.0.1:{p}/echo""#));
+        let sent = srv.seen().len();
+        let out = call(&g, &oauth_secrets(p, "/token", CLIENT_SECRET), task);
+        assert_eq!(out.result.unwrap_err().error, "Sandbox.PermissionDenied");
+        assert_eq!(out.audit.last().unwrap().decision, Effect::Deny);
+        assert_eq!(srv.seen().len(), sent, "nothing was sent");
+    }
     const QUERY_KEY: &str = "qk-5ecret-Zt4";
     const API_KEY: &str = "ak-5ecret-Hh2";
 
