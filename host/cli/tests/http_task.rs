@@ -421,3 +421,47 @@ fn a_standard_execution_calls_the_api_and_stores_no_secret() {
         );
     }
 }
+
+#[test]
+fn traces_and_trace_level_logs_of_a_run_show_no_secret() {
+    let srv = Echo::start();
+    // an OTLP/HTTP collector that keeps what it is sent (protobuf strings are plain bytes)
+    let collector = Echo::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    home_with_connection(home.path(), srv.port);
+    let origin = format!("http://127.0.0.1:{}", srv.port);
+    let def = dir.path().join("docs.asl.json");
+    std::fs::write(&def, aws_docs_definition(&origin).to_string()).unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", collector.port);
+    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "run",
+            def.to_str().unwrap(),
+            "--role",
+            "caller",
+            "--otlp-endpoint",
+            &endpoint,
+            "--log-format",
+            "json",
+        ])
+        .env("WEFT_HOME", home.path())
+        .env("WEFT_LOG", "trace")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(srv.seen()[0].contains(&format!("authorization: Bearer {SECRET}")));
+    let logs = String::from_utf8_lossy(&o.stderr);
+    assert!(logs.contains("HTTP Task"), "trace-level logs were written");
+    no_secret("trace-level logs", &logs);
+    let exported = collector.seen();
+    assert!(
+        exported.iter().any(|r| r.contains("Call HTTPS API")),
+        "the state's span was exported: {exported:?}"
+    );
+    for r in exported {
+        no_secret("exported spans", &r);
+    }
+}
