@@ -13,6 +13,8 @@ echo "== ASL interpreter overhead per sandboxed task (weft bench chain)"
 "$WEFT" bench chain
 echo "== cost of traces per state: Pass chain and task chain, traced vs untraced (weft bench traces)"
 "$WEFT" bench traces
+echo "== the built-in HTTP Task per call against a loopback server (weft bench http)"
+"$WEFT" bench http --iterations 2000
 echo "== Standard durable transitions with group commit: 64 and 128 executions running at once"
 "$WEFT" bench standard --iterations 4000 --threads 1
 "$WEFT" bench standard --iterations 4000 --threads 2

@@ -377,7 +377,8 @@ pub struct BenchArgs {
     /// latency, 3-year daily catchup; every task runs `--plugin` in the sandbox, `--plugin none`
     /// runs no-ops in-process) or traces (the cost per state of recording spans: a Pass chain
     /// and a `--plugin` task chain, traced and untraced; with `--otlp-endpoint` through the
-    /// real exporter).
+    /// real exporter) or http (the built-in HTTP Task against a loopback server, beside a bare
+    /// exchange and the sandbox's granted request).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.

@@ -32,9 +32,10 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         "chain" => return chain(&a),
         "dag" => return crate::cmd_bench_dag::run(&a),
         "traces" => return crate::cmd_bench_traces::run(&a),
+        "http" => return crate::cmd_bench_http::run(&a),
         other => {
             return Err(usage(format!(
-            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, summary, dag, traces)"
+            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, summary, dag, traces, http)"
         )))
         }
     }
