@@ -4,7 +4,8 @@
 //! (its `FunctionName`) and `arn:aws:lambda:...:function:NAME` map onto the installed plugin of
 //! that name, so definitions copied from AWS run unchanged. A task runs with the execution role,
 //! narrowed by `Credentials.RoleArn` (`weft:role:NAME`) when the state names one; with neither,
-//! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline.
+//! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline. Other AWS service
+//! integrations run the plugin their resource map names ([`crate::integration_task`]).
 
 use crate::plugin_host::output_value;
 use crate::{PluginHost, PluginRef, Roles};
@@ -53,6 +54,9 @@ pub struct SandboxTaskRunner<'a> {
     pub trace: Option<crate::telemetry::TraceIds>,
     /// Optional observer of each attempt's outcome (see [`TaskObserver`]).
     pub observer: Option<Box<TaskObserver<'a>>>,
+    /// The resource maps that turn AWS service integrations into plugin calls
+    /// (see [`crate::resource_map`]); empty: every integration is unmapped.
+    pub resource_maps: crate::resource_map::ResourceMaps,
 }
 
 /// A W3C `traceparent` for one task attempt of a trace.
@@ -97,6 +101,7 @@ impl<'a> SandboxTaskRunner<'a> {
             cancel: None,
             trace: None,
             observer: None,
+            resource_maps: Default::default(),
         }
     }
 
@@ -110,6 +115,14 @@ impl<'a> SandboxTaskRunner<'a> {
     }
 
     fn grant(&self, credentials: Option<&Value>) -> Result<Grant, TaskFailure> {
+        Ok(Grant::compile(self.layers(credentials)?, &self.base_dir))
+    }
+
+    /// The policies a task runs under: the execution role, narrowed by `Credentials.RoleArn`.
+    pub(crate) fn layers(
+        &self,
+        credentials: Option<&Value>,
+    ) -> Result<Vec<Arc<Policy>>, TaskFailure> {
         let mut layers = Vec::new();
         if let Some(r) = &self.execution_role {
             layers.push(r.clone());
@@ -127,7 +140,7 @@ impl<'a> SandboxTaskRunner<'a> {
                     .map_err(|e| failure("States.Permissions", e.to_string()))?,
             );
         }
-        Ok(Grant::compile(layers, &self.base_dir))
+        Ok(layers)
     }
 
     fn plugin_ref(req: &TaskRequest<'_>) -> Result<PluginRef, TaskFailure> {
@@ -185,7 +198,7 @@ pub fn set_up_error_name(e: &crate::EngineError, req: &TaskRequest<'_>) -> &'sta
     }
 }
 
-fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
+pub(crate) fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
     TaskFailure {
         error: error.to_string(),
         cause: cause.into(),
@@ -216,12 +229,38 @@ impl serde::Serialize for EmptyObject {
 
 impl TaskRunner for SandboxTaskRunner<'_> {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        if let Some(found) = self.resource_maps.resolve(req.resource) {
+            return crate::integration_task::run(self, req, found);
+        }
         let r = Self::plugin_ref(req)?;
-        let grant = self.grant(req.credentials.as_ref())?;
+        self.invoke(req, &r, req.payload.to_string(), self.task_limits(req))
+    }
+}
+
+impl SandboxTaskRunner<'_> {
+    /// The sandbox limits of a task: `TimeoutSeconds` is the deadline.
+    pub(crate) fn task_limits(&self, req: &TaskRequest<'_>) -> Limits {
         let mut limits = self.limits;
         if let Some(t) = req.timeout_seconds {
             limits.timeout = Duration::from_secs(t.min(365 * 24 * 3600));
         }
+        limits
+    }
+
+    /// True when the execution or the task's branch asks the task to stop.
+    pub(crate) fn is_cancelled(&self, req: &TaskRequest<'_>) -> bool {
+        req.cancel.is_cancelled() || self.cancel.as_ref().is_some_and(|c| c())
+    }
+
+    /// Runs plugin `r` for `req` with `input`, under the task's grant and `limits`.
+    pub(crate) fn invoke(
+        &self,
+        req: &TaskRequest<'_>,
+        r: &PluginRef,
+        input: String,
+        limits: Limits,
+    ) -> Result<Value, TaskFailure> {
+        let grant = self.grant(req.credentials.as_ref())?;
         let traceparent = self.trace.as_ref().map(|t| {
             let tp = traceparent(t, &req.key, req.attempt);
             tracing::info!(task = %req.state_name, attempt = req.attempt, traceparent = %tp, "task");
@@ -238,7 +277,6 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         };
         let ctx =
             serde_json::to_string(&ctx).map_err(|e| failure("States.Runtime", e.to_string()))?;
-        let input = req.payload.to_string();
         // the execution's own switch (StopExecution) and the branch's (a sibling failed)
         let cancel = if req.cancel.is_armed() {
             let branch = req.cancel.clone();
@@ -251,7 +289,7 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         };
         let (rec, outcome) = self
             .host
-            .run_task_cancellable(&r, &input, &ctx, Arc::new(grant), limits, cancel)
+            .run_task_cancellable(r, &input, &ctx, Arc::new(grant), limits, cancel)
             .map_err(|e| failure(set_up_error_name(&e, req), e.to_string()))?;
         if let Some(t) = self.trace.as_ref().filter(|_| crate::telemetry::enabled()) {
             crate::telemetry::attempt(&crate::telemetry::AttemptSpan {

@@ -4,7 +4,8 @@
 //! execution's journal the first time it resolves, so a replay or redrive runs the same code)
 //! and, for Standard executions, the tasks that wait for the outside world: `.waitForTaskToken`
 //! callbacks, activity workers and nested executions (`states:startExecution[.sync]`,
-//! `weft:statemachine:NAME`). [`DurableHistory`] writes history events to sled and, when a run
+//! `weft:statemachine:NAME`), and AWS service integrations through their resource map
+//! ([`crate::sm_resource_map`]). [`DurableHistory`] writes history events to sled and, when a run
 //! is a replay, recognises the events already recorded so the history holds each event once.
 //!
 //! Whatever a task makes the host do on the execution's behalf is the execution role's
@@ -42,6 +43,9 @@ pub(crate) struct ServerTaskRunner {
     /// The canonical roles the definition names literally in `Credentials.RoleArn` (passed by
     /// its creator; see [`crate::access::static_roles`]).
     pub static_roles: std::collections::HashSet<String>,
+    /// The resource maps serving AWS service integrations (the state machine's own, then
+    /// `$WEFT_HOME`'s; see [`crate::sm_resource_map`]).
+    pub resource_maps: weft_engine::resource_map::ResourceMaps,
 }
 
 /// The error of a task its execution role does not permit.
@@ -164,6 +168,7 @@ impl ServerTaskRunner {
             self.execution_role.clone(),
             self.app.base_dir.clone(),
         );
+        runner.resource_maps = self.resource_maps.clone();
         runner.trace = Some(weft_engine::telemetry::TraceIds::execution(
             &self.execution_arn,
             self.trace_header.as_deref(),
@@ -489,12 +494,20 @@ impl ServerTaskRunner {
             }
             ResourceKind::StateMachine { name } => self.child_execution(req, name),
             ResourceKind::Dag { id } => self.dag_run(req, id),
-            ResourceKind::Service { service, action } if req.task_token.is_none() => Err(failure(
-                names::RUNTIME,
-                format!(
-                    "the AWS service integration {service}:{action} is not available in weft (map the work onto a weft:plugin)"
-                ),
-            )),
+            ResourceKind::Service { .. } if req.task_token.is_none() => {
+                match self.resource_maps.resolve(req.resource) {
+                    // the map names the plugin; the sandbox runner makes the call
+                    Some(Ok(_)) => self.run_plugin(req),
+                    Some(Err(i)) => Err(weft_engine::integration_task::not_mapped(req.state_name, &i)),
+                    None => Err(failure(
+                        names::RUNTIME,
+                        format!(
+                            "the resource {} is not available in weft (map the work onto a weft:plugin)",
+                            req.resource
+                        ),
+                    )),
+                }
+            }
             _ => match &req.task_token {
                 Some(token) => {
                     // the plugin (if any) runs once per attempt, with the token in its input
@@ -504,12 +517,14 @@ impl ServerTaskRunner {
                         ctl.journal().get(&invoke_key).map_err(journal_failure)?,
                         Some(Entry::Ok { .. })
                     );
-                    let runs_plugin = matches!(
-                        req.resource.kind,
-                        ResourceKind::Plugin { .. }
-                            | ResourceKind::LambdaInvoke
-                            | ResourceKind::LambdaFunction { .. }
-                    );
+                    // (an unmapped integration only waits: its callback can still come)
+                    let runs_plugin =
+                        matches!(
+                            req.resource.kind,
+                            ResourceKind::Plugin { .. }
+                                | ResourceKind::LambdaInvoke
+                                | ResourceKind::LambdaFunction { .. }
+                        ) || matches!(self.resource_maps.resolve(req.resource), Some(Ok(_)));
                     if runs_plugin && !done {
                         let out = self.run_plugin(req)?;
                         ctl.journal()
