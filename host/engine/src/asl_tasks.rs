@@ -159,7 +159,7 @@ impl<'a> SandboxTaskRunner<'a> {
             ResourceKind::Service { .. } => Err(failure(
                 "States.Runtime",
                 format!(
-                    "resource {}: weft does not call AWS services; give this state a mocked response (`weft run --mock-config FILE --test-case NAME`, Step Functions Local's format) or name a plugin instead",
+                    "resource {}: no plugin serves it; substitute its placeholders, name a plugin (weft:plugin:NAME), or give this state a mocked response (`weft run --mock-config FILE --test-case NAME`, Step Functions Local's format)",
                     req.resource
                 ),
             )),
