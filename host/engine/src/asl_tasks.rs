@@ -239,7 +239,7 @@ impl TaskRunner for SandboxTaskRunner<'_> {
 
 impl SandboxTaskRunner<'_> {
     /// The sandbox limits of a task: `TimeoutSeconds` is the deadline.
-    pub(crate) fn task_limits(&self, req: &TaskRequest<'_>) -> Limits {
+    pub fn task_limits(&self, req: &TaskRequest<'_>) -> Limits {
         let mut limits = self.limits;
         if let Some(t) = req.timeout_seconds {
             limits.timeout = Duration::from_secs(t.min(365 * 24 * 3600));

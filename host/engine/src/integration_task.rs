@@ -38,8 +38,7 @@ pub fn run(
     let token = (req.resource.pattern == IntegrationPattern::WaitForTaskToken)
         .then_some(req.task_token.as_deref())
         .flatten();
-    let start_poll =
-        req.resource.pattern == IntegrationPattern::Sync && entry.mode == SyncMode::StartPoll;
+    let start_poll = is_start_poll(req, entry);
     let envelope = Envelope {
         integration: &integration,
         resource: &req.resource.raw,
@@ -55,40 +54,88 @@ pub fn run(
     }
     let deadline = Instant::now() + limits.timeout;
     let started = runner.invoke(req, &entry.plugin, envelope.to_json(), limits)?;
-    let poll_action = entry.poll_action.as_deref().unwrap_or(&integration.action);
-    let heartbeat = req.heartbeat_seconds.map(Duration::from_secs);
     for n in 1u64.. {
         pause(runner, req, entry.poll_interval, deadline)?;
-        let mut poll_limits = limits;
-        poll_limits.timeout = deadline.saturating_duration_since(Instant::now());
-        if let Some(h) = heartbeat {
-            poll_limits.timeout = poll_limits.timeout.min(h);
-        }
-        let poll = Envelope {
-            phase: "poll",
-            action: poll_action,
-            request: &started,
-            poll: Some(n),
-            ..envelope
-        };
-        let result = runner.invoke(req, &entry.poll_plugin, poll.to_json(), poll_limits)?;
-        match poll_status(&result) {
-            Ok(PollStatus::Running) => {}
-            Ok(PollStatus::Succeeded(output)) => return Ok(output),
-            Ok(PollStatus::Failed { error, cause }) => return Err(failure(&error, cause)),
-            Err(why) => {
-                return Err(failure(
-                    PROTOCOL_ERROR,
-                    format!(
-                        "poll {n} of {} ({}): {why}",
-                        integration.key(),
-                        entry.origin
-                    ),
-                ))
-            }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Some(output) = poll_job(runner, req, &integration, entry, &started, n, remaining)? {
+            return Ok(output);
         }
     }
     unreachable!("the poll loop returns")
+}
+
+/// True when `req` runs through `entry` as a start call followed by polls.
+pub fn is_start_poll(req: &TaskRequest<'_>, entry: &MapEntry) -> bool {
+    req.resource.pattern == IntegrationPattern::Sync && entry.mode == SyncMode::StartPoll
+}
+
+/// The start call of a `start_poll` job (after the execution role's decision): its result is
+/// what every poll receives as `request`. For runners that keep the job between polls
+/// themselves (a durable execution); [`run`] does both in one go.
+pub fn start_job(
+    runner: &SandboxTaskRunner<'_>,
+    req: &TaskRequest<'_>,
+    integration: &Integration,
+    entry: &MapEntry,
+) -> Result<Value, TaskFailure> {
+    authorise(runner, req, integration)?;
+    let envelope = Envelope {
+        integration,
+        resource: &req.resource.raw,
+        phase: "start",
+        action: &integration.action,
+        request: &req.parameters,
+        task_token: None,
+        poll: None,
+    };
+    runner.invoke(
+        req,
+        &entry.plugin,
+        envelope.to_json(),
+        runner.task_limits(req),
+    )
+}
+
+/// Poll `n` of a `start_poll` job started with result `started`, the call bounded by
+/// `remaining` (and `HeartbeatSeconds`): `None` while it runs, its output when it succeeded, a
+/// failure when it failed or the poll plugin broke the protocol.
+pub fn poll_job(
+    runner: &SandboxTaskRunner<'_>,
+    req: &TaskRequest<'_>,
+    integration: &Integration,
+    entry: &MapEntry,
+    started: &Value,
+    n: u64,
+    remaining: Duration,
+) -> Result<Option<Value>, TaskFailure> {
+    let mut limits = runner.task_limits(req);
+    limits.timeout = remaining;
+    if let Some(h) = req.heartbeat_seconds {
+        limits.timeout = limits.timeout.min(Duration::from_secs(h));
+    }
+    let poll = Envelope {
+        integration,
+        resource: &req.resource.raw,
+        phase: "poll",
+        action: entry.poll_action.as_deref().unwrap_or(&integration.action),
+        request: started,
+        task_token: None,
+        poll: Some(n),
+    };
+    let result = runner.invoke(req, &entry.poll_plugin, poll.to_json(), limits)?;
+    match poll_status(&result) {
+        Ok(PollStatus::Running) => Ok(None),
+        Ok(PollStatus::Succeeded(output)) => Ok(Some(output)),
+        Ok(PollStatus::Failed { error, cause }) => Err(failure(&error, cause)),
+        Err(why) => Err(failure(
+            PROTOCOL_ERROR,
+            format!(
+                "poll {n} of {} ({}): {why}",
+                integration.key(),
+                entry.origin
+            ),
+        )),
+    }
 }
 
 /// The failure of an unmapped integration: the entry line that would serve it.

@@ -92,6 +92,15 @@ fn suspended(cause: &str) -> TaskFailure {
     failure(names::SUSPENDED, cause)
 }
 
+/// A guest interrupted by StopExecution or shutdown: the run is suspended, not failed.
+fn interrupted(f: TaskFailure) -> TaskFailure {
+    if f.error == "Sandbox.Cancelled" {
+        suspended(&f.cause)
+    } else {
+        f
+    }
+}
+
 fn journal_failure(e: impl std::fmt::Display) -> TaskFailure {
     suspended(&format!("the journal cannot be used: {e}"))
 }
@@ -428,6 +437,130 @@ impl ServerTaskRunner {
         Err(suspended("waiting for a DAG run"))
     }
 
+    /// A mapped `.sync` job in `start_poll` mode on a Standard execution: the start call runs
+    /// once per attempt (its result and time are journaled, so a restart or replay does not
+    /// start the job again), then one poll per wake-up, the execution suspended on a timer
+    /// between polls (no thread waits). `TimeoutSeconds` counts from the start call.
+    fn durable_job(
+        &self,
+        req: &TaskRequest<'_>,
+        integration: &weft_engine::resource_map::Integration,
+        entry: &weft_engine::resource_map::MapEntry,
+    ) -> Result<Value, TaskFailure> {
+        use weft_engine::integration_task::{poll_job, start_job};
+        let ctl = self.ctl()?;
+        let journal = ctl.journal();
+        let ak = weft_engine::durable::attempt_key(req);
+        let (start_key, at_key, polls_key) = (
+            format!("{ak}:job"),
+            format!("{ak}:job-at"),
+            format!("{ak}:job-polls"),
+        );
+        let pinned = |key: &str| -> Result<Option<String>, TaskFailure> {
+            Ok(match journal.get(key).map_err(journal_failure)? {
+                Some(Entry::Pinned { digest }) => Some(digest),
+                _ => None,
+            })
+        };
+        let host = self.host()?;
+        let started = match journal.get(&start_key).map_err(journal_failure)? {
+            Some(Entry::Ok { output }) => output,
+            _ => {
+                let out = crate::task_logs::run_logged_with(
+                    &self.app,
+                    self.sandbox_runner(&host),
+                    req,
+                    |r| start_job(r, req, integration, entry),
+                )
+                .map_err(interrupted)?;
+                journal
+                    .put(
+                        &start_key,
+                        &Entry::Ok {
+                            output: out.clone(),
+                        },
+                    )
+                    .map_err(journal_failure)?;
+                let now = crate::records::now_ms().to_string();
+                journal
+                    .put(&at_key, &Entry::Pinned { digest: now })
+                    .map_err(journal_failure)?;
+                ctl.commit().map_err(journal_failure)?;
+                out
+            }
+        };
+        let started_ms: i64 = pinned(&at_key)?
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(crate::records::now_ms);
+        let timeout = self.sandbox_runner(&host).task_limits(req).timeout;
+        let deadline_ms =
+            started_ms.saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+        let now = crate::records::now_ms();
+        if now >= deadline_ms {
+            return Err(failure(
+                names::TIMEOUT,
+                format!(
+                    "state '{}': the job did not finish within the task's timeout",
+                    req.state_name
+                ),
+            ));
+        }
+        let n = pinned(&polls_key)?
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        let remaining = std::time::Duration::from_millis((deadline_ms - now) as u64);
+        let polled =
+            crate::task_logs::run_logged_with(&self.app, self.sandbox_runner(&host), req, |r| {
+                poll_job(r, req, integration, entry, &started, n, remaining)
+            })
+            .map_err(interrupted)?;
+        if let Some(output) = polled {
+            return Ok(output);
+        }
+        journal
+            .put(
+                &polls_key,
+                &Entry::Pinned {
+                    digest: n.to_string(),
+                },
+            )
+            .map_err(journal_failure)?;
+        ctl.commit().map_err(journal_failure)?;
+        if ctl.is_cancelled() {
+            return Err(suspended("the execution is stopping"));
+        }
+        let wait = i64::try_from(entry.poll_interval.as_millis()).unwrap_or(i64::MAX);
+        let until_ms = crate::records::now_ms()
+            .saturating_add(wait)
+            .min(deadline_ms);
+        ctl.suspend_for(Suspension::Timer { until_ms });
+        Err(suspended("waiting for a mapped job"))
+    }
+
+    /// The sandbox runner of this execution's plugin calls (maps, trace, StopExecution).
+    fn sandbox_runner<'h>(
+        &'h self,
+        host: &'h weft_engine::PluginHost,
+    ) -> weft_engine::asl_tasks::SandboxTaskRunner<'h> {
+        let mut runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
+            host,
+            &self.app.roles,
+            self.execution_role.clone(),
+            self.app.base_dir.clone(),
+        );
+        runner.resource_maps = self.resource_maps.clone();
+        runner.trace = Some(weft_engine::telemetry::TraceIds::execution(
+            &self.execution_arn,
+            self.trace_header.as_deref(),
+        ));
+        if let Some(ctl) = &self.ctl {
+            let c = ctl.clone();
+            runner.cancel = Some(Arc::new(move || c.is_cancelled()));
+        }
+        runner
+    }
+
     fn is_cancelled(&self) -> bool {
         self.ctl.as_ref().is_some_and(|c| c.is_cancelled())
     }
@@ -496,6 +629,13 @@ impl ServerTaskRunner {
             ResourceKind::Dag { id } => self.dag_run(req, id),
             ResourceKind::Service { .. } if req.task_token.is_none() => {
                 match self.resource_maps.resolve(req.resource) {
+                    // a Standard execution keeps a start+poll job in its journal
+                    Some(Ok((i, entry)))
+                        if self.ctl.is_some()
+                            && weft_engine::integration_task::is_start_poll(req, entry) =>
+                    {
+                        self.durable_job(req, &i, entry)
+                    }
                     // the map names the plugin; the sandbox runner makes the call
                     Some(Ok(_)) => self.run_plugin(req),
                     Some(Err(i)) => Err(weft_engine::integration_task::not_mapped(req.state_name, &i)),

@@ -113,13 +113,24 @@ pub(crate) fn run_logged(
     runner: SandboxTaskRunner<'_>,
     req: &TaskRequest<'_>,
 ) -> Result<Value, TaskFailure> {
+    run_logged_with(app, runner, req, |r| r.run_task(req))
+}
+
+/// Runs `f` with `runner` for `req` (one or more plugin calls: a mapped job's start or poll),
+/// recording each call in [`TREE`] (or, when none reached the sandbox, the failure).
+pub(crate) fn run_logged_with<T>(
+    app: &AppState,
+    runner: SandboxTaskRunner<'_>,
+    req: &TaskRequest<'_>,
+    f: impl FnOnce(&SandboxTaskRunner<'_>) -> Result<T, TaskFailure>,
+) -> Result<T, TaskFailure> {
     let observed = AtomicBool::new(false);
     let runner = runner.with_observer(|req, rec, out| {
         observed.store(true, Ordering::Relaxed);
         crate::metrics::task_finished(app, out);
         record(app, req, outcome_text(req, rec, out));
     });
-    let r = runner.run_task(req);
+    let r = f(&runner);
     if let Err(e) = &r {
         if !observed.load(Ordering::Relaxed) {
             record(

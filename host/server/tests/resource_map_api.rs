@@ -6,7 +6,10 @@
 //! a principal without `states:UpdateStateMachine` cannot set a map, a hostile map body is
 //! refused with its line, and a deleted state machine's map does not pass to its successor.
 //!
-//! Needs the built `echo` guest (`make guests`, or `WEFT_PLUGINS_DIR`).
+//! A `.sync` job in `start_poll` mode is kept in the execution's journal: started once, polled
+//! on timers.
+//!
+//! Needs the built `echo` and `job-sim` guests (`make guests`, or `WEFT_PLUGINS_DIR`).
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -65,17 +68,19 @@ async fn start() -> Srv {
     std::fs::write(
         home.path().join("roles/r.json"),
         json!({"Statement": [{"Effect": "Allow", "Resource": "*",
-            "Action": ["sns:Publish", "dynamodb:PutItem"]}]})
+            "Action": ["sns:Publish", "dynamodb:PutItem", "glue:StartJobRun"]}]})
         .to_string(),
     )
     .unwrap();
     let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-    weft_plugins::install_path(
-        &store.plugin_store(),
-        &plugins_dir().join("echo.wasm"),
-        &weft_plugins::InstallOptions { force: true },
-    )
-    .unwrap();
+    for p in ["echo.wasm", "job-sim.wasm"] {
+        weft_plugins::install_path(
+            &store.plugin_store(),
+            &plugins_dir().join(p),
+            &weft_plugins::InstallOptions { force: true },
+        )
+        .unwrap();
+    }
     let state = weft_server::AppState::with_limit(store, Some(tokens()), 10).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -382,4 +387,67 @@ async fn only_updaters_set_maps_and_hostile_maps_are_refused() {
     assert_eq!(status, 200, "{v}");
     let (_, v) = v1(&s, "admin", "GET", path, "").await;
     assert_eq!(v["resourceMap"], json!({}), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_job_is_started_once_and_polled_until_done() {
+    let s = start().await;
+    let def = |params: Value| {
+        json!({"StartAt": "Job", "States": {"Job": {"Type": "Task",
+            "Resource": "arn:aws:states:::glue:startJobRun.sync", "Parameters": params,
+            "TimeoutSeconds": 600, "End": true}}})
+        .to_string()
+    };
+    let arn = ok(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "nightly", "definition": def(json!({"JobName": "n", "PollsUntilDone": 3})), "roleArn": ROLE}),
+    )
+    .await["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, v) = v1(
+        &s,
+        "admin",
+        "PUT",
+        "/v1/state-machines/nightly/resource-map",
+        r#"{"glue:startJobRun.sync": {"plugin": "job-sim", "mode": "start_poll", "poll_action": "getJobRun", "poll_interval": 0.05}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let e = ok(&s, "StartExecution", json!({"stateMachineArn": arn})).await;
+    let exec = e["executionArn"].as_str().unwrap().to_string();
+    let d = wait_done(&s, &exec).await;
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        out,
+        json!({"JobRunId": "jr_n", "JobRunState": "SUCCEEDED", "Polls": 3})
+    );
+    // one start call and three polls, each a plugin call of its own in the task logs
+    let (_, logs) = v1(
+        &s,
+        "admin",
+        "GET",
+        &format!("/v1/executions/{}/tasks", exec.replace(':', "%3A")),
+        "",
+    )
+    .await;
+    let calls = logs.to_string().matches("\"job-sim@").count();
+    assert_eq!(calls, 4, "{logs}");
+    // a failed job fails the state with the job's error
+    ok(
+        &s,
+        "UpdateStateMachine",
+        json!({"stateMachineArn": arn, "definition": def(json!({"JobName": "bad", "Fail": true, "PollsUntilDone": 1}))}),
+    )
+    .await;
+    let e = ok(&s, "StartExecution", json!({"stateMachineArn": arn})).await;
+    let d = wait_done(&s, e["executionArn"].as_str().unwrap()).await;
+    assert_eq!(
+        (d["status"].as_str(), d["error"].as_str()),
+        (Some("FAILED"), Some("Glue.JobRunFailed")),
+        "{d}"
+    );
 }
