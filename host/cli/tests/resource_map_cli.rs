@@ -156,3 +156,43 @@ fn run_calls_the_mapped_plugin_under_the_execution_role() {
         stdout(&o)
     );
 }
+
+#[test]
+fn sm_resource_map_sets_reads_and_deletes_a_state_machines_map() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let s = start_weft_server(home.path(), work.path(), true, &[]);
+    let ep = format!("http://127.0.0.1:{}", s.port);
+    let def = work.path().join("orders.asl.json");
+    std::fs::write(&def, orders()).unwrap();
+    let sm = |args: &[&str]| {
+        let mut all = vec!["sm", "--endpoint", &ep];
+        all.extend_from_slice(args);
+        weft(home.path(), &all)
+    };
+    let o = sm(&["create", "orders", def.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // a bad map file is refused here, with its line, before anything is sent
+    let bad = work.path().join("bad.yaml");
+    std::fs::write(&bad, "sqs:*: {plugin: echo}\nlambda:invoke: {plugin: x}\n").unwrap();
+    let o = sm(&["resource-map", "orders", "--set", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.yaml:2"), "{}", stderr(&o));
+    let good = work.path().join("good.yaml");
+    std::fs::write(&good, "dynamodb:putItem: {plugin: echo}\n").unwrap();
+    let o = sm(&["resource-map", "orders", "--set", good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["unmapped"].as_array().map(Vec::len), Some(1), "{v}");
+    let o = sm(&["resource-map", "orders"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        v["resourceMap"],
+        serde_json::json!({"dynamodb:putItem": {"plugin": "echo"}})
+    );
+    let o = sm(&["resource-map", "orders", "--delete"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sm(&["resource-map", "orders"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["resourceMap"], serde_json::json!({}));
+}
