@@ -604,6 +604,11 @@ impl TaskRunner for ServerTaskRunner {
 
 impl ServerTaskRunner {
     fn dispatch(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        // a mapped integration is the execution role's decision, in the audit log (the sandbox
+        // runner decides again with `Credentials` narrowing the role)
+        if let Some(Ok((i, _))) = self.resource_maps.resolve(req.resource) {
+            self.role_allows(&i.iam_action(), &i.iam_resource())?;
+        }
         match &req.resource.kind {
             ResourceKind::Activity { name } => {
                 let ctl = self.ctl()?;

@@ -277,6 +277,22 @@ async fn integrations_run_on_mapped_plugins_and_callbacks_complete_them() {
     let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
     assert_eq!(out["answer"], json!({"approved": true}), "{out}");
     assert_eq!(out["saved"]["integration"], "dynamodb:putItem", "{out}");
+    // the execution role's decisions on the integrations are in the audit log
+    let (_, audit) = v1(
+        &s,
+        "admin",
+        "GET",
+        "/v1/audit?filter=dynamodb%3APutItem",
+        "",
+    )
+    .await;
+    let records = audit["records"].as_array().cloned().unwrap_or_default();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["resource"] == "arn:aws:states:::dynamodb:putItem" && r["outcome"] == "ok"),
+        "{audit}"
+    );
     assert_eq!(
         out["saved"]["request"],
         json!({"TableName": "Orders", "Item": {"id": {"S": "o-2"}}})
