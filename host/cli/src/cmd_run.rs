@@ -292,6 +292,9 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
         for w in weft_engine::needed_plugins::missing(&store, &def) {
             eprintln!("{}: {w}", a.file.display());
         }
+        for w in weft_engine::needed_plugins::missing_mapped(&store, &def, &maps) {
+            eprintln!("{}: {w}", a.file.display());
+        }
     }
     println!("{}: valid state machine", a.file.display());
     Ok(ExitCode::SUCCESS)

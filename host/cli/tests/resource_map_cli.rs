@@ -77,6 +77,14 @@ fn validate_names_unmapped_integrations_and_the_entry_that_would_serve_them() {
         "{}",
         stderr(&o)
     );
+    // (the plugin it names is not installed in this home)
+    assert!(
+        stderr(&o).contains(
+            "/States/Save/Resource: warning: the integration dynamodb:putItem maps to plugin `echo`"
+        ) && stderr(&o).contains("orders.resource-map.yaml:1"),
+        "{}",
+        stderr(&o)
+    );
     // a hostile map in the folder is refused with its file and line, even when a more
     // specific one exists
     std::fs::write(

@@ -444,12 +444,34 @@ const MAX_WALK_DEPTH: usize = 256;
 
 /// Every Task of `def` naming an integration `maps` does not serve.
 pub fn unmapped(def: &Value, maps: &ResourceMaps) -> Vec<Unmapped> {
+    integrations(def, maps)
+        .into_iter()
+        .filter(|(_, _, e)| e.is_none())
+        .map(|(pointer, integration, _)| Unmapped {
+            pointer,
+            integration,
+        })
+        .collect()
+}
+
+/// Every Task of `def` naming an integration the map serves: the `Resource`'s JSON pointer,
+/// the integration and its entry (or `None` when no map serves it).
+pub fn integrations(
+    def: &Value,
+    maps: &ResourceMaps,
+) -> Vec<(String, Integration, Option<MapEntry>)> {
     let mut out = Vec::new();
     walk(def, String::new(), 0, maps, &mut out);
     out
 }
 
-fn walk(v: &Value, ptr: String, depth: usize, maps: &ResourceMaps, out: &mut Vec<Unmapped>) {
+fn walk(
+    v: &Value,
+    ptr: String,
+    depth: usize,
+    maps: &ResourceMaps,
+    out: &mut Vec<(String, Integration, Option<MapEntry>)>,
+) {
     if depth > MAX_WALK_DEPTH {
         return;
     }
@@ -458,11 +480,11 @@ fn walk(v: &Value, ptr: String, depth: usize, maps: &ResourceMaps, out: &mut Vec
             if m.get("Type").and_then(Value::as_str) == Some("Task") {
                 let r = m.get("Resource").and_then(Value::as_str);
                 if let Some(Ok(r)) = r.map(Resource::parse) {
-                    if let Some(Err(integration)) = maps.resolve(&r) {
-                        out.push(Unmapped {
-                            pointer: format!("{ptr}/Resource"),
-                            integration,
-                        });
+                    let pointer = format!("{ptr}/Resource");
+                    match maps.resolve(&r) {
+                        Some(Err(i)) => out.push((pointer, i, None)),
+                        Some(Ok((i, e))) => out.push((pointer, i, Some(e.clone()))),
+                        None => {}
                     }
                 }
             }

@@ -153,9 +153,10 @@ fn setup_warnings(app: &AppState, name: &str, definition: &str) -> Vec<String> {
     };
     let mut warnings = weft_engine::needed_plugins::missing(&app.store, &def);
     // integrations no map serves (the state machine's own map can be set after it is created)
-    warnings.extend(crate::sm_resource_map::unmapped_warnings(
-        definition,
-        &crate::sm_resource_map::maps_for(app, name),
+    let maps = crate::sm_resource_map::maps_for(app, name);
+    warnings.extend(crate::sm_resource_map::unmapped_warnings(definition, &maps));
+    warnings.extend(weft_engine::needed_plugins::missing_mapped(
+        &app.store, &def, &maps,
     ));
     for w in &warnings {
         tracing::warn!(state_machine = name, "{w}");

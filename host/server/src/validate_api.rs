@@ -152,7 +152,11 @@ pub(crate) fn validate(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErr
                         warnings.push(d);
                     }
                 }
-                for w in weft_engine::needed_plugins::missing(&app.store, &def) {
+                let mapped = weft_engine::needed_plugins::missing_mapped(&app.store, &def, &maps);
+                for w in weft_engine::needed_plugins::missing(&app.store, &def)
+                    .into_iter()
+                    .chain(mapped)
+                {
                     let (at, msg) = w.split_once(": warning: ").unwrap_or(("", &w));
                     warnings.push(diag("WARNING", "OPERATOR_NOT_INSTALLED", msg, at));
                 }
