@@ -255,8 +255,11 @@ impl ResourceMap {
         }
     }
 
-    /// Reads a map file: a regular file (not a symbolic link) of at most [`MAX_MAP_BYTES`].
+    /// Reads a map file: a regular file (not a symbolic link, opened with `O_NOFOLLOW`, so
+    /// the file checked is the file read) of at most [`MAX_MAP_BYTES`].
     pub fn read(path: &Path) -> Result<ResourceMap, Vec<MapError>> {
+        use rustix::fs::{Mode, OFlags};
+        use std::io::Read;
         let origin = path.display().to_string();
         let one = |reason: String| {
             vec![MapError {
@@ -264,11 +267,23 @@ impl ResourceMap {
                 reason,
             }]
         };
-        let meta = std::fs::symlink_metadata(path).map_err(|e| one(e.to_string()))?;
+        let regular_only = || {
+            one(
+                "a map must be a regular file (not a symbolic link, a directory or a device)"
+                    .into(),
+            )
+        };
+        // (non-blocking: a FIFO planted under the map's name cannot hang the reader)
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP) => return Err(regular_only()),
+            Err(e) => return Err(one(format!("cannot open: {e}"))),
+        };
+        let file = std::fs::File::from(fd);
+        let meta = file.metadata().map_err(|e| one(e.to_string()))?;
         if !meta.file_type().is_file() {
-            return Err(one(
-                "a map must be a regular file (not a symbolic link or a directory)".into(),
-            ));
+            return Err(regular_only());
         }
         if meta.len() > MAX_MAP_BYTES as u64 {
             return Err(one(format!(
@@ -276,10 +291,9 @@ impl ResourceMap {
                 meta.len()
             )));
         }
-        use std::io::Read;
         let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_MAP_BYTES as u64 + 1).read_to_string(&mut text))
+        file.take(MAX_MAP_BYTES as u64 + 1)
+            .read_to_string(&mut text)
             .map_err(|e| one(e.to_string()))?;
         ResourceMap::parse(&text, &origin)
     }
@@ -1018,6 +1032,20 @@ mod tests {
         let e = local_maps(&d.join("x.json"), home.path()).unwrap_err();
         assert!(e[0].reason.contains("regular file"), "{e:?}");
         std::fs::remove_file(home.path().join("resource-map.yaml")).unwrap();
+        // a FIFO under the map's name is refused at once (never read, so never waited on)
+        let fifo = home.path().join("resource-map.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = local_maps(&d.join("x.json"), home.path()).unwrap_err();
+        assert!(e[0].reason.contains("regular file"), "{e:?}");
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::create_dir(&fifo).unwrap();
+        let e = local_maps(&d.join("x.json"), home.path()).unwrap_err();
+        assert!(e[0].reason.contains("regular file"), "{e:?}");
+        std::fs::remove_dir(&fifo).unwrap();
         let maps = local_maps(&d.join("orders.asl.json"), home.path()).unwrap();
         let i = Integration::of(&res("arn:aws:states:::sns:publish")).unwrap();
         assert_eq!(
