@@ -2,6 +2,9 @@
 //! Nothing is accepted and then silently ignored: each such field, and each unsubstituted
 //! SAM/CloudFormation `${Name}` placeholder, becomes a [`Warning`] with its JSON pointer.
 //!
+//! (AWS service integrations are acted on: a resource map names the plugin that serves each;
+//! the engine reports the unmapped ones, see `weft_engine::resource_map`.)
+//!
 //! Fields that warn (all are otherwise validated like AWS does):
 //! - Map `ResultWriter` (results are not written anywhere; they stay in the state output);
 //! - Map `Label` (AWS names Distributed Map child executions with it; weft has none);
@@ -13,9 +16,6 @@
 //!   `MaxItems`, `MaxItemsPath` (e.g. `CSVDelimiter`, `ManifestType`, `Transformation`);
 //! - `ErrorEquals` names starting with `States.` that are not predefined errors (they only
 //!   match a task error of that exact name);
-//! - a Task whose `Resource` is an AWS service integration other than Lambda, Step Functions
-//!   and activities, without `.waitForTaskToken` (weft calls no AWS service: the task fails
-//!   with `States.Runtime` when it runs; with a task token it waits for the callback);
 //! - any string holding a `${Name}` placeholder (in `Resource` the task cannot run until it
 //!   is substituted; elsewhere the text is used literally).
 
@@ -112,7 +112,6 @@ fn state(v: &Value, ptr: &str, out: &mut Vec<Warning>) {
         }
     }
     match o.get("Type").and_then(Value::as_str) {
-        Some("Task") => task_state(o, ptr, out),
         Some("Map") => map_state(o, ptr, out),
         Some("Parallel") => {
             if let Some(Value::Array(bs)) = o.get("Branches") {
@@ -127,28 +126,6 @@ fn state(v: &Value, ptr: &str, out: &mut Vec<Warning>) {
             }
         }
         _ => {}
-    }
-}
-
-fn task_state(o: &Map<String, Value>, ptr: &str, out: &mut Vec<Warning>) {
-    use crate::resource::{IntegrationPattern, Resource, ResourceKind};
-    let Some(raw) = o.get("Resource").and_then(Value::as_str) else {
-        return;
-    };
-    if let Ok(r) = Resource::parse(raw) {
-        if let ResourceKind::Service { service, action } = &r.kind {
-            // the HTTP Task is built in (parsing refuses its .sync and .waitForTaskToken)
-            if service == "http" && action == "invoke" {
-                return;
-            }
-            if !action.is_empty() && r.pattern != IntegrationPattern::WaitForTaskToken {
-                warn(
-                    out,
-                    child(ptr, "Resource"),
-                    format!("weft does not call AWS services: the {service}:{action} integration fails with States.Runtime when it runs (map the work onto a weft:plugin, or use .waitForTaskToken and answer the callback)"),
-                );
-            }
-        }
     }
 }
 
@@ -286,14 +263,9 @@ mod tests {
                 json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}}),
             )
         };
-        assert_eq!(
-            task("arn:aws:states:::dynamodb:getItem"),
-            vec!["/States/T/Resource"]
-        );
-        assert_eq!(
-            task("arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject"),
-            vec!["/States/T/Resource"]
-        );
+        // service integrations are served by resource maps (the engine reports unmapped ones)
+        assert!(task("arn:aws:states:::dynamodb:getItem").is_empty());
+        assert!(task("arn:aws:states:us-east-1:123456789012:aws-sdk:s3:getObject").is_empty());
         assert!(task("arn:aws:states:::sqs:sendMessage.waitForTaskToken").is_empty());
         assert!(task("arn:aws:states:::lambda:invoke").is_empty());
         assert!(task("arn:aws:states:::http:invoke").is_empty());

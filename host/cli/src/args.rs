@@ -142,6 +142,17 @@ pub enum SmCmd {
         #[arg(long, default_value = "{}")]
         output: String,
     },
+    /// Show a state machine's own resource map, or set it from a YAML/JSON file (checked
+    /// here first), or delete it.
+    ResourceMap {
+        state_machine: String,
+        /// The map file to set.
+        #[arg(long, conflicts_with = "delete")]
+        set: Option<PathBuf>,
+        /// Remove the state machine's own map.
+        #[arg(long)]
+        delete: bool,
+    },
     /// Answer a waiting task token with failure.
     SendFailure {
         token: String,
@@ -444,6 +455,10 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     /// An ASL definition (.json) or a DAG file (.yaml).
     pub file: PathBuf,
+    /// Report AWS service integrations no resource map serves as warnings instead of errors
+    /// (for definitions run with `--mock-config`).
+    #[arg(long)]
+    pub allow_unmapped: bool,
 }
 
 #[derive(Args)]

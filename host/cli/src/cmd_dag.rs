@@ -52,7 +52,10 @@ pub fn roles(dir: &Path) -> Roles {
 pub fn run(cmd: DagCmd) -> Result<ExitCode> {
     use crate::cmd_sched as s;
     match cmd {
-        DagCmd::Validate { file } => crate::cmd_run::validate(crate::args::ValidateArgs { file }),
+        DagCmd::Validate { file } => crate::cmd_run::validate(crate::args::ValidateArgs {
+            file,
+            allow_unmapped: false,
+        }),
         DagCmd::Trigger {
             dag_id,
             conf,

@@ -143,6 +143,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let base = std::env::current_dir()?;
     let reader = LocalItemReader::new(base.clone(), execution_role.clone());
     let mut runner = SandboxTaskRunner::new(&host, &roles, execution_role, base);
+    runner.resource_maps = resource_maps(&a.file)?;
     // each run is a trace of its own (a state machine is often run again under the same
     // execution name); its tasks get a traceparent when traces are exported
     let trace = {
@@ -268,13 +269,41 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     for w in &warnings {
         eprintln!("{}: {w}", a.file.display());
     }
+    // AWS service integrations no resource map serves
+    let maps = resource_maps(&a.file)?;
+    let mut unmapped_errors = Vec::new();
+    for u in weft_engine::resource_map::unmapped(&def, &maps) {
+        let line = format!("{}: {}: {}", a.file.display(), u.pointer, u.message());
+        if u.is_error() && !a.allow_unmapped {
+            unmapped_errors.push(line.replacen(": the integration", ": error: the integration", 1));
+        } else {
+            eprintln!(
+                "{}",
+                line.replacen(": the integration", ": warning: the integration", 1)
+            );
+        }
+    }
+    if !unmapped_errors.is_empty() {
+        return Err(usage(unmapped_errors.join("\n")));
+    }
     // which operators a run needs and are not installed (when the store can be read: a
     // server holding it does not make validation fail)
     if let Ok(store) = weft_store::PluginStore::open(home()) {
         for w in weft_engine::needed_plugins::missing(&store, &def) {
             eprintln!("{}: {w}", a.file.display());
         }
+        for w in weft_engine::needed_plugins::missing_mapped(&store, &def, &maps) {
+            eprintln!("{}: {w}", a.file.display());
+        }
     }
     println!("{}: valid state machine", a.file.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The resource maps of a local run: beside the definition, then `$WEFT_HOME`'s.
+fn resource_maps(file: &Path) -> Result<weft_engine::resource_map::ResourceMaps> {
+    weft_engine::resource_map::local_maps(file, &home()).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        usage(lines.join("\n"))
+    })
 }

@@ -279,6 +279,11 @@ pub fn run(a: SmArgs) -> Result<ExitCode> {
                 json!({"taskToken": token, "output": output}),
             )?)?
         }
+        SmCmd::ResourceMap {
+            state_machine,
+            set,
+            delete,
+        } => print(&resource_map(&c, &state_machine, set.as_deref(), delete)?)?,
         SmCmd::SendFailure {
             token,
             error,
@@ -295,6 +300,52 @@ pub fn run(a: SmArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `weft sm resource-map NAME [--set FILE | --delete]`: the state machine's own resource map
+/// through `/v1/state-machines/NAME/resource-map` (a map file is checked here, with its
+/// file:line errors, and sent as JSON).
+fn resource_map(
+    c: &Client,
+    state_machine: &str,
+    set: Option<&std::path::Path>,
+    delete: bool,
+) -> Result<Value> {
+    let name = state_machine
+        .rsplit(":stateMachine:")
+        .next()
+        .unwrap_or(state_machine);
+    weft_server::records::valid_name(name).map_err(usage)?;
+    let path = format!("/v1/state-machines/{name}/resource-map");
+    let mut headers: Vec<(String, String)> = Vec::new();
+    if !c.key.is_empty() {
+        headers.push(("Authorization".into(), format!("Bearer {}", c.secret)));
+    }
+    let (method, body) = match (set, delete) {
+        (Some(file), _) => {
+            let map = weft_engine::resource_map::ResourceMap::read(file).map_err(|errs| {
+                let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                usage(lines.join("\n"))
+            })?;
+            headers.push(("Content-Type".into(), "application/json".into()));
+            ("PUT", map.to_json().to_string())
+        }
+        (None, true) => {
+            headers.push(("Content-Type".into(), "application/json".into()));
+            ("DELETE", String::new())
+        }
+        (None, false) => ("GET", String::new()),
+    };
+    let (status, text) = c.http(method, &path, &headers, &body)?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status != 200 {
+        anyhow::bail!(
+            "{}: {}",
+            v["__type"].as_str().unwrap_or("HTTP error"),
+            v["message"].as_str().unwrap_or(&text)
+        );
+    }
+    Ok(v)
 }
 
 /// `weft audit`: `GET /v1/audit` with the profile's secret as a Bearer token.

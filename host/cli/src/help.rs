@@ -22,6 +22,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "weft validate examples/intrinsics.asl.json",
             "weft validate examples/dags/etl_daily.dag.yaml",
+            "weft validate --allow-unmapped order.asl.json   # unmapped AWS integrations only warn",
         ],
     ),
     (
@@ -174,6 +175,14 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     (
         "sm send-success",
         &["weft sm send-success TOKEN --output '{\"approved\": true}'"],
+    ),
+    (
+        "sm resource-map",
+        &[
+            "weft sm resource-map orders --set orders.resource-map.yaml   # the state machine's own map",
+            "weft sm resource-map orders",
+            "weft sm resource-map orders --delete",
+        ],
     ),
     (
         "sm send-failure",

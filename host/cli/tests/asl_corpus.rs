@@ -1,8 +1,9 @@
 //! Real-world Amazon States Language: the definitions under `tests/fixtures/asl-corpus/`
 //! (public AWS samples; see its README.md and SOURCES.tsv) against the real `weft` binary.
 //!
-//! - every definition is accepted by `weft validate FILE` (exit 0; warnings allowed), since
-//!   AWS Step Functions accepts all of them;
+//! - every definition is accepted by `weft validate --allow-unmapped FILE` (exit 0; warnings
+//!   allowed), since AWS Step Functions accepts all of them (their service integrations are
+//!   mocked here, not mapped to plugins);
 //! - the runs listed in `expect.json` execute with `weft run FILE --mock-config MOCKS
 //!   --test-case CASE --fast-forward --input JSON` against Step Functions Local style mock
 //!   configurations (`mocks/`), and end with the expected output or error.
@@ -225,7 +226,12 @@ fn corpus_definitions_validate() {
         let path = definitions_dir().join(f);
         let o = weft(
             home,
-            &["validate".into(), path.to_string_lossy().into_owned()],
+            // (their AWS service integrations are mocked in the corpus runs, not mapped)
+            &[
+                "validate".into(),
+                "--allow-unmapped".into(),
+                path.to_string_lossy().into_owned(),
+            ],
         );
         if o.code == Some(0) && !o.timed_out {
             None

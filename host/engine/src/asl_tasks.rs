@@ -5,7 +5,8 @@
 //! that name, so definitions copied from AWS run unchanged. A task runs with the execution role,
 //! narrowed by `Credentials.RoleArn` (`weft:role:NAME`) when the state names one; with neither,
 //! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline. The HTTP Task
-//! (`arn:aws:states:::http:invoke`) is built in ([`crate::http_task`]).
+//! (`arn:aws:states:::http:invoke`) is built in ([`crate::http_task`]); other AWS service
+//! integrations run the plugin their resource map names ([`crate::integration_task`]).
 
 use crate::plugin_host::output_value;
 use crate::{PluginHost, PluginRef, Roles};
@@ -54,6 +55,9 @@ pub struct SandboxTaskRunner<'a> {
     pub trace: Option<crate::telemetry::TraceIds>,
     /// Optional observer of each attempt's outcome (see [`TaskObserver`]).
     pub observer: Option<Box<TaskObserver<'a>>>,
+    /// The resource maps that turn AWS service integrations into plugin calls
+    /// (see [`crate::resource_map`]); empty: every integration is unmapped.
+    pub resource_maps: crate::resource_map::ResourceMaps,
 }
 
 /// A W3C `traceparent` for one task attempt of a trace.
@@ -98,6 +102,7 @@ impl<'a> SandboxTaskRunner<'a> {
             cancel: None,
             trace: None,
             observer: None,
+            resource_maps: Default::default(),
         }
     }
 
@@ -155,7 +160,7 @@ impl<'a> SandboxTaskRunner<'a> {
             ResourceKind::Service { .. } => Err(failure(
                 "States.Runtime",
                 format!(
-                    "resource {}: weft does not call AWS services; give this state a mocked response (`weft run --mock-config FILE --test-case NAME`, Step Functions Local's format) or name a plugin instead",
+                    "resource {}: no plugin serves it; substitute its placeholders, name a plugin (weft:plugin:NAME), or give this state a mocked response (`weft run --mock-config FILE --test-case NAME`, Step Functions Local's format)",
                     req.resource
                 ),
             )),
@@ -194,7 +199,7 @@ pub fn set_up_error_name(e: &crate::EngineError, req: &TaskRequest<'_>) -> &'sta
     }
 }
 
-fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
+pub(crate) fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
     TaskFailure {
         error: error.to_string(),
         cause: cause.into(),
@@ -228,12 +233,38 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         if crate::http_task::is_http_invoke(&req.resource.kind) {
             return self.run_http_task(req);
         }
+        if let Some(found) = self.resource_maps.resolve(req.resource) {
+            return crate::integration_task::run(self, req, found);
+        }
         let r = Self::plugin_ref(req)?;
-        let grant = self.grant(req.credentials.as_ref())?;
+        self.invoke(req, &r, req.payload.to_string(), self.task_limits(req))
+    }
+}
+
+impl SandboxTaskRunner<'_> {
+    /// The sandbox limits of a task: `TimeoutSeconds` is the deadline.
+    pub fn task_limits(&self, req: &TaskRequest<'_>) -> Limits {
         let mut limits = self.limits;
         if let Some(t) = req.timeout_seconds {
             limits.timeout = Duration::from_secs(t.min(365 * 24 * 3600));
         }
+        limits
+    }
+
+    /// True when the execution or the task's branch asks the task to stop.
+    pub(crate) fn is_cancelled(&self, req: &TaskRequest<'_>) -> bool {
+        req.cancel.is_cancelled() || self.cancel.as_ref().is_some_and(|c| c())
+    }
+
+    /// Runs plugin `r` for `req` with `input`, under the task's grant and `limits`.
+    pub(crate) fn invoke(
+        &self,
+        req: &TaskRequest<'_>,
+        r: &PluginRef,
+        input: String,
+        limits: Limits,
+    ) -> Result<Value, TaskFailure> {
+        let grant = self.grant(req.credentials.as_ref())?;
         let traceparent = self.trace.as_ref().map(|t| {
             let tp = traceparent(t, &req.key, req.attempt);
             tracing::info!(task = %req.state_name, attempt = req.attempt, traceparent = %tp, "task");
@@ -250,7 +281,6 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         };
         let ctx =
             serde_json::to_string(&ctx).map_err(|e| failure("States.Runtime", e.to_string()))?;
-        let input = req.payload.to_string();
         // the execution's own switch (StopExecution) and the branch's (a sibling failed)
         let cancel = if req.cancel.is_armed() {
             let branch = req.cancel.clone();
@@ -263,7 +293,7 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         };
         let (rec, outcome) = self
             .host
-            .run_task_cancellable(&r, &input, &ctx, Arc::new(grant), limits, cancel)
+            .run_task_cancellable(r, &input, &ctx, Arc::new(grant), limits, cancel)
             .map_err(|e| failure(set_up_error_name(&e, req), e.to_string()))?;
         if let Some(t) = self.trace.as_ref().filter(|_| crate::telemetry::enabled()) {
             crate::telemetry::attempt(&crate::telemetry::AttemptSpan {

@@ -117,6 +117,42 @@ pub fn missing(store: &PluginStore, def: &Value) -> Vec<String> {
     out
 }
 
+/// Warnings (`POINTER: warning: ...`) for the plugins the resource maps name for `def`'s
+/// integrations (start and poll plugins) that `store` lacks.
+pub fn missing_mapped(
+    store: &PluginStore,
+    def: &Value,
+    maps: &crate::resource_map::ResourceMaps,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (pointer, integration, entry) in crate::resource_map::integrations(def, maps) {
+        let Some(e) = entry else { continue };
+        let mut refs = vec![&e.plugin];
+        if e.mode == crate::resource_map::SyncMode::StartPoll && e.poll_plugin != e.plugin {
+            refs.push(&e.poll_plugin);
+        }
+        for r in refs {
+            if let Err(EngineError::PluginNotFound { .. }) = resolve(store, r) {
+                out.push(format!(
+                    "{pointer}: warning: the integration {} maps to plugin `{}` ({}), which is not installed; a run fails this state with Weft.PluginNotFound",
+                    integration.key(),
+                    plugin_text(r),
+                    e.origin
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn plugin_text(r: &PluginRef) -> String {
+    match r {
+        PluginRef::Latest(n) => n.clone(),
+        PluginRef::Version(n, v) => format!("{n}@{v}"),
+        PluginRef::Digest(n, d) => format!("{n}#{d}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

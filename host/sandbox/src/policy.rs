@@ -23,6 +23,45 @@ pub const ACTIONS: &[&str] = &[
     "iam:PassRole",
 ];
 
+/// The prefixes of weft's own actions: an action under one of them must be a known one (a
+/// typo is an error), anything else shaped `service:Action` is an AWS service action.
+const WEFT_PREFIXES: &[&str] = &[
+    "fs", "http", "secrets", "states", "iam", "dags", "plugins", "weft",
+];
+
+/// An AWS service action (`dynamodb:PutItem`, `s3:Get*`, `sns:*`): what the execution role
+/// must allow for a Task whose integration a resource map serves. A service one edit away
+/// from a weft prefix (`dag:`, `plugin:`, `state:`) is taken for a misspelling, not a service.
+pub fn integration_action(a: &str) -> bool {
+    let Some((service, name)) = a.split_once(':') else {
+        return false;
+    };
+    !service.is_empty()
+        && service.len() <= 64
+        && service
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !WEFT_PREFIXES.iter().any(|w| edit_distance(w, service) <= 1)
+        && !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '*')
+}
+
+/// Levenshtein distance of two short ASCII words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// The actions of `weft server`'s own routes besides `states:*` (DAGs, plugins, the audit log,
 /// metrics): a principal's policy may name them, and patterns over them (`dags:*`).
 pub const SERVER_ACTIONS: &[&str] = &[
@@ -287,11 +326,11 @@ fn parse_statement(v: &Value, index: usize, at: &str) -> Result<Statement, Vec<P
             !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '*')
         });
         let known = ACTIONS.iter().chain(SERVER_ACTIONS);
-        if !states_action && !known.clone().any(|k| glob_match(a, k)) {
+        if !states_action && !integration_action(a) && !known.clone().any(|k| glob_match(a, k)) {
             errors.push(perr(
                 format!("{at}/Action/{i}"),
                 format!(
-                    "`{a}` matches no weft action (known: {})",
+                    "`{a}` matches no weft action (known: {}; or an AWS service action a resource-mapped integration needs, such as dynamodb:PutItem)",
                     known.copied().collect::<Vec<_>>().join(", ")
                 ),
             ));
@@ -395,6 +434,34 @@ mod tests {
             }
         );
         assert!(!Policy::deny_all().evaluate("fs:Read", "file:x").allowed());
+    }
+
+    #[test]
+    fn aws_service_actions_are_named_but_weft_typos_are_not() {
+        let p = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":["dynamodb:PutItem","sns:*","s3:Get*"],"Resource":"*"}]}"#,
+        )
+        .unwrap();
+        assert!(p
+            .evaluate("dynamodb:PutItem", "arn:aws:states:::dynamodb:putItem")
+            .allowed());
+        assert!(p
+            .evaluate("s3:GetObject", "arn:aws:states:::aws-sdk:s3:getObject")
+            .allowed());
+        assert!(!p.evaluate("dynamodb:DeleteItem", "*").allowed());
+        assert!(!p.evaluate("fs:Read", "file:x").allowed());
+        for bad in [
+            "fs:Raed",
+            "dags:Trigger",
+            "Dynamodb:PutItem",
+            "ddb:",
+            "ddb:Put/Item",
+        ] {
+            let text = format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"{bad}","Resource":"*"}}]}}"#
+            );
+            assert!(Policy::parse(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

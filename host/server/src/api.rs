@@ -144,13 +144,20 @@ fn validate_definition(definition: &str) -> Result<weft_asl::StateMachine, ApiEr
 
 /// Set-up warnings for a definition about to be stored: the operators its Tasks name that are
 /// not installed (a run would fail those states with `Lambda.ResourceNotFoundException` or
-/// `Weft.PluginNotFound`). Logged, and returned beside AWS's response members as `warnings`
+/// `Weft.PluginNotFound`), and the AWS service integrations no resource map serves (the
+/// entry that would serve each). Logged, and returned beside AWS's response members as `warnings`
 /// (AWS SDKs ignore members they do not know).
 fn setup_warnings(app: &AppState, name: &str, definition: &str) -> Vec<String> {
     let Ok(def) = serde_json::from_str::<Value>(definition) else {
         return Vec::new();
     };
-    let warnings = weft_engine::needed_plugins::missing(&app.store, &def);
+    let mut warnings = weft_engine::needed_plugins::missing(&app.store, &def);
+    // integrations no map serves (the state machine's own map can be set after it is created)
+    let maps = crate::sm_resource_map::maps_for(app, name);
+    warnings.extend(crate::sm_resource_map::unmapped_warnings(definition, &maps));
+    warnings.extend(weft_engine::needed_plugins::missing_mapped(
+        &app.store, &def, &maps,
+    ));
     for w in &warnings {
         tracing::warn!(state_machine = name, "{w}");
     }
@@ -425,6 +432,7 @@ async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     // as AWS: deleting is idempotent; running executions finish, their records stay
     app.state_machines.remove(name.as_bytes())?;
     crate::tags::forget(app, &sm_arn(&name))?;
+    crate::sm_resource_map::forget(app, &name)?;
     flush(app).await?;
     Ok(json!({}))
 }

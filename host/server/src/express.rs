@@ -192,6 +192,7 @@ pub fn run(
         role_arn: smr.role_arn.clone(),
         execution_arn: exec_arn.to_string(),
         static_roles: crate::access::static_roles(&smr.definition),
+        resource_maps: crate::sm_resource_map::maps_for(app, &smr.name),
     };
     let opts = RunOptions {
         execution_name: name.to_string(),

@@ -32,6 +32,7 @@ mod runner;
 pub mod runtime;
 pub mod sigv4;
 pub mod sm_summary;
+mod sm_resource_map;
 pub mod tags;
 pub mod task_logs;
 mod test_state;
@@ -102,6 +103,10 @@ pub struct AppState {
     /// The mock configuration (`weft server --mock-config`): `StartExecution` on
     /// `ARN#TestCase` runs with that test case's mocks (see [`weft_asl::mock`]).
     pub(crate) mocks: Option<Arc<weft_asl::mock::MockConfig>>,
+    /// Each state machine's own resource map (see [`sm_resource_map`]).
+    pub(crate) resource_maps: sled::Tree,
+    /// `$WEFT_HOME/resource-map.yaml`, read when the server starts.
+    pub(crate) home_map: Arc<weft_engine::resource_map::ResourceMap>,
 }
 
 impl AppState {
@@ -173,6 +178,7 @@ impl AppState {
         mocks: Option<weft_asl::mock::MockConfig>,
     ) -> anyhow::Result<Arc<Self>> {
         let db = store.db().clone();
+        let store_home = &store.home().to_path_buf();
         let mut rt = runtime::Runtime::new(&db, max_running)?;
         if per_state_machine.is_some() {
             rt.set_per_state_machine_limit(per_state_machine);
@@ -210,6 +216,8 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             host: OnceLock::new(),
             mocks: mocks.map(Arc::new),
+            resource_maps: db.open_tree(sm_resource_map::TREE)?,
+            home_map: sm_resource_map::home_map(store_home)?,
         });
         let n = runtime::Runtime::start(&state)?;
         dag_scheduler::start(&state);
@@ -234,6 +242,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/logs", get(express::logs_endpoint))
         .merge(ui::asset_routes())
         .merge(rest::routes())
+        .merge(sm_resource_map::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::layer,

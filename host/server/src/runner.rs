@@ -4,7 +4,8 @@
 //! execution's journal the first time it resolves, so a replay or redrive runs the same code)
 //! and, for Standard executions, the tasks that wait for the outside world: `.waitForTaskToken`
 //! callbacks, activity workers and nested executions (`states:startExecution[.sync]`,
-//! `weft:statemachine:NAME`). [`DurableHistory`] writes history events to sled and, when a run
+//! `weft:statemachine:NAME`), and AWS service integrations through their resource map
+//! ([`crate::sm_resource_map`]). [`DurableHistory`] writes history events to sled and, when a run
 //! is a replay, recognises the events already recorded so the history holds each event once.
 //!
 //! Whatever a task makes the host do on the execution's behalf is the execution role's
@@ -42,6 +43,9 @@ pub(crate) struct ServerTaskRunner {
     /// The canonical roles the definition names literally in `Credentials.RoleArn` (passed by
     /// its creator; see [`crate::access::static_roles`]).
     pub static_roles: std::collections::HashSet<String>,
+    /// The resource maps serving AWS service integrations (the state machine's own, then
+    /// `$WEFT_HOME`'s; see [`crate::sm_resource_map`]).
+    pub resource_maps: weft_engine::resource_map::ResourceMaps,
 }
 
 /// The error of a task its execution role does not permit.
@@ -86,6 +90,15 @@ fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
 
 fn suspended(cause: &str) -> TaskFailure {
     failure(names::SUSPENDED, cause)
+}
+
+/// A guest interrupted by StopExecution or shutdown: the run is suspended, not failed.
+fn interrupted(f: TaskFailure) -> TaskFailure {
+    if f.error == "Sandbox.Cancelled" {
+        suspended(&f.cause)
+    } else {
+        f
+    }
 }
 
 fn journal_failure(e: impl std::fmt::Display) -> TaskFailure {
@@ -164,6 +177,7 @@ impl ServerTaskRunner {
             self.execution_role.clone(),
             self.app.base_dir.clone(),
         );
+        runner.resource_maps = self.resource_maps.clone();
         runner.trace = Some(weft_engine::telemetry::TraceIds::execution(
             &self.execution_arn,
             self.trace_header.as_deref(),
@@ -423,6 +437,130 @@ impl ServerTaskRunner {
         Err(suspended("waiting for a DAG run"))
     }
 
+    /// A mapped `.sync` job in `start_poll` mode on a Standard execution: the start call runs
+    /// once per attempt (its result and time are journaled, so a restart or replay does not
+    /// start the job again), then one poll per wake-up, the execution suspended on a timer
+    /// between polls (no thread waits). `TimeoutSeconds` counts from the start call.
+    fn durable_job(
+        &self,
+        req: &TaskRequest<'_>,
+        integration: &weft_engine::resource_map::Integration,
+        entry: &weft_engine::resource_map::MapEntry,
+    ) -> Result<Value, TaskFailure> {
+        use weft_engine::integration_task::{poll_job, start_job};
+        let ctl = self.ctl()?;
+        let journal = ctl.journal();
+        let ak = weft_engine::durable::attempt_key(req);
+        let (start_key, at_key, polls_key) = (
+            format!("{ak}:job"),
+            format!("{ak}:job-at"),
+            format!("{ak}:job-polls"),
+        );
+        let pinned = |key: &str| -> Result<Option<String>, TaskFailure> {
+            Ok(match journal.get(key).map_err(journal_failure)? {
+                Some(Entry::Pinned { digest }) => Some(digest),
+                _ => None,
+            })
+        };
+        let host = self.host()?;
+        let started = match journal.get(&start_key).map_err(journal_failure)? {
+            Some(Entry::Ok { output }) => output,
+            _ => {
+                let out = crate::task_logs::run_logged_with(
+                    &self.app,
+                    self.sandbox_runner(&host),
+                    req,
+                    |r| start_job(r, req, integration, entry),
+                )
+                .map_err(interrupted)?;
+                journal
+                    .put(
+                        &start_key,
+                        &Entry::Ok {
+                            output: out.clone(),
+                        },
+                    )
+                    .map_err(journal_failure)?;
+                let now = crate::records::now_ms().to_string();
+                journal
+                    .put(&at_key, &Entry::Pinned { digest: now })
+                    .map_err(journal_failure)?;
+                ctl.commit().map_err(journal_failure)?;
+                out
+            }
+        };
+        let started_ms: i64 = pinned(&at_key)?
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(crate::records::now_ms);
+        let timeout = self.sandbox_runner(&host).task_limits(req).timeout;
+        let deadline_ms =
+            started_ms.saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+        let now = crate::records::now_ms();
+        if now >= deadline_ms {
+            return Err(failure(
+                names::TIMEOUT,
+                format!(
+                    "state '{}': the job did not finish within the task's timeout",
+                    req.state_name
+                ),
+            ));
+        }
+        let n = pinned(&polls_key)?
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        let remaining = std::time::Duration::from_millis((deadline_ms - now) as u64);
+        let polled =
+            crate::task_logs::run_logged_with(&self.app, self.sandbox_runner(&host), req, |r| {
+                poll_job(r, req, integration, entry, &started, n, remaining)
+            })
+            .map_err(interrupted)?;
+        if let Some(output) = polled {
+            return Ok(output);
+        }
+        journal
+            .put(
+                &polls_key,
+                &Entry::Pinned {
+                    digest: n.to_string(),
+                },
+            )
+            .map_err(journal_failure)?;
+        ctl.commit().map_err(journal_failure)?;
+        if ctl.is_cancelled() {
+            return Err(suspended("the execution is stopping"));
+        }
+        let wait = i64::try_from(entry.poll_interval.as_millis()).unwrap_or(i64::MAX);
+        let until_ms = crate::records::now_ms()
+            .saturating_add(wait)
+            .min(deadline_ms);
+        ctl.suspend_for(Suspension::Timer { until_ms });
+        Err(suspended("waiting for a mapped job"))
+    }
+
+    /// The sandbox runner of this execution's plugin calls (maps, trace, StopExecution).
+    fn sandbox_runner<'h>(
+        &'h self,
+        host: &'h weft_engine::PluginHost,
+    ) -> weft_engine::asl_tasks::SandboxTaskRunner<'h> {
+        let mut runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
+            host,
+            &self.app.roles,
+            self.execution_role.clone(),
+            self.app.base_dir.clone(),
+        );
+        runner.resource_maps = self.resource_maps.clone();
+        runner.trace = Some(weft_engine::telemetry::TraceIds::execution(
+            &self.execution_arn,
+            self.trace_header.as_deref(),
+        ));
+        if let Some(ctl) = &self.ctl {
+            let c = ctl.clone();
+            runner.cancel = Some(Arc::new(move || c.is_cancelled()));
+        }
+        runner
+    }
+
     fn is_cancelled(&self) -> bool {
         self.ctl.as_ref().is_some_and(|c| c.is_cancelled())
     }
@@ -466,6 +604,11 @@ impl TaskRunner for ServerTaskRunner {
 
 impl ServerTaskRunner {
     fn dispatch(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        // a mapped integration is the execution role's decision, in the audit log (the sandbox
+        // runner decides again with `Credentials` narrowing the role)
+        if let Some(Ok((i, _))) = self.resource_maps.resolve(req.resource) {
+            self.role_allows(&i.iam_action(), &i.iam_resource())?;
+        }
         match &req.resource.kind {
             ResourceKind::Activity { name } => {
                 let ctl = self.ctl()?;
@@ -495,12 +638,27 @@ impl ServerTaskRunner {
             {
                 self.run_plugin(req)
             }
-            ResourceKind::Service { service, action } if req.task_token.is_none() => Err(failure(
-                names::RUNTIME,
-                format!(
-                    "the AWS service integration {service}:{action} is not available in weft (map the work onto a weft:plugin)"
-                ),
-            )),
+            ResourceKind::Service { .. } if req.task_token.is_none() => {
+                match self.resource_maps.resolve(req.resource) {
+                    // a Standard execution keeps a start+poll job in its journal
+                    Some(Ok((i, entry)))
+                        if self.ctl.is_some()
+                            && weft_engine::integration_task::is_start_poll(req, entry) =>
+                    {
+                        self.durable_job(req, &i, entry)
+                    }
+                    // the map names the plugin; the sandbox runner makes the call
+                    Some(Ok(_)) => self.run_plugin(req),
+                    Some(Err(i)) => Err(weft_engine::integration_task::not_mapped(req.state_name, &i)),
+                    None => Err(failure(
+                        names::RUNTIME,
+                        format!(
+                            "the resource {} is not available in weft (map the work onto a weft:plugin)",
+                            req.resource
+                        ),
+                    )),
+                }
+            }
             _ => match &req.task_token {
                 Some(token) => {
                     // the plugin (if any) runs once per attempt, with the token in its input
@@ -510,12 +668,14 @@ impl ServerTaskRunner {
                         ctl.journal().get(&invoke_key).map_err(journal_failure)?,
                         Some(Entry::Ok { .. })
                     );
-                    let runs_plugin = matches!(
-                        req.resource.kind,
-                        ResourceKind::Plugin { .. }
-                            | ResourceKind::LambdaInvoke
-                            | ResourceKind::LambdaFunction { .. }
-                    );
+                    // (an unmapped integration only waits: its callback can still come)
+                    let runs_plugin =
+                        matches!(
+                            req.resource.kind,
+                            ResourceKind::Plugin { .. }
+                                | ResourceKind::LambdaInvoke
+                                | ResourceKind::LambdaFunction { .. }
+                        ) || matches!(self.resource_maps.resolve(req.resource), Some(Ok(_)));
                     if runs_plugin && !done {
                         let out = self.run_plugin(req)?;
                         ctl.journal()

@@ -818,6 +818,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             role_arn: role_arn.clone(),
             execution_arn: arn.to_string(),
             static_roles: crate::access::static_roles(&definition),
+            resource_maps: crate::sm_resource_map::maps_for(app, &rec.state_machine_name),
         };
         // a test case's mocks answer inside the journal, like the tasks they stand for
         let mocked = match &rec.mocks {

@@ -114,13 +114,24 @@ pub(crate) fn run_logged(
     runner: SandboxTaskRunner<'_>,
     req: &TaskRequest<'_>,
 ) -> Result<Value, TaskFailure> {
+    run_logged_with(app, runner, req, |r| r.run_task(req))
+}
+
+/// Runs `f` with `runner` for `req` (one or more plugin calls: a mapped job's start or poll),
+/// recording each call in [`TREE`] (or, when none reached the sandbox, the failure).
+pub(crate) fn run_logged_with<T>(
+    app: &AppState,
+    runner: SandboxTaskRunner<'_>,
+    req: &TaskRequest<'_>,
+    f: impl FnOnce(&SandboxTaskRunner<'_>) -> Result<T, TaskFailure>,
+) -> Result<T, TaskFailure> {
     let observed = AtomicBool::new(false);
     let runner = runner.with_observer(|req, rec, out| {
         observed.store(true, Ordering::Relaxed);
         crate::metrics::task_finished(app, out);
         record(app, req, outcome_text(req, rec, out));
     });
-    let r = runner.run_task(req);
+    let r = f(&runner);
     // built-in tasks (the HTTP Task) leave their attempt in the runner's own logs
     let built_in = std::mem::take(&mut *runner.logs.lock().unwrap_or_else(|e| e.into_inner()));
     for log in built_in {

@@ -448,6 +448,8 @@ fn run_once(
         role_arn: role.to_string(),
         execution_arn: exec_arn.clone(),
         static_roles: crate::access::static_roles(definition),
+        // TestState runs a definition of no state machine: `$WEFT_HOME`'s map serves it
+        resource_maps: weft_engine::resource_map::ResourceMaps::new(vec![app.home_map.clone()]),
     };
     let opts = RunOptions {
         execution_name: RUN_NAME.to_string(),

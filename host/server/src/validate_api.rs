@@ -6,7 +6,9 @@
 //! `SCHEMA_VALIDATION_FAILED`, and for `type: EXPRESS` the integration patterns Express
 //! workflows cannot run); warnings are what weft accepts but does not act on
 //! (`WEFT_NOT_ACTED_ON`, see [`weft_asl::warnings`]) and operators that are not installed
-//! (`OPERATOR_NOT_INSTALLED`). `severity: ERROR` (the default) answers errors only,
+//! (`OPERATOR_NOT_INSTALLED`). An AWS service integration no resource map serves is
+//! `INTEGRATION_NOT_MAPPED`: an error, or a warning for `.waitForTaskToken` (its callback can
+//! still complete it). `severity: ERROR` (the default) answers errors only,
 //! `WARNING` both; `result` is `FAIL` when there is an error. At most `maxResults` (1-100,
 //! default 100) diagnostics, errors first, with `truncated` when more were found.
 
@@ -134,7 +136,27 @@ pub(crate) fn validate(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErr
                 for w in ws {
                     warnings.push(diag("WARNING", "WEFT_NOT_ACTED_ON", &w.message, &w.pointer));
                 }
-                for w in weft_engine::needed_plugins::missing(&app.store, &def) {
+                // integrations no map serves: errors, except callbacks (they can still be
+                // completed with SendTaskSuccess)
+                let maps = weft_engine::resource_map::ResourceMaps::new(vec![app.home_map.clone()]);
+                for u in weft_engine::resource_map::unmapped(&def, &maps) {
+                    let d = diag(
+                        if u.is_error() { "ERROR" } else { "WARNING" },
+                        "INTEGRATION_NOT_MAPPED",
+                        &u.message(),
+                        &u.pointer,
+                    );
+                    if u.is_error() {
+                        errors.push(d);
+                    } else {
+                        warnings.push(d);
+                    }
+                }
+                let mapped = weft_engine::needed_plugins::missing_mapped(&app.store, &def, &maps);
+                for w in weft_engine::needed_plugins::missing(&app.store, &def)
+                    .into_iter()
+                    .chain(mapped)
+                {
                     let (at, msg) = w.split_once(": warning: ").unwrap_or(("", &w));
                     warnings.push(diag("WARNING", "OPERATOR_NOT_INSTALLED", msg, at));
                 }
