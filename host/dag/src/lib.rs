@@ -37,6 +37,7 @@ pub mod template;
 pub mod timetable;
 pub mod trigger;
 pub mod yaml;
+mod yaml_flow;
 
 pub use error::{DagError, TemplateError};
 pub use load::{

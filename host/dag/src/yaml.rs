@@ -159,42 +159,113 @@ fn node_weight(node: &Node) -> usize {
     }
 }
 
+/// Resolve a plain scalar as PyYAML's loader does (YAML 1.1 implicit types: `yes`/`no`/`on`/`off`
+/// are booleans, `0o17` and `1e5` are strings, `017` is octal, `1:30` is 90), so a value means
+/// what it means to dag-factory. Timestamps stay strings: the DAG loader parses dates itself.
 fn resolve_plain(s: &str) -> Val {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Val::Null,
-        "true" | "True" | "TRUE" => return Val::Bool(true),
-        "false" | "False" | "FALSE" => return Val::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" => return Val::Float(f64::INFINITY),
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+            return Val::Bool(true)
+        }
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+            return Val::Bool(false)
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Val::Float(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Val::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Val::Float(f64::NAN),
         _ => {}
     }
-    if let Some(hex) = s.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Val::Int(i);
+    resolve_int(s)
+        .map(Val::Int)
+        .or_else(|| resolve_float(s).map(Val::Float))
+        .unwrap_or_else(|| Val::Str(s.to_string()))
+}
+
+/// PyYAML's int: `[-+]?(0b[01_]+|0[0-7_]+|(0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)`.
+fn resolve_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let digits = |t: &str, radix: u32| -> Option<i64> {
+        let t: String = t.chars().filter(|&c| c != '_').collect();
+        if t.is_empty() {
+            return None;
         }
-    }
-    if let Some(oct) = s.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Val::Int(i);
+        i64::from_str_radix(&t, radix).ok()
+    };
+    let v = if let Some(b) = body.strip_prefix("0b") {
+        b.chars()
+            .all(|c| matches!(c, '0' | '1' | '_'))
+            .then_some(())?;
+        digits(b, 2)?
+    } else if let Some(h) = body.strip_prefix("0x") {
+        h.chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '_')
+            .then_some(())?;
+        digits(h, 16)?
+    } else if body == "0" {
+        0
+    } else if body.len() > 1 && body.starts_with('0') {
+        body[1..]
+            .chars()
+            .all(|c| matches!(c, '0'..='7' | '_'))
+            .then_some(())?;
+        digits(&body[1..], 8)?
+    } else if body.contains(':') {
+        let mut parts = body.split(':');
+        let first = parts.next()?;
+        if !first.starts_with(|c: char| ('1'..='9').contains(&c))
+            || !first.chars().all(|c| c.is_ascii_digit() || c == '_')
+        {
+            return None;
         }
-    }
-    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = s.parse::<i64>() {
-            return Val::Int(i);
+        let mut total = digits(first, 10)?;
+        for p in parts {
+            if p.is_empty() || p.len() > 2 || !p.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let n: i64 = p.parse().ok()?;
+            if n > 59 {
+                return None;
+            }
+            total = total.checked_mul(60)?.checked_add(n)?;
         }
-    }
-    let looks_numeric = s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-        && s.bytes().any(|b| b.is_ascii_digit());
-    if looks_numeric {
-        if let Ok(f) = s.parse::<f64>() {
-            return Val::Float(f);
+        total
+    } else {
+        if !body.starts_with(|c: char| ('1'..='9').contains(&c))
+            || !body.chars().all(|c| c.is_ascii_digit() || c == '_')
+        {
+            return None;
         }
+        digits(body, 10)?
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// PyYAML's float: `[-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+][0-9]+)?` (a dot is required and
+/// an exponent needs its sign).
+fn resolve_float(s: &str) -> Option<f64> {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = mantissa.split_once('.')?;
+    let ok_int = int.is_empty()
+        || (int.starts_with(|c: char| c.is_ascii_digit())
+            && int.chars().all(|c| c.is_ascii_digit() || c == '_'));
+    let ok_frac = frac.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let ok_exp = exp.is_none_or(|e| {
+        e.len() > 1 && e.starts_with(['-', '+']) && e[1..].chars().all(|c| c.is_ascii_digit())
+    });
+    if !(ok_int && ok_frac && ok_exp) || (int.is_empty() && frac.is_empty()) {
+        return None;
     }
-    Val::Str(s.to_string())
+    let clean: String = s.chars().filter(|&c| c != '_').collect();
+    clean.parse::<f64>().ok()
 }
 
 impl Builder {
@@ -258,9 +329,11 @@ impl MarkedEventReceiver for Builder {
         let line = mark.line().max(1);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = if style != TScalarStyle::Plain
-                    || tag.as_ref().is_some_and(|t| t.suffix == "str")
-                {
+                let suffix = tag.as_ref().map_or("", |t| t.suffix.as_str());
+                let value = if let Some(name) = suffix.strip_prefix("python/name:") {
+                    // PyYAML's `!!python/name:module.func`: a reference to a Python object.
+                    Val::Str(name.to_string())
+                } else if style != TScalarStyle::Plain || suffix == "str" {
                     Val::Str(text)
                 } else {
                     resolve_plain(&text)
@@ -294,7 +367,7 @@ impl MarkedEventReceiver for Builder {
                 ),
                 Some(Frame::Map(entries, _, line, anchor, _)) => self.push(
                     Node {
-                        value: Val::Map(entries),
+                        value: Val::Map(apply_merge_keys(entries)),
                         line,
                     },
                     anchor,
@@ -314,8 +387,64 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
+/// YAML 1.1 merge keys, as PyYAML applies them: `<<: *base` (or a list of mappings) supplies
+/// the entries the mapping does not set itself.
+fn apply_merge_keys(entries: Vec<(Key, Node)>) -> Vec<(Key, Node)> {
+    if !entries.iter().any(|(k, _)| k.name == "<<") {
+        return entries;
+    }
+    let mut own = Vec::new();
+    let mut merged: Vec<(Key, Node)> = Vec::new();
+    for (k, v) in entries {
+        if k.name != "<<" {
+            own.push((k, v));
+            continue;
+        }
+        let sources: Vec<Node> = match v.value {
+            Val::Seq(items) => items,
+            other => vec![Node {
+                value: other,
+                line: v.line,
+            }],
+        };
+        for src in sources {
+            if let Val::Map(src_entries) = src.value {
+                for (sk, sv) in src_entries {
+                    if !merged.iter().any(|(mk, _)| mk.name == sk.name) {
+                        merged.push((sk, sv));
+                    }
+                }
+            }
+        }
+    }
+    for (mk, mv) in merged {
+        if !own.iter().any(|(k, _)| k.name == mk.name) {
+            own.push((mk, mv));
+        }
+    }
+    own
+}
+
 /// Parse the first YAML document of `text` (an empty file is `null`).
+///
+/// Text is read as PyYAML (and so dag-factory) reads it: where the only complaint is the
+/// indentation of a line inside a flow collection (`[`...`]`, `{`...`}`) or a quoted scalar,
+/// which PyYAML never checks, such lines are indented further and the text is read again
+/// (leading blanks of those lines carry no meaning, so the value is the same).
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    match parse_strict(text) {
+        Err(e) if e.message.starts_with("invalid indentation") => {
+            let relaxed = crate::yaml_flow::indent_flow_lines(text);
+            if relaxed == text {
+                return Err(e);
+            }
+            parse_strict(&relaxed).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
+fn parse_strict(text: &str) -> Result<Node, YamlError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, false) {
@@ -378,6 +507,60 @@ mod tests {
         }
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("too large"), "{e:?}");
+    }
+
+    #[test]
+    fn scalars_resolve_as_pyyaml_resolves_them() {
+        let n = parse(
+            "a: yes\nb: off\nc: 1e5\nd: 1.0e+5\ne: 017\nf: 0o17\ng: 1:30\nh: 00:05:00\ni: 1_000\nj: 0x1F\nk: .5\nl: 2024-01-01\nm: ~\n",
+        )
+        .unwrap();
+        let j = n.to_json();
+        assert_eq!(j["a"], true);
+        assert_eq!(j["b"], false);
+        assert_eq!(j["c"], "1e5");
+        assert_eq!(j["d"], 100000.0);
+        assert_eq!(j["e"], 15);
+        assert_eq!(j["f"], "0o17");
+        assert_eq!(j["g"], 90);
+        assert_eq!(j["h"], "00:05:00");
+        assert_eq!(j["i"], 1000);
+        assert_eq!(j["j"], 31);
+        assert_eq!(j["k"], 0.5);
+        assert_eq!(j["l"], "2024-01-01");
+        assert!(j["m"].is_null());
+    }
+
+    #[test]
+    fn flow_lines_left_of_their_block_load_as_in_pyyaml() {
+        // dag-factory's own tests/fixtures/dag_factory_kubernetes_pod_operator.yml does this.
+        let text = "t:\n  args : [\n     'a',\n     'b',\n  ]\n  vars : [\n    {\"v\":\"x\"}\n  ]\n  next: 1\n";
+        let n = parse(text).unwrap();
+        let t = n.get("t").unwrap();
+        assert_eq!(
+            t.get("args").unwrap().to_json(),
+            serde_json::json!(["a", "b"])
+        );
+        assert_eq!(
+            t.get("vars").unwrap().to_json(),
+            serde_json::json!([{"v": "x"}])
+        );
+        assert_eq!(t.get("next").unwrap().line, 9);
+        // A real syntax error is still reported where it is.
+        let e = parse("t:\n  a: [1,\n  b: 2\n").unwrap_err();
+        assert!(e.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn merge_keys_and_python_names() {
+        let n =
+            parse("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\nf: !!python/name:sample.double\n")
+                .unwrap();
+        assert_eq!(
+            n.get("d").unwrap().to_json(),
+            serde_json::json!({"y": 3, "x": 1})
+        );
+        assert_eq!(n.get("f").unwrap().as_str(), Some("sample.double"));
     }
 
     #[test]
