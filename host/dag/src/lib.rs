@@ -27,12 +27,17 @@
 //! std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+pub mod builtin;
+pub mod defaults;
 pub mod error;
 pub mod graph;
 pub mod load;
 pub mod machine;
 pub mod model;
+pub mod pytypes;
+pub mod reldate;
 pub mod run;
+pub mod schedule_forms;
 pub mod template;
 pub mod timetable;
 pub mod trigger;

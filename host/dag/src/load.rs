@@ -44,6 +44,9 @@ impl OperatorCheck for AnyOperator {
 pub struct FolderConfig {
     /// Operator name (usually an Airflow class path) -> weft plugin reference.
     pub operators: HashMap<String, String>,
+    /// The DAG folder root, where dag-factory's `defaults.yml` lookup stops (`None`: no folder
+    /// defaults are read, as for a DAG file given as text).
+    pub defaults_root: Option<PathBuf>,
 }
 
 /// File name of a DAG folder's settings.
@@ -90,6 +93,16 @@ const DAG_KEYS: &[&str] = &[
     "dag_display_property",
     "owner",
     "trigger",
+    "doc_md_python_callable_file",
+    "doc_md_python_callable_name",
+    "doc_md_python_arguments",
+    "on_success_callback_name",
+    "on_success_callback_file",
+    "on_failure_callback_name",
+    "on_failure_callback_file",
+    "sla_miss_callback_name",
+    "sla_miss_callback_file",
+    "default_view",
 ];
 
 const TASK_META_KEYS: &[&str] = &[
@@ -117,6 +130,7 @@ const TASK_META_KEYS: &[&str] = &[
     "multiple_outputs",
     "params",
     "task_id",
+    "decorator",
 ];
 
 const TASK_EXTRA_KEYS: &[&str] = &[
@@ -163,18 +177,22 @@ const GROUP_KEYS: &[&str] = &[
     "group_id",
     "ui_color",
     "ui_fgcolor",
+    "group_name",
+    "add_suffix_on_collision",
+    "group_display_name",
 ];
 
 /// Load every DAG file under `dir` (recursively, sorted). DAGs of files with errors are left out.
 pub fn load_dags(dir: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagError>) {
     let mut errors = Vec::new();
-    let config = match load_folder_config(dir) {
+    let mut config = match load_folder_config(dir) {
         Ok(c) => c,
         Err(e) => {
             errors.push(e);
             FolderConfig::default()
         }
     };
+    config.defaults_root = Some(dir.to_path_buf());
     let mut files = Vec::new();
     collect_files(dir, &mut files, &mut errors);
     files.sort();
@@ -212,14 +230,31 @@ pub fn load_dags(dir: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagErr
     (dags, errors)
 }
 
-/// Load one DAG file, using the `weft.yaml` of its folder (for `weft validate FILE`).
+/// Load one DAG file, using the `weft.yaml` and `defaults.yml` of its folder (for
+/// `weft validate FILE`).
 pub fn load_dag_file(path: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagError>) {
     let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    load_dag_file_in(dir, path, check)
+}
+
+/// Load one DAG file of the DAG folder `root`: the root's `weft.yaml` maps operators and the
+/// `defaults.yml` files from the root down to the file's folder apply.
+pub fn load_dag_file_in(
+    root: &Path,
+    path: &Path,
+    check: &dyn OperatorCheck,
+) -> (Vec<Dag>, Vec<DagError>) {
     let mut errors = Vec::new();
-    let config = load_folder_config(dir).unwrap_or_else(|e| {
+    let mut config = load_folder_config(root).unwrap_or_else(|e| {
         errors.push(e);
         FolderConfig::default()
     });
+    config.defaults_root = Some(root.to_path_buf());
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let (dags, errs) = parse_dag_file(path, &text, &config, check);
@@ -262,6 +297,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<DagError>)
         } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
             && name != FOLDER_CONFIG
             && name != "weft.yml"
+            && !crate::defaults::is_defaults_file(&name)
         {
             out.push(path);
         }
@@ -340,6 +376,28 @@ pub fn parse_dag_file(
     if root.is_null() {
         return (Vec::new(), errors);
     }
+    let root = match crate::pytypes::normalize(root) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(DagError {
+                file: file.to_path_buf(),
+                line: e.line,
+                path: String::new(),
+                reason: e.message,
+            });
+            return (Vec::new(), errors);
+        }
+    };
+    let folder = match &config.defaults_root {
+        None => None,
+        Some(r) => match crate::defaults::folder_defaults(r, file) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(e);
+                return (Vec::new(), errors);
+            }
+        },
+    };
     if !matches!(root.value, Val::Map(_)) {
         errors.push(DagError {
             file: file.to_path_buf(),
@@ -352,19 +410,24 @@ pub fn parse_dag_file(
         });
         return (Vec::new(), errors);
     }
-    let default = root.get("default").cloned();
+    let (default, dag_level) = file_defaults(root.get("default"), folder.as_ref());
     let mut dags = Vec::new();
     for (key, node) in root.entries() {
-        if key.name == "default" {
+        // dag-factory's reserved top-level keys: not DAGs
+        if key.name == "default" || key.name == "task_groups" {
             continue;
         }
         let mut cx = Cx {
             file,
             errors: Vec::new(),
         };
+        let node = match &dag_level {
+            Some(g) if matches!(node.value, Val::Map(_)) => over_dag_level(g, node),
+            _ => node.clone(),
+        };
         let merged = match &default {
-            Some(d) => merge(d, node),
-            None => node.clone(),
+            Some(d) => merge(d, &node),
+            None => node,
         };
         let dag = parse_dag(&mut cx, key, &merged, config, check);
         if cx.errors.is_empty() {
@@ -375,6 +438,69 @@ pub fn parse_dag_file(
         errors.extend(cx.errors);
     }
     (dags, errors)
+}
+
+/// The file's `default` block with the folder defaults' `default_args` under its own (file wins
+/// key by key), and the folder defaults' other keys, applied to each DAG as DAG arguments.
+fn file_defaults(
+    file_default: Option<&Node>,
+    folder: Option<&Node>,
+) -> (Option<Node>, Option<Node>) {
+    let Some(folder) = folder else {
+        return (file_default.cloned(), None);
+    };
+    let empty = Node {
+        value: Val::Map(Vec::new()),
+        line: 0,
+    };
+    let file_default = file_default.filter(|d| matches!(d.value, Val::Map(_)));
+    let mut default = file_default.cloned().unwrap_or_else(|| empty.clone());
+    let global_args = folder.get("default_args").unwrap_or(&empty);
+    let file_args = default.get("default_args").unwrap_or(&empty);
+    let args = crate::defaults::shallow_merge(global_args, file_args);
+    if let Val::Map(entries) = &mut default.value {
+        match entries.iter_mut().find(|(k, _)| k.name == "default_args") {
+            Some(slot) => slot.1 = args,
+            None => entries.push((
+                Key {
+                    name: "default_args".into(),
+                    line: args.line,
+                },
+                args,
+            )),
+        }
+    }
+    let level: Vec<(Key, Node)> = folder
+        .entries()
+        .iter()
+        .filter(|(k, _)| k.name != "default_args")
+        .cloned()
+        .collect();
+    let level = (!level.is_empty()).then_some(Node {
+        value: Val::Map(level),
+        line: folder.line,
+    });
+    (Some(default), level)
+}
+
+/// `{**folder_dag_args, **dag}`: the DAG's own keys replace the folder's whole.
+fn over_dag_level(level: &Node, dag: &Node) -> Node {
+    let mut out: Vec<(Key, Node)> = level
+        .entries()
+        .iter()
+        .filter(|(k, _)| dag.get(&k.name).is_none())
+        .map(|(k, v)| {
+            // reported at the DAG's line: the folder value has no line in this file
+            let mut k = k.clone();
+            k.line = dag.line;
+            (k, v.clone())
+        })
+        .collect();
+    out.extend(dag.entries().iter().cloned());
+    Node {
+        value: Val::Map(out),
+        line: dag.line,
+    }
 }
 
 /// Deep-merge `over` onto `base` (mappings merge, anything else is replaced).
@@ -502,7 +628,10 @@ impl Cx<'_> {
             );
             return None;
         };
-        match parse_datetime(&s, tz) {
+        let parsed = parse_datetime(&s, tz).or_else(|e| {
+            crate::reldate::parse_relative(&s, tz, chrono::Utc::now()).unwrap_or(Err(e))
+        });
+        match parsed {
             Ok(d) => Some(d),
             Err(e) => {
                 self.err(n.line, path, e);
@@ -789,6 +918,8 @@ fn parse_dag(
             );
             Some(a)
         }
+        // Airflow 2's `timetable=` argument
+        (None, None) => node.get("timetable").filter(|t| !t.is_null()),
         (a, b) => a.or(b),
     };
     let schedule = match sched_node {
@@ -801,6 +932,10 @@ fn parse_dag(
             }
         },
     };
+    let mut warnings = Vec::new();
+    if let Some(note) = crate::schedule_forms::not_run_note(&schedule) {
+        warnings.push(note);
+    }
     if matches!(schedule, Schedule::Once) && start_date.is_none() {
         tracing::debug!(dag_id, "@once without start_date: only manual runs");
     }
@@ -1236,6 +1371,7 @@ fn parse_dag(
         task_groups,
         topo_order,
         extra,
+        warnings,
     })
 }
 
@@ -1312,16 +1448,47 @@ fn parse_groups(cx: &mut Cx, dag_id: &str, node: Option<&Node>) -> IndexMap<Stri
     if node.is_null() {
         return out;
     }
-    if !matches!(node.value, Val::Map(_)) {
-        cx.err(
-            node.line,
-            format!("{dag_id}.task_groups"),
-            "must be a mapping of group name -> group",
-        );
-        return out;
-    }
+    let listed: Vec<(Key, Node)>;
+    let entries: &[(Key, Node)] = match &node.value {
+        Val::Map(entries) => entries,
+        // newer dag-factory: a list of groups, each naming itself with `group_name`
+        Val::Seq(items) => {
+            let mut v = Vec::new();
+            for item in items {
+                match item.get("group_name").and_then(Node::scalar_text) {
+                    Some(name) if !v.iter().any(|(k, _): &(Key, Node)| k.name == name) => v.push((
+                        Key {
+                            name,
+                            line: item.line,
+                        },
+                        item.clone(),
+                    )),
+                    Some(name) => cx.err(
+                        item.line,
+                        format!("{dag_id}.task_groups"),
+                        format!("duplicate group_name `{name}`"),
+                    ),
+                    None => cx.err(
+                        item.line,
+                        format!("{dag_id}.task_groups"),
+                        "a task group in a list needs `group_name`",
+                    ),
+                }
+            }
+            listed = v;
+            &listed
+        }
+        _ => {
+            cx.err(
+                node.line,
+                format!("{dag_id}.task_groups"),
+                "must be a mapping of group name -> group, or a list of groups with `group_name`",
+            );
+            return out;
+        }
+    };
     let mut parents: HashMap<String, (String, usize)> = HashMap::new();
-    for (k, g) in node.entries() {
+    for (k, g) in entries {
         let path = format!("{dag_id}.task_groups.{}", k.name);
         if !valid_id(&k.name) || k.name.contains('.') {
             cx.err(
@@ -1422,10 +1589,12 @@ fn parse_task(
     let mut branch = false;
     let mut multiple_outputs = false;
     let mut operator_source = None;
+    let mut decorator = None;
     for (k, v) in node.entries() {
         let fpath = format!("{path}.{}", k.name);
         match k.name.as_str() {
             "operator" => operator_source = cx.string(v, &fpath),
+            "decorator" => decorator = cx.string(v, &fpath),
             "dependencies" | "task_group_name" | "task_id" => {}
             "branch" => branch = cx.boolean(v, &fpath).unwrap_or(false),
             "multiple_outputs" => multiple_outputs = cx.boolean(v, &fpath).unwrap_or(false),
@@ -1463,14 +1632,49 @@ fn parse_task(
             }
         }
     }
-    let Some(operator_source) = operator_source else {
-        cx.err(line, path, "a task needs `operator` (a weft plugin name)");
-        return None;
+    let (operator_source, op_key) = match (operator_source, decorator) {
+        (Some(o), None) => (o, "operator"),
+        (None, Some(d)) => (d, "decorator"),
+        (Some(_), Some(_)) => {
+            cx.err(
+                line,
+                path,
+                "a task has either `operator` or `decorator`, not both",
+            );
+            return None;
+        }
+        (None, None) => {
+            cx.err(
+                line,
+                path,
+                "a task needs `operator` (a weft plugin name or a mapped Airflow operator) or `decorator`",
+            );
+            return None;
+        }
     };
-    let op_line = node.get("operator").map_or(line, |n| n.line);
-    let operator = match config.operators.get(&operator_source) {
-        Some(p) => p.clone(),
-        None if is_class_path(&operator_source) => {
+    let op_line = node.get(op_key).map_or(line, |n| n.line);
+    let mapped = config.operators.get(&operator_source).cloned();
+    let builtin = match (&mapped, op_key) {
+        (Some(_), _) => None,
+        (None, "decorator") if crate::builtin::is_task_decorator(&operator_source) => {
+            Some(crate::builtin::python(&operator_source))
+        }
+        (None, "decorator") => {
+            cx.err(
+                op_line,
+                format!("{path}.decorator"),
+                format!(
+                    "unknown decorator `{operator_source}`: expected an Airflow task decorator such as airflow.decorators.task, or map it in the DAG folder's {FOLDER_CONFIG}"
+                ),
+            );
+            return None;
+        }
+        (None, _) => crate::builtin::for_class(&operator_source),
+    };
+    let operator = match (mapped, builtin) {
+        (Some(p), _) => p,
+        (None, Some(b)) => b,
+        (None, None) if is_class_path(&operator_source) => {
             cx.err(
                 op_line,
                 format!("{path}.operator"),
@@ -1480,9 +1684,9 @@ fn parse_task(
             );
             return None;
         }
-        None => operator_source.clone(),
+        (None, None) => operator_source.clone(),
     };
-    if !check.is_known_operator(&operator) {
+    if !crate::builtin::is_builtin(&operator) && !check.is_known_operator(&operator) {
         cx.err(
             op_line,
             format!("{path}.operator"),

@@ -232,6 +232,8 @@ pub struct Dag {
     pub topo_order: Vec<String>,
     /// Other DAG-level keys kept for callers (callbacks, doc_md, ...).
     pub extra: Map<String, Value>,
+    /// What weft reads but does not do yet (a dataset schedule, a custom timetable), in words.
+    pub warnings: Vec<String>,
 }
 
 impl Dag {
