@@ -27,8 +27,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## A demo pipeline on the embedded store.
-demo: guests build
+## A demo pipeline on the embedded store (builds only what the demo runs, showing progress).
+demo:
+	bash scripts/demo-setup.sh
 	bash scripts/demo.sh
 
 ## Benchmarks (figures only, no thresholds).

@@ -11,6 +11,8 @@ echo "== warm/cold plugin invocation, store put/get (weft bench invoke)"
 "$WEFT" bench invoke --plugin echo --iterations 20000 --threads 2
 echo "== ASL interpreter overhead per sandboxed task (weft bench chain)"
 "$WEFT" bench chain
+echo "== cost of traces per state: Pass chain and task chain, traced vs untraced (weft bench traces)"
+"$WEFT" bench traces
 echo "== Standard durable transitions with group commit: 64 and 128 executions running at once"
 "$WEFT" bench standard --iterations 4000 --threads 1
 "$WEFT" bench standard --iterations 4000 --threads 2

@@ -4,7 +4,7 @@
 # `weft plugin build`, host/plugins/src/build.rs).
 #
 # Outputs:  target/plugins/NAME.wasm + NAME.plugin.json (dq-check, reshape, ...)
-#           target/plugins/hostile/NAME.wasm for plugins/*/hostile-* (py-spin, js-membomb, ...)
+#           target/plugins/hostile/NAME.wasm for plugins/*/hostile (py-hostile, js-hostile: one component per language, one attack per call)
 # Tools:    componentize-py (pip --target) and componentize-js (npm) installed on first use into
 #           $WEFT_POLYGLOT_TOOLS (default target/polyglot-tools); a clear error when PyPI / npm
 #           cannot be reached. Needs python3 (with pip) and node/npm on PATH.
@@ -32,7 +32,7 @@ OUT="$ROOT/target/plugins"
 TOOLS="${WEFT_POLYGLOT_TOOLS:-$ROOT/target/polyglot-tools}"
 WORK="$ROOT/target/polyglot-build"
 STAMP="$WORK/.polyglot-stamp"
-BIN="$ROOT/target/debug/weft-polyglot"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/weft-polyglot"
 CARGO="${HOST_CARGO:-cargo}"
 
 shopt -s nullglob
@@ -69,7 +69,7 @@ mkdir -p "$OUT/hostile" "$TOOLS" "$WORK"
 normal=() hostile=()
 for d in "${operators[@]}"; do
   case "$(basename "$d")" in
-    hostile-*) hostile+=("$d") ;;
+    hostile) hostile+=("$d") ;;
     *) normal+=("$d") ;;
   esac
 done

@@ -25,13 +25,19 @@ step() {
   printf '\n==> %s\n' "$*" >&2
 }
 timing_table() {
-  local status=$? i
+  local status=${1:-$?} i
   close_step
   printf '\n%-8s  %s\n' "seconds" "step (make test)" >&2
   for i in "${!STEP_SECS[@]}"; do printf '%8d  %s\n' "${STEP_SECS[$i]}" "${STEP_NAMES[$i]}" >&2; done
   printf '%8d  %s\n' "$((SECONDS - SUITE_T0))" "total$([ "$status" = 0 ] || echo " (failed)")" >&2
 }
-trap timing_table EXIT
+PG_STARTED=
+on_exit() {
+  local status=$?
+  if [ -n "$PG_STARTED" ]; then bash scripts/pg.sh stop || true; fi
+  timing_table "$status"
+}
+trap on_exit EXIT
 
 step "guests: Rust operators (scripts/guests.sh)"
 bash scripts/guests.sh
@@ -53,6 +59,16 @@ step "browser test prerequisites (Debian's chromium + chromium-driver)"
 bash scripts/browser-deps.sh
 # the browser test fails (instead of skipping) when the browser is missing
 export WEFT_BROWSER_TESTS=1
+
+step "PostgreSQL for the storage backend tests (scripts/pg.sh; stopped at the end)"
+if [ -z "${WEFT_TEST_PG:-}" ]; then
+  # a cluster of this run's own, stopped at the end (or when this script dies)
+  PG_STARTED=1
+  export WEFT_PG_STATE="${TMPDIR:-/tmp}/weft-pg-make-test-$$"
+  eval "$(bash scripts/pg.sh start --stop-with $$)"
+fi
+# (the PostgreSQL fixtures fail instead of skipping when the cluster is missing)
+export WEFT_TEST_PG WEFT_REQUIRE_PG=1
 
 step "cargo test (the web UI's browser test saves screenshots under target/screenshots/)"
 cargo test --workspace

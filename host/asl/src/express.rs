@@ -45,7 +45,7 @@ pub struct TaskRequest<'a> {
     pub attempt: u32,
     /// The task's identity within the execution, stable across replays of the same run
     /// (scope path + state index + visit count; attempts are counted separately). Empty unless
-    /// the run has a [`RunControl`].
+    /// the run has a [`RunControl`] or a [`StateObserver`].
     pub key: String,
     /// Nesting depth: 0 for a state of the top-level machine, +1 per Map/Parallel level.
     pub depth: usize,
@@ -296,6 +296,55 @@ pub struct Hooks<'a> {
     /// Durable control: persisted timers, suspension, stop. With it, task requests carry
     /// stable keys.
     pub control: Option<&'a dyn RunControl>,
+    /// Told of every state visit as it ends (for traces). With it, task requests carry stable
+    /// keys, as with `control`.
+    pub observer: Option<&'a dyn StateObserver>,
+}
+
+/// One state visit that ended: exited, failed, was caught or was stopped by a sibling's
+/// failure. A run that suspends leaves its unfinished visits unreported (its replay reports
+/// them when they end).
+#[derive(Debug, Clone, Copy)]
+pub struct StateVisit<'a> {
+    /// The state's name.
+    pub name: &'a str,
+    /// Its type (`Task`, `Pass`, `Map`, ...).
+    pub kind: &'static str,
+    /// The visit's key, stable across replays: `SCOPE/INDEX.VISIT`, where `SCOPE` is empty at
+    /// the top level and `PARENT_KEY@ATTEMPT/bN` (Parallel branch `N`) or
+    /// `PARENT_KEY@ATTEMPT/iN` (Map iteration `N`) inside one. A task attempt of this visit has
+    /// `TaskRequest::key` equal to it.
+    pub key: &'a str,
+    /// When the state was entered and when it ended.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// History event ids of its entry, of its exit (0: it did not exit) and of the last event
+    /// it caused.
+    pub entered_event: u64,
+    pub exited_event: u64,
+    pub last_event: u64,
+    /// `Some(error name)` when the state failed (or was stopped: `States.Cancelled`...).
+    pub error: Option<&'a str>,
+}
+
+/// Receives each state visit as it ends (see [`StateVisit`]).
+pub trait StateObserver: Send + Sync {
+    /// Called on the thread that ran the state, after its last history event.
+    fn state_visited(&self, visit: &StateVisit<'_>);
+}
+
+/// The state type's name, as in the definition (`Task`, `Map`, ...).
+pub fn kind_name(k: &StateKind) -> &'static str {
+    match k {
+        StateKind::Pass { .. } => "Pass",
+        StateKind::Task(_) => "Task",
+        StateKind::Choice { .. } => "Choice",
+        StateKind::Wait(_) => "Wait",
+        StateKind::Succeed => "Succeed",
+        StateKind::Fail { .. } => "Fail",
+        StateKind::Parallel { .. } => "Parallel",
+        StateKind::Map(_) => "Map",
+    }
 }
 
 struct Recorder<'a> {
@@ -333,6 +382,15 @@ struct Exec<'a> {
     deadline_ms: Option<i64>,
     transitions: AtomicU64,
     control: Option<&'a dyn RunControl>,
+    observer: Option<&'a dyn StateObserver>,
+}
+
+/// How a state visit continues.
+enum Flow {
+    /// To the state at this index, with this input.
+    Next(usize, Value),
+    /// The machine (or branch, iteration) ends with this output.
+    End(Value),
 }
 
 /// Where a state runs: the key path of its enclosing Map iteration / Parallel branch.
@@ -459,6 +517,7 @@ pub fn run_express<'a>(
         }),
         transitions: AtomicU64::new(0),
         control: hooks.control,
+        observer: hooks.observer,
     };
     exec.rec.emit(0, start_ms, "ExecutionStarted", || {
         json!({"input": text(&input), "inputDetails": {"truncated": false}, "roleArn": opts.role_arn})
@@ -506,6 +565,12 @@ impl Exec<'_> {
     #[inline]
     fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
+    }
+
+    /// Whether state visits get stable keys (durable runs and observed runs).
+    #[inline]
+    fn keyed(&self) -> bool {
+        self.control.is_some() || self.observer.is_some()
     }
 
     /// Records that `st` was stopped by a sibling's failure (`{Type}StateAborted`, as in Step
@@ -580,8 +645,8 @@ impl Exec<'_> {
     ) -> Result<Value, StateError> {
         let mut cur = m.start_at;
         let mut input = input;
-        // visits per state index, for stable keys (only with a RunControl)
-        let mut visits: Vec<u32> = if self.control.is_some() {
+        // visits per state index, for stable keys (only with a RunControl or an observer)
+        let mut visits: Vec<u32> = if self.keyed() {
             vec![0; m.states.len()]
         } else {
             Vec::new()
@@ -596,13 +661,15 @@ impl Exec<'_> {
                     "transition to an unknown state",
                 ));
             };
-            let key = match (self.control, visits.get_mut(cur)) {
-                (Some(c), Some(v)) => {
-                    c.check()?;
+            let key = match visits.get_mut(cur) {
+                Some(v) => {
+                    if let Some(c) = self.control {
+                        c.check()?;
+                    }
                     *v += 1;
                     format!("{}/{}.{}", scope.path, cur, v)
                 }
-                _ => String::new(),
+                None => String::new(),
             };
             let _draws = self
                 .control
@@ -621,147 +688,178 @@ impl Exec<'_> {
                 json!({"name": st.name, "input": text(&input), "inputDetails": {"truncated": false}})
             });
             *prev = entered;
-            let mut ctx = Context::new(&self.info, &st.name, now);
-            if matches!(
-                st.kind,
-                StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. }
-            ) {
-                ctx.retry_count = Some(0);
-            }
-            let null = Value::Null;
-            let env = Env {
-                input: &null,
-                ctx: &ctx,
-                vars,
-            };
-            let ee = |e: StateError| engine_error(&st.name, entered, e);
-            let (next, fin): (Option<usize>, Finished) = match &st.kind {
-                StateKind::Pass { .. } => {
-                    let f = step::run_pass(st, input, &env).map_err(ee)?;
-                    (None, f)
+            let started = self.observer.map(|_| self.clock.now());
+            // the id of the state's Exited event (0 when it did not exit)
+            let mut exit_id = 0u64;
+            let flow = (|| -> Result<Flow, StateError> {
+                let mut ctx = Context::new(&self.info, &st.name, now);
+                if matches!(
+                    st.kind,
+                    StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. }
+                ) {
+                    ctx.retry_count = Some(0);
                 }
-                StateKind::Choice { .. } => {
-                    let (n, f) = step::choose(st, input, &env).map_err(ee)?;
-                    (Some(n), f)
-                }
-                StateKind::Succeed => {
-                    let f = if st.query_language == QueryLanguage::Jsonata {
-                        step::finish(st, input.clone(), input, &env).map_err(ee)?
-                    } else {
-                        let eff = step::effective_input(st, input, &env).map_err(ee)?;
-                        let out =
-                            step::apply_output_path(&st.output_path, eff, &env).map_err(ee)?;
-                        Finished {
-                            output: out,
-                            assign: Vec::new(),
-                        }
-                    };
-                    check_output(&st.name, &f.output, self.opts.max_payload_bytes)?;
-                    self.rec.emit(*prev, self.now_ms(), exi, || {
-                        json!({"name": st.name, "output": text(&f.output), "outputDetails": {"truncated": false}})
-                    });
-                    return Ok(f.output);
-                }
-                StateKind::Fail { .. } => {
-                    let e = step::fail_error(st, &input, &env).map_err(ee)?;
-                    return Err(e);
-                }
-                StateKind::Wait(_) => {
-                    let raw = if st.query_language == QueryLanguage::Jsonata {
-                        Some(input.clone())
-                    } else {
-                        None
-                    };
-                    let eff = step::effective_input(st, input, &env).map_err(ee)?;
-                    let until = step::wait_until(st, &eff, &env, now).map_err(ee)?;
-                    self.sleep_until(|| format!("{key}:wait"), &here, until)
-                        .map_err(|e| self.aborted(st, prev, e))?;
-                    let f = if let Some(raw) = raw {
-                        step::finish(st, raw, eff, &env).map_err(ee)?
-                    } else {
-                        let assign = match &st.assign {
-                            Some(t) => match t.eval(&env.with_input(&eff), None).map_err(ee)? {
-                                Value::Object(o) => o.into_iter().collect(),
-                                _ => Vec::new(),
-                            },
-                            None => Vec::new(),
+                let null = Value::Null;
+                let env = Env {
+                    input: &null,
+                    ctx: &ctx,
+                    vars,
+                };
+                let ee = |e: StateError| engine_error(&st.name, entered, e);
+                let (next, fin): (Option<usize>, Finished) = match &st.kind {
+                    StateKind::Pass { .. } => {
+                        let f = step::run_pass(st, input, &env).map_err(ee)?;
+                        (None, f)
+                    }
+                    StateKind::Choice { .. } => {
+                        let (n, f) = step::choose(st, input, &env).map_err(ee)?;
+                        (Some(n), f)
+                    }
+                    StateKind::Succeed => {
+                        let f = if st.query_language == QueryLanguage::Jsonata {
+                            step::finish(st, input.clone(), input, &env).map_err(ee)?
+                        } else {
+                            let eff = step::effective_input(st, input, &env).map_err(ee)?;
+                            let out =
+                                step::apply_output_path(&st.output_path, eff, &env).map_err(ee)?;
+                            Finished {
+                                output: out,
+                                assign: Vec::new(),
+                            }
                         };
-                        let out =
-                            step::apply_output_path(&st.output_path, eff, &env).map_err(ee)?;
-                        Finished {
-                            output: out,
-                            assign,
+                        check_output(&st.name, &f.output, self.opts.max_payload_bytes)?;
+                        exit_id = self.rec.emit(*prev, self.now_ms(), exi, || {
+                            json!({"name": st.name, "output": text(&f.output), "outputDetails": {"truncated": false}})
+                        });
+                        return Ok(Flow::End(f.output));
+                    }
+                    StateKind::Fail { .. } => {
+                        let e = step::fail_error(st, &input, &env).map_err(ee)?;
+                        return Err(e);
+                    }
+                    StateKind::Wait(_) => {
+                        let raw = if st.query_language == QueryLanguage::Jsonata {
+                            Some(input.clone())
+                        } else {
+                            None
+                        };
+                        let eff = step::effective_input(st, input, &env).map_err(ee)?;
+                        let until = step::wait_until(st, &eff, &env, now).map_err(ee)?;
+                        self.sleep_until(|| format!("{key}:wait"), &here, until)
+                            .map_err(|e| self.aborted(st, prev, e))?;
+                        let f = if let Some(raw) = raw {
+                            step::finish(st, raw, eff, &env).map_err(ee)?
+                        } else {
+                            let assign = match &st.assign {
+                                Some(t) => match t.eval(&env.with_input(&eff), None).map_err(ee)? {
+                                    Value::Object(o) => o.into_iter().collect(),
+                                    _ => Vec::new(),
+                                },
+                                None => Vec::new(),
+                            };
+                            let out =
+                                step::apply_output_path(&st.output_path, eff, &env).map_err(ee)?;
+                            Finished {
+                                output: out,
+                                assign,
+                            }
+                        };
+                        (None, f)
+                    }
+                    StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. } => {
+                        match self
+                            .run_with_retry(st, input, &env, entered, prev, &here)
+                            .map_err(|e| self.aborted(st, prev, e))?
+                        {
+                            Ok(f) => (None, f),
+                            Err((n, f)) => (Some(n), f),
                         }
-                    };
-                    (None, f)
-                }
-                StateKind::Task(_) | StateKind::Map(_) | StateKind::Parallel { .. } => {
-                    match self
-                        .run_with_retry(st, input, &env, entered, prev, &here)
-                        .map_err(|e| self.aborted(st, prev, e))?
-                    {
-                        Ok(f) => (None, f),
-                        Err((n, f)) => (Some(n), f),
+                    }
+                };
+                // as in Step Functions, the values one Assign sets are bounded together by the
+                // payload limit (and each by the nesting limit)
+                if !fin.assign.is_empty() {
+                    let mut left = self.opts.max_payload_bytes;
+                    for (k, v) in &fin.assign {
+                        let size = match crate::limits::json_size(v, left) {
+                            Ok(n) => n,
+                            Err(_) => {
+                                return Err(StateError::new(
+                                    names::DATA_LIMIT_EXCEEDED,
+                                    format!(
+                                        "The variables assigned by the state '{}' (up to '{k}') exceed the maximum of {} bytes or {} levels of nesting",
+                                        st.name, self.opts.max_payload_bytes, crate::limits::MAX_VALUE_DEPTH
+                                    ),
+                                ))
+                            }
+                        };
+                        left -= size;
                     }
                 }
-            };
-            // as in Step Functions, the values one Assign sets are bounded together by the
-            // payload limit (and each by the nesting limit)
-            if !fin.assign.is_empty() {
-                let mut left = self.opts.max_payload_bytes;
-                for (k, v) in &fin.assign {
-                    let size = match crate::limits::json_size(v, left) {
-                        Ok(n) => n,
-                        Err(_) => {
-                            return Err(StateError::new(
-                                names::DATA_LIMIT_EXCEEDED,
-                                format!(
-                                    "The variables assigned by the state '{}' (up to '{k}') exceed the maximum of {} bytes or {} levels of nesting",
-                                    st.name, self.opts.max_payload_bytes, crate::limits::MAX_VALUE_DEPTH
-                                ),
-                            ))
-                        }
-                    };
-                    left -= size;
+                // apply assignments, then leave the state
+                let assigned = if self.rec.sink.is_some() && !fin.assign.is_empty() {
+                    let m: Map<String, Value> = fin
+                        .assign
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(text(v))))
+                        .collect();
+                    Some(Value::Object(m))
+                } else {
+                    None
+                };
+                for (k, v) in fin.assign {
+                    vars.set(k, v);
+                }
+                let output = fin.output;
+                check_output(&st.name, &output, self.opts.max_payload_bytes)?;
+                *prev = self.rec.emit(*prev, self.now_ms(), exi, || {
+                    let mut d = json!({"name": st.name, "output": text(&output), "outputDetails": {"truncated": false}});
+                    if let Some(a) = assigned {
+                        d["assignedVariables"] = a;
+                        d["assignedVariablesDetails"] = json!({"truncated": false});
+                    }
+                    d
+                });
+                exit_id = *prev;
+                let target = match next {
+                    Some(n) => Some(n),
+                    None => match st.transition {
+                        Transition::Next(n) => Some(n),
+                        Transition::End => None,
+                    },
+                };
+                match target {
+                    Some(n) => Ok(Flow::Next(n, output)),
+                    None => Ok(Flow::End(output)),
+                }
+            })();
+            if let (Some(o), Some(t0)) = (self.observer, started) {
+                let error = match &flow {
+                    Err(e) if e.is_suspended() => None,
+                    Err(e) => Some(Some(e.error.as_str())),
+                    Ok(_) => Some(None),
+                };
+                // a run that unwinds (suspends) leaves its state unfinished: not reported
+                if let Some(error) = error {
+                    o.state_visited(&StateVisit {
+                        name: &st.name,
+                        kind: kind_name(&st.kind),
+                        key: &key,
+                        start: t0,
+                        end: self.clock.now(),
+                        entered_event: entered,
+                        exited_event: exit_id,
+                        last_event: *prev,
+                        error,
+                    });
                 }
             }
-            // apply assignments, then leave the state
-            let assigned = if self.rec.sink.is_some() && !fin.assign.is_empty() {
-                let m: Map<String, Value> = fin
-                    .assign
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::String(text(v))))
-                    .collect();
-                Some(Value::Object(m))
-            } else {
-                None
-            };
-            for (k, v) in fin.assign {
-                vars.set(k, v);
-            }
-            let output = fin.output;
-            check_output(&st.name, &output, self.opts.max_payload_bytes)?;
-            *prev = self.rec.emit(*prev, self.now_ms(), exi, || {
-                let mut d = json!({"name": st.name, "output": text(&output), "outputDetails": {"truncated": false}});
-                if let Some(a) = assigned {
-                    d["assignedVariables"] = a;
-                    d["assignedVariablesDetails"] = json!({"truncated": false});
-                }
-                d
-            });
-            let target = match next {
-                Some(n) => Some(n),
-                None => match st.transition {
-                    Transition::Next(n) => Some(n),
-                    Transition::End => None,
-                },
-            };
-            match target {
-                Some(n) => {
+            match flow? {
+                Flow::Next(n, output) => {
                     cur = n;
                     input = output;
                 }
-                None => return Ok(output),
+                Flow::End(output) => return Ok(output),
             }
         }
     }
@@ -1377,7 +1475,7 @@ impl Exec<'_> {
     /// The key path of a Map iteration (`kind` `i`) or Parallel branch (`b`) of the state at
     /// `here` (empty without a RunControl).
     fn child_path(&self, here: &Scope<'_>, attempt: u32, kind: char, i: usize) -> String {
-        if self.control.is_some() {
+        if self.keyed() {
             format!("{}@{attempt}/{kind}{i}", here.path)
         } else {
             String::new()
@@ -1421,7 +1519,11 @@ impl Exec<'_> {
         let suspended = AtomicBool::new(false);
         let slots: Vec<Mutex<Option<Result<Value, StateError>>>> =
             (0..n).map(|_| Mutex::new(None)).collect();
+        // log lines of every thread belong to the execution's span
+        let span = tracing::Span::current();
+        let span = &span;
         let worker = || loop {
+            let _in = span.enter();
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= n {
                 break;

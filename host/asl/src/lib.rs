@@ -101,8 +101,8 @@ pub mod yaml;
 pub use cancel::Cancellation;
 pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors, Warning};
 pub use express::{
-    run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunControl, RunOptions, SystemClock,
-    TaskFailure, TaskRequest, TaskRunner,
+    kind_name, run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunControl, RunOptions,
+    StateObserver, StateVisit, SystemClock, TaskFailure, TaskRequest, TaskRunner,
 };
 pub use history::{HistoryEvent, HistorySink};
 pub use model::StateMachine;

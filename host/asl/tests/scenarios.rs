@@ -275,6 +275,7 @@ fn history_ids_and_types() {
             history: Some(&mut events),
             item_reader: None,
             control: None,
+            observer: None,
         },
     );
     assert_eq!(out, Ok(json!([1, 2])));
@@ -433,6 +434,7 @@ fn map_item_reader_csv() {
             history: None,
             item_reader: Some(&Files),
             control: None,
+            observer: None,
         },
     );
     assert_eq!(out, Ok(json!([{"n": "a"}, {"n": "b,c"}])));
@@ -446,6 +448,7 @@ fn map_item_reader_csv() {
             history: None,
             item_reader: Some(&Files),
             control: None,
+            observer: None,
         },
     );
     assert_eq!(
@@ -475,6 +478,7 @@ fn map_item_reader_max_items_path() {
                 history: None,
                 item_reader: Some(&Files),
                 control: None,
+                observer: None,
             },
         )
     };
@@ -521,6 +525,7 @@ fn threaded_map_keeps_order_and_history_ids() {
             history: Some(&mut events),
             item_reader: None,
             control: None,
+            observer: None,
         },
     )
     .expect("runs");

@@ -13,6 +13,24 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Export traces (a trace per execution and per DAG run) to this OpenTelemetry collector
+    /// over OTLP/HTTP, e.g. http://127.0.0.1:4318 (Jaeger, Grafana Tempo, the OpenTelemetry
+    /// Collector); also $OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// How log lines are written to stderr: `text`, or `json` (one object per line, with the
+    /// execution or DAG run and trace ids of the work it is about). $WEFT_LOG sets the level.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The shape of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the fields of the spans it happened in.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -44,6 +62,8 @@ pub enum Command {
     /// Airflow Connections in weft's secrets store (`{{ conn.NAME.host }}`).
     #[command(subcommand)]
     Connections(SecretCmd),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Args)]
@@ -354,7 +374,9 @@ pub struct BenchArgs {
     /// executions of 10 plugin tasks), idle (--iterations executions parked in a Wait: memory,
     /// then restart time) or dag (the scheduler: 10,000-task wide and deep DAGs, dispatch
     /// latency, 3-year daily catchup; every task runs `--plugin` in the sandbox, `--plugin none`
-    /// runs no-ops in-process).
+    /// runs no-ops in-process) or traces (the cost per state of recording spans: a Pass chain
+    /// and a `--plugin` task chain, traced and untraced; with `--otlp-endpoint` through the
+    /// real exporter).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.
@@ -369,6 +391,10 @@ pub struct BenchArgs {
     /// `bench dag`: do not flush sled after each scheduler pass (shows the commit's share).
     #[arg(long)]
     pub no_flush: bool,
+    /// `bench dag`: keep the scheduler's state in this PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`, also `WEFT_DB`) instead of a fresh sled store.
+    #[arg(long)]
+    pub db: Option<String>,
     #[arg(long)]
     pub json: bool,
 }

@@ -4,6 +4,7 @@
 
 use crate::args::BenchArgs;
 use crate::context::{plugin_host, usage};
+use crate::progress::Progress;
 use anyhow::Result;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,16 +30,19 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         "standard" | "idle" => return durable(&a),
         "chain" => return chain(&a),
         "dag" => return crate::cmd_bench_dag::run(&a),
+        "traces" => return crate::cmd_bench_traces::run(&a),
         other => {
             return Err(usage(format!(
-                "unknown benchmark `{other}` (available: invoke, chain, standard, idle, dag)"
-            )))
+            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, dag, traces)"
+        )))
         }
     }
     let host = plugin_host()?;
     let r = PluginRef::parse(&a.plugin).map_err(|e| usage(e.to_string()))?;
     let rec = host.resolve(&r).map_err(|e| usage(e.to_string()))?;
     let digest = blake3::Hash::from_bytes(*rec.digest.as_bytes());
+    let bar = Progress::counted(format!("bench invoke {}", rec.name), 5, "steps");
+    bar.set(0, "first compile");
 
     // First compile (bypassing every cache) and cold load from the precompiled cache.
     let bytes = host.store.blobs().get(&rec.digest)?;
@@ -50,6 +54,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let compile = t.elapsed();
     drop(art);
+    bar.set(1, "cold loads from the precompiled cache");
     let _ = host.load(&rec)?; // make sure the artifact is cached
     let mut cold = Vec::new();
     for _ in 0..20 {
@@ -61,6 +66,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     }
     cold.sort();
 
+    bar.set(2, &format!("{} warm invocations, 1 thread", a.iterations));
     let component = host.load(&rec)?;
     let grant = Arc::new(Grant::none());
     let input = r#"{"order":42,"items":["a","b"],"total":9.5}"#;
@@ -83,6 +89,14 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     lat.sort();
 
     // Throughput with several threads sharing the engine and component.
+    bar.set(
+        3,
+        &format!(
+            "{} warm invocations, {} threads",
+            a.iterations,
+            a.threads.max(1)
+        ),
+    );
     let host = Arc::new(host);
     let per = a.iterations / a.threads.max(1);
     let t = Instant::now();
@@ -102,6 +116,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let multi_rate = (per * a.threads.max(1)) as f64 / multi_wall.as_secs_f64();
 
     // Store put/get of 1 MiB.
+    bar.set(4, "store put/get of 1 MiB");
     let blob: Vec<u8> = (0..(1u32 << 20))
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
@@ -112,6 +127,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let got = host.store.blobs().get(&d)?;
     let get = t.elapsed();
     assert_eq!(got.len(), blob.len());
+    bar.set(5, "");
+    bar.finish("5 steps");
 
     let report = serde_json::json!({
         "plugin": format!("{}@{}", rec.name, rec.version),
@@ -167,6 +184,19 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
 /// `weft bench standard` (durable transitions with group commit) and `weft bench idle`
 /// (memory of parked executions, then the restart that resumes them), on a scratch store.
 fn durable(a: &BenchArgs) -> Result<ExitCode> {
+    let bar = Progress::steps(format!("bench {}", a.what));
+    bar.step(&if a.what == "standard" {
+        format!(
+            "{} durable executions of 10 `{}` tasks",
+            a.iterations.max(1),
+            a.plugin
+        )
+    } else {
+        format!(
+            "{} executions parked in a Wait, then a restart",
+            a.iterations.max(1)
+        )
+    });
     let report = if a.what == "standard" {
         // the echo plugin of the local store, copied into the scratch store
         let store = crate::context::open_store()?;
@@ -185,6 +215,7 @@ fn durable(a: &BenchArgs) -> Result<ExitCode> {
     } else {
         weft_server::bench::idle_and_restart((a.iterations as usize).max(1))?
     };
+    bar.finish("measured");
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report.json)?);
     } else {
@@ -236,14 +267,20 @@ fn chain(a: &BenchArgs) -> Result<ExitCode> {
         )
         .map_err(|e| anyhow::anyhow!("{}: {:?}", e.error, e.cause))
     };
-    run()?; // warm
     let runs = (a.iterations as usize / TASKS).max(5);
+    let bar = Progress::counted(format!("bench chain {}", rec.name), 2, "steps");
+    bar.set(
+        0,
+        &format!("{runs} runs of {TASKS} tasks through the interpreter"),
+    );
+    run()?; // warm
     let t = Instant::now();
     for _ in 0..runs {
         run()?;
     }
     let per_task = t.elapsed() / (runs * TASKS) as u32;
     // the same number of direct warm invocations
+    bar.set(1, &format!("{} direct warm invocations", runs * TASKS));
     let component = host.load(&rec)?;
     let grant = Arc::new(Grant::none());
     let text = input.to_string();
@@ -252,6 +289,8 @@ fn chain(a: &BenchArgs) -> Result<ExitCode> {
         host.invoke(&component, &text, "{}", grant.clone(), Limits::default())?;
     }
     let direct = t.elapsed() / (runs * TASKS) as u32;
+    bar.set(2, "");
+    bar.finish("2 steps");
     println!(
         "chain: {runs} runs of {TASKS} `{}` tasks: {:.1} us per task through the ASL interpreter, {:.1} us per direct warm invocation: {:.1} us of state-machine overhead per task",
         rec.name,

@@ -1,11 +1,14 @@
 //! `weft bench dag`: the persistent scheduler's figures (DESIGN.md's 10,000-task DAG target):
 //! a 10,000-task wide DAG and a 10,000-task chain from trigger to done, the latency between an
 //! upstream's success and its downstream's start, and a 3-year daily catchup (1,096 runs of a
-//! 5-task DAG). Each scenario uses a fresh sled store under `$WEFT_HOME/bench-dag`, with every
-//! state change committed (flushed) before it is acted on. Figures only, no thresholds.
+//! 5-task DAG). Each scenario uses a fresh sled store under `$WEFT_HOME/bench-dag`, or with
+//! `--db`/`WEFT_DB` the PostgreSQL database (the scenario's DAG is deleted there before and
+//! after), with every state change committed before it is acted on. Figures only, no
+//! thresholds.
 
 use crate::args::BenchArgs;
 use crate::context::{home, plugin_host, usage};
+use crate::progress::Progress;
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,7 +18,10 @@ use weft_dag::{
     parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation,
 };
 use weft_engine::dag_exec::SandboxTaskExecutor;
-use weft_engine::scheduler::{LoopOptions, Plain, Scheduler, SchedulerConfig, Trigger, TryRunner};
+use weft_engine::persistence::PgDatabase;
+use weft_engine::scheduler::{
+    LoopOptions, Plain, SchedStore, Scheduler, SchedulerConfig, Trigger, TryRunner,
+};
 use weft_engine::Roles;
 
 fn dag(yaml: &str) -> Result<Dag> {
@@ -72,14 +78,25 @@ fn run_one(
     exec: &dyn TryRunner,
     cfg: &SchedulerConfig,
     schedule: bool,
+    pg: Option<&PgDatabase>,
 ) -> Result<Scenario> {
     let dir = home().join("bench-dag").join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let db = sled::Config::new().path(&dir).open()?;
     let tasks = d.tasks.len();
     let dag_id = d.dag_id.clone();
-    let s = Scheduler::new(&db, vec![d], exec, Arc::new(NoSecrets), cfg.clone())?;
+    let (store, db) = match pg {
+        Some(pg) => {
+            let store = SchedStore::postgres(pg);
+            store.delete_dag(&dag_id)?;
+            (store, None)
+        }
+        None => {
+            std::fs::create_dir_all(&dir)?;
+            let db = sled::Config::new().path(&dir).open()?;
+            (SchedStore::open(&db)?, Some(db))
+        }
+    };
+    let s = Scheduler::with_store(store, vec![d], exec, Arc::new(NoSecrets), cfg.clone())?;
     let t = Instant::now();
     let opts = if schedule {
         LoopOptions {
@@ -105,6 +122,9 @@ fn run_one(
     let runs = s.store().runs_of(&dag_id)?;
     if let Some(bad) = runs.iter().find(|r| r.state != "success") {
         anyhow::bail!("bench {name}: run {} ended {}", bad.run_id, bad.state);
+    }
+    if pg.is_some() {
+        s.store().delete_dag(&dag_id)?;
     }
     drop(s);
     drop(db);
@@ -156,16 +176,28 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let start = (chrono::Utc::now() - chrono::Duration::days(1096))
         .format("%Y-%m-%d")
         .to_string();
+    let pg = match a.db.clone().or_else(|| std::env::var("WEFT_DB").ok()) {
+        Some(url) => Some(PgDatabase::connect(&url).map_err(|e| usage(e.to_string()))?),
+        None => None,
+    };
+    let pg = pg.as_ref();
+    let bar = Progress::counted("bench dag", 3, "scenarios");
     let mut out = Vec::new();
-    out.push(run_one("wide", dag(&wide(n, op))?, exec, &cfg, false)?);
-    out.push(run_one("deep", dag(&deep(n, op))?, exec, &cfg, false)?);
+    bar.set(0, &format!("wide: {n} tasks"));
+    out.push(run_one("wide", dag(&wide(n, op))?, exec, &cfg, false, pg)?);
+    bar.set(1, &format!("deep: a chain of {n} tasks"));
+    out.push(run_one("deep", dag(&deep(n, op))?, exec, &cfg, false, pg)?);
+    bar.set(2, "catchup_3y_daily: 1,096 runs");
     out.push(run_one(
         "catchup_3y_daily",
         dag(&catchup(op, &start))?,
         exec,
         &cfg,
         true,
+        pg,
     )?);
+    bar.set(3, "");
+    bar.finish("3 scenarios");
     let mut report = Vec::new();
     for s in &mut out {
         let p50 = pct(&mut s.latencies, 0.5) * 1e3;
@@ -187,13 +219,19 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    println!(
-        "executor: {}",
-        if noop {
-            "in-process no-op".to_string()
-        } else {
-            format!("sandboxed plugin `{}`", a.plugin)
-        }
-    );
+    let store = pg.map_or("sled".to_string(), |p| format!("postgres {}", p.target()));
+    let executor = if noop {
+        "in-process no-op".to_string()
+    } else {
+        format!("sandboxed plugin `{}`", a.plugin)
+    };
+    if a.json {
+        // stdout holds only the JSON report
+        eprintln!("store: {store}");
+        eprintln!("executor: {executor}");
+    } else {
+        println!("store: {store}");
+        println!("executor: {executor}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,10 +2,11 @@
 //! thin CLI edges over `weft_plugins::build` (language detection, componentizers installed on
 //! first use under `$WEFT_HOME/tools`, scaffolding).
 
+use crate::progress::Progress;
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
-use weft_plugins::build::{build, scaffold, BuildError, BuildOptions, Lang};
+use weft_plugins::build::{build, detect, scaffold, BuildError, BuildOptions, Lang};
 
 /// Builds the operator in `dir` into `out` (default `DIR/target/weft`): prints
 /// `{"name","version","lang","world","wasm","sidecar","rebuilt","bytes"}` on stdout. Exit 0 on
@@ -16,7 +17,18 @@ pub fn run_build(dir: &Path, out: Option<&Path>) -> Result<ExitCode> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.join("target/weft"));
     let opts = BuildOptions::under_home(&home, &out_dir);
-    match build(dir, &opts) {
+    let bar = Progress::steps(format!("plugin build {}", dir.display()));
+    bar.step(&match detect(dir) {
+        Ok(lang) => format!(
+            "building the {} operator (the first build of a language installs its tools under {})",
+            lang.as_str(),
+            opts.tools_dir.display()
+        ),
+        Err(_) => "building".to_string(),
+    });
+    let result = build(dir, &opts);
+    bar.finish(if result.is_ok() { "done" } else { "failed" });
+    match result {
         Ok(b) => {
             eprintln!("{b}");
             eprintln!("install it with: weft plugin install {}", b.wasm.display());

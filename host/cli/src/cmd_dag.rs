@@ -3,7 +3,7 @@
 //! DESIGN.md report (`--json`); exit 0 when the run succeeded, 1 when it failed.
 
 use crate::args::DagCmd;
-use crate::context::{home, open_store, plugin_host, usage};
+use crate::context::{home, open_plugin_store, plugin_host, usage};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use weft_dag::{load_dags, parse_logical_date, run_dag_once, Dag, DagError, RunOptions};
 use weft_engine::dag_exec::{operator_ref, SandboxTaskExecutor};
 use weft_engine::{PluginRef, Roles};
-use weft_store::Store;
+use weft_store::PluginStore;
 
 pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
     arg.or_else(|| std::env::var_os("WEFT_DAGS").map(PathBuf::from))
@@ -19,7 +19,7 @@ pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
 }
 
 /// Whether the store has a plugin for an operator reference.
-pub fn known(store: &Store) -> impl Fn(&str) -> bool + '_ {
+pub fn known(store: &PluginStore) -> impl Fn(&str) -> bool + '_ {
     |op: &str| {
         // run by the scheduler inside `weft server`; elsewhere the task fails with a clear error
         op.starts_with("weft:statemachine:")
@@ -29,7 +29,7 @@ pub fn known(store: &Store) -> impl Fn(&str) -> bool + '_ {
     }
 }
 
-fn load(store: &Store, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
+fn load(store: &PluginStore, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
     if !dir.is_dir() {
         return Err(usage(format!(
             "DAG folder {} does not exist (use --dags DIR or set WEFT_DAGS)",
@@ -89,7 +89,7 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             exit_when_idle,
         } => s::scheduler(sched, exit_when_idle),
         DagCmd::List { dags, json } => {
-            let store = open_store()?;
+            let store = open_plugin_store()?;
             let dir = dags_dir(dags);
             let (list, errors) = load(&store, &dir)?;
             for e in &errors {
@@ -146,7 +146,7 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
                 )));
             };
             for e in &errors {
-                eprintln!("warning: {e}");
+                weft_server::console::warn(format!("warning: {e}"));
             }
             let logical = match &date {
                 Some(d) => {
@@ -156,7 +156,10 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             };
             let roles = Arc::new(roles(&dir));
             let base = std::env::current_dir()?;
-            let exec = SandboxTaskExecutor::new(&host, &roles, base);
+            let mut exec = SandboxTaskExecutor::new(&host, &roles, base);
+            // each test run is a trace of its own, though its run id repeats
+            let salt = weft_asl::entropy::uuid_v4().simple().to_string();
+            exec.trace_salt = Some(salt.clone());
             let mut opts = RunOptions {
                 secrets: Arc::new(weft_engine::variables::GrantedSecrets::load(
                     &home(),
@@ -167,10 +170,26 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             if !wait_retries {
                 opts.sleep = Arc::new(|_| {});
             }
+            let started = std::time::SystemTime::now();
             let report = run_dag_once(dag, logical, &exec, &opts);
+            weft_engine::telemetry::dag_run(&weft_engine::telemetry::DagRunSpan {
+                trace: &weft_engine::telemetry::dag_trace_id(
+                    &report.dag_id,
+                    &report.run_id,
+                    Some(&salt),
+                ),
+                dag_id: &report.dag_id,
+                run_id: &report.run_id,
+                start: started,
+                end: std::time::SystemTime::now(),
+                state: report.state.as_str(),
+            });
             for (id, t) in &report.tasks {
                 if let Some(e) = &t.error {
-                    eprintln!("task {id} try {}: {}: {}", t.try_number, e.error, e.cause);
+                    weft_server::console::warn(format!(
+                        "task {id} try {}: {}: {}",
+                        t.try_number, e.error, e.cause
+                    ));
                 }
             }
             if json {

@@ -1,7 +1,7 @@
 //! `weft plugin pack|install|list|inspect|verify`.
 
 use crate::args::PluginCmd;
-use crate::context::{open_store, usage};
+use crate::context::{open_plugin_store, usage};
 use anyhow::Result;
 use std::process::ExitCode;
 use weft_plugins::{install_path, InstallOptions, PluginError};
@@ -29,7 +29,7 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
             );
         }
         PluginCmd::Install { path, force } => {
-            let store = open_store()?;
+            let store = open_plugin_store()?;
             let done =
                 install_path(&store, &path, &InstallOptions { force }).map_err(plugin_error)?;
             for i in done {
@@ -40,7 +40,7 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
             }
         }
         PluginCmd::List { json } => {
-            let store = open_store()?;
+            let store = open_plugin_store()?;
             let list = store.registry().list()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -57,7 +57,7 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
             }
         }
         PluginCmd::Inspect { name } => {
-            let store = open_store()?;
+            let store = open_plugin_store()?;
             let r = weft_engine::PluginRef::parse(&name).map_err(|e| usage(e.to_string()))?;
             let rec =
                 weft_engine::plugin_host::resolve(&store, &r).map_err(|e| usage(e.to_string()))?;
@@ -80,7 +80,7 @@ pub fn run(cmd: PluginCmd) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         PluginCmd::Verify => {
-            let store = open_store()?;
+            let store = open_plugin_store()?;
             let mut bad = 0;
             for rec in store.registry().list()? {
                 let verdict = store

@@ -7,7 +7,7 @@
 //! `weft validate FILE` checks an ASL definition or a DAG file without running it.
 
 use crate::args::{RunArgs, ValidateArgs};
-use crate::context::{home, json_arg, open_store, plugin_host, usage};
+use crate::context::{home, json_arg, open_plugin_store, plugin_host, usage};
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
@@ -142,7 +142,19 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let host = plugin_host()?;
     let base = std::env::current_dir()?;
     let reader = LocalItemReader::new(base.clone(), execution_role.clone());
-    let runner = SandboxTaskRunner::new(&host, &roles, execution_role, base);
+    let mut runner = SandboxTaskRunner::new(&host, &roles, execution_role, base);
+    // each run is a trace of its own (a state machine is often run again under the same
+    // execution name); its tasks get a traceparent when traces are exported
+    let trace = {
+        let u = weft_asl::entropy::uuid_v4().simple().to_string();
+        weft_engine::asl_tasks::trace_id(&u, None)
+    };
+    let exported = weft_engine::telemetry::enabled();
+    let ids = weft_engine::telemetry::TraceIds::new(trace.clone());
+    if exported {
+        runner.trace = Some(ids.clone());
+    }
+    let spans = exported.then(|| weft_engine::telemetry::StateSpans { ids: ids.clone() });
     let mut opts = RunOptions::default();
     if let Some(n) = &a.name {
         opts.execution_name = n.clone();
@@ -166,6 +178,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         history: if a.history { Some(&mut history) } else { None },
         item_reader: Some(&reader),
         control: None,
+        observer: spans.as_ref().map(|s| s as &dyn weft_asl::StateObserver),
     };
     let fake = FakeClock::default();
     let clock: &dyn Clock = if a.fast_forward { &fake } else { &SystemClock };
@@ -178,7 +191,32 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         Some(m) => m,
         None => &callbacks,
     };
+    let arn = opts.execution_arn.clone().unwrap_or_else(|| {
+        format!(
+            "arn:aws:states:{}:{}:execution:{}:{}",
+            opts.region, opts.account, opts.state_machine_name, opts.execution_name
+        )
+    });
+    let span = tracing::info_span!("execution", execution = %arn, trace_id = %trace).entered();
+    let started = std::time::SystemTime::now();
     let result = run_express(&sm, input, &opts, tasks, clock, hooks);
+    drop(span);
+    if exported {
+        weft_engine::telemetry::execution(&weft_engine::telemetry::ExecutionSpan {
+            ids: &ids,
+            trace_header: None,
+            execution_arn: &arn,
+            state_machine: &opts.state_machine_name,
+            start: started,
+            end: std::time::SystemTime::now(),
+            status: if result.is_ok() {
+                "SUCCEEDED"
+            } else {
+                "FAILED"
+            },
+            error: result.as_ref().err().map(|e| e.error.as_str()),
+        });
+    }
     if a.history {
         let events: Vec<_> = history.iter().map(|e| e.to_json()).collect();
         eprintln!(
@@ -209,7 +247,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
     if (ext == "yaml" || ext == "yml") && !is_asl_yaml(&a.file) {
-        let store = open_store()?;
+        let store = open_plugin_store()?;
         let check = crate::cmd_dag::known(&store);
         let (dags, errors) = weft_dag::load_dag_file(&a.file, &check);
         if !errors.is_empty() {
@@ -232,8 +270,8 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     }
     // which operators a run needs and are not installed (when the store can be read: a
     // server holding it does not make validation fail)
-    if let Ok(store) = weft_store::Store::open_waiting(home(), std::time::Duration::ZERO) {
-        for w in crate::needed_plugins::missing(&store, &def) {
+    if let Ok(store) = weft_store::PluginStore::open(home()) {
+        for w in weft_engine::needed_plugins::missing(&store, &def) {
             eprintln!("{}: {w}", a.file.display());
         }
     }

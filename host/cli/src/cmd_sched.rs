@@ -7,7 +7,8 @@
 
 use crate::args::SchedArgs;
 use crate::cmd_dag::{dags_dir, known};
-use crate::context::{home, json_arg, plugin_host, usage};
+use crate::context::{home, json_arg, open_store, plugin_host_on, usage};
+use crate::progress::Progress;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,12 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use weft_dag::{load_dags, parse_logical_date, Dag, DagRunReport, TiState};
 use weft_engine::dag_exec::SandboxTaskExecutor;
-use weft_engine::scheduler::{LoopOptions, Pools, Scheduler, SchedulerConfig, Trigger};
+use weft_engine::scheduler::{LoopOptions, Pools, SchedStore, Scheduler, SchedulerConfig, Trigger};
 use weft_engine::variables::GrantedSecrets;
 use weft_engine::{PluginHost, Roles};
 
 /// Everything a scheduler command needs, owned here so the scheduler can borrow it.
 pub struct Env {
+    /// The database the scheduler's runs live in (held for the command's lifetime).
+    pub store: Arc<weft_store::Store>,
     pub host: PluginHost,
     pub dir: PathBuf,
     pub dags: Vec<Dag>,
@@ -30,7 +33,8 @@ pub struct Env {
 }
 
 pub fn env(dags: Option<PathBuf>, a: Option<&SchedArgs>) -> Result<Env> {
-    let host = plugin_host()?;
+    let store = open_store()?;
+    let host = plugin_host_on(store.plugin_store())?;
     let dir = dags_dir(dags);
     if !dir.is_dir() {
         return Err(usage(format!(
@@ -43,7 +47,7 @@ pub fn env(dags: Option<PathBuf>, a: Option<&SchedArgs>) -> Result<Env> {
         load_dags(&dir, &check)
     };
     for e in &errors {
-        eprintln!("warning: {e}");
+        weft_server::console::warn(format!("warning: {e}"));
     }
     let roles = Arc::new(crate::cmd_dag::roles(&dir));
     let secrets = Arc::new(GrantedSecrets::load(&home(), roles.clone())?);
@@ -60,6 +64,7 @@ pub fn env(dags: Option<PathBuf>, a: Option<&SchedArgs>) -> Result<Env> {
         cfg.parallelism = a.parallelism.max(1);
     }
     Ok(Env {
+        store,
         host,
         dir,
         dags,
@@ -80,7 +85,10 @@ fn print_report(r: &DagRunReport, json: bool) {
     for (id, t) in &r.tasks {
         if let Some(e) = &t.error {
             if t.state != TiState::Success {
-                eprintln!("task {id} try {}: {}: {}", t.try_number, e.error, e.cause);
+                weft_server::console::warn(format!(
+                    "task {id} try {}: {}: {}",
+                    t.try_number, e.error, e.cause
+                ));
             }
         }
     }
@@ -135,8 +143,8 @@ pub fn trigger(
         None => chrono::Utc::now(),
     };
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.host.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -180,8 +188,8 @@ pub fn backfill(
         )));
     }
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.host.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -199,7 +207,10 @@ pub fn backfill(
         ) {
             Ok(r) => runs.push((r.dag_id, r.run_id)),
             Err(weft_engine::scheduler::SchedulerError::RunExists { detail, .. }) => {
-                eprintln!("skipping {}: {detail}", info.logical_date.to_rfc3339());
+                weft_server::console::say(format!(
+                    "skipping {}: {detail}",
+                    info.logical_date.to_rfc3339()
+                ));
                 skipped += 1;
             }
             Err(e) => return Err(e.into()),
@@ -210,7 +221,20 @@ pub fn backfill(
         on_change: Some(&progress),
         ..Default::default()
     };
-    sched.run(&opts)?;
+    let bar = Progress::counted(
+        format!("backfill {dag_id}"),
+        runs.len() as u64,
+        "runs finished",
+    );
+    let done = AtomicBool::new(false);
+    let store = sched.store().clone();
+    std::thread::scope(|s| -> Result<()> {
+        s.spawn(|| watch_runs(&store, &runs, &bar, &done));
+        let r = sched.run(&opts);
+        done.store(true, Ordering::Release);
+        r?;
+        Ok(())
+    })?;
     let mut failed = 0;
     let mut out = Vec::new();
     for (d, r) in &runs {
@@ -223,6 +247,8 @@ pub fn backfill(
         }
         out.push(serde_json::json!({"run_id": rec.run_id, "logical_date": rec.logical_date.to_rfc3339(), "state": rec.state}));
     }
+    bar.set(runs.len() as u64, &format!("{failed} failed"));
+    bar.finish(&format!("{} runs, {failed} failed", runs.len()));
     if json {
         println!(
             "{}",
@@ -250,6 +276,29 @@ pub fn backfill(
     })
 }
 
+/// Reports how many of `runs` have finished (and failed) until `done` is set: the scheduler
+/// loop owns the thread it runs on, so this reads the run records beside it.
+fn watch_runs(store: &SchedStore, runs: &[(String, String)], bar: &Progress, done: &AtomicBool) {
+    let mut open: Vec<&(String, String)> = runs.iter().collect();
+    let mut failed = 0;
+    while !done.load(Ordering::Acquire) && !open.is_empty() {
+        open.retain(|(d, r)| match store.get_run(d, r) {
+            Ok(Some(rec)) if rec.is_finished() => {
+                if rec.state != "success" {
+                    failed += 1;
+                }
+                false
+            }
+            _ => true,
+        });
+        bar.set(
+            (runs.len() - open.len()) as u64,
+            &format!("{failed} failed"),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 fn latest_run(sched: &Scheduler<'_>, dag_id: &str) -> Result<String> {
     sched
         .store()
@@ -271,8 +320,8 @@ pub fn clear(
     let env = env(a.dags.clone(), Some(&a))?;
     find(&env, &dag_id)?;
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.host.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
@@ -285,7 +334,7 @@ pub fn clear(
     let cleared = sched
         .clear(&dag_id, &run_id, &task, !no_downstream)
         .map_err(|e| usage(e.to_string()))?;
-    eprintln!("cleared {} in run {run_id}", cleared.join(", "));
+    weft_server::console::say(format!("cleared {} in run {run_id}", cleared.join(", ")));
     let opts = LoopOptions {
         until_runs: Some(vec![(dag_id.clone(), run_id.clone())]),
         on_change: Some(&progress),
@@ -309,8 +358,8 @@ pub fn logs(
     map_index: Option<i64>,
     json: bool,
 ) -> Result<ExitCode> {
-    let store = crate::context::open_store()?;
-    let s = weft_engine::scheduler::SchedStore::open(store.db())?;
+    let store = open_store()?;
+    let s = sched_store(store.db())?;
     let run_id = match run {
         Some(r) => r,
         None => s
@@ -381,8 +430,8 @@ pub fn logs(
 }
 
 pub fn runs(dag_id: String, json: bool) -> Result<ExitCode> {
-    let store = crate::context::open_store()?;
-    let s = weft_engine::scheduler::SchedStore::open(store.db())?;
+    let store = open_store()?;
+    let s = sched_store(store.db())?;
     let mut out = Vec::new();
     for r in s.runs_of(&dag_id)? {
         let tis: serde_json::Map<String, serde_json::Value> = s
@@ -428,32 +477,35 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         };
         rt.block_on(async {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("stopping: waiting for running tries to finish (Ctrl-C again to abort)");
+                weft_server::console::say(
+                    "stopping: waiting for running tries to finish (Ctrl-C again to abort)",
+                );
                 STOP.store(true, Ordering::SeqCst);
                 if tokio::signal::ctrl_c().await.is_ok() {
+                    weft_engine::telemetry::flush(); // what is queued still goes out
                     std::process::exit(130);
                 }
             }
         });
     });
     let exec = SandboxTaskExecutor::new(&env.host, &env.roles, std::env::current_dir()?);
-    let sched = Scheduler::new(
-        env.host.store.db(),
+    let sched = Scheduler::with_store(
+        sched_store(env.store.db())?,
         env.dags.clone(),
         &exec,
         env.secrets.clone(),
         env.cfg.clone(),
     )?;
-    eprintln!(
+    weft_server::console::say(format!(
         "weft scheduler: {} DAGs from {}, workers {}..{}",
         env.dags.len(),
         env.dir.display(),
         env.cfg.min_workers,
         env.cfg.max_workers
-    );
+    ));
     let on_change = |run_id: &str, ti: &str, dag_id: &str, s: TiState| {
         if s.is_finished() || matches!(s, TiState::UpForRetry | TiState::UpForReschedule) {
-            eprintln!("{dag_id} {run_id} {ti}: {}", s.as_str());
+            weft_server::console::say(format!("{dag_id} {run_id} {ti}: {}", s.as_str()));
         }
     };
     let opts = LoopOptions {
@@ -464,9 +516,23 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         ..Default::default()
     };
     let stats = sched.run(&opts)?;
-    eprintln!(
+    weft_server::console::say(format!(
         "scheduler stopped: {} runs finished, {} tries, peak {} workers",
         stats.runs_finished, stats.tries, stats.peak_workers
-    );
+    ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The scheduler's store: the PostgreSQL database named by `WEFT_DB` when it is set (a bad or
+/// unreachable URL is a usage error naming host, port and the driver's reason), else the local
+/// sled store.
+fn sched_store(sled: &sled::Db) -> Result<weft_engine::scheduler::SchedStore> {
+    match std::env::var("WEFT_DB").ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let db = weft_engine::persistence::PgDatabase::connect(&url)
+                .map_err(|e| usage(e.to_string()))?;
+            Ok(weft_engine::scheduler::SchedStore::postgres(&db))
+        }
+        None => Ok(weft_engine::scheduler::SchedStore::open(sled)?),
+    }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use weft_engine::PluginHost;
 use weft_sandbox::{Sandbox, SandboxConfig};
-use weft_store::Store;
+use weft_store::{PluginStore, Store};
 
 /// An error in what the user typed or supplied (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +28,21 @@ pub fn open_store() -> Result<Arc<Store>> {
     })?))
 }
 
+/// The plugin side of `$WEFT_HOME` (registry, blobs, precompiled artifacts): opened without
+/// a lock, so runs and invocations go side by side with each other and with a server.
+pub fn open_plugin_store() -> Result<Arc<PluginStore>> {
+    let home = home();
+    Ok(Arc::new(PluginStore::open(&home).with_context(|| {
+        format!("opening the weft store at {}", home.display())
+    })?))
+}
+
 pub fn plugin_host() -> Result<PluginHost> {
-    let store = open_store()?;
+    plugin_host_on(open_plugin_store()?)
+}
+
+/// A plugin host over `store` (the plugin side of a [`Store`] a command already holds).
+pub fn plugin_host_on(store: Arc<PluginStore>) -> Result<PluginHost> {
     let sandbox = Arc::new(Sandbox::new(&SandboxConfig::default())?);
     Ok(PluginHost::new(store, sandbox)?)
 }

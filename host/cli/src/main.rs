@@ -9,6 +9,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod args;
 mod cmd_bench;
 mod cmd_bench_dag;
+mod cmd_bench_traces;
 mod cmd_build;
 mod cmd_dag;
 mod cmd_invoke;
@@ -19,22 +20,44 @@ mod cmd_secrets;
 mod cmd_server;
 mod cmd_sm;
 mod context;
+mod help;
 mod local_callbacks;
 mod mocks;
-mod needed_plugins;
+mod progress;
+mod telemetry;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = match args::Cli::from_arg_matches(&help::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    match cli.log_format {
+        args::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        // one object per line; `span` and `spans` carry the execution / DAG run and trace ids
+        args::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    weft_server::console::set_json(cli.log_format == args::LogFormat::Json);
+    let exporter = match telemetry::init(cli.otlp_endpoint.as_deref()) {
+        Ok(e) => e,
+        Err(e) => {
+            weft_server::console::error(format!("error: {e:#}"));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         args::Command::Run(a) => cmd_run::run(a),
         args::Command::Validate(a) => cmd_run::validate(a),
@@ -49,11 +72,16 @@ fn main() -> ExitCode {
         args::Command::Connections(c) => {
             cmd_secrets::run(weft_engine::variables::Kind::Connection, c)
         }
+        args::Command::Completions { shell } => help::completions(shell),
     };
+    // short runs must not lose their spans
+    if let Some(e) = exporter {
+        e.shutdown();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            weft_server::console::error(format!("error: {e:#}"));
             ExitCode::from(match e.downcast_ref::<context::Usage>() {
                 Some(_) => 2,
                 None => 3,

@@ -346,3 +346,115 @@ fn validate_warns_about_operators_that_are_not_installed_and_still_exits_0() {
         "{err}"
     );
 }
+
+/// Runs, invocations, validation and plugin installs only touch the plugin side of
+/// `$WEFT_HOME`, which takes no lock: they go side by side with each other and with a process
+/// that holds the database (a server or scheduler), without waiting for it.
+#[test]
+fn runs_go_side_by_side_beside_a_process_holding_the_database() {
+    let home = tempfile::tempdir().unwrap();
+    let o = weft(
+        home.path(),
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // this test process holds the database, as a running server would
+    let db = sled::open(home.path().join("db")).unwrap();
+    let def = home.path().join("echo.asl.json");
+    std::fs::write(
+        &def,
+        r#"{"StartAt":"E","States":{"E":{"Type":"Task","Resource":"weft:plugin:echo","End":true}}}"#,
+    )
+    .unwrap();
+    // weft without waiting for the database's lock
+    let no_wait = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+        c.args(args)
+            .env("WEFT_HOME", home.path())
+            .env("WEFT_STORE_LOCK_WAIT", "0")
+            .current_dir(repo());
+        c
+    };
+    let runs: Vec<_> = (0..4)
+        .map(|i| {
+            let input = format!(r#"{{"n":{i}}}"#);
+            no_wait(&["run", def.to_str().unwrap(), "--input", &input])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in runs.into_iter().enumerate() {
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            (o.status.code(), stdout(&o)),
+            (Some(0), format!(r#"{{"n":{i}}}"#)),
+            "{}",
+            stderr(&o)
+        );
+    }
+    for args in [
+        vec!["invoke", "echo", "--input", "{}"],
+        vec!["validate", def.to_str().unwrap()],
+        vec!["plugin", "install", plugin("fail.wasm").to_str().unwrap()],
+        vec!["plugin", "list"],
+    ] {
+        let o = no_wait(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    // a command that needs the database still says, in plain words, that it is in use
+    let o = no_wait(&["dag", "runs", "anything"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("in use by another weft process"),
+        "{}",
+        stderr(&o)
+    );
+    drop(db);
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let home = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F _weft"),
+        ("zsh", "#compdef weft"),
+        ("fish", "complete -c weft"),
+    ] {
+        let o = weft(home.path(), &["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        assert!(
+            script.contains(marker),
+            "{shell}: no `{marker}` in\n{script}"
+        );
+        // nested subcommands and their flags are completed too
+        assert!(
+            script.contains("backfill") && script.contains("exit-when-idle"),
+            "{shell}"
+        );
+    }
+    let o = weft(home.path(), &["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_subcommands_help_ends_with_examples() {
+    let home = tempfile::tempdir().unwrap();
+    let o = weft(home.path(), &["dag", "backfill", "--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let help = stdout(&o);
+    assert!(
+        help.ends_with(
+            "Examples:\n  weft dag backfill branching --from 2024-03-01 --to 2024-03-07 --dags examples/dags"
+        ),
+        "{help}"
+    );
+    let short = stdout(&weft(home.path(), &["sm", "start", "-h"]));
+    assert!(
+        short.contains("Examples:\n  weft sm start orders"),
+        "{short}"
+    );
+}

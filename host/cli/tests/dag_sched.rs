@@ -280,6 +280,17 @@ fn backfill_runs_every_interval_within_max_active_runs() {
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 5);
     assert!(runs.iter().all(|r| r["state"] == "success"), "{v}");
+    // piped stderr: progress as plain lines (no terminal redraws), ending with the count
+    let progress = err(&o);
+    assert!(
+        progress.contains("backfill bf: 5/5 runs finished (0 failed)\n")
+            && progress.contains("backfill bf: 5 runs, 0 failed in "),
+        "{progress}"
+    );
+    assert!(
+        !progress.contains('\u{1b}') && !progress.contains('\r'),
+        "no escape sequences or carriage returns when piped: {progress:?}"
+    );
     let listed = json(&e.run(&["dag", "runs", "bf", "--json"]));
     let dates: Vec<&str> = listed
         .as_array()

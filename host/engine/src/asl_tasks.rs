@@ -48,17 +48,18 @@ pub struct SandboxTaskRunner<'a> {
     pub logs: Mutex<Vec<TaskLog>>,
     /// Interrupts a running guest when it turns true (StopExecution, shutdown).
     pub cancel: Option<crate::plugin_host::Cancel>,
-    /// The execution's W3C trace id (32 hex digits): each task gets a `traceparent` in its
-    /// context, so guest logs join the execution's trace.
-    pub trace_id: Option<String>,
+    /// The execution's trace: each task gets a `traceparent` in its context, so guest logs
+    /// join the execution's trace, and each attempt is a span when traces are exported.
+    pub trace: Option<crate::telemetry::TraceIds>,
     /// Optional observer of each attempt's outcome (see [`TaskObserver`]).
     pub observer: Option<Box<TaskObserver<'a>>>,
 }
 
 /// A W3C `traceparent` for one task attempt of a trace.
-pub fn traceparent(trace_id: &str, task_key: &str, attempt: u32) -> String {
-    let span = blake3::hash(format!("{trace_id}\0{task_key}\0{attempt}").as_bytes());
-    format!("00-{trace_id}-{}-01", &span.to_hex()[..16])
+/// Its span id is the attempt's span ([`crate::telemetry::attempt_span_id`]).
+pub fn traceparent(ids: &crate::telemetry::TraceIds, task_key: &str, attempt: u32) -> String {
+    let span = crate::telemetry::attempt_span_id(&ids.seed, task_key, attempt);
+    format!("00-{}-{span}-01", ids.trace)
 }
 
 /// The W3C trace id of an execution: taken from a `traceparent`-shaped trace header, else
@@ -94,7 +95,7 @@ impl<'a> SandboxTaskRunner<'a> {
             },
             logs: Mutex::new(Vec::new()),
             cancel: None,
-            trace_id: None,
+            trace: None,
             observer: None,
         }
     }
@@ -221,7 +222,7 @@ impl TaskRunner for SandboxTaskRunner<'_> {
         if let Some(t) = req.timeout_seconds {
             limits.timeout = Duration::from_secs(t.min(365 * 24 * 3600));
         }
-        let traceparent = self.trace_id.as_ref().map(|t| {
+        let traceparent = self.trace.as_ref().map(|t| {
             let tp = traceparent(t, &req.key, req.attempt);
             tracing::info!(task = %req.state_name, attempt = req.attempt, traceparent = %tp, "task");
             tp
@@ -252,6 +253,20 @@ impl TaskRunner for SandboxTaskRunner<'_> {
             .host
             .run_task_cancellable(&r, &input, &ctx, Arc::new(grant), limits, cancel)
             .map_err(|e| failure(set_up_error_name(&e, req), e.to_string()))?;
+        if let Some(t) = self.trace.as_ref().filter(|_| crate::telemetry::enabled()) {
+            crate::telemetry::attempt(&crate::telemetry::AttemptSpan {
+                trace: &t.trace,
+                id: crate::telemetry::attempt_span_id(&t.seed, &req.key, req.attempt),
+                parent: crate::telemetry::state_span_id(&t.seed, &req.key),
+                task: req.state_name,
+                attempt: req.attempt,
+                plugin: &rec.name,
+                version: &rec.version,
+                digest: &rec.digest.to_hex(),
+                outcome: &outcome,
+                end: std::time::SystemTime::now(),
+            });
+        }
         if let Some(observe) = &self.observer {
             // the observer keeps the logs
             observe(req, &rec, &outcome);
@@ -488,7 +503,8 @@ mod tests {
             trace_id("arn:x", Some(given)),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
-        let tp = traceparent(&a, "/0.1", 1);
+        let ids = crate::telemetry::TraceIds::new(a.clone());
+        let tp = traceparent(&ids, "/0.1", 1);
         let parts: Vec<&str> = tp.split('-').collect();
         assert_eq!(
             (parts[0], parts[1], parts[2].len(), parts[3]),
@@ -496,9 +512,9 @@ mod tests {
         );
         assert_ne!(
             tp,
-            traceparent(&a, "/0.1", 2),
+            traceparent(&ids, "/0.1", 2),
             "each attempt is its own span"
         );
-        assert_eq!(tp, traceparent(&a, "/0.1", 1), "stable across replays");
+        assert_eq!(tp, traceparent(&ids, "/0.1", 1), "stable across replays");
     }
 }

@@ -1,9 +1,9 @@
 //! The sandbox's [`ArtifactCache`] backed by the store's verified precompiled tree.
 
 use weft_sandbox::ArtifactCache;
-use weft_store::{Digest, Store};
+use weft_store::{Digest, PluginStore};
 
-pub(crate) struct StoreArtifacts<'a>(pub &'a Store);
+pub(crate) struct StoreArtifacts<'a>(pub &'a PluginStore);
 
 impl ArtifactCache for StoreArtifacts<'_> {
     fn load(&self, digest: &blake3::Hash, fingerprint: &str) -> Option<Vec<u8>> {

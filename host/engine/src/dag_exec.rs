@@ -31,6 +31,9 @@ pub struct SandboxTaskExecutor<'a> {
     pub limits: Limits,
     grants: Mutex<HashMap<Option<String>, Arc<Grant>>>,
     pub tries: Mutex<Vec<TryLog>>,
+    /// Mixed into the runs' trace ids when a run id may run again (`weft dag test`; see
+    /// [`crate::telemetry::dag_trace_id`]).
+    pub trace_salt: Option<String>,
 }
 
 impl<'a> SandboxTaskExecutor<'a> {
@@ -42,6 +45,7 @@ impl<'a> SandboxTaskExecutor<'a> {
             limits: Limits::default(),
             grants: Mutex::new(HashMap::new()),
             tries: Mutex::new(Vec::new()),
+            trace_salt: None,
         }
     }
 
@@ -105,15 +109,27 @@ impl SandboxTaskExecutor<'_> {
             }
             other => TaskFailure::new("States.TaskFailed", other.to_string()),
         };
+        let trace =
+            crate::telemetry::dag_trace_id(&ti.dag_id, &ti.run_id, self.trace_salt.as_deref());
+        let _span = tracing::info_span!(
+            "task_try",
+            dag_id = %ti.dag_id,
+            run_id = %ti.run_id,
+            task = %ti.display_id(),
+            try_number = ti.try_number,
+            trace_id = %trace
+        )
+        .entered();
+        let started = std::time::SystemTime::now();
         let prepared = (|| {
             let r = PluginRef::parse(operator_ref(&ti.operator))
                 .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?;
             let grant = self.grant(&ti.grant)?;
             let rec = self.host.resolve(&r).map_err(map)?;
             let component = self.host.load(&rec).map_err(map)?;
-            Ok::<_, TaskFailure>((grant, component))
+            Ok::<_, TaskFailure>((grant, component, rec))
         })();
-        let (grant, component) = match prepared {
+        let (grant, component, rec) = match prepared {
             Ok(x) => x,
             Err(f) => return (Err(f), None),
         };
@@ -123,6 +139,13 @@ impl SandboxTaskExecutor<'_> {
         }
         let sensor = component.world == weft_sandbox::World::Sensor;
         let mut ctx = ti.context_json();
+        let tp_id = crate::telemetry::try_span_id(&trace, &ti.display_id(), ti.try_number);
+        if let (true, Value::Object(m)) = (crate::telemetry::enabled(), &mut ctx) {
+            m.insert(
+                "traceparent".into(),
+                Value::String(format!("00-{trace}-{tp_id}-01")),
+            );
+        }
         if sensor {
             // A sensor gets its arguments as ctx params (it has no input).
             if let (Some(Value::Object(p)), Value::Object(args)) =
@@ -160,6 +183,21 @@ impl SandboxTaskExecutor<'_> {
             Ok(o) => o,
             Err(f) => return (Err(f), None),
         };
+        if crate::telemetry::enabled() {
+            let task = ti.display_id();
+            crate::telemetry::attempt(&crate::telemetry::AttemptSpan {
+                trace: &trace,
+                id: tp_id,
+                parent: crate::telemetry::task_instance_span_id(&trace, &task),
+                task: &task,
+                attempt: ti.try_number,
+                plugin: &rec.name,
+                version: &rec.version,
+                digest: &rec.digest.to_hex(),
+                outcome: &outcome,
+                end: std::time::SystemTime::now(),
+            });
+        }
         let log = TryLog {
             task: ti.display_id(),
             try_number: ti.try_number,
@@ -180,6 +218,35 @@ impl SandboxTaskExecutor<'_> {
         } else {
             output_value(outcome.result).map_err(|e| TaskFailure::new(e.error, e.cause))
         };
+        if crate::telemetry::enabled() {
+            // the task instance's span ends with its last try (not a sensor's reschedule, not
+            // a try that will be retried)
+            let last = match &result {
+                Ok(_) => Some(None),
+                Err(f) if f.error == weft_dag::SENSOR_NOT_READY => None,
+                Err(f)
+                    if ti.try_number < ti.max_tries
+                        && !matches!(
+                            f.error.as_str(),
+                            "AirflowFailException"
+                                | "Weft.FailNoRetry"
+                                | "AirflowSkipException"
+                                | "Weft.Skip"
+                        ) =>
+                {
+                    None
+                }
+                Err(f) => Some(Some(f.error.as_str())),
+            };
+            crate::telemetry::task_instance_try(
+                &trace,
+                &ti.dag_id,
+                &ti.run_id,
+                &ti.display_id(),
+                started,
+                last,
+            );
+        }
         (result, Some(log))
     }
 }

@@ -11,10 +11,13 @@ mod cache;
 pub mod dag_exec;
 pub mod durable;
 mod error;
+pub mod needed_plugins;
+pub mod persistence;
 pub mod plugin_host;
 pub mod roles;
 pub mod scheduler;
 pub mod secrets;
+pub mod telemetry;
 pub mod variables;
 
 pub use error::EngineError;

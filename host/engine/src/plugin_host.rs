@@ -8,7 +8,7 @@ use std::sync::Arc;
 use weft_sandbox::{
     Grant, Invocation, Limits, LoadedComponent, Outcome, Sandbox, SecretSource, TaskError,
 };
-use weft_store::{Digest, PluginRecord, Store};
+use weft_store::{Digest, PluginRecord, PluginStore};
 
 /// A cancel switch polled while a guest runs (`true`: interrupt it).
 pub type Cancel = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -56,13 +56,13 @@ impl PluginRef {
 
 /// The store, the sandbox and the secrets of one process.
 pub struct PluginHost {
-    pub store: Arc<Store>,
+    pub store: Arc<PluginStore>,
     pub sandbox: Arc<Sandbox>,
     pub secrets: Arc<dyn SecretSource>,
 }
 
 impl PluginHost {
-    pub fn new(store: Arc<Store>, sandbox: Arc<Sandbox>) -> Result<Self, EngineError> {
+    pub fn new(store: Arc<PluginStore>, sandbox: Arc<Sandbox>) -> Result<Self, EngineError> {
         let secrets = Arc::new(HomeSecrets::load(store.home())?);
         Ok(Self {
             store,
@@ -167,7 +167,7 @@ pub fn output_value(result: Result<String, TaskError>) -> Result<serde_json::Val
 }
 
 /// Finds the installed plugin a reference names in `store`.
-pub fn resolve(store: &Store, r: &PluginRef) -> Result<PluginRecord, EngineError> {
+pub fn resolve(store: &PluginStore, r: &PluginRef) -> Result<PluginRecord, EngineError> {
     let reg = store.registry();
     // a whole digest (what executions pin) is one index lookup; a prefix scans the versions
     let found = match r {

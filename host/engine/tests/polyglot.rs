@@ -3,17 +3,20 @@
 //!
 //! Components come from `target/plugins` (built by `scripts/polyglot.sh`; `WEFT_PLUGINS_DIR`
 //! overrides). They are installed into a store under `target/test-home-polyglot`, so the
-//! precompiled artifacts (5-10 s of compilation per Python/JS component) are cached across runs.
+//! precompiled artifacts (5-10 s of compilation per Python/JS component) are cached across runs;
+//! within a run each component is compiled once and shared by every test (the hostile suite is
+//! one component per language, `py-hostile`/`js-hostile`, the attack chosen by the input).
 //!
 //! `cargo test -p weft-engine --test polyglot -- --ignored --nocapture polyglot_bench` prints
 //! cold compile / warm load / per-invocation figures for each language.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use weft_engine::{PluginHost, PluginRef};
 use weft_sandbox::{Grant, Limits, LoadedComponent, Policy, Sandbox, SandboxConfig, TaskError};
-use weft_store::Store;
+use weft_store::PluginStore;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -27,7 +30,7 @@ fn plugins_dir() -> PathBuf {
 
 fn component_path(name: &str) -> PathBuf {
     let dir = plugins_dir();
-    let p = if name.starts_with("py-") || name.starts_with("js-") {
+    let p = if name.ends_with("-hostile") {
         dir.join("hostile").join(format!("{name}.wasm"))
     } else {
         dir.join(format!("{name}.wasm"))
@@ -46,14 +49,28 @@ fn host() -> &'static PluginHost {
         let home = std::env::var_os("WEFT_TEST_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join("target/test-home-polyglot"));
-        let store = Arc::new(Store::open(&home).expect("open the test store"));
+        let store = Arc::new(PluginStore::open(&home).expect("open the test store"));
         let sandbox = Arc::new(Sandbox::new(&SandboxConfig::default()).expect("sandbox"));
         PluginHost::new(store, sandbox).expect("plugin host")
     })
 }
 
-/// Installs (idempotently, by digest) and loads a component.
+/// Installs (idempotently, by digest) and loads a component, once per test run: tests that
+/// share a component wait for its one compilation instead of each compiling it.
 fn load(name: &str) -> Arc<LoadedComponent> {
+    type Slot = Arc<OnceLock<Arc<LoadedComponent>>>;
+    static LOADED: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    let slot = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(name.to_string())
+        .or_default()
+        .clone();
+    slot.get_or_init(|| install_and_load(name)).clone()
+}
+
+fn install_and_load(name: &str) -> Arc<LoadedComponent> {
     let h = host();
     let path = component_path(name);
     let installed = weft_plugins::install_path(
@@ -194,7 +211,7 @@ fn dq_check_fails_with_a_readable_cause() {
     // Without a grant the file does not exist for the guest: a named denial, with the path.
     let e = invoke(
         &c,
-        serde_json::json!({"path": format!("{}/orders.csv", fx.display())}),
+        serde_json::json!({"attack": "escape", "path": format!("{}/orders.csv", fx.display())}),
         Arc::new(Grant::none()),
         limits(),
     )
@@ -349,7 +366,8 @@ fn hostile_spin(name: &str) {
     let mut l = limits();
     l.fuel = 300_000_000;
     l.timeout = Duration::from_secs(5);
-    let e = invoke(&c, serde_json::json!({}), Arc::new(Grant::none()), l).unwrap_err();
+    let spin = serde_json::json!({"attack": "spin"});
+    let e = invoke(&c, spin.clone(), Arc::new(Grant::none()), l).unwrap_err();
     assert!(
         e.error == "Sandbox.FuelExhausted" || e.error == "States.Timeout",
         "{name}: {e}"
@@ -359,7 +377,7 @@ fn hostile_spin(name: &str) {
     l.fuel = u64::MAX / 2;
     l.timeout = Duration::from_millis(300);
     let t = Instant::now();
-    let e = invoke(&c, serde_json::json!({}), Arc::new(Grant::none()), l).unwrap_err();
+    let e = invoke(&c, spin, Arc::new(Grant::none()), l).unwrap_err();
     assert_eq!(e.error, "States.Timeout", "{name}: {e}");
     assert!(
         t.elapsed() < Duration::from_secs(5),
@@ -373,7 +391,8 @@ fn hostile_membomb(name: &str) {
     let c = load(name);
     let mut l = limits();
     l.memory_bytes = 128 << 20;
-    let e = invoke(&c, serde_json::json!({}), Arc::new(Grant::none()), l).unwrap_err();
+    let bomb = serde_json::json!({"attack": "membomb"});
+    let e = invoke(&c, bomb, Arc::new(Grant::none()), l).unwrap_err();
     assert_eq!(e.error, "Sandbox.MemoryLimit", "{name}: {e}");
     still_works(&c);
 }
@@ -388,7 +407,7 @@ fn hostile_escape(name: &str) {
     ] {
         let e = invoke(
             &c,
-            serde_json::json!({ "path": path }),
+            serde_json::json!({ "attack": "escape", "path": path }),
             read_grant(&fx),
             limits(),
         )
@@ -406,7 +425,7 @@ fn hostile_escape(name: &str) {
     // Inside the grant, reading works.
     let out = invoke(
         &c,
-        serde_json::json!({"path": format!("{}/orders.csv", fx.display())}),
+        serde_json::json!({"attack": "escape", "path": format!("{}/orders.csv", fx.display())}),
         read_grant(&fx),
         limits(),
     )
@@ -424,7 +443,7 @@ fn hostile_http(name: &str) {
     let grant = Arc::new(Grant::compile(vec![Arc::new(policy)], Path::new("/")));
     let e = invoke(
         &c,
-        serde_json::json!({"url": "http://evil.example/exfiltrate"}),
+        serde_json::json!({"attack": "http", "url": "http://evil.example/exfiltrate"}),
         grant,
         limits(),
     )
@@ -436,35 +455,35 @@ fn hostile_http(name: &str) {
 
 #[test]
 fn python_hostile_infinite_loop() {
-    hostile_spin("py-spin");
+    hostile_spin("py-hostile");
 }
 #[test]
 fn js_hostile_infinite_loop() {
-    hostile_spin("js-spin");
+    hostile_spin("js-hostile");
 }
 #[test]
 fn python_hostile_memory_bomb() {
-    hostile_membomb("py-membomb");
+    hostile_membomb("py-hostile");
 }
 #[test]
 fn js_hostile_memory_bomb() {
-    hostile_membomb("js-membomb");
+    hostile_membomb("js-hostile");
 }
 #[test]
 fn python_hostile_path_escape() {
-    hostile_escape("py-escape");
+    hostile_escape("py-hostile");
 }
 #[test]
 fn js_hostile_path_escape() {
-    hostile_escape("js-escape");
+    hostile_escape("js-hostile");
 }
 #[test]
 fn python_hostile_undeclared_host() {
-    hostile_http("py-http");
+    hostile_http("py-hostile");
 }
 #[test]
 fn js_hostile_undeclared_host() {
-    hostile_http("js-http");
+    hostile_http("js-hostile");
 }
 
 /// Cold compile, warm load (precompiled artifact) and per-invocation latency per language.
@@ -488,8 +507,8 @@ fn polyglot_bench() {
             "reshape",
             serde_json::json!({"data": [{"s": "a", "v": 1}, {"s": "b", "v": 2}, {"s": "a", "v": 3}], "groupBy": "s", "sum": "v"}),
         ),
-        ("py-spin", serde_json::json!({"ok": true})),
-        ("js-spin", serde_json::json!({"ok": true})),
+        ("py-hostile", serde_json::json!({"ok": true})),
+        ("js-hostile", serde_json::json!({"ok": true})),
     ] {
         let bytes = std::fs::read(component_path(name)).unwrap();
         let digest = blake3::hash(&bytes);

@@ -619,7 +619,7 @@ fn second_load_uses_the_precompiled_cache() {
 #[test]
 fn corrupt_precompiled_artifact_is_refused_and_recompiled() {
     let base = tempfile::tempdir().unwrap();
-    let store = Arc::new(weft_store::Store::open(base.path()).unwrap());
+    let store = Arc::new(weft_store::PluginStore::open(base.path()).unwrap());
     weft_plugins::install_path(&store, &component("echo.wasm"), &Default::default()).unwrap();
     let sandbox = Arc::new(weft_sandbox::Sandbox::new(&Default::default()).unwrap());
     let h = weft_engine::PluginHost::new(store.clone(), sandbox.clone()).unwrap();

@@ -15,6 +15,9 @@ use weft_engine::scheduler::{
     LoopOptions, Plain, Pools, SchedStore, Scheduler, SchedulerConfig, Trigger,
 };
 
+mod backends;
+use backends::each_backend;
+
 fn dag(yaml: &str) -> Dag {
     let (dags, errors) = parse_dag_file(
         Path::new("t.yaml"),
@@ -33,12 +36,12 @@ fn date(s: &str) -> chrono::DateTime<chrono::Utc> {
 type Exec = Box<dyn Fn(&TaskInvocation) -> Result<Value, TaskFailure> + Sync>;
 
 fn trigger_and_run<'a>(
-    db: &sled::Db,
+    store: SchedStore,
     d: Dag,
     exec: &'a Plain<Exec>,
     cfg: SchedulerConfig,
 ) -> (Value, Scheduler<'a>) {
-    let s = Scheduler::new(db, vec![d.clone()], exec, Arc::new(NoSecrets), cfg).unwrap();
+    let s = Scheduler::with_store(store, vec![d.clone()], exec, Arc::new(NoSecrets), cfg).unwrap();
     let rec = s
         .create_run(
             &d.dag_id,
@@ -59,428 +62,427 @@ fn trigger_and_run<'a>(
 
 #[test]
 fn priority_weight_orders_starts_and_pools_limit_concurrency() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let (o, r, p) = (order.clone(), running.clone(), peak.clone());
-    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
-        o.lock().unwrap().push(ti.task_id.clone());
-        let n = r.fetch_add(1, Ordering::SeqCst) + 1;
-        p.fetch_max(n, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(30));
-        r.fetch_sub(1, Ordering::SeqCst);
-        Ok(Value::Null)
-    }));
-    let d = dag("p:\n  tasks:\n    low:\n      operator: x\n      pool: etl\n      priority_weight: 1\n    high:\n      operator: x\n      pool: etl\n      priority_weight: 10\n    mid:\n      operator: x\n      pool: etl\n      priority_weight: 5\n    big:\n      operator: x\n      pool: etl\n      pool_slots: 2\n      priority_weight: 0\n");
-    let mut pools = Pools::default();
-    pools.set("etl", 2);
-    let cfg = SchedulerConfig {
-        max_workers: 4,
-        pools,
-        ..Default::default()
-    };
-    let (r, _) = trigger_and_run(&db, d, &exec, cfg);
-    assert_eq!(r["state"], "success", "{r}");
-    let order = order.lock().unwrap().clone();
-    assert_eq!(order[0], "high");
-    assert_eq!(order[1], "mid");
-    assert_eq!(order.last().unwrap(), "big");
-    assert!(peak.load(Ordering::SeqCst) <= 2, "pool etl has 2 slots");
+    each_backend(|f| {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (o, r, p) = (order.clone(), running.clone(), peak.clone());
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            o.lock().unwrap().push(ti.task_id.clone());
+            let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(30));
+            r.fetch_sub(1, Ordering::SeqCst);
+            Ok(Value::Null)
+        }));
+        let d = dag("p:\n  tasks:\n    low:\n      operator: x\n      pool: etl\n      priority_weight: 1\n    high:\n      operator: x\n      pool: etl\n      priority_weight: 10\n    mid:\n      operator: x\n      pool: etl\n      priority_weight: 5\n    big:\n      operator: x\n      pool: etl\n      pool_slots: 2\n      priority_weight: 0\n");
+        let mut pools = Pools::default();
+        pools.set("etl", 2);
+        let cfg = SchedulerConfig {
+            max_workers: 4,
+            pools,
+            ..Default::default()
+        };
+        let (r, _) = trigger_and_run(f.sched_store(), d, &exec, cfg);
+        assert_eq!(r["state"], "success", "{r}");
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0], "high");
+        assert_eq!(order[1], "mid");
+        assert_eq!(order.last().unwrap(), "big");
+        assert!(peak.load(Ordering::SeqCst) <= 2, "pool etl has 2 slots");
+    });
 }
 
 #[test]
 fn unknown_pool_fails_the_task_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let exec: Plain<Exec> = Plain(Box::new(|_: &TaskInvocation| Ok(Value::Null)));
-    let d = dag("u:\n  tasks:\n    a:\n      operator: x\n      pool: nope\n");
-    let (r, s) = trigger_and_run(&db, d, &exec, SchedulerConfig::default());
-    assert_eq!(r["tasks"]["a"]["state"], "failed");
-    let runs = s.store().runs_of("u").unwrap();
-    let ti = &s.store().tis_of("u", &runs[0].run_id).unwrap()[0];
-    let e = ti.ti.error.as_ref().unwrap();
-    assert_eq!(e.error, "Weft.PoolUnavailable");
-    assert!(
-        e.cause.contains("pool `nope` does not exist"),
-        "{}",
-        e.cause
-    );
+    each_backend(|f| {
+        let exec: Plain<Exec> = Plain(Box::new(|_: &TaskInvocation| Ok(Value::Null)));
+        let d = dag("u:\n  tasks:\n    a:\n      operator: x\n      pool: nope\n");
+        let (r, s) = trigger_and_run(f.sched_store(), d, &exec, SchedulerConfig::default());
+        assert_eq!(r["tasks"]["a"]["state"], "failed");
+        let runs = s.store().runs_of("u").unwrap();
+        let ti = &s.store().tis_of("u", &runs[0].run_id).unwrap()[0];
+        let e = ti.ti.error.as_ref().unwrap();
+        assert_eq!(e.error, "Weft.PoolUnavailable");
+        assert!(
+            e.cause.contains("pool `nope` does not exist"),
+            "{}",
+            e.cause
+        );
+    });
 }
 
 #[test]
 fn max_active_tasks_caps_concurrency_and_retries_wait_their_delay() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let tries: Arc<Mutex<Vec<(String, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
-    let (r, p, t) = (running.clone(), peak.clone(), tries.clone());
-    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
-        t.lock().unwrap().push((ti.task_id.clone(), Instant::now()));
-        if ti.task_id == "flaky" && ti.try_number < 3 {
-            return Err(TaskFailure::new("Boom", "not yet"));
+    each_backend(|f| {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let tries: Arc<Mutex<Vec<(String, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+        let (r, p, t) = (running.clone(), peak.clone(), tries.clone());
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            t.lock().unwrap().push((ti.task_id.clone(), Instant::now()));
+            if ti.task_id == "flaky" && ti.try_number < 3 {
+                return Err(TaskFailure::new("Boom", "not yet"));
+            }
+            let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            r.fetch_sub(1, Ordering::SeqCst);
+            Ok(json!(ti.try_number))
+        }));
+        let mut y = String::from("m:\n  max_active_tasks: 2\n  tasks:\n    flaky:\n      operator: x\n      retries: 3\n      retry_delay: 0.3\n");
+        for i in 0..6 {
+            y.push_str(&format!("    w{i}:\n      operator: x\n"));
         }
-        let n = r.fetch_add(1, Ordering::SeqCst) + 1;
-        p.fetch_max(n, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(20));
-        r.fetch_sub(1, Ordering::SeqCst);
-        Ok(json!(ti.try_number))
-    }));
-    let mut y = String::from("m:\n  max_active_tasks: 2\n  tasks:\n    flaky:\n      operator: x\n      retries: 3\n      retry_delay: 0.3\n");
-    for i in 0..6 {
-        y.push_str(&format!("    w{i}:\n      operator: x\n"));
-    }
-    let cfg = SchedulerConfig {
-        max_workers: 8,
-        ..Default::default()
-    };
-    let (r, _) = trigger_and_run(&db, dag(&y), &exec, cfg);
-    assert_eq!(r["state"], "success", "{r}");
-    assert_eq!(r["tasks"]["flaky"]["try_number"], 3);
-    assert!(peak.load(Ordering::SeqCst) <= 2, "max_active_tasks: 2");
-    let tries = tries.lock().unwrap();
-    let flaky: Vec<Instant> = tries
-        .iter()
-        .filter(|(t, _)| t == "flaky")
-        .map(|(_, i)| *i)
-        .collect();
-    assert_eq!(flaky.len(), 3);
-    for w in flaky.windows(2) {
-        assert!(
-            w[1] - w[0] >= Duration::from_millis(290),
-            "retry_delay honoured: {:?}",
-            w[1] - w[0]
-        );
-    }
+        let cfg = SchedulerConfig {
+            max_workers: 8,
+            ..Default::default()
+        };
+        let (r, _) = trigger_and_run(f.sched_store(), dag(&y), &exec, cfg);
+        assert_eq!(r["state"], "success", "{r}");
+        assert_eq!(r["tasks"]["flaky"]["try_number"], 3);
+        assert!(peak.load(Ordering::SeqCst) <= 2, "max_active_tasks: 2");
+        let tries = tries.lock().unwrap();
+        let flaky: Vec<Instant> = tries
+            .iter()
+            .filter(|(t, _)| t == "flaky")
+            .map(|(_, i)| *i)
+            .collect();
+        assert_eq!(flaky.len(), 3);
+        for w in flaky.windows(2) {
+            assert!(
+                w[1] - w[0] >= Duration::from_millis(290),
+                "retry_delay honoured: {:?}",
+                w[1] - w[0]
+            );
+        }
+    });
 }
 
 #[test]
 fn catchup_creates_every_interval_within_max_active_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let active = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
-    let peak_runs = Arc::new(AtomicUsize::new(0));
-    let (a, pr) = (active.clone(), peak_runs.clone());
-    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
-        {
-            let mut g = a.lock().unwrap();
-            *g.entry(ti.run_id.clone()).or_default() += 1;
-            pr.fetch_max(g.len(), Ordering::SeqCst);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-        a.lock().unwrap().remove(&ti.run_id);
-        Ok(json!(ti.logical_date.to_rfc3339()))
-    }));
-    let start = (chrono::Utc::now() - chrono::Duration::days(10)).format("%Y-%m-%d");
-    let d = dag(&format!("c:\n  schedule: '@daily'\n  start_date: {start}\n  catchup: true\n  max_active_runs: 2\n  tasks:\n    a:\n      operator: x\n    b:\n      operator: x\n      dependencies: [a]\n"));
-    let s = Scheduler::new(
-        &db,
-        vec![d],
-        &exec,
-        Arc::new(NoSecrets),
-        SchedulerConfig {
-            max_workers: 6,
+    each_backend(|f| {
+        let active = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
+        let peak_runs = Arc::new(AtomicUsize::new(0));
+        let (a, pr) = (active.clone(), peak_runs.clone());
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            {
+                let mut g = a.lock().unwrap();
+                *g.entry(ti.run_id.clone()).or_default() += 1;
+                pr.fetch_max(g.len(), Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            a.lock().unwrap().remove(&ti.run_id);
+            Ok(json!(ti.logical_date.to_rfc3339()))
+        }));
+        let start = (chrono::Utc::now() - chrono::Duration::days(10)).format("%Y-%m-%d");
+        let d = dag(&format!("c:\n  schedule: '@daily'\n  start_date: {start}\n  catchup: true\n  max_active_runs: 2\n  tasks:\n    a:\n      operator: x\n    b:\n      operator: x\n      dependencies: [a]\n"));
+        let s = Scheduler::with_store(
+            f.sched_store(),
+            vec![d],
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig {
+                max_workers: 6,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        s.run(&LoopOptions {
+            schedule: true,
+            until_idle: true,
             ..Default::default()
-        },
-    )
-    .unwrap();
-    s.run(&LoopOptions {
-        schedule: true,
-        until_idle: true,
-        ..Default::default()
-    })
-    .unwrap();
-    let runs = s.store().runs_of("c").unwrap();
-    assert!((9..=10).contains(&runs.len()), "{} runs", runs.len());
-    assert!(runs
-        .iter()
-        .all(|r| r.state == "success" && r.run_type == "scheduled"));
-    assert!(runs
-        .windows(2)
-        .all(|w| w[0].data_interval_end == w[1].data_interval_start));
-    assert!(peak_runs.load(Ordering::SeqCst) <= 2, "max_active_runs: 2");
-    // A second pass creates nothing new.
-    s.run(&LoopOptions {
-        schedule: true,
-        until_idle: true,
-        ..Default::default()
-    })
-    .unwrap();
-    assert_eq!(s.store().runs_of("c").unwrap().len(), runs.len());
+        })
+        .unwrap();
+        let runs = s.store().runs_of("c").unwrap();
+        assert!((9..=10).contains(&runs.len()), "{} runs", runs.len());
+        assert!(runs
+            .iter()
+            .all(|r| r.state == "success" && r.run_type == "scheduled"));
+        assert!(runs
+            .windows(2)
+            .all(|w| w[0].data_interval_end == w[1].data_interval_start));
+        assert!(peak_runs.load(Ordering::SeqCst) <= 2, "max_active_runs: 2");
+        // A second pass creates nothing new.
+        s.run(&LoopOptions {
+            schedule: true,
+            until_idle: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.store().runs_of("c").unwrap().len(), runs.len());
+    });
 }
 
 #[test]
 fn restart_resumes_from_sled_and_fails_lost_tries_per_retries() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dag("r:\n  tasks:\n    a:\n      operator: x\n    b:\n      operator: x\n      dependencies: [a]\n      retries: 1\n      retry_delay: 0\n    c:\n      operator: x\n      dependencies: [b]\n");
-    let run_id;
-    {
-        // Simulate a process that died with a done and b running: write that state by hand.
-        let db = sled::open(dir.path()).unwrap();
-        let exec: Plain<Exec> = Plain(Box::new(|_: &TaskInvocation| Ok(Value::Null)));
-        let s = Scheduler::new(
-            &db,
+    each_backend(|f| {
+        let d = dag("r:\n  tasks:\n    a:\n      operator: x\n    b:\n      operator: x\n      dependencies: [a]\n      retries: 1\n      retry_delay: 0\n    c:\n      operator: x\n      dependencies: [b]\n");
+        let run_id;
+        {
+            // Simulate a process that died with a done and b running: write that state by hand.
+            let exec: Plain<Exec> = Plain(Box::new(|_: &TaskInvocation| Ok(Value::Null)));
+            let s = Scheduler::with_store(
+                f.sched_store(),
+                vec![d.clone()],
+                &exec,
+                Arc::new(NoSecrets),
+                SchedulerConfig::default(),
+            )
+            .unwrap();
+            let mut rec = s
+                .create_run(
+                    "r",
+                    date("2024-03-05"),
+                    None,
+                    Default::default(),
+                    Trigger::Manual,
+                )
+                .unwrap();
+            rec.state = "running".into();
+            s.store().put_run(&rec).unwrap();
+            let st = f.sched_store();
+            let mk = |task: &str, state, tn| weft_engine::scheduler::StoredTi {
+                ti: weft_dag::TiRecord {
+                    task_id: task.into(),
+                    map_index: -1,
+                    state,
+                    try_number: tn,
+                    tries_before_clear: 0,
+                    duration_s: 0.0,
+                    wait_until: 0.0,
+                    first_poke_at: None,
+                    pokes: 0,
+                    xcom: json!("a-out"),
+                    error: None,
+                    mapped_args: Default::default(),
+                },
+                start_date: None,
+                end_date: None,
+            };
+            st.write_tis(
+                "r",
+                &rec.run_id,
+                &[],
+                &[mk("a", TiState::Success, 1), mk("b", TiState::Running, 1)],
+            )
+            .unwrap();
+            st.flush().unwrap();
+            run_id = rec.run_id;
+        }
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let c2 = calls.clone();
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            c2.lock().unwrap().push((ti.task_id.clone(), ti.try_number));
+            Ok(Value::Null)
+        }));
+        let s = Scheduler::with_store(
+            f.sched_store(),
+            vec![d],
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig::default(),
+        )
+        .unwrap();
+        s.run(&LoopOptions {
+            until_idle: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [("b".to_string(), 2), ("c".to_string(), 1)],
+            "a is not re-run; b's lost try counts"
+        );
+        let r = s.report("r", &run_id).unwrap().to_json();
+        assert_eq!(r["state"], "success");
+        assert_eq!(r["tasks"]["a"]["xcom"], "a-out");
+    });
+}
+
+#[test]
+fn callbacks_are_called_with_a_context() {
+    each_backend(|f| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            if ti.operator == "notify" {
+                s2.lock().unwrap().push(ti.arguments.clone());
+                return Ok(Value::Null);
+            }
+            if ti.task_id == "bad" {
+                return Err(TaskFailure::new("Boom", "broken"));
+            }
+            Ok(Value::Null)
+        }));
+        let d = dag("cb:\n  on_failure_callback: notify\n  tasks:\n    ok:\n      operator: x\n      on_success_callback: notify\n    bad:\n      operator: x\n      retries: 1\n      retry_delay: 0\n      on_retry_callback: notify\n      on_failure_callback: [notify]\n");
+        let (r, _) = trigger_and_run(f.sched_store(), d, &exec, SchedulerConfig::default());
+        assert_eq!(r["state"], "failed");
+        // Callbacks run on the pool; give the last ones a moment.
+        let t0 = Instant::now();
+        while seen.lock().unwrap().len() < 4 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let seen = seen.lock().unwrap();
+        let kinds: Vec<String> = seen
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}:{}",
+                    v["task_id"].as_str().unwrap(),
+                    v["callback"].as_str().unwrap()
+                )
+            })
+            .collect();
+        for k in [
+            "ok:on_success_callback",
+            "bad:on_retry_callback",
+            "bad:on_failure_callback",
+            ":on_failure_callback",
+        ] {
+            assert!(kinds.contains(&k.to_string()), "{kinds:?}");
+        }
+        let fail = seen
+            .iter()
+            .find(|v| v["callback"] == "on_failure_callback" && v["task_id"] == "bad")
+            .unwrap();
+        assert_eq!(fail["exception"]["error"], "Boom");
+        assert_eq!(fail["try_number"], 2);
+    });
+}
+
+#[test]
+fn sla_misses_are_recorded_and_the_callback_is_called() {
+    each_backend(|f| {
+        let called = Arc::new(Mutex::new(Vec::new()));
+        let c2 = called.clone();
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            if ti.operator == "page" {
+                c2.lock().unwrap().push(ti.arguments.clone());
+                return Ok(Value::Null);
+            }
+            if ti.task_id == "slow" {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Ok(Value::Null)
+        }));
+        let d = dag("s:\n  sla_miss_callback: page\n  tasks:\n    slow:\n      operator: x\n      sla: 0.1\n    fast:\n      operator: x\n      sla: 60\n");
+        let (r, s) = trigger_and_run(f.sched_store(), d, &exec, SchedulerConfig::default());
+        assert_eq!(r["state"], "success");
+        let misses = s.store().sla_misses("s").unwrap();
+        assert_eq!(misses.len(), 1, "{misses:?}");
+        assert_eq!(misses[0]["task_id"], "slow");
+        let called = called.lock().unwrap();
+        assert_eq!(called.len(), 1);
+        assert_eq!(called[0]["callback"], "sla_miss_callback");
+        assert_eq!(called[0]["sla_miss"]["task_id"], "slow");
+    });
+}
+
+#[test]
+fn dagrun_timeout_fails_the_run_and_skips_what_is_left() {
+    each_backend(|f| {
+        let exec: Plain<Exec> = Plain(Box::new(|ti: &TaskInvocation| {
+            if ti.task_id == "slow" {
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            Ok(Value::Null)
+        }));
+        let d = dag("t:\n  dagrun_timeout: 0.2\n  tasks:\n    slow:\n      operator: x\n    after:\n      operator: x\n      dependencies: [slow]\n");
+        let (r, s) = trigger_and_run(f.sched_store(), d, &exec, SchedulerConfig::default());
+        assert_eq!(r["state"], "failed", "{r}");
+        assert_eq!(r["tasks"]["slow"]["state"], "skipped");
+        assert_eq!(r["tasks"]["after"]["state"], "skipped");
+        assert_eq!(s.store().runs_of("t").unwrap()[0].state, "failed");
+    });
+}
+
+#[test]
+fn depends_on_past_waits_for_the_previous_run() {
+    each_backend(|f| {
+        let heal = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (h, c) = (heal.clone(), calls.clone());
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            c.lock().unwrap().push(ti.run_id.clone());
+            if ti.logical_date == date("2024-03-01") && !h.load(Ordering::SeqCst) {
+                return Err(TaskFailure::new("Load.Failed", "first day"));
+            }
+            Ok(Value::Null)
+        }));
+        let d = dag("dop:\n  schedule: \"@daily\"\n  start_date: 2024-03-01\n  tasks:\n    a:\n      operator: x\n      depends_on_past: true\n");
+        let s = Scheduler::with_store(
+            f.sched_store(),
             vec![d.clone()],
             &exec,
             Arc::new(NoSecrets),
             SchedulerConfig::default(),
         )
         .unwrap();
-        let mut rec = s
+        let r1 = s
             .create_run(
-                "r",
-                date("2024-03-05"),
+                "dop",
+                date("2024-03-01"),
                 None,
                 Default::default(),
                 Trigger::Manual,
             )
             .unwrap();
-        rec.state = "running".into();
-        s.store().put_run(&rec).unwrap();
-        let st = SchedStore::open(&db).unwrap();
-        let mk = |task: &str, state, tn| weft_engine::scheduler::StoredTi {
-            ti: weft_dag::TiRecord {
-                task_id: task.into(),
-                map_index: -1,
-                state,
-                try_number: tn,
-                tries_before_clear: 0,
-                duration_s: 0.0,
-                wait_until: 0.0,
-                first_poke_at: None,
-                pokes: 0,
-                xcom: json!("a-out"),
-                error: None,
-                mapped_args: Default::default(),
-            },
-            start_date: None,
-            end_date: None,
-        };
-        st.write_tis(
-            "r",
-            &rec.run_id,
-            &[],
-            &[mk("a", TiState::Success, 1), mk("b", TiState::Running, 1)],
-        )
-        .unwrap();
-        db.flush().unwrap();
-        run_id = rec.run_id;
-    }
-    let db = sled::open(dir.path()).unwrap();
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let c2 = calls.clone();
-    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
-        c2.lock().unwrap().push((ti.task_id.clone(), ti.try_number));
-        Ok(Value::Null)
-    }));
-    let s = Scheduler::new(
-        &db,
-        vec![d],
-        &exec,
-        Arc::new(NoSecrets),
-        SchedulerConfig::default(),
-    )
-    .unwrap();
-    s.run(&LoopOptions {
-        until_idle: true,
-        ..Default::default()
-    })
-    .unwrap();
-    let calls = calls.lock().unwrap().clone();
-    assert_eq!(
-        calls,
-        [("b".to_string(), 2), ("c".to_string(), 1)],
-        "a is not re-run; b's lost try counts"
-    );
-    let r = s.report("r", &run_id).unwrap().to_json();
-    assert_eq!(r["state"], "success");
-    assert_eq!(r["tasks"]["a"]["xcom"], "a-out");
-}
-
-#[test]
-fn callbacks_are_called_with_a_context() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
-        if ti.operator == "notify" {
-            s2.lock().unwrap().push(ti.arguments.clone());
-            return Ok(Value::Null);
-        }
-        if ti.task_id == "bad" {
-            return Err(TaskFailure::new("Boom", "broken"));
-        }
-        Ok(Value::Null)
-    }));
-    let d = dag("cb:\n  on_failure_callback: notify\n  tasks:\n    ok:\n      operator: x\n      on_success_callback: notify\n    bad:\n      operator: x\n      retries: 1\n      retry_delay: 0\n      on_retry_callback: notify\n      on_failure_callback: [notify]\n");
-    let (r, _) = trigger_and_run(&db, d, &exec, SchedulerConfig::default());
-    assert_eq!(r["state"], "failed");
-    // Callbacks run on the pool; give the last ones a moment.
-    let t0 = Instant::now();
-    while seen.lock().unwrap().len() < 4 && t0.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let seen = seen.lock().unwrap();
-    let kinds: Vec<String> = seen
-        .iter()
-        .map(|v| {
-            format!(
-                "{}:{}",
-                v["task_id"].as_str().unwrap(),
-                v["callback"].as_str().unwrap()
-            )
-        })
-        .collect();
-    for k in [
-        "ok:on_success_callback",
-        "bad:on_retry_callback",
-        "bad:on_failure_callback",
-        ":on_failure_callback",
-    ] {
-        assert!(kinds.contains(&k.to_string()), "{kinds:?}");
-    }
-    let fail = seen
-        .iter()
-        .find(|v| v["callback"] == "on_failure_callback" && v["task_id"] == "bad")
-        .unwrap();
-    assert_eq!(fail["exception"]["error"], "Boom");
-    assert_eq!(fail["try_number"], 2);
-}
-
-#[test]
-fn sla_misses_are_recorded_and_the_callback_is_called() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let called = Arc::new(Mutex::new(Vec::new()));
-    let c2 = called.clone();
-    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
-        if ti.operator == "page" {
-            c2.lock().unwrap().push(ti.arguments.clone());
-            return Ok(Value::Null);
-        }
-        if ti.task_id == "slow" {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        Ok(Value::Null)
-    }));
-    let d = dag("s:\n  sla_miss_callback: page\n  tasks:\n    slow:\n      operator: x\n      sla: 0.1\n    fast:\n      operator: x\n      sla: 60\n");
-    let (r, s) = trigger_and_run(&db, d, &exec, SchedulerConfig::default());
-    assert_eq!(r["state"], "success");
-    let misses = s.store().sla_misses("s").unwrap();
-    assert_eq!(misses.len(), 1, "{misses:?}");
-    assert_eq!(misses[0]["task_id"], "slow");
-    let called = called.lock().unwrap();
-    assert_eq!(called.len(), 1);
-    assert_eq!(called[0]["callback"], "sla_miss_callback");
-    assert_eq!(called[0]["sla_miss"]["task_id"], "slow");
-}
-
-#[test]
-fn dagrun_timeout_fails_the_run_and_skips_what_is_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let exec: Plain<Exec> = Plain(Box::new(|ti: &TaskInvocation| {
-        if ti.task_id == "slow" {
-            std::thread::sleep(Duration::from_millis(600));
-        }
-        Ok(Value::Null)
-    }));
-    let d = dag("t:\n  dagrun_timeout: 0.2\n  tasks:\n    slow:\n      operator: x\n    after:\n      operator: x\n      dependencies: [slow]\n");
-    let (r, s) = trigger_and_run(&db, d, &exec, SchedulerConfig::default());
-    assert_eq!(r["state"], "failed", "{r}");
-    assert_eq!(r["tasks"]["slow"]["state"], "skipped");
-    assert_eq!(r["tasks"]["after"]["state"], "skipped");
-    assert_eq!(s.store().runs_of("t").unwrap()[0].state, "failed");
-}
-
-#[test]
-fn depends_on_past_waits_for_the_previous_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let heal = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let (h, c) = (heal.clone(), calls.clone());
-    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
-        c.lock().unwrap().push(ti.run_id.clone());
-        if ti.logical_date == date("2024-03-01") && !h.load(Ordering::SeqCst) {
-            return Err(TaskFailure::new("Load.Failed", "first day"));
-        }
-        Ok(Value::Null)
-    }));
-    let d = dag("dop:\n  schedule: \"@daily\"\n  start_date: 2024-03-01\n  tasks:\n    a:\n      operator: x\n      depends_on_past: true\n");
-    let s = Scheduler::new(
-        &db,
-        vec![d.clone()],
-        &exec,
-        Arc::new(NoSecrets),
-        SchedulerConfig::default(),
-    )
-    .unwrap();
-    let r1 = s
-        .create_run(
-            "dop",
-            date("2024-03-01"),
-            None,
-            Default::default(),
-            Trigger::Manual,
-        )
-        .unwrap();
-    s.run(&LoopOptions {
-        until_runs: Some(vec![("dop".into(), r1.run_id.clone())]),
-        ..Default::default()
-    })
-    .unwrap();
-    assert_eq!(
-        s.report("dop", &r1.run_id).unwrap().state.as_str(),
-        "failed"
-    );
-    // the next run's `a` waits while the previous run's `a` has not succeeded
-    let r2 = s
-        .create_run(
-            "dop",
-            date("2024-03-02"),
-            None,
-            Default::default(),
-            Trigger::Manual,
-        )
-        .unwrap();
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|sc| {
-        sc.spawn(|| {
-            std::thread::sleep(Duration::from_millis(1500));
-            stop.store(true, Ordering::SeqCst);
-        });
         s.run(&LoopOptions {
-            until_runs: Some(vec![("dop".into(), r2.run_id.clone())]),
-            stop: Some(&stop),
+            until_runs: Some(vec![("dop".into(), r1.run_id.clone())]),
             ..Default::default()
         })
         .unwrap();
+        assert_eq!(
+            s.report("dop", &r1.run_id).unwrap().state.as_str(),
+            "failed"
+        );
+        // the next run's `a` waits while the previous run's `a` has not succeeded
+        let r2 = s
+            .create_run(
+                "dop",
+                date("2024-03-02"),
+                None,
+                Default::default(),
+                Trigger::Manual,
+            )
+            .unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(Duration::from_millis(1500));
+                stop.store(true, Ordering::SeqCst);
+            });
+            s.run(&LoopOptions {
+                until_runs: Some(vec![("dop".into(), r2.run_id.clone())]),
+                stop: Some(&stop),
+                ..Default::default()
+            })
+            .unwrap();
+        });
+        assert!(
+            !calls.lock().unwrap().contains(&r2.run_id),
+            "a ran before its past succeeded"
+        );
+        // once the past is cleared and succeeds, the waiting instance runs
+        heal.store(true, Ordering::SeqCst);
+        s.clear("dop", &r1.run_id, "a", true).unwrap();
+        s.run(&LoopOptions {
+            until_runs: Some(vec![
+                ("dop".into(), r1.run_id.clone()),
+                ("dop".into(), r2.run_id.clone()),
+            ]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.report("dop", &r2.run_id).unwrap().state.as_str(),
+            "success"
+        );
+        let order = calls.lock().unwrap().clone();
+        let last_r1 = order.iter().rposition(|r| *r == r1.run_id).unwrap();
+        let first_r2 = order.iter().position(|r| *r == r2.run_id).unwrap();
+        assert!(last_r1 < first_r2, "{order:?}");
     });
-    assert!(
-        !calls.lock().unwrap().contains(&r2.run_id),
-        "a ran before its past succeeded"
-    );
-    // once the past is cleared and succeeds, the waiting instance runs
-    heal.store(true, Ordering::SeqCst);
-    s.clear("dop", &r1.run_id, "a", true).unwrap();
-    s.run(&LoopOptions {
-        until_runs: Some(vec![
-            ("dop".into(), r1.run_id.clone()),
-            ("dop".into(), r2.run_id.clone()),
-        ]),
-        ..Default::default()
-    })
-    .unwrap();
-    assert_eq!(
-        s.report("dop", &r2.run_id).unwrap().state.as_str(),
-        "success"
-    );
-    let order = calls.lock().unwrap().clone();
-    let last_r1 = order.iter().rposition(|r| *r == r1.run_id).unwrap();
-    let first_r2 = order.iter().position(|r| *r == r2.run_id).unwrap();
-    assert!(last_r1 < first_r2, "{order:?}");
 }

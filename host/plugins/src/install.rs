@@ -7,7 +7,7 @@ use crate::{bundle, limits};
 use crate::{inspect_component, PluginError};
 use serde::Serialize;
 use std::path::Path;
-use weft_store::{Digest, PluginRecord, Store};
+use weft_store::{Digest, PluginRecord, PluginStore};
 
 #[derive(Debug, Clone, Default)]
 pub struct InstallOptions {
@@ -27,7 +27,7 @@ pub struct Installed {
 
 /// Installs a `.zip` bundle or a `.wasm` component (with its optional sidecar manifest).
 pub fn install_path(
-    store: &Store,
+    store: &PluginStore,
     path: &Path,
     opts: &InstallOptions,
 ) -> Result<Vec<Installed>, PluginError> {

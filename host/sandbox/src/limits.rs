@@ -47,6 +47,8 @@ pub(crate) struct Limiter {
     /// Set when a grow was refused because of a cap.
     pub memory_hit: Option<(usize, usize)>,
     pub table_hit: bool,
+    /// The largest linear memory size granted so far, in bytes.
+    pub peak_memory: usize,
 }
 
 impl Limiter {
@@ -57,6 +59,7 @@ impl Limiter {
             instances: l.instances,
             memory_hit: None,
             table_hit: false,
+            peak_memory: 0,
         }
     }
 }
@@ -72,6 +75,7 @@ impl wasmtime::ResourceLimiter for Limiter {
             self.memory_hit = Some((current, desired));
             return Ok(false);
         }
+        self.peak_memory = self.peak_memory.max(desired);
         Ok(true)
     }
 

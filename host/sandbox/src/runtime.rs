@@ -71,6 +71,8 @@ pub struct Outcome {
     pub stderr: String,
     pub audit: Vec<AuditRecord>,
     pub fuel_used: u64,
+    /// The largest linear memory the guest had, in bytes.
+    pub peak_memory_bytes: u64,
     pub duration: Duration,
 }
 
@@ -796,6 +798,7 @@ fn finish(
         stderr,
         audit: std::mem::take(&mut st.audit),
         fuel_used: limits.fuel.saturating_sub(fuel_left),
+        peak_memory_bytes: st.limiter.peak_memory as u64,
         duration,
     }
 }

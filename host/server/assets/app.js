@@ -679,6 +679,20 @@ function renderTaskLogs(tasks) {
   }));
 }
 
+// The execution log records (what the state machine's loggingConfiguration keeps).
+function renderExecLog(records) {
+  if (!records.length) return h("p", { class: "muted" }, "Nothing logged yet.");
+  return h("div", { class: "scroll" }, h("table", { class: "history" },
+    h("caption", {}, "Execution log records"),
+    h("thead", {}, h("tr", {}, ["Time", "Type", "Details"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, records.map((r) => {
+      const ev = r.event || {};
+      const k = Object.keys(ev).find((x) => x.endsWith("EventDetails"));
+      return h("tr", {}, h("td", {}, fmtTime(ev.timestamp)), h("td", {}, ev.type || ""),
+        h("td", {}, k ? h("pre", {}, pretty(ev[k])) : ""));
+    }))));
+}
+
 // The waiting `.waitForTaskToken` tasks of an execution, each with success / failure forms.
 function renderTokens(tokens, onSent) {
   if (!tokens.length) return h("p", { class: "muted" }, "No task is waiting for a callback.");
@@ -765,6 +779,9 @@ async function viewExecution(arn, seq) {
   const ganttBox = h("div", {});
   const tasksBox = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const tokensBox = h("div", { "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
+  const logLevel = sm && sm.loggingConfiguration && sm.loggingConfiguration.level;
+  const logged = !!logLevel && logLevel !== "OFF";
+  const logBox = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const history = new HistoryTable(events);
   const historyTitle = h("h2", { id: "h-h" }, "History");
 
@@ -793,6 +810,9 @@ async function viewExecution(arn, seq) {
   const loadTasks = async () => {
     try { const r = await rest("/v1/executions/" + encodeURIComponent(arn) + "/tasks"); tasksBox.replaceChildren(renderTaskLogs(r.tasks || [])); } catch (e) { tasksBox.replaceChildren(errorBox(e)); }
   };
+  const loadLog = async () => {
+    try { const r = await rest("/v1/logs?limit=1000&execution=" + encodeURIComponent(arn)); logBox.replaceChildren(renderExecLog(r.records || [])); } catch (e) { logBox.replaceChildren(errorBox(e)); }
+  };
   const loadTokens = async () => {
     try { const r = await rest("/v1/executions/" + encodeURIComponent(arn) + "/tokens"); tokensBox.replaceChildren(renderTokens(r.tokens || [], loadTokens)); } catch (e) { tokensBox.replaceChildren(errorBox(e)); }
   };
@@ -813,6 +833,7 @@ async function viewExecution(arn, seq) {
       h("details", {}, h("summary", {}, "State statuses as a table"), statusBox)),
     card("State durations", "ga-h", ganttBox),
     card("Task logs", "t-h", tasksBox),
+    logged ? card("Execution log (" + logLevel + ")", "l-h", logBox) : null,
     h("section", { class: "card", "aria-labelledby": "h-h" }, historyTitle, history.el));
   show(out, seq);
   centre(graphBox);
@@ -820,6 +841,7 @@ async function viewExecution(arn, seq) {
   window.weftPerf.push({ view: "execution+fetch", ms: Math.round((performance.now() - t0) * 10) / 10, items: events.length });
   loadTasks();
   loadTokens();
+  if (logged) loadLog();
 
   // live updates
   let pending = false;
@@ -831,7 +853,7 @@ async function viewExecution(arn, seq) {
   let tasksTimer = null;
   const refreshSide = () => {
     clearTimeout(tasksTimer);
-    tasksTimer = setTimeout(() => { if (seq === renderSeq) { loadTasks(); loadTokens(); } }, 150);
+    tasksTimer = setTimeout(() => { if (seq === renderSeq) { loadTasks(); loadTokens(); if (logged) loadLog(); } }, 150);
   };
   const refreshExec = async () => {
     try { ex = await api("DescribeExecution", { executionArn: arn }); } catch (_) { return; }

@@ -256,6 +256,8 @@ enum Want {
     Alias,
     Execution,
     Activity,
+    /// What has tags: an unqualified state machine or an activity.
+    Taggable,
 }
 
 /// Reads the ARN in `v[field]` (`None` when absent), checks its kind, and writes it back in
@@ -297,6 +299,13 @@ fn arn_at(v: &mut Value, field: &str, want: Want, at: &str) -> Result<Option<Arn
             )
             | (Arn::Execution { .. }, Want::Execution)
             | (Arn::Activity { .. }, Want::Activity)
+            | (
+                Arn::StateMachine {
+                    qualifier: None,
+                    ..
+                } | Arn::Activity { .. },
+                Want::Taggable
+            )
     );
     if !ok {
         let what = match want {
@@ -306,6 +315,7 @@ fn arn_at(v: &mut Value, field: &str, want: Want, at: &str) -> Result<Option<Arn
             Want::Alias => "a state machine alias ARN (NAME:ALIAS)",
             Want::Execution => "an execution ARN",
             Want::Activity => "an activity ARN",
+            Want::Taggable => "an unqualified state machine ARN or an activity ARN",
         };
         return Err(invalid(&s, &format!("`{at}{field}` must be {what}")));
     }
@@ -567,6 +577,48 @@ pub fn plan(app: &AppState, action: &str, req: &mut Value) -> Result<Plan, ApiEr
         "ListActivities" => {
             p.need(Need::on(&a(action), "*"));
             p.item_action = Some("states:DescribeActivity");
+        }
+        "TagResource" | "UntagResource" | "ListTagsForResource" => {
+            let arn = required(req, "resourceArn", Want::Taggable)?;
+            p.need(Need::on_arn(&a(action), &arn));
+        }
+        "DescribeStateMachineForExecution" => {
+            let arn = required(req, "executionArn", Want::Execution)?;
+            p.need(Need::on_arn(&a(action), &arn));
+        }
+        "ValidateStateMachineDefinition" => p.need(Need::on(&a(action), "*")),
+        "TestState" => {
+            // as AWS: no resource of its own; the role it runs under is passed
+            p.need(Need::on(&a(action), "*"));
+            let role = match req.get("roleArn") {
+                Some(Value::String(r)) => r.clone(),
+                None | Some(Value::Null) => crate::api::DEFAULT_ROLE.to_string(),
+                Some(_) => {
+                    return Err(ApiError::new(
+                        "SerializationException",
+                        "`roleArn` must be a string",
+                    ))
+                }
+            };
+            pass_role(&mut p, &role, "roleArn")?;
+            if req.get("revealSecrets") == Some(&Value::Bool(true)) {
+                p.need(Need::on(&a("RevealSecrets"), "*"));
+            }
+            if let Some(Value::String(text)) = req.get("definition") {
+                if let Ok(def) = serde_json::from_str::<Value>(text) {
+                    // one state, or a whole machine with `stateName`
+                    let machine = if def.get("States").is_some() {
+                        def
+                    } else {
+                        serde_json::json!({"States": {"S": def}})
+                    };
+                    for (at, r) in definition_roles(&machine) {
+                        if let RoleRef::Static(s) = r {
+                            pass_role(&mut p, &s, &format!("definition{at}"))?;
+                        }
+                    }
+                }
+            }
         }
         "DeleteStateMachineVersion" => {
             let arn = required(req, "stateMachineVersionArn", Want::Version)?;

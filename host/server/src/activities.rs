@@ -66,6 +66,7 @@ fn load(app: &AppState, name: &str) -> Result<Option<ActivityRecord>, ApiError> 
 pub(crate) fn create(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let name = str_field(req, "name")?;
     valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
+    let tags = crate::tags::parse_tags(req.get("tags"))?;
     if let Some(a) = load(app, name)? {
         // as AWS: creating an existing activity is idempotent
         return Ok(json!({"activityArn": a.arn, "creationDate": ts(a.creation_ms)}));
@@ -76,6 +77,7 @@ pub(crate) fn create(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         creation_ms: now_ms(),
     };
     app.rt.activities.insert(name, serde_json::to_vec(&rec)?)?;
+    crate::tags::add(app, &rec.arn, &tags)?;
     app.rt
         .commit
         .commit()
@@ -86,6 +88,7 @@ pub(crate) fn create(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
 pub(crate) fn delete(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let name = name_of(str_field(req, "activityArn")?)?;
     app.rt.activities.remove(name.as_bytes())?;
+    crate::tags::forget(app, &activity_arn(&name))?;
     app.rt
         .commit
         .commit()

@@ -56,6 +56,12 @@ pub async fn dispatch_as(
         "DescribeActivity" => crate::activities::describe(app, &req),
         "ListActivities" => crate::activities::list(app, &req, vis),
         "GetActivityTask" => crate::activities::get_task(app, &req).await,
+        "TagResource" => crate::tags::tag_resource(app, &req).await,
+        "UntagResource" => crate::tags::untag_resource(app, &req).await,
+        "ListTagsForResource" => crate::tags::list_tags(app, &req),
+        "DescribeStateMachineForExecution" => crate::for_execution::describe(app, &req),
+        "ValidateStateMachineDefinition" => crate::validate_api::validate(app, &req),
+        "TestState" => crate::test_state::test_state(app, &req).await,
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("weft does not implement the action `{other}` yet"),
@@ -71,7 +77,7 @@ fn missing(field: &str) -> ApiError {
     ))
 }
 
-fn opt_str<'a>(req: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
+pub(crate) fn opt_str<'a>(req: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
     match req.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -82,7 +88,7 @@ fn opt_str<'a>(req: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError>
     }
 }
 
-fn req_str<'a>(req: &'a Value, field: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn req_str<'a>(req: &'a Value, field: &str) -> Result<&'a str, ApiError> {
     opt_str(req, field)?.ok_or_else(|| missing(field))
 }
 
@@ -136,6 +142,21 @@ fn validate_definition(definition: &str) -> Result<weft_asl::StateMachine, ApiEr
     })
 }
 
+/// Set-up warnings for a definition about to be stored: the operators its Tasks name that are
+/// not installed (a run would fail those states with `Lambda.ResourceNotFoundException` or
+/// `Weft.PluginNotFound`). Logged, and returned beside AWS's response members as `warnings`
+/// (AWS SDKs ignore members they do not know).
+fn setup_warnings(app: &AppState, name: &str, definition: &str) -> Vec<String> {
+    let Ok(def) = serde_json::from_str::<Value>(definition) else {
+        return Vec::new();
+    };
+    let warnings = weft_engine::needed_plugins::missing(&app.store, &def);
+    for w in &warnings {
+        tracing::warn!(state_machine = name, "{w}");
+    }
+    warnings
+}
+
 fn sm_type(req: &Value) -> Result<String, ApiError> {
     match opt_str(req, "type")? {
         None => Ok("STANDARD".into()),
@@ -160,7 +181,7 @@ fn sm_not_found(arn: &str) -> ApiError {
     )
 }
 
-fn sm_by_arn(app: &AppState, arn: &str) -> Result<StateMachineRecord, ApiError> {
+pub(crate) fn sm_by_arn(app: &AppState, arn: &str) -> Result<StateMachineRecord, ApiError> {
     let name = parse_sm_arn(arn)?;
     load_sm(app, &name)?.ok_or_else(|| sm_not_found(arn))
 }
@@ -172,7 +193,7 @@ fn load_exec(app: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, ApiEr
     })
 }
 
-fn exec_by_arn(app: &AppState, arn: &str) -> Result<ExecutionRecord, ApiError> {
+pub(crate) fn exec_by_arn(app: &AppState, arn: &str) -> Result<ExecutionRecord, ApiError> {
     let key = parse_exec_arn(arn)?;
     load_exec(app, &key)?.ok_or_else(|| {
         ApiError::new(
@@ -195,6 +216,7 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
     let ty = sm_type(req)?;
     validate_definition(definition)?;
+    let tags = crate::tags::parse_tags(req.get("tags"))?;
     let now = now_ms();
     let rec = StateMachineRecord {
         name: name.to_string(),
@@ -216,7 +238,12 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
         Some(bytes),
     )? {
         Ok(()) => {
+            crate::tags::add(app, &rec.arn, &tags)?;
             let mut out = json!({"stateMachineArn": rec.arn, "creationDate": ts(now)});
+            let warnings = setup_warnings(app, name, definition);
+            if !warnings.is_empty() {
+                out["warnings"] = json!(warnings);
+            }
             if opt_bool(req, "publish")? == Some(true) {
                 let v = crate::versions::publish(
                     app,
@@ -373,6 +400,12 @@ async fn update_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
         return Err(sm_not_found(arn));
     }
     let mut out = json!({"updateDate": ts(now), "revisionId": revision});
+    if let Some(d) = definition {
+        let warnings = setup_warnings(app, &name, d);
+        if !warnings.is_empty() {
+            out["warnings"] = json!(warnings);
+        }
+    }
     if opt_bool(req, "publish")? == Some(true) {
         let sm = sm_by_arn(app, arn)?;
         let v = crate::versions::publish(
@@ -391,6 +424,7 @@ async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let name = parse_sm_arn(arn)?;
     // as AWS: deleting is idempotent; running executions finish, their records stay
     app.state_machines.remove(name.as_bytes())?;
+    crate::tags::forget(app, &sm_arn(&name))?;
     flush(app).await?;
     Ok(json!({}))
 }
@@ -830,6 +864,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
         )?;
         app.rt.forget_tokens_of(&e.arn);
         crate::metrics::execution_finished(app, "ABORTED", now - e.start_ms);
+        crate::traces::execution_ended(&e, "ABORTED", error.as_deref(), now);
         app.live.status(&e.arn, "ABORTED"); // web UI live updates
                                             // a `.sync` parent learns that its child was aborted
         if let Some((parent, key)) = &e.parent {
@@ -945,6 +980,9 @@ fn append_final_event(
     app.history
         .insert(history_key(arn, last + 1), v.to_string().as_bytes())?;
     app.live.history(arn, &v); // web UI live updates
+    if let Some(log) = crate::express::ExecutionLog::of_execution(app, arn) {
+        log.write(app, arn, std::slice::from_ref(&ev));
+    }
     Ok(())
 }
 

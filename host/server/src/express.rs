@@ -3,8 +3,10 @@
 //! background. Nothing is journaled; the history goes to the execution log according to the
 //! state machine's `loggingConfiguration` as Step Functions sends it to CloudWatch Logs:
 //! `OFF` nothing, `FATAL` the execution's failure, `ERROR` every error event, `ALL` every
-//! event; `includeExecutionData: false` strips inputs and outputs. The log is the sled tree
-//! `sfn_express_log` (key: time, sequence), served at `GET /v1/express/logs`.
+//! event; `includeExecutionData: false` strips inputs and outputs. Standard executions log the
+//! same way, each event as it is recorded ([`ExecutionLog`], used by the durable history). The
+//! log is the sled tree `sfn_express_log` (key: time, sequence), served at `GET /v1/logs`
+//! (also `GET /v1/express/logs`).
 
 use crate::records::*;
 use crate::runner::{event_json, ServerTaskRunner};
@@ -79,38 +81,91 @@ fn strip_data(v: &mut Value) {
     }
 }
 
-fn write_log(app: &AppState, smr: &StateMachineRecord, exec_arn: &str, events: &[HistoryEvent]) {
-    let (level, data) = level_of(smr.logging_configuration.as_ref());
-    if level == Level::Off {
-        return;
+/// What one state machine's `loggingConfiguration` sends to the execution log.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecutionLog {
+    level: Level,
+    data: bool,
+    state_machine_arn: String,
+}
+
+impl ExecutionLog {
+    /// The log of `smr`'s executions (`None`: level `OFF` or no configuration).
+    pub(crate) fn of(smr: &StateMachineRecord) -> Option<Self> {
+        let (level, data) = level_of(smr.logging_configuration.as_ref());
+        (level != Level::Off).then(|| ExecutionLog {
+            level,
+            data,
+            state_machine_arn: smr.arn.clone(),
+        })
     }
-    let mut batch = sled::Batch::default();
-    for ev in events {
-        let keep = match level {
+
+    /// The log of a (Standard) execution's state machine, by the execution's ARN
+    /// (`arn:aws:states:REGION:ACCOUNT:execution:STATE_MACHINE:NAME`).
+    pub(crate) fn of_execution(app: &AppState, exec_arn: &str) -> Option<Self> {
+        /// The two fields read (the definition is skipped, not decoded).
+        #[derive(serde::Deserialize)]
+        struct Logging {
+            arn: String,
+            logging_configuration: Option<Value>,
+        }
+        let sm = exec_arn.split(':').nth(6)?;
+        let v = app.state_machines.get(sm.as_bytes()).ok().flatten()?;
+        let l: Logging = serde_json::from_slice(&v).ok()?;
+        let (level, data) = level_of(l.logging_configuration.as_ref());
+        (level != Level::Off).then_some(ExecutionLog {
+            level,
+            data,
+            state_machine_arn: l.arn,
+        })
+    }
+
+    fn keeps(&self, ty: &str) -> bool {
+        match self.level {
             Level::All => true,
-            Level::Error => is_error(ev.event_type),
-            Level::Fatal => is_fatal(ev.event_type),
+            Level::Error => is_error(ty),
+            Level::Fatal => is_fatal(ty),
             Level::Off => false,
-        };
-        if !keep {
-            continue;
+        }
+    }
+
+    /// The log record of `ev` (key, value), when the level keeps it.
+    fn record(&self, exec_arn: &str, ev: &HistoryEvent) -> Option<(Vec<u8>, Vec<u8>)> {
+        if !self.keeps(ev.event_type) {
+            return None;
         }
         let mut v = event_json(ev);
-        if !data {
+        if !self.data {
             strip_data(&mut v);
         }
         let rec = json!({
             "execution_arn": exec_arn,
-            "state_machine_arn": smr.arn,
+            "state_machine_arn": self.state_machine_arn,
             "event": v,
         });
         let mut key = Vec::with_capacity(16);
         key.extend_from_slice(&ev.timestamp_ms.to_be_bytes());
         key.extend_from_slice(&SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        batch.insert(key, rec.to_string().into_bytes());
+        Some((key, rec.to_string().into_bytes()))
     }
-    if let Err(e) = app.express_log.apply_batch(batch) {
-        tracing::error!("express log: {e}");
+
+    /// Appends the events the level keeps to the execution log.
+    pub(crate) fn write(&self, app: &AppState, exec_arn: &str, events: &[HistoryEvent]) {
+        let mut batch = sled::Batch::default();
+        for ev in events {
+            if let Some((k, v)) = self.record(exec_arn, ev) {
+                batch.insert(k, v);
+            }
+        }
+        if let Err(e) = app.express_log.apply_batch(batch) {
+            tracing::error!(execution = %exec_arn, "execution log: {e}");
+        }
+    }
+}
+
+fn write_log(app: &AppState, smr: &StateMachineRecord, exec_arn: &str, events: &[HistoryEvent]) {
+    if let Some(log) = ExecutionLog::of(smr) {
+        log.write(app, exec_arn, events);
     }
 }
 
@@ -148,18 +203,37 @@ pub fn run(
     let reader = LocalItemReader::new(app.base_dir.clone(), runner.execution_role.clone());
     let (level, _) = level_of(smr.logging_configuration.as_ref());
     let mut sink = LogSink { events: Vec::new() };
+    let ids = weft_engine::telemetry::TraceIds::execution(exec_arn, None);
+    let _span =
+        tracing::info_span!("execution", execution = %exec_arn, trace_id = %ids.trace).entered();
+    let spans = weft_engine::telemetry::enabled()
+        .then(|| weft_engine::telemetry::StateSpans { ids: ids.clone() });
     let hooks = Hooks {
         history: (level != Level::Off).then_some(&mut sink as &mut dyn HistorySink),
         item_reader: Some(&reader),
         control: None,
+        observer: spans.as_ref().map(|s| s as &dyn weft_asl::StateObserver),
     };
     let mocked = mocks.map(|case| weft_asl::mock::MockTaskRunner::new(&runner, case));
     let tasks: &dyn weft_asl::TaskRunner = match &mocked {
         Some(m) => m,
         None => &runner,
     };
+    let started = std::time::SystemTime::now();
     let r = weft_asl::run_express(sm, input, &opts, tasks, &SystemClock, hooks);
     write_log(app, smr, exec_arn, &sink.events);
+    let status = if r.is_ok() { "SUCCEEDED" } else { "FAILED" };
+    tracing::info!(status, "execution ended");
+    weft_engine::telemetry::execution(&weft_engine::telemetry::ExecutionSpan {
+        ids: &ids,
+        trace_header: None,
+        execution_arn: exec_arn,
+        state_machine: &smr.name,
+        start: started,
+        end: std::time::SystemTime::now(),
+        status,
+        error: r.as_ref().err().map(|e| e.error.as_str()),
+    });
     r
 }
 
@@ -184,9 +258,10 @@ pub fn start_async(
     json!({"executionArn": arn, "startDate": ts(start)})
 }
 
-/// `GET /v1/express/logs?stateMachine=NAME&limit=N`: the newest log records of the Express
-/// executions whose history the caller may read (`states:GetExecutionHistory` on each
-/// execution ARN).
+/// `GET /v1/logs?stateMachine=NAME&execution=ARN&limit=N` (also `/v1/express/logs`): the
+/// newest execution log records (Express and Standard executions whose state machine has a
+/// `loggingConfiguration`) of the executions whose history the caller may read
+/// (`states:GetExecutionHistory` on each execution ARN).
 pub async fn logs_endpoint(
     axum::extract::State(app): axum::extract::State<Arc<AppState>>,
     req: crate::v1_access::V1Request,
@@ -197,12 +272,19 @@ pub async fn logs_endpoint(
             .unwrap_or(100)
             .clamp(1, 10_000) as usize;
         let sm = crate::rest::sm_name_param(q, "stateMachine")?.map(|n| sm_arn(&n));
-        ctx.filtered(sm.as_deref().unwrap_or("*"));
+        let execution = crate::live::query_param(q, "execution").filter(|e| !e.is_empty());
+        ctx.filtered(execution.as_deref().or(sm.as_deref()).unwrap_or("*"));
         let mut out = Vec::new();
         for item in app.express_log.iter().rev() {
             let (_, v) = item?;
             let rec: Value = serde_json::from_slice(&v)?;
             if sm.as_ref().is_some_and(|s| rec["state_machine_arn"] != *s) {
+                continue;
+            }
+            if execution
+                .as_ref()
+                .is_some_and(|e| rec["execution_arn"] != *e)
+            {
                 continue;
             }
             let exec = rec["execution_arn"].as_str().unwrap_or("");

@@ -15,9 +15,11 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod console;
 mod dag_scheduler;
 pub mod error;
 pub mod express;
+mod for_execution;
 pub mod guard;
 pub mod live;
 pub mod metrics;
@@ -27,9 +29,13 @@ pub mod rest;
 mod runner;
 pub mod runtime;
 pub mod sigv4;
+pub mod tags;
 pub mod task_logs;
+mod test_state;
+mod traces;
 pub mod ui;
 pub mod v1_access;
+mod validate_api;
 pub mod versions;
 
 use anyhow::Context as _;
@@ -100,7 +106,7 @@ impl AppState {
             .get_or_init(|| {
                 let sandbox = weft_sandbox::Sandbox::new(&weft_sandbox::SandboxConfig::default())
                     .map_err(|e| format!("sandbox: {e}"))?;
-                weft_engine::PluginHost::new(self.store.clone(), Arc::new(sandbox))
+                weft_engine::PluginHost::new(self.store.plugin_store(), Arc::new(sandbox))
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
@@ -219,6 +225,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::endpoint))
         .route("/v1/audit", get(audit::endpoint))
         .route("/v1/express/logs", get(express::logs_endpoint))
+        .route("/v1/logs", get(express::logs_endpoint))
         .merge(ui::asset_routes())
         .merge(rest::routes())
         .layer(axum::middleware::from_fn_with_state(
@@ -343,7 +350,7 @@ pub fn run_with_mocks(
         anyhow::bail!("--listen {listen}: resolves to no address");
     };
     if no_auth && !addrs.iter().all(|a| a.ip().is_loopback()) {
-        eprintln!("weft server: --no-auth is only allowed on a loopback address (127.0.0.1, ::1), not {addr}");
+        console::error(format!("weft server: --no-auth is only allowed on a loopback address (127.0.0.1, ::1), not {addr}"));
         return Ok(ExitCode::from(2));
     }
     let store = Arc::new(
@@ -356,20 +363,23 @@ pub fn run_with_mocks(
         let (tokens, created) = auth::Tokens::load_or_create(home)?;
         let cred = home.join("credentials");
         if created {
-            eprintln!("weft server: created an access key in {}", cred.display());
+            console::say(format!(
+                "weft server: created an access key in {}",
+                cred.display()
+            ));
         }
-        eprintln!(
+        console::say(format!(
             "weft server: credentials are read from {} (AWS_SHARED_CREDENTIALS_FILE={} for the AWS CLI/SDKs; the UI logs in with the secret key)",
             cred.display(),
             cred.display()
-        );
+        ));
         Some(tokens)
     };
     if let Some(m) = &mocks {
-        eprintln!(
+        console::say(format!(
             "weft server: mock configuration loaded ({} state machine(s)); start an execution on STATE_MACHINE_ARN#TestCase to use it",
             m.state_machines().len()
-        );
+        ));
     }
     let state = AppState::with_mocks(store.clone(), tokens, mocks)?;
     let app = state.clone();
@@ -380,7 +390,7 @@ pub fn run_with_mocks(
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         let local = listener.local_addr()?;
-        eprintln!("weft server: listening on http://{local} (Step Functions API: POST / with X-Amz-Target)");
+        console::say(format!("weft server: listening on http://{local} (Step Functions API: POST / with X-Amz-Target)"));
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
@@ -395,7 +405,7 @@ pub fn run_with_mocks(
     app.rt.drain(std::time::Duration::from_secs(5));
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     store.flush().ok();
-    eprintln!("weft server: stopped");
+    console::say("weft server: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

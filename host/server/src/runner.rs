@@ -164,16 +164,16 @@ impl ServerTaskRunner {
             self.execution_role.clone(),
             self.app.base_dir.clone(),
         );
+        runner.trace = Some(weft_engine::telemetry::TraceIds::execution(
+            &self.execution_arn,
+            self.trace_header.as_deref(),
+        ));
         let Some(ctl) = &self.ctl else {
             return crate::task_logs::run_logged(&self.app, runner, req);
         };
         // StopExecution and shutdown interrupt the guest; shutdown is not the task's failure
         let c = ctl.clone();
         runner.cancel = Some(Arc::new(move || c.is_cancelled()));
-        runner.trace_id = Some(weft_engine::asl_tasks::trace_id(
-            ctl.journal().execution(),
-            self.trace_header.as_deref(),
-        ));
         let interrupted = |r: Result<Value, TaskFailure>| match r {
             Err(f) if f.error == "Sandbox.Cancelled" => Err(suspended(&f.cause)),
             other => other,
@@ -529,7 +529,8 @@ impl ServerTaskRunner {
 /// shows a running execution's progress). A resumed run replays from the start: events that
 /// are already recorded are recognised (same type and details) and not written again; new
 /// events are appended with fresh ids and their `previousEventId` links mapped. Nothing is
-/// recorded once the execution is stopped.
+/// recorded once the execution is stopped. Each new event also goes to the execution log when
+/// the state machine's `loggingConfiguration` keeps it (see [`crate::express::ExecutionLog`]).
 pub(crate) struct DurableHistory {
     app: Arc<AppState>,
     arn: String,
@@ -549,6 +550,12 @@ pub(crate) struct DurableHistory {
     /// Recorded events no run may take as its own: a redriven execution's failed path (see
     /// [`DurableHistory::load`]).
     excluded: std::collections::HashSet<u64>,
+    /// The recorded events' times (epoch ms), by id - 1.
+    old_ms: Vec<i64>,
+    /// The events this replay recognised as recorded, for the run's traces.
+    replayed: Arc<crate::traces::Replayed>,
+    /// The execution log the state machine's `loggingConfiguration` asks for.
+    log: Option<crate::express::ExecutionLog>,
 }
 
 fn signature(ev: &HistoryEvent) -> u64 {
@@ -566,6 +573,18 @@ impl DurableHistory {
         self.old.is_empty()
     }
 
+    /// The events this replay recognised as recorded so far (shared with the run's traces).
+    pub fn replayed(&self) -> Arc<crate::traces::Replayed> {
+        self.replayed.clone()
+    }
+
+    fn matched(&self, replay_id: u64, stored_id: u64) {
+        // (kept for the run's traces only)
+        if let Some(ms) = self.old_ms.get((stored_id as usize).wrapping_sub(1)) {
+            self.replayed.record(replay_id, *ms);
+        }
+    }
+
     /// A sink for `arn`, loading the signatures of what is already recorded.
     pub fn load(
         app: &Arc<AppState>,
@@ -573,6 +592,8 @@ impl DurableHistory {
         ctl: Option<Arc<ExecControl>>,
     ) -> Result<Self, crate::ApiError> {
         let mut old = Vec::new();
+        let mut old_ms = Vec::new();
+        let traced = weft_engine::telemetry::enabled();
         // (id, type, state name) of entries and exits, to find the states a redrive re-enters
         let mut marks: Vec<(u64, String, String)> = Vec::new();
         app.pending.apply_if_queued(arn)?;
@@ -595,6 +616,9 @@ impl DurableHistory {
                         .unwrap_or("")
                         .to_string();
                     marks.push((id, ty.clone(), name));
+                }
+                if traced {
+                    old_ms.push((v["timestamp"].as_f64().unwrap_or(0.0) * 1000.0) as i64);
                 }
                 let details = crate::records::details_of(&v);
                 // the same signature as `signature` computes for a live event
@@ -640,6 +664,9 @@ impl DurableHistory {
             next_id,
             live: app.live.clone(),
             excluded,
+            old_ms,
+            replayed: Default::default(),
+            log: crate::express::ExecutionLog::of_execution(app, arn),
         })
     }
 
@@ -652,6 +679,9 @@ impl DurableHistory {
             self.app.rt.commit.nudge();
         }
         self.next_id = self.next_id.max(ev.id + 1);
+        if let Some(log) = &self.log {
+            log.write(&self.app, &self.arn, std::slice::from_ref(ev));
+        }
         if self.live.is_watched() {
             self.live.history(&self.arn, &event_json(ev)); // web UI live updates
         }
@@ -670,7 +700,10 @@ impl HistorySink for DurableHistory {
         let sig = signature(&ev);
         let Some(d) = self.diverged_at else {
             match self.old.get(ev.id as usize - 1) {
-                Some(s) if *s == sig && !self.excluded.contains(&ev.id) => return,
+                Some(s) if *s == sig && !self.excluded.contains(&ev.id) => {
+                    self.matched(ev.id, ev.id);
+                    return;
+                }
                 None => {
                     self.write(&ev);
                     return;
@@ -693,6 +726,7 @@ impl HistorySink for DurableHistory {
         if let Some(q) = self.unmatched.get_mut(&sig) {
             if let Some(stored) = q.pop_front() {
                 self.id_map.insert(ev.id, stored);
+                self.matched(ev.id, stored);
                 return;
             }
         }

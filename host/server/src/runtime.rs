@@ -776,7 +776,8 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         rt.run_ended(arn, true);
         return;
     }
-    let _span = tracing::info_span!("execution", execution = %arn).entered();
+    let trace_id = weft_engine::asl_tasks::trace_id(arn, rec.trace_header.as_deref());
+    let _span = tracing::info_span!("execution", execution = %arn, trace_id = %trace_id).entered();
     let definition = match &rec.definition {
         Some(d) => Some(d.clone()),
         None => app
@@ -861,10 +862,13 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             ..RunOptions::default()
         };
         let reader = LocalItemReader::new(app.base_dir.clone(), runner.execution_role.clone());
+        let spans =
+            crate::traces::durable_spans(arn, rec.trace_header.as_deref(), history.replayed());
         let hooks = Hooks {
             history: Some(&mut history),
             item_reader: Some(&reader),
             control: Some(&*ctl),
+            observer: spans.as_ref().map(|s| s as &dyn weft_asl::StateObserver),
         };
         weft_asl::run_express(&sm, input, &opts, &journaling, &SystemClock, hooks)
     })();
@@ -980,8 +984,9 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     if let Err(e) = app.rt.commit.commit() {
         tracing::error!(execution = %rec.arn, "commit: {e}");
     }
-    if finished.is_some() {
+    if let Some(e) = &finished {
         app.live.status(&rec.arn, status); // web UI live updates
+        crate::traces::execution_ended(e, status, e.error.as_deref(), stop);
     }
     crate::metrics::execution_finished(app, status, stop - rec.start_ms);
     if let (Some(e), Some((parent, key))) = (finished, &rec.parent) {

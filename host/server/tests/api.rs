@@ -1686,6 +1686,97 @@ async fn express_logging_levels_and_async_start() {
     assert!(logs("x-off").await.is_empty());
 }
 
+/// Issue 20 item 4: a STANDARD state machine's loggingConfiguration is honoured as an EXPRESS
+/// one's (level, includeExecutionData), each event is logged once even when the run suspends
+/// and is replayed, and the log is read per execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_executions_honour_the_logging_configuration() {
+    let s = start(None).await;
+    let fail =
+        r#"{"StartAt":"F","States":{"F":{"Type":"Fail","Error":"Bad.Thing","Cause":"nope"}}}"#;
+    // a one-second Wait suspends the run (longer than the 250 ms threshold): the execution is
+    // replayed from its start when the timer fires
+    let wait = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"W"},"W":{"Type":"Wait","Seconds":1,"Next":"B"},"B":{"Type":"Pass","Parameters":{"got.$":"$.x"},"End":true}}}"#;
+    let mk = |name: &str, def: &str, level: &str, data: bool| {
+        json!({"name": name, "definition": def, "type": "STANDARD",
+               "loggingConfiguration": {"level": level, "includeExecutionData": data}})
+    };
+    let mut arns = Vec::new();
+    for (name, def, level, data) in [
+        ("s-all", wait, "ALL", true),
+        ("s-fatal", fail, "FATAL", false),
+        ("s-fatal-ok", PASS, "FATAL", false),
+        ("s-off", fail, "OFF", true),
+    ] {
+        let sm = ok(&s, "CreateStateMachine", mk(name, def, level, data)).await["stateMachineArn"]
+            .clone();
+        let e = ok(
+            &s,
+            "StartExecution",
+            json!({"stateMachineArn": sm, "input": "{\"x\":7}"}),
+        )
+        .await;
+        let arn = e["executionArn"].as_str().unwrap().to_string();
+        wait_done(&s, &arn).await;
+        arns.push(arn);
+    }
+    let logs = |q: String| {
+        let addr = s.addr;
+        async move {
+            let (st, _, body) = common::request(addr, "GET", &q, &[], "").await;
+            assert_eq!(st, 200, "{body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            v["records"].as_array().unwrap().clone()
+        }
+    };
+    let of = |arn: &str| format!("/v1/logs?execution={}", percent(arn));
+    let all = logs(of(&arns[0])).await;
+    let types: Vec<&str> = all
+        .iter()
+        .map(|r| r["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "WaitStateEntered",
+            "WaitStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ],
+        "each event once, though the run was replayed"
+    );
+    assert!(all.iter().all(|r| r["execution_arn"] == arns[0].as_str()));
+    assert!(
+        all[0]["event"].to_string().contains("\"input\""),
+        "includeExecutionData"
+    );
+    let fatal = logs(of(&arns[1])).await;
+    assert_eq!(fatal.len(), 1, "{fatal:?}");
+    assert_eq!(fatal[0]["event"]["type"], "ExecutionFailed");
+    assert!(!fatal[0]["event"].to_string().contains("\"input\""));
+    assert!(
+        logs(of(&arns[2])).await.is_empty(),
+        "FATAL: a success logs nothing"
+    );
+    assert!(logs(of(&arns[3])).await.is_empty(), "OFF");
+    // the Express route reads the same log, filtered by state machine
+    let by_sm = logs("/v1/express/logs?stateMachine=s-fatal".to_string()).await;
+    assert_eq!(by_sm, fatal);
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_state_machine_concurrency_limit() {
     let home = tempfile::tempdir().unwrap();
@@ -1992,4 +2083,49 @@ async fn timed_out_executions_redrive_with_a_fresh_timeout() {
         .filter(|e| e["type"] == "TaskScheduled")
         .count();
     assert_eq!(scheduled, 2, "one TaskScheduled per run: {h}");
+}
+
+/// CreateStateMachine and UpdateStateMachine name the operators a definition needs that are
+/// not installed (a set-up mistake, not a task failure to retry), beside AWS's members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_machine_whose_operators_are_missing_warns() {
+    let s = start(None).await;
+    let def = r#"{"StartAt":"A","States":{
+        "A":{"Type":"Task","Resource":"weft:plugin:not-installed-here","Next":"B"},
+        "B":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:score","End":true}}}"#;
+    let v = ok(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "needs-ops", "definition": def}),
+    )
+    .await;
+    let w = v["warnings"].as_array().expect("warnings").clone();
+    assert_eq!(w.len(), 2, "{v}");
+    assert!(
+        w[0].as_str()
+            .unwrap()
+            .starts_with("/States/A/Resource: warning: operator `not-installed-here`"),
+        "{v}"
+    );
+    assert!(
+        w[1].as_str()
+            .unwrap()
+            .contains("Lambda.ResourceNotFoundException"),
+        "{v}"
+    );
+    // a definition without operators has nothing to say
+    let v = ok(
+        &s,
+        "UpdateStateMachine",
+        json!({"stateMachineArn": sm_arn("needs-ops"), "definition": PASS}),
+    )
+    .await;
+    assert!(v.get("warnings").is_none(), "{v}");
+    let v = ok(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "no-ops", "definition": PASS}),
+    )
+    .await;
+    assert!(v.get("warnings").is_none(), "{v}");
 }

@@ -323,6 +323,102 @@ def scenario(sfn, bad, with_plugin):
     assert "hello-express" not in names, names
 
 
+def more_api(sfn, with_plugin):
+    """ValidateStateMachineDefinition, TestState, DescribeStateMachineForExecution, tags."""
+    v = sfn.validate_state_machine_definition(definition=PASS)
+    assert v["result"] == "OK" and v["diagnostics"] == [], v
+    bad = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}})
+    v = sfn.validate_state_machine_definition(definition=bad, type="STANDARD", severity="WARNING", maxResults=10)
+    assert v["result"] == "FAIL", v
+    d = v["diagnostics"][0]
+    assert (d["severity"], d["code"], d["location"]) == ("ERROR", "SCHEMA_VALIDATION_FAILED", "/States/A/Next"), v
+    assert v["truncated"] is False
+
+    greet = json.dumps({"Type": "Pass", "Parameters": {"greeting.$": "States.Format('hello {}', $.who)"},
+                        "ResultPath": "$.out", "Next": "Done"})
+    t = sfn.test_state(definition=greet, roleArn=ROLE, input=json.dumps({"who": "boto3"}), inspectionLevel="DEBUG")
+    assert t["status"] == "SUCCEEDED" and t["nextState"] == "Done", t
+    assert json.loads(t["output"]) == {"who": "boto3", "out": {"greeting": "hello boto3"}}, t
+    data = t["inspectionData"]
+    assert json.loads(data["afterParameters"]) == {"greeting": "hello boto3"}, data
+    assert json.loads(data["afterResultPath"]) == json.loads(t["output"]), data
+    caught = json.dumps({"Type": "Fail", "Error": "Custom.Error", "Cause": "on purpose"})
+    t = sfn.test_state(definition=caught, roleArn=ROLE)
+    assert (t["status"], t["error"], t["cause"]) == ("FAILED", "Custom.Error", "on purpose"), t
+    if with_plugin:
+        task = json.dumps({"Type": "Task", "Resource": "weft:plugin:echo", "ResultSelector": {"echoed.$": "$"},
+                           "End": True})
+        t = sfn.test_state(definition=task, roleArn=ROLE, input=json.dumps({"k": 1}), inspectionLevel="TRACE")
+        assert t["status"] == "SUCCEEDED" and "nextState" not in t, t
+        assert json.loads(t["inspectionData"]["afterResultSelector"]) == json.loads(t["output"]), t
+    try:
+        sfn.test_state(definition=json.dumps({"Type": "Pass", "Next": 3}), roleArn=ROLE)
+        raise AssertionError("InvalidDefinition expected")
+    except sfn.exceptions.InvalidDefinition:
+        pass
+
+    hello = "arn:aws:states:us-east-1:000000000000:stateMachine:hello"
+    d = sfn.describe_state_machine_for_execution(executionArn="arn:aws:states:us-east-1:000000000000:execution:hello:run-1")
+    assert d["stateMachineArn"] == hello and d["definition"] == PASS, d
+
+    tagged = sfn.create_state_machine(name="tagged", definition=PASS, roleArn=ROLE,
+                                      tags=[{"key": "team", "value": "data"}])["stateMachineArn"]
+    sfn.tag_resource(resourceArn=tagged, tags=[{"key": "env", "value": "dev"}])
+    tags = sorted((t["key"], t["value"]) for t in sfn.list_tags_for_resource(resourceArn=tagged)["tags"])
+    assert tags == [("env", "dev"), ("team", "data")], tags
+    sfn.untag_resource(resourceArn=tagged, tagKeys=["team"])
+    assert sfn.list_tags_for_resource(resourceArn=tagged)["tags"] == [{"key": "env", "value": "dev"}]
+    try:
+        sfn.tag_resource(resourceArn=tagged, tags=[{"key": f"k{i}", "value": ""} for i in range(51)])
+        raise AssertionError("TooManyTags expected")
+    except sfn.exceptions.TooManyTags:
+        pass
+    sfn.delete_state_machine(stateMachineArn=tagged)
+
+
+def sync_prefix(port, key, secret, home):
+    """The README's set-up for the `sync-` host prefix: with `disable_host_prefix_injection`
+    (in the profile, or AWS_DISABLE_HOST_PREFIX_INJECTION) a client built the ordinary way, with
+    no code-level option, reaches StartSyncExecution and TestState on a local endpoint."""
+    express = "arn:aws:states:us-east-1:000000000000:stateMachine:failing"
+    config = os.path.join(home, "aws-config")
+    with open(config, "w") as f:
+        f.write("[profile weft]\nregion = us-east-1\ndisable_host_prefix_injection = true\n")
+    saved = {k: os.environ.get(k) for k in ("AWS_CONFIG_FILE", "AWS_DISABLE_HOST_PREFIX_INJECTION")}
+
+    def plain_client(profile=None):
+        session = boto3.session.Session(
+            profile_name=profile, aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1"
+        )
+        return session.client("stepfunctions", endpoint_url=f"http://127.0.0.1:{port}",
+                               config=botocore.config.Config(retries={"max_attempts": 1}))
+
+    def reaches(sfn):
+        r = sfn.start_sync_execution(stateMachineArn=express)
+        assert r["status"] == "FAILED" and r["error"] == "Custom.Error", r
+        t = sfn.test_state(definition=json.dumps({"Type": "Pass", "End": True}), roleArn=ROLE, input="{}")
+        assert t["status"] == "SUCCEEDED", t
+
+    try:
+        os.environ["AWS_CONFIG_FILE"] = config
+        os.environ.pop("AWS_DISABLE_HOST_PREFIX_INJECTION", None)
+        # without the setting the SDK sends these two to sync-127.0.0.1, which does not resolve
+        try:
+            plain_client().test_state(definition=json.dumps({"Type": "Pass", "End": True}), roleArn=ROLE)
+            raise AssertionError("the host prefix was not injected: this check proves nothing")
+        except botocore.exceptions.EndpointConnectionError as e:
+            assert "sync-127.0.0.1" in str(e), e
+        reaches(plain_client(profile="weft"))
+        os.environ["AWS_DISABLE_HOST_PREFIX_INJECTION"] = "true"
+        reaches(plain_client())
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main():
     home = tempfile.mkdtemp(prefix="weft-boto3-")
     try:
@@ -352,6 +448,8 @@ def run(home):
         except botocore.exceptions.ClientError as e:
             assert e.response["Error"]["Code"] == "InvalidSignatureException", e.response
         scenario(client(port, key, secret), client(port, "AKIAUNKNOWN"), with_plugin)
+        more_api(client(port, key, secret), with_plugin)
+        sync_prefix(port, key, secret, home)
     except BaseException:
         log.seek(0)
         sys.stderr.write("---- server log ----\n" + log.read())

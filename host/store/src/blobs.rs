@@ -4,9 +4,9 @@
 //! fsynced, so a crash leaves either the whole blob or nothing. Every read re-hashes the bytes
 //! and refuses a blob whose content does not match its name.
 
+use crate::atomic::{write_atomically, Content};
 use crate::{Digest, StoreError};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct BlobStore {
@@ -37,19 +37,7 @@ impl BlobStore {
         if dest.is_file() && self.verify(&digest).is_ok() {
             return Ok(digest);
         }
-        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, "create blob directory", e))?;
-        let tmp_dir = self.root.join("tmp");
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(|e| StoreError::io(&tmp_dir, "create temp file", e))?;
-        tmp.write_all(bytes)
-            .map_err(|e| StoreError::io(tmp.path(), "write blob", e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| StoreError::io(tmp.path(), "fsync blob", e))?;
-        tmp.persist(&dest)
-            .map_err(|e| StoreError::io(&dest, "rename blob into place", e.error))?;
-        sync_dir(&dir)?;
+        write_atomically(&self.root.join("tmp"), &dest, bytes, Content::Blob)?;
         Ok(digest)
     }
 
@@ -133,12 +121,6 @@ fn check(digest: &Digest, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         });
     }
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let f = fs::File::open(dir).map_err(|e| StoreError::io(dir, "open directory for fsync", e))?;
-    f.sync_all()
-        .map_err(|e| StoreError::io(dir, "fsync directory", e))
 }
 
 #[cfg(test)]

@@ -218,8 +218,19 @@ impl<'a> Scheduler<'a> {
         secrets: Arc<dyn Secrets>,
         cfg: SchedulerConfig,
     ) -> Result<Self, SchedulerError> {
+        Self::with_store(SchedStore::open(db)?, dags, exec, secrets, cfg)
+    }
+
+    /// A scheduler over `dags`, keeping state in `store` (any database).
+    pub fn with_store(
+        store: SchedStore,
+        dags: Vec<Dag>,
+        exec: &'a dyn TryRunner,
+        secrets: Arc<dyn Secrets>,
+        cfg: SchedulerConfig,
+    ) -> Result<Self, SchedulerError> {
         Ok(Scheduler {
-            store: SchedStore::open(db)?,
+            store,
             dags: dags
                 .into_iter()
                 .map(|d| (d.dag_id.clone(), Arc::new(d)))
@@ -230,7 +241,7 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    /// The sled trees.
+    /// The store.
     pub fn store(&self) -> &SchedStore {
         &self.store
     }
@@ -453,15 +464,11 @@ impl<'a> Scheduler<'a> {
                 self.cfg.worker_idle_timeout,
             );
             let commit = if self.cfg.durable {
-                Some(
-                    crate::durable::GroupCommit::start(self.store.db().clone()).map_err(|e| {
-                        SchedulerError::Store(format!("cannot start the group committer: {e}"))
-                    })?,
-                )
+                self.store.committer()?
             } else {
                 None
             };
-            let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_ref());
+            let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
             let peak = pool.peak();
             drop(pool);
             r.map(|mut st| {
@@ -479,7 +486,7 @@ impl<'a> Scheduler<'a> {
         exec: &'env dyn TryRunner,
         tx: &mpsc::Sender<Msg>,
         rx: &mpsc::Receiver<Msg>,
-        commit: Option<&crate::durable::GroupCommit>,
+        commit: Option<&dyn crate::persistence::Committer>,
     ) -> Result<LoopStats, SchedulerError> {
         let mut stats = LoopStats::default();
         let mut active: HashMap<u64, Active> = HashMap::new();
@@ -897,7 +904,17 @@ impl<'a> Scheduler<'a> {
                 self.store.put_run(&a.rec)?;
                 self.store.flush()?;
                 stats.runs_finished += 1;
-                tracing::info!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, state = state.as_str(), "dag run finished");
+                let trace_id = crate::telemetry::dag_trace_id(&a.rec.dag_id, &a.rec.run_id, None);
+                tracing::info!(dag_id = %a.rec.dag_id, run_id = %a.rec.run_id, trace_id = %trace_id, state = state.as_str(), "dag run finished");
+                let end = std::time::SystemTime::now();
+                crate::telemetry::dag_run(&crate::telemetry::DagRunSpan {
+                    trace: &trace_id,
+                    dag_id: &a.rec.dag_id,
+                    run_id: &a.rec.run_id,
+                    start: a.rec.start_date.map_or(end, std::time::SystemTime::from),
+                    end,
+                    state: state.as_str(),
+                });
                 let name = if state == weft_dag::RunState::Success {
                     "on_success_callback"
                 } else {

@@ -2,9 +2,10 @@
 //!
 //! The pure run semantics (trigger rules, branching, mapping, retries, sensors' reschedules and
 //! timeouts, XCom) live in [`weft_dag::RunMachine`]; this module keeps machines for the active
-//! runs, persists every task-instance state change in sled before acting on it, and runs task
+//! runs, persists every task-instance state change before acting on it, and runs task
 //! instances on an autoscaling worker pool. Modules, one job each:
-//! - [`store`]: the sled trees (runs, task instances, per-try logs, SLA misses, seen files);
+//! - [`store`]: the persisted records and the handle on the store ([`crate::persistence::DagStore`]:
+//!   runs, task instances, per-try logs, SLA misses, seen files; sled or PostgreSQL);
 //! - [`workers`]: the autoscaling thread pool;
 //! - [`pools`]: Airflow pools (slots shared by tasks across runs);
 //! - [`runner`]: the executor interface a scheduler runs tries and callbacks through;

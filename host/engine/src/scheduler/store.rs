@@ -1,24 +1,18 @@
-//! The scheduler's persistent state in sled: DAG runs, task instances, per-try task logs, SLA
-//! misses and the files a file-arrival trigger has already seen.
+//! The scheduler's persistent records ([`DagRunRecord`], [`StoredTi`]) and [`SchedStore`], the
+//! handle the scheduler and its callers hold: a [`DagStore`] on whichever database the process
+//! uses (sled by default, PostgreSQL with `--db`; see [`crate::persistence`]).
 //!
-//! Trees and keys (all keys are byte strings; ids are separated by `\0`, which DAG and task ids
-//! cannot contain):
-//! - `dag_runs`: `dag_id \0 logical_date` (8 bytes, order-preserving) -> [`DagRunRecord`], so
-//!   one DAG's runs list in logical-date order with a prefix scan;
-//! - `dag_run_ids`: `dag_id \0 run_id` -> the `dag_runs` key;
-//! - `task_instances`: `dag_id \0 run_id \0 task_id \0 map_index` -> [`StoredTi`];
-//! - `task_logs`: the task-instance key + `\0 try_number` -> a JSON array of the try's log
-//!   entries (guest log records, stdout, stderr, audit, error);
-//! - `sla_misses`: `dag_id \0 run_id \0 task_id` -> a JSON record;
-//! - `seen_files`: `dag_id \0 path` -> modification time seen.
-//!
-//! Writes go through [`SchedStore::write_tis`] (one sled batch) and [`SchedStore::flush`], so
-//! the loop commits a whole pass of state changes at once before acting on them.
+//! The loop writes a whole pass of state changes with [`DagStore::write_tis`] (one atomic batch
+//! per run) and commits it before acting on it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use weft_dag::TiRecord;
+
+use crate::persistence::sled_dag::SledDagStore;
+use crate::persistence::{DagStore, PgDatabase};
+use std::sync::Arc;
 
 use super::SchedulerError;
 
@@ -73,426 +67,31 @@ pub struct StoredTi {
     pub end_date: Option<f64>,
 }
 
-/// The scheduler's sled trees.
+/// The scheduler's store: a cheap handle on a [`DagStore`] (it dereferences to the trait).
 #[derive(Clone)]
-pub struct SchedStore {
-    db: sled::Db,
-    runs: sled::Tree,
-    run_ids: sled::Tree,
-    tis: sled::Tree,
-    logs: sled::Tree,
-    sla: sled::Tree,
-    seen: sled::Tree,
-}
-
-fn db_err(e: sled::Error) -> SchedulerError {
-    SchedulerError::Store(e.to_string())
-}
-
-fn json_err(what: &str, e: serde_json::Error) -> SchedulerError {
-    SchedulerError::Store(format!("corrupt {what} record: {e}"))
-}
-
-fn date_bytes(d: &DateTime<Utc>) -> [u8; 8] {
-    ((d.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn map_index_bytes(m: i64) -> [u8; 8] {
-    ((m as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn join(parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for (n, p) in parts.iter().enumerate() {
-        if n > 0 {
-            k.push(0);
-        }
-        k.extend_from_slice(p);
-    }
-    k
-}
-
-/// Key of a task instance.
-pub fn ti_key(dag_id: &str, run_id: &str, task_id: &str, map_index: i64) -> Vec<u8> {
-    join(&[
-        dag_id.as_bytes(),
-        run_id.as_bytes(),
-        task_id.as_bytes(),
-        &map_index_bytes(map_index),
-    ])
-}
-
-fn task_prefix(dag_id: &str, run_id: &str, task_id: &str) -> Vec<u8> {
-    let mut k = join(&[dag_id.as_bytes(), run_id.as_bytes(), task_id.as_bytes()]);
-    k.push(0);
-    k
-}
-
-fn run_prefix(dag_id: &str, run_id: &str) -> Vec<u8> {
-    let mut k = join(&[dag_id.as_bytes(), run_id.as_bytes()]);
-    k.push(0);
-    k
-}
+pub struct SchedStore(Arc<dyn DagStore>);
 
 impl SchedStore {
-    /// Open (creating) the trees in `db`.
+    /// The store in sled database `db` (creating its trees).
     pub fn open(db: &sled::Db) -> Result<Self, SchedulerError> {
-        Ok(SchedStore {
-            db: db.clone(),
-            runs: db.open_tree("dag_runs").map_err(db_err)?,
-            run_ids: db.open_tree("dag_run_ids").map_err(db_err)?,
-            tis: db.open_tree("task_instances").map_err(db_err)?,
-            logs: db.open_tree("task_logs").map_err(db_err)?,
-            sla: db.open_tree("sla_misses").map_err(db_err)?,
-            seen: db.open_tree("seen_files").map_err(db_err)?,
-        })
+        Ok(SchedStore(Arc::new(SledDagStore::open(db)?)))
     }
 
-    /// The database the trees live in.
-    pub fn db(&self) -> &sled::Db {
-        &self.db
+    /// The store in a PostgreSQL database.
+    pub fn postgres(db: &PgDatabase) -> Self {
+        SchedStore(Arc::new(db.dag_store()))
     }
 
-    /// Make every write so far durable.
-    pub fn flush(&self) -> Result<(), SchedulerError> {
-        self.db.flush().map_err(db_err)?;
-        Ok(())
-    }
-
-    fn run_key(rec: &DagRunRecord) -> Vec<u8> {
-        join(&[rec.dag_id.as_bytes(), &date_bytes(&rec.logical_date)])
-    }
-
-    /// Insert a new run; refuses a second run of the DAG at the same logical date or with the
-    /// same run id (Airflow's unique constraints).
-    pub fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
-        let key = Self::run_key(rec);
-        let id_key = join(&[rec.dag_id.as_bytes(), rec.run_id.as_bytes()]);
-        if let Some(existing) = self.runs.get(&key).map_err(db_err)? {
-            let old: DagRunRecord =
-                serde_json::from_slice(&existing).map_err(|e| json_err("dag run", e))?;
-            return Err(SchedulerError::RunExists {
-                dag_id: rec.dag_id.clone(),
-                detail: format!(
-                    "run `{}` already has logical date {}",
-                    old.run_id,
-                    rec.logical_date.to_rfc3339()
-                ),
-            });
-        }
-        if self.run_ids.get(&id_key).map_err(db_err)?.is_some() {
-            return Err(SchedulerError::RunExists {
-                dag_id: rec.dag_id.clone(),
-                detail: format!("run id `{}` is taken", rec.run_id),
-            });
-        }
-        self.put_run(rec)?;
-        self.run_ids.insert(id_key, key).map_err(db_err)?;
-        Ok(())
-    }
-
-    /// Overwrite a run's record.
-    pub fn put_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
-        let v = serde_json::to_vec(rec).map_err(|e| json_err("dag run", e))?;
-        self.runs.insert(Self::run_key(rec), v).map_err(db_err)?;
-        Ok(())
-    }
-
-    /// A run by id.
-    pub fn get_run(
-        &self,
-        dag_id: &str,
-        run_id: &str,
-    ) -> Result<Option<DagRunRecord>, SchedulerError> {
-        let Some(key) = self
-            .run_ids
-            .get(join(&[dag_id.as_bytes(), run_id.as_bytes()]))
-            .map_err(db_err)?
-        else {
-            return Ok(None);
-        };
-        match self.runs.get(key).map_err(db_err)? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))?,
-            )),
-            None => Ok(None),
-        }
-    }
-
-    /// A DAG's runs in logical-date order.
-    pub fn runs_of(&self, dag_id: &str) -> Result<Vec<DagRunRecord>, SchedulerError> {
-        let mut prefix = dag_id.as_bytes().to_vec();
-        prefix.push(0);
-        self.runs
-            .scan_prefix(prefix)
-            .map(|kv| {
-                let (_, v) = kv.map_err(db_err)?;
-                serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))
-            })
-            .collect()
-    }
-
-    /// Every run not yet finished (queued or running), any DAG.
-    pub fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, SchedulerError> {
-        let mut out = Vec::new();
-        for kv in self.runs.iter() {
-            let (_, v) = kv.map_err(db_err)?;
-            let r: DagRunRecord = serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))?;
-            if !r.is_finished() {
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The latest run of a DAG of one of `types` (for the timetable's "last automated run").
-    pub fn last_run(
-        &self,
-        dag_id: &str,
-        types: &[&str],
-    ) -> Result<Option<DagRunRecord>, SchedulerError> {
-        let mut prefix = dag_id.as_bytes().to_vec();
-        prefix.push(0);
-        for kv in self.runs.scan_prefix(prefix).rev() {
-            let (_, v) = kv.map_err(db_err)?;
-            let r: DagRunRecord = serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))?;
-            if types.contains(&r.run_type.as_str()) {
-                return Ok(Some(r));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Every task instance of a run.
-    pub fn tis_of(&self, dag_id: &str, run_id: &str) -> Result<Vec<StoredTi>, SchedulerError> {
-        self.tis
-            .scan_prefix(run_prefix(dag_id, run_id))
-            .map(|kv| {
-                let (_, v) = kv.map_err(db_err)?;
-                serde_json::from_slice(&v).map_err(|e| json_err("task instance", e))
-            })
-            .collect()
-    }
-
-    /// Apply a batch of task-instance writes: `replace` lists tasks whose instances are all
-    /// rewritten (expansion), `put` the instances to write.
-    pub fn write_tis(
-        &self,
-        dag_id: &str,
-        run_id: &str,
-        replace: &[String],
-        put: &[StoredTi],
-    ) -> Result<(), SchedulerError> {
-        let mut batch = sled::Batch::default();
-        for task_id in replace {
-            for kv in self.tis.scan_prefix(task_prefix(dag_id, run_id, task_id)) {
-                let (k, _) = kv.map_err(db_err)?;
-                batch.remove(k);
-            }
-        }
-        for ti in put {
-            let v = serde_json::to_vec(ti).map_err(|e| json_err("task instance", e))?;
-            batch.insert(ti_key(dag_id, run_id, &ti.ti.task_id, ti.ti.map_index), v);
-        }
-        self.tis.apply_batch(batch).map_err(db_err)?;
-        Ok(())
-    }
-
-    /// Append entries to a try's log.
-    pub fn append_log(
-        &self,
-        dag_id: &str,
-        run_id: &str,
-        task_id: &str,
-        map_index: i64,
-        try_number: u32,
-        entry: Value,
-    ) -> Result<(), SchedulerError> {
-        let mut key = ti_key(dag_id, run_id, task_id, map_index);
-        key.push(0);
-        key.extend_from_slice(&try_number.to_be_bytes());
-        let mut list: Vec<Value> = match self.logs.get(&key).map_err(db_err)? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| json_err("task log", e))?,
-            None => Vec::new(),
-        };
-        list.push(entry);
-        let v = serde_json::to_vec(&list).map_err(|e| json_err("task log", e))?;
-        self.logs.insert(key, v).map_err(db_err)?;
-        Ok(())
-    }
-
-    /// A task instance's logs: `(map_index, try_number, entries)` in order.
-    pub fn logs_of(
-        &self,
-        dag_id: &str,
-        run_id: &str,
-        task_id: &str,
-    ) -> Result<Vec<(i64, u32, Vec<Value>)>, SchedulerError> {
-        let prefix = task_prefix(dag_id, run_id, task_id);
-        let mut out = Vec::new();
-        for kv in self.logs.scan_prefix(&prefix) {
-            let (k, v) = kv.map_err(db_err)?;
-            let rest = &k[prefix.len()..];
-            if rest.len() != 8 + 1 + 4 {
-                continue;
-            }
-            let mi = u64::from_be_bytes(rest[..8].try_into().unwrap_or([0; 8])) ^ (1 << 63);
-            let tn = u32::from_be_bytes(rest[9..].try_into().unwrap_or([0; 4]));
-            let entries: Vec<Value> =
-                serde_json::from_slice(&v).map_err(|e| json_err("task log", e))?;
-            out.push((mi as i64, tn, entries));
-        }
-        Ok(out)
-    }
-
-    /// Record an SLA miss once; returns false when it was already recorded.
-    pub fn record_sla_miss(
-        &self,
-        dag_id: &str,
-        run_id: &str,
-        task_id: &str,
-        rec: &Value,
-    ) -> Result<bool, SchedulerError> {
-        let key = join(&[dag_id.as_bytes(), run_id.as_bytes(), task_id.as_bytes()]);
-        let v = serde_json::to_vec(rec).map_err(|e| json_err("sla miss", e))?;
-        let prev = self
-            .sla
-            .compare_and_swap(key, None as Option<&[u8]>, Some(v))
-            .map_err(db_err)?;
-        Ok(prev.is_ok())
-    }
-
-    /// Recorded SLA misses of a DAG.
-    pub fn sla_misses(&self, dag_id: &str) -> Result<Vec<Value>, SchedulerError> {
-        let mut prefix = dag_id.as_bytes().to_vec();
-        prefix.push(0);
-        self.sla
-            .scan_prefix(prefix)
-            .map(|kv| {
-                let (_, v) = kv.map_err(db_err)?;
-                serde_json::from_slice(&v).map_err(|e| json_err("sla miss", e))
-            })
-            .collect()
-    }
-
-    /// Whether a file-arrival trigger has seen `path` at `mtime`; records it when not.
-    pub fn see_file(&self, dag_id: &str, path: &str, mtime: f64) -> Result<bool, SchedulerError> {
-        let key = join(&[dag_id.as_bytes(), path.as_bytes()]);
-        let new = mtime.to_be_bytes();
-        let old = self.seen.insert(key, &new).map_err(db_err)?;
-        Ok(old.is_some_and(|o| o.as_ref() == new))
+    /// A store over any implementation.
+    pub fn new(store: Arc<dyn DagStore>) -> Self {
+        SchedStore(store)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use weft_dag::TiState;
+impl std::ops::Deref for SchedStore {
+    type Target = dyn DagStore;
 
-    fn run(dag: &str, id: &str, day: u32) -> DagRunRecord {
-        let d = chrono::NaiveDate::from_ymd_opt(2024, 1, day)
-            .unwrap()
-            .and_hms_opt(0, 0, 0)
-            .unwrap()
-            .and_utc();
-        DagRunRecord {
-            dag_id: dag.into(),
-            run_id: id.into(),
-            run_type: "scheduled".into(),
-            logical_date: d,
-            data_interval_start: d,
-            data_interval_end: d,
-            state: "queued".into(),
-            conf: Map::new(),
-            queued_at: d,
-            start_date: None,
-            end_date: None,
-        }
-    }
-
-    #[test]
-    fn runs_list_in_logical_date_order_and_are_unique() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let s = SchedStore::open(&db).unwrap();
-        for (id, day) in [("c", 20), ("a", 3), ("b", 11)] {
-            s.insert_run(&run("d", id, day)).unwrap();
-        }
-        s.insert_run(&run("d2", "z", 1)).unwrap();
-        let ids: Vec<String> = s
-            .runs_of("d")
-            .unwrap()
-            .into_iter()
-            .map(|r| r.run_id)
-            .collect();
-        assert_eq!(ids, ["a", "b", "c"]);
-        assert!(s.insert_run(&run("d", "x", 3)).is_err());
-        assert!(s.insert_run(&run("d", "a", 4)).is_err());
-        assert_eq!(s.get_run("d", "b").unwrap().unwrap().run_id, "b");
-        assert_eq!(
-            s.last_run("d", &["scheduled"]).unwrap().unwrap().run_id,
-            "c"
-        );
-    }
-
-    #[test]
-    fn task_instances_and_logs_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let s = SchedStore::open(&db).unwrap();
-        let ti = |task: &str, mi: i64, state| StoredTi {
-            ti: TiRecord {
-                task_id: task.into(),
-                map_index: mi,
-                state,
-                try_number: 1,
-                tries_before_clear: 0,
-                duration_s: 0.0,
-                wait_until: 0.0,
-                first_poke_at: None,
-                pokes: 0,
-                xcom: Value::Null,
-                error: None,
-                mapped_args: Map::new(),
-            },
-            start_date: None,
-            end_date: None,
-        };
-        s.write_tis(
-            "d",
-            "r",
-            &[],
-            &[ti("m", -1, TiState::None), ti("a", -1, TiState::Success)],
-        )
-        .unwrap();
-        s.write_tis(
-            "d",
-            "r",
-            &["m".into()],
-            &[ti("m", 1, TiState::None), ti("m", 0, TiState::Running)],
-        )
-        .unwrap();
-        let got: Vec<(String, i64)> = s
-            .tis_of("d", "r")
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.ti.task_id, t.ti.map_index))
-            .collect();
-        assert_eq!(got, [("a".into(), -1), ("m".into(), 0), ("m".into(), 1)]);
-        s.append_log("d", "r", "m", 1, 2, serde_json::json!("x"))
-            .unwrap();
-        s.append_log("d", "r", "m", 1, 2, serde_json::json!("y"))
-            .unwrap();
-        s.append_log("d", "r", "m", 0, 1, serde_json::json!("z"))
-            .unwrap();
-        let logs = s.logs_of("d", "r", "m").unwrap();
-        assert_eq!(logs.len(), 2);
-        assert_eq!(
-            logs[1],
-            (1, 2, vec![serde_json::json!("x"), serde_json::json!("y")])
-        );
-        assert!(!s.see_file("d", "/a", 1.0).unwrap());
-        assert!(s.see_file("d", "/a", 1.0).unwrap());
-        assert!(!s.see_file("d", "/a", 2.0).unwrap());
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use weft_engine::{PluginHost, PluginRef};
 use weft_sandbox::{Grant, Limits, Outcome, Policy, Sandbox, SandboxConfig};
-use weft_store::Store;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +37,7 @@ pub fn host(home_name: &str) -> &'static PluginHost {
     static HOST: OnceLock<PluginHost> = OnceLock::new();
     HOST.get_or_init(|| {
         let home = repo_root().join("target").join(home_name);
-        let store = Arc::new(Store::open(&home).unwrap());
+        let store = Arc::new(weft_store::PluginStore::open(&home).unwrap());
         let sandbox = Arc::new(Sandbox::new(&SandboxConfig::default()).unwrap());
         let host = PluginHost::new(store, sandbox).unwrap();
         for rel in [

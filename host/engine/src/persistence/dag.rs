@@ -1,0 +1,92 @@
+//! [`DagStore`]: the DAG scheduler's durable state — runs, task instances, per-try logs, SLA
+//! misses and the files a file-arrival trigger has seen — as one trait that each database
+//! implements with the same observable behaviour (orderings included).
+
+use serde_json::Value;
+
+use crate::scheduler::{DagRunRecord, SchedulerError, StoredTi};
+
+/// A background flusher: asked to make recent writes durable soon, without waiting for it.
+pub trait Committer: Send + Sync {
+    /// Asks for a flush soon.
+    fn nudge(&self);
+}
+
+impl Committer for crate::durable::GroupCommit {
+    fn nudge(&self) {
+        crate::durable::GroupCommit::nudge(self);
+    }
+}
+
+/// The scheduler's store.
+///
+/// Orderings every implementation keeps: a DAG's runs by logical date; a run's task instances
+/// by task id (bytewise) then map index; logs by map index then try number.
+pub trait DagStore: Send + Sync {
+    /// Inserts a new run; refuses ([`SchedulerError::RunExists`]) a second run of the DAG at
+    /// the same logical date or with the same run id (Airflow's unique constraints), also when
+    /// two schedulers race.
+    fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError>;
+    /// Overwrites a run's record.
+    fn put_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError>;
+    /// A run by id.
+    fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<DagRunRecord>, SchedulerError>;
+    /// A DAG's runs in logical-date order.
+    fn runs_of(&self, dag_id: &str) -> Result<Vec<DagRunRecord>, SchedulerError>;
+    /// Every run not yet finished (queued or running), any DAG, by DAG id then logical date.
+    fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, SchedulerError>;
+    /// The latest run of a DAG of one of `types` (the timetable's "last automated run").
+    fn last_run(
+        &self,
+        dag_id: &str,
+        types: &[&str],
+    ) -> Result<Option<DagRunRecord>, SchedulerError>;
+    /// Every task instance of a run.
+    fn tis_of(&self, dag_id: &str, run_id: &str) -> Result<Vec<StoredTi>, SchedulerError>;
+    /// Applies a batch of task-instance writes atomically: `replace` lists tasks whose
+    /// instances are all rewritten (expansion), `put` the instances to write.
+    fn write_tis(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        replace: &[String],
+        put: &[StoredTi],
+    ) -> Result<(), SchedulerError>;
+    /// Appends an entry to a try's log.
+    fn append_log(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+        try_number: u32,
+        entry: Value,
+    ) -> Result<(), SchedulerError>;
+    /// A task's logs: `(map_index, try_number, entries)` in order.
+    fn logs_of(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Vec<(i64, u32, Vec<Value>)>, SchedulerError>;
+    /// Records an SLA miss once; false when it was already recorded.
+    fn record_sla_miss(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        rec: &Value,
+    ) -> Result<bool, SchedulerError>;
+    /// A DAG's recorded SLA misses, by run id then task id.
+    fn sla_misses(&self, dag_id: &str) -> Result<Vec<Value>, SchedulerError>;
+    /// Whether a file-arrival trigger has seen `path` at `mtime`; records it when not.
+    fn see_file(&self, dag_id: &str, path: &str, mtime: f64) -> Result<bool, SchedulerError>;
+    /// Deletes everything stored about a DAG (runs, task instances, logs, SLA misses, seen
+    /// files), as Airflow's `dags delete`; returns how many runs were deleted.
+    fn delete_dag(&self, dag_id: &str) -> Result<usize, SchedulerError>;
+    /// Makes every write so far durable (a no-op where each write commits on its own).
+    fn flush(&self) -> Result<(), SchedulerError>;
+    /// A background flusher for the scheduler loop's passes (`None`: writes are durable when
+    /// they return).
+    fn committer(&self) -> Result<Option<Box<dyn Committer>>, SchedulerError>;
+}

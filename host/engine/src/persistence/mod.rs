@@ -1,0 +1,62 @@
+//! The persistence interface: everything durable goes through the traits here, implemented once
+//! per database — sled (embedded, one process: the default) in [`sled_dag`] and PostgreSQL
+//! (several nodes on one database) in [`pg`]. Code above this module asks for a trait object
+//! and never learns which database is below it; each implementation runs the same test suite.
+//!
+//! What is behind the interface so far: the DAG scheduler's store ([`DagStore`]: runs, task
+//! instances, per-try logs, SLA misses, seen files). The Standard-execution runtime's state
+//! (state machines, executions, history, journal, timers, task tokens, activities) follows the
+//! same shape: see [`runtime`] for its contract, written so that a PostgreSQL implementation
+//! commits one run step (history and journal entries) in one transaction guarded by the
+//! execution's lease epoch.
+//!
+//! [`Database`] is what a process opens once, from `--db`/`WEFT_DB` (a `postgres://` URL) or
+//! its sled store, and hands out the stores of each concern.
+
+pub mod dag;
+mod error;
+pub mod pg;
+pub mod runtime;
+pub mod sled_dag;
+
+pub use dag::{Committer, DagStore};
+pub use error::PersistenceError;
+pub use pg::PgDatabase;
+
+use crate::scheduler::{SchedStore, SchedulerError};
+
+/// The database a process keeps its durable state in.
+#[derive(Clone)]
+pub enum Database {
+    /// The embedded sled store of one process.
+    Sled(sled::Db),
+    /// A PostgreSQL database shared by every node.
+    Postgres(PgDatabase),
+}
+
+impl Database {
+    /// Opens `url` when it is given (`postgres://USER@HOST:PORT/DB`: connects, creates or
+    /// migrates the schema), else uses `sled`.
+    pub fn open(url: Option<&str>, sled: &sled::Db) -> Result<Self, PersistenceError> {
+        match url {
+            Some(u) => Ok(Database::Postgres(PgDatabase::connect(u)?)),
+            None => Ok(Database::Sled(sled.clone())),
+        }
+    }
+
+    /// The DAG scheduler's store on this database.
+    pub fn dag_store(&self) -> Result<SchedStore, SchedulerError> {
+        Ok(match self {
+            Database::Sled(db) => SchedStore::open(db)?,
+            Database::Postgres(pg) => SchedStore::postgres(pg),
+        })
+    }
+
+    /// A short name for logs: `sled` or `postgres HOST:PORT/DB`.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sled(_) => "sled".into(),
+            Database::Postgres(pg) => format!("postgres {}", pg.target()),
+        }
+    }
+}

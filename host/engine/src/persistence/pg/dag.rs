@@ -1,0 +1,491 @@
+//! [`PgDagStore`]: the DAG scheduler's store ([`DagStore`]) in PostgreSQL. Uniqueness (one run
+//! per logical date, one run id per DAG, one SLA miss per task) is the database's constraints,
+//! so two schedulers racing on one database cannot both win; a pass's task-instance writes are
+//! one transaction. Orderings match sled's byte order (`COLLATE "C"`).
+//!
+//! Durability follows the scheduler's contract (see [`crate::scheduler::core`]): a pass's
+//! task-instance writes and task logs need only be durable by the next flush, as sled's group
+//! commit makes them, so they commit with `synchronous_commit = off` (PostgreSQL's WAL writer
+//! flushes them within its delay; a crash loses at most those last passes, whose tries run
+//! again). Runs are created and ended with synchronous commits, and a synchronous commit
+//! flushes the WAL up to itself, so every earlier write too; [`DagStore::flush`] makes one
+//! (assigning a transaction id) only when an asynchronous commit may not be covered yet.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Json;
+
+use super::PgDatabase;
+use crate::persistence::dag::{Committer, DagStore};
+use crate::persistence::error::chain;
+use crate::scheduler::{DagRunRecord, SchedulerError, StoredTi};
+
+/// The scheduler's store in PostgreSQL.
+#[derive(Clone)]
+pub struct PgDagStore {
+    db: PgDatabase,
+    flushes: Arc<Flushes>,
+}
+
+/// Which asynchronous commits are known to be on disk.
+#[derive(Default)]
+struct Flushes {
+    /// Asynchronous commits so far.
+    written: AtomicU64,
+    /// The first this many are durable (a synchronous commit came after them).
+    durable: AtomicU64,
+}
+
+fn err(e: impl std::error::Error + 'static) -> SchedulerError {
+    SchedulerError::Store(chain(&e))
+}
+
+fn micros(d: &chrono::DateTime<chrono::Utc>) -> i64 {
+    d.timestamp_micros()
+}
+
+fn run_from(row: &tokio_postgres::Row) -> Result<DagRunRecord, SchedulerError> {
+    row.try_get::<_, Json<DagRunRecord>>(0)
+        .map(|j| j.0)
+        .map_err(|e| SchedulerError::Store(format!("corrupt dag run record: {}", chain(&e))))
+}
+
+impl PgDagStore {
+    /// The store in `db`.
+    pub fn new(db: PgDatabase) -> Self {
+        PgDagStore {
+            db,
+            flushes: Arc::default(),
+        }
+    }
+
+    /// [`Self::call`] for a query that commits synchronously: once it succeeds, every
+    /// asynchronous commit that ended before it started is durable too.
+    fn call_sync<T, F, Fut>(&self, f: F) -> Result<T, SchedulerError>
+    where
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, SchedulerError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let before = self.flushes.written.load(Ordering::SeqCst);
+        let r = self.call(f)?;
+        self.flushes.durable.fetch_max(before, Ordering::SeqCst);
+        Ok(r)
+    }
+
+    /// Runs a query on the database's runtime with a pooled connection.
+    fn call<T, F, Fut>(&self, f: F) -> Result<T, SchedulerError>
+    where
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, SchedulerError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.db.pool().clone();
+        self.db.run(f(pool)).map_err(err)?
+    }
+}
+
+impl DagStore for PgDagStore {
+    fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
+        let rec = rec.clone();
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let r = c
+                .execute(
+                    "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &rec.dag_id,
+                        &micros(&rec.logical_date),
+                        &rec.run_id,
+                        &rec.run_type,
+                        &rec.state,
+                        &Json(&rec),
+                    ],
+                )
+                .await;
+            match r {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    let row = c
+                        .query_opt(
+                            "SELECT run_id FROM dag_runs WHERE dag_id = $1 AND logical_date_us = $2",
+                            &[&rec.dag_id, &micros(&rec.logical_date)],
+                        )
+                        .await
+                        .map_err(err)?;
+                    let detail = match row {
+                        Some(row) => format!(
+                            "run `{}` already has logical date {}",
+                            row.get::<_, String>(0),
+                            rec.logical_date.to_rfc3339()
+                        ),
+                        None => format!("run id `{}` is taken", rec.run_id),
+                    };
+                    Err(SchedulerError::RunExists {
+                        dag_id: rec.dag_id.clone(),
+                        detail,
+                    })
+                }
+                Err(e) => Err(err(e)),
+            }
+        })
+    }
+
+    fn put_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
+        let rec = rec.clone();
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            c.execute(
+                "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (dag_id, logical_date_us) DO UPDATE SET run_id = EXCLUDED.run_id, \
+                 run_type = EXCLUDED.run_type, state = EXCLUDED.state, rec = EXCLUDED.rec",
+                &[
+                    &rec.dag_id,
+                    &micros(&rec.logical_date),
+                    &rec.run_id,
+                    &rec.run_type,
+                    &rec.state,
+                    &Json(&rec),
+                ],
+            )
+            .await
+            .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<DagRunRecord>, SchedulerError> {
+        let (dag_id, run_id) = (dag_id.to_string(), run_id.to_string());
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let row = c
+                .query_opt(
+                    "SELECT rec FROM dag_runs WHERE dag_id = $1 AND run_id = $2",
+                    &[&dag_id, &run_id],
+                )
+                .await
+                .map_err(err)?;
+            row.as_ref().map(run_from).transpose()
+        })
+    }
+
+    fn runs_of(&self, dag_id: &str) -> Result<Vec<DagRunRecord>, SchedulerError> {
+        let dag_id = dag_id.to_string();
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "SELECT rec FROM dag_runs WHERE dag_id = $1 ORDER BY logical_date_us",
+                    &[&dag_id],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter().map(run_from).collect()
+        })
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, SchedulerError> {
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "SELECT rec FROM dag_runs WHERE state NOT IN ('success', 'failed') \
+                     ORDER BY dag_id COLLATE \"C\", logical_date_us",
+                    &[],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter().map(run_from).collect()
+        })
+    }
+
+    fn last_run(
+        &self,
+        dag_id: &str,
+        types: &[&str],
+    ) -> Result<Option<DagRunRecord>, SchedulerError> {
+        let dag_id = dag_id.to_string();
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let row = c
+                .query_opt(
+                    "SELECT rec FROM dag_runs WHERE dag_id = $1 AND run_type = ANY($2) \
+                     ORDER BY logical_date_us DESC LIMIT 1",
+                    &[&dag_id, &types],
+                )
+                .await
+                .map_err(err)?;
+            row.as_ref().map(run_from).transpose()
+        })
+    }
+
+    fn tis_of(&self, dag_id: &str, run_id: &str) -> Result<Vec<StoredTi>, SchedulerError> {
+        let (dag_id, run_id) = (dag_id.to_string(), run_id.to_string());
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "SELECT rec FROM task_instances WHERE dag_id = $1 AND run_id = $2 \
+                     ORDER BY task_id COLLATE \"C\", map_index",
+                    &[&dag_id, &run_id],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| {
+                    r.try_get::<_, Json<StoredTi>>(0).map(|j| j.0).map_err(|e| {
+                        SchedulerError::Store(format!(
+                            "corrupt task instance record: {}",
+                            chain(&e)
+                        ))
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn write_tis(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        replace: &[String],
+        put: &[StoredTi],
+    ) -> Result<(), SchedulerError> {
+        let (dag_id, run_id) = (dag_id.to_string(), run_id.to_string());
+        let replace = replace.to_vec();
+        // the last write of an instance wins, as in one sled batch
+        let mut last: HashMap<(String, i64), usize> = HashMap::new();
+        for (n, ti) in put.iter().enumerate() {
+            last.insert((ti.ti.task_id.clone(), ti.ti.map_index), n);
+        }
+        let mut order: Vec<usize> = last.into_values().collect();
+        order.sort_unstable();
+        let tasks: Vec<String> = order.iter().map(|&n| put[n].ti.task_id.clone()).collect();
+        let indexes: Vec<i64> = order.iter().map(|&n| put[n].ti.map_index).collect();
+        let recs: Vec<Json<StoredTi>> = order.iter().map(|&n| Json(put[n].clone())).collect();
+        let flushes = self.flushes.clone();
+        self.call(|pool| async move {
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(err)?;
+            if !replace.is_empty() {
+                tx.execute(
+                    "DELETE FROM task_instances WHERE dag_id = $1 AND run_id = $2 \
+                     AND task_id = ANY($3)",
+                    &[&dag_id, &run_id, &replace],
+                )
+                .await
+                .map_err(err)?;
+            }
+            if !tasks.is_empty() {
+                tx.execute(
+                    "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, rec) \
+                     SELECT $1, $2, t, m, r FROM UNNEST($3::text[], $4::bigint[], $5::json[]) \
+                     AS u(t, m, r) \
+                     ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET rec = EXCLUDED.rec",
+                    &[&dag_id, &run_id, &tasks, &indexes, &recs],
+                )
+                .await
+                .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            flushes.written.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn append_log(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+        try_number: u32,
+        entry: Value,
+    ) -> Result<(), SchedulerError> {
+        let key = (dag_id.to_string(), run_id.to_string(), task_id.to_string());
+        let try_number = try_number as i32;
+        let flushes = self.flushes.clone();
+        self.call(|pool| async move {
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(err)?;
+            tx.execute(
+                "INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, entry) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &key.0,
+                    &key.1,
+                    &key.2,
+                    &map_index,
+                    &try_number,
+                    &Json(&entry),
+                ],
+            )
+            .await
+            .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            flushes.written.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn logs_of(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Vec<(i64, u32, Vec<Value>)>, SchedulerError> {
+        let key = (dag_id.to_string(), run_id.to_string(), task_id.to_string());
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "SELECT map_index, try_number, entry FROM task_logs \
+                     WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 \
+                     ORDER BY map_index, try_number, seq",
+                    &[&key.0, &key.1, &key.2],
+                )
+                .await
+                .map_err(err)?;
+            let mut out: Vec<(i64, u32, Vec<Value>)> = Vec::new();
+            for r in rows {
+                let mi: i64 = r.get(0);
+                let tn = r.get::<_, i32>(1) as u32;
+                let entry = r.try_get::<_, Json<Value>>(2).map_err(err)?.0;
+                match out.last_mut() {
+                    Some(last) if last.0 == mi && last.1 == tn => last.2.push(entry),
+                    _ => out.push((mi, tn, vec![entry])),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn record_sla_miss(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        rec: &Value,
+    ) -> Result<bool, SchedulerError> {
+        let key = (dag_id.to_string(), run_id.to_string(), task_id.to_string());
+        let rec = rec.clone();
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let n = c
+                .execute(
+                    "INSERT INTO sla_misses (dag_id, run_id, task_id, rec) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                    &[&key.0, &key.1, &key.2, &Json(&rec)],
+                )
+                .await
+                .map_err(err)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn sla_misses(&self, dag_id: &str) -> Result<Vec<Value>, SchedulerError> {
+        let dag_id = dag_id.to_string();
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "SELECT rec FROM sla_misses WHERE dag_id = $1 \
+                     ORDER BY run_id COLLATE \"C\", task_id COLLATE \"C\"",
+                    &[&dag_id],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| r.try_get::<_, Json<Value>>(0).map(|j| j.0).map_err(err))
+                .collect()
+        })
+    }
+
+    fn see_file(&self, dag_id: &str, path: &str, mtime: f64) -> Result<bool, SchedulerError> {
+        let (dag_id, path) = (dag_id.to_string(), path.to_string());
+        self.call_sync(|pool| async move {
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            // (the row lock makes check-and-record one step for racing schedulers)
+            let old = tx
+                .query_opt(
+                    "SELECT mtime FROM seen_files WHERE dag_id = $1 AND path = $2 FOR UPDATE",
+                    &[&dag_id, &path],
+                )
+                .await
+                .map_err(err)?
+                .map(|r| r.get::<_, f64>(0));
+            tx.execute(
+                "INSERT INTO seen_files (dag_id, path, mtime) VALUES ($1, $2, $3) \
+                 ON CONFLICT (dag_id, path) DO UPDATE SET mtime = EXCLUDED.mtime",
+                &[&dag_id, &path, &mtime],
+            )
+            .await
+            .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(old.is_some_and(|o| o.to_bits() == mtime.to_bits()))
+        })
+    }
+
+    fn delete_dag(&self, dag_id: &str) -> Result<usize, SchedulerError> {
+        let dag_id = dag_id.to_string();
+        self.call_sync(|pool| async move {
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            let mut runs = 0;
+            for table in [
+                "dag_runs",
+                "task_instances",
+                "task_logs",
+                "sla_misses",
+                "seen_files",
+            ] {
+                // (table names are these constants; the DAG id is a bound parameter)
+                let n = tx
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE dag_id = $1"),
+                        &[&dag_id],
+                    )
+                    .await
+                    .map_err(err)?;
+                if table == "dag_runs" {
+                    runs = n as usize;
+                }
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(runs)
+        })
+    }
+
+    fn flush(&self) -> Result<(), SchedulerError> {
+        let f = &self.flushes;
+        if f.durable.load(Ordering::SeqCst) >= f.written.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            // a transaction with an id commits synchronously: the WAL is flushed up to it
+            c.execute("SELECT txid_current()", &[]).await.map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn committer(&self) -> Result<Option<Box<dyn Committer>>, SchedulerError> {
+        Ok(None)
+    }
+}

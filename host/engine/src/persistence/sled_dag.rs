@@ -1,0 +1,375 @@
+//! [`SledDagStore`]: the DAG scheduler's store ([`super::DagStore`]) on sled — DAG runs, task
+//! instances, per-try task logs, SLA misses and the files a file-arrival trigger has seen.
+//!
+//! Trees and keys (all keys are byte strings; ids are separated by `\0`, which DAG and task ids
+//! cannot contain):
+//! - `dag_runs`: `dag_id \0 logical_date` (8 bytes, order-preserving) -> [`DagRunRecord`], so
+//!   one DAG's runs list in logical-date order with a prefix scan;
+//! - `dag_run_ids`: `dag_id \0 run_id` -> the `dag_runs` key;
+//! - `task_instances`: `dag_id \0 run_id \0 task_id \0 map_index` -> [`StoredTi`];
+//! - `task_logs`: the task-instance key + `\0 try_number` -> a JSON array of the try's log
+//!   entries (guest log records, stdout, stderr, audit, error);
+//! - `sla_misses`: `dag_id \0 run_id \0 task_id` -> a JSON record;
+//! - `seen_files`: `dag_id \0 path` -> modification time seen.
+//!
+//! Writes go through [`SledDagStore::write_tis`] (one sled batch) and [`SledDagStore::flush`], so
+//! the loop commits a whole pass of state changes at once before acting on them.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::dag::{Committer, DagStore};
+use crate::scheduler::{DagRunRecord, SchedulerError, StoredTi};
+
+/// The scheduler's sled trees.
+#[derive(Clone)]
+pub struct SledDagStore {
+    db: sled::Db,
+    runs: sled::Tree,
+    run_ids: sled::Tree,
+    tis: sled::Tree,
+    logs: sled::Tree,
+    sla: sled::Tree,
+    seen: sled::Tree,
+}
+
+fn db_err(e: sled::Error) -> SchedulerError {
+    SchedulerError::Store(e.to_string())
+}
+
+fn json_err(what: &str, e: serde_json::Error) -> SchedulerError {
+    SchedulerError::Store(format!("corrupt {what} record: {e}"))
+}
+
+fn date_bytes(d: &DateTime<Utc>) -> [u8; 8] {
+    ((d.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn map_index_bytes(m: i64) -> [u8; 8] {
+    ((m as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (n, p) in parts.iter().enumerate() {
+        if n > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// Key of a task instance.
+pub fn ti_key(dag_id: &str, run_id: &str, task_id: &str, map_index: i64) -> Vec<u8> {
+    join(&[
+        dag_id.as_bytes(),
+        run_id.as_bytes(),
+        task_id.as_bytes(),
+        &map_index_bytes(map_index),
+    ])
+}
+
+fn task_prefix(dag_id: &str, run_id: &str, task_id: &str) -> Vec<u8> {
+    let mut k = join(&[dag_id.as_bytes(), run_id.as_bytes(), task_id.as_bytes()]);
+    k.push(0);
+    k
+}
+
+fn run_prefix(dag_id: &str, run_id: &str) -> Vec<u8> {
+    let mut k = join(&[dag_id.as_bytes(), run_id.as_bytes()]);
+    k.push(0);
+    k
+}
+
+impl SledDagStore {
+    /// Opens (creating) the trees in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, SchedulerError> {
+        Ok(SledDagStore {
+            db: db.clone(),
+            runs: db.open_tree("dag_runs").map_err(db_err)?,
+            run_ids: db.open_tree("dag_run_ids").map_err(db_err)?,
+            tis: db.open_tree("task_instances").map_err(db_err)?,
+            logs: db.open_tree("task_logs").map_err(db_err)?,
+            sla: db.open_tree("sla_misses").map_err(db_err)?,
+            seen: db.open_tree("seen_files").map_err(db_err)?,
+        })
+    }
+
+    /// The database the trees live in.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn run_key(rec: &DagRunRecord) -> Vec<u8> {
+        join(&[rec.dag_id.as_bytes(), &date_bytes(&rec.logical_date)])
+    }
+}
+
+impl DagStore for SledDagStore {
+    fn delete_dag(&self, dag_id: &str) -> Result<usize, SchedulerError> {
+        let mut prefix = dag_id.as_bytes().to_vec();
+        prefix.push(0);
+        let runs = self.runs.scan_prefix(&prefix).count();
+        for tree in [
+            &self.runs,
+            &self.run_ids,
+            &self.tis,
+            &self.logs,
+            &self.sla,
+            &self.seen,
+        ] {
+            let keys: Vec<sled::IVec> = tree
+                .scan_prefix(&prefix)
+                .keys()
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            for k in keys {
+                tree.remove(k).map_err(db_err)?;
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Make every write so far durable.
+    fn flush(&self) -> Result<(), SchedulerError> {
+        self.db.flush().map_err(db_err)?;
+        Ok(())
+    }
+
+    fn committer(&self) -> Result<Option<Box<dyn Committer>>, SchedulerError> {
+        let c = crate::durable::GroupCommit::start(self.db.clone())
+            .map_err(|e| SchedulerError::Store(format!("cannot start the group committer: {e}")))?;
+        Ok(Some(Box::new(c)))
+    }
+
+    /// Insert a new run; refuses a second run of the DAG at the same logical date or with the
+    /// same run id (Airflow's unique constraints).
+    fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
+        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError};
+        use sled::Transactional;
+        let key = Self::run_key(rec);
+        let id_key = join(&[rec.dag_id.as_bytes(), rec.run_id.as_bytes()]);
+        let v = serde_json::to_vec(rec).map_err(|e| json_err("dag run", e))?;
+        // one transaction over both trees: two handles racing on one logical date or run id
+        // cannot both insert
+        let r = (&self.runs, &self.run_ids).transaction(|(runs, ids)| {
+            if let Some(existing) = runs.get(&key)? {
+                let detail = match serde_json::from_slice::<DagRunRecord>(&existing) {
+                    Ok(old) => format!(
+                        "run `{}` already has logical date {}",
+                        old.run_id,
+                        rec.logical_date.to_rfc3339()
+                    ),
+                    Err(e) => return Err(Abort::Abort(json_err("dag run", e))),
+                };
+                return Err(Abort::Abort(SchedulerError::RunExists {
+                    dag_id: rec.dag_id.clone(),
+                    detail,
+                }));
+            }
+            if ids.get(&id_key)?.is_some() {
+                return Err(Abort::Abort(SchedulerError::RunExists {
+                    dag_id: rec.dag_id.clone(),
+                    detail: format!("run id `{}` is taken", rec.run_id),
+                }));
+            }
+            runs.insert(key.as_slice(), v.as_slice())?;
+            ids.insert(id_key.as_slice(), key.as_slice())?;
+            Ok(())
+        });
+        match r {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(db_err(e)),
+        }
+    }
+
+    /// Overwrite a run's record.
+    fn put_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
+        let v = serde_json::to_vec(rec).map_err(|e| json_err("dag run", e))?;
+        self.runs.insert(Self::run_key(rec), v).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A run by id.
+    fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<DagRunRecord>, SchedulerError> {
+        let Some(key) = self
+            .run_ids
+            .get(join(&[dag_id.as_bytes(), run_id.as_bytes()]))
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        match self.runs.get(key).map_err(db_err)? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A DAG's runs in logical-date order.
+    fn runs_of(&self, dag_id: &str) -> Result<Vec<DagRunRecord>, SchedulerError> {
+        let mut prefix = dag_id.as_bytes().to_vec();
+        prefix.push(0);
+        self.runs
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (_, v) = kv.map_err(db_err)?;
+                serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))
+            })
+            .collect()
+    }
+
+    /// Every run not yet finished (queued or running), any DAG.
+    fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, SchedulerError> {
+        let mut out = Vec::new();
+        for kv in self.runs.iter() {
+            let (_, v) = kv.map_err(db_err)?;
+            let r: DagRunRecord = serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))?;
+            if !r.is_finished() {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest run of a DAG of one of `types` (for the timetable's "last automated run").
+    fn last_run(
+        &self,
+        dag_id: &str,
+        types: &[&str],
+    ) -> Result<Option<DagRunRecord>, SchedulerError> {
+        let mut prefix = dag_id.as_bytes().to_vec();
+        prefix.push(0);
+        for kv in self.runs.scan_prefix(prefix).rev() {
+            let (_, v) = kv.map_err(db_err)?;
+            let r: DagRunRecord = serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))?;
+            if types.contains(&r.run_type.as_str()) {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every task instance of a run.
+    fn tis_of(&self, dag_id: &str, run_id: &str) -> Result<Vec<StoredTi>, SchedulerError> {
+        self.tis
+            .scan_prefix(run_prefix(dag_id, run_id))
+            .map(|kv| {
+                let (_, v) = kv.map_err(db_err)?;
+                serde_json::from_slice(&v).map_err(|e| json_err("task instance", e))
+            })
+            .collect()
+    }
+
+    /// Apply a batch of task-instance writes: `replace` lists tasks whose instances are all
+    /// rewritten (expansion), `put` the instances to write.
+    fn write_tis(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        replace: &[String],
+        put: &[StoredTi],
+    ) -> Result<(), SchedulerError> {
+        let mut batch = sled::Batch::default();
+        for task_id in replace {
+            for kv in self.tis.scan_prefix(task_prefix(dag_id, run_id, task_id)) {
+                let (k, _) = kv.map_err(db_err)?;
+                batch.remove(k);
+            }
+        }
+        for ti in put {
+            let v = serde_json::to_vec(ti).map_err(|e| json_err("task instance", e))?;
+            batch.insert(ti_key(dag_id, run_id, &ti.ti.task_id, ti.ti.map_index), v);
+        }
+        self.tis.apply_batch(batch).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Append entries to a try's log.
+    fn append_log(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+        try_number: u32,
+        entry: Value,
+    ) -> Result<(), SchedulerError> {
+        let mut key = ti_key(dag_id, run_id, task_id, map_index);
+        key.push(0);
+        key.extend_from_slice(&try_number.to_be_bytes());
+        let mut list: Vec<Value> = match self.logs.get(&key).map_err(db_err)? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| json_err("task log", e))?,
+            None => Vec::new(),
+        };
+        list.push(entry);
+        let v = serde_json::to_vec(&list).map_err(|e| json_err("task log", e))?;
+        self.logs.insert(key, v).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A task instance's logs: `(map_index, try_number, entries)` in order.
+    fn logs_of(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Vec<(i64, u32, Vec<Value>)>, SchedulerError> {
+        let prefix = task_prefix(dag_id, run_id, task_id);
+        let mut out = Vec::new();
+        for kv in self.logs.scan_prefix(&prefix) {
+            let (k, v) = kv.map_err(db_err)?;
+            let rest = &k[prefix.len()..];
+            if rest.len() != 8 + 1 + 4 {
+                continue;
+            }
+            let mi = u64::from_be_bytes(rest[..8].try_into().unwrap_or([0; 8])) ^ (1 << 63);
+            let tn = u32::from_be_bytes(rest[9..].try_into().unwrap_or([0; 4]));
+            let entries: Vec<Value> =
+                serde_json::from_slice(&v).map_err(|e| json_err("task log", e))?;
+            out.push((mi as i64, tn, entries));
+        }
+        Ok(out)
+    }
+
+    /// Record an SLA miss once; returns false when it was already recorded.
+    fn record_sla_miss(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        rec: &Value,
+    ) -> Result<bool, SchedulerError> {
+        let key = join(&[dag_id.as_bytes(), run_id.as_bytes(), task_id.as_bytes()]);
+        let v = serde_json::to_vec(rec).map_err(|e| json_err("sla miss", e))?;
+        let prev = self
+            .sla
+            .compare_and_swap(key, None as Option<&[u8]>, Some(v))
+            .map_err(db_err)?;
+        Ok(prev.is_ok())
+    }
+
+    /// Recorded SLA misses of a DAG.
+    fn sla_misses(&self, dag_id: &str) -> Result<Vec<Value>, SchedulerError> {
+        let mut prefix = dag_id.as_bytes().to_vec();
+        prefix.push(0);
+        self.sla
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (_, v) = kv.map_err(db_err)?;
+                serde_json::from_slice(&v).map_err(|e| json_err("sla miss", e))
+            })
+            .collect()
+    }
+
+    /// Whether a file-arrival trigger has seen `path` at `mtime`; records it when not.
+    fn see_file(&self, dag_id: &str, path: &str, mtime: f64) -> Result<bool, SchedulerError> {
+        let key = join(&[dag_id.as_bytes(), path.as_bytes()]);
+        let new = mtime.to_be_bytes();
+        let old = self.seen.insert(key, &new).map_err(db_err)?;
+        Ok(old.is_some_and(|o| o.as_ref() == new))
+    }
+}
