@@ -464,6 +464,7 @@ fn run_once(
         history: Some(&mut events),
         item_reader: None,
         control: None,
+        observer: None,
     };
     let r = weft_asl::run_express(&sm, input, &opts, &runner, &clock, hooks);
     (r, events)
