@@ -43,6 +43,7 @@ pub mod timetable;
 pub mod trigger;
 pub mod yaml;
 mod yaml_flow;
+mod yaml_tags;
 
 pub use error::{DagError, TemplateError};
 pub use load::{

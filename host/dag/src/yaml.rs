@@ -6,8 +6,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::yaml_tags::{classify, shown, TagUse};
 
 /// A YAML value with the 1-based line it starts on.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +144,8 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their [`node_weight`].
+    anchors: HashMap<usize, (Node, usize)>,
     error: Option<YamlError>,
     nodes: usize,
 }
@@ -268,7 +271,55 @@ fn resolve_float(s: &str) -> Option<f64> {
     clean.parse::<f64>().ok()
 }
 
+/// The value of a scalar under a data tag (`!!int "3"` is 3).
+fn tagged_scalar(text: String, use_: &TagUse) -> Result<Val, String> {
+    let plain = resolve_plain(&text);
+    match use_ {
+        TagUse::Str => Ok(Val::Str(text)),
+        TagUse::PythonName(name) => Ok(Val::Str(name.clone())),
+        TagUse::Int => resolve_int(&text)
+            .map(Val::Int)
+            .ok_or_else(|| format!("`{text}` is not an integer")),
+        TagUse::Float => match plain {
+            Val::Float(f) => Ok(Val::Float(f)),
+            Val::Int(i) => Ok(Val::Float(i as f64)),
+            _ => Err(format!("`{text}` is not a number")),
+        },
+        TagUse::Bool => match plain {
+            Val::Bool(b) => Ok(Val::Bool(b)),
+            _ => Err(format!("`{text}` is not a boolean")),
+        },
+        TagUse::Null => Ok(Val::Null),
+        TagUse::Plain | TagUse::Seq | TagUse::Map => Ok(plain),
+        TagUse::Refused(why) => Err(why.clone()),
+    }
+}
+
 impl Builder {
+    /// Record the first error (later ones are consequences).
+    fn fail(&mut self, line: usize, message: String) {
+        if self.error.is_none() {
+            self.error = Some(YamlError { line, message });
+        }
+    }
+
+    /// A collection's tag must be a data tag of its kind.
+    fn check_collection_tag(&mut self, tag: Option<&Tag>, kind: TagUse, line: usize) {
+        let Some(tag) = tag else { return };
+        match classify(tag, false) {
+            TagUse::Refused(why) => self.fail(line, why),
+            u if u != kind => self.fail(
+                line,
+                format!(
+                    "tag `{}` does not fit a {}",
+                    shown(tag),
+                    if kind == TagUse::Seq { "list" } else { "mapping" }
+                ),
+            ),
+            _ => {}
+        }
+    }
+
     fn push(&mut self, node: Node, anchor: usize) {
         if self.error.is_some() {
             return;
@@ -284,7 +335,8 @@ impl Builder {
             return;
         }
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let weight = node_weight(&node);
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -329,14 +381,26 @@ impl MarkedEventReceiver for Builder {
         let line = mark.line().max(1);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let suffix = tag.as_ref().map_or("", |t| t.suffix.as_str());
-                let value = if let Some(name) = suffix.strip_prefix("python/name:") {
-                    // PyYAML's `!!python/name:module.func`: a reference to a Python object.
-                    Val::Str(name.to_string())
-                } else if style != TScalarStyle::Plain || suffix == "str" {
-                    Val::Str(text)
-                } else {
-                    resolve_plain(&text)
+                let untagged = |text: String| {
+                    if style == TScalarStyle::Plain {
+                        resolve_plain(&text)
+                    } else {
+                        Val::Str(text)
+                    }
+                };
+                let value = match tag.as_ref().map(|t| (t, classify(t, true))) {
+                    None | Some((_, TagUse::Plain)) => untagged(text),
+                    Some((_, TagUse::Refused(why))) => {
+                        self.fail(line, why);
+                        Val::Null
+                    }
+                    Some((t, use_)) => match tagged_scalar(text, &use_) {
+                        Ok(v) => v,
+                        Err(reason) => {
+                            self.fail(line, format!("`{}` value: {reason}", shown(t)));
+                            Val::Null
+                        }
+                    },
                 };
                 self.push(Node { value, line }, anchor);
             }
@@ -350,10 +414,12 @@ impl MarkedEventReceiver for Builder {
                 // Keep the frame so the matching end event pops it.
                 self.stack.push(Frame::Seq(Vec::new(), line, 0));
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_ref(), TagUse::Seq, line);
                 self.stack.push(Frame::Seq(Vec::new(), line, anchor))
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_ref(), TagUse::Map, line);
                 self.stack
                     .push(Frame::Map(Vec::new(), None, line, anchor, HashSet::new()))
             }
@@ -375,11 +441,29 @@ impl MarkedEventReceiver for Builder {
                 None => {}
             },
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    value: Val::Null,
-                    line,
-                });
-                self.nodes += node_weight(&node);
+                if self.error.is_some() {
+                    return;
+                }
+                // Count the expansion before copying it: an alias bomb stops here, not after
+                // a million-node clone per alias.
+                let weight = self.anchors.get(&id).map_or(0, |(_, w)| *w);
+                if self.nodes.saturating_add(weight) > MAX_NODES {
+                    self.fail(
+                        line,
+                        format!(
+                            "document too large (more than {MAX_NODES} values after alias expansion)"
+                        ),
+                    );
+                    return;
+                }
+                self.nodes += weight;
+                let node = self.anchors.get(&id).map_or(
+                    Node {
+                        value: Val::Null,
+                        line,
+                    },
+                    |(n, _)| n.clone(),
+                );
                 self.push(node, 0);
             }
             _ => {}
@@ -561,6 +645,42 @@ mod tests {
             serde_json::json!({"y": 3, "x": 1})
         );
         assert_eq!(n.get("f").unwrap().as_str(), Some("sample.double"));
+    }
+
+    #[test]
+    fn data_tags_read_as_pyyaml_reads_them() {
+        let n = parse(
+            "a: !!str 3\nb: !!int '7'\nc: !!python/tuple [1, 2]\nd: !!python/none ''\ne: !!float 2\nf: !!python/dict {k: v}\n",
+        )
+        .unwrap();
+        let j = n.to_json();
+        assert_eq!(j["a"], "3");
+        assert_eq!(j["b"], 7);
+        assert_eq!(j["c"], serde_json::json!([1, 2]));
+        assert!(j["d"].is_null());
+        assert_eq!(j["e"], 2.0);
+        assert_eq!(j["f"], serde_json::json!({"k": "v"}));
+        let e = parse("a: 1\nb: !!int seven\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("`!!int` value: `seven` is not an integer"), "{e:?}");
+    }
+
+    #[test]
+    fn tags_that_run_code_or_build_objects_are_refused_at_their_line() {
+        for (text, line, shown) in [
+            ("x: 1\ny: !!python/object/apply:os.system ['id']\n", 2, "!!python/object/apply:os.system"),
+            ("x: !!python/object/new:subprocess.Popen {args: [id]}\n", 1, "!!python/object/new:subprocess.Popen"),
+            ("x:\n  y: !!python/module:os ''\n", 2, "!!python/module:os"),
+            ("x:\n\n  y: !!python/object:builtins.dict {}\n", 3, "!!python/object:builtins.dict"),
+            // a tagged block mapping is reported at its first line
+            ("pod: !kubernetes.client.models.V1Pod\n  metadata: {}\n", 2, "!kubernetes.client.models.V1Pod"),
+            // `!!` redefined by a directive is not the standard prefix any more
+            ("%TAG !! tag:evil.example,2000:\n---\nx: !!str 1\n", 3, "tag:evil.example"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e:?}");
+            assert!(e.message.contains(shown), "{text}: {e:?}");
+        }
     }
 
     #[test]
