@@ -30,6 +30,7 @@
 pub mod builtin;
 pub mod defaults;
 pub mod error;
+pub mod folder;
 pub mod graph;
 pub mod load;
 pub mod machine;
@@ -46,9 +47,9 @@ mod yaml_flow;
 mod yaml_tags;
 
 pub use error::{DagError, TemplateError};
+pub use folder::{load_dag_file, load_dag_file_in, load_dags, load_folder, FolderLoad};
 pub use load::{
-    load_dag_file, load_dags, load_folder_config, parse_dag_file, valid_dag_id, AnyOperator,
-    FolderConfig, OperatorCheck,
+    load_folder_config, parse_dag_file, valid_dag_id, AnyOperator, FolderConfig, OperatorCheck,
 };
 pub use machine::{ti_key, Change, Poll, RunMachine, TiRecord, SENSOR_NOT_READY};
 pub use model::{

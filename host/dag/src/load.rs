@@ -102,7 +102,9 @@ const DAG_KEYS: &[&str] = &[
     "on_failure_callback_file",
     "sla_miss_callback_name",
     "sla_miss_callback_file",
-    "default_view",
+    "on_execute_callback",
+    "on_execute_callback_name",
+    "on_execute_callback_file",
 ];
 
 const TASK_META_KEYS: &[&str] = &[
@@ -182,128 +184,6 @@ const GROUP_KEYS: &[&str] = &[
     "group_display_name",
 ];
 
-/// Load every DAG file under `dir` (recursively, sorted). DAGs of files with errors are left out.
-pub fn load_dags(dir: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagError>) {
-    let mut errors = Vec::new();
-    let mut config = match load_folder_config(dir) {
-        Ok(c) => c,
-        Err(e) => {
-            errors.push(e);
-            FolderConfig::default()
-        }
-    };
-    config.defaults_root = Some(dir.to_path_buf());
-    let mut files = Vec::new();
-    collect_files(dir, &mut files, &mut errors);
-    files.sort();
-    let mut dags: Vec<Dag> = Vec::new();
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(DagError {
-                    file: file.clone(),
-                    line: 0,
-                    path: String::new(),
-                    reason: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        let (file_dags, file_errors) = parse_dag_file(&file, &text, &config, check);
-        errors.extend(file_errors);
-        for dag in file_dags {
-            if let Some(other) = seen.get(&dag.dag_id) {
-                errors.push(DagError {
-                    file: dag.file.clone(),
-                    line: dag.line,
-                    path: dag.dag_id.clone(),
-                    reason: format!("duplicate dag id, also defined in {}", other.display()),
-                });
-                continue;
-            }
-            seen.insert(dag.dag_id.clone(), dag.file.clone());
-            dags.push(dag);
-        }
-    }
-    (dags, errors)
-}
-
-/// Load one DAG file, using the `weft.yaml` and `defaults.yml` of its folder (for
-/// `weft validate FILE`).
-pub fn load_dag_file(path: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagError>) {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    load_dag_file_in(dir, path, check)
-}
-
-/// Load one DAG file of the DAG folder `root`: the root's `weft.yaml` maps operators and the
-/// `defaults.yml` files from the root down to the file's folder apply.
-pub fn load_dag_file_in(
-    root: &Path,
-    path: &Path,
-    check: &dyn OperatorCheck,
-) -> (Vec<Dag>, Vec<DagError>) {
-    let mut errors = Vec::new();
-    let mut config = load_folder_config(root).unwrap_or_else(|e| {
-        errors.push(e);
-        FolderConfig::default()
-    });
-    config.defaults_root = Some(root.to_path_buf());
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let (dags, errs) = parse_dag_file(path, &text, &config, check);
-            errors.extend(errs);
-            (dags, errors)
-        }
-        Err(e) => {
-            errors.push(DagError {
-                file: path.to_path_buf(),
-                line: 0,
-                path: String::new(),
-                reason: format!("cannot read: {e}"),
-            });
-            (Vec::new(), errors)
-        }
-    }
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<DagError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(DagError {
-                file: dir.to_path_buf(),
-                line: 0,
-                path: String::new(),
-                reason: format!("cannot read DAG folder: {e}"),
-            });
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(&path, out, errors);
-        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
-            && name != FOLDER_CONFIG
-            && name != "weft.yml"
-            && !crate::defaults::is_defaults_file(&name)
-        {
-            out.push(path);
-        }
-    }
-}
-
 /// Read `dir/weft.yaml` (absent is fine).
 pub fn load_folder_config(dir: &Path) -> Result<FolderConfig, DagError> {
     let path = dir.join(FOLDER_CONFIG);
@@ -353,13 +233,43 @@ pub fn parse_folder_config(path: &Path, text: &str) -> Result<FolderConfig, DagE
     Ok(cfg)
 }
 
-/// Parse one DAG file's text. Returns the DAGs without errors, and every error found.
+/// Parse one DAG file's text. Returns the DAGs without errors, and every error found (a file
+/// that is not a DAG file is one error).
 pub fn parse_dag_file(
     file: &Path,
     text: &str,
     config: &FolderConfig,
     check: &dyn OperatorCheck,
 ) -> (Vec<Dag>, Vec<DagError>) {
+    match parse_file_of_folder(file, text, config, check) {
+        FileOutcome::Parsed(dags, errors) => (dags, errors),
+        FileOutcome::NotDagFile(why) => (Vec::new(), vec![why]),
+    }
+}
+
+/// What one YAML file of a DAG folder is.
+pub(crate) enum FileOutcome {
+    /// A DAG file: its DAGs without errors, and every error found.
+    Parsed(Vec<Dag>, Vec<DagError>),
+    /// Not a DAG file (empty, not a mapping, or no top-level key holds a DAG), and why.
+    NotDagFile(DagError),
+}
+
+/// Parse one YAML file met in a DAG folder (see [`FileOutcome`]).
+pub(crate) fn parse_file_of_folder(
+    file: &Path,
+    text: &str,
+    config: &FolderConfig,
+    check: &dyn OperatorCheck,
+) -> FileOutcome {
+    let not_dag = |line: usize, reason: String| {
+        FileOutcome::NotDagFile(DagError {
+            file: file.to_path_buf(),
+            line,
+            path: String::new(),
+            reason,
+        })
+    };
     let mut errors = Vec::new();
     let root = match yaml::parse(text) {
         Ok(r) => r,
@@ -370,11 +280,11 @@ pub fn parse_dag_file(
                 path: String::new(),
                 reason: format!("YAML syntax error: {}", e.message),
             });
-            return (Vec::new(), errors);
+            return FileOutcome::Parsed(Vec::new(), errors);
         }
     };
     if root.is_null() {
-        return (Vec::new(), errors);
+        return not_dag(1, "empty file: not a DAG file".into());
     }
     let root = match crate::pytypes::normalize(root) {
         Ok(r) => r,
@@ -385,31 +295,22 @@ pub fn parse_dag_file(
                 path: String::new(),
                 reason: e.message,
             });
-            return (Vec::new(), errors);
+            return FileOutcome::Parsed(Vec::new(), errors);
         }
     };
+    if let Some(reason) = not_a_dag_file(&root) {
+        return not_dag(root.line, reason);
+    }
     let folder = match &config.defaults_root {
         None => None,
         Some(r) => match crate::defaults::folder_defaults(r, file) {
             Ok(d) => d,
             Err(e) => {
                 errors.push(e);
-                return (Vec::new(), errors);
+                return FileOutcome::Parsed(Vec::new(), errors);
             }
         },
     };
-    if !matches!(root.value, Val::Map(_)) {
-        errors.push(DagError {
-            file: file.to_path_buf(),
-            line: root.line,
-            path: String::new(),
-            reason: format!(
-                "a DAG file must be a mapping of dag ids, got {}",
-                root.type_name()
-            ),
-        });
-        return (Vec::new(), errors);
-    }
     let (default, dag_level) = file_defaults(root.get("default"), folder.as_ref());
     let mut dags = Vec::new();
     for (key, node) in root.entries() {
@@ -437,7 +338,41 @@ pub fn parse_dag_file(
         }
         errors.extend(cx.errors);
     }
-    (dags, errors)
+    FileOutcome::Parsed(dags, errors)
+}
+
+/// Why a YAML document is not a dag-factory DAG file, if it is not one: dag-factory reads every
+/// top-level key (but `default` and `task_groups`) as a DAG, a mapping of DAG fields. A file none
+/// of whose keys holds such a mapping (a Kubernetes manifest, a datasets list, a schedule snippet)
+/// is not a DAG file.
+fn not_a_dag_file(root: &Node) -> Option<String> {
+    if !matches!(root.value, Val::Map(_)) {
+        return Some(format!(
+            "not a DAG file: a DAG file is a mapping of dag ids, this is {}",
+            root.type_name()
+        ));
+    }
+    let looks_like_dag = |n: &Node| {
+        n.entries()
+            .iter()
+            .any(|(k, _)| DAG_KEYS.contains(&k.name.as_str()))
+    };
+    let dags = root
+        .entries()
+        .iter()
+        .filter(|(k, _)| k.name != "default" && k.name != "task_groups");
+    if dags.clone().any(|(_, v)| looks_like_dag(v)) {
+        return None;
+    }
+    let keys: Vec<&str> = dags.map(|(k, _)| k.name.as_str()).take(5).collect();
+    Some(if keys.is_empty() {
+        "not a DAG file: it holds no DAG, only dag-factory's reserved keys".to_string()
+    } else {
+        format!(
+            "not a DAG file: no top-level key ({}) holds a DAG, a mapping with fields such as `tasks`, `schedule` or `default_args`",
+            keys.join(", ")
+        )
+    })
 }
 
 /// The file's `default` block with the folder defaults' `default_args` under its own (file wins
@@ -830,14 +765,21 @@ fn parse_dag(
         );
         return None;
     }
+    // dag-factory passes the DAG fields it knows to Airflow and ignores the rest (files keep
+    // YAML anchors under such keys); weft does the same, with a warning for typos.
+    let mut warnings = Vec::new();
     for (k, _) in node.entries() {
         if !DAG_KEYS.contains(&k.name.as_str()) {
-            cx.err(
-                k.line,
-                format!("{dag_id}.{}", k.name),
-                "unknown DAG field (task arguments belong under `tasks:`)",
-            );
+            warnings.push(format!(
+                "line {}: `{}` is not a DAG field and is ignored, as dag-factory ignores it (task arguments belong under `tasks:`)",
+                k.line, k.name
+            ));
         }
+    }
+    if node.get("schedule_interval").is_some() {
+        warnings.push(
+            "`schedule_interval` is Airflow 2's name (dag-factory 1.0 and Airflow 3 reject it): use `schedule`".into(),
+        );
     }
     let empty = Node {
         value: Val::Map(Vec::new()),
@@ -932,7 +874,6 @@ fn parse_dag(
             }
         },
     };
-    let mut warnings = Vec::new();
     if let Some(note) = crate::schedule_forms::not_run_note(&schedule) {
         warnings.push(note);
     }
@@ -1219,6 +1160,29 @@ fn parse_dag(
                         ),
                     }
                 }
+            }
+        }
+    }
+    // TaskFlow arguments `+task` / `+task['key']` pass an upstream's output (dag-factory makes
+    // them XComArgs): each is an edge, as Airflow infers it.
+    for (tid, task) in &tasks {
+        if !crate::builtin::is_task_decorator(&task.operator_source) {
+            continue;
+        }
+        for (arg, value) in &task.arguments {
+            let Some((task_id, _key)) = value.as_str().and_then(taskflow_reference) else {
+                continue;
+            };
+            match local
+                .get(&task_id)
+                .or_else(|| tasks.get_key_value(&task_id).map(|(k, _)| k))
+            {
+                Some(full) if full != tid => push_edge(&mut ups, &mut up_seen, tid, full.clone()),
+                _ => cx.err(
+                    task.line,
+                    format!("{dag_id}.tasks.{tid}.{arg}"),
+                    format!("passes the output of unknown task `{task_id}`"),
+                ),
             }
         }
     }
@@ -1632,6 +1596,20 @@ fn parse_task(
             }
         }
     }
+    // dag-factory imports `python_callable_file` from where it says (after expanding `$VARS`),
+    // and refuses a relative path
+    if let Some(f) = arguments
+        .get("python_callable_file")
+        .and_then(Value::as_str)
+    {
+        if !(f.starts_with('/') || f.starts_with('$')) {
+            cx.err(
+                node.get("python_callable_file").map_or(line, |n| n.line),
+                format!("{path}.python_callable_file"),
+                format!("`{f}` must be an absolute path (dag-factory imports the file from there)"),
+            );
+        }
+    }
     let (operator_source, op_key) = match (operator_source, decorator) {
         (Some(o), None) => (o, "operator"),
         (None, Some(d)) => (d, "decorator"),
@@ -1808,6 +1786,28 @@ pub fn xcom_pull_targets(s: &str) -> Vec<String> {
     out
 }
 
+/// dag-factory's TaskFlow argument reference: `+task` (the task's output) or `+task['key']` /
+/// `+task["key"]` (one key of a `multiple_outputs` task), as `(task, key)`.
+pub fn taskflow_reference(s: &str) -> Option<(String, String)> {
+    let rest = s.strip_prefix('+')?;
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (task, tail) = rest.split_at(end);
+    if task.is_empty() {
+        return None;
+    }
+    if tail.is_empty() {
+        return Some((task.to_string(), "return_value".into()));
+    }
+    let inner = tail.strip_prefix('[')?.strip_suffix(']')?;
+    let key = inner
+        .strip_prefix('\'')
+        .and_then(|k| k.strip_suffix('\''))
+        .or_else(|| inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')))?;
+    Some((task.to_string(), key.to_string()))
+}
+
 /// Recognise a reference to an upstream's XCom: `+task`, `task.output`,
 /// `{{ ti.xcom_pull('task') }}` / `{{ ti.xcom_pull(task_ids='task', key='k') }}`.
 pub fn xcom_reference(s: &str) -> Option<(String, String)> {
@@ -1884,6 +1884,45 @@ mod tests {
     }
 
     #[test]
+    fn unknown_dag_fields_warn_and_taskflow_arguments_are_edges() {
+        let (dags, errs) = parse(
+            "d:\n  vars: {a: &a 1}\n  schedule_interval: '@daily'\n  tasks:\n    - task_id: n\n      decorator: airflow.decorators.task\n      python_callable: m.n\n    - task_id: c\n      decorator: airflow.decorators.task\n      python_callable: m.c\n      multiple_outputs: true\n    - task_id: d\n      decorator: airflow.decorators.task\n      python_callable: m.d\n      x: +n\n      y: \"+c['k']\"\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let d = &dags[0];
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("line 2: `vars` is not a DAG field")),
+            "{:?}",
+            d.warnings
+        );
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("`schedule_interval` is Airflow 2's name")),
+            "{:?}",
+            d.warnings
+        );
+        assert_eq!(
+            d.tasks["d"].upstream,
+            vec!["n".to_string(), "c".to_string()]
+        );
+        // the reference is kept as written for the callable's runner
+        assert_eq!(d.tasks["d"].arguments["x"], "+n");
+        let (_, errs) = parse(
+            "d:\n  tasks:\n    t:\n      decorator: airflow.decorators.task\n      python_callable: m.n\n      x: +ghost\n    u:\n      operator: airflow.operators.python.PythonOperator\n      python_callable_name: f\n      python_callable_file: dags/f.py\n",
+        );
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("d.tasks.t.x: passes the output of unknown task `ghost`")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|e| e.starts_with("dags/x.yaml:10: d.tasks.u.python_callable_file: `dags/f.py` must be an absolute path")), "{text:?}");
+    }
+
+    #[test]
     fn errors_carry_file_line_and_path() {
         let (dags, errs) = parse(
             "d:\n  schedule: '61 * * * *'\n  bogus: 1\n  tasks:\n    t1:\n      operator: echo\n      dependencies: [nope]\n      trigger_rule: sometimes\n",
@@ -1895,11 +1934,8 @@ mod tests {
                 .any(|e| e.starts_with("dags/x.yaml:2: d.schedule: bad cron")),
             "{text:?}"
         );
-        assert!(
-            text.iter()
-                .any(|e| e.starts_with("dags/x.yaml:3: d.bogus: unknown DAG field")),
-            "{text:?}"
-        );
+        // an unknown DAG field is ignored with a warning, as dag-factory ignores it
+        assert!(!text.iter().any(|e| e.contains("bogus")), "{text:?}");
         assert!(
             text.iter()
                 .any(|e| e
@@ -1956,6 +1992,21 @@ mod tests {
             cfg2.operators["airflow.operators.bash.BashOperator"],
             "bash"
         );
+    }
+
+    #[test]
+    fn taskflow_references() {
+        assert_eq!(
+            taskflow_reference("+collect['key1']"),
+            Some(("collect".into(), "key1".into()))
+        );
+        assert_eq!(
+            taskflow_reference("+n"),
+            Some(("n".into(), "return_value".into()))
+        );
+        assert_eq!(taskflow_reference("+ n"), None);
+        assert_eq!(taskflow_reference("+x[key]"), None);
+        assert_eq!(taskflow_reference("x"), None);
     }
 
     #[test]

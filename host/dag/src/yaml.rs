@@ -313,7 +313,11 @@ impl Builder {
                 format!(
                     "tag `{}` does not fit a {}",
                     shown(tag),
-                    if kind == TagUse::Seq { "list" } else { "mapping" }
+                    if kind == TagUse::Seq {
+                        "list"
+                    } else {
+                        "mapping"
+                    }
                 ),
             ),
             _ => {}
@@ -662,20 +666,44 @@ mod tests {
         assert_eq!(j["f"], serde_json::json!({"k": "v"}));
         let e = parse("a: 1\nb: !!int seven\n").unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.message.contains("`!!int` value: `seven` is not an integer"), "{e:?}");
+        assert!(
+            e.message
+                .contains("`!!int` value: `seven` is not an integer"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn tags_that_run_code_or_build_objects_are_refused_at_their_line() {
         for (text, line, shown) in [
-            ("x: 1\ny: !!python/object/apply:os.system ['id']\n", 2, "!!python/object/apply:os.system"),
-            ("x: !!python/object/new:subprocess.Popen {args: [id]}\n", 1, "!!python/object/new:subprocess.Popen"),
+            (
+                "x: 1\ny: !!python/object/apply:os.system ['id']\n",
+                2,
+                "!!python/object/apply:os.system",
+            ),
+            (
+                "x: !!python/object/new:subprocess.Popen {args: [id]}\n",
+                1,
+                "!!python/object/new:subprocess.Popen",
+            ),
             ("x:\n  y: !!python/module:os ''\n", 2, "!!python/module:os"),
-            ("x:\n\n  y: !!python/object:builtins.dict {}\n", 3, "!!python/object:builtins.dict"),
+            (
+                "x:\n\n  y: !!python/object:builtins.dict {}\n",
+                3,
+                "!!python/object:builtins.dict",
+            ),
             // a tagged block mapping is reported at its first line
-            ("pod: !kubernetes.client.models.V1Pod\n  metadata: {}\n", 2, "!kubernetes.client.models.V1Pod"),
+            (
+                "pod: !kubernetes.client.models.V1Pod\n  metadata: {}\n",
+                2,
+                "!kubernetes.client.models.V1Pod",
+            ),
             // `!!` redefined by a directive is not the standard prefix any more
-            ("%TAG !! tag:evil.example,2000:\n---\nx: !!str 1\n", 3, "tag:evil.example"),
+            (
+                "%TAG !! tag:evil.example,2000:\n---\nx: !!str 1\n",
+                3,
+                "tag:evil.example",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, line, "{text}: {e:?}");
