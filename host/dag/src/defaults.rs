@@ -98,8 +98,7 @@ fn read_defaults(canon_root: &Path, path: &Path) -> Result<Node, DagError> {
         ));
     }
     let text = std::fs::read_to_string(&real).map_err(|e| err(0, format!("cannot read: {e}")))?;
-    let node =
-        yaml::parse(&text).map_err(|e| err(e.line, format!("YAML syntax error: {}", e.message)))?;
+    let node = yaml::parse(&text).map_err(|e| err(e.line, e.reason()))?;
     let node = crate::pytypes::normalize(node).map_err(|e| err(e.line, e.message))?;
     match node.value {
         Val::Map(_) => Ok(node),

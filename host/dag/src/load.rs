@@ -278,7 +278,7 @@ pub(crate) fn parse_file_of_folder(
                 file: file.to_path_buf(),
                 line: e.line,
                 path: String::new(),
-                reason: format!("YAML syntax error: {}", e.message),
+                reason: e.reason(),
             });
             return FileOutcome::Parsed(Vec::new(), errors);
         }

@@ -123,13 +123,25 @@ impl Node {
     }
 }
 
-/// A YAML syntax error with its position.
+/// A YAML syntax error, or a refused tag, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
     /// 1-based line.
     pub line: usize,
     /// What is wrong.
     pub message: String,
+}
+
+impl YamlError {
+    /// The error as a DAG file error reason: `YAML syntax error: ...`, or the refusal of a tag
+    /// as it is (the text is valid YAML; weft will not read it).
+    pub fn reason(&self) -> String {
+        if self.message.starts_with("tag `") || self.message.contains("` value: ") {
+            self.message.clone()
+        } else {
+            format!("YAML syntax error: {}", self.message)
+        }
+    }
 }
 
 /// Deepest nesting accepted (keeps recursion over nodes bounded).
