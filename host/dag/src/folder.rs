@@ -5,12 +5,18 @@
 //! (the operator map), dag-factory's `defaults.yml` / `defaults.yaml` files and hidden entries.
 //! A candidate that is not a DAG file (empty, a list, a Kubernetes manifest, a datasets list)
 //! is skipped with a note, as dag-factory skips it with a log line; a file holding several DAGs
-//! yields each of them. Files larger than [`MAX_DAG_FILE_BYTES`] are refused unread, linked
-//! folders are followed once (a link loop ends there) and no deeper than [`MAX_FOLDER_DEPTH`].
+//! yields each of them. `.airflowignore` files leave out what their patterns match, as in
+//! Airflow and dag-factory (glob syntax: gitignore's rules, relative to the ignore file's folder;
+//! `#` comments, `!` re-includes). Files larger than [`MAX_DAG_FILE_BYTES`] are refused unread,
+//! linked folders are followed once (a link loop ends there) and no deeper than
+//! [`MAX_FOLDER_DEPTH`].
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
 
 use crate::error::DagError;
 use crate::load::{
@@ -24,6 +30,12 @@ pub const MAX_DAG_FILE_BYTES: u64 = 4 << 20;
 
 /// Deepest folder nesting searched below the DAG folder.
 pub const MAX_FOLDER_DEPTH: usize = 32;
+
+/// Name of a folder's ignore file.
+pub const IGNORE_FILE: &str = ".airflowignore";
+
+/// Largest `.airflowignore` read.
+pub const MAX_IGNORE_FILE_BYTES: u64 = 64 << 10;
 
 /// What loading a DAG folder found.
 #[derive(Debug, Default)]
@@ -55,8 +67,11 @@ pub fn load_folder(dir: &Path, check: &dyn OperatorCheck) -> FolderLoad {
     });
     config.defaults_root = Some(dir.to_path_buf());
     let mut files = Vec::new();
-    let mut visited = HashSet::new();
-    collect_files(dir, 0, &mut visited, &mut files, &mut load.errors);
+    let mut walk = Walk {
+        root: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+        ..Walk::default()
+    };
+    walk.collect(dir, 0, &mut files, &mut load.errors);
     files.sort();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for file in files {
@@ -177,54 +192,143 @@ fn is_candidate(name: &str) -> bool {
         && !crate::defaults::is_defaults_file(name)
 }
 
-fn collect_files(
-    dir: &Path,
-    depth: usize,
-    visited: &mut HashSet<PathBuf>,
-    out: &mut Vec<PathBuf>,
-    errors: &mut Vec<DagError>,
-) {
-    let folder_error = |reason: String| DagError {
-        file: dir.to_path_buf(),
-        line: 0,
-        path: String::new(),
-        reason,
-    };
-    // a folder reached twice (through a link) is read once, as dag-factory does
-    match dir.canonicalize() {
-        Ok(real) => {
-            if !visited.insert(real) {
+/// The state of a walk over a DAG folder.
+#[derive(Default)]
+struct Walk {
+    /// The DAG folder (canonical): ignore files resolving outside it are not read.
+    root: PathBuf,
+    /// Folders already read (canonical paths).
+    visited: HashSet<PathBuf>,
+    /// The `.airflowignore` rules of the folders from the root down to the current one.
+    ignores: Vec<Gitignore>,
+}
+
+impl Walk {
+    /// Whether the ignore files in force leave `path` out (the deepest rule that matches wins).
+    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
+        let mut ignored = false;
+        for g in &self.ignores {
+            match g.matched(path, is_dir) {
+                Match::Ignore(_) => ignored = true,
+                Match::Whitelist(_) => ignored = false,
+                Match::None => {}
+            }
+        }
+        ignored
+    }
+
+    /// Read `dir/.airflowignore`, if any.
+    fn ignore_file(&self, dir: &Path) -> Result<Option<Gitignore>, DagError> {
+        let path = dir.join(IGNORE_FILE);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Ok(None);
+        };
+        let err = |line: usize, reason: String| DagError {
+            file: path.clone(),
+            line,
+            path: String::new(),
+            reason,
+        };
+        // a link to a file elsewhere is not read (its lines would come back in messages)
+        if !path.canonicalize().is_ok_and(|p| p.starts_with(&self.root)) {
+            return Err(err(
+                0,
+                "resolves outside the DAG folder; it is not read".into(),
+            ));
+        }
+        if !meta.is_file() || meta.len() > MAX_IGNORE_FILE_BYTES {
+            return Err(err(
+                0,
+                format!("must be a regular file of at most {MAX_IGNORE_FILE_BYTES} bytes"),
+            ));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| err(0, format!("cannot read: {e}")))?;
+        let mut builder = GitignoreBuilder::new(dir);
+        for (i, line) in text.lines().enumerate() {
+            // Airflow strips `#` comments anywhere on the line
+            let pattern = line.split('#').next().unwrap_or("").trim();
+            if pattern.is_empty() {
+                continue;
+            }
+            builder
+                .add_line(None, pattern)
+                .map_err(|e| err(i + 1, format!("bad pattern `{pattern}`: {e}")))?;
+        }
+        builder
+            .build()
+            .map(Some)
+            .map_err(|e| err(0, format!("bad patterns: {e}")))
+    }
+
+    fn collect(
+        &mut self,
+        dir: &Path,
+        depth: usize,
+        out: &mut Vec<PathBuf>,
+        errors: &mut Vec<DagError>,
+    ) {
+        let folder_error = |reason: String| DagError {
+            file: dir.to_path_buf(),
+            line: 0,
+            path: String::new(),
+            reason,
+        };
+        // a folder reached twice (through a link) is read once, as dag-factory does
+        match dir.canonicalize() {
+            Ok(real) => {
+                if !self.visited.insert(real) {
+                    return;
+                }
+            }
+            Err(e) => {
+                errors.push(folder_error(format!("cannot read DAG folder: {e}")));
                 return;
             }
         }
-        Err(e) => {
-            errors.push(folder_error(format!("cannot read DAG folder: {e}")));
+        if depth > MAX_FOLDER_DEPTH {
+            errors.push(folder_error(format!(
+                "folder nested deeper than {MAX_FOLDER_DEPTH} levels below the DAG folder; not searched"
+            )));
             return;
         }
-    }
-    if depth > MAX_FOLDER_DEPTH {
-        errors.push(folder_error(format!(
-            "folder nested deeper than {MAX_FOLDER_DEPTH} levels below the DAG folder; not searched"
-        )));
-        return;
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(folder_error(format!("cannot read DAG folder: {e}")));
-            return;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(folder_error(format!("cannot read DAG folder: {e}")));
+                return;
+            }
+        };
+        let pushed = match self.ignore_file(dir) {
+            Ok(Some(g)) => {
+                self.ignores.push(g);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                errors.push(e);
+                false
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let is_dir = path.is_dir();
+            if self.ignored(&path, is_dir) {
+                tracing::debug!(path = %path.display(), "left out by {IGNORE_FILE}");
+                continue;
+            }
+            if is_dir {
+                self.collect(&path, depth + 1, out, errors);
+            } else if is_candidate(&name) {
+                out.push(path);
+            }
         }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(&path, depth + 1, visited, out, errors);
-        } else if is_candidate(&name) {
-            out.push(path);
+        if pushed {
+            self.ignores.pop();
         }
     }
 }
@@ -289,6 +393,61 @@ mod tests {
                 .contains("big.yml: DAG file is larger than"),
             "{}",
             load.errors[0]
+        );
+    }
+
+    #[test]
+    fn airflowignore_leaves_files_out_as_airflow_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for sub in ["scratch", "team/old", "team/new"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        for f in [
+            "a.yml",
+            "test_a.yml",
+            "scratch/b.yml",
+            "team/old/c.yml",
+            "team/new/d.yml",
+            "team/keep_test_e.yml",
+        ] {
+            let id = f.replace(['/', '.'], "_");
+            std::fs::write(root.join(f), DAG.replace("d:", &format!("{id}:"))).unwrap();
+        }
+        // root rules, a folder's own rules relative to it, a comment and a re-include
+        std::fs::write(
+            root.join(".airflowignore"),
+            "test_*.yml  # tests\nscratch/\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("team/.airflowignore"),
+            "old\n*test_*\n!keep_test_e.yml\n",
+        )
+        .unwrap();
+        let load = load_folder(root, &AnyOperator);
+        assert!(load.errors.is_empty(), "{:?}", load.errors);
+        let mut ids: Vec<&str> = load.dags.iter().map(|d| d.dag_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a_yml", "team_keep_test_e_yml", "team_new_d_yml"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_ignore_file_linked_outside_the_folder_is_not_read() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s3cr3t-line\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.yml"), DAG).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join(IGNORE_FILE))
+            .unwrap();
+        let load = load_folder(dir.path(), &AnyOperator);
+        assert_eq!(load.dags.len(), 1);
+        assert_eq!(load.errors.len(), 1, "{:?}", load.errors);
+        let e = load.errors[0].to_string();
+        assert!(
+            e.contains("resolves outside the DAG folder") && !e.contains("s3cr3t"),
+            "{e}"
         );
     }
 
