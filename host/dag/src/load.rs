@@ -1,9 +1,10 @@
-//! Loading DAG files (dag-factory's YAML shape) from a folder, and validating them.
+//! Parsing one DAG file (dag-factory's YAML shape) and validating its DAGs; the walk over a DAG
+//! folder is in [`crate::folder`].
 //!
 //! Each top-level key of a `*.yaml`/`*.yml` file is a DAG id, except `default`, whose contents
 //! are merged under every DAG of that file. The folder's `weft.yaml` maps Airflow operator class
 //! paths to weft plugins. Every problem becomes a [`DagError`] with `file:line: path: reason`;
-//! a file with errors yields no DAG, other files still load.
+//! a DAG with errors is left out, the file's other DAGs and other files still load.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
