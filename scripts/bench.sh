@@ -18,6 +18,8 @@ echo "== Standard durable transitions with group commit: 64 and 128 executions r
 "$WEFT" bench standard --iterations 4000 --threads 2
 echo "== 100,000 executions parked in a Wait: resident memory, then restart and resume time"
 "$WEFT" bench idle --iterations 100000
+echo "== web UI landing page: executions by status per state machine over 10,000 executions"
+"$WEFT" bench summary --iterations 10000
 echo "== DAG scheduler: 10,000-task wide/deep DAGs, upstream->downstream latency, 3-year daily catchup"
 "$WEFT" bench dag --plugin echo --threads 2
 "$WEFT" bench dag --plugin none --threads 2

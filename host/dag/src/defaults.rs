@@ -72,6 +72,7 @@ fn read_defaults(canon_root: &Path, path: &Path) -> Result<Node, DagError> {
         file: path.to_path_buf(),
         line,
         path: String::new(),
+        dag_id: None,
         reason,
     };
     let real = path

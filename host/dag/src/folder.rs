@@ -96,6 +96,7 @@ pub fn load_folder(dir: &Path, check: &dyn OperatorCheck) -> FolderLoad {
                     file: dag.file.clone(),
                     line: dag.line,
                     path: dag.dag_id.clone(),
+                    dag_id: Some(dag.dag_id.clone()),
                     reason: format!("duplicate dag id, also defined in {}", other.display()),
                 });
                 continue;
@@ -151,6 +152,7 @@ pub fn read_dag_file(path: &Path) -> Result<String, DagError> {
         file: path.to_path_buf(),
         line: 0,
         path: String::new(),
+        dag_id: None,
         reason,
     };
     let file = std::fs::File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
@@ -227,6 +229,7 @@ impl Walk {
             file: path.clone(),
             line,
             path: String::new(),
+            dag_id: None,
             reason,
         };
         // a link to a file elsewhere is not read (its lines would come back in messages)
@@ -272,6 +275,7 @@ impl Walk {
             file: dir.to_path_buf(),
             line: 0,
             path: String::new(),
+            dag_id: None,
             reason,
         };
         // a folder reached twice (through a link) is read once, as dag-factory does

@@ -200,6 +200,7 @@ pub fn parse_folder_config(path: &Path, text: &str) -> Result<FolderConfig, DagE
         file: path.to_path_buf(),
         line,
         path: p.to_string(),
+        dag_id: None,
         reason,
     };
     let root = yaml::parse(text).map_err(|e| err(e.line, "", e.message))?;
@@ -268,6 +269,7 @@ pub(crate) fn parse_file_of_folder(
             file: file.to_path_buf(),
             line,
             path: String::new(),
+            dag_id: None,
             reason,
         })
     };
@@ -279,6 +281,7 @@ pub(crate) fn parse_file_of_folder(
                 file: file.to_path_buf(),
                 line: e.line,
                 path: String::new(),
+                dag_id: None,
                 reason: e.reason(),
             });
             return FileOutcome::Parsed(Vec::new(), errors);
@@ -294,6 +297,7 @@ pub(crate) fn parse_file_of_folder(
                 file: file.to_path_buf(),
                 line: e.line,
                 path: String::new(),
+                dag_id: None,
                 reason: e.message,
             });
             return FileOutcome::Parsed(Vec::new(), errors);
@@ -337,7 +341,10 @@ pub(crate) fn parse_file_of_folder(
                 dags.push(dag);
             }
         }
-        errors.extend(cx.errors);
+        errors.extend(cx.errors.into_iter().map(|mut e| {
+            e.dag_id = Some(key.name.clone());
+            e
+        }));
     }
     FileOutcome::Parsed(dags, errors)
 }
@@ -475,6 +482,7 @@ impl Cx<'_> {
             file: self.file.to_path_buf(),
             line,
             path: path.into(),
+            dag_id: None,
             reason: reason.into(),
         });
     }
