@@ -234,7 +234,8 @@ pub enum DagCmd {
         #[arg(long)]
         wait_retries: bool,
     },
-    /// Check a DAG file: cycles, unknown upstreams, bad cron, unknown operators (file:line).
+    /// Check a DAG file or a whole DAG folder: cycles, unknown upstreams, bad cron, unknown
+    /// operators (file:line); files that are not DAG files are skipped with a note.
     Validate { file: PathBuf },
     /// Create a run and execute it to completion with the persistent scheduler.
     Trigger {
@@ -453,7 +454,7 @@ pub struct RunArgs {
 
 #[derive(Args)]
 pub struct ValidateArgs {
-    /// An ASL definition (.json) or a DAG file (.yaml).
+    /// An ASL definition (.json), a DAG file (.yaml) or a DAG folder.
     pub file: PathBuf,
     /// Report AWS service integrations no resource map serves as warnings instead of errors
     /// (for definitions run with `--mock-config`).

@@ -7,7 +7,7 @@
 //! `weft validate FILE` checks an ASL definition or a DAG file without running it.
 
 use crate::args::{RunArgs, ValidateArgs};
-use crate::context::{home, json_arg, open_plugin_store, plugin_host, usage};
+use crate::context::{home, json_arg, plugin_host, usage};
 use anyhow::Result;
 use std::path::Path;
 use std::process::ExitCode;
@@ -246,24 +246,12 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 }
 
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
+    if a.file.is_dir() {
+        return crate::cmd_dag_validate::folder(&a.file);
+    }
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
     if (ext == "yaml" || ext == "yml") && !is_asl_yaml(&a.file) {
-        let store = open_plugin_store()?;
-        let check = crate::cmd_dag::known(&store);
-        let (dags, errors) = weft_dag::load_dag_file(&a.file, &check);
-        if !errors.is_empty() {
-            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            return Err(usage(lines.join("\n")));
-        }
-        for d in dags {
-            println!(
-                "{}: DAG {} is valid ({} tasks)",
-                a.file.display(),
-                d.dag_id,
-                d.tasks.len()
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+        return crate::cmd_dag_validate::file(&a.file);
     }
     let (_, def, warnings) = parse_with_warnings(&a.file)?;
     for w in &warnings {

@@ -104,7 +104,10 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ),
     (
         "dag validate",
-        &["weft dag validate examples/dags/etl_daily.dag.yaml   # cycles, upstreams, cron, operators (file:line)"],
+        &[
+            "weft dag validate examples/dags/etl_daily.dag.yaml   # cycles, upstreams, cron, operators (file:line)",
+            "weft dag validate examples/dags   # every DAG file of a folder; other YAML files skipped with a note",
+        ],
     ),
     (
         "dag trigger",

@@ -458,3 +458,70 @@ fn a_subcommands_help_ends_with_examples() {
         "{short}"
     );
 }
+
+#[test]
+fn dag_validate_on_a_folder_follows_dag_factory_conventions() {
+    let home = tempfile::tempdir().unwrap();
+    let dags = home.path().join("dags");
+    std::fs::create_dir_all(dags.join("team")).unwrap();
+    // folder defaults, a file with two DAGs, a decorator task, files that are not DAG files
+    std::fs::write(
+        dags.join("defaults.yml"),
+        "default_args:\n  owner: platform\n  start_date: 2024-01-01\nschedule: none\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dags.join("team/two.yml"),
+        "first:\n  tasks:\n    - task_id: a\n      operator: airflow.operators.empty.EmptyOperator\nsecond:\n  vars: {x: &x 1}\n  tasks:\n    b:\n      decorator: airflow.decorators.task\n      python_callable: mod.f\n",
+    )
+    .unwrap();
+    std::fs::write(dags.join("team/pod.yaml"), "apiVersion: v1\nkind: Pod\n").unwrap();
+    std::fs::write(
+        dags.join("datasets.yml"),
+        "datasets:\n  - name: d\n    uri: s3://b/k\n",
+    )
+    .unwrap();
+    let o = weft(home.path(), &["dag", "validate", dags.to_str().unwrap()]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("two.yml: DAG first is valid (1 tasks)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("two.yml: DAG second is valid (1 tasks)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("pod.yaml:1: not a DAG file") && err.contains("; skipped"),
+        "{err}"
+    );
+    assert!(err.contains("datasets.yml:1: not a DAG file"), "{err}");
+    assert!(!err.contains("defaults.yml"), "{err}");
+    assert!(
+        err.contains("second: warning: line 6: `vars` is not a DAG field"),
+        "{err}"
+    );
+
+    // An attacker's file in the folder: a tag that would run code is refused at its line and
+    // fails validation (exit 2); the other files are still reported.
+    std::fs::write(
+        dags.join("evil.yml"),
+        "evil:\n  tasks:\n    t:\n      operator: airflow.operators.empty.EmptyOperator\n      x: !!python/object/apply:os.system ['touch /tmp/weft-pwned']\n",
+    )
+    .unwrap();
+    let o = weft(home.path(), &["dag", "validate", dags.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("evil.yml:5: tag `!!python/object/apply:os.system`"),
+        "{err}"
+    );
+    // A folder with no DAG file at all is an error, not silence.
+    let empty = home.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.yml"), "- a\n").unwrap();
+    let o = weft(home.path(), &["dag", "validate", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no DAG file found"), "{}", stderr(&o));
+}

@@ -27,21 +27,29 @@
 //! std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+pub mod builtin;
+pub mod defaults;
 pub mod error;
+pub mod folder;
 pub mod graph;
 pub mod load;
 pub mod machine;
 pub mod model;
+pub mod pytypes;
+pub mod reldate;
 pub mod run;
+pub mod schedule_forms;
 pub mod template;
 pub mod timetable;
 pub mod trigger;
 pub mod yaml;
+mod yaml_flow;
+mod yaml_tags;
 
 pub use error::{DagError, TemplateError};
+pub use folder::{load_dag_file, load_dag_file_in, load_dags, load_folder, FolderLoad};
 pub use load::{
-    load_dag_file, load_dags, load_folder_config, parse_dag_file, valid_dag_id, AnyOperator,
-    FolderConfig, OperatorCheck,
+    load_folder_config, parse_dag_file, valid_dag_id, AnyOperator, FolderConfig, OperatorCheck,
 };
 pub use machine::{ti_key, Change, Poll, RunMachine, TiRecord, SENSOR_NOT_READY};
 pub use model::{

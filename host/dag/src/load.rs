@@ -1,9 +1,10 @@
-//! Loading DAG files (dag-factory's YAML shape) from a folder, and validating them.
+//! Parsing one DAG file (dag-factory's YAML shape) and validating its DAGs; the walk over a DAG
+//! folder is in [`crate::folder`].
 //!
 //! Each top-level key of a `*.yaml`/`*.yml` file is a DAG id, except `default`, whose contents
 //! are merged under every DAG of that file. The folder's `weft.yaml` maps Airflow operator class
 //! paths to weft plugins. Every problem becomes a [`DagError`] with `file:line: path: reason`;
-//! a file with errors yields no DAG, other files still load.
+//! a DAG with errors is left out, the file's other DAGs and other files still load.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -44,6 +45,9 @@ impl OperatorCheck for AnyOperator {
 pub struct FolderConfig {
     /// Operator name (usually an Airflow class path) -> weft plugin reference.
     pub operators: HashMap<String, String>,
+    /// The DAG folder root, where dag-factory's `defaults.yml` lookup stops (`None`: no folder
+    /// defaults are read, as for a DAG file given as text).
+    pub defaults_root: Option<PathBuf>,
 }
 
 /// File name of a DAG folder's settings.
@@ -90,6 +94,18 @@ const DAG_KEYS: &[&str] = &[
     "dag_display_property",
     "owner",
     "trigger",
+    "doc_md_python_callable_file",
+    "doc_md_python_callable_name",
+    "doc_md_python_arguments",
+    "on_success_callback_name",
+    "on_success_callback_file",
+    "on_failure_callback_name",
+    "on_failure_callback_file",
+    "sla_miss_callback_name",
+    "sla_miss_callback_file",
+    "on_execute_callback",
+    "on_execute_callback_name",
+    "on_execute_callback_file",
 ];
 
 const TASK_META_KEYS: &[&str] = &[
@@ -117,6 +133,7 @@ const TASK_META_KEYS: &[&str] = &[
     "multiple_outputs",
     "params",
     "task_id",
+    "decorator",
 ];
 
 const TASK_EXTRA_KEYS: &[&str] = &[
@@ -163,114 +180,10 @@ const GROUP_KEYS: &[&str] = &[
     "group_id",
     "ui_color",
     "ui_fgcolor",
+    "group_name",
+    "add_suffix_on_collision",
+    "group_display_name",
 ];
-
-/// Load every DAG file under `dir` (recursively, sorted). DAGs of files with errors are left out.
-pub fn load_dags(dir: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagError>) {
-    let mut errors = Vec::new();
-    let config = match load_folder_config(dir) {
-        Ok(c) => c,
-        Err(e) => {
-            errors.push(e);
-            FolderConfig::default()
-        }
-    };
-    let mut files = Vec::new();
-    collect_files(dir, &mut files, &mut errors);
-    files.sort();
-    let mut dags: Vec<Dag> = Vec::new();
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(DagError {
-                    file: file.clone(),
-                    line: 0,
-                    path: String::new(),
-                    dag_id: None,
-                    reason: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        let (file_dags, file_errors) = parse_dag_file(&file, &text, &config, check);
-        errors.extend(file_errors);
-        for dag in file_dags {
-            if let Some(other) = seen.get(&dag.dag_id) {
-                errors.push(DagError {
-                    file: dag.file.clone(),
-                    line: dag.line,
-                    path: dag.dag_id.clone(),
-                    dag_id: Some(dag.dag_id.clone()),
-                    reason: format!("duplicate dag id, also defined in {}", other.display()),
-                });
-                continue;
-            }
-            seen.insert(dag.dag_id.clone(), dag.file.clone());
-            dags.push(dag);
-        }
-    }
-    (dags, errors)
-}
-
-/// Load one DAG file, using the `weft.yaml` of its folder (for `weft validate FILE`).
-pub fn load_dag_file(path: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagError>) {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut errors = Vec::new();
-    let config = load_folder_config(dir).unwrap_or_else(|e| {
-        errors.push(e);
-        FolderConfig::default()
-    });
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let (dags, errs) = parse_dag_file(path, &text, &config, check);
-            errors.extend(errs);
-            (dags, errors)
-        }
-        Err(e) => {
-            errors.push(DagError {
-                file: path.to_path_buf(),
-                line: 0,
-                path: String::new(),
-                dag_id: None,
-                reason: format!("cannot read: {e}"),
-            });
-            (Vec::new(), errors)
-        }
-    }
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<DagError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(DagError {
-                file: dir.to_path_buf(),
-                line: 0,
-                path: String::new(),
-                dag_id: None,
-                reason: format!("cannot read DAG folder: {e}"),
-            });
-            return;
-        }
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(&path, out, errors);
-        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
-            && name != FOLDER_CONFIG
-            && name != "weft.yml"
-        {
-            out.push(path);
-        }
-    }
-}
 
 /// Read `dir/weft.yaml` (absent is fine).
 pub fn load_folder_config(dir: &Path) -> Result<FolderConfig, DagError> {
@@ -322,13 +235,44 @@ pub fn parse_folder_config(path: &Path, text: &str) -> Result<FolderConfig, DagE
     Ok(cfg)
 }
 
-/// Parse one DAG file's text. Returns the DAGs without errors, and every error found.
+/// Parse one DAG file's text. Returns the DAGs without errors, and every error found (a file
+/// that is not a DAG file is one error).
 pub fn parse_dag_file(
     file: &Path,
     text: &str,
     config: &FolderConfig,
     check: &dyn OperatorCheck,
 ) -> (Vec<Dag>, Vec<DagError>) {
+    match parse_file_of_folder(file, text, config, check) {
+        FileOutcome::Parsed(dags, errors) => (dags, errors),
+        FileOutcome::NotDagFile(why) => (Vec::new(), vec![why]),
+    }
+}
+
+/// What one YAML file of a DAG folder is.
+pub(crate) enum FileOutcome {
+    /// A DAG file: its DAGs without errors, and every error found.
+    Parsed(Vec<Dag>, Vec<DagError>),
+    /// Not a DAG file (empty, not a mapping, or no top-level key holds a DAG), and why.
+    NotDagFile(DagError),
+}
+
+/// Parse one YAML file met in a DAG folder (see [`FileOutcome`]).
+pub(crate) fn parse_file_of_folder(
+    file: &Path,
+    text: &str,
+    config: &FolderConfig,
+    check: &dyn OperatorCheck,
+) -> FileOutcome {
+    let not_dag = |line: usize, reason: String| {
+        FileOutcome::NotDagFile(DagError {
+            file: file.to_path_buf(),
+            line,
+            path: String::new(),
+            dag_id: None,
+            reason,
+        })
+    };
     let mut errors = Vec::new();
     let root = match yaml::parse(text) {
         Ok(r) => r,
@@ -338,40 +282,58 @@ pub fn parse_dag_file(
                 line: e.line,
                 path: String::new(),
                 dag_id: None,
-                reason: format!("YAML syntax error: {}", e.message),
+                reason: e.reason(),
             });
-            return (Vec::new(), errors);
+            return FileOutcome::Parsed(Vec::new(), errors);
         }
     };
     if root.is_null() {
-        return (Vec::new(), errors);
+        return not_dag(1, "empty file: not a DAG file".into());
     }
-    if !matches!(root.value, Val::Map(_)) {
-        errors.push(DagError {
-            file: file.to_path_buf(),
-            line: root.line,
-            path: String::new(),
-            dag_id: None,
-            reason: format!(
-                "a DAG file must be a mapping of dag ids, got {}",
-                root.type_name()
-            ),
-        });
-        return (Vec::new(), errors);
+    let root = match crate::pytypes::normalize(root) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(DagError {
+                file: file.to_path_buf(),
+                line: e.line,
+                path: String::new(),
+                dag_id: None,
+                reason: e.message,
+            });
+            return FileOutcome::Parsed(Vec::new(), errors);
+        }
+    };
+    if let Some(reason) = not_a_dag_file(&root) {
+        return not_dag(root.line, reason);
     }
-    let default = root.get("default").cloned();
+    let folder = match &config.defaults_root {
+        None => None,
+        Some(r) => match crate::defaults::folder_defaults(r, file) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(e);
+                return FileOutcome::Parsed(Vec::new(), errors);
+            }
+        },
+    };
+    let (default, dag_level) = file_defaults(root.get("default"), folder.as_ref());
     let mut dags = Vec::new();
     for (key, node) in root.entries() {
-        if key.name == "default" {
+        // dag-factory's reserved top-level keys: not DAGs
+        if key.name == "default" || key.name == "task_groups" {
             continue;
         }
         let mut cx = Cx {
             file,
             errors: Vec::new(),
         };
+        let node = match &dag_level {
+            Some(g) if matches!(node.value, Val::Map(_)) => over_dag_level(g, node),
+            _ => node.clone(),
+        };
         let merged = match &default {
-            Some(d) => merge(d, node),
-            None => node.clone(),
+            Some(d) => merge(d, &node),
+            None => node,
         };
         let dag = parse_dag(&mut cx, key, &merged, config, check);
         if cx.errors.is_empty() {
@@ -384,7 +346,104 @@ pub fn parse_dag_file(
             e
         }));
     }
-    (dags, errors)
+    FileOutcome::Parsed(dags, errors)
+}
+
+/// Why a YAML document is not a dag-factory DAG file, if it is not one: dag-factory reads every
+/// top-level key (but `default` and `task_groups`) as a DAG, a mapping of DAG fields. A file none
+/// of whose keys holds such a mapping (a Kubernetes manifest, a datasets list, a schedule snippet)
+/// is not a DAG file.
+fn not_a_dag_file(root: &Node) -> Option<String> {
+    if !matches!(root.value, Val::Map(_)) {
+        return Some(format!(
+            "not a DAG file: a DAG file is a mapping of dag ids, this is {}",
+            root.type_name()
+        ));
+    }
+    let looks_like_dag = |n: &Node| {
+        n.entries()
+            .iter()
+            .any(|(k, _)| DAG_KEYS.contains(&k.name.as_str()))
+    };
+    let dags = root
+        .entries()
+        .iter()
+        .filter(|(k, _)| k.name != "default" && k.name != "task_groups");
+    if dags.clone().any(|(_, v)| looks_like_dag(v)) {
+        return None;
+    }
+    let keys: Vec<&str> = dags.map(|(k, _)| k.name.as_str()).take(5).collect();
+    Some(if keys.is_empty() {
+        "not a DAG file: it holds no DAG, only dag-factory's reserved keys".to_string()
+    } else {
+        format!(
+            "not a DAG file: no top-level key ({}) holds a DAG, a mapping with fields such as `tasks`, `schedule` or `default_args`",
+            keys.join(", ")
+        )
+    })
+}
+
+/// The file's `default` block with the folder defaults' `default_args` under its own (file wins
+/// key by key), and the folder defaults' other keys, applied to each DAG as DAG arguments.
+fn file_defaults(
+    file_default: Option<&Node>,
+    folder: Option<&Node>,
+) -> (Option<Node>, Option<Node>) {
+    let Some(folder) = folder else {
+        return (file_default.cloned(), None);
+    };
+    let empty = Node {
+        value: Val::Map(Vec::new()),
+        line: 0,
+    };
+    let file_default = file_default.filter(|d| matches!(d.value, Val::Map(_)));
+    let mut default = file_default.cloned().unwrap_or_else(|| empty.clone());
+    let global_args = folder.get("default_args").unwrap_or(&empty);
+    let file_args = default.get("default_args").unwrap_or(&empty);
+    let args = crate::defaults::shallow_merge(global_args, file_args);
+    if let Val::Map(entries) = &mut default.value {
+        match entries.iter_mut().find(|(k, _)| k.name == "default_args") {
+            Some(slot) => slot.1 = args,
+            None => entries.push((
+                Key {
+                    name: "default_args".into(),
+                    line: args.line,
+                },
+                args,
+            )),
+        }
+    }
+    let level: Vec<(Key, Node)> = folder
+        .entries()
+        .iter()
+        .filter(|(k, _)| k.name != "default_args")
+        .cloned()
+        .collect();
+    let level = (!level.is_empty()).then_some(Node {
+        value: Val::Map(level),
+        line: folder.line,
+    });
+    (Some(default), level)
+}
+
+/// `{**folder_dag_args, **dag}`: the DAG's own keys replace the folder's whole.
+fn over_dag_level(level: &Node, dag: &Node) -> Node {
+    let mut out: Vec<(Key, Node)> = level
+        .entries()
+        .iter()
+        .filter(|(k, _)| dag.get(&k.name).is_none())
+        .map(|(k, v)| {
+            // reported at the DAG's line: the folder value has no line in this file
+            let mut k = k.clone();
+            k.line = dag.line;
+            (k, v.clone())
+        })
+        .collect();
+    out.extend(dag.entries().iter().cloned());
+    Node {
+        value: Val::Map(out),
+        line: dag.line,
+    }
 }
 
 /// Deep-merge `over` onto `base` (mappings merge, anything else is replaced).
@@ -513,7 +572,10 @@ impl Cx<'_> {
             );
             return None;
         };
-        match parse_datetime(&s, tz) {
+        let parsed = parse_datetime(&s, tz).or_else(|e| {
+            crate::reldate::parse_relative(&s, tz, chrono::Utc::now()).unwrap_or(Err(e))
+        });
+        match parsed {
             Ok(d) => Some(d),
             Err(e) => {
                 self.err(n.line, path, e);
@@ -712,14 +774,21 @@ fn parse_dag(
         );
         return None;
     }
+    // dag-factory passes the DAG fields it knows to Airflow and ignores the rest (files keep
+    // YAML anchors under such keys); weft does the same, with a warning for typos.
+    let mut warnings = Vec::new();
     for (k, _) in node.entries() {
         if !DAG_KEYS.contains(&k.name.as_str()) {
-            cx.err(
-                k.line,
-                format!("{dag_id}.{}", k.name),
-                "unknown DAG field (task arguments belong under `tasks:`)",
-            );
+            warnings.push(format!(
+                "line {}: `{}` is not a DAG field and is ignored, as dag-factory ignores it (task arguments belong under `tasks:`)",
+                k.line, k.name
+            ));
         }
+    }
+    if node.get("schedule_interval").is_some() {
+        warnings.push(
+            "`schedule_interval` is Airflow 2's name (dag-factory 1.0 and Airflow 3 reject it): use `schedule`".into(),
+        );
     }
     let empty = Node {
         value: Val::Map(Vec::new()),
@@ -800,6 +869,8 @@ fn parse_dag(
             );
             Some(a)
         }
+        // Airflow 2's `timetable=` argument
+        (None, None) => node.get("timetable").filter(|t| !t.is_null()),
         (a, b) => a.or(b),
     };
     let schedule = match sched_node {
@@ -812,6 +883,9 @@ fn parse_dag(
             }
         },
     };
+    if let Some(note) = crate::schedule_forms::not_run_note(&schedule) {
+        warnings.push(note);
+    }
     if matches!(schedule, Schedule::Once) && start_date.is_none() {
         tracing::debug!(dag_id, "@once without start_date: only manual runs");
     }
@@ -1098,6 +1172,29 @@ fn parse_dag(
             }
         }
     }
+    // TaskFlow arguments `+task` / `+task['key']` pass an upstream's output (dag-factory makes
+    // them XComArgs): each is an edge, as Airflow infers it.
+    for (tid, task) in &tasks {
+        if !crate::builtin::is_task_decorator(&task.operator_source) {
+            continue;
+        }
+        for (arg, value) in &task.arguments {
+            let Some((task_id, _key)) = value.as_str().and_then(taskflow_reference) else {
+                continue;
+            };
+            match local
+                .get(&task_id)
+                .or_else(|| tasks.get_key_value(&task_id).map(|(k, _)| k))
+            {
+                Some(full) if full != tid => push_edge(&mut ups, &mut up_seen, tid, full.clone()),
+                _ => cx.err(
+                    task.line,
+                    format!("{dag_id}.tasks.{tid}.{arg}"),
+                    format!("passes the output of unknown task `{task_id}`"),
+                ),
+            }
+        }
+    }
     // Group edges: group dependencies and task -> group dependencies.
     let leaves_roots = |ups: &IndexMap<String, Vec<String>>, g: &TaskGroup| {
         let members: HashSet<&String> = g.tasks.iter().collect();
@@ -1247,6 +1344,7 @@ fn parse_dag(
         task_groups,
         topo_order,
         extra,
+        warnings,
     })
 }
 
@@ -1323,16 +1421,47 @@ fn parse_groups(cx: &mut Cx, dag_id: &str, node: Option<&Node>) -> IndexMap<Stri
     if node.is_null() {
         return out;
     }
-    if !matches!(node.value, Val::Map(_)) {
-        cx.err(
-            node.line,
-            format!("{dag_id}.task_groups"),
-            "must be a mapping of group name -> group",
-        );
-        return out;
-    }
+    let listed: Vec<(Key, Node)>;
+    let entries: &[(Key, Node)] = match &node.value {
+        Val::Map(entries) => entries,
+        // newer dag-factory: a list of groups, each naming itself with `group_name`
+        Val::Seq(items) => {
+            let mut v = Vec::new();
+            for item in items {
+                match item.get("group_name").and_then(Node::scalar_text) {
+                    Some(name) if !v.iter().any(|(k, _): &(Key, Node)| k.name == name) => v.push((
+                        Key {
+                            name,
+                            line: item.line,
+                        },
+                        item.clone(),
+                    )),
+                    Some(name) => cx.err(
+                        item.line,
+                        format!("{dag_id}.task_groups"),
+                        format!("duplicate group_name `{name}`"),
+                    ),
+                    None => cx.err(
+                        item.line,
+                        format!("{dag_id}.task_groups"),
+                        "a task group in a list needs `group_name`",
+                    ),
+                }
+            }
+            listed = v;
+            &listed
+        }
+        _ => {
+            cx.err(
+                node.line,
+                format!("{dag_id}.task_groups"),
+                "must be a mapping of group name -> group, or a list of groups with `group_name`",
+            );
+            return out;
+        }
+    };
     let mut parents: HashMap<String, (String, usize)> = HashMap::new();
-    for (k, g) in node.entries() {
+    for (k, g) in entries {
         let path = format!("{dag_id}.task_groups.{}", k.name);
         if !valid_id(&k.name) || k.name.contains('.') {
             cx.err(
@@ -1433,10 +1562,12 @@ fn parse_task(
     let mut branch = false;
     let mut multiple_outputs = false;
     let mut operator_source = None;
+    let mut decorator = None;
     for (k, v) in node.entries() {
         let fpath = format!("{path}.{}", k.name);
         match k.name.as_str() {
             "operator" => operator_source = cx.string(v, &fpath),
+            "decorator" => decorator = cx.string(v, &fpath),
             "dependencies" | "task_group_name" | "task_id" => {}
             "branch" => branch = cx.boolean(v, &fpath).unwrap_or(false),
             "multiple_outputs" => multiple_outputs = cx.boolean(v, &fpath).unwrap_or(false),
@@ -1474,14 +1605,63 @@ fn parse_task(
             }
         }
     }
-    let Some(operator_source) = operator_source else {
-        cx.err(line, path, "a task needs `operator` (a weft plugin name)");
-        return None;
+    // dag-factory imports `python_callable_file` from where it says (after expanding `$VARS`),
+    // and refuses a relative path
+    if let Some(f) = arguments
+        .get("python_callable_file")
+        .and_then(Value::as_str)
+    {
+        if !(f.starts_with('/') || f.starts_with('$')) {
+            cx.err(
+                node.get("python_callable_file").map_or(line, |n| n.line),
+                format!("{path}.python_callable_file"),
+                format!("`{f}` must be an absolute path (dag-factory imports the file from there)"),
+            );
+        }
+    }
+    let (operator_source, op_key) = match (operator_source, decorator) {
+        (Some(o), None) => (o, "operator"),
+        (None, Some(d)) => (d, "decorator"),
+        (Some(_), Some(_)) => {
+            cx.err(
+                line,
+                path,
+                "a task has either `operator` or `decorator`, not both",
+            );
+            return None;
+        }
+        (None, None) => {
+            cx.err(
+                line,
+                path,
+                "a task needs `operator` (a weft plugin name or a mapped Airflow operator) or `decorator`",
+            );
+            return None;
+        }
     };
-    let op_line = node.get("operator").map_or(line, |n| n.line);
-    let operator = match config.operators.get(&operator_source) {
-        Some(p) => p.clone(),
-        None if is_class_path(&operator_source) => {
+    let op_line = node.get(op_key).map_or(line, |n| n.line);
+    let mapped = config.operators.get(&operator_source).cloned();
+    let builtin = match (&mapped, op_key) {
+        (Some(_), _) => None,
+        (None, "decorator") if crate::builtin::is_task_decorator(&operator_source) => {
+            Some(crate::builtin::python(&operator_source))
+        }
+        (None, "decorator") => {
+            cx.err(
+                op_line,
+                format!("{path}.decorator"),
+                format!(
+                    "unknown decorator `{operator_source}`: expected an Airflow task decorator such as airflow.decorators.task, or map it in the DAG folder's {FOLDER_CONFIG}"
+                ),
+            );
+            return None;
+        }
+        (None, _) => crate::builtin::for_class(&operator_source),
+    };
+    let operator = match (mapped, builtin) {
+        (Some(p), _) => p,
+        (None, Some(b)) => b,
+        (None, None) if is_class_path(&operator_source) => {
             cx.err(
                 op_line,
                 format!("{path}.operator"),
@@ -1491,9 +1671,9 @@ fn parse_task(
             );
             return None;
         }
-        None => operator_source.clone(),
+        (None, None) => operator_source.clone(),
     };
-    if !check.is_known_operator(&operator) {
+    if !crate::builtin::is_builtin(&operator) && !check.is_known_operator(&operator) {
         cx.err(
             op_line,
             format!("{path}.operator"),
@@ -1615,6 +1795,28 @@ pub fn xcom_pull_targets(s: &str) -> Vec<String> {
     out
 }
 
+/// dag-factory's TaskFlow argument reference: `+task` (the task's output) or `+task['key']` /
+/// `+task["key"]` (one key of a `multiple_outputs` task), as `(task, key)`.
+pub fn taskflow_reference(s: &str) -> Option<(String, String)> {
+    let rest = s.strip_prefix('+')?;
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (task, tail) = rest.split_at(end);
+    if task.is_empty() {
+        return None;
+    }
+    if tail.is_empty() {
+        return Some((task.to_string(), "return_value".into()));
+    }
+    let inner = tail.strip_prefix('[')?.strip_suffix(']')?;
+    let key = inner
+        .strip_prefix('\'')
+        .and_then(|k| k.strip_suffix('\''))
+        .or_else(|| inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')))?;
+    Some((task.to_string(), key.to_string()))
+}
+
 /// Recognise a reference to an upstream's XCom: `+task`, `task.output`,
 /// `{{ ti.xcom_pull('task') }}` / `{{ ti.xcom_pull(task_ids='task', key='k') }}`.
 pub fn xcom_reference(s: &str) -> Option<(String, String)> {
@@ -1691,6 +1893,45 @@ mod tests {
     }
 
     #[test]
+    fn unknown_dag_fields_warn_and_taskflow_arguments_are_edges() {
+        let (dags, errs) = parse(
+            "d:\n  vars: {a: &a 1}\n  schedule_interval: '@daily'\n  tasks:\n    - task_id: n\n      decorator: airflow.decorators.task\n      python_callable: m.n\n    - task_id: c\n      decorator: airflow.decorators.task\n      python_callable: m.c\n      multiple_outputs: true\n    - task_id: d\n      decorator: airflow.decorators.task\n      python_callable: m.d\n      x: +n\n      y: \"+c['k']\"\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let d = &dags[0];
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("line 2: `vars` is not a DAG field")),
+            "{:?}",
+            d.warnings
+        );
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("`schedule_interval` is Airflow 2's name")),
+            "{:?}",
+            d.warnings
+        );
+        assert_eq!(
+            d.tasks["d"].upstream,
+            vec!["n".to_string(), "c".to_string()]
+        );
+        // the reference is kept as written for the callable's runner
+        assert_eq!(d.tasks["d"].arguments["x"], "+n");
+        let (_, errs) = parse(
+            "d:\n  tasks:\n    t:\n      decorator: airflow.decorators.task\n      python_callable: m.n\n      x: +ghost\n    u:\n      operator: airflow.operators.python.PythonOperator\n      python_callable_name: f\n      python_callable_file: dags/f.py\n",
+        );
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("d.tasks.t.x: passes the output of unknown task `ghost`")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|e| e.starts_with("dags/x.yaml:10: d.tasks.u.python_callable_file: `dags/f.py` must be an absolute path")), "{text:?}");
+    }
+
+    #[test]
     fn errors_carry_file_line_and_path() {
         let (dags, errs) = parse(
             "d:\n  schedule: '61 * * * *'\n  bogus: 1\n  tasks:\n    t1:\n      operator: echo\n      dependencies: [nope]\n      trigger_rule: sometimes\n",
@@ -1702,11 +1943,8 @@ mod tests {
                 .any(|e| e.starts_with("dags/x.yaml:2: d.schedule: bad cron")),
             "{text:?}"
         );
-        assert!(
-            text.iter()
-                .any(|e| e.starts_with("dags/x.yaml:3: d.bogus: unknown DAG field")),
-            "{text:?}"
-        );
+        // an unknown DAG field is ignored with a warning, as dag-factory ignores it
+        assert!(!text.iter().any(|e| e.contains("bogus")), "{text:?}");
         assert!(
             text.iter()
                 .any(|e| e
@@ -1763,6 +2001,21 @@ mod tests {
             cfg2.operators["airflow.operators.bash.BashOperator"],
             "bash"
         );
+    }
+
+    #[test]
+    fn taskflow_references() {
+        assert_eq!(
+            taskflow_reference("+collect['key1']"),
+            Some(("collect".into(), "key1".into()))
+        );
+        assert_eq!(
+            taskflow_reference("+n"),
+            Some(("n".into(), "return_value".into()))
+        );
+        assert_eq!(taskflow_reference("+ n"), None);
+        assert_eq!(taskflow_reference("+x[key]"), None);
+        assert_eq!(taskflow_reference("x"), None);
     }
 
     #[test]

@@ -232,6 +232,8 @@ pub struct Dag {
     pub topo_order: Vec<String>,
     /// Other DAG-level keys kept for callers (callbacks, doc_md, ...).
     pub extra: Map<String, Value>,
+    /// What weft reads but does not do yet (a dataset schedule, a custom timetable), in words.
+    pub warnings: Vec<String>,
 }
 
 impl Dag {
@@ -349,22 +351,25 @@ impl Dag {
     }
 }
 
-/// The plugins a callback field names: a plugin name or a list of them.
+/// The plugins a callback field names: a plugin name, dag-factory's `{callback: NAME, ...}`
+/// (its other keys are the callback's arguments), or a list of these.
 pub fn callback_plugins(v: &Value) -> Result<Vec<String>, String> {
+    let one = |x: &Value| -> Result<String, String> {
+        let name = match x {
+            Value::Object(m) => m.get("callback").and_then(Value::as_str),
+            other => other.as_str(),
+        };
+        name.filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                format!(
+                    "a callback names a plugin (or is a mapping with `callback: NAME`), got {x}"
+                )
+            })
+    };
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::String(s) if !s.is_empty() => Ok(vec![s.clone()]),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("a callback names a plugin, got {x}"))
-            })
-            .collect(),
-        other => Err(format!(
-            "a callback names a plugin (or a list of plugins), got {other}"
-        )),
+        Value::Array(a) => a.iter().map(one).collect(),
+        other => one(other).map(|n| vec![n]),
     }
 }

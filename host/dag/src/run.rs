@@ -402,6 +402,9 @@ type Outcome = (Result<Value, TaskFailure>, f64);
 /// Run one try through the executor, timing it; a panicking executor fails the try.
 fn call(exec: &dyn TaskExecutor, inv: &TaskInvocation) -> Outcome {
     let started = Instant::now();
+    if let Some(r) = crate::builtin::execute(inv) {
+        return (r, started.elapsed().as_secs_f64());
+    }
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.execute(inv)))
         .unwrap_or_else(|_| {
             Err(TaskFailure::new(

@@ -30,6 +30,32 @@ pub enum Schedule {
     },
     /// A fixed period (`timedelta`).
     Delta(Duration),
+    /// Airflow's `CronTriggerTimetable`: a run at each cron time, covering the `interval`
+    /// before it (zero by default), with its own timezone when it names one.
+    CronTrigger {
+        /// The cron expression as written.
+        source: String,
+        /// The parsed expression.
+        cron: Box<Cron>,
+        /// The timetable's own timezone (else the DAG's).
+        timezone: Option<Tz>,
+        /// Length of each run's data interval.
+        interval: Duration,
+    },
+    /// Dataset (asset) triggered, optionally also on a timetable (`DatasetOrTimeSchedule`).
+    /// Asset events are not run yet: only the timetable part (if any) creates runs.
+    Assets {
+        /// The asset condition as written (URIs, `__and__` / `__or__` trees, asset objects).
+        condition: Value,
+        /// The time-based part.
+        timetable: Option<Box<Schedule>>,
+    },
+    /// A schedule weft reads but does not run yet (a custom timetable class, a relativedelta
+    /// with calendar fields): only manual runs, as with `Never`.
+    NotRun {
+        /// What it is, for messages (`timetable mypkg.MyTimetable`).
+        what: String,
+    },
 }
 
 /// A half-open data interval `[start, end)`.
@@ -174,12 +200,17 @@ impl Schedule {
             Value::Null => Ok(Schedule::Never),
             Value::String(s) => {
                 let s = s.trim();
+                if s.eq_ignore_ascii_case("none") || s == "null" || s.is_empty() {
+                    // dag-factory reads `none` in any case as no schedule
+                    return Ok(Schedule::Never);
+                }
                 match s {
-                    "None" | "null" | "" => return Ok(Schedule::Never),
                     "@once" => return Ok(Schedule::Once),
                     "@annually" => return Self::cron(s, "0 0 1 1 *"),
                     "@continuous" => {
-                        return Err("`@continuous` is not supported by weft".into());
+                        return Ok(Schedule::NotRun {
+                            what: "the `@continuous` schedule".into(),
+                        });
                     }
                     _ => {}
                 }
@@ -193,6 +224,10 @@ impl Schedule {
                 }
                 Self::cron(s, s)
             }
+            Value::Object(m) if crate::schedule_forms::is_special(m) => {
+                crate::schedule_forms::parse_object(m)
+            }
+            Value::Array(items) => crate::schedule_forms::parse_assets(items),
             Value::Object(_) | Value::Number(_) => parse_duration(v)
                 .and_then(|d| {
                     if d.is_zero() {
@@ -208,7 +243,7 @@ impl Schedule {
         }
     }
 
-    fn cron(source: &str, expr: &str) -> Result<Schedule, String> {
+    pub(crate) fn cron(source: &str, expr: &str) -> Result<Schedule, String> {
         let fields = expr.split_whitespace().count();
         if fields != 5 {
             return Err(format!(
@@ -261,6 +296,44 @@ impl Schedule {
                 let end = start.checked_add_signed(delta)?;
                 Some(info(start, end, end))
             }
+            Schedule::NotRun { .. } => None,
+            Schedule::Assets { timetable, .. } => timetable
+                .as_ref()
+                .and_then(|t| t.next_dagrun_info(tz, last, r, now)),
+            Schedule::CronTrigger {
+                cron,
+                timezone,
+                interval,
+                ..
+            } => {
+                let c = CronCalc {
+                    cron,
+                    tz: timezone.unwrap_or(tz),
+                };
+                let interval = chrono::Duration::from_std(*interval).ok()?;
+                let next_start = if r.catchup {
+                    match last {
+                        Some(l) => c.next(l.end)?,
+                        None => c.align_next(r.earliest?)?,
+                    }
+                } else {
+                    let mut candidates = vec![c.align_next(now)?];
+                    match last {
+                        Some(l) => candidates.push(c.next(l.end)?),
+                        None if r.earliest.is_none() => return None,
+                        None => {}
+                    }
+                    if let Some(e) = r.earliest {
+                        candidates.push(c.align_next(e)?);
+                    }
+                    candidates.into_iter().max()?
+                };
+                if r.latest.is_some_and(|l| next_start > l) {
+                    return None;
+                }
+                let start = next_start.checked_sub_signed(interval)?;
+                Some(info(start, next_start, next_start))
+            }
             Schedule::Cron { cron, .. } => {
                 let c = CronCalc { cron, tz };
                 let earliest = if !r.catchup {
@@ -300,8 +373,22 @@ impl Schedule {
     /// The data interval of a manual run at `run_after` (Airflow's `infer_manual_data_interval`).
     pub fn infer_manual_data_interval(&self, tz: Tz, run_after: DateTime<Utc>) -> DataInterval {
         match self {
-            Schedule::Never | Schedule::Once => DataInterval {
+            Schedule::Never | Schedule::Once | Schedule::NotRun { .. } => DataInterval {
                 start: run_after,
+                end: run_after,
+            },
+            Schedule::Assets { timetable, .. } => match timetable {
+                Some(t) => t.infer_manual_data_interval(tz, run_after),
+                None => DataInterval {
+                    start: run_after,
+                    end: run_after,
+                },
+            },
+            Schedule::CronTrigger { interval, .. } => DataInterval {
+                start: chrono::Duration::from_std(*interval)
+                    .ok()
+                    .and_then(|d| run_after.checked_sub_signed(d))
+                    .unwrap_or(run_after),
                 end: run_after,
             },
             Schedule::Delta(d) => DataInterval {

@@ -6,8 +6,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::yaml_tags::{classify, shown, TagUse};
 
 /// A YAML value with the 1-based line it starts on.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,13 +123,25 @@ impl Node {
     }
 }
 
-/// A YAML syntax error with its position.
+/// A YAML syntax error, or a refused tag, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
     /// 1-based line.
     pub line: usize,
     /// What is wrong.
     pub message: String,
+}
+
+impl YamlError {
+    /// The error as a DAG file error reason: `YAML syntax error: ...`, or the refusal of a tag
+    /// as it is (the text is valid YAML; weft will not read it).
+    pub fn reason(&self) -> String {
+        if self.message.starts_with("tag `") || self.message.contains("` value: ") {
+            self.message.clone()
+        } else {
+            format!("YAML syntax error: {}", self.message)
+        }
+    }
 }
 
 /// Deepest nesting accepted (keeps recursion over nodes bounded).
@@ -142,7 +156,8 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their [`node_weight`].
+    anchors: HashMap<usize, (Node, usize)>,
     error: Option<YamlError>,
     nodes: usize,
 }
@@ -159,45 +174,168 @@ fn node_weight(node: &Node) -> usize {
     }
 }
 
+/// Resolve a plain scalar as PyYAML's loader does (YAML 1.1 implicit types: `yes`/`no`/`on`/`off`
+/// are booleans, `0o17` and `1e5` are strings, `017` is octal, `1:30` is 90), so a value means
+/// what it means to dag-factory. Timestamps stay strings: the DAG loader parses dates itself.
 fn resolve_plain(s: &str) -> Val {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Val::Null,
-        "true" | "True" | "TRUE" => return Val::Bool(true),
-        "false" | "False" | "FALSE" => return Val::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" => return Val::Float(f64::INFINITY),
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+            return Val::Bool(true)
+        }
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+            return Val::Bool(false)
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Val::Float(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Val::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Val::Float(f64::NAN),
         _ => {}
     }
-    if let Some(hex) = s.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Val::Int(i);
+    resolve_int(s)
+        .map(Val::Int)
+        .or_else(|| resolve_float(s).map(Val::Float))
+        .unwrap_or_else(|| Val::Str(s.to_string()))
+}
+
+/// PyYAML's int: `[-+]?(0b[01_]+|0[0-7_]+|(0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)`.
+fn resolve_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let digits = |t: &str, radix: u32| -> Option<i64> {
+        let t: String = t.chars().filter(|&c| c != '_').collect();
+        if t.is_empty() {
+            return None;
         }
-    }
-    if let Some(oct) = s.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Val::Int(i);
+        i64::from_str_radix(&t, radix).ok()
+    };
+    let v = if let Some(b) = body.strip_prefix("0b") {
+        b.chars()
+            .all(|c| matches!(c, '0' | '1' | '_'))
+            .then_some(())?;
+        digits(b, 2)?
+    } else if let Some(h) = body.strip_prefix("0x") {
+        h.chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '_')
+            .then_some(())?;
+        digits(h, 16)?
+    } else if body == "0" {
+        0
+    } else if body.len() > 1 && body.starts_with('0') {
+        body[1..]
+            .chars()
+            .all(|c| matches!(c, '0'..='7' | '_'))
+            .then_some(())?;
+        digits(&body[1..], 8)?
+    } else if body.contains(':') {
+        let mut parts = body.split(':');
+        let first = parts.next()?;
+        if !first.starts_with(|c: char| ('1'..='9').contains(&c))
+            || !first.chars().all(|c| c.is_ascii_digit() || c == '_')
+        {
+            return None;
         }
-    }
-    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = s.parse::<i64>() {
-            return Val::Int(i);
+        let mut total = digits(first, 10)?;
+        for p in parts {
+            if p.is_empty() || p.len() > 2 || !p.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let n: i64 = p.parse().ok()?;
+            if n > 59 {
+                return None;
+            }
+            total = total.checked_mul(60)?.checked_add(n)?;
         }
-    }
-    let looks_numeric = s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-        && s.bytes().any(|b| b.is_ascii_digit());
-    if looks_numeric {
-        if let Ok(f) = s.parse::<f64>() {
-            return Val::Float(f);
+        total
+    } else {
+        if !body.starts_with(|c: char| ('1'..='9').contains(&c))
+            || !body.chars().all(|c| c.is_ascii_digit() || c == '_')
+        {
+            return None;
         }
+        digits(body, 10)?
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// PyYAML's float: `[-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+][0-9]+)?` (a dot is required and
+/// an exponent needs its sign).
+fn resolve_float(s: &str) -> Option<f64> {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = mantissa.split_once('.')?;
+    let ok_int = int.is_empty()
+        || (int.starts_with(|c: char| c.is_ascii_digit())
+            && int.chars().all(|c| c.is_ascii_digit() || c == '_'));
+    let ok_frac = frac.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let ok_exp = exp.is_none_or(|e| {
+        e.len() > 1 && e.starts_with(['-', '+']) && e[1..].chars().all(|c| c.is_ascii_digit())
+    });
+    if !(ok_int && ok_frac && ok_exp) || (int.is_empty() && frac.is_empty()) {
+        return None;
     }
-    Val::Str(s.to_string())
+    let clean: String = s.chars().filter(|&c| c != '_').collect();
+    clean.parse::<f64>().ok()
+}
+
+/// The value of a scalar under a data tag (`!!int "3"` is 3).
+fn tagged_scalar(text: String, use_: &TagUse) -> Result<Val, String> {
+    let plain = resolve_plain(&text);
+    match use_ {
+        TagUse::Str => Ok(Val::Str(text)),
+        TagUse::PythonName(name) => Ok(Val::Str(name.clone())),
+        TagUse::Int => resolve_int(&text)
+            .map(Val::Int)
+            .ok_or_else(|| format!("`{text}` is not an integer")),
+        TagUse::Float => match plain {
+            Val::Float(f) => Ok(Val::Float(f)),
+            Val::Int(i) => Ok(Val::Float(i as f64)),
+            _ => Err(format!("`{text}` is not a number")),
+        },
+        TagUse::Bool => match plain {
+            Val::Bool(b) => Ok(Val::Bool(b)),
+            _ => Err(format!("`{text}` is not a boolean")),
+        },
+        TagUse::Null => Ok(Val::Null),
+        TagUse::Plain | TagUse::Seq | TagUse::Map => Ok(plain),
+        TagUse::Refused(why) => Err(why.clone()),
+    }
 }
 
 impl Builder {
+    /// Record the first error (later ones are consequences).
+    fn fail(&mut self, line: usize, message: String) {
+        if self.error.is_none() {
+            self.error = Some(YamlError { line, message });
+        }
+    }
+
+    /// A collection's tag must be a data tag of its kind.
+    fn check_collection_tag(&mut self, tag: Option<&Tag>, kind: TagUse, line: usize) {
+        let Some(tag) = tag else { return };
+        match classify(tag, false) {
+            TagUse::Refused(why) => self.fail(line, why),
+            u if u != kind => self.fail(
+                line,
+                format!(
+                    "tag `{}` does not fit a {}",
+                    shown(tag),
+                    if kind == TagUse::Seq {
+                        "list"
+                    } else {
+                        "mapping"
+                    }
+                ),
+            ),
+            _ => {}
+        }
+    }
+
     fn push(&mut self, node: Node, anchor: usize) {
         if self.error.is_some() {
             return;
@@ -213,7 +351,8 @@ impl Builder {
             return;
         }
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let weight = node_weight(&node);
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -258,12 +397,26 @@ impl MarkedEventReceiver for Builder {
         let line = mark.line().max(1);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = if style != TScalarStyle::Plain
-                    || tag.as_ref().is_some_and(|t| t.suffix == "str")
-                {
-                    Val::Str(text)
-                } else {
-                    resolve_plain(&text)
+                let untagged = |text: String| {
+                    if style == TScalarStyle::Plain {
+                        resolve_plain(&text)
+                    } else {
+                        Val::Str(text)
+                    }
+                };
+                let value = match tag.as_ref().map(|t| (t, classify(t, true))) {
+                    None | Some((_, TagUse::Plain)) => untagged(text),
+                    Some((_, TagUse::Refused(why))) => {
+                        self.fail(line, why);
+                        Val::Null
+                    }
+                    Some((t, use_)) => match tagged_scalar(text, &use_) {
+                        Ok(v) => v,
+                        Err(reason) => {
+                            self.fail(line, format!("`{}` value: {reason}", shown(t)));
+                            Val::Null
+                        }
+                    },
                 };
                 self.push(Node { value, line }, anchor);
             }
@@ -277,10 +430,12 @@ impl MarkedEventReceiver for Builder {
                 // Keep the frame so the matching end event pops it.
                 self.stack.push(Frame::Seq(Vec::new(), line, 0));
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_ref(), TagUse::Seq, line);
                 self.stack.push(Frame::Seq(Vec::new(), line, anchor))
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_ref(), TagUse::Map, line);
                 self.stack
                     .push(Frame::Map(Vec::new(), None, line, anchor, HashSet::new()))
             }
@@ -294,7 +449,7 @@ impl MarkedEventReceiver for Builder {
                 ),
                 Some(Frame::Map(entries, _, line, anchor, _)) => self.push(
                     Node {
-                        value: Val::Map(entries),
+                        value: Val::Map(apply_merge_keys(entries)),
                         line,
                     },
                     anchor,
@@ -302,11 +457,29 @@ impl MarkedEventReceiver for Builder {
                 None => {}
             },
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    value: Val::Null,
-                    line,
-                });
-                self.nodes += node_weight(&node);
+                if self.error.is_some() {
+                    return;
+                }
+                // Count the expansion before copying it: an alias bomb stops here, not after
+                // a million-node clone per alias.
+                let weight = self.anchors.get(&id).map_or(0, |(_, w)| *w);
+                if self.nodes.saturating_add(weight) > MAX_NODES {
+                    self.fail(
+                        line,
+                        format!(
+                            "document too large (more than {MAX_NODES} values after alias expansion)"
+                        ),
+                    );
+                    return;
+                }
+                self.nodes += weight;
+                let node = self.anchors.get(&id).map_or(
+                    Node {
+                        value: Val::Null,
+                        line,
+                    },
+                    |(n, _)| n.clone(),
+                );
                 self.push(node, 0);
             }
             _ => {}
@@ -314,8 +487,64 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
+/// YAML 1.1 merge keys, as PyYAML applies them: `<<: *base` (or a list of mappings) supplies
+/// the entries the mapping does not set itself.
+fn apply_merge_keys(entries: Vec<(Key, Node)>) -> Vec<(Key, Node)> {
+    if !entries.iter().any(|(k, _)| k.name == "<<") {
+        return entries;
+    }
+    let mut own = Vec::new();
+    let mut merged: Vec<(Key, Node)> = Vec::new();
+    for (k, v) in entries {
+        if k.name != "<<" {
+            own.push((k, v));
+            continue;
+        }
+        let sources: Vec<Node> = match v.value {
+            Val::Seq(items) => items,
+            other => vec![Node {
+                value: other,
+                line: v.line,
+            }],
+        };
+        for src in sources {
+            if let Val::Map(src_entries) = src.value {
+                for (sk, sv) in src_entries {
+                    if !merged.iter().any(|(mk, _)| mk.name == sk.name) {
+                        merged.push((sk, sv));
+                    }
+                }
+            }
+        }
+    }
+    for (mk, mv) in merged {
+        if !own.iter().any(|(k, _)| k.name == mk.name) {
+            own.push((mk, mv));
+        }
+    }
+    own
+}
+
 /// Parse the first YAML document of `text` (an empty file is `null`).
+///
+/// Text is read as PyYAML (and so dag-factory) reads it: where the only complaint is the
+/// indentation of a line inside a flow collection (`[`...`]`, `{`...`}`) or a quoted scalar,
+/// which PyYAML never checks, such lines are indented further and the text is read again
+/// (leading blanks of those lines carry no meaning, so the value is the same).
 pub fn parse(text: &str) -> Result<Node, YamlError> {
+    match parse_strict(text) {
+        Err(e) if e.message.starts_with("invalid indentation") => {
+            let relaxed = crate::yaml_flow::indent_flow_lines(text);
+            if relaxed == text {
+                return Err(e);
+            }
+            parse_strict(&relaxed).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
+fn parse_strict(text: &str) -> Result<Node, YamlError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, false) {
@@ -378,6 +607,120 @@ mod tests {
         }
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("too large"), "{e:?}");
+    }
+
+    #[test]
+    fn scalars_resolve_as_pyyaml_resolves_them() {
+        let n = parse(
+            "a: yes\nb: off\nc: 1e5\nd: 1.0e+5\ne: 017\nf: 0o17\ng: 1:30\nh: 00:05:00\ni: 1_000\nj: 0x1F\nk: .5\nl: 2024-01-01\nm: ~\n",
+        )
+        .unwrap();
+        let j = n.to_json();
+        assert_eq!(j["a"], true);
+        assert_eq!(j["b"], false);
+        assert_eq!(j["c"], "1e5");
+        assert_eq!(j["d"], 100000.0);
+        assert_eq!(j["e"], 15);
+        assert_eq!(j["f"], "0o17");
+        assert_eq!(j["g"], 90);
+        assert_eq!(j["h"], "00:05:00");
+        assert_eq!(j["i"], 1000);
+        assert_eq!(j["j"], 31);
+        assert_eq!(j["k"], 0.5);
+        assert_eq!(j["l"], "2024-01-01");
+        assert!(j["m"].is_null());
+    }
+
+    #[test]
+    fn flow_lines_left_of_their_block_load_as_in_pyyaml() {
+        // dag-factory's own tests/fixtures/dag_factory_kubernetes_pod_operator.yml does this.
+        let text = "t:\n  args : [\n     'a',\n     'b',\n  ]\n  vars : [\n    {\"v\":\"x\"}\n  ]\n  next: 1\n";
+        let n = parse(text).unwrap();
+        let t = n.get("t").unwrap();
+        assert_eq!(
+            t.get("args").unwrap().to_json(),
+            serde_json::json!(["a", "b"])
+        );
+        assert_eq!(
+            t.get("vars").unwrap().to_json(),
+            serde_json::json!([{"v": "x"}])
+        );
+        assert_eq!(t.get("next").unwrap().line, 9);
+        // A real syntax error is still reported where it is.
+        let e = parse("t:\n  a: [1,\n  b: 2\n").unwrap_err();
+        assert!(e.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn merge_keys_and_python_names() {
+        let n =
+            parse("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\nf: !!python/name:sample.double\n")
+                .unwrap();
+        assert_eq!(
+            n.get("d").unwrap().to_json(),
+            serde_json::json!({"y": 3, "x": 1})
+        );
+        assert_eq!(n.get("f").unwrap().as_str(), Some("sample.double"));
+    }
+
+    #[test]
+    fn data_tags_read_as_pyyaml_reads_them() {
+        let n = parse(
+            "a: !!str 3\nb: !!int '7'\nc: !!python/tuple [1, 2]\nd: !!python/none ''\ne: !!float 2\nf: !!python/dict {k: v}\n",
+        )
+        .unwrap();
+        let j = n.to_json();
+        assert_eq!(j["a"], "3");
+        assert_eq!(j["b"], 7);
+        assert_eq!(j["c"], serde_json::json!([1, 2]));
+        assert!(j["d"].is_null());
+        assert_eq!(j["e"], 2.0);
+        assert_eq!(j["f"], serde_json::json!({"k": "v"}));
+        let e = parse("a: 1\nb: !!int seven\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message
+                .contains("`!!int` value: `seven` is not an integer"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn tags_that_run_code_or_build_objects_are_refused_at_their_line() {
+        for (text, line, shown) in [
+            (
+                "x: 1\ny: !!python/object/apply:os.system ['id']\n",
+                2,
+                "!!python/object/apply:os.system",
+            ),
+            (
+                "x: !!python/object/new:subprocess.Popen {args: [id]}\n",
+                1,
+                "!!python/object/new:subprocess.Popen",
+            ),
+            ("x:\n  y: !!python/module:os ''\n", 2, "!!python/module:os"),
+            (
+                "x:\n\n  y: !!python/object:builtins.dict {}\n",
+                3,
+                "!!python/object:builtins.dict",
+            ),
+            // a tagged block mapping is reported at its first line
+            (
+                "pod: !kubernetes.client.models.V1Pod\n  metadata: {}\n",
+                2,
+                "!kubernetes.client.models.V1Pod",
+            ),
+            // `!!` redefined by a directive is not the standard prefix any more
+            (
+                "%TAG !! tag:evil.example,2000:\n---\nx: !!str 1\n",
+                3,
+                "tag:evil.example",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e:?}");
+            assert!(e.message.contains(shown), "{text}: {e:?}");
+        }
     }
 
     #[test]

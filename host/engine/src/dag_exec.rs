@@ -87,6 +87,10 @@ impl SandboxTaskExecutor<'_> {
         &self,
         ti: &TaskInvocation,
     ) -> (Result<Value, TaskFailure>, Option<TryLog>) {
+        // EmptyOperator and friends: no plugin, no sandbox
+        if let Some(r) = weft_dag::builtin::execute(ti) {
+            return (r, None);
+        }
         if ti.operator.starts_with("weft:statemachine:") {
             return (
                 Err(TaskFailure::new(

@@ -378,6 +378,15 @@ fn schedule_text(s: &weft_dag::Schedule) -> Value {
         weft_dag::Schedule::Once => json!("@once"),
         weft_dag::Schedule::Cron { source, .. } => json!(source),
         weft_dag::Schedule::Delta(d) => json!(format!("every {}", humanize(d.as_secs()))),
+        weft_dag::Schedule::CronTrigger { source, .. } => json!(source),
+        weft_dag::Schedule::Assets { timetable, .. } => match timetable {
+            Some(t) => json!(format!(
+                "datasets or {}",
+                schedule_text(t).as_str().unwrap_or("?")
+            )),
+            None => json!("datasets"),
+        },
+        weft_dag::Schedule::NotRun { what } => json!(what),
     }
 }
 

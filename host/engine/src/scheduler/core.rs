@@ -1233,6 +1233,10 @@ fn run_try(
     inv: &weft_dag::TaskInvocation,
 ) -> (Result<Value, TaskFailure>, f64, Vec<Value>) {
     let started = Instant::now();
+    // EmptyOperator and the other built-ins run here, whatever the runner
+    if let Some(r) = weft_dag::builtin::execute(inv) {
+        return (r, started.elapsed().as_secs_f64(), Vec::new());
+    }
     let mut logs = Vec::new();
     let mut pokes = 0u32;
     loop {
