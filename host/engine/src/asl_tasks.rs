@@ -110,6 +110,18 @@ impl<'a> SandboxTaskRunner<'a> {
     }
 
     fn grant(&self, credentials: Option<&Value>) -> Result<Grant, TaskFailure> {
+        Ok(Grant::compile(
+            self.grant_layers(credentials)?,
+            &self.base_dir,
+        ))
+    }
+
+    /// The policy layers a task runs with: the execution role, narrowed by the role its
+    /// `Credentials` names.
+    pub fn grant_layers(
+        &self,
+        credentials: Option<&Value>,
+    ) -> Result<Vec<Arc<Policy>>, TaskFailure> {
         let mut layers = Vec::new();
         if let Some(r) = &self.execution_role {
             layers.push(r.clone());
@@ -127,7 +139,30 @@ impl<'a> SandboxTaskRunner<'a> {
                     .map_err(|e| failure("States.Permissions", e.to_string()))?,
             );
         }
-        Ok(Grant::compile(layers, &self.base_dir))
+        Ok(layers)
+    }
+
+    /// The context a guest receives for `req` (`{"task","attempt","execution","params",
+    /// "context"[,"traceparent"]}`), as JSON text.
+    pub fn guest_context(&self, req: &TaskRequest<'_>) -> Result<String, TaskFailure> {
+        let traceparent = self
+            .trace
+            .as_ref()
+            .map(|t| traceparent(t, &req.key, req.attempt));
+        let ctx = GuestContext {
+            task: req.state_name,
+            attempt: req.attempt,
+            execution: req.context.pointer("/Execution/Id"),
+            params: EmptyObject,
+            context: req.context,
+            traceparent,
+        };
+        serde_json::to_string(&ctx).map_err(|e| failure("States.Runtime", e.to_string()))
+    }
+
+    /// The plugin reference a task request names.
+    pub fn plugin_reference(req: &TaskRequest<'_>) -> Result<PluginRef, TaskFailure> {
+        Self::plugin_ref(req)
     }
 
     fn plugin_ref(req: &TaskRequest<'_>) -> Result<PluginRef, TaskFailure> {

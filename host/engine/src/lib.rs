@@ -14,6 +14,7 @@ mod error;
 pub mod needed_plugins;
 pub mod persistence;
 pub mod plugin_host;
+pub mod remote;
 pub mod roles;
 pub mod scheduler;
 pub mod secrets;
