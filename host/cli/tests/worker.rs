@@ -499,3 +499,105 @@ fn a_tampered_plugin_blob_is_refused_by_the_worker() {
         "nothing was written to the worker's store"
     );
 }
+
+#[test]
+fn dag_tasks_go_to_the_worker_of_their_queue() {
+    let home = node_home();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    // `queue:` on a task, and in default_args for the others
+    std::fs::write(
+        home.path().join("dags/remote.dag.yaml"),
+        "remote_dag:\n  schedule: null\n  start_date: 2024-03-01\n  default_args:\n    queue: beta\n  tasks:\n    first:\n      operator: echo\n      queue: alpha\n      msg: hi\n    second:\n      operator: echo\n      dependencies: [first]\n      got: \"{{ ti.xcom_pull(task_ids='first') }}\"\n",
+    )
+    .unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    let (_a, _ah) = start_worker(home.path(), port, "wa", &["alpha"]);
+    let (_b, _bh) = start_worker(home.path(), port, "wb", &["beta"]);
+    wait_for("both workers", || {
+        workers(port)["workers"].as_array().unwrap().len() == 2
+    });
+    let (st, run) = request(
+        port,
+        ADMIN_SECRET,
+        "POST",
+        "/v1/dags/remote_dag/runs",
+        "Content-Type: application/json\r\n",
+        "{}",
+    );
+    assert_eq!(st, 200, "{run}");
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    wait_for("the DAG run to succeed", || {
+        let (_, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            "/v1/dags/remote_dag/runs",
+            "",
+            "",
+        );
+        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        assert_ne!(state, "failed", "{v}");
+        state == "success"
+    });
+    for (task, worker) in [("first", "/wa"), ("second", "/wb")] {
+        let (st, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            &format!("/v1/dags/remote_dag/runs/{run_id}/tasks/{task}/logs"),
+            "",
+            "",
+        );
+        assert_eq!(st, 200, "{v}");
+        let text = v.to_string();
+        assert!(
+            text.contains(&format!("{worker}\"")),
+            "{task} ran on {worker}: {text}"
+        );
+    }
+}
+
+#[test]
+fn stop_execution_cancels_the_task_on_its_worker() {
+    let home = node_home();
+    let (_node, port) = start_node(home.path(), false);
+    let (_w, _wh) = start_worker(home.path(), port, "ws", &["default"]);
+    let arn = start(
+        port,
+        "stopped",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:hostile-spin",
+            "TimeoutSeconds": 600, "End": true}}}),
+    );
+    let busy = || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "ws" && w["busy"].as_u64().unwrap_or(0) > 0)
+    };
+    wait_for("the spin task to run on ws", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| !w["tasks"].as_array().unwrap().is_empty())
+    });
+    ok(port, "StopExecution", json!({"executionArn": arn}));
+    assert_eq!(finished(port, &arn)["status"], "ABORTED");
+    // the worker stops the guest at its next heartbeat, reports, and polls again idle
+    wait_for("the worker to be idle again", || {
+        !busy()
+            && workers(port)["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|w| w["tasks"].as_array().unwrap().is_empty())
+    });
+    // and is free for the next task
+    let arn = start(
+        port,
+        "after",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}),
+    );
+    assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
+}

@@ -326,7 +326,8 @@ pub fn ensure_plugin(
     })
 }
 
-/// Runs one received task in the worker's sandbox: the plugin by its pinned digest (the blob
+/// Runs one received task in the worker's sandbox (a sensor-world plugin is poked: its output
+/// is `true` or `false`): the plugin by its pinned digest (the blob
 /// store re-hashes it on every read, so no other code can run), the message's grant with
 /// relative `file:` resources under `base_dir`, only the message's secrets, its deadline, and
 /// `cancel` polled while the guest runs.
@@ -373,21 +374,22 @@ pub fn run_task(
         timeout: Duration::from_millis(task.timeout_ms.clamp(1, 365 * 24 * 3600 * 1000)),
         ..Limits::default()
     };
-    let outcome = host
-        .sandbox
-        .invoke(
-            &component,
-            Invocation {
-                input: &task.input,
-                ctx: &task.ctx,
-                grant: Arc::new(grant),
-                limits,
-                secrets: Arc::new(GrantedSecrets(task.secrets.clone())),
-                heartbeat: None,
-                cancel,
-            },
-        )
-        .map_err(crate::EngineError::from)?;
+    let inv = Invocation {
+        input: &task.input,
+        ctx: &task.ctx,
+        grant: Arc::new(grant),
+        limits,
+        secrets: Arc::new(GrantedSecrets(task.secrets.clone())),
+        heartbeat: None,
+        cancel,
+    };
+    // the world of the verified component decides, not the message: a sensor is poked
+    let outcome = if component.world == weft_sandbox::World::Sensor {
+        host.sandbox.poke(&component, inv)
+    } else {
+        host.sandbox.invoke(&component, inv)
+    }
+    .map_err(crate::EngineError::from)?;
     Ok(RemoteOutcome::from_outcome(outcome))
 }
 

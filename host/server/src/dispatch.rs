@@ -93,6 +93,8 @@ pub trait TaskDispatch: Send + Sync {
     fn queue_depths(&self) -> Vec<(String, u64)>;
     /// Tries running on workers.
     fn running(&self) -> u64;
+    /// Whether a worker has taken the try and the node still waits for it.
+    fn is_running(&self, task_id: &str) -> bool;
     /// Woken when a task is queued (for long polls).
     fn wakeup(&self) -> Arc<tokio::sync::Notify>;
     /// How long a running try may go without a heartbeat.
@@ -403,6 +405,13 @@ impl TaskDispatch for MemoryDispatch {
             .values()
             .filter(|t| matches!(t.state, TryState::Running { .. }))
             .count() as u64
+    }
+
+    fn is_running(&self, task_id: &str) -> bool {
+        matches!(
+            self.lock().tries.get(task_id).map(|t| &t.state),
+            Some(TryState::Running { .. })
+        )
     }
 
     fn wakeup(&self) -> Arc<tokio::sync::Notify> {
