@@ -379,7 +379,8 @@ pub struct BenchArgs {
     /// latency, 3-year daily catchup; every task runs `--plugin` in the sandbox, `--plugin none`
     /// runs no-ops in-process) or traces (the cost per state of recording spans: a Pass chain
     /// and a `--plugin` task chain, traced and untraced; with `--otlp-endpoint` through the
-    /// real exporter).
+    /// real exporter) or remote (`--iterations` one-task executions on the node, then on 1 and
+    /// 2 `weft worker` processes over loopback: tasks/s, round trip, node CPU per task).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.

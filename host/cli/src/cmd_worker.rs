@@ -361,13 +361,13 @@ fn slot_loop(w: &Arc<Worker>) {
 fn execute(w: &Arc<Worker>, task: RemoteTask) {
     w.busy.fetch_add(1, Ordering::SeqCst);
     tracing::info!(task = %task.task_id, state = %task.state, plugin = %task.plugin.name, "task received");
-    let done = Arc::new(AtomicBool::new(false));
+    let (done, done_rx) = std::sync::mpsc::channel::<()>();
     let cancel = Arc::new(AtomicBool::new(false));
     let beat = {
-        let (w, done, cancel) = (w.clone(), done.clone(), cancel.clone());
+        let (w, cancel) = (w.clone(), cancel.clone());
         let task_id = task.task_id.clone();
         let every = Duration::from_millis(task.heartbeat_ms.max(1));
-        std::thread::spawn(move || heartbeat_loop(&w, &task_id, every, &done, &cancel))
+        std::thread::spawn(move || heartbeat_loop(&w, &task_id, every, &done_rx, &cancel))
     };
     let outcome = weft_engine::remote::ensure_plugin(&w.host, &task.plugin, |d| {
         w.node.blob(&task.plugin.name, d)
@@ -386,7 +386,7 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) {
         tracing::warn!(task = %task.task_id, "{e}");
         e.outcome()
     });
-    done.store(true, Ordering::SeqCst);
+    drop(done);
     let _ = beat.join();
     let report = TaskReport {
         worker_id: w.worker_id.clone(),
@@ -417,22 +417,16 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) {
     w.busy.fetch_sub(1, Ordering::SeqCst);
 }
 
+/// Heartbeats `task_id` every `every` until `done` says the task ended (at once: the report
+/// does not wait for the next tick).
 fn heartbeat_loop(
     w: &Worker,
     task_id: &str,
     every: Duration,
-    done: &AtomicBool,
+    done: &std::sync::mpsc::Receiver<()>,
     cancel: &AtomicBool,
 ) {
-    let tick = Duration::from_millis(10).min(every);
-    let mut waited = Duration::ZERO;
-    while !done.load(Ordering::SeqCst) {
-        std::thread::sleep(tick);
-        waited += tick;
-        if waited < every {
-            continue;
-        }
-        waited = Duration::ZERO;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(every) {
         let hb = HeartbeatRequest {
             worker_id: w.worker_id.clone(),
             task_id: task_id.to_string(),

@@ -93,6 +93,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "weft bench invoke --plugin echo",
             "weft bench standard --json",
             "weft bench dag --plugin none",
+            "weft bench remote --iterations 2000   # node vs 1 and 2 workers over loopback",
         ],
     ),
     (

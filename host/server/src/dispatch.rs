@@ -99,6 +99,8 @@ pub trait TaskDispatch: Send + Sync {
     fn wakeup(&self) -> Arc<tokio::sync::Notify>;
     /// How long a running try may go without a heartbeat.
     fn heartbeat_timeout(&self) -> Duration;
+    /// The latest round trips (queued to reported), oldest first.
+    fn round_trips(&self) -> Vec<Duration>;
 }
 
 enum TryState {
@@ -111,6 +113,7 @@ enum TryState {
 
 struct Try {
     task: RemoteTask,
+    queued_at: Instant,
     state: TryState,
     cancel: bool,
     done: mpsc::Sender<Completion>,
@@ -132,9 +135,14 @@ struct Inner {
     workers: HashMap<String, Worker>,
 }
 
+/// Round trips (queued to reported) kept for benchmarks and `/metrics`.
+pub const ROUND_TRIPS_KEPT: usize = 65_536;
+
 /// The in-memory dispatcher.
 pub struct MemoryDispatch {
     inner: Mutex<Inner>,
+    /// The latest round trips, microseconds.
+    round_trips: Mutex<VecDeque<u32>>,
     wake: Arc<tokio::sync::Notify>,
     heartbeat_timeout: Duration,
     local_tasks: bool,
@@ -145,6 +153,7 @@ impl MemoryDispatch {
     pub fn new(heartbeat_timeout: Duration, local_tasks: bool) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
+            round_trips: Mutex::new(VecDeque::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
             heartbeat_timeout,
             local_tasks,
@@ -194,6 +203,7 @@ impl TaskDispatch for MemoryDispatch {
                 task.task_id.clone(),
                 Try {
                     task,
+                    queued_at: Instant::now(),
                     state: TryState::Queued,
                     cancel: false,
                     done: tx,
@@ -326,6 +336,15 @@ impl TaskDispatch for MemoryDispatch {
         let Some(t) = g.tries.remove(&report.task_id) else {
             return Err(not_yours());
         };
+        drop(g);
+        {
+            let us = t.queued_at.elapsed().as_micros().min(u32::MAX as u128) as u32;
+            let mut rt = self.round_trips.lock().unwrap_or_else(|e| e.into_inner());
+            if rt.len() == ROUND_TRIPS_KEPT {
+                rt.pop_front();
+            }
+            rt.push_back(us);
+        }
         // the waiting thread may be gone (the node gave up just now): nothing to deliver to
         let _ = t.done.send(Completion::Reported {
             report: Box::new(report),
@@ -421,6 +440,15 @@ impl TaskDispatch for MemoryDispatch {
     fn heartbeat_timeout(&self) -> Duration {
         self.heartbeat_timeout
     }
+
+    fn round_trips(&self) -> Vec<Duration> {
+        self.round_trips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|us| Duration::from_micros(u64::from(*us)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -496,6 +524,7 @@ mod tests {
         d.report("key1", report("w1", "t1")).unwrap();
         let Completion::Reported { worker, .. } = rx.try_recv().unwrap();
         assert_eq!(worker, "h/w1");
+        assert_eq!(d.round_trips().len(), 1);
         // a second report of the same try is void
         assert!(d.report("key1", report("w1", "t1")).is_err());
     }
