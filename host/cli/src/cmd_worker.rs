@@ -8,8 +8,8 @@
 //! database, only a plugin store (blobs and precompiled artifacts) under `$WEFT_HOME`.
 //!
 //! Slots scale with the queue: the worker starts `--min-slots` pollers; a poll answered with
-//! tasks still waiting adds a slot (up to `--max-slots`); a slot whose poll came back empty
-//! ends while more than `--min-slots` remain.
+//! tasks still waiting, or a task taken by the last free slot, adds a slot (up to
+//! `--max-slots`); a slot whose poll came back empty ends while more than `--min-slots` remain.
 
 use crate::args::WorkerArgs;
 use crate::context::usage;
@@ -342,7 +342,14 @@ fn slot_loop(w: &Arc<Worker>) {
             spawn_slot(w);
         }
         match answer.task {
-            Some(task) => execute(w, task),
+            Some(task) => {
+                // every slot busy: keep one more polling (up to --max-slots), so a task queued
+                // later does not wait for a running one
+                if w.busy.load(Ordering::SeqCst) + 1 >= w.slots.load(Ordering::SeqCst) {
+                    spawn_slot(w);
+                }
+                execute(w, task)
+            }
             None => {
                 // idle: give the slot back while more than the minimum remain
                 let n = w.slots.load(Ordering::SeqCst);

@@ -43,7 +43,8 @@ fn node_home() -> tempfile::TempDir {
     std::fs::write(
         h.join("roles/task.json"),
         json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["secrets:Get"], "Resource": ["secret:db-*"]}]})
+            {"Effect": "Allow", "Action": ["secrets:Get"], "Resource": ["secret:db-*"]},
+            {"Effect": "Allow", "Action": ["http:Request"], "Resource": ["http://127.0.0.1:*/*"]}]})
         .to_string(),
     )
     .unwrap();
@@ -52,7 +53,7 @@ fn node_home() -> tempfile::TempDir {
         json!({"db-password": "granted-value", "root-key": "never-leaves-the-node"}).to_string(),
     )
     .unwrap();
-    for p in ["echo.wasm", "hostile/spin.wasm"] {
+    for p in ["echo.wasm", "hostile/spin.wasm", "http-request.wasm"] {
         let o = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["plugin", "install", plugin(p).to_str().unwrap()])
             .env("WEFT_HOME", h)
@@ -84,6 +85,7 @@ fn start_node(home: &Path, local_tasks: bool) -> (Proc, u16) {
         .args(&args)
         .env("WEFT_HOME", home)
         .env("WEFT_WORKER_HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS)
+        .env("WEFT_WORKER_POLL_WAIT_MS", "2000")
         .current_dir(home)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -105,6 +107,17 @@ fn start_worker(
     id: &str,
     queues: &[&str],
 ) -> (Proc, tempfile::TempDir) {
+    start_worker_with(node_home, port, id, queues, &["--max-slots", "2"])
+}
+
+/// [`start_worker`] with `extra` arguments.
+fn start_worker_with(
+    node_home: &Path,
+    port: u16,
+    id: &str,
+    queues: &[&str],
+    extra: &[&str],
+) -> (Proc, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
     let server = format!("http://127.0.0.1:{port}");
     let mut args = vec![
@@ -115,9 +128,8 @@ fn start_worker(
         "worker",
         "--id",
         id,
-        "--max-slots",
-        "2",
     ];
+    args.extend(extra);
     for q in queues {
         args.extend(["--queue", q]);
     }
@@ -301,8 +313,122 @@ fn tasks_land_on_the_worker_of_their_queue_and_logs_name_it() {
         .join(&digest[2..])
         .is_file());
     // /metrics carries the dispatcher's series
-    let (st, _) = request(port, ADMIN_SECRET, "GET", "/metrics", "", "");
-    assert_eq!(st, 200);
+    let metrics = metrics_text(port);
+    for series in [
+        "weft_workers_connected 2",
+        "weft_queue_depth{queue=\"alpha\"} 0",
+        "weft_remote_tasks_running 0",
+        "weft_worker_slots{state=\"idle\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+}
+
+fn metrics_text(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {ADMIN_SECRET}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A loopback HTTP port that accepts connections and never answers until released: a task
+/// requesting it stays busy without burning fuel.
+struct Hanging {
+    port: u16,
+    held: std::sync::Arc<std::sync::Mutex<Option<Vec<TcpStream>>>>,
+}
+
+impl Hanging {
+    fn start() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new())));
+        let h = held.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                // once released, a connection (a client's retry) is closed at once
+                if let Some(v) = h.lock().unwrap().as_mut() {
+                    v.push(c);
+                }
+            }
+        });
+        Hanging { port, held }
+    }
+
+    /// Closes every held connection, and every later one: the requests fail at once.
+    fn release(&self) {
+        self.held.lock().unwrap().take();
+    }
+}
+
+#[test]
+fn a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle() {
+    let home = node_home();
+    let hang = Hanging::start();
+    let (_node, port) = start_node(home.path(), false);
+    let (_w, _wh) = start_worker_with(
+        home.path(),
+        port,
+        "wg",
+        &["default"],
+        &["--min-slots", "1", "--max-slots", "3"],
+    );
+    let slots = || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["worker_id"] == "wg")
+            .map(|w| {
+                (
+                    w["slots"].as_u64().unwrap(),
+                    w["tasks"].as_array().unwrap().len(),
+                )
+            })
+    };
+    wait_for("the worker", || slots().is_some());
+    let sm = ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": "grow", "roleArn": "weft:role:task", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "weft:plugin:http-request", "TimeoutSeconds": 600,
+            "Parameters": {"url": format!("http://127.0.0.1:{}/hang", hang.port)}, "End": true}}}).to_string()}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut arns = Vec::new();
+    for i in 0..4 {
+        arns.push(
+            ok(
+                port,
+                "StartExecution",
+                json!({"stateMachineArn": sm, "name": format!("g{i}")}),
+            )["executionArn"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    wait_for("three slots running three tasks", || {
+        slots() == Some((3, 3))
+    });
+    // the fourth waits on the queue, and the node says so
+    wait_for("a queue depth of 1 in /metrics", || {
+        metrics_text(port).contains("weft_queue_depth{queue=\"default\"} 1")
+    });
+    assert!(metrics_text(port).contains("weft_remote_tasks_running 3"));
+    for arn in &arns {
+        ok(port, "StopExecution", json!({"executionArn": arn}));
+    }
+    hang.release();
+    // idle polls give slots back down to --min-slots
+    wait_for("one slot left", || slots() == Some((1, 0)));
 }
 
 #[test]
@@ -378,8 +504,15 @@ fn a_task_message_carries_only_granted_secrets_and_late_reports_are_discarded() 
     );
     assert_eq!(st, 409);
     // no heartbeat: the try is failed over, the Retry queues a new try (long poll waits for it)
-    let (st, second) = worker_call(port, "/v1/worker/poll", poll.clone());
-    assert_eq!(st, 200, "{second}");
+    let end = Instant::now() + Duration::from_secs(60);
+    let second = loop {
+        let (st, v) = worker_call(port, "/v1/worker/poll", poll.clone());
+        assert_eq!(st, 200, "{v}");
+        if !v["task"].is_null() {
+            break v;
+        }
+        assert!(Instant::now() < end, "no retry was queued");
+    };
     let new_id = second["task"]["task_id"].as_str().unwrap().to_string();
     assert_ne!(new_id, old_id, "each try has its own fencing id");
     assert_eq!(second["task"]["attempt"], 2);

@@ -19,8 +19,17 @@ use weft_engine::remote::{RemoteTask, TaskReport};
 /// How long a running try may go without a heartbeat before it is lost (default; the
 /// `WEFT_WORKER_HEARTBEAT_TIMEOUT_MS` variable overrides).
 pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one poll waits for a task.
+/// How long one poll waits for a task (default; `WEFT_WORKER_POLL_WAIT_MS` overrides).
 pub const POLL_WAIT: Duration = Duration::from_secs(20);
+
+/// The poll wait from `WEFT_WORKER_POLL_WAIT_MS` (at most a minute), else [`POLL_WAIT`].
+pub fn poll_wait_from_env() -> Duration {
+    std::env::var("WEFT_WORKER_POLL_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(POLL_WAIT, |ms| Duration::from_millis(ms.min(60_000)))
+}
 
 /// Why the dispatcher refused a worker's call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +110,8 @@ pub trait TaskDispatch: Send + Sync {
     fn heartbeat_timeout(&self) -> Duration;
     /// The latest round trips (queued to reported), oldest first.
     fn round_trips(&self) -> Vec<Duration>;
+    /// How long one poll waits for a task.
+    fn poll_wait(&self) -> Duration;
 }
 
 enum TryState {
@@ -145,6 +156,7 @@ pub struct MemoryDispatch {
     round_trips: Mutex<VecDeque<u32>>,
     wake: Arc<tokio::sync::Notify>,
     heartbeat_timeout: Duration,
+    poll_wait: Duration,
     local_tasks: bool,
 }
 
@@ -156,6 +168,7 @@ impl MemoryDispatch {
             round_trips: Mutex::new(VecDeque::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
             heartbeat_timeout,
+            poll_wait: poll_wait_from_env(),
             local_tasks,
         }
     }
@@ -176,7 +189,7 @@ impl MemoryDispatch {
     /// A worker counts as connected while it polled or heartbeated within a poll's wait plus
     /// the heartbeat timeout.
     fn live(&self, w: &Worker) -> bool {
-        w.last_seen.elapsed() < POLL_WAIT + self.heartbeat_timeout
+        w.last_seen.elapsed() < self.poll_wait + self.heartbeat_timeout
     }
 }
 
@@ -439,6 +452,10 @@ impl TaskDispatch for MemoryDispatch {
 
     fn heartbeat_timeout(&self) -> Duration {
         self.heartbeat_timeout
+    }
+
+    fn poll_wait(&self) -> Duration {
+        self.poll_wait
     }
 
     fn round_trips(&self) -> Vec<Duration> {

@@ -1,7 +1,7 @@
 //! The routes `weft worker` calls, and nothing else a worker needs:
 //!
 //! - `POST /v1/worker/poll` (`weft:PollTask` on `weft:queue:NAME`, every queue polled): a
-//!   [`PollRequest`]; waits up to [`POLL_WAIT`] for a task of the worker's queues and answers
+//!   [`PollRequest`]; waits up to [`crate::dispatch::POLL_WAIT`] for a task of the worker's queues and answers
 //!   a [`weft_engine::remote::PollResponse`].
 //! - `POST /v1/worker/heartbeat` (`weft:Heartbeat` on `weft:worker:ID`): a
 //!   [`HeartbeatRequest`] for a running try; `{"cancel": true}` asks the worker to stop it.
@@ -14,7 +14,7 @@
 //! the worker that took it and only while the node waits for it (its `task_id` is its fencing
 //! id), and outputs, streams and record lists are capped. A refused report is answered 409.
 
-use crate::dispatch::{DispatchError, POLL_WAIT};
+use crate::dispatch::DispatchError;
 use crate::error::ApiError;
 use crate::rest::reply;
 use crate::v1_access::{decide, V1Request};
@@ -114,7 +114,7 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let deadline = tokio::time::Instant::now() + POLL_WAIT;
+    let deadline = tokio::time::Instant::now() + app.dispatch.poll_wait();
     loop {
         let notified = wake.notified();
         tokio::pin!(notified);
