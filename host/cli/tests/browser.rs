@@ -886,13 +886,14 @@ fn web_ui_in_a_browser() {
         order.push(b.js("const e = document.activeElement; return e.id || e.textContent.trim().slice(0, 20) || e.tagName").as_str().unwrap_or("").to_string());
     }
     assert_eq!(
-        order[..8],
+        order[..9],
         [
             "weft server",
             "State machines",
             "Executions",
             "DAGs",
             "Plugins",
+            "Workers",
             "token",
             "login-btn",
             "logout"
