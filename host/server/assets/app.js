@@ -657,6 +657,7 @@ function renderTaskLogs(tasks) {
       h("strong", {}, t.state), " · attempt " + t.attempt + " · " + t.plugin,
       t.durationMs !== null && t.durationMs !== undefined ? " · " + fmtDur(t.durationMs) : "",
       t.fuelUsed ? " · fuel " + t.fuelUsed.toLocaleString() : "",
+      t.worker ? h("span", { class: "worker" }, " · on worker " + t.worker) : "",
       " ", err ? badge("FAILED") : badge("SUCCEEDED"));
     const audit = (t.audit || []).length
       ? h("table", { class: "audit" },
