@@ -456,6 +456,38 @@ fn a_worker_key_is_refused_on_the_control_plane() {
         "{}",
     );
     assert_eq!(st, 403);
+    // blobs: only installed plugins, only by a well-formed digest
+    let (st, v) = request(
+        port,
+        WORKER_SECRET,
+        "GET",
+        &format!("/v1/blobs/{}", "0".repeat(64)),
+        "",
+        "",
+    );
+    assert_eq!(
+        (st, v["__type"].as_str()),
+        (404, Some("ResourceNotFoundException")),
+        "{v}"
+    );
+    for bad in ["..%2F..%2Fcredentials", "abc", "zz"] {
+        let (st, _) = request(
+            port,
+            WORKER_SECRET,
+            "GET",
+            &format!("/v1/blobs/{bad}"),
+            "",
+            "",
+        );
+        assert_eq!(st, 400, "{bad}");
+    }
+    // a forged worker report for a try nobody took is refused
+    let (st, _) = worker_call(
+        port,
+        "/v1/worker/report",
+        json!({"worker_id": "ghost", "task_id": "00000000-0000-0000-0000-000000000000", "outcome": {"output": "{}"}}),
+    );
+    assert_eq!(st, 409);
     // the admin key (no policy) may create it
     let (st, _) = sfn(
         port,
