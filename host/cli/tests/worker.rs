@@ -766,3 +766,84 @@ fn stop_execution_cancels_the_task_on_its_worker() {
     );
     assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
 }
+
+/// A loopback HTTP server answering every request `200 {}`.
+fn answering_server() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
+    let home = node_home();
+    let hang = Hanging::start();
+    let answer = answering_server();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    // the first try hangs on a port that never answers, the retry reaches one that does
+    std::fs::write(
+        home.path().join("dags/failover.dag.yaml"),
+        format!(
+            "failover_dag:\n  schedule: null\n  start_date: 2024-03-01\n  tasks:\n    fetch:\n      operator: http-request\n      grant: task\n      retries: 1\n      retry_delay: {{seconds: 1}}\n      url: \"http://127.0.0.1:{{{{ {} if ti.try_number == 1 else {} }}}}/x\"\n",
+            hang.port, answer
+        ),
+    )
+    .unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    let (a, _ah) = start_worker(home.path(), port, "wa", &["default"]);
+    let (st, run) = request(
+        port,
+        ADMIN_SECRET,
+        "POST",
+        "/v1/dags/failover_dag/runs",
+        "Content-Type: application/json\r\n",
+        "{}",
+    );
+    assert_eq!(st, 200, "{run}");
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    wait_for("the first try to run on wa", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "wa" && !w["tasks"].as_array().unwrap().is_empty())
+    });
+    drop(a); // SIGKILL, reaped
+    let (_b, _bh) = start_worker(home.path(), port, "wb", &["default"]);
+    wait_for("the DAG run to succeed", || {
+        let (_, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            "/v1/dags/failover_dag/runs",
+            "",
+            "",
+        );
+        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        assert_ne!(state, "failed", "{v}");
+        state == "success"
+    });
+    let (_, v) = request(
+        port,
+        ADMIN_SECRET,
+        "GET",
+        &format!("/v1/dags/failover_dag/runs/{run_id}/tasks/fetch/logs"),
+        "",
+        "",
+    );
+    let tries = v["tries"].as_array().unwrap();
+    assert_eq!(tries.len(), 2, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("stopped heartbeating"), "{text}");
+    assert!(text.contains("/wa\"") && text.contains("/wb\""), "{text}");
+    hang.release();
+}
