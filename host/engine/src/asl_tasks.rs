@@ -4,7 +4,8 @@
 //! (its `FunctionName`) and `arn:aws:lambda:...:function:NAME` map onto the installed plugin of
 //! that name, so definitions copied from AWS run unchanged. A task runs with the execution role,
 //! narrowed by `Credentials.RoleArn` (`weft:role:NAME`) when the state names one; with neither,
-//! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline.
+//! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline. The HTTP Task
+//! (`arn:aws:states:::http:invoke`) is built in ([`crate::http_task`]).
 
 use crate::plugin_host::output_value;
 use crate::{PluginHost, PluginRef, Roles};
@@ -110,15 +111,11 @@ impl<'a> SandboxTaskRunner<'a> {
     }
 
     fn grant(&self, credentials: Option<&Value>) -> Result<Grant, TaskFailure> {
-        Ok(Grant::compile(
-            self.grant_layers(credentials)?,
-            &self.base_dir,
-        ))
+        Ok(Grant::compile(self.layers(credentials)?, &self.base_dir))
     }
 
-    /// The policy layers a task runs with: the execution role, narrowed by the role its
-    /// `Credentials` names.
-    pub fn grant_layers(
+    /// The policies a task runs under: the execution role, narrowed by `Credentials.RoleArn`.
+    pub(crate) fn layers(
         &self,
         credentials: Option<&Value>,
     ) -> Result<Vec<Arc<Policy>>, TaskFailure> {
@@ -140,6 +137,14 @@ impl<'a> SandboxTaskRunner<'a> {
             );
         }
         Ok(layers)
+    }
+
+    /// The policy layers a task runs with (see [`Self::layers`]), for a task run elsewhere.
+    pub fn grant_layers(
+        &self,
+        credentials: Option<&Value>,
+    ) -> Result<Vec<Arc<Policy>>, TaskFailure> {
+        self.layers(credentials)
     }
 
     /// The context a guest receives for `req` (`{"task","attempt","execution","params",
@@ -251,6 +256,9 @@ impl serde::Serialize for EmptyObject {
 
 impl TaskRunner for SandboxTaskRunner<'_> {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        if crate::http_task::is_http_invoke(&req.resource.kind) {
+            return self.run_http_task(req);
+        }
         let r = Self::plugin_ref(req)?;
         let grant = self.grant(req.credentials.as_ref())?;
         let mut limits = self.limits;
