@@ -46,6 +46,9 @@ pub enum Command {
     Invoke(InvokeArgs),
     /// Serve the Step Functions API (AWS JSON 1.0, `X-Amz-Target`) over HTTP.
     Server(ServerArgs),
+    /// Run a node's sandboxed tasks on this host: long-polls `weft server` for tasks of its
+    /// queues, fetches plugins by digest, heartbeats and reports.
+    Worker(WorkerArgs),
     /// Measure weft's hot paths.
     Bench(BenchArgs),
     /// Airflow-style DAGs: list, validate, test, trigger, backfill, clear, logs, scheduler.
@@ -389,8 +392,10 @@ pub struct BenchArgs {
     /// latency, 3-year daily catchup; every task runs `--plugin` in the sandbox, `--plugin none`
     /// runs no-ops in-process) or traces (the cost per state of recording spans: a Pass chain
     /// and a `--plugin` task chain, traced and untraced; with `--otlp-endpoint` through the
-    /// real exporter) or http (the built-in HTTP Task against a loopback server, beside a bare
-    /// exchange and the sandbox's granted request).
+    /// real exporter), http (the built-in HTTP Task against a loopback server, beside a bare
+    /// exchange and the sandbox's granted request) or remote (`--iterations` one-task
+    /// executions on the node, then on 1 and 2 `weft worker` processes over loopback: tasks/s,
+    /// round trip, node CPU per task).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.
@@ -474,4 +479,31 @@ pub struct ServerArgs {
     /// STATE_MACHINE_ARN#TestCase runs with that test case's mocks (also $SFN_MOCK_CONFIG).
     #[arg(long, value_name = "MOCKS.json")]
     pub mock_config: Option<PathBuf>,
+    /// Run no plugin task of a Standard execution on this node: every one waits on its queue
+    /// for a `weft worker`.
+    #[arg(long)]
+    pub no_local_tasks: bool,
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// The node to take tasks from: http://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// A queue to take tasks from (repeatable; default `default`).
+    #[arg(long, value_name = "NAME")]
+    pub queue: Vec<String>,
+    /// Concurrent sandboxes kept ready however short the queue (default 1).
+    #[arg(long, value_name = "N")]
+    pub min_slots: Option<u32>,
+    /// Concurrent sandboxes at most, reached while tasks wait on the queue (default: cores).
+    #[arg(long, value_name = "N")]
+    pub max_slots: Option<u32>,
+    /// The credentials profile requests are signed with (AWS_SHARED_CREDENTIALS_FILE, else
+    /// $WEFT_HOME/credentials).
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    /// This worker's id (default: generated); task logs name it with the host.
+    #[arg(long)]
+    pub id: Option<String>,
 }

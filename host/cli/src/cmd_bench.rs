@@ -33,9 +33,10 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         "dag" => return crate::cmd_bench_dag::run(&a),
         "traces" => return crate::cmd_bench_traces::run(&a),
         "http" => return crate::cmd_bench_http::run(&a),
+        "remote" => return remote(&a),
         other => {
             return Err(usage(format!(
-            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, summary, dag, traces, http)"
+            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, summary, dag, traces, http, remote)"
         )))
         }
     }
@@ -185,6 +186,67 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
 
 /// `weft bench standard` (durable transitions with group commit) and `weft bench idle`
 /// (memory of parked executions, then the restart that resumes them), on a scratch store.
+/// `weft bench remote`: one-task executions on the node, then on 1 and 2 `weft worker`
+/// processes of this binary over loopback.
+fn remote(a: &BenchArgs) -> Result<ExitCode> {
+    let store = crate::context::open_store()?;
+    let r = PluginRef::parse(&a.plugin).map_err(|e| usage(e.to_string()))?;
+    let rec = weft_engine::plugin_host::resolve(&store, &r).map_err(|e| usage(e.to_string()))?;
+    let bytes = store.blobs().get(&rec.digest)?;
+    drop(store);
+    let dir = std::env::temp_dir().join(format!("weft-bench-remote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let wasm = dir.join("echo.wasm");
+    std::fs::write(&wasm, &bytes)?;
+    let exe = std::env::current_exe()?;
+    let start_worker = |port: u16, i: usize| -> Result<std::process::Child> {
+        let home = dir.join(format!("worker{i}-{port}"));
+        std::fs::create_dir_all(&home)?;
+        Ok(std::process::Command::new(&exe)
+            .args([
+                "worker",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+                "--id",
+                &format!("bench{i}"),
+                "--min-slots",
+                "2",
+                "--max-slots",
+                &a.threads.max(2).to_string(),
+            ])
+            .env("WEFT_HOME", &home)
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?)
+    };
+    let execs = (a.iterations as usize).max(1);
+    let bar = Progress::steps("bench remote".to_string());
+    let mut reports = Vec::new();
+    for workers in [0usize, 1, 2] {
+        bar.step(&format!("{execs} one-task executions, {workers} worker(s)"));
+        reports.push(weft_server::bench::remote(
+            &wasm,
+            execs,
+            workers,
+            &start_worker,
+        )?);
+    }
+    bar.finish("measured");
+    let _ = std::fs::remove_dir_all(&dir);
+    if a.json {
+        let all: Vec<&serde_json::Value> = reports.iter().map(|r| &r.json).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for r in reports {
+            for l in r.lines {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn durable(a: &BenchArgs) -> Result<ExitCode> {
     let bar = Progress::steps(format!("bench {}", a.what));
     bar.step(&if a.what == "standard" {

@@ -2,6 +2,7 @@
 //! (AWS JSON 1.0 on `POST /`) on 127.0.0.1:8470 by default. See the `weft-server` crate.
 //! `--mock-config FILE` (or `$SFN_MOCK_CONFIG`) loads a Step Functions Local mock
 //! configuration: `StartExecution` on `STATE_MACHINE_ARN#TestCase` runs with its mocks.
+//! `--no-local-tasks` leaves every plugin task of a Standard execution to `weft worker`s.
 
 use crate::context::{home, usage};
 use anyhow::Result;
@@ -9,7 +10,12 @@ use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn run(listen: String, no_auth: bool, mock_config: Option<PathBuf>) -> Result<ExitCode> {
+pub fn run(
+    listen: String,
+    no_auth: bool,
+    mock_config: Option<PathBuf>,
+    no_local_tasks: bool,
+) -> Result<ExitCode> {
     if listen
         .to_socket_addrs()
         .map(|mut a| a.next().is_none())
@@ -28,5 +34,5 @@ pub fn run(listen: String, no_auth: bool, mock_config: Option<PathBuf>) -> Resul
         Some(p) => Some(crate::mocks::load(&p)?),
         None => None,
     };
-    weft_server::run_with_mocks(&listen, no_auth, &home(), mocks)
+    weft_server::run_node(&listen, no_auth, &home(), mocks, !no_local_tasks)
 }

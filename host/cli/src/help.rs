@@ -77,6 +77,15 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "weft server                                # API and UI on 127.0.0.1:8470",
             "weft server --listen 127.0.0.1:9000 --no-auth",
+            "weft server --listen 0.0.0.0:8470 --no-local-tasks   # tasks run on `weft worker`s only",
+        ],
+    ),
+    (
+        "worker",
+        &[
+            "weft worker --server http://10.0.0.5:8470                  # queue `default`",
+            "weft worker --server http://10.0.0.5:8470 --queue gpu --queue default --min-slots 1 --max-slots 8",
+            "weft worker --server http://node:8470 --profile worker   # a key of AWS_SHARED_CREDENTIALS_FILE or $WEFT_HOME/credentials",
         ],
     ),
     (
@@ -85,6 +94,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
             "weft bench invoke --plugin echo",
             "weft bench standard --json",
             "weft bench dag --plugin none",
+            "weft bench remote --iterations 2000   # node vs 1 and 2 workers over loopback",
         ],
     ),
     (

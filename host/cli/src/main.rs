@@ -21,6 +21,7 @@ mod cmd_sched;
 mod cmd_secrets;
 mod cmd_server;
 mod cmd_sm;
+mod cmd_worker;
 mod context;
 mod help;
 mod local_callbacks;
@@ -77,7 +78,10 @@ fn main() -> ExitCode {
         args::Command::Plugin(cmd) => cmd_plugin::run(cmd),
         args::Command::Invoke(a) => cmd_invoke::run(a),
         args::Command::Bench(a) => cmd_bench::run(a),
-        args::Command::Server(a) => cmd_server::run(a.listen, a.no_auth, a.mock_config),
+        args::Command::Server(a) => {
+            cmd_server::run(a.listen, a.no_auth, a.mock_config, a.no_local_tasks)
+        }
+        args::Command::Worker(a) => cmd_worker::run(a),
         args::Command::Dag(c) => cmd_dag::run(c),
         args::Command::Sm(a) => cmd_sm::run(a),
         args::Command::Audit(a) => cmd_sm::audit(a),

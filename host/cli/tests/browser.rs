@@ -804,6 +804,13 @@ fn web_ui_in_a_browser() {
     );
     b.screenshot("plugins");
 
+    // ---- 8b. workers: none connected to this node ----
+    b.goto(&format!("{base}/#/workers"));
+    b.wait_js(
+        "return /No worker connected/.test(document.querySelector('main').textContent) && /none waiting/.test(document.querySelector('#queue-depths').textContent)",
+        "the empty workers page",
+    );
+
     // ---- 9. DAGs: list with next run, a 1,000-task graph ----
     b.goto(&format!("{base}/#/dags"));
     b.wait_js("return /big_dag/.test(document.querySelector('main').textContent) && /daily_orders/.test(document.querySelector('main').textContent)", "the DAG list");
@@ -964,13 +971,14 @@ fn web_ui_in_a_browser() {
         order.push(b.js("const e = document.activeElement; return e.id || e.textContent.trim().slice(0, 20) || e.tagName").as_str().unwrap_or("").to_string());
     }
     assert_eq!(
-        order[..8],
+        order[..9],
         [
             "weft server",
             "State machines",
             "Executions",
             "DAGs",
             "Plugins",
+            "Workers",
             "token",
             "login-btn",
             "logout"

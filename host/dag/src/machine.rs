@@ -541,6 +541,7 @@ impl RunMachine {
             grant: task.grant.clone(),
             execution_timeout: task.execution_timeout,
             pool: task.pool.clone(),
+            queue: task.queue.clone(),
             logical_date: self.logical_date,
             params: if task.params.is_empty() {
                 self.params.clone()

@@ -44,6 +44,9 @@ pub struct TaskInvocation {
     pub execution_timeout: Option<Duration>,
     /// Pool name.
     pub pool: String,
+    /// The queue a remote worker takes the try from (`queue:`, also in `default_args`);
+    /// `None`: the default queue.
+    pub queue: Option<String>,
     /// Logical date of the run.
     pub logical_date: DateTime<Utc>,
     /// Params visible to the task.

@@ -144,6 +144,37 @@ impl<'a> SandboxTaskRunner<'a> {
         Ok(layers)
     }
 
+    /// The policy layers a task runs with (see [`Self::layers`]), for a task run elsewhere.
+    pub fn grant_layers(
+        &self,
+        credentials: Option<&Value>,
+    ) -> Result<Vec<Arc<Policy>>, TaskFailure> {
+        self.layers(credentials)
+    }
+
+    /// The context a guest receives for `req` (`{"task","attempt","execution","params",
+    /// "context"[,"traceparent"]}`), as JSON text.
+    pub fn guest_context(&self, req: &TaskRequest<'_>) -> Result<String, TaskFailure> {
+        let traceparent = self
+            .trace
+            .as_ref()
+            .map(|t| traceparent(t, &req.key, req.attempt));
+        let ctx = GuestContext {
+            task: req.state_name,
+            attempt: req.attempt,
+            execution: req.context.pointer("/Execution/Id"),
+            params: EmptyObject,
+            context: req.context,
+            traceparent,
+        };
+        serde_json::to_string(&ctx).map_err(|e| failure("States.Runtime", e.to_string()))
+    }
+
+    /// The plugin reference a task request names.
+    pub fn plugin_reference(req: &TaskRequest<'_>) -> Result<PluginRef, TaskFailure> {
+        Self::plugin_ref(req)
+    }
+
     fn plugin_ref(req: &TaskRequest<'_>) -> Result<PluginRef, TaskFailure> {
         match &req.resource.kind {
             ResourceKind::Plugin { name, version, digest } => Ok(match (version, digest) {

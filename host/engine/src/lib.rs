@@ -17,6 +17,7 @@ pub mod needed_plugins;
 pub mod persistence;
 pub mod plugin_host;
 pub mod resource_map;
+pub mod remote;
 pub mod roles;
 pub mod scheduler;
 pub mod secrets;

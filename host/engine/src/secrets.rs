@@ -30,6 +30,29 @@ impl SecretSource for HomeSecrets {
             .and_then(|v| std::env::var(v).ok())
             .or_else(|| self.file.get(name.as_str()).cloned())
     }
+
+    /// The names in the secrets file and the `WEFT_SECRET_<NAME>` variables (their names
+    /// lower-cased, the canonical spelling of a name the environment can hold).
+    fn names(&self) -> Vec<SecretName> {
+        let mut out: Vec<SecretName> = self
+            .file
+            .keys()
+            .filter_map(|k| SecretName::parse(k).ok())
+            .collect();
+        for (k, _) in std::env::vars_os() {
+            let Some(k) = k.to_str() else { continue };
+            if let Some(n) = k.strip_prefix("WEFT_SECRET_") {
+                if let Ok(name) = SecretName::parse(&n.to_ascii_lowercase()) {
+                    if name.env_var().as_deref() == Some(k) {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        out.dedup_by(|a, b| a.as_str() == b.as_str());
+        out
+    }
 }
 
 #[cfg(test)]

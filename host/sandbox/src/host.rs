@@ -17,6 +17,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// is asked only by canonical name, the one the grant was evaluated on.
 pub trait SecretSource: Send + Sync {
     fn secret(&self, name: &SecretName) -> Option<String>;
+
+    /// Every name this source holds a value for, when it can list them (a remote task is sent
+    /// the values of the listed names its grant allows, and no others). Default: none.
+    fn names(&self) -> Vec<SecretName> {
+        Vec::new()
+    }
 }
 
 /// No secrets at all.

@@ -75,6 +75,12 @@ pub const SERVER_ACTIONS: &[&str] = &[
     "plugins:ListPlugins",
     "weft:GetAudit",
     "weft:GetMetrics",
+    // remote workers (`weft worker`): what a worker's key needs, and the list of workers
+    "weft:PollTask",
+    "weft:Heartbeat",
+    "weft:ReportTask",
+    "weft:GetBlob",
+    "weft:ListWorkers",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -218,6 +224,31 @@ impl Policy {
     /// canonicalised first (see [`Request::from_text`]).
     pub fn evaluate(&self, action: &str, resource: &str) -> Decision {
         self.evaluate_request(action, &Request::from_text(resource))
+    }
+
+    /// The policy as a document [`Policy::from_value`] reads back to the same statements
+    /// (each statement's `Sid`, `Effect`, `Action` and `Resource` as written, in order), so a
+    /// grant can be sent to another host and evaluated there with the same decisions.
+    pub fn to_value(&self) -> Value {
+        let statements: Vec<Value> = self
+            .statements
+            .iter()
+            .map(|st| {
+                let mut o = serde_json::Map::new();
+                if let Some(sid) = &st.sid {
+                    o.insert("Sid".into(), Value::String(sid.clone()));
+                }
+                let effect = match st.effect {
+                    Effect::Allow => "Allow",
+                    Effect::Deny => "Deny",
+                };
+                o.insert("Effect".into(), Value::String(effect.into()));
+                o.insert("Action".into(), serde_json::json!(st.actions));
+                o.insert("Resource".into(), serde_json::json!(st.resources));
+                Value::Object(o)
+            })
+            .collect();
+        serde_json::json!({"Version": "2012-10-17", "Statement": statements})
     }
 
     /// [`Policy::evaluate`] on an already canonical request.
@@ -393,6 +424,31 @@ fn string_list(v: Option<&Value>, at: &str, errors: &mut Vec<PolicyError>) -> Ve
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_policy_survives_the_round_trip_through_its_document() {
+        let text = r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"data","Effect":"Allow","Action":["fs:Read","fs:Write"],"Resource":["file:data/*"]},
+            {"Effect":"Deny","Action":"fs:*","Resource":"file:data/private/*"},
+            {"Effect":"Allow","Action":"secrets:Get","Resource":"secret:db-*"}]}"#;
+        let p = super::Policy::parse(text).unwrap();
+        let back = super::Policy::from_value(&p.to_value()).unwrap();
+        for (action, resource) in [
+            ("fs:Read", "file:data/a.csv"),
+            ("fs:Write", "file:data/private/k"),
+            ("secrets:Get", "secret:db-password"),
+            ("secrets:Get", "secret:root"),
+            ("http:Request", "https://example.com/"),
+        ] {
+            assert_eq!(
+                p.evaluate(action, resource),
+                back.evaluate(action, resource),
+                "{action} {resource}"
+            );
+        }
+        assert_eq!(back.statements[0].sid.as_deref(), Some("data"));
+        assert_eq!(back.statements.len(), 3);
+    }
+
     use super::*;
 
     #[test]

@@ -9,6 +9,7 @@
 //   #/dags, #/dag/<id>      DAG files: list with recent runs and next run; graph; grid of
 //                           runs x tasks
 //   #/plugins               installed plugins, their requested grant and their users
+//   #/workers               connected remote workers (queues, slots, current tasks), queue depths
 "use strict";
 
 const TOKEN_KEY = "weft.token";
@@ -698,6 +699,7 @@ function renderTaskLogs(tasks) {
       h("strong", {}, t.state), " · attempt " + t.attempt + " · " + t.plugin,
       t.durationMs !== null && t.durationMs !== undefined ? " · " + fmtDur(t.durationMs) : "",
       t.fuelUsed ? " · fuel " + t.fuelUsed.toLocaleString() : "",
+      t.worker ? h("span", { class: "worker" }, " · on worker " + t.worker) : "",
       " ", err ? badge("FAILED") : badge("SUCCEEDED"));
     const audit = (t.audit || []).length
       ? h("table", { class: "audit" },
@@ -1238,6 +1240,37 @@ function grantSummary(grant) {
     h("details", {}, h("summary", {}, "Policy JSON"), h("pre", {}, JSON.stringify(grant, null, 2))));
 }
 
+// ---- workers -------------------------------------------------------------------------------
+
+async function viewWorkers(seq) {
+  const out = h("div", {}, h("h1", {}, "Workers"));
+  const box = h("section", { class: "card", "aria-label": "Workers" }, h("p", { class: "muted" }, "Loading…"));
+  out.append(box);
+  show(out, seq);
+  // refreshes the table only (focus stays where the reader put it)
+  const load = async () => {
+    if (seq !== renderSeq) return;
+    let r;
+    try { r = await rest("/v1/workers"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
+    const queues = h("p", { id: "queue-depths" }, "Queues: ",
+      (r.queues || []).length ? r.queues.map((q) => q.queue + " " + q.depth + " waiting").join(", ") : "none waiting",
+      " · running on workers: " + (r.running || 0));
+    if (!(r.workers || []).length) {
+      box.replaceChildren(queues, h("p", {}, "No worker connected (", h("code", {}, "weft worker --server URL"), ")."));
+    } else {
+      box.replaceChildren(queues, h("div", { class: "scroll" }, h("table", { class: "workers" },
+        h("thead", {}, h("tr", {}, ["Worker", "Queues", "Slots (busy / all)", "Current tasks"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, r.workers.map((w) => h("tr", {},
+          h("td", {}, h("strong", {}, w.worker_id), h("div", { class: "muted" }, w.host)),
+          h("td", {}, w.queues.join(", ")),
+          h("td", {}, w.busy + " / " + w.slots),
+          h("td", {}, w.tasks.length ? w.tasks.map((t) => h("div", { class: "mono" }, t)) : h("span", { class: "muted" }, "idle"))))))));
+    }
+    if (seq === renderSeq) { clearTimeout(refreshTimer); refreshTimer = setTimeout(load, 2000); }
+  };
+  await load();
+}
+
 // ---- router --------------------------------------------------------------------------------
 
 function show(node, seq) {
@@ -1273,6 +1306,9 @@ function route() {
   } else if (hash === "/plugins") {
     title = "Plugins"; nav = "/plugins";
     viewPlugins(seq);
+  } else if (hash === "/workers") {
+    title = "Workers"; nav = "/workers";
+    viewWorkers(seq);
   } else {
     viewList(seq);
   }

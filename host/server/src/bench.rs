@@ -10,6 +10,9 @@
 //!   execution was resumed (replayed to its Wait and parked again).
 //! - `summary`: the web UI's state machines landing page over many executions (see
 //!   [`summary`]).
+//! - `remote`: Standard executions of one `echo` task run on the node itself, then on 1 and 2
+//!   `weft worker` processes over loopback; reports tasks/s, the remote round trip (queued to
+//!   reported) percentiles and the node's CPU per task.
 
 use crate::records::*;
 use crate::AppState;
@@ -375,4 +378,155 @@ pub fn summary(n: usize) -> anyhow::Result<Report> {
     drop(rt);
     let _ = std::fs::remove_dir_all(&home);
     Ok(Report { lines, json })
+}
+
+/// Executions run one at a time before the burst (the idle round trip).
+const SEQUENTIAL: usize = 200;
+
+/// One `remote` measurement: `workers == 0` runs the tasks on the node itself.
+pub fn remote(
+    plugin_wasm: &Path,
+    executions: usize,
+    workers: usize,
+    start_worker: &dyn Fn(u16, usize) -> anyhow::Result<std::process::Child>,
+) -> anyhow::Result<Report> {
+    struct Reap(Vec<std::process::Child>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let home = scratch("remote");
+    let store = Arc::new(weft_store::Store::open(&home)?);
+    let app = AppState::with_options(store, None, None, workers == 0)?;
+    weft_plugins::install_path(&app.store, plugin_wasm, &Default::default())?;
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}).to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let port = listener.local_addr()?.port();
+    rt.spawn(crate::serve(listener, app.clone()));
+    let mut procs = Reap(Vec::new());
+    for i in 0..workers {
+        procs.0.push(start_worker(port, i)?);
+    }
+    let end = Instant::now() + Duration::from_secs(60);
+    while app.dispatch.workers().len() < workers {
+        anyhow::ensure!(Instant::now() < end, "the workers did not connect");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (wall, lat, cpu, mut idle_trips) = rt.block_on(async {
+        let sm = call(
+            &app,
+            "CreateStateMachine",
+            json!({"name": "bench", "definition": def}),
+        )
+        .await?["stateMachineArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // warm: plugin fetched and compiled on every worker, sandboxes ready
+        let mut warm = Vec::new();
+        for i in 0..(4 * workers.max(1)) {
+            let w = call(
+                &app,
+                "StartExecution",
+                json!({"stateMachineArn": sm, "name": format!("warm{i}")}),
+            )
+            .await?;
+            warm.push(w["executionArn"].as_str().unwrap_or_default().to_string());
+        }
+        wait_all(&app, &warm).await?;
+        // one at a time: the round trip of an idle system
+        for i in 0..SEQUENTIAL.min(executions) {
+            let v = call(
+                &app,
+                "StartExecution",
+                json!({"stateMachineArn": sm, "name": format!("s{i}")}),
+            )
+            .await?;
+            wait_all(
+                &app,
+                &[v["executionArn"].as_str().unwrap_or_default().to_string()],
+            )
+            .await?;
+        }
+        let idle_trips = app.dispatch.round_trips();
+        let t = Instant::now();
+        let cpu0 = cpu_time();
+        let mut arns = Vec::new();
+        for i in 0..executions {
+            let v = call(
+                &app,
+                "StartExecution",
+                json!({"stateMachineArn": sm, "name": format!("e{i}")}),
+            )
+            .await?;
+            arns.push(v["executionArn"].as_str().unwrap_or_default().to_string());
+        }
+        let lat = wait_all(&app, &arns).await?;
+        anyhow::Ok((
+            t.elapsed(),
+            lat,
+            cpu_time().saturating_sub(cpu0),
+            idle_trips,
+        ))
+    })?;
+    let mut idle: Vec<Duration> =
+        idle_trips.split_off(idle_trips.len().saturating_sub(SEQUENTIAL.min(executions)));
+    idle.sort_unstable();
+    let mut trips: Vec<Duration> = app.dispatch.round_trips();
+    // the measured executions' round trips are the latest ones
+    let skip = trips.len().saturating_sub(executions);
+    let mut trips: Vec<Duration> = trips.split_off(skip);
+    trips.sort_unstable();
+    let mut lat = lat;
+    lat.sort_unstable();
+    let pd = |v: &[Duration], q: f64| {
+        v.get(((v.len().max(1) as f64 - 1.0) * q).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let pl = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    let tps = executions as f64 / wall.as_secs_f64();
+    let cpu_us = cpu.as_secs_f64() * 1e6 / executions as f64;
+    let mode = if workers == 0 {
+        "local (on the node)".to_string()
+    } else {
+        format!("{workers} worker process(es)")
+    };
+    let mut lines = vec![format!(
+        "remote: {executions} executions of 1 echo task, all started at once, {mode}: {tps:.0} tasks/s; execution latency p50 {} ms, p99 {} ms; node CPU {cpu_us:.0} us per task (execution + dispatch; 10 ms tick resolution)",
+        pl(0.5),
+        pl(0.99)
+    )];
+    if workers > 0 {
+        lines.push(format!(
+            "remote: round trip queued -> result reported, one task at a time: p50 {:.2} ms, p99 {:.2} ms ({} samples); under the burst: p50 {:.2} ms, p99 {:.2} ms",
+            pd(&idle, 0.5),
+            pd(&idle, 0.99),
+            idle.len(),
+            pd(&trips, 0.5),
+            pd(&trips, 0.99),
+        ));
+    }
+    drop(procs);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    app.rt.close();
+    let _ = std::fs::remove_dir_all(&home);
+    Ok(Report {
+        lines,
+        json: json!({
+            "workers": workers,
+            "executions": executions,
+            "tasks_per_s": tps,
+            "execution_latency_ms": {"p50": pl(0.5), "p99": pl(0.99)},
+            "round_trip_ms": {"idle_p50": pd(&idle, 0.5), "idle_p99": pd(&idle, 0.99), "burst_p50": pd(&trips, 0.5), "burst_p99": pd(&trips, 0.99)},
+            "node_cpu_us_per_task": cpu_us,
+        }),
+    })
 }

@@ -195,6 +195,37 @@ impl ServerTries<'_> {
     }
 }
 
+impl ServerTries<'_> {
+    /// A plugin try runs on a worker of its queue (`queue:`, default `default`) when the
+    /// dispatcher routes the queue remotely, else here (see [`crate::remote_tasks`]).
+    fn run_plugin_try(&self, inv: &weft_dag::TaskInvocation) -> weft_engine::scheduler::TryOutcome {
+        let queue = inv
+            .queue
+            .clone()
+            .unwrap_or_else(|| weft_engine::remote::DEFAULT_QUEUE.to_string());
+        if !crate::worker_api::valid_name(&queue) {
+            return weft_engine::scheduler::TryOutcome {
+                result: Err(weft_dag::TaskFailure::new(
+                    "States.Runtime",
+                    format!("queue `{queue}` is not a queue name (1 to 128 letters, digits, `.`, `_` or `-`)"),
+                )),
+                log: Value::Null,
+            };
+        }
+        if self.app.dispatch.routes_remote(&queue) {
+            let reference = weft_engine::dag_exec::operator_ref(&inv.operator);
+            // not installed or not a reference: the local executor reports it as usual
+            if let Ok(rec) = weft_engine::PluginRef::parse(reference)
+                .map_err(|e| e.to_string())
+                .and_then(|r| self.sandbox.host.resolve(&r).map_err(|e| e.to_string()))
+            {
+                return crate::remote_tasks::run_dag_try(&self.app, self.sandbox, inv, &rec, queue);
+            }
+        }
+        weft_engine::scheduler::TryRunner::run_try(self.sandbox, inv)
+    }
+}
+
 impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
     fn run_try(&self, inv: &weft_dag::TaskInvocation) -> weft_engine::scheduler::TryOutcome {
         match inv.operator.strip_prefix(STATE_MACHINE_OPERATOR) {
@@ -204,7 +235,7 @@ impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
                     .and_then(|()| run_state_machine(&self.app, name, inv)),
                 log: Value::Null,
             },
-            None => self.sandbox.run_try(inv),
+            None => self.run_plugin_try(inv),
         }
     }
 

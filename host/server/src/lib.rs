@@ -18,6 +18,7 @@ pub mod bench;
 pub mod console;
 pub mod dag_landing;
 mod dag_scheduler;
+pub mod dispatch;
 pub mod error;
 pub mod exec_index;
 pub mod express;
@@ -27,6 +28,7 @@ pub mod live;
 pub mod metrics;
 pub mod pending;
 pub mod records;
+pub mod remote_tasks;
 pub mod rest;
 mod runner;
 pub mod runtime;
@@ -41,6 +43,7 @@ pub mod ui;
 pub mod v1_access;
 mod validate_api;
 pub mod versions;
+pub mod worker_api;
 
 use anyhow::Context as _;
 use axum::body::Body;
@@ -107,6 +110,8 @@ pub struct AppState {
     pub(crate) resource_maps: sled::Tree,
     /// `$WEFT_HOME/resource-map.yaml`, read when the server starts.
     pub(crate) home_map: Arc<weft_engine::resource_map::ResourceMap>,
+    /// Where plugin tasks go when remote workers are connected (see [`dispatch`]).
+    pub dispatch: Arc<dyn dispatch::TaskDispatch>,
 }
 
 impl AppState {
@@ -153,7 +158,7 @@ impl AppState {
         max_running: usize,
         per_state_machine: Option<usize>,
     ) -> anyhow::Result<Arc<Self>> {
-        Self::build(store, tokens, max_running, per_state_machine, None)
+        Self::build(store, tokens, max_running, per_state_machine, None, true)
     }
 
     /// [`AppState::new`] with a mock configuration: `StartExecution` and
@@ -163,11 +168,22 @@ impl AppState {
         tokens: Option<auth::Tokens>,
         mocks: Option<weft_asl::mock::MockConfig>,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::with_options(store, tokens, mocks, true)
+    }
+
+    /// [`AppState::with_mocks`]; `local_tasks: false` sends every plugin task of a Standard
+    /// execution to a queue for remote workers (`weft server --no-local-tasks`).
+    pub fn with_options(
+        store: Arc<weft_store::Store>,
+        tokens: Option<auth::Tokens>,
+        mocks: Option<weft_asl::mock::MockConfig>,
+        local_tasks: bool,
+    ) -> anyhow::Result<Arc<Self>> {
         let max_running = std::env::var("WEFT_SERVER_MAX_RUNNING")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(default_max_running);
-        Self::build(store, tokens, max_running, None, mocks)
+        Self::build(store, tokens, max_running, None, mocks, local_tasks)
     }
 
     fn build(
@@ -176,6 +192,7 @@ impl AppState {
         max_running: usize,
         per_state_machine: Option<usize>,
         mocks: Option<weft_asl::mock::MockConfig>,
+        local_tasks: bool,
     ) -> anyhow::Result<Arc<Self>> {
         let db = store.db().clone();
         let store_home = &store.home().to_path_buf();
@@ -218,6 +235,10 @@ impl AppState {
             mocks: mocks.map(Arc::new),
             resource_maps: db.open_tree(sm_resource_map::TREE)?,
             home_map: sm_resource_map::home_map(store_home)?,
+            dispatch: Arc::new(dispatch::MemoryDispatch::new(
+                dispatch::MemoryDispatch::heartbeat_timeout_from_env(),
+                local_tasks,
+            )),
         });
         let n = runtime::Runtime::start(&state)?;
         dag_scheduler::start(&state);
@@ -243,6 +264,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(ui::asset_routes())
         .merge(rest::routes())
         .merge(sm_resource_map::routes())
+        .merge(worker_api::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::layer,
@@ -356,6 +378,18 @@ pub fn run_with_mocks(
     home: &Path,
     mocks: Option<weft_asl::mock::MockConfig>,
 ) -> anyhow::Result<ExitCode> {
+    run_node(listen, no_auth, home, mocks, true)
+}
+
+/// [`run_with_mocks`]; `local_tasks: false` (`--no-local-tasks`): the node runs no plugin task
+/// of a Standard execution itself, every one waits on its queue for a `weft worker`.
+pub fn run_node(
+    listen: &str,
+    no_auth: bool,
+    home: &Path,
+    mocks: Option<weft_asl::mock::MockConfig>,
+    local_tasks: bool,
+) -> anyhow::Result<ExitCode> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<std::net::SocketAddr> = listen
         .to_socket_addrs()
@@ -396,7 +430,10 @@ pub fn run_with_mocks(
             m.state_machines().len()
         ));
     }
-    let state = AppState::with_mocks(store.clone(), tokens, mocks)?;
+    let state = AppState::with_options(store.clone(), tokens, mocks, local_tasks)?;
+    if !local_tasks {
+        console::say("weft server: --no-local-tasks: plugin tasks of Standard executions wait on their queue for `weft worker`");
+    }
     let app = state.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -53,6 +53,16 @@ pub(crate) fn task_finished(app: &AppState, out: &weft_sandbox::Outcome) {
     m.denials.fetch_add(denied as u64, Ordering::Relaxed);
 }
 
+/// A remote worker reported a try (its duration is the worker's, not counted here).
+pub(crate) fn remote_task_finished(app: &AppState, failed: bool, fuel: u64) {
+    let m = &app.metrics;
+    m.tasks.fetch_add(1, Ordering::Relaxed);
+    if failed {
+        m.tasks_failed.fetch_add(1, Ordering::Relaxed);
+    }
+    m.fuel.fetch_add(fuel, Ordering::Relaxed);
+}
+
 pub(crate) fn execution_started(app: &AppState) {
     app.metrics.started.fetch_add(1, Ordering::Relaxed);
 }
@@ -154,7 +164,61 @@ pub fn render(app: &AppState) -> String {
     );
     let _ = writeln!(s, "# TYPE weft_executions_queued gauge");
     let _ = writeln!(s, "weft_executions_queued {}", app.rt.queued());
+    remote_series(&mut s, app.dispatch.as_ref());
     s
+}
+
+/// The dispatcher's gauges: what an external autoscaler of worker hosts reads.
+fn remote_series(s: &mut String, d: &dyn crate::dispatch::TaskDispatch) {
+    fn gauge(s: &mut String, name: &str, help: &str) {
+        let _ = writeln!(s, "# HELP weft_{name} {help}");
+        let _ = writeln!(s, "# TYPE weft_{name} gauge");
+    }
+    gauge(
+        s,
+        "queue_depth",
+        "Tasks waiting on a queue for a remote worker.",
+    );
+    let depths = d.queue_depths();
+    let workers = d.workers();
+    let mut lines = String::new();
+    for (q, n) in &depths {
+        let _ = writeln!(lines, "weft_queue_depth{{queue=\"{q}\"}} {n}");
+    }
+    // a queue a worker listens to is reported even while empty
+    for w in &workers {
+        for q in &w.queues {
+            if !depths.iter().any(|(d, _)| d == q) && !lines.contains(&format!("queue=\"{q}\"")) {
+                let _ = writeln!(lines, "weft_queue_depth{{queue=\"{q}\"}} 0");
+            }
+        }
+    }
+    s.push_str(&lines);
+    gauge(
+        s,
+        "remote_tasks_running",
+        "Tasks running on remote workers.",
+    );
+    let _ = writeln!(s, "weft_remote_tasks_running {}", d.running());
+    gauge(
+        s,
+        "workers_connected",
+        "Remote workers that polled or heartbeated recently.",
+    );
+    let _ = writeln!(s, "weft_workers_connected {}", workers.len());
+    gauge(
+        s,
+        "worker_slots",
+        "Sandbox slots of connected workers, busy or idle.",
+    );
+    let busy: u64 = workers.iter().map(|w| u64::from(w.busy)).sum();
+    let all: u64 = workers.iter().map(|w| u64::from(w.slots)).sum();
+    let _ = writeln!(s, "weft_worker_slots{{state=\"busy\"}} {busy}");
+    let _ = writeln!(
+        s,
+        "weft_worker_slots{{state=\"idle\"}} {}",
+        all.saturating_sub(busy)
+    );
 }
 
 /// `GET /metrics`.

@@ -169,6 +169,10 @@ impl ServerTaskRunner {
 
     /// Runs the plugin a task names, with its digest pinned in the journal (Standard runs).
     fn run_plugin(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        // the queue key is weft's, never the operator's input
+        let queue = crate::remote_tasks::queue_of(req)?;
+        let stripped = crate::remote_tasks::without_queue_key(req);
+        let req = &stripped;
         let host = self.host()?;
         // every attempt is recorded in the task-log tree for the web UI
         let mut runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
@@ -215,7 +219,7 @@ impl ServerTaskRunner {
                     }
                 }
             }
-            _ => return interrupted(crate::task_logs::run_logged(&self.app, runner, req)),
+            _ => return interrupted(self.run_here_or_remote(runner, req, queue, ctl)),
         };
         let pin_key = format!("pin:{}", req.target_or(&name));
         let known = self
@@ -256,7 +260,34 @@ impl ServerTaskRunner {
             _ => pinned.target = format!("{name}#{digest}"),
         }
         pinned.resource = &resource;
-        interrupted(crate::task_logs::run_logged(&self.app, runner, &pinned))
+        interrupted(self.run_here_or_remote(runner, &pinned, queue, ctl))
+    }
+
+    /// Runs a Standard execution's plugin task on this node, or on a worker of `queue` when
+    /// the dispatcher routes the queue remotely (see [`crate::remote_tasks`]).
+    fn run_here_or_remote(
+        &self,
+        runner: weft_engine::asl_tasks::SandboxTaskRunner<'_>,
+        req: &TaskRequest<'_>,
+        queue: String,
+        ctl: &Arc<ExecControl>,
+    ) -> Result<Value, TaskFailure> {
+        if self.app.dispatch.routes_remote(&queue) {
+            let r = weft_engine::asl_tasks::SandboxTaskRunner::plugin_reference(req)?;
+            // not installed: the local runner reports it with its usual message
+            if let Ok(rec) = weft_engine::plugin_host::resolve(&self.app.store, &r) {
+                let c = ctl.clone();
+                return crate::remote_tasks::run(
+                    &self.app,
+                    &runner,
+                    req,
+                    &rec,
+                    queue,
+                    &move || c.is_cancelled(),
+                );
+            }
+        }
+        crate::task_logs::run_logged(&self.app, runner, req)
     }
 
     /// Registers an external wait (callback token, activity, child execution) and returns its

@@ -6,7 +6,8 @@
 //! attempt is 4 bytes big-endian. Keys therefore sort in the order tasks ran. The value is JSON:
 //! `{"state","attempt","plugin","digest","stdout","stderr","logs","audit","fuelUsed",
 //! "durationMs","error","timestamp"}` (`error`: `{"error","cause"}` or null; `timestamp`:
-//! epoch milliseconds when the attempt ended).
+//! epoch milliseconds when the attempt ended), plus `"worker": "HOST/WORKER_ID"` for an
+//! attempt a remote worker ran (see [`crate::remote_tasks`]).
 //!
 //! Entries are written by the server's task runner through
 //! [`weft_engine::asl_tasks::SandboxTaskRunner::with_observer`]; a task that failed before it
@@ -61,6 +62,11 @@ fn record(app: &AppState, req: &TaskRequest<'_>, text: String) {
     if app.pending.push_task_log(exec, k, seq, text) {
         app.rt.commit.nudge();
     }
+}
+
+/// Records an attempt's entry written elsewhere (a remote worker's attempt).
+pub(crate) fn record_entry(app: &AppState, req: &TaskRequest<'_>, text: String) {
+    record(app, req, text)
 }
 
 /// One attempt's entry, serialised without building a JSON tree (the hot path).

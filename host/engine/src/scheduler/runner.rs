@@ -76,6 +76,7 @@ pub fn callback_invocation(plugin: &str, grant: Option<&str>, context: &Value) -
         grant: grant.map(str::to_string),
         execution_timeout: Some(std::time::Duration::from_secs(60)),
         pool: "default_pool".into(),
+        queue: None,
         logical_date: context
             .get("logical_date")
             .and_then(Value::as_str)

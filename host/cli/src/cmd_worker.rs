@@ -1,0 +1,456 @@
+//! `weft worker --server URL [--queue NAME]... [--min-slots N] [--max-slots N]`: runs a node's
+//! sandboxed tasks on this host. Each slot long-polls the node (`POST /v1/worker/poll`) for a
+//! task of the worker's queues, fetches the plugin by its pinned blake3 digest when this host's
+//! store lacks it (`GET /v1/blobs/{digest}`, verified before it is written), runs it in the local
+//! sandbox with the grant and secrets the message carries, heartbeats while it runs and reports
+//! the outcome. Requests are SigV4-signed with a profile of the node's credentials file format
+//! (`AWS_SHARED_CREDENTIALS_FILE`, else `$WEFT_HOME/credentials`); the worker holds no
+//! database, only a plugin store (blobs and precompiled artifacts) under `$WEFT_HOME`.
+//!
+//! Slots scale with the queue: the worker starts `--min-slots` pollers; a poll answered with
+//! tasks still waiting, or a task taken by the last free slot, adds a slot (up to
+//! `--max-slots`); a slot whose poll came back empty ends while more than `--min-slots` remain.
+
+use crate::args::WorkerArgs;
+use crate::context::usage;
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use weft_engine::remote::{
+    HeartbeatRequest, HeartbeatResponse, PollRequest, PollResponse, RemoteTask, RemoteTaskError,
+    TaskReport,
+};
+use weft_engine::PluginHost;
+
+/// A request's deadline beyond the node's long-poll wait.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest answer read from the node besides blobs (a task message is at most a few MiB).
+const MAX_ANSWER_BYTES: u64 = 8 << 20;
+/// Wait before polling again after the node could not be reached.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A node, and the key requests are signed with.
+struct Node {
+    agent: ureq::Agent,
+    /// `http://HOST:PORT`
+    base: String,
+    /// `HOST:PORT`, the signed `Host` header.
+    authority: String,
+    /// (access key id, secret); `None`: unsigned (a node started with `--no-auth`).
+    key: Option<(String, String)>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Node {
+    fn new(server: &str, profile: &str) -> Result<Self> {
+        let rest = server.strip_prefix("http://").ok_or_else(|| {
+            usage(format!(
+                "--server {server}: expected http://HOST:PORT (put TLS in front with a proxy)"
+            ))
+        })?;
+        let authority = rest.trim_end_matches('/').to_string();
+        if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+            return Err(usage(format!(
+                "--server {server}: expected http://HOST:PORT with no path or user"
+            )));
+        }
+        let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::context::home().join("credentials"));
+        let key = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let base = path
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(crate::context::home);
+                let keys = weft_server::auth::Tokens::parse_credentials(&text, &path, &base)?;
+                let p =
+                    keys.0.values().find(|p| p.name == profile).ok_or_else(|| {
+                        usage(format!("{}: no profile [{profile}]", path.display()))
+                    })?;
+                Some((p.access_key_id.clone(), p.secret.clone()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && profile == "default" => None,
+            Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
+        };
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .new_agent();
+        Ok(Node {
+            agent,
+            base: format!("http://{authority}"),
+            authority,
+            key,
+        })
+    }
+
+    /// One request, SigV4-signed over its method, path, headers and body.
+    fn send(&self, method: &str, path: &str, body: Vec<u8>) -> Result<http::Response<ureq::Body>> {
+        use sha2::Digest;
+        let date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("host", &self.authority)
+            .header("x-amz-date", &date);
+        if method != "GET" {
+            b = b.header("content-type", "application/json");
+        }
+        if let Some((id, secret)) = &self.key {
+            let scope = format!("{}/us-east-1/states/aws4_request", &date[..8]);
+            let mut headers = vec![
+                ("host".to_string(), self.authority.clone()),
+                ("x-amz-date".to_string(), date.clone()),
+            ];
+            let mut names = vec!["host", "x-amz-date"];
+            if method != "GET" {
+                headers.insert(0, ("content-type".into(), "application/json".into()));
+                names.insert(0, "content-type");
+            }
+            let sig = weft_server::auth::sign(
+                secret,
+                method,
+                path,
+                "",
+                &headers,
+                &names,
+                &hex(&sha2::Sha256::digest(&body)),
+                &date,
+                &scope,
+            );
+            b = b.header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential={id}/{scope}, SignedHeaders={}, Signature={sig}",
+                    names.join(";")
+                ),
+            );
+        }
+        let req = b.body(body)?;
+        self.agent
+            .run(req)
+            .with_context(|| format!("{method} {}{path}", self.base))
+    }
+
+    /// A JSON call: (status, answer).
+    fn call(&self, path: &str, body: &impl serde::Serialize) -> Result<(u16, Value)> {
+        let mut resp = self.send("POST", path, serde_json::to_vec(body)?)?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
+    /// A plugin blob, read as it streams and verified against `digest`.
+    fn blob(&self, name: &str, digest: &weft_store::Digest) -> Result<Vec<u8>, RemoteTaskError> {
+        let fetch_err = |reason: String| RemoteTaskError::Fetch {
+            name: name.to_string(),
+            digest: digest.to_hex().to_string(),
+            reason,
+        };
+        let mut resp = self
+            .send("GET", &format!("/v1/blobs/{}", digest.to_hex()), Vec::new())
+            .map_err(|e| fetch_err(format!("{e:#}")))?;
+        if resp.status() != 200 {
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .unwrap_or_default();
+            return Err(fetch_err(format!("HTTP {}: {text}", resp.status())));
+        }
+        let cap = weft_plugins::limits::MAX_COMPONENT_BYTES;
+        let reader = resp.body_mut().with_config().limit(cap + 1).reader();
+        weft_engine::remote::read_verified(name, digest, reader, cap)
+    }
+}
+
+/// This host's name, in the alphabet a node accepts.
+fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    let clean: String = raw
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "localhost".into()
+    } else {
+        clean
+    }
+}
+
+struct Worker {
+    node: Node,
+    host: PluginHost,
+    worker_id: String,
+    host_name: String,
+    queues: Vec<String>,
+    base_dir: PathBuf,
+    min_slots: u32,
+    max_slots: u32,
+    slots: AtomicU32,
+    busy: AtomicU32,
+}
+
+pub fn run(a: WorkerArgs) -> Result<ExitCode> {
+    let queues = if a.queue.is_empty() {
+        vec![weft_engine::remote::DEFAULT_QUEUE.to_string()]
+    } else {
+        a.queue.clone()
+    };
+    for q in &queues {
+        if !weft_server::worker_api::valid_name(q) {
+            return Err(usage(format!(
+                "--queue {q}: a queue name is 1 to 128 letters, digits, `.`, `_` or `-`"
+            )));
+        }
+    }
+    let max = a
+        .max_slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
+    let min = a.min_slots.unwrap_or(1);
+    if min == 0 || max < min || max > weft_server::worker_api::MAX_SLOTS {
+        return Err(usage(format!(
+            "--min-slots {min} --max-slots {max}: need 1 <= min <= max <= {}",
+            weft_server::worker_api::MAX_SLOTS
+        )));
+    }
+    let worker_id = match a.id {
+        Some(id) if weft_server::worker_api::valid_name(&id) => id,
+        Some(id) => {
+            return Err(usage(format!(
+                "--id {id}: 1 to 128 letters, digits, `.`, `_` or `-`"
+            )))
+        }
+        None => {
+            let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+            format!("w-{}", &blake3::hash(seed.as_bytes()).to_hex()[..12])
+        }
+    };
+    let node = Node::new(&a.server, &a.profile)?;
+    let home = crate::context::home();
+    let store = Arc::new(
+        weft_store::PluginStore::open(&home)
+            .with_context(|| format!("opening the plugin store at {}", home.display()))?,
+    );
+    let sandbox = Arc::new(weft_sandbox::Sandbox::new(
+        &weft_sandbox::SandboxConfig::default(),
+    )?);
+    let host = PluginHost::new(store, sandbox)?;
+    let worker = Arc::new(Worker {
+        node,
+        host,
+        worker_id,
+        host_name: host_name(),
+        queues,
+        base_dir: std::env::current_dir()?,
+        min_slots: min,
+        max_slots: max,
+        slots: AtomicU32::new(0),
+        busy: AtomicU32::new(0),
+    });
+    weft_server::console::say(format!(
+        "weft worker {}/{}: polling {} for queue(s) {} with {min} to {max} slot(s)",
+        worker.host_name,
+        worker.worker_id,
+        worker.node.base,
+        worker.queues.join(", ")
+    ));
+    for _ in 0..min {
+        spawn_slot(&worker);
+    }
+    // slots end only when scaling down; the process runs until it is stopped
+    loop {
+        std::thread::park();
+    }
+}
+
+fn spawn_slot(w: &Arc<Worker>) -> bool {
+    let n = w.slots.fetch_add(1, Ordering::SeqCst);
+    if n >= w.max_slots {
+        w.slots.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    let w = w.clone();
+    std::thread::spawn(move || slot_loop(&w));
+    true
+}
+
+fn slot_loop(w: &Arc<Worker>) {
+    loop {
+        let poll = PollRequest {
+            worker_id: w.worker_id.clone(),
+            host: w.host_name.clone(),
+            queues: w.queues.clone(),
+            slots: w.slots.load(Ordering::SeqCst).min(w.max_slots),
+            busy: w.busy.load(Ordering::SeqCst),
+        };
+        let answer = match w.node.call("/v1/worker/poll", &poll) {
+            Ok((200, v)) => match serde_json::from_value::<PollResponse>(v) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("the node's poll answer is not understood: {e}");
+                    std::thread::sleep(RETRY_AFTER);
+                    continue;
+                }
+            },
+            Ok((status, v)) => {
+                tracing::warn!(
+                    status,
+                    "poll refused: {}",
+                    v["message"].as_str().unwrap_or("")
+                );
+                std::thread::sleep(RETRY_AFTER);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("cannot reach the node: {e:#}");
+                std::thread::sleep(RETRY_AFTER);
+                continue;
+            }
+        };
+        if answer.queue_depth > 0 {
+            spawn_slot(w);
+        }
+        match answer.task {
+            Some(task) => {
+                // every slot busy: keep one more polling (up to --max-slots), so a task queued
+                // later does not wait for a running one
+                if w.busy.load(Ordering::SeqCst) + 1 >= w.slots.load(Ordering::SeqCst) {
+                    spawn_slot(w);
+                }
+                execute(w, task)
+            }
+            None => {
+                // idle: give the slot back while more than the minimum remain
+                let n = w.slots.load(Ordering::SeqCst);
+                if n > w.min_slots
+                    && w.slots
+                        .compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn execute(w: &Arc<Worker>, task: RemoteTask) {
+    w.busy.fetch_add(1, Ordering::SeqCst);
+    tracing::info!(task = %task.task_id, state = %task.state, plugin = %task.plugin.name, "task received");
+    let (done, done_rx) = std::sync::mpsc::channel::<()>();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let beat = {
+        let (w, cancel) = (w.clone(), cancel.clone());
+        let task_id = task.task_id.clone();
+        let every = Duration::from_millis(task.heartbeat_ms.max(1));
+        std::thread::spawn(move || heartbeat_loop(&w, &task_id, every, &done_rx, &cancel))
+    };
+    let outcome = weft_engine::remote::ensure_plugin(&w.host, &task.plugin, |d| {
+        w.node.blob(&task.plugin.name, d)
+    })
+    .and_then(|rec| {
+        let c = cancel.clone();
+        weft_engine::remote::run_task(
+            &w.host,
+            &task,
+            &rec,
+            &w.base_dir,
+            Some(Arc::new(move || c.load(Ordering::Relaxed))),
+        )
+    })
+    .unwrap_or_else(|e| {
+        tracing::warn!(task = %task.task_id, "{e}");
+        e.outcome()
+    });
+    drop(done);
+    let _ = beat.join();
+    let report = TaskReport {
+        worker_id: w.worker_id.clone(),
+        task_id: task.task_id.clone(),
+        outcome,
+    };
+    for attempt in 0..5 {
+        match w.node.call("/v1/worker/report", &report) {
+            Ok((200, _)) => break,
+            Ok((409, _)) => {
+                tracing::warn!(task = %task.task_id, "the node discarded this result (the try was failed over or cancelled)");
+                break;
+            }
+            Ok((status, v)) => {
+                tracing::warn!(
+                    status,
+                    "report refused: {}",
+                    v["message"].as_str().unwrap_or("")
+                );
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(attempt, "cannot report: {e:#}");
+                std::thread::sleep(RETRY_AFTER);
+            }
+        }
+    }
+    w.busy.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Heartbeats `task_id` every `every` until `done` says the task ended (at once: the report
+/// does not wait for the next tick).
+fn heartbeat_loop(
+    w: &Worker,
+    task_id: &str,
+    every: Duration,
+    done: &std::sync::mpsc::Receiver<()>,
+    cancel: &AtomicBool,
+) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(every) {
+        let hb = HeartbeatRequest {
+            worker_id: w.worker_id.clone(),
+            task_id: task_id.to_string(),
+        };
+        match w.node.call("/v1/worker/heartbeat", &hb) {
+            Ok((200, v)) => {
+                if serde_json::from_value::<HeartbeatResponse>(v).is_ok_and(|r| r.cancel) {
+                    tracing::info!(task = %task_id, "the node cancelled this task");
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok((409, _)) => {
+                // the node no longer waits for this try: stop it
+                cancel.store(true, Ordering::SeqCst);
+            }
+            Ok((status, _)) => tracing::warn!(status, "heartbeat refused"),
+            Err(e) => tracing::warn!("heartbeat failed: {e:#}"),
+        }
+    }
+}

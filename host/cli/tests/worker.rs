@@ -1,0 +1,849 @@
+//! Remote workers end to end: `weft server --no-local-tasks` and `weft worker` processes on
+//! loopback. Tasks land on the worker of their queue (task logs name it); a worker killed with
+//! SIGKILL mid-task is failed over and the retry runs on another worker; a tampered plugin blob
+//! is refused by the worker; a task message carries only the secrets its grant allows, and a
+//! late report of a failed-over try is discarded; a worker's key cannot use the control plane.
+
+mod common;
+use common::*;
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN_SECRET: &str = "admin-secret-0123456789";
+const WORKER_SECRET: &str = "worker-secret-0123456789";
+/// The node fails a try over after this long without a heartbeat.
+const HEARTBEAT_TIMEOUT_MS: &str = "1500";
+
+/// A node home: plugins installed, an admin key and a worker key whose policy allows only the
+/// worker actions, a role `weft:role:task` (secrets:Get on `db-*`) and two secrets.
+fn node_home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join("worker-policy.json"),
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": ["weft:PollTask", "weft:Heartbeat", "weft:ReportTask", "weft:GetBlob"],
+            "Resource": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("credentials"),
+        format!(
+            "[default]\naws_access_key_id = WEFTADMIN\naws_secret_access_key = {ADMIN_SECRET}\n\n[worker]\naws_access_key_id = WEFTWORKER\naws_secret_access_key = {WORKER_SECRET}\nweft_policy = worker-policy.json\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(h.join("roles")).unwrap();
+    std::fs::write(
+        h.join("roles/task.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["secrets:Get"], "Resource": ["secret:db-*"]},
+            {"Effect": "Allow", "Action": ["http:Request"], "Resource": ["http://127.0.0.1:*/*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        h.join("secrets.json"),
+        json!({"db-password": "granted-value", "root-key": "never-leaves-the-node"}).to_string(),
+    )
+    .unwrap();
+    for p in ["echo.wasm", "hostile/spin.wasm", "http-request.wasm"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["plugin", "install", plugin(p).to_str().unwrap()])
+            .env("WEFT_HOME", h)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    home
+}
+
+/// A child process killed and reaped when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_node(home: &Path, local_tasks: bool) -> (Proc, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["server", "--listen", &listen];
+    if !local_tasks {
+        args.push("--no-local-tasks");
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(&args)
+        .env("WEFT_HOME", home)
+        .env("WEFT_WORKER_HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS)
+        .env("WEFT_WORKER_POLL_WAIT_MS", "2000")
+        .current_dir(home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = Proc(child);
+    let end = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "the node did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (p, port)
+}
+
+/// `weft worker` with its own empty home, signing with the node's `worker` profile.
+fn start_worker(
+    node_home: &Path,
+    port: u16,
+    id: &str,
+    queues: &[&str],
+) -> (Proc, tempfile::TempDir) {
+    start_worker_with(node_home, port, id, queues, &["--max-slots", "2"])
+}
+
+/// [`start_worker`] with `extra` arguments.
+fn start_worker_with(
+    node_home: &Path,
+    port: u16,
+    id: &str,
+    queues: &[&str],
+    extra: &[&str],
+) -> (Proc, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    let server = format!("http://127.0.0.1:{port}");
+    let mut args = vec![
+        "worker",
+        "--server",
+        &server,
+        "--profile",
+        "worker",
+        "--id",
+        id,
+    ];
+    args.extend(extra);
+    for q in queues {
+        args.extend(["--queue", q]);
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(&args)
+        .env("WEFT_HOME", home.path())
+        .env("AWS_SHARED_CREDENTIALS_FILE", node_home.join("credentials"))
+        .current_dir(home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Proc(child), home)
+}
+
+/// One HTTP request with `Authorization: Bearer SECRET`: (status, JSON body).
+fn request(
+    port: u16,
+    secret: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {secret}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn sfn(port: u16, secret: &str, action: &str, body: Value) -> (u16, Value) {
+    request(
+        port,
+        secret,
+        "POST",
+        "/",
+        &format!("X-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\n"),
+        &body.to_string(),
+    )
+}
+
+fn ok(port: u16, action: &str, body: Value) -> Value {
+    let (st, v) = sfn(port, ADMIN_SECRET, action, body);
+    assert_eq!(st, 200, "{action}: {v}");
+    v
+}
+
+fn worker_call(port: u16, path: &str, body: Value) -> (u16, Value) {
+    request(
+        port,
+        WORKER_SECRET,
+        "POST",
+        path,
+        "Content-Type: application/json\r\n",
+        &body.to_string(),
+    )
+}
+
+/// Creates state machine `name` and starts one execution; its ARN.
+fn start(port: u16, name: &str, definition: Value) -> String {
+    let sm = ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": name, "definition": definition.to_string(), "roleArn": "weft:role:task"}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        port,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "e1", "input": "{\"n\": 1}"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits for the execution to end; its DescribeExecution.
+fn finished(port: u16, arn: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = ok(port, "DescribeExecution", json!({"executionArn": arn}));
+        if d["status"] != "RUNNING" {
+            return d;
+        }
+        assert!(Instant::now() < end, "the execution did not finish: {d}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn task_logs(port: u16, arn: &str) -> Vec<Value> {
+    let (st, v) = request(
+        port,
+        ADMIN_SECRET,
+        "GET",
+        &format!("/v1/executions/{arn}/tasks"),
+        "",
+        "",
+    );
+    assert_eq!(st, 200, "{v}");
+    v["tasks"].as_array().unwrap().clone()
+}
+
+fn workers(port: u16) -> Value {
+    let (st, v) = request(port, ADMIN_SECRET, "GET", "/v1/workers", "", "");
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn echo_task(queue: &str, next: Option<&str>) -> Value {
+    let mut t = json!({"Type": "Task", "Resource": "weft:plugin:echo",
+        "Parameters": {"weft:queue": queue, "from": queue, "n.$": "$.n"}, "ResultPath": format!("$.{queue}")});
+    match next {
+        Some(n) => t["Next"] = json!(n),
+        None => t["End"] = json!(true),
+    }
+    t
+}
+
+#[test]
+fn tasks_land_on_the_worker_of_their_queue_and_logs_name_it() {
+    let home = node_home();
+    let (_node, port) = start_node(home.path(), false);
+    let (_a, a_home) = start_worker(home.path(), port, "wa", &["alpha"]);
+    let (_b, _b_home) = start_worker(home.path(), port, "wb", &["beta"]);
+    wait_for("both workers", || {
+        workers(port)["workers"].as_array().unwrap().len() == 2
+    });
+    let arn = start(
+        port,
+        "queues",
+        json!({"StartAt": "A", "States": {"A": echo_task("alpha", Some("B")), "B": echo_task("beta", None)}}),
+    );
+    let d = finished(port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["alpha"]["from"], "alpha");
+    assert!(
+        out["alpha"].get("weft:queue").is_none(),
+        "the queue key is weft's, not the operator's: {out}"
+    );
+    let logs = task_logs(port, &arn);
+    let worker_of = |state: &str| {
+        logs.iter()
+            .find(|l| l["state"] == state)
+            .unwrap_or_else(|| panic!("no log of {state}: {logs:?}"))["worker"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(worker_of("A").ends_with("/wa"), "{logs:?}");
+    assert!(worker_of("B").ends_with("/wb"), "{logs:?}");
+    // the worker fetched the plugin by digest into its own store, with its compiled artifact
+    let digest = logs[0]["digest"].as_str().unwrap();
+    assert!(a_home
+        .path()
+        .join("blobs")
+        .join(&digest[..2])
+        .join(&digest[2..])
+        .is_file());
+    // /metrics carries the dispatcher's series
+    let metrics = metrics_text(port);
+    for series in [
+        "weft_workers_connected 2",
+        "weft_queue_depth{queue=\"alpha\"} 0",
+        "weft_remote_tasks_running 0",
+        "weft_worker_slots{state=\"idle\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+}
+
+fn metrics_text(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {ADMIN_SECRET}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A loopback HTTP port that accepts connections and never answers until released: a task
+/// requesting it stays busy without burning fuel.
+struct Hanging {
+    port: u16,
+    held: std::sync::Arc<std::sync::Mutex<Option<Vec<TcpStream>>>>,
+}
+
+impl Hanging {
+    fn start() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new())));
+        let h = held.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                // once released, a connection (a client's retry) is closed at once
+                if let Some(v) = h.lock().unwrap().as_mut() {
+                    v.push(c);
+                }
+            }
+        });
+        Hanging { port, held }
+    }
+
+    /// Closes every held connection, and every later one: the requests fail at once.
+    fn release(&self) {
+        self.held.lock().unwrap().take();
+    }
+}
+
+#[test]
+fn a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle() {
+    let home = node_home();
+    let hang = Hanging::start();
+    let (_node, port) = start_node(home.path(), false);
+    let (_w, _wh) = start_worker_with(
+        home.path(),
+        port,
+        "wg",
+        &["default"],
+        &["--min-slots", "1", "--max-slots", "3"],
+    );
+    let slots = || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["worker_id"] == "wg")
+            .map(|w| {
+                (
+                    w["slots"].as_u64().unwrap(),
+                    w["tasks"].as_array().unwrap().len(),
+                )
+            })
+    };
+    wait_for("the worker", || slots().is_some());
+    let sm = ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": "grow", "roleArn": "weft:role:task", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "weft:plugin:http-request", "TimeoutSeconds": 600,
+            "Parameters": {"url": format!("http://127.0.0.1:{}/hang", hang.port)}, "End": true}}}).to_string()}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut arns = Vec::new();
+    for i in 0..4 {
+        arns.push(
+            ok(
+                port,
+                "StartExecution",
+                json!({"stateMachineArn": sm, "name": format!("g{i}")}),
+            )["executionArn"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    wait_for("three slots running three tasks", || {
+        slots() == Some((3, 3))
+    });
+    // the fourth waits on the queue, and the node says so
+    wait_for("a queue depth of 1 in /metrics", || {
+        metrics_text(port).contains("weft_queue_depth{queue=\"default\"} 1")
+    });
+    assert!(metrics_text(port).contains("weft_remote_tasks_running 3"));
+    for arn in &arns {
+        ok(port, "StopExecution", json!({"executionArn": arn}));
+    }
+    hang.release();
+    // idle polls give slots back down to --min-slots
+    wait_for("one slot left", || slots() == Some((1, 0)));
+}
+
+#[test]
+fn a_worker_key_is_refused_on_the_control_plane() {
+    let home = node_home();
+    let (_node, port) = start_node(home.path(), false);
+    let (st, v) = sfn(
+        port,
+        WORKER_SECRET,
+        "CreateStateMachine",
+        json!({"name": "x", "definition": "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"End\":true}}}", "roleArn": "weft:role:task"}),
+    );
+    assert_eq!(v["__type"], "AccessDeniedException", "{st} {v}");
+    let (st, _) = sfn(port, WORKER_SECRET, "ListExecutions", json!({}));
+    assert_ne!(st, 200);
+    let (st, _) = request(port, WORKER_SECRET, "GET", "/v1/workers", "", "");
+    assert_eq!(st, 403);
+    // an unknown secret is not a worker at all
+    let (st, _) = request(
+        port,
+        "nope",
+        "POST",
+        "/v1/worker/poll",
+        "Content-Type: application/json\r\n",
+        "{}",
+    );
+    assert_eq!(st, 403);
+    // blobs: only installed plugins, only by a well-formed digest
+    let (st, v) = request(
+        port,
+        WORKER_SECRET,
+        "GET",
+        &format!("/v1/blobs/{}", "0".repeat(64)),
+        "",
+        "",
+    );
+    assert_eq!(
+        (st, v["__type"].as_str()),
+        (404, Some("ResourceNotFoundException")),
+        "{v}"
+    );
+    for bad in ["..%2F..%2Fcredentials", "abc", "zz"] {
+        let (st, _) = request(
+            port,
+            WORKER_SECRET,
+            "GET",
+            &format!("/v1/blobs/{bad}"),
+            "",
+            "",
+        );
+        assert_eq!(st, 400, "{bad}");
+    }
+    // a forged worker report for a try nobody took is refused
+    let (st, _) = worker_call(
+        port,
+        "/v1/worker/report",
+        json!({"worker_id": "ghost", "task_id": "00000000-0000-0000-0000-000000000000", "outcome": {"output": "{}"}}),
+    );
+    assert_eq!(st, 409);
+    // the admin key (no policy) may create it
+    let (st, _) = sfn(
+        port,
+        ADMIN_SECRET,
+        "CreateStateMachine",
+        json!({"name": "x", "definition": "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"End\":true}}}"}),
+    );
+    assert_eq!(st, 200);
+}
+
+/// The test plays the worker: it inspects the message it is given, lets the try go stale, and
+/// finds its late report refused while the retry succeeds.
+#[test]
+fn a_task_message_carries_only_granted_secrets_and_late_reports_are_discarded() {
+    let home = node_home();
+    let (_node, port) = start_node(home.path(), false);
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo",
+        "Parameters": {"weft:queue": "own"},
+        "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "End": true}}});
+    let arn = start(port, "secrets", def);
+    let poll =
+        json!({"worker_id": "probe", "host": "test", "queues": ["own"], "slots": 1, "busy": 0});
+    let (st, first) = worker_call(port, "/v1/worker/poll", poll.clone());
+    assert_eq!(st, 200, "{first}");
+    let task = &first["task"];
+    assert_eq!(task["plugin"]["name"], "echo");
+    assert_eq!(task["plugin"]["digest"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        task["secrets"],
+        json!({"db-password": "granted-value"}),
+        "only the granted secret"
+    );
+    let raw = first.to_string();
+    assert!(!raw.contains("never-leaves-the-node"), "{raw}");
+    assert!(
+        raw.contains("secret:db-*"),
+        "the evaluated grant rides along: {raw}"
+    );
+    // another worker id cannot heartbeat or report this try
+    let old_id = task["task_id"].as_str().unwrap().to_string();
+    let (st, _) = worker_call(
+        port,
+        "/v1/worker/heartbeat",
+        json!({"worker_id": "intruder", "task_id": old_id}),
+    );
+    assert_eq!(st, 409);
+    // no heartbeat: the try is failed over, the Retry queues a new try (long poll waits for it)
+    let end = Instant::now() + Duration::from_secs(60);
+    let second = loop {
+        let (st, v) = worker_call(port, "/v1/worker/poll", poll.clone());
+        assert_eq!(st, 200, "{v}");
+        if !v["task"].is_null() {
+            break v;
+        }
+        assert!(Instant::now() < end, "no retry was queued");
+    };
+    let new_id = second["task"]["task_id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, old_id, "each try has its own fencing id");
+    assert_eq!(second["task"]["attempt"], 2);
+    // the late report of the failed-over try is discarded
+    let (st, v) = worker_call(
+        port,
+        "/v1/worker/report",
+        json!({"worker_id": "probe", "task_id": old_id, "outcome": {"output": "{\"late\":true}"}}),
+    );
+    assert_eq!(st, 409, "{v}");
+    // the current try's report is accepted
+    let (st, _) = worker_call(
+        port,
+        "/v1/worker/report",
+        json!({"worker_id": "probe", "task_id": new_id, "outcome": {"output": "{\"ok\":true}"}}),
+    );
+    assert_eq!(st, 200);
+    let d = finished(port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(d["output"], "{\"ok\":true}");
+    let logs = task_logs(port, &arn);
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    assert_eq!(logs[0]["error"]["error"], "States.TaskFailed");
+    assert_eq!(logs[1]["worker"], "test/probe");
+}
+
+#[test]
+fn a_killed_worker_s_task_is_retried_on_another_worker() {
+    let home = node_home();
+    let (_node, port) = start_node(home.path(), false);
+    let (a, _a_home) = start_worker(home.path(), port, "wa", &["shared"]);
+    // the first try spins (until killed), the retry echoes
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"weft:queue": "shared",
+            "FunctionName.$": "States.ArrayGetItem(States.Array('hostile-spin', 'echo'), $$.State.RetryCount)",
+            "Payload": {"survived": true}},
+        "OutputPath": "$.Payload",
+        "TimeoutSeconds": 120,
+        "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "End": true}}});
+    let arn = start(port, "failover", def);
+    wait_for("the spin task to run on wa", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "wa" && !w["tasks"].as_array().unwrap().is_empty())
+    });
+    drop(a); // SIGKILL, reaped
+    let (_b, _b_home) = start_worker(home.path(), port, "wb", &["shared"]);
+    let d = finished(port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["survived"], true, "{out}");
+    let logs = task_logs(port, &arn);
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    assert!(logs[0]["worker"].as_str().unwrap().ends_with("/wa"));
+    assert!(
+        logs[0]["error"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("stopped heartbeating"),
+        "{logs:?}"
+    );
+    assert!(logs[1]["worker"].as_str().unwrap().ends_with("/wb"));
+    assert_eq!(logs[1]["error"], Value::Null);
+}
+
+#[test]
+fn a_tampered_plugin_blob_is_refused_by_the_worker() {
+    let home = node_home();
+    // corrupt echo's blob in the node's store: the node streams it as it lies on disk
+    let list = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["plugin", "list", "--json"])
+        .env("WEFT_HOME", home.path())
+        .output()
+        .unwrap();
+    let plugins: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let digest = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "echo")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("blake3:")
+        .to_string();
+    let blob = home
+        .path()
+        .join("blobs")
+        .join(&digest[..2])
+        .join(&digest[2..]);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    let (_w, w_home) = start_worker(home.path(), port, "wt", &["default"]);
+    let arn = start(
+        port,
+        "tampered",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}),
+    );
+    let d = finished(port, &arn);
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["error"], "Sandbox.PluginCorrupt", "{d}");
+    assert!(d["cause"].as_str().unwrap().contains(&digest), "{d}");
+    assert!(
+        !w_home
+            .path()
+            .join("blobs")
+            .join(&digest[..2])
+            .join(&digest[2..])
+            .exists(),
+        "nothing was written to the worker's store"
+    );
+}
+
+#[test]
+fn dag_tasks_go_to_the_worker_of_their_queue() {
+    let home = node_home();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    // `queue:` on a task, and in default_args for the others
+    std::fs::write(
+        home.path().join("dags/remote.dag.yaml"),
+        "remote_dag:\n  schedule: null\n  start_date: 2024-03-01\n  default_args:\n    queue: beta\n  tasks:\n    first:\n      operator: echo\n      queue: alpha\n      msg: hi\n    second:\n      operator: echo\n      dependencies: [first]\n      got: \"{{ ti.xcom_pull(task_ids='first') }}\"\n",
+    )
+    .unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    let (_a, _ah) = start_worker(home.path(), port, "wa", &["alpha"]);
+    let (_b, _bh) = start_worker(home.path(), port, "wb", &["beta"]);
+    wait_for("both workers", || {
+        workers(port)["workers"].as_array().unwrap().len() == 2
+    });
+    let (st, run) = request(
+        port,
+        ADMIN_SECRET,
+        "POST",
+        "/v1/dags/remote_dag/runs",
+        "Content-Type: application/json\r\n",
+        "{}",
+    );
+    assert_eq!(st, 200, "{run}");
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    wait_for("the DAG run to succeed", || {
+        let (_, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            "/v1/dags/remote_dag/runs",
+            "",
+            "",
+        );
+        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        assert_ne!(state, "failed", "{v}");
+        state == "success"
+    });
+    for (task, worker) in [("first", "/wa"), ("second", "/wb")] {
+        let (st, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            &format!("/v1/dags/remote_dag/runs/{run_id}/tasks/{task}/logs"),
+            "",
+            "",
+        );
+        assert_eq!(st, 200, "{v}");
+        let text = v.to_string();
+        assert!(
+            text.contains(&format!("{worker}\"")),
+            "{task} ran on {worker}: {text}"
+        );
+    }
+}
+
+#[test]
+fn stop_execution_cancels_the_task_on_its_worker() {
+    let home = node_home();
+    let (_node, port) = start_node(home.path(), false);
+    let (_w, _wh) = start_worker(home.path(), port, "ws", &["default"]);
+    let arn = start(
+        port,
+        "stopped",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:hostile-spin",
+            "TimeoutSeconds": 600, "End": true}}}),
+    );
+    let busy = || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "ws" && w["busy"].as_u64().unwrap_or(0) > 0)
+    };
+    wait_for("the spin task to run on ws", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| !w["tasks"].as_array().unwrap().is_empty())
+    });
+    ok(port, "StopExecution", json!({"executionArn": arn}));
+    assert_eq!(finished(port, &arn)["status"], "ABORTED");
+    // the worker stops the guest at its next heartbeat, reports, and polls again idle
+    wait_for("the worker to be idle again", || {
+        !busy()
+            && workers(port)["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|w| w["tasks"].as_array().unwrap().is_empty())
+    });
+    // and is free for the next task
+    let arn = start(
+        port,
+        "after",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}),
+    );
+    assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
+}
+
+/// A loopback HTTP server answering every request `200 {}`.
+fn answering_server() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
+    let home = node_home();
+    let hang = Hanging::start();
+    let answer = answering_server();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    // the first try hangs on a port that never answers, the retry reaches one that does
+    std::fs::write(
+        home.path().join("dags/failover.dag.yaml"),
+        format!(
+            "failover_dag:\n  schedule: null\n  start_date: 2024-03-01\n  tasks:\n    fetch:\n      operator: http-request\n      grant: task\n      retries: 1\n      retry_delay: {{seconds: 1}}\n      url: \"http://127.0.0.1:{{{{ {} if ti.try_number == 1 else {} }}}}/x\"\n",
+            hang.port, answer
+        ),
+    )
+    .unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    let (a, _ah) = start_worker(home.path(), port, "wa", &["default"]);
+    let (st, run) = request(
+        port,
+        ADMIN_SECRET,
+        "POST",
+        "/v1/dags/failover_dag/runs",
+        "Content-Type: application/json\r\n",
+        "{}",
+    );
+    assert_eq!(st, 200, "{run}");
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    wait_for("the first try to run on wa", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "wa" && !w["tasks"].as_array().unwrap().is_empty())
+    });
+    drop(a); // SIGKILL, reaped
+    let (_b, _bh) = start_worker(home.path(), port, "wb", &["default"]);
+    wait_for("the DAG run to succeed", || {
+        let (_, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            "/v1/dags/failover_dag/runs",
+            "",
+            "",
+        );
+        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        assert_ne!(state, "failed", "{v}");
+        state == "success"
+    });
+    let (_, v) = request(
+        port,
+        ADMIN_SECRET,
+        "GET",
+        &format!("/v1/dags/failover_dag/runs/{run_id}/tasks/fetch/logs"),
+        "",
+        "",
+    );
+    let tries = v["tries"].as_array().unwrap();
+    assert_eq!(tries.len(), 2, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("stopped heartbeating"), "{text}");
+    assert!(text.contains("/wa\"") && text.contains("/wb\""), "{text}");
+    hang.release();
+}

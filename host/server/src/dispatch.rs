@@ -1,0 +1,576 @@
+//! The node's task dispatcher: where a sandboxed task runs when remote workers are connected.
+//!
+//! A task bound for a queue is [`TaskDispatch::submit`]ted and waits there until a worker that
+//! listens to the queue takes it ([`TaskDispatch::take`], behind the long poll of
+//! `POST /v1/worker/poll`). The taken try belongs to that worker alone: only it may heartbeat
+//! and report it, and only under the try's `task_id` (its fencing id). A try whose worker
+//! stops heartbeating is [`TaskDispatch::lost`]; once the node gives up on a try (lost,
+//! cancelled, finished) its id is forgotten, so a late report is refused.
+//!
+//! [`MemoryDispatch`] keeps queues in the node's memory, as the sled backend's executions live
+//! in one process; a shared-database implementation fits behind the same trait.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use weft_engine::remote::{RemoteTask, TaskReport};
+
+/// How long a running try may go without a heartbeat before it is lost (default; the
+/// `WEFT_WORKER_HEARTBEAT_TIMEOUT_MS` variable overrides).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one poll waits for a task (default; `WEFT_WORKER_POLL_WAIT_MS` overrides).
+pub const POLL_WAIT: Duration = Duration::from_secs(20);
+
+/// The poll wait from `WEFT_WORKER_POLL_WAIT_MS` (at most a minute), else [`POLL_WAIT`].
+pub fn poll_wait_from_env() -> Duration {
+    std::env::var("WEFT_WORKER_POLL_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(POLL_WAIT, |ms| Duration::from_millis(ms.min(60_000)))
+}
+
+/// Why the dispatcher refused a worker's call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    /// The try is not (or no longer) running on this worker: finished, failed over, cancelled,
+    /// or another worker's.
+    #[error("task {task_id} is not running on worker {worker_id} (finished, failed over after lost heartbeats, cancelled, or never assigned to it); the result is discarded")]
+    NotYours { task_id: String, worker_id: String },
+    /// The worker id is registered to another access key.
+    #[error("worker id {worker_id} belongs to another access key")]
+    WorkerIdTaken { worker_id: String },
+}
+
+/// A connected worker, as `/metrics` and the UI show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerView {
+    pub worker_id: String,
+    pub host: String,
+    pub queues: Vec<String>,
+    pub slots: u32,
+    pub busy: u32,
+    /// The tries running on it.
+    pub tasks: Vec<String>,
+    /// Milliseconds since it last polled or heartbeated.
+    pub idle_ms: u64,
+}
+
+/// What the node's waiting thread learns about its try.
+#[derive(Debug)]
+pub enum Completion {
+    /// The worker reported.
+    Reported {
+        report: Box<TaskReport>,
+        worker: String,
+    },
+}
+
+/// The dispatcher (see the module docs).
+pub trait TaskDispatch: Send + Sync {
+    /// Whether a task of `queue` goes to a worker rather than a local thread: a live worker
+    /// listens to it, or the node runs no tasks itself.
+    fn routes_remote(&self, queue: &str) -> bool;
+    /// Queues `task`; the receiver gets its completion.
+    fn submit(&self, task: RemoteTask) -> mpsc::Receiver<Completion>;
+    /// Registers a poll of `worker` (on behalf of the access key `principal`) and hands it the
+    /// oldest task of its queues, if any; also returns the depth left on its queues.
+    fn take(
+        &self,
+        worker: &weft_engine::remote::PollRequest,
+        principal: &str,
+    ) -> Result<(Option<RemoteTask>, u64), DispatchError>;
+    /// A heartbeat of a running try; `Ok(true)`: the node asks the worker to cancel it.
+    fn heartbeat(
+        &self,
+        worker_id: &str,
+        principal: &str,
+        task_id: &str,
+    ) -> Result<bool, DispatchError>;
+    /// A worker's report: delivered to the waiting thread when the try is this worker's.
+    fn report(&self, principal: &str, report: TaskReport) -> Result<(), DispatchError>;
+    /// The node gives up on a try (StopExecution, shutdown): a queued try is dropped, a
+    /// running one is asked to cancel at its next heartbeat; a report is no longer accepted.
+    fn cancel(&self, task_id: &str);
+    /// When the try has run without a heartbeat for longer than the timeout: the worker that
+    /// had it (the try is then forgotten).
+    fn lost(&self, task_id: &str) -> Option<String>;
+    /// Connected workers.
+    fn workers(&self) -> Vec<WorkerView>;
+    /// Tasks waiting per queue.
+    fn queue_depths(&self) -> Vec<(String, u64)>;
+    /// Tries running on workers.
+    fn running(&self) -> u64;
+    /// Whether a worker has taken the try and the node still waits for it.
+    fn is_running(&self, task_id: &str) -> bool;
+    /// Woken when a task is queued (for long polls).
+    fn wakeup(&self) -> Arc<tokio::sync::Notify>;
+    /// How long a running try may go without a heartbeat.
+    fn heartbeat_timeout(&self) -> Duration;
+    /// The latest round trips (queued to reported), oldest first.
+    fn round_trips(&self) -> Vec<Duration>;
+    /// How long one poll waits for a task.
+    fn poll_wait(&self) -> Duration;
+}
+
+enum TryState {
+    Queued,
+    Running {
+        worker: String,
+        last_heartbeat: Instant,
+    },
+}
+
+struct Try {
+    task: RemoteTask,
+    queued_at: Instant,
+    state: TryState,
+    cancel: bool,
+    done: mpsc::Sender<Completion>,
+}
+
+struct Worker {
+    host: String,
+    principal: String,
+    queues: Vec<String>,
+    slots: u32,
+    busy: u32,
+    last_seen: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    queues: HashMap<String, VecDeque<String>>,
+    tries: HashMap<String, Try>,
+    workers: HashMap<String, Worker>,
+}
+
+/// Round trips (queued to reported) kept for benchmarks and `/metrics`.
+pub const ROUND_TRIPS_KEPT: usize = 65_536;
+
+/// The in-memory dispatcher.
+pub struct MemoryDispatch {
+    inner: Mutex<Inner>,
+    /// The latest round trips, microseconds.
+    round_trips: Mutex<VecDeque<u32>>,
+    wake: Arc<tokio::sync::Notify>,
+    heartbeat_timeout: Duration,
+    poll_wait: Duration,
+    local_tasks: bool,
+}
+
+impl MemoryDispatch {
+    /// `local_tasks: false`: every task goes to a queue (`weft server --no-local-tasks`).
+    pub fn new(heartbeat_timeout: Duration, local_tasks: bool) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            round_trips: Mutex::new(VecDeque::new()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            heartbeat_timeout,
+            poll_wait: poll_wait_from_env(),
+            local_tasks,
+        }
+    }
+
+    /// The heartbeat timeout from `WEFT_WORKER_HEARTBEAT_TIMEOUT_MS`, else the default.
+    pub fn heartbeat_timeout_from_env() -> Duration {
+        std::env::var("WEFT_WORKER_HEARTBEAT_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map_or(DEFAULT_HEARTBEAT_TIMEOUT, Duration::from_millis)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A worker counts as connected while it polled or heartbeated within a poll's wait plus
+    /// the heartbeat timeout.
+    fn live(&self, w: &Worker) -> bool {
+        w.last_seen.elapsed() < self.poll_wait + self.heartbeat_timeout
+    }
+}
+
+impl TaskDispatch for MemoryDispatch {
+    fn routes_remote(&self, queue: &str) -> bool {
+        if !self.local_tasks {
+            return true;
+        }
+        self.lock()
+            .workers
+            .values()
+            .any(|w| self.live(w) && w.queues.iter().any(|q| q == queue))
+    }
+
+    fn submit(&self, task: RemoteTask) -> mpsc::Receiver<Completion> {
+        let (tx, rx) = mpsc::channel();
+        {
+            let mut g = self.lock();
+            g.queues
+                .entry(task.queue.clone())
+                .or_default()
+                .push_back(task.task_id.clone());
+            g.tries.insert(
+                task.task_id.clone(),
+                Try {
+                    task,
+                    queued_at: Instant::now(),
+                    state: TryState::Queued,
+                    cancel: false,
+                    done: tx,
+                },
+            );
+        }
+        self.wake.notify_waiters();
+        rx
+    }
+
+    fn take(
+        &self,
+        poll: &weft_engine::remote::PollRequest,
+        principal: &str,
+    ) -> Result<(Option<RemoteTask>, u64), DispatchError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        // tries the node gave up on whose worker went silent: nobody waits for them any more
+        let timeout = self.heartbeat_timeout;
+        inner.tries.retain(|_, t| {
+            !(t.cancel
+                && matches!(t.state, TryState::Running { last_heartbeat, .. } if last_heartbeat.elapsed() > timeout))
+        });
+        match inner.workers.get_mut(&poll.worker_id) {
+            Some(w) if w.principal != principal => {
+                return Err(DispatchError::WorkerIdTaken {
+                    worker_id: poll.worker_id.clone(),
+                })
+            }
+            Some(w) => {
+                w.host = poll.host.clone();
+                w.queues = poll.queues.clone();
+                w.slots = poll.slots;
+                w.busy = poll.busy;
+                w.last_seen = Instant::now();
+            }
+            None => {
+                inner.workers.insert(
+                    poll.worker_id.clone(),
+                    Worker {
+                        host: poll.host.clone(),
+                        principal: principal.to_string(),
+                        queues: poll.queues.clone(),
+                        slots: poll.slots,
+                        busy: poll.busy,
+                        last_seen: Instant::now(),
+                    },
+                );
+            }
+        }
+        let mut found = None;
+        for q in &poll.queues {
+            let Some(ids) = inner.queues.get_mut(q) else {
+                continue;
+            };
+            while let Some(id) = ids.pop_front() {
+                // a cancelled try left its id behind
+                if let Some(t) = inner.tries.get_mut(&id) {
+                    t.state = TryState::Running {
+                        worker: poll.worker_id.clone(),
+                        last_heartbeat: Instant::now(),
+                    };
+                    found = Some(t.task.clone());
+                    break;
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        let depth = poll
+            .queues
+            .iter()
+            .filter_map(|q| inner.queues.get(q))
+            .map(|d| d.len() as u64)
+            .sum();
+        Ok((found, depth))
+    }
+
+    fn heartbeat(
+        &self,
+        worker_id: &str,
+        principal: &str,
+        task_id: &str,
+    ) -> Result<bool, DispatchError> {
+        let mut g = self.lock();
+        let not_yours = || DispatchError::NotYours {
+            task_id: task_id.to_string(),
+            worker_id: worker_id.to_string(),
+        };
+        match g.workers.get_mut(worker_id) {
+            Some(w) if w.principal == principal => w.last_seen = Instant::now(),
+            _ => return Err(not_yours()),
+        }
+        let Some(t) = g.tries.get_mut(task_id) else {
+            return Err(not_yours());
+        };
+        match &mut t.state {
+            TryState::Running {
+                worker,
+                last_heartbeat,
+            } if worker == worker_id => {
+                *last_heartbeat = Instant::now();
+                Ok(t.cancel)
+            }
+            _ => Err(not_yours()),
+        }
+    }
+
+    fn report(&self, principal: &str, report: TaskReport) -> Result<(), DispatchError> {
+        let mut g = self.lock();
+        let not_yours = || DispatchError::NotYours {
+            task_id: report.task_id.clone(),
+            worker_id: report.worker_id.clone(),
+        };
+        let worker_name = match g.workers.get_mut(&report.worker_id) {
+            Some(w) if w.principal == principal => {
+                w.last_seen = Instant::now();
+                format!("{}/{}", w.host, report.worker_id)
+            }
+            _ => return Err(not_yours()),
+        };
+        let mine = matches!(
+            g.tries.get(&report.task_id).map(|t| &t.state),
+            Some(TryState::Running { worker, .. }) if *worker == report.worker_id
+        );
+        if !mine {
+            return Err(not_yours());
+        }
+        let Some(t) = g.tries.remove(&report.task_id) else {
+            return Err(not_yours());
+        };
+        drop(g);
+        {
+            let us = t.queued_at.elapsed().as_micros().min(u32::MAX as u128) as u32;
+            let mut rt = self.round_trips.lock().unwrap_or_else(|e| e.into_inner());
+            if rt.len() == ROUND_TRIPS_KEPT {
+                rt.pop_front();
+            }
+            rt.push_back(us);
+        }
+        // the waiting thread may be gone (the node gave up just now): nothing to deliver to
+        let _ = t.done.send(Completion::Reported {
+            report: Box::new(report),
+            worker: worker_name,
+        });
+        Ok(())
+    }
+
+    fn cancel(&self, task_id: &str) {
+        let mut g = self.lock();
+        if let Some(t) = g.tries.get_mut(task_id) {
+            match t.state {
+                TryState::Queued => {
+                    g.tries.remove(task_id);
+                }
+                TryState::Running { .. } => t.cancel = true,
+            }
+        }
+    }
+
+    fn lost(&self, task_id: &str) -> Option<String> {
+        let mut g = self.lock();
+        let worker = match &g.tries.get(task_id)?.state {
+            TryState::Running {
+                worker,
+                last_heartbeat,
+            } if last_heartbeat.elapsed() > self.heartbeat_timeout => worker.clone(),
+            _ => return None,
+        };
+        g.tries.remove(task_id);
+        let host = g.workers.get(&worker).map_or("?", |w| w.host.as_str());
+        Some(format!("{host}/{worker}"))
+    }
+
+    fn workers(&self) -> Vec<WorkerView> {
+        let g = self.lock();
+        let mut out: Vec<WorkerView> = g
+            .workers
+            .iter()
+            .filter(|(_, w)| self.live(w))
+            .map(|(id, w)| WorkerView {
+                worker_id: id.clone(),
+                host: w.host.clone(),
+                queues: w.queues.clone(),
+                slots: w.slots,
+                busy: w.busy,
+                tasks: g
+                    .tries
+                    .iter()
+                    .filter(|(_, t)| matches!(&t.state, TryState::Running { worker, .. } if worker == id))
+                    .map(|(k, t)| format!("{} {} #{}", t.task.execution, t.task.state, k))
+                    .collect(),
+                idle_ms: w.last_seen.elapsed().as_millis() as u64,
+            })
+            .collect();
+        out.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        out
+    }
+
+    fn queue_depths(&self) -> Vec<(String, u64)> {
+        let g = self.lock();
+        let mut out: Vec<(String, u64)> = g
+            .queues
+            .iter()
+            .map(|(q, ids)| {
+                let n = ids.iter().filter(|id| g.tries.contains_key(*id)).count() as u64;
+                (q.clone(), n)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn running(&self) -> u64 {
+        self.lock()
+            .tries
+            .values()
+            .filter(|t| matches!(t.state, TryState::Running { .. }))
+            .count() as u64
+    }
+
+    fn is_running(&self, task_id: &str) -> bool {
+        matches!(
+            self.lock().tries.get(task_id).map(|t| &t.state),
+            Some(TryState::Running { .. })
+        )
+    }
+
+    fn wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_timeout
+    }
+
+    fn poll_wait(&self) -> Duration {
+        self.poll_wait
+    }
+
+    fn round_trips(&self) -> Vec<Duration> {
+        self.round_trips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|us| Duration::from_micros(u64::from(*us)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_engine::remote::{PollRequest, RemoteOutcome, RemotePlugin};
+
+    fn task(id: &str, queue: &str) -> RemoteTask {
+        RemoteTask {
+            task_id: id.into(),
+            queue: queue.into(),
+            execution: "arn:x".into(),
+            state: "S".into(),
+            attempt: 1,
+            plugin: RemotePlugin {
+                name: "echo".into(),
+                version: "1".into(),
+                digest: "0".repeat(64),
+                world: "task".into(),
+            },
+            input: "{}".into(),
+            ctx: "{}".into(),
+            timeout_ms: 1000,
+            grant: vec![],
+            secrets: Default::default(),
+            heartbeat_ms: 100,
+        }
+    }
+
+    fn poll(id: &str, queues: &[&str]) -> PollRequest {
+        PollRequest {
+            worker_id: id.into(),
+            host: "h".into(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            slots: 1,
+            busy: 0,
+        }
+    }
+
+    fn report(worker: &str, task: &str) -> TaskReport {
+        TaskReport {
+            worker_id: worker.into(),
+            task_id: task.into(),
+            outcome: RemoteOutcome {
+                output: Some("{}".into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn tasks_go_to_workers_of_their_queue_and_only_they_may_report() {
+        let d = MemoryDispatch::new(Duration::from_secs(30), true);
+        assert!(!d.routes_remote("gpu"), "no worker yet: run locally");
+        assert_eq!(d.take(&poll("w1", &["gpu"]), "key1").unwrap().0, None);
+        assert!(d.routes_remote("gpu"));
+        assert!(!d.routes_remote("default"));
+        let rx = d.submit(task("t1", "gpu"));
+        // a worker of another queue gets nothing
+        assert_eq!(d.take(&poll("w2", &["default"]), "key1").unwrap().0, None);
+        let (got, depth) = d.take(&poll("w1", &["gpu"]), "key1").unwrap();
+        assert_eq!(got.unwrap().task_id, "t1");
+        assert_eq!(depth, 0);
+        // another worker (or another key claiming w1) cannot heartbeat or report it
+        assert!(d.heartbeat("w2", "key1", "t1").is_err());
+        assert!(matches!(
+            d.take(&poll("w1", &["gpu"]), "key2"),
+            Err(DispatchError::WorkerIdTaken { .. })
+        ));
+        assert!(d.report("key1", report("w2", "t1")).is_err());
+        assert!(d.report("key2", report("w1", "t1")).is_err());
+        assert_eq!(d.heartbeat("w1", "key1", "t1"), Ok(false));
+        d.report("key1", report("w1", "t1")).unwrap();
+        let Completion::Reported { worker, .. } = rx.try_recv().unwrap();
+        assert_eq!(worker, "h/w1");
+        assert_eq!(d.round_trips().len(), 1);
+        // a second report of the same try is void
+        assert!(d.report("key1", report("w1", "t1")).is_err());
+    }
+
+    #[test]
+    fn a_lost_try_is_forgotten_and_its_late_report_refused() {
+        let d = MemoryDispatch::new(Duration::ZERO, true);
+        let rx = d.submit(task("t1", "default"));
+        assert_eq!(d.lost("t1"), None, "a queued try is not lost");
+        d.take(&poll("w1", &["default"]), "k").unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(d.lost("t1").as_deref(), Some("h/w1"));
+        assert!(matches!(
+            d.report("k", report("w1", "t1")),
+            Err(DispatchError::NotYours { .. })
+        ));
+        assert!(rx.try_recv().is_err());
+        // cancelled tries: a queued one is dropped, a running one is told at its heartbeat
+        let d = MemoryDispatch::new(Duration::from_secs(30), false);
+        assert!(d.routes_remote("anything"), "--no-local-tasks");
+        d.submit(task("q", "default"));
+        d.cancel("q");
+        assert_eq!(d.queue_depths(), vec![("default".to_string(), 0)]);
+        assert_eq!(d.take(&poll("w", &["default"]), "k").unwrap().0, None);
+        d.submit(task("r", "default"));
+        d.take(&poll("w", &["default"]), "k").unwrap();
+        assert_eq!(d.running(), 1);
+        d.cancel("r");
+        assert_eq!(d.heartbeat("w", "k", "r"), Ok(true));
+        assert_eq!(d.workers()[0].tasks.len(), 1);
+    }
+}

@@ -1,0 +1,299 @@
+//! Running a Standard execution's plugin Task on a remote worker: the node's side.
+//!
+//! [`queue_of`] reads the queue a Task names (`Parameters."weft:queue"`, default `default`);
+//! when the dispatcher routes that queue remotely, [`run`] builds the try's message (the plugin
+//! pinned by digest, the evaluated grant, only the granted secrets), queues it and blocks the
+//! execution's thread until the worker reports, the worker is lost (no heartbeat within the
+//! timeout: `States.TaskFailed`, so the state's Retry applies as for any failed try) or the
+//! execution is stopped (the worker is asked to cancel). The attempt's task log names the
+//! worker (`"worker": "HOST/WORKER_ID"`).
+
+use crate::AppState;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weft_asl::{TaskFailure, TaskRequest};
+use weft_engine::asl_tasks::SandboxTaskRunner;
+use weft_engine::remote::{RemoteOutcome, RemotePlugin, RemoteTask, DEFAULT_QUEUE};
+use weft_sandbox::Grant;
+use weft_store::PluginRecord;
+
+/// The `Parameters` (or `Arguments`) key naming a Task's queue.
+pub const QUEUE_KEY: &str = "weft:queue";
+
+/// How often the waiting thread checks for a stop or a lost worker.
+const WAIT_TICK: Duration = Duration::from_millis(20);
+
+fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
+    TaskFailure {
+        error: error.to_string(),
+        cause: cause.into(),
+    }
+}
+
+/// The queue a Task names: `Parameters."weft:queue"` (a string naming a queue), else
+/// [`DEFAULT_QUEUE`].
+pub fn queue_of(req: &TaskRequest<'_>) -> Result<String, TaskFailure> {
+    match req.parameters.get(QUEUE_KEY) {
+        None => Ok(DEFAULT_QUEUE.to_string()),
+        Some(Value::String(q)) if crate::worker_api::valid_name(q) => Ok(q.clone()),
+        Some(other) => Err(failure(
+            "States.Runtime",
+            format!(
+                "Parameters.{QUEUE_KEY} must name a queue (1 to 128 letters, digits, `.`, `_` or `-`), not {other}"
+            ),
+        )),
+    }
+}
+
+/// `req` without the queue key in what the operator receives.
+pub fn without_queue_key<'a>(req: &TaskRequest<'a>) -> TaskRequest<'a> {
+    let mut r = req.clone();
+    if let Value::Object(m) = &mut r.payload {
+        m.remove(QUEUE_KEY);
+    }
+    r
+}
+
+/// How a remote try ended, besides a report.
+enum Ended {
+    Reported(Box<RemoteOutcome>, String),
+    /// The waiter gave up (stop, deadline); the worker is asked to cancel.
+    Cancelled(TaskFailure),
+    /// The worker went silent: `(worker, cause)`.
+    Lost(String, String),
+}
+
+/// Queues `task` and waits for its end: a report, a lost worker, `cancelled()` turning true,
+/// or the try's deadline (its timeout plus the heartbeat timeout) passing.
+fn dispatch_and_wait(app: &AppState, task: RemoteTask, cancelled: &dyn Fn() -> bool) -> Ended {
+    let task_id = task.task_id.clone();
+    let heartbeat_timeout = app.dispatch.heartbeat_timeout();
+    let budget = Duration::from_millis(task.timeout_ms) + heartbeat_timeout;
+    let mut started: Option<Instant> = None;
+    let done = app.dispatch.submit(task);
+    loop {
+        match done.recv_timeout(WAIT_TICK) {
+            Ok(crate::dispatch::Completion::Reported { report, worker }) => {
+                return Ended::Reported(Box::new(report.outcome), worker)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Ended::Cancelled(failure(
+                    "States.TaskFailed",
+                    "the task was dropped from its queue",
+                ))
+            }
+        }
+        if cancelled() {
+            app.dispatch.cancel(&task_id);
+            return Ended::Cancelled(failure("Sandbox.Cancelled", "the execution was stopped"));
+        }
+        if let Some(worker) = app.dispatch.lost(&task_id) {
+            let cause = format!(
+                "worker {worker} stopped heartbeating for more than {} ms while running this task; the try is failed over (a late result is discarded)",
+                heartbeat_timeout.as_millis()
+            );
+            return Ended::Lost(worker, cause);
+        }
+        // the deadline counts from when a worker took the try, not from the queue
+        if started.is_none() && app.dispatch.is_running(&task_id) {
+            started = Some(Instant::now());
+        }
+        if started.is_some_and(|t| t.elapsed() > budget) {
+            app.dispatch.cancel(&task_id);
+            return Ended::Cancelled(failure(
+                "States.Timeout",
+                format!(
+                    "the worker did not report within the task's timeout ({} ms) plus the heartbeat timeout",
+                    budget.saturating_sub(heartbeat_timeout).as_millis()
+                ),
+            ));
+        }
+    }
+}
+
+/// A task log entry for a remote attempt.
+fn log_entry(
+    state: &str,
+    attempt: u32,
+    rec: &PluginRecord,
+    o: &RemoteOutcome,
+    worker: &str,
+) -> Value {
+    json!({
+        "state": state,
+        "attempt": attempt,
+        "plugin": format!("{}@{}", rec.name, rec.version),
+        "digest": rec.digest.to_hex().to_string(),
+        "stdout": o.stdout,
+        "stderr": o.stderr,
+        "logs": o.logs,
+        "audit": o.audit,
+        "fuelUsed": o.fuel_used,
+        "durationMs": o.duration_ms,
+        "error": o.error.as_ref().map(|e| json!({"error": e.error, "cause": e.cause})),
+        "timestamp": crate::records::now_ms(),
+        "worker": worker,
+    })
+}
+
+fn plugin_of(rec: &PluginRecord) -> RemotePlugin {
+    RemotePlugin {
+        name: rec.name.clone(),
+        version: rec.version.clone(),
+        digest: rec.digest.to_hex().to_string(),
+        world: rec.world.clone(),
+    }
+}
+
+/// Runs `req` (already pinned to `rec`) on a worker of `queue` (see the module docs).
+pub(crate) fn run(
+    app: &Arc<AppState>,
+    runner: &SandboxTaskRunner<'_>,
+    req: &TaskRequest<'_>,
+    rec: &PluginRecord,
+    queue: String,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Value, TaskFailure> {
+    let layers = runner.grant_layers(req.credentials.as_ref())?;
+    let grant = Grant::compile(layers.clone(), &app.base_dir);
+    let secrets = weft_engine::remote::granted_secrets(runner.host.secrets.as_ref(), &grant);
+    let timeout = req
+        .timeout_seconds
+        .map(|t| Duration::from_secs(t.min(365 * 24 * 3600)))
+        .unwrap_or(runner.limits.timeout);
+    let task = RemoteTask {
+        task_id: uuid::Uuid::new_v4().to_string(),
+        queue,
+        execution: req
+            .context
+            .pointer("/Execution/Id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        state: req.state_name.to_string(),
+        attempt: req.attempt,
+        plugin: plugin_of(rec),
+        input: req.payload.to_string(),
+        ctx: runner.guest_context(req)?,
+        timeout_ms: timeout.as_millis() as u64,
+        grant: layers.iter().map(|p| p.to_value()).collect(),
+        secrets,
+        heartbeat_ms: heartbeat_every(app),
+    };
+    match dispatch_and_wait(app, task, cancelled) {
+        Ended::Reported(o, worker) => {
+            let log = log_entry(req.state_name, req.attempt, rec, &o, &worker);
+            crate::task_logs::record_entry(app, req, log.to_string());
+            crate::metrics::remote_task_finished(app, o.error.is_some(), o.fuel_used);
+            let o = *o;
+            match (o.output, o.error) {
+                (_, Some(e)) => Err(failure(&e.error, e.cause)),
+                (Some(text), None) => serde_json::from_str(&text)
+                    .map_err(|e| failure("States.TaskFailed", format!("output is not JSON: {e}"))),
+                (None, None) => Err(failure("States.TaskFailed", "no output")),
+            }
+        }
+        Ended::Cancelled(f) => Err(f),
+        Ended::Lost(worker, cause) => {
+            let o = RemoteOutcome::failed("States.TaskFailed", cause.clone());
+            let log = log_entry(req.state_name, req.attempt, rec, &o, &worker);
+            crate::task_logs::record_entry(app, req, log.to_string());
+            Err(failure("States.TaskFailed", cause))
+        }
+    }
+}
+
+fn heartbeat_every(app: &AppState) -> u64 {
+    (app.dispatch.heartbeat_timeout().as_millis() as u64 / 3).max(1)
+}
+
+/// Runs one try of a DAG task instance on a worker of `queue`: the plugin `rec`, the grant of
+/// the task's `grant:` role, a sensor poked once (`true`: done; `false`:
+/// [`weft_dag::SENSOR_NOT_READY`]). The try's log names the worker.
+pub(crate) fn run_dag_try(
+    app: &AppState,
+    exec: &weft_engine::dag_exec::SandboxTaskExecutor<'_>,
+    inv: &weft_dag::TaskInvocation,
+    rec: &PluginRecord,
+    queue: String,
+) -> weft_engine::scheduler::TryOutcome {
+    let fail = |error: &str, cause: String| weft_engine::scheduler::TryOutcome {
+        result: Err(weft_dag::TaskFailure::new(error, cause)),
+        log: Value::Null,
+    };
+    let layers = match &inv.grant {
+        None => vec![],
+        Some(name) => match exec.roles.get(name) {
+            Ok(p) => vec![p],
+            Err(e) => return fail("States.Permissions", e.to_string()),
+        },
+    };
+    let grant = Grant::compile(layers.clone(), &exec.base_dir);
+    let secrets = weft_engine::remote::granted_secrets(exec.host.secrets.as_ref(), &grant);
+    let sensor = rec.world == "sensor";
+    let mut ctx = inv.context_json();
+    if sensor {
+        // a sensor gets its arguments as ctx params (it has no input)
+        if let (Some(Value::Object(p)), Value::Object(args)) =
+            (ctx.get_mut("params"), &inv.arguments)
+        {
+            for (k, v) in args {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let timeout = inv.execution_timeout.unwrap_or(exec.limits.timeout);
+    let task = RemoteTask {
+        task_id: uuid::Uuid::new_v4().to_string(),
+        queue,
+        execution: format!("{}/{}", inv.dag_id, inv.run_id),
+        state: inv.display_id(),
+        attempt: inv.try_number,
+        plugin: plugin_of(rec),
+        input: if sensor {
+            String::new()
+        } else {
+            inv.arguments.to_string()
+        },
+        ctx: ctx.to_string(),
+        timeout_ms: timeout.as_millis() as u64,
+        grant: layers.iter().map(|p| p.to_value()).collect(),
+        secrets,
+        heartbeat_ms: heartbeat_every(app),
+    };
+    let (o, worker) = match dispatch_and_wait(app, task, &|| false) {
+        Ended::Reported(o, worker) => (*o, worker),
+        Ended::Cancelled(f) => return fail(&f.error, f.cause),
+        Ended::Lost(worker, cause) => (RemoteOutcome::failed("States.TaskFailed", cause), worker),
+    };
+    crate::metrics::remote_task_finished(app, o.error.is_some(), o.fuel_used);
+    let log = json!({
+        "task": inv.display_id(),
+        "try_number": inv.try_number,
+        "logs": o.logs,
+        "stdout": o.stdout,
+        "stderr": o.stderr,
+        "audit": o.audit,
+        "worker": worker,
+    });
+    let result = match (o.output, o.error) {
+        (_, Some(e)) => Err(weft_dag::TaskFailure::new(e.error, e.cause)),
+        (Some(t), None) if sensor => {
+            if t == "true" {
+                Ok(Value::Null)
+            } else {
+                Err(weft_dag::TaskFailure::new(
+                    weft_dag::SENSOR_NOT_READY,
+                    "the sensor's poke returned false",
+                ))
+            }
+        }
+        (Some(t), None) => serde_json::from_str(&t).map_err(|e| {
+            weft_dag::TaskFailure::new("States.TaskFailed", format!("output is not JSON: {e}"))
+        }),
+        (None, None) => Err(weft_dag::TaskFailure::new("States.TaskFailed", "no output")),
+    };
+    weft_engine::scheduler::TryOutcome { result, log }
+}

@@ -1,0 +1,343 @@
+//! The routes `weft worker` calls, and nothing else a worker needs:
+//!
+//! - `POST /v1/worker/poll` (`weft:PollTask` on `weft:queue:NAME`, every queue polled): a
+//!   [`PollRequest`]; waits up to [`crate::dispatch::POLL_WAIT`] for a task of the worker's queues and answers
+//!   a [`weft_engine::remote::PollResponse`].
+//! - `POST /v1/worker/heartbeat` (`weft:Heartbeat` on `weft:worker:ID`): a
+//!   [`HeartbeatRequest`] for a running try; `{"cancel": true}` asks the worker to stop it.
+//! - `POST /v1/worker/report` (`weft:ReportTask` on `weft:worker:ID`): a [`TaskReport`].
+//! - `GET /v1/blobs/{digest}` (`weft:GetBlob` on `weft:blob:DIGEST`): an installed plugin's
+//!   component, streamed as it lies in the node's store; the worker verifies the digest.
+//!
+//! Everything a worker sends is hostile: names are checked (length, alphabet), a worker id is
+//! bound to the access key that first used it, a try can be heartbeated and reported only by
+//! the worker that took it and only while the node waits for it (its `task_id` is its fencing
+//! id), and outputs, streams and record lists are capped. A refused report is answered 409.
+
+use crate::dispatch::DispatchError;
+use crate::error::ApiError;
+use crate::rest::reply;
+use crate::v1_access::{decide, V1Request};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use weft_engine::remote::{
+    HeartbeatRequest, PollRequest, PollResponse, RemoteError, TaskReport, MAX_NAME_LEN,
+    MAX_OUTPUT_BYTES, MAX_QUEUES, MAX_RECORDS, MAX_STDIO_BYTES,
+};
+
+/// Most concurrent sandboxes a worker may announce.
+pub const MAX_SLOTS: u32 = 4096;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/worker/poll", post(poll))
+        .route("/v1/worker/heartbeat", post(heartbeat))
+        .route("/v1/worker/report", post(report))
+        .route("/v1/workers", get(workers))
+        .route("/v1/blobs/{digest}", get(blob))
+}
+
+/// Whether `s` may name a worker, host or queue: 1 to [`MAX_NAME_LEN`] letters, digits, `.`,
+/// `_` or `-`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn name(field: &str, s: &str) -> Result<(), ApiError> {
+    if valid_name(s) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(format!(
+            "/{field}: `{}` is not a name (1 to {MAX_NAME_LEN} letters, digits, `.`, `_` or `-`)",
+            s.chars().take(MAX_NAME_LEN).collect::<String>()
+        )))
+    }
+}
+
+fn body<T: serde::de::DeserializeOwned>(req: &V1Request) -> Result<T, ApiError> {
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::validation(format!("request body: {e}")))
+}
+
+fn check_poll(p: &PollRequest) -> Result<(), ApiError> {
+    name("worker_id", &p.worker_id)?;
+    name("host", &p.host)?;
+    if p.queues.is_empty() || p.queues.len() > MAX_QUEUES {
+        return Err(ApiError::validation(format!(
+            "/queues: a worker listens to 1 to {MAX_QUEUES} queues"
+        )));
+    }
+    for (i, q) in p.queues.iter().enumerate() {
+        name(&format!("queues/{i}"), q)?;
+    }
+    if p.slots > MAX_SLOTS || p.busy > p.slots {
+        return Err(ApiError::validation(format!(
+            "/slots: at most {MAX_SLOTS} slots, and busy <= slots"
+        )));
+    }
+    Ok(())
+}
+
+fn dispatch_error(e: DispatchError) -> ApiError {
+    let kind = match e {
+        DispatchError::NotYours { .. } => "TaskNotAssignedException",
+        DispatchError::WorkerIdTaken { .. } => "AccessDeniedException",
+    };
+    let status = match e {
+        DispatchError::NotYours { .. } => StatusCode::CONFLICT,
+        DispatchError::WorkerIdTaken { .. } => StatusCode::FORBIDDEN,
+    };
+    ApiError::new(kind, e.to_string()).with_status(status)
+}
+
+async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    let wake = app.dispatch.wakeup();
+    let first = decide(&app, &req, "weft:PollTask", |ctx| {
+        let p: PollRequest = body(&req)?;
+        check_poll(&p)?;
+        ctx.authorize(format!("weft:queue:{}", p.queues[0]))?;
+        for q in &p.queues[1..] {
+            ctx.authorize_also("weft:PollTask", &format!("weft:queue:{q}"))?;
+        }
+        Ok((p, ctx.caller().to_string()))
+    });
+    let (p, principal) = match first {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let deadline = tokio::time::Instant::now() + app.dispatch.poll_wait();
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match app.dispatch.take(&p, &principal) {
+            Err(e) => return dispatch_error(e).into_response(),
+            Ok((Some(task), depth)) => {
+                return answer(&PollResponse {
+                    task: Some(task),
+                    queue_depth: depth,
+                })
+            }
+            Ok((None, depth)) => {
+                if tokio::time::Instant::now() >= deadline
+                    || tokio::time::timeout_at(deadline, notified).await.is_err()
+                {
+                    return answer(&PollResponse {
+                        task: None,
+                        queue_depth: depth,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn answer(v: &impl serde::Serialize) -> Response {
+    match serde_json::to_value(v) {
+        Ok(v) => reply(Ok(v)),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+async fn heartbeat(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    reply(decide(&app, &req, "weft:Heartbeat", |ctx| {
+        let h: HeartbeatRequest = body(&req)?;
+        name("worker_id", &h.worker_id)?;
+        name("task_id", &h.task_id)?;
+        ctx.authorize(format!("weft:worker:{}", h.worker_id))?;
+        let cancel = app
+            .dispatch
+            .heartbeat(&h.worker_id, ctx.caller(), &h.task_id)
+            .map_err(dispatch_error)?;
+        Ok(json!({ "cancel": cancel }))
+    }))
+}
+
+/// Caps what a report may make the node keep: an output over the payload limit becomes
+/// `States.DataLimitExceeded`, streams are cut, record lists shortened.
+pub fn cap_report(r: &mut TaskReport) {
+    let o = &mut r.outcome;
+    if o.output
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_OUTPUT_BYTES)
+    {
+        o.output = None;
+        o.error = Some(RemoteError {
+            error: "States.DataLimitExceeded".into(),
+            cause: format!("the task output is larger than {MAX_OUTPUT_BYTES} bytes"),
+        });
+    }
+    if o.output.is_none() && o.error.is_none() {
+        o.error = Some(RemoteError {
+            error: "States.TaskFailed".into(),
+            cause: "the worker reported neither an output nor an error".into(),
+        });
+    }
+    for s in [&mut o.stdout, &mut o.stderr] {
+        if s.len() > MAX_STDIO_BYTES {
+            let mut end = MAX_STDIO_BYTES;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+    }
+    o.logs.truncate(MAX_RECORDS);
+    o.audit.truncate(MAX_RECORDS);
+    if let Some(e) = &mut o.error {
+        e.error.truncate(256.min(e.error.len()));
+        if e.cause.len() > 32 * 1024 {
+            let mut end = 32 * 1024;
+            while !e.cause.is_char_boundary(end) {
+                end -= 1;
+            }
+            e.cause.truncate(end);
+        }
+    }
+}
+
+async fn report(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    reply(decide(&app, &req, "weft:ReportTask", |ctx| {
+        let mut r: TaskReport = body(&req)?;
+        name("worker_id", &r.worker_id)?;
+        name("task_id", &r.task_id)?;
+        ctx.authorize(format!("weft:worker:{}", r.worker_id))?;
+        cap_report(&mut r);
+        app.dispatch
+            .report(ctx.caller(), r)
+            .map_err(dispatch_error)?;
+        Ok(json!({}))
+    }))
+}
+
+async fn workers(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    reply(decide(&app, &req, "weft:ListWorkers", |ctx| {
+        ctx.authorize("weft:workers")?;
+        let queues: Vec<Value> = app
+            .dispatch
+            .queue_depths()
+            .into_iter()
+            .map(|(q, n)| json!({"queue": q, "depth": n}))
+            .collect();
+        Ok(
+            json!({"workers": app.dispatch.workers(), "queues": queues, "running": app.dispatch.running()}),
+        )
+    }))
+}
+
+async fn blob(
+    State(app): State<Arc<AppState>>,
+    Path(digest): Path<String>,
+    req: V1Request,
+) -> Response {
+    let found = decide(&app, &req, "weft:GetBlob", |ctx| {
+        let d: weft_store::Digest = digest
+            .parse()
+            .ok()
+            .filter(|_| digest.len() == 64)
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "`{}` is not a blake3 digest (64 hex digits)",
+                    digest.chars().take(80).collect::<String>()
+                ))
+            })?;
+        ctx.authorize(format!("weft:blob:{}", d.to_hex()))?;
+        // only installed plugins are served, not every blob of the store
+        let installed = app
+            .store
+            .registry()
+            .by_digest(&d)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if installed.is_none() {
+            return Err(ApiError::new(
+                "ResourceNotFoundException",
+                format!("no installed plugin has digest {}", d.to_hex()),
+            )
+            .with_status(StatusCode::NOT_FOUND));
+        }
+        Ok(app.store.blobs().path(&d))
+    });
+    let path = match found {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return ApiError::internal(format!("blob {}: {e}", path.display())).into_response()
+        }
+    };
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = axum::body::Body::from_stream(stream).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/wasm"),
+    );
+    if let Some(n) = len {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&n.to_string()) {
+            resp.headers_mut()
+                .insert(axum::http::header::CONTENT_LENGTH, v);
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_engine::remote::RemoteOutcome;
+
+    #[test]
+    fn names_and_report_caps() {
+        assert!(valid_name("worker-1.example_host"));
+        for bad in ["", "a b", "a/b", "../x", &"a".repeat(MAX_NAME_LEN + 1), "é"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        let mut r = TaskReport {
+            worker_id: "w".into(),
+            task_id: "t".into(),
+            outcome: RemoteOutcome {
+                output: Some("1".repeat(MAX_OUTPUT_BYTES + 1)),
+                stdout: "é".repeat(MAX_STDIO_BYTES),
+                logs: vec![Value::Null; MAX_RECORDS + 5],
+                ..Default::default()
+            },
+        };
+        cap_report(&mut r);
+        assert_eq!(r.outcome.output, None);
+        assert_eq!(
+            r.outcome.error.as_ref().unwrap().error,
+            "States.DataLimitExceeded"
+        );
+        assert!(r.outcome.stdout.len() <= MAX_STDIO_BYTES);
+        assert_eq!(r.outcome.logs.len(), MAX_RECORDS);
+        let mut empty = TaskReport {
+            worker_id: "w".into(),
+            task_id: "t".into(),
+            outcome: RemoteOutcome::default(),
+        };
+        cap_report(&mut empty);
+        assert_eq!(empty.outcome.error.unwrap().error, "States.TaskFailed");
+    }
+}
