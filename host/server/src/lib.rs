@@ -11,6 +11,7 @@
 
 pub mod access;
 mod activities;
+pub mod airflow_api;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -216,7 +217,8 @@ impl AppState {
 
 /// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz`, the web UI
 /// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]) and its JSON endpoints under
-/// `/v1` (see [`rest`] and [`live`]). Every request first passes [`guard`] (loopback `Host`
+/// `/v1` (see [`rest`] and [`live`]), Airflow's REST API under `/api/v2` (see [`airflow_api`]).
+/// Every request first passes [`guard`] (loopback `Host`
 /// without authentication; same-site JSON for anything that changes state).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -228,6 +230,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/logs", get(express::logs_endpoint))
         .merge(ui::asset_routes())
         .merge(rest::routes())
+        .merge(airflow_api::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::layer,

@@ -274,6 +274,14 @@ pub(crate) fn dags_dir(app: &AppState) -> PathBuf {
 }
 
 pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<String>, PathBuf) {
+    let (dags, errors, dir) = load_dags_with_errors(app);
+    (dags, errors.iter().map(|e| e.to_string()).collect(), dir)
+}
+
+/// The DAG folder's DAGs and the errors of the files that fail to load.
+pub(crate) fn load_dags_with_errors(
+    app: &AppState,
+) -> (Vec<weft_dag::Dag>, Vec<weft_dag::DagError>, PathBuf) {
     let dir = dags_dir(app);
     if !dir.is_dir() {
         return (Vec::new(), Vec::new(), dir);
@@ -287,7 +295,7 @@ pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<String>, Pat
                 .is_some_and(|r| weft_engine::plugin_host::resolve(&store, &r).is_ok())
     };
     let (dags, errors) = weft_dag::load_dags(&dir, &known);
-    (dags, errors.iter().map(|e| e.to_string()).collect(), dir)
+    (dags, errors, dir)
 }
 
 fn plugin_name_of_operator(op: &str) -> String {
