@@ -322,6 +322,30 @@ mod tests {
     }
 
     #[test]
+    fn a_delete_needs_no_body_type_but_a_declared_one_must_be_json() {
+        let uri: Uri = "/api/v2/variables/x".parse().unwrap();
+        let del = Method::DELETE;
+        assert!(check(false, &del, &uri, &hm(&[])).is_ok());
+        let e = check(false, &del, &uri, &hm(&[("content-type", "text/plain")])).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // still same-site only
+        let e = check(
+            false,
+            &del,
+            &uri,
+            &hm(&[
+                ("host", "127.0.0.1:8470"),
+                ("origin", "https://evil.example"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        // other methods still need a JSON type
+        assert!(check(false, &Method::PATCH, &uri, &hm(&[])).is_err());
+        assert!(check(false, &Method::POST, &uri, &hm(&[])).is_err());
+    }
+
+    #[test]
     fn origins() {
         let host = "127.0.0.1:8470";
         assert!(origin_allowed("http://127.0.0.1:8470", host));

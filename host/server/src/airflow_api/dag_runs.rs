@@ -393,7 +393,7 @@ pub async fn trigger(
                 &dag_id,
                 run_id.clone(),
                 when,
-                interval.clone(),
+                interval,
                 conf.clone(),
                 Trigger::Manual,
             );

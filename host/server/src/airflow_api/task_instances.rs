@@ -443,7 +443,7 @@ pub async fn patch(
             }
             let store = sched_store(&app)?;
             let r = get_run(&store, &dag_id, &run_id)?;
-            let tasks = select_tasks(&dag, &[task_id.clone()], up, down);
+            let tasks = select_tasks(&dag, std::slice::from_ref(&task_id), up, down);
             let mut runs = vec![r.clone()];
             if past || future {
                 for o in store.runs_of(&dag_id).map_err(store_err)? {
