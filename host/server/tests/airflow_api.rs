@@ -200,6 +200,38 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
     )
     .await;
     assert_eq!(v["total_entries"], 0, "{v}");
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/dev-pipe/dagRuns",
+        r#"{"dag_run_id": "nightly-0", "logical_date": "2024-02-15T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    for (order, want) in [
+        ("logical_date", ["nightly-0", "nightly-1"]),
+        ("-logical_date", ["nightly-1", "nightly-0"]),
+        ("-run_id", ["nightly-1", "nightly-0"]),
+        ("id", ["nightly-1", "nightly-0"]),
+    ] {
+        let (_, v) = admin(
+            &s,
+            "GET",
+            &format!("/api/v2/dags/dev-pipe/dagRuns?order_by={order}"),
+            "",
+        )
+        .await;
+        assert_eq!(ids(&v, "dag_runs", "dag_run_id"), want, "{order}");
+    }
+    let (_, v) = admin(
+        &s,
+        "GET",
+        "/api/v2/dags/dev-pipe/dagRuns?limit=1&offset=1&order_by=logical_date",
+        "",
+    )
+    .await;
+    assert_eq!(ids(&v, "dag_runs", "dag_run_id"), ["nightly-1"]);
+    assert_eq!(v["total_entries"], 2);
 
     // errors in Airflow's shapes
     let (st, v) = admin(&s, "GET", "/api/v2/dags/nope", "").await;

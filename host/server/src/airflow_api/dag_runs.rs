@@ -11,8 +11,7 @@
 use super::dags::{display_name, find, visible_dag_ids};
 use super::{
     bad_request, body_bool, body_object, body_str, clip, conflict, dag_resource, iso, iso_opt,
-    not_found, only_fields, respond, sched_store, sort_json, store_err, unprocessable, Query,
-    MAX_CONF_BYTES,
+    not_found, only_fields, respond, sched_store, store_err, unprocessable, Query, MAX_CONF_BYTES,
 };
 use crate::dag_scheduler::{sched_error, with_control};
 use crate::error::ApiError;
@@ -239,12 +238,13 @@ pub async fn list(
             find(&app, &dag_id)?;
         }
         let store = sched_store(&app)?;
-        let mut out = Vec::new();
+        // filter, sort and page the records; only the page is rendered as JSON
+        let mut out: Vec<(DagRunRecord, Arc<str>)> = Vec::new();
         for id in ids {
             if dag_pat.is_some_and(|p| !super::dags::like(p, &id)) {
                 continue;
             }
-            let name = dag_name(&app, &id);
+            let name: Arc<str> = dag_name(&app, &id).into();
             for r in store.runs_of(&id).map_err(store_err)? {
                 if (!states.is_empty() && !states.contains(&r.state.as_str()))
                     || (!types.is_empty() && !types.contains(&run_type(&r.run_type)))
@@ -256,22 +256,51 @@ pub async fn list(
                 {
                     continue;
                 }
-                out.push(run_json(&r, &name));
+                out.push((r, name.clone()));
             }
         }
-        let order: Vec<_> = order
-            .into_iter()
-            .map(|(f, desc)| match f {
-                // runs have no numeric id: creation order is when they were queued
-                "id" => ("queued_at", desc),
-                "run_id" => ("dag_run_id", desc),
-                f => (f, desc),
-            })
-            .collect();
-        sort_json(&mut out, &order);
+        out.sort_by(|(a, _), (b, _)| {
+            for (field, desc) in &order {
+                let o = compare_runs(a, b, field);
+                let o = if *desc { o.reverse() } else { o };
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
         let total = out.len();
-        Ok(json!({"dag_runs": page.take(out), "total_entries": total}))
+        let page: Vec<Value> = page
+            .take(out)
+            .iter()
+            .map(|(r, name)| run_json(r, name))
+            .collect();
+        Ok(json!({"dag_runs": page, "total_entries": total}))
     })
+}
+
+fn duration_s(r: &DagRunRecord) -> Option<i64> {
+    Some(
+        (r.end_date? - r.start_date?)
+            .num_microseconds()
+            .unwrap_or(0),
+    )
+}
+
+/// Orders two runs by an `order_by` field (a missing date or duration sorts first).
+fn compare_runs(a: &DagRunRecord, b: &DagRunRecord, field: &str) -> std::cmp::Ordering {
+    match field {
+        "state" => a.state.cmp(&b.state),
+        "dag_id" => a.dag_id.cmp(&b.dag_id),
+        "run_id" | "dag_run_id" => a.run_id.cmp(&b.run_id),
+        "logical_date" => a.logical_date.cmp(&b.logical_date),
+        "run_after" => run_after(a).cmp(&run_after(b)),
+        "start_date" => a.start_date.cmp(&b.start_date),
+        "end_date" => a.end_date.cmp(&b.end_date),
+        "duration" => duration_s(a).cmp(&duration_s(b)),
+        // runs have no numeric id: creation order is when they were queued
+        _ => a.queued_at.cmp(&b.queued_at),
+    }
 }
 
 /// `GET /api/v2/dags/{dag_id}/dagRuns/{dag_run_id}`.
