@@ -34,6 +34,7 @@ pub const SERVER_ACTIONS: &[&str] = &[
     "dags:GetTaskLogs",
     "dags:ListImportErrors",
     "dags:PatchDag",
+    "dags:DeleteDag",
     "dags:PatchDagRun",
     "dags:DeleteDagRun",
     "dags:PatchTaskInstance",

@@ -685,3 +685,49 @@ async fn list_runs_figures() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dag_source_and_delete() {
+    let s = start().await;
+    let (st, v) = admin(&s, "GET", "/api/v2/dagSources/dev-pipe", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["content"].as_str().unwrap().starts_with("dev-pipe:"),
+        "{v}"
+    );
+    let (st, _) = dev(&s, "GET", "/api/v2/dagSources/prod-pipe", "").await;
+    assert_eq!(st, 403);
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/dev-pipe/dagRuns",
+        r#"{"dag_run_id": "d1", "logical_date": "2024-01-02T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/dev-pipe",
+        r#"{"is_paused": false}"#,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    // a run the scheduler owns holds the delete back
+    let mut r = store.get_run("dev-pipe", "d1").unwrap().unwrap();
+    r.state = "running".into();
+    store.put_run(&r).unwrap();
+    let (st, v) = admin(&s, "DELETE", "/api/v2/dags/dev-pipe", "").await;
+    assert_eq!(st, 409, "{v}");
+    r.state = "failed".into();
+    store.put_run(&r).unwrap();
+    let (st, _) = dev(&s, "DELETE", "/api/v2/dags/prod-pipe", "").await;
+    assert_eq!(st, 403);
+    let (st, v) = admin(&s, "DELETE", "/api/v2/dags/dev-pipe", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(store.runs_of("dev-pipe").unwrap().is_empty());
+    assert_eq!(store.dag_paused("dev-pipe").unwrap(), None);
+    let (st, _) = admin(&s, "DELETE", "/api/v2/dags/never-was", "").await;
+    assert_eq!(st, 404);
+}

@@ -199,7 +199,7 @@ pub fn enum_values<'a>(
 /// `GET /api/v2/dags/{dag_id}/dagRuns` (`~`: every DAG): `limit`, `offset`, `order_by`
 /// (`id`, `state`, `dag_id`, `run_id`/`dag_run_id`, `logical_date`, `run_after`,
 /// `start_date`, `end_date`, `duration`), `state`, `run_type`, `run_id_pattern`,
-/// `dag_id_pattern`, and `_gte`/`_gt`/`_lte`/`_lt` bounds on `logical_date`, `run_after`,
+/// `dag_id_pattern` (and their case-sensitive `_prefix_pattern`s), and `_gte`/`_gt`/`_lte`/`_lt` bounds on `logical_date`, `run_after`,
 /// `start_date`, `end_date`.
 pub async fn list(
     State(app): State<Arc<AppState>>,
@@ -232,7 +232,9 @@ pub async fn list(
         let start = DateRange::parse(&q, "start_date")?;
         let end = DateRange::parse(&q, "end_date")?;
         let run_pat = q.get("run_id_pattern");
+        let run_prefix = q.get("run_id_prefix_pattern");
         let dag_pat = q.get("dag_id_pattern");
+        let dag_prefix = q.get("dag_id_prefix_pattern");
         let ids = dag_ids_of(&app, ctx, &dag_id, "dags:ListDagRuns")?;
         if dag_id != ALL {
             find(&app, &dag_id)?;
@@ -241,7 +243,9 @@ pub async fn list(
         // filter, sort and page the records; only the page is rendered as JSON
         let mut out: Vec<(DagRunRecord, Arc<str>)> = Vec::new();
         for id in ids {
-            if dag_pat.is_some_and(|p| !super::dags::like(p, &id)) {
+            if dag_pat.is_some_and(|p| !super::dags::like(p, &id))
+                || dag_prefix.is_some_and(|p| !id.starts_with(p))
+            {
                 continue;
             }
             let name: Arc<str> = dag_name(&app, &id).into();
@@ -253,6 +257,7 @@ pub async fn list(
                     || !start.contains(r.start_date)
                     || !end.contains(r.end_date)
                     || run_pat.is_some_and(|p| !super::dags::like(p, &r.run_id))
+                    || run_prefix.is_some_and(|p| !r.run_id.starts_with(p))
                 {
                     continue;
                 }

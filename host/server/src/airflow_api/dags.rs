@@ -2,8 +2,10 @@
 //! `DAGDetailsResponse` and `TaskResponse`, and pause/unpause (`PATCH` with `is_paused`, kept
 //! in the scheduler's store so that the scheduler honours it).
 //!
-//! Actions: `dags:ListDags` (per listed DAG), `dags:GetDag` (a DAG, its details and tasks),
-//! `dags:PatchDag` (pause/unpause), all on `weft:dag:DAG_ID`.
+//! Also `GET /api/v2/dagSources/{dag_id}` (the DAG's file) and `DELETE /api/v2/dags/{dag_id}`
+//! (its records). Actions: `dags:ListDags` (per listed DAG), `dags:GetDag` (a DAG, its details,
+//! tasks and source), `dags:PatchDag` (pause/unpause), `dags:DeleteDag`, all on
+//! `weft:dag:DAG_ID`.
 
 use super::{
     body_bool, body_object, clip, dag_resource, iso_opt, not_found, only_fields, respond,
@@ -14,7 +16,7 @@ use crate::v1_access::V1Request;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_dag::Dag;
@@ -237,6 +239,7 @@ pub async fn list(State(app): State<Arc<AppState>>, req: V1Request) -> Response 
         };
         let owners_f = q.all("owners");
         let id_pat = q.get("dag_id_pattern");
+        let id_prefix = q.get("dag_id_prefix_pattern");
         let name_pat = q.get("dag_display_name_pattern");
         let store = sched_store(&app)?;
         let (dags, _, _) = crate::rest::load_dags(&app);
@@ -246,6 +249,7 @@ pub async fn list(State(app): State<Arc<AppState>>, req: V1Request) -> Response 
                 continue;
             }
             if id_pat.is_some_and(|p| !like(p, &d.dag_id))
+                || id_prefix.is_some_and(|p| !d.dag_id.starts_with(p))
                 || name_pat.is_some_and(|p| !like(p, &display_name(d)))
             {
                 continue;
@@ -328,6 +332,93 @@ pub async fn patch(
         store.flush().map_err(store_err)?;
         tracing::info!(dag_id = %d.dag_id, paused, "DAG paused flag set");
         Ok(dag_json(&d, paused))
+    })
+}
+
+/// Largest DAG file served by `GET /api/v2/dagSources/{dag_id}`.
+pub const MAX_SOURCE_BYTES: u64 = 1 << 20;
+
+/// `GET /api/v2/dagSources/{dag_id}`: the DAG's file as `DAGSourceResponse` (`content`), or
+/// the text alone with `Accept: text/plain`.
+pub async fn source(
+    State(app): State<Arc<AppState>>,
+    Path(dag_id): Path<String>,
+    req: V1Request,
+) -> Response {
+    let plain = req
+        .headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let r = crate::v1_access::decide(&app, &req, "dags:GetDag", |ctx| {
+        ctx.authorize(dag_resource(&dag_id)?)?;
+        let d = find(&app, &dag_id)?;
+        // the file the loader read from the DAG folder, opened without following a symlink
+        // planted in its place since, and read up to the cap
+        let f = open_no_follow(&d.file)
+            .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", d.file.display())))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_SOURCE_BYTES), &mut text)
+            .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", d.file.display())))?;
+        Ok((d, text))
+    });
+    match r {
+        Ok((_, text)) if plain => (
+            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Ok((d, text)) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json!({"content": text, "dag_id": d.dag_id, "dag_display_name": display_name(&d), "version_number": Value::Null}).to_string(),
+        )
+            .into_response(),
+        Err(e) => super::error_response(e),
+    }
+}
+
+/// Opens `p` read-only, refusing a symbolic link in its last component.
+fn open_no_follow(p: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        p,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// `DELETE /api/v2/dags/{dag_id}`: deletes everything weft recorded about the DAG (runs, task
+/// instances, logs, its paused flag), as Airflow's; the file stays, so the DAG is listed again
+/// (paused by default). 409 while one of its runs is queued or running.
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Path(dag_id): Path<String>,
+    req: V1Request,
+) -> Response {
+    respond(&app, &req, "dags:DeleteDag", StatusCode::OK, |ctx| {
+        ctx.authorize(dag_resource(&dag_id)?)?;
+        let store = sched_store(&app)?;
+        let runs = store.runs_of(&dag_id).map_err(store_err)?;
+        if runs.is_empty()
+            && find(&app, &dag_id).is_err()
+            && store.dag_paused(&dag_id).map_err(store_err)?.is_none()
+        {
+            return Err(not_found(format!(
+                "The Dag with ID: `{}` was not found",
+                clip(&dag_id)
+            )));
+        }
+        if let Some(r) = runs.iter().find(|r| !r.is_finished()) {
+            return Err(super::conflict(format!(
+                "Dag run `{}` of `{dag_id}` is {}: delete the Dag once its runs have finished",
+                r.run_id, r.state
+            )));
+        }
+        let n = store.delete_dag(&dag_id).map_err(store_err)?;
+        store.flush().map_err(store_err)?;
+        tracing::info!(dag_id, runs = n, "DAG records deleted");
+        Ok(Value::Null)
     })
 }
 

@@ -57,9 +57,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v2/dags", get(dags::list))
         .route(
             "/api/v2/dags/{dag_id}",
-            get(dags::get_one).patch(dags::patch),
+            get(dags::get_one).patch(dags::patch).delete(dags::delete),
         )
         .route("/api/v2/dags/{dag_id}/details", get(dags::details))
+        .route("/api/v2/dagSources/{dag_id}", get(dags::source))
         .route("/api/v2/dags/{dag_id}/tasks", get(dags::tasks))
         .route("/api/v2/dags/{dag_id}/tasks/{task_id}", get(dags::task))
         .route(
