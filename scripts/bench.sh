@@ -13,11 +13,15 @@ echo "== ASL interpreter overhead per sandboxed task (weft bench chain)"
 "$WEFT" bench chain
 echo "== cost of traces per state: Pass chain and task chain, traced vs untraced (weft bench traces)"
 "$WEFT" bench traces
+echo "== the built-in HTTP Task per call against a loopback server (weft bench http)"
+"$WEFT" bench http --iterations 2000
 echo "== Standard durable transitions with group commit: 64 and 128 executions running at once"
 "$WEFT" bench standard --iterations 4000 --threads 1
 "$WEFT" bench standard --iterations 4000 --threads 2
 echo "== 100,000 executions parked in a Wait: resident memory, then restart and resume time"
 "$WEFT" bench idle --iterations 100000
+echo "== web UI landing page: executions by status per state machine over 10,000 executions"
+"$WEFT" bench summary --iterations 10000
 echo "== DAG scheduler: 10,000-task wide/deep DAGs, upstream->downstream latency, 3-year daily catchup"
 "$WEFT" bench dag --plugin echo --threads 2
 "$WEFT" bench dag --plugin none --threads 2

@@ -137,6 +137,10 @@ fn task_state(o: &Map<String, Value>, ptr: &str, out: &mut Vec<Warning>) {
     };
     if let Ok(r) = Resource::parse(raw) {
         if let ResourceKind::Service { service, action } = &r.kind {
+            // the HTTP Task is built in (parsing refuses its .sync and .waitForTaskToken)
+            if service == "http" && action == "invoke" {
+                return;
+            }
             if !action.is_empty() && r.pattern != IntegrationPattern::WaitForTaskToken {
                 warn(
                     out,
@@ -292,6 +296,7 @@ mod tests {
         );
         assert!(task("arn:aws:states:::sqs:sendMessage.waitForTaskToken").is_empty());
         assert!(task("arn:aws:states:::lambda:invoke").is_empty());
+        assert!(task("arn:aws:states:::http:invoke").is_empty());
         assert!(task("weft:plugin:echo").is_empty());
     }
 

@@ -376,11 +376,13 @@ pub struct BenchArgs {
     /// What to measure: invoke (warm/cold plugin invocation, store put/get), chain (a 100-task
     /// plugin chain through the ASL interpreter), standard (durable transitions: --iterations
     /// executions of 10 plugin tasks), idle (--iterations executions parked in a Wait: memory,
-    /// then restart time) or dag (the scheduler: 10,000-task wide and deep DAGs, dispatch
+    /// then restart time), summary (the state machines' landing page over --iterations
+    /// executions) or dag (the scheduler: 10,000-task wide and deep DAGs, dispatch
     /// latency, 3-year daily catchup; every task runs `--plugin` in the sandbox, `--plugin none`
     /// runs no-ops in-process) or traces (the cost per state of recording spans: a Pass chain
     /// and a `--plugin` task chain, traced and untraced; with `--otlp-endpoint` through the
-    /// real exporter).
+    /// real exporter) or http (the built-in HTTP Task against a loopback server, beside a bare
+    /// exchange and the sandbox's granted request).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.

@@ -28,12 +28,14 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     match a.what.as_str() {
         "invoke" => {}
         "standard" | "idle" => return durable(&a),
+        "summary" => return summary(&a),
         "chain" => return chain(&a),
         "dag" => return crate::cmd_bench_dag::run(&a),
         "traces" => return crate::cmd_bench_traces::run(&a),
+        "http" => return crate::cmd_bench_http::run(&a),
         other => {
             return Err(usage(format!(
-            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, dag, traces)"
+            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, summary, dag, traces, http)"
         )))
         }
     }
@@ -215,6 +217,23 @@ fn durable(a: &BenchArgs) -> Result<ExitCode> {
     } else {
         weft_server::bench::idle_and_restart((a.iterations as usize).max(1))?
     };
+    bar.finish("measured");
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report.json)?);
+    } else {
+        for l in report.lines {
+            println!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft bench summary`: the state machines' landing page over `--iterations` executions.
+fn summary(a: &BenchArgs) -> Result<ExitCode> {
+    let n = (a.iterations as usize).max(1);
+    let bar = Progress::steps("bench summary");
+    bar.step(&format!("{n} executions, then the landing page's counts"));
+    let report = weft_server::bench::summary(n)?;
     bar.finish("measured");
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report.json)?);

@@ -9,6 +9,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod args;
 mod cmd_bench;
 mod cmd_bench_dag;
+mod cmd_bench_http;
 mod cmd_bench_traces;
 mod cmd_build;
 mod cmd_dag;
@@ -36,6 +37,17 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // the HTTP client writes request bytes (credentials included) and URLs at trace level:
+    // when WEFT_LOG asks for traces, the client's stop at debug (where it redacts them)
+    let filter = if filter.max_level_hint() == Some(tracing_subscriber::filter::LevelFilter::TRACE)
+    {
+        ["ureq=debug", "ureq_proto=debug"]
+            .into_iter()
+            .filter_map(|d| d.parse().ok())
+            .fold(filter, |f, d| f.add_directive(d))
+    } else {
+        filter
+    };
     match cli.log_format {
         args::LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)

@@ -863,6 +863,91 @@ fn web_ui_in_a_browser() {
         "the next page of history",
     );
 
+    // ---- 10b. landing pages: executions by status per state machine, DAGs' recent runs ----
+    // recorded so far: live-demo from-the-form SUCCEEDED and to-stop ABORTED (stopped,
+    // redriven, stopped again), approval needs-approval SUCCEEDED, big-history SUCCEEDED;
+    // one more approval execution waits (RUNNING)
+    let landing_waiting = sfn.start(&token_sm, "landing-waiting", json!({}));
+    assert_eq!(sfn.status(&landing_waiting)["status"], "RUNNING");
+    b.goto(&format!("{base}/#/"));
+    b.wait_for("table.sm-landing");
+    let count = |sm: &str, status: &str| {
+        b.js(&format!(
+            "const c = document.querySelector('table.sm-landing tr[data-sm=\"{sm}\"] td.count[data-status={status}]'); return c ? c.textContent : null"
+        ))
+    };
+    for (sm, status, n) in [
+        ("live-demo", "SUCCEEDED", "1"),
+        ("live-demo", "ABORTED", "1"),
+        ("live-demo", "RUNNING", "0"),
+        ("live-demo", "FAILED", "0"),
+        ("approval", "SUCCEEDED", "1"),
+        ("approval", "RUNNING", "1"),
+        ("big-history", "SUCCEEDED", "1"),
+        ("big-history", "TIMED_OUT", "0"),
+    ] {
+        assert_eq!(count(sm, status), json!(n), "{sm} {status}");
+    }
+    assert_eq!(
+        b.js("return document.querySelectorAll('table.sm-landing tbody tr').length"),
+        json!(3)
+    );
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('table.sm-landing td.last-exec')].filter(c => c.textContent === 'never').length"),
+        json!(0),
+        "every state machine shows its last execution"
+    );
+    assert!(b.text("#sm-window").contains("last 24 hours"));
+    let sm_perf = b.perf("state-machines", 3);
+    b.screenshot("state-machines-landing");
+    // the DAG list: daily_orders' one manual run (triggered in step 9) as a square in the
+    // run's state, once it has finished; big_dag has none; both show their next run
+    let end = Instant::now() + Duration::from_secs(120);
+    let runs = loop {
+        let (status, runs) = http(
+            &agent,
+            "GET",
+            &format!("{base}/v1/dags/daily_orders/runs"),
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            None,
+        );
+        assert_eq!(status, 200, "{runs}");
+        if matches!(
+            runs["runs"][0]["state"].as_str(),
+            Some("success" | "failed")
+        ) {
+            break runs;
+        }
+        assert!(
+            Instant::now() < end,
+            "daily_orders' cleared run did not finish: {runs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    let run_id = runs["runs"][0]["runId"].as_str().unwrap().to_string();
+    let state = runs["runs"][0]["state"].as_str().unwrap().to_string();
+    b.goto(&format!("{base}/#/dags"));
+    b.wait_for("tr[data-dag=daily_orders] a.run-sq");
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('tr[data-dag=daily_orders] a.run-sq')].map(a => [a.dataset.run, a.className])"),
+        json!([[run_id, format!("run-sq {state}")]])
+    );
+    assert_eq!(b.text("tr[data-dag=big_dag] td.recent-runs"), "no runs");
+    assert_eq!(b.text("tr[data-dag=daily_orders] td.owners"), "data-eng");
+    // @daily without catchup and no scheduled run yet: the latest complete day, yesterday
+    assert_eq!(
+        b.js("const d = new Date(); d.setUTCHours(0, 0, 0, 0); d.setUTCDate(d.getUTCDate() - 1); return document.querySelector('tr[data-dag=daily_orders] .next-run').textContent === d.toLocaleString()"),
+        json!(true),
+        "daily_orders' next run: {}",
+        b.text("tr[data-dag=daily_orders] td.next")
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('table.dag-landing tr.broken').length"),
+        json!(0)
+    );
+    b.screenshot("dags-landing");
+
     // ---- 11. keyboard: skip link first, then the header; buttons are buttons ----
     b.goto(&format!("{base}/#/sm/{}", urlenc(&live_sm)));
     b.wait_for("#start-btn");
@@ -986,8 +1071,15 @@ fn web_ui_in_a_browser() {
     eprintln!(
         "UI render timings (performance.now, DOM + layout; figures, not assertions):\n  \
          execution with {} history events: {} ms render, {} ms including fetching the history\n  \
-         DAG graph with {} tasks: {} ms",
-        exec_perf["items"], exec_perf["ms"], total_perf["ms"], dag_perf["items"], dag_perf["ms"]
+         DAG graph with {} tasks: {} ms\n  \
+         state machines landing page ({} state machines): {} ms including the fetch",
+        exec_perf["items"],
+        exec_perf["ms"],
+        total_perf["ms"],
+        dag_perf["items"],
+        dag_perf["ms"],
+        sm_perf["items"],
+        sm_perf["ms"]
     );
     eprintln!(
         "screenshots in {}",

@@ -289,6 +289,19 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
         }
     }
     assert_eq!(names.len(), N);
+    // the landing page's counts followed through both kills: each execution counted once, as
+    // it ended
+    let summary = http(s.port, "GET", "/v1/state-machines/summary", "");
+    let crash = summary["stateMachines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "crash")
+        .unwrap_or_else(|| panic!("crash is listed: {summary}"))
+        .clone();
+    assert_eq!(crash["executions"]["SUCCEEDED"], N, "{summary}");
+    assert_eq!(crash["executions"]["RUNNING"], 0, "{summary}");
+    assert_eq!(crash["executions"]["FAILED"], 0, "{summary}");
     // every task ran; none that was complete on disk at a kill ran again
     let counts = runs(work.path());
     for i in 0..N {
@@ -404,6 +417,14 @@ fn redrive_after_a_restart_reruns_only_the_failed_plugin_task() {
         (Some("FAILED"), Some("Disk.Full"))
     );
     assert_eq!(d["redriveCount"], 1);
+    // the landing page counts it once, FAILED again, after the restart and the redrive
+    let summary = http(s.port, "GET", "/v1/state-machines/summary", "");
+    let counts = &summary["stateMachines"][0]["executions"];
+    assert_eq!(
+        (&counts["FAILED"], &counts["RUNNING"]),
+        (&json!(1), &json!(0)),
+        "{summary}"
+    );
     assert_eq!(
         runs(work.path()),
         before,

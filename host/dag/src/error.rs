@@ -18,6 +18,9 @@ pub struct DagError {
     pub path: String,
     /// What is wrong and, where possible, what to do.
     pub reason: String,
+    /// The DAG the problem belongs to (`None`: the file as a whole, such as a YAML syntax
+    /// error).
+    pub dag_id: Option<String>,
 }
 
 impl fmt::Display for DagError {

@@ -188,6 +188,7 @@ pub fn load_dags(dir: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagErr
                     file: file.clone(),
                     line: 0,
                     path: String::new(),
+                    dag_id: None,
                     reason: format!("cannot read: {e}"),
                 });
                 continue;
@@ -201,6 +202,7 @@ pub fn load_dags(dir: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagErr
                     file: dag.file.clone(),
                     line: dag.line,
                     path: dag.dag_id.clone(),
+                    dag_id: Some(dag.dag_id.clone()),
                     reason: format!("duplicate dag id, also defined in {}", other.display()),
                 });
                 continue;
@@ -231,6 +233,7 @@ pub fn load_dag_file(path: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<D
                 file: path.to_path_buf(),
                 line: 0,
                 path: String::new(),
+                dag_id: None,
                 reason: format!("cannot read: {e}"),
             });
             (Vec::new(), errors)
@@ -246,6 +249,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<DagError>)
                 file: dir.to_path_buf(),
                 line: 0,
                 path: String::new(),
+                dag_id: None,
                 reason: format!("cannot read DAG folder: {e}"),
             });
             return;
@@ -283,6 +287,7 @@ pub fn parse_folder_config(path: &Path, text: &str) -> Result<FolderConfig, DagE
         file: path.to_path_buf(),
         line,
         path: p.to_string(),
+        dag_id: None,
         reason,
     };
     let root = yaml::parse(text).map_err(|e| err(e.line, "", e.message))?;
@@ -332,6 +337,7 @@ pub fn parse_dag_file(
                 file: file.to_path_buf(),
                 line: e.line,
                 path: String::new(),
+                dag_id: None,
                 reason: format!("YAML syntax error: {}", e.message),
             });
             return (Vec::new(), errors);
@@ -345,6 +351,7 @@ pub fn parse_dag_file(
             file: file.to_path_buf(),
             line: root.line,
             path: String::new(),
+            dag_id: None,
             reason: format!(
                 "a DAG file must be a mapping of dag ids, got {}",
                 root.type_name()
@@ -372,7 +379,10 @@ pub fn parse_dag_file(
                 dags.push(dag);
             }
         }
-        errors.extend(cx.errors);
+        errors.extend(cx.errors.into_iter().map(|mut e| {
+            e.dag_id = Some(key.name.clone());
+            e
+        }));
     }
     (dags, errors)
 }
@@ -413,6 +423,7 @@ impl Cx<'_> {
             file: self.file.to_path_buf(),
             line,
             path: path.into(),
+            dag_id: None,
             reason: reason.into(),
         });
     }

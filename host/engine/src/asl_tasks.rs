@@ -4,7 +4,8 @@
 //! (its `FunctionName`) and `arn:aws:lambda:...:function:NAME` map onto the installed plugin of
 //! that name, so definitions copied from AWS run unchanged. A task runs with the execution role,
 //! narrowed by `Credentials.RoleArn` (`weft:role:NAME`) when the state names one; with neither,
-//! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline.
+//! it gets no capabilities. `TimeoutSeconds` becomes the sandbox deadline. The HTTP Task
+//! (`arn:aws:states:::http:invoke`) is built in ([`crate::http_task`]).
 
 use crate::plugin_host::output_value;
 use crate::{PluginHost, PluginRef, Roles};
@@ -110,6 +111,14 @@ impl<'a> SandboxTaskRunner<'a> {
     }
 
     fn grant(&self, credentials: Option<&Value>) -> Result<Grant, TaskFailure> {
+        Ok(Grant::compile(self.layers(credentials)?, &self.base_dir))
+    }
+
+    /// The policies a task runs under: the execution role, narrowed by `Credentials.RoleArn`.
+    pub(crate) fn layers(
+        &self,
+        credentials: Option<&Value>,
+    ) -> Result<Vec<Arc<Policy>>, TaskFailure> {
         let mut layers = Vec::new();
         if let Some(r) = &self.execution_role {
             layers.push(r.clone());
@@ -127,7 +136,7 @@ impl<'a> SandboxTaskRunner<'a> {
                     .map_err(|e| failure("States.Permissions", e.to_string()))?,
             );
         }
-        Ok(Grant::compile(layers, &self.base_dir))
+        Ok(layers)
     }
 
     fn plugin_ref(req: &TaskRequest<'_>) -> Result<PluginRef, TaskFailure> {
@@ -216,6 +225,9 @@ impl serde::Serialize for EmptyObject {
 
 impl TaskRunner for SandboxTaskRunner<'_> {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
+        if crate::http_task::is_http_invoke(&req.resource.kind) {
+            return self.run_http_task(req);
+        }
         let r = Self::plugin_ref(req)?;
         let grant = self.grant(req.credentials.as_ref())?;
         let mut limits = self.limits;

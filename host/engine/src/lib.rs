@@ -11,6 +11,7 @@ mod cache;
 pub mod dag_exec;
 pub mod durable;
 mod error;
+pub mod http_task;
 pub mod needed_plugins;
 pub mod persistence;
 pub mod plugin_host;

@@ -266,3 +266,36 @@ fn paused_flags_are_kept_per_dag_and_go_with_the_dag() {
         assert_eq!(s.dag_paused("q").unwrap(), Some(false));
     });
 }
+
+#[test]
+fn recent_runs_are_the_newest_in_logical_date_order() {
+    each_backend(|f| {
+        let s = f.sched_store();
+        for day in [9, 2, 14, 5, 11, 7] {
+            s.insert_run(&run("d", &format!("r{day}"), day)).unwrap();
+        }
+        // a DAG whose id extends this one's keeps its runs to itself
+        s.insert_run(&run("d.v2", "other", 20)).unwrap();
+        s.insert_run(&run("d2", "other", 21)).unwrap();
+        let ids = |n| -> Vec<String> {
+            s.recent_runs("d", n)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.run_id)
+                .collect()
+        };
+        assert_eq!(ids(3), ["r9", "r11", "r14"], "{}", f.name);
+        assert_eq!(
+            ids(100),
+            ["r2", "r5", "r7", "r9", "r11", "r14"],
+            "{}",
+            f.name
+        );
+        assert!(ids(0).is_empty(), "{}", f.name);
+        assert!(
+            s.recent_runs("nothing", 5).unwrap().is_empty(),
+            "{}",
+            f.name
+        );
+    });
+}

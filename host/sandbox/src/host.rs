@@ -6,8 +6,6 @@ use crate::bindings::{host, http, types};
 use crate::capture::CappedPipe;
 use crate::grant::{AuditRecord, Grant};
 use crate::limits::Limiter;
-use crate::policy::Effect;
-use crate::resource::Request;
 use crate::secret_name::SecretName;
 use serde::Serialize;
 use std::sync::Arc;
@@ -160,37 +158,12 @@ impl host::Host for HostState {
 impl http::Host for HostState {
     fn send(&mut self, req: http::Request) -> Result<http::Response, http::HttpError> {
         // canonicalise once: the grant is matched on this value and the request goes to it
-        let url = match crate::http_url::canonicalize(&req.url) {
-            Ok(u) => u,
-            Err(e) => {
-                self.audit.push(AuditRecord {
-                    action: "http:Request".into(),
-                    resource: truncate(&req.url, 512).to_string(),
-                    decision: Effect::Deny,
-                    statement: None,
-                    reason: Some(e.reason.clone()),
-                });
-                return Err(http::HttpError {
-                    error: "Sandbox.PermissionDenied".into(),
-                    cause: e.to_string(),
-                });
-            }
-        };
-        let canonical = url.to_string();
-        let request = Request::Url(url.clone());
-        let d = self.grant.evaluate_request("http:Request", &request);
-        self.audit.push(AuditRecord::from_decision(
-            "http:Request",
-            &canonical,
-            &d,
-            Some(format!("{} {}", req.method, canonical)),
-        ));
-        if !d.allowed() {
-            return Err(http::HttpError {
-                error: "Sandbox.PermissionDenied".into(),
-                cause: format!("the grant does not allow http:Request on {canonical}"),
-            });
-        }
+        let (url, record) = crate::outbound::authorize(&self.grant, &req.method, &req.url);
+        self.audit.push(record);
+        let url = url.map_err(|e| http::HttpError {
+            error: e.error,
+            cause: e.cause,
+        })?;
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let timeout = req
             .timeout_ms

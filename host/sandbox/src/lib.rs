@@ -16,6 +16,7 @@ mod host;
 mod http_client;
 pub mod http_url;
 mod limits;
+pub mod outbound;
 pub mod policy;
 pub mod resource;
 mod runtime;
@@ -26,6 +27,7 @@ pub use error::SandboxError;
 pub use grant::{AuditRecord, FileReadError, Grant, Preopen};
 pub use host::{LogLine, NoSecrets, SecretSource};
 pub use limits::Limits;
+pub use outbound::{OutboundError, OutboundRequest, OutboundResponse};
 pub use policy::{Decision, Effect, Policy, PolicyError};
 pub use runtime::{
     ArtifactCache, Invocation, LoadedComponent, Outcome, Sandbox, SandboxConfig, TaskError, World,

@@ -1,12 +1,13 @@
 // weft server UI: a small single-page app over the Step Functions API (POST / with
 // X-Amz-Target) and the UI's JSON endpoints under /v1. No framework, no build step.
 // Views are chosen by the location hash:
-//   #/                      state machines
+//   #/                      state machines: executions by status over the last 24 h
 //   #/sm/<stateMachineArn>  a state machine: graph, start form, its executions
 //   #/executions            executions of every state machine (filters, paging)
 //   #/exec/<executionArn>   an execution: status, actions, waiting tokens, input/output, graph
 //                           (live), Gantt chart, task logs, history
-//   #/dags, #/dag/<id>      DAG files: list with next run; graph; grid of runs x tasks
+//   #/dags, #/dag/<id>      DAG files: list with recent runs and next run; graph; grid of
+//                           runs x tasks
 //   #/plugins               installed plugins, their requested grant and their users
 "use strict";
 
@@ -359,29 +360,70 @@ function legend() {
 
 // ---- state machines ------------------------------------------------------------------------
 
+// The landing page: per state machine, executions by status over the last 24 hours (running
+// ones whenever they started), as the Step Functions console shows them.
+const COUNT_LABELS = { RUNNING: "Running", SUCCEEDED: "Succeeded", FAILED: "Failed", TIMED_OUT: "Timed out", ABORTED: "Aborted", PENDING_REDRIVE: "Pending redrive" };
+
+function countCell(m, status) {
+  if (!m.executions) return h("td", { class: "count", "data-status": status }, h("span", { class: "muted" }, "–"));
+  const n = m.executions[status] || 0;
+  return h("td", { class: "count" + (n ? " some " + status : ""), "data-status": status },
+    n ? h("span", { class: "badge " + status, title: n + " " + COUNT_LABELS[status].toLowerCase() }, String(n)) : h("span", { class: "muted" }, "0"));
+}
+
+// Re-fetches a landing page's data every 30 s while it is shown (not while the keyboard is
+// inside it, so focus is never lost).
+function keepFresh(seq, box, load) {
+  const tick = async () => {
+    if (seq !== renderSeq) return;
+    if (!box.contains(document.activeElement)) {
+      try { await load(); } catch (_) { /* keeps the data shown */ }
+    }
+    if (seq === renderSeq) refreshTimer = setTimeout(tick, 30000);
+  };
+  refreshTimer = setTimeout(tick, 30000);
+}
+
 async function viewList(seq) {
+  const t0 = performance.now();
   const out = h("div", {}, h("h1", {}, "State machines"));
   const box = h("section", { class: "card", "aria-label": "State machines" }, h("p", { class: "muted" }, "Loading…"));
   out.append(box);
   show(out, seq);
-  const all = [];
-  let next;
-  try {
-    do {
-      const r = await api("ListStateMachines", next ? { maxResults: 1000, nextToken: next } : { maxResults: 1000 });
-      all.push(...(r.stateMachines || []));
-      next = r.nextToken;
-    } while (next && all.length < 10000);
-  } catch (e) { box.replaceChildren(errorBox(e)); return; }
+  let r;
+  try { r = await rest("/v1/state-machines/summary"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
+  if (seq !== renderSeq) return;
+  renderSmLanding(box, r);
+  perf("state-machines", t0, (r.stateMachines || []).length);
+  keepFresh(seq, box, async () => {
+    const fresh = await rest("/v1/state-machines/summary");
+    if (seq === renderSeq) renderSmLanding(box, fresh);
+  });
+}
+
+function renderSmLanding(box, r) {
+  const all = r.stateMachines || [];
   if (!all.length) {
     box.replaceChildren(h("p", {}, "No state machines yet. Create one with ",
       h("code", {}, "aws stepfunctions create-state-machine --endpoint-url …"), "."));
     return;
   }
-  box.replaceChildren(h("table", {},
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Type"), h("th", { scope: "col" }, "Created"))),
-    h("tbody", {}, all.map((m) => h("tr", {},
-      h("td", {}, smLink(m.stateMachineArn, m.name)), h("td", {}, m.type), h("td", {}, fmtTime(m.creationDate)))))));
+  // PENDING_REDRIVE only when some state machine has one
+  const statuses = (r.statuses || Object.keys(COUNT_LABELS)).filter((st) => st !== "PENDING_REDRIVE" || all.some((m) => m.executions && m.executions[st]));
+  box.replaceChildren(
+    h("p", { class: "muted", id: "sm-window" }, "Executions started in the last " + r.windowHours + " hours (since " + fmtTime(r.since) + "); running executions are counted whenever they started. Express executions are not recorded."),
+    h("div", { class: "scroll" }, h("table", { class: "sm-landing" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Type"),
+        statuses.map((st) => h("th", { scope: "col", class: "count" }, COUNT_LABELS[st])),
+        h("th", { scope: "col" }, "Last execution"), h("th", { scope: "col" }, "Created"))),
+      h("tbody", {}, all.map((m) => h("tr", { "data-sm": m.name },
+        h("th", { scope: "row" }, smLink(m.stateMachineArn, m.name)), h("td", {}, m.type),
+        m.type === "EXPRESS" && !m.executions
+          ? h("td", { colspan: statuses.length, class: "muted" }, "not recorded (Express)")
+          : statuses.map((st) => countCell(m, st)),
+        h("td", { class: "last-exec" }, m.lastExecutionDate ? fmtTime(m.lastExecutionDate) : h("span", { class: "muted" }, "never")),
+        h("td", {}, fmtTime(m.creationDate))))))));
 }
 
 async function viewStateMachine(arn, seq) {
@@ -964,27 +1006,59 @@ function openLive(arn, on) {
 
 // ---- DAGs ----------------------------------------------------------------------------------
 
+// Airflow's "recent runs": the newest runs' states as coloured squares, oldest first.
+function runSquares(d) {
+  if (d.recentRuns === null || d.recentRuns === undefined) return h("span", { class: "muted" }, "–");
+  if (!d.recentRuns.length) return h("span", { class: "muted" }, "no runs");
+  return h("span", { class: "runs", role: "list" }, d.recentRuns.map((run) =>
+    h("a", { class: "run-sq " + run.state, role: "listitem", href: "#/dag/" + encodeURIComponent(d.dagId),
+      title: run.runId + ": " + run.state + " (logical date " + fmtTime(run.logicalDate) + ")",
+      "data-run": run.runId }, h("span", { class: "sr-only" }, run.state))));
+}
+
+function nextRunCell(d) {
+  if (!d.nextRun) return h("span", { class: "muted" }, "None");
+  const [start, end] = d.nextRun.dataInterval || [];
+  return h("span", { class: "next-run", title: "data interval " + fmtTime(start) + " – " + fmtTime(end) + "; created after " + fmtTime(d.nextRun.runAfter) },
+    fmtTime(d.nextRun.logicalDate));
+}
+
 async function viewDags(seq) {
+  const t0 = performance.now();
   const out = h("div", {}, h("h1", {}, "DAGs"));
   const box = h("section", { class: "card", "aria-label": "DAGs" }, h("p", { class: "muted" }, "Loading…"));
   out.append(box);
   show(out, seq);
   let r;
-  try { r = await rest("/v1/dags"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
-  const rows = (r.dags || []).map((d) => h("tr", {},
-    h("td", {}, h("a", { href: "#/dag/" + encodeURIComponent(d.dagId) }, d.dagId)),
-    h("td", {}, d.schedule === null ? h("span", { class: "muted" }, "manual only") : h("code", {}, d.schedule)),
-    h("td", {}, d.nextRun ? fmtTime(d.nextRun.logicalDate) : h("span", { class: "muted" }, "none")),
-    h("td", {}, d.tasks),
+  try { r = await rest("/v1/dags?runs=10"); } catch (e) { box.replaceChildren(errorBox(e)); return; }
+  if (seq !== renderSeq) return;
+  renderDagLanding(box, r);
+  perf("dags", t0, (r.dags || []).length);
+  keepFresh(seq, box, async () => {
+    const fresh = await rest("/v1/dags?runs=10");
+    if (seq === renderSeq) renderDagLanding(box, fresh);
+  });
+}
+
+function renderDagLanding(box, r) {
+  const rows = (r.dags || []).map((d) => h("tr", { "data-dag": d.dagId, class: d.importError ? "broken" : null },
+    h("th", { scope: "row" }, h("a", { href: "#/dag/" + encodeURIComponent(d.dagId) }, d.dagId),
+      d.importError ? h("span", { class: "import-error", title: (d.importErrors || []).join("\n") || "its file failed to load" }, " ⚠ failed to load") : ""),
+    h("td", { class: "owners" }, (d.owners || []).join(", ")),
+    h("td", { class: "recent-runs" }, runSquares(d)),
+    h("td", {}, d.schedule === null || d.schedule === undefined ? h("span", { class: "muted" }, "None") : h("code", {}, d.schedule)),
+    h("td", { class: "next" }, nextRunCell(d)),
     h("td", {}, (d.tags || []).map((t) => h("span", { class: "tag" }, t))),
     h("td", {}, d.description || "")));
   box.replaceChildren(
-    h("p", { class: "muted" }, r.folder ? ["From ", h("code", {}, r.folder), ". "] : "", "The next run is the timetable's next data interval (logical date)."),
+    h("p", { class: "muted" }, r.folder ? ["From ", h("code", {}, r.folder), ". "] : "",
+      "Recent runs: the newest 10, oldest first. Next run: the data interval (logical date) the scheduler creates next after the latest scheduled run."),
     rows.length
-      ? h("div", { class: "scroll" }, h("table", {},
-        h("thead", {}, h("tr", {}, ["DAG", "Schedule", "Next run", "Tasks", "Tags", "Description"].map((c) => h("th", { scope: "col" }, c)))),
+      ? h("div", { class: "scroll" }, h("table", { class: "dag-landing" },
+        h("thead", {}, h("tr", {}, ["DAG", "Owner", "Recent runs", "Schedule", "Next run", "Tags", "Description"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, rows)))
       : h("p", {}, "No DAG files in this folder."),
+    h("div", { class: "legend" }, ["success", "failed", "running", "queued"].map((st) => h("span", { class: "run-legend " + st }, st))),
     (r.errors || []).length ? h("div", {}, h("h2", {}, "Files with errors"), h("ul", { class: "error" }, r.errors.map((e) => h("li", {}, e)))) : "");
 }
 

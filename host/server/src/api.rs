@@ -854,6 +854,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
         serde_json::to_vec(&r).ok()
     })?;
     if changed {
+        app.exec_index.sync_or_log(&app.executions, &e.arn);
         append_final_event(
             app,
             &e.arn,
@@ -930,6 +931,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
             format!("Execution is not redrivable: '{}'", e.arn),
         ));
     }
+    app.exec_index.sync_or_log(&app.executions, &e.arn);
     app.pending.apply()?;
     let last = crate::pending::last_event_id(&app.history, &e.arn)?;
     let ev = weft_asl::HistoryEvent {

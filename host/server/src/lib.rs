@@ -17,8 +17,10 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod console;
+pub mod dag_landing;
 mod dag_scheduler;
 pub mod error;
+pub mod exec_index;
 pub mod express;
 mod for_execution;
 pub mod guard;
@@ -30,6 +32,7 @@ pub mod rest;
 mod runner;
 pub mod runtime;
 pub mod sigv4;
+pub mod sm_summary;
 pub mod tags;
 pub mod task_logs;
 mod test_state;
@@ -73,6 +76,8 @@ pub struct AppState {
     pub store: Arc<weft_store::Store>,
     pub(crate) state_machines: sled::Tree,
     pub(crate) executions: sled::Tree,
+    /// Executions per state machine by start time (see [`exec_index`]).
+    pub(crate) exec_index: exec_index::ExecIndex,
     pub(crate) history: sled::Tree,
     pub(crate) versions: sled::Tree,
     pub(crate) express_log: sled::Tree,
@@ -189,6 +194,7 @@ impl AppState {
         let state = Arc::new(AppState {
             state_machines: db.open_tree("sfn_state_machines")?,
             executions: db.open_tree("sfn_executions")?,
+            exec_index: exec_index::ExecIndex::open(&db)?,
             history,
             pending,
             audit: db.open_tree("sfn_audit")?,

@@ -7,16 +7,20 @@
 //! - `GET /v1/executions?stateMachine=&status=&name=&from=&to=&limit=&next=`: executions of all
 //!   state machines, newest first; `name` is a substring, `from`/`to` bound the start time
 //!   (epoch milliseconds); `next` is the `nextToken` of the previous page.
+//! - `GET /v1/state-machines/summary?hours=24`: the landing page's counts of executions by
+//!   status per state machine ([`crate::sm_summary`]).
 //! - `GET /v1/executions/{arn}/events`: live updates (server-sent events, [`crate::live`]).
 //! - `GET /v1/executions/{arn}/tasks`: task logs ([`crate::task_logs`]).
 //! - `GET /v1/executions/{arn}/tokens`: task tokens `.waitForTaskToken` tasks wait for.
 //! - `GET /v1/plugins`: installed plugins with their requested grant and who uses them.
-//! - `GET /v1/dags`, `GET /v1/dags/{dag_id}`: DAG files (`$WEFT_DAGS` or `$WEFT_HOME/dags`).
+//! - `GET /v1/dags?runs=N`, `GET /v1/dags/{dag_id}`: DAG files (`$WEFT_DAGS` or
+//!   `$WEFT_HOME/dags`) with their next run and, in the list, their recent runs
+//!   ([`crate::dag_landing`]).
 
 use crate::error::ApiError;
 use crate::live::{load_execution, query_param};
 use crate::records::{parse_exec_arn, sm_arn, ts, valid_name, ExecutionRecord, StateMachineRecord};
-use crate::v1_access::{dag_resource, decide, plugin_resource, Ctx, V1Request, DAG_FOLDER};
+use crate::v1_access::{dag_resource, decide, plugin_resource, Ctx, V1Request};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -31,6 +35,10 @@ use std::sync::Arc;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/executions", get(executions))
+        .route(
+            "/v1/state-machines/summary",
+            get(crate::sm_summary::endpoint),
+        )
         .route(
             "/v1/executions/{arn}/events",
             get(crate::live::execution_events),
@@ -273,15 +281,8 @@ pub(crate) fn dags_dir(app: &AppState) -> PathBuf {
         .unwrap_or_else(|| app.store.home().join("dags"))
 }
 
-pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<String>, PathBuf) {
-    let (dags, errors, dir) = load_dags_with_errors(app);
-    (dags, errors.iter().map(|e| e.to_string()).collect(), dir)
-}
-
 /// The DAG folder's DAGs and the errors of the files that fail to load.
-pub(crate) fn load_dags_with_errors(
-    app: &AppState,
-) -> (Vec<weft_dag::Dag>, Vec<weft_dag::DagError>, PathBuf) {
+pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<weft_dag::DagError>, PathBuf) {
     let dir = dags_dir(app);
     if !dir.is_dir() {
         return (Vec::new(), Vec::new(), dir);
@@ -390,14 +391,8 @@ fn humanize(secs: u64) -> String {
     }
 }
 
-fn dag_summary(d: &weft_dag::Dag, now: chrono::DateTime<chrono::Utc>) -> Value {
-    let next = d.next_dagrun_info(None, now).map(|i| {
-        json!({
-            "logicalDate": i.logical_date.to_rfc3339(),
-            "runAfter": i.run_after.to_rfc3339(),
-            "dataInterval": [i.data_interval.start.to_rfc3339(), i.data_interval.end.to_rfc3339()],
-        })
-    });
+/// What the DAG file says about a DAG (the caller adds `nextRun`, which needs the store).
+pub(crate) fn dag_summary(d: &weft_dag::Dag) -> Value {
     json!({
         "dagId": d.dag_id,
         "file": d.file.display().to_string(),
@@ -407,27 +402,14 @@ fn dag_summary(d: &weft_dag::Dag, now: chrono::DateTime<chrono::Utc>) -> Value {
         "catchup": d.catchup,
         "tags": d.tags,
         "tasks": d.tasks.len(),
-        "nextRun": next,
     })
 }
 
-/// `GET /v1/dags`: the DAGs the caller may list (`dags:ListDags`); the folder and the files
-/// that fail to load only for `dags:ListImportErrors` on `weft:dags`.
+/// `GET /v1/dags`: the DAGs the caller may list, with their recent runs and next run (see
+/// [`crate::dag_landing`]).
 async fn dags(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     respond(&app, &req, "dags:ListDags", |ctx| {
-        ctx.filtered("*");
-        let (dags, errors, dir) = load_dags(&app);
-        let now = chrono::Utc::now();
-        let folder_visible = ctx.may("dags:ListImportErrors", DAG_FOLDER);
-        Ok(json!({
-            "folder": folder_visible.then(|| dir.display().to_string()),
-            "dags": dags
-                .iter()
-                .filter(|d| ctx.may("dags:ListDags", &format!("weft:dag:{}", d.dag_id)))
-                .map(|d| dag_summary(d, now))
-                .collect::<Vec<_>>(),
-            "errors": if folder_visible { errors } else { Vec::new() },
-        }))
+        crate::dag_landing::list(&app, ctx, req.query())
     })
 }
 
@@ -511,13 +493,11 @@ async fn dag_runs(
         let limit = num_param(req.query(), "limit")?.unwrap_or(25).clamp(1, 500) as usize;
         let store = weft_engine::scheduler::SchedStore::open(app.store.db())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut runs = store
-            .runs_of(&id)
+        let runs = store
+            .recent_runs(&id, limit)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        runs.sort_by_key(|r| r.logical_date);
-        let skip = runs.len().saturating_sub(limit);
         let mut out = Vec::new();
-        for r in runs.into_iter().skip(skip) {
+        for r in runs {
             let mut tasks = serde_json::Map::new();
             for t in store
                 .tis_of(&r.dag_id, &r.run_id)
@@ -559,7 +539,11 @@ async fn dag(State(app): State<Arc<AppState>>, Path(id): Path<String>, req: V1Re
             )
             .with_status(StatusCode::NOT_FOUND));
         };
-        let mut v = dag_summary(d, chrono::Utc::now());
+        let store = weft_engine::scheduler::SchedStore::open(app.store.db())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut v = dag_summary(d);
+        v["nextRun"] = crate::dag_landing::next_run(d, &store, chrono::Utc::now())?;
+        v["owners"] = json!(crate::dag_landing::owners(d));
         v["topoOrder"] = json!(d.topo_order);
         v["taskList"] = d
             .tasks

@@ -489,6 +489,12 @@ impl ServerTaskRunner {
             }
             ResourceKind::StateMachine { name } => self.child_execution(req, name),
             ResourceKind::Dag { id } => self.dag_run(req, id),
+            // the built-in HTTP Task (it refuses .sync and .waitForTaskToken itself)
+            ResourceKind::Service { .. }
+                if weft_engine::http_task::is_http_invoke(&req.resource.kind) =>
+            {
+                self.run_plugin(req)
+            }
             ResourceKind::Service { service, action } if req.task_token.is_none() => Err(failure(
                 names::RUNTIME,
                 format!(

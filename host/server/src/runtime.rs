@@ -235,6 +235,8 @@ impl Runtime {
         for item in app.executions.iter() {
             let (_, v) = item?;
             let e: ExecutionRecord = serde_json::from_slice(&v)?;
+            // repairs what a crash between a record's write and its index's left behind
+            app.exec_index.check(&e)?;
             if e.status == "RUNNING" {
                 rt.schedule(&e.arn);
                 n += 1;
@@ -970,6 +972,9 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
         tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
         return;
     }
+    if finished.is_some() {
+        app.exec_index.sync_or_log(&app.executions, &rec.arn);
+    }
     if status != "SUCCEEDED" && finished.is_some() {
         // a task may still wait for an answer (the execution timed out or failed around it):
         // nobody may answer it now, and a redrive issues new tokens
@@ -1112,6 +1117,7 @@ pub(crate) fn insert_execution(
     )?;
     match cas {
         Ok(()) => {
+            app.exec_index.sync_or_log(&app.executions, &rec.arn);
             app.rt
                 .commit
                 .commit()

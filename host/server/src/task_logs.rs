@@ -10,7 +10,8 @@
 //!
 //! Entries are written by the server's task runner through
 //! [`weft_engine::asl_tasks::SandboxTaskRunner::with_observer`]; a task that failed before it
-//! reached the sandbox (unknown plugin, bad credentials) gets an entry with only the error.
+//! reached the sandbox (unknown plugin, bad credentials) gets an entry with only the error, and
+//! a built-in task (the HTTP Task) an entry with its audit decisions and no plugin digest.
 
 use crate::records::{history_prefix, now_ms};
 use crate::AppState;
@@ -120,6 +121,30 @@ pub(crate) fn run_logged(
         record(app, req, outcome_text(req, rec, out));
     });
     let r = runner.run_task(req);
+    // built-in tasks (the HTTP Task) leave their attempt in the runner's own logs
+    let built_in = std::mem::take(&mut *runner.logs.lock().unwrap_or_else(|e| e.into_inner()));
+    for log in built_in {
+        observed.store(true, Ordering::Relaxed);
+        let error = r
+            .as_ref()
+            .err()
+            .map(|e| json!({"error": e.error, "cause": e.cause}));
+        record(
+            app,
+            req,
+            json!({
+                "state": log.state,
+                "attempt": log.attempt,
+                "plugin": log.plugin,
+                "digest": null,
+                "stdout": log.stdout, "stderr": log.stderr, "logs": log.logs, "audit": log.audit,
+                "fuelUsed": null, "durationMs": null,
+                "error": error,
+                "timestamp": now_ms(),
+            })
+            .to_string(),
+        );
+    }
     if let Err(e) = &r {
         if !observed.load(Ordering::Relaxed) {
             record(

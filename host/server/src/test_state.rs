@@ -10,9 +10,10 @@
 //!
 //! A Task runs its operator in the sandbox exactly as an Express execution does, under the
 //! grant of `roleArn` (its PassRole is decided by [`crate::access::plan`]). Only operators that
-//! answer at once run (`weft:plugin:*`, Lambda functions, `lambda:invoke`): integrations that
-//! start executions or DAG runs, activities, `.sync` and `.waitForTaskToken` are refused, as
-//! TestState does not run them either.
+//! answer at once run (`weft:plugin:*`, Lambda functions, `lambda:invoke`, the built-in HTTP
+//! Task `http:invoke`, whose connection secrets stay redacted even with `revealSecrets`):
+//! integrations that start executions or DAG runs, activities, `.sync` and
+//! `.waitForTaskToken` are refused, as TestState does not run them either.
 //!
 //! `inspectionLevel` `DEBUG` and `TRACE` add `inspectionData`: the input, `afterInputPath`,
 //! `afterParameters` (`afterArguments` for JSONata), the `result`, `afterResultSelector` and
@@ -169,15 +170,16 @@ fn check_tasks(machine: &Value, depth: usize) -> Result<(), ApiError> {
         if st.get("Type").and_then(Value::as_str) == Some("Task") {
             if let Some(raw) = st.get("Resource").and_then(Value::as_str) {
                 if let Ok(r) = Resource::parse(raw) {
-                    let runs = matches!(
+                    let runs = (matches!(
                         r.kind,
                         ResourceKind::Plugin { .. }
                             | ResourceKind::LambdaInvoke
                             | ResourceKind::LambdaFunction { .. }
-                    ) && r.pattern == IntegrationPattern::RequestResponse;
+                    ) || weft_engine::http_task::is_http_invoke(&r.kind))
+                        && r.pattern == IntegrationPattern::RequestResponse;
                     if !runs {
                         return Err(ApiError::validation(format!(
-                            "TestState runs operators that answer at once (weft:plugin:NAME, Lambda functions, lambda:invoke); the state '{name}' uses '{raw}'"
+                            "TestState runs operators that answer at once (weft:plugin:NAME, Lambda functions, lambda:invoke, http:invoke); the state '{name}' uses '{raw}'"
                         )));
                     }
                 }

@@ -1,6 +1,6 @@
 //! Who calls a `/v1` route and what they may see. Every route of the web UI's JSON endpoints
 //! ([`crate::rest`], [`crate::live`], [`crate::audit`], [`crate::express`],
-//! [`crate::metrics`]) runs through [`decide`]: the request is authenticated as it was sent
+//! [`crate::metrics`], [`crate::sm_summary`], [`crate::dag_landing`]) runs through [`decide`]: the request is authenticated as it was sent
 //! (its real method, path, query, headers and body, so a SigV4 signature is bound to its route
 //! and body), the route's action is authorised with the caller's policy on the canonical
 //! resource the route then uses, and the decision with its outcome is written to the audit
@@ -9,7 +9,9 @@
 //! The action vocabulary (documented in the README's server section):
 //! - Step Functions actions where a route mirrors one, on the execution or state machine ARN:
 //!   `states:ListExecutions` (and `states:DescribeExecution` per listed execution),
-//!   `states:GetExecutionHistory` (live events, task logs, Express execution logs); waiting
+//!   `states:GetExecutionHistory` (live events, task logs, Express execution logs); the
+//!   state machines' summary lists those the caller may `states:DescribeStateMachine`, with
+//!   counts only where it may also `states:ListExecutions`; waiting
 //!   task tokens need `states:GetExecutionHistory` and `states:SendTaskSuccess` (a token lets
 //!   its holder complete the task).
 //! - DAGs, on `weft:dag:DAG_ID`: `dags:ListDags`, `dags:GetDag`, `dags:ListDagRuns`,

@@ -5,27 +5,14 @@
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
-use weft_server::auth::{Principal, Tokens};
+use weft_server::auth::Tokens;
 
 mod common;
 
-use common::{start_with, Server};
+use common::{principal, sfn_call as call, sfn_ok as ok, start_with, Server};
 
 const ADMIN: &str = "admin-secret";
 const DEV: &str = "dev-secret";
-
-fn principal(name: &str, secret: &str, policy: Option<Value>) -> (String, Principal) {
-    (
-        name.to_string(),
-        Principal {
-            name: name.to_string(),
-            access_key_id: name.to_string(),
-            secret: secret.to_string(),
-            policy: policy.map(|p| Arc::new(weft_sandbox::Policy::from_value(&p).unwrap())),
-        },
-    )
-}
 
 /// admin: everything. dev: `dev-*` state machines, executions and activities, TestState and
 /// ValidateStateMachineDefinition, PassRole of `dev-*` roles only.
@@ -42,33 +29,6 @@ fn tokens() -> Tokens {
         principal("admin", ADMIN, None),
         principal("dev", DEV, Some(dev)),
     ]))
-}
-
-async fn call(s: &Server, who: &str, action: &str, body: Value) -> (u16, Value) {
-    let target = format!("AWSStepFunctions.{action}");
-    let auth = format!("Bearer {who}");
-    let (status, _, text) = common::request(
-        s.addr,
-        "POST",
-        "/",
-        &[
-            ("Content-Type", "application/x-amz-json-1.0"),
-            ("X-Amz-Target", &target),
-            ("Authorization", &auth),
-        ],
-        &body.to_string(),
-    )
-    .await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
-}
-
-async fn ok(s: &Server, who: &str, action: &str, body: Value) -> Value {
-    let (st, v) = call(s, who, action, body).await;
-    assert_eq!(st, 200, "{action} as {who}: {v}");
-    v
 }
 
 async fn fails(s: &Server, who: &str, action: &str, body: Value) -> String {

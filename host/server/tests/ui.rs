@@ -70,7 +70,7 @@ async fn assets_have_content_types() {
     );
     assert!(body.contains("AWSStepFunctions."));
     assert!(body.contains("application/x-amz-json-1.0"));
-    assert!(body.contains("ListStateMachines") && body.contains("GetExecutionHistory"));
+    assert!(body.contains("/v1/state-machines/summary") && body.contains("GetExecutionHistory"));
     assert!(body.contains("JSON.parse"));
 
     let (status, hs, body) = request(srv.addr, "GET", "/ui/app.css", &[], "").await;

@@ -356,12 +356,19 @@ async fn dags_and_plugins_with_their_users() {
     let (status, v) = get2(&s, "/v1/dags").await;
     assert_eq!(status, 200, "{v}");
     let dags = v["dags"].as_array().unwrap();
-    assert_eq!(dags.len(), 1, "{v}");
+    assert_eq!(dags.len(), 2, "{v}");
     assert_eq!(dags[0]["dagId"], "pipe");
     assert_eq!(dags[0]["schedule"], "@daily");
     assert_eq!(dags[0]["tags"], json!(["t1"]));
+    assert_eq!(dags[0]["owners"], json!(["airflow"]), "{v}");
+    assert_eq!(dags[0]["recentRuns"], json!([]), "{v}");
+    assert_eq!(dags[0]["importError"], false, "{v}");
     assert!(dags[0]["nextRun"]["logicalDate"].is_string(), "{v}");
     assert!(v["errors"].to_string().contains("not-installed"), "{v}");
+    // a DAG whose file fails to load is listed by its id, marked
+    assert_eq!(dags[1]["dagId"], "broken", "{v}");
+    assert_eq!(dags[1]["importError"], true, "{v}");
+    assert_eq!(dags[1]["nextRun"], Value::Null, "{v}");
 
     let (status, v) = get2(&s, "/v1/dags/pipe").await;
     assert_eq!(status, 200, "{v}");
@@ -420,4 +427,70 @@ async fn get2(s: &Server2, path: &str) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
     )
+}
+
+/// The state machines' landing page follows an execution through stop, redrive and stop again;
+/// an EXPRESS state machine has no counts (its executions are not recorded).
+#[tokio::test]
+async fn the_summary_counts_follow_stop_and_redrive() {
+    let s = start_with(tokens(), 10).await;
+    let sm = create(
+        &s,
+        "waits",
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}}),
+    )
+    .await;
+    sfn(
+        &s,
+        "CreateStateMachine",
+        json!({"name": "quick", "type": "EXPRESS", "roleArn": "arn:aws:iam::000000000000:role/x",
+            "definition": json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}).to_string()}),
+    )
+    .await;
+    let counts = |v: &Value, name: &str| -> Value {
+        v["stateMachines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {v}"))["executions"]
+            .clone()
+    };
+    let (status, v) = get(&s, "/v1/state-machines/summary").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(counts(&v, "waits")["RUNNING"], 0, "{v}");
+    assert_eq!(counts(&v, "quick"), Value::Null, "{v}");
+    let waits = v["stateMachines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "waits")
+        .unwrap()
+        .clone();
+    assert_eq!(waits["lastExecutionDate"], Value::Null, "{v}");
+    assert_eq!(waits["type"], "STANDARD");
+
+    let exec = sfn(
+        &s,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "w1"}),
+    )
+    .await["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expect = |running: u64, aborted: u64| json!({"RUNNING": running, "SUCCEEDED": 0, "FAILED": 0, "TIMED_OUT": 0, "ABORTED": aborted, "PENDING_REDRIVE": 0});
+    let (_, v) = get(&s, "/v1/state-machines/summary").await;
+    assert_eq!(counts(&v, "waits"), expect(1, 0), "started: {v}");
+    assert!(v["stateMachines"].to_string().contains("lastExecutionDate"));
+    sfn(&s, "StopExecution", json!({"executionArn": exec})).await;
+    let (_, v) = get(&s, "/v1/state-machines/summary").await;
+    assert_eq!(counts(&v, "waits"), expect(0, 1), "stopped: {v}");
+    sfn(&s, "RedriveExecution", json!({"executionArn": exec})).await;
+    let (_, v) = get(&s, "/v1/state-machines/summary").await;
+    assert_eq!(counts(&v, "waits"), expect(1, 0), "redriven: {v}");
+    sfn(&s, "StopExecution", json!({"executionArn": exec})).await;
+    let (_, v) = get(&s, "/v1/state-machines/summary?hours=1").await;
+    assert_eq!(counts(&v, "waits"), expect(0, 1), "stopped again: {v}");
+    assert_eq!(v["windowHours"], 1);
 }

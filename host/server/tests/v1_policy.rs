@@ -660,3 +660,137 @@ async fn a_signature_is_bound_to_its_route() {
         200
     );
 }
+
+/// The landing pages' routes: a principal restricted to `dev-*` sees only its own state
+/// machines' counts and its own DAGs' runs; nothing of `prod-*` shows, not even its name.
+#[tokio::test]
+async fn landing_pages_show_a_restricted_principal_only_what_it_may_see() {
+    let s = start().await;
+    executions(&s).await;
+    for id in ["dev-pipe", "prod-pipe"] {
+        let (status, v) = v1(
+            &s,
+            "admin-secret",
+            "POST",
+            &format!("/v1/dags/{id}/runs"),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+    }
+
+    // the administrator sees every state machine with its counts
+    let (status, all) = v1(&s, "admin-secret", "GET", "/v1/state-machines/summary", "").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["windowHours"], 24);
+    let by_name = |v: &Value| -> HashMap<String, Value> {
+        v["stateMachines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["name"].as_str().unwrap().to_string(), m.clone()))
+            .collect()
+    };
+    let m = by_name(&all);
+    assert_eq!(m.len(), 3, "{all}");
+    assert_eq!(m["prod-orders"]["executions"]["SUCCEEDED"], 1, "{all}");
+    assert_eq!(m["dev-orders"]["executions"]["SUCCEEDED"], 1, "{all}");
+    assert_eq!(m["dev-approval"]["executions"]["RUNNING"], 1, "{all}");
+    assert_eq!(m["dev-approval"]["executions"]["SUCCEEDED"], 0, "{all}");
+    assert!(m["dev-orders"]["lastExecutionDate"].as_f64().unwrap() > 0.0);
+    assert_eq!(m["dev-orders"]["type"], "STANDARD");
+
+    // dev-* only: its two state machines, with counts; prod's name appears nowhere
+    for who in ["dev-secret", "devops-secret"] {
+        let (status, v) = v1(&s, who, "GET", "/v1/state-machines/summary", "").await;
+        assert_eq!(status, 200, "{v}");
+        let m = by_name(&v);
+        assert_eq!(
+            m.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+            ["dev-approval".to_string(), "dev-orders".to_string()].into(),
+            "{who}: {v}"
+        );
+        assert_eq!(m["dev-approval"]["executions"]["RUNNING"], 1, "{v}");
+        assert!(!v.to_string().contains("prod"), "{who}: {v}");
+    }
+    // may read histories, but neither describe nor list state machines: sees none
+    let (status, v) = v1(
+        &s,
+        "notprod-secret",
+        "GET",
+        "/v1/state-machines/summary",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stateMachines"], json!([]), "{v}");
+
+    // the DAG list: runs of the DAGs the caller may list and whose runs it may list
+    let runs_of = |v: &Value, id: &str| -> Option<Value> {
+        v["dags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["dagId"] == id)
+            .map(|d| d["recentRuns"].clone())
+    };
+    let (status, all) = v1(&s, "admin-secret", "GET", "/v1/dags", "").await;
+    assert_eq!(status, 200, "{all}");
+    for id in ["dev-pipe", "prod-pipe"] {
+        let runs = runs_of(&all, id).unwrap();
+        assert_eq!(runs.as_array().unwrap().len(), 1, "{id}: {all}");
+        assert_eq!(runs[0]["runType"], "manual", "{all}");
+    }
+    // the DAG whose file fails to load is listed, marked, with its error for the folder's reader
+    let broken = all["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dagId"] == "broken")
+        .cloned()
+        .unwrap_or_else(|| panic!("the broken DAG is listed: {all}"));
+    assert_eq!(broken["importError"], true, "{broken}");
+    assert!(
+        broken["importErrors"][0]
+            .as_str()
+            .unwrap()
+            .contains("not-installed"),
+        "{broken}"
+    );
+    assert_eq!(runs_of(&all, "dev-pipe").unwrap()[0]["runType"], "manual");
+    let (status, v) = v1(&s, "devops-secret", "GET", "/v1/dags", "").await;
+    assert_eq!(status, 200, "{v}");
+    let ids: Vec<&str> = v["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dagId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dev-pipe"], "{v}");
+    assert_eq!(
+        runs_of(&v, "dev-pipe").unwrap().as_array().unwrap().len(),
+        1
+    );
+    let text = v.to_string();
+    assert!(
+        !text.contains("prod") && !text.contains("broken") && !text.contains("not-installed"),
+        "{v}"
+    );
+    // lists no DAG at all without dags:ListDags
+    let (status, v) = v1(&s, "dev-secret", "GET", "/v1/dags", "").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["dags"], json!([]), "{v}");
+    assert!(!v.to_string().contains("prod"), "{v}");
+
+    // out-of-range windows and run counts are refused before anything is read
+    for path in [
+        "/v1/state-machines/summary?hours=100000",
+        "/v1/state-machines/summary?hours=0",
+        "/v1/dags?runs=1000",
+        "/v1/dags?runs=-1",
+    ] {
+        let (status, v) = v1(&s, "admin-secret", "GET", path, "").await;
+        assert_eq!(status, 400, "{path}: {v}");
+        assert_eq!(v["__type"], "ValidationException", "{path}: {v}");
+    }
+}

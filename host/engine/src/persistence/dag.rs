@@ -33,6 +33,9 @@ pub trait DagStore: Send + Sync {
     fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<DagRunRecord>, SchedulerError>;
     /// A DAG's runs in logical-date order.
     fn runs_of(&self, dag_id: &str) -> Result<Vec<DagRunRecord>, SchedulerError>;
+    /// The newest `n` runs of a DAG (by logical date), in logical-date order: the "recent
+    /// runs" of a DAG list, read without loading every run.
+    fn recent_runs(&self, dag_id: &str, n: usize) -> Result<Vec<DagRunRecord>, SchedulerError>;
     /// Every run not yet finished (queued or running), any DAG, by DAG id then logical date.
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, SchedulerError>;
     /// The latest run of a DAG of one of `types` (the timetable's "last automated run").

@@ -262,6 +262,24 @@ impl DagStore for SledDagStore {
             .collect()
     }
 
+    /// The newest `n` runs of a DAG, in logical-date order.
+    fn recent_runs(&self, dag_id: &str, n: usize) -> Result<Vec<DagRunRecord>, SchedulerError> {
+        let mut prefix = dag_id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = self
+            .runs
+            .scan_prefix(prefix)
+            .rev()
+            .take(n)
+            .map(|kv| {
+                let (_, v) = kv.map_err(db_err)?;
+                serde_json::from_slice(&v).map_err(|e| json_err("dag run", e))
+            })
+            .collect::<Result<Vec<DagRunRecord>, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// Every run not yet finished (queued or running), any DAG.
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, SchedulerError> {
         let mut out = Vec::new();

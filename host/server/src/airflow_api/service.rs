@@ -120,7 +120,7 @@ pub async fn import_errors(State(app): State<Arc<AppState>>, req: V1Request) -> 
         let q = Query::parse(req.query())?;
         let page = q.page()?;
         let order = q.order_by(&["id", "import_error_id", "timestamp", "filename"], "id")?;
-        let (_, errors, _) = crate::rest::load_dags_with_errors(&app);
+        let (_, errors, _) = crate::rest::load_dags(&app);
         let now = super::iso(&chrono::Utc::now());
         let mut out: Vec<Value> = errors
             .iter()

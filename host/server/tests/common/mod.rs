@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_server::auth::Tokens;
+use weft_server::auth::{Principal, Tokens};
 use weft_server::AppState;
 
 pub struct Server {
@@ -101,4 +101,62 @@ pub async fn request(
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     (status, hs, body.to_string())
+}
+
+/// A principal named `name` (also its access key id) with `secret` and an IAM-style `policy`
+/// (None: allowed everything), as a [`Tokens`] entry.
+pub fn principal(
+    name: &str,
+    secret: &str,
+    policy: Option<serde_json::Value>,
+) -> (String, Principal) {
+    (
+        name.to_string(),
+        Principal {
+            name: name.to_string(),
+            access_key_id: name.to_string(),
+            secret: secret.to_string(),
+            policy: policy.map(|p| Arc::new(weft_sandbox::Policy::from_value(&p).unwrap())),
+        },
+    )
+}
+
+/// One Step Functions JSON call (`X-Amz-Target: AWSStepFunctions.ACTION`) as the bearer
+/// `who`: the status and the decoded body.
+pub async fn sfn_call(
+    s: &Server,
+    who: &str,
+    action: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let target = format!("AWSStepFunctions.{action}");
+    let auth = format!("Bearer {who}");
+    let (status, _, text) = request(
+        s.addr,
+        "POST",
+        "/",
+        &[
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("X-Amz-Target", &target),
+            ("Authorization", &auth),
+        ],
+        &body.to_string(),
+    )
+    .await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+/// [`sfn_call`] that must succeed: its body.
+pub async fn sfn_ok(
+    s: &Server,
+    who: &str,
+    action: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let (st, v) = sfn_call(s, who, action, body).await;
+    assert_eq!(st, 200, "{action} as {who}: {v}");
+    v
 }

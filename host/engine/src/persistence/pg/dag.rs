@@ -192,6 +192,23 @@ impl DagStore for PgDagStore {
         })
     }
 
+    fn recent_runs(&self, dag_id: &str, n: usize) -> Result<Vec<DagRunRecord>, SchedulerError> {
+        let dag_id = dag_id.to_string();
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "SELECT rec FROM (SELECT rec, logical_date_us FROM dag_runs WHERE dag_id = $1 \
+                     ORDER BY logical_date_us DESC LIMIT $2) newest ORDER BY logical_date_us",
+                    &[&dag_id, &n],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter().map(run_from).collect()
+        })
+    }
+
     fn unfinished_runs(&self) -> Result<Vec<DagRunRecord>, SchedulerError> {
         self.call(|pool| async move {
             let c = pool.get().await.map_err(err)?;
