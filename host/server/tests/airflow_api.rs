@@ -233,6 +233,45 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
     assert_eq!(ids(&v, "dag_runs", "dag_run_id"), ["nightly-1"]);
     assert_eq!(v["total_entries"], 2);
 
+    // a task instance by map index (`-1`: not mapped), next to the static sub-routes
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let ti = |task: &str| weft_engine::scheduler::StoredTi {
+        ti: weft_dag::TiRecord {
+            task_id: task.into(),
+            map_index: -1,
+            state: weft_dag::TiState::Success,
+            try_number: 1,
+            tries_before_clear: 0,
+            duration_s: 0.0,
+            wait_until: 0.0,
+            first_poke_at: None,
+            pokes: 0,
+            xcom: json!({"rows": 3}),
+            error: None,
+            mapped_args: Default::default(),
+        },
+        start_date: Some(1.0),
+        end_date: Some(2.0),
+    };
+    // a finished run written straight to the store (the scheduler leaves finished runs alone)
+    let mut done = store.get_run("dev-pipe", "nightly-0").unwrap().unwrap();
+    done.run_id = "done-1".into();
+    done.logical_date -= chrono::Duration::days(30);
+    done.state = "success".into();
+    store.insert_run(&done).unwrap();
+    store
+        .write_tis("dev-pipe", "done-1", &[], &[ti("a")])
+        .unwrap();
+    let base = "/api/v2/dags/dev-pipe/dagRuns/done-1/taskInstances";
+    let (st, v) = admin(&s, "GET", &format!("{base}/a/-1"), "").await;
+    assert_eq!((st, &v["state"]), (200, &json!("success")), "{v}");
+    let (st, v) = admin(&s, "GET", &format!("{base}/a/xcomEntries"), "").await;
+    assert_eq!((st, &v["total_entries"]), (200, &json!(1)), "{v}");
+    let (st, _) = admin(&s, "GET", &format!("{base}/a/0"), "").await;
+    assert_eq!(st, 404);
+    let (st, v) = admin(&s, "GET", &format!("{base}/a/minus-two"), "").await;
+    assert_eq!(st, 422, "{v}");
+
     // errors in Airflow's shapes
     let (st, v) = admin(&s, "GET", "/api/v2/dags/nope", "").await;
     assert_eq!(st, 404);

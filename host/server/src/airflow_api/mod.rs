@@ -87,6 +87,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(task_instances::get_one).patch(task_instances::patch),
         )
         .route(
+            &format!("{ti}/{{task_id}}/{{map_index}}"),
+            get(task_instances::get_mapped).patch(task_instances::patch_mapped),
+        )
+        .route(
             &format!("{ti}/{{task_id}}/logs/{{try_number}}"),
             get(task_instances::logs),
         )

@@ -295,14 +295,51 @@ pub async fn get_one(
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     req: V1Request,
 ) -> Response {
-    respond(&app, &req, "dags:ListDagRuns", StatusCode::OK, |ctx| {
-        ctx.authorize(dag_resource(&dag_id)?)?;
+    get_ti(&app, &req, &dag_id, &run_id, &task_id, None)
+}
+
+/// `GET .../taskInstances/{task_id}/{map_index}`: one instance of a mapped task.
+pub async fn get_mapped(
+    State(app): State<Arc<AppState>>,
+    Path((dag_id, run_id, task_id, map_index)): Path<(String, String, String, String)>,
+    req: V1Request,
+) -> Response {
+    match path_map_index(&map_index) {
+        Ok(m) => get_ti(&app, &req, &dag_id, &run_id, &task_id, Some(m)),
+        Err(e) => super::error_response(e),
+    }
+}
+
+/// A `{map_index}` path segment (-1 or more).
+fn path_map_index(v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>().ok().filter(|m| *m >= -1).ok_or_else(|| {
+        unprocessable(
+            &["path", "map_index"],
+            "Input should be an integer of -1 or more",
+        )
+    })
+}
+
+fn get_ti(
+    app: &AppState,
+    req: &V1Request,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    path_map: Option<i64>,
+) -> Response {
+    respond(app, req, "dags:ListDagRuns", StatusCode::OK, |ctx| {
+        ctx.authorize(dag_resource(dag_id)?)?;
         let q = Query::parse(req.query())?;
-        let store = sched_store(&app)?;
-        let r = get_run(&store, &dag_id, &run_id)?;
-        let t = find_ti(&store, &r, &task_id, map_index_param(&q)?)?;
-        let dag = find(&app, &dag_id).ok();
-        Ok(ti_json(dag.as_ref(), &r, &t, &dag_name(&app, &dag_id)))
+        let map_index = match path_map {
+            Some(m) => m,
+            None => map_index_param(&q)?,
+        };
+        let store = sched_store(app)?;
+        let r = get_run(&store, dag_id, run_id)?;
+        let t = find_ti(&store, &r, task_id, map_index)?;
+        let dag = find(app, dag_id).ok();
+        Ok(ti_json(dag.as_ref(), &r, &t, &dag_name(app, dag_id)))
     })
 }
 
@@ -374,129 +411,148 @@ pub async fn patch(
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     req: V1Request,
 ) -> Response {
-    respond(
-        &app,
-        &req,
-        "dags:PatchTaskInstance",
-        StatusCode::OK,
-        |ctx| {
-            ctx.authorize(dag_resource(&dag_id)?)?;
-            let q = Query::parse(req.query())?;
-            for m in q.all("update_mask") {
-                if m != "new_state" {
-                    return Err(bad_request(format!(
-                        "Invalid field `{}` in update mask (weft updates `new_state`)",
-                        clip(m)
-                    )));
-                }
-            }
-            let only_map = q
-                .get("map_index")
-                .map(|_| map_index_param(&q))
-                .transpose()?;
-            let dry_run = q.bool("dry_run")?.unwrap_or(false);
-            let body = body_object(&req)?;
-            only_fields(
-                &body,
-                &[
-                    "new_state",
-                    "note",
-                    "include_upstream",
-                    "include_downstream",
-                    "include_future",
-                    "include_past",
-                ],
-            )?;
-            if body_str(&body, "note")?.is_some() {
-                return Err(bad_request(
-                    "weft keeps no notes on task instances: leave `note` out",
-                ));
-            }
-            let new_state = match body_str(&body, "new_state")? {
-                Some("success") => TiState::Success,
-                Some("failed") => TiState::Failed,
-                Some("skipped") => TiState::Skipped,
-                Some(other) => {
-                    return Err(unprocessable(
-                        &["body", "new_state"],
-                        format!(
-                            "Input should be 'success', 'failed' or 'skipped', not `{}`",
-                            clip(other)
-                        ),
-                    ))
-                }
-                None => return Err(unprocessable(&["body", "new_state"], "Field required")),
-            };
-            let flag = |k: &str| body_bool(&body, k).map(|b| b.unwrap_or(false));
-            let (up, down, past, future) = (
-                flag("include_upstream")?,
-                flag("include_downstream")?,
-                flag("include_past")?,
-                flag("include_future")?,
-            );
-            let dag = find(&app, &dag_id)?;
-            if !dag.tasks.contains_key(&task_id) {
-                return Err(not_found(format!(
-                    "Task with id {} not found in Dag {dag_id}",
-                    clip(&task_id)
+    patch_ti(&app, &req, dag_id, run_id, task_id, None)
+}
+
+/// `PATCH .../taskInstances/{task_id}/{map_index}`: [`patch`] on one instance of a mapped task.
+pub async fn patch_mapped(
+    State(app): State<Arc<AppState>>,
+    Path((dag_id, run_id, task_id, map_index)): Path<(String, String, String, String)>,
+    req: V1Request,
+) -> Response {
+    match path_map_index(&map_index) {
+        Ok(m) => patch_ti(&app, &req, dag_id, run_id, task_id, Some(m)),
+        Err(e) => super::error_response(e),
+    }
+}
+
+fn patch_ti(
+    app: &AppState,
+    req: &V1Request,
+    dag_id: String,
+    run_id: String,
+    task_id: String,
+    path_map: Option<i64>,
+) -> Response {
+    respond(app, req, "dags:PatchTaskInstance", StatusCode::OK, |ctx| {
+        ctx.authorize(dag_resource(&dag_id)?)?;
+        let q = Query::parse(req.query())?;
+        for m in q.all("update_mask") {
+            if m != "new_state" {
+                return Err(bad_request(format!(
+                    "Invalid field `{}` in update mask (weft updates `new_state`)",
+                    clip(m)
                 )));
             }
-            let store = sched_store(&app)?;
-            let r = get_run(&store, &dag_id, &run_id)?;
-            let tasks = select_tasks(&dag, std::slice::from_ref(&task_id), up, down);
-            let mut runs = vec![r.clone()];
-            if past || future {
-                for o in store.runs_of(&dag_id).map_err(store_err)? {
-                    if (past && o.logical_date < r.logical_date)
-                        || (future && o.logical_date > r.logical_date)
-                    {
-                        runs.push(o);
-                    }
+        }
+        let only_map = match path_map {
+            Some(m) => Some(m),
+            None => q
+                .get("map_index")
+                .map(|_| map_index_param(&q))
+                .transpose()?,
+        };
+        let dry_run = q.bool("dry_run")?.unwrap_or(false);
+        let body = body_object(req)?;
+        only_fields(
+            &body,
+            &[
+                "new_state",
+                "note",
+                "include_upstream",
+                "include_downstream",
+                "include_future",
+                "include_past",
+            ],
+        )?;
+        if body_str(&body, "note")?.is_some() {
+            return Err(bad_request(
+                "weft keeps no notes on task instances: leave `note` out",
+            ));
+        }
+        let new_state = match body_str(&body, "new_state")? {
+            Some("success") => TiState::Success,
+            Some("failed") => TiState::Failed,
+            Some("skipped") => TiState::Skipped,
+            Some(other) => {
+                return Err(unprocessable(
+                    &["body", "new_state"],
+                    format!(
+                        "Input should be 'success', 'failed' or 'skipped', not `{}`",
+                        clip(other)
+                    ),
+                ))
+            }
+            None => return Err(unprocessable(&["body", "new_state"], "Field required")),
+        };
+        let flag = |k: &str| body_bool(&body, k).map(|b| b.unwrap_or(false));
+        let (up, down, past, future) = (
+            flag("include_upstream")?,
+            flag("include_downstream")?,
+            flag("include_past")?,
+            flag("include_future")?,
+        );
+        let dag = find(app, &dag_id)?;
+        if !dag.tasks.contains_key(&task_id) {
+            return Err(not_found(format!(
+                "Task with id {} not found in Dag {dag_id}",
+                clip(&task_id)
+            )));
+        }
+        let store = sched_store(app)?;
+        let r = get_run(&store, &dag_id, &run_id)?;
+        let tasks = select_tasks(&dag, std::slice::from_ref(&task_id), up, down);
+        let mut runs = vec![r.clone()];
+        if past || future {
+            for o in store.runs_of(&dag_id).map_err(store_err)? {
+                if (past && o.logical_date < r.logical_date)
+                    || (future && o.logical_date > r.logical_date)
+                {
+                    runs.push(o);
                 }
             }
-            if !dry_run {
-                for run in &runs {
-                    must_be_finished(run, "change its task instances")?;
-                }
-            }
-            let name = super::dags::display_name(&dag);
-            let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-            let mut changed = Vec::new();
+        }
+        if !dry_run {
             for run in &runs {
-                let mut tis = store.tis_of(&run.dag_id, &run.run_id).map_err(store_err)?;
-                let mut put = Vec::new();
-                for t in tis.iter_mut() {
-                    let selected = tasks.contains(&t.ti.task_id)
-                        && (t.ti.task_id != task_id
-                            || only_map.is_none_or(|m| m == t.ti.map_index));
-                    if !selected || t.ti.state == new_state {
-                        continue;
-                    }
-                    t.ti.state = new_state;
-                    t.end_date = Some(now);
-                    put.push(t.clone());
-                }
-                changed.extend(put.iter().map(|t| ti_json(Some(&dag), run, t, &name)));
-                if dry_run || put.is_empty() {
+                must_be_finished(run, "change its task instances")?;
+            }
+        }
+        let name = super::dags::display_name(&dag);
+        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        let mut changed = Vec::new();
+        for run in &runs {
+            let mut tis = store.tis_of(&run.dag_id, &run.run_id).map_err(store_err)?;
+            let mut put = Vec::new();
+            for t in tis.iter_mut() {
+                let selected = tasks.contains(&t.ti.task_id)
+                    && (t.ti.task_id != task_id || only_map.is_none_or(|m| m == t.ti.map_index));
+                if !selected || t.ti.state == new_state {
                     continue;
                 }
-                store
-                    .write_tis(&run.dag_id, &run.run_id, &[], &put)
-                    .map_err(store_err)?;
-                if let Some(st) = run_state_after(&tis) {
-                    if st != run.state {
-                        let mut rec = run.clone();
-                        rec.state = st.to_string();
-                        store.put_run(&rec).map_err(store_err)?;
-                    }
-                }
-                tracing::info!(dag_id, run_id = %run.run_id, changed = put.len(), state = new_state.as_str(), "task instances marked");
+                t.ti.state = new_state;
+                t.end_date = Some(now);
+                put.push(t.clone());
             }
-            store.flush().map_err(store_err)?;
-            let total = changed.len();
-            Ok(json!({"task_instances": changed, "total_entries": total}))
-        },
-    )
+            changed.extend(put.iter().map(|t| ti_json(Some(&dag), run, t, &name)));
+            if dry_run || put.is_empty() {
+                continue;
+            }
+            store
+                .write_tis(&run.dag_id, &run.run_id, &[], &put)
+                .map_err(store_err)?;
+            if let Some(st) = run_state_after(&tis) {
+                if st != run.state {
+                    let mut rec = run.clone();
+                    rec.state = st.to_string();
+                    store.put_run(&rec).map_err(store_err)?;
+                }
+            }
+            tracing::info!(dag_id, run_id = %run.run_id, changed = put.len(), state = new_state.as_str(), "task instances marked");
+        }
+        store.flush().map_err(store_err)?;
+        let total = changed.len();
+        Ok(json!({"task_instances": changed, "total_entries": total}))
+    })
 }
 
 /// The task ids of a `ClearTaskInstancesBody`'s `task_ids` (ids, or `[id, map_index]` pairs,
