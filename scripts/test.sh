@@ -80,6 +80,12 @@ step "boto3 against weft server"
 python3 -m pip install --quiet boto3
 python3 host/server/tests/boto3_client.py
 
+step "apache-airflow-client and airflowctl against weft server (a venv under target/)"
+AIRFLOW_VENV="$PWD/target/airflow-client-venv"
+[ -x "$AIRFLOW_VENV/bin/python" ] || python3 -m venv "$AIRFLOW_VENV"
+"$AIRFLOW_VENV/bin/pip" install --quiet 'apache-airflow-client>=3,<4' 'apache-airflow-ctl'
+AIRFLOWCTL="$AIRFLOW_VENV/bin/airflowctl" "$AIRFLOW_VENV/bin/python" host/server/tests/airflow_api_client.py
+
 if [ -z "${WEFT_SKIP_CONFORMANCE:-}" ]; then
   step "ASL (recorded on AWS) and DAG (recorded from Airflow) conformance through the weft binary"
   bash scripts/conformance.sh "$SHARED" "$WEFT" "$WEFT_PLUGINS_DIR"

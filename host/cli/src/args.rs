@@ -298,6 +298,10 @@ pub enum DagCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Pause a DAG: its timetable and file trigger create no runs (triggered runs still run).
+    Pause { dag_id: String },
+    /// Unpause a DAG: its timetable and file trigger create runs again.
+    Unpause { dag_id: String },
     /// List a DAG's runs (logical-date order) with their task states.
     Runs {
         dag_id: String,

@@ -87,6 +87,8 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             json,
         } => s::logs(dag_id, task, run, try_number, map_index, json),
         DagCmd::Runs { dag_id, json } => s::runs(dag_id, json),
+        DagCmd::Pause { dag_id } => s::set_paused(dag_id, true),
+        DagCmd::Unpause { dag_id } => s::set_paused(dag_id, false),
         DagCmd::Scheduler {
             sched,
             exit_when_idle,

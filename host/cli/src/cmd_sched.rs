@@ -429,6 +429,25 @@ pub fn logs(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `weft dag pause|unpause DAG_ID`: records the DAG's paused flag in the scheduler's store
+/// (the one `weft dag scheduler` and `weft server` read).
+pub fn set_paused(dag_id: String, paused: bool) -> Result<ExitCode> {
+    if !weft_dag::valid_dag_id(&dag_id) {
+        return Err(usage(format!(
+            "`{dag_id}` is not a DAG id (1 to 250 letters, digits, `_`, `-` or `.`)"
+        )));
+    }
+    let store = open_store()?;
+    let s = sched_store(store.db())?;
+    s.set_dag_paused(&dag_id, paused)?;
+    s.flush()?;
+    weft_server::console::say(format!(
+        "DAG {dag_id} {}",
+        if paused { "paused" } else { "unpaused" }
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn runs(dag_id: String, json: bool) -> Result<ExitCode> {
     let store = open_store()?;
     let s = sched_store(store.db())?;

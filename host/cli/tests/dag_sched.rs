@@ -438,3 +438,28 @@ fn variables_and_connections_are_private_and_granted() {
         Some(2)
     );
 }
+
+#[test]
+fn a_paused_dag_creates_no_runs_until_unpaused() {
+    let e = Env::new(&["echo"]);
+    std::fs::create_dir_all(e.work.join("incoming")).unwrap();
+    e.dag(
+        "arrive.yaml",
+        "arrive:\n  schedule: null\n  trigger:\n    path: ../incoming\n    glob: '*.csv'\n    poll_interval: 0.1\n  tasks:\n    load:\n      operator: echo\n",
+    );
+    std::fs::write(e.work.join("incoming/one.csv"), "x").unwrap();
+    let o = e.run(&["dag", "pause", "arrive"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 0, "paused: {runs}");
+    let o = e.run(&["dag", "unpause", "arrive"]);
+    assert!(o.status.success(), "{}", err(&o));
+    e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 1, "unpaused: {runs}");
+    // an id no DAG can have is refused before anything is written
+    let o = e.run(&["dag", "pause", "a/b"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+}

@@ -200,6 +200,74 @@ fn racing_schedulers_create_a_logical_date_once() {
 }
 
 #[test]
+fn one_run_is_deleted_with_its_task_instances_and_logs() {
+    each_backend(|f| {
+        let s = f.sched_store();
+        s.insert_run(&run("del", "r", 1)).unwrap();
+        s.insert_run(&run("del", "r1", 2)).unwrap();
+        let ti = |run_id: &str| {
+            s.write_tis(
+                "del",
+                run_id,
+                &[],
+                &[StoredTi {
+                    ti: TiRecord {
+                        task_id: "t".into(),
+                        map_index: -1,
+                        state: TiState::Success,
+                        try_number: 1,
+                        tries_before_clear: 0,
+                        duration_s: 0.0,
+                        wait_until: 0.0,
+                        first_poke_at: None,
+                        pokes: 0,
+                        xcom: Value::Null,
+                        error: None,
+                        mapped_args: Map::new(),
+                    },
+                    start_date: None,
+                    end_date: None,
+                }],
+            )
+            .unwrap();
+            s.append_log("del", run_id, "t", -1, 1, json!("line"))
+                .unwrap();
+        };
+        ti("r");
+        ti("r1");
+        assert!(s.delete_run("del", "r").unwrap(), "{}", f.name);
+        assert!(!s.delete_run("del", "r").unwrap(), "{}", f.name);
+        assert!(s.get_run("del", "r").unwrap().is_none());
+        assert!(s.tis_of("del", "r").unwrap().is_empty());
+        assert!(s.logs_of("del", "r", "t").unwrap().is_empty());
+        // a run whose id starts with the deleted one's is untouched
+        assert_eq!(s.tis_of("del", "r1").unwrap().len(), 1, "{}", f.name);
+        assert_eq!(s.logs_of("del", "r1", "t").unwrap().len(), 1);
+        // the id and the logical date are free again
+        s.insert_run(&run("del", "r", 1)).unwrap();
+    });
+}
+
+#[test]
+fn paused_flags_are_kept_per_dag_and_go_with_the_dag() {
+    each_backend(|f| {
+        let s = f.sched_store();
+        assert_eq!(s.dag_paused("p").unwrap(), None, "{}", f.name);
+        s.set_dag_paused("p", true).unwrap();
+        s.set_dag_paused("q", false).unwrap();
+        assert_eq!(s.dag_paused("p").unwrap(), Some(true));
+        assert_eq!(s.dag_paused("q").unwrap(), Some(false));
+        s.set_dag_paused("p", false).unwrap();
+        assert_eq!(s.dag_paused("p").unwrap(), Some(false));
+        // a reopened store sees the flag
+        assert_eq!(f.sched_store().dag_paused("p").unwrap(), Some(false));
+        s.delete_dag("p").unwrap();
+        assert_eq!(s.dag_paused("p").unwrap(), None, "{}", f.name);
+        assert_eq!(s.dag_paused("q").unwrap(), Some(false));
+    });
+}
+
+#[test]
 fn recent_runs_are_the_newest_in_logical_date_order() {
     each_backend(|f| {
         let s = f.sched_store();

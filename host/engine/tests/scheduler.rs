@@ -486,3 +486,42 @@ fn depends_on_past_waits_for_the_previous_run() {
         assert!(last_r1 < first_r2, "{order:?}");
     });
 }
+
+#[test]
+fn a_paused_dag_creates_no_timetable_runs_until_unpaused() {
+    each_backend(|f| {
+        let exec: Plain<Exec> = Plain(Box::new(|_: &TaskInvocation| Ok(json!(1))));
+        let start = (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d");
+        let text = |id: &str, extra: &str| {
+            format!("{id}:\n  schedule: '@daily'\n  start_date: {start}\n  catchup: true\n{extra}  tasks:\n    a:\n      operator: x\n")
+        };
+        let dags = vec![
+            dag(&text("p", "")),
+            dag(&text("u", "  is_paused_upon_creation: false\n")),
+        ];
+        let store = f.sched_store();
+        let s = Scheduler::with_store(
+            store.clone(),
+            dags,
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig {
+                dags_paused_at_creation: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let opts = LoopOptions {
+            schedule: true,
+            until_idle: true,
+            ..Default::default()
+        };
+        s.run(&opts).unwrap();
+        assert!(store.runs_of("p").unwrap().is_empty(), "{}", f.name);
+        assert!(!store.runs_of("u").unwrap().is_empty(), "{}", f.name);
+        // unpaused, the next pass schedules it
+        store.set_dag_paused("p", false).unwrap();
+        s.run(&opts).unwrap();
+        assert!(!store.runs_of("p").unwrap().is_empty(), "{}", f.name);
+    });
+}

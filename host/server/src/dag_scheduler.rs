@@ -1,9 +1,10 @@
 //! The DAG scheduler inside `weft server` (what Airflow's scheduler is to its webserver): a
 //! thread runs `weft_engine::scheduler` over the server's store and DAG folder, so DAG runs
 //! triggered or cleared from the UI or `POST /v1/dags/{id}/runs` run here, with every task in
-//! the sandbox. Timetable runs are created only with `WEFT_SERVER_SCHEDULE_DAGS=1` (Airflow
-//! pauses new DAGs by default); otherwise the loop runs what is triggered. The DAG folder is
-//! loaded again when one of its files changes.
+//! the sandbox. A DAG's timetable and file trigger create runs only while it is unpaused
+//! (`PATCH /api/v2/dags/{id}` `{"is_paused": false}`); new DAGs start paused as in Airflow,
+//! unless `WEFT_SERVER_SCHEDULE_DAGS=1` or their `is_paused_upon_creation: false`. Triggered runs
+//! run whatever the flag. The DAG folder is loaded again when one of its files changes.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -22,15 +23,22 @@ fn roles(app: &AppState, dir: &std::path::Path) -> Roles {
     ])
 }
 
-fn config(app: &AppState, dir: &std::path::Path) -> Result<SchedulerConfig, String> {
+pub(crate) fn config(app: &AppState, dir: &std::path::Path) -> Result<SchedulerConfig, String> {
     Ok(SchedulerConfig {
         pools: Pools::load(&[
             &app.store.home().join("pools.json"),
             &dir.join("pools.json"),
         ])
         .map_err(|e| e.to_string())?,
+        dags_paused_at_creation: dags_paused_at_creation(),
         ..SchedulerConfig::default()
     })
+}
+
+/// Whether DAGs never paused or unpaused start paused: yes (Airflow's default) unless
+/// `WEFT_SERVER_SCHEDULE_DAGS=1`.
+pub(crate) fn dags_paused_at_creation() -> bool {
+    !std::env::var("WEFT_SERVER_SCHEDULE_DAGS").is_ok_and(|v| v == "1")
 }
 
 /// How often the DAG folder is checked for changed files (Airflow re-parses on an interval too).
@@ -129,11 +137,13 @@ fn run(
     };
     let sched = Scheduler::new(app.store.db(), dags, &tries, secrets, config(app, &dir)?)
         .map_err(|e| e.to_string())?;
-    let schedule = std::env::var("WEFT_SERVER_SCHEDULE_DAGS").is_ok_and(|v| v == "1");
-    tracing::info!(schedule, "DAG scheduler running in the server");
+    tracing::info!(
+        paused_at_creation = dags_paused_at_creation(),
+        "DAG scheduler running in the server"
+    );
     sched
         .run(&LoopOptions {
-            schedule,
+            schedule: true,
             adopt: true,
             stop: Some(stop),
             ..Default::default()
@@ -334,7 +344,7 @@ fn run_state_machine(
 
 /// Runs `f` with a scheduler over the server's store and DAG folder for creating and clearing
 /// runs (the loop thread runs them); it never runs a task itself.
-fn with_control<R>(
+pub(crate) fn with_control<R>(
     app: &AppState,
     f: impl FnOnce(&Scheduler<'_>) -> Result<R, ApiError>,
 ) -> Result<R, ApiError> {
@@ -357,7 +367,7 @@ fn no_tasks(_: &weft_dag::TaskInvocation) -> Result<Value, weft_dag::TaskFailure
     })
 }
 
-fn sched_error(e: weft_engine::scheduler::SchedulerError) -> ApiError {
+pub(crate) fn sched_error(e: weft_engine::scheduler::SchedulerError) -> ApiError {
     use weft_engine::scheduler::SchedulerError as E;
     match e {
         E::RunExists { .. } => ApiError::new("DagRunAlreadyExists", e.to_string())

@@ -12,7 +12,7 @@
 //!   `Sec-Fetch-Site: cross-site` are refused; and the body must be declared JSON by exactly
 //!   one `Content-Type`: `application/json` (the UI's `/v1` calls, curl), or
 //!   `application/x-amz-json-1.0` / `1.1` (the AWS CLI, boto3, `weft sm`), parameters such as
-//!   `charset` allowed. An HTML form can only send `application/x-www-form-urlencoded`,
+//!   `charset` allowed (a DELETE may declare none). An HTML form can only send `application/x-www-form-urlencoded`,
 //!   `multipart/form-data` or `text/plain`, and a cross-site script that sets a JSON type
 //!   needs a CORS preflight this server never grants, so no other site can make a browser act
 //!   on the API.
@@ -66,7 +66,11 @@ pub fn check(
     }
     if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         check_same_site(headers)?;
-        check_json_body(headers)?;
+        // a DELETE carries no body (Airflow's API clients send no Content-Type with it), and
+        // no HTML form or CORS-simple request can send one
+        if *method != Method::DELETE || headers.contains_key("content-type") {
+            check_json_body(headers)?;
+        }
     }
     Ok(())
 }
@@ -315,6 +319,30 @@ mod tests {
         ] {
             assert!(!is_loopback_authority(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_delete_needs_no_body_type_but_a_declared_one_must_be_json() {
+        let uri: Uri = "/api/v2/variables/x".parse().unwrap();
+        let del = Method::DELETE;
+        assert!(check(false, &del, &uri, &hm(&[])).is_ok());
+        let e = check(false, &del, &uri, &hm(&[("content-type", "text/plain")])).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // still same-site only
+        let e = check(
+            false,
+            &del,
+            &uri,
+            &hm(&[
+                ("host", "127.0.0.1:8470"),
+                ("origin", "https://evil.example"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        // other methods still need a JSON type
+        assert!(check(false, &Method::PATCH, &uri, &hm(&[])).is_err());
+        assert!(check(false, &Method::POST, &uri, &hm(&[])).is_err());
     }
 
     #[test]

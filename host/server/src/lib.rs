@@ -11,6 +11,7 @@
 
 pub mod access;
 mod activities;
+pub mod airflow_api;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -251,7 +252,8 @@ impl AppState {
 
 /// The HTTP routes: `POST /` (the Step Functions API), `GET /healthz`, the web UI
 /// (`GET /`, `GET /ui/app.js`, `GET /ui/app.css`; see [`ui`]) and its JSON endpoints under
-/// `/v1` (see [`rest`] and [`live`]). Every request first passes [`guard`] (loopback `Host`
+/// `/v1` (see [`rest`] and [`live`]), Airflow's REST API under `/api/v2` (see [`airflow_api`]).
+/// Every request first passes [`guard`] (loopback `Host`
 /// without authentication; same-site JSON for anything that changes state).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -265,6 +267,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(rest::routes())
         .merge(sm_resource_map::routes())
         .merge(worker_api::routes())
+        .merge(airflow_api::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::layer,

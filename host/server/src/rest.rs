@@ -281,6 +281,7 @@ pub(crate) fn dags_dir(app: &AppState) -> PathBuf {
         .unwrap_or_else(|| app.store.home().join("dags"))
 }
 
+/// The DAG folder's DAGs and the errors of the files that fail to load.
 pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<weft_dag::DagError>, PathBuf) {
     let dir = dags_dir(app);
     if !dir.is_dir() {

@@ -1,5 +1,5 @@
 //! [`DagStore`]: the DAG scheduler's durable state — runs, task instances, per-try logs, SLA
-//! misses and the files a file-arrival trigger has seen — as one trait that each database
+//! misses, the files a file-arrival trigger has seen and whether a DAG is paused — as one trait that each database
 //! implements with the same observable behaviour (orderings included).
 
 use serde_json::Value;
@@ -85,8 +85,15 @@ pub trait DagStore: Send + Sync {
     /// Whether a file-arrival trigger has seen `path` at `mtime`; records it when not.
     fn see_file(&self, dag_id: &str, path: &str, mtime: f64) -> Result<bool, SchedulerError>;
     /// Deletes everything stored about a DAG (runs, task instances, logs, SLA misses, seen
-    /// files), as Airflow's `dags delete`; returns how many runs were deleted.
+    /// files, its paused flag), as Airflow's `dags delete`; returns how many runs were deleted.
     fn delete_dag(&self, dag_id: &str) -> Result<usize, SchedulerError>;
+    /// Deletes one run with its task instances, logs and SLA misses (Airflow's "delete DAG
+    /// run"); false when there was no such run.
+    fn delete_run(&self, dag_id: &str, run_id: &str) -> Result<bool, SchedulerError>;
+    /// Whether a DAG was paused or unpaused (`None`: never set, the DAG's default applies).
+    fn dag_paused(&self, dag_id: &str) -> Result<Option<bool>, SchedulerError>;
+    /// Records that a DAG is paused (its timetable creates no runs) or unpaused.
+    fn set_dag_paused(&self, dag_id: &str, paused: bool) -> Result<(), SchedulerError>;
     /// Makes every write so far durable (a no-op where each write commits on its own).
     fn flush(&self) -> Result<(), SchedulerError>;
     /// A background flusher for the scheduler loop's passes (`None`: writes are durable when

@@ -10,7 +10,8 @@
 //! - `task_logs`: the task-instance key + `\0 try_number` -> a JSON array of the try's log
 //!   entries (guest log records, stdout, stderr, audit, error);
 //! - `sla_misses`: `dag_id \0 run_id \0 task_id` -> a JSON record;
-//! - `seen_files`: `dag_id \0 path` -> modification time seen.
+//! - `seen_files`: `dag_id \0 path` -> modification time seen;
+//! - `dag_paused`: `dag_id` -> `1` (paused) or `0` (unpaused), set by pause/unpause.
 //!
 //! Writes go through [`SledDagStore::write_tis`] (one sled batch) and [`SledDagStore::flush`], so
 //! the loop commits a whole pass of state changes at once before acting on them.
@@ -31,6 +32,7 @@ pub struct SledDagStore {
     logs: sled::Tree,
     sla: sled::Tree,
     seen: sled::Tree,
+    paused: sled::Tree,
 }
 
 fn db_err(e: sled::Error) -> SchedulerError {
@@ -93,6 +95,7 @@ impl SledDagStore {
             logs: db.open_tree("task_logs").map_err(db_err)?,
             sla: db.open_tree("sla_misses").map_err(db_err)?,
             seen: db.open_tree("seen_files").map_err(db_err)?,
+            paused: db.open_tree("dag_paused").map_err(db_err)?,
         })
     }
 
@@ -128,7 +131,44 @@ impl DagStore for SledDagStore {
                 tree.remove(k).map_err(db_err)?;
             }
         }
+        self.paused.remove(dag_id.as_bytes()).map_err(db_err)?;
         Ok(runs)
+    }
+
+    fn delete_run(&self, dag_id: &str, run_id: &str) -> Result<bool, SchedulerError> {
+        let id_key = join(&[dag_id.as_bytes(), run_id.as_bytes()]);
+        let Some(run_key) = self.run_ids.get(&id_key).map_err(db_err)? else {
+            return Ok(false);
+        };
+        let prefix = run_prefix(dag_id, run_id);
+        for tree in [&self.tis, &self.logs, &self.sla] {
+            let keys: Vec<sled::IVec> = tree
+                .scan_prefix(&prefix)
+                .keys()
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            for k in keys {
+                tree.remove(k).map_err(db_err)?;
+            }
+        }
+        // an SLA miss is keyed `dag \0 run \0 task`, which the run prefix covers
+        self.runs.remove(run_key).map_err(db_err)?;
+        self.run_ids.remove(id_key).map_err(db_err)?;
+        Ok(true)
+    }
+
+    fn dag_paused(&self, dag_id: &str) -> Result<Option<bool>, SchedulerError> {
+        Ok(self
+            .paused
+            .get(dag_id.as_bytes())
+            .map_err(db_err)?
+            .map(|v| v.as_ref() == b"1"))
+    }
+
+    fn set_dag_paused(&self, dag_id: &str, paused: bool) -> Result<(), SchedulerError> {
+        let v: &[u8] = if paused { b"1" } else { b"0" };
+        self.paused.insert(dag_id.as_bytes(), v).map_err(db_err)?;
+        Ok(())
     }
 
     /// Make every write so far durable.

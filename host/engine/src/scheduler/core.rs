@@ -56,6 +56,10 @@ pub struct SchedulerConfig {
     /// Flush sled after every pass that changed state, on the group committer's thread (crash
     /// safety; off only in benchmarks that measure the in-memory path).
     pub durable: bool,
+    /// Whether a DAG never paused or unpaused starts paused (Airflow's
+    /// `dags_are_paused_at_creation`; a DAG's `is_paused_upon_creation` wins). A paused DAG's
+    /// timetable and file trigger create no runs; triggered runs still run.
+    pub dags_paused_at_creation: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -70,6 +74,7 @@ impl Default for SchedulerConfig {
             max_xcom_bytes: 1 << 20,
             tick: Duration::from_secs(1),
             durable: true,
+            dags_paused_at_creation: false,
         }
     }
 }
@@ -197,6 +202,18 @@ enum Msg {
     },
 }
 
+/// Whether a DAG is paused: the `stored` flag, else the DAG's `is_paused_upon_creation`, else
+/// `default`.
+pub fn paused_or_default(stored: Option<bool>, dag: &Dag, default: bool) -> bool {
+    stored
+        .or_else(|| {
+            dag.extra
+                .get("is_paused_upon_creation")
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(default)
+}
+
 fn epoch(t: DateTime<Utc>) -> f64 {
     t.timestamp_micros() as f64 / 1e6
 }
@@ -246,6 +263,16 @@ impl<'a> Scheduler<'a> {
         &self.store
     }
 
+    /// Whether `dag` is paused: its stored pause flag, else its `is_paused_upon_creation`,
+    /// else [`SchedulerConfig::dags_paused_at_creation`].
+    pub fn is_paused(&self, dag: &Dag) -> Result<bool, SchedulerError> {
+        Ok(paused_or_default(
+            self.store.dag_paused(&dag.dag_id)?,
+            dag,
+            self.cfg.dags_paused_at_creation,
+        ))
+    }
+
     /// A loaded DAG.
     pub fn dag(&self, dag_id: &str) -> Result<&Arc<Dag>, SchedulerError> {
         self.dags
@@ -263,6 +290,20 @@ impl<'a> Scheduler<'a> {
         conf: Map<String, Value>,
         trigger: Trigger,
     ) -> Result<DagRunRecord, SchedulerError> {
+        self.create_run_named(dag_id, None, logical_date, interval, conf, trigger)
+    }
+
+    /// [`Scheduler::create_run`] with the caller's run id (`None`: `TRIGGER__LOGICAL_DATE`);
+    /// the caller has checked the id's alphabet.
+    pub fn create_run_named(
+        &self,
+        dag_id: &str,
+        run_id: Option<String>,
+        logical_date: DateTime<Utc>,
+        interval: Option<DataInterval>,
+        conf: Map<String, Value>,
+        trigger: Trigger,
+    ) -> Result<DagRunRecord, SchedulerError> {
         let dag = self.dag(dag_id)?;
         let interval = interval.unwrap_or_else(|| {
             dag.schedule
@@ -270,7 +311,8 @@ impl<'a> Scheduler<'a> {
         });
         let rec = DagRunRecord {
             dag_id: dag_id.to_string(),
-            run_id: format!("{}__{}", trigger.prefix(), iso(&logical_date)),
+            run_id: run_id
+                .unwrap_or_else(|| format!("{}__{}", trigger.prefix(), iso(&logical_date))),
             run_type: trigger.as_str().into(),
             logical_date,
             data_interval_start: interval.start,
@@ -296,11 +338,25 @@ impl<'a> Scheduler<'a> {
         task_id: &str,
         downstream: bool,
     ) -> Result<Vec<String>, SchedulerError> {
+        self.clear_tasks(dag_id, run_id, &[task_id.to_string()], downstream)
+    }
+
+    /// [`Scheduler::clear`] for several tasks at once (one batch, one run state change).
+    pub fn clear_tasks(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_ids: &[String],
+        downstream: bool,
+    ) -> Result<Vec<String>, SchedulerError> {
         let dag = self.dag(dag_id)?.clone();
-        if !dag.tasks.contains_key(task_id) {
+        if let Some(t) = task_ids
+            .iter()
+            .find(|t| !dag.tasks.contains_key(t.as_str()))
+        {
             return Err(SchedulerError::UnknownTask {
                 dag_id: dag_id.into(),
-                task_id: task_id.into(),
+                task_id: t.clone(),
             });
         }
         let mut rec =
@@ -314,7 +370,7 @@ impl<'a> Scheduler<'a> {
         let stored = self.store.tis_of(dag_id, run_id)?;
         m.restore(stored.iter().map(|s| s.ti.clone()).collect());
         m.take_changes();
-        let cleared = m.clear(&[task_id.to_string()], downstream);
+        let cleared = m.clear(task_ids, downstream);
         self.persist(&mut m, &rec, &HashMap::new())?;
         rec.state = "queued".into();
         rec.end_date = None;
@@ -542,6 +598,11 @@ impl<'a> Scheduler<'a> {
                     self.schedule_dag(dag, now_dt, &active, &mut queued, &mut last_interval)?;
                 }
                 for trig in triggers.iter_mut().filter(|t| idle_pass || t.due()) {
+                    if let Some(dag) = self.dags.get(&trig.dag_id) {
+                        if self.is_paused(dag)? {
+                            continue;
+                        }
+                    }
                     for conf in trig.poll(&self.store)? {
                         let mut when = Utc::now();
                         // Distinct logical dates for files found in one poll.
@@ -1051,7 +1112,7 @@ impl<'a> Scheduler<'a> {
         queued: &mut Vec<DagRunRecord>,
         last_interval: &mut HashMap<String, Option<DataInterval>>,
     ) -> Result<(), SchedulerError> {
-        if matches!(dag.schedule, weft_dag::Schedule::Never) {
+        if matches!(dag.schedule, weft_dag::Schedule::Never) || self.is_paused(dag)? {
             return Ok(());
         }
         let mut count = active

@@ -20,7 +20,7 @@ pub mod runner;
 pub mod store;
 pub mod workers;
 
-pub use self::core::{LoopOptions, Scheduler, SchedulerConfig, Trigger};
+pub use self::core::{paused_or_default, LoopOptions, Scheduler, SchedulerConfig, Trigger};
 pub use files::FileTrigger;
 pub use pools::Pools;
 pub use runner::{Plain, TryOutcome, TryRunner};

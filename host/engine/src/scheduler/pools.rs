@@ -127,6 +127,13 @@ impl Pools {
         }
     }
 
+    /// Every pool with its size, by name.
+    pub fn sizes(&self) -> Vec<(String, u32)> {
+        let mut v: Vec<(String, u32)> = self.slots.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort();
+        v
+    }
+
     /// Slots in use.
     pub fn used(&self, pool: &str) -> u32 {
         self.used.get(pool).copied().unwrap_or(0)

@@ -471,6 +471,7 @@ impl DagStore for PgDagStore {
                 "task_logs",
                 "sla_misses",
                 "seen_files",
+                "dag_paused",
             ] {
                 // (table names are these constants; the DAG id is a bound parameter)
                 let n = tx
@@ -486,6 +487,60 @@ impl DagStore for PgDagStore {
             }
             tx.commit().await.map_err(err)?;
             Ok(runs)
+        })
+    }
+
+    fn delete_run(&self, dag_id: &str, run_id: &str) -> Result<bool, SchedulerError> {
+        let (dag_id, run_id) = (dag_id.to_string(), run_id.to_string());
+        self.call_sync(|pool| async move {
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            let mut found = false;
+            for table in ["dag_runs", "task_instances", "task_logs", "sla_misses"] {
+                // (table names are these constants; the ids are bound parameters)
+                let n = tx
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE dag_id = $1 AND run_id = $2"),
+                        &[&dag_id, &run_id],
+                    )
+                    .await
+                    .map_err(err)?;
+                if table == "dag_runs" {
+                    found = n > 0;
+                }
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(found)
+        })
+    }
+
+    fn dag_paused(&self, dag_id: &str) -> Result<Option<bool>, SchedulerError> {
+        let dag_id = dag_id.to_string();
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let row = c
+                .query_opt(
+                    "SELECT paused FROM dag_paused WHERE dag_id = $1",
+                    &[&dag_id],
+                )
+                .await
+                .map_err(err)?;
+            Ok(row.map(|r| r.get::<_, bool>(0)))
+        })
+    }
+
+    fn set_dag_paused(&self, dag_id: &str, paused: bool) -> Result<(), SchedulerError> {
+        let dag_id = dag_id.to_string();
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            c.execute(
+                "INSERT INTO dag_paused (dag_id, paused) VALUES ($1, $2) \
+                 ON CONFLICT (dag_id) DO UPDATE SET paused = EXCLUDED.paused",
+                &[&dag_id, &paused],
+            )
+            .await
+            .map_err(err)?;
+            Ok(())
         })
     }
 

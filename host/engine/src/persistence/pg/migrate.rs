@@ -16,10 +16,11 @@ use crate::persistence::PersistenceError;
 const LOCK_KEY: i64 = 0x7765_6674;
 
 /// Every migration: (version, what it does, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "the DAG scheduler: runs, task instances, task logs, SLA misses, seen files",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "the DAG scheduler: runs, task instances, task logs, SLA misses, seen files",
+        r#"
 CREATE TABLE dag_runs (
     dag_id          TEXT NOT NULL,
     logical_date_us BIGINT NOT NULL,
@@ -63,7 +64,18 @@ CREATE TABLE seen_files (
     PRIMARY KEY (dag_id, path)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "paused DAGs",
+        r#"
+CREATE TABLE dag_paused (
+    dag_id TEXT PRIMARY KEY,
+    paused BOOLEAN NOT NULL
+);
+"#,
+    ),
+];
 
 /// The newest schema version this binary knows.
 pub fn latest() -> i64 {

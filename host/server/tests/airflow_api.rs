@@ -1,0 +1,772 @@
+//! Airflow's REST API (`/api/v2`) over real HTTP: the user's side (pause, trigger with conf,
+//! 409 on a taken run id, variables and connections with secrets redacted, Airflow's error
+//! shapes, `POST /auth/token`) and the attacker's (a principal allowed some DAGs cannot see or
+//! act on others through any route, `~` wildcards and list filters included; `order_by`
+//! injection and unknown fields are refused; `limit` is capped; `conf` is capped; malformed
+//! bodies are 422 in Airflow's shape).
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use weft_server::auth::{Principal, Tokens};
+
+mod common;
+
+/// Everything on the `dev-*` DAGs, and variables/connections named `dev_*`.
+const DEV: &str = r#"{"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["dags:*"], "Resource": ["weft:dag:dev-*"]},
+    {"Effect": "Allow", "Action": ["variables:*", "connections:*"],
+     "Resource": ["weft:variable:dev_*", "weft:connection:dev_*"]}]}"#;
+
+fn principal(name: &str, secret: &str, policy: Option<&str>) -> (String, Principal) {
+    (
+        name.to_uppercase(),
+        Principal {
+            name: name.into(),
+            access_key_id: name.to_uppercase(),
+            secret: secret.into(),
+            policy: policy.map(|p| Arc::new(weft_sandbox::Policy::parse(p).unwrap())),
+        },
+    )
+}
+
+struct Srv {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    state: Arc<weft_server::AppState>,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A server with DAGs `dev-pipe` and `prod-pipe` (their operator is registered but never run
+/// to success here: these tests look at records, not at task results).
+async fn start() -> Srv {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    for id in ["dev-pipe", "prod-pipe"] {
+        std::fs::write(
+            home.path().join(format!("dags/{id}.yaml")),
+            format!(
+                "{id}:\n  schedule: null\n  start_date: 2024-01-01\n  tags: [team]\n  tasks:\n    a:\n      operator: echo\n    b:\n      operator: echo\n      dependencies: [a]\n"
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        home.path().join("dags/broken.yaml"),
+        "broken:\n  tasks:\n    x:\n      operator: not-installed\n",
+    )
+    .unwrap();
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    store
+        .registry()
+        .put(&weft_store::PluginRecord {
+            name: "echo".into(),
+            version: "0.1.0".into(),
+            digest: weft_store::Digest::of(b"echo"),
+            world: "task".into(),
+            manifest: json!({"description": "echo"}),
+            installed_at: 0,
+        })
+        .unwrap();
+    let tokens = Tokens(HashMap::from([
+        principal("admin", "admin-secret", None),
+        principal("dev", "dev-secret", Some(DEV)),
+    ]));
+    let state = weft_server::AppState::with_limit(store, Some(tokens), 10).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = state.clone();
+    let task = tokio::spawn(async move {
+        weft_server::serve(listener, app).await.unwrap();
+    });
+    Srv {
+        addr,
+        task,
+        state,
+        _home: home,
+    }
+}
+
+/// One call as `secret`'s principal (`None`: no Authorization header); (status, JSON body).
+async fn call(s: &Srv, secret: Option<&str>, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let auth = secret.map(|s| format!("Bearer {s}"));
+    let mut hs = Vec::new();
+    if let Some(a) = &auth {
+        hs.push(("Authorization", a.as_str()));
+    }
+    if method != "GET" && method != "DELETE" {
+        hs.push(("Content-Type", "application/json"));
+    }
+    let (status, _, text) = common::request(s.addr, method, path, &hs, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn admin(s: &Srv, method: &str, path: &str, body: &str) -> (u16, Value) {
+    call(s, Some("admin-secret"), method, path, body).await
+}
+
+async fn dev(s: &Srv, method: &str, path: &str, body: &str) -> (u16, Value) {
+    call(s, Some("dev-secret"), method, path, body).await
+}
+
+fn ids(v: &Value, list: &str, field: &str) -> Vec<String> {
+    v[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{list}` in {v}"))
+        .iter()
+        .map(|x| x[field].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dags_pause_and_runs_in_airflows_shapes() {
+    let s = start().await;
+    let (st, v) = admin(&s, "GET", "/api/v2/dags?order_by=-dag_id", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(ids(&v, "dags", "dag_id"), ["prod-pipe", "dev-pipe"]);
+    assert_eq!(v["total_entries"], 2);
+    // new DAGs start paused, as in Airflow
+    assert_eq!(v["dags"][0]["is_paused"], true);
+    assert_eq!(v["dags"][0]["tags"][0]["name"], "team");
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/dev-pipe",
+        r#"{"is_paused": false}"#,
+    )
+    .await;
+    assert_eq!((st, &v["is_paused"]), (200, &json!(false)), "{v}");
+    let (_, v) = admin(&s, "GET", "/api/v2/dags?paused=false", "").await;
+    assert_eq!(ids(&v, "dags", "dag_id"), ["dev-pipe"]);
+    // the flag is in the scheduler's store, where the scheduler reads it
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    assert_eq!(store.dag_paused("dev-pipe").unwrap(), Some(false));
+
+    let (st, v) = admin(&s, "GET", "/api/v2/dags/dev-pipe/details", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["catchup"], false);
+    let (_, v) = admin(&s, "GET", "/api/v2/dags/dev-pipe/tasks", "").await;
+    assert_eq!(ids(&v, "tasks", "task_id"), ["a", "b"]);
+    assert_eq!(v["tasks"][0]["downstream_task_ids"], json!(["b"]));
+
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/dev-pipe/dagRuns",
+        r#"{"dag_run_id": "nightly-1", "logical_date": "2024-03-01T00:00:00Z", "conf": {"day": 1}}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["dag_run_id"], "nightly-1");
+    assert_eq!(v["state"], "queued");
+    assert_eq!(v["run_type"], "manual");
+    assert_eq!(v["conf"]["day"], 1);
+    assert_eq!(v["logical_date"], "2024-03-01T00:00:00Z");
+    // the same run id again: 409 with a detail
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/dev-pipe/dagRuns",
+        r#"{"dag_run_id": "nightly-1", "logical_date": null}"#,
+    )
+    .await;
+    assert_eq!(st, 409, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("nightly-1"), "{v}");
+    let (st, v) = admin(&s, "GET", "/api/v2/dags/dev-pipe/dagRuns/nightly-1", "").await;
+    assert_eq!((st, v["dag_id"].as_str()), (200, Some("dev-pipe")), "{v}");
+    let (st, v) = admin(
+        &s,
+        "GET",
+        "/api/v2/dags/dev-pipe/dagRuns?logical_date_gte=2024-02-01T00:00:00Z&state=queued&state=running&state=failed&state=success",
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(ids(&v, "dag_runs", "dag_run_id"), ["nightly-1"]);
+    let (_, v) = admin(
+        &s,
+        "GET",
+        "/api/v2/dags/dev-pipe/dagRuns?logical_date_lt=2024-02-01T00:00:00Z",
+        "",
+    )
+    .await;
+    assert_eq!(v["total_entries"], 0, "{v}");
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/dev-pipe/dagRuns",
+        r#"{"dag_run_id": "nightly-0", "logical_date": "2024-02-15T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    for (order, want) in [
+        ("logical_date", ["nightly-0", "nightly-1"]),
+        ("-logical_date", ["nightly-1", "nightly-0"]),
+        ("-run_id", ["nightly-1", "nightly-0"]),
+        ("id", ["nightly-1", "nightly-0"]),
+    ] {
+        let (_, v) = admin(
+            &s,
+            "GET",
+            &format!("/api/v2/dags/dev-pipe/dagRuns?order_by={order}"),
+            "",
+        )
+        .await;
+        assert_eq!(ids(&v, "dag_runs", "dag_run_id"), want, "{order}");
+    }
+    let (_, v) = admin(
+        &s,
+        "GET",
+        "/api/v2/dags/dev-pipe/dagRuns?limit=1&offset=1&order_by=logical_date",
+        "",
+    )
+    .await;
+    assert_eq!(ids(&v, "dag_runs", "dag_run_id"), ["nightly-1"]);
+    assert_eq!(v["total_entries"], 2);
+
+    // a task instance by map index (`-1`: not mapped), next to the static sub-routes
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let ti = |task: &str| weft_engine::scheduler::StoredTi {
+        ti: weft_dag::TiRecord {
+            task_id: task.into(),
+            map_index: -1,
+            state: weft_dag::TiState::Success,
+            try_number: 1,
+            tries_before_clear: 0,
+            duration_s: 0.0,
+            wait_until: 0.0,
+            first_poke_at: None,
+            pokes: 0,
+            xcom: json!({"rows": 3}),
+            error: None,
+            mapped_args: Default::default(),
+        },
+        start_date: Some(1.0),
+        end_date: Some(2.0),
+    };
+    // a finished run written straight to the store (the scheduler leaves finished runs alone)
+    let mut done = store.get_run("dev-pipe", "nightly-0").unwrap().unwrap();
+    done.run_id = "done-1".into();
+    done.logical_date -= chrono::Duration::days(30);
+    done.state = "success".into();
+    store.insert_run(&done).unwrap();
+    store
+        .write_tis("dev-pipe", "done-1", &[], &[ti("a")])
+        .unwrap();
+    let base = "/api/v2/dags/dev-pipe/dagRuns/done-1/taskInstances";
+    let (st, v) = admin(&s, "GET", &format!("{base}/a/-1"), "").await;
+    assert_eq!((st, &v["state"]), (200, &json!("success")), "{v}");
+    let (st, v) = admin(&s, "GET", &format!("{base}/a/xcomEntries"), "").await;
+    assert_eq!((st, &v["total_entries"]), (200, &json!(1)), "{v}");
+    let (st, _) = admin(&s, "GET", &format!("{base}/a/0"), "").await;
+    assert_eq!(st, 404);
+    let (st, v) = admin(&s, "GET", &format!("{base}/a/minus-two"), "").await;
+    assert_eq!(st, 422, "{v}");
+
+    // errors in Airflow's shapes
+    let (st, v) = admin(&s, "GET", "/api/v2/dags/nope", "").await;
+    assert_eq!(st, 404);
+    assert!(v["detail"].as_str().unwrap().contains("nope"), "{v}");
+    let (st, v) = admin(&s, "GET", "/api/v2/dags/dev-pipe/dagRuns/nope", "").await;
+    assert_eq!(st, 404, "{v}");
+    let (st, v) = call(&s, None, "GET", "/api/v2/dags", "").await;
+    assert_eq!(st, 401, "{v}");
+    assert!(v["detail"].is_string(), "{v}");
+    let (st, v) = admin(&s, "GET", "/api/v2/importErrors", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["total_entries"], 1, "{v}");
+    assert!(v["import_errors"][0]["filename"]
+        .as_str()
+        .unwrap()
+        .ends_with("broken.yaml"));
+    let (st, v) = call(&s, None, "GET", "/api/v2/version", "").await;
+    assert_eq!((st, v["version"].as_str().is_some()), (200, true), "{v}");
+    let (st, v) = call(&s, None, "GET", "/api/v2/monitor/health", "").await;
+    assert_eq!((st, &v["metadatabase"]["status"]), (200, &json!("healthy")));
+    let (st, v) = admin(&s, "GET", "/api/v2/pools", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(ids(&v, "pools", "name"), ["default_pool"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_come_from_weft_credentials() {
+    let s = start().await;
+    let (st, v) = call(
+        &s,
+        None,
+        "POST",
+        "/auth/token",
+        r#"{"username": "DEV", "password": "dev-secret"}"#,
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let (st, _) = call(&s, Some(&token), "GET", "/api/v2/dags", "").await;
+    assert_eq!(st, 200);
+    // another principal's name with this secret, a wrong secret, a missing field
+    for body in [
+        r#"{"username": "ADMIN", "password": "dev-secret"}"#,
+        r#"{"username": "DEV", "password": "admin"}"#,
+    ] {
+        let (st, v) = call(&s, None, "POST", "/auth/token", body).await;
+        assert_eq!(st, 401, "{body}: {v}");
+        assert!(v.get("access_token").is_none());
+    }
+    let (st, v) = call(&s, None, "POST", "/auth/token", r#"{"username": "DEV"}"#).await;
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["detail"][0]["loc"], json!(["body", "password"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_sees_and_acts_only_on_its_dags_through_every_route() {
+    let s = start().await;
+    for dag in ["dev-pipe", "prod-pipe"] {
+        let (st, v) = admin(
+            &s,
+            "POST",
+            &format!("/api/v2/dags/{dag}/dagRuns"),
+            r#"{"dag_run_id": "shared-id", "logical_date": "2024-01-05T00:00:00Z"}"#,
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (_, v) = dev(&s, "GET", "/api/v2/dags", "").await;
+    assert_eq!(ids(&v, "dags", "dag_id"), ["dev-pipe"]);
+    assert_eq!(v["total_entries"], 1);
+    let (_, v) = dev(&s, "GET", "/api/v2/dags?dag_id_pattern=prod", "").await;
+    assert_eq!(v["total_entries"], 0, "{v}");
+    // every route on the other DAG is refused
+    for (method, path, body) in [
+        ("GET", "/api/v2/dags/prod-pipe", ""),
+        ("GET", "/api/v2/dags/prod-pipe/details", ""),
+        ("GET", "/api/v2/dags/prod-pipe/tasks", ""),
+        ("GET", "/api/v2/dags/prod-pipe/tasks/a", ""),
+        ("PATCH", "/api/v2/dags/prod-pipe", r#"{"is_paused": false}"#),
+        ("GET", "/api/v2/dags/prod-pipe/dagRuns", ""),
+        (
+            "POST",
+            "/api/v2/dags/prod-pipe/dagRuns",
+            r#"{"logical_date": null}"#,
+        ),
+        ("GET", "/api/v2/dags/prod-pipe/dagRuns/shared-id", ""),
+        (
+            "PATCH",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id",
+            r#"{"state": "failed"}"#,
+        ),
+        ("DELETE", "/api/v2/dags/prod-pipe/dagRuns/shared-id", ""),
+        (
+            "POST",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/clear",
+            r#"{"dry_run": true}"#,
+        ),
+        (
+            "POST",
+            "/api/v2/dags/prod-pipe/clearTaskInstances",
+            r#"{"dry_run": true}"#,
+        ),
+        (
+            "GET",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances",
+            "",
+        ),
+        ("GET", "/api/v2/dags/prod-pipe/dagRuns/~/taskInstances", ""),
+        (
+            "GET",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a",
+            "",
+        ),
+        (
+            "PATCH",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a",
+            r#"{"new_state": "success"}"#,
+        ),
+        (
+            "GET",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a/logs/1",
+            "",
+        ),
+        (
+            "GET",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a/xcomEntries",
+            "",
+        ),
+        (
+            "GET",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a/xcomEntries/return_value",
+            "",
+        ),
+        ("GET", "/api/v2/importErrors", ""),
+    ] {
+        let (st, v) = dev(&s, method, path, body).await;
+        assert_eq!(st, 403, "{method} {path}: {v}");
+        assert!(v["detail"].is_string(), "{method} {path}: {v}");
+    }
+    // `~` lists keep only the caller's DAGs, also when a filter names the other DAG's run
+    let (st, v) = dev(&s, "GET", "/api/v2/dags/~/dagRuns", "").await;
+    assert_eq!(st, 200, "{v}");
+    let dags: Vec<String> = ids(&v, "dag_runs", "dag_id");
+    assert_eq!(dags, ["dev-pipe"], "{v}");
+    let (_, v) = dev(&s, "GET", "/api/v2/dags/~/dagRuns?dag_id_pattern=prod", "").await;
+    assert_eq!(v["total_entries"], 0, "{v}");
+    let (_, v) = admin(&s, "GET", "/api/v2/dags/~/dagRuns", "").await;
+    assert_eq!(v["total_entries"], 2, "the admin sees both: {v}");
+    for path in [
+        "/api/v2/dags/~/dagRuns/~/taskInstances",
+        "/api/v2/dags/~/dagRuns/shared-id/taskInstances",
+        "/api/v2/dags/~/dagRuns/shared-id/taskInstances?dag_id_pattern=prod-pipe",
+    ] {
+        let (st, v) = dev(&s, "GET", path, "").await;
+        assert_eq!(st, 200, "{path}: {v}");
+        assert!(
+            v["task_instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["dag_id"] == "dev-pipe"),
+            "{path}: {v}"
+        );
+    }
+    // the prod run is untouched
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    assert!(store.get_run("prod-pipe", "shared-id").unwrap().is_some());
+    assert_eq!(store.dag_paused("prod-pipe").unwrap(), None);
+    // variables and connections: only `dev_*`
+    let (st, _) = admin(
+        &s,
+        "POST",
+        "/api/v2/variables",
+        r#"{"key": "prod_db", "value": "x"}"#,
+    )
+    .await;
+    assert_eq!(st, 201);
+    let (st, _) = dev(
+        &s,
+        "POST",
+        "/api/v2/variables",
+        r#"{"key": "dev_db", "value": "y"}"#,
+    )
+    .await;
+    assert_eq!(st, 201);
+    let (_, v) = dev(&s, "GET", "/api/v2/variables", "").await;
+    assert_eq!(ids(&v, "variables", "key"), ["dev_db"]);
+    for (method, path, body) in [
+        ("GET", "/api/v2/variables/prod_db", ""),
+        ("GET", "/api/v2/variables/PROD_DB", ""),
+        (
+            "PATCH",
+            "/api/v2/variables/prod_db",
+            r#"{"key": "prod_db", "value": "z"}"#,
+        ),
+        ("DELETE", "/api/v2/variables/prod_db", ""),
+        (
+            "POST",
+            "/api/v2/variables",
+            r#"{"key": "prod_other", "value": "z"}"#,
+        ),
+        (
+            "POST",
+            "/api/v2/connections",
+            r#"{"connection_id": "prod_pg", "conn_type": "postgres"}"#,
+        ),
+    ] {
+        let (st, v) = dev(&s, method, path, body).await;
+        assert_eq!(st, 403, "{method} {path}: {v}");
+    }
+    let (_, v) = admin(&s, "GET", "/api/v2/variables/prod_db", "").await;
+    assert_eq!(v["value"], "x", "the denied patch changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_queries_and_bodies_are_refused_in_airflows_shape() {
+    let s = start().await;
+    for q in [
+        "order_by=conf",
+        "order_by=state%3BDROP%20TABLE%20dag_run",
+        "order_by=__class__",
+        "order_by=a,b,c,d,e,f",
+    ] {
+        let (st, v) = admin(&s, "GET", &format!("/api/v2/dags/dev-pipe/dagRuns?{q}"), "").await;
+        assert_eq!(st, 400, "{q}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("disallowed") || q.contains(','),
+            "{q}: {v}"
+        );
+    }
+    for q in [
+        "limit=-1",
+        "limit=ten",
+        "offset=1e3",
+        "logical_date_gte=yesterday",
+        "state=done",
+    ] {
+        let (st, v) = admin(&s, "GET", &format!("/api/v2/dags/dev-pipe/dagRuns?{q}"), "").await;
+        assert_eq!(st, 422, "{q}: {v}");
+        assert_eq!(v["detail"][0]["loc"][0], "query", "{q}: {v}");
+    }
+    // a huge limit is capped to 100
+    for i in 0..105 {
+        let (st, v) = admin(
+            &s,
+            "POST",
+            "/api/v2/variables",
+            &format!(r#"{{"key": "v{i:03}", "value": "{i}"}}"#),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let (_, v) = admin(&s, "GET", "/api/v2/variables?limit=1000000000", "").await;
+    assert_eq!(v["variables"].as_array().unwrap().len(), 100);
+    assert_eq!(v["total_entries"], 105);
+    let (_, v) = admin(
+        &s,
+        "GET",
+        "/api/v2/variables?limit=10&offset=100&order_by=-key",
+        "",
+    )
+    .await;
+    assert_eq!(
+        ids(&v, "variables", "key"),
+        ["v004", "v003", "v002", "v001", "v000"]
+    );
+
+    // bodies
+    let big = format!(r#"{{"conf": {{"x": "{}"}}}}"#, "a".repeat(70 * 1024));
+    for (path, body, loc) in [
+        ("/api/v2/dags/dev-pipe/dagRuns", "not json", json!(["body"])),
+        ("/api/v2/dags/dev-pipe/dagRuns", "[1]", json!(["body"])),
+        (
+            "/api/v2/dags/dev-pipe/dagRuns",
+            r#"{"conf": 5}"#,
+            json!(["body", "conf"]),
+        ),
+        (
+            "/api/v2/dags/dev-pipe/dagRuns",
+            &big,
+            json!(["body", "conf"]),
+        ),
+        (
+            "/api/v2/dags/dev-pipe/dagRuns",
+            r#"{"dag_run_id": "a/../b"}"#,
+            json!(["body", "dag_run_id"]),
+        ),
+        (
+            "/api/v2/dags/dev-pipe/dagRuns",
+            r#"{"logical_date": "soon"}"#,
+            json!(["body", "logical_date"]),
+        ),
+        (
+            "/api/v2/dags/dev-pipe/dagRuns",
+            r#"{"unknown": 1}"#,
+            json!(["body", "unknown"]),
+        ),
+        (
+            "/api/v2/variables",
+            r#"{"key": "k"}"#,
+            json!(["body", "value"]),
+        ),
+        (
+            "/api/v2/connections",
+            r#"{"connection_id": "c", "conn_type": "x", "port": 70000}"#,
+            json!(["body", "port"]),
+        ),
+    ] {
+        let (st, v) = admin(&s, "POST", path, body).await;
+        assert_eq!(st, 422, "{path} {}: {v}", &body[..body.len().min(60)]);
+        assert_eq!(v["detail"][0]["loc"], loc, "{v}");
+        assert!(v["detail"][0]["msg"].is_string(), "{v}");
+    }
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/dev-pipe",
+        r#"{"is_paused": "yes"}"#,
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/dev-pipe?update_mask=fileloc",
+        r#"{"is_paused": true}"#,
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    // a DAG id outside Airflow's alphabet is simply not found
+    let (st, _) = admin(&s, "GET", "/api/v2/dags/a%2F..%2Fb", "").await;
+    assert_eq!(st, 404);
+    // no run can be marked or deleted while the scheduler owns it
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/prod-pipe/dagRuns",
+        r#"{"dag_run_id": "r1", "logical_date": "2030-01-01T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let mut rec = store.get_run("prod-pipe", "r1").unwrap().unwrap();
+    rec.state = "running".into();
+    store.put_run(&rec).unwrap();
+    for (method, body) in [("PATCH", r#"{"state": "success"}"#), ("DELETE", "")] {
+        let (st, v) = admin(&s, method, "/api/v2/dags/prod-pipe/dagRuns/r1", body).await;
+        assert_eq!(st, 409, "{method}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_secrets_are_never_returned() {
+    let s = start().await;
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/connections",
+        r#"{"connection_id": "warehouse", "conn_type": "postgres", "host": "db", "login": "etl",
+            "password": "hunter2", "port": 5432,
+            "extra": "{\"sslmode\": \"require\", \"private_key\": \"PEM\", \"nested\": {\"token\": \"t0k\"}}"}"#,
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    for path in ["/api/v2/connections/warehouse", "/api/v2/connections"] {
+        let (_, v) = admin(&s, "GET", path, "").await;
+        let text = v.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("PEM") && !text.contains("t0k"),
+            "{path}: {text}"
+        );
+        assert!(text.contains("require"), "{text}");
+    }
+    let (_, v) = admin(&s, "GET", "/api/v2/connections/warehouse", "").await;
+    assert_eq!(v["password"], "***");
+    // sending the mask back keeps the password; the stored value is intact
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/connections/warehouse?update_mask=host&update_mask=password",
+        r#"{"connection_id": "warehouse", "conn_type": "postgres", "host": "db2", "password": "***"}"#,
+    )
+    .await;
+    assert_eq!((st, &v["host"]), (200, &json!("db2")), "{v}");
+    let file = weft_engine::variables::SecretsFile::new(s.state.store.home());
+    let stored = file
+        .get(weft_engine::variables::Kind::Connection, "warehouse")
+        .unwrap()
+        .unwrap();
+    assert!(stored.contains("hunter2"), "{stored}");
+    let (st, _) = admin(&s, "DELETE", "/api/v2/connections/warehouse", "").await;
+    assert_eq!(st, 204);
+    let (st, _) = admin(&s, "GET", "/api/v2/connections/warehouse", "").await;
+    assert_eq!(st, 404);
+}
+
+/// Figures, not a test of speed: `GET /api/v2/dags/{id}/dagRuns` over 10,000 finished runs of
+/// one DAG (a page of 100, newest first; and a filtered page). Run with
+/// `cargo test --workspace --test airflow_api -- --ignored --nocapture list_runs_figures`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn list_runs_figures() {
+    let s = start().await;
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let t0 = chrono::DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    for i in 0..10_000i64 {
+        let d = t0 + chrono::Duration::hours(i);
+        store
+            .insert_run(&weft_engine::scheduler::DagRunRecord {
+                dag_id: "dev-pipe".into(),
+                run_id: format!("scheduled__{i:05}"),
+                run_type: "scheduled".into(),
+                logical_date: d,
+                data_interval_start: d,
+                data_interval_end: d + chrono::Duration::hours(1),
+                state: if i % 10 == 0 { "failed" } else { "success" }.into(),
+                conf: Default::default(),
+                queued_at: d,
+                start_date: Some(d),
+                end_date: Some(d + chrono::Duration::minutes(5)),
+            })
+            .unwrap();
+    }
+    store.flush().unwrap();
+    for (what, path) in [
+        (
+            "page of 100, -logical_date",
+            "/api/v2/dags/dev-pipe/dagRuns?limit=100&order_by=-logical_date",
+        ),
+        (
+            "state=failed, logical_date_gte, page of 100",
+            "/api/v2/dags/dev-pipe/dagRuns?limit=100&state=failed&logical_date_gte=2020-06-01T00:00:00Z",
+        ),
+        ("~ (every DAG), page of 100", "/api/v2/dags/~/dagRuns?limit=100"),
+    ] {
+        let mut ms = Vec::new();
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            let (st, v) = admin(&s, "GET", path, "").await;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(st, 200, "{v}");
+            assert!(v["total_entries"].as_u64().unwrap() > 0);
+        }
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "list DAG runs, 10,000 runs, {what}: p50 {:.1} ms, p90 {:.1} ms (20 requests, debug build)",
+            ms[10], ms[18]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dag_source_and_delete() {
+    let s = start().await;
+    let (st, v) = admin(&s, "GET", "/api/v2/dagSources/dev-pipe", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["content"].as_str().unwrap().starts_with("dev-pipe:"),
+        "{v}"
+    );
+    let (st, _) = dev(&s, "GET", "/api/v2/dagSources/prod-pipe", "").await;
+    assert_eq!(st, 403);
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/dev-pipe/dagRuns",
+        r#"{"dag_run_id": "d1", "logical_date": "2024-01-02T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/dev-pipe",
+        r#"{"is_paused": false}"#,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    // a run the scheduler owns holds the delete back
+    let mut r = store.get_run("dev-pipe", "d1").unwrap().unwrap();
+    r.state = "running".into();
+    store.put_run(&r).unwrap();
+    let (st, v) = admin(&s, "DELETE", "/api/v2/dags/dev-pipe", "").await;
+    assert_eq!(st, 409, "{v}");
+    r.state = "failed".into();
+    store.put_run(&r).unwrap();
+    let (st, _) = dev(&s, "DELETE", "/api/v2/dags/prod-pipe", "").await;
+    assert_eq!(st, 403);
+    let (st, v) = admin(&s, "DELETE", "/api/v2/dags/dev-pipe", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(store.runs_of("dev-pipe").unwrap().is_empty());
+    assert_eq!(store.dag_paused("dev-pipe").unwrap(), None);
+    let (st, _) = admin(&s, "DELETE", "/api/v2/dags/never-was", "").await;
+    assert_eq!(st, 404);
+}
