@@ -53,6 +53,16 @@ fn schedule_summary(s: &weft_dag::Schedule) -> Value {
         weft_dag::Schedule::Once => json!("@once"),
         weft_dag::Schedule::Cron { source, .. } => json!(source),
         weft_dag::Schedule::Delta(d) => json!(time_delta_text(d.as_secs())),
+        weft_dag::Schedule::CronTrigger { source, .. } => json!(source),
+        // as Airflow summarises asset-triggered timetables
+        weft_dag::Schedule::Assets { timetable, .. } => match timetable {
+            Some(t) => json!(format!(
+                "Asset or {}",
+                schedule_summary(t).as_str().unwrap_or("?")
+            )),
+            None => json!("Asset"),
+        },
+        weft_dag::Schedule::NotRun { what } => json!(what),
     }
 }
 
