@@ -82,7 +82,14 @@ python3 host/server/tests/boto3_client.py
 
 step "apache-airflow-client and airflowctl against weft server (a venv under target/)"
 AIRFLOW_VENV="$PWD/target/airflow-client-venv"
-[ -x "$AIRFLOW_VENV/bin/python" ] || python3 -m venv "$AIRFLOW_VENV"
+if [ ! -x "$AIRFLOW_VENV/bin/python" ]; then
+  # Debian splits the venv module out (python3-venv); install it when it is missing
+  python3 -m venv "$AIRFLOW_VENV" 2>/dev/null || {
+    rm -rf "$AIRFLOW_VENV"
+    $([ "$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+    python3 -m venv "$AIRFLOW_VENV"
+  }
+fi
 "$AIRFLOW_VENV/bin/pip" install --quiet 'apache-airflow-client>=3,<4' 'apache-airflow-ctl'
 AIRFLOWCTL="$AIRFLOW_VENV/bin/airflowctl" "$AIRFLOW_VENV/bin/python" host/server/tests/airflow_api_client.py
 

@@ -132,6 +132,14 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &["weft dag clear retries load --dags examples/dags   # resets load + downstream, re-runs"],
     ),
     (
+        "dag pause",
+        &["weft dag pause daily_orders   # its timetable and file trigger create no runs"],
+    ),
+    (
+        "dag unpause",
+        &["weft dag unpause daily_orders"],
+    ),
+    (
         "dag logs",
         &["weft dag logs retries load --try 2   # guest logs, stdout/stderr, audit, callbacks"],
     ),
