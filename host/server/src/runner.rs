@@ -738,7 +738,12 @@ pub(crate) struct DurableHistory {
     diverged_at: Option<u64>,
     /// Recorded events not yet matched after the divergence, by signature.
     unmatched: HashMap<u64, VecDeque<u64>>,
-    /// Replay id -> stored id, after the divergence.
+    /// Recorded events matched by position before the divergence, by id - 1. Events of
+    /// Parallel branches and Map iterations reach the sink in the order their threads deliver
+    /// them, not always in id order: one with a lower replay id can arrive after the divergence,
+    /// and must still find its recorded twin.
+    matched_at: Vec<bool>,
+    /// Replay id -> stored id, for every event recognised or written.
     id_map: HashMap<u64, u64>,
     /// Next free stored id.
     next_id: u64,
@@ -854,6 +859,7 @@ impl DurableHistory {
             app: app.clone(),
             arn: arn.to_string(),
             ctl,
+            matched_at: vec![false; old.len()],
             old,
             diverged_at: None,
             unmatched: HashMap::new(),
@@ -898,6 +904,8 @@ impl HistorySink for DurableHistory {
         let Some(d) = self.diverged_at else {
             match self.old.get(ev.id as usize - 1) {
                 Some(s) if *s == sig && !self.excluded.contains(&ev.id) => {
+                    self.matched_at[ev.id as usize - 1] = true;
+                    self.id_map.insert(ev.id, ev.id);
                     self.matched(ev.id, ev.id);
                     return;
                 }
@@ -907,8 +915,10 @@ impl HistorySink for DurableHistory {
                 }
                 Some(_) => {
                     self.diverged_at = Some(ev.id);
-                    for (i, s) in self.old.iter().enumerate().skip(ev.id as usize - 1) {
-                        if self.excluded.contains(&(i as u64 + 1)) {
+                    // every recorded event not yet matched, also below the divergence (see
+                    // `matched_at`)
+                    for (i, s) in self.old.iter().enumerate() {
+                        if self.matched_at[i] || self.excluded.contains(&(i as u64 + 1)) {
                             continue;
                         }
                         self.unmatched
@@ -929,13 +939,12 @@ impl HistorySink for DurableHistory {
         }
         let replay_id = ev.id;
         ev.id = self.next_id;
-        if ev.previous_event_id >= d {
-            ev.previous_event_id = self
-                .id_map
-                .get(&ev.previous_event_id)
-                .copied()
-                .unwrap_or(ev.id - 1);
-        }
+        ev.previous_event_id = match self.id_map.get(&ev.previous_event_id) {
+            Some(stored) => *stored,
+            // (the previous event was not delivered yet: below the divergence its id stays)
+            None if ev.previous_event_id < d => ev.previous_event_id,
+            None => ev.id - 1,
+        };
         self.id_map.insert(replay_id, ev.id);
         self.write(&ev);
     }
@@ -990,5 +999,72 @@ mod tests {
             };
             assert_eq!(event_text(&ev), event_json(&ev).to_string());
         }
+    }
+
+    fn stored(app: &Arc<AppState>, arn: &str) -> Vec<Value> {
+        app.pending.apply_if_queued(arn).unwrap();
+        let mut out = Vec::new();
+        for run in crate::pending::history_events(&app.history, arn) {
+            for v in run.unwrap() {
+                out.push(serde_json::from_slice(&v).unwrap());
+            }
+        }
+        out
+    }
+
+    /// A resumed run's Parallel branches deliver their events in another order than the first
+    /// run did, and one with a lower replay id arrives after the replay diverged: it is still
+    /// recognised (no twin is written) and links to it are mapped.
+    #[test]
+    fn a_replay_whose_branches_deliver_out_of_order_writes_no_twin() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+        let app = AppState::with_limit(store, None, 2).unwrap();
+        let arn = "arn:aws:states:us-east-1:000000000000:execution:sm:x";
+        let ev = |id, prev, ty: &'static str, name: &str| HistoryEvent {
+            id,
+            previous_event_id: prev,
+            timestamp_ms: 1_700_000_000_000,
+            event_type: ty,
+            details: serde_json::json!({"name": name}),
+        };
+        // first run: branch 0 waits in W and leaves it, branch 1 enters W2 last
+        let mut first = DurableHistory::load(&app, arn, None).unwrap();
+        first.event(ev(1, 0, "ExecutionStarted", ""));
+        first.event(ev(2, 1, "WaitStateEntered", "W"));
+        first.event(ev(3, 2, "WaitStateExited", "W"));
+        first.event(ev(4, 3, "PassStateEntered", "Next"));
+        first.event(ev(5, 1, "WaitStateEntered", "W2"));
+        drop(first);
+        assert_eq!(stored(&app, arn).len(), 5);
+        // the replay: W2 entered took id 3 and W exited id 4, but W exited arrives first
+        let mut replay = DurableHistory::load(&app, arn, None).unwrap();
+        replay.event(ev(1, 0, "ExecutionStarted", ""));
+        replay.event(ev(2, 1, "WaitStateEntered", "W"));
+        replay.event(ev(4, 2, "WaitStateExited", "W"));
+        replay.event(ev(3, 1, "WaitStateEntered", "W2"));
+        replay.event(ev(5, 3, "WaitStateExited", "W2"));
+        replay.event(ev(6, 4, "PassStateEntered", "Next"));
+        drop(replay);
+        let events = stored(&app, arn);
+        let kinds: Vec<(u64, &str, &str, u64)> = events
+            .iter()
+            .map(|e| {
+                let name = e["stateEnteredEventDetails"]["name"]
+                    .as_str()
+                    .or(e["stateExitedEventDetails"]["name"].as_str())
+                    .unwrap_or("");
+                (
+                    e["id"].as_u64().unwrap(),
+                    e["type"].as_str().unwrap(),
+                    name,
+                    e["previousEventId"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(events.len(), 6, "{kinds:?}");
+        // the one new event (W2's exit) follows W2's entry as recorded (id 5)
+        assert_eq!(kinds[5].1, "WaitStateExited", "{kinds:?}");
+        assert_eq!(kinds[5].3, 5, "{kinds:?}");
     }
 }
