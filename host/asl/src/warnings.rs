@@ -3,14 +3,12 @@
 //! SAM/CloudFormation `${Name}` placeholder, becomes a [`Warning`] with its JSON pointer.
 //!
 //! Fields that warn (all are otherwise validated like AWS does):
-//! - Map `ResultWriter` (results are not written anywhere; they stay in the state output);
-//! - Map `Label` (AWS names Distributed Map child executions with it; weft has none);
 //! - `ItemProcessor.ProcessorConfig.ExecutionType` (iterations run in-process either way);
 //! - `ProcessorConfig` fields other than `Mode`/`ExecutionType`, and `ProcessorConfig` in a
 //!   Parallel branch;
 //! - `ItemReader` fields other than `Resource`, `ReaderConfig`, `Parameters`/`Arguments`, and
 //!   `ReaderConfig` fields other than `InputType`, `CSVHeaderLocation`, `CSVHeaders`,
-//!   `MaxItems`, `MaxItemsPath` (e.g. `CSVDelimiter`, `ManifestType`, `Transformation`);
+//!   `CSVDelimiter`, `MaxItems`, `MaxItemsPath` (e.g. `ManifestType`, `Transformation`);
 //! - `ErrorEquals` names starting with `States.` that are not predefined errors (they only
 //!   match a task error of that exact name);
 //! - a Task whose `Resource` is an AWS service integration other than Lambda, Step Functions
@@ -149,20 +147,6 @@ fn task_state(o: &Map<String, Value>, ptr: &str, out: &mut Vec<Warning>) {
 }
 
 fn map_state(o: &Map<String, Value>, ptr: &str, out: &mut Vec<Warning>) {
-    if o.contains_key("ResultWriter") {
-        warn(
-            out,
-            child(ptr, "ResultWriter"),
-            "ResultWriter is not honoured: weft does not export Map results; they stay in the state's output",
-        );
-    }
-    if o.contains_key("Label") {
-        warn(
-            out,
-            child(ptr, "Label"),
-            "Label is not used: AWS names Distributed Map child executions with it, weft runs iterations in-process",
-        );
-    }
     if let Some(Value::Object(r)) = o.get("ItemReader") {
         let rptr = child(ptr, "ItemReader");
         for k in r.keys() {
@@ -189,6 +173,7 @@ fn map_state(o: &Map<String, Value>, ptr: &str, out: &mut Vec<Warning>) {
                     "InputType",
                     "CSVHeaderLocation",
                     "CSVHeaders",
+                    "CSVDelimiter",
                     "MaxItems",
                     "MaxItemsPath",
                 ]
@@ -259,17 +244,17 @@ mod tests {
     fn unhonoured_map_fields_warn() {
         let p = ptrs(json!({"StartAt": "M", "States": {"M": {
             "Type": "Map", "End": true, "Label": "L",
-            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                "Parameters": {"Bucket": "b", "Prefix": "p"}},
             "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
-                "ReaderConfig": {"InputType": "CSV", "CSVDelimiter": "SEMICOLON"}},
+                "ReaderConfig": {"InputType": "CSV", "CSVDelimiter": "SEMICOLON",
+                    "ManifestType": "ATHENA_DATA"}},
             "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
                 "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}));
         assert_eq!(
             p,
             vec![
-                "/States/M/ResultWriter",
-                "/States/M/Label",
-                "/States/M/ItemReader/ReaderConfig/CSVDelimiter",
+                "/States/M/ItemReader/ReaderConfig/ManifestType",
                 "/States/M/ItemProcessor/ProcessorConfig/ExecutionType",
             ]
         );

@@ -463,6 +463,7 @@ fn run_once(
     let hooks = Hooks {
         history: Some(&mut events),
         item_reader: None,
+        result_writer: None,
         control: None,
     };
     let r = weft_asl::run_express(&sm, input, &opts, &runner, &clock, hooks);
