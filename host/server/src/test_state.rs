@@ -465,6 +465,7 @@ fn run_once(
         item_reader: None,
         result_writer: None,
         control: None,
+        observer: None,
     };
     let r = weft_asl::run_express(&sm, input, &opts, &runner, &clock, hooks);
     (r, events)
