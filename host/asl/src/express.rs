@@ -116,6 +116,24 @@ pub trait RunControl: Send + Sync {
     fn entropy_seed(&self) -> Option<u64> {
         None
     }
+
+    /// The limits an operator set on a running Map Run (`UpdateMapRun`), read as its items
+    /// start and fail; `None`: the definition's own.
+    fn map_run_limits(&self, map_run_arn: &str) -> Option<MapRunLimits> {
+        let _ = map_run_arn;
+        None
+    }
+}
+
+/// A Map Run's limits as `UpdateMapRun` sets them (each `None`: unchanged).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MapRunLimits {
+    /// At most this many items at once (0: no limit).
+    pub max_concurrency: Option<u64>,
+    /// More failures than this fail the run.
+    pub tolerated_failure_count: Option<u64>,
+    /// A larger share of failed items (percent) fails the run.
+    pub tolerated_failure_percentage: Option<f64>,
 }
 
 /// A runner that fails every task (for machines without tasks).
@@ -213,6 +231,23 @@ impl Clock for FakeClock {
         if !cancel.is_cancelled() {
             self.sleep(d)
         }
+    }
+}
+
+/// The tolerated failure count once an `UpdateMapRun` changed it: the lower of an updated
+/// count and an updated percentage of `total`, else what the definition said.
+fn tolerated_after_update(l: MapRunLimits, def: Option<usize>, total: usize) -> Option<usize> {
+    let by_count = l
+        .tolerated_failure_count
+        .map(|c| usize::try_from(c).unwrap_or(usize::MAX));
+    let by_pct = l
+        .tolerated_failure_percentage
+        .map(|p| ((p.clamp(0.0, 100.0) / 100.0) * total as f64).floor() as usize);
+    match (by_count, by_pct) {
+        (None, None) => def,
+        (Some(c), None) => Some(c),
+        (None, Some(p)) => Some(p),
+        (Some(c), Some(p)) => Some(c.max(p)),
     }
 }
 
@@ -1410,6 +1445,15 @@ impl Exec<'_> {
         let failed = AtomicUsize::new(0);
         let first_failure = AtomicUsize::new(usize::MAX);
         let threads = self.opts.max_threads;
+        // a Map Run's limits may change while it runs (UpdateMapRun)
+        let updates = || {
+            run_names
+                .as_ref()
+                .zip(self.control)
+                .and_then(|(r, c)| c.map_run_limits(&r.arn))
+        };
+        let running = AtomicUsize::new(0);
+        let total = n;
         let results = self.fan_out(n, max_conc as usize, threads, start_id, &cancel, |i, p| {
             let input = match &batches {
                 Some(b) => b[i].clone(),
@@ -1431,6 +1475,27 @@ impl Exec<'_> {
                     *g = Some((input.clone(), self.now_ms(), 0));
                 }
             }
+            if run_names.is_some() {
+                // wait for a place under the Map Run's current MaxConcurrency
+                loop {
+                    let limit = updates()
+                        .and_then(|l| l.max_concurrency)
+                        .filter(|m| *m > 0)
+                        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+                    let now = running.load(Ordering::SeqCst);
+                    if now < limit
+                        && running
+                            .compare_exchange(now, now + 1, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok()
+                    {
+                        break;
+                    }
+                    if cancel.is_cancelled() {
+                        return Err(cancelled());
+                    }
+                    self.clock.sleep_unless_cancelled(CANCEL_POLL, &cancel);
+                }
+            }
             *p = self.rec.emit(
                 *p,
                 self.now_ms(),
@@ -1445,6 +1510,9 @@ impl Exec<'_> {
                 cancel: &cancel,
             };
             let r = self.run_machine(proc_, input, &mut vars, p, &scope);
+            if run_names.is_some() {
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
             if let Some(m) = &metas {
                 if let Ok(mut g) = m[i].lock() {
                     if let Some(meta) = g.as_mut() {
@@ -1458,6 +1526,10 @@ impl Exec<'_> {
                 Err(e) if e.is_cancelled() => "MapIterationAborted",
                 Err(_) => {
                     let f = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                    let tolerated = match updates() {
+                        Some(l) => tolerated_after_update(l, tolerated, total),
+                        None => tolerated,
+                    };
                     if tolerated.is_none_or(|t| f > t) {
                         let _ = first_failure.compare_exchange(
                             usize::MAX,

@@ -102,8 +102,9 @@ pub mod yaml;
 pub use cancel::Cancellation;
 pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors, Warning};
 pub use express::{
-    kind_name, run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, ResultWriter, RunControl,
-    RunOptions, StateObserver, StateVisit, SystemClock, TaskFailure, TaskRequest, TaskRunner,
+    kind_name, run_express, Clock, FakeClock, Hooks, ItemReader, MapRunLimits, NoTasks,
+    ResultWriter, RunControl, RunOptions, StateObserver, StateVisit, SystemClock, TaskFailure,
+    TaskRequest, TaskRunner,
 };
 pub use history::{HistoryEvent, HistorySink};
 pub use model::StateMachine;
