@@ -251,10 +251,13 @@ fn tolerated_after_update(l: MapRunLimits, def: Option<usize>, total: usize) -> 
     }
 }
 
+/// One Map item's input, start and stop (epoch ms), once it started.
+type ItemMeta = Mutex<Option<(Value, i64, i64)>>;
+
 /// Each Map item's outcome, input and times, for `ResultWriter`.
 fn item_results(
     results: &[Result<Value, StateError>],
-    metas: Vec<Mutex<Option<(Value, i64, i64)>>>,
+    metas: Vec<ItemMeta>,
 ) -> Vec<crate::results::ItemResult> {
     use crate::results::{ItemOutcome, ItemResult};
     results
@@ -1433,7 +1436,7 @@ impl Exec<'_> {
             None => start_id,
         };
         // each item's input and times, kept only when its results are exported
-        let metas: Option<Vec<Mutex<Option<(Value, i64, i64)>>>> = spec
+        let metas: Option<Vec<ItemMeta>> = spec
             .result_writer
             .as_ref()
             .map(|_| (0..n).map(|_| Mutex::new(None)).collect());

@@ -523,9 +523,14 @@ def run(home):
         wait_ready(port, proc)
         sfn = client(port, *credentials(home))
         names = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
-        assert names == ["failing", "hello", "slow"], names
+        assert names == ["failing", "hello", "rows", "slow"], names
         arn = "arn:aws:states:us-east-1:000000000000:execution:hello:run-1"
         assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+        # Map Runs and their updated limits too
+        rows = "arn:aws:states:us-east-1:000000000000:execution:rows:rows-1"
+        run_arn = sfn.list_map_runs(executionArn=rows)["mapRuns"][0]["mapRunArn"]
+        m = sfn.describe_map_run(mapRunArn=run_arn)
+        assert (m["status"], m["maxConcurrency"], m["itemCounts"]["succeeded"]) == ("SUCCEEDED", 3, 5), m
     finally:
         proc.terminate()
         try:
