@@ -829,3 +829,68 @@ fn distributed_map_exports_results_and_records_its_map_run() {
         "{errs}"
     );
 }
+
+/// A durable driver's view of `UpdateMapRun`: every Map Run tolerates `count` failures.
+struct Updated {
+    count: u64,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+impl weft_asl::RunControl for Updated {
+    fn wait_until(
+        &self,
+        _key: &str,
+        _until_ms: i64,
+        _depth: usize,
+        _cancel: &weft_asl::Cancellation,
+    ) -> Result<(), StateError> {
+        Ok(())
+    }
+    fn map_run_limits(&self, map_run_arn: &str) -> Option<weft_asl::MapRunLimits> {
+        self.asked.lock().unwrap().push(map_run_arn.to_string());
+        Some(weft_asl::MapRunLimits {
+            max_concurrency: Some(1),
+            tolerated_failure_count: Some(self.count),
+            tolerated_failure_percentage: None,
+        })
+    }
+}
+
+#[test]
+fn update_map_run_limits_reach_the_running_map() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "C", "States": {
+                "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericGreaterThan": 1, "Next": "F"}], "Default": "P"},
+                "F": {"Type": "Fail", "Error": "Big"},
+                "P": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    let run = |count: u64| {
+        let ctl = Updated {
+            count,
+            asked: Default::default(),
+        };
+        let r = run_express(
+            &sm,
+            json!([1, 2, 3]),
+            &RunOptions::default(),
+            &NoTasks,
+            &FakeClock::default(),
+            Hooks {
+                control: Some(&ctl),
+                ..Hooks::default()
+            },
+        );
+        (r, ctl.asked.into_inner().unwrap())
+    };
+    // the definition tolerates nothing; the update tolerates two failures
+    let (r, asked) = run(2);
+    assert_eq!(r.unwrap()[0], json!(1));
+    assert!(asked.iter().all(|a| a.contains(":mapRun:")), "{asked:?}");
+    assert!(asked.len() >= 3, "asked as items start and fail: {asked:?}");
+    let (r, _) = run(1);
+    assert_eq!(
+        r.unwrap_err().error,
+        "States.ExceedToleratedFailureThreshold"
+    );
+}

@@ -70,6 +70,8 @@ struct Observed {
     succeeded: u64,
     failed: u64,
     aborted: u64,
+    /// The Map's result names a `ResultWriterDetails` (its results were exported).
+    exported: bool,
 }
 
 fn ms_of(ev: &Value) -> i64 {
@@ -93,6 +95,15 @@ fn observe(app: &AppState, exec_arn: &str) -> Result<Vec<Observed>, ApiError> {
             match ty {
                 "MapStateEntered" => {
                     entered_name = d["name"].as_str().unwrap_or("").to_string();
+                }
+                "MapStateExited" => {
+                    let name = d["name"].as_str().unwrap_or("");
+                    let exported = d["output"]
+                        .as_str()
+                        .is_some_and(|o| o.contains("\"ResultWriterDetails\""));
+                    if let Some(i) = names.iter().rposition(|n| n == name) {
+                        runs[i].exported |= exported;
+                    }
                 }
                 "MapStateStarted" => {
                     last_map_start =
@@ -206,8 +217,9 @@ pub(crate) fn describe(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErr
         .find(|r| r.arn == arn)
         .cloned()
         .unwrap_or_default();
-    let written = if o.stop_ms.is_some() {
-        o.succeeded + o.failed + o.aborted
+    // an export writes every item (those that never ran go to PENDING_n)
+    let written = if o.stop_ms.is_some() && o.exported {
+        o.total
     } else {
         0
     };

@@ -417,6 +417,7 @@ def map_runs(sfn, home):
     m = sfn.describe_map_run(mapRunArn=out["MapRunArn"])
     assert m["status"] == "SUCCEEDED", m
     assert m["itemCounts"]["total"] == 5 and m["itemCounts"]["succeeded"] == 5, m
+    assert m["itemCounts"]["resultsWritten"] == 5, m
     sfn.update_map_run(mapRunArn=out["MapRunArn"], maxConcurrency=3, toleratedFailureCount=1)
     m = sfn.describe_map_run(mapRunArn=out["MapRunArn"])
     assert (m["maxConcurrency"], m["toleratedFailureCount"]) == (3, 1), m

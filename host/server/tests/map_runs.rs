@@ -177,6 +177,7 @@ async fn map_runs_are_listed_described_updated_and_authorised() {
         "{d}"
     );
     assert_eq!(d["executionCounts"]["total"], 3);
+    assert_eq!(c["resultsWritten"], 0, "nothing was exported: {d}");
 
     // limits: updated by someone allowed to, refused to a viewer
     ok(
