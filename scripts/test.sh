@@ -70,6 +70,14 @@ fi
 # (the PostgreSQL fixtures fail instead of skipping when the cluster is missing)
 export WEFT_TEST_PG WEFT_REQUIRE_PG=1
 
+step "moto's S3 server for the bucket wire tests (a venv under target/)"
+if [ ! -x target/moto-venv/bin/moto_server ]; then
+  python3 -m venv target/moto-venv
+  target/moto-venv/bin/pip install --quiet 'moto[server]'
+fi
+# (host/engine/tests/buckets_s3.rs starts it on a free port; it fails instead of skipping here)
+export WEFT_MOTO_SERVER="$PWD/target/moto-venv/bin/moto_server" WEFT_REQUIRE_MOTO=1
+
 step "cargo test (the web UI's browser test saves screenshots under target/screenshots/)"
 cargo test --workspace
 

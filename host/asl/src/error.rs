@@ -36,6 +36,8 @@ pub mod names {
     pub const QUERY_EVALUATION_ERROR: &str = "States.QueryEvaluationError";
     /// ItemReader could not read its source.
     pub const ITEM_READER_FAILED: &str = "States.ItemReaderFailed";
+    /// ResultWriter could not export a Distributed Map's results.
+    pub const RESULT_WRITER_FAILED: &str = "States.ResultWriterFailed";
     /// Not an ASL error: the run was suspended by its [`crate::RunControl`] (to resume later
     /// by replay, or because the execution was stopped). Never matched by Retry/Catch, never
     /// recorded as a failure in the history.
@@ -62,6 +64,7 @@ pub mod names {
         DATA_LIMIT_EXCEEDED,
         QUERY_EVALUATION_ERROR,
         ITEM_READER_FAILED,
+        RESULT_WRITER_FAILED,
     ];
 }
 

@@ -116,6 +116,24 @@ pub trait RunControl: Send + Sync {
     fn entropy_seed(&self) -> Option<u64> {
         None
     }
+
+    /// The limits an operator set on a running Map Run (`UpdateMapRun`), read as its items
+    /// start and fail; `None`: the definition's own.
+    fn map_run_limits(&self, map_run_arn: &str) -> Option<MapRunLimits> {
+        let _ = map_run_arn;
+        None
+    }
+}
+
+/// A Map Run's limits as `UpdateMapRun` sets them (each `None`: unchanged).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MapRunLimits {
+    /// At most this many items at once (0: no limit).
+    pub max_concurrency: Option<u64>,
+    /// More failures than this fail the run.
+    pub tolerated_failure_count: Option<u64>,
+    /// A larger share of failed items (percent) fails the run.
+    pub tolerated_failure_percentage: Option<f64>,
 }
 
 /// A runner that fails every task (for machines without tasks).
@@ -216,11 +234,89 @@ impl Clock for FakeClock {
     }
 }
 
+/// The tolerated failure count once an `UpdateMapRun` changed it: the lower of an updated
+/// count and an updated percentage of `total`, else what the definition said.
+fn tolerated_after_update(l: MapRunLimits, def: Option<usize>, total: usize) -> Option<usize> {
+    let by_count = l
+        .tolerated_failure_count
+        .map(|c| usize::try_from(c).unwrap_or(usize::MAX));
+    let by_pct = l
+        .tolerated_failure_percentage
+        .map(|p| ((p.clamp(0.0, 100.0) / 100.0) * total as f64).floor() as usize);
+    match (by_count, by_pct) {
+        (None, None) => def,
+        (Some(c), None) => Some(c),
+        (None, Some(p)) => Some(p),
+        (Some(c), Some(p)) => Some(c.max(p)),
+    }
+}
+
+/// One Map item's input, start and stop (epoch ms), once it started.
+type ItemMeta = Mutex<Option<(Value, i64, i64)>>;
+
+/// Each Map item's outcome, input and times, for `ResultWriter`.
+fn item_results(
+    results: &[Result<Value, StateError>],
+    metas: Vec<ItemMeta>,
+) -> Vec<crate::results::ItemResult> {
+    use crate::results::{ItemOutcome, ItemResult};
+    results
+        .iter()
+        .zip(metas)
+        .map(|(r, m)| {
+            let meta = m.into_inner().unwrap_or_else(|e| e.into_inner());
+            let Some((input, start_ms, stop_ms)) = meta else {
+                return ItemResult {
+                    input: Value::Null,
+                    outcome: ItemOutcome::Pending,
+                    start_ms: 0,
+                    stop_ms: 0,
+                };
+            };
+            let outcome = match r {
+                Ok(v) => ItemOutcome::Succeeded(v.clone()),
+                Err(e) if e.is_cancelled() => ItemOutcome::Aborted,
+                Err(e) => ItemOutcome::Failed(e.clone()),
+            };
+            ItemResult {
+                input,
+                outcome,
+                start_ms,
+                stop_ms,
+            }
+        })
+        .collect()
+}
+
 /// Reads Map `ItemReader` sources (the one place the interpreter touches external data).
 pub trait ItemReader: Send + Sync {
     /// Returns the raw bytes of the source named by the reader's evaluated parameters
     /// (e.g. `{"Bucket": .., "Key": ..}` or `{"Path": ..}`).
     fn read(&self, resource: &str, parameters: &Value) -> Result<Vec<u8>, StateError>;
+
+    /// Lists the objects named by an `s3:listObjectsV2` reader's parameters (`Bucket`,
+    /// `Prefix`), at most `max` of them, each in S3's shape (`Key`, `Size`, `ETag`,
+    /// `LastModified`, `StorageClass`).
+    fn list(
+        &self,
+        resource: &str,
+        parameters: &Value,
+        max: Option<u64>,
+    ) -> Result<Vec<Value>, StateError> {
+        let _ = (parameters, max);
+        Err(StateError::new(
+            names::ITEM_READER_FAILED,
+            format!("ItemReader {resource}: this run cannot list buckets"),
+        ))
+    }
+}
+
+/// Writes a Distributed Map's exported results (`ResultWriter` with `Resource` and
+/// `Parameters`): one object at a time, each key already under the writer's prefix.
+pub trait ResultWriter: Send + Sync {
+    /// Stores `body` as `bucket`/`key`; fails with `States.ResultWriterFailed`.
+    fn put(&self, resource: &str, bucket: &str, key: &str, body: Vec<u8>)
+        -> Result<(), StateError>;
 }
 
 /// Execution options.
@@ -293,6 +389,8 @@ pub struct Hooks<'a> {
     pub history: Option<&'a mut dyn HistorySink>,
     /// ItemReader source.
     pub item_reader: Option<&'a dyn ItemReader>,
+    /// Where `ResultWriter` exports go.
+    pub result_writer: Option<&'a dyn ResultWriter>,
     /// Durable control: persisted timers, suspension, stop. With it, task requests carry
     /// stable keys.
     pub control: Option<&'a dyn RunControl>,
@@ -376,6 +474,7 @@ struct Exec<'a> {
     runner: &'a dyn TaskRunner,
     clock: &'a dyn Clock,
     reader: Option<&'a dyn ItemReader>,
+    writer: Option<&'a dyn ResultWriter>,
     rec: Recorder<'a>,
     info: ExecutionInfo,
     opts: &'a RunOptions,
@@ -504,6 +603,7 @@ pub fn run_express<'a>(
         runner,
         clock,
         reader: hooks.item_reader,
+        writer: hooks.result_writer,
         rec: Recorder {
             sink: hooks.history.map(Mutex::new),
             next_id: AtomicU64::new(0),
@@ -1190,14 +1290,50 @@ impl Exec<'_> {
             }
             None => Value::Object(Map::new()),
         };
-        let bytes = reader.read(&r.resource, &params)?;
-        let mut items = crate::reader::decode(&bytes, &r.input_type, r.csv_headers.as_deref())
-            .map_err(|e| {
-                StateError::new(
-                    names::ITEM_READER_FAILED,
-                    format!("state '{}': {e}", st.name),
-                )
-            })?;
+        let max = self.max_items(r, effective, env)?;
+        let bad = |e: String| {
+            StateError::new(
+                names::ITEM_READER_FAILED,
+                format!("state '{}': {e}", st.name),
+            )
+        };
+        let mut items = if r.resource.ends_with(":s3:listObjectsV2") {
+            reader.list(&r.resource, &params, max)?
+        } else if r.input_type == "MANIFEST" {
+            let m = crate::reader::inventory_manifest(&reader.read(&r.resource, &params)?)
+                .map_err(bad)?;
+            let mut items = Vec::new();
+            for key in &m.keys {
+                let bytes = reader.read(&r.resource, &json!({"Bucket": m.bucket, "Key": key}))?;
+                items.extend(crate::reader::inventory_rows(key, &bytes, &m.columns).map_err(bad)?);
+                if max.is_some_and(|n| items.len() as u64 >= n) {
+                    break;
+                }
+            }
+            items
+        } else {
+            let bytes = reader.read(&r.resource, &params)?;
+            crate::reader::decode(
+                &bytes,
+                &r.input_type,
+                r.csv_headers.as_deref(),
+                r.csv_delimiter,
+            )
+            .map_err(bad)?
+        };
+        if let Some(max) = max {
+            items.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        }
+        Ok(Some(items))
+    }
+
+    /// `ReaderConfig.MaxItems` evaluated (`None`, or 0: every item).
+    fn max_items(
+        &self,
+        r: &crate::model::ItemReaderSpec,
+        effective: &Value,
+        env: &Env<'_>,
+    ) -> Result<Option<u64>, StateError> {
         let max = match &r.max_items {
             None => None,
             Some(Dynamic::Value(n)) => Some(*n),
@@ -1222,10 +1358,7 @@ impl Exec<'_> {
                 })?)
             }
         };
-        if let Some(max) = max.filter(|n| *n > 0) {
-            items.truncate(max as usize);
-        }
-        Ok(Some(items))
+        Ok(max.filter(|n| *n > 0))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1290,6 +1423,23 @@ impl Exec<'_> {
             "MapStateStarted",
             || json!({"length": n}),
         );
+        let run_names = spec
+            .distributed
+            .then(|| self.map_run_names(spec, here, attempt));
+        let start_id = match &run_names {
+            Some(r) => self.rec.emit(
+                start_id,
+                self.now_ms(),
+                "MapRunStarted",
+                || json!({"mapRunArn": r.arn}),
+            ),
+            None => start_id,
+        };
+        // each item's input and times, kept only when its results are exported
+        let metas: Option<Vec<ItemMeta>> = spec
+            .result_writer
+            .as_ref()
+            .map(|_| (0..n).map(|_| Mutex::new(None)).collect());
         let outer = Arc::new(env.vars.clone());
         let proc_ = &spec.processor;
         // once the Map must fail (the first failure, or one past the tolerated count), the
@@ -1298,6 +1448,15 @@ impl Exec<'_> {
         let failed = AtomicUsize::new(0);
         let first_failure = AtomicUsize::new(usize::MAX);
         let threads = self.opts.max_threads;
+        // a Map Run's limits may change while it runs (UpdateMapRun)
+        let updates = || {
+            run_names
+                .as_ref()
+                .zip(self.control)
+                .and_then(|(r, c)| c.map_run_limits(&r.arn))
+        };
+        let running = AtomicUsize::new(0);
+        let total = n;
         let results = self.fan_out(n, max_conc as usize, threads, start_id, &cancel, |i, p| {
             let input = match &batches {
                 Some(b) => b[i].clone(),
@@ -1314,6 +1473,32 @@ impl Exec<'_> {
                     step::map_item_input(st, spec, &effective, item, &ienv).map_err(ee)?
                 }
             };
+            if let Some(m) = &metas {
+                if let Ok(mut g) = m[i].lock() {
+                    *g = Some((input.clone(), self.now_ms(), 0));
+                }
+            }
+            if run_names.is_some() {
+                // wait for a place under the Map Run's current MaxConcurrency
+                loop {
+                    let limit = updates()
+                        .and_then(|l| l.max_concurrency)
+                        .filter(|m| *m > 0)
+                        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+                    let now = running.load(Ordering::SeqCst);
+                    if now < limit
+                        && running
+                            .compare_exchange(now, now + 1, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok()
+                    {
+                        break;
+                    }
+                    if cancel.is_cancelled() {
+                        return Err(cancelled());
+                    }
+                    self.clock.sleep_unless_cancelled(CANCEL_POLL, &cancel);
+                }
+            }
             *p = self.rec.emit(
                 *p,
                 self.now_ms(),
@@ -1328,12 +1513,26 @@ impl Exec<'_> {
                 cancel: &cancel,
             };
             let r = self.run_machine(proc_, input, &mut vars, p, &scope);
+            if run_names.is_some() {
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+            if let Some(m) = &metas {
+                if let Ok(mut g) = m[i].lock() {
+                    if let Some(meta) = g.as_mut() {
+                        meta.2 = self.now_ms();
+                    }
+                }
+            }
             let ty = match &r {
                 Ok(_) => "MapIterationSucceeded",
                 Err(e) if e.is_suspended() => return r,
                 Err(e) if e.is_cancelled() => "MapIterationAborted",
                 Err(_) => {
                     let f = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                    let tolerated = match updates() {
+                        Some(l) => tolerated_after_update(l, tolerated, total),
+                        None => tolerated,
+                    };
                     if tolerated.is_none_or(|t| f > t) {
                         let _ = first_failure.compare_exchange(
                             usize::MAX,
@@ -1358,6 +1557,13 @@ impl Exec<'_> {
             usize::MAX => None,
             i => results.get(i).and_then(|r| r.as_ref().err()).cloned(),
         };
+        let exported = match (&spec.result_writer, &run_names, metas) {
+            (Some(w), Some(names), Some(metas)) if suspended(&results).is_none() => {
+                let items = item_results(&results, metas);
+                Some(self.export_results(st, w, names, &items, &effective, env))
+            }
+            _ => None,
+        };
         if let Some(e) = failure {
             let err = match tolerated {
                 Some(_) => StateError::new(
@@ -1366,13 +1572,34 @@ impl Exec<'_> {
                 ),
                 None => e,
             };
+            if let Some(Err(w)) = &exported {
+                tracing::warn!(state = %st.name, error = %w.error, cause = w.cause.as_deref().unwrap_or(""), "the failed Map Run's results could not be exported");
+            }
+            let id = self.map_run_ended(start_id, run_names.as_ref(), Some(&err));
             *prev = self
                 .rec
-                .emit(start_id, self.now_ms(), "MapStateFailed", || Value::Null);
+                .emit(id, self.now_ms(), "MapStateFailed", || Value::Null);
             return Err(err);
         }
         if let Some(e) = suspended(&results) {
             return Err(e);
+        }
+        if let Some(out) = exported {
+            let out = match out {
+                Ok(v) => v,
+                Err(e) => {
+                    let id = self.map_run_ended(start_id, run_names.as_ref(), Some(&e));
+                    *prev = self
+                        .rec
+                        .emit(id, self.now_ms(), "MapStateFailed", || Value::Null);
+                    return Err(ee(e));
+                }
+            };
+            let id = self.map_run_ended(start_id, run_names.as_ref(), None);
+            *prev = self
+                .rec
+                .emit(id, self.now_ms(), "MapStateSucceeded", || Value::Null);
+            return step::finish(st, raw, out, env).map_err(ee);
         }
         let mut outs = Vec::with_capacity(n);
         for r in results {
@@ -1384,10 +1611,118 @@ impl Exec<'_> {
                 Err(e) => outs.push(e.to_error_output()),
             }
         }
+        let id = self.map_run_ended(start_id, run_names.as_ref(), None);
         *prev = self
             .rec
-            .emit(start_id, self.now_ms(), "MapStateSucceeded", || Value::Null);
+            .emit(id, self.now_ms(), "MapStateSucceeded", || Value::Null);
         step::finish(st, raw, Value::Array(outs), env).map_err(ee)
+    }
+
+    /// The names of a Distributed Map's Map Run: its id is stable across replays of a
+    /// durable run (derived from the execution, the visit and the attempt), random otherwise.
+    fn map_run_names(
+        &self,
+        spec: &MapSpec,
+        here: &Scope<'_>,
+        attempt: u32,
+    ) -> crate::results::MapRunNames {
+        let id = if self.keyed() {
+            let exec = self.info.execution["Id"].as_str().unwrap_or_default();
+            crate::results::derived_uuid(&[exec, here.path, &attempt.to_string()])
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+        let label = spec
+            .label
+            .clone()
+            .unwrap_or_else(|| self.opts.execution_name.clone());
+        crate::results::MapRunNames::new(
+            &self.opts.region,
+            &self.opts.account,
+            &self.opts.state_machine_name,
+            &label,
+            id,
+        )
+    }
+
+    /// Records `MapRunSucceeded` / `MapRunFailed` for a Distributed Map; returns the id of
+    /// the event the Map's own end follows.
+    fn map_run_ended(
+        &self,
+        prev: u64,
+        run: Option<&crate::results::MapRunNames>,
+        err: Option<&StateError>,
+    ) -> u64 {
+        if run.is_none() {
+            return prev;
+        }
+        match err {
+            None => self
+                .rec
+                .emit(prev, self.now_ms(), "MapRunSucceeded", || Value::Null),
+            Some(e) => self.rec.emit(
+                prev,
+                self.now_ms(),
+                "MapRunFailed",
+                || json!({"error": e.error, "cause": e.cause.clone().unwrap_or_default()}),
+            ),
+        }
+    }
+
+    /// Applies a `ResultWriter`: with `Resource`, writes AWS's layout through the run's
+    /// [`ResultWriter`] and returns `{MapRunArn, ResultWriterDetails}`; with only
+    /// `WriterConfig`, returns the transformed results.
+    fn export_results(
+        &self,
+        st: &State,
+        w: &ResultWriterSpec,
+        names: &crate::results::MapRunNames,
+        items: &[crate::results::ItemResult],
+        effective: &Value,
+        env: &Env<'_>,
+    ) -> Result<Value, StateError> {
+        let (Some(resource), Some(params)) = (&w.resource, &w.parameters) else {
+            return Ok(crate::results::transformed_output(
+                names,
+                items,
+                w.transformation,
+            ));
+        };
+        let fail = |cause: String| {
+            StateError::new(
+                names::RESULT_WRITER_FAILED,
+                format!("state '{}': ResultWriter {resource}: {cause}", st.name),
+            )
+        };
+        let stv = step::states_value(env, effective, None, None);
+        let p = params.eval(&env.with_input(effective), Some(&stv))?;
+        let bucket = match p.get("Bucket") {
+            Some(Value::String(b)) if !b.is_empty() => b.clone(),
+            _ => return Err(fail("Parameters.Bucket must be a non-empty string".into())),
+        };
+        let prefix = match p.get("Prefix") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(fail("Parameters.Prefix must be a string".into())),
+        };
+        let Some(writer) = self.writer else {
+            return Err(fail("this run has no bucket to write results to".into()));
+        };
+        let (objects, manifest) = crate::results::layout(
+            names,
+            &bucket,
+            &prefix,
+            items,
+            w.transformation,
+            w.output_type,
+        );
+        for o in objects {
+            writer.put(resource, &bucket, &o.key, o.body)?;
+        }
+        Ok(json!({
+            "MapRunArn": names.arn,
+            "ResultWriterDetails": {"Bucket": bucket, "Key": manifest},
+        }))
     }
 
     /// Applies `ItemSelector` to every item and groups the results per `ItemBatcher`.

@@ -93,6 +93,7 @@ pub mod model;
 pub mod parse;
 pub mod reader;
 pub mod resource;
+pub mod results;
 pub mod step;
 pub mod template;
 pub mod warnings;
@@ -101,8 +102,9 @@ pub mod yaml;
 pub use cancel::Cancellation;
 pub use error::{ExecutionFailure, StateError, ValidationError, ValidationErrors, Warning};
 pub use express::{
-    kind_name, run_express, Clock, FakeClock, Hooks, ItemReader, NoTasks, RunControl, RunOptions,
-    StateObserver, StateVisit, SystemClock, TaskFailure, TaskRequest, TaskRunner,
+    kind_name, run_express, Clock, FakeClock, Hooks, ItemReader, MapRunLimits, NoTasks,
+    ResultWriter, RunControl, RunOptions, StateObserver, StateVisit, SystemClock, TaskFailure,
+    TaskRequest, TaskRunner,
 };
 pub use history::{HistoryEvent, HistorySink};
 pub use model::StateMachine;

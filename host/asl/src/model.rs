@@ -222,10 +222,47 @@ pub struct ItemReaderSpec {
     pub input_type: String,
     /// `ReaderConfig.CSVHeaderLocation`: `FIRST_ROW` (default) or `GIVEN`.
     pub csv_headers: Option<Vec<String>>,
+    /// `ReaderConfig.CSVDelimiter` as a character (`COMMA`, the default, is `,`; `PIPE`,
+    /// `SEMICOLON`, `SPACE`, `TAB`).
+    pub csv_delimiter: char,
     /// `ReaderConfig.MaxItems` / `MaxItemsPath` (JSONPath into the state input) / JSONata.
     pub max_items: Option<Dynamic<u64>>,
     /// `Parameters` / `Arguments` (bucket/key or path).
     pub parameters: Option<Template>,
+}
+
+/// `ResultWriter.WriterConfig.OutputType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterOutputType {
+    /// One JSON array per result file.
+    Json,
+    /// JSON Lines: one result per line.
+    Jsonl,
+}
+
+/// `ResultWriter.WriterConfig.Transformation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterTransformation {
+    /// Each child's result with its execution metadata (AWS's default when exporting).
+    None,
+    /// Only the children's outputs.
+    Compact,
+    /// Only the outputs, arrays flattened one level.
+    Flatten,
+}
+
+/// `ResultWriter`: where and how a Distributed Map's results are exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultWriterSpec {
+    /// `Resource` (`arn:aws:states:::s3:putObject`); `None` with only `WriterConfig`
+    /// (the results are transformed but stay in the state output).
+    pub resource: Option<String>,
+    /// `Parameters` / `Arguments`: `{"Bucket": .., "Prefix": ..}`.
+    pub parameters: Option<Template>,
+    /// `WriterConfig.OutputType` (`JSON` by default).
+    pub output_type: WriterOutputType,
+    /// `WriterConfig.Transformation` (`NONE` by default when exporting, else `COMPACT`).
+    pub transformation: WriterTransformation,
 }
 
 /// `ItemBatcher`: groups items into `{"Items": [...], "BatchInput": ...}` batches.
@@ -262,6 +299,10 @@ pub struct MapSpec {
     pub item_batcher: Option<ItemBatcherSpec>,
     /// `ProcessorConfig.Mode` is DISTRIBUTED.
     pub distributed: bool,
+    /// `ResultWriter`.
+    pub result_writer: Option<ResultWriterSpec>,
+    /// `Label` (names a Distributed Map's Map Run).
+    pub label: Option<String>,
 }
 
 /// Task-specific fields.

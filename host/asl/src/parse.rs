@@ -1389,6 +1389,25 @@ fn map_state(f: &Fields<'_>, ql: QueryLanguage, errs: &mut ValidationErrors) -> 
             },
             _ => None,
         };
+        let csv_delimiter = match cfg
+            .and_then(|c| c.get("CSVDelimiter"))
+            .map(|d| d.as_str().unwrap_or(""))
+        {
+            None | Some("COMMA") => ',',
+            Some("PIPE") => '|',
+            Some("SEMICOLON") => ';',
+            Some("SPACE") => ' ',
+            Some("TAB") => '\t',
+            Some(other) => {
+                errs.push(
+                    format!("{ptr}/ReaderConfig/CSVDelimiter"),
+                    format!(
+                        "unsupported CSVDelimiter '{other}' (COMMA, PIPE, SEMICOLON, SPACE, TAB)"
+                    ),
+                );
+                ','
+            }
+        };
         let cfg_ptr = rf.p("ReaderConfig");
         let max_items = cfg.and_then(Value::as_object).and_then(|co| {
             let cf = Fields {
@@ -1410,10 +1429,15 @@ fn map_state(f: &Fields<'_>, ql: QueryLanguage, errs: &mut ValidationErrors) -> 
             resource,
             input_type,
             csv_headers,
+            csv_delimiter,
             max_items,
             parameters,
         })
     });
+    let result_writer = o
+        .get("ResultWriter")
+        .and_then(|w| result_writer(f, w, jp, ql, errs));
+    let label = o.get("Label").and_then(Value::as_str).map(str::to_string);
     if let Some(l) = o.get("Label") {
         match l.as_str() {
             Some(s)
@@ -1485,7 +1509,118 @@ fn map_state(f: &Fields<'_>, ql: QueryLanguage, errs: &mut ValidationErrors) -> 
         tolerated_failure_percentage,
         item_reader,
         distributed,
+        result_writer,
+        label,
     }))
+}
+
+/// Parses a Map's `ResultWriter`: `Resource` with `Parameters`/`Arguments` (`Bucket`,
+/// `Prefix`) to export, `WriterConfig` to shape the results, or both.
+fn result_writer(
+    f: &Fields<'_>,
+    w: &Value,
+    jp: bool,
+    ql: QueryLanguage,
+    errs: &mut ValidationErrors,
+) -> Option<ResultWriterSpec> {
+    let ptr = f.p("ResultWriter");
+    let Some(wo) = w.as_object() else {
+        errs.push(ptr, "ResultWriter must be a JSON object");
+        return None;
+    };
+    let wf = Fields { o: wo, ptr: &ptr };
+    let pk = if jp { "Parameters" } else { "Arguments" };
+    for k in wo.keys() {
+        if ![
+            "Resource",
+            "Parameters",
+            "Arguments",
+            "WriterConfig",
+            "Comment",
+        ]
+        .contains(&k.as_str())
+            || (k != pk && (k == "Parameters" || k == "Arguments"))
+        {
+            errs.push(wf.p(k), format!("unknown field '{k}' in ResultWriter"));
+        }
+    }
+    let resource = match wo.get("Resource") {
+        None => None,
+        Some(Value::String(r)) => {
+            if !r.ends_with(":s3:putObject") {
+                errs.push(
+                    wf.p("Resource"),
+                    format!("ResultWriter Resource '{r}' is not supported (arn:aws:states:::s3:putObject)"),
+                );
+            }
+            Some(r.clone())
+        }
+        Some(_) => {
+            errs.push(wf.p("Resource"), "Resource must be a string");
+            None
+        }
+    };
+    let parameters = template(&wf, pk, ql, true, errs);
+    if resource.is_some() != parameters.is_some() {
+        errs.push(
+            ptr.clone(),
+            format!("ResultWriter needs both Resource and {pk} to export results"),
+        );
+    }
+    let cfg = wo.get("WriterConfig");
+    if cfg.is_none() && resource.is_none() {
+        errs.push(
+            ptr.clone(),
+            format!("ResultWriter must not be empty: give Resource and {pk}, WriterConfig, or all three"),
+        );
+    }
+    let mut output_type = WriterOutputType::Json;
+    let mut transformation = if resource.is_some() {
+        WriterTransformation::None
+    } else {
+        WriterTransformation::Compact
+    };
+    match cfg {
+        None => {}
+        Some(Value::Object(c)) => {
+            let cptr = format!("{ptr}/WriterConfig");
+            for (k, v) in c {
+                match (k.as_str(), v.as_str()) {
+                    ("OutputType", Some("JSON")) => output_type = WriterOutputType::Json,
+                    ("OutputType", Some("JSONL")) => output_type = WriterOutputType::Jsonl,
+                    ("Transformation", Some("NONE")) => transformation = WriterTransformation::None,
+                    ("Transformation", Some("COMPACT")) => {
+                        transformation = WriterTransformation::Compact
+                    }
+                    ("Transformation", Some("FLATTEN")) => {
+                        transformation = WriterTransformation::Flatten
+                    }
+                    ("OutputType", _) => errs.push(
+                        format!("{cptr}/OutputType"),
+                        "OutputType must be JSON or JSONL",
+                    ),
+                    ("Transformation", _) => errs.push(
+                        format!("{cptr}/Transformation"),
+                        "Transformation must be NONE, COMPACT or FLATTEN",
+                    ),
+                    _ => errs.push(
+                        format!("{cptr}/{}", escape_ptr(k)),
+                        format!("unknown field '{k}' in WriterConfig"),
+                    ),
+                }
+            }
+        }
+        Some(_) => errs.push(
+            format!("{ptr}/WriterConfig"),
+            "WriterConfig must be a JSON object",
+        ),
+    }
+    Some(ResultWriterSpec {
+        resource,
+        parameters,
+        output_type,
+        transformation,
+    })
 }
 
 fn choice_state(

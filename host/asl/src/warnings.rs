@@ -6,14 +6,12 @@
 //! the engine reports the unmapped ones, see `weft_engine::resource_map`.)
 //!
 //! Fields that warn (all are otherwise validated like AWS does):
-//! - Map `ResultWriter` (results are not written anywhere; they stay in the state output);
-//! - Map `Label` (AWS names Distributed Map child executions with it; weft has none);
 //! - `ItemProcessor.ProcessorConfig.ExecutionType` (iterations run in-process either way);
 //! - `ProcessorConfig` fields other than `Mode`/`ExecutionType`, and `ProcessorConfig` in a
 //!   Parallel branch;
 //! - `ItemReader` fields other than `Resource`, `ReaderConfig`, `Parameters`/`Arguments`, and
 //!   `ReaderConfig` fields other than `InputType`, `CSVHeaderLocation`, `CSVHeaders`,
-//!   `MaxItems`, `MaxItemsPath` (e.g. `CSVDelimiter`, `ManifestType`, `Transformation`);
+//!   `CSVDelimiter`, `MaxItems`, `MaxItemsPath` (e.g. `ManifestType`, `Transformation`);
 //! - `ErrorEquals` names starting with `States.` that are not predefined errors (they only
 //!   match a task error of that exact name);
 //! - any string holding a `${Name}` placeholder (in `Resource` the task cannot run until it
@@ -130,20 +128,6 @@ fn state(v: &Value, ptr: &str, out: &mut Vec<Warning>) {
 }
 
 fn map_state(o: &Map<String, Value>, ptr: &str, out: &mut Vec<Warning>) {
-    if o.contains_key("ResultWriter") {
-        warn(
-            out,
-            child(ptr, "ResultWriter"),
-            "ResultWriter is not honoured: weft does not export Map results; they stay in the state's output",
-        );
-    }
-    if o.contains_key("Label") {
-        warn(
-            out,
-            child(ptr, "Label"),
-            "Label is not used: AWS names Distributed Map child executions with it, weft runs iterations in-process",
-        );
-    }
     if let Some(Value::Object(r)) = o.get("ItemReader") {
         let rptr = child(ptr, "ItemReader");
         for k in r.keys() {
@@ -170,6 +154,7 @@ fn map_state(o: &Map<String, Value>, ptr: &str, out: &mut Vec<Warning>) {
                     "InputType",
                     "CSVHeaderLocation",
                     "CSVHeaders",
+                    "CSVDelimiter",
                     "MaxItems",
                     "MaxItemsPath",
                 ]
@@ -240,17 +225,17 @@ mod tests {
     fn unhonoured_map_fields_warn() {
         let p = ptrs(json!({"StartAt": "M", "States": {"M": {
             "Type": "Map", "End": true, "Label": "L",
-            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                "Parameters": {"Bucket": "b", "Prefix": "p"}},
             "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
-                "ReaderConfig": {"InputType": "CSV", "CSVDelimiter": "SEMICOLON"}},
+                "ReaderConfig": {"InputType": "CSV", "CSVDelimiter": "SEMICOLON",
+                    "ManifestType": "ATHENA_DATA"}},
             "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
                 "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}));
         assert_eq!(
             p,
             vec![
-                "/States/M/ResultWriter",
-                "/States/M/Label",
-                "/States/M/ItemReader/ReaderConfig/CSVDelimiter",
+                "/States/M/ItemReader/ReaderConfig/ManifestType",
                 "/States/M/ItemProcessor/ProcessorConfig/ExecutionType",
             ]
         );

@@ -274,6 +274,7 @@ fn history_ids_and_types() {
         Hooks {
             history: Some(&mut events),
             item_reader: None,
+            result_writer: None,
             control: None,
             observer: None,
         },
@@ -433,6 +434,7 @@ fn map_item_reader_csv() {
         Hooks {
             history: None,
             item_reader: Some(&Files),
+            result_writer: None,
             control: None,
             observer: None,
         },
@@ -447,6 +449,7 @@ fn map_item_reader_csv() {
         Hooks {
             history: None,
             item_reader: Some(&Files),
+            result_writer: None,
             control: None,
             observer: None,
         },
@@ -477,6 +480,7 @@ fn map_item_reader_max_items_path() {
             Hooks {
                 history: None,
                 item_reader: Some(&Files),
+                result_writer: None,
                 control: None,
                 observer: None,
             },
@@ -524,6 +528,7 @@ fn threaded_map_keeps_order_and_history_ids() {
         Hooks {
             history: Some(&mut events),
             item_reader: None,
+            result_writer: None,
             control: None,
             observer: None,
         },
@@ -688,4 +693,204 @@ fn retry_count_in_the_context_object() {
         Hooks::default(),
     );
     assert_eq!(out, Ok(json!({"retries": 1})));
+}
+
+/// Keeps what a ResultWriter writes.
+#[derive(Default)]
+struct Objects(std::sync::Mutex<Vec<(String, String, Vec<u8>)>>);
+impl weft_asl::ResultWriter for Objects {
+    fn put(
+        &self,
+        resource: &str,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<(), StateError> {
+        assert_eq!(resource, "arn:aws:states:::s3:putObject");
+        if bucket == "denied" {
+            return Err(StateError::new("States.ResultWriterFailed", "denied"));
+        }
+        self.0
+            .lock()
+            .unwrap()
+            .push((bucket.into(), key.into(), body));
+        Ok(())
+    }
+}
+
+#[test]
+fn distributed_map_exports_results_and_records_its_map_run() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "Label": "Rows",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV"},
+            "Parameters": {"Bucket": "b", "Key": "rows.csv"}},
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket.$": "$.bucket", "Prefix": "out"},
+            "WriterConfig": {"OutputType": "JSONL", "Transformation": "COMPACT"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"n.$": "$.name"}, "End": true}}},
+        "End": true}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    let writer = Objects::default();
+    let mut events: Vec<HistoryEvent> = Vec::new();
+    let opts = RunOptions {
+        state_machine_name: "SM".into(),
+        ..RunOptions::default()
+    };
+    let out = run_express(
+        &sm,
+        json!({"bucket": "results"}),
+        &opts,
+        &NoTasks,
+        &FakeClock::default(),
+        Hooks {
+            history: Some(&mut events),
+            item_reader: Some(&Files),
+            result_writer: Some(&writer),
+            control: None,
+            observer: None,
+        },
+    )
+    .unwrap();
+    let arn = out["MapRunArn"].as_str().unwrap().to_string();
+    assert!(
+        arn.starts_with("arn:aws:states:us-east-1:000000000000:mapRun:SM/Rows:"),
+        "{arn}"
+    );
+    let id = arn.rsplit(':').next().unwrap();
+    assert_eq!(
+        out["ResultWriterDetails"],
+        json!({"Bucket": "results", "Key": format!("out/{id}/manifest.json")})
+    );
+    let objects = writer.0.lock().unwrap();
+    let keys: Vec<&str> = objects.iter().map(|o| o.1.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("out/{id}/SUCCEEDED_0.json"),
+            format!("out/{id}/manifest.json")
+        ]
+    );
+    assert_eq!(objects[0].2, b"{\"n\":\"a\"}\n{\"n\":\"b,c\"}\n");
+    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    let pos = |t: &str| types.iter().position(|x| *x == t).unwrap();
+    assert!(pos("MapStateStarted") < pos("MapRunStarted"));
+    assert!(pos("MapRunStarted") < pos("MapRunSucceeded"));
+    assert!(pos("MapRunSucceeded") < pos("MapStateSucceeded"));
+    assert_eq!(events[pos("MapRunStarted")].details["mapRunArn"], arn);
+    drop(objects);
+    // a bucket the writer refuses fails the state with States.ResultWriterFailed
+    let mut events: Vec<HistoryEvent> = Vec::new();
+    let e = run_express(
+        &sm,
+        json!({"bucket": "denied"}),
+        &opts,
+        &NoTasks,
+        &FakeClock::default(),
+        Hooks {
+            history: Some(&mut events),
+            item_reader: Some(&Files),
+            result_writer: Some(&writer),
+            control: None,
+            observer: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.error, "States.ResultWriterFailed");
+    assert!(events.iter().any(|e| e.event_type == "MapRunFailed"));
+    // only a WriterConfig: the transformed results stay in the output
+    let preview = def.to_string().replace(
+        r#""Resource":"arn:aws:states:::s3:putObject","Parameters":{"Bucket.$":"$.bucket","Prefix":"out"},"#,
+        "",
+    );
+    let sm = parse(&preview).expect("valid");
+    let out = run_express(
+        &sm,
+        json!({}),
+        &opts,
+        &NoTasks,
+        &FakeClock::default(),
+        Hooks {
+            item_reader: Some(&Files),
+            ..Hooks::default()
+        },
+    );
+    assert_eq!(out, Ok(json!([{"n": "a"}, {"n": "b,c"}])));
+    // half a ResultWriter is refused with its pointer
+    let half = def.to_string().replace(
+        r#","Parameters":{"Bucket.$":"$.bucket","Prefix":"out"}"#,
+        "",
+    );
+    let errs = parse(&half).unwrap_err();
+    assert!(
+        errs.errors
+            .iter()
+            .any(|e| e.pointer == "/States/M/ResultWriter"),
+        "{errs}"
+    );
+}
+
+/// A durable driver's view of `UpdateMapRun`: every Map Run tolerates `count` failures.
+struct Updated {
+    count: u64,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+impl weft_asl::RunControl for Updated {
+    fn wait_until(
+        &self,
+        _key: &str,
+        _until_ms: i64,
+        _depth: usize,
+        _cancel: &weft_asl::Cancellation,
+    ) -> Result<(), StateError> {
+        Ok(())
+    }
+    fn map_run_limits(&self, map_run_arn: &str) -> Option<weft_asl::MapRunLimits> {
+        self.asked.lock().unwrap().push(map_run_arn.to_string());
+        Some(weft_asl::MapRunLimits {
+            max_concurrency: Some(1),
+            tolerated_failure_count: Some(self.count),
+            tolerated_failure_percentage: None,
+        })
+    }
+}
+
+#[test]
+fn update_map_run_limits_reach_the_running_map() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "C", "States": {
+                "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericGreaterThan": 1, "Next": "F"}], "Default": "P"},
+                "F": {"Type": "Fail", "Error": "Big"},
+                "P": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    let sm = parse(&def.to_string()).expect("valid");
+    let run = |count: u64| {
+        let ctl = Updated {
+            count,
+            asked: Default::default(),
+        };
+        let r = run_express(
+            &sm,
+            json!([1, 2, 3]),
+            &RunOptions::default(),
+            &NoTasks,
+            &FakeClock::default(),
+            Hooks {
+                control: Some(&ctl),
+                ..Hooks::default()
+            },
+        );
+        (r, ctl.asked.into_inner().unwrap())
+    };
+    // the definition tolerates nothing; the update tolerates two failures
+    let (r, asked) = run(2);
+    assert_eq!(r.unwrap()[0], json!(1));
+    assert!(asked.iter().all(|a| a.contains(":mapRun:")), "{asked:?}");
+    assert!(asked.len() >= 3, "asked as items start and fail: {asked:?}");
+    let (r, _) = run(1);
+    assert_eq!(
+        r.unwrap_err().error,
+        "States.ExceedToleratedFailureThreshold"
+    );
 }

@@ -15,7 +15,8 @@ use weft_asl::mock::{MockConfig, MockTaskRunner, TestCase};
 use weft_asl::{
     run_express, Clock, FakeClock, HistoryEvent, Hooks, RunOptions, SystemClock, TaskRunner,
 };
-use weft_engine::asl_tasks::{LocalItemReader, SandboxTaskRunner};
+use weft_engine::asl_tasks::SandboxTaskRunner;
+use weft_engine::buckets::BucketAccess;
 use weft_engine::Roles;
 
 fn read_definition(path: &Path) -> Result<String> {
@@ -141,7 +142,12 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let host = plugin_host()?;
     let base = std::env::current_dir()?;
-    let reader = LocalItemReader::new(base.clone(), execution_role.clone());
+    let buckets = weft_engine::buckets::Buckets::load(&home()).map_err(|e| usage(e.to_string()))?;
+    let reader = BucketAccess::new(
+        std::sync::Arc::new(buckets),
+        execution_role.clone(),
+        base.clone(),
+    );
     let mut runner = SandboxTaskRunner::new(&host, &roles, execution_role, base);
     runner.resource_maps = resource_maps(&a.file)?;
     // each run is a trace of its own (a state machine is often run again under the same
@@ -178,6 +184,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let hooks = Hooks {
         history: if a.history { Some(&mut history) } else { None },
         item_reader: Some(&reader),
+        result_writer: Some(&reader),
         control: None,
         observer: spans.as_ref().map(|s| s as &dyn weft_asl::StateObserver),
     };

@@ -1026,6 +1026,31 @@ fn web_ui_in_a_browser() {
         json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}}),
     );
 
+    // ---- 12b. a Distributed Map's Map Run and its item counts by status ----
+    let dist_sm = sfn.create(
+        "ui-distributed",
+        json!({"StartAt": "Each", "States": {"Each": {"Type": "Map", "ItemsPath": "$.items",
+            "ToleratedFailureCount": 1,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "C", "States": {
+                    "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 2, "Next": "F"}], "Default": "P"},
+                    "F": {"Type": "Fail", "Error": "Two"},
+                    "P": {"Type": "Pass", "End": true}}},
+            "End": true}}}),
+    );
+    let dist = sfn.start(&dist_sm, "counts", json!({"items": [1, 2, 3]}));
+    assert_eq!(
+        sfn.wait_done(&dist, Duration::from_secs(30))["status"],
+        "SUCCEEDED"
+    );
+    b.goto(&format!("{base}/#/exec/{}", urlenc(&dist)));
+    b.wait_for("#map-runs td[data-count=succeeded]");
+    assert_eq!(b.text("#map-runs td[data-count=succeeded]"), "2");
+    assert_eq!(b.text("#map-runs td[data-count=failed]"), "1");
+    assert_eq!(b.text("#map-runs td[data-count=total]"), "3");
+    b.scroll_to("mr-h");
+    b.screenshot("execution-map-runs");
+
     // ---- 13. SIGTERM stops the server although a page streams a still-waiting execution ----
     // (and the secret never travels in a URL, where logs, history and Referer keep it: the
     // page's requests, the live stream's included, carry it in the Authorization header)

@@ -7,6 +7,7 @@
 //! sandbox.
 
 pub mod asl_tasks;
+pub mod buckets;
 mod cache;
 pub mod dag_exec;
 pub mod durable;

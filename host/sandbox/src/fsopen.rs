@@ -63,6 +63,7 @@ pub(crate) fn open_beneath(root: &OwnedFd, rel: &str, dir: bool) -> Result<Owned
             }
         };
         if last && !dir {
+            // (a FIFO opened non-blocking, a device: refused here before anything reads it)
             let st = rustix::fs::fstat(&next).map_err(|e| format!("`{so_far}`: {e}"))?;
             if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                 return Err(format!("`{so_far}` is not a regular file"));
@@ -71,6 +72,85 @@ pub(crate) fn open_beneath(root: &OwnedFd, rel: &str, dir: bool) -> Result<Owned
         cur = next;
     }
     Ok(cur)
+}
+
+/// Reads the regular file `rel` beneath the trusted directory `root` (no symbolic link
+/// followed in any component), refusing one larger than `max` bytes.
+pub fn read_file_beneath(root: &Path, rel: &str, max: u64) -> Result<Vec<u8>, BeneathError> {
+    use std::io::Read;
+    let root_fd = open_trusted_dir(root).map_err(BeneathError::Io)?;
+    let fd = open_beneath(&root_fd, rel, false).map_err(BeneathError::Io)?;
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| BeneathError::Io(format!("`{rel}`: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(BeneathError::TooLarge(max));
+    }
+    Ok(out)
+}
+
+/// Whether `rel` is a regular file reachable beneath `root` without a symbolic link.
+pub fn is_file_beneath(root: &Path, rel: &str) -> bool {
+    open_trusted_dir(root)
+        .and_then(|r| open_beneath(&r, rel, false))
+        .is_ok()
+}
+
+/// Writes `body` as the file `rel` beneath `root`: missing directories are created, no
+/// symbolic link is followed in any component, and the file appears whole (written to a
+/// temporary name in its directory, then renamed over the old one).
+pub fn write_file_beneath(root: &Path, rel: &str, body: &[u8]) -> Result<(), BeneathError> {
+    use std::io::Write;
+    let segs: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    let Some((name, dirs)) = segs.split_last() else {
+        return Err(BeneathError::Io("an empty path names no file".into()));
+    };
+    if segs.iter().any(|s| *s == "." || *s == "..") {
+        return Err(BeneathError::Io(format!(
+            "`{rel}` is not a normal relative path"
+        )));
+    }
+    let root_fd = open_trusted_dir(root).map_err(BeneathError::Io)?;
+    let mut cur = open_beneath(&root_fd, "", true).map_err(BeneathError::Io)?;
+    for (i, seg) in dirs.iter().enumerate() {
+        match rustix::fs::mkdirat(cur.as_fd(), *seg, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                return Err(BeneathError::Io(format!(
+                    "cannot create `{}`: {e}",
+                    dirs[..=i].join("/")
+                )))
+            }
+        }
+        cur = open_beneath(&cur, seg, true)
+            .map_err(|e| BeneathError::Io(format!("`{}`: {e}", dirs[..=i].join("/"))))?;
+    }
+    let tmp = format!(".{name}.weft-{}.tmp", std::process::id());
+    let fd = openat(
+        cur.as_fd(),
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| BeneathError::Io(format!("cannot create `{rel}`: {e}")))?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(body)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| BeneathError::Io(format!("cannot write `{rel}`: {e}")))?;
+    rustix::fs::renameat(cur.as_fd(), tmp.as_str(), cur.as_fd(), *name)
+        .map_err(|e| BeneathError::Io(format!("cannot write `{rel}`: {e}")))?;
+    Ok(())
+}
+
+/// Why a file beneath a root could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BeneathError {
+    #[error("{0}")]
+    Io(String),
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
 }
 
 /// The path under which a process-local descriptor can be opened again: on Linux the

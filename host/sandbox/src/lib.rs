@@ -9,7 +9,7 @@
 mod bindings;
 mod capture;
 mod error;
-mod fsopen;
+pub mod fsopen;
 pub mod glob;
 pub mod grant;
 mod host;

@@ -21,6 +21,10 @@ pub const ACTIONS: &[&str] = &[
     "states:SendTaskSuccess",
     // a role a definition names (callers and execution roles)
     "iam:PassRole",
+    // Distributed Map ItemReader / ResultWriter buckets (`arn:aws:s3:::BUCKET/KEY`)
+    "s3:GetObject",
+    "s3:ListBucket",
+    "s3:PutObject",
 ];
 
 /// The prefixes of weft's own actions: an action under one of them must be a known one (a

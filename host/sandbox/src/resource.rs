@@ -44,7 +44,7 @@ pub fn kinds_of_action(action: &str) -> Option<&'static [Kind]> {
         "fs" => &[Kind::File],
         "http" => &[Kind::Http],
         "secrets" => &[Kind::Secret],
-        "states" | "iam" | "dags" | "plugins" | "weft" => &[Kind::Arn],
+        "states" | "iam" | "dags" | "plugins" | "weft" | "s3" => &[Kind::Arn],
         n if has_wildcard(n) => ALL,
         _ => return None,
     })

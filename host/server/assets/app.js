@@ -823,6 +823,7 @@ async function viewExecution(arn, seq) {
   const ganttBox = h("div", {});
   const tasksBox = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const tokensBox = h("div", { "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
+  const mapRunsBox = h("div", { id: "map-runs", "aria-live": "polite" }, h("p", { class: "muted" }, "Loading…"));
   const logLevel = sm && sm.loggingConfiguration && sm.loggingConfiguration.level;
   const logged = !!logLevel && logLevel !== "OFF";
   const logBox = h("div", {}, h("p", { class: "muted" }, "Loading…"));
@@ -857,6 +858,25 @@ async function viewExecution(arn, seq) {
   const loadLog = async () => {
     try { const r = await rest("/v1/logs?limit=1000&execution=" + encodeURIComponent(arn)); logBox.replaceChildren(renderExecLog(r.records || [])); } catch (e) { logBox.replaceChildren(errorBox(e)); }
   };
+  // Distributed Maps: each Map Run with its item counts by status
+  const loadMapRuns = async () => {
+    try {
+      const list = await api("ListMapRuns", { executionArn: arn, maxResults: 100 });
+      const runs = list.mapRuns || [];
+      if (!runs.length) { mapRunsBox.replaceChildren(h("p", { class: "muted" }, "No Distributed Map in this execution.")); return; }
+      const cols = ["pending", "running", "succeeded", "failed", "timedOut", "aborted", "total", "resultsWritten"];
+      const rows = [];
+      for (const r of runs) {
+        const d = await api("DescribeMapRun", { mapRunArn: r.mapRunArn });
+        const c = d.itemCounts || {};
+        rows.push(h("tr", {}, h("td", {}, r.mapRunArn.split(":mapRun:")[1] || r.mapRunArn), h("td", {}, d.status),
+          ...cols.map(k => h("td", { "data-count": k }, String(c[k] ?? 0)))));
+      }
+      mapRunsBox.replaceChildren(h("table", {},
+        h("thead", {}, h("tr", {}, h("th", {}, "Map Run"), h("th", {}, "Status"), ...cols.map(k => h("th", {}, k)))),
+        h("tbody", {}, ...rows)));
+    } catch (e) { mapRunsBox.replaceChildren(errorBox(e)); }
+  };
   const loadTokens = async () => {
     try { const r = await rest("/v1/executions/" + encodeURIComponent(arn) + "/tokens"); tokensBox.replaceChildren(renderTokens(r.tokens || [], loadTokens)); } catch (e) { tokensBox.replaceChildren(errorBox(e)); }
   };
@@ -870,6 +890,7 @@ async function viewExecution(arn, seq) {
     h("section", { class: "card", "aria-label": "Summary and actions" }, details,
       h("div", { class: "row actions" }, stopBtn, redriveBtn, redriveHelp, liveNote), actionMsg),
     card("Waiting for a callback", "tok-h", tokensBox),
+    card("Map Runs", "mr-h", mapRunsBox),
     h("div", { class: "grid2" },
       card("Input", "in-h", h("pre", { id: "exec-input-json" }, pretty(ex.input ?? ""))),
       card("Output", "out-h", outputPre)),
@@ -885,6 +906,7 @@ async function viewExecution(arn, seq) {
   window.weftPerf.push({ view: "execution+fetch", ms: Math.round((performance.now() - t0) * 10) / 10, items: events.length });
   loadTasks();
   loadTokens();
+  loadMapRuns();
   if (logged) loadLog();
 
   // live updates
@@ -897,7 +919,7 @@ async function viewExecution(arn, seq) {
   let tasksTimer = null;
   const refreshSide = () => {
     clearTimeout(tasksTimer);
-    tasksTimer = setTimeout(() => { if (seq === renderSeq) { loadTasks(); loadTokens(); if (logged) loadLog(); } }, 150);
+    tasksTimer = setTimeout(() => { if (seq === renderSeq) { loadTasks(); loadTokens(); loadMapRuns(); if (logged) loadLog(); } }, 150);
   };
   const refreshExec = async () => {
     try { ex = await api("DescribeExecution", { executionArn: arn }); } catch (_) { return; }

@@ -582,6 +582,15 @@ pub fn plan(app: &AppState, action: &str, req: &mut Value) -> Result<Plan, ApiEr
             let arn = required(req, "resourceArn", Want::Taggable)?;
             p.need(Need::on_arn(&a(action), &arn));
         }
+        "DescribeMapRun" | "UpdateMapRun" => {
+            let arn = name_field(req, "mapRunArn")?;
+            crate::map_runs::check_arn(arn)?;
+            p.need(Need::on(&a(action), arn));
+        }
+        "ListMapRuns" => {
+            let arn = required(req, "executionArn", Want::Execution)?;
+            p.need(Need::on_arn(&a(action), &arn));
+        }
         "DescribeStateMachineForExecution" => {
             let arn = required(req, "executionArn", Want::Execution)?;
             p.need(Need::on_arn(&a(action), &arn));

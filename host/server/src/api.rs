@@ -62,6 +62,9 @@ pub async fn dispatch_as(
         "DescribeStateMachineForExecution" => crate::for_execution::describe(app, &req),
         "ValidateStateMachineDefinition" => crate::validate_api::validate(app, &req),
         "TestState" => crate::test_state::test_state(app, &req).await,
+        "DescribeMapRun" => crate::map_runs::describe(app, &req),
+        "ListMapRuns" => crate::map_runs::list(app, &req),
+        "UpdateMapRun" => crate::map_runs::update(app, &req),
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("weft does not implement the action `{other}` yet"),

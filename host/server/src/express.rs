@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use weft_asl::{HistoryEvent, HistorySink, Hooks, RunOptions, StateError, SystemClock};
-use weft_engine::asl_tasks::LocalItemReader;
+use weft_engine::buckets::BucketAccess;
 
 /// Step Functions' limit on an Express execution's duration.
 pub const MAX_SECONDS: u64 = 300;
@@ -201,7 +201,11 @@ pub fn run(
         execution_arn: Some(exec_arn.to_string()),
         ..RunOptions::default()
     };
-    let reader = LocalItemReader::new(app.base_dir.clone(), runner.execution_role.clone());
+    let reader = BucketAccess::new(
+        app.buckets.clone(),
+        runner.execution_role.clone(),
+        app.base_dir.clone(),
+    );
     let (level, _) = level_of(smr.logging_configuration.as_ref());
     let mut sink = LogSink { events: Vec::new() };
     let ids = weft_engine::telemetry::TraceIds::execution(exec_arn, None);
@@ -212,6 +216,7 @@ pub fn run(
     let hooks = Hooks {
         history: (level != Level::Off).then_some(&mut sink as &mut dyn HistorySink),
         item_reader: Some(&reader),
+        result_writer: Some(&reader),
         control: None,
         observer: spans.as_ref().map(|s| s as &dyn weft_asl::StateObserver),
     };

@@ -26,6 +26,7 @@ pub mod express;
 mod for_execution;
 pub mod guard;
 pub mod live;
+pub mod map_runs;
 pub mod metrics;
 pub mod pending;
 pub mod records;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub(crate) versions: sled::Tree,
     pub(crate) express_log: sled::Tree,
     pub(crate) aliases: sled::Tree,
+    /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`map_runs`]).
+    pub(crate) map_runs: sled::Tree,
     /// The API audit log (see [`audit`]).
     pub audit: sled::Tree,
     /// `None`: no authentication (loopback with `--no-auth`).
@@ -98,6 +101,8 @@ pub struct AppState {
     pub(crate) roles: weft_engine::Roles,
     /// Where relative `file:` grants are resolved.
     pub base_dir: PathBuf,
+    /// The buckets of `$WEFT_HOME/buckets.json` (Distributed Map ItemReader/ResultWriter).
+    pub buckets: Arc<weft_engine::buckets::Buckets>,
     /// Live updates for the web UI (history events and status changes; see [`live`]).
     pub(crate) live: live::Live,
     /// Task logs: tree `sfn_task_logs` (see [`task_logs`]).
@@ -224,9 +229,11 @@ impl AppState {
             versions: db.open_tree("sfn_versions")?,
             express_log: db.open_tree("sfn_express_log")?,
             aliases: db.open_tree("sfn_aliases")?,
+            map_runs: db.open_tree("sfn_map_runs")?,
             task_logs,
             live: live::Live::default(),
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
+            buckets: Arc::new(weft_engine::buckets::Buckets::load(store.home())?),
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
             store,
             tokens,

@@ -874,6 +874,11 @@ impl DurableHistory {
     }
 
     fn write(&mut self, ev: &HistoryEvent) {
+        if ev.event_type == "MapRunStarted" {
+            if let Some(m) = ev.details["mapRunArn"].as_str() {
+                crate::map_runs::record_started(&self.app, m, &self.arn);
+            }
+        }
         if self
             .app
             .pending

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use weft_asl::{Hooks, RunOptions, StateError, SystemClock};
-use weft_engine::asl_tasks::LocalItemReader;
+use weft_engine::buckets::BucketAccess;
 use weft_engine::durable::{
     Entry, ExecControl, GroupCommit, Journal, JournalingRunner, Suspension,
 };
@@ -842,6 +842,13 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         let mut history = DurableHistory::load(app, arn, Some(ctl.clone()))
             .map_err(|e| StateError::new("States.Runtime", e.message))?;
         ctl.set_fresh(history.is_new());
+        // UpdateMapRun's limits reach the running Map Runs
+        let weak_limits = Arc::downgrade(app);
+        ctl.set_map_run_limits(Arc::new(move |map_run| {
+            weak_limits
+                .upgrade()
+                .and_then(|app| crate::map_runs::limits(&app, map_run))
+        }));
         // plugin task results ride in the history runs (no journal write of their own)
         let weak = Arc::downgrade(app);
         ctl.set_record_sink(Arc::new(move |execution, key, json| {
@@ -864,12 +871,17 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             timeout_from_ms: rec.redrive_ms,
             ..RunOptions::default()
         };
-        let reader = LocalItemReader::new(app.base_dir.clone(), runner.execution_role.clone());
+        let reader = BucketAccess::new(
+            app.buckets.clone(),
+            runner.execution_role.clone(),
+            app.base_dir.clone(),
+        );
         let spans =
             crate::traces::durable_spans(arn, rec.trace_header.as_deref(), history.replayed());
         let hooks = Hooks {
             history: Some(&mut history),
             item_reader: Some(&reader),
+            result_writer: Some(&reader),
             control: Some(&*ctl),
             observer: spans.as_ref().map(|s| s as &dyn weft_asl::StateObserver),
         };

@@ -467,6 +467,7 @@ fn run_once(
     let hooks = Hooks {
         history: Some(&mut events),
         item_reader: None,
+        result_writer: None,
         control: None,
         observer: None,
     };

@@ -376,6 +376,58 @@ def more_api(sfn, with_plugin):
     sfn.delete_state_machine(stateMachineArn=tagged)
 
 
+MAP_ROLE = "arn:aws:iam::000000000000:role/map-runner"
+DISTRIBUTED = json.dumps({
+    "StartAt": "Rows",
+    "States": {"Rows": {
+        "Type": "Map", "Label": "Rows",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSONL"},
+                       "Parameters": {"Bucket": "data", "Key": "in/items.jsonl"}},
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "data", "Prefix": "out"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+        "End": True}},
+})
+
+
+def prepare_buckets(home):
+    """A local bucket `data` with a JSON Lines source, and a role that may read and write it."""
+    os.makedirs(os.path.join(home, "buckets", "data", "in"))
+    with open(os.path.join(home, "buckets", "data", "in", "items.jsonl"), "w") as f:
+        f.write("".join(json.dumps({"n": i}) + "\n" for i in range(5)))
+    with open(os.path.join(home, "buckets.json"), "w") as f:
+        json.dump({"buckets": {"data": {"local": "buckets/data"}}}, f)
+    os.makedirs(os.path.join(home, "roles"), exist_ok=True)
+    with open(os.path.join(home, "roles", "map-runner.json"), "w") as f:
+        json.dump({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::data/in/*"},
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::data/out/*"}]}, f)
+
+
+def map_runs(sfn, home):
+    """A Distributed Map over a bucket: ListMapRuns, DescribeMapRun, UpdateMapRun and the results."""
+    sm = sfn.create_state_machine(name="rows", definition=DISTRIBUTED, roleArn=MAP_ROLE)["stateMachineArn"]
+    e = sfn.start_execution(stateMachineArn=sm, name="rows-1")
+    d = wait_status(sfn, e["executionArn"])
+    assert d["status"] == "SUCCEEDED", d
+    out = json.loads(d["output"])
+    runs = sfn.list_map_runs(executionArn=e["executionArn"])["mapRuns"]
+    assert len(runs) == 1 and runs[0]["mapRunArn"] == out["MapRunArn"], (runs, out)
+    assert runs[0]["mapRunArn"].startswith("arn:aws:states:us-east-1:000000000000:mapRun:rows/Rows:"), runs
+    m = sfn.describe_map_run(mapRunArn=out["MapRunArn"])
+    assert m["status"] == "SUCCEEDED", m
+    assert m["itemCounts"]["total"] == 5 and m["itemCounts"]["succeeded"] == 5, m
+    assert m["itemCounts"]["resultsWritten"] == 5, m
+    sfn.update_map_run(mapRunArn=out["MapRunArn"], maxConcurrency=3, toleratedFailureCount=1)
+    m = sfn.describe_map_run(mapRunArn=out["MapRunArn"])
+    assert (m["maxConcurrency"], m["toleratedFailureCount"]) == (3, 1), m
+    assert error_code(sfn.describe_map_run, mapRunArn=out["MapRunArn"][:-4] + "0000") == "ResourceNotFound"
+    manifest = os.path.join(home, "buckets", "data", out["ResultWriterDetails"]["Key"])
+    with open(manifest) as f:
+        files = json.load(f)["ResultFiles"]
+    assert len(files["SUCCEEDED"]) == 1 and files["FAILED"] == [], files
+
+
 def sync_prefix(port, key, secret, home):
     """The README's set-up for the `sync-` host prefix: with `disable_host_prefix_injection`
     (in the profile, or AWS_DISABLE_HOST_PREFIX_INJECTION) a client built the ordinary way, with
@@ -435,6 +487,7 @@ def run(home):
     with_plugin = os.path.exists(echo_wasm) and os.path.exists(WEFT_CLI)
     if with_plugin:
         subprocess.run([WEFT_CLI, "plugin", "install", echo_wasm], env=env, check=True, stdout=subprocess.DEVNULL)
+    prepare_buckets(home)
     proc = subprocess.Popen(
         [WEFT, "server", "--listen", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
@@ -449,6 +502,7 @@ def run(home):
             assert e.response["Error"]["Code"] == "InvalidSignatureException", e.response
         scenario(client(port, key, secret), client(port, "AKIAUNKNOWN"), with_plugin)
         more_api(client(port, key, secret), with_plugin)
+        map_runs(client(port, key, secret), home)
         sync_prefix(port, key, secret, home)
     except BaseException:
         log.seek(0)
@@ -470,9 +524,14 @@ def run(home):
         wait_ready(port, proc)
         sfn = client(port, *credentials(home))
         names = sorted(m["name"] for m in sfn.list_state_machines()["stateMachines"])
-        assert names == ["failing", "hello", "slow"], names
+        assert names == ["failing", "hello", "rows", "slow"], names
         arn = "arn:aws:states:us-east-1:000000000000:execution:hello:run-1"
         assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+        # Map Runs and their updated limits too
+        rows = "arn:aws:states:us-east-1:000000000000:execution:rows:rows-1"
+        run_arn = sfn.list_map_runs(executionArn=rows)["mapRuns"][0]["mapRunArn"]
+        m = sfn.describe_map_run(mapRunArn=run_arn)
+        assert (m["status"], m["maxConcurrency"], m["itemCounts"]["succeeded"]) == ("SUCCEEDED", 3, 5), m
     finally:
         proc.terminate()
         try:

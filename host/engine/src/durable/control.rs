@@ -46,7 +46,13 @@ pub struct ExecControl {
     recorded: Mutex<HashMap<String, Entry>>,
     /// The execution's seed for random draws (see [`weft_asl::entropy`]).
     entropy_seed: Option<u64>,
+    /// Where the limits an operator set on a running Map Run are read (see
+    /// [`ExecControl::set_map_run_limits`]).
+    map_run_limits: OnceLock<MapRunLimitSource>,
 }
+
+/// Reads the current limits of a Map Run by its ARN (`UpdateMapRun`).
+pub type MapRunLimitSource = Arc<dyn Fn(&str) -> Option<weft_asl::MapRunLimits> + Send + Sync>;
 
 /// The `Weft.Suspended` error.
 pub fn suspended(why: &str) -> StateError {
@@ -74,7 +80,14 @@ impl ExecControl {
             record_sink: OnceLock::new(),
             recorded: Mutex::new(HashMap::new()),
             entropy_seed: None,
+            map_run_limits: OnceLock::new(),
         }
+    }
+
+    /// Where the run reads the limits an operator set on its running Map Runs
+    /// (`UpdateMapRun`): asked as each Map Run item starts and fails.
+    pub fn set_map_run_limits(&self, source: MapRunLimitSource) {
+        let _ = self.map_run_limits.set(source);
     }
 
     /// Makes the run's random draws (`States.UUID`, `$random()`, ...) a function of `seed` and
@@ -254,6 +267,10 @@ fn now_ms() -> i64 {
 impl RunControl for ExecControl {
     fn entropy_seed(&self) -> Option<u64> {
         self.entropy_seed
+    }
+
+    fn map_run_limits(&self, map_run_arn: &str) -> Option<weft_asl::MapRunLimits> {
+        self.map_run_limits.get().and_then(|f| f(map_run_arn))
     }
 
     fn check(&self) -> Result<(), StateError> {
