@@ -72,6 +72,8 @@ struct Observed {
     aborted: u64,
     /// The Map's result names a `ResultWriterDetails` (its results were exported).
     exported: bool,
+    /// The Map state's name.
+    state: String,
 }
 
 fn ms_of(ev: &Value) -> i64 {
@@ -112,12 +114,13 @@ fn observe(app: &AppState, exec_arn: &str) -> Result<Vec<Observed>, ApiError> {
                 "MapRunStarted" => {
                     let (name, total) = last_map_start.clone().unwrap_or_default();
                     by_start.insert(ev["id"].as_u64().unwrap_or(0), runs.len());
-                    names.push(name);
+                    names.push(name.clone());
                     runs.push(Observed {
                         arn: d["mapRunArn"].as_str().unwrap_or("").to_string(),
                         start_ms: ms_of(&ev),
                         status: "RUNNING",
                         total,
+                        state: name,
                         ..Observed::default()
                     });
                 }
@@ -204,6 +207,27 @@ pub(crate) fn check_arn(arn: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The state named `name` anywhere in a definition (top level, Parallel branches, Map
+/// processors), depth-bounded.
+fn find_state<'a>(def: &'a Value, name: &str, depth: usize) -> Option<&'a Value> {
+    if depth > 64 {
+        return None;
+    }
+    let states = def.get("States")?.as_object()?;
+    if let Some(s) = states.get(name) {
+        return Some(s);
+    }
+    states.values().find_map(|s| {
+        let nested = s.get("Branches").and_then(Value::as_array);
+        let processor = s.get("ItemProcessor").or(s.get("Iterator"));
+        nested
+            .into_iter()
+            .flatten()
+            .chain(processor)
+            .find_map(|d| find_state(d, name, depth + 1))
+    })
+}
+
 /// `DescribeMapRun`.
 pub(crate) fn describe(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let arn = req_str(req, "mapRunArn")?;
@@ -223,14 +247,28 @@ pub(crate) fn describe(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiErr
     } else {
         0
     };
+    // UpdateMapRun's values, else the Map state's own (as the execution's definition says)
+    let defined = crate::api::exec_by_arn(app, &exec)
+        .ok()
+        .and_then(|e| {
+            e.definition.or_else(|| {
+                crate::api::sm_by_arn(app, &e.state_machine_arn)
+                    .ok()
+                    .map(|s| s.definition)
+            })
+        })
+        .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+        .and_then(|d| find_state(&d, &o.state, 0).cloned())
+        .unwrap_or(Value::Null);
+    let limit = |update: &str, field: &str| rec.get(update).or(defined.get(field)).cloned();
     let mut v = json!({
         "mapRunArn": arn,
         "executionArn": exec,
         "status": o.status,
         "startDate": ts(o.start_ms),
-        "maxConcurrency": rec.get("maxConcurrency").and_then(Value::as_u64).unwrap_or(0),
-        "toleratedFailurePercentage": rec.get("toleratedFailurePercentage").and_then(Value::as_f64).unwrap_or(0.0),
-        "toleratedFailureCount": rec.get("toleratedFailureCount").and_then(Value::as_u64).unwrap_or(0),
+        "maxConcurrency": limit("maxConcurrency", "MaxConcurrency").and_then(|v| v.as_u64()).unwrap_or(0),
+        "toleratedFailurePercentage": limit("toleratedFailurePercentage", "ToleratedFailurePercentage").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        "toleratedFailureCount": limit("toleratedFailureCount", "ToleratedFailureCount").and_then(|v| v.as_u64()).unwrap_or(0),
         "itemCounts": counts(&o, written),
         "executionCounts": counts(&o, written),
         "redriveCount": 0,

@@ -178,6 +178,15 @@ async fn map_runs_are_listed_described_updated_and_authorised() {
     );
     assert_eq!(d["executionCounts"]["total"], 3);
     assert_eq!(c["resultsWritten"], 0, "nothing was exported: {d}");
+    // before any UpdateMapRun, the limits are the Map state's own
+    assert_eq!(
+        (
+            d["toleratedFailureCount"].clone(),
+            d["maxConcurrency"].clone()
+        ),
+        (json!(1), json!(0)),
+        "{d}"
+    );
 
     // limits: updated by someone allowed to, refused to a viewer
     ok(
