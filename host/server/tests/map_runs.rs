@@ -5,56 +5,16 @@
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
-use weft_server::auth::{Principal, Tokens};
+use weft_server::auth::Tokens;
 
 mod common;
 
-use common::{start_with, Server};
-
-async fn call(s: &Server, who: &str, action: &str, body: Value) -> (u16, Value) {
-    let target = format!("AWSStepFunctions.{action}");
-    let auth = format!("Bearer {who}");
-    let (status, _, text) = common::request(
-        s.addr,
-        "POST",
-        "/",
-        &[
-            ("Content-Type", "application/x-amz-json-1.0"),
-            ("X-Amz-Target", &target),
-            ("Authorization", &auth),
-        ],
-        &body.to_string(),
-    )
-    .await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
-    )
-}
-
-async fn ok(s: &Server, who: &str, action: &str, body: Value) -> Value {
-    let (st, v) = call(s, who, action, body).await;
-    assert_eq!(st, 200, "{action}: {v}");
-    v
-}
+use common::{principal, sfn_call as call, sfn_ok as ok, start_with, Server};
 
 async fn err(s: &Server, who: &str, action: &str, body: Value) -> String {
     let (st, v) = call(s, who, action, body).await;
     assert_eq!(st, 400, "{action}: {v}");
     v["__type"].as_str().unwrap_or("").to_string()
-}
-
-fn principal(name: &str, policy: Option<Value>) -> (String, Principal) {
-    (
-        name.to_string(),
-        Principal {
-            name: name.to_string(),
-            access_key_id: name.to_string(),
-            secret: name.to_string(),
-            policy: policy.map(|p| Arc::new(weft_sandbox::Policy::from_value(&p).unwrap())),
-        },
-    )
 }
 
 /// admin: everything. viewer: describes and lists the `rows` machine's executions and Map
@@ -67,8 +27,8 @@ fn tokens() -> Tokens {
             "arn:aws:states:*:*:mapRun:rows/*"]}
     ]});
     Tokens(HashMap::from([
-        principal("admin", None),
-        principal("viewer", Some(viewer)),
+        principal("admin", "admin", None),
+        principal("viewer", "viewer", Some(viewer)),
     ]))
 }
 

@@ -101,12 +101,46 @@ fn canonical(kind: Kind, name: &str) -> Result<String, ApiError> {
         })
 }
 
+/// The policy resource of a variable (`weft:variable:KEY`) or connection
+/// (`weft:connection:ID`).
+fn resource(kind: Kind, name: &str) -> String {
+    match kind {
+        Kind::Variable => format!("weft:variable:{name}"),
+        Kind::Connection => format!("weft:connection:{name}"),
+    }
+}
+
 fn variable_resource(key: &str) -> String {
-    format!("weft:variable:{key}")
+    resource(Kind::Variable, key)
 }
 
 fn connection_resource(id: &str) -> String {
-    format!("weft:connection:{id}")
+    resource(Kind::Connection, id)
+}
+
+/// Airflow's 404 for a variable or connection that does not exist.
+fn missing(kind: Kind, name: &str) -> ApiError {
+    not_found(match kind {
+        Kind::Variable => format!("The Variable with key: `{name}` was not found"),
+        Kind::Connection => format!("The Connection with connection_id: `{name}` was not found"),
+    })
+}
+
+/// `DELETE` of a variable or connection: 204, or Airflow's 404.
+async fn delete_entry(app: Arc<AppState>, req: V1Request, kind: Kind, name: String) -> Response {
+    let action = match kind {
+        Kind::Variable => "variables:DeleteVariable",
+        Kind::Connection => "connections:DeleteConnection",
+    };
+    respond(&app, &req, action, StatusCode::NO_CONTENT, |ctx| {
+        let name = canonical(kind, &name)?;
+        ctx.authorize(resource(kind, &name))?;
+        if secrets(&app).delete(kind, &name).map_err(engine_err)? {
+            Ok(Value::Null)
+        } else {
+            Err(missing(kind, &name))
+        }
+    })
 }
 
 /// `VariableResponse`.
@@ -164,9 +198,7 @@ pub async fn get_variable(
             .map_err(engine_err)?
         {
             Some(v) => Ok(variable_json(&key, &v)),
-            None => Err(not_found(format!(
-                "The Variable with key: `{key}` was not found"
-            ))),
+            None => Err(missing(Kind::Variable, &key)),
         }
     })
 }
@@ -247,9 +279,7 @@ pub async fn patch_variable(
             .map_err(engine_err)?
             .is_none()
         {
-            return Err(not_found(format!(
-                "The Variable with key: `{key}` was not found"
-            )));
+            return Err(missing(Kind::Variable, &key));
         }
         file.set(Kind::Variable, &key, &value).map_err(engine_err)?;
         Ok(variable_json(&key, &value))
@@ -262,26 +292,7 @@ pub async fn delete_variable(
     Path(key): Path<String>,
     req: V1Request,
 ) -> Response {
-    respond(
-        &app,
-        &req,
-        "variables:DeleteVariable",
-        StatusCode::NO_CONTENT,
-        |ctx| {
-            let key = canonical(Kind::Variable, &key)?;
-            ctx.authorize(variable_resource(&key))?;
-            if secrets(&app)
-                .delete(Kind::Variable, &key)
-                .map_err(engine_err)?
-            {
-                Ok(Value::Null)
-            } else {
-                Err(not_found(format!(
-                    "The Variable with key: `{key}` was not found"
-                )))
-            }
-        },
-    )
+    delete_entry(app, req, Kind::Variable, key).await
 }
 
 /// `ConnectionResponse`, redacted.
@@ -371,11 +382,7 @@ pub async fn get_connection(
             ctx.authorize(connection_resource(&id))?;
             load_connection(&secrets(&app), &id)?
                 .map(|c| connection_json(&id, &c))
-                .ok_or_else(|| {
-                    not_found(format!(
-                        "The Connection with connection_id: `{id}` was not found"
-                    ))
-                })
+                .ok_or_else(|| missing(Kind::Connection, &id))
         },
     )
 }
@@ -534,11 +541,8 @@ pub async fn patch_connection(
                 }
             }
             let file = secrets(&app);
-            let mut c = load_connection(&file, &id)?.ok_or_else(|| {
-                not_found(format!(
-                    "The Connection with connection_id: `{id}` was not found"
-                ))
-            })?;
+            let mut c =
+                load_connection(&file, &id)?.ok_or_else(|| missing(Kind::Connection, &id))?;
             apply_connection(&mut c, &body, &mask)?;
             store_connection(&file, &id, &c)?;
             Ok(connection_json(&id, &c))
@@ -552,26 +556,7 @@ pub async fn delete_connection(
     Path(id): Path<String>,
     req: V1Request,
 ) -> Response {
-    respond(
-        &app,
-        &req,
-        "connections:DeleteConnection",
-        StatusCode::NO_CONTENT,
-        |ctx| {
-            let id = canonical(Kind::Connection, &id)?;
-            ctx.authorize(connection_resource(&id))?;
-            if secrets(&app)
-                .delete(Kind::Connection, &id)
-                .map_err(engine_err)?
-            {
-                Ok(Value::Null)
-            } else {
-                Err(not_found(format!(
-                    "The Connection with connection_id: `{id}` was not found"
-                )))
-            }
-        },
-    )
+    delete_entry(app, req, Kind::Connection, id).await
 }
 
 /// Slots of each pool taken by queued and running task instances of unfinished runs.
