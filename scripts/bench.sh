@@ -25,6 +25,10 @@ echo "== web UI landing page: executions by status per state machine over 10,000
 echo "== DAG scheduler: 10,000-task wide/deep DAGs, upstream->downstream latency, 3-year daily catchup"
 "$WEFT" bench dag --plugin echo --threads 2
 "$WEFT" bench dag --plugin none --threads 2
+echo "== remote workers: round trip queued -> result committed, tasks/s with 1 and 2 workers beside local"
+"$WEFT" bench remote --iterations 1000
+echo "== Distributed Map over a local bucket: 100,000 JSONL items read, results exported"
+WEFT_BIN="$WEFT" bash scripts/bench-buckets.sh
 echo "== ASL express engine (cargo bench -p weft-asl)"
 cargo bench -p weft-asl --bench express
 echo "== DAG run (cargo bench -p weft-dag)"
