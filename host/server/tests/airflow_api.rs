@@ -12,6 +12,8 @@ use weft_server::auth::{Principal, Tokens};
 
 mod common;
 
+type Srv = common::Server;
+
 /// Everything on the `dev-*` DAGs, and variables/connections named `dev_*`.
 const DEV: &str = r#"{"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["dags:*"], "Resource": ["weft:dag:dev-*"]},
@@ -30,67 +32,42 @@ fn principal(name: &str, secret: &str, policy: Option<&str>) -> (String, Princip
     )
 }
 
-struct Srv {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-    state: Arc<weft_server::AppState>,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// A server with DAGs `dev-pipe` and `prod-pipe` (their operator is registered but never run
 /// to success here: these tests look at records, not at task results).
 async fn start() -> Srv {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join("dags")).unwrap();
-    for id in ["dev-pipe", "prod-pipe"] {
-        std::fs::write(
-            home.path().join(format!("dags/{id}.yaml")),
-            format!(
-                "{id}:\n  schedule: null\n  start_date: 2024-01-01\n  tags: [team]\n  tasks:\n    a:\n      operator: echo\n    b:\n      operator: echo\n      dependencies: [a]\n"
-            ),
+    let pipe = |id: &str| {
+        format!(
+            "{id}:
+  schedule: null
+  start_date: 2024-01-01
+  tags: [team]
+  tasks:
+    a:
+      operator: echo
+    b:
+      operator: echo
+      dependencies: [a]
+"
         )
-        .unwrap();
-    }
-    std::fs::write(
-        home.path().join("dags/broken.yaml"),
-        "broken:\n  tasks:\n    x:\n      operator: not-installed\n",
-    )
-    .unwrap();
-    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-    store
-        .registry()
-        .put(&weft_store::PluginRecord {
-            name: "echo".into(),
-            version: "0.1.0".into(),
-            digest: weft_store::Digest::of(b"echo"),
-            world: "task".into(),
-            manifest: json!({"description": "echo"}),
-            installed_at: 0,
-        })
-        .unwrap();
+    };
+    let dags = [
+        ("dev-pipe.yaml", pipe("dev-pipe")),
+        ("prod-pipe.yaml", pipe("prod-pipe")),
+        (
+            "broken.yaml",
+            "broken:
+  tasks:
+    x:
+      operator: not-installed
+"
+            .to_string(),
+        ),
+    ];
     let tokens = Tokens(HashMap::from([
         principal("admin", "admin-secret", None),
         principal("dev", "dev-secret", Some(DEV)),
     ]));
-    let state = weft_server::AppState::with_limit(store, Some(tokens), 10).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = state.clone();
-    let task = tokio::spawn(async move {
-        weft_server::serve(listener, app).await.unwrap();
-    });
-    Srv {
-        addr,
-        task,
-        state,
-        _home: home,
-    }
+    common::start_with_dags(Some(tokens), &dags, &["echo"]).await
 }
 
 /// One call as `secret`'s principal (`None`: no Authorization header); (status, JSON body).

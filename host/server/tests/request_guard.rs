@@ -7,50 +7,17 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Srv {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-    _home: tempfile::TempDir,
-}
+mod common;
 
-impl Drop for Srv {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+type Srv = common::Server;
 
 /// A server without authentication (as `make demo` runs it) with a DAG `pipe`.
 async fn start(tokens: Option<weft_server::auth::Tokens>) -> Srv {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join("dags")).unwrap();
-    std::fs::write(
-        home.path().join("dags/pipe.yaml"),
-        "pipe:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    a:\n      operator: echo\n",
-    )
-    .unwrap();
-    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-    store
-        .registry()
-        .put(&weft_store::PluginRecord {
-            name: "echo".into(),
-            version: "0.1.0".into(),
-            digest: weft_store::Digest::of(b"echo"),
-            world: "task".into(),
-            manifest: json!({}),
-            installed_at: 0,
-        })
-        .unwrap();
-    let state = weft_server::AppState::with_limit(store, tokens, 10).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        weft_server::serve(listener, state).await.unwrap();
-    });
-    Srv {
-        addr,
-        task,
-        _home: home,
-    }
+    let dags = [(
+        "pipe.yaml",
+        "pipe:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    a:\n      operator: echo\n".to_string(),
+    )];
+    common::start_with_dags(tokens, &dags, &["echo"]).await
 }
 
 /// A raw request: `head` is the request line and headers without the final blank line

@@ -11,6 +11,8 @@ use weft_server::auth::{Principal, Tokens};
 
 mod common;
 
+type Srv = common::Server;
+
 const DEV_READ: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
     "Action": ["states:List*", "states:Describe*"],
     "Resource": ["arn:aws:states:*:*:stateMachine:dev-*", "arn:aws:states:*:*:execution:dev-*"]}]}"#;
@@ -47,59 +49,20 @@ fn tokens() -> Tokens {
     ]))
 }
 
-struct Srv {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// A server whose store has an `echo` plugin and DAGs `dev-pipe` and `prod-pipe`.
 async fn start() -> Srv {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join("dags")).unwrap();
-    for id in ["dev-pipe", "prod-pipe"] {
-        std::fs::write(
-            home.path().join(format!("dags/{id}.yaml")),
-            format!("{id}:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    a:\n      operator: echo\n"),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        home.path().join("dags/broken.yaml"),
-        "broken:\n  tasks:\n    x:\n      operator: not-installed\n",
-    )
-    .unwrap();
-    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-    for name in ["echo", "secret-tool"] {
-        store
-            .registry()
-            .put(&weft_store::PluginRecord {
-                name: name.into(),
-                version: "0.1.0".into(),
-                digest: weft_store::Digest::of(name.as_bytes()),
-                world: "task".into(),
-                manifest: json!({"description": name}),
-                installed_at: 0,
-            })
-            .unwrap();
-    }
-    let state = weft_server::AppState::with_limit(store, Some(tokens()), 10).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        weft_server::serve(listener, state).await.unwrap();
-    });
-    Srv {
-        addr,
-        task,
-        _home: home,
-    }
+    let pipe = |id: &str| {
+        format!("{id}:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    a:\n      operator: echo\n")
+    };
+    let dags = [
+        ("dev-pipe.yaml", pipe("dev-pipe")),
+        ("prod-pipe.yaml", pipe("prod-pipe")),
+        (
+            "broken.yaml",
+            "broken:\n  tasks:\n    x:\n      operator: not-installed\n".to_string(),
+        ),
+    ];
+    common::start_with_dags(Some(tokens()), &dags, &["echo", "secret-tool"]).await
 }
 
 /// One `/v1` call as `secret`'s principal; (status, JSON body).

@@ -37,6 +37,37 @@ pub async fn start_with(tokens: Option<Tokens>, max_running: usize) -> Server {
     serve(home, state).await
 }
 
+/// Starts the app with `tokens` over a `$WEFT_HOME` whose `dags/` holds `dags` (file name,
+/// YAML text) and whose registry names `plugins` (records only, no component: these servers
+/// look at records and decisions, not at task results).
+pub async fn start_with_dags(
+    tokens: Option<Tokens>,
+    dags: &[(&str, String)],
+    plugins: &[&str],
+) -> Server {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    for (file, yaml) in dags {
+        std::fs::write(home.path().join("dags").join(file), yaml).unwrap();
+    }
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    for name in plugins {
+        store
+            .registry()
+            .put(&weft_store::PluginRecord {
+                name: name.to_string(),
+                version: "0.1.0".into(),
+                digest: weft_store::Digest::of(name.as_bytes()),
+                world: "task".into(),
+                manifest: serde_json::json!({"description": name}),
+                installed_at: 0,
+            })
+            .unwrap();
+    }
+    let state = AppState::with_limit(store, tokens, 10).unwrap();
+    serve(home, state).await
+}
+
 /// Serves `state` (whose store lives in `home`) on a free loopback port.
 async fn serve(home: tempfile::TempDir, state: Arc<AppState>) -> Server {
     let app = state.clone();
