@@ -4,7 +4,6 @@
 //! the AWS SDKs, which still work.
 
 use serde_json::{json, Value};
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
