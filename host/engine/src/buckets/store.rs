@@ -69,6 +69,9 @@ fn block<T: Send + 'static>(
 }
 
 fn s3(name: &str, e: &S3Entry) -> Result<AmazonS3, BucketError> {
+    // the HTTP client's TLS uses ring (as ureq does); the first caller installs it for the
+    // process, later calls find it installed
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
     let mut b = AmazonS3Builder::new()
         .with_region(&e.region)
