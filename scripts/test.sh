@@ -70,9 +70,18 @@ fi
 # (the PostgreSQL fixtures fail instead of skipping when the cluster is missing)
 export WEFT_TEST_PG WEFT_REQUIRE_PG=1
 
+# A Python venv at $1; Debian splits the venv module out (python3-venv): installed when missing.
+venv() {
+  python3 -m venv "$1" 2>/dev/null || {
+    rm -rf "$1"
+    $([ "$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+    python3 -m venv "$1"
+  }
+}
+
 step "moto's S3 server for the bucket wire tests (a venv under target/)"
 if [ ! -x target/moto-venv/bin/moto_server ]; then
-  python3 -m venv target/moto-venv
+  venv target/moto-venv
   target/moto-venv/bin/pip install --quiet 'moto[server]'
 fi
 # (host/engine/tests/buckets_s3.rs starts it on a free port; it fails instead of skipping here)
@@ -90,14 +99,7 @@ python3 host/server/tests/boto3_client.py
 
 step "apache-airflow-client and airflowctl against weft server (a venv under target/)"
 AIRFLOW_VENV="$PWD/target/airflow-client-venv"
-if [ ! -x "$AIRFLOW_VENV/bin/python" ]; then
-  # Debian splits the venv module out (python3-venv); install it when it is missing
-  python3 -m venv "$AIRFLOW_VENV" 2>/dev/null || {
-    rm -rf "$AIRFLOW_VENV"
-    $([ "$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
-    python3 -m venv "$AIRFLOW_VENV"
-  }
-fi
+[ -x "$AIRFLOW_VENV/bin/python" ] || venv "$AIRFLOW_VENV"
 "$AIRFLOW_VENV/bin/pip" install --quiet 'apache-airflow-client>=3,<4' 'apache-airflow-ctl'
 AIRFLOWCTL="$AIRFLOW_VENV/bin/airflowctl" "$AIRFLOW_VENV/bin/python" host/server/tests/airflow_api_client.py
 
