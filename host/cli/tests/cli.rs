@@ -4,25 +4,7 @@
 mod common;
 use common::*;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn weft(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .env("WEFT_HOME", home)
-        .current_dir(repo())
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use std::process::Command;
 
 #[test]
 fn invoke_prints_output_or_error_with_exit_codes() {

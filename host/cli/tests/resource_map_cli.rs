@@ -6,26 +6,6 @@
 mod common;
 use common::*;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn weft(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .env("WEFT_HOME", home)
-        .current_dir(repo())
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn orders() -> String {
     serde_json::json!({"StartAt": "Save", "States": {
         "Save": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem",

@@ -5,8 +5,28 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// Runs `weft ARGS` with `$WEFT_HOME` = `home` from the repository root.
+pub fn weft(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .env("WEFT_HOME", home)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+/// A finished command's stdout, trimmed.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A finished command's stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {
