@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-REPEAT = 5
+REPEAT = 20
 
 
 def measure_one(path: str, repeat: int) -> dict:
