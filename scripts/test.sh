@@ -103,6 +103,9 @@ AIRFLOW_VENV="$PWD/target/airflow-client-venv"
 "$AIRFLOW_VENV/bin/pip" install --quiet 'apache-airflow-client>=3,<4' 'apache-airflow-ctl'
 AIRFLOWCTL="$AIRFLOW_VENV/bin/airflowctl" "$AIRFLOW_VENV/bin/python" host/server/tests/airflow_api_client.py
 
+step "Python DAG corpus: recordings complete, compare.py checked against a replaying stand-in (no Airflow)"
+python3 host/dag/tests/python-dags/test_corpus.py
+
 if [ -z "${WEFT_SKIP_CONFORMANCE:-}" ]; then
   step "ASL (recorded on AWS) and DAG (recorded from Airflow) conformance through the weft binary"
   bash scripts/conformance.sh "$SHARED" "$WEFT" "$WEFT_PLUGINS_DIR"

@@ -9,7 +9,9 @@ For every file in dags/ and bench/dag_100_tasks.py it measures, with Airflow's o
     imported (includes importing the modules the file itself pulls in: airflow.sdk, providers);
   - warm_parse_ms: median (and min/max) of REPEAT further parses in that same process (modules
     cached; the file's own module is executed again each time, as the DAG processor does).
-and the wall time of `airflow dags reserialize` for the whole dags/ folder (one process).
+and the wall time of `airflow dags reserialize` for the whole dags/ folder (one process), and the
+per-task cost of a @task callable in Airflow: `airflow dags test` of bench/dag_100_tasks.py, with
+each task instance's duration read back from the metadata DB (p50, p90).
 Writes JSON with the machine (nproc, CPU model, Python and Airflow versions).
 
 usage: parse_times.py --dags DIR --bench DIR --out FILE [--repeat N]
@@ -73,6 +75,47 @@ def cold_process_ms(path: str) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
+def task_overhead(bench_dir: str) -> dict:
+    """Run the 100-task DAG with `airflow dags test` and read each task instance's duration.
+
+    The DAG folder is bench/ alone, so the run does not parse the corpus (nor its looping file).
+    """
+    import sqlite3
+
+    env = dict(os.environ, AIRFLOW__CORE__DAGS_FOLDER=os.path.abspath(bench_dir))
+    cmd = [os.path.join(os.path.dirname(sys.executable), "airflow"), "dags", "test", "py_bench_100_tasks", "2024-03-05"]
+    started = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if not url.startswith("sqlite:///"):
+        return {"problem": "needs the sqlite metadata DB record.sh sets up"}
+    db = sqlite3.connect(url[len("sqlite:///"):])
+    rows = db.execute(
+        "SELECT ti.duration, ti.state FROM task_instance ti JOIN dag_run dr ON dr.run_id = ti.run_id "
+        "AND dr.dag_id = ti.dag_id WHERE ti.dag_id = 'py_bench_100_tasks' AND dr.logical_date LIKE '2024-03-05%'"
+    ).fetchall()
+    db.close()
+    durations = sorted(d * 1000 for d, state in rows if d is not None and state == "success")
+    if not durations:
+        return {"problem": f"no successful task instances (exit {r.returncode})"}
+
+    def pct(q: float) -> float:
+        return round(durations[min(len(durations) - 1, int(q * len(durations)))], 1)
+
+    return {
+        "command": " ".join(cmd[1:]),
+        "exit_code": r.returncode,
+        "tasks": len(durations),
+        "task_duration_ms": {"p50": pct(0.5), "p90": pct(0.9), "min": round(durations[0], 1),
+                             "max": round(durations[-1], 1)},
+        "run_wall_s": round(wall, 2),
+        "run_wall_per_task_ms": round(wall * 1000 / len(durations), 1),
+        "note": "task_duration_ms is Airflow's own task_instance.duration (start to end of the try, in the "
+                "dags test process); run_wall includes the CLI's start, the DAG parse and scheduling",
+    }
+
+
 def machine() -> dict:
     import airflow
 
@@ -132,6 +175,9 @@ def main() -> None:
     r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "airflow"), "dags", "reserialize"],
                        capture_output=True, text=True, check=False)
     reserialize_s = round(time.perf_counter() - started, 2)
+    overhead = task_overhead(a.bench) if a.bench else None
+    if overhead:
+        print(f"@task overhead (dags test of the 100-task DAG): {overhead}", flush=True)
     doc = {
         "machine": host,
         "method": (
@@ -141,6 +187,7 @@ def main() -> None:
             f"{os.environ.get('AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT', '30 (default)')} s."
         ),
         "files": results,
+        "task_overhead_100_task_dag": overhead,
         "dags_reserialize_folder": {
             "command": "airflow dags reserialize",
             "wall_s": reserialize_s,
