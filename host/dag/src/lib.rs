@@ -27,6 +27,7 @@
 //! std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+pub mod assets;
 pub mod builtin;
 pub mod defaults;
 pub mod error;

@@ -90,6 +90,8 @@ pub enum Trigger {
     Backfill,
     /// A file-arrival trigger.
     File,
+    /// An asset condition that became true.
+    Asset,
 }
 
 impl Trigger {
@@ -99,6 +101,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Backfill => "backfill",
             Trigger::File => "file_trigger",
+            Trigger::Asset => super::assets::ASSET_TRIGGERED,
         }
     }
 
@@ -108,6 +111,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Backfill => "backfill",
             Trigger::File => "file",
+            Trigger::Asset => super::assets::ASSET_TRIGGERED,
         }
     }
 }
@@ -380,7 +384,23 @@ impl<'a> Scheduler<'a> {
     }
 
     fn machine(&self, dag: &Arc<Dag>, rec: &DagRunRecord) -> RunMachine {
+        let triggering = if rec.run_type == super::assets::ASSET_TRIGGERED {
+            match self
+                .store
+                .triggering_event_ids(&rec.dag_id, &rec.run_id)
+                .and_then(|ids| self.store.asset_events(Some(&ids)))
+            {
+                Ok(events) => super::assets::triggering_context(&events),
+                Err(e) => {
+                    tracing::warn!(dag_id = %rec.dag_id, run_id = %rec.run_id, error = %e, "cannot read the run's triggering asset events");
+                    Value::Object(Map::new())
+                }
+            }
+        } else {
+            Value::Object(Map::new())
+        };
         let opts = RunOptions {
+            triggering_asset_events: triggering,
             secrets: self.secrets.clone(),
             run_id: Some(rec.run_id.clone()),
             conf: rec.conf.clone(),
@@ -570,6 +590,8 @@ impl<'a> Scheduler<'a> {
         // Runs created or cleared by another component on this store (the server's UI and
         // API) are picked up this often while scheduling.
         let mut next_adopt = Instant::now() + self.cfg.tick;
+        // Asset queues are read once a tick (and on an idle pass), not on every pass.
+        let mut next_asset_check = Instant::now();
 
         // Resume unfinished runs of the loaded DAGs.
         for rec in self.store.unfinished_runs()? {
@@ -596,6 +618,12 @@ impl<'a> Scheduler<'a> {
             if opts.schedule {
                 for dag in self.dags.values() {
                     self.schedule_dag(dag, now_dt, &active, &mut queued, &mut last_interval)?;
+                }
+                if idle_pass || Instant::now() >= next_asset_check {
+                    next_asset_check = Instant::now() + self.cfg.tick;
+                    for dag in self.dags.values() {
+                        self.schedule_assets(dag, &active, &mut queued)?;
+                    }
                 }
                 for trig in triggers.iter_mut().filter(|t| idle_pass || t.due()) {
                     if let Some(dag) = self.dags.get(&trig.dag_id) {
@@ -796,6 +824,7 @@ impl<'a> Scheduler<'a> {
                             }
                         }
                         if state == TiState::Success {
+                            self.emit_outlets(&a.rec, &task, map_index)?;
                             if let Some(miss) = self.check_sla_on_finish(a, &task)? {
                                 self.sla_callback(a, &task.task_id, miss, pool, exec, tx);
                             }
@@ -1162,6 +1191,104 @@ impl<'a> Scheduler<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Records the asset events of a task instance that succeeded (one per asset its
+    /// `outlets` name) and queues each for the loaded DAGs whose condition names the asset.
+    fn emit_outlets(
+        &self,
+        rec: &DagRunRecord,
+        task: &weft_dag::Task,
+        map_index: i64,
+    ) -> Result<(), SchedulerError> {
+        for uri in super::assets::outlets_of(task) {
+            let consumers = super::assets::consumers_of(self.dags.values().map(|d| &**d), &uri);
+            let ev = super::AssetEvent {
+                id: 0,
+                uri,
+                extra: Map::new(),
+                source_dag_id: Some(rec.dag_id.clone()),
+                source_task_id: Some(task.task_id.clone()),
+                source_run_id: Some(rec.run_id.clone()),
+                source_map_index: map_index,
+                timestamp: Utc::now(),
+            };
+            let ev = self.store.add_asset_event(&ev, &consumers)?;
+            tracing::info!(dag_id = %rec.dag_id, run_id = %rec.run_id, task = %task.task_id, uri = %ev.uri, event_id = ev.id, consumers = consumers.len(), "asset event");
+        }
+        Ok(())
+    }
+
+    /// Creates a run of an asset-scheduled DAG whose condition holds over the assets with
+    /// queued events, consuming those events (Airflow clears the DAG's whole queue when it
+    /// creates the run); within `max_active_runs`, not while paused.
+    fn schedule_assets(
+        &self,
+        dag: &Arc<Dag>,
+        active: &HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+    ) -> Result<(), SchedulerError> {
+        let Some(cond) = super::assets::condition_of(dag) else {
+            return Ok(());
+        };
+        if self.is_paused(dag)? {
+            return Ok(());
+        }
+        let count = active
+            .values()
+            .filter(|a| a.rec.dag_id == dag.dag_id)
+            .count()
+            + queued.iter().filter(|q| q.dag_id == dag.dag_id).count();
+        if count >= dag.max_active_runs.max(1) as usize {
+            return Ok(());
+        }
+        let waiting = self.store.asset_queue(Some(&dag.dag_id))?;
+        if waiting.is_empty() || !cond.eval(&|u| waiting.iter().any(|q| q.uri == u)) {
+            return Ok(());
+        }
+        if let Some(rec) = self.create_asset_run(dag, &waiting)? {
+            queued.push(rec);
+        }
+        Ok(())
+    }
+
+    /// Creates the asset-triggered run of `dag` from `waiting` (its queued events), consuming
+    /// them; its data interval spans the events' timestamps, as Airflow's does.
+    fn create_asset_run(
+        &self,
+        dag: &Arc<Dag>,
+        waiting: &[super::QueuedAssetEvent],
+    ) -> Result<Option<DagRunRecord>, SchedulerError> {
+        let first = waiting.iter().map(|q| q.created_at).min();
+        let last = waiting.iter().map(|q| q.created_at).max();
+        let mut when = Utc::now();
+        for _ in 0..1000 {
+            let rec = DagRunRecord {
+                dag_id: dag.dag_id.clone(),
+                run_id: format!("{}__{}", Trigger::Asset.prefix(), iso(&when)),
+                run_type: Trigger::Asset.as_str().into(),
+                logical_date: when,
+                data_interval_start: first.unwrap_or(when),
+                data_interval_end: last.unwrap_or(when),
+                state: "queued".into(),
+                conf: Map::new(),
+                queued_at: Utc::now(),
+                start_date: None,
+                end_date: None,
+            };
+            match self.store.create_asset_run(&rec, waiting) {
+                Ok(()) => {
+                    self.store.flush()?;
+                    tracing::info!(dag_id = %rec.dag_id, run_id = %rec.run_id, events = waiting.len(), "asset-triggered dag run created");
+                    return Ok(Some(rec));
+                }
+                Err(SchedulerError::RunExists { .. }) => {
+                    when += chrono::Duration::milliseconds(1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     #[allow(clippy::too_many_arguments)]

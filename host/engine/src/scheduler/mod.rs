@@ -11,8 +11,10 @@
 //! - [`runner`]: the executor interface a scheduler runs tries and callbacks through;
 //! - [`core`]: the loop (run creation from timetables, queueing by priority with pools,
 //!   `max_active_runs` and `max_active_tasks`, completions, callbacks, SLAs, restart recovery);
-//! - [`files`]: the file-arrival trigger.
+//! - [`files`]: the file-arrival trigger;
+//! - [`assets`]: asset events and the per-DAG queue asset schedules read.
 
+pub mod assets;
 pub mod core;
 pub mod files;
 pub mod pools;
@@ -21,6 +23,7 @@ pub mod store;
 pub mod workers;
 
 pub use self::core::{paused_or_default, LoopOptions, Scheduler, SchedulerConfig, Trigger};
+pub use assets::{AssetEvent, QueuedAssetEvent};
 pub use files::FileTrigger;
 pub use pools::Pools;
 pub use runner::{Plain, TryOutcome, TryRunner};
