@@ -264,3 +264,53 @@ fn unknown_condition_shapes_are_refused_at_their_line() {
         "{text:?}"
     );
 }
+
+#[test]
+fn two_schedulers_cannot_consume_the_same_queued_events() {
+    each_backend(|f| {
+        let d = dags(CONDITIONS);
+        let (a, b) = (f.sched_store(), f.sched_store());
+        post(&a, &d, "s3://a");
+        let waiting = a.asset_queue(Some("any_of")).unwrap();
+        assert_eq!(waiting.len(), 1, "{}", f.name);
+        let now = chrono::Utc::now();
+        let rec = |run_id: &str, at: chrono::DateTime<chrono::Utc>| {
+            weft_engine::scheduler::DagRunRecord {
+                dag_id: "any_of".into(),
+                run_id: run_id.into(),
+                run_type: ASSET_TRIGGERED.into(),
+                logical_date: at,
+                data_interval_start: at,
+                data_interval_end: at,
+                state: "queued".into(),
+                conf: Default::default(),
+                queued_at: at,
+                start_date: None,
+                end_date: None,
+            }
+        };
+        a.create_asset_run(&rec("first", now), &waiting).unwrap();
+        let second = now + chrono::Duration::seconds(1);
+        let e = b
+            .create_asset_run(&rec("second", second), &waiting)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                weft_engine::scheduler::SchedulerError::AssetEventsTaken(_)
+            ),
+            "{}: {e}",
+            f.name
+        );
+        // the refused run was not created
+        assert!(
+            b.get_run("any_of", "second").unwrap().is_none(),
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            b.triggering_event_ids("any_of", "first").unwrap(),
+            vec![waiting[0].event_id]
+        );
+    });
+}

@@ -108,7 +108,8 @@ pub trait DagStore: Send + Sync {
     fn asset_queue(&self, dag_id: Option<&str>) -> Result<Vec<QueuedAssetEvent>, SchedulerError>;
     /// Creates an asset-triggered run and consumes the queued events it was created from, in
     /// one transaction: refuses ([`SchedulerError::RunExists`]) as [`DagStore::insert_run`]
-    /// does, and then consumes nothing. The run's triggering events are recorded with it.
+    /// does, and ([`SchedulerError::AssetEventsTaken`]) when one of `consumed` is no longer
+    /// queued (another scheduler consumed it); a refused call creates and consumes nothing. The run's triggering events are recorded with it.
     fn create_asset_run(
         &self,
         rec: &DagRunRecord,

@@ -175,7 +175,11 @@ impl SledDagStore {
                 run_ids.insert(id_key.as_slice(), key.as_slice())?;
                 if let (Some(consumed), Some(ids)) = (consumed, &ids) {
                     for q in consumed {
-                        queue.remove(queue_key(&q.dag_id, q.event_id))?;
+                        if queue.remove(queue_key(&q.dag_id, q.event_id))?.is_none() {
+                            return Err(Abort::Abort(SchedulerError::AssetEventsTaken(
+                                rec.dag_id.clone(),
+                            )));
+                        }
                     }
                     run_events.insert(id_key.as_slice(), ids.as_slice())?;
                 }

@@ -1285,6 +1285,8 @@ impl<'a> Scheduler<'a> {
                 Err(SchedulerError::RunExists { .. }) => {
                     when += chrono::Duration::milliseconds(1);
                 }
+                // another scheduler created the run from these events
+                Err(SchedulerError::AssetEventsTaken(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
         }

@@ -66,4 +66,8 @@ pub enum SchedulerError {
     /// A bad configuration file.
     #[error("{0}")]
     Config(String),
+    /// The queued asset events a run was to consume were consumed meanwhile (by another
+    /// scheduler on the same database): no run was created.
+    #[error("DAG `{0}`: its queued asset events were consumed by another scheduler")]
+    AssetEventsTaken(String),
 }

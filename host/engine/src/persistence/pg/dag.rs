@@ -247,12 +247,17 @@ impl DagStore for PgDagStore {
                     Ok(_) => {
                         let ids: Vec<i64> = consumed.iter().map(|q| q.event_id).collect();
                         for q in &consumed {
-                            tx.execute(
-                                "DELETE FROM asset_queue WHERE dag_id = $1 AND event_id = $2",
-                                &[&q.dag_id, &q.event_id],
-                            )
-                            .await
-                            .map_err(err)?;
+                            let n = tx
+                                .execute(
+                                    "DELETE FROM asset_queue WHERE dag_id = $1 AND event_id = $2",
+                                    &[&q.dag_id, &q.event_id],
+                                )
+                                .await
+                                .map_err(err)?;
+                            if n == 0 {
+                                // (dropping the transaction rolls the run back)
+                                return Err(SchedulerError::AssetEventsTaken(rec.dag_id.clone()));
+                            }
                         }
                         tx.execute(
                             "INSERT INTO run_asset_events (dag_id, run_id, event_ids) VALUES ($1, $2, $3)",
