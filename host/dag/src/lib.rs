@@ -29,6 +29,7 @@
 
 pub mod assets;
 pub mod builtin;
+pub mod cross_dag;
 pub mod defaults;
 pub mod error;
 pub mod folder;

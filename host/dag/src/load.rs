@@ -1701,6 +1701,9 @@ fn parse_task(
             format!("unknown operator `{operator}`: no such plugin is installed"),
         );
     }
+    if let Some(why) = crate::cross_dag::check_at_load(&operator, &arguments) {
+        cx.err(op_line, path.to_string(), why);
+    }
     if let Some(max) = d.max_retry_delay {
         if max.is_zero() {
             cx.err(

@@ -156,6 +156,7 @@ pub struct LoopStats {
 pub struct Scheduler<'a> {
     store: SchedStore,
     dags: HashMap<String, Arc<Dag>>,
+    cross: super::cross_dag::CrossDag,
     exec: &'a dyn TryRunner,
     secrets: Arc<dyn Secrets>,
     cfg: SchedulerConfig,
@@ -250,16 +251,29 @@ impl<'a> Scheduler<'a> {
         secrets: Arc<dyn Secrets>,
         cfg: SchedulerConfig,
     ) -> Result<Self, SchedulerError> {
+        let dags: HashMap<String, Arc<Dag>> = dags
+            .into_iter()
+            .map(|d| (d.dag_id.clone(), Arc::new(d)))
+            .collect();
         Ok(Scheduler {
+            cross: super::cross_dag::CrossDag::new(store.clone(), Arc::new(dags.clone()), None),
             store,
-            dags: dags
-                .into_iter()
-                .map(|d| (d.dag_id.clone(), Arc::new(d)))
-                .collect(),
+            dags,
             exec,
             secrets,
             cfg,
         })
+    }
+
+    /// The roles tasks' grants name, for the cross-DAG operators' decisions (without them
+    /// every cross-DAG action is denied).
+    pub fn with_roles(mut self, roles: Arc<crate::roles::Roles>) -> Self {
+        self.cross = super::cross_dag::CrossDag::new(
+            self.store.clone(),
+            Arc::new(self.dags.clone()),
+            Some(roles),
+        );
+        self
     }
 
     /// The store.
@@ -658,7 +672,9 @@ impl<'a> Scheduler<'a> {
 
             // 1b. Adopt runs that appeared in the store meanwhile (triggered or cleared by the
             // server while this loop runs).
-            if (opts.schedule || opts.adopt) && Instant::now() >= next_adopt {
+            // (at once when a TriggerDagRunOperator created a run, whatever the options)
+            let triggered = self.cross.take_created();
+            if triggered || ((opts.schedule || opts.adopt) && Instant::now() >= next_adopt) {
                 next_adopt = Instant::now() + self.cfg.tick;
                 for rec in self.store.unfinished_runs()? {
                     if !self.dags.contains_key(&rec.dag_id) {
@@ -874,6 +890,9 @@ impl<'a> Scheduler<'a> {
 
             // 5. Dispatch by priority within parallelism, max_active_tasks and pools.
             let stopping = opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+            if stopping {
+                self.cross.stop();
+            }
             let mut jobs = Vec::new();
             let mut set_aside = Vec::new();
             while !stopping && in_flight_total < self.cfg.parallelism {
@@ -949,9 +968,10 @@ impl<'a> Scheduler<'a> {
             }
             for (run, t, i, inv, last) in jobs {
                 let tx = tx.clone();
+                let cross = self.cross.clone();
                 pool.submit(Box::new(move || {
                     let latency = last.map(|l| l.elapsed().as_secs_f64());
-                    let (result, elapsed, log) = run_try(exec, &inv);
+                    let (result, elapsed, log) = run_try(exec, &cross, &inv);
                     let _ = tx.send(Msg::Done {
                         run,
                         t,
@@ -1420,24 +1440,44 @@ impl<'a> Scheduler<'a> {
 /// it succeeds or times out; in `reschedule` mode it pokes once and gives the slot back.
 fn run_try(
     exec: &dyn TryRunner,
+    cross: &super::cross_dag::CrossDag,
     inv: &weft_dag::TaskInvocation,
 ) -> (Result<Value, TaskFailure>, f64, Vec<Value>) {
     let started = Instant::now();
+    if inv.operator == weft_dag::builtin::TRIGGER_DAG_RUN {
+        let r = cross.trigger(inv);
+        let log = r
+            .as_ref()
+            .err()
+            .map(|e| json!({"error": e}))
+            .into_iter()
+            .collect();
+        return (r, started.elapsed().as_secs_f64(), log);
+    }
     // EmptyOperator and the other built-ins run here, whatever the runner
-    if let Some(r) = weft_dag::builtin::execute(inv) {
-        return (r, started.elapsed().as_secs_f64(), Vec::new());
+    if inv.operator != weft_dag::builtin::EXTERNAL_TASK_SENSOR {
+        if let Some(r) = weft_dag::builtin::execute(inv) {
+            return (r, started.elapsed().as_secs_f64(), Vec::new());
+        }
     }
     let mut logs = Vec::new();
     let mut pokes = 0u32;
     loop {
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try(inv)))
-            .unwrap_or_else(|_| super::runner::TryOutcome {
-                result: Err(TaskFailure::new(
-                    "Weft.ExecutorPanicked",
-                    "the task executor panicked",
-                )),
+        let out = if inv.operator == weft_dag::builtin::EXTERNAL_TASK_SENSOR {
+            super::runner::TryOutcome {
+                result: cross.poke_external(inv),
                 log: Value::Null,
-            });
+            }
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try(inv)))
+                .unwrap_or_else(|_| super::runner::TryOutcome {
+                    result: Err(TaskFailure::new(
+                        "Weft.ExecutorPanicked",
+                        "the task executor panicked",
+                    )),
+                    log: Value::Null,
+                })
+        };
         if !out.log.is_null() {
             logs.push(out.log);
         }

@@ -12,10 +12,12 @@
 //! - [`core`]: the loop (run creation from timetables, queueing by priority with pools,
 //!   `max_active_runs` and `max_active_tasks`, completions, callbacks, SLAs, restart recovery);
 //! - [`files`]: the file-arrival trigger;
-//! - [`assets`]: asset events and the per-DAG queue asset schedules read.
+//! - [`assets`]: asset events and the per-DAG queue asset schedules read;
+//! - [`cross_dag`]: `TriggerDagRunOperator` and `ExternalTaskSensor`, run by the scheduler.
 
 pub mod assets;
 pub mod core;
+pub mod cross_dag;
 pub mod files;
 pub mod pools;
 pub mod runner;
