@@ -314,3 +314,38 @@ fn two_schedulers_cannot_consume_the_same_queued_events() {
         );
     });
 }
+
+#[test]
+fn an_asset_or_time_schedule_runs_on_both() {
+    each_backend(|f| {
+        let exec = echo();
+        let store = f.sched_store();
+        let start = (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%d");
+        let d = dags(&format!(
+            "either:\n  start_date: {start}\n  catchup: false\n  is_paused_upon_creation: false\n  schedule:\n    datasets: ['s3://a']\n    timetable: '@daily'\n  tasks:\n    t: {{operator: echo}}\n"
+        ));
+        let s = Scheduler::with_store(
+            store.clone(),
+            d.clone(),
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig::default(),
+        )
+        .unwrap();
+        s.run(&idle()).unwrap();
+        let timed = |store: &SchedStore| {
+            store
+                .runs_of("either")
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.run_type == "scheduled")
+                .count()
+        };
+        assert_eq!(timed(&store), 1, "{}", f.name);
+        assert!(asset_runs(&store, "either").is_empty(), "{}", f.name);
+        post(&store, &d, "s3://a");
+        s.run(&idle()).unwrap();
+        assert_eq!(asset_runs(&store, "either").len(), 1, "{}", f.name);
+        assert_eq!(timed(&store), 1, "{}", f.name);
+    });
+}
