@@ -110,6 +110,7 @@ fn event_json(e: &AssetEvent, created: &[Value]) -> Value {
         "source_run_id": e.source_run_id,
         "source_map_index": e.source_map_index,
         "created_dagruns": created,
+        "partition_key": Value::Null,
         "timestamp": iso(&e.timestamp),
     })
 }
@@ -224,6 +225,8 @@ fn created_runs(
             let ids = store
                 .triggering_event_ids(&r.dag_id, &r.run_id)
                 .map_err(store_err)?;
+            // (Airflow: the run's most recent consumed event is the one that triggered it)
+            let last = ids.iter().max().copied();
             let v = json!({
                 "run_id": r.run_id, "dag_id": r.dag_id,
                 "logical_date": iso(&r.logical_date),
@@ -232,9 +235,12 @@ fn created_runs(
                 "state": r.state,
                 "data_interval_start": iso(&r.data_interval_start),
                 "data_interval_end": iso(&r.data_interval_end),
+                "partition_key": Value::Null,
             });
             for id in ids {
-                out.entry(id).or_default().push(v.clone());
+                let mut v = v.clone();
+                v["triggering"] = Value::Bool(Some(id) == last);
+                out.entry(id).or_default().push(v);
             }
         }
     }
@@ -314,7 +320,19 @@ pub async fn create_event(State(app): State<Arc<AppState>>, req: V1Request) -> R
         StatusCode::OK,
         |ctx| {
             let body = body_object(&req)?;
-            only_fields(&body, &["asset_id", "extra"])?;
+            only_fields(
+                &body,
+                &["asset_id", "extra", "partition_key", "access_control"],
+            )?;
+            // partitioned assets and per-event access control are not kept by weft
+            for k in ["partition_key", "access_control"] {
+                if body.get(k).is_some_and(|v| !v.is_null()) {
+                    return Err(unprocessable(
+                        &["body", k],
+                        format!("`{k}` is not supported by weft"),
+                    ));
+                }
+            }
             let id = match body.get("asset_id") {
                 Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
                     unprocessable(&["body", "asset_id"], "Input should be a valid integer")
