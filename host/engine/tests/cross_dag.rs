@@ -45,6 +45,7 @@ twice:
       grant: trigger-children
       trigger_dag_id: child
       trigger_run_id: fixed
+      conf: {day: first}
     again:
       operator: airflow.operators.trigger_dagrun.TriggerDagRunOperator
       grant: trigger-children
@@ -52,6 +53,17 @@ twice:
       trigger_run_id: fixed
       skip_when_already_exists: true
       dependencies: [first]
+    reset:
+      operator: airflow.operators.trigger_dagrun.TriggerDagRunOperator
+      grant: trigger-children
+      trigger_dag_id: child
+      trigger_run_id: fixed
+      conf: {day: reset}
+      reset_dag_run: true
+      wait_for_completion: true
+      poke_interval: 0.02
+      trigger_rule: all_done
+      dependencies: [again]
 sneaky:
   tasks:
     go:
@@ -187,6 +199,10 @@ fn trigger_dag_run_waits_for_success_and_for_failure() {
         let r = run(f, &all, "twice", &exec, &roles);
         assert_eq!(r["tasks"]["first"]["state"], "success", "{}: {r}", f.name);
         assert_eq!(r["tasks"]["again"]["state"], "skipped", "{}: {r}", f.name);
+        // `reset` waited for the fixed run to finish, then ran it afresh
+        assert_eq!(r["tasks"]["reset"]["state"], "success", "{}: {r}", f.name);
+        let fixed = f.sched_store().get_run("child", "fixed").unwrap().unwrap();
+        assert_eq!(fixed.state, "success", "{}", f.name);
     });
 }
 
