@@ -929,6 +929,25 @@ async fn assets_are_authorised_per_canonical_uri() {
     )
     .await;
     assert_eq!(st, 403);
+    // an id no asset has is the same 403 for it: which URIs exist cannot be probed
+    let (st, _) = call(
+        &s,
+        Some("lake-secret"),
+        "POST",
+        "/api/v2/assets/events",
+        &post(private ^ 1),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = call(
+        &s,
+        Some("lake-secret"),
+        "GET",
+        &format!("/api/v2/assets/{}", private ^ 1),
+        "",
+    )
+    .await;
+    assert_eq!(st, 403);
     let (st, ev) = call(
         &s,
         Some("lake-secret"),

@@ -142,13 +142,27 @@ fn parse_asset_id(raw: &str) -> Result<i64, ApiError> {
     })
 }
 
-/// The canonical URI of the asset `id` among the known ones (404 when none has that id).
-fn uri_of(known: &BTreeMap<String, Known>, id: i64) -> Result<String, ApiError> {
-    known
-        .keys()
-        .find(|u| asset_id(u) == id)
-        .cloned()
-        .ok_or_else(|| not_found(format!("The Asset with ID: `{id}` was not found")))
+/// The canonical URI of the asset `id` among the known ones, authorised for the route's
+/// action. An unknown id is decided on `weft:asset:#ID` first, so a caller allowed only some
+/// assets gets the same 403 for an asset that does not exist as for one it may not see (no
+/// probing which URIs exist through their ids); 404 for a caller allowed every asset.
+fn authorised_uri(
+    ctx: &mut crate::v1_access::Ctx,
+    known: &BTreeMap<String, Known>,
+    id: i64,
+) -> Result<String, ApiError> {
+    match known.keys().find(|u| asset_id(u) == id) {
+        Some(uri) => {
+            ctx.authorize(asset_resource(uri))?;
+            Ok(uri.clone())
+        }
+        None => {
+            ctx.authorize(format!("weft:asset:#{id}"))?;
+            Err(not_found(format!(
+                "The Asset with ID: `{id}` was not found"
+            )))
+        }
+    }
 }
 
 /// `GET /api/v2/assets` (`limit`, `offset`, `order_by` `id`/`name`/`uri`/`created_at`/
@@ -205,8 +219,7 @@ pub async fn get(
         let (dags, _, _) = crate::rest::load_dags(&app);
         let events = store.asset_events(None).map_err(store_err)?;
         let known = known_assets(&dags, &events);
-        let uri = uri_of(&known, id)?;
-        ctx.authorize(asset_resource(&uri))?;
+        let uri = authorised_uri(ctx, &known, id)?;
         Ok(asset_json(&uri, &known[&uri], &dags_time()))
     })
 }
@@ -368,8 +381,7 @@ pub async fn create_event(State(app): State<Arc<AppState>>, req: V1Request) -> R
             let events = store.asset_events(None).map_err(store_err)?;
             let known = known_assets(&dags, &events);
             // the id names a canonical URI: what is authorised is what is stored
-            let uri = uri_of(&known, id)?;
-            ctx.authorize(asset_resource(&uri))?;
+            let uri = authorised_uri(ctx, &known, id)?;
             let consumers = consumers_of(&dags, &uri);
             let ev = AssetEvent {
                 id: 0,
@@ -401,8 +413,7 @@ pub async fn asset_queued(
         let (dags, _, _) = crate::rest::load_dags(&app);
         let events = store.asset_events(None).map_err(store_err)?;
         let known = known_assets(&dags, &events);
-        let uri = uri_of(&known, id)?;
-        ctx.authorize(asset_resource(&uri))?;
+        let uri = authorised_uri(ctx, &known, id)?;
         let out: Vec<Value> = store
             .asset_queue(None)
             .map_err(store_err)?
