@@ -349,3 +349,49 @@ fn an_asset_or_time_schedule_runs_on_both() {
         assert_eq!(timed(&store), 1, "{}", f.name);
     });
 }
+
+#[test]
+fn queued_events_are_cleared_per_dag_and_asset() {
+    each_backend(|f| {
+        let d = dags(CONDITIONS);
+        let store = f.sched_store();
+        post(&store, &d, "s3://a");
+        post(&store, &d, "s3://b");
+        // each event is queued for both DAGs
+        assert_eq!(store.asset_queue(None).unwrap().len(), 4, "{}", f.name);
+        let a = vec!["s3://a".to_string()];
+        assert_eq!(
+            store.delete_asset_queue(Some("all_of"), Some(&a)).unwrap(),
+            1,
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            store.asset_queue(Some("all_of")).unwrap()[0].uri,
+            "s3://b",
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            store.delete_asset_queue(None, Some(&a)).unwrap(),
+            1,
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            store.delete_asset_queue(Some("any_of"), None).unwrap(),
+            1,
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            store.delete_asset_queue(None, None).unwrap(),
+            1,
+            "{}",
+            f.name
+        );
+        assert!(store.asset_queue(None).unwrap().is_empty(), "{}", f.name);
+        // the events themselves stay
+        assert_eq!(store.asset_events(None).unwrap().len(), 2, "{}", f.name);
+    });
+}

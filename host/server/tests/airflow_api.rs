@@ -989,3 +989,89 @@ async fn assets_are_authorised_per_canonical_uri() {
     let (st, _) = admin(&s, "GET", "/api/v2/assets/not-a-number", "").await;
     assert_eq!(st, 422);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_are_listed_and_cleared() {
+    let dags = [(
+        "held.yaml",
+        "held:
+  is_paused_upon_creation: true
+  schedule: ['s3://lake/pub/held']
+  tasks:
+    t:
+      operator: airflow.operators.empty.EmptyOperator
+"
+        .to_string(),
+    )];
+    let tokens = Tokens(HashMap::from([
+        principal("admin", "admin-secret", None),
+        principal("lake", "lake-secret", Some(LAKE_PUB)),
+    ]));
+    let s = common::start_with_dags(Some(tokens), &dags, &["echo"]).await;
+    let (_, list) = admin(&s, "GET", "/api/v2/assets", "").await;
+    let id = asset_id_of(&list, "s3://lake/pub/held");
+    let body = json!({"asset_id": id}).to_string();
+    for _ in 0..2 {
+        let (st, _) = admin(&s, "POST", "/api/v2/assets/events", &body).await;
+        assert_eq!(st, 200);
+    }
+    // the DAG is paused: its events wait in its queue (one entry per asset)
+    let (st, q) = admin(&s, "GET", "/api/v2/dags/held/assets/queuedEvents", "").await;
+    assert_eq!((st, &q["total_entries"]), (200, &json!(1)), "{q}");
+    assert_eq!(q["queued_events"][0]["asset_id"], id, "{q}");
+    let (st, one) = admin(
+        &s,
+        "GET",
+        &format!("/api/v2/dags/held/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!((st, &one["dag_id"]), (200, &json!("held")), "{one}");
+    let (st, by_asset) = admin(&s, "GET", &format!("/api/v2/assets/{id}/queuedEvents"), "").await;
+    assert_eq!(st, 200, "{by_asset}");
+    assert_eq!(
+        by_asset["queued_events"].as_array().unwrap().len(),
+        2,
+        "{by_asset}"
+    );
+
+    // clearing needs the DAG too
+    let (st, _) = call(
+        &s,
+        Some("lake-secret"),
+        "DELETE",
+        "/api/v2/dags/held/assets/queuedEvents",
+        "",
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = admin(&s, "DELETE", "/api/v2/dags/held/assets/queuedEvents", "").await;
+    assert_eq!(st, 204);
+    let (_, q) = admin(&s, "GET", "/api/v2/dags/held/assets/queuedEvents", "").await;
+    assert_eq!(q["total_entries"], 0, "{q}");
+    let (st, _) = admin(
+        &s,
+        "DELETE",
+        &format!("/api/v2/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!(st, 404);
+    admin(&s, "POST", "/api/v2/assets/events", &body).await;
+    let (st, _) = admin(
+        &s,
+        "DELETE",
+        &format!("/api/v2/dags/held/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, _) = admin(
+        &s,
+        "GET",
+        &format!("/api/v2/dags/held/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!(st, 404);
+}

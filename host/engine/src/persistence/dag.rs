@@ -106,6 +106,13 @@ pub trait DagStore: Send + Sync {
     fn asset_events(&self, ids: Option<&[i64]>) -> Result<Vec<AssetEvent>, SchedulerError>;
     /// Queued events of one DAG or of every DAG, by DAG id then event id.
     fn asset_queue(&self, dag_id: Option<&str>) -> Result<Vec<QueuedAssetEvent>, SchedulerError>;
+    /// Deletes queued events (Airflow's "clear queued events"): of one DAG or of every DAG,
+    /// of the assets in `uris` or of every asset; returns how many were deleted.
+    fn delete_asset_queue(
+        &self,
+        dag_id: Option<&str>,
+        uris: Option<&[String]>,
+    ) -> Result<usize, SchedulerError>;
     /// Creates an asset-triggered run and consumes the queued events it was created from, in
     /// one transaction: refuses ([`SchedulerError::RunExists`]) as [`DagStore::insert_run`]
     /// does, and ([`SchedulerError::AssetEventsTaken`]) when one of `consumed` is no longer

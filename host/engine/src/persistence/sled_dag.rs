@@ -280,6 +280,28 @@ impl DagStore for SledDagStore {
         self.create_asset_run_in(rec, Some(consumed))
     }
 
+    fn delete_asset_queue(
+        &self,
+        dag_id: Option<&str>,
+        uris: Option<&[String]>,
+    ) -> Result<usize, SchedulerError> {
+        let mut n = 0;
+        for q in self.asset_queue(dag_id)? {
+            if uris.is_some_and(|u| !u.contains(&q.uri)) {
+                continue;
+            }
+            if self
+                .asset_queue
+                .remove(queue_key(&q.dag_id, q.event_id))
+                .map_err(db_err)?
+                .is_some()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn triggering_event_ids(&self, dag_id: &str, run_id: &str) -> Result<Vec<i64>, SchedulerError> {
         match self
             .run_events

@@ -1,13 +1,17 @@
 //! Airflow 3's asset routes: `GET /api/v2/assets[/{asset_id}]`, `GET|POST
-//! /api/v2/assets/events`, `GET /api/v2/assets/{asset_id}/queuedEvents` and `GET
-//! /api/v2/dags/{dag_id}/assets/queuedEvents`.
+//! /api/v2/assets/events`, and `GET|DELETE` of the queued events of an asset
+//! (`/api/v2/assets/{asset_id}/queuedEvents`), of a DAG
+//! (`/api/v2/dags/{dag_id}/assets/queuedEvents`) and of both
+//! (`/api/v2/dags/{dag_id}/assets/{asset_id}/queuedEvents`).
 //!
 //! The assets are those the loaded DAGs name (task `outlets`, asset schedules) and those with
 //! recorded events; an asset's id is derived from its canonical URI
 //! ([`weft_engine::scheduler::assets::asset_id`]). Every asset is authorised as
 //! `weft:asset:CANONICAL_URI`: lists are filtered per asset (`assets:GetAsset`,
 //! `assets:GetAssetEvent`), posting an event needs `assets:CreateAssetEvent` on its asset, the
-//! queued events of a DAG need `dags:GetDag` on it and `assets:GetAsset` per asset.
+//! queued events of a DAG need `dags:GetDag` on it and `assets:GetAsset` per asset; deleting
+//! queued events needs `assets:DeleteQueuedEvent` on each asset (and `dags:GetDag` on the
+//! DAG named in the path).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -450,4 +454,140 @@ pub async fn dag_queued(
         let total = out.len();
         Ok(json!({"queued_events": out, "total_entries": total}))
     })
+}
+
+/// `GET /api/v2/dags/{dag_id}/assets/{asset_id}/queuedEvents`: `QueuedEventResponse` (404 when
+/// nothing of that asset is queued for the DAG).
+pub async fn dag_asset_queued(
+    State(app): State<Arc<AppState>>,
+    Path((dag_id, raw)): Path<(String, String)>,
+    req: V1Request,
+) -> Response {
+    respond(&app, &req, "assets:GetAsset", StatusCode::OK, |ctx| {
+        ctx.authorize_also("dags:GetDag", &dag_resource(&dag_id)?)?;
+        let id = parse_asset_id(&raw)?;
+        let dag = super::dags::find(&app, &dag_id)?;
+        let store = sched_store(&app)?;
+        let (dags, _, _) = crate::rest::load_dags(&app);
+        let events = store.asset_events(None).map_err(store_err)?;
+        let uri = authorised_uri(ctx, &known_assets(&dags, &events), id)?;
+        let first = store
+            .asset_queue(Some(&dag.dag_id))
+            .map_err(store_err)?
+            .into_iter()
+            .find(|q| q.uri == uri)
+            .ok_or_else(|| {
+                not_found(format!(
+                    "Queue event with dag_id: `{}` and asset id: `{id}` was not found",
+                    dag.dag_id
+                ))
+            })?;
+        Ok(queued_json(&first, &[dag]))
+    })
+}
+
+/// `DELETE /api/v2/assets/{asset_id}/queuedEvents`: the asset's queued events, for every DAG
+/// (204; 404 when none was queued).
+pub async fn delete_asset_queued(
+    State(app): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+    req: V1Request,
+) -> Response {
+    respond(
+        &app,
+        &req,
+        "assets:DeleteQueuedEvent",
+        StatusCode::NO_CONTENT,
+        |ctx| {
+            let id = parse_asset_id(&raw)?;
+            let store = sched_store(&app)?;
+            let (dags, _, _) = crate::rest::load_dags(&app);
+            let events = store.asset_events(None).map_err(store_err)?;
+            let uri = authorised_uri(ctx, &known_assets(&dags, &events), id)?;
+            let n = store
+                .delete_asset_queue(None, Some(&[uri]))
+                .map_err(store_err)?;
+            if n == 0 {
+                return Err(not_found(format!(
+                    "Queue event with asset_id: `{id}` was not found"
+                )));
+            }
+            Ok(Value::Null)
+        },
+    )
+}
+
+/// `DELETE /api/v2/dags/{dag_id}/assets/queuedEvents`: the DAG's queued events of the assets
+/// the caller may delete them for (204; 404 when none was deleted).
+pub async fn delete_dag_queued(
+    State(app): State<Arc<AppState>>,
+    Path(dag_id): Path<String>,
+    req: V1Request,
+) -> Response {
+    respond(
+        &app,
+        &req,
+        "assets:DeleteQueuedEvent",
+        StatusCode::NO_CONTENT,
+        |ctx| {
+            ctx.authorize_also("dags:GetDag", &dag_resource(&dag_id)?)?;
+            ctx.filtered("weft:asset:*");
+            let dag = super::dags::find(&app, &dag_id)?;
+            let store = sched_store(&app)?;
+            let uris: Vec<String> = store
+                .asset_queue(Some(&dag.dag_id))
+                .map_err(store_err)?
+                .into_iter()
+                .map(|q| q.uri)
+                .filter(|u| ctx.may("assets:DeleteQueuedEvent", &asset_resource(u)))
+                .collect();
+            let n = if uris.is_empty() {
+                0
+            } else {
+                store
+                    .delete_asset_queue(Some(&dag.dag_id), Some(&uris))
+                    .map_err(store_err)?
+            };
+            if n == 0 {
+                return Err(not_found(format!(
+                    "Queue event with dag_id: `{}` was not found",
+                    dag.dag_id
+                )));
+            }
+            Ok(Value::Null)
+        },
+    )
+}
+
+/// `DELETE /api/v2/dags/{dag_id}/assets/{asset_id}/queuedEvents` (204; 404 when none).
+pub async fn delete_dag_asset_queued(
+    State(app): State<Arc<AppState>>,
+    Path((dag_id, raw)): Path<(String, String)>,
+    req: V1Request,
+) -> Response {
+    respond(
+        &app,
+        &req,
+        "assets:DeleteQueuedEvent",
+        StatusCode::NO_CONTENT,
+        |ctx| {
+            ctx.authorize_also("dags:GetDag", &dag_resource(&dag_id)?)?;
+            let id = parse_asset_id(&raw)?;
+            let dag = super::dags::find(&app, &dag_id)?;
+            let store = sched_store(&app)?;
+            let (dags, _, _) = crate::rest::load_dags(&app);
+            let events = store.asset_events(None).map_err(store_err)?;
+            let uri = authorised_uri(ctx, &known_assets(&dags, &events), id)?;
+            let n = store
+                .delete_asset_queue(Some(&dag.dag_id), Some(&[uri]))
+                .map_err(store_err)?;
+            if n == 0 {
+                return Err(not_found(format!(
+                    "Queue event with dag_id: `{}` and asset id: `{id}` was not found",
+                    dag.dag_id
+                )));
+            }
+            Ok(Value::Null)
+        },
+    )
 }

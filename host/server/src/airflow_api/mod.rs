@@ -63,11 +63,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v2/assets/{asset_id}", get(assets::get))
         .route(
             "/api/v2/assets/{asset_id}/queuedEvents",
-            get(assets::asset_queued),
+            get(assets::asset_queued).delete(assets::delete_asset_queued),
         )
         .route(
             "/api/v2/dags/{dag_id}/assets/queuedEvents",
-            get(assets::dag_queued),
+            get(assets::dag_queued).delete(assets::delete_dag_queued),
+        )
+        .route(
+            "/api/v2/dags/{dag_id}/assets/{asset_id}/queuedEvents",
+            get(assets::dag_asset_queued).delete(assets::delete_dag_asset_queued),
         )
         .route("/api/v2/dags", get(dags::list))
         .route(

@@ -219,6 +219,27 @@ impl DagStore for PgDagStore {
         })
     }
 
+    fn delete_asset_queue(
+        &self,
+        dag_id: Option<&str>,
+        uris: Option<&[String]>,
+    ) -> Result<usize, SchedulerError> {
+        let (dag_id, uris) = (dag_id.map(str::to_string), uris.map(<[String]>::to_vec));
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            // (NULL parameters match everything; the URI is the record's `uri` field)
+            let n = c
+                .execute(
+                    "DELETE FROM asset_queue WHERE ($1::TEXT IS NULL OR dag_id = $1) \
+                     AND ($2::TEXT[] IS NULL OR (rec->>'uri') = ANY($2))",
+                    &[&dag_id, &uris],
+                )
+                .await
+                .map_err(err)?;
+            Ok(n as usize)
+        })
+    }
+
     fn create_asset_run(
         &self,
         rec: &DagRunRecord,
