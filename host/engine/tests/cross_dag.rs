@@ -352,3 +352,119 @@ fn unsupported_sensor_arguments_are_refused_at_their_line() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_wait_interrupted_by_a_stop_resumes_on_the_same_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    each_backend(|f| {
+        let (_dir, roles) = roles();
+        let all = dags(
+            r#"
+waiter:
+  tasks:
+    go:
+      operator: airflow.operators.trigger_dagrun.TriggerDagRunOperator
+      grant: trigger-children
+      trigger_dag_id: child_slow
+      trigger_run_id: slow-1
+      wait_for_completion: true
+      poke_interval: 0.02
+child_slow:
+  tasks:
+    c:
+      operator: slow
+"#,
+        );
+        let release = Arc::new(AtomicBool::new(false));
+        let r2 = release.clone();
+        let exec: Plain<Exec> = Plain(Box::new(move |_: &TaskInvocation| {
+            while !r2.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(json!(1))
+        }));
+        let at = weft_dag::parse_logical_date("2024-03-05").unwrap();
+        let stop = AtomicBool::new(false);
+        let rec = {
+            let s = Scheduler::with_store(
+                f.sched_store(),
+                all.clone(),
+                &exec,
+                Arc::new(NoSecrets),
+                SchedulerConfig::default(),
+            )
+            .unwrap()
+            .with_roles(roles.clone());
+            let rec = s
+                .create_run("waiter", at, None, Default::default(), Trigger::Manual)
+                .unwrap();
+            let store = f.sched_store();
+            std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    // stop once the child's task runs, then let it finish
+                    loop {
+                        let running =
+                            store
+                                .get_run("child_slow", "slow-1")
+                                .unwrap()
+                                .is_some_and(|r| {
+                                    store
+                                        .tis_of(&r.dag_id, &r.run_id)
+                                        .unwrap()
+                                        .iter()
+                                        .any(|t| t.ti.state == weft_dag::TiState::Running)
+                                });
+                        if running {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    stop.store(true, Ordering::SeqCst);
+                    // the waiting task gives up its wait before the child may finish
+                    while !store
+                        .tis_of("waiter", &rec.run_id)
+                        .unwrap()
+                        .iter()
+                        .any(|t| t.ti.state == weft_dag::TiState::UpForReschedule)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    release.store(true, Ordering::SeqCst);
+                });
+                s.run(&LoopOptions {
+                    until_runs: Some(vec![(rec.dag_id.clone(), rec.run_id.clone())]),
+                    stop: Some(&stop),
+                    ..Default::default()
+                })
+                .unwrap();
+            });
+            rec
+        };
+        let store = f.sched_store();
+        let waiting = store.tis_of("waiter", &rec.run_id).unwrap();
+        assert_eq!(
+            waiting[0].ti.state,
+            weft_dag::TiState::UpForReschedule,
+            "{}",
+            f.name
+        );
+        // the next scheduler resumes the wait on the run already triggered
+        let s = Scheduler::with_store(
+            f.sched_store(),
+            all.clone(),
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig::default(),
+        )
+        .unwrap()
+        .with_roles(roles.clone());
+        s.run(&LoopOptions {
+            until_runs: Some(vec![(rec.dag_id.clone(), rec.run_id.clone())]),
+            ..Default::default()
+        })
+        .unwrap();
+        let r = s.report("waiter", &rec.run_id).unwrap().to_json();
+        assert_eq!(r["state"], "success", "{}: {r}", f.name);
+        assert_eq!(store.runs_of("child_slow").unwrap().len(), 1, "{}", f.name);
+    });
+}

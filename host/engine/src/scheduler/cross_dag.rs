@@ -157,7 +157,13 @@ impl CrossDag {
                     .store
                     .get_run(&dag.dag_id, &run_id)
                     .map_err(store_failure)?;
+                // a wait the scheduler's stop interrupted resumes on the run it triggered
+                let resumed =
+                    inv.first_poke_elapsed > std::time::Duration::ZERO && spec.wait_for_completion;
                 match existing {
+                    Some(_) if resumed => {
+                        tracing::info!(dag_id = %inv.dag_id, task = %inv.task_id, run_id = %run_id, "resuming the wait for a triggered run");
+                    }
                     Some(old) if spec.reset_dag_run => {
                         if old.is_finished() {
                             // Airflow clears the run: its tasks run again under the same id
@@ -216,8 +222,10 @@ impl CrossDag {
                 return Ok(out);
             }
             if self.stopping.load(Ordering::SeqCst) {
+                // rescheduled, not failed: the next scheduler waits on the same run (when its
+                // id is the same: `trigger_run_id` or `logical_date` given)
                 return Err(TaskFailure::new(
-                    "Weft.SchedulerStopping",
+                    SENSOR_NOT_READY,
                     format!(
                         "the scheduler stopped while waiting for run `{run_id}` of DAG `{}`",
                         dag.dag_id
