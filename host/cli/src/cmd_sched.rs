@@ -149,7 +149,8 @@ pub fn trigger(
         &exec,
         env.secrets.clone(),
         env.cfg.clone(),
-    )?;
+    )?
+    .with_roles(env.roles.clone());
     let rec = sched
         .create_run(&dag.dag_id, logical, None, conf, Trigger::Manual)
         .map_err(|e| usage(e.to_string()))?;
@@ -194,7 +195,8 @@ pub fn backfill(
         &exec,
         env.secrets.clone(),
         env.cfg.clone(),
-    )?;
+    )?
+    .with_roles(env.roles.clone());
     let mut runs = Vec::new();
     let mut skipped = 0;
     for info in &infos {
@@ -326,7 +328,8 @@ pub fn clear(
         &exec,
         env.secrets.clone(),
         env.cfg.clone(),
-    )?;
+    )?
+    .with_roles(env.roles.clone());
     let run_id = match run {
         Some(r) => r,
         None => latest_run(&sched, &dag_id)?,
@@ -514,7 +517,8 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
         &exec,
         env.secrets.clone(),
         env.cfg.clone(),
-    )?;
+    )?
+    .with_roles(env.roles.clone());
     weft_server::console::say(format!(
         "weft scheduler: {} DAGs from {}, workers {}..{}",
         env.dags.len(),

@@ -438,6 +438,12 @@ fn web_ui_in_a_browser() {
     )
     .unwrap();
     std::fs::write(home.join("dags/big_dag.yaml"), big_dag_yaml(1000)).unwrap();
+    std::fs::write(
+        home.join("dags/lake.yaml"),
+        "lake_producer:\n  tasks:\n    load:\n      operator: echo\n      outlets: ['s3://lake/orders']\n\
+         lake_consumer:\n  is_paused_upon_creation: false\n  schedule: ['S3://lake//orders/']\n  tasks:\n    use:\n      operator: airflow.operators.empty.EmptyOperator\n",
+    )
+    .unwrap();
     for p in ["echo", "fail", "csv-to-json", "json-transform"] {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["plugin", "install"])
@@ -804,6 +810,39 @@ fn web_ui_in_a_browser() {
     );
     b.screenshot("plugins");
 
+    // ---- 8a. assets: producers, consumers and an event posted through Airflow's API ----
+    let auth = format!("Bearer {TOKEN}");
+    let (st, assets) = http(
+        &agent,
+        "GET",
+        &format!("{base}/api/v2/assets"),
+        &[("Authorization", &auth)],
+        None,
+    );
+    assert_eq!(st, 200, "{assets}");
+    let id = assets["assets"][0]["id"].clone();
+    let (st, ev) = http(
+        &agent,
+        "POST",
+        &format!("{base}/api/v2/assets/events"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&json!({"asset_id": id, "extra": {"rows": 42}})),
+    );
+    assert_eq!(st, 200, "{ev}");
+    b.goto(&format!("{base}/#/assets"));
+    b.wait_js(
+        "const r = document.querySelectorAll('table.assets tbody tr'); return r.length === 1 && /lake_producer/.test(r[0].textContent) && /lake_consumer/.test(r[0].textContent)",
+        "the asset with its producer and consumer",
+    );
+    b.wait_js(
+        "return /s3:\\/\\/lake\\/orders/.test(document.querySelector('table.asset-events').textContent) && /rows/.test(document.querySelector('table.asset-events').textContent)",
+        "the posted event",
+    );
+    b.screenshot("assets");
+
     // ---- 8b. workers: none connected to this node ----
     b.goto(&format!("{base}/#/workers"));
     b.wait_js(
@@ -971,12 +1010,13 @@ fn web_ui_in_a_browser() {
         order.push(b.js("const e = document.activeElement; return e.id || e.textContent.trim().slice(0, 20) || e.tagName").as_str().unwrap_or("").to_string());
     }
     assert_eq!(
-        order[..9],
+        order[..10],
         [
             "weft server",
             "State machines",
             "Executions",
             "DAGs",
+            "Assets",
             "Plugins",
             "Workers",
             "token",

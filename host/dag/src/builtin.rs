@@ -1,7 +1,9 @@
 //! Operators weft provides itself, with no plugin: Airflow's `EmptyOperator` / `DummyOperator`
 //! (succeed at once, as Airflow's do) and Python callables (`decorator:` TaskFlow tasks and
 //! unmapped `PythonOperator`s), which load with their callable reference and fail when run
-//! with [`PYTHON_NOT_RUN`], since running Python callables in the sandbox is not built yet.
+//! with [`PYTHON_NOT_RUN`], since running Python callables in the sandbox is not built yet;
+//! and the cross-DAG operators `TriggerDagRunOperator` and `ExternalTaskSensor`, which the
+//! persistent scheduler runs (their arguments: [`crate::cross_dag`]).
 //!
 //! A DAG folder's operator map (`weft.yaml`) is consulted first, so a user can still send any of
 //! these classes to a plugin of their own.
@@ -17,6 +19,26 @@ pub const EMPTY: &str = "weft:builtin:empty";
 pub const PYTHON: &str = "weft:builtin:python:";
 /// Error name of a Python callable task when run.
 pub const PYTHON_NOT_RUN: &str = "Weft.PythonCallableNotSupported";
+/// Operator reference of Airflow's `TriggerDagRunOperator` (see [`crate::cross_dag`]).
+pub const TRIGGER_DAG_RUN: &str = "weft:builtin:trigger_dagrun";
+/// Operator reference of Airflow's `ExternalTaskSensor` (see [`crate::cross_dag`]).
+pub const EXTERNAL_TASK_SENSOR: &str = "weft:builtin:external_task_sensor";
+/// Error name of a cross-DAG operator run outside the persistent scheduler.
+pub const NEEDS_SCHEDULER: &str = "Weft.NeedsScheduler";
+
+/// `TriggerDagRunOperator` under every import path it has had (Airflow 1, 2 and 3).
+const TRIGGER_CLASSES: &[&str] = &[
+    "airflow.operators.trigger_dagrun.TriggerDagRunOperator",
+    "airflow.operators.dagrun_operator.TriggerDagRunOperator",
+    "airflow.providers.standard.operators.trigger_dagrun.TriggerDagRunOperator",
+];
+
+/// `ExternalTaskSensor` under every import path it has had (Airflow 1, 2 and 3).
+const EXTERNAL_TASK_CLASSES: &[&str] = &[
+    "airflow.sensors.external_task.ExternalTaskSensor",
+    "airflow.sensors.external_task_sensor.ExternalTaskSensor",
+    "airflow.providers.standard.sensors.external_task.ExternalTaskSensor",
+];
 
 /// Airflow's empty operators, under every import path they have had.
 const EMPTY_CLASSES: &[&str] = &[
@@ -43,6 +65,10 @@ const PYTHON_CLASSES: &[&str] = &[
 pub fn for_class(class_path: &str) -> Option<String> {
     if EMPTY_CLASSES.contains(&class_path) {
         Some(EMPTY.to_string())
+    } else if TRIGGER_CLASSES.contains(&class_path) {
+        Some(TRIGGER_DAG_RUN.to_string())
+    } else if EXTERNAL_TASK_CLASSES.contains(&class_path) {
+        Some(EXTERNAL_TASK_SENSOR.to_string())
     } else if PYTHON_CLASSES.contains(&class_path) {
         Some(python(class_path))
     } else {
@@ -65,13 +91,27 @@ pub fn is_task_decorator(path: &str) -> bool {
 
 /// Whether `operator` is run by weft itself.
 pub fn is_builtin(operator: &str) -> bool {
-    operator == EMPTY || operator.starts_with(PYTHON)
+    operator == EMPTY || operator.starts_with(PYTHON) || is_cross_dag(operator)
+}
+
+/// Whether `operator` reads or creates runs of other DAGs (run by the persistent scheduler).
+pub fn is_cross_dag(operator: &str) -> bool {
+    operator == TRIGGER_DAG_RUN || operator == EXTERNAL_TASK_SENSOR
 }
 
 /// Run a built-in operator; `None` when `ti` is not one.
 pub fn execute(ti: &TaskInvocation) -> Option<Result<Value, TaskFailure>> {
     if ti.operator == EMPTY {
         return Some(Ok(Value::Null));
+    }
+    if is_cross_dag(&ti.operator) {
+        return Some(Err(TaskFailure::new(
+            NEEDS_SCHEDULER,
+            format!(
+                "task `{}` reads or triggers runs of other DAGs: it runs in weft's persistent scheduler (`weft dag trigger`, `weft dag scheduler`, `weft server`), not in a one-off `weft dag test`",
+                ti.task_id
+            ),
+        )));
     }
     let source = ti.operator.strip_prefix(PYTHON)?;
     Some(Err(TaskFailure::new(
@@ -118,6 +158,12 @@ mod tests {
         let py = for_class("airflow.operators.python.PythonOperator").unwrap();
         assert!(is_builtin(&py) && py.ends_with("PythonOperator"));
         assert_eq!(for_class("airflow.operators.bash.BashOperator"), None);
+        for c in TRIGGER_CLASSES {
+            assert_eq!(for_class(c).as_deref(), Some(TRIGGER_DAG_RUN));
+        }
+        for c in EXTERNAL_TASK_CLASSES {
+            assert_eq!(for_class(c).as_deref(), Some(EXTERNAL_TASK_SENSOR));
+        }
         assert!(is_task_decorator("airflow.decorators.task"));
         assert!(is_task_decorator("airflow.sdk.definitions.decorators.task"));
         assert!(!is_task_decorator("mymod.task"));

@@ -27,7 +27,9 @@
 //! std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+pub mod assets;
 pub mod builtin;
+pub mod cross_dag;
 pub mod defaults;
 pub mod error;
 pub mod folder;

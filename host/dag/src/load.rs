@@ -739,6 +739,7 @@ fn apply_setting(cx: &mut Cx, d: &mut TaskDefaults, key: &str, n: &Node, path: &
                 "on_success_callback" | "on_failure_callback" | "on_retry_callback" => {
                     crate::model::callback_plugins(&v).err()
                 }
+                "outlets" => crate::assets::outlet_uris(&v).err().map(|e| e.to_string()),
                 _ => None,
             };
             if let Some(reason) = problem {
@@ -876,6 +877,26 @@ fn parse_dag(
     let schedule = match sched_node {
         None => Schedule::Never,
         Some(n) => match Schedule::parse(&n.to_json()) {
+            Ok(Schedule::Assets {
+                condition,
+                timetable,
+            }) => match crate::assets::Condition::parse(&condition) {
+                Ok(_) => {
+                    if condition.get("file").is_some() {
+                        warnings.push(
+                            "the dataset names of a schedule's `file` are matched as written: weft does not read that file for their URIs".into(),
+                        );
+                    }
+                    Schedule::Assets {
+                        condition,
+                        timetable,
+                    }
+                }
+                Err(e) => {
+                    cx.err(n.line, format!("{dag_id}.schedule"), e.to_string());
+                    Schedule::Never
+                }
+            },
             Ok(s) => s,
             Err(e) => {
                 cx.err(n.line, format!("{dag_id}.schedule"), e);
@@ -1679,6 +1700,9 @@ fn parse_task(
             format!("{path}.operator"),
             format!("unknown operator `{operator}`: no such plugin is installed"),
         );
+    }
+    if let Some(why) = crate::cross_dag::check_at_load(&operator, &arguments) {
+        cx.err(op_line, path.to_string(), why);
     }
     if let Some(max) = d.max_retry_delay {
         if max.is_zero() {

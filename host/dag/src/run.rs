@@ -228,6 +228,9 @@ pub struct RunOptions {
     /// Task instances run at once within a pass (capped by the DAG's `max_active_tasks`);
     /// 1 runs them one by one in priority order.
     pub parallelism: usize,
+    /// The asset events that triggered the run, asset URI -> events (templates'
+    /// `triggering_asset_events` and Airflow 2's `triggering_dataset_events`).
+    pub triggering_asset_events: Value,
 }
 
 impl Default for RunOptions {
@@ -240,6 +243,7 @@ impl Default for RunOptions {
             data_interval: None,
             max_xcom_bytes: 1 << 20,
             parallelism: 1,
+            triggering_asset_events: Value::Object(Map::new()),
         }
     }
 }

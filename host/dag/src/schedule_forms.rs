@@ -3,9 +3,10 @@
 //! `relativedelta`), dataset / asset schedules (lists of URIs, asset objects, `__and__` /
 //! `__or__` trees, `{datasets: .., file: .., timetable: ..}`) and custom timetable classes.
 //!
-//! Each becomes a [`Schedule`]. Asset-triggered runs are not created yet (only the time part of
-//! a `DatasetOrTimeSchedule` runs), and timetables weft cannot evaluate are kept as
-//! [`Schedule::NotRun`]: the DAG loads and runs when triggered. [`not_run_note`] says so in words.
+//! Each becomes a [`Schedule`]. Asset conditions are checked by [`crate::assets::Condition`] and
+//! run by the scheduler (with the timetable of a `DatasetOrTimeSchedule` beside them);
+//! timetables weft cannot evaluate are kept as [`Schedule::NotRun`]: the DAG loads and runs when
+//! triggered. [`not_run_note`] says so in words.
 
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
@@ -187,13 +188,6 @@ pub fn not_run_note(s: &Schedule) -> Option<String> {
         Schedule::NotRun { what } => Some(format!(
             "{what} is not run by weft yet: the DAG runs only when triggered"
         )),
-        Schedule::Assets { timetable, .. } => Some(match timetable {
-            Some(_) => "dataset schedules are not run yet: only the timetable part creates runs"
-                .to_string(),
-            None => {
-                "dataset schedules are not run yet: the DAG runs only when triggered".to_string()
-            }
-        }),
         _ => None,
     }
 }
@@ -247,9 +241,7 @@ mod tests {
                 ),
                 "{v}"
             );
-            assert!(not_run_note(&s)
-                .unwrap()
-                .contains("dataset schedules are not run yet"));
+            assert!(not_run_note(&s).is_none(), "{v}");
         }
         let s = parse(
             json!({"datasets": ["a"], "timetable": {"__type__": "airflow.timetables.trigger.CronTriggerTimetable", "cron": "@daily"}}),

@@ -138,6 +138,8 @@ pub struct TemplateContext {
     pub params: Map<String, Value>,
     /// Run conf.
     pub conf: Map<String, Value>,
+    /// The asset events that triggered the run (asset URI -> events).
+    pub triggering_asset_events: Value,
     /// Task owner.
     pub owner: String,
     /// Operator reference.
@@ -392,6 +394,7 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env
 }
 
@@ -463,6 +466,9 @@ impl TemplateContext {
                 secrets: self.secrets.clone(),
             }),
         );
+        let triggering = JValue::from_serialize(&self.triggering_asset_events);
+        m.insert("triggering_asset_events".into(), triggering.clone());
+        m.insert("triggering_dataset_events".into(), triggering);
         m.insert("macros".into(), JValue::from_object(Macros));
         m.insert(
             "conn".into(),
@@ -637,6 +643,7 @@ mod tests {
             data_interval_end: d + chrono::Duration::days(1),
             params: json!({"x": 5}).as_object().cloned().unwrap(),
             conf: Map::new(),
+            triggering_asset_events: serde_json::json!({}),
             owner: "o".into(),
             operator: "echo".into(),
             xcom,

@@ -43,7 +43,8 @@ pub enum Schedule {
         interval: Duration,
     },
     /// Dataset (asset) triggered, optionally also on a timetable (`DatasetOrTimeSchedule`).
-    /// Asset events are not run yet: only the timetable part (if any) creates runs.
+    /// The scheduler creates a run when the condition ([`crate::assets::Condition`]) holds over
+    /// the DAG's queued asset events, and on the timetable when there is one.
     Assets {
         /// The asset condition as written (URIs, `__and__` / `__or__` trees, asset objects).
         condition: Value,

@@ -444,6 +444,7 @@ mod tests {
             data_interval_end: t0,
             params: Default::default(),
             conf: Default::default(),
+            triggering_asset_events: serde_json::json!({}),
             owner: "o".into(),
             operator: "echo".into(),
             xcom: Arc::new(weft_dag::XComStore::default()),

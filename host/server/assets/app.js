@@ -8,6 +8,7 @@
 //                           (live), Gantt chart, task logs, history
 //   #/dags, #/dag/<id>      DAG files: list with recent runs and next run; graph; grid of
 //                           runs x tasks
+//   #/assets                assets (datasets): producers, consumers, last event; recent events
 //   #/plugins               installed plugins, their requested grant and their users
 //   #/workers               connected remote workers (queues, slots, current tasks), queue depths
 "use strict";
@@ -127,7 +128,9 @@ async function decode(resp) {
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch (_) { data = { message: text }; }
   if (!resp.ok) {
-    throw new ApiError(data.__type || "HTTP " + resp.status, data.message || data.Message || text, resp.status);
+    // (Airflow's API answers errors as {"detail": "..."})
+    const detail = typeof data.detail === "string" ? data.detail : null;
+    throw new ApiError(data.__type || "HTTP " + resp.status, data.message || data.Message || detail || text, resp.status);
   }
   return data;
 }
@@ -1262,6 +1265,49 @@ function grantSummary(grant) {
     h("details", {}, h("summary", {}, "Policy JSON"), h("pre", {}, JSON.stringify(grant, null, 2))));
 }
 
+// ---- assets --------------------------------------------------------------------------------
+
+// The assets the caller may read (Airflow's /api/v2/assets) with the DAG tasks that produce
+// them and the DAGs scheduled on them, and the most recent asset events.
+async function viewAssets(seq) {
+  const out = h("div", {}, h("h1", {}, "Assets"));
+  const box = h("section", { class: "card", "aria-label": "Assets" }, h("p", { class: "muted" }, "Loading…"));
+  const events = h("section", { class: "card", "aria-label": "Recent asset events" }, h("h2", {}, "Recent events"));
+  out.append(box, events);
+  show(out, seq);
+  let r, ev;
+  try {
+    [r, ev] = await Promise.all([
+      rest("/api/v2/assets?order_by=uri&limit=1000"),
+      rest("/api/v2/assets/events?order_by=-timestamp&limit=50"),
+    ]);
+  } catch (e) { box.replaceChildren(errorBox(e)); return; }
+  if (seq !== renderSeq) return;
+  const dagLink = (d) => h("a", { href: "#/dag/" + encodeURIComponent(d) }, d);
+  const byId = new Map((r.assets || []).map((a) => [a.id, a.uri]));
+  if (!(r.assets || []).length) {
+    box.replaceChildren(h("p", {}, "No assets: tasks name them in ", h("code", {}, "outlets"), ", DAGs in an asset ", h("code", {}, "schedule"), "."));
+  } else {
+    box.replaceChildren(h("div", { class: "scroll" }, h("table", { class: "assets" },
+      h("thead", {}, h("tr", {}, ["Asset", "Produced by", "Schedules", "Last event"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, r.assets.map((a) => h("tr", { "data-asset-id": a.id },
+        h("td", { class: "mono" }, a.uri),
+        h("td", {}, a.producing_tasks.length ? a.producing_tasks.map((t) => h("div", {}, dagLink(t.dag_id), "." + t.task_id)) : h("span", { class: "muted" }, "none")),
+        h("td", {}, a.scheduled_dags.length ? a.scheduled_dags.map((d) => h("div", {}, dagLink(d.dag_id))) : h("span", { class: "muted" }, "none")),
+        h("td", {}, a.last_asset_event ? fmtTime(a.last_asset_event.timestamp) : h("span", { class: "muted" }, "never"))))))));
+  }
+  const list = ev.asset_events || [];
+  events.append(list.length ? h("div", { class: "scroll" }, h("table", { class: "asset-events" },
+    h("thead", {}, h("tr", {}, ["Time", "Asset", "Source", "Runs created", "Extra"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, list.map((e) => h("tr", {},
+      h("td", {}, fmtTime(e.timestamp)),
+      h("td", { class: "mono" }, e.uri || byId.get(e.asset_id) || String(e.asset_id)),
+      h("td", {}, e.source_dag_id ? [dagLink(e.source_dag_id), "." + (e.source_task_id || ""), h("div", { class: "muted" }, e.source_run_id || "")] : h("span", { class: "muted" }, "API")),
+      h("td", {}, e.created_dagruns.length ? e.created_dagruns.map((d) => h("div", {}, dagLink(d.dag_id), " " + d.run_id + " (" + d.state + ")")) : h("span", { class: "muted" }, "none")),
+      h("td", { class: "mono" }, Object.keys(e.extra || {}).length ? JSON.stringify(e.extra) : ""))))))
+    : h("p", { class: "muted", id: "no-asset-events" }, "No asset events yet."));
+}
+
 // ---- workers -------------------------------------------------------------------------------
 
 async function viewWorkers(seq) {
@@ -1325,6 +1371,9 @@ function route() {
   } else if ((m = hash.match(/^\/dag\/(.+)$/))) {
     title = "DAG " + decodeURIComponent(m[1]); nav = "/dags";
     viewDag(decodeURIComponent(m[1]), seq);
+  } else if (hash === "/assets") {
+    title = "Assets"; nav = "/assets";
+    viewAssets(seq);
   } else if (hash === "/plugins") {
     title = "Plugins"; nav = "/plugins";
     viewPlugins(seq);

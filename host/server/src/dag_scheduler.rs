@@ -136,7 +136,8 @@ fn run(
         sandbox: &exec,
     };
     let sched = Scheduler::new(app.store.db(), dags, &tries, secrets, config(app, &dir)?)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_roles(roles.clone());
     tracing::info!(
         paused_at_creation = dags_paused_at_creation(),
         "DAG scheduler running in the server"

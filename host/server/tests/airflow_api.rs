@@ -756,3 +756,322 @@ async fn dag_source_and_delete() {
     let (st, _) = admin(&s, "DELETE", "/api/v2/dags/never-was", "").await;
     assert_eq!(st, 404);
 }
+
+/// Reads `weft:asset:s3://lake/pub*` assets and posts their events; nothing else of assets.
+const LAKE_PUB: &str = r#"{"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["assets:*"], "Resource": ["weft:asset:s3://lake/pub*"]}]}"#;
+
+/// A producer with `outlets`, a consumer scheduled on the same asset spelled differently, and
+/// a task whose outlet spells a private asset through a public-looking path.
+async fn start_assets() -> Srv {
+    let dags = [
+        (
+            "producer.yaml",
+            "producer:
+  tasks:
+    make:
+      operator: echo
+      outlets: ['s3://lake/pub/orders', 's3://lake/pub/../private/keys']
+"
+            .to_string(),
+        ),
+        (
+            "consumer.yaml",
+            "consumer:
+  is_paused_upon_creation: false
+  schedule:
+    - __type__: airflow.sdk.Asset
+      uri: 'S3://lake//pub/x/../orders/'
+  tasks:
+    use:
+      operator: airflow.operators.empty.EmptyOperator
+"
+            .to_string(),
+        ),
+    ];
+    let tokens = Tokens(HashMap::from([
+        principal("admin", "admin-secret", None),
+        principal("dev", "dev-secret", Some(DEV)),
+        principal("lake", "lake-secret", Some(LAKE_PUB)),
+    ]));
+    common::start_with_dags(Some(tokens), &dags, &["echo"]).await
+}
+
+fn asset_id_of(list: &Value, uri: &str) -> i64 {
+    list["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["uri"] == uri)
+        .unwrap_or_else(|| panic!("no asset {uri} in {list}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posted_asset_event_triggers_its_consumer() {
+    let s = start_assets().await;
+    let (st, list) = admin(&s, "GET", "/api/v2/assets?order_by=uri", "").await;
+    assert_eq!(st, 200, "{list}");
+    let uris: Vec<&str> = list["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["uri"].as_str().unwrap())
+        .collect();
+    // one asset per canonical URI, whatever the spelling in the DAG files
+    assert_eq!(
+        uris,
+        ["s3://lake/private/keys", "s3://lake/pub/orders"],
+        "{list}"
+    );
+    let orders = list["assets"][1].clone();
+    assert_eq!(orders["producing_tasks"][0]["task_id"], "make", "{orders}");
+    assert_eq!(
+        orders["scheduled_dags"][0]["dag_id"], "consumer",
+        "{orders}"
+    );
+    let id = orders["id"].as_i64().unwrap();
+    let (st, one) = admin(&s, "GET", &format!("/api/v2/assets/{id}"), "").await;
+    assert_eq!(
+        (st, &one["uri"]),
+        (200, &json!("s3://lake/pub/orders")),
+        "{one}"
+    );
+
+    let body = json!({"asset_id": id, "extra": {"rows": 42}}).to_string();
+    let (st, ev) = admin(&s, "POST", "/api/v2/assets/events", &body).await;
+    assert_eq!(st, 200, "{ev}");
+    assert_eq!(
+        ev["extra"],
+        json!({"rows": 42, "from_rest_api": true}),
+        "{ev}"
+    );
+    assert_eq!(ev["asset_id"], id, "{ev}");
+
+    // the server's scheduler creates the consumer's run and runs it
+    let mut run = Value::Null;
+    for _ in 0..600 {
+        let (_, runs) = admin(&s, "GET", "/api/v2/dags/consumer/dagRuns", "").await;
+        if let Some(r) = runs["dag_runs"].as_array().and_then(|a| a.first()) {
+            if r["state"] == "success" {
+                run = r.clone();
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(run["run_type"], "asset_triggered", "{run}");
+    assert_eq!(run["triggered_by"], "asset", "{run}");
+    let (_, q) = admin(&s, "GET", "/api/v2/dags/consumer/assets/queuedEvents", "").await;
+    assert_eq!(q["total_entries"], 0, "{q}");
+
+    let (st, evs) = admin(
+        &s,
+        "GET",
+        &format!("/api/v2/assets/events?asset_id={id}&limit=5"),
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{evs}");
+    assert_eq!(evs["total_entries"], 1, "{evs}");
+    assert_eq!(
+        evs["asset_events"][0]["created_dagruns"][0]["dag_id"], "consumer",
+        "{evs}"
+    );
+    let (_, none) = admin(
+        &s,
+        "GET",
+        "/api/v2/assets/events?source_dag_id=producer",
+        "",
+    )
+    .await;
+    assert_eq!(none["total_entries"], 0, "{none}");
+    let (st, _) = admin(&s, "GET", "/api/v2/assets/events?order_by=extra", "").await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_authorised_per_canonical_uri() {
+    let s = start_assets().await;
+    let (_, list) = admin(&s, "GET", "/api/v2/assets", "").await;
+    let orders = asset_id_of(&list, "s3://lake/pub/orders");
+    let private = asset_id_of(&list, "s3://lake/private/keys");
+    let post = |id: i64| json!({"asset_id": id}).to_string();
+
+    // without `assets:` rights: nothing listed, nothing posted, nothing read
+    let (st, l) = dev(&s, "GET", "/api/v2/assets", "").await;
+    assert_eq!((st, &l["total_entries"]), (200, &json!(0)), "{l}");
+    let (st, _) = dev(&s, "POST", "/api/v2/assets/events", &post(orders)).await;
+    assert_eq!(st, 403);
+    let (st, _) = dev(&s, "GET", &format!("/api/v2/assets/{orders}"), "").await;
+    assert_eq!(st, 403);
+    admin(&s, "POST", "/api/v2/assets/events", &post(orders)).await;
+    let (_, e) = dev(&s, "GET", "/api/v2/assets/events", "").await;
+    assert_eq!(e["total_entries"], 0, "{e}");
+
+    // `s3://lake/pub/../private/keys` is the private asset: its public-looking spelling in a
+    // DAG file gives no right to it
+    let (_, l) = call(&s, Some("lake-secret"), "GET", "/api/v2/assets", "").await;
+    let uris: Vec<&str> = l["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["s3://lake/pub/orders"], "{l}");
+    let (st, _) = call(
+        &s,
+        Some("lake-secret"),
+        "POST",
+        "/api/v2/assets/events",
+        &post(private),
+    )
+    .await;
+    assert_eq!(st, 403);
+    // an id no asset has is the same 403 for it: which URIs exist cannot be probed
+    let (st, _) = call(
+        &s,
+        Some("lake-secret"),
+        "POST",
+        "/api/v2/assets/events",
+        &post(private ^ 1),
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = call(
+        &s,
+        Some("lake-secret"),
+        "GET",
+        &format!("/api/v2/assets/{}", private ^ 1),
+        "",
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, ev) = call(
+        &s,
+        Some("lake-secret"),
+        "POST",
+        "/api/v2/assets/events",
+        &post(orders),
+    )
+    .await;
+    assert_eq!(st, 200, "{ev}");
+
+    // hostile bodies
+    let huge = json!({"asset_id": orders, "extra": {"x": "y".repeat(70 * 1024)}}).to_string();
+    let (st, e) = admin(&s, "POST", "/api/v2/assets/events", &huge).await;
+    assert_eq!(st, 413, "{e}");
+    let (st, _) = admin(
+        &s,
+        "POST",
+        "/api/v2/assets/events",
+        &json!({"asset_id": 7}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _) = admin(
+        &s,
+        "POST",
+        "/api/v2/assets/events",
+        &json!({"asset_id": orders, "uri": "s3://lake/private/keys"}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 422);
+    let (st, _) = admin(
+        &s,
+        "POST",
+        "/api/v2/assets/events",
+        &json!({"asset_id": "x"}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 422);
+    let (st, _) = admin(&s, "GET", "/api/v2/assets/not-a-number", "").await;
+    assert_eq!(st, 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_are_listed_and_cleared() {
+    let dags = [(
+        "held.yaml",
+        "held:
+  is_paused_upon_creation: true
+  schedule: ['s3://lake/pub/held']
+  tasks:
+    t:
+      operator: airflow.operators.empty.EmptyOperator
+"
+        .to_string(),
+    )];
+    let tokens = Tokens(HashMap::from([
+        principal("admin", "admin-secret", None),
+        principal("lake", "lake-secret", Some(LAKE_PUB)),
+    ]));
+    let s = common::start_with_dags(Some(tokens), &dags, &["echo"]).await;
+    let (_, list) = admin(&s, "GET", "/api/v2/assets", "").await;
+    let id = asset_id_of(&list, "s3://lake/pub/held");
+    let body = json!({"asset_id": id}).to_string();
+    for _ in 0..2 {
+        let (st, _) = admin(&s, "POST", "/api/v2/assets/events", &body).await;
+        assert_eq!(st, 200);
+    }
+    // the DAG is paused: its events wait in its queue (one entry per asset)
+    let (st, q) = admin(&s, "GET", "/api/v2/dags/held/assets/queuedEvents", "").await;
+    assert_eq!((st, &q["total_entries"]), (200, &json!(1)), "{q}");
+    assert_eq!(q["queued_events"][0]["asset_id"], id, "{q}");
+    let (st, one) = admin(
+        &s,
+        "GET",
+        &format!("/api/v2/dags/held/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!((st, &one["dag_id"]), (200, &json!("held")), "{one}");
+    let (st, by_asset) = admin(&s, "GET", &format!("/api/v2/assets/{id}/queuedEvents"), "").await;
+    assert_eq!(st, 200, "{by_asset}");
+    assert_eq!(
+        by_asset["queued_events"].as_array().unwrap().len(),
+        2,
+        "{by_asset}"
+    );
+
+    // clearing needs the DAG too
+    let (st, _) = call(
+        &s,
+        Some("lake-secret"),
+        "DELETE",
+        "/api/v2/dags/held/assets/queuedEvents",
+        "",
+    )
+    .await;
+    assert_eq!(st, 403);
+    let (st, _) = admin(&s, "DELETE", "/api/v2/dags/held/assets/queuedEvents", "").await;
+    assert_eq!(st, 204);
+    let (_, q) = admin(&s, "GET", "/api/v2/dags/held/assets/queuedEvents", "").await;
+    assert_eq!(q["total_entries"], 0, "{q}");
+    let (st, _) = admin(
+        &s,
+        "DELETE",
+        &format!("/api/v2/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!(st, 404);
+    admin(&s, "POST", "/api/v2/assets/events", &body).await;
+    let (st, _) = admin(
+        &s,
+        "DELETE",
+        &format!("/api/v2/dags/held/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, _) = admin(
+        &s,
+        "GET",
+        &format!("/api/v2/dags/held/assets/{id}/queuedEvents"),
+        "",
+    )
+    .await;
+    assert_eq!(st, 404);
+}

@@ -7,7 +7,9 @@ the access key the server wrote to $WEFT_HOME/credentials, then, through the cli
 models (which validate every answer against Airflow's schemas): lists DAGs, unpauses one,
 triggers a run with conf, polls it to success, lists its task instances, reads a try's log and
 XCom, marks a task instance failed (the run follows), clears it (the run succeeds again), does
-variables CRUD, checks a connection's password is redacted, and reads version and health.
+variables CRUD, checks a connection's password is redacted, reads version and health, and
+drives assets (a posted event and a producer's outlet trigger a consumer; events list with the
+runs they created).
 With `airflowctl` installed (AIRFLOWCTL=path), also lists DAGs with it. The server is always
 stopped at the end.
 
@@ -200,9 +202,85 @@ def scenario(api, port, key, secret):
     code, body = status_of(dags.get_dag, "nope")
     assert code == 404 and "nope" in body["detail"], (code, body)
 
+    assets(api, runs)
+
     ctl = os.environ.get("AIRFLOWCTL")
     if ctl:
         airflowctl(ctl, port, key, secret)
+
+
+LAKE = """\
+lake_producer:
+  is_paused_upon_creation: false
+  tasks:
+    load:
+      operator: echo
+      outlets: ['s3://lake/orders']
+lake_consumer:
+  is_paused_upon_creation: false
+  schedule:
+    - __type__: airflow.sdk.Asset
+      uri: 'S3://lake//raw/../orders/'
+  tasks:
+    use:
+      operator: airflow.operators.empty.EmptyOperator
+"""
+
+
+def wait_runs(runs, dag_id, n, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = runs.get_dag_runs(dag_id, state=["success"]).dag_runs
+        if len(got) >= n:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"{dag_id} did not reach {n} successful runs")
+
+
+def assets(api, runs):
+    """Asset routes through the client's models: a posted event and a producer's outlet each
+    trigger the consumer; events list with the runs they created."""
+    home = os.environ["WEFT_HOME"]
+    with open(os.path.join(home, "dags", "lake.yaml"), "w") as f:
+        f.write(LAKE)
+    assets_api = af.AssetApi(api)
+    deadline = time.time() + 60
+    while True:
+        listed = assets_api.get_assets()
+        uris = [a.uri for a in listed.assets]
+        if "s3://lake/orders" in uris or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert uris == ["s3://lake/orders"], listed
+    asset = listed.assets[0]
+    assert [t.task_id for t in asset.producing_tasks] == ["load"], asset
+    assert [d.dag_id for d in asset.scheduled_dags] == ["lake_consumer"], asset
+    assert assets_api.get_asset(asset.id).uri == "s3://lake/orders"
+
+    # queued for the consumer at once; the server's scheduler (reloading the changed DAG
+    # folder) runs it
+    ev = assets_api.create_asset_event(af.CreateAssetEventsBody(asset_id=asset.id, extra={"rows": 42}))
+    assert ev.extra == {"rows": 42, "from_rest_api": True}, ev
+    wait_runs(runs, "lake_consumer", 1)
+    # the producer's outlet triggers it again
+    runs.trigger_dag_run("lake_producer", af.TriggerDAGRunPostBody(dag_run_id="lake-1", logical_date=None))
+    wait_run(runs, "lake_producer", "lake-1", "success")
+    got = wait_runs(runs, "lake_consumer", 2)
+    assert len(got) == 2, got
+    assert all((r.run_type.value if hasattr(r.run_type, "value") else r.run_type) == "asset_triggered" for r in got), got
+    produced = assets_api.get_asset_events(source_dag_id="lake_producer")
+    assert produced.total_entries == 1, produced
+    e = produced.asset_events[0]
+    assert (e.source_task_id, e.source_run_id, e.asset_id) == ("load", "lake-1", asset.id), e
+    deadline = time.time() + 60
+    while not e.created_dagruns and time.time() < deadline:
+        time.sleep(0.2)
+        e = assets_api.get_asset_events(source_dag_id="lake_producer").asset_events[0]
+    assert [r.dag_id for r in e.created_dagruns] == ["lake_consumer"], e
+    queued = assets_api.get_dag_asset_queued_events("lake_consumer")
+    assert queued.total_entries == 0, queued
+    code, body = status_of(assets_api.create_asset_event, af.CreateAssetEventsBody(asset_id=asset.id + 1))
+    assert code == 404, (code, body)
 
 
 def airflowctl(ctl, port, key, secret):
@@ -247,6 +325,7 @@ def main():
 
 
 def run(home):
+    os.environ["WEFT_HOME"] = home
     port = free_port()
     env = dict(os.environ, WEFT_HOME=home)
     env.pop("WEFT_DAGS", None)

@@ -1,10 +1,11 @@
 //! [`DagStore`]: the DAG scheduler's durable state — runs, task instances, per-try logs, SLA
-//! misses, the files a file-arrival trigger has seen and whether a DAG is paused — as one trait that each database
+//! misses, the files a file-arrival trigger has seen, whether a DAG is paused, asset events and
+//! each DAG's queue of them — as one trait that each database
 //! implements with the same observable behaviour (orderings included).
 
 use serde_json::Value;
 
-use crate::scheduler::{DagRunRecord, SchedulerError, StoredTi};
+use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
 
 /// A background flusher: asked to make recent writes durable soon, without waiting for it.
 pub trait Committer: Send + Sync {
@@ -85,7 +86,7 @@ pub trait DagStore: Send + Sync {
     /// Whether a file-arrival trigger has seen `path` at `mtime`; records it when not.
     fn see_file(&self, dag_id: &str, path: &str, mtime: f64) -> Result<bool, SchedulerError>;
     /// Deletes everything stored about a DAG (runs, task instances, logs, SLA misses, seen
-    /// files, its paused flag), as Airflow's `dags delete`; returns how many runs were deleted.
+    /// files, its paused flag, its queued asset events; the events it produced stay), as Airflow's `dags delete`; returns how many runs were deleted.
     fn delete_dag(&self, dag_id: &str) -> Result<usize, SchedulerError>;
     /// Deletes one run with its task instances, logs and SLA misses (Airflow's "delete DAG
     /// run"); false when there was no such run.
@@ -94,6 +95,35 @@ pub trait DagStore: Send + Sync {
     fn dag_paused(&self, dag_id: &str) -> Result<Option<bool>, SchedulerError>;
     /// Records that a DAG is paused (its timetable creates no runs) or unpaused.
     fn set_dag_paused(&self, dag_id: &str, paused: bool) -> Result<(), SchedulerError>;
+    /// Records an asset event (its `id` is assigned here, increasing) and queues it for each
+    /// of `consumers` (DAG ids), in one transaction; returns the event as stored.
+    fn add_asset_event(
+        &self,
+        event: &AssetEvent,
+        consumers: &[String],
+    ) -> Result<AssetEvent, SchedulerError>;
+    /// Asset events in id order: all of them, or those with the given ids.
+    fn asset_events(&self, ids: Option<&[i64]>) -> Result<Vec<AssetEvent>, SchedulerError>;
+    /// Queued events of one DAG or of every DAG, by DAG id then event id.
+    fn asset_queue(&self, dag_id: Option<&str>) -> Result<Vec<QueuedAssetEvent>, SchedulerError>;
+    /// Deletes queued events (Airflow's "clear queued events"): of one DAG or of every DAG,
+    /// of the assets in `uris` or of every asset; returns how many were deleted.
+    fn delete_asset_queue(
+        &self,
+        dag_id: Option<&str>,
+        uris: Option<&[String]>,
+    ) -> Result<usize, SchedulerError>;
+    /// Creates an asset-triggered run and consumes the queued events it was created from, in
+    /// one transaction: refuses ([`SchedulerError::RunExists`]) as [`DagStore::insert_run`]
+    /// does, and ([`SchedulerError::AssetEventsTaken`]) when one of `consumed` is no longer
+    /// queued (another scheduler consumed it); a refused call creates and consumes nothing. The run's triggering events are recorded with it.
+    fn create_asset_run(
+        &self,
+        rec: &DagRunRecord,
+        consumed: &[QueuedAssetEvent],
+    ) -> Result<(), SchedulerError>;
+    /// The ids of the events that triggered an asset-triggered run (empty for other runs).
+    fn triggering_event_ids(&self, dag_id: &str, run_id: &str) -> Result<Vec<i64>, SchedulerError>;
     /// Makes every write so far durable (a no-op where each write commits on its own).
     fn flush(&self) -> Result<(), SchedulerError>;
     /// A background flusher for the scheduler loop's passes (`None`: writes are durable when

@@ -11,7 +11,10 @@
 //!   entries (guest log records, stdout, stderr, audit, error);
 //! - `sla_misses`: `dag_id \0 run_id \0 task_id` -> a JSON record;
 //! - `seen_files`: `dag_id \0 path` -> modification time seen;
-//! - `dag_paused`: `dag_id` -> `1` (paused) or `0` (unpaused), set by pause/unpause.
+//! - `dag_paused`: `dag_id` -> `1` (paused) or `0` (unpaused), set by pause/unpause;
+//! - `asset_events`: event id (8 bytes, big-endian) -> [`AssetEvent`];
+//! - `asset_queue`: `dag_id \0 event id` -> [`QueuedAssetEvent`];
+//! - `run_asset_events`: `dag_id \0 run_id` -> the ids of the events that triggered the run.
 //!
 //! Writes go through [`SledDagStore::write_tis`] (one sled batch) and [`SledDagStore::flush`], so
 //! the loop commits a whole pass of state changes at once before acting on them.
@@ -20,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::dag::{Committer, DagStore};
-use crate::scheduler::{DagRunRecord, SchedulerError, StoredTi};
+use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
 
 /// The scheduler's sled trees.
 #[derive(Clone)]
@@ -33,6 +36,9 @@ pub struct SledDagStore {
     sla: sled::Tree,
     seen: sled::Tree,
     paused: sled::Tree,
+    asset_events: sled::Tree,
+    asset_queue: sled::Tree,
+    run_events: sled::Tree,
 }
 
 fn db_err(e: sled::Error) -> SchedulerError {
@@ -96,6 +102,9 @@ impl SledDagStore {
             sla: db.open_tree("sla_misses").map_err(db_err)?,
             seen: db.open_tree("seen_files").map_err(db_err)?,
             paused: db.open_tree("dag_paused").map_err(db_err)?,
+            asset_events: db.open_tree("asset_events").map_err(db_err)?,
+            asset_queue: db.open_tree("asset_queue").map_err(db_err)?,
+            run_events: db.open_tree("run_asset_events").map_err(db_err)?,
         })
     }
 
@@ -109,7 +118,201 @@ impl SledDagStore {
     }
 }
 
+fn queue_key(dag_id: &str, event_id: i64) -> Vec<u8> {
+    join(&[dag_id.as_bytes(), &event_id.to_be_bytes()])
+}
+
+impl SledDagStore {
+    /// Inserts a run (refusing a taken logical date or run id) and, for an asset-triggered
+    /// run, consumes its queued events and records its triggering ones: one transaction over
+    /// every tree involved, so two handles racing cannot both insert and a crash keeps all or
+    /// nothing.
+    fn create_asset_run_in(
+        &self,
+        rec: &DagRunRecord,
+        consumed: Option<&[QueuedAssetEvent]>,
+    ) -> Result<(), SchedulerError> {
+        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError};
+        use sled::Transactional;
+        let key = Self::run_key(rec);
+        let id_key = join(&[rec.dag_id.as_bytes(), rec.run_id.as_bytes()]);
+        let v = serde_json::to_vec(rec).map_err(|e| json_err("dag run", e))?;
+        let ids: Option<Vec<u8>> = match consumed {
+            Some(c) => Some(
+                serde_json::to_vec(&c.iter().map(|q| q.event_id).collect::<Vec<_>>())
+                    .map_err(|e| json_err("run asset events", e))?,
+            ),
+            None => None,
+        };
+        let r = (
+            &self.runs,
+            &self.run_ids,
+            &self.asset_queue,
+            &self.run_events,
+        )
+            .transaction(|(runs, run_ids, queue, run_events)| {
+                if let Some(existing) = runs.get(&key)? {
+                    let detail = match serde_json::from_slice::<DagRunRecord>(&existing) {
+                        Ok(old) => format!(
+                            "run `{}` already has logical date {}",
+                            old.run_id,
+                            rec.logical_date.to_rfc3339()
+                        ),
+                        Err(e) => return Err(Abort::Abort(json_err("dag run", e))),
+                    };
+                    return Err(Abort::Abort(SchedulerError::RunExists {
+                        dag_id: rec.dag_id.clone(),
+                        detail,
+                    }));
+                }
+                if run_ids.get(&id_key)?.is_some() {
+                    return Err(Abort::Abort(SchedulerError::RunExists {
+                        dag_id: rec.dag_id.clone(),
+                        detail: format!("run id `{}` is taken", rec.run_id),
+                    }));
+                }
+                runs.insert(key.as_slice(), v.as_slice())?;
+                run_ids.insert(id_key.as_slice(), key.as_slice())?;
+                if let (Some(consumed), Some(ids)) = (consumed, &ids) {
+                    for q in consumed {
+                        if queue.remove(queue_key(&q.dag_id, q.event_id))?.is_none() {
+                            return Err(Abort::Abort(SchedulerError::AssetEventsTaken(
+                                rec.dag_id.clone(),
+                            )));
+                        }
+                    }
+                    run_events.insert(id_key.as_slice(), ids.as_slice())?;
+                }
+                Ok(())
+            });
+        match r {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(db_err(e)),
+        }
+    }
+}
+
 impl DagStore for SledDagStore {
+    fn add_asset_event(
+        &self,
+        event: &AssetEvent,
+        consumers: &[String],
+    ) -> Result<AssetEvent, SchedulerError> {
+        use sled::transaction::TransactionError;
+        use sled::Transactional;
+        let mut ev = event.clone();
+        ev.id = i64::try_from(self.db.generate_id().map_err(db_err)? + 1)
+            .map_err(|_| SchedulerError::Store("asset event ids are exhausted".into()))?;
+        let v = serde_json::to_vec(&ev).map_err(|e| json_err("asset event", e))?;
+        let queued: Vec<(Vec<u8>, Vec<u8>)> = consumers
+            .iter()
+            .map(|d| {
+                let q = QueuedAssetEvent {
+                    dag_id: d.clone(),
+                    uri: ev.uri.clone(),
+                    event_id: ev.id,
+                    created_at: ev.timestamp,
+                };
+                serde_json::to_vec(&q)
+                    .map(|b| (queue_key(d, ev.id), b))
+                    .map_err(|e| json_err("queued asset event", e))
+            })
+            .collect::<Result<_, _>>()?;
+        let r: Result<(), TransactionError<SchedulerError>> =
+            (&self.asset_events, &self.asset_queue).transaction(|(events, queue)| {
+                events.insert(&ev.id.to_be_bytes(), v.as_slice())?;
+                for (k, b) in &queued {
+                    queue.insert(k.as_slice(), b.as_slice())?;
+                }
+                Ok(())
+            });
+        match r {
+            Ok(()) => Ok(ev),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(db_err(e)),
+        }
+    }
+
+    fn asset_events(&self, ids: Option<&[i64]>) -> Result<Vec<AssetEvent>, SchedulerError> {
+        let decode = |v: &[u8]| serde_json::from_slice(v).map_err(|e| json_err("asset event", e));
+        match ids {
+            None => self
+                .asset_events
+                .iter()
+                .map(|kv| decode(&kv.map_err(db_err)?.1))
+                .collect(),
+            Some(ids) => {
+                let mut ids = ids.to_vec();
+                ids.sort_unstable();
+                ids.dedup();
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Some(v) = self.asset_events.get(id.to_be_bytes()).map_err(db_err)? {
+                        out.push(decode(&v)?);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn asset_queue(&self, dag_id: Option<&str>) -> Result<Vec<QueuedAssetEvent>, SchedulerError> {
+        let decode = |kv: Result<(sled::IVec, sled::IVec), sled::Error>| {
+            let (_, v) = kv.map_err(db_err)?;
+            serde_json::from_slice(&v).map_err(|e| json_err("queued asset event", e))
+        };
+        match dag_id {
+            Some(d) => {
+                let mut prefix = d.as_bytes().to_vec();
+                prefix.push(0);
+                self.asset_queue.scan_prefix(prefix).map(decode).collect()
+            }
+            None => self.asset_queue.iter().map(decode).collect(),
+        }
+    }
+
+    fn create_asset_run(
+        &self,
+        rec: &DagRunRecord,
+        consumed: &[QueuedAssetEvent],
+    ) -> Result<(), SchedulerError> {
+        self.create_asset_run_in(rec, Some(consumed))
+    }
+
+    fn delete_asset_queue(
+        &self,
+        dag_id: Option<&str>,
+        uris: Option<&[String]>,
+    ) -> Result<usize, SchedulerError> {
+        let mut n = 0;
+        for q in self.asset_queue(dag_id)? {
+            if uris.is_some_and(|u| !u.contains(&q.uri)) {
+                continue;
+            }
+            if self
+                .asset_queue
+                .remove(queue_key(&q.dag_id, q.event_id))
+                .map_err(db_err)?
+                .is_some()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn triggering_event_ids(&self, dag_id: &str, run_id: &str) -> Result<Vec<i64>, SchedulerError> {
+        match self
+            .run_events
+            .get(join(&[dag_id.as_bytes(), run_id.as_bytes()]))
+            .map_err(db_err)?
+        {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| json_err("run asset events", e)),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn delete_dag(&self, dag_id: &str) -> Result<usize, SchedulerError> {
         let mut prefix = dag_id.as_bytes().to_vec();
         prefix.push(0);
@@ -121,6 +324,8 @@ impl DagStore for SledDagStore {
             &self.logs,
             &self.sla,
             &self.seen,
+            &self.asset_queue,
+            &self.run_events,
         ] {
             let keys: Vec<sled::IVec> = tree
                 .scan_prefix(&prefix)
@@ -153,6 +358,7 @@ impl DagStore for SledDagStore {
         }
         // an SLA miss is keyed `dag \0 run \0 task`, which the run prefix covers
         self.runs.remove(run_key).map_err(db_err)?;
+        self.run_events.remove(&id_key).map_err(db_err)?;
         self.run_ids.remove(id_key).map_err(db_err)?;
         Ok(true)
     }
@@ -186,43 +392,7 @@ impl DagStore for SledDagStore {
     /// Insert a new run; refuses a second run of the DAG at the same logical date or with the
     /// same run id (Airflow's unique constraints).
     fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
-        use sled::transaction::{ConflictableTransactionError as Abort, TransactionError};
-        use sled::Transactional;
-        let key = Self::run_key(rec);
-        let id_key = join(&[rec.dag_id.as_bytes(), rec.run_id.as_bytes()]);
-        let v = serde_json::to_vec(rec).map_err(|e| json_err("dag run", e))?;
-        // one transaction over both trees: two handles racing on one logical date or run id
-        // cannot both insert
-        let r = (&self.runs, &self.run_ids).transaction(|(runs, ids)| {
-            if let Some(existing) = runs.get(&key)? {
-                let detail = match serde_json::from_slice::<DagRunRecord>(&existing) {
-                    Ok(old) => format!(
-                        "run `{}` already has logical date {}",
-                        old.run_id,
-                        rec.logical_date.to_rfc3339()
-                    ),
-                    Err(e) => return Err(Abort::Abort(json_err("dag run", e))),
-                };
-                return Err(Abort::Abort(SchedulerError::RunExists {
-                    dag_id: rec.dag_id.clone(),
-                    detail,
-                }));
-            }
-            if ids.get(&id_key)?.is_some() {
-                return Err(Abort::Abort(SchedulerError::RunExists {
-                    dag_id: rec.dag_id.clone(),
-                    detail: format!("run id `{}` is taken", rec.run_id),
-                }));
-            }
-            runs.insert(key.as_slice(), v.as_slice())?;
-            ids.insert(id_key.as_slice(), key.as_slice())?;
-            Ok(())
-        });
-        match r {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(db_err(e)),
-        }
+        self.create_asset_run_in(rec, None)
     }
 
     /// Overwrite a run's record.

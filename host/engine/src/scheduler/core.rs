@@ -90,6 +90,8 @@ pub enum Trigger {
     Backfill,
     /// A file-arrival trigger.
     File,
+    /// An asset condition that became true.
+    Asset,
 }
 
 impl Trigger {
@@ -99,6 +101,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Backfill => "backfill",
             Trigger::File => "file_trigger",
+            Trigger::Asset => super::assets::ASSET_TRIGGERED,
         }
     }
 
@@ -108,6 +111,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Backfill => "backfill",
             Trigger::File => "file",
+            Trigger::Asset => super::assets::ASSET_TRIGGERED,
         }
     }
 }
@@ -152,6 +156,7 @@ pub struct LoopStats {
 pub struct Scheduler<'a> {
     store: SchedStore,
     dags: HashMap<String, Arc<Dag>>,
+    cross: super::cross_dag::CrossDag,
     exec: &'a dyn TryRunner,
     secrets: Arc<dyn Secrets>,
     cfg: SchedulerConfig,
@@ -246,16 +251,29 @@ impl<'a> Scheduler<'a> {
         secrets: Arc<dyn Secrets>,
         cfg: SchedulerConfig,
     ) -> Result<Self, SchedulerError> {
+        let dags: HashMap<String, Arc<Dag>> = dags
+            .into_iter()
+            .map(|d| (d.dag_id.clone(), Arc::new(d)))
+            .collect();
         Ok(Scheduler {
+            cross: super::cross_dag::CrossDag::new(store.clone(), Arc::new(dags.clone()), None),
             store,
-            dags: dags
-                .into_iter()
-                .map(|d| (d.dag_id.clone(), Arc::new(d)))
-                .collect(),
+            dags,
             exec,
             secrets,
             cfg,
         })
+    }
+
+    /// The roles tasks' grants name, for the cross-DAG operators' decisions (without them
+    /// every cross-DAG action is denied).
+    pub fn with_roles(mut self, roles: Arc<crate::roles::Roles>) -> Self {
+        self.cross = super::cross_dag::CrossDag::new(
+            self.store.clone(),
+            Arc::new(self.dags.clone()),
+            Some(roles),
+        );
+        self
     }
 
     /// The store.
@@ -380,7 +398,23 @@ impl<'a> Scheduler<'a> {
     }
 
     fn machine(&self, dag: &Arc<Dag>, rec: &DagRunRecord) -> RunMachine {
+        let triggering = if rec.run_type == super::assets::ASSET_TRIGGERED {
+            match self
+                .store
+                .triggering_event_ids(&rec.dag_id, &rec.run_id)
+                .and_then(|ids| self.store.asset_events(Some(&ids)))
+            {
+                Ok(events) => super::assets::triggering_context(&events),
+                Err(e) => {
+                    tracing::warn!(dag_id = %rec.dag_id, run_id = %rec.run_id, error = %e, "cannot read the run's triggering asset events");
+                    Value::Object(Map::new())
+                }
+            }
+        } else {
+            Value::Object(Map::new())
+        };
         let opts = RunOptions {
+            triggering_asset_events: triggering,
             secrets: self.secrets.clone(),
             run_id: Some(rec.run_id.clone()),
             conf: rec.conf.clone(),
@@ -570,6 +604,8 @@ impl<'a> Scheduler<'a> {
         // Runs created or cleared by another component on this store (the server's UI and
         // API) are picked up this often while scheduling.
         let mut next_adopt = Instant::now() + self.cfg.tick;
+        // Asset queues are read once a tick (and on an idle pass), not on every pass.
+        let mut next_asset_check = Instant::now();
 
         // Resume unfinished runs of the loaded DAGs.
         for rec in self.store.unfinished_runs()? {
@@ -596,6 +632,12 @@ impl<'a> Scheduler<'a> {
             if opts.schedule {
                 for dag in self.dags.values() {
                     self.schedule_dag(dag, now_dt, &active, &mut queued, &mut last_interval)?;
+                }
+                if idle_pass || Instant::now() >= next_asset_check {
+                    next_asset_check = Instant::now() + self.cfg.tick;
+                    for dag in self.dags.values() {
+                        self.schedule_assets(dag, &active, &mut queued)?;
+                    }
                 }
                 for trig in triggers.iter_mut().filter(|t| idle_pass || t.due()) {
                     if let Some(dag) = self.dags.get(&trig.dag_id) {
@@ -630,7 +672,9 @@ impl<'a> Scheduler<'a> {
 
             // 1b. Adopt runs that appeared in the store meanwhile (triggered or cleared by the
             // server while this loop runs).
-            if (opts.schedule || opts.adopt) && Instant::now() >= next_adopt {
+            // (at once when a TriggerDagRunOperator created a run, whatever the options)
+            let triggered = self.cross.take_created();
+            if triggered || ((opts.schedule || opts.adopt) && Instant::now() >= next_adopt) {
                 next_adopt = Instant::now() + self.cfg.tick;
                 for rec in self.store.unfinished_runs()? {
                     if !self.dags.contains_key(&rec.dag_id) {
@@ -796,6 +840,7 @@ impl<'a> Scheduler<'a> {
                             }
                         }
                         if state == TiState::Success {
+                            self.emit_outlets(&a.rec, &task, map_index)?;
                             if let Some(miss) = self.check_sla_on_finish(a, &task)? {
                                 self.sla_callback(a, &task.task_id, miss, pool, exec, tx);
                             }
@@ -845,6 +890,9 @@ impl<'a> Scheduler<'a> {
 
             // 5. Dispatch by priority within parallelism, max_active_tasks and pools.
             let stopping = opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+            if stopping {
+                self.cross.stop();
+            }
             let mut jobs = Vec::new();
             let mut set_aside = Vec::new();
             while !stopping && in_flight_total < self.cfg.parallelism {
@@ -920,9 +968,10 @@ impl<'a> Scheduler<'a> {
             }
             for (run, t, i, inv, last) in jobs {
                 let tx = tx.clone();
+                let cross = self.cross.clone();
                 pool.submit(Box::new(move || {
                     let latency = last.map(|l| l.elapsed().as_secs_f64());
-                    let (result, elapsed, log) = run_try(exec, &inv);
+                    let (result, elapsed, log) = run_try(exec, &cross, &inv);
                     let _ = tx.send(Msg::Done {
                         run,
                         t,
@@ -1164,6 +1213,106 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
+    /// Records the asset events of a task instance that succeeded (one per asset its
+    /// `outlets` name) and queues each for the loaded DAGs whose condition names the asset.
+    fn emit_outlets(
+        &self,
+        rec: &DagRunRecord,
+        task: &weft_dag::Task,
+        map_index: i64,
+    ) -> Result<(), SchedulerError> {
+        for uri in super::assets::outlets_of(task) {
+            let consumers = super::assets::consumers_of(self.dags.values().map(|d| &**d), &uri);
+            let ev = super::AssetEvent {
+                id: 0,
+                uri,
+                extra: Map::new(),
+                source_dag_id: Some(rec.dag_id.clone()),
+                source_task_id: Some(task.task_id.clone()),
+                source_run_id: Some(rec.run_id.clone()),
+                source_map_index: map_index,
+                timestamp: Utc::now(),
+            };
+            let ev = self.store.add_asset_event(&ev, &consumers)?;
+            tracing::info!(dag_id = %rec.dag_id, run_id = %rec.run_id, task = %task.task_id, uri = %ev.uri, event_id = ev.id, consumers = consumers.len(), "asset event");
+        }
+        Ok(())
+    }
+
+    /// Creates a run of an asset-scheduled DAG whose condition holds over the assets with
+    /// queued events, consuming those events (Airflow clears the DAG's whole queue when it
+    /// creates the run); within `max_active_runs`, not while paused.
+    fn schedule_assets(
+        &self,
+        dag: &Arc<Dag>,
+        active: &HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+    ) -> Result<(), SchedulerError> {
+        let Some(cond) = super::assets::condition_of(dag) else {
+            return Ok(());
+        };
+        if self.is_paused(dag)? {
+            return Ok(());
+        }
+        let count = active
+            .values()
+            .filter(|a| a.rec.dag_id == dag.dag_id)
+            .count()
+            + queued.iter().filter(|q| q.dag_id == dag.dag_id).count();
+        if count >= dag.max_active_runs.max(1) as usize {
+            return Ok(());
+        }
+        let waiting = self.store.asset_queue(Some(&dag.dag_id))?;
+        if waiting.is_empty() || !cond.eval(&|u| waiting.iter().any(|q| q.uri == u)) {
+            return Ok(());
+        }
+        if let Some(rec) = self.create_asset_run(dag, &waiting)? {
+            queued.push(rec);
+        }
+        Ok(())
+    }
+
+    /// Creates the asset-triggered run of `dag` from `waiting` (its queued events), consuming
+    /// them; its data interval spans the events' timestamps, as Airflow's does.
+    fn create_asset_run(
+        &self,
+        dag: &Arc<Dag>,
+        waiting: &[super::QueuedAssetEvent],
+    ) -> Result<Option<DagRunRecord>, SchedulerError> {
+        let first = waiting.iter().map(|q| q.created_at).min();
+        let last = waiting.iter().map(|q| q.created_at).max();
+        let mut when = Utc::now();
+        for _ in 0..1000 {
+            let rec = DagRunRecord {
+                dag_id: dag.dag_id.clone(),
+                run_id: format!("{}__{}", Trigger::Asset.prefix(), iso(&when)),
+                run_type: Trigger::Asset.as_str().into(),
+                logical_date: when,
+                data_interval_start: first.unwrap_or(when),
+                data_interval_end: last.unwrap_or(when),
+                state: "queued".into(),
+                conf: Map::new(),
+                queued_at: Utc::now(),
+                start_date: None,
+                end_date: None,
+            };
+            match self.store.create_asset_run(&rec, waiting) {
+                Ok(()) => {
+                    self.store.flush()?;
+                    tracing::info!(dag_id = %rec.dag_id, run_id = %rec.run_id, events = waiting.len(), "asset-triggered dag run created");
+                    return Ok(Some(rec));
+                }
+                Err(SchedulerError::RunExists { .. }) => {
+                    when += chrono::Duration::milliseconds(1);
+                }
+                // another scheduler created the run from these events
+                Err(SchedulerError::AssetEventsTaken(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn fire_callbacks<'scope, 'env>(
         &'env self,
@@ -1291,24 +1440,44 @@ impl<'a> Scheduler<'a> {
 /// it succeeds or times out; in `reschedule` mode it pokes once and gives the slot back.
 fn run_try(
     exec: &dyn TryRunner,
+    cross: &super::cross_dag::CrossDag,
     inv: &weft_dag::TaskInvocation,
 ) -> (Result<Value, TaskFailure>, f64, Vec<Value>) {
     let started = Instant::now();
+    if inv.operator == weft_dag::builtin::TRIGGER_DAG_RUN {
+        let r = cross.trigger(inv);
+        let log = r
+            .as_ref()
+            .err()
+            .map(|e| json!({"error": e}))
+            .into_iter()
+            .collect();
+        return (r, started.elapsed().as_secs_f64(), log);
+    }
     // EmptyOperator and the other built-ins run here, whatever the runner
-    if let Some(r) = weft_dag::builtin::execute(inv) {
-        return (r, started.elapsed().as_secs_f64(), Vec::new());
+    if inv.operator != weft_dag::builtin::EXTERNAL_TASK_SENSOR {
+        if let Some(r) = weft_dag::builtin::execute(inv) {
+            return (r, started.elapsed().as_secs_f64(), Vec::new());
+        }
     }
     let mut logs = Vec::new();
     let mut pokes = 0u32;
     loop {
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try(inv)))
-            .unwrap_or_else(|_| super::runner::TryOutcome {
-                result: Err(TaskFailure::new(
-                    "Weft.ExecutorPanicked",
-                    "the task executor panicked",
-                )),
+        let out = if inv.operator == weft_dag::builtin::EXTERNAL_TASK_SENSOR {
+            super::runner::TryOutcome {
+                result: cross.poke_external(inv),
                 log: Value::Null,
-            });
+            }
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try(inv)))
+                .unwrap_or_else(|_| super::runner::TryOutcome {
+                    result: Err(TaskFailure::new(
+                        "Weft.ExecutorPanicked",
+                        "the task executor panicked",
+                    )),
+                    log: Value::Null,
+                })
+        };
         if !out.log.is_null() {
             logs.push(out.log);
         }

@@ -11,9 +11,13 @@
 //! - [`runner`]: the executor interface a scheduler runs tries and callbacks through;
 //! - [`core`]: the loop (run creation from timetables, queueing by priority with pools,
 //!   `max_active_runs` and `max_active_tasks`, completions, callbacks, SLAs, restart recovery);
-//! - [`files`]: the file-arrival trigger.
+//! - [`files`]: the file-arrival trigger;
+//! - [`assets`]: asset events and the per-DAG queue asset schedules read;
+//! - [`cross_dag`]: `TriggerDagRunOperator` and `ExternalTaskSensor`, run by the scheduler.
 
+pub mod assets;
 pub mod core;
+pub mod cross_dag;
 pub mod files;
 pub mod pools;
 pub mod runner;
@@ -21,6 +25,7 @@ pub mod store;
 pub mod workers;
 
 pub use self::core::{paused_or_default, LoopOptions, Scheduler, SchedulerConfig, Trigger};
+pub use assets::{AssetEvent, QueuedAssetEvent};
 pub use files::FileTrigger;
 pub use pools::Pools;
 pub use runner::{Plain, TryOutcome, TryRunner};
@@ -63,4 +68,8 @@ pub enum SchedulerError {
     /// A bad configuration file.
     #[error("{0}")]
     Config(String),
+    /// The queued asset events a run was to consume were consumed meanwhile (by another
+    /// scheduler on the same database): no run was created.
+    #[error("DAG `{0}`: its queued asset events were consumed by another scheduler")]
+    AssetEventsTaken(String),
 }

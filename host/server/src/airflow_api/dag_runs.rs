@@ -33,7 +33,7 @@ fn run_type(t: &str) -> &'static str {
     match t {
         "scheduled" => "scheduled",
         "backfill" => "backfill",
-        "file_trigger" => "asset_triggered",
+        "file_trigger" | "asset_triggered" => "asset_triggered",
         _ => "manual",
     }
 }
@@ -42,7 +42,7 @@ fn triggered_by(t: &str) -> &'static str {
     match t {
         "scheduled" => "timetable",
         "backfill" => "backfill",
-        "file_trigger" => "asset",
+        "file_trigger" | "asset_triggered" => "asset",
         _ => "rest_api",
     }
 }

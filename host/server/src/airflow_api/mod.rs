@@ -8,15 +8,18 @@
 //! This module owns the router, the request plumbing every route shares (authentication,
 //! authorization and auditing through [`crate::v1_access::decide`], query parsing, paging,
 //! ordering, errors) and `POST /auth/token`. The resources live in their own modules:
-//! [`dags`], [`dag_runs`], [`task_instances`], [`settings`] (variables, connections, pools) and
-//! [`service`] (version, health, import errors, assets).
+//! [`dags`], [`dag_runs`], [`task_instances`], [`settings`] (variables, connections, pools),
+//! [`assets`] (assets, asset events, queued events) and [`service`] (version, health, import
+//! errors).
 //!
 //! Authorization uses weft's policy language with the actions and resources listed in the
 //! README (`dags:*` on `weft:dag:DAG_ID`, `variables:*` on `weft:variable:KEY`,
-//! `connections:*` on `weft:connection:ID`, `pools:GetPool` on `weft:pool:NAME`; version and
+//! `connections:*` on `weft:connection:ID`, `pools:GetPool` on `weft:pool:NAME`, `assets:*` on
+//! `weft:asset:URI`; version and
 //! health are public, as in Airflow). A list keeps only what the caller may see, and a
 //! `~` ("every DAG") path segment is a list filtered the same way.
 
+pub mod assets;
 pub mod dag_runs;
 pub mod dags;
 pub mod service;
@@ -52,8 +55,24 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v2/version", get(service::version))
         .route("/api/v2/monitor/health", get(service::health))
         .route("/api/v2/importErrors", get(service::import_errors))
-        .route("/api/v2/assets", get(service::assets))
-        .route("/api/v2/assets/events", get(service::asset_events))
+        .route("/api/v2/assets", get(assets::list))
+        .route(
+            "/api/v2/assets/events",
+            get(assets::list_events).post(assets::create_event),
+        )
+        .route("/api/v2/assets/{asset_id}", get(assets::get))
+        .route(
+            "/api/v2/assets/{asset_id}/queuedEvents",
+            get(assets::asset_queued).delete(assets::delete_asset_queued),
+        )
+        .route(
+            "/api/v2/dags/{dag_id}/assets/queuedEvents",
+            get(assets::dag_queued).delete(assets::delete_dag_queued),
+        )
+        .route(
+            "/api/v2/dags/{dag_id}/assets/{asset_id}/queuedEvents",
+            get(assets::dag_asset_queued).delete(assets::delete_dag_asset_queued),
+        )
         .route("/api/v2/dags", get(dags::list))
         .route(
             "/api/v2/dags/{dag_id}",

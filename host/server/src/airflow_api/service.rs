@@ -1,11 +1,8 @@
 //! The service-level routes of Airflow's API: `POST /auth/token` (Airflow 3's token flow:
 //! weft's access key id and secret key in, a Bearer token out), `/api/v2/version`,
-//! `/api/v2/monitor/health` (both unauthenticated, as in Airflow), `/api/v2/importErrors` and the
-//! asset lists (weft records no assets yet: the lists are empty, not refused, so clients that
-//! page through them work).
+//! `/api/v2/monitor/health` (both unauthenticated, as in Airflow) and `/api/v2/importErrors`.
 //!
-//! Actions: `dags:ListImportErrors` on `weft:dags`;
-//! `assets:GetAsset` on `weft:asset:*` (lists filtered per asset).
+//! Actions: `dags:ListImportErrors` on `weft:dags`.
 
 use super::{only_fields, respond, unprocessable, Query};
 use crate::error::ApiError;
@@ -147,24 +144,5 @@ pub async fn import_errors(State(app): State<Arc<AppState>>, req: V1Request) -> 
         super::sort_json(&mut out, &order);
         let total = out.len();
         Ok(json!({"import_errors": page.take(out), "total_entries": total}))
-    })
-}
-
-/// `GET /api/v2/assets`: `AssetCollectionResponse` (weft records no assets yet).
-pub async fn assets(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    respond(&app, &req, "assets:GetAsset", StatusCode::OK, |ctx| {
-        ctx.filtered("weft:asset:*");
-        Query::parse(req.query())?.page()?;
-        Ok(json!({"assets": [], "total_entries": 0}))
-    })
-}
-
-/// `GET /api/v2/assets/events`: `AssetEventCollectionResponse` (weft records no asset events
-/// yet).
-pub async fn asset_events(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    respond(&app, &req, "assets:GetAsset", StatusCode::OK, |ctx| {
-        ctx.filtered("weft:asset:*");
-        Query::parse(req.query())?.page()?;
-        Ok(json!({"asset_events": [], "total_entries": 0}))
     })
 }

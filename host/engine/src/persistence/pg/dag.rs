@@ -24,7 +24,7 @@ use tokio_postgres::types::Json;
 use super::PgDatabase;
 use crate::persistence::dag::{Committer, DagStore};
 use crate::persistence::error::chain;
-use crate::scheduler::{DagRunRecord, SchedulerError, StoredTi};
+use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
 
 /// The scheduler's store in PostgreSQL.
 #[derive(Clone)]
@@ -91,7 +91,235 @@ impl PgDagStore {
     }
 }
 
+/// The [`SchedulerError::RunExists`] for a refused insert of `rec`.
+async fn run_exists(c: &tokio_postgres::Client, rec: &DagRunRecord) -> SchedulerError {
+    let row = c
+        .query_opt(
+            "SELECT run_id FROM dag_runs WHERE dag_id = $1 AND logical_date_us = $2",
+            &[&rec.dag_id, &micros(&rec.logical_date)],
+        )
+        .await;
+    let detail = match row {
+        Ok(Some(row)) => format!(
+            "run `{}` already has logical date {}",
+            row.get::<_, String>(0),
+            rec.logical_date.to_rfc3339()
+        ),
+        Ok(None) => format!("run id `{}` is taken", rec.run_id),
+        Err(e) => return err(e),
+    };
+    SchedulerError::RunExists {
+        dag_id: rec.dag_id.clone(),
+        detail,
+    }
+}
+
+fn event_from(row: &tokio_postgres::Row) -> Result<AssetEvent, SchedulerError> {
+    let id: i64 = row.try_get(0).map_err(err)?;
+    let mut ev = row
+        .try_get::<_, Json<AssetEvent>>(1)
+        .map(|j| j.0)
+        .map_err(|e| SchedulerError::Store(format!("corrupt asset event: {}", chain(&e))))?;
+    ev.id = id;
+    Ok(ev)
+}
+
 impl DagStore for PgDagStore {
+    fn add_asset_event(
+        &self,
+        event: &AssetEvent,
+        consumers: &[String],
+    ) -> Result<AssetEvent, SchedulerError> {
+        let (event, consumers) = (event.clone(), consumers.to_vec());
+        self.call_sync(|pool| async move {
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO asset_events (uri, rec) VALUES ($1, $2) RETURNING id",
+                    &[&event.uri, &Json(&event)],
+                )
+                .await
+                .map_err(err)?;
+            let mut ev = event;
+            ev.id = row.get(0);
+            for dag_id in &consumers {
+                let q = QueuedAssetEvent {
+                    dag_id: dag_id.clone(),
+                    uri: ev.uri.clone(),
+                    event_id: ev.id,
+                    created_at: ev.timestamp,
+                };
+                tx.execute(
+                    "INSERT INTO asset_queue (dag_id, event_id, rec) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                    &[dag_id, &ev.id, &Json(&q)],
+                )
+                .await
+                .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(ev)
+        })
+    }
+
+    fn asset_events(&self, ids: Option<&[i64]>) -> Result<Vec<AssetEvent>, SchedulerError> {
+        let ids = ids.map(<[i64]>::to_vec);
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = match ids {
+                None => c
+                    .query("SELECT id, rec FROM asset_events ORDER BY id", &[])
+                    .await
+                    .map_err(err)?,
+                Some(ids) => c
+                    .query(
+                        "SELECT id, rec FROM asset_events WHERE id = ANY($1) ORDER BY id",
+                        &[&ids],
+                    )
+                    .await
+                    .map_err(err)?,
+            };
+            rows.iter().map(event_from).collect()
+        })
+    }
+
+    fn asset_queue(&self, dag_id: Option<&str>) -> Result<Vec<QueuedAssetEvent>, SchedulerError> {
+        let dag_id = dag_id.map(str::to_string);
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = match dag_id {
+                None => c
+                    .query(
+                        "SELECT rec FROM asset_queue ORDER BY dag_id COLLATE \"C\", event_id",
+                        &[],
+                    )
+                    .await
+                    .map_err(err)?,
+                Some(d) => c
+                    .query(
+                        "SELECT rec FROM asset_queue WHERE dag_id = $1 ORDER BY event_id",
+                        &[&d],
+                    )
+                    .await
+                    .map_err(err)?,
+            };
+            rows.iter()
+                .map(|r| {
+                    r.try_get::<_, Json<QueuedAssetEvent>>(0)
+                        .map(|j| j.0)
+                        .map_err(|e| {
+                            SchedulerError::Store(format!(
+                                "corrupt queued asset event: {}",
+                                chain(&e)
+                            ))
+                        })
+                })
+                .collect()
+        })
+    }
+
+    fn delete_asset_queue(
+        &self,
+        dag_id: Option<&str>,
+        uris: Option<&[String]>,
+    ) -> Result<usize, SchedulerError> {
+        let (dag_id, uris) = (dag_id.map(str::to_string), uris.map(<[String]>::to_vec));
+        self.call_sync(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            // (NULL parameters match everything; the URI is the record's `uri` field)
+            let n = c
+                .execute(
+                    "DELETE FROM asset_queue WHERE ($1::TEXT IS NULL OR dag_id = $1) \
+                     AND ($2::TEXT[] IS NULL OR (rec->>'uri') = ANY($2))",
+                    &[&dag_id, &uris],
+                )
+                .await
+                .map_err(err)?;
+            Ok(n as usize)
+        })
+    }
+
+    fn create_asset_run(
+        &self,
+        rec: &DagRunRecord,
+        consumed: &[QueuedAssetEvent],
+    ) -> Result<(), SchedulerError> {
+        let (rec, consumed) = (rec.clone(), consumed.to_vec());
+        self.call_sync(|pool| async move {
+            let mut c = pool.get().await.map_err(err)?;
+            let inserted = {
+                let tx = c.transaction().await.map_err(err)?;
+                let r = tx
+                    .execute(
+                        "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[
+                            &rec.dag_id,
+                            &micros(&rec.logical_date),
+                            &rec.run_id,
+                            &rec.run_type,
+                            &rec.state,
+                            &Json(&rec),
+                        ],
+                    )
+                    .await;
+                match r {
+                    Ok(_) => {
+                        let ids: Vec<i64> = consumed.iter().map(|q| q.event_id).collect();
+                        for q in &consumed {
+                            let n = tx
+                                .execute(
+                                    "DELETE FROM asset_queue WHERE dag_id = $1 AND event_id = $2",
+                                    &[&q.dag_id, &q.event_id],
+                                )
+                                .await
+                                .map_err(err)?;
+                            if n == 0 {
+                                // (dropping the transaction rolls the run back)
+                                return Err(SchedulerError::AssetEventsTaken(rec.dag_id.clone()));
+                            }
+                        }
+                        tx.execute(
+                            "INSERT INTO run_asset_events (dag_id, run_id, event_ids) VALUES ($1, $2, $3)",
+                            &[&rec.dag_id, &rec.run_id, &Json(&ids)],
+                        )
+                        .await
+                        .map_err(err)?;
+                        tx.commit().await.map_err(err)?;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match inserted {
+                Ok(()) => Ok(()),
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    Err(run_exists(&c, &rec).await)
+                }
+                Err(e) => Err(err(e)),
+            }
+        })
+    }
+
+    fn triggering_event_ids(&self, dag_id: &str, run_id: &str) -> Result<Vec<i64>, SchedulerError> {
+        let (dag_id, run_id) = (dag_id.to_string(), run_id.to_string());
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let row = c
+                .query_opt(
+                    "SELECT event_ids FROM run_asset_events WHERE dag_id = $1 AND run_id = $2",
+                    &[&dag_id, &run_id],
+                )
+                .await
+                .map_err(err)?;
+            match row {
+                Some(r) => r.try_get::<_, Json<Vec<i64>>>(0).map(|j| j.0).map_err(err),
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+
     fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
         let rec = rec.clone();
         self.call_sync(|pool| async move {
@@ -472,6 +700,8 @@ impl DagStore for PgDagStore {
                 "sla_misses",
                 "seen_files",
                 "dag_paused",
+                "asset_queue",
+                "run_asset_events",
             ] {
                 // (table names are these constants; the DAG id is a bound parameter)
                 let n = tx
@@ -496,7 +726,13 @@ impl DagStore for PgDagStore {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
             let mut found = false;
-            for table in ["dag_runs", "task_instances", "task_logs", "sla_misses"] {
+            for table in [
+                "dag_runs",
+                "task_instances",
+                "task_logs",
+                "sla_misses",
+                "run_asset_events",
+            ] {
                 // (table names are these constants; the ids are bound parameters)
                 let n = tx
                     .execute(

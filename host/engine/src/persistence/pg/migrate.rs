@@ -75,6 +75,30 @@ CREATE TABLE dag_paused (
 );
 "#,
     ),
+    (
+        3,
+        "asset events, each DAG's queue of them, the events that triggered a run",
+        r#"
+CREATE TABLE asset_events (
+    id  BIGSERIAL PRIMARY KEY,
+    uri TEXT NOT NULL,
+    rec JSON NOT NULL
+);
+CREATE INDEX asset_events_of_uri ON asset_events (uri, id);
+CREATE TABLE asset_queue (
+    dag_id   TEXT NOT NULL,
+    event_id BIGINT NOT NULL,
+    rec      JSON NOT NULL,
+    PRIMARY KEY (dag_id, event_id)
+);
+CREATE TABLE run_asset_events (
+    dag_id    TEXT NOT NULL,
+    run_id    TEXT NOT NULL,
+    event_ids JSON NOT NULL,
+    PRIMARY KEY (dag_id, run_id)
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.
