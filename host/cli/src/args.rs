@@ -298,10 +298,71 @@ pub enum DagCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Pause a DAG: its timetable and file trigger create no runs (triggered runs still run).
+    /// Pause a DAG: its timetable and file trigger create no runs, its queued runs wait and
+    /// its running runs start no new task (in `weft server` and `weft dag scheduler`).
     Pause { dag_id: String },
     /// Unpause a DAG: its timetable and file trigger create runs again.
     Unpause { dag_id: String },
+    /// Delete a DAG's records (runs, task instances, logs, SLA misses, paused flag) as
+    /// `airflow dags delete` does; the DAG file stays. Refused while a run is queued or running.
+    Delete {
+        dag_id: String,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Print a run's state (and its conf when it has one), as `airflow dags state` does.
+    State {
+        dag_id: String,
+        /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the state of every task instance of a run, as `airflow tasks
+    /// states-for-dag-run` does.
+    TasksState {
+        dag_id: String,
+        /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a task instance (with --upstream, --downstream, --past, --future) or, without a
+    /// task, a whole run success or failed, as the Airflow UI's "Mark success / Mark failed".
+    Mark {
+        dag_id: String,
+        /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
+        run: String,
+        /// The task to mark (default: the whole run).
+        task: Option<String>,
+        /// success, failed (or, for a task instance, skipped).
+        #[arg(long)]
+        state: String,
+        /// Only this map index of a mapped task.
+        #[arg(long)]
+        map_index: Option<i64>,
+        /// Also the task's upstream tasks.
+        #[arg(long)]
+        upstream: bool,
+        /// Also the task's downstream tasks.
+        #[arg(long)]
+        downstream: bool,
+        /// Also the task in the DAG's earlier runs.
+        #[arg(long)]
+        past: bool,
+        /// Also the task in the DAG's later runs.
+        #[arg(long)]
+        future: bool,
+        /// Only print what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags).
+        #[arg(long)]
+        dags: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List a DAG's runs (logical-date order) with their task states.
     Runs {
         dag_id: String,
@@ -316,6 +377,10 @@ pub enum DagCmd {
         /// Return when nothing is running, queued or due.
         #[arg(long)]
         exit_when_idle: bool,
+        /// Whether DAGs never paused or unpaused start paused (Airflow's
+        /// dags_are_paused_at_creation; default true, or $WEFT_DAGS_ARE_PAUSED_AT_CREATION).
+        #[arg(long, value_name = "BOOL")]
+        dags_paused_at_creation: Option<bool>,
     },
 }
 
@@ -487,6 +552,10 @@ pub struct ServerArgs {
     /// for a `weft worker`.
     #[arg(long)]
     pub no_local_tasks: bool,
+    /// Whether DAGs never paused or unpaused start paused (Airflow's
+    /// dags_are_paused_at_creation; default true, or $WEFT_DAGS_ARE_PAUSED_AT_CREATION).
+    #[arg(long, value_name = "BOOL")]
+    pub dags_paused_at_creation: Option<bool>,
 }
 
 #[derive(Args)]

@@ -132,7 +132,15 @@ fn kill_9_mid_run_resumes_without_rerunning_finished_tasks() {
     assert!(!e.work.join("data/out/c.json").exists(), "killed before c");
     let (a_m, b_m) = (mtime(&e.work.join("data/out/a.json")), mtime(&b_out));
 
-    let o = e.run(&["dag", "scheduler", "--dags", &dags, "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &dags,
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(mtime(&e.work.join("data/out/a.json")), a_m, "a was re-run");
     assert_eq!(mtime(&b_out), b_m, "b was re-run");
@@ -355,14 +363,30 @@ fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart() {
     );
     std::fs::write(e.work.join("incoming/one.csv"), "x").unwrap();
     std::fs::write(e.work.join("incoming/skip.txt"), "x").unwrap();
-    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
     assert_eq!(runs[0]["run_type"], "file_trigger");
     assert_eq!(runs[0]["state"], "success");
     // Restart: the file was seen already; a new file triggers again.
-    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success());
     assert_eq!(
         json(&e.run(&["dag", "runs", "arrive", "--json"]))
@@ -372,7 +396,15 @@ fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart() {
         1
     );
     std::fs::write(e.work.join("incoming/two.csv"), "y").unwrap();
-    e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert_eq!(
         json(&e.run(&["dag", "runs", "arrive", "--json"]))
             .as_array()
@@ -450,13 +482,29 @@ fn a_paused_dag_creates_no_runs_until_unpaused() {
     std::fs::write(e.work.join("incoming/one.csv"), "x").unwrap();
     let o = e.run(&["dag", "pause", "arrive"]);
     assert!(o.status.success(), "{}", err(&o));
-    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
     assert_eq!(runs.as_array().unwrap().len(), 0, "paused: {runs}");
     let o = e.run(&["dag", "unpause", "arrive"]);
     assert!(o.status.success(), "{}", err(&o));
-    e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
     assert_eq!(runs.as_array().unwrap().len(), 1, "unpaused: {runs}");
     // an id no DAG can have is refused before anything is written

@@ -118,6 +118,9 @@ pub struct AppState {
     pub(crate) home_map: Arc<weft_engine::resource_map::ResourceMap>,
     /// Where plugin tasks go when remote workers are connected (see [`dispatch`]).
     pub dispatch: Arc<dyn dispatch::TaskDispatch>,
+    /// Marks and notes for the DAG runs the server's scheduler thread holds (see
+    /// [`dag_scheduler`]).
+    pub dag_control: weft_engine::scheduler::Control,
 }
 
 impl AppState {
@@ -247,6 +250,7 @@ impl AppState {
                 dispatch::MemoryDispatch::heartbeat_timeout_from_env(),
                 local_tasks,
             )),
+            dag_control: weft_engine::scheduler::Control::default(),
         });
         let n = runtime::Runtime::start(&state)?;
         dag_scheduler::start(&state);

@@ -226,6 +226,7 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
             xcom: json!({"rows": 3}),
             error: None,
             mapped_args: Default::default(),
+            note: None,
         },
         start_date: Some(1.0),
         end_date: Some(2.0),
@@ -671,6 +672,7 @@ async fn list_runs_figures() {
                 queued_at: d,
                 start_date: Some(d),
                 end_date: Some(d + chrono::Duration::minutes(5)),
+                note: None,
             })
             .unwrap();
     }

@@ -29,6 +29,7 @@ use weft_dag::{
     TiState, SENSOR_NOT_READY,
 };
 
+use super::control::{self, Control, ControlRequest, Reply};
 use super::files::FileTrigger;
 use super::pools::{PoolCheck, Pools};
 use super::runner::TryRunner;
@@ -131,6 +132,12 @@ pub struct LoopOptions<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Called with every task-instance state change (for progress output).
     pub on_change: Option<&'a OnChange>,
+    /// Marks and notes from outside the loop (the server's API) reach it through this handle.
+    pub control: Option<&'a Control>,
+    /// Hold the runs of paused DAGs as Airflow's scheduler does: their queued runs stay queued
+    /// and no new task instance of their running runs starts (running tries finish). Off for
+    /// the commands that run one run in-process (`weft dag trigger|backfill|clear`).
+    pub hold_paused: bool,
 }
 
 /// Statistics of one [`Scheduler::run`].
@@ -150,7 +157,7 @@ pub struct LoopStats {
 
 /// The persistent scheduler.
 pub struct Scheduler<'a> {
-    store: SchedStore,
+    pub(super) store: SchedStore,
     dags: HashMap<String, Arc<Dag>>,
     exec: &'a dyn TryRunner,
     secrets: Arc<dyn Secrets>,
@@ -167,6 +174,10 @@ struct Active {
     finished_at: HashMap<usize, Instant>,
     /// Past its `dagrun_timeout`: unfinished instances were skipped, results are ignored.
     timed_out: bool,
+    /// Tries stopped by a mark: their results are discarded when they come back.
+    voided: HashSet<(usize, usize)>,
+    /// The state the run was marked with (it ends in it once its stopped tries are back).
+    marked: Option<&'static str>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -181,7 +192,7 @@ struct Pending {
     i: usize,
 }
 
-enum Msg {
+pub(super) enum Msg {
     Done {
         run: u64,
         t: usize,
@@ -200,6 +211,29 @@ enum Msg {
         plugin: String,
         result: Result<Value, TaskFailure>,
     },
+    /// A change asked for from outside the loop (see [`control`]).
+    Control(ControlRequest, Reply),
+}
+
+/// The environment variable of Airflow's `dags_are_paused_at_creation`.
+pub const PAUSED_AT_CREATION_ENV: &str = "WEFT_DAGS_ARE_PAUSED_AT_CREATION";
+
+/// Whether DAGs never paused or unpaused start paused, from `$WEFT_DAGS_ARE_PAUSED_AT_CREATION`
+/// (`true`/`false`, `1`/`0`; Airflow's `AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION`), else
+/// `WEFT_SERVER_SCHEDULE_DAGS=1` (the older spelling) for unpaused, else Airflow's default:
+/// paused. A value that is not a boolean is an error naming the variable.
+pub fn paused_at_creation_from_env() -> Result<bool, SchedulerError> {
+    match std::env::var(PAUSED_AT_CREATION_ENV) {
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(SchedulerError::Config(format!(
+                "{PAUSED_AT_CREATION_ENV}=`{}`: expected true or false",
+                v.chars().take(40).collect::<String>()
+            ))),
+        },
+        Err(_) => Ok(!std::env::var("WEFT_SERVER_SCHEDULE_DAGS").is_ok_and(|v| v == "1")),
+    }
 }
 
 /// Whether a DAG is paused: the `stored` flag, else the DAG's `is_paused_upon_creation`, else
@@ -322,6 +356,7 @@ impl<'a> Scheduler<'a> {
             queued_at: Utc::now(),
             start_date: None,
             end_date: None,
+            note: None,
         };
         self.store.insert_run(&rec)?;
         self.store.flush()?;
@@ -379,7 +414,7 @@ impl<'a> Scheduler<'a> {
         Ok(cleared)
     }
 
-    fn machine(&self, dag: &Arc<Dag>, rec: &DagRunRecord) -> RunMachine {
+    pub(super) fn machine(&self, dag: &Arc<Dag>, rec: &DagRunRecord) -> RunMachine {
         let opts = RunOptions {
             secrets: self.secrets.clone(),
             run_id: Some(rec.run_id.clone()),
@@ -395,7 +430,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Write a machine's pending changes (one batch).
-    fn persist(
+    pub(super) fn persist(
         &self,
         m: &mut RunMachine,
         rec: &DagRunRecord,
@@ -524,7 +559,17 @@ impl<'a> Scheduler<'a> {
             } else {
                 None
             };
+            if let Some(c) = opts.control {
+                c.attach(tx.clone());
+            }
             let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
+            if let Some(c) = opts.control {
+                c.detach();
+            }
+            // requests that arrived too late are answered by the callers themselves
+            while let Ok(m) = rx.try_recv() {
+                drop(m);
+            }
             let peak = pool.peak();
             drop(pool);
             r.map(|mut st| {
@@ -570,6 +615,11 @@ impl<'a> Scheduler<'a> {
         // Runs created or cleared by another component on this store (the server's UI and
         // API) are picked up this often while scheduling.
         let mut next_adopt = Instant::now() + self.cfg.tick;
+        // The stop switch of each try in flight, by (run, task, instance).
+        let mut cancels: HashMap<(u64, usize, usize), Arc<AtomicBool>> = HashMap::new();
+        // Paused DAGs whose runs are held (`hold_paused`), read again every tick.
+        let mut paused: HashSet<String> = HashSet::new();
+        let mut next_paused_check = Instant::now();
 
         // Resume unfinished runs of the loaded DAGs.
         for rec in self.store.unfinished_runs()? {
@@ -591,6 +641,15 @@ impl<'a> Scheduler<'a> {
 
         loop {
             let now_dt = Utc::now();
+            if opts.hold_paused && Instant::now() >= next_paused_check {
+                next_paused_check = Instant::now() + self.cfg.tick;
+                paused.clear();
+                for dag in self.dags.values() {
+                    if self.is_paused(dag)? {
+                        paused.insert(dag.dag_id.clone());
+                    }
+                }
+            }
 
             // 1. New runs from timetables and file triggers.
             if opts.schedule {
@@ -663,6 +722,11 @@ impl<'a> Scheduler<'a> {
                     let Some(dag) = self.dags.get(&rec.dag_id) else {
                         continue;
                     };
+                    if paused.contains(&rec.dag_id) {
+                        // a paused DAG's queued runs stay queued
+                        keep.push(rec);
+                        continue;
+                    }
                     let n = active
                         .values()
                         .filter(|a| a.rec.dag_id == rec.dag_id)
@@ -721,6 +785,7 @@ impl<'a> Scheduler<'a> {
                         if let Some(l) = latency {
                             stats.dispatch_latencies.push(l);
                         }
+                        cancels.remove(&(run, t, i));
                         let Some(a) = active.get_mut(&run) else {
                             continue;
                         };
@@ -745,6 +810,11 @@ impl<'a> Scheduler<'a> {
                             )?;
                         }
                         if a.timed_out {
+                            continue;
+                        }
+                        if a.voided.remove(&(t, i)) {
+                            // marked while it ran: the mark stands, the result is discarded
+                            a.started.remove(&(t, i));
                             continue;
                         }
                         let error = result.as_ref().err().cloned();
@@ -818,6 +888,13 @@ impl<'a> Scheduler<'a> {
                         self.store
                             .append_log(&dag_id, &run_id, &task_id, map_index, try_number, entry)?;
                     }
+                    Msg::Control(req, reply) => {
+                        let r = self.control_in_loop(&req, &mut active, &mut queued, &cancels);
+                        if let Err(e) = &r {
+                            tracing::warn!(error = %e, "a change to a DAG run was refused");
+                        }
+                        let _ = reply.send(r);
+                    }
                 }
             }
 
@@ -853,6 +930,11 @@ impl<'a> Scheduler<'a> {
                     continue;
                 };
                 if !a.m.startable(p.t, p.i) {
+                    continue;
+                }
+                if paused.contains(&a.rec.dag_id) {
+                    // a paused DAG starts no new task instance
+                    set_aside.push(p);
                     continue;
                 }
                 if !self.past_allows(&a.rec, a.m.task(p.t))? {
@@ -920,9 +1002,11 @@ impl<'a> Scheduler<'a> {
             }
             for (run, t, i, inv, last) in jobs {
                 let tx = tx.clone();
+                let stop = Arc::new(AtomicBool::new(false));
+                cancels.insert((run, t, i), stop.clone());
                 pool.submit(Box::new(move || {
                     let latency = last.map(|l| l.elapsed().as_secs_f64());
-                    let (result, elapsed, log) = run_try(exec, &inv);
+                    let (result, elapsed, log) = run_try(exec, &inv, &stop);
                     let _ = tx.send(Msg::Done {
                         run,
                         t,
@@ -955,10 +1039,11 @@ impl<'a> Scheduler<'a> {
                     continue;
                 };
                 heap.retain(|p| p.run != id);
-                let state = if a.timed_out {
-                    weft_dag::RunState::Failed
-                } else {
-                    a.m.run_state()
+                let state = match a.marked {
+                    Some("success") => weft_dag::RunState::Success,
+                    Some(_) => weft_dag::RunState::Failed,
+                    None if a.timed_out => weft_dag::RunState::Failed,
+                    None => a.m.run_state(),
                 };
                 a.rec.state = state.as_str().into();
                 a.rec.end_date = Some(Utc::now());
@@ -1021,7 +1106,12 @@ impl<'a> Scheduler<'a> {
                     break;
                 }
             }
-            if opts.until_idle && active.is_empty() && queued.is_empty() && in_flight_total == 0 {
+            // held runs of paused DAGs do not keep the loop busy
+            let idle = active
+                .values()
+                .all(|a| paused.contains(&a.rec.dag_id) && a.in_flight == 0)
+                && queued.iter().all(|q| paused.contains(&q.dag_id));
+            if opts.until_idle && idle && in_flight_total == 0 {
                 if idle_pass || !opts.schedule {
                     break;
                 }
@@ -1057,6 +1147,98 @@ impl<'a> Scheduler<'a> {
             }
         }
         Ok(stats)
+    }
+
+    /// Applies a [`ControlRequest`] inside the loop: to the machine of an active run (tries it
+    /// overrides are stopped and their results discarded; a marked run ends once they are
+    /// back), else to the store ([`Scheduler::apply_control`]).
+    fn control_in_loop(
+        &self,
+        req: &ControlRequest,
+        active: &mut HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+        cancels: &HashMap<(u64, usize, usize), Arc<AtomicBool>>,
+    ) -> Result<control::Changed, SchedulerError> {
+        let (dag_id, run_id) = req.run();
+        let Some((&id, a)) = active
+            .iter_mut()
+            .find(|(_, a)| a.rec.dag_id == dag_id && a.rec.run_id == run_id)
+        else {
+            let r = self.apply_control(req)?;
+            // a queued run this loop knows: its record again (a marked one is finished)
+            if let Some(pos) = queued
+                .iter()
+                .position(|q| q.dag_id == dag_id && q.run_id == run_id)
+            {
+                match self.store.get_run(dag_id, run_id)? {
+                    Some(fresh) if !fresh.is_finished() => queued[pos] = fresh,
+                    _ => {
+                        queued.remove(pos);
+                    }
+                }
+            }
+            return Ok(r);
+        };
+        let mut changed = Vec::new();
+        let marks: Vec<(usize, usize, TiState)> = match req {
+            ControlRequest::MarkTis { tis, state, .. } => control::select(&a.m, tis)?
+                .into_iter()
+                .map(|(t, i)| (t, i, *state))
+                .collect(),
+            ControlRequest::MarkRun { mark, .. } => {
+                a.marked = Some(mark.as_str());
+                a.rec.state = mark.as_str().into();
+                a.rec.end_date = Some(Utc::now());
+                control::run_marks(&a.m, *mark)
+            }
+            ControlRequest::RunNote { note, .. } => {
+                a.rec.note = note.clone();
+                Vec::new()
+            }
+            ControlRequest::TiNote {
+                task_id,
+                map_index,
+                note,
+                ..
+            } => {
+                let (t, i) = control::select(&a.m, &[(task_id.clone(), Some(*map_index))])?[0];
+                a.m.set_note(t, i, note.clone());
+                changed.push(control::key(&a.m, t, i));
+                Vec::new()
+            }
+        };
+        for (t, i, s) in marks {
+            let was = a.m.state(t, i);
+            if !a.m.mark(t, i, s) {
+                continue;
+            }
+            if was == TiState::Running {
+                a.voided.insert((t, i));
+                if let Some(c) = cancels.get(&(id, t, i)) {
+                    c.store(true, Ordering::SeqCst);
+                }
+                let r = a.m.record(t, i);
+                self.store.append_log(
+                    &a.rec.dag_id,
+                    &a.rec.run_id,
+                    &r.task_id,
+                    r.map_index,
+                    r.try_number,
+                    json!({"error": {"error": "Weft.Marked", "cause": format!("the task instance was marked {} while this try ran: the try was stopped", s.as_str())}}),
+                )?;
+            }
+            changed.push(control::key(&a.m, t, i));
+        }
+        self.persist(&mut a.m, &a.rec, &a.started)?;
+        self.store.put_run(&a.rec)?;
+        self.store.flush()?;
+        tracing::info!(
+            dag_id,
+            run_id,
+            changed = changed.len(),
+            "dag run changed from outside the loop"
+        );
+        Ok(changed)
     }
 
     /// Load a run into a machine; with `resume`, instances that were running are failed as
@@ -1098,6 +1280,8 @@ impl<'a> Scheduler<'a> {
             started: HashMap::new(),
             finished_at: HashMap::new(),
             timed_out: false,
+            voided: HashSet::new(),
+            marked: None,
         };
         self.persist(&mut a.m, &a.rec, &HashMap::new())?;
         Ok(a)
@@ -1288,12 +1472,18 @@ impl<'a> Scheduler<'a> {
 }
 
 /// Run a try on a worker. A sensor in `poke` mode keeps its slot and pokes every interval until
-/// it succeeds or times out; in `reschedule` mode it pokes once and gives the slot back.
+/// it succeeds or times out; in `reschedule` mode it pokes once and gives the slot back. Setting
+/// `stop` stops the try (the sandbox's guest, a remote worker's try, the pokes).
 fn run_try(
     exec: &dyn TryRunner,
     inv: &weft_dag::TaskInvocation,
+    stop: &Arc<AtomicBool>,
 ) -> (Result<Value, TaskFailure>, f64, Vec<Value>) {
     let started = Instant::now();
+    let cancel: crate::plugin_host::Cancel = {
+        let stop = stop.clone();
+        Arc::new(move || stop.load(Ordering::SeqCst))
+    };
     // EmptyOperator and the other built-ins run here, whatever the runner
     if let Some(r) = weft_dag::builtin::execute(inv) {
         return (r, started.elapsed().as_secs_f64(), Vec::new());
@@ -1301,14 +1491,16 @@ fn run_try(
     let mut logs = Vec::new();
     let mut pokes = 0u32;
     loop {
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try(inv)))
-            .unwrap_or_else(|_| super::runner::TryOutcome {
-                result: Err(TaskFailure::new(
-                    "Weft.ExecutorPanicked",
-                    "the task executor panicked",
-                )),
-                log: Value::Null,
-            });
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            exec.run_try_cancellable(inv, &cancel)
+        }))
+        .unwrap_or_else(|_| super::runner::TryOutcome {
+            result: Err(TaskFailure::new(
+                "Weft.ExecutorPanicked",
+                "the task executor panicked",
+            )),
+            log: Value::Null,
+        });
         if !out.log.is_null() {
             logs.push(out.log);
         }
@@ -1322,7 +1514,15 @@ fn run_try(
                     .sensor
                     .next_interval(&inv.dag_id, &key, pokes, ran.as_secs_f64())
                     .min(inv.sensor.timeout.saturating_sub(ran));
-                std::thread::sleep(wait);
+                let until = Instant::now() + wait;
+                while Instant::now() < until && !cancel() {
+                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+                }
+                if cancel() {
+                    let f = TaskFailure::new("Weft.Cancelled", "the sensor's try was stopped");
+                    logs.push(json!({"error": f}));
+                    return (Err(f), started.elapsed().as_secs_f64(), logs);
+                }
                 continue;
             }
         }

@@ -11,8 +11,10 @@
 //! - [`runner`]: the executor interface a scheduler runs tries and callbacks through;
 //! - [`core`]: the loop (run creation from timetables, queueing by priority with pools,
 //!   `max_active_runs` and `max_active_tasks`, completions, callbacks, SLAs, restart recovery);
-//! - [`files`]: the file-arrival trigger.
+//! - [`files`]: the file-arrival trigger;
+//! - [`control`]: marks and notes asked for from outside the loop (the API, the CLI).
 
+pub mod control;
 pub mod core;
 pub mod files;
 pub mod pools;
@@ -20,7 +22,11 @@ pub mod runner;
 pub mod store;
 pub mod workers;
 
-pub use self::core::{paused_or_default, LoopOptions, Scheduler, SchedulerConfig, Trigger};
+pub use self::core::{
+    paused_at_creation_from_env, paused_or_default, LoopOptions, Scheduler, SchedulerConfig,
+    Trigger, PAUSED_AT_CREATION_ENV,
+};
+pub use control::{related_tasks, Control, ControlRequest, RunMark};
 pub use files::FileTrigger;
 pub use pools::Pools;
 pub use runner::{Plain, TryOutcome, TryRunner};
