@@ -599,6 +599,8 @@ impl<'a> Scheduler<'a> {
         let mut running_per_dag: HashMap<String, usize> = HashMap::new();
         let mut in_flight_total = 0usize;
         let mut inbox: Vec<Msg> = Vec::new();
+        // Tries that ended this pass: their start times go once the pass is persisted.
+        let mut ended_tries: Vec<(u64, usize, usize)> = Vec::new();
         let mut triggers: Vec<FileTrigger> = if opts.schedule {
             self.dags
                 .values()
@@ -819,7 +821,8 @@ impl<'a> Scheduler<'a> {
                         }
                         let error = result.as_ref().err().cloned();
                         let state = a.m.finish(t, i, result, elapsed, now_s());
-                        a.started.remove(&(t, i));
+                        // the start time is persisted with the end, then forgotten
+                        ended_tries.push((run, t, i));
                         if state.is_finished() {
                             a.finished_at.insert(t, ended);
                         }
@@ -994,6 +997,11 @@ impl<'a> Scheduler<'a> {
             let mut wrote = 0;
             for a in active.values_mut() {
                 wrote += self.persist(&mut a.m, &a.rec, &a.started)?;
+            }
+            for (run, t, i) in ended_tries.drain(..) {
+                if let Some(a) = active.get_mut(&run) {
+                    a.started.remove(&(t, i));
+                }
             }
             if wrote > 0 {
                 if let Some(c) = commit {
