@@ -322,6 +322,17 @@ fn tasks_land_on_the_worker_of_their_queue_and_logs_name_it() {
     ] {
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
+    // and each worker's slots per queue it serves
+    for (w, q) in [("wa", "alpha"), ("wb", "beta")] {
+        for state in ["busy", "idle"] {
+            assert!(
+                metrics.lines().any(|l| l
+                    .starts_with(&format!("weft_worker_queue_slots{{worker=\"{w}@"))
+                    && l.contains(&format!("queue=\"{q}\",state=\"{state}\"}} "))),
+                "{w} {q} {state} in {metrics}"
+            );
+        }
+    }
 }
 
 fn metrics_text(port: u16) -> String {

@@ -93,7 +93,13 @@ fn supervise(app: &Arc<AppState>, dir: &std::path::Path) {
     let shutdown = || app.rt.shutdown.load(Ordering::SeqCst);
     while !shutdown() {
         let seen = folder_fingerprint(dir);
+        let parse = std::time::Instant::now();
         let (dags, errors, _) = crate::rest::load_dags(app);
+        let m = &app.dag_metrics;
+        m.dag_processing_total_parse_time
+            .set(&[], parse.elapsed().as_secs_f64());
+        m.dag_processing_import_errors.set(&[], errors.len() as f64);
+        m.dag_processing_dag_count.set(&[], dags.len() as f64);
         for e in &errors {
             tracing::warn!("DAG folder: {e}");
         }
@@ -151,6 +157,7 @@ fn run(
             adopt: true,
             hold_paused: true,
             control: Some(&app.dag_control),
+            metrics: Some(&app.dag_metrics),
             stop: Some(stop),
             ..Default::default()
         })

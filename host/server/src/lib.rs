@@ -28,6 +28,7 @@ pub mod guard;
 pub mod live;
 pub mod map_runs;
 pub mod metrics;
+pub mod metrics_series;
 pub mod pending;
 pub mod records;
 pub mod remote_tasks;
@@ -121,6 +122,8 @@ pub struct AppState {
     /// Marks and notes for the DAG runs the server's scheduler thread holds (see
     /// [`dag_scheduler`]).
     pub dag_control: weft_engine::scheduler::Control,
+    /// Airflow's scheduler metrics of the server's DAG scheduler (see [`metrics_series`]).
+    pub dag_metrics: Arc<weft_engine::metrics::DagMetrics>,
 }
 
 impl AppState {
@@ -251,6 +254,7 @@ impl AppState {
                 local_tasks,
             )),
             dag_control: weft_engine::scheduler::Control::default(),
+            dag_metrics: Arc::new(weft_engine::metrics::DagMetrics::default()),
         });
         let n = runtime::Runtime::start(&state)?;
         dag_scheduler::start(&state);

@@ -1006,9 +1006,105 @@ async fn marking_running_work_stops_its_tries_and_notes_are_kept() {
         (&v["state"], &v["note"]),
         (&json!("failed"), &json!("checked"))
     );
+    // Airflow's metrics and the per-state-machine Step Functions series on /metrics
+    let sm = common::sfn_ok(
+        &s,
+        "admin-secret",
+        "CreateStateMachine",
+        json!({"name": "pass", "definition": r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#,
+            "roleArn": "arn:aws:iam::000000000000:role/x"}),
+    )
+    .await["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::sfn_ok(
+        &s,
+        "admin-secret",
+        "StartExecution",
+        json!({"stateMachineArn": sm, "input": "{}"}),
+    )
+    .await;
+    let sm_label = format!("weft_states_ExecutionsSucceeded{{state_machine_arn=\"{sm}\"}}");
+    let text = poll_metrics(&s, &sm_label).await;
+    let m = parse_metrics(&text);
+    let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    assert_eq!(
+        get(r#"airflow_dagrun_duration_failed_count{dag_id="watch"}"#),
+        1.0
+    );
+    assert!(get(r#"airflow_dagrun_duration_failed_sum{dag_id="watch"}"#) > 0.0);
+    assert_eq!(
+        get(r#"airflow_ti_successes{dag_id="watch",task_id="after"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"airflow_task_duration_count{dag_id="watch",task_id="after"}"#),
+        1.0
+    );
+    assert!(get("airflow_scheduler_heartbeat") >= 1.0);
+    assert!(get(r#"airflow_pool_open_slots{pool="default_pool"}"#) >= 1.0);
+    assert!(m.contains_key(r#"airflow_pool_running_slots{pool="default_pool"}"#));
+    assert!(m.contains_key(r#"airflow_pool_queued_slots{pool="default_pool"}"#));
+    assert!(m.contains_key("airflow_executor_open_slots"));
+    assert!(m.contains_key("airflow_executor_queued_tasks"));
+    assert!(m.contains_key("airflow_executor_running_tasks"));
+    assert_eq!(get("airflow_dag_processing_import_errors"), 0.0);
+    assert_eq!(get("airflow_dag_processing_dag_count"), 1.0);
+    assert!(m.contains_key("airflow_dag_processing_total_parse_time"));
+    assert_eq!(
+        get(&format!(
+            "weft_states_ExecutionsStarted{{state_machine_arn=\"{sm}\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(get(&sm_label), 1.0);
+    assert_eq!(
+        get(&format!(
+            "weft_states_ExecutionTime_count{{state_machine_arn=\"{sm}\"}}"
+        )),
+        1.0
+    );
+    // a principal without weft:GetMetrics reads none of it
+    let (st, _) = dev(&s, "GET", "/metrics", "").await;
+    assert_eq!(st, 403);
     // the run has finished: the DAG's records can be deleted
     let (st, v) = admin(&s, "DELETE", "/api/v2/dags/watch", "").await;
     assert_eq!(st, 200, "{v}");
     let (st, _) = admin(&s, "GET", "/api/v2/dags/watch/dagRuns/r1", "").await;
     assert_eq!(st, 404);
+}
+
+/// The samples of a Prometheus text scrape: `name{labels}` -> value (comments skipped; every
+/// other line must be `SERIES VALUE`).
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let v: f64 = v.parse().unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Scrapes `/metrics` (as the admin) until `series` appears (at most a minute).
+async fn poll_metrics(s: &Srv, series: &str) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        let auth = "Bearer admin-secret".to_string();
+        let (st, _, text) =
+            common::request(s.addr, "GET", "/metrics", &[("Authorization", &auth)], "").await;
+        assert_eq!(st, 200, "{text}");
+        if parse_metrics(&text).contains_key(series) {
+            return text;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "never {series}:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

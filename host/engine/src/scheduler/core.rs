@@ -138,6 +138,8 @@ pub struct LoopOptions<'a> {
     /// and no new task instance of their running runs starts (running tries finish). Off for
     /// the commands that run one run in-process (`weft dag trigger|backfill|clear`).
     pub hold_paused: bool,
+    /// Airflow's scheduler metrics, updated as the loop goes (see [`crate::metrics`]).
+    pub metrics: Option<&'a crate::metrics::DagMetrics>,
 }
 
 /// Statistics of one [`Scheduler::run`].
@@ -622,6 +624,7 @@ impl<'a> Scheduler<'a> {
         // Paused DAGs whose runs are held (`hold_paused`), read again every tick.
         let mut paused: HashSet<String> = HashSet::new();
         let mut next_paused_check = Instant::now();
+        let mut next_metrics = Instant::now();
 
         // Resume unfinished runs of the loaded DAGs.
         for rec in self.store.unfinished_runs()? {
@@ -821,6 +824,17 @@ impl<'a> Scheduler<'a> {
                         }
                         let error = result.as_ref().err().cloned();
                         let state = a.m.finish(t, i, result, elapsed, now_s());
+                        if let Some(mx) = opts.metrics {
+                            let labels = [a.rec.dag_id.as_str(), task.task_id.as_str()];
+                            match state {
+                                TiState::Success => mx.ti_successes.observe(&labels, 1.0),
+                                TiState::Failed => mx.ti_failures.observe(&labels, 1.0),
+                                _ => {}
+                            }
+                            if state.is_finished() || state == TiState::UpForRetry {
+                                mx.task_duration.observe(&labels, elapsed);
+                            }
+                        }
                         // the start time is persisted with the end, then forgotten
                         ended_tries.push((run, t, i));
                         if state.is_finished() {
@@ -992,6 +1006,17 @@ impl<'a> Scheduler<'a> {
             for p in set_aside {
                 heap.push(p);
             }
+            if let Some(mx) = opts.metrics.filter(|_| Instant::now() >= next_metrics) {
+                next_metrics = Instant::now() + self.cfg.tick;
+                Self::gauges(
+                    mx,
+                    &active,
+                    &heap,
+                    &pools,
+                    in_flight_total,
+                    self.cfg.parallelism,
+                );
+            }
 
             // 6. Commit the pass, then act on it.
             let mut wrote = 0;
@@ -1055,6 +1080,15 @@ impl<'a> Scheduler<'a> {
                 };
                 a.rec.state = state.as_str().into();
                 a.rec.end_date = Some(Utc::now());
+                if let (Some(mx), Some(start)) = (opts.metrics, a.rec.start_date) {
+                    let secs = (Utc::now() - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    let series = if state == weft_dag::RunState::Success {
+                        &mx.dagrun_duration_success
+                    } else {
+                        &mx.dagrun_duration_failed
+                    };
+                    series.observe(&[a.rec.dag_id.as_str()], secs.max(0.0));
+                }
                 self.store.put_run(&a.rec)?;
                 self.store.flush()?;
                 stats.runs_finished += 1;
@@ -1155,6 +1189,39 @@ impl<'a> Scheduler<'a> {
             }
         }
         Ok(stats)
+    }
+
+    /// One tick's gauges: a heartbeat, the executor's slots and tasks, each pool's slots.
+    fn gauges(
+        mx: &crate::metrics::DagMetrics,
+        active: &HashMap<u64, Active>,
+        heap: &BinaryHeap<Pending>,
+        pools: &Pools,
+        in_flight: usize,
+        parallelism: usize,
+    ) {
+        mx.scheduler_heartbeat.observe(&[], 1.0);
+        mx.executor_open_slots
+            .set(&[], parallelism.saturating_sub(in_flight) as f64);
+        mx.executor_queued_tasks.set(&[], heap.len() as f64);
+        mx.executor_running_tasks.set(&[], in_flight as f64);
+        let mut queued: HashMap<&str, u64> = HashMap::new();
+        for p in heap.iter() {
+            if let Some(a) = active.get(&p.run) {
+                let task = a.m.task(p.t);
+                *queued.entry(task.pool.as_str()).or_default() += u64::from(task.pool_slots);
+            }
+        }
+        for (name, slots) in pools.sizes() {
+            let used = pools.used(&name);
+            mx.pool_open_slots
+                .set(&[name.as_str()], f64::from(slots.saturating_sub(used)));
+            mx.pool_running_slots.set(&[name.as_str()], f64::from(used));
+            mx.pool_queued_slots.set(
+                &[name.as_str()],
+                queued.get(name.as_str()).copied().unwrap_or(0) as f64,
+            );
+        }
     }
 
     /// Applies a [`ControlRequest`] inside the loop: to the machine of an active run (tries it
