@@ -796,3 +796,163 @@ fn marks_from_outside_the_loop_stop_running_tries_and_end_runs() {
         assert!(t.end_date.is_some(), "the dates stay");
     });
 }
+
+/// A tiny SMTP sink on 127.0.0.1: answers every command, keeps each message's recipients and
+/// text. Stops with the test process.
+fn smtp_sink() -> (u16, Arc<Mutex<Vec<(Vec<String>, String)>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got: Arc<Mutex<Vec<(Vec<String>, String)>>> = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut w) = c else { return };
+            let mut r = BufReader::new(w.try_clone().unwrap());
+            let _ = w.write_all(b"220 sink\r\n");
+            let (mut rcpt, mut data, mut in_data) = (Vec::new(), String::new(), false);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        g.lock()
+                            .unwrap()
+                            .push((std::mem::take(&mut rcpt), std::mem::take(&mut data)));
+                        let _ = w.write_all(b"250 queued\r\n");
+                    } else {
+                        data.push_str(&line);
+                    }
+                } else {
+                    let up = line.to_ascii_uppercase();
+                    let answer: &[u8] = if up.starts_with("EHLO") {
+                        b"250-sink\r\n250 8BITMIME\r\n"
+                    } else if up.starts_with("RCPT TO:") {
+                        rcpt.push(line[8..].trim().to_string());
+                        b"250 ok\r\n"
+                    } else if up.starts_with("DATA") {
+                        in_data = true;
+                        b"354 go\r\n"
+                    } else if up.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = w.write_all(answer);
+                }
+                line.clear();
+            }
+        }
+    });
+    (port, got)
+}
+
+struct SmtpSecrets(u16);
+
+impl weft_dag::Secrets for SmtpSecrets {
+    fn variable(&self, _: &str) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+    fn connection(&self, id: &str) -> Result<Option<weft_dag::Connection>, String> {
+        Ok((id == "smtp_default").then(|| weft_dag::Connection {
+            conn_type: Some("smtp".into()),
+            host: Some("127.0.0.1".into()),
+            login: None,
+            password: None,
+            schema: None,
+            port: Some(self.0),
+            extra: Some(
+                r#"{"disable_tls": true, "disable_ssl": true, "from_email": "weft@example.com"}"#
+                    .into(),
+            ),
+        }))
+    }
+}
+
+#[test]
+fn failure_and_retry_mail_and_execute_and_skipped_callbacks_are_honoured() {
+    let (port, got) = smtp_sink();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let c2 = calls.clone();
+    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+        c2.lock().unwrap().push(ti.task_id.clone());
+        match ti.operator.as_str() {
+            "boom" => Err(TaskFailure::new("Boom", "it <broke>")),
+            "skip" => Err(TaskFailure::new("AirflowSkipException", "nothing to do")),
+            _ => Ok(json!(1)),
+        }
+    }));
+    let d = dag("mail:\n  tasks:\n    bad:\n      operator: boom\n      retries: 1\n      retry_delay: 0\n      email: \"ops@example.com, x@example.com\\r\\nBcc: evil@example.com\"\n      on_execute_callback: started_cb\n    quiet:\n      operator: skip\n      on_skipped_callback: skipped_cb\n");
+    let store = SchedStore::open(&sled::Config::new().temporary(true).open().unwrap()).unwrap();
+    let s = Scheduler::with_store(
+        store.clone(),
+        vec![d],
+        &exec,
+        Arc::new(SmtpSecrets(port)),
+        SchedulerConfig::default(),
+    )
+    .unwrap();
+    let rec = s
+        .create_run(
+            "mail",
+            date("2024-03-05"),
+            None,
+            Default::default(),
+            Trigger::Manual,
+        )
+        .unwrap();
+    s.run(&LoopOptions {
+        until_runs: Some(vec![("mail".into(), rec.run_id.clone())]),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        store.get_run("mail", &rec.run_id).unwrap().unwrap().state,
+        "failed"
+    );
+    // one mail for the retry, one for the failure; only the well-formed recipient
+    wait_until("two mails", || got.lock().unwrap().len() == 2);
+    let mails = got.lock().unwrap().clone();
+    for (rcpt, text) in &mails {
+        assert_eq!(rcpt, &vec!["<ops@example.com>".to_string()], "{text}");
+        assert!(!text.to_ascii_lowercase().contains("evil"), "{text}");
+    }
+    // headers may be folded: unfold before reading the subject
+    let subjects: Vec<String> = mails
+        .iter()
+        .map(|(_, t)| {
+            let t = t.replace("\r\n ", " ").replace("\r\n\t", " ");
+            t.lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for want in ["[up_for_retry]>", "[failed]>"] {
+        assert!(
+            subjects.iter().any(|s| s
+                .starts_with("Subject: Airflow alert: <TaskInstance: mail.bad ")
+                && s.ends_with(want)),
+            "{subjects:?}"
+        );
+    }
+    assert!(
+        mails.iter().all(|(_, t)| t.contains("it &lt;broke&gt;")),
+        "{mails:?}"
+    );
+    // the callbacks ran (as invocations of their plugin) and were logged with the try
+    wait_until("the callbacks", || {
+        let c = calls.lock().unwrap();
+        c.iter()
+            .filter(|t| t.as_str() == "bad:on_execute_callback")
+            .count()
+            == 2
+            && c.iter().any(|t| t == "quiet:on_skipped_callback")
+    });
+    let logs = format!("{:?}", store.logs_of("mail", &rec.run_id, "bad").unwrap());
+    assert!(
+        logs.contains("ops@example.com") && logs.contains("email"),
+        "{logs}"
+    );
+}

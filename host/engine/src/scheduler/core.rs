@@ -549,7 +549,7 @@ impl<'a> Scheduler<'a> {
     pub fn run(&self, opts: &LoopOptions<'_>) -> Result<LoopStats, SchedulerError> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let exec = self.exec;
-        std::thread::scope(|s| {
+        let out = std::thread::scope(|s| {
             let pool = WorkerPool::new(
                 s,
                 self.cfg.min_workers,
@@ -568,17 +568,32 @@ impl<'a> Scheduler<'a> {
             if let Some(c) = opts.control {
                 c.detach();
             }
-            // requests that arrived too late are answered by the callers themselves
-            while let Ok(m) = rx.try_recv() {
-                drop(m);
-            }
             let peak = pool.peak();
             drop(pool);
             r.map(|mut st| {
                 st.peak_workers = peak;
                 st
             })
-        })
+        });
+        // every worker has ended: callbacks and e-mail that finished after the last run are
+        // still logged; requests that arrived too late are answered by their callers
+        for m in rx.try_iter() {
+            if let Msg::Callback {
+                what,
+                key: (dag_id, run_id, task_id, map_index, try_number),
+                plugin,
+                result,
+            } = m
+            {
+                let entry = match &result {
+                    Ok(v) => json!({"callback": what, "plugin": plugin, "result": v}),
+                    Err(e) => json!({"callback": what, "plugin": plugin, "error": e}),
+                };
+                self.store
+                    .append_log(&dag_id, &run_id, &task_id, map_index, try_number, entry)?;
+            }
+        }
+        out
     }
 
     #[allow(clippy::too_many_lines)]
@@ -852,8 +867,52 @@ impl<'a> Scheduler<'a> {
                             TiState::Success => Some("on_success_callback"),
                             TiState::Failed => Some("on_failure_callback"),
                             TiState::UpForRetry => Some("on_retry_callback"),
+                            TiState::Skipped => Some("on_skipped_callback"),
                             _ => None,
                         };
+                        if super::email::wanted(&task, state.as_str()) {
+                            let secrets = self
+                                .secrets
+                                .for_grant(task.grant.as_deref())
+                                .unwrap_or_else(|| self.secrets.clone());
+                            let (task, tx) = (task.clone(), tx.clone());
+                            let (dag_id, run_id) = (a.rec.dag_id.clone(), a.rec.run_id.clone());
+                            let exception = error
+                                .as_ref()
+                                .map(|e| format!("{}: {}", e.error, e.cause))
+                                .unwrap_or_default();
+                            let st = state.as_str();
+                            pool.submit(Box::new(move || {
+                                let ti = weft_dag::ti_key(&task.task_id, map_index);
+                                let alert = super::email::Alert {
+                                    dag_id: &dag_id,
+                                    run_id: &run_id,
+                                    ti: &ti,
+                                    state: st,
+                                    try_number,
+                                    max_tries: task.retries + 1,
+                                    exception: &exception,
+                                };
+                                let result = super::email::send_alert(&*secrets, &task, &alert)
+                                    .map(|to| json!({"to": to}))
+                                    .map_err(|e| {
+                                        TaskFailure::new("Weft.EmailFailed", e.to_string())
+                                    });
+                                let key = (
+                                    dag_id.clone(),
+                                    run_id.clone(),
+                                    task.task_id.clone(),
+                                    map_index,
+                                    try_number,
+                                );
+                                let _ = tx.send(Msg::Callback {
+                                    what: "email".into(),
+                                    key,
+                                    plugin: super::email::SMTP_CONN.into(),
+                                    result,
+                                });
+                            }));
+                        }
                         if let Some(name) = cb {
                             if let Some(v) = task.extra.get(name) {
                                 let ctx = json!({
@@ -980,6 +1039,33 @@ impl<'a> Scheduler<'a> {
                 let (pool_name, slots) = (task.pool.clone(), task.pool_slots);
                 progressed.insert(p.run);
                 if let Ok(inv) = a.m.start(p.t, p.i, now) {
+                    let task = a.m.task(p.t);
+                    if let Some(v) = task.extra.get("on_execute_callback").cloned() {
+                        let ctx = json!({
+                            "callback": "on_execute_callback", "dag_id": a.rec.dag_id,
+                            "run_id": a.rec.run_id, "task_id": task.task_id,
+                            "map_index": inv.map_index, "try_number": inv.try_number,
+                            "state": "running", "logical_date": iso(&a.rec.logical_date),
+                        });
+                        let key = (
+                            a.rec.dag_id.clone(),
+                            a.rec.run_id.clone(),
+                            task.task_id.clone(),
+                            inv.map_index,
+                            inv.try_number,
+                        );
+                        let grant = task.grant.clone();
+                        self.fire_callbacks(
+                            pool,
+                            exec,
+                            tx,
+                            "on_execute_callback",
+                            &v,
+                            grant,
+                            ctx,
+                            key,
+                        );
+                    }
                     pools.take(&pool_name, slots);
                     *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
                     a.in_flight += 1;

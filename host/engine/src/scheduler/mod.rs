@@ -12,10 +12,12 @@
 //! - [`core`]: the loop (run creation from timetables, queueing by priority with pools,
 //!   `max_active_runs` and `max_active_tasks`, completions, callbacks, SLAs, restart recovery);
 //! - [`files`]: the file-arrival trigger;
+//! - [`email`]: Airflow's failure and retry e-mail through `smtp_default`;
 //! - [`control`]: marks and notes asked for from outside the loop (the API, the CLI).
 
 pub mod control;
 pub mod core;
+pub mod email;
 pub mod files;
 pub mod pools;
 pub mod runner;
