@@ -799,11 +799,14 @@ fn marks_from_outside_the_loop_stop_running_tries_and_end_runs() {
 
 /// A tiny SMTP sink on 127.0.0.1: answers every command, keeps each message's recipients and
 /// text. Stops with the test process.
-fn smtp_sink() -> (u16, Arc<Mutex<Vec<(Vec<String>, String)>>>) {
+/// Messages a sink received: (recipients, text).
+type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
+fn smtp_sink() -> (u16, Mails) {
     use std::io::{BufRead, BufReader, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let got: Arc<Mutex<Vec<(Vec<String>, String)>>> = Arc::default();
+    let got: Mails = Arc::default();
     let g = got.clone();
     std::thread::spawn(move || {
         for c in l.incoming() {

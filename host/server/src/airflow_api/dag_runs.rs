@@ -648,15 +648,14 @@ pub async fn patch(
                 r = get_run(&store, &dag_id, &run_id)?;
                 tracing::info!(dag_id = %r.dag_id, run_id = %r.run_id, state = st, "dag run marked");
             }
-            Some(st @ ("success" | "failed")) => {
-                if r.state != st {
-                    r.state = st.to_string();
-                    r.end_date = Some(Utc::now());
-                    store.put_run(&r).map_err(store_err)?;
-                    store.flush().map_err(store_err)?;
-                    tracing::info!(dag_id = %r.dag_id, run_id = %r.run_id, state = st, "dag run marked");
-                }
+            Some(st @ ("success" | "failed")) if r.state != st => {
+                r.state = st.to_string();
+                r.end_date = Some(Utc::now());
+                store.put_run(&r).map_err(store_err)?;
+                store.flush().map_err(store_err)?;
+                tracing::info!(dag_id = %r.dag_id, run_id = %r.run_id, state = st, "dag run marked");
             }
+            Some("success" | "failed") => {}
             Some(other) => {
                 return Err(unprocessable(
                     &["body", "state"],
