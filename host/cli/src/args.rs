@@ -239,7 +239,12 @@ pub enum DagCmd {
     },
     /// Check a DAG file or a whole DAG folder: cycles, unknown upstreams, bad cron, unknown
     /// operators (file:line); files that are not DAG files are skipped with a note.
-    Validate { file: PathBuf },
+    Validate {
+        file: PathBuf,
+        /// Print the DAGs, warnings, skipped files and errors as JSON (exit code unchanged).
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a run and execute it to completion with the persistent scheduler.
     Trigger {
         dag_id: String,
@@ -534,6 +539,10 @@ pub struct ValidateArgs {
     /// (for definitions run with `--mock-config`).
     #[arg(long)]
     pub allow_unmapped: bool,
+    /// For DAG files and folders: print the DAGs, their warnings (fields accepted and not acted
+    /// on, with their line), skipped files and errors as one JSON document (exit code unchanged).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -52,9 +52,10 @@ pub fn roles(dir: &Path) -> Roles {
 pub fn run(cmd: DagCmd) -> Result<ExitCode> {
     use crate::cmd_sched as s;
     match cmd {
-        DagCmd::Validate { file } => crate::cmd_run::validate(crate::args::ValidateArgs {
+        DagCmd::Validate { file, json } => crate::cmd_run::validate(crate::args::ValidateArgs {
             file,
             allow_unmapped: false,
+            json,
         }),
         DagCmd::Trigger {
             dag_id,

@@ -767,3 +767,25 @@ fn the_scheduler_starts_new_dags_paused_unless_told_otherwise() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(runs(&e), 1);
 }
+
+#[test]
+fn validate_warns_of_fields_weft_accepts_and_does_not_act_on() {
+    let e = Env::new(&["echo"]);
+    e.dag(
+        "lax.yaml",
+        "lax:\n  schedule: null\n  fail_fast: true\n  tasks:\n    a:\n      operator: echo\n      executor_config: {pod: x}\n",
+    );
+    let f = e.work.join("dags/lax.yaml");
+    let o = e.run(&["dag", "validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains("warning: line 3: `fail_fast` is accepted and not acted on")
+            && err(&o).contains("line 7: `lax.tasks.a.executor_config`"),
+        "{}",
+        err(&o)
+    );
+    let v = json(&e.run(&["dag", "validate", f.to_str().unwrap(), "--json"]));
+    let w = v["dags"][0]["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 2, "{v}");
+    assert_eq!(v["errors"], serde_json::json!([]));
+}
