@@ -36,7 +36,7 @@ say "DAG runs recorded by the scheduler (shown in the UI's grid): a branching DA
 
 PORT="${WEFT_DEMO_PORT:-8470}"
 say "Starting weft server on http://127.0.0.1:$PORT (Ctrl-C stops it)"
-"$WEFT" server --listen "127.0.0.1:$PORT" --no-auth &
+"$WEFT" server --listen "127.0.0.1:$PORT" --no-auth --dags-paused-at-creation false &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; exit 0' INT TERM
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

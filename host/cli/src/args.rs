@@ -239,7 +239,12 @@ pub enum DagCmd {
     },
     /// Check a DAG file or a whole DAG folder: cycles, unknown upstreams, bad cron, unknown
     /// operators (file:line); files that are not DAG files are skipped with a note.
-    Validate { file: PathBuf },
+    Validate {
+        file: PathBuf,
+        /// Print the DAGs, warnings, skipped files and errors as JSON (exit code unchanged).
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a run and execute it to completion with the persistent scheduler.
     Trigger {
         dag_id: String,
@@ -298,10 +303,71 @@ pub enum DagCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Pause a DAG: its timetable and file trigger create no runs (triggered runs still run).
+    /// Pause a DAG: its timetable and file trigger create no runs, its queued runs wait and
+    /// its running runs start no new task (in `weft server` and `weft dag scheduler`).
     Pause { dag_id: String },
     /// Unpause a DAG: its timetable and file trigger create runs again.
     Unpause { dag_id: String },
+    /// Delete a DAG's records (runs, task instances, logs, SLA misses, paused flag) as
+    /// `airflow dags delete` does; the DAG file stays. Refused while a run is queued or running.
+    Delete {
+        dag_id: String,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Print a run's state (and its conf when it has one), as `airflow dags state` does.
+    State {
+        dag_id: String,
+        /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the state of every task instance of a run, as `airflow tasks
+    /// states-for-dag-run` does.
+    TasksState {
+        dag_id: String,
+        /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a task instance (with --upstream, --downstream, --past, --future) or, without a
+    /// task, a whole run success or failed, as the Airflow UI's "Mark success / Mark failed".
+    Mark {
+        dag_id: String,
+        /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
+        run: String,
+        /// The task to mark (default: the whole run).
+        task: Option<String>,
+        /// success, failed (or, for a task instance, skipped).
+        #[arg(long)]
+        state: String,
+        /// Only this map index of a mapped task.
+        #[arg(long)]
+        map_index: Option<i64>,
+        /// Also the task's upstream tasks.
+        #[arg(long)]
+        upstream: bool,
+        /// Also the task's downstream tasks.
+        #[arg(long)]
+        downstream: bool,
+        /// Also the task in the DAG's earlier runs.
+        #[arg(long)]
+        past: bool,
+        /// Also the task in the DAG's later runs.
+        #[arg(long)]
+        future: bool,
+        /// Only print what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags).
+        #[arg(long)]
+        dags: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List a DAG's runs (logical-date order) with their task states.
     Runs {
         dag_id: String,
@@ -316,6 +382,10 @@ pub enum DagCmd {
         /// Return when nothing is running, queued or due.
         #[arg(long)]
         exit_when_idle: bool,
+        /// Whether DAGs never paused or unpaused start paused (Airflow's
+        /// dags_are_paused_at_creation; default true, or $WEFT_DAGS_ARE_PAUSED_AT_CREATION).
+        #[arg(long, value_name = "BOOL")]
+        dags_paused_at_creation: Option<bool>,
     },
 }
 
@@ -469,6 +539,10 @@ pub struct ValidateArgs {
     /// (for definitions run with `--mock-config`).
     #[arg(long)]
     pub allow_unmapped: bool,
+    /// For DAG files and folders: print the DAGs, their warnings (fields accepted and not acted
+    /// on, with their line), skipped files and errors as one JSON document (exit code unchanged).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -487,6 +561,10 @@ pub struct ServerArgs {
     /// for a `weft worker`.
     #[arg(long)]
     pub no_local_tasks: bool,
+    /// Whether DAGs never paused or unpaused start paused (Airflow's
+    /// dags_are_paused_at_creation; default true, or $WEFT_DAGS_ARE_PAUSED_AT_CREATION).
+    #[arg(long, value_name = "BOOL")]
+    pub dags_paused_at_creation: Option<bool>,
 }
 
 #[derive(Args)]

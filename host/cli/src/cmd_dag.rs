@@ -52,9 +52,10 @@ pub fn roles(dir: &Path) -> Roles {
 pub fn run(cmd: DagCmd) -> Result<ExitCode> {
     use crate::cmd_sched as s;
     match cmd {
-        DagCmd::Validate { file } => crate::cmd_run::validate(crate::args::ValidateArgs {
+        DagCmd::Validate { file, json } => crate::cmd_run::validate(crate::args::ValidateArgs {
             file,
             allow_unmapped: false,
+            json,
         }),
         DagCmd::Trigger {
             dag_id,
@@ -92,7 +93,40 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
         DagCmd::Scheduler {
             sched,
             exit_when_idle,
-        } => s::scheduler(sched, exit_when_idle),
+            dags_paused_at_creation,
+        } => s::scheduler(sched, exit_when_idle, dags_paused_at_creation),
+        DagCmd::Delete { dag_id, yes } => crate::cmd_dag_ops::delete(dag_id, yes),
+        DagCmd::State { dag_id, run, json } => crate::cmd_dag_ops::state(dag_id, run, json),
+        DagCmd::TasksState { dag_id, run, json } => {
+            crate::cmd_dag_ops::tasks_state(dag_id, run, json)
+        }
+        DagCmd::Mark {
+            dag_id,
+            run,
+            task,
+            state,
+            map_index,
+            upstream,
+            downstream,
+            past,
+            future,
+            dry_run,
+            dags,
+            json,
+        } => crate::cmd_dag_ops::mark(crate::cmd_dag_ops::MarkArgs {
+            dag_id,
+            run,
+            task,
+            state,
+            map_index,
+            upstream,
+            downstream,
+            past,
+            future,
+            dry_run,
+            dags,
+            json,
+        }),
         DagCmd::List { dags, json } => {
             let store = open_plugin_store()?;
             let dir = dags_dir(dags);

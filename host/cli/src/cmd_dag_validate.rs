@@ -28,26 +28,42 @@ fn root_for(file: &Path) -> PathBuf {
 }
 
 /// Check one DAG file.
-pub fn file(path: &Path) -> Result<ExitCode> {
+pub fn file(path: &Path, json: bool) -> Result<ExitCode> {
     let store = open_plugin_store()?;
     let check = crate::cmd_dag::known(&store);
     let (dags, errors) = weft_dag::load_dag_file_in(&root_for(path), path, &check);
-    report(&dags, &[], &errors)
+    report(&dags, &[], &errors, json)
 }
 
 /// Check every DAG file of a DAG folder.
-pub fn folder(dir: &Path) -> Result<ExitCode> {
+pub fn folder(dir: &Path, json: bool) -> Result<ExitCode> {
     let store = open_plugin_store()?;
     let check = crate::cmd_dag::known(&store);
     let load = weft_dag::load_folder(dir, &check);
     if load.dags.is_empty() && load.errors.is_empty() {
-        report(&[], &load.skipped, &[])?;
+        report(&[], &load.skipped, &[], json)?;
         return Err(usage(format!("{}: no DAG file found", dir.display())));
     }
-    report(&load.dags, &load.skipped, &load.errors)
+    report(&load.dags, &load.skipped, &load.errors, json)
 }
 
-fn report(dags: &[Dag], skipped: &[DagError], errors: &[DagError]) -> Result<ExitCode> {
+fn report(dags: &[Dag], skipped: &[DagError], errors: &[DagError], json: bool) -> Result<ExitCode> {
+    if json {
+        let v = serde_json::json!({
+            "dags": dags.iter().map(|d| serde_json::json!({
+                "file": d.file.display().to_string(), "dag_id": d.dag_id,
+                "tasks": d.tasks.len(), "warnings": d.warnings,
+            })).collect::<Vec<_>>(),
+            "skipped": skipped.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return Ok(if errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     for note in skipped {
         eprintln!("{note}; skipped");
     }

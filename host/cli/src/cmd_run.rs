@@ -254,11 +254,11 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
 
 pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
     if a.file.is_dir() {
-        return crate::cmd_dag_validate::folder(&a.file);
+        return crate::cmd_dag_validate::folder(&a.file, a.json);
     }
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
     if (ext == "yaml" || ext == "yml") && !is_asl_yaml(&a.file) {
-        return crate::cmd_dag_validate::file(&a.file);
+        return crate::cmd_dag_validate::file(&a.file, a.json);
     }
     let (_, def, warnings) = parse_with_warnings(&a.file)?;
     for w in &warnings {

@@ -488,8 +488,17 @@ pub fn runs(dag_id: String, json: bool) -> Result<ExitCode> {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
-    let env = env(a.dags.clone(), Some(&a))?;
+pub fn scheduler(
+    a: SchedArgs,
+    exit_when_idle: bool,
+    paused_at_creation: Option<bool>,
+) -> Result<ExitCode> {
+    let mut env = env(a.dags.clone(), Some(&a))?;
+    env.cfg.dags_paused_at_creation = match paused_at_creation {
+        Some(p) => p,
+        None => weft_engine::scheduler::paused_at_creation_from_env()
+            .map_err(|e| usage(e.to_string()))?,
+    };
     std::thread::spawn(|| {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -533,6 +542,7 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
     };
     let opts = LoopOptions {
         schedule: true,
+        hold_paused: true,
         until_idle: exit_when_idle,
         stop: Some(&STOP),
         on_change: Some(&on_change),
@@ -549,7 +559,7 @@ pub fn scheduler(a: SchedArgs, exit_when_idle: bool) -> Result<ExitCode> {
 /// The scheduler's store: the PostgreSQL database named by `WEFT_DB` when it is set (a bad or
 /// unreachable URL is a usage error naming host, port and the driver's reason), else the local
 /// sled store.
-fn sched_store(sled: &sled::Db) -> Result<weft_engine::scheduler::SchedStore> {
+pub fn sched_store(sled: &sled::Db) -> Result<weft_engine::scheduler::SchedStore> {
     match std::env::var("WEFT_DB").ok().filter(|u| !u.is_empty()) {
         Some(url) => {
             let db = weft_engine::persistence::PgDatabase::connect(&url)

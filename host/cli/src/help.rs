@@ -133,11 +133,30 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ),
     (
         "dag pause",
-        &["weft dag pause daily_orders   # its timetable and file trigger create no runs"],
+        &["weft dag pause daily_orders   # no new runs; its queued runs wait"],
     ),
     (
         "dag unpause",
         &["weft dag unpause daily_orders"],
+    ),
+    (
+        "dag state",
+        &["weft dag state daily_orders 2024-03-05   # success, or `success, {CONF}`"],
+    ),
+    (
+        "dag tasks-state",
+        &["weft dag tasks-state daily_orders 2024-03-05 --json"],
+    ),
+    (
+        "dag mark",
+        &[
+            "weft dag mark daily_orders 2024-03-05 load --state success --downstream",
+            "weft dag mark daily_orders 2024-03-05 --state failed   # the whole run",
+        ],
+    ),
+    (
+        "dag delete",
+        &["weft dag delete daily_orders -y   # its runs, task instances and logs; the file stays"],
     ),
     (
         "dag logs",

@@ -13,6 +13,7 @@ mod cmd_bench_http;
 mod cmd_bench_traces;
 mod cmd_build;
 mod cmd_dag;
+mod cmd_dag_ops;
 mod cmd_dag_validate;
 mod cmd_invoke;
 mod cmd_plugin;
@@ -79,7 +80,17 @@ fn main() -> ExitCode {
         args::Command::Invoke(a) => cmd_invoke::run(a),
         args::Command::Bench(a) => cmd_bench::run(a),
         args::Command::Server(a) => {
-            cmd_server::run(a.listen, a.no_auth, a.mock_config, a.no_local_tasks)
+            if let Some(p) = a.dags_paused_at_creation {
+                // read by the server's DAG scheduler and API
+                std::env::set_var(
+                    weft_engine::scheduler::PAUSED_AT_CREATION_ENV,
+                    p.to_string(),
+                );
+            }
+            match weft_engine::scheduler::paused_at_creation_from_env() {
+                Err(e) => Err(context::usage(e.to_string())),
+                Ok(_) => cmd_server::run(a.listen, a.no_auth, a.mock_config, a.no_local_tasks),
+            }
         }
         args::Command::Worker(a) => cmd_worker::run(a),
         args::Command::Dag(c) => cmd_dag::run(c),

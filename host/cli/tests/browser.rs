@@ -82,7 +82,11 @@ fn http(
         ("DELETE", _) => agent.delete(url).call(),
         (_, b) => {
             // one Content-Type: the server refuses a request with two
-            let mut r = agent.post(url);
+            let mut r = if method == "PATCH" {
+                agent.patch(url)
+            } else {
+                agent.post(url)
+            };
             if !headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
@@ -867,8 +871,17 @@ fn web_ui_in_a_browser() {
         "return document.querySelectorAll('svg.dag g.node').length === 5",
         "the daily_orders graph",
     );
-    // trigger a run: the server's scheduler runs it (a task fails after its retry) and the
-    // grid fills in; then clear a task of the finished run from its grid cell
+    // trigger a run: the server's scheduler runs it once the DAG is unpaused (new DAGs start
+    // paused, and a paused DAG's runs wait, as in Airflow; a task fails after its retry) and
+    // the grid fills in; then clear a task of the finished run from its grid cell
+    let (status, v) = http(
+        &agent,
+        "PATCH",
+        &format!("{base}/api/v2/dags/daily_orders"),
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        Some(&serde_json::json!({"is_paused": false})),
+    );
+    assert_eq!(status, 200, "{v}");
     b.click("#trigger-btn");
     b.wait_js(
         "return /Triggered manual__/.test(document.querySelector('#dag-msg').textContent)",

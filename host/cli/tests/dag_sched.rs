@@ -132,7 +132,15 @@ fn kill_9_mid_run_resumes_without_rerunning_finished_tasks() {
     assert!(!e.work.join("data/out/c.json").exists(), "killed before c");
     let (a_m, b_m) = (mtime(&e.work.join("data/out/a.json")), mtime(&b_out));
 
-    let o = e.run(&["dag", "scheduler", "--dags", &dags, "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &dags,
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(mtime(&e.work.join("data/out/a.json")), a_m, "a was re-run");
     assert_eq!(mtime(&b_out), b_m, "b was re-run");
@@ -355,14 +363,30 @@ fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart() {
     );
     std::fs::write(e.work.join("incoming/one.csv"), "x").unwrap();
     std::fs::write(e.work.join("incoming/skip.txt"), "x").unwrap();
-    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
     assert_eq!(runs[0]["run_type"], "file_trigger");
     assert_eq!(runs[0]["state"], "success");
     // Restart: the file was seen already; a new file triggers again.
-    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success());
     assert_eq!(
         json(&e.run(&["dag", "runs", "arrive", "--json"]))
@@ -372,7 +396,15 @@ fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart() {
         1
     );
     std::fs::write(e.work.join("incoming/two.csv"), "y").unwrap();
-    e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert_eq!(
         json(&e.run(&["dag", "runs", "arrive", "--json"]))
             .as_array()
@@ -450,16 +482,310 @@ fn a_paused_dag_creates_no_runs_until_unpaused() {
     std::fs::write(e.work.join("incoming/one.csv"), "x").unwrap();
     let o = e.run(&["dag", "pause", "arrive"]);
     assert!(o.status.success(), "{}", err(&o));
-    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    let o = e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     assert!(o.status.success(), "{}", err(&o));
     let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
     assert_eq!(runs.as_array().unwrap().len(), 0, "paused: {runs}");
     let o = e.run(&["dag", "unpause", "arrive"]);
     assert!(o.status.success(), "{}", err(&o));
-    e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    e.run(&[
+        "dag",
+        "scheduler",
+        "--dags",
+        &e.dags(),
+        "--exit-when-idle",
+        "--dags-paused-at-creation",
+        "false",
+    ]);
     let runs = json(&e.run(&["dag", "runs", "arrive", "--json"]));
     assert_eq!(runs.as_array().unwrap().len(), 1, "unpaused: {runs}");
     // an id no DAG can have is refused before anything is written
     let o = e.run(&["dag", "pause", "a/b"]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+}
+
+#[test]
+fn dag_state_tasks_state_mark_and_delete_work_on_the_store() {
+    let e = Env::new(&["echo"]);
+    e.dag(
+        "life.yaml",
+        "life:\n  schedule: null\n  tasks:\n    a:\n      operator: echo\n    b:\n      operator: echo\n      dependencies: [a]\n    c:\n      operator: echo\n      dependencies: [b]\n",
+    );
+    let d = e.dags();
+    for (date, conf) in [("2024-03-05", "{}"), ("2024-03-06", r#"{"x":1}"#)] {
+        let o = e.run(&[
+            "dag", "trigger", "life", "--dags", &d, "--date", date, "--conf", conf,
+        ]);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    // `airflow dags state`: the state, then the conf when there is one
+    let o = e.run(&["dag", "state", "life", "2024-03-05"]);
+    assert_eq!(
+        (o.status.code(), out(&o).as_str()),
+        (Some(0), "success"),
+        "{}",
+        err(&o)
+    );
+    let o = e.run(&["dag", "state", "life", "2024-03-06"]);
+    assert_eq!(out(&o), r#"success, {"x":1}"#, "{}", err(&o));
+    let runs = json(&e.run(&["dag", "runs", "life", "--json"]));
+    let run1 = runs[0]["run_id"].as_str().unwrap().to_string();
+    let v = json(&e.run(&["dag", "state", "life", &run1, "--json"]));
+    assert_eq!(
+        (v["state"].as_str(), v["run_id"].as_str()),
+        (Some("success"), Some(run1.as_str()))
+    );
+    // `airflow tasks states-for-dag-run`
+    let v = json(&e.run(&["dag", "tasks-state", "life", &run1, "--json"]));
+    let states: Vec<(&str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["task_id"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![("a", "success"), ("b", "success"), ("c", "success")]
+    );
+    assert!(
+        v[0]["start_date"].is_string() && v[0]["end_date"].is_string(),
+        "{v}"
+    );
+    let o = e.run(&["dag", "tasks-state", "life", "2024-03-05"]);
+    let text = out(&o);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .starts_with("dag_id | logical_date")
+            && text.contains("| success"),
+        "{text}"
+    );
+    // mark b failed with its downstream: the finished run follows
+    let v = json(&e.run(&[
+        "dag",
+        "mark",
+        "life",
+        "2024-03-05",
+        "b",
+        "--state",
+        "failed",
+        "--downstream",
+        "--dags",
+        &d,
+        "--json",
+    ]));
+    let marked: Vec<&str> = v["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, vec!["b", "c"], "{v}");
+    assert_eq!(
+        out(&e.run(&["dag", "state", "life", "2024-03-05"])),
+        "failed"
+    );
+    // a dry run with --past lists b in both runs and changes nothing
+    let v = json(&e.run(&[
+        "dag",
+        "mark",
+        "life",
+        "2024-03-06",
+        "b",
+        "--state",
+        "skipped",
+        "--past",
+        "--dry-run",
+        "--dags",
+        &d,
+        "--json",
+    ]));
+    assert_eq!(v["task_instances"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(
+        out(&e.run(&["dag", "state", "life", "2024-03-06"])),
+        r#"success, {"x":1}"#
+    );
+    // the whole run marked success
+    let o = e.run(&[
+        "dag",
+        "mark",
+        "life",
+        "2024-03-05",
+        "--state",
+        "success",
+        "--dags",
+        &d,
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&e.run(&["dag", "state", "life", "2024-03-05"])),
+        "success"
+    );
+    let v = json(&e.run(&["dag", "tasks-state", "life", "2024-03-05", "--json"]));
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "success"),
+        "{v}"
+    );
+    // bad input: exit 2 with a message, nothing written
+    for args in [
+        vec!["dag", "state", "life", "2024-01-01"],
+        vec!["dag", "state", "a/b", "x"],
+        vec![
+            "dag",
+            "mark",
+            "life",
+            "2024-03-05",
+            "nope",
+            "--state",
+            "failed",
+            "--dags",
+            &d,
+        ],
+        vec![
+            "dag",
+            "mark",
+            "life",
+            "2024-03-05",
+            "a",
+            "--state",
+            "running",
+            "--dags",
+            &d,
+        ],
+        vec![
+            "dag",
+            "mark",
+            "life",
+            "2024-03-05",
+            "--state",
+            "skipped",
+            "--dags",
+            &d,
+        ],
+        vec![
+            "dag",
+            "mark",
+            "life",
+            "2024-03-05",
+            "--state",
+            "failed",
+            "--downstream",
+            "--dags",
+            &d,
+        ],
+        vec!["dag", "delete", "../life", "-y"],
+    ] {
+        let o = e.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", err(&o));
+    }
+    assert_eq!(
+        out(&e.run(&["dag", "state", "life", "2024-03-05"])),
+        "success"
+    );
+    // delete: asks first; `n` keeps everything, -y removes the DAG's records (the file stays)
+    let o = cmd(&e.home, &e.work, &["dag", "delete", "life"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"n\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert_eq!(
+        json(&e.run(&["dag", "runs", "life", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let o = e.run(&["dag", "delete", "life", "-y"]);
+    assert_eq!(out(&o), "Removed 2 record(s)", "{}", err(&o));
+    assert_eq!(
+        json(&e.run(&["dag", "runs", "life", "--json"])),
+        serde_json::json!([])
+    );
+    assert!(e.work.join("dags/life.yaml").exists());
+}
+
+#[test]
+fn the_scheduler_starts_new_dags_paused_unless_told_otherwise() {
+    let e = Env::new(&["echo"]);
+    std::fs::create_dir_all(e.work.join("incoming")).unwrap();
+    e.dag(
+        "arrive.yaml",
+        "arrive:\n  schedule: null\n  trigger:\n    path: ../incoming\n    glob: '*.csv'\n    poll_interval: 0.1\n  tasks:\n    load:\n      operator: echo\n",
+    );
+    std::fs::write(e.work.join("incoming/one.csv"), "x").unwrap();
+    let runs = |e: &Env| {
+        json(&e.run(&["dag", "runs", "arrive", "--json"]))
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // Airflow's default: a DAG never unpaused is paused
+    let o = e.run(&["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(runs(&e), 0);
+    let o = cmd(
+        &e.home,
+        &e.work,
+        &["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"],
+    )
+    .env("WEFT_DAGS_ARE_PAUSED_AT_CREATION", "maybe")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(
+        err(&o).contains("WEFT_DAGS_ARE_PAUSED_AT_CREATION"),
+        "{}",
+        err(&o)
+    );
+    let o = cmd(
+        &e.home,
+        &e.work,
+        &["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"],
+    )
+    .env("WEFT_DAGS_ARE_PAUSED_AT_CREATION", "false")
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(runs(&e), 1);
+}
+
+#[test]
+fn validate_warns_of_fields_weft_accepts_and_does_not_act_on() {
+    let e = Env::new(&["echo"]);
+    e.dag(
+        "lax.yaml",
+        "lax:\n  schedule: null\n  fail_fast: true\n  tasks:\n    a:\n      operator: echo\n      executor_config: {pod: x}\n",
+    );
+    let f = e.work.join("dags/lax.yaml");
+    let o = e.run(&["dag", "validate", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains("warning: line 3: `fail_fast` is accepted and not acted on")
+            && err(&o).contains("line 7: `lax.tasks.a.executor_config`"),
+        "{}",
+        err(&o)
+    );
+    let v = json(&e.run(&["dag", "validate", f.to_str().unwrap(), "--json"]));
+    let w = v["dags"][0]["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 2, "{v}");
+    assert_eq!(v["errors"], serde_json::json!([]));
 }

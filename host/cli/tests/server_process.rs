@@ -622,7 +622,7 @@ fn a_state_machine_task_runs_a_dag_and_waits_for_it() {
     std::fs::create_dir_all(home.path().join("dags")).unwrap();
     std::fs::write(
         home.path().join("dags/greet.dag.yaml"),
-        "greet:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    hello:\n      operator: echo\n      msg: \"{{ dag_run.conf.greeting }}\"\n    bye:\n      operator: echo\n      dependencies: [hello]\n",
+        "greet:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-01-01\n  tasks:\n    hello:\n      operator: echo\n      msg: \"{{ dag_run.conf.greeting }}\"\n    bye:\n      operator: echo\n      dependencies: [hello]\n",
     )
     .unwrap();
     // the state machine's role must allow running the DAG
@@ -683,7 +683,7 @@ fn a_dag_task_runs_a_state_machine() {
     std::fs::create_dir_all(home.path().join("dags")).unwrap();
     std::fs::write(
         home.path().join("dags/calls_sm.dag.yaml"),
-        "calls_sm:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    double:\n      operator: weft:statemachine:double\n      grant: sm-caller\n      v: 21\n    report:\n      operator: echo\n      dependencies: [double]\n",
+        "calls_sm:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-01-01\n  tasks:\n    double:\n      operator: weft:statemachine:double\n      grant: sm-caller\n      v: 21\n    report:\n      operator: echo\n      dependencies: [double]\n",
     )
     .unwrap();
     // the task's grant must allow starting the state machine
@@ -771,7 +771,7 @@ fn the_server_loads_dag_files_written_while_it_runs() {
     let s = start_server(home.path(), work.path());
     std::fs::write(
         home.path().join("dags/late.dag.yaml"),
-        "late:\n  schedule: null\n  start_date: 2024-01-01\n  tasks:\n    only:\n      operator: echo\n",
+        "late:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-01-01\n  tasks:\n    only:\n      operator: echo\n",
     )
     .unwrap();
     let run = http(s.port, "POST", "/v1/dags/late/runs", "");

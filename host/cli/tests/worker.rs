@@ -322,6 +322,17 @@ fn tasks_land_on_the_worker_of_their_queue_and_logs_name_it() {
     ] {
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
+    // and each worker's slots per queue it serves
+    for (w, q) in [("wa", "alpha"), ("wb", "beta")] {
+        for state in ["busy", "idle"] {
+            assert!(
+                metrics.lines().any(|l| l
+                    .starts_with(&format!("weft_worker_queue_slots{{worker=\"{w}@"))
+                    && l.contains(&format!("queue=\"{q}\",state=\"{state}\"}} "))),
+                "{w} {q} {state} in {metrics}"
+            );
+        }
+    }
 }
 
 fn metrics_text(port: u16) -> String {
@@ -672,7 +683,7 @@ fn dag_tasks_go_to_the_worker_of_their_queue() {
     // `queue:` on a task, and in default_args for the others
     std::fs::write(
         home.path().join("dags/remote.dag.yaml"),
-        "remote_dag:\n  schedule: null\n  start_date: 2024-03-01\n  default_args:\n    queue: beta\n  tasks:\n    first:\n      operator: echo\n      queue: alpha\n      msg: hi\n    second:\n      operator: echo\n      dependencies: [first]\n      got: \"{{ ti.xcom_pull(task_ids='first') }}\"\n",
+        "remote_dag:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-03-01\n  default_args:\n    queue: beta\n  tasks:\n    first:\n      operator: echo\n      queue: alpha\n      msg: hi\n    second:\n      operator: echo\n      dependencies: [first]\n      got: \"{{ ti.xcom_pull(task_ids='first') }}\"\n",
     )
     .unwrap();
     let (_node, port) = start_node(home.path(), false);
@@ -793,7 +804,7 @@ fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
     std::fs::write(
         home.path().join("dags/failover.dag.yaml"),
         format!(
-            "failover_dag:\n  schedule: null\n  start_date: 2024-03-01\n  tasks:\n    fetch:\n      operator: http-request\n      grant: task\n      retries: 1\n      retry_delay: {{seconds: 1}}\n      url: \"http://127.0.0.1:{{{{ {} if ti.try_number == 1 else {} }}}}/x\"\n",
+            "failover_dag:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-03-01\n  tasks:\n    fetch:\n      operator: http-request\n      grant: task\n      retries: 1\n      retry_delay: {{seconds: 1}}\n      url: \"http://127.0.0.1:{{{{ {} if ti.try_number == 1 else {} }}}}/x\"\n",
             hang.port, answer
         ),
     )

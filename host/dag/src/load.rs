@@ -326,6 +326,7 @@ pub(crate) fn parse_file_of_folder(
         let mut cx = Cx {
             file,
             errors: Vec::new(),
+            warnings: Vec::new(),
         };
         let node = match &dag_level {
             Some(g) if matches!(node.value, Val::Map(_)) => over_dag_level(g, node),
@@ -474,7 +475,55 @@ fn merge(base: &Node, over: &Node) -> Node {
 struct Cx<'a> {
     file: &'a Path,
     errors: Vec<DagError>,
+    /// Warnings of the DAG being parsed (fields accepted and not acted on).
+    warnings: Vec<String>,
 }
+
+/// DAG fields weft accepts (so files written for Airflow load) but does not act on: each is a
+/// `weft dag validate` warning at its line.
+const IGNORED_DAG_KEYS: &[(&str, &str)] = &[
+    ("default_view", "a UI preference of Airflow's"),
+    ("orientation", "a UI preference of Airflow's"),
+    (
+        "access_control",
+        "weft authorises with its own policies (`dags:*` on `weft:dag:ID`)",
+    ),
+    ("owner_links", "not shown anywhere"),
+    ("fail_fast", "a failed task does not stop the others"),
+    (
+        "max_consecutive_failed_dag_runs",
+        "the DAG is not paused after failed runs",
+    ),
+    ("template_searchpath", "templates are not read from files"),
+    ("user_defined_macros", "no macro can be added"),
+    ("user_defined_filters", "no filter can be added"),
+    (
+        "jinja_environment_kwargs",
+        "the template engine takes no options",
+    ),
+    ("dag_display_property", "not shown anywhere"),
+];
+
+/// Task fields weft accepts but does not act on.
+const IGNORED_TASK_KEYS: &[(&str, &str)] = &[
+    ("do_xcom_push", "a task's return value is always its XCom"),
+    ("map_index_template", "mapped instances are shown by index"),
+    (
+        "max_active_tis_per_dag",
+        "only pools and max_active_tasks limit concurrency",
+    ),
+    (
+        "max_active_tis_per_dagrun",
+        "only pools and max_active_tasks limit concurrency",
+    ),
+    (
+        "executor_config",
+        "tasks run in weft's sandbox, whatever the executor",
+    ),
+    ("run_as_user", "tasks run in the sandbox, as no OS user"),
+    ("resources", "the sandbox's own limits apply"),
+    ("inlets", "lineage is not recorded"),
+];
 
 impl Cx<'_> {
     fn err(&mut self, line: usize, path: impl Into<String>, reason: impl Into<String>) {
@@ -724,6 +773,12 @@ fn apply_setting(cx: &mut Cx, d: &mut TaskDefaults, key: &str, n: &Node, path: &
             }
         },
         _ if TASK_EXTRA_KEYS.contains(&key) => {
+            if let Some((_, why)) = IGNORED_TASK_KEYS.iter().find(|(k, _)| *k == key) {
+                cx.warnings.push(format!(
+                    "line {}: `{path}` is accepted and not acted on by weft ({why})",
+                    n.line
+                ));
+            }
             let v = n.to_json();
             let problem = match key {
                 "mode" => (!matches!(v.as_str(), Some("poke" | "reschedule")))
@@ -778,7 +833,14 @@ fn parse_dag(
     // dag-factory passes the DAG fields it knows to Airflow and ignores the rest (files keep
     // YAML anchors under such keys); weft does the same, with a warning for typos.
     let mut warnings = Vec::new();
+    cx.warnings.clear();
     for (k, _) in node.entries() {
+        if let Some((_, why)) = IGNORED_DAG_KEYS.iter().find(|(i, _)| *i == k.name) {
+            warnings.push(format!(
+                "line {}: `{}` is accepted and not acted on by weft ({why})",
+                k.line, k.name
+            ));
+        }
         if !DAG_KEYS.contains(&k.name.as_str()) {
             warnings.push(format!(
                 "line {}: `{}` is not a DAG field and is ignored, as dag-factory ignores it (task arguments belong under `tasks:`)",
@@ -1365,7 +1427,15 @@ fn parse_dag(
         task_groups,
         topo_order,
         extra,
-        warnings,
+        warnings: {
+            let mut w = warnings;
+            for x in cx.warnings.drain(..) {
+                if !w.contains(&x) {
+                    w.push(x);
+                }
+            }
+            w
+        },
     })
 }
 
@@ -1892,6 +1962,23 @@ mod tests {
             &FolderConfig::default(),
             &AnyOperator,
         )
+    }
+
+    #[test]
+    fn fields_accepted_and_not_acted_on_are_warnings_with_their_line() {
+        let (dags, errs) = parse(
+            "etl:\n  fail_fast: true\n  default_args:\n    run_as_user: etl\n  tasks:\n    a:\n      operator: echo\n      executor_config: {x: 1}\n    b:\n      operator: echo\n      dependencies: [a]\n      email: ops@example.com\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let w = &dags[0].warnings;
+        for want in [
+            "line 2: `fail_fast` is accepted and not acted on",
+            "line 4: `etl.default_args.run_as_user` is accepted and not acted on",
+            "line 8: `etl.tasks.a.executor_config` is accepted and not acted on",
+        ] {
+            assert!(w.iter().any(|x| x.starts_with(want)), "{want}: {w:?}");
+        }
+        assert!(!w.iter().any(|x| x.contains("email")), "{w:?}");
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct TiRecord {
     /// Values of the expanded arguments of a mapped instance.
     #[serde(default)]
     pub mapped_args: Map<String, Value>,
+    /// The note a user left on the instance (Airflow's task instance note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A state change the caller must persist.
@@ -95,6 +98,7 @@ struct Ti {
     xcom: Value,
     error: Option<TaskFailure>,
     mapped_args: Map<String, Value>,
+    note: Option<String>,
 }
 
 impl Ti {
@@ -111,6 +115,7 @@ impl Ti {
             xcom: Value::Null,
             error: None,
             mapped_args: Map::new(),
+            note: None,
         }
     }
 
@@ -127,6 +132,7 @@ impl Ti {
             xcom: r.xcom,
             error: r.error,
             mapped_args: r.mapped_args,
+            note: r.note,
         }
     }
 }
@@ -375,7 +381,57 @@ impl RunMachine {
             xcom: ti.xcom.clone(),
             error: ti.error.clone(),
             mapped_args: ti.mapped_args.clone(),
+            note: ti.note.clone(),
         }
+    }
+
+    /// The instance of task `task_id` at `map_index`, as (task index, instance index).
+    pub fn find(&self, task_id: &str, map_index: i64) -> Option<(usize, usize)> {
+        let t = self.dag.tasks.get_index_of(task_id)?;
+        let i = self.tasks[t]
+            .tis
+            .iter()
+            .position(|ti| ti.map_index == map_index)?;
+        Some((t, i))
+    }
+
+    /// Every instance as (task index, instance index), in DAG order.
+    pub fn instance_keys(&self) -> Vec<(usize, usize)> {
+        (0..self.tasks.len())
+            .flat_map(|t| (0..self.tasks[t].tis.len()).map(move |i| (t, i)))
+            .collect()
+    }
+
+    /// Sets an instance to `state` from outside the run (Airflow's "mark success / failed /
+    /// skipped"): a waiting retry or reschedule is dropped, the run's counters follow, and the
+    /// downstream instances are evaluated again. A running try is the caller's to stop (its
+    /// result must not be applied afterwards). Returns whether the state changed.
+    pub fn mark(&mut self, t: usize, i: usize, state: TiState) -> bool {
+        let old = self.tasks[t].tis[i].state;
+        if old == state {
+            return false;
+        }
+        self.waiting.retain(|&w| w != (t, i));
+        self.tasks[t].tis[i].wait_until = 0.0;
+        self.set_state(t, i, state);
+        match (old.is_finished(), state.is_finished()) {
+            (false, true) => self.unfinished -= 1,
+            (true, false) => self.unfinished += 1,
+            _ => {}
+        }
+        if state == TiState::Success {
+            self.push_xcom(t, i);
+        }
+        for d in self.tasks[t].downs.clone() {
+            self.mark_dirty(d);
+        }
+        true
+    }
+
+    /// Sets (or, with `None`, removes) an instance's note.
+    pub fn set_note(&mut self, t: usize, i: usize, note: Option<String>) {
+        self.tasks[t].tis[i].note = note;
+        self.changes.push(Change::Ti(t, i));
     }
 
     fn counts(&self, t: usize) -> UpstreamCounts {

@@ -87,6 +87,15 @@ impl SandboxTaskExecutor<'_> {
         &self,
         ti: &TaskInvocation,
     ) -> (Result<Value, TaskFailure>, Option<TryLog>) {
+        self.execute_cancellable(ti, None)
+    }
+
+    /// [`SandboxTaskExecutor::execute_logged`] whose guest is stopped when `cancel` says so.
+    pub fn execute_cancellable(
+        &self,
+        ti: &TaskInvocation,
+        cancel: Option<crate::plugin_host::Cancel>,
+    ) -> (Result<Value, TaskFailure>, Option<TryLog>) {
         // EmptyOperator and friends: no plugin, no sandbox
         if let Some(r) = weft_dag::builtin::execute(ti) {
             return (r, None);
@@ -169,14 +178,14 @@ impl SandboxTaskExecutor<'_> {
                         limits,
                         secrets: self.host.secrets.clone(),
                         heartbeat: None,
-                        cancel: None,
+                        cancel,
                     },
                 )
                 .map_err(|e| map(e.into()))
         } else {
             let input = ti.arguments.to_string();
             self.host
-                .invoke(&component, &input, &ctx, grant, limits)
+                .invoke_cancellable(&component, &input, &ctx, grant, limits, cancel)
                 .map_err(map)
         };
         let outcome = match outcome {
@@ -266,7 +275,15 @@ impl TaskExecutor for SandboxTaskExecutor<'_> {
 
 impl crate::scheduler::TryRunner for SandboxTaskExecutor<'_> {
     fn run_try(&self, inv: &TaskInvocation) -> crate::scheduler::TryOutcome {
-        let (result, log) = self.execute_logged(inv);
+        self.run_try_cancellable(inv, &(Arc::new(|| false) as crate::plugin_host::Cancel))
+    }
+
+    fn run_try_cancellable(
+        &self,
+        inv: &TaskInvocation,
+        cancel: &crate::plugin_host::Cancel,
+    ) -> crate::scheduler::TryOutcome {
+        let (result, log) = self.execute_cancellable(inv, Some(cancel.clone()));
         let log = log
             .and_then(|l| serde_json::to_value(l).ok())
             .unwrap_or(Value::Null);

@@ -14,6 +14,7 @@ pub mod durable;
 mod error;
 pub mod http_task;
 pub mod integration_task;
+pub mod metrics;
 pub mod needed_plugins;
 pub mod persistence;
 pub mod plugin_host;

@@ -26,6 +26,7 @@ fn run(dag: &str, id: &str, day: u32) -> DagRunRecord {
         queued_at: d,
         start_date: None,
         end_date: None,
+        note: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn task_instances_and_logs_round_trip() {
                 xcom: Value::Null,
                 error: None,
                 mapped_args: Map::new(),
+                note: None,
             },
             start_date: None,
             end_date: None,
@@ -224,6 +226,7 @@ fn one_run_is_deleted_with_its_task_instances_and_logs() {
                         xcom: Value::Null,
                         error: None,
                         mapped_args: Map::new(),
+                        note: None,
                     },
                     start_date: None,
                     end_date: None,

@@ -256,6 +256,7 @@ fn restart_resumes_from_sled_and_fails_lost_tries_per_retries() {
                     xcom: json!("a-out"),
                     error: None,
                     mapped_args: Default::default(),
+                    note: None,
                 },
                 start_date: None,
                 end_date: None,
@@ -524,4 +525,437 @@ fn a_paused_dag_creates_no_timetable_runs_until_unpaused() {
         s.run(&opts).unwrap();
         assert!(!store.runs_of("p").unwrap().is_empty(), "{}", f.name);
     });
+}
+
+/// Waits (up to a minute) until `f` holds.
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn ti_state(store: &SchedStore, dag: &str, run: &str, task: &str) -> TiState {
+    store
+        .tis_of(dag, run)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.ti.task_id == task)
+        .map_or(TiState::None, |t| t.ti.state)
+}
+
+#[test]
+fn a_paused_dags_queued_runs_wait_and_its_running_runs_start_nothing_new() {
+    use std::sync::atomic::AtomicBool;
+    each_backend(|f| {
+        let store = f.sched_store();
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let (r2, st2) = (ran.clone(), store.clone());
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            r2.lock().unwrap().push(ti.task_id.clone());
+            if ti.task_id == "a" {
+                // the DAG is paused while its first task runs; the loop reads the flag every
+                // tick (10 ms), so this try outlives many ticks
+                st2.set_dag_paused("h", true).unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Ok(json!(1))
+        }));
+        let d = dag("h:\n  tasks:\n    a:\n      operator: x\n    b:\n      operator: x\n      dependencies: [a]\n");
+        let s = Scheduler::with_store(
+            store.clone(),
+            vec![d],
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig {
+                tick: Duration::from_millis(10),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        store.set_dag_paused("h", true).unwrap();
+        let rec = s
+            .create_run(
+                "h",
+                date("2024-03-05"),
+                None,
+                Default::default(),
+                Trigger::Manual,
+            )
+            .unwrap();
+        let held = LoopOptions {
+            adopt: true,
+            hold_paused: true,
+            until_idle: true,
+            ..Default::default()
+        };
+        // paused: the triggered run stays queued, nothing runs
+        s.run(&held).unwrap();
+        let now = store.get_run("h", &rec.run_id).unwrap().unwrap();
+        assert_eq!(now.state, "queued", "{}", f.name);
+        assert!(ran.lock().unwrap().is_empty(), "{}", f.name);
+        // unpaused, it starts; paused again while `a` runs, `a` finishes and `b` waits
+        store.set_dag_paused("h", false).unwrap();
+        s.run(&held).unwrap();
+        assert_eq!(*ran.lock().unwrap(), vec!["a".to_string()], "{}", f.name);
+        assert_eq!(ti_state(&store, "h", &rec.run_id, "a"), TiState::Success);
+        assert!(
+            !matches!(
+                ti_state(&store, "h", &rec.run_id, "b"),
+                TiState::Running | TiState::Success
+            ),
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            store.get_run("h", &rec.run_id).unwrap().unwrap().state,
+            "running"
+        );
+        // unpaused again, the run finishes
+        store.set_dag_paused("h", false).unwrap();
+        let done = AtomicBool::new(false);
+        s.run(&LoopOptions {
+            hold_paused: true,
+            until_runs: Some(vec![("h".into(), rec.run_id.clone())]),
+            stop: Some(&done),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            store.get_run("h", &rec.run_id).unwrap().unwrap().state,
+            "success"
+        );
+    });
+}
+
+#[test]
+fn marks_from_outside_the_loop_stop_running_tries_and_end_runs() {
+    use std::sync::atomic::AtomicBool;
+    use weft_engine::scheduler::{Control, ControlRequest, RunMark, SchedulerError};
+    each_backend(|f| {
+        let store = f.sched_store();
+        let started: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let release = Arc::new(AtomicBool::new(false));
+        let (st, rel) = (started.clone(), release.clone());
+        let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+            st.lock().unwrap().push(ti.task_id.clone());
+            if ti.task_id != "after" {
+                while !rel.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // what a try that was marked reports must not count
+                return Err(TaskFailure::new("Boom", "late result"));
+            }
+            Ok(json!("ran"))
+        }));
+        let d = dag("m:\n  tasks:\n    slow:\n      operator: x\n    after:\n      operator: x\n      dependencies: [slow]\n    other:\n      operator: x\n");
+        let s = Scheduler::with_store(
+            store.clone(),
+            vec![d],
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig::default(),
+        )
+        .unwrap();
+        let rec = s
+            .create_run(
+                "m",
+                date("2024-03-05"),
+                None,
+                Default::default(),
+                Trigger::Manual,
+            )
+            .unwrap();
+        let run_id = rec.run_id.clone();
+        let ctl = Control::default();
+        // no loop yet: the caller applies changes itself
+        assert!(ctl
+            .send(ControlRequest::RunNote {
+                dag_id: "m".into(),
+                run_id: run_id.clone(),
+                note: Some("x".into())
+            })
+            .is_none());
+        std::thread::scope(|sc| {
+            let loop_thread = sc.spawn(|| {
+                s.run(&LoopOptions {
+                    control: Some(&ctl),
+                    until_runs: Some(vec![("m".into(), run_id.clone())]),
+                    ..Default::default()
+                })
+                .unwrap()
+            });
+            wait_until("slow and other run", || started.lock().unwrap().len() == 2);
+            // a note and a mark on the running try of `slow`
+            let r = ctl
+                .send(ControlRequest::RunNote {
+                    dag_id: "m".into(),
+                    run_id: run_id.clone(),
+                    note: Some("looked at it".into()),
+                })
+                .expect("the loop answers");
+            assert!(r.is_ok(), "{r:?}");
+            let changed = ctl
+                .send(ControlRequest::MarkTis {
+                    dag_id: "m".into(),
+                    run_id: run_id.clone(),
+                    tis: vec![("slow".into(), None)],
+                    state: TiState::Success,
+                })
+                .unwrap()
+                .unwrap();
+            assert_eq!(changed, vec![("slow".to_string(), -1)], "{}", f.name);
+            assert_eq!(ti_state(&store, "m", &run_id, "slow"), TiState::Success);
+            // its downstream runs although the try itself never ended
+            wait_until("after ran", || {
+                ti_state(&store, "m", &run_id, "after") == TiState::Success
+            });
+            // an unknown task, a run of another DAG: refused, nothing changes
+            let bad = ctl
+                .send(ControlRequest::MarkTis {
+                    dag_id: "m".into(),
+                    run_id: run_id.clone(),
+                    tis: vec![("nope".into(), None)],
+                    state: TiState::Failed,
+                })
+                .unwrap();
+            assert!(
+                matches!(bad, Err(SchedulerError::UnknownTask { .. })),
+                "{bad:?}"
+            );
+            let bad = ctl
+                .send(ControlRequest::MarkRun {
+                    dag_id: "other-dag".into(),
+                    run_id: run_id.clone(),
+                    mark: RunMark::Failed,
+                })
+                .unwrap();
+            assert!(matches!(bad, Err(SchedulerError::UnknownDag(_))), "{bad:?}");
+            // marking the run failed fails `other`, which is still running, at once
+            ctl.send(ControlRequest::MarkRun {
+                dag_id: "m".into(),
+                run_id: run_id.clone(),
+                mark: RunMark::Failed,
+            })
+            .unwrap()
+            .unwrap();
+            assert_eq!(
+                store.get_run("m", &run_id).unwrap().unwrap().state,
+                "failed"
+            );
+            assert_eq!(ti_state(&store, "m", &run_id, "other"), TiState::Failed);
+            release.store(true, Ordering::SeqCst);
+            loop_thread.join().unwrap();
+        });
+        let r = store.get_run("m", &run_id).unwrap().unwrap();
+        assert_eq!(
+            (r.state.as_str(), r.note.as_deref()),
+            ("failed", Some("looked at it")),
+            "{}",
+            f.name
+        );
+        // the late results were discarded
+        assert_eq!(ti_state(&store, "m", &run_id, "slow"), TiState::Success);
+        assert_eq!(ti_state(&store, "m", &run_id, "other"), TiState::Failed);
+        let logs = store.logs_of("m", &run_id, "other").unwrap();
+        assert!(
+            format!("{logs:?}").contains("Weft.Marked"),
+            "{}: {logs:?}",
+            f.name
+        );
+        // without a loop, a finished run's instance is marked in the store and the run follows
+        let changed = s
+            .apply_control(&ControlRequest::MarkTis {
+                dag_id: "m".into(),
+                run_id: run_id.clone(),
+                tis: vec![("other".into(), Some(-1))],
+                state: TiState::Success,
+            })
+            .unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(
+            store.get_run("m", &run_id).unwrap().unwrap().state,
+            "success"
+        );
+        s.apply_control(&ControlRequest::TiNote {
+            dag_id: "m".into(),
+            run_id: run_id.clone(),
+            task_id: "other".into(),
+            map_index: -1,
+            note: Some("fixed by hand".into()),
+        })
+        .unwrap();
+        let t = store
+            .tis_of("m", &run_id)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.ti.task_id == "other")
+            .unwrap();
+        assert_eq!(t.ti.note.as_deref(), Some("fixed by hand"));
+        assert!(t.end_date.is_some(), "the dates stay");
+    });
+}
+
+/// A tiny SMTP sink on 127.0.0.1: answers every command, keeps each message's recipients and
+/// text. Stops with the test process.
+/// Messages a sink received: (recipients, text).
+type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
+fn smtp_sink() -> (u16, Mails) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got: Mails = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut w) = c else { return };
+            let mut r = BufReader::new(w.try_clone().unwrap());
+            let _ = w.write_all(b"220 sink\r\n");
+            let (mut rcpt, mut data, mut in_data) = (Vec::new(), String::new(), false);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        g.lock()
+                            .unwrap()
+                            .push((std::mem::take(&mut rcpt), std::mem::take(&mut data)));
+                        let _ = w.write_all(b"250 queued\r\n");
+                    } else {
+                        data.push_str(&line);
+                    }
+                } else {
+                    let up = line.to_ascii_uppercase();
+                    let answer: &[u8] = if up.starts_with("EHLO") {
+                        b"250-sink\r\n250 8BITMIME\r\n"
+                    } else if up.starts_with("RCPT TO:") {
+                        rcpt.push(line[8..].trim().to_string());
+                        b"250 ok\r\n"
+                    } else if up.starts_with("DATA") {
+                        in_data = true;
+                        b"354 go\r\n"
+                    } else if up.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        break;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = w.write_all(answer);
+                }
+                line.clear();
+            }
+        }
+    });
+    (port, got)
+}
+
+struct SmtpSecrets(u16);
+
+impl weft_dag::Secrets for SmtpSecrets {
+    fn variable(&self, _: &str) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+    fn connection(&self, id: &str) -> Result<Option<weft_dag::Connection>, String> {
+        Ok((id == "smtp_default").then(|| weft_dag::Connection {
+            conn_type: Some("smtp".into()),
+            host: Some("127.0.0.1".into()),
+            login: None,
+            password: None,
+            schema: None,
+            port: Some(self.0),
+            extra: Some(
+                r#"{"disable_tls": true, "disable_ssl": true, "from_email": "weft@example.com"}"#
+                    .into(),
+            ),
+        }))
+    }
+}
+
+#[test]
+fn failure_and_retry_mail_and_execute_and_skipped_callbacks_are_honoured() {
+    let (port, got) = smtp_sink();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let c2 = calls.clone();
+    let exec: Plain<Exec> = Plain(Box::new(move |ti: &TaskInvocation| {
+        c2.lock().unwrap().push(ti.task_id.clone());
+        match ti.operator.as_str() {
+            "boom" => Err(TaskFailure::new("Boom", "it <broke>")),
+            "skip" => Err(TaskFailure::new("AirflowSkipException", "nothing to do")),
+            _ => Ok(json!(1)),
+        }
+    }));
+    let d = dag("mail:\n  tasks:\n    bad:\n      operator: boom\n      retries: 1\n      retry_delay: 0\n      email: \"ops@example.com, x@example.com\\r\\nBcc: evil@example.com\"\n      on_execute_callback: started_cb\n    quiet:\n      operator: skip\n      on_skipped_callback: skipped_cb\n");
+    let store = SchedStore::open(&sled::Config::new().temporary(true).open().unwrap()).unwrap();
+    let s = Scheduler::with_store(
+        store.clone(),
+        vec![d],
+        &exec,
+        Arc::new(SmtpSecrets(port)),
+        SchedulerConfig::default(),
+    )
+    .unwrap();
+    let rec = s
+        .create_run(
+            "mail",
+            date("2024-03-05"),
+            None,
+            Default::default(),
+            Trigger::Manual,
+        )
+        .unwrap();
+    s.run(&LoopOptions {
+        until_runs: Some(vec![("mail".into(), rec.run_id.clone())]),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        store.get_run("mail", &rec.run_id).unwrap().unwrap().state,
+        "failed"
+    );
+    // one mail for the retry, one for the failure; only the well-formed recipient
+    wait_until("two mails", || got.lock().unwrap().len() == 2);
+    let mails = got.lock().unwrap().clone();
+    for (rcpt, text) in &mails {
+        assert_eq!(rcpt, &vec!["<ops@example.com>".to_string()], "{text}");
+        assert!(!text.to_ascii_lowercase().contains("evil"), "{text}");
+    }
+    // headers may be folded: unfold before reading the subject
+    let subjects: Vec<String> = mails
+        .iter()
+        .map(|(_, t)| {
+            let t = t.replace("\r\n ", " ").replace("\r\n\t", " ");
+            t.lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for want in ["[up_for_retry]>", "[failed]>"] {
+        assert!(
+            subjects.iter().any(|s| s
+                .starts_with("Subject: Airflow alert: <TaskInstance: mail.bad ")
+                && s.ends_with(want)),
+            "{subjects:?}"
+        );
+    }
+    assert!(
+        mails.iter().all(|(_, t)| t.contains("it &lt;broke&gt;")),
+        "{mails:?}"
+    );
+    // the callbacks ran (as invocations of their plugin) and were logged with the try
+    wait_until("the callbacks", || {
+        let c = calls.lock().unwrap();
+        c.iter()
+            .filter(|t| t.as_str() == "bad:on_execute_callback")
+            .count()
+            == 2
+            && c.iter().any(|t| t == "quiet:on_skipped_callback")
+    });
+    let logs = format!("{:?}", store.logs_of("mail", &rec.run_id, "bad").unwrap());
+    assert!(
+        logs.contains("ops@example.com") && logs.contains("email"),
+        "{logs}"
+    );
 }

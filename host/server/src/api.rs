@@ -875,7 +875,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
             cause.as_deref(),
         )?;
         app.rt.forget_tokens_of(&e.arn);
-        crate::metrics::execution_finished(app, "ABORTED", now - e.start_ms);
+        crate::metrics::execution_finished(app, &e.arn, "ABORTED", now - e.start_ms);
         crate::traces::execution_ended(&e, "ABORTED", error.as_deref(), now);
         app.live.status(&e.arn, "ABORTED"); // web UI live updates
                                             // a `.sync` parent learns that its child was aborted

@@ -193,6 +193,7 @@ mod tests {
             queued_at: day(d + 1),
             start_date: None,
             end_date: None,
+            note: None,
         }
     }
 

@@ -3,8 +3,11 @@
 //! triggered or cleared from the UI or `POST /v1/dags/{id}/runs` run here, with every task in
 //! the sandbox. A DAG's timetable and file trigger create runs only while it is unpaused
 //! (`PATCH /api/v2/dags/{id}` `{"is_paused": false}`); new DAGs start paused as in Airflow,
-//! unless `WEFT_SERVER_SCHEDULE_DAGS=1` or their `is_paused_upon_creation: false`. Triggered runs
-//! run whatever the flag. The DAG folder is loaded again when one of its files changes.
+//! unless `--dags-paused-at-creation false` or their `is_paused_upon_creation: false`. As in
+//! Airflow, a paused DAG's triggered runs stay queued and its running runs start no new task
+//! instance (running tries finish). Marks and notes on the runs the thread holds reach it
+//! through [`crate::AppState::dag_control`]. The DAG folder is loaded again when one of its
+//! files changes.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -36,9 +39,10 @@ pub(crate) fn config(app: &AppState, dir: &std::path::Path) -> Result<SchedulerC
 }
 
 /// Whether DAGs never paused or unpaused start paused: yes (Airflow's default) unless
-/// `WEFT_SERVER_SCHEDULE_DAGS=1`.
+/// `weft server --dags-paused-at-creation false`, `WEFT_DAGS_ARE_PAUSED_AT_CREATION=false` or
+/// `WEFT_SERVER_SCHEDULE_DAGS=1` (a bad value was refused when the server started).
 pub(crate) fn dags_paused_at_creation() -> bool {
-    !std::env::var("WEFT_SERVER_SCHEDULE_DAGS").is_ok_and(|v| v == "1")
+    weft_engine::scheduler::paused_at_creation_from_env().unwrap_or(true)
 }
 
 /// How often the DAG folder is checked for changed files (Airflow re-parses on an interval too).
@@ -89,7 +93,13 @@ fn supervise(app: &Arc<AppState>, dir: &std::path::Path) {
     let shutdown = || app.rt.shutdown.load(Ordering::SeqCst);
     while !shutdown() {
         let seen = folder_fingerprint(dir);
+        let parse = std::time::Instant::now();
         let (dags, errors, _) = crate::rest::load_dags(app);
+        let m = &app.dag_metrics;
+        m.dag_processing_total_parse_time
+            .set(&[], parse.elapsed().as_secs_f64());
+        m.dag_processing_import_errors.set(&[], errors.len() as f64);
+        m.dag_processing_dag_count.set(&[], dags.len() as f64);
         for e in &errors {
             tracing::warn!("DAG folder: {e}");
         }
@@ -146,6 +156,9 @@ fn run(
         .run(&LoopOptions {
             schedule: true,
             adopt: true,
+            hold_paused: true,
+            control: Some(&app.dag_control),
+            metrics: Some(&app.dag_metrics),
             stop: Some(stop),
             ..Default::default()
         })
@@ -209,7 +222,11 @@ impl ServerTries<'_> {
 impl ServerTries<'_> {
     /// A plugin try runs on a worker of its queue (`queue:`, default `default`) when the
     /// dispatcher routes the queue remotely, else here (see [`crate::remote_tasks`]).
-    fn run_plugin_try(&self, inv: &weft_dag::TaskInvocation) -> weft_engine::scheduler::TryOutcome {
+    fn run_plugin_try(
+        &self,
+        inv: &weft_dag::TaskInvocation,
+        cancel: &weft_engine::plugin_host::Cancel,
+    ) -> weft_engine::scheduler::TryOutcome {
         let queue = inv
             .queue
             .clone()
@@ -230,15 +247,33 @@ impl ServerTries<'_> {
                 .map_err(|e| e.to_string())
                 .and_then(|r| self.sandbox.host.resolve(&r).map_err(|e| e.to_string()))
             {
-                return crate::remote_tasks::run_dag_try(&self.app, self.sandbox, inv, &rec, queue);
+                return crate::remote_tasks::run_dag_try(
+                    &self.app,
+                    self.sandbox,
+                    inv,
+                    &rec,
+                    queue,
+                    &|| cancel(),
+                );
             }
         }
-        weft_engine::scheduler::TryRunner::run_try(self.sandbox, inv)
+        weft_engine::scheduler::TryRunner::run_try_cancellable(self.sandbox, inv, cancel)
     }
 }
 
 impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
     fn run_try(&self, inv: &weft_dag::TaskInvocation) -> weft_engine::scheduler::TryOutcome {
+        self.run_try_cancellable(
+            inv,
+            &(Arc::new(|| false) as weft_engine::plugin_host::Cancel),
+        )
+    }
+
+    fn run_try_cancellable(
+        &self,
+        inv: &weft_dag::TaskInvocation,
+        cancel: &weft_engine::plugin_host::Cancel,
+    ) -> weft_engine::scheduler::TryOutcome {
         match inv.operator.strip_prefix(STATE_MACHINE_OPERATOR) {
             Some(name) => weft_engine::scheduler::TryOutcome {
                 result: self
@@ -246,7 +281,7 @@ impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
                     .and_then(|()| run_state_machine(&self.app, name, inv)),
                 log: Value::Null,
             },
-            None => self.run_plugin_try(inv),
+            None => self.run_plugin_try(inv, cancel),
         }
     }
 
@@ -366,6 +401,18 @@ fn no_tasks(_: &weft_dag::TaskInvocation) -> Result<Value, weft_dag::TaskFailure
         error: "Weft.NotHere".into(),
         cause: "tasks run on the server's scheduler thread".into(),
     })
+}
+
+/// Applies a mark or note: through the server's scheduler thread when it runs (it holds the
+/// queued and running runs; tries a mark overrides are stopped), else on the store.
+pub(crate) fn apply_control(
+    app: &AppState,
+    req: weft_engine::scheduler::ControlRequest,
+) -> Result<Vec<(String, i64)>, ApiError> {
+    match app.dag_control.send(req.clone()) {
+        Some(r) => r.map_err(sched_error),
+        None => with_control(app, |s| s.apply_control(&req).map_err(sched_error)),
+    }
 }
 
 pub(crate) fn sched_error(e: weft_engine::scheduler::SchedulerError) -> ApiError {

@@ -258,9 +258,9 @@ pub fn start_async(
     tokio::task::spawn_blocking(move || {
         let r = run(&app2, &smr, &mut sm, &arn2, &name, input, mocks);
         let status = if r.is_ok() { "SUCCEEDED" } else { "FAILED" };
-        crate::metrics::execution_finished(&app2, status, now_ms() - start);
+        crate::metrics::execution_finished(&app2, &arn2, status, now_ms() - start);
     });
-    crate::metrics::execution_started(app);
+    crate::metrics::execution_started(app, &arn);
     json!({"executionArn": arn, "startDate": ts(start)})
 }
 

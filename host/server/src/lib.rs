@@ -28,6 +28,7 @@ pub mod guard;
 pub mod live;
 pub mod map_runs;
 pub mod metrics;
+pub mod metrics_series;
 pub mod pending;
 pub mod records;
 pub mod remote_tasks;
@@ -118,6 +119,11 @@ pub struct AppState {
     pub(crate) home_map: Arc<weft_engine::resource_map::ResourceMap>,
     /// Where plugin tasks go when remote workers are connected (see [`dispatch`]).
     pub dispatch: Arc<dyn dispatch::TaskDispatch>,
+    /// Marks and notes for the DAG runs the server's scheduler thread holds (see
+    /// [`dag_scheduler`]).
+    pub dag_control: weft_engine::scheduler::Control,
+    /// Airflow's scheduler metrics of the server's DAG scheduler (see [`metrics_series`]).
+    pub dag_metrics: Arc<weft_engine::metrics::DagMetrics>,
 }
 
 impl AppState {
@@ -247,6 +253,8 @@ impl AppState {
                 dispatch::MemoryDispatch::heartbeat_timeout_from_env(),
                 local_tasks,
             )),
+            dag_control: weft_engine::scheduler::Control::default(),
+            dag_metrics: Arc::new(weft_engine::metrics::DagMetrics::default()),
         });
         let n = runtime::Runtime::start(&state)?;
         dag_scheduler::start(&state);

@@ -1,7 +1,9 @@
 //! Prometheus metrics at `GET /metrics`, named after Step Functions' CloudWatch metrics
 //! (ExecutionsStarted, ExecutionsSucceeded, ExecutionsFailed, ExecutionsAborted,
 //! ExecutionsTimedOut, ExecutionTime), task figures (runs, failures, duration, fuel, sandbox
-//! denials) and the runtime's own gauges.
+//! denials) and the runtime's own gauges; the labelled families (Airflow's metric names, the
+//! same Step Functions metrics per state machine, slots per worker) are
+//! [`crate::metrics_series`]'s.
 //!
 //! When the server has credentials the endpoint needs one too, as any `/v1` route
 //! (`Authorization: Bearer SECRET`, which Prometheus sends with `authorization: {credentials_file:
@@ -33,6 +35,8 @@ pub struct Metrics {
     task_us_sum: AtomicU64,
     fuel: AtomicU64,
     denials: AtomicU64,
+    /// The same executions per state machine (see [`crate::metrics_series`]).
+    pub(crate) by_state_machine: crate::metrics_series::StateMachineSeries,
 }
 
 /// Records one sandboxed task attempt.
@@ -63,12 +67,20 @@ pub(crate) fn remote_task_finished(app: &AppState, failed: bool, fuel: u64) {
     m.fuel.fetch_add(fuel, Ordering::Relaxed);
 }
 
-pub(crate) fn execution_started(app: &AppState) {
+pub(crate) fn execution_started(app: &AppState, execution_arn: &str) {
     app.metrics.started.fetch_add(1, Ordering::Relaxed);
+    app.metrics.by_state_machine.started(execution_arn);
 }
 
-pub(crate) fn execution_finished(app: &AppState, status: &str, elapsed_ms: i64) {
+pub(crate) fn execution_finished(
+    app: &AppState,
+    execution_arn: &str,
+    status: &str,
+    elapsed_ms: i64,
+) {
     let m = &app.metrics;
+    m.by_state_machine
+        .finished(execution_arn, status, elapsed_ms);
     let c = match status {
         "SUCCEEDED" => &m.succeeded,
         "FAILED" => &m.failed,
@@ -165,6 +177,7 @@ pub fn render(app: &AppState) -> String {
     let _ = writeln!(s, "# TYPE weft_executions_queued gauge");
     let _ = writeln!(s, "weft_executions_queued {}", app.rt.queued());
     remote_series(&mut s, app.dispatch.as_ref());
+    crate::metrics_series::render(&mut s, app);
     s
 }
 

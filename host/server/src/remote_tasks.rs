@@ -211,13 +211,15 @@ fn heartbeat_every(app: &AppState) -> u64 {
 
 /// Runs one try of a DAG task instance on a worker of `queue`: the plugin `rec`, the grant of
 /// the task's `grant:` role, a sensor poked once (`true`: done; `false`:
-/// [`weft_dag::SENSOR_NOT_READY`]). The try's log names the worker.
+/// [`weft_dag::SENSOR_NOT_READY`]). The try's log names the worker. `cancelled` stops it on
+/// the worker (a task instance marked while it runs).
 pub(crate) fn run_dag_try(
     app: &AppState,
     exec: &weft_engine::dag_exec::SandboxTaskExecutor<'_>,
     inv: &weft_dag::TaskInvocation,
     rec: &PluginRecord,
     queue: String,
+    cancelled: &dyn Fn() -> bool,
 ) -> weft_engine::scheduler::TryOutcome {
     let fail = |error: &str, cause: String| weft_engine::scheduler::TryOutcome {
         result: Err(weft_dag::TaskFailure::new(error, cause)),
@@ -263,7 +265,7 @@ pub(crate) fn run_dag_try(
         secrets,
         heartbeat_ms: heartbeat_every(app),
     };
-    let (o, worker) = match dispatch_and_wait(app, task, &|| false) {
+    let (o, worker) = match dispatch_and_wait(app, task, cancelled) {
         Ended::Reported(o, worker) => (*o, worker),
         Ended::Cancelled(f) => return fail(&f.error, f.cause),
         Ended::Lost(worker, cause) => (RemoteOutcome::failed("States.TaskFailed", cause), worker),

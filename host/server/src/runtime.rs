@@ -1006,7 +1006,7 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
         app.live.status(&rec.arn, status); // web UI live updates
         crate::traces::execution_ended(e, status, e.error.as_deref(), stop);
     }
-    crate::metrics::execution_finished(app, status, stop - rec.start_ms);
+    crate::metrics::execution_finished(app, &rec.arn, status, stop - rec.start_ms);
     if let (Some(e), Some((parent, key))) = (finished, &rec.parent) {
         answer_parent(app, &e, parent, key);
     }
@@ -1135,7 +1135,7 @@ pub(crate) fn insert_execution(
                 .commit
                 .commit()
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            crate::metrics::execution_started(app);
+            crate::metrics::execution_started(app, &rec.arn);
             app.rt.schedule(&rec.arn);
             Ok((rec, true))
         }

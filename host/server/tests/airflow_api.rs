@@ -1,5 +1,6 @@
 //! Airflow's REST API (`/api/v2`) over real HTTP: the user's side (pause, trigger with conf,
-//! 409 on a taken run id, variables and connections with secrets redacted, Airflow's error
+//! marking running task instances and runs (their tries are stopped), notes, 409 on a taken
+//! run id, variables and connections with secrets redacted, Airflow's error
 //! shapes, `POST /auth/token`) and the attacker's (a principal allowed some DAGs cannot see or
 //! act on others through any route, `~` wildcards and list filters included; `order_by`
 //! injection and unknown fields are refused; `limit` is capped; `conf` is capped; malformed
@@ -226,6 +227,7 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
             xcom: json!({"rows": 3}),
             error: None,
             mapped_args: Default::default(),
+            note: None,
         },
         start_date: Some(1.0),
         end_date: Some(2.0),
@@ -368,6 +370,22 @@ async fn a_principal_sees_and_acts_only_on_its_dags_through_every_route() {
             r#"{"new_state": "success"}"#,
         ),
         (
+            "PATCH",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a/dry_run",
+            r#"{"new_state": "failed"}"#,
+        ),
+        (
+            "PATCH",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a?update_mask=note",
+            r#"{"note": "mine now"}"#,
+        ),
+        (
+            "PATCH",
+            "/api/v2/dags/prod-pipe/dagRuns/shared-id?update_mask=note",
+            r#"{"note": "mine now"}"#,
+        ),
+        ("DELETE", "/api/v2/dags/prod-pipe", ""),
+        (
             "GET",
             "/api/v2/dags/prod-pipe/dagRuns/shared-id/taskInstances/a/logs/1",
             "",
@@ -413,9 +431,37 @@ async fn a_principal_sees_and_acts_only_on_its_dags_through_every_route() {
             "{path}: {v}"
         );
     }
+    // marking the caller's own run of the same id changes that DAG's run only, also through
+    // a path that tries to climb into the other DAG
+    let (st, v) = dev(
+        &s,
+        "PATCH",
+        "/api/v2/dags/dev-pipe/dagRuns/shared-id/taskInstances/a",
+        r#"{"new_state": "success"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["task_instances"][0]["dag_id"], "dev-pipe", "{v}");
+    for path in [
+        "/api/v2/dags/dev-pipe%2F..%2Fprod-pipe/dagRuns/shared-id/taskInstances/a",
+        "/api/v2/dags/dev-pipe/../prod-pipe/dagRuns/shared-id/taskInstances/a",
+        "/api/v2/dags/dev-pipe/dagRuns/..%2F..%2Fprod-pipe%2FdagRuns%2Fshared-id/taskInstances/a",
+    ] {
+        let (st, v) = dev(&s, "PATCH", path, r#"{"new_state": "failed"}"#).await;
+        assert!(matches!(st, 403 | 404 | 422), "{path}: {st} {v}");
+    }
     // the prod run is untouched
     let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
     assert!(store.get_run("prod-pipe", "shared-id").unwrap().is_some());
+    assert!(store.tis_of("prod-pipe", "shared-id").unwrap().is_empty());
+    assert_eq!(
+        store
+            .get_run("prod-pipe", "shared-id")
+            .unwrap()
+            .unwrap()
+            .note,
+        None
+    );
     assert_eq!(store.dag_paused("prod-pipe").unwrap(), None);
     // variables and connections: only `dev_*`
     let (st, _) = admin(
@@ -581,7 +627,7 @@ async fn hostile_queries_and_bodies_are_refused_in_airflows_shape() {
     // a DAG id outside Airflow's alphabet is simply not found
     let (st, _) = admin(&s, "GET", "/api/v2/dags/a%2F..%2Fb", "").await;
     assert_eq!(st, 404);
-    // no run can be marked or deleted while the scheduler owns it
+    // no run can be deleted while the scheduler owns it; marking it ends it
     let (st, v) = admin(
         &s,
         "POST",
@@ -594,10 +640,16 @@ async fn hostile_queries_and_bodies_are_refused_in_airflows_shape() {
     let mut rec = store.get_run("prod-pipe", "r1").unwrap().unwrap();
     rec.state = "running".into();
     store.put_run(&rec).unwrap();
-    for (method, body) in [("PATCH", r#"{"state": "success"}"#), ("DELETE", "")] {
-        let (st, v) = admin(&s, method, "/api/v2/dags/prod-pipe/dagRuns/r1", body).await;
-        assert_eq!(st, 409, "{method}: {v}");
-    }
+    let (st, v) = admin(&s, "DELETE", "/api/v2/dags/prod-pipe/dagRuns/r1", "").await;
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/prod-pipe/dagRuns/r1",
+        r#"{"state": "success"}"#,
+    )
+    .await;
+    assert_eq!((st, &v["state"]), (200, &json!("success")), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -671,6 +723,7 @@ async fn list_runs_figures() {
                 queued_at: d,
                 start_date: Some(d),
                 end_date: Some(d + chrono::Duration::minutes(5)),
+                note: None,
             })
             .unwrap();
     }
@@ -1074,4 +1127,303 @@ async fn queued_events_are_listed_and_cleared() {
     )
     .await;
     assert_eq!(st, 404);
+}
+
+/// A server running DAG `watch` for real: two sensors that poke a file that never comes (so
+/// their tries run until something stops them) and a task after the first.
+async fn start_watching() -> Srv {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path().display().to_string();
+    for d in ["dags", "roles", "in"] {
+        std::fs::create_dir_all(home.path().join(d)).unwrap();
+    }
+    std::fs::write(
+        home.path().join("roles/watch.json"),
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["fs:Read"],
+            "Resource": [format!("file:{h}/in"), format!("file:{h}/in/*")]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let sensor = |id: &str| {
+        format!("    {id}:\n      operator: file-sensor\n      grant: watch\n      path: {h}/in/never.flag\n      poke_interval: 0.1\n      timeout: 600\n")
+    };
+    std::fs::write(
+        home.path().join("dags/watch.yaml"),
+        format!(
+            "watch:\n  schedule: null\n  is_paused_upon_creation: false\n  tasks:\n{}{}    after:\n      operator: echo\n      dependencies: [wait]\n",
+            sensor("wait"),
+            sensor("side")
+        ),
+    )
+    .unwrap();
+    let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+    let dir = std::env::var_os("WEFT_PLUGINS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins")
+        });
+    for p in ["echo.wasm", "file-sensor.wasm"] {
+        weft_plugins::install_path(
+            &store.plugin_store(),
+            &dir.join(p),
+            &weft_plugins::InstallOptions { force: true },
+        )
+        .unwrap();
+    }
+    let tokens = Tokens(HashMap::from([
+        principal("admin", "admin-secret", None),
+        principal("dev", "dev-secret", Some(DEV)),
+    ]));
+    common::serve_state(
+        home,
+        weft_server::AppState::with_limit(store, Some(tokens), 10).unwrap(),
+    )
+    .await
+}
+
+/// Polls `path` (as the admin) until `f` holds on its JSON (at most a minute).
+async fn poll_until(s: &Srv, path: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let (_, v) = admin(s, "GET", path, "").await;
+        if f(&v) {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "never {what}: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_running_work_stops_its_tries_and_notes_are_kept() {
+    let s = start_watching().await;
+    let (st, v) = admin(
+        &s,
+        "POST",
+        "/api/v2/dags/watch/dagRuns",
+        r#"{"dag_run_id": "r1", "logical_date": null, "note": "first try"}"#,
+    )
+    .await;
+    assert_eq!((st, &v["note"]), (200, &json!("first try")), "{v}");
+    let ti = "/api/v2/dags/watch/dagRuns/r1/taskInstances";
+    poll_until(&s, &format!("{ti}/wait"), "wait running", |v| {
+        v["state"] == "running"
+    })
+    .await;
+    // a dry run lists what would change and changes nothing
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        &format!("{ti}/wait/dry_run"),
+        r#"{"new_state": "success"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(ids(&v, "task_instances", "task_id"), ["wait"]);
+    let (_, v) = admin(&s, "GET", &format!("{ti}/wait"), "").await;
+    assert_eq!(v["state"], "running", "{v}");
+    // marked success while it pokes: the try is stopped, its downstream runs
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        &format!("{ti}/wait"),
+        r#"{"new_state": "success"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["task_instances"][0]["state"], "success", "{v}");
+    poll_until(&s, &format!("{ti}/after"), "after ran", |v| {
+        v["state"] == "success"
+    })
+    .await;
+    let log = poll_until(
+        &s,
+        &format!("{ti}/wait/logs/1"),
+        "the stopped try's log",
+        |v| v.to_string().contains("Weft.Cancelled"),
+    )
+    .await;
+    assert!(log.to_string().contains("Weft.Marked"), "{log}");
+    let (_, v) = admin(&s, "GET", &format!("{ti}/wait"), "").await;
+    assert_eq!(v["state"], "success", "the late result was discarded: {v}");
+    // the run marked failed while `side` pokes: `side` fails, the run ends at once
+    poll_until(&s, &format!("{ti}/side"), "side running", |v| {
+        v["state"] == "running"
+    })
+    .await;
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/watch/dagRuns/r1",
+        r#"{"state": "failed"}"#,
+    )
+    .await;
+    assert_eq!((st, &v["state"]), (200, &json!("failed")), "{v}");
+    let (_, v) = admin(&s, "GET", &format!("{ti}/side"), "").await;
+    assert_eq!(v["state"], "failed", "{v}");
+    poll_until(
+        &s,
+        &format!("{ti}/side/logs/1"),
+        "side's try stopped",
+        |v| v.to_string().contains("Weft.Cancelled"),
+    )
+    .await;
+    // notes, with update_mask; the state stays
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/watch/dagRuns/r1?update_mask=note",
+        r#"{"note": "checked", "state": "success"}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, &v["note"], &v["state"]),
+        (200, &json!("checked"), &json!("failed")),
+        "{v}"
+    );
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        &format!("{ti}/wait?update_mask=note"),
+        r#"{"note": "ok by hand"}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = admin(&s, "GET", &format!("{ti}/wait"), "").await;
+    assert_eq!(
+        (&v["note"], &v["state"]),
+        (&json!("ok by hand"), &json!("success"))
+    );
+    let long = json!({ "note": "x".repeat(1001) }).to_string();
+    let (st, v) = admin(&s, "PATCH", "/api/v2/dags/watch/dagRuns/r1", &long).await;
+    assert_eq!(st, 422, "{v}");
+    // a principal without rights on the DAG can neither read nor change any of it
+    for (method, path, body) in [
+        ("GET", "/api/v2/dags/watch/dagRuns/r1".to_string(), ""),
+        ("GET", format!("{ti}/wait"), ""),
+        (
+            "PATCH",
+            "/api/v2/dags/watch".to_string(),
+            r#"{"is_paused": true}"#,
+        ),
+        (
+            "PATCH",
+            "/api/v2/dags/watch/dagRuns/r1".to_string(),
+            r#"{"state": "success"}"#,
+        ),
+        ("PATCH", format!("{ti}/wait"), r#"{"new_state": "failed"}"#),
+        ("DELETE", "/api/v2/dags/watch".to_string(), ""),
+    ] {
+        let (st, v) = dev(&s, method, &path, body).await;
+        assert_eq!(st, 403, "{method} {path}: {v}");
+    }
+    let (_, v) = admin(&s, "GET", "/api/v2/dags/watch/dagRuns/r1", "").await;
+    assert_eq!(
+        (&v["state"], &v["note"]),
+        (&json!("failed"), &json!("checked"))
+    );
+    // Airflow's metrics and the per-state-machine Step Functions series on /metrics
+    let sm = common::sfn_ok(
+        &s,
+        "admin-secret",
+        "CreateStateMachine",
+        json!({"name": "pass", "definition": r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#,
+            "roleArn": "arn:aws:iam::000000000000:role/x"}),
+    )
+    .await["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    common::sfn_ok(
+        &s,
+        "admin-secret",
+        "StartExecution",
+        json!({"stateMachineArn": sm, "input": "{}"}),
+    )
+    .await;
+    let sm_label = format!("weft_states_ExecutionsSucceeded{{state_machine_arn=\"{sm}\"}}");
+    let text = poll_metrics(&s, &sm_label).await;
+    let m = parse_metrics(&text);
+    let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    assert_eq!(
+        get(r#"airflow_dagrun_duration_failed_count{dag_id="watch"}"#),
+        1.0
+    );
+    assert!(get(r#"airflow_dagrun_duration_failed_sum{dag_id="watch"}"#) > 0.0);
+    assert_eq!(
+        get(r#"airflow_ti_successes{dag_id="watch",task_id="after"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"airflow_task_duration_count{dag_id="watch",task_id="after"}"#),
+        1.0
+    );
+    assert!(get("airflow_scheduler_heartbeat") >= 1.0);
+    assert!(get(r#"airflow_pool_open_slots{pool="default_pool"}"#) >= 1.0);
+    assert!(m.contains_key(r#"airflow_pool_running_slots{pool="default_pool"}"#));
+    assert!(m.contains_key(r#"airflow_pool_queued_slots{pool="default_pool"}"#));
+    assert!(m.contains_key("airflow_executor_open_slots"));
+    assert!(m.contains_key("airflow_executor_queued_tasks"));
+    assert!(m.contains_key("airflow_executor_running_tasks"));
+    assert_eq!(get("airflow_dag_processing_import_errors"), 0.0);
+    assert_eq!(get("airflow_dag_processing_dag_count"), 1.0);
+    assert!(m.contains_key("airflow_dag_processing_total_parse_time"));
+    assert_eq!(
+        get(&format!(
+            "weft_states_ExecutionsStarted{{state_machine_arn=\"{sm}\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(get(&sm_label), 1.0);
+    assert_eq!(
+        get(&format!(
+            "weft_states_ExecutionTime_count{{state_machine_arn=\"{sm}\"}}"
+        )),
+        1.0
+    );
+    // a principal without weft:GetMetrics reads none of it
+    let (st, _) = dev(&s, "GET", "/metrics", "").await;
+    assert_eq!(st, 403);
+    // the run has finished: the DAG's records can be deleted
+    let (st, v) = admin(&s, "DELETE", "/api/v2/dags/watch", "").await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = admin(&s, "GET", "/api/v2/dags/watch/dagRuns/r1", "").await;
+    assert_eq!(st, 404);
+}
+
+/// The samples of a Prometheus text scrape: `name{labels}` -> value (comments skipped; every
+/// other line must be `SERIES VALUE`).
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let v: f64 = v.parse().unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Scrapes `/metrics` (as the admin) until `series` appears (at most a minute).
+async fn poll_metrics(s: &Srv, series: &str) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        let auth = "Bearer admin-secret".to_string();
+        let (st, _, text) =
+            common::request(s.addr, "GET", "/metrics", &[("Authorization", &auth)], "").await;
+        assert_eq!(st, 200, "{text}");
+        if parse_metrics(&text).contains_key(series) {
+            return text;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "never {series}:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -29,6 +29,7 @@ use weft_dag::{
     TiState, SENSOR_NOT_READY,
 };
 
+use super::control::{self, Control, ControlRequest, Reply};
 use super::files::FileTrigger;
 use super::pools::{PoolCheck, Pools};
 use super::runner::TryRunner;
@@ -135,6 +136,14 @@ pub struct LoopOptions<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Called with every task-instance state change (for progress output).
     pub on_change: Option<&'a OnChange>,
+    /// Marks and notes from outside the loop (the server's API) reach it through this handle.
+    pub control: Option<&'a Control>,
+    /// Hold the runs of paused DAGs as Airflow's scheduler does: their queued runs stay queued
+    /// and no new task instance of their running runs starts (running tries finish). Off for
+    /// the commands that run one run in-process (`weft dag trigger|backfill|clear`).
+    pub hold_paused: bool,
+    /// Airflow's scheduler metrics, updated as the loop goes (see [`crate::metrics`]).
+    pub metrics: Option<&'a crate::metrics::DagMetrics>,
 }
 
 /// Statistics of one [`Scheduler::run`].
@@ -154,7 +163,7 @@ pub struct LoopStats {
 
 /// The persistent scheduler.
 pub struct Scheduler<'a> {
-    store: SchedStore,
+    pub(super) store: SchedStore,
     dags: HashMap<String, Arc<Dag>>,
     cross: super::cross_dag::CrossDag,
     exec: &'a dyn TryRunner,
@@ -172,6 +181,10 @@ struct Active {
     finished_at: HashMap<usize, Instant>,
     /// Past its `dagrun_timeout`: unfinished instances were skipped, results are ignored.
     timed_out: bool,
+    /// Tries stopped by a mark: their results are discarded when they come back.
+    voided: HashSet<(usize, usize)>,
+    /// The state the run was marked with (it ends in it once its stopped tries are back).
+    marked: Option<&'static str>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -186,7 +199,7 @@ struct Pending {
     i: usize,
 }
 
-enum Msg {
+pub(super) enum Msg {
     Done {
         run: u64,
         t: usize,
@@ -205,6 +218,29 @@ enum Msg {
         plugin: String,
         result: Result<Value, TaskFailure>,
     },
+    /// A change asked for from outside the loop (see [`control`]).
+    Control(ControlRequest, Reply),
+}
+
+/// The environment variable of Airflow's `dags_are_paused_at_creation`.
+pub const PAUSED_AT_CREATION_ENV: &str = "WEFT_DAGS_ARE_PAUSED_AT_CREATION";
+
+/// Whether DAGs never paused or unpaused start paused, from `$WEFT_DAGS_ARE_PAUSED_AT_CREATION`
+/// (`true`/`false`, `1`/`0`; Airflow's `AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION`), else
+/// `WEFT_SERVER_SCHEDULE_DAGS=1` (the older spelling) for unpaused, else Airflow's default:
+/// paused. A value that is not a boolean is an error naming the variable.
+pub fn paused_at_creation_from_env() -> Result<bool, SchedulerError> {
+    match std::env::var(PAUSED_AT_CREATION_ENV) {
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(SchedulerError::Config(format!(
+                "{PAUSED_AT_CREATION_ENV}=`{}`: expected true or false",
+                v.chars().take(40).collect::<String>()
+            ))),
+        },
+        Err(_) => Ok(!std::env::var("WEFT_SERVER_SCHEDULE_DAGS").is_ok_and(|v| v == "1")),
+    }
 }
 
 /// Whether a DAG is paused: the `stored` flag, else the DAG's `is_paused_upon_creation`, else
@@ -340,6 +376,7 @@ impl<'a> Scheduler<'a> {
             queued_at: Utc::now(),
             start_date: None,
             end_date: None,
+            note: None,
         };
         self.store.insert_run(&rec)?;
         self.store.flush()?;
@@ -397,7 +434,7 @@ impl<'a> Scheduler<'a> {
         Ok(cleared)
     }
 
-    fn machine(&self, dag: &Arc<Dag>, rec: &DagRunRecord) -> RunMachine {
+    pub(super) fn machine(&self, dag: &Arc<Dag>, rec: &DagRunRecord) -> RunMachine {
         let triggering = if rec.run_type == super::assets::ASSET_TRIGGERED {
             match self
                 .store
@@ -429,7 +466,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Write a machine's pending changes (one batch).
-    fn persist(
+    pub(super) fn persist(
         &self,
         m: &mut RunMachine,
         rec: &DagRunRecord,
@@ -546,7 +583,7 @@ impl<'a> Scheduler<'a> {
     pub fn run(&self, opts: &LoopOptions<'_>) -> Result<LoopStats, SchedulerError> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let exec = self.exec;
-        std::thread::scope(|s| {
+        let out = std::thread::scope(|s| {
             let pool = WorkerPool::new(
                 s,
                 self.cfg.min_workers,
@@ -558,14 +595,39 @@ impl<'a> Scheduler<'a> {
             } else {
                 None
             };
+            if let Some(c) = opts.control {
+                c.attach(tx.clone());
+            }
             let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
+            if let Some(c) = opts.control {
+                c.detach();
+            }
             let peak = pool.peak();
             drop(pool);
             r.map(|mut st| {
                 st.peak_workers = peak;
                 st
             })
-        })
+        });
+        // every worker has ended: callbacks and e-mail that finished after the last run are
+        // still logged; requests that arrived too late are answered by their callers
+        for m in rx.try_iter() {
+            if let Msg::Callback {
+                what,
+                key: (dag_id, run_id, task_id, map_index, try_number),
+                plugin,
+                result,
+            } = m
+            {
+                let entry = match &result {
+                    Ok(v) => json!({"callback": what, "plugin": plugin, "result": v}),
+                    Err(e) => json!({"callback": what, "plugin": plugin, "error": e}),
+                };
+                self.store
+                    .append_log(&dag_id, &run_id, &task_id, map_index, try_number, entry)?;
+            }
+        }
+        out
     }
 
     #[allow(clippy::too_many_lines)]
@@ -588,6 +650,8 @@ impl<'a> Scheduler<'a> {
         let mut running_per_dag: HashMap<String, usize> = HashMap::new();
         let mut in_flight_total = 0usize;
         let mut inbox: Vec<Msg> = Vec::new();
+        // Tries that ended this pass: their start times go once the pass is persisted.
+        let mut ended_tries: Vec<(u64, usize, usize)> = Vec::new();
         let mut triggers: Vec<FileTrigger> = if opts.schedule {
             self.dags
                 .values()
@@ -606,6 +670,12 @@ impl<'a> Scheduler<'a> {
         let mut next_adopt = Instant::now() + self.cfg.tick;
         // Asset queues are read once a tick (and on an idle pass), not on every pass.
         let mut next_asset_check = Instant::now();
+        // The stop switch of each try in flight, by (run, task, instance).
+        let mut cancels: HashMap<(u64, usize, usize), Arc<AtomicBool>> = HashMap::new();
+        // Paused DAGs whose runs are held (`hold_paused`), read again every tick.
+        let mut paused: HashSet<String> = HashSet::new();
+        let mut next_paused_check = Instant::now();
+        let mut next_metrics = Instant::now();
 
         // Resume unfinished runs of the loaded DAGs.
         for rec in self.store.unfinished_runs()? {
@@ -627,6 +697,15 @@ impl<'a> Scheduler<'a> {
 
         loop {
             let now_dt = Utc::now();
+            if opts.hold_paused && Instant::now() >= next_paused_check {
+                next_paused_check = Instant::now() + self.cfg.tick;
+                paused.clear();
+                for dag in self.dags.values() {
+                    if self.is_paused(dag)? {
+                        paused.insert(dag.dag_id.clone());
+                    }
+                }
+            }
 
             // 1. New runs from timetables and file triggers.
             if opts.schedule {
@@ -707,6 +786,11 @@ impl<'a> Scheduler<'a> {
                     let Some(dag) = self.dags.get(&rec.dag_id) else {
                         continue;
                     };
+                    if paused.contains(&rec.dag_id) {
+                        // a paused DAG's queued runs stay queued
+                        keep.push(rec);
+                        continue;
+                    }
                     let n = active
                         .values()
                         .filter(|a| a.rec.dag_id == rec.dag_id)
@@ -765,6 +849,7 @@ impl<'a> Scheduler<'a> {
                         if let Some(l) = latency {
                             stats.dispatch_latencies.push(l);
                         }
+                        cancels.remove(&(run, t, i));
                         let Some(a) = active.get_mut(&run) else {
                             continue;
                         };
@@ -791,9 +876,26 @@ impl<'a> Scheduler<'a> {
                         if a.timed_out {
                             continue;
                         }
+                        if a.voided.remove(&(t, i)) {
+                            // marked while it ran: the mark stands, the result is discarded
+                            a.started.remove(&(t, i));
+                            continue;
+                        }
                         let error = result.as_ref().err().cloned();
                         let state = a.m.finish(t, i, result, elapsed, now_s());
-                        a.started.remove(&(t, i));
+                        if let Some(mx) = opts.metrics {
+                            let labels = [a.rec.dag_id.as_str(), task.task_id.as_str()];
+                            match state {
+                                TiState::Success => mx.ti_successes.observe(&labels, 1.0),
+                                TiState::Failed => mx.ti_failures.observe(&labels, 1.0),
+                                _ => {}
+                            }
+                            if state.is_finished() || state == TiState::UpForRetry {
+                                mx.task_duration.observe(&labels, elapsed);
+                            }
+                        }
+                        // the start time is persisted with the end, then forgotten
+                        ended_tries.push((run, t, i));
                         if state.is_finished() {
                             a.finished_at.insert(t, ended);
                         }
@@ -809,8 +911,52 @@ impl<'a> Scheduler<'a> {
                             TiState::Success => Some("on_success_callback"),
                             TiState::Failed => Some("on_failure_callback"),
                             TiState::UpForRetry => Some("on_retry_callback"),
+                            TiState::Skipped => Some("on_skipped_callback"),
                             _ => None,
                         };
+                        if super::email::wanted(&task, state.as_str()) {
+                            let secrets = self
+                                .secrets
+                                .for_grant(task.grant.as_deref())
+                                .unwrap_or_else(|| self.secrets.clone());
+                            let (task, tx) = (task.clone(), tx.clone());
+                            let (dag_id, run_id) = (a.rec.dag_id.clone(), a.rec.run_id.clone());
+                            let exception = error
+                                .as_ref()
+                                .map(|e| format!("{}: {}", e.error, e.cause))
+                                .unwrap_or_default();
+                            let st = state.as_str();
+                            pool.submit(Box::new(move || {
+                                let ti = weft_dag::ti_key(&task.task_id, map_index);
+                                let alert = super::email::Alert {
+                                    dag_id: &dag_id,
+                                    run_id: &run_id,
+                                    ti: &ti,
+                                    state: st,
+                                    try_number,
+                                    max_tries: task.retries + 1,
+                                    exception: &exception,
+                                };
+                                let result = super::email::send_alert(&*secrets, &task, &alert)
+                                    .map(|to| json!({"to": to}))
+                                    .map_err(|e| {
+                                        TaskFailure::new("Weft.EmailFailed", e.to_string())
+                                    });
+                                let key = (
+                                    dag_id.clone(),
+                                    run_id.clone(),
+                                    task.task_id.clone(),
+                                    map_index,
+                                    try_number,
+                                );
+                                let _ = tx.send(Msg::Callback {
+                                    what: "email".into(),
+                                    key,
+                                    plugin: super::email::SMTP_CONN.into(),
+                                    result,
+                                });
+                            }));
+                        }
                         if let Some(name) = cb {
                             if let Some(v) = task.extra.get(name) {
                                 let ctx = json!({
@@ -863,6 +1009,13 @@ impl<'a> Scheduler<'a> {
                         self.store
                             .append_log(&dag_id, &run_id, &task_id, map_index, try_number, entry)?;
                     }
+                    Msg::Control(req, reply) => {
+                        let r = self.control_in_loop(&req, &mut active, &mut queued, &cancels);
+                        if let Err(e) = &r {
+                            tracing::warn!(error = %e, "a change to a DAG run was refused");
+                        }
+                        let _ = reply.send(r);
+                    }
                 }
             }
 
@@ -903,6 +1056,11 @@ impl<'a> Scheduler<'a> {
                 if !a.m.startable(p.t, p.i) {
                     continue;
                 }
+                if paused.contains(&a.rec.dag_id) {
+                    // a paused DAG starts no new task instance
+                    set_aside.push(p);
+                    continue;
+                }
                 if !self.past_allows(&a.rec, a.m.task(p.t))? {
                     // depends_on_past / wait_for_downstream: wait for the previous run
                     set_aside.push(p);
@@ -929,6 +1087,33 @@ impl<'a> Scheduler<'a> {
                 let (pool_name, slots) = (task.pool.clone(), task.pool_slots);
                 progressed.insert(p.run);
                 if let Ok(inv) = a.m.start(p.t, p.i, now) {
+                    let task = a.m.task(p.t);
+                    if let Some(v) = task.extra.get("on_execute_callback").cloned() {
+                        let ctx = json!({
+                            "callback": "on_execute_callback", "dag_id": a.rec.dag_id,
+                            "run_id": a.rec.run_id, "task_id": task.task_id,
+                            "map_index": inv.map_index, "try_number": inv.try_number,
+                            "state": "running", "logical_date": iso(&a.rec.logical_date),
+                        });
+                        let key = (
+                            a.rec.dag_id.clone(),
+                            a.rec.run_id.clone(),
+                            task.task_id.clone(),
+                            inv.map_index,
+                            inv.try_number,
+                        );
+                        let grant = task.grant.clone();
+                        self.fire_callbacks(
+                            pool,
+                            exec,
+                            tx,
+                            "on_execute_callback",
+                            &v,
+                            grant,
+                            ctx,
+                            key,
+                        );
+                    }
                     pools.take(&pool_name, slots);
                     *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
                     a.in_flight += 1;
@@ -955,11 +1140,27 @@ impl<'a> Scheduler<'a> {
             for p in set_aside {
                 heap.push(p);
             }
+            if let Some(mx) = opts.metrics.filter(|_| Instant::now() >= next_metrics) {
+                next_metrics = Instant::now() + self.cfg.tick;
+                Self::gauges(
+                    mx,
+                    &active,
+                    &heap,
+                    &pools,
+                    in_flight_total,
+                    self.cfg.parallelism,
+                );
+            }
 
             // 6. Commit the pass, then act on it.
             let mut wrote = 0;
             for a in active.values_mut() {
                 wrote += self.persist(&mut a.m, &a.rec, &a.started)?;
+            }
+            for (run, t, i) in ended_tries.drain(..) {
+                if let Some(a) = active.get_mut(&run) {
+                    a.started.remove(&(t, i));
+                }
             }
             if wrote > 0 {
                 if let Some(c) = commit {
@@ -969,9 +1170,11 @@ impl<'a> Scheduler<'a> {
             for (run, t, i, inv, last) in jobs {
                 let tx = tx.clone();
                 let cross = self.cross.clone();
+                let stop = Arc::new(AtomicBool::new(false));
+                cancels.insert((run, t, i), stop.clone());
                 pool.submit(Box::new(move || {
                     let latency = last.map(|l| l.elapsed().as_secs_f64());
-                    let (result, elapsed, log) = run_try(exec, &cross, &inv);
+                    let (result, elapsed, log) = run_try(exec, &cross, &inv, &stop);
                     let _ = tx.send(Msg::Done {
                         run,
                         t,
@@ -1004,13 +1207,23 @@ impl<'a> Scheduler<'a> {
                     continue;
                 };
                 heap.retain(|p| p.run != id);
-                let state = if a.timed_out {
-                    weft_dag::RunState::Failed
-                } else {
-                    a.m.run_state()
+                let state = match a.marked {
+                    Some("success") => weft_dag::RunState::Success,
+                    Some(_) => weft_dag::RunState::Failed,
+                    None if a.timed_out => weft_dag::RunState::Failed,
+                    None => a.m.run_state(),
                 };
                 a.rec.state = state.as_str().into();
                 a.rec.end_date = Some(Utc::now());
+                if let (Some(mx), Some(start)) = (opts.metrics, a.rec.start_date) {
+                    let secs = (Utc::now() - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    let series = if state == weft_dag::RunState::Success {
+                        &mx.dagrun_duration_success
+                    } else {
+                        &mx.dagrun_duration_failed
+                    };
+                    series.observe(&[a.rec.dag_id.as_str()], secs.max(0.0));
+                }
                 self.store.put_run(&a.rec)?;
                 self.store.flush()?;
                 stats.runs_finished += 1;
@@ -1070,7 +1283,12 @@ impl<'a> Scheduler<'a> {
                     break;
                 }
             }
-            if opts.until_idle && active.is_empty() && queued.is_empty() && in_flight_total == 0 {
+            // held runs of paused DAGs do not keep the loop busy
+            let idle = active
+                .values()
+                .all(|a| paused.contains(&a.rec.dag_id) && a.in_flight == 0)
+                && queued.iter().all(|q| paused.contains(&q.dag_id));
+            if opts.until_idle && idle && in_flight_total == 0 {
                 if idle_pass || !opts.schedule {
                     break;
                 }
@@ -1106,6 +1324,131 @@ impl<'a> Scheduler<'a> {
             }
         }
         Ok(stats)
+    }
+
+    /// One tick's gauges: a heartbeat, the executor's slots and tasks, each pool's slots.
+    fn gauges(
+        mx: &crate::metrics::DagMetrics,
+        active: &HashMap<u64, Active>,
+        heap: &BinaryHeap<Pending>,
+        pools: &Pools,
+        in_flight: usize,
+        parallelism: usize,
+    ) {
+        mx.scheduler_heartbeat.observe(&[], 1.0);
+        mx.executor_open_slots
+            .set(&[], parallelism.saturating_sub(in_flight) as f64);
+        mx.executor_queued_tasks.set(&[], heap.len() as f64);
+        mx.executor_running_tasks.set(&[], in_flight as f64);
+        let mut queued: HashMap<&str, u64> = HashMap::new();
+        for p in heap.iter() {
+            if let Some(a) = active.get(&p.run) {
+                let task = a.m.task(p.t);
+                *queued.entry(task.pool.as_str()).or_default() += u64::from(task.pool_slots);
+            }
+        }
+        for (name, slots) in pools.sizes() {
+            let used = pools.used(&name);
+            mx.pool_open_slots
+                .set(&[name.as_str()], f64::from(slots.saturating_sub(used)));
+            mx.pool_running_slots.set(&[name.as_str()], f64::from(used));
+            mx.pool_queued_slots.set(
+                &[name.as_str()],
+                queued.get(name.as_str()).copied().unwrap_or(0) as f64,
+            );
+        }
+    }
+
+    /// Applies a [`ControlRequest`] inside the loop: to the machine of an active run (tries it
+    /// overrides are stopped and their results discarded; a marked run ends once they are
+    /// back), else to the store ([`Scheduler::apply_control`]).
+    fn control_in_loop(
+        &self,
+        req: &ControlRequest,
+        active: &mut HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+        cancels: &HashMap<(u64, usize, usize), Arc<AtomicBool>>,
+    ) -> Result<control::Changed, SchedulerError> {
+        let (dag_id, run_id) = req.run();
+        let Some((&id, a)) = active
+            .iter_mut()
+            .find(|(_, a)| a.rec.dag_id == dag_id && a.rec.run_id == run_id)
+        else {
+            let r = self.apply_control(req)?;
+            // a queued run this loop knows: its record again (a marked one is finished)
+            if let Some(pos) = queued
+                .iter()
+                .position(|q| q.dag_id == dag_id && q.run_id == run_id)
+            {
+                match self.store.get_run(dag_id, run_id)? {
+                    Some(fresh) if !fresh.is_finished() => queued[pos] = fresh,
+                    _ => {
+                        queued.remove(pos);
+                    }
+                }
+            }
+            return Ok(r);
+        };
+        let mut changed = Vec::new();
+        let marks: Vec<(usize, usize, TiState)> = match req {
+            ControlRequest::MarkTis { tis, state, .. } => control::select(&a.m, tis)?
+                .into_iter()
+                .map(|(t, i)| (t, i, *state))
+                .collect(),
+            ControlRequest::MarkRun { mark, .. } => {
+                a.marked = Some(mark.as_str());
+                a.rec.state = mark.as_str().into();
+                a.rec.end_date = Some(Utc::now());
+                control::run_marks(&a.m, *mark)
+            }
+            ControlRequest::RunNote { note, .. } => {
+                a.rec.note = note.clone();
+                Vec::new()
+            }
+            ControlRequest::TiNote {
+                task_id,
+                map_index,
+                note,
+                ..
+            } => {
+                let (t, i) = control::select(&a.m, &[(task_id.clone(), Some(*map_index))])?[0];
+                a.m.set_note(t, i, note.clone());
+                changed.push(control::key(&a.m, t, i));
+                Vec::new()
+            }
+        };
+        for (t, i, s) in marks {
+            let was = a.m.state(t, i);
+            if !a.m.mark(t, i, s) {
+                continue;
+            }
+            if was == TiState::Running {
+                a.voided.insert((t, i));
+                if let Some(c) = cancels.get(&(id, t, i)) {
+                    c.store(true, Ordering::SeqCst);
+                }
+                let r = a.m.record(t, i);
+                self.store.append_log(
+                    &a.rec.dag_id,
+                    &a.rec.run_id,
+                    &r.task_id,
+                    r.map_index,
+                    r.try_number,
+                    json!({"error": {"error": "Weft.Marked", "cause": format!("the task instance was marked {} while this try ran: the try was stopped", s.as_str())}}),
+                )?;
+            }
+            changed.push(control::key(&a.m, t, i));
+        }
+        self.persist(&mut a.m, &a.rec, &a.started)?;
+        self.store.put_run(&a.rec)?;
+        self.store.flush()?;
+        tracing::info!(
+            dag_id,
+            run_id,
+            changed = changed.len(),
+            "dag run changed from outside the loop"
+        );
+        Ok(changed)
     }
 
     /// Load a run into a machine; with `resume`, instances that were running are failed as
@@ -1147,6 +1490,8 @@ impl<'a> Scheduler<'a> {
             started: HashMap::new(),
             finished_at: HashMap::new(),
             timed_out: false,
+            voided: HashSet::new(),
+            marked: None,
         };
         self.persist(&mut a.m, &a.rec, &HashMap::new())?;
         Ok(a)
@@ -1437,11 +1782,13 @@ impl<'a> Scheduler<'a> {
 }
 
 /// Run a try on a worker. A sensor in `poke` mode keeps its slot and pokes every interval until
-/// it succeeds or times out; in `reschedule` mode it pokes once and gives the slot back.
+/// it succeeds or times out; in `reschedule` mode it pokes once and gives the slot back. Setting
+/// `stop` stops the try (the sandbox's guest, a remote worker's try, the pokes).
 fn run_try(
     exec: &dyn TryRunner,
     cross: &super::cross_dag::CrossDag,
     inv: &weft_dag::TaskInvocation,
+    stop: &Arc<AtomicBool>,
 ) -> (Result<Value, TaskFailure>, f64, Vec<Value>) {
     let started = Instant::now();
     if inv.operator == weft_dag::builtin::TRIGGER_DAG_RUN {
@@ -1454,6 +1801,10 @@ fn run_try(
             .collect();
         return (r, started.elapsed().as_secs_f64(), log);
     }
+    let cancel: crate::plugin_host::Cancel = {
+        let stop = stop.clone();
+        Arc::new(move || stop.load(Ordering::SeqCst))
+    };
     // EmptyOperator and the other built-ins run here, whatever the runner
     if inv.operator != weft_dag::builtin::EXTERNAL_TASK_SENSOR {
         if let Some(r) = weft_dag::builtin::execute(inv) {
@@ -1469,7 +1820,7 @@ fn run_try(
                 log: Value::Null,
             }
         } else {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try(inv)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try_cancellable(inv, &cancel)))
                 .unwrap_or_else(|_| super::runner::TryOutcome {
                     result: Err(TaskFailure::new(
                         "Weft.ExecutorPanicked",
@@ -1491,7 +1842,15 @@ fn run_try(
                     .sensor
                     .next_interval(&inv.dag_id, &key, pokes, ran.as_secs_f64())
                     .min(inv.sensor.timeout.saturating_sub(ran));
-                std::thread::sleep(wait);
+                let until = Instant::now() + wait;
+                while Instant::now() < until && !cancel() {
+                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+                }
+                if cancel() {
+                    let f = TaskFailure::new("Weft.Cancelled", "the sensor's try was stopped");
+                    logs.push(json!({"error": f}));
+                    return (Err(f), started.elapsed().as_secs_f64(), logs);
+                }
                 continue;
             }
         }

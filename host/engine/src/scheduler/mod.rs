@@ -13,19 +13,27 @@
 //!   `max_active_runs` and `max_active_tasks`, completions, callbacks, SLAs, restart recovery);
 //! - [`files`]: the file-arrival trigger;
 //! - [`assets`]: asset events and the per-DAG queue asset schedules read;
-//! - [`cross_dag`]: `TriggerDagRunOperator` and `ExternalTaskSensor`, run by the scheduler.
+//! - [`cross_dag`]: `TriggerDagRunOperator` and `ExternalTaskSensor`, run by the scheduler;
+//! - [`email`]: Airflow's failure and retry e-mail through `smtp_default`;
+//! - [`control`]: marks and notes asked for from outside the loop (the API, the CLI).
 
 pub mod assets;
+pub mod control;
 pub mod core;
 pub mod cross_dag;
+pub mod email;
 pub mod files;
 pub mod pools;
 pub mod runner;
 pub mod store;
 pub mod workers;
 
-pub use self::core::{paused_or_default, LoopOptions, Scheduler, SchedulerConfig, Trigger};
 pub use assets::{AssetEvent, QueuedAssetEvent};
+pub use self::core::{
+    paused_at_creation_from_env, paused_or_default, LoopOptions, Scheduler, SchedulerConfig,
+    Trigger, PAUSED_AT_CREATION_ENV,
+};
+pub use control::{related_tasks, Control, ControlRequest, RunMark};
 pub use files::FileTrigger;
 pub use pools::Pools;
 pub use runner::{Plain, TryOutcome, TryRunner};

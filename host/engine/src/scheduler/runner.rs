@@ -23,6 +23,17 @@ pub trait TryRunner: Sync {
     /// with [`weft_dag::SENSOR_NOT_READY`]).
     fn run_try(&self, inv: &TaskInvocation) -> TryOutcome;
 
+    /// [`TryRunner::run_try`] that stops the try when `cancel` says so (a task instance marked
+    /// while it runs). Runners that cannot stop a try run it to its end.
+    fn run_try_cancellable(
+        &self,
+        inv: &TaskInvocation,
+        cancel: &crate::plugin_host::Cancel,
+    ) -> TryOutcome {
+        let _ = cancel;
+        self.run_try(inv)
+    }
+
     /// Run a callback plugin with a context JSON as its input.
     fn run_callback(
         &self,

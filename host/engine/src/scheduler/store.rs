@@ -44,6 +44,9 @@ pub struct DagRunRecord {
     /// When it finished.
     #[serde(default)]
     pub end_date: Option<DateTime<Utc>>,
+    /// The note a user left on the run (Airflow's DAG run note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl DagRunRecord {

@@ -2,9 +2,11 @@
 //! (with `dag_run_id`, `logical_date`, `conf`), list with Airflow's filters (`~` for every DAG
 //! the caller may read), get, patch the state, clear, delete.
 //!
-//! Runs are changed by the server's scheduler loop while they are queued or running, so
-//! patching a run's state to `success`/`failed`, and deleting or clearing it, is refused (409)
-//! until it has finished. Actions on `weft:dag:DAG_ID`: `dags:ListDagRuns` (list and get),
+//! Runs are changed by the server's scheduler loop while they are queued or running: marking
+//! such a run `success`/`failed` goes through the loop (Airflow's mark: running tries are
+//! stopped; success marks every instance, failed fails the running ones and skips the rest),
+//! and deleting or clearing it is refused (409) until it has finished. A run's `note` is set on
+//! trigger or by a patch (`update_mask=note`). Actions on `weft:dag:DAG_ID`: `dags:ListDagRuns` (list and get),
 //! `dags:TriggerDagRun`, `dags:PatchDagRun`, `dags:ClearTaskInstances` (clear, and patch to
 //! `queued`), `dags:DeleteDagRun`.
 
@@ -23,7 +25,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use weft_engine::scheduler::{DagRunRecord, SchedStore, Trigger};
+use weft_engine::scheduler::{ControlRequest, DagRunRecord, RunMark, SchedStore, Trigger};
 
 /// The `~` path segment: every DAG (or run) the caller may read.
 pub const ALL: &str = "~";
@@ -80,7 +82,7 @@ pub fn run_json(r: &DagRunRecord, dag_display_name: &str) -> Value {
         "triggered_by": triggered_by(&r.run_type),
         "triggering_user_name": Value::Null,
         "conf": r.conf,
-        "note": Value::Null,
+        "note": r.note,
         "dag_versions": [],
         "bundle_version": Value::Null,
         "dag_display_name": dag_display_name,
@@ -390,11 +392,7 @@ pub async fn trigger(
                 format!("conf is {conf_len} bytes of JSON; at most {MAX_CONF_BYTES} are accepted"),
             ));
         }
-        if body_str(&body, "note")?.is_some() {
-            return Err(bad_request(
-                "weft keeps no notes on DAG runs: leave `note` out",
-            ));
-        }
+        let note = body_note(&body)?;
         if body_str(&body, "partition_key")?.is_some() {
             return Err(bad_request(
                 "weft has no partitioned DAGs: leave `partition_key` out",
@@ -447,6 +445,20 @@ pub async fn trigger(
                 r => return r.map_err(sched_error),
             }
         })?;
+        let rec = match note {
+            Some(note) => {
+                crate::dag_scheduler::apply_control(
+                    &app,
+                    ControlRequest::RunNote {
+                        dag_id: dag_id.clone(),
+                        run_id: rec.run_id.clone(),
+                        note: Some(note),
+                    },
+                )?;
+                get_run(&sched_store(&app)?, &dag_id, &rec.run_id)?
+            }
+            None => rec,
+        };
         Ok(run_json(&rec, &dag_name(&app, &dag_id)))
     })
 }
@@ -476,6 +488,25 @@ fn tasks_to_clear(
 }
 
 /// Refuses to change a run the scheduler is still working on.
+/// Most characters of a note (Airflow's limit).
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// A body's `note`: a string of at most [`MAX_NOTE_CHARS`] characters, or `null`/absent.
+pub fn body_note(body: &serde_json::Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match body.get("note") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= MAX_NOTE_CHARS => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(unprocessable(
+            &["body", "note"],
+            format!("String should have at most {MAX_NOTE_CHARS} characters"),
+        )),
+        Some(_) => Err(unprocessable(
+            &["body", "note"],
+            "Input should be a valid string",
+        )),
+    }
+}
+
 pub fn must_be_finished(r: &DagRunRecord, what: &str) -> Result<(), ApiError> {
     if r.is_finished() {
         Ok(())
@@ -553,24 +584,38 @@ pub async fn patch(
     respond(&app, &req, "dags:PatchDagRun", StatusCode::OK, |ctx| {
         ctx.authorize(dag_resource(&dag_id)?)?;
         let q = Query::parse(req.query())?;
-        for m in q.all("update_mask") {
-            if m != "state" {
+        let mask = q.all("update_mask");
+        for m in &mask {
+            if !matches!(*m, "state" | "note") {
                 return Err(bad_request(format!(
-                    "Invalid field `{}` in update mask (weft updates `state`)",
+                    "Invalid field `{}` in update mask (weft updates `state` and `note`)",
                     clip(m)
                 )));
             }
         }
         let body = body_object(&req)?;
         only_fields(&body, &["state", "note"])?;
-        if body_str(&body, "note")?.is_some() {
-            return Err(bad_request(
-                "weft keeps no notes on DAG runs: leave `note` out",
-            ));
-        }
-        let state = body_str(&body, "state")?;
+        let masked = |k: &str| mask.is_empty() || mask.contains(&k);
+        let state = if masked("state") {
+            body_str(&body, "state")?
+        } else {
+            None
+        };
         let store = sched_store(&app)?;
         let mut r = get_run(&store, &dag_id, &run_id)?;
+        if masked("note") && body.contains_key("note") {
+            // `null` removes the note
+            let note = body_note(&body)?;
+            crate::dag_scheduler::apply_control(
+                &app,
+                ControlRequest::RunNote {
+                    dag_id: dag_id.clone(),
+                    run_id: run_id.clone(),
+                    note,
+                },
+            )?;
+            r = get_run(&store, &dag_id, &run_id)?;
+        }
         match state {
             None => {}
             Some("queued") => {
@@ -585,16 +630,32 @@ pub async fn patch(
                 }
                 r = get_run(&store, &dag_id, &run_id)?;
             }
-            Some(st @ ("success" | "failed")) => {
-                must_be_finished(&r, "mark the run")?;
-                if r.state != st {
-                    r.state = st.to_string();
-                    r.end_date = Some(Utc::now());
-                    store.put_run(&r).map_err(store_err)?;
-                    store.flush().map_err(store_err)?;
-                    tracing::info!(dag_id = %r.dag_id, run_id = %r.run_id, state = st, "dag run marked");
-                }
+            Some(st @ ("success" | "failed")) if !r.is_finished() => {
+                // Airflow's mark: running tries are stopped, what had not run is skipped
+                // (failed) or every instance succeeds (success)
+                crate::dag_scheduler::apply_control(
+                    &app,
+                    ControlRequest::MarkRun {
+                        dag_id: dag_id.clone(),
+                        run_id: run_id.clone(),
+                        mark: if st == "success" {
+                            RunMark::Success
+                        } else {
+                            RunMark::Failed
+                        },
+                    },
+                )?;
+                r = get_run(&store, &dag_id, &run_id)?;
+                tracing::info!(dag_id = %r.dag_id, run_id = %r.run_id, state = st, "dag run marked");
             }
+            Some(st @ ("success" | "failed")) if r.state != st => {
+                r.state = st.to_string();
+                r.end_date = Some(Utc::now());
+                store.put_run(&r).map_err(store_err)?;
+                store.flush().map_err(store_err)?;
+                tracing::info!(dag_id = %r.dag_id, run_id = %r.run_id, state = st, "dag run marked");
+            }
+            Some("success" | "failed") => {}
             Some(other) => {
                 return Err(unprocessable(
                     &["body", "state"],

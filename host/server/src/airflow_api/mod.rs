@@ -31,7 +31,7 @@ use crate::v1_access::{decide, Ctx, V1Request};
 use crate::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -108,6 +108,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             &format!("{ti}/{{task_id}}/{{map_index}}"),
             get(task_instances::get_mapped).patch(task_instances::patch_mapped),
+        )
+        .route(
+            &format!("{ti}/{{task_id}}/dry_run"),
+            patch(task_instances::patch_dry_run),
+        )
+        .route(
+            &format!("{ti}/{{task_id}}/{{map_index}}/dry_run"),
+            patch(task_instances::patch_mapped_dry_run),
         )
         .route(
             &format!("{ti}/{{task_id}}/logs/{{try_number}}"),

@@ -4,10 +4,11 @@
 //! and future), clear (`POST /dags/{dag_id}/clearTaskInstances`), logs per try and XCom
 //! entries.
 //!
-//! The scheduler loop owns the task instances of queued and running runs, so states are
-//! changed (and instances cleared) only in finished runs; elsewhere the answer is a 409. After a
-//! state change the run's state follows its instances: failed when one failed, success when
-//! all succeeded or were skipped. Actions on `weft:dag:DAG_ID`: `dags:ListDagRuns` (list and
+//! The scheduler loop owns the task instances of queued and running runs, so marks on those go
+//! through it (a running try that is marked is stopped, its result discarded); instances are
+//! cleared only in finished runs (elsewhere the answer is a 409). After a mark in a finished run
+//! the run's state follows its instances: failed when one failed, success when all succeeded
+//! or were skipped. A task instance's `note` is set with the same PATCH (`update_mask=note`). Actions on `weft:dag:DAG_ID`: `dags:ListDagRuns` (list and
 //! get), `dags:PatchTaskInstance`, `dags:ClearTaskInstances`, `dags:GetTaskLogs`,
 //! `dags:GetXComEntries`.
 
@@ -30,7 +31,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use weft_dag::{Dag, TiState};
-use weft_engine::scheduler::{DagRunRecord, SchedStore, StoredTi};
+use weft_engine::scheduler::{ControlRequest, DagRunRecord, SchedStore, StoredTi};
 
 /// Most task instances one list reads before paging (`~`/`~` over a large store).
 pub const MAX_LISTED: usize = 100_000;
@@ -94,7 +95,7 @@ pub fn ti_json(dag: Option<&Dag>, r: &DagRunRecord, t: &StoredTi, dag_display_na
         "pid": Value::Null,
         "executor": Value::Null,
         "executor_config": "{}",
-        "note": Value::Null,
+        "note": t.ti.note,
         "rendered_map_index": (t.ti.map_index >= 0).then(|| t.ti.map_index.to_string()),
         "rendered_fields": {},
         "trigger": Value::Null,
@@ -411,7 +412,29 @@ pub async fn patch(
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     req: V1Request,
 ) -> Response {
-    patch_ti(&app, &req, dag_id, run_id, task_id, None)
+    patch_ti(&app, &req, dag_id, run_id, task_id, None, false)
+}
+
+/// `PATCH .../taskInstances/{task_id}/dry_run`: [`patch`] with `dry_run`: the instances the
+/// patch would change.
+pub async fn patch_dry_run(
+    State(app): State<Arc<AppState>>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    req: V1Request,
+) -> Response {
+    patch_ti(&app, &req, dag_id, run_id, task_id, None, true)
+}
+
+/// `PATCH .../taskInstances/{task_id}/{map_index}/dry_run`.
+pub async fn patch_mapped_dry_run(
+    State(app): State<Arc<AppState>>,
+    Path((dag_id, run_id, task_id, map_index)): Path<(String, String, String, String)>,
+    req: V1Request,
+) -> Response {
+    match path_map_index(&map_index) {
+        Ok(m) => patch_ti(&app, &req, dag_id, run_id, task_id, Some(m), true),
+        Err(e) => super::error_response(e),
+    }
 }
 
 /// `PATCH .../taskInstances/{task_id}/{map_index}`: [`patch`] on one instance of a mapped task.
@@ -421,7 +444,7 @@ pub async fn patch_mapped(
     req: V1Request,
 ) -> Response {
     match path_map_index(&map_index) {
-        Ok(m) => patch_ti(&app, &req, dag_id, run_id, task_id, Some(m)),
+        Ok(m) => patch_ti(&app, &req, dag_id, run_id, task_id, Some(m), false),
         Err(e) => super::error_response(e),
     }
 }
@@ -433,18 +456,21 @@ fn patch_ti(
     run_id: String,
     task_id: String,
     path_map: Option<i64>,
+    force_dry_run: bool,
 ) -> Response {
     respond(app, req, "dags:PatchTaskInstance", StatusCode::OK, |ctx| {
         ctx.authorize(dag_resource(&dag_id)?)?;
         let q = Query::parse(req.query())?;
-        for m in q.all("update_mask") {
-            if m != "new_state" {
+        let mask = q.all("update_mask");
+        for m in &mask {
+            if !matches!(*m, "new_state" | "note") {
                 return Err(bad_request(format!(
-                    "Invalid field `{}` in update mask (weft updates `new_state`)",
+                    "Invalid field `{}` in update mask (weft updates `new_state` and `note`)",
                     clip(m)
                 )));
             }
         }
+        let masked = |k: &str| mask.is_empty() || mask.contains(&k);
         let only_map = match path_map {
             Some(m) => Some(m),
             None => q
@@ -452,7 +478,7 @@ fn patch_ti(
                 .map(|_| map_index_param(&q))
                 .transpose()?,
         };
-        let dry_run = q.bool("dry_run")?.unwrap_or(false);
+        let dry_run = force_dry_run || q.bool("dry_run")?.unwrap_or(false);
         let body = body_object(req)?;
         only_fields(
             &body,
@@ -465,15 +491,13 @@ fn patch_ti(
                 "include_past",
             ],
         )?;
-        if body_str(&body, "note")?.is_some() {
-            return Err(bad_request(
-                "weft keeps no notes on task instances: leave `note` out",
-            ));
-        }
-        let new_state = match body_str(&body, "new_state")? {
-            Some("success") => TiState::Success,
-            Some("failed") => TiState::Failed,
-            Some("skipped") => TiState::Skipped,
+        let note = (masked("note") && body.contains_key("note"))
+            .then(|| super::dag_runs::body_note(&body))
+            .transpose()?;
+        let new_state = match body_str(&body, "new_state")?.filter(|_| masked("new_state")) {
+            Some("success") => Some(TiState::Success),
+            Some("failed") => Some(TiState::Failed),
+            Some("skipped") => Some(TiState::Skipped),
             Some(other) => {
                 return Err(unprocessable(
                     &["body", "new_state"],
@@ -483,6 +507,7 @@ fn patch_ti(
                     ),
                 ))
             }
+            None if note.is_some() => None,
             None => return Err(unprocessable(&["body", "new_state"], "Field required")),
         };
         let flag = |k: &str| body_bool(&body, k).map(|b| b.unwrap_or(false));
@@ -501,6 +526,27 @@ fn patch_ti(
         }
         let store = sched_store(app)?;
         let r = get_run(&store, &dag_id, &run_id)?;
+        if let Some(note) = note {
+            let map_index = only_map.unwrap_or(-1);
+            find_ti(&store, &r, &task_id, map_index)?;
+            if !dry_run {
+                crate::dag_scheduler::apply_control(
+                    app,
+                    ControlRequest::TiNote {
+                        dag_id: dag_id.clone(),
+                        run_id: run_id.clone(),
+                        task_id: task_id.clone(),
+                        map_index,
+                        note,
+                    },
+                )?;
+            }
+        }
+        let Some(new_state) = new_state else {
+            let t = find_ti(&store, &r, &task_id, only_map.unwrap_or(-1))?;
+            let v = ti_json(Some(&dag), &r, &t, &super::dags::display_name(&dag));
+            return Ok(json!({"task_instances": [v], "total_entries": 1}));
+        };
         let tasks = select_tasks(&dag, std::slice::from_ref(&task_id), up, down);
         let mut runs = vec![r.clone()];
         if past || future {
@@ -512,15 +558,33 @@ fn patch_ti(
                 }
             }
         }
-        if !dry_run {
-            for run in &runs {
-                must_be_finished(run, "change its task instances")?;
-            }
-        }
         let name = super::dags::display_name(&dag);
         let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
         let mut changed = Vec::new();
         for run in &runs {
+            if !dry_run && !run.is_finished() {
+                // the scheduler thread holds the run: it marks it and stops the tries marked
+                let sel: Vec<(String, Option<i64>)> = tasks
+                    .iter()
+                    .map(|t| (t.clone(), if *t == task_id { only_map } else { None }))
+                    .collect();
+                let done = crate::dag_scheduler::apply_control(
+                    app,
+                    ControlRequest::MarkTis {
+                        dag_id: dag_id.clone(),
+                        run_id: run.run_id.clone(),
+                        tis: sel,
+                        state: new_state,
+                    },
+                )?;
+                let now = get_run(&store, &dag_id, &run.run_id)?;
+                changed.extend(tis_json(app, &store, &now, |t| {
+                    done.iter()
+                        .any(|(id, m)| *id == t.ti.task_id && *m == t.ti.map_index)
+                })?);
+                tracing::info!(dag_id, run_id = %run.run_id, changed = done.len(), state = new_state.as_str(), "task instances marked");
+                continue;
+            }
             let mut tis = store.tis_of(&run.dag_id, &run.run_id).map_err(store_err)?;
             let mut put = Vec::new();
             for t in tis.iter_mut() {

@@ -69,6 +69,12 @@ pub async fn start_with_dags(
 }
 
 /// Serves `state` (whose store lives in `home`) on a free loopback port.
+#[allow(dead_code)]
+pub async fn serve_state(home: tempfile::TempDir, state: Arc<AppState>) -> Server {
+    serve(home, state).await
+}
+
+/// Serves `state` (whose store lives in `home`) on a free loopback port.
 async fn serve(home: tempfile::TempDir, state: Arc<AppState>) -> Server {
     let app = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
