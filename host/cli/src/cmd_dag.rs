@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use weft_dag::{load_dags, parse_logical_date, run_dag_once, Dag, DagError, RunOptions};
 use weft_engine::dag_exec::{operator_ref, SandboxTaskExecutor};
+use weft_engine::py_dags::{SandboxDagParser, WithPythonDags};
 use weft_engine::{PluginRef, Roles};
 use weft_store::PluginStore;
 
@@ -18,14 +19,18 @@ pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| home().join("dags"))
 }
 
-/// Whether the store has a plugin for an operator reference.
-pub fn known(store: &PluginStore) -> impl Fn(&str) -> bool + '_ {
-    |op: &str| {
-        // run by the scheduler inside `weft server`; elsewhere the task fails with a clear error
-        op.starts_with("weft:statemachine:")
-            || PluginRef::parse(operator_ref(op))
-                .ok()
-                .is_some_and(|r| weft_engine::plugin_host::resolve(store, &r).is_ok())
+/// Whether the store has a plugin for an operator reference; Python DAG files are parsed by
+/// the store's `weft-airflow-py` component in the sandbox.
+pub fn known(store: &PluginStore) -> WithPythonDags<impl Fn(&str) -> bool + '_> {
+    WithPythonDags {
+        check: move |op: &str| {
+            // run by the scheduler inside `weft server`; elsewhere the task fails with a clear error
+            op.starts_with("weft:statemachine:")
+                || PluginRef::parse(operator_ref(op))
+                    .ok()
+                    .is_some_and(|r| weft_engine::plugin_host::resolve(store, &r).is_ok())
+        },
+        parser: SandboxDagParser::shared(store.home()),
     }
 }
 
