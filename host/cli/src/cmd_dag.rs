@@ -45,6 +45,23 @@ fn load(store: &PluginStore, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
     Ok(load_dags(dir, &check))
 }
 
+/// One entry of `weft dag list --json`'s `import_errors` (Airflow's import errors): the file,
+/// the line (0: the file as a whole), the error and, for Python files, the traceback.
+pub fn import_error_json(e: &DagError) -> serde_json::Value {
+    let error = if e.path.is_empty() {
+        e.reason.clone()
+    } else {
+        format!("{}: {}", e.path, e.reason)
+    };
+    serde_json::json!({
+        "file": e.file.display().to_string(),
+        "line": e.line,
+        "error": error,
+        "dag_id": e.dag_id,
+        "traceback": e.traceback,
+    })
+}
+
 /// The role directories of DAG tasks: `$WEFT_HOME/roles`, then beside the DAG folder.
 pub fn roles(dir: &Path) -> Roles {
     Roles::new(vec![
@@ -110,10 +127,17 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
                     .iter()
                     .map(|d| {
                         serde_json::json!({"dag_id": d.dag_id, "description": d.description,
-                            "tasks": d.tasks.len(), "tags": d.tags})
+                            "tasks": d.tasks.len(), "tags": d.tags,
+                            "file": d.file.display().to_string()})
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                let import_errors: Vec<_> = errors.iter().map(import_error_json).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"dags": v, "import_errors": import_errors})
+                    )?
+                );
             } else {
                 println!("{:<32} {:>6}  DESCRIPTION", "DAG_ID", "TASKS");
                 for d in &list {

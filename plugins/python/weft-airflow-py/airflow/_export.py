@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List
 
 from ._model import (
     DAG,
@@ -96,33 +96,10 @@ def _expand_source(v: Any) -> Any:
     return value(v)
 
 
-def _leaves(node: Any, downstream: bool, edges: Set[Tuple[str, str]]) -> List[BaseOperator]:
-    """The tasks a group presents to an edge: its roots (as a downstream) or leaves."""
-    if isinstance(node, _GroupResult):
-        node = node.group
-    if isinstance(node, BaseOperator):
-        return [node]
-    tasks = node.all_tasks()
-    ids = {t.task_id for t in tasks}
-    if downstream:  # roots: no upstream inside the group
-        inner_down = {d for (u, d) in edges if u in ids and d in ids}
-        return [t for t in tasks if t.task_id not in inner_down]
-    inner_up = {u for (u, d) in edges if u in ids and d in ids}
-    return [t for t in tasks if t.task_id not in inner_up]
-
-
 def _task_edges(d: DAG) -> Dict[str, List[str]]:
-    # task-to-task edges first, so group roots / leaves are computed from them
-    direct: Set[Tuple[str, str]] = set()
-    for u, v in d._edges:
-        if isinstance(u, BaseOperator) and isinstance(v, BaseOperator):
-            direct.add((u.task_id, v.task_id))
     ups: Dict[str, List[str]] = {t: [] for t in d.tasks}
     for u, v in d._edges:
-        for a in _leaves(u, False, direct):
-            for b in _leaves(v, True, direct):
-                if a.task_id != b.task_id and a.task_id not in ups[b.task_id]:
-                    ups[b.task_id].append(a.task_id)
+        ups[v.task_id].append(u.task_id)
     return ups
 
 

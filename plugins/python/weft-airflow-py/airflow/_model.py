@@ -173,6 +173,8 @@ def _nodes(x: Any) -> List[Any]:
         return out
     if isinstance(x, XComArg):
         return [x.operator]
+    if isinstance(x, _GroupResult):
+        return [x.group]
     if isinstance(x, (BaseOperator, TaskGroup)):
         return [x]
     if x is None:
@@ -181,12 +183,31 @@ def _nodes(x: Any) -> List[Any]:
 
 
 def _set_edges(upstream: Any, downstream: Any) -> None:
+    """Record edges as Airflow does at the time of the call: a task group stands for its
+    leaves (as an upstream) or its roots (as a downstream), as they are now."""
     for u in _nodes(upstream):
         for d in _nodes(downstream):
             dag = _dag_of(u) or _dag_of(d)
             if dag is None:
                 raise AirflowException("a dependency between tasks that belong to no DAG")
-            dag._edges.append((u, d))
+            for a in _ends(u, dag, roots=False):
+                for b in _ends(d, dag, roots=True):
+                    if a is not b and (a.task_id, b.task_id) not in dag._edge_set:
+                        dag._edge_set.add((a.task_id, b.task_id))
+                        dag._edges.append((a, b))
+
+
+def _ends(node: Any, dag: "DAG", roots: bool) -> List["BaseOperator"]:
+    if isinstance(node, BaseOperator):
+        return [node]
+    tasks = node.all_tasks()
+    ids = {t.task_id for t in tasks}
+    inner = {
+        (d if roots else u)
+        for (u, d) in dag._edge_set
+        if u in ids and d in ids
+    }
+    return [t for t in tasks if t.task_id not in inner]
 
 
 def _dag_of(node: Any) -> Optional["DAG"]:
@@ -303,6 +324,7 @@ class DAG(DependencyMixin):
         self.tasks: Dict[str, BaseOperator] = {}
         self.groups: Dict[str, TaskGroup] = {}
         self._edges: List[Any] = []
+        self._edge_set: set = set()
         self._taskflow_counts: Dict[str, int] = {}
         STATE.dags.append(self)
 

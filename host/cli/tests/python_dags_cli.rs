@@ -1,0 +1,177 @@
+//! Python DAG files through the `weft` binary: `weft dag test ID DATE --dags DIR --json` gives
+//! the same report for a `.py` DAG as for the same DAG in YAML, `weft dag validate FILE` checks
+//! a `.py` file, and `weft dag list --json` reports broken files as `import_errors`.
+//!
+//! Needs echo.wasm (`make guests`) and weft-airflow-py.wasm (`scripts/polyglot.sh`), from
+//! `WEFT_PLUGINS_DIR` or `target/plugins`. The store under `target/test-home-pydags-cli` keeps
+//! the parser's precompiled code across runs.
+
+mod common;
+
+use common::{plugins_dir, repo, stderr, stdout, weft};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn built(name: &str) -> PathBuf {
+    [
+        plugins_dir().join(name),
+        repo().join("target/plugins").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| panic!("{name} is missing: run `make guests`"))
+}
+
+/// A home with echo and the parser installed (once per run).
+fn home() -> &'static Path {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let home = repo().join("target/test-home-pydags-cli");
+        for p in ["echo.wasm", "weft-airflow-py.wasm"] {
+            let o = weft(
+                &home,
+                &["plugin", "install", "--force", built(p).to_str().unwrap()],
+            );
+            assert!(o.status.success(), "install {p}: {}", stderr(&o));
+        }
+        home
+    })
+}
+
+const MAP: &str = "operators:\n  airflow.operators.bash.BashOperator: echo\n";
+
+const YAML_DAG: &str = r#"
+nightly:
+  schedule: "@daily"
+  start_date: 2024-01-01
+  catchup: false
+  default_args:
+    retries: 1
+  tasks:
+    start:
+      operator: airflow.operators.empty.EmptyOperator
+    say:
+      operator: airflow.operators.bash.BashOperator
+      bash_command: "run {{ ds }}"
+      dependencies: [start]
+    done:
+      operator: airflow.operators.empty.EmptyOperator
+      dependencies: [say]
+"#;
+
+const PY_DAG: &str = r#"
+from datetime import datetime
+from airflow import DAG
+from airflow.operators.empty import EmptyOperator
+from airflow.operators.bash import BashOperator
+
+with DAG("nightly", schedule="@daily", start_date=datetime(2024, 1, 1), catchup=False,
+         default_args={"retries": 1}) as dag:
+    start = EmptyOperator(task_id="start")
+    say = BashOperator(task_id="say", bash_command="run {{ ds }}")
+    done = EmptyOperator(task_id="done")
+    start >> say >> done
+"#;
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (n, t) in files {
+        std::fs::write(d.path().join(n), t).unwrap();
+    }
+    d
+}
+
+/// The report without timings (they differ run to run).
+fn report(dir: &Path) -> serde_json::Value {
+    let o = weft(
+        home(),
+        &[
+            "dag",
+            "test",
+            "nightly",
+            "2024-03-05",
+            "--dags",
+            dir.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let mut v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for t in v["tasks"].as_object_mut().unwrap().values_mut() {
+        t.as_object_mut().unwrap().remove("duration_s");
+    }
+    v
+}
+
+#[test]
+fn dag_test_json_is_the_same_for_python_and_yaml() {
+    let py = folder(&[("nightly.py", PY_DAG), ("weft.yaml", MAP)]);
+    let yaml = folder(&[("nightly.yaml", YAML_DAG), ("weft.yaml", MAP)]);
+    let (p, y) = (report(py.path()), report(yaml.path()));
+    assert_eq!(p, y);
+    assert_eq!(p["state"], "success");
+    assert_eq!(p["tasks"]["say"]["xcom"]["bash_command"], "run 2024-03-05");
+}
+
+#[test]
+fn validate_checks_a_python_file() {
+    let d = folder(&[("nightly.py", PY_DAG), ("weft.yaml", MAP)]);
+    let file = d.path().join("nightly.py");
+    let o = weft(home(), &["dag", "validate", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    // unmapped operator: a clear error naming the class and the map entry
+    let d = folder(&[("nightly.py", PY_DAG)]);
+    let file = d.path().join("nightly.py");
+    let o = weft(home(), &["dag", "validate", file.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        all.contains("airflow.operators.bash.BashOperator") && all.contains("weft.yaml"),
+        "{all}"
+    );
+}
+
+#[test]
+fn dag_list_json_reports_import_errors_and_keeps_the_good_dags() {
+    let d = folder(&[
+        ("nightly.py", PY_DAG),
+        ("weft.yaml", MAP),
+        (
+            "broken.py",
+            "from airflow import DAG\n\nimport not_a_module\n",
+        ),
+        (
+            "thief.py",
+            "from airflow import DAG\nprint(open('/etc/passwd').read())\n",
+        ),
+    ]);
+    let o = weft(
+        home(),
+        &[
+            "dag",
+            "list",
+            "--dags",
+            d.path().to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["dags"][0]["dag_id"], "nightly");
+    let errs = v["import_errors"].as_array().unwrap();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    let broken = errs
+        .iter()
+        .find(|e| e["file"].as_str().unwrap().ends_with("broken.py"))
+        .unwrap();
+    assert_eq!(broken["line"], 3);
+    assert!(broken["error"]
+        .as_str()
+        .unwrap()
+        .contains("No module named 'not_a_module'"));
+    assert!(broken["traceback"].as_str().unwrap().contains("Traceback"));
+    let thief = errs
+        .iter()
+        .find(|e| e["file"].as_str().unwrap().ends_with("thief.py"))
+        .unwrap();
+    assert!(!thief.to_string().contains("root:x:0"), "{thief}");
+}
