@@ -58,6 +58,7 @@ pub fn import_timeout() -> Duration {
 pub struct SandboxDagParser {
     home: PathBuf,
     timeout: Duration,
+    store: OnceLock<Result<Arc<PluginStore>, String>>,
     host: OnceLock<Result<PluginHost, String>>,
     memo: Mutex<HashMap<blake3::Hash, PyEvaluation>>,
 }
@@ -68,6 +69,7 @@ impl SandboxDagParser {
         Self {
             home: home.to_path_buf(),
             timeout,
+            store: OnceLock::new(),
             host: OnceLock::new(),
             memo: Mutex::new(HashMap::new()),
         }
@@ -86,10 +88,23 @@ impl SandboxDagParser {
             .clone()
     }
 
+    /// The plugin store (opened on first use; cheap, no lock).
+    fn store(&self) -> Result<&Arc<PluginStore>, String> {
+        self.store
+            .get_or_init(|| {
+                PluginStore::open(&self.home)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The sandbox, created on the first parse that misses the caches (not free to create).
     fn host(&self) -> Result<&PluginHost, String> {
+        let store = self.store()?.clone();
         self.host
             .get_or_init(|| {
-                let store = PluginStore::open(&self.home).map_err(|e| e.to_string())?;
                 let sandbox = Sandbox::new(&SandboxConfig {
                     max_memory_bytes: PARSE_MEMORY_BYTES
                         .max(SandboxConfig::default().max_memory_bytes),
@@ -97,7 +112,7 @@ impl SandboxDagParser {
                 })
                 .map_err(|e| e.to_string())?;
                 Ok(PluginHost {
-                    store: Arc::new(store),
+                    store,
                     sandbox: Arc::new(sandbox),
                     secrets: Arc::new(NoSecrets),
                 })
@@ -185,26 +200,23 @@ fn explain(error: &str, cause: &str, timeout: Duration) -> String {
 
 impl PythonDagEvaluator for SandboxDagParser {
     fn evaluate(&self, file: &Path, source: &str) -> PyEvaluation {
-        let host = match self.host() {
-            Ok(h) => h,
-            Err(e) => {
-                return PyEvaluation::ImportError(PyImportError {
-                    line: 0,
-                    error: format!("cannot start the sandbox for Python DAG files: {e}"),
-                    traceback: None,
-                })
-            }
+        let fail = |error: String| {
+            PyEvaluation::ImportError(PyImportError {
+                line: 0,
+                error,
+                traceback: None,
+            })
         };
-        let rec = match resolve(&host.store, &PluginRef::Latest(PARSER_PLUGIN.into())) {
+        let store = match self.store() {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot open the plugin store: {e}")),
+        };
+        let rec = match resolve(store, &PluginRef::Latest(PARSER_PLUGIN.into())) {
             Ok(r) => r,
             Err(_) => {
-                return PyEvaluation::ImportError(PyImportError {
-                    line: 0,
-                    error: format!(
-                        "Python DAG files need weft's parser component `{PARSER_PLUGIN}`: install it with `weft plugin install target/plugins/{PARSER_PLUGIN}.wasm` (built by `make guests`)"
-                    ),
-                    traceback: None,
-                })
+                return fail(format!(
+                    "Python DAG files need weft's parser component `{PARSER_PLUGIN}`: install it with `weft plugin install target/plugins/{PARSER_PLUGIN}.wasm` (built by `make guests`)"
+                ))
             }
         };
         let mut h = blake3::Hasher::new();
@@ -230,7 +242,14 @@ impl PythonDagEvaluator for SandboxDagParser {
         let ev = match from_disk {
             Some(ev) => ev,
             None => {
-                let ev = self.run(host, &rec, file, source);
+                let ev = match self.host() {
+                    Ok(host) => self.run(host, &rec, file, source),
+                    Err(e) => {
+                        return fail(format!(
+                            "cannot start the sandbox for Python DAG files: {e}"
+                        ))
+                    }
+                };
                 // only what the file itself decided is cached: a timeout may pass next time
                 if let Some(v) = cacheable(&ev) {
                     let _ = std::fs::create_dir_all(cached.parent().unwrap_or(Path::new(".")));

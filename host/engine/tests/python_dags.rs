@@ -470,3 +470,87 @@ fn warm_parses_come_from_the_cache() {
         PyEvaluation::Dags(ref x) if x.dags.contains_key("tutorial_taskflow_api")
     ));
 }
+
+// ---- figures ------------------------------------------------------------------------------
+
+/// `cargo test --workspace --test python_dags -- --ignored --nocapture python_dag_parse_bench`:
+/// cold start (compile of the parser component in a fresh store), a parse that misses the
+/// cache (component loaded, file run), a cached parse, for a 3-task and a 100-task DAG file.
+#[test]
+#[ignore]
+fn python_dag_parse_bench() {
+    use std::time::Instant;
+    let hundred = {
+        let mut s = String::from("from datetime import datetime\nfrom airflow.decorators import dag, task\n\n@dag(schedule='@daily', start_date=datetime(2024, 1, 1))\ndef hundred():\n    @task\n    def step(x):\n        return x\n    prev = step.override(task_id='s0')(0)\n");
+        for i in 1..100 {
+            s.push_str(&format!("    prev = step.override(task_id='s{i}')(prev)\n"));
+        }
+        s.push_str("hundred()\n");
+        s
+    };
+    let cold_home = tempfile::tempdir().unwrap();
+    let store = weft_store::PluginStore::open(cold_home.path()).unwrap();
+    weft_plugins::install_path(
+        &store,
+        &component(),
+        &weft_plugins::InstallOptions { force: true },
+    )
+    .unwrap();
+    let cold = SandboxDagParser::new(cold_home.path(), Duration::from_secs(30));
+    let t = Instant::now();
+    assert!(matches!(
+        cold.evaluate(Path::new("/b/cold.py"), TASKFLOW_ETL),
+        PyEvaluation::Dags(_)
+    ));
+    println!(
+        "cold parse (fresh store: compile + run): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let p = parser();
+    let _ = p.evaluate(Path::new("/b/prime.py"), TASKFLOW_ETL);
+    for (name, src) in [("3-task", TASKFLOW_ETL), ("100-task", hundred.as_str())] {
+        let mut miss = Vec::new();
+        for i in 0..10 {
+            let path = PathBuf::from(format!("/b/{}/{name}-{i}.py", std::process::id()));
+            let t = Instant::now();
+            assert!(matches!(p.evaluate(&path, src), PyEvaluation::Dags(_)));
+            miss.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let path = PathBuf::from(format!("/b/{}/{name}-0.py", std::process::id()));
+        let mut hit = Vec::new();
+        for _ in 0..100 {
+            let t = Instant::now();
+            let _ = p.evaluate(&path, src);
+            hit.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        miss.sort_by(f64::total_cmp);
+        hit.sort_by(f64::total_cmp);
+        println!(
+            "{name} DAG file: uncached parse p50 {:.1} ms (min {:.1}), cached parse p50 {:.3} ms",
+            miss[miss.len() / 2],
+            miss[0],
+            hit[hit.len() / 2]
+        );
+    }
+    // a whole folder load (read + cache hit + model) of the 100-task file
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hundred.py"), &hundred).unwrap();
+    let check = WithPythonDags {
+        check: |_: &str| true,
+        parser: p.clone(),
+    };
+    let first = load_folder(dir.path(), &check);
+    assert_eq!(first.dags[0].tasks.len(), 100, "{:?}", first.errors);
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let l = load_folder(dir.path(), &check);
+        assert_eq!(l.dags.len(), 1);
+        warm.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    warm.sort_by(f64::total_cmp);
+    println!(
+        "warm folder load of the 100-task Python DAG: p50 {:.2} ms",
+        warm[warm.len() / 2]
+    );
+}
