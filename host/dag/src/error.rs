@@ -23,7 +23,7 @@ pub struct DagError {
     pub dag_id: Option<String>,
     /// The Python traceback of a Python DAG file that failed to import (Airflow's
     /// `stack_trace`); `None` for every other error.
-    pub traceback: Option<String>,
+    pub traceback: Option<Box<str>>,
 }
 
 impl fmt::Display for DagError {

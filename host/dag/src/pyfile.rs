@@ -143,7 +143,7 @@ pub(crate) fn parse_python_file(
                     line: e.line,
                     path: String::new(),
                     dag_id: None,
-                    traceback: e.traceback,
+                    traceback: e.traceback.map(String::into_boxed_str),
                     reason: e.error,
                 }],
             );
