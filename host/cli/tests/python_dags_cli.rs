@@ -175,3 +175,58 @@ fn dag_list_json_reports_import_errors_and_keeps_the_good_dags() {
         .unwrap();
     assert!(!thief.to_string().contains("root:x:0"), "{thief}");
 }
+
+#[test]
+fn the_server_lists_python_import_errors_and_dags() {
+    // its own home: the server holds its database while the other tests run the CLI
+    let home = repo().join("target/test-home-pydags-server");
+    let o = weft(
+        &home,
+        &[
+            "plugin",
+            "install",
+            "--force",
+            built("weft-airflow-py.wasm").to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let work = tempfile::tempdir().unwrap();
+    let dags = work.path().join("dags");
+    std::fs::create_dir_all(&dags).unwrap();
+    std::fs::write(
+        dags.join("only.py"),
+        "from airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\nwith DAG('py_only', schedule=None):\n    EmptyOperator(task_id='a')\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dags.join("broken.py"),
+        "from airflow import DAG\nraise RuntimeError('broken on purpose')\n",
+    )
+    .unwrap();
+    let server = common::start_weft_server(&home, work.path(), true, &[("WEFT_DAGS", &dags)]);
+    let get = |path: &str| -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}{path}", server.port);
+        let mut r = ureq::get(&url).call().unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let v = get("/api/v2/importErrors");
+    assert_eq!(v["total_entries"], 1, "{v}");
+    let e = &v["import_errors"][0];
+    assert!(
+        e["filename"].as_str().unwrap().ends_with("broken.py"),
+        "{e}"
+    );
+    let trace = e["stack_trace"].as_str().unwrap();
+    assert!(
+        trace.contains("RuntimeError: broken on purpose") && trace.contains("Traceback"),
+        "{trace}"
+    );
+    let v = get("/api/v2/dags");
+    let ids: Vec<_> = v["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dag_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["py_only"], "{v}");
+}
