@@ -1,13 +1,22 @@
 """weft-airflow-py: parses a Python DAG file inside weft's sandbox.
 
+Parse mode:
 input  {"path": "dags/etl.py", "source": "<the file's text>"}
-output {"dags": {DAG_ID: <dag-factory structure>}, "lines": {DAG_ID: LINE}}
+output {"dags": {DAG_ID: <dag-factory structure>}, "lines": {DAG_ID: LINE}, "task_lines": ...}
     or {"import_error": {"line": N, "error": "ModuleNotFoundError: No module named 'pandas'",
                          "traceback": "Traceback (most recent call last): ..."}}
-
 The file's top level runs against weft's `airflow` package (this component's `airflow/`), with
 no filesystem, network or secrets (the host gives this component an empty grant), under the
-host's fuel, memory and time limits. Python callables are recorded by name, never called."""
+host's fuel, memory and time limits. Python callables are recorded, never called.
+
+Call mode (a Python callable task run by the DAG runner, under the task's grant):
+input  {"mode": "call", "path", "source", "dag_id", "task_id",
+        "arguments": {"op_args": [...], "op_kwargs": {...}, mapped arguments...}}
+ctx    the try's context (dag_id, run_id, logical_date, params, map_index, try_number)
+output the callable's return value (a branch callable: the task ids to follow; a
+       short-circuit callable that returns a falsy value: {"branch": []}, skipping downstream).
+The file's top level runs again, then the task's function is called with its arguments (the
+upstream XComs already resolved by the host) and the Airflow context its signature asks for."""
 
 # Standard-library modules DAG files commonly import, loaded at build time so they are part of
 # the component's snapshot (the sandbox has no filesystem to import them from later).
@@ -100,8 +109,133 @@ def parse(path, source):
         airflow._model.reset()
 
 
+# arguments that configure the task rather than being passed to the callable
+_TASK_KEYS = {"python_callable", "op_args", "op_kwargs", "templates_dict", "multiple_outputs",
+              "show_return_value_in_logs", "ignore_downstream_trigger_rules"}
+
+
+class _TaskInstance:
+    """The `ti` a callable receives. XComs reach callables as arguments (TaskFlow) only."""
+
+    def __init__(self, raw):
+        self.dag_id = raw.get("dag_id")
+        self.task_id = raw.get("task_id")
+        self.run_id = raw.get("run_id")
+        self.map_index = raw.get("map_index", -1)
+        self.try_number = raw.get("try_number", 1)
+
+    def xcom_pull(self, *_, **__):
+        raise airflow._model.AirflowException(
+            "ti.xcom_pull inside a Python callable is not supported by weft yet: pass the "
+            "upstream's result as an argument (TaskFlow) or use an xcom_pull template in op_kwargs"
+        )
+
+    def xcom_push(self, *_, **__):
+        raise airflow._model.AirflowException(
+            "ti.xcom_push is not supported by weft yet: return the value instead"
+        )
+
+
+class _DagRun:
+    def __init__(self, raw):
+        self.run_id = raw.get("run_id")
+        self.conf = raw.get("conf") or {}
+        self.logical_date = raw.get("logical_date")
+
+
+def _context(raw, templates_dict):
+    logical = raw.get("logical_date") or ""
+    ds = logical[:10]
+    ctx = {
+        "ds": ds,
+        "ds_nodash": ds.replace("-", ""),
+        "ts": logical,
+        "logical_date": logical,
+        "execution_date": logical,
+        "run_id": raw.get("run_id"),
+        "params": raw.get("params") or {},
+        "ti": _TaskInstance(raw),
+        "task_instance": _TaskInstance(raw),
+        "dag_run": _DagRun(raw),
+        "map_index": raw.get("map_index", -1),
+        "try_number": raw.get("try_number", 1),
+        "templates_dict": templates_dict,
+    }
+    return ctx
+
+
+def _call_kwargs(fn, args, kwargs, context):
+    """Airflow passes the context entries the callable names, or all with **kwargs."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return kwargs
+    params = sig.parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        extra = {k: v for k, v in context.items() if k not in kwargs}
+        return {**extra, **kwargs}
+    out = dict(kwargs)
+    positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    taken = {p.name for p in positional[: len(args)]}
+    for name in params:
+        if name in context and name not in out and name not in taken:
+            out[name] = context[name]
+    return out
+
+
+def call(input, ctx):
+    path, source = input.get("path"), input.get("source")
+    parsed = parse_keep(path, source)
+    if isinstance(parsed, dict):  # the file no longer imports
+        e = parsed["import_error"]
+        raise TaskError("Airflow.DagImportError", f"{path}:{e['line']}: {e['error']}")
+    dag = next((d for d in parsed if d.dag_id == input.get("dag_id")), None)
+    if dag is None:
+        raise TaskError("Airflow.DagNotFound", f"{path} no longer defines DAG {input.get('dag_id')!r}")
+    op = dag.tasks.get(input.get("task_id"))
+    fn = getattr(op, "python_callable", None)
+    if fn is None:
+        raise TaskError("Airflow.TaskNotFound", f"DAG {dag.dag_id!r} has no Python task {input.get('task_id')!r}")
+    a = input.get("arguments") or {}
+    args = list(a.get("op_args") or [])
+    kwargs = dict(a.get("op_kwargs") or {})
+    for k, v in a.items():
+        if k not in _TASK_KEYS and k not in airflow._model.BASE_ARGS:
+            kwargs[k] = v  # mapped (expanded) arguments
+    context = _context(ctx.raw, a.get("templates_dict"))
+    result = fn(*args, **_call_kwargs(fn, args, kwargs, context))
+    if type(op).__name__ == "ShortCircuitOperator" or op.decorator == "airflow.decorators.task.short_circuit":
+        return result if result else {"branch": []}
+    return airflow._export.value(result)
+
+
+def parse_keep(path, source):
+    """Run the file's top level and return its DAG objects (or the import error)."""
+    airflow._model.reset()
+    airflow._model.STATE.max_tasks = MAX_TASKS
+    _forget_dag_modules()
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        return _error(path, e, e.lineno or 0)
+    module = types.ModuleType("__weft_dag__")
+    module.__file__ = path
+    sys.modules["__weft_dag__"] = module
+    try:
+        exec(code, module.__dict__)
+        return list(airflow._model.STATE.dags)
+    except (Exception, SystemExit, KeyboardInterrupt) as e:
+        return _error(path, e)
+    finally:
+        sys.modules.pop("__weft_dag__", None)
+
+
 @operator
 def run(input, ctx):
+    if isinstance(input, dict) and input.get("mode") == "call":
+        return call(input, ctx)
     if not isinstance(input, dict):
         raise TaskError("Input.Invalid", 'expected {"path": FILE, "source": TEXT}')
     path, source = input.get("path"), input.get("source")

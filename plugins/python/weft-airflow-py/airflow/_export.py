@@ -78,14 +78,10 @@ def value(v: Any, depth: int = 0) -> Any:
 
 
 def reference(x: XComArg) -> str:
-    """An XComArg as dag-factory writes it: `+task` or `+task['key']`, or an `xcom_pull`
-    template for task ids inside groups."""
+    """An XComArg as dag-factory writes it: `+task` or `+task['key']` (task ids inside groups
+    keep their dots: `+group.task`); weft resolves it to the upstream's XCom at run time."""
     tid = x.operator.task_id
-    if "." not in tid:
-        return f"+{tid}" if x.key == "return_value" else f"+{tid}['{x.key}']"
-    if x.key == "return_value":
-        return "{{ ti.xcom_pull(task_ids='%s') }}" % tid
-    return "{{ ti.xcom_pull(task_ids='%s', key='%s') }}" % (tid, x.key)
+    return f"+{tid}" if x.key == "return_value" else f"+{tid}['{x.key}']"
 
 
 def _expand_source(v: Any) -> Any:
