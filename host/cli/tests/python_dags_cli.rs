@@ -230,3 +230,101 @@ fn the_server_lists_python_import_errors_and_dags() {
         .collect();
     assert_eq!(ids, ["py_only"], "{v}");
 }
+
+const CALLABLES: &str = r#"
+from datetime import datetime
+from airflow.decorators import dag, task
+from airflow.operators.python import PythonOperator, ShortCircuitOperator
+from airflow.operators.empty import EmptyOperator
+
+def greet(name, ds=None, params=None):
+    print("hello from the sandbox")
+    return f"{name}@{ds}/{params['who']}"
+
+def steal():
+    return open("/etc/passwd").read()
+
+@dag(schedule=None, start_date=datetime(2024, 1, 1), params={"who": "ops"})
+def callables():
+    @task
+    def extract():
+        return {"a": 1, "b": 2}
+
+    @task(multiple_outputs=True)
+    def transform(d: dict):
+        return {"total": sum(d.values()), "n": len(d)}
+
+    @task
+    def load(total, n):
+        return total * 10 + n
+
+    t = transform(extract())
+    load(t["total"], t["n"])
+
+    @task.branch
+    def pick(**context):
+        return "left" if context["ds"] == "2024-03-05" else "right"
+
+    pick() >> [EmptyOperator(task_id="left"), EmptyOperator(task_id="right")]
+
+    @task
+    def numbers():
+        return [1, 2, 3]
+
+    @task
+    def double(x):
+        return x * 2
+
+    double.expand(x=numbers())
+    PythonOperator(task_id="greet", python_callable=greet, op_args=["weft"])
+    ShortCircuitOperator(task_id="gate", python_callable=lambda: False) >> EmptyOperator(task_id="after_gate")
+    PythonOperator(task_id="thief", python_callable=steal, retries=0)
+
+callables()
+"#;
+
+#[test]
+fn python_callables_run_in_the_sandbox_with_xcoms_branches_and_mapping() {
+    let d = folder(&[("callables.py", CALLABLES)]);
+    let o = weft(
+        home(),
+        &[
+            "dag",
+            "test",
+            "callables",
+            "2024-03-05",
+            "--dags",
+            d.path().to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let t = &v["tasks"];
+    let state = |id: &str| t[id]["state"].as_str().unwrap_or("?").to_string();
+    assert_eq!(
+        t["extract"]["xcom"],
+        serde_json::json!({"a": 1, "b": 2}),
+        "{v}"
+    );
+    assert_eq!(t["transform"]["xcom"]["total"], 3, "{v}");
+    assert_eq!(
+        t["load"]["xcom"], 32,
+        "multiple_outputs keys reach the callable: {v}"
+    );
+    assert_eq!(t["pick"]["xcom"], "left");
+    assert_eq!(
+        (state("left"), state("right")),
+        ("success".into(), "skipped".into())
+    );
+    for (i, want) in [2, 4, 6].iter().enumerate() {
+        assert_eq!(t[format!("double[{i}]")]["xcom"], *want, "{v}");
+    }
+    assert_eq!(t["greet"]["xcom"], "weft@2024-03-05/ops", "{v}");
+    assert_eq!(state("after_gate"), "skipped", "{v}");
+    // the attacker's callable has no grant: the host's files do not exist for it
+    assert_eq!(state("thief"), "failed", "{v}");
+    assert!(!v.to_string().contains("root:x:0"));
+    let err = stderr(&o);
+    assert!(err.contains("thief") && !err.contains("root:x:0"), "{err}");
+    assert_eq!(v["state"], "failed");
+}
