@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use weft_dag::{load_dags, parse_logical_date, run_dag_once, Dag, DagError, RunOptions};
 use weft_engine::dag_exec::{operator_ref, SandboxTaskExecutor};
+use weft_engine::py_dags::{SandboxDagParser, WithPythonDags};
 use weft_engine::{PluginRef, Roles};
 use weft_store::PluginStore;
 
@@ -18,14 +19,18 @@ pub fn dags_dir(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| home().join("dags"))
 }
 
-/// Whether the store has a plugin for an operator reference.
-pub fn known(store: &PluginStore) -> impl Fn(&str) -> bool + '_ {
-    |op: &str| {
-        // run by the scheduler inside `weft server`; elsewhere the task fails with a clear error
-        op.starts_with("weft:statemachine:")
-            || PluginRef::parse(operator_ref(op))
-                .ok()
-                .is_some_and(|r| weft_engine::plugin_host::resolve(store, &r).is_ok())
+/// Whether the store has a plugin for an operator reference; Python DAG files are parsed by
+/// the store's `weft-airflow-py` component in the sandbox.
+pub fn known(store: &PluginStore) -> WithPythonDags<impl Fn(&str) -> bool + '_> {
+    WithPythonDags {
+        check: move |op: &str| {
+            // run by the scheduler inside `weft server`; elsewhere the task fails with a clear error
+            op.starts_with("weft:statemachine:")
+                || PluginRef::parse(operator_ref(op))
+                    .ok()
+                    .is_some_and(|r| weft_engine::plugin_host::resolve(store, &r).is_ok())
+        },
+        parser: SandboxDagParser::shared(store.home()),
     }
 }
 
@@ -38,6 +43,23 @@ fn load(store: &PluginStore, dir: &Path) -> Result<(Vec<Dag>, Vec<DagError>)> {
     }
     let check = known(store);
     Ok(load_dags(dir, &check))
+}
+
+/// One entry of `weft dag list --json`'s `import_errors` (Airflow's import errors): the file,
+/// the line (0: the file as a whole), the error and, for Python files, the traceback.
+pub fn import_error_json(e: &DagError) -> serde_json::Value {
+    let error = if e.path.is_empty() {
+        e.reason.clone()
+    } else {
+        format!("{}: {}", e.path, e.reason)
+    };
+    serde_json::json!({
+        "file": e.file.display().to_string(),
+        "line": e.line,
+        "error": error,
+        "dag_id": e.dag_id,
+        "traceback": e.traceback,
+    })
 }
 
 /// The role directories of DAG tasks: `$WEFT_HOME/roles`, then beside the DAG folder.
@@ -139,10 +161,17 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
                     .iter()
                     .map(|d| {
                         serde_json::json!({"dag_id": d.dag_id, "description": d.description,
-                            "tasks": d.tasks.len(), "tags": d.tags})
+                            "tasks": d.tasks.len(), "tags": d.tags,
+                            "file": d.file.display().to_string()})
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                let import_errors: Vec<_> = errors.iter().map(import_error_json).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"dags": v, "import_errors": import_errors})
+                    )?
+                );
             } else {
                 println!("{:<32} {:>6}  DESCRIPTION", "DAG_ID", "TASKS");
                 for d in &list {

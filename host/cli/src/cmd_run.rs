@@ -257,7 +257,7 @@ pub fn validate(a: ValidateArgs) -> Result<ExitCode> {
         return crate::cmd_dag_validate::folder(&a.file, a.json);
     }
     let ext = a.file.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if (ext == "yaml" || ext == "yml") && !is_asl_yaml(&a.file) {
+    if ext == "py" || (ext == "yaml" || ext == "yml") && !is_asl_yaml(&a.file) {
         return crate::cmd_dag_validate::file(&a.file, a.json);
     }
     let (_, def, warnings) = parse_with_warnings(&a.file)?;

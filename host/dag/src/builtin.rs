@@ -1,7 +1,8 @@
 //! Operators weft provides itself, with no plugin: Airflow's `EmptyOperator` / `DummyOperator`
 //! (succeed at once, as Airflow's do) and Python callables (`decorator:` TaskFlow tasks and
-//! unmapped `PythonOperator`s), which load with their callable reference and fail when run
-//! with [`PYTHON_NOT_RUN`], since running Python callables in the sandbox is not built yet;
+//! unmapped `PythonOperator`s). Callables of Python DAG files are run by the executor in the
+//! sandbox (see `weft_engine::py_dags`); those of YAML files load with their callable reference
+//! and fail when run with [`PYTHON_NOT_RUN`], since weft cannot import them from a YAML file;
 //! and the cross-DAG operators `TriggerDagRunOperator` and `ExternalTaskSensor`, which the
 //! persistent scheduler runs (their arguments: [`crate::cross_dag`]).
 //!
@@ -114,6 +115,10 @@ pub fn execute(ti: &TaskInvocation) -> Option<Result<Value, TaskFailure>> {
         )));
     }
     let source = ti.operator.strip_prefix(PYTHON)?;
+    if ti.source_file.is_some() {
+        // a callable of a Python DAG file: the executor runs it in the sandbox
+        return None;
+    }
     Some(Err(TaskFailure::new(
         PYTHON_NOT_RUN,
         python_cause(ti, source),

@@ -73,6 +73,7 @@ fn read_defaults(canon_root: &Path, path: &Path) -> Result<Node, DagError> {
         line,
         path: String::new(),
         dag_id: None,
+        traceback: None,
         reason,
     };
     let real = path

@@ -21,6 +21,9 @@ pub struct DagError {
     /// The DAG the problem belongs to (`None`: the file as a whole, such as a YAML syntax
     /// error).
     pub dag_id: Option<String>,
+    /// The Python traceback of a Python DAG file that failed to import (Airflow's
+    /// `stack_trace`); `None` for every other error.
+    pub traceback: Option<Box<str>>,
 }
 
 impl fmt::Display for DagError {

@@ -1,7 +1,8 @@
 //! A DAG folder as dag-factory and Airflow see it: which of its files are DAG files, and
 //! loading them all.
 //!
-//! Every `*.yaml` / `*.yml` file under the folder is a candidate, except the folder's `weft.yaml`
+//! Every `*.yaml` / `*.yml` file under the folder is a candidate (and every `*.py` file, parsed
+//! by the check's [`crate::PythonDagEvaluator`] when it mentions `airflow` and `dag`), except the folder's `weft.yaml`
 //! (the operator map), dag-factory's `defaults.yml` / `defaults.yaml` files and hidden entries.
 //! A candidate that is not a DAG file (empty, a list, a Kubernetes manifest, a datasets list)
 //! is skipped with a note, as dag-factory skips it with a log line; a file holding several DAGs
@@ -20,8 +21,8 @@ use ignore::Match;
 
 use crate::error::DagError;
 use crate::load::{
-    load_folder_config, parse_dag_file, parse_file_of_folder, FileOutcome, FolderConfig,
-    OperatorCheck, FOLDER_CONFIG,
+    load_folder_config, parse_file_of_folder, FileOutcome, FolderConfig, OperatorCheck,
+    FOLDER_CONFIG,
 };
 use crate::model::Dag;
 
@@ -82,7 +83,7 @@ pub fn load_folder(dir: &Path, check: &dyn OperatorCheck) -> FolderLoad {
                 continue;
             }
         };
-        let (file_dags, file_errors) = match parse_file_of_folder(&file, &text, &config, check) {
+        let (file_dags, file_errors) = match parse_any_file(&file, &text, &config, check) {
             FileOutcome::Parsed(d, e) => (d, e),
             FileOutcome::NotDagFile(note) => {
                 load.skipped.push(note);
@@ -97,6 +98,7 @@ pub fn load_folder(dir: &Path, check: &dyn OperatorCheck) -> FolderLoad {
                     line: dag.line,
                     path: dag.dag_id.clone(),
                     dag_id: Some(dag.dag_id.clone()),
+                    traceback: None,
                     reason: format!("duplicate dag id, also defined in {}", other.display()),
                 });
                 continue;
@@ -135,7 +137,10 @@ pub fn load_dag_file_in(
     config.defaults_root = Some(root.to_path_buf());
     match read_dag_file(path) {
         Ok(text) => {
-            let (dags, errs) = parse_dag_file(path, &text, &config, check);
+            let (dags, errs) = match parse_any_file(path, &text, &config, check) {
+                FileOutcome::Parsed(d, e) => (d, e),
+                FileOutcome::NotDagFile(why) => (Vec::new(), vec![why]),
+            };
             errors.extend(errs);
             (dags, errors)
         }
@@ -153,6 +158,7 @@ pub fn read_dag_file(path: &Path) -> Result<String, DagError> {
         line: 0,
         path: String::new(),
         dag_id: None,
+        traceback: None,
         reason,
     };
     let file = std::fs::File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
@@ -186,9 +192,43 @@ pub fn read_dag_file(path: &Path) -> Result<String, DagError> {
     })
 }
 
+/// Parse a DAG file of either kind: Python files through the check's evaluator (skipped with a
+/// note without one, or when they do not mention both `airflow` and `dag`, as Airflow's safe
+/// mode skips them), YAML files with the dag-factory loader.
+fn parse_any_file(
+    file: &Path,
+    text: &str,
+    config: &FolderConfig,
+    check: &dyn OperatorCheck,
+) -> FileOutcome {
+    let is_py = file
+        .file_name()
+        .is_some_and(|n| crate::pyfile::is_python_file(&n.to_string_lossy()));
+    if !is_py {
+        return parse_file_of_folder(file, text, config, check);
+    }
+    let note = |reason: &str| {
+        FileOutcome::NotDagFile(DagError {
+            file: file.to_path_buf(),
+            line: 0,
+            path: String::new(),
+            dag_id: None,
+            traceback: None,
+            reason: reason.to_string(),
+        })
+    };
+    if !crate::pyfile::looks_like_dag_file(text) {
+        return note("a Python file that mentions neither `airflow` nor `dag`: not a DAG file");
+    }
+    match check.python_evaluator() {
+        Some(evaluator) => crate::pyfile::parse_python_file(file, text, config, check, evaluator),
+        None => note("a Python DAG file, and no Python DAG parser is available here"),
+    }
+}
+
 /// Whether a file name in a DAG folder is a DAG file candidate.
 fn is_candidate(name: &str) -> bool {
-    (name.ends_with(".yaml") || name.ends_with(".yml"))
+    (name.ends_with(".yaml") || name.ends_with(".yml") || crate::pyfile::is_python_file(name))
         && name != FOLDER_CONFIG
         && name != "weft.yml"
         && !crate::defaults::is_defaults_file(name)
@@ -230,6 +270,7 @@ impl Walk {
             line,
             path: String::new(),
             dag_id: None,
+            traceback: None,
             reason,
         };
         // a link to a file elsewhere is not read (its lines would come back in messages)
@@ -276,6 +317,7 @@ impl Walk {
             line: 0,
             path: String::new(),
             dag_id: None,
+            traceback: None,
             reason,
         };
         // a folder reached twice (through a link) is read once, as dag-factory does

@@ -37,6 +37,7 @@ pub mod graph;
 pub mod load;
 pub mod machine;
 pub mod model;
+pub mod pyfile;
 pub mod pytypes;
 pub mod reldate;
 pub mod run;
@@ -58,6 +59,7 @@ pub use model::{
     callback_plugins, Dag, Expand, ExpandSource, FileTriggerSpec, Task, TaskGroup, TriggerRule,
     WeightRule,
 };
+pub use pyfile::{PyDags, PyEvaluation, PyImportError, PythonDagEvaluator};
 pub use run::{
     retry_delay, run_dag_once, DagRunReport, RunOptions, RunState, SensorSpec, SleepFn,
     TaskExecutor, TaskFailure, TaskInvocation, TaskReport,

@@ -23,6 +23,11 @@ use crate::yaml::{self, Key, Node, Val};
 pub trait OperatorCheck {
     /// `true` when `plugin_ref` (`echo`, `weft:plugin:NAME@VER`, ...) can be run.
     fn is_known_operator(&self, plugin_ref: &str) -> bool;
+
+    /// What runs Python DAG files (`*.py`); `None` (the default): they are skipped with a note.
+    fn python_evaluator(&self) -> Option<&dyn crate::pyfile::PythonDagEvaluator> {
+        None
+    }
 }
 
 impl<F: Fn(&str) -> bool> OperatorCheck for F {
@@ -201,6 +206,7 @@ pub fn parse_folder_config(path: &Path, text: &str) -> Result<FolderConfig, DagE
         line,
         path: p.to_string(),
         dag_id: None,
+        traceback: None,
         reason,
     };
     let root = yaml::parse(text).map_err(|e| err(e.line, "", e.message))?;
@@ -270,6 +276,7 @@ pub(crate) fn parse_file_of_folder(
             line,
             path: String::new(),
             dag_id: None,
+            traceback: None,
             reason,
         })
     };
@@ -282,6 +289,7 @@ pub(crate) fn parse_file_of_folder(
                 line: e.line,
                 path: String::new(),
                 dag_id: None,
+                traceback: None,
                 reason: e.reason(),
             });
             return FileOutcome::Parsed(Vec::new(), errors);
@@ -298,6 +306,7 @@ pub(crate) fn parse_file_of_folder(
                 line: e.line,
                 path: String::new(),
                 dag_id: None,
+                traceback: None,
                 reason: e.message,
             });
             return FileOutcome::Parsed(Vec::new(), errors);
@@ -532,6 +541,7 @@ impl Cx<'_> {
             line,
             path: path.into(),
             dag_id: None,
+            traceback: None,
             reason: reason.into(),
         });
     }

@@ -576,6 +576,13 @@ impl RunMachine {
             }
         }
         let task = &self.dag.tasks[t];
+        let python = task.operator.starts_with(crate::builtin::PYTHON);
+        if python {
+            // TaskFlow arguments (`+task`, `+task['key']`) become the upstreams' XComs
+            arguments = resolve_taskflow(arguments, &self.xcom, 0);
+        }
+        let source_file = (python && self.dag.file.extension().is_some_and(|e| e == "py"))
+            .then(|| self.dag.file.clone());
         let sensor = SensorSpec::from_task(task);
         let ti = &mut self.tasks[t].tis[i];
         ti.try_number = try_number;
@@ -608,6 +615,7 @@ impl RunMachine {
             },
             sensor,
             first_poke_elapsed: Duration::from_secs_f64((now - first_poke_at).max(0.0)),
+            source_file,
         };
         self.set_state(t, i, TiState::Running);
         Ok(inv)
@@ -1115,6 +1123,53 @@ fn branch_targets(v: &Value) -> Option<Vec<String>> {
         }),
         _ => None,
     }
+}
+
+/// Replace TaskFlow references (`+task`, `+group.task`, `+task['key']`) anywhere in a Python
+/// callable task's arguments with the upstream's XCom (Airflow resolves XComArgs the same way);
+/// other strings are left alone. Nesting deeper than 64 levels is left as it is.
+fn resolve_taskflow(v: Value, xcom: &crate::template::XComStore, depth: usize) -> Value {
+    if depth > 64 {
+        return v;
+    }
+    match v {
+        Value::String(s) => match taskflow_ref(&s) {
+            Some((task, key)) => xcom.pull(task, key, None).unwrap_or(Value::Null),
+            None => Value::String(s),
+        },
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .map(|x| resolve_taskflow(x, xcom, depth + 1))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, x)| (k, resolve_taskflow(x, xcom, depth + 1)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// `+task` / `+group.task` / `+task['key']` as (task id, key).
+fn taskflow_ref(s: &str) -> Option<(&str, &str)> {
+    let rest = s.strip_prefix('+')?;
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .unwrap_or(rest.len());
+    let (task, tail) = rest.split_at(end);
+    if task.is_empty() {
+        return None;
+    }
+    if tail.is_empty() {
+        return Some((task, "return_value"));
+    }
+    let inner = tail.strip_prefix('[')?.strip_suffix(']')?;
+    let key = inner
+        .strip_prefix('\'')
+        .and_then(|k| k.strip_suffix('\''))
+        .or_else(|| inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')))?;
+    Some((task, key))
 }
 
 #[cfg(test)]

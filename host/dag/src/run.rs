@@ -55,6 +55,9 @@ pub struct TaskInvocation {
     pub sensor: SensorSpec,
     /// Time since this try's first poke (sensor timeout basis; zero for a first poke).
     pub first_poke_elapsed: Duration,
+    /// The Python DAG file a Python callable task was defined in (its callable runs from it);
+    /// `None` for every other task.
+    pub source_file: Option<std::path::PathBuf>,
 }
 
 /// A sensor task's settings (Airflow's `BaseSensorOperator` arguments).

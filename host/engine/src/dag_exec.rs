@@ -76,6 +76,22 @@ impl<'a> SandboxTaskExecutor<'a> {
     }
 }
 
+/// The parser component's call-mode input for a Python callable task: the DAG file (read again
+/// now, size-capped), which task, and its rendered arguments (TaskFlow XComs resolved).
+fn python_call_input(path: &std::path::Path, ti: &TaskInvocation) -> Result<String, TaskFailure> {
+    let source = weft_dag::folder::read_dag_file(path)
+        .map_err(|e| TaskFailure::new("Airflow.DagImportError", e.to_string()))?;
+    Ok(serde_json::json!({
+        "mode": "call",
+        "path": path.display().to_string(),
+        "source": source,
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "arguments": ti.arguments,
+    })
+    .to_string())
+}
+
 /// Strips `weft:plugin:` from an operator reference.
 pub fn operator_ref(op: &str) -> &str {
     op.strip_prefix("weft:plugin:").unwrap_or(op)
@@ -96,9 +112,16 @@ impl SandboxTaskExecutor<'_> {
         ti: &TaskInvocation,
         cancel: Option<crate::plugin_host::Cancel>,
     ) -> (Result<Value, TaskFailure>, Option<TryLog>) {
+        // a Python callable of a Python DAG file runs in the parser component (call mode)
+        let python_file = ti
+            .source_file
+            .as_ref()
+            .filter(|_| ti.operator.starts_with(weft_dag::builtin::PYTHON));
         // EmptyOperator and friends: no plugin, no sandbox
-        if let Some(r) = weft_dag::builtin::execute(ti) {
-            return (r, None);
+        if python_file.is_none() {
+            if let Some(r) = weft_dag::builtin::execute(ti) {
+                return (r, None);
+            }
         }
         if ti.operator.starts_with("weft:statemachine:") {
             return (
@@ -131,8 +154,11 @@ impl SandboxTaskExecutor<'_> {
         .entered();
         let started = std::time::SystemTime::now();
         let prepared = (|| {
-            let r = PluginRef::parse(operator_ref(&ti.operator))
-                .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?;
+            let r = match python_file {
+                Some(_) => PluginRef::Latest(crate::py_dags::PARSER_PLUGIN.into()),
+                None => PluginRef::parse(operator_ref(&ti.operator))
+                    .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?,
+            };
             let grant = self.grant(&ti.grant)?;
             let rec = self.host.resolve(&r).map_err(map)?;
             let component = self.host.load(&rec).map_err(map)?;
@@ -183,7 +209,13 @@ impl SandboxTaskExecutor<'_> {
                 )
                 .map_err(|e| map(e.into()))
         } else {
-            let input = ti.arguments.to_string();
+            let input = match python_file {
+                Some(path) => match python_call_input(path, ti) {
+                    Ok(i) => i,
+                    Err(f) => return (Err(f), None),
+                },
+                None => ti.arguments.to_string(),
+            };
             self.host
                 .invoke_cancellable(&component, &input, &ctx, grant, limits, cancel)
                 .map_err(map)

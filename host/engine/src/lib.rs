@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod needed_plugins;
 pub mod persistence;
 pub mod plugin_host;
+pub mod py_dags;
 pub mod remote;
 pub mod resource_map;
 pub mod roles;

@@ -295,7 +295,11 @@ pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<weft_dag::Da
                 .ok()
                 .is_some_and(|r| weft_engine::plugin_host::resolve(&store, &r).is_ok())
     };
-    let (dags, errors) = weft_dag::load_dags(&dir, &known);
+    let check = weft_engine::py_dags::WithPythonDags {
+        check: known,
+        parser: weft_engine::py_dags::SandboxDagParser::shared(app.store.home()),
+    };
+    let (dags, errors) = weft_dag::load_dags(&dir, &check);
     (dags, errors, dir)
 }
 

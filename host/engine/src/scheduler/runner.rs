@@ -97,5 +97,6 @@ pub fn callback_invocation(plugin: &str, grant: Option<&str>, context: &Value) -
         params: serde_json::Map::new(),
         sensor: Default::default(),
         first_poke_elapsed: std::time::Duration::ZERO,
+        source_file: None,
     }
 }

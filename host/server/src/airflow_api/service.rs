@@ -133,7 +133,11 @@ pub async fn import_errors(State(app): State<Arc<AppState>>, req: V1Request) -> 
                     "timestamp": ts,
                     "filename": e.file.display().to_string(),
                     "bundle_name": "dags-folder",
-                    "stack_trace": e.to_string(),
+                    // Python DAG files: the error, then the traceback (as Airflow shows it)
+                    "stack_trace": match &e.traceback {
+                        Some(tb) => format!("{e}\n{tb}"),
+                        None => e.to_string(),
+                    },
                 })
             })
             .collect();
