@@ -8,12 +8,13 @@ use crate::runner::event_json;
 use crate::runtime::{insert_execution, new_record};
 use crate::AppState;
 use serde_json::{json, Map, Value};
-use std::ops::Bound;
 use std::sync::Arc;
 use weft_asl::StateError;
 
 /// AWS's limit on an execution's input (characters; weft counts bytes).
 pub const MAX_INPUT: usize = 256 * 1024;
+/// State machines read from the catalog at once while listing them.
+const SM_PAGE: usize = 256;
 pub(crate) const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
 
 /// Runs an action for a caller allowed everything (embedding, benchmarks).
@@ -178,7 +179,7 @@ fn sm_type(req: &Value) -> Result<String, ApiError> {
 }
 
 fn load_sm(app: &AppState, name: &str) -> Result<Option<StateMachineRecord>, ApiError> {
-    Ok(match app.state_machines.get(name.as_bytes())? {
+    Ok(match app.catalog.state_machine(name)? {
         Some(b) => Some(serde_json::from_slice(&b)?),
         None => None,
     })
@@ -242,12 +243,8 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
         tracing_configuration: req.get("tracingConfiguration").cloned(),
     };
     let bytes = serde_json::to_vec(&rec)?;
-    match app.state_machines.compare_and_swap(
-        name.as_bytes(),
-        None as Option<&[u8]>,
-        Some(bytes),
-    )? {
-        Ok(()) => {
+    match app.catalog.insert_state_machine(name, &bytes)? {
+        None => {
             crate::tags::add(app, &rec.arn, &tags)?;
             let mut out = json!({"stateMachineArn": rec.arn, "creationDate": ts(now)});
             let warnings = setup_warnings(app, name, definition);
@@ -265,8 +262,8 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
             flush(app).await?;
             Ok(out)
         }
-        Err(cas) => {
-            let old: StateMachineRecord = serde_json::from_slice(&cas.current.unwrap_or_default())?;
+        Some(current) => {
+            let old: StateMachineRecord = serde_json::from_slice(&current)?;
             // AWS: creating an identical state machine again is idempotent
             if old.definition == rec.definition
                 && old.role_arn == rec.role_arn
@@ -320,38 +317,44 @@ fn list_state_machines(
 ) -> Result<Value, ApiError> {
     let max = max_results(req, 100)?;
     let start = match opt_str(req, "nextToken")? {
-        None => Bound::Unbounded,
-        Some(t) => {
-            let name = t.strip_prefix("n:").ok_or_else(|| invalid_token(t))?;
-            Bound::Excluded(name.as_bytes().to_vec())
-        }
+        None => None,
+        Some(t) => Some(
+            t.strip_prefix("n:")
+                .ok_or_else(|| invalid_token(t))?
+                .to_string(),
+        ),
     };
     let mut out = Vec::new();
     let mut next = None;
-    for item in app
-        .state_machines
-        .range::<Vec<u8>, _>((start, Bound::Unbounded))
-    {
-        let (_, v) = item?;
-        let sm: StateMachineRecord = serde_json::from_slice(&v)?;
-        if !vis.shows(&sm.arn) {
-            continue;
+    let mut after = start;
+    'pages: loop {
+        let page = app.catalog.state_machines(after.as_deref(), SM_PAGE)?;
+        let full = page.len() == SM_PAGE;
+        for (name, v) in page {
+            after = Some(name);
+            let sm: StateMachineRecord = serde_json::from_slice(&v)?;
+            if !vis.shows(&sm.arn) {
+                continue;
+            }
+            if out.len() == max {
+                next = Some(format!(
+                    "n:{}",
+                    out.last()
+                        .and_then(|x: &Value| x["name"].as_str())
+                        .unwrap_or("")
+                ));
+                break 'pages;
+            }
+            out.push(json!({
+                "stateMachineArn": sm.arn,
+                "name": sm.name,
+                "type": sm.sm_type,
+                "creationDate": ts(sm.creation_ms),
+            }));
         }
-        if out.len() == max {
-            next = Some(format!(
-                "n:{}",
-                out.last()
-                    .and_then(|x: &Value| x["name"].as_str())
-                    .unwrap_or("")
-            ));
+        if !full {
             break;
         }
-        out.push(json!({
-            "stateMachineArn": sm.arn,
-            "name": sm.name,
-            "type": sm.sm_type,
-            "creationDate": ts(sm.creation_ms),
-        }));
     }
     let mut v = json!({"stateMachines": out});
     if let Some(t) = next {
@@ -385,27 +388,26 @@ async fn update_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let now = now_ms();
     let revision = uuid::Uuid::new_v4().to_string();
     let mut found = false;
-    app.state_machines
-        .fetch_and_update(name.as_bytes(), |old| {
-            let old = old?;
-            let mut sm: StateMachineRecord = serde_json::from_slice(old).ok()?;
-            found = true;
-            if let Some(d) = definition {
-                sm.definition = d.to_string();
-            }
-            if let Some(r) = role {
-                sm.role_arn = r.to_string();
-            }
-            if logging.is_some() {
-                sm.logging_configuration = logging.clone();
-            }
-            if tracing_cfg.is_some() {
-                sm.tracing_configuration = tracing_cfg.clone();
-            }
-            sm.update_ms = Some(now);
-            sm.revision_id = revision.clone();
-            serde_json::to_vec(&sm).ok()
-        })?;
+    app.catalog.update_state_machine(&name, &mut |old| {
+        let old = old?;
+        let mut sm: StateMachineRecord = serde_json::from_slice(old).ok()?;
+        found = true;
+        if let Some(d) = definition {
+            sm.definition = d.to_string();
+        }
+        if let Some(r) = role {
+            sm.role_arn = r.to_string();
+        }
+        if logging.is_some() {
+            sm.logging_configuration = logging.clone();
+        }
+        if tracing_cfg.is_some() {
+            sm.tracing_configuration = tracing_cfg.clone();
+        }
+        sm.update_ms = Some(now);
+        sm.revision_id = revision.clone();
+        serde_json::to_vec(&sm).ok()
+    })?;
     if !found {
         return Err(sm_not_found(arn));
     }
@@ -433,7 +435,7 @@ async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let arn = req_str(req, "stateMachineArn")?;
     let name = parse_sm_arn(arn)?;
     // as AWS: deleting is idempotent; running executions finish, their records stay
-    app.state_machines.remove(name.as_bytes())?;
+    app.catalog.remove_state_machine(&name)?;
     crate::tags::forget(app, &sm_arn(&name))?;
     crate::sm_resource_map::forget(app, &name)?;
     flush(app).await?;

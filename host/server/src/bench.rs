@@ -288,8 +288,8 @@ pub fn summary(n: usize) -> anyhow::Result<Report> {
             json!({"name": format!("sm-{m}"), "definition": def}),
         ))?;
         let v = app
-            .state_machines
-            .get(format!("sm-{m}").as_bytes())?
+            .catalog
+            .state_machine(&format!("sm-{m}"))?
             .ok_or_else(|| anyhow::anyhow!("sm-{m} was not created"))?;
         smrs.push(serde_json::from_slice::<StateMachineRecord>(&v)?);
     }

@@ -270,7 +270,7 @@ fn run_state_machine(
         error: error.to_string(),
         cause,
     };
-    let smr: crate::records::StateMachineRecord = match app.state_machines.get(name.as_bytes()) {
+    let smr: crate::records::StateMachineRecord = match app.catalog.state_machine(name) {
         Ok(Some(v)) => {
             serde_json::from_slice(&v).map_err(|e| fail("States.Runtime", e.to_string()))?
         }

@@ -37,6 +37,12 @@ impl From<sled::Error> for ApiError {
     }
 }
 
+impl From<weft_engine::persistence::PersistenceError> for ApiError {
+    fn from(e: weft_engine::persistence::PersistenceError) -> Self {
+        ApiError::internal(format!("store: {e}"))
+    }
+}
+
 impl From<serde_json::Error> for ApiError {
     fn from(e: serde_json::Error) -> Self {
         ApiError::internal(format!("store record: {e}"))

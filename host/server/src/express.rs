@@ -110,7 +110,7 @@ impl ExecutionLog {
             logging_configuration: Option<Value>,
         }
         let sm = exec_arn.split(':').nth(6)?;
-        let v = app.state_machines.get(sm.as_bytes()).ok().flatten()?;
+        let v = app.catalog.state_machine(sm).ok().flatten()?;
         let l: Logging = serde_json::from_slice(&v).ok()?;
         let (level, data) = level_of(l.logging_configuration.as_ref());
         (level != Level::Off).then_some(ExecutionLog {

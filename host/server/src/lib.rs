@@ -79,14 +79,13 @@ pub fn default_max_running() -> usize {
 
 pub struct AppState {
     pub store: Arc<weft_store::Store>,
-    pub(crate) state_machines: sled::Tree,
+    /// State machines, versions, aliases, resource maps and tags.
+    pub(crate) catalog: Arc<dyn weft_engine::persistence::CatalogStore>,
     pub(crate) executions: sled::Tree,
     /// Executions per state machine by start time (see [`exec_index`]).
     pub(crate) exec_index: exec_index::ExecIndex,
     pub(crate) history: sled::Tree,
-    pub(crate) versions: sled::Tree,
     pub(crate) express_log: sled::Tree,
-    pub(crate) aliases: sled::Tree,
     /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`map_runs`]).
     pub(crate) map_runs: sled::Tree,
     /// The API audit log (see [`audit`]).
@@ -112,8 +111,6 @@ pub struct AppState {
     /// The mock configuration (`weft server --mock-config`): `StartExecution` on
     /// `ARN#TestCase` runs with that test case's mocks (see [`weft_asl::mock`]).
     pub(crate) mocks: Option<Arc<weft_asl::mock::MockConfig>>,
-    /// Each state machine's own resource map (see [`sm_resource_map`]).
-    pub(crate) resource_maps: sled::Tree,
     /// `$WEFT_HOME/resource-map.yaml`, read when the server starts.
     pub(crate) home_map: Arc<weft_engine::resource_map::ResourceMap>,
     /// Where plugin tasks go when remote workers are connected (see [`dispatch`]).
@@ -220,15 +217,15 @@ impl AppState {
             }
         }));
         let state = Arc::new(AppState {
-            state_machines: db.open_tree("sfn_state_machines")?,
+            catalog: Arc::new(weft_engine::persistence::sled_catalog::SledCatalog::open(
+                &db,
+            )?),
             executions: db.open_tree("sfn_executions")?,
             exec_index: exec_index::ExecIndex::open(&db)?,
             history,
             pending,
             audit: db.open_tree("sfn_audit")?,
-            versions: db.open_tree("sfn_versions")?,
             express_log: db.open_tree("sfn_express_log")?,
-            aliases: db.open_tree("sfn_aliases")?,
             map_runs: db.open_tree("sfn_map_runs")?,
             task_logs,
             live: live::Live::default(),
@@ -241,7 +238,6 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             host: OnceLock::new(),
             mocks: mocks.map(Arc::new),
-            resource_maps: db.open_tree(sm_resource_map::TREE)?,
             home_map: sm_resource_map::home_map(store_home)?,
             dispatch: Arc::new(dispatch::MemoryDispatch::new(
                 dispatch::MemoryDispatch::heartbeat_timeout_from_env(),

@@ -312,8 +312,7 @@ fn plugin_name_of_operator(op: &str) -> String {
 fn list_plugins(app: &AppState, ctx: &mut Ctx) -> Result<Value, ApiError> {
     ctx.filtered("*");
     let mut sm_uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for item in app.state_machines.iter() {
-        let (_, v) = item?;
+    for (_, v) in app.catalog.state_machines(None, usize::MAX)? {
         let sm: StateMachineRecord = serde_json::from_slice(&v)?;
         if !ctx.may("states:DescribeStateMachine", &sm.arn) {
             continue;

@@ -783,8 +783,8 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
     let definition = match &rec.definition {
         Some(d) => Some(d.clone()),
         None => app
-            .state_machines
-            .get(rec.state_machine_name.as_bytes())
+            .catalog
+            .state_machine(&rec.state_machine_name)
             .ok()
             .flatten()
             .and_then(|v| serde_json::from_slice::<StateMachineRecord>(&v).ok())
@@ -1061,7 +1061,7 @@ pub(crate) fn start_child(
     parent_wants_json: bool,
 ) -> Result<ExecutionRecord, ApiError> {
     valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
-    let smr: StateMachineRecord = match app.state_machines.get(sm_name.as_bytes())? {
+    let smr: StateMachineRecord = match app.catalog.state_machine(sm_name)? {
         Some(v) => serde_json::from_slice(&v)?,
         None => {
             return Err(ApiError::new(

@@ -31,8 +31,7 @@ pub const MAX_HOURS: i64 = 720;
 pub fn summarise(app: &AppState, ctx: &mut Ctx, since_ms: i64) -> Result<Vec<Value>, ApiError> {
     ctx.filtered("*");
     let mut out = Vec::new();
-    for item in app.state_machines.iter() {
-        let (_, v) = item?;
+    for (_, v) in app.catalog.state_machines(None, usize::MAX)? {
         let sm: StateMachineRecord = serde_json::from_slice(&v)?;
         if !ctx.may("states:DescribeStateMachine", &sm.arn) {
             continue;

@@ -4,7 +4,9 @@
 //! and never learns which database is below it; each implementation runs the same test suite.
 //!
 //! What is behind the interface so far: the DAG scheduler's store ([`DagStore`]: runs, task
-//! instances, per-try logs, SLA misses, seen files). The Standard-execution runtime's state
+//! instances, per-try logs, SLA misses, seen files) and the Step Functions catalog
+//! ([`CatalogStore`]: state machines, versions, aliases, resource maps, tags; on sled in
+//! [`sled_catalog`]). The Standard-execution runtime's state
 //! (state machines, executions, history, journal, timers, task tokens, activities) follows the
 //! same shape: see [`runtime`] for its contract, written so that a PostgreSQL implementation
 //! commits one run step (history and journal entries) in one transaction guarded by the
@@ -13,12 +15,15 @@
 //! [`Database`] is what a process opens once, from `--db`/`WEFT_DB` (a `postgres://` URL) or
 //! its sled store, and hands out the stores of each concern.
 
+pub mod catalog;
 pub mod dag;
 mod error;
 pub mod pg;
 pub mod runtime;
+pub mod sled_catalog;
 pub mod sled_dag;
 
+pub use catalog::CatalogStore;
 pub use dag::{Committer, DagStore};
 pub use error::PersistenceError;
 pub use pg::PgDatabase;
