@@ -198,7 +198,7 @@ pub(crate) fn sm_by_arn(app: &AppState, arn: &str) -> Result<StateMachineRecord,
 }
 
 fn load_exec(app: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, ApiError> {
-    Ok(match app.executions.get(arn.as_bytes())? {
+    Ok(match app.executions.execution(arn)? {
         Some(b) => Some(serde_json::from_slice(&b)?),
         None => None,
     })
@@ -724,13 +724,11 @@ fn list_executions(app: &Arc<AppState>, req: &Value, vis: &Visible<'_>) -> Resul
     let offset = offset_token(req)?;
     let prefix = format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{sm_name}:");
     let mut all = Vec::new();
-    for item in app.executions.scan_prefix(prefix.as_bytes()) {
-        let (_, v) = item?;
-        let e: ExecutionRecord = serde_json::from_slice(&v)?;
+    crate::records::each_execution(app, &prefix, |e| {
         if filter.is_none_or(|f| f == e.status) && vis.shows(&e.arn) {
             all.push(e);
         }
-    }
+    })?;
     // newest first, as AWS lists them
     all.sort_by(|a, b| {
         b.start_ms
@@ -853,7 +851,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
     }
     let now = now_ms();
     let mut changed = false;
-    app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
+    app.executions.update_execution(&e.arn, &mut |old| {
         let old = old?;
         let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
         changed = false;
@@ -867,7 +865,6 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
         serde_json::to_vec(&r).ok()
     })?;
     if changed {
-        app.exec_index.sync_or_log(&app.executions, &e.arn);
         append_final_event(
             app,
             &e.arn,
@@ -922,7 +919,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         .map_err(|x| ApiError::internal(x.to_string()))?;
     let now = now_ms();
     let mut redriven = false;
-    app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
+    app.executions.update_execution(&e.arn, &mut |old| {
         let old = old?;
         let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
         redriven = false;
@@ -944,7 +941,6 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
             format!("Execution is not redrivable: '{}'", e.arn),
         ));
     }
-    app.exec_index.sync_or_log(&app.executions, &e.arn);
     app.pending.apply()?;
     let last = crate::pending::last_event_id(&app.history, &e.arn)?;
     let ev = weft_asl::HistoryEvent {

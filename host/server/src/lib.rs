@@ -21,7 +21,6 @@ pub mod dag_landing;
 mod dag_scheduler;
 pub mod dispatch;
 pub mod error;
-pub mod exec_index;
 pub mod express;
 mod for_execution;
 pub mod guard;
@@ -81,9 +80,8 @@ pub struct AppState {
     pub store: Arc<weft_store::Store>,
     /// State machines, versions, aliases, resource maps and tags.
     pub(crate) catalog: Arc<dyn weft_engine::persistence::CatalogStore>,
-    pub(crate) executions: sled::Tree,
-    /// Executions per state machine by start time (see [`exec_index`]).
-    pub(crate) exec_index: exec_index::ExecIndex,
+    /// Execution records and their index by state machine and start time.
+    pub(crate) executions: Arc<dyn weft_engine::persistence::ExecutionRecords>,
     pub(crate) history: sled::Tree,
     pub(crate) express_log: sled::Tree,
     /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`map_runs`]).
@@ -220,8 +218,9 @@ impl AppState {
             catalog: Arc::new(weft_engine::persistence::sled_catalog::SledCatalog::open(
                 &db,
             )?),
-            executions: db.open_tree("sfn_executions")?,
-            exec_index: exec_index::ExecIndex::open(&db)?,
+            executions: Arc::new(
+                weft_engine::persistence::sled_executions::SledExecutions::open(&db)?,
+            ),
             history,
             pending,
             audit: db.open_tree("sfn_audit")?,

@@ -1,6 +1,7 @@
-//! What the server keeps in sled: state machines (tree `sfn_state_machines`, key = name),
-//! executions (tree `sfn_executions`, key = execution ARN) and history events (tree
-//! `sfn_history`, key = execution ARN, 0x00, event id as big-endian u64).
+//! The records of state machines and executions (kept through the engine's
+//! [`weft_engine::persistence::CatalogStore`] and [`weft_engine::persistence::ExecutionRecords`]
+//! as their JSON) and the ARNs that name them. History events live in tree `sfn_history` (key =
+//! execution ARN, 0x00, event id as big-endian u64; see [`crate::pending`]).
 
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,34 @@ pub struct ExecutionRecord {
     pub test_case: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mocks: Option<Value>,
+}
+
+/// Hands `f` every execution record whose ARN starts with `arn_prefix` (`""`: all), decoded,
+/// in ARN order; a record that cannot be decoded ends the walk with its error.
+pub(crate) fn each_execution(
+    app: &crate::AppState,
+    arn_prefix: &str,
+    mut f: impl FnMut(ExecutionRecord),
+) -> Result<(), ApiError> {
+    let mut bad = None;
+    app.executions
+        .each_execution(
+            arn_prefix,
+            &mut |v| match serde_json::from_slice::<ExecutionRecord>(v) {
+                Ok(e) => {
+                    f(e);
+                    true
+                }
+                Err(e) => {
+                    bad = Some(e);
+                    false
+                }
+            },
+        )?;
+    match bad {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 pub fn sm_arn(name: &str) -> String {

@@ -141,9 +141,7 @@ fn list_executions(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Val
             .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
     };
     let mut all = Vec::new();
-    for item in app.executions.iter() {
-        let (_, v) = item?;
-        let e: ExecutionRecord = serde_json::from_slice(&v)?;
+    crate::records::each_execution(app, "", |e| {
         if sm.as_deref().is_some_and(|s| s != e.state_machine_name)
             || status.as_deref().is_some_and(|s| s != e.status)
             || name
@@ -154,10 +152,10 @@ fn list_executions(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Val
             || !ctx.may("states:ListExecutions", &e.state_machine_arn)
             || !ctx.may("states:DescribeExecution", &e.arn)
         {
-            continue;
+            return;
         }
         all.push(e);
-    }
+    })?;
     all.sort_by(|a, b| b.start_ms.cmp(&a.start_ms).then_with(|| a.arn.cmp(&b.arn)));
     let page: Vec<Value> = all
         .iter()

@@ -232,17 +232,28 @@ impl Runtime {
             }
         }
         let mut n = 0;
-        for item in app.executions.iter() {
-            let (_, v) = item?;
-            let e: ExecutionRecord = serde_json::from_slice(&v)?;
+        let mut failed = None;
+        app.executions.each_execution("", &mut |v| {
             // repairs what a crash between a record's write and its index's left behind
-            app.exec_index.check(&e)?;
-            if e.status == "RUNNING" {
-                rt.schedule(&e.arn);
-                n += 1;
+            let checked = app.executions.repair_index(v).map_err(anyhow::Error::from);
+            match checked.and_then(|()| Ok(serde_json::from_slice::<ExecutionRecord>(v)?)) {
+                Ok(e) => {
+                    if e.status == "RUNNING" {
+                        rt.schedule(&e.arn);
+                        n += 1;
+                    }
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
             }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
         }
-        Ok(n)
     }
 
     fn control(&self, arn: &str) -> Arc<ExecControl> {
@@ -743,7 +754,7 @@ pub(crate) fn execution_role(
 }
 
 fn load_record(app: &AppState, arn: &str) -> Option<ExecutionRecord> {
-    match app.executions.get(arn.as_bytes()) {
+    match app.executions.execution(arn) {
         Ok(Some(v)) => serde_json::from_slice(&v).ok(),
         _ => None,
     }
@@ -964,7 +975,7 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
         Err(_) => "FAILED",
     };
     let mut finished = None;
-    let r = app.executions.fetch_and_update(rec.arn.as_bytes(), |old| {
+    let r = app.executions.update_execution(&rec.arn, &mut |old| {
         let old = old?;
         let mut e: ExecutionRecord = serde_json::from_slice(old).ok()?;
         if e.status == "RUNNING" {
@@ -984,9 +995,6 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     if let Err(e) = r {
         tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
         return;
-    }
-    if finished.is_some() {
-        app.exec_index.sync_or_log(&app.executions, &rec.arn);
     }
     if status != "SUCCEEDED" && finished.is_some() {
         // a task may still wait for an answer (the execution timed out or failed around it):
@@ -1123,14 +1131,11 @@ pub(crate) fn insert_execution(
     rec: ExecutionRecord,
 ) -> Result<(ExecutionRecord, bool), ApiError> {
     app.rt.check_capacity()?;
-    let cas = app.executions.compare_and_swap(
-        rec.arn.as_bytes(),
-        None as Option<&[u8]>,
-        Some(serde_json::to_vec(&rec)?),
-    )?;
-    match cas {
-        Ok(()) => {
-            app.exec_index.sync_or_log(&app.executions, &rec.arn);
+    let existing = app
+        .executions
+        .insert_execution(&rec.arn, &serde_json::to_vec(&rec)?)?;
+    match existing {
+        None => {
             app.rt
                 .commit
                 .commit()
@@ -1139,8 +1144,8 @@ pub(crate) fn insert_execution(
             app.rt.schedule(&rec.arn);
             Ok((rec, true))
         }
-        Err(cas) => {
-            let old: ExecutionRecord = serde_json::from_slice(&cas.current.unwrap_or_default())?;
+        Some(current) => {
+            let old: ExecutionRecord = serde_json::from_slice(&current)?;
             Ok((old, false))
         }
     }

@@ -6,7 +6,8 @@
 //! What is behind the interface so far: the DAG scheduler's store ([`DagStore`]: runs, task
 //! instances, per-try logs, SLA misses, seen files) and the Step Functions catalog
 //! ([`CatalogStore`]: state machines, versions, aliases, resource maps, tags; on sled in
-//! [`sled_catalog`]). The Standard-execution runtime's state
+//! [`sled_catalog`]) and execution records with their index by state machine and start
+//! ([`ExecutionRecords`]; on sled in [`sled_executions`]). The Standard-execution runtime's state
 //! (state machines, executions, history, journal, timers, task tokens, activities) follows the
 //! same shape: see [`runtime`] for its contract, written so that a PostgreSQL implementation
 //! commits one run step (history and journal entries) in one transaction guarded by the
@@ -18,14 +19,17 @@
 pub mod catalog;
 pub mod dag;
 mod error;
+pub mod executions;
 pub mod pg;
 pub mod runtime;
 pub mod sled_catalog;
 pub mod sled_dag;
+pub mod sled_executions;
 
 pub use catalog::CatalogStore;
 pub use dag::{Committer, DagStore};
 pub use error::PersistenceError;
+pub use executions::ExecutionRecords;
 pub use pg::PgDatabase;
 
 use crate::scheduler::{SchedStore, SchedulerError};

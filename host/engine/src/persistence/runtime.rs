@@ -2,9 +2,10 @@
 //! come (today the server keeps this state in sled trees of its own: `sfn_executions`,
 //! `sfn_history`, `sfn_journal`, `sfn_tokens`, `sfn_activities`, ...).
 //!
-//! The unit of writing is a *step*: whatever one run of an execution produced between two
-//! commits (history events, journal entries, the execution record when it ends), written by
-//! [`ExecutionStore::commit_step`] in one transaction. Each step carries the [`Lease`] epoch its
+//! The execution records themselves are behind [`super::ExecutionRecords`]. The unit of
+//! writing is a *step*: whatever one run of an execution produced between two commits
+//! (history events, journal entries, the execution record when it ends), written by
+//! [`StepStore::commit_step`] in one transaction. Each step carries the [`Lease`] epoch its
 //! node holds; an implementation shared by several nodes refuses a step whose epoch is not the
 //! execution's current one ([`PersistenceError::Fenced`]), so a node paused past its lease
 //! writes nothing after another node adopted the execution. sled (one process) has a single
@@ -63,12 +64,8 @@ pub struct Step {
     pub record: Option<Vec<u8>>,
 }
 
-/// Executions, their history and journal.
-pub trait ExecutionStore: Send + Sync {
-    /// Inserts a new execution record; false (and nothing written) when the ARN exists.
-    fn create_execution(&self, arn: &str, record: &[u8]) -> Result<bool, PersistenceError>;
-    /// An execution's record.
-    fn execution(&self, arn: &str) -> Result<Option<Vec<u8>>, PersistenceError>;
+/// Executions' history and journal.
+pub trait StepStore: Send + Sync {
     /// Commits a step atomically; [`PersistenceError::Fenced`] when its epoch is stale.
     fn commit_step(&self, step: Step) -> Result<(), PersistenceError>;
     /// Writes a journal entry unless the key already holds an attempt's result (callbacks,
