@@ -58,6 +58,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
 pub use error::ApiError;
+use weft_engine::persistence::sled_logs::{self, SledLog};
 
 /// The content type of AWS JSON 1.0.
 pub const AMZ_JSON: &str = "application/x-amz-json-1.0";
@@ -83,11 +84,12 @@ pub struct AppState {
     /// Execution records and their index by state machine and start time.
     pub(crate) executions: Arc<dyn weft_engine::persistence::ExecutionRecords>,
     pub(crate) history: sled::Tree,
-    pub(crate) express_log: sled::Tree,
+    /// The execution log (Express executions; Standard ones that ask for it; see [`express`]).
+    pub(crate) execution_log: Arc<dyn weft_engine::persistence::AppendLog>,
     /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`map_runs`]).
-    pub(crate) map_runs: sled::Tree,
+    pub(crate) map_runs: Arc<dyn weft_engine::persistence::MapRunStore>,
     /// The API audit log (see [`audit`]).
-    pub audit: sled::Tree,
+    pub audit: Arc<dyn weft_engine::persistence::AppendLog>,
     /// `None`: no authentication (loopback with `--no-auth`).
     pub tokens: Option<auth::Tokens>,
     /// Durable executions: workers, timers, tokens, activities.
@@ -223,9 +225,9 @@ impl AppState {
             ),
             history,
             pending,
-            audit: db.open_tree("sfn_audit")?,
-            express_log: db.open_tree("sfn_express_log")?,
-            map_runs: db.open_tree("sfn_map_runs")?,
+            audit: Arc::new(SledLog::open(&db, sled_logs::AUDIT)?),
+            execution_log: Arc::new(SledLog::open(&db, sled_logs::EXECUTION_LOG)?),
+            map_runs: Arc::new(sled_logs::SledMapRuns::open(&db)?),
             task_logs,
             live: live::Live::default(),
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),

@@ -7,9 +7,11 @@
 //! instances, per-try logs, SLA misses, seen files) and the Step Functions catalog
 //! ([`CatalogStore`]: state machines, versions, aliases, resource maps, tags; on sled in
 //! [`sled_catalog`]) and execution records with their index by state machine and start
-//! ([`ExecutionRecords`]; on sled in [`sled_executions`]). The Standard-execution runtime's state
-//! (state machines, executions, history, journal, timers, task tokens, activities) follows the
-//! same shape: see [`runtime`] for its contract, written so that a PostgreSQL implementation
+//! ([`ExecutionRecords`]; on sled in [`sled_executions`]), the audit and execution logs
+//! ([`AppendLog`]) and Map Runs ([`MapRunStore`]; both on sled in [`sled_logs`]). The rest of
+//! the Standard-execution runtime's state (history, journal, timers, task tokens, activities,
+//! task logs: still sled trees of the server) follows the same shape: see [`runtime`] for its
+//! contract, written so that a PostgreSQL implementation
 //! commits one run step (history and journal entries) in one transaction guarded by the
 //! execution's lease epoch.
 //!
@@ -20,16 +22,21 @@ pub mod catalog;
 pub mod dag;
 mod error;
 pub mod executions;
+pub mod logs;
+pub mod map_runs;
 pub mod pg;
 pub mod runtime;
 pub mod sled_catalog;
 pub mod sled_dag;
 pub mod sled_executions;
+pub mod sled_logs;
 
 pub use catalog::CatalogStore;
 pub use dag::{Committer, DagStore};
 pub use error::PersistenceError;
 pub use executions::ExecutionRecords;
+pub use logs::AppendLog;
+pub use map_runs::MapRunStore;
 pub use pg::PgDatabase;
 
 use crate::scheduler::{SchedStore, SchedulerError};
