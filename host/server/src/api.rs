@@ -214,8 +214,13 @@ pub(crate) fn exec_by_arn(app: &AppState, arn: &str) -> Result<ExecutionRecord, 
     })
 }
 
-async fn flush(app: &AppState) -> Result<(), ApiError> {
-    app.store.db().flush_async().await?;
+/// Makes every write so far durable (the process's store, which holds the catalog on sled).
+pub(crate) async fn flush(app: &AppState) -> Result<(), ApiError> {
+    app.store
+        .db()
+        .flush_async()
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     Ok(())
 }
 
@@ -774,7 +779,6 @@ fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         ),
     };
     app.pending.apply()?;
-    let iter = crate::pending::history_runs(&app.history, &e.arn);
     let mut events = Vec::new();
     let mut next = None;
     let mut push = |v: &[u8]| -> Result<bool, ApiError> {
@@ -795,26 +799,30 @@ fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         events.push(ev);
         Ok(true)
     };
-    if reverse {
-        'outer: for run in iter.rev() {
-            for v in run?.1.iter().rev() {
-                if !push(v)? {
-                    break 'outer;
+    let mut failed = None;
+    app.history.each_run(&e.arn, reverse, &mut |last, evs| {
+        if !reverse && from.is_some_and(|f| last < f) {
+            return true; // the whole run is before the page
+        }
+        let in_order: Box<dyn Iterator<Item = &Vec<u8>>> = if reverse {
+            Box::new(evs.iter().rev())
+        } else {
+            Box::new(evs.iter())
+        };
+        for v in in_order {
+            match push(v) {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
                 }
             }
         }
-    } else {
-        'outer: for run in iter {
-            let (last, evs) = run?;
-            if from.is_some_and(|f| last < f) {
-                continue; // the whole run is before the page
-            }
-            for v in evs {
-                if !push(&v)? {
-                    break 'outer;
-                }
-            }
-        }
+        true
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     let mut v = json!({"events": events});
     if let Some(t) = next {
@@ -942,7 +950,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         ));
     }
     app.pending.apply()?;
-    let last = crate::pending::last_event_id(&app.history, &e.arn)?;
+    let last = app.history.last_event_id(&e.arn)?;
     let ev = weft_asl::HistoryEvent {
         id: last + 1,
         previous_event_id: last,
@@ -952,7 +960,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
     };
     let v = event_json(&ev);
     app.history
-        .insert(history_key(&e.arn, last + 1), v.to_string().as_bytes())?;
+        .put_event(&e.arn, last + 1, v.to_string().as_bytes())?;
     app.live.history(&e.arn, &v); // web UI live updates
     app.live.status(&e.arn, "RUNNING");
     app.rt
@@ -972,7 +980,7 @@ fn append_final_event(
     cause: Option<&str>,
 ) -> Result<(), ApiError> {
     app.pending.apply()?;
-    let last = crate::pending::last_event_id(&app.history, arn)?;
+    let last = app.history.last_event_id(arn)?;
     let mut details = Map::new();
     if let Some(x) = error {
         details.insert("error".into(), json!(x));
@@ -989,7 +997,7 @@ fn append_final_event(
     };
     let v = event_json(&ev);
     app.history
-        .insert(history_key(arn, last + 1), v.to_string().as_bytes())?;
+        .put_event(arn, last + 1, v.to_string().as_bytes())?;
     app.live.history(arn, &v); // web UI live updates
     if let Some(log) = crate::express::ExecutionLog::of_execution(app, arn) {
         log.write(app, arn, std::slice::from_ref(&ev));

@@ -31,12 +31,6 @@ impl ApiError {
     }
 }
 
-impl From<sled::Error> for ApiError {
-    fn from(e: sled::Error) -> Self {
-        ApiError::internal(format!("store: {e}"))
-    }
-}
-
 impl From<weft_engine::persistence::PersistenceError> for ApiError {
     fn from(e: weft_engine::persistence::PersistenceError) -> Self {
         ApiError::internal(format!("store: {e}"))

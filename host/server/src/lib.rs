@@ -3,10 +3,11 @@
 //!
 //! `POST /` with `X-Amz-Target: AWSStepFunctions.<Action>` and a JSON body; answers use AWS's
 //! field names, timestamps as epoch seconds, errors as HTTP 400 `{"__type", "message"}`.
-//! State machines, executions and history live in sled trees of the store (see [`records`]).
+//! State machines, executions and history are kept through the engine's persistence interface
+//! ([`weft_engine::persistence::sfn::SfnStores`], opened in [`AppState::new`]; see [`records`]).
 //!
-//! Standard executions are durable (see [`runtime`]): event-sourced by replay on sled with
-//! group commit, suspended without a thread while they wait, resumed after a crash. Express
+//! Standard executions are durable (see [`runtime`]): event-sourced by replay with group
+//! commit, suspended without a thread while they wait, resumed after a crash. Express
 //! executions (StartSyncExecution) run in memory.
 
 pub mod access;
@@ -58,7 +59,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
 pub use error::ApiError;
-use weft_engine::persistence::sled_logs::{self, SledLog};
 
 /// The content type of AWS JSON 1.0.
 pub const AMZ_JSON: &str = "application/x-amz-json-1.0";
@@ -83,7 +83,9 @@ pub struct AppState {
     pub(crate) catalog: Arc<dyn weft_engine::persistence::CatalogStore>,
     /// Execution records and their index by state machine and start time.
     pub(crate) executions: Arc<dyn weft_engine::persistence::ExecutionRecords>,
-    pub(crate) history: sled::Tree,
+    /// History events, task logs and run-recorded journal entries (written through
+    /// [`pending`]).
+    pub(crate) history: Arc<dyn weft_engine::persistence::history::HistoryStore>,
     /// The execution log (Express executions; Standard ones that ask for it; see [`express`]).
     pub(crate) execution_log: Arc<dyn weft_engine::persistence::AppendLog>,
     /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`map_runs`]).
@@ -104,8 +106,6 @@ pub struct AppState {
     pub buckets: Arc<weft_engine::buckets::Buckets>,
     /// Live updates for the web UI (history events and status changes; see [`live`]).
     pub(crate) live: live::Live,
-    /// Task logs: tree `sfn_task_logs` (see [`task_logs`]).
-    pub(crate) task_logs: sled::Tree,
     /// History events and task logs waiting for the next group commit (see [`pending`]).
     pub(crate) pending: Arc<pending::Pending>,
     /// The mock configuration (`weft server --mock-config`): `StartExecution` on
@@ -197,19 +197,14 @@ impl AppState {
         mocks: Option<weft_asl::mock::MockConfig>,
         local_tasks: bool,
     ) -> anyhow::Result<Arc<Self>> {
-        let db = store.db().clone();
         let store_home = &store.home().to_path_buf();
-        let mut rt = runtime::Runtime::new(&db, max_running)?;
+        // the one place that knows which database the Step Functions side runs on
+        let stores = weft_engine::persistence::sfn::SfnStores::open_sled(store.db())?;
+        let mut rt = runtime::Runtime::new(&stores, max_running)?;
         if per_state_machine.is_some() {
             rt.set_per_state_machine_limit(per_state_machine);
         }
-        let history = db.open_tree("sfn_history")?;
-        let task_logs = db.open_tree(task_logs::TREE)?;
-        let pending = Arc::new(pending::Pending::new(
-            history.clone(),
-            task_logs.clone(),
-            rt.journal.tree().clone(),
-        ));
+        let pending = Arc::new(pending::Pending::new(stores.history.clone()));
         let p2 = pending.clone();
         rt.commit.before_flush(Arc::new(move || {
             if let Err(e) = p2.apply() {
@@ -217,18 +212,13 @@ impl AppState {
             }
         }));
         let state = Arc::new(AppState {
-            catalog: Arc::new(weft_engine::persistence::sled_catalog::SledCatalog::open(
-                &db,
-            )?),
-            executions: Arc::new(
-                weft_engine::persistence::sled_executions::SledExecutions::open(&db)?,
-            ),
-            history,
+            catalog: stores.catalog,
+            executions: stores.executions,
+            history: stores.history,
             pending,
-            audit: Arc::new(SledLog::open(&db, sled_logs::AUDIT)?),
-            execution_log: Arc::new(SledLog::open(&db, sled_logs::EXECUTION_LOG)?),
-            map_runs: Arc::new(sled_logs::SledMapRuns::open(&db)?),
-            task_logs,
+            audit: stores.audit,
+            execution_log: stores.execution_log,
+            map_runs: stores.map_runs,
             live: live::Live::default(),
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             buckets: Arc::new(weft_engine::buckets::Buckets::load(store.home())?),

@@ -85,8 +85,8 @@ fn observe(app: &AppState, exec_arn: &str) -> Result<Vec<Observed>, ApiError> {
     let mut names: Vec<String> = Vec::new();
     let mut last_map_start: Option<(String, u64)> = None;
     let mut entered_name = String::new();
-    for batch in crate::pending::history_events(&app.history, exec_arn) {
-        for raw in batch.map_err(|e| ApiError::internal(e.to_string()))? {
+    for batch in crate::pending::history_events(app.history.as_ref(), exec_arn)? {
+        for raw in batch {
             let ev: Value = serde_json::from_slice(&raw)?;
             let ty = ev["type"].as_str().unwrap_or("");
             let d = details_of(&ev);

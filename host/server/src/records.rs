@@ -1,7 +1,7 @@
 //! The records of state machines and executions (kept through the engine's
 //! [`weft_engine::persistence::CatalogStore`] and [`weft_engine::persistence::ExecutionRecords`]
-//! as their JSON) and the ARNs that name them. History events live in tree `sfn_history` (key =
-//! execution ARN, 0x00, event id as big-endian u64; see [`crate::pending`]).
+//! as their JSON) and the ARNs that name them. History events are kept through
+//! [`weft_engine::persistence::history::HistoryStore`] (see [`crate::pending`]).
 
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -176,30 +176,6 @@ pub fn valid_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn history_key(exec_arn: &str, id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(exec_arn.len() + 9);
-    k.extend_from_slice(exec_arn.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
-pub fn history_prefix(exec_arn: &str) -> Vec<u8> {
-    let mut k = exec_arn.as_bytes().to_vec();
-    k.push(0);
-    k
-}
-
-pub fn id_of_history_key(k: &[u8]) -> u64 {
-    let n = k.len();
-    if n < 8 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&k[n - 8..]);
-    u64::from_be_bytes(b)
-}
-
 /// Epoch seconds with millisecond precision: the timestamp shape of AWS JSON 1.0.
 pub fn ts(ms: i64) -> Value {
     Value::from(ms as f64 / 1000.0)
@@ -238,7 +214,5 @@ mod tests {
         assert!(parse_exec_arn("arn:aws:states:eu-west-1:123:execution:sm").is_err());
         assert!(valid_name("a b").is_err());
         assert!(valid_name(&"x".repeat(81)).is_err());
-        let k = history_key("arn", 42);
-        assert_eq!(id_of_history_key(&k), 42);
     }
 }

@@ -207,22 +207,22 @@ async fn tokens(
         let e = load_execution(&app, &arn)?;
         // the durable token records of the runtime (they survive restarts)
         let mut out: Vec<Value> = Vec::new();
-        for item in app.rt.tokens.iter() {
-            let (k, v) = item?;
-            let Ok(t) = serde_json::from_slice::<crate::runtime::TokenRecord>(&v) else {
-                continue;
+        app.rt.tokens.each_token(&mut |k, v| {
+            let Ok(t) = serde_json::from_slice::<crate::runtime::TokenRecord>(v) else {
+                return true;
             };
             if t.execution != e.arn || t.activity.is_some() {
-                continue;
+                return true;
             }
             out.push(json!({
-                "taskToken": String::from_utf8_lossy(&k),
+                "taskToken": k,
                 "state": t.state,
                 "since": ts(t.since_ms),
                 "timeoutSeconds": t.timeout_at_ms.map(|at| (at - t.since_ms) / 1000),
                 "heartbeatSeconds": t.heartbeat_ms.map(|h| h / 1000),
             }));
-        }
+            true
+        })?;
         out.sort_by(|a, b| {
             a["since"]
                 .as_f64()

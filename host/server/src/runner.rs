@@ -802,8 +802,8 @@ impl DurableHistory {
         // (id, previousEventId) of every event, and the id of the last ExecutionRedriven
         let mut links: Vec<(u64, u64)> = Vec::new();
         let mut last_redrive: Option<u64> = None;
-        for v in crate::pending::history_events(&app.history, arn) {
-            for v in v? {
+        for v in crate::pending::history_events(app.history.as_ref(), arn)? {
+            for v in v {
                 let v: Value = serde_json::from_slice(&v)?;
                 let ty = v["type"].as_str().unwrap_or("").to_string();
                 let id = v["id"].as_u64().unwrap_or(0);
@@ -1009,8 +1009,8 @@ mod tests {
     fn stored(app: &Arc<AppState>, arn: &str) -> Vec<Value> {
         app.pending.apply_if_queued(arn).unwrap();
         let mut out = Vec::new();
-        for run in crate::pending::history_events(&app.history, arn) {
-            for v in run.unwrap() {
+        for run in crate::pending::history_events(app.history.as_ref(), arn).unwrap() {
+            for v in run {
                 out.push(serde_json::from_slice(&v).unwrap());
             }
         }

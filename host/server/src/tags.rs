@@ -134,7 +134,7 @@ fn existing(app: &AppState, arn: &str) -> Result<(), ApiError> {
             name,
             qualifier: None,
         } => app.catalog.state_machine(&name)?.is_some(),
-        crate::access::Arn::Activity { name } => app.rt.activities.contains_key(name.as_bytes())?,
+        crate::access::Arn::Activity { name } => app.rt.activities.activity(&name)?.is_some(),
         _ => {
             return Err(ApiError::new(
                 "InvalidArn",
@@ -176,7 +176,7 @@ pub(crate) async fn tag_resource(app: &Arc<AppState>, req: &Value) -> Result<Val
     }
     existing(app, arn)?;
     add(app, arn, &tags)?;
-    app.store.db().flush_async().await?;
+    crate::api::flush(app).await?;
     Ok(json!({}))
 }
 
@@ -223,7 +223,7 @@ pub(crate) async fn untag_resource(app: &Arc<AppState>, req: &Value) -> Result<V
             serde_json::to_vec(&m).ok()
         }
     })?;
-    app.store.db().flush_async().await?;
+    crate::api::flush(app).await?;
     Ok(json!({}))
 }
 
