@@ -84,7 +84,7 @@ fn insert_new(tree: &sled::Tree, k: &[u8], v: &[u8]) -> Result<Option<Vec<u8>>, 
 }
 
 fn update(tree: &sled::Tree, k: &[u8], f: Update<'_>) -> Result<(), PersistenceError> {
-    tree.fetch_and_update(k, |old| f(old))?;
+    tree.fetch_and_update(k, f)?;
     Ok(())
 }
 

@@ -147,9 +147,7 @@ impl ExecutionRecords for SledExecutions {
     }
 
     fn update_execution(&self, arn: &str, f: Update<'_>) -> Result<(), PersistenceError> {
-        let old = self
-            .records
-            .fetch_and_update(arn.as_bytes(), |old| f(old))?;
+        let old = self.records.fetch_and_update(arn.as_bytes(), f)?;
         if old.is_some() {
             self.sync(arn);
         }
