@@ -5,8 +5,9 @@
 //! and, for Standard executions, the tasks that wait for the outside world: `.waitForTaskToken`
 //! callbacks, activity workers and nested executions (`states:startExecution[.sync]`,
 //! `weft:statemachine:NAME`), and AWS service integrations through their resource map
-//! ([`crate::sm_resource_map`]). [`DurableHistory`] writes history events to sled and, when a run
-//! is a replay, recognises the events already recorded so the history holds each event once.
+//! ([`crate::sm_resource_map`]). [`DurableHistory`] queues history events for the history store
+//! (see [`crate::pending`]) and, when a run is a replay, recognises the events already recorded
+//! so the history holds each event once.
 //!
 //! Whatever a task makes the host do on the execution's behalf is the execution role's
 //! decision, audited, and a denial fails the task with `Sandbox.PermissionDenied`:
