@@ -57,7 +57,7 @@ fn str_field<'a>(req: &'a Value, f: &str) -> Result<&'a str, ApiError> {
 }
 
 fn load(app: &AppState, name: &str) -> Result<Option<ActivityRecord>, ApiError> {
-    match app.rt.activities.get(name)? {
+    match app.rt.activities.activity(name)? {
         None => Ok(None),
         Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
     }
@@ -76,7 +76,9 @@ pub(crate) fn create(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         arn: activity_arn(name),
         creation_ms: now_ms(),
     };
-    app.rt.activities.insert(name, serde_json::to_vec(&rec)?)?;
+    app.rt
+        .activities
+        .put_activity(name, &serde_json::to_vec(&rec)?)?;
     crate::tags::add(app, &rec.arn, &tags)?;
     app.rt
         .commit
@@ -87,7 +89,7 @@ pub(crate) fn create(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
 
 pub(crate) fn delete(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let name = name_of(str_field(req, "activityArn")?)?;
-    app.rt.activities.remove(name.as_bytes())?;
+    app.rt.activities.remove_activity(&name)?;
     crate::tags::forget(app, &activity_arn(&name))?;
     app.rt
         .commit
@@ -132,17 +134,14 @@ pub(crate) fn list(
     let after = req.get("nextToken").and_then(Value::as_str).unwrap_or("");
     let mut out = Vec::new();
     let mut next = None;
-    for item in app.rt.activities.range(after.as_bytes()..) {
-        let (k, v) = item?;
-        if !after.is_empty() && k.as_ref() == after.as_bytes() {
-            continue;
-        }
+    let after = Some(after).filter(|a| !a.is_empty());
+    for (k, v) in app.rt.activities.activities(after, usize::MAX)? {
         let a: ActivityRecord = serde_json::from_slice(&v)?;
         if !vis.shows(&a.arn) {
             continue;
         }
         if out.len() == max {
-            next = Some(String::from_utf8_lossy(&k).into_owned());
+            next = Some(k);
             break;
         }
         out.push(json!({"activityArn": a.arn, "name": a.name, "creationDate": ts(a.creation_ms)}));

@@ -8,12 +8,13 @@ use crate::runner::event_json;
 use crate::runtime::{insert_execution, new_record};
 use crate::AppState;
 use serde_json::{json, Map, Value};
-use std::ops::Bound;
 use std::sync::Arc;
 use weft_asl::StateError;
 
 /// AWS's limit on an execution's input (characters; weft counts bytes).
 pub const MAX_INPUT: usize = 256 * 1024;
+/// State machines read from the catalog at once while listing them.
+const SM_PAGE: usize = 256;
 pub(crate) const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
 
 /// Runs an action for a caller allowed everything (embedding, benchmarks).
@@ -178,7 +179,7 @@ fn sm_type(req: &Value) -> Result<String, ApiError> {
 }
 
 fn load_sm(app: &AppState, name: &str) -> Result<Option<StateMachineRecord>, ApiError> {
-    Ok(match app.state_machines.get(name.as_bytes())? {
+    Ok(match app.catalog.state_machine(name)? {
         Some(b) => Some(serde_json::from_slice(&b)?),
         None => None,
     })
@@ -197,7 +198,7 @@ pub(crate) fn sm_by_arn(app: &AppState, arn: &str) -> Result<StateMachineRecord,
 }
 
 fn load_exec(app: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, ApiError> {
-    Ok(match app.executions.get(arn.as_bytes())? {
+    Ok(match app.executions.execution(arn)? {
         Some(b) => Some(serde_json::from_slice(&b)?),
         None => None,
     })
@@ -213,8 +214,13 @@ pub(crate) fn exec_by_arn(app: &AppState, arn: &str) -> Result<ExecutionRecord, 
     })
 }
 
-async fn flush(app: &AppState) -> Result<(), ApiError> {
-    app.store.db().flush_async().await?;
+/// Makes every write so far durable (the process's store, which holds the catalog on sled).
+pub(crate) async fn flush(app: &AppState) -> Result<(), ApiError> {
+    app.store
+        .db()
+        .flush_async()
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     Ok(())
 }
 
@@ -242,12 +248,8 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
         tracing_configuration: req.get("tracingConfiguration").cloned(),
     };
     let bytes = serde_json::to_vec(&rec)?;
-    match app.state_machines.compare_and_swap(
-        name.as_bytes(),
-        None as Option<&[u8]>,
-        Some(bytes),
-    )? {
-        Ok(()) => {
+    match app.catalog.insert_state_machine(name, &bytes)? {
+        None => {
             crate::tags::add(app, &rec.arn, &tags)?;
             let mut out = json!({"stateMachineArn": rec.arn, "creationDate": ts(now)});
             let warnings = setup_warnings(app, name, definition);
@@ -265,8 +267,8 @@ async fn create_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
             flush(app).await?;
             Ok(out)
         }
-        Err(cas) => {
-            let old: StateMachineRecord = serde_json::from_slice(&cas.current.unwrap_or_default())?;
+        Some(current) => {
+            let old: StateMachineRecord = serde_json::from_slice(&current)?;
             // AWS: creating an identical state machine again is idempotent
             if old.definition == rec.definition
                 && old.role_arn == rec.role_arn
@@ -320,38 +322,44 @@ fn list_state_machines(
 ) -> Result<Value, ApiError> {
     let max = max_results(req, 100)?;
     let start = match opt_str(req, "nextToken")? {
-        None => Bound::Unbounded,
-        Some(t) => {
-            let name = t.strip_prefix("n:").ok_or_else(|| invalid_token(t))?;
-            Bound::Excluded(name.as_bytes().to_vec())
-        }
+        None => None,
+        Some(t) => Some(
+            t.strip_prefix("n:")
+                .ok_or_else(|| invalid_token(t))?
+                .to_string(),
+        ),
     };
     let mut out = Vec::new();
     let mut next = None;
-    for item in app
-        .state_machines
-        .range::<Vec<u8>, _>((start, Bound::Unbounded))
-    {
-        let (_, v) = item?;
-        let sm: StateMachineRecord = serde_json::from_slice(&v)?;
-        if !vis.shows(&sm.arn) {
-            continue;
+    let mut after = start;
+    'pages: loop {
+        let page = app.catalog.state_machines(after.as_deref(), SM_PAGE)?;
+        let full = page.len() == SM_PAGE;
+        for (name, v) in page {
+            after = Some(name);
+            let sm: StateMachineRecord = serde_json::from_slice(&v)?;
+            if !vis.shows(&sm.arn) {
+                continue;
+            }
+            if out.len() == max {
+                next = Some(format!(
+                    "n:{}",
+                    out.last()
+                        .and_then(|x: &Value| x["name"].as_str())
+                        .unwrap_or("")
+                ));
+                break 'pages;
+            }
+            out.push(json!({
+                "stateMachineArn": sm.arn,
+                "name": sm.name,
+                "type": sm.sm_type,
+                "creationDate": ts(sm.creation_ms),
+            }));
         }
-        if out.len() == max {
-            next = Some(format!(
-                "n:{}",
-                out.last()
-                    .and_then(|x: &Value| x["name"].as_str())
-                    .unwrap_or("")
-            ));
+        if !full {
             break;
         }
-        out.push(json!({
-            "stateMachineArn": sm.arn,
-            "name": sm.name,
-            "type": sm.sm_type,
-            "creationDate": ts(sm.creation_ms),
-        }));
     }
     let mut v = json!({"stateMachines": out});
     if let Some(t) = next {
@@ -385,27 +393,26 @@ async fn update_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let now = now_ms();
     let revision = uuid::Uuid::new_v4().to_string();
     let mut found = false;
-    app.state_machines
-        .fetch_and_update(name.as_bytes(), |old| {
-            let old = old?;
-            let mut sm: StateMachineRecord = serde_json::from_slice(old).ok()?;
-            found = true;
-            if let Some(d) = definition {
-                sm.definition = d.to_string();
-            }
-            if let Some(r) = role {
-                sm.role_arn = r.to_string();
-            }
-            if logging.is_some() {
-                sm.logging_configuration = logging.clone();
-            }
-            if tracing_cfg.is_some() {
-                sm.tracing_configuration = tracing_cfg.clone();
-            }
-            sm.update_ms = Some(now);
-            sm.revision_id = revision.clone();
-            serde_json::to_vec(&sm).ok()
-        })?;
+    app.catalog.update_state_machine(&name, &mut |old| {
+        let old = old?;
+        let mut sm: StateMachineRecord = serde_json::from_slice(old).ok()?;
+        found = true;
+        if let Some(d) = definition {
+            sm.definition = d.to_string();
+        }
+        if let Some(r) = role {
+            sm.role_arn = r.to_string();
+        }
+        if logging.is_some() {
+            sm.logging_configuration = logging.clone();
+        }
+        if tracing_cfg.is_some() {
+            sm.tracing_configuration = tracing_cfg.clone();
+        }
+        sm.update_ms = Some(now);
+        sm.revision_id = revision.clone();
+        serde_json::to_vec(&sm).ok()
+    })?;
     if !found {
         return Err(sm_not_found(arn));
     }
@@ -433,7 +440,7 @@ async fn delete_state_machine(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let arn = req_str(req, "stateMachineArn")?;
     let name = parse_sm_arn(arn)?;
     // as AWS: deleting is idempotent; running executions finish, their records stay
-    app.state_machines.remove(name.as_bytes())?;
+    app.catalog.remove_state_machine(&name)?;
     crate::tags::forget(app, &sm_arn(&name))?;
     crate::sm_resource_map::forget(app, &name)?;
     flush(app).await?;
@@ -722,13 +729,11 @@ fn list_executions(app: &Arc<AppState>, req: &Value, vis: &Visible<'_>) -> Resul
     let offset = offset_token(req)?;
     let prefix = format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{sm_name}:");
     let mut all = Vec::new();
-    for item in app.executions.scan_prefix(prefix.as_bytes()) {
-        let (_, v) = item?;
-        let e: ExecutionRecord = serde_json::from_slice(&v)?;
+    crate::records::each_execution(app, &prefix, |e| {
         if filter.is_none_or(|f| f == e.status) && vis.shows(&e.arn) {
             all.push(e);
         }
-    }
+    })?;
     // newest first, as AWS lists them
     all.sort_by(|a, b| {
         b.start_ms
@@ -774,7 +779,6 @@ fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         ),
     };
     app.pending.apply()?;
-    let iter = crate::pending::history_runs(&app.history, &e.arn);
     let mut events = Vec::new();
     let mut next = None;
     let mut push = |v: &[u8]| -> Result<bool, ApiError> {
@@ -795,26 +799,30 @@ fn get_execution_history(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         events.push(ev);
         Ok(true)
     };
-    if reverse {
-        'outer: for run in iter.rev() {
-            for v in run?.1.iter().rev() {
-                if !push(v)? {
-                    break 'outer;
+    let mut failed = None;
+    app.history.each_run(&e.arn, reverse, &mut |last, evs| {
+        if !reverse && from.is_some_and(|f| last < f) {
+            return true; // the whole run is before the page
+        }
+        let in_order: Box<dyn Iterator<Item = &Vec<u8>>> = if reverse {
+            Box::new(evs.iter().rev())
+        } else {
+            Box::new(evs.iter())
+        };
+        for v in in_order {
+            match push(v) {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
                 }
             }
         }
-    } else {
-        'outer: for run in iter {
-            let (last, evs) = run?;
-            if from.is_some_and(|f| last < f) {
-                continue; // the whole run is before the page
-            }
-            for v in evs {
-                if !push(&v)? {
-                    break 'outer;
-                }
-            }
-        }
+        true
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     let mut v = json!({"events": events});
     if let Some(t) = next {
@@ -851,7 +859,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
     }
     let now = now_ms();
     let mut changed = false;
-    app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
+    app.executions.update_execution(&e.arn, &mut |old| {
         let old = old?;
         let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
         changed = false;
@@ -865,7 +873,6 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
         serde_json::to_vec(&r).ok()
     })?;
     if changed {
-        app.exec_index.sync_or_log(&app.executions, &e.arn);
         append_final_event(
             app,
             &e.arn,
@@ -920,7 +927,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         .map_err(|x| ApiError::internal(x.to_string()))?;
     let now = now_ms();
     let mut redriven = false;
-    app.executions.fetch_and_update(e.arn.as_bytes(), |old| {
+    app.executions.update_execution(&e.arn, &mut |old| {
         let old = old?;
         let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
         redriven = false;
@@ -942,9 +949,8 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
             format!("Execution is not redrivable: '{}'", e.arn),
         ));
     }
-    app.exec_index.sync_or_log(&app.executions, &e.arn);
     app.pending.apply()?;
-    let last = crate::pending::last_event_id(&app.history, &e.arn)?;
+    let last = app.history.last_event_id(&e.arn)?;
     let ev = weft_asl::HistoryEvent {
         id: last + 1,
         previous_event_id: last,
@@ -954,7 +960,7 @@ fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
     };
     let v = event_json(&ev);
     app.history
-        .insert(history_key(&e.arn, last + 1), v.to_string().as_bytes())?;
+        .put_event(&e.arn, last + 1, v.to_string().as_bytes())?;
     app.live.history(&e.arn, &v); // web UI live updates
     app.live.status(&e.arn, "RUNNING");
     app.rt
@@ -974,7 +980,7 @@ fn append_final_event(
     cause: Option<&str>,
 ) -> Result<(), ApiError> {
     app.pending.apply()?;
-    let last = crate::pending::last_event_id(&app.history, arn)?;
+    let last = app.history.last_event_id(arn)?;
     let mut details = Map::new();
     if let Some(x) = error {
         details.insert("error".into(), json!(x));
@@ -991,7 +997,7 @@ fn append_final_event(
     };
     let v = event_json(&ev);
     app.history
-        .insert(history_key(arn, last + 1), v.to_string().as_bytes())?;
+        .put_event(arn, last + 1, v.to_string().as_bytes())?;
     app.live.history(arn, &v); // web UI live updates
     if let Some(log) = crate::express::ExecutionLog::of_execution(app, arn) {
         log.write(app, arn, std::slice::from_ref(&ev));

@@ -1,13 +1,12 @@
 //! The API audit log: one record per call (principal, action, resource, result, time), what
-//! CloudTrail keeps for Step Functions. Records live in the sled tree `sfn_audit`, keyed by
-//! time (big-endian ms) and a sequence number, and are read by `weft audit` and `GET /v1/audit`.
+//! CloudTrail keeps for Step Functions. Records live in an append-only log ordered by time
+//! ([`weft_engine::persistence::AppendLog`]) and are read by `weft audit` and `GET /v1/audit`.
 
 use crate::error::ApiError;
 use crate::AppState;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
+use std::sync::Arc;
+use weft_engine::persistence::{AppendLog, PersistenceError};
 
 /// Appends one record (best effort: an audit write failure is logged, never fails the call).
 pub fn record(
@@ -23,9 +22,6 @@ pub fn record(
         Err(e) => ("error", json!(e.kind)),
     };
     tracing::info!(principal, action, resource, outcome, "api call");
-    let mut key = Vec::with_capacity(16);
-    key.extend_from_slice(&now.to_be_bytes());
-    key.extend_from_slice(&SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     let v = json!({
         "time": crate::records::format_ms(now),
         "principal": principal,
@@ -34,7 +30,7 @@ pub fn record(
         "outcome": outcome,
         "error": error,
     });
-    if let Err(e) = app.audit.insert(key, v.to_string().as_bytes()) {
+    if let Err(e) = app.audit.append(&[(now, v.to_string().into_bytes())]) {
         tracing::error!("audit log: {e}");
     }
 }
@@ -42,29 +38,26 @@ pub fn record(
 /// The last `limit` records, oldest first, optionally only those whose action, principal,
 /// resource, outcome or error (`AccessDeniedException`) contains `filter`.
 pub fn query(
-    tree: &sled::Tree,
+    log: &Arc<dyn AppendLog>,
     limit: usize,
     filter: Option<&str>,
-) -> Result<Vec<Value>, sled::Error> {
+) -> Result<Vec<Value>, PersistenceError> {
     let mut out = Vec::new();
-    for item in tree.iter().rev() {
-        let (_, v) = item?;
-        let Ok(rec) = serde_json::from_slice::<Value>(&v) else {
-            continue;
+    log.newest_first(&mut |v| {
+        let Ok(rec) = serde_json::from_slice::<Value>(v) else {
+            return true;
         };
         if let Some(f) = filter {
             let hit = ["action", "principal", "resource", "outcome", "error"]
                 .iter()
                 .any(|k| rec[k].as_str().is_some_and(|s| s.contains(f)));
             if !hit {
-                continue;
+                return true;
             }
         }
         out.push(rec);
-        if out.len() >= limit {
-            break;
-        }
-    }
+        out.len() < limit
+    })?;
     out.reverse();
     Ok(out)
 }

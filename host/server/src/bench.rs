@@ -170,7 +170,7 @@ async fn wait_all(app: &Arc<AppState>, arns: &[String]) -> anyhow::Result<Vec<i6
         loop {
             let v = app
                 .executions
-                .get(arn.as_bytes())?
+                .execution(arn)?
                 .ok_or_else(|| anyhow::anyhow!("{arn} vanished"))?;
             let e: ExecutionRecord = serde_json::from_slice(&v)?;
             if e.status != "RUNNING" {
@@ -270,7 +270,8 @@ pub fn idle_and_restart(n: usize) -> anyhow::Result<Report> {
 /// The state machines' landing page (`GET /v1/state-machines/summary`, authenticated,
 /// authorised and audited as served, minus HTTP) over `n` executions of 10 state machines
 /// whose starts spread over the last 48 hours, against counting the same window by reading
-/// every execution record (what the page would cost without [`crate::exec_index`]).
+/// every execution record (what the page would cost without the index of
+/// [`weft_engine::persistence::ExecutionRecords`]).
 pub fn summary(n: usize) -> anyhow::Result<Report> {
     let home = scratch("summary");
     std::fs::create_dir_all(&home)?;
@@ -288,8 +289,8 @@ pub fn summary(n: usize) -> anyhow::Result<Report> {
             json!({"name": format!("sm-{m}"), "definition": def}),
         ))?;
         let v = app
-            .state_machines
-            .get(format!("sm-{m}").as_bytes())?
+            .catalog
+            .state_machine(&format!("sm-{m}"))?
             .ok_or_else(|| anyhow::anyhow!("sm-{m} was not created"))?;
         smrs.push(serde_json::from_slice::<StateMachineRecord>(&v)?);
     }
@@ -310,8 +311,7 @@ pub fn summary(n: usize) -> anyhow::Result<Report> {
         rec.start_ms = now - (i as i64 * 48 * 3_600_000 / n.max(1) as i64);
         rec.status = statuses[i % statuses.len()].to_string();
         app.executions
-            .insert(rec.arn.as_bytes(), serde_json::to_vec(&rec)?)?;
-        app.exec_index.sync(&app.executions, &rec.arn)?;
+            .put_execution(&rec.arn, &serde_json::to_vec(&rec)?)?;
     }
     let filled = t.elapsed();
     let req = crate::v1_access::V1Request {
@@ -343,13 +343,12 @@ pub fn summary(n: usize) -> anyhow::Result<Report> {
     for _ in 0..20 {
         let t = Instant::now();
         let mut c: std::collections::HashMap<(String, String), u64> = Default::default();
-        for kv in app.executions.iter() {
-            let (_, v) = kv?;
-            let e: ExecutionRecord = serde_json::from_slice(&v)?;
+        crate::records::each_execution(&app, "", |e| {
             if e.start_ms >= since || e.status == "RUNNING" {
                 *c.entry((e.state_machine_name, e.status)).or_default() += 1;
             }
-        }
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         std::hint::black_box(c);
         scan.push(t.elapsed());
     }

@@ -306,7 +306,7 @@ fn run_state_machine(
         error: error.to_string(),
         cause,
     };
-    let smr: crate::records::StateMachineRecord = match app.state_machines.get(name.as_bytes()) {
+    let smr: crate::records::StateMachineRecord = match app.catalog.state_machine(name) {
         Ok(Some(v)) => {
             serde_json::from_slice(&v).map_err(|e| fail("States.Runtime", e.to_string()))?
         }
@@ -331,7 +331,7 @@ fn run_state_machine(
         crate::runtime::insert_execution(app, rec).map_err(|e| fail(e.kind, e.message))?;
     let deadline = inv.execution_timeout.map(|t| std::time::Instant::now() + t);
     loop {
-        let cur: crate::records::ExecutionRecord = match app.executions.get(rec.arn.as_bytes()) {
+        let cur: crate::records::ExecutionRecord = match app.executions.execution(&rec.arn) {
             Ok(Some(v)) => {
                 serde_json::from_slice(&v).map_err(|e| fail("States.Runtime", e.to_string()))?
             }

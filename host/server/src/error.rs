@@ -31,8 +31,8 @@ impl ApiError {
     }
 }
 
-impl From<sled::Error> for ApiError {
-    fn from(e: sled::Error) -> Self {
+impl From<weft_engine::persistence::PersistenceError> for ApiError {
+    fn from(e: weft_engine::persistence::PersistenceError) -> Self {
         ApiError::internal(format!("store: {e}"))
     }
 }

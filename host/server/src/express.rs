@@ -5,7 +5,7 @@
 //! `OFF` nothing, `FATAL` the execution's failure, `ERROR` every error event, `ALL` every
 //! event; `includeExecutionData: false` strips inputs and outputs. Standard executions log the
 //! same way, each event as it is recorded ([`ExecutionLog`], used by the durable history). The
-//! log is the sled tree `sfn_express_log` (key: time, sequence), served at `GET /v1/logs`
+//! log is an append-only log ordered by time ([`weft_engine::persistence::AppendLog`]), served at `GET /v1/logs`
 //! (also `GET /v1/express/logs`).
 
 use crate::records::*;
@@ -13,15 +13,12 @@ use crate::runner::{event_json, ServerTaskRunner};
 use crate::runtime::execution_role;
 use crate::AppState;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use weft_asl::{HistoryEvent, HistorySink, Hooks, RunOptions, StateError, SystemClock};
 use weft_engine::buckets::BucketAccess;
 
 /// Step Functions' limit on an Express execution's duration.
 pub const MAX_SECONDS: u64 = 300;
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// What to log, from a `loggingConfiguration`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +107,7 @@ impl ExecutionLog {
             logging_configuration: Option<Value>,
         }
         let sm = exec_arn.split(':').nth(6)?;
-        let v = app.state_machines.get(sm.as_bytes()).ok().flatten()?;
+        let v = app.catalog.state_machine(sm).ok().flatten()?;
         let l: Logging = serde_json::from_slice(&v).ok()?;
         let (level, data) = level_of(l.logging_configuration.as_ref());
         (level != Level::Off).then_some(ExecutionLog {
@@ -129,8 +126,8 @@ impl ExecutionLog {
         }
     }
 
-    /// The log record of `ev` (key, value), when the level keeps it.
-    fn record(&self, exec_arn: &str, ev: &HistoryEvent) -> Option<(Vec<u8>, Vec<u8>)> {
+    /// The log record of `ev` (its time, its JSON), when the level keeps it.
+    fn record(&self, exec_arn: &str, ev: &HistoryEvent) -> Option<(i64, Vec<u8>)> {
         if !self.keeps(ev.event_type) {
             return None;
         }
@@ -143,21 +140,19 @@ impl ExecutionLog {
             "state_machine_arn": self.state_machine_arn,
             "event": v,
         });
-        let mut key = Vec::with_capacity(16);
-        key.extend_from_slice(&ev.timestamp_ms.to_be_bytes());
-        key.extend_from_slice(&SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        Some((key, rec.to_string().into_bytes()))
+        Some((ev.timestamp_ms, rec.to_string().into_bytes()))
     }
 
     /// Appends the events the level keeps to the execution log.
     pub(crate) fn write(&self, app: &AppState, exec_arn: &str, events: &[HistoryEvent]) {
-        let mut batch = sled::Batch::default();
-        for ev in events {
-            if let Some((k, v)) = self.record(exec_arn, ev) {
-                batch.insert(k, v);
-            }
+        let records: Vec<(i64, Vec<u8>)> = events
+            .iter()
+            .filter_map(|ev| self.record(exec_arn, ev))
+            .collect();
+        if records.is_empty() {
+            return;
         }
-        if let Err(e) = app.express_log.apply_batch(batch) {
+        if let Err(e) = app.execution_log.append(&records) {
             tracing::error!(execution = %exec_arn, "execution log: {e}");
         }
     }
@@ -281,26 +276,33 @@ pub async fn logs_endpoint(
         let execution = crate::live::query_param(q, "execution").filter(|e| !e.is_empty());
         ctx.filtered(execution.as_deref().or(sm.as_deref()).unwrap_or("*"));
         let mut out = Vec::new();
-        for item in app.express_log.iter().rev() {
-            let (_, v) = item?;
-            let rec: Value = serde_json::from_slice(&v)?;
+        let mut bad = None;
+        app.execution_log.newest_first(&mut |v| {
+            let rec: Value = match serde_json::from_slice(v) {
+                Ok(r) => r,
+                Err(e) => {
+                    bad = Some(e);
+                    return false;
+                }
+            };
             if sm.as_ref().is_some_and(|s| rec["state_machine_arn"] != *s) {
-                continue;
+                return true;
             }
             if execution
                 .as_ref()
                 .is_some_and(|e| rec["execution_arn"] != *e)
             {
-                continue;
+                return true;
             }
             let exec = rec["execution_arn"].as_str().unwrap_or("");
             if !ctx.may("states:GetExecutionHistory", exec) {
-                continue;
+                return true;
             }
             out.push(rec);
-            if out.len() >= limit {
-                break;
-            }
+            out.len() < limit
+        })?;
+        if let Some(e) = bad {
+            return Err(e.into());
         }
         out.reverse();
         Ok(json!({ "records": out }))

@@ -3,10 +3,11 @@
 //!
 //! `POST /` with `X-Amz-Target: AWSStepFunctions.<Action>` and a JSON body; answers use AWS's
 //! field names, timestamps as epoch seconds, errors as HTTP 400 `{"__type", "message"}`.
-//! State machines, executions and history live in sled trees of the store (see [`records`]).
+//! State machines, executions and history are kept through the engine's persistence interface
+//! ([`weft_engine::persistence::sfn::SfnStores`], opened in [`AppState::new`]; see [`records`]).
 //!
-//! Standard executions are durable (see [`runtime`]): event-sourced by replay on sled with
-//! group commit, suspended without a thread while they wait, resumed after a crash. Express
+//! Standard executions are durable (see [`runtime`]): event-sourced by replay with group
+//! commit, suspended without a thread while they wait, resumed after a crash. Express
 //! executions (StartSyncExecution) run in memory.
 
 pub mod access;
@@ -21,7 +22,6 @@ pub mod dag_landing;
 mod dag_scheduler;
 pub mod dispatch;
 pub mod error;
-pub mod exec_index;
 pub mod express;
 mod for_execution;
 pub mod guard;
@@ -80,18 +80,19 @@ pub fn default_max_running() -> usize {
 
 pub struct AppState {
     pub store: Arc<weft_store::Store>,
-    pub(crate) state_machines: sled::Tree,
-    pub(crate) executions: sled::Tree,
-    /// Executions per state machine by start time (see [`exec_index`]).
-    pub(crate) exec_index: exec_index::ExecIndex,
-    pub(crate) history: sled::Tree,
-    pub(crate) versions: sled::Tree,
-    pub(crate) express_log: sled::Tree,
-    pub(crate) aliases: sled::Tree,
+    /// State machines, versions, aliases, resource maps and tags.
+    pub(crate) catalog: Arc<dyn weft_engine::persistence::CatalogStore>,
+    /// Execution records and their index by state machine and start time.
+    pub(crate) executions: Arc<dyn weft_engine::persistence::ExecutionRecords>,
+    /// History events, task logs and run-recorded journal entries (written through
+    /// [`pending`]).
+    pub(crate) history: Arc<dyn weft_engine::persistence::history::HistoryStore>,
+    /// The execution log (Express executions; Standard ones that ask for it; see [`express`]).
+    pub(crate) execution_log: Arc<dyn weft_engine::persistence::AppendLog>,
     /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`map_runs`]).
-    pub(crate) map_runs: sled::Tree,
+    pub(crate) map_runs: Arc<dyn weft_engine::persistence::MapRunStore>,
     /// The API audit log (see [`audit`]).
-    pub audit: sled::Tree,
+    pub audit: Arc<dyn weft_engine::persistence::AppendLog>,
     /// `None`: no authentication (loopback with `--no-auth`).
     pub tokens: Option<auth::Tokens>,
     /// Durable executions: workers, timers, tokens, activities.
@@ -106,15 +107,11 @@ pub struct AppState {
     pub buckets: Arc<weft_engine::buckets::Buckets>,
     /// Live updates for the web UI (history events and status changes; see [`live`]).
     pub(crate) live: live::Live,
-    /// Task logs: tree `sfn_task_logs` (see [`task_logs`]).
-    pub(crate) task_logs: sled::Tree,
     /// History events and task logs waiting for the next group commit (see [`pending`]).
     pub(crate) pending: Arc<pending::Pending>,
     /// The mock configuration (`weft server --mock-config`): `StartExecution` on
     /// `ARN#TestCase` runs with that test case's mocks (see [`weft_asl::mock`]).
     pub(crate) mocks: Option<Arc<weft_asl::mock::MockConfig>>,
-    /// Each state machine's own resource map (see [`sm_resource_map`]).
-    pub(crate) resource_maps: sled::Tree,
     /// `$WEFT_HOME/resource-map.yaml`, read when the server starts.
     pub(crate) home_map: Arc<weft_engine::resource_map::ResourceMap>,
     /// Where plugin tasks go when remote workers are connected (see [`dispatch`]).
@@ -206,19 +203,14 @@ impl AppState {
         mocks: Option<weft_asl::mock::MockConfig>,
         local_tasks: bool,
     ) -> anyhow::Result<Arc<Self>> {
-        let db = store.db().clone();
         let store_home = &store.home().to_path_buf();
-        let mut rt = runtime::Runtime::new(&db, max_running)?;
+        // the one place that knows which database the Step Functions side runs on
+        let stores = weft_engine::persistence::sfn::SfnStores::open_sled(store.db())?;
+        let mut rt = runtime::Runtime::new(&stores, max_running)?;
         if per_state_machine.is_some() {
             rt.set_per_state_machine_limit(per_state_machine);
         }
-        let history = db.open_tree("sfn_history")?;
-        let task_logs = db.open_tree(task_logs::TREE)?;
-        let pending = Arc::new(pending::Pending::new(
-            history.clone(),
-            task_logs.clone(),
-            rt.journal.tree().clone(),
-        ));
+        let pending = Arc::new(pending::Pending::new(stores.history.clone()));
         let p2 = pending.clone();
         rt.commit.before_flush(Arc::new(move || {
             if let Err(e) = p2.apply() {
@@ -226,17 +218,13 @@ impl AppState {
             }
         }));
         let state = Arc::new(AppState {
-            state_machines: db.open_tree("sfn_state_machines")?,
-            executions: db.open_tree("sfn_executions")?,
-            exec_index: exec_index::ExecIndex::open(&db)?,
-            history,
+            catalog: stores.catalog,
+            executions: stores.executions,
+            history: stores.history,
             pending,
-            audit: db.open_tree("sfn_audit")?,
-            versions: db.open_tree("sfn_versions")?,
-            express_log: db.open_tree("sfn_express_log")?,
-            aliases: db.open_tree("sfn_aliases")?,
-            map_runs: db.open_tree("sfn_map_runs")?,
-            task_logs,
+            audit: stores.audit,
+            execution_log: stores.execution_log,
+            map_runs: stores.map_runs,
             live: live::Live::default(),
             roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
             buckets: Arc::new(weft_engine::buckets::Buckets::load(store.home())?),
@@ -247,7 +235,6 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             host: OnceLock::new(),
             mocks: mocks.map(Arc::new),
-            resource_maps: db.open_tree(sm_resource_map::TREE)?,
             home_map: sm_resource_map::home_map(store_home)?,
             dispatch: Arc::new(dispatch::MemoryDispatch::new(
                 dispatch::MemoryDispatch::heartbeat_timeout_from_env(),

@@ -152,7 +152,7 @@ pub fn percent_decode(s: &str) -> String {
 
 pub(crate) fn load_execution(app: &AppState, arn: &str) -> Result<ExecutionRecord, ApiError> {
     let key = parse_exec_arn(arn)?;
-    match app.executions.get(key.as_bytes())? {
+    match app.executions.execution(&key)? {
         Some(b) => Ok(serde_json::from_slice(&b)?),
         None => Err(ApiError::new(
             "ExecutionDoesNotExist",

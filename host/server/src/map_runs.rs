@@ -1,6 +1,6 @@
 //! Map Runs: each Distributed Map of a Standard execution is a Map Run with its own ARN
-//! (`arn:aws:states:REGION:ACCOUNT:mapRun:MACHINE/LABEL:ID`). The tree `sfn_map_runs` keeps,
-//! per Map Run ARN, its execution and the limits `UpdateMapRun` set; everything else
+//! (`arn:aws:states:REGION:ACCOUNT:mapRun:MACHINE/LABEL:ID`). The Map Run store
+//! ([`weft_engine::persistence::MapRunStore`]) keeps, per Map Run ARN, its execution and the limits `UpdateMapRun` set; everything else
 //! (status, dates, item counts by status) is read from the execution's history, so it is
 //! always what the history says. The actions `DescribeMapRun`, `ListMapRuns` and
 //! `UpdateMapRun` (field names as in AWS's API reference) live here, and the running
@@ -22,11 +22,7 @@ const DEFAULT_PAGE: usize = 100;
 /// written); a replay that sees it again changes nothing.
 pub(crate) fn record_started(app: &AppState, map_run_arn: &str, exec_arn: &str) {
     let v = json!({"executionArn": exec_arn}).to_string();
-    if let Err(e) = app.map_runs.compare_and_swap(
-        map_run_arn.as_bytes(),
-        None as Option<&[u8]>,
-        Some(v.as_bytes()),
-    ) {
+    if let Err(e) = app.map_runs.insert_map_run(map_run_arn, v.as_bytes()) {
         tracing::error!("cannot record Map Run {map_run_arn}: {e}");
     }
 }
@@ -34,7 +30,7 @@ pub(crate) fn record_started(app: &AppState, map_run_arn: &str, exec_arn: &str) 
 fn record(app: &AppState, arn: &str) -> Result<Map<String, Value>, ApiError> {
     let raw = app
         .map_runs
-        .get(arn.as_bytes())
+        .map_run(arn)
         .map_err(|e| ApiError::internal(e.to_string()))?
         .ok_or_else(|| {
             ApiError::new("ResourceNotFound", format!("Map Run Does Not Exist: {arn}"))
@@ -89,8 +85,8 @@ fn observe(app: &AppState, exec_arn: &str) -> Result<Vec<Observed>, ApiError> {
     let mut names: Vec<String> = Vec::new();
     let mut last_map_start: Option<(String, u64)> = None;
     let mut entered_name = String::new();
-    for batch in crate::pending::history_events(&app.history, exec_arn) {
-        for raw in batch.map_err(|e| ApiError::internal(e.to_string()))? {
+    for batch in crate::pending::history_events(app.history.as_ref(), exec_arn)? {
+        for raw in batch {
             let ev: Value = serde_json::from_slice(&raw)?;
             let ty = ev["type"].as_str().unwrap_or("");
             let d = details_of(&ev);
@@ -358,7 +354,7 @@ pub(crate) fn update(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError
         ));
     }
     app.map_runs
-        .insert(arn.as_bytes(), Value::Object(rec).to_string().as_bytes())
+        .put_map_run(arn, Value::Object(rec).to_string().as_bytes())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json!({}))
 }

@@ -1,6 +1,7 @@
-//! What the server keeps in sled: state machines (tree `sfn_state_machines`, key = name),
-//! executions (tree `sfn_executions`, key = execution ARN) and history events (tree
-//! `sfn_history`, key = execution ARN, 0x00, event id as big-endian u64).
+//! The records of state machines and executions (kept through the engine's
+//! [`weft_engine::persistence::CatalogStore`] and [`weft_engine::persistence::ExecutionRecords`]
+//! as their JSON) and the ARNs that name them. History events are kept through
+//! [`weft_engine::persistence::history::HistoryStore`] (see [`crate::pending`]).
 
 use crate::error::ApiError;
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,34 @@ pub struct ExecutionRecord {
     pub test_case: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mocks: Option<Value>,
+}
+
+/// Hands `f` every execution record whose ARN starts with `arn_prefix` (`""`: all), decoded,
+/// in ARN order; a record that cannot be decoded ends the walk with its error.
+pub(crate) fn each_execution(
+    app: &crate::AppState,
+    arn_prefix: &str,
+    mut f: impl FnMut(ExecutionRecord),
+) -> Result<(), ApiError> {
+    let mut bad = None;
+    app.executions
+        .each_execution(
+            arn_prefix,
+            &mut |v| match serde_json::from_slice::<ExecutionRecord>(v) {
+                Ok(e) => {
+                    f(e);
+                    true
+                }
+                Err(e) => {
+                    bad = Some(e);
+                    false
+                }
+            },
+        )?;
+    match bad {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 pub fn sm_arn(name: &str) -> String {
@@ -147,30 +176,6 @@ pub fn valid_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn history_key(exec_arn: &str, id: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(exec_arn.len() + 9);
-    k.extend_from_slice(exec_arn.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&id.to_be_bytes());
-    k
-}
-
-pub fn history_prefix(exec_arn: &str) -> Vec<u8> {
-    let mut k = exec_arn.as_bytes().to_vec();
-    k.push(0);
-    k
-}
-
-pub fn id_of_history_key(k: &[u8]) -> u64 {
-    let n = k.len();
-    if n < 8 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&k[n - 8..]);
-    u64::from_be_bytes(b)
-}
-
 /// Epoch seconds with millisecond precision: the timestamp shape of AWS JSON 1.0.
 pub fn ts(ms: i64) -> Value {
     Value::from(ms as f64 / 1000.0)
@@ -209,7 +214,5 @@ mod tests {
         assert!(parse_exec_arn("arn:aws:states:eu-west-1:123:execution:sm").is_err());
         assert!(valid_name("a b").is_err());
         assert!(valid_name(&"x".repeat(81)).is_err());
-        let k = history_key("arn", 42);
-        assert_eq!(id_of_history_key(&k), 42);
     }
 }

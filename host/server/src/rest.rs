@@ -141,9 +141,7 @@ fn list_executions(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Val
             .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
     };
     let mut all = Vec::new();
-    for item in app.executions.iter() {
-        let (_, v) = item?;
-        let e: ExecutionRecord = serde_json::from_slice(&v)?;
+    crate::records::each_execution(app, "", |e| {
         if sm.as_deref().is_some_and(|s| s != e.state_machine_name)
             || status.as_deref().is_some_and(|s| s != e.status)
             || name
@@ -154,10 +152,10 @@ fn list_executions(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Val
             || !ctx.may("states:ListExecutions", &e.state_machine_arn)
             || !ctx.may("states:DescribeExecution", &e.arn)
         {
-            continue;
+            return;
         }
         all.push(e);
-    }
+    })?;
     all.sort_by(|a, b| b.start_ms.cmp(&a.start_ms).then_with(|| a.arn.cmp(&b.arn)));
     let page: Vec<Value> = all
         .iter()
@@ -209,22 +207,22 @@ async fn tokens(
         let e = load_execution(&app, &arn)?;
         // the durable token records of the runtime (they survive restarts)
         let mut out: Vec<Value> = Vec::new();
-        for item in app.rt.tokens.iter() {
-            let (k, v) = item?;
-            let Ok(t) = serde_json::from_slice::<crate::runtime::TokenRecord>(&v) else {
-                continue;
+        app.rt.tokens.each_token(&mut |k, v| {
+            let Ok(t) = serde_json::from_slice::<crate::runtime::TokenRecord>(v) else {
+                return true;
             };
             if t.execution != e.arn || t.activity.is_some() {
-                continue;
+                return true;
             }
             out.push(json!({
-                "taskToken": String::from_utf8_lossy(&k),
+                "taskToken": k,
                 "state": t.state,
                 "since": ts(t.since_ms),
                 "timeoutSeconds": t.timeout_at_ms.map(|at| (at - t.since_ms) / 1000),
                 "heartbeatSeconds": t.heartbeat_ms.map(|h| h / 1000),
             }));
-        }
+            true
+        })?;
         out.sort_by(|a, b| {
             a["since"]
                 .as_f64()
@@ -316,8 +314,7 @@ fn plugin_name_of_operator(op: &str) -> String {
 fn list_plugins(app: &AppState, ctx: &mut Ctx) -> Result<Value, ApiError> {
     ctx.filtered("*");
     let mut sm_uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for item in app.state_machines.iter() {
-        let (_, v) = item?;
+    for (_, v) in app.catalog.state_machines(None, usize::MAX)? {
         let sm: StateMachineRecord = serde_json::from_slice(&v)?;
         if !ctx.may("states:DescribeStateMachine", &sm.arn) {
             continue;

@@ -5,8 +5,9 @@
 //! and, for Standard executions, the tasks that wait for the outside world: `.waitForTaskToken`
 //! callbacks, activity workers and nested executions (`states:startExecution[.sync]`,
 //! `weft:statemachine:NAME`), and AWS service integrations through their resource map
-//! ([`crate::sm_resource_map`]). [`DurableHistory`] writes history events to sled and, when a run
-//! is a replay, recognises the events already recorded so the history holds each event once.
+//! ([`crate::sm_resource_map`]). [`DurableHistory`] queues history events for the history store
+//! (see [`crate::pending`]) and, when a run is a replay, recognises the events already recorded
+//! so the history holds each event once.
 //!
 //! Whatever a task makes the host do on the execution's behalf is the execution role's
 //! decision, audited, and a denial fails the task with `Sandbox.PermissionDenied`:
@@ -802,8 +803,8 @@ impl DurableHistory {
         // (id, previousEventId) of every event, and the id of the last ExecutionRedriven
         let mut links: Vec<(u64, u64)> = Vec::new();
         let mut last_redrive: Option<u64> = None;
-        for v in crate::pending::history_events(&app.history, arn) {
-            for v in v? {
+        for v in crate::pending::history_events(app.history.as_ref(), arn)? {
+            for v in v {
                 let v: Value = serde_json::from_slice(&v)?;
                 let ty = v["type"].as_str().unwrap_or("").to_string();
                 let id = v["id"].as_u64().unwrap_or(0);
@@ -1009,8 +1010,8 @@ mod tests {
     fn stored(app: &Arc<AppState>, arn: &str) -> Vec<Value> {
         app.pending.apply_if_queued(arn).unwrap();
         let mut out = Vec::new();
-        for run in crate::pending::history_events(&app.history, arn) {
-            for v in run.unwrap() {
+        for run in crate::pending::history_events(app.history.as_ref(), arn).unwrap() {
+            for v in run {
                 out.push(serde_json::from_slice(&v).unwrap());
             }
         }

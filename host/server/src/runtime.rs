@@ -102,8 +102,10 @@ pub struct Runtime {
     /// Every execution's journal, written back by the group committer (see
     /// [`weft_engine::durable::JournalStore`]).
     pub(crate) journal: weft_engine::durable::JournalStore,
-    pub(crate) tokens: sled::Tree,
-    pub(crate) activities: sled::Tree,
+    /// Task tokens waiting for an answer.
+    pub(crate) tokens: Arc<dyn weft_engine::persistence::tokens::TokenStore>,
+    /// Activities.
+    pub(crate) activities: Arc<dyn weft_engine::persistence::tokens::ActivityStore>,
     pub(crate) commit: Arc<GroupCommit>,
     pub(crate) secret: [u8; 32],
     pub(crate) shutdown: Arc<AtomicBool>,
@@ -149,32 +151,18 @@ impl Runtime {
         Ok(m)
     }
 
-    pub(crate) fn new(db: &sled::Db, max_running: usize) -> anyhow::Result<Self> {
-        let meta = db.open_tree("sfn_meta")?;
-        let secret = match meta.get("token_secret")? {
-            Some(v) if v.len() == 32 => {
-                let mut s = [0u8; 32];
-                s.copy_from_slice(&v);
-                s
-            }
-            _ => {
-                let mut s = [0u8; 32];
-                let a = uuid::Uuid::new_v4();
-                let b = uuid::Uuid::new_v4();
-                s[..16].copy_from_slice(a.as_bytes());
-                s[16..].copy_from_slice(b.as_bytes());
-                meta.insert("token_secret", &s[..])?;
-                s
-            }
-        };
-        let journal = weft_engine::durable::JournalStore::buffered(db.open_tree("sfn_journal")?);
-        let commit = Arc::new(GroupCommit::start(db.clone())?);
-        commit.before_flush(journal.flush_hook());
+    /// The runtime over the journal, committer, tokens and activities of `stores` (the rest
+    /// of them stay with the caller).
+    pub(crate) fn new(
+        stores: &weft_engine::persistence::sfn::SfnStores,
+        max_running: usize,
+    ) -> anyhow::Result<Self> {
+        let secret = stores.token_secret;
         Ok(Runtime {
-            journal,
-            tokens: db.open_tree("sfn_tokens")?,
-            activities: db.open_tree("sfn_activities")?,
-            commit,
+            journal: stores.journal.clone(),
+            tokens: stores.tokens.clone(),
+            activities: stores.activities.clone(),
+            commit: stores.commit.clone(),
             machines: Mutex::new(HashMap::new()),
             secret,
             shutdown: Arc::new(AtomicBool::new(false)),
@@ -219,30 +207,40 @@ impl Runtime {
             .name("weft-timers".into())
             .spawn(move || timer_loop(&timers, &weak))?;
         // re-arm token deadlines and re-queue unclaimed activity tasks
-        for item in rt.tokens.iter() {
-            let (k, v) = item?;
-            let token = String::from_utf8_lossy(&k).into_owned();
-            let Ok(rec) = serde_json::from_slice::<TokenRecord>(&v) else {
+        rt.tokens.each_token(&mut |token, v| {
+            let Ok(rec) = serde_json::from_slice::<TokenRecord>(v) else {
                 tracing::error!(token = %token, "unreadable task token record; ignored");
-                continue;
+                return true;
             };
-            rt.arm_token(&token, &rec);
+            rt.arm_token(token, &rec);
             if let (Some(a), None) = (&rec.activity, &rec.claimed_by) {
-                rt.enqueue_activity(a, &token);
+                rt.enqueue_activity(a, token);
             }
-        }
+            true
+        })?;
         let mut n = 0;
-        for item in app.executions.iter() {
-            let (_, v) = item?;
-            let e: ExecutionRecord = serde_json::from_slice(&v)?;
+        let mut failed = None;
+        app.executions.each_execution("", &mut |v| {
             // repairs what a crash between a record's write and its index's left behind
-            app.exec_index.check(&e)?;
-            if e.status == "RUNNING" {
-                rt.schedule(&e.arn);
-                n += 1;
+            let checked = app.executions.repair_index(v).map_err(anyhow::Error::from);
+            match checked.and_then(|()| Ok(serde_json::from_slice::<ExecutionRecord>(v)?)) {
+                Ok(e) => {
+                    if e.status == "RUNNING" {
+                        rt.schedule(&e.arn);
+                        n += 1;
+                    }
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
             }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
         }
-        Ok(n)
     }
 
     fn control(&self, arn: &str) -> Arc<ExecControl> {
@@ -432,17 +430,15 @@ impl Runtime {
         token: &str,
         rec: &TokenRecord,
     ) -> Result<(), weft_engine::durable::DurableError> {
-        if self.tokens.contains_key(token)? {
-            return Ok(());
-        }
-        self.tokens.insert(
-            token,
+        let json =
             serde_json::to_vec(rec).map_err(|e| weft_engine::durable::DurableError::BadEntry {
                 execution: rec.execution.clone(),
                 key: rec.key.clone(),
                 reason: e.to_string(),
-            })?,
-        )?;
+            })?;
+        if !self.tokens.insert_token(token, &json)? {
+            return Ok(());
+        }
         self.commit.commit()?;
         self.arm_token(token, rec);
         if let Some(a) = &rec.activity {
@@ -452,30 +448,37 @@ impl Runtime {
     }
 
     pub(crate) fn forget_token(&self, token: &str) {
-        if let Err(e) = self.tokens.remove(token) {
+        if let Err(e) = self.tokens.remove_token(token) {
             tracing::error!("cannot remove a task token: {e}");
         }
     }
 
     /// Forgets every task token of an execution (it was stopped: nobody may answer them).
     pub(crate) fn forget_tokens_of(&self, execution: &str) {
-        for item in self.tokens.iter() {
-            let Ok((k, v)) = item else { continue };
-            if serde_json::from_slice::<TokenRecord>(&v).is_ok_and(|t| t.execution == execution) {
-                let _ = self.tokens.remove(k);
+        let mut theirs = Vec::new();
+        let walked = self.tokens.each_token(&mut |token, v| {
+            if serde_json::from_slice::<TokenRecord>(v).is_ok_and(|t| t.execution == execution) {
+                theirs.push(token.to_string());
             }
+            true
+        });
+        if let Err(e) = walked {
+            tracing::error!(execution, "cannot read the task tokens: {e}");
+        }
+        for token in theirs {
+            self.forget_token(&token);
         }
     }
 
     pub(crate) fn token(&self, token: &str) -> Result<Option<TokenRecord>, ApiError> {
-        match self.tokens.get(token)? {
+        match self.tokens.token(token)? {
             None => Ok(None),
             Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
         }
     }
 
     pub(crate) fn put_token(&self, token: &str, rec: &TokenRecord) -> Result<(), ApiError> {
-        self.tokens.insert(token, serde_json::to_vec(rec)?)?;
+        self.tokens.put_token(token, &serde_json::to_vec(rec)?)?;
         Ok(())
     }
 
@@ -548,7 +551,7 @@ impl Runtime {
     }
 
     pub(crate) fn activity_exists(&self, name: &str) -> bool {
-        self.activities.contains_key(name).unwrap_or(false)
+        self.activities.activity(name).is_ok_and(|a| a.is_some())
     }
 
     /// A token's deadline passed: fail the task with States.Timeout / States.HeartbeatTimeout,
@@ -743,7 +746,7 @@ pub(crate) fn execution_role(
 }
 
 fn load_record(app: &AppState, arn: &str) -> Option<ExecutionRecord> {
-    match app.executions.get(arn.as_bytes()) {
+    match app.executions.execution(arn) {
         Ok(Some(v)) => serde_json::from_slice(&v).ok(),
         _ => None,
     }
@@ -783,8 +786,8 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
     let definition = match &rec.definition {
         Some(d) => Some(d.clone()),
         None => app
-            .state_machines
-            .get(rec.state_machine_name.as_bytes())
+            .catalog
+            .state_machine(&rec.state_machine_name)
             .ok()
             .flatten()
             .and_then(|v| serde_json::from_slice::<StateMachineRecord>(&v).ok())
@@ -920,14 +923,15 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
 }
 
 /// The journal entries an execution's earlier runs recorded beside its history (see
-/// [`crate::pending::journal_lines`]), by entry key; the last one of a key wins.
+/// [`weft_engine::persistence::history::HistoryStore::journal_lines`]), by entry key; the
+/// last one of a key wins.
 pub(crate) fn recorded_entries(
     app: &AppState,
     arn: &str,
 ) -> Result<HashMap<String, weft_engine::durable::Entry>, crate::ApiError> {
     app.pending.apply_if_queued(arn)?;
     let mut out = HashMap::new();
-    for (k, v) in crate::pending::journal_lines(&app.history, arn)? {
+    for (k, v) in app.history.journal_lines(arn)? {
         out.insert(k, serde_json::from_slice(&v)?);
     }
     Ok(out)
@@ -964,7 +968,7 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
         Err(_) => "FAILED",
     };
     let mut finished = None;
-    let r = app.executions.fetch_and_update(rec.arn.as_bytes(), |old| {
+    let r = app.executions.update_execution(&rec.arn, &mut |old| {
         let old = old?;
         let mut e: ExecutionRecord = serde_json::from_slice(old).ok()?;
         if e.status == "RUNNING" {
@@ -984,9 +988,6 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     if let Err(e) = r {
         tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
         return;
-    }
-    if finished.is_some() {
-        app.exec_index.sync_or_log(&app.executions, &rec.arn);
     }
     if status != "SUCCEEDED" && finished.is_some() {
         // a task may still wait for an answer (the execution timed out or failed around it):
@@ -1061,7 +1062,7 @@ pub(crate) fn start_child(
     parent_wants_json: bool,
 ) -> Result<ExecutionRecord, ApiError> {
     valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
-    let smr: StateMachineRecord = match app.state_machines.get(sm_name.as_bytes())? {
+    let smr: StateMachineRecord = match app.catalog.state_machine(sm_name)? {
         Some(v) => serde_json::from_slice(&v)?,
         None => {
             return Err(ApiError::new(
@@ -1123,14 +1124,11 @@ pub(crate) fn insert_execution(
     rec: ExecutionRecord,
 ) -> Result<(ExecutionRecord, bool), ApiError> {
     app.rt.check_capacity()?;
-    let cas = app.executions.compare_and_swap(
-        rec.arn.as_bytes(),
-        None as Option<&[u8]>,
-        Some(serde_json::to_vec(&rec)?),
-    )?;
-    match cas {
-        Ok(()) => {
-            app.exec_index.sync_or_log(&app.executions, &rec.arn);
+    let existing = app
+        .executions
+        .insert_execution(&rec.arn, &serde_json::to_vec(&rec)?)?;
+    match existing {
+        None => {
             app.rt
                 .commit
                 .commit()
@@ -1139,8 +1137,8 @@ pub(crate) fn insert_execution(
             app.rt.schedule(&rec.arn);
             Ok((rec, true))
         }
-        Err(cas) => {
-            let old: ExecutionRecord = serde_json::from_slice(&cas.current.unwrap_or_default())?;
+        Some(current) => {
+            let old: ExecutionRecord = serde_json::from_slice(&current)?;
             Ok((old, false))
         }
     }

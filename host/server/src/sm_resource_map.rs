@@ -25,9 +25,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_engine::resource_map::{ResourceMap, ResourceMaps};
 
-/// The sled tree holding each state machine's own map (canonical JSON), by name.
-pub(crate) const TREE: &str = "sfn_resource_maps";
-
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new().route(
         "/v1/state-machines/{name}/resource-map",
@@ -48,7 +45,7 @@ pub(crate) fn home_map(home: &std::path::Path) -> anyhow::Result<Arc<ResourceMap
 
 /// The state machine's own map, if it has one.
 fn own_map(app: &AppState, name: &str) -> Result<Option<ResourceMap>, ApiError> {
-    let Some(bytes) = app.resource_maps.get(name.as_bytes())? else {
+    let Some(bytes) = app.catalog.resource_map(name)? else {
         return Ok(None);
     };
     let text = String::from_utf8_lossy(&bytes);
@@ -73,7 +70,7 @@ pub(crate) fn maps_for(app: &AppState, name: &str) -> ResourceMaps {
 
 /// Forgets a deleted state machine's map.
 pub(crate) fn forget(app: &AppState, name: &str) -> Result<(), ApiError> {
-    app.resource_maps.remove(name.as_bytes())?;
+    app.catalog.remove_resource_map(name)?;
     Ok(())
 }
 
@@ -91,7 +88,7 @@ pub(crate) fn unmapped_warnings(definition: &str, maps: &ResourceMaps) -> Vec<St
 
 /// The state machine's record, checked to exist (after the caller's decision).
 fn definition_of(app: &AppState, name: &str) -> Result<String, ApiError> {
-    match app.state_machines.get(name.as_bytes())? {
+    match app.catalog.state_machine(name)? {
         Some(b) => {
             let r: crate::records::StateMachineRecord = serde_json::from_slice(&b)?;
             Ok(r.definition)
@@ -139,9 +136,8 @@ async fn put_map(
             ApiError::validation(format!("Invalid resource map: {}", lines.join("; ")))
         })?;
         let canonical = map.to_json();
-        app.resource_maps
-            .insert(name.as_bytes(), canonical.to_string().as_bytes())?;
-        app.resource_maps.flush()?;
+        app.catalog
+            .put_resource_map(&name, canonical.to_string().as_bytes())?;
         let unmapped: Vec<Value> = unmapped_warnings(&definition, &maps_for(&app, &name))
             .into_iter()
             .map(Value::String)
@@ -163,7 +159,6 @@ async fn delete_map(
         let name = checked_name(&name)?;
         ctx.authorize(sm_arn(&name))?;
         forget(&app, &name)?;
-        app.resource_maps.flush()?;
         Ok(json!({}))
     })
 }

@@ -2,8 +2,8 @@
 //! the Step Functions console shows it — per state machine its type, creation date, the start
 //! of its newest execution and how many executions of each status started in the window (the
 //! last 24 hours unless `hours`, 1 to 720, says otherwise), with every execution running now
-//! counted as RUNNING whenever it started. Counts come from [`crate::exec_index`] (a range scan
-//! per state machine), never from a scan of every execution.
+//! counted as RUNNING whenever it started. Counts come from
+//! [`weft_engine::persistence::ExecutionRecords::summary`] (a range read per state machine), never from a scan of every execution.
 //!
 //! Authorisation (see [`crate::v1_access`]): the list is filtered per item; a state machine is
 //! listed only when the caller may `states:DescribeStateMachine` it, and its counts and last
@@ -12,7 +12,6 @@
 //! (`executions: null`).
 
 use crate::error::ApiError;
-use crate::exec_index::STATUSES;
 use crate::records::{now_ms, ts, StateMachineRecord};
 use crate::rest::{num_param, respond};
 use crate::v1_access::{Ctx, V1Request};
@@ -21,6 +20,7 @@ use axum::extract::State;
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use weft_engine::persistence::executions::STATUSES;
 
 /// The default window, in hours.
 pub const DEFAULT_HOURS: i64 = 24;
@@ -31,8 +31,7 @@ pub const MAX_HOURS: i64 = 720;
 pub fn summarise(app: &AppState, ctx: &mut Ctx, since_ms: i64) -> Result<Vec<Value>, ApiError> {
     ctx.filtered("*");
     let mut out = Vec::new();
-    for item in app.state_machines.iter() {
-        let (_, v) = item?;
+    for (_, v) in app.catalog.state_machines(None, usize::MAX)? {
         let sm: StateMachineRecord = serde_json::from_slice(&v)?;
         if !ctx.may("states:DescribeStateMachine", &sm.arn) {
             continue;
@@ -46,7 +45,7 @@ pub fn summarise(app: &AppState, ctx: &mut Ctx, since_ms: i64) -> Result<Vec<Val
             "executions": null,
         });
         if sm.sm_type != "EXPRESS" && ctx.may("states:ListExecutions", &sm.arn) {
-            let s = app.exec_index.summary(&sm.name, since_ms)?;
+            let s = app.executions.summary(&sm.name, since_ms)?;
             let mut counts = Map::new();
             for status in STATUSES {
                 counts.insert(

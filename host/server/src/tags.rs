@@ -2,8 +2,9 @@
 //! the `tags` given to CreateStateMachine / CreateActivity, with AWS's limits (at most 50 tags
 //! on a resource, keys 1-128 and values 0-256 characters, keys not starting with `aws:`).
 //!
-//! Tags live in the sled tree `sfn_tags` (key: the resource's canonical ARN, value: a JSON
-//! object of key -> value); only the functions of this module read or write it. Deleting a
+//! Tags live in the catalog ([`weft_engine::persistence::CatalogStore::tags`]: by the resource's
+//! canonical ARN, a JSON object of key -> value); only the functions of this module read or
+//! write them. Deleting a
 //! resource forgets its tags ([`forget`]).
 
 use crate::error::ApiError;
@@ -18,14 +19,8 @@ pub const MAX_KEY: usize = 128;
 /// AWS's limit on a tag value (characters).
 pub const MAX_VALUE: usize = 256;
 
-const TREE: &str = "sfn_tags";
-
-fn tree(app: &AppState) -> Result<sled::Tree, ApiError> {
-    Ok(app.store.db().open_tree(TREE)?)
-}
-
 fn load(app: &AppState, arn: &str) -> Result<Map<String, Value>, ApiError> {
-    Ok(match tree(app)?.get(arn.as_bytes())? {
+    Ok(match app.catalog.tags(arn)? {
         Some(b) => serde_json::from_slice(&b)?,
         None => Map::new(),
     })
@@ -105,9 +100,8 @@ pub fn add(app: &AppState, arn: &str, tags: &[(String, String)]) -> Result<(), A
     if tags.is_empty() {
         return Ok(());
     }
-    let t = tree(app)?;
     let mut err = None;
-    t.fetch_and_update(arn.as_bytes(), |old| {
+    app.catalog.update_tags(arn, &mut |old| {
         let mut m: Map<String, Value> = old
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or_default();
@@ -129,7 +123,7 @@ pub fn add(app: &AppState, arn: &str, tags: &[(String, String)]) -> Result<(), A
 
 /// Forgets every tag of `arn` (the resource was deleted).
 pub fn forget(app: &AppState, arn: &str) -> Result<(), ApiError> {
-    tree(app)?.remove(arn.as_bytes())?;
+    app.catalog.remove_tags(arn)?;
     Ok(())
 }
 
@@ -139,8 +133,8 @@ fn existing(app: &AppState, arn: &str) -> Result<(), ApiError> {
         crate::access::Arn::StateMachine {
             name,
             qualifier: None,
-        } => app.state_machines.contains_key(name.as_bytes())?,
-        crate::access::Arn::Activity { name } => app.rt.activities.contains_key(name.as_bytes())?,
+        } => app.catalog.state_machine(&name)?.is_some(),
+        crate::access::Arn::Activity { name } => app.rt.activities.activity(&name)?.is_some(),
         _ => {
             return Err(ApiError::new(
                 "InvalidArn",
@@ -182,7 +176,7 @@ pub(crate) async fn tag_resource(app: &Arc<AppState>, req: &Value) -> Result<Val
     }
     existing(app, arn)?;
     add(app, arn, &tags)?;
-    app.store.db().flush_async().await?;
+    crate::api::flush(app).await?;
     Ok(json!({}))
 }
 
@@ -218,7 +212,7 @@ pub(crate) async fn untag_resource(app: &Arc<AppState>, req: &Value) -> Result<V
         }
     };
     existing(app, arn)?;
-    tree(app)?.fetch_and_update(arn.as_bytes(), |old| {
+    app.catalog.update_tags(arn, &mut |old| {
         let mut m: Map<String, Value> = serde_json::from_slice(old?).ok()?;
         for k in &keys {
             m.remove(k);
@@ -229,7 +223,7 @@ pub(crate) async fn untag_resource(app: &Arc<AppState>, req: &Value) -> Result<V
             serde_json::to_vec(&m).ok()
         }
     })?;
-    app.store.db().flush_async().await?;
+    crate::api::flush(app).await?;
     Ok(json!({}))
 }
 

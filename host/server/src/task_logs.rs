@@ -1,9 +1,9 @@
 //! Task logs: what each sandboxed task attempt of an execution printed and was allowed or denied.
 //!
-//! Tree `sfn_task_logs` (or a line of the execution's history run, see [`crate::pending`]):
-//! key = [`history_prefix`]`(execution ARN)` + task key + attempt, where the task key is a process-wide sequence number (8 bytes big-endian, seeded from the clock in
-//! microseconds so keys keep increasing across restarts) + the state name + 0x00, and the
-//! attempt is 4 bytes big-endian. Keys therefore sort in the order tasks ran. The value is JSON:
+//! Entries are kept through [`weft_engine::persistence::history::HistoryStore`] (queued in
+//! [`crate::pending`] until the next group commit), each with a process-wide sequence number
+//! seeded from the clock in microseconds, so entries keep the order tasks ran in across
+//! restarts. An entry is JSON:
 //! `{"state","attempt","plugin","digest","stdout","stderr","logs","audit","fuelUsed",
 //! "durationMs","error","timestamp"}` (`error`: `{"error","cause"}` or null; `timestamp`:
 //! epoch milliseconds when the attempt ended), plus `"worker": "HOST/WORKER_ID"` for an
@@ -14,7 +14,7 @@
 //! reached the sandbox (unknown plugin, bad credentials) gets an entry with only the error, and
 //! a built-in task (the HTTP Task) an entry with its audit decisions and no plugin digest.
 
-use crate::records::{history_prefix, now_ms};
+use crate::records::now_ms;
 use crate::AppState;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,8 +24,6 @@ use weft_engine::asl_tasks::SandboxTaskRunner;
 use weft_sandbox::Outcome;
 use weft_store::PluginRecord;
 
-/// Name of the sled tree.
-pub const TREE: &str = "sfn_task_logs";
 /// At most this many entries are returned for one execution.
 pub const MAX_ENTRIES: usize = 2000;
 
@@ -38,16 +36,6 @@ fn next_seq() -> u64 {
     .fetch_add(1, Ordering::Relaxed)
 }
 
-/// The key of one attempt (see the module docs).
-pub fn key(execution: &str, seq: u64, state: &str, attempt: u32) -> Vec<u8> {
-    let mut k = history_prefix(execution);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k.extend_from_slice(state.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&attempt.to_be_bytes());
-    k
-}
-
 /// The execution ARN of a task request (`$$.Execution.Id`).
 fn execution_of<'r>(req: &'r TaskRequest<'_>) -> Option<&'r str> {
     req.context.pointer("/Execution/Id").and_then(Value::as_str)
@@ -58,8 +46,10 @@ fn record(app: &AppState, req: &TaskRequest<'_>, text: String) {
         return;
     };
     let seq = next_seq();
-    let k = key(exec, seq, req.state_name, req.attempt);
-    if app.pending.push_task_log(exec, k, seq, text) {
+    if app
+        .pending
+        .push_task_log(exec, seq, req.state_name, req.attempt, text)
+    {
         app.rt.commit.nudge();
     }
 }
@@ -185,22 +175,10 @@ pub(crate) fn run_logged_with<T>(
 }
 
 /// The task log entries of `execution`, in the order the attempts ran; `true` when truncated.
-/// Entries live in the task-log tree or ride in the execution's history runs (see
-/// [`crate::pending`]).
+/// Entries queued for the next group commit are applied first (see [`crate::pending`]).
 pub fn list(app: &AppState, execution: &str) -> Result<(Vec<Value>, bool), crate::ApiError> {
     app.pending.apply()?;
-    let prefix = history_prefix(execution);
-    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
-    for item in app.task_logs.scan_prefix(&prefix) {
-        let (k, v) = item?;
-        let seq = k
-            .get(prefix.len()..prefix.len() + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0);
-        entries.push((seq, v.to_vec()));
-    }
-    entries.extend(crate::pending::task_log_lines(&app.history, execution)?);
+    let mut entries = app.history.task_logs(execution)?;
     entries.sort_by_key(|(seq, _)| *seq);
     let truncated = entries.len() > MAX_ENTRIES;
     let mut out = Vec::with_capacity(entries.len().min(MAX_ENTRIES));
@@ -215,12 +193,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_sort_by_sequence_within_an_execution() {
-        let a = key("arn:x", 5, "B", 1);
-        let b = key("arn:x", 6, "A", 1);
-        assert!(a < b);
-        assert!(a.starts_with(&history_prefix("arn:x")));
-        assert!(!key("arn:x2", 1, "A", 1).starts_with(&history_prefix("arn:x")));
+    fn sequence_numbers_increase() {
         assert!(next_seq() < next_seq());
     }
 }

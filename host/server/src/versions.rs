@@ -68,26 +68,6 @@ pub fn parse_target(arn: &str) -> Result<Target, ApiError> {
     }
 }
 
-fn vkey(name: &str, v: u64) -> Vec<u8> {
-    let mut k = name.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(&v.to_be_bytes());
-    k
-}
-
-fn akey(name: &str, alias: &str) -> Vec<u8> {
-    let mut k = name.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(alias.as_bytes());
-    k
-}
-
-fn prefix(name: &str) -> Vec<u8> {
-    let mut k = name.as_bytes().to_vec();
-    k.push(0);
-    k
-}
-
 fn version_arn(name: &str, v: u64) -> String {
     format!("{}:{v}", sm_arn(name))
 }
@@ -97,7 +77,7 @@ fn alias_arn(name: &str, a: &str) -> String {
 }
 
 fn load_sm(app: &AppState, name: &str) -> Result<StateMachineRecord, ApiError> {
-    match app.state_machines.get(name.as_bytes())? {
+    match app.catalog.state_machine(name)? {
         Some(b) => Ok(serde_json::from_slice(&b)?),
         None => Err(ApiError::new(
             "StateMachineDoesNotExist",
@@ -107,7 +87,7 @@ fn load_sm(app: &AppState, name: &str) -> Result<StateMachineRecord, ApiError> {
 }
 
 pub fn load_version(app: &AppState, name: &str, v: u64) -> Result<VersionRecord, ApiError> {
-    match app.versions.get(vkey(name, v))? {
+    match app.catalog.version(name, v)? {
         Some(b) => Ok(serde_json::from_slice(&b)?),
         None => Err(ApiError::new(
             "ResourceNotFound",
@@ -117,7 +97,7 @@ pub fn load_version(app: &AppState, name: &str, v: u64) -> Result<VersionRecord,
 }
 
 fn load_alias(app: &AppState, name: &str, a: &str) -> Result<AliasRecord, ApiError> {
-    match app.aliases.get(akey(name, a))? {
+    match app.catalog.alias(name, a)? {
         Some(b) => Ok(serde_json::from_slice(&b)?),
         None => Err(ApiError::new(
             "ResourceNotFound",
@@ -127,8 +107,8 @@ fn load_alias(app: &AppState, name: &str, a: &str) -> Result<AliasRecord, ApiErr
 }
 
 fn latest_version(app: &AppState, name: &str) -> Result<Option<VersionRecord>, ApiError> {
-    match app.versions.scan_prefix(prefix(name)).next_back() {
-        Some(item) => Ok(Some(serde_json::from_slice(&item?.1)?)),
+    match app.catalog.latest_version(name)? {
+        Some((_, v)) => Ok(Some(serde_json::from_slice(&v)?)),
         None => Ok(None),
     }
 }
@@ -154,8 +134,8 @@ pub fn publish(
         revision_id: sm.revision_id.clone(),
         creation_ms: now_ms(),
     };
-    app.versions
-        .insert(vkey(&sm.name, next), serde_json::to_vec(&rec)?)?;
+    app.catalog
+        .put_version(&sm.name, next, &serde_json::to_vec(&rec)?)?;
     Ok(rec)
 }
 
@@ -219,8 +199,8 @@ pub(crate) fn list_versions(
     };
     load_sm(app, &name)?;
     let mut out = Vec::new();
-    for item in app.versions.scan_prefix(prefix(&name)).rev() {
-        let v: VersionRecord = serde_json::from_slice(&item?.1)?;
+    for (_, v) in app.catalog.versions(&name)?.into_iter().rev() {
+        let v: VersionRecord = serde_json::from_slice(&v)?;
         if !vis.shows(&version_arn(&name, v.version)) {
             continue;
         }
@@ -231,8 +211,8 @@ pub(crate) fn list_versions(
 
 fn aliases_routing_to(app: &AppState, name: &str, v: u64) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
-    for item in app.aliases.scan_prefix(prefix(name)) {
-        let a: AliasRecord = serde_json::from_slice(&item?.1)?;
+    for (_, a) in app.catalog.aliases(name)? {
+        let a: AliasRecord = serde_json::from_slice(&a)?;
         if a.routing.iter().any(|(x, _)| *x == v) {
             out.push(a.name);
         }
@@ -257,7 +237,7 @@ pub(crate) fn delete_version(app: &Arc<AppState>, req: &Value) -> Result<Value, 
             ),
         ));
     }
-    app.versions.remove(vkey(&name, v))?;
+    app.catalog.remove_version(&name, v)?;
     commit(app)?;
     Ok(json!({}))
 }
@@ -370,13 +350,11 @@ pub(crate) fn create_alias(app: &Arc<AppState>, req: &Value) -> Result<Value, Ap
         creation_ms: now_ms(),
         update_ms: None,
     };
-    let cas = app.aliases.compare_and_swap(
-        akey(&name, alias),
-        None as Option<&[u8]>,
-        Some(serde_json::to_vec(&rec)?),
-    )?;
-    if let Err(c) = cas {
-        let old: AliasRecord = serde_json::from_slice(&c.current.unwrap_or_default())?;
+    let existing = app
+        .catalog
+        .insert_alias(&name, alias, &serde_json::to_vec(&rec)?)?;
+    if let Some(current) = existing {
+        let old: AliasRecord = serde_json::from_slice(&current)?;
         if old.routing != rec.routing {
             return Err(ApiError::new(
                 "ConflictException",
@@ -406,8 +384,8 @@ pub(crate) fn update_alias(app: &Arc<AppState>, req: &Value) -> Result<Value, Ap
         rec.description = Some(d.to_string());
     }
     rec.update_ms = Some(now_ms());
-    app.aliases
-        .insert(akey(&name, &alias), serde_json::to_vec(&rec)?)?;
+    app.catalog
+        .put_alias(&name, &alias, &serde_json::to_vec(&rec)?)?;
     commit(app)?;
     Ok(json!({"updateDate": ts(rec.update_ms.unwrap_or_default())}))
 }
@@ -429,8 +407,8 @@ pub(crate) fn list_aliases(
         ));
     };
     let mut out = Vec::new();
-    for item in app.aliases.scan_prefix(prefix(&name)) {
-        let a: AliasRecord = serde_json::from_slice(&item?.1)?;
+    for (_, a) in app.catalog.aliases(&name)? {
+        let a: AliasRecord = serde_json::from_slice(&a)?;
         if !vis.shows(&alias_arn(&name, &a.name)) {
             continue;
         }
@@ -441,7 +419,7 @@ pub(crate) fn list_aliases(
 
 pub(crate) fn delete_alias(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let (name, alias) = name_of_alias_arn(str_field(req, "stateMachineAliasArn")?)?;
-    app.aliases.remove(akey(&name, &alias))?;
+    app.catalog.remove_alias(&name, &alias)?;
     commit(app)?;
     Ok(json!({}))
 }

@@ -39,6 +39,9 @@ pub enum DurableError {
         /// Why.
         reason: String,
     },
+    /// A store behind the persistence interface failed.
+    #[error("durable store: {0}")]
+    Persistence(#[from] crate::persistence::PersistenceError),
     /// The committer stopped (the process is shutting down) or fsync failed.
     #[error("group commit: {0}")]
     Commit(String),

@@ -4,23 +4,44 @@
 //! and never learns which database is below it; each implementation runs the same test suite.
 //!
 //! What is behind the interface so far: the DAG scheduler's store ([`DagStore`]: runs, task
-//! instances, per-try logs, SLA misses, seen files). The Standard-execution runtime's state
-//! (state machines, executions, history, journal, timers, task tokens, activities) follows the
-//! same shape: see [`runtime`] for its contract, written so that a PostgreSQL implementation
+//! instances, per-try logs, SLA misses, seen files) and the Step Functions catalog
+//! ([`CatalogStore`]: state machines, versions, aliases, resource maps, tags; on sled in
+//! [`sled_catalog`]) and execution records with their index by state machine and start
+//! ([`ExecutionRecords`]; on sled in [`sled_executions`]), the audit and execution logs
+//! ([`AppendLog`]) and Map Runs ([`MapRunStore`]; both on sled in [`sled_logs`]). The rest of
+//! the Standard-execution runtime's state (history, journal, timers, task tokens, activities,
+//! task logs: still sled trees of the server) follows the same shape: see [`runtime`] for its
+//! contract, written so that a PostgreSQL implementation
 //! commits one run step (history and journal entries) in one transaction guarded by the
 //! execution's lease epoch.
 //!
 //! [`Database`] is what a process opens once, from `--db`/`WEFT_DB` (a `postgres://` URL) or
 //! its sled store, and hands out the stores of each concern.
 
+pub mod catalog;
 pub mod dag;
 mod error;
+pub mod executions;
+pub mod history;
+pub mod logs;
+pub mod map_runs;
 pub mod pg;
 pub mod runtime;
+pub mod sfn;
+pub mod sled_catalog;
 pub mod sled_dag;
+pub mod sled_executions;
+pub mod sled_history;
+pub mod sled_logs;
+pub mod sled_tokens;
+pub mod tokens;
 
+pub use catalog::CatalogStore;
 pub use dag::{Committer, DagStore};
 pub use error::PersistenceError;
+pub use executions::ExecutionRecords;
+pub use logs::AppendLog;
+pub use map_runs::MapRunStore;
 pub use pg::PgDatabase;
 
 use crate::scheduler::{SchedStore, SchedulerError};

@@ -2,13 +2,14 @@
 //! come (today the server keeps this state in sled trees of its own: `sfn_executions`,
 //! `sfn_history`, `sfn_journal`, `sfn_tokens`, `sfn_activities`, ...).
 //!
-//! The unit of writing is a *step*: whatever one run of an execution produced between two
-//! commits (history events, journal entries, the execution record when it ends), written by
-//! [`ExecutionStore::commit_step`] in one transaction. Each step carries the [`Lease`] epoch its
+//! The execution records themselves are behind [`super::ExecutionRecords`]. The unit of
+//! writing is a *step*: whatever one run of an execution produced between two commits
+//! (history events, journal entries, the execution record when it ends), written by
+//! [`StepStore::commit_step`] in one transaction. Each step carries the [`Lease`] epoch its
 //! node holds; an implementation shared by several nodes refuses a step whose epoch is not the
 //! execution's current one ([`PersistenceError::Fenced`]), so a node paused past its lease
 //! writes nothing after another node adopted the execution. sled (one process) has a single
-//! owner and checks nothing. Timers are claimed, not read: [`TimerStore::claim_due`] hands each
+//! owner and checks nothing. Task tokens and activities are behind [`super::tokens`]. Timers are claimed, not read: [`TimerStore::claim_due`] hands each
 //! due timer to one node (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
 //!
 //! Records are passed as their JSON encodings: their types live with the runtime, which moves
@@ -63,12 +64,8 @@ pub struct Step {
     pub record: Option<Vec<u8>>,
 }
 
-/// Executions, their history and journal.
-pub trait ExecutionStore: Send + Sync {
-    /// Inserts a new execution record; false (and nothing written) when the ARN exists.
-    fn create_execution(&self, arn: &str, record: &[u8]) -> Result<bool, PersistenceError>;
-    /// An execution's record.
-    fn execution(&self, arn: &str) -> Result<Option<Vec<u8>>, PersistenceError>;
+/// Executions' history and journal.
+pub trait StepStore: Send + Sync {
     /// Commits a step atomically; [`PersistenceError::Fenced`] when its epoch is stale.
     fn commit_step(&self, step: Step) -> Result<(), PersistenceError>;
     /// Writes a journal entry unless the key already holds an attempt's result (callbacks,
@@ -116,20 +113,4 @@ pub trait TimerStore: Send + Sync {
     /// Removes the timers due at `now_ms` and hands them to the caller, at most `limit`; a
     /// timer is handed to one caller only.
     fn claim_due(&self, now_ms: i64, limit: usize) -> Result<Vec<(String, i64)>, PersistenceError>;
-}
-
-/// Task tokens and activity tasks waiting for an answer.
-pub trait TokenStore: Send + Sync {
-    /// Records a waiting task (JSON of its record).
-    fn put_token(&self, token: &str, record: &[u8]) -> Result<(), PersistenceError>;
-    /// A waiting task.
-    fn token(&self, token: &str) -> Result<Option<Vec<u8>>, PersistenceError>;
-    /// Removes a token; true when it existed (one answer wins).
-    fn take_token(&self, token: &str) -> Result<bool, PersistenceError>;
-    /// Hands the oldest unclaimed task of `activity` to `worker` (its token and record).
-    fn claim_activity(
-        &self,
-        activity: &str,
-        worker: &str,
-    ) -> Result<Option<(String, Vec<u8>)>, PersistenceError>;
 }
