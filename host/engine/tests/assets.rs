@@ -287,6 +287,7 @@ fn two_schedulers_cannot_consume_the_same_queued_events() {
                 queued_at: at,
                 start_date: None,
                 end_date: None,
+                note: None,
             }
         };
         a.create_asset_run(&rec("first", now), &waiting).unwrap();

@@ -1640,6 +1640,7 @@ impl<'a> Scheduler<'a> {
                 queued_at: Utc::now(),
                 start_date: None,
                 end_date: None,
+                note: None,
             };
             match self.store.create_asset_run(&rec, waiting) {
                 Ok(()) => {
@@ -1820,14 +1821,16 @@ fn run_try(
                 log: Value::Null,
             }
         } else {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec.run_try_cancellable(inv, &cancel)))
-                .unwrap_or_else(|_| super::runner::TryOutcome {
-                    result: Err(TaskFailure::new(
-                        "Weft.ExecutorPanicked",
-                        "the task executor panicked",
-                    )),
-                    log: Value::Null,
-                })
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                exec.run_try_cancellable(inv, &cancel)
+            }))
+            .unwrap_or_else(|_| super::runner::TryOutcome {
+                result: Err(TaskFailure::new(
+                    "Weft.ExecutorPanicked",
+                    "the task executor panicked",
+                )),
+                log: Value::Null,
+            })
         };
         if !out.log.is_null() {
             logs.push(out.log);

@@ -149,6 +149,7 @@ impl CrossDag {
             queued_at: Utc::now(),
             start_date: None,
             end_date: None,
+            note: None,
         };
         match self.store.insert_run(&rec) {
             Ok(()) => {}

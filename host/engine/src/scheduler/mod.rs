@@ -28,11 +28,11 @@ pub mod runner;
 pub mod store;
 pub mod workers;
 
-pub use assets::{AssetEvent, QueuedAssetEvent};
 pub use self::core::{
     paused_at_creation_from_env, paused_or_default, LoopOptions, Scheduler, SchedulerConfig,
     Trigger, PAUSED_AT_CREATION_ENV,
 };
+pub use assets::{AssetEvent, QueuedAssetEvent};
 pub use control::{related_tasks, Control, ControlRequest, RunMark};
 pub use files::FileTrigger;
 pub use pools::Pools;
