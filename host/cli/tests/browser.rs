@@ -873,7 +873,8 @@ fn web_ui_in_a_browser() {
     );
     // trigger a run: the server's scheduler runs it once the DAG is unpaused (new DAGs start
     // paused, and a paused DAG's runs wait, as in Airflow; a task fails after its retry) and
-    // the grid fills in; then clear a task of the finished run from its grid cell
+    // the grid fills in, beside the latest scheduled run that unpausing a `catchup: false` DAG
+    // creates; then clear a task of a finished run from its grid cell
     let (status, v) = http(
         &agent,
         "PATCH",
@@ -888,7 +889,7 @@ fn web_ui_in_a_browser() {
         "the triggered run",
     );
     b.wait_js(
-        "return document.querySelectorAll('table.grid td.cell.success').length >= 4 && document.querySelectorAll('table.grid td.cell.failed').length === 1",
+        "return document.querySelectorAll('table.grid td.cell.success').length === 8 && document.querySelectorAll('table.grid td.cell.failed').length === 2",
         "the run's task states in the grid",
     );
     b.screenshot("dag");
@@ -959,8 +960,8 @@ fn web_ui_in_a_browser() {
     assert!(b.text("#sm-window").contains("last 24 hours"));
     let sm_perf = b.perf("state-machines", 3);
     b.screenshot("state-machines-landing");
-    // the DAG list: daily_orders' one manual run (triggered in step 9) as a square in the
-    // run's state, once it has finished; big_dag has none; both show their next run
+    // the DAG list: daily_orders' runs of step 9 (the manual one and the scheduled one) as
+    // squares in their runs' states, once they have finished; big_dag has none; both show their next run
     let end = Instant::now() + Duration::from_secs(120);
     let runs = loop {
         let (status, runs) = http(
@@ -971,10 +972,12 @@ fn web_ui_in_a_browser() {
             None,
         );
         assert_eq!(status, 200, "{runs}");
-        if matches!(
-            runs["runs"][0]["state"].as_str(),
-            Some("success" | "failed")
-        ) {
+        let all = runs["runs"].as_array().unwrap();
+        if all.len() == 2
+            && all
+                .iter()
+                .all(|r| matches!(r["state"].as_str(), Some("success" | "failed")))
+        {
             break runs;
         }
         assert!(
@@ -983,20 +986,34 @@ fn web_ui_in_a_browser() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
-    let run_id = runs["runs"][0]["runId"].as_str().unwrap().to_string();
-    let state = runs["runs"][0]["state"].as_str().unwrap().to_string();
+    let mut expected: Vec<(String, String)> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["runId"].as_str().unwrap().to_string(),
+                format!("run-sq {}", r["state"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    expected.sort();
     b.goto(&format!("{base}/#/dags"));
-    b.wait_for("tr[data-dag=daily_orders] a.run-sq");
-    assert_eq!(
-        b.js("return [...document.querySelectorAll('tr[data-dag=daily_orders] a.run-sq')].map(a => [a.dataset.run, a.className])"),
-        json!([[run_id, format!("run-sq {state}")]])
+    b.wait_js(
+        "return document.querySelectorAll('tr[data-dag=daily_orders] a.run-sq').length === 2",
+        "daily_orders' two runs as squares",
     );
+    let mut shown: Vec<(String, String)> = serde_json::from_value(b.js(
+        "return [...document.querySelectorAll('tr[data-dag=daily_orders] a.run-sq')].map(a => [a.dataset.run, a.className])",
+    ))
+    .unwrap();
+    shown.sort();
+    assert_eq!(shown, expected, "{runs}");
     assert_eq!(b.text("tr[data-dag=big_dag] td.recent-runs"), "no runs");
     assert_eq!(b.text("tr[data-dag=daily_orders] td.owners"), "data-eng");
-    // @daily without catchup and no scheduled run yet: the latest complete day, yesterday
+    // @daily without catchup, yesterday's run made: today's interval is next
     assert_eq!(
-        b.js("const d = new Date(); d.setUTCHours(0, 0, 0, 0); d.setUTCDate(d.getUTCDate() - 1); return document.querySelector('tr[data-dag=daily_orders] .next-run').textContent === d.toLocaleString()"),
+        b.js("const d = new Date(); d.setUTCHours(0, 0, 0, 0); return document.querySelector('tr[data-dag=daily_orders] .next-run').textContent === d.toLocaleString()"),
         json!(true),
         "daily_orders' next run: {}",
         b.text("tr[data-dag=daily_orders] td.next")
