@@ -335,39 +335,7 @@ pub enum DagCmd {
     },
     /// Mark a task instance (with --upstream, --downstream, --past, --future) or, without a
     /// task, a whole run success or failed, as the Airflow UI's "Mark success / Mark failed".
-    Mark {
-        dag_id: String,
-        /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
-        run: String,
-        /// The task to mark (default: the whole run).
-        task: Option<String>,
-        /// success, failed (or, for a task instance, skipped).
-        #[arg(long)]
-        state: String,
-        /// Only this map index of a mapped task.
-        #[arg(long)]
-        map_index: Option<i64>,
-        /// Also the task's upstream tasks.
-        #[arg(long)]
-        upstream: bool,
-        /// Also the task's downstream tasks.
-        #[arg(long)]
-        downstream: bool,
-        /// Also the task in the DAG's earlier runs.
-        #[arg(long)]
-        past: bool,
-        /// Also the task in the DAG's later runs.
-        #[arg(long)]
-        future: bool,
-        /// Only print what would change.
-        #[arg(long)]
-        dry_run: bool,
-        /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags).
-        #[arg(long)]
-        dags: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
+    Mark(MarkArgs),
     /// List a DAG's runs (logical-date order) with their task states.
     Runs {
         dag_id: String,
@@ -588,4 +556,40 @@ pub struct WorkerArgs {
     /// This worker's id (default: generated); task logs name it with the host.
     #[arg(long)]
     pub id: Option<String>,
+}
+
+/// What `weft dag mark` marks, and how far.
+#[derive(Debug, clap::Args)]
+pub struct MarkArgs {
+    pub dag_id: String,
+    /// Run id, or the run's logical date (YYYY-MM-DD or RFC 3339).
+    pub run: String,
+    /// The task to mark (default: the whole run).
+    pub task: Option<String>,
+    /// success, failed (or, for a task instance, skipped).
+    #[arg(long)]
+    pub state: String,
+    /// Only this map index of a mapped task.
+    #[arg(long)]
+    pub map_index: Option<i64>,
+    /// Also the task's upstream tasks.
+    #[arg(long)]
+    pub upstream: bool,
+    /// Also the task's downstream tasks.
+    #[arg(long)]
+    pub downstream: bool,
+    /// Also the task in the DAG's earlier runs.
+    #[arg(long)]
+    pub past: bool,
+    /// Also the task in the DAG's later runs.
+    #[arg(long)]
+    pub future: bool,
+    /// Only print what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags).
+    #[arg(long)]
+    pub dags: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }

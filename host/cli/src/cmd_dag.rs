@@ -122,33 +122,7 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
         DagCmd::TasksState { dag_id, run, json } => {
             crate::cmd_dag_ops::tasks_state(dag_id, run, json)
         }
-        DagCmd::Mark {
-            dag_id,
-            run,
-            task,
-            state,
-            map_index,
-            upstream,
-            downstream,
-            past,
-            future,
-            dry_run,
-            dags,
-            json,
-        } => crate::cmd_dag_ops::mark(crate::cmd_dag_ops::MarkArgs {
-            dag_id,
-            run,
-            task,
-            state,
-            map_index,
-            upstream,
-            downstream,
-            past,
-            future,
-            dry_run,
-            dags,
-            json,
-        }),
+        DagCmd::Mark(a) => crate::cmd_dag_ops::mark(a),
         DagCmd::List { dags, json } => {
             let store = open_plugin_store()?;
             let dir = dags_dir(dags);

@@ -12,7 +12,6 @@ use crate::context::{open_store, usage};
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use weft_dag::TiState;
 use weft_engine::scheduler::{
@@ -180,21 +179,7 @@ pub fn tasks_state(dag_id: String, run: String, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The options of `weft dag mark`.
-pub struct MarkArgs {
-    pub dag_id: String,
-    pub run: String,
-    pub task: Option<String>,
-    pub state: String,
-    pub map_index: Option<i64>,
-    pub upstream: bool,
-    pub downstream: bool,
-    pub past: bool,
-    pub future: bool,
-    pub dry_run: bool,
-    pub dags: Option<PathBuf>,
-    pub json: bool,
-}
+use crate::args::MarkArgs;
 
 fn no_tasks(_: &weft_dag::TaskInvocation) -> Result<Value, weft_dag::TaskFailure> {
     Err(weft_dag::TaskFailure::new(
