@@ -6,35 +6,18 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-use weft_dag::{
-    parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation,
-};
+use serde_json::json;
+use weft_dag::{parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets};
 use weft_engine::scheduler::assets::{consumers_of, ASSET_TRIGGERED};
 use weft_engine::scheduler::{
-    AssetEvent, LoopOptions, Plain, SchedStore, Scheduler, SchedulerConfig, Trigger,
+    AssetEvent, LoopOptions, SchedStore, Scheduler, SchedulerConfig, Trigger,
 };
 
 mod backends;
 use backends::each_backend;
 
-type Exec = Box<dyn Fn(&TaskInvocation) -> Result<Value, TaskFailure> + Sync>;
-
-fn dags(yaml: &str) -> Vec<Dag> {
-    let (dags, errors) = parse_dag_file(
-        Path::new("t.yaml"),
-        yaml,
-        &FolderConfig::default(),
-        &AnyOperator,
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    dags
-}
-
-/// Returns its (rendered) arguments, like the echo plugin.
-fn echo() -> Plain<Exec> {
-    Plain(Box::new(|ti: &TaskInvocation| Ok(ti.arguments.clone())))
-}
+mod dag_fixtures;
+use dag_fixtures::{dags, echo_or_fail};
 
 const PRODUCER_CONSUMER: &str = r#"
 producer:
@@ -73,7 +56,7 @@ fn asset_runs(store: &SchedStore, dag_id: &str) -> Vec<weft_engine::scheduler::D
 #[test]
 fn a_producer_triggers_its_consumer_with_the_triggering_events() {
     each_backend(|f| {
-        let exec = echo();
+        let exec = echo_or_fail();
         let store = f.sched_store();
         let s = Scheduler::with_store(
             store.clone(),
@@ -153,7 +136,7 @@ fn post(store: &SchedStore, dags: &[Dag], uri: &str) {
 #[test]
 fn and_waits_for_every_asset_or_for_any() {
     each_backend(|f| {
-        let exec = echo();
+        let exec = echo_or_fail();
         let store = f.sched_store();
         let d = dags(CONDITIONS);
         let s = Scheduler::with_store(
@@ -192,7 +175,7 @@ fn and_waits_for_every_asset_or_for_any() {
 #[test]
 fn a_restart_between_producer_and_consumer_loses_and_doubles_nothing() {
     each_backend(|f| {
-        let exec = echo();
+        let exec = echo_or_fail();
         let d = dags(PRODUCER_CONSUMER);
         {
             // a process that runs the producer and stops before scheduling anything
@@ -319,7 +302,7 @@ fn two_schedulers_cannot_consume_the_same_queued_events() {
 #[test]
 fn an_asset_or_time_schedule_runs_on_both() {
     each_backend(|f| {
-        let exec = echo();
+        let exec = echo_or_fail();
         let store = f.sched_store();
         let start = (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%d");
         let d = dags(&format!(

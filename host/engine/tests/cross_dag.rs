@@ -8,16 +8,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use weft_dag::{
-    parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation,
-};
+use weft_dag::{parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskInvocation};
 use weft_engine::roles::Roles;
 use weft_engine::scheduler::{LoopOptions, Plain, Scheduler, SchedulerConfig, Trigger};
 
 mod backends;
 use backends::{each_backend, Fixture};
 
-type Exec = Box<dyn Fn(&TaskInvocation) -> Result<Value, TaskFailure> + Sync>;
+mod dag_fixtures;
+use dag_fixtures::{dags, echo_or_fail, Exec};
 
 const DAGS: &str = r#"
 parent:
@@ -91,28 +90,6 @@ admin_only:
       operator: echo
 "#;
 
-fn dags(yaml: &str) -> Vec<Dag> {
-    let (dags, errors) = parse_dag_file(
-        Path::new("t.yaml"),
-        yaml,
-        &FolderConfig::default(),
-        &AnyOperator,
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    dags
-}
-
-/// `echo` returns its arguments, `fail` fails.
-fn exec() -> Plain<Exec> {
-    Plain(Box::new(|ti: &TaskInvocation| {
-        if ti.operator == "fail" {
-            Err(TaskFailure::new("Boom", "failed on purpose"))
-        } else {
-            Ok(ti.arguments.clone())
-        }
-    }))
-}
-
 /// Roles: `trigger-children` may trigger `child*` DAGs and read the runs of `up*` DAGs.
 fn roles() -> (tempfile::TempDir, Arc<Roles>) {
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +145,7 @@ fn run(f: &Fixture, all: &[Dag], dag_id: &str, exec: &Plain<Exec>, roles: &Arc<R
 fn trigger_dag_run_waits_for_success_and_for_failure() {
     each_backend(|f| {
         let (_dir, roles) = roles();
-        let (all, exec) = (dags(DAGS), exec());
+        let (all, exec) = (dags(DAGS), echo_or_fail());
         let r = run(f, &all, "parent", &exec, &roles);
         assert_eq!(r["state"], "success", "{}: {r}", f.name);
         assert_eq!(
@@ -210,7 +187,7 @@ fn trigger_dag_run_waits_for_success_and_for_failure() {
 fn a_dag_cannot_trigger_a_dag_its_grant_does_not_name() {
     each_backend(|f| {
         let (_dir, roles) = roles();
-        let (all, exec) = (dags(DAGS), exec());
+        let (all, exec) = (dags(DAGS), echo_or_fail());
         let r = run(f, &all, "sneaky", &exec, &roles);
         assert_eq!(r["state"], "failed", "{}: {r}", f.name);
         assert!(
@@ -254,7 +231,7 @@ down:
 }
 
 fn sensor_run(f: &Fixture, all: Vec<Dag>, roles: &Arc<Roles>) -> Value {
-    let exec = exec();
+    let exec = echo_or_fail();
     let s = Scheduler::with_store(
         f.sched_store(),
         all,
