@@ -8,6 +8,8 @@ Needs no Airflow: it reads recorded/ (made by record.sh). For every recorded/DAG
   WEFT_HOME=<fresh tmp> weft dag test DAG_ID 2024-03-05 --dags DIR --json      (120 s timeout)
 (with --isolate, DIR is a temp folder holding only that DAG's file), and once for the folder:
   WEFT_HOME=<fresh tmp> weft dag list --json --dags DIR
+(--home DIR uses that WEFT_HOME for every call instead: one where the Python DAG parser
+`weft-airflow-py` is installed, so `.py` files are read at all)
 
 What weft must print (the contract in issue 18 and DESIGN.md):
   dag test: {"dag_id": ID, "state": "success"|"failed",
@@ -224,6 +226,9 @@ def main() -> None:
     ap.add_argument("--recorded", default=os.path.join(HERE, "recorded"))
     ap.add_argument("--isolate", action="store_true",
                     help="run each DAG from a temp folder holding only its file (skips the hostile files)")
+    ap.add_argument("--home", default=None,
+                    help="use this WEFT_HOME for every call (one where `weft plugin install "
+                         "weft-airflow-py.wasm` was run) instead of a fresh one each time")
     ap.add_argument("--only", nargs="*", default=None, help="compare only these DAG ids")
     ap.add_argument("-v", "--verbose", action="store_true", help="also print weft's stderr tail on failure")
     a = ap.parse_args()
@@ -252,7 +257,7 @@ def main() -> None:
 
     for rec in recs:
         dag_id = rec["dag_id"]
-        home = tempfile.mkdtemp(prefix="weft-home-")
+        home = a.home or tempfile.mkdtemp(prefix="weft-home-")
         folder = dags
         if a.isolate:
             folder = tempfile.mkdtemp(prefix="weft-dags-")
@@ -276,12 +281,13 @@ def main() -> None:
                 problems.append(f"weft exit {rc}; stderr: {stderr_tail(err)}")
             report(dag_id, problems)
         finally:
-            shutil.rmtree(home, ignore_errors=True)
+            if home != a.home:
+                shutil.rmtree(home, ignore_errors=True)
             if folder != dags:
                 shutil.rmtree(folder, ignore_errors=True)
 
     if a.only is None:
-        home = tempfile.mkdtemp(prefix="weft-home-")
+        home = a.home or tempfile.mkdtemp(prefix="weft-home-")
         try:
             rc, out, err = run([weft, "dag", "list", "--json", "--dags", dags], home)
             if rc is None:
@@ -292,7 +298,8 @@ def main() -> None:
                     problems.append(f"weft exit {rc}; stderr: {stderr_tail(err)}")
                 report("import errors (weft dag list --json)", problems)
         finally:
-            shutil.rmtree(home, ignore_errors=True)
+            if home != a.home:
+                shutil.rmtree(home, ignore_errors=True)
 
     print(f"{matched}/{total} match")
     print(f"{matched} passed, {total - matched} failed")
