@@ -188,7 +188,7 @@ fn explain(error: &str, cause: &str, timeout: Duration) -> String {
             timeout.as_secs_f64()
         ),
         "Sandbox.FuelExhausted" => format!(
-            "DagBag import stopped: the file's top level ran out of fuel ({PARSE_FUEL} units): {cause}"
+            "DagBag import timeout: the file's top level used its whole evaluation budget ({PARSE_FUEL} units of fuel) before dagbag_import_timeout: {cause}"
         ),
         "Sandbox.MemoryLimit" => format!(
             "DagBag import stopped: the file's top level used more than {} MiB: {cause}",
