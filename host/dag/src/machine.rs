@@ -1094,6 +1094,7 @@ impl RunMachine {
                         try_number: ti.try_number,
                         duration_s: ti.duration,
                         xcom: ti.xcom.clone(),
+                        xcoms: pushed_xcoms(&self.dag.tasks[t], ti.state, &ti.xcom),
                         error: ti.error.clone(),
                     },
                 );
@@ -1170,6 +1171,22 @@ fn taskflow_ref(s: &str) -> Option<(&str, &str)> {
         .and_then(|k| k.strip_suffix('\''))
         .or_else(|| inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')))?;
     Some((task, key))
+}
+
+/// The XComs a finished instance pushed, by key: what [`RunMachine`] pushes on success
+/// (`return_value` unless the result is null, and each key of a `multiple_outputs` object).
+fn pushed_xcoms(task: &Task, state: TiState, xcom: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    if state != TiState::Success || xcom.is_null() {
+        return out;
+    }
+    if task.multiple_outputs {
+        if let Value::Object(m) = xcom {
+            out.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    out.insert("return_value".into(), xcom.clone());
+    out
 }
 
 #[cfg(test)]

@@ -295,6 +295,9 @@ pub struct TaskReport {
     pub duration_s: f64,
     /// Return value (`null` when none).
     pub xcom: Value,
+    /// Every XCom the instance pushed, by key (`return_value`, and each key of a
+    /// `multiple_outputs` result), as Airflow's XCom table holds them.
+    pub xcoms: Map<String, Value>,
     /// Last failure, if any.
     pub error: Option<TaskFailure>,
 }
@@ -332,6 +335,7 @@ impl DagRunReport {
                         "try_number": t.try_number,
                         "duration_s": (t.duration_s * 1e6).round() / 1e6,
                         "xcom": t.xcom,
+                        "xcoms": t.xcoms,
                     }),
                 )
             })

@@ -187,8 +187,20 @@ fn report_has_the_cli_shape() {
     let top: Vec<&String> = j.as_object().unwrap().keys().collect();
     assert_eq!(top, ["dag_id", "state", "tasks"]);
     let t: Vec<&String> = j["tasks"]["a"].as_object().unwrap().keys().collect();
-    assert_eq!(t, ["state", "try_number", "duration_s", "xcom"]);
+    assert_eq!(t, ["state", "try_number", "duration_s", "xcom", "xcoms"]);
     assert_eq!(states(&j), vec![("a".to_string(), "success".to_string())]);
+    // every XCom pushed, by key: the return value; a multiple_outputs result adds its keys
+    let a = &j["tasks"]["a"];
+    assert!(!a["xcom"].is_null(), "{a}");
+    assert_eq!(a["xcoms"], serde_json::json!({"return_value": a["xcom"]}));
+    let d = dag(
+        "d:\n  tasks:\n    a:\n      operator: echo\n      multiple_outputs: true\n      k: v\n",
+    );
+    let j = run_dag_once(&d, date(), &common::fake_exec, &RunOptions::instant()).to_json();
+    let a = &j["tasks"]["a"];
+    let mut want = a["xcom"].as_object().unwrap().clone();
+    want.insert("return_value".into(), a["xcom"].clone());
+    assert_eq!(a["xcoms"], serde_json::Value::Object(want), "{a}");
 }
 
 #[test]
