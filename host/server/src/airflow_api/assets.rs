@@ -169,6 +169,34 @@ fn authorised_uri(
     }
 }
 
+/// What a route about one asset works on: the scheduler's store, the loaded DAGs, the assets
+/// they and the recorded events name, and the canonical URI of the asset `id` names,
+/// authorised for the route's action (see [`authorised_uri`]).
+struct OneAsset {
+    store: weft_engine::scheduler::SchedStore,
+    dags: Vec<Dag>,
+    known: BTreeMap<String, Known>,
+    uri: String,
+}
+
+fn one_asset(
+    app: &AppState,
+    ctx: &mut crate::v1_access::Ctx,
+    id: i64,
+) -> Result<OneAsset, ApiError> {
+    let store = sched_store(app)?;
+    let (dags, _, _) = crate::rest::load_dags(app);
+    let events = store.asset_events(None).map_err(store_err)?;
+    let known = known_assets(&dags, &events);
+    let uri = authorised_uri(ctx, &known, id)?;
+    Ok(OneAsset {
+        store,
+        dags,
+        known,
+        uri,
+    })
+}
+
 /// `GET /api/v2/assets` (`limit`, `offset`, `order_by` `id`/`name`/`uri`/`created_at`/
 /// `updated_at`, `name_pattern`, `uri_pattern`, `dag_ids`): `AssetCollectionResponse`, the
 /// assets the caller may read.
@@ -219,11 +247,7 @@ pub async fn get(
 ) -> Response {
     respond(&app, &req, "assets:GetAsset", StatusCode::OK, |ctx| {
         let id = parse_asset_id(&raw)?;
-        let store = sched_store(&app)?;
-        let (dags, _, _) = crate::rest::load_dags(&app);
-        let events = store.asset_events(None).map_err(store_err)?;
-        let known = known_assets(&dags, &events);
-        let uri = authorised_uri(ctx, &known, id)?;
+        let OneAsset { known, uri, .. } = one_asset(&app, ctx, id)?;
         Ok(asset_json(&uri, &known[&uri], &dags_time()))
     })
 }
@@ -380,12 +404,10 @@ pub async fn create_event(State(app): State<Arc<AppState>>, req: V1Request) -> R
                 .with_status(StatusCode::PAYLOAD_TOO_LARGE));
             }
             extra.insert("from_rest_api".into(), Value::Bool(true));
-            let store = sched_store(&app)?;
-            let (dags, _, _) = crate::rest::load_dags(&app);
-            let events = store.asset_events(None).map_err(store_err)?;
-            let known = known_assets(&dags, &events);
             // the id names a canonical URI: what is authorised is what is stored
-            let uri = authorised_uri(ctx, &known, id)?;
+            let OneAsset {
+                store, dags, uri, ..
+            } = one_asset(&app, ctx, id)?;
             let consumers = consumers_of(&dags, &uri);
             let ev = AssetEvent {
                 id: 0,
@@ -413,11 +435,9 @@ pub async fn asset_queued(
 ) -> Response {
     respond(&app, &req, "assets:GetAsset", StatusCode::OK, |ctx| {
         let id = parse_asset_id(&raw)?;
-        let store = sched_store(&app)?;
-        let (dags, _, _) = crate::rest::load_dags(&app);
-        let events = store.asset_events(None).map_err(store_err)?;
-        let known = known_assets(&dags, &events);
-        let uri = authorised_uri(ctx, &known, id)?;
+        let OneAsset {
+            store, dags, uri, ..
+        } = one_asset(&app, ctx, id)?;
         let out: Vec<Value> = store
             .asset_queue(None)
             .map_err(store_err)?
@@ -467,10 +487,7 @@ pub async fn dag_asset_queued(
         ctx.authorize_also("dags:GetDag", &dag_resource(&dag_id)?)?;
         let id = parse_asset_id(&raw)?;
         let dag = super::dags::find(&app, &dag_id)?;
-        let store = sched_store(&app)?;
-        let (dags, _, _) = crate::rest::load_dags(&app);
-        let events = store.asset_events(None).map_err(store_err)?;
-        let uri = authorised_uri(ctx, &known_assets(&dags, &events), id)?;
+        let OneAsset { store, uri, .. } = one_asset(&app, ctx, id)?;
         let first = store
             .asset_queue(Some(&dag.dag_id))
             .map_err(store_err)?
@@ -500,10 +517,7 @@ pub async fn delete_asset_queued(
         StatusCode::NO_CONTENT,
         |ctx| {
             let id = parse_asset_id(&raw)?;
-            let store = sched_store(&app)?;
-            let (dags, _, _) = crate::rest::load_dags(&app);
-            let events = store.asset_events(None).map_err(store_err)?;
-            let uri = authorised_uri(ctx, &known_assets(&dags, &events), id)?;
+            let OneAsset { store, uri, .. } = one_asset(&app, ctx, id)?;
             let n = store
                 .delete_asset_queue(None, Some(&[uri]))
                 .map_err(store_err)?;
@@ -574,10 +588,7 @@ pub async fn delete_dag_asset_queued(
             ctx.authorize_also("dags:GetDag", &dag_resource(&dag_id)?)?;
             let id = parse_asset_id(&raw)?;
             let dag = super::dags::find(&app, &dag_id)?;
-            let store = sched_store(&app)?;
-            let (dags, _, _) = crate::rest::load_dags(&app);
-            let events = store.asset_events(None).map_err(store_err)?;
-            let uri = authorised_uri(ctx, &known_assets(&dags, &events), id)?;
+            let OneAsset { store, uri, .. } = one_asset(&app, ctx, id)?;
             let n = store
                 .delete_asset_queue(Some(&dag.dag_id), Some(&[uri]))
                 .map_err(store_err)?;
