@@ -858,3 +858,186 @@ fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
     assert!(text.contains("/wa\"") && text.contains("/wb\""), "{text}");
     hang.release();
 }
+
+/// A Python DAG file's `@task` callables, on a node with `--no-local-tasks`: each try runs on
+/// the worker of its queue in the Python DAG parser component (fetched by digest), from the DAG
+/// file's text carried in the task message; XComs pass between the tries, and a callable without
+/// a grant cannot read the worker's files.
+#[test]
+fn python_callables_run_on_the_worker_of_their_queue() {
+    let home = node_home();
+    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "plugin",
+            "install",
+            plugin("weft-airflow-py.wasm").to_str().unwrap(),
+        ])
+        .env("WEFT_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    std::fs::write(
+        home.path().join("dags/py_remote.py"),
+        r#"
+from datetime import datetime
+from airflow.sdk import dag, task
+
+@dag(schedule=None, start_date=datetime(2024, 3, 1), catchup=False,
+     is_paused_upon_creation=False, default_args={"queue": "alpha"})
+def py_remote():
+    @task
+    def extract():
+        return {"n": 21}
+
+    @task
+    def double(d):
+        return d["n"] * 2
+
+    @task
+    def snoop():
+        try:
+            return open("/etc/hostname").read()
+        except Exception as e:
+            return "refused: " + type(e).__name__
+
+    double(extract()) >> snoop()
+
+py_remote()
+"#,
+    )
+    .unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    let (_a, _ah) = start_worker(home.path(), port, "wpy", &["alpha"]);
+    let run_id = {
+        // the node parses the file in the sandbox first (a cold compile of the parser)
+        let end = Instant::now() + Duration::from_secs(600);
+        loop {
+            let (st, run) = request(
+                port,
+                ADMIN_SECRET,
+                "POST",
+                "/v1/dags/py_remote/runs",
+                "Content-Type: application/json\r\n",
+                "{}",
+            );
+            if st == 200 {
+                break run["runId"].as_str().unwrap().to_string();
+            }
+            assert!(Instant::now() < end, "the DAG never appeared: {st} {run}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let end = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (_, v) = request(port, ADMIN_SECRET, "GET", "/v1/dags/py_remote/runs", "", "");
+        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        assert_ne!(state, "failed", "{v}");
+        if state == "success" {
+            break;
+        }
+        assert!(Instant::now() < end, "the DAG run did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for task in ["extract", "double", "snoop"] {
+        let (st, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            &format!("/v1/dags/py_remote/runs/{run_id}/tasks/{task}/logs"),
+            "",
+            "",
+        );
+        assert_eq!(st, 200, "{v}");
+        assert!(v.to_string().contains("/wpy\""), "{task} ran on wpy: {v}");
+    }
+    let xcom = |task: &str| {
+        let (st, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            &format!("/api/v2/dags/py_remote/dagRuns/{run_id}/taskInstances/{task}/xcomEntries/return_value"),
+            "",
+            "",
+        );
+        assert_eq!(st, 200, "{task}: {v}");
+        v["value"].clone()
+    };
+    assert_eq!(xcom("double"), json!(42));
+    let snooped = xcom("snoop").to_string();
+    assert!(snooped.contains("refused"), "{snooped}");
+}
+
+/// Marking a DAG task instance success while its try runs on a worker stops the guest there
+/// (the worker frees its slot), and the run goes on downstream as if the try had succeeded.
+#[test]
+fn marking_a_task_instance_cancels_its_try_on_the_worker() {
+    let home = node_home();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    std::fs::write(
+        home.path().join("dags/marked.dag.yaml"),
+        "marked_dag:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-03-01\n  tasks:\n    spin:\n      operator: hostile-spin\n      execution_timeout: 600\n    after:\n      operator: echo\n      dependencies: [spin]\n      msg: next\n",
+    )
+    .unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    let (_w, _wh) = start_worker(home.path(), port, "wm", &["default"]);
+    wait_for("the worker", || {
+        workers(port)["workers"].as_array().unwrap().len() == 1
+    });
+    let (st, run) = request(
+        port,
+        ADMIN_SECRET,
+        "POST",
+        "/v1/dags/marked_dag/runs",
+        "Content-Type: application/json\r\n",
+        "{}",
+    );
+    assert_eq!(st, 200, "{run}");
+    let run_id = run["runId"].as_str().unwrap().to_string();
+    let running = || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| !w["tasks"].as_array().unwrap().is_empty())
+    };
+    wait_for("the spin try to run on wm", running);
+    let (st, v) = request(
+        port,
+        ADMIN_SECRET,
+        "PATCH",
+        &format!("/api/v2/dags/marked_dag/dagRuns/{run_id}/taskInstances/spin"),
+        "Content-Type: application/json\r\n",
+        r#"{"new_state": "success"}"#,
+    );
+    assert_eq!(st, 200, "{v}");
+    wait_for("the worker to drop the marked try", || !running());
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            "/v1/dags/marked_dag/runs",
+            "",
+            "",
+        );
+        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        assert_ne!(state, "failed", "{v}");
+        if state == "success" {
+            break;
+        }
+        assert!(Instant::now() < end, "the run did not go on: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (st, v) = request(
+        port,
+        ADMIN_SECRET,
+        "GET",
+        &format!("/v1/dags/marked_dag/runs/{run_id}/tasks/after/logs"),
+        "",
+        "",
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(v.to_string().contains("/wm\""), "after ran on wm: {v}");
+}

@@ -76,9 +76,22 @@ impl<'a> SandboxTaskExecutor<'a> {
     }
 }
 
+/// The DAG file whose Python callable `ti` runs (`@task`, PythonOperator, branch and
+/// short-circuit callables of a Python DAG file), run by the parser component in call mode;
+/// `None` for any other task.
+pub fn python_callable_file(ti: &TaskInvocation) -> Option<&std::path::Path> {
+    ti.source_file
+        .as_deref()
+        .filter(|_| ti.operator.starts_with(weft_dag::builtin::PYTHON))
+}
+
 /// The parser component's call-mode input for a Python callable task: the DAG file (read again
-/// now, size-capped), which task, and its rendered arguments (TaskFlow XComs resolved).
-fn python_call_input(path: &std::path::Path, ti: &TaskInvocation) -> Result<String, TaskFailure> {
+/// now, size-capped), which task, and its rendered arguments (TaskFlow XComs resolved). The
+/// input carries the file's text, so a remote worker runs the callable without the DAG folder.
+pub fn python_call_input(
+    path: &std::path::Path,
+    ti: &TaskInvocation,
+) -> Result<String, TaskFailure> {
     let source = weft_dag::folder::read_dag_file(path)
         .map_err(|e| TaskFailure::new("Airflow.DagImportError", e.to_string()))?;
     Ok(serde_json::json!({
@@ -113,10 +126,7 @@ impl SandboxTaskExecutor<'_> {
         cancel: Option<crate::plugin_host::Cancel>,
     ) -> (Result<Value, TaskFailure>, Option<TryLog>) {
         // a Python callable of a Python DAG file runs in the parser component (call mode)
-        let python_file = ti
-            .source_file
-            .as_ref()
-            .filter(|_| ti.operator.starts_with(weft_dag::builtin::PYTHON));
+        let python_file = python_callable_file(ti);
         // EmptyOperator and friends: no plugin, no sandbox
         if python_file.is_none() {
             if let Some(r) = weft_dag::builtin::execute(ti) {

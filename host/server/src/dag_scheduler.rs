@@ -241,17 +241,49 @@ impl ServerTries<'_> {
             };
         }
         if self.app.dispatch.routes_remote(&queue) {
-            let reference = weft_engine::dag_exec::operator_ref(&inv.operator);
-            // not installed or not a reference: the local executor reports it as usual
-            if let Ok(rec) = weft_engine::PluginRef::parse(reference)
-                .map_err(|e| e.to_string())
-                .and_then(|r| self.sandbox.host.resolve(&r).map_err(|e| e.to_string()))
-            {
+            // a Python callable runs in the Python DAG parser component, its DAG file's text in
+            // the task's input (the worker has no DAG folder)
+            let python = weft_engine::dag_exec::python_callable_file(inv);
+            let reference = match python {
+                Some(_) => {
+                    weft_engine::PluginRef::Latest(weft_engine::py_dags::PARSER_PLUGIN.to_string())
+                }
+                None => match weft_engine::PluginRef::parse(weft_engine::dag_exec::operator_ref(
+                    &inv.operator,
+                )) {
+                    Ok(r) => r,
+                    // not a reference: the local executor reports it as usual
+                    Err(_) => {
+                        return weft_engine::scheduler::TryRunner::run_try_cancellable(
+                            self.sandbox,
+                            inv,
+                            cancel,
+                        )
+                    }
+                },
+            };
+            // not installed: the local executor reports it as usual
+            if let Ok(rec) = self.sandbox.host.resolve(&reference) {
+                let input = match python {
+                    Some(path) => match weft_engine::dag_exec::python_call_input(path, inv) {
+                        Ok(input) => Some(input),
+                        Err(f) => {
+                            return weft_engine::scheduler::TryOutcome {
+                                result: Err(f),
+                                log: Value::Null,
+                            }
+                        }
+                    },
+                    None => None,
+                };
                 return crate::remote_tasks::run_dag_try(
                     &self.app,
                     self.sandbox,
-                    inv,
-                    &rec,
+                    crate::remote_tasks::DagTry {
+                        inv,
+                        rec: &rec,
+                        input,
+                    },
                     queue,
                     &|| cancel(),
                 );

@@ -209,6 +209,16 @@ fn heartbeat_every(app: &AppState) -> u64 {
     (app.dispatch.heartbeat_timeout().as_millis() as u64 / 3).max(1)
 }
 
+/// One try of a DAG task instance as a worker runs it.
+pub(crate) struct DagTry<'a> {
+    pub inv: &'a weft_dag::TaskInvocation,
+    /// The plugin that runs it (a Python callable: the Python DAG parser component).
+    pub rec: &'a PluginRecord,
+    /// The plugin's input when it is not the task's arguments (a Python callable's call-mode
+    /// request, carrying its DAG file's text).
+    pub input: Option<String>,
+}
+
 /// Runs one try of a DAG task instance on a worker of `queue`: the plugin `rec`, the grant of
 /// the task's `grant:` role, a sensor poked once (`true`: done; `false`:
 /// [`weft_dag::SENSOR_NOT_READY`]). The try's log names the worker. `cancelled` stops it on
@@ -216,11 +226,11 @@ fn heartbeat_every(app: &AppState) -> u64 {
 pub(crate) fn run_dag_try(
     app: &AppState,
     exec: &weft_engine::dag_exec::SandboxTaskExecutor<'_>,
-    inv: &weft_dag::TaskInvocation,
-    rec: &PluginRecord,
+    dag_try: DagTry<'_>,
     queue: String,
     cancelled: &dyn Fn() -> bool,
 ) -> weft_engine::scheduler::TryOutcome {
+    let DagTry { inv, rec, input } = dag_try;
     let fail = |error: &str, cause: String| weft_engine::scheduler::TryOutcome {
         result: Err(weft_dag::TaskFailure::new(error, cause)),
         log: Value::Null,
@@ -254,10 +264,10 @@ pub(crate) fn run_dag_try(
         state: inv.display_id(),
         attempt: inv.try_number,
         plugin: plugin_of(rec),
-        input: if sensor {
-            String::new()
-        } else {
-            inv.arguments.to_string()
+        input: match input {
+            Some(input) => input,
+            None if sensor => String::new(),
+            None => inv.arguments.to_string(),
         },
         ctx: ctx.to_string(),
         timeout_ms: timeout.as_millis() as u64,
