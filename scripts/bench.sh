@@ -27,6 +27,9 @@ echo "== DAG scheduler: 10,000-task wide/deep DAGs, upstream->downstream latency
 "$WEFT" bench dag --plugin none --threads 2
 echo "== remote workers: round trip queued -> result committed, tasks/s with 1 and 2 workers beside local"
 "$WEFT" bench remote --iterations 1000
+echo "== Python DAG files: parser compile, uncached/cached parse of a 100-task file, a @task try (weft bench python)"
+"$WEFT" plugin install --force target/plugins/weft-airflow-py.wasm >/dev/null
+"$WEFT" bench python --iterations 200
 echo "== Distributed Map over a local bucket: 100,000 JSONL items read, results exported"
 WEFT_BIN="$WEFT" bash scripts/bench-buckets.sh
 echo "== ASL express engine (cargo bench -p weft-asl)"

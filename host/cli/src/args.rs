@@ -437,7 +437,9 @@ pub struct BenchArgs {
     /// real exporter), http (the built-in HTTP Task against a loopback server, beside a bare
     /// exchange and the sandbox's granted request) or remote (`--iterations` one-task
     /// executions on the node, then on 1 and 2 `weft worker` processes over loopback: tasks/s,
-    /// round trip, node CPU per task).
+    /// round trip, node CPU per task) or python (Python DAG files: the parser component's
+    /// first compile, uncached and cached parses of a 100-task file, a `@task` try; needs
+    /// `weft-airflow-py` installed; `--iterations` is capped at 1000).
     #[arg(default_value = "invoke")]
     pub what: String,
     /// Plugin to invoke.

@@ -34,9 +34,10 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         "traces" => return crate::cmd_bench_traces::run(&a),
         "http" => return crate::cmd_bench_http::run(&a),
         "remote" => return remote(&a),
+        "python" => return crate::cmd_bench_python::run(&a),
         other => {
             return Err(usage(format!(
-            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, summary, dag, traces, http, remote)"
+            "unknown benchmark `{other}` (available: invoke, chain, standard, idle, summary, dag, traces, http, remote, python)"
         )))
         }
     }

@@ -10,6 +10,7 @@ mod args;
 mod cmd_bench;
 mod cmd_bench_dag;
 mod cmd_bench_http;
+mod cmd_bench_python;
 mod cmd_bench_traces;
 mod cmd_build;
 mod cmd_dag;
