@@ -76,6 +76,11 @@ impl Drop for Proc {
 
 fn start_node(home: &Path, local_tasks: bool) -> (Proc, u16) {
     let port = free_port();
+    (start_node_on(home, port, local_tasks), port)
+}
+
+/// A node on `port` (a restarted node keeps its address: its workers poll it again).
+fn start_node_on(home: &Path, port: u16, local_tasks: bool) -> Proc {
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["server", "--listen", &listen];
     if !local_tasks {
@@ -97,7 +102,7 @@ fn start_node(home: &Path, local_tasks: bool) -> (Proc, u16) {
         assert!(Instant::now() < end, "the node did not start listening");
         std::thread::sleep(Duration::from_millis(20));
     }
-    (p, port)
+    p
 }
 
 /// `weft worker` with its own empty home, signing with the node's `worker` profile.
@@ -1040,4 +1045,51 @@ fn marking_a_task_instance_cancels_its_try_on_the_worker() {
     );
     assert_eq!(st, 200, "{v}");
     assert!(v.to_string().contains("/wm\""), "after ran on wm: {v}");
+}
+
+/// A node killed (SIGKILL) while its worker runs a try, then restarted on the same store and
+/// address: the execution resumes, the interrupted try fails with `States.TaskFailed`, its
+/// `Retry` runs it again on the worker, and the worker drops the orphaned try (its heartbeats
+/// name a try the new node does not know).
+#[test]
+fn a_restarted_node_fails_over_the_try_its_worker_was_running() {
+    let home = node_home();
+    let port = free_port();
+    let node = start_node_on(home.path(), port, false);
+    let (_w, _wh) = start_worker(home.path(), port, "wr", &["default"]);
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {
+            "FunctionName.$": "States.ArrayGetItem(States.Array('hostile-spin', 'echo'), $$.State.RetryCount)",
+            "Payload": {"survived": true}},
+        "OutputPath": "$.Payload",
+        "TimeoutSeconds": 120,
+        "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "End": true}}});
+    let arn = start(port, "restarted", def);
+    wait_for("the spin task to run on wr", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "wr" && !w["tasks"].as_array().unwrap().is_empty())
+    });
+    drop(node); // SIGKILL, reaped
+    let _node = start_node_on(home.path(), port, false);
+    let d = finished(port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["survived"], true, "{out}");
+    let logs = task_logs(port, &arn);
+    let last = logs.last().expect("task logs");
+    assert!(
+        last["worker"].as_str().unwrap().ends_with("/wr"),
+        "{logs:?}"
+    );
+    assert_eq!(last["error"], Value::Null, "{logs:?}");
+    // the spinning guest of the first node's try is stopped: the worker ends up idle
+    wait_for("the worker to drop the orphaned try", || {
+        let ws = workers(port)["workers"].as_array().unwrap().clone();
+        !ws.is_empty() && ws.iter().all(|w| w["busy"].as_u64() == Some(0))
+    });
 }
