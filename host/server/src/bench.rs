@@ -444,7 +444,7 @@ pub fn remote(
         let sm = call(
             &app,
             "CreateStateMachine",
-            json!({"name": sm_name, "definition": def}),
+            json!({"name": "bench", "definition": def}),
         )
         .await?["stateMachineArn"]
             .as_str()
