@@ -20,12 +20,15 @@ use crate::persistence::PersistenceError;
 /// Key -> new value (`None`: removed).
 pub type Writes = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Stored (key, value) pairs, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Where a buffered [`JournalStore`]'s writes land.
 pub trait JournalBackend: Send + Sync {
     /// The stored value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PersistenceError>;
     /// Every stored (key, value) under `prefix` (an execution's `ARN \0`), in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, PersistenceError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError>;
     /// Removes every key under each of `clears`, then applies `writes` (at once where the
     /// database has transactions).
     fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError>;
@@ -36,7 +39,7 @@ impl JournalBackend for sled::Tree {
         Ok(sled::Tree::get(self, key)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, PersistenceError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError> {
         Ok(sled::Tree::scan_prefix(self, prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .collect::<Result<_, _>>()?)
@@ -309,7 +312,7 @@ impl JournalStore {
     }
 
     /// Every (key, value) under `prefix`, in key order.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, PersistenceError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError> {
         self.apply()?;
         match &self.mode {
             Mode::Direct(tree) => JournalBackend::scan_prefix(tree, prefix),

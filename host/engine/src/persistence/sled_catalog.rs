@@ -382,30 +382,4 @@ mod tests {
             Some(&b"{\"team\":\"data\"}"[..])
         );
     }
-
-    #[test]
-    fn creates_never_overwrite_and_updates_are_read_modify_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let c = SledCatalog::open(&db).unwrap();
-        assert_eq!(c.insert_state_machine("s", b"1").unwrap(), None);
-        assert_eq!(
-            c.insert_state_machine("s", b"2").unwrap(),
-            Some(b"1".to_vec())
-        );
-        c.update_state_machine("s", &mut |old| old.map(|o| [o, b"+"].concat()))
-            .unwrap();
-        assert_eq!(c.state_machine("s").unwrap(), Some(b"1+".to_vec()));
-        // an update of an absent record that returns None leaves it absent
-        c.update_state_machine("t", &mut |old| old.map(<[u8]>::to_vec))
-            .unwrap();
-        assert_eq!(c.state_machine("t").unwrap(), None);
-        assert_eq!(c.insert_alias("s", "a", b"x").unwrap(), None);
-        assert_eq!(c.insert_alias("s", "a", b"y").unwrap(), Some(b"x".to_vec()));
-        c.remove_alias("s", "a").unwrap();
-        assert!(c.aliases("s").unwrap().is_empty());
-        c.update_tags("arn", &mut |_| None).unwrap();
-        assert_eq!(c.tags("arn").unwrap(), None);
-        assert!(c.latest_version("s").unwrap().is_none());
-    }
 }

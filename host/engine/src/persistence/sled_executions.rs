@@ -247,52 +247,6 @@ mod tests {
     }
 
     #[test]
-    fn counts_the_window_and_what_runs_now() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let s = SledExecutions::open(&db).unwrap();
-        let day = 86_400_000;
-        let now = 10 * day;
-        write(&s, "orders", "old-ok", now - 2 * day, "SUCCEEDED");
-        write(&s, "orders", "old-run", now - 3 * day, "RUNNING");
-        write(&s, "orders", "new-ok", now - 1000, "SUCCEEDED");
-        write(&s, "orders", "new-bad", now - 500, "FAILED");
-        write(&s, "orders", "new-run", now - 100, "RUNNING");
-        // another state machine whose name extends this one's is not counted
-        write(&s, "orders2", "x", now - 10, "FAILED");
-        let sum = s.summary("orders", now - day).unwrap();
-        assert_eq!(
-            counts(&sum),
-            [("FAILED", 1), ("RUNNING", 2), ("SUCCEEDED", 1)]
-        );
-        assert_eq!(sum.last_start_ms, Some(now - 100));
-        assert_eq!(s.summary("none", now - day).unwrap(), Summary::default());
-        // a negative start (before 1970) sorts before the others
-        write(&s, "orders", "ancient", -5, "ABORTED");
-        assert_eq!(s.summary("orders", -10).unwrap().counts["ABORTED"], 1);
-    }
-
-    #[test]
-    fn status_changes_move_an_execution_between_counts() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let s = SledExecutions::open(&db).unwrap();
-        write(&s, "sm", "e", 1_000, "RUNNING");
-        for status in ["ABORTED", "RUNNING", "FAILED", "RUNNING", "SUCCEEDED"] {
-            s.update_execution(&arn("sm", "e"), &mut |old| {
-                let mut v: serde_json::Value = serde_json::from_slice(old?).ok()?;
-                v["status"] = json!(status);
-                serde_json::to_vec(&v).ok()
-            })
-            .unwrap();
-            let sum = s.summary("sm", 0).unwrap();
-            assert_eq!(counts(&sum), [(status, 1)], "after {status}");
-        }
-        // nothing lingers in the running tree after the execution ended
-        assert_eq!(s.summary("sm", 2_000).unwrap().counts.len(), 0);
-    }
-
-    #[test]
     fn a_stale_index_is_repaired_from_the_records() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();

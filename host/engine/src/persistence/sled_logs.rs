@@ -150,16 +150,4 @@ mod tests {
         );
         assert_eq!(newest(&log, 1), [b"d".to_vec()]);
     }
-
-    #[test]
-    fn a_map_run_is_recorded_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let m = SledMapRuns::open(&db).unwrap();
-        assert_eq!(m.insert_map_run("r", b"1").unwrap(), None);
-        assert_eq!(m.insert_map_run("r", b"2").unwrap(), Some(b"1".to_vec()));
-        m.put_map_run("r", b"3").unwrap();
-        assert_eq!(m.map_run("r").unwrap(), Some(b"3".to_vec()));
-        assert_eq!(m.map_run("x").unwrap(), None);
-    }
 }

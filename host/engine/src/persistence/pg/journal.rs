@@ -9,7 +9,7 @@
 use super::call::{conn, pg};
 use super::history::UPSERT_JOURNAL;
 use super::PgDatabase;
-use crate::durable::{JournalBackend, Writes};
+use crate::durable::{JournalBackend, Pairs, Writes};
 use crate::persistence::{limits, PersistenceError};
 
 /// The journal table.
@@ -67,7 +67,7 @@ impl JournalBackend for PgJournal {
         })
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, PersistenceError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError> {
         let x = execution_of_prefix(prefix)?;
         let p = prefix.to_vec();
         self.db.call(|pool| async move {
