@@ -454,8 +454,9 @@ pub struct BenchArgs {
     /// `bench dag`: do not flush sled after each scheduler pass (shows the commit's share).
     #[arg(long)]
     pub no_flush: bool,
-    /// `bench dag`: keep the scheduler's state in this PostgreSQL database
-    /// (`postgres://USER@HOST:PORT/DB`, also `WEFT_DB`) instead of a fresh sled store.
+    /// `bench dag` and `bench standard`: keep the scheduler's (or the executions') state in
+    /// this PostgreSQL database (`postgres://USER@HOST:PORT/DB`, also `WEFT_DB`) instead of a
+    /// fresh sled store.
     #[arg(long)]
     pub db: Option<String>,
     #[arg(long)]
@@ -535,6 +536,11 @@ pub struct ServerArgs {
     /// dags_are_paused_at_creation; default true, or $WEFT_DAGS_ARE_PAUSED_AT_CREATION).
     #[arg(long, value_name = "BOOL")]
     pub dags_paused_at_creation: Option<bool>,
+    /// Keep the Step Functions state and the DAG scheduler's in this PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`, also `WEFT_DB`; weft creates and migrates its schema)
+    /// instead of the sled store of $WEFT_HOME.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 #[derive(Args)]

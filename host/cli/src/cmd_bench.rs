@@ -274,7 +274,15 @@ fn durable(a: &BenchArgs) -> Result<ExitCode> {
         let tmp = dir.join("echo.wasm");
         std::fs::write(&tmp, &bytes)?;
         let execs = (a.iterations as usize).max(1);
-        let r = weft_server::bench::standard(&tmp, execs, 10, 64 * a.threads.max(1) as usize);
+        let db = a.db.clone().or_else(|| std::env::var("WEFT_DB").ok());
+        let db = db.filter(|u| !u.is_empty());
+        let r = weft_server::bench::standard(
+            &tmp,
+            execs,
+            10,
+            64 * a.threads.max(1) as usize,
+            db.as_deref(),
+        );
         let _ = std::fs::remove_dir_all(&dir);
         r?
     } else {

@@ -3,6 +3,8 @@
 //! `--mock-config FILE` (or `$SFN_MOCK_CONFIG`) loads a Step Functions Local mock
 //! configuration: `StartExecution` on `STATE_MACHINE_ARN#TestCase` runs with its mocks.
 //! `--no-local-tasks` leaves every plugin task of a Standard execution to `weft worker`s.
+//! `--db postgres://USER@HOST:PORT/DB` (or `$WEFT_DB`) keeps executions, their history and
+//! journal, the catalog and the DAG scheduler's state in PostgreSQL instead of sled.
 
 use crate::context::{home, usage};
 use anyhow::Result;
@@ -15,6 +17,7 @@ pub fn run(
     no_auth: bool,
     mock_config: Option<PathBuf>,
     no_local_tasks: bool,
+    db: Option<String>,
 ) -> Result<ExitCode> {
     if listen
         .to_socket_addrs()
@@ -34,5 +37,13 @@ pub fn run(
         Some(p) => Some(crate::mocks::load(&p)?),
         None => None,
     };
-    weft_server::run_node(&listen, no_auth, &home(), mocks, !no_local_tasks)
+    let db = db.or_else(|| std::env::var("WEFT_DB").ok().filter(|u| !u.is_empty()));
+    weft_server::run_node(
+        &listen,
+        no_auth,
+        &home(),
+        mocks,
+        !no_local_tasks,
+        db.as_deref(),
+    )
 }

@@ -90,7 +90,9 @@ fn main() -> ExitCode {
             }
             match weft_engine::scheduler::paused_at_creation_from_env() {
                 Err(e) => Err(context::usage(e.to_string())),
-                Ok(_) => cmd_server::run(a.listen, a.no_auth, a.mock_config, a.no_local_tasks),
+                Ok(_) => {
+                    cmd_server::run(a.listen, a.no_auth, a.mock_config, a.no_local_tasks, a.db)
+                }
             }
         }
         args::Command::Worker(a) => cmd_worker::run(a),

@@ -80,9 +80,30 @@ pub fn standard(
     executions: usize,
     tasks: usize,
     concurrency: usize,
+    db_url: Option<&str>,
 ) -> anyhow::Result<Report> {
     let home = scratch("standard");
-    let app = open(&home, concurrency.max(1))?;
+    let app = match db_url {
+        None => open(&home, concurrency.max(1))?,
+        Some(url) => {
+            let store = Arc::new(weft_store::Store::open(&home)?);
+            let database = weft_engine::persistence::Database::open(Some(url), store.db())?;
+            AppState::build(
+                store,
+                None,
+                concurrency.max(1),
+                None,
+                None,
+                true,
+                Some(database),
+            )?
+        }
+    };
+    // (a shared database keeps earlier runs: this run's names are its own)
+    let sm_name = match db_url {
+        None => "bench".to_string(),
+        Some(_) => format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+    };
     weft_plugins::install_path(&app.store, plugin_wasm, &Default::default())?;
     let mut states = serde_json::Map::new();
     for i in 0..tasks {
@@ -101,7 +122,7 @@ pub fn standard(
         .build()?;
     let flushes0 = app.rt.commit.flushes();
     let (wall, lat, cpu) = rt.block_on(async {
-        let sm = call(&app, "CreateStateMachine", json!({"name": "bench", "definition": def})).await?
+        let sm = call(&app, "CreateStateMachine", json!({"name": sm_name, "definition": def})).await?
             ["stateMachineArn"]
             .as_str()
             .unwrap_or_default()

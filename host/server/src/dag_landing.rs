@@ -87,7 +87,7 @@ pub fn list(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Value, Api
         )));
     }
     let (dags, errors, dir) = crate::rest::load_dags(app);
-    let store = SchedStore::open(app.store.db()).map_err(store_err)?;
+    let store = app.dag_store().map_err(store_err)?;
     let now = Utc::now();
     let folder_visible = ctx.may("dags:ListImportErrors", DAG_FOLDER);
     let resource = |id: &str| format!("weft:dag:{id}");

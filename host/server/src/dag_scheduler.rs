@@ -145,9 +145,15 @@ fn run(
         app: app.clone(),
         sandbox: &exec,
     };
-    let sched = Scheduler::new(app.store.db(), dags, &tries, secrets, config(app, &dir)?)
-        .map_err(|e| e.to_string())?
-        .with_roles(roles.clone());
+    let sched = Scheduler::with_store(
+        app.dag_store().map_err(|e| e.to_string())?,
+        dags,
+        &tries,
+        secrets,
+        config(app, &dir)?,
+    )
+    .map_err(|e| e.to_string())?
+    .with_roles(roles.clone());
     tracing::info!(
         paused_at_creation = dags_paused_at_creation(),
         "DAG scheduler running in the server"
@@ -424,7 +430,14 @@ pub(crate) fn with_control<R>(
             .map_err(|e| ApiError::internal(e.to_string()))?,
     );
     let cfg = config(app, &dir).map_err(ApiError::internal)?;
-    let s = Scheduler::new(app.store.db(), dags, &exec, secrets, cfg).map_err(sched_error)?;
+    let s = Scheduler::with_store(
+        app.dag_store().map_err(sched_error)?,
+        dags,
+        &exec,
+        secrets,
+        cfg,
+    )
+    .map_err(sched_error)?;
     f(&s)
 }
 
@@ -528,8 +541,7 @@ pub(crate) fn run_outcome(
     dag_id: &str,
     run_id: &str,
 ) -> Result<Option<Value>, String> {
-    let store =
-        weft_engine::scheduler::SchedStore::open(app.store.db()).map_err(|e| e.to_string())?;
+    let store = app.dag_store().map_err(|e| e.to_string())?;
     let Some(rec) = store.get_run(dag_id, run_id).map_err(|e| e.to_string())? else {
         return Err(format!("DAG `{dag_id}` has no run `{run_id}`"));
     };

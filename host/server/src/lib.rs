@@ -80,6 +80,9 @@ pub fn default_max_running() -> usize {
 
 pub struct AppState {
     pub store: Arc<weft_store::Store>,
+    /// The database of the Step Functions stores and the DAG scheduler: the sled store of
+    /// `store`, or PostgreSQL (`weft server --db`).
+    pub database: weft_engine::persistence::Database,
     /// State machines, versions, aliases, resource maps and tags.
     pub(crate) catalog: Arc<dyn weft_engine::persistence::CatalogStore>,
     /// Execution records and their index by state machine and start time.
@@ -167,7 +170,15 @@ impl AppState {
         max_running: usize,
         per_state_machine: Option<usize>,
     ) -> anyhow::Result<Arc<Self>> {
-        Self::build(store, tokens, max_running, per_state_machine, None, true)
+        Self::build(
+            store,
+            tokens,
+            max_running,
+            per_state_machine,
+            None,
+            true,
+            None,
+        )
     }
 
     /// [`AppState::new`] with a mock configuration: `StartExecution` and
@@ -192,9 +203,41 @@ impl AppState {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(default_max_running);
-        Self::build(store, tokens, max_running, None, mocks, local_tasks)
+        Self::build(store, tokens, max_running, None, mocks, local_tasks, None)
     }
 
+    /// [`AppState::with_options`] on `database` (`weft server --db`) instead of the sled store
+    /// of `store` (which keeps the plugins, roles and credentials either way).
+    pub fn with_database(
+        store: Arc<weft_store::Store>,
+        tokens: Option<auth::Tokens>,
+        mocks: Option<weft_asl::mock::MockConfig>,
+        local_tasks: bool,
+        database: weft_engine::persistence::Database,
+    ) -> anyhow::Result<Arc<Self>> {
+        let max_running = std::env::var("WEFT_SERVER_MAX_RUNNING")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(default_max_running);
+        Self::build(
+            store,
+            tokens,
+            max_running,
+            None,
+            mocks,
+            local_tasks,
+            Some(database),
+        )
+    }
+
+    /// The DAG scheduler's store on this node's database.
+    pub(crate) fn dag_store(
+        &self,
+    ) -> Result<weft_engine::scheduler::SchedStore, weft_engine::scheduler::SchedulerError> {
+        self.database.dag_store()
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn build(
         store: Arc<weft_store::Store>,
         tokens: Option<auth::Tokens>,
@@ -202,10 +245,13 @@ impl AppState {
         per_state_machine: Option<usize>,
         mocks: Option<weft_asl::mock::MockConfig>,
         local_tasks: bool,
+        database: Option<weft_engine::persistence::Database>,
     ) -> anyhow::Result<Arc<Self>> {
         let store_home = &store.home().to_path_buf();
+        let database = database
+            .unwrap_or_else(|| weft_engine::persistence::Database::Sled(store.db().clone()));
         // the one place that knows which database the Step Functions side runs on
-        let stores = weft_engine::persistence::sfn::SfnStores::open_sled(store.db())?;
+        let stores = weft_engine::persistence::sfn::SfnStores::open(&database)?;
         let mut rt = runtime::Runtime::new(&stores, max_running)?;
         if per_state_machine.is_some() {
             rt.set_per_state_machine_limit(per_state_machine);
@@ -213,11 +259,11 @@ impl AppState {
         let pending = Arc::new(pending::Pending::new(stores.history.clone()));
         let p2 = pending.clone();
         rt.commit.before_flush(Arc::new(move || {
-            if let Err(e) = p2.apply() {
-                tracing::error!("cannot write history events or task logs: {e}");
-            }
+            p2.apply()
+                .map_err(|e| format!("cannot write history events or task logs: {e}"))
         }));
         let state = Arc::new(AppState {
+            database,
             catalog: stores.catalog,
             executions: stores.executions,
             history: stores.history,
@@ -383,7 +429,7 @@ pub fn run_with_mocks(
     home: &Path,
     mocks: Option<weft_asl::mock::MockConfig>,
 ) -> anyhow::Result<ExitCode> {
-    run_node(listen, no_auth, home, mocks, true)
+    run_node(listen, no_auth, home, mocks, true, None)
 }
 
 /// [`run_with_mocks`]; `local_tasks: false` (`--no-local-tasks`): the node runs no plugin task
@@ -394,6 +440,7 @@ pub fn run_node(
     home: &Path,
     mocks: Option<weft_asl::mock::MockConfig>,
     local_tasks: bool,
+    db_url: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<std::net::SocketAddr> = listen
@@ -435,7 +482,9 @@ pub fn run_node(
             m.state_machines().len()
         ));
     }
-    let state = AppState::with_options(store.clone(), tokens, mocks, local_tasks)?;
+    let database = weft_engine::persistence::Database::open(db_url, store.db())?;
+    console::say(format!("weft server: state in {}", database.describe()));
+    let state = AppState::with_database(store.clone(), tokens, mocks, local_tasks, database)?;
     if !local_tasks {
         console::say("weft server: --no-local-tasks: plugin tasks of Standard executions wait on their queue for `weft worker`");
     }

@@ -106,7 +106,16 @@ impl Pending {
     /// [`Pending::apply`], with `applying` held by the caller.
     fn apply_locked(&self) -> Result<(), PersistenceError> {
         let q = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        self.store.write_batch(&q)
+        let r = self.store.write_batch(&q);
+        if r.is_err() {
+            // keep it for the next apply, before what was queued meanwhile
+            let mut cur = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let newer = std::mem::replace(&mut *cur, q);
+            cur.events.extend(newer.events);
+            cur.task_logs.extend(newer.task_logs);
+            cur.journal.extend(newer.journal);
+        }
+        r
     }
 }
 

@@ -464,7 +464,8 @@ async fn task_instance_logs(
 ) -> Response {
     respond(&app, &req, "dags:GetTaskLogs", |ctx| {
         ctx.authorize(dag_resource(&id)?)?;
-        let store = weft_engine::scheduler::SchedStore::open(app.store.db())
+        let store = app
+            .dag_store()
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let tries: Vec<Value> = store
             .logs_of(&id, &run_id, &task_id)
@@ -501,7 +502,8 @@ async fn dag_runs(
     respond(&app, &req, "dags:ListDagRuns", |ctx| {
         ctx.authorize(dag_resource(&id)?)?;
         let limit = num_param(req.query(), "limit")?.unwrap_or(25).clamp(1, 500) as usize;
-        let store = weft_engine::scheduler::SchedStore::open(app.store.db())
+        let store = app
+            .dag_store()
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let runs = store
             .recent_runs(&id, limit)
@@ -549,7 +551,8 @@ async fn dag(State(app): State<Arc<AppState>>, Path(id): Path<String>, req: V1Re
             )
             .with_status(StatusCode::NOT_FOUND));
         };
-        let store = weft_engine::scheduler::SchedStore::open(app.store.db())
+        let store = app
+            .dag_store()
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let mut v = dag_summary(d);
         v["nextRun"] = crate::dag_landing::next_run(d, &store, chrono::Utc::now())?;

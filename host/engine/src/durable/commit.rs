@@ -1,5 +1,7 @@
 //! Group commit: writers append to sled, then wait in [`GroupCommit::commit`] until a flush that
-//! started after their write has reached the disk. One thread flushes; every writer that arrived
+//! started after their write has reached the disk (on a database with transactions, whose
+//! writes all go through flush hooks, [`GroupCommit::hooks_only`]: until the hooks of such a
+//! flush have committed). One thread flushes; every writer that arrived
 //! while a flush was running shares the next one, so fsyncs are batched across executions and
 //! nothing is acknowledged before it is on disk.
 //!
@@ -23,18 +25,21 @@ struct State {
     /// start: one already running took its target before the commit's ticket existed).
     started: u64,
     stop: bool,
-    /// The last flush error; commits fail while it is set.
-    failed: Option<String>,
+    /// The last flush's error and number, if it failed: the commits it covered fail (later
+    /// commits wait for a later flush).
+    failed: Option<(u64, String)>,
 }
 
 /// How long a flush asked for by [`GroupCommit::nudge`] alone waits for more writes to share it.
 const NUDGE_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Pending writes applied by the flusher right before each flush (see the module docs).
-pub type FlushHook = Arc<dyn Fn() + Send + Sync>;
+/// Pending writes applied by the flusher right before each flush (see the module docs); an
+/// error fails every commit that flush covers.
+pub type FlushHook = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 struct Inner {
-    db: sled::Db,
+    /// The sled database to flush (`None`: the hooks' own commits are the durability).
+    db: Option<sled::Db>,
     hooks: Mutex<Vec<FlushHook>>,
     st: Mutex<State>,
     wake_flusher: Condvar,
@@ -51,8 +56,18 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the flusher thread.
+    /// Starts the flusher thread for a sled database.
     pub fn start(db: sled::Db) -> Result<Self, DurableError> {
+        Self::spawn(Some(db))
+    }
+
+    /// Starts a flusher that only runs the hooks: for a database whose writes are all made
+    /// durable by the hooks' own commits (PostgreSQL).
+    pub fn hooks_only() -> Result<Self, DurableError> {
+        Self::spawn(None)
+    }
+
+    fn spawn(db: Option<sled::Db>) -> Result<Self, DurableError> {
         let inner = Arc::new(Inner {
             db,
             hooks: Mutex::new(Vec::new()),
@@ -104,21 +119,22 @@ impl GroupCommit {
         if st.stop {
             drop(st);
             // the flusher is gone: flush here
-            self.inner.run_hooks();
-            self.inner.db.flush()?;
-            return Ok(());
+            return self.inner.flush().map_err(DurableError::Commit);
         }
         st.requested += 1;
         let ticket = st.requested;
-        let cv = &self.inner.flushed[((st.started + 1) % 2) as usize];
+        let covering = st.started + 1;
+        let cv = &self.inner.flushed[(covering % 2) as usize];
         self.inner.wake_flusher.notify_one();
         st.waiting += 1;
         let r = loop {
+            if let Some((n, e)) = &st.failed {
+                if *n >= covering {
+                    break Err(DurableError::Commit(e.clone()));
+                }
+            }
             if st.done >= ticket {
                 break Ok(());
-            }
-            if let Some(e) = &st.failed {
-                break Err(DurableError::Commit(e.clone()));
             }
             st = cv.wait(st).unwrap_or_else(|e| e.into_inner());
         };
@@ -133,11 +149,22 @@ impl GroupCommit {
 }
 
 impl Inner {
-    fn run_hooks(&self) {
+    /// Runs every hook (all of them, even after one failed), then flushes sled; the first
+    /// error.
+    fn flush(&self) -> Result<(), String> {
         let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut first = None;
         for h in hooks {
-            h();
+            if let Err(e) = h() {
+                first.get_or_insert(e);
+            }
         }
+        if let Some(db) = &self.db {
+            if let Err(e) = db.flush() {
+                first.get_or_insert(e.to_string());
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -167,16 +194,16 @@ fn flusher(inner: &Inner) {
             }
             if st.requested == st.done && st.stop {
                 drop(st);
-                inner.run_hooks();
-                let _ = inner.db.flush();
+                if let Err(e) = inner.flush() {
+                    tracing::error!("group commit: last flush failed: {e}");
+                }
                 return;
             }
             st.started += 1;
             (st.requested, st.started)
         };
         let (target, n) = target;
-        inner.run_hooks();
-        let r = inner.db.flush();
+        let r = inner.flush();
         inner.flushes.fetch_add(1, Ordering::Relaxed);
         let mut st = inner.st.lock().unwrap_or_else(|e| e.into_inner());
         match r {
@@ -185,8 +212,10 @@ fn flusher(inner: &Inner) {
                 st.failed = None;
             }
             Err(e) => {
+                // (its commits fail; what the hooks could not write they keep for the next flush)
                 tracing::error!("group commit: flush failed: {e}");
-                st.failed = Some(e.to_string());
+                st.done = target;
+                st.failed = Some((n, e));
             }
         }
         inner.flushed[(n % 2) as usize].notify_all();
@@ -235,6 +264,26 @@ mod tests {
         assert!(gc.flushes() >= 1);
     }
 
+    /// A hook that fails fails the commits of its flush (nothing is acknowledged that was not
+    /// written), and a later flush whose hooks succeed clears the failure.
+    #[test]
+    fn a_failing_hook_fails_the_commit() {
+        let gc = GroupCommit::hooks_only().unwrap();
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let f2 = fail.clone();
+        gc.before_flush(Arc::new(move || {
+            if f2.load(Ordering::SeqCst) {
+                Err("database unreachable".into())
+            } else {
+                Ok(())
+            }
+        }));
+        let e = gc.commit().unwrap_err().to_string();
+        assert!(e.contains("database unreachable"), "{e}");
+        fail.store(false, Ordering::SeqCst);
+        gc.commit().unwrap();
+    }
+
     #[test]
     fn hooks_run_before_every_flush_and_at_stop() {
         let dir = tempfile::tempdir().unwrap();
@@ -246,6 +295,7 @@ mod tests {
             for i in std::mem::take(&mut *p2.lock().unwrap()) {
                 db2.insert(i.to_be_bytes(), &[]).unwrap();
             }
+            Ok(())
         }));
         pending.lock().unwrap().push(1);
         gc.commit().unwrap();

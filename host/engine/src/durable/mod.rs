@@ -21,7 +21,7 @@ pub use commit::{FlushHook, GroupCommit};
 pub use control::{ExecControl, Suspension};
 pub use journal::{journal_key, Entry, Journal, RecordSink};
 pub use tasks::{attempt_key, task_token, JournalingRunner, INTERRUPTED_CAUSE};
-pub use writeback::JournalStore;
+pub use writeback::{JournalBackend, JournalStore, Pairs, Writes};
 
 /// Errors of the durable layer.
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,73 @@
-//! [`JournalStore`]: the sled tree of every execution's journal, optionally behind a write-back
-//! buffer so that execution threads never write sled themselves.
+//! [`JournalStore`]: every execution's journal, written straight to a sled tree or through a
+//! write-back buffer in front of any [`JournalBackend`] (a sled tree, or PostgreSQL's
+//! `sfn_journal` table), so that execution threads never write the database themselves.
 //!
 //! With a buffer, puts, removals, compare-and-set completions and prefix clears go to an
-//! in-memory map that reads consult first; [`JournalStore::apply`] moves it into sled and is
-//! registered with the [`super::GroupCommit`] as a flush hook, so whatever a commit covers is on
-//! disk when the commit returns, exactly as if it had been written straight to sled. The writes
-//! of one flush window are applied by one thread, and a key written several times in a window
-//! (an attempt's `Started` marker, then its result) is written once.
+//! in-memory map that reads consult first; [`JournalStore::apply`] moves it into the backend
+//! (one transaction per apply on PostgreSQL) and is registered with the
+//! [`super::GroupCommit`] as a flush hook, so whatever a commit covers is durable when the
+//! commit returns, exactly as if it had been written straight through. The writes of one flush
+//! window are applied by one thread, and a key written several times in a window (an attempt's
+//! `Started` marker, then its result) is written once.
 //!
 //! This module knows bytes and prefixes only; what an entry means is [`super::Journal`]'s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-type Writes = HashMap<Vec<u8>, Option<Vec<u8>>>;
+use crate::persistence::PersistenceError;
+
+/// Key -> new value (`None`: removed).
+pub type Writes = HashMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Stored (key, value) pairs, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Where a buffered [`JournalStore`]'s writes land.
+pub trait JournalBackend: Send + Sync {
+    /// The stored value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PersistenceError>;
+    /// Every stored (key, value) under `prefix` (an execution's `ARN \0`), in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError>;
+    /// Removes every key under each of `clears`, then applies `writes` (at once where the
+    /// database has transactions).
+    fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError>;
+}
+
+impl JournalBackend for sled::Tree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PersistenceError> {
+        Ok(sled::Tree::get(self, key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError> {
+        Ok(sled::Tree::scan_prefix(self, prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError> {
+        for p in clears {
+            remove_prefix(self, p)?;
+        }
+        for (k, v) in writes {
+            match v {
+                Some(v) => self.insert(k.as_slice(), v.as_slice())?,
+                None => self.remove(k.as_slice())?,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Removes every key under `prefix`, one at a time: sled's batches take a tree-wide write lock
+/// that stalls every other execution's journal reads.
+fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> sled::Result<()> {
+    let keys: Vec<sled::IVec> = tree.scan_prefix(prefix).keys().collect::<Result<_, _>>()?;
+    for k in keys {
+        tree.remove(k)?;
+    }
+    Ok(())
+}
 
 #[derive(Default)]
 struct Batch {
@@ -44,7 +98,7 @@ impl Batch {
 struct State {
     /// Writes since the last apply took the batch.
     current: Batch,
-    /// The batch being applied right now (still answered from memory until it is in sled).
+    /// The batch being applied right now (still answered from memory until it is stored).
     in_flight: Option<Arc<Batch>>,
 }
 
@@ -55,46 +109,53 @@ struct WriteBack {
     applying: Mutex<()>,
 }
 
-/// The journal tree, written straight through or through a write-back buffer.
+#[derive(Clone)]
+enum Mode {
+    /// Straight to a sled tree.
+    Direct(sled::Tree),
+    /// Through the buffer to a backend.
+    Buffered(Arc<WriteBack>, Arc<dyn JournalBackend>),
+}
+
+/// The journal, written straight through or through a write-back buffer.
 #[derive(Clone)]
 pub struct JournalStore {
-    tree: sled::Tree,
-    buf: Option<Arc<WriteBack>>,
+    mode: Mode,
 }
 
 impl JournalStore {
     /// Writes go straight to sled.
     pub fn direct(tree: sled::Tree) -> Self {
-        JournalStore { tree, buf: None }
+        JournalStore {
+            mode: Mode::Direct(tree),
+        }
     }
 
     /// Writes wait in memory until [`JournalStore::apply`] (register it with the group
     /// committer: `commit.before_flush(store.flush_hook())`).
     pub fn buffered(tree: sled::Tree) -> Self {
+        Self::buffered_on(Arc::new(tree))
+    }
+
+    /// [`JournalStore::buffered`] in front of any backend.
+    pub fn buffered_on(backend: Arc<dyn JournalBackend>) -> Self {
         JournalStore {
-            tree,
-            buf: Some(Arc::new(WriteBack::default())),
+            mode: Mode::Buffered(Arc::new(WriteBack::default()), backend),
         }
     }
 
-    /// The underlying tree (what is on it may lag the buffer: read through this store).
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
-    }
-
-    /// A flush hook that applies the buffer.
+    /// A flush hook that applies the buffer (its failure fails the commits of that flush).
     pub fn flush_hook(&self) -> super::commit::FlushHook {
         let me = self.clone();
         Arc::new(move || {
-            if let Err(e) = me.apply() {
-                tracing::error!("cannot write the journal: {e}");
-            }
+            me.apply()
+                .map_err(|e| format!("cannot write the journal: {e}"))
         })
     }
 
-    /// Moves every buffered write into sled (a no-op without a buffer).
-    pub fn apply(&self) -> sled::Result<()> {
-        let Some(wb) = &self.buf else {
+    /// Moves every buffered write into the backend (a no-op without a buffer).
+    pub fn apply(&self) -> Result<(), PersistenceError> {
+        let Mode::Buffered(wb, backend) = &self.mode else {
             return Ok(());
         };
         let _g = wb.applying.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,22 +168,7 @@ impl JournalStore {
             st.in_flight = Some(b.clone());
             b
         };
-        let r = (|| -> sled::Result<()> {
-            for p in &batch.clears {
-                let keys: Vec<sled::IVec> =
-                    self.tree.scan_prefix(p).keys().collect::<Result<_, _>>()?;
-                for k in keys {
-                    self.tree.remove(k)?;
-                }
-            }
-            for (k, v) in &batch.writes {
-                match v {
-                    Some(v) => self.tree.insert(k.as_slice(), v.as_slice())?,
-                    None => self.tree.remove(k.as_slice())?,
-                };
-            }
-            Ok(())
-        })();
+        let r = backend.apply(&batch.clears, &batch.writes);
         let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
         st.in_flight = None;
         if r.is_err() {
@@ -139,14 +185,6 @@ impl JournalStore {
         r
     }
 
-    /// The value of `key`: buffered, else sled's.
-    fn current(&self, st: &State, key: &[u8]) -> sled::Result<Option<Vec<u8>>> {
-        match Self::lookup(st, key) {
-            Some(v) => Ok(v),
-            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
-        }
-    }
-
     fn lookup(st: &State, key: &[u8]) -> Option<Option<Vec<u8>>> {
         if let Some(v) = st.current.lookup(key) {
             return Some(v);
@@ -154,24 +192,41 @@ impl JournalStore {
         st.in_flight.as_ref().and_then(|b| b.lookup(key))
     }
 
+    /// The value of `key`: buffered, else stored.
+    fn current(
+        st: &State,
+        backend: &dyn JournalBackend,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, PersistenceError> {
+        match Self::lookup(st, key) {
+            Some(v) => Ok(v),
+            None => backend.get(key),
+        }
+    }
+
     /// The value of `key`.
-    pub fn get(&self, key: &[u8]) -> sled::Result<Option<Vec<u8>>> {
-        if let Some(wb) = &self.buf {
-            let st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = Self::lookup(&st, key) {
-                return Ok(v);
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PersistenceError> {
+        match &self.mode {
+            Mode::Direct(tree) => JournalBackend::get(tree, key),
+            Mode::Buffered(wb, backend) => {
+                {
+                    let st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(v) = Self::lookup(&st, key) {
+                        return Ok(v);
+                    }
+                }
+                backend.get(key)
             }
         }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
 
     /// Sets `key`.
-    pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) -> sled::Result<()> {
-        match &self.buf {
-            None => {
-                self.tree.insert(key, value)?;
+    pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), PersistenceError> {
+        match &self.mode {
+            Mode::Direct(tree) => {
+                tree.insert(key, value)?;
             }
-            Some(wb) => {
+            Mode::Buffered(wb, _) => {
                 let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
                 st.current.writes.insert(key, Some(value));
             }
@@ -180,12 +235,12 @@ impl JournalStore {
     }
 
     /// Removes `key`.
-    pub fn remove(&self, key: Vec<u8>) -> sled::Result<()> {
-        match &self.buf {
-            None => {
-                self.tree.remove(key)?;
+    pub fn remove(&self, key: Vec<u8>) -> Result<(), PersistenceError> {
+        match &self.mode {
+            Mode::Direct(tree) => {
+                tree.remove(key)?;
             }
-            Some(wb) => {
+            Mode::Buffered(wb, _) => {
                 let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
                 st.current.writes.insert(key, None);
             }
@@ -201,24 +256,20 @@ impl JournalStore {
         key: &[u8],
         new: Option<Vec<u8>>,
         keep: impl Fn(Option<&[u8]>) -> bool,
-    ) -> sled::Result<bool> {
-        match &self.buf {
-            None => loop {
-                let cur = self.tree.get(key)?;
+    ) -> Result<bool, PersistenceError> {
+        match &self.mode {
+            Mode::Direct(tree) => loop {
+                let cur = tree.get(key)?;
                 if keep(cur.as_deref()) {
                     return Ok(false);
                 }
-                if self
-                    .tree
-                    .compare_and_swap(key, cur, new.as_deref())?
-                    .is_ok()
-                {
+                if tree.compare_and_swap(key, cur, new.as_deref())?.is_ok() {
                     return Ok(true);
                 }
             },
-            Some(wb) => {
+            Mode::Buffered(wb, backend) => {
                 let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-                let cur = self.current(&st, key)?;
+                let cur = Self::current(&st, backend.as_ref(), key)?;
                 if keep(cur.as_deref()) {
                     return Ok(false);
                 }
@@ -238,49 +289,42 @@ impl JournalStore {
         value: Vec<u8>,
         keep: impl Fn(Option<&[u8]>) -> bool,
         elsewhere: impl FnOnce(Vec<u8>),
-    ) -> sled::Result<bool> {
-        let Some(wb) = &self.buf else {
-            if keep(self.tree.get(key)?.as_deref()) {
-                return Ok(false);
+    ) -> Result<bool, PersistenceError> {
+        match &self.mode {
+            Mode::Direct(tree) => {
+                if keep(tree.get(key)?.as_deref()) {
+                    return Ok(false);
+                }
+                elsewhere(value);
+                Ok(true)
             }
-            elsewhere(value);
-            return Ok(true);
-        };
-        let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-        let cur = self.current(&st, key)?;
-        if keep(cur.as_deref()) {
-            return Ok(false);
+            Mode::Buffered(wb, backend) => {
+                let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+                let cur = Self::current(&st, backend.as_ref(), key)?;
+                if keep(cur.as_deref()) {
+                    return Ok(false);
+                }
+                st.current.writes.remove(key);
+                elsewhere(value);
+                Ok(true)
+            }
         }
-        st.current.writes.remove(key);
-        elsewhere(value);
-        Ok(true)
     }
 
     /// Every (key, value) under `prefix`, in key order.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> sled::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError> {
         self.apply()?;
-        self.tree
-            .scan_prefix(prefix)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect()
+        match &self.mode {
+            Mode::Direct(tree) => JournalBackend::scan_prefix(tree, prefix),
+            Mode::Buffered(_, backend) => backend.scan_prefix(prefix),
+        }
     }
 
     /// Removes every key under `prefix`.
-    pub fn clear_prefix(&self, prefix: &[u8]) -> sled::Result<()> {
-        match &self.buf {
-            None => {
-                // one remove at a time: sled's batches take a tree-wide write lock that stalls
-                // every other execution's journal reads
-                let keys: Vec<sled::IVec> = self
-                    .tree
-                    .scan_prefix(prefix)
-                    .keys()
-                    .collect::<Result<_, _>>()?;
-                for k in keys {
-                    self.tree.remove(k)?;
-                }
-            }
-            Some(wb) => {
+    pub fn clear_prefix(&self, prefix: &[u8]) -> Result<(), PersistenceError> {
+        match &self.mode {
+            Mode::Direct(tree) => remove_prefix(tree, prefix)?,
+            Mode::Buffered(wb, _) => {
                 let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
                 st.current.writes.retain(|k, _| !k.starts_with(prefix));
                 st.current.clears.push(prefix.to_vec());

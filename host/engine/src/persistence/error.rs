@@ -41,6 +41,15 @@ pub enum PersistenceError {
         /// Why.
         reason: String,
     },
+    /// A key or record the stores refuse (a NUL byte, a size over the caps of [`super::limits`]),
+    /// refused the same way by every database.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// Which key or record.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A write guarded by an execution's lease was refused: another node holds a newer epoch.
     #[error("execution {execution}: lease epoch {epoch} is stale; the write was refused")]
     Fenced {

@@ -48,6 +48,19 @@ impl IndexedFields {
     }
 }
 
+/// Refuses a record over the caps of [`super::limits`] or without the indexed fields (every
+/// database refuses the same records); its indexed fields otherwise.
+pub fn checked(arn: &str, json: &[u8]) -> Result<IndexedFields, PersistenceError> {
+    use super::limits::{key, record};
+    key("execution ARN", arn)?;
+    record("execution record", json)?;
+    let f = IndexedFields::of(json)?;
+    key("state machine name", &f.state_machine_name)?;
+    key("execution name", &f.name)?;
+    key("execution status", &f.status)?;
+    Ok(f)
+}
+
 /// Whether an execution in `status` counts as running in a summary whatever its start.
 pub fn is_running(status: &str) -> bool {
     matches!(status, "RUNNING" | "PENDING_REDRIVE")

@@ -63,6 +63,37 @@ impl HistoryBatch {
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.task_logs.is_empty() && self.journal.is_empty()
     }
+
+    /// Refuses the batch when a key or record is over the caps of [`super::limits`] or an id
+    /// over `i64::MAX` (every database refuses the same batches, before writing any of it).
+    pub fn check(&self) -> Result<(), PersistenceError> {
+        use super::limits::{key, record};
+        let too_big = |what, n: u64| PersistenceError::Invalid {
+            what,
+            reason: format!("{n} is over {}", i64::MAX),
+        };
+        for e in &self.events {
+            key("execution ARN", &e.execution)?;
+            record("history event", e.json.as_bytes())?;
+            if i64::try_from(e.id).is_err() {
+                return Err(too_big("history event id", e.id));
+            }
+        }
+        for t in &self.task_logs {
+            key("execution ARN", &t.execution)?;
+            key("state name", &t.state)?;
+            record("task log entry", t.json.as_bytes())?;
+            if i64::try_from(t.seq).is_err() {
+                return Err(too_big("task log sequence number", t.seq));
+            }
+        }
+        for j in &self.journal {
+            key("execution ARN", &j.execution)?;
+            key("journal entry key", &j.key)?;
+            record("journal entry", &j.json)?;
+        }
+        Ok(())
+    }
 }
 
 /// A visitor of stored runs of events: the id of the run's last event and the events' JSON,

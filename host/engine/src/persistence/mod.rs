@@ -8,12 +8,12 @@
 //! ([`CatalogStore`]: state machines, versions, aliases, resource maps, tags; on sled in
 //! [`sled_catalog`]) and execution records with their index by state machine and start
 //! ([`ExecutionRecords`]; on sled in [`sled_executions`]), the audit and execution logs
-//! ([`AppendLog`]) and Map Runs ([`MapRunStore`]; both on sled in [`sled_logs`]). The rest of
-//! the Standard-execution runtime's state (history, journal, timers, task tokens, activities,
-//! task logs: still sled trees of the server) follows the same shape: see [`runtime`] for its
-//! contract, written so that a PostgreSQL implementation
-//! commits one run step (history and journal entries) in one transaction guarded by the
-//! execution's lease epoch.
+//! ([`AppendLog`]) and Map Runs ([`MapRunStore`]; both on sled in [`sled_logs`]), history and
+//! task logs ([`history::HistoryStore`]), task tokens and activities ([`tokens`]) and the
+//! runtime's journal ([`crate::durable::JournalBackend`]): each on sled and on PostgreSQL
+//! ([`pg`]), opened together by [`sfn::SfnStores`]. Both refuse the same keys and records
+//! ([`limits`]). Leases, fencing and cluster-wide timers are still to come: see [`runtime`] for
+//! their contract.
 //!
 //! [`Database`] is what a process opens once, from `--db`/`WEFT_DB` (a `postgres://` URL) or
 //! its sled store, and hands out the stores of each concern.
@@ -23,6 +23,7 @@ pub mod dag;
 mod error;
 pub mod executions;
 pub mod history;
+pub mod limits;
 pub mod logs;
 pub mod map_runs;
 pub mod pg;

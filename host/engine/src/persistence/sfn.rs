@@ -5,6 +5,12 @@
 //! exactly as the server has always laid them out, plus the runtime's journal (written back by
 //! the group committer) and the group committer itself; the secret that signs task tokens is
 //! kept in tree `sfn_meta` (key `token_secret`) and created on first use.
+//!
+//! On PostgreSQL ([`SfnStores::open_pg`]) every store is a set of tables of [`super::pg`]; the
+//! journal's buffer is applied in one transaction per group commit, the history batch in
+//! another, both committed synchronously by the committer's hooks, so the committer has no
+//! flush of its own ([`GroupCommit::hooks_only`]); the token secret is row `token_secret` of
+//! table `sfn_meta`, created by the first node and read by every other.
 
 use std::sync::Arc;
 
@@ -13,9 +19,10 @@ use super::executions::ExecutionRecords;
 use super::history::HistoryStore;
 use super::logs::AppendLog;
 use super::map_runs::MapRunStore;
+use super::pg::{self, LogTable, PgDatabase};
 use super::tokens::{ActivityStore, TokenStore};
 use super::PersistenceError;
-use super::{sled_catalog, sled_executions, sled_history, sled_logs, sled_tokens};
+use super::{sled_catalog, sled_executions, sled_history, sled_logs, sled_tokens, Database};
 use crate::durable::{DurableError, GroupCommit, JournalStore};
 
 /// Tree of the runtime's own settings.
@@ -71,14 +78,80 @@ fn sled_token_secret(db: &sled::Db) -> Result<[u8; 32], OpenError> {
             return Ok(s);
         }
     }
-    let mut s = [0u8; 32];
-    s[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    s[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let s = new_secret();
     meta.insert("token_secret", &s[..])?;
     Ok(s)
 }
 
+fn new_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    s[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    s
+}
+
+/// The token secret of a PostgreSQL database: the first node's, whichever node asks.
+fn pg_token_secret(db: &PgDatabase) -> Result<[u8; 32], OpenError> {
+    let fresh = new_secret().to_vec();
+    let v: Vec<u8> = db.run({
+        let pool = db.pool().clone();
+        async move {
+            let c = pool
+                .get()
+                .await
+                .map_err(|e| PersistenceError::postgres(&e))?;
+            c.execute(
+                "INSERT INTO sfn_meta (key, value) VALUES ('token_secret', $1) \
+                 ON CONFLICT DO NOTHING",
+                &[&fresh],
+            )
+            .await
+            .map_err(|e| PersistenceError::postgres(&e))?;
+            let row = c
+                .query_one("SELECT value FROM sfn_meta WHERE key = 'token_secret'", &[])
+                .await
+                .map_err(|e| PersistenceError::postgres(&e))?;
+            Ok::<_, PersistenceError>(row.get(0))
+        }
+    })??;
+    <[u8; 32]>::try_from(v.as_slice()).map_err(|_| {
+        OpenError::Store(PersistenceError::Corrupt {
+            what: "token secret",
+            reason: format!("{} bytes, not 32", v.len()),
+        })
+    })
+}
+
 impl SfnStores {
+    /// Opens every store on `db`.
+    pub fn open(db: &Database) -> Result<Self, OpenError> {
+        match db {
+            Database::Sled(db) => Self::open_sled(db),
+            Database::Postgres(pg) => Self::open_pg(pg),
+        }
+    }
+
+    /// Opens every store in the tables of `db` (created by its migrations).
+    pub fn open_pg(db: &PgDatabase) -> Result<Self, OpenError> {
+        let tokens = Arc::new(pg::PgTokens::new(db));
+        let journal = JournalStore::buffered_on(Arc::new(pg::PgJournal::new(db)));
+        let commit = Arc::new(GroupCommit::hooks_only()?);
+        commit.before_flush(journal.flush_hook());
+        Ok(SfnStores {
+            catalog: Arc::new(pg::PgCatalog::new(db)),
+            executions: Arc::new(pg::PgExecutions::new(db)),
+            history: Arc::new(pg::PgHistory::new(db)),
+            tokens: tokens.clone(),
+            activities: tokens,
+            audit: Arc::new(pg::PgLog::new(db, LogTable::Audit)),
+            execution_log: Arc::new(pg::PgLog::new(db, LogTable::ExecutionLog)),
+            map_runs: Arc::new(pg::PgMapRuns::new(db)),
+            journal,
+            commit,
+            token_secret: pg_token_secret(db)?,
+        })
+    }
+
     /// Opens every store in the trees of `db` (creating what is missing).
     pub fn open_sled(db: &sled::Db) -> Result<Self, OpenError> {
         let tokens = Arc::new(sled_tokens::SledTokens::open(db)?);

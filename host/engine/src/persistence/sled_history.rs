@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::history::{HistoryBatch, HistoryStore, JournalLine, RunVisit, TaskLogWrite};
+use super::limits;
 use super::PersistenceError;
 
 /// Tree of history runs.
@@ -150,6 +151,7 @@ impl HistoryStore for SledHistory {
         if q.is_empty() {
             return Ok(());
         }
+        q.check()?;
         // group by execution (keeping each one's order), then coalesce consecutive ids
         let mut by_exec: HashMap<&str, ExecBatch<'_>> = HashMap::new();
         for e in &q.events {
@@ -219,6 +221,8 @@ impl HistoryStore for SledHistory {
     }
 
     fn put_event(&self, execution: &str, id: u64, json: &[u8]) -> Result<(), PersistenceError> {
+        limits::key("execution ARN", execution)?;
+        limits::record("history event", json)?;
         self.history.insert(history_key(execution, id), json)?;
         Ok(())
     }
@@ -229,6 +233,7 @@ impl HistoryStore for SledHistory {
         reverse: bool,
         visit: RunVisit<'_>,
     ) -> Result<(), PersistenceError> {
+        limits::key("execution ARN", execution)?;
         let iter = self.history.scan_prefix(history_prefix(execution));
         let mut go = |item: sled::Result<(sled::IVec, sled::IVec)>| {
             item.map(|(k, v)| visit(id_of_history_key(&k), events_of(&v)))
@@ -250,6 +255,7 @@ impl HistoryStore for SledHistory {
     }
 
     fn last_event_id(&self, execution: &str) -> Result<u64, PersistenceError> {
+        limits::key("execution ARN", execution)?;
         Ok(
             match self
                 .history
@@ -263,6 +269,7 @@ impl HistoryStore for SledHistory {
     }
 
     fn task_logs(&self, execution: &str) -> Result<Vec<(u64, Vec<u8>)>, PersistenceError> {
+        limits::key("execution ARN", execution)?;
         let prefix = history_prefix(execution);
         let mut out = Vec::new();
         for item in self.task_logs.scan_prefix(&prefix) {
@@ -287,6 +294,7 @@ impl HistoryStore for SledHistory {
     }
 
     fn journal_lines(&self, execution: &str) -> Result<Vec<(String, Vec<u8>)>, PersistenceError> {
+        limits::key("execution ARN", execution)?;
         Ok(self
             .marked_lines(execution, JOURNAL_MARK)?
             .into_iter()

@@ -4,6 +4,7 @@
 
 use std::ops::Bound;
 
+use super::limits;
 use super::tokens::{ActivityStore, TokenStore, TokenVisit};
 use super::PersistenceError;
 
@@ -31,10 +32,13 @@ impl SledTokens {
 
 impl TokenStore for SledTokens {
     fn token(&self, token: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("task token", token)?;
         Ok(self.tokens.get(token)?.map(|v| v.to_vec()))
     }
 
     fn insert_token(&self, token: &str, json: &[u8]) -> Result<bool, PersistenceError> {
+        limits::key("task token", token)?;
+        limits::record("task token record", json)?;
         Ok(self
             .tokens
             .compare_and_swap(token, None as Option<&[u8]>, Some(json))?
@@ -42,11 +46,14 @@ impl TokenStore for SledTokens {
     }
 
     fn put_token(&self, token: &str, json: &[u8]) -> Result<(), PersistenceError> {
+        limits::key("task token", token)?;
+        limits::record("task token record", json)?;
         self.tokens.insert(token, json)?;
         Ok(())
     }
 
     fn remove_token(&self, token: &str) -> Result<(), PersistenceError> {
+        limits::key("task token", token)?;
         self.tokens.remove(token)?;
         Ok(())
     }
@@ -64,15 +71,19 @@ impl TokenStore for SledTokens {
 
 impl ActivityStore for SledTokens {
     fn activity(&self, name: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        limits::key("activity name", name)?;
         Ok(self.activities.get(name)?.map(|v| v.to_vec()))
     }
 
     fn put_activity(&self, name: &str, json: &[u8]) -> Result<(), PersistenceError> {
+        limits::key("activity name", name)?;
+        limits::record("activity record", json)?;
         self.activities.insert(name, json)?;
         Ok(())
     }
 
     fn remove_activity(&self, name: &str) -> Result<(), PersistenceError> {
+        limits::key("activity name", name)?;
         self.activities.remove(name)?;
         Ok(())
     }
@@ -82,6 +93,9 @@ impl ActivityStore for SledTokens {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, PersistenceError> {
+        if let Some(a) = after {
+            limits::key("activity name", a)?;
+        }
         let start = match after {
             Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
             None => Bound::Unbounded,

@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
+use weft_engine::persistence::sfn::SfnStores;
 use weft_engine::persistence::PgDatabase;
 use weft_engine::scheduler::SchedStore;
 
@@ -35,6 +36,17 @@ impl Fixture {
         match &self.db {
             Db::Sled(db, _) => SchedStore::open(db).unwrap(),
             Db::Postgres(t) => SchedStore::postgres(&t.connect()),
+        }
+    }
+}
+
+impl Fixture {
+    /// Every Step Functions store on this backend (a new handle on the same data each call, as
+    /// a restarted process would open them).
+    pub fn sfn_stores(&self) -> SfnStores {
+        match &self.db {
+            Db::Sled(db, _) => SfnStores::open_sled(db).unwrap(),
+            Db::Postgres(t) => SfnStores::open_pg(&t.connect()).unwrap(),
         }
     }
 }

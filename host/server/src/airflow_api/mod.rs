@@ -518,7 +518,7 @@ pub fn clip(s: &str) -> String {
 
 /// The scheduler's store of the server.
 pub fn sched_store(app: &AppState) -> Result<weft_engine::scheduler::SchedStore, ApiError> {
-    weft_engine::scheduler::SchedStore::open(app.store.db())
+    app.dag_store()
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 

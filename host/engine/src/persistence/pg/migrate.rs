@@ -5,7 +5,9 @@
 //!
 //! Migrations are append-only: a released one is never edited; a change is a new one. Records
 //! are `JSON` (kept as written: key order and number spelling survive, as in sled), with the
-//! columns queries select or order on beside them.
+//! columns queries select or order on beside them. The Step Functions tables (migration 4) keep
+//! their records as `BYTEA`, byte for byte what the runtime encoded (the store never interprets
+//! them), and their text keys `COLLATE "C"` so listings follow sled's byte order.
 
 use deadpool_postgres::Client;
 
@@ -97,6 +99,76 @@ CREATE TABLE run_asset_events (
     event_ids JSON NOT NULL,
     PRIMARY KEY (dag_id, run_id)
 );
+"#,
+    ),
+    (
+        4,
+        "the Step Functions side: catalog, executions, history, journal, tokens, logs",
+        r#"
+CREATE TABLE sfn_state_machines (name TEXT COLLATE "C" PRIMARY KEY, rec BYTEA NOT NULL);
+CREATE TABLE sfn_versions (
+    name    TEXT COLLATE "C" NOT NULL,
+    version BIGINT NOT NULL,
+    rec     BYTEA NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE sfn_aliases (
+    name  TEXT COLLATE "C" NOT NULL,
+    alias TEXT COLLATE "C" NOT NULL,
+    rec   BYTEA NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+CREATE TABLE sfn_resource_maps (name TEXT COLLATE "C" PRIMARY KEY, rec BYTEA NOT NULL);
+CREATE TABLE sfn_tags (arn TEXT COLLATE "C" PRIMARY KEY, rec BYTEA NOT NULL);
+CREATE TABLE sfn_executions (
+    arn           TEXT COLLATE "C" PRIMARY KEY,
+    state_machine TEXT COLLATE "C" NOT NULL,
+    name          TEXT COLLATE "C" NOT NULL,
+    start_ms      BIGINT NOT NULL,
+    status        TEXT NOT NULL,
+    rec           BYTEA NOT NULL,
+    owner         TEXT,
+    epoch         BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX sfn_executions_by_start ON sfn_executions (state_machine, start_ms, name);
+CREATE INDEX sfn_executions_running ON sfn_executions (state_machine, start_ms)
+    WHERE status IN ('RUNNING', 'PENDING_REDRIVE');
+CREATE TABLE sfn_history (
+    execution TEXT COLLATE "C" NOT NULL,
+    id        BIGINT NOT NULL,
+    event     BYTEA NOT NULL,
+    PRIMARY KEY (execution, id)
+);
+CREATE TABLE sfn_task_logs (
+    execution TEXT COLLATE "C" NOT NULL,
+    seq       BIGINT NOT NULL,
+    state     TEXT COLLATE "C" NOT NULL,
+    attempt   BIGINT NOT NULL,
+    entry     BYTEA NOT NULL,
+    PRIMARY KEY (execution, seq, state, attempt)
+);
+CREATE TABLE sfn_journal (
+    execution TEXT COLLATE "C" NOT NULL,
+    key       TEXT COLLATE "C" NOT NULL,
+    entry     BYTEA NOT NULL,
+    PRIMARY KEY (execution, key)
+);
+CREATE TABLE sfn_tokens (token TEXT COLLATE "C" PRIMARY KEY, rec BYTEA NOT NULL);
+CREATE TABLE sfn_activities (name TEXT COLLATE "C" PRIMARY KEY, rec BYTEA NOT NULL);
+CREATE TABLE sfn_audit (
+    seq     BIGSERIAL PRIMARY KEY,
+    time_ms BIGINT NOT NULL,
+    rec     BYTEA NOT NULL
+);
+CREATE INDEX sfn_audit_by_time ON sfn_audit (time_ms, seq);
+CREATE TABLE sfn_execution_log (
+    seq     BIGSERIAL PRIMARY KEY,
+    time_ms BIGINT NOT NULL,
+    rec     BYTEA NOT NULL
+);
+CREATE INDEX sfn_execution_log_by_time ON sfn_execution_log (time_ms, seq);
+CREATE TABLE sfn_map_runs (arn TEXT COLLATE "C" PRIMARY KEY, rec BYTEA NOT NULL);
+CREATE TABLE sfn_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 "#,
     ),
 ];

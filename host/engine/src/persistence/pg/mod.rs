@@ -11,10 +11,23 @@
 //! await the same futures directly); the driver's connections live on the database's runtime
 //! only, so they never depend on which thread asked.
 
+mod call;
+mod catalog;
 mod dag;
+mod executions;
+mod history;
+mod journal;
+mod logs;
 pub mod migrate;
+mod tokens;
 
+pub use catalog::PgCatalog;
 pub use dag::PgDagStore;
+pub use executions::PgExecutions;
+pub use history::PgHistory;
+pub use journal::PgJournal;
+pub use logs::{LogTable, PgLog, PgMapRuns};
+pub use tokens::PgTokens;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -1,0 +1,142 @@
+//! [`PgJournal`]: every execution's journal in table `sfn_journal` (key: execution ARN +
+//! entry key), the [`JournalBackend`] under the runtime's write-back [`JournalStore`]. The
+//! buffer's keys are `ARN \0 ENTRY_KEY` ([`crate::durable::journal_key`]): split at the NUL
+//! into the two columns. Each [`JournalBackend::apply`] — everything one group commit covers —
+//! is one transaction, committed synchronously: durable when the committer's hook returns.
+//!
+//! [`JournalStore`]: crate::durable::JournalStore
+
+use super::call::{conn, pg};
+use super::history::UPSERT_JOURNAL;
+use super::PgDatabase;
+use crate::durable::{JournalBackend, Pairs, Writes};
+use crate::persistence::{limits, PersistenceError};
+
+/// The journal table.
+#[derive(Clone)]
+pub struct PgJournal {
+    db: PgDatabase,
+}
+
+/// `(execution, entry key)` of a buffer key.
+fn split(key: &[u8]) -> Result<(String, String), PersistenceError> {
+    let bad = |reason: &str| PersistenceError::Invalid {
+        what: "journal key",
+        reason: reason.to_string(),
+    };
+    let s = std::str::from_utf8(key).map_err(|_| bad("not UTF-8"))?;
+    let (x, k) = s
+        .split_once('\0')
+        .ok_or_else(|| bad("no NUL between the execution ARN and the entry key"))?;
+    limits::key("execution ARN", x)?;
+    limits::key("journal entry key", k)?;
+    Ok((x.to_string(), k.to_string()))
+}
+
+/// The execution of a prefix `ARN \0` (the only prefixes the runtime scans or clears).
+fn execution_of_prefix(prefix: &[u8]) -> Result<String, PersistenceError> {
+    match split(prefix)? {
+        (x, k) if k.is_empty() => Ok(x),
+        _ => Err(PersistenceError::Invalid {
+            what: "journal prefix",
+            reason: "not an execution's `ARN \\0`".into(),
+        }),
+    }
+}
+
+impl PgJournal {
+    /// The table in `db`.
+    pub fn new(db: &PgDatabase) -> Self {
+        PgJournal { db: db.clone() }
+    }
+}
+
+impl JournalBackend for PgJournal {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PersistenceError> {
+        let (x, k) = split(key)?;
+        self.db.call(|pool| async move {
+            let row = conn(&pool)
+                .await?
+                .query_opt(
+                    "SELECT entry FROM sfn_journal WHERE execution = $1 AND key = $2",
+                    &[&x, &k],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError> {
+        let x = execution_of_prefix(prefix)?;
+        let p = prefix.to_vec();
+        self.db.call(|pool| async move {
+            let rows = conn(&pool)
+                .await?
+                .query(
+                    "SELECT key, entry FROM sfn_journal WHERE execution = $1 ORDER BY key",
+                    &[&x],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let mut k = p.clone();
+                    k.extend_from_slice(r.get::<_, &str>(0).as_bytes());
+                    (k, r.get(1))
+                })
+                .collect())
+        })
+    }
+
+    fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError> {
+        let clears: Vec<String> = clears
+            .iter()
+            .map(|p| execution_of_prefix(p))
+            .collect::<Result<_, _>>()?;
+        let (mut px, mut pk, mut pv, mut dx, mut dk) = (vec![], vec![], vec![], vec![], vec![]);
+        for (key, v) in writes {
+            let (x, k) = split(key)?;
+            match v {
+                Some(v) => {
+                    limits::record("journal entry", v)?;
+                    px.push(x);
+                    pk.push(k);
+                    pv.push(v.clone());
+                }
+                None => {
+                    dx.push(x);
+                    dk.push(k);
+                }
+            }
+        }
+        self.db.call(|pool| async move {
+            let mut c = conn(&pool).await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            if !clears.is_empty() {
+                tx.execute(
+                    "DELETE FROM sfn_journal WHERE execution = ANY($1)",
+                    &[&clears],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            if !dk.is_empty() {
+                tx.execute(
+                    "DELETE FROM sfn_journal WHERE (execution, key) IN \
+                     (SELECT * FROM unnest($1::TEXT[], $2::TEXT[]))",
+                    &[&dx, &dk],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            if !pk.is_empty() {
+                tx.execute(UPSERT_JOURNAL, &[&px, &pk, &pv])
+                    .await
+                    .map_err(pg)?;
+            }
+            tx.commit().await.map_err(pg)
+        })
+    }
+}
