@@ -149,6 +149,12 @@ impl Param {
     }
 }
 
+/// Adds a parameter; its placeholder.
+fn push(params: &mut Vec<Param>, p: Param) -> String {
+    params.push(p);
+    format!("${}", params.len())
+}
+
 /// An event's timestamp in microseconds, as SQL over its record.
 const EVENT_MICROS: &str =
     "(EXTRACT(EPOCH FROM (rec->>'timestamp')::timestamptz) * 1000000)::bigint";
@@ -156,16 +162,16 @@ const EVENT_MICROS: &str =
 const EVENT_MAP_INDEX: &str = "COALESCE((rec->>'source_map_index')::bigint, -1)";
 
 /// The `WHERE` and `ORDER BY` of [`AssetEventQuery`], with their parameters: the same
-/// selection and order as [`AssetEventQuery::matches`] and [`AssetEventQuery::compare`].
-fn event_query_sql(q: &AssetEventQuery) -> (String, String, Vec<Param>) {
+/// selection and order as [`AssetEventQuery::matches`] and [`AssetEventQuery::compare`]. The
+/// `WHERE` uses the first of the parameters, as many as the answer's last number says.
+fn event_query_sql(q: &AssetEventQuery) -> (String, String, Vec<Param>, usize) {
     let mut params = Vec::new();
-    let mut push = |p: Param| {
-        params.push(p);
-        format!("${}", params.len())
-    };
     let mut conds = vec!["TRUE".to_string()];
     if let Some(uris) = &q.uris {
-        conds.push(format!("uri = ANY({})", push(Param::Texts(uris.clone()))));
+        conds.push(format!(
+            "uri = ANY({})",
+            push(&mut params, Param::Texts(uris.clone()))
+        ));
     }
     for (field, v) in [
         ("source_dag_id", &q.source_dag_id),
@@ -175,25 +181,29 @@ fn event_query_sql(q: &AssetEventQuery) -> (String, String, Vec<Param>) {
         if let Some(v) = v {
             conds.push(format!(
                 "rec->>'{field}' = {}",
-                push(Param::Text(v.clone()))
+                push(&mut params, Param::Text(v.clone()))
             ));
         }
     }
     if let Some(m) = q.source_map_index {
-        conds.push(format!("{EVENT_MAP_INDEX} = {}", push(Param::Int(m))));
+        conds.push(format!(
+            "{EVENT_MAP_INDEX} = {}",
+            push(&mut params, Param::Int(m))
+        ));
     }
     if let Some(t) = q.timestamp_gte {
         conds.push(format!(
             "{EVENT_MICROS} >= {}",
-            push(Param::Int(micros(&t)))
+            push(&mut params, Param::Int(micros(&t)))
         ));
     }
     if let Some(t) = q.timestamp_lte {
         conds.push(format!(
             "{EVENT_MICROS} <= {}",
-            push(Param::Int(micros(&t)))
+            push(&mut params, Param::Int(micros(&t)))
         ));
     }
+    let n_cond = params.len();
     let mut keys = Vec::new();
     for (key, desc) in &q.order {
         let dir = if *desc {
@@ -205,10 +215,10 @@ fn event_query_sql(q: &AssetEventQuery) -> (String, String, Vec<Param>) {
             AssetEventOrder::Id => keys.push(format!("id {dir}")),
             AssetEventOrder::Timestamp => keys.push(format!("{EVENT_MICROS} {dir}")),
             AssetEventOrder::Asset => {
-                let rank = push(Param::Texts(q.asset_rank.clone()));
-                let others = push(Param::Int(q.asset_rank.len() as i64));
+                let rank = push(&mut params, Param::Texts(q.asset_rank.clone()));
+                let others = push(&mut params, Param::Int(q.asset_rank.len() as i64));
                 keys.push(format!(
-                    "COALESCE(array_position({rank}::text[], uri) - 1, {others}) {dir}"
+                    "COALESCE((array_position({rank}::text[], uri) - 1)::bigint, {others}::bigint) {dir}"
                 ));
                 keys.push(format!("uri COLLATE \"C\" {dir}"));
             }
@@ -225,16 +235,16 @@ fn event_query_sql(q: &AssetEventQuery) -> (String, String, Vec<Param>) {
         }
     }
     keys.push("id ASC".into());
-    (conds.join(" AND "), keys.join(", "), params)
+    (conds.join(" AND "), keys.join(", "), params, n_cond)
 }
 
 impl DagStore for PgDagStore {
     fn asset_events_page(&self, q: &AssetEventQuery) -> Result<AssetEventPage, SchedulerError> {
-        let (cond, order, mut params) = event_query_sql(q);
+        let (cond, order, mut params, n_cond) = event_query_sql(q);
         let (limit, offset) = (q.page_size() as i64, q.offset.min(i64::MAX as usize) as i64);
         self.call(|pool| async move {
             let c = pool.get().await.map_err(err)?;
-            let refs: Vec<_> = params.iter().map(Param::as_sql).collect();
+            let refs: Vec<_> = params[..n_cond].iter().map(Param::as_sql).collect();
             let total: i64 = c
                 .query_one(
                     &format!("SELECT COUNT(*) FROM asset_events WHERE {cond}"),
