@@ -1427,3 +1427,297 @@ async fn poll_metrics(s: &Srv, series: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A server with DAGs `dev-pipe` and `prod-pipe` of tasks `a`, `b` and a mapped `m`, for the
+/// bulk routes; principals `admin`, `dev` and `marker` (may patch task instances, not delete).
+async fn start_bulk() -> Srv {
+    let pipe = |id: &str| {
+        format!(
+            "{id}:
+  schedule: null
+  start_date: 2024-01-01
+  tasks:
+    a:
+      operator: echo
+    b:
+      operator: echo
+      dependencies: [a]
+    m:
+      operator: echo
+      expand:
+        channel: [x, y]
+"
+        )
+    };
+    let dags = [
+        ("dev-pipe.yaml", pipe("dev-pipe")),
+        ("prod-pipe.yaml", pipe("prod-pipe")),
+    ];
+    let marker = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["dags:PatchTaskInstance", "dags:ListDagRuns"], "Resource": ["weft:dag:*"]}]}"#;
+    let tokens = Tokens(HashMap::from([
+        principal("admin", "admin-secret", None),
+        principal("dev", "dev-secret", Some(DEV)),
+        principal("marker", "marker-secret", Some(marker)),
+    ]));
+    common::start_with_dags(Some(tokens), &dags, &["echo"]).await
+}
+
+/// A finished run `run_id` of `dag_id` written straight to the store, with `a` and `b`
+/// succeeded and `m` mapped over indexes 0 and 1.
+fn finished_run(s: &Srv, dag_id: &str, run_id: &str, days: i64) {
+    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let ti = |task: &str, map_index: i64| weft_engine::scheduler::StoredTi {
+        ti: weft_dag::TiRecord {
+            task_id: task.into(),
+            map_index,
+            state: weft_dag::TiState::Success,
+            try_number: 1,
+            tries_before_clear: 0,
+            duration_s: 0.0,
+            wait_until: 0.0,
+            first_poke_at: None,
+            pokes: 0,
+            xcom: Value::Null,
+            error: None,
+            mapped_args: Default::default(),
+            note: None,
+        },
+        start_date: Some(1.0),
+        end_date: Some(2.0),
+    };
+    let at = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        + chrono::Duration::days(days);
+    store
+        .insert_run(&weft_engine::scheduler::DagRunRecord {
+            dag_id: dag_id.into(),
+            run_id: run_id.into(),
+            run_type: "manual".into(),
+            logical_date: at,
+            data_interval_start: at,
+            data_interval_end: at,
+            state: "success".into(),
+            conf: Default::default(),
+            queued_at: at,
+            start_date: Some(at),
+            end_date: Some(at),
+            note: None,
+        })
+        .unwrap();
+    store
+        .write_tis(
+            dag_id,
+            run_id,
+            &[],
+            &[ti("a", -1), ti("b", -1), ti("m", 0), ti("m", 1)],
+        )
+        .unwrap();
+}
+
+async fn ti_state(s: &Srv, dag: &str, run: &str, task: &str) -> Value {
+    let (_, v) = admin(
+        s,
+        "GET",
+        &format!("/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/{task}"),
+        "",
+    )
+    .await;
+    v["state"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_task_instance_actions_mark_note_and_delete() {
+    let s = start_bulk().await;
+    finished_run(&s, "dev-pipe", "r1", 0);
+    finished_run(&s, "dev-pipe", "r2", 1);
+    let bulk = "/api/v2/dags/dev-pipe/dagRuns/r1/taskInstances";
+    // marks with a note, one entity on another run of the DAG; a mapped task by index
+    let (st, v) = dev(
+        &s,
+        "PATCH",
+        bulk,
+        r#"{"actions": [{"action": "update", "entities": [
+            {"task_id": "a", "new_state": "failed", "note": "bad data"},
+            {"task_id": "b", "dag_run_id": "r2", "new_state": "skipped"}]}]}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["update"]["success"],
+        json!(["dev-pipe.r1.a[-1]", "dev-pipe.r2.b[-1]"]),
+        "{v}"
+    );
+    assert_eq!(v["update"]["errors"], json!([]));
+    assert_eq!((&v["create"], &v["delete"]), (&Value::Null, &Value::Null));
+    assert_eq!(ti_state(&s, "dev-pipe", "r1", "a").await, "failed");
+    assert_eq!(ti_state(&s, "dev-pipe", "r2", "b").await, "skipped");
+    let (_, v) = admin(&s, "GET", "/api/v2/dags/dev-pipe/dagRuns/r1", "").await;
+    assert_eq!(v["state"], "failed", "the run follows its instances: {v}");
+    let (_, v) = admin(&s, "GET", &format!("{bulk}/a"), "").await;
+    assert_eq!(v["note"], "bad data");
+    // update_mask keeps only the note; the state stays
+    let (_, v) = admin(
+        &s,
+        "PATCH",
+        bulk,
+        r#"{"actions": [{"action": "update", "update_mask": ["note"], "entities": [
+            {"task_id": "a", "new_state": "success", "note": "looked at"}]}]}"#,
+    )
+    .await;
+    assert_eq!(v["update"]["success"], json!(["dev-pipe.r1.a[-1]"]), "{v}");
+    let (_, v) = admin(&s, "GET", &format!("{bulk}/a"), "").await;
+    assert_eq!(
+        (&v["note"], &v["state"]),
+        (&json!("looked at"), &json!("failed"))
+    );
+    // every instance of a mapped task without `map_index`, one with it
+    let (_, v) = admin(
+        &s,
+        "PATCH",
+        bulk,
+        r#"{"actions": [{"action": "update", "entities": [{"task_id": "m", "new_state": "failed"}]}]}"#,
+    )
+    .await;
+    assert_eq!(
+        v["update"]["success"],
+        json!(["dev-pipe.r1.m[0]", "dev-pipe.r1.m[1]"]),
+        "{v}"
+    );
+    // the same mark again, a missing instance, and create: errors in Airflow's words
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        bulk,
+        r#"{"actions": [
+            {"action": "update", "entities": [{"task_id": "m", "map_index": 1, "new_state": "failed"}]},
+            {"action": "create", "entities": []}]}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["update"]["errors"][0]["status_code"], 409, "{v}");
+    assert!(v["update"]["errors"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("already in failed state"));
+    assert_eq!(v["create"]["errors"][0]["status_code"], 405, "{v}");
+    let missing = r#"{"actions": [{"action": "update", "entities": [{"task_id": "m", "map_index": 7, "new_state": "success"}]ACTION}]}"#;
+    let (_, v) = admin(&s, "PATCH", bulk, &missing.replace("ACTION", "")).await;
+    assert_eq!(v["update"]["errors"][0]["status_code"], 404, "{v}");
+    let (_, v) = admin(
+        &s,
+        "PATCH",
+        bulk,
+        &missing.replace("ACTION", r#", "action_on_non_existence": "skip""#),
+    )
+    .await;
+    assert_eq!(
+        (&v["update"]["success"], &v["update"]["errors"]),
+        (&json!([]), &json!([])),
+        "{v}"
+    );
+    // delete by id (the path's run) and by object; they are gone, the others stay
+    let (st, v) = dev(
+        &s,
+        "PATCH",
+        bulk,
+        r#"{"actions": [{"action": "delete", "entities": ["b", {"task_id": "m", "map_index": 0}]}]}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["delete"]["success"],
+        json!(["dev-pipe.r1.b[-1]", "dev-pipe.r1.m[0]"]),
+        "{v}"
+    );
+    let (st, _) = admin(&s, "GET", &format!("{bulk}/b"), "").await;
+    assert_eq!(st, 404);
+    let (st, _) = admin(&s, "GET", &format!("{bulk}/m/1"), "").await;
+    assert_eq!(st, 200);
+    // a wildcard path needs the DAG and run in each entity
+    let (st, v) = admin(
+        &s,
+        "PATCH",
+        "/api/v2/dags/~/dagRuns/~/taskInstances",
+        r#"{"actions": [{"action": "update", "entities": [{"task_id": "a", "new_state": "success"},
+            {"task_id": "a", "dag_id": "dev-pipe", "dag_run_id": "r2", "new_state": "failed"}]}]}"#,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["update"]["errors"][0]["status_code"], 400, "{v}");
+    assert_eq!(v["update"]["success"], json!(["dev-pipe.r2.a[-1]"]), "{v}");
+    // malformed bodies are 422 in Airflow's shape, and change nothing
+    for body in [
+        r#"{"actions": [{"action": "update", "entities": [{"task_id": "a", "new_state": "running"}]}]}"#,
+        r#"{"actions": [{"action": "update", "entities": [{"task_id": "a", "new_state": "success", "state": "x"}]}]}"#,
+        r#"{"actions": {"action": "update"}}"#,
+        r#"{"entities": []}"#,
+    ] {
+        let (st, v) = admin(&s, "PATCH", bulk, body).await;
+        assert_eq!(st, 422, "{body}: {v}");
+        assert!(v["detail"][0]["loc"].is_array(), "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_body_cannot_reach_a_dag_the_caller_may_not_patch() {
+    let s = start_bulk().await;
+    finished_run(&s, "dev-pipe", "r1", 0);
+    finished_run(&s, "prod-pipe", "r1", 0);
+    let entity = |action: &str| {
+        format!(
+            r#"{{"actions": [
+            {{"action": "{action}", "entities": [{{"task_id": "a", "dag_id": "dev-pipe", "dag_run_id": "r1", "new_state": "failed"}}]}},
+            {{"action": "{action}", "entities": [{{"task_id": "a", "dag_id": "prod-pipe", "dag_run_id": "r1", "new_state": "failed"}}]}}]}}"#
+        )
+    };
+    for path in [
+        "/api/v2/dags/dev-pipe/dagRuns/r1/taskInstances",
+        "/api/v2/dags/~/dagRuns/~/taskInstances",
+        "/api/v2/dags/prod-pipe/dagRuns/r1/taskInstances",
+    ] {
+        for action in ["update", "delete"] {
+            let (st, v) = dev(&s, "PATCH", path, &entity(action)).await;
+            assert_eq!(st, 403, "{path} {action}: {v}");
+            assert!(v["detail"].is_string(), "{v}");
+        }
+    }
+    // nothing changed on either DAG: the denial came before the first action
+    assert_eq!(ti_state(&s, "dev-pipe", "r1", "a").await, "success");
+    assert_eq!(ti_state(&s, "prod-pipe", "r1", "a").await, "success");
+    // without credentials
+    let (st, _) = call(
+        &s,
+        None,
+        "PATCH",
+        "/api/v2/dags/dev-pipe/dagRuns/r1/taskInstances",
+        &entity("update"),
+    )
+    .await;
+    assert_eq!(st, 401);
+    // a caller who may patch but not delete task instances
+    let path = "/api/v2/dags/dev-pipe/dagRuns/r1/taskInstances";
+    let (st, v) = call(
+        &s,
+        Some("marker-secret"),
+        "PATCH",
+        path,
+        r#"{"actions": [{"action": "delete", "entities": ["a"]}]}"#,
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = call(
+        &s,
+        Some("marker-secret"),
+        "PATCH",
+        path,
+        r#"{"actions": [{"action": "update", "entities": [{"task_id": "a", "new_state": "skipped"}]}]}"#,
+    )
+    .await;
+    assert_eq!(
+        (st, &v["update"]["success"]),
+        (200, &json!(["dev-pipe.r1.a[-1]"])),
+        "{v}"
+    );
+}

@@ -6,7 +6,8 @@ WEFT_HOME holding a DAG folder and the `echo` plugin, gets a token from `POST /a
 the access key the server wrote to $WEFT_HOME/credentials, then, through the client's own
 models (which validate every answer against Airflow's schemas): lists DAGs, unpauses one,
 triggers a run with conf, polls it to success, lists its task instances, reads a try's log and
-XCom, marks a task instance failed (the run follows), clears it (the run succeeds again), does
+XCom, marks a task instance failed (the run follows), clears it (the run succeeds again), marks
+and notes it through the bulk PATCH, does
 variables CRUD, checks a connection's password is redacted, reads version and health, and
 drives assets (a posted event and a producer's outlet trigger a consumer; events list with the
 runs they created).
@@ -165,6 +166,25 @@ def scenario(api, port, key, secret):
     wait_run(runs, "hello", "api-run-1", "success")
     shout = tis.get_task_instance("hello", "api-run-1", "shout")
     assert shout.try_number == 2, shout
+
+    # the bulk PATCH: marks and notes through a BulkBody, each instance listed in `success`
+    bulk = tis.bulk_task_instances(
+        "hello",
+        "api-run-1",
+        af.BulkBodyBulkTaskInstanceBody(
+            actions=[
+                af.ActionsInner1(
+                    af.BulkUpdateActionBulkTaskInstanceBody(
+                        action="update",
+                        entities=[af.BulkTaskInstanceBody(task_id="shout", new_state="skipped", note="bulk")],
+                    )
+                )
+            ]
+        ),
+    )
+    assert bulk.update.success == ["hello.api-run-1.shout[-1]"] and not bulk.update.errors, bulk
+    shout = tis.get_task_instance("hello", "api-run-1", "shout")
+    assert shout.note == "bulk" and (shout.state.value if hasattr(shout.state, "value") else shout.state) == "skipped", shout
 
     # variables CRUD
     var = af.VariableApi(api)

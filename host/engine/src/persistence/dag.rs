@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::asset_query::{AssetEventPage, AssetEventQuery, AssetStats};
 use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
 
 /// A background flusher: asked to make recent writes durable soon, without waiting for it.
@@ -104,6 +105,12 @@ pub trait DagStore: Send + Sync {
     ) -> Result<AssetEvent, SchedulerError>;
     /// Asset events in id order: all of them, or those with the given ids.
     fn asset_events(&self, ids: Option<&[i64]>) -> Result<Vec<AssetEvent>, SchedulerError>;
+    /// One page of the asset events `q` selects, in its order, with how many match in all;
+    /// the database filters, orders and pages (see [`AssetEventQuery`]).
+    fn asset_events_page(&self, q: &AssetEventQuery) -> Result<AssetEventPage, SchedulerError>;
+    /// Every asset with recorded events: its count, first and latest event, by URI
+    /// (bytewise).
+    fn asset_stats(&self) -> Result<Vec<AssetStats>, SchedulerError>;
     /// Queued events of one DAG or of every DAG, by DAG id then event id.
     fn asset_queue(&self, dag_id: Option<&str>) -> Result<Vec<QueuedAssetEvent>, SchedulerError>;
     /// Deletes queued events (Airflow's "clear queued events"): of one DAG or of every DAG,

@@ -18,6 +18,7 @@
 //! [`Database`] is what a process opens once, from `--db`/`WEFT_DB` (a `postgres://` URL) or
 //! its sled store, and hands out the stores of each concern.
 
+pub mod asset_query;
 pub mod catalog;
 pub mod dag;
 mod error;

@@ -13,6 +13,10 @@
 //! - `seen_files`: `dag_id \0 path` -> modification time seen;
 //! - `dag_paused`: `dag_id` -> `1` (paused) or `0` (unpaused), set by pause/unpause;
 //! - `asset_events`: event id (8 bytes, big-endian) -> [`AssetEvent`];
+//! - `asset_event_index`: `uri \0 event id` -> the event's timestamp (RFC 3339), written with
+//!   the event, so one asset's events and every asset's count, first and last event are read
+//!   without decoding events; the empty key marks the index complete (built at open for
+//!   databases written before it);
 //! - `asset_queue`: `dag_id \0 event id` -> [`QueuedAssetEvent`];
 //! - `run_asset_events`: `dag_id \0 run_id` -> the ids of the events that triggered the run.
 //!
@@ -22,6 +26,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::asset_query::{AssetEventPage, AssetEventQuery, AssetStats, TopK};
 use super::dag::{Committer, DagStore};
 use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
 
@@ -37,6 +42,7 @@ pub struct SledDagStore {
     seen: sled::Tree,
     paused: sled::Tree,
     asset_events: sled::Tree,
+    asset_index: sled::Tree,
     asset_queue: sled::Tree,
     run_events: sled::Tree,
 }
@@ -93,7 +99,7 @@ fn run_prefix(dag_id: &str, run_id: &str) -> Vec<u8> {
 impl SledDagStore {
     /// Opens (creating) the trees in `db`.
     pub fn open(db: &sled::Db) -> Result<Self, SchedulerError> {
-        Ok(SledDagStore {
+        let store = SledDagStore {
             db: db.clone(),
             runs: db.open_tree("dag_runs").map_err(db_err)?,
             run_ids: db.open_tree("dag_run_ids").map_err(db_err)?,
@@ -103,9 +109,29 @@ impl SledDagStore {
             seen: db.open_tree("seen_files").map_err(db_err)?,
             paused: db.open_tree("dag_paused").map_err(db_err)?,
             asset_events: db.open_tree("asset_events").map_err(db_err)?,
+            asset_index: db.open_tree("asset_event_index").map_err(db_err)?,
             asset_queue: db.open_tree("asset_queue").map_err(db_err)?,
             run_events: db.open_tree("run_asset_events").map_err(db_err)?,
-        })
+        };
+        store.build_asset_index()?;
+        Ok(store)
+    }
+
+    /// Indexes every event not indexed yet (a database written before the index); idempotent,
+    /// so two processes opening at once, or one stopped halfway, leave it whole.
+    fn build_asset_index(&self) -> Result<(), SchedulerError> {
+        if self.asset_index.contains_key(b"").map_err(db_err)? {
+            return Ok(());
+        }
+        for kv in self.asset_events.iter() {
+            let (_, v) = kv.map_err(db_err)?;
+            let e: AssetEvent =
+                serde_json::from_slice(&v).map_err(|e| json_err("asset event", e))?;
+            let (k, ts) = index_entry(&e);
+            self.asset_index.insert(k, ts).map_err(db_err)?;
+        }
+        self.asset_index.insert(b"", b"").map_err(db_err)?;
+        Ok(())
     }
 
     /// The database the trees live in.
@@ -116,6 +142,30 @@ impl SledDagStore {
     fn run_key(rec: &DagRunRecord) -> Vec<u8> {
         join(&[rec.dag_id.as_bytes(), &date_bytes(&rec.logical_date)])
     }
+}
+
+/// An event's `asset_event_index` entry.
+fn index_entry(e: &AssetEvent) -> (Vec<u8>, Vec<u8>) {
+    (
+        join(&[e.uri.as_bytes(), &e.id.to_be_bytes()]),
+        e.timestamp.to_rfc3339().into_bytes(),
+    )
+}
+
+/// An `asset_event_index` key's URI and event id.
+fn split_index_key(k: &[u8]) -> Option<(&[u8], i64)> {
+    let n = k.len().checked_sub(9)?;
+    (k[n] == 0).then_some(())?;
+    let id = i64::from_be_bytes(k[n + 1..].try_into().ok()?);
+    Some((&k[..n], id))
+}
+
+fn index_time(v: &[u8]) -> Result<DateTime<Utc>, SchedulerError> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .ok_or_else(|| SchedulerError::Store("corrupt asset event index entry".into()))
 }
 
 fn queue_key(dag_id: &str, event_id: i64) -> Vec<u8> {
@@ -219,14 +269,18 @@ impl DagStore for SledDagStore {
                     .map_err(|e| json_err("queued asset event", e))
             })
             .collect::<Result<_, _>>()?;
+        let (ik, iv) = index_entry(&ev);
         let r: Result<(), TransactionError<SchedulerError>> =
-            (&self.asset_events, &self.asset_queue).transaction(|(events, queue)| {
-                events.insert(&ev.id.to_be_bytes(), v.as_slice())?;
-                for (k, b) in &queued {
-                    queue.insert(k.as_slice(), b.as_slice())?;
-                }
-                Ok(())
-            });
+            (&self.asset_events, &self.asset_queue, &self.asset_index).transaction(
+                |(events, queue, index)| {
+                    events.insert(&ev.id.to_be_bytes(), v.as_slice())?;
+                    index.insert(ik.as_slice(), iv.as_slice())?;
+                    for (k, b) in &queued {
+                        queue.insert(k.as_slice(), b.as_slice())?;
+                    }
+                    Ok(())
+                },
+            );
         match r {
             Ok(()) => Ok(ev),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -255,6 +309,67 @@ impl DagStore for SledDagStore {
                 Ok(out)
             }
         }
+    }
+
+    fn asset_events_page(&self, q: &AssetEventQuery) -> Result<AssetEventPage, SchedulerError> {
+        let decode = |v: &[u8]| -> Result<AssetEvent, SchedulerError> {
+            serde_json::from_slice(v).map_err(|e| json_err("asset event", e))
+        };
+        let mut top = TopK::new(q);
+        match &q.uris {
+            // a few assets: their events through the index
+            Some(uris) => {
+                let mut ids = Vec::new();
+                for uri in uris {
+                    let mut prefix = uri.as_bytes().to_vec();
+                    prefix.push(0);
+                    for kv in self.asset_index.scan_prefix(&prefix) {
+                        let (k, _) = kv.map_err(db_err)?;
+                        if let Some((u, id)) = split_index_key(&k) {
+                            if u == uri.as_bytes() {
+                                ids.push(id);
+                            }
+                        }
+                    }
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                for id in ids {
+                    if let Some(v) = self.asset_events.get(id.to_be_bytes()).map_err(db_err)? {
+                        top.offer(decode(&v)?);
+                    }
+                }
+            }
+            None => {
+                for kv in self.asset_events.iter() {
+                    top.offer(decode(&kv.map_err(db_err)?.1)?);
+                }
+            }
+        }
+        Ok(top.finish())
+    }
+
+    fn asset_stats(&self) -> Result<Vec<AssetStats>, SchedulerError> {
+        let mut by_uri: std::collections::BTreeMap<Vec<u8>, AssetStats> = Default::default();
+        for kv in self.asset_index.iter() {
+            let (k, v) = kv.map_err(db_err)?;
+            let Some((uri, id)) = split_index_key(&k) else {
+                continue;
+            };
+            let t = index_time(&v)?;
+            let s = by_uri.entry(uri.to_vec()).or_insert_with(|| AssetStats {
+                uri: String::from_utf8_lossy(uri).into_owned(),
+                count: 0,
+                first_timestamp: t,
+                last_id: id,
+                last_timestamp: t,
+            });
+            s.count += 1;
+            if id >= s.last_id {
+                (s.last_id, s.last_timestamp) = (id, t);
+            }
+        }
+        Ok(by_uri.into_values().collect())
     }
 
     fn asset_queue(&self, dag_id: Option<&str>) -> Result<Vec<QueuedAssetEvent>, SchedulerError> {

@@ -21,6 +21,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 use weft_dag::Dag;
+use weft_engine::persistence::asset_query::{AssetEventOrder, AssetEventQuery, AssetStats};
 use weft_engine::scheduler::assets::{
     asset_id, condition_of, consumers_of, outlets_of, MAX_EXTRA_BYTES,
 };
@@ -49,7 +50,7 @@ struct Known {
 }
 
 /// Every asset the loaded DAGs name or an event recorded, by canonical URI.
-fn known_assets(dags: &[Dag], events: &[AssetEvent]) -> BTreeMap<String, Known> {
+fn known_assets(dags: &[Dag], stats: &[AssetStats]) -> BTreeMap<String, Known> {
     let mut out: BTreeMap<String, Known> = BTreeMap::new();
     for d in dags {
         for t in d.tasks.values() {
@@ -66,10 +67,10 @@ fn known_assets(dags: &[Dag], events: &[AssetEvent]) -> BTreeMap<String, Known> 
             }
         }
     }
-    for e in events {
-        let k = out.entry(e.uri.clone()).or_default();
-        k.last_event = Some((e.id, e.timestamp));
-        k.first_seen.get_or_insert(e.timestamp);
+    for s in stats {
+        let k = out.entry(s.uri.clone()).or_default();
+        k.last_event = Some((s.last_id, s.last_timestamp));
+        k.first_seen = Some(s.first_timestamp);
     }
     out
 }
@@ -186,8 +187,8 @@ fn one_asset(
 ) -> Result<OneAsset, ApiError> {
     let store = sched_store(app)?;
     let (dags, _, _) = crate::rest::load_dags(app);
-    let events = store.asset_events(None).map_err(store_err)?;
-    let known = known_assets(&dags, &events);
+    let stats = store.asset_stats().map_err(store_err)?;
+    let known = known_assets(&dags, &stats);
     let uri = authorised_uri(ctx, &known, id)?;
     Ok(OneAsset {
         store,
@@ -211,8 +212,8 @@ pub async fn list(State(app): State<Arc<AppState>>, req: V1Request) -> Response 
         let dag_ids = q.all("dag_ids");
         let store = sched_store(&app)?;
         let (dags, _, _) = crate::rest::load_dags(&app);
-        let events = store.asset_events(None).map_err(store_err)?;
-        let known = known_assets(&dags, &events);
+        let stats = store.asset_stats().map_err(store_err)?;
+        let known = known_assets(&dags, &stats);
         let now = dags_time();
         let mut out = Vec::new();
         for (uri, k) in &known {
@@ -319,34 +320,52 @@ pub async fn list_events(State(app): State<Arc<AppState>>, req: V1Request) -> Re
             })
         });
         let want_map = want_map.transpose()?;
-        let (gte, lte) = (q.date("timestamp_gte")?, q.date("timestamp_lte")?);
-        let field = |k: &str| q.get(k);
         let store = sched_store(&app)?;
+        // the assets with events, narrowed to those the caller may read (and `asset_id`)
+        let mut uris: Vec<String> = store
+            .asset_stats()
+            .map_err(store_err)?
+            .into_iter()
+            .map(|s| s.uri)
+            .collect();
+        let all = uris.len();
+        uris.retain(|u| {
+            ctx.may("assets:GetAssetEvent", &asset_resource(u))
+                && want_asset.is_none_or(|a| a == asset_id(u))
+        });
+        let mut rank = uris.clone();
+        rank.sort_by_key(|u| asset_id(u));
+        let by = |f: &str| match f {
+            "id" => AssetEventOrder::Id,
+            "timestamp" => AssetEventOrder::Timestamp,
+            "asset_id" => AssetEventOrder::Asset,
+            "source_dag_id" => AssetEventOrder::SourceDagId,
+            "source_task_id" => AssetEventOrder::SourceTaskId,
+            "source_run_id" => AssetEventOrder::SourceRunId,
+            _ => AssetEventOrder::SourceMapIndex,
+        };
+        let query = AssetEventQuery {
+            uris: (uris.len() < all || want_asset.is_some()).then_some(uris),
+            source_dag_id: q.get("source_dag_id").map(str::to_string),
+            source_task_id: q.get("source_task_id").map(str::to_string),
+            source_run_id: q.get("source_run_id").map(str::to_string),
+            source_map_index: want_map,
+            timestamp_gte: q.date("timestamp_gte")?,
+            timestamp_lte: q.date("timestamp_lte")?,
+            order: order.iter().map(|&(f, d)| (by(f), d)).collect(),
+            asset_rank: rank,
+            limit: page.limit,
+            offset: page.offset,
+        };
+        let found = store.asset_events_page(&query).map_err(store_err)?;
         let (dags, _, _) = crate::rest::load_dags(&app);
         let created = created_runs(&store, &dags)?;
-        let mut out = Vec::new();
-        for e in store.asset_events(None).map_err(store_err)? {
-            if !ctx.may("assets:GetAssetEvent", &asset_resource(&e.uri)) {
-                continue;
-            }
-            let same =
-                |k: &str, v: &Option<String>| field(k).is_none_or(|w| v.as_deref() == Some(w));
-            if want_asset.is_some_and(|a| a != asset_id(&e.uri))
-                || !same("source_dag_id", &e.source_dag_id)
-                || !same("source_task_id", &e.source_task_id)
-                || !same("source_run_id", &e.source_run_id)
-                || want_map.is_some_and(|m| m != e.source_map_index)
-                || gte.is_some_and(|t| e.timestamp < t)
-                || lte.is_some_and(|t| e.timestamp > t)
-            {
-                continue;
-            }
-            let runs = created.get(&e.id).cloned().unwrap_or_default();
-            out.push(event_json(&e, &runs));
-        }
-        sort_json(&mut out, &order);
-        let total = out.len();
-        Ok(json!({"asset_events": page.take(out), "total_entries": total}))
+        let out: Vec<Value> = found
+            .events
+            .iter()
+            .map(|e| event_json(e, &created.get(&e.id).cloned().unwrap_or_default()))
+            .collect();
+        Ok(json!({"asset_events": out, "total_entries": found.total}))
     })
 }
 

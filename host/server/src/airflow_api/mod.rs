@@ -25,6 +25,7 @@ pub mod dags;
 pub mod service;
 pub mod settings;
 pub mod task_instances;
+pub mod ti_bulk;
 
 use crate::error::ApiError;
 use crate::v1_access::{decide, Ctx, V1Request};
@@ -100,7 +101,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/v2/dags/{dag_id}/clearTaskInstances",
             post(task_instances::clear),
         )
-        .route(ti, get(task_instances::list))
+        .route(ti, get(task_instances::list).patch(ti_bulk::bulk))
         .route(
             &format!("{ti}/{{task_id}}"),
             get(task_instances::get_one).patch(task_instances::patch),

@@ -511,112 +511,149 @@ fn patch_ti(
             None => return Err(unprocessable(&["body", "new_state"], "Field required")),
         };
         let flag = |k: &str| body_bool(&body, k).map(|b| b.unwrap_or(false));
-        let (up, down, past, future) = (
-            flag("include_upstream")?,
-            flag("include_downstream")?,
-            flag("include_past")?,
-            flag("include_future")?,
-        );
-        let dag = find(app, &dag_id)?;
-        if !dag.tasks.contains_key(&task_id) {
-            return Err(not_found(format!(
-                "Task with id {} not found in Dag {dag_id}",
-                clip(&task_id)
-            )));
-        }
-        let store = sched_store(app)?;
-        let r = get_run(&store, &dag_id, &run_id)?;
-        if let Some(note) = note {
-            let map_index = only_map.unwrap_or(-1);
-            find_ti(&store, &r, &task_id, map_index)?;
-            if !dry_run {
-                crate::dag_scheduler::apply_control(
-                    app,
-                    ControlRequest::TiNote {
-                        dag_id: dag_id.clone(),
-                        run_id: run_id.clone(),
-                        task_id: task_id.clone(),
-                        map_index,
-                        note,
-                    },
-                )?;
-            }
-        }
-        let Some(new_state) = new_state else {
-            let t = find_ti(&store, &r, &task_id, only_map.unwrap_or(-1))?;
-            let v = ti_json(Some(&dag), &r, &t, &super::dags::display_name(&dag));
-            return Ok(json!({"task_instances": [v], "total_entries": 1}));
+        let patch = TiPatch {
+            new_state,
+            note,
+            upstream: flag("include_upstream")?,
+            downstream: flag("include_downstream")?,
+            past: flag("include_past")?,
+            future: flag("include_future")?,
         };
-        let tasks = select_tasks(&dag, std::slice::from_ref(&task_id), up, down);
-        let mut runs = vec![r.clone()];
-        if past || future {
-            for o in store.runs_of(&dag_id).map_err(store_err)? {
-                if (past && o.logical_date < r.logical_date)
-                    || (future && o.logical_date > r.logical_date)
-                {
-                    runs.push(o);
-                }
-            }
-        }
-        let name = super::dags::display_name(&dag);
-        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-        let mut changed = Vec::new();
-        for run in &runs {
-            if !dry_run && !run.is_finished() {
-                // the scheduler thread holds the run: it marks it and stops the tries marked
-                let sel: Vec<(String, Option<i64>)> = tasks
-                    .iter()
-                    .map(|t| (t.clone(), if *t == task_id { only_map } else { None }))
-                    .collect();
-                let done = crate::dag_scheduler::apply_control(
-                    app,
-                    ControlRequest::MarkTis {
-                        dag_id: dag_id.clone(),
-                        run_id: run.run_id.clone(),
-                        tis: sel,
-                        state: new_state,
-                    },
-                )?;
-                let now = get_run(&store, &dag_id, &run.run_id)?;
-                changed.extend(tis_json(app, &store, &now, |t| {
-                    done.iter()
-                        .any(|(id, m)| *id == t.ti.task_id && *m == t.ti.map_index)
-                })?);
-                tracing::info!(dag_id, run_id = %run.run_id, changed = done.len(), state = new_state.as_str(), "task instances marked");
-                continue;
-            }
-            let mut tis = store.tis_of(&run.dag_id, &run.run_id).map_err(store_err)?;
-            let mut put = Vec::new();
-            for t in tis.iter_mut() {
-                let selected = tasks.contains(&t.ti.task_id)
-                    && (t.ti.task_id != task_id || only_map.is_none_or(|m| m == t.ti.map_index));
-                if !selected || t.ti.state == new_state {
-                    continue;
-                }
-                t.ti.state = new_state;
-                t.end_date = Some(now);
-                put.push(t.clone());
-            }
-            changed.extend(put.iter().map(|t| ti_json(Some(&dag), run, t, &name)));
-            if dry_run || put.is_empty() {
-                continue;
-            }
-            store
-                .write_tis(&run.dag_id, &run.run_id, &[], &put)
-                .map_err(store_err)?;
-            if let Some(st) = run_state_after(&tis) {
-                if st != run.state {
-                    let mut rec = run.clone();
-                    rec.state = st.to_string();
-                    store.put_run(&rec).map_err(store_err)?;
-                }
-            }
-            tracing::info!(dag_id, run_id = %run.run_id, changed = put.len(), state = new_state.as_str(), "task instances marked");
-        }
-        store.flush().map_err(store_err)?;
+        let changed = apply_patch(app, &dag_id, &run_id, &task_id, only_map, &patch, dry_run)?;
         let total = changed.len();
         Ok(json!({"task_instances": changed, "total_entries": total}))
     })
+}
+
+/// What one task-instance patch asks (`PatchTaskInstanceBody`, or one entity of a bulk
+/// update): a new state and/or a note, and how far the state spreads.
+pub(super) struct TiPatch {
+    /// `success`, `failed` or `skipped`.
+    pub new_state: Option<TiState>,
+    /// The note to set (`Some(None)` removes it).
+    pub note: Option<Option<String>>,
+    pub upstream: bool,
+    pub downstream: bool,
+    pub past: bool,
+    pub future: bool,
+}
+
+/// Applies `p` to `task_id` (at `only_map`, or every instance of the task) in run `run_id` of
+/// `dag_id` and answers the instances it changed as `TaskInstanceResponse`s (with only a note,
+/// the instance noted); `dry_run` changes nothing. The caller has authorised the DAG.
+pub(super) fn apply_patch(
+    app: &AppState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    only_map: Option<i64>,
+    p: &TiPatch,
+    dry_run: bool,
+) -> Result<Vec<Value>, ApiError> {
+    let (dag_id, run_id, task_id) = (dag_id.to_string(), run_id.to_string(), task_id.to_string());
+    let (up, down, past, future) = (p.upstream, p.downstream, p.past, p.future);
+    let dag = find(app, &dag_id)?;
+    if !dag.tasks.contains_key(&task_id) {
+        return Err(not_found(format!(
+            "Task with id {} not found in Dag {dag_id}",
+            clip(&task_id)
+        )));
+    }
+    let store = sched_store(app)?;
+    let r = get_run(&store, &dag_id, &run_id)?;
+    if let Some(note) = &p.note {
+        let map_index = only_map.unwrap_or(-1);
+        find_ti(&store, &r, &task_id, map_index)?;
+        if !dry_run {
+            crate::dag_scheduler::apply_control(
+                app,
+                ControlRequest::TiNote {
+                    dag_id: dag_id.clone(),
+                    run_id: run_id.clone(),
+                    task_id: task_id.clone(),
+                    map_index,
+                    note: note.clone(),
+                },
+            )?;
+        }
+    }
+    let Some(new_state) = p.new_state else {
+        let t = find_ti(&store, &r, &task_id, only_map.unwrap_or(-1))?;
+        return Ok(vec![ti_json(
+            Some(&dag),
+            &r,
+            &t,
+            &super::dags::display_name(&dag),
+        )]);
+    };
+    let tasks = select_tasks(&dag, std::slice::from_ref(&task_id), up, down);
+    let mut runs = vec![r.clone()];
+    if past || future {
+        for o in store.runs_of(&dag_id).map_err(store_err)? {
+            if (past && o.logical_date < r.logical_date)
+                || (future && o.logical_date > r.logical_date)
+            {
+                runs.push(o);
+            }
+        }
+    }
+    let name = super::dags::display_name(&dag);
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let mut changed = Vec::new();
+    for run in &runs {
+        if !dry_run && !run.is_finished() {
+            // the scheduler thread holds the run: it marks it and stops the tries marked
+            let sel: Vec<(String, Option<i64>)> = tasks
+                .iter()
+                .map(|t| (t.clone(), if *t == task_id { only_map } else { None }))
+                .collect();
+            let done = crate::dag_scheduler::apply_control(
+                app,
+                ControlRequest::MarkTis {
+                    dag_id: dag_id.clone(),
+                    run_id: run.run_id.clone(),
+                    tis: sel,
+                    state: new_state,
+                },
+            )?;
+            let now = get_run(&store, &dag_id, &run.run_id)?;
+            changed.extend(tis_json(app, &store, &now, |t| {
+                done.iter()
+                    .any(|(id, m)| *id == t.ti.task_id && *m == t.ti.map_index)
+            })?);
+            tracing::info!(dag_id, run_id = %run.run_id, changed = done.len(), state = new_state.as_str(), "task instances marked");
+            continue;
+        }
+        let mut tis = store.tis_of(&run.dag_id, &run.run_id).map_err(store_err)?;
+        let mut put = Vec::new();
+        for t in tis.iter_mut() {
+            let selected = tasks.contains(&t.ti.task_id)
+                && (t.ti.task_id != task_id || only_map.is_none_or(|m| m == t.ti.map_index));
+            if !selected || t.ti.state == new_state {
+                continue;
+            }
+            t.ti.state = new_state;
+            t.end_date = Some(now);
+            put.push(t.clone());
+        }
+        changed.extend(put.iter().map(|t| ti_json(Some(&dag), run, t, &name)));
+        if dry_run || put.is_empty() {
+            continue;
+        }
+        store
+            .write_tis(&run.dag_id, &run.run_id, &[], &put)
+            .map_err(store_err)?;
+        if let Some(st) = run_state_after(&tis) {
+            if st != run.state {
+                let mut rec = run.clone();
+                rec.state = st.to_string();
+                store.put_run(&rec).map_err(store_err)?;
+            }
+        }
+        tracing::info!(dag_id, run_id = %run.run_id, changed = put.len(), state = new_state.as_str(), "task instances marked");
+    }
+    store.flush().map_err(store_err)?;
+    Ok(changed)
 }
 
 /// The task ids of a `ClearTaskInstancesBody`'s `task_ids` (ids, or `[id, map_index]` pairs,

@@ -22,6 +22,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 
 use super::PgDatabase;
+use crate::persistence::asset_query::{
+    AssetEventOrder, AssetEventPage, AssetEventQuery, AssetStats,
+};
 use crate::persistence::dag::{Committer, DagStore};
 use crate::persistence::error::chain;
 use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
@@ -115,16 +118,192 @@ async fn run_exists(c: &tokio_postgres::Client, rec: &DagRunRecord) -> Scheduler
 }
 
 fn event_from(row: &tokio_postgres::Row) -> Result<AssetEvent, SchedulerError> {
-    let id: i64 = row.try_get(0).map_err(err)?;
+    event_from_at(row, 0)
+}
+
+/// The event whose id is column `at` and record column `at + 1`.
+fn event_from_at(row: &tokio_postgres::Row, at: usize) -> Result<AssetEvent, SchedulerError> {
+    let id: i64 = row.try_get(at).map_err(err)?;
     let mut ev = row
-        .try_get::<_, Json<AssetEvent>>(1)
+        .try_get::<_, Json<AssetEvent>>(at + 1)
         .map(|j| j.0)
         .map_err(|e| SchedulerError::Store(format!("corrupt asset event: {}", chain(&e))))?;
     ev.id = id;
     Ok(ev)
 }
 
+/// A parameter of a built query.
+enum Param {
+    Text(String),
+    Texts(Vec<String>),
+    Int(i64),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        match self {
+            Param::Text(v) => v,
+            Param::Texts(v) => v,
+            Param::Int(v) => v,
+        }
+    }
+}
+
+/// Adds a parameter; its placeholder.
+fn push(params: &mut Vec<Param>, p: Param) -> String {
+    params.push(p);
+    format!("${}", params.len())
+}
+
+/// An event's timestamp in microseconds, as SQL over its record.
+const EVENT_MICROS: &str =
+    "(EXTRACT(EPOCH FROM (rec->>'timestamp')::timestamptz) * 1000000)::bigint";
+/// An event's map index (-1 when the record has none), as SQL.
+const EVENT_MAP_INDEX: &str = "COALESCE((rec->>'source_map_index')::bigint, -1)";
+
+/// The `WHERE` and `ORDER BY` of [`AssetEventQuery`], with their parameters: the same
+/// selection and order as [`AssetEventQuery::matches`] and [`AssetEventQuery::compare`]. The
+/// `WHERE` uses the first of the parameters, as many as the answer's last number says.
+fn event_query_sql(q: &AssetEventQuery) -> (String, String, Vec<Param>, usize) {
+    let mut params = Vec::new();
+    let mut conds = vec!["TRUE".to_string()];
+    if let Some(uris) = &q.uris {
+        conds.push(format!(
+            "uri = ANY({})",
+            push(&mut params, Param::Texts(uris.clone()))
+        ));
+    }
+    for (field, v) in [
+        ("source_dag_id", &q.source_dag_id),
+        ("source_task_id", &q.source_task_id),
+        ("source_run_id", &q.source_run_id),
+    ] {
+        if let Some(v) = v {
+            conds.push(format!(
+                "rec->>'{field}' = {}",
+                push(&mut params, Param::Text(v.clone()))
+            ));
+        }
+    }
+    if let Some(m) = q.source_map_index {
+        conds.push(format!(
+            "{EVENT_MAP_INDEX} = {}",
+            push(&mut params, Param::Int(m))
+        ));
+    }
+    if let Some(t) = q.timestamp_gte {
+        conds.push(format!(
+            "{EVENT_MICROS} >= {}",
+            push(&mut params, Param::Int(micros(&t)))
+        ));
+    }
+    if let Some(t) = q.timestamp_lte {
+        conds.push(format!(
+            "{EVENT_MICROS} <= {}",
+            push(&mut params, Param::Int(micros(&t)))
+        ));
+    }
+    let n_cond = params.len();
+    let mut keys = Vec::new();
+    for (key, desc) in &q.order {
+        let dir = if *desc {
+            "DESC NULLS LAST"
+        } else {
+            "ASC NULLS FIRST"
+        };
+        match key {
+            AssetEventOrder::Id => keys.push(format!("id {dir}")),
+            AssetEventOrder::Timestamp => keys.push(format!("{EVENT_MICROS} {dir}")),
+            AssetEventOrder::Asset => {
+                let rank = push(&mut params, Param::Texts(q.asset_rank.clone()));
+                let others = push(&mut params, Param::Int(q.asset_rank.len() as i64));
+                keys.push(format!(
+                    "COALESCE((array_position({rank}::text[], uri) - 1)::bigint, {others}::bigint) {dir}"
+                ));
+                keys.push(format!("uri COLLATE \"C\" {dir}"));
+            }
+            AssetEventOrder::SourceDagId => {
+                keys.push(format!("(rec->>'source_dag_id') COLLATE \"C\" {dir}"))
+            }
+            AssetEventOrder::SourceTaskId => {
+                keys.push(format!("(rec->>'source_task_id') COLLATE \"C\" {dir}"))
+            }
+            AssetEventOrder::SourceRunId => {
+                keys.push(format!("(rec->>'source_run_id') COLLATE \"C\" {dir}"))
+            }
+            AssetEventOrder::SourceMapIndex => keys.push(format!("{EVENT_MAP_INDEX} {dir}")),
+        }
+    }
+    keys.push("id ASC".into());
+    (conds.join(" AND "), keys.join(", "), params, n_cond)
+}
+
 impl DagStore for PgDagStore {
+    fn asset_events_page(&self, q: &AssetEventQuery) -> Result<AssetEventPage, SchedulerError> {
+        let (cond, order, mut params, n_cond) = event_query_sql(q);
+        let (limit, offset) = (q.page_size() as i64, q.offset.min(i64::MAX as usize) as i64);
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let refs: Vec<_> = params[..n_cond].iter().map(Param::as_sql).collect();
+            let total: i64 = c
+                .query_one(
+                    &format!("SELECT COUNT(*) FROM asset_events WHERE {cond}"),
+                    &refs,
+                )
+                .await
+                .map_err(err)?
+                .get(0);
+            let n = params.len();
+            params.push(Param::Int(limit));
+            params.push(Param::Int(offset));
+            let refs: Vec<_> = params.iter().map(Param::as_sql).collect();
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT id, rec FROM asset_events WHERE {cond} ORDER BY {order} LIMIT ${} OFFSET ${}",
+                        n + 1,
+                        n + 2
+                    ),
+                    &refs,
+                )
+                .await
+                .map_err(err)?;
+            Ok(AssetEventPage {
+                events: rows.iter().map(event_from).collect::<Result<_, _>>()?,
+                total: total as usize,
+            })
+        })
+    }
+
+    fn asset_stats(&self) -> Result<Vec<AssetStats>, SchedulerError> {
+        self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "SELECT s.uri, s.n, f.id, f.rec, l.id, l.rec FROM \
+                     (SELECT uri, COUNT(*) AS n, MIN(id) AS lo, MAX(id) AS hi FROM asset_events GROUP BY uri) s \
+                     JOIN asset_events f ON f.id = s.lo JOIN asset_events l ON l.id = s.hi \
+                     ORDER BY s.uri COLLATE \"C\"",
+                    &[],
+                )
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|row| {
+                    let first = event_from_at(row, 2)?;
+                    let last = event_from_at(row, 4)?;
+                    Ok(AssetStats {
+                        uri: row.try_get(0).map_err(err)?,
+                        count: row.try_get::<_, i64>(1).map_err(err)? as u64,
+                        first_timestamp: first.timestamp,
+                        last_id: last.id,
+                        last_timestamp: last.timestamp,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn add_asset_event(
         &self,
         event: &AssetEvent,
