@@ -337,6 +337,20 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
 
+    /// The script errors the page raised so far (Chromium's console log at SEVERE: refused
+    /// requests are logged there too and left out).
+    fn script_errors(&self) -> Vec<String> {
+        let v = self.cmd("POST", "/se/log", json!({"type": "browser"}));
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| m.contains("Uncaught") || m.contains("Error:"))
+            .filter(|m| !m.contains("Failed to load resource"))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// A screenshot of the element `css` alone (smaller pictures for the README).
     fn element_screenshot(&self, css: &str, name: &str) {
         let el = self.wait_for(css);
@@ -593,6 +607,7 @@ fn web_ui_in_a_browser() {
         &[],
         Some(&json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "SEVERE"},
             "goog:chromeOptions": {
                 "binary": chromium.display().to_string(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -1628,6 +1643,19 @@ fn dag_operations(b: &Browser, agent: &ureq::Agent, base: &str) {
     b.wait_js(
         &format!("return localStorage.getItem('weft.token') === '{TOKEN}' && document.querySelectorAll('svg.dag g.node').length >= 3"),
         "logged in again",
+    );
+    // (a deliberate error first, so that an empty list means the log was read)
+    b.js("setTimeout(() => { throw new Error('weft-probe') }, 0); return 1");
+    std::thread::sleep(Duration::from_millis(200));
+    let (probe, errors): (Vec<String>, Vec<String>) = b
+        .script_errors()
+        .into_iter()
+        .partition(|m| m.contains("weft-probe"));
+    assert_eq!(probe.len(), 1, "the browser's log is read: {probe:?}");
+    assert_eq!(
+        errors,
+        Vec::<String>::new(),
+        "script errors in the DAG pages"
     );
 }
 

@@ -478,12 +478,6 @@ function startForm(arn) {
     h("div", { class: "field" }, h("label", { for: "exec-name" }, "Execution name (optional)"), nameIn),
     h("div", { class: "field" }, h("label", { for: "exec-input" }, "Input (JSON)"), inputIn),
     h("div", { class: "row" }, h("button", { type: "submit", id: "start-btn" }, "Start execution"), msg));
-  // a field being corrected is no longer marked
-  form.addEventListener("input", (ev) => {
-    ev.target.removeAttribute("aria-invalid");
-    const f = fields.find((x) => x.input === ev.target);
-    if (f) f.err.textContent = "";
-  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     msg.replaceChildren();
@@ -1854,7 +1848,7 @@ async function viewDag(id, seq) {
     if (!code.open || codeLoaded) return;
     codeLoaded = true;
     try {
-      const r = await rest(dagApi(id).replace("/dags/", "/dagSources/"));
+      const r = await rest("/api/v2/dagSources/" + encodeURIComponent(id));
       codeBox.replaceChildren(renderCode(String(r.content || "")));
     } catch (e) { codeLoaded = false; codeBox.replaceChildren(errorBox(e)); }
   });

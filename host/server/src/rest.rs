@@ -521,8 +521,7 @@ async fn dag_runs(
                 };
                 tasks.insert(
                     key,
-                    json!({"state": t.ti.state.as_str(), "tryNumber": t.ti.try_number, "durationS": t.ti.duration_s,
-                           "start": t.start_date, "end": t.end_date}),
+                    json!({"state": t.ti.state.as_str(), "tryNumber": t.ti.try_number, "durationS": t.ti.duration_s}),
                 );
             }
             out.push(json!({
@@ -530,9 +529,6 @@ async fn dag_runs(
                 "runType": r.run_type,
                 "logicalDate": r.logical_date.to_rfc3339(),
                 "state": r.state,
-                "queuedAt": r.queued_at.to_rfc3339(),
-                "startDate": r.start_date.map(|d| d.to_rfc3339()),
-                "endDate": r.end_date.map(|d| d.to_rfc3339()),
                 "tasks": tasks,
             }));
         }
