@@ -23,6 +23,47 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "WEFTBROWSERTESTTOKEN0123456789";
+/// The secret of a key whose policy may read DAGs but not change them.
+const VIEWER: &str = "WEFTBROWSERVIEWERSECRET0123456789";
+
+/// A DAG with nested task groups and typed params, whose every word is HTML or script.
+const OPS_DEMO: &str = r#"# ops demo </pre><script>window.__xss=1</script>
+ops_demo:
+  description: "Groups and params <img src=x onerror=window.__xss=2><script>window.__xss=3</script>"
+  default_args:
+    owner: ops
+    start_date: 2024-01-01
+  schedule: null
+  params:
+    rows: {default: 10, type: integer, minimum: 1, maximum: 100, description: "rows to load <b>bold</b><script>window.__xss=4</script>"}
+    mode: {default: fast, type: string, enum: [fast, "<img src=x onerror=window.__xss=5>"], description: how to load}
+    dry_run: {default: false, type: boolean, description: only pretend}
+    "<svg onload=window.__xss=8>": plain
+  task_groups:
+    extract:
+      tooltip: "reads <em>sources</em>"
+    clean:
+      parent_group_name: extract
+  tasks:
+    start:
+      operator: echo
+    a:
+      operator: echo
+      task_group_name: extract
+      dependencies: [start]
+    b:
+      operator: echo
+      task_group_name: extract
+      dependencies: [start]
+    c:
+      operator: echo
+      task_group_name: clean
+      dependencies: [a, b]
+    load:
+      operator: echo
+      dependencies: [extract]
+      rows: "{{ params.rows }}"
+"#;
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
@@ -296,6 +337,34 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
 
+    /// The script errors the page raised so far (Chromium's console log at SEVERE: refused
+    /// requests are logged there too and left out).
+    fn script_errors(&self) -> Vec<String> {
+        let v = self.cmd("POST", "/se/log", json!({"type": "browser"}));
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| m.contains("Uncaught") || m.contains("Error:"))
+            .filter(|m| !m.contains("Failed to load resource"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A screenshot of the element `css` alone (smaller pictures for the README).
+    fn element_screenshot(&self, css: &str, name: &str) {
+        let el = self.wait_for(css);
+        self.js(&format!(
+            "document.querySelector({}).scrollIntoView({{block: 'start'}}); return 1",
+            json!(css)
+        ));
+        let b64 = self.cmd("GET", &format!("/element/{el}/screenshot"), Value::Null);
+        let bytes = base64_decode(b64.as_str().unwrap());
+        let dir = repo().join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
     /// Sizes the window so that the page's viewport is `w` x `h` CSS pixels.
     fn window(&self, w: i64, h: i64) {
         self.cmd("POST", "/window/rect", json!({"width": w, "height": h}));
@@ -401,7 +470,7 @@ fn web_ui_in_a_browser() {
         driver
             .is_none()
             .then(|| "chromedriver (Debian package `chromium-driver`)".to_string()),
-        (!plugins.join("echo.wasm").is_file())
+        (!plugins.join("echo.wasm").is_file() || !plugins.join("weft-airflow-py.wasm").is_file())
             .then(|| format!("the plugins in {} (`make guests`)", plugins.display())),
     ]
     .into_iter()
@@ -442,13 +511,46 @@ fn web_ui_in_a_browser() {
     )
     .unwrap();
     std::fs::write(home.join("dags/big_dag.yaml"), big_dag_yaml(1000)).unwrap();
+    // the attacker's DAG files: text that is HTML or script everywhere the UI shows a DAG's
+    // words (description, params, group tooltip, file text, load errors, a traceback)
+    std::fs::write(home.join("dags/ops_demo.yaml"), OPS_DEMO).unwrap();
+    std::fs::write(
+        home.join("dags/broken.yaml"),
+        "broken_dag:\n  tasks:\n    x:\n      operator: \"<img src=x onerror=window.__xss=6>\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("dags/raises.py"),
+        "from airflow import DAG\n\ndef load():\n    raise ValueError('<script>window.__xss=7</script> bad <b>config</b>')\n\nload()\n",
+    )
+    .unwrap();
+    // a key that may read DAGs but change nothing
+    std::fs::write(
+        home.join("viewer.json"),
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": ["dags:ListDags", "dags:GetDag", "dags:ListDagRuns", "dags:GetTaskLogs"],
+            "Resource": ["weft:dag:*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("credentials"),
+        format!("[viewer]\naws_access_key_id = WEFTVIEWER\naws_secret_access_key = {VIEWER}\nweft_policy = viewer.json\n"),
+    )
+    .unwrap();
     std::fs::write(
         home.join("dags/lake.yaml"),
         "lake_producer:\n  tasks:\n    load:\n      operator: echo\n      outlets: ['s3://lake/orders']\n\
          lake_consumer:\n  is_paused_upon_creation: false\n  schedule: ['S3://lake//orders/']\n  tasks:\n    use:\n      operator: airflow.operators.empty.EmptyOperator\n",
     )
     .unwrap();
-    for p in ["echo", "fail", "csv-to-json", "json-transform"] {
+    for p in [
+        "echo",
+        "fail",
+        "csv-to-json",
+        "json-transform",
+        "weft-airflow-py",
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["plugin", "install"])
             .arg(plugins.join(format!("{p}.wasm")))
@@ -505,6 +607,7 @@ fn web_ui_in_a_browser() {
         &[],
         Some(&json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "SEVERE"},
             "goog:chromeOptions": {
                 "binary": chromium.display().to_string(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -798,8 +901,8 @@ fn web_ui_in_a_browser() {
     // ---- 8. plugins ----
     b.goto(&format!("{base}/#/plugins"));
     b.wait_js(
-        "return document.querySelectorAll('table.plugins tbody tr').length === 4",
-        "four plugins",
+        "return document.querySelectorAll('table.plugins tbody tr').length === 5",
+        "five plugins (the Python DAG parser is one)",
     );
     let plugins_text = b.text("table.plugins");
     assert!(
@@ -884,6 +987,13 @@ fn web_ui_in_a_browser() {
     );
     assert_eq!(status, 200, "{v}");
     b.click("#trigger-btn");
+    // the form holds the DAG's param (min_amount: 100) and its conf
+    b.wait_for("#trigger-form [data-param=min_amount]");
+    assert_eq!(
+        b.js("return JSON.parse(document.querySelector('#trigger-conf').value)"),
+        json!({"min_amount": 100})
+    );
+    b.click("#trigger-submit");
     b.wait_js(
         "return /Triggered manual__/.test(document.querySelector('#dag-msg').textContent)",
         "the triggered run",
@@ -893,6 +1003,22 @@ fn web_ui_in_a_browser() {
         "the run's task states in the grid",
     );
     b.screenshot("dag");
+    // the selected (newest) run's Gantt chart: a bar per try, flaky_export's two tries
+    b.wait_js(
+        "const r = document.querySelector('svg.dag-gantt g.gantt-row[data-task=flaky_export]'); return r && r.querySelectorAll('rect.bar').length === 2",
+        "flaky_export's two tries in the Gantt chart",
+    );
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('svg.dag-gantt g.gantt-row[data-task=flaky_export] rect.bar')].map(r => r.getAttribute('class'))"),
+        json!(["bar st-failed", "bar st-failed"])
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('svg.dag-gantt g.gantt-row').length"),
+        json!(5)
+    );
+    b.scroll_to("run-h");
+    b.screenshot("dag-gantt");
+    b.element_screenshot("section[aria-labelledby=run-h]", "dag-run-gantt");
     // a cell opens the task instance: its logs per try, and Clear
     b.click("table.grid button.cell-btn[data-task='flaky_export']");
     b.wait_js(
@@ -905,6 +1031,8 @@ fn web_ui_in_a_browser() {
         "return /Cleared flaky_export/.test(document.querySelector('#dag-msg').textContent)",
         "the cleared task",
     );
+
+    dag_operations(&b, &agent, &base);
 
     // ---- 10. an execution with 10,000 history events ----
     let big = sfn.wait_done(&big_exec, Duration::from_secs(120));
@@ -1019,8 +1147,8 @@ fn web_ui_in_a_browser() {
         b.text("tr[data-dag=daily_orders] td.next")
     );
     assert_eq!(
-        b.js("return document.querySelectorAll('table.dag-landing tr.broken').length"),
-        json!(0)
+        b.js("return [...document.querySelectorAll('table.dag-landing tr.broken')].map(r => r.dataset.dag)"),
+        json!(["broken_dag"])
     );
     b.screenshot("dags-landing");
 
@@ -1187,6 +1315,347 @@ fn web_ui_in_a_browser() {
     eprintln!(
         "screenshots in {}",
         repo().join("target/screenshots").display()
+    );
+}
+
+/// No text of a DAG ran as script or became markup: the fixtures' payloads set `window.__xss`
+/// or make `img`, `script` and `svg[onload]` elements.
+fn assert_no_injection(b: &Browser, step: &str) {
+    assert_eq!(
+        b.js("return window.__xss === undefined && document.querySelectorAll('main img, main script, main svg[onload], main b, main em').length === 0"),
+        json!(true),
+        "{step}: DAG text was parsed as HTML: __xss = {}",
+        b.js("return String(window.__xss)")
+    );
+}
+
+/// Step 9b: the operator's day with DAGs: import errors, pause switches, task groups, the
+/// trigger form (params, conf, validation), a run's Gantt chart, marks, the code view, and a
+/// key that may not change anything.
+fn dag_operations(b: &Browser, agent: &ureq::Agent, base: &str) {
+    let auth = format!("Bearer {TOKEN}");
+    let api = |method: &str, path: &str, body: Option<&Value>| {
+        http(
+            agent,
+            method,
+            &format!("{base}{path}"),
+            &[("Authorization", &auth)],
+            body,
+        )
+    };
+
+    // ---- the DAG list: import errors banner (a YAML error, a Python traceback), pause ----
+    b.goto(&format!("{base}/#/dags"));
+    b.wait_for("#import-errors");
+    assert_eq!(b.text("#import-error-count"), "2");
+    b.click("#import-errors > summary");
+    let banner = b.text("#import-errors");
+    assert!(
+        banner.contains("broken.yaml:4") && banner.contains("<img src=x onerror=window.__xss=6>"),
+        "the YAML file's error with its line, as text: {banner}"
+    );
+    assert!(
+        banner.contains("raises.py")
+            && banner.contains("Traceback")
+            && banner.contains("ValueError: <script>window.__xss=7</script> bad <b>config</b>"),
+        "the Python file's traceback, as text: {banner}"
+    );
+    let trace = b.text("#import-errors li[data-file$='raises.py'] pre.ie-trace");
+    assert!(
+        trace.contains("line 4") && trace.contains("line 6"),
+        "{trace}"
+    );
+    assert_no_injection(b, "import errors");
+    // new DAGs start paused; the switch unpauses ops_demo and the flag persists
+    let switch = "tr[data-dag=ops_demo] button.switch";
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{switch}').getAttribute('aria-checked')"
+        )),
+        json!("false")
+    );
+    b.click(switch);
+    b.wait_js(
+        "return document.querySelector('#dags-msg').textContent === 'Unpaused ops_demo.'",
+        "ops_demo unpaused",
+    );
+    let (st, dag) = api("GET", "/api/v2/dags/ops_demo", None);
+    assert_eq!((st, dag["is_paused"].clone()), (200, json!(false)), "{dag}");
+    b.js("window.scrollTo(0, 0); return 1");
+    b.element_screenshot("section[aria-label=DAGs]", "dags-import-errors");
+
+    // ---- task groups: collapsed into one node, expanded into a box on click ----
+    b.goto(&format!("{base}/#/dag/ops_demo"));
+    let nodes = "return [...document.querySelectorAll('svg.dag g.node')].map(n => n.dataset.task || 'group:' + n.dataset.group)";
+    b.wait_js(
+        "return document.querySelectorAll('svg.dag g.node').length === 3",
+        "ops_demo's graph with its group collapsed",
+    );
+    assert_eq!(b.js(nodes), json!(["start", "group:extract", "load"]));
+    assert_eq!(
+        b.js("return document.querySelector('.title-row button.switch').getAttribute('aria-checked')"),
+        json!("true"),
+        "the DAG page shows the persisted pause flag"
+    );
+    // the keyboard's way: the group's button
+    b.click("button.group-btn[data-group=extract]");
+    b.wait_js(
+        "return document.querySelectorAll('svg.dag g.node').length === 5",
+        "extract expanded",
+    );
+    assert_eq!(
+        b.js(nodes),
+        json!([
+            "start",
+            "extract.a",
+            "extract.b",
+            "group:extract.clean",
+            "load"
+        ])
+    );
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('svg.dag g.group-box')].map(g => g.dataset.group)"),
+        json!(["extract"])
+    );
+    // the mouse's way: the nested group's node in the graph
+    b.click("svg.dag g.node.group[data-group='extract.clean'] rect");
+    b.wait_js(
+        "return document.querySelectorAll('svg.dag g.group-box').length === 2",
+        "extract.clean expanded",
+    );
+    assert_eq!(
+        b.js(nodes),
+        json!(["start", "extract.a", "extract.b", "extract.clean.c", "load"])
+    );
+    // a box holds its tasks
+    assert_eq!(
+        b.js("const box = document.querySelector('svg.dag g.group-box[data-group=extract]').getBBox(); const m = document.querySelector('svg.dag g.group-box[data-group=extract]').transform.baseVal[0].matrix; const inside = (id) => { const n = document.querySelector('svg.dag g.node[data-task=\"' + id + '\"]').transform.baseVal[0].matrix; return n.e >= m.e && n.e + 170 <= m.e + box.width && n.f >= m.f && n.f + 34 <= m.f + box.height; }; return ['extract.a', 'extract.b', 'extract.clean.c'].every(inside) && !inside('start') && !inside('load')"),
+        json!(true)
+    );
+    assert_no_injection(b, "graph");
+    b.element_screenshot("section[aria-labelledby=dg-h]", "dag-groups");
+
+    // ---- the trigger form: fields from params, conf JSON both ways, validation ----
+    b.click("#trigger-btn");
+    b.wait_for("#trigger-form");
+    let field = |name: &str| format!("#trigger-form [data-param={}]", json!(name));
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('#trigger-form [data-param]')].map(e => [e.dataset.param, e.tagName, e.type])"),
+        json!([["rows", "INPUT", "number"], ["mode", "SELECT", "select-one"], ["dry_run", "INPUT", "checkbox"],
+               ["<svg onload=window.__xss=8>", "INPUT", "text"]])
+    );
+    assert_eq!(
+        b.js(&format!(
+            "return [...document.querySelectorAll('{} option')].map(o => o.textContent)",
+            field("mode")
+        )),
+        json!(["fast", "<img src=x onerror=window.__xss=5>"])
+    );
+    assert!(b
+        .text("#trigger-form")
+        .contains("rows to load <b>bold</b><script>window.__xss=4</script>"));
+    assert_eq!(
+        b.js("return JSON.parse(document.querySelector('#trigger-conf').value)"),
+        json!({"rows": 10, "mode": "fast", "dry_run": false, "<svg onload=window.__xss=8>": "plain"})
+    );
+    let runs_of = |dag: &str| {
+        let (st, v) = api("GET", &format!("/api/v2/dags/{dag}/dagRuns"), None);
+        assert_eq!(st, 200, "{v}");
+        v["total_entries"].as_u64().unwrap()
+    };
+    // out of the param's range: refused before anything is sent
+    b.type_into(&field("rows"), "500");
+    b.click("#trigger-submit");
+    b.wait_js(
+        "return /rows: must be at most 100/.test(document.querySelector('#trigger-msg').textContent)",
+        "the range error",
+    );
+    assert_eq!(
+        b.js(&format!("return [document.activeElement.dataset.param, document.querySelector('{}').getAttribute('aria-invalid')]", field("rows"))),
+        json!(["rows", "true"])
+    );
+    assert_eq!(runs_of("ops_demo"), 0, "an invalid form triggers nothing");
+    b.element_screenshot("#trigger-form", "dag-trigger-form");
+    // a field fills the conf in; the conf fills the fields in
+    b.type_into(&field("rows"), "7");
+    assert_eq!(
+        b.js("return JSON.parse(document.querySelector('#trigger-conf').value).rows"),
+        json!(7)
+    );
+    b.js("const c = document.querySelector('#trigger-conf'); const v = JSON.parse(c.value); v.dry_run = true; v.extra = [1, 2]; c.value = JSON.stringify(v); c.dispatchEvent(new Event('input', {bubbles: true})); return 1");
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{}').checked",
+            field("dry_run")
+        )),
+        json!(true)
+    );
+    // conf that is not JSON, a date that is not a date
+    b.js("const c = document.querySelector('#trigger-conf'); c.value = '{\"rows\": 7,'; return 1");
+    b.type_into("#trigger-date", "not-a-date");
+    b.click("#trigger-submit");
+    b.wait_js(
+        "const t = document.querySelector('#trigger-msg').textContent; return /not valid JSON/.test(t) && /not a date/.test(t)",
+        "the JSON and date errors",
+    );
+    assert_eq!(
+        b.js("return document.activeElement.id"),
+        json!("trigger-conf")
+    );
+    b.js("const c = document.querySelector('#trigger-conf'); c.value = JSON.stringify({rows: 7, mode: 'fast', dry_run: true, extra: [1, 2]}, null, 2); c.dispatchEvent(new Event('input', {bubbles: true})); return 1");
+    b.type_into("#trigger-date", "2024-03-01T06:00:00Z");
+    b.type_into("#trigger-run-id", "ui-run-1");
+    assert_no_injection(b, "trigger form");
+    assert_eq!(
+        b.js("return document.querySelectorAll('#trigger-form [aria-invalid]').length"),
+        json!(0),
+        "corrected fields are no longer marked"
+    );
+    b.click("#trigger-submit");
+    b.wait_js(
+        "return document.querySelector('#dag-msg').textContent === 'Triggered ui-run-1.'",
+        "the triggered run",
+    );
+    let (st, run) = api("GET", "/api/v2/dags/ops_demo/dagRuns/ui-run-1", None);
+    assert_eq!(st, 200, "{run}");
+    assert_eq!(
+        run["conf"],
+        json!({"rows": 7, "mode": "fast", "dry_run": true, "extra": [1, 2]})
+    );
+    assert_eq!(run["logical_date"], json!("2024-03-01T06:00:00Z"));
+    // the server's refusal is shown as it answered: the run id is taken
+    b.click("#trigger-btn");
+    b.type_into("#trigger-run-id", "ui-run-1");
+    b.click("#trigger-submit");
+    b.wait_js(
+        "return /already exists/.test(document.querySelector('#trigger-msg').textContent)",
+        "the conflict",
+    );
+    b.click("#trigger-cancel");
+
+    // ---- the run: grid, Gantt chart, graph coloured by its states ----
+    b.wait_js(
+        "return document.querySelectorAll('table.grid td.cell.success').length === 5",
+        "ui-run-1's five successes",
+    );
+    b.wait_js(
+        "return document.querySelectorAll('svg.dag-gantt g.gantt-row rect.bar.st-success').length === 5",
+        "the run's Gantt chart",
+    );
+    assert_eq!(
+        b.js("return document.querySelector('svg.dag g.node[data-task=load]').classList.contains('st-success')"),
+        json!(true)
+    );
+    b.element_screenshot("section[aria-labelledby=run-h]", "dag-gantt-groups");
+
+    // ---- mark: a task instance failed with its downstream (a dry run first), the run success ----
+    b.js("window.confirm = () => true; return 1");
+    b.click("table.grid button.cell-btn[data-task='extract.a'][data-run='ui-run-1']");
+    b.click("#mark-downstream");
+    b.click("#mark-failed");
+    b.wait_for("#mark-confirm");
+    let listed = b.text("ul.mark-list");
+    for t in ["extract.a", "extract.clean.c", "load"] {
+        assert!(listed.contains(t), "{t} in the marked set: {listed}");
+    }
+    assert!(!listed.contains("extract.b"), "{listed}");
+    assert_eq!(b.text("#mark-confirm"), "Mark 3 failed");
+    b.element_screenshot("#ti-box", "dag-mark");
+    b.click("#mark-confirm");
+    b.wait_js(
+        "return document.querySelector('#dag-msg').textContent === 'Marked 3 task instances failed.'",
+        "the marked instances",
+    );
+    let (_, tis) = api(
+        "GET",
+        "/api/v2/dags/ops_demo/dagRuns/ui-run-1/taskInstances",
+        None,
+    );
+    let state_of = |id: &str| {
+        tis["task_instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task_id"] == id)
+            .map(|t| t["state"].clone())
+    };
+    assert_eq!(state_of("extract.a"), Some(json!("failed")), "{tis}");
+    assert_eq!(state_of("load"), Some(json!("failed")), "{tis}");
+    assert_eq!(state_of("extract.b"), Some(json!("success")), "{tis}");
+    let (_, run) = api("GET", "/api/v2/dags/ops_demo/dagRuns/ui-run-1", None);
+    assert_eq!(run["state"], "failed", "the run follows its instances");
+    b.wait_js(
+        "return document.querySelector('#run-success') && !document.querySelector('#run-success').disabled",
+        "the failed run's Mark success button",
+    );
+    b.click("#run-success");
+    b.wait_js(
+        "return document.querySelector('#dag-msg').textContent === 'Marked run ui-run-1 success.'",
+        "the run marked success",
+    );
+    let (_, run) = api("GET", "/api/v2/dags/ops_demo/dagRuns/ui-run-1", None);
+    assert_eq!(run["state"], "success");
+
+    // ---- the code view: the file as text ----
+    b.click("#code-details > summary");
+    b.wait_js(
+        "return /ops_demo:/.test((document.querySelector('#dag-code') || {}).textContent || '')",
+        "the DAG file's text",
+    );
+    let code = b.text("#dag-code");
+    assert_eq!(code, OPS_DEMO, "the file, byte for byte, as text");
+    assert_no_injection(b, "code view");
+    b.element_screenshot("section[aria-labelledby=code-h]", "dag-code");
+    b.js("window.scrollTo(0, 0); return 1");
+    b.screenshot("dag-ops");
+
+    // ---- a key that may read but not change: the UI shows the 403, nothing changes ----
+    b.type_into("#token", VIEWER);
+    b.click("#login-btn");
+    b.wait_js(
+        "return document.querySelectorAll('svg.dag g.node').length >= 3 && !!document.querySelector('#trigger-btn')",
+        "the DAG page for the viewer",
+    );
+    let before = runs_of("ops_demo");
+    b.click("#trigger-btn");
+    b.click("#trigger-submit");
+    b.wait_js(
+        "const e = document.querySelector('#trigger-msg .error.denied'); return e && /Not allowed/.test(e.textContent) && /dags:TriggerDagRun/.test(e.textContent)",
+        "the refused trigger",
+    );
+    assert_eq!(runs_of("ops_demo"), before, "the viewer triggered nothing");
+    b.element_screenshot("#trigger-form", "dag-trigger-denied");
+    b.click("#trigger-cancel");
+    b.click(".title-row button.switch");
+    b.wait_js(
+        "const e = document.querySelector('#dag-msg .error.denied'); return e && /dags:PatchDag/.test(e.textContent)",
+        "the refused pause",
+    );
+    assert_eq!(
+        b.js("return document.querySelector('.title-row button.switch').getAttribute('aria-checked')"),
+        json!("true"),
+        "the switch stays as the server has it"
+    );
+    let (_, dag) = api("GET", "/api/v2/dags/ops_demo", None);
+    assert_eq!(dag["is_paused"], json!(false));
+    b.type_into("#token", TOKEN);
+    b.click("#login-btn");
+    b.wait_js(
+        &format!("return localStorage.getItem('weft.token') === '{TOKEN}' && document.querySelectorAll('svg.dag g.node').length >= 3"),
+        "logged in again",
+    );
+    // (a deliberate error first, so that an empty list means the log was read)
+    b.js("setTimeout(() => { throw new Error('weft-probe') }, 0); return 1");
+    std::thread::sleep(Duration::from_millis(200));
+    let (probe, errors): (Vec<String>, Vec<String>) = b
+        .script_errors()
+        .into_iter()
+        .partition(|m| m.contains("weft-probe"));
+    assert_eq!(probe.len(), 1, "the browser's log is read: {probe:?}");
+    assert_eq!(
+        errors,
+        Vec::<String>::new(),
+        "script errors in the DAG pages"
     );
 }
 

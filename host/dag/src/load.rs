@@ -1018,10 +1018,14 @@ fn parse_dag(
             cx.string(n, &format!("{dag_id}.description"))
         }
     });
+    let mut param_specs = default_params.clone();
     let mut params = default_params;
     if let Some(p) = node.get("params") {
         match p.to_json() {
-            Value::Object(m) => params.extend(m.into_iter().map(|(k, v)| (k, param_value(v)))),
+            Value::Object(m) => {
+                param_specs.extend(m.clone());
+                params.extend(m.into_iter().map(|(k, v)| (k, param_value(v))));
+            }
             Value::Null => {}
             _ => cx.err(p.line, format!("{dag_id}.params"), "must be a mapping"),
         }
@@ -1431,6 +1435,7 @@ fn parse_dag(
         max_active_tasks,
         render_template_as_native_obj: render_native,
         params,
+        param_specs,
         tags,
         default_args: default_args_json,
         tasks,

@@ -220,6 +220,10 @@ pub struct Dag {
     pub render_template_as_native_obj: bool,
     /// DAG params (defaults for `{{ params.x }}`).
     pub params: Map<String, Value>,
+    /// The params as written (`default_args.params`, then `params`): an Airflow `Param`
+    /// keeps its schema (`{default|value, type, description, title, enum, minimum, maximum}`),
+    /// what a trigger form is made from.
+    pub param_specs: Map<String, Value>,
     /// Tags.
     pub tags: Vec<String>,
     /// The merged `default_args` as written.

@@ -6,8 +6,10 @@
 //   #/executions            executions of every state machine (filters, paging)
 //   #/exec/<executionArn>   an execution: status, actions, waiting tokens, input/output, graph
 //                           (live), Gantt chart, task logs, history
-//   #/dags, #/dag/<id>      DAG files: list with recent runs and next run; graph; grid of
-//                           runs x tasks
+//   #/dags                  DAG files: import errors, pause switches, recent runs, next run
+//   #/dag/<id>              a DAG: pause, trigger form (params, conf), grid of runs x tasks
+//                           (a task instance's logs, marks, clear), a run's Gantt chart and
+//                           marks, graph with task groups, the file's code
 //   #/assets                assets (datasets): producers, consumers, last event; recent events
 //   #/plugins               installed plugins, their requested grant and their users
 //   #/workers               connected remote workers (queues, slots, current tasks), queue depths
@@ -123,13 +125,24 @@ async function rest(path, body) {
   return decode(resp);
 }
 
+// PATCH or POST a JSON body (Airflow's API under /api/v2).
+async function send(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (token()) headers.Authorization = "Bearer " + token();
+  const resp = await fetch(path, { method, headers, body: JSON.stringify(body || {}) });
+  return decode(resp);
+}
+
 async function decode(resp) {
   const text = await resp.text();
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch (_) { data = { message: text }; }
   if (!resp.ok) {
-    // (Airflow's API answers errors as {"detail": "..."})
-    const detail = typeof data.detail === "string" ? data.detail : null;
+    // (Airflow's API answers errors as {"detail": "..."}, a request it cannot validate as
+    // {"detail": [{"loc": ["body", "conf"], "msg": "..."}]})
+    const detail = typeof data.detail === "string" ? data.detail
+      : Array.isArray(data.detail) ? data.detail.map((x) => ((x.loc || []).slice(1).join(".") || "request") + ": " + x.msg).join("; ")
+      : null;
     throw new ApiError(data.__type || "HTTP " + resp.status, data.message || data.Message || detail || text, resp.status);
   }
   return data;
@@ -143,10 +156,14 @@ function isAuthError(e) {
 
 function errorBox(e) {
   const auth = isAuthError(e);
+  // a known key without the permission (Airflow's 403, the Step Functions API's AccessDenied)
+  const denied = !auth && e && (e.status === 403 || /AccessDenied/.test(e.type || ""));
   if (auth) setTimeout(() => document.getElementById("token").focus(), 0);
-  return h("div", { class: "error", role: "alert" },
-    (e && e.type ? e.type + ": " : "") + (e && e.message ? e.message : String(e)),
-    auth ? h("div", { class: "muted" }, "Log in: enter a secret access key of $WEFT_HOME/credentials above and press Log in.") : null);
+  return h("div", { class: "error" + (denied ? " denied" : ""), role: "alert" },
+    denied ? "Not allowed: " : "",
+    (e && e.type && !denied ? e.type + ": " : "") + (e && e.message ? e.message : String(e)),
+    auth ? h("div", { class: "muted" }, "Log in: enter a secret access key of $WEFT_HOME/credentials above and press Log in.") : null,
+    denied ? h("div", { class: "muted" }, "Your key's policy does not grant this action; nothing was changed. Ask for a key whose policy does, or log in with one.") : null);
 }
 
 // ---- login ---------------------------------------------------------------------------------
@@ -1033,6 +1050,9 @@ function openLive(arn, on) {
 
 // ---- DAGs ----------------------------------------------------------------------------------
 
+// Airflow's API path of a DAG (pause, trigger, marks, source).
+function dagApi(id) { return "/api/v2/dags/" + encodeURIComponent(id); }
+
 // Airflow's "recent runs": the newest runs' states as coloured squares, oldest first.
 function runSquares(d) {
   if (d.recentRuns === null || d.recentRuns === undefined) return h("span", { class: "muted" }, "–");
@@ -1048,6 +1068,36 @@ function nextRunCell(d) {
   const [start, end] = d.nextRun.dataInterval || [];
   return h("span", { class: "next-run", title: "data interval " + fmtTime(start) + " – " + fmtTime(end) + "; created after " + fmtTime(d.nextRun.runAfter) },
     fmtTime(d.nextRun.logicalDate));
+}
+
+// The pause switch of a DAG (Airflow's toggle: on = active, the scheduler runs it). Toggling
+// PATCHes Airflow's `is_paused`; `onChange(error, paused)` hears how it went.
+function pauseSwitch(dagId, paused, onChange) {
+  const text = h("span", { class: "switch-text" });
+  const btn = h("button", { type: "button", role: "switch", class: "switch", "data-dag": dagId,
+    "aria-label": dagId + " active (unpaused)" }, h("span", { class: "knob", "aria-hidden": "true" }), text);
+  const set = (p) => {
+    paused = p;
+    btn.setAttribute("aria-checked", String(!p));
+    btn.dataset.paused = String(p);
+    btn.title = p ? "Paused: select to unpause" : "Active: select to pause";
+    text.textContent = p ? "Paused" : "Active";
+  };
+  set(!!paused);
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      const r = await send("PATCH", dagApi(dagId), { is_paused: !paused });
+      set(!!r.is_paused);
+      if (onChange) onChange(null, !!r.is_paused);
+    } catch (e) {
+      if (onChange) onChange(e);
+    } finally {
+      btn.disabled = false;
+      btn.focus();
+    }
+  });
+  return btn;
 }
 
 async function viewDags(seq) {
@@ -1067,8 +1117,37 @@ async function viewDags(seq) {
   });
 }
 
+// The DAG folder's import errors: a count, then each file with its line, reason and (Python
+// files) traceback. Every text goes in as text: a file's error may quote anything.
+function importErrorsBanner(r, open) {
+  const list = r.importErrors || [];
+  const broken = (r.dags || []).filter((d) => d.importError).length;
+  if (!list.length) {
+    if (!broken) return null;
+    return h("div", { class: "banner import-errors", role: "status", id: "import-errors-hidden" },
+      broken + " DAG" + (broken === 1 ? "" : "s") + " failed to load; reading why needs dags:ListImportErrors on weft:dags.");
+  }
+  return h("section", { class: "banner import-errors", "aria-label": "Import errors" },
+    h("details", { id: "import-errors", open: open || null },
+      h("summary", {}, h("strong", { id: "import-error-count" }, String(list.length)),
+        " DAG import error" + (list.length === 1 ? "" : "s") + " — select to read them"),
+      h("ul", { class: "import-error-list" }, list.map((e) => h("li", { "data-file": e.file },
+        h("div", {}, h("code", { class: "ie-file" }, e.file + (e.line ? ":" + e.line : "")),
+          e.dagId ? [" · DAG ", h("code", {}, e.dagId)] : null),
+        h("div", { class: "ie-reason" }, (e.path ? e.path + ": " : "") + e.reason),
+        e.traceback ? h("details", { class: "traceback", open: true }, h("summary", {}, "Traceback"),
+          h("pre", { class: "ie-trace" }, e.traceback)) : null)))));
+}
+
 function renderDagLanding(box, r) {
+  const wasOpen = !!(box.querySelector("#import-errors") || {}).open;
+  const msg = h("div", { role: "status", id: "dags-msg" });
+  const toggled = (id) => (e, paused) => {
+    if (e) msg.replaceChildren(errorBox(e));
+    else msg.textContent = (paused ? "Paused " : "Unpaused ") + id + ".";
+  };
   const rows = (r.dags || []).map((d) => h("tr", { "data-dag": d.dagId, class: d.importError ? "broken" : null },
+    h("td", { class: "paused" }, typeof d.isPaused === "boolean" ? pauseSwitch(d.dagId, d.isPaused, toggled(d.dagId)) : ""),
     h("th", { scope: "row" }, h("a", { href: "#/dag/" + encodeURIComponent(d.dagId) }, d.dagId),
       d.importError ? h("span", { class: "import-error", title: (d.importErrors || []).join("\n") || "its file failed to load" }, " ⚠ failed to load") : ""),
     h("td", { class: "owners" }, (d.owners || []).join(", ")),
@@ -1078,158 +1157,794 @@ function renderDagLanding(box, r) {
     h("td", {}, (d.tags || []).map((t) => h("span", { class: "tag" }, t))),
     h("td", {}, d.description || "")));
   box.replaceChildren(
+    importErrorsBanner(r, wasOpen) || "",
     h("p", { class: "muted" }, r.folder ? ["From ", h("code", {}, r.folder), ". "] : "",
-      "Recent runs: the newest 10, oldest first. Next run: the data interval (logical date) the scheduler creates next after the latest scheduled run."),
+      "Active: the scheduler creates the DAG's scheduled runs and runs its queued ones (a paused DAG's runs wait). Recent runs: the newest 10, oldest first. Next run: the data interval (logical date) the scheduler creates next after the latest scheduled run."),
+    msg,
     rows.length
       ? h("div", { class: "scroll" }, h("table", { class: "dag-landing" },
-        h("thead", {}, h("tr", {}, ["DAG", "Owner", "Recent runs", "Schedule", "Next run", "Tags", "Description"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["Active", "DAG", "Owner", "Recent runs", "Schedule", "Next run", "Tags", "Description"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, rows)))
       : h("p", {}, "No DAG files in this folder."),
-    h("div", { class: "legend" }, ["success", "failed", "running", "queued"].map((st) => h("span", { class: "run-legend " + st }, st))),
-    (r.errors || []).length ? h("div", {}, h("h2", {}, "Files with errors"), h("ul", { class: "error" }, r.errors.map((e) => h("li", {}, e)))) : "");
+    h("div", { class: "legend" }, ["success", "failed", "running", "queued"].map((st) => h("span", { class: "run-legend " + st }, st))));
 }
 
-// Lays a DAG out left to right: column = longest path from a root; tasks in a column stacked.
-function renderDagGraph(tasks, status) {
-  const byId = new Map(tasks.map((t) => [t.taskId, t]));
-  const level = new Map();
-  const order = [];
-  // Kahn's algorithm keeps this linear in tasks + edges
-  const indeg = new Map(tasks.map((t) => [t.taskId, 0]));
-  const down = new Map(tasks.map((t) => [t.taskId, []]));
-  for (const t of tasks) for (const u of t.upstream) if (byId.has(u)) { indeg.set(t.taskId, indeg.get(t.taskId) + 1); down.get(u).push(t.taskId); }
-  const queue = tasks.filter((t) => indeg.get(t.taskId) === 0).map((t) => t.taskId);
-  for (const id of queue) level.set(id, 0);
-  for (let i = 0; i < queue.length; i++) {
-    const id = queue[i];
-    order.push(id);
-    for (const d of down.get(id)) {
-      level.set(d, Math.max(level.get(d) || 0, level.get(id) + 1));
-      indeg.set(d, indeg.get(d) - 1);
-      if (indeg.get(d) === 0) queue.push(d);
+// ---- DAG graph with task groups ----
+
+// A task's groups, outermost first (`a`, `a.b` for task `a.b.t`).
+function groupChain(groupId, groups) {
+  const chain = [];
+  for (let g = groupId; g && groups.has(g) && chain.length < 64; g = groups.get(g).parent) chain.unshift(g);
+  return chain;
+}
+
+// The worst of some task-instance states (a collapsed group shows its members' worst).
+const STATE_RANK = ["failed", "upstream_failed", "up_for_retry", "up_for_reschedule", "running", "restarting",
+  "deferred", "queued", "scheduled", "none", "success", "skipped", "removed"];
+function worstState(states) {
+  let best = null, rank = Infinity;
+  for (const st of states) {
+    const i = STATE_RANK.indexOf(st);
+    const r = i < 0 ? STATE_RANK.indexOf("none") : i;
+    if (r < rank) { rank = r; best = st; }
+  }
+  return best;
+}
+
+// Lays out one level (the DAG, or an expanded group) left to right: column = longest path
+// from a root among the level's children; children stacked in a column, centred.
+function layoutLevel(children, edges, size) {
+  const idx = new Map(children.map((c, i) => [c, i]));
+  const indeg = children.map(() => 0);
+  const down = children.map(() => []);
+  for (const [a, b] of edges) { indeg[idx.get(b)]++; down[idx.get(a)].push(idx.get(b)); }
+  const level = children.map(() => 0);
+  const queue = [];
+  indeg.forEach((n, i) => { if (n === 0) queue.push(i); });
+  const placed = new Array(children.length).fill(false);
+  for (let q = 0; q < queue.length; q++) {
+    const i = queue[q];
+    placed[i] = true;
+    for (const j of down[i]) {
+      level[j] = Math.max(level[j], level[i] + 1);
+      if (--indeg[j] === 0) queue.push(j);
     }
   }
+  // groups can make cycles between children (a -> g.x, g.y -> a): those go last
+  let maxLevel = Math.max(0, ...level);
+  children.forEach((_, i) => { if (!placed[i]) level[i] = ++maxLevel; });
   const cols = [];
-  for (const id of order) (cols[level.get(id)] = cols[level.get(id)] || []).push(id);
-  const W = 170, H = 34, CX = 60, RY = 10, PAD = 16;
+  children.forEach((c, i) => (cols[level[i]] = cols[level[i]] || []).push(c));
+  const colList = cols.filter(Boolean);
+  const CX = 56, RY = 10;
+  const colW = colList.map((col) => Math.max(...col.map((c) => size(c).w)));
+  const colH = colList.map((col) => col.reduce((a, c) => a + size(c).h, 0) + RY * (col.length - 1));
+  const height = Math.max(0, ...colH);
   const pos = new Map();
-  cols.forEach((col, ci) => col.forEach((id, ri) => pos.set(id, { x: PAD + ci * (W + CX), y: PAD + ri * (H + RY) })));
-  const width = PAD * 2 + cols.length * (W + CX) - CX;
-  const height = PAD * 2 + Math.max(1, ...cols.map((c) => c.length)) * (H + RY) - RY;
-  const svg = s("svg", { class: "graph dag", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": "DAG graph, upstream to the left: " + tasks.length + " tasks in " + cols.length + " levels" });
-  let d = "";
+  let x = 0;
+  colList.forEach((col, ci) => {
+    let y = (height - colH[ci]) / 2;
+    for (const c of col) { pos.set(c, { x, y }); y += size(c).h + RY; }
+    x += colW[ci] + CX;
+  });
+  return { pos, w: Math.max(0, x - CX), h: height, levels: colList.length };
+}
+
+const TW = 170, TH = 34, GPAD = 10, GHEAD = 22;
+
+// Renders the DAG as an SVG, upstream to the left. Task groups (`groups`: {groupId, parent,
+// tooltip}) are one node while collapsed (edges to and from their tasks aggregated) and a box
+// around their children once expanded (ids in `expanded`); `onToggle(groupId)` hears a click
+// on either. `status` maps task ids (and `id[i]` of mapped instances) to Airflow states.
+function renderDagGraph(tasks, status, groupList, expanded, onToggle) {
+  const groups = new Map((groupList || []).map((g) => [g.groupId, g]));
+  expanded = expanded || new Set();
+  const byId = new Map(tasks.map((t) => [t.taskId, t]));
+  // a task's path of visible units, outermost first: expanded groups, then the collapsed
+  // group that hides it or the task itself
+  const unitPath = new Map();
+  const members = new Map(); // collapsed group -> its tasks
   for (const t of tasks) {
-    const b = pos.get(t.taskId);
-    if (!b) continue;
-    for (const u of t.upstream) {
-      const a = pos.get(u);
-      if (!a) continue;
-      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
-      d += `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2} `;
+    const path = [];
+    let hidden = null;
+    for (const g of groupChain(t.taskGroup, groups)) {
+      path.push("g:" + g);
+      if (!expanded.has(g)) { hidden = g; break; }
     }
+    if (hidden) (members.get(hidden) || members.set(hidden, []).get(hidden)).push(t.taskId);
+    else path.push("t:" + t.taskId);
+    unitPath.set(t.taskId, path);
+  }
+  // children of every level ("" = the DAG), in task order
+  const kids = new Map([["", []]]);
+  const seen = new Set();
+  for (const path of unitPath.values()) {
+    path.forEach((u, i) => {
+      if (seen.has(u)) return;
+      seen.add(u);
+      const parent = i ? path[i - 1] : "";
+      (kids.get(parent) || kids.set(parent, []).get(parent)).push(u);
+    });
+  }
+  // edges per level between the children that hold their ends, and between drawn nodes
+  const levelEdges = new Map();
+  const drawn = new Map();
+  for (const t of tasks) {
+    const pb = unitPath.get(t.taskId);
+    for (const u of t.upstream) {
+      const pa = unitPath.get(u);
+      if (!pa) continue;
+      let k = 0;
+      while (k < pa.length && k < pb.length && pa[k] === pb[k]) k++;
+      if (k === pa.length || k === pb.length) continue; // inside one collapsed group
+      const lvl = k ? pa[k - 1] : "";
+      const key = pa[k] + "\n" + pb[k];
+      const m = levelEdges.get(lvl) || levelEdges.set(lvl, new Map()).get(lvl);
+      m.set(key, [pa[k], pb[k]]);
+      const from = pa[pa.length - 1], to = pb[pb.length - 1];
+      drawn.set(from + "\n" + to, [from, to]);
+    }
+  }
+  // sizes and positions, inner levels first
+  const sizes = new Map();
+  const layouts = new Map();
+  const sizeOf = (u) => {
+    if (sizes.has(u)) return sizes.get(u);
+    let sz = { w: TW, h: TH };
+    if (u.startsWith("g:") && expanded.has(u.slice(2)) && kids.has(u)) {
+      const lay = layoutLevel(kids.get(u), [...(levelEdges.get(u) || new Map()).values()], sizeOf);
+      layouts.set(u, lay);
+      sz = { w: Math.max(TW, lay.w + 2 * GPAD), h: lay.h + GHEAD + 2 * GPAD };
+    }
+    sizes.set(u, sz);
+    return sz;
+  };
+  const top = layoutLevel(kids.get(""), [...(levelEdges.get("") || new Map()).values()], sizeOf);
+  const abs = new Map();
+  const place = (lay, ox, oy) => {
+    for (const [u, p] of lay.pos) {
+      abs.set(u, { x: ox + p.x, y: oy + p.y });
+      if (layouts.has(u)) place(layouts.get(u), ox + p.x + GPAD, oy + p.y + GHEAD + GPAD);
+    }
+  };
+  const PAD = 16;
+  place(top, PAD, PAD);
+  const width = top.w + PAD * 2, height = Math.max(TH, top.h) + PAD * 2;
+  const nGroups = members.size;
+  const svg = s("svg", { class: "graph dag", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "DAG graph, upstream to the left: " + tasks.length + " tasks in " + top.levels + " levels" +
+      (nGroups ? ", " + nGroups + " task group" + (nGroups === 1 ? "" : "s") + " collapsed" : "") });
+  // mapped instances (`id[i]`) by task
+  const mapped = new Map();
+  for (const [k, st] of Object.entries(status || {})) {
+    const m = k.match(/^(.*)\[\d+\]$/);
+    if (m) (mapped.get(m[1]) || mapped.set(m[1], []).get(m[1])).push(st);
+  }
+  const stateOf = (id) => {
+    if (!status) return null;
+    if (status[id]) return status[id];
+    return mapped.has(id) ? worstState(mapped.get(id)) : null;
+  };
+  const shortName = (g) => g.split(".").pop();
+  // expanded groups: boxes, outer ones first (inner boxes are drawn over them)
+  const boxes = s("g", {});
+  const depth = (u) => groupChain(u.slice(2), groups).length;
+  for (const u of [...layouts.keys()].sort((a, b) => depth(a) - depth(b))) {
+    const p = abs.get(u), sz = sizes.get(u), gid = u.slice(2), name = shortName(gid);
+    const tip = (groups.get(gid) || {}).tooltip;
+    boxes.append(s("g", { class: "group-box", "data-group": gid, transform: `translate(${p.x},${p.y})` },
+      s("title", {}, "Task group " + gid + (tip ? ": " + tip : "") + " (expanded; select its name to collapse)"),
+      s("rect", { width: sz.w, height: sz.h, rx: 6 }),
+      s("text", { class: "group-label", x: 8, y: 15 }, "▾ " + (name.length > 30 ? name.slice(0, 29) + "…" : name))));
+  }
+  svg.append(boxes);
+  let d = "";
+  for (const [from, to] of drawn.values()) {
+    const a = abs.get(from), b = abs.get(to);
+    if (!a || !b) continue;
+    const x1 = a.x + TW, y1 = a.y + TH / 2, x2 = b.x, y2 = b.y + TH / 2, mx = (x1 + x2) / 2;
+    d += `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2} `;
   }
   svg.append(s("path", { class: "edge", d }));
   const g = s("g", {});
-  for (const id of order) {
-    const p = pos.get(id), t = byId.get(id);
-    const st = status && status[id];
-    g.append(s("g", { class: "node task" + (st ? " " + st : ""), "data-task": id, transform: `translate(${p.x},${p.y})` },
+  for (const [u, p] of abs) {
+    if (layouts.has(u)) continue;
+    if (u.startsWith("g:")) {
+      const gid = u.slice(2), ids = members.get(gid) || [];
+      const st = status ? worstState(ids.map((id) => stateOf(id) || "none")) : null;
+      const tip = (groups.get(gid) || {}).tooltip;
+      g.append(s("g", { class: "node group" + (st ? " st-" + st : ""), "data-group": gid, transform: `translate(${p.x},${p.y})` },
+        s("title", {}, "Task group " + gid + (tip ? ": " + tip : "") + ", " + ids.length + " tasks" + (st ? ": " + st : "") + " (select to expand)"),
+        s("rect", { width: TW, height: TH, rx: 8 }),
+        s("text", { x: 8, y: 14 }, "▸ " + (shortName(gid).length > 22 ? shortName(gid).slice(0, 21) + "…" : shortName(gid))),
+        s("text", { class: "type", x: 8, y: 28 }, "group · " + ids.length + " task" + (ids.length === 1 ? "" : "s") + (st ? " · " + st : ""))));
+      continue;
+    }
+    const id = u.slice(2), t = byId.get(id);
+    const st = stateOf(id);
+    const label = t.taskGroup && id.startsWith(t.taskGroup + ".") ? id.slice(t.taskGroup.length + 1) : id;
+    g.append(s("g", { class: "node task" + (st ? " st-" + st : ""), "data-task": id, transform: `translate(${p.x},${p.y})` },
       s("title", {}, id + " (" + t.operator + ", trigger " + t.triggerRule + ")" + (st ? ": " + st : "")),
-      s("rect", { width: W, height: H, rx: 4 }),
-      s("text", { x: 8, y: 14 }, id.length > 24 ? id.slice(0, 23) + "…" : id),
-      s("text", { class: "type", x: 8, y: 28 }, t.operator.slice(0, 26) + (t.mapped ? " · mapped" : ""))));
+      s("rect", { width: TW, height: TH, rx: 4 }),
+      s("text", { x: 8, y: 14 }, label.length > 24 ? label.slice(0, 23) + "…" : label),
+      s("text", { class: "type", x: 8, y: 28 }, t.operator.slice(0, 26) + (t.mapped ? " · mapped" : "") + (st ? " · " + st : ""))));
   }
   svg.append(g);
-  if (order.length < tasks.length) svg.setAttribute("aria-label", svg.getAttribute("aria-label") + " (a cycle hides some)");
+  if (onToggle) {
+    svg.addEventListener("click", (ev) => {
+      const node = ev.target.closest("g.node.group, g.group-box text.group-label");
+      if (!node) return;
+      onToggle((node.closest("[data-group]")).getAttribute("data-group"));
+    });
+  }
   return svg;
+}
+
+// Buttons that expand and collapse the task groups (the keyboard's way to the graph's boxes).
+function groupControls(groupList, expanded, onToggle, onAll) {
+  const groups = new Map(groupList.map((g) => [g.groupId, g]));
+  const visible = groupList.filter((g) => groupChain(g.parent, groups).every((p) => expanded.has(p)));
+  return h("div", { class: "row group-controls", role: "group", "aria-label": "Task groups" },
+    h("span", { class: "muted" }, "Task groups:"),
+    visible.map((g) => h("button", { type: "button", class: "secondary group-btn", "data-group": g.groupId,
+      "aria-expanded": String(expanded.has(g.groupId)), title: g.tooltip || null, onclick: () => onToggle(g.groupId) },
+      (expanded.has(g.groupId) ? "▾ " : "▸ ") + g.groupId)),
+    h("button", { type: "button", class: "secondary", id: "groups-expand", onclick: () => onAll(true) }, "Expand all"),
+    h("button", { type: "button", class: "secondary", id: "groups-collapse", onclick: () => onAll(false) }, "Collapse all"));
 }
 
 // The grid view: runs (columns, oldest left) x tasks (rows), each cell coloured by the task
 // instance's state. Fed by `GET /v1/dags/{id}/runs` -> {"runs": [{"runId", "logicalDate",
 // "state", "tasks": {"TASK_ID": {"state", "tryNumber"}}}]}, the runs the scheduler recorded.
-function renderGrid(taskIds, runs, onClear) {
+// A run's header selects the run (its Gantt chart, marks); a cell opens its task instance.
+function renderGrid(taskIds, runs, onOpen, selected, onSelect) {
   const table = h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Task"),
-      runs.map((r) => h("th", { scope: "col", title: r.runId }, h("span", { class: "badge " + String(r.state).toUpperCase() }, fmtTime(r.logicalDate)))))),
+      runs.map((r) => h("th", { scope: "col", title: r.runId },
+        h("button", { type: "button", class: "run-btn" + (r.runId === selected ? " selected" : ""), "data-run": r.runId,
+          "aria-pressed": String(r.runId === selected), "aria-label": "Run " + r.runId + ": " + r.state,
+          onclick: () => onSelect(r.runId) },
+          h("span", { class: "badge " + String(r.state).toUpperCase() }, fmtTime(r.logicalDate))))))),
     h("tbody", {}, taskIds.map((id) => h("tr", {}, h("th", { scope: "row" }, id),
       runs.map((r) => {
         const ti = (r.tasks || {})[id];
         const st = ti ? ti.state : "none";
         const label = id + " in " + r.runId + ": " + st + (ti && ti.tryNumber ? ", try " + ti.tryNumber : "");
         const finished = r.state === "success" || r.state === "failed";
-        // a cell opens the task instance: its tries' logs, and Clear once the run has finished
-        const inner = ti && onClear
+        // a cell opens the task instance: its tries' logs, marks, and Clear once the run has finished
+        const inner = ti && onOpen
           ? h("button", { type: "button", class: "cell-btn", title: label, "aria-label": label,
-              "data-task": id, "data-run": r.runId, onclick: () => onClear(r.runId, id, ti, finished) }, h("span", { class: "sr-only" }, st))
+              "data-task": id, "data-run": r.runId, onclick: () => onOpen(r.runId, id, ti, finished) }, h("span", { class: "sr-only" }, st))
           : h("span", { class: "sr-only" }, st);
-        return h("td", { class: "cell " + st, title: label }, inner);
+        return h("td", { class: "cell " + st + (r.runId === selected ? " selected" : ""), title: label }, inner);
       })))));
   return h("div", { class: "scroll" }, table);
 }
 
+// ---- Gantt chart of a DAG run ----
+
+const DAG_GANTT_MAX = 500;
+
+// Rows of a run's Gantt chart: per task instance, a bar per try (`tries` stamped by the
+// server's runner; the running or unstamped latest try from the instance's own start/end).
+function ganttRows(g, now) {
+  const rows = [];
+  for (const t of g.taskInstances || []) {
+    const label = t.taskId + (t.mapIndex >= 0 ? "[" + t.mapIndex + "]" : "");
+    const bars = (t.tries || []).map((tr) => ({ start: tr.start, end: tr.end, tryNumber: tr.tryNumber,
+      state: tr.tryNumber === t.tryNumber && !["running", "queued", "scheduled"].includes(t.state) ? t.state : (tr.outcome || "failed") }));
+    if (t.start !== null && t.start !== undefined && !bars.some((b) => b.tryNumber === t.tryNumber)) {
+      const end = t.end !== null && t.end !== undefined ? t.end : (t.state === "running" ? now : t.start);
+      bars.push({ start: t.start, end: Math.max(end, t.start), tryNumber: t.tryNumber, state: t.state });
+    }
+    rows.push({ label, taskId: t.taskId, state: t.state, bars });
+  }
+  const first = (r) => (r.bars.length ? Math.min(...r.bars.map((b) => b.start)) : Infinity);
+  rows.sort((a, b) => first(a) - first(b) || a.label.localeCompare(b.label));
+  return rows;
+}
+
+function clock(secs) { return new Date(secs * 1000).toLocaleTimeString(); }
+
+// The Gantt chart of one run (`GET /v1/dags/{id}/runs/{run}/gantt`): each task instance's
+// tries as bars on a time axis from the run's start, coloured by state.
+function renderDagGantt(g) {
+  const now = Date.now() / 1000;
+  const rows = ganttRows(g, now).slice(0, DAG_GANTT_MAX);
+  const runStart = g.startDate ? toMs(g.startDate) / 1000 : null;
+  const runEnd = g.endDate ? toMs(g.endDate) / 1000 : null;
+  const queued = g.queuedAt ? toMs(g.queuedAt) / 1000 : null;
+  const summary = h("p", { class: "muted", id: "gantt-run" },
+    queued ? "Queued " + fmtTime(queued) + " · " : "",
+    runStart ? "started " + fmtTime(runStart) + (queued && runStart >= queued ? " (waited " + fmtDur((runStart - queued) * 1000) + ")" : "") : "not started",
+    runEnd ? " · ended " + fmtTime(runEnd) + (runStart ? " (took " + fmtDur((runEnd - runStart) * 1000) + ")" : "") : "");
+  const bars = rows.flatMap((r) => r.bars);
+  if (!bars.length) return h("div", {}, summary, h("p", { class: "muted", id: "gantt-empty" }, "No task instance has started in this run."));
+  let t0 = Math.min(...bars.map((b) => b.start));
+  if (runStart !== null && runStart < t0) t0 = runStart;
+  let t1 = Math.max(...bars.map((b) => b.end));
+  if (runEnd !== null && runEnd > t1) t1 = runEnd;
+  if (g.state === "running" || g.state === "queued") t1 = Math.max(t1, now);
+  const span = Math.max(0.001, t1 - t0);
+  const LW = 210, BW = 640, RW = 80, RH = 22, TOP = 24;
+  const width = LW + BW + RW, height = TOP + rows.length * RH + 4;
+  const svg = s("svg", { class: "gantt dag-gantt", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "Gantt chart of run " + g.runId + ": " + rows.length + " task instances, " + bars.length + " tries over " + fmtDur(span * 1000) });
+  for (let i = 0; i <= 4; i++) {
+    const x = LW + (BW * i) / 4;
+    svg.append(s("line", { class: "axis", x1: x, x2: x, y1: 14, y2: height }));
+    svg.append(s("text", { x: Math.max(0, x - 10), y: 11 }, "+" + fmtDur((span * 1000 * i) / 4)));
+  }
+  rows.forEach((r, i) => {
+    const y = TOP + i * RH;
+    const row = s("g", { class: "gantt-row", "data-task": r.label },
+      s("title", {}, r.label + ": " + r.state + (r.bars.length ? "" : ", not started") + r.bars.map((b) =>
+        "\ntry " + b.tryNumber + ": " + b.state + ", " + fmtDur((b.end - b.start) * 1000) + " (" + clock(b.start) + " – " + clock(b.end) + ")").join("")),
+      s("text", { x: 4, y: y + 13 }, r.label.length > 30 ? r.label.slice(0, 29) + "…" : r.label));
+    for (const b of r.bars) {
+      const x = LW + ((b.start - t0) / span) * BW;
+      row.append(s("rect", { class: "bar st-" + b.state, "data-try": b.tryNumber, x, y: y + 3,
+        width: Math.max(2, ((b.end - b.start) / span) * BW), height: RH - 8, rx: 2 }));
+    }
+    const last = r.bars[r.bars.length - 1];
+    const endX = last ? LW + ((last.end - t0) / span) * BW : LW;
+    row.append(s("text", { class: "gantt-dur", x: Math.min(endX + 4, LW + BW + 4), y: y + 13 },
+      last ? fmtDur((last.end - last.start) * 1000) + (r.bars.length > 1 ? " · " + r.bars.length + " tries" : "") : "–"));
+    svg.append(row);
+  });
+  const wrap = h("div", {}, summary, h("div", { class: "scroll" }, svg), stateLegend());
+  if ((g.taskInstances || []).length > DAG_GANTT_MAX) wrap.append(h("p", { class: "muted" }, "Showing the first " + DAG_GANTT_MAX + " of " + g.taskInstances.length + " task instances."));
+  return wrap;
+}
+
+function stateLegend() {
+  return h("div", { class: "legend dag-legend", "aria-hidden": "true" },
+    ["success", "failed", "running", "queued", "up_for_retry", "upstream_failed", "skipped"].map((st) => h("span", { class: "st-" + st }, st)));
+}
+
+// ---- trigger form ----
+
+// Keys of an Airflow `Param` written as a mapping (the loader's own list).
+const PARAM_KEYS = ["value", "default", "type", "description", "title", "enum", "minimum", "maximum"];
+
+// A param of the DAG file as a form field's spec: {name, value, type, nullable, description,
+// title, enum, minimum, maximum}. A plain value's type is its JSON type.
+function paramSpec(name, raw) {
+  const isParam = raw !== null && typeof raw === "object" && !Array.isArray(raw) &&
+    ("value" in raw || "default" in raw) && Object.keys(raw).every((k) => PARAM_KEYS.includes(k));
+  const value = isParam ? ("value" in raw ? raw.value : raw.default) : raw;
+  const jsonType = (v) => v === null ? "null" : Array.isArray(v) ? "array" : typeof v === "number" ? (Number.isInteger(v) ? "integer" : "number") : typeof v === "object" ? "object" : typeof v;
+  let types = isParam && raw.type !== undefined ? [].concat(raw.type) : [jsonType(value)];
+  types = types.filter((t) => typeof t === "string");
+  const nullable = types.includes("null") || (!isParam && value === null);
+  const type = types.find((t) => t !== "null") || (value === null ? "string" : jsonType(value));
+  return { name, value, type, nullable, isParam,
+    description: isParam && raw.description !== undefined ? String(raw.description) : null,
+    title: isParam && raw.title !== undefined ? String(raw.title) : null,
+    enum: isParam && Array.isArray(raw.enum) ? raw.enum : null,
+    minimum: isParam && typeof raw.minimum === "number" ? raw.minimum : null,
+    maximum: isParam && typeof raw.maximum === "number" ? raw.maximum : null };
+}
+
+// Why `v` does not fit param `p` (null when it does).
+function paramProblem(p, v) {
+  if (v === null || v === undefined) return p.nullable || (!p.isParam && p.value === null) ? null : "a value is required";
+  if (p.enum) return p.enum.some((e) => JSON.stringify(e) === JSON.stringify(v)) ? null : "must be one of " + p.enum.map((e) => JSON.stringify(e)).join(", ");
+  const ok = {
+    string: () => typeof v === "string",
+    integer: () => Number.isInteger(v),
+    number: () => typeof v === "number" && isFinite(v),
+    boolean: () => typeof v === "boolean",
+    array: () => Array.isArray(v),
+    object: () => v !== null && typeof v === "object" && !Array.isArray(v),
+  }[p.type];
+  if (ok && !ok()) return "must be " + (p.type === "integer" || p.type === "array" || p.type === "object" ? "an " : "a ") + p.type;
+  if (typeof v === "number") {
+    if (p.minimum !== null && v < p.minimum) return "must be at least " + p.minimum;
+    if (p.maximum !== null && v > p.maximum) return "must be at most " + p.maximum;
+  }
+  return null;
+}
+
+// One param's form field: {el, input, get() -> {value} | {error}, set(value)}.
+function paramField(p, i, onInput) {
+  const id = "param-" + i;
+  const help = p.description ? h("span", { class: "muted param-help", id: id + "-help" }, p.description) : null;
+  const label = h("label", { for: id }, h("span", { class: "param-name" }, p.title || p.name),
+    p.title ? h("code", { class: "muted" }, " " + p.name) : "", h("span", { class: "muted" }, " (" + (p.enum ? "one of" : p.type) + (p.nullable ? ", optional" : "") + ")"));
+  const common = { id, "data-param": p.name, "aria-describedby": help ? id + "-help" : null, oninput: onInput };
+  let input, get, set;
+  if (p.enum) {
+    input = h("select", common, p.nullable ? h("option", { value: "" }, "(none)") : null,
+      p.enum.map((e, k) => h("option", { value: String(k) }, typeof e === "string" ? e : JSON.stringify(e))));
+    get = () => ({ value: input.value === "" ? null : p.enum[Number(input.value)] });
+    set = (v) => {
+      const k = p.enum.findIndex((e) => JSON.stringify(e) === JSON.stringify(v));
+      input.value = k >= 0 ? String(k) : "";
+    };
+  } else if (p.type === "boolean") {
+    input = h("input", { ...common, type: "checkbox" });
+    get = () => ({ value: input.checked });
+    set = (v) => { input.checked = v === true; };
+  } else if (p.type === "integer" || p.type === "number") {
+    input = h("input", { ...common, type: "number", step: p.type === "integer" ? "1" : "any",
+      min: p.minimum !== null ? String(p.minimum) : null, max: p.maximum !== null ? String(p.maximum) : null });
+    get = () => {
+      if (input.value.trim() === "") return { value: null };
+      const n = Number(input.value);
+      return isNaN(n) ? { error: "not a number" } : { value: n };
+    };
+    set = (v) => { input.value = typeof v === "number" ? String(v) : ""; };
+  } else if (p.type === "string") {
+    input = h("input", { ...common, type: "text" });
+    get = () => ({ value: input.value === "" && p.nullable ? null : input.value });
+    set = (v) => { input.value = v === null || v === undefined ? "" : typeof v === "string" ? v : JSON.stringify(v); };
+  } else {
+    input = h("textarea", { ...common, class: "short", spellcheck: "false" });
+    get = () => {
+      if (input.value.trim() === "") return { value: null };
+      try { return { value: JSON.parse(input.value) }; } catch (e) { return { error: "not valid JSON: " + e.message }; }
+    };
+    set = (v) => { input.value = v === undefined ? "" : JSON.stringify(v, null, 2); };
+  }
+  set(p.value);
+  const err = h("span", { class: "error field-error", id: id + "-err", role: "alert" });
+  const el = h("div", { class: "field param" + (p.type === "boolean" && !p.enum ? " check" : "") }, label, input, help, err);
+  return { p, el, input, err, get, set };
+}
+
+// The trigger form: a field per param of the DAG file, the run's conf as JSON (kept in step
+// with the fields both ways), an optional logical date and run id. Checked before it is sent;
+// the server's refusal (a bad date, a taken run id, no permission) is shown as it answered.
+function triggerForm(d, onTriggered, onCancel) {
+  const specs = Object.entries(d.params || {}).map(([k, v]) => paramSpec(k, v));
+  const msg = h("div", { id: "trigger-msg", role: "status" });
+  const conf = h("textarea", { id: "trigger-conf", spellcheck: "false", "aria-describedby": "trigger-conf-help" });
+  const date = h("input", { id: "trigger-date", type: "text", placeholder: "e.g. 2024-01-01T00:00:00Z", "aria-describedby": "trigger-date-help" });
+  const runId = h("input", { id: "trigger-run-id", type: "text", placeholder: "generated when empty" });
+  let fields = [];
+  const confValue = () => { try { const v = JSON.parse(conf.value); return v && typeof v === "object" && !Array.isArray(v) ? v : null; } catch (_) { return null; } };
+  const fromFields = () => {
+    // conf being edited into something that is not a JSON object yet is left as it is
+    if (conf.value.trim() !== "" && !confValue()) return;
+    const base = confValue() || {};
+    for (const f of fields) {
+      const r = f.get();
+      if (!("error" in r)) base[f.p.name] = r.value;
+    }
+    conf.value = JSON.stringify(base, null, 2);
+    conf.removeAttribute("aria-invalid");
+  };
+  fields = specs.map((p, i) => paramField(p, i, fromFields));
+  conf.value = JSON.stringify(Object.fromEntries(specs.map((p) => [p.name, p.value])), null, 2);
+  conf.addEventListener("input", () => {
+    const v = confValue();
+    if (!v) return;
+    for (const f of fields) if (f.p.name in v && f.input !== document.activeElement) f.set(v[f.p.name]);
+  });
+  const submit = h("button", { type: "submit", id: "trigger-submit" }, "Trigger");
+  const problem = (el, text) => {
+    el.setAttribute("aria-invalid", "true");
+    return text;
+  };
+  const form = h("form", { id: "trigger-form", class: "trigger-form", "aria-labelledby": "trigger-h", novalidate: true },
+    h("h2", { id: "trigger-h" }, "Trigger a run of " + d.dagId),
+    specs.length ? h("fieldset", { class: "params" }, h("legend", {}, "Params"), fields.map((f) => f.el))
+      : h("p", { class: "muted" }, "This DAG declares no params; its conf is free JSON."),
+    h("div", { class: "field" }, h("label", { for: "trigger-conf" }, "Run configuration (conf, JSON)"), conf,
+      h("span", { class: "muted", id: "trigger-conf-help" }, "What the run reads as dag_run.conf and its params; the fields above fill it in, and editing it fills them.")),
+    h("div", { class: "row" },
+      h("div", { class: "field" }, h("label", { for: "trigger-date" }, "Logical date (optional)"), date,
+        h("span", { class: "muted", id: "trigger-date-help" }, "ISO 8601; now when empty")),
+      h("div", { class: "field" }, h("label", { for: "trigger-run-id" }, "Run id (optional)"), runId)),
+    h("div", { class: "row" }, submit, h("button", { type: "button", class: "secondary", id: "trigger-cancel", onclick: onCancel }, "Cancel")),
+    msg);
+  // a field being corrected is no longer marked
+  form.addEventListener("input", (ev) => {
+    ev.target.removeAttribute("aria-invalid");
+    const f = fields.find((x) => x.input === ev.target);
+    if (f) f.err.textContent = "";
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    for (const f of fields) f.err.textContent = "";
+    const problems = [];
+    let focus = null;
+    let value = null;
+    try { value = JSON.parse(conf.value.trim() === "" ? "{}" : conf.value); } catch (e) {
+      problems.push(problem(conf, "The run configuration is not valid JSON: " + e.message));
+      focus = focus || conf;
+    }
+    if (value !== null && (typeof value !== "object" || Array.isArray(value))) {
+      problems.push(problem(conf, "The run configuration must be a JSON object ({...})."));
+      focus = focus || conf;
+      value = null;
+    }
+    for (const f of fields) {
+      const r = f.get();
+      // a param left out of the conf takes its default, as in Airflow
+      const why = "error" in r ? r.error : value && f.p.name in value ? paramProblem(f.p, value[f.p.name]) : null;
+      if (why) {
+        f.err.textContent = why;
+        problems.push(problem(f.input, (f.p.title || f.p.name) + ": " + why));
+        focus = focus || f.input;
+      }
+    }
+    if (date.value.trim() && isNaN(Date.parse(date.value.trim()))) {
+      problems.push(problem(date, "The logical date is not a date: " + date.value.trim()));
+      focus = focus || date;
+    }
+    if (problems.length) {
+      msg.replaceChildren(h("div", { class: "error", role: "alert" }, "Not triggered: ", h("ul", {}, problems.map((p) => h("li", {}, p)))));
+      if (focus) focus.focus();
+      return;
+    }
+    const body = { conf: value };
+    if (date.value.trim()) body.logical_date = date.value.trim();
+    if (runId.value.trim()) body.dag_run_id = runId.value.trim();
+    submit.disabled = true;
+    msg.textContent = "Triggering…";
+    try {
+      const run = await send("POST", dagApi(d.dagId) + "/dagRuns", body);
+      msg.textContent = "";
+      onTriggered(run);
+    } catch (e) {
+      msg.replaceChildren(h("div", {}, "Not triggered: "), errorBox(e));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+// ---- the code view ----
+
+// The DAG file as text with line numbers (`GET /api/v2/dagSources/{id}`): never parsed as
+// HTML, whatever it holds.
+function renderCode(text) {
+  const lines = text.replace(/\n$/, "").split("\n");
+  return h("div", { class: "code-view" },
+    h("pre", { class: "gutter", "aria-hidden": "true" }, lines.map((_, i) => String(i + 1)).join("\n")),
+    h("pre", { class: "code", id: "dag-code", tabindex: "0", "aria-label": "DAG file source" }, text));
+}
+
+// ---- a task instance's panel: logs, marks, clear ----
+
+function tiPanel(ctx, runId, task, ti, finished) {
+  const { id, base, dagMsg, reload } = ctx;
+  const tiPath = dagApi(id) + "/dagRuns/" + encodeURIComponent(runId) + "/taskInstances/" + encodeURIComponent(task);
+  const clearBtn = h("button", { type: "button", id: "clear-btn", disabled: !finished,
+    title: finished ? "" : "the run has not finished", onclick: async () => {
+      if (!confirm("Clear " + task + " (and its downstream) in " + runId + "?")) return;
+      try { await rest(base + "/" + encodeURIComponent(runId) + "/clear", { task, downstream: true }); dagMsg.textContent = "Cleared " + task + " in " + runId + "."; reload(); }
+      catch (e) { dagMsg.replaceChildren(errorBox(e)); }
+    } }, "Clear " + task);
+  const opt = (key, text, help) => h("label", { class: "check", title: help },
+    h("input", { type: "checkbox", id: "mark-" + key }), " " + text);
+  const preview = h("div", { id: "mark-preview", "aria-live": "polite" });
+  const flags = () => ({
+    include_upstream: document.getElementById("mark-upstream").checked,
+    include_downstream: document.getElementById("mark-downstream").checked,
+    include_past: document.getElementById("mark-past").checked,
+    include_future: document.getElementById("mark-future").checked,
+  });
+  // Airflow's mark: first the instances it would change (a dry run), then confirm
+  const mark = async (state) => {
+    const body = { new_state: state, ...flags() };
+    preview.replaceChildren(h("p", { class: "muted" }, "Finding the task instances to mark…"));
+    let dry;
+    try { dry = await send("PATCH", tiPath + "/dry_run", body); } catch (e) { preview.replaceChildren(errorBox(e)); return; }
+    const list = dry.task_instances || [];
+    if (!list.length) { preview.replaceChildren(h("p", { id: "mark-none" }, "Nothing to mark: every selected task instance is " + state + " already.")); return; }
+    const confirmBtn = h("button", { type: "button", id: "mark-confirm", class: state === "failed" ? "danger" : null, onclick: async () => {
+      confirmBtn.disabled = true;
+      try {
+        const r = await send("PATCH", tiPath, body);
+        const n = (r.task_instances || []).length;
+        dagMsg.textContent = "Marked " + n + " task instance" + (n === 1 ? "" : "s") + " " + state + ".";
+        preview.replaceChildren();
+        reload();
+      } catch (e) { preview.replaceChildren(errorBox(e)); }
+    } }, "Mark " + list.length + " " + state);
+    preview.replaceChildren(
+      h("p", {}, "Marking " + state + " changes " + list.length + " task instance" + (list.length === 1 ? "" : "s") + ":"),
+      h("ul", { class: "mark-list" }, list.map((x) => h("li", {}, h("code", {}, x.task_id + (x.map_index >= 0 ? "[" + x.map_index + "]" : "")),
+        " in " + x.dag_run_id + (x.state ? " (now " + x.state + ")" : "")))),
+      h("div", { class: "row" }, confirmBtn, h("button", { type: "button", class: "secondary", onclick: () => preview.replaceChildren() }, "Cancel")));
+    confirmBtn.focus();
+  };
+  const logs = h("div", { id: "ti-logs" }, h("p", { class: "muted" }, "Loading logs…"));
+  const panel = [
+    h("h3", {}, task + " in " + runId + " — " + ti.state + ", try " + ti.tryNumber),
+    h("div", { class: "row" }, clearBtn),
+    h("fieldset", { class: "mark" }, h("legend", {}, "Mark this task instance"),
+      h("div", { class: "row" },
+        opt("upstream", "Upstream", "also its upstream tasks in this run"),
+        opt("downstream", "Downstream", "also its downstream tasks in this run"),
+        opt("past", "Past", "also in the runs before this one"),
+        opt("future", "Future", "also in the runs after this one")),
+      h("div", { class: "row" },
+        h("button", { type: "button", id: "mark-success", onclick: () => mark("success") }, "Mark success…"),
+        h("button", { type: "button", id: "mark-failed", class: "danger", onclick: () => mark("failed") }, "Mark failed…")),
+      preview),
+    logs,
+  ];
+  (async () => {
+    try {
+      const r = await rest(base + "/" + encodeURIComponent(runId) + "/tasks/" + encodeURIComponent(task) + "/logs");
+      logs.replaceChildren(...((r.tries || []).length ? r.tries.map((t) => h("details", { open: true },
+        h("summary", {}, "Try " + t.tryNumber + (t.mapIndex >= 0 ? " [" + t.mapIndex + "]" : "")),
+        h("pre", {}, t.entries.map((e) => pretty(JSON.stringify(e))).join("\n")))) : [h("p", { class: "muted" }, "No logs for this task instance.")]));
+    } catch (e) { logs.replaceChildren(errorBox(e)); }
+  })();
+  return panel;
+}
+
+// ---- the DAG page ----
+
 async function viewDag(id, seq) {
-  const out = h("div", {}, h("p", {}, h("a", { href: "#/dags" }, "← DAGs")), h("h1", {}, id));
+  const title = h("div", { class: "title-row" }, h("h1", {}, id));
+  const out = h("div", {}, h("p", {}, h("a", { href: "#/dags" }, "← DAGs")), title);
   show(out, seq);
   let d;
   try { d = await rest("/v1/dags/" + encodeURIComponent(id)); } catch (e) { out.append(errorBox(e)); return; }
   if (seq !== renderSeq) return;
   const t0 = performance.now();
-  const graph = renderDagGraph(d.taskList || [], null);
-  const trigger = h("button", { type: "button", id: "trigger-btn", "aria-describedby": "trigger-help" }, "Trigger DAG run");
+  const base = "/v1/dags/" + encodeURIComponent(id) + "/runs";
   const dagMsg = h("div", { role: "status", id: "dag-msg" });
+  const pausedNote = h("span", { class: "muted", id: "paused-note" });
+  const notePaused = (p) => { pausedNote.textContent = p ? "Paused: no scheduled runs are created, and triggered runs wait until the DAG is unpaused." : ""; };
+  notePaused(d.isPaused);
+  let loadRuns = () => {};
+  title.append(pauseSwitch(id, d.isPaused, (e, p) => {
+    if (e) { dagMsg.replaceChildren(errorBox(e)); return; }
+    dagMsg.textContent = (p ? "Paused " : "Unpaused ") + id + ".";
+    notePaused(p);
+    loadRuns();
+  }), pausedNote);
+  const trigger = h("button", { type: "button", id: "trigger-btn", "aria-expanded": "false", "aria-controls": "trigger-box" }, "Trigger DAG run…");
+  const triggerBox = h("div", { id: "trigger-box" });
+  const closeForm = () => { triggerBox.replaceChildren(); trigger.setAttribute("aria-expanded", "false"); trigger.focus(); };
+  trigger.addEventListener("click", () => {
+    if (triggerBox.firstChild) { closeForm(); return; }
+    triggerBox.replaceChildren(triggerForm(d, (run) => {
+      closeForm();
+      dagMsg.textContent = "Triggered " + run.dag_run_id + ".";
+      selected = run.dag_run_id;
+      loadRuns();
+    }, closeForm));
+    trigger.setAttribute("aria-expanded", "true");
+    const first = triggerBox.querySelector("input, select, textarea");
+    if (first) first.focus();
+  });
+  const nParams = Object.keys(d.params || {}).length;
   out.append(h("section", { class: "card" },
     h("dl", { class: "kv" },
       h("dt", {}, "File"), h("dd", {}, d.file),
       h("dt", {}, "Schedule"), h("dd", {}, d.schedule === null ? "manual only" : d.schedule),
       h("dt", {}, "Next run"), h("dd", {}, d.nextRun ? fmtTime(d.nextRun.logicalDate) + " (due " + fmtTime(d.nextRun.runAfter) + ")" : "none"),
-      h("dt", {}, "Tasks"), h("dd", {}, String(d.tasks)),
-      d.description ? [h("dt", {}, "Description"), h("dd", {}, d.description)] : null),
-    h("div", { class: "row" }, trigger, h("span", { class: "muted", id: "trigger-help" },
-      "Runs are executed by the server's scheduler; select a task in a finished run of the grid to clear it (it runs again with its downstream).")),
+      h("dt", {}, "Tasks"), h("dd", {}, String(d.tasks) + ((d.taskGroups || []).length ? " in " + d.taskGroups.length + " task group" + (d.taskGroups.length === 1 ? "" : "s") : "")),
+      h("dt", {}, "Params"), h("dd", {}, nParams ? Object.keys(d.params).join(", ") : "none"),
+      d.description ? [h("dt", {}, "Description"), h("dd", { id: "dag-description" }, d.description)] : null),
+    h("div", { class: "row actions" }, trigger, h("span", { class: "muted", id: "trigger-help" },
+      "Runs are executed by the server's scheduler. Select a run's date in the grid for its Gantt chart and to mark it; select a cell for the task instance's logs, marks and Clear.")),
+    triggerBox,
     dagMsg));
   const gridBox = h("div", {}, h("p", { class: "muted" }, "Loading runs…"));
   const tiBox = h("div", { id: "ti-box", "aria-live": "polite" });
+  const runBox = h("div", { id: "run-box" });
+  const ganttBox = h("div", { id: "gantt-box" }, h("p", { class: "muted" }, "No run selected."));
+  const graphBox = h("div", { class: "scroll dag-scroll" });
+  const groupBox = h("div", {});
+  const codeBox = h("div", { id: "code-box" }, h("p", { class: "muted" }, "Loading…"));
+  const code = h("details", { id: "code-details" }, h("summary", {}, "Show the file ", h("code", {}, d.file)), codeBox);
   out.append(card("Grid (runs × tasks)", "grid-h", gridBox, tiBox));
-  out.append(card("Graph", "dg-h", h("div", { class: "scroll dag-scroll" }, graph)));
+  out.append(card("Run", "run-h", runBox, ganttBox));
+  out.append(card("Graph", "dg-h", groupBox, graphBox, stateLegend()));
+  out.append(card("Code", "code-h", code));
+  let codeLoaded = false;
+  code.addEventListener("toggle", async () => {
+    if (!code.open || codeLoaded) return;
+    codeLoaded = true;
+    try {
+      const r = await rest("/api/v2/dagSources/" + encodeURIComponent(id));
+      codeBox.replaceChildren(renderCode(String(r.content || "")));
+    } catch (e) { codeLoaded = false; codeBox.replaceChildren(errorBox(e)); }
+  });
+
+  // graph: task groups collapsed until expanded; coloured by the selected run
+  const groups = d.taskGroups || [];
+  const expanded = new Set();
+  let runStatus = null;
+  const drawGraph = () => {
+    graphBox.replaceChildren(renderDagGraph(d.taskList || [], runStatus, groups, expanded, toggle));
+    groupBox.replaceChildren(groups.length ? groupControls(groups, expanded, toggle, all) : "");
+  };
+  const toggle = (gid) => {
+    if (expanded.has(gid)) {
+      expanded.delete(gid);
+      for (const g of groups) if (g.groupId.startsWith(gid + ".")) expanded.delete(g.groupId);
+    } else expanded.add(gid);
+    drawGraph();
+    const btn = groupBox.querySelector("button.group-btn[data-group=\"" + CSS.escape(gid) + "\"]");
+    if (btn && document.activeElement && document.activeElement.classList.contains("group-btn")) btn.focus();
+  };
+  const all = (open) => {
+    expanded.clear();
+    if (open) for (const g of groups) expanded.add(g.groupId);
+    drawGraph();
+  };
+  drawGraph();
   perf("dag", t0, (d.taskList || []).length);
-  const base = "/v1/dags/" + encodeURIComponent(id) + "/runs";
+
+  let selected = null;
   let timer = null;
-  const loadRuns = async () => {
+  let ganttTimer = null;
+  const ctx = { id, base, dagMsg, reload: () => loadRuns() };
+  const loadGantt = async (run) => {
+    clearTimeout(ganttTimer);
     if (seq !== renderSeq) return;
     try {
+      const g = await rest(base + "/" + encodeURIComponent(run.runId) + "/gantt");
+      if (seq !== renderSeq || selected !== run.runId) return;
+      ganttBox.replaceChildren(renderDagGantt(g));
+      if (g.state !== "success" && g.state !== "failed") ganttTimer = setTimeout(() => loadGantt(run), 1500);
+    } catch (e) { ganttBox.replaceChildren(errorBox(e)); }
+  };
+  let shown = null;
+  const showRun = (run) => {
+    // a refresh that changed nothing keeps the page (and the focus) as it is
+    const sig = JSON.stringify(run);
+    if (sig === shown) return;
+    shown = sig;
+    const finished = run.state === "success" || run.state === "failed";
+    const markRun = async (state) => {
+      if (!confirm("Mark run " + run.runId + " " + state + "?" + (finished ? "" : " Its running tries are stopped."))) return;
+      try {
+        await send("PATCH", dagApi(id) + "/dagRuns/" + encodeURIComponent(run.runId), { state });
+        dagMsg.textContent = "Marked run " + run.runId + " " + state + ".";
+        loadRuns();
+      } catch (e) { dagMsg.replaceChildren(errorBox(e)); }
+    };
+    runBox.replaceChildren(h("div", { class: "row" },
+      h("strong", {}, run.runId), badge(String(run.state).toUpperCase()),
+      h("span", { class: "muted" }, run.runType + " · logical date " + fmtTime(run.logicalDate)),
+      h("button", { type: "button", id: "run-success", disabled: run.state === "success", onclick: () => markRun("success") }, "Mark run success"),
+      h("button", { type: "button", id: "run-failed", class: "danger", disabled: run.state === "failed", onclick: () => markRun("failed") }, "Mark run failed")));
+    runStatus = Object.fromEntries(Object.entries(run.tasks || {}).map(([k, v]) => [k, v.state]));
+    drawGraph();
+    loadGantt(run);
+  };
+  loadRuns = async () => {
+    if (seq !== renderSeq) return;
+    clearTimeout(timer);
+    try {
       const r = await rest(base);
-      const clear = async (runId, task) => {
-        if (!confirm("Clear " + task + " (and its downstream) in " + runId + "?")) return;
-        try { await rest(base + "/" + encodeURIComponent(runId) + "/clear", { task, downstream: true }); dagMsg.textContent = "Cleared " + task + " in " + runId + "."; loadRuns(); }
-        catch (e) { dagMsg.replaceChildren(errorBox(e)); }
-      };
-      const open = async (runId, task, ti, finished) => {
-        const clearBtn = h("button", { type: "button", id: "clear-btn", disabled: !finished,
-          title: finished ? "" : "the run has not finished" , onclick: () => clear(runId, task) }, "Clear " + task);
-        const logs = h("div", { id: "ti-logs" }, h("p", { class: "muted" }, "Loading logs…"));
-        tiBox.replaceChildren(h("h3", {}, task + " in " + runId + " — " + ti.state + ", try " + ti.tryNumber), h("div", { class: "row" }, clearBtn), logs);
-        try {
-          const r = await rest(base + "/" + encodeURIComponent(runId) + "/tasks/" + encodeURIComponent(task) + "/logs");
-          logs.replaceChildren(...((r.tries || []).length ? r.tries.map((t) => h("details", { open: true },
-            h("summary", {}, "Try " + t.tryNumber + (t.mapIndex >= 0 ? " [" + t.mapIndex + "]" : "")),
-            h("pre", {}, t.entries.map((e) => pretty(JSON.stringify(e))).join("\n")))) : [h("p", { class: "muted" }, "No logs for this task instance.")]));
-        } catch (e) { logs.replaceChildren(errorBox(e)); }
-      };
-      gridBox.replaceChildren((r.runs || []).length ? renderGrid(d.topoOrder || [], r.runs, open)
+      if (seq !== renderSeq) return;
+      const runs = r.runs || [];
+      if (!runs.some((x) => x.runId === selected)) selected = runs.length ? runs[runs.length - 1].runId : null;
+      const select = (runId) => { selected = runId; loadRuns(); };
+      const open = (runId, task, ti, finished) => tiBox.replaceChildren(...tiPanel(ctx, runId, task, ti, finished));
+      // the grid is drawn anew: the keyboard's focus stays on the same run's or cell's button
+      const had = gridBox.contains(document.activeElement) ? document.activeElement : null;
+      gridBox.replaceChildren(runs.length ? renderGrid(d.topoOrder || [], runs, open, selected, select)
         : h("p", { class: "muted", id: "grid-empty" }, "No runs yet."));
-      // refresh while a run is unfinished
-      if ((r.runs || []).some((x) => x.state !== "success" && x.state !== "failed")) {
-        clearTimeout(timer); timer = setTimeout(loadRuns, 1000);
+      if (had && had.dataset.run) {
+        const sel = "button." + had.classList[0] + "[data-run=\"" + CSS.escape(had.dataset.run) + "\"]" +
+          (had.dataset.task ? "[data-task=\"" + CSS.escape(had.dataset.task) + "\"]" : "");
+        const again = gridBox.querySelector(sel);
+        if (again) again.focus();
       }
+      const run = runs.find((x) => x.runId === selected);
+      if (run) showRun(run);
+      else { shown = null; runBox.replaceChildren(); ganttBox.replaceChildren(h("p", { class: "muted" }, "No runs yet.")); }
+      // refresh while a run is unfinished
+      if (runs.some((x) => x.state !== "success" && x.state !== "failed")) timer = setTimeout(loadRuns, 1000);
     } catch (e) {
       gridBox.replaceChildren(h("p", { class: "muted", id: "grid-unavailable" }, "Runs unavailable: " + e.message));
     }
   };
-  trigger.addEventListener("click", async () => {
-    try { const run = await rest(base, {}); dagMsg.textContent = "Triggered " + run.runId + "."; loadRuns(); }
-    catch (e) { dagMsg.replaceChildren(errorBox(e)); }
-  });
   await loadRuns();
 }
 

@@ -8,7 +8,9 @@
 //!
 //! Authorisation (see [`crate::v1_access`]): a DAG is listed only with `dags:ListDags` on
 //! `weft:dag:DAG_ID`; its recent runs need `dags:ListDagRuns` on it too (`null` otherwise);
-//! the folder and the text of load errors need `dags:ListImportErrors` on `weft:dags`.
+//! the folder and the text of load errors need `dags:ListImportErrors` on `weft:dags`
+//! (`errors`, one line each, and `importErrors`, each with its `file`, `line`, `reason` and a
+//! Python file's `traceback`). `isPaused` is the DAG's paused flag as the scheduler reads it.
 
 use crate::error::ApiError;
 use crate::rest::num_param;
@@ -109,6 +111,7 @@ pub fn list(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Value, Api
         let mut v = crate::rest::dag_summary(d);
         v["nextRun"] = next_run(d, &store, now)?;
         v["owners"] = json!(owners(d));
+        v["isPaused"] = json!(crate::airflow_api::dags::is_paused(&store, d)?);
         v["recentRuns"] = if ctx.may("dags:ListDagRuns", &resource(&d.dag_id)) {
             let runs = store
                 .recent_runs(&d.dag_id, n as usize)
@@ -157,7 +160,25 @@ pub fn list(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Value, Api
         } else {
             Vec::new()
         },
+        "importErrors": if folder_visible {
+            errors.iter().map(import_error_json).collect()
+        } else {
+            Vec::new()
+        },
     }))
+}
+
+/// A load error as the import errors banner shows it: `file`, `line` (0: the whole file),
+/// `path` in the file, `reason`, `dagId` and a Python file's `traceback`.
+fn import_error_json(e: &weft_dag::DagError) -> Value {
+    json!({
+        "file": e.file.display().to_string(),
+        "line": e.line,
+        "path": e.path,
+        "reason": e.reason,
+        "dagId": e.dag_id,
+        "traceback": e.traceback.as_deref(),
+    })
 }
 
 #[cfg(test)]

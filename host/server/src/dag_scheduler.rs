@@ -312,7 +312,8 @@ impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
         inv: &weft_dag::TaskInvocation,
         cancel: &weft_engine::plugin_host::Cancel,
     ) -> weft_engine::scheduler::TryOutcome {
-        match inv.operator.strip_prefix(STATE_MACHINE_OPERATOR) {
+        let started = now_epoch();
+        let mut out = match inv.operator.strip_prefix(STATE_MACHINE_OPERATOR) {
             Some(name) => weft_engine::scheduler::TryOutcome {
                 result: self
                     .may_start(name, inv)
@@ -320,7 +321,14 @@ impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
                 log: Value::Null,
             },
             None => self.run_plugin_try(inv, cancel),
-        }
+        };
+        let outcome = match &out.result {
+            Ok(_) => "success",
+            Err(f) if f.error == weft_dag::SENSOR_NOT_READY => "up_for_reschedule",
+            Err(_) => "failed",
+        };
+        stamp_try(&mut out.log, started, now_epoch(), outcome);
+        out
     }
 
     fn run_callback(
@@ -330,6 +338,21 @@ impl weft_engine::scheduler::TryRunner for ServerTries<'_> {
         context: &Value,
     ) -> Result<Value, weft_dag::TaskFailure> {
         self.sandbox.run_callback(plugin, grant, context)
+    }
+}
+
+fn now_epoch() -> f64 {
+    chrono::Utc::now().timestamp_micros() as f64 / 1e6
+}
+
+/// Writes when a try (a sensor's poke) ran and how it ended into its log entry (`started_at`,
+/// `ended_at`, epoch seconds, and `outcome`): the web UI's Gantt chart draws every try from
+/// them.
+fn stamp_try(log: &mut Value, started: f64, ended: f64, outcome: &str) {
+    if let Value::Object(m) = log {
+        m.insert("started_at".into(), json!(started));
+        m.insert("ended_at".into(), json!(ended));
+        m.insert("outcome".into(), json!(outcome));
     }
 }
 

@@ -57,6 +57,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs",
             get(task_instance_logs),
         )
+        .route("/v1/dags/{dag_id}/runs/{run_id}/gantt", get(run_gantt))
 }
 
 pub(crate) fn reply(r: Result<Value, ApiError>) -> Response {
@@ -557,6 +558,9 @@ async fn dag(State(app): State<Arc<AppState>>, Path(id): Path<String>, req: V1Re
         let mut v = dag_summary(d);
         v["nextRun"] = crate::dag_landing::next_run(d, &store, chrono::Utc::now())?;
         v["owners"] = json!(crate::dag_landing::owners(d));
+        v["isPaused"] = json!(crate::airflow_api::dags::is_paused(&store, d)?);
+        v["params"] = Value::Object(d.param_specs.clone());
+        v["taskGroups"] = task_groups_json(d);
         v["topoOrder"] = json!(d.topo_order);
         v["taskList"] = d
             .tasks
@@ -575,6 +579,91 @@ async fn dag(State(app): State<Arc<AppState>>, Path(id): Path<String>, req: V1Re
             })
             .collect();
         Ok(v)
+    })
+}
+
+/// A DAG's task groups for the graph (outer groups first): `groupId` (dotted, as task ids
+/// are prefixed), `parent`, `tooltip`.
+fn task_groups_json(d: &weft_dag::Dag) -> Value {
+    d.task_groups
+        .values()
+        .map(|g| json!({"groupId": g.group_id, "parent": g.parent, "tooltip": g.tooltip}))
+        .collect()
+}
+
+/// The interval of each try of one task instance that its log entries carry (`started_at` /
+/// `ended_at`, epoch seconds, and `outcome`, stamped by the server's runner: see
+/// `dag_scheduler::stamp_try`), oldest try first; a sensor's pokes make one interval.
+fn try_intervals(entries_by_try: &[(u32, &Vec<Value>)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (try_number, entries) in entries_by_try {
+        let stamped = entries.iter().filter_map(|e| {
+            Some((
+                e.get("started_at")?.as_f64()?,
+                e.get("ended_at")?.as_f64()?,
+                e,
+            ))
+        });
+        let start = stamped.clone().map(|s| s.0).reduce(f64::min);
+        let last = stamped.reduce(|a, b| if b.1 >= a.1 { b } else { a });
+        if let (Some(start), Some((_, end, e))) = (start, last) {
+            out.push(json!({"tryNumber": try_number, "start": start, "end": end, "outcome": e.get("outcome")}));
+        }
+    }
+    out
+}
+
+/// `GET /v1/dags/{id}/runs/{run_id}/gantt`: the run's Gantt chart data: the run's queued, start
+/// and end times and, per task instance, its state, latest try's `start`/`end` (epoch
+/// seconds) and the intervals of its tries (`tries`; see [`try_intervals`]).
+async fn run_gantt(
+    State(app): State<Arc<AppState>>,
+    Path((id, run_id)): Path<(String, String)>,
+    req: V1Request,
+) -> Response {
+    respond(&app, &req, "dags:ListDagRuns", |ctx| {
+        ctx.authorize(dag_resource(&id)?)?;
+        let err = |e: weft_engine::scheduler::SchedulerError| ApiError::internal(e.to_string());
+        let store = weft_engine::scheduler::SchedStore::open(app.store.db()).map_err(err)?;
+        let Some(r) = store.get_run(&id, &run_id).map_err(err)? else {
+            return Err(ApiError::new(
+                "DagRunNotFound",
+                format!("DAG `{id}` has no run `{run_id}`"),
+            )
+            .with_status(StatusCode::NOT_FOUND));
+        };
+        let tis = store.tis_of(&id, &run_id).map_err(err)?;
+        let mut logs: BTreeMap<String, Vec<(i64, u32, Vec<Value>)>> = BTreeMap::new();
+        let mut out = Vec::with_capacity(tis.len());
+        for t in &tis {
+            if !logs.contains_key(&t.ti.task_id) {
+                let l = store.logs_of(&id, &run_id, &t.ti.task_id).map_err(err)?;
+                logs.insert(t.ti.task_id.clone(), l);
+            }
+            let mine: Vec<(u32, &Vec<Value>)> = logs[&t.ti.task_id]
+                .iter()
+                .filter(|(m, _, _)| *m == t.ti.map_index)
+                .map(|(_, n, e)| (*n, e))
+                .collect();
+            out.push(json!({
+                "taskId": t.ti.task_id,
+                "mapIndex": t.ti.map_index,
+                "state": t.ti.state.as_str(),
+                "tryNumber": t.ti.try_number,
+                "start": t.start_date,
+                "end": t.end_date,
+                "tries": try_intervals(&mine),
+            }));
+        }
+        Ok(json!({
+            "dagId": id,
+            "runId": r.run_id,
+            "state": r.state,
+            "queuedAt": r.queued_at.to_rfc3339(),
+            "startDate": r.start_date.map(|d| d.to_rfc3339()),
+            "endDate": r.end_date.map(|d| d.to_rfc3339()),
+            "taskInstances": out,
+        }))
     })
 }
 
@@ -597,6 +686,28 @@ mod tests {
         assert_eq!(
             out.into_iter().collect::<Vec<_>>(),
             vec!["csv-to-json", "echo", "fail"]
+        );
+    }
+
+    #[test]
+    fn try_intervals_span_each_tries_entries() {
+        let first = vec![
+            json!({"stdout": "", "started_at": 10.0, "ended_at": 11.5, "outcome": "failed"}),
+            json!({"error": {"error": "Weft.Marked"}}),
+        ];
+        // a sensor's pokes: one entry each, the try ends as its last poke
+        let second = vec![
+            json!({"started_at": 20.0, "ended_at": 20.5, "outcome": "up_for_reschedule"}),
+            json!({"started_at": 25.0, "ended_at": 25.25, "outcome": "success"}),
+        ];
+        let unstamped = vec![json!({"callback": "on_failure_callback"})];
+        let got = try_intervals(&[(1, &first), (2, &second), (3, &unstamped)]);
+        assert_eq!(
+            got,
+            vec![
+                json!({"tryNumber": 1, "start": 10.0, "end": 11.5, "outcome": "failed"}),
+                json!({"tryNumber": 2, "start": 20.0, "end": 25.25, "outcome": "success"}),
+            ]
         );
     }
 

@@ -2,9 +2,11 @@
 //! in the binary and served at `GET /`, `GET /ui/app.js` and `GET /ui/app.css`.
 //!
 //! The static files need no authentication; the app itself calls the Step Functions API
-//! (`POST /`) and its JSON endpoints under `/v1` ([`crate::rest`], live updates in
-//! [`crate::live`]) with the secret the user logs in with (kept in `localStorage`), always in the
-//! `Authorization` header, never in a URL. Every response forbids framing by other sites
+//! (`POST /`), its JSON endpoints under `/v1` ([`crate::rest`], live updates in
+//! [`crate::live`]) and Airflow's API under `/api/v2` ([`crate::airflow_api`]: a DAG's pause
+//! switch, trigger form, marks and source) with the secret the user logs in with (kept in
+//! `localStorage`), always in the `Authorization` header, never in a URL. Whatever a DAG file
+//! or a request supplied is put into the page as text (`textContent`), never as HTML. Every response forbids framing by other sites
 //! (`frame-ancestors 'none'`, `X-Frame-Options: DENY`: no clickjacking of the UI's buttons) and
 //! limits the page to the server's own scripts, styles and connections
 //! (`Content-Security-Policy`). `host/cli/tests/browser.rs` drives it in headless Chromium.

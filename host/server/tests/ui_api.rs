@@ -340,7 +340,7 @@ async fn dags_and_plugins_with_their_users() {
     std::fs::create_dir_all(home.path().join("dags")).unwrap();
     std::fs::write(
         home.path().join("dags/pipe.yaml"),
-        "pipe:\n  schedule: '@daily'\n  default_args:\n    start_date: 2024-01-01\n  tags: [t1]\n  tasks:\n    a:\n      operator: csv-to-json\n    b:\n      operator: echo\n      dependencies: [a]\n",
+        "pipe:\n  schedule: '@daily'\n  default_args:\n    start_date: 2024-01-01\n  tags: [t1]\n  params:\n    n: {default: 1, type: integer, description: how many}\n    plain: x\n  tasks:\n    a:\n      operator: csv-to-json\n    b:\n      operator: echo\n      dependencies: [a]\n",
     )
     .unwrap();
     std::fs::write(
@@ -365,6 +365,20 @@ async fn dags_and_plugins_with_their_users() {
     assert_eq!(dags[0]["importError"], false, "{v}");
     assert!(dags[0]["nextRun"]["logicalDate"].is_string(), "{v}");
     assert!(v["errors"].to_string().contains("not-installed"), "{v}");
+    // the import errors banner's entries: file, line, reason, DAG
+    let e = &v["importErrors"][0];
+    assert!(e["file"].as_str().unwrap().ends_with("broken.yaml"), "{v}");
+    assert_eq!(
+        (&e["line"], &e["dagId"]),
+        (&json!(4), &json!("broken")),
+        "{v}"
+    );
+    assert!(
+        e["reason"].as_str().unwrap().contains("not-installed"),
+        "{v}"
+    );
+    assert_eq!(e["traceback"], Value::Null, "{v}");
+    assert!(dags[0]["isPaused"].is_boolean(), "{v}");
     // a DAG whose file fails to load is listed by its id, marked
     assert_eq!(dags[1]["dagId"], "broken", "{v}");
     assert_eq!(dags[1]["importError"], true, "{v}");
@@ -374,6 +388,13 @@ async fn dags_and_plugins_with_their_users() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["topoOrder"], json!(["a", "b"]));
     assert_eq!(v["taskList"][1]["upstream"], json!(["a"]));
+    // what the trigger form is made from: the params as written, a Param with its schema
+    assert_eq!(
+        v["params"],
+        json!({"n": {"default": 1, "type": "integer", "description": "how many"}, "plain": "x"})
+    );
+    assert_eq!(v["taskGroups"], json!([]));
+    assert!(v["isPaused"].is_boolean(), "{v}");
     let (status, v) = get2(&s, "/v1/dags/nope").await;
     assert_eq!(status, 404);
     assert_eq!(v["__type"], "DagNotFound");

@@ -228,6 +228,13 @@ async fn a_read_only_dev_principal_cannot_act_or_see_prod() {
         ),
         (
             "GET",
+            "/v1/dags/dev-pipe/runs/manual__x/gantt".to_string(),
+            "",
+            "dags:ListDagRuns",
+            "weft:dag:dev-pipe".to_string(),
+        ),
+        (
+            "GET",
             "/v1/dags/prod-pipe".to_string(),
             "",
             "dags:GetDag",
@@ -310,6 +317,7 @@ async fn a_read_only_dev_principal_cannot_act_or_see_prod() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["dags"], json!([]), "{v}");
     assert_eq!(v["errors"], json!([]), "import errors name files: {v}");
+    assert_eq!(v["importErrors"], json!([]), "{v}");
     assert_eq!(v["folder"], Value::Null, "{v}");
     let (status, v) = v1(&s, dev, "GET", "/v1/plugins", "").await;
     assert_eq!((status, &v["plugins"]), (200, &json!([])), "{v}");
