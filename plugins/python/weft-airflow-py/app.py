@@ -190,6 +190,7 @@ class _TaskInstance:
         single = task_ids is None or isinstance(task_ids, str)
         ids = [self.task_id if task_ids is None else task_ids] if single else list(task_ids)
         if isinstance(map_indexes, (list, tuple)):
+            single = False
             out = [self._one(t, key, m) for t in ids for m in map_indexes]
         else:
             out = [self._one(t, key, map_indexes) for t in ids]
