@@ -365,7 +365,10 @@ fn expand_kwargs_mapped_groups_and_groups_sharing_local_names() {
         (101.into(), 102.into())
     );
     for i in 0..3 {
-        assert_eq!(x(&format!("per_item.double[{i}]")), Value::from(2 * (i + 1)));
+        assert_eq!(
+            x(&format!("per_item.double[{i}]")),
+            Value::from(2 * (i + 1))
+        );
     }
     assert_eq!(
         x("collect"),

@@ -2101,6 +2101,27 @@ mod tests {
     }
 
     #[test]
+    fn dotted_groups_keep_nested_ids_apart_and_full_ids_win_over_local_names() {
+        let (dags, errs) = parse(
+            "d:\n  task_groups:\n    a: {}\n    a.b: {}\n    c: {}\n    c.b: {}\n  tasks:\n    - task_id: t\n      operator: echo\n      task_group_name: a.b\n    - task_id: t\n      operator: echo\n      task_group_name: c.b\n    - task_id: t\n      operator: echo\n      dependencies: [a.b.t]\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let d = &dags[0];
+        let ids: Vec<&str> = d.tasks.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["a.b.t", "c.b.t", "t"]);
+        assert_eq!(d.task_groups["c.b"].parent.as_deref(), Some("c"));
+        assert_eq!(d.task_groups["c.b"].tasks, ["c.b.t"]);
+        assert_eq!(d.tasks["t"].upstream, ["a.b.t"]);
+        let (_, errs) =
+            parse("d:\n  task_groups:\n    x.y: {}\n  tasks:\n    t:\n      operator: echo\n");
+        assert!(
+            errs.iter()
+                .any(|e| e.reason.contains("unknown parent task group `x`")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn cycles_are_reported() {
         let (_, errs) = parse(
             "d:\n  tasks:\n    a:\n      operator: echo\n      dependencies: [c]\n    b:\n      operator: echo\n      dependencies: [a]\n    c:\n      operator: echo\n      dependencies: [b]\n",

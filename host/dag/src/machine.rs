@@ -1436,6 +1436,95 @@ mod tests {
         assert_eq!(m.unfinished(), 0);
     }
 
+    /// What the Python component answers for a callable (see `unwrap_call_result`).
+    fn call(value: Value, extra: Value) -> Result<Value, TaskFailure> {
+        let mut env = json!({"value": value});
+        if let (Value::Object(e), Value::Object(x)) = (&mut env, extra) {
+            e.extend(x);
+        }
+        Ok(json!({ "__weft_call__": env }))
+    }
+
+    fn run_all(m: &mut RunMachine, mut answer: impl FnMut(&str) -> Result<Value, TaskFailure>) {
+        for _ in 0..20 {
+            let p = m.poll(0.0);
+            for (t, i) in p.ready {
+                if !m.startable(t, i) {
+                    continue;
+                }
+                if let Ok(inv) = m.start(t, i, 0.0) {
+                    let r = answer(&inv.display_id());
+                    m.finish(t, i, r, 0.0, 0.0);
+                }
+            }
+            if m.unfinished() == 0 {
+                return;
+            }
+        }
+        panic!("the run did not finish");
+    }
+
+    const PY: &str = "decorator: airflow.decorators.task\n      python_callable: m.f";
+
+    #[test]
+    fn callables_push_keys_and_short_circuit_all_or_direct_downstream() {
+        let d = dag(&format!(
+            "p:\n  tasks:\n    push:\n      {PY}\n    sc_all:\n      {PY}\n    a1:\n      operator: x\n      dependencies: [sc_all]\n    a2:\n      operator: x\n      trigger_rule: all_done\n      dependencies: [a1]\n    sc_direct:\n      {PY}\n    d1:\n      operator: x\n      dependencies: [sc_direct]\n    d2:\n      operator: x\n      trigger_rule: all_done\n      dependencies: [d1]\n    br:\n      {PY}\n      branch: true\n    left:\n      operator: x\n      dependencies: [br]\n    right:\n      operator: x\n      dependencies: [br]\n"
+        ));
+        let mut m = machine(&d);
+        run_all(&mut m, |id| match id {
+            "push" => call(json!(1), json!({"xcoms": {"k": [1, 2]}})),
+            "sc_all" => call(Value::Null, json!({"skip_downstream": "all"})),
+            "sc_direct" => call(Value::Null, json!({"skip_downstream": "direct"})),
+            "br" => call(Value::Null, json!({"follow": "left"})),
+            _ => Ok(Value::Null),
+        });
+        let r = m.report(0.0);
+        let st = |id: &str| r.tasks[id].state;
+        assert_eq!(r.tasks["push"].xcoms["k"], json!([1, 2]));
+        assert_eq!(r.tasks["push"].xcoms["return_value"], 1);
+        assert_eq!(m.record(0, 0).xcoms["k"], json!([1, 2]), "persisted");
+        assert_eq!((st("a1"), st("a2")), (TiState::Skipped, TiState::Skipped));
+        assert_eq!((st("d1"), st("d2")), (TiState::Skipped, TiState::Success));
+        assert_eq!(
+            (st("left"), st("right")),
+            (TiState::Success, TiState::Skipped)
+        );
+        assert!(
+            r.tasks["br"].xcoms.is_empty(),
+            "a branch's answer is not its XCom"
+        );
+    }
+
+    #[test]
+    fn oversized_pushes_and_bad_envelopes_fail_the_try() {
+        let d = dag(&format!(
+            "p:\n  tasks:\n    big:\n      {PY}\n    odd:\n      {PY}\n"
+        ));
+        let mut m = machine(&d);
+        let big = "x".repeat((1 << 20) + 1);
+        run_all(&mut m, |id| match id {
+            "big" => call(Value::Null, json!({ "xcoms": { "k": big } })),
+            _ => Ok(json!({"__weft_call__": {"xcoms": 5}})),
+        });
+        let r = m.report(0.0);
+        let err = |id: &str| r.tasks[id].error.clone().unwrap().error;
+        assert_eq!(r.tasks["big"].state, TiState::Failed);
+        assert_eq!(err("big"), "Weft.XComTooLarge");
+        assert!(r.tasks["big"].xcoms.is_empty());
+        assert_eq!(err("odd"), "Weft.InvalidCallResult");
+    }
+
+    #[test]
+    fn expand_kwargs_gives_each_instance_its_mapping_of_arguments() {
+        let d = dag("e:\n  tasks:\n    m:\n      operator: x\n      fixed: 1\n      expand:\n        '**': [{a: 1}, {a: 2, b: 3}]\n");
+        let mut m = machine(&d);
+        let p = m.poll(0.0);
+        assert_eq!(p.ready.len(), 2);
+        let inv = m.start(0, 1, 0.0).unwrap();
+        assert_eq!(inv.arguments, json!({"fixed": 1, "a": 2, "b": 3}));
+    }
+
     #[test]
     fn records_restore_a_run_and_clear_resets_downstream() {
         let d = dag("r:\n  tasks:\n    a:\n      operator: x\n    m:\n      operator: x\n      dependencies: [a]\n      expand:\n        n: +a\n    z:\n      operator: x\n      dependencies: [m]\n");
