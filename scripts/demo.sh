@@ -16,6 +16,10 @@ say "Packing the plugins into a bundle and installing it into $WEFT_HOME"
 "$WEFT" plugin pack target/plugins -o target/demo-bundle.zip >/dev/null
 "$WEFT" plugin install --force target/demo-bundle.zip
 "$WEFT" plugin install --force target/plugins/hostile/spin.wasm
+# the parser of Python DAG files (`.py` in $WEFT_HOME/dags), built by scripts/polyglot.sh
+if [ -f target/plugins/weft-airflow-py.wasm ]; then
+  "$WEFT" plugin install --force target/plugins/weft-airflow-py.wasm
+fi
 "$WEFT" plugin list
 
 say "An ASL state machine: read a CSV in the sandbox (granted by role read-data), Map over its rows"

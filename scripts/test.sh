@@ -106,6 +106,15 @@ AIRFLOWCTL="$AIRFLOW_VENV/bin/airflowctl" "$AIRFLOW_VENV/bin/python" host/server
 step "Python DAG corpus: recordings complete, compare.py checked against a replaying stand-in (no Airflow)"
 python3 host/dag/tests/python-dags/test_corpus.py
 
+step "Python DAG corpus: weft's runs against Airflow 3's recordings (compare.py; known gaps listed in it)"
+PYDAG_HOME="$(mktemp -d "${TMPDIR:-/tmp}/weft-pydags-XXXXXX")"
+WEFT_HOME="$PYDAG_HOME" "$WEFT" plugin install --force "$WEFT_PLUGINS_DIR/weft-airflow-py.wasm" >/dev/null
+WEFT_HOME="$PYDAG_HOME" "$WEFT" plugin install --force "$WEFT_PLUGINS_DIR/echo.wasm" >/dev/null
+# Airflow's recordings were made with dagbag_import_timeout = 5 s
+WEFT_DAGBAG_IMPORT_TIMEOUT=5 python3 host/dag/tests/python-dags/compare.py --weft "$WEFT" \
+  --home "$PYDAG_HOME" --isolate --allow-expected
+rm -rf "$PYDAG_HOME"
+
 if [ -z "${WEFT_SKIP_CONFORMANCE:-}" ]; then
   step "ASL (recorded on AWS) and DAG (recorded from Airflow) conformance through the weft binary"
   bash scripts/conformance.sh "$SHARED" "$WEFT" "$WEFT_PLUGINS_DIR"

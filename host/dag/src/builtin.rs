@@ -1,8 +1,9 @@
 //! Operators weft provides itself, with no plugin: Airflow's `EmptyOperator` / `DummyOperator`
 //! (succeed at once, as Airflow's do) and Python callables (`decorator:` TaskFlow tasks and
 //! unmapped `PythonOperator`s). Callables of Python DAG files are run by the executor in the
-//! sandbox (see `weft_engine::py_dags`); those of YAML files load with their callable reference
-//! and fail when run with [`PYTHON_NOT_RUN`], since weft cannot import them from a YAML file;
+//! sandbox (see `weft_engine::py_dags`), and so are those of YAML files whose callable lives in
+//! a `.py` file of the DAG's folder ([`crate::run::PythonCallable`]); a YAML callable weft cannot
+//! locate fails when run with [`PYTHON_NOT_RUN`];
 //! and the cross-DAG operators `TriggerDagRunOperator` and `ExternalTaskSensor`, which the
 //! persistent scheduler runs (their arguments: [`crate::cross_dag`]).
 //!
@@ -60,6 +61,9 @@ const PYTHON_CLASSES: &[&str] = &[
     "airflow.providers.standard.operators.python.BranchPythonOperator",
     "airflow.operators.python.ShortCircuitOperator",
     "airflow.providers.standard.operators.python.ShortCircuitOperator",
+    "airflow.sensors.python.PythonSensor",
+    "airflow.sensors.python_sensor.PythonSensor",
+    "airflow.providers.standard.sensors.python.PythonSensor",
 ];
 
 /// The built-in operator an (unmapped) Airflow class path stands for.
@@ -145,7 +149,7 @@ fn python_cause(ti: &TaskInvocation, source: &str) -> String {
         format!("operator `{source}`")
     };
     format!(
-        "task `{}` calls the Python callable {callable} ({via}): weft does not run Python callables yet; map the operator to a plugin in the DAG folder's weft.yaml, or use a plugin operator",
+        "task `{}` calls the Python callable {callable} ({via}), which weft cannot locate: name it as `python_callable: MODULE.FUNCTION` (MODULE.py in the DAG file's folder) or with `python_callable_name` + `python_callable_file`, map the operator to a plugin in the DAG folder's weft.yaml, or use a plugin operator",
         ti.task_id
     )
 }

@@ -61,8 +61,8 @@ pub use model::{
 };
 pub use pyfile::{PyDags, PyEvaluation, PyImportError, PythonDagEvaluator};
 pub use run::{
-    retry_delay, run_dag_once, DagRunReport, RunOptions, RunState, SensorSpec, SleepFn,
-    TaskExecutor, TaskFailure, TaskInvocation, TaskReport,
+    retry_delay, run_dag_once, DagRunReport, PythonCallable, RunOptions, RunState, SensorSpec,
+    SleepFn, TaskExecutor, TaskFailure, TaskInvocation, TaskReport,
 };
 pub use template::{Connection, NoSecrets, Secrets, XComStore};
 pub use timetable::{parse_logical_date, DagRunInfo, DataInterval, Restriction, Schedule};

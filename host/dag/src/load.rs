@@ -1226,9 +1226,10 @@ fn parse_dag(
                 "{dag_id}.tasks.{}.dependencies",
                 tid.rsplit('.').next().unwrap_or(tid)
             );
-            if let Some(full) = local
-                .get(dep)
-                .or_else(|| tasks.get_key_value(dep).map(|(k, _)| k))
+            if let Some(full) = tasks
+                .get_key_value(dep)
+                .map(|(k, _)| k)
+                .or_else(|| local.get(dep))
             {
                 if full == tid {
                     cx.err(*line, path, format!("task `{dep}` depends on itself"));
@@ -1252,9 +1253,10 @@ fn parse_dag(
                     ExpandSource::Literal(_) => Vec::new(),
                 };
                 for task_id in &referenced {
-                    match local
-                        .get(task_id)
-                        .or_else(|| tasks.get_key_value(task_id).map(|(k, _)| k))
+                    match tasks
+                        .get_key_value(task_id)
+                        .map(|(k, _)| k)
+                        .or_else(|| local.get(task_id))
                     {
                         Some(full) if full != tid => {
                             push_edge(&mut ups, &mut up_seen, tid, full.clone())
@@ -1279,9 +1281,10 @@ fn parse_dag(
             let Some((task_id, _key)) = value.as_str().and_then(taskflow_reference) else {
                 continue;
             };
-            match local
-                .get(&task_id)
-                .or_else(|| tasks.get_key_value(&task_id).map(|(k, _)| k))
+            match tasks
+                .get_key_value(&task_id)
+                .map(|(k, _)| k)
+                .or_else(|| local.get(&task_id))
             {
                 Some(full) if full != tid => push_edge(&mut ups, &mut up_seen, tid, full.clone()),
                 _ => cx.err(
@@ -1569,11 +1572,13 @@ fn parse_groups(cx: &mut Cx, dag_id: &str, node: Option<&Node>) -> IndexMap<Stri
     let mut parents: HashMap<String, (String, usize)> = HashMap::new();
     for (k, g) in entries {
         let path = format!("{dag_id}.task_groups.{}", k.name);
-        if !valid_id(&k.name) || k.name.contains('.') {
+        // a dotted name is a full group id (`outer.inner`): its parent is the group named by
+        // the part before the last dot (Python DAG files give nested groups so)
+        if !k.name.split('.').all(valid_id) {
             cx.err(
                 k.line,
                 &path,
-                "a group id may only contain letters, digits, `_` and `-`",
+                "a group id may only contain letters, digits, `_` and `-` (`.` between nested group ids)",
             );
         }
         let mut group = TaskGroup {
@@ -1610,7 +1615,22 @@ fn parse_groups(cx: &mut Cx, dag_id: &str, node: Option<&Node>) -> IndexMap<Stri
     }
     // Resolve nested ids.
     let names: Vec<String> = out.keys().cloned().collect();
-    for name in names {
+    for name in &names {
+        if let Some((parent, _)) = name.rsplit_once('.') {
+            if !out.contains_key(parent) {
+                let line = out[name].group.line;
+                cx.err(
+                    line,
+                    format!("{dag_id}.task_groups.{name}"),
+                    format!("unknown parent task group `{parent}`"),
+                );
+            }
+            if let Some(g) = out.get_mut(name) {
+                g.group.parent = Some(parent.to_string());
+            }
+        }
+    }
+    for name in names.into_iter().filter(|n| !n.contains('.')) {
         let mut chain = vec![name.clone()];
         let mut cur = name.clone();
         let mut ok = true;
@@ -2082,6 +2102,27 @@ mod tests {
         assert_eq!(
             errs[0].to_string(),
             "dags/x.yaml:5: d.tasks.t1.dependencies: unknown upstream task `nope`"
+        );
+    }
+
+    #[test]
+    fn dotted_groups_keep_nested_ids_apart_and_full_ids_win_over_local_names() {
+        let (dags, errs) = parse(
+            "d:\n  task_groups:\n    a: {}\n    a.b: {}\n    c: {}\n    c.b: {}\n  tasks:\n    - task_id: t\n      operator: echo\n      task_group_name: a.b\n    - task_id: t\n      operator: echo\n      task_group_name: c.b\n    - task_id: t\n      operator: echo\n      dependencies: [a.b.t]\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let d = &dags[0];
+        let ids: Vec<&str> = d.tasks.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["a.b.t", "c.b.t", "t"]);
+        assert_eq!(d.task_groups["c.b"].parent.as_deref(), Some("c"));
+        assert_eq!(d.task_groups["c.b"].tasks, ["c.b.t"]);
+        assert_eq!(d.tasks["t"].upstream, ["a.b.t"]);
+        let (_, errs) =
+            parse("d:\n  task_groups:\n    x.y: {}\n  tasks:\n    t:\n      operator: echo\n");
+        assert!(
+            errs.iter()
+                .any(|e| e.reason.contains("unknown parent task group `x`")),
+            "{errs:?}"
         );
     }
 

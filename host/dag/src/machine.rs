@@ -74,6 +74,9 @@ pub struct TiRecord {
     /// The note a user left on the instance (Airflow's task instance note).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// XComs the instance pushed under keys of its own (a Python callable's `ti.xcom_push`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub xcoms: Map<String, Value>,
 }
 
 /// A state change the caller must persist.
@@ -99,6 +102,13 @@ struct Ti {
     error: Option<TaskFailure>,
     mapped_args: Map<String, Value>,
     note: Option<String>,
+    /// Keys pushed besides the return value (`ti.xcom_push`).
+    pushed: Map<String, Value>,
+    /// A short-circuit's falsy result: skip every downstream task (`true`) or only the direct
+    /// ones (`false`); applied once when the try succeeds.
+    skip_downstream: Option<bool>,
+    /// A branch callable's answer (the tasks to follow), when it is not its XCom.
+    follow: Option<Value>,
 }
 
 impl Ti {
@@ -116,6 +126,9 @@ impl Ti {
             error: None,
             mapped_args: Map::new(),
             note: None,
+            pushed: Map::new(),
+            skip_downstream: None,
+            follow: None,
         }
     }
 
@@ -133,6 +146,9 @@ impl Ti {
             error: r.error,
             mapped_args: r.mapped_args,
             note: r.note,
+            pushed: r.xcoms,
+            skip_downstream: None,
+            follow: None,
         }
     }
 }
@@ -382,6 +398,7 @@ impl RunMachine {
             error: ti.error.clone(),
             mapped_args: ti.mapped_args.clone(),
             note: ti.note.clone(),
+            xcoms: ti.pushed.clone(),
         }
     }
 
@@ -570,19 +587,39 @@ impl RunMachine {
         } else {
             args
         };
-        if let Value::Object(m) = &mut arguments {
-            for (k, v) in &self.tasks[t].tis[i].mapped_args {
-                m.insert(k.clone(), v.clone());
-            }
-        }
         let task = &self.dag.tasks[t];
         let python = task.operator.starts_with(crate::builtin::PYTHON);
+        if let Value::Object(m) = &mut arguments {
+            for (k, v) in &self.tasks[t].tis[i].mapped_args {
+                match (k.as_str(), v) {
+                    // one element of `expand_kwargs`: its entries are the instance's arguments
+                    // (a Python callable gets it whole and applies its `XComArg.map` first)
+                    (EXPAND_KWARGS, Value::Object(kw)) if !python => {
+                        m.extend(kw.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    }
+                    _ => {
+                        m.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
         if python {
             // TaskFlow arguments (`+task`, `+task['key']`) become the upstreams' XComs
             arguments = resolve_taskflow(arguments, &self.xcom, 0);
         }
-        let source_file = (python && self.dag.file.extension().is_some_and(|e| e == "py"))
-            .then(|| self.dag.file.clone());
+        let py_dag = self.dag.file.extension().is_some_and(|e| e == "py");
+        let (source_file, python_callable) = match (python, py_dag) {
+            (true, true) => (Some(self.dag.file.clone()), None),
+            // a YAML task's callable, from the Python file it names beside the DAG file
+            (true, false) => {
+                match crate::run::PythonCallable::of_task(&self.dag.file, &task.arguments) {
+                    Some((file, c)) => (Some(file), Some(c)),
+                    None => (None, None),
+                }
+            }
+            _ => (None, None),
+        };
+        let xcoms = source_file.as_ref().map(|_| self.xcom.clone());
         let sensor = SensorSpec::from_task(task);
         let ti = &mut self.tasks[t].tis[i];
         ti.try_number = try_number;
@@ -608,6 +645,7 @@ impl RunMachine {
             pool: task.pool.clone(),
             queue: task.queue.clone(),
             logical_date: self.logical_date,
+            data_interval: Some(self.interval),
             params: if task.params.is_empty() {
                 self.params.clone()
             } else {
@@ -616,6 +654,8 @@ impl RunMachine {
             sensor,
             first_poke_elapsed: Duration::from_secs_f64((now - first_poke_at).max(0.0)),
             source_file,
+            xcoms,
+            python_callable,
         };
         self.set_state(t, i, TiState::Running);
         Ok(inv)
@@ -699,6 +739,7 @@ impl RunMachine {
                     ti.state = TiState::None;
                     ti.tries_before_clear = ti.try_number;
                     ti.xcom = Value::Null;
+                    ti.pushed = Map::new();
                     ti.error = None;
                     ti.wait_until = 0.0;
                     self.changes.push(Change::Ti(t, i));
@@ -885,12 +926,23 @@ impl RunMachine {
         let try_number = self.tasks[t].tis[i].try_number;
         let map_index = self.tasks[t].tis[i].map_index;
         let key = ti_key(&task.task_id, map_index);
-        let result = result.and_then(|v| self.check_result(t, v));
+        let result = result
+            .and_then(|v| unwrap_call_result(task, v))
+            .and_then(|c| {
+                self.check_pushed(&c.pushed)?;
+                Ok(CallResult {
+                    value: self.check_result(t, c.value, c.follow.as_ref())?,
+                    ..c
+                })
+            });
         let ti = &mut self.tasks[t].tis[i];
         ti.duration += elapsed;
         let new_state = match result {
-            Ok(v) => {
-                ti.xcom = v;
+            Ok(c) => {
+                ti.xcom = c.value;
+                ti.pushed = c.pushed;
+                ti.skip_downstream = c.skip_downstream;
+                ti.follow = c.follow;
                 ti.error = None;
                 TiState::Success
             }
@@ -957,7 +1009,12 @@ impl RunMachine {
     }
 
     /// Size cap, mapping input type, branch validation.
-    fn check_result(&self, t: usize, v: Value) -> Result<Value, TaskFailure> {
+    fn check_result(
+        &self,
+        t: usize,
+        v: Value,
+        follow: Option<&Value>,
+    ) -> Result<Value, TaskFailure> {
         let task = &self.dag.tasks[t];
         let size = serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0);
         if size > self.max_xcom_bytes {
@@ -969,15 +1026,20 @@ impl RunMachine {
                 ),
             ));
         }
-        if self.tasks[t].feeds_mapping && !matches!(v, Value::Array(_) | Value::Object(_)) {
+        // (a mapped task's instances each give one element of the list its downstream maps over)
+        if self.tasks[t].feeds_mapping
+            && task.expand.is_none()
+            && !matches!(v, Value::Array(_) | Value::Object(_))
+        {
             return Err(TaskFailure::new(
                 "Weft.MappingFailed",
                 format!("a downstream task expands over this task's output, which must be a list or a mapping, got {v}"),
             ));
         }
         if task.branch {
-            let follow = branch_targets(&v).ok_or_else(|| {
-                TaskFailure::new("Weft.InvalidBranch", format!("a branch task must return a task id, a list of task ids or {{\"branch\": [...]}}, got {v}"))
+            let answer = follow.unwrap_or(&v);
+            let follow = branch_targets(answer).ok_or_else(|| {
+                TaskFailure::new("Weft.InvalidBranch", format!("a branch task must return a task id, a list of task ids or {{\"branch\": [...]}}, got {answer}"))
             })?;
             let unknown: Vec<&String> = follow
                 .iter()
@@ -995,9 +1057,32 @@ impl RunMachine {
         Ok(v)
     }
 
+    /// Size caps of the keys a callable pushed with `ti.xcom_push` (each as a return value's).
+    fn check_pushed(&self, pushed: &Map<String, Value>) -> Result<(), TaskFailure> {
+        let mut total = 0usize;
+        for (k, v) in pushed {
+            let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
+            total += size + k.len();
+            if size > self.max_xcom_bytes || total > MAX_PUSHED_FACTOR * self.max_xcom_bytes {
+                return Err(TaskFailure::new(
+                    "Weft.XComTooLarge",
+                    format!(
+                        "XCom `{k}` pushed by the task is {size} bytes (all keys: {total}); the XCom limit is {} bytes per key, {} per task",
+                        self.max_xcom_bytes,
+                        MAX_PUSHED_FACTOR * self.max_xcom_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn push_xcom(&mut self, t: usize, i: usize) {
         let task = &self.dag.tasks[t];
         let ti = &self.tasks[t].tis[i];
+        for (k, x) in &ti.pushed {
+            self.xcom.push(&task.task_id, ti.map_index, k, x.clone());
+        }
         let v = &ti.xcom;
         if v.is_null() {
             return;
@@ -1015,9 +1100,14 @@ impl RunMachine {
 
     fn after_success(&mut self, t: usize, i: usize) {
         self.push_xcom(t, i);
+        if let Some(all) = self.tasks[t].tis[i].skip_downstream.take() {
+            self.short_circuit(t, all);
+            return;
+        }
         let dag = self.dag.clone();
         let task = &dag.tasks[t];
-        let v = &self.tasks[t].tis[i].xcom;
+        let answer = self.tasks[t].tis[i].follow.take();
+        let v = answer.as_ref().unwrap_or(&self.tasks[t].tis[i].xcom);
         // Branching: skip direct downstreams that are not followed.
         let follow = if task.branch {
             branch_targets(v)
@@ -1059,6 +1149,33 @@ impl RunMachine {
         }
     }
 
+    /// A short-circuit's falsy result: skip the direct downstream tasks, or with `all` every task
+    /// downstream whatever its trigger rule (`ignore_downstream_trigger_rules`, Airflow's
+    /// default); tasks already finished or running are left alone.
+    fn short_circuit(&mut self, t: usize, all: bool) {
+        let mut queue: Vec<usize> = self.tasks[t].downs.clone();
+        let mut seen: HashSet<usize> = queue.iter().copied().collect();
+        while let Some(d) = queue.pop() {
+            let mut changed = false;
+            for k in 0..self.tasks[d].tis.len() {
+                if self.tasks[d].tis[k].state == TiState::None {
+                    self.set_state(d, k, TiState::Skipped);
+                    self.unfinished -= 1;
+                    changed = true;
+                }
+            }
+            if changed {
+                self.tasks[d].unexpanded = false;
+            }
+            for dd in self.tasks[d].downs.clone() {
+                self.mark_dirty(dd);
+                if all && seen.insert(dd) {
+                    queue.push(dd);
+                }
+            }
+        }
+    }
+
     /// The run's state once nothing is left to do: failed when a leaf failed or was
     /// upstream_failed, or when instances are left unfinished (deadlock).
     pub fn run_state(&self) -> RunState {
@@ -1094,7 +1211,7 @@ impl RunMachine {
                         try_number: ti.try_number,
                         duration_s: ti.duration,
                         xcom: ti.xcom.clone(),
-                        xcoms: pushed_xcoms(&self.dag.tasks[t], ti.state, &ti.xcom),
+                        xcoms: pushed_xcoms(&self.dag.tasks[t], ti),
                         error: ti.error.clone(),
                     },
                 );
@@ -1110,6 +1227,77 @@ impl RunMachine {
             duration_s,
         }
     }
+}
+
+/// The argument name of an `expand_kwargs` source in [`crate::model::Expand`]: each element is a
+/// mapping of arguments for one instance.
+pub const EXPAND_KWARGS: &str = "**";
+
+/// Pushed keys of one instance may take this many times the per-XCom limit together.
+const MAX_PUSHED_FACTOR: usize = 4;
+
+/// What a try returned, once a Python callable's call-mode envelope is opened.
+struct CallResult {
+    /// The return value (`null`: none pushed).
+    value: Value,
+    /// Keys pushed with `ti.xcom_push`.
+    pushed: Map<String, Value>,
+    /// A falsy short-circuit: skip all downstream (`true`) or the direct ones (`false`).
+    skip_downstream: Option<bool>,
+    /// A branch callable's answer, kept apart from its (unpushed) return value.
+    follow: Option<Value>,
+}
+
+/// A Python callable answers `{"__weft_call__": {"value", "xcoms", "skip_downstream",
+/// "follow"}}` (see
+/// `plugins/python/weft-airflow-py/app.py`); every other result is the return value itself.
+fn unwrap_call_result(task: &Task, v: Value) -> Result<CallResult, TaskFailure> {
+    let plain = |value| CallResult {
+        value,
+        pushed: Map::new(),
+        skip_downstream: None,
+        follow: None,
+    };
+    if !task.operator.starts_with(crate::builtin::PYTHON) {
+        return Ok(plain(v));
+    }
+    let mut env = match v {
+        Value::Object(mut m) if m.len() == 1 && m.contains_key("__weft_call__") => {
+            match m.remove("__weft_call__") {
+                Some(Value::Object(e)) => e,
+                _ => return Err(bad_call_result("`__weft_call__` is not an object")),
+            }
+        }
+        other => return Ok(plain(other)),
+    };
+    let pushed = match env.remove("xcoms") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(bad_call_result("`xcoms` is not an object")),
+    };
+    let skip_downstream = match env.get("skip_downstream").and_then(Value::as_str) {
+        None => None,
+        Some("all") => Some(true),
+        Some("direct") => Some(false),
+        Some(other) => {
+            return Err(bad_call_result(&format!(
+                "unknown skip_downstream `{other}`"
+            )))
+        }
+    };
+    Ok(CallResult {
+        value: env.remove("value").unwrap_or(Value::Null),
+        pushed,
+        skip_downstream,
+        follow: env.remove("follow"),
+    })
+}
+
+fn bad_call_result(why: &str) -> TaskFailure {
+    TaskFailure::new(
+        "Weft.InvalidCallResult",
+        format!("the Python callable's result could not be read: {why}"),
+    )
 }
 
 /// Task ids a branch result names: `"id"`, `["a", "b"]`, `{"branch": ...}`; `null` follows none.
@@ -1175,9 +1363,14 @@ fn taskflow_ref(s: &str) -> Option<(&str, &str)> {
 
 /// The XComs a finished instance pushed, by key: what [`RunMachine`] pushes on success
 /// (`return_value` unless the result is null, and each key of a `multiple_outputs` object).
-fn pushed_xcoms(task: &Task, state: TiState, xcom: &Value) -> Map<String, Value> {
+fn pushed_xcoms(task: &Task, ti: &Ti) -> Map<String, Value> {
+    let (state, xcom) = (ti.state, &ti.xcom);
     let mut out = Map::new();
-    if state != TiState::Success || xcom.is_null() {
+    if state != TiState::Success {
+        return out;
+    }
+    out.extend(ti.pushed.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if xcom.is_null() {
         return out;
     }
     if task.multiple_outputs {
@@ -1241,6 +1434,95 @@ mod tests {
         m.start(1, 0, 0.0).unwrap();
         assert_eq!(m.finish(1, 0, not_ready(), 6.0, 6.0), TiState::Skipped);
         assert_eq!(m.unfinished(), 0);
+    }
+
+    /// What the Python component answers for a callable (see `unwrap_call_result`).
+    fn call(value: Value, extra: Value) -> Result<Value, TaskFailure> {
+        let mut env = json!({"value": value});
+        if let (Value::Object(e), Value::Object(x)) = (&mut env, extra) {
+            e.extend(x);
+        }
+        Ok(json!({ "__weft_call__": env }))
+    }
+
+    fn run_all(m: &mut RunMachine, mut answer: impl FnMut(&str) -> Result<Value, TaskFailure>) {
+        for _ in 0..20 {
+            let p = m.poll(0.0);
+            for (t, i) in p.ready {
+                if !m.startable(t, i) {
+                    continue;
+                }
+                if let Ok(inv) = m.start(t, i, 0.0) {
+                    let r = answer(&inv.display_id());
+                    m.finish(t, i, r, 0.0, 0.0);
+                }
+            }
+            if m.unfinished() == 0 {
+                return;
+            }
+        }
+        panic!("the run did not finish");
+    }
+
+    const PY: &str = "decorator: airflow.decorators.task\n      python_callable: m.f";
+
+    #[test]
+    fn callables_push_keys_and_short_circuit_all_or_direct_downstream() {
+        let d = dag(&format!(
+            "p:\n  tasks:\n    push:\n      {PY}\n    sc_all:\n      {PY}\n    a1:\n      operator: x\n      dependencies: [sc_all]\n    a2:\n      operator: x\n      trigger_rule: all_done\n      dependencies: [a1]\n    sc_direct:\n      {PY}\n    d1:\n      operator: x\n      dependencies: [sc_direct]\n    d2:\n      operator: x\n      trigger_rule: all_done\n      dependencies: [d1]\n    br:\n      {PY}\n      branch: true\n    left:\n      operator: x\n      dependencies: [br]\n    right:\n      operator: x\n      dependencies: [br]\n"
+        ));
+        let mut m = machine(&d);
+        run_all(&mut m, |id| match id {
+            "push" => call(json!(1), json!({"xcoms": {"k": [1, 2]}})),
+            "sc_all" => call(Value::Null, json!({"skip_downstream": "all"})),
+            "sc_direct" => call(Value::Null, json!({"skip_downstream": "direct"})),
+            "br" => call(Value::Null, json!({"follow": "left"})),
+            _ => Ok(Value::Null),
+        });
+        let r = m.report(0.0);
+        let st = |id: &str| r.tasks[id].state;
+        assert_eq!(r.tasks["push"].xcoms["k"], json!([1, 2]));
+        assert_eq!(r.tasks["push"].xcoms["return_value"], 1);
+        assert_eq!(m.record(0, 0).xcoms["k"], json!([1, 2]), "persisted");
+        assert_eq!((st("a1"), st("a2")), (TiState::Skipped, TiState::Skipped));
+        assert_eq!((st("d1"), st("d2")), (TiState::Skipped, TiState::Success));
+        assert_eq!(
+            (st("left"), st("right")),
+            (TiState::Success, TiState::Skipped)
+        );
+        assert!(
+            r.tasks["br"].xcoms.is_empty(),
+            "a branch's answer is not its XCom"
+        );
+    }
+
+    #[test]
+    fn oversized_pushes_and_bad_envelopes_fail_the_try() {
+        let d = dag(&format!(
+            "p:\n  tasks:\n    big:\n      {PY}\n    odd:\n      {PY}\n"
+        ));
+        let mut m = machine(&d);
+        let big = "x".repeat((1 << 20) + 1);
+        run_all(&mut m, |id| match id {
+            "big" => call(Value::Null, json!({ "xcoms": { "k": big } })),
+            _ => Ok(json!({"__weft_call__": {"xcoms": 5}})),
+        });
+        let r = m.report(0.0);
+        let err = |id: &str| r.tasks[id].error.clone().unwrap().error;
+        assert_eq!(r.tasks["big"].state, TiState::Failed);
+        assert_eq!(err("big"), "Weft.XComTooLarge");
+        assert!(r.tasks["big"].xcoms.is_empty());
+        assert_eq!(err("odd"), "Weft.InvalidCallResult");
+    }
+
+    #[test]
+    fn expand_kwargs_gives_each_instance_its_mapping_of_arguments() {
+        let d = dag("e:\n  tasks:\n    m:\n      operator: x\n      fixed: 1\n      expand:\n        '**': [{a: 1}, {a: 2, b: 3}]\n");
+        let mut m = machine(&d);
+        let p = m.poll(0.0);
+        assert_eq!(p.ready.len(), 2);
+        let inv = m.start(0, 1, 0.0).unwrap();
+        assert_eq!(inv.arguments, json!({"fixed": 1, "a": 2, "b": 3}));
     }
 
     #[test]

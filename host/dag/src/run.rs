@@ -49,6 +49,8 @@ pub struct TaskInvocation {
     pub queue: Option<String>,
     /// Logical date of the run.
     pub logical_date: DateTime<Utc>,
+    /// The run's data interval, when known (`data_interval_start` / `_end` of the context).
+    pub data_interval: Option<DataInterval>,
     /// Params visible to the task.
     pub params: Map<String, Value>,
     /// Sensor settings (used when the operator is a sensor-world plugin).
@@ -58,6 +60,57 @@ pub struct TaskInvocation {
     /// The Python DAG file a Python callable task was defined in (its callable runs from it);
     /// `None` for every other task.
     pub source_file: Option<std::path::PathBuf>,
+    /// The run's XComs so far, for a Python callable's `ti.xcom_pull` (`None` for other tasks).
+    pub xcoms: Option<Arc<crate::template::XComStore>>,
+    /// For a Python callable task of a YAML (dag-factory) DAG file: which callable of
+    /// `source_file` to run, and the DAG file's folder the callable's file must lie in.
+    pub python_callable: Option<PythonCallable>,
+}
+
+/// A YAML task's Python callable: dag-factory's `python_callable_name` + `python_callable_file`,
+/// or `python_callable: module.function` (the module a `.py` file beside the DAG file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonCallable {
+    /// The function's (qualified) name in its file.
+    pub name: String,
+    /// The folder of the DAG file that names it: the callable's file must be inside it.
+    pub dag_dir: std::path::PathBuf,
+}
+
+impl PythonCallable {
+    /// The callable of a YAML task and the file defining it, when the task names one in a form
+    /// weft can locate (a file path, or a dotted `module.function` beside the DAG file).
+    pub fn of_task(
+        dag_file: &std::path::Path,
+        arguments: &Map<String, Value>,
+    ) -> Option<(std::path::PathBuf, PythonCallable)> {
+        let dag_dir = dag_file.parent()?.to_path_buf();
+        let s = |k: &str| arguments.get(k).and_then(Value::as_str);
+        let (file, name) = match (s("python_callable_name"), s("python_callable_file")) {
+            (Some(name), Some(file)) => (std::path::PathBuf::from(file), name.to_string()),
+            _ => {
+                let (module, name) = s("python_callable")?.rsplit_once('.')?;
+                let ok = |p: &str| {
+                    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                };
+                if !module.split('.').all(ok) || !ok(name) {
+                    return None;
+                }
+                let mut f = dag_dir.clone();
+                for part in module.split('.') {
+                    f.push(part);
+                }
+                f.set_extension("py");
+                (f, name.to_string())
+            }
+        };
+        let file = if file.is_absolute() {
+            file
+        } else {
+            dag_dir.join(file)
+        };
+        Some((file, PythonCallable { name, dag_dir }))
+    }
 }
 
 /// A sensor task's settings (Airflow's `BaseSensorOperator` arguments).
@@ -144,12 +197,19 @@ impl TaskInvocation {
 
     /// The `ctx` JSON handed to operators (task name, attempt, params).
     pub fn context_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "dag_id": self.dag_id, "task_id": self.task_id, "run_id": self.run_id,
             "map_index": self.map_index, "try_number": self.try_number,
             "logical_date": self.logical_date.to_rfc3339_opts(SecondsFormat::AutoSi, false),
             "params": self.params,
-        })
+        });
+        if let (Some(i), Value::Object(m)) = (self.data_interval, &mut v) {
+            let t =
+                |d: DateTime<Utc>| Value::String(d.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+            m.insert("data_interval_start".into(), t(i.start));
+            m.insert("data_interval_end".into(), t(i.end));
+        }
+        v
     }
 }
 

@@ -92,6 +92,27 @@ impl XComStore {
         }
     }
 
+    /// Every XCom of the run as JSON, `{TASK_ID: [[MAP_INDEX, {KEY: VALUE}], ...]}` (what a
+    /// Python callable's `ti.xcom_pull` reads), or `None` when it is larger than `max_bytes`.
+    pub fn snapshot(&self, max_bytes: usize) -> Option<Value> {
+        let g = self.inner.read().ok()?;
+        let mut out = Map::new();
+        let mut size = 0usize;
+        for (task, list) in g.iter() {
+            let entries: Vec<Value> = list
+                .iter()
+                .map(|(i, m)| Value::Array(vec![Value::from(*i), Value::Object(m.clone())]))
+                .collect();
+            let v = Value::Array(entries);
+            size += task.len() + serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0);
+            if size > max_bytes {
+                return None;
+            }
+            out.insert(task.clone(), v);
+        }
+        Some(Value::Object(out))
+    }
+
     /// Airflow's `xcom_pull` for one task: the value of an unmapped task, the list of values of
     /// a mapped one (or one instance's with `map_index`).
     pub fn pull(&self, task_id: &str, key: &str, map_index: Option<i64>) -> Option<Value> {
@@ -395,7 +416,85 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    // Airflow renders with Python's Jinja: a list or mapping in a string template prints as
+    // Python's `str()` does (`{'max': 3}`, `[1, 'a', None]`), not as JSON
+    env.set_formatter(|out, state, value| {
+        use minijinja::value::ValueKind;
+        if matches!(value.kind(), ValueKind::Map | ValueKind::Seq) {
+            let mut s = String::new();
+            python_repr(value, &mut s, 0);
+            out.write_str(&s)
+                .map_err(|_| JError::new(ErrorKind::WriteFailure, "cannot write"))
+        } else {
+            minijinja::escape_formatter(out, state, value)
+        }
+    });
     env
+}
+
+/// Python's `repr()` of a template value (strings quoted as Python quotes them, `True`,
+/// `False`, `None`); nesting deeper than 64 levels prints `...`.
+fn python_repr(v: &JValue, out: &mut String, depth: usize) {
+    use minijinja::value::ValueKind;
+    if depth > 64 {
+        out.push_str("...");
+        return;
+    }
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => out.push_str("None"),
+        ValueKind::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
+        ValueKind::String => {
+            let s = v.as_str().unwrap_or_default();
+            let q = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            out.push(q);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == q => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(q);
+        }
+        ValueKind::Seq => {
+            out.push('[');
+            if let Ok(items) = v.try_iter() {
+                for (i, x) in items.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    python_repr(&x, out, depth + 1);
+                }
+            }
+            out.push(']');
+        }
+        ValueKind::Map => {
+            out.push('{');
+            if let Ok(keys) = v.try_iter() {
+                for (i, k) in keys.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    python_repr(&k, out, depth + 1);
+                    out.push_str(": ");
+                    let x = v.get_item(&k).unwrap_or_default();
+                    python_repr(&x, out, depth + 1);
+                }
+            }
+            out.push('}');
+        }
+        _ => out.push_str(&v.to_string()),
+    }
 }
 
 thread_local! {
@@ -673,6 +772,18 @@ mod tests {
         );
         assert_eq!(out["n"], 3);
         assert_eq!(out["m"], "2024-02-29 05/03/2024");
+    }
+
+    #[test]
+    fn containers_render_as_python_prints_them() {
+        let c = ctx();
+        let v = json!({
+            "d": "{{ var.json.get('missing', {'max': 3, 'ok': true, 'none': none}) }}",
+            "l": "{{ ['a', \"it's\", 1.5, false] }}",
+        });
+        let out = render_value(&v, &c, false).unwrap();
+        assert_eq!(out["d"], "{'max': 3, 'none': None, 'ok': True}");
+        assert_eq!(out["l"], "['a', \"it's\", 1.5, False]");
     }
 
     #[test]

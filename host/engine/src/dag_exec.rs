@@ -77,23 +77,43 @@ impl<'a> SandboxTaskExecutor<'a> {
 }
 
 /// The DAG file whose Python callable `ti` runs (`@task`, PythonOperator, branch and
-/// short-circuit callables of a Python DAG file), run by the parser component in call mode;
-/// `None` for any other task.
+/// short-circuit callables of a Python DAG file, a YAML task's `python_callable`), run by the
+/// parser component in call mode; `None` for any other task.
 pub fn python_callable_file(ti: &TaskInvocation) -> Option<&std::path::Path> {
     ti.source_file
         .as_deref()
         .filter(|_| ti.operator.starts_with(weft_dag::builtin::PYTHON))
 }
 
+/// Largest snapshot of a run's XComs sent with a Python callable that may `ti.xcom_pull`.
+pub const MAX_PULLABLE_XCOM_BYTES: usize = 8 << 20;
+
 /// The parser component's call-mode input for a Python callable task: the DAG file (read again
-/// now, size-capped), which task, and its rendered arguments (TaskFlow XComs resolved). The
+/// now, size-capped), which task, its rendered arguments (TaskFlow XComs resolved) and, when the
+/// file calls `xcom_pull`, the XComs of its own DAG run so far (no other run's or DAG's). The
 /// input carries the file's text, so a remote worker runs the callable without the DAG folder.
 pub fn python_call_input(
     path: &std::path::Path,
     ti: &TaskInvocation,
 ) -> Result<String, TaskFailure> {
+    if let Some(c) = &ti.python_callable {
+        inside_dag_folder(path, &c.dag_dir, &ti.task_id)?;
+    }
     let source = weft_dag::folder::read_dag_file(path)
         .map_err(|e| TaskFailure::new("Airflow.DagImportError", e.to_string()))?;
+    let xcoms = match (&ti.xcoms, source.contains("xcom_pull")) {
+        (Some(store), true) => store.snapshot(MAX_PULLABLE_XCOM_BYTES).ok_or_else(|| {
+            TaskFailure::new(
+                "Weft.XComTooLarge",
+                format!(
+                    "task `{}` may call ti.xcom_pull, but the run's XComs are larger than the {} MiB a Python callable is sent",
+                    ti.task_id,
+                    MAX_PULLABLE_XCOM_BYTES >> 20
+                ),
+            )
+        })?,
+        _ => Value::Null,
+    };
     Ok(serde_json::json!({
         "mode": "call",
         "path": path.display().to_string(),
@@ -101,8 +121,42 @@ pub fn python_call_input(
         "dag_id": ti.dag_id,
         "task_id": ti.task_id,
         "arguments": ti.arguments,
+        "xcoms": xcoms,
+        "callable": ti.python_callable.as_ref().map(|c| c.name.clone()),
+        "operator": ti.operator.strip_prefix(weft_dag::builtin::PYTHON),
     })
     .to_string())
+}
+
+/// A YAML task's callable file must lie inside its DAG file's folder (after following links):
+/// a DAG file must not make the host read, and hand to the sandbox, a file from elsewhere.
+fn inside_dag_folder(
+    file: &std::path::Path,
+    dag_dir: &std::path::Path,
+    task_id: &str,
+) -> Result<(), TaskFailure> {
+    let refuse = |why: String| {
+        TaskFailure::new(
+            weft_dag::builtin::PYTHON_NOT_RUN,
+            format!(
+                "task `{task_id}`: the Python callable's file {}: {why}",
+                file.display()
+            ),
+        )
+    };
+    let dir = dag_dir
+        .canonicalize()
+        .map_err(|e| refuse(format!("the DAG folder cannot be read: {e}")))?;
+    let real = file
+        .canonicalize()
+        .map_err(|e| refuse(format!("cannot be read: {e}")))?;
+    if !real.starts_with(&dir) {
+        return Err(refuse(format!(
+            "is outside the DAG file's folder {}; weft runs callables from files beside the DAG only",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Strips `weft:plugin:` from an operator reference.

@@ -257,6 +257,7 @@ fn restart_resumes_from_sled_and_fails_lost_tries_per_retries() {
                     error: None,
                     mapped_args: Default::default(),
                     note: None,
+                    xcoms: Default::default(),
                 },
                 start_date: None,
                 end_date: None,

@@ -228,6 +228,7 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
             error: None,
             mapped_args: Default::default(),
             note: None,
+            xcoms: Default::default(),
         },
         start_date: Some(1.0),
         end_date: Some(2.0),

@@ -111,29 +111,96 @@ def parse(path, source):
 
 # arguments that configure the task rather than being passed to the callable
 _TASK_KEYS = {"python_callable", "op_args", "op_kwargs", "templates_dict", "multiple_outputs",
-              "show_return_value_in_logs", "ignore_downstream_trigger_rules"}
+              "show_return_value_in_logs", "ignore_downstream_trigger_rules", "poke_interval",
+              "timeout", "mode", "soft_fail", "exponential_backoff", "max_wait"}
+
+# Largest value one `ti.xcom_push` may push, in bytes of JSON (the host caps every XCom too).
+MAX_PUSH_BYTES = 1 << 20
+# Most keys one task instance may push.
+MAX_PUSH_KEYS = 1000
+
+# Error name a sensor callable answers "not yet" with (weft_dag::SENSOR_NOT_READY).
+SENSOR_NOT_READY = "Weft.SensorNotReady"
+
+_UNSET = object()
 
 
 class _TaskInstance:
-    """The `ti` a callable receives. XComs reach callables as arguments (TaskFlow) only."""
+    """The `ti` a callable receives: its ids, and XCom push/pull within its own DAG run.
 
-    def __init__(self, raw):
+    `xcom_pull` reads the run's XComs the host sent with the call (`xcoms`: task id -> list of
+    [map_index, {key: value}]); `xcom_push` collects values the host stores once the try
+    succeeds. Other DAGs' and other runs' XComs are out of reach."""
+
+    def __init__(self, raw, xcoms, op=None):
         self.dag_id = raw.get("dag_id")
         self.task_id = raw.get("task_id")
         self.run_id = raw.get("run_id")
         self.map_index = raw.get("map_index", -1)
         self.try_number = raw.get("try_number", 1)
+        self.task = op
+        self._xcoms = xcoms
+        self.pushed = {}
 
-    def xcom_pull(self, *_, **__):
-        raise airflow._model.AirflowException(
-            "ti.xcom_pull inside a Python callable is not supported by weft yet: pass the "
-            "upstream's result as an argument (TaskFlow) or use an xcom_pull template in op_kwargs"
-        )
+    def xcom_push(self, key, value):
+        if not isinstance(key, str) or not key:
+            raise airflow._model.AirflowException("ti.xcom_push needs a non-empty string key")
+        v = airflow._export.value(value)
+        size = len(json.dumps(v))
+        if size > MAX_PUSH_BYTES:
+            raise TaskError("Weft.XComTooLarge",
+                            f"ti.xcom_push(key={key!r}) of {size} bytes; the XCom limit is {MAX_PUSH_BYTES} bytes")
+        if key not in self.pushed and len(self.pushed) >= MAX_PUSH_KEYS:
+            raise TaskError("Weft.XComTooLarge", f"more than {MAX_PUSH_KEYS} XCom keys pushed by one task")
+        self.pushed[key] = v
 
-    def xcom_push(self, *_, **__):
-        raise airflow._model.AirflowException(
-            "ti.xcom_push is not supported by weft yet: return the value instead"
-        )
+    def _one(self, task_id, key, map_index):
+        if task_id == self.task_id and key in self.pushed and map_index in (None, self.map_index):
+            return self.pushed[key]
+        if self._xcoms is None:
+            raise airflow._model.AirflowException(
+                "ti.xcom_pull: the host sent no XComs for this call")
+        entries = self._xcoms.get(task_id)
+        if not entries:
+            return None
+        if map_index is not None:
+            for i, m in entries:
+                if i == map_index:
+                    return m.get(key)
+            return None
+        if len(entries) == 1 and entries[0][0] < 0:
+            return entries[0][1].get(key)
+        return [m.get(key) for i, m in entries if i >= 0]
+
+    def xcom_pull(self, task_ids=None, dag_id=None, key="return_value", include_prior_dates=False,
+                  map_indexes=None, default=None, run_id=None, **_):
+        if dag_id is not None and dag_id != self.dag_id:
+            raise airflow._model.AirflowException(
+                f"ti.xcom_pull(dag_id={dag_id!r}): weft lets a task read XComs of its own DAG run "
+                f"only ({self.dag_id!r})")
+        if run_id is not None and run_id != self.run_id:
+            raise airflow._model.AirflowException(
+                f"ti.xcom_pull(run_id={run_id!r}): weft lets a task read XComs of its own DAG run "
+                f"only ({self.run_id!r})")
+        if include_prior_dates:
+            raise airflow._model.AirflowException(
+                "ti.xcom_pull(include_prior_dates=True): weft reads XComs of the current run only")
+        if key is None:
+            key = "return_value"
+        single = task_ids is None or isinstance(task_ids, str)
+        ids = [self.task_id if task_ids is None else task_ids] if single else list(task_ids)
+        if isinstance(map_indexes, (list, tuple)):
+            single = False
+            out = [self._one(t, key, m) for t in ids for m in map_indexes]
+        else:
+            out = [self._one(t, key, map_indexes) for t in ids]
+        if single:
+            v = out[0]
+            return default if v is None else v
+        return out
+
+    def get_dagrun(self):
+        return _DagRun({"run_id": self.run_id})
 
 
 class _DagRun:
@@ -143,19 +210,39 @@ class _DagRun:
         self.logical_date = raw.get("logical_date")
 
 
-def _context(raw, templates_dict):
+def _datetime(text):
+    """An ISO 8601 timestamp from the host as an aware datetime (None when absent)."""
+    import datetime as _dt
+
+    if not text:
+        return None
+    try:
+        return _dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _context(raw, templates_dict, ti, op, dag):
     logical = raw.get("logical_date") or ""
     ds = logical[:10]
+    when = _datetime(logical)
     ctx = {
         "ds": ds,
         "ds_nodash": ds.replace("-", ""),
         "ts": logical,
-        "logical_date": logical,
-        "execution_date": logical,
+        "ts_nodash": when.strftime("%Y%m%dT%H%M%S") if when else "",
+        "logical_date": when,
+        "execution_date": when,
+        "data_interval_start": _datetime(raw.get("data_interval_start")) or when,
+        "data_interval_end": _datetime(raw.get("data_interval_end")) or when,
+        "dag_id": raw.get("dag_id"),
+        "task_id": raw.get("task_id"),
         "run_id": raw.get("run_id"),
         "params": raw.get("params") or {},
-        "ti": _TaskInstance(raw),
-        "task_instance": _TaskInstance(raw),
+        "ti": ti,
+        "task_instance": ti,
+        "task": op,
+        "dag": dag,
         "dag_run": _DagRun(raw),
         "map_index": raw.get("map_index", -1),
         "try_number": raw.get("try_number", 1),
@@ -185,8 +272,73 @@ def _call_kwargs(fn, args, kwargs, context):
     return out
 
 
+# keys of a YAML task that name its callable or configure it (not arguments of the callable)
+_YAML_KEYS = {"python_callable_name", "python_callable_file", "do_xcom_push"}
+
+
+def _is_kind(op, cls_name, decorator):
+    """Whether `op` is of class `cls_name` or made by `decorator` (`airflow.decorators.task.X`,
+    also spelt `airflow.sdk.task.X` or `airflow.sdk.definitions.decorators.task.X`)."""
+    name = op.kind_name if isinstance(op, _YamlTask) else type(op).__name__
+    deco = op.decorator or ""
+    variant = decorator.rsplit(".task", 1)[-1]
+    return name == cls_name or (deco.startswith("airflow.") and deco.endswith(".task" + variant))
+
+
+class _YamlTask:
+    """What call mode needs of a task of a YAML (dag-factory) DAG whose callable lives in a
+    Python file beside it: its kind (from the decorator or operator class) and its arguments."""
+
+    def __init__(self, fn, operator, arguments):
+        self.python_callable = fn
+        self.decorator = operator if operator.startswith("airflow.") and ".task" in operator else None
+        self.arguments = arguments
+        self.settings = {"do_xcom_push": arguments.get("do_xcom_push")}
+        self.expand_maps = {}
+        self.task_id = None
+        self._cls = operator.rsplit(".", 1)[-1]
+
+    @property
+    def kind_name(self):
+        return self._cls
+
+
+def _load_callable(path, source, name):
+    """Run a Python file as a module and return its callable `name` (a dotted qualified name)."""
+    airflow._model.reset()
+    _forget_dag_modules()
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise TaskError("Airflow.DagImportError", f"{path}:{e.lineno or 0}: SyntaxError: {e.msg}") from None
+    module = types.ModuleType("__weft_dag__")
+    module.__file__ = path
+    sys.modules["__weft_dag__"] = module
+    try:
+        exec(code, module.__dict__)
+    except (Exception, SystemExit, KeyboardInterrupt) as e:
+        err = _error(path, e)["import_error"]
+        raise TaskError("Airflow.DagImportError", f"{path}:{err['line']}: {err['error']}") from None
+    finally:
+        sys.modules.pop("__weft_dag__", None)
+    obj = module
+    for part in str(name).split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            break
+    if obj is not None and hasattr(obj, "function") and hasattr(obj, "kind"):
+        obj = obj.function  # a @task-decorated function: its plain function
+    if not callable(obj):
+        raise TaskError("Airflow.CallableNotFound", f"{path} defines no callable {name!r}")
+    return obj
+
+
 def call(input, ctx):
     path, source = input.get("path"), input.get("source")
+    if input.get("callable") is not None:  # a YAML task's callable from a Python file
+        fn = _load_callable(path, source, input["callable"])
+        a = input.get("arguments") or {}
+        return _run_callable(input, ctx, fn, _YamlTask(fn, str(input.get("operator") or ""), a), None)
     parsed = parse_keep(path, source)
     if isinstance(parsed, dict):  # the file no longer imports
         e = parsed["import_error"]
@@ -198,17 +350,61 @@ def call(input, ctx):
     fn = getattr(op, "python_callable", None)
     if fn is None:
         raise TaskError("Airflow.TaskNotFound", f"DAG {dag.dag_id!r} has no Python task {input.get('task_id')!r}")
+    return _run_callable(input, ctx, fn, op, dag)
+
+
+def _run_callable(input, ctx, fn, op, dag):
     a = input.get("arguments") or {}
     args = list(a.get("op_args") or [])
     kwargs = dict(a.get("op_kwargs") or {})
     for k, v in a.items():
-        if k not in _TASK_KEYS and k not in airflow._model.BASE_ARGS:
-            kwargs[k] = v  # mapped (expanded) arguments
-    context = _context(ctx.raw, a.get("templates_dict"))
-    result = fn(*args, **_call_kwargs(fn, args, kwargs, context))
-    if type(op).__name__ == "ShortCircuitOperator" or op.decorator == "airflow.decorators.task.short_circuit":
-        return result if result else {"branch": []}
-    return airflow._export.value(result)
+        if (k in _TASK_KEYS or k in airflow._model.BASE_ARGS or k.startswith("__weft")
+                or k in _YAML_KEYS):
+            continue
+        if k == "**":  # one element of expand_kwargs: a mapping of arguments
+            if "**" in op.expand_maps:
+                v = op.expand_maps["**"](v)
+            if not isinstance(v, dict):
+                raise TaskError("Weft.MappingFailed",
+                                f"expand_kwargs needs a mapping of arguments per element, got {type(v).__name__}")
+            kwargs.update(v)
+            continue
+        if k in op.expand_maps:
+            v = op.expand_maps[k](v)
+        kwargs[k] = v  # mapped (expanded) arguments
+    ti = _TaskInstance(ctx.raw, input.get("xcoms"), op)
+    context = _context(ctx.raw, a.get("templates_dict"), ti, op, dag)
+    airflow._model.STATE.call_ctx = ctx
+    airflow._model.STATE.call_context = context
+    try:
+        result = fn(*args, **_call_kwargs(fn, args, kwargs, context))
+    finally:
+        airflow._model.STATE.call_ctx = None
+        airflow._model.STATE.call_context = None
+    skip = None
+    if _is_kind(op, "PythonSensor", "airflow.decorators.task.sensor"):
+        if isinstance(result, airflow._model.PokeReturnValue):
+            done, result = bool(result.is_done), result.xcom_value
+        else:
+            done, result = bool(result), None
+        if not done:
+            raise TaskError(SENSOR_NOT_READY, "the sensor's callable returned False")
+    elif getattr(op, "branch", False) or _is_kind(
+            op, "BranchPythonOperator", "airflow.decorators.task.branch"):
+        # a branch's answer picks the tasks to follow; Airflow pushes no return value for it
+        follow = airflow._export.value(result)
+        return {"__weft_call__": {"value": None, "xcoms": ti.pushed, "follow": follow}}
+    elif _is_kind(op, "ShortCircuitOperator", "airflow.decorators.task.short_circuit"):
+        if not result:
+            ignore = op.arguments.get("ignore_downstream_trigger_rules", True)
+            skip = "all" if ignore is not False else "direct"
+            result = None
+    if op.settings.get("do_xcom_push") is False:
+        result = None
+    out = {"value": airflow._export.value(result), "xcoms": ti.pushed}
+    if skip:
+        out["skip_downstream"] = skip
+    return {"__weft_call__": out}
 
 
 def parse_keep(path, source):

@@ -2,7 +2,7 @@
 """Compare weft's runs of the Python DAG corpus with what Apache Airflow recorded for the same files.
 
 usage: python3 compare.py --weft PATH_TO_WEFT [--dags DIR] [--recorded DIR] [--isolate] [-v]
-                          [--only DAG_ID ...]
+                          [--home WEFT_HOME] [--allow-expected] [--only DAG_ID ...]
 
 Needs no Airflow: it reads recorded/ (made by record.sh). For every recorded/DAG_ID.json:
   WEFT_HOME=<fresh tmp> weft dag test DAG_ID 2024-03-05 --dags DIR --json      (120 s timeout)
@@ -33,6 +33,10 @@ The recorded `callbacks_printed` lines are not compared (weft's JSON has no fiel
 
 Prints a diff per DAG and a summary `N/M match` (M = recorded DAGs + the import-error check),
 then the closing line `N passed, M failed`; exits 1 on any mismatch.
+
+--allow-expected (what `make test` runs): the DAGs in EXPECTED_MISMATCH below are known gaps,
+each with its reason, printed and not counted as failures; every other DAG must match, and an
+expected one that matches fails the run too (take it off the list: the list only shrinks).
 """
 from __future__ import annotations
 
@@ -56,6 +60,15 @@ INTERNAL_XCOM_KEYS = {"skipmixin_key"}
 # file name -> why. weft must list them as import errors and must not run their DAGs.
 INTENDED = {
     "hostile_open_file.py": "reads /etc/passwd at import time; the sandbox has no filesystem",
+}
+
+
+# Known gaps of weft's Python DAG support: DAG id -> why it does not match Airflow yet. Only
+# `--allow-expected` tolerates them; a DAG listed here that matches is an error (remove it).
+EXPECTED_MISMATCH: dict = {
+    "py_context_and_schedule": "a cron schedule's data interval: Airflow 3 defaults to "
+    "CronTriggerTimetable (a manual run's interval is [logical date, logical date]); weft infers "
+    "Airflow 2's CronDataIntervalTimetable interval (the previous cron period)",
 }
 
 
@@ -231,6 +244,9 @@ def main() -> None:
                          "weft-airflow-py.wasm` was run) instead of a fresh one each time")
     ap.add_argument("--only", nargs="*", default=None, help="compare only these DAG ids")
     ap.add_argument("-v", "--verbose", action="store_true", help="also print weft's stderr tail on failure")
+    ap.add_argument("--allow-expected", action="store_true",
+                    help="tolerate the known gaps in EXPECTED_MISMATCH (printed with their reason); "
+                         "fail when one of them matches")
     a = ap.parse_args()
     weft = os.path.abspath(a.weft) if os.path.exists(a.weft) else a.weft
     dags = os.path.abspath(a.dags)
@@ -243,10 +259,23 @@ def main() -> None:
         if a.only is None or rec["dag_id"] in a.only:
             recs.append(rec)
     matched = total = 0
+    expected: list[str] = []  # known gaps that still differ
+    stale: list[str] = []  # listed as known gaps, but they match
 
     def report(name: str, problems: list[str]) -> None:
         nonlocal matched, total
         total += 1
+        dag_id = name.split(" ", 1)[0]
+        if a.allow_expected and dag_id in EXPECTED_MISMATCH:
+            if problems:
+                expected.append(dag_id)
+                print(f"expected {name}: {EXPECTED_MISMATCH[dag_id]}")
+                for p in problems:
+                    print(f"    {p}")
+            else:
+                stale.append(dag_id)
+                print(f"STALE    {name}: matches now; remove it from EXPECTED_MISMATCH in compare.py")
+            return
         if problems:
             print(f"MISMATCH {name}")
             for p in problems:
@@ -302,6 +331,10 @@ def main() -> None:
                 shutil.rmtree(home, ignore_errors=True)
 
     print(f"{matched}/{total} match")
+    if a.allow_expected:
+        failed = total - matched - len(expected)
+        print(f"{matched} passed, {failed} failed, {len(expected)} expected mismatches")
+        sys.exit(0 if failed == 0 else 1)
     print(f"{matched} passed, {total - matched} failed")
     sys.exit(0 if matched == total else 1)
 

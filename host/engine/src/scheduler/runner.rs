@@ -98,5 +98,8 @@ pub fn callback_invocation(plugin: &str, grant: Option<&str>, context: &Value) -
         sensor: Default::default(),
         first_poke_elapsed: std::time::Duration::ZERO,
         source_file: None,
+        xcoms: None,
+        data_interval: None,
+        python_callable: None,
     }
 }

@@ -39,6 +39,8 @@ KNOWN: Dict[str, Any] = {
     "cross_downstream": _model.cross_downstream,
     "Param": _model.Param,
     "Variable": _model.VariableAccessor,
+    "PokeReturnValue": _model.PokeReturnValue,
+    "get_current_context": _model.get_current_context,
     "BaseHook": _model.BaseHook,
     "Connection": _model.BaseHook,
     "Asset": _model.Asset,

@@ -21,6 +21,7 @@ from ._model import (
     XComArg,
     _AssetExpr,
     _GroupResult,
+    _MappedArg,
 )
 
 MAX_DEPTH = 64
@@ -85,6 +86,10 @@ def reference(x: XComArg) -> str:
 
 
 def _expand_source(v: Any) -> Any:
+    if isinstance(v, _MappedArg):
+        return _expand_source(v.source)
+    if isinstance(v, _GroupResult):
+        return _expand_source(v.result)
     if isinstance(v, XComArg):
         if v.key == "return_value":
             return f"+{v.operator.task_id}"
@@ -128,24 +133,28 @@ def export_dag(d: DAG) -> Dict[str, Any]:
         out["params"] = value(d.params)
     groups: Dict[str, Any] = {}
     for g in d.groups.values():
-        # keyed by local name: the loader joins parent names into the full group id
+        # keyed by full group id: a dotted id (`outer.inner`) names its parent group itself, so
+        # two groups with the same local name in different parents stay apart
         entry: Dict[str, Any] = {}
         if g.tooltip:
             entry["tooltip"] = g.tooltip
-        if g.parent is not None:
-            entry["parent_group_name"] = g.parent.local_id
-        groups[g.local_id] = entry
+        groups[g.group_id] = entry
     ups = _task_edges(d)
     tasks: List[Dict[str, Any]] = []
     for tid, op in d.tasks.items():
-        grouped = op.group is not None and tid.startswith(op.group.group_id + ".")
-        t: Dict[str, Any] = {"task_id": tid.rsplit(".", 1)[-1] if grouped else tid}
+        # the innermost enclosing group whose id prefixes the task id (groups with
+        # prefix_group_id=False prefix nothing)
+        owner = op.group
+        while owner is not None and not tid.startswith(owner.group_id + "."):
+            owner = owner.parent
+        grouped = owner is not None
+        t: Dict[str, Any] = {"task_id": tid[len(owner.group_id) + 1:] if owner is not None else tid}
         if op.decorator:
             t["decorator"] = op.decorator
         else:
             t["operator"] = type(op).class_path()
         if grouped:
-            t["task_group_name"] = op.group.local_id
+            t["task_group_name"] = owner.group_id
         t.update(_settings(op.settings))
         if op.branch:
             t["branch"] = True

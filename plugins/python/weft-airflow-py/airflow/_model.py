@@ -21,6 +21,9 @@ class _State:
         self.group_stack: List["TaskGroup"] = []
         self.max_tasks = 20_000
         self.task_count = 0
+        # set while a task's callable runs (call mode): the weft Context and Airflow's context
+        self.call_ctx: Any = None
+        self.call_context: Optional[Dict[str, Any]] = None
 
 
 STATE = _State()
@@ -133,12 +136,30 @@ class Timetable:
         self.kwargs = kwargs
 
 
+_NO_DEFAULT: Any = object()
+
+
 class VariableAccessor:
     """`airflow.models.Variable`: variables are read at run time under the task's grant, never
-    while the DAG file is parsed."""
+    while the DAG file is parsed. Inside a callable, `Variable.get` asks the host for the secret
+    `var/KEY` (`secrets:Get` on `secret:var/KEY` in the task's grant): a variable that is not
+    set, or that the grant does not allow, gives the default when one is passed; without a
+    default, a missing variable raises KeyError (as Airflow does) and a refused one
+    `Sandbox.PermissionDenied` naming the resource."""
 
     @staticmethod
-    def get(key: str, default_var: Any = None, deserialize_json: bool = False, **_: Any) -> Any:
+    def get(
+        key: str,
+        default_var: Any = _NO_DEFAULT,
+        deserialize_json: bool = False,
+        default: Any = _NO_DEFAULT,
+        **_: Any,
+    ) -> Any:
+        if default is not _NO_DEFAULT and default_var is _NO_DEFAULT:
+            default_var = default
+        ctx = STATE.call_ctx
+        if ctx is not None:
+            return _read_variable(ctx, key, default_var, deserialize_json)
         raise AirflowException(
             f"Variable.get({key!r}) at the top level of a DAG file: weft parses DAG files without "
             "access to variables or secrets; read it inside a task, or use the template "
@@ -149,6 +170,48 @@ class VariableAccessor:
     @staticmethod
     def set(key: str, value: Any, **_: Any) -> None:
         raise AirflowException(f"Variable.set({key!r}) is not allowed while parsing a DAG file")
+
+
+def _read_variable(ctx: Any, key: Any, default_var: Any, deserialize_json: bool) -> Any:
+    import json
+
+    from weft import TaskError
+
+    if not isinstance(key, str) or not key or "/" in key:
+        raise AirflowException(f"Variable.get({key!r}): a variable name is one non-empty segment")
+    try:
+        raw = ctx.secret("var/" + key)
+    except TaskError as e:
+        if e.error == "Secrets.NotFound" or (
+            e.error == "Sandbox.PermissionDenied" and default_var is not _NO_DEFAULT
+        ):
+            if default_var is _NO_DEFAULT:
+                raise KeyError(f"Variable {key} does not exist") from None
+            if e.error == "Sandbox.PermissionDenied":
+                ctx.warn(f"Variable.get({key!r}): {e.cause}; using the default")
+            return default_var
+        raise
+    if deserialize_json:
+        return json.loads(raw)
+    return raw
+
+
+class PokeReturnValue:
+    """`airflow.sdk.PokeReturnValue`: a sensor's answer, with the XCom it pushes when done."""
+
+    def __init__(self, is_done: bool, xcom_value: Any = None):
+        self.is_done = is_done
+        self.xcom_value = xcom_value
+
+    def __bool__(self) -> bool:
+        return bool(self.is_done)
+
+
+def get_current_context() -> Dict[str, Any]:
+    """`airflow.sdk.get_current_context()`: the running task's context (call mode only)."""
+    if STATE.call_context is None:
+        raise AirflowException("get_current_context() is only available while a task runs")
+    return STATE.call_context
 
 
 class BaseHook:
@@ -208,6 +271,27 @@ def _ends(node: Any, dag: "DAG", roots: bool) -> List["BaseOperator"]:
         if u in ids and d in ids
     }
     return [t for t in tasks if t.task_id not in inner]
+
+
+def _xcom_sources(value: Any, depth: int = 0) -> List["BaseOperator"]:
+    """The operators whose output `value` references (XComArgs, mapped-group arguments and
+    task group results, nested in lists and dicts)."""
+    out: List[BaseOperator] = []
+    if depth > 64:
+        return out
+    if isinstance(value, XComArg):
+        out.append(value.operator)
+    elif isinstance(value, _MappedArg):
+        out.extend(_xcom_sources(value.source, depth + 1))
+    elif isinstance(value, _GroupResult):
+        out.extend(_xcom_sources(value.result, depth + 1))
+    elif isinstance(value, (list, tuple, set)):
+        for v in value:
+            out.extend(_xcom_sources(v, depth + 1))
+    elif isinstance(value, dict):
+        for v in value.values():
+            out.extend(_xcom_sources(v, depth + 1))
+    return out
 
 
 def _dag_of(node: Any) -> Optional["DAG"]:
@@ -352,6 +436,10 @@ class DAG(DependencyMixin):
     def task_ids(self) -> List[str]:
         return list(self.tasks)
 
+    @property
+    def tags(self) -> List[str]:
+        return list(self.settings.get("tags") or [])
+
     def get_task(self, task_id: str) -> "BaseOperator":
         return self.tasks[task_id]
 
@@ -439,6 +527,7 @@ class TaskGroup(DependencyMixin):
             raise DuplicateTaskIdFound(f"task group {self.group_id!r} already exists")
         self.dag.groups[self.group_id] = self
         self.members: List[Any] = []
+        self.expand_args: Optional[Dict[str, Any]] = None
         if self.parent:
             self.parent.members.append(self)
 
@@ -456,6 +545,14 @@ class TaskGroup(DependencyMixin):
         if STATE.group_stack and STATE.group_stack[-1] is self:
             STATE.group_stack.pop()
 
+    def contains(self, op: "BaseOperator") -> bool:
+        g = op.group
+        while g is not None:
+            if g is self:
+                return True
+            g = g.parent
+        return False
+
     def all_tasks(self) -> List["BaseOperator"]:
         out: List[BaseOperator] = []
         for m in self.members:
@@ -467,13 +564,14 @@ class TaskGroup(DependencyMixin):
 
 
 def task_group(group_id: Any = None, **group_kwargs: Any) -> Any:
-    """`@task_group`: each call of the decorated function makes a group (ids `name`, `name__1`...)."""
+    """`@task_group`: each call of the decorated function makes a group (ids `name`, `name__1`...);
+    `.expand(...)` / `.partial(...).expand(...)` make a mapped task group: every task inside is
+    mapped over the same list, one instance per element (see `_MappedArg`)."""
 
     def wrap(fn: Any, gid: Optional[str]) -> Any:
         base = gid or fn.__name__
 
-        @functools.wraps(fn)
-        def call(*args: Any, **kwargs: Any) -> Any:
+        def make(args: Any, kwargs: Any, expand: Optional[Dict[str, Any]]) -> "_GroupResult":
             d = _current_dag()
             if d is None:
                 raise AirflowException(f"task group {base!r} called outside a DAG")
@@ -485,17 +583,59 @@ def task_group(group_id: Any = None, **group_kwargs: Any) -> Any:
                 n += 1
                 name = f"{base}__{n}"
             g = TaskGroup(name, **group_kwargs)
+            if expand is not None:
+                if not expand:
+                    raise AirflowException(f"{base}.expand() needs at least one argument to map over")
+                g.expand_args = dict(expand)
+                kwargs = {**kwargs, **{k: _MappedArg(g, k) for k in expand}}
             with g:
                 result = fn(*args, **kwargs)
             return _GroupResult(g, result)
 
-        call.expand = lambda **kw: _unsupported("expand() of a @task_group")  # type: ignore[attr-defined]
-        call.partial = lambda **kw: _unsupported("partial() of a @task_group")  # type: ignore[attr-defined]
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return make(args, kwargs, None)
+
+        class _Partial:
+            def __init__(self, fixed: Dict[str, Any]):
+                self.fixed = fixed
+
+            def expand(self, **expand: Any) -> Any:
+                return make((), self.fixed, expand)
+
+            def expand_kwargs(self, _: Any) -> Any:
+                return _unsupported("expand_kwargs() of a @task_group")
+
+        call.expand = lambda **kw: make((), {}, kw)  # type: ignore[attr-defined]
+        call.partial = lambda **kw: _Partial(kw)  # type: ignore[attr-defined]
+        call.expand_kwargs = lambda _: _unsupported("expand_kwargs() of a @task_group")  # type: ignore[attr-defined]
         return call
 
     if callable(group_id):
         return wrap(group_id, None)
     return lambda fn: wrap(fn, group_id)
+
+
+class _MappedArg:
+    """An argument of a mapped task group's function: each task that receives it (directly) is
+    mapped over the group's list for that argument."""
+
+    def __init__(self, group: "TaskGroup", name: str):
+        self.group = group
+        self.name = name
+
+    @property
+    def source(self) -> Any:
+        return self.group.expand_args[self.name]
+
+
+def mapped_group(group: Optional["TaskGroup"]) -> Optional["TaskGroup"]:
+    """The nearest enclosing mapped task group, if any."""
+    while group is not None:
+        if getattr(group, "expand_args", None) is not None:
+            return group
+        group = group.parent
+    return None
 
 
 class _GroupResult(DependencyMixin):
@@ -598,12 +738,22 @@ class BaseOperator(DependencyMixin):
                 self.arguments[k] = v
         self.params = dict(params or {})
         self.expand_args: Optional[Dict[str, Any]] = None
+        # XComArg.map() functions applied to expanded values in call mode, by argument
+        self.expand_maps: Dict[str, Any] = {}
         self.branch = False
         self.multiple_outputs = False
         self.decorator: Optional[str] = None
         self.dag.add_task(self)
         if self.group is not None:
             self.group.members.append(self)
+
+    @property
+    def upstream_task_ids(self) -> set:
+        return {u.task_id for (u, d) in self.dag._edges if d is self}
+
+    @property
+    def downstream_task_ids(self) -> set:
+        return {d.task_id for (u, d) in self.dag._edges if u is self}
 
     @classmethod
     def class_path(cls) -> str:
@@ -634,8 +784,13 @@ class _OperatorPartial:
         op.expand_args = expand
         return op
 
-    def expand_kwargs(self, _: Any) -> BaseOperator:
-        return _unsupported("expand_kwargs()")
+    def expand_kwargs(self, kwargs: Any) -> BaseOperator:
+        op = self.cls(**self.kwargs)
+        op.expand_args = {"**": kwargs}
+        for u in _xcom_sources(kwargs):
+            if u is not op:
+                _set_edges(u, op)
+        return op
 
 
 class XComArg(DependencyMixin):
@@ -645,6 +800,7 @@ class XComArg(DependencyMixin):
         self.operator = operator
         self.key = key
         self.dag = operator.dag
+        self.map_fn: Any = None
 
     def __getitem__(self, key: str) -> "XComArg":
         return XComArg(self.operator, str(key))
@@ -652,8 +808,13 @@ class XComArg(DependencyMixin):
     def resolve(self, *_: Any, **__: Any) -> Any:
         raise AirflowException("an XComArg has no value while the DAG file is parsed")
 
-    def map(self, _: Any) -> Any:
-        return _unsupported("XComArg.map()")
+    def map(self, fn: Any) -> "XComArg":
+        """`XComArg.map(fn)`: each element goes through `fn` (in the consuming task, at run time)."""
+        if not callable(fn):
+            raise AirflowException("XComArg.map() needs a callable")
+        out = XComArg(self.operator, self.key)
+        out.map_fn = fn
+        return out
 
     def zip(self, *_: Any, **__: Any) -> Any:
         return _unsupported("XComArg.zip()")

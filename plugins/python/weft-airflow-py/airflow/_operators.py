@@ -13,6 +13,9 @@ from ._model import (
     XComArg,
     _current_dag,
     _current_group,
+    _MappedArg,
+    _xcom_sources,
+    mapped_group,
 )
 
 
@@ -115,15 +118,47 @@ class _TaskFlowOperator(BaseOperator):
             self.arguments["op_kwargs"] = dict(call_kwargs)
 
 
-def _references(value: Any, out: list) -> None:
-    if isinstance(value, XComArg):
-        out.append(value.operator)
-    elif isinstance(value, (list, tuple, set)):
-        for v in value:
-            _references(v, out)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _references(v, out)
+def _bind(fn: Callable[..., Any], args: Any, kwargs: Any) -> Optional[Dict[str, Any]]:
+    """`args` and `kwargs` by parameter name (None when the signature cannot take them so)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    out: Dict[str, Any] = {}
+    for name, v in bound.arguments.items():
+        p = bound.signature.parameters[name]
+        if p.kind == p.VAR_POSITIONAL:
+            return None
+        if p.kind == p.VAR_KEYWORD:
+            out.update(v)
+        else:
+            out[name] = v
+    return out
+
+
+def _split_for_group(fn: Callable[..., Any], group: Any, args: Any, kwargs: Any) -> Any:
+    """Inside a mapped task group: the arguments that vary per element (the group's own
+    arguments and outputs of tasks mapped by the same group) become the task's `expand`, the
+    rest stay fixed. A task taking none of them is still mapped over the group's list."""
+    named = _bind(fn, args, kwargs)
+    if named is None:
+        raise AirflowException(
+            f"task {getattr(fn, '__name__', fn)!r} in mapped task group {group.group_id!r}: "
+            "weft maps tasks of a mapped group by keyword; pass the group's arguments by name"
+        )
+    expand: Dict[str, Any] = {}
+    fixed: Dict[str, Any] = {}
+    for k, v in named.items():
+        varies = isinstance(v, _MappedArg) or (
+            isinstance(v, XComArg) and group.contains(v.operator)
+        )
+        (expand if varies else fixed)[k] = v
+    if not expand:
+        first = next(iter(group.expand_args))
+        expand["__weft_map__"] = _MappedArg(group, first)
+    return fixed, expand
 
 
 class _Decorated:
@@ -156,6 +191,10 @@ class _Decorated:
         return name
 
     def _make(self, args: Any, kwargs: Any, expand: Optional[Dict[str, Any]] = None) -> XComArg:
+        group = mapped_group(_current_group())
+        if group is not None and expand is None:
+            kwargs, expand = _split_for_group(self.function, group, args, kwargs)
+            args = ()
         kw = dict(self.kwargs)
         kw["task_id"] = self._task_id()
         multiple_outputs = kw.pop("multiple_outputs", None)
@@ -168,9 +207,10 @@ class _Decorated:
         op.multiple_outputs = bool(multiple_outputs)
         if expand is not None:
             op.expand_args = expand
-        ups: list = []
-        _references([args, kwargs, expand or {}], ups)
-        for u in ups:
+            for k, v in expand.items():
+                if isinstance(v, XComArg) and v.map_fn is not None:
+                    op.expand_maps[k] = v.map_fn
+        for u in _xcom_sources([args, kwargs, expand or {}]):
             if u is not op:
                 u >> op
         return XComArg(op)
@@ -184,8 +224,8 @@ class _Decorated:
     def expand(self, **expand: Any) -> XComArg:
         return self._make((), {}, expand)
 
-    def expand_kwargs(self, _: Any) -> Any:
-        raise AirflowException("expand_kwargs() is not supported by weft yet")
+    def expand_kwargs(self, kwargs: Any) -> XComArg:
+        return self._make((), {}, {"**": kwargs})
 
 
 class _DecoratedPartial:
@@ -196,8 +236,8 @@ class _DecoratedPartial:
     def expand(self, **expand: Any) -> XComArg:
         return self.decorated._make((), self.kwargs, expand)
 
-    def expand_kwargs(self, _: Any) -> Any:
-        raise AirflowException("expand_kwargs() is not supported by weft yet")
+    def expand_kwargs(self, kwargs: Any) -> XComArg:
+        return self.decorated._make((), self.kwargs, {"**": kwargs})
 
 
 def _decorator(kind: str) -> Callable[..., Any]:
