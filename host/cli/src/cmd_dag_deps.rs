@@ -27,7 +27,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn deps(dags: &Path, wheelhouse: &[PathBuf], offline: bool, json: bool) -> Result<ExitCode> {
     let Some(req) = py_packages::requirements_file(dags) else {
         if json {
-            println!("{}", serde_json::json!({"requirements": null, "packages": []}));
+            println!(
+                "{}",
+                serde_json::json!({"requirements": null, "packages": []})
+            );
         } else {
             println!(
                 "no {} in {} or beside it: nothing to install",
@@ -39,8 +42,8 @@ pub fn deps(dags: &Path, wheelhouse: &[PathBuf], offline: bool, json: bool) -> R
     };
     let home = home();
     let dirs = py_packages::wheelhouses(&req, &home, wheelhouse);
-    let text = std::fs::read_to_string(&req)
-        .map_err(|e| anyhow!("cannot read {}: {e}", req.display()))?;
+    let text =
+        std::fs::read_to_string(&req).map_err(|e| anyhow!("cannot read {}: {e}", req.display()))?;
     let listed = py_packages::requirements::parse(&req.display().to_string(), &text)
         .map_err(|e| anyhow!("{e}"))?;
     let mut fetched: Vec<String> = Vec::new();
@@ -85,7 +88,10 @@ pub fn deps(dags: &Path, wheelhouse: &[PathBuf], offline: bool, json: bool) -> R
         );
     } else {
         for p in &installed.packages {
-            println!("{} {} ({}, sha256:{})", p.name, p.version, p.wheel, p.sha256);
+            println!(
+                "{} {} ({}, sha256:{})",
+                p.name, p.version, p.wheel, p.sha256
+            );
         }
         println!(
             "{} package(s) pinned in {}; Python DAG files import them from {}",
@@ -159,7 +165,13 @@ fn download(r: &Requirement, cache: &Path) -> Result<()> {
         .iter()
         .find(|(v, _)| !v.is_prerelease())
         .or_else(|| versions.first())
-        .ok_or_else(|| anyhow!("{}: the package index has no release satisfying `{}`", r.key, r.text))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: the package index has no release satisfying `{}`",
+                r.key,
+                r.text
+            )
+        })?;
     let (version, files) = best;
     let wheels: Vec<(WheelName, &IndexFile)> = files
         .iter()
@@ -171,7 +183,9 @@ fn download(r: &Requirement, cache: &Path) -> Result<()> {
         let why = wheels
             .first()
             .and_then(|(w, _)| w.impure_tags())
-            .unwrap_or_else(|| "it publishes no wheel (a source distribution would have to be built)".into());
+            .unwrap_or_else(|| {
+                "it publishes no wheel (a source distribution would have to be built)".into()
+            });
         bail!(PackagesError::Refused {
             package: r.key.clone(),
             reason: format!("{version} has no pure-Python wheel: {why}"),
@@ -186,7 +200,15 @@ fn download(r: &Requirement, cache: &Path) -> Result<()> {
         bail!(PackagesError::HashMismatch {
             package: r.key.clone(),
             file: file.filename.clone(),
-            expected: format!("requirements.txt line {} allows {}", r.line, r.hashes.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>().join(" or ")),
+            expected: format!(
+                "requirements.txt line {} allows {}",
+                r.line,
+                r.hashes
+                    .iter()
+                    .map(|h| format!("sha256:{h}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
             got: want,
         });
     }
@@ -203,7 +225,8 @@ fn download(r: &Requirement, cache: &Path) -> Result<()> {
             got,
         });
     }
-    std::fs::create_dir_all(cache).map_err(|e| anyhow!("cannot create {}: {e}", cache.display()))?;
+    std::fs::create_dir_all(cache)
+        .map_err(|e| anyhow!("cannot create {}: {e}", cache.display()))?;
     let dest = cache.join(&wheel.file);
     let tmp = cache.join(format!(".{}.{}", wheel.file, std::process::id()));
     std::fs::write(&tmp, &bytes).map_err(|e| anyhow!("cannot write {}: {e}", tmp.display()))?;

@@ -89,8 +89,24 @@ fn dags(d: &Path) -> &str {
 
 #[test]
 fn deps_pins_the_wheelhouse_packages_and_python_dags_import_them() {
-    let d = folder("tinypkg>=0.9\n", &["tinypkg-1.0.0-py3-none-any.whl", "tinypkg-0.9.0-py3-none-any.whl"]);
-    let o = weft(home(), &["dag", "deps", "--dags", dags(d.path()), "--offline", "--json"]);
+    let d = folder(
+        "tinypkg>=0.9\n",
+        &[
+            "tinypkg-1.0.0-py3-none-any.whl",
+            "tinypkg-0.9.0-py3-none-any.whl",
+        ],
+    );
+    let o = weft(
+        home(),
+        &[
+            "dag",
+            "deps",
+            "--dags",
+            dags(d.path()),
+            "--offline",
+            "--json",
+        ],
+    );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["packages"][0]["name"], "tinypkg");
@@ -106,7 +122,15 @@ fn deps_pins_the_wheelhouse_packages_and_python_dags_import_them() {
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let o = weft(
         home(),
-        &["dag", "test", "uses_tinypkg", "2024-03-05", "--dags", dags(d.path()), "--json"],
+        &[
+            "dag",
+            "test",
+            "uses_tinypkg",
+            "2024-03-05",
+            "--dags",
+            dags(d.path()),
+            "--json",
+        ],
     );
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -116,7 +140,15 @@ fn deps_pins_the_wheelhouse_packages_and_python_dags_import_them() {
     std::fs::write(d.path().join("requirements.txt"), "tinypkg==0.9.0\n").unwrap();
     let o = weft(
         home(),
-        &["dag", "test", "uses_tinypkg", "2024-03-05", "--dags", dags(d.path()), "--json"],
+        &[
+            "dag",
+            "test",
+            "uses_tinypkg",
+            "2024-03-05",
+            "--dags",
+            dags(d.path()),
+            "--json",
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["tasks"]["shout"]["xcom"], "hello", "{v}");
@@ -130,11 +162,21 @@ fn a_package_missing_offline_is_an_import_error_naming_it() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let e = v["import_errors"][0]["error"].as_str().unwrap_or_default();
     assert!(e.contains("No module named 'tinypkg'"), "{v}");
-    assert!(e.contains("tinypkg==1.0.0") && e.contains("weft dag deps"), "{e}");
+    assert!(
+        e.contains("tinypkg==1.0.0") && e.contains("weft dag deps"),
+        "{e}"
+    );
 
-    let o = weft(home(), &["dag", "deps", "--dags", dags(d.path()), "--offline"]);
+    let o = weft(
+        home(),
+        &["dag", "deps", "--dags", dags(d.path()), "--offline"],
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("tinypkg: no pure-Python wheel"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tinypkg: no pure-Python wheel"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -143,11 +185,22 @@ fn deps_refuses_native_code_with_the_package_and_the_reason() {
     let hostile = fixtures().join("hostile");
     let o = weft(
         home(),
-        &["dag", "deps", "--dags", dags(d.path()), "--offline", "--wheelhouse", hostile.to_str().unwrap()],
+        &[
+            "dag",
+            "deps",
+            "--dags",
+            dags(d.path()),
+            "--offline",
+            "--wheelhouse",
+            hostile.to_str().unwrap(),
+        ],
     );
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("nativepkg: refused: ") && err.contains("contains native code"), "{err}");
+    assert!(
+        err.contains("nativepkg: refused: ") && err.contains("contains native code"),
+        "{err}"
+    );
     assert!(!d.path().join("requirements.lock.json").exists());
 }
 
@@ -235,25 +288,39 @@ fn deps_downloads_pure_wheels_from_the_index_and_refuses_tampered_or_native_ones
         }
     };
     // tinypkg from the wheelhouse, tinydep (not there) from the index: its JSON, then the wheel
-    let d = folder("tinypkg==1.0.0\ntinydep>=2\n", &["tinypkg-1.0.0-py3-none-any.whl"]);
+    let d = folder(
+        "tinypkg==1.0.0\ntinydep>=2\n",
+        &["tinypkg-1.0.0-py3-none-any.whl"],
+    );
     let fresh = tempfile::tempdir().unwrap();
     let base = index(project(good.clone()), 2);
     let o = deps_with_index(fresh.path(), &base, d.path());
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["downloaded"], serde_json::json!(["tinydep"]), "{v}");
-    let dep = v["packages"].as_array().unwrap().iter().find(|p| p["name"] == "tinydep").unwrap();
+    let dep = v["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tinydep")
+        .unwrap();
     assert_eq!(dep["sha256"], good.as_str());
 
     // the index lists another digest than the file it serves: refused, nothing kept
     let tampered = "1".repeat(64);
-    let d = folder("tinypkg==1.0.0\ntinydep==2.1\n", &["tinypkg-1.0.0-py3-none-any.whl"]);
+    let d = folder(
+        "tinypkg==1.0.0\ntinydep==2.1\n",
+        &["tinypkg-1.0.0-py3-none-any.whl"],
+    );
     let fresh = tempfile::tempdir().unwrap();
     let base = index(project(tampered.clone()), 2);
     let o = deps_with_index(fresh.path(), &base, d.path());
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("tinydep: refused: hash mismatch") && err.contains(&tampered), "{err}");
+    assert!(
+        err.contains("tinydep: refused: hash mismatch") && err.contains(&tampered),
+        "{err}"
+    );
     assert!(!fresh.path().join("cache/wheels").join(wheel).exists());
 
     // the requirement's --hash disagrees with the index: refused before downloading
@@ -281,5 +348,9 @@ fn deps_downloads_pure_wheels_from_the_index_and_refuses_tampered_or_native_ones
     );
     let o = deps_with_index(fresh.path(), &base, d.path());
     let err = stderr(&o);
-    assert!(err.contains("numpy: refused: 2.0.0 has no pure-Python wheel") && err.contains("native code"), "{err}");
+    assert!(
+        err.contains("numpy: refused: 2.0.0 has no pure-Python wheel")
+            && err.contains("native code"),
+        "{err}"
+    );
 }

@@ -168,7 +168,11 @@ impl SandboxDagParser {
                 input["packages"] = py_packages::GUEST_PATH.into();
                 match Grant::none().with_read_only_dir(&p.dir, py_packages::GUEST_PATH) {
                     Ok(g) => g,
-                    Err(e) => return failed(format!("cannot show the DAG folder's packages to the parser: {e}")),
+                    Err(e) => {
+                        return failed(format!(
+                            "cannot show the DAG folder's packages to the parser: {e}"
+                        ))
+                    }
                 }
             }
         };
@@ -259,7 +263,10 @@ impl PythonDagEvaluator for SandboxDagParser {
             (PyEvaluation::ImportError(mut e), Some(p))
                 if e.error.starts_with("ModuleNotFoundError") =>
             {
-                e.error = format!("{} (the DAG folder's requirements.txt is not installed: {p})", e.error);
+                e.error = format!(
+                    "{} (the DAG folder's requirements.txt is not installed: {p})",
+                    e.error
+                );
                 PyEvaluation::ImportError(e)
             }
             (ev, _) => ev,
@@ -268,7 +275,12 @@ impl PythonDagEvaluator for SandboxDagParser {
 }
 
 impl SandboxDagParser {
-    fn evaluate_with(&self, file: &Path, source: &str, packages: Option<&Packages>) -> PyEvaluation {
+    fn evaluate_with(
+        &self,
+        file: &Path,
+        source: &str,
+        packages: Option<&Packages>,
+    ) -> PyEvaluation {
         let fail = |error: String| {
             PyEvaluation::ImportError(PyImportError {
                 line: 0,

@@ -32,7 +32,12 @@ fn resolve_in(d: &Path, dirs: &[PathBuf]) -> Result<py_packages::Resolution, Pac
 fn resolves_the_highest_allowed_version_and_pins_it() {
     let d = folder("# the DAGs' packages\ntinypkg>=0.9\ntinydep==2.1\n");
     let r = resolve_in(d.path(), &[wheelhouse()]).unwrap();
-    let tiny = r.lock.packages.iter().find(|p| p.name == "tinypkg").unwrap();
+    let tiny = r
+        .lock
+        .packages
+        .iter()
+        .find(|p| p.name == "tinypkg")
+        .unwrap();
     assert_eq!(tiny.version, "1.0.0");
     assert_eq!(tiny.wheel, "tinypkg-1.0.0-py3-none-any.whl");
     assert_eq!(tiny.sha256.len(), 64);
@@ -55,7 +60,10 @@ fn resolves_the_highest_allowed_version_and_pins_it() {
     write_lock(&r).unwrap();
     let lock: serde_json::Value =
         serde_json::from_slice(&std::fs::read(older.path().join(LOCK_FILE)).unwrap()).unwrap();
-    assert_eq!(lock["packages"][0]["wheel"], "tinypkg-0.9.0-py3-none-any.whl");
+    assert_eq!(
+        lock["packages"][0]["wheel"],
+        "tinypkg-0.9.0-py3-none-any.whl"
+    );
     let again = resolve_in(older.path(), &[wheelhouse()]).unwrap();
     assert_eq!(again.lock, r.lock);
 }
@@ -105,7 +113,9 @@ fn a_missing_package_is_named_with_where_it_was_looked_for() {
 #[test]
 fn an_unlisted_dependency_is_named() {
     let d = folder("tinydep\n");
-    let e = resolve_in(d.path(), &[wheelhouse()]).unwrap_err().to_string();
+    let e = resolve_in(d.path(), &[wheelhouse()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("tinydep 2.1 requires `tinypkg`"), "{e}");
 }
 
@@ -130,7 +140,9 @@ fn a_hash_mismatch_is_refused() {
     let mut r = resolve_in(d.path(), &[wheelhouse()]).unwrap();
     r.lock.packages[0].sha256 = wrong.clone();
     write_lock(&r).unwrap();
-    let e = resolve_in(d.path(), &[wheelhouse()]).unwrap_err().to_string();
+    let e = resolve_in(d.path(), &[wheelhouse()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("hash mismatch") && e.contains(LOCK_FILE), "{e}");
 }
 
@@ -163,7 +175,9 @@ fn hostile_wheels_are_refused_with_the_package_and_the_reason() {
 #[test]
 fn requirement_files_that_reach_elsewhere_are_refused_at_their_line() {
     let d = folder("tinypkg\n-r ../../etc/other.txt\n");
-    let e = resolve_in(d.path(), &[wheelhouse()]).unwrap_err().to_string();
+    let e = resolve_in(d.path(), &[wheelhouse()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("requirements.txt:2:"), "{e}");
     assert!(e.contains("includes another file"), "{e}");
 }

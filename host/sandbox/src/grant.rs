@@ -169,7 +169,9 @@ impl Grant {
             resource: format!("file:{dir}"),
             decision: Effect::Allow,
             statement: None,
-            reason: Some(format!("preopened {dir} at {guest} read-only (provided by weft)")),
+            reason: Some(format!(
+                "preopened {dir} at {guest} read-only (provided by weft)"
+            )),
         });
         self.preopens.push(Preopen {
             host: PathBuf::from(&dir),

@@ -59,7 +59,9 @@ pub enum PackagesError {
         wanted: String,
         searched: String,
     },
-    #[error("{package}: refused: hash mismatch for {file}: {expected}, but the file is sha256:{got}")]
+    #[error(
+        "{package}: refused: hash mismatch for {file}: {expected}, but the file is sha256:{got}"
+    )]
     HashMismatch {
         package: String,
         file: String,
@@ -196,7 +198,9 @@ fn list_wheels(dirs: &[PathBuf]) -> HashMap<String, Vec<(WheelName, PathBuf)>> {
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
             let name = entry.file_name().to_string_lossy().into_owned();
             if let (true, Some(w)) = (is_file, WheelName::parse(&name)) {
-                out.entry(w.key.clone()).or_default().push((w, entry.path()));
+                out.entry(w.key.clone())
+                    .or_default()
+                    .push((w, entry.path()));
             }
         }
     }
@@ -239,10 +243,7 @@ pub fn resolve(req: &Path, dirs: &[PathBuf]) -> Result<Resolution, PackagesError
         return Err(PackagesError::Requirements {
             file,
             line: 0,
-            reason: format!(
-                "larger than {} bytes",
-                requirements::MAX_REQUIREMENTS_BYTES
-            ),
+            reason: format!("larger than {} bytes", requirements::MAX_REQUIREMENTS_BYTES),
         });
     }
     let text = std::fs::read_to_string(req).map_err(|e| PackagesError::io(req, e))?;
@@ -373,7 +374,10 @@ fn check_dependencies(chosen: &[Chosen]) -> Result<(), PackagesError> {
         let Some(meta) = entries.iter().find(|e| {
             e.path.ends_with("/METADATA")
                 && e.path.matches('/').count() == 1
-                && e.path.split('/').next().is_some_and(|t| t.ends_with(".dist-info"))
+                && e.path
+                    .split('/')
+                    .next()
+                    .is_some_and(|t| t.ends_with(".dist-info"))
         }) else {
             continue;
         };
@@ -408,11 +412,7 @@ fn check_dependencies(chosen: &[Chosen]) -> Result<(), PackagesError> {
 
 /// Writes the lock of `r` beside its requirements file.
 pub fn write_lock(r: &Resolution) -> Result<PathBuf, PackagesError> {
-    let path = r
-        .file
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(LOCK_FILE);
+    let path = r.file.parent().unwrap_or(Path::new(".")).join(LOCK_FILE);
     let mut text = serde_json::to_string_pretty(&r.lock).unwrap_or_default();
     text.push('\n');
     std::fs::write(&path, text).map_err(|e| PackagesError::io(&path, e))?;
@@ -445,7 +445,9 @@ pub fn install(r: &Resolution, home: &Path) -> Result<Packages, PackagesError> {
                 if total > MAX_TREE_BYTES {
                     return Err(PackagesError::Refused {
                         package: c.locked.name.clone(),
-                        reason: format!("the packages together unpack to more than {MAX_TREE_BYTES} bytes"),
+                        reason: format!(
+                            "the packages together unpack to more than {MAX_TREE_BYTES} bytes"
+                        ),
                     });
                 }
                 entries.extend(e);
@@ -460,7 +462,10 @@ pub fn install(r: &Resolution, home: &Path) -> Result<Packages, PackagesError> {
             // another process finished first: its folder is the same content
             let _ = std::fs::remove_dir_all(&stage);
             if !dir.is_dir() {
-                return Err(PackagesError::io(&dir, "cannot move the unpacked packages here"));
+                return Err(PackagesError::io(
+                    &dir,
+                    "cannot move the unpacked packages here",
+                ));
             }
         }
     }
@@ -519,17 +524,27 @@ pub fn prepare(dags: &Path, home: &Path) -> Prepared {
     let key = (req.clone(), home.to_path_buf());
     let memo = MEMO.get_or_init(Default::default);
     if let Some((p, out)) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        if *p == print && out.as_ref().is_ok_and(|o| o.as_ref().is_none_or(|p| p.dir.is_dir())) {
+        if *p == print
+            && out
+                .as_ref()
+                .is_ok_and(|o| o.as_ref().is_none_or(|p| p.dir.is_dir()))
+        {
             return out.clone();
         }
         if *p == print && out.is_err() {
             return out.clone();
         }
     }
-    let out = resolve(&req, &dirs).and_then(|r| install(&r, home)).map(Some);
+    let out = resolve(&req, &dirs)
+        .and_then(|r| install(&r, home))
+        .map(Some);
     match &out {
-        Ok(Some(p)) => tracing::debug!(dir = %p.dir.display(), packages = p.packages.len(), "Python packages ready"),
-        Err(e) => tracing::warn!(error = %e, "the DAG folder's requirements.txt cannot be installed"),
+        Ok(Some(p)) => {
+            tracing::debug!(dir = %p.dir.display(), packages = p.packages.len(), "Python packages ready")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the DAG folder's requirements.txt cannot be installed")
+        }
         Ok(None) => {}
     }
     let mut m = memo.lock().unwrap_or_else(|e| e.into_inner());

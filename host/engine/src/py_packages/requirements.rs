@@ -59,7 +59,9 @@ pub fn normalize(name: &str) -> String {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -172,7 +174,9 @@ fn parse_line(line: &str) -> Result<Requirement, String> {
             format!("`--hash={value}`: only sha256 hashes are supported (`--hash=sha256:HEX`)")
         })?;
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("`--hash={value}`: not a sha256 digest (64 hex digits)"));
+            return Err(format!(
+                "`--hash={value}`: not a sha256 digest (64 hex digits)"
+            ));
         }
         hashes.push(hex.to_ascii_lowercase());
         i += 1;

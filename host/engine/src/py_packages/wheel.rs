@@ -103,20 +103,30 @@ fn native(name: &str) -> bool {
 /// A safe relative path for an entry name, else why not.
 fn safe_path(name: &str) -> Result<String, String> {
     if name.len() > MAX_NAME_BYTES {
-        return Err(format!("an entry name is longer than {MAX_NAME_BYTES} bytes"));
+        return Err(format!(
+            "an entry name is longer than {MAX_NAME_BYTES} bytes"
+        ));
     }
     if name.contains('\\') || name.contains('\0') || name.contains(':') {
-        return Err(format!("entry `{}` has a backslash, colon or NUL", name.escape_debug()));
+        return Err(format!(
+            "entry `{}` has a backslash, colon or NUL",
+            name.escape_debug()
+        ));
     }
     if name.starts_with('/') {
         return Err(format!("entry `{name}` is an absolute path"));
     }
-    let segs: Vec<&str> = name.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let segs: Vec<&str> = name
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     if segs.iter().any(|s| *s == "..") {
         return Err(format!("entry `{name}` climbs out of the folder with `..`"));
     }
     if segs.len() > 32 {
-        return Err(format!("entry `{name}` is nested more than 32 folders deep"));
+        return Err(format!(
+            "entry `{name}` is nested more than 32 folders deep"
+        ));
     }
     Ok(segs.join("/"))
 }
@@ -269,7 +279,10 @@ mod tests {
         assert!(w.impure_tags().is_none());
         let w = WheelName::parse("numpy-2.0.0-cp312-cp312-manylinux_2_17_x86_64.whl").unwrap();
         let why = w.impure_tags().unwrap();
-        assert!(why.contains("native code") && why.contains("manylinux"), "{why}");
+        assert!(
+            why.contains("native code") && why.contains("manylinux"),
+            "{why}"
+        );
         assert!(WheelName::parse("x-1.0-py2-none-any.whl")
             .unwrap()
             .impure_tags()
