@@ -475,6 +475,35 @@ mod tests {
     }
 
     #[test]
+    fn a_weft_provided_dir_is_preopened_read_only_without_links() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().canonicalize().unwrap();
+        std::fs::create_dir(dir.join("pkgs")).unwrap();
+        let g = Grant::none()
+            .with_read_only_dir(&dir.join("pkgs"), "/weft/site-packages")
+            .unwrap();
+        assert_eq!(
+            opened(&g),
+            vec![(dir.join("pkgs"), "/weft/site-packages".to_string(), false)]
+        );
+        assert_eq!(g.audit().len(), 1);
+        // the attacker's: a link, a relative host path, a climbing guest path, a second use
+        std::os::unix::fs::symlink(dir.join("pkgs"), dir.join("link")).unwrap();
+        assert!(Grant::none()
+            .with_read_only_dir(&dir.join("link"), "/p")
+            .is_err());
+        assert!(Grant::none()
+            .with_read_only_dir(Path::new("pkgs"), "/p")
+            .is_err());
+        assert!(Grant::none()
+            .with_read_only_dir(&dir.join("pkgs"), "/a/../b")
+            .is_err());
+        assert!(g
+            .with_read_only_dir(&dir.join("pkgs"), "/weft/site-packages")
+            .is_err());
+    }
+
+    #[test]
     fn fs_statements_become_preopens() {
         let t = tempfile::tempdir().unwrap();
         let base = std::fs::canonicalize(t.path()).unwrap();

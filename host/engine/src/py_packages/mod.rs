@@ -510,6 +510,9 @@ fn fingerprint(req: &Path, dirs: &[PathBuf]) -> blake3::Hash {
 
 type Prepared = Result<Option<Packages>, PackagesError>;
 
+/// (requirements file, `$WEFT_HOME`).
+type MemoKey = (PathBuf, PathBuf);
+
 /// The packages of the DAG folder `dags` for the `$WEFT_HOME` `home`, prepared offline
 /// (resolved, checked and unpacked; `None`: the folder has no `requirements.txt`). Remembered
 /// per process until the requirements, the lock or a wheelhouse folder changes.
@@ -519,19 +522,16 @@ pub fn prepare(dags: &Path, home: &Path) -> Prepared {
     };
     let dirs = wheelhouses(&req, home, &[]);
     let print = fingerprint(&req, &dirs);
-    static MEMO: OnceLock<Mutex<HashMap<(PathBuf, PathBuf), (blake3::Hash, Prepared)>>> =
-        OnceLock::new();
+    static MEMO: OnceLock<Mutex<HashMap<MemoKey, (blake3::Hash, Prepared)>>> = OnceLock::new();
     let key = (req.clone(), home.to_path_buf());
     let memo = MEMO.get_or_init(Default::default);
     if let Some((p, out)) = memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        if *p == print
-            && out
-                .as_ref()
-                .is_ok_and(|o| o.as_ref().is_none_or(|p| p.dir.is_dir()))
-        {
-            return out.clone();
-        }
-        if *p == print && out.is_err() {
+        // (an unpacked folder removed meanwhile is unpacked again)
+        let present = match out {
+            Ok(Some(p)) => p.dir.is_dir(),
+            _ => true,
+        };
+        if *p == print && present {
             return out.clone();
         }
     }

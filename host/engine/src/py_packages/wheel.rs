@@ -120,7 +120,7 @@ fn safe_path(name: &str) -> Result<String, String> {
         .split('/')
         .filter(|s| !s.is_empty() && *s != ".")
         .collect();
-    if segs.iter().any(|s| *s == "..") {
+    if segs.contains(&"..") {
         return Err(format!("entry `{name}` climbs out of the folder with `..`"));
     }
     if segs.len() > 32 {
