@@ -237,6 +237,24 @@ pub enum DagCmd {
         #[arg(long)]
         wait_retries: bool,
     },
+    /// Install the DAG folder's requirements.txt (pure-Python wheels from the wheelhouse, else
+    /// from the package index) for its Python DAG files, and pin them in requirements.lock.json.
+    Deps {
+        /// DAG folder (default $WEFT_DAGS, else $WEFT_HOME/dags); requirements.txt is in it or
+        /// beside it.
+        #[arg(long)]
+        dags: Option<PathBuf>,
+        /// A folder of wheels to install from (repeatable; also $WEFT_WHEELHOUSE and the
+        /// `wheelhouse/` folder beside requirements.txt).
+        #[arg(long)]
+        wheelhouse: Vec<PathBuf>,
+        /// Never reach the package index (only wheelhouse folders and the download cache).
+        #[arg(long)]
+        offline: bool,
+        /// Print what was installed as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a DAG file or a whole DAG folder: cycles, unknown upstreams, bad cron, unknown
     /// operators (file:line); files that are not DAG files are skipped with a note.
     Validate {

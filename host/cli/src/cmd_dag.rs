@@ -123,6 +123,12 @@ pub fn run(cmd: DagCmd) -> Result<ExitCode> {
             crate::cmd_dag_ops::tasks_state(dag_id, run, json)
         }
         DagCmd::Mark(a) => crate::cmd_dag_ops::mark(a),
+        DagCmd::Deps {
+            dags,
+            wheelhouse,
+            offline,
+            json,
+        } => crate::cmd_dag_deps::deps(&dags_dir(dags), &wheelhouse, offline, json),
         DagCmd::List { dags, json } => {
             let store = open_plugin_store()?;
             let dir = dags_dir(dags);

@@ -14,6 +14,7 @@ mod cmd_bench_python;
 mod cmd_bench_traces;
 mod cmd_build;
 mod cmd_dag;
+mod cmd_dag_deps;
 mod cmd_dag_ops;
 mod cmd_dag_validate;
 mod cmd_invoke;

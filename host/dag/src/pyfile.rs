@@ -110,6 +110,14 @@ impl PyEvaluation {
 pub trait PythonDagEvaluator: Send + Sync {
     /// Evaluates `source`, the text of the DAG file `file`.
     fn evaluate(&self, file: &Path, source: &str) -> PyEvaluation;
+
+    /// Evaluates `source` as a file of the DAG folder `folder` (`None`: no folder), which
+    /// decides what else the file may import (the folder's `requirements.txt` packages).
+    /// Defaults to [`PythonDagEvaluator::evaluate`].
+    fn evaluate_in(&self, folder: Option<&Path>, file: &Path, source: &str) -> PyEvaluation {
+        let _ = folder;
+        self.evaluate(file, source)
+    }
 }
 
 /// Whether a file name in a DAG folder is a Python DAG file candidate.
@@ -134,7 +142,7 @@ pub(crate) fn parse_python_file(
     check: &dyn OperatorCheck,
     evaluator: &dyn PythonDagEvaluator,
 ) -> FileOutcome {
-    let found = match evaluator.evaluate(file, source) {
+    let found = match evaluator.evaluate_in(config.defaults_root.as_deref(), file, source) {
         PyEvaluation::ImportError(e) => {
             return FileOutcome::Parsed(
                 Vec::new(),

@@ -4,6 +4,8 @@
 //! sandbox deadline. Task logs and audit records are kept per try. A sensor-world plugin is
 //! poked once per try with the task's arguments as ctx params: `true` succeeds, `false` fails
 //! with [`weft_dag::SENSOR_NOT_READY`] so the run machine reschedules or times it out.
+//! A Python callable also sees its DAG folder's packages read-only (the ones its file was
+//! parsed with; see [`crate::py_dags::packages_for`]), pinned by their digest.
 
 use crate::plugin_host::output_value;
 use crate::{EngineError, PluginHost, PluginRef, Roles};
@@ -90,11 +92,13 @@ pub const MAX_PULLABLE_XCOM_BYTES: usize = 8 << 20;
 
 /// The parser component's call-mode input for a Python callable task: the DAG file (read again
 /// now, size-capped), which task, its rendered arguments (TaskFlow XComs resolved) and, when the
-/// file calls `xcom_pull`, the XComs of its own DAG run so far (no other run's or DAG's). The
-/// input carries the file's text, so a remote worker runs the callable without the DAG folder.
+/// file calls `xcom_pull`, the XComs of its own DAG run so far (no other run's or DAG's), and
+/// where its DAG folder's packages are (`packages`, shown read-only by the grant). The input
+/// carries the file's text, so a remote worker runs the callable without the DAG folder.
 pub fn python_call_input(
     path: &std::path::Path,
     ti: &TaskInvocation,
+    packages: Option<&crate::py_packages::Packages>,
 ) -> Result<String, TaskFailure> {
     if let Some(c) = &ti.python_callable {
         inside_dag_folder(path, &c.dag_dir, &ti.task_id)?;
@@ -114,7 +118,7 @@ pub fn python_call_input(
         })?,
         _ => Value::Null,
     };
-    Ok(serde_json::json!({
+    let mut input = serde_json::json!({
         "mode": "call",
         "path": path.display().to_string(),
         "source": source,
@@ -124,8 +128,32 @@ pub fn python_call_input(
         "xcoms": xcoms,
         "callable": ti.python_callable.as_ref().map(|c| c.name.clone()),
         "operator": ti.operator.strip_prefix(weft_dag::builtin::PYTHON),
-    })
-    .to_string())
+    });
+    if let Some(p) = packages {
+        input["packages"] = crate::py_packages::GUEST_PATH.into();
+        input["packages_blake3"] = p.digest.to_hex().as_str().into();
+    }
+    Ok(input.to_string())
+}
+
+/// The grant of a Python callable: the task's, plus its DAG folder's packages read-only.
+fn with_packages(
+    grant: Arc<Grant>,
+    packages: Option<&crate::py_packages::Packages>,
+) -> Result<Arc<Grant>, TaskFailure> {
+    let Some(p) = packages else {
+        return Ok(grant);
+    };
+    (*grant)
+        .clone()
+        .with_read_only_dir(&p.dir, crate::py_packages::GUEST_PATH)
+        .map(Arc::new)
+        .map_err(|e| {
+            TaskFailure::new(
+                "Airflow.DagImportError",
+                format!("cannot show the DAG folder's packages to the callable: {e}"),
+            )
+        })
 }
 
 /// A YAML task's callable file must lie inside its DAG file's folder (after following links):
@@ -223,12 +251,26 @@ impl SandboxTaskExecutor<'_> {
                 None => PluginRef::parse(operator_ref(&ti.operator))
                     .map_err(|e| TaskFailure::new("Weft.UnknownOperator", e.to_string()))?,
             };
-            let grant = self.grant(&ti.grant)?;
+            let mut grant = self.grant(&ti.grant)?;
+            let packages = match python_file {
+                // as at parse time: broken requirements leave the packages out (an import
+                // of one fails, naming it)
+                Some(path) => crate::py_dags::packages_for(self.host.store.home(), path)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "the DAG folder's requirements.txt is not installed");
+                        None
+                    }),
+                None => None,
+            };
+            if let Some(p) = &packages {
+                tracing::debug!(packages = %p.digest.to_hex(), "Python packages of the DAG folder");
+                grant = with_packages(grant, Some(p))?;
+            }
             let rec = self.host.resolve(&r).map_err(map)?;
             let component = self.host.load(&rec).map_err(map)?;
-            Ok::<_, TaskFailure>((grant, component, rec))
+            Ok::<_, TaskFailure>((grant, component, rec, packages))
         })();
-        let (grant, component, rec) = match prepared {
+        let (grant, component, rec, packages) = match prepared {
             Ok(x) => x,
             Err(f) => return (Err(f), None),
         };
@@ -274,7 +316,7 @@ impl SandboxTaskExecutor<'_> {
                 .map_err(|e| map(e.into()))
         } else {
             let input = match python_file {
-                Some(path) => match python_call_input(path, ti) {
+                Some(path) => match python_call_input(path, ti, packages.as_ref()) {
                     Ok(i) => i,
                     Err(f) => return (Err(f), None),
                 },

@@ -19,6 +19,7 @@ pub mod needed_plugins;
 pub mod persistence;
 pub mod plugin_host;
 pub mod py_dags;
+pub mod py_packages;
 pub mod remote;
 pub mod resource_map;
 pub mod roles;

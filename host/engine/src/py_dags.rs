@@ -5,6 +5,10 @@
 //! component's digest, the file's path and its text (in memory, then under
 //! `$WEFT_HOME/cache/py-dags`), so an unchanged file is parsed once per component.
 //!
+//! A DAG folder's `requirements.txt` packages ([`crate::py_packages`]) are preopened
+//! read-only for the parse (and for the file's callables, see [`packages_for`]); their digest
+//! joins the cache key, so a changed requirement parses the file again.
+//!
 //! A file that raises, loops, runs out of memory or imports something missing is an import
 //! error with its line and traceback; a missing parser component is an import error that says
 //! how to install it.
@@ -19,6 +23,7 @@ use weft_sandbox::{Grant, Limits, NoSecrets, Sandbox, SandboxConfig};
 use weft_store::PluginStore;
 
 use crate::plugin_host::{resolve, PluginHost, PluginRef};
+use crate::py_packages::{self, Packages, PackagesError};
 
 /// Name of the parser component in the plugin store.
 pub const PARSER_PLUGIN: &str = "weft-airflow-py";
@@ -143,6 +148,7 @@ impl SandboxDagParser {
         rec: &weft_store::PluginRecord,
         file: &Path,
         source: &str,
+        packages: Option<&Packages>,
     ) -> PyEvaluation {
         let failed = |error: String| {
             PyEvaluation::ImportError(PyImportError {
@@ -155,13 +161,26 @@ impl SandboxDagParser {
             Ok(c) => c,
             Err(e) => return failed(format!("cannot load the Python DAG parser: {e}")),
         };
-        let input =
-            serde_json::json!({"path": file.display().to_string(), "source": source}).to_string();
+        let mut input = serde_json::json!({"path": file.display().to_string(), "source": source});
+        let grant = match packages {
+            None => Grant::none(),
+            Some(p) => {
+                input["packages"] = py_packages::GUEST_PATH.into();
+                match Grant::none().with_read_only_dir(&p.dir, py_packages::GUEST_PATH) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        return failed(format!(
+                            "cannot show the DAG folder's packages to the parser: {e}"
+                        ))
+                    }
+                }
+            }
+        };
         let outcome = match host.invoke(
             &component,
-            &input,
+            &input.to_string(),
             "{}",
-            Arc::new(Grant::none()),
+            Arc::new(grant),
             self.limits(),
         ) {
             Ok(o) => o,
@@ -198,8 +217,70 @@ fn explain(error: &str, cause: &str, timeout: Duration) -> String {
     }
 }
 
+/// The packages the Python DAG file `file` was last parsed with in this process (its callables
+/// run with the same ones), else those of the file's own folder.
+pub fn packages_for(home: &Path, file: &Path) -> Result<Option<Packages>, PackagesError> {
+    let key = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    if let Some(p) = used().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(p.clone());
+    }
+    match file.parent() {
+        Some(dir) => py_packages::prepare(dir, home),
+        None => Ok(None),
+    }
+}
+
+/// DAG file (canonical) -> the packages it was last parsed with.
+fn used() -> &'static Mutex<HashMap<PathBuf, Option<Packages>>> {
+    static USED: OnceLock<Mutex<HashMap<PathBuf, Option<Packages>>>> = OnceLock::new();
+    USED.get_or_init(Default::default)
+}
+
+fn remember(file: &Path, packages: Option<&Packages>) {
+    let key = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut m = used().lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() >= MAX_MEMO_ENTRIES * 4 {
+        m.clear();
+    }
+    m.insert(key, packages.cloned());
+}
+
 impl PythonDagEvaluator for SandboxDagParser {
     fn evaluate(&self, file: &Path, source: &str) -> PyEvaluation {
+        self.evaluate_in(None, file, source)
+    }
+
+    fn evaluate_in(&self, folder: Option<&Path>, file: &Path, source: &str) -> PyEvaluation {
+        let (packages, problem) = match folder.map(|f| py_packages::prepare(f, &self.home)) {
+            Some(Ok(p)) => (p, None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        remember(file, packages.as_ref());
+        let ev = self.evaluate_with(file, source, packages.as_ref());
+        match (ev, problem) {
+            // a missing module may be one requirements.txt should have brought
+            (PyEvaluation::ImportError(mut e), Some(p))
+                if e.error.starts_with("ModuleNotFoundError") =>
+            {
+                e.error = format!(
+                    "{} (the DAG folder's requirements.txt is not installed: {p})",
+                    e.error
+                );
+                PyEvaluation::ImportError(e)
+            }
+            (ev, _) => ev,
+        }
+    }
+}
+
+impl SandboxDagParser {
+    fn evaluate_with(
+        &self,
+        file: &Path,
+        source: &str,
+        packages: Option<&Packages>,
+    ) -> PyEvaluation {
         let fail = |error: String| {
             PyEvaluation::ImportError(PyImportError {
                 line: 0,
@@ -224,6 +305,8 @@ impl PythonDagEvaluator for SandboxDagParser {
         h.update(file.display().to_string().as_bytes());
         h.update(&[0]);
         h.update(source.as_bytes());
+        h.update(&[0]);
+        h.update(packages.map_or(&[0u8; 32], |p| p.digest.as_bytes()));
         let key = h.finalize();
         if let Some(hit) = self
             .memo
@@ -243,7 +326,7 @@ impl PythonDagEvaluator for SandboxDagParser {
             Some(ev) => ev,
             None => {
                 let ev = match self.host() {
-                    Ok(host) => self.run(host, &rec, file, source),
+                    Ok(host) => self.run(host, &rec, file, source, packages),
                     Err(e) => {
                         return fail(format!(
                             "cannot start the sandbox for Python DAG files: {e}"

@@ -144,6 +144,44 @@ impl Grant {
         &self.preopens
     }
 
+    /// This grant plus a directory the host itself provides (not a policy's decision), shown
+    /// read-only at `guest` (an absolute guest path no preopen of the grant uses): e.g. the
+    /// Python packages vendored for a DAG folder. `host` is opened now, absolute, with no
+    /// symlink followed in any component; the preopen is audited like the policy ones.
+    pub fn with_read_only_dir(mut self, host: &Path, guest: &str) -> Result<Self, String> {
+        if !guest.starts_with('/') || guest.split('/').any(|c| c == "..") {
+            return Err(format!("guest path `{guest}` must be absolute and normal"));
+        }
+        if self.preopens.iter().any(|p| p.guest == guest) {
+            return Err(format!("guest path `{guest}` is already preopened"));
+        }
+        let dir = host
+            .to_str()
+            .filter(|d| d.starts_with('/'))
+            .and_then(|d| normalize_path(d).ok())
+            .ok_or_else(|| format!("{} is not an absolute, normal path", host.display()))?;
+        let root = open_trusted_dir(Path::new("/"))?;
+        let fd = open_beneath(&root, dir.trim_start_matches('/'), true).map_err(|e| {
+            format!("{dir} is not an existing directory reachable without symlinks: {e}")
+        })?;
+        self.audit.push(AuditRecord {
+            action: "fs:Read".into(),
+            resource: format!("file:{dir}"),
+            decision: Effect::Allow,
+            statement: None,
+            reason: Some(format!(
+                "preopened {dir} at {guest} read-only (provided by weft)"
+            )),
+        });
+        self.preopens.push(Preopen {
+            host: PathBuf::from(&dir),
+            guest: guest.to_string(),
+            writable: false,
+            dir: Arc::new(fd),
+        });
+        Ok(self)
+    }
+
     /// The decisions taken when the grant was compiled (file-system preopens).
     pub fn audit(&self) -> &[AuditRecord] {
         &self.audit
@@ -434,6 +472,35 @@ mod tests {
             .iter()
             .map(|p| (p.host.clone(), p.guest.clone(), p.writable))
             .collect()
+    }
+
+    #[test]
+    fn a_weft_provided_dir_is_preopened_read_only_without_links() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().canonicalize().unwrap();
+        std::fs::create_dir(dir.join("pkgs")).unwrap();
+        let g = Grant::none()
+            .with_read_only_dir(&dir.join("pkgs"), "/weft/site-packages")
+            .unwrap();
+        assert_eq!(
+            opened(&g),
+            vec![(dir.join("pkgs"), "/weft/site-packages".to_string(), false)]
+        );
+        assert_eq!(g.audit().len(), 1);
+        // the attacker's: a link, a relative host path, a climbing guest path, a second use
+        std::os::unix::fs::symlink(dir.join("pkgs"), dir.join("link")).unwrap();
+        assert!(Grant::none()
+            .with_read_only_dir(&dir.join("link"), "/p")
+            .is_err());
+        assert!(Grant::none()
+            .with_read_only_dir(Path::new("pkgs"), "/p")
+            .is_err());
+        assert!(Grant::none()
+            .with_read_only_dir(&dir.join("pkgs"), "/a/../b")
+            .is_err());
+        assert!(g
+            .with_read_only_dir(&dir.join("pkgs"), "/weft/site-packages")
+            .is_err());
     }
 
     #[test]

@@ -250,6 +250,20 @@ impl ServerTries<'_> {
             // a Python callable runs in the Python DAG parser component, its DAG file's text in
             // the task's input (the worker has no DAG folder)
             let python = weft_engine::dag_exec::python_callable_file(inv);
+            // the packages of a DAG folder's requirements.txt are a directory on this host,
+            // not yet shipped to workers: such callables run here
+            if python.is_some_and(|path| {
+                !matches!(
+                    weft_engine::py_dags::packages_for(self.sandbox.host.store.home(), path),
+                    Ok(None)
+                )
+            }) {
+                return weft_engine::scheduler::TryRunner::run_try_cancellable(
+                    self.sandbox,
+                    inv,
+                    cancel,
+                );
+            }
             let reference = match python {
                 Some(_) => {
                     weft_engine::PluginRef::Latest(weft_engine::py_dags::PARSER_PLUGIN.to_string())
@@ -271,7 +285,7 @@ impl ServerTries<'_> {
             // not installed: the local executor reports it as usual
             if let Ok(rec) = self.sandbox.host.resolve(&reference) {
                 let input = match python {
-                    Some(path) => match weft_engine::dag_exec::python_call_input(path, inv) {
+                    Some(path) => match weft_engine::dag_exec::python_call_input(path, inv, None) {
                         Ok(input) => Some(input),
                         Err(f) => {
                             return weft_engine::scheduler::TryOutcome {

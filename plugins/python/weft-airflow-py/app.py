@@ -1,13 +1,15 @@
 """weft-airflow-py: parses a Python DAG file inside weft's sandbox.
 
 Parse mode:
-input  {"path": "dags/etl.py", "source": "<the file's text>"}
+input  {"path": "dags/etl.py", "source": "<the file's text>", "packages": "/weft/site-packages"?}
 output {"dags": {DAG_ID: <dag-factory structure>}, "lines": {DAG_ID: LINE}, "task_lines": ...}
     or {"import_error": {"line": N, "error": "ModuleNotFoundError: No module named 'pandas'",
                          "traceback": "Traceback (most recent call last): ..."}}
 The file's top level runs against weft's `airflow` package (this component's `airflow/`), with
 no filesystem, network or secrets (the host gives this component an empty grant), under the
-host's fuel, memory and time limits. Python callables are recorded, never called.
+host's fuel, memory and time limits. Python callables are recorded, never called. With
+"packages" (both modes), the DAG folder's pure-Python packages (requirements.txt), which the host
+preopened read-only at that path, are importable: the path is appended to sys.path.
 
 Call mode (a Python callable task run by the DAG runner, under the task's grant):
 input  {"mode": "call", "path", "source", "dag_id", "task_id",
@@ -428,8 +430,23 @@ def parse_keep(path, source):
         sys.modules.pop("__weft_dag__", None)
 
 
+# where the host shows the DAG folder's pure-Python packages (requirements.txt), read-only
+PACKAGES_PATH = "/weft/site-packages"
+
+
+def _bootstrap_packages(input):
+    """Put the DAG folder's packages on sys.path when the host preopened them for this call."""
+    wanted = isinstance(input, dict) and input.get("packages") == PACKAGES_PATH
+    if wanted and PACKAGES_PATH not in sys.path:
+        sys.path.append(PACKAGES_PATH)
+    elif not wanted and PACKAGES_PATH in sys.path:
+        sys.path.remove(PACKAGES_PATH)
+    sys.path_importer_cache.pop(PACKAGES_PATH, None)
+
+
 @operator
 def run(input, ctx):
+    _bootstrap_packages(input)
     if isinstance(input, dict) and input.get("mode") == "call":
         return call(input, ctx)
     if not isinstance(input, dict):
