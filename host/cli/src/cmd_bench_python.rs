@@ -188,6 +188,9 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         sensor: Default::default(),
         first_poke_elapsed: Duration::ZERO,
         source_file: Some(call_file.clone()),
+        xcoms: None,
+        data_interval: None,
+        python_callable: None,
     };
     let call = |ti: &weft_dag::TaskInvocation| -> Result<()> {
         let (r, _) = exec.execute_logged(ti);

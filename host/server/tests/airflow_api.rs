@@ -1483,6 +1483,7 @@ fn finished_run(s: &Srv, dag_id: &str, run_id: &str, days: i64) {
             error: None,
             mapped_args: Default::default(),
             note: None,
+            xcoms: Default::default(),
         },
         start_date: Some(1.0),
         end_date: Some(2.0),
