@@ -1723,3 +1723,60 @@ async fn a_bulk_body_cannot_reach_a_dag_the_caller_may_not_patch() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asset_aliases_named_by_dags_are_listed_per_caller() {
+    let dags = [(
+        "alias.yaml",
+        "dev-alias:
+  tasks:
+    make:
+      operator: echo
+      outlets:
+        - __type__: airflow.sdk.AssetAlias
+          name: dev-orders
+        - __type__: airflow.sdk.AssetAlias
+          name: prod-orders
+        - s3://lake/plain
+"
+        .to_string(),
+    )];
+    let only_dev = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["assets:GetAssetAlias"], "Resource": ["weft:asset-alias:dev-*"]}]}"#;
+    let tokens = Tokens(HashMap::from([
+        principal("admin", "admin-secret", None),
+        principal("dev", "dev-secret", Some(only_dev)),
+    ]));
+    let s = common::start_with_dags(Some(tokens), &dags, &["echo"]).await;
+    let (st, v) = admin(&s, "GET", "/api/v2/assets/aliases?order_by=-name", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        ids(&v, "asset_aliases", "name"),
+        ["prod-orders", "dev-orders"]
+    );
+    assert_eq!(
+        (&v["total_entries"], &v["asset_aliases"][0]["group"]),
+        (&json!(2), &json!("asset"))
+    );
+    let prod = v["asset_aliases"][0]["id"].as_i64().unwrap();
+    let dev_id = v["asset_aliases"][1]["id"].as_i64().unwrap();
+    let (st, one) = admin(&s, "GET", &format!("/api/v2/assets/aliases/{prod}"), "").await;
+    assert_eq!((st, &one["name"]), (200, &json!("prod-orders")), "{one}");
+    let (_, v) = admin(&s, "GET", "/api/v2/assets/aliases?name_pattern=dev", "").await;
+    assert_eq!(ids(&v, "asset_aliases", "name"), ["dev-orders"]);
+    // the caller allowed `dev-*` aliases sees one, and gets the same 403 for another alias as
+    // for an id that names none
+    let (st, v) = dev(&s, "GET", "/api/v2/assets/aliases", "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(ids(&v, "asset_aliases", "name"), ["dev-orders"]);
+    let (st, _) = dev(&s, "GET", &format!("/api/v2/assets/aliases/{dev_id}"), "").await;
+    assert_eq!(st, 200);
+    for id in [prod, 12345] {
+        let (st, v) = dev(&s, "GET", &format!("/api/v2/assets/aliases/{id}"), "").await;
+        assert_eq!(st, 403, "{id}: {v}");
+    }
+    let (st, _) = admin(&s, "GET", "/api/v2/assets/aliases/12345", "").await;
+    assert_eq!(st, 404);
+    let (st, v) = admin(&s, "GET", "/api/v2/assets/aliases/not-a-number", "").await;
+    assert_eq!(st, 422, "{v}");
+}

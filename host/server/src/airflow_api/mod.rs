@@ -19,6 +19,7 @@
 //! health are public, as in Airflow). A list keeps only what the caller may see, and a
 //! `~` ("every DAG") path segment is a list filtered the same way.
 
+pub mod asset_aliases;
 pub mod assets;
 pub mod dag_runs;
 pub mod dags;
@@ -60,6 +61,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/api/v2/assets/events",
             get(assets::list_events).post(assets::create_event),
+        )
+        .route("/api/v2/assets/aliases", get(asset_aliases::list))
+        .route(
+            "/api/v2/assets/aliases/{asset_alias_id}",
+            get(asset_aliases::get),
         )
         .route("/api/v2/assets/{asset_id}", get(assets::get))
         .route(
