@@ -1644,6 +1644,36 @@ fn dag_operations(b: &Browser, agent: &ureq::Agent, base: &str) {
         &format!("return localStorage.getItem('weft.token') === '{TOKEN}' && document.querySelectorAll('svg.dag g.node').length >= 3"),
         "logged in again",
     );
+    // ---- a narrow window: the DAG pages do not scroll sideways ----
+    b.cmd(
+        "POST",
+        "/goog/cdp/execute",
+        json!({"cmd": "Emulation.setDeviceMetricsOverride",
+        "params": {"width": 400, "height": 800, "deviceScaleFactor": 1, "mobile": false}}),
+    );
+    for (page, ready) in [
+        ("#/dags", "#import-errors"),
+        ("#/dag/ops_demo", "svg.dag-gantt"),
+    ] {
+        b.goto(&format!("{base}/{page}"));
+        b.wait_for(ready);
+        if page.starts_with("#/dag/") {
+            b.click("#trigger-btn");
+            b.click("#code-details > summary");
+            b.wait_for("#dag-code");
+        }
+        let overflow = b.js(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+        );
+        assert_eq!(overflow, json!(0), "{page} scrolls sideways at 400 px");
+    }
+    b.screenshot("dag-narrow");
+    b.cmd(
+        "POST",
+        "/goog/cdp/execute",
+        json!({"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}}),
+    );
+
     // (a deliberate error first, so that an empty list means the log was read)
     b.js("setTimeout(() => { throw new Error('weft-probe') }, 0); return 1");
     std::thread::sleep(Duration::from_millis(200));
