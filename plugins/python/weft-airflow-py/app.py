@@ -76,7 +76,14 @@ def _error(path, exc, line=None):
                 line = fr.lineno or 0
         if isinstance(exc, SyntaxError) and exc.filename == path:
             line = exc.lineno or line
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    # the traceback starts at the DAG file, as Airflow's does: the parser's own frames (this
+    # module exec-ing the file) are not the user's business; a syntax error shows no frames
+    shown = tb
+    while shown is not None and shown.tb_frame.f_code.co_filename != path:
+        shown = shown.tb_next
+    if shown is None and not isinstance(exc, SyntaxError):
+        shown = tb
+    text = "".join(traceback.format_exception(type(exc), exc, shown))
     if len(text) > MAX_TRACEBACK_CHARS:
         text = "...\n" + text[-MAX_TRACEBACK_CHARS:]
     message = f"{type(exc).__name__}: {exc}"
