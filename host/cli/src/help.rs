@@ -155,6 +155,13 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "dag deps",
+        &[
+            "weft dag deps --dags dags   # requirements.txt's pure-Python wheels, pinned in requirements.lock.json",
+            "weft dag deps --dags dags --wheelhouse wheels --offline --json",
+        ],
+    ),
+    (
         "dag delete",
         &["weft dag delete daily_orders -y   # its runs, task instances and logs; the file stays"],
     ),
