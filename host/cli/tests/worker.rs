@@ -266,6 +266,72 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Triggers a run of `dag` (its DAG file already loaded); the run id.
+fn trigger_dag(port: u16, dag: &str) -> String {
+    let (st, run) = request(
+        port,
+        ADMIN_SECRET,
+        "POST",
+        &format!("/v1/dags/{dag}/runs"),
+        "Content-Type: application/json\r\n",
+        "{}",
+    );
+    assert_eq!(st, 200, "{run}");
+    run["runId"].as_str().unwrap().to_string()
+}
+
+/// The ids of the DAGs the node has loaded.
+fn dags(port: u16) -> Vec<String> {
+    let (_, v) = request(port, ADMIN_SECRET, "GET", "/v1/dags", "", "");
+    v["dags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["dagId"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to `limit` for the latest run of `dag` to succeed (a failed run fails the test).
+fn wait_for_dag_success(port: u16, dag: &str, limit: Duration) {
+    let end = Instant::now() + limit;
+    loop {
+        let (_, v) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            &format!("/v1/dags/{dag}/runs"),
+            "",
+            "",
+        );
+        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        assert_ne!(state, "failed", "{v}");
+        if state == "success" {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "the run of {dag} did not succeed: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The tries' logs of `task` in run `run_id` of `dag`.
+fn try_logs(port: u16, dag: &str, run_id: &str, task: &str) -> Value {
+    let (st, v) = request(
+        port,
+        ADMIN_SECRET,
+        "GET",
+        &format!("/v1/dags/{dag}/runs/{run_id}/tasks/{task}/logs"),
+        "",
+        "",
+    );
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
 fn echo_task(queue: &str, next: Option<&str>) -> Value {
     let mut t = json!({"Type": "Task", "Resource": "weft:plugin:echo",
         "Parameters": {"weft:queue": queue, "from": queue, "n.$": "$.n"}, "ResultPath": format!("$.{queue}")});
@@ -697,40 +763,10 @@ fn dag_tasks_go_to_the_worker_of_their_queue() {
     wait_for("both workers", || {
         workers(port)["workers"].as_array().unwrap().len() == 2
     });
-    let (st, run) = request(
-        port,
-        ADMIN_SECRET,
-        "POST",
-        "/v1/dags/remote_dag/runs",
-        "Content-Type: application/json\r\n",
-        "{}",
-    );
-    assert_eq!(st, 200, "{run}");
-    let run_id = run["runId"].as_str().unwrap().to_string();
-    wait_for("the DAG run to succeed", || {
-        let (_, v) = request(
-            port,
-            ADMIN_SECRET,
-            "GET",
-            "/v1/dags/remote_dag/runs",
-            "",
-            "",
-        );
-        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
-        assert_ne!(state, "failed", "{v}");
-        state == "success"
-    });
+    let run_id = trigger_dag(port, "remote_dag");
+    wait_for_dag_success(port, "remote_dag", Duration::from_secs(60));
     for (task, worker) in [("first", "/wa"), ("second", "/wb")] {
-        let (st, v) = request(
-            port,
-            ADMIN_SECRET,
-            "GET",
-            &format!("/v1/dags/remote_dag/runs/{run_id}/tasks/{task}/logs"),
-            "",
-            "",
-        );
-        assert_eq!(st, 200, "{v}");
-        let text = v.to_string();
+        let text = try_logs(port, "remote_dag", &run_id, task).to_string();
         assert!(
             text.contains(&format!("{worker}\"")),
             "{task} ran on {worker}: {text}"
@@ -816,16 +852,7 @@ fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
     .unwrap();
     let (_node, port) = start_node(home.path(), false);
     let (a, _ah) = start_worker(home.path(), port, "wa", &["default"]);
-    let (st, run) = request(
-        port,
-        ADMIN_SECRET,
-        "POST",
-        "/v1/dags/failover_dag/runs",
-        "Content-Type: application/json\r\n",
-        "{}",
-    );
-    assert_eq!(st, 200, "{run}");
-    let run_id = run["runId"].as_str().unwrap().to_string();
+    let run_id = trigger_dag(port, "failover_dag");
     wait_for("the first try to run on wa", || {
         workers(port)["workers"]
             .as_array()
@@ -835,27 +862,8 @@ fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
     });
     drop(a); // SIGKILL, reaped
     let (_b, _bh) = start_worker(home.path(), port, "wb", &["default"]);
-    wait_for("the DAG run to succeed", || {
-        let (_, v) = request(
-            port,
-            ADMIN_SECRET,
-            "GET",
-            "/v1/dags/failover_dag/runs",
-            "",
-            "",
-        );
-        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
-        assert_ne!(state, "failed", "{v}");
-        state == "success"
-    });
-    let (_, v) = request(
-        port,
-        ADMIN_SECRET,
-        "GET",
-        &format!("/v1/dags/failover_dag/runs/{run_id}/tasks/fetch/logs"),
-        "",
-        "",
-    );
+    wait_for_dag_success(port, "failover_dag", Duration::from_secs(60));
+    let v = try_logs(port, "failover_dag", &run_id, "fetch");
     let tries = v["tries"].as_array().unwrap();
     assert_eq!(tries.len(), 2, "{v}");
     let text = v.to_string();
@@ -914,46 +922,16 @@ py_remote()
     .unwrap();
     let (_node, port) = start_node(home.path(), false);
     let (_a, _ah) = start_worker(home.path(), port, "wpy", &["alpha"]);
-    let run_id = {
-        // the node parses the file in the sandbox first (a cold compile of the parser)
-        let end = Instant::now() + Duration::from_secs(600);
-        loop {
-            let (st, run) = request(
-                port,
-                ADMIN_SECRET,
-                "POST",
-                "/v1/dags/py_remote/runs",
-                "Content-Type: application/json\r\n",
-                "{}",
-            );
-            if st == 200 {
-                break run["runId"].as_str().unwrap().to_string();
-            }
-            assert!(Instant::now() < end, "the DAG never appeared: {st} {run}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    // the node parses the file in the sandbox first (a cold compile of the parser)
     let end = Instant::now() + Duration::from_secs(600);
-    loop {
-        let (_, v) = request(port, ADMIN_SECRET, "GET", "/v1/dags/py_remote/runs", "", "");
-        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
-        assert_ne!(state, "failed", "{v}");
-        if state == "success" {
-            break;
-        }
-        assert!(Instant::now() < end, "the DAG run did not finish: {v}");
-        std::thread::sleep(Duration::from_millis(100));
+    while !dags(port).contains(&"py_remote".to_string()) {
+        assert!(Instant::now() < end, "the DAG never appeared");
+        std::thread::sleep(Duration::from_millis(200));
     }
+    let run_id = trigger_dag(port, "py_remote");
+    wait_for_dag_success(port, "py_remote", Duration::from_secs(600));
     for task in ["extract", "double", "snoop"] {
-        let (st, v) = request(
-            port,
-            ADMIN_SECRET,
-            "GET",
-            &format!("/v1/dags/py_remote/runs/{run_id}/tasks/{task}/logs"),
-            "",
-            "",
-        );
-        assert_eq!(st, 200, "{v}");
+        let v = try_logs(port, "py_remote", &run_id, task);
         assert!(v.to_string().contains("/wpy\""), "{task} ran on wpy: {v}");
     }
     let xcom = |task: &str| {
@@ -989,16 +967,7 @@ fn marking_a_task_instance_cancels_its_try_on_the_worker() {
     wait_for("the worker", || {
         workers(port)["workers"].as_array().unwrap().len() == 1
     });
-    let (st, run) = request(
-        port,
-        ADMIN_SECRET,
-        "POST",
-        "/v1/dags/marked_dag/runs",
-        "Content-Type: application/json\r\n",
-        "{}",
-    );
-    assert_eq!(st, 200, "{run}");
-    let run_id = run["runId"].as_str().unwrap().to_string();
+    let run_id = trigger_dag(port, "marked_dag");
     let running = || {
         workers(port)["workers"]
             .as_array()
@@ -1017,33 +986,8 @@ fn marking_a_task_instance_cancels_its_try_on_the_worker() {
     );
     assert_eq!(st, 200, "{v}");
     wait_for("the worker to drop the marked try", || !running());
-    let end = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (_, v) = request(
-            port,
-            ADMIN_SECRET,
-            "GET",
-            "/v1/dags/marked_dag/runs",
-            "",
-            "",
-        );
-        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
-        assert_ne!(state, "failed", "{v}");
-        if state == "success" {
-            break;
-        }
-        assert!(Instant::now() < end, "the run did not go on: {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (st, v) = request(
-        port,
-        ADMIN_SECRET,
-        "GET",
-        &format!("/v1/dags/marked_dag/runs/{run_id}/tasks/after/logs"),
-        "",
-        "",
-    );
-    assert_eq!(st, 200, "{v}");
+    wait_for_dag_success(port, "marked_dag", Duration::from_secs(120));
+    let v = try_logs(port, "marked_dag", &run_id, "after");
     assert!(v.to_string().contains("/wm\""), "after ran on wm: {v}");
 }
 
