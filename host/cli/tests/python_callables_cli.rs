@@ -11,19 +11,9 @@
 
 mod common;
 
-use common::{plugins_dir, repo, stderr, stdout, weft};
+use common::{plugin, stderr, stdout, weft};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn built(name: &str) -> PathBuf {
-    [
-        plugins_dir().join(name),
-        repo().join("target/plugins").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .unwrap_or_else(|| panic!("{name} is missing: run scripts/polyglot.sh"))
-}
+use std::path::Path;
 
 /// A fresh home with the parser installed, a role `reader` allowed to read `var/region`, and
 /// the variables `region` and `limits` set.
@@ -35,7 +25,7 @@ fn home() -> tempfile::TempDir {
             "plugin",
             "install",
             "--force",
-            built("weft-airflow-py.wasm").to_str().unwrap(),
+            plugin("weft-airflow-py.wasm").to_str().unwrap(),
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

@@ -8,19 +8,9 @@
 
 mod common;
 
-use common::{plugins_dir, repo, stderr, stdout, weft};
+use common::{plugin, repo, stderr, stdout, weft};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-fn built(name: &str) -> PathBuf {
-    [
-        plugins_dir().join(name),
-        repo().join("target/plugins").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .unwrap_or_else(|| panic!("{name} is missing: run `make guests`"))
-}
 
 /// A home with echo and the parser installed (once per run).
 fn home() -> &'static Path {
@@ -30,7 +20,7 @@ fn home() -> &'static Path {
         for p in ["echo.wasm", "weft-airflow-py.wasm"] {
             let o = weft(
                 &home,
-                &["plugin", "install", "--force", built(p).to_str().unwrap()],
+                &["plugin", "install", "--force", plugin(p).to_str().unwrap()],
             );
             assert!(o.status.success(), "install {p}: {}", stderr(&o));
         }
@@ -186,7 +176,7 @@ fn the_server_lists_python_import_errors_and_dags() {
             "plugin",
             "install",
             "--force",
-            built("weft-airflow-py.wasm").to_str().unwrap(),
+            plugin("weft-airflow-py.wasm").to_str().unwrap(),
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

@@ -9,23 +9,13 @@
 
 mod common;
 
-use common::{plugins_dir, repo, stderr, stdout, weft};
+use common::{plugin, repo, stderr, stdout, weft};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn fixtures() -> PathBuf {
     repo().join("host/engine/tests/py_packages")
-}
-
-fn built(name: &str) -> PathBuf {
-    [
-        plugins_dir().join(name),
-        repo().join("target/plugins").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .unwrap_or_else(|| panic!("{name} is missing: run scripts/polyglot.sh"))
 }
 
 /// A home with the parser installed (once per run).
@@ -39,7 +29,7 @@ fn home() -> &'static Path {
                 "plugin",
                 "install",
                 "--force",
-                built("weft-airflow-py.wasm").to_str().unwrap(),
+                plugin("weft-airflow-py.wasm").to_str().unwrap(),
             ],
         );
         assert!(o.status.success(), "install the parser: {}", stderr(&o));

@@ -19,34 +19,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// The test cluster's admin URL (`None`: no PostgreSQL here).
-fn cluster() -> Option<String> {
-    if let Ok(u) = std::env::var("WEFT_TEST_PG") {
-        if !u.is_empty() {
-            return Some(u);
-        }
-    }
-    let state = std::env::temp_dir().join(format!("weft-pg-test-{}", std::process::id()));
-    let o = Command::new("bash")
-        .arg(repo().join("scripts/pg.sh"))
-        .args(["start", "--stop-with", &std::process::id().to_string()])
-        .env("WEFT_PG_STATE", &state)
-        .output()
-        .ok()?;
-    let url = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("export WEFT_TEST_PG=").map(str::to_string));
-    if url.is_none() {
-        assert!(
-            std::env::var("WEFT_REQUIRE_PG").as_deref() != Ok("1"),
-            "PostgreSQL is required (WEFT_REQUIRE_PG=1): {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        eprintln!("\n*** SKIPPING: PostgreSQL could not be installed or started ***\n");
-    }
-    url
-}
-
 fn psql(url: &str, sql: &str) -> String {
     let o = Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
@@ -157,7 +129,7 @@ const DEFINITION: &str = r#"{
 
 #[test]
 fn standard_executions_run_on_postgres_and_survive_a_restart() {
-    let Some(admin) = cluster() else { return };
+    let Some(admin) = pg_cluster() else { return };
     // (a name made here from digits: identifiers cannot be bound parameters)
     let name = format!("weft_srv_{}", std::process::id());
     psql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));

@@ -114,3 +114,33 @@ pub fn start_weft_server(home: &Path, work: &Path, no_auth: bool, env: &[(&str, 
     }
     panic!("the server did not start listening");
 }
+
+/// The test cluster's admin URL: `$WEFT_TEST_PG`, else a cluster of this test process started by
+/// `scripts/pg.sh` (stopped when the process ends). `None`: PostgreSQL cannot be had here, which
+/// is skipped loudly unless `WEFT_REQUIRE_PG=1` makes it a failure.
+pub fn pg_cluster() -> Option<String> {
+    if let Ok(u) = std::env::var("WEFT_TEST_PG") {
+        if !u.is_empty() {
+            return Some(u);
+        }
+    }
+    let state = std::env::temp_dir().join(format!("weft-pg-test-{}", std::process::id()));
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/pg.sh"))
+        .args(["start", "--stop-with", &std::process::id().to_string()])
+        .env("WEFT_PG_STATE", &state)
+        .output()
+        .ok()?;
+    let url = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("export WEFT_TEST_PG=").map(str::to_string));
+    if url.is_none() {
+        assert!(
+            std::env::var("WEFT_REQUIRE_PG").as_deref() != Ok("1"),
+            "PostgreSQL is required (WEFT_REQUIRE_PG=1): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        eprintln!("\n*** SKIPPING: PostgreSQL could not be installed or started ***\n");
+    }
+    url
+}
