@@ -165,6 +165,33 @@ fn standard_executions_run_on_postgres_and_survive_a_restart() {
     assert_eq!(quick_history.last().unwrap(), "ExecutionSucceeded");
     assert!(quick_history.iter().any(|t| t == "WaitStateEntered"));
 
+    // a second node on the same database refuses to start while this one serves it (until
+    // leases own executions, two nodes would run the same tasks twice)
+    let other = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--no-auth",
+            "--db",
+            &url,
+        ])
+        .env("WEFT_HOME", other.path())
+        .env_remove("WEFT_DB")
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "a second node started on a served database"
+    );
+    assert!(
+        stderr(&o).contains("another weft node is serving the database"),
+        "{}",
+        stderr(&o)
+    );
+
     // a second execution, killed with the node while it waits
     let slow = ok(
         s.port,

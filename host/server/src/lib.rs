@@ -483,6 +483,11 @@ pub fn run_node(
         ));
     }
     let database = weft_engine::persistence::Database::open(db_url, store.db())?;
+    // one node at a time serves a PostgreSQL database (held until this function returns)
+    let _claim = match &database {
+        weft_engine::persistence::Database::Postgres(pg) => Some(pg.claim_for_node()?),
+        weft_engine::persistence::Database::Sled(_) => None,
+    };
     console::say(format!("weft server: state in {}", database.describe()));
     let state = AppState::with_database(store.clone(), tokens, mocks, local_tasks, database)?;
     if !local_tasks {

@@ -19,7 +19,10 @@ mod history;
 mod journal;
 mod logs;
 pub mod migrate;
+mod node_claim;
 mod tokens;
+
+pub use node_claim::NodeClaim;
 
 pub use catalog::PgCatalog;
 pub use dag::PgDagStore;
