@@ -119,6 +119,13 @@ def _settings(s: Dict[str, Any]) -> Dict[str, Any]:
             # Airflow-only settings weft does not act on (e-mail, SLAs, inlets, callbacks);
             # `outlets` are kept: their assets get events when the task succeeds
             continue
+        if k == "outlets":
+            # the assets and aliases (lineage entities such as `File` are not assets)
+            items = v if isinstance(v, (list, tuple, set, frozenset)) else [v]
+            kept = [i for i in items if isinstance(i, (Asset, AssetAlias, str))]
+            if kept:
+                out[k] = value(kept)
+            continue
         out[k] = value(v)
     return out
 
