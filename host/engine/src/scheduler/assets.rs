@@ -1,8 +1,9 @@
 //! Asset events and the per-DAG queue that asset schedules read, as Airflow keeps them.
 //!
-//! A task instance that succeeds emits one [`AssetEvent`] per asset its `outlets` name, and an
-//! event posted through the API is one more; every loaded DAG whose asset condition names that
-//! asset gets a [`QueuedAssetEvent`]. The scheduler creates a run of a DAG once its condition
+//! A task instance that succeeds emits one [`AssetEvent`] per asset its `outlets` name, plus one
+//! per event its Python callable added through an asset alias (recorded with `source_aliases`),
+//! and an event posted through the API is one more; every loaded DAG whose asset condition
+//! names that asset, or an alias the event came through, gets a [`QueuedAssetEvent`]. The scheduler creates a run of a DAG once its condition
 //! holds over the assets with queued events, and creating the run consumes exactly the queued
 //! events it read, in the same transaction ([`crate::persistence::DagStore::create_asset_run`]):
 //! a restart neither loses queued events nor counts them twice.
