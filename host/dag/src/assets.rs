@@ -12,11 +12,17 @@ use serde_json::{Map, Value};
 pub const MAX_URI_BYTES: usize = 1500;
 /// Deepest `&` / `|` nesting accepted in a condition.
 pub const MAX_CONDITION_DEPTH: usize = 32;
+/// Largest `extra` of one asset event, in bytes of JSON.
+pub const MAX_EXTRA_BYTES: usize = 64 * 1024;
 /// Most assets one condition or one task's `outlets` may name.
 pub const MAX_CONDITION_ASSETS: usize = 1000;
 
 /// Class names (last path segment) of a single asset object.
 const ASSET_CLASSES: &[&str] = &["Asset", "Dataset", "Model"];
+/// Class names of an asset alias object.
+const ALIAS_CLASSES: &[&str] = &["AssetAlias", "DatasetAlias"];
+/// Longest asset alias name accepted, in bytes (Airflow's column width).
+pub const MAX_ALIAS_BYTES: usize = 1500;
 /// Class names of "all of" / "any of" objects.
 const ALL_CLASSES: &[&str] = &["AssetAll", "DatasetAll"];
 const ANY_CLASSES: &[&str] = &["AssetAny", "DatasetAny"];
@@ -179,6 +185,8 @@ fn normalize_escapes(s: &str, raw: &str) -> Result<String, AssetError> {
 pub enum Condition {
     /// One asset.
     Asset(String),
+    /// An asset alias (by name): true when an event was emitted through the alias.
+    Alias(String),
     /// Every part must be true.
     All(Vec<Condition>),
     /// Any part must be true.
@@ -192,7 +200,7 @@ impl Condition {
     /// trees and `AssetAll`/`AssetAny` objects. Anything else is refused with what was found.
     pub fn parse(v: &Value) -> Result<Condition, AssetError> {
         let c = parse_at(v, 0)?;
-        let n = c.uris().len();
+        let n = c.uris().len() + c.aliases().len();
         if n > MAX_CONDITION_ASSETS {
             return Err(AssetError::BadShape(format!(
                 "the condition names {n} assets, more than {MAX_CONDITION_ASSETS}"
@@ -202,15 +210,47 @@ impl Condition {
     }
 
     /// Whether the condition holds when exactly the assets in `updated` have queued events.
+    /// Alias leaves are false.
     pub fn eval(&self, updated: &dyn Fn(&str) -> bool) -> bool {
+        self.eval_with(updated, &|_| false)
+    }
+
+    /// Whether the condition holds when exactly the assets in `updated` have queued events
+    /// and the aliases in `through_alias` have queued events emitted through them.
+    pub fn eval_with(
+        &self,
+        updated: &dyn Fn(&str) -> bool,
+        through_alias: &dyn Fn(&str) -> bool,
+    ) -> bool {
         match self {
             Condition::Asset(u) => updated(u),
-            Condition::All(v) => v.iter().all(|c| c.eval(updated)),
-            Condition::Any(v) => v.iter().any(|c| c.eval(updated)),
+            Condition::Alias(a) => through_alias(a),
+            Condition::All(v) => v.iter().all(|c| c.eval_with(updated, through_alias)),
+            Condition::Any(v) => v.iter().any(|c| c.eval_with(updated, through_alias)),
         }
     }
 
-    /// Every URI the condition names, once each, in order of first mention.
+    /// Every alias name the condition names, once each, in order of first mention.
+    pub fn aliases(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_aliases(&mut out);
+        out
+    }
+
+    fn collect_aliases(&self, out: &mut Vec<String>) {
+        match self {
+            Condition::Alias(a) => {
+                if !out.contains(a) {
+                    out.push(a.clone());
+                }
+            }
+            Condition::Asset(_) => {}
+            Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| c.collect_aliases(out)),
+        }
+    }
+
+    /// Every URI the condition names, once each, in order of first mention (aliases are not
+    /// URIs: see [`Condition::aliases`]).
     pub fn uris(&self) -> Vec<String> {
         let mut out = Vec::new();
         self.collect(&mut out);
@@ -224,6 +264,7 @@ impl Condition {
                     out.push(u.clone());
                 }
             }
+            Condition::Alias(_) => {}
             Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| c.collect(out)),
         }
     }
@@ -323,8 +364,21 @@ fn parse_object(m: &Map<String, Value>, depth: usize) -> Result<Condition, Asset
                 Condition::Any(parts)
             })
         }
+        Some(c) if ALIAS_CLASSES.contains(&c) => {
+            let name = m
+                .get("name")
+                .or_else(|| args.first())
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    AssetError::BadShape(format!(
+                        "an asset alias object needs `name`, got {}",
+                        Value::Object(m.clone())
+                    ))
+                })?;
+            Ok(Condition::Alias(alias_name(name)?))
+        }
         Some(c) if !ASSET_CLASSES.contains(&c) => Err(AssetError::BadShape(format!(
-            "`{c}` is not an asset class weft runs (Asset, Dataset, AssetAll, AssetAny, `__and__`, `__or__`)"
+            "`{c}` is not an asset class weft runs (Asset, Dataset, AssetAlias, DatasetAlias, AssetAll, AssetAny, `__and__`, `__or__`)"
         ))),
         _ => {
             let uri = m
@@ -341,6 +395,28 @@ fn parse_object(m: &Map<String, Value>, depth: usize) -> Result<Condition, Asset
             Ok(Condition::Asset(canonical_uri(uri)?))
         }
     }
+}
+
+/// An asset alias name as accepted: trimmed, not empty, at most [`MAX_ALIAS_BYTES`] bytes,
+/// without control characters.
+pub fn alias_name(raw: &str) -> Result<String, AssetError> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(AssetError::BadShape("an asset alias name is empty".into()));
+    }
+    if s.len() > MAX_ALIAS_BYTES {
+        return Err(AssetError::BadShape(format!(
+            "asset alias `{}` is longer than {MAX_ALIAS_BYTES} bytes",
+            clip(s)
+        )));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(AssetError::BadShape(format!(
+            "asset alias `{}` contains control characters",
+            clip(s).escape_debug()
+        )));
+    }
+    Ok(s.to_string())
 }
 
 /// A condition written as text: one URI, or URIs joined by `&` and `|` with parentheses
@@ -446,8 +522,7 @@ impl ExprParser<'_> {
 
 /// The canonical URIs a task's `outlets` name (a URI, an asset object, a list of them, or
 /// dag-factory's `{datasets: [...]}`). `AssetAlias` / `DatasetAlias` outlets name no asset
-/// until Python code attaches events to them at run time, which weft does not run: they are
-/// accepted and emit nothing.
+/// (see [`outlet_aliases`]): they emit nothing by themselves.
 pub fn outlet_uris(v: &Value) -> Result<Vec<String>, AssetError> {
     let items: Vec<&Value> = match v {
         Value::Null => return Ok(Vec::new()),
@@ -489,6 +564,35 @@ pub fn outlet_uris(v: &Value) -> Result<Vec<String>, AssetError> {
         return Err(AssetError::BadShape(format!(
             "`outlets` names more than {MAX_CONDITION_ASSETS} assets"
         )));
+    }
+    Ok(out)
+}
+
+/// The alias names a task's `outlets` name (`AssetAlias` / `DatasetAlias` objects), once each.
+pub fn outlet_aliases(v: &Value) -> Result<Vec<String>, AssetError> {
+    let items: Vec<&Value> = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(m) if m.contains_key("datasets") && !m.contains_key("__type__") => {
+            return outlet_aliases(&m["datasets"]);
+        }
+        other => vec![other],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(m) = item else { continue };
+        let is_alias = m
+            .get("__type__")
+            .and_then(Value::as_str)
+            .is_some_and(|t| ALIAS_CLASSES.contains(&class_name(t)));
+        if !is_alias {
+            continue;
+        }
+        if let Condition::Alias(a) = parse_object(m, 0)? {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
     }
     Ok(out)
 }
@@ -554,7 +658,7 @@ mod tests {
         assert!(c.eval(&|u| u == "d3"));
         for bad in [
             json!(3),
-            json!({"__type__": "airflow.sdk.AssetAlias", "name": "x"}),
+            json!({"__type__": "airflow.sdk.AssetAliasX", "name": "x"}),
             json!({"datasets": "a & (b"}),
             json!({"datasets": "a & | b"}),
             json!({"__and__": "a"}),
@@ -591,5 +695,42 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn alias_leaves_parse_and_evaluate() {
+        let c = Condition::parse(&json!({"__and__": [
+            {"__type__": "airflow.sdk.AssetAlias", "name": " example-alias "},
+            {"__type__": "airflow.sdk.Asset", "uri": "s3://b/k"},
+        ]}))
+        .unwrap();
+        assert_eq!(c.uris(), vec!["s3://b/k"]);
+        assert_eq!(c.aliases(), vec!["example-alias"]);
+        assert!(!c.eval(&|u| u == "s3://b/k"));
+        assert!(c.eval_with(&|u| u == "s3://b/k", &|a| a == "example-alias"));
+        assert!(!c.eval_with(&|_| false, &|a| a == "example-alias"));
+        let legacy = Condition::parse(&json!(
+            [{"__type__": "airflow.datasets.DatasetAlias", "__args__": ["old"]}]
+        ))
+        .unwrap();
+        assert_eq!(legacy.aliases(), vec!["old"]);
+        for bad in [
+            json!({"__type__": "AssetAlias"}),
+            json!({"__type__": "AssetAlias", "name": "  "}),
+            json!({"__type__": "AssetAlias", "name": "a\nb"}),
+        ] {
+            assert!(Condition::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn outlet_aliases_are_listed_apart_from_uris() {
+        let v = json!([
+            "s3://b/k",
+            {"__type__": "airflow.sdk.AssetAlias", "name": "x"},
+            {"__type__": "airflow.datasets.DatasetAlias", "name": "x"},
+        ]);
+        assert_eq!(outlet_uris(&v).unwrap(), vec!["s3://b/k"]);
+        assert_eq!(outlet_aliases(&v).unwrap(), vec!["x"]);
     }
 }

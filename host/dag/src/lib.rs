@@ -54,7 +54,9 @@ pub use folder::{load_dag_file, load_dag_file_in, load_dags, load_folder, Folder
 pub use load::{
     load_folder_config, parse_dag_file, valid_dag_id, AnyOperator, FolderConfig, OperatorCheck,
 };
-pub use machine::{ti_key, Change, Poll, RunMachine, TiRecord, SENSOR_NOT_READY};
+pub use machine::{
+    ti_key, Change, OutletEvent, Poll, RunMachine, TiRecord, MAX_OUTLET_EVENTS, SENSOR_NOT_READY,
+};
 pub use model::{
     callback_plugins, Dag, Expand, ExpandSource, FileTriggerSpec, Task, TaskGroup, TriggerRule,
     WeightRule,

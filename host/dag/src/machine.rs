@@ -109,6 +109,9 @@ struct Ti {
     skip_downstream: Option<bool>,
     /// A branch callable's answer (the tasks to follow), when it is not its XCom.
     follow: Option<Value>,
+    /// The asset events the try's callable emitted (`outlet_events`), taken by the scheduler
+    /// once the try succeeded.
+    asset_events: Vec<OutletEvent>,
 }
 
 impl Ti {
@@ -129,6 +132,7 @@ impl Ti {
             pushed: Map::new(),
             skip_downstream: None,
             follow: None,
+            asset_events: Vec::new(),
         }
     }
 
@@ -149,6 +153,7 @@ impl Ti {
             pushed: r.xcoms,
             skip_downstream: None,
             follow: None,
+            asset_events: Vec::new(),
         }
     }
 }
@@ -606,6 +611,17 @@ impl RunMachine {
         if python {
             // TaskFlow arguments (`+task`, `+task['key']`) become the upstreams' XComs
             arguments = resolve_taskflow(arguments, &self.xcom, 0);
+            // what the callable's context needs besides its arguments: the events that
+            // triggered the run and the task's outlets (for `outlet_events`)
+            if let Value::Object(m) = &mut arguments {
+                let events = &self.triggering_asset_events;
+                if events.as_object().is_some_and(|e| !e.is_empty()) {
+                    m.insert("__weft_triggering_asset_events".into(), events.clone());
+                }
+                if let Some(o) = task.extra.get("outlets") {
+                    m.insert("__weft_outlets".into(), o.clone());
+                }
+            }
         }
         let py_dag = self.dag.file.extension().is_some_and(|e| e == "py");
         let (source_file, python_callable) = match (python, py_dag) {
@@ -674,6 +690,12 @@ impl RunMachine {
         let s = self.apply(t, i, result, elapsed, now);
         self.settle(t, i, s);
         s
+    }
+
+    /// The asset events the instance's last successful try emitted through `outlet_events`
+    /// (empty once taken, and after any other outcome).
+    pub fn take_asset_events(&mut self, t: usize, i: usize) -> Vec<OutletEvent> {
+        std::mem::take(&mut self.tasks[t].tis[i].asset_events)
     }
 
     /// Fail the try of an instance whose process died while it ran (Airflow's zombie tasks):
@@ -943,6 +965,7 @@ impl RunMachine {
                 ti.pushed = c.pushed;
                 ti.skip_downstream = c.skip_downstream;
                 ti.follow = c.follow;
+                ti.asset_events = c.asset_events;
                 ti.error = None;
                 TiState::Success
             }
@@ -1246,6 +1269,130 @@ struct CallResult {
     skip_downstream: Option<bool>,
     /// A branch callable's answer, kept apart from its (unpushed) return value.
     follow: Option<Value>,
+    /// The asset events its `outlet_events` collected.
+    asset_events: Vec<OutletEvent>,
+}
+
+/// One asset event a Python callable emitted through `outlet_events`: the `extra` of a plain
+/// outlet's event (`aliases` empty), or an event added through aliases the task names in its
+/// `outlets`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutletEvent {
+    /// The asset's canonical URI.
+    pub uri: String,
+    /// The event's extra.
+    pub extra: Map<String, Value>,
+    /// The aliases it was added through (empty: a plain outlet's extra).
+    pub aliases: Vec<String>,
+}
+
+/// Most asset events one try may emit through `outlet_events`.
+pub const MAX_OUTLET_EVENTS: usize = 1000;
+
+/// The `asset_events` of a call envelope, checked against the task's `outlets`: each names a
+/// valid asset, carries an `extra` object of at most [`crate::assets::MAX_EXTRA_BYTES`] bytes
+/// of JSON, and names an alias the task declares (or, without alias, an asset it declares);
+/// at most [`MAX_OUTLET_EVENTS`] of them. Events added through several aliases with the same
+/// asset and extra become one event with every alias, as Airflow records them.
+fn outlet_events(task: &Task, v: Option<Value>) -> Result<Vec<OutletEvent>, TaskFailure> {
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(bad_call_result("`asset_events` is not a list")),
+    };
+    if items.len() > MAX_OUTLET_EVENTS {
+        return Err(bad_call_result(&format!(
+            "the task emitted {} asset events, more than the {MAX_OUTLET_EVENTS} a task instance may",
+            items.len()
+        )));
+    }
+    let outlets = task.extra.get("outlets").cloned().unwrap_or(Value::Null);
+    let declared_uris = crate::assets::outlet_uris(&outlets).unwrap_or_default();
+    let declared_aliases = crate::assets::outlet_aliases(&outlets).unwrap_or_default();
+    let mut out: Vec<OutletEvent> = Vec::new();
+    for item in items {
+        let Value::Object(mut m) = item else {
+            return Err(bad_call_result("an asset event is not an object"));
+        };
+        let uri = m
+            .get("uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_call_result("an asset event has no `uri`"))?;
+        let uri = crate::assets::canonical_uri(uri)
+            .map_err(|e| TaskFailure::new("Weft.InvalidAssetEvent", e.to_string()))?;
+        let extra = match m.remove("extra") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(e)) => e,
+            Some(_) => return Err(bad_call_result("an asset event's `extra` is not an object")),
+        };
+        let size = serde_json::to_vec(&extra)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX);
+        if size > crate::assets::MAX_EXTRA_BYTES {
+            return Err(TaskFailure::new(
+                "Weft.InvalidAssetEvent",
+                format!(
+                    "the extra of the event of `{uri}` is {size} bytes of JSON, more than the {} an asset event may carry",
+                    crate::assets::MAX_EXTRA_BYTES
+                ),
+            ));
+        }
+        let alias = match m.get("alias") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(a)) => Some(
+                crate::assets::alias_name(a)
+                    .map_err(|e| TaskFailure::new("Weft.InvalidAssetEvent", e.to_string()))?,
+            ),
+            Some(_) => return Err(bad_call_result("an asset event's `alias` is not a string")),
+        };
+        match alias {
+            Some(a) => {
+                if !declared_aliases.contains(&a) {
+                    return Err(TaskFailure::new(
+                        "Weft.InvalidAssetEvent",
+                        format!(
+                            "the task added an event through the asset alias `{a}`, which its `outlets` do not name"
+                        ),
+                    )
+                    );
+                }
+                match out
+                    .iter_mut()
+                    .find(|e| !e.aliases.is_empty() && e.uri == uri && e.extra == extra)
+                {
+                    Some(e) if !e.aliases.contains(&a) => e.aliases.push(a),
+                    Some(_) => {}
+                    None => out.push(OutletEvent {
+                        uri,
+                        extra,
+                        aliases: vec![a],
+                    }),
+                }
+            }
+            None => {
+                if !declared_uris.contains(&uri) {
+                    return Err(TaskFailure::new(
+                        "Weft.InvalidAssetEvent",
+                        format!(
+                            "the task set the extra of `{uri}`, which its `outlets` do not name"
+                        ),
+                    ));
+                }
+                match out
+                    .iter_mut()
+                    .find(|e| e.aliases.is_empty() && e.uri == uri)
+                {
+                    Some(e) => e.extra.extend(extra),
+                    None => out.push(OutletEvent {
+                        uri,
+                        extra,
+                        aliases: Vec::new(),
+                    }),
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A Python callable answers `{"__weft_call__": {"value", "xcoms", "skip_downstream",
@@ -1257,6 +1404,7 @@ fn unwrap_call_result(task: &Task, v: Value) -> Result<CallResult, TaskFailure> 
         pushed: Map::new(),
         skip_downstream: None,
         follow: None,
+        asset_events: Vec::new(),
     };
     if !task.operator.starts_with(crate::builtin::PYTHON) {
         return Ok(plain(v));
@@ -1285,11 +1433,13 @@ fn unwrap_call_result(task: &Task, v: Value) -> Result<CallResult, TaskFailure> 
             )))
         }
     };
+    let asset_events = outlet_events(task, env.remove("asset_events"))?;
     Ok(CallResult {
         value: env.remove("value").unwrap_or(Value::Null),
         pushed,
         skip_downstream,
         follow: env.remove("follow"),
+        asset_events,
     })
 }
 
@@ -1494,6 +1644,80 @@ mod tests {
             r.tasks["br"].xcoms.is_empty(),
             "a branch's answer is not its XCom"
         );
+    }
+
+    #[test]
+    fn asset_events_are_checked_against_the_outlets_and_kept_only_on_success() {
+        let outlets = "outlets: [{__type__: airflow.sdk.AssetAlias, name: mine}, \"s3://b/plain\"]";
+        let d = dag(&format!(
+            "p:\n  tasks:\n    ok:\n      {PY}\n      {outlets}\n    undeclared:\n      {PY}\n      {outlets}\n    plain_other:\n      {PY}\n      {outlets}\n    many:\n      {PY}\n      {outlets}\n    big:\n      {PY}\n      {outlets}\n    failed:\n      {PY}\n      {outlets}\n      retries: 0\n"
+        ));
+        let mut m = machine(&d);
+        let ev = |uri: &str, alias: Option<&str>, extra: Value| json!({"uri": uri, "alias": alias, "extra": extra});
+        let many: Vec<Value> = (0..=MAX_OUTLET_EVENTS)
+            .map(|i| ev(&format!("s3://b/{i}"), Some("mine"), json!({})))
+            .collect();
+        let big = json!({"x": "y".repeat(crate::assets::MAX_EXTRA_BYTES)});
+        run_all(&mut m, |id| match id {
+            "ok" => call(
+                Value::Null,
+                json!({"asset_events": [
+                    ev("S3://b//k", Some("mine"), json!({"n": 1})),
+                    ev("s3://b/k", Some(" mine "), json!({"n": 1})),
+                    ev("s3://b/plain", None, json!({"rows": 3})),
+                ]}),
+            ),
+            "undeclared" => call(
+                Value::Null,
+                json!({"asset_events": [ev("s3://victim", Some("theirs"), json!({}))]}),
+            ),
+            "plain_other" => call(
+                Value::Null,
+                json!({"asset_events": [ev("s3://victim", None, json!({"x": 1}))]}),
+            ),
+            "many" => call(Value::Null, json!({ "asset_events": many.clone() })),
+            "big" => call(
+                Value::Null,
+                json!({"asset_events": [ev("s3://b/k", Some("mine"), big.clone())]}),
+            ),
+            _ => Err(TaskFailure::new("ValueError", "boom")),
+        });
+        let (t, i) = m.find("ok", -1).unwrap();
+        assert_eq!(m.state(t, i), TiState::Success);
+        let got = m.take_asset_events(t, i);
+        assert_eq!(
+            got,
+            vec![
+                OutletEvent {
+                    uri: "s3://b/k".into(),
+                    extra: json!({"n": 1}).as_object().cloned().unwrap(),
+                    aliases: vec!["mine".into()],
+                },
+                OutletEvent {
+                    uri: "s3://b/plain".into(),
+                    extra: json!({"rows": 3}).as_object().cloned().unwrap(),
+                    aliases: vec![],
+                },
+            ]
+        );
+        assert!(m.take_asset_events(t, i).is_empty(), "taken once");
+        for (task, why) in [
+            ("undeclared", "`theirs`, which its `outlets` do not name"),
+            (
+                "plain_other",
+                "`s3://victim`, which its `outlets` do not name",
+            ),
+            ("many", "more than the 1000"),
+            ("big", "bytes of JSON"),
+            ("failed", "boom"),
+        ] {
+            let (t, i) = m.find(task, -1).unwrap();
+            assert_eq!(m.state(t, i), TiState::Failed, "{task}");
+            let e = m.record(t, i).error.unwrap();
+            assert!(e.cause.contains(why), "{task}: {e:?}");
+            assert_eq!(m.record(t, i).try_number, 1, "{task}: not retried");
+            assert!(m.take_asset_events(t, i).is_empty(), "{task}");
+        }
     }
 
     #[test]

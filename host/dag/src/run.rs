@@ -254,6 +254,7 @@ impl TaskFailure {
                 | "Weft.InvalidBranch"
                 | "Weft.XComTooLarge"
                 | "Weft.MappingFailed"
+                | "Weft.InvalidAssetEvent"
         )
     }
 }

@@ -27,6 +27,7 @@ fn event(i: i64) -> AssetEvent {
         source_task_id: (i % 4 != 0).then(|| format!("t{}", i % 2)),
         source_run_id: (i % 4 != 0).then(|| format!("run_{}", i % 7)),
         source_map_index: if i % 6 == 0 { 2 } else { -1 },
+        source_aliases: Vec::new(),
         timestamp: at((i * 7919) % 1000),
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use weft_dag::{parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets};
-use weft_engine::scheduler::assets::{consumers_of, ASSET_TRIGGERED};
+use weft_engine::scheduler::assets::{consumers_of, consumers_of_event, ASSET_TRIGGERED};
 use weft_engine::scheduler::{
     AssetEvent, LoopOptions, SchedStore, Scheduler, SchedulerConfig, Trigger,
 };
@@ -126,6 +126,7 @@ fn post(store: &SchedStore, dags: &[Dag], uri: &str) {
         source_task_id: None,
         source_run_id: None,
         source_map_index: -1,
+        source_aliases: Vec::new(),
         timestamp: chrono::Utc::now(),
     };
     store
@@ -230,7 +231,7 @@ fn a_restart_between_producer_and_consumer_loses_and_doubles_nothing() {
 fn unknown_condition_shapes_are_refused_at_their_line() {
     let (_, errors) = parse_dag_file(
         Path::new("bad.yaml"),
-        "d:\n  schedule:\n    __or__: [{__type__: airflow.sdk.AssetAlias, name: x}]\n  tasks:\n    t: {operator: echo, outlets: [\"airflow://x\"]}\n",
+        "d:\n  schedule:\n    __or__: [{__type__: airflow.sdk.AssetWatcher, name: x}]\n  tasks:\n    t: {operator: echo, outlets: [\"airflow://x\"]}\n",
         &FolderConfig::default(),
         &AnyOperator,
     );
@@ -238,7 +239,7 @@ fn unknown_condition_shapes_are_refused_at_their_line() {
     assert!(
         text.iter()
             .any(|e| (e.contains("bad.yaml:2") || e.contains("bad.yaml:3"))
-                && e.contains("AssetAlias")),
+                && e.contains("AssetWatcher")),
         "{text:?}"
     );
     assert!(
@@ -377,5 +378,122 @@ fn queued_events_are_cleared_per_dag_and_asset() {
         assert!(store.asset_queue(None).unwrap().is_empty(), "{}", f.name);
         // the events themselves stay
         assert_eq!(store.asset_events(None).unwrap().len(), 2, "{}", f.name);
+    });
+}
+
+const ALIAS_AND_ASSET: &str = r#"
+on_alias_and_asset:
+  schedule:
+    __and__:
+      - __type__: airflow.sdk.AssetAlias
+        name: example-alias
+      - __type__: airflow.sdk.Asset
+        uri: s3://bucket/other
+  tasks:
+    use:
+      operator: echo
+      aliases: "{{ triggering_asset_events['s3://bucket/my-task'][0].source_aliases[0].name }}"
+on_legacy_alias:
+  schedule:
+    datasets:
+      - __type__: airflow.datasets.DatasetAlias
+        name: example-alias
+  tasks:
+    t: {operator: echo}
+"#;
+
+/// Records an event emitted through `aliases`, as a task's `outlet_events[alias].add` does.
+fn post_through(store: &SchedStore, dags: &[Dag], uri: &str, aliases: &[&str]) {
+    let aliases: Vec<String> = aliases.iter().map(|a| a.to_string()).collect();
+    let ev = AssetEvent {
+        id: 0,
+        uri: uri.into(),
+        extra: Default::default(),
+        source_dag_id: Some("producer".into()),
+        source_task_id: Some("t".into()),
+        source_run_id: Some("r".into()),
+        source_map_index: -1,
+        source_aliases: aliases.clone(),
+        timestamp: chrono::Utc::now(),
+    };
+    store
+        .add_asset_event(&ev, &consumers_of_event(dags, uri, &aliases))
+        .unwrap();
+}
+
+#[test]
+fn an_alias_and_an_asset_schedule_waits_for_both_across_a_restart() {
+    each_backend(|f| {
+        let exec = echo_or_fail();
+        let d = dags(ALIAS_AND_ASSET);
+        // an event of the asset without the alias does not satisfy the alias leaf
+        post(&f.sched_store(), &d, "s3://bucket/my-task");
+        assert!(
+            f.sched_store().asset_queue(None).unwrap().is_empty(),
+            "{}",
+            f.name
+        );
+        post_through(
+            &f.sched_store(),
+            &d,
+            "s3://bucket/my-task",
+            &["example-alias"],
+        );
+        {
+            // the legacy DatasetAlias DAG runs; the `&` one keeps its alias event queued
+            let s = Scheduler::with_store(
+                f.sched_store(),
+                d.clone(),
+                &exec,
+                Arc::new(NoSecrets),
+                SchedulerConfig::default(),
+            )
+            .unwrap();
+            s.run(&idle()).unwrap();
+        }
+        let store = f.sched_store();
+        assert_eq!(asset_runs(&store, "on_legacy_alias").len(), 1, "{}", f.name);
+        assert!(
+            asset_runs(&store, "on_alias_and_asset").is_empty(),
+            "{}",
+            f.name
+        );
+        let q = store.asset_queue(Some("on_alias_and_asset")).unwrap();
+        assert_eq!(q.len(), 1, "{}", f.name);
+        assert_eq!(q[0].source_aliases, vec!["example-alias"], "{}", f.name);
+        // a new process finds the queued alias event; the asset's event completes the `&`
+        post(&store, &d, "s3://bucket/other");
+        let s = Scheduler::with_store(
+            store.clone(),
+            d.clone(),
+            &exec,
+            Arc::new(NoSecrets),
+            SchedulerConfig::default(),
+        )
+        .unwrap();
+        s.run(&idle()).unwrap();
+        let runs = asset_runs(&store, "on_alias_and_asset");
+        assert_eq!(runs.len(), 1, "{}", f.name);
+        assert_eq!(runs[0].state, "success", "{}", f.name);
+        let r = s
+            .report("on_alias_and_asset", &runs[0].run_id)
+            .unwrap()
+            .to_json();
+        assert_eq!(r["tasks"]["use"]["xcom"]["aliases"], "example-alias", "{r}");
+        let events = store.asset_events(None).unwrap();
+        assert_eq!(
+            events[1].source_aliases,
+            vec!["example-alias"],
+            "{}",
+            f.name
+        );
+        assert!(store.asset_queue(None).unwrap().is_empty(), "{}", f.name);
+        s.run(&idle()).unwrap();
+        assert_eq!(
+            asset_runs(&store, "on_alias_and_asset").len(),
+            1,
+            "{}",
+            f.name
+        );
     });
 }

@@ -933,6 +933,8 @@ async fn a_posted_asset_event_triggers_its_consumer() {
         evs["asset_events"][0]["created_dagruns"][0]["dag_id"], "consumer",
         "{evs}"
     );
+    // a posted event came through no alias
+    assert_eq!(evs["asset_events"][0]["source_aliases"], json!([]), "{evs}");
     let (_, none) = admin(
         &s,
         "GET",

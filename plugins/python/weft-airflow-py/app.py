@@ -231,7 +231,9 @@ def _datetime(text):
         return None
 
 
-def _context(raw, templates_dict, ti, op, dag):
+def _context(raw, templates_dict, ti, op, dag, raw_args=None):
+    raw_args = raw_args or {}
+    triggering = raw_args.get("__weft_triggering_asset_events") or {}
     logical = raw.get("logical_date") or ""
     ds = logical[:10]
     when = _datetime(logical)
@@ -256,8 +258,86 @@ def _context(raw, templates_dict, ti, op, dag):
         "map_index": raw.get("map_index", -1),
         "try_number": raw.get("try_number", 1),
         "templates_dict": templates_dict,
+        "outlet_events": airflow._model.OutletEventAccessors(_declared_outlets(op, raw_args)),
+        "triggering_asset_events": triggering,
+        "triggering_dataset_events": triggering,
+        "inlet_events": _InletEvents(triggering),
     }
     return ctx
+
+
+class _Event(dict):
+    """An asset event as the context shows it: a mapping whose keys read as attributes too."""
+
+    def __getattr__(self, name):
+        try:
+            v = self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return _Event(v) if isinstance(v, dict) else v
+
+
+class _InletEvents:
+    """`inlet_events[Asset(...)]` / `inlet_events[AssetAlias(...)]`: the events that triggered
+    the run (oldest first) of that asset, or emitted through that alias. weft keeps no wider
+    history here: an asset or alias that did not trigger the run has no events."""
+
+    def __init__(self, triggering):
+        self._events = [e for evs in (triggering or {}).values() for e in (evs or [])]
+        self._events.sort(key=lambda e: e.get("id") or 0)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            key = airflow._model.Asset(key)
+        if isinstance(key, airflow._model.AssetAlias):
+            return [_Event(e) for e in self._events
+                    if any(a.get("name") == key.name for a in e.get("source_aliases") or [])]
+        if isinstance(key, airflow._model.Asset):
+            return [_Event(e) for e in self._events if e.get("uri") == key.uri]
+        raise KeyError(f"inlet_events is keyed by Asset or AssetAlias, got {type(key).__name__}")
+
+
+def _declared_outlets(op, raw_args):
+    """The Asset / AssetAlias objects a task names in `outlets` (the host sends them as
+    `__weft_outlets`; the host checks the emitted events again)."""
+    if "__weft_outlets" in raw_args:
+        v = _outlet_objects(raw_args["__weft_outlets"])
+    elif isinstance(op, _YamlTask):
+        return None
+    else:
+        v = getattr(op, "settings", {}).get("outlets")
+    if v is None:
+        return []
+    if not isinstance(v, (list, tuple, set, frozenset)):
+        v = [v]
+    out = []
+    for o in v:
+        if isinstance(o, str):
+            o = airflow._model.Asset(o)
+        out.append(o)
+    return out
+
+
+def _outlet_objects(v):
+    """`outlets` as the host sends them (URIs, `{__type__, uri|name}` objects) as objects."""
+    if v is None:
+        return []
+    if isinstance(v, dict) and "datasets" in v and "__type__" not in v:
+        v = v["datasets"]
+    if not isinstance(v, list):
+        v = [v]
+    out = []
+    for o in v:
+        if isinstance(o, dict):
+            cls = str(o.get("__type__") or "").rsplit(".", 1)[-1]
+            args = o.get("__args__") or []
+            if cls in ("AssetAlias", "DatasetAlias"):
+                out.append(airflow._model.AssetAlias(o.get("name") or (args[0] if args else "")))
+            else:
+                out.append(airflow._model.Asset(o.get("uri") or o.get("name") or (args[0] if args else "")))
+        elif isinstance(o, str):
+            out.append(airflow._model.Asset(o))
+    return out
 
 
 def _call_kwargs(fn, args, kwargs, context):
@@ -382,7 +462,7 @@ def _run_callable(input, ctx, fn, op, dag):
             v = op.expand_maps[k](v)
         kwargs[k] = v  # mapped (expanded) arguments
     ti = _TaskInstance(ctx.raw, input.get("xcoms"), op)
-    context = _context(ctx.raw, a.get("templates_dict"), ti, op, dag)
+    context = _context(ctx.raw, a.get("templates_dict"), ti, op, dag, a)
     airflow._model.STATE.call_ctx = ctx
     airflow._model.STATE.call_context = context
     try:
@@ -402,7 +482,11 @@ def _run_callable(input, ctx, fn, op, dag):
             op, "BranchPythonOperator", "airflow.decorators.task.branch"):
         # a branch's answer picks the tasks to follow; Airflow pushes no return value for it
         follow = airflow._export.value(result)
-        return {"__weft_call__": {"value": None, "xcoms": ti.pushed, "follow": follow}}
+        out = {"value": None, "xcoms": ti.pushed, "follow": follow}
+        events = context["outlet_events"].export()
+        if events:
+            out["asset_events"] = events
+        return {"__weft_call__": out}
     elif _is_kind(op, "ShortCircuitOperator", "airflow.decorators.task.short_circuit"):
         if not result:
             ignore = op.arguments.get("ignore_downstream_trigger_rules", True)
@@ -411,6 +495,9 @@ def _run_callable(input, ctx, fn, op, dag):
     if op.settings.get("do_xcom_push") is False:
         result = None
     out = {"value": airflow._export.value(result), "xcoms": ti.pushed}
+    events = context["outlet_events"].export()
+    if events:
+        out["asset_events"] = events
     if skip:
         out["skip_downstream"] = skip
     return {"__weft_call__": out}

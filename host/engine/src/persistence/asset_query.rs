@@ -237,6 +237,7 @@ mod tests {
             source_task_id: None,
             source_run_id: None,
             source_map_index: -1,
+            source_aliases: Vec::new(),
             timestamp: DateTime::from_timestamp(secs, 0).unwrap(),
         }
     }

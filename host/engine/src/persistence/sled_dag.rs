@@ -263,6 +263,7 @@ impl DagStore for SledDagStore {
                     uri: ev.uri.clone(),
                     event_id: ev.id,
                     created_at: ev.timestamp,
+                    source_aliases: ev.source_aliases.clone(),
                 };
                 serde_json::to_vec(&q)
                     .map(|b| (queue_key(d, ev.id), b))

@@ -1,8 +1,9 @@
 //! Asset events and the per-DAG queue that asset schedules read, as Airflow keeps them.
 //!
-//! A task instance that succeeds emits one [`AssetEvent`] per asset its `outlets` name, and an
-//! event posted through the API is one more; every loaded DAG whose asset condition names that
-//! asset gets a [`QueuedAssetEvent`]. The scheduler creates a run of a DAG once its condition
+//! A task instance that succeeds emits one [`AssetEvent`] per asset its `outlets` name, plus one
+//! per event its Python callable added through an asset alias (recorded with `source_aliases`),
+//! and an event posted through the API is one more; every loaded DAG whose asset condition
+//! names that asset, or an alias the event came through, gets a [`QueuedAssetEvent`]. The scheduler creates a run of a DAG once its condition
 //! holds over the assets with queued events, and creating the run consumes exactly the queued
 //! events it read, in the same transaction ([`crate::persistence::DagStore::create_asset_run`]):
 //! a restart neither loses queued events nor counts them twice.
@@ -44,6 +45,9 @@ pub struct AssetEvent {
     /// The producing instance's map index (-1 when not mapped or posted).
     #[serde(default = "minus_one")]
     pub source_map_index: i64,
+    /// The asset aliases the event was emitted through (`outlet_events[AssetAlias(..)].add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_aliases: Vec<String>,
     /// When the event was recorded.
     pub timestamp: DateTime<Utc>,
 }
@@ -64,6 +68,7 @@ impl AssetEvent {
             "source_task_id": self.source_task_id,
             "source_run_id": self.source_run_id,
             "source_map_index": self.source_map_index,
+            "source_aliases": self.source_aliases.iter().map(|a| serde_json::json!({"name": a})).collect::<Vec<_>>(),
             "timestamp": self.timestamp.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
         })
     }
@@ -80,6 +85,10 @@ pub struct QueuedAssetEvent {
     pub event_id: i64,
     /// When it was queued.
     pub created_at: DateTime<Utc>,
+    /// The aliases the event was emitted through (an alias leaf of the DAG's condition is
+    /// satisfied by them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_aliases: Vec<String>,
 }
 
 /// The asset id weft shows for a canonical URI: stable across restarts and stores (the first
@@ -102,9 +111,23 @@ pub fn condition_of(dag: &Dag) -> Option<Condition> {
 
 /// The DAGs among `dags` whose asset condition names `uri`, by DAG id.
 pub fn consumers_of<'a>(dags: impl IntoIterator<Item = &'a Dag>, uri: &str) -> Vec<String> {
+    consumers_of_event(dags, uri, &[])
+}
+
+/// The DAGs among `dags` whose asset condition names `uri` or one of `aliases` (the aliases an
+/// event was emitted through), by DAG id.
+pub fn consumers_of_event<'a>(
+    dags: impl IntoIterator<Item = &'a Dag>,
+    uri: &str,
+    aliases: &[String],
+) -> Vec<String> {
     let mut out: Vec<String> = dags
         .into_iter()
-        .filter(|d| condition_of(d).is_some_and(|c| c.uris().iter().any(|u| u == uri)))
+        .filter(|d| {
+            condition_of(d).is_some_and(|c| {
+                c.uris().iter().any(|u| u == uri) || c.aliases().iter().any(|a| aliases.contains(a))
+            })
+        })
         .map(|d| d.dag_id.clone())
         .collect();
     out.sort();
@@ -118,6 +141,14 @@ pub fn outlets_of(task: &weft_dag::Task) -> Vec<String> {
     task.extra
         .get("outlets")
         .and_then(|v| weft_dag::assets::outlet_uris(v).ok())
+        .unwrap_or_default()
+}
+
+/// The alias names a task's `outlets` name (empty when it has none).
+pub fn outlet_aliases_of(task: &weft_dag::Task) -> Vec<String> {
+    task.extra
+        .get("outlets")
+        .and_then(|v| weft_dag::assets::outlet_aliases(v).ok())
         .unwrap_or_default()
 }
 

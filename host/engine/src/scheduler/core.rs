@@ -986,7 +986,8 @@ impl<'a> Scheduler<'a> {
                             }
                         }
                         if state == TiState::Success {
-                            self.emit_outlets(&a.rec, &task, map_index)?;
+                            let events = a.m.take_asset_events(t, i);
+                            self.emit_outlets(&a.rec, &task, map_index, events)?;
                             if let Some(miss) = self.check_sla_on_finish(a, &task)? {
                                 self.sla_callback(a, &task.task_id, miss, pool, exec, tx);
                             }
@@ -1559,23 +1560,45 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Records the asset events of a task instance that succeeded (one per asset its
-    /// `outlets` name) and queues each for the loaded DAGs whose condition names the asset.
+    /// `outlets` name, with the extra its callable set, then one per event its callable added
+    /// through an alias) and queues each for the loaded DAGs whose condition names the asset or
+    /// one of the aliases it came through.
     fn emit_outlets(
         &self,
         rec: &DagRunRecord,
         task: &weft_dag::Task,
         map_index: i64,
+        emitted: Vec<weft_dag::OutletEvent>,
     ) -> Result<(), SchedulerError> {
-        for uri in super::assets::outlets_of(task) {
-            let consumers = super::assets::consumers_of(self.dags.values().map(|d| &**d), &uri);
+        let (mut extras, through): (Vec<_>, Vec<_>) =
+            emitted.into_iter().partition(|e| e.aliases.is_empty());
+        let plain = super::assets::outlets_of(task).into_iter().map(|uri| {
+            let extra = extras
+                .iter_mut()
+                .find(|e| e.uri == uri)
+                .map(|e| std::mem::take(&mut e.extra))
+                .unwrap_or_default();
+            (uri, extra, Vec::new())
+        });
+        let plain: Vec<_> = plain.collect();
+        for (uri, extra, source_aliases) in plain
+            .into_iter()
+            .chain(through.into_iter().map(|e| (e.uri, e.extra, e.aliases)))
+        {
+            let consumers = super::assets::consumers_of_event(
+                self.dags.values().map(|d| &**d),
+                &uri,
+                &source_aliases,
+            );
             let ev = super::AssetEvent {
                 id: 0,
                 uri,
-                extra: Map::new(),
+                extra,
                 source_dag_id: Some(rec.dag_id.clone()),
                 source_task_id: Some(task.task_id.clone()),
                 source_run_id: Some(rec.run_id.clone()),
                 source_map_index: map_index,
+                source_aliases,
                 timestamp: Utc::now(),
             };
             let ev = self.store.add_asset_event(&ev, &consumers)?;
@@ -1608,7 +1631,12 @@ impl<'a> Scheduler<'a> {
             return Ok(());
         }
         let waiting = self.store.asset_queue(Some(&dag.dag_id))?;
-        if waiting.is_empty() || !cond.eval(&|u| waiting.iter().any(|q| q.uri == u)) {
+        let holds = cond.eval_with(&|u| waiting.iter().any(|q| q.uri == u), &|a| {
+            waiting
+                .iter()
+                .any(|q| q.source_aliases.iter().any(|s| s == a))
+        });
+        if waiting.is_empty() || !holds {
             return Ok(());
         }
         if let Some(rec) = self.create_asset_run(dag, &waiting)? {

@@ -114,6 +114,7 @@ fn event_json(e: &AssetEvent, created: &[Value]) -> Value {
         "source_dag_id": e.source_dag_id,
         "source_run_id": e.source_run_id,
         "source_map_index": e.source_map_index,
+        "source_aliases": e.source_aliases.iter().map(|a| json!({"name": a, "group": "asset"})).collect::<Vec<_>>(),
         "created_dagruns": created,
         "partition_key": Value::Null,
         "timestamp": iso(&e.timestamp),
@@ -436,6 +437,7 @@ pub async fn create_event(State(app): State<Arc<AppState>>, req: V1Request) -> R
                 source_task_id: None,
                 source_run_id: None,
                 source_map_index: -1,
+                source_aliases: Vec::new(),
                 timestamp: chrono::Utc::now(),
             };
             let ev = store.add_asset_event(&ev, &consumers).map_err(store_err)?;

@@ -14,6 +14,7 @@ from typing import Any, Dict, List
 from ._model import (
     DAG,
     Asset,
+    AssetAlias,
     BaseOperator,
     Param,
     TaskGroup,
@@ -57,6 +58,8 @@ def value(v: Any, depth: int = 0) -> Any:
         return out
     if isinstance(v, Asset):
         return v.uri
+    if isinstance(v, AssetAlias):
+        return {"__type__": "airflow.sdk.AssetAlias", "name": v.name}
     if isinstance(v, _AssetExpr):
         return {v.op: [value(i, depth + 1) for i in v.items]}
     if isinstance(v, Timetable):
@@ -110,10 +113,18 @@ def _settings(s: Dict[str, Any]) -> Dict[str, Any]:
         if k == "weft_grant":
             k = "grant"
         if k in ("email", "email_on_failure", "email_on_retry", "sla", "depends_on_past",
-                 "wait_for_downstream", "outlets", "inlets", "do_xcom_push", "doc_md",
+                 "wait_for_downstream", "inlets", "do_xcom_push", "doc_md",
                  "on_failure_callback", "on_success_callback", "on_retry_callback",
                  "on_execute_callback"):
-            # Airflow-only settings weft does not act on (e-mail, SLAs, lineage, callbacks)
+            # Airflow-only settings weft does not act on (e-mail, SLAs, inlets, callbacks);
+            # `outlets` are kept: their assets get events when the task succeeds
+            continue
+        if k == "outlets":
+            # the assets and aliases (lineage entities such as `File` are not assets)
+            items = v if isinstance(v, (list, tuple, set, frozenset)) else [v]
+            kept = [i for i in items if isinstance(i, (Asset, AssetAlias, str))]
+            if kept:
+                out[k] = value(kept)
             continue
         out[k] = value(v)
     return out

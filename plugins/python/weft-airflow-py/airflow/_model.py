@@ -108,6 +108,132 @@ class Asset:
         return isinstance(other, Asset) and other.uri == self.uri
 
 
+class AssetAlias:
+    """`airflow.sdk.AssetAlias` / `airflow.datasets.DatasetAlias`: a name a task emits asset
+    events through (`outlet_events[alias].add(asset)`) and a DAG can be scheduled on."""
+
+    def __init__(self, name: str = "", group: str = "asset"):
+        if not isinstance(name, str) or not name.strip():
+            raise AirflowException("AssetAlias() needs a non-empty name")
+        self.name = name.strip()
+        self.group = group
+
+    def __and__(self, other: Any) -> "_AssetExpr":
+        return _AssetExpr("__and__", [self, other])
+
+    def __or__(self, other: Any) -> "_AssetExpr":
+        return _AssetExpr("__or__", [self, other])
+
+    def __hash__(self) -> int:
+        return hash(("alias", self.name))
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, AssetAlias) and other.name == self.name
+
+    def __repr__(self) -> str:
+        return f"AssetAlias(name={self.name!r})"
+
+
+# Most asset events one task instance may emit through `outlet_events` (the host refuses more).
+MAX_OUTLET_EVENTS = 1000
+# Largest `extra` of one asset event, in bytes of JSON (the host refuses more).
+MAX_EVENT_EXTRA_BYTES = 64 * 1024
+
+
+def _checked_extra(extra: Any, what: str) -> Dict[str, Any]:
+    import json
+
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise AirflowException(f"the extra of {what} must be a dict, got {type(extra).__name__}")
+    from . import _export
+
+    out = _export.value(extra)
+    size = len(json.dumps(out, separators=(",", ":")))
+    if size > MAX_EVENT_EXTRA_BYTES:
+        raise AirflowException(
+            f"the extra of {what} is {size} bytes of JSON, more than the {MAX_EVENT_EXTRA_BYTES} "
+            "an asset event may carry")
+    return out
+
+
+class OutletEventAccessor:
+    """`outlet_events[key]`: the `extra` of a plain outlet's event, or (for an alias the task
+    names in its `outlets`) the events added through the alias."""
+
+    def __init__(self, key: Any, owner: "OutletEventAccessors"):
+        self.key = key
+        self.extra: Dict[str, Any] = {}
+        self.asset_alias_events: List[Dict[str, Any]] = []
+        self._owner = owner
+
+    def add(self, asset: Any, extra: Optional[Dict[str, Any]] = None) -> None:
+        """Emit an event for `asset` through this alias when the task succeeds."""
+        if not isinstance(self.key, AssetAlias):
+            raise AirflowException(
+                f"outlet_events[{self.key!r}].add(): events can only be added through an AssetAlias")
+        declared = self._owner.declared
+        if declared is not None and self.key not in declared:
+            raise AirflowException(
+                f"{self.key!r} is not among the task's outlets: name it in `outlets` to add "
+                "asset events through it")
+        if isinstance(asset, str):
+            asset = Asset(asset)
+        if not isinstance(asset, Asset):
+            raise AirflowException(
+                f"outlet_events[{self.key!r}].add() needs an Asset, got {type(asset).__name__}")
+        if self._owner.count >= MAX_OUTLET_EVENTS:
+            raise AirflowException(
+                f"a task instance may add at most {MAX_OUTLET_EVENTS} asset events through aliases")
+        ev = {"uri": asset.uri, "extra": _checked_extra(extra, f"the event of {asset.uri!r}"),
+              "alias": self.key.name}
+        self.asset_alias_events.append(ev)
+        self._owner.count += 1
+
+
+class OutletEventAccessors:
+    """`outlet_events` in a task's context: one accessor per Asset or AssetAlias key."""
+
+    def __init__(self, declared: Optional[List[Any]]):
+        # the task's outlets (None: not known, the host checks them)
+        self.declared = declared
+        self.count = 0
+        self._items: Dict[Any, OutletEventAccessor] = {}
+
+    def __getitem__(self, key: Any) -> OutletEventAccessor:
+        if isinstance(key, str):
+            key = Asset(key)
+        if not isinstance(key, (Asset, AssetAlias)):
+            raise KeyError(f"outlet_events is keyed by Asset or AssetAlias, got {type(key).__name__}")
+        if key not in self._items:
+            self._items[key] = OutletEventAccessor(key, self)
+        return self._items[key]
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def export(self) -> List[Dict[str, Any]]:
+        """The events to emit when the try succeeds: extras of plain outlets, then the events
+        added through aliases."""
+        out: List[Dict[str, Any]] = []
+        for key, acc in self._items.items():
+            if isinstance(key, Asset) and acc.extra:
+                if self.declared is not None and key not in self.declared:
+                    continue  # Airflow ignores the extra of an asset the task does not emit
+                out.append({"uri": key.uri, "extra": _checked_extra(acc.extra, f"{key.uri!r}")})
+        for key, acc in self._items.items():
+            if isinstance(key, AssetAlias):
+                out.extend(acc.asset_alias_events)
+        return out
+
+
 class _AssetExpr:
     def __init__(self, op: str, items: List[Any]):
         self.op = op

@@ -328,6 +328,7 @@ impl DagStore for PgDagStore {
                     uri: ev.uri.clone(),
                     event_id: ev.id,
                     created_at: ev.timestamp,
+                    source_aliases: ev.source_aliases.clone(),
                 };
                 tx.execute(
                     "INSERT INTO asset_queue (dag_id, event_id, rec) VALUES ($1, $2, $3) \
