@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{plugin, stderr, stdout, weft};
+use common::{folder, plugin, stderr, stdout, weft};
 use serde_json::Value;
 use std::path::Path;
 
@@ -28,14 +28,6 @@ fn home() -> tempfile::TempDir {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     home
-}
-
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    for (n, t) in files {
-        std::fs::write(d.path().join(n), t).unwrap();
-    }
-    d
 }
 
 /// `weft dag trigger DAG --json`: the run report and stderr.

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{plugin, repo, stderr, stdout, weft};
+use common::{folder, plugin, repo, stderr, stdout, weft};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -62,14 +62,6 @@ with DAG("nightly", schedule="@daily", start_date=datetime(2024, 1, 1), catchup=
     done = EmptyOperator(task_id="done")
     start >> say >> done
 "#;
-
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    for (n, t) in files {
-        std::fs::write(d.path().join(n), t).unwrap();
-    }
-    d
-}
 
 /// The report without timings (they differ run to run).
 fn report(dir: &Path) -> serde_json::Value {

@@ -144,3 +144,12 @@ pub fn pg_cluster() -> Option<String> {
     }
     url
 }
+
+/// A temporary folder holding `files` (name, text): a DAG folder for one test.
+pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (n, t) in files {
+        std::fs::write(d.path().join(n), t).unwrap();
+    }
+    d
+}
