@@ -1155,21 +1155,29 @@ impl RunMachine {
             if keep.contains(&dag.tasks[d].task_id) {
                 continue;
             }
-            let mut changed = false;
-            for k in 0..self.tasks[d].tis.len() {
-                if self.tasks[d].tis[k].state == TiState::None {
-                    self.set_state(d, k, TiState::Skipped);
-                    self.unfinished -= 1;
-                    changed = true;
-                }
-            }
-            if changed {
-                self.tasks[d].unexpanded = false;
+            if self.skip_unstarted(d) {
                 for dd in self.tasks[d].downs.clone() {
                     self.mark_dirty(dd);
                 }
             }
         }
+    }
+
+    /// Skips every instance of task `d` that has not started (a skipped task is not expanded
+    /// later); whether any was.
+    fn skip_unstarted(&mut self, d: usize) -> bool {
+        let mut changed = false;
+        for k in 0..self.tasks[d].tis.len() {
+            if self.tasks[d].tis[k].state == TiState::None {
+                self.set_state(d, k, TiState::Skipped);
+                self.unfinished -= 1;
+                changed = true;
+            }
+        }
+        if changed {
+            self.tasks[d].unexpanded = false;
+        }
+        changed
     }
 
     /// A short-circuit's falsy result: skip the direct downstream tasks, or with `all` every task
@@ -1179,17 +1187,7 @@ impl RunMachine {
         let mut queue: Vec<usize> = self.tasks[t].downs.clone();
         let mut seen: HashSet<usize> = queue.iter().copied().collect();
         while let Some(d) = queue.pop() {
-            let mut changed = false;
-            for k in 0..self.tasks[d].tis.len() {
-                if self.tasks[d].tis[k].state == TiState::None {
-                    self.set_state(d, k, TiState::Skipped);
-                    self.unfinished -= 1;
-                    changed = true;
-                }
-            }
-            if changed {
-                self.tasks[d].unexpanded = false;
-            }
+            self.skip_unstarted(d);
             for dd in self.tasks[d].downs.clone() {
                 self.mark_dirty(dd);
                 if all && seen.insert(dd) {

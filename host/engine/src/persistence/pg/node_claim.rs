@@ -6,7 +6,8 @@
 //! node serves refuses to start, naming the database. The lock ends with the node's session (a
 //! clean exit, `kill -9`, a lost connection), so a restarted or replacement node takes over.
 
-use super::{chain, PgDatabase};
+use super::call::{conn, pg};
+use super::PgDatabase;
 use crate::persistence::PersistenceError;
 
 /// The advisory lock key of the node claim (`weftnode` in ASCII).
@@ -24,15 +25,12 @@ impl PgDatabase {
         let pool = self.pool().clone();
         let target = self.target();
         self.run(async move {
-            let obj = pool.get().await.map_err(|e| {
-                PersistenceError::Postgres(format!("cannot connect: {}", chain(&e)))
-            })?;
             // out of the pool: the session (and its lock) lives as long as the claim
-            let client = deadpool_postgres::Object::take(obj);
+            let client = deadpool_postgres::Object::take(conn(&pool).await?);
             let row = client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK_KEY])
                 .await
-                .map_err(|e| PersistenceError::Postgres(chain(&e)))?;
+                .map_err(pg)?;
             if row.get::<_, bool>(0) {
                 Ok(NodeClaim { _client: client })
             } else {
