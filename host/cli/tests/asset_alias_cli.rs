@@ -11,22 +11,13 @@
 
 mod common;
 
-use common::{folder, plugin, stderr, stdout, weft};
+use common::{folder, install_plugin, stderr, stdout, weft};
 use serde_json::Value;
 use std::path::Path;
 
 fn home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
-    let o = weft(
-        home.path(),
-        &[
-            "plugin",
-            "install",
-            "--force",
-            plugin("weft-airflow-py.wasm").to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    install_plugin(home.path(), "weft-airflow-py.wasm");
     home
 }
 

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{folder, plugin, stderr, stdout, weft};
+use common::{folder, install_plugin, stderr, stdout, weft};
 use serde_json::Value;
 use std::path::Path;
 
@@ -19,16 +19,7 @@ use std::path::Path;
 /// the variables `region` and `limits` set.
 fn home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
-    let o = weft(
-        home.path(),
-        &[
-            "plugin",
-            "install",
-            "--force",
-            plugin("weft-airflow-py.wasm").to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    install_plugin(home.path(), "weft-airflow-py.wasm");
     std::fs::create_dir_all(home.path().join("roles")).unwrap();
     std::fs::write(
         home.path().join("roles/reader.json"),

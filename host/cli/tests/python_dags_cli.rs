@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{folder, plugin, repo, stderr, stdout, weft};
+use common::{folder, install_plugin, plugin, repo, stderr, stdout, weft};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -162,16 +162,7 @@ fn dag_list_json_reports_import_errors_and_keeps_the_good_dags() {
 fn the_server_lists_python_import_errors_and_dags() {
     // its own home: the server holds its database while the other tests run the CLI
     let home = repo().join("target/test-home-pydags-server");
-    let o = weft(
-        &home,
-        &[
-            "plugin",
-            "install",
-            "--force",
-            plugin("weft-airflow-py.wasm").to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    install_plugin(&home, "weft-airflow-py.wasm");
     let work = tempfile::tempdir().unwrap();
     let dags = work.path().join("dags");
     std::fs::create_dir_all(&dags).unwrap();

@@ -153,3 +153,17 @@ pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     d
 }
+
+/// `weft plugin install --force` of the built plugin `rel` into `home`.
+pub fn install_plugin(home: &Path, rel: &str) {
+    let o = weft(
+        home,
+        &[
+            "plugin",
+            "install",
+            "--force",
+            plugin(rel).to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "install {rel}: {}", stderr(&o));
+}
