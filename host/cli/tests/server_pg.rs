@@ -4,7 +4,10 @@
 //! `$WEFT_HOME` (only the plugin installed again), so everything the restart needs — the
 //! state machine, the execution record, its history and journal — came from the database;
 //! DescribeExecution and GetExecutionHistory answer the same after the restart; the sled
-//! store of the first node holds no execution. The cluster is `$WEFT_TEST_PG`, or one
+//! store of the first node holds no execution. Several nodes share one database: executions
+//! started round-robin through three nodes, one of them killed mid-run, all end right, and
+//! callbacks answered on any node wake the node that owns the execution; a node stopped
+//! (SIGSTOP) past its lease writes nothing once it runs again. The cluster is `$WEFT_TEST_PG`, or one
 //! `scripts/pg.sh` starts for this test process (skipped loudly without PostgreSQL unless
 //! `WEFT_REQUIRE_PG=1`).
 
@@ -56,6 +59,9 @@ fn ok(port: u16, action: &str, body: Value) -> Value {
     v
 }
 
+/// The nodes' lease in these tests.
+const LEASE_MS: u64 = 4000;
+
 /// `weft server --db URL --no-auth` with `$WEFT_HOME` = `home`, listening.
 fn start(home: &Path, url: &str) -> Server {
     let port = free_port();
@@ -70,9 +76,13 @@ fn start(home: &Path, url: &str) -> Server {
         ])
         .env("WEFT_HOME", home)
         .env_remove("WEFT_DB")
+        // a dead node's executions are adopted within this lease and a tick
+        .env("WEFT_NODE_LEASE_MS", LEASE_MS.to_string())
         .current_dir(home)
+        .env("WEFT_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // kept beside the home for a failure's investigation
+        .stderr(std::fs::File::create(home.with_extension("log")).unwrap())
         .spawn()
         .unwrap();
     let server = Server { child, port };
@@ -165,32 +175,17 @@ fn standard_executions_run_on_postgres_and_survive_a_restart() {
     assert_eq!(quick_history.last().unwrap(), "ExecutionSucceeded");
     assert!(quick_history.iter().any(|t| t == "WaitStateEntered"));
 
-    // a second node on the same database refuses to start while this one serves it (until
-    // leases own executions, two nodes would run the same tasks twice)
-    let other = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--no-auth",
-            "--db",
-            &url,
-        ])
-        .env("WEFT_HOME", other.path())
-        .env_remove("WEFT_DB")
-        .current_dir(other.path())
-        .output()
-        .unwrap();
-    assert!(
-        !o.status.success(),
-        "a second node started on a served database"
+    // a second node on the same database serves it too: any node answers any call
+    let other_home = tempfile::tempdir().unwrap();
+    home_with_echo(other_home.path());
+    let other = start(other_home.path(), &url);
+    let d = ok(
+        other.port,
+        "DescribeExecution",
+        json!({"executionArn": quick}),
     );
-    assert!(
-        stderr(&o).contains("another weft node is serving the database"),
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    drop(other);
 
     // a second execution, killed with the node while it waits
     let slow = ok(
@@ -246,6 +241,269 @@ fn standard_executions_run_on_postgres_and_survive_a_restart() {
         "{listed}"
     );
     drop(s);
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}
+
+/// A Task, a Wait, a callback answered from outside, and a Task; a task attempt a dead node
+/// left unfinished fails with `States.TaskFailed` and is retried, as after a restart.
+const CLUSTER_FLOW: &str = r#"{
+  "StartAt": "T1",
+  "States": {
+    "T1": {"Type": "Task", "Resource": "weft:plugin:echo", "ResultPath": "$.t1", "Next": "W",
+           "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 3}]},
+    "W": {"Type": "Wait", "SecondsPath": "$.wait", "Next": "Ask"},
+    "Ask": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+            "ResultPath": "$.answer", "Next": "T2"},
+    "T2": {"Type": "Task", "Resource": "weft:plugin:echo", "ResultPath": "$.t2", "End": true,
+           "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 3}]}
+  }
+}"#;
+
+/// A fresh database of the test cluster: (admin URL, its URL, its name).
+fn fresh_database(tag: &str) -> Option<(String, String, String)> {
+    let admin = pg_cluster()?;
+    let name = format!("weft_{tag}_{}", std::process::id());
+    psql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&admin, &format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    Some((admin, url, name))
+}
+
+/// The task token of the callback of `arn`, once it waits for it.
+fn token_of(port: u16, arn: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        let h = ok(port, "GetExecutionHistory", json!({"executionArn": arn}));
+        for e in h["events"].as_array().unwrap() {
+            if e["type"] == "TaskScheduled" {
+                let p: Value = serde_json::from_str(
+                    e["taskScheduledEventDetails"]["parameters"]
+                        .as_str()
+                        .unwrap(),
+                )
+                .unwrap();
+                if let Some(t) = p["MessageBody"]["token"].as_str() {
+                    return t.to_string();
+                }
+            }
+        }
+        assert!(Instant::now() < end, "{arn} never waited for its callback");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn node_id(home: &Path) -> String {
+    std::fs::read_to_string(home.join("node-id")).unwrap()
+}
+
+#[test]
+fn three_nodes_share_one_database_and_survive_the_loss_of_one() {
+    let Some((admin, url, name)) = fresh_database("cluster") else {
+        return;
+    };
+    let homes: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Server>> = homes
+        .iter()
+        .map(|h| {
+            home_with_echo(h.path());
+            Some(start(h.path(), &url))
+        })
+        .collect();
+    let port = |nodes: &[Option<Server>], i: usize| nodes[i].as_ref().unwrap().port;
+    let sm = ok(
+        port(&nodes, 0),
+        "CreateStateMachine",
+        json!({"name": "cluster-flow", "definition": CLUSTER_FLOW}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // every node sees what one created
+    let d = ok(
+        port(&nodes, 2),
+        "DescribeStateMachine",
+        json!({"stateMachineArn": sm}),
+    );
+    assert_eq!(d["name"], "cluster-flow");
+
+    // started round-robin through the three nodes
+    const N: usize = 24;
+    let arns: Vec<String> = (0..N)
+        .map(|i| {
+            ok(
+                port(&nodes, i % 3),
+                "StartExecution",
+                json!({"stateMachineArn": sm, "name": format!("x{i}"), "input": "{\"wait\": 2}"}),
+            )["executionArn"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let dead = node_id(homes[0].path());
+    assert_eq!(
+        psql(
+            &url,
+            &format!("SELECT count(*) FROM sfn_executions WHERE owner = '{dead}'")
+        ),
+        (N / 3).to_string(),
+        "each node owns what it started"
+    );
+    // node 0 dies while its executions wait
+    nodes[0].take().unwrap().kill9();
+
+    // every callback answered on another node than the one that started the execution
+    for (i, arn) in arns.iter().enumerate() {
+        let via = 1 + i % 2;
+        let token = token_of(port(&nodes, via), arn);
+        // (the TaskScheduled event may be read a moment before its token is stored)
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (st, v) = call(
+                port(&nodes, via),
+                "SendTaskSuccess",
+                &json!({"taskToken": token, "output": format!("{{\"n\": {i}}}")}),
+            );
+            if st == 200 {
+                break;
+            }
+            assert!(
+                v["__type"] == "TaskDoesNotExist" && Instant::now() < end,
+                "SendTaskSuccess: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for (i, arn) in arns.iter().enumerate() {
+        let d = wait_done(port(&nodes, 1 + i % 2), arn);
+        assert_eq!(d["status"], "SUCCEEDED", "{arn}: {d}");
+        let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+        assert_eq!(out["answer"]["n"], i, "{out}");
+        assert!(out.get("t2").is_some(), "{out}");
+        let types = event_types(port(&nodes, 1), arn);
+        for once in ["ExecutionStarted", "ExecutionSucceeded", "WaitStateEntered"] {
+            assert_eq!(
+                types.iter().filter(|t| *t == once).count(),
+                1,
+                "{arn}: {once} once: {types:?}"
+            );
+        }
+        assert_eq!(
+            types.iter().filter(|t| *t == "TaskSucceeded").count(),
+            3,
+            "{arn}: T1, Ask and T2 each succeeded once: {types:?}"
+        );
+    }
+    // the dead node's executions were adopted (a new epoch) by the living nodes
+    assert_eq!(
+        psql(
+            &url,
+            &format!("SELECT count(*) FROM sfn_executions WHERE owner = '{dead}'")
+        ),
+        "0"
+    );
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM sfn_executions WHERE epoch > 1"),
+        (N / 3).to_string()
+    );
+    drop(nodes);
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_node_paused_past_its_lease_writes_nothing_when_it_runs_again() {
+    let Some((admin, url, name)) = fresh_database("paused") else {
+        return;
+    };
+    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    home_with_echo(ha.path());
+    home_with_echo(hb.path());
+    let a = start(ha.path(), &url);
+    let b = start(hb.path(), &url);
+    let sm = ok(
+        a.port,
+        "CreateStateMachine",
+        json!({"name": "pg-flow", "definition": DEFINITION}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = ok(
+        a.port,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "paused", "input": "{\"wait\": 1}"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let end = Instant::now() + Duration::from_secs(120);
+    while !event_types(b.port, &arn)
+        .iter()
+        .any(|t| t == "WaitStateEntered")
+    {
+        assert!(Instant::now() < end, "the execution never reached its Wait");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = |sig: &str| {
+        let st = Command::new("kill")
+            .args([sig, &a.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // A stops with its Wait timer armed; B adopts the execution and finishes it
+    signal("-STOP");
+    let d = wait_done(b.port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let before = psql(
+        &url,
+        &format!("SELECT count(*), max(id) FROM sfn_history WHERE execution = '{arn}'"),
+    );
+    let journal = psql(
+        &url,
+        &format!("SELECT count(*) FROM sfn_journal WHERE execution = '{arn}'"),
+    );
+    // A runs again: its timer fires, its lease is over; it writes nothing
+    signal("-CONT");
+    std::thread::sleep(Duration::from_millis(3 * LEASE_MS));
+    assert_eq!(
+        psql(
+            &url,
+            &format!("SELECT count(*), max(id) FROM sfn_history WHERE execution = '{arn}'"),
+        ),
+        before,
+        "the paused node wrote history after its lease ended"
+    );
+    assert_eq!(
+        psql(
+            &url,
+            &format!("SELECT count(*) FROM sfn_journal WHERE execution = '{arn}'")
+        ),
+        journal
+    );
+    let types = event_types(a.port, &arn);
+    assert_eq!(
+        types.iter().filter(|t| *t == "ExecutionSucceeded").count(),
+        1,
+        "{types:?}"
+    );
+    // and A serves again under a new id
+    assert_ne!(
+        psql(
+            &url,
+            "SELECT count(*) FROM weft_nodes WHERE lease_until > now()"
+        ),
+        "0"
+    );
+    drop((a, b));
     psql(
         &admin,
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),

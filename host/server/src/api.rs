@@ -873,6 +873,8 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
         serde_json::to_vec(&r).ok()
     })?;
     if changed {
+        // the node that runs it (this one or another) stops its run
+        app.rt.wake(&e.arn);
         append_final_event(
             app,
             &e.arn,

@@ -17,6 +17,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+mod cluster;
 pub mod console;
 pub mod dag_landing;
 mod dag_scheduler;
@@ -252,7 +253,11 @@ impl AppState {
             .unwrap_or_else(|| weft_engine::persistence::Database::Sled(store.db().clone()));
         // the one place that knows which database the Step Functions side runs on
         let stores = weft_engine::persistence::sfn::SfnStores::open(&database)?;
-        let mut rt = runtime::Runtime::new(&stores, max_running)?;
+        let shared = match &database {
+            weft_engine::persistence::Database::Postgres(pg) => Some(pg.clone()),
+            weft_engine::persistence::Database::Sled(_) => None,
+        };
+        let mut rt = runtime::Runtime::new(&stores, max_running, shared)?;
         if per_state_machine.is_some() {
             rt.set_per_state_machine_limit(per_state_machine);
         }
@@ -290,6 +295,7 @@ impl AppState {
             dag_metrics: Arc::new(weft_engine::metrics::DagMetrics::default()),
         });
         let n = runtime::Runtime::start(&state)?;
+        cluster::start(&state)?;
         dag_scheduler::start(&state);
         if n > 0 {
             tracing::info!("resuming {n} execution(s) left RUNNING by a previous process");
@@ -483,11 +489,6 @@ pub fn run_node(
         ));
     }
     let database = weft_engine::persistence::Database::open(db_url, store.db())?;
-    // one node at a time serves a PostgreSQL database (held until this function returns)
-    let _claim = match &database {
-        weft_engine::persistence::Database::Postgres(pg) => Some(pg.claim_for_node()?),
-        weft_engine::persistence::Database::Sled(_) => None,
-    };
     console::say(format!("weft server: state in {}", database.describe()));
     let state = AppState::with_database(store.clone(), tokens, mocks, local_tasks, database)?;
     if !local_tasks {

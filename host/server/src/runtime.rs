@@ -125,6 +125,8 @@ pub struct Runtime {
     pub(crate) runs: AtomicU64,
     /// Parsed definitions by their blake3 digest (a definition is parsed once, not per run).
     machines: Mutex<HashMap<[u8; 32], Arc<weft_asl::StateMachine>>>,
+    /// The shared database when this node is one of several (`weft server --db`).
+    shared: Option<weft_engine::persistence::PgDatabase>,
 }
 
 /// The parse cache is emptied when it holds this many definitions.
@@ -156,6 +158,7 @@ impl Runtime {
     pub(crate) fn new(
         stores: &weft_engine::persistence::sfn::SfnStores,
         max_running: usize,
+        shared: Option<weft_engine::persistence::PgDatabase>,
     ) -> anyhow::Result<Self> {
         let secret = stores.token_secret;
         Ok(Runtime {
@@ -193,7 +196,71 @@ impl Runtime {
                 .filter(|n| *n > 0),
             per_sm: Mutex::new(HashMap::new()),
             runs: AtomicU64::new(0),
+            shared,
         })
+    }
+
+    /// This node's fence when it is one of several: the executions it owns.
+    pub(crate) fn fence(&self) -> Option<&Arc<weft_engine::persistence::pg::cluster::Fence>> {
+        self.shared.as_ref().and_then(|db| db.fence())
+    }
+
+    /// Whether this node runs `arn` (always, on the embedded store).
+    fn owns(&self, arn: &str) -> bool {
+        self.fence().is_none_or(|f| f.holds(arn))
+    }
+
+    /// Schedules `arn` here when this node owns it, else wakes the node that does.
+    pub(crate) fn wake(&self, arn: &str) {
+        if self.owns(arn) {
+            self.schedule(arn);
+        } else if let Some(db) = &self.shared {
+            if let Err(e) = weft_engine::persistence::pg::cluster::wake(db, arn) {
+                tracing::error!(execution = %arn, "cannot wake the node that runs it: {e}");
+            }
+        }
+    }
+
+    /// Another node owns `arn` now (or this node's lease ended): its run here stops and writes
+    /// nothing more (the fence refuses it anyway).
+    pub(crate) fn abandon(&self, arn: &str) {
+        if let Some(ctl) = self.active_control(arn) {
+            ctl.stop();
+        }
+    }
+
+    /// This node adopted `arns` from a node that is gone: their token deadlines are armed here,
+    /// their unclaimed activity tasks queued, and each is replayed from its journal.
+    pub(crate) fn adopted(&self, arns: &[String]) {
+        let set: std::collections::HashSet<&str> = arns.iter().map(String::as_str).collect();
+        let walked = self.tokens.each_token(&mut |token, v| {
+            if let Ok(rec) = serde_json::from_slice::<TokenRecord>(v) {
+                if set.contains(rec.execution.as_str()) {
+                    self.arm_token(token, &rec);
+                    if let (Some(a), None) = (&rec.activity, &rec.claimed_by) {
+                        self.enqueue_activity(a, token);
+                    }
+                }
+            }
+            true
+        });
+        if let Err(e) = walked {
+            tracing::error!("cannot read the task tokens of adopted executions: {e}");
+        }
+        for a in arns {
+            self.schedule(a);
+        }
+    }
+
+    /// Another node recorded an answer for (or stopped) `arn`, which this node owns.
+    pub(crate) fn woken(&self, arn: &str, app: &AppState) {
+        if !self.owns(arn) {
+            return;
+        }
+        if load_record(app, arn).is_some_and(|r| r.status != "RUNNING") {
+            self.abandon(arn);
+        }
+        self.schedule(arn);
     }
 
     /// Connects the runtime to its app, starts the timer thread and schedules every execution
@@ -206,6 +273,10 @@ impl Runtime {
         std::thread::Builder::new()
             .name("weft-timers".into())
             .spawn(move || timer_loop(&timers, &weak))?;
+        if rt.shared.is_some() {
+            // a node of a cluster adopts orphaned executions instead (see `cluster`)
+            return Ok(0);
+        }
         // re-arm token deadlines and re-queue unclaimed activity tasks
         rt.tokens.each_token(&mut |token, v| {
             let Ok(rec) = serde_json::from_slice::<TokenRecord>(v) else {
@@ -499,13 +570,13 @@ impl Runtime {
             },
         };
         let done = journal
-            .complete(key, &entry)
+            .complete_now(key, &entry)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         self.commit
             .commit()
             .map_err(|e| ApiError::internal(e.to_string()))?;
         if done {
-            self.schedule(execution);
+            self.wake(execution);
         }
         Ok(done)
     }
@@ -772,12 +843,20 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
     let Some(ctl) = rt.active_control(arn) else {
         return;
     };
+    if !rt.owns(arn) {
+        // (a timer or wake-up of an execution another node adopted)
+        rt.run_ended(arn, true);
+        return;
+    }
     rt.runs.fetch_add(1, Ordering::Relaxed);
     let Some(rec) = load_record(app, arn) else {
         rt.run_ended(arn, true);
         return;
     };
     if rec.status != "RUNNING" {
+        if let Some(f) = rt.fence() {
+            f.release(arn);
+        }
         rt.run_ended(arn, true);
         return;
     }
@@ -1002,6 +1081,9 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     }
     if let Err(e) = app.rt.commit.commit() {
         tracing::error!(execution = %rec.arn, "commit: {e}");
+    }
+    if let Some(f) = app.rt.fence() {
+        f.release(&rec.arn);
     }
     if let Some(e) = &finished {
         app.live.status(&rec.arn, status); // web UI live updates

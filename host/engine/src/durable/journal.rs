@@ -142,6 +142,15 @@ impl Journal {
         Ok(self.tree.update_unless(&key, Some(new), holds_result)?)
     }
 
+    /// [`Journal::complete`] for answers from outside the run (a callback, a timeout, a
+    /// child's end), which may arrive on any node: on a shared database it is decided there
+    /// at once ([`JournalStore::update_unless_now`]).
+    pub fn complete_now(&self, k: &str, e: &Entry) -> Result<bool, DurableError> {
+        let key = self.key(k);
+        let new = self.encode(k, e)?;
+        Ok(self.tree.update_unless_now(&key, Some(new), holds_result)?)
+    }
+
     /// [`Journal::complete`], but the entry is handed to `sink` (execution, entry key, JSON)
     /// instead of the journal tree: the caller stores it elsewhere, durable by the next commit,
     /// and gives it back to later runs ([`super::ExecControl::set_recorded`]). Only for attempts
@@ -162,8 +171,9 @@ impl Journal {
     /// Removes an entry only while it is still `Started` (an answer that raced in stays).
     pub fn remove_started(&self, k: &str) -> Result<(), DurableError> {
         let key = self.key(k);
-        // a concurrent complete() wins: then the entry is no longer Started and stays
-        self.tree.update_unless(&key, None, |cur| {
+        // a concurrent complete() wins: then the entry is no longer Started and stays (also an
+        // answer another node wrote straight into a shared database: decided there)
+        self.tree.update_unless_now(&key, None, |cur| {
             !cur.is_some_and(|b| {
                 matches!(
                     serde_json::from_slice::<Entry>(b),

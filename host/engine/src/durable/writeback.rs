@@ -32,6 +32,17 @@ pub trait JournalBackend: Send + Sync {
     /// Removes every key under each of `clears`, then applies `writes` (at once where the
     /// database has transactions).
     fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError>;
+    /// On a database several nodes share: sets `key` to `new` in the database itself, at once
+    /// and atomically, unless `keep` says its stored value must stay (`Some(written)`); `None`
+    /// where the buffer is the only writer (a process's own store).
+    fn update_unless_now(
+        &self,
+        _key: &[u8],
+        _new: Option<&[u8]>,
+        _keep: &(dyn Fn(Option<&[u8]>) -> bool + Sync),
+    ) -> Result<Option<bool>, PersistenceError> {
+        Ok(None)
+    }
 }
 
 impl JournalBackend for sled::Tree {
@@ -277,6 +288,32 @@ impl JournalStore {
                 Ok(true)
             }
         }
+    }
+
+    /// [`JournalStore::update_unless`] for writers on any node (answers from outside): on a
+    /// shared database the value is written there at once, compared with what any node
+    /// stored; elsewhere it is buffered as usual.
+    pub fn update_unless_now(
+        &self,
+        key: &[u8],
+        new: Option<Vec<u8>>,
+        keep: impl Fn(Option<&[u8]>) -> bool + Sync,
+    ) -> Result<bool, PersistenceError> {
+        if let Mode::Buffered(wb, backend) = &self.mode {
+            let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = Self::lookup(&st, key) {
+                if keep(v.as_deref()) {
+                    return Ok(false);
+                }
+            }
+            if let Some(done) = backend.update_unless_now(key, new.as_deref(), &keep)? {
+                if done {
+                    st.current.writes.remove(key);
+                }
+                return Ok(done);
+            }
+        }
+        self.update_unless(key, new, keep)
     }
 
     /// Like [`JournalStore::update_unless`] with a value that is not written here: unless

@@ -50,16 +50,6 @@ pub enum PersistenceError {
         /// Why.
         reason: String,
     },
-    /// Another live node serves the database (several nodes need execution leases).
-    #[error(
-        "another weft node is serving the database {database}: one node at a time serves a \
-         database until executions are owned through leases; stop it, or point this node at \
-         another database"
-    )]
-    Claimed {
-        /// `HOST:PORT/DB`.
-        database: String,
-    },
     /// A write guarded by an execution's lease was refused: another node holds a newer epoch.
     #[error("execution {execution}: lease epoch {epoch} is stale; the write was refused")]
     Fenced {

@@ -36,6 +36,20 @@ impl PgDatabase {
     }
 }
 
+/// Which rows of a column of executions fencing left (`ok`): a mask for [`keep_rows`].
+pub(crate) fn mask(ok: &std::collections::HashSet<String>, exec: &[String]) -> Vec<bool> {
+    exec.iter().map(|x| ok.contains(x)).collect()
+}
+
+/// Keeps the rows of `v` that `mask` keeps.
+pub(crate) fn keep_rows<T>(v: &mut Vec<T>, mask: &[bool]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        mask.get(i - 1).copied().unwrap_or(false)
+    });
+}
+
 /// Rows fetched per round trip when a store hands rows to a visitor.
 pub(crate) const PAGE: i64 = 500;
 

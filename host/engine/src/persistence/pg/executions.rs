@@ -4,13 +4,18 @@
 //! there is nothing to repair at start-up, and a summary is two index range reads
 //! (`sfn_executions_by_start`, and `sfn_executions_running` for what runs now).
 //!
-//! Each row also has `owner` and `epoch` columns, unused so far: the node that runs the
-//! execution and its lease's fencing epoch, for the several-node step to come.
+//! Each row also names the node that owns the execution and its fencing epoch (see
+//! [`super::cluster`]): on a node of a cluster, a new execution is owned by the node that
+//! inserts it, an execution set running again (a redrive) by the node that does it, and an
+//! update of an execution this node owns is refused ([`PersistenceError::Fenced`]) once another
+//! node adopted it.
 
 use super::call::{conn, pg, PAGE};
 use super::PgDatabase;
 use crate::persistence::catalog::Update;
-use crate::persistence::executions::{checked, ExecutionRecords, Summary, Visit};
+use crate::persistence::executions::{
+    checked, is_running, ExecutionRecords, IndexedFields, Summary, Visit,
+};
 use crate::persistence::{limits, PersistenceError};
 
 const ARN: &str = "execution ARN";
@@ -79,6 +84,128 @@ impl PgExecutions {
     }
 }
 
+const UPDATE: &str = "UPDATE sfn_executions SET state_machine = $2, name = $3, start_ms = $4, \
+     status = $5, rec = $6 WHERE arn = $1 AND rec = $7";
+
+impl PgExecutions {
+    /// Inserts a new record unless the ARN exists (true: inserted); on a node of a cluster the
+    /// node owns it from now on.
+    fn insert_owned(&self, arn: &str, json: &[u8]) -> Result<bool, PersistenceError> {
+        let Some(fence) = self.db.fence().cloned() else {
+            return Ok(
+                self.write(format!("{INSERT} ON CONFLICT DO NOTHING"), arn, json, None)? == 1,
+            );
+        };
+        let f = checked(arn, json)?;
+        let running = is_running(&f.status);
+        let (a, json, node) = (arn.to_string(), json.to_vec(), fence.node());
+        let n = self.db.call(|pool| async move {
+            conn(&pool)
+                .await?
+                .execute(
+                    "INSERT INTO sfn_executions \
+                     (arn, state_machine, name, start_ms, status, rec, owner, epoch) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 1) ON CONFLICT DO NOTHING",
+                    &[
+                        &a,
+                        &f.state_machine_name,
+                        &f.name,
+                        &f.start_ms,
+                        &f.status,
+                        &json,
+                        &node,
+                    ],
+                )
+                .await
+                .map_err(pg)
+        })?;
+        if n == 1 && running {
+            fence.hold(arn, 1);
+        }
+        Ok(n == 1)
+    }
+
+    /// Replaces record `old` with `new` (false: the record changed meanwhile). On a node of a
+    /// cluster, setting an execution running again makes this node its owner (a new epoch), and
+    /// an execution this node owns is written only while it still owns it.
+    fn update_owned(&self, arn: &str, old: Vec<u8>, new: &[u8]) -> Result<bool, PersistenceError> {
+        let Some(fence) = self.db.fence().cloned() else {
+            return Ok(self.write(UPDATE.into(), arn, new, Some(old))? == 1);
+        };
+        let f = checked(arn, new)?;
+        let was_running = IndexedFields::of(&old).is_ok_and(|o| is_running(&o.status));
+        let takes = is_running(&f.status) && !was_running;
+        let held = fence.epoch_of(arn);
+        let (a, new, node) = (arn.to_string(), new.to_vec(), fence.node());
+        let r: Result<Option<i64>, PersistenceError> = self.db.call(|pool| async move {
+            let c = conn(&pool).await?;
+            let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                &a,
+                &f.state_machine_name,
+                &f.name,
+                &f.start_ms,
+                &f.status,
+                &new,
+                &old,
+            ];
+            if takes {
+                let row = c
+                    .query_opt(
+                        "UPDATE sfn_executions SET state_machine = $2, name = $3, \
+                         start_ms = $4, status = $5, rec = $6, owner = $8, \
+                         epoch = epoch + 1, woken = false \
+                         WHERE arn = $1 AND rec = $7 RETURNING epoch",
+                        &[p[0], p[1], p[2], p[3], p[4], p[5], p[6], &node],
+                    )
+                    .await
+                    .map_err(pg)?;
+                return Ok(row.map(|r| r.get(0)));
+            }
+            let Some(epoch) = held else {
+                let n = c.execute(UPDATE, &p).await.map_err(pg)?;
+                return Ok((n == 1).then_some(0));
+            };
+            let n = c
+                .execute(
+                    &format!("{UPDATE} AND owner = $8 AND epoch = $9"),
+                    &[p[0], p[1], p[2], p[3], p[4], p[5], p[6], &node, &epoch],
+                )
+                .await
+                .map_err(pg)?;
+            if n == 1 {
+                return Ok(Some(epoch));
+            }
+            // the record changed (try again), or another node owns the execution now
+            let row = c
+                .query_opt(
+                    "SELECT owner = $2 AND epoch = $3 FROM sfn_executions WHERE arn = $1",
+                    &[&a, &node, &epoch],
+                )
+                .await
+                .map_err(pg)?;
+            match row.and_then(|r| r.get::<_, Option<bool>>(0)) {
+                Some(true) | None => Ok(None),
+                Some(false) => Err(PersistenceError::Fenced {
+                    execution: a,
+                    epoch,
+                }),
+            }
+        });
+        match r {
+            Ok(Some(epoch)) if takes => {
+                fence.hold(arn, epoch);
+                Ok(true)
+            }
+            Ok(done) => Ok(done.is_some()),
+            Err(e @ PersistenceError::Fenced { .. }) => {
+                fence.lose([arn.to_string()]);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl ExecutionRecords for PgExecutions {
     fn execution(&self, arn: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
         limits::key(ARN, arn)?;
@@ -99,7 +226,7 @@ impl ExecutionRecords for PgExecutions {
         json: &[u8],
     ) -> Result<Option<Vec<u8>>, PersistenceError> {
         loop {
-            if self.write(format!("{INSERT} ON CONFLICT DO NOTHING"), arn, json, None)? == 1 {
+            if self.insert_owned(arn, json)? {
                 return Ok(None);
             }
             if let Some(cur) = self.execution(arn)? {
@@ -126,34 +253,26 @@ impl ExecutionRecords for PgExecutions {
         loop {
             let cur = self.execution(arn)?;
             let new = f(cur.as_deref());
-            let done =
-                match (cur, new) {
-                    (None, None) => return Ok(()),
-                    (None, Some(n)) => {
-                        self.write(format!("{INSERT} ON CONFLICT DO NOTHING"), arn, &n, None)? == 1
-                    }
-                    (Some(o), None) => {
-                        let (arn, o) = (arn.to_string(), o);
-                        self.db.call(|pool| async move {
-                            conn(&pool)
-                                .await?
-                                .execute(
-                                    "DELETE FROM sfn_executions WHERE arn = $1 AND rec = $2",
-                                    &[&arn, &o],
-                                )
-                                .await
-                                .map_err(pg)
-                        })? == 1
-                    }
-                    (Some(o), Some(n)) => self.write(
-                        "UPDATE sfn_executions SET state_machine = $2, name = $3, start_ms = $4, \
-                         status = $5, rec = $6 WHERE arn = $1 AND rec = $7"
-                            .into(),
-                        arn,
-                        &n,
-                        Some(o),
-                    )? == 1,
-                };
+            let done = match (cur, new) {
+                (None, None) => return Ok(()),
+                (None, Some(n)) => {
+                    self.write(format!("{INSERT} ON CONFLICT DO NOTHING"), arn, &n, None)? == 1
+                }
+                (Some(o), None) => {
+                    let (arn, o) = (arn.to_string(), o);
+                    self.db.call(|pool| async move {
+                        conn(&pool)
+                            .await?
+                            .execute(
+                                "DELETE FROM sfn_executions WHERE arn = $1 AND rec = $2",
+                                &[&arn, &o],
+                            )
+                            .await
+                            .map_err(pg)
+                    })? == 1
+                }
+                (Some(o), Some(n)) => self.update_owned(arn, o, &n)?,
+            };
             if done {
                 return Ok(());
             }

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use super::call::{conn, pg, PAGE};
+use super::call::{conn, keep_rows, mask, pg, PAGE};
+use super::cluster;
 use super::PgDatabase;
 use crate::persistence::history::{HistoryBatch, HistoryStore, RunVisit};
 use crate::persistence::{limits, PersistenceError};
@@ -92,10 +93,35 @@ impl Columns {
     }
 }
 
-/// Upserts `sfn_journal` rows from arrays `$1` (execution), `$2` (key), `$3` (entry).
+impl Columns {
+    /// Keeps the rows of the executions in `ok` (fencing).
+    fn retain(&mut self, ok: &std::collections::HashSet<String>) {
+        let m = mask(ok, &self.ev_exec);
+        keep_rows(&mut self.ev_exec, &m);
+        keep_rows(&mut self.ev_id, &m);
+        keep_rows(&mut self.ev_json, &m);
+        let m = mask(ok, &self.log_exec);
+        keep_rows(&mut self.log_exec, &m);
+        keep_rows(&mut self.log_seq, &m);
+        keep_rows(&mut self.log_state, &m);
+        keep_rows(&mut self.log_attempt, &m);
+        keep_rows(&mut self.log_json, &m);
+        let m = mask(ok, &self.j_exec);
+        keep_rows(&mut self.j_exec, &m);
+        keep_rows(&mut self.j_key, &m);
+        keep_rows(&mut self.j_json, &m);
+    }
+}
+
+/// Upserts `sfn_journal` rows from arrays `$1` (execution), `$2` (key), `$3` (entry). An
+/// attempt's result (`{"t":"ok"...`, `{"t":"err"...`) is never replaced by its `Started`
+/// marker: a marker still buffered on the owner must not undo an answer another node
+/// recorded meanwhile ([`crate::durable::Journal::complete_now`]).
 pub(crate) const UPSERT_JOURNAL: &str = "INSERT INTO sfn_journal (execution, key, entry) \
      SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::BYTEA[]) \
-     ON CONFLICT (execution, key) DO UPDATE SET entry = EXCLUDED.entry";
+     ON CONFLICT (execution, key) DO UPDATE SET entry = EXCLUDED.entry \
+     WHERE NOT (substring(sfn_journal.entry FROM 1 FOR 9) IN ('{\"t\":\"ok\"'::BYTEA, '{\"t\":\"err'::BYTEA) \
+                AND substring(EXCLUDED.entry FROM 1 FOR 14) = '{\"t\":\"started\"'::BYTEA)";
 
 impl PgHistory {
     /// The tables in `db`.
@@ -110,9 +136,16 @@ impl HistoryStore for PgHistory {
             return Ok(());
         }
         let c = Columns::of(batch)?;
+        let fence = self.db.fence().cloned();
         self.db.call(|pool| async move {
             let mut client = conn(&pool).await?;
             let tx = client.transaction().await.map_err(pg)?;
+            let mut c = c;
+            if let Some(fence) = fence {
+                let arns = c.ev_exec.iter().chain(&c.log_exec).chain(&c.j_exec);
+                let ok = cluster::check(&tx, &fence, arns.cloned().collect()).await?;
+                c.retain(&ok);
+            }
             if !c.ev_id.is_empty() {
                 tx.execute(
                     "INSERT INTO sfn_history (execution, id, event) \

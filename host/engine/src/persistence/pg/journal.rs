@@ -6,7 +6,8 @@
 //!
 //! [`JournalStore`]: crate::durable::JournalStore
 
-use super::call::{conn, pg};
+use super::call::{conn, keep_rows, mask, pg};
+use super::cluster;
 use super::history::UPSERT_JOURNAL;
 use super::PgDatabase;
 use crate::durable::{JournalBackend, Pairs, Writes};
@@ -90,6 +91,63 @@ impl JournalBackend for PgJournal {
         })
     }
 
+    fn update_unless_now(
+        &self,
+        key: &[u8],
+        new: Option<&[u8]>,
+        keep: &(dyn Fn(Option<&[u8]>) -> bool + Sync),
+    ) -> Result<Option<bool>, PersistenceError> {
+        let (x, k) = split(key)?;
+        if let Some(v) = new {
+            limits::record("journal entry", v)?;
+        }
+        // decided on the stored value, written back only if it is still that value (else
+        // decided again on what another node wrote meanwhile)
+        loop {
+            let cur = JournalBackend::get(self, key)?;
+            if keep(cur.as_deref()) {
+                return Ok(Some(false));
+            }
+            if cur.is_none() && new.is_none() {
+                return Ok(Some(true));
+            }
+            let (x2, k2, v) = (x.clone(), k.clone(), new.map(<[u8]>::to_vec));
+            let n = self.db.call(|pool| async move {
+                let c = conn(&pool).await?;
+                match (cur, v) {
+                    (None, Some(v)) => c
+                        .execute(
+                            "INSERT INTO sfn_journal (execution, key, entry) VALUES ($1, $2, $3) \
+                             ON CONFLICT DO NOTHING",
+                            &[&x2, &k2, &v],
+                        )
+                        .await
+                        .map_err(pg),
+                    (Some(old), Some(v)) => c
+                        .execute(
+                            "UPDATE sfn_journal SET entry = $3 \
+                             WHERE execution = $1 AND key = $2 AND entry = $4",
+                            &[&x2, &k2, &v, &old],
+                        )
+                        .await
+                        .map_err(pg),
+                    (Some(old), None) => c
+                        .execute(
+                            "DELETE FROM sfn_journal \
+                             WHERE execution = $1 AND key = $2 AND entry = $3",
+                            &[&x2, &k2, &old],
+                        )
+                        .await
+                        .map_err(pg),
+                    (None, None) => Ok(1),
+                }
+            })?;
+            if n == 1 {
+                return Ok(Some(true));
+            }
+        }
+    }
+
     fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError> {
         let clears: Vec<String> = clears
             .iter()
@@ -111,9 +169,23 @@ impl JournalBackend for PgJournal {
                 }
             }
         }
+        let fence = self.db.fence().cloned();
         self.db.call(|pool| async move {
             let mut c = conn(&pool).await?;
             let tx = c.transaction().await.map_err(pg)?;
+            let (mut clears, mut px, mut pk, mut pv, mut dx, mut dk) = (clears, px, pk, pv, dx, dk);
+            if let Some(fence) = fence {
+                let arns = clears.iter().chain(&px).chain(&dx).cloned().collect();
+                let ok = cluster::check(&tx, &fence, arns).await?;
+                clears.retain(|x| ok.contains(x));
+                let m = mask(&ok, &px);
+                keep_rows(&mut px, &m);
+                keep_rows(&mut pk, &m);
+                keep_rows(&mut pv, &m);
+                let m = mask(&ok, &dx);
+                keep_rows(&mut dx, &m);
+                keep_rows(&mut dk, &m);
+            }
             if !clears.is_empty() {
                 tx.execute(
                     "DELETE FROM sfn_journal WHERE execution = ANY($1)",

@@ -171,6 +171,27 @@ CREATE TABLE sfn_map_runs (arn TEXT COLLATE "C" PRIMARY KEY, rec BYTEA NOT NULL)
 CREATE TABLE sfn_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 "#,
     ),
+    (
+        5,
+        "several nodes: node leases, execution wake-ups, shared credentials",
+        r#"
+CREATE TABLE weft_nodes (
+    id          TEXT PRIMARY KEY,
+    host        TEXT NOT NULL,
+    started_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    lease_until TIMESTAMPTZ NOT NULL
+);
+ALTER TABLE sfn_executions ADD COLUMN woken BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX sfn_executions_owned ON sfn_executions (owner)
+    WHERE status IN ('RUNNING', 'PENDING_REDRIVE');
+CREATE INDEX sfn_executions_woken ON sfn_executions (owner) WHERE woken;
+CREATE TABLE weft_credentials (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    text     TEXT NOT NULL,
+    policies JSON NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

@@ -13,16 +13,17 @@
 
 mod call;
 mod catalog;
+pub mod cluster;
 mod dag;
 mod executions;
 mod history;
 mod journal;
+mod leader;
 mod logs;
 pub mod migrate;
-mod node_claim;
 mod tokens;
 
-pub use node_claim::NodeClaim;
+pub use leader::Leadership;
 
 pub use catalog::PgCatalog;
 pub use dag::PgDagStore;
@@ -50,6 +51,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Inner {
     pool: Pool,
+    /// What the pool connects with (the wake-up listener opens a connection of its own).
+    cfg: tokio_postgres::Config,
+    /// This node's fence once it joined a cluster ([`cluster::Cluster::join`]); until then
+    /// (the CLI's commands, tests) writes are not fenced.
+    fence: std::sync::OnceLock<Arc<cluster::Fence>>,
     rt: Option<tokio::runtime::Runtime>,
     host: String,
     port: u16,
@@ -106,7 +112,7 @@ impl PgDatabase {
             .build()
             .map_err(|e| PersistenceError::Postgres(format!("cannot start its runtime: {e}")))?;
         let mgr = Manager::from_config(
-            cfg,
+            cfg.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -124,6 +130,8 @@ impl PgDatabase {
         let db = PgDatabase {
             inner: Arc::new(Inner {
                 pool,
+                cfg,
+                fence: std::sync::OnceLock::new(),
                 rt: Some(rt),
                 host,
                 port,
@@ -159,6 +167,33 @@ impl PgDatabase {
     /// The connection pool (for stores and tests).
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// The connection settings of the pool.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.inner.cfg
+    }
+
+    /// The runtime the database's futures run on.
+    pub(crate) fn handle(&self) -> Result<tokio::runtime::Handle, PersistenceError> {
+        self.inner
+            .rt
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or_else(|| PersistenceError::Postgres("the database is closed".into()))
+    }
+
+    /// This node's fence, once it joined a cluster.
+    pub fn fence(&self) -> Option<&Arc<cluster::Fence>> {
+        self.inner.fence.get()
+    }
+
+    /// Turns fencing on for every store of this database (idempotent).
+    pub(crate) fn enable_fencing(&self) -> Arc<cluster::Fence> {
+        self.inner
+            .fence
+            .get_or_init(|| Arc::new(cluster::Fence::default()))
+            .clone()
     }
 
     /// The DAG scheduler's store in this database.
