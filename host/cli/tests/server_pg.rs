@@ -64,16 +64,19 @@ const LEASE_MS: u64 = 4000;
 
 /// `weft server --db URL --no-auth` with `$WEFT_HOME` = `home`, listening.
 fn start(home: &Path, url: &str) -> Server {
+    start_node(home, url, true)
+}
+
+/// `weft server --db URL` (`--no-auth` when `no_auth`) with `$WEFT_HOME` = `home`, listening.
+fn start_node(home: &Path, url: &str, no_auth: bool) -> Server {
     let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["server", "--listen", &listen, "--db", url];
+    if no_auth {
+        args.push("--no-auth");
+    }
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--no-auth",
-            "--db",
-            url,
-        ])
+        .args(&args)
         .env("WEFT_HOME", home)
         .env_remove("WEFT_DB")
         // a dead node's executions are adopted within this lease and a tick
@@ -508,4 +511,55 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_runs_again() {
         &admin,
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
     );
+}
+
+/// The secret access key of `home`'s credentials file.
+fn secret_of(home: &Path) -> String {
+    let text = std::fs::read_to_string(home.join("credentials")).unwrap();
+    text.lines()
+        .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == "aws_secret_access_key"))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap()
+}
+
+/// ListStateMachines with `Authorization: Bearer SECRET`; the HTTP status.
+fn list_with(port: u16, secret: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.ListStateMachines\r\nContent-Type: application/x-amz-json-1.0\r\nAuthorization: Bearer {secret}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn every_node_of_a_database_serves_the_keys_kept_in_it() {
+    let Some((admin, url, name)) = fresh_database("keys") else {
+        return;
+    };
+    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_node(ha.path(), &url, false);
+    let key = secret_of(ha.path());
+    // a second node on a fresh home writes the database's keys where it says to read them
+    let b = start_node(hb.path(), &url, false);
+    assert_eq!(secret_of(hb.path()), key, "the second node made a key of its own");
+    assert_eq!(list_with(a.port, &key), 200);
+    assert_eq!(list_with(b.port, &key), 200);
+    assert_eq!(list_with(b.port, "not-the-key"), 400, "UnrecognizedClientException");
+    // a home with keys of its own joins a database that has keys: the database's win
+    let hc = tempfile::tempdir().unwrap();
+    std::fs::write(
+        hc.path().join("credentials"),
+        "[default]\naws_access_key_id = LOCAL\naws_secret_access_key = local-secret\n",
+    )
+    .unwrap();
+    let c = start_node(hc.path(), &url, false);
+    assert_eq!(list_with(c.port, &key), 200);
+    assert_eq!(list_with(c.port, "local-secret"), 400);
+    drop((a, b, c));
+    psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }

@@ -37,6 +37,7 @@ pub mod rest;
 mod runner;
 pub mod runtime;
 pub mod sigv4;
+mod shared_credentials;
 mod sm_resource_map;
 pub mod sm_summary;
 pub mod tags;
@@ -464,10 +465,15 @@ pub fn run_node(
         weft_store::Store::open(home)
             .with_context(|| format!("opening the weft store at {}", home.display()))?,
     );
+    let database = weft_engine::persistence::Database::open(db_url, store.db())?;
     let tokens = if no_auth {
         None
     } else {
-        let (tokens, created) = auth::Tokens::load_or_create(home)?;
+        // on a shared database every node serves the keys kept there
+        let (tokens, created) = match &database {
+            weft_engine::persistence::Database::Postgres(pg) => shared_credentials::load(home, pg)?,
+            weft_engine::persistence::Database::Sled(_) => auth::Tokens::load_or_create(home)?,
+        };
         let cred = home.join("credentials");
         if created {
             console::say(format!(
@@ -488,7 +494,6 @@ pub fn run_node(
             m.state_machines().len()
         ));
     }
-    let database = weft_engine::persistence::Database::open(db_url, store.db())?;
     console::say(format!("weft server: state in {}", database.describe()));
     let state = AppState::with_database(store.clone(), tokens, mocks, local_tasks, database)?;
     if !local_tasks {

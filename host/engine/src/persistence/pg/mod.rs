@@ -13,6 +13,7 @@
 
 mod call;
 mod catalog;
+mod credentials;
 pub mod cluster;
 mod dag;
 mod executions;
@@ -26,6 +27,7 @@ mod tokens;
 pub use leader::Leadership;
 
 pub use catalog::PgCatalog;
+pub use credentials::SharedCredentials;
 pub use dag::PgDagStore;
 pub use executions::PgExecutions;
 pub use history::PgHistory;
