@@ -7,6 +7,7 @@
 #   eval "$(bash scripts/pg.sh)"       # export WEFT_TEST_PG=postgres://postgres@127.0.0.1:PORT/postgres
 #   bash scripts/pg.sh stop            # stops it and removes its directory
 #   bash scripts/pg.sh url             # prints the URL of the running cluster (exit 1: none)
+#   bash scripts/pg.sh restart         # restarts it on the same port (clients must reconnect)
 #   bash scripts/pg.sh start --stop-with PID   # ... and stop it once process PID has exited
 #
 # Idempotent: a cluster already started by this script (state in $WEFT_PG_STATE, default
@@ -110,6 +111,15 @@ case "$CMD" in
     fi
     ;;
   stop) stop_quiet; rm -f "$STATE.lock"; log "stopped" ;;
+  restart)
+    # the same cluster on the same port (fault tests: clients must reconnect)
+    running_url >/dev/null || { log "no cluster of $STATE is running"; exit 1; }
+    bin=$(pg_bin); port=$(cat "$STATE/port")
+    run_as "$bin/pg_ctl" -D "$STATE/data" -l "$STATE/server.log" -w -t 60 -m fast \
+      -o "-h 127.0.0.1 -p $port -k $STATE -c max_connections=200 -c shared_buffers=64MB" restart </dev/null >&2 9>&- \
+      || { cat "$STATE/server.log" >&2; log "the server did not restart"; exit 1; }
+    log "restarted on 127.0.0.1:$port"
+    ;;
   url) running_url ;;
   *) log "usage: pg.sh [start|stop|url]"; exit 2 ;;
 esac

@@ -12,124 +12,16 @@
 //! `WEFT_REQUIRE_PG=1`).
 
 mod common;
+use common::pg_nodes::*;
 use common::*;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-fn psql(url: &str, sql: &str) -> String {
-    let o = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// One AWS JSON 1.0 call; (status, body).
-fn call(port: u16, action: &str, body: &Value) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let b = body.to_string();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-        b.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn ok(port: u16, action: &str, body: Value) -> Value {
-    let (st, v) = call(port, action, &body);
-    assert_eq!(st, 200, "{action}: {v}");
-    v
-}
-
-/// The nodes' lease in these tests.
-const LEASE_MS: u64 = 4000;
-
-/// `weft server --db URL --no-auth` with `$WEFT_HOME` = `home`, listening.
-fn start(home: &Path, url: &str) -> Server {
-    start_node(home, url, true)
-}
-
-/// `weft server --db URL` (`--no-auth` when `no_auth`) with `$WEFT_HOME` = `home`, listening.
-fn start_node(home: &Path, url: &str, no_auth: bool) -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["server", "--listen", &listen, "--db", url];
-    if no_auth {
-        args.push("--no-auth");
-    }
-    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(&args)
-        .env("WEFT_HOME", home)
-        .env_remove("WEFT_DB")
-        // a dead node's executions are adopted within this lease and a tick
-        .env("WEFT_NODE_LEASE_MS", LEASE_MS.to_string())
-        .current_dir(home)
-        .env("WEFT_LOG", "info")
-        .stdout(Stdio::null())
-        // kept beside the home for a failure's investigation
-        .stderr(std::fs::File::create(home.with_extension("log")).unwrap())
-        .spawn()
-        .unwrap();
-    let server = Server { child, port };
-    let end = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the server did not start listening");
-}
-
-/// A `$WEFT_HOME` with the echo plugin installed.
-fn home_with_echo(dir: &Path) {
-    let o = weft(
-        dir,
-        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
-/// Polls DescribeExecution until the execution is no longer RUNNING (the test's own deadline
-/// only guards against a hang).
-fn wait_done(port: u16, arn: &str) -> Value {
-    let end = Instant::now() + Duration::from_secs(300);
-    loop {
-        let d = ok(port, "DescribeExecution", json!({"executionArn": arn}));
-        if d["status"] != "RUNNING" || Instant::now() > end {
-            return d;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn event_types(port: u16, arn: &str) -> Vec<String> {
-    let h = ok(port, "GetExecutionHistory", json!({"executionArn": arn}));
-    h["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
-}
 
 const DEFINITION: &str = r#"{
   "StartAt": "T1",
@@ -265,16 +157,6 @@ const CLUSTER_FLOW: &str = r#"{
            "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 3}]}
   }
 }"#;
-
-/// A fresh database of the test cluster: (admin URL, its URL, its name).
-fn fresh_database(tag: &str) -> Option<(String, String, String)> {
-    let admin = pg_cluster()?;
-    let name = format!("weft_{tag}_{}", std::process::id());
-    psql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&admin, &format!("CREATE DATABASE {name}"));
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    Some((admin, url, name))
-}
 
 /// The task token of the callback of `arn`, once it waits for it.
 fn token_of(port: u16, arn: &str) -> String {
@@ -517,7 +399,10 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_runs_again() {
 fn secret_of(home: &Path) -> String {
     let text = std::fs::read_to_string(home.join("credentials")).unwrap();
     text.lines()
-        .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == "aws_secret_access_key"))
+        .find_map(|l| {
+            l.split_once('=')
+                .filter(|(k, _)| k.trim() == "aws_secret_access_key")
+        })
         .map(|(_, v)| v.trim().to_string())
         .unwrap()
 }
@@ -533,7 +418,10 @@ fn list_with(port: u16, secret: &str) -> u16 {
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -546,10 +434,18 @@ fn every_node_of_a_database_serves_the_keys_kept_in_it() {
     let key = secret_of(ha.path());
     // a second node on a fresh home writes the database's keys where it says to read them
     let b = start_node(hb.path(), &url, false);
-    assert_eq!(secret_of(hb.path()), key, "the second node made a key of its own");
+    assert_eq!(
+        secret_of(hb.path()),
+        key,
+        "the second node made a key of its own"
+    );
     assert_eq!(list_with(a.port, &key), 200);
     assert_eq!(list_with(b.port, &key), 200);
-    assert_eq!(list_with(b.port, "not-the-key"), 400, "UnrecognizedClientException");
+    assert_eq!(
+        list_with(b.port, "not-the-key"),
+        400,
+        "UnrecognizedClientException"
+    );
     // a home with keys of its own joins a database that has keys: the database's win
     let hc = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -561,5 +457,8 @@ fn every_node_of_a_database_serves_the_keys_kept_in_it() {
     assert_eq!(list_with(c.port, &key), 200);
     assert_eq!(list_with(c.port, "local-secret"), 400);
     drop((a, b, c));
-    psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
 }

@@ -817,10 +817,25 @@ pub(crate) fn execution_role(
 }
 
 fn load_record(app: &AppState, arn: &str) -> Option<ExecutionRecord> {
+    read_record(app, arn).ok().flatten()
+}
+
+/// The execution's record (`Ok(None)`: there is none, or it is unreadable); `Err`: the store
+/// cannot be read now (a shared database away): try again later.
+fn read_record(app: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, String> {
     match app.executions.execution(arn) {
-        Ok(Some(v)) => serde_json::from_slice(&v).ok(),
-        _ => None,
+        Ok(Some(v)) => Ok(serde_json::from_slice(&v).ok()),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
+}
+
+/// The store failed under a run (a shared database away): the run ends here and the
+/// execution runs again in a second, from its journal.
+fn retry_soon(rt: &Runtime, arn: &str, why: &str) {
+    tracing::warn!(execution = %arn, "run unwound: {why}; retrying in 1 s");
+    rt.add_timer(now_ms() + 1000, Timer::Resume(arn.to_string()));
+    rt.run_ended(arn, false);
 }
 
 /// The state machine name in an execution ARN.
@@ -849,9 +864,13 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         return;
     }
     rt.runs.fetch_add(1, Ordering::Relaxed);
-    let Some(rec) = load_record(app, arn) else {
-        rt.run_ended(arn, true);
-        return;
+    let rec = match read_record(app, arn) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            rt.run_ended(arn, true);
+            return;
+        }
+        Err(e) => return retry_soon(rt, arn, &e),
     };
     if rec.status != "RUNNING" {
         if let Some(f) = rt.fence() {
@@ -876,6 +895,20 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         .role_arn
         .clone()
         .unwrap_or_else(|| crate::api::DEFAULT_ROLE.to_string());
+    // what the run replays from; a store that cannot be read now is retried, not a failure
+    let mut history = match DurableHistory::load(app, arn, Some(ctl.clone())) {
+        Ok(h) => Some(h),
+        Err(e) => return retry_soon(rt, arn, &e.message),
+    };
+    let mut recorded = match history.as_ref().is_some_and(|h| !h.is_new()) {
+        true => match recorded_entries(app, arn) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return retry_soon(rt, arn, &format!("cannot read the journal: {}", e.message))
+            }
+        },
+        false => None,
+    };
     // the state machine's TimeoutSeconds deadline, to wake a suspended run when it passes
     let mut deadline_ms: Option<i64> = None;
     let outcome = (|| -> Result<Value, StateError> {
@@ -921,8 +954,9 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             ctl: &ctl,
             secret: &rt.secret,
         };
-        let mut history = DurableHistory::load(app, arn, Some(ctl.clone()))
-            .map_err(|e| StateError::new("States.Runtime", e.message))?;
+        let mut history = history
+            .take()
+            .ok_or_else(|| StateError::new("States.Runtime", "no history"))?;
         ctl.set_fresh(history.is_new());
         // UpdateMapRun's limits reach the running Map Runs
         let weak_limits = Arc::downgrade(app);
@@ -938,10 +972,8 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
                 app.pending.push_journal(execution, key, json);
             }
         }));
-        if !history.is_new() {
-            ctl.set_recorded(recorded_entries(app, arn).map_err(|e| {
-                StateError::new("States.Runtime", format!("cannot read the journal: {e}"))
-            })?);
+        if let Some(r) = recorded.take() {
+            ctl.set_recorded(r);
         }
         ctl.set_redrive_count(rec.redrive_count);
         let opts = RunOptions {
@@ -995,8 +1027,11 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             rt.run_ended(arn, false);
         }
         result => {
-            finish(app, &rec, result);
-            rt.run_ended(arn, true);
+            if finish(app, &rec, result) {
+                rt.run_ended(arn, true);
+            } else {
+                retry_soon(rt, arn, "cannot record its end");
+            }
         }
     }
 }
@@ -1027,8 +1062,8 @@ fn timeout_deadline(rec: &ExecutionRecord, sm: &weft_asl::StateMachine) -> Optio
 }
 
 /// Records an execution's end (unless it was stopped meanwhile), commits, and answers a
-/// `.sync` parent.
-fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, StateError>) {
+/// `.sync` parent; false when the end could not be recorded (the run must be tried again).
+fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, StateError>) -> bool {
     let stop = now_ms();
     // (the run parsed this definition: it comes from the cache)
     let deadline = rec
@@ -1066,7 +1101,8 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     });
     if let Err(e) = r {
         tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
-        return;
+        // (fenced: another node owns it now, and the run's `owns` check ends it)
+        return false;
     }
     if status != "SUCCEEDED" && finished.is_some() {
         // a task may still wait for an answer (the execution timed out or failed around it):
@@ -1079,11 +1115,14 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
             tracing::error!(execution = %rec.arn, "cannot clear the journal: {e}");
         }
     }
-    if let Err(e) = app.rt.commit.commit() {
-        tracing::error!(execution = %rec.arn, "commit: {e}");
-    }
-    if let Some(f) = app.rt.fence() {
-        f.release(&rec.arn);
+    match app.rt.commit.commit() {
+        Err(e) => tracing::error!(execution = %rec.arn, "commit: {e}"),
+        // (held until then: the fence lets the last writes through)
+        Ok(()) => {
+            if let Some(f) = app.rt.fence() {
+                f.release(&rec.arn);
+            }
+        }
     }
     if let Some(e) = &finished {
         app.live.status(&rec.arn, status); // web UI live updates
@@ -1093,6 +1132,7 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
     if let (Some(e), Some((parent, key))) = (finished, &rec.parent) {
         answer_parent(app, &e, parent, key);
     }
+    true
 }
 
 /// Answers the `.sync` task of a parent execution with a child's end, as Step Functions does.

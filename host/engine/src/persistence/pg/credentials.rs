@@ -43,7 +43,10 @@ impl PgDatabase {
             .await
             .map_err(pg)?;
             let r = c
-                .query_one("SELECT text, policies FROM weft_credentials WHERE id = 1", &[])
+                .query_one(
+                    "SELECT text, policies FROM weft_credentials WHERE id = 1",
+                    &[],
+                )
                 .await
                 .map_err(pg)?;
             Ok((r.get(0), r.get(1)))

@@ -13,8 +13,8 @@
 
 mod call;
 mod catalog;
-mod credentials;
 pub mod cluster;
+mod credentials;
 mod dag;
 mod executions;
 mod history;

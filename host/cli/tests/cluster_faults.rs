@@ -1,0 +1,305 @@
+//! Several `weft server` nodes on one PostgreSQL database, under faults. Three nodes run 1,000
+//! Standard executions (a task, a Wait, a task; every tenth waits for a callback answered on
+//! another node) started round-robin through all of them, and one node is killed (SIGKILL)
+//! mid-run: every execution ends with the right output, every task ran, and a task whose
+//! completion was durable at the kill never ran again (the `record-run` plugin leaves one file
+//! per real run in a directory the nodes' role grants). And PostgreSQL itself restarted mid-run
+//! (a cluster of this test's own, on the same port): the nodes reconnect and go on, and no
+//! execution whose start was acknowledged is lost.
+
+mod common;
+use common::pg_nodes::*;
+use common::*;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The tests of this file take turns (each keeps the machine's two cores busy).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const FLOW: &str = r#"{
+  "StartAt": "T1",
+  "States": {
+    "T1": {"Type": "Task", "Resource": "weft:plugin:record-run",
+           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t1', $$.Execution.Name)", "n.$": "$.n"},
+           "ResultPath": "$.t1",
+           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
+           "Next": "W"},
+    "W": {"Type": "Wait", "Seconds": 1, "Next": "T2"},
+    "T2": {"Type": "Task", "Resource": "weft:plugin:record-run",
+           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t2', $$.Execution.Name)", "n.$": "$.t1.n"},
+           "ResultPath": "$.t2",
+           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
+           "Next": "Done"},
+    "Done": {"Type": "Pass", "Parameters": {"n.$": "$.t2.n", "ok": true}, "End": true}
+  }
+}"#;
+
+/// FLOW with a callback between the Wait and T2.
+fn flow_with_callback() -> String {
+    let mut v: Value = serde_json::from_str(FLOW).unwrap();
+    v["States"]["W"]["Next"] = json!("Ask");
+    v["States"]["Ask"] = json!({
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+        "ResultPath": "$.answer", "Next": "T2"
+    });
+    v.to_string()
+}
+
+/// A home with record-run installed and role `weft:role:recorder` (read and write `runs/`).
+fn recorder_home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("roles")).unwrap();
+    std::fs::write(
+        home.path().join("roles/recorder.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["fs:Read", "fs:Write"], "Resource": ["file:runs/*"]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    install_plugin(home.path(), "record-run.wasm");
+    home
+}
+
+/// Real runs per task id (`NAME-t1`, `NAME-t2`), from the files record-run left.
+fn runs(work: &Path) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for e in std::fs::read_dir(work.join("runs")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some((id, _)) = name.rsplit_once('.') {
+            *m.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// The tasks whose completion is durable in the database now: journaled results of T1 (state
+/// 0) and T2 (state 2 without a callback, 3 with one), and both tasks of every SUCCEEDED run.
+fn durably_completed(url: &str) -> HashSet<String> {
+    let mut done = HashSet::new();
+    for line in psql(
+        url,
+        "SELECT name FROM sfn_executions WHERE status = 'SUCCEEDED'",
+    )
+    .lines()
+    {
+        done.insert(format!("{line}-t1"));
+        done.insert(format!("{line}-t2"));
+    }
+    let rows = psql(
+        url,
+        "SELECT e.name || ' ' || j.key FROM sfn_journal j JOIN sfn_executions e ON e.arn = j.execution \
+         WHERE substring(j.entry FROM 1 FOR 9) = '{\"t\":\"ok\"'::BYTEA",
+    );
+    for line in rows.lines() {
+        let (name, key) = line.split_once(' ').unwrap();
+        let cb = name.starts_with("cb");
+        let t = if key.starts_with("/0.") {
+            "t1"
+        } else if key.starts_with(if cb { "/3." } else { "/2." }) {
+            "t2"
+        } else {
+            continue;
+        };
+        done.insert(format!("{name}-{t}"));
+    }
+    done
+}
+
+fn create(port: u16, name: &str, definition: &str) -> String {
+    ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": name, "definition": definition, "roleArn": "weft:role:recorder"}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Answers the callback of `arn` through `port` once it waits for it.
+fn answer(port: u16, arn: &str) {
+    let end = Instant::now() + Duration::from_secs(180);
+    loop {
+        let h = ok(port, "GetExecutionHistory", json!({"executionArn": arn}));
+        let token = h["events"].as_array().unwrap().iter().find_map(|e| {
+            let p = e["taskScheduledEventDetails"]["parameters"].as_str()?;
+            let p: Value = serde_json::from_str(p).ok()?;
+            p["MessageBody"]["token"].as_str().map(str::to_string)
+        });
+        if let Some(token) = token {
+            let (st, v) = call(
+                port,
+                "SendTaskSuccess",
+                &json!({"taskToken": token, "output": "{\"answered\": true}"}),
+            );
+            if st == 200 {
+                return;
+            }
+            // (the event may be read a moment before its token is stored)
+            assert_eq!(v["__type"], "TaskDoesNotExist", "{v}");
+        }
+        assert!(Instant::now() < end, "{arn} never waited for its callback");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_nodes_run_a_thousand_executions_and_survive_a_kill() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((admin, url, name)) = fresh_database("faults") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("runs")).unwrap();
+    let homes: Vec<_> = (0..3).map(|_| recorder_home()).collect();
+    let mut nodes: Vec<Option<Server>> = homes
+        .iter()
+        .map(|h| Some(start_node_in(h.path(), work.path(), &url, true)))
+        .collect();
+    let port = |nodes: &[Option<Server>], i: usize| nodes[i].as_ref().unwrap().port;
+    let flow = create(port(&nodes, 0), "flow", FLOW);
+    let callback = create(port(&nodes, 1), "callback-flow", &flow_with_callback());
+
+    const N: usize = 1000;
+    let mut arns = Vec::new();
+    for i in 0..N {
+        let (sm, exec) = if i % 10 == 0 {
+            (&callback, format!("cb{i}"))
+        } else {
+            (&flow, format!("x{i}"))
+        };
+        // (through node 1 once node 0 is gone)
+        let via = if i > N / 2 && i % 3 == 0 { 1 } else { i % 3 };
+        let v = ok(
+            port(&nodes, via),
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": exec, "input": format!("{{\"n\": {i}}}")}),
+        );
+        arns.push((i, exec, v["executionArn"].as_str().unwrap().to_string()));
+        if i == N / 2 {
+            // node 0 dies mid-run; what was durable then must not run again
+            nodes[0].take().unwrap().kill9();
+        }
+    }
+    let durable_at_kill = durably_completed(&url);
+
+    for (i, exec, arn) in &arns {
+        if exec.starts_with("cb") {
+            answer(port(&nodes, 1 + i % 2), arn);
+        }
+    }
+    for (i, exec, arn) in &arns {
+        let d = wait_done(port(&nodes, 1 + i % 2), arn);
+        assert_eq!(d["status"], "SUCCEEDED", "{exec}: {d}");
+        let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+        assert_eq!(out, json!({"n": i, "ok": true}), "{exec}");
+    }
+    let runs = runs(work.path());
+    for (_, exec, _) in &arns {
+        for t in ["t1", "t2"] {
+            let id = format!("{exec}-{t}");
+            let n = runs.get(&id).copied().unwrap_or(0);
+            assert!(n >= 1, "{id} never ran");
+            if durable_at_kill.contains(&id) {
+                assert_eq!(n, 1, "{id} was complete on disk at the kill and ran again");
+            }
+        }
+    }
+    // the dead node's unfinished executions were adopted (a new fencing epoch each)
+    let adopted: usize = psql(&url, "SELECT count(*) FROM sfn_executions WHERE epoch > 1")
+        .parse()
+        .unwrap();
+    assert!(adopted > 0, "no execution was adopted from the killed node");
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM sfn_executions WHERE status = 'RUNNING'"
+        ),
+        "0"
+    );
+    drop(nodes);
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}
+
+/// A PostgreSQL cluster of this test alone (it is restarted), stopped when the test process
+/// ends: (its state directory, URL).
+fn private_cluster() -> Option<(std::path::PathBuf, String)> {
+    let state = std::env::temp_dir().join(format!("weft-pg-restart-{}", std::process::id()));
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/pg.sh"))
+        .args(["start", "--stop-with", &std::process::id().to_string()])
+        .env("WEFT_PG_STATE", &state)
+        .output()
+        .ok()?;
+    let url = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("export WEFT_TEST_PG=").map(str::to_string));
+    if url.is_none() {
+        assert!(
+            std::env::var("WEFT_REQUIRE_PG").as_deref() != Ok("1"),
+            "PostgreSQL is required (WEFT_REQUIRE_PG=1): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        eprintln!("\n*** SKIPPING: PostgreSQL could not be installed or started ***\n");
+    }
+    Some((state, url?))
+}
+
+#[test]
+fn nodes_go_on_after_postgresql_restarts() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((state, url)) = private_cluster() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("runs")).unwrap();
+    let homes: Vec<_> = (0..2).map(|_| recorder_home()).collect();
+    let nodes: Vec<Server> = homes
+        .iter()
+        .map(|h| start_node_in(h.path(), work.path(), &url, true))
+        .collect();
+    let flow = create(nodes[0].port, "flow", FLOW);
+    let mut acknowledged = Vec::new();
+    for i in 0..200 {
+        if i == 100 {
+            let st = Command::new("bash")
+                .arg(repo().join("scripts/pg.sh"))
+                .arg("restart")
+                .env("WEFT_PG_STATE", &state)
+                .status()
+                .unwrap();
+            assert!(st.success(), "the cluster did not restart");
+        }
+        // a start refused while the database is away was not acknowledged: nothing to keep
+        let (st, v) = call(
+            nodes[i % 2].port,
+            "StartExecution",
+            &json!({"stateMachineArn": flow, "name": format!("x{i}"), "input": format!("{{\"n\": {i}}}")}),
+        );
+        if st == 200 {
+            acknowledged.push((i, v["executionArn"].as_str().unwrap().to_string()));
+        }
+    }
+    assert!(
+        acknowledged.len() >= 150,
+        "{} of 200 starts acknowledged",
+        acknowledged.len()
+    );
+    for (i, arn) in &acknowledged {
+        let d = wait_done(nodes[i % 2].port, arn);
+        assert_eq!(d["status"], "SUCCEEDED", "{arn}: {d}");
+        let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+        assert_eq!(out, json!({"n": i, "ok": true}));
+    }
+}

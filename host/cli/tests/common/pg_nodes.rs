@@ -1,0 +1,136 @@
+//! Fixtures of the tests that run `weft server` nodes on the test PostgreSQL cluster: a fresh
+//! database per test, nodes as child processes (their log beside their home), AWS JSON calls.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::*;
+
+pub fn psql(url: &str, sql: &str) -> String {
+    let o = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// One AWS JSON 1.0 call; (status, body).
+pub fn call(port: u16, action: &str, body: &Value) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let b = body.to_string();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+pub fn ok(port: u16, action: &str, body: Value) -> Value {
+    let (st, v) = call(port, action, &body);
+    assert_eq!(st, 200, "{action}: {v}");
+    v
+}
+
+/// The nodes' lease in these tests.
+pub const LEASE_MS: u64 = 4000;
+
+/// `weft server --db URL --no-auth` with `$WEFT_HOME` = `home`, listening.
+pub fn start(home: &Path, url: &str) -> Server {
+    start_node(home, url, true)
+}
+
+/// `weft server --db URL` (`--no-auth` when `no_auth`) with `$WEFT_HOME` = `home`, listening.
+pub fn start_node(home: &Path, url: &str, no_auth: bool) -> Server {
+    start_node_in(home, home, url, no_auth)
+}
+
+/// [`start_node`] with its working directory (where fs grants point) in `work`.
+pub fn start_node_in(home: &Path, work: &Path, url: &str, no_auth: bool) -> Server {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["server", "--listen", &listen, "--db", url];
+    if no_auth {
+        args.push("--no-auth");
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(&args)
+        .env("WEFT_HOME", home)
+        .env_remove("WEFT_DB")
+        // a dead node's executions are adopted within this lease and a tick
+        .env("WEFT_NODE_LEASE_MS", LEASE_MS.to_string())
+        .current_dir(work)
+        .env("WEFT_LOG", "info")
+        .stdout(Stdio::null())
+        // kept beside the home for a failure's investigation
+        .stderr(std::fs::File::create(home.with_extension("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    let end = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the server did not start listening");
+}
+
+/// A `$WEFT_HOME` with the echo plugin installed.
+pub fn home_with_echo(dir: &Path) {
+    let o = weft(
+        dir,
+        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Polls DescribeExecution until the execution is no longer RUNNING (the test's own deadline
+/// only guards against a hang).
+pub fn wait_done(port: u16, arn: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(300);
+    loop {
+        let d = ok(port, "DescribeExecution", json!({"executionArn": arn}));
+        if d["status"] != "RUNNING" || Instant::now() > end {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn event_types(port: u16, arn: &str) -> Vec<String> {
+    let h = ok(port, "GetExecutionHistory", json!({"executionArn": arn}));
+    h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A fresh database of the test cluster: (admin URL, its URL, its name).
+pub fn fresh_database(tag: &str) -> Option<(String, String, String)> {
+    let admin = pg_cluster()?;
+    let name = format!("weft_{tag}_{}", std::process::id());
+    psql(&admin, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&admin, &format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    Some((admin, url, name))
+}
