@@ -7,8 +7,9 @@
 //! store of the first node holds no execution. Several nodes share one database: executions
 //! started round-robin through three nodes, one of them killed mid-run, all end right, and
 //! callbacks answered on any node wake the node that owns the execution; a node stopped
-//! (SIGSTOP) past its lease writes nothing once it runs again. The cluster is `$WEFT_TEST_PG`, or one
-//! `scripts/pg.sh` starts for this test process (skipped loudly without PostgreSQL unless
+//! (SIGSTOP) past its lease writes nothing once it runs again; an activity task queued on one
+//! node is handed out by another; every node serves the access keys kept in the database.
+//! The cluster is `$WEFT_TEST_PG`, or one `scripts/pg.sh` starts for this test process (skipped loudly without PostgreSQL unless
 //! `WEFT_REQUIRE_PG=1`).
 
 mod common;
@@ -457,6 +458,76 @@ fn every_node_of_a_database_serves_the_keys_kept_in_it() {
     assert_eq!(list_with(c.port, &key), 200);
     assert_eq!(list_with(c.port, "local-secret"), 400);
     drop((a, b, c));
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}
+
+#[test]
+fn an_activity_task_queued_on_one_node_is_handed_out_by_another() {
+    let Some((admin, url, name)) = fresh_database("activity") else {
+        return;
+    };
+    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(ha.path(), &url);
+    let b = start(hb.path(), &url);
+    let act = ok(a.port, "CreateActivity", json!({"name": "review"}))["activityArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let def = json!({"StartAt": "Review", "States": {
+        "Review": {"Type": "Task", "Resource": act, "End": true}}})
+    .to_string();
+    let sm = ok(
+        a.port,
+        "CreateStateMachine",
+        json!({"name": "reviewed", "definition": def}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = ok(
+        a.port,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "r1", "input": "{\"doc\": 7}"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // a worker polling node B gets the task node A queued; a second poll gets nothing
+    let end = Instant::now() + Duration::from_secs(60);
+    let task = loop {
+        let t = ok(
+            b.port,
+            "GetActivityTask",
+            json!({"activityArn": act, "workerName": "w1"}),
+        );
+        if t["taskToken"].as_str().is_some_and(|s| !s.is_empty()) {
+            break t;
+        }
+        assert!(Instant::now() < end, "node B never handed out the task");
+    };
+    let input: Value = serde_json::from_str(task["input"].as_str().unwrap()).unwrap();
+    assert_eq!(input["doc"], 7);
+    // claimed once, in the database: no other node hands it out again
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM sfn_tokens WHERE convert_from(rec, 'UTF8') LIKE '%\"claimed_by\":\"w1\"%'"
+        ),
+        "1"
+    );
+    ok(
+        b.port,
+        "SendTaskSuccess",
+        json!({"taskToken": task["taskToken"], "output": "{\"approved\": true}"}),
+    );
+    let d = wait_done(a.port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out, json!({"approved": true}));
+    drop((a, b));
     psql(
         &admin,
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),

@@ -591,7 +591,9 @@ impl Runtime {
         self.activity_ready.notify_waiters();
     }
 
-    /// Takes the next task of an activity for `worker`: (token, input).
+    /// Takes the next task of an activity for `worker`: (token, input). A task is claimed in
+    /// the token store itself (compare-and-set), so that one worker gets it whichever node it
+    /// polls; on a shared database the tasks other nodes queued are found there too.
     pub(crate) fn claim_activity(
         &self,
         activity: &str,
@@ -603,22 +605,63 @@ impl Runtime {
                     .activity_queue
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
-                match q.get_mut(activity).and_then(VecDeque::pop_front) {
-                    Some(t) => t,
-                    None => return Ok(None),
+                q.get_mut(activity).and_then(VecDeque::pop_front)
+            };
+            let Some(token) = token else {
+                break;
+            };
+            // the task may have been answered, timed out or claimed meanwhile
+            if let Some(input) = self.claim_token(&token, activity, worker)? {
+                return Ok(Some((token, input)));
+            }
+        }
+        if self.shared.is_none() {
+            return Ok(None);
+        }
+        let mut unclaimed = Vec::new();
+        self.tokens.each_token(&mut |token, v| {
+            if let Ok(rec) = serde_json::from_slice::<TokenRecord>(v) {
+                if rec.activity.as_deref() == Some(activity) && rec.claimed_by.is_none() {
+                    unclaimed.push(token.to_string());
                 }
+            }
+            unclaimed.len() < 64
+        })?;
+        for token in unclaimed {
+            if let Some(input) = self.claim_token(&token, activity, worker)? {
+                return Ok(Some((token, input)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks activity task `token` claimed by `worker` unless it is gone or claimed; its input.
+    fn claim_token(
+        &self,
+        token: &str,
+        activity: &str,
+        worker: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let mut input = None;
+        self.tokens.update_token(token, &mut |cur| {
+            input = None;
+            let cur = cur?;
+            let Ok(mut rec) = serde_json::from_slice::<TokenRecord>(cur) else {
+                return Some(cur.to_vec());
             };
-            // the task may have been answered or timed out meanwhile
-            let Some(mut rec) = self.token(&token)? else {
-                continue;
-            };
+            if rec.claimed_by.is_some() || rec.activity.as_deref() != Some(activity) {
+                return Some(cur.to_vec());
+            }
             rec.claimed_by = Some(worker.to_string());
-            self.put_token(&token, &rec)?;
+            input = Some(rec.input.clone().unwrap_or_else(|| "{}".into()));
+            serde_json::to_vec(&rec).ok()
+        })?;
+        if input.is_some() {
             self.commit
                 .commit()
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            return Ok(Some((token, rec.input.unwrap_or_else(|| "{}".into()))));
         }
+        Ok(input)
     }
 
     pub(crate) fn activity_exists(&self, name: &str) -> bool {

@@ -4,6 +4,7 @@
 
 use std::ops::Bound;
 
+use super::catalog::Update;
 use super::limits;
 use super::tokens::{ActivityStore, TokenStore, TokenVisit};
 use super::PersistenceError;
@@ -56,6 +57,23 @@ impl TokenStore for SledTokens {
         limits::key("task token", token)?;
         self.tokens.remove(token)?;
         Ok(())
+    }
+
+    fn update_token(&self, token: &str, f: Update<'_>) -> Result<(), PersistenceError> {
+        limits::key("task token", token)?;
+        loop {
+            let cur = self.tokens.get(token)?;
+            let new = f(cur.as_deref());
+            if let Some(n) = &new {
+                limits::record("task token record", n)?;
+            }
+            if cur.is_none() && new.is_none() {
+                return Ok(());
+            }
+            if self.tokens.compare_and_swap(token, cur, new)?.is_ok() {
+                return Ok(());
+            }
+        }
     }
 
     fn each_token(&self, visit: TokenVisit<'_>) -> Result<(), PersistenceError> {

@@ -3,6 +3,7 @@
 //! cross the boundary as the JSON the runtime encodes; each database implements both with the
 //! same observable behaviour (activities list by name, bytewise).
 
+use super::catalog::Update;
 use super::PersistenceError;
 
 /// A visitor of tokens: the token and its record's JSON; answers false to stop.
@@ -20,6 +21,10 @@ pub trait TokenStore: Send + Sync {
     fn remove_token(&self, token: &str) -> Result<(), PersistenceError>;
     /// Hands `visit` every token until it answers false.
     fn each_token(&self, visit: TokenVisit<'_>) -> Result<(), PersistenceError>;
+    /// Rewrites a token's record with `f` (given the current record or `None`; answering
+    /// `None` removes it), atomically against every other writer on any node (a worker
+    /// claiming an activity task).
+    fn update_token(&self, token: &str, f: Update<'_>) -> Result<(), PersistenceError>;
 }
 
 /// Activities, by name.

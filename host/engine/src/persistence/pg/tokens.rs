@@ -4,6 +4,7 @@
 
 use super::call::{conn, pg, Kv, PAGE};
 use super::PgDatabase;
+use crate::persistence::catalog::Update;
 use crate::persistence::tokens::{ActivityStore, TokenStore, TokenVisit};
 use crate::persistence::PersistenceError;
 
@@ -53,6 +54,10 @@ impl TokenStore for PgTokens {
 
     fn remove_token(&self, token: &str) -> Result<(), PersistenceError> {
         self.tokens.remove(token)
+    }
+
+    fn update_token(&self, token: &str, f: Update<'_>) -> Result<(), PersistenceError> {
+        self.tokens.update(token, f)
     }
 
     fn each_token(&self, visit: TokenVisit<'_>) -> Result<(), PersistenceError> {
