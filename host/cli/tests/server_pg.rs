@@ -9,8 +9,8 @@
 //! callbacks answered on any node wake the node that owns the execution; a node stopped
 //! (SIGSTOP) past its lease writes nothing once it runs again; an activity task queued on one
 //! node is handed out by another; every node serves the access keys kept in the database.
-//! The cluster is `$WEFT_TEST_PG`, or one `scripts/pg.sh` starts for this test process (skipped loudly without PostgreSQL unless
-//! `WEFT_REQUIRE_PG=1`).
+//! The cluster is `$WEFT_TEST_PG`, or one `scripts/pg.sh` starts for this test process
+//! (skipped loudly without PostgreSQL unless `WEFT_REQUIRE_PG=1`).
 
 mod common;
 use common::pg_nodes::*;

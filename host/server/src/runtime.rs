@@ -906,6 +906,8 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         rt.run_ended(arn, true);
         return;
     }
+    // the lease this run writes under: its end is refused once another node adopted it
+    let epoch = rt.fence().and_then(|f| f.epoch_of(arn));
     rt.runs.fetch_add(1, Ordering::Relaxed);
     let rec = match read_record(app, arn) {
         Ok(Some(r)) => r,
@@ -1070,7 +1072,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             rt.run_ended(arn, false);
         }
         result => {
-            if finish(app, &rec, result) {
+            if finish(app, &rec, result, epoch) {
                 rt.run_ended(arn, true);
             } else {
                 retry_soon(rt, arn, "cannot record its end");
@@ -1106,7 +1108,12 @@ fn timeout_deadline(rec: &ExecutionRecord, sm: &weft_asl::StateMachine) -> Optio
 
 /// Records an execution's end (unless it was stopped meanwhile), commits, and answers a
 /// `.sync` parent; false when the end could not be recorded (the run must be tried again).
-fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, StateError>) -> bool {
+fn finish(
+    app: &Arc<AppState>,
+    rec: &ExecutionRecord,
+    result: Result<Value, StateError>,
+    epoch: Option<i64>,
+) -> bool {
     let stop = now_ms();
     // (the run parsed this definition: it comes from the cache)
     let deadline = rec
@@ -1125,23 +1132,25 @@ fn finish(app: &Arc<AppState>, rec: &ExecutionRecord, result: Result<Value, Stat
         Err(_) => "FAILED",
     };
     let mut finished = None;
-    let r = app.executions.update_execution(&rec.arn, &mut |old| {
-        let old = old?;
-        let mut e: ExecutionRecord = serde_json::from_slice(old).ok()?;
-        if e.status == "RUNNING" {
-            e.status = status.to_string();
-            e.stop_ms = Some(stop);
-            match &result {
-                Ok(out) => e.output = Some(out.to_string()),
-                Err(err) => {
-                    e.error = Some(err.error.clone());
-                    e.cause = err.cause.clone();
+    let r = app
+        .executions
+        .update_execution_at(&rec.arn, epoch, &mut |old| {
+            let old = old?;
+            let mut e: ExecutionRecord = serde_json::from_slice(old).ok()?;
+            if e.status == "RUNNING" {
+                e.status = status.to_string();
+                e.stop_ms = Some(stop);
+                match &result {
+                    Ok(out) => e.output = Some(out.to_string()),
+                    Err(err) => {
+                        e.error = Some(err.error.clone());
+                        e.cause = err.cause.clone();
+                    }
                 }
+                finished = Some(e.clone());
             }
-            finished = Some(e.clone());
-        }
-        serde_json::to_vec(&e).ok()
-    });
+            serde_json::to_vec(&e).ok()
+        });
     if let Err(e) = r {
         tracing::error!(execution = %rec.arn, "cannot record the result: {e}");
         // (fenced: another node owns it now, and the run's `owns` check ends it)

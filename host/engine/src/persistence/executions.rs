@@ -90,6 +90,19 @@ pub trait ExecutionRecords: Send + Sync {
     fn put_execution(&self, arn: &str, json: &[u8]) -> Result<(), PersistenceError>;
     /// Rewrites a record atomically through `f`.
     fn update_execution(&self, arn: &str, f: Update<'_>) -> Result<(), PersistenceError>;
+    /// [`ExecutionRecords::update_execution`] by the run of a node that owned the execution at
+    /// fencing `epoch` when the run began (`None`: no lease, one process): refused
+    /// ([`PersistenceError::Fenced`]) where another node adopted it since. A store with one
+    /// writer process has nothing to fence.
+    fn update_execution_at(
+        &self,
+        arn: &str,
+        epoch: Option<i64>,
+        f: Update<'_>,
+    ) -> Result<(), PersistenceError> {
+        let _ = epoch;
+        self.update_execution(arn, f)
+    }
     /// Hands `visit` every record whose ARN starts with `arn_prefix` (`""`: all), in ARN
     /// order, until it answers false.
     fn each_execution(&self, arn_prefix: &str, visit: Visit<'_>) -> Result<(), PersistenceError>;

@@ -128,14 +128,21 @@ impl PgExecutions {
     /// Replaces record `old` with `new` (false: the record changed meanwhile). On a node of a
     /// cluster, setting an execution running again makes this node its owner (a new epoch), and
     /// an execution this node owns is written only while it still owns it.
-    fn update_owned(&self, arn: &str, old: Vec<u8>, new: &[u8]) -> Result<bool, PersistenceError> {
+    fn update_owned(
+        &self,
+        arn: &str,
+        old: Vec<u8>,
+        new: &[u8],
+        run_epoch: Option<i64>,
+    ) -> Result<bool, PersistenceError> {
         let Some(fence) = self.db.fence().cloned() else {
             return Ok(self.write(UPDATE.into(), arn, new, Some(old))? == 1);
         };
         let f = checked(arn, new)?;
         let was_running = IndexedFields::of(&old).is_ok_and(|o| is_running(&o.status));
         let takes = is_running(&f.status) && !was_running;
-        let held = fence.epoch_of(arn);
+        // the epoch the writing run began under, else the one this node holds now
+        let held = run_epoch.or_else(|| fence.epoch_of(arn));
         let (a, new, node) = (arn.to_string(), new.to_vec(), fence.node());
         let r: Result<Option<i64>, PersistenceError> = self.db.call(|pool| async move {
             let c = conn(&pool).await?;
@@ -271,9 +278,31 @@ impl ExecutionRecords for PgExecutions {
                             .map_err(pg)
                     })? == 1
                 }
-                (Some(o), Some(n)) => self.update_owned(arn, o, &n)?,
+                (Some(o), Some(n)) => self.update_owned(arn, o, &n, None)?,
             };
             if done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn update_execution_at(
+        &self,
+        arn: &str,
+        epoch: Option<i64>,
+        f: Update<'_>,
+    ) -> Result<(), PersistenceError> {
+        if epoch.is_none() {
+            return self.update_execution(arn, f);
+        }
+        loop {
+            let Some(cur) = self.execution(arn)? else {
+                return Ok(());
+            };
+            let Some(new) = f(Some(&cur)) else {
+                return Ok(());
+            };
+            if self.update_owned(arn, cur, &new, epoch)? {
                 return Ok(());
             }
         }
