@@ -477,6 +477,10 @@ pub struct BenchArgs {
     /// fresh sled store.
     #[arg(long)]
     pub db: Option<String>,
+    /// `bench standard --db`: this many nodes (one process, each its own connections and
+    /// lease) share the database; executions are started round-robin through them.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
     #[arg(long)]
     pub json: bool,
 }

@@ -282,6 +282,7 @@ fn durable(a: &BenchArgs) -> Result<ExitCode> {
             10,
             64 * a.threads.max(1) as usize,
             db.as_deref(),
+            a.nodes.clamp(1, 8) as usize,
         );
         let _ = std::fs::remove_dir_all(&dir);
         r?

@@ -74,37 +74,70 @@ fn settled(app: &AppState) -> bool {
     app.rt.queued() == 0 && app.rt.active_count() == 0
 }
 
-/// Durable transitions with plugin tasks.
+/// CPU time (user + system) of every `postgres` process of this machine, from `/proc` (zero
+/// when the database runs elsewhere): PostgreSQL's share of a benchmark.
+fn postgres_cpu_time() -> Duration {
+    let mut ticks = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            if &stat[open + 1..close] != "postgres" {
+                continue;
+            }
+            let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Duration::from_millis(ticks * 10)
+}
+
+/// Durable transitions with plugin tasks: on a scratch sled store, or on the PostgreSQL
+/// database `db_url` shared by `nodes` nodes of this process (each its own connections,
+/// lease and runtime; executions started round-robin through them).
 pub fn standard(
     plugin_wasm: &Path,
     executions: usize,
     tasks: usize,
     concurrency: usize,
     db_url: Option<&str>,
+    nodes: usize,
 ) -> anyhow::Result<Report> {
-    let home = scratch("standard");
-    let app = match db_url {
-        None => open(&home, concurrency.max(1))?,
-        Some(url) => {
-            let store = Arc::new(weft_store::Store::open(&home)?);
-            let database = weft_engine::persistence::Database::open(Some(url), store.db())?;
-            AppState::build(
-                store,
-                None,
-                concurrency.max(1),
-                None,
-                None,
-                true,
-                Some(database),
-            )?
-        }
-    };
+    let mut homes = Vec::new();
+    let mut apps = Vec::new();
+    for _ in 0..if db_url.is_some() { nodes.max(1) } else { 1 } {
+        let home = scratch("standard");
+        let app = match db_url {
+            None => open(&home, concurrency.max(1))?,
+            Some(url) => {
+                let store = Arc::new(weft_store::Store::open(&home)?);
+                let database = weft_engine::persistence::Database::open(Some(url), store.db())?;
+                AppState::build(
+                    store,
+                    None,
+                    concurrency.max(1),
+                    None,
+                    None,
+                    true,
+                    Some(database),
+                )?
+            }
+        };
+        weft_plugins::install_path(&app.store, plugin_wasm, &Default::default())?;
+        homes.push(home);
+        apps.push(app);
+    }
+    let app = apps[0].clone();
     // (a shared database keeps earlier runs: this run's names are its own)
     let sm_name = match db_url {
         None => "bench".to_string(),
         Some(_) => format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     };
-    weft_plugins::install_path(&app.store, plugin_wasm, &Default::default())?;
     let mut states = serde_json::Map::new();
     for i in 0..tasks {
         let mut s = json!({"Type": "Task", "Resource": "weft:plugin:echo"});
@@ -120,21 +153,24 @@ pub fn standard(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let flushes0 = app.rt.commit.flushes();
-    let (wall, lat, cpu) = rt.block_on(async {
+    let flushes0: u64 = apps.iter().map(|a| a.rt.commit.flushes()).sum();
+    let (wall, lat, cpu, pg_cpu) = rt.block_on(async {
         let sm = call(&app, "CreateStateMachine", json!({"name": sm_name, "definition": def})).await?
             ["stateMachineArn"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        // warm the sandbox and the component cache
-        let w = call(&app, "StartExecution", json!({"stateMachineArn": sm, "name": "warm"})).await?;
-        wait_all(&app, &[w["executionArn"].as_str().unwrap_or_default().to_string()]).await?;
+        // warm every node's sandbox and component cache
+        for (n, a) in apps.iter().enumerate() {
+            let w = call(a, "StartExecution", json!({"stateMachineArn": sm, "name": format!("warm{n}")})).await?;
+            wait_all(a, &[w["executionArn"].as_str().unwrap_or_default().to_string()]).await?;
+        }
         let t = Instant::now();
         let cpu0 = cpu_time();
+        let pg0 = postgres_cpu_time();
         let mut starts = Vec::new();
         for i in 0..executions {
-            let app = app.clone();
+            let app = apps[i % apps.len()].clone();
             let sm = sm.clone();
             starts.push(tokio::spawn(async move {
                 call(&app, "StartExecution", json!({"stateMachineArn": sm, "name": format!("e{i}"), "input": format!("{{\"i\":{i}}}")})).await
@@ -145,22 +181,33 @@ pub fn standard(
             arns.push(s.await??["executionArn"].as_str().unwrap_or_default().to_string());
         }
         let lat = wait_all(&app, &arns).await?;
-        anyhow::Ok((t.elapsed(), lat, cpu_time().saturating_sub(cpu0)))
+        anyhow::Ok((
+            t.elapsed(),
+            lat,
+            cpu_time().saturating_sub(cpu0),
+            postgres_cpu_time().saturating_sub(pg0),
+        ))
     })?;
-    let flushes = app.rt.commit.flushes() - flushes0;
+    let flushes = apps.iter().map(|a| a.rt.commit.flushes()).sum::<u64>() - flushes0;
     let transitions = executions * tasks;
     let mut lat = lat;
     lat.sort_unstable();
     let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
     let tps = transitions as f64 / wall.as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let lines = vec![
+    let weft_us = cpu.as_secs_f64() * 1e6 / transitions as f64;
+    let pg_us = pg_cpu.as_secs_f64() * 1e6 / transitions as f64;
+    let where_ = match db_url {
+        None => "sled".to_string(),
+        Some(_) => format!("PostgreSQL, {} node(s)", apps.len()),
+    };
+    let mut lines = vec![
         format!(
-            "standard: {executions} executions x {tasks} echo tasks, {concurrency} workers: {transitions} durable task transitions in {:.2} s = {tps:.0} transitions/s",
+            "standard ({where_}): {executions} executions x {tasks} echo tasks, {concurrency} workers per node: {transitions} durable task transitions in {:.2} s = {tps:.0} transitions/s",
             wall.as_secs_f64()
         ),
         format!(
-            "standard: {flushes} group-commit fsyncs ({:.1} commits per fsync); execution latency p50 {} ms, p99 {} ms (per transition p50 {:.2} ms, p99 {:.2} ms)",
+            "standard: {flushes} group commits ({:.1} commits per flush); execution latency p50 {} ms, p99 {} ms (per transition p50 {:.2} ms, p99 {:.2} ms)",
             (transitions + 2 * executions) as f64 / flushes.max(1) as f64,
             p(0.5),
             p(0.99),
@@ -168,19 +215,34 @@ pub fn standard(
             p(0.99) as f64 / tasks as f64
         ),
         format!(
-            "standard: {:.0} us of CPU (all threads) per transition, {:.0}% of the machine's {} cores busy",
-            cpu.as_secs_f64() * 1e6 / transitions as f64,
+            "standard: {weft_us:.0} us of weft CPU (all threads) per transition, {:.0}% of the machine's {} cores busy with weft",
             100.0 * cpu.as_secs_f64() / wall.as_secs_f64() / cores as f64,
             cores
         ),
     ];
+    let mut projection = Value::Null;
+    if db_url.is_some() && pg_us > 0.0 {
+        // N nodes on N hosts: weft's CPU spreads over them, PostgreSQL's stays on its primary
+        let per_primary_core = 1e6 / pg_us;
+        let per_node = 1e6 * cores as f64 / weft_us;
+        lines.push(format!(
+            "standard: {pg_us:.0} us of PostgreSQL CPU per transition (its processes on this machine); projection: a node of {cores} cores drives ~{per_node:.0} transitions/s, one PostgreSQL primary saturates at ~{per_primary_core:.0} transitions/s per core it has (e.g. ~{:.0}/s on 8 cores), reached with ~{:.1} such nodes",
+            per_primary_core * 8.0,
+            per_primary_core * 8.0 / per_node
+        ));
+        projection = json!({"pg_cpu_us_per_transition": pg_us, "per_node_tps": per_node,
+                            "primary_tps_per_core": per_primary_core});
+    }
     drop(rt);
     drop(app);
-    let _ = std::fs::remove_dir_all(&home);
+    drop(apps);
+    for home in homes {
+        let _ = std::fs::remove_dir_all(&home);
+    }
     Ok(Report {
         lines,
         json: json!({"transitions_per_s": tps, "p50_ms": p(0.5), "p99_ms": p(0.99), "fsyncs": flushes,
-                     "cpu_us_per_transition": cpu.as_secs_f64() * 1e6 / transitions as f64}),
+                     "cpu_us_per_transition": weft_us, "nodes": nodes, "projection": projection}),
     })
 }
 
