@@ -12,8 +12,9 @@
 //! task logs ([`history::HistoryStore`]), task tokens and activities ([`tokens`]) and the
 //! runtime's journal ([`crate::durable::JournalBackend`]): each on sled and on PostgreSQL
 //! ([`pg`]), opened together by [`sfn::SfnStores`]. Both refuse the same keys and records
-//! ([`limits`]). Leases, fencing and cluster-wide timers are still to come: see [`runtime`] for
-//! their contract.
+//! ([`limits`]). Several nodes share a PostgreSQL database through [`pg::cluster`]: node leases,
+//! execution ownership with fencing epochs that every write checks, adoption of a dead node's
+//! executions, and wake-ups between nodes.
 //!
 //! [`Database`] is what a process opens once, from `--db`/`WEFT_DB` (a `postgres://` URL) or
 //! its sled store, and hands out the stores of each concern.
@@ -28,7 +29,6 @@ pub mod limits;
 pub mod logs;
 pub mod map_runs;
 pub mod pg;
-pub mod runtime;
 pub mod sfn;
 pub mod sled_catalog;
 pub mod sled_dag;
