@@ -164,6 +164,17 @@ impl AppState {
         Self::with_limits(store, tokens, max_running, None)
     }
 
+    /// [`AppState::with_limit`] on `database` (a shared PostgreSQL database, or the sled
+    /// store of `store`).
+    pub fn with_limit_on(
+        store: Arc<weft_store::Store>,
+        tokens: Option<auth::Tokens>,
+        max_running: usize,
+        database: weft_engine::persistence::Database,
+    ) -> anyhow::Result<Arc<Self>> {
+        Self::build(store, tokens, max_running, None, None, true, Some(database))
+    }
+
     /// [`AppState::with_limit`] plus a bound on the runs of one state machine at once
     /// (`None`: `WEFT_SERVER_MAX_RUNNING_PER_STATE_MACHINE`, else unbounded).
     pub fn with_limits(

@@ -29,12 +29,42 @@ impl Drop for Server {
     }
 }
 
-/// Starts the app with `tokens` (None: no auth) allowing `max_running` executions at once.
+/// Starts the app with `tokens` (None: no auth) allowing `max_running` executions at once: on
+/// its sled store, or — when `WEFT_SERVER_TEST_DB=postgres` — on a fresh database of the test
+/// PostgreSQL cluster (`$WEFT_TEST_PG`), so one test body runs on both backends.
 pub async fn start_with(tokens: Option<Tokens>, max_running: usize) -> Server {
     let home = tempfile::tempdir().unwrap();
     let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-    let state = AppState::with_limit(store, tokens, max_running).unwrap();
+    let state = match test_database() {
+        None => AppState::with_limit(store, tokens, max_running).unwrap(),
+        Some(url) => {
+            let db = weft_engine::persistence::Database::open(Some(&url), store.db()).unwrap();
+            AppState::with_limit_on(store, tokens, max_running, db).unwrap()
+        }
+    };
     serve(home, state).await
+}
+
+/// A fresh database of `$WEFT_TEST_PG` when `WEFT_SERVER_TEST_DB=postgres`.
+fn test_database() -> Option<String> {
+    if std::env::var("WEFT_SERVER_TEST_DB").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let admin = std::env::var("WEFT_TEST_PG")
+        .expect("WEFT_SERVER_TEST_DB=postgres needs WEFT_TEST_PG (scripts/pg.sh)");
+    let name = format!("weft_api_{}", uuid::Uuid::new_v4().simple());
+    let o = std::process::Command::new("psql")
+        .args([
+            &admin,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("psql");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
 }
 
 /// Starts the app with `tokens` over a `$WEFT_HOME` whose `dags/` holds `dags` (file name,
