@@ -533,3 +533,62 @@ fn an_activity_task_queued_on_one_node_is_handed_out_by_another() {
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_node_that_stops_cleanly_hands_its_executions_over() {
+    let Some((admin, url, name)) = fresh_database("leave") else {
+        return;
+    };
+    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    home_with_echo(ha.path());
+    home_with_echo(hb.path());
+    let mut a = start(ha.path(), &url);
+    let b = start(hb.path(), &url);
+    let sm = ok(
+        a.port,
+        "CreateStateMachine",
+        json!({"name": "pg-flow", "definition": DEFINITION}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = ok(
+        a.port,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "handed", "input": "{\"wait\": 2}"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let end = Instant::now() + Duration::from_secs(120);
+    while !event_types(b.port, &arn)
+        .iter()
+        .any(|t| t == "WaitStateEntered")
+    {
+        assert!(Instant::now() < end, "the execution never reached its Wait");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a_id = node_id(ha.path());
+    let st = Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(a.child.wait().unwrap().success(), "a clean stop");
+    // its lease ended with it: nobody has to wait for it to run out
+    assert_eq!(
+        psql(
+            &url,
+            &format!("SELECT count(*) FROM weft_nodes WHERE id = '{a_id}' AND lease_until < now()")
+        ),
+        "1"
+    );
+    let d = wait_done(b.port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    drop(b);
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}

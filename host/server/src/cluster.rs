@@ -67,6 +67,7 @@ pub(crate) fn start(app: &Arc<AppState>) -> anyhow::Result<()> {
     let lease = lease();
     let cluster = Cluster::join(pg, lease, previous.as_deref())?;
     remember(&id_file, &cluster);
+    let _ = app.cluster.set(cluster.clone());
     let kick = Arc::new(Kick::default());
     let k = kick.clone();
     cluster.listen(Arc::new(move || k.kick()))?;
@@ -161,5 +162,15 @@ fn tick_loop(app: &Weak<AppState>, cluster: &Cluster, kick: &Kick) {
         }
         drop(app);
         kick.wait(TICK);
+    }
+}
+
+/// Leaves the cluster after a clean shutdown (the runs unwound): the other nodes adopt this
+/// node's executions at once.
+pub(crate) fn leave(app: &AppState) {
+    if let Some(c) = app.cluster.get() {
+        if let Err(e) = c.leave() {
+            tracing::warn!("cannot leave the cluster: {e}");
+        }
     }
 }

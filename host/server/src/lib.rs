@@ -85,6 +85,8 @@ pub struct AppState {
     /// The database of the Step Functions stores and the DAG scheduler: the sled store of
     /// `store`, or PostgreSQL (`weft server --db`).
     pub database: weft_engine::persistence::Database,
+    /// This node's membership when the database is shared (see [`cluster`]).
+    pub(crate) cluster: OnceLock<Arc<weft_engine::persistence::pg::cluster::Cluster>>,
     /// State machines, versions, aliases, resource maps and tags.
     pub(crate) catalog: Arc<dyn weft_engine::persistence::CatalogStore>,
     /// Execution records and their index by state machine and start time.
@@ -281,6 +283,7 @@ impl AppState {
         }));
         let state = Arc::new(AppState {
             database,
+            cluster: OnceLock::new(),
             catalog: stores.catalog,
             executions: stores.executions,
             history: stores.history,
@@ -531,6 +534,7 @@ pub fn run_node(
     // resumes them from their journal
     app.rt.close();
     app.rt.drain(std::time::Duration::from_secs(5));
+    cluster::leave(&app);
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     store.flush().ok();
     console::say("weft server: stopped");

@@ -299,6 +299,27 @@ impl Cluster {
         r
     }
 
+    /// Leaves the cluster (a clean shutdown, after the runs unwound): the lease ends now, so
+    /// the other nodes adopt this node's executions at their next tick instead of after the
+    /// lease.
+    pub fn leave(&self) -> Result<(), PersistenceError> {
+        let id = self.node_id();
+        self.db.call(|pool| async move {
+            conn(&pool)
+                .await?
+                .execute(
+                    "UPDATE weft_nodes SET lease_until = now() - interval '1 second' WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })?;
+        lock(&self.session).take();
+        tracing::info!(node = %self.node_id(), "left the cluster");
+        Ok(())
+    }
+
     /// After a lapsed lease: forgets everything owned (returned: their runs must stop) and
     /// joins again under a new id.
     pub fn rejoin(&self) -> Result<Vec<String>, PersistenceError> {
