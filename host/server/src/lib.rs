@@ -30,7 +30,7 @@ pub mod live;
 pub mod map_runs;
 pub mod metrics;
 pub mod metrics_series;
-pub mod pending;
+pub use weft_engine::persistence::pending;
 pub mod records;
 pub mod remote_tasks;
 pub mod rest;
@@ -275,12 +275,7 @@ impl AppState {
         if per_state_machine.is_some() {
             rt.set_per_state_machine_limit(per_state_machine);
         }
-        let pending = Arc::new(pending::Pending::new(stores.history.clone()));
-        let p2 = pending.clone();
-        rt.commit.before_flush(Arc::new(move || {
-            p2.apply()
-                .map_err(|e| format!("cannot write history events or task logs: {e}"))
-        }));
+        let pending = stores.pending.clone();
         let state = Arc::new(AppState {
             database,
             cluster: OnceLock::new(),

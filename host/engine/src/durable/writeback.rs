@@ -166,20 +166,39 @@ impl JournalStore {
 
     /// Moves every buffered write into the backend (a no-op without a buffer).
     pub fn apply(&self) -> Result<(), PersistenceError> {
-        let Mode::Buffered(wb, backend) = &self.mode else {
+        let Mode::Buffered(_, backend) = &self.mode else {
             return Ok(());
+        };
+        let backend = backend.clone();
+        self.apply_with(|clears, writes| {
+            if clears.is_empty() && writes.is_empty() {
+                return Ok(());
+            }
+            backend.apply(clears, writes)
+        })
+    }
+
+    /// Hands every buffered write (prefix clears, then writes; possibly none) to `write`,
+    /// which must make them durable in the backend — with other writes of its own in the same
+    /// transaction (the history of the same flush, on PostgreSQL); on its failure they stay
+    /// buffered. Without a buffer, `write` gets nothing to write.
+    pub fn apply_with(
+        &self,
+        write: impl FnOnce(&[Vec<u8>], &Writes) -> Result<(), PersistenceError>,
+    ) -> Result<(), PersistenceError> {
+        let Mode::Buffered(wb, _) = &self.mode else {
+            return write(&[], &Writes::new());
         };
         let _g = wb.applying.lock().unwrap_or_else(|e| e.into_inner());
         let batch = {
             let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-            if st.current.is_empty() {
-                return Ok(());
-            }
             let b = Arc::new(std::mem::take(&mut st.current));
-            st.in_flight = Some(b.clone());
+            if !b.is_empty() {
+                st.in_flight = Some(b.clone());
+            }
             b
         };
-        let r = backend.apply(&batch.clears, &batch.writes);
+        let r = write(&batch.clears, &batch.writes);
         let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
         st.in_flight = None;
         if r.is_err() {

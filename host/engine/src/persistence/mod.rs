@@ -28,6 +28,7 @@ pub mod history;
 pub mod limits;
 pub mod logs;
 pub mod map_runs;
+pub mod pending;
 pub mod pg;
 pub mod sfn;
 pub mod sled_catalog;

@@ -19,6 +19,7 @@ use super::executions::ExecutionRecords;
 use super::history::HistoryStore;
 use super::logs::AppendLog;
 use super::map_runs::MapRunStore;
+use super::pending::Pending;
 use super::pg::{self, LogTable, PgDatabase};
 use super::tokens::{ActivityStore, TokenStore};
 use super::PersistenceError;
@@ -46,6 +47,9 @@ pub struct SfnStores {
     pub execution_log: Arc<dyn AppendLog>,
     /// Map Runs.
     pub map_runs: Arc<dyn MapRunStore>,
+    /// History events, task logs and run-recorded journal entries waiting for the next group
+    /// commit (which writes them).
+    pub pending: Arc<Pending>,
     /// Every execution's journal, written back at each group commit.
     pub journal: JournalStore,
     /// The group committer.
@@ -135,12 +139,22 @@ impl SfnStores {
     pub fn open_pg(db: &PgDatabase) -> Result<Self, OpenError> {
         let tokens = Arc::new(pg::PgTokens::new(db));
         let journal = JournalStore::buffered_on(Arc::new(pg::PgJournal::new(db)));
+        let history = Arc::new(pg::PgHistory::new(db));
+        let pending = Arc::new(Pending::new(history.clone()));
         let commit = Arc::new(GroupCommit::hooks_only()?);
-        commit.before_flush(journal.flush_hook());
+        // a flush writes the journal's buffer and the queued history in one transaction
+        let (j, p, h) = (journal.clone(), pending.clone(), history.clone());
+        commit.before_flush(Arc::new(move || {
+            j.apply_with(|clears, writes| {
+                p.apply_with(|batch| h.write_group(batch, clears, writes))
+            })
+            .map_err(|e| format!("cannot write the journal and history: {e}"))
+        }));
         Ok(SfnStores {
             catalog: Arc::new(pg::PgCatalog::new(db)),
             executions: Arc::new(pg::PgExecutions::new(db)),
-            history: Arc::new(pg::PgHistory::new(db)),
+            history,
+            pending,
             tokens: tokens.clone(),
             activities: tokens,
             audit: Arc::new(pg::PgLog::new(db, LogTable::Audit)),
@@ -158,10 +172,18 @@ impl SfnStores {
         let journal = JournalStore::buffered(db.open_tree(sled_history::JOURNAL)?);
         let commit = Arc::new(GroupCommit::start(db.clone())?);
         commit.before_flush(journal.flush_hook());
+        let history: Arc<dyn HistoryStore> = Arc::new(sled_history::SledHistory::open(db)?);
+        let pending = Arc::new(Pending::new(history.clone()));
+        let p = pending.clone();
+        commit.before_flush(Arc::new(move || {
+            p.apply()
+                .map_err(|e| format!("cannot write history events or task logs: {e}"))
+        }));
         Ok(SfnStores {
             catalog: Arc::new(sled_catalog::SledCatalog::open(db)?),
             executions: Arc::new(sled_executions::SledExecutions::open(db)?),
-            history: Arc::new(sled_history::SledHistory::open(db)?),
+            history,
+            pending,
             tokens: tokens.clone(),
             activities: tokens,
             audit: Arc::new(sled_logs::SledLog::open(db, sled_logs::AUDIT)?),

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use super::call::{conn, keep_rows, mask, pg, PAGE};
 use super::cluster;
+use super::journal::JournalColumns;
 use super::PgDatabase;
+use crate::durable::Writes;
 use crate::persistence::history::{HistoryBatch, HistoryStore, RunVisit};
 use crate::persistence::{limits, PersistenceError};
 
@@ -94,6 +96,45 @@ impl Columns {
 }
 
 impl Columns {
+    /// Writes them in `tx`: one statement per table, whole columns at once.
+    async fn write(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), PersistenceError> {
+        let c = self;
+        if !c.ev_id.is_empty() {
+            tx.execute(
+                "INSERT INTO sfn_history (execution, id, event) \
+                 SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BYTEA[]) \
+                 ON CONFLICT (execution, id) DO UPDATE SET event = EXCLUDED.event",
+                &[&c.ev_exec, &c.ev_id, &c.ev_json],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !c.log_seq.is_empty() {
+            tx.execute(
+                "INSERT INTO sfn_task_logs (execution, seq, state, attempt, entry) \
+                 SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], \
+                                      $5::BYTEA[]) \
+                 ON CONFLICT (execution, seq, state, attempt) \
+                 DO UPDATE SET entry = EXCLUDED.entry",
+                &[
+                    &c.log_exec,
+                    &c.log_seq,
+                    &c.log_state,
+                    &c.log_attempt,
+                    &c.log_json,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !c.j_key.is_empty() {
+            tx.execute(UPSERT_JOURNAL, &[&c.j_exec, &c.j_key, &c.j_json])
+                .await
+                .map_err(pg)?;
+        }
+        Ok(())
+    }
+
     /// Keeps the rows of the executions in `ok` (fencing).
     fn retain(&mut self, ok: &std::collections::HashSet<String>) {
         let m = mask(ok, &self.ev_exec);
@@ -128,6 +169,43 @@ impl PgHistory {
     pub fn new(db: &PgDatabase) -> Self {
         PgHistory { db: db.clone() }
     }
+
+    /// Writes a history batch and a flush of the journal's buffer (prefix `clears`, then
+    /// `writes`) in one transaction: what a group commit covers lands at once, fenced once.
+    pub fn write_group(
+        &self,
+        batch: &HistoryBatch,
+        clears: &[Vec<u8>],
+        writes: &Writes,
+    ) -> Result<(), PersistenceError> {
+        if batch.is_empty() && clears.is_empty() && writes.is_empty() {
+            return Ok(());
+        }
+        let mut c = Columns::of(batch)?;
+        let mut j = JournalColumns::of(clears, writes)?;
+        let fence = self.db.fence().cloned();
+        self.db.call(|pool| async move {
+            let mut client = conn(&pool).await?;
+            let tx = client.transaction().await.map_err(pg)?;
+            if let Some(fence) = fence {
+                let mut arns = j.executions();
+                arns.extend(
+                    c.ev_exec
+                        .iter()
+                        .chain(&c.log_exec)
+                        .chain(&c.j_exec)
+                        .cloned(),
+                );
+                let ok = cluster::check(&tx, &fence, arns).await?;
+                c.retain(&ok);
+                j.retain(&ok);
+            }
+            // the journal's flush first: its clears must not remove the batch's entries
+            j.write(&tx).await?;
+            c.write(&tx).await?;
+            tx.commit().await.map_err(pg)
+        })
+    }
 }
 
 impl HistoryStore for PgHistory {
@@ -135,52 +213,7 @@ impl HistoryStore for PgHistory {
         if batch.is_empty() {
             return Ok(());
         }
-        let c = Columns::of(batch)?;
-        let fence = self.db.fence().cloned();
-        self.db.call(|pool| async move {
-            let mut client = conn(&pool).await?;
-            let tx = client.transaction().await.map_err(pg)?;
-            let mut c = c;
-            if let Some(fence) = fence {
-                let arns = c.ev_exec.iter().chain(&c.log_exec).chain(&c.j_exec);
-                let ok = cluster::check(&tx, &fence, arns.cloned().collect()).await?;
-                c.retain(&ok);
-            }
-            if !c.ev_id.is_empty() {
-                tx.execute(
-                    "INSERT INTO sfn_history (execution, id, event) \
-                     SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BYTEA[]) \
-                     ON CONFLICT (execution, id) DO UPDATE SET event = EXCLUDED.event",
-                    &[&c.ev_exec, &c.ev_id, &c.ev_json],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            if !c.log_seq.is_empty() {
-                tx.execute(
-                    "INSERT INTO sfn_task_logs (execution, seq, state, attempt, entry) \
-                     SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], \
-                                          $5::BYTEA[]) \
-                     ON CONFLICT (execution, seq, state, attempt) \
-                     DO UPDATE SET entry = EXCLUDED.entry",
-                    &[
-                        &c.log_exec,
-                        &c.log_seq,
-                        &c.log_state,
-                        &c.log_attempt,
-                        &c.log_json,
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            if !c.j_key.is_empty() {
-                tx.execute(UPSERT_JOURNAL, &[&c.j_exec, &c.j_key, &c.j_json])
-                    .await
-                    .map_err(pg)?;
-            }
-            tx.commit().await.map_err(pg)
-        })
+        self.write_group(batch, &[], &Writes::new())
     }
 
     fn put_event(&self, execution: &str, id: u64, json: &[u8]) -> Result<(), PersistenceError> {

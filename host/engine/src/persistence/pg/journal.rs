@@ -45,6 +45,99 @@ fn execution_of_prefix(prefix: &[u8]) -> Result<String, PersistenceError> {
     }
 }
 
+/// A flush of the journal's buffer as columns: executions whose journal is cleared, entries
+/// set, entries removed.
+#[derive(Default)]
+pub(crate) struct JournalColumns {
+    clears: Vec<String>,
+    px: Vec<String>,
+    pk: Vec<String>,
+    pv: Vec<Vec<u8>>,
+    dx: Vec<String>,
+    dk: Vec<String>,
+}
+
+impl JournalColumns {
+    /// The buffer's prefix clears and writes, checked (keys, record sizes).
+    pub(crate) fn of(clears: &[Vec<u8>], writes: &Writes) -> Result<Self, PersistenceError> {
+        let mut c = JournalColumns {
+            clears: clears
+                .iter()
+                .map(|p| execution_of_prefix(p))
+                .collect::<Result<_, _>>()?,
+            ..Default::default()
+        };
+        for (key, v) in writes {
+            let (x, k) = split(key)?;
+            match v {
+                Some(v) => {
+                    limits::record("journal entry", v)?;
+                    c.px.push(x);
+                    c.pk.push(k);
+                    c.pv.push(v.clone());
+                }
+                None => {
+                    c.dx.push(x);
+                    c.dk.push(k);
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every execution written.
+    pub(crate) fn executions(&self) -> std::collections::HashSet<String> {
+        self.clears
+            .iter()
+            .chain(&self.px)
+            .chain(&self.dx)
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps the writes of the executions in `ok` (fencing).
+    pub(crate) fn retain(&mut self, ok: &std::collections::HashSet<String>) {
+        self.clears.retain(|x| ok.contains(x));
+        let m = mask(ok, &self.px);
+        keep_rows(&mut self.px, &m);
+        keep_rows(&mut self.pk, &m);
+        keep_rows(&mut self.pv, &m);
+        let m = mask(ok, &self.dx);
+        keep_rows(&mut self.dx, &m);
+        keep_rows(&mut self.dk, &m);
+    }
+
+    /// Writes them in `tx`: clears first, then removals and sets.
+    pub(crate) async fn write(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), PersistenceError> {
+        if !self.clears.is_empty() {
+            tx.execute(
+                "DELETE FROM sfn_journal WHERE execution = ANY($1)",
+                &[&self.clears],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !self.dk.is_empty() {
+            tx.execute(
+                "DELETE FROM sfn_journal WHERE (execution, key) IN \
+                 (SELECT * FROM unnest($1::TEXT[], $2::TEXT[]))",
+                &[&self.dx, &self.dk],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        if !self.pk.is_empty() {
+            tx.execute(UPSERT_JOURNAL, &[&self.px, &self.pk, &self.pv])
+                .await
+                .map_err(pg)?;
+        }
+        Ok(())
+    }
+}
+
 impl PgJournal {
     /// The table in `db`.
     pub fn new(db: &PgDatabase) -> Self {
@@ -149,65 +242,16 @@ impl JournalBackend for PgJournal {
     }
 
     fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError> {
-        let clears: Vec<String> = clears
-            .iter()
-            .map(|p| execution_of_prefix(p))
-            .collect::<Result<_, _>>()?;
-        let (mut px, mut pk, mut pv, mut dx, mut dk) = (vec![], vec![], vec![], vec![], vec![]);
-        for (key, v) in writes {
-            let (x, k) = split(key)?;
-            match v {
-                Some(v) => {
-                    limits::record("journal entry", v)?;
-                    px.push(x);
-                    pk.push(k);
-                    pv.push(v.clone());
-                }
-                None => {
-                    dx.push(x);
-                    dk.push(k);
-                }
-            }
-        }
+        let mut cols = JournalColumns::of(clears, writes)?;
         let fence = self.db.fence().cloned();
         self.db.call(|pool| async move {
             let mut c = conn(&pool).await?;
             let tx = c.transaction().await.map_err(pg)?;
-            let (mut clears, mut px, mut pk, mut pv, mut dx, mut dk) = (clears, px, pk, pv, dx, dk);
             if let Some(fence) = fence {
-                let arns = clears.iter().chain(&px).chain(&dx).cloned().collect();
-                let ok = cluster::check(&tx, &fence, arns).await?;
-                clears.retain(|x| ok.contains(x));
-                let m = mask(&ok, &px);
-                keep_rows(&mut px, &m);
-                keep_rows(&mut pk, &m);
-                keep_rows(&mut pv, &m);
-                let m = mask(&ok, &dx);
-                keep_rows(&mut dx, &m);
-                keep_rows(&mut dk, &m);
+                let ok = cluster::check(&tx, &fence, cols.executions()).await?;
+                cols.retain(&ok);
             }
-            if !clears.is_empty() {
-                tx.execute(
-                    "DELETE FROM sfn_journal WHERE execution = ANY($1)",
-                    &[&clears],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            if !dk.is_empty() {
-                tx.execute(
-                    "DELETE FROM sfn_journal WHERE (execution, key) IN \
-                     (SELECT * FROM unnest($1::TEXT[], $2::TEXT[]))",
-                    &[&dx, &dk],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            if !pk.is_empty() {
-                tx.execute(UPSERT_JOURNAL, &[&px, &pk, &pv])
-                    .await
-                    .map_err(pg)?;
-            }
+            cols.write(&tx).await?;
             tx.commit().await.map_err(pg)
         })
     }

@@ -9,14 +9,14 @@
 //! events into one value and lets task logs and journal entries ride in it) is the store's
 //! business.
 //!
-//! This module owns only the queue; what an event says is `runner`'s business, and who may read
-//! it the API's.
+//! On PostgreSQL the batch rides in the same transaction as the journal's writes of the same
+//! flush ([`Pending::apply_with`], see [`super::sfn::SfnStores::open_pg`]), so the history and
+//! journal of a step land together. This module owns only the queue; what an event says is the
+//! runtime's business, and who may read it the API's.
 
+use super::history::{EventWrite, HistoryBatch, HistoryStore, JournalLine, TaskLogWrite};
+use super::PersistenceError;
 use std::sync::{Arc, Mutex};
-use weft_engine::persistence::history::{
-    EventWrite, HistoryBatch, HistoryStore, JournalLine, TaskLogWrite,
-};
-use weft_engine::persistence::PersistenceError;
 
 /// The queue of deferred writes.
 pub struct Pending {
@@ -103,10 +103,29 @@ impl Pending {
         self.apply_locked()
     }
 
+    /// Applies everything queued so far through `write` (which must make the batch durable)
+    /// instead of the store's own [`HistoryStore::write_batch`]; on its failure the batch stays
+    /// queued for the next apply.
+    pub fn apply_with(
+        &self,
+        write: impl FnOnce(&HistoryBatch) -> Result<(), PersistenceError>,
+    ) -> Result<(), PersistenceError> {
+        let _g = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_locked_with(write)
+    }
+
     /// [`Pending::apply`], with `applying` held by the caller.
     fn apply_locked(&self) -> Result<(), PersistenceError> {
+        let store = self.store.clone();
+        self.apply_locked_with(|b| store.write_batch(b))
+    }
+
+    fn apply_locked_with(
+        &self,
+        write: impl FnOnce(&HistoryBatch) -> Result<(), PersistenceError>,
+    ) -> Result<(), PersistenceError> {
         let q = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        let r = self.store.write_batch(&q);
+        let r = write(&q);
         if r.is_err() {
             // keep it for the next apply, before what was queued meanwhile
             let mut cur = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -142,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let store: Arc<dyn HistoryStore> =
-            Arc::new(weft_engine::persistence::sled_history::SledHistory::open(&db).unwrap());
+            Arc::new(crate::persistence::sled_history::SledHistory::open(&db).unwrap());
         let p = Pending::new(store.clone());
         assert!(p.push_event("a", 1, "{\"id\":1}".into()));
         assert!(!p.push_task_log("a", 7, "X", 1, "{\"state\":\"X\"}".into()));
