@@ -11,8 +11,7 @@ mod common;
 use common::pg_nodes::*;
 use common::*;
 
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,23 +21,7 @@ use serde_json::{json, Value};
 /// The tests of this file take turns (each keeps the machine's two cores busy).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const FLOW: &str = r#"{
-  "StartAt": "T1",
-  "States": {
-    "T1": {"Type": "Task", "Resource": "weft:plugin:record-run",
-           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t1', $$.Execution.Name)", "n.$": "$.n"},
-           "ResultPath": "$.t1",
-           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
-           "Next": "W"},
-    "W": {"Type": "Wait", "Seconds": 1, "Next": "T2"},
-    "T2": {"Type": "Task", "Resource": "weft:plugin:record-run",
-           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t2', $$.Execution.Name)", "n.$": "$.t1.n"},
-           "ResultPath": "$.t2",
-           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
-           "Next": "Done"},
-    "Done": {"Type": "Pass", "Parameters": {"n.$": "$.t2.n", "ok": true}, "End": true}
-  }
-}"#;
+const FLOW: &str = RECORDER_FLOW;
 
 /// FLOW with a callback between the Wait and T2.
 fn flow_with_callback() -> String {
@@ -66,18 +49,6 @@ fn recorder_home() -> tempfile::TempDir {
     .unwrap();
     install_plugin(home.path(), "record-run.wasm");
     home
-}
-
-/// Real runs per task id (`NAME-t1`, `NAME-t2`), from the files record-run left.
-fn runs(work: &Path) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for e in std::fs::read_dir(work.join("runs")).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        if let Some((id, _)) = name.rsplit_once('.') {
-            *m.entry(id.to_string()).or_insert(0) += 1;
-        }
-    }
-    m
 }
 
 /// The tasks whose completion is durable in the database now: journaled results of T1 (state
@@ -202,7 +173,7 @@ fn three_nodes_run_a_thousand_executions_and_survive_a_kill() {
         let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
         assert_eq!(out, json!({"n": i, "ok": true}), "{exec}");
     }
-    let runs = runs(work.path());
+    let runs = recorded_runs(work.path());
     for (_, exec, _) in &arns {
         for t in ["t1", "t2"] {
             let id = format!("{exec}-{t}");
@@ -236,24 +207,8 @@ fn three_nodes_run_a_thousand_executions_and_survive_a_kill() {
 /// ends: (its state directory, URL).
 fn private_cluster() -> Option<(std::path::PathBuf, String)> {
     let state = std::env::temp_dir().join(format!("weft-pg-restart-{}", std::process::id()));
-    let o = Command::new("bash")
-        .arg(repo().join("scripts/pg.sh"))
-        .args(["start", "--stop-with", &std::process::id().to_string()])
-        .env("WEFT_PG_STATE", &state)
-        .output()
-        .ok()?;
-    let url = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("export WEFT_TEST_PG=").map(str::to_string));
-    if url.is_none() {
-        assert!(
-            std::env::var("WEFT_REQUIRE_PG").as_deref() != Ok("1"),
-            "PostgreSQL is required (WEFT_REQUIRE_PG=1): {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        eprintln!("\n*** SKIPPING: PostgreSQL could not be installed or started ***\n");
-    }
-    Some((state, url?))
+    let url = start_pg_cluster(&state)?;
+    Some((state, url))
 }
 
 #[test]

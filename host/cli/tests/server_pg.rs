@@ -303,17 +303,18 @@ fn three_nodes_share_one_database_and_survive_the_loss_of_one() {
     );
 }
 
-#[cfg(unix)]
-#[test]
-fn a_node_paused_past_its_lease_writes_nothing_when_it_runs_again() {
-    let Some((admin, url, name)) = fresh_database("paused") else {
-        return;
-    };
-    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    home_with_echo(ha.path());
-    home_with_echo(hb.path());
-    let a = start(ha.path(), &url);
-    let b = start(hb.path(), &url);
+/// Nodes A and B on `url` (homes `ha`, `hb`), and an execution of DEFINITION started on A that
+/// waits `wait` seconds in its Wait state now.
+fn two_nodes_and_an_execution_in_its_wait(
+    ha: &Path,
+    hb: &Path,
+    url: &str,
+    wait: u32,
+) -> (Server, Server, String) {
+    home_with_echo(ha);
+    home_with_echo(hb);
+    let a = start(ha, url);
+    let b = start(hb, url);
     let sm = ok(
         a.port,
         "CreateStateMachine",
@@ -325,7 +326,7 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_runs_again() {
     let arn = ok(
         a.port,
         "StartExecution",
-        json!({"stateMachineArn": sm, "name": "paused", "input": "{\"wait\": 1}"}),
+        json!({"stateMachineArn": sm, "name": "waiting", "input": format!("{{\"wait\": {wait}}}")}),
     )["executionArn"]
         .as_str()
         .unwrap()
@@ -338,6 +339,17 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_runs_again() {
         assert!(Instant::now() < end, "the execution never reached its Wait");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (a, b, arn)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_node_paused_past_its_lease_writes_nothing_when_it_runs_again() {
+    let Some((admin, url, name)) = fresh_database("paused") else {
+        return;
+    };
+    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, arn) = two_nodes_and_an_execution_in_its_wait(ha.path(), hb.path(), &url, 1);
     let signal = |sig: &str| {
         let st = Command::new("kill")
             .args([sig, &a.child.id().to_string()])
@@ -541,34 +553,7 @@ fn a_node_that_stops_cleanly_hands_its_executions_over() {
         return;
     };
     let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    home_with_echo(ha.path());
-    home_with_echo(hb.path());
-    let mut a = start(ha.path(), &url);
-    let b = start(hb.path(), &url);
-    let sm = ok(
-        a.port,
-        "CreateStateMachine",
-        json!({"name": "pg-flow", "definition": DEFINITION}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let arn = ok(
-        a.port,
-        "StartExecution",
-        json!({"stateMachineArn": sm, "name": "handed", "input": "{\"wait\": 2}"}),
-    )["executionArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let end = Instant::now() + Duration::from_secs(120);
-    while !event_types(b.port, &arn)
-        .iter()
-        .any(|t| t == "WaitStateEntered")
-    {
-        assert!(Instant::now() < end, "the execution never reached its Wait");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut a, b, arn) = two_nodes_and_an_execution_in_its_wait(ha.path(), hb.path(), &url, 2);
     let a_id = node_id(ha.path());
     let st = Command::new("kill")
         .args(["-TERM", &a.child.id().to_string()])

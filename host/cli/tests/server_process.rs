@@ -81,18 +81,6 @@ fn start_server_with(home: &Path, work: &Path, no_auth: bool) -> Server {
     )
 }
 
-/// Real runs per task id (`EXEC-t1`, `EXEC-t2`), from the files record-run left.
-fn runs(work: &Path) -> HashMap<String, usize> {
-    let mut m = HashMap::new();
-    for e in std::fs::read_dir(work.join("runs")).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        if let Some((id, _)) = name.rsplit_once('.') {
-            *m.entry(id.to_string()).or_insert(0) += 1;
-        }
-    }
-    m
-}
-
 /// The tasks whose completion is on disk (read from the store of the killed server): journaled
 /// results, and both tasks of every execution already SUCCEEDED.
 fn durably_completed(home: &Path) -> HashSet<String> {
@@ -147,23 +135,7 @@ fn durably_completed(home: &Path) -> HashSet<String> {
     done
 }
 
-const DEFINITION: &str = r#"{
-  "StartAt": "T1",
-  "States": {
-    "T1": {"Type": "Task", "Resource": "weft:plugin:record-run",
-           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t1', $$.Execution.Name)", "n.$": "$.n"},
-           "ResultPath": "$.t1",
-           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
-           "Next": "W"},
-    "W": {"Type": "Wait", "Seconds": 1, "Next": "T2"},
-    "T2": {"Type": "Task", "Resource": "weft:plugin:record-run",
-           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t2', $$.Execution.Name)", "n.$": "$.t1.n"},
-           "ResultPath": "$.t2",
-           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
-           "Next": "Done"},
-    "Done": {"Type": "Pass", "Parameters": {"n.$": "$.t2.n", "ok": true}, "End": true}
-  }
-}"#;
+const DEFINITION: &str = RECORDER_FLOW;
 
 /// A store with `plugins` installed and the role `weft:role:recorder` (read and write under
 /// `runs/`), and a working directory holding `runs/`: (home, work).
@@ -215,7 +187,7 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
     // kill when a third, then two thirds of the task runs happened: mid-way, both times
     for target in [2 * N / 3, 4 * N / 3] {
         let end = Instant::now() + Duration::from_secs(300);
-        while runs(work.path()).values().sum::<usize>() < target {
+        while recorded_runs(work.path()).values().sum::<usize>() < target {
             assert!(
                 Instant::now() < end,
                 "no progress towards {target} task runs"
@@ -225,7 +197,7 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
         server.take().unwrap().kill9();
         // what was durably complete at the kill must never run again
         let done = durably_completed(home.path());
-        let counts = runs(work.path());
+        let counts = recorded_runs(work.path());
         eprintln!(
             "killed at {target}+ runs: {} task runs so far, {} tasks durably complete",
             counts.values().sum::<usize>(),
@@ -303,7 +275,7 @@ fn kill_dash_nine_loses_nothing_and_reruns_nothing_completed() {
     assert_eq!(crash["executions"]["RUNNING"], 0, "{summary}");
     assert_eq!(crash["executions"]["FAILED"], 0, "{summary}");
     // every task ran; none that was complete on disk at a kill ran again
-    let counts = runs(work.path());
+    let counts = recorded_runs(work.path());
     for i in 0..N {
         for t in ["t1", "t2"] {
             let id = format!("e{i}-{t}");
@@ -404,7 +376,7 @@ fn redrive_after_a_restart_reruns_only_the_failed_plugin_task() {
         (Some("FAILED"), Some("Disk.Full")),
         "{d}"
     );
-    let before = runs(work.path());
+    let before = recorded_runs(work.path());
     assert_eq!(before.get("r-t1"), Some(&1), "{before:?}");
     assert_eq!(before.get("r-again"), Some(&1), "{before:?}");
     // a new process, then the redrive
@@ -426,7 +398,7 @@ fn redrive_after_a_restart_reruns_only_the_failed_plugin_task() {
         "{summary}"
     );
     assert_eq!(
-        runs(work.path()),
+        recorded_runs(work.path()),
         before,
         "a redrive re-ran a task that had succeeded"
     );

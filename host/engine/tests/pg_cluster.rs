@@ -23,6 +23,21 @@ fn record(arn: &str, status: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Runs `sql` with text parameters.
+fn execute(db: &weft_engine::persistence::PgDatabase, sql: &'static str, params: &[String]) {
+    let params = params.to_vec();
+    db.run({
+        let pool = db.pool().clone();
+        async move {
+            let c = pool.get().await.unwrap();
+            let p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                params.iter().map(|s| s as _).collect();
+            c.execute(sql, &p).await.unwrap();
+        }
+    })
+    .unwrap();
+}
+
 fn rows(db: &weft_engine::persistence::PgDatabase, sql: &'static str, arn: &str) -> i64 {
     let arn = arn.to_string();
     db.run({
@@ -63,20 +78,11 @@ fn a_node_whose_execution_was_adopted_writes_nothing_of_it() {
     let b = Cluster::join(&pb, LEASE, None).unwrap();
     assert!(b.adopt(10).unwrap().is_empty());
     // A is paused past its lease: B adopts at a new epoch
-    let a_id = a.node_id();
-    pb.run({
-        let pool = pb.pool().clone();
-        async move {
-            let c = pool.get().await.unwrap();
-            c.execute(
-                "UPDATE weft_nodes SET lease_until = now() - interval '1 second' WHERE id = $1",
-                &[&a_id],
-            )
-            .await
-            .unwrap();
-        }
-    })
-    .unwrap();
+    execute(
+        &pb,
+        "UPDATE weft_nodes SET lease_until = now() - interval '1 second' WHERE id = $1",
+        &[a.node_id()],
+    );
     assert_eq!(b.adopt(10).unwrap(), [arn.to_string()]);
     assert_eq!(b.fence().epoch_of(arn), Some(2));
     assert!(b.adopt(10).unwrap().is_empty(), "adopted once");
@@ -187,21 +193,11 @@ fn a_stale_owner_cannot_record_an_execution_end() {
         .unwrap();
     // another node took it (a newer epoch) while A still believes it owns it
     let b = Cluster::join(&pb, LEASE, None).unwrap();
-    let b_id = b.node_id();
-    pb.run({
-        let pool = pb.pool().clone();
-        let arn = arn.to_string();
-        async move {
-            let c = pool.get().await.unwrap();
-            c.execute(
-                "UPDATE sfn_executions SET owner = $2, epoch = epoch + 1 WHERE arn = $1",
-                &[&arn, &b_id],
-            )
-            .await
-            .unwrap();
-        }
-    })
-    .unwrap();
+    execute(
+        &pb,
+        "UPDATE sfn_executions SET owner = $2, epoch = epoch + 1 WHERE arn = $1",
+        &[arn.to_string(), b.node_id()],
+    );
     let r = sa
         .executions
         .update_execution(arn, &mut |old| old.map(|_| record(arn, "SUCCEEDED")));

@@ -126,11 +126,16 @@ pub fn pg_cluster() -> Option<String> {
             return Some(u);
         }
     }
-    let state = std::env::temp_dir().join(format!("weft-pg-test-{}", std::process::id()));
+    start_pg_cluster(&std::env::temp_dir().join(format!("weft-pg-test-{}", std::process::id())))
+}
+
+/// A cluster of `scripts/pg.sh` with its state in `state`, stopped when this test process
+/// ends; its admin URL (`None`: as [`pg_cluster`]).
+pub fn start_pg_cluster(state: &Path) -> Option<String> {
     let o = Command::new("bash")
         .arg(repo().join("scripts/pg.sh"))
         .args(["start", "--stop-with", &std::process::id().to_string()])
-        .env("WEFT_PG_STATE", &state)
+        .env("WEFT_PG_STATE", state)
         .output()
         .ok()?;
     let url = String::from_utf8_lossy(&o.stdout)
@@ -145,6 +150,39 @@ pub fn pg_cluster() -> Option<String> {
         eprintln!("\n*** SKIPPING: PostgreSQL could not be installed or started ***\n");
     }
     url
+}
+
+/// A Standard flow over the `record-run` plugin (one file per real run under `/runs`, see
+/// [`recorder_home`]): a task, a one-second Wait, a task, then `{"n": INPUT.n, "ok": true}`.
+pub const RECORDER_FLOW: &str = r#"{
+  "StartAt": "T1",
+  "States": {
+    "T1": {"Type": "Task", "Resource": "weft:plugin:record-run",
+           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t1', $$.Execution.Name)", "n.$": "$.n"},
+           "ResultPath": "$.t1",
+           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
+           "Next": "W"},
+    "W": {"Type": "Wait", "Seconds": 1, "Next": "T2"},
+    "T2": {"Type": "Task", "Resource": "weft:plugin:record-run",
+           "Parameters": {"dir": "/runs", "id.$": "States.Format('{}-t2', $$.Execution.Name)", "n.$": "$.t1.n"},
+           "ResultPath": "$.t2",
+           "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5}],
+           "Next": "Done"},
+    "Done": {"Type": "Pass", "Parameters": {"n.$": "$.t2.n", "ok": true}, "End": true}
+  }
+}"#;
+
+/// Real runs per task id (`NAME-t1`, `NAME-t2`), from the files record-run left in
+/// `work/runs`.
+pub fn recorded_runs(work: &Path) -> std::collections::HashMap<String, usize> {
+    let mut m = std::collections::HashMap::new();
+    for e in std::fs::read_dir(work.join("runs")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some((id, _)) = name.rsplit_once('.') {
+            *m.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
 }
 
 /// A temporary folder holding `files` (name, text): a DAG folder for one test.
