@@ -45,22 +45,8 @@ fn standard_executions_run_on_postgres_and_survive_a_restart() {
     let first = tempfile::tempdir().unwrap();
     home_with_echo(first.path());
     let s = start(first.path(), &url);
-    let sm = ok(
-        s.port,
-        "CreateStateMachine",
-        json!({"name": "pg-flow", "definition": DEFINITION}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let quick = ok(
-        s.port,
-        "StartExecution",
-        json!({"stateMachineArn": sm, "name": "quick", "input": "{\"wait\": 1}"}),
-    )["executionArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sm = create_state_machine(s.port, "pg-flow", DEFINITION);
+    let quick = start_execution(s.port, &sm, "quick", "{\"wait\": 1}");
     let d = wait_done(s.port, &quick);
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
@@ -84,14 +70,7 @@ fn standard_executions_run_on_postgres_and_survive_a_restart() {
     drop(other);
 
     // a second execution, killed with the node while it waits
-    let slow = ok(
-        s.port,
-        "StartExecution",
-        json!({"stateMachineArn": sm, "name": "slow", "input": "{\"wait\": 3}"}),
-    )["executionArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let slow = start_execution(s.port, &sm, "slow", "{\"wait\": 3}");
     let end = Instant::now() + Duration::from_secs(120);
     while !event_types(s.port, &slow)
         .iter()
@@ -200,14 +179,7 @@ fn three_nodes_share_one_database_and_survive_the_loss_of_one() {
         })
         .collect();
     let port = |nodes: &[Option<Server>], i: usize| nodes[i].as_ref().unwrap().port;
-    let sm = ok(
-        port(&nodes, 0),
-        "CreateStateMachine",
-        json!({"name": "cluster-flow", "definition": CLUSTER_FLOW}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sm = create_state_machine(port(&nodes, 0), "cluster-flow", CLUSTER_FLOW);
     // every node sees what one created
     let d = ok(
         port(&nodes, 2),
@@ -219,16 +191,7 @@ fn three_nodes_share_one_database_and_survive_the_loss_of_one() {
     // started round-robin through the three nodes
     const N: usize = 24;
     let arns: Vec<String> = (0..N)
-        .map(|i| {
-            ok(
-                port(&nodes, i % 3),
-                "StartExecution",
-                json!({"stateMachineArn": sm, "name": format!("x{i}"), "input": "{\"wait\": 2}"}),
-            )["executionArn"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|i| start_execution(port(&nodes, i % 3), &sm, &format!("x{i}"), "{\"wait\": 2}"))
         .collect();
     let dead = node_id(homes[0].path());
     assert_eq!(
@@ -315,22 +278,8 @@ fn two_nodes_and_an_execution_in_its_wait(
     home_with_echo(hb);
     let a = start(ha, url);
     let b = start(hb, url);
-    let sm = ok(
-        a.port,
-        "CreateStateMachine",
-        json!({"name": "pg-flow", "definition": DEFINITION}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let arn = ok(
-        a.port,
-        "StartExecution",
-        json!({"stateMachineArn": sm, "name": "waiting", "input": format!("{{\"wait\": {wait}}}")}),
-    )["executionArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sm = create_state_machine(a.port, "pg-flow", DEFINITION);
+    let arn = start_execution(a.port, &sm, "waiting", &format!("{{\"wait\": {wait}}}"));
     let end = Instant::now() + Duration::from_secs(120);
     while !event_types(b.port, &arn)
         .iter()
@@ -491,22 +440,8 @@ fn an_activity_task_queued_on_one_node_is_handed_out_by_another() {
     let def = json!({"StartAt": "Review", "States": {
         "Review": {"Type": "Task", "Resource": act, "End": true}}})
     .to_string();
-    let sm = ok(
-        a.port,
-        "CreateStateMachine",
-        json!({"name": "reviewed", "definition": def}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let arn = ok(
-        a.port,
-        "StartExecution",
-        json!({"stateMachineArn": sm, "name": "r1", "input": "{\"doc\": 7}"}),
-    )["executionArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sm = create_state_machine(a.port, "reviewed", &def);
+    let arn = start_execution(a.port, &sm, "r1", "{\"doc\": 7}");
     // a worker polling node B gets the task node A queued; a second poll gets nothing
     let end = Instant::now() + Duration::from_secs(60);
     let task = loop {

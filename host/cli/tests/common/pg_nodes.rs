@@ -134,3 +134,27 @@ pub fn fresh_database(tag: &str) -> Option<(String, String, String)> {
     let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
     Some((admin, url, name))
 }
+
+/// CreateStateMachine; the new state machine's ARN.
+pub fn create_state_machine(port: u16, name: &str, definition: &str) -> String {
+    ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": name, "definition": definition}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// StartExecution; the new execution's ARN.
+pub fn start_execution(port: u16, state_machine: &str, name: &str, input: &str) -> String {
+    ok(
+        port,
+        "StartExecution",
+        json!({"stateMachineArn": state_machine, "name": name, "input": input}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
