@@ -12,7 +12,7 @@
 //!
 //! **Ownership.** Each row of `sfn_executions` names its `owner` node and a fencing `epoch`. A
 //! node owns what it starts (the insert names it, epoch 1) and what it redrives; executions whose
-//! owner is dead (no row, or a lease in the past) are orphans, adopted in batches with
+//! owner's lease is in the past (or that have no owner) are orphans, adopted in batches with
 //! `FOR UPDATE SKIP LOCKED` ([`Cluster::adopt`]): the epoch grows by one, so several nodes
 //! adopting at once never take the same execution.
 //!
@@ -225,10 +225,13 @@ impl Cluster {
                 )
                 .await
                 .map_err(pg)?;
-            // rows of nodes long dead are of no use to anyone
+            // rows of nodes long dead are of no use once nothing running names them (adoption
+            // looks executions up by their owner's row)
             client
                 .execute(
-                    "DELETE FROM weft_nodes WHERE lease_until < now() - interval '1 day'",
+                    "DELETE FROM weft_nodes n WHERE lease_until < now() - interval '1 day' \
+                     AND NOT EXISTS (SELECT 1 FROM sfn_executions e WHERE e.owner = n.id \
+                                     AND e.status IN ('RUNNING', 'PENDING_REDRIVE'))",
                     &[],
                 )
                 .await
@@ -344,9 +347,9 @@ impl Cluster {
                     "UPDATE sfn_executions e SET owner = $1, epoch = e.epoch + 1, woken = false \
                      WHERE e.arn IN ( \
                        SELECT x.arn FROM sfn_executions x \
-                       LEFT JOIN weft_nodes n ON n.id = x.owner \
                        WHERE x.status IN ('RUNNING', 'PENDING_REDRIVE') \
-                         AND (x.owner IS NULL OR n.id IS NULL OR n.lease_until < now()) \
+                         AND (x.owner IS NULL OR x.owner IN \
+                              (SELECT id FROM weft_nodes WHERE lease_until < now())) \
                        ORDER BY x.start_ms LIMIT $2 \
                        FOR UPDATE OF x SKIP LOCKED) \
                      RETURNING e.arn, e.epoch",
