@@ -104,6 +104,9 @@ pub trait TaskDispatch: Send + Sync {
     fn running(&self) -> u64;
     /// Whether a worker has taken the try and the node still waits for it.
     fn is_running(&self, task_id: &str) -> bool;
+    /// Whether a try running on a worker of the access key `principal` carries the packages
+    /// archive `digest` (64 hex digits): the only archives that key may fetch.
+    fn holds_packages(&self, principal: &str, digest: &str) -> bool;
     /// Woken when a task is queued (for long polls).
     fn wakeup(&self) -> Arc<tokio::sync::Notify>;
     /// How long a running try may go without a heartbeat.
@@ -446,6 +449,15 @@ impl TaskDispatch for MemoryDispatch {
         )
     }
 
+    fn holds_packages(&self, principal: &str, digest: &str) -> bool {
+        let g = self.lock();
+        g.tries.values().any(|t| {
+            t.task.packages.as_deref() == Some(digest)
+                && matches!(&t.state, TryState::Running { worker, .. }
+                    if g.workers.get(worker).is_some_and(|w| w.principal == principal))
+        })
+    }
+
     fn wakeup(&self) -> Arc<tokio::sync::Notify> {
         self.wake.clone()
     }
@@ -492,6 +504,7 @@ mod tests {
             grant: vec![],
             secrets: Default::default(),
             heartbeat_ms: 100,
+            packages: None,
         }
     }
 
@@ -572,5 +585,23 @@ mod tests {
         d.cancel("r");
         assert_eq!(d.heartbeat("w", "k", "r"), Ok(true));
         assert_eq!(d.workers()[0].tasks.len(), 1);
+    }
+
+    #[test]
+    fn only_a_key_running_a_try_may_fetch_its_packages() {
+        let d = MemoryDispatch::new(Duration::from_secs(30), false);
+        let pk = "ab".repeat(32);
+        let mut t = task("p", "default");
+        t.packages = Some(pk.clone());
+        let rx = d.submit(t);
+        assert!(!d.holds_packages("k", &pk), "queued: nobody holds it yet");
+        d.take(&poll("w", &["default"]), "k").unwrap();
+        d.take(&poll("other", &["default"]), "k2").unwrap();
+        assert!(d.holds_packages("k", &pk));
+        assert!(!d.holds_packages("k2", &pk), "another key's worker");
+        assert!(!d.holds_packages("k", &"cd".repeat(32)), "another digest");
+        d.report("k", report("w", "p")).unwrap();
+        assert!(rx.try_recv().is_ok());
+        assert!(!d.holds_packages("k", &pk), "reported: no longer held");
     }
 }

@@ -181,6 +181,7 @@ pub(crate) fn run(
         grant: layers.iter().map(|p| p.to_value()).collect(),
         secrets,
         heartbeat_ms: heartbeat_every(app),
+        packages: None,
     };
     match dispatch_and_wait(app, task, cancelled) {
         Ended::Reported(o, worker) => {
@@ -217,6 +218,9 @@ pub(crate) struct DagTry<'a> {
     /// The plugin's input when it is not the task's arguments (a Python callable's call-mode
     /// request, carrying its DAG file's text).
     pub input: Option<String>,
+    /// The blake3 of the archive of a Python callable's DAG folder packages, in the node's
+    /// blob store (see [`weft_engine::remote_packages::publish`]).
+    pub packages: Option<String>,
 }
 
 /// Runs one try of a DAG task instance on a worker of `queue`: the plugin `rec`, the grant of
@@ -230,7 +234,12 @@ pub(crate) fn run_dag_try(
     queue: String,
     cancelled: &dyn Fn() -> bool,
 ) -> weft_engine::scheduler::TryOutcome {
-    let DagTry { inv, rec, input } = dag_try;
+    let DagTry {
+        inv,
+        rec,
+        input,
+        packages,
+    } = dag_try;
     let fail = |error: &str, cause: String| weft_engine::scheduler::TryOutcome {
         result: Err(weft_dag::TaskFailure::new(error, cause)),
         log: Value::Null,
@@ -274,6 +283,7 @@ pub(crate) fn run_dag_try(
         grant: layers.iter().map(|p| p.to_value()).collect(),
         secrets,
         heartbeat_ms: heartbeat_every(app),
+        packages,
     };
     let (o, worker) = match dispatch_and_wait(app, task, cancelled) {
         Ended::Reported(o, worker) => (*o, worker),

@@ -7,7 +7,9 @@
 //!   [`HeartbeatRequest`] for a running try; `{"cancel": true}` asks the worker to stop it.
 //! - `POST /v1/worker/report` (`weft:ReportTask` on `weft:worker:ID`): a [`TaskReport`].
 //! - `GET /v1/blobs/{digest}` (`weft:GetBlob` on `weft:blob:DIGEST`): an installed plugin's
-//!   component, streamed as it lies in the node's store; the worker verifies the digest.
+//!   component, or the Python packages archive of a try running on a worker of the caller's
+//!   key (no other blob: not another key's, not one whose try ended), streamed as it lies in
+//!   the node's store; the worker verifies the digest.
 //!
 //! Everything a worker sends is hostile: names are checked (length, alphabet), a worker id is
 //! bound to the access key that first used it, a try can be heartbeated and reported only by
@@ -251,22 +253,35 @@ async fn blob(
                 ))
             })?;
         ctx.authorize(format!("weft:blob:{}", d.to_hex()))?;
-        // only installed plugins are served, not every blob of the store
+        // only installed plugins and the packages of the caller's running tries are served,
+        // not every blob of the store
         let installed = app
             .store
             .registry()
             .by_digest(&d)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        if installed.is_none() {
+        if installed.is_none()
+            && !app
+                .dispatch
+                .holds_packages(ctx.caller(), d.to_hex().as_str())
+        {
             return Err(ApiError::new(
                 "ResourceNotFoundException",
-                format!("no installed plugin has digest {}", d.to_hex()),
+                format!(
+                    "no installed plugin has digest {}, and no try running on a worker of this key carries packages of that digest",
+                    d.to_hex()
+                ),
             )
             .with_status(StatusCode::NOT_FOUND));
         }
-        Ok(app.store.blobs().path(&d))
+        let kind = if installed.is_some() {
+            "application/wasm"
+        } else {
+            "application/zip"
+        };
+        Ok((app.store.blobs().path(&d), kind))
     });
-    let path = match found {
+    let (path, kind) = match found {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -292,7 +307,7 @@ async fn blob(
     let mut resp = axum::body::Body::from_stream(stream).into_response();
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/wasm"),
+        axum::http::HeaderValue::from_static(kind),
     );
     if let Some(n) = len {
         if let Ok(v) = axum::http::HeaderValue::from_str(&n.to_string()) {
