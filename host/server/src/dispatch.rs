@@ -80,7 +80,7 @@ pub trait TaskDispatch: Send + Sync {
         &self,
         worker: &weft_engine::remote::PollRequest,
         principal: &str,
-    ) -> Result<(Option<RemoteTask>, u64), DispatchError>;
+    ) -> Result<(Option<Arc<RemoteTask>>, u64), DispatchError>;
     /// A heartbeat of a running try; `Ok(true)`: the node asks the worker to cancel it.
     fn heartbeat(
         &self,
@@ -126,7 +126,8 @@ enum TryState {
 }
 
 struct Try {
-    task: RemoteTask,
+    /// Shared with the poll that hands it out (no copy of the message per take).
+    task: Arc<RemoteTask>,
     queued_at: Instant,
     state: TryState,
     cancel: bool,
@@ -147,7 +148,13 @@ struct Inner {
     queues: HashMap<String, VecDeque<String>>,
     tries: HashMap<String, Try>,
     workers: HashMap<String, Worker>,
+    /// When abandoned tries were last swept (see [`SWEEP_EVERY`]).
+    swept: Option<Instant>,
 }
+
+/// How often a poll sweeps the tries the node gave up on whose worker went silent (a sweep
+/// walks every try, so not on every poll).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Round trips (queued to reported) kept for benchmarks and `/metrics`.
 pub const ROUND_TRIPS_KEPT: usize = 65_536;
@@ -218,7 +225,7 @@ impl TaskDispatch for MemoryDispatch {
             g.tries.insert(
                 task.task_id.clone(),
                 Try {
-                    task,
+                    task: Arc::new(task),
                     queued_at: Instant::now(),
                     state: TryState::Queued,
                     cancel: false,
@@ -234,15 +241,18 @@ impl TaskDispatch for MemoryDispatch {
         &self,
         poll: &weft_engine::remote::PollRequest,
         principal: &str,
-    ) -> Result<(Option<RemoteTask>, u64), DispatchError> {
+    ) -> Result<(Option<Arc<RemoteTask>>, u64), DispatchError> {
         let mut g = self.lock();
         let inner = &mut *g;
         // tries the node gave up on whose worker went silent: nobody waits for them any more
         let timeout = self.heartbeat_timeout;
-        inner.tries.retain(|_, t| {
-            !(t.cancel
-                && matches!(t.state, TryState::Running { last_heartbeat, .. } if last_heartbeat.elapsed() > timeout))
-        });
+        if inner.swept.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            inner.swept = Some(Instant::now());
+            inner.tries.retain(|_, t| {
+                !(t.cancel
+                    && matches!(t.state, TryState::Running { last_heartbeat, .. } if last_heartbeat.elapsed() > timeout))
+            });
+        }
         match inner.workers.get_mut(&poll.worker_id) {
             Some(w) if w.principal != principal => {
                 return Err(DispatchError::WorkerIdTaken {
@@ -250,8 +260,13 @@ impl TaskDispatch for MemoryDispatch {
                 })
             }
             Some(w) => {
-                w.host = poll.host.clone();
-                w.queues = poll.queues.clone();
+                // a worker polls with the same names every time: copy them only when changed
+                if w.host != poll.host {
+                    w.host = poll.host.clone();
+                }
+                if w.queues != poll.queues {
+                    w.queues = poll.queues.clone();
+                }
                 w.slots = poll.slots;
                 w.busy = poll.busy;
                 w.last_seen = Instant::now();

@@ -19,7 +19,7 @@
 use crate::dispatch::DispatchError;
 use crate::error::ApiError;
 use crate::rest::reply;
-use crate::v1_access::{decide, V1Request};
+use crate::v1_access::{decide, decide_with, V1Request};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,7 +29,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_engine::remote::{
-    HeartbeatRequest, PollRequest, PollResponse, RemoteError, TaskReport, MAX_NAME_LEN,
+    HeartbeatRequest, PollRequest, RemoteError, RemoteTask, TaskReport, MAX_NAME_LEN,
     MAX_OUTPUT_BYTES, MAX_QUEUES, MAX_RECORDS, MAX_STDIO_BYTES,
 };
 
@@ -103,7 +103,9 @@ fn dispatch_error(e: DispatchError) -> ApiError {
 
 async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     let wake = app.dispatch.wakeup();
-    let first = decide(&app, &req, "weft:PollTask", |ctx| {
+    // polls, heartbeats and reports are the workers' data plane, several per task: like
+    // CloudTrail's data events they are not audited when allowed (refusals are)
+    let first = decide_with(&app, &req, "weft:PollTask", false, |ctx| {
         let p: PollRequest = body(&req)?;
         check_poll(&p)?;
         ctx.authorize(format!("weft:queue:{}", p.queues[0]))?;
@@ -124,8 +126,8 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
         match app.dispatch.take(&p, &principal) {
             Err(e) => return dispatch_error(e).into_response(),
             Ok((Some(task), depth)) => {
-                return answer(&PollResponse {
-                    task: Some(task),
+                return answer(&PollAnswer {
+                    task: Some(&task),
                     queue_depth: depth,
                 })
             }
@@ -133,7 +135,7 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
                 if tokio::time::Instant::now() >= deadline
                     || tokio::time::timeout_at(deadline, notified).await.is_err()
                 {
-                    return answer(&PollResponse {
+                    return answer(&PollAnswer {
                         task: None,
                         queue_depth: depth,
                     });
@@ -143,15 +145,27 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     }
 }
 
+/// A [`weft_engine::remote::PollResponse`] as it is sent, borrowing the task the dispatcher holds.
+#[derive(serde::Serialize)]
+struct PollAnswer<'a> {
+    task: Option<&'a RemoteTask>,
+    queue_depth: u64,
+}
+
+/// A JSON answer, serialised straight from `v` (no intermediate [`Value`]).
 fn answer(v: &impl serde::Serialize) -> Response {
-    match serde_json::to_value(v) {
-        Ok(v) => reply(Ok(v)),
+    match serde_json::to_vec(v) {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         Err(e) => ApiError::internal(e.to_string()).into_response(),
     }
 }
 
 async fn heartbeat(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    reply(decide(&app, &req, "weft:Heartbeat", |ctx| {
+    reply(decide_with(&app, &req, "weft:Heartbeat", false, |ctx| {
         let h: HeartbeatRequest = body(&req)?;
         name("worker_id", &h.worker_id)?;
         name("task_id", &h.task_id)?;
@@ -208,7 +222,7 @@ pub fn cap_report(r: &mut TaskReport) {
 }
 
 async fn report(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    reply(decide(&app, &req, "weft:ReportTask", |ctx| {
+    reply(decide_with(&app, &req, "weft:ReportTask", false, |ctx| {
         let mut r: TaskReport = body(&req)?;
         name("worker_id", &r.worker_id)?;
         name("task_id", &r.task_id)?;
@@ -322,6 +336,38 @@ async fn blob(
 mod tests {
     use super::*;
     use weft_engine::remote::RemoteOutcome;
+
+    #[test]
+    fn a_poll_answer_reads_as_a_poll_response() {
+        let task = RemoteTask {
+            task_id: "t".into(),
+            queue: "q".into(),
+            execution: "e".into(),
+            state: "s".into(),
+            attempt: 1,
+            plugin: weft_engine::remote::RemotePlugin {
+                name: "echo".into(),
+                version: "1".into(),
+                digest: "0".repeat(64),
+                world: "task".into(),
+            },
+            input: "{}".into(),
+            ctx: "{}".into(),
+            timeout_ms: 1,
+            grant: vec![],
+            secrets: Default::default(),
+            heartbeat_ms: 1,
+            packages: Some("ab".repeat(32)),
+        };
+        let sent = serde_json::to_vec(&PollAnswer {
+            task: Some(&task),
+            queue_depth: 3,
+        })
+        .unwrap();
+        let got: weft_engine::remote::PollResponse = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(got.task.as_ref(), Some(&task));
+        assert_eq!(got.queue_depth, 3);
+    }
 
     #[test]
     fn names_and_report_caps() {
