@@ -21,8 +21,12 @@ use weft_store::PluginRecord;
 /// The `Parameters` (or `Arguments`) key naming a Task's queue.
 pub const QUEUE_KEY: &str = "weft:queue";
 
-/// How often the waiting thread checks for a stop or a lost worker.
+/// How soon the waiting thread first checks for a stop or a lost worker; each quiet check
+/// doubles the wait, up to [`MAX_WAIT_TICK`] (a short task costs the node no wakeups, a long
+/// one a few per second, and a stop reaches the worker within that bound plus a heartbeat).
 const WAIT_TICK: Duration = Duration::from_millis(20);
+/// The longest wait between two checks.
+const MAX_WAIT_TICK: Duration = Duration::from_millis(250);
 
 fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
     TaskFailure {
@@ -72,12 +76,15 @@ fn dispatch_and_wait(app: &AppState, task: RemoteTask, cancelled: &dyn Fn() -> b
     let budget = Duration::from_millis(task.timeout_ms) + heartbeat_timeout;
     let mut started: Option<Instant> = None;
     let done = app.dispatch.submit(task);
+    let mut tick = WAIT_TICK;
     loop {
-        match done.recv_timeout(WAIT_TICK) {
+        match done.recv_timeout(tick) {
             Ok(crate::dispatch::Completion::Reported { report, worker }) => {
                 return Ended::Reported(Box::new(report.outcome), worker)
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                tick = (tick * 2).min(MAX_WAIT_TICK);
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Ended::Cancelled(failure(
                     "States.TaskFailed",
