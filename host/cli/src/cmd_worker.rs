@@ -1,7 +1,9 @@
 //! `weft worker --server URL [--queue NAME]... [--min-slots N] [--max-slots N]`: runs a node's
 //! sandboxed tasks on this host. Each slot long-polls the node (`POST /v1/worker/poll`) for a
 //! task of the worker's queues, fetches the plugin by its pinned blake3 digest when this host's
-//! store lacks it (`GET /v1/blobs/{digest}`, verified before it is written), runs it in the local
+//! store lacks it (`GET /v1/blobs/{digest}`, verified before it is written), and so a Python
+//! callable's DAG folder packages (an archive named by its digest, unpacked once per digest into
+//! `$WEFT_HOME/cache/worker-packages`, see [`weft_engine::remote_packages`]), runs it in the local
 //! sandbox with the grant and secrets the message carries, heartbeats while it runs and reports
 //! the outcome. Requests are SigV4-signed with a profile of the node's credentials file format
 //! (`AWS_SHARED_CREDENTIALS_FILE`, else `$WEFT_HOME/credentials`); the worker holds no
@@ -158,8 +160,14 @@ impl Node {
         ))
     }
 
-    /// A plugin blob, read as it streams and verified against `digest`.
-    fn blob(&self, name: &str, digest: &weft_store::Digest) -> Result<Vec<u8>, RemoteTaskError> {
+    /// A blob (a plugin's component, a packages archive) of at most `cap` bytes, read as it
+    /// streams and verified against `digest`.
+    fn blob(
+        &self,
+        name: &str,
+        digest: &weft_store::Digest,
+        cap: u64,
+    ) -> Result<Vec<u8>, RemoteTaskError> {
         let fetch_err = |reason: String| RemoteTaskError::Fetch {
             name: name.to_string(),
             digest: digest.to_hex().to_string(),
@@ -177,7 +185,6 @@ impl Node {
                 .unwrap_or_default();
             return Err(fetch_err(format!("HTTP {}: {text}", resp.status())));
         }
-        let cap = weft_plugins::limits::MAX_COMPONENT_BYTES;
         let reader = resp.body_mut().with_config().limit(cap + 1).reader();
         weft_engine::remote::read_verified(name, digest, reader, cap)
     }
@@ -377,15 +384,34 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) {
         std::thread::spawn(move || heartbeat_loop(&w, &task_id, every, &done_rx, &cancel))
     };
     let outcome = weft_engine::remote::ensure_plugin(&w.host, &task.plugin, |d| {
-        w.node.blob(&task.plugin.name, d)
+        w.node.blob(
+            &task.plugin.name,
+            d,
+            weft_plugins::limits::MAX_COMPONENT_BYTES,
+        )
     })
     .and_then(|rec| {
+        let packages = match &task.packages {
+            Some(digest) => Some(weft_engine::remote_packages::ensure(
+                w.host.store.home(),
+                digest,
+                |d| {
+                    w.node.blob(
+                        "python-packages",
+                        d,
+                        weft_engine::remote_packages::MAX_ARCHIVE_BYTES,
+                    )
+                },
+            )?),
+            None => None,
+        };
         let c = cancel.clone();
         weft_engine::remote::run_task(
             &w.host,
             &task,
             &rec,
             &w.base_dir,
+            packages.as_deref(),
             Some(Arc::new(move || c.load(Ordering::Relaxed))),
         )
     })

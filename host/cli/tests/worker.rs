@@ -3,6 +3,8 @@
 //! SIGKILL mid-task is failed over and the retry runs on another worker; a tampered plugin blob
 //! is refused by the worker; a task message carries only the secrets its grant allows, and a
 //! late report of a failed-over try is discarded; a worker's key cannot use the control plane.
+//! A Python callable's DAG folder packages reach its worker by digest, only for the key running
+//! its try, and a tampered archive is refused.
 
 mod common;
 use common::*;
@@ -159,6 +161,19 @@ fn request(
     headers: &str,
     body: &str,
 ) -> (u16, Value) {
+    let (status, body) = request_raw(port, secret, method, path, headers, body);
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// [`request`] answering the body's bytes.
+fn request_raw(
+    port: u16,
+    secret: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(
@@ -167,15 +182,19 @@ fn request(
         body.len()
     )
     .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..split]);
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, out.get(split + 4..).unwrap_or_default().to_vec())
 }
 
 fn sfn(port: u16, secret: &str, action: &str, body: Value) -> (u16, Value) {
@@ -922,12 +941,7 @@ py_remote()
     .unwrap();
     let (_node, port) = start_node(home.path(), false);
     let (_a, _ah) = start_worker(home.path(), port, "wpy", &["alpha"]);
-    // the node parses the file in the sandbox first (a cold compile of the parser)
-    let end = Instant::now() + Duration::from_secs(600);
-    while !dags(port).contains(&"py_remote".to_string()) {
-        assert!(Instant::now() < end, "the DAG never appeared");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_dag(port, "py_remote");
     let run_id = trigger_dag(port, "py_remote");
     wait_for_dag_success(port, "py_remote", Duration::from_secs(600));
     for task in ["extract", "double", "snoop"] {
@@ -1036,4 +1050,206 @@ fn a_restarted_node_fails_over_the_try_its_worker_was_running() {
         let ws = workers(port)["workers"].as_array().unwrap().clone();
         !ws.is_empty() && ws.iter().all(|w| w["busy"].as_u64() == Some(0))
     });
+}
+
+/// The DAG folder `home/dags` with a Python DAG file `file` (text `dag`) and a
+/// `requirements.txt` naming tinypkg 1.0.0, resolved offline from a wheelhouse beside it (the
+/// fixtures of `host/engine/tests/py_packages`); the Python DAG parser installed.
+fn python_packages_folder(home: &Path, file: &str, dag: &str) {
+    let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "plugin",
+            "install",
+            plugin("weft-airflow-py.wasm").to_str().unwrap(),
+        ])
+        .env("WEFT_HOME", home)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dags = home.join("dags");
+    std::fs::create_dir_all(dags.join("wheelhouse")).unwrap();
+    std::fs::write(dags.join(file), dag).unwrap();
+    std::fs::write(dags.join("requirements.txt"), "tinypkg==1.0.0\n").unwrap();
+    let wheel = "tinypkg-1.0.0-py3-none-any.whl";
+    std::fs::copy(
+        repo()
+            .join("host/engine/tests/py_packages/wheelhouse")
+            .join(wheel),
+        dags.join("wheelhouse").join(wheel),
+    )
+    .unwrap();
+}
+
+/// Waits (a cold compile of the parser first) for the node to load `dag`.
+fn wait_for_dag(port: u16, dag: &str) {
+    let end = Instant::now() + Duration::from_secs(600);
+    while !dags(port).contains(&dag.to_string()) {
+        assert!(Instant::now() < end, "the DAG {dag} never appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A Python callable whose DAG folder has a `requirements.txt` runs on the worker: the worker
+/// fetches the folder's packages by digest once, and both tasks import them.
+#[test]
+fn python_callables_with_requirements_run_on_a_worker_with_the_folder_s_packages() {
+    let home = node_home();
+    python_packages_folder(
+        home.path(),
+        "py_pkgs.py",
+        r#"
+from datetime import datetime
+import tinypkg
+from airflow.sdk import dag, task
+
+@dag(schedule=None, start_date=datetime(2024, 3, 1), catchup=False,
+     is_paused_upon_creation=False, default_args={"queue": "alpha"})
+def py_pkgs():
+    @task
+    def shout():
+        from tinypkg import shout as s
+        return s("hello")
+
+    @task
+    def tag(text):
+        import tinypkg
+        return text + " " + tinypkg.VERSION
+
+    tag(shout())
+
+py_pkgs()
+"#,
+    );
+    let (_node, port) = start_node(home.path(), false);
+    let (_w, w_home) = start_worker(home.path(), port, "wpkg", &["alpha"]);
+    wait_for_dag(port, "py_pkgs");
+    let run_id = trigger_dag(port, "py_pkgs");
+    wait_for_dag_success(port, "py_pkgs", Duration::from_secs(600));
+    for task in ["shout", "tag"] {
+        let v = try_logs(port, "py_pkgs", &run_id, task);
+        assert!(v.to_string().contains("/wpkg\""), "{task} ran on wpkg: {v}");
+    }
+    let (st, v) = request(
+        port,
+        ADMIN_SECRET,
+        "GET",
+        &format!(
+            "/api/v2/dags/py_pkgs/dagRuns/{run_id}/taskInstances/tag/xcomEntries/return_value"
+        ),
+        "",
+        "",
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["value"], json!("HELLO! 1.0.0"));
+    // one archive, fetched and unpacked once for both tasks, holding the package
+    let cached: Vec<_> = std::fs::read_dir(w_home.path().join("cache/worker-packages"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].join("tinypkg/__init__.py").is_file());
+}
+
+/// The test plays a worker to learn the packages digest of a try: only a key running that try
+/// may fetch the archive; a tampered archive is refused by a real worker and not kept.
+#[test]
+fn a_packages_archive_is_served_only_for_a_running_try_and_refused_when_tampered() {
+    let home = node_home();
+    python_packages_folder(
+        home.path(),
+        "py_tamper.py",
+        r#"
+from datetime import datetime, timedelta
+from airflow.sdk import dag, task
+
+@dag(schedule=None, start_date=datetime(2024, 3, 1), catchup=False,
+     is_paused_upon_creation=False,
+     default_args={"queue": "probe", "retries": 1, "retry_delay": timedelta(seconds=0)})
+def py_tamper():
+    @task
+    def shout():
+        from tinypkg import shout as s
+        return s("hello")
+
+    shout()
+
+py_tamper()
+"#,
+    );
+    // a second worker key, running nothing
+    let creds = home.path().join("credentials");
+    let mut text = std::fs::read_to_string(&creds).unwrap();
+    text.push_str("\n[other]\naws_access_key_id = WEFTOTHER\naws_secret_access_key = other-secret-0123456789\nweft_policy = worker-policy.json\n");
+    std::fs::write(&creds, text).unwrap();
+    let (_node, port) = start_node(home.path(), false);
+    wait_for_dag(port, "py_tamper");
+    trigger_dag(port, "py_tamper");
+    let poll =
+        json!({"worker_id": "probe", "host": "test", "queues": ["probe"], "slots": 1, "busy": 0});
+    let end = Instant::now() + Duration::from_secs(120);
+    let task = loop {
+        let (st, v) = worker_call(port, "/v1/worker/poll", poll.clone());
+        assert_eq!(st, 200, "{v}");
+        if !v["task"].is_null() {
+            break v["task"].clone();
+        }
+        assert!(Instant::now() < end, "the try was never queued");
+    };
+    let pk = task["packages"]
+        .as_str()
+        .expect("the packages digest")
+        .to_string();
+    assert_eq!(pk.len(), 64, "{task}");
+    let get = |secret: &str| request_raw(port, secret, "GET", &format!("/v1/blobs/{pk}"), "", "");
+    let (st, archive) = get(WORKER_SECRET);
+    assert_eq!(st, 200, "the key running the try may fetch them");
+    assert_eq!(
+        blake3::hash(&archive).to_hex().as_str(),
+        pk,
+        "the archive's digest"
+    );
+    let get = |secret: &str| get(secret).0;
+    assert_eq!(
+        get("other-secret-0123456789"),
+        404,
+        "a worker key with no try carrying them may not"
+    );
+    let (st, v) = worker_call(
+        port,
+        "/v1/worker/report",
+        json!({"worker_id": "probe", "task_id": task["task_id"],
+            "outcome": {"error": {"error": "States.TaskFailed", "cause": "the probe gave up"}}}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(get(WORKER_SECRET), 404, "the try ended: no longer served");
+    // the retry goes to a real worker, fetching the archive as it now lies on the node
+    let blob = home.path().join("blobs").join(&pk[..2]).join(&pk[2..]);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let (_w, w_home) = start_worker(home.path(), port, "wt", &["probe"]);
+    let end = Instant::now() + Duration::from_secs(600);
+    let runs = loop {
+        let (_, v) = request(port, ADMIN_SECRET, "GET", "/v1/dags/py_tamper/runs", "", "");
+        if v["runs"][0]["state"] == "failed" {
+            break v;
+        }
+        assert!(Instant::now() < end, "the run did not fail: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let run_id = runs["runs"][0]["runId"].as_str().unwrap().to_string();
+    let logs = try_logs(port, "py_tamper", &run_id, "shout");
+    let all = format!("{runs} {logs}");
+    assert!(all.contains("Sandbox.PluginCorrupt"), "{all}");
+    assert!(all.contains("/wt\""), "the retry ran on wt: {all}");
+    assert!(
+        !w_home
+            .path()
+            .join("cache/worker-packages")
+            .join(&pk)
+            .exists(),
+        "nothing was kept"
+    );
 }

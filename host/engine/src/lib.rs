@@ -21,6 +21,7 @@ pub mod plugin_host;
 pub mod py_dags;
 pub mod py_packages;
 pub mod remote;
+pub mod remote_packages;
 pub mod resource_map;
 pub mod roles;
 pub mod scheduler;

@@ -73,6 +73,10 @@ pub struct RemoteTask {
     pub secrets: BTreeMap<String, String>,
     /// How often the worker must heartbeat while the task runs.
     pub heartbeat_ms: u64,
+    /// A Python callable's DAG folder packages: the blake3 of their archive (see
+    /// [`crate::remote_packages`]), shown read-only at [`crate::py_packages::GUEST_PATH`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<String>,
 }
 
 /// What a worker sends when it asks for work.
@@ -200,6 +204,10 @@ pub enum RemoteTaskError {
     },
     #[error("{PLUGIN_CORRUPT}: plugin {name}: more than {cap} bytes were served; refused")]
     PluginTooLarge { name: String, cap: u64 },
+    #[error("{PLUGIN_CORRUPT}: the DAG folder's Python packages were fetched as blake3 {got}, but the task pinned {pinned}; refused, nothing was written")]
+    PackagesCorrupt { pinned: String, got: String },
+    #[error("{PLUGIN_CORRUPT}: the DAG folder's Python packages {digest}: {reason}; refused, nothing was kept")]
+    PackagesRefused { digest: String, reason: String },
     #[error("States.TaskFailed: task message field {field}: {reason}")]
     BadMessage { field: &'static str, reason: String },
     #[error("States.TaskFailed: fetching plugin {name} #{digest}: {reason}")]
@@ -216,7 +224,10 @@ impl RemoteTaskError {
     /// The ASL error name a report carries.
     pub fn error_name(&self) -> &'static str {
         match self {
-            Self::PluginCorrupt { .. } | Self::PluginTooLarge { .. } => PLUGIN_CORRUPT,
+            Self::PluginCorrupt { .. }
+            | Self::PluginTooLarge { .. }
+            | Self::PackagesCorrupt { .. }
+            | Self::PackagesRefused { .. } => PLUGIN_CORRUPT,
             _ => "States.TaskFailed",
         }
     }
@@ -329,13 +340,15 @@ pub fn ensure_plugin(
 /// Runs one received task in the worker's sandbox (a sensor-world plugin is poked: its output
 /// is `true` or `false`): the plugin by its pinned digest (the blob
 /// store re-hashes it on every read, so no other code can run), the message's grant with
-/// relative `file:` resources under `base_dir`, only the message's secrets, its deadline, and
-/// `cancel` polled while the guest runs.
+/// relative `file:` resources under `base_dir` (and `packages`, the folder of the message's
+/// packages, read-only at [`crate::py_packages::GUEST_PATH`]), only the message's secrets, its
+/// deadline, and `cancel` polled while the guest runs.
 pub fn run_task(
     host: &PluginHost,
     task: &RemoteTask,
     rec: &PluginRecord,
     base_dir: &std::path::Path,
+    packages: Option<&std::path::Path>,
     cancel: Option<crate::plugin_host::Cancel>,
 ) -> Result<RemoteOutcome, RemoteTaskError> {
     let mut layers = Vec::with_capacity(task.grant.len());
@@ -352,7 +365,15 @@ pub fn run_task(
         })?;
         layers.push(Arc::new(p));
     }
-    let grant = Grant::compile(layers, base_dir);
+    let mut grant = Grant::compile(layers, base_dir);
+    if let Some(dir) = packages {
+        grant = grant
+            .with_read_only_dir(dir, crate::py_packages::GUEST_PATH)
+            .map_err(|reason| RemoteTaskError::PackagesRefused {
+                digest: task.packages.clone().unwrap_or_default(),
+                reason: format!("cannot show them to the callable: {reason}"),
+            })?;
+    }
     let digest = blake3::Hash::from_bytes(*rec.digest.as_bytes());
     let store = &host.store;
     let d = rec.digest;

@@ -465,6 +465,9 @@ pub fn summary(n: usize) -> anyhow::Result<Report> {
 /// Executions run one at a time before the burst (the idle round trip).
 const SEQUENTIAL: usize = 200;
 
+/// A state machine with no task: the baseline of an execution's own cost on the node.
+const PASS_DEFINITION: &str = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
+
 /// One `remote` measurement: `workers == 0` runs the tasks on the node itself.
 pub fn remote(
     plugin_wasm: &Path,
@@ -502,7 +505,7 @@ pub fn remote(
         anyhow::ensure!(Instant::now() < end, "the workers did not connect");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (wall, lat, cpu, mut idle_trips) = rt.block_on(async {
+    let (wall, lat, cpu, mut idle_trips, pass_cpu) = rt.block_on(async {
         let sm = call(
             &app,
             "CreateStateMachine",
@@ -552,12 +555,32 @@ pub fn remote(
             arns.push(v["executionArn"].as_str().unwrap_or_default().to_string());
         }
         let lat = wait_all(&app, &arns).await?;
-        anyhow::Ok((
-            t.elapsed(),
-            lat,
-            cpu_time().saturating_sub(cpu0),
-            idle_trips,
-        ))
+        let wall = t.elapsed();
+        let cpu = cpu_time().saturating_sub(cpu0);
+        // the same executions with no task: what the execution itself costs the node
+        let pass = call(
+            &app,
+            "CreateStateMachine",
+            json!({"name": "bench-pass", "definition": PASS_DEFINITION}),
+        )
+        .await?["stateMachineArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let cpu1 = cpu_time();
+        let mut arns = Vec::new();
+        for i in 0..executions {
+            let v = call(
+                &app,
+                "StartExecution",
+                json!({"stateMachineArn": pass, "name": format!("p{i}")}),
+            )
+            .await?;
+            arns.push(v["executionArn"].as_str().unwrap_or_default().to_string());
+        }
+        wait_all(&app, &arns).await?;
+        let pass_cpu = cpu_time().saturating_sub(cpu1);
+        anyhow::Ok((wall, lat, cpu, idle_trips, pass_cpu))
     })?;
     let mut idle: Vec<Duration> =
         idle_trips.split_off(idle_trips.len().saturating_sub(SEQUENTIAL.min(executions)));
@@ -576,6 +599,7 @@ pub fn remote(
     let pl = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
     let tps = executions as f64 / wall.as_secs_f64();
     let cpu_us = cpu.as_secs_f64() * 1e6 / executions as f64;
+    let pass_us = pass_cpu.as_secs_f64() * 1e6 / executions as f64;
     let mode = if workers == 0 {
         "local (on the node)".to_string()
     } else {
@@ -587,6 +611,10 @@ pub fn remote(
         pl(0.99)
     )];
     if workers > 0 {
+        lines.push(format!(
+            "remote: node CPU {pass_us:.0} us per execution of a Pass state (no task), so the remote dispatch costs the node about {:.0} us of CPU per task",
+            cpu_us - pass_us
+        ));
         lines.push(format!(
             "remote: round trip queued -> result reported, one task at a time: p50 {:.2} ms, p99 {:.2} ms ({} samples); under the burst: p50 {:.2} ms, p99 {:.2} ms",
             pd(&idle, 0.5),
@@ -609,6 +637,8 @@ pub fn remote(
             "execution_latency_ms": {"p50": pl(0.5), "p99": pl(0.99)},
             "round_trip_ms": {"idle_p50": pd(&idle, 0.5), "idle_p99": pd(&idle, 0.99), "burst_p50": pd(&trips, 0.5), "burst_p99": pd(&trips, 0.99)},
             "node_cpu_us_per_task": cpu_us,
+            "node_cpu_us_per_pass_execution": pass_us,
+            "node_dispatch_cpu_us_per_task": if workers > 0 { Some(cpu_us - pass_us) } else { None },
         }),
     })
 }

@@ -267,6 +267,32 @@ impl ServerTries<'_> {
 }
 
 impl ServerTries<'_> {
+    /// The packages of the Python DAG file `path` (as the local executor finds them: broken
+    /// requirements leave them out, so an import of one fails naming it) and the digest of
+    /// their archive in the node's blob store, which the worker fetches.
+    #[allow(clippy::type_complexity)]
+    fn packages_of(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<(Option<weft_engine::py_packages::Packages>, Option<String>), weft_dag::TaskFailure>
+    {
+        let store = &self.sandbox.host.store;
+        let packages = weft_engine::py_dags::packages_for(store.home(), path).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the DAG folder's requirements.txt is not installed");
+            None
+        });
+        let Some(p) = packages else {
+            return Ok((None, None));
+        };
+        let archive = weft_engine::remote_packages::publish(store.blobs(), &p).map_err(|e| {
+            weft_dag::TaskFailure::new(
+                "States.TaskFailed",
+                format!("the DAG folder's Python packages cannot be packed for the worker: {e}"),
+            )
+        })?;
+        Ok((Some(p), Some(archive.to_hex().to_string())))
+    }
+
     /// A plugin try runs on a worker of its queue (`queue:`, default `default`) when the
     /// dispatcher routes the queue remotely, else here (see [`crate::remote_tasks`]).
     fn run_plugin_try(
@@ -289,22 +315,9 @@ impl ServerTries<'_> {
         }
         if self.app.dispatch.routes_remote(&queue) {
             // a Python callable runs in the Python DAG parser component, its DAG file's text in
-            // the task's input (the worker has no DAG folder)
+            // the task's input (the worker has no DAG folder), its folder's packages fetched by
+            // digest
             let python = weft_engine::dag_exec::python_callable_file(inv);
-            // the packages of a DAG folder's requirements.txt are a directory on this host,
-            // not yet shipped to workers: such callables run here
-            if python.is_some_and(|path| {
-                !matches!(
-                    weft_engine::py_dags::packages_for(self.sandbox.host.store.home(), path),
-                    Ok(None)
-                )
-            }) {
-                return weft_engine::scheduler::TryRunner::run_try_cancellable(
-                    self.sandbox,
-                    inv,
-                    cancel,
-                );
-            }
             let reference = match python {
                 Some(_) => {
                     weft_engine::PluginRef::Latest(weft_engine::py_dags::PARSER_PLUGIN.to_string())
@@ -325,16 +338,30 @@ impl ServerTries<'_> {
             };
             // not installed: the local executor reports it as usual
             if let Ok(rec) = self.sandbox.host.resolve(&reference) {
+                // a callable's DAG folder packages travel as one archive named by its digest
+                let (packages, archive) = match python.map(|p| self.packages_of(p)) {
+                    Some(Ok(x)) => x,
+                    Some(Err(f)) => {
+                        return weft_engine::scheduler::TryOutcome {
+                            result: Err(f),
+                            log: Value::Null,
+                        }
+                    }
+                    None => (None, None),
+                };
                 let input = match python {
-                    Some(path) => match weft_engine::dag_exec::python_call_input(path, inv, None) {
-                        Ok(input) => Some(input),
-                        Err(f) => {
-                            return weft_engine::scheduler::TryOutcome {
-                                result: Err(f),
-                                log: Value::Null,
+                    Some(path) => {
+                        match weft_engine::dag_exec::python_call_input(path, inv, packages.as_ref())
+                        {
+                            Ok(input) => Some(input),
+                            Err(f) => {
+                                return weft_engine::scheduler::TryOutcome {
+                                    result: Err(f),
+                                    log: Value::Null,
+                                }
                             }
                         }
-                    },
+                    }
                     None => None,
                 };
                 return crate::remote_tasks::run_dag_try(
@@ -344,6 +371,7 @@ impl ServerTries<'_> {
                         inv,
                         rec: &rec,
                         input,
+                        packages: archive,
                     },
                     queue,
                     &|| cancel(),

@@ -80,7 +80,7 @@ pub trait TaskDispatch: Send + Sync {
         &self,
         worker: &weft_engine::remote::PollRequest,
         principal: &str,
-    ) -> Result<(Option<RemoteTask>, u64), DispatchError>;
+    ) -> Result<(Option<Arc<RemoteTask>>, u64), DispatchError>;
     /// A heartbeat of a running try; `Ok(true)`: the node asks the worker to cancel it.
     fn heartbeat(
         &self,
@@ -104,6 +104,9 @@ pub trait TaskDispatch: Send + Sync {
     fn running(&self) -> u64;
     /// Whether a worker has taken the try and the node still waits for it.
     fn is_running(&self, task_id: &str) -> bool;
+    /// Whether a try running on a worker of the access key `principal` carries the packages
+    /// archive `digest` (64 hex digits): the only archives that key may fetch.
+    fn holds_packages(&self, principal: &str, digest: &str) -> bool;
     /// Woken when a task is queued (for long polls).
     fn wakeup(&self) -> Arc<tokio::sync::Notify>;
     /// How long a running try may go without a heartbeat.
@@ -123,7 +126,8 @@ enum TryState {
 }
 
 struct Try {
-    task: RemoteTask,
+    /// Shared with the poll that hands it out (no copy of the message per take).
+    task: Arc<RemoteTask>,
     queued_at: Instant,
     state: TryState,
     cancel: bool,
@@ -144,7 +148,13 @@ struct Inner {
     queues: HashMap<String, VecDeque<String>>,
     tries: HashMap<String, Try>,
     workers: HashMap<String, Worker>,
+    /// When abandoned tries were last swept (see [`SWEEP_EVERY`]).
+    swept: Option<Instant>,
 }
+
+/// How often a poll sweeps the tries the node gave up on whose worker went silent (a sweep
+/// walks every try, so not on every poll).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Round trips (queued to reported) kept for benchmarks and `/metrics`.
 pub const ROUND_TRIPS_KEPT: usize = 65_536;
@@ -215,7 +225,7 @@ impl TaskDispatch for MemoryDispatch {
             g.tries.insert(
                 task.task_id.clone(),
                 Try {
-                    task,
+                    task: Arc::new(task),
                     queued_at: Instant::now(),
                     state: TryState::Queued,
                     cancel: false,
@@ -231,15 +241,18 @@ impl TaskDispatch for MemoryDispatch {
         &self,
         poll: &weft_engine::remote::PollRequest,
         principal: &str,
-    ) -> Result<(Option<RemoteTask>, u64), DispatchError> {
+    ) -> Result<(Option<Arc<RemoteTask>>, u64), DispatchError> {
         let mut g = self.lock();
         let inner = &mut *g;
         // tries the node gave up on whose worker went silent: nobody waits for them any more
         let timeout = self.heartbeat_timeout;
-        inner.tries.retain(|_, t| {
-            !(t.cancel
-                && matches!(t.state, TryState::Running { last_heartbeat, .. } if last_heartbeat.elapsed() > timeout))
-        });
+        if inner.swept.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            inner.swept = Some(Instant::now());
+            inner.tries.retain(|_, t| {
+                !(t.cancel
+                    && matches!(t.state, TryState::Running { last_heartbeat, .. } if last_heartbeat.elapsed() > timeout))
+            });
+        }
         match inner.workers.get_mut(&poll.worker_id) {
             Some(w) if w.principal != principal => {
                 return Err(DispatchError::WorkerIdTaken {
@@ -247,8 +260,13 @@ impl TaskDispatch for MemoryDispatch {
                 })
             }
             Some(w) => {
-                w.host = poll.host.clone();
-                w.queues = poll.queues.clone();
+                // a worker polls with the same names every time: copy them only when changed
+                if w.host != poll.host {
+                    w.host = poll.host.clone();
+                }
+                if w.queues != poll.queues {
+                    w.queues = poll.queues.clone();
+                }
                 w.slots = poll.slots;
                 w.busy = poll.busy;
                 w.last_seen = Instant::now();
@@ -446,6 +464,15 @@ impl TaskDispatch for MemoryDispatch {
         )
     }
 
+    fn holds_packages(&self, principal: &str, digest: &str) -> bool {
+        let g = self.lock();
+        g.tries.values().any(|t| {
+            t.task.packages.as_deref() == Some(digest)
+                && matches!(&t.state, TryState::Running { worker, .. }
+                    if g.workers.get(worker).is_some_and(|w| w.principal == principal))
+        })
+    }
+
     fn wakeup(&self) -> Arc<tokio::sync::Notify> {
         self.wake.clone()
     }
@@ -492,6 +519,7 @@ mod tests {
             grant: vec![],
             secrets: Default::default(),
             heartbeat_ms: 100,
+            packages: None,
         }
     }
 
@@ -572,5 +600,23 @@ mod tests {
         d.cancel("r");
         assert_eq!(d.heartbeat("w", "k", "r"), Ok(true));
         assert_eq!(d.workers()[0].tasks.len(), 1);
+    }
+
+    #[test]
+    fn only_a_key_running_a_try_may_fetch_its_packages() {
+        let d = MemoryDispatch::new(Duration::from_secs(30), false);
+        let pk = "ab".repeat(32);
+        let mut t = task("p", "default");
+        t.packages = Some(pk.clone());
+        let rx = d.submit(t);
+        assert!(!d.holds_packages("k", &pk), "queued: nobody holds it yet");
+        d.take(&poll("w", &["default"]), "k").unwrap();
+        d.take(&poll("other", &["default"]), "k2").unwrap();
+        assert!(d.holds_packages("k", &pk));
+        assert!(!d.holds_packages("k2", &pk), "another key's worker");
+        assert!(!d.holds_packages("k", &"cd".repeat(32)), "another digest");
+        d.report("k", report("w", "p")).unwrap();
+        assert!(rx.try_recv().is_ok());
+        assert!(!d.holds_packages("k", &pk), "reported: no longer held");
     }
 }

@@ -21,8 +21,12 @@ use weft_store::PluginRecord;
 /// The `Parameters` (or `Arguments`) key naming a Task's queue.
 pub const QUEUE_KEY: &str = "weft:queue";
 
-/// How often the waiting thread checks for a stop or a lost worker.
+/// How soon the waiting thread first checks for a stop or a lost worker; each quiet check
+/// doubles the wait, up to [`MAX_WAIT_TICK`] (a short task costs the node no wakeups, a long
+/// one a few per second, and a stop reaches the worker within that bound plus a heartbeat).
 const WAIT_TICK: Duration = Duration::from_millis(20);
+/// The longest wait between two checks.
+const MAX_WAIT_TICK: Duration = Duration::from_millis(250);
 
 fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
     TaskFailure {
@@ -72,12 +76,15 @@ fn dispatch_and_wait(app: &AppState, task: RemoteTask, cancelled: &dyn Fn() -> b
     let budget = Duration::from_millis(task.timeout_ms) + heartbeat_timeout;
     let mut started: Option<Instant> = None;
     let done = app.dispatch.submit(task);
+    let mut tick = WAIT_TICK;
     loop {
-        match done.recv_timeout(WAIT_TICK) {
+        match done.recv_timeout(tick) {
             Ok(crate::dispatch::Completion::Reported { report, worker }) => {
                 return Ended::Reported(Box::new(report.outcome), worker)
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                tick = (tick * 2).min(MAX_WAIT_TICK);
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Ended::Cancelled(failure(
                     "States.TaskFailed",
@@ -181,6 +188,7 @@ pub(crate) fn run(
         grant: layers.iter().map(|p| p.to_value()).collect(),
         secrets,
         heartbeat_ms: heartbeat_every(app),
+        packages: None,
     };
     match dispatch_and_wait(app, task, cancelled) {
         Ended::Reported(o, worker) => {
@@ -217,6 +225,9 @@ pub(crate) struct DagTry<'a> {
     /// The plugin's input when it is not the task's arguments (a Python callable's call-mode
     /// request, carrying its DAG file's text).
     pub input: Option<String>,
+    /// The blake3 of the archive of a Python callable's DAG folder packages, in the node's
+    /// blob store (see [`weft_engine::remote_packages::publish`]).
+    pub packages: Option<String>,
 }
 
 /// Runs one try of a DAG task instance on a worker of `queue`: the plugin `rec`, the grant of
@@ -230,7 +241,12 @@ pub(crate) fn run_dag_try(
     queue: String,
     cancelled: &dyn Fn() -> bool,
 ) -> weft_engine::scheduler::TryOutcome {
-    let DagTry { inv, rec, input } = dag_try;
+    let DagTry {
+        inv,
+        rec,
+        input,
+        packages,
+    } = dag_try;
     let fail = |error: &str, cause: String| weft_engine::scheduler::TryOutcome {
         result: Err(weft_dag::TaskFailure::new(error, cause)),
         log: Value::Null,
@@ -274,6 +290,7 @@ pub(crate) fn run_dag_try(
         grant: layers.iter().map(|p| p.to_value()).collect(),
         secrets,
         heartbeat_ms: heartbeat_every(app),
+        packages,
     };
     let (o, worker) = match dispatch_and_wait(app, task, cancelled) {
         Ended::Reported(o, worker) => (*o, worker),

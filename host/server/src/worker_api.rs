@@ -7,7 +7,9 @@
 //!   [`HeartbeatRequest`] for a running try; `{"cancel": true}` asks the worker to stop it.
 //! - `POST /v1/worker/report` (`weft:ReportTask` on `weft:worker:ID`): a [`TaskReport`].
 //! - `GET /v1/blobs/{digest}` (`weft:GetBlob` on `weft:blob:DIGEST`): an installed plugin's
-//!   component, streamed as it lies in the node's store; the worker verifies the digest.
+//!   component, or the Python packages archive of a try running on a worker of the caller's
+//!   key (no other blob: not another key's, not one whose try ended), streamed as it lies in
+//!   the node's store; the worker verifies the digest.
 //!
 //! Everything a worker sends is hostile: names are checked (length, alphabet), a worker id is
 //! bound to the access key that first used it, a try can be heartbeated and reported only by
@@ -17,7 +19,7 @@
 use crate::dispatch::DispatchError;
 use crate::error::ApiError;
 use crate::rest::reply;
-use crate::v1_access::{decide, V1Request};
+use crate::v1_access::{decide, decide_with, V1Request};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -27,7 +29,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_engine::remote::{
-    HeartbeatRequest, PollRequest, PollResponse, RemoteError, TaskReport, MAX_NAME_LEN,
+    HeartbeatRequest, PollRequest, RemoteError, RemoteTask, TaskReport, MAX_NAME_LEN,
     MAX_OUTPUT_BYTES, MAX_QUEUES, MAX_RECORDS, MAX_STDIO_BYTES,
 };
 
@@ -101,7 +103,9 @@ fn dispatch_error(e: DispatchError) -> ApiError {
 
 async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     let wake = app.dispatch.wakeup();
-    let first = decide(&app, &req, "weft:PollTask", |ctx| {
+    // polls, heartbeats and reports are the workers' data plane, several per task: like
+    // CloudTrail's data events they are not audited when allowed (refusals are)
+    let first = decide_with(&app, &req, "weft:PollTask", false, |ctx| {
         let p: PollRequest = body(&req)?;
         check_poll(&p)?;
         ctx.authorize(format!("weft:queue:{}", p.queues[0]))?;
@@ -122,8 +126,8 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
         match app.dispatch.take(&p, &principal) {
             Err(e) => return dispatch_error(e).into_response(),
             Ok((Some(task), depth)) => {
-                return answer(&PollResponse {
-                    task: Some(task),
+                return answer(&PollAnswer {
+                    task: Some(&task),
                     queue_depth: depth,
                 })
             }
@@ -131,7 +135,7 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
                 if tokio::time::Instant::now() >= deadline
                     || tokio::time::timeout_at(deadline, notified).await.is_err()
                 {
-                    return answer(&PollResponse {
+                    return answer(&PollAnswer {
                         task: None,
                         queue_depth: depth,
                     });
@@ -141,15 +145,27 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     }
 }
 
+/// A [`weft_engine::remote::PollResponse`] as it is sent, borrowing the task the dispatcher holds.
+#[derive(serde::Serialize)]
+struct PollAnswer<'a> {
+    task: Option<&'a RemoteTask>,
+    queue_depth: u64,
+}
+
+/// A JSON answer, serialised straight from `v` (no intermediate [`Value`]).
 fn answer(v: &impl serde::Serialize) -> Response {
-    match serde_json::to_value(v) {
-        Ok(v) => reply(Ok(v)),
+    match serde_json::to_vec(v) {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         Err(e) => ApiError::internal(e.to_string()).into_response(),
     }
 }
 
 async fn heartbeat(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    reply(decide(&app, &req, "weft:Heartbeat", |ctx| {
+    reply(decide_with(&app, &req, "weft:Heartbeat", false, |ctx| {
         let h: HeartbeatRequest = body(&req)?;
         name("worker_id", &h.worker_id)?;
         name("task_id", &h.task_id)?;
@@ -206,7 +222,7 @@ pub fn cap_report(r: &mut TaskReport) {
 }
 
 async fn report(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    reply(decide(&app, &req, "weft:ReportTask", |ctx| {
+    reply(decide_with(&app, &req, "weft:ReportTask", false, |ctx| {
         let mut r: TaskReport = body(&req)?;
         name("worker_id", &r.worker_id)?;
         name("task_id", &r.task_id)?;
@@ -251,22 +267,35 @@ async fn blob(
                 ))
             })?;
         ctx.authorize(format!("weft:blob:{}", d.to_hex()))?;
-        // only installed plugins are served, not every blob of the store
+        // only installed plugins and the packages of the caller's running tries are served,
+        // not every blob of the store
         let installed = app
             .store
             .registry()
             .by_digest(&d)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        if installed.is_none() {
+        if installed.is_none()
+            && !app
+                .dispatch
+                .holds_packages(ctx.caller(), d.to_hex().as_str())
+        {
             return Err(ApiError::new(
                 "ResourceNotFoundException",
-                format!("no installed plugin has digest {}", d.to_hex()),
+                format!(
+                    "no installed plugin has digest {}, and no try running on a worker of this key carries packages of that digest",
+                    d.to_hex()
+                ),
             )
             .with_status(StatusCode::NOT_FOUND));
         }
-        Ok(app.store.blobs().path(&d))
+        let kind = if installed.is_some() {
+            "application/wasm"
+        } else {
+            "application/zip"
+        };
+        Ok((app.store.blobs().path(&d), kind))
     });
-    let path = match found {
+    let (path, kind) = match found {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -292,7 +321,7 @@ async fn blob(
     let mut resp = axum::body::Body::from_stream(stream).into_response();
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/wasm"),
+        axum::http::HeaderValue::from_static(kind),
     );
     if let Some(n) = len {
         if let Ok(v) = axum::http::HeaderValue::from_str(&n.to_string()) {
@@ -307,6 +336,38 @@ async fn blob(
 mod tests {
     use super::*;
     use weft_engine::remote::RemoteOutcome;
+
+    #[test]
+    fn a_poll_answer_reads_as_a_poll_response() {
+        let task = RemoteTask {
+            task_id: "t".into(),
+            queue: "q".into(),
+            execution: "e".into(),
+            state: "s".into(),
+            attempt: 1,
+            plugin: weft_engine::remote::RemotePlugin {
+                name: "echo".into(),
+                version: "1".into(),
+                digest: "0".repeat(64),
+                world: "task".into(),
+            },
+            input: "{}".into(),
+            ctx: "{}".into(),
+            timeout_ms: 1,
+            grant: vec![],
+            secrets: Default::default(),
+            heartbeat_ms: 1,
+            packages: Some("ab".repeat(32)),
+        };
+        let sent = serde_json::to_vec(&PollAnswer {
+            task: Some(&task),
+            queue_depth: 3,
+        })
+        .unwrap();
+        let got: weft_engine::remote::PollResponse = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(got.task.as_ref(), Some(&task));
+        assert_eq!(got.queue_depth, 3);
+    }
 
     #[test]
     fn names_and_report_caps() {

@@ -3,7 +3,7 @@
 //! Python: its tags are `none`/`any` with a Python 3 tag, its `WHEEL` says
 //! `Root-Is-Purelib: true` and no entry is native code (`.so`, `.pyd`, `.dylib`, `.dll`,
 //! `.a`, `.o`). Entries are refused when their names are absolute, hold `..`, backslashes or
-//! NUL, when they are symbolic links, or when the wheel exceeds [`MAX_WHEEL_BYTES`],
+//! NUL, when they are symbolic links or special files, or when the wheel exceeds [`MAX_WHEEL_BYTES`],
 //! [`MAX_ENTRIES`] entries, [`MAX_ENTRY_BYTES`] unpacked per entry or a compression ratio of
 //! [`MAX_RATIO`] (a zip bomb), counting the bytes actually inflated, not the sizes the
 //! archive claims.
@@ -131,6 +131,59 @@ fn safe_path(name: &str) -> Result<String, String> {
     Ok(segs.join("/"))
 }
 
+/// Reads entry `i` of the zip archive `zip` (named `file` in messages) as hostile input: its
+/// name becomes a safe relative path, a symbolic link, a special file (device, FIFO, socket)
+/// and native code are refused, and its unpacked size ([`MAX_ENTRY_BYTES`]) and inflation
+/// ratio ([`MAX_RATIO`]) are capped on the bytes actually inflated. `None`: a folder.
+pub(crate) fn checked_entry<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    i: usize,
+    file: &str,
+) -> Result<Option<Entry>, String> {
+    let mut f = zip
+        .by_index(i)
+        .map_err(|e| format!("{file}: entry {i}: {e}"))?;
+    let raw = f.name().to_string();
+    let path = safe_path(&raw).map_err(|e| format!("{file}: {e}"))?;
+    if f.is_symlink() {
+        return Err(format!(
+            "{file}: entry `{raw}` is a symbolic link (links are not unpacked)"
+        ));
+    }
+    // the file-type bits of the entry's Unix mode: only regular files and folders
+    let kind = f.unix_mode().map_or(0, |m| m & 0o170000);
+    if !matches!(kind, 0 | 0o100000 | 0o040000) {
+        return Err(format!(
+            "{file}: entry `{raw}` is a special file (mode {kind:o}); only files and folders are unpacked"
+        ));
+    }
+    if f.is_dir() || path.is_empty() {
+        return Ok(None);
+    }
+    if native(&path) {
+        return Err(format!(
+            "{file} contains native code (`{raw}`); the sandbox runs pure-Python packages only"
+        ));
+    }
+    let mut data = Vec::new();
+    (&mut f)
+        .take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("{file}: entry `{raw}`: {e}"))?;
+    let n = data.len() as u64;
+    if n > MAX_ENTRY_BYTES {
+        return Err(format!(
+            "{file}: entry `{raw}` unpacks to more than {MAX_ENTRY_BYTES} bytes"
+        ));
+    }
+    if n > 64 << 10 && n / f.compressed_size().max(1) > MAX_RATIO {
+        return Err(format!(
+            "{file}: entry `{raw}` inflates more than {MAX_RATIO} times (a zip bomb?)"
+        ));
+    }
+    Ok(Some(Entry { path, bytes: data }))
+}
+
 /// Checks the wheel `bytes` (file name `name`, for project `key`) and returns its files, with
 /// `*.data/purelib` and `*.data/platlib` moved to the top as installers do (other `.data`
 /// folders, scripts and headers, are left out).
@@ -160,44 +213,12 @@ pub fn unpack(name: &WheelName, bytes: &[u8]) -> Result<Vec<Entry>, PackagesErro
     let mut total = 0u64;
     let mut wheel_meta = None;
     for i in 0..zip.len() {
-        let mut f = zip
-            .by_index(i)
-            .map_err(|e| refuse(format!("{}: entry {i}: {e}", name.file)))?;
-        let raw = f.name().to_string();
-        let path = safe_path(&raw).map_err(|e| refuse(format!("{}: {e}", name.file)))?;
-        if f.is_symlink() {
-            return Err(refuse(format!(
-                "{}: entry `{raw}` is a symbolic link (links are not unpacked)",
-                name.file
-            )));
-        }
-        if f.is_dir() || path.is_empty() {
+        let Some(Entry { path, bytes: data }) =
+            checked_entry(&mut zip, i, &name.file).map_err(refuse)?
+        else {
             continue;
-        }
-        if native(&path) {
-            return Err(refuse(format!(
-                "{} contains native code (`{raw}`); the sandbox runs pure-Python packages only",
-                name.file
-            )));
-        }
-        let mut data = Vec::new();
-        (&mut f)
-            .take(MAX_ENTRY_BYTES + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| refuse(format!("{}: entry `{raw}`: {e}", name.file)))?;
+        };
         let n = data.len() as u64;
-        if n > MAX_ENTRY_BYTES {
-            return Err(refuse(format!(
-                "{}: entry `{raw}` unpacks to more than {MAX_ENTRY_BYTES} bytes",
-                name.file
-            )));
-        }
-        if n > 64 << 10 && n / f.compressed_size().max(1) > MAX_RATIO {
-            return Err(refuse(format!(
-                "{}: entry `{raw}` inflates more than {MAX_RATIO} times (a zip bomb?)",
-                name.file
-            )));
-        }
         total += n;
         if total > MAX_UNPACKED_BYTES {
             return Err(refuse(format!(
