@@ -201,10 +201,11 @@ pub fn load_folder_config(dir: &Path) -> Result<FolderConfig, DagError> {
         Ok(text) => parse_folder_config(&path, &text)?,
         Err(_) => FolderConfig::default(),
     };
+    // the setting comes from the environment, not from a file: the error names the folder
     cfg.scheduler = cfg.scheduler.with_env().map_err(|reason| DagError {
-        file: path.clone(),
+        file: dir.to_path_buf(),
         line: 0,
-        path: "scheduler.create_cron_data_intervals".into(),
+        path: String::new(),
         dag_id: None,
         traceback: None,
         reason,

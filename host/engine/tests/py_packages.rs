@@ -198,8 +198,13 @@ fn a_requirement_whose_marker_is_false_in_the_sandbox_is_left_out() {
     assert!(!p.dir.join("tinydep.py").exists());
     // a malformed marker is an error at its line, saying why
     let d = folder("tinypkg\ntinydep ; python_version >> \"3\"\n");
-    let e = resolve_in(d.path(), &[wheelhouse()]).unwrap_err().to_string();
-    assert!(e.contains("requirements.txt:2:") && e.contains("marker"), "{e}");
+    let e = resolve_in(d.path(), &[wheelhouse()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("requirements.txt:2:") && e.contains("marker"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -71,9 +71,11 @@ pub fn evaluate(marker: &str) -> Result<bool, String> {
         return Err(format!("bad environment marker `{marker}`: {w}"));
     }
     // evaluation notes (`pep508_rs` notes every string comparison) are not errors
-    let holds = tree.evaluate_reporter(sandbox_environment(), &[], &mut |_, text: String| {
-        tracing::debug!(marker, note = %text, "environment marker")
-    });
+    let holds = tree.evaluate_reporter(
+        sandbox_environment(),
+        &[],
+        &mut |_, text: String| tracing::debug!(marker, note = %text, "environment marker"),
+    );
     Ok(holds)
 }
 
