@@ -789,3 +789,55 @@ fn validate_warns_of_fields_weft_accepts_and_does_not_act_on() {
     assert_eq!(w.len(), 2, "{v}");
     assert_eq!(v["errors"], serde_json::json!([]));
 }
+
+#[test]
+fn a_cron_schedule_follows_airflows_create_cron_data_intervals() {
+    let e = Env::new(&["echo"]);
+    e.dag(
+        "ctx.yaml",
+        "ctx:\n  schedule: '30 2 * * *'\n  start_date: 2024-01-01\n  tasks:\n    a:\n      operator: echo\n      interval: '{{ logical_date }} {{ data_interval_start }} {{ data_interval_end }}'\n",
+    );
+    let test = |env: Option<&str>| {
+        let mut c = cmd(
+            &e.home,
+            &e.work,
+            &[
+                "dag",
+                "test",
+                "ctx",
+                "2024-03-05",
+                "--dags",
+                &e.dags(),
+                "--json",
+            ],
+        );
+        match env {
+            Some(v) => c.env("AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS", v),
+            None => c.env_remove("AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS"),
+        };
+        c.output().unwrap()
+    };
+    let interval = |o: &Output| json(o)["tasks"]["a"]["xcom"]["interval"].clone();
+    let airflow2 = "2024-03-05T00:00:00+00:00 2024-03-03T02:30:00+00:00 2024-03-04T02:30:00+00:00";
+    let airflow3 = "2024-03-05T00:00:00+00:00 2024-03-05T00:00:00+00:00 2024-03-05T00:00:00+00:00";
+    assert_eq!(interval(&test(None)), airflow2);
+    assert_eq!(interval(&test(Some("False"))), airflow3);
+    assert_eq!(interval(&test(Some("true"))), airflow2);
+    // the folder's weft.yaml sets it; the environment overrides it, as it overrides airflow.cfg
+    std::fs::write(
+        e.work.join("dags/weft.yaml"),
+        "scheduler:\n  create_cron_data_intervals: false\n",
+    )
+    .unwrap();
+    assert_eq!(interval(&test(None)), airflow3);
+    assert_eq!(interval(&test(Some("1"))), airflow2);
+    // a value that is not one of Airflow's booleans stops the command, naming the variable
+    let o = test(Some("yes please"));
+    assert!(!o.status.success());
+    let msg = format!("{}{}", out(&o), err(&o));
+    assert!(
+        msg.contains("AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS")
+            && msg.contains("not a boolean"),
+        "{msg}"
+    );
+}

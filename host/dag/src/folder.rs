@@ -59,13 +59,19 @@ pub fn load_dags(dir: &Path, check: &dyn OperatorCheck) -> (Vec<Dag>, Vec<DagErr
     (load.dags, load.errors)
 }
 
-/// Load every DAG file under `dir`, with a note for each file skipped.
+/// Load every DAG file under `dir`, with a note for each file skipped. A folder whose settings
+/// cannot be read (a broken `weft.yaml`, an Airflow setting in the environment that is not a
+/// boolean) loads no DAG: that error is the one reported.
 pub fn load_folder(dir: &Path, check: &dyn OperatorCheck) -> FolderLoad {
     let mut load = FolderLoad::default();
-    let mut config = load_folder_config(dir).unwrap_or_else(|e| {
-        load.errors.push(e);
-        FolderConfig::default()
-    });
+    // without its settings every file of the folder would be misread: none is loaded
+    let mut config = match load_folder_config(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            load.errors.push(e);
+            return load;
+        }
+    };
     config.defaults_root = Some(dir.to_path_buf());
     let mut files = Vec::new();
     let mut walk = Walk {
@@ -129,11 +135,11 @@ pub fn load_dag_file_in(
     path: &Path,
     check: &dyn OperatorCheck,
 ) -> (Vec<Dag>, Vec<DagError>) {
+    let mut config = match load_folder_config(root) {
+        Ok(c) => c,
+        Err(e) => return (Vec::new(), vec![e]),
+    };
     let mut errors = Vec::new();
-    let mut config = load_folder_config(root).unwrap_or_else(|e| {
-        errors.push(e);
-        FolderConfig::default()
-    });
     config.defaults_root = Some(root.to_path_buf());
     match read_dag_file(path) {
         Ok(text) => {

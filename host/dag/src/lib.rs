@@ -42,6 +42,7 @@ pub mod pytypes;
 pub mod reldate;
 pub mod run;
 pub mod schedule_forms;
+pub mod scheduler_settings;
 pub mod template;
 pub mod timetable;
 pub mod trigger;
@@ -66,6 +67,7 @@ pub use run::{
     retry_delay, run_dag_once, DagRunReport, PythonCallable, RunOptions, RunState, SensorSpec,
     SleepFn, TaskExecutor, TaskFailure, TaskInvocation, TaskReport,
 };
+pub use scheduler_settings::SchedulerSettings;
 pub use template::{Connection, NoSecrets, Secrets, XComStore};
 pub use timetable::{parse_logical_date, DagRunInfo, DataInterval, Restriction, Schedule};
 pub use trigger::TiState;

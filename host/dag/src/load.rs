@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::DagError;
 use crate::model::{Dag, Expand, ExpandSource, Task, TaskGroup, TriggerRule, WeightRule};
+use crate::scheduler_settings::{parse_airflow_bool, SchedulerSettings};
 use crate::timetable::{parse_datetime, parse_duration, Schedule};
 use crate::yaml::{self, Key, Node, Val};
 
@@ -53,6 +54,8 @@ pub struct FolderConfig {
     /// The DAG folder root, where dag-factory's `defaults.yml` lookup stops (`None`: no folder
     /// defaults are read, as for a DAG file given as text).
     pub defaults_root: Option<PathBuf>,
+    /// Airflow's `[scheduler]` settings that decide what a `schedule` means.
+    pub scheduler: SchedulerSettings,
 }
 
 /// File name of a DAG folder's settings.
@@ -190,13 +193,24 @@ const GROUP_KEYS: &[&str] = &[
     "group_display_name",
 ];
 
-/// Read `dir/weft.yaml` (absent is fine).
+/// Read `dir/weft.yaml` (absent is fine), with the environment's overrides of Airflow's
+/// settings applied (`$AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS`).
 pub fn load_folder_config(dir: &Path) -> Result<FolderConfig, DagError> {
     let path = dir.join(FOLDER_CONFIG);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(FolderConfig::default());
+    let mut cfg = match std::fs::read_to_string(&path) {
+        Ok(text) => parse_folder_config(&path, &text)?,
+        Err(_) => FolderConfig::default(),
     };
-    parse_folder_config(&path, &text)
+    // the setting comes from the environment, not from a file: the error names the folder
+    cfg.scheduler = cfg.scheduler.with_env().map_err(|reason| DagError {
+        file: dir.to_path_buf(),
+        line: 0,
+        path: String::new(),
+        dag_id: None,
+        traceback: None,
+        reason,
+    })?;
+    Ok(cfg)
 }
 
 /// Parse the text of a folder's `weft.yaml`.
@@ -235,10 +249,48 @@ pub fn parse_folder_config(path: &Path, text: &str) -> Result<FolderConfig, DagE
                     cfg.operators.insert(op.name.clone(), p.to_string());
                 }
             }
+            "scheduler" => cfg.scheduler = scheduler_section(v, &err)?,
             other => tracing::debug!(key = other, "ignoring weft.yaml key"),
         }
     }
     Ok(cfg)
+}
+
+/// `weft.yaml`'s `scheduler:` mapping (Airflow's `[scheduler]` settings weft reads).
+fn scheduler_section(
+    v: &Node,
+    err: &dyn Fn(usize, &str, String) -> DagError,
+) -> Result<SchedulerSettings, DagError> {
+    if !matches!(v.value, Val::Map(_)) {
+        return Err(err(
+            v.line,
+            "scheduler",
+            "must be a mapping of Airflow [scheduler] settings".into(),
+        ));
+    }
+    let mut s = SchedulerSettings::default();
+    for (k, x) in v.entries() {
+        let path = format!("scheduler.{}", k.name);
+        match k.name.as_str() {
+            "create_cron_data_intervals" => {
+                s.create_cron_data_intervals = match &x.value {
+                    Val::Bool(b) => *b,
+                    _ => match x.as_str() {
+                        Some(t) => parse_airflow_bool(t).map_err(|e| err(x.line, &path, e))?,
+                        None => return Err(err(x.line, &path, "expected true or false".into())),
+                    },
+                }
+            }
+            _ => {
+                return Err(err(
+                    k.line,
+                    &path,
+                    "unknown setting (weft reads create_cron_data_intervals)".into(),
+                ))
+            }
+        }
+    }
+    Ok(s)
 }
 
 /// Parse one DAG file's text. Returns the DAGs without errors, and every error found (a file
@@ -948,7 +1000,7 @@ fn parse_dag(
     };
     let schedule = match sched_node {
         None => Schedule::Never,
-        Some(n) => match Schedule::parse(&n.to_json()) {
+        Some(n) => match Schedule::parse_with(&n.to_json(), &config.scheduler) {
             Ok(Schedule::Assets {
                 condition,
                 timetable,
@@ -2168,6 +2220,56 @@ mod tests {
             cfg2.operators["airflow.operators.bash.BashOperator"],
             "bash"
         );
+    }
+
+    #[test]
+    fn weft_yaml_scheduler_settings_decide_what_a_cron_string_means() {
+        let cfg = |text: &str| parse_folder_config(Path::new("weft.yaml"), text);
+        let dag = "ctx:\n  schedule: '30 2 * * *'\n  tasks:\n    a:\n      operator: echo\n";
+        let schedule = |c: &FolderConfig| {
+            let (dags, errs) = parse_dag_file(Path::new("x.yaml"), dag, c, &AnyOperator);
+            assert!(errs.is_empty(), "{errs:?}");
+            dags[0].schedule.clone()
+        };
+        assert!(matches!(
+            schedule(&FolderConfig::default()),
+            Schedule::Cron { .. }
+        ));
+        for text in [
+            "scheduler:\n  create_cron_data_intervals: false\n",
+            "scheduler:\n  create_cron_data_intervals: 'False'\n",
+            "scheduler: {create_cron_data_intervals: '0'}\n",
+        ] {
+            let c = cfg(text).unwrap();
+            assert!(!c.scheduler.create_cron_data_intervals, "{text}");
+            assert!(
+                matches!(schedule(&c), Schedule::CronTrigger { .. }),
+                "{text}"
+            );
+        }
+        // hostile or mistaken settings are errors at their line
+        for (text, line, why) in [
+            (
+                "scheduler:\n  create_cron_data_intervals: maybe\n",
+                2,
+                "not a boolean",
+            ),
+            (
+                "scheduler:\n  create_cron_data_intervals: [true]\n",
+                2,
+                "expected true or false",
+            ),
+            (
+                "scheduler:\n  catchup_by_default: true\n",
+                2,
+                "unknown setting",
+            ),
+            ("scheduler: false\n", 1, "must be a mapping"),
+        ] {
+            let e = cfg(text).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(e.reason.contains(why), "{text}: {e}");
+        }
     }
 
     #[test]

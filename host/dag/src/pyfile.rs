@@ -174,6 +174,7 @@ pub(crate) fn parse_python_file(
     let cfg = FolderConfig {
         operators: config.operators.clone(),
         defaults_root: None,
+        scheduler: config.scheduler,
     };
     let (mut dags, mut errors) = match parse_file_of_folder(file, &text, &cfg, check) {
         FileOutcome::Parsed(d, e) => (d, e),

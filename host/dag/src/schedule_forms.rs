@@ -117,34 +117,57 @@ pub fn parse_object(m: &Map<String, Value>) -> Result<Schedule, String> {
                     return Err(format!("{type_path}: timezone must be a name, got {other}"))
                 }
             };
-            let Schedule::Cron { source, cron } = Schedule::parse(&Value::String(cron.into()))?
+            let Schedule::Cron { source, cron, .. } = Schedule::parse(&Value::String(cron.into()))?
             else {
                 return Err(format!(
                     "{type_path}: `cron` must be a cron expression or preset"
                 ));
             };
-            if class_name(type_path) == "CronDataIntervalTimetable" && timezone.is_none() {
-                return Ok(Schedule::Cron { source, cron });
+            if class_name(type_path) == "CronDataIntervalTimetable" {
+                return Ok(Schedule::Cron {
+                    source,
+                    cron,
+                    timezone,
+                });
             }
-            let interval = match m.get("interval") {
-                None | Some(Value::Null) => std::time::Duration::ZERO,
-                Some(v) => parse_duration(v).map_err(|e| format!("{type_path}.interval: {e}"))?,
-            };
             Ok(Schedule::CronTrigger {
                 source,
                 cron,
                 timezone,
-                interval,
+                interval: trigger_interval(m, type_path)?,
             })
         }
-        "DeltaDataIntervalTimetable" => {
+        "DeltaDataIntervalTimetable" | "DeltaTriggerTimetable" => {
             let delta = field("delta", 0).ok_or_else(|| format!("{type_path} needs `delta`"))?;
-            Schedule::parse(delta)
+            let delta = match Schedule::parse(delta)? {
+                Schedule::Delta(d) => d,
+                // a relativedelta with calendar fields: kept, not run
+                other @ Schedule::NotRun { .. } => return Ok(other),
+                _ => return Err(format!("{type_path}: `delta` must be a timedelta")),
+            };
+            if class_name(type_path) == "DeltaDataIntervalTimetable" {
+                return Ok(Schedule::Delta(delta));
+            }
+            Ok(Schedule::DeltaTrigger {
+                delta,
+                interval: trigger_interval(m, type_path)?,
+            })
         }
         "relativedelta" => Ok(relativedelta(m)),
         _ => Ok(Schedule::NotRun {
             what: format!("the timetable `{type_path}`"),
         }),
+    }
+}
+
+/// A trigger timetable's `interval` keyword (zero when absent).
+fn trigger_interval(
+    m: &Map<String, Value>,
+    type_path: &str,
+) -> Result<std::time::Duration, String> {
+    match m.get("interval") {
+        None | Some(Value::Null) => Ok(std::time::Duration::ZERO),
+        Some(v) => parse_duration(v).map_err(|e| format!("{type_path}.interval: {e}")),
     }
 }
 

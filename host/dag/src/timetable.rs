@@ -1,11 +1,15 @@
 //! Timetables: when DAG runs happen and which data interval each one covers.
 //!
 //! A [`Schedule`] is what a DAG file's `schedule` says (cron string with the DAG's timezone,
-//! preset, timedelta, `@once`, `null`). This module computes data intervals the way Airflow's
-//! `CronDataIntervalTimetable`, `DeltaDataIntervalTimetable`, `OnceTimetable` and
+//! preset, timedelta, `@once`, `null`, a timetable). This module computes data intervals the way
+//! Airflow's `CronDataIntervalTimetable`, `DeltaDataIntervalTimetable`, `OnceTimetable` and
 //! `NullTimetable` do: the run covering `[start, end)` has `logical_date = start` and becomes due
 //! at `end`; `catchup: false` jumps to the latest complete interval; manual runs infer the last
-//! complete interval before the requested time.
+//! complete interval before the requested time. `CronTriggerTimetable` and
+//! `DeltaTriggerTimetable` run at each tick instead, the tick being the logical date and the end
+//! of a data interval of the timetable's `interval` (empty by default). Which of the two a bare
+//! cron string, preset or timedelta becomes is Airflow's `[scheduler] create_cron_data_intervals`
+//! ([`Schedule::parse_with`]).
 
 use std::time::Duration;
 
@@ -14,6 +18,8 @@ use chrono_tz::Tz;
 use croner::Cron;
 use serde_json::Value;
 
+use crate::scheduler_settings::SchedulerSettings;
+
 /// A DAG's schedule.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -21,15 +27,26 @@ pub enum Schedule {
     Never,
     /// `@once`: one run at `start_date`.
     Once,
-    /// A cron expression (presets are stored as their cron equivalent).
+    /// A cron expression with data intervals (Airflow's `CronDataIntervalTimetable`; presets
+    /// are stored as their cron equivalent).
     Cron {
         /// The schedule as written (`@daily`, `0 3 * * 1-5`).
         source: String,
         /// The parsed expression.
         cron: Box<Cron>,
+        /// The timetable's own timezone (else the DAG's).
+        timezone: Option<Tz>,
     },
-    /// A fixed period (`timedelta`).
+    /// A fixed period with data intervals (`timedelta`, Airflow's `DeltaDataIntervalTimetable`).
     Delta(Duration),
+    /// Airflow's `DeltaTriggerTimetable`: a run every `delta` from the start date, covering the
+    /// `interval` before it (zero by default).
+    DeltaTrigger {
+        /// Time between runs.
+        delta: Duration,
+        /// Length of each run's data interval.
+        interval: Duration,
+    },
     /// Airflow's `CronTriggerTimetable`: a run at each cron time, covering the `interval`
     /// before it (zero by default), with its own timezone when it names one.
     CronTrigger {
@@ -257,6 +274,36 @@ impl Schedule {
         Ok(Schedule::Cron {
             source: source.to_string(),
             cron: Box::new(cron),
+            timezone: None,
+        })
+    }
+
+    /// Parse a DAG's `schedule` value as Airflow's `DAG` does with `settings`: a bare cron string,
+    /// preset, timedelta or relativedelta becomes a data-interval timetable when
+    /// `create_cron_data_intervals` is on, else a trigger timetable (`CronTriggerTimetable`,
+    /// `DeltaTriggerTimetable`) with an empty interval. Timetable objects (`__type__` forms)
+    /// keep their own kind either way.
+    pub fn parse_with(v: &Value, settings: &SchedulerSettings) -> Result<Schedule, String> {
+        let parsed = Schedule::parse(v)?;
+        if settings.create_cron_data_intervals || !is_bare_schedule(v) {
+            return Ok(parsed);
+        }
+        Ok(match parsed {
+            Schedule::Cron {
+                source,
+                cron,
+                timezone,
+            } => Schedule::CronTrigger {
+                source,
+                cron,
+                timezone,
+                interval: Duration::ZERO,
+            },
+            Schedule::Delta(delta) => Schedule::DeltaTrigger {
+                delta,
+                interval: Duration::ZERO,
+            },
+            other => other,
         })
     }
 
@@ -311,32 +358,17 @@ impl Schedule {
                     cron,
                     tz: timezone.unwrap_or(tz),
                 };
-                let interval = chrono::Duration::from_std(*interval).ok()?;
-                let next_start = if r.catchup {
-                    match last {
-                        Some(l) => c.next(l.end)?,
-                        None => c.align_next(r.earliest?)?,
-                    }
-                } else {
-                    let mut candidates = vec![c.align_next(now)?];
-                    match last {
-                        Some(l) => candidates.push(c.next(l.end)?),
-                        None if r.earliest.is_none() => return None,
-                        None => {}
-                    }
-                    if let Some(e) = r.earliest {
-                        candidates.push(c.align_next(e)?);
-                    }
-                    candidates.into_iter().max()?
-                };
-                if r.latest.is_some_and(|l| next_start > l) {
-                    return None;
-                }
-                let start = next_start.checked_sub_signed(interval)?;
-                Some(info(start, next_start, next_start))
+                trigger_run(&c, *interval, last, r, now)
             }
-            Schedule::Cron { cron, .. } => {
-                let c = CronCalc { cron, tz };
+            Schedule::DeltaTrigger { delta, interval } => {
+                let d = DeltaCalc(chrono::Duration::from_std(*delta).ok()?);
+                trigger_run(&d, *interval, last, r, now)
+            }
+            Schedule::Cron { cron, timezone, .. } => {
+                let c = CronCalc {
+                    cron,
+                    tz: timezone.unwrap_or(tz),
+                };
                 let earliest = if !r.catchup {
                     let last_start = c.prev(now)?;
                     let new_start = c.prev(last_start)?;
@@ -385,13 +417,15 @@ impl Schedule {
                     end: run_after,
                 },
             },
-            Schedule::CronTrigger { interval, .. } => DataInterval {
-                start: chrono::Duration::from_std(*interval)
-                    .ok()
-                    .and_then(|d| run_after.checked_sub_signed(d))
-                    .unwrap_or(run_after),
-                end: run_after,
-            },
+            Schedule::CronTrigger { interval, .. } | Schedule::DeltaTrigger { interval, .. } => {
+                DataInterval {
+                    start: chrono::Duration::from_std(*interval)
+                        .ok()
+                        .and_then(|d| run_after.checked_sub_signed(d))
+                        .unwrap_or(run_after),
+                    end: run_after,
+                }
+            }
             Schedule::Delta(d) => DataInterval {
                 start: chrono::Duration::from_std(*d)
                     .ok()
@@ -399,8 +433,11 @@ impl Schedule {
                     .unwrap_or(run_after),
                 end: run_after,
             },
-            Schedule::Cron { cron, .. } => {
-                let c = CronCalc { cron, tz };
+            Schedule::Cron { cron, timezone, .. } => {
+                let c = CronCalc {
+                    cron,
+                    tz: timezone.unwrap_or(tz),
+                };
                 let end = c.align_prev(run_after).unwrap_or(run_after);
                 let start = c.prev(end).unwrap_or(end);
                 DataInterval { start, end }
@@ -458,11 +495,114 @@ impl Schedule {
     }
 }
 
+/// Whether a `schedule` value is a bare cron string, preset, timedelta or relativedelta (what
+/// Airflow's `create_cron_data_intervals` maps), not a timetable object or an asset schedule.
+fn is_bare_schedule(v: &Value) -> bool {
+    match v {
+        Value::String(_) | Value::Number(_) => true,
+        Value::Object(m) => match m.get("__type__").and_then(Value::as_str) {
+            Some(t) => matches!(
+                t.rsplit('.').next(),
+                Some("timedelta" | "Duration" | "duration" | "relativedelta")
+            ),
+            None => !crate::schedule_forms::is_special(m),
+        },
+        _ => false,
+    }
+}
+
 fn info(start: DateTime<Utc>, end: DateTime<Utc>, run_after: DateTime<Utc>) -> DagRunInfo {
     DagRunInfo {
         data_interval: DataInterval { start, end },
         logical_date: start,
         run_after,
+    }
+}
+
+/// The tick arithmetic a trigger timetable needs (Airflow's `CronMixin` / `DeltaMixin`).
+trait Ticks {
+    /// First tick strictly after `t`.
+    fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>>;
+    /// `t` if it is a tick, else the next one.
+    fn align_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>>;
+    /// `t` if it is a tick, else the previous one.
+    fn align_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>>;
+    /// The first run of a timetable with no start date and no run yet (`_calc_first_run`).
+    fn first_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
+}
+
+/// Airflow's `_TriggerTimetable.next_dagrun_info`: the next tick after the last run (catchup)
+/// or the latest of the newest past tick, the tick after the last run and the start date (no
+/// catchup); the run's data interval is the `interval` before the tick.
+fn trigger_run(
+    c: &dyn Ticks,
+    interval: Duration,
+    last: Option<&DataInterval>,
+    r: &Restriction,
+    now: DateTime<Utc>,
+) -> Option<DagRunInfo> {
+    let interval = chrono::Duration::from_std(interval).ok()?;
+    let next_start = if r.catchup {
+        match (last, r.earliest) {
+            (Some(l), _) => c.next(l.end)?,
+            (None, None) => c.first_run(now)?,
+            (None, Some(e)) => c.align_next(e)?,
+        }
+    } else {
+        let mut candidates = vec![c.align_prev(now)?];
+        match last {
+            Some(l) => candidates.push(c.next(l.end)?),
+            None if r.earliest.is_none() => candidates.push(c.first_run(now)?),
+            None => {}
+        }
+        if let Some(e) = r.earliest {
+            candidates.push(c.align_next(e)?);
+        }
+        candidates.into_iter().max()?
+    };
+    if r.latest.is_some_and(|l| next_start > l) {
+        return None;
+    }
+    let start = next_start.checked_sub_signed(interval)?;
+    Some(info(start, next_start, next_start))
+}
+
+/// A fixed period's ticks: every time is one (`DeltaMixin`).
+struct DeltaCalc(chrono::Duration);
+
+impl Ticks for DeltaCalc {
+    fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        t.checked_add_signed(self.0)
+    }
+    fn align_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        Some(t)
+    }
+    fn align_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        Some(t)
+    }
+    fn first_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        Some(now)
+    }
+}
+
+impl Ticks for CronCalc<'_> {
+    fn next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        CronCalc::next(self, t)
+    }
+    fn align_next(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        CronCalc::align_next(self, t)
+    }
+    fn align_prev(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        CronCalc::align_prev(self, t)
+    }
+    /// The newest past tick when it is at most a tenth of the gap between ticks (and at least
+    /// five minutes) ago, else the next tick (`CronTriggerTimetable`'s default
+    /// `run_immediately=False`).
+    fn first_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let past = CronCalc::align_prev(self, now)?;
+        let next = CronCalc::align_next(self, now)?;
+        let buffer = ((next - past) / 10).max(chrono::Duration::minutes(5));
+        Some(if now - past <= buffer { past } else { next })
     }
 }
 
@@ -619,5 +759,226 @@ mod tests {
         assert_eq!(m.end, utc("2024-03-05"));
         let bf = daily.runs_between(Tz::UTC, utc("2024-01-01"), utc("2024-01-10"), 1000);
         assert_eq!(bf.len(), 10);
+    }
+
+    fn off() -> SchedulerSettings {
+        SchedulerSettings {
+            create_cron_data_intervals: false,
+        }
+    }
+
+    fn catchup_from(day: &str) -> Restriction {
+        Restriction {
+            earliest: Some(utc(day)),
+            latest: None,
+            catchup: true,
+        }
+    }
+
+    #[test]
+    fn a_cron_string_follows_create_cron_data_intervals() {
+        let on = Schedule::parse_with(&json!("30 2 * * *"), &SchedulerSettings::default()).unwrap();
+        let trig = Schedule::parse_with(&json!("30 2 * * *"), &off()).unwrap();
+        assert!(matches!(on, Schedule::Cron { .. }), "{on:?}");
+        assert!(
+            matches!(trig, Schedule::CronTrigger { interval, timezone: None, .. } if interval.is_zero()),
+            "{trig:?}"
+        );
+        // a manual run (`weft dag test DAG 2024-03-05`): Airflow 2 covers the previous cron
+        // period, Airflow 3 the empty interval at the logical date
+        let m = on.infer_manual_data_interval(Tz::UTC, utc("2024-03-05"));
+        assert_eq!(
+            (m.start, m.end),
+            (utc("2024-03-03T02:30:00"), utc("2024-03-04T02:30:00"))
+        );
+        let m = trig.infer_manual_data_interval(Tz::UTC, utc("2024-03-05"));
+        assert_eq!((m.start, m.end), (utc("2024-03-05"), utc("2024-03-05")));
+        // catchup lists: a run at each tick, its logical date the tick, vs one per period
+        let now = utc("2024-01-04T12:00:00");
+        let r = catchup_from("2024-01-01");
+        let dates = |s: &Schedule| -> Vec<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> {
+            s.runs_until(Tz::UTC, None, &r, now, 100)
+                .iter()
+                .map(|i| (i.logical_date, i.data_interval.end, i.run_after))
+                .collect()
+        };
+        let t = |d| utc(&format!("2024-01-0{d}T02:30:00"));
+        assert_eq!(
+            dates(&trig),
+            vec![
+                (t(1), t(1), t(1)),
+                (t(2), t(2), t(2)),
+                (t(3), t(3), t(3)),
+                (t(4), t(4), t(4))
+            ]
+        );
+        assert_eq!(
+            dates(&on),
+            vec![(t(1), t(2), t(2)), (t(2), t(3), t(3)), (t(3), t(4), t(4))]
+        );
+        // the next run without catchup: the newest tick at once, vs the newest complete period
+        let r = Restriction {
+            catchup: false,
+            ..catchup_from("2024-01-01")
+        };
+        let now = utc("2024-03-05T10:00:00");
+        let n = trig.next_dagrun_info(Tz::UTC, None, &r, now).unwrap();
+        assert_eq!(
+            (n.logical_date, n.run_after),
+            (utc("2024-03-05T02:30:00"), utc("2024-03-05T02:30:00"))
+        );
+        let after = trig
+            .next_dagrun_info(Tz::UTC, Some(&n.data_interval), &r, now)
+            .unwrap();
+        assert_eq!(after.run_after, utc("2024-03-06T02:30:00"));
+        let n = on.next_dagrun_info(Tz::UTC, None, &r, now).unwrap();
+        assert_eq!(
+            (n.logical_date, n.run_after),
+            (utc("2024-03-04T02:30:00"), utc("2024-03-05T02:30:00"))
+        );
+        // backfill: the ticks in range are the logical dates either way
+        let bf = trig.runs_between(Tz::UTC, utc("2024-01-01"), utc("2024-01-03"), 100);
+        assert_eq!(
+            bf.iter().map(|i| i.logical_date).collect::<Vec<_>>(),
+            vec![t(1), t(2)]
+        );
+    }
+
+    #[test]
+    fn presets_and_timedeltas_follow_the_switch_as_in_airflow_3() {
+        let daily = Schedule::parse_with(&json!("@daily"), &off()).unwrap();
+        assert!(matches!(daily, Schedule::CronTrigger { ref source, .. } if source == "@daily"));
+        for v in [
+            json!({"hours": 6}),
+            json!(21600),
+            json!({"__type__": "datetime.timedelta", "hours": 6}),
+            json!({"__type__": "dateutil.relativedelta.relativedelta", "hours": 6}),
+        ] {
+            let s = Schedule::parse_with(&v, &off()).unwrap();
+            assert!(
+                matches!(s, Schedule::DeltaTrigger { delta, interval } if delta.as_secs() == 21600 && interval.is_zero()),
+                "{v}: {s:?}"
+            );
+            assert!(
+                matches!(
+                    Schedule::parse_with(&v, &SchedulerSettings::default()).unwrap(),
+                    Schedule::Delta(_)
+                ),
+                "{v}"
+            );
+        }
+        let d = Schedule::parse_with(&json!({"hours": 6}), &off()).unwrap();
+        let r = Restriction {
+            latest: Some(utc("2024-01-01T12:00:00")),
+            ..catchup_from("2024-01-01")
+        };
+        let runs = d.runs_until(Tz::UTC, None, &r, utc("2024-02-01"), 100);
+        let got: Vec<_> = runs
+            .iter()
+            .map(|i| (i.logical_date, i.data_interval.end, i.run_after))
+            .collect();
+        let h = |x: u32| utc(&format!("2024-01-01T{x:02}:00:00"));
+        assert_eq!(
+            got,
+            vec![
+                (h(0), h(0), h(0)),
+                (h(6), h(6), h(6)),
+                (h(12), h(12), h(12))
+            ]
+        );
+        let m = d.infer_manual_data_interval(Tz::UTC, utc("2024-03-05"));
+        assert_eq!((m.start, m.end), (utc("2024-03-05"), utc("2024-03-05")));
+        // no catchup, no run yet: at once
+        let r = Restriction {
+            catchup: false,
+            ..catchup_from("2024-01-01")
+        };
+        let n = d
+            .next_dagrun_info(Tz::UTC, None, &r, utc("2024-03-05T10:00:00"))
+            .unwrap();
+        assert_eq!(n.run_after, utc("2024-03-05T10:00:00"));
+        // what is not a cron string or a timedelta is untouched
+        assert!(matches!(
+            Schedule::parse_with(&json!("@once"), &off()).unwrap(),
+            Schedule::Once
+        ));
+        assert!(matches!(
+            Schedule::parse_with(&json!(null), &off()).unwrap(),
+            Schedule::Never
+        ));
+        assert!(matches!(
+            Schedule::parse_with(&json!(["s3://a"]), &off()).unwrap(),
+            Schedule::Assets { .. }
+        ));
+        assert!(Schedule::parse_with(&json!("61 * * * *"), &off()).is_err());
+    }
+
+    #[test]
+    fn timetable_objects_keep_their_kind_whatever_the_setting() {
+        for settings in [SchedulerSettings::default(), off()] {
+            let k = |v: Value| Schedule::parse_with(&v, &settings).unwrap();
+            let s = k(
+                json!({"__type__": "airflow.timetables.interval.CronDataIntervalTimetable", "cron": "@daily", "timezone": "Europe/Paris"}),
+            );
+            assert!(
+                matches!(
+                    s,
+                    Schedule::Cron {
+                        timezone: Some(_),
+                        ..
+                    }
+                ),
+                "{s:?}"
+            );
+            // its intervals are computed in its own timezone
+            let m = s.infer_manual_data_interval(Tz::UTC, utc("2024-07-05T12:00:00"));
+            assert_eq!(
+                (m.start, m.end),
+                (utc("2024-07-03T22:00:00"), utc("2024-07-04T22:00:00"))
+            );
+            let s = k(
+                json!({"__type__": "airflow.sdk.CronDataIntervalTimetable", "__args__": ["0 1 * * *"]}),
+            );
+            assert!(matches!(s, Schedule::Cron { timezone: None, .. }), "{s:?}");
+            let s = k(
+                json!({"__type__": "airflow.timetables.trigger.CronTriggerTimetable", "cron": "0 1 * * *", "timezone": "UTC"}),
+            );
+            assert!(matches!(s, Schedule::CronTrigger { .. }), "{s:?}");
+            let s = k(
+                json!({"__type__": "airflow.timetables.interval.DeltaDataIntervalTimetable", "delta": {"seconds": 60}}),
+            );
+            assert!(matches!(s, Schedule::Delta(_)), "{s:?}");
+            let s = k(
+                json!({"__type__": "airflow.timetables.trigger.DeltaTriggerTimetable", "__args__": [{"seconds": 60}], "interval": {"seconds": 30}}),
+            );
+            assert!(
+                matches!(s, Schedule::DeltaTrigger { delta, interval } if delta.as_secs() == 60 && interval.as_secs() == 30),
+                "{s:?}"
+            );
+            let m = s.infer_manual_data_interval(Tz::UTC, utc("2024-03-05"));
+            assert_eq!(
+                (m.start, m.end),
+                (utc("2024-03-04T23:59:30"), utc("2024-03-05"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_trigger_timetable_without_start_date_runs_from_the_next_tick() {
+        let s = Schedule::parse_with(&json!("0 * * * *"), &off()).unwrap();
+        let r = Restriction {
+            earliest: None,
+            latest: None,
+            catchup: false,
+        };
+        // 3 minutes past the hour is within a tenth of the gap: that tick runs; 30 minutes is not
+        let n = s
+            .next_dagrun_info(Tz::UTC, None, &r, utc("2024-03-05T10:03:00"))
+            .unwrap();
+        assert_eq!(n.run_after, utc("2024-03-05T10:00:00"));
+        let n = s
+            .next_dagrun_info(Tz::UTC, None, &r, utc("2024-03-05T10:30:00"))
+            .unwrap();
+        assert_eq!(n.run_after, utc("2024-03-05T11:00:00"));
     }
 }

@@ -140,6 +140,9 @@ fn weft_schedule(s: &Schedule) -> (String, String) {
         Schedule::Cron { source, .. } => ("cron".into(), preset(source)),
         Schedule::CronTrigger { source, .. } => ("cron-trigger".into(), source.clone()),
         Schedule::Delta(d) => ("delta".into(), d.as_secs().to_string()),
+        Schedule::DeltaTrigger { delta, .. } => {
+            ("delta-trigger".into(), delta.as_secs().to_string())
+        }
         // Airflow's summary of a dataset-or-time schedule shows the cron text, not its kind
         Schedule::Assets { timetable, .. } => (
             "assets".into(),

@@ -156,6 +156,7 @@ fn hostile_wheels_are_refused_with_the_package_and_the_reason() {
         ("linkpkg", "symbolic link"),
         ("bombpkg", "unpacks to more than"),
         ("nowheel", "no `*.dist-info/WHEEL`"),
+        ("badmarker", "environment marker `python_version ~ \"3\"`"),
     ] {
         let d = folder(&format!("{package}==1.0\n"));
         let home = tempfile::tempdir().unwrap();
@@ -180,4 +181,39 @@ fn requirement_files_that_reach_elsewhere_are_refused_at_their_line() {
         .to_string();
     assert!(e.contains("requirements.txt:2:"), "{e}");
     assert!(e.contains("includes another file"), "{e}");
+}
+
+#[test]
+fn a_requirement_whose_marker_is_false_in_the_sandbox_is_left_out() {
+    // the sandbox is CPython 3.14 on WASI: the first line holds, the second does not
+    let d = folder(
+        "tinypkg==1.0.0 ; python_version >= \"3.8\" and os_name == \"posix\"\ntinydep ; sys_platform == \"win32\"\n",
+    );
+    let r = resolve_in(d.path(), &[wheelhouse()]).unwrap();
+    let names: Vec<_> = r.lock.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["tinypkg"]);
+    let home = tempfile::tempdir().unwrap();
+    let p = install(&r, home.path()).unwrap();
+    assert!(p.dir.join("tinypkg/__init__.py").is_file());
+    assert!(!p.dir.join("tinydep.py").exists());
+    // a malformed marker is an error at its line, saying why
+    let d = folder("tinypkg\ntinydep ; python_version >> \"3\"\n");
+    let e = resolve_in(d.path(), &[wheelhouse()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("requirements.txt:2:") && e.contains("marker"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_dependency_counts_only_where_its_marker_holds() {
+    // markerdep needs tinypkg where python_version >= 3.8 (the sandbox), colorama on Windows
+    let e = resolve_in(folder("markerdep\n").path(), &[wheelhouse()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("markerdep 1.0 requires `tinypkg`"), "{e}");
+    let r = resolve_in(folder("markerdep\ntinypkg\n").path(), &[wheelhouse()]).unwrap();
+    assert_eq!(r.lock.packages.len(), 2);
 }

@@ -268,6 +268,62 @@ with DAG(dag_id="second", schedule="0 3 * * *", start_date=pendulum.datetime(202
 }
 
 #[test]
+fn schedules_follow_create_cron_data_intervals_and_timetables_keep_their_kind() {
+    let src = r#"
+import datetime
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, CronTriggerTimetable
+from airflow.timetables.trigger import DeltaTriggerTimetable
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+start = pendulum.datetime(2025, 1, 1, tz="UTC")
+for dag_id, schedule in [
+    ("bare_cron", "30 2 * * *"),
+    ("bare_delta", datetime.timedelta(hours=6)),
+    ("data_interval", CronDataIntervalTimetable("30 2 * * *", timezone="Europe/Paris")),
+    ("trigger", CronTriggerTimetable("0 1 * * *", timezone="UTC", interval=datetime.timedelta(hours=1))),
+    ("delta_trigger", DeltaTriggerTimetable(datetime.timedelta(minutes=10))),
+]:
+    with DAG(dag_id=dag_id, schedule=schedule, start_date=start):
+        EmptyOperator(task_id="only")
+"#;
+    use weft_dag::Schedule;
+    let kinds = |extra: &[(&str, &str)]| {
+        let mut files = vec![("schedules.py", src)];
+        files.extend_from_slice(extra);
+        let (_d, load) = load_files(&files);
+        assert!(load.errors.is_empty(), "{:?}", load.errors);
+        load.dags
+            .iter()
+            .map(|d| match &d.schedule {
+                Schedule::Cron { timezone, .. } => format!("cron tz={timezone:?}"),
+                Schedule::CronTrigger { interval, .. } => {
+                    format!("cron-trigger {}s", interval.as_secs())
+                }
+                Schedule::Delta(d) => format!("delta {}s", d.as_secs()),
+                Schedule::DeltaTrigger { delta, .. } => {
+                    format!("delta-trigger {}s", delta.as_secs())
+                }
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let explicit = [
+        "cron tz=Some(Europe/Paris)",
+        "cron-trigger 3600s",
+        "delta-trigger 600s",
+    ];
+    assert_eq!(kinds(&[])[..2], ["cron tz=None", "delta 21600s"]);
+    assert_eq!(kinds(&[])[2..], explicit);
+    let airflow3 = kinds(&[(
+        "weft.yaml",
+        "scheduler:\n  create_cron_data_intervals: false\n",
+    )]);
+    assert_eq!(airflow3[..2], ["cron-trigger 0s", "delta-trigger 21600s"]);
+    assert_eq!(airflow3[2..], explicit);
+}
+
+#[test]
 fn unmapped_operators_name_the_class_and_the_map_entry() {
     let src = "from airflow import DAG\nfrom airflow.providers.ssh.operators.ssh import SSHOperator\nwith DAG('remote', schedule=None):\n    SSHOperator(task_id='go', command='ls')\n";
     let (_d, load) = load_files(&[("remote.py", src)]);

@@ -380,7 +380,9 @@ fn schedule_text(s: &weft_dag::Schedule) -> Value {
         weft_dag::Schedule::Never => Value::Null,
         weft_dag::Schedule::Once => json!("@once"),
         weft_dag::Schedule::Cron { source, .. } => json!(source),
-        weft_dag::Schedule::Delta(d) => json!(format!("every {}", humanize(d.as_secs()))),
+        weft_dag::Schedule::Delta(d) | weft_dag::Schedule::DeltaTrigger { delta: d, .. } => {
+            json!(format!("every {}", humanize(d.as_secs())))
+        }
         weft_dag::Schedule::CronTrigger { source, .. } => json!(source),
         weft_dag::Schedule::Assets { timetable, .. } => match timetable {
             Some(t) => json!(format!(

@@ -10,6 +10,8 @@ Needs no Airflow: it reads recorded/ (made by record.sh). For every recorded/DAG
   WEFT_HOME=<fresh tmp> weft dag list --json --dags DIR
 (--home DIR uses that WEFT_HOME for every call instead: one where the Python DAG parser
 `weft-airflow-py` is installed, so `.py` files are read at all)
+Every call gets the Airflow settings the recording had (RECORDED_SETTINGS below:
+AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS=False, Airflow 3's default).
 
 What weft must print (the contract in issue 18 and DESIGN.md):
   dag test: {"dag_id": ID, "state": "success"|"failed",
@@ -66,10 +68,13 @@ INTENDED = {
 # Known gaps of weft's Python DAG support: DAG id -> why it does not match Airflow yet. Only
 # `--allow-expected` tolerates them; a DAG listed here that matches is an error (remove it).
 EXPECTED_MISMATCH: dict = {
-    "py_context_and_schedule": "a cron schedule's data interval: Airflow 3 defaults to "
-    "CronTriggerTimetable (a manual run's interval is [logical date, logical date]); weft infers "
-    "Airflow 2's CronDataIntervalTimetable interval (the previous cron period)",
 }
+
+# The Airflow settings in force when the recordings were made (Airflow 3.3.2's defaults where
+# they differ from weft's), given to every weft call: Airflow 3 makes a bare cron string or
+# timedelta schedule a trigger timetable (logical date = the tick, empty data interval); weft
+# keeps Airflow 2's data intervals unless told otherwise.
+RECORDED_SETTINGS = {"AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS": "False"}
 
 
 def parse_json(out: str):
@@ -108,7 +113,7 @@ def show(v, limit: int = 160) -> str:
 
 
 def run(cmd, home: str):
-    env = dict(os.environ, WEFT_HOME=home)
+    env = dict(os.environ, WEFT_HOME=home, **RECORDED_SETTINGS)
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:

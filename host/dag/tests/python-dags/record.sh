@@ -53,6 +53,8 @@ export AIRFLOW__CORE__UNIT_TEST_MODE=False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$HOME_DIR/airflow.db"
 # Airflow's default is 30 s; 5 s keeps the looping file's recording short (recorded in dagbag.json)
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT=5
+# Airflow 3's default, pinned: compare.py gives weft the same (RECORDED_SETTINGS)
+export AIRFLOW__SCHEDULER__CREATE_CRON_DATA_INTERVALS=False
 export PYTHONWARNINGS=ignore
 export PATH="$VENV/bin:$PATH"
 

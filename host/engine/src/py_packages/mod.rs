@@ -8,9 +8,10 @@
 //! (on their `sys.path`); its digest is part of the parse cache key.
 //!
 //! weft installs exactly what `requirements.txt` lists (as `pip install --no-deps` does): a
-//! wheel whose unconditional `Requires-Dist` names a package the file does not list is an
-//! error naming both.
+//! wheel whose `Requires-Dist` names a package the file does not list is an error naming both,
+//! unless that dependency's environment marker is false in the sandbox ([`markers`]).
 
+pub mod markers;
 pub mod requirements;
 pub mod version;
 pub mod wheel;
@@ -363,7 +364,8 @@ fn choose(
     })
 }
 
-/// Each wheel's unconditional `Requires-Dist` must be one of the chosen packages.
+/// Each wheel's `Requires-Dist` whose marker holds in the sandbox (or that has none) must be
+/// one of the chosen packages.
 fn check_dependencies(chosen: &[Chosen]) -> Result<(), PackagesError> {
     let have: std::collections::HashSet<&str> =
         chosen.iter().map(|c| c.locked.name.as_str()).collect();
@@ -389,11 +391,19 @@ fn check_dependencies(chosen: &[Chosen]) -> Result<(), PackagesError> {
             let Some(v) = line.strip_prefix("Requires-Dist:") else {
                 continue;
             };
-            if v.contains(';') {
-                continue; // conditional (extras, markers): not checked
+            // a dependency under a marker counts only where the marker holds in the sandbox
+            // (`extra == ...` never does: no extra is installed)
+            let (v, marker) = markers::split(v);
+            if let Some(m) = marker {
+                let holds = markers::evaluate(m).map_err(|e| PackagesError::Refused {
+                    package: c.locked.name.clone(),
+                    reason: format!("its dependency `{v}`: {e}"),
+                })?;
+                if !holds {
+                    continue;
+                }
             }
             let name: String = v
-                .trim()
                 .chars()
                 .take_while(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(*ch))
                 .collect();

@@ -1,10 +1,13 @@
 //! `requirements.txt` as pip reads it, bounded to what weft installs: one requirement per line
 //! (a name, optional version specifiers `==`, `!=`, `>=`, `<=`, `>`, `<`, `~=`, `==X.*`),
-//! `#` comments, `\` continuations and `--hash=sha256:HEX` options. Everything that would make
-//! weft read another file, reach another index or build something (`-r`, `-c`, `-e`, URLs,
-//! paths, `--index-url`, extras, markers) is refused with its line, as are more than
-//! [`MAX_REQUIREMENTS`] requirements or a file larger than [`MAX_REQUIREMENTS_BYTES`].
+//! `#` comments, `\` continuations, `--hash=sha256:HEX` options and PEP 508 environment markers
+//! (`pkg; python_version < "3.13"`), evaluated against the sandbox's Python ([`super::markers`]):
+//! a requirement whose marker is false there is left out, as pip leaves it out. Everything that
+//! would make weft read another file, reach another index or build something (`-r`, `-c`, `-e`,
+//! URLs, paths, `--index-url`, extras) is refused with its line, as are a malformed marker, more
+//! than [`MAX_REQUIREMENTS`] requirements or a file larger than [`MAX_REQUIREMENTS_BYTES`].
 
+use super::markers;
 use super::version::{Specifier, Version};
 use super::PackagesError;
 
@@ -108,7 +111,17 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Requirement>, PackagesError> 
         if line.is_empty() {
             continue;
         }
-        let r = parse_line(line).map_err(|reason| err(start, reason))?;
+        let Some(r) = parse_line(line).map_err(|reason| err(start, reason))? else {
+            tracing::info!(
+                file,
+                line = start,
+                requirement = line,
+                "requirement left out: its environment marker is false in the sandbox (CPython {} on {})",
+                markers::PYTHON_FULL_VERSION,
+                markers::SYS_PLATFORM
+            );
+            continue;
+        };
         if let Some(prev) = out.iter().find(|p| p.key == r.key) {
             return Err(err(
                 start,
@@ -131,7 +144,29 @@ fn comment_start(line: &str) -> Option<usize> {
     (0..b.len()).find(|&i| b[i] == b'#' && (i == 0 || b[i - 1].is_ascii_whitespace()))
 }
 
-fn parse_line(line: &str) -> Result<Requirement, String> {
+/// Where a requirement line's options (`--hash`) start in the text after its `;`: the first
+/// whitespace-preceded `--` outside a quoted string (the text's length when there is none).
+fn options_start(after_marker: &str) -> usize {
+    let b = after_marker.as_bytes();
+    let mut quote = None;
+    for i in 0..b.len() {
+        match (quote, b[i]) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, c @ (b'\'' | b'"')) => quote = Some(c),
+            (None, b'-')
+                if i > 0 && b[i - 1].is_ascii_whitespace() && b.get(i + 1) == Some(&b'-') =>
+            {
+                return i
+            }
+            _ => {}
+        }
+    }
+    b.len()
+}
+
+/// One logical line: its requirement, or `None` when its environment marker is false.
+fn parse_line(line: &str) -> Result<Option<Requirement>, String> {
     if line.starts_with('-') {
         let opt = line.split([' ', '=']).next().unwrap_or(line);
         return Err(match opt {
@@ -144,6 +179,17 @@ fn parse_line(line: &str) -> Result<Requirement, String> {
             ),
         });
     }
+    // the marker is cut out first: its words must not be glued like a specifier's
+    let (line, marker) = match line.split_once(';') {
+        Some((req, after)) => {
+            let at = options_start(after);
+            (
+                format!("{} {}", req.trim_end(), &after[at..]),
+                Some(after[..at].trim()),
+            )
+        }
+        None => (line.to_string(), None),
+    };
     let mut parts = line.split_whitespace();
     let spec = parts.next().unwrap_or_default();
     let mut rest: Vec<&str> = parts.collect();
@@ -181,11 +227,6 @@ fn parse_line(line: &str) -> Result<Requirement, String> {
         hashes.push(hex.to_ascii_lowercase());
         i += 1;
     }
-    if req_text.contains(';') {
-        return Err(format!(
-            "`{req_text}`: environment markers are not supported (the sandbox is one environment: list the packages it needs)"
-        ));
-    }
     if req_text.contains("://") || req_text.contains('@') || req_text.contains('/') {
         return Err(format!(
             "`{req_text}`: URLs and paths are not supported; put the wheel in the wheelhouse and name the package"
@@ -212,14 +253,19 @@ fn parse_line(line: &str) -> Result<Requirement, String> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("`{req_text}`: {e}"))?
     };
-    Ok(Requirement {
+    if let Some(m) = marker {
+        if !markers::evaluate(m).map_err(|e| format!("`{req_text}`: {e}"))? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Requirement {
         name: name.to_string(),
         key: normalize(name),
         specifiers,
         hashes,
         line: 0,
         text: req_text.clone(),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -250,7 +296,8 @@ mod tests {
             ("--index-url https://evil", "not supported"),
             ("pkg @ https://x/y.whl", "URLs"),
             ("pkg[extra]", "extras"),
-            ("pkg; python_version<'3'", "markers"),
+            ("pkg; python_version <> '3'", "marker"),
+            ("pkg; nosuch_variable == 'x'", "marker"),
             ("pkg==1 --hash=md5:abc", "sha256"),
             ("pkg==1 --hash=sha256:zz", "64 hex"),
             ("pkg===1", "not supported"),
@@ -267,6 +314,46 @@ mod tests {
         let many: String = (0..=MAX_REQUIREMENTS).map(|i| format!("p{i}\n")).collect();
         assert!(parse("r.txt", &many).is_err());
         assert!(parse("r.txt", &"#".repeat(MAX_REQUIREMENTS_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn environment_markers_keep_or_leave_out_a_requirement() {
+        let text = concat!(
+            "keep==1.0 ; python_version >= \"3.8\" and sys_platform != \"win32\"\n",
+            "tomli>=1; python_version < \"3.11\"\n",
+            "# the same package under two markers: only the one that holds is kept\n",
+            "dual==1.0; python_version < '3.13'\n",
+            "dual==2.0; python_version >= '3.13' --hash=sha256:",
+            "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\n",
+            "colorama; os_name == \"nt\"\n",
+        );
+        let r = parse("requirements.txt", text).unwrap();
+        let kept: Vec<_> = r.iter().map(|r| (r.key.as_str(), r.line)).collect();
+        assert_eq!(kept, [("keep", 1), ("dual", 5)]);
+        assert_eq!(r[0].text, "keep==1.0");
+        assert!(r[1].allows(&Version::parse("2.0").unwrap()));
+        assert_eq!(r[1].hashes, vec!["b".repeat(64)]);
+    }
+
+    #[test]
+    fn malformed_markers_name_the_line_and_why() {
+        let deep = format!(
+            "pkg; {}os_name == 'posix'{}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        let long = format!("pkg; {}", vec!["os_name == 'posix'"; 100].join(" and "));
+        for (text, why) in [
+            ("ok\npkg; python_version ~ '3'\n", "r.txt:2"),
+            ("pkg; python_version ~ '3'", "marker"),
+            ("pkg; shoe_size > '42'", "marker"),
+            ("pkg;", "empty environment marker"),
+            (deep.as_str(), "parentheses"),
+            (long.as_str(), "longer than"),
+        ] {
+            let e = parse("r.txt", text).unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
     }
 
     #[test]

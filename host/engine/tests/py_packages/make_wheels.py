@@ -1,9 +1,12 @@
 """Builds the wheel fixtures of the py_packages tests (run from this folder; the output is
 checked in, so this only runs when a fixture changes):
 
-wheelhouse/  good, pure-Python wheels: tinypkg 1.0.0 and 0.9.0, tinydep 2.1 (needs tinypkg)
+wheelhouse/  good, pure-Python wheels: tinypkg 1.0.0 and 0.9.0, tinydep 2.1 (needs tinypkg),
+             markerdep 1.0 (needs tinypkg under a marker that holds, colorama under one that
+             does not)
 hostile/     wheels weft must refuse: native code under pure tags, a platform wheel, a zip-slip
-             entry, a symbolic link, a zip bomb, and a wheel without a WHEEL file
+             entry, a symbolic link, a zip bomb, a wheel without a WHEEL file, and one whose
+             dependency has a malformed environment marker
 
 Wheels are written with fixed timestamps, so rebuilding gives the same bytes."""
 
@@ -50,6 +53,17 @@ wheel("wheelhouse", "tinydep-2.1-py3-none-any.whl", {
     "METADATA": "Requires-Dist: tinypkg>=1.0\nRequires-Dist: pytest; extra == 'test'\n",
 })
 
+# dependencies under environment markers: one holds in the sandbox (CPython 3.14 on WASI), one
+# does not, and `extra` never does
+wheel("wheelhouse", "markerdep-1.0-py3-none-any.whl", {
+    "markerdep.py": "import tinypkg\n",
+    "METADATA": (
+        'Requires-Dist: tinypkg>=1.0 ; python_version >= "3.8"\n'
+        'Requires-Dist: colorama ; sys_platform == "win32"\n'
+        "Requires-Dist: pytest ; extra == 'test'\n"
+    ),
+})
+
 wheel("hostile", "nativepkg-1.0-py3-none-any.whl", {
     "nativepkg/__init__.py": "from ._speedups import *\n",
     "nativepkg/_speedups.cpython-312-x86_64-linux-gnu.so": b"\x7fELF not really",
@@ -69,3 +83,7 @@ wheel("hostile", "bombpkg-1.0-py3-none-any.whl", {
     "bombpkg/zeros.txt": b"\0" * (48 << 20),
 })
 wheel("hostile", "nowheel-1.0-py3-none-any.whl", {"nowheel/__init__.py": ""}, wheel_file=False)
+wheel("hostile", "badmarker-1.0-py3-none-any.whl", {
+    "badmarker.py": "",
+    "METADATA": 'Requires-Dist: tinypkg ; python_version ~ "3"\n',
+})

@@ -52,7 +52,9 @@ fn schedule_summary(s: &weft_dag::Schedule) -> Value {
         weft_dag::Schedule::Never => Value::Null,
         weft_dag::Schedule::Once => json!("@once"),
         weft_dag::Schedule::Cron { source, .. } => json!(source),
-        weft_dag::Schedule::Delta(d) => json!(time_delta_text(d.as_secs())),
+        weft_dag::Schedule::Delta(d) | weft_dag::Schedule::DeltaTrigger { delta: d, .. } => {
+            json!(time_delta_text(d.as_secs()))
+        }
         weft_dag::Schedule::CronTrigger { source, .. } => json!(source),
         // as Airflow summarises asset-triggered timetables
         weft_dag::Schedule::Assets { timetable, .. } => match timetable {

@@ -64,6 +64,8 @@ def value(v: Any, depth: int = 0) -> Any:
         return {v.op: [value(i, depth + 1) for i in v.items]}
     if isinstance(v, Timetable):
         out = {"__type__": f"{type(v).__module__}.{type(v).__name__}"}
+        if v.args:
+            out["__args__"] = [value(x, depth + 1) for x in v.args]
         out.update({k: value(x, depth + 1) for k, x in v.kwargs.items()})
         return out
     if isinstance(v, _GroupResult):
