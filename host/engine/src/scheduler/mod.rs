@@ -80,4 +80,13 @@ pub enum SchedulerError {
     /// scheduler on the same database): no run was created.
     #[error("DAG `{0}`: its queued asset events were consumed by another scheduler")]
     AssetEventsTaken(String),
+    /// A write on a DAG this scheduler no longer holds: another scheduler took its lease over
+    /// (the write was refused and nothing was written).
+    #[error("DAG `{dag_id}`: {detail}")]
+    Fenced {
+        /// DAG id.
+        dag_id: String,
+        /// What was refused.
+        detail: String,
+    },
 }

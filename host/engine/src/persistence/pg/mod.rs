@@ -14,6 +14,7 @@
 mod call;
 mod catalog;
 mod dag;
+mod dag_lease;
 mod executions;
 mod history;
 mod journal;
@@ -26,6 +27,7 @@ pub use node_claim::NodeClaim;
 
 pub use catalog::PgCatalog;
 pub use dag::PgDagStore;
+pub use dag_lease::PgDagLeases;
 pub use executions::PgExecutions;
 pub use history::PgHistory;
 pub use journal::PgJournal;
