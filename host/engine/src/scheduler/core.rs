@@ -31,11 +31,13 @@ use weft_dag::{
 
 use super::control::{self, Control, ControlRequest, Reply};
 use super::files::FileTrigger;
+use super::ha::Ownership;
 use super::pools::{PoolCheck, Pools};
 use super::runner::TryRunner;
 use super::store::{DagRunRecord, SchedStore, StoredTi};
 use super::workers::WorkerPool;
 use super::SchedulerError;
+use crate::persistence::{DagLeases, SlotKey};
 
 /// Settings of a scheduler.
 #[derive(Debug, Clone)]
@@ -61,6 +63,10 @@ pub struct SchedulerConfig {
     /// `dags_are_paused_at_creation`; a DAG's `is_paused_upon_creation` wins). A paused DAG's
     /// timetable and file trigger create no runs; triggered runs still run.
     pub dags_paused_at_creation: bool,
+    /// How long a DAG lease lasts without renewal when several schedulers share a
+    /// PostgreSQL database (another scheduler adopts the DAG once it expired); renewed every
+    /// tick. Unused on sled.
+    pub lease: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -76,6 +82,7 @@ impl Default for SchedulerConfig {
             tick: Duration::from_secs(1),
             durable: true,
             dags_paused_at_creation: false,
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -144,6 +151,9 @@ pub struct LoopOptions<'a> {
     pub hold_paused: bool,
     /// Airflow's scheduler metrics, updated as the loop goes (see [`crate::metrics`]).
     pub metrics: Option<&'a crate::metrics::DagMetrics>,
+    /// Fault tests: when set, return at once as a killed process would — nothing more is
+    /// written, no lease is given up, tries in flight are forgotten.
+    pub abandon: Option<&'a AtomicBool>,
 }
 
 /// Statistics of one [`Scheduler::run`].
@@ -164,6 +174,8 @@ pub struct LoopStats {
 /// The persistent scheduler.
 pub struct Scheduler<'a> {
     pub(super) store: SchedStore,
+    /// Its DAG leases and shared pool slots (the store's writes are fenced by them).
+    leases: Arc<dyn DagLeases>,
     dags: HashMap<String, Arc<Dag>>,
     cross: super::cross_dag::CrossDag,
     exec: &'a dyn TryRunner,
@@ -291,7 +303,11 @@ impl<'a> Scheduler<'a> {
             .into_iter()
             .map(|d| (d.dag_id.clone(), Arc::new(d)))
             .collect();
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let co = store.coordinate(&owner)?;
+        let store = SchedStore::new(co.store);
         Ok(Scheduler {
+            leases: co.leases,
             cross: super::cross_dag::CrossDag::new(store.clone(), Arc::new(dags.clone()), None),
             store,
             dags,
@@ -598,7 +614,7 @@ impl<'a> Scheduler<'a> {
             if let Some(c) = opts.control {
                 c.attach(tx.clone());
             }
-            let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
+            let r = self.owned_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
             if let Some(c) = opts.control {
                 c.detach();
             }
@@ -609,6 +625,9 @@ impl<'a> Scheduler<'a> {
                 st
             })
         });
+        if opts.abandon.is_some_and(|a| a.load(Ordering::SeqCst)) {
+            return out;
+        }
         // every worker has ended: callbacks and e-mail that finished after the last run are
         // still logged; requests that arrived too late are answered by their callers
         for m in rx.try_iter() {
@@ -630,8 +649,11 @@ impl<'a> Scheduler<'a> {
         out
     }
 
-    #[allow(clippy::too_many_lines)]
-    fn run_loop<'scope, 'env>(
+    /// [`Self::run_loop`] under the loop's DAG leases: a scheduler (`schedule` or `adopt`)
+    /// wants every loaded DAG and shares them fairly with the other schedulers; a loop that
+    /// runs given runs wants their DAGs only. The leases are given up when the loop ends
+    /// (not when it is abandoned).
+    fn owned_loop<'scope, 'env>(
         &'env self,
         opts: &LoopOptions<'_>,
         pool: &WorkerPool<'scope, 'env>,
@@ -640,6 +662,121 @@ impl<'a> Scheduler<'a> {
         rx: &mpsc::Receiver<Msg>,
         commit: Option<&dyn crate::persistence::Committer>,
     ) -> Result<LoopStats, SchedulerError> {
+        let register = opts.schedule || opts.adopt;
+        let mut wanted: Vec<String> = match (&opts.until_runs, register) {
+            (Some(u), false) => u
+                .iter()
+                .map(|(d, _)| d.clone())
+                .filter(|d| self.dags.contains_key(d))
+                .collect(),
+            _ => self.dags.keys().cloned().collect(),
+        };
+        wanted.sort();
+        wanted.dedup();
+        let mut own = Ownership::new(
+            self.leases.clone(),
+            wanted,
+            self.cfg.lease,
+            self.cfg.tick,
+            register,
+        );
+        let r = self.run_loop(opts, &mut own, pool, exec, tx, rx, commit);
+        if opts.abandon.is_some_and(|a| a.load(Ordering::SeqCst)) {
+            return r;
+        }
+        if let Err(SchedulerError::Fenced { dag_id, .. }) = &r {
+            tracing::warn!(%dag_id, "another scheduler took this DAG over: stopping this loop");
+        }
+        if let Err(e) = own.retire() {
+            tracing::warn!(error = %e, "cannot give the DAG leases up (they expire)");
+        }
+        r
+    }
+
+    /// Forgets the runs of `dag_id` this loop holds (the DAG was taken over or handed over):
+    /// their tries in flight are stopped and their results will be ignored; nothing is
+    /// written.
+    #[allow(clippy::too_many_arguments)]
+    fn forget_dag(
+        dag_id: &str,
+        active: &mut HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+        heap: &mut BinaryHeap<Pending>,
+        cancels: &mut HashMap<(u64, usize, usize), Arc<AtomicBool>>,
+        pools: &mut Pools,
+        running_per_dag: &mut HashMap<String, usize>,
+        in_flight_total: &mut usize,
+    ) {
+        let ids: Vec<u64> = active
+            .iter()
+            .filter(|(_, a)| a.rec.dag_id == dag_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(a) = active.remove(&id) else {
+                continue;
+            };
+            let tries: Vec<(u64, usize, usize)> =
+                cancels.keys().filter(|k| k.0 == id).copied().collect();
+            for k in tries {
+                let task = a.m.task(k.1);
+                pools.release(&task.pool, task.pool_slots);
+                if let Some(c) = cancels.remove(&k) {
+                    c.store(true, Ordering::SeqCst);
+                }
+            }
+            *in_flight_total = in_flight_total.saturating_sub(a.in_flight);
+        }
+        running_per_dag.remove(dag_id);
+        heap.retain(|p| active.contains_key(&p.run));
+        queued.retain(|q| q.dag_id != dag_id);
+    }
+
+    /// Picks up the unfinished runs in the store that the loop does not know yet, of the DAGs
+    /// `take` accepts (resumed as after a restart: running tries are lost tries).
+    fn pick_up(
+        &self,
+        take: impl Fn(&str) -> bool,
+        active: &mut HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+        next_id: &mut u64,
+    ) -> Result<(), SchedulerError> {
+        for rec in self.store.unfinished_runs()? {
+            if !self.dags.contains_key(&rec.dag_id) || !take(&rec.dag_id) {
+                continue;
+            }
+            let known = active
+                .values()
+                .any(|a| a.rec.dag_id == rec.dag_id && a.rec.run_id == rec.run_id)
+                || queued
+                    .iter()
+                    .any(|q| q.dag_id == rec.dag_id && q.run_id == rec.run_id);
+            if known {
+                continue;
+            }
+            if rec.state == "running" {
+                let id = *next_id;
+                *next_id += 1;
+                active.insert(id, self.activate(rec, true)?);
+            } else {
+                queued.push(rec);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_lines, clippy::too_many_arguments)]
+    fn run_loop<'scope, 'env>(
+        &'env self,
+        opts: &LoopOptions<'_>,
+        own: &mut Ownership,
+        pool: &WorkerPool<'scope, 'env>,
+        exec: &'env dyn TryRunner,
+        tx: &mpsc::Sender<Msg>,
+        rx: &mpsc::Receiver<Msg>,
+        commit: Option<&dyn crate::persistence::Committer>,
+    ) -> Result<LoopStats, SchedulerError> {
+        let abandoned = || opts.abandon.is_some_and(|a| a.load(Ordering::SeqCst));
         let mut stats = LoopStats::default();
         let mut active: HashMap<u64, Active> = HashMap::new();
         let mut queued: Vec<DagRunRecord> = Vec::new();
@@ -677,25 +814,49 @@ impl<'a> Scheduler<'a> {
         let mut next_paused_check = Instant::now();
         let mut next_metrics = Instant::now();
 
-        // Resume unfinished runs of the loaded DAGs.
-        for rec in self.store.unfinished_runs()? {
-            if !self.dags.contains_key(&rec.dag_id) {
-                continue;
-            }
-            if rec.state == "running" {
-                let id = next_id;
-                next_id += 1;
-                active.insert(id, self.activate(rec, true)?);
-            } else {
-                queued.push(rec);
-            }
-        }
+        // Resume unfinished runs of the DAGs this loop holds.
+        own.renew()?;
+        self.pick_up(|d| own.holds(d), &mut active, &mut queued, &mut next_id)?;
         let until: Option<HashSet<(String, String)>> = opts
             .until_runs
             .as_ref()
             .map(|v| v.iter().cloned().collect());
 
         loop {
+            if abandoned() {
+                return Ok(stats);
+            }
+            // 0. Renew the DAG leases: forget DAGs taken over, rebuild DAGs taken.
+            if own.due() {
+                let turn = own.renew()?;
+                for d in &turn.lost {
+                    tracing::warn!(dag_id = %d, "another scheduler took the DAG over");
+                    Self::forget_dag(
+                        d,
+                        &mut active,
+                        &mut queued,
+                        &mut heap,
+                        &mut cancels,
+                        &mut pools,
+                        &mut running_per_dag,
+                        &mut in_flight_total,
+                    );
+                    last_interval.remove(d);
+                }
+                if !turn.gained.is_empty() {
+                    for d in &turn.gained {
+                        last_interval.remove(d);
+                    }
+                    tracing::info!(dags = ?turn.gained, "scheduling DAGs taken over");
+                    let gained: HashSet<&String> = turn.gained.iter().collect();
+                    self.pick_up(
+                        |d| gained.contains(&d.to_string()),
+                        &mut active,
+                        &mut queued,
+                        &mut next_id,
+                    )?;
+                }
+            }
             let now_dt = Utc::now();
             if opts.hold_paused && Instant::now() >= next_paused_check {
                 next_paused_check = Instant::now() + self.cfg.tick;
@@ -709,16 +870,19 @@ impl<'a> Scheduler<'a> {
 
             // 1. New runs from timetables and file triggers.
             if opts.schedule {
-                for dag in self.dags.values() {
+                for dag in self.dags.values().filter(|d| own.schedules(&d.dag_id)) {
                     self.schedule_dag(dag, now_dt, &active, &mut queued, &mut last_interval)?;
                 }
                 if idle_pass || Instant::now() >= next_asset_check {
                     next_asset_check = Instant::now() + self.cfg.tick;
-                    for dag in self.dags.values() {
+                    for dag in self.dags.values().filter(|d| own.schedules(&d.dag_id)) {
                         self.schedule_assets(dag, &active, &mut queued)?;
                     }
                 }
-                for trig in triggers.iter_mut().filter(|t| idle_pass || t.due()) {
+                for trig in triggers
+                    .iter_mut()
+                    .filter(|t| own.schedules(&t.dag_id) && (idle_pass || t.due()))
+                {
                     if let Some(dag) = self.dags.get(&trig.dag_id) {
                         if self.is_paused(dag)? {
                             continue;
@@ -755,27 +919,7 @@ impl<'a> Scheduler<'a> {
             let triggered = self.cross.take_created();
             if triggered || ((opts.schedule || opts.adopt) && Instant::now() >= next_adopt) {
                 next_adopt = Instant::now() + self.cfg.tick;
-                for rec in self.store.unfinished_runs()? {
-                    if !self.dags.contains_key(&rec.dag_id) {
-                        continue;
-                    }
-                    let known = active
-                        .values()
-                        .any(|a| a.rec.dag_id == rec.dag_id && a.rec.run_id == rec.run_id)
-                        || queued
-                            .iter()
-                            .any(|q| q.dag_id == rec.dag_id && q.run_id == rec.run_id);
-                    if known {
-                        continue;
-                    }
-                    if rec.state == "running" {
-                        let id = next_id;
-                        next_id += 1;
-                        active.insert(id, self.activate(rec, true)?);
-                    } else {
-                        queued.push(rec);
-                    }
-                }
+                self.pick_up(|d| own.schedules(d), &mut active, &mut queued, &mut next_id)?;
             }
 
             // 2. Start queued runs up to max_active_runs (oldest logical date first).
@@ -786,8 +930,9 @@ impl<'a> Scheduler<'a> {
                     let Some(dag) = self.dags.get(&rec.dag_id) else {
                         continue;
                     };
-                    if paused.contains(&rec.dag_id) {
-                        // a paused DAG's queued runs stay queued
+                    if paused.contains(&rec.dag_id) || !own.schedules(&rec.dag_id) {
+                        // a paused DAG's queued runs stay queued (a DAG handed over: its
+                        // next owner starts them)
                         keep.push(rec);
                         continue;
                     }
@@ -863,6 +1008,12 @@ impl<'a> Scheduler<'a> {
                         }
                         let try_number = a.m.record(t, i).try_number;
                         let map_index = a.m.record(t, i).map_index;
+                        self.leases.release_slots(&SlotKey {
+                            dag_id: a.rec.dag_id.clone(),
+                            run_id: a.rec.run_id.clone(),
+                            task_id: task.task_id.clone(),
+                            map_index,
+                        })?;
                         for entry in log {
                             self.store.append_log(
                                 &a.rec.dag_id,
@@ -1057,8 +1208,8 @@ impl<'a> Scheduler<'a> {
                 if !a.m.startable(p.t, p.i) {
                     continue;
                 }
-                if paused.contains(&a.rec.dag_id) {
-                    // a paused DAG starts no new task instance
+                if paused.contains(&a.rec.dag_id) || !own.schedules(&a.rec.dag_id) {
+                    // a paused DAG (or one being handed over) starts no new task instance
                     set_aside.push(p);
                     continue;
                 }
@@ -1086,8 +1237,24 @@ impl<'a> Scheduler<'a> {
                     }
                 }
                 let (pool_name, slots) = (task.pool.clone(), task.pool_slots);
+                // the pool's slots among every scheduler's tries
+                let slot = SlotKey {
+                    dag_id: a.rec.dag_id.clone(),
+                    run_id: a.rec.run_id.clone(),
+                    task_id: task.task_id.clone(),
+                    map_index: a.m.record(p.t, p.i).map_index,
+                };
+                let total = pools.size(&pool_name).unwrap_or(0);
+                if !self.leases.take_slots(&pool_name, total, slots, &slot)? {
+                    set_aside.push(p);
+                    continue;
+                }
                 progressed.insert(p.run);
-                if let Ok(inv) = a.m.start(p.t, p.i, now) {
+                let started = a.m.start(p.t, p.i, now);
+                if started.is_err() {
+                    self.leases.release_slots(&slot)?;
+                }
+                if let Ok(inv) = started {
                     let task = a.m.task(p.t);
                     if let Some(v) = task.extra.get("on_execute_callback").cloned() {
                         let ctx = json!({
@@ -1261,6 +1428,33 @@ impl<'a> Scheduler<'a> {
                 }
             }
 
+            // 7b. Hand drained DAGs over once their tries are back.
+            let drained: Vec<String> = own
+                .draining()
+                .filter(|d| {
+                    !active.iter().any(|(id, a)| {
+                        &a.rec.dag_id == *d
+                            && (a.in_flight > 0 || cancels.keys().any(|k| k.0 == *id))
+                    })
+                })
+                .cloned()
+                .collect();
+            for d in drained {
+                Self::forget_dag(
+                    &d,
+                    &mut active,
+                    &mut queued,
+                    &mut heap,
+                    &mut cancels,
+                    &mut pools,
+                    &mut running_per_dag,
+                    &mut in_flight_total,
+                );
+                last_interval.remove(&d);
+                own.hand_over(&d)?;
+                tracing::info!(dag_id = %d, "DAG handed over");
+            }
+
             // SLA misses of running tasks (checked once a second).
             if Instant::now() >= next_sla_check {
                 next_sla_check = Instant::now() + Duration::from_secs(1);
@@ -1274,12 +1468,20 @@ impl<'a> Scheduler<'a> {
                 break;
             }
             if let Some(u) = &until {
-                let pending = u.iter().any(|(d, r)| {
-                    active
-                        .values()
-                        .any(|a| &a.rec.dag_id == d && &a.rec.run_id == r)
+                let mut pending = false;
+                for (d, r) in u {
+                    pending = pending
+                        || active
+                            .values()
+                            .any(|a| &a.rec.dag_id == d && &a.rec.run_id == r)
                         || queued.iter().any(|q| &q.dag_id == d && &q.run_id == r)
-                });
+                        // a run of a DAG another scheduler holds: it runs it
+                        || (!own.holds(d)
+                            && self.store.get_run(d, r)?.is_some_and(|x| !x.is_finished()));
+                    if pending {
+                        break;
+                    }
+                }
                 if !pending && in_flight_total == 0 {
                     break;
                 }
@@ -1322,6 +1524,9 @@ impl<'a> Scheduler<'a> {
                 while let Ok(m) = rx.try_recv() {
                     inbox.push(m);
                 }
+            }
+            if abandoned() {
+                return Ok(stats);
             }
         }
         Ok(stats)

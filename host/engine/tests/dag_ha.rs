@@ -1,0 +1,457 @@
+//! Several DAG schedulers on one database (Airflow 2's HA scheduler): DAG leases with fencing
+//! epochs, pool slots shared by every scheduler, adoption of a dead scheduler's DAGs. The
+//! scheduler tests run one body on two fixtures: two schedulers on PostgreSQL, one on sled
+//! (one process per sled store); the lease and fencing tests need a shared database and run
+//! on PostgreSQL only.
+
+mod backends;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backends::{each_backend, Fixture, TestDb};
+use serde_json::{json, Map, Value};
+use weft_dag::{
+    parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation,
+    TiRecord, TiState,
+};
+use weft_engine::persistence::SlotKey;
+use weft_engine::scheduler::{
+    DagRunRecord, LoopOptions, Plain, Pools, SchedStore, Scheduler, SchedulerConfig,
+    SchedulerError, StoredTi,
+};
+
+type Exec = Box<dyn Fn(&TaskInvocation) -> Result<Value, TaskFailure> + Sync>;
+
+fn dag(yaml: &str) -> Dag {
+    let (dags, errors) = parse_dag_file(
+        Path::new("t.yaml"),
+        yaml,
+        &FolderConfig::default(),
+        &AnyOperator,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    dags.into_iter().next().unwrap()
+}
+
+/// Waits (up to two minutes) until `f` holds.
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run(dag: &str, id: &str, day: u32) -> DagRunRecord {
+    let d = chrono::NaiveDate::from_ymd_opt(2024, 1, day)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    DagRunRecord {
+        dag_id: dag.into(),
+        run_id: id.into(),
+        run_type: "scheduled".into(),
+        logical_date: d,
+        data_interval_start: d,
+        data_interval_end: d,
+        state: "queued".into(),
+        conf: Map::new(),
+        queued_at: d,
+        start_date: None,
+        end_date: None,
+        note: None,
+    }
+}
+
+fn ti(task: &str, state: TiState) -> StoredTi {
+    StoredTi {
+        ti: TiRecord {
+            task_id: task.into(),
+            map_index: -1,
+            state,
+            try_number: 1,
+            tries_before_clear: 0,
+            duration_s: 0.0,
+            wait_until: 0.0,
+            first_poke_at: None,
+            pokes: 0,
+            xcom: Value::Null,
+            error: None,
+            mapped_args: Map::new(),
+            note: None,
+            xcoms: Default::default(),
+        },
+        start_date: None,
+        end_date: None,
+    }
+}
+
+fn slot(dag: &str, run: &str) -> SlotKey {
+    SlotKey {
+        dag_id: dag.into(),
+        run_id: run.into(),
+        task_id: "t".into(),
+        map_index: -1,
+    }
+}
+
+fn is_fenced<T: std::fmt::Debug>(r: Result<T, SchedulerError>) -> bool {
+    matches!(r, Err(SchedulerError::Fenced { .. }))
+}
+
+/// The attacker's test: a scheduler paused past its lease wakes up after another took the DAG
+/// over; every write it tries is refused and nothing it sent is stored.
+#[test]
+fn a_scheduler_whose_lease_was_taken_over_writes_nothing() {
+    let Some(t) = TestDb::create() else { return };
+    let base = SchedStore::postgres(&t.connect());
+    let a = base.coordinate("sched-a").unwrap();
+    let b = base.coordinate("sched-b").unwrap();
+    let dags = vec!["d".to_string()];
+    let ttl = Duration::from_millis(300);
+    let h = a.leases.tick(&dags, ttl, true).unwrap();
+    assert_eq!(h.held, [("d".to_string(), 1)]);
+    // a live lease is nobody else's
+    assert!(b.leases.tick(&dags, ttl, false).unwrap().held.is_empty());
+    a.store.insert_run(&run("d", "r1", 1)).unwrap();
+    a.store
+        .write_tis("d", "r1", &[], &[ti("t", TiState::Running)])
+        .unwrap();
+    assert!(a.leases.take_slots("p", 1, 1, &slot("d", "r1")).unwrap());
+
+    // a stops renewing; b takes the DAG over once the lease expired (a new epoch)
+    wait_until("b adopts d", || {
+        !b.leases.tick(&dags, ttl, false).unwrap().held.is_empty()
+    });
+    assert_eq!(
+        b.leases.tick(&dags, ttl, false).unwrap().held,
+        [("d".to_string(), 2)]
+    );
+    // a's pool slot was freed with the adoption
+    assert!(b.leases.take_slots("p", 1, 1, &slot("d", "r2")).unwrap());
+
+    // a wakes up: every write is refused
+    assert!(is_fenced(a.store.write_tis(
+        "d",
+        "r1",
+        &[],
+        &[ti("t", TiState::Success)]
+    )));
+    let mut done = run("d", "r1", 1);
+    done.state = "success".into();
+    assert!(is_fenced(a.store.put_run(&done)));
+    assert!(is_fenced(a.store.insert_run(&run("d", "r9", 9))));
+    assert!(is_fenced(a.store.create_asset_run(&run("d", "r8", 8), &[])));
+    assert!(is_fenced(a.store.append_log(
+        "d",
+        "r1",
+        "t",
+        -1,
+        1,
+        json!({"late": true})
+    )));
+    assert!(is_fenced(a.leases.take_slots("p", 5, 1, &slot("d", "r3"))));
+    // ... and nothing of it is stored
+    let stored = base.get_run("d", "r1").unwrap().unwrap();
+    assert_eq!(stored.state, "queued");
+    assert_eq!(
+        base.tis_of("d", "r1").unwrap()[0].ti.state,
+        TiState::Running
+    );
+    assert!(base.get_run("d", "r9").unwrap().is_none());
+    assert!(base.get_run("d", "r8").unwrap().is_none());
+    assert!(base.logs_of("d", "r1", "t").unwrap().is_empty());
+    // a's renewal no longer returns the DAG; b's writes go through
+    assert!(a.leases.tick(&dags, ttl, true).unwrap().held.is_empty());
+    b.store.put_run(&done).unwrap();
+    assert_eq!(base.get_run("d", "r1").unwrap().unwrap().state, "success");
+    // a release by a scheduler that does not hold the DAG frees nothing
+    a.leases.release(&dags).unwrap();
+    assert_eq!(
+        b.leases.tick(&dags, ttl, false).unwrap().held,
+        [("d".to_string(), 2)]
+    );
+}
+
+/// A pool's slots are counted across schedulers; a slot is given back by its owner only.
+#[test]
+fn pool_slots_are_shared_by_every_scheduler() {
+    let Some(t) = TestDb::create() else { return };
+    let base = SchedStore::postgres(&t.connect());
+    let a = base.coordinate("sched-a").unwrap();
+    let b = base.coordinate("sched-b").unwrap();
+    let ttl = Duration::from_secs(30);
+    a.leases.tick(&["d1".to_string()], ttl, false).unwrap();
+    b.leases.tick(&["d2".to_string()], ttl, false).unwrap();
+    assert!(a.leases.take_slots("one", 1, 1, &slot("d1", "r")).unwrap());
+    // taking it again for the same instance does not count twice
+    assert!(a.leases.take_slots("one", 1, 1, &slot("d1", "r")).unwrap());
+    assert!(!b.leases.take_slots("one", 1, 1, &slot("d2", "r")).unwrap());
+    // more slots than the pool has: never
+    assert!(!b.leases.take_slots("two", 2, 3, &slot("d2", "r")).unwrap());
+    // b cannot give a's slot back
+    b.leases.release_slots(&slot("d1", "r")).unwrap();
+    assert!(!b.leases.take_slots("one", 1, 1, &slot("d2", "r")).unwrap());
+    a.leases.release_slots(&slot("d1", "r")).unwrap();
+    assert!(b.leases.take_slots("one", 1, 1, &slot("d2", "r")).unwrap());
+}
+
+/// One try as the executor saw it: (scheduler, dag, run, task, try number).
+type Effect = (usize, String, String, String, u32);
+
+struct Effects {
+    log: Mutex<Vec<Effect>>,
+    in_pool: AtomicUsize,
+    peak_pool: AtomicUsize,
+}
+
+/// The executor of scheduler `who`: records each try, counts tries of pool `one` running at
+/// once (across schedulers).
+fn executor(who: usize, fx: Arc<Effects>) -> Plain<Exec> {
+    Plain(Box::new(move |ti: &TaskInvocation| {
+        let pooled = ti.pool == "one";
+        if pooled {
+            let n = fx.in_pool.fetch_add(1, Ordering::SeqCst) + 1;
+            fx.peak_pool.fetch_max(n, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(3));
+        fx.log.lock().unwrap().push((
+            who,
+            ti.dag_id.clone(),
+            ti.run_id.clone(),
+            ti.task_id.clone(),
+            ti.try_number,
+        ));
+        if pooled {
+            fx.in_pool.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(json!(ti.logical_date.to_rfc3339()))
+    }))
+}
+
+/// Two daily DAGs with catchup from 30 days back; their first task takes the one slot of pool
+/// `one`.
+fn catchup_dags() -> Vec<Dag> {
+    let start = (chrono::Utc::now() - chrono::Duration::days(30)).format("%Y-%m-%d");
+    ["ha_a", "ha_b"]
+        .iter()
+        .map(|id| {
+            dag(&format!(
+                "{id}:\n  schedule: '@daily'\n  start_date: {start}\n  catchup: true\n  max_active_runs: 3\n  tasks:\n    x:\n      operator: x\n      pool: one\n      retries: 1\n      retry_delay: 0\n    y:\n      operator: x\n      dependencies: [x]\n      retries: 1\n      retry_delay: 0\n"
+            ))
+        })
+        .collect()
+}
+
+/// How many scheduled runs `d` has due now.
+fn due_runs(d: &Dag) -> usize {
+    let now = chrono::Utc::now();
+    let mut last = None;
+    let mut n = 0;
+    while let Some(info) = d.next_dagrun_info(last.as_ref(), now) {
+        if info.run_after > now || last == Some(info.data_interval) {
+            break;
+        }
+        last = Some(info.data_interval);
+        n += 1;
+    }
+    n
+}
+
+fn config() -> SchedulerConfig {
+    let mut pools = Pools::default();
+    pools.set("one", 1);
+    SchedulerConfig {
+        max_workers: 4,
+        pools,
+        tick: Duration::from_millis(100),
+        lease: Duration::from_secs(1),
+        ..Default::default()
+    }
+}
+
+/// How many schedulers share the fixture's store: two on PostgreSQL, one on sled.
+fn schedulers_on(f: &Fixture) -> usize {
+    if f.name == "postgres" {
+        2
+    } else {
+        1
+    }
+}
+
+/// Every run of `dags` finished, and as many as are due.
+fn all_done(store: &SchedStore, dags: &[Dag], due: &HashMap<String, usize>) -> bool {
+    dags.iter().all(|d| {
+        let runs = store.runs_of(&d.dag_id).unwrap();
+        runs.len() >= due[&d.dag_id] && runs.iter().all(|r| r.is_finished())
+    })
+}
+
+/// What every scheduler test checks at the end: each due logical date ran once and
+/// succeeded, no try ran twice, and every task succeeded in every run.
+fn check_exactly_once(
+    store: &SchedStore,
+    dags: &[Dag],
+    due: &HashMap<String, usize>,
+    fx: &Effects,
+) {
+    for d in dags {
+        let runs = store.runs_of(&d.dag_id).unwrap();
+        assert_eq!(
+            runs.len(),
+            due[&d.dag_id],
+            "{}: one run per logical date",
+            d.dag_id
+        );
+        assert!(runs
+            .iter()
+            .all(|r| r.state == "success" && r.run_type == "scheduled"));
+        assert!(runs
+            .windows(2)
+            .all(|w| w[0].data_interval_end == w[1].data_interval_start));
+        for r in &runs {
+            for t in store.tis_of(&d.dag_id, &r.run_id).unwrap() {
+                assert_eq!(
+                    t.ti.state,
+                    TiState::Success,
+                    "{} {}",
+                    r.run_id,
+                    t.ti.task_id
+                );
+            }
+        }
+    }
+    let log = fx.log.lock().unwrap();
+    let mut tries = HashSet::new();
+    for (_, dag, run, task, n) in log.iter() {
+        assert!(
+            tries.insert((dag.clone(), run.clone(), task.clone(), *n)),
+            "try {n} of {dag} {run} {task} started twice"
+        );
+    }
+    assert!(
+        fx.peak_pool.load(Ordering::SeqCst) <= 1,
+        "pool `one` has one slot"
+    );
+}
+
+#[test]
+fn schedulers_sharing_a_database_run_each_logical_date_once_within_pools() {
+    each_backend(|f| {
+        let dags = catchup_dags();
+        let due: HashMap<String, usize> = dags
+            .iter()
+            .map(|d| (d.dag_id.clone(), due_runs(d)))
+            .collect();
+        let fx = Arc::new(Effects {
+            log: Mutex::new(Vec::new()),
+            in_pool: AtomicUsize::new(0),
+            peak_pool: AtomicUsize::new(0),
+        });
+        let n = schedulers_on(f);
+        let execs: Vec<Plain<Exec>> = (0..n).map(|i| executor(i, fx.clone())).collect();
+        let stop = AtomicBool::new(false);
+        let watch = f.sched_store();
+        std::thread::scope(|s| {
+            for exec in &execs {
+                let (dags, store, stop) = (dags.clone(), f.sched_store(), &stop);
+                s.spawn(move || {
+                    let sched =
+                        Scheduler::with_store(store, dags, exec, Arc::new(NoSecrets), config())
+                            .unwrap();
+                    sched
+                        .run(&LoopOptions {
+                            schedule: true,
+                            stop: Some(stop),
+                            ..Default::default()
+                        })
+                        .unwrap();
+                });
+            }
+            wait_until("every run finished", || all_done(&watch, &dags, &due));
+            stop.store(true, Ordering::SeqCst);
+        });
+        check_exactly_once(&watch, &dags, &due, &fx);
+        if n == 2 {
+            // the DAGs were shared out: each scheduler ran tries
+            let log = fx.log.lock().unwrap();
+            for who in 0..n {
+                assert!(
+                    log.iter().any(|e| e.0 == who),
+                    "scheduler {who} ran nothing"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn a_dead_schedulers_dags_are_adopted_and_finished() {
+    let Some(t) = TestDb::create() else { return };
+    let db = t.connect();
+    let dags = catchup_dags();
+    let due: HashMap<String, usize> = dags
+        .iter()
+        .map(|d| (d.dag_id.clone(), due_runs(d)))
+        .collect();
+    let fx = Arc::new(Effects {
+        log: Mutex::new(Vec::new()),
+        in_pool: AtomicUsize::new(0),
+        peak_pool: AtomicUsize::new(0),
+    });
+    let execs: Vec<Plain<Exec>> = (0..2).map(|i| executor(i, fx.clone())).collect();
+    let (stop, killed) = (AtomicBool::new(false), AtomicBool::new(false));
+    let watch = SchedStore::postgres(&db);
+    let mut adopted_in = Duration::ZERO;
+    std::thread::scope(|s| {
+        for (i, exec) in execs.iter().enumerate() {
+            let (dags, store, stop, killed) =
+                (dags.clone(), SchedStore::postgres(&db), &stop, &killed);
+            s.spawn(move || {
+                let sched = Scheduler::with_store(store, dags, exec, Arc::new(NoSecrets), config())
+                    .unwrap();
+                sched
+                    .run(&LoopOptions {
+                        schedule: true,
+                        stop: Some(stop),
+                        abandon: (i == 0).then_some(killed),
+                        ..Default::default()
+                    })
+                    .unwrap();
+            });
+        }
+        // both schedulers at work, then scheduler 0 dies mid-run
+        wait_until("both schedulers ran tries", || {
+            let log = fx.log.lock().unwrap();
+            log.iter().filter(|e| e.0 == 0).count() >= 4 && log.iter().any(|e| e.0 == 1)
+        });
+        let dags0: HashSet<String> = {
+            let log = fx.log.lock().unwrap();
+            log.iter()
+                .filter(|e| e.0 == 0)
+                .map(|e| e.1.clone())
+                .collect()
+        };
+        killed.store(true, Ordering::SeqCst);
+        let at = Instant::now();
+        let before = fx.log.lock().unwrap().len();
+        wait_until("scheduler 1 runs the dead one's DAG", || {
+            fx.log.lock().unwrap()[before..]
+                .iter()
+                .any(|e| e.0 == 1 && dags0.contains(&e.1))
+        });
+        adopted_in = at.elapsed();
+        wait_until("every run finished", || all_done(&watch, &dags, &due));
+        stop.store(true, Ordering::SeqCst);
+    });
+    eprintln!(
+        "adoption: scheduler 1 ran the dead scheduler's DAG {:.2}s after it died (lease 1 s)",
+        adopted_in.as_secs_f64()
+    );
+    check_exactly_once(&watch, &dags, &due, &fx);
+}
