@@ -455,3 +455,81 @@ fn a_dead_schedulers_dags_are_adopted_and_finished() {
     );
     check_exactly_once(&watch, &dags, &due, &fx);
 }
+
+/// `weft dag trigger` beside a running scheduler (same database, another process): the run it
+/// creates is run by the DAG's owner, and the command returns once it has finished.
+#[test]
+fn a_run_triggered_beside_a_running_scheduler_is_run_by_the_dags_owner() {
+    let Some(t) = TestDb::create() else { return };
+    let db = t.connect();
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%d");
+    let d = dag(&format!(
+        "ha_m:\n  schedule: '@daily'\n  start_date: {yesterday}\n  catchup: false\n  tasks:\n    x:\n      operator: x\n    y:\n      operator: x\n      dependencies: [x]\n"
+    ));
+    let fx = Arc::new(Effects {
+        log: Mutex::new(Vec::new()),
+        in_pool: AtomicUsize::new(0),
+        peak_pool: AtomicUsize::new(0),
+    });
+    let (owner_exec, cli_exec) = (executor(0, fx.clone()), executor(1, fx.clone()));
+    let stop = AtomicBool::new(false);
+    let watch = SchedStore::postgres(&db);
+    std::thread::scope(|s| {
+        let (dags, store, stop, exec) = (
+            vec![d.clone()],
+            SchedStore::postgres(&db),
+            &stop,
+            &owner_exec,
+        );
+        s.spawn(move || {
+            Scheduler::with_store(store, dags, exec, Arc::new(NoSecrets), config())
+                .unwrap()
+                .run(&LoopOptions {
+                    schedule: true,
+                    stop: Some(stop),
+                    ..Default::default()
+                })
+                .unwrap();
+        });
+        // the owner scheduled the DAG's latest interval: it holds the DAG
+        wait_until("the scheduled run finished", || {
+            let runs = watch.runs_of("ha_m").unwrap();
+            !runs.is_empty() && runs.iter().all(|r| r.is_finished())
+        });
+        let cli = Scheduler::with_store(
+            SchedStore::postgres(&db),
+            vec![d.clone()],
+            &cli_exec,
+            Arc::new(NoSecrets),
+            config(),
+        )
+        .unwrap();
+        let rec = cli
+            .create_run(
+                "ha_m",
+                chrono::Utc::now(),
+                None,
+                Map::new(),
+                weft_engine::scheduler::Trigger::Manual,
+            )
+            .unwrap();
+        cli.run(&LoopOptions {
+            until_runs: Some(vec![(rec.dag_id.clone(), rec.run_id.clone())]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            watch.get_run("ha_m", &rec.run_id).unwrap().unwrap().state,
+            "success"
+        );
+        let log = fx.log.lock().unwrap();
+        let ran: Vec<usize> = log
+            .iter()
+            .filter(|e| e.2 == rec.run_id)
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(ran, [0, 0], "the owner ran x and y, the command nothing");
+        drop(log);
+        stop.store(true, Ordering::SeqCst);
+    });
+}

@@ -650,9 +650,10 @@ impl<'a> Scheduler<'a> {
     }
 
     /// [`Self::run_loop`] under the loop's DAG leases: a scheduler (`schedule` or `adopt`)
-    /// wants every loaded DAG and shares them fairly with the other schedulers; a loop that
-    /// runs given runs wants their DAGs only. The leases are given up when the loop ends
-    /// (not when it is abandoned).
+    /// shares the loaded DAGs fairly with the other schedulers; a loop that runs given runs
+    /// (`weft dag trigger`) takes the DAGs no scheduler holds (a run of a DAG another
+    /// scheduler holds is run there, and the loop waits for its end). The leases are given up
+    /// when the loop ends (not when it is abandoned).
     fn owned_loop<'scope, 'env>(
         &'env self,
         opts: &LoopOptions<'_>,
@@ -663,16 +664,8 @@ impl<'a> Scheduler<'a> {
         commit: Option<&dyn crate::persistence::Committer>,
     ) -> Result<LoopStats, SchedulerError> {
         let register = opts.schedule || opts.adopt;
-        let mut wanted: Vec<String> = match (&opts.until_runs, register) {
-            (Some(u), false) => u
-                .iter()
-                .map(|(d, _)| d.clone())
-                .filter(|d| self.dags.contains_key(d))
-                .collect(),
-            _ => self.dags.keys().cloned().collect(),
-        };
+        let mut wanted: Vec<String> = self.dags.keys().cloned().collect();
         wanted.sort();
-        wanted.dedup();
         let mut own = Ownership::new(
             self.leases.clone(),
             wanted,
