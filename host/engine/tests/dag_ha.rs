@@ -533,3 +533,25 @@ fn a_run_triggered_beside_a_running_scheduler_is_run_by_the_dags_owner() {
         stop.store(true, Ordering::SeqCst);
     });
 }
+
+/// A scheduler that gave its lease up cleanly writes as a client does afterwards; one whose
+/// lease was taken over stays fenced even when it calls release.
+#[test]
+fn giving_a_lease_up_unfences_only_what_was_still_held() {
+    let Some(t) = TestDb::create() else { return };
+    let base = SchedStore::postgres(&t.connect());
+    let a = base.coordinate("sched-a").unwrap();
+    let b = base.coordinate("sched-b").unwrap();
+    let ttl = Duration::from_millis(300);
+    let (d1, d2) = (vec!["d1".to_string()], vec!["d2".to_string()]);
+    a.leases.tick(&d1, ttl, false).unwrap();
+    a.leases.release(&d1).unwrap();
+    a.store.insert_run(&run("d1", "r1", 1)).unwrap();
+    a.leases.tick(&d2, ttl, false).unwrap();
+    wait_until("b adopts d2", || {
+        !b.leases.tick(&d2, ttl, false).unwrap().held.is_empty()
+    });
+    a.leases.release(&d2).unwrap();
+    a.leases.retire().unwrap();
+    assert!(is_fenced(a.store.insert_run(&run("d2", "r1", 1))));
+}

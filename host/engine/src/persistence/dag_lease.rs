@@ -19,7 +19,8 @@ use std::time::Duration;
 use crate::scheduler::SchedulerError;
 
 /// The epochs under which one scheduler has held DAGs: the writes its store makes on those DAGs
-/// are checked against them (a DAG it never held is written unchecked, as the API writes).
+/// are checked against them, also after the DAG was taken over (a DAG it never held, or whose
+/// lease it gave up itself, is written unchecked, as the API writes).
 #[derive(Debug)]
 pub struct Fence {
     owner: String,
@@ -47,6 +48,15 @@ impl Fence {
             .unwrap_or_else(|e| e.into_inner())
             .get(dag_id)
             .copied()
+    }
+
+    /// Forgets `dag_id` (its lease was given up): the scheduler's later writes on it are
+    /// unchecked again, as a client's are.
+    pub fn forget(&self, dag_id: &str) {
+        self.epochs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dag_id);
     }
 
     /// Records that the scheduler holds `dag_id` under `epoch`.

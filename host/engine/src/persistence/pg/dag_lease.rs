@@ -173,34 +173,47 @@ impl DagLeases for PgDagLeases {
     fn release(&self, dag_ids: &[String]) -> Result<(), SchedulerError> {
         let owner = self.fence.owner().to_string();
         let ids = dag_ids.to_vec();
-        self.call(|pool| async move {
+        let released: Vec<String> = self.call(|pool| async move {
             let c = pool.get().await.map_err(err)?;
-            c.execute(
-                "UPDATE dag_leases SET owner = NULL, expires_at = now() \
-                 WHERE owner = $1 AND dag_id = ANY($2)",
-                &[&owner, &ids],
-            )
-            .await
-            .map_err(err)?;
-            Ok(())
-        })
+            let rows = c
+                .query(
+                    "UPDATE dag_leases SET owner = NULL, expires_at = now() \
+                     WHERE owner = $1 AND dag_id = ANY($2) RETURNING dag_id",
+                    &[&owner, &ids],
+                )
+                .await
+                .map_err(err)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        // (a DAG taken over stays fenced)
+        for d in released {
+            self.fence.forget(&d);
+        }
+        Ok(())
     }
 
     fn retire(&self) -> Result<(), SchedulerError> {
         let owner = self.fence.owner().to_string();
-        self.call(|pool| async move {
+        let released: Vec<String> = self.call(|pool| async move {
             let c = pool.get().await.map_err(err)?;
-            c.execute(
-                "UPDATE dag_leases SET owner = NULL, expires_at = now() WHERE owner = $1",
-                &[&owner],
-            )
-            .await
-            .map_err(err)?;
+            let rows = c
+                .query(
+                    "UPDATE dag_leases SET owner = NULL, expires_at = now() WHERE owner = $1 \
+                     RETURNING dag_id",
+                    &[&owner],
+                )
+                .await
+                .map_err(err)?;
             c.execute("DELETE FROM dag_schedulers WHERE owner = $1", &[&owner])
                 .await
                 .map_err(err)?;
-            Ok(())
-        })
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        // (a DAG taken over stays fenced)
+        for d in released {
+            self.fence.forget(&d);
+        }
+        Ok(())
     }
 
     fn take_slots(
