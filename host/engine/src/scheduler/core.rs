@@ -14,6 +14,11 @@
 //! (at-least-once, as Airflow's tasks). Restarting resumes unfinished runs from sled: finished
 //! instances keep their state, and a try that was running when the process died counts as a
 //! failed try (retried if it has retries left), as Airflow treats zombie tasks.
+//!
+//! Several schedulers may share one database (PostgreSQL): a loop schedules only the DAGs whose
+//! leases it holds (see `super::ha`), takes pool slots in the database before a try starts,
+//! and its store's writes are fenced by those leases; a DAG taken over from a dead scheduler is
+//! resumed exactly as after a restart.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
