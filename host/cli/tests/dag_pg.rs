@@ -129,7 +129,7 @@ impl Drop for Killed {
 
 /// Two `weft dag scheduler` processes on one database and one DAG folder with catchup: every
 /// logical date runs once, and `weft dag trigger` beside them has its run run by the DAG's
-/// owner.
+/// owner. Each process has its own `WEFT_HOME` (its plugins), as on separate hosts.
 #[test]
 fn two_schedulers_on_one_database_run_each_logical_date_once() {
     let Some(admin) = pg_cluster() else { return };
@@ -138,13 +138,19 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
     psql(&admin, &format!("CREATE DATABASE {name}"));
     let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let o = weft(
-        &home,
-        None,
-        &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let homes: Vec<std::path::PathBuf> = ["cli", "node1", "node2"]
+        .iter()
+        .map(|h| tmp.path().join(h))
+        .collect();
+    for h in &homes {
+        let o = weft(
+            h,
+            None,
+            &["plugin", "install", plugin("echo.wasm").to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let home = &homes[0];
     let dags = tmp.path().join("dags");
     std::fs::create_dir_all(&dags).unwrap();
     let start = (chrono::Utc::now() - chrono::Duration::days(10)).format("%Y-%m-%d");
@@ -157,7 +163,7 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
     }
     std::fs::write(dags.join("pools.json"), r#"{"one": 1}"#).unwrap();
     let dags = dags.display().to_string();
-    let scheduler = || {
+    let scheduler = |home: &Path| {
         Killed(
             Command::new(env!("CARGO_BIN_EXE_weft"))
                 .args([
@@ -168,7 +174,7 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
                     "--dags-paused-at-creation",
                     "false",
                 ])
-                .env("WEFT_HOME", &home)
+                .env("WEFT_HOME", home)
                 .env("WEFT_DB", &url)
                 .env_remove("WEFT_DAGS")
                 .current_dir(repo())
@@ -178,9 +184,9 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
                 .unwrap(),
         )
     };
-    let (_s1, _s2) = (scheduler(), scheduler());
+    let (_s1, _s2) = (scheduler(&homes[1]), scheduler(&homes[2]));
     let runs = |dag: &str| -> Vec<Value> {
-        let o = weft(&home, Some(&url), &["dag", "runs", dag, "--json"]);
+        let o = weft(home, Some(&url), &["dag", "runs", dag, "--json"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<Value>(&o.stdout)
             .unwrap()
@@ -198,7 +204,8 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
     let t0 = std::time::Instant::now();
     let done = |r: &[Value]| {
         r.iter().filter(|r| r["run_type"] == "scheduled").count() >= 10
-            && r.iter().all(|r| r["state"] == "success" || r["state"] == "failed")
+            && r.iter()
+                .all(|r| r["state"] == "success" || r["state"] == "failed")
     };
     while !(done(&runs("ha_a")) && done(&runs("ha_b"))) {
         assert!(t0.elapsed().as_secs() < 180, "the runs never finished");
@@ -207,7 +214,11 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
     for dag in ["ha_a", "ha_b"] {
         let r = runs(dag);
         let scheduled: Vec<&Value> = r.iter().filter(|r| r["run_type"] == "scheduled").collect();
-        assert_eq!(scheduled.len(), 10, "{dag}: one run per logical date: {r:?}");
+        assert_eq!(
+            scheduled.len(),
+            10,
+            "{dag}: one run per logical date: {r:?}"
+        );
         let dates: std::collections::HashSet<&str> = scheduled
             .iter()
             .map(|r| r["logical_date"].as_str().unwrap())
@@ -221,7 +232,10 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
         }
     }
     assert_eq!(
-        runs("ha_a").iter().filter(|r| r["run_type"] == "manual").count(),
+        runs("ha_a")
+            .iter()
+            .filter(|r| r["run_type"] == "manual")
+            .count(),
         1
     );
     drop((_s1, _s2));
