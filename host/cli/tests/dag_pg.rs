@@ -196,7 +196,7 @@ fn two_schedulers_on_one_database_run_each_logical_date_once() {
     };
     // a run triggered beside the schedulers: the DAG's owner runs it
     let t = weft(
-        &home,
+        home,
         Some(&url),
         &["dag", "trigger", "ha_a", "--dags", &dags, "--json"],
     );
