@@ -18,7 +18,7 @@ use weft_dag::{
     parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation,
     TiRecord, TiState,
 };
-use weft_engine::persistence::SlotKey;
+use weft_engine::persistence::{DagLeases, SlotAsk, SlotKey};
 use weft_engine::scheduler::{
     DagRunRecord, LoopOptions, Plain, Pools, SchedStore, Scheduler, SchedulerConfig,
     SchedulerError, StoredTi,
@@ -100,6 +100,23 @@ fn slot(dag: &str, run: &str) -> SlotKey {
     }
 }
 
+/// Takes `slots` of `pool` (of `total`) for `key` alone.
+fn take(
+    leases: &dyn DagLeases,
+    pool: &str,
+    total: u32,
+    slots: u32,
+    key: SlotKey,
+) -> Result<bool, SchedulerError> {
+    let asks = [SlotAsk {
+        key,
+        pool: pool.into(),
+        total,
+        slots,
+    }];
+    leases.take_slots(&asks).map(|g| g[0])
+}
+
 fn is_fenced<T: std::fmt::Debug>(r: Result<T, SchedulerError>) -> bool {
     matches!(r, Err(SchedulerError::Fenced { .. }))
 }
@@ -122,7 +139,7 @@ fn a_scheduler_whose_lease_was_taken_over_writes_nothing() {
     a.store
         .write_tis("d", "r1", &[], &[ti("t", TiState::Running)])
         .unwrap();
-    assert!(a.leases.take_slots("p", 1, 1, &slot("d", "r1")).unwrap());
+    assert!(take(&*a.leases, "p", 1, 1, slot("d", "r1")).unwrap());
 
     // a stops renewing; b takes the DAG over once the lease expired (a new epoch)
     wait_until("b adopts d", || {
@@ -133,7 +150,7 @@ fn a_scheduler_whose_lease_was_taken_over_writes_nothing() {
         [("d".to_string(), 2)]
     );
     // a's pool slot was freed with the adoption
-    assert!(b.leases.take_slots("p", 1, 1, &slot("d", "r2")).unwrap());
+    assert!(take(&*b.leases, "p", 1, 1, slot("d", "r2")).unwrap());
 
     // a wakes up: every write is refused
     assert!(is_fenced(a.store.write_tis(
@@ -155,7 +172,7 @@ fn a_scheduler_whose_lease_was_taken_over_writes_nothing() {
         1,
         json!({"late": true})
     )));
-    assert!(is_fenced(a.leases.take_slots("p", 5, 1, &slot("d", "r3"))));
+    assert!(is_fenced(take(&*a.leases, "p", 5, 1, slot("d", "r3"))));
     // ... and nothing of it is stored
     let stored = base.get_run("d", "r1").unwrap().unwrap();
     assert_eq!(stored.state, "queued");
@@ -188,17 +205,35 @@ fn pool_slots_are_shared_by_every_scheduler() {
     let ttl = Duration::from_secs(30);
     a.leases.tick(&["d1".to_string()], ttl, false).unwrap();
     b.leases.tick(&["d2".to_string()], ttl, false).unwrap();
-    assert!(a.leases.take_slots("one", 1, 1, &slot("d1", "r")).unwrap());
+    assert!(take(&*a.leases, "one", 1, 1, slot("d1", "r")).unwrap());
     // taking it again for the same instance does not count twice
-    assert!(a.leases.take_slots("one", 1, 1, &slot("d1", "r")).unwrap());
-    assert!(!b.leases.take_slots("one", 1, 1, &slot("d2", "r")).unwrap());
+    assert!(take(&*a.leases, "one", 1, 1, slot("d1", "r")).unwrap());
+    assert!(!take(&*b.leases, "one", 1, 1, slot("d2", "r")).unwrap());
     // more slots than the pool has: never
-    assert!(!b.leases.take_slots("two", 2, 3, &slot("d2", "r")).unwrap());
+    assert!(!take(&*b.leases, "two", 2, 3, slot("d2", "r")).unwrap());
     // b cannot give a's slot back
-    b.leases.release_slots(&slot("d1", "r")).unwrap();
-    assert!(!b.leases.take_slots("one", 1, 1, &slot("d2", "r")).unwrap());
-    a.leases.release_slots(&slot("d1", "r")).unwrap();
-    assert!(b.leases.take_slots("one", 1, 1, &slot("d2", "r")).unwrap());
+    b.leases.release_slots(&[slot("d1", "r")]).unwrap();
+    assert!(!take(&*b.leases, "one", 1, 1, slot("d2", "r")).unwrap());
+    a.leases.release_slots(&[slot("d1", "r")]).unwrap();
+    assert!(take(&*b.leases, "one", 1, 1, slot("d2", "r")).unwrap());
+    // a batch is granted in order, within each pool's size
+    let ask = |run: &str, pool: &str, total| SlotAsk {
+        key: slot("d1", run),
+        pool: pool.into(),
+        total,
+        slots: 1,
+    };
+    let asks = [
+        ask("x", "three", 3),
+        ask("y", "one", 1),
+        ask("z", "three", 3),
+        ask("w", "three", 3),
+        ask("v", "three", 3),
+    ];
+    assert_eq!(
+        a.leases.take_slots(&asks).unwrap(),
+        [true, false, true, true, false]
+    );
 }
 
 /// One try as the executor saw it: (scheduler, dag, run, task, try number).

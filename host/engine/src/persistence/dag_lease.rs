@@ -91,6 +91,19 @@ pub struct SlotKey {
     pub map_index: i64,
 }
 
+/// A request for pool slots: `slots` of `pool` (which has `total`) for the instance `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotAsk {
+    /// The instance.
+    pub key: SlotKey,
+    /// Pool name.
+    pub pool: String,
+    /// The pool's size.
+    pub total: u32,
+    /// Slots asked for.
+    pub slots: u32,
+}
+
 /// One scheduler's leases on DAGs and its share of the pools, in the database every scheduler
 /// uses.
 pub trait DagLeases: Send + Sync {
@@ -109,20 +122,16 @@ pub trait DagLeases: Send + Sync {
     ) -> Result<Holding, SchedulerError>;
     /// Gives up the leases of `dag_ids` (another scheduler may take them at once).
     fn release(&self, dag_ids: &[String]) -> Result<(), SchedulerError>;
-    /// Gives up every lease and the registration (a scheduler stopping cleanly).
+    /// Gives up every lease, the registration and the pool slots (a scheduler stopping
+    /// cleanly, with no try in flight).
     fn retire(&self) -> Result<(), SchedulerError>;
-    /// Takes `slots` of `pool` (of `total`) for `key` if that many are free among every
-    /// scheduler's; false when the pool is full. Refused ([`SchedulerError::Fenced`]) when
-    /// the DAG changed hands.
-    fn take_slots(
-        &self,
-        pool: &str,
-        total: u32,
-        slots: u32,
-        key: &SlotKey,
-    ) -> Result<bool, SchedulerError>;
-    /// Gives back the slots taken for `key`.
-    fn release_slots(&self, key: &SlotKey) -> Result<(), SchedulerError>;
+    /// Takes pool slots for `asks`, in their order, in one transaction: an ask is granted
+    /// when its slots are free among every scheduler's (the instance's own earlier slots do
+    /// not count against it); one answer per ask. Refused ([`SchedulerError::Fenced`]) when
+    /// one of the DAGs changed hands.
+    fn take_slots(&self, asks: &[SlotAsk]) -> Result<Vec<bool>, SchedulerError>;
+    /// Gives back the slots taken for `keys` (this scheduler's only).
+    fn release_slots(&self, keys: &[SlotKey]) -> Result<(), SchedulerError>;
 }
 
 /// The leases of a database only one process uses (sled): every DAG is granted, epoch 0, and
@@ -166,17 +175,11 @@ impl DagLeases for SoleLeases {
         Ok(())
     }
 
-    fn take_slots(
-        &self,
-        _pool: &str,
-        _total: u32,
-        _slots: u32,
-        _key: &SlotKey,
-    ) -> Result<bool, SchedulerError> {
-        Ok(true)
+    fn take_slots(&self, asks: &[SlotAsk]) -> Result<Vec<bool>, SchedulerError> {
+        Ok(vec![true; asks.len()])
     }
 
-    fn release_slots(&self, _key: &SlotKey) -> Result<(), SchedulerError> {
+    fn release_slots(&self, _keys: &[SlotKey]) -> Result<(), SchedulerError> {
         Ok(())
     }
 }

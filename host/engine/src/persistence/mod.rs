@@ -41,7 +41,7 @@ pub mod tokens;
 
 pub use catalog::CatalogStore;
 pub use dag::{Committer, Coordination, DagStore};
-pub use dag_lease::{DagLeases, Fence, Holding, SlotKey, SoleLeases};
+pub use dag_lease::{DagLeases, Fence, Holding, SlotAsk, SlotKey, SoleLeases};
 pub use error::PersistenceError;
 pub use executions::ExecutionRecords;
 pub use logs::AppendLog;

@@ -42,7 +42,7 @@ use super::runner::TryRunner;
 use super::store::{DagRunRecord, SchedStore, StoredTi};
 use super::workers::WorkerPool;
 use super::SchedulerError;
-use crate::persistence::{DagLeases, SlotKey};
+use crate::persistence::{DagLeases, SlotAsk, SlotKey};
 
 /// Settings of a scheduler.
 #[derive(Debug, Clone)]
@@ -785,6 +785,8 @@ impl<'a> Scheduler<'a> {
         let mut running_per_dag: HashMap<String, usize> = HashMap::new();
         let mut in_flight_total = 0usize;
         let mut inbox: Vec<Msg> = Vec::new();
+        // Pool slots of tries that ended, given back in the database once a pass.
+        let mut slot_releases: Vec<SlotKey> = Vec::new();
         // Tries that ended this pass: their start times go once the pass is persisted.
         let mut ended_tries: Vec<(u64, usize, usize)> = Vec::new();
         let mut triggers: Vec<FileTrigger> = if opts.schedule {
@@ -1006,12 +1008,12 @@ impl<'a> Scheduler<'a> {
                         }
                         let try_number = a.m.record(t, i).try_number;
                         let map_index = a.m.record(t, i).map_index;
-                        self.leases.release_slots(&SlotKey {
+                        slot_releases.push(SlotKey {
                             dag_id: a.rec.dag_id.clone(),
                             run_id: a.rec.run_id.clone(),
                             task_id: task.task_id.clone(),
                             map_index,
-                        })?;
+                        });
                         for entry in log {
                             self.store.append_log(
                                 &a.rec.dag_id,
@@ -1198,8 +1200,19 @@ impl<'a> Scheduler<'a> {
             }
             let mut jobs = Vec::new();
             let mut set_aside = Vec::new();
-            while !stopping && in_flight_total < self.cfg.parallelism {
+            // the slots of tries that ended go back first, in one transaction
+            self.leases
+                .release_slots(&std::mem::take(&mut slot_releases))?;
+            // Chosen instances hold their slots in this loop's accounting until the database
+            // grants their pool slots (one transaction for the pass); then they start.
+            let mut chosen: Vec<Pending> = Vec::new();
+            let mut asks: Vec<SlotAsk> = Vec::new();
+            let mut picked: HashSet<(u64, usize, usize)> = HashSet::new();
+            while !stopping && in_flight_total + chosen.len() < self.cfg.parallelism {
                 let Some(p) = heap.pop() else { break };
+                if picked.contains(&(p.run, p.t, p.i)) {
+                    continue;
+                }
                 let Some(a) = active.get_mut(&p.run) else {
                     continue;
                 };
@@ -1234,25 +1247,47 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                 }
-                let (pool_name, slots) = (task.pool.clone(), task.pool_slots);
-                // the pool's slots among every scheduler's tries
-                let slot = SlotKey {
-                    dag_id: a.rec.dag_id.clone(),
-                    run_id: a.rec.run_id.clone(),
-                    task_id: task.task_id.clone(),
-                    map_index: a.m.record(p.t, p.i).map_index,
-                };
-                let total = pools.size(&pool_name).unwrap_or(0);
-                if !self.leases.take_slots(&pool_name, total, slots, &slot)? {
-                    set_aside.push(p);
+                pools.take(&task.pool, task.pool_slots);
+                *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
+                asks.push(SlotAsk {
+                    key: SlotKey {
+                        dag_id: a.rec.dag_id.clone(),
+                        run_id: a.rec.run_id.clone(),
+                        task_id: task.task_id.clone(),
+                        map_index: a.m.record(p.t, p.i).map_index,
+                    },
+                    pool: task.pool.clone(),
+                    total: pools.size(&task.pool).unwrap_or(0),
+                    slots: task.pool_slots,
+                });
+                picked.insert((p.run, p.t, p.i));
+                chosen.push(p);
+            }
+            // the pools' slots among every scheduler's tries
+            let granted = self.leases.take_slots(&asks)?;
+            for ((p, ask), ok) in chosen.into_iter().zip(asks).zip(granted) {
+                let Some(a) = active.get_mut(&p.run) else {
                     continue;
-                }
+                };
+                let started = if ok {
+                    a.m.start(p.t, p.i, now).ok()
+                } else {
+                    None
+                };
+                let Some(inv) = started else {
+                    pools.release(&ask.pool, ask.slots);
+                    if let Some(c) = running_per_dag.get_mut(&a.rec.dag_id) {
+                        *c = c.saturating_sub(1);
+                    }
+                    if ok {
+                        slot_releases.push(ask.key);
+                    } else {
+                        set_aside.push(p);
+                    }
+                    continue;
+                };
                 progressed.insert(p.run);
-                let started = a.m.start(p.t, p.i, now);
-                if started.is_err() {
-                    self.leases.release_slots(&slot)?;
-                }
-                if let Ok(inv) = started {
+                {
                     let task = a.m.task(p.t);
                     if let Some(v) = task.extra.get("on_execute_callback").cloned() {
                         let ctx = json!({
@@ -1280,8 +1315,6 @@ impl<'a> Scheduler<'a> {
                             key,
                         );
                     }
-                    pools.take(&pool_name, slots);
-                    *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
                     a.in_flight += 1;
                     in_flight_total += 1;
                     a.started.insert((p.t, p.i), now);

@@ -13,7 +13,9 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Transaction;
 
 use super::PgDatabase;
-use crate::persistence::dag_lease::{DagLeases, Fence, Holding, SlotKey};
+use std::collections::HashMap;
+
+use crate::persistence::dag_lease::{DagLeases, Fence, Holding, SlotAsk, SlotKey};
 use crate::persistence::error::chain;
 use crate::scheduler::SchedulerError;
 
@@ -207,6 +209,10 @@ impl DagLeases for PgDagLeases {
             c.execute("DELETE FROM dag_schedulers WHERE owner = $1", &[&owner])
                 .await
                 .map_err(err)?;
+            // (a loop ends with no try in flight: none of its slots is in use)
+            c.execute("DELETE FROM pool_slots WHERE owner = $1", &[&owner])
+                .await
+                .map_err(err)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })?;
         // (a DAG taken over stays fenced)
@@ -216,89 +222,118 @@ impl DagLeases for PgDagLeases {
         Ok(())
     }
 
-    fn take_slots(
-        &self,
-        pool_name: &str,
-        total: u32,
-        slots: u32,
-        key: &SlotKey,
-    ) -> Result<bool, SchedulerError> {
+    fn take_slots(&self, asks: &[SlotAsk]) -> Result<Vec<bool>, SchedulerError> {
+        if asks.is_empty() {
+            return Ok(Vec::new());
+        }
         let owner = self.fence.owner().to_string();
-        let fence = self.fence.epoch(&key.dag_id).map(|e| (owner.clone(), e));
-        let (name, key) = (pool_name.to_string(), key.clone());
-        let (total, slots) = (i64::from(total), i64::from(slots));
+        let mut fences: Vec<(String, Option<(String, i64)>)> = asks
+            .iter()
+            .map(|a| a.key.dag_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|d| {
+                let f = self.fence.epoch(&d).map(|e| (owner.clone(), e));
+                (d, f)
+            })
+            .collect();
+        fences.retain(|(_, f)| f.is_some());
+        let asks = asks.to_vec();
+        let mut pools: Vec<String> = asks.iter().map(|a| a.pool.clone()).collect();
+        pools.sort();
+        pools.dedup();
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
-            check_fence(&tx, fence.as_ref(), &key.dag_id).await?;
-            tx.execute(
-                "INSERT INTO dag_pools (pool) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&name],
-            )
-            .await
-            .map_err(err)?;
-            // (the pool's row lock makes counting and taking one step for every scheduler)
-            tx.execute(
-                "SELECT 1 FROM dag_pools WHERE pool = $1 FOR UPDATE",
-                &[&name],
-            )
-            .await
-            .map_err(err)?;
-            let used: i64 = tx
-                .query_one(
-                    "SELECT COALESCE(SUM(slots), 0)::bigint FROM pool_slots WHERE pool = $1 \
-                     AND NOT (dag_id = $2 AND run_id = $3 AND task_id = $4 AND map_index = $5)",
-                    &[
-                        &name,
-                        &key.dag_id,
-                        &key.run_id,
-                        &key.task_id,
-                        &key.map_index,
-                    ],
-                )
-                .await
-                .map_err(err)?
-                .get(0);
-            if used + slots > total {
-                return Ok(false);
+            for (dag_id, f) in &fences {
+                check_fence(&tx, f.as_ref(), dag_id).await?;
             }
             tx.execute(
-                "INSERT INTO pool_slots (dag_id, run_id, task_id, map_index, pool, slots, owner) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET \
-                 pool = EXCLUDED.pool, slots = EXCLUDED.slots, owner = EXCLUDED.owner",
-                &[
-                    &key.dag_id,
-                    &key.run_id,
-                    &key.task_id,
-                    &key.map_index,
-                    &name,
-                    &slots,
-                    &owner,
-                ],
+                "INSERT INTO dag_pools (pool) SELECT p FROM UNNEST($1::text[]) AS p \
+                 ORDER BY p ON CONFLICT DO NOTHING",
+                &[&pools],
             )
             .await
             .map_err(err)?;
+            // (the pools' row locks, taken in name order, make counting and taking one step
+            // for every scheduler)
+            tx.execute(
+                "SELECT 1 FROM dag_pools WHERE pool = ANY($1) ORDER BY pool FOR UPDATE",
+                &[&pools],
+            )
+            .await
+            .map_err(err)?;
+            let rows = tx
+                .query(
+                    "SELECT dag_id, run_id, task_id, map_index, pool, slots FROM pool_slots \
+                     WHERE pool = ANY($1)",
+                    &[&pools],
+                )
+                .await
+                .map_err(err)?;
+            let asked: std::collections::HashSet<&SlotKey> = asks.iter().map(|a| &a.key).collect();
+            let mut used: HashMap<String, i64> = HashMap::new();
+            for r in &rows {
+                let key = SlotKey {
+                    dag_id: r.get(0),
+                    run_id: r.get(1),
+                    task_id: r.get(2),
+                    map_index: r.get(3),
+                };
+                if !asked.contains(&key) {
+                    *used.entry(r.get(4)).or_default() += r.get::<_, i64>(5);
+                }
+            }
+            let mut granted = Vec::with_capacity(asks.len());
+            let mut put: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>, Vec<&str>, Vec<i64>) =
+                Default::default();
+            for a in &asks {
+                let u = used.entry(a.pool.clone()).or_default();
+                let ok = *u + i64::from(a.slots) <= i64::from(a.total);
+                if ok {
+                    *u += i64::from(a.slots);
+                    put.0.push(&a.key.dag_id);
+                    put.1.push(&a.key.run_id);
+                    put.2.push(&a.key.task_id);
+                    put.3.push(a.key.map_index);
+                    put.4.push(&a.pool);
+                    put.5.push(i64::from(a.slots));
+                }
+                granted.push(ok);
+            }
+            if !put.0.is_empty() {
+                tx.execute(
+                    "INSERT INTO pool_slots (dag_id, run_id, task_id, map_index, pool, slots, owner) \
+                     SELECT d, r, t, m, p, s, $7 FROM UNNEST($1::text[], $2::text[], $3::text[], \
+                     $4::bigint[], $5::text[], $6::bigint[]) AS u(d, r, t, m, p, s) \
+                     ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET \
+                     pool = EXCLUDED.pool, slots = EXCLUDED.slots, owner = EXCLUDED.owner",
+                    &[&put.0, &put.1, &put.2, &put.3, &put.4, &put.5, &owner],
+                )
+                .await
+                .map_err(err)?;
+            }
             tx.commit().await.map_err(err)?;
-            Ok(true)
+            Ok(granted)
         })
     }
 
-    fn release_slots(&self, key: &SlotKey) -> Result<(), SchedulerError> {
+    fn release_slots(&self, keys: &[SlotKey]) -> Result<(), SchedulerError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
         let owner = self.fence.owner().to_string();
-        let key = key.clone();
+        let d: Vec<String> = keys.iter().map(|k| k.dag_id.clone()).collect();
+        let r: Vec<String> = keys.iter().map(|k| k.run_id.clone()).collect();
+        let t: Vec<String> = keys.iter().map(|k| k.task_id.clone()).collect();
+        let m: Vec<i64> = keys.iter().map(|k| k.map_index).collect();
         self.call(|pool| async move {
             let c = pool.get().await.map_err(err)?;
             c.execute(
-                "DELETE FROM pool_slots WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 \
-                 AND map_index = $4 AND owner = $5",
-                &[
-                    &key.dag_id,
-                    &key.run_id,
-                    &key.task_id,
-                    &key.map_index,
-                    &owner,
-                ],
+                "DELETE FROM pool_slots s USING UNNEST($1::text[], $2::text[], $3::text[], \
+                 $4::bigint[]) AS u(d, r, t, m) WHERE s.dag_id = u.d AND s.run_id = u.r \
+                 AND s.task_id = u.t AND s.map_index = u.m AND s.owner = $5",
+                &[&d, &r, &t, &m, &owner],
             )
             .await
             .map_err(err)?;
