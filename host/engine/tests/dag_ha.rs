@@ -114,7 +114,7 @@ fn take(
         total,
         slots,
     }];
-    leases.take_slots(&asks).map(|g| g[0])
+    leases.take_slots(&[], &asks).map(|g| g[0])
 }
 
 fn is_fenced<T: std::fmt::Debug>(r: Result<T, SchedulerError>) -> bool {
@@ -231,8 +231,15 @@ fn pool_slots_are_shared_by_every_scheduler() {
         ask("v", "three", 3),
     ];
     assert_eq!(
-        a.leases.take_slots(&asks).unwrap(),
+        a.leases.take_slots(&[], &asks).unwrap(),
         [true, false, true, true, false]
+    );
+    // slots given back in the same call count as free
+    let again = [ask("u", "three", 3)];
+    assert_eq!(a.leases.take_slots(&[], &again).unwrap(), [false]);
+    assert_eq!(
+        a.leases.take_slots(&[slot("d1", "x")], &again).unwrap(),
+        [true]
     );
 }
 
@@ -283,6 +290,16 @@ fn catchup_dags() -> Vec<Dag> {
         .collect()
 }
 
+/// Sets a stop flag when dropped, so a failed assertion stops the schedulers instead of
+/// waiting for them forever.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// How many scheduled runs `d` has due now.
 fn due_runs(d: &Dag) -> usize {
     let now = chrono::Utc::now();
@@ -305,7 +322,8 @@ fn config() -> SchedulerConfig {
         max_workers: 4,
         pools,
         tick: Duration::from_millis(100),
-        lease: Duration::from_secs(1),
+        // (short for the tests, yet long enough that a loaded machine renews in time)
+        lease: Duration::from_secs(3),
         ..Default::default()
     }
 }
@@ -393,6 +411,7 @@ fn schedulers_sharing_a_database_run_each_logical_date_once_within_pools() {
         let stop = AtomicBool::new(false);
         let watch = f.sched_store();
         std::thread::scope(|s| {
+            let _stop = StopOnDrop(&stop);
             for exec in &execs {
                 let (dags, store, stop) = (dags.clone(), f.sched_store(), &stop);
                 s.spawn(move || {
@@ -444,6 +463,7 @@ fn a_dead_schedulers_dags_are_adopted_and_finished() {
     let watch = SchedStore::postgres(&db);
     let mut adopted_in = Duration::ZERO;
     std::thread::scope(|s| {
+        let (_stop, _killed) = (StopOnDrop(&stop), StopOnDrop(&killed));
         for (i, exec) in execs.iter().enumerate() {
             let (dags, store, stop, killed) =
                 (dags.clone(), SchedStore::postgres(&db), &stop, &killed);
@@ -485,7 +505,7 @@ fn a_dead_schedulers_dags_are_adopted_and_finished() {
         stop.store(true, Ordering::SeqCst);
     });
     eprintln!(
-        "adoption: scheduler 1 ran the dead scheduler's DAG {:.2}s after it died (lease 1 s)",
+        "adoption: scheduler 1 ran the dead scheduler's DAG {:.2}s after it died (lease 3 s)",
         adopted_in.as_secs_f64()
     );
     check_exactly_once(&watch, &dags, &due, &fx);
@@ -510,6 +530,7 @@ fn a_run_triggered_beside_a_running_scheduler_is_run_by_the_dags_owner() {
     let stop = AtomicBool::new(false);
     let watch = SchedStore::postgres(&db);
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
         let (dags, store, stop, exec) = (
             vec![d.clone()],
             SchedStore::postgres(&db),

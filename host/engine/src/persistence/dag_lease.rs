@@ -125,11 +125,16 @@ pub trait DagLeases: Send + Sync {
     /// Gives up every lease, the registration and the pool slots (a scheduler stopping
     /// cleanly, with no try in flight).
     fn retire(&self) -> Result<(), SchedulerError>;
-    /// Takes pool slots for `asks`, in their order, in one transaction: an ask is granted
+    /// Gives back this scheduler's slots of `release`, then takes pool slots for `asks`, in
+    /// their order, in one transaction (a scheduler pass makes one call): an ask is granted
     /// when its slots are free among every scheduler's (the instance's own earlier slots do
     /// not count against it); one answer per ask. Refused ([`SchedulerError::Fenced`]) when
-    /// one of the DAGs changed hands.
-    fn take_slots(&self, asks: &[SlotAsk]) -> Result<Vec<bool>, SchedulerError>;
+    /// one of the asking DAGs changed hands.
+    fn take_slots(
+        &self,
+        release: &[SlotKey],
+        asks: &[SlotAsk],
+    ) -> Result<Vec<bool>, SchedulerError>;
     /// Gives back the slots taken for `keys` (this scheduler's only).
     fn release_slots(&self, keys: &[SlotKey]) -> Result<(), SchedulerError>;
 }
@@ -175,7 +180,11 @@ impl DagLeases for SoleLeases {
         Ok(())
     }
 
-    fn take_slots(&self, asks: &[SlotAsk]) -> Result<Vec<bool>, SchedulerError> {
+    fn take_slots(
+        &self,
+        _release: &[SlotKey],
+        asks: &[SlotAsk],
+    ) -> Result<Vec<bool>, SchedulerError> {
         Ok(vec![true; asks.len()])
     }
 

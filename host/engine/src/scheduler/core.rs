@@ -1200,9 +1200,6 @@ impl<'a> Scheduler<'a> {
             }
             let mut jobs = Vec::new();
             let mut set_aside = Vec::new();
-            // the slots of tries that ended go back first, in one transaction
-            self.leases
-                .release_slots(&std::mem::take(&mut slot_releases))?;
             // Chosen instances hold their slots in this loop's accounting until the database
             // grants their pool slots (one transaction for the pass); then they start.
             let mut chosen: Vec<Pending> = Vec::new();
@@ -1263,8 +1260,11 @@ impl<'a> Scheduler<'a> {
                 picked.insert((p.run, p.t, p.i));
                 chosen.push(p);
             }
-            // the pools' slots among every scheduler's tries
-            let granted = self.leases.take_slots(&asks)?;
+            // the pools' slots among every scheduler's tries (the slots of tries that ended
+            // go back first, in the same transaction)
+            let granted = self
+                .leases
+                .take_slots(&std::mem::take(&mut slot_releases), &asks)?;
             for ((p, ask), ok) in chosen.into_iter().zip(asks).zip(granted) {
                 let Some(a) = active.get_mut(&p.run) else {
                     continue;

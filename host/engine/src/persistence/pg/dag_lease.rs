@@ -52,6 +52,41 @@ pub(super) async fn check_fence(
     }
 }
 
+/// Slot keys to give back, as columns.
+struct Released {
+    dags: Vec<String>,
+    runs: Vec<String>,
+    tasks: Vec<String>,
+    indexes: Vec<i64>,
+}
+
+impl Released {
+    fn of(keys: &[SlotKey]) -> Self {
+        Released {
+            dags: keys.iter().map(|k| k.dag_id.clone()).collect(),
+            runs: keys.iter().map(|k| k.run_id.clone()).collect(),
+            tasks: keys.iter().map(|k| k.task_id.clone()).collect(),
+            indexes: keys.iter().map(|k| k.map_index).collect(),
+        }
+    }
+
+    /// Deletes `owner`'s slot rows of these keys.
+    async fn delete(&self, tx: &Transaction<'_>, owner: &str) -> Result<(), SchedulerError> {
+        if self.dags.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "DELETE FROM pool_slots s USING UNNEST($1::text[], $2::text[], $3::text[], \
+             $4::bigint[]) AS u(d, r, t, m) WHERE s.dag_id = u.d AND s.run_id = u.r \
+             AND s.task_id = u.t AND s.map_index = u.m AND s.owner = $5",
+            &[&self.dags, &self.runs, &self.tasks, &self.indexes, &owner],
+        )
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+}
+
 /// One scheduler's leases in PostgreSQL.
 #[derive(Clone)]
 pub struct PgDagLeases {
@@ -222,10 +257,16 @@ impl DagLeases for PgDagLeases {
         Ok(())
     }
 
-    fn take_slots(&self, asks: &[SlotAsk]) -> Result<Vec<bool>, SchedulerError> {
+    fn take_slots(
+        &self,
+        release: &[SlotKey],
+        asks: &[SlotAsk],
+    ) -> Result<Vec<bool>, SchedulerError> {
         if asks.is_empty() {
+            self.release_slots(release)?;
             return Ok(Vec::new());
         }
+        let gone = Released::of(release);
         let owner = self.fence.owner().to_string();
         let mut fences: Vec<(String, Option<(String, i64)>)> = asks
             .iter()
@@ -245,6 +286,13 @@ impl DagLeases for PgDagLeases {
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
+            // (slot rows live as long as their scheduler and are freed when its DAGs change
+            // hands, so a database crash that loses the last of them is repaired the same way;
+            // their commits do not wait for the disk, as task-instance writes do not)
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(err)?;
+            gone.delete(&tx, &owner).await?;
             for (dag_id, f) in &fences {
                 check_fence(&tx, f.as_ref(), dag_id).await?;
             }
@@ -323,20 +371,15 @@ impl DagLeases for PgDagLeases {
             return Ok(());
         }
         let owner = self.fence.owner().to_string();
-        let d: Vec<String> = keys.iter().map(|k| k.dag_id.clone()).collect();
-        let r: Vec<String> = keys.iter().map(|k| k.run_id.clone()).collect();
-        let t: Vec<String> = keys.iter().map(|k| k.task_id.clone()).collect();
-        let m: Vec<i64> = keys.iter().map(|k| k.map_index).collect();
+        let gone = Released::of(keys);
         self.call(|pool| async move {
-            let c = pool.get().await.map_err(err)?;
-            c.execute(
-                "DELETE FROM pool_slots s USING UNNEST($1::text[], $2::text[], $3::text[], \
-                 $4::bigint[]) AS u(d, r, t, m) WHERE s.dag_id = u.d AND s.run_id = u.r \
-                 AND s.task_id = u.t AND s.map_index = u.m AND s.owner = $5",
-                &[&d, &r, &t, &m, &owner],
-            )
-            .await
-            .map_err(err)?;
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(err)?;
+            gone.delete(&tx, &owner).await?;
+            tx.commit().await.map_err(err)?;
             Ok(())
         })
     }
