@@ -333,30 +333,36 @@ impl DagLeases for PgDagLeases {
                 }
             }
             let mut granted = Vec::with_capacity(asks.len());
-            let mut put: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>, Vec<&str>, Vec<i64>) =
-                Default::default();
+            let mut taken: Vec<&SlotAsk> = Vec::new();
             for a in &asks {
                 let u = used.entry(a.pool.clone()).or_default();
                 let ok = *u + i64::from(a.slots) <= i64::from(a.total);
                 if ok {
                     *u += i64::from(a.slots);
-                    put.0.push(&a.key.dag_id);
-                    put.1.push(&a.key.run_id);
-                    put.2.push(&a.key.task_id);
-                    put.3.push(a.key.map_index);
-                    put.4.push(&a.pool);
-                    put.5.push(i64::from(a.slots));
+                    taken.push(a);
                 }
                 granted.push(ok);
             }
-            if !put.0.is_empty() {
+            if !taken.is_empty() {
+                let keys: Vec<SlotKey> = taken.iter().map(|a| a.key.clone()).collect();
+                let cols = Released::of(&keys);
+                let pools: Vec<&str> = taken.iter().map(|a| a.pool.as_str()).collect();
+                let slots: Vec<i64> = taken.iter().map(|a| i64::from(a.slots)).collect();
                 tx.execute(
                     "INSERT INTO pool_slots (dag_id, run_id, task_id, map_index, pool, slots, owner) \
                      SELECT d, r, t, m, p, s, $7 FROM UNNEST($1::text[], $2::text[], $3::text[], \
                      $4::bigint[], $5::text[], $6::bigint[]) AS u(d, r, t, m, p, s) \
                      ON CONFLICT (dag_id, run_id, task_id, map_index) DO UPDATE SET \
                      pool = EXCLUDED.pool, slots = EXCLUDED.slots, owner = EXCLUDED.owner",
-                    &[&put.0, &put.1, &put.2, &put.3, &put.4, &put.5, &owner],
+                    &[
+                        &cols.dags,
+                        &cols.runs,
+                        &cols.tasks,
+                        &cols.indexes,
+                        &pools,
+                        &slots,
+                        &owner,
+                    ],
                 )
                 .await
                 .map_err(err)?;
