@@ -8,6 +8,14 @@ use serde_json::Value;
 use super::asset_query::{AssetEventPage, AssetEventQuery, AssetStats};
 use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
 
+/// A scheduler's fenced store and its leases ([`DagStore::coordinate`]).
+pub struct Coordination {
+    /// The store, fenced by the leases.
+    pub store: std::sync::Arc<dyn DagStore>,
+    /// The leases and shared pool slots.
+    pub leases: std::sync::Arc<dyn super::DagLeases>,
+}
+
 /// A background flusher: asked to make recent writes durable soon, without waiting for it.
 pub trait Committer: Send + Sync {
     /// Asks for a flush soon.
@@ -133,6 +141,10 @@ pub trait DagStore: Send + Sync {
     fn triggering_event_ids(&self, dag_id: &str, run_id: &str) -> Result<Vec<i64>, SchedulerError>;
     /// Makes every write so far durable (a no-op where each write commits on its own).
     fn flush(&self) -> Result<(), SchedulerError>;
+    /// The coordination of scheduler `owner` on this database: a handle on this store whose
+    /// run and task-instance writes on the DAGs the scheduler has held are fenced by their
+    /// leases, and those leases with the shared pool slots (see [`super::dag_lease`]).
+    fn coordinate(&self, owner: &str) -> Result<Coordination, SchedulerError>;
     /// A background flusher for the scheduler loop's passes (`None`: writes are durable when
     /// they return).
     fn committer(&self) -> Result<Option<Box<dyn Committer>>, SchedulerError>;

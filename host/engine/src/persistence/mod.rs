@@ -22,6 +22,7 @@
 pub mod asset_query;
 pub mod catalog;
 pub mod dag;
+pub mod dag_lease;
 mod error;
 pub mod executions;
 pub mod history;
@@ -40,7 +41,8 @@ pub mod sled_tokens;
 pub mod tokens;
 
 pub use catalog::CatalogStore;
-pub use dag::{Committer, DagStore};
+pub use dag::{Committer, Coordination, DagStore};
+pub use dag_lease::{DagLeases, Fence, Holding, SlotAsk, SlotKey, SoleLeases};
 pub use error::PersistenceError;
 pub use executions::ExecutionRecords;
 pub use logs::AppendLog;

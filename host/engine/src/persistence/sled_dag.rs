@@ -499,6 +499,17 @@ impl DagStore for SledDagStore {
         Ok(())
     }
 
+    fn coordinate(
+        &self,
+        owner: &str,
+    ) -> Result<crate::persistence::dag::Coordination, SchedulerError> {
+        // one process: every DAG is this scheduler's
+        Ok(crate::persistence::dag::Coordination {
+            store: std::sync::Arc::new(self.clone()),
+            leases: std::sync::Arc::new(crate::persistence::SoleLeases::new(owner)),
+        })
+    }
+
     fn committer(&self) -> Result<Option<Box<dyn Committer>>, SchedulerError> {
         let c = crate::durable::GroupCommit::start(self.db.clone())
             .map_err(|e| SchedulerError::Store(format!("cannot start the group committer: {e}")))?;

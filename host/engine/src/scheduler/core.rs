@@ -14,6 +14,11 @@
 //! (at-least-once, as Airflow's tasks). Restarting resumes unfinished runs from sled: finished
 //! instances keep their state, and a try that was running when the process died counts as a
 //! failed try (retried if it has retries left), as Airflow treats zombie tasks.
+//!
+//! Several schedulers may share one database (PostgreSQL): a loop schedules only the DAGs whose
+//! leases it holds (see `super::ha`), takes pool slots in the database before a try starts,
+//! and its store's writes are fenced by those leases; a DAG taken over from a dead scheduler is
+//! resumed exactly as after a restart.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,11 +36,13 @@ use weft_dag::{
 
 use super::control::{self, Control, ControlRequest, Reply};
 use super::files::FileTrigger;
+use super::ha::Ownership;
 use super::pools::{PoolCheck, Pools};
 use super::runner::TryRunner;
 use super::store::{DagRunRecord, SchedStore, StoredTi};
 use super::workers::WorkerPool;
 use super::SchedulerError;
+use crate::persistence::{DagLeases, SlotAsk, SlotKey};
 
 /// Settings of a scheduler.
 #[derive(Debug, Clone)]
@@ -61,6 +68,10 @@ pub struct SchedulerConfig {
     /// `dags_are_paused_at_creation`; a DAG's `is_paused_upon_creation` wins). A paused DAG's
     /// timetable and file trigger create no runs; triggered runs still run.
     pub dags_paused_at_creation: bool,
+    /// How long a DAG lease lasts without renewal when several schedulers share a
+    /// PostgreSQL database (another scheduler adopts the DAG once it expired); renewed every
+    /// tick. Unused on sled.
+    pub lease: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -76,6 +87,7 @@ impl Default for SchedulerConfig {
             tick: Duration::from_secs(1),
             durable: true,
             dags_paused_at_creation: false,
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -144,6 +156,9 @@ pub struct LoopOptions<'a> {
     pub hold_paused: bool,
     /// Airflow's scheduler metrics, updated as the loop goes (see [`crate::metrics`]).
     pub metrics: Option<&'a crate::metrics::DagMetrics>,
+    /// Fault tests: when set, return at once as a killed process would — nothing more is
+    /// written, no lease is given up, tries in flight are forgotten.
+    pub abandon: Option<&'a AtomicBool>,
 }
 
 /// Statistics of one [`Scheduler::run`].
@@ -164,6 +179,8 @@ pub struct LoopStats {
 /// The persistent scheduler.
 pub struct Scheduler<'a> {
     pub(super) store: SchedStore,
+    /// Its DAG leases and shared pool slots (the store's writes are fenced by them).
+    leases: Arc<dyn DagLeases>,
     dags: HashMap<String, Arc<Dag>>,
     cross: super::cross_dag::CrossDag,
     exec: &'a dyn TryRunner,
@@ -291,7 +308,11 @@ impl<'a> Scheduler<'a> {
             .into_iter()
             .map(|d| (d.dag_id.clone(), Arc::new(d)))
             .collect();
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let co = store.coordinate(&owner)?;
+        let store = SchedStore::new(co.store);
         Ok(Scheduler {
+            leases: co.leases,
             cross: super::cross_dag::CrossDag::new(store.clone(), Arc::new(dags.clone()), None),
             store,
             dags,
@@ -598,7 +619,7 @@ impl<'a> Scheduler<'a> {
             if let Some(c) = opts.control {
                 c.attach(tx.clone());
             }
-            let r = self.run_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
+            let r = self.owned_loop(opts, &pool, exec, &tx, &rx, commit.as_deref());
             if let Some(c) = opts.control {
                 c.detach();
             }
@@ -609,6 +630,9 @@ impl<'a> Scheduler<'a> {
                 st
             })
         });
+        if opts.abandon.is_some_and(|a| a.load(Ordering::SeqCst)) {
+            return out;
+        }
         // every worker has ended: callbacks and e-mail that finished after the last run are
         // still logged; requests that arrived too late are answered by their callers
         for m in rx.try_iter() {
@@ -630,8 +654,12 @@ impl<'a> Scheduler<'a> {
         out
     }
 
-    #[allow(clippy::too_many_lines)]
-    fn run_loop<'scope, 'env>(
+    /// [`Self::run_loop`] under the loop's DAG leases: a scheduler (`schedule` or `adopt`)
+    /// shares the loaded DAGs fairly with the other schedulers; a loop that runs given runs
+    /// (`weft dag trigger`) takes the DAGs no scheduler holds (a run of a DAG another
+    /// scheduler holds is run there, and the loop waits for its end). The leases are given up
+    /// when the loop ends (not when it is abandoned).
+    fn owned_loop<'scope, 'env>(
         &'env self,
         opts: &LoopOptions<'_>,
         pool: &WorkerPool<'scope, 'env>,
@@ -640,6 +668,113 @@ impl<'a> Scheduler<'a> {
         rx: &mpsc::Receiver<Msg>,
         commit: Option<&dyn crate::persistence::Committer>,
     ) -> Result<LoopStats, SchedulerError> {
+        let register = opts.schedule || opts.adopt;
+        let mut wanted: Vec<String> = self.dags.keys().cloned().collect();
+        wanted.sort();
+        let mut own = Ownership::new(
+            self.leases.clone(),
+            wanted,
+            self.cfg.lease,
+            self.cfg.tick,
+            register,
+        );
+        let r = self.run_loop(opts, &mut own, pool, exec, tx, rx, commit);
+        if opts.abandon.is_some_and(|a| a.load(Ordering::SeqCst)) {
+            return r;
+        }
+        if let Err(SchedulerError::Fenced { dag_id, .. }) = &r {
+            tracing::warn!(%dag_id, "another scheduler took this DAG over: stopping this loop");
+        }
+        if let Err(e) = own.retire() {
+            tracing::warn!(error = %e, "cannot give the DAG leases up (they expire)");
+        }
+        r
+    }
+
+    /// Forgets the runs of `dag_id` this loop holds (the DAG was taken over or handed over):
+    /// their tries in flight are stopped and their results will be ignored; nothing is
+    /// written.
+    #[allow(clippy::too_many_arguments)]
+    fn forget_dag(
+        dag_id: &str,
+        active: &mut HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+        heap: &mut BinaryHeap<Pending>,
+        cancels: &mut HashMap<(u64, usize, usize), Arc<AtomicBool>>,
+        pools: &mut Pools,
+        running_per_dag: &mut HashMap<String, usize>,
+        in_flight_total: &mut usize,
+    ) {
+        let ids: Vec<u64> = active
+            .iter()
+            .filter(|(_, a)| a.rec.dag_id == dag_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(a) = active.remove(&id) else {
+                continue;
+            };
+            let tries: Vec<(u64, usize, usize)> =
+                cancels.keys().filter(|k| k.0 == id).copied().collect();
+            for k in tries {
+                let task = a.m.task(k.1);
+                pools.release(&task.pool, task.pool_slots);
+                if let Some(c) = cancels.remove(&k) {
+                    c.store(true, Ordering::SeqCst);
+                }
+            }
+            *in_flight_total = in_flight_total.saturating_sub(a.in_flight);
+        }
+        running_per_dag.remove(dag_id);
+        heap.retain(|p| active.contains_key(&p.run));
+        queued.retain(|q| q.dag_id != dag_id);
+    }
+
+    /// Picks up the unfinished runs in the store that the loop does not know yet, of the DAGs
+    /// `take` accepts (resumed as after a restart: running tries are lost tries).
+    fn pick_up(
+        &self,
+        take: impl Fn(&str) -> bool,
+        active: &mut HashMap<u64, Active>,
+        queued: &mut Vec<DagRunRecord>,
+        next_id: &mut u64,
+    ) -> Result<(), SchedulerError> {
+        for rec in self.store.unfinished_runs()? {
+            if !self.dags.contains_key(&rec.dag_id) || !take(&rec.dag_id) {
+                continue;
+            }
+            let known = active
+                .values()
+                .any(|a| a.rec.dag_id == rec.dag_id && a.rec.run_id == rec.run_id)
+                || queued
+                    .iter()
+                    .any(|q| q.dag_id == rec.dag_id && q.run_id == rec.run_id);
+            if known {
+                continue;
+            }
+            if rec.state == "running" {
+                let id = *next_id;
+                *next_id += 1;
+                active.insert(id, self.activate(rec, true)?);
+            } else {
+                queued.push(rec);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_lines, clippy::too_many_arguments)]
+    fn run_loop<'scope, 'env>(
+        &'env self,
+        opts: &LoopOptions<'_>,
+        own: &mut Ownership,
+        pool: &WorkerPool<'scope, 'env>,
+        exec: &'env dyn TryRunner,
+        tx: &mpsc::Sender<Msg>,
+        rx: &mpsc::Receiver<Msg>,
+        commit: Option<&dyn crate::persistence::Committer>,
+    ) -> Result<LoopStats, SchedulerError> {
+        let abandoned = || opts.abandon.is_some_and(|a| a.load(Ordering::SeqCst));
         let mut stats = LoopStats::default();
         let mut active: HashMap<u64, Active> = HashMap::new();
         let mut queued: Vec<DagRunRecord> = Vec::new();
@@ -650,6 +785,8 @@ impl<'a> Scheduler<'a> {
         let mut running_per_dag: HashMap<String, usize> = HashMap::new();
         let mut in_flight_total = 0usize;
         let mut inbox: Vec<Msg> = Vec::new();
+        // Pool slots of tries that ended, given back in the database once a pass.
+        let mut slot_releases: Vec<SlotKey> = Vec::new();
         // Tries that ended this pass: their start times go once the pass is persisted.
         let mut ended_tries: Vec<(u64, usize, usize)> = Vec::new();
         let mut triggers: Vec<FileTrigger> = if opts.schedule {
@@ -677,25 +814,49 @@ impl<'a> Scheduler<'a> {
         let mut next_paused_check = Instant::now();
         let mut next_metrics = Instant::now();
 
-        // Resume unfinished runs of the loaded DAGs.
-        for rec in self.store.unfinished_runs()? {
-            if !self.dags.contains_key(&rec.dag_id) {
-                continue;
-            }
-            if rec.state == "running" {
-                let id = next_id;
-                next_id += 1;
-                active.insert(id, self.activate(rec, true)?);
-            } else {
-                queued.push(rec);
-            }
-        }
+        // Resume unfinished runs of the DAGs this loop holds.
+        own.renew()?;
+        self.pick_up(|d| own.holds(d), &mut active, &mut queued, &mut next_id)?;
         let until: Option<HashSet<(String, String)>> = opts
             .until_runs
             .as_ref()
             .map(|v| v.iter().cloned().collect());
 
         loop {
+            if abandoned() {
+                return Ok(stats);
+            }
+            // 0. Renew the DAG leases: forget DAGs taken over, rebuild DAGs taken.
+            if own.due() {
+                let turn = own.renew()?;
+                for d in &turn.lost {
+                    tracing::warn!(dag_id = %d, "another scheduler took the DAG over");
+                    Self::forget_dag(
+                        d,
+                        &mut active,
+                        &mut queued,
+                        &mut heap,
+                        &mut cancels,
+                        &mut pools,
+                        &mut running_per_dag,
+                        &mut in_flight_total,
+                    );
+                    last_interval.remove(d);
+                }
+                if !turn.gained.is_empty() {
+                    for d in &turn.gained {
+                        last_interval.remove(d);
+                    }
+                    tracing::info!(dags = ?turn.gained, "scheduling DAGs taken over");
+                    let gained: HashSet<&String> = turn.gained.iter().collect();
+                    self.pick_up(
+                        |d| gained.contains(&d.to_string()),
+                        &mut active,
+                        &mut queued,
+                        &mut next_id,
+                    )?;
+                }
+            }
             let now_dt = Utc::now();
             if opts.hold_paused && Instant::now() >= next_paused_check {
                 next_paused_check = Instant::now() + self.cfg.tick;
@@ -709,16 +870,19 @@ impl<'a> Scheduler<'a> {
 
             // 1. New runs from timetables and file triggers.
             if opts.schedule {
-                for dag in self.dags.values() {
+                for dag in self.dags.values().filter(|d| own.schedules(&d.dag_id)) {
                     self.schedule_dag(dag, now_dt, &active, &mut queued, &mut last_interval)?;
                 }
                 if idle_pass || Instant::now() >= next_asset_check {
                     next_asset_check = Instant::now() + self.cfg.tick;
-                    for dag in self.dags.values() {
+                    for dag in self.dags.values().filter(|d| own.schedules(&d.dag_id)) {
                         self.schedule_assets(dag, &active, &mut queued)?;
                     }
                 }
-                for trig in triggers.iter_mut().filter(|t| idle_pass || t.due()) {
+                for trig in triggers
+                    .iter_mut()
+                    .filter(|t| own.schedules(&t.dag_id) && (idle_pass || t.due()))
+                {
                     if let Some(dag) = self.dags.get(&trig.dag_id) {
                         if self.is_paused(dag)? {
                             continue;
@@ -755,27 +919,7 @@ impl<'a> Scheduler<'a> {
             let triggered = self.cross.take_created();
             if triggered || ((opts.schedule || opts.adopt) && Instant::now() >= next_adopt) {
                 next_adopt = Instant::now() + self.cfg.tick;
-                for rec in self.store.unfinished_runs()? {
-                    if !self.dags.contains_key(&rec.dag_id) {
-                        continue;
-                    }
-                    let known = active
-                        .values()
-                        .any(|a| a.rec.dag_id == rec.dag_id && a.rec.run_id == rec.run_id)
-                        || queued
-                            .iter()
-                            .any(|q| q.dag_id == rec.dag_id && q.run_id == rec.run_id);
-                    if known {
-                        continue;
-                    }
-                    if rec.state == "running" {
-                        let id = next_id;
-                        next_id += 1;
-                        active.insert(id, self.activate(rec, true)?);
-                    } else {
-                        queued.push(rec);
-                    }
-                }
+                self.pick_up(|d| own.schedules(d), &mut active, &mut queued, &mut next_id)?;
             }
 
             // 2. Start queued runs up to max_active_runs (oldest logical date first).
@@ -786,8 +930,9 @@ impl<'a> Scheduler<'a> {
                     let Some(dag) = self.dags.get(&rec.dag_id) else {
                         continue;
                     };
-                    if paused.contains(&rec.dag_id) {
-                        // a paused DAG's queued runs stay queued
+                    if paused.contains(&rec.dag_id) || !own.schedules(&rec.dag_id) {
+                        // a paused DAG's queued runs stay queued (a DAG handed over: its
+                        // next owner starts them)
                         keep.push(rec);
                         continue;
                     }
@@ -863,6 +1008,12 @@ impl<'a> Scheduler<'a> {
                         }
                         let try_number = a.m.record(t, i).try_number;
                         let map_index = a.m.record(t, i).map_index;
+                        slot_releases.push(SlotKey {
+                            dag_id: a.rec.dag_id.clone(),
+                            run_id: a.rec.run_id.clone(),
+                            task_id: task.task_id.clone(),
+                            map_index,
+                        });
                         for entry in log {
                             self.store.append_log(
                                 &a.rec.dag_id,
@@ -1049,16 +1200,24 @@ impl<'a> Scheduler<'a> {
             }
             let mut jobs = Vec::new();
             let mut set_aside = Vec::new();
-            while !stopping && in_flight_total < self.cfg.parallelism {
+            // Chosen instances hold their slots in this loop's accounting until the database
+            // grants their pool slots (one transaction for the pass); then they start.
+            let mut chosen: Vec<Pending> = Vec::new();
+            let mut asks: Vec<SlotAsk> = Vec::new();
+            let mut picked: HashSet<(u64, usize, usize)> = HashSet::new();
+            while !stopping && in_flight_total + chosen.len() < self.cfg.parallelism {
                 let Some(p) = heap.pop() else { break };
+                if picked.contains(&(p.run, p.t, p.i)) {
+                    continue;
+                }
                 let Some(a) = active.get_mut(&p.run) else {
                     continue;
                 };
                 if !a.m.startable(p.t, p.i) {
                     continue;
                 }
-                if paused.contains(&a.rec.dag_id) {
-                    // a paused DAG starts no new task instance
+                if paused.contains(&a.rec.dag_id) || !own.schedules(&a.rec.dag_id) {
+                    // a paused DAG (or one being handed over) starts no new task instance
                     set_aside.push(p);
                     continue;
                 }
@@ -1085,9 +1244,50 @@ impl<'a> Scheduler<'a> {
                         continue;
                     }
                 }
-                let (pool_name, slots) = (task.pool.clone(), task.pool_slots);
+                pools.take(&task.pool, task.pool_slots);
+                *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
+                asks.push(SlotAsk {
+                    key: SlotKey {
+                        dag_id: a.rec.dag_id.clone(),
+                        run_id: a.rec.run_id.clone(),
+                        task_id: task.task_id.clone(),
+                        map_index: a.m.record(p.t, p.i).map_index,
+                    },
+                    pool: task.pool.clone(),
+                    total: pools.size(&task.pool).unwrap_or(0),
+                    slots: task.pool_slots,
+                });
+                picked.insert((p.run, p.t, p.i));
+                chosen.push(p);
+            }
+            // the pools' slots among every scheduler's tries (the slots of tries that ended
+            // go back first, in the same transaction)
+            let granted = self
+                .leases
+                .take_slots(&std::mem::take(&mut slot_releases), &asks)?;
+            for ((p, ask), ok) in chosen.into_iter().zip(asks).zip(granted) {
+                let Some(a) = active.get_mut(&p.run) else {
+                    continue;
+                };
+                let started = if ok {
+                    a.m.start(p.t, p.i, now).ok()
+                } else {
+                    None
+                };
+                let Some(inv) = started else {
+                    pools.release(&ask.pool, ask.slots);
+                    if let Some(c) = running_per_dag.get_mut(&a.rec.dag_id) {
+                        *c = c.saturating_sub(1);
+                    }
+                    if ok {
+                        slot_releases.push(ask.key);
+                    } else {
+                        set_aside.push(p);
+                    }
+                    continue;
+                };
                 progressed.insert(p.run);
-                if let Ok(inv) = a.m.start(p.t, p.i, now) {
+                {
                     let task = a.m.task(p.t);
                     if let Some(v) = task.extra.get("on_execute_callback").cloned() {
                         let ctx = json!({
@@ -1115,8 +1315,6 @@ impl<'a> Scheduler<'a> {
                             key,
                         );
                     }
-                    pools.take(&pool_name, slots);
-                    *running_per_dag.entry(a.rec.dag_id.clone()).or_default() += 1;
                     a.in_flight += 1;
                     in_flight_total += 1;
                     a.started.insert((p.t, p.i), now);
@@ -1261,6 +1459,33 @@ impl<'a> Scheduler<'a> {
                 }
             }
 
+            // 7b. Hand drained DAGs over once their tries are back.
+            let drained: Vec<String> = own
+                .draining()
+                .filter(|d| {
+                    !active.iter().any(|(id, a)| {
+                        &a.rec.dag_id == *d
+                            && (a.in_flight > 0 || cancels.keys().any(|k| k.0 == *id))
+                    })
+                })
+                .cloned()
+                .collect();
+            for d in drained {
+                Self::forget_dag(
+                    &d,
+                    &mut active,
+                    &mut queued,
+                    &mut heap,
+                    &mut cancels,
+                    &mut pools,
+                    &mut running_per_dag,
+                    &mut in_flight_total,
+                );
+                last_interval.remove(&d);
+                own.hand_over(&d)?;
+                tracing::info!(dag_id = %d, "DAG handed over");
+            }
+
             // SLA misses of running tasks (checked once a second).
             if Instant::now() >= next_sla_check {
                 next_sla_check = Instant::now() + Duration::from_secs(1);
@@ -1274,12 +1499,20 @@ impl<'a> Scheduler<'a> {
                 break;
             }
             if let Some(u) = &until {
-                let pending = u.iter().any(|(d, r)| {
-                    active
-                        .values()
-                        .any(|a| &a.rec.dag_id == d && &a.rec.run_id == r)
+                let mut pending = false;
+                for (d, r) in u {
+                    pending = pending
+                        || active
+                            .values()
+                            .any(|a| &a.rec.dag_id == d && &a.rec.run_id == r)
                         || queued.iter().any(|q| &q.dag_id == d && &q.run_id == r)
-                });
+                        // a run of a DAG another scheduler holds: it runs it
+                        || (!own.holds(d)
+                            && self.store.get_run(d, r)?.is_some_and(|x| !x.is_finished()));
+                    if pending {
+                        break;
+                    }
+                }
                 if !pending && in_flight_total == 0 {
                     break;
                 }
@@ -1322,6 +1555,9 @@ impl<'a> Scheduler<'a> {
                 while let Ok(m) = rx.try_recv() {
                     inbox.push(m);
                 }
+            }
+            if abandoned() {
+                return Ok(stats);
             }
         }
         Ok(stats)

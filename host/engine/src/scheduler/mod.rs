@@ -15,7 +15,8 @@
 //! - [`assets`]: asset events and the per-DAG queue asset schedules read;
 //! - [`cross_dag`]: `TriggerDagRunOperator` and `ExternalTaskSensor`, run by the scheduler;
 //! - [`email`]: Airflow's failure and retry e-mail through `smtp_default`;
-//! - [`control`]: marks and notes asked for from outside the loop (the API, the CLI).
+//! - [`control`]: marks and notes asked for from outside the loop (the API, the CLI);
+//! - `ha`: which DAGs a loop schedules when several schedulers share a database (leases).
 
 pub mod assets;
 pub mod control;
@@ -23,6 +24,7 @@ pub mod core;
 pub mod cross_dag;
 pub mod email;
 pub mod files;
+mod ha;
 pub mod pools;
 pub mod runner;
 pub mod store;
@@ -80,4 +82,13 @@ pub enum SchedulerError {
     /// scheduler on the same database): no run was created.
     #[error("DAG `{0}`: its queued asset events were consumed by another scheduler")]
     AssetEventsTaken(String),
+    /// A write on a DAG this scheduler no longer holds: another scheduler took its lease over
+    /// (the write was refused and nothing was written).
+    #[error("DAG `{dag_id}`: {detail}")]
+    Fenced {
+        /// DAG id.
+        dag_id: String,
+        /// What was refused.
+        detail: String,
+    },
 }

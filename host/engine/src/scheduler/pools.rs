@@ -134,6 +134,11 @@ impl Pools {
         v
     }
 
+    /// A pool's size (`None`: no such pool).
+    pub fn size(&self, pool: &str) -> Option<u32> {
+        self.slots.get(pool).copied()
+    }
+
     /// Slots in use.
     pub fn used(&self, pool: &str) -> u32 {
         self.used.get(pool).copied().unwrap_or(0)

@@ -21,11 +21,13 @@ use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 
+use super::dag_lease::check_fence;
 use super::PgDatabase;
 use crate::persistence::asset_query::{
     AssetEventOrder, AssetEventPage, AssetEventQuery, AssetStats,
 };
-use crate::persistence::dag::{Committer, DagStore};
+use crate::persistence::dag::{Committer, Coordination, DagStore};
+use crate::persistence::dag_lease::Fence;
 use crate::persistence::error::chain;
 use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerError, StoredTi};
 
@@ -34,6 +36,9 @@ use crate::scheduler::{AssetEvent, DagRunRecord, QueuedAssetEvent, SchedulerErro
 pub struct PgDagStore {
     db: PgDatabase,
     flushes: Arc<Flushes>,
+    /// The leases this handle's run and task-instance writes are checked against (`None`: not
+    /// a scheduler's handle; nothing is checked).
+    fence: Option<Arc<Fence>>,
 }
 
 /// Which asynchronous commits are known to be on disk.
@@ -65,7 +70,15 @@ impl PgDagStore {
         PgDagStore {
             db,
             flushes: Arc::default(),
+            fence: None,
         }
+    }
+
+    /// What a write on `dag_id` is checked against: the owner and the epoch it held the DAG
+    /// under (`None`: no check).
+    fn fence_of(&self, dag_id: &str) -> Option<(String, i64)> {
+        let f = self.fence.as_ref()?;
+        f.epoch(dag_id).map(|e| (f.owner().to_string(), e))
     }
 
     /// [`Self::call`] for a query that commits synchronously: once it succeeds, every
@@ -236,6 +249,69 @@ fn event_query_sql(q: &AssetEventQuery) -> (String, String, Vec<Param>, usize) {
     }
     keys.push("id ASC".into());
     (conds.join(" AND "), keys.join(", "), params, n_cond)
+}
+
+/// Inserts `rec` in one transaction, after checking `fence`; with `consumed`, also consumes
+/// those queued asset events and records them as the run's triggering events (refused with
+/// [`SchedulerError::AssetEventsTaken`] when one is gone). A refused insert writes nothing.
+async fn insert_run_tx(
+    c: &mut deadpool_postgres::Object,
+    rec: &DagRunRecord,
+    consumed: Option<&[QueuedAssetEvent]>,
+    fence: Option<&(String, i64)>,
+) -> Result<(), SchedulerError> {
+    let inserted = {
+        let tx = c.transaction().await.map_err(err)?;
+        check_fence(&tx, fence, &rec.dag_id).await?;
+        let r = tx
+            .execute(
+                "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &rec.dag_id,
+                    &micros(&rec.logical_date),
+                    &rec.run_id,
+                    &rec.run_type,
+                    &rec.state,
+                    &Json(rec),
+                ],
+            )
+            .await;
+        match r {
+            Ok(_) => {
+                if let Some(consumed) = consumed {
+                    let ids: Vec<i64> = consumed.iter().map(|q| q.event_id).collect();
+                    for q in consumed {
+                        let n = tx
+                            .execute(
+                                "DELETE FROM asset_queue WHERE dag_id = $1 AND event_id = $2",
+                                &[&q.dag_id, &q.event_id],
+                            )
+                            .await
+                            .map_err(err)?;
+                        if n == 0 {
+                            // (dropping the transaction rolls the run back)
+                            return Err(SchedulerError::AssetEventsTaken(rec.dag_id.clone()));
+                        }
+                    }
+                    tx.execute(
+                        "INSERT INTO run_asset_events (dag_id, run_id, event_ids) VALUES ($1, $2, $3)",
+                        &[&rec.dag_id, &rec.run_id, &Json(&ids)],
+                    )
+                    .await
+                    .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match inserted {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(run_exists(c, rec).await),
+        Err(e) => Err(err(e)),
+    }
 }
 
 impl DagStore for PgDagStore {
@@ -426,59 +502,10 @@ impl DagStore for PgDagStore {
         consumed: &[QueuedAssetEvent],
     ) -> Result<(), SchedulerError> {
         let (rec, consumed) = (rec.clone(), consumed.to_vec());
+        let fence = self.fence_of(&rec.dag_id);
         self.call_sync(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
-            let inserted = {
-                let tx = c.transaction().await.map_err(err)?;
-                let r = tx
-                    .execute(
-                        "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[
-                            &rec.dag_id,
-                            &micros(&rec.logical_date),
-                            &rec.run_id,
-                            &rec.run_type,
-                            &rec.state,
-                            &Json(&rec),
-                        ],
-                    )
-                    .await;
-                match r {
-                    Ok(_) => {
-                        let ids: Vec<i64> = consumed.iter().map(|q| q.event_id).collect();
-                        for q in &consumed {
-                            let n = tx
-                                .execute(
-                                    "DELETE FROM asset_queue WHERE dag_id = $1 AND event_id = $2",
-                                    &[&q.dag_id, &q.event_id],
-                                )
-                                .await
-                                .map_err(err)?;
-                            if n == 0 {
-                                // (dropping the transaction rolls the run back)
-                                return Err(SchedulerError::AssetEventsTaken(rec.dag_id.clone()));
-                            }
-                        }
-                        tx.execute(
-                            "INSERT INTO run_asset_events (dag_id, run_id, event_ids) VALUES ($1, $2, $3)",
-                            &[&rec.dag_id, &rec.run_id, &Json(&ids)],
-                        )
-                        .await
-                        .map_err(err)?;
-                        tx.commit().await.map_err(err)?;
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-            match inserted {
-                Ok(()) => Ok(()),
-                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    Err(run_exists(&c, &rec).await)
-                }
-                Err(e) => Err(err(e)),
-            }
+            insert_run_tx(&mut c, &rec, Some(&consumed), fence.as_ref()).await
         })
     }
 
@@ -502,55 +529,21 @@ impl DagStore for PgDagStore {
 
     fn insert_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
         let rec = rec.clone();
+        let fence = self.fence_of(&rec.dag_id);
         self.call_sync(|pool| async move {
-            let c = pool.get().await.map_err(err)?;
-            let r = c
-                .execute(
-                    "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[
-                        &rec.dag_id,
-                        &micros(&rec.logical_date),
-                        &rec.run_id,
-                        &rec.run_type,
-                        &rec.state,
-                        &Json(&rec),
-                    ],
-                )
-                .await;
-            match r {
-                Ok(_) => Ok(()),
-                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    let row = c
-                        .query_opt(
-                            "SELECT run_id FROM dag_runs WHERE dag_id = $1 AND logical_date_us = $2",
-                            &[&rec.dag_id, &micros(&rec.logical_date)],
-                        )
-                        .await
-                        .map_err(err)?;
-                    let detail = match row {
-                        Some(row) => format!(
-                            "run `{}` already has logical date {}",
-                            row.get::<_, String>(0),
-                            rec.logical_date.to_rfc3339()
-                        ),
-                        None => format!("run id `{}` is taken", rec.run_id),
-                    };
-                    Err(SchedulerError::RunExists {
-                        dag_id: rec.dag_id.clone(),
-                        detail,
-                    })
-                }
-                Err(e) => Err(err(e)),
-            }
+            let mut c = pool.get().await.map_err(err)?;
+            insert_run_tx(&mut c, &rec, None, fence.as_ref()).await
         })
     }
 
     fn put_run(&self, rec: &DagRunRecord) -> Result<(), SchedulerError> {
         let rec = rec.clone();
+        let fence = self.fence_of(&rec.dag_id);
         self.call_sync(|pool| async move {
-            let c = pool.get().await.map_err(err)?;
-            c.execute(
+            let mut c = pool.get().await.map_err(err)?;
+            let tx = c.transaction().await.map_err(err)?;
+            check_fence(&tx, fence.as_ref(), &rec.dag_id).await?;
+            tx.execute(
                 "INSERT INTO dag_runs (dag_id, logical_date_us, run_id, run_type, state, rec) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (dag_id, logical_date_us) DO UPDATE SET run_id = EXCLUDED.run_id, \
@@ -566,6 +559,7 @@ impl DagStore for PgDagStore {
             )
             .await
             .map_err(err)?;
+            tx.commit().await.map_err(err)?;
             Ok(())
         })
     }
@@ -698,12 +692,14 @@ impl DagStore for PgDagStore {
         let indexes: Vec<i64> = order.iter().map(|&n| put[n].ti.map_index).collect();
         let recs: Vec<Json<StoredTi>> = order.iter().map(|&n| Json(put[n].clone())).collect();
         let flushes = self.flushes.clone();
+        let fence = self.fence_of(&dag_id);
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
             tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
                 .await
                 .map_err(err)?;
+            check_fence(&tx, fence.as_ref(), &dag_id).await?;
             if !replace.is_empty() {
                 tx.execute(
                     "DELETE FROM task_instances WHERE dag_id = $1 AND run_id = $2 \
@@ -742,12 +738,14 @@ impl DagStore for PgDagStore {
         let key = (dag_id.to_string(), run_id.to_string(), task_id.to_string());
         let try_number = try_number as i32;
         let flushes = self.flushes.clone();
+        let fence = self.fence_of(dag_id);
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
             let tx = c.transaction().await.map_err(err)?;
             tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
                 .await
                 .map_err(err)?;
+            check_fence(&tx, fence.as_ref(), &key.0).await?;
             tx.execute(
                 "INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, entry) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -882,6 +880,7 @@ impl DagStore for PgDagStore {
                 "dag_paused",
                 "asset_queue",
                 "run_asset_events",
+                "pool_slots",
             ] {
                 // (table names are these constants; the DAG id is a bound parameter)
                 let n = tx
@@ -970,6 +969,18 @@ impl DagStore for PgDagStore {
             // a transaction with an id commits synchronously: the WAL is flushed up to it
             c.execute("SELECT txid_current()", &[]).await.map_err(err)?;
             Ok(())
+        })
+    }
+
+    fn coordinate(&self, owner: &str) -> Result<Coordination, SchedulerError> {
+        let fence = Arc::new(Fence::new(owner));
+        Ok(Coordination {
+            store: Arc::new(PgDagStore {
+                db: self.db.clone(),
+                flushes: self.flushes.clone(),
+                fence: Some(fence.clone()),
+            }),
+            leases: Arc::new(super::PgDagLeases::new(self.db.clone(), fence)),
         })
     }
 

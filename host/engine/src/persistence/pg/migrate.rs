@@ -7,7 +7,8 @@
 //! are `JSON` (kept as written: key order and number spelling survive, as in sled), with the
 //! columns queries select or order on beside them. The Step Functions tables (migration 4) keep
 //! their records as `BYTEA`, byte for byte what the runtime encoded (the store never interprets
-//! them), and their text keys `COLLATE "C"` so listings follow sled's byte order.
+//! them), and their text keys `COLLATE "C"` so listings follow sled's byte order. A migration is applied when
+//! its version is not recorded yet, so versions may have gaps that a later binary fills.
 
 use deadpool_postgres::Client;
 
@@ -192,11 +193,39 @@ CREATE TABLE weft_credentials (
 );
 "#,
     ),
+    (
+        6,
+        "several DAG schedulers: DAG leases, live schedulers, pool slots in use",
+        r#"
+CREATE TABLE dag_leases (
+    dag_id     TEXT PRIMARY KEY,
+    owner      TEXT,
+    expires_at TIMESTAMPTZ NOT NULL,
+    epoch      BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE dag_schedulers (
+    owner      TEXT PRIMARY KEY,
+    expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE dag_pools (pool TEXT PRIMARY KEY);
+CREATE TABLE pool_slots (
+    dag_id    TEXT NOT NULL,
+    run_id    TEXT NOT NULL,
+    task_id   TEXT NOT NULL,
+    map_index BIGINT NOT NULL,
+    pool      TEXT NOT NULL,
+    slots     BIGINT NOT NULL,
+    owner     TEXT NOT NULL,
+    PRIMARY KEY (dag_id, run_id, task_id, map_index)
+);
+CREATE INDEX pool_slots_of_pool ON pool_slots (pool);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.
 pub fn latest() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.0)
+    MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
 }
 
 fn pg(e: tokio_postgres::Error) -> PersistenceError {
@@ -218,19 +247,21 @@ pub async fn migrate(client: &mut Client) -> Result<i64, PersistenceError> {
     )
     .await
     .map_err(pg)?;
-    let row = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM weft_schema_migrations",
-            &[],
-        )
+    let applied: Vec<i64> = tx
+        .query("SELECT version FROM weft_schema_migrations", &[])
         .await
-        .map_err(pg)?;
-    let found: i64 = row.get(0);
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let found = applied.iter().copied().max().unwrap_or(0);
     let known = latest();
     if found > known {
         return Err(PersistenceError::SchemaTooNew { found, known });
     }
-    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
+    // (every migration not yet applied, older ones included: versions may have gaps that a
+    // later binary fills)
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| !applied.contains(&m.0)) {
         tx.batch_execute(sql).await.map_err(|e| {
             PersistenceError::Postgres(format!("migration {version} ({name}): {}", chain(&e)))
         })?;
