@@ -512,3 +512,63 @@ fn a_node_that_stops_cleanly_hands_its_executions_over() {
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
     );
 }
+
+#[test]
+fn two_nodes_schedule_one_dag_folder_and_each_logical_date_runs_once() {
+    let Some((admin, url, name)) = fresh_database("dags") else {
+        return;
+    };
+    let start_date = (chrono::Utc::now() - chrono::Duration::days(6)).format("%Y-%m-%d");
+    let dag = format!(
+        "shared:\n  schedule: \"@daily\"\n  catchup: true\n  is_paused_upon_creation: false\n  \
+         start_date: {start_date}\n  tasks:\n    a:\n      operator: echo\n    b:\n      \
+         operator: echo\n      dependencies: [a]\n"
+    );
+    let homes: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Server> = homes
+        .iter()
+        .map(|h| {
+            home_with_echo(h.path());
+            std::fs::create_dir_all(h.path().join("dags")).unwrap();
+            std::fs::write(h.path().join("dags/shared.dag.yaml"), &dag).unwrap();
+            start(h.path(), &url)
+        })
+        .collect();
+    // six past days: six runs, each once, every task tried once
+    let end = Instant::now() + Duration::from_secs(180);
+    loop {
+        let done = psql(
+            &url,
+            "SELECT count(*) FROM dag_runs WHERE dag_id = 'shared' AND state = 'success'",
+        );
+        if done.parse::<u32>().unwrap() >= 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the catchup never finished: {done} runs"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) - count(DISTINCT logical_date_us) FROM dag_runs WHERE dag_id = 'shared'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM task_instances WHERE dag_id = 'shared' \
+             AND (rec->>'try_number')::int <> 1"
+        ),
+        "0",
+        "a task was tried twice"
+    );
+    drop(nodes);
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}

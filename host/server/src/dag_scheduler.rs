@@ -92,10 +92,6 @@ fn supervise(app: &Arc<AppState>, dir: &std::path::Path) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let shutdown = || app.rt.shutdown.load(Ordering::SeqCst);
     while !shutdown() {
-        // on a shared database one node at a time schedules the DAG folder
-        let Some(lead) = lead_scheduler(app) else {
-            return;
-        };
         let seen = folder_fingerprint(dir);
         let parse = std::time::Instant::now();
         let (dags, errors, _) = crate::rest::load_dags(app);
@@ -112,7 +108,7 @@ fn supervise(app: &Arc<AppState>, dir: &std::path::Path) {
             // the watcher ends the loop when a file changes or the server stops
             s.spawn(|| {
                 while !restart.load(Ordering::SeqCst) {
-                    if shutdown() || folder_fingerprint(dir) != seen || !lead.is_held() {
+                    if shutdown() || folder_fingerprint(dir) != seen {
                         restart.store(true, Ordering::SeqCst);
                         break;
                     }
@@ -131,43 +127,6 @@ fn supervise(app: &Arc<AppState>, dir: &std::path::Path) {
         if !shutdown() {
             tracing::info!("DAG folder changed: loading it again");
         }
-    }
-}
-
-/// Whether this node leads the DAG scheduling of its database: waits until it does (`None`:
-/// the server stopped first). Always `Some` on the embedded store (one process).
-fn lead_scheduler(app: &Arc<AppState>) -> Option<Leader> {
-    use std::sync::atomic::Ordering;
-    let weft_engine::persistence::Database::Postgres(pg) = &app.database else {
-        return Some(Leader(None));
-    };
-    let mut said = false;
-    while !app.rt.shutdown.load(Ordering::SeqCst) {
-        match pg.try_lead("dag-scheduler") {
-            Ok(Some(l)) => {
-                tracing::info!("this node schedules the DAG folder");
-                return Some(Leader(Some(l)));
-            }
-            Ok(None) if !said => {
-                tracing::info!(
-                    "another node schedules the DAG folder; this one takes over when it stops"
-                );
-                said = true;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!("cannot ask for the DAG scheduler's leadership: {e}"),
-        }
-        std::thread::sleep(std::time::Duration::from_secs(2));
-    }
-    None
-}
-
-/// This node's leadership of DAG scheduling (none needed on the embedded store).
-struct Leader(Option<weft_engine::persistence::pg::Leadership>);
-
-impl Leader {
-    fn is_held(&self) -> bool {
-        self.0.as_ref().is_none_or(|l| l.is_held())
     }
 }
 

@@ -20,12 +20,9 @@ mod dag_lease;
 mod executions;
 mod history;
 mod journal;
-mod leader;
 mod logs;
 pub mod migrate;
 mod tokens;
-
-pub use leader::Leadership;
 
 pub use catalog::PgCatalog;
 pub use credentials::SharedCredentials;
