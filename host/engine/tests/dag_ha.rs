@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backends::{each_backend, Fixture, TestDb};
+use backends::{each_backend, run, Fixture, TestDb};
 use serde_json::{json, Map, Value};
 use weft_dag::{
     parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation,
@@ -20,8 +20,7 @@ use weft_dag::{
 };
 use weft_engine::persistence::{DagLeases, SlotAsk, SlotKey};
 use weft_engine::scheduler::{
-    DagRunRecord, LoopOptions, Plain, Pools, SchedStore, Scheduler, SchedulerConfig,
-    SchedulerError, StoredTi,
+    LoopOptions, Plain, Pools, SchedStore, Scheduler, SchedulerConfig, SchedulerError, StoredTi,
 };
 
 type Exec = Box<dyn Fn(&TaskInvocation) -> Result<Value, TaskFailure> + Sync>;
@@ -43,28 +42,6 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
     while !f() {
         assert!(t0.elapsed() < Duration::from_secs(120), "never: {what}");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn run(dag: &str, id: &str, day: u32) -> DagRunRecord {
-    let d = chrono::NaiveDate::from_ymd_opt(2024, 1, day)
-        .unwrap()
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    DagRunRecord {
-        dag_id: dag.into(),
-        run_id: id.into(),
-        run_type: "scheduled".into(),
-        logical_date: d,
-        data_interval_start: d,
-        data_interval_end: d,
-        state: "queued".into(),
-        conf: Map::new(),
-        queued_at: d,
-        start_date: None,
-        end_date: None,
-        note: None,
     }
 }
 

@@ -3,32 +3,10 @@
 
 mod backends;
 
-use backends::each_backend;
+use backends::{each_backend, run};
 use serde_json::{json, Map, Value};
 use weft_dag::{TiRecord, TiState};
-use weft_engine::scheduler::{DagRunRecord, SchedulerError, StoredTi};
-
-fn run(dag: &str, id: &str, day: u32) -> DagRunRecord {
-    let d = chrono::NaiveDate::from_ymd_opt(2024, 1, day)
-        .unwrap()
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc();
-    DagRunRecord {
-        dag_id: dag.into(),
-        run_id: id.into(),
-        run_type: "scheduled".into(),
-        logical_date: d,
-        data_interval_start: d,
-        data_interval_end: d,
-        state: "queued".into(),
-        conf: Map::new(),
-        queued_at: d,
-        start_date: None,
-        end_date: None,
-        note: None,
-    }
-}
+use weft_engine::scheduler::{SchedulerError, StoredTi};
 
 #[test]
 fn runs_list_in_logical_date_order_and_are_unique() {

@@ -23,6 +23,19 @@ fn record(arn: &str, status: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Journals `output` as the result of the execution's first task and commits.
+fn put_result(stores: &SfnStores, arn: &str, output: &str) {
+    Journal::on(&stores.journal, arn)
+        .put(
+            "/0.1@1",
+            &Entry::Ok {
+                output: serde_json::json!(output),
+            },
+        )
+        .unwrap();
+    stores.commit.commit().unwrap();
+}
+
 /// Runs `sql` with text parameters.
 fn execute(db: &weft_engine::persistence::PgDatabase, sql: &'static str, params: &[String]) {
     let params = params.to_vec();
@@ -88,15 +101,7 @@ fn a_node_whose_execution_was_adopted_writes_nothing_of_it() {
     assert!(b.adopt(10).unwrap().is_empty(), "adopted once");
 
     // A wakes up and writes: journal, history and the record's end are all refused
-    Journal::on(&sa.journal, arn)
-        .put(
-            "/0.1@1",
-            &Entry::Ok {
-                output: serde_json::json!("stale"),
-            },
-        )
-        .unwrap();
-    sa.commit.commit().unwrap();
+    put_result(&sa, arn, "stale");
     sa.history
         .write_batch(&HistoryBatch {
             events: vec![EventWrite {
@@ -142,15 +147,7 @@ fn a_node_whose_execution_was_adopted_writes_nothing_of_it() {
 
     // B's writes go through
     let sb = SfnStores::open(&Database::Postgres(pb.clone())).unwrap();
-    Journal::on(&sb.journal, arn)
-        .put(
-            "/0.1@1",
-            &Entry::Ok {
-                output: serde_json::json!("fresh"),
-            },
-        )
-        .unwrap();
-    sb.commit.commit().unwrap();
+    put_result(&sb, arn, "fresh");
     assert_eq!(
         rows(&pb, "SELECT count(*) FROM sfn_journal WHERE execution = $1 AND convert_from(entry, 'UTF8') LIKE '%fresh%'", arn),
         1

@@ -172,3 +172,26 @@ impl Drop for TestDb {
         );
     }
 }
+
+/// A queued scheduled run of `dag` named `id` on 2024-01-`day` (a zero-length data interval).
+pub fn run(dag: &str, id: &str, day: u32) -> weft_engine::scheduler::DagRunRecord {
+    let d = chrono::NaiveDate::from_ymd_opt(2024, 1, day)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    weft_engine::scheduler::DagRunRecord {
+        dag_id: dag.into(),
+        run_id: id.into(),
+        run_type: "scheduled".into(),
+        logical_date: d,
+        data_interval_start: d,
+        data_interval_end: d,
+        state: "queued".into(),
+        conf: serde_json::Map::new(),
+        queued_at: d,
+        start_date: None,
+        end_date: None,
+        note: None,
+    }
+}
