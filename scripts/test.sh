@@ -90,9 +90,10 @@ export WEFT_MOTO_SERVER="$PWD/target/moto-venv/bin/moto_server" WEFT_REQUIRE_MOT
 step "cargo test (the web UI's browser test saves screenshots under target/screenshots/)"
 cargo test --workspace
 
-step "the Step Functions API suites again, each server on a fresh PostgreSQL database"
+step "the server's API suites again, each server on a fresh PostgreSQL database"
 WEFT_SERVER_TEST_DB=postgres cargo test --workspace --test api --test sfn_more_api --test map_runs \
-  --test security_api --test resource_map_api
+  --test security_api --test resource_map_api --test airflow_api --test ui_api \
+  --test request_guard --test v1_policy
 
 step "fuzz the definition parser and the JSONata evaluator for a bounded time (scripts/fuzz.sh)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash scripts/fuzz.sh

@@ -246,7 +246,7 @@ impl AppState {
     }
 
     /// The DAG scheduler's store on this node's database.
-    pub(crate) fn dag_store(
+    pub fn dag_store(
         &self,
     ) -> Result<weft_engine::scheduler::SchedStore, weft_engine::scheduler::SchedulerError> {
         self.database.dag_store()

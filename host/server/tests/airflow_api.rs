@@ -126,7 +126,7 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
     let (_, v) = admin(&s, "GET", "/api/v2/dags?paused=false", "").await;
     assert_eq!(ids(&v, "dags", "dag_id"), ["dev-pipe"]);
     // the flag is in the scheduler's store, where the scheduler reads it
-    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let store = s.state.dag_store().unwrap();
     assert_eq!(store.dag_paused("dev-pipe").unwrap(), Some(false));
 
     let (st, v) = admin(&s, "GET", "/api/v2/dags/dev-pipe/details", "").await;
@@ -212,7 +212,7 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
     assert_eq!(v["total_entries"], 2);
 
     // a task instance by map index (`-1`: not mapped), next to the static sub-routes
-    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let store = s.state.dag_store().unwrap();
     let ti = |task: &str| weft_engine::scheduler::StoredTi {
         ti: weft_dag::TiRecord {
             task_id: task.into(),
@@ -452,7 +452,7 @@ async fn a_principal_sees_and_acts_only_on_its_dags_through_every_route() {
         assert!(matches!(st, 403 | 404 | 422), "{path}: {st} {v}");
     }
     // the prod run is untouched
-    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let store = s.state.dag_store().unwrap();
     assert!(store.get_run("prod-pipe", "shared-id").unwrap().is_some());
     assert!(store.tis_of("prod-pipe", "shared-id").unwrap().is_empty());
     assert_eq!(
@@ -637,7 +637,7 @@ async fn hostile_queries_and_bodies_are_refused_in_airflows_shape() {
     )
     .await;
     assert_eq!(st, 200, "{v}");
-    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let store = s.state.dag_store().unwrap();
     let mut rec = store.get_run("prod-pipe", "r1").unwrap().unwrap();
     rec.state = "running".into();
     store.put_run(&rec).unwrap();
@@ -705,7 +705,7 @@ async fn connection_secrets_are_never_returned() {
 #[ignore]
 async fn list_runs_figures() {
     let s = start().await;
-    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let store = s.state.dag_store().unwrap();
     let t0 = chrono::DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z")
         .unwrap()
         .to_utc();
@@ -783,7 +783,7 @@ async fn dag_source_and_delete() {
     )
     .await;
     assert_eq!(st, 200);
-    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let store = s.state.dag_store().unwrap();
     // the server's scheduler takes d1 to its end first (its operator cannot run here), so
     // that it does not end the run this test marks running below
     for _ in 0..400 {
@@ -1469,7 +1469,7 @@ async fn start_bulk() -> Srv {
 /// A finished run `run_id` of `dag_id` written straight to the store, with `a` and `b`
 /// succeeded and `m` mapped over indexes 0 and 1.
 fn finished_run(s: &Srv, dag_id: &str, run_id: &str, days: i64) {
-    let store = weft_engine::scheduler::SchedStore::open(s.state.store.db()).unwrap();
+    let store = s.state.dag_store().unwrap();
     let ti = |task: &str, map_index: i64| weft_engine::scheduler::StoredTi {
         ti: weft_dag::TiRecord {
             task_id: task.into(),

@@ -69,7 +69,7 @@ fn test_database() -> Option<String> {
 
 /// Starts the app with `tokens` over a `$WEFT_HOME` whose `dags/` holds `dags` (file name,
 /// YAML text) and whose registry names `plugins` (records only, no component: these servers
-/// look at records and decisions, not at task results).
+/// look at records and decisions, not at task results); on PostgreSQL as [`start_with`].
 pub async fn start_with_dags(
     tokens: Option<Tokens>,
     dags: &[(&str, String)],
@@ -94,7 +94,13 @@ pub async fn start_with_dags(
             })
             .unwrap();
     }
-    let state = AppState::with_limit(store, tokens, 10).unwrap();
+    let state = match test_database() {
+        None => AppState::with_limit(store, tokens, 10).unwrap(),
+        Some(url) => {
+            let db = weft_engine::persistence::Database::open(Some(&url), store.db()).unwrap();
+            AppState::with_limit_on(store, tokens, 10, db).unwrap()
+        }
+    };
     serve(home, state).await
 }
 
