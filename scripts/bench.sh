@@ -18,6 +18,16 @@ echo "== the built-in HTTP Task per call against a loopback server (weft bench h
 echo "== Standard durable transitions with group commit: 64 and 128 executions running at once"
 "$WEFT" bench standard --iterations 4000 --threads 1
 "$WEFT" bench standard --iterations 4000 --threads 2
+echo "== the same on PostgreSQL (a throwaway cluster of scripts/pg.sh): 1 node, then 2 nodes of one process"
+PG_STATE="${TMPDIR:-/tmp}/weft-pg-bench-$$"
+if PG_ENV=$(WEFT_PG_STATE="$PG_STATE" bash scripts/pg.sh start --stop-with $$); then
+  eval "$PG_ENV"
+  "$WEFT" bench standard --iterations 2000 --threads 2 --db "$WEFT_TEST_PG" --nodes 1
+  "$WEFT" bench standard --iterations 2000 --threads 2 --db "$WEFT_TEST_PG" --nodes 2
+  WEFT_PG_STATE="$PG_STATE" bash scripts/pg.sh stop
+else
+  echo "(PostgreSQL could not be started here: skipped)"
+fi
 echo "== 100,000 executions parked in a Wait: resident memory, then restart and resume time"
 "$WEFT" bench idle --iterations 100000
 echo "== web UI landing page: executions by status per state machine over 10,000 executions"
