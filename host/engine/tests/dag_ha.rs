@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backends::{each_backend, run, Fixture, TestDb};
+use backends::{each_backend, run, stored_ti, Fixture, TestDb};
 use serde_json::{json, Map, Value};
 use weft_dag::{
-    parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation,
-    TiRecord, TiState,
+    parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation, TiState,
 };
 use weft_engine::persistence::{DagLeases, SlotAsk, SlotKey};
 use weft_engine::scheduler::{
@@ -46,26 +45,7 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 }
 
 fn ti(task: &str, state: TiState) -> StoredTi {
-    StoredTi {
-        ti: TiRecord {
-            task_id: task.into(),
-            map_index: -1,
-            state,
-            try_number: 1,
-            tries_before_clear: 0,
-            duration_s: 0.0,
-            wait_until: 0.0,
-            first_poke_at: None,
-            pokes: 0,
-            xcom: Value::Null,
-            error: None,
-            mapped_args: Map::new(),
-            note: None,
-            xcoms: Default::default(),
-        },
-        start_date: None,
-        end_date: None,
-    }
+    stored_ti(task, -1, state)
 }
 
 fn slot(dag: &str, run: &str) -> SlotKey {
@@ -221,8 +201,16 @@ fn pool_slots_are_shared_by_every_scheduler() {
 }
 
 /// One try as the executor saw it: (scheduler, dag, run, task, try number).
+/// The runs each DAG of `dags` is due (by DAG id).
+fn due_of(dags: &[Dag]) -> HashMap<String, usize> {
+    dags.iter()
+        .map(|d| (d.dag_id.clone(), due_runs(d)))
+        .collect()
+}
+
 type Effect = (usize, String, String, String, u32);
 
+#[derive(Default)]
 struct Effects {
     log: Mutex<Vec<Effect>>,
     in_pool: AtomicUsize,
@@ -374,15 +362,8 @@ fn check_exactly_once(
 fn schedulers_sharing_a_database_run_each_logical_date_once_within_pools() {
     each_backend(|f| {
         let dags = catchup_dags();
-        let due: HashMap<String, usize> = dags
-            .iter()
-            .map(|d| (d.dag_id.clone(), due_runs(d)))
-            .collect();
-        let fx = Arc::new(Effects {
-            log: Mutex::new(Vec::new()),
-            in_pool: AtomicUsize::new(0),
-            peak_pool: AtomicUsize::new(0),
-        });
+        let due = due_of(&dags);
+        let fx = Arc::new(Effects::default());
         let n = schedulers_on(f);
         let execs: Vec<Plain<Exec>> = (0..n).map(|i| executor(i, fx.clone())).collect();
         let stop = AtomicBool::new(false);
@@ -426,15 +407,8 @@ fn a_dead_schedulers_dags_are_adopted_and_finished() {
     let Some(t) = TestDb::create() else { return };
     let db = t.connect();
     let dags = catchup_dags();
-    let due: HashMap<String, usize> = dags
-        .iter()
-        .map(|d| (d.dag_id.clone(), due_runs(d)))
-        .collect();
-    let fx = Arc::new(Effects {
-        log: Mutex::new(Vec::new()),
-        in_pool: AtomicUsize::new(0),
-        peak_pool: AtomicUsize::new(0),
-    });
+    let due = due_of(&dags);
+    let fx = Arc::new(Effects::default());
     let execs: Vec<Plain<Exec>> = (0..2).map(|i| executor(i, fx.clone())).collect();
     let (stop, killed) = (AtomicBool::new(false), AtomicBool::new(false));
     let watch = SchedStore::postgres(&db);
@@ -498,11 +472,7 @@ fn a_run_triggered_beside_a_running_scheduler_is_run_by_the_dags_owner() {
     let d = dag(&format!(
         "ha_m:\n  schedule: '@daily'\n  start_date: {yesterday}\n  catchup: false\n  tasks:\n    x:\n      operator: x\n    y:\n      operator: x\n      dependencies: [x]\n"
     ));
-    let fx = Arc::new(Effects {
-        log: Mutex::new(Vec::new()),
-        in_pool: AtomicUsize::new(0),
-        peak_pool: AtomicUsize::new(0),
-    });
+    let fx = Arc::new(Effects::default());
     let (owner_exec, cli_exec) = (executor(0, fx.clone()), executor(1, fx.clone()));
     let stop = AtomicBool::new(false);
     let watch = SchedStore::postgres(&db);

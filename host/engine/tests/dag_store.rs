@@ -3,7 +3,7 @@
 
 mod backends;
 
-use backends::{each_backend, run};
+use backends::{each_backend, run, stored_ti};
 use serde_json::{json, Map, Value};
 use weft_dag::{TiRecord, TiState};
 use weft_engine::scheduler::{SchedulerError, StoredTi};
@@ -37,26 +37,7 @@ fn runs_list_in_logical_date_order_and_are_unique() {
 fn task_instances_and_logs_round_trip() {
     each_backend(|f| {
         let s = f.sched_store();
-        let ti = |task: &str, mi: i64, state| StoredTi {
-            ti: TiRecord {
-                task_id: task.into(),
-                map_index: mi,
-                state,
-                try_number: 1,
-                tries_before_clear: 0,
-                duration_s: 0.0,
-                wait_until: 0.0,
-                first_poke_at: None,
-                pokes: 0,
-                xcom: Value::Null,
-                error: None,
-                mapped_args: Map::new(),
-                note: None,
-                xcoms: Default::default(),
-            },
-            start_date: None,
-            end_date: None,
-        };
+        let ti = stored_ti;
         s.write_tis(
             "d",
             "r",

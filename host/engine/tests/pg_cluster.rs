@@ -63,20 +63,34 @@ fn rows(db: &weft_engine::persistence::PgDatabase, sql: &'static str, arn: &str)
     .unwrap()
 }
 
-#[test]
-fn a_node_whose_execution_was_adopted_writes_nothing_of_it() {
-    let Some(t) = TestDb::create() else { return };
-    // two nodes: each its own connection (and fence)
+/// Two connections to `t` (nodes A and B: each its own fence); A joined the cluster and
+/// started `arn`: (A's database, B's database, A's membership, A's stores).
+fn node_a_running(
+    t: &TestDb,
+    arn: &str,
+) -> (
+    weft_engine::persistence::PgDatabase,
+    weft_engine::persistence::PgDatabase,
+    std::sync::Arc<Cluster>,
+    SfnStores,
+) {
     let (pa, pb) = (t.connect(), t.connect());
     let a = Cluster::join(&pa, LEASE, None).unwrap();
     let sa = SfnStores::open(&Database::Postgres(pa.clone())).unwrap();
-    let arn = "arn:aws:states:us-east-1:000000000000:execution:sm:x1";
     assert_eq!(
         sa.executions
             .insert_execution(arn, &record(arn, "RUNNING"))
             .unwrap(),
         None
     );
+    (pa, pb, a, sa)
+}
+
+#[test]
+fn a_node_whose_execution_was_adopted_writes_nothing_of_it() {
+    let Some(t) = TestDb::create() else { return };
+    let arn = "arn:aws:states:us-east-1:000000000000:execution:sm:x1";
+    let (pa, pb, a, sa) = node_a_running(&t, arn);
     assert_eq!(
         a.fence().epoch_of(arn),
         Some(1),
@@ -181,13 +195,8 @@ fn a_node_whose_execution_was_adopted_writes_nothing_of_it() {
 #[test]
 fn a_stale_owner_cannot_record_an_execution_end() {
     let Some(t) = TestDb::create() else { return };
-    let (pa, pb) = (t.connect(), t.connect());
-    let a = Cluster::join(&pa, LEASE, None).unwrap();
-    let sa = SfnStores::open(&Database::Postgres(pa.clone())).unwrap();
     let arn = "arn:aws:states:us-east-1:000000000000:execution:sm:x2";
-    sa.executions
-        .insert_execution(arn, &record(arn, "RUNNING"))
-        .unwrap();
+    let (_, pb, a, sa) = node_a_running(&t, arn);
     // another node took it (a newer epoch) while A still believes it owns it
     let b = Cluster::join(&pb, LEASE, None).unwrap();
     execute(

@@ -195,3 +195,31 @@ pub fn run(dag: &str, id: &str, day: u32) -> weft_engine::scheduler::DagRunRecor
         note: None,
     }
 }
+
+/// A task instance of `task` (map index `map_index`) in `state`, on its first try.
+pub fn stored_ti(
+    task: &str,
+    map_index: i64,
+    state: weft_dag::TiState,
+) -> weft_engine::scheduler::StoredTi {
+    weft_engine::scheduler::StoredTi {
+        ti: weft_dag::TiRecord {
+            task_id: task.into(),
+            map_index,
+            state,
+            try_number: 1,
+            tries_before_clear: 0,
+            duration_s: 0.0,
+            wait_until: 0.0,
+            first_poke_at: None,
+            pokes: 0,
+            xcom: serde_json::Value::Null,
+            error: None,
+            mapped_args: serde_json::Map::new(),
+            note: None,
+            xcoms: Default::default(),
+        },
+        start_date: None,
+        end_date: None,
+    }
+}
