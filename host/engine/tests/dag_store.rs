@@ -4,9 +4,9 @@
 mod backends;
 
 use backends::{each_backend, run, stored_ti};
-use serde_json::{json, Map, Value};
-use weft_dag::{TiRecord, TiState};
-use weft_engine::scheduler::{SchedulerError, StoredTi};
+use serde_json::json;
+use weft_dag::TiState;
+use weft_engine::scheduler::SchedulerError;
 
 #[test]
 fn runs_list_in_logical_date_order_and_are_unique() {
@@ -168,32 +168,8 @@ fn one_run_is_deleted_with_its_task_instances_and_logs() {
         s.insert_run(&run("del", "r", 1)).unwrap();
         s.insert_run(&run("del", "r1", 2)).unwrap();
         let ti = |run_id: &str| {
-            s.write_tis(
-                "del",
-                run_id,
-                &[],
-                &[StoredTi {
-                    ti: TiRecord {
-                        task_id: "t".into(),
-                        map_index: -1,
-                        state: TiState::Success,
-                        try_number: 1,
-                        tries_before_clear: 0,
-                        duration_s: 0.0,
-                        wait_until: 0.0,
-                        first_poke_at: None,
-                        pokes: 0,
-                        xcom: Value::Null,
-                        error: None,
-                        mapped_args: Map::new(),
-                        note: None,
-                        xcoms: Default::default(),
-                    },
-                    start_date: None,
-                    end_date: None,
-                }],
-            )
-            .unwrap();
+            s.write_tis("del", run_id, &[], &[stored_ti("t", -1, TiState::Success)])
+                .unwrap();
             s.append_log("del", run_id, "t", -1, 1, json!("line"))
                 .unwrap();
         };
