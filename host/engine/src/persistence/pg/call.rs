@@ -50,6 +50,57 @@ pub(crate) fn keep_rows<T>(v: &mut Vec<T>, mask: &[bool]) {
     });
 }
 
+/// Statement parameters owned by the call: they move onto the database's runtime with it.
+pub(crate) type Params = Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>;
+
+/// [`Params`] from expressions of any parameter types.
+macro_rules! params {
+    ($($p:expr),* $(,)?) => {
+        vec![$(Box::new($p) as Box<dyn tokio_postgres::types::ToSql + Send + Sync>),*]
+    };
+}
+pub(crate) use params;
+
+/// `params` as the driver's parameter slice.
+fn refs(params: &Params) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
+impl PgDatabase {
+    /// Runs one statement on a pooled connection; the rows it changed.
+    pub(crate) fn execute(
+        &self,
+        sql: &'static str,
+        params: Params,
+    ) -> Result<u64, PersistenceError> {
+        self.call(|pool| async move {
+            conn(&pool)
+                .await?
+                .execute(sql, &refs(&params))
+                .await
+                .map_err(pg)
+        })
+    }
+
+    /// Runs one query on a pooled connection; its rows.
+    pub(crate) fn query(
+        &self,
+        sql: &'static str,
+        params: Params,
+    ) -> Result<Vec<tokio_postgres::Row>, PersistenceError> {
+        self.call(|pool| async move {
+            conn(&pool)
+                .await?
+                .query(sql, &refs(&params))
+                .await
+                .map_err(pg)
+        })
+    }
+}
+
 /// Rows fetched per round trip when a store hands rows to a visitor.
 pub(crate) const PAGE: i64 = 500;
 

@@ -3,7 +3,7 @@
 //! with sled's semantics: listings in byte order (`COLLATE "C"`), creates that never overwrite,
 //! compare-and-set read-modify-writes.
 
-use super::call::{conn, pg, Kv};
+use super::call::{params, Kv};
 use super::PgDatabase;
 use crate::persistence::catalog::{CatalogStore, Update};
 use crate::persistence::{limits, PersistenceError};
@@ -81,105 +81,63 @@ impl CatalogStore for PgCatalog {
 
     fn version(&self, name: &str, version: u64) -> Result<Option<Vec<u8>>, PersistenceError> {
         limits::key(SM, name)?;
-        let (name, v) = (name.to_string(), version_i64(version)?);
-        self.db.call(|pool| async move {
-            let c = conn(&pool).await?;
-            let row = c
-                .query_opt(
-                    "SELECT rec FROM sfn_versions WHERE name = $1 AND version = $2",
-                    &[&name, &v],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(row.map(|r| r.get(0)))
-        })
+        let rows = self.db.query(
+            "SELECT rec FROM sfn_versions WHERE name = $1 AND version = $2",
+            params![name.to_string(), version_i64(version)?],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     fn put_version(&self, name: &str, version: u64, json: &[u8]) -> Result<(), PersistenceError> {
         limits::key(SM, name)?;
         limits::record("version record", json)?;
-        let (name, v, json) = (name.to_string(), version_i64(version)?, json.to_vec());
-        self.db.call(|pool| async move {
-            conn(&pool)
-                .await?
-                .execute(
-                    "INSERT INTO sfn_versions (name, version, rec) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name, version) DO UPDATE SET rec = EXCLUDED.rec",
-                    &[&name, &v, &json],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(())
-        })
+        self.db.execute(
+            "INSERT INTO sfn_versions (name, version, rec) VALUES ($1, $2, $3) \
+             ON CONFLICT (name, version) DO UPDATE SET rec = EXCLUDED.rec",
+            params![name.to_string(), version_i64(version)?, json.to_vec()],
+        )?;
+        Ok(())
     }
 
     fn remove_version(&self, name: &str, version: u64) -> Result<(), PersistenceError> {
         limits::key(SM, name)?;
-        let (name, v) = (name.to_string(), version_i64(version)?);
-        self.db.call(|pool| async move {
-            conn(&pool)
-                .await?
-                .execute(
-                    "DELETE FROM sfn_versions WHERE name = $1 AND version = $2",
-                    &[&name, &v],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(())
-        })
+        self.db.execute(
+            "DELETE FROM sfn_versions WHERE name = $1 AND version = $2",
+            params![name.to_string(), version_i64(version)?],
+        )?;
+        Ok(())
     }
 
     fn versions(&self, name: &str) -> Result<Vec<(u64, Vec<u8>)>, PersistenceError> {
         limits::key(SM, name)?;
-        let name = name.to_string();
-        self.db.call(|pool| async move {
-            let rows = conn(&pool)
-                .await?
-                .query(
-                    "SELECT version, rec FROM sfn_versions WHERE name = $1 ORDER BY version",
-                    &[&name],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(rows
-                .iter()
-                .map(|r| (version_u64(r.get(0)), r.get(1)))
-                .collect())
-        })
+        let rows = self.db.query(
+            "SELECT version, rec FROM sfn_versions WHERE name = $1 ORDER BY version",
+            params![name.to_string()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (version_u64(r.get(0)), r.get(1)))
+            .collect())
     }
 
     fn latest_version(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, PersistenceError> {
         limits::key(SM, name)?;
-        let name = name.to_string();
-        self.db.call(|pool| async move {
-            let row = conn(&pool)
-                .await?
-                .query_opt(
-                    "SELECT version, rec FROM sfn_versions WHERE name = $1 \
-                     ORDER BY version DESC LIMIT 1",
-                    &[&name],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(row.map(|r| (version_u64(r.get(0)), r.get(1))))
-        })
+        let rows = self.db.query(
+            "SELECT version, rec FROM sfn_versions WHERE name = $1 \
+             ORDER BY version DESC LIMIT 1",
+            params![name.to_string()],
+        )?;
+        Ok(rows.first().map(|r| (version_u64(r.get(0)), r.get(1))))
     }
 
     fn alias(&self, name: &str, alias: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
         limits::key(SM, name)?;
         limits::key(ALIAS, alias)?;
-        let (name, alias) = (name.to_string(), alias.to_string());
-        self.db.call(|pool| async move {
-            let row = conn(&pool)
-                .await?
-                .query_opt(
-                    "SELECT rec FROM sfn_aliases WHERE name = $1 AND alias = $2",
-                    &[&name, &alias],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(row.map(|r| r.get(0)))
-        })
+        let rows = self.db.query(
+            "SELECT rec FROM sfn_aliases WHERE name = $1 AND alias = $2",
+            params![name.to_string(), alias.to_string()],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     fn insert_alias(
@@ -191,85 +149,51 @@ impl CatalogStore for PgCatalog {
         limits::key(SM, name)?;
         limits::key(ALIAS, alias)?;
         limits::record("alias record", json)?;
-        let (name, alias, json) = (name.to_string(), alias.to_string(), json.to_vec());
-        self.db.call(|pool| async move {
-            let c = conn(&pool).await?;
-            loop {
-                let n = c
-                    .execute(
-                        "INSERT INTO sfn_aliases (name, alias, rec) VALUES ($1, $2, $3) \
-                         ON CONFLICT DO NOTHING",
-                        &[&name, &alias, &json],
-                    )
-                    .await
-                    .map_err(pg)?;
-                if n == 1 {
-                    return Ok(None);
-                }
-                if let Some(r) = c
-                    .query_opt(
-                        "SELECT rec FROM sfn_aliases WHERE name = $1 AND alias = $2",
-                        &[&name, &alias],
-                    )
-                    .await
-                    .map_err(pg)?
-                {
-                    return Ok(Some(r.get(0)));
-                }
+        loop {
+            let n = self.db.execute(
+                "INSERT INTO sfn_aliases (name, alias, rec) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                params![name.to_string(), alias.to_string(), json.to_vec()],
+            )?;
+            if n == 1 {
+                return Ok(None);
             }
-        })
+            // (removed meanwhile: try the insert again)
+            if let Some(cur) = self.alias(name, alias)? {
+                return Ok(Some(cur));
+            }
+        }
     }
 
     fn put_alias(&self, name: &str, alias: &str, json: &[u8]) -> Result<(), PersistenceError> {
         limits::key(SM, name)?;
         limits::key(ALIAS, alias)?;
         limits::record("alias record", json)?;
-        let (name, alias, json) = (name.to_string(), alias.to_string(), json.to_vec());
-        self.db.call(|pool| async move {
-            conn(&pool)
-                .await?
-                .execute(
-                    "INSERT INTO sfn_aliases (name, alias, rec) VALUES ($1, $2, $3) \
-                     ON CONFLICT (name, alias) DO UPDATE SET rec = EXCLUDED.rec",
-                    &[&name, &alias, &json],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(())
-        })
+        self.db.execute(
+            "INSERT INTO sfn_aliases (name, alias, rec) VALUES ($1, $2, $3) \
+             ON CONFLICT (name, alias) DO UPDATE SET rec = EXCLUDED.rec",
+            params![name.to_string(), alias.to_string(), json.to_vec()],
+        )?;
+        Ok(())
     }
 
     fn remove_alias(&self, name: &str, alias: &str) -> Result<(), PersistenceError> {
         limits::key(SM, name)?;
         limits::key(ALIAS, alias)?;
-        let (name, alias) = (name.to_string(), alias.to_string());
-        self.db.call(|pool| async move {
-            conn(&pool)
-                .await?
-                .execute(
-                    "DELETE FROM sfn_aliases WHERE name = $1 AND alias = $2",
-                    &[&name, &alias],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(())
-        })
+        self.db.execute(
+            "DELETE FROM sfn_aliases WHERE name = $1 AND alias = $2",
+            params![name.to_string(), alias.to_string()],
+        )?;
+        Ok(())
     }
 
     fn aliases(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>, PersistenceError> {
         limits::key(SM, name)?;
-        let name = name.to_string();
-        self.db.call(|pool| async move {
-            let rows = conn(&pool)
-                .await?
-                .query(
-                    "SELECT alias, rec FROM sfn_aliases WHERE name = $1 ORDER BY alias",
-                    &[&name],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        let rows = self.db.query(
+            "SELECT alias, rec FROM sfn_aliases WHERE name = $1 ORDER BY alias",
+            params![name.to_string()],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     fn resource_map(&self, name: &str) -> Result<Option<Vec<u8>>, PersistenceError> {

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::call::{conn, pg};
+use super::call::{conn, params, pg};
 use super::PgDatabase;
 use crate::persistence::PersistenceError;
 
@@ -306,18 +306,10 @@ impl Cluster {
     /// the other nodes adopt this node's executions at their next tick instead of after the
     /// lease.
     pub fn leave(&self) -> Result<(), PersistenceError> {
-        let id = self.node_id();
-        self.db.call(|pool| async move {
-            conn(&pool)
-                .await?
-                .execute(
-                    "UPDATE weft_nodes SET lease_until = now() - interval '1 second' WHERE id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(())
-        })?;
+        self.db.execute(
+            "UPDATE weft_nodes SET lease_until = now() - interval '1 second' WHERE id = $1",
+            params![self.node_id()],
+        )?;
         lock(&self.session).take();
         tracing::info!(node = %self.node_id(), "left the cluster");
         Ok(())
@@ -339,53 +331,42 @@ impl Cluster {
 
     /// Takes up to `limit` orphaned running executions (owner dead or none) for this node.
     pub fn adopt(&self, limit: i64) -> Result<Vec<String>, PersistenceError> {
-        let id = self.node_id();
-        let rows: Vec<(String, i64)> = self.db.call(|pool| async move {
-            let rows = conn(&pool)
-                .await?
-                .query(
-                    "UPDATE sfn_executions e SET owner = $1, epoch = e.epoch + 1, woken = false \
-                     WHERE e.arn IN ( \
-                       SELECT x.arn FROM sfn_executions x \
-                       WHERE x.status IN ('RUNNING', 'PENDING_REDRIVE') \
-                         AND (x.owner IS NULL OR x.owner IN \
-                              (SELECT id FROM weft_nodes WHERE lease_until < now())) \
-                       ORDER BY x.start_ms LIMIT $2 \
-                       FOR UPDATE OF x SKIP LOCKED) \
-                     RETURNING e.arn, e.epoch",
-                    &[&id, &limit],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })?;
-        for (a, e) in &rows {
-            self.fence.hold(a, *e);
-        }
-        if !rows.is_empty() {
+        let rows = self.db.query(
+            "UPDATE sfn_executions e SET owner = $1, epoch = e.epoch + 1, woken = false \
+             WHERE e.arn IN ( \
+               SELECT x.arn FROM sfn_executions x \
+               WHERE x.status IN ('RUNNING', 'PENDING_REDRIVE') \
+                 AND (x.owner IS NULL OR x.owner IN \
+                      (SELECT id FROM weft_nodes WHERE lease_until < now())) \
+               ORDER BY x.start_ms LIMIT $2 \
+               FOR UPDATE OF x SKIP LOCKED) \
+             RETURNING e.arn, e.epoch",
+            params![self.node_id(), limit],
+        )?;
+        let adopted: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let arn: String = r.get(0);
+                self.fence.hold(&arn, r.get(1));
+                arn
+            })
+            .collect();
+        if !adopted.is_empty() {
             tracing::info!(
-                count = rows.len(),
+                count = adopted.len(),
                 "adopted executions of a node that is gone"
             );
         }
-        Ok(rows.into_iter().map(|(a, _)| a).collect())
+        Ok(adopted)
     }
 
     /// The executions of this node that were woken since the last call.
     pub fn take_woken(&self) -> Result<Vec<String>, PersistenceError> {
-        let id = self.node_id();
-        self.db.call(|pool| async move {
-            let rows = conn(&pool)
-                .await?
-                .query(
-                    "UPDATE sfn_executions SET woken = false \
-                     WHERE owner = $1 AND woken RETURNING arn",
-                    &[&id],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        })
+        let rows = self.db.query(
+            "UPDATE sfn_executions SET woken = false WHERE owner = $1 AND woken RETURNING arn",
+            params![self.node_id()],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Listens to wake-ups on a connection of its own (reconnecting after a failure) and calls
@@ -434,18 +415,12 @@ impl Cluster {
 
 /// Marks `arn` woken and tells its owner (whichever node that is).
 pub fn wake(db: &PgDatabase, arn: &str) -> Result<(), PersistenceError> {
-    let arn = arn.to_string();
-    db.call(|pool| async move {
-        let c = conn(&pool).await?;
-        c.query(
-            "WITH w AS (UPDATE sfn_executions SET woken = true WHERE arn = $1 RETURNING owner) \
-             SELECT pg_notify($2, owner) FROM w WHERE owner IS NOT NULL",
-            &[&arn, &WAKE_CHANNEL],
-        )
-        .await
-        .map_err(pg)?;
-        Ok(())
-    })
+    db.query(
+        "WITH w AS (UPDATE sfn_executions SET woken = true WHERE arn = $1 RETURNING owner) \
+         SELECT pg_notify($2, owner) FROM w WHERE owner IS NOT NULL",
+        params![arn.to_string(), WAKE_CHANNEL],
+    )?;
+    Ok(())
 }
 
 fn hostname() -> String {

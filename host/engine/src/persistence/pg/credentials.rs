@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::call::{conn, pg};
+use super::call::{conn, params, pg};
 use super::PgDatabase;
 use crate::persistence::PersistenceError;
 
@@ -15,17 +15,11 @@ pub type SharedCredentials = (String, Value);
 impl PgDatabase {
     /// The credentials the nodes of this database share, if a node stored them.
     pub fn shared_credentials(&self) -> Result<Option<SharedCredentials>, PersistenceError> {
-        self.call(|pool| async move {
-            let row = conn(&pool)
-                .await?
-                .query_opt(
-                    "SELECT text, policies FROM weft_credentials WHERE id = 1",
-                    &[],
-                )
-                .await
-                .map_err(pg)?;
-            Ok(row.map(|r| (r.get(0), r.get(1))))
-        })
+        let rows = self.query(
+            "SELECT text, policies FROM weft_credentials WHERE id = 1",
+            params![],
+        )?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1))))
     }
 
     /// Stores `offered` unless a node stored credentials first; returns what is stored.
