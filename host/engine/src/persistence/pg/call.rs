@@ -5,6 +5,7 @@
 //! share, with sled's semantics (insert-if-absent, compare-and-set updates, listing after a
 //! cursor in byte order).
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use deadpool_postgres::{Object, Pool};
@@ -73,13 +74,14 @@ impl PgDatabase {
     /// Runs one statement on a pooled connection; the rows it changed.
     pub(crate) fn execute(
         &self,
-        sql: &'static str,
+        sql: impl Into<Cow<'static, str>>,
         params: Params,
     ) -> Result<u64, PersistenceError> {
+        let sql = sql.into();
         self.call(|pool| async move {
             conn(&pool)
                 .await?
-                .execute(sql, &refs(&params))
+                .execute(&*sql, &refs(&params))
                 .await
                 .map_err(pg)
         })
@@ -88,13 +90,14 @@ impl PgDatabase {
     /// Runs one query on a pooled connection; its rows.
     pub(crate) fn query(
         &self,
-        sql: &'static str,
+        sql: impl Into<Cow<'static, str>>,
         params: Params,
     ) -> Result<Vec<tokio_postgres::Row>, PersistenceError> {
+        let sql = sql.into();
         self.call(|pool| async move {
             conn(&pool)
                 .await?
-                .query(sql, &refs(&params))
+                .query(&*sql, &refs(&params))
                 .await
                 .map_err(pg)
         })

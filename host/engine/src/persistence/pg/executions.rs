@@ -10,7 +10,7 @@
 //! update of an execution this node owns is refused ([`PersistenceError::Fenced`]) once another
 //! node adopted it.
 
-use super::call::{conn, pg, PAGE};
+use super::call::{conn, params, pg, PAGE};
 use super::PgDatabase;
 use crate::persistence::catalog::Update;
 use crate::persistence::executions::{
@@ -45,42 +45,18 @@ impl PgExecutions {
         old: Option<Vec<u8>>,
     ) -> Result<u64, PersistenceError> {
         let f = checked(arn, json)?;
-        let (arn, json) = (arn.to_string(), json.to_vec());
-        self.db.call(|pool| async move {
-            let c = conn(&pool).await?;
-            let n = match old {
-                None => {
-                    c.execute(
-                        &sql,
-                        &[
-                            &arn,
-                            &f.state_machine_name,
-                            &f.name,
-                            &f.start_ms,
-                            &f.status,
-                            &json,
-                        ],
-                    )
-                    .await
-                }
-                Some(o) => {
-                    c.execute(
-                        &sql,
-                        &[
-                            &arn,
-                            &f.state_machine_name,
-                            &f.name,
-                            &f.start_ms,
-                            &f.status,
-                            &json,
-                            &o,
-                        ],
-                    )
-                    .await
-                }
-            };
-            n.map_err(pg)
-        })
+        let mut p = params![
+            arn.to_string(),
+            f.state_machine_name,
+            f.name,
+            f.start_ms,
+            f.status,
+            json.to_vec(),
+        ];
+        if let Some(o) = old {
+            p.push(Box::new(o));
+        }
+        self.db.execute(sql, p)
     }
 }
 
