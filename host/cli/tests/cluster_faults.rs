@@ -35,22 +35,6 @@ fn flow_with_callback() -> String {
     v.to_string()
 }
 
-/// A home with record-run installed and role `weft:role:recorder` (read and write `runs/`).
-fn recorder_home() -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join("roles")).unwrap();
-    std::fs::write(
-        home.path().join("roles/recorder.json"),
-        json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["fs:Read", "fs:Write"], "Resource": ["file:runs/*"]}
-        ]})
-        .to_string(),
-    )
-    .unwrap();
-    install_plugin(home.path(), "record-run.wasm");
-    home
-}
-
 /// The tasks whose completion is durable in the database now: journaled results of T1 (state
 /// 0) and T2 (state 2 without a callback, 3 with one), and both tasks of every SUCCEEDED run.
 fn durably_completed(url: &str) -> HashSet<String> {
@@ -128,9 +112,10 @@ fn three_nodes_run_a_thousand_executions_and_survive_a_kill() {
     let Some((admin, url, name)) = fresh_database("faults") else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(work.path().join("runs")).unwrap();
-    let homes: Vec<_> = (0..3).map(|_| recorder_home()).collect();
+    let work = recorder_work();
+    let homes: Vec<_> = (0..3)
+        .map(|_| recorder_home(&["record-run.wasm"]))
+        .collect();
     let mut nodes: Vec<Option<Server>> = homes
         .iter()
         .map(|h| Some(start_node_in(h.path(), work.path(), &url, true)))
@@ -217,9 +202,10 @@ fn nodes_go_on_after_postgresql_restarts() {
     let Some((state, url)) = private_cluster() else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(work.path().join("runs")).unwrap();
-    let homes: Vec<_> = (0..2).map(|_| recorder_home()).collect();
+    let work = recorder_work();
+    let homes: Vec<_> = (0..2)
+        .map(|_| recorder_home(&["record-run.wasm"]))
+        .collect();
     let nodes: Vec<Server> = homes
         .iter()
         .map(|h| start_node_in(h.path(), work.path(), &url, true))

@@ -140,26 +140,7 @@ const DEFINITION: &str = RECORDER_FLOW;
 /// A store with `plugins` installed and the role `weft:role:recorder` (read and write under
 /// `runs/`), and a working directory holding `runs/`: (home, work).
 fn recorder_setup(plugins: &[&str]) -> (tempfile::TempDir, tempfile::TempDir) {
-    let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(work.path().join("runs")).unwrap();
-    std::fs::create_dir_all(home.path().join("roles")).unwrap();
-    std::fs::write(
-        home.path().join("roles/recorder.json"),
-        json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["fs:Read", "fs:Write"], "Resource": ["file:runs/*"]}
-        ]})
-        .to_string(),
-    )
-    .unwrap();
-    for p in plugins {
-        let (code, _, err) = weft(
-            home.path(),
-            &["plugin", "install", plugin(p).to_str().unwrap()],
-        );
-        assert_eq!(code, 0, "{err}");
-    }
-    (home, work)
+    (recorder_home(plugins), recorder_work())
 }
 
 #[test]

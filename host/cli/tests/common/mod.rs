@@ -172,6 +172,32 @@ pub const RECORDER_FLOW: &str = r#"{
   }
 }"#;
 
+/// A `$WEFT_HOME` with `plugins` installed and the role `weft:role:recorder` (read and write
+/// under `runs/` of the working directory: see [`recorder_work`]).
+pub fn recorder_home(plugins: &[&str]) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("roles")).unwrap();
+    std::fs::write(
+        home.path().join("roles/recorder.json"),
+        serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["fs:Read", "fs:Write"], "Resource": ["file:runs/*"]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    for p in plugins {
+        install_plugin(home.path(), p);
+    }
+    home
+}
+
+/// A working directory holding the empty `runs/` that record-run writes into.
+pub fn recorder_work() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("runs")).unwrap();
+    work
+}
+
 /// Real runs per task id (`NAME-t1`, `NAME-t2`), from the files record-run left in
 /// `work/runs`.
 pub fn recorded_runs(work: &Path) -> std::collections::HashMap<String, usize> {
