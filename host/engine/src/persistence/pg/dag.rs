@@ -50,8 +50,21 @@ struct Flushes {
     durable: AtomicU64,
 }
 
-fn err(e: impl std::error::Error + 'static) -> SchedulerError {
+/// A driver or pool error, as the scheduler's store error.
+pub(super) fn err(e: impl std::error::Error + 'static) -> SchedulerError {
     SchedulerError::Store(chain(&e))
+}
+
+/// A transaction on `c` whose commit does not wait for the disk (`synchronous_commit = off`):
+/// what the scheduler writes between two flushes (see the module docs).
+pub(super) async fn unsynced(
+    c: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, SchedulerError> {
+    let tx = c.transaction().await.map_err(err)?;
+    tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+        .await
+        .map_err(err)?;
+    Ok(tx)
 }
 
 fn micros(d: &chrono::DateTime<chrono::Utc>) -> i64 {
@@ -695,10 +708,7 @@ impl DagStore for PgDagStore {
         let fence = self.fence_of(&dag_id);
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
-            let tx = c.transaction().await.map_err(err)?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await
-                .map_err(err)?;
+            let tx = unsynced(&mut c).await?;
             check_fence(&tx, fence.as_ref(), &dag_id).await?;
             if !replace.is_empty() {
                 tx.execute(
@@ -741,10 +751,7 @@ impl DagStore for PgDagStore {
         let fence = self.fence_of(dag_id);
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
-            let tx = c.transaction().await.map_err(err)?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await
-                .map_err(err)?;
+            let tx = unsynced(&mut c).await?;
             check_fence(&tx, fence.as_ref(), &key.0).await?;
             tx.execute(
                 "INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, entry) \

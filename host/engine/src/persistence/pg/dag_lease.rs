@@ -12,16 +12,12 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio_postgres::Transaction;
 
+use super::dag::{err, unsynced};
 use super::PgDatabase;
 use std::collections::HashMap;
 
 use crate::persistence::dag_lease::{DagLeases, Fence, Holding, SlotAsk, SlotKey};
-use crate::persistence::error::chain;
 use crate::scheduler::SchedulerError;
-
-fn err(e: impl std::error::Error + 'static) -> SchedulerError {
-    SchedulerError::Store(chain(&e))
-}
 
 /// Checks, inside `tx`, that `fence`'s scheduler still holds `dag_id` under the epoch it
 /// held it under (no check for a DAG it never held); the lease row stays share-locked until
@@ -285,13 +281,10 @@ impl DagLeases for PgDagLeases {
         pools.dedup();
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
-            let tx = c.transaction().await.map_err(err)?;
             // (slot rows live as long as their scheduler and are freed when its DAGs change
             // hands, so a database crash that loses the last of them is repaired the same way;
             // their commits do not wait for the disk, as task-instance writes do not)
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await
-                .map_err(err)?;
+            let tx = unsynced(&mut c).await?;
             gone.delete(&tx, &owner).await?;
             for (dag_id, f) in &fences {
                 check_fence(&tx, f.as_ref(), dag_id).await?;
@@ -380,10 +373,7 @@ impl DagLeases for PgDagLeases {
         let gone = Released::of(keys);
         self.call(|pool| async move {
             let mut c = pool.get().await.map_err(err)?;
-            let tx = c.transaction().await.map_err(err)?;
-            tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
-                .await
-                .map_err(err)?;
+            let tx = unsynced(&mut c).await?;
             gone.delete(&tx, &owner).await?;
             tx.commit().await.map_err(err)?;
             Ok(())
