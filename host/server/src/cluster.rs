@@ -24,11 +24,26 @@ const TICK: Duration = Duration::from_millis(500);
 
 /// The lease of this node's process.
 fn lease() -> Duration {
-    std::env::var("WEFT_NODE_LEASE_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| (500..=600_000).contains(ms))
-        .map_or(DEFAULT_LEASE, Duration::from_millis)
+    lease_from(std::env::var("WEFT_NODE_LEASE_MS").ok().as_deref())
+}
+
+/// The lease `WEFT_NODE_LEASE_MS` = `value` asks for; a value that is not a number of
+/// milliseconds from 500 to 600,000 is reported and the default used.
+fn lease_from(value: Option<&str>) -> Duration {
+    let Some(v) = value else {
+        return DEFAULT_LEASE;
+    };
+    match v.trim().parse::<u64>() {
+        Ok(ms) if (500..=600_000).contains(&ms) => Duration::from_millis(ms),
+        _ => {
+            tracing::warn!(
+                value = %v,
+                "WEFT_NODE_LEASE_MS must be a number of milliseconds from 500 to 600000; using {} ms",
+                DEFAULT_LEASE.as_millis()
+            );
+            DEFAULT_LEASE
+        }
+    }
 }
 
 /// A kick that ends the current pause of the tick loop.
@@ -171,6 +186,28 @@ pub(crate) fn leave(app: &AppState) {
     if let Some(c) = app.cluster.get() {
         if let Err(e) = c.leave() {
             tracing::warn!("cannot leave the cluster: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_outside_its_bounds_falls_back_to_the_default() {
+        assert_eq!(lease_from(None), DEFAULT_LEASE);
+        assert_eq!(lease_from(Some("4000")), Duration::from_millis(4000));
+        for bad in [
+            "0",
+            "499",
+            "600001",
+            "-5",
+            "10s",
+            "",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(lease_from(Some(bad)), DEFAULT_LEASE, "{bad}");
         }
     }
 }
