@@ -235,7 +235,7 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
         a.queue.clone()
     };
     for q in &queues {
-        if !weft_server::worker_api::valid_name(q) {
+        if !weft_engine::remote::valid_name(q) {
             return Err(usage(format!(
                 "--queue {q}: a queue name is 1 to 128 letters, digits, `.`, `_` or `-`"
             )));
@@ -252,7 +252,7 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
         )));
     }
     let worker_id = match a.id {
-        Some(id) if weft_server::worker_api::valid_name(&id) => id,
+        Some(id) if weft_engine::remote::valid_name(&id) => id,
         Some(id) => {
             return Err(usage(format!(
                 "--id {id}: 1 to 128 letters, digits, `.`, `_` or `-`"

@@ -2,6 +2,10 @@
 //! sandbox (with the store's precompiled cache), secrets, and driving ASL executions and DAG runs
 //! whose tasks run in the sandbox.
 //!
+//! It holds the Step Functions runtime ([`standard`]: durable Standard executions, Express
+//! executions, task dispatch to local threads or remote workers), independent of HTTP and of
+//! the database behind [`persistence`].
+//!
 //! It owns policy decisions that span crates (which grant a task runs with, where secrets come
 //! from); the ASL and DAG semantics stay in their pure crates and the wasm mechanics in the
 //! sandbox.
@@ -26,6 +30,7 @@ pub mod resource_map;
 pub mod roles;
 pub mod scheduler;
 pub mod secrets;
+pub mod standard;
 pub mod telemetry;
 pub mod variables;
 

@@ -32,6 +32,16 @@ pub const MAX_STDIO_BYTES: usize = 64 * 1024;
 pub const MAX_RECORDS: usize = 1000;
 /// Longest worker id or host name.
 pub const MAX_NAME_LEN: usize = 128;
+
+/// Whether `s` may name a worker, host or queue: 1 to [`MAX_NAME_LEN`] letters, digits, `.`,
+/// `_` or `-`.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Most queues one worker may listen to.
 pub const MAX_QUEUES: usize = 32;
 

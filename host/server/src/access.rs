@@ -29,11 +29,15 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::records::{valid_name, ACCOUNT, REGION};
+use crate::records::valid_name;
 use crate::AppState;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use weft_sandbox::Effect;
+
+use weft_engine::standard::arn::invalid;
+pub use weft_engine::standard::arn::{Arn, Qualifier};
+pub use weft_engine::standard::definition_roles::{definition_roles, static_roles, RoleRef};
 
 /// The request field that carries the test case split off `stateMachineArn` (`ARN#TestCase`)
 /// from [`plan`] to the action; never taken from a caller.
@@ -62,120 +66,6 @@ fn split_test_case(app: &AppState, req: &mut Value) -> Result<Option<String>, Ap
     }
     req["stateMachineArn"] = Value::String(base);
     Ok(Some(case))
-}
-
-/// A qualifier of a state machine ARN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Qualifier {
-    Version(u64),
-    Alias(String),
-}
-
-/// A parsed Step Functions ARN of this server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arn {
-    StateMachine {
-        name: String,
-        qualifier: Option<Qualifier>,
-    },
-    Execution {
-        state_machine: String,
-        name: String,
-    },
-    Activity {
-        name: String,
-    },
-}
-
-fn invalid(arn: &str, why: &str) -> ApiError {
-    ApiError::new("InvalidArn", format!("Invalid Arn: '{why}: {arn}'"))
-}
-
-impl Arn {
-    /// Parses `arn:aws:states:REGION:ACCOUNT:TYPE:REST` exactly: no other partition, region or
-    /// account (they name resources this server does not have), no other case, no spaces, no
-    /// encodings (names are AWS names: no `%`, no whitespace, no wildcards).
-    pub fn parse(arn: &str) -> Result<Arn, ApiError> {
-        let parts: Vec<&str> = arn.splitn(7, ':').collect();
-        let [a, partition, service, region, account, ty, rest] = parts[..] else {
-            return Err(invalid(arn, "Resource type not valid in this context"));
-        };
-        if a != "arn" || partition != "aws" || service != "states" {
-            return Err(invalid(arn, "not an arn:aws:states ARN"));
-        }
-        if region != REGION || account != ACCOUNT {
-            return Err(invalid(
-                arn,
-                &format!("this server's resources are in region {REGION}, account {ACCOUNT}"),
-            ));
-        }
-        let name = |n: &str| -> Result<String, ApiError> {
-            valid_name(n)
-                .map(|_| n.to_string())
-                .map_err(|m| invalid(arn, &m))
-        };
-        match ty {
-            "stateMachine" => {
-                let (n, q) = match rest.split_once(':') {
-                    None => (rest, None),
-                    Some((n, q)) => (n, Some(q)),
-                };
-                let qualifier = match q {
-                    None => None,
-                    Some(q) if !q.is_empty() && q.bytes().all(|c| c.is_ascii_digit()) => {
-                        if q.starts_with('0') {
-                            return Err(invalid(arn, "a version number has no leading zero"));
-                        }
-                        Some(Qualifier::Version(
-                            q.parse()
-                                .map_err(|_| invalid(arn, "version out of range"))?,
-                        ))
-                    }
-                    Some(q) => Some(Qualifier::Alias(name(q)?)),
-                };
-                Ok(Arn::StateMachine {
-                    name: name(n)?,
-                    qualifier,
-                })
-            }
-            "execution" => {
-                let (sm, n) = rest
-                    .split_once(':')
-                    .ok_or_else(|| invalid(arn, "an execution ARN ends with STATE_MACHINE:NAME"))?;
-                Ok(Arn::Execution {
-                    state_machine: name(sm)?,
-                    name: name(n)?,
-                })
-            }
-            "activity" => Ok(Arn::Activity { name: name(rest)? }),
-            _ => Err(invalid(arn, "Resource type not valid in this context")),
-        }
-    }
-
-    /// The canonical spelling.
-    pub fn canonical(&self) -> String {
-        let base = format!("arn:aws:states:{REGION}:{ACCOUNT}");
-        match self {
-            Arn::StateMachine { name, qualifier } => match qualifier {
-                None => format!("{base}:stateMachine:{name}"),
-                Some(Qualifier::Version(v)) => format!("{base}:stateMachine:{name}:{v}"),
-                Some(Qualifier::Alias(a)) => format!("{base}:stateMachine:{name}:{a}"),
-            },
-            Arn::Execution {
-                state_machine,
-                name,
-            } => format!("{base}:execution:{state_machine}:{name}"),
-            Arn::Activity { name } => format!("{base}:activity:{name}"),
-        }
-    }
-
-    /// The unqualified state machine ARN of a (qualified) state machine ARN.
-    pub fn unqualified(&self) -> String {
-        match self {
-            Arn::StateMachine { name, .. } => crate::records::sm_arn(name),
-            other => other.canonical(),
-        }
-    }
 }
 
 /// One decision a request needs: `action` allowed on `resource`, and no explicit Deny of it on
@@ -317,7 +207,7 @@ fn arn_at(v: &mut Value, field: &str, want: Want, at: &str) -> Result<Option<Arn
             Want::Activity => "an activity ARN",
             Want::Taggable => "an unqualified state machine ARN or an activity ARN",
         };
-        return Err(invalid(&s, &format!("`{at}{field}` must be {what}")));
+        return Err(invalid(&s, &format!("`{at}{field}` must be {what}")).into());
     }
     v[field] = Value::String(arn.canonical());
     Ok(Some(arn))
@@ -354,83 +244,6 @@ fn pass_role(plan: &mut Plan, reference: &str, at: &str) -> Result<(), ApiError>
     })?;
     plan.need(Need::on("iam:PassRole", role));
     Ok(())
-}
-
-/// The roles a definition passes: every static `Credentials.RoleArn` of its Task states, at
-/// any depth (Parallel branches, Map ItemProcessor/Iterator), with its JSON pointer.
-pub fn definition_roles(definition: &Value) -> Vec<(String, RoleRef)> {
-    let mut out = Vec::new();
-    walk_states(definition, "", &mut out);
-    out
-}
-
-/// A `Credentials.RoleArn` as written in a definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoleRef {
-    /// A literal role reference: checked when the definition is created or updated.
-    Static(String),
-    /// `RoleArn.$`, a JSONata `{% %}` value or a whole-object expression: checked at run time
-    /// against the execution role's `iam:PassRole`.
-    Dynamic,
-}
-
-fn walk_states(machine: &Value, at: &str, out: &mut Vec<(String, RoleRef)>) {
-    let Some(states) = machine.get("States").and_then(Value::as_object) else {
-        return;
-    };
-    for (name, st) in states {
-        let here = format!("{at}/States/{}", name.replace('~', "~0").replace('/', "~1"));
-        if let Some(c) = st.get("Credentials") {
-            let at = format!("{here}/Credentials");
-            match c {
-                Value::Object(m) => {
-                    if m.contains_key("RoleArn.$") {
-                        out.push((format!("{at}/RoleArn.$"), RoleRef::Dynamic));
-                    }
-                    match m.get("RoleArn") {
-                        Some(Value::String(s)) if is_jsonata(s) => {
-                            out.push((format!("{at}/RoleArn"), RoleRef::Dynamic))
-                        }
-                        Some(Value::String(s)) => {
-                            out.push((format!("{at}/RoleArn"), RoleRef::Static(s.clone())))
-                        }
-                        Some(_) => out.push((format!("{at}/RoleArn"), RoleRef::Dynamic)),
-                        None => {}
-                    }
-                }
-                _ => out.push((at, RoleRef::Dynamic)),
-            }
-        }
-        if let Some(branches) = st.get("Branches").and_then(Value::as_array) {
-            for (i, b) in branches.iter().enumerate() {
-                walk_states(b, &format!("{here}/Branches/{i}"), out);
-            }
-        }
-        for k in ["ItemProcessor", "Iterator"] {
-            if let Some(p) = st.get(k) {
-                walk_states(p, &format!("{here}/{k}"), out);
-            }
-        }
-    }
-}
-
-fn is_jsonata(s: &str) -> bool {
-    let t = s.trim();
-    t.starts_with("{%") && t.ends_with("%}")
-}
-
-/// The static roles of a definition text, canonical (what its creator was allowed to pass).
-pub fn static_roles(definition: &str) -> std::collections::HashSet<String> {
-    let Ok(v) = serde_json::from_str::<Value>(definition) else {
-        return Default::default();
-    };
-    definition_roles(&v)
-        .into_iter()
-        .filter_map(|(_, r)| match r {
-            RoleRef::Static(s) => weft_engine::roles::canonical_role(&s),
-            RoleRef::Dynamic => None,
-        })
-        .collect()
 }
 
 fn definition_pass_roles(plan: &mut Plan, req: &Value) -> Result<(), ApiError> {

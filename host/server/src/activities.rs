@@ -1,6 +1,6 @@
 //! Activities: CreateActivity / DeleteActivity / DescribeActivity / ListActivities and the
 //! worker side, GetActivityTask (a long poll of up to 60 s, as AWS). A Task whose Resource is
-//! `arn:aws:states:REGION:ACCOUNT:activity:NAME` waits (see `runner`) until a worker takes it
+//! `arn:aws:states:REGION:ACCOUNT:activity:NAME` waits (see [`weft_engine::standard::runner`]) until a worker takes it
 //! and answers with SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat.
 
 use crate::error::ApiError;

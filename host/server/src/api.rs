@@ -15,7 +15,7 @@ use weft_asl::StateError;
 pub const MAX_INPUT: usize = 256 * 1024;
 /// State machines read from the catalog at once while listing them.
 const SM_PAGE: usize = 256;
-pub(crate) const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
+pub(crate) use crate::records::DEFAULT_ROLE;
 
 /// Runs an action for a caller allowed everything (embedding, benchmarks).
 pub async fn dispatch(app: &Arc<AppState>, action: &str, req: Value) -> Result<Value, ApiError> {
@@ -157,7 +157,7 @@ fn setup_warnings(app: &AppState, name: &str, definition: &str) -> Vec<String> {
     };
     let mut warnings = weft_engine::needed_plugins::missing(&app.store, &def);
     // integrations no map serves (the state machine's own map can be set after it is created)
-    let maps = crate::sm_resource_map::maps_for(app, name);
+    let maps = weft_engine::standard::resource_maps::maps_for(&app.rt, name);
     warnings.extend(crate::sm_resource_map::unmapped_warnings(definition, &maps));
     warnings.extend(weft_engine::needed_plugins::missing_mapped(
         &app.store, &def, &maps,
@@ -552,8 +552,8 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
     let mocks = test_case(app, &smr, &sm, req)?;
     if smr.sm_type == "EXPRESS" {
         // asynchronous Express: in memory, at-least-once, no execution record
-        return Ok(crate::express::start_async(
-            app, smr, sm, name, input, mocks,
+        return Ok(weft_engine::standard::express::start_async(
+            &app.rt, smr, sm, name, input, mocks,
         ));
     }
     let mut rec = new_record(
@@ -570,7 +570,7 @@ async fn start_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiE
         rec.mocks = Some(tc.to_json());
     }
     let app2 = app.clone();
-    let (rec, created) = tokio::task::spawn_blocking(move || insert_execution(&app2, rec))
+    let (rec, created) = tokio::task::spawn_blocking(move || insert_execution(&app2.rt, rec))
         .await
         .map_err(|e| ApiError::internal(format!("start: {e}")))??;
     if !created {
@@ -608,7 +608,9 @@ async fn start_sync_execution(app: &Arc<AppState>, req: &Value) -> Result<Value,
     let arn = express_arn(&smr.name, &name);
     let arn2 = arn.clone();
     let (r, sm) = tokio::task::spawn_blocking(move || {
-        let r = crate::express::run(&app2, &smr2, &mut sm, &arn2, &name2, input, mocks);
+        let r = weft_engine::standard::express::run(
+            &app2.rt, &smr2, &mut sm, &arn2, &name2, input, mocks,
+        );
         (r, sm)
     })
     .await
@@ -729,7 +731,7 @@ fn list_executions(app: &Arc<AppState>, req: &Value, vis: &Visible<'_>) -> Resul
     let offset = offset_token(req)?;
     let prefix = format!("arn:aws:states:{REGION}:{ACCOUNT}:execution:{sm_name}:");
     let mut all = Vec::new();
-    crate::records::each_execution(app, &prefix, |e| {
+    crate::records::each_execution(app.executions.as_ref(), &prefix, |e| {
         if filter.is_none_or(|f| f == e.status) && vis.shows(&e.arn) {
             all.push(e);
         }
@@ -890,7 +892,7 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
                                             // a `.sync` parent learns that its child was aborted
         if let Some((parent, key)) = &e.parent {
             if let Ok(rec) = exec_by_arn(app, &e.arn) {
-                crate::runtime::answer_parent(app, &rec, parent, key);
+                crate::runtime::answer_parent(&app.rt, &rec, parent, key);
             }
         }
     }
@@ -1001,7 +1003,7 @@ fn append_final_event(
     app.history
         .put_event(arn, last + 1, v.to_string().as_bytes())?;
     app.live.history(arn, &v); // web UI live updates
-    if let Some(log) = crate::express::ExecutionLog::of_execution(app, arn) {
+    if let Some(log) = weft_engine::standard::execution_log::ExecutionLog::of_execution(app, arn) {
         log.write(app, arn, std::slice::from_ref(&ev));
     }
     Ok(())

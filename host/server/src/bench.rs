@@ -426,7 +426,7 @@ pub fn summary(n: usize) -> anyhow::Result<Report> {
     for _ in 0..20 {
         let t = Instant::now();
         let mut c: std::collections::HashMap<(String, String), u64> = Default::default();
-        crate::records::each_execution(&app, "", |e| {
+        crate::records::each_execution(app.executions.as_ref(), "", |e| {
             if e.start_ms >= since || e.status == "RUNNING" {
                 *c.entry((e.state_machine_name, e.status)).or_default() += 1;
             }

@@ -263,7 +263,7 @@ impl ServerTries<'_> {
             .queue
             .clone()
             .unwrap_or_else(|| weft_engine::remote::DEFAULT_QUEUE.to_string());
-        if !crate::worker_api::valid_name(&queue) {
+        if !weft_engine::remote::valid_name(&queue) {
             return weft_engine::scheduler::TryOutcome {
                 result: Err(weft_dag::TaskFailure::new(
                     "States.Runtime",
@@ -431,7 +431,7 @@ fn run_state_machine(
     let exec_name = format!("dag-{}", &blake3::hash(id.as_bytes()).to_hex()[..32]);
     let rec = crate::runtime::new_record(&smr, &exec_name, inv.arguments.to_string(), None, None);
     let (rec, _) =
-        crate::runtime::insert_execution(app, rec).map_err(|e| fail(e.kind, e.message))?;
+        crate::runtime::insert_execution(&app.rt, rec).map_err(|e| fail(e.kind, e.message))?;
     let deadline = inv.execution_timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let cur: crate::records::ExecutionRecord = match app.executions.execution(&rec.arn) {

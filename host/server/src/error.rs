@@ -37,6 +37,18 @@ impl From<weft_engine::persistence::PersistenceError> for ApiError {
     }
 }
 
+/// The runtime's errors keep their name and message; the runtime's own failures are HTTP 500.
+impl From<weft_engine::standard::RuntimeError> for ApiError {
+    fn from(e: weft_engine::standard::RuntimeError) -> Self {
+        let status = if e.is_internal() {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(e.kind, e.message).with_status(status)
+    }
+}
+
 impl From<serde_json::Error> for ApiError {
     fn from(e: serde_json::Error) -> Self {
         ApiError::internal(format!("store record: {e}"))

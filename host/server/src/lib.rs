@@ -6,9 +6,10 @@
 //! State machines, executions and history are kept through the engine's persistence interface
 //! ([`weft_engine::persistence::sfn::SfnStores`], opened in [`AppState::new`]; see [`records`]).
 //!
-//! Standard executions are durable (see [`runtime`]): event-sourced by replay with group
-//! commit, suspended without a thread while they wait, resumed after a crash. Express
-//! executions (StartSyncExecution) run in memory.
+//! Executions run in the engine's runtime ([`weft_engine::standard::Runtime`], which
+//! [`AppState`] holds and derefs to): Standard ones durable, event-sourced by replay with group
+//! commit, suspended without a thread while they wait, resumed after a crash; Express ones
+//! (StartSyncExecution) in memory. The server hears from it through [`observer`].
 
 pub mod access;
 mod activities;
@@ -17,11 +18,9 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;
-mod cluster;
 pub mod console;
 pub mod dag_landing;
 mod dag_scheduler;
-pub mod dispatch;
 pub mod error;
 pub mod express;
 mod for_execution;
@@ -31,19 +30,14 @@ pub mod map_runs;
 pub mod metrics;
 pub mod metrics_series;
 pub use weft_engine::persistence::pending;
-pub mod records;
-pub mod remote_tasks;
+pub mod observer;
 pub mod rest;
-mod runner;
-pub mod runtime;
 mod shared_credentials;
 pub mod sigv4;
 mod sm_resource_map;
 pub mod sm_summary;
 pub mod tags;
-pub mod task_logs;
 mod test_state;
-mod traces;
 pub mod ui;
 pub mod v1_access;
 mod validate_api;
@@ -57,11 +51,14 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub use error::ApiError;
+pub use weft_engine::standard::{
+    dispatch, records, remote_tasks, runner, runtime, task_logs, traces,
+};
 
 /// The content type of AWS JSON 1.0.
 pub const AMZ_JSON: &str = "application/x-amz-json-1.0";
@@ -80,49 +77,19 @@ pub fn default_max_running() -> usize {
     (MAX_RUNNING_PER_CORE * cores).clamp(32, 1024)
 }
 
+/// The server's state: the engine's runtime (which it derefs to, for the stores, the plugin
+/// host, roles and buckets) and what only the server has: credentials, the audit log, metrics,
+/// live UI updates and the DAG scheduler's control.
 pub struct AppState {
-    pub store: Arc<weft_store::Store>,
-    /// The database of the Step Functions stores and the DAG scheduler: the sled store of
-    /// `store`, or PostgreSQL (`weft server --db`).
-    pub database: weft_engine::persistence::Database,
-    /// This node's membership when the database is shared (see [`cluster`]).
-    pub(crate) cluster: OnceLock<Arc<weft_engine::persistence::pg::cluster::Cluster>>,
-    /// State machines, versions, aliases, resource maps and tags.
-    pub(crate) catalog: Arc<dyn weft_engine::persistence::CatalogStore>,
-    /// Execution records and their index by state machine and start time.
-    pub(crate) executions: Arc<dyn weft_engine::persistence::ExecutionRecords>,
-    /// History events, task logs and run-recorded journal entries (written through
-    /// [`pending`]).
-    pub(crate) history: Arc<dyn weft_engine::persistence::history::HistoryStore>,
-    /// The execution log (Express executions; Standard ones that ask for it; see [`express`]).
-    pub(crate) execution_log: Arc<dyn weft_engine::persistence::AppendLog>,
-    /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`map_runs`]).
-    pub(crate) map_runs: Arc<dyn weft_engine::persistence::MapRunStore>,
+    /// The durable runtime: executions, workers, timers, tokens, activities, and the stores.
+    pub rt: Arc<weft_engine::standard::Runtime>,
     /// The API audit log (see [`audit`]).
     pub audit: Arc<dyn weft_engine::persistence::AppendLog>,
     /// `None`: no authentication (loopback with `--no-auth`).
     pub tokens: Option<auth::Tokens>,
-    /// Durable executions: workers, timers, tokens, activities.
-    pub rt: runtime::Runtime,
     pub(crate) metrics: metrics::Metrics,
-    /// The plugin host, created on the first Task (creating the sandbox is not free).
-    pub(crate) host: OnceLock<Result<Arc<weft_engine::PluginHost>, String>>,
-    pub(crate) roles: weft_engine::Roles,
-    /// Where relative `file:` grants are resolved.
-    pub base_dir: PathBuf,
-    /// The buckets of `$WEFT_HOME/buckets.json` (Distributed Map ItemReader/ResultWriter).
-    pub buckets: Arc<weft_engine::buckets::Buckets>,
     /// Live updates for the web UI (history events and status changes; see [`live`]).
     pub(crate) live: live::Live,
-    /// History events and task logs waiting for the next group commit (see [`pending`]).
-    pub(crate) pending: Arc<pending::Pending>,
-    /// The mock configuration (`weft server --mock-config`): `StartExecution` on
-    /// `ARN#TestCase` runs with that test case's mocks (see [`weft_asl::mock`]).
-    pub(crate) mocks: Option<Arc<weft_asl::mock::MockConfig>>,
-    /// `$WEFT_HOME/resource-map.yaml`, read when the server starts.
-    pub(crate) home_map: Arc<weft_engine::resource_map::ResourceMap>,
-    /// Where plugin tasks go when remote workers are connected (see [`dispatch`]).
-    pub dispatch: Arc<dyn dispatch::TaskDispatch>,
     /// Marks and notes for the DAG runs the server's scheduler thread holds (see
     /// [`dag_scheduler`]).
     pub dag_control: weft_engine::scheduler::Control,
@@ -130,20 +97,15 @@ pub struct AppState {
     pub dag_metrics: Arc<weft_engine::metrics::DagMetrics>,
 }
 
-impl AppState {
-    /// The plugin host, created on first use (creating the sandbox is not free).
-    pub(crate) fn plugin_host(&self) -> Result<Arc<weft_engine::PluginHost>, String> {
-        self.host
-            .get_or_init(|| {
-                let sandbox = weft_sandbox::Sandbox::new(&weft_sandbox::SandboxConfig::default())
-                    .map_err(|e| format!("sandbox: {e}"))?;
-                weft_engine::PluginHost::new(self.store.plugin_store(), Arc::new(sandbox))
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
-    }
+impl std::ops::Deref for AppState {
+    type Target = weft_engine::standard::Runtime;
 
+    fn deref(&self) -> &Self::Target {
+        &self.rt
+    }
+}
+
+impl AppState {
     /// Opens the server's trees in `store` and resumes the executions a previous process left
     /// RUNNING.
     pub fn new(
@@ -245,13 +207,6 @@ impl AppState {
         )
     }
 
-    /// The DAG scheduler's store on this node's database.
-    pub fn dag_store(
-        &self,
-    ) -> Result<weft_engine::scheduler::SchedStore, weft_engine::scheduler::SchedulerError> {
-        self.database.dag_store()
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn build(
         store: Arc<weft_store::Store>,
@@ -262,50 +217,40 @@ impl AppState {
         local_tasks: bool,
         database: Option<weft_engine::persistence::Database>,
     ) -> anyhow::Result<Arc<Self>> {
-        let store_home = &store.home().to_path_buf();
         let database = database
             .unwrap_or_else(|| weft_engine::persistence::Database::Sled(store.db().clone()));
         // the one place that knows which database the Step Functions side runs on
         let stores = weft_engine::persistence::sfn::SfnStores::open(&database)?;
-        let shared = match &database {
-            weft_engine::persistence::Database::Postgres(pg) => Some(pg.clone()),
-            weft_engine::persistence::Database::Sled(_) => None,
-        };
-        let mut rt = runtime::Runtime::new(&stores, max_running, shared)?;
-        if per_state_machine.is_some() {
-            rt.set_per_state_machine_limit(per_state_machine);
-        }
-        let pending = stores.pending.clone();
-        let state = Arc::new(AppState {
-            database,
-            cluster: OnceLock::new(),
-            catalog: stores.catalog,
-            executions: stores.executions,
-            history: stores.history,
-            pending,
-            audit: stores.audit,
-            execution_log: stores.execution_log,
-            map_runs: stores.map_runs,
-            live: live::Live::default(),
-            roles: weft_engine::Roles::new(vec![store.home().join("roles")]),
-            buckets: Arc::new(weft_engine::buckets::Buckets::load(store.home())?),
+        let settings = weft_engine::standard::Settings {
+            max_running,
+            per_state_machine,
+            mocks,
+            local_tasks,
             base_dir: std::env::current_dir().unwrap_or_else(|_| store.home().to_path_buf()),
-            store,
-            tokens,
-            rt,
-            metrics: metrics::Metrics::default(),
-            host: OnceLock::new(),
-            mocks: mocks.map(Arc::new),
-            home_map: sm_resource_map::home_map(store_home)?,
-            dispatch: Arc::new(dispatch::MemoryDispatch::new(
-                dispatch::MemoryDispatch::heartbeat_timeout_from_env(),
-                local_tasks,
-            )),
-            dag_control: weft_engine::scheduler::Control::default(),
-            dag_metrics: Arc::new(weft_engine::metrics::DagMetrics::default()),
+            buckets: Arc::new(weft_engine::buckets::Buckets::load(store.home())?),
+            home_map: sm_resource_map::home_map(store.home())?,
+        };
+        let state = Arc::new_cyclic(|me| {
+            let side = Arc::new(observer::ServerSide::new(me.clone()));
+            AppState {
+                rt: Arc::new(weft_engine::standard::Runtime::new(
+                    store,
+                    database,
+                    &stores,
+                    settings,
+                    side.clone(),
+                    side,
+                )),
+                audit: stores.audit.clone(),
+                tokens,
+                metrics: metrics::Metrics::default(),
+                live: live::Live::default(),
+                dag_control: weft_engine::scheduler::Control::default(),
+                dag_metrics: Arc::new(weft_engine::metrics::DagMetrics::default()),
+            }
         });
-        let n = runtime::Runtime::start(&state)?;
-        cluster::start(&state)?;
+        let n = weft_engine::standard::Runtime::start(&state.rt)?;
+        weft_engine::standard::cluster::start(&state.rt)?;
         dag_scheduler::start(&state);
         if n > 0 {
             tracing::info!("resuming {n} execution(s) left RUNNING by a previous process");
@@ -529,7 +474,7 @@ pub fn run_node(
     // resumes them from their journal
     app.rt.close();
     app.rt.drain(std::time::Duration::from_secs(5));
-    cluster::leave(&app);
+    weft_engine::standard::cluster::leave(&app.rt);
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     store.flush().ok();
     console::say("weft server: stopped");

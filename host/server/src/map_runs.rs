@@ -10,49 +10,13 @@ use crate::api::{opt_str, req_str};
 use crate::error::ApiError;
 use crate::records::{details_of, ts};
 use crate::AppState;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
-use weft_asl::MapRunLimits;
+use weft_engine::standard::map_runs::record;
 
 /// The most Map Runs one `ListMapRuns` page holds, and its default.
 const MAX_PAGE: usize = 1000;
 const DEFAULT_PAGE: usize = 100;
-
-/// Records that `map_run_arn` started in execution `exec_arn` (a `MapRunStarted` event was
-/// written); a replay that sees it again changes nothing.
-pub(crate) fn record_started(app: &AppState, map_run_arn: &str, exec_arn: &str) {
-    let v = json!({"executionArn": exec_arn}).to_string();
-    if let Err(e) = app.map_runs.insert_map_run(map_run_arn, v.as_bytes()) {
-        tracing::error!("cannot record Map Run {map_run_arn}: {e}");
-    }
-}
-
-fn record(app: &AppState, arn: &str) -> Result<Map<String, Value>, ApiError> {
-    let raw = app
-        .map_runs
-        .map_run(arn)
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .ok_or_else(|| {
-            ApiError::new("ResourceNotFound", format!("Map Run Does Not Exist: {arn}"))
-        })?;
-    match serde_json::from_slice(&raw) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ApiError::internal(format!(
-            "the record of {arn} is damaged"
-        ))),
-    }
-}
-
-/// The limits `UpdateMapRun` set on `map_run_arn`, if any.
-pub fn limits(app: &AppState, map_run_arn: &str) -> Option<MapRunLimits> {
-    let m = record(app, map_run_arn).ok()?;
-    let l = MapRunLimits {
-        max_concurrency: m.get("maxConcurrency").and_then(Value::as_u64),
-        tolerated_failure_count: m.get("toleratedFailureCount").and_then(Value::as_u64),
-        tolerated_failure_percentage: m.get("toleratedFailurePercentage").and_then(Value::as_f64),
-    };
-    (l != MapRunLimits::default()).then_some(l)
-}
 
 /// What the history says of one Map Run.
 #[derive(Debug, Default, Clone)]

@@ -142,7 +142,7 @@ fn list_executions(app: &AppState, ctx: &mut Ctx, q: Option<&str>) -> Result<Val
             .ok_or_else(|| ApiError::new("InvalidToken", format!("Invalid Token: '{t}'")))?,
     };
     let mut all = Vec::new();
-    crate::records::each_execution(app, "", |e| {
+    crate::records::each_execution(app.executions.as_ref(), "", |e| {
         if sm.as_deref().is_some_and(|s| s != e.state_machine_name)
             || status.as_deref().is_some_and(|s| s != e.status)
             || name

@@ -24,6 +24,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_engine::resource_map::{ResourceMap, ResourceMaps};
+use weft_engine::standard::resource_maps::{maps_for, own_map};
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new().route(
@@ -41,31 +42,6 @@ pub(crate) fn home_map(home: &std::path::Path) -> anyhow::Result<Arc<ResourceMap
             anyhow::anyhow!("the resource map cannot be used:\n{}", lines.join("\n"))
         }),
     }
-}
-
-/// The state machine's own map, if it has one.
-fn own_map(app: &AppState, name: &str) -> Result<Option<ResourceMap>, ApiError> {
-    let Some(bytes) = app.catalog.resource_map(name)? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    ResourceMap::parse(&text, &format!("the resource map of {name}"))
-        .map(Some)
-        .map_err(|errs| ApiError::internal(errs[0].to_string()))
-}
-
-/// The maps an execution of state machine `name` uses: its own, then `$WEFT_HOME`'s. A stored
-/// map that no longer parses is left out (and logged), so the integrations it served fail as
-/// unmapped rather than run something else.
-pub(crate) fn maps_for(app: &AppState, name: &str) -> ResourceMaps {
-    let mut layers = Vec::new();
-    match own_map(app, name) {
-        Ok(Some(m)) => layers.push(Arc::new(m)),
-        Ok(None) => {}
-        Err(e) => tracing::error!(state_machine = name, "{}", e.message),
-    }
-    layers.push(app.home_map.clone());
-    ResourceMaps::new(layers)
 }
 
 /// Forgets a deleted state machine's map.
@@ -115,7 +91,7 @@ async fn get_map(
         let name = checked_name(&name)?;
         ctx.authorize(sm_arn(&name))?;
         definition_of(&app, &name)?;
-        let map = own_map(&app, &name)?.unwrap_or_default();
+        let map = own_map(&app.rt, &name)?.unwrap_or_default();
         Ok(json!({"stateMachineArn": sm_arn(&name), "resourceMap": map.to_json()}))
     })
 }
@@ -138,7 +114,7 @@ async fn put_map(
         let canonical = map.to_json();
         app.catalog
             .put_resource_map(&name, canonical.to_string().as_bytes())?;
-        let unmapped: Vec<Value> = unmapped_warnings(&definition, &maps_for(&app, &name))
+        let unmapped: Vec<Value> = unmapped_warnings(&definition, &maps_for(&app.rt, &name))
             .into_iter()
             .map(Value::String)
             .collect();

@@ -21,7 +21,7 @@
 
 use crate::error::ApiError;
 use crate::records::*;
-use crate::runner::ServerTaskRunner;
+use crate::runner::ExecutionTaskRunner;
 use crate::AppState;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -439,9 +439,9 @@ fn run_once(
         Ok(r) => r,
         Err(e) => return (Err(e), events),
     };
-    let runner = ServerTaskRunner {
+    let runner = ExecutionTaskRunner {
         pins: Default::default(),
-        app: app.clone(),
+        rt: app.rt.clone(),
         execution_role,
         ctl: None,
         trace_header: None,

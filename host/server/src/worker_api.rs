@@ -29,7 +29,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_engine::remote::{
-    HeartbeatRequest, PollRequest, RemoteError, RemoteTask, TaskReport, MAX_NAME_LEN,
+    valid_name, HeartbeatRequest, PollRequest, RemoteError, RemoteTask, TaskReport, MAX_NAME_LEN,
     MAX_OUTPUT_BYTES, MAX_QUEUES, MAX_RECORDS, MAX_STDIO_BYTES,
 };
 
@@ -43,15 +43,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/worker/report", post(report))
         .route("/v1/workers", get(workers))
         .route("/v1/blobs/{digest}", get(blob))
-}
-
-/// Whether `s` may name a worker, host or queue: 1 to [`MAX_NAME_LEN`] letters, digits, `.`,
-/// `_` or `-`.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn name(field: &str, s: &str) -> Result<(), ApiError> {

@@ -8,13 +8,13 @@
 //! execution is stopped (the worker is asked to cancel). The attempt's task log names the
 //! worker (`"worker": "HOST/WORKER_ID"`).
 
-use crate::AppState;
+use super::Runtime;
+use crate::asl_tasks::SandboxTaskRunner;
+use crate::remote::{RemoteOutcome, RemotePlugin, RemoteTask, DEFAULT_QUEUE};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_asl::{TaskFailure, TaskRequest};
-use weft_engine::asl_tasks::SandboxTaskRunner;
-use weft_engine::remote::{RemoteOutcome, RemotePlugin, RemoteTask, DEFAULT_QUEUE};
 use weft_sandbox::Grant;
 use weft_store::PluginRecord;
 
@@ -40,7 +40,7 @@ fn failure(error: &str, cause: impl Into<String>) -> TaskFailure {
 pub fn queue_of(req: &TaskRequest<'_>) -> Result<String, TaskFailure> {
     match req.parameters.get(QUEUE_KEY) {
         None => Ok(DEFAULT_QUEUE.to_string()),
-        Some(Value::String(q)) if crate::worker_api::valid_name(q) => Ok(q.clone()),
+        Some(Value::String(q)) if crate::remote::valid_name(q) => Ok(q.clone()),
         Some(other) => Err(failure(
             "States.Runtime",
             format!(
@@ -70,16 +70,16 @@ enum Ended {
 
 /// Queues `task` and waits for its end: a report, a lost worker, `cancelled()` turning true,
 /// or the try's deadline (its timeout plus the heartbeat timeout) passing.
-fn dispatch_and_wait(app: &AppState, task: RemoteTask, cancelled: &dyn Fn() -> bool) -> Ended {
+fn dispatch_and_wait(rt: &Runtime, task: RemoteTask, cancelled: &dyn Fn() -> bool) -> Ended {
     let task_id = task.task_id.clone();
-    let heartbeat_timeout = app.dispatch.heartbeat_timeout();
+    let heartbeat_timeout = rt.dispatch.heartbeat_timeout();
     let budget = Duration::from_millis(task.timeout_ms) + heartbeat_timeout;
     let mut started: Option<Instant> = None;
-    let done = app.dispatch.submit(task);
+    let done = rt.dispatch.submit(task);
     let mut tick = WAIT_TICK;
     loop {
         match done.recv_timeout(tick) {
-            Ok(crate::dispatch::Completion::Reported { report, worker }) => {
+            Ok(super::dispatch::Completion::Reported { report, worker }) => {
                 return Ended::Reported(Box::new(report.outcome), worker)
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -93,10 +93,10 @@ fn dispatch_and_wait(app: &AppState, task: RemoteTask, cancelled: &dyn Fn() -> b
             }
         }
         if cancelled() {
-            app.dispatch.cancel(&task_id);
+            rt.dispatch.cancel(&task_id);
             return Ended::Cancelled(failure("Sandbox.Cancelled", "the execution was stopped"));
         }
-        if let Some(worker) = app.dispatch.lost(&task_id) {
+        if let Some(worker) = rt.dispatch.lost(&task_id) {
             let cause = format!(
                 "worker {worker} stopped heartbeating for more than {} ms while running this task; the try is failed over (a late result is discarded)",
                 heartbeat_timeout.as_millis()
@@ -104,11 +104,11 @@ fn dispatch_and_wait(app: &AppState, task: RemoteTask, cancelled: &dyn Fn() -> b
             return Ended::Lost(worker, cause);
         }
         // the deadline counts from when a worker took the try, not from the queue
-        if started.is_none() && app.dispatch.is_running(&task_id) {
+        if started.is_none() && rt.dispatch.is_running(&task_id) {
             started = Some(Instant::now());
         }
         if started.is_some_and(|t| t.elapsed() > budget) {
-            app.dispatch.cancel(&task_id);
+            rt.dispatch.cancel(&task_id);
             return Ended::Cancelled(failure(
                 "States.Timeout",
                 format!(
@@ -140,7 +140,7 @@ fn log_entry(
         "fuelUsed": o.fuel_used,
         "durationMs": o.duration_ms,
         "error": o.error.as_ref().map(|e| json!({"error": e.error, "cause": e.cause})),
-        "timestamp": crate::records::now_ms(),
+        "timestamp": super::records::now_ms(),
         "worker": worker,
     })
 }
@@ -155,8 +155,8 @@ fn plugin_of(rec: &PluginRecord) -> RemotePlugin {
 }
 
 /// Runs `req` (already pinned to `rec`) on a worker of `queue` (see the module docs).
-pub(crate) fn run(
-    app: &Arc<AppState>,
+pub fn run(
+    rt: &Arc<Runtime>,
     runner: &SandboxTaskRunner<'_>,
     req: &TaskRequest<'_>,
     rec: &PluginRecord,
@@ -164,8 +164,8 @@ pub(crate) fn run(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Value, TaskFailure> {
     let layers = runner.grant_layers(req.credentials.as_ref())?;
-    let grant = Grant::compile(layers.clone(), &app.base_dir);
-    let secrets = weft_engine::remote::granted_secrets(runner.host.secrets.as_ref(), &grant);
+    let grant = Grant::compile(layers.clone(), &rt.base_dir);
+    let secrets = crate::remote::granted_secrets(runner.host.secrets.as_ref(), &grant);
     let timeout = req
         .timeout_seconds
         .map(|t| Duration::from_secs(t.min(365 * 24 * 3600)))
@@ -187,14 +187,15 @@ pub(crate) fn run(
         timeout_ms: timeout.as_millis() as u64,
         grant: layers.iter().map(|p| p.to_value()).collect(),
         secrets,
-        heartbeat_ms: heartbeat_every(app),
+        heartbeat_ms: heartbeat_every(rt),
         packages: None,
     };
-    match dispatch_and_wait(app, task, cancelled) {
+    match dispatch_and_wait(rt, task, cancelled) {
         Ended::Reported(o, worker) => {
             let log = log_entry(req.state_name, req.attempt, rec, &o, &worker);
-            crate::task_logs::record_entry(app, req, log.to_string());
-            crate::metrics::remote_task_finished(app, o.error.is_some(), o.fuel_used);
+            super::task_logs::record_entry(rt, req, log.to_string());
+            rt.observer
+                .remote_task_finished(o.error.is_some(), o.fuel_used);
             let o = *o;
             match (o.output, o.error) {
                 (_, Some(e)) => Err(failure(&e.error, e.cause)),
@@ -207,18 +208,18 @@ pub(crate) fn run(
         Ended::Lost(worker, cause) => {
             let o = RemoteOutcome::failed("States.TaskFailed", cause.clone());
             let log = log_entry(req.state_name, req.attempt, rec, &o, &worker);
-            crate::task_logs::record_entry(app, req, log.to_string());
+            super::task_logs::record_entry(rt, req, log.to_string());
             Err(failure("States.TaskFailed", cause))
         }
     }
 }
 
-fn heartbeat_every(app: &AppState) -> u64 {
-    (app.dispatch.heartbeat_timeout().as_millis() as u64 / 3).max(1)
+fn heartbeat_every(rt: &Runtime) -> u64 {
+    (rt.dispatch.heartbeat_timeout().as_millis() as u64 / 3).max(1)
 }
 
 /// One try of a DAG task instance as a worker runs it.
-pub(crate) struct DagTry<'a> {
+pub struct DagTry<'a> {
     pub inv: &'a weft_dag::TaskInvocation,
     /// The plugin that runs it (a Python callable: the Python DAG parser component).
     pub rec: &'a PluginRecord,
@@ -226,7 +227,7 @@ pub(crate) struct DagTry<'a> {
     /// request, carrying its DAG file's text).
     pub input: Option<String>,
     /// The blake3 of the archive of a Python callable's DAG folder packages, in the node's
-    /// blob store (see [`weft_engine::remote_packages::publish`]).
+    /// blob store (see [`crate::remote_packages::publish`]).
     pub packages: Option<String>,
 }
 
@@ -234,20 +235,20 @@ pub(crate) struct DagTry<'a> {
 /// the task's `grant:` role, a sensor poked once (`true`: done; `false`:
 /// [`weft_dag::SENSOR_NOT_READY`]). The try's log names the worker. `cancelled` stops it on
 /// the worker (a task instance marked while it runs).
-pub(crate) fn run_dag_try(
-    app: &AppState,
-    exec: &weft_engine::dag_exec::SandboxTaskExecutor<'_>,
+pub fn run_dag_try(
+    rt: &Runtime,
+    exec: &crate::dag_exec::SandboxTaskExecutor<'_>,
     dag_try: DagTry<'_>,
     queue: String,
     cancelled: &dyn Fn() -> bool,
-) -> weft_engine::scheduler::TryOutcome {
+) -> crate::scheduler::TryOutcome {
     let DagTry {
         inv,
         rec,
         input,
         packages,
     } = dag_try;
-    let fail = |error: &str, cause: String| weft_engine::scheduler::TryOutcome {
+    let fail = |error: &str, cause: String| crate::scheduler::TryOutcome {
         result: Err(weft_dag::TaskFailure::new(error, cause)),
         log: Value::Null,
     };
@@ -259,7 +260,7 @@ pub(crate) fn run_dag_try(
         },
     };
     let grant = Grant::compile(layers.clone(), &exec.base_dir);
-    let secrets = weft_engine::remote::granted_secrets(exec.host.secrets.as_ref(), &grant);
+    let secrets = crate::remote::granted_secrets(exec.host.secrets.as_ref(), &grant);
     let sensor = rec.world == "sensor";
     let mut ctx = inv.context_json();
     if sensor {
@@ -289,15 +290,16 @@ pub(crate) fn run_dag_try(
         timeout_ms: timeout.as_millis() as u64,
         grant: layers.iter().map(|p| p.to_value()).collect(),
         secrets,
-        heartbeat_ms: heartbeat_every(app),
+        heartbeat_ms: heartbeat_every(rt),
         packages,
     };
-    let (o, worker) = match dispatch_and_wait(app, task, cancelled) {
+    let (o, worker) = match dispatch_and_wait(rt, task, cancelled) {
         Ended::Reported(o, worker) => (*o, worker),
         Ended::Cancelled(f) => return fail(&f.error, f.cause),
         Ended::Lost(worker, cause) => (RemoteOutcome::failed("States.TaskFailed", cause), worker),
     };
-    crate::metrics::remote_task_finished(app, o.error.is_some(), o.fuel_used);
+    rt.observer
+        .remote_task_finished(o.error.is_some(), o.fuel_used);
     let log = json!({
         "task": inv.display_id(),
         "try_number": inv.try_number,
@@ -324,5 +326,5 @@ pub(crate) fn run_dag_try(
         }),
         (None, None) => Err(weft_dag::TaskFailure::new("States.TaskFailed", "no output")),
     };
-    weft_engine::scheduler::TryOutcome { result, log }
+    crate::scheduler::TryOutcome { result, log }
 }

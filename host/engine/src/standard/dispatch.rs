@@ -10,11 +10,11 @@
 //! [`MemoryDispatch`] keeps queues in the node's memory, as the sled backend's executions live
 //! in one process; a shared-database implementation fits behind the same trait.
 
+use crate::remote::{RemoteTask, TaskReport};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use weft_engine::remote::{RemoteTask, TaskReport};
 
 /// How long a running try may go without a heartbeat before it is lost (default; the
 /// `WEFT_WORKER_HEARTBEAT_TIMEOUT_MS` variable overrides).
@@ -78,7 +78,7 @@ pub trait TaskDispatch: Send + Sync {
     /// oldest task of its queues, if any; also returns the depth left on its queues.
     fn take(
         &self,
-        worker: &weft_engine::remote::PollRequest,
+        worker: &crate::remote::PollRequest,
         principal: &str,
     ) -> Result<(Option<Arc<RemoteTask>>, u64), DispatchError>;
     /// A heartbeat of a running try; `Ok(true)`: the node asks the worker to cancel it.
@@ -239,7 +239,7 @@ impl TaskDispatch for MemoryDispatch {
 
     fn take(
         &self,
-        poll: &weft_engine::remote::PollRequest,
+        poll: &crate::remote::PollRequest,
         principal: &str,
     ) -> Result<(Option<Arc<RemoteTask>>, u64), DispatchError> {
         let mut g = self.lock();
@@ -498,7 +498,7 @@ impl TaskDispatch for MemoryDispatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_engine::remote::{PollRequest, RemoteOutcome, RemotePlugin};
+    use crate::remote::{PollRequest, RemoteOutcome, RemotePlugin};
 
     fn task(id: &str, queue: &str) -> RemoteTask {
         RemoteTask {

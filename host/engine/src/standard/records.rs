@@ -1,14 +1,16 @@
 //! The records of state machines and executions (kept through the engine's
-//! [`weft_engine::persistence::CatalogStore`] and [`weft_engine::persistence::ExecutionRecords`]
+//! [`crate::persistence::CatalogStore`] and [`crate::persistence::ExecutionRecords`]
 //! as their JSON) and the ARNs that name them. History events are kept through
-//! [`weft_engine::persistence::history::HistoryStore`] (see [`crate::pending`]).
+//! [`crate::persistence::history::HistoryStore`] (see [`crate::persistence::pending`]).
 
-use crate::error::ApiError;
+use super::RuntimeError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
+/// The execution role of a state machine created without `roleArn`.
+pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/weft-execution";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StateMachineRecord {
@@ -75,26 +77,25 @@ pub struct ExecutionRecord {
 
 /// Hands `f` every execution record whose ARN starts with `arn_prefix` (`""`: all), decoded,
 /// in ARN order; a record that cannot be decoded ends the walk with its error.
-pub(crate) fn each_execution(
-    app: &crate::AppState,
+pub fn each_execution(
+    executions: &dyn crate::persistence::ExecutionRecords,
     arn_prefix: &str,
     mut f: impl FnMut(ExecutionRecord),
-) -> Result<(), ApiError> {
+) -> Result<(), RuntimeError> {
     let mut bad = None;
-    app.executions
-        .each_execution(
-            arn_prefix,
-            &mut |v| match serde_json::from_slice::<ExecutionRecord>(v) {
-                Ok(e) => {
-                    f(e);
-                    true
-                }
-                Err(e) => {
-                    bad = Some(e);
-                    false
-                }
-            },
-        )?;
+    executions.each_execution(
+        arn_prefix,
+        &mut |v| match serde_json::from_slice::<ExecutionRecord>(v) {
+            Ok(e) => {
+                f(e);
+                true
+            }
+            Err(e) => {
+                bad = Some(e);
+                false
+            }
+        },
+    )?;
     match bad {
         Some(e) => Err(e.into()),
         None => Ok(()),
@@ -127,10 +128,10 @@ fn split_arn(arn: &str) -> Option<(&str, &str)> {
 }
 
 /// The state machine name in a state machine ARN (a `:VERSION`/`:ALIAS` suffix is refused).
-pub fn parse_sm_arn(arn: &str) -> Result<String, ApiError> {
+pub fn parse_sm_arn(arn: &str) -> Result<String, RuntimeError> {
     match split_arn(arn) {
         Some(("stateMachine", name)) if valid_name(name).is_ok() => Ok(name.to_string()),
-        _ => Err(ApiError::new(
+        _ => Err(RuntimeError::new(
             "InvalidArn",
             format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
         )),
@@ -138,9 +139,9 @@ pub fn parse_sm_arn(arn: &str) -> Result<String, ApiError> {
 }
 
 /// Checks an execution ARN and returns it normalised to this server's region and account.
-pub fn parse_exec_arn(arn: &str) -> Result<String, ApiError> {
+pub fn parse_exec_arn(arn: &str) -> Result<String, RuntimeError> {
     let bad = || {
-        ApiError::new(
+        RuntimeError::new(
             "InvalidArn",
             format!("Invalid Arn: 'Resource type not valid in this context: {arn}'"),
         )

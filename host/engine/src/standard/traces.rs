@@ -1,4 +1,4 @@
-//! The server's executions as traces (see `weft_engine::telemetry`): the state observer of a
+//! Standard executions as traces (see `crate::telemetry`): the state observer of a
 //! Standard run, which knows from the run's history which state visits an earlier run already
 //! reported, so a replay after a restart or a suspension does not export them twice, and the
 //! execution's root span when it ends.
@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use weft_asl::{StateObserver, StateVisit};
 
 /// The events a replay recognised as already recorded: replay event id -> the recorded event's
-/// time (epoch ms). Filled by [`crate::runner::DurableHistory`] as the replay goes.
+/// time (epoch ms). Filled by [`super::runner::DurableHistory`] as the replay goes.
 #[derive(Default)]
-pub(crate) struct Replayed {
+pub struct Replayed {
     seen: Mutex<HashMap<u64, i64>>,
 }
 
@@ -32,8 +32,8 @@ impl Replayed {
 }
 
 /// Reports the state visits of one run of a Standard execution.
-pub(crate) struct DurableSpans {
-    pub ids: weft_engine::telemetry::TraceIds,
+pub struct DurableSpans {
+    pub ids: crate::telemetry::TraceIds,
     pub replayed: Arc<Replayed>,
 }
 
@@ -47,42 +47,42 @@ impl StateObserver for DurableSpans {
         let start = self
             .replayed
             .get(v.entered_event)
-            .map(weft_engine::telemetry::time_ms);
-        weft_engine::telemetry::state_visit(&self.ids, v, start);
+            .map(crate::telemetry::time_ms);
+        crate::telemetry::state_visit(&self.ids, v, start);
     }
 }
 
 /// The state observer of a run, when traces are exported.
-pub(crate) fn durable_spans(
+pub fn durable_spans(
     arn: &str,
     trace_header: Option<&str>,
     replayed: Arc<Replayed>,
 ) -> Option<DurableSpans> {
-    weft_engine::telemetry::enabled().then(|| DurableSpans {
-        ids: weft_engine::telemetry::TraceIds::execution(arn, trace_header),
+    crate::telemetry::enabled().then(|| DurableSpans {
+        ids: crate::telemetry::TraceIds::execution(arn, trace_header),
         replayed,
     })
 }
 
 /// Records the root span of an execution that ended with `status`.
-pub(crate) fn execution_ended(
-    rec: &crate::records::ExecutionRecord,
+pub fn execution_ended(
+    rec: &super::records::ExecutionRecord,
     status: &str,
     error: Option<&str>,
     stop_ms: i64,
 ) {
-    let ids = weft_engine::telemetry::TraceIds::execution(&rec.arn, rec.trace_header.as_deref());
+    let ids = crate::telemetry::TraceIds::execution(&rec.arn, rec.trace_header.as_deref());
     tracing::info!(execution = %rec.arn, trace_id = %ids.trace, status, "execution ended");
-    if !weft_engine::telemetry::enabled() {
+    if !crate::telemetry::enabled() {
         return;
     }
-    weft_engine::telemetry::execution(&weft_engine::telemetry::ExecutionSpan {
+    crate::telemetry::execution(&crate::telemetry::ExecutionSpan {
         ids: &ids,
         trace_header: rec.trace_header.as_deref(),
         execution_arn: &rec.arn,
         state_machine: &rec.state_machine_name,
-        start: weft_engine::telemetry::time_ms(rec.start_ms),
-        end: weft_engine::telemetry::time_ms(stop_ms),
+        start: crate::telemetry::time_ms(rec.start_ms),
+        end: crate::telemetry::time_ms(stop_ms),
         status,
         error,
     });

@@ -1,7 +1,7 @@
-//! The Standard-execution runtime of the server: which executions run, on which threads, and
-//! what wakes them.
+//! The Standard-execution runtime: which executions run, on which threads, and what wakes
+//! them ([`Runtime`], which also holds what the runs need: stores, plugin host, roles).
 //!
-//! An execution is driven by replay (see `weft_engine::durable`): a worker runs the ASL
+//! An execution is driven by replay (see `crate::durable`): a worker runs the ASL
 //! interpreter from the execution's input with the journal answering every task and timer that
 //! already happened. A run ends by finishing the execution, or by suspending: a Wait or retry
 //! back-off arms a timer here, a callback / activity / `.sync` child waits for its answer (at
@@ -14,23 +14,22 @@
 //! Back-pressure: at most `max_running` runs at once (worker threads), at most `MAX_QUEUED`
 //! executions waiting for a worker; StartExecution beyond that fails with
 //! `ExecutionLimitExceeded`. This module owns the queue, the timers, the task-token and activity
-//! records; the wire protocol stays in `api`.
+//! records; the wire protocol stays in the server.
 
-use crate::error::ApiError;
-use crate::records::*;
-use crate::runner::{DurableHistory, ServerTaskRunner};
-use crate::AppState;
+use super::error::RuntimeError;
+use super::observer::{DagRuns, Observer};
+use super::records::*;
+use super::runner::{DurableHistory, ExecutionTaskRunner};
+use crate::buckets::BucketAccess;
+use crate::durable::{Entry, ExecControl, GroupCommit, Journal, JournalingRunner, Suspension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use weft_asl::{Hooks, RunOptions, StateError, SystemClock};
-use weft_engine::buckets::BucketAccess;
-use weft_engine::durable::{
-    Entry, ExecControl, GroupCommit, Journal, JournalingRunner, Suspension,
-};
 
 /// Executions waiting for a worker, at most.
 pub const MAX_QUEUED: usize = 100_000;
@@ -97,36 +96,98 @@ struct Timers {
     cv: Condvar,
 }
 
-/// The runtime's state, owned by [`AppState`].
+/// The durable runtime of Standard executions and what it runs on: the stores, the
+/// plugin host, roles, buckets and resource maps, the task dispatcher, and its own queue,
+/// timers, task tokens and activities. One per process; the service around it (the HTTP
+/// server) hears from it through [`Observer`].
 pub struct Runtime {
+    pub store: Arc<weft_store::Store>,
+    /// The database of the Step Functions stores and the DAG scheduler: the sled store of
+    /// `store`, or PostgreSQL (`weft server --db`).
+    pub database: crate::persistence::Database,
+    /// This node's membership when the database is shared (see [`super::cluster`]).
+    pub cluster: OnceLock<Arc<crate::persistence::pg::cluster::Cluster>>,
+    /// State machines, versions, aliases, resource maps and tags.
+    pub catalog: Arc<dyn crate::persistence::CatalogStore>,
+    /// Execution records and their index by state machine and start time.
+    pub executions: Arc<dyn crate::persistence::ExecutionRecords>,
+    /// History events, task logs and run-recorded journal entries (written through
+    /// [`crate::persistence::pending`]).
+    pub history: Arc<dyn crate::persistence::history::HistoryStore>,
+    /// The execution log (Express executions; Standard ones that ask for it; see
+    /// [`super::execution_log`]).
+    pub execution_log: Arc<dyn crate::persistence::AppendLog>,
+    /// Map Runs: ARN -> execution and the limits `UpdateMapRun` set (see [`super::map_runs`]).
+    pub map_runs: Arc<dyn crate::persistence::MapRunStore>,
+    /// History events and task logs waiting for the next group commit.
+    pub pending: Arc<crate::persistence::pending::Pending>,
+    /// The plugin host, created on the first Task (creating the sandbox is not free).
+    host: OnceLock<Result<Arc<crate::PluginHost>, String>>,
+    pub roles: crate::Roles,
+    /// Where relative `file:` grants are resolved.
+    pub base_dir: PathBuf,
+    /// The buckets of `$WEFT_HOME/buckets.json` (Distributed Map ItemReader/ResultWriter).
+    pub buckets: Arc<crate::buckets::Buckets>,
+    /// The mock configuration (`weft server --mock-config`): executions started on
+    /// `ARN#TestCase` run with that test case's mocks (see [`weft_asl::mock`]).
+    pub mocks: Option<Arc<weft_asl::mock::MockConfig>>,
+    /// `$WEFT_HOME/resource-map.yaml`, read when the runtime starts.
+    pub home_map: Arc<crate::resource_map::ResourceMap>,
+    /// Where plugin tasks go when remote workers are connected (see [`super::dispatch`]).
+    pub dispatch: Arc<dyn super::dispatch::TaskDispatch>,
+    /// Who hears of executions, events and the execution role's decisions.
+    pub observer: Arc<dyn Observer>,
+    /// The DAG runs of `weft:dag:ID` tasks.
+    pub dags: Arc<dyn DagRuns>,
     /// Every execution's journal, written back by the group committer (see
-    /// [`weft_engine::durable::JournalStore`]).
-    pub(crate) journal: weft_engine::durable::JournalStore,
+    /// [`crate::durable::JournalStore`]).
+    pub journal: crate::durable::JournalStore,
     /// Task tokens waiting for an answer.
-    pub(crate) tokens: Arc<dyn weft_engine::persistence::tokens::TokenStore>,
+    pub tokens: Arc<dyn crate::persistence::tokens::TokenStore>,
     /// Activities.
-    pub(crate) activities: Arc<dyn weft_engine::persistence::tokens::ActivityStore>,
-    pub(crate) commit: Arc<GroupCommit>,
-    pub(crate) secret: [u8; 32],
-    pub(crate) shutdown: Arc<AtomicBool>,
+    pub activities: Arc<dyn crate::persistence::tokens::ActivityStore>,
+    pub commit: Arc<GroupCommit>,
+    pub secret: [u8; 32],
+    pub shutdown: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Active>>,
     queue: Arc<Queue>,
     timers: Arc<Timers>,
     /// Activity name -> tokens not yet handed to a worker.
     activity_queue: Mutex<HashMap<String, VecDeque<String>>>,
-    pub(crate) activity_ready: tokio::sync::Notify,
-    app: OnceLock<Weak<AppState>>,
+    pub activity_ready: tokio::sync::Notify,
+    /// Itself, for the threads it starts.
+    me: OnceLock<Weak<Runtime>>,
     max_running: usize,
     /// At most this many runs of one state machine at once (`None`: no limit); the others
     /// wait in `per_sm` until one ends.
     per_sm_limit: Option<usize>,
     per_sm: Mutex<HashMap<String, (usize, VecDeque<String>)>>,
     /// Transitions-style counters for /metrics and benchmarks.
-    pub(crate) runs: AtomicU64,
+    pub runs: AtomicU64,
     /// Parsed definitions by their blake3 digest (a definition is parsed once, not per run).
     machines: Mutex<HashMap<[u8; 32], Arc<weft_asl::StateMachine>>>,
     /// The shared database when this node is one of several (`weft server --db`).
-    shared: Option<weft_engine::persistence::PgDatabase>,
+    shared: Option<crate::persistence::PgDatabase>,
+}
+
+/// How a [`Runtime`] is set up, besides its stores.
+pub struct Settings {
+    /// Executions running at once, at most (worker threads).
+    pub max_running: usize,
+    /// Runs of one state machine at once, at most (`None`:
+    /// `WEFT_SERVER_MAX_RUNNING_PER_STATE_MACHINE`, else unbounded).
+    pub per_state_machine: Option<usize>,
+    /// The mock configuration, if any.
+    pub mocks: Option<weft_asl::mock::MockConfig>,
+    /// False: every plugin task of a Standard execution waits on its queue for a remote
+    /// worker (`weft server --no-local-tasks`).
+    pub local_tasks: bool,
+    /// Where relative `file:` grants are resolved.
+    pub base_dir: PathBuf,
+    /// `$WEFT_HOME/buckets.json`'s buckets.
+    pub buckets: Arc<crate::buckets::Buckets>,
+    /// `$WEFT_HOME/resource-map.yaml`.
+    pub home_map: Arc<crate::resource_map::ResourceMap>,
 }
 
 /// The parse cache is emptied when it holds this many definitions.
@@ -153,21 +214,54 @@ impl Runtime {
         Ok(m)
     }
 
-    /// The runtime over the journal, committer, tokens and activities of `stores` (the rest
-    /// of them stay with the caller).
-    pub(crate) fn new(
-        stores: &weft_engine::persistence::sfn::SfnStores,
-        max_running: usize,
-        shared: Option<weft_engine::persistence::PgDatabase>,
-    ) -> anyhow::Result<Self> {
-        let secret = stores.token_secret;
-        Ok(Runtime {
+    /// The runtime over `store` (plugins, roles) and the Step Functions stores of `database`
+    /// (see [`crate::persistence::sfn::SfnStores`]); nothing runs before [`Runtime::start`].
+    pub fn new(
+        store: Arc<weft_store::Store>,
+        database: crate::persistence::Database,
+        stores: &crate::persistence::sfn::SfnStores,
+        settings: Settings,
+        observer: Arc<dyn Observer>,
+        dags: Arc<dyn DagRuns>,
+    ) -> Self {
+        let shared = match &database {
+            crate::persistence::Database::Postgres(pg) => Some(pg.clone()),
+            crate::persistence::Database::Sled(_) => None,
+        };
+        let per_sm_limit = match settings.per_state_machine {
+            Some(n) => Some(n),
+            None => std::env::var("WEFT_SERVER_MAX_RUNNING_PER_STATE_MACHINE")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok()),
+        };
+        Runtime {
+            roles: crate::Roles::new(vec![store.home().join("roles")]),
+            store,
+            database,
+            cluster: OnceLock::new(),
+            catalog: stores.catalog.clone(),
+            executions: stores.executions.clone(),
+            history: stores.history.clone(),
+            execution_log: stores.execution_log.clone(),
+            map_runs: stores.map_runs.clone(),
+            pending: stores.pending.clone(),
+            host: OnceLock::new(),
+            base_dir: settings.base_dir,
+            buckets: settings.buckets,
+            mocks: settings.mocks.map(Arc::new),
+            home_map: settings.home_map,
+            dispatch: Arc::new(super::dispatch::MemoryDispatch::new(
+                super::dispatch::MemoryDispatch::heartbeat_timeout_from_env(),
+                settings.local_tasks,
+            )),
+            observer,
+            dags,
             journal: stores.journal.clone(),
             tokens: stores.tokens.clone(),
             activities: stores.activities.clone(),
             commit: stores.commit.clone(),
             machines: Mutex::new(HashMap::new()),
-            secret,
+            secret: stores.token_secret,
             shutdown: Arc::new(AtomicBool::new(false)),
             active: Mutex::new(HashMap::new()),
             queue: Arc::new(Queue {
@@ -188,20 +282,37 @@ impl Runtime {
             }),
             activity_queue: Mutex::new(HashMap::new()),
             activity_ready: tokio::sync::Notify::new(),
-            app: OnceLock::new(),
-            max_running: max_running.max(1),
-            per_sm_limit: std::env::var("WEFT_SERVER_MAX_RUNNING_PER_STATE_MACHINE")
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-                .filter(|n| *n > 0),
+            me: OnceLock::new(),
+            max_running: settings.max_running.max(1),
+            per_sm_limit: per_sm_limit.filter(|n| *n > 0),
             per_sm: Mutex::new(HashMap::new()),
             runs: AtomicU64::new(0),
             shared,
-        })
+        }
+    }
+
+    /// The plugin host, created on first use (creating the sandbox is not free).
+    pub fn plugin_host(&self) -> Result<Arc<crate::PluginHost>, String> {
+        self.host
+            .get_or_init(|| {
+                let sandbox = weft_sandbox::Sandbox::new(&weft_sandbox::SandboxConfig::default())
+                    .map_err(|e| format!("sandbox: {e}"))?;
+                crate::PluginHost::new(self.store.plugin_store(), Arc::new(sandbox))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// The DAG scheduler's store on this runtime's database.
+    pub fn dag_store(
+        &self,
+    ) -> Result<crate::scheduler::SchedStore, crate::scheduler::SchedulerError> {
+        self.database.dag_store()
     }
 
     /// This node's fence when it is one of several: the executions it owns.
-    pub(crate) fn fence(&self) -> Option<&Arc<weft_engine::persistence::pg::cluster::Fence>> {
+    pub fn fence(&self) -> Option<&Arc<crate::persistence::pg::cluster::Fence>> {
         self.shared.as_ref().and_then(|db| db.fence())
     }
 
@@ -211,11 +322,11 @@ impl Runtime {
     }
 
     /// Schedules `arn` here when this node owns it, else wakes the node that does.
-    pub(crate) fn wake(&self, arn: &str) {
+    pub fn wake(&self, arn: &str) {
         if self.owns(arn) {
             self.schedule(arn);
         } else if let Some(db) = &self.shared {
-            if let Err(e) = weft_engine::persistence::pg::cluster::wake(db, arn) {
+            if let Err(e) = crate::persistence::pg::cluster::wake(db, arn) {
                 tracing::error!(execution = %arn, "cannot wake the node that runs it: {e}");
             }
         }
@@ -223,7 +334,7 @@ impl Runtime {
 
     /// Another node owns `arn` now (or this node's lease ended): its run here stops and writes
     /// nothing more (the fence refuses it anyway).
-    pub(crate) fn abandon(&self, arn: &str) {
+    pub fn abandon(&self, arn: &str) {
         if let Some(ctl) = self.active_control(arn) {
             ctl.stop();
         }
@@ -231,7 +342,7 @@ impl Runtime {
 
     /// This node adopted `arns` from a node that is gone: their token deadlines are armed here,
     /// their unclaimed activity tasks queued, and each is replayed from its journal.
-    pub(crate) fn adopted(&self, arns: &[String]) {
+    pub fn adopted(&self, arns: &[String]) {
         let set: std::collections::HashSet<&str> = arns.iter().map(String::as_str).collect();
         let walked = self.tokens.each_token(&mut |token, v| {
             if let Ok(rec) = serde_json::from_slice::<TokenRecord>(v) {
@@ -253,28 +364,27 @@ impl Runtime {
     }
 
     /// Another node recorded an answer for (or stopped) `arn`, which this node owns.
-    pub(crate) fn woken(&self, arn: &str, app: &AppState) {
+    pub fn woken(&self, arn: &str) {
         if !self.owns(arn) {
             return;
         }
-        if load_record(app, arn).is_some_and(|r| r.status != "RUNNING") {
+        if load_record(self, arn).is_some_and(|r| r.status != "RUNNING") {
             self.abandon(arn);
         }
         self.schedule(arn);
     }
 
-    /// Connects the runtime to its app, starts the timer thread and schedules every execution
+    /// Connects the runtime to itself, starts the timer thread and schedules every execution
     /// a previous process left RUNNING; returns how many.
-    pub(crate) fn start(app: &Arc<AppState>) -> anyhow::Result<usize> {
-        let rt = &app.rt;
-        let _ = rt.app.set(Arc::downgrade(app));
-        let weak = Arc::downgrade(app);
+    pub fn start(rt: &Arc<Runtime>) -> Result<usize, RuntimeError> {
+        let _ = rt.me.set(Arc::downgrade(rt));
+        let weak = Arc::downgrade(rt);
         let timers = rt.timers.clone();
         std::thread::Builder::new()
             .name("weft-timers".into())
             .spawn(move || timer_loop(&timers, &weak))?;
         if rt.shared.is_some() {
-            // a node of a cluster adopts orphaned executions instead (see `cluster`)
+            // a node of a cluster adopts orphaned executions instead (see `super::cluster`)
             return Ok(0);
         }
         // re-arm token deadlines and re-queue unclaimed activity tasks
@@ -291,9 +401,9 @@ impl Runtime {
         })?;
         let mut n = 0;
         let mut failed = None;
-        app.executions.each_execution("", &mut |v| {
+        rt.executions.each_execution("", &mut |v| {
             // repairs what a crash between a record's write and its index's left behind
-            let checked = app.executions.repair_index(v).map_err(anyhow::Error::from);
+            let checked = rt.executions.repair_index(v).map_err(RuntimeError::from);
             match checked.and_then(|()| Ok(serde_json::from_slice::<ExecutionRecord>(v)?)) {
                 Ok(e) => {
                     if e.status == "RUNNING" {
@@ -332,7 +442,7 @@ impl Runtime {
     }
 
     /// How many executions wait for a worker.
-    pub(crate) fn queued(&self) -> usize {
+    pub fn queued(&self) -> usize {
         self.queue
             .st
             .lock()
@@ -342,15 +452,15 @@ impl Runtime {
     }
 
     /// How many executions are running or queued.
-    pub(crate) fn active_count(&self) -> usize {
+    pub fn active_count(&self) -> usize {
         self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Refuses new work when the queue is full.
-    pub(crate) fn check_capacity(&self) -> Result<(), ApiError> {
+    pub fn check_capacity(&self) -> Result<(), RuntimeError> {
         let q = self.queued();
         if q >= MAX_QUEUED {
-            return Err(ApiError::new(
+            return Err(RuntimeError::new(
                 "ExecutionLimitExceeded",
                 format!("{q} executions are waiting to run, the limit of this server; retry later"),
             ));
@@ -360,7 +470,7 @@ impl Runtime {
 
     /// Runs (or re-runs) an execution on a worker soon. A running execution runs once more
     /// after its current run unwinds.
-    pub(crate) fn schedule(&self, arn: &str) {
+    pub fn schedule(&self, arn: &str) {
         {
             let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(a) = active.get_mut(arn) {
@@ -391,7 +501,7 @@ impl Runtime {
         self.queue.cv.notify_one();
         if spawn {
             let queue = self.queue.clone();
-            let weak = self.app.get().cloned().unwrap_or_default();
+            let weak = self.me.get().cloned().unwrap_or_default();
             let r = std::thread::Builder::new()
                 .name("weft-exec".into())
                 .stack_size(8 << 20)
@@ -405,11 +515,6 @@ impl Runtime {
                     .workers -= 1;
             }
         }
-    }
-
-    /// Sets the per-state-machine concurrency limit.
-    pub fn set_per_state_machine_limit(&mut self, limit: Option<usize>) {
-        self.per_sm_limit = limit.filter(|n| *n > 0);
     }
 
     /// Takes a run slot of the execution's state machine, or parks the execution until one
@@ -449,7 +554,7 @@ impl Runtime {
     }
 
     /// The control of a running or queued execution.
-    pub(crate) fn active_control(&self, arn: &str) -> Option<Arc<ExecControl>> {
+    pub fn active_control(&self, arn: &str) -> Option<Arc<ExecControl>> {
         self.active
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -496,17 +601,16 @@ impl Runtime {
 
     /// Records a waiting task's token (durably) and arms its deadlines; an activity task is
     /// queued for GetActivityTask. Idempotent.
-    pub(crate) fn register_token(
+    pub fn register_token(
         &self,
         token: &str,
         rec: &TokenRecord,
-    ) -> Result<(), weft_engine::durable::DurableError> {
-        let json =
-            serde_json::to_vec(rec).map_err(|e| weft_engine::durable::DurableError::BadEntry {
-                execution: rec.execution.clone(),
-                key: rec.key.clone(),
-                reason: e.to_string(),
-            })?;
+    ) -> Result<(), crate::durable::DurableError> {
+        let json = serde_json::to_vec(rec).map_err(|e| crate::durable::DurableError::BadEntry {
+            execution: rec.execution.clone(),
+            key: rec.key.clone(),
+            reason: e.to_string(),
+        })?;
         if !self.tokens.insert_token(token, &json)? {
             return Ok(());
         }
@@ -518,14 +622,14 @@ impl Runtime {
         Ok(())
     }
 
-    pub(crate) fn forget_token(&self, token: &str) {
+    pub fn forget_token(&self, token: &str) {
         if let Err(e) = self.tokens.remove_token(token) {
             tracing::error!("cannot remove a task token: {e}");
         }
     }
 
     /// Forgets every task token of an execution (it was stopped: nobody may answer them).
-    pub(crate) fn forget_tokens_of(&self, execution: &str) {
+    pub fn forget_tokens_of(&self, execution: &str) {
         let mut theirs = Vec::new();
         let walked = self.tokens.each_token(&mut |token, v| {
             if serde_json::from_slice::<TokenRecord>(v).is_ok_and(|t| t.execution == execution) {
@@ -541,26 +645,26 @@ impl Runtime {
         }
     }
 
-    pub(crate) fn token(&self, token: &str) -> Result<Option<TokenRecord>, ApiError> {
+    pub fn token(&self, token: &str) -> Result<Option<TokenRecord>, RuntimeError> {
         match self.tokens.token(token)? {
             None => Ok(None),
             Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
         }
     }
 
-    pub(crate) fn put_token(&self, token: &str, rec: &TokenRecord) -> Result<(), ApiError> {
+    pub fn put_token(&self, token: &str, rec: &TokenRecord) -> Result<(), RuntimeError> {
         self.tokens.put_token(token, &serde_json::to_vec(rec)?)?;
         Ok(())
     }
 
     /// Journals the answer of a waiting task and wakes its execution. False when the task
     /// already had an answer (it timed out, or was answered before).
-    pub(crate) fn complete(
+    pub fn complete(
         &self,
         execution: &str,
         key: &str,
         answer: Result<Value, weft_asl::TaskFailure>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, RuntimeError> {
         let journal = Journal::on(&self.journal, execution);
         let entry = match answer {
             Ok(output) => Entry::Ok { output },
@@ -571,10 +675,10 @@ impl Runtime {
         };
         let done = journal
             .complete_now(key, &entry)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| RuntimeError::internal(e.to_string()))?;
         self.commit
             .commit()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .map_err(|e| RuntimeError::internal(e.to_string()))?;
         if done {
             self.wake(execution);
         }
@@ -594,11 +698,11 @@ impl Runtime {
     /// Takes the next task of an activity for `worker`: (token, input). A task is claimed in
     /// the token store itself (compare-and-set), so that one worker gets it whichever node it
     /// polls; on a shared database the tasks other nodes queued are found there too.
-    pub(crate) fn claim_activity(
+    pub fn claim_activity(
         &self,
         activity: &str,
         worker: &str,
-    ) -> Result<Option<(String, String)>, ApiError> {
+    ) -> Result<Option<(String, String)>, RuntimeError> {
         loop {
             let token = {
                 let mut q = self
@@ -641,7 +745,7 @@ impl Runtime {
         token: &str,
         activity: &str,
         worker: &str,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, RuntimeError> {
         let mut input = None;
         self.tokens.update_token(token, &mut |cur| {
             input = None;
@@ -659,12 +763,12 @@ impl Runtime {
         if input.is_some() {
             self.commit
                 .commit()
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| RuntimeError::internal(e.to_string()))?;
         }
         Ok(input)
     }
 
-    pub(crate) fn activity_exists(&self, name: &str) -> bool {
+    pub fn activity_exists(&self, name: &str) -> bool {
         self.activities.activity(name).is_ok_and(|a| a.is_some())
     }
 
@@ -714,7 +818,7 @@ impl Runtime {
 
     /// Stops accepting work and makes running executions unwind (they stay RUNNING and resume
     /// at the next start).
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.queue
             .st
@@ -731,7 +835,7 @@ impl Runtime {
     }
 
     /// Waits (up to `limit`) until no run is in progress.
-    pub(crate) fn drain(&self, limit: Duration) {
+    pub fn drain(&self, limit: Duration) {
         let end = std::time::Instant::now() + limit;
         while std::time::Instant::now() < end {
             if self
@@ -753,7 +857,7 @@ impl Drop for Runtime {
     }
 }
 
-fn worker_loop(queue: &Queue, app: &Weak<AppState>) {
+fn worker_loop(queue: &Queue, rt: &Weak<Runtime>) {
     loop {
         let arn = {
             let mut q = queue.st.lock().unwrap_or_else(|e| e.into_inner());
@@ -778,16 +882,16 @@ fn worker_loop(queue: &Queue, app: &Weak<AppState>) {
                 }
             }
         };
-        let Some(app) = app.upgrade() else {
+        let Some(rt) = rt.upgrade() else {
             let mut q = queue.st.lock().unwrap_or_else(|e| e.into_inner());
             q.workers -= 1;
             return;
         };
-        drive(&app, &arn);
+        drive(&rt, &arn);
     }
 }
 
-fn timer_loop(timers: &Timers, app: &Weak<AppState>) {
+fn timer_loop(timers: &Timers, rt: &Weak<Runtime>) {
     loop {
         let due = {
             let mut st = timers.st.lock().unwrap_or_else(|e| e.into_inner());
@@ -827,13 +931,13 @@ fn timer_loop(timers: &Timers, app: &Weak<AppState>) {
             }
             due
         };
-        let Some(app) = app.upgrade() else {
+        let Some(rt) = rt.upgrade() else {
             return;
         };
         for t in due {
             match t {
-                Timer::Resume(arn) => app.rt.schedule(&arn),
-                Timer::Token(tok) => app.rt.token_deadline(&tok),
+                Timer::Resume(arn) => rt.schedule(&arn),
+                Timer::Token(tok) => rt.token_deadline(&tok),
             }
         }
     }
@@ -842,31 +946,31 @@ fn timer_loop(timers: &Timers, app: &Weak<AppState>) {
 /// The execution role: `weft:role:NAME` (or a bare NAME), or an IAM role ARN
 /// `arn:aws:iam::ACCOUNT:role/[PATH/]NAME` whose NAME has a weft role file (without one, the
 /// execution has no role: nothing is allowed). One canonical spelling
-/// ([`weft_engine::roles::canonical_role`]) is what PassRole decided on and what is loaded.
-pub(crate) fn execution_role(
-    app: &AppState,
+/// ([`crate::roles::canonical_role`]) is what PassRole decided on and what is loaded.
+pub fn execution_role(
+    rt: &Runtime,
     role_arn: &str,
 ) -> Result<Option<Arc<weft_sandbox::Policy>>, StateError> {
-    let Some(canonical) = weft_engine::roles::canonical_role(role_arn) else {
+    let Some(canonical) = crate::roles::canonical_role(role_arn) else {
         return Ok(None);
     };
     if role_arn.starts_with("arn:") {
-        return Ok(app.roles.get(&canonical).ok());
+        return Ok(rt.roles.get(&canonical).ok());
     }
-    app.roles
+    rt.roles
         .get(&canonical)
         .map(Some)
         .map_err(|e| StateError::new("States.Permissions", e.to_string()))
 }
 
-fn load_record(app: &AppState, arn: &str) -> Option<ExecutionRecord> {
-    read_record(app, arn).ok().flatten()
+fn load_record(rt: &Runtime, arn: &str) -> Option<ExecutionRecord> {
+    read_record(rt, arn).ok().flatten()
 }
 
 /// The execution's record (`Ok(None)`: there is none, or it is unreadable); `Err`: the store
 /// cannot be read now (a shared database away): try again later.
-fn read_record(app: &AppState, arn: &str) -> Result<Option<ExecutionRecord>, String> {
-    match app.executions.execution(arn) {
+fn read_record(rt: &Runtime, arn: &str) -> Result<Option<ExecutionRecord>, String> {
+    match rt.executions.execution(arn) {
         Ok(Some(v)) => Ok(serde_json::from_slice(&v).ok()),
         Ok(None) => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -887,17 +991,16 @@ fn sm_of(arn: &str) -> &str {
 }
 
 /// One run of an execution, within its state machine's concurrency limit.
-fn drive(app: &Arc<AppState>, arn: &str) {
-    if !app.rt.admit(arn) {
+fn drive(rt: &Arc<Runtime>, arn: &str) {
+    if !rt.admit(arn) {
         return;
     }
-    drive_admitted(app, arn);
-    app.rt.release(arn);
+    drive_admitted(rt, arn);
+    rt.release(arn);
 }
 
 /// One run of an execution: replay from the input until it finishes or suspends.
-fn drive_admitted(app: &Arc<AppState>, arn: &str) {
-    let rt = &app.rt;
+fn drive_admitted(rt: &Arc<Runtime>, arn: &str) {
     let Some(ctl) = rt.active_control(arn) else {
         return;
     };
@@ -909,7 +1012,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
     // the lease this run writes under: its end is refused once another node adopted it
     let epoch = rt.fence().and_then(|f| f.epoch_of(arn));
     rt.runs.fetch_add(1, Ordering::Relaxed);
-    let rec = match read_record(app, arn) {
+    let rec = match read_record(rt, arn) {
         Ok(Some(r)) => r,
         Ok(None) => {
             rt.run_ended(arn, true);
@@ -924,11 +1027,11 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         rt.run_ended(arn, true);
         return;
     }
-    let trace_id = weft_engine::asl_tasks::trace_id(arn, rec.trace_header.as_deref());
+    let trace_id = crate::asl_tasks::trace_id(arn, rec.trace_header.as_deref());
     let _span = tracing::info_span!("execution", execution = %arn, trace_id = %trace_id).entered();
     let definition = match &rec.definition {
         Some(d) => Some(d.clone()),
-        None => app
+        None => rt
             .catalog
             .state_machine(&rec.state_machine_name)
             .ok()
@@ -939,14 +1042,14 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
     let role_arn = rec
         .role_arn
         .clone()
-        .unwrap_or_else(|| crate::api::DEFAULT_ROLE.to_string());
+        .unwrap_or_else(|| DEFAULT_ROLE.to_string());
     // what the run replays from; a store that cannot be read now is retried, not a failure
-    let mut history = match DurableHistory::load(app, arn, Some(ctl.clone())) {
+    let mut history = match DurableHistory::load(rt, arn, Some(ctl.clone())) {
         Ok(h) => Some(h),
         Err(e) => return retry_soon(rt, arn, &e.message),
     };
     let mut recorded = match history.as_ref().is_some_and(|h| !h.is_new()) {
-        true => match recorded_entries(app, arn) {
+        true => match recorded_entries(rt, arn) {
             Ok(r) => Some(r),
             Err(e) => {
                 return retry_soon(rt, arn, &format!("cannot read the journal: {}", e.message))
@@ -969,16 +1072,16 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
         deadline_ms = timeout_deadline(&rec, &sm);
         let input: Value = serde_json::from_str(&rec.input)
             .map_err(|e| StateError::new("States.Runtime", format!("invalid input: {e}")))?;
-        let runner = ServerTaskRunner {
+        let runner = ExecutionTaskRunner {
             pins: Default::default(),
-            app: app.clone(),
-            execution_role: execution_role(app, &role_arn)?,
+            rt: rt.clone(),
+            execution_role: execution_role(rt, &role_arn)?,
             ctl: Some(ctl.clone()),
             trace_header: rec.trace_header.clone(),
             role_arn: role_arn.clone(),
             execution_arn: arn.to_string(),
-            static_roles: crate::access::static_roles(&definition),
-            resource_maps: crate::sm_resource_map::maps_for(app, &rec.state_machine_name),
+            static_roles: super::definition_roles::static_roles(&definition),
+            resource_maps: super::resource_maps::maps_for(rt, &rec.state_machine_name),
         };
         // a test case's mocks answer inside the journal, like the tasks they stand for
         let mocked = match &rec.mocks {
@@ -1004,17 +1107,17 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             .ok_or_else(|| StateError::new("States.Runtime", "no history"))?;
         ctl.set_fresh(history.is_new());
         // UpdateMapRun's limits reach the running Map Runs
-        let weak_limits = Arc::downgrade(app);
+        let weak_limits = Arc::downgrade(rt);
         ctl.set_map_run_limits(Arc::new(move |map_run| {
             weak_limits
                 .upgrade()
-                .and_then(|app| crate::map_runs::limits(&app, map_run))
+                .and_then(|rt| super::map_runs::limits(&rt, map_run))
         }));
         // plugin task results ride in the history runs (no journal write of their own)
-        let weak = Arc::downgrade(app);
+        let weak = Arc::downgrade(rt);
         ctl.set_record_sink(Arc::new(move |execution, key, json| {
-            if let Some(app) = weak.upgrade() {
-                app.pending.push_journal(execution, key, json);
+            if let Some(rt) = weak.upgrade() {
+                rt.pending.push_journal(execution, key, json);
             }
         }));
         if let Some(r) = recorded.take() {
@@ -1031,12 +1134,12 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             ..RunOptions::default()
         };
         let reader = BucketAccess::new(
-            app.buckets.clone(),
+            rt.buckets.clone(),
             runner.execution_role.clone(),
-            app.base_dir.clone(),
+            rt.base_dir.clone(),
         );
         let spans =
-            crate::traces::durable_spans(arn, rec.trace_header.as_deref(), history.replayed());
+            super::traces::durable_spans(arn, rec.trace_header.as_deref(), history.replayed());
         let hooks = Hooks {
             history: Some(&mut history),
             item_reader: Some(&reader),
@@ -1072,7 +1175,7 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
             rt.run_ended(arn, false);
         }
         result => {
-            if finish(app, &rec, result, epoch) {
+            if finish(rt, &rec, result, epoch) {
                 rt.run_ended(arn, true);
             } else {
                 retry_soon(rt, arn, "cannot record its end");
@@ -1082,15 +1185,15 @@ fn drive_admitted(app: &Arc<AppState>, arn: &str) {
 }
 
 /// The journal entries an execution's earlier runs recorded beside its history (see
-/// [`weft_engine::persistence::history::HistoryStore::journal_lines`]), by entry key; the
+/// [`crate::persistence::history::HistoryStore::journal_lines`]), by entry key; the
 /// last one of a key wins.
-pub(crate) fn recorded_entries(
-    app: &AppState,
+pub fn recorded_entries(
+    rt: &Runtime,
     arn: &str,
-) -> Result<HashMap<String, weft_engine::durable::Entry>, crate::ApiError> {
-    app.pending.apply_if_queued(arn)?;
+) -> Result<HashMap<String, crate::durable::Entry>, RuntimeError> {
+    rt.pending.apply_if_queued(arn)?;
     let mut out = HashMap::new();
-    for (k, v) in app.history.journal_lines(arn)? {
+    for (k, v) in rt.history.journal_lines(arn)? {
         out.insert(k, serde_json::from_slice(&v)?);
     }
     Ok(out)
@@ -1109,7 +1212,7 @@ fn timeout_deadline(rec: &ExecutionRecord, sm: &weft_asl::StateMachine) -> Optio
 /// Records an execution's end (unless it was stopped meanwhile), commits, and answers a
 /// `.sync` parent; false when the end could not be recorded (the run must be tried again).
 fn finish(
-    app: &Arc<AppState>,
+    rt: &Arc<Runtime>,
     rec: &ExecutionRecord,
     result: Result<Value, StateError>,
     epoch: Option<i64>,
@@ -1119,7 +1222,7 @@ fn finish(
     let deadline = rec
         .definition
         .as_deref()
-        .and_then(|d| app.rt.machine(d).ok())
+        .and_then(|d| rt.machine(d).ok())
         .and_then(|sm| timeout_deadline(rec, &sm));
     let status = match &result {
         Ok(_) => "SUCCEEDED",
@@ -1132,7 +1235,7 @@ fn finish(
         Err(_) => "FAILED",
     };
     let mut finished = None;
-    let r = app
+    let r = rt
         .executions
         .update_execution_at(&rec.arn, epoch, &mut |old| {
             let old = old?;
@@ -1159,36 +1262,37 @@ fn finish(
     if status != "SUCCEEDED" && finished.is_some() {
         // a task may still wait for an answer (the execution timed out or failed around it):
         // nobody may answer it now, and a redrive issues new tokens
-        app.rt.forget_tokens_of(&rec.arn);
+        rt.forget_tokens_of(&rec.arn);
     }
     if status == "SUCCEEDED" {
         // the journal is only needed to replay or redrive: dropped with the next flush
-        if let Err(e) = Journal::on(&app.rt.journal, &rec.arn).clear() {
+        if let Err(e) = Journal::on(&rt.journal, &rec.arn).clear() {
             tracing::error!(execution = %rec.arn, "cannot clear the journal: {e}");
         }
     }
-    match app.rt.commit.commit() {
+    match rt.commit.commit() {
         Err(e) => tracing::error!(execution = %rec.arn, "commit: {e}"),
         // (held until then: the fence lets the last writes through)
         Ok(()) => {
-            if let Some(f) = app.rt.fence() {
+            if let Some(f) = rt.fence() {
                 f.release(&rec.arn);
             }
         }
     }
     if let Some(e) = &finished {
-        app.live.status(&rec.arn, status); // web UI live updates
-        crate::traces::execution_ended(e, status, e.error.as_deref(), stop);
+        rt.observer.status_changed(&rec.arn, status);
+        super::traces::execution_ended(e, status, e.error.as_deref(), stop);
     }
-    crate::metrics::execution_finished(app, &rec.arn, status, stop - rec.start_ms);
+    rt.observer
+        .execution_finished(&rec.arn, status, stop - rec.start_ms);
     if let (Some(e), Some((parent, key))) = (finished, &rec.parent) {
-        answer_parent(app, &e, parent, key);
+        answer_parent(rt, &e, parent, key);
     }
     true
 }
 
 /// Answers the `.sync` task of a parent execution with a child's end, as Step Functions does.
-pub(crate) fn answer_parent(app: &Arc<AppState>, e: &ExecutionRecord, parent: &str, key: &str) {
+pub fn answer_parent(rt: &Arc<Runtime>, e: &ExecutionRecord, parent: &str, key: &str) {
     let mut out = json!({
         "ExecutionArn": e.arn,
         "StateMachineArn": e.state_machine_arn,
@@ -1221,44 +1325,44 @@ pub(crate) fn answer_parent(app: &Arc<AppState>, e: &ExecutionRecord, parent: &s
             cause: out.to_string(),
         })
     };
-    if let Err(err) = app.rt.complete(parent, key, answer) {
+    if let Err(err) = rt.complete(parent, key, answer) {
         tracing::error!(parent = %parent, "cannot answer the parent execution: {}", err.message);
     }
 }
 
 /// Creates (or finds, for a replayed attempt) a child execution and schedules it.
-pub(crate) fn start_child(
-    app: &Arc<AppState>,
+pub fn start_child(
+    rt: &Arc<Runtime>,
     sm_name: &str,
     name: &str,
     input: &str,
     parent: Option<(String, String)>,
     parent_wants_json: bool,
-) -> Result<ExecutionRecord, ApiError> {
-    valid_name(name).map_err(|m| ApiError::new("InvalidName", m))?;
-    let smr: StateMachineRecord = match app.catalog.state_machine(sm_name)? {
+) -> Result<ExecutionRecord, RuntimeError> {
+    valid_name(name).map_err(|m| RuntimeError::new("InvalidName", m))?;
+    let smr: StateMachineRecord = match rt.catalog.state_machine(sm_name)? {
         Some(v) => serde_json::from_slice(&v)?,
         None => {
-            return Err(ApiError::new(
+            return Err(RuntimeError::new(
                 "StateMachineDoesNotExist",
                 format!("State Machine Does Not Exist: '{}'", sm_arn(sm_name)),
             ))
         }
     };
     serde_json::from_str::<Value>(input).map_err(|e| {
-        ApiError::new(
+        RuntimeError::new(
             "InvalidExecutionInput",
             format!("Invalid State Machine Execution Input: '{e}'"),
         )
     })?;
     let mut rec = new_record(&smr, name, input.to_string(), None, parent);
     rec.parent_wants_json = parent_wants_json;
-    let (rec, _) = insert_execution(app, rec)?;
+    let (rec, _) = insert_execution(rt, rec)?;
     Ok(rec)
 }
 
 /// A new RUNNING execution record of `smr`.
-pub(crate) fn new_record(
+pub fn new_record(
     smr: &StateMachineRecord,
     name: &str,
     input: String,
@@ -1293,22 +1397,21 @@ pub(crate) fn new_record(
 
 /// Inserts a new execution (durably) and schedules it; an execution of that name that
 /// already exists is returned instead (`false`).
-pub(crate) fn insert_execution(
-    app: &Arc<AppState>,
+pub fn insert_execution(
+    rt: &Arc<Runtime>,
     rec: ExecutionRecord,
-) -> Result<(ExecutionRecord, bool), ApiError> {
-    app.rt.check_capacity()?;
-    let existing = app
+) -> Result<(ExecutionRecord, bool), RuntimeError> {
+    rt.check_capacity()?;
+    let existing = rt
         .executions
         .insert_execution(&rec.arn, &serde_json::to_vec(&rec)?)?;
     match existing {
         None => {
-            app.rt
-                .commit
+            rt.commit
                 .commit()
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            crate::metrics::execution_started(app, &rec.arn);
-            app.rt.schedule(&rec.arn);
+                .map_err(|e| RuntimeError::internal(e.to_string()))?;
+            rt.observer.execution_started(&rec.arn);
+            rt.schedule(&rec.arn);
             Ok((rec, true))
         }
         Some(current) => {

@@ -1,37 +1,38 @@
-//! Running tasks for the server's executions, and recording their history.
+//! Running the tasks of executions, and recording their history.
 //!
-//! [`ServerTaskRunner`] runs plugin tasks in the sandbox (pinning the plugin's digest in the
+//! [`ExecutionTaskRunner`] runs plugin tasks in the sandbox (pinning the plugin's digest in the
 //! execution's journal the first time it resolves, so a replay or redrive runs the same code)
 //! and, for Standard executions, the tasks that wait for the outside world: `.waitForTaskToken`
 //! callbacks, activity workers and nested executions (`states:startExecution[.sync]`,
 //! `weft:statemachine:NAME`), and AWS service integrations through their resource map
-//! ([`crate::sm_resource_map`]). [`DurableHistory`] queues history events for the history store
-//! (see [`crate::pending`]) and, when a run is a replay, recognises the events already recorded
+//! ([`super::resource_maps`]). [`DurableHistory`] queues history events for the history store
+//! (see [`crate::persistence::pending`]) and, when a run is a replay, recognises the events already recorded
 //! so the history holds each event once.
 //!
 //! Whatever a task makes the host do on the execution's behalf is the execution role's
-//! decision, audited, and a denial fails the task with `Sandbox.PermissionDenied`:
+//! decision, reported to the runtime's [`super::Observer`] (the server audits it), and a
+//! denial fails the task with `Sandbox.PermissionDenied`:
 //! `states:StartExecution` on a child state machine's ARN (nested executions),
 //! `dags:TriggerDagRun` on `weft:dag:ID` (DAG runs), and `iam:PassRole` on a
 //! `Credentials.RoleArn` that the definition did not name literally (a `RoleArn.$` or JSONata
 //! value resolved at run time; literal ones were the caller's PassRole decision when the
 //! definition was created or updated).
 
-use crate::runtime::{self, TokenRecord};
-use crate::AppState;
+use super::runtime::{self, TokenRecord};
+use super::Runtime;
+use crate::durable::{Entry, ExecControl, Suspension};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use weft_asl::error::names;
 use weft_asl::resource::{IntegrationPattern, ResourceKind};
 use weft_asl::{HistoryEvent, HistorySink, TaskFailure, TaskRequest, TaskRunner};
-use weft_engine::durable::{Entry, ExecControl, Suspension};
 use weft_sandbox::Policy;
 
-pub(crate) struct ServerTaskRunner {
+pub struct ExecutionTaskRunner {
     /// Plugin digests this run pinned (the journal holds them too; this spares the lookups).
     pub pins: std::sync::Mutex<HashMap<String, String>>,
-    pub app: Arc<AppState>,
+    pub rt: Arc<Runtime>,
     pub execution_role: Option<Arc<Policy>>,
     /// The durable control of a Standard execution; `None` for Express runs.
     pub ctl: Option<Arc<ExecControl>>,
@@ -42,36 +43,29 @@ pub(crate) struct ServerTaskRunner {
     /// The execution's ARN, for audit records.
     pub execution_arn: String,
     /// The canonical roles the definition names literally in `Credentials.RoleArn` (passed by
-    /// its creator; see [`crate::access::static_roles`]).
+    /// its creator; see [`super::definition_roles::static_roles`]).
     pub static_roles: std::collections::HashSet<String>,
     /// The resource maps serving AWS service integrations (the state machine's own, then
-    /// `$WEFT_HOME`'s; see [`crate::sm_resource_map`]).
-    pub resource_maps: weft_engine::resource_map::ResourceMaps,
+    /// `$WEFT_HOME`'s; see [`super::resource_maps`]).
+    pub resource_maps: crate::resource_map::ResourceMaps,
 }
 
 /// The error of a task its execution role does not permit.
-pub(crate) const PERMISSION_DENIED: &str = "Sandbox.PermissionDenied";
+pub const PERMISSION_DENIED: &str = "Sandbox.PermissionDenied";
 
 /// Evaluates `action` on `resource` for an execution role (`None`: no role, nothing allowed),
-/// records the decision in the audit log under `principal`, and fails with
+/// reports the decision (made as `principal`) to the runtime's observer, and fails with
 /// [`PERMISSION_DENIED`] when it is not allowed.
-pub(crate) fn role_allows(
-    app: &AppState,
+pub fn role_allows(
+    rt: &Runtime,
     role: Option<&Policy>,
     principal: &str,
     action: &str,
     resource: &str,
 ) -> Result<(), TaskFailure> {
     let allowed = role.is_some_and(|r| r.evaluate(action, resource).allowed());
-    let outcome = if allowed {
-        Ok(Value::Null)
-    } else {
-        Err(crate::ApiError::new(
-            "AccessDeniedException",
-            "denied by the role",
-        ))
-    };
-    crate::audit::record(app, principal, action, resource, &outcome);
+    rt.observer
+        .role_decision(principal, action, resource, allowed);
     if allowed {
         Ok(())
     } else {
@@ -116,12 +110,12 @@ enum Waiting<'a> {
     Child,
 }
 
-impl ServerTaskRunner {
+impl ExecutionTaskRunner {
     /// The execution role's decision on `action` over `resource` (audited).
     fn role_allows(&self, action: &str, resource: &str) -> Result<(), TaskFailure> {
         let principal = format!("{} (execution {})", self.role_arn, self.execution_arn);
         role_allows(
-            &self.app,
+            &self.rt,
             self.execution_role.as_deref(),
             &principal,
             action,
@@ -139,7 +133,7 @@ impl ServerTaskRunner {
                 "Credentials must name a RoleArn (weft:role:NAME)",
             ));
         };
-        let Some(role) = weft_engine::roles::canonical_role(reference) else {
+        let Some(role) = crate::roles::canonical_role(reference) else {
             return Err(failure(
                 "States.Permissions",
                 format!("Credentials.RoleArn `{reference}` is not a role (weft:role:NAME or arn:aws:iam::ACCOUNT:role/NAME)"),
@@ -153,8 +147,8 @@ impl ServerTaskRunner {
         Ok(out)
     }
 
-    fn host(&self) -> Result<Arc<weft_engine::PluginHost>, TaskFailure> {
-        self.app
+    fn host(&self) -> Result<Arc<crate::PluginHost>, TaskFailure> {
+        self.rt
             .plugin_host()
             .map_err(|e| failure(names::TASK_FAILED, e))
     }
@@ -171,24 +165,24 @@ impl ServerTaskRunner {
     /// Runs the plugin a task names, with its digest pinned in the journal (Standard runs).
     fn run_plugin(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         // the queue key is weft's, never the operator's input
-        let queue = crate::remote_tasks::queue_of(req)?;
-        let stripped = crate::remote_tasks::without_queue_key(req);
+        let queue = super::remote_tasks::queue_of(req)?;
+        let stripped = super::remote_tasks::without_queue_key(req);
         let req = &stripped;
         let host = self.host()?;
         // every attempt is recorded in the task-log tree for the web UI
-        let mut runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
+        let mut runner = crate::asl_tasks::SandboxTaskRunner::new(
             &host,
-            &self.app.roles,
+            &self.rt.roles,
             self.execution_role.clone(),
-            self.app.base_dir.clone(),
+            self.rt.base_dir.clone(),
         );
         runner.resource_maps = self.resource_maps.clone();
-        runner.trace = Some(weft_engine::telemetry::TraceIds::execution(
+        runner.trace = Some(crate::telemetry::TraceIds::execution(
             &self.execution_arn,
             self.trace_header.as_deref(),
         ));
         let Some(ctl) = &self.ctl else {
-            return crate::task_logs::run_logged(&self.app, runner, req);
+            return super::task_logs::run_logged(&self.rt, runner, req);
         };
         // StopExecution and shutdown interrupt the guest; shutdown is not the task's failure
         let c = ctl.clone();
@@ -206,17 +200,17 @@ impl ServerTaskRunner {
             } => (
                 name.clone(),
                 match version {
-                    Some(v) => weft_engine::PluginRef::Version(name.clone(), v.clone()),
-                    None => weft_engine::PluginRef::Latest(name.clone()),
+                    Some(v) => crate::PluginRef::Version(name.clone(), v.clone()),
+                    None => crate::PluginRef::Latest(name.clone()),
                 },
             ),
             ResourceKind::LambdaInvoke | ResourceKind::LambdaFunction { .. }
                 if !req.target.contains('#') =>
             {
-                match weft_engine::PluginRef::parse(&req.target) {
+                match crate::PluginRef::parse(&req.target) {
                     Ok(r) => (r.name().to_string(), r),
                     Err(_) => {
-                        return interrupted(crate::task_logs::run_logged(&self.app, runner, req))
+                        return interrupted(super::task_logs::run_logged(&self.rt, runner, req))
                     }
                 }
             }
@@ -235,7 +229,7 @@ impl ServerTaskRunner {
         };
         let digest = match journaled {
             Some(Entry::Pinned { digest }) => digest,
-            _ => match weft_engine::plugin_host::resolve(&self.app.store, &reference) {
+            _ => match crate::plugin_host::resolve(&self.rt.store, &reference) {
                 Ok(rec) => {
                     ctl.record(
                         &pin_key,
@@ -247,7 +241,7 @@ impl ServerTaskRunner {
                     rec.digest.to_hex()
                 }
                 // not installed: let the runner report it with its usual message
-                Err(_) => return interrupted(crate::task_logs::run_logged(&self.app, runner, req)),
+                Err(_) => return interrupted(super::task_logs::run_logged(&self.rt, runner, req)),
             },
         };
         self.pins
@@ -268,27 +262,22 @@ impl ServerTaskRunner {
     /// the dispatcher routes the queue remotely (see [`crate::remote_tasks`]).
     fn run_here_or_remote(
         &self,
-        runner: weft_engine::asl_tasks::SandboxTaskRunner<'_>,
+        runner: crate::asl_tasks::SandboxTaskRunner<'_>,
         req: &TaskRequest<'_>,
         queue: String,
         ctl: &Arc<ExecControl>,
     ) -> Result<Value, TaskFailure> {
-        if self.app.dispatch.routes_remote(&queue) {
-            let r = weft_engine::asl_tasks::SandboxTaskRunner::plugin_reference(req)?;
+        if self.rt.dispatch.routes_remote(&queue) {
+            let r = crate::asl_tasks::SandboxTaskRunner::plugin_reference(req)?;
             // not installed: the local runner reports it with its usual message
-            if let Ok(rec) = weft_engine::plugin_host::resolve(&self.app.store, &r) {
+            if let Ok(rec) = crate::plugin_host::resolve(&self.rt.store, &r) {
                 let c = ctl.clone();
-                return crate::remote_tasks::run(
-                    &self.app,
-                    &runner,
-                    req,
-                    &rec,
-                    queue,
-                    &move || c.is_cancelled(),
-                );
+                return super::remote_tasks::run(&self.rt, &runner, req, &rec, queue, &move || {
+                    c.is_cancelled()
+                });
             }
         }
-        crate::task_logs::run_logged(&self.app, runner, req)
+        super::task_logs::run_logged(&self.rt, runner, req)
     }
 
     /// Registers an external wait (callback token, activity, child execution) and returns its
@@ -301,10 +290,10 @@ impl ServerTaskRunner {
         waiting: Waiting<'_>,
     ) -> Result<Value, TaskFailure> {
         let ctl = self.ctl()?;
-        let jk = weft_engine::durable::attempt_key(req);
-        let rt = &self.app.rt;
+        let jk = crate::durable::attempt_key(req);
+        let rt = &self.rt;
         let journal = ctl.journal();
-        let answer = |journal: &weft_engine::durable::Journal| -> Result<Option<Result<Value, TaskFailure>>, TaskFailure> {
+        let answer = |journal: &crate::durable::Journal| -> Result<Option<Result<Value, TaskFailure>>, TaskFailure> {
             Ok(match journal.get(&jk).map_err(journal_failure)? {
                 Some(Entry::Ok { output }) => Some(Ok(output)),
                 Some(Entry::Err { error, cause }) => Some(Err(TaskFailure { error, cause })),
@@ -316,7 +305,7 @@ impl ServerTaskRunner {
             return a;
         }
         if !matches!(waiting, Waiting::Child) {
-            let now = crate::records::now_ms();
+            let now = super::records::now_ms();
             let rec = TokenRecord {
                 execution: journal.execution().to_string(),
                 key: jk.clone(),
@@ -372,8 +361,8 @@ impl ServerTaskRunner {
                         "states:startExecution needs Parameters.StateMachineArn",
                     )
                 })?;
-            match crate::access::Arn::parse(arn) {
-                Ok(crate::access::Arn::StateMachine {
+            match super::arn::Arn::parse(arn) {
+                Ok(super::arn::Arn::StateMachine {
                     name,
                     qualifier: None,
                 }) => name,
@@ -389,14 +378,14 @@ impl ServerTaskRunner {
             name.to_string()
         };
         // the execution role must allow starting the child (its output comes back only then)
-        self.role_allows("states:StartExecution", &crate::records::sm_arn(&sm_name))?;
+        self.role_allows("states:StartExecution", &super::records::sm_arn(&sm_name))?;
         let input = match params.get("Input") {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
             None if name.is_empty() => "{}".to_string(),
             None => req.payload.to_string(),
         };
-        let jk = weft_engine::durable::attempt_key(req);
+        let jk = crate::durable::attempt_key(req);
         let child_name = match params.get("Name").and_then(Value::as_str) {
             Some(n) => n.to_string(),
             None => {
@@ -408,25 +397,25 @@ impl ServerTaskRunner {
         let parent = wait.then(|| (ctl.journal().execution().to_string(), jk.clone()));
         let wants_json = req.resource.raw.ends_with(":2");
         let child =
-            runtime::start_child(&self.app, &sm_name, &child_name, &input, parent, wants_json)
+            runtime::start_child(&self.rt, &sm_name, &child_name, &input, parent, wants_json)
                 .map_err(|e| failure(names::TASK_FAILED, format!("{}: {}", e.kind, e.message)))?;
         if !wait {
             return Ok(json!({
                 "ExecutionArn": child.arn,
-                "StartDate": crate::records::format_ms(child.start_ms),
+                "StartDate": super::records::format_ms(child.start_ms),
             }));
         }
         self.wait_external(req, &child.arn, Waiting::Child)
     }
 }
 
-impl ServerTaskRunner {
+impl ExecutionTaskRunner {
     /// `weft:dag:ID`: triggers a run of the DAG (once per attempt: its id is journaled) with the
     /// task's parameters as `dag_run.conf`, and waits for it, suspended between checks a second
     /// apart. A failed run fails the task (States.TaskFailed, the run's outcome as Cause).
     fn dag_run(&self, req: &TaskRequest<'_>, id: &str) -> Result<Value, TaskFailure> {
         let ctl = self.ctl()?;
-        let pin = format!("{}:dagrun", weft_engine::durable::attempt_key(req));
+        let pin = format!("{}:dagrun", crate::durable::attempt_key(req));
         let run_id = match ctl.journal().get(&pin).map_err(journal_failure)? {
             Some(Entry::Pinned { digest }) => digest,
             _ => {
@@ -437,7 +426,10 @@ impl ServerTaskRunner {
                     Value::Object(_) => req.parameters.clone(),
                     _ => json!({}),
                 };
-                let created = crate::dag_scheduler::trigger(&self.app, id, &json!({"conf": conf}))
+                let created = self
+                    .rt
+                    .dags
+                    .trigger(id, &json!({"conf": conf}))
                     .map_err(|e| {
                         failure(names::TASK_FAILED, format!("{}: {}", e.kind, e.message))
                     })?;
@@ -454,7 +446,7 @@ impl ServerTaskRunner {
                 run_id
             }
         };
-        match crate::dag_scheduler::run_outcome(&self.app, id, &run_id) {
+        match self.rt.dags.run_outcome(id, &run_id) {
             Err(e) => return Err(failure(names::TASK_FAILED, e)),
             Ok(Some(out)) if out["State"] == "success" => return Ok(out),
             Ok(Some(out)) => return Err(failure(names::TASK_FAILED, out.to_string())),
@@ -464,7 +456,7 @@ impl ServerTaskRunner {
             return Err(suspended("the execution is stopping"));
         }
         // look again in a second
-        let until_ms = crate::records::now_ms() + 1000;
+        let until_ms = super::records::now_ms() + 1000;
         ctl.suspend_for(Suspension::Timer { until_ms });
         Err(suspended("waiting for a DAG run"))
     }
@@ -476,13 +468,13 @@ impl ServerTaskRunner {
     fn durable_job(
         &self,
         req: &TaskRequest<'_>,
-        integration: &weft_engine::resource_map::Integration,
-        entry: &weft_engine::resource_map::MapEntry,
+        integration: &crate::resource_map::Integration,
+        entry: &crate::resource_map::MapEntry,
     ) -> Result<Value, TaskFailure> {
-        use weft_engine::integration_task::{poll_job, start_job};
+        use crate::integration_task::{poll_job, start_job};
         let ctl = self.ctl()?;
         let journal = ctl.journal();
-        let ak = weft_engine::durable::attempt_key(req);
+        let ak = crate::durable::attempt_key(req);
         let (start_key, at_key, polls_key) = (
             format!("{ak}:job"),
             format!("{ak}:job-at"),
@@ -498,8 +490,8 @@ impl ServerTaskRunner {
         let started = match journal.get(&start_key).map_err(journal_failure)? {
             Some(Entry::Ok { output }) => output,
             _ => {
-                let out = crate::task_logs::run_logged_with(
-                    &self.app,
+                let out = super::task_logs::run_logged_with(
+                    &self.rt,
                     self.sandbox_runner(&host),
                     req,
                     |r| start_job(r, req, integration, entry),
@@ -513,7 +505,7 @@ impl ServerTaskRunner {
                         },
                     )
                     .map_err(journal_failure)?;
-                let now = crate::records::now_ms().to_string();
+                let now = super::records::now_ms().to_string();
                 journal
                     .put(&at_key, &Entry::Pinned { digest: now })
                     .map_err(journal_failure)?;
@@ -523,11 +515,11 @@ impl ServerTaskRunner {
         };
         let started_ms: i64 = pinned(&at_key)?
             .and_then(|t| t.parse().ok())
-            .unwrap_or_else(crate::records::now_ms);
+            .unwrap_or_else(super::records::now_ms);
         let timeout = self.sandbox_runner(&host).task_limits(req).timeout;
         let deadline_ms =
             started_ms.saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
-        let now = crate::records::now_ms();
+        let now = super::records::now_ms();
         if now >= deadline_ms {
             return Err(failure(
                 names::TIMEOUT,
@@ -543,7 +535,7 @@ impl ServerTaskRunner {
             + 1;
         let remaining = std::time::Duration::from_millis((deadline_ms - now) as u64);
         let polled =
-            crate::task_logs::run_logged_with(&self.app, self.sandbox_runner(&host), req, |r| {
+            super::task_logs::run_logged_with(&self.rt, self.sandbox_runner(&host), req, |r| {
                 poll_job(r, req, integration, entry, &started, n, remaining)
             })
             .map_err(interrupted)?;
@@ -563,7 +555,7 @@ impl ServerTaskRunner {
             return Err(suspended("the execution is stopping"));
         }
         let wait = i64::try_from(entry.poll_interval.as_millis()).unwrap_or(i64::MAX);
-        let until_ms = crate::records::now_ms()
+        let until_ms = super::records::now_ms()
             .saturating_add(wait)
             .min(deadline_ms);
         ctl.suspend_for(Suspension::Timer { until_ms });
@@ -573,16 +565,16 @@ impl ServerTaskRunner {
     /// The sandbox runner of this execution's plugin calls (maps, trace, StopExecution).
     fn sandbox_runner<'h>(
         &'h self,
-        host: &'h weft_engine::PluginHost,
-    ) -> weft_engine::asl_tasks::SandboxTaskRunner<'h> {
-        let mut runner = weft_engine::asl_tasks::SandboxTaskRunner::new(
+        host: &'h crate::PluginHost,
+    ) -> crate::asl_tasks::SandboxTaskRunner<'h> {
+        let mut runner = crate::asl_tasks::SandboxTaskRunner::new(
             host,
-            &self.app.roles,
+            &self.rt.roles,
             self.execution_role.clone(),
-            self.app.base_dir.clone(),
+            self.rt.base_dir.clone(),
         );
         runner.resource_maps = self.resource_maps.clone();
-        runner.trace = Some(weft_engine::telemetry::TraceIds::execution(
+        runner.trace = Some(crate::telemetry::TraceIds::execution(
             &self.execution_arn,
             self.trace_header.as_deref(),
         ));
@@ -599,9 +591,9 @@ impl ServerTaskRunner {
 }
 
 /// The action a state machine's role needs to run a DAG (`weft:dag:ID` tasks).
-pub(crate) const DAG_TRIGGER: &str = "dags:TriggerDagRun";
+pub const DAG_TRIGGER: &str = "dags:TriggerDagRun";
 /// The resource prefix of a DAG in policies: `weft:dag:DAG_ID`.
-pub(crate) const DAG_RESOURCE: &str = "weft:dag:";
+pub const DAG_RESOURCE: &str = "weft:dag:";
 
 trait TargetOr {
     fn target_or<'a>(&'a self, name: &'a str) -> &'a str;
@@ -617,7 +609,7 @@ impl TargetOr for TaskRequest<'_> {
     }
 }
 
-impl TaskRunner for ServerTaskRunner {
+impl TaskRunner for ExecutionTaskRunner {
     fn run_task(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         let _span =
             tracing::info_span!("task", state = %req.state_name, attempt = req.attempt).entered();
@@ -634,7 +626,7 @@ impl TaskRunner for ServerTaskRunner {
     }
 }
 
-impl ServerTaskRunner {
+impl ExecutionTaskRunner {
     fn dispatch(&self, req: &TaskRequest<'_>) -> Result<Value, TaskFailure> {
         // a mapped integration is the execution role's decision, in the audit log (the sandbox
         // runner decides again with `Credentials` narrowing the role)
@@ -644,17 +636,17 @@ impl ServerTaskRunner {
         match &req.resource.kind {
             ResourceKind::Activity { name } => {
                 let ctl = self.ctl()?;
-                if !self.app.rt.activity_exists(name) {
+                if !self.rt.activity_exists(name) {
                     return Err(failure(
                         "States.Runtime",
                         format!("activity `{name}` does not exist (CreateActivity first)"),
                     ));
                 }
                 let generation = ctl
-                    .token_generation(&weft_engine::durable::attempt_key(req))
+                    .token_generation(&crate::durable::attempt_key(req))
                     .map_err(journal_failure)?;
-                let token = weft_engine::durable::task_token(
-                    &self.app.rt.secret,
+                let token = crate::durable::task_token(
+                    &self.rt.secret,
                     ctl.journal().execution(),
                     &req.key,
                     req.attempt,
@@ -666,7 +658,7 @@ impl ServerTaskRunner {
             ResourceKind::Dag { id } => self.dag_run(req, id),
             // the built-in HTTP Task (it refuses .sync and .waitForTaskToken itself)
             ResourceKind::Service { .. }
-                if weft_engine::http_task::is_http_invoke(&req.resource.kind) =>
+                if crate::http_task::is_http_invoke(&req.resource.kind) =>
             {
                 self.run_plugin(req)
             }
@@ -675,13 +667,13 @@ impl ServerTaskRunner {
                     // a Standard execution keeps a start+poll job in its journal
                     Some(Ok((i, entry)))
                         if self.ctl.is_some()
-                            && weft_engine::integration_task::is_start_poll(req, entry) =>
+                            && crate::integration_task::is_start_poll(req, entry) =>
                     {
                         self.durable_job(req, &i, entry)
                     }
                     // the map names the plugin; the sandbox runner makes the call
                     Some(Ok(_)) => self.run_plugin(req),
-                    Some(Err(i)) => Err(weft_engine::integration_task::not_mapped(req.state_name, &i)),
+                    Some(Err(i)) => Err(crate::integration_task::not_mapped(req.state_name, &i)),
                     None => Err(failure(
                         names::RUNTIME,
                         format!(
@@ -695,7 +687,7 @@ impl ServerTaskRunner {
                 Some(token) => {
                     // the plugin (if any) runs once per attempt, with the token in its input
                     let ctl = self.ctl()?;
-                    let invoke_key = format!("{}:invoke", weft_engine::durable::attempt_key(req));
+                    let invoke_key = format!("{}:invoke", crate::durable::attempt_key(req));
                     let done = matches!(
                         ctl.journal().get(&invoke_key).map_err(journal_failure)?,
                         Some(Entry::Ok { .. })
@@ -728,9 +720,9 @@ impl ServerTaskRunner {
 /// are already recorded are recognised (same type and details) and not written again; new
 /// events are appended with fresh ids and their `previousEventId` links mapped. Nothing is
 /// recorded once the execution is stopped. Each new event also goes to the execution log when
-/// the state machine's `loggingConfiguration` keeps it (see [`crate::express::ExecutionLog`]).
-pub(crate) struct DurableHistory {
-    app: Arc<AppState>,
+/// the state machine's `loggingConfiguration` keeps it (see [`super::execution_log::ExecutionLog`]).
+pub struct DurableHistory {
+    rt: Arc<Runtime>,
     arn: String,
     ctl: Option<Arc<ExecControl>>,
     /// Signatures of the recorded events, by id - 1.
@@ -748,17 +740,15 @@ pub(crate) struct DurableHistory {
     id_map: HashMap<u64, u64>,
     /// Next free stored id.
     next_id: u64,
-    /// Live updates for the web UI.
-    live: crate::live::Live,
     /// Recorded events no run may take as its own: a redriven execution's failed path (see
     /// [`DurableHistory::load`]).
     excluded: std::collections::HashSet<u64>,
     /// The recorded events' times (epoch ms), by id - 1.
     old_ms: Vec<i64>,
     /// The events this replay recognised as recorded, for the run's traces.
-    replayed: Arc<crate::traces::Replayed>,
+    replayed: Arc<super::traces::Replayed>,
     /// The execution log the state machine's `loggingConfiguration` asks for.
-    log: Option<crate::express::ExecutionLog>,
+    log: Option<super::execution_log::ExecutionLog>,
 }
 
 fn signature(ev: &HistoryEvent) -> u64 {
@@ -777,7 +767,7 @@ impl DurableHistory {
     }
 
     /// The events this replay recognised as recorded so far (shared with the run's traces).
-    pub fn replayed(&self) -> Arc<crate::traces::Replayed> {
+    pub fn replayed(&self) -> Arc<super::traces::Replayed> {
         self.replayed.clone()
     }
 
@@ -790,20 +780,20 @@ impl DurableHistory {
 
     /// A sink for `arn`, loading the signatures of what is already recorded.
     pub fn load(
-        app: &Arc<AppState>,
+        rt: &Arc<Runtime>,
         arn: &str,
         ctl: Option<Arc<ExecControl>>,
-    ) -> Result<Self, crate::ApiError> {
+    ) -> Result<Self, super::RuntimeError> {
         let mut old = Vec::new();
         let mut old_ms = Vec::new();
-        let traced = weft_engine::telemetry::enabled();
+        let traced = crate::telemetry::enabled();
         // (id, type, state name) of entries and exits, to find the states a redrive re-enters
         let mut marks: Vec<(u64, String, String)> = Vec::new();
-        app.pending.apply_if_queued(arn)?;
+        rt.pending.apply_if_queued(arn)?;
         // (id, previousEventId) of every event, and the id of the last ExecutionRedriven
         let mut links: Vec<(u64, u64)> = Vec::new();
         let mut last_redrive: Option<u64> = None;
-        for v in crate::pending::history_events(app.history.as_ref(), arn)? {
+        for v in crate::persistence::pending::history_events(rt.history.as_ref(), arn)? {
             for v in v {
                 let v: Value = serde_json::from_slice(&v)?;
                 let ty = v["type"].as_str().unwrap_or("").to_string();
@@ -823,7 +813,7 @@ impl DurableHistory {
                 if traced {
                     old_ms.push((v["timestamp"].as_f64().unwrap_or(0.0) * 1000.0) as i64);
                 }
-                let details = crate::records::details_of(&v);
+                let details = super::records::details_of(&v);
                 // the same signature as `signature` computes for a live event
                 let mut h = blake3::Hasher::new();
                 h.update(ty.as_bytes());
@@ -857,7 +847,7 @@ impl DurableHistory {
             }
         }
         Ok(DurableHistory {
-            app: app.clone(),
+            rt: rt.clone(),
             arn: arn.to_string(),
             ctl,
             matched_at: vec![false; old.len()],
@@ -866,34 +856,27 @@ impl DurableHistory {
             unmatched: HashMap::new(),
             id_map: HashMap::new(),
             next_id,
-            live: app.live.clone(),
             excluded,
             old_ms,
             replayed: Default::default(),
-            log: crate::express::ExecutionLog::of_execution(app, arn),
+            log: super::execution_log::ExecutionLog::of_execution(rt, arn),
         })
     }
 
     fn write(&mut self, ev: &HistoryEvent) {
         if ev.event_type == "MapRunStarted" {
             if let Some(m) = ev.details["mapRunArn"].as_str() {
-                crate::map_runs::record_started(&self.app, m, &self.arn);
+                super::map_runs::record_started(&self.rt, m, &self.arn);
             }
         }
-        if self
-            .app
-            .pending
-            .push_event(&self.arn, ev.id, event_text(ev))
-        {
-            self.app.rt.commit.nudge();
+        if self.rt.pending.push_event(&self.arn, ev.id, event_text(ev)) {
+            self.rt.commit.nudge();
         }
         self.next_id = self.next_id.max(ev.id + 1);
         if let Some(log) = &self.log {
-            log.write(&self.app, &self.arn, std::slice::from_ref(ev));
+            log.write(&self.rt, &self.arn, std::slice::from_ref(ev));
         }
-        if self.live.is_watched() {
-            self.live.history(&self.arn, &event_json(ev)); // web UI live updates
-        }
+        self.rt.observer.history_event(&self.arn, ev);
     }
 }
 
@@ -958,7 +941,7 @@ impl HistorySink for DurableHistory {
 
 /// `HistoryEvent::to_json` with the timestamp as epoch seconds (AWS JSON 1.0's timestamp shape).
 /// [`event_json`] as text, written without building the JSON tree (the hot path).
-pub(crate) fn event_text(ev: &HistoryEvent) -> String {
+pub fn event_text(ev: &HistoryEvent) -> String {
     struct Out<'a>(&'a HistoryEvent);
     impl serde::Serialize for Out<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -978,10 +961,10 @@ pub(crate) fn event_text(ev: &HistoryEvent) -> String {
     serde_json::to_string(&Out(ev)).unwrap_or_default()
 }
 
-pub(crate) fn event_json(ev: &HistoryEvent) -> Value {
+pub fn event_json(ev: &HistoryEvent) -> Value {
     let mut v = ev.to_json();
     if let Some(m) = v.as_object_mut() {
-        m.insert("timestamp".into(), crate::records::ts(ev.timestamp_ms));
+        m.insert("timestamp".into(), super::records::ts(ev.timestamp_ms));
     }
     v
 }
@@ -1007,10 +990,10 @@ mod tests {
         }
     }
 
-    fn stored(app: &Arc<AppState>, arn: &str) -> Vec<Value> {
-        app.pending.apply_if_queued(arn).unwrap();
+    fn stored(rt: &Arc<Runtime>, arn: &str) -> Vec<Value> {
+        rt.pending.apply_if_queued(arn).unwrap();
         let mut out = Vec::new();
-        for run in crate::pending::history_events(app.history.as_ref(), arn).unwrap() {
+        for run in crate::persistence::pending::history_events(rt.history.as_ref(), arn).unwrap() {
             for v in run {
                 out.push(serde_json::from_slice(&v).unwrap());
             }
@@ -1024,8 +1007,7 @@ mod tests {
     #[test]
     fn a_replay_whose_branches_deliver_out_of_order_writes_no_twin() {
         let home = tempfile::tempdir().unwrap();
-        let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
-        let app = AppState::with_limit(store, None, 2).unwrap();
+        let app = super::super::tests::runtime(home.path());
         let arn = "arn:aws:states:us-east-1:000000000000:execution:sm:x";
         let ev = |id, prev, ty: &'static str, name: &str| HistoryEvent {
             id,

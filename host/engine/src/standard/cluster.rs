@@ -1,5 +1,5 @@
-//! This node's part in a cluster of `weft server` nodes on one PostgreSQL database (see
-//! [`weft_engine::persistence::pg::cluster`] for the protocol): it joins, keeps its lease with
+//! This node's part in a cluster of runtimes (`weft server` nodes) on one PostgreSQL database
+//! (see [`crate::persistence::pg::cluster`] for the protocol): it joins, keeps its lease with
 //! heartbeats, adopts the running executions of nodes that are gone, runs what other nodes
 //! woke, and stops the runs of executions it lost. On the embedded store there is nothing to do.
 //!
@@ -10,10 +10,10 @@
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use weft_engine::persistence::pg::cluster::Cluster;
-use weft_engine::persistence::Database;
+use crate::persistence::pg::cluster::Cluster;
+use crate::persistence::Database;
 
-use crate::AppState;
+use super::{Runtime, RuntimeError};
 
 /// How long a node counts as alive after a heartbeat, unless `WEFT_NODE_LEASE_MS` says.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -70,11 +70,11 @@ impl Kick {
 }
 
 /// Joins the cluster of the node's database (PostgreSQL only) and starts the tick thread.
-pub(crate) fn start(app: &Arc<AppState>) -> anyhow::Result<()> {
-    let Database::Postgres(pg) = &app.database else {
+pub fn start(rt: &Arc<Runtime>) -> Result<(), RuntimeError> {
+    let Database::Postgres(pg) = &rt.database else {
         return Ok(());
     };
-    let id_file = app.store.home().join("node-id");
+    let id_file = rt.store.home().join("node-id");
     let previous = std::fs::read_to_string(&id_file)
         .ok()
         .map(|s| s.trim().to_string())
@@ -82,16 +82,16 @@ pub(crate) fn start(app: &Arc<AppState>) -> anyhow::Result<()> {
     let lease = lease();
     let cluster = Cluster::join(pg, lease, previous.as_deref())?;
     remember(&id_file, &cluster);
-    let _ = app.cluster.set(cluster.clone());
+    let _ = rt.cluster.set(cluster.clone());
     let kick = Arc::new(Kick::default());
     let k = kick.clone();
     cluster.listen(Arc::new(move || k.kick()))?;
-    let weak = Arc::downgrade(app);
+    let weak = Arc::downgrade(rt);
     let c = cluster.clone();
     std::thread::Builder::new()
         .name("weft-heartbeat".into())
         .spawn(move || heartbeat_loop(&weak, &c, lease, &id_file))?;
-    let weak = Arc::downgrade(app);
+    let weak = Arc::downgrade(rt);
     std::thread::Builder::new()
         .name("weft-cluster".into())
         .spawn(move || tick_loop(&weak, &cluster, &kick))?;
@@ -101,7 +101,7 @@ pub(crate) fn start(app: &Arc<AppState>) -> anyhow::Result<()> {
 /// Keeps the node's lease: a heartbeat every quarter lease, on a thread of its own so that
 /// adoption or a busy pool never delays it.
 fn heartbeat_loop(
-    app: &Weak<AppState>,
+    rt: &Weak<Runtime>,
     cluster: &Cluster,
     lease: Duration,
     id_file: &std::path::Path,
@@ -110,10 +110,10 @@ fn heartbeat_loop(
     loop {
         let started = Instant::now();
         {
-            let Some(app) = app.upgrade() else {
+            let Some(rt) = rt.upgrade() else {
                 return;
             };
-            if app.rt.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+            if rt.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
             match cluster.heartbeat() {
@@ -121,7 +121,7 @@ fn heartbeat_loop(
                 Ok(false) => match cluster.rejoin() {
                     Ok(dropped) => {
                         for a in &dropped {
-                            app.rt.abandon(a);
+                            rt.abandon(a);
                         }
                         remember(id_file, cluster);
                     }
@@ -140,23 +140,23 @@ fn remember(id_file: &std::path::Path, cluster: &Cluster) {
     }
 }
 
-fn tick_loop(app: &Weak<AppState>, cluster: &Cluster, kick: &Kick) {
+fn tick_loop(rt: &Weak<Runtime>, cluster: &Cluster, kick: &Kick) {
     loop {
-        let Some(app) = app.upgrade() else {
+        let Some(rt) = rt.upgrade() else {
             return;
         };
-        if app.rt.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+        if rt.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         let fence = cluster.fence();
         for a in fence.take_lost() {
-            app.rt.abandon(&a);
+            rt.abandon(&a);
         }
         loop {
             match cluster.adopt(ADOPT_BATCH) {
                 Ok(got) if got.is_empty() => break,
                 Ok(got) => {
-                    app.rt.adopted(&got);
+                    rt.adopted(&got);
                     if (got.len() as i64) < ADOPT_BATCH {
                         break;
                     }
@@ -170,20 +170,20 @@ fn tick_loop(app: &Weak<AppState>, cluster: &Cluster, kick: &Kick) {
         match cluster.take_woken() {
             Ok(woken) => {
                 for a in woken {
-                    app.rt.woken(&a, &app);
+                    rt.woken(&a);
                 }
             }
             Err(e) => tracing::warn!("cannot read wake-ups: {e}"),
         }
-        drop(app);
+        drop(rt);
         kick.wait(TICK);
     }
 }
 
 /// Leaves the cluster after a clean shutdown (the runs unwound): the other nodes adopt this
 /// node's executions at once.
-pub(crate) fn leave(app: &AppState) {
-    if let Some(c) = app.cluster.get() {
+pub fn leave(rt: &Runtime) {
+    if let Some(c) = rt.cluster.get() {
         if let Err(e) = c.leave() {
             tracing::warn!("cannot leave the cluster: {e}");
         }

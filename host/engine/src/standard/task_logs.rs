@@ -1,26 +1,26 @@
 //! Task logs: what each sandboxed task attempt of an execution printed and was allowed or denied.
 //!
-//! Entries are kept through [`weft_engine::persistence::history::HistoryStore`] (queued in
-//! [`crate::pending`] until the next group commit), each with a process-wide sequence number
+//! Entries are kept through [`crate::persistence::history::HistoryStore`] (queued in
+//! [`crate::persistence::pending`] until the next group commit), each with a process-wide sequence number
 //! seeded from the clock in microseconds, so entries keep the order tasks ran in across
 //! restarts. An entry is JSON:
 //! `{"state","attempt","plugin","digest","stdout","stderr","logs","audit","fuelUsed",
 //! "durationMs","error","timestamp"}` (`error`: `{"error","cause"}` or null; `timestamp`:
 //! epoch milliseconds when the attempt ended), plus `"worker": "HOST/WORKER_ID"` for an
-//! attempt a remote worker ran (see [`crate::remote_tasks`]).
+//! attempt a remote worker ran (see [`super::remote_tasks`]).
 //!
-//! Entries are written by the server's task runner through
-//! [`weft_engine::asl_tasks::SandboxTaskRunner::with_observer`]; a task that failed before it
+//! Entries are written by the execution task runner through
+//! [`crate::asl_tasks::SandboxTaskRunner::with_observer`]; a task that failed before it
 //! reached the sandbox (unknown plugin, bad credentials) gets an entry with only the error, and
 //! a built-in task (the HTTP Task) an entry with its audit decisions and no plugin digest.
 
-use crate::records::now_ms;
-use crate::AppState;
+use super::records::now_ms;
+use super::{Runtime, RuntimeError};
+use crate::asl_tasks::SandboxTaskRunner;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use weft_asl::{TaskFailure, TaskRequest, TaskRunner};
-use weft_engine::asl_tasks::SandboxTaskRunner;
 use weft_sandbox::Outcome;
 use weft_store::PluginRecord;
 
@@ -41,22 +41,22 @@ fn execution_of<'r>(req: &'r TaskRequest<'_>) -> Option<&'r str> {
     req.context.pointer("/Execution/Id").and_then(Value::as_str)
 }
 
-fn record(app: &AppState, req: &TaskRequest<'_>, text: String) {
+fn record(rt: &Runtime, req: &TaskRequest<'_>, text: String) {
     let Some(exec) = execution_of(req) else {
         return;
     };
     let seq = next_seq();
-    if app
+    if rt
         .pending
         .push_task_log(exec, seq, req.state_name, req.attempt, text)
     {
-        app.rt.commit.nudge();
+        rt.commit.nudge();
     }
 }
 
 /// Records an attempt's entry written elsewhere (a remote worker's attempt).
-pub(crate) fn record_entry(app: &AppState, req: &TaskRequest<'_>, text: String) {
-    record(app, req, text)
+pub fn record_entry(rt: &Runtime, req: &TaskRequest<'_>, text: String) {
+    record(rt, req, text)
 }
 
 /// One attempt's entry, serialised without building a JSON tree (the hot path).
@@ -105,18 +105,18 @@ fn outcome_text(req: &TaskRequest<'_>, rec: &PluginRecord, out: &Outcome) -> Str
 }
 
 /// Runs `runner` on `req`, recording the attempt in [`TREE`].
-pub(crate) fn run_logged(
-    app: &AppState,
+pub fn run_logged(
+    rt: &Runtime,
     runner: SandboxTaskRunner<'_>,
     req: &TaskRequest<'_>,
 ) -> Result<Value, TaskFailure> {
-    run_logged_with(app, runner, req, |r| r.run_task(req))
+    run_logged_with(rt, runner, req, |r| r.run_task(req))
 }
 
 /// Runs `f` with `runner` for `req` (one or more plugin calls: a mapped job's start or poll),
 /// recording each call in [`TREE`] (or, when none reached the sandbox, the failure).
-pub(crate) fn run_logged_with<T>(
-    app: &AppState,
+pub fn run_logged_with<T>(
+    rt: &Runtime,
     runner: SandboxTaskRunner<'_>,
     req: &TaskRequest<'_>,
     f: impl FnOnce(&SandboxTaskRunner<'_>) -> Result<T, TaskFailure>,
@@ -124,8 +124,8 @@ pub(crate) fn run_logged_with<T>(
     let observed = AtomicBool::new(false);
     let runner = runner.with_observer(|req, rec, out| {
         observed.store(true, Ordering::Relaxed);
-        crate::metrics::task_finished(app, out);
-        record(app, req, outcome_text(req, rec, out));
+        rt.observer.task_finished(out);
+        record(rt, req, outcome_text(req, rec, out));
     });
     let r = f(&runner);
     // built-in tasks (the HTTP Task) leave their attempt in the runner's own logs
@@ -137,7 +137,7 @@ pub(crate) fn run_logged_with<T>(
             .err()
             .map(|e| json!({"error": e.error, "cause": e.cause}));
         record(
-            app,
+            rt,
             req,
             json!({
                 "state": log.state,
@@ -155,7 +155,7 @@ pub(crate) fn run_logged_with<T>(
     if let Err(e) = &r {
         if !observed.load(Ordering::Relaxed) {
             record(
-                app,
+                rt,
                 req,
                 json!({
                     "state": req.state_name,
@@ -175,10 +175,10 @@ pub(crate) fn run_logged_with<T>(
 }
 
 /// The task log entries of `execution`, in the order the attempts ran; `true` when truncated.
-/// Entries queued for the next group commit are applied first (see [`crate::pending`]).
-pub fn list(app: &AppState, execution: &str) -> Result<(Vec<Value>, bool), crate::ApiError> {
-    app.pending.apply()?;
-    let mut entries = app.history.task_logs(execution)?;
+/// Entries queued for the next group commit are applied first (see [`crate::persistence::pending`]).
+pub fn list(rt: &Runtime, execution: &str) -> Result<(Vec<Value>, bool), RuntimeError> {
+    rt.pending.apply()?;
+    let mut entries = rt.history.task_logs(execution)?;
     entries.sort_by_key(|(seq, _)| *seq);
     let truncated = entries.len() > MAX_ENTRIES;
     let mut out = Vec::with_capacity(entries.len().min(MAX_ENTRIES));
