@@ -37,13 +37,15 @@ impl From<weft_engine::persistence::PersistenceError> for ApiError {
     }
 }
 
-/// The runtime's errors keep their name and message; the runtime's own failures are HTTP 500.
+/// The runtime's errors keep their name and message; the runtime's own failures are HTTP 500,
+/// a DAG run that exists already 409, a DAG, run or task that does not exist 404.
 impl From<weft_engine::standard::RuntimeError> for ApiError {
     fn from(e: weft_engine::standard::RuntimeError) -> Self {
-        let status = if e.is_internal() {
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            StatusCode::BAD_REQUEST
+        let status = match e.kind {
+            weft_engine::standard::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
+            weft_engine::standard::RUN_EXISTS => StatusCode::CONFLICT,
+            weft_engine::standard::NOT_FOUND => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(e.kind, e.message).with_status(status)
     }

@@ -78,8 +78,8 @@ pub fn default_max_running() -> usize {
 }
 
 /// The server's state: the engine's runtime (which it derefs to, for the stores, the plugin
-/// host, roles and buckets) and what only the server has: credentials, the audit log, metrics,
-/// live UI updates and the DAG scheduler's control.
+/// host, roles, buckets and the DAG scheduler) and what only the server has: credentials, the
+/// audit log, metrics and live UI updates.
 pub struct AppState {
     /// The durable runtime: executions, workers, timers, tokens, activities, and the stores.
     pub rt: Arc<weft_engine::standard::Runtime>,
@@ -90,11 +90,6 @@ pub struct AppState {
     pub(crate) metrics: metrics::Metrics,
     /// Live updates for the web UI (history events and status changes; see [`live`]).
     pub(crate) live: live::Live,
-    /// Marks and notes for the DAG runs the server's scheduler thread holds (see
-    /// [`dag_scheduler`]).
-    pub dag_control: weft_engine::scheduler::Control,
-    /// Airflow's scheduler metrics of the server's DAG scheduler (see [`metrics_series`]).
-    pub dag_metrics: Arc<weft_engine::metrics::DagMetrics>,
 }
 
 impl std::ops::Deref for AppState {
@@ -234,24 +229,17 @@ impl AppState {
             let side = Arc::new(observer::ServerSide::new(me.clone()));
             AppState {
                 rt: Arc::new(weft_engine::standard::Runtime::new(
-                    store,
-                    database,
-                    &stores,
-                    settings,
-                    side.clone(),
-                    side,
+                    store, database, &stores, settings, side,
                 )),
                 audit: stores.audit.clone(),
                 tokens,
                 metrics: metrics::Metrics::default(),
                 live: live::Live::default(),
-                dag_control: weft_engine::scheduler::Control::default(),
-                dag_metrics: Arc::new(weft_engine::metrics::DagMetrics::default()),
             }
         });
         let n = weft_engine::standard::Runtime::start(&state.rt)?;
         weft_engine::standard::cluster::start(&state.rt)?;
-        dag_scheduler::start(&state);
+        weft_engine::standard::dag_scheduler::start(&state.rt);
         if n > 0 {
             tracing::info!("resuming {n} execution(s) left RUNNING by a previous process");
         }

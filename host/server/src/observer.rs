@@ -1,14 +1,13 @@
-//! The server's side of the engine's runtime ([`weft_engine::standard::Observer`] and
-//! [`weft_engine::standard::DagRuns`]): executions starting and ending and task attempts go to
-//! the metrics, status changes and history events to the web UI's live updates, the execution
-//! role's decisions to the audit log, and `weft:dag:ID` tasks to the server's DAG scheduler.
+//! The server's side of the engine's runtime ([`weft_engine::standard::Observer`]): executions
+//! starting and ending and task attempts go to the metrics, status changes and history events
+//! to the web UI's live updates, the execution role's decisions to the audit log.
 
 use crate::error::ApiError;
 use crate::AppState;
 use serde_json::Value;
 use std::sync::{Arc, Weak};
 use weft_asl::HistoryEvent;
-use weft_engine::standard::{DagRuns, Observer, RuntimeError};
+use weft_engine::standard::Observer;
 
 /// The server, as the runtime it holds sees it (weakly: the server owns the runtime).
 pub struct ServerSide {
@@ -75,20 +74,5 @@ impl Observer for ServerSide {
             Err(ApiError::new("AccessDeniedException", "denied by the role"))
         };
         crate::audit::record(&app, principal, action, resource, &outcome);
-    }
-}
-
-impl DagRuns for ServerSide {
-    fn trigger(&self, dag_id: &str, body: &Value) -> Result<Value, RuntimeError> {
-        let app = self
-            .app()
-            .ok_or_else(|| RuntimeError::internal("the server is stopping"))?;
-        crate::dag_scheduler::trigger(&app, dag_id, body)
-            .map_err(|e| RuntimeError::new(e.kind, e.message))
-    }
-
-    fn run_outcome(&self, dag_id: &str, run_id: &str) -> Result<Option<Value>, String> {
-        let app = self.app().ok_or("the server is stopping")?;
-        crate::dag_scheduler::run_outcome(&app, dag_id, run_id)
     }
 }

@@ -29,7 +29,6 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -274,33 +273,7 @@ pub fn plugins_in_definition(def: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-pub(crate) fn dags_dir(app: &AppState) -> PathBuf {
-    std::env::var_os("WEFT_DAGS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| app.store.home().join("dags"))
-}
-
-/// The DAG folder's DAGs and the errors of the files that fail to load.
-pub(crate) fn load_dags(app: &AppState) -> (Vec<weft_dag::Dag>, Vec<weft_dag::DagError>, PathBuf) {
-    let dir = dags_dir(app);
-    if !dir.is_dir() {
-        return (Vec::new(), Vec::new(), dir);
-    }
-    let store = app.store.clone();
-    let known = move |op: &str| {
-        // state machines are run by the server's scheduler (see dag_scheduler)
-        op.starts_with(crate::dag_scheduler::STATE_MACHINE_OPERATOR)
-            || weft_engine::PluginRef::parse(weft_engine::dag_exec::operator_ref(op))
-                .ok()
-                .is_some_and(|r| weft_engine::plugin_host::resolve(&store, &r).is_ok())
-    };
-    let check = weft_engine::py_dags::WithPythonDags {
-        check: known,
-        parser: weft_engine::py_dags::SandboxDagParser::shared(app.store.home()),
-    };
-    let (dags, errors) = weft_dag::load_dags(&dir, &check);
-    (dags, errors, dir)
-}
+pub(crate) use weft_engine::standard::dag_scheduler::{dags_dir, load_dags};
 
 fn plugin_name_of_operator(op: &str) -> String {
     let r = weft_engine::dag_exec::operator_ref(op);
@@ -454,7 +427,11 @@ async fn trigger_dag(
 ) -> Response {
     respond(&app, &req, "dags:TriggerDagRun", |ctx| {
         ctx.authorize(dag_resource(&id)?)?;
-        crate::dag_scheduler::trigger(&app, &id, &json_body(&req.body)?)
+        Ok(crate::dag_scheduler::trigger(
+            &app,
+            &id,
+            &json_body(&req.body)?,
+        )?)
     })
 }
 

@@ -14,6 +14,10 @@ pub struct RuntimeError {
 
 /// The name of an error of the runtime itself (a store away, a damaged record).
 pub const INTERNAL: &str = "InternalFailure";
+/// The name of the error of a DAG run that exists already.
+pub const RUN_EXISTS: &str = "DagRunAlreadyExists";
+/// The name of the error of a DAG, DAG run or task that does not exist.
+pub const NOT_FOUND: &str = "NotFound";
 
 impl RuntimeError {
     /// An error named `kind`.
@@ -49,6 +53,21 @@ impl From<crate::persistence::PersistenceError> for RuntimeError {
 impl From<serde_json::Error> for RuntimeError {
     fn from(e: serde_json::Error) -> Self {
         RuntimeError::internal(format!("store record: {e}"))
+    }
+}
+
+/// The DAG scheduler's errors by name: `DagRunAlreadyExists`, `NotFound` (no such DAG, run or
+/// task), else [`INTERNAL`].
+impl From<crate::scheduler::SchedulerError> for RuntimeError {
+    fn from(e: crate::scheduler::SchedulerError) -> Self {
+        use crate::scheduler::SchedulerError as E;
+        match e {
+            E::RunExists { .. } => RuntimeError::new(RUN_EXISTS, e.to_string()),
+            E::UnknownDag(_) | E::UnknownRun { .. } | E::UnknownTask { .. } => {
+                RuntimeError::new(NOT_FOUND, e.to_string())
+            }
+            other => RuntimeError::internal(other.to_string()),
+        }
     }
 }
 

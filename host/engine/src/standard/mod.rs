@@ -1,6 +1,7 @@
 //! The Step Functions runtime, independent of HTTP: Standard executions (durable, replayed
 //! from the journal, crash-resumable, with timers, task tokens, activities, `.sync` children
-//! and DAG runs; [`runtime`]), Express executions ([`express`]), the tasks they run
+//! and DAG runs; [`runtime`]), Express executions ([`express`]), the DAG scheduler loop
+//! ([`dag_scheduler`]), the tasks they run
 //! ([`runner`]: plugins in the sandbox or on remote workers through [`dispatch`] and
 //! [`remote_tasks`], mapped integrations, callbacks), their records ([`records`], [`task_logs`],
 //! [`map_runs`], [`execution_log`]) and this node's part in a cluster ([`cluster`]).
@@ -8,11 +9,12 @@
 //! [`Runtime`] is the one context all of it runs on: the persistence interface of the
 //! database it was given (sled or PostgreSQL, see [`crate::persistence::sfn::SfnStores`]),
 //! the plugin host, roles and buckets. The service around it (the HTTP server: wire protocol,
-//! auth, UI, metrics) hears from it through [`Observer`] and lends it the DAG scheduler through
-//! [`DagRuns`]; errors a caller sees by name are [`RuntimeError`]s.
+//! auth, UI, metrics) hears from it through [`Observer`]; errors a caller sees by name are
+//! [`RuntimeError`]s.
 
 pub mod arn;
 pub mod cluster;
+pub mod dag_scheduler;
 pub mod definition_roles;
 pub mod dispatch;
 mod error;
@@ -28,8 +30,8 @@ pub mod runtime;
 pub mod task_logs;
 pub mod traces;
 
-pub use error::{RuntimeError, INTERNAL};
-pub use observer::{DagRuns, Observer};
+pub use error::{RuntimeError, INTERNAL, NOT_FOUND, RUN_EXISTS};
+pub use observer::Observer;
 pub use runtime::{Runtime, Settings};
 
 #[cfg(test)]
@@ -37,24 +39,10 @@ pub(crate) mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// A service that hears nothing and has no DAG scheduler.
+    /// A service that hears nothing.
     struct Unobserved;
 
     impl Observer for Unobserved {}
-
-    impl DagRuns for Unobserved {
-        fn trigger(
-            &self,
-            _: &str,
-            _: &serde_json::Value,
-        ) -> Result<serde_json::Value, RuntimeError> {
-            Err(RuntimeError::internal("no DAG scheduler"))
-        }
-
-        fn run_outcome(&self, _: &str, _: &str) -> Result<Option<serde_json::Value>, String> {
-            Err("no DAG scheduler".into())
-        }
-    }
 
     /// A runtime on the sled store of `home`, not started.
     pub(crate) fn runtime(home: &std::path::Path) -> Arc<Runtime> {
@@ -75,7 +63,6 @@ pub(crate) mod tests {
             database,
             &stores,
             settings,
-            Arc::new(Unobserved),
             Arc::new(Unobserved),
         ))
     }

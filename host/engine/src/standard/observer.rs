@@ -1,10 +1,8 @@
-//! What the runtime tells the service around it, and what it asks of it: [`Observer`] hears
-//! of executions starting and ending, history events, task attempts and the execution role's
-//! decisions (the server keeps metrics, live UI updates and the audit log from them);
-//! [`DagRuns`] triggers and watches the DAG runs of `weft:dag:ID` tasks (the server's DAG
-//! scheduler). Neither may block: they are called on the runtime's worker threads.
+//! What the runtime tells the service around it: [`Observer`] hears of executions starting
+//! and ending, history events, task attempts and the execution role's decisions (the server
+//! keeps metrics, live UI updates and the audit log from them). It may not block: it is called
+//! on the runtime's worker threads.
 
-use serde_json::Value;
 use weft_asl::HistoryEvent;
 
 /// Notifications from the runtime; every method does nothing unless implemented.
@@ -30,15 +28,4 @@ pub trait Observer: Send + Sync {
 
     /// The execution role (as `principal`) was, or was not, allowed `action` on `resource`.
     fn role_decision(&self, _principal: &str, _action: &str, _resource: &str, _allowed: bool) {}
-}
-
-/// The DAG runs `weft:dag:ID` tasks start and wait for.
-pub trait DagRuns: Send + Sync {
-    /// Triggers a run of DAG `dag_id` with `body` (`{"conf": ...}`); the created run
-    /// (`runId`, ...) or the error (`kind`: the error name, and its message).
-    fn trigger(&self, dag_id: &str, body: &Value) -> Result<Value, super::RuntimeError>;
-
-    /// The outcome of run `run_id` of `dag_id` once it ended (`State`: success or failed);
-    /// `None` while it runs.
-    fn run_outcome(&self, dag_id: &str, run_id: &str) -> Result<Option<Value>, String>;
 }

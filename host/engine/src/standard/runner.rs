@@ -426,13 +426,10 @@ impl ExecutionTaskRunner {
                     Value::Object(_) => req.parameters.clone(),
                     _ => json!({}),
                 };
-                let created = self
-                    .rt
-                    .dags
-                    .trigger(id, &json!({"conf": conf}))
+                let created = super::dag_scheduler::trigger(&self.rt, id, &json!({"conf": conf}))
                     .map_err(|e| {
-                        failure(names::TASK_FAILED, format!("{}: {}", e.kind, e.message))
-                    })?;
+                    failure(names::TASK_FAILED, format!("{}: {}", e.kind, e.message))
+                })?;
                 let run_id = created["runId"].as_str().unwrap_or_default().to_string();
                 ctl.journal()
                     .put(
@@ -446,7 +443,7 @@ impl ExecutionTaskRunner {
                 run_id
             }
         };
-        match self.rt.dags.run_outcome(id, &run_id) {
+        match super::dag_scheduler::run_outcome(&self.rt, id, &run_id) {
             Err(e) => return Err(failure(names::TASK_FAILED, e)),
             Ok(Some(out)) if out["State"] == "success" => return Ok(out),
             Ok(Some(out)) => return Err(failure(names::TASK_FAILED, out.to_string())),

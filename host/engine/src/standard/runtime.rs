@@ -17,7 +17,7 @@
 //! records; the wire protocol stays in the server.
 
 use super::error::RuntimeError;
-use super::observer::{DagRuns, Observer};
+use super::observer::Observer;
 use super::records::*;
 use super::runner::{DurableHistory, ExecutionTaskRunner};
 use crate::buckets::BucketAccess;
@@ -99,7 +99,8 @@ struct Timers {
 /// The durable runtime of Standard executions and what it runs on: the stores, the
 /// plugin host, roles, buckets and resource maps, the task dispatcher, and its own queue,
 /// timers, task tokens and activities. One per process; the service around it (the HTTP
-/// server) hears from it through [`Observer`].
+/// server) hears from it through [`Observer`]. Its DAG scheduler runs `weft:dag:ID` tasks
+/// and the DAG folder (see [`super::dag_scheduler`]).
 pub struct Runtime {
     pub store: Arc<weft_store::Store>,
     /// The database of the Step Functions stores and the DAG scheduler: the sled store of
@@ -137,8 +138,11 @@ pub struct Runtime {
     pub dispatch: Arc<dyn super::dispatch::TaskDispatch>,
     /// Who hears of executions, events and the execution role's decisions.
     pub observer: Arc<dyn Observer>,
-    /// The DAG runs of `weft:dag:ID` tasks.
-    pub dags: Arc<dyn DagRuns>,
+    /// Marks and notes for the DAG runs the scheduler thread holds (see
+    /// [`super::dag_scheduler`]).
+    pub dag_control: crate::scheduler::Control,
+    /// Airflow's scheduler metrics of the runtime's DAG scheduler.
+    pub dag_metrics: Arc<crate::metrics::DagMetrics>,
     /// Every execution's journal, written back by the group committer (see
     /// [`crate::durable::JournalStore`]).
     pub journal: crate::durable::JournalStore,
@@ -222,7 +226,6 @@ impl Runtime {
         stores: &crate::persistence::sfn::SfnStores,
         settings: Settings,
         observer: Arc<dyn Observer>,
-        dags: Arc<dyn DagRuns>,
     ) -> Self {
         let shared = match &database {
             crate::persistence::Database::Postgres(pg) => Some(pg.clone()),
@@ -255,7 +258,8 @@ impl Runtime {
                 settings.local_tasks,
             )),
             observer,
-            dags,
+            dag_control: crate::scheduler::Control::default(),
+            dag_metrics: Arc::new(crate::metrics::DagMetrics::default()),
             journal: stores.journal.clone(),
             tokens: stores.tokens.clone(),
             activities: stores.activities.clone(),

@@ -817,7 +817,7 @@ pub async fn clear(
                         s.clear_tasks(&dag_id, &r.run_id, ids, false)
                             .map_err(sched_error)?;
                     }
-                    Ok(())
+                    Ok::<_, ApiError>(())
                 })?;
             }
             let total = out.len();
