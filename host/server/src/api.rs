@@ -4,10 +4,9 @@
 use crate::access::Visible;
 use crate::error::ApiError;
 use crate::records::*;
-use crate::runner::event_json;
 use crate::runtime::{insert_execution, new_record};
 use crate::AppState;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_asl::StateError;
 
@@ -855,47 +854,12 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
     if e.status != "RUNNING" {
         return Ok(json!({"stopDate": ts(e.stop_ms.unwrap_or_else(now_ms))}));
     }
-    // the run unwinds at its next state, wait or task boundary and records nothing more
-    if let Some(ctl) = app.rt.active_control(&e.arn) {
-        ctl.stop();
-    }
-    let now = now_ms();
-    let mut changed = false;
-    app.executions.update_execution(&e.arn, &mut |old| {
-        let old = old?;
-        let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
-        changed = false;
-        if r.status == "RUNNING" {
-            r.status = "ABORTED".into();
-            r.stop_ms = Some(now);
-            r.error = error.clone();
-            r.cause = cause.clone();
-            changed = true;
-        }
-        serde_json::to_vec(&r).ok()
-    })?;
-    if changed {
-        // the node that runs it (this one or another) stops its run
-        app.rt.wake(&e.arn);
-        append_final_event(
-            app,
-            &e.arn,
-            now,
-            "ExecutionAborted",
-            error.as_deref(),
-            cause.as_deref(),
-        )?;
-        app.rt.forget_tokens_of(&e.arn);
-        crate::metrics::execution_finished(app, &e.arn, "ABORTED", now - e.start_ms);
-        crate::traces::execution_ended(&e, "ABORTED", error.as_deref(), now);
-        app.live.status(&e.arn, "ABORTED"); // web UI live updates
-                                            // a `.sync` parent learns that its child was aborted
-        if let Some((parent, key)) = &e.parent {
-            if let Ok(rec) = exec_by_arn(app, &e.arn) {
-                crate::runtime::answer_parent(&app.rt, &rec, parent, key);
-            }
-        }
-    }
+    let now = weft_engine::standard::stop_and_redrive::stop_execution(
+        &app.rt,
+        &e,
+        error.as_deref(),
+        cause.as_deref(),
+    )?;
     flush(app).await?;
     let e = exec_by_arn(app, arn_in)?;
     Ok(json!({"stopDate": ts(e.stop_ms.unwrap_or(now))}))
@@ -907,106 +871,8 @@ async fn stop_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiEr
 fn redrive_execution(app: &Arc<AppState>, req: &Value) -> Result<Value, ApiError> {
     let arn_in = req_str(req, "executionArn")?;
     let e = exec_by_arn(app, arn_in)?;
-    if !matches!(e.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
-        return Err(ApiError::new(
-            "ExecutionNotRedrivable",
-            format!(
-                "Execution is not redrivable: '{}' has status {} (only FAILED, TIMED_OUT and ABORTED executions are)",
-                e.arn, e.status
-            ),
-        ));
-    }
-    if e.arn.contains(":express:") {
-        return Err(ApiError::new(
-            "ExecutionNotRedrivable",
-            "Express executions cannot be redriven",
-        ));
-    }
-    let journal = weft_engine::durable::Journal::on(&app.rt.journal, &e.arn);
-    let recorded: Vec<_> = crate::runtime::recorded_entries(app, &e.arn)?
-        .into_iter()
-        .collect();
-    journal
-        .forget_failures(e.stop_ms.unwrap_or_else(now_ms), &recorded)
-        .map_err(|x| ApiError::internal(x.to_string()))?;
-    let now = now_ms();
-    let mut redriven = false;
-    app.executions.update_execution(&e.arn, &mut |old| {
-        let old = old?;
-        let mut r: ExecutionRecord = serde_json::from_slice(old).ok()?;
-        redriven = false;
-        if matches!(r.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
-            r.status = "RUNNING".into();
-            r.stop_ms = None;
-            r.error = None;
-            r.cause = None;
-            r.output = None;
-            r.redrive_count += 1;
-            r.redrive_ms = Some(now);
-            redriven = true;
-        }
-        serde_json::to_vec(&r).ok()
-    })?;
-    if !redriven {
-        return Err(ApiError::new(
-            "ExecutionNotRedrivable",
-            format!("Execution is not redrivable: '{}'", e.arn),
-        ));
-    }
-    app.pending.apply()?;
-    let last = app.history.last_event_id(&e.arn)?;
-    let ev = weft_asl::HistoryEvent {
-        id: last + 1,
-        previous_event_id: last,
-        timestamp_ms: now,
-        event_type: "ExecutionRedriven",
-        details: json!({"redriveCount": e.redrive_count + 1}),
-    };
-    let v = event_json(&ev);
-    app.history
-        .put_event(&e.arn, last + 1, v.to_string().as_bytes())?;
-    app.live.history(&e.arn, &v); // web UI live updates
-    app.live.status(&e.arn, "RUNNING");
-    app.rt
-        .commit
-        .commit()
-        .map_err(|x| ApiError::internal(x.to_string()))?;
-    app.rt.schedule(&e.arn);
+    let now = weft_engine::standard::stop_and_redrive::redrive_execution(&app.rt, &e)?;
     Ok(json!({"redriveDate": ts(now)}))
-}
-
-fn append_final_event(
-    app: &AppState,
-    arn: &str,
-    now: i64,
-    ty: &'static str,
-    error: Option<&str>,
-    cause: Option<&str>,
-) -> Result<(), ApiError> {
-    app.pending.apply()?;
-    let last = app.history.last_event_id(arn)?;
-    let mut details = Map::new();
-    if let Some(x) = error {
-        details.insert("error".into(), json!(x));
-    }
-    if let Some(x) = cause {
-        details.insert("cause".into(), json!(x));
-    }
-    let ev = weft_asl::HistoryEvent {
-        id: last + 1,
-        previous_event_id: last,
-        timestamp_ms: now,
-        event_type: ty,
-        details: Value::Object(details),
-    };
-    let v = event_json(&ev);
-    app.history
-        .put_event(arn, last + 1, v.to_string().as_bytes())?;
-    app.live.history(arn, &v); // web UI live updates
-    if let Some(log) = weft_engine::standard::execution_log::ExecutionLog::of_execution(app, arn) {
-        log.write(app, arn, std::slice::from_ref(&ev));
-    }
-    Ok(())
 }
 
 // ---- callbacks ----

@@ -27,6 +27,7 @@ pub mod remote_tasks;
 pub mod resource_maps;
 pub mod runner;
 pub mod runtime;
+pub mod stop_and_redrive;
 pub mod task_logs;
 pub mod traces;
 

@@ -973,7 +973,7 @@ fn load_record(rt: &Runtime, arn: &str) -> Option<ExecutionRecord> {
 
 /// The execution's record (`Ok(None)`: there is none, or it is unreadable); `Err`: the store
 /// cannot be read now (a shared database away): try again later.
-fn read_record(rt: &Runtime, arn: &str) -> Result<Option<ExecutionRecord>, String> {
+pub(super) fn read_record(rt: &Runtime, arn: &str) -> Result<Option<ExecutionRecord>, String> {
     match rt.executions.execution(arn) {
         Ok(Some(v)) => Ok(serde_json::from_slice(&v).ok()),
         Ok(None) => Ok(None),
