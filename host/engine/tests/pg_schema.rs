@@ -67,3 +67,34 @@ fn an_unreachable_database_names_host_port_and_reason() {
         Ok(_) => panic!("accepted a bad URL"),
     }
 }
+
+#[test]
+fn tokens_written_before_their_index_existed_are_indexed_by_the_upgrade() {
+    use weft_engine::persistence::pg::PgTokens;
+    use weft_engine::persistence::tokens::TokenStore;
+    let Some(t) = TestDb::create() else { return };
+    drop(t.connect());
+    // the schema as version 6 left it, holding tokens (one not a JSON record)
+    admin_exec(
+        &t.url,
+        r#"DROP FUNCTION sfn_tokens_index() CASCADE;
+           ALTER TABLE sfn_tokens DROP COLUMN execution, DROP COLUMN open_activity;
+           DELETE FROM weft_schema_migrations WHERE version = 7;
+           INSERT INTO sfn_tokens (token, rec) VALUES
+             ('t1', convert_to('{"execution":"arn:x","activity":"a"}', 'UTF8')),
+             ('t2', convert_to('{"execution":"arn:x","activity":"a","claimed_by":"w"}', 'UTF8')),
+             ('t3', '\xff00'::BYTEA)"#,
+    )
+    .unwrap();
+    let db = t.connect();
+    let tokens = PgTokens::new(&db);
+    let of: Vec<String> = tokens
+        .tokens_of("arn:x")
+        .unwrap()
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(of, ["t1", "t2"]);
+    assert_eq!(tokens.open_activity_tasks("a", 10).unwrap(), ["t1"]);
+    assert_eq!(tokens.token("t3").unwrap(), Some(vec![0xff, 0]));
+}

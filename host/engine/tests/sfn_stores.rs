@@ -478,6 +478,89 @@ fn the_journal_is_durable_at_each_group_commit() {
 }
 
 #[test]
+fn tokens_are_found_by_execution_and_by_open_activity_task() {
+    each_backend(|f| {
+        let s = f.sfn_stores();
+        let rec = |x: &str, activity: Option<&str>, claimed: Option<&str>| {
+            serde_json::json!({"execution": x, "key": "/1.0@1", "activity": activity,
+                               "claimed_by": claimed, "input": "{}"})
+            .to_string()
+            .into_bytes()
+        };
+        let x1 = "arn:aws:states:us-east-1:000000000000:execution:sm:one";
+        let x2 =
+            "arn:aws:states:us-east-1:000000000000:execution:sm:two'; DROP TABLE sfn_tokens;--";
+        assert!(s.tokens.insert_token("k-a", &rec(x1, None, None)).unwrap());
+        assert!(s
+            .tokens
+            .insert_token("k-b", &rec(x1, Some("act"), None))
+            .unwrap());
+        assert!(s
+            .tokens
+            .insert_token("k-c", &rec(x2, Some("act"), None))
+            .unwrap());
+        assert!(s
+            .tokens
+            .insert_token("k-d", &rec(x2, Some("other"), None))
+            .unwrap());
+        // records that are not token records are kept and found by nothing
+        assert!(s.tokens.insert_token("k-e", b"not json at all").unwrap());
+        assert!(s.tokens.insert_token("k-f", b"[1, 2]").unwrap());
+        assert!(s.tokens.insert_token("k-g", b"{\"execution\": 7}").unwrap());
+
+        let of = |x: &str| -> Vec<String> {
+            s.tokens
+                .tokens_of(x)
+                .unwrap()
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect()
+        };
+        assert_eq!(of(x1), ["k-a", "k-b"], "{}", f.name);
+        assert_eq!(of(x2), ["k-c", "k-d"], "{}", f.name);
+        assert_eq!(of("arn:none"), Vec::<String>::new());
+        assert_eq!(s.tokens.tokens_of(x1).unwrap()[0].1, rec(x1, None, None));
+        assert_eq!(
+            s.tokens.open_activity_tasks("act", 10).unwrap(),
+            ["k-b", "k-c"]
+        );
+        assert_eq!(s.tokens.open_activity_tasks("act", 1).unwrap(), ["k-b"]);
+        assert!(s.tokens.open_activity_tasks("act", 0).unwrap().is_empty());
+
+        // a claim (compare-and-set) and an overwrite move the task out of the open ones
+        s.tokens
+            .update_token("k-b", &mut |cur| {
+                assert!(cur.is_some());
+                Some(rec(x1, Some("act"), Some("worker-1")))
+            })
+            .unwrap();
+        assert_eq!(
+            s.tokens.open_activity_tasks("act", 10).unwrap(),
+            ["k-c"],
+            "{}",
+            f.name
+        );
+        s.tokens
+            .put_token("k-c", &rec(x2, Some("act"), Some("worker-2")))
+            .unwrap();
+        assert!(s.tokens.open_activity_tasks("act", 10).unwrap().is_empty());
+        assert_eq!(s.tokens.open_activity_tasks("other", 10).unwrap(), ["k-d"]);
+        // a removed token is gone from both lookups
+        s.tokens.remove_token("k-d").unwrap();
+        assert_eq!(of(x2), ["k-c"]);
+        assert!(s
+            .tokens
+            .open_activity_tasks("other", 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.tokens.token("k-e").unwrap(),
+            Some(b"not json at all".to_vec())
+        );
+    });
+}
+
+#[test]
 fn tokens_are_recorded_once_and_listed_across_pages() {
     each_backend(|f| {
         let s = f.sfn_stores();

@@ -347,23 +347,24 @@ impl Runtime {
     /// This node adopted `arns` from a node that is gone: their token deadlines are armed here,
     /// their unclaimed activity tasks queued, and each is replayed from its journal.
     pub fn adopted(&self, arns: &[String]) {
-        let set: std::collections::HashSet<&str> = arns.iter().map(String::as_str).collect();
-        let walked = self.tokens.each_token(&mut |token, v| {
-            if let Ok(rec) = serde_json::from_slice::<TokenRecord>(v) {
-                if set.contains(rec.execution.as_str()) {
-                    self.arm_token(token, &rec);
-                    if let (Some(a), None) = (&rec.activity, &rec.claimed_by) {
-                        self.enqueue_activity(a, token);
+        for arn in arns {
+            match self.tokens.tokens_of(arn) {
+                Ok(tokens) => {
+                    for (token, v) in tokens {
+                        if let Ok(rec) = serde_json::from_slice::<TokenRecord>(&v) {
+                            self.arm_token(&token, &rec);
+                            if let (Some(a), None) = (&rec.activity, &rec.claimed_by) {
+                                self.enqueue_activity(a, &token);
+                            }
+                        }
                     }
                 }
+                Err(e) => tracing::error!(
+                    execution = %arn,
+                    "cannot read the task tokens of an adopted execution: {e}"
+                ),
             }
-            true
-        });
-        if let Err(e) = walked {
-            tracing::error!("cannot read the task tokens of adopted executions: {e}");
-        }
-        for a in arns {
-            self.schedule(a);
+            self.schedule(arn);
         }
     }
 
@@ -634,18 +635,13 @@ impl Runtime {
 
     /// Forgets every task token of an execution (it was stopped: nobody may answer them).
     pub fn forget_tokens_of(&self, execution: &str) {
-        let mut theirs = Vec::new();
-        let walked = self.tokens.each_token(&mut |token, v| {
-            if serde_json::from_slice::<TokenRecord>(v).is_ok_and(|t| t.execution == execution) {
-                theirs.push(token.to_string());
+        match self.tokens.tokens_of(execution) {
+            Ok(theirs) => {
+                for (token, _) in theirs {
+                    self.forget_token(&token);
+                }
             }
-            true
-        });
-        if let Err(e) = walked {
-            tracing::error!(execution, "cannot read the task tokens: {e}");
-        }
-        for token in theirs {
-            self.forget_token(&token);
+            Err(e) => tracing::error!(execution, "cannot read the task tokens: {e}"),
         }
     }
 
@@ -726,16 +722,7 @@ impl Runtime {
         if self.shared.is_none() {
             return Ok(None);
         }
-        let mut unclaimed = Vec::new();
-        self.tokens.each_token(&mut |token, v| {
-            if let Ok(rec) = serde_json::from_slice::<TokenRecord>(v) {
-                if rec.activity.as_deref() == Some(activity) && rec.claimed_by.is_none() {
-                    unclaimed.push(token.to_string());
-                }
-            }
-            unclaimed.len() < 64
-        })?;
-        for token in unclaimed {
+        for token in self.tokens.open_activity_tasks(activity, 64)? {
             if let Some(input) = self.claim_token(&token, activity, worker)? {
                 return Ok(Some((token, input)));
             }

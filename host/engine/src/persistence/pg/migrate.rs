@@ -221,6 +221,39 @@ CREATE TABLE pool_slots (
 CREATE INDEX pool_slots_of_pool ON pool_slots (pool);
 "#,
     ),
+    (
+        7,
+        "task tokens indexed by execution and by open activity task",
+        r#"
+ALTER TABLE sfn_tokens ADD COLUMN execution TEXT COLLATE "C",
+                       ADD COLUMN open_activity TEXT COLLATE "C";
+CREATE FUNCTION sfn_tokens_index() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    j jsonb;
+BEGIN
+    BEGIN
+        j := convert_from(NEW.rec, 'UTF8')::jsonb;
+    EXCEPTION WHEN others THEN
+        j := NULL;
+    END;
+    IF jsonb_typeof(j) = 'object' THEN
+        NEW.execution := j->>'execution';
+        NEW.open_activity := CASE WHEN j->>'claimed_by' IS NULL THEN j->>'activity' END;
+    ELSE
+        NEW.execution := NULL;
+        NEW.open_activity := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER sfn_tokens_index BEFORE INSERT OR UPDATE OF rec ON sfn_tokens
+    FOR EACH ROW EXECUTE FUNCTION sfn_tokens_index();
+UPDATE sfn_tokens SET rec = rec;
+CREATE INDEX sfn_tokens_of_execution ON sfn_tokens (execution);
+CREATE INDEX sfn_tokens_open_activity ON sfn_tokens (open_activity, token)
+    WHERE open_activity IS NOT NULL;
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

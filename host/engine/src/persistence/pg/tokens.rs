@@ -1,10 +1,14 @@
 //! [`PgTokens`]: task tokens ([`TokenStore`]) in table `sfn_tokens` and activities
 //! ([`ActivityStore`]) in table `sfn_activities`, with sled's semantics (a token is recorded
-//! once; activities list by name in byte order).
+//! once; activities list by name in byte order). A trigger fills the columns `execution` and
+//! `open_activity` from each record ([`TokenIndex`]'s fields), so an execution's tokens and an
+//! activity's unclaimed tasks are index lookups, not walks of every token.
 
 use super::call::{conn, pg, Kv, PAGE};
 use super::PgDatabase;
 use crate::persistence::catalog::Update;
+#[cfg(doc)]
+use crate::persistence::tokens::TokenIndex;
 use crate::persistence::tokens::{ActivityStore, TokenStore, TokenVisit};
 use crate::persistence::PersistenceError;
 
@@ -58,6 +62,41 @@ impl TokenStore for PgTokens {
 
     fn update_token(&self, token: &str, f: Update<'_>) -> Result<(), PersistenceError> {
         self.tokens.update(token, f)
+    }
+
+    fn tokens_of(&self, execution: &str) -> Result<Vec<(String, Vec<u8>)>, PersistenceError> {
+        let x = execution.to_string();
+        self.db.call(|pool| async move {
+            let rows = conn(&pool)
+                .await?
+                .query(
+                    "SELECT token, rec FROM sfn_tokens WHERE execution = $1 ORDER BY token",
+                    &[&x],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn open_activity_tasks(
+        &self,
+        activity: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, PersistenceError> {
+        let a = activity.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db.call(|pool| async move {
+            let rows = conn(&pool)
+                .await?
+                .query(
+                    "SELECT token FROM sfn_tokens WHERE open_activity = $1 ORDER BY token LIMIT $2",
+                    &[&a, &limit],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
     }
 
     fn each_token(&self, visit: TokenVisit<'_>) -> Result<(), PersistenceError> {
