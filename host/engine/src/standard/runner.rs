@@ -169,24 +169,13 @@ impl ExecutionTaskRunner {
         let stripped = super::remote_tasks::without_queue_key(req);
         let req = &stripped;
         let host = self.host()?;
-        // every attempt is recorded in the task-log tree for the web UI
-        let mut runner = crate::asl_tasks::SandboxTaskRunner::new(
-            &host,
-            &self.rt.roles,
-            self.execution_role.clone(),
-            self.rt.base_dir.clone(),
-        );
-        runner.resource_maps = self.resource_maps.clone();
-        runner.trace = Some(crate::telemetry::TraceIds::execution(
-            &self.execution_arn,
-            self.trace_header.as_deref(),
-        ));
+        // every attempt is recorded in the task-log tree for the web UI; StopExecution and
+        // shutdown interrupt the guest (see `sandbox_runner`)
+        let runner = self.sandbox_runner(&host);
         let Some(ctl) = &self.ctl else {
             return super::task_logs::run_logged(&self.rt, runner, req);
         };
-        // StopExecution and shutdown interrupt the guest; shutdown is not the task's failure
-        let c = ctl.clone();
-        runner.cancel = Some(Arc::new(move || c.is_cancelled()));
+        // shutdown is not the task's failure
         let interrupted = |r: Result<Value, TaskFailure>| match r {
             Err(f) if f.error == "Sandbox.Cancelled" => Err(suspended(&f.cause)),
             other => other,
