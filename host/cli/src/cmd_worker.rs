@@ -5,7 +5,9 @@
 //! callable's DAG folder packages (an archive named by its digest, unpacked once per digest into
 //! `$WEFT_HOME/cache/worker-packages`, see [`weft_engine::remote_packages`]), runs it in the local
 //! sandbox with the grant and secrets the message carries, heartbeats while it runs and reports
-//! the outcome. Requests are SigV4-signed with a profile of the node's credentials file format
+//! the outcome; the report carries the slot's next poll, which the node answers at once, so a
+//! busy slot takes its next task in the same round trip (and long-polls only when none was
+//! waiting). Requests are SigV4-signed with a profile of the node's credentials file format
 //! (`AWS_SHARED_CREDENTIALS_FILE`, else `$WEFT_HOME/credentials`); the worker holds no
 //! database, only a plugin store (blobs and precompiled artifacts) under `$WEFT_HOME`.
 //!
@@ -312,50 +314,72 @@ fn spawn_slot(w: &Arc<Worker>) -> bool {
     true
 }
 
-fn slot_loop(w: &Arc<Worker>) {
-    loop {
-        let poll = PollRequest {
-            worker_id: w.worker_id.clone(),
-            host: w.host_name.clone(),
-            queues: w.queues.clone(),
-            slots: w.slots.load(Ordering::SeqCst).min(w.max_slots),
-            busy: w.busy.load(Ordering::SeqCst),
-        };
-        let answer = match w.node.call("/v1/worker/poll", &poll) {
-            Ok((200, v)) => match serde_json::from_value::<PollResponse>(v) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!("the node's poll answer is not understood: {e}");
-                    std::thread::sleep(RETRY_AFTER);
-                    continue;
-                }
-            },
-            Ok((status, v)) => {
-                tracing::warn!(
-                    status,
-                    "poll refused: {}",
-                    v["message"].as_str().unwrap_or("")
-                );
-                std::thread::sleep(RETRY_AFTER);
-                continue;
-            }
+/// What this slot would ask the node for now.
+fn poll_request(w: &Worker) -> PollRequest {
+    PollRequest {
+        worker_id: w.worker_id.clone(),
+        host: w.host_name.clone(),
+        queues: w.queues.clone(),
+        slots: w.slots.load(Ordering::SeqCst).min(w.max_slots),
+        busy: w.busy.load(Ordering::SeqCst),
+    }
+}
+
+/// One long poll; `None` after a failure (logged, and waited out).
+fn long_poll(w: &Worker) -> Option<PollResponse> {
+    match w.node.call("/v1/worker/poll", &poll_request(w)) {
+        Ok((200, v)) => match serde_json::from_value::<PollResponse>(v) {
+            Ok(r) => Some(r),
             Err(e) => {
-                tracing::warn!("cannot reach the node: {e:#}");
+                tracing::warn!("the node's poll answer is not understood: {e}");
                 std::thread::sleep(RETRY_AFTER);
-                continue;
+                None
             }
+        },
+        Ok((status, v)) => {
+            tracing::warn!(
+                status,
+                "poll refused: {}",
+                v["message"].as_str().unwrap_or("")
+            );
+            std::thread::sleep(RETRY_AFTER);
+            None
+        }
+        Err(e) => {
+            tracing::warn!("cannot reach the node: {e:#}");
+            std::thread::sleep(RETRY_AFTER);
+            None
+        }
+    }
+}
+
+fn slot_loop(w: &Arc<Worker>) {
+    // the next task the node handed out with the last report (no long poll needed)
+    let mut handed: Option<RemoteTask> = None;
+    loop {
+        let (task, queue_depth) = match handed.take() {
+            Some(task) => (Some(task), 0),
+            None => match long_poll(w) {
+                Some(answer) => (answer.task, answer.queue_depth),
+                None => continue,
+            },
         };
-        if answer.queue_depth > 0 {
+        if queue_depth > 0 {
             spawn_slot(w);
         }
-        match answer.task {
+        match task {
             Some(task) => {
                 // every slot busy: keep one more polling (up to --max-slots), so a task queued
                 // later does not wait for a running one
                 if w.busy.load(Ordering::SeqCst) + 1 >= w.slots.load(Ordering::SeqCst) {
                     spawn_slot(w);
                 }
-                execute(w, task)
+                if let Some(next) = execute(w, task) {
+                    if next.queue_depth > 0 {
+                        spawn_slot(w);
+                    }
+                    handed = next.task;
+                }
             }
             None => {
                 // idle: give the slot back while more than the minimum remain
@@ -372,7 +396,9 @@ fn slot_loop(w: &Arc<Worker>) {
     }
 }
 
-fn execute(w: &Arc<Worker>, task: RemoteTask) {
+/// Runs `task` and reports it, asking in the same call for this slot's next task: the node's
+/// answer to that poll (`None`: the report was not accepted, or the node answered `{}`).
+fn execute(w: &Arc<Worker>, task: RemoteTask) -> Option<PollResponse> {
     w.busy.fetch_add(1, Ordering::SeqCst);
     tracing::info!(task = %task.task_id, state = %task.state, plugin = %task.plugin.name, "task received");
     let (done, done_rx) = std::sync::mpsc::channel::<()>();
@@ -421,14 +447,21 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) {
     });
     drop(done);
     let _ = beat.join();
+    // (this slot is free again once the report is in: the poll counts it so)
+    w.busy.fetch_sub(1, Ordering::SeqCst);
     let report = TaskReport {
         worker_id: w.worker_id.clone(),
         task_id: task.task_id.clone(),
         outcome,
+        next: Some(poll_request(w)),
     };
+    let mut next = None;
     for attempt in 0..5 {
         match w.node.call("/v1/worker/report", &report) {
-            Ok((200, _)) => break,
+            Ok((200, v)) => {
+                next = serde_json::from_value::<PollResponse>(v).ok();
+                break;
+            }
             Ok((409, _)) => {
                 tracing::warn!(task = %task.task_id, "the node discarded this result (the try was failed over or cancelled)");
                 break;
@@ -447,7 +480,7 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) {
             }
         }
     }
-    w.busy.fetch_sub(1, Ordering::SeqCst);
+    next
 }
 
 /// Heartbeats `task_id` every `every` until `done` says the task ended (at once: the report

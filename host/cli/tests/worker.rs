@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 const ADMIN_SECRET: &str = "admin-secret-0123456789";
 const WORKER_SECRET: &str = "worker-secret-0123456789";
+/// A worker key that may poll queue `own` only.
+const NARROW_SECRET: &str = "narrow-secret-0123456789";
 /// The node fails a try over after this long without a heartbeat.
 const HEARTBEAT_TIMEOUT_MS: &str = "1500";
 
@@ -35,9 +37,17 @@ fn node_home() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(
+        h.join("narrow-policy.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["weft:Heartbeat", "weft:ReportTask"], "Resource": ["*"]},
+            {"Effect": "Allow", "Action": ["weft:PollTask"], "Resource": ["weft:queue:own"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
         h.join("credentials"),
         format!(
-            "[default]\naws_access_key_id = WEFTADMIN\naws_secret_access_key = {ADMIN_SECRET}\n\n[worker]\naws_access_key_id = WEFTWORKER\naws_secret_access_key = {WORKER_SECRET}\nweft_policy = worker-policy.json\n"
+            "[default]\naws_access_key_id = WEFTADMIN\naws_secret_access_key = {ADMIN_SECRET}\n\n[worker]\naws_access_key_id = WEFTWORKER\naws_secret_access_key = {WORKER_SECRET}\nweft_policy = worker-policy.json\n\n[narrow]\naws_access_key_id = WEFTNARROW\naws_secret_access_key = {NARROW_SECRET}\nweft_policy = narrow-policy.json\n"
         ),
     )
     .unwrap();
@@ -215,9 +225,13 @@ fn ok(port: u16, action: &str, body: Value) -> Value {
 }
 
 fn worker_call(port: u16, path: &str, body: Value) -> (u16, Value) {
+    worker_call_as(port, WORKER_SECRET, path, body)
+}
+
+fn worker_call_as(port: u16, secret: &str, path: &str, body: Value) -> (u16, Value) {
     request(
         port,
-        WORKER_SECRET,
+        secret,
         "POST",
         path,
         "Content-Type: application/json\r\n",
@@ -597,6 +611,97 @@ fn a_worker_key_is_refused_on_the_control_plane() {
         json!({"name": "x", "definition": "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"End\":true}}}"}),
     );
     assert_eq!(st, 200);
+}
+
+/// The test plays the worker: a report that carries its slot's next poll is answered with the
+/// next task at once; the poll riding along is authorised as a poll is (its queues, its worker
+/// id), before the report takes effect.
+#[test]
+fn a_report_hands_out_the_slot_s_next_task_in_the_same_round_trip() {
+    let home = node_home();
+    let (_node, port) = start_node(home.path(), false);
+    let def = |queue: &str| {
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo",
+            "Parameters": {"weft:queue": queue}, "End": true}}})
+    };
+    let first = start(port, "first", def("own"));
+    let second = start(port, "second", def("own"));
+    let other = start(port, "other", def("other"));
+    let poll = |queues: Value| json!({"worker_id": "probe", "host": "test", "queues": queues, "slots": 1, "busy": 0});
+    let (st, got) = worker_call_as(port, NARROW_SECRET, "/v1/worker/poll", poll(json!(["own"])));
+    assert_eq!(st, 200, "{got}");
+    let id = got["task"]["task_id"].as_str().unwrap().to_string();
+    let report = |task_id: &str, next: Value| {
+        json!({"worker_id": "probe", "task_id": task_id, "outcome": {"output": "{\"n\":1}"},
+               "next": next})
+    };
+    // attacker: the poll riding along names a queue this key may not poll: refused whole,
+    // the report is not taken either (the try still runs)
+    let (st, v) = worker_call_as(
+        port,
+        NARROW_SECRET,
+        "/v1/worker/report",
+        report(&id, poll(json!(["own", "other"]))),
+    );
+    assert_eq!(st, 403, "{v}");
+    // attacker: another worker's poll cannot ride along
+    let mut foreign = poll(json!(["own"]));
+    foreign["worker_id"] = json!("someone-else");
+    let (st, v) = worker_call_as(
+        port,
+        NARROW_SECRET,
+        "/v1/worker/report",
+        report(&id, foreign),
+    );
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = worker_call_as(
+        port,
+        NARROW_SECRET,
+        "/v1/worker/report",
+        report(
+            &id,
+            json!({"worker_id": "probe", "host": "../x", "queues": ["own"], "slots": 1, "busy": 0}),
+        ),
+    );
+    assert_eq!(st, 400, "{v}");
+    // the user: the report is taken and the next task of the slot's queues comes back with it
+    let (st, next) = worker_call_as(
+        port,
+        NARROW_SECRET,
+        "/v1/worker/report",
+        report(&id, poll(json!(["own"]))),
+    );
+    assert_eq!(st, 200, "{next}");
+    let next_id = next["task"]["task_id"].as_str().unwrap().to_string();
+    assert_ne!(next_id, id);
+    assert_eq!(next["queue_depth"], 0);
+    // nothing left on the queue: the answer says so (at once: a report's poll never waits)
+    let (st, last) = worker_call_as(
+        port,
+        NARROW_SECRET,
+        "/v1/worker/report",
+        report(&next_id, poll(json!(["own"]))),
+    );
+    assert_eq!(st, 200, "{last}");
+    assert!(last["task"].is_null(), "{last}");
+    // a report without a poll is answered as before
+    for arn in [&first, &second] {
+        let d = finished(port, arn);
+        assert_eq!(d["status"], "SUCCEEDED", "{d}");
+        assert_eq!(d["output"], "{\"n\":1}");
+    }
+    let mut plain = poll(json!(["other"]));
+    plain["worker_id"] = json!("plain");
+    let (st, v) = worker_call(port, "/v1/worker/poll", plain);
+    assert_eq!(st, 200, "{v}");
+    let id = v["task"]["task_id"].as_str().unwrap().to_string();
+    let (st, v) = worker_call(
+        port,
+        "/v1/worker/report",
+        json!({"worker_id": "plain", "task_id": id, "outcome": {"output": "{}"}}),
+    );
+    assert_eq!((st, v), (200, json!({})));
+    assert_eq!(finished(port, &other)["status"], "SUCCEEDED");
 }
 
 /// The test plays the worker: it inspects the message it is given, lets the try go stale, and

@@ -201,6 +201,11 @@ pub struct TaskReport {
     pub worker_id: String,
     pub task_id: String,
     pub outcome: RemoteOutcome,
+    /// A poll the node answers with the report, without waiting: the slot that reported takes
+    /// its next task in the same round trip (a [`PollResponse`], `task` null when none is
+    /// queued). Absent: the answer is `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<PollRequest>,
 }
 
 /// Why a received task cannot run.

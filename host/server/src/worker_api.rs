@@ -5,7 +5,10 @@
 //!   a [`weft_engine::remote::PollResponse`].
 //! - `POST /v1/worker/heartbeat` (`weft:Heartbeat` on `weft:worker:ID`): a
 //!   [`HeartbeatRequest`] for a running try; `{"cancel": true}` asks the worker to stop it.
-//! - `POST /v1/worker/report` (`weft:ReportTask` on `weft:worker:ID`): a [`TaskReport`].
+//! - `POST /v1/worker/report` (`weft:ReportTask` on `weft:worker:ID`): a [`TaskReport`]; one
+//!   that carries a `next` poll (also `weft:PollTask` on each of its queues, decided before the
+//!   report takes effect) is answered at once as a poll is, without the long wait, so a busy
+//!   slot reports and takes its next task in one round trip.
 //! - `GET /v1/blobs/{digest}` (`weft:GetBlob` on `weft:blob:DIGEST`): an installed plugin's
 //!   component, or the Python packages archive of a try running on a worker of the caller's
 //!   key (no other blob: not another key's, not one whose try ended), streamed as it lies in
@@ -213,17 +216,42 @@ pub fn cap_report(r: &mut TaskReport) {
 }
 
 async fn report(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    reply(decide_with(&app, &req, "weft:ReportTask", false, |ctx| {
+    let reported = decide_with(&app, &req, "weft:ReportTask", false, |ctx| {
         let mut r: TaskReport = body(&req)?;
         name("worker_id", &r.worker_id)?;
         name("task_id", &r.task_id)?;
         ctx.authorize(format!("weft:worker:{}", r.worker_id))?;
+        // the poll that rides along is decided with the report, before either takes effect
+        let next = r.next.take();
+        if let Some(p) = &next {
+            check_poll(p)?;
+            if p.worker_id != r.worker_id {
+                return Err(ApiError::validation(
+                    "/next/worker_id: a report's poll is the reporting worker's own",
+                ));
+            }
+            for q in &p.queues {
+                ctx.authorize_also("weft:PollTask", &format!("weft:queue:{q}"))?;
+            }
+        }
         cap_report(&mut r);
         app.dispatch
             .report(ctx.caller(), r)
             .map_err(dispatch_error)?;
-        Ok(json!({}))
-    }))
+        Ok(next.map(|p| (p, ctx.caller().to_string())))
+    });
+    match reported {
+        Err(e) => e.into_response(),
+        Ok(None) => answer(&json!({})),
+        // no long wait: a slot with nothing to do goes back to polling
+        Ok(Some((p, principal))) => match app.dispatch.take(&p, &principal) {
+            Err(e) => dispatch_error(e).into_response(),
+            Ok((task, depth)) => answer(&PollAnswer {
+                task: task.as_deref(),
+                queue_depth: depth,
+            }),
+        },
+    }
 }
 
 async fn workers(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
@@ -375,6 +403,7 @@ mod tests {
                 logs: vec![Value::Null; MAX_RECORDS + 5],
                 ..Default::default()
             },
+            next: None,
         };
         cap_report(&mut r);
         assert_eq!(r.outcome.output, None);
@@ -388,6 +417,7 @@ mod tests {
             worker_id: "w".into(),
             task_id: "t".into(),
             outcome: RemoteOutcome::default(),
+            next: None,
         };
         cap_report(&mut empty);
         assert_eq!(empty.outcome.error.unwrap().error, "States.TaskFailed");

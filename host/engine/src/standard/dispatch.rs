@@ -541,6 +541,7 @@ mod tests {
                 output: Some("{}".into()),
                 ..Default::default()
             },
+            next: None,
         }
     }
 
