@@ -84,12 +84,7 @@ fn answer(port: u16, arn: &str) {
     let end = Instant::now() + Duration::from_secs(180);
     loop {
         let h = ok(port, "GetExecutionHistory", json!({"executionArn": arn}));
-        let token = h["events"].as_array().unwrap().iter().find_map(|e| {
-            let p = e["taskScheduledEventDetails"]["parameters"].as_str()?;
-            let p: Value = serde_json::from_str(p).ok()?;
-            p["MessageBody"]["token"].as_str().map(str::to_string)
-        });
-        if let Some(token) = token {
+        if let Some(token) = callback_token(&h) {
             let (st, v) = call(
                 port,
                 "SendTaskSuccess",

@@ -299,18 +299,6 @@ fn weft_run_calls_apis_with_a_connection_and_never_shows_its_secret() {
     );
 }
 
-fn call(port: u16, action: &str, body: &Value) -> (u16, Value) {
-    let (st, b) = raw(
-        port,
-        &format!(
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-            body.to_string().len(),
-            body
-        ),
-    );
-    (st, serde_json::from_str(&b).unwrap_or(Value::Null))
-}
-
 fn raw(port: u16, request: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -324,12 +312,6 @@ fn raw(port: u16, request: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, body.to_string())
-}
-
-fn ok(port: u16, action: &str, body: Value) -> Value {
-    let (st, v) = call(port, action, &body);
-    assert_eq!(st, 200, "{action}: {v}");
-    v
 }
 
 /// Every file under `dir` but `skip`, as bytes.

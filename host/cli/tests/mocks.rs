@@ -9,8 +9,6 @@ mod common;
 use common::*;
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -442,33 +440,6 @@ fn hostile_mock_files_are_usage_errors() {
 }
 
 // ---- the server ----
-
-fn call(port: u16, action: &str, body: &Value) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let b = body.to_string();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-        b.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn ok(port: u16, action: &str, body: Value) -> Value {
-    let (st, v) = call(port, action, &body);
-    assert_eq!(st, 200, "{action}: {v}");
-    v
-}
 
 fn wait_done(port: u16, arn: &str) -> Value {
     let end = Instant::now() + Duration::from_secs(60);

@@ -525,19 +525,9 @@ fn an_unreachable_or_hanging_collector_never_fails_a_run() {
 
 /// One AWS JSON 1.0 call to a `weft server --no-auth`; the answer's JSON (status 200 asserted).
 fn call(port: u16, action: &str, body: &Value) -> Value {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let b = body.to_string();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-        b.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    assert!(head.starts_with("HTTP/1.1 200"), "{action}: {out}");
-    serde_json::from_str(body).unwrap()
+    let (status, v) = common::call(port, action, body);
+    assert_eq!(status, 200, "{action}: {v}");
+    v
 }
 
 /// Item 3 and 4 on `weft server`: a Standard execution that suspends on a Wait and is replayed

@@ -143,18 +143,8 @@ fn token_of(port: u16, arn: &str) -> String {
     let end = Instant::now() + Duration::from_secs(120);
     loop {
         let h = ok(port, "GetExecutionHistory", json!({"executionArn": arn}));
-        for e in h["events"].as_array().unwrap() {
-            if e["type"] == "TaskScheduled" {
-                let p: Value = serde_json::from_str(
-                    e["taskScheduledEventDetails"]["parameters"]
-                        .as_str()
-                        .unwrap(),
-                )
-                .unwrap();
-                if let Some(t) = p["MessageBody"]["token"].as_str() {
-                    return t.to_string();
-                }
-            }
+        if let Some(t) = callback_token(&h) {
+            return t;
         }
         assert!(Instant::now() < end, "{arn} never waited for its callback");
         std::thread::sleep(Duration::from_millis(50));

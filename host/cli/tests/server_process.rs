@@ -18,28 +18,6 @@ use std::time::{Duration, Instant};
 
 const N: usize = 1000;
 
-/// One AWS JSON 1.0 call; (status, body).
-fn call(port: u16, action: &str, body: &Value) -> std::io::Result<(u16, Value)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let b = body.to_string();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-        b.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    // the server answers with a Content-Length body (no chunking) for JSON
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
-}
-
 /// One plain HTTP request to the server's UI endpoints (`/v1/...`, `/metrics`); the raw body.
 fn http_text(port: u16, method: &str, path: &str, body: &str) -> String {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -60,12 +38,6 @@ fn http_text(port: u16, method: &str, path: &str, body: &str) -> String {
 fn http(port: u16, method: &str, path: &str, body: &str) -> Value {
     let text = http_text(port, method, path, body);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
-}
-
-fn ok(port: u16, action: &str, body: Value) -> Value {
-    let (st, v) = call(port, action, &body).unwrap();
-    assert_eq!(st, 200, "{action}: {v}");
-    v
 }
 
 fn start_server(home: &Path, work: &Path) -> Server {

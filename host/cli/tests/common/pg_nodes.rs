@@ -1,7 +1,6 @@
 //! Fixtures of the tests that run `weft server` nodes on the test PostgreSQL cluster: a fresh
 //! database per test, nodes as child processes (their log beside their home), AWS JSON calls.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,34 +17,6 @@ pub fn psql(url: &str, sql: &str) -> String {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// One AWS JSON 1.0 call; (status, body).
-pub fn call(port: u16, action: &str, body: &Value) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let b = body.to_string();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-        b.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-pub fn ok(port: u16, action: &str, body: Value) -> Value {
-    let (st, v) = call(port, action, &body);
-    assert_eq!(st, 200, "{action}: {v}");
-    v
 }
 
 /// The nodes' lease in these tests.
@@ -157,4 +128,14 @@ pub fn start_execution(port: u16, state_machine: &str, name: &str, input: &str) 
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// The task token a callback Task of `history` (a GetExecutionHistory answer) sent in its
+/// `MessageBody.token`, as an external worker finds it; `None` while no Task sent one.
+pub fn callback_token(history: &Value) -> Option<String> {
+    history["events"].as_array()?.iter().find_map(|e| {
+        let p = e["taskScheduledEventDetails"]["parameters"].as_str()?;
+        let p: Value = serde_json::from_str(p).ok()?;
+        p["MessageBody"]["token"].as_str().map(str::to_string)
+    })
 }
