@@ -7,33 +7,19 @@
 mod backends;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backends::{each_backend, run, stored_ti, Fixture, TestDb};
+use backends::{dag, each_backend, run, stored_ti, Fixture, TestDb};
 use serde_json::{json, Map, Value};
-use weft_dag::{
-    parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation, TiState,
-};
+use weft_dag::{Dag, NoSecrets, TaskFailure, TaskInvocation, TiState};
 use weft_engine::persistence::{DagLeases, SlotAsk, SlotKey};
 use weft_engine::scheduler::{
     LoopOptions, Plain, Pools, SchedStore, Scheduler, SchedulerConfig, SchedulerError, StoredTi,
 };
 
 type Exec = Box<dyn Fn(&TaskInvocation) -> Result<Value, TaskFailure> + Sync>;
-
-fn dag(yaml: &str) -> Dag {
-    let (dags, errors) = parse_dag_file(
-        Path::new("t.yaml"),
-        yaml,
-        &FolderConfig::default(),
-        &AnyOperator,
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    dags.into_iter().next().unwrap()
-}
 
 /// Waits (up to two minutes) until `f` holds.
 fn wait_until(what: &str, f: impl Fn() -> bool) {

@@ -2,32 +2,18 @@
 //! pool_slots, max_active_tasks, retries with back-off, catchup within max_active_runs,
 //! restart recovery from sled, worker autoscaling, callbacks.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use weft_dag::{
-    parse_dag_file, AnyOperator, Dag, FolderConfig, NoSecrets, TaskFailure, TaskInvocation, TiState,
-};
+use weft_dag::{Dag, NoSecrets, TaskFailure, TaskInvocation, TiState};
 use weft_engine::scheduler::{
     LoopOptions, Plain, Pools, SchedStore, Scheduler, SchedulerConfig, Trigger,
 };
 
 mod backends;
-use backends::each_backend;
-
-fn dag(yaml: &str) -> Dag {
-    let (dags, errors) = parse_dag_file(
-        Path::new("t.yaml"),
-        yaml,
-        &FolderConfig::default(),
-        &AnyOperator,
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    dags.into_iter().next().unwrap()
-}
+use backends::{dag, each_backend};
 
 fn date(s: &str) -> chrono::DateTime<chrono::Utc> {
     weft_dag::parse_logical_date(s).unwrap()

@@ -223,3 +223,16 @@ pub fn stored_ti(
         end_date: None,
     }
 }
+
+/// The one DAG of a dag-factory YAML text (every operator allowed); its load errors fail the
+/// test.
+pub fn dag(yaml: &str) -> weft_dag::Dag {
+    let (dags, errors) = weft_dag::parse_dag_file(
+        std::path::Path::new("t.yaml"),
+        yaml,
+        &weft_dag::FolderConfig::default(),
+        &weft_dag::AnyOperator,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    dags.into_iter().next().unwrap()
+}
