@@ -105,6 +105,39 @@ impl PgDagLeases {
         let pool = self.db.pool().clone();
         self.db.run(f(pool)).map_err(err)?
     }
+
+    /// Gives up this scheduler's leases of `dag_ids` (`None`: every one it holds) so that
+    /// another scheduler may take them at once; with `retire`, also its registration and its
+    /// pool slots (a loop ends with no try in flight: none of its slots is in use). The DAGs
+    /// released are written unfenced again; a DAG taken over meanwhile stays fenced.
+    fn give_up(&self, dag_ids: Option<Vec<String>>, retire: bool) -> Result<(), SchedulerError> {
+        let owner = self.fence.owner().to_string();
+        let released: Vec<String> = self.call(|pool| async move {
+            let c = pool.get().await.map_err(err)?;
+            let rows = c
+                .query(
+                    "UPDATE dag_leases SET owner = NULL, expires_at = now() \
+                     WHERE owner = $1 AND ($2::TEXT[] IS NULL OR dag_id = ANY($2)) \
+                     RETURNING dag_id",
+                    &[&owner, &dag_ids],
+                )
+                .await
+                .map_err(err)?;
+            if retire {
+                c.execute("DELETE FROM dag_schedulers WHERE owner = $1", &[&owner])
+                    .await
+                    .map_err(err)?;
+                c.execute("DELETE FROM pool_slots WHERE owner = $1", &[&owner])
+                    .await
+                    .map_err(err)?;
+            }
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        for d in released {
+            self.fence.forget(&d);
+        }
+        Ok(())
+    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -204,53 +237,11 @@ impl DagLeases for PgDagLeases {
     }
 
     fn release(&self, dag_ids: &[String]) -> Result<(), SchedulerError> {
-        let owner = self.fence.owner().to_string();
-        let ids = dag_ids.to_vec();
-        let released: Vec<String> = self.call(|pool| async move {
-            let c = pool.get().await.map_err(err)?;
-            let rows = c
-                .query(
-                    "UPDATE dag_leases SET owner = NULL, expires_at = now() \
-                     WHERE owner = $1 AND dag_id = ANY($2) RETURNING dag_id",
-                    &[&owner, &ids],
-                )
-                .await
-                .map_err(err)?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        })?;
-        // (a DAG taken over stays fenced)
-        for d in released {
-            self.fence.forget(&d);
-        }
-        Ok(())
+        self.give_up(Some(dag_ids.to_vec()), false)
     }
 
     fn retire(&self) -> Result<(), SchedulerError> {
-        let owner = self.fence.owner().to_string();
-        let released: Vec<String> = self.call(|pool| async move {
-            let c = pool.get().await.map_err(err)?;
-            let rows = c
-                .query(
-                    "UPDATE dag_leases SET owner = NULL, expires_at = now() WHERE owner = $1 \
-                     RETURNING dag_id",
-                    &[&owner],
-                )
-                .await
-                .map_err(err)?;
-            c.execute("DELETE FROM dag_schedulers WHERE owner = $1", &[&owner])
-                .await
-                .map_err(err)?;
-            // (a loop ends with no try in flight: none of its slots is in use)
-            c.execute("DELETE FROM pool_slots WHERE owner = $1", &[&owner])
-                .await
-                .map_err(err)?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        })?;
-        // (a DAG taken over stays fenced)
-        for d in released {
-            self.fence.forget(&d);
-        }
-        Ok(())
+        self.give_up(None, true)
     }
 
     fn take_slots(
