@@ -72,7 +72,8 @@ cp -r "$WEFT_HOME/blobs" "$WEFT_HOME/db" "$SERVER_HOME/" 2>/dev/null || true
 WEFT_HOME="$SERVER_HOME" "$WEFT" server --listen "127.0.0.1:$PORT" --no-auth 2>"$SERVER_HOME/server.log" &
 SERVER_PID=$!
 trap 'kill $server $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$SERVER_HOME"' EXIT
-for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null && break; sleep 0.1; done
+# only weft's own answer counts: a bare connect may reach itself before the server listens
+for _ in $(seq 100); do [ "$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$PORT/healthz', timeout=1).read().decode())" 2>/dev/null)" = ok ] && break; sleep 0.1; done
 sm() { WEFT_HOME="$SERVER_HOME" "$WEFT" sm --endpoint "http://127.0.0.1:$PORT" "$@"; }
 for def in examples/server/*.asl.json; do
   name=$(basename "$def" .asl.json); dir=$(dirname "$def"); n=$((n+1))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, plugin, repo};
+use common::{free_port, plugin, repo, wait_until_serving};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -556,11 +556,7 @@ fn a_replayed_standard_execution_is_one_trace_and_its_json_logs_name_it() {
         .unwrap();
     // (the child is reaped below on every path the test passes; a failure leaves it to the
     // test harness's exit)
-    let t0 = std::time::Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed().as_secs() < 60, "the server did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until_serving(&mut child, port, std::time::Duration::from_secs(60));
     let def = r#"{"StartAt": "Each", "States": {
       "Each": {"Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.echoed", "Next": "W",
         "ItemProcessor": {"StartAt": "Echo", "States": {

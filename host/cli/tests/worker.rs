@@ -108,12 +108,8 @@ fn start_node_on(home: &Path, port: u16, local_tasks: bool) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let p = Proc(child);
-    let end = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "the node did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut p = Proc(child);
+    wait_until_serving(&mut p.0, port, Duration::from_secs(60));
     p
 }
 

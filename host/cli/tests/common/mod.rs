@@ -140,15 +140,47 @@ pub fn start_weft_server(home: &Path, work: &Path, no_auth: bool, env: &[(&str, 
         .spawn()
         .unwrap();
     // dropping the Server kills and reaps the child on every path
-    let server = Server { child, port };
-    let end = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
+    let mut server = Server { child, port };
+    wait_until_serving(&mut server.child, port, Duration::from_secs(60));
+    server
+}
+
+/// Waits until the `weft` child answers `GET /healthz` on `port` with `200 ok`, panicking when it
+/// exits first or `patience` runs out. A connection alone proves nothing: the port may belong to
+/// another process by then, or the probe may connect to itself (a loopback connect whose
+/// ephemeral source port equals the port probed), so only weft's own answer counts.
+pub fn wait_until_serving(child: &mut Child, port: u16, patience: Duration) {
+    let end = Instant::now() + patience;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited before serving on port {port}: {status}");
         }
+        if healthz(port) {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "the server did not answer /healthz on port {port} within {patience:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("the server did not start listening");
+}
+
+/// Whether `GET /healthz` on `port` answers `200` with the body `ok`.
+fn healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200") && out.ends_with("\r\n\r\nok")
 }
 
 /// The test cluster's admin URL: `$WEFT_TEST_PG`, else a cluster of this test process started by

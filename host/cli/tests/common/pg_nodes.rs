@@ -1,7 +1,6 @@
 //! Fixtures of the tests that run `weft server` nodes on the test PostgreSQL cluster: a fresh
 //! database per test, nodes as child processes (their log beside their home), AWS JSON calls.
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,15 +52,9 @@ pub fn start_node_in(home: &Path, work: &Path, url: &str, no_auth: bool) -> Serv
         .stderr(std::fs::File::create(home.with_extension("log")).unwrap())
         .spawn()
         .unwrap();
-    let server = Server { child, port };
-    let end = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < end {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the server did not start listening");
+    let mut server = Server { child, port };
+    wait_until_serving(&mut server.child, port, Duration::from_secs(120));
+    server
 }
 
 /// A `$WEFT_HOME` with the echo plugin installed.
