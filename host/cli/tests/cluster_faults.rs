@@ -35,39 +35,6 @@ fn flow_with_callback() -> String {
     v.to_string()
 }
 
-/// The tasks whose completion is durable in the database now: journaled results of T1 (state
-/// 0) and T2 (state 2 without a callback, 3 with one), and both tasks of every SUCCEEDED run.
-fn durably_completed(url: &str) -> HashSet<String> {
-    let mut done = HashSet::new();
-    for line in psql(
-        url,
-        "SELECT name FROM sfn_executions WHERE status = 'SUCCEEDED'",
-    )
-    .lines()
-    {
-        done.insert(format!("{line}-t1"));
-        done.insert(format!("{line}-t2"));
-    }
-    let rows = psql(
-        url,
-        "SELECT e.name || ' ' || j.key FROM sfn_journal j JOIN sfn_executions e ON e.arn = j.execution \
-         WHERE substring(j.entry FROM 1 FOR 9) = '{\"t\":\"ok\"'::BYTEA",
-    );
-    for line in rows.lines() {
-        let (name, key) = line.split_once(' ').unwrap();
-        let cb = name.starts_with("cb");
-        let t = if key.starts_with("/0.") {
-            "t1"
-        } else if key.starts_with(if cb { "/3." } else { "/2." }) {
-            "t2"
-        } else {
-            continue;
-        };
-        done.insert(format!("{name}-{t}"));
-    }
-    done
-}
-
 fn create(port: u16, name: &str, definition: &str) -> String {
     ok(
         port,
@@ -141,7 +108,11 @@ fn three_nodes_run_a_thousand_executions_and_survive_a_kill() {
         if i == N / 2 {
             // node 0 dies mid-run; what was durable then must not run again
             nodes[0].take().unwrap().kill9();
-            durable_at_kill = durably_completed(&url);
+            durable_at_kill =
+                durably_completed_tasks(
+                    &url,
+                    |name| if name.starts_with("cb") { "/3." } else { "/2." },
+                );
         }
     }
 

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod pg_nodes;
+
+pub use backend::Backend;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -123,6 +126,17 @@ impl Drop for Server {
 /// Starts `weft server` with `$WEFT_HOME` = `home` in `work` (and `env` set), waiting until it
 /// listens; `no_auth` adds `--no-auth`.
 pub fn start_weft_server(home: &Path, work: &Path, no_auth: bool, env: &[(&str, &Path)]) -> Server {
+    start_weft_server_on(&Backend::Sled, home, work, no_auth, env)
+}
+
+/// [`start_weft_server`] on `backend`'s store.
+pub fn start_weft_server_on(
+    backend: &Backend,
+    home: &Path,
+    work: &Path,
+    no_auth: bool,
+    env: &[(&str, &Path)],
+) -> Server {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["server", "--listen", &listen];
@@ -131,6 +145,7 @@ pub fn start_weft_server(home: &Path, work: &Path, no_auth: bool, env: &[(&str, 
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
     cmd.args(&args).env("WEFT_HOME", home).current_dir(work);
+    backend.apply(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }

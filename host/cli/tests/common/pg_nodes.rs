@@ -1,6 +1,7 @@
 //! Fixtures of the tests that run `weft server` nodes on the test PostgreSQL cluster: a fresh
 //! database per test, nodes as child processes (their log beside their home), AWS JSON calls.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -131,4 +132,41 @@ pub fn callback_token(history: &Value) -> Option<String> {
         let p: Value = serde_json::from_str(p).ok()?;
         p["MessageBody"]["token"].as_str().map(str::to_string)
     })
+}
+
+/// The tasks of a [`RECORDER_FLOW`]-shaped run whose completion is durable in the database at
+/// `url` now, as `NAME-t1` / `NAME-t2`: both tasks of every SUCCEEDED execution, and the
+/// journaled results of T1 (state 0) and of T2, whose state's key prefix `t2_key(NAME)` gives
+/// (`"/2."` in the plain flow, `"/3."` where a callback state comes before T2).
+pub fn durably_completed_tasks(
+    url: &str,
+    t2_key: impl Fn(&str) -> &'static str,
+) -> HashSet<String> {
+    let mut done = HashSet::new();
+    for line in psql(
+        url,
+        "SELECT name FROM sfn_executions WHERE status = 'SUCCEEDED'",
+    )
+    .lines()
+    {
+        done.insert(format!("{line}-t1"));
+        done.insert(format!("{line}-t2"));
+    }
+    let rows = psql(
+        url,
+        "SELECT e.name || ' ' || j.key FROM sfn_journal j JOIN sfn_executions e ON e.arn = j.execution \
+         WHERE substring(j.entry FROM 1 FOR 9) = '{\"t\":\"ok\"'::BYTEA",
+    );
+    for line in rows.lines() {
+        let (name, key) = line.split_once(' ').unwrap();
+        let t = if key.starts_with("/0.") {
+            "t1"
+        } else if key.starts_with(t2_key(name)) {
+            "t2"
+        } else {
+            continue;
+        };
+        done.insert(format!("{name}-{t}"));
+    }
+    done
 }

@@ -312,6 +312,11 @@ impl JournalStore {
     /// [`JournalStore::update_unless`] for writers on any node (answers from outside): on a
     /// shared database the value is written there at once, compared with what any node
     /// stored; elsewhere it is buffered as usual.
+    ///
+    /// A write of `key` this store still holds is this node's newest value: it decides first,
+    /// and when the database holds nothing yet it is the only value there is (the database's
+    /// `None` does not count against it). A batch being applied right now is waited for, so
+    /// the database's answer covers everything this store wrote before.
     pub fn update_unless_now(
         &self,
         key: &[u8],
@@ -320,12 +325,26 @@ impl JournalStore {
     ) -> Result<bool, PersistenceError> {
         if let Mode::Buffered(wb, backend) = &self.mode {
             let mut st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = Self::lookup(&st, key) {
-                if keep(v.as_deref()) {
-                    return Ok(false);
-                }
+            if st
+                .in_flight
+                .as_ref()
+                .is_some_and(|b| b.lookup(key).is_some())
+            {
+                // (lock order: appliers take `applying`, then `st`)
+                drop(st);
+                let _landed = wb.applying.lock().unwrap_or_else(|e| e.into_inner());
+                st = wb.st.lock().unwrap_or_else(|e| e.into_inner());
             }
-            if let Some(done) = backend.update_unless_now(key, new.as_deref(), &keep)? {
+            let buffered = st.current.lookup(key);
+            let done = match &buffered {
+                Some(v) if keep(v.as_deref()) => return Ok(false),
+                // stored: the database's value decides (an answer another node wrote stays);
+                // nothing stored: the buffered value, just decided on, was all there was
+                Some(_) => backend
+                    .update_unless_now(key, new.as_deref(), &|cur| cur.is_some() && keep(cur))?,
+                None => backend.update_unless_now(key, new.as_deref(), &keep)?,
+            };
+            if let Some(done) = done {
                 if done {
                     st.current.writes.remove(key);
                 }
@@ -458,6 +477,151 @@ mod tests {
             "a write after the clear survives it"
         );
         assert_eq!(s.scan_prefix(b"a\0").unwrap().len(), 1);
+    }
+
+    /// A database several nodes share, in memory: `update_unless_now` decides on the stored
+    /// value at once; `apply` waits while `hold` is set (a batch in flight), and, as
+    /// PostgreSQL's upsert does, never lets a buffered `started` replace a stored result.
+    #[derive(Default)]
+    struct SharedDb {
+        rows: Mutex<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>,
+        hold: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+        applying: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    }
+
+    impl JournalBackend for SharedDb {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PersistenceError> {
+            Ok(self.rows.lock().unwrap().get(key).cloned())
+        }
+
+        fn scan_prefix(&self, prefix: &[u8]) -> Result<Pairs, PersistenceError> {
+            let rows = self.rows.lock().unwrap();
+            Ok(rows
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect())
+        }
+
+        fn apply(&self, clears: &[Vec<u8>], writes: &Writes) -> Result<(), PersistenceError> {
+            if let Some(tx) = self.applying.lock().unwrap().take() {
+                tx.send(()).unwrap();
+            }
+            if let Some(rx) = self.hold.lock().unwrap().take() {
+                rx.recv().unwrap();
+            }
+            let mut rows = self.rows.lock().unwrap();
+            rows.retain(|k, _| !clears.iter().any(|p| k.starts_with(p)));
+            for (k, v) in writes {
+                match v {
+                    Some(v) if v == b"started" && rows.get(k).is_some_and(|o| o == b"ok") => {}
+                    Some(v) => {
+                        rows.insert(k.clone(), v.clone());
+                    }
+                    None => {
+                        rows.remove(k);
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        fn update_unless_now(
+            &self,
+            key: &[u8],
+            new: Option<&[u8]>,
+            keep: &(dyn Fn(Option<&[u8]>) -> bool + Sync),
+        ) -> Result<Option<bool>, PersistenceError> {
+            let mut rows = self.rows.lock().unwrap();
+            if keep(rows.get(key).map(Vec::as_slice)) {
+                return Ok(Some(false));
+            }
+            match new {
+                Some(v) => rows.insert(key.to_vec(), v.to_vec()),
+                None => rows.remove(key),
+            };
+            Ok(Some(true))
+        }
+    }
+
+    fn is_started(v: Option<&[u8]>) -> bool {
+        v == Some(&b"started"[..])
+    }
+
+    fn holds_result(v: Option<&[u8]>) -> bool {
+        v == Some(&b"ok"[..])
+    }
+
+    #[test]
+    fn a_marker_only_buffered_is_removed_and_an_answer_replaces_it_at_once() {
+        let db = Arc::new(SharedDb::default());
+        let s = JournalStore::buffered_on(db.clone());
+        // the owner's marker, not yet applied; its removal (the attempt suspends) must not
+        // leave it to be applied later, though the database holds nothing to compare with
+        s.insert(b"a\0k".to_vec(), b"started".to_vec()).unwrap();
+        assert!(s
+            .update_unless_now(b"a\0k", None, |v| !is_started(v))
+            .unwrap());
+        s.apply().unwrap();
+        assert_eq!(
+            db.get(b"a\0k").unwrap(),
+            None,
+            "the marker was applied after its removal"
+        );
+        // an answer from outside while the marker is buffered: stored at once, and the marker
+        // applied after it does not undo it
+        s.insert(b"a\0k".to_vec(), b"started".to_vec()).unwrap();
+        assert!(s
+            .update_unless_now(b"a\0k", Some(b"ok".to_vec()), holds_result)
+            .unwrap());
+        assert_eq!(db.get(b"a\0k").unwrap().as_deref(), Some(&b"ok"[..]));
+        s.apply().unwrap();
+        assert_eq!(s.get(b"a\0k").unwrap().as_deref(), Some(&b"ok"[..]));
+        // another node's answer stays: neither a removal of the marker nor a second answer
+        // replaces it
+        s.insert(b"a\0j".to_vec(), b"started".to_vec()).unwrap();
+        db.rows
+            .lock()
+            .unwrap()
+            .insert(b"a\0j".to_vec(), b"ok".to_vec());
+        assert!(!s
+            .update_unless_now(b"a\0j", None, |v| !is_started(v))
+            .unwrap());
+        assert!(!s
+            .update_unless_now(b"a\0j", Some(b"late".to_vec()), holds_result)
+            .unwrap());
+        s.apply().unwrap();
+        assert_eq!(db.get(b"a\0j").unwrap().as_deref(), Some(&b"ok"[..]));
+    }
+
+    #[test]
+    fn a_marker_being_applied_is_removed_once_it_has_landed() {
+        let db = Arc::new(SharedDb::default());
+        let s = JournalStore::buffered_on(db.clone());
+        let (release, hold) = std::sync::mpsc::channel();
+        let (applying_tx, applying) = std::sync::mpsc::channel();
+        *db.hold.lock().unwrap() = Some(hold);
+        *db.applying.lock().unwrap() = Some(applying_tx);
+        s.insert(b"a\0k".to_vec(), b"started".to_vec()).unwrap();
+        let flusher = {
+            let s = s.clone();
+            std::thread::spawn(move || s.apply().unwrap())
+        };
+        // the marker is in flight: in no buffer and not yet in the database
+        applying.recv().unwrap();
+        let remover = {
+            let s = s.clone();
+            std::thread::spawn(move || s.update_unless_now(b"a\0k", None, |v| !is_started(v)))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        release.send(()).unwrap();
+        flusher.join().unwrap();
+        assert!(remover.join().unwrap().unwrap());
+        assert_eq!(
+            db.get(b"a\0k").unwrap(),
+            None,
+            "the marker landed after its removal"
+        );
     }
 
     #[test]
