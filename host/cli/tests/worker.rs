@@ -86,19 +86,20 @@ impl Drop for Proc {
     }
 }
 
-fn start_node(home: &Path, local_tasks: bool) -> (Proc, u16) {
+fn start_node(backend: &Backend, home: &Path, local_tasks: bool) -> (Proc, u16) {
     let port = free_port();
-    (start_node_on(home, port, local_tasks), port)
+    (start_node_on(backend, home, port, local_tasks), port)
 }
 
 /// A node on `port` (a restarted node keeps its address: its workers poll it again).
-fn start_node_on(home: &Path, port: u16, local_tasks: bool) -> Proc {
+fn start_node_on(backend: &Backend, home: &Path, port: u16, local_tasks: bool) -> Proc {
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["server", "--listen", &listen];
     if !local_tasks {
         args.push("--no-local-tasks");
     }
-    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+    let child = backend
+        .apply(&mut Command::new(env!("CARGO_BIN_EXE_weft")))
         .args(&args)
         .env("WEFT_HOME", home)
         .env("WEFT_WORKER_HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS)
@@ -371,10 +372,9 @@ fn echo_task(queue: &str, next: Option<&str>) -> Value {
     t
 }
 
-#[test]
-fn tasks_land_on_the_worker_of_their_queue_and_logs_name_it() {
+fn tasks_land_on_the_worker_of_their_queue_and_logs_name_it(backend: &Backend) {
     let home = node_home();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_a, a_home) = start_worker(home.path(), port, "wa", &["alpha"]);
     let (_b, _b_home) = start_worker(home.path(), port, "wb", &["beta"]);
     wait_for("both workers", || {
@@ -434,6 +434,7 @@ fn tasks_land_on_the_worker_of_their_queue_and_logs_name_it() {
         }
     }
 }
+on_both_backends!(tasks_land_on_the_worker_of_their_queue_and_logs_name_it);
 
 fn metrics_text(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -477,11 +478,10 @@ impl Hanging {
     }
 }
 
-#[test]
-fn a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle() {
+fn a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle(backend: &Backend) {
     let home = node_home();
     let hang = Hanging::start();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_w, _wh) = start_worker_with(
         home.path(),
         port,
@@ -541,11 +541,11 @@ fn a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle() {
     // idle polls give slots back down to --min-slots
     wait_for("one slot left", || slots() == Some((1, 0)));
 }
+on_both_backends!(a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle);
 
-#[test]
-fn a_worker_key_is_refused_on_the_control_plane() {
+fn a_worker_key_is_refused_on_the_control_plane(backend: &Backend) {
     let home = node_home();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (st, v) = sfn(
         port,
         WORKER_SECRET,
@@ -608,14 +608,14 @@ fn a_worker_key_is_refused_on_the_control_plane() {
     );
     assert_eq!(st, 200);
 }
+on_both_backends!(a_worker_key_is_refused_on_the_control_plane);
 
 /// The test plays the worker: a report that carries its slot's next poll is answered with the
 /// next task at once; the poll riding along is authorised as a poll is (its queues, its worker
 /// id), before the report takes effect.
-#[test]
-fn a_report_hands_out_the_slot_s_next_task_in_the_same_round_trip() {
+fn a_report_hands_out_the_slot_s_next_task_in_the_same_round_trip(backend: &Backend) {
     let home = node_home();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let def = |queue: &str| {
         json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo",
             "Parameters": {"weft:queue": queue}, "End": true}}})
@@ -699,13 +699,13 @@ fn a_report_hands_out_the_slot_s_next_task_in_the_same_round_trip() {
     assert_eq!((st, v), (200, json!({})));
     assert_eq!(finished(port, &other)["status"], "SUCCEEDED");
 }
+on_both_backends!(a_report_hands_out_the_slot_s_next_task_in_the_same_round_trip);
 
 /// The test plays the worker: it inspects the message it is given, lets the try go stale, and
 /// finds its late report refused while the retry succeeds.
-#[test]
-fn a_task_message_carries_only_granted_secrets_and_late_reports_are_discarded() {
+fn a_task_message_carries_only_granted_secrets_and_late_reports_are_discarded(backend: &Backend) {
     let home = node_home();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo",
         "Parameters": {"weft:queue": "own"},
         "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 1}],
@@ -772,11 +772,11 @@ fn a_task_message_carries_only_granted_secrets_and_late_reports_are_discarded() 
     assert_eq!(logs[0]["error"]["error"], "States.TaskFailed");
     assert_eq!(logs[1]["worker"], "test/probe");
 }
+on_both_backends!(a_task_message_carries_only_granted_secrets_and_late_reports_are_discarded);
 
-#[test]
-fn a_killed_worker_s_task_is_retried_on_another_worker() {
+fn a_killed_worker_s_task_is_retried_on_another_worker(backend: &Backend) {
     let home = node_home();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (a, _a_home) = start_worker(home.path(), port, "wa", &["shared"]);
     // the first try spins (until killed), the retry echoes
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
@@ -815,9 +815,9 @@ fn a_killed_worker_s_task_is_retried_on_another_worker() {
     assert!(logs[1]["worker"].as_str().unwrap().ends_with("/wb"));
     assert_eq!(logs[1]["error"], Value::Null);
 }
+on_both_backends!(a_killed_worker_s_task_is_retried_on_another_worker);
 
-#[test]
-fn a_tampered_plugin_blob_is_refused_by_the_worker() {
+fn a_tampered_plugin_blob_is_refused_by_the_worker(backend: &Backend) {
     let home = node_home();
     // corrupt echo's blob in the node's store: the node streams it as it lies on disk
     let list = Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -845,7 +845,7 @@ fn a_tampered_plugin_blob_is_refused_by_the_worker() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&blob, &bytes).unwrap();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_w, w_home) = start_worker(home.path(), port, "wt", &["default"]);
     let arn = start(
         port,
@@ -866,9 +866,9 @@ fn a_tampered_plugin_blob_is_refused_by_the_worker() {
         "nothing was written to the worker's store"
     );
 }
+on_both_backends!(a_tampered_plugin_blob_is_refused_by_the_worker);
 
-#[test]
-fn dag_tasks_go_to_the_worker_of_their_queue() {
+fn dag_tasks_go_to_the_worker_of_their_queue(backend: &Backend) {
     let home = node_home();
     std::fs::create_dir_all(home.path().join("dags")).unwrap();
     // `queue:` on a task, and in default_args for the others
@@ -877,7 +877,7 @@ fn dag_tasks_go_to_the_worker_of_their_queue() {
         "remote_dag:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-03-01\n  default_args:\n    queue: beta\n  tasks:\n    first:\n      operator: echo\n      queue: alpha\n      msg: hi\n    second:\n      operator: echo\n      dependencies: [first]\n      got: \"{{ ti.xcom_pull(task_ids='first') }}\"\n",
     )
     .unwrap();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_a, _ah) = start_worker(home.path(), port, "wa", &["alpha"]);
     let (_b, _bh) = start_worker(home.path(), port, "wb", &["beta"]);
     wait_for("both workers", || {
@@ -893,11 +893,11 @@ fn dag_tasks_go_to_the_worker_of_their_queue() {
         );
     }
 }
+on_both_backends!(dag_tasks_go_to_the_worker_of_their_queue);
 
-#[test]
-fn stop_execution_cancels_the_task_on_its_worker() {
+fn stop_execution_cancels_the_task_on_its_worker(backend: &Backend) {
     let home = node_home();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_w, _wh) = start_worker(home.path(), port, "ws", &["default"]);
     let arn = start(
         port,
@@ -938,6 +938,7 @@ fn stop_execution_cancels_the_task_on_its_worker() {
     );
     assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
 }
+on_both_backends!(stop_execution_cancels_the_task_on_its_worker);
 
 /// A loopback HTTP server answering every request `200 {}`.
 fn answering_server() -> u16 {
@@ -955,8 +956,7 @@ fn answering_server() -> u16 {
     port
 }
 
-#[test]
-fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
+fn a_killed_worker_s_dag_try_is_retried_on_another_worker(backend: &Backend) {
     let home = node_home();
     let hang = Hanging::start();
     let answer = answering_server();
@@ -970,7 +970,7 @@ fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
         ),
     )
     .unwrap();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (a, _ah) = start_worker(home.path(), port, "wa", &["default"]);
     let run_id = trigger_dag(port, "failover_dag");
     wait_for("the first try to run on wa", || {
@@ -991,13 +991,13 @@ fn a_killed_worker_s_dag_try_is_retried_on_another_worker() {
     assert!(text.contains("/wa\"") && text.contains("/wb\""), "{text}");
     hang.release();
 }
+on_both_backends!(a_killed_worker_s_dag_try_is_retried_on_another_worker);
 
 /// A Python DAG file's `@task` callables, on a node with `--no-local-tasks`: each try runs on
 /// the worker of its queue in the Python DAG parser component (fetched by digest), from the DAG
 /// file's text carried in the task message; XComs pass between the tries, and a callable without
 /// a grant cannot read the worker's files.
-#[test]
-fn python_callables_run_on_the_worker_of_their_queue() {
+fn python_callables_run_on_the_worker_of_their_queue(backend: &Backend) {
     let home = node_home();
     let o = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args([
@@ -1040,7 +1040,7 @@ py_remote()
 "#,
     )
     .unwrap();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_a, _ah) = start_worker(home.path(), port, "wpy", &["alpha"]);
     wait_for_dag(port, "py_remote");
     let run_id = trigger_dag(port, "py_remote");
@@ -1065,11 +1065,11 @@ py_remote()
     let snooped = xcom("snoop").to_string();
     assert!(snooped.contains("refused"), "{snooped}");
 }
+on_both_backends!(python_callables_run_on_the_worker_of_their_queue);
 
 /// Marking a DAG task instance success while its try runs on a worker stops the guest there
 /// (the worker frees its slot), and the run goes on downstream as if the try had succeeded.
-#[test]
-fn marking_a_task_instance_cancels_its_try_on_the_worker() {
+fn marking_a_task_instance_cancels_its_try_on_the_worker(backend: &Backend) {
     let home = node_home();
     std::fs::create_dir_all(home.path().join("dags")).unwrap();
     std::fs::write(
@@ -1077,7 +1077,7 @@ fn marking_a_task_instance_cancels_its_try_on_the_worker() {
         "marked_dag:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-03-01\n  tasks:\n    spin:\n      operator: hostile-spin\n      execution_timeout: 600\n    after:\n      operator: echo\n      dependencies: [spin]\n      msg: next\n",
     )
     .unwrap();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_w, _wh) = start_worker(home.path(), port, "wm", &["default"]);
     wait_for("the worker", || {
         workers(port)["workers"].as_array().unwrap().len() == 1
@@ -1105,16 +1105,16 @@ fn marking_a_task_instance_cancels_its_try_on_the_worker() {
     let v = try_logs(port, "marked_dag", &run_id, "after");
     assert!(v.to_string().contains("/wm\""), "after ran on wm: {v}");
 }
+on_both_backends!(marking_a_task_instance_cancels_its_try_on_the_worker);
 
 /// A node killed (SIGKILL) while its worker runs a try, then restarted on the same store and
 /// address: the execution resumes, the interrupted try fails with `States.TaskFailed`, its
 /// `Retry` runs it again on the worker, and the worker drops the orphaned try (its heartbeats
 /// name a try the new node does not know).
-#[test]
-fn a_restarted_node_fails_over_the_try_its_worker_was_running() {
+fn a_restarted_node_fails_over_the_try_its_worker_was_running(backend: &Backend) {
     let home = node_home();
     let port = free_port();
-    let node = start_node_on(home.path(), port, false);
+    let node = start_node_on(backend, home.path(), port, false);
     let (_w, _wh) = start_worker(home.path(), port, "wr", &["default"]);
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
         "Resource": "arn:aws:states:::lambda:invoke",
@@ -1134,7 +1134,7 @@ fn a_restarted_node_fails_over_the_try_its_worker_was_running() {
             .any(|w| w["worker_id"] == "wr" && !w["tasks"].as_array().unwrap().is_empty())
     });
     drop(node); // SIGKILL, reaped
-    let _node = start_node_on(home.path(), port, false);
+    let _node = start_node_on(backend, home.path(), port, false);
     let d = finished(port, &arn);
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
@@ -1152,6 +1152,7 @@ fn a_restarted_node_fails_over_the_try_its_worker_was_running() {
         !ws.is_empty() && ws.iter().all(|w| w["busy"].as_u64() == Some(0))
     });
 }
+on_both_backends!(a_restarted_node_fails_over_the_try_its_worker_was_running);
 
 /// The DAG folder `home/dags` with a Python DAG file `file` (text `dag`) and a
 /// `requirements.txt` naming tinypkg 1.0.0, resolved offline from a wheelhouse beside it (the
@@ -1192,8 +1193,9 @@ fn wait_for_dag(port: u16, dag: &str) {
 
 /// A Python callable whose DAG folder has a `requirements.txt` runs on the worker: the worker
 /// fetches the folder's packages by digest once, and both tasks import them.
-#[test]
-fn python_callables_with_requirements_run_on_a_worker_with_the_folder_s_packages() {
+fn python_callables_with_requirements_run_on_a_worker_with_the_folder_s_packages(
+    backend: &Backend,
+) {
     let home = node_home();
     python_packages_folder(
         home.path(),
@@ -1221,7 +1223,7 @@ def py_pkgs():
 py_pkgs()
 "#,
     );
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     let (_w, w_home) = start_worker(home.path(), port, "wpkg", &["alpha"]);
     wait_for_dag(port, "py_pkgs");
     let run_id = trigger_dag(port, "py_pkgs");
@@ -1251,11 +1253,13 @@ py_pkgs()
     assert_eq!(cached.len(), 1, "{cached:?}");
     assert!(cached[0].join("tinypkg/__init__.py").is_file());
 }
+on_both_backends!(python_callables_with_requirements_run_on_a_worker_with_the_folder_s_packages);
 
 /// The test plays a worker to learn the packages digest of a try: only a key running that try
 /// may fetch the archive; a tampered archive is refused by a real worker and not kept.
-#[test]
-fn a_packages_archive_is_served_only_for_a_running_try_and_refused_when_tampered() {
+fn a_packages_archive_is_served_only_for_a_running_try_and_refused_when_tampered(
+    backend: &Backend,
+) {
     let home = node_home();
     python_packages_folder(
         home.path(),
@@ -1283,7 +1287,7 @@ py_tamper()
     let mut text = std::fs::read_to_string(&creds).unwrap();
     text.push_str("\n[other]\naws_access_key_id = WEFTOTHER\naws_secret_access_key = other-secret-0123456789\nweft_policy = worker-policy.json\n");
     std::fs::write(&creds, text).unwrap();
-    let (_node, port) = start_node(home.path(), false);
+    let (_node, port) = start_node(backend, home.path(), false);
     wait_for_dag(port, "py_tamper");
     trigger_dag(port, "py_tamper");
     let poll =
@@ -1354,3 +1358,4 @@ py_tamper()
         "nothing was kept"
     );
 }
+on_both_backends!(a_packages_archive_is_served_only_for_a_running_try_and_refused_when_tampered);

@@ -45,28 +45,21 @@ impl Backend {
     }
 }
 
-/// `on_both_backends! { /// doc
-/// fn name(backend: &Backend) { body } }` — the module `name` with the tests `sled` and
-/// `postgres`, each running `body` on its store.
+/// `on_both_backends!(name);` after `fn name(backend: &Backend) { ... }`: the module `name`
+/// with the tests `sled` and `postgres`, each running the body on its store.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($(#[doc = $doc:literal])* fn $name:ident($backend:ident: &Backend) $body:block) => {
-        $(#[doc = $doc])*
+    ($name:ident) => {
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn body($backend: &Backend) $body
-
             #[test]
             fn sled() {
-                body(&Backend::Sled)
+                super::$name(&$crate::common::Backend::Sled)
             }
 
             #[test]
             fn postgres() {
-                if let Some(b) = Backend::postgres() {
-                    body(&b)
+                if let Some(b) = $crate::common::Backend::postgres() {
+                    super::$name(&b)
                 }
             }
         }
