@@ -11,8 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-fn cmd(home: &Path, cwd: &Path, args: &[&str]) -> Command {
+/// `weft ARGS` on `backend`'s store with `$WEFT_HOME` = `home`, in `cwd`.
+fn cmd(backend: &Backend, home: &Path, cwd: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weft"));
+    backend.apply(&mut c);
     c.args(args)
         .env("WEFT_HOME", home)
         .env_remove("WEFT_DAGS")
@@ -20,8 +22,8 @@ fn cmd(home: &Path, cwd: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn weft(home: &Path, cwd: &Path, args: &[&str]) -> Output {
-    cmd(home, cwd, args).output().unwrap()
+fn weft(backend: &Backend, home: &Path, cwd: &Path, args: &[&str]) -> Output {
+    cmd(backend, home, cwd, args).output().unwrap()
 }
 
 fn out(o: &Output) -> String {
@@ -39,13 +41,14 @@ fn json(o: &Output) -> Value {
 
 /// A WEFT_HOME with plugins installed and a work dir holding `dags/`, `roles/` and `data/`.
 struct Env {
+    backend: Backend,
     _tmp: tempfile::TempDir,
     home: PathBuf,
     work: PathBuf,
 }
 
 impl Env {
-    fn new(plugins: &[&str]) -> Env {
+    fn new(backend: &Backend, plugins: &[&str]) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("home");
         let work = tmp.path().join("work");
@@ -53,6 +56,7 @@ impl Env {
             std::fs::create_dir_all(work.join(d)).unwrap();
         }
         let e = Env {
+            backend: backend.clone(),
             _tmp: tmp,
             home,
             work,
@@ -79,7 +83,7 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        weft(&self.home, &self.work, args)
+        weft(&self.backend, &self.home, &self.work, args)
     }
 
     fn dags(&self) -> String {
@@ -91,9 +95,8 @@ fn mtime(p: &Path) -> SystemTime {
     std::fs::metadata(p).unwrap().modified().unwrap()
 }
 
-#[test]
-fn kill_9_mid_run_resumes_without_rerunning_finished_tasks() {
-    let e = Env::new(&["csv-to-json", "hostile/spin"]);
+fn kill_9_mid_run_resumes_without_rerunning_finished_tasks(backend: &Backend) {
+    let e = Env::new(backend, &["csv-to-json", "hostile/spin"]);
     // a and b write their outputs (a re-run would rewrite them); slow spins until its
     // execution_timeout; after restart the lost try counts and slow retries once; c runs
     // whatever slow did.
@@ -103,6 +106,7 @@ fn kill_9_mid_run_resumes_without_rerunning_finished_tasks() {
     );
     let dags = e.dags();
     let mut child = cmd(
+        &e.backend,
         &e.home,
         &e.work,
         &[
@@ -164,13 +168,14 @@ fn kill_9_mid_run_resumes_without_rerunning_finished_tasks() {
         "{logs}"
     );
 }
+on_both_backends!(kill_9_mid_run_resumes_without_rerunning_finished_tasks);
 
-#[test]
-fn trigger_matches_dag_test_and_logs_and_clear_work() {
-    let e = Env::new(&["csv-to-json", "json-transform", "echo", "fail"]);
+fn trigger_matches_dag_test_and_logs_and_clear_work(backend: &Backend) {
+    let e = Env::new(backend, &["csv-to-json", "json-transform", "echo", "fail"]);
     let dags = repo().join("examples/dags").display().to_string();
     let cwd = repo();
     let t = weft(
+        &e.backend,
         &e.home,
         &cwd,
         &[
@@ -184,6 +189,7 @@ fn trigger_matches_dag_test_and_logs_and_clear_work() {
         ],
     );
     let g = weft(
+        &e.backend,
         &e.home,
         &cwd,
         &[
@@ -207,6 +213,7 @@ fn trigger_matches_dag_test_and_logs_and_clear_work() {
     }
     // Per-try logs: flaky_export failed twice (retries: 1).
     let l = weft(
+        &e.backend,
         &e.home,
         &cwd,
         &["dag", "logs", "daily_orders", "flaky_export", "--json"],
@@ -216,12 +223,14 @@ fn trigger_matches_dag_test_and_logs_and_clear_work() {
     assert_eq!(l.as_array().unwrap().len(), 2, "{l}");
     assert_eq!(l[1]["try_number"], 2);
     let t2 = weft(
+        &e.backend,
         &e.home,
         &cwd,
         &["dag", "logs", "daily_orders", "flaky_export", "--try", "2"],
     );
     assert!(out(&t2).contains("Export.Unavailable"), "{}", out(&t2));
     assert!(!weft(
+        &e.backend,
         &e.home,
         &cwd,
         &["dag", "logs", "daily_orders", "flaky_export", "--try", "9"]
@@ -230,6 +239,7 @@ fn trigger_matches_dag_test_and_logs_and_clear_work() {
     .success());
     // Clear report: it and its downstream run again (try numbers go on).
     let c = weft(
+        &e.backend,
         &e.home,
         &cwd,
         &[
@@ -249,6 +259,7 @@ fn trigger_matches_dag_test_and_logs_and_clear_work() {
     assert_eq!(c["tasks"]["report"]["state"], "success");
     // A second manual run at the same logical date is refused, like Airflow.
     let dup = weft(
+        &e.backend,
         &e.home,
         &cwd,
         &[
@@ -263,10 +274,10 @@ fn trigger_matches_dag_test_and_logs_and_clear_work() {
     );
     assert_eq!(dup.status.code(), Some(2), "{}", err(&dup));
 }
+on_both_backends!(trigger_matches_dag_test_and_logs_and_clear_work);
 
-#[test]
-fn backfill_runs_every_interval_within_max_active_runs() {
-    let e = Env::new(&["echo"]);
+fn backfill_runs_every_interval_within_max_active_runs(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     e.dag(
         "bf.yaml",
         "bf:\n  schedule: '@daily'\n  start_date: 2024-01-01\n  catchup: false\n  max_active_runs: 2\n  tasks:\n    a:\n      operator: echo\n      day: '{{ ds }}'\n    b:\n      operator: echo\n      dependencies: [a]\n      got: \"{{ ti.xcom_pull(task_ids='a')['day'] }}\"\n",
@@ -326,10 +337,10 @@ fn backfill_runs_every_interval_within_max_active_runs() {
     ]));
     assert_eq!(again["skipped"], 2);
 }
+on_both_backends!(backfill_runs_every_interval_within_max_active_runs);
 
-#[test]
-fn sensors_reschedule_until_the_file_appears_and_soft_fail_on_timeout() {
-    let e = Env::new(&["file-sensor", "echo", "csv-to-json"]);
+fn sensors_reschedule_until_the_file_appears_and_soft_fail_on_timeout(backend: &Backend) {
+    let e = Env::new(backend, &["file-sensor", "echo", "csv-to-json"]);
     // `maker` writes the flag `wait` looks for, only after `never` has timed out (soft_fail),
     // so `wait` pokes "not yet" first, whatever the machine's speed.
     e.dag(
@@ -352,10 +363,10 @@ fn sensors_reschedule_until_the_file_appears_and_soft_fail_on_timeout() {
         "several pokes logged: {pokes}"
     );
 }
+on_both_backends!(sensors_reschedule_until_the_file_appears_and_soft_fail_on_timeout);
 
-#[test]
-fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart() {
-    let e = Env::new(&["echo"]);
+fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     std::fs::create_dir_all(e.work.join("incoming")).unwrap();
     e.dag(
         "arrive.yaml",
@@ -413,10 +424,10 @@ fn file_arrival_trigger_starts_one_run_per_file_and_survives_restart() {
         2
     );
 }
+on_both_backends!(file_arrival_trigger_starts_one_run_per_file_and_survives_restart);
 
-#[test]
-fn variables_and_connections_are_private_and_granted() {
-    let e = Env::new(&["echo"]);
+fn variables_and_connections_are_private_and_granted(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     assert!(e
         .run(&["variables", "set", "region", "eu-west-1"])
         .status
@@ -470,10 +481,10 @@ fn variables_and_connections_are_private_and_granted() {
         Some(2)
     );
 }
+on_both_backends!(variables_and_connections_are_private_and_granted);
 
-#[test]
-fn a_paused_dag_creates_no_runs_until_unpaused() {
-    let e = Env::new(&["echo"]);
+fn a_paused_dag_creates_no_runs_until_unpaused(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     std::fs::create_dir_all(e.work.join("incoming")).unwrap();
     e.dag(
         "arrive.yaml",
@@ -511,10 +522,10 @@ fn a_paused_dag_creates_no_runs_until_unpaused() {
     let o = e.run(&["dag", "pause", "a/b"]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
 }
+on_both_backends!(a_paused_dag_creates_no_runs_until_unpaused);
 
-#[test]
-fn dag_state_tasks_state_mark_and_delete_work_on_the_store() {
-    let e = Env::new(&["echo"]);
+fn dag_state_tasks_state_mark_and_delete_work_on_the_store(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     e.dag(
         "life.yaml",
         "life:\n  schedule: null\n  tasks:\n    a:\n      operator: echo\n    b:\n      operator: echo\n      dependencies: [a]\n    c:\n      operator: echo\n      dependencies: [b]\n",
@@ -695,7 +706,7 @@ fn dag_state_tasks_state_mark_and_delete_work_on_the_store() {
         "success"
     );
     // delete: asks first; `n` keeps everything, -y removes the DAG's records (the file stays)
-    let o = cmd(&e.home, &e.work, &["dag", "delete", "life"])
+    let o = cmd(&e.backend, &e.home, &e.work, &["dag", "delete", "life"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -722,10 +733,10 @@ fn dag_state_tasks_state_mark_and_delete_work_on_the_store() {
     );
     assert!(e.work.join("dags/life.yaml").exists());
 }
+on_both_backends!(dag_state_tasks_state_mark_and_delete_work_on_the_store);
 
-#[test]
-fn the_scheduler_starts_new_dags_paused_unless_told_otherwise() {
-    let e = Env::new(&["echo"]);
+fn the_scheduler_starts_new_dags_paused_unless_told_otherwise(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     std::fs::create_dir_all(e.work.join("incoming")).unwrap();
     e.dag(
         "arrive.yaml",
@@ -743,6 +754,7 @@ fn the_scheduler_starts_new_dags_paused_unless_told_otherwise() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(runs(&e), 0);
     let o = cmd(
+        &e.backend,
         &e.home,
         &e.work,
         &["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"],
@@ -757,6 +769,7 @@ fn the_scheduler_starts_new_dags_paused_unless_told_otherwise() {
         err(&o)
     );
     let o = cmd(
+        &e.backend,
         &e.home,
         &e.work,
         &["dag", "scheduler", "--dags", &e.dags(), "--exit-when-idle"],
@@ -767,10 +780,10 @@ fn the_scheduler_starts_new_dags_paused_unless_told_otherwise() {
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(runs(&e), 1);
 }
+on_both_backends!(the_scheduler_starts_new_dags_paused_unless_told_otherwise);
 
-#[test]
-fn validate_warns_of_fields_weft_accepts_and_does_not_act_on() {
-    let e = Env::new(&["echo"]);
+fn validate_warns_of_fields_weft_accepts_and_does_not_act_on(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     e.dag(
         "lax.yaml",
         "lax:\n  schedule: null\n  fail_fast: true\n  tasks:\n    a:\n      operator: echo\n      executor_config: {pod: x}\n",
@@ -789,16 +802,17 @@ fn validate_warns_of_fields_weft_accepts_and_does_not_act_on() {
     assert_eq!(w.len(), 2, "{v}");
     assert_eq!(v["errors"], serde_json::json!([]));
 }
+on_both_backends!(validate_warns_of_fields_weft_accepts_and_does_not_act_on);
 
-#[test]
-fn a_cron_schedule_follows_airflows_create_cron_data_intervals() {
-    let e = Env::new(&["echo"]);
+fn a_cron_schedule_follows_airflows_create_cron_data_intervals(backend: &Backend) {
+    let e = Env::new(backend, &["echo"]);
     e.dag(
         "ctx.yaml",
         "ctx:\n  schedule: '30 2 * * *'\n  start_date: 2024-01-01\n  tasks:\n    a:\n      operator: echo\n      interval: '{{ logical_date }} {{ data_interval_start }} {{ data_interval_end }}'\n",
     );
     let test = |env: Option<&str>| {
         let mut c = cmd(
+            &e.backend,
             &e.home,
             &e.work,
             &[
@@ -841,3 +855,4 @@ fn a_cron_schedule_follows_airflows_create_cron_data_intervals() {
         "{msg}"
     );
 }
+on_both_backends!(a_cron_schedule_follows_airflows_create_cron_data_intervals);

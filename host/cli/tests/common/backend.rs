@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::pg_nodes::fresh_database;
 
 /// The store a test's `weft` processes use.
+#[derive(Clone)]
 pub enum Backend {
     /// `$WEFT_HOME/db` (no `WEFT_DB`).
     Sled,

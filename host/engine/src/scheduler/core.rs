@@ -600,6 +600,20 @@ impl<'a> Scheduler<'a> {
         Ok(!wfd || task.downstream.iter().all(|d| done(d)))
     }
 
+    /// Whether a run of this loop's DAGs (not paused ones) is unfinished under a lease this
+    /// loop does not hold: another scheduler runs it, or ran it until it died.
+    fn unfinished_elsewhere(
+        &self,
+        own: &Ownership,
+        paused: &HashSet<String>,
+    ) -> Result<bool, SchedulerError> {
+        Ok(self.store.unfinished_runs()?.iter().any(|r| {
+            self.dags.contains_key(&r.dag_id)
+                && !paused.contains(&r.dag_id)
+                && !own.holds(&r.dag_id)
+        }))
+    }
+
     /// Run the loop (see the module docs) until `opts` says to return.
     pub fn run(&self, opts: &LoopOptions<'_>) -> Result<LoopStats, SchedulerError> {
         let (tx, rx) = mpsc::channel::<Msg>();
@@ -1521,7 +1535,10 @@ impl<'a> Scheduler<'a> {
             let idle = active
                 .values()
                 .all(|a| paused.contains(&a.rec.dag_id) && a.in_flight == 0)
-                && queued.iter().all(|q| paused.contains(&q.dag_id));
+                && queued.iter().all(|q| paused.contains(&q.dag_id))
+                // (a run another scheduler holds is not done: it may be a dead one's, which
+                // this loop takes over once the lease runs out)
+                && !(opts.until_idle && self.unfinished_elsewhere(&own, &paused)?);
             if opts.until_idle && idle && in_flight_total == 0 {
                 if idle_pass || !opts.schedule {
                     break;
