@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{folder, install_plugin, stderr, stdout, weft};
+use common::{folder, install_plugin, stderr, stdout, weft_on, Backend};
 use serde_json::Value;
 use std::path::Path;
 
@@ -22,8 +22,9 @@ fn home() -> tempfile::TempDir {
 }
 
 /// `weft dag trigger DAG --json`: the run report and stderr.
-fn trigger_err(home: &Path, dags: &Path, dag: &str) -> (Value, String) {
-    let o = weft(
+fn trigger_err(b: &Backend, home: &Path, dags: &Path, dag: &str) -> (Value, String) {
+    let o = weft_on(
+        b,
         home,
         &[
             "dag",
@@ -40,13 +41,14 @@ fn trigger_err(home: &Path, dags: &Path, dag: &str) -> (Value, String) {
 }
 
 /// `weft dag trigger DAG --json`: the run report.
-fn trigger(home: &Path, dags: &Path, dag: &str) -> Value {
-    trigger_err(home, dags, dag).0
+fn trigger(b: &Backend, home: &Path, dags: &Path, dag: &str) -> Value {
+    trigger_err(b, home, dags, dag).0
 }
 
 /// `weft dag scheduler --exit-when-idle` over the folder.
-fn schedule(home: &Path, dags: &Path) {
-    let o = weft(
+fn schedule(b: &Backend, home: &Path, dags: &Path) {
+    let o = weft_on(
+        b,
         home,
         &[
             "dag",
@@ -62,16 +64,16 @@ fn schedule(home: &Path, dags: &Path) {
 }
 
 /// A DAG's runs (`weft dag runs DAG --json`).
-fn runs(home: &Path, dag: &str) -> Vec<Value> {
-    let o = weft(home, &["dag", "runs", dag, "--json"]);
+fn runs(b: &Backend, home: &Path, dag: &str) -> Vec<Value> {
+    let o = weft_on(b, home, &["dag", "runs", dag, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     v.as_array().cloned().unwrap_or_default()
 }
 
 /// The logs of a task's latest run, as text.
-fn logs(home: &Path, dag: &str, task: &str) -> String {
-    let o = weft(home, &["dag", "logs", dag, task, "--json"]);
+fn logs(b: &Backend, home: &Path, dag: &str, task: &str) -> String {
+    let o = weft_on(b, home, &["dag", "logs", dag, task, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o)
 }
@@ -110,43 +112,47 @@ with DAG(dag_id="on_the_asset", start_date=pendulum.datetime(2021, 1, 1, tz="UTC
     seen()
 "#;
 
-#[test]
-fn an_alias_event_triggers_the_dags_on_the_asset_and_on_the_alias() {
+fn an_alias_event_triggers_the_dags_on_the_asset_and_on_the_alias(backend: &Backend) {
     let home = home();
     let dags = folder(&[("example_asset_alias.py", EXAMPLE)]);
     let (h, d) = (home.path(), dags.path());
-    let r = trigger(h, d, "asset_alias_example_alias_producer");
+    let r = trigger(backend, h, d, "asset_alias_example_alias_producer");
     assert_eq!(r["state"], "success", "{r}");
-    schedule(h, d);
-    let consumer = runs(h, "asset_alias_example_alias_consumer");
+    schedule(backend, h, d);
+    let consumer = runs(backend, h, "asset_alias_example_alias_consumer");
     assert_eq!(consumer.len(), 1, "{consumer:?}");
     assert_eq!(consumer[0]["run_type"], "asset_triggered", "{consumer:?}");
     assert_eq!(consumer[0]["state"], "success", "{consumer:?}");
     let l = logs(
+        backend,
         h,
         "asset_alias_example_alias_consumer",
         "consume_asset_event_from_asset_alias",
     );
     assert!(l.contains("INLET s3://bucket/my-task"), "{l}");
     // the DAG on the asset ran too
-    let on_asset = runs(h, "on_the_asset");
+    let on_asset = runs(backend, h, "on_the_asset");
     assert_eq!(on_asset.len(), 1, "{on_asset:?}");
     assert_eq!(on_asset[0]["state"], "success", "{on_asset:?}");
 
     // a plain producer of the same asset triggers the asset's DAG, not the alias's
-    let r = trigger(h, d, "asset_s3_bucket_producer");
+    let r = trigger(backend, h, d, "asset_s3_bucket_producer");
     assert_eq!(r["state"], "success", "{r}");
-    schedule(h, d);
-    assert_eq!(runs(h, "asset_alias_example_alias_consumer").len(), 1);
-    assert_eq!(runs(h, "on_the_asset").len(), 2);
+    schedule(backend, h, d);
+    assert_eq!(
+        runs(backend, h, "asset_alias_example_alias_consumer").len(),
+        1
+    );
+    assert_eq!(runs(backend, h, "on_the_asset").len(), 2);
 
     // each alias event is one more consumer run
-    let r = trigger(h, d, "asset_alias_example_alias_producer");
+    let r = trigger(backend, h, d, "asset_alias_example_alias_producer");
     assert_eq!(r["state"], "success", "{r}");
-    schedule(h, d);
-    let consumer = runs(h, "asset_alias_example_alias_consumer");
+    schedule(backend, h, d);
+    let consumer = runs(backend, h, "asset_alias_example_alias_consumer");
     assert_eq!(consumer.len(), 2, "{consumer:?}");
 }
+on_both_backends!(an_alias_event_triggers_the_dags_on_the_asset_and_on_the_alias);
 
 const TRIGGERED_CONTEXT: &str = r#"
 import pendulum
@@ -171,18 +177,17 @@ with DAG(dag_id="consumer", start_date=pendulum.datetime(2021, 1, 1, tz="UTC"), 
     use()
 "#;
 
-#[test]
-fn one_event_through_two_aliases_and_a_plain_outlet_extra() {
+fn one_event_through_two_aliases_and_a_plain_outlet_extra(backend: &Backend) {
     let home = home();
     let dags = folder(&[("ctx.py", TRIGGERED_CONTEXT)]);
     let (h, d) = (home.path(), dags.path());
-    let r = trigger(h, d, "producer");
+    let r = trigger(backend, h, d, "producer");
     assert_eq!(r["state"], "success", "{r}");
-    schedule(h, d);
-    let c = runs(h, "consumer");
+    schedule(backend, h, d);
+    let c = runs(backend, h, "consumer");
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0]["state"], "success", "{c:?}");
-    let o = weft(h, &["dag", "logs", "consumer", "use", "--json"]);
+    let o = weft_on(backend, h, &["dag", "logs", "consumer", "use", "--json"]);
     let text = stdout(&o);
     // the event added through a1 and a2 is one event carrying both aliases; the plain
     // outlet's event has the extra its callable set
@@ -195,6 +200,7 @@ fn one_event_through_two_aliases_and_a_plain_outlet_extra() {
         "{text}"
     );
 }
+on_both_backends!(one_event_through_two_aliases_and_a_plain_outlet_extra);
 
 const ATTACKS: &str = r#"
 import pendulum
@@ -232,12 +238,11 @@ with DAG(dag_id="victim", start_date=pendulum.datetime(2021, 1, 1, tz="UTC"), sc
     t()
 "#;
 
-#[test]
-fn undeclared_aliases_too_many_events_big_extras_and_failures_emit_nothing() {
+fn undeclared_aliases_too_many_events_big_extras_and_failures_emit_nothing(backend: &Backend) {
     let home = home();
     let dags = folder(&[("attacks.py", ATTACKS)]);
     let (h, d) = (home.path(), dags.path());
-    let (r, err) = trigger_err(h, d, "attacks");
+    let (r, err) = trigger_err(backend, h, d, "attacks");
     assert_eq!(r["state"], "failed", "{r}");
     for (task, why) in [
         ("undeclared", "not among the task's outlets"),
@@ -252,8 +257,9 @@ fn undeclared_aliases_too_many_events_big_extras_and_failures_emit_nothing() {
             "{task}: {err}"
         );
     }
-    schedule(h, d);
-    assert!(runs(h, "victim").is_empty());
-    let o = weft(h, &["dag", "runs", "victim", "--json"]);
+    schedule(backend, h, d);
+    assert!(runs(backend, h, "victim").is_empty());
+    let o = weft_on(backend, h, &["dag", "runs", "victim", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+on_both_backends!(undeclared_aliases_too_many_events_big_extras_and_failures_emit_nothing);

@@ -329,14 +329,13 @@ fn files(dir: &Path, skip: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-#[test]
-fn a_standard_execution_calls_the_api_and_stores_no_secret() {
+fn a_standard_execution_calls_the_api_and_stores_no_secret(backend: &Backend) {
     let srv = Echo::start();
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     home_with_connection(home.path(), srv.port);
     let origin = format!("http://127.0.0.1:{}", srv.port);
-    let s = start_weft_server(home.path(), work.path(), true, &[]);
+    let s = start_weft_server_on(backend, home.path(), work.path(), true, &[]);
     let sm = ok(
         s.port,
         "CreateStateMachine",
@@ -402,7 +401,31 @@ fn a_standard_execution_calls_the_api_and_stores_no_secret() {
             "{path} holds the secret"
         );
     }
+    // nor does the database: every row, text as text and bytes as hex (pg_dump's encoding)
+    if let Some(url) = backend.url() {
+        let dump = std::process::Command::new("pg_dump")
+            .args(["--data-only", url])
+            .output()
+            .unwrap();
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        assert!(dump.contains("sfn_executions"), "the dump holds the tables");
+        let hex: String = SECRET.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !dump.contains(SECRET),
+            "a row of the database holds the secret"
+        );
+        assert!(
+            !dump.contains(&hex),
+            "a row of the database holds the secret's bytes"
+        );
+    }
 }
+on_both_backends!(a_standard_execution_calls_the_api_and_stores_no_secret);
 
 #[test]
 fn traces_and_trace_level_logs_of_a_run_show_no_secret() {

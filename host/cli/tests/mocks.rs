@@ -455,8 +455,7 @@ fn wait_done(port: u16, arn: &str) -> Value {
 
 const SM_ARN: &str = "arn:aws:states:us-east-1:000000000000:stateMachine:order";
 
-#[test]
-fn server_runs_arn_hash_test_case_and_survives_a_restart() {
+fn server_runs_arn_hash_test_case_and_survives_a_restart(backend: &Backend) {
     let f = Files::new();
     let mocks = f.write("mocks.json", MOCKS);
     // Charge -> Wait 2 s -> Notify: the kill lands in the Wait, after Charge's mocked answer
@@ -469,7 +468,7 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
         "Notify": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
           "Parameters": {"QueueUrl": "q", "MessageBody": "m"}, "ResultPath": "$.sqs", "End": true}}});
     let env = [("SFN_MOCK_CONFIG", mocks.as_path())];
-    let s = start_weft_server(f.home.path(), f.dir.path(), true, &env);
+    let s = start_weft_server_on(backend, f.home.path(), f.dir.path(), true, &env);
     ok(
         s.port,
         "CreateStateMachine",
@@ -488,7 +487,7 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
     // retried 3 times 1 s apart, then Wait 2 s: still running when killed
     std::thread::sleep(Duration::from_millis(1500));
     s.kill9();
-    let s = start_weft_server(f.home.path(), f.dir.path(), true, &env);
+    let s = start_weft_server_on(backend, f.home.path(), f.dir.path(), true, &env);
     let h = wait_done(s.port, happy["executionArn"].as_str().unwrap());
     assert_eq!(h["status"], "SUCCEEDED", "{h}");
     let out: Value = serde_json::from_str(h["output"].as_str().unwrap()).unwrap();
@@ -535,11 +534,11 @@ fn server_runs_arn_hash_test_case_and_survives_a_restart() {
     let d = wait_done(s.port, e["executionArn"].as_str().unwrap());
     assert_eq!(d["status"], "FAILED", "{d}");
 }
+on_both_backends!(server_runs_arn_hash_test_case_and_survives_a_restart);
 
-#[test]
-fn server_without_mocks_refuses_a_test_case() {
+fn server_without_mocks_refuses_a_test_case(backend: &Backend) {
     let f = Files::new();
-    let s = start_weft_server(f.home.path(), f.dir.path(), true, &[]);
+    let s = start_weft_server_on(backend, f.home.path(), f.dir.path(), true, &[]);
     ok(
         s.port,
         "CreateStateMachine",
@@ -560,6 +559,7 @@ fn server_without_mocks_refuses_a_test_case() {
         "{v}"
     );
 }
+on_both_backends!(server_without_mocks_refuses_a_test_case);
 
 #[test]
 fn server_refuses_a_bad_mock_file_at_start() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, plugin, repo, wait_until_serving};
+use common::{free_port, plugin, repo, wait_until_serving, Backend};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -534,14 +534,14 @@ fn call(port: u16, action: &str, body: &Value) -> Value {
 /// is still one trace, each state reported once (a replay does not repeat what the first run
 /// reported), under the caller's span from its `traceHeader`; its log lines in JSON name the
 /// execution and that trace.
-#[test]
-fn a_replayed_standard_execution_is_one_trace_and_its_json_logs_name_it() {
+fn a_replayed_standard_execution_is_one_trace_and_its_json_logs_name_it(backend: &Backend) {
     let home = tempfile::tempdir().unwrap();
     install_echo(home.path());
     let (port_otlp, got) = receiver();
     let port = free_port();
     let stderr_path = home.path().join("server.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+    let mut child = backend
+        .apply(&mut Command::new(env!("CARGO_BIN_EXE_weft")))
         .args(["server", "--no-auth", "--log-format", "json", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--otlp-endpoint")
@@ -644,3 +644,4 @@ fn a_replayed_standard_execution_is_one_trace_and_its_json_logs_name_it() {
     assert!(about >= 3, "{log}");
     assert!(log.contains("execution ended"), "{log}");
 }
+on_both_backends!(a_replayed_standard_execution_is_one_trace_and_its_json_logs_name_it);

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{folder, install_plugin, plugin, repo, stderr, stdout, weft};
+use common::{folder, install_plugin, plugin, repo, stderr, stdout, weft, Backend};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -158,8 +158,7 @@ fn dag_list_json_reports_import_errors_and_keeps_the_good_dags() {
     assert!(!thief.to_string().contains("root:x:0"), "{thief}");
 }
 
-#[test]
-fn the_server_lists_python_import_errors_and_dags() {
+fn the_server_lists_python_import_errors_and_dags(backend: &Backend) {
     // its own home: the server holds its database while the other tests run the CLI
     let home = repo().join("target/test-home-pydags-server");
     install_plugin(&home, "weft-airflow-py.wasm");
@@ -176,7 +175,8 @@ fn the_server_lists_python_import_errors_and_dags() {
         "from airflow import DAG\nraise RuntimeError('broken on purpose')\n",
     )
     .unwrap();
-    let server = common::start_weft_server(&home, work.path(), true, &[("WEFT_DAGS", &dags)]);
+    let server =
+        common::start_weft_server_on(backend, &home, work.path(), true, &[("WEFT_DAGS", &dags)]);
     let get = |path: &str| -> serde_json::Value {
         let url = format!("http://127.0.0.1:{}{path}", server.port);
         let mut r = ureq::get(&url).call().unwrap();
@@ -203,6 +203,7 @@ fn the_server_lists_python_import_errors_and_dags() {
         .collect();
     assert_eq!(ids, ["py_only"], "{v}");
 }
+on_both_backends!(the_server_lists_python_import_errors_and_dags);
 
 const CALLABLES: &str = r#"
 from datetime import datetime

@@ -145,11 +145,10 @@ fn run_calls_the_mapped_plugin_under_the_execution_role() {
     );
 }
 
-#[test]
-fn sm_resource_map_sets_reads_and_deletes_a_state_machines_map() {
+fn sm_resource_map_sets_reads_and_deletes_a_state_machines_map(backend: &Backend) {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let s = start_weft_server(home.path(), work.path(), true, &[]);
+    let s = start_weft_server_on(backend, home.path(), work.path(), true, &[]);
     let ep = format!("http://127.0.0.1:{}", s.port);
     let def = work.path().join("orders.asl.json");
     std::fs::write(&def, orders()).unwrap();
@@ -184,3 +183,4 @@ fn sm_resource_map_sets_reads_and_deletes_a_state_machines_map() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["resourceMap"], serde_json::json!({}));
 }
+on_both_backends!(sm_resource_map_sets_reads_and_deletes_a_state_machines_map);

@@ -731,9 +731,9 @@ fn hostile_expressions_are_rejected_or_bounded() {
 
 // ---- 3-6 and 12. The server ------------------------------------------------------------------
 
-fn start_server(home: &Path, work: &Path, no_auth: bool) -> Server {
+fn start_server(backend: &Backend, home: &Path, work: &Path, no_auth: bool) -> Server {
     let dags = work.join("dags");
-    start_weft_server(home, work, no_auth, &[("WEFT_DAGS", &dags)])
+    start_weft_server_on(backend, home, work, no_auth, &[("WEFT_DAGS", &dags)])
 }
 
 /// A raw HTTP/1.1 exchange: (status, body).
@@ -867,12 +867,11 @@ fn pass_machine(name: &str, extra: Value) -> Value {
     req
 }
 
-#[test]
-fn the_api_authorises_every_resource_and_binds_signatures() {
+fn the_api_authorises_every_resource_and_binds_signatures(backend: &Backend) {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     server_home(home.path(), work.path());
-    let s = start_server(home.path(), work.path(), false);
+    let s = start_server(backend, home.path(), work.path(), false);
     let p = s.port;
     let none = |_: &mut Vec<(String, String)>, _: &mut String| {};
     // the admin makes a prod machine; dev makes its own
@@ -1098,13 +1097,13 @@ fn the_api_authorises_every_resource_and_binds_signatures() {
     let (st, _) = signed(p, ADMIN, "ListStateMachines", &json!({}), none);
     assert_eq!(st, 200, "the server died");
 }
+on_both_backends!(the_api_authorises_every_resource_and_binds_signatures);
 
-#[test]
-fn no_auth_stays_local() {
+fn no_auth_stays_local(backend: &Backend) {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     server_home(home.path(), work.path());
-    let s = start_server(home.path(), work.path(), true);
+    let s = start_server(backend, home.path(), work.path(), true);
     let p = s.port;
     let post = |host: &str, extra: &str, body: &str| {
         raw(
@@ -1155,3 +1154,4 @@ fn no_auth_stays_local() {
     );
     assert!(st == 200 || st == 201, "{st} {v}");
 }
+on_both_backends!(no_auth_stays_local);

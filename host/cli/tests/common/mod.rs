@@ -57,6 +57,17 @@ pub fn weft(home: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`weft`] on `backend`'s store.
+pub fn weft_on(backend: &Backend, home: &Path, args: &[&str]) -> Output {
+    backend
+        .apply(&mut Command::new(env!("CARGO_BIN_EXE_weft")))
+        .args(args)
+        .env("WEFT_HOME", home)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
 /// A finished command's stdout, trimmed.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()

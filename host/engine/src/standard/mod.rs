@@ -49,6 +49,92 @@ pub(crate) mod tests {
     pub(crate) fn runtime(home: &std::path::Path) -> Arc<Runtime> {
         let store = Arc::new(weft_store::Store::open(home).unwrap());
         let database = crate::persistence::Database::Sled(store.db().clone());
+        runtime_on(home, store, database)
+    }
+
+    /// Runs `body` on a runtime over sled, then over a fresh PostgreSQL database of the test
+    /// cluster `$WEFT_TEST_PG` (`make test` starts one). Without it the PostgreSQL half is
+    /// skipped loudly, unless `WEFT_REQUIRE_PG=1` makes that a failure.
+    pub(crate) fn each_runtime(body: impl Fn(&Arc<Runtime>)) {
+        let home = tempfile::tempdir().unwrap();
+        body(&runtime(home.path()));
+        let Some(admin) = std::env::var("WEFT_TEST_PG").ok().filter(|u| !u.is_empty()) else {
+            assert!(
+                std::env::var("WEFT_REQUIRE_PG").as_deref() != Ok("1"),
+                "PostgreSQL is required (WEFT_REQUIRE_PG=1) but WEFT_TEST_PG is not set"
+            );
+            eprintln!("\n*** SKIPPING the PostgreSQL half: set WEFT_TEST_PG to a cluster ***\n");
+            return;
+        };
+        let db = TestDatabase::create(&admin);
+        let home = tempfile::tempdir().unwrap();
+        let store = Arc::new(weft_store::Store::open(home.path()).unwrap());
+        let pg = crate::persistence::PgDatabase::connect(&db.url).unwrap();
+        body(&runtime_on(
+            home.path(),
+            store,
+            crate::persistence::Database::Postgres(pg),
+        ));
+    }
+
+    /// A database of its own on the cluster at `admin`, dropped with the value.
+    struct TestDatabase {
+        admin: String,
+        name: String,
+        url: String,
+    }
+
+    impl TestDatabase {
+        fn create(admin: &str) -> TestDatabase {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            // (digits only: a database name cannot be a bound parameter)
+            let name = format!(
+                "weft_unit_{}_{}",
+                std::process::id(),
+                N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
+            Self::exec(admin, &format!("DROP DATABASE IF EXISTS {name}"));
+            Self::exec(admin, &format!("CREATE DATABASE {name}"));
+            let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+            TestDatabase {
+                admin: admin.to_string(),
+                url: format!("{base}/{name}"),
+                name,
+            }
+        }
+
+        fn exec(admin: &str, sql: &str) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let h = tokio::spawn(conn);
+                client.batch_execute(sql).await.unwrap();
+                drop(client);
+                let _ = h.await;
+            })
+        }
+    }
+
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            Self::exec(
+                &self.admin,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            );
+        }
+    }
+
+    /// A runtime on `database`, not started.
+    fn runtime_on(
+        home: &std::path::Path,
+        store: Arc<weft_store::Store>,
+        database: crate::persistence::Database,
+    ) -> Arc<Runtime> {
         let stores = crate::persistence::sfn::SfnStores::open(&database).unwrap();
         let settings = Settings {
             max_running: 2,

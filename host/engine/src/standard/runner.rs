@@ -992,8 +992,11 @@ mod tests {
     /// recognised (no twin is written) and links to it are mapped.
     #[test]
     fn a_replay_whose_branches_deliver_out_of_order_writes_no_twin() {
-        let home = tempfile::tempdir().unwrap();
-        let app = super::super::tests::runtime(home.path());
+        super::super::tests::each_runtime(replay_out_of_order);
+    }
+
+    fn replay_out_of_order(app: &Arc<Runtime>) {
+        let app = app.clone();
         let arn = "arn:aws:states:us-east-1:000000000000:execution:sm:x";
         let ev = |id, prev, ty: &'static str, name: &str| HistoryEvent {
             id,
