@@ -562,3 +562,52 @@ fn two_nodes_schedule_one_dag_folder_and_each_logical_date_runs_once() {
         &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
     );
 }
+
+/// The web UI's live stream (`GET /v1/executions/{arn}/events`) on node B follows an execution
+/// node A runs: B never hears A's updates, so it reads the store and tells the client to fetch
+/// the history A recorded (`resync`), then the final status.
+#[test]
+fn the_ui_s_live_stream_on_one_node_follows_an_execution_another_runs() {
+    let Some((admin, url, name)) = fresh_database("live") else {
+        return;
+    };
+    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, arn) = two_nodes_and_an_execution_in_its_wait(ha.path(), hb.path(), &url, 2);
+    let mut s = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET /v1/executions/{arn}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    // the stream ends after a terminal status
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let events: Vec<(&str, &str)> = text
+        .split("\n\n")
+        .filter_map(|block| {
+            let ev = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((ev, data))
+        })
+        .collect();
+    assert_eq!(
+        events.first(),
+        Some(&("status", r#"{"status":"RUNNING"}"#)),
+        "{text}"
+    );
+    assert!(
+        events.iter().any(|(e, _)| *e == "resync"),
+        "B tells the client of the events A recorded: {text}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&("status", r#"{"status":"SUCCEEDED"}"#)),
+        "{text}"
+    );
+    drop((a, b));
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}

@@ -9,6 +9,11 @@
 //! events; it ends after a terminal status. A subscriber that falls behind the channel gets a
 //! `resync` event and should fetch the history again.
 //!
+//! On a database several nodes share, an execution may run on another node, whose updates
+//! this node never hears: the stream also reads the execution's stored status and last event
+//! id every [`SHARED_POLL`] and sends a `resync` (the client fetches the history it lacks) or
+//! a `status` event when they moved on.
+//!
 //! The stream is authenticated like every `/v1` route, from the `Authorization` header only (the
 //! UI reads it with `fetch()`, not EventSource, so that it can send the header): a secret in a
 //! URL would end up in logs, the browser's history and `Referer` headers. It needs
@@ -168,6 +173,37 @@ struct StreamState {
     arn: String,
     first: Option<Event>,
     done: bool,
+    /// On a database several nodes share: the store, read every [`SHARED_POLL`] for what
+    /// other nodes recorded (this node's broadcast only carries its own executions' updates).
+    shared: Option<SharedPoll>,
+}
+
+/// How often a stream on a shared database looks for updates other nodes stored.
+pub const SHARED_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What a stream on a shared database has told its client, to tell only what is new.
+struct SharedPoll {
+    app: Arc<AppState>,
+    tick: tokio::time::Interval,
+    /// The highest history event id the client was sent or told to fetch.
+    seen: u64,
+    /// The last status the client was sent.
+    status: String,
+}
+
+impl SharedPoll {
+    /// The execution's stored status and last history event id, read off the async threads.
+    async fn read(&self, arn: &str) -> Option<(String, u64)> {
+        let (app, arn) = (self.app.clone(), arn.to_string());
+        tokio::task::spawn_blocking(move || {
+            let rec = load_execution(&app, &arn).ok()?;
+            let last = app.history.last_event_id(&arn).ok()?;
+            Some((rec.status, last))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
 }
 
 /// `GET /v1/executions/{arn}/events`: the execution's updates as server-sent events.
@@ -188,12 +224,34 @@ pub async fn execution_events(
         Err(e) => return e.into_response(),
     };
     let first = status_event(&rec.status);
+    let shared = match app.database {
+        weft_engine::persistence::Database::Postgres(_) => {
+            let seen = {
+                let (app, arn) = (app.clone(), rec.arn.clone());
+                tokio::task::spawn_blocking(move || app.history.last_event_id(&arn).ok())
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            let mut tick = tokio::time::interval(SHARED_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            Some(SharedPoll {
+                app: app.clone(),
+                tick,
+                seen,
+                status: rec.status.clone(),
+            })
+        }
+        weft_engine::persistence::Database::Sled(_) => None,
+    };
     let state = StreamState {
         rx,
         stop: app.live.stop.subscribe(),
         arn: rec.arn.clone(),
         first: Some(first),
         done: is_terminal(&rec.status),
+        shared,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if let Some(ev) = st.first.take() {
@@ -203,17 +261,53 @@ pub async fn execution_events(
             return None;
         }
         loop {
+            let polled = async {
+                match st.shared.as_mut() {
+                    Some(p) => p.tick.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
             let next = tokio::select! {
-                r = st.rx.recv() => r,
+                r = st.rx.recv() => Some(r),
+                _ = polled => None,
                 _ = st.stop.wait_for(|stop| *stop) => return None,
+            };
+            let Some(next) = next else {
+                let p = st.shared.as_mut().expect("ticks only with a poll");
+                let Some((status, last)) = p.read(&st.arn).await else {
+                    continue;
+                };
+                if last > p.seen {
+                    // another node recorded events: the client fetches what it lacks
+                    p.seen = last;
+                    let ev = Event::default()
+                        .event("resync")
+                        .data(json!({"stored": last}).to_string());
+                    return Some((Ok(ev), st));
+                }
+                if status != p.status {
+                    p.status = status.clone();
+                    st.done = is_terminal(&status);
+                    return Some((Ok(status_event(&status)), st));
+                }
+                continue;
             };
             match next {
                 Ok(ev) if ev.execution() == st.arn => {
                     let out = match ev {
                         LiveEvent::History { event, .. } => {
+                            if let Some(p) = st.shared.as_mut() {
+                                p.seen = p.seen.max(event["id"].as_u64().unwrap_or(0));
+                            }
                             Event::default().event("history").data(event.to_string())
                         }
                         LiveEvent::Status { status, .. } => {
+                            if let Some(p) = st.shared.as_mut() {
+                                if p.status == status {
+                                    continue;
+                                }
+                                p.status = status.clone();
+                            }
                             st.done = is_terminal(&status);
                             status_event(&status)
                         }
