@@ -741,3 +741,63 @@ fn the_server_loads_dag_files_written_while_it_runs(backend: &Backend) {
     }
 }
 on_both_backends!(the_server_loads_dag_files_written_while_it_runs);
+
+/// A callback Task's plugin hands its token to a worker that answers at once, before the plugin
+/// has even returned (here the plugin itself calls SendTaskSuccess): the token answers from the
+/// moment the task runs, as in Step Functions, and the answer is the task's result.
+fn a_callback_answered_before_its_plugin_returns_completes_the_task(backend: &Backend) {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, err) = weft(
+        backend,
+        home.path(),
+        &[
+            "plugin",
+            "install",
+            plugin("http-request.wasm").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::create_dir_all(home.path().join("roles")).unwrap();
+    std::fs::write(
+        home.path().join("roles/caller.json"),
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "http:Request", "Resource": "http://127.0.0.1:*/*"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = start_server(backend, home.path(), work.path());
+    let def = json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "http-request", "Payload": {
+            "url": format!("http://127.0.0.1:{}/", s.port), "method": "POST",
+            "headers": {"X-Amz-Target": "AWSStepFunctions.SendTaskSuccess",
+                        "Content-Type": "application/x-amz-json-1.0"},
+            "json": {"taskToken.$": "$$.Task.Token", "output": "{\"answered\": \"at once\"}"},
+            "fail_on_status": true}},
+        "TimeoutSeconds": 60, "End": true}}});
+    let sm = ok(
+        s.port,
+        "CreateStateMachine",
+        json!({"name": "eager", "definition": def.to_string(), "roleArn": "weft:role:caller"}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = ok(s.port, "StartExecution", json!({"stateMachineArn": sm}))["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let end = Instant::now() + Duration::from_secs(60);
+    let d = loop {
+        let d = ok(s.port, "DescribeExecution", json!({"executionArn": arn}));
+        if d["status"] != "RUNNING" {
+            break d;
+        }
+        assert!(Instant::now() < end, "the execution did not finish: {d}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert_eq!(d["output"], r#"{"answered":"at once"}"#, "{d}");
+}
+on_both_backends!(a_callback_answered_before_its_plugin_returns_completes_the_task);

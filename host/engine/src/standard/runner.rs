@@ -278,6 +278,49 @@ impl ExecutionTaskRunner {
         token: &str,
         waiting: Waiting<'_>,
     ) -> Result<Value, TaskFailure> {
+        self.wait_external_registered(req, token, waiting, false)
+    }
+
+    /// The record of `token`: what a callback, heartbeat or activity answer finds it by.
+    fn token_record(
+        req: &TaskRequest<'_>,
+        execution: &str,
+        key: &str,
+        waiting: &Waiting<'_>,
+    ) -> TokenRecord {
+        let now = super::records::now_ms();
+        TokenRecord {
+            execution: execution.to_string(),
+            key: key.to_string(),
+            timeout_at_ms: req
+                .timeout_seconds
+                .map(|t| now.saturating_add((t.min(i64::MAX as u64 / 1000) as i64) * 1000)),
+            heartbeat_ms: req.heartbeat_seconds.map(|h| h.saturating_mul(1000)),
+            heartbeat_at_ms: req
+                .heartbeat_seconds
+                .map(|h| now.saturating_add((h.min(i64::MAX as u64 / 1000) as i64) * 1000)),
+            activity: match waiting {
+                Waiting::Activity(a) => Some(a.to_string()),
+                _ => None,
+            },
+            input: match waiting {
+                Waiting::Activity(_) => Some(req.payload.to_string()),
+                _ => None,
+            },
+            claimed_by: None,
+            state: req.state_name.to_string(),
+            since_ms: now,
+        }
+    }
+
+    /// [`Self::wait_external`], the token already stored when `registered`.
+    fn wait_external_registered(
+        &self,
+        req: &TaskRequest<'_>,
+        token: &str,
+        waiting: Waiting<'_>,
+        registered: bool,
+    ) -> Result<Value, TaskFailure> {
         let ctl = self.ctl()?;
         let jk = crate::durable::attempt_key(req);
         let rt = &self.rt;
@@ -294,30 +337,10 @@ impl ExecutionTaskRunner {
             return a;
         }
         if !matches!(waiting, Waiting::Child) {
-            let now = super::records::now_ms();
-            let rec = TokenRecord {
-                execution: journal.execution().to_string(),
-                key: jk.clone(),
-                timeout_at_ms: req
-                    .timeout_seconds
-                    .map(|t| now.saturating_add((t.min(i64::MAX as u64 / 1000) as i64) * 1000)),
-                heartbeat_ms: req.heartbeat_seconds.map(|h| h.saturating_mul(1000)),
-                heartbeat_at_ms: req
-                    .heartbeat_seconds
-                    .map(|h| now.saturating_add((h.min(i64::MAX as u64 / 1000) as i64) * 1000)),
-                activity: match waiting {
-                    Waiting::Activity(a) => Some(a.to_string()),
-                    _ => None,
-                },
-                input: match waiting {
-                    Waiting::Activity(_) => Some(req.payload.to_string()),
-                    _ => None,
-                },
-                claimed_by: None,
-                state: req.state_name.to_string(),
-                since_ms: now,
-            };
-            rt.register_token(token, &rec).map_err(journal_failure)?;
+            if !registered {
+                let rec = Self::token_record(req, journal.execution(), &jk, &waiting);
+                rt.register_token(token, &rec).map_err(journal_failure)?;
+            }
             // StopExecution forgets the tokens it can see; one registered after its switch
             // flipped is forgotten here
             if ctl.is_stopped() {
@@ -687,11 +710,29 @@ impl ExecutionTaskRunner {
                                 | ResourceKind::LambdaFunction { .. }
                         ) || matches!(self.resource_maps.resolve(req.resource), Some(Ok(_)));
                     if runs_plugin && !done {
-                        let out = self.run_plugin(req)?;
-                        ctl.journal()
-                            .put(&invoke_key, &Entry::Ok { output: out })
+                        // the token answers from now on: the plugin may hand it to a worker
+                        // that calls SendTaskSuccess before the plugin even returns
+                        let jk = crate::durable::attempt_key(req);
+                        let rec = Self::token_record(
+                            req,
+                            ctl.journal().execution(),
+                            &jk,
+                            &Waiting::Callback,
+                        );
+                        self.rt
+                            .register_token(token, &rec)
                             .map_err(journal_failure)?;
-                        ctl.commit().map_err(journal_failure)?;
+                        let invoked = self.run_plugin(req).and_then(|out| {
+                            ctl.journal()
+                                .put(&invoke_key, &Entry::Ok { output: out })
+                                .map_err(journal_failure)?;
+                            ctl.commit().map_err(journal_failure)
+                        });
+                        if let Err(e) = invoked {
+                            self.rt.forget_token(token);
+                            return Err(e);
+                        }
+                        return self.wait_external_registered(req, token, Waiting::Callback, true);
                     }
                     self.wait_external(req, token, Waiting::Callback)
                 }
