@@ -256,15 +256,23 @@ async fn integrations_run_on_mapped_plugins_and_callbacks_complete_them() {
         !token.is_empty(),
         "the execution never waited for its callback"
     );
-    let (_, logs) = v1(
-        &s,
-        "admin",
-        "GET",
-        &format!("/v1/executions/{}/tasks", exec.replace(':', "%3A")),
-        "",
-    )
-    .await;
-    let logs = logs.to_string();
+    // (the token answers from the moment the plugin is called: its log follows when it returns)
+    let mut logs = String::new();
+    for _ in 0..1000 {
+        let (_, v) = v1(
+            &s,
+            "admin",
+            "GET",
+            &format!("/v1/executions/{}/tasks", exec.replace(':', "%3A")),
+            "",
+        )
+        .await;
+        logs = v.to_string();
+        if logs.contains("\"Ask\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(logs.contains("\"Ask\"") && logs.contains("echo"), "{logs}");
     ok(
         &s,

@@ -1538,7 +1538,7 @@ impl<'a> Scheduler<'a> {
                 && queued.iter().all(|q| paused.contains(&q.dag_id))
                 // (a run another scheduler holds is not done: it may be a dead one's, which
                 // this loop takes over once the lease runs out)
-                && !(opts.until_idle && self.unfinished_elsewhere(&own, &paused)?);
+                && !(opts.until_idle && self.unfinished_elsewhere(own, &paused)?);
             if opts.until_idle && idle && in_flight_total == 0 {
                 if idle_pass || !opts.schedule {
                     break;
