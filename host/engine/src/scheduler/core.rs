@@ -2096,7 +2096,7 @@ fn run_try(
     let mut logs = Vec::new();
     let mut pokes = 0u32;
     loop {
-        let out = if inv.operator == weft_dag::builtin::EXTERNAL_TASK_SENSOR {
+        let mut out = if inv.operator == weft_dag::builtin::EXTERNAL_TASK_SENSOR {
             super::runner::TryOutcome {
                 result: cross.poke_external(inv),
                 log: Value::Null,
@@ -2113,6 +2113,11 @@ fn run_try(
                 log: Value::Null,
             })
         };
+        // a try this loop stopped ends the same way wherever the stop found it: in the guest
+        // (the sandbox interrupts it) or between a sensor's pokes
+        if cancel() && matches!(&out.result, Err(f) if f.error == "Sandbox.Cancelled") {
+            out.result = Err(TaskFailure::new("Weft.Cancelled", "the try was stopped"));
+        }
         if !out.log.is_null() {
             logs.push(out.log);
         }
