@@ -600,15 +600,7 @@ fn a_state_machine_task_runs_a_dag_and_waits_for_it(backend: &Backend) {
         json!({"stateMachineArn": sm, "input": "{\"who\":\"ana\"}"}),
     );
     let arn = e["executionArn"].as_str().unwrap().to_string();
-    let end = Instant::now() + Duration::from_secs(120);
-    let d = loop {
-        let d = ok(s.port, "DescribeExecution", json!({"executionArn": arn}));
-        if d["status"] != "RUNNING" {
-            break d;
-        }
-        assert!(Instant::now() < end, "the execution did not finish: {d}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let d = pg_nodes::wait_done(s.port, &arn);
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
     assert_eq!(out["DagId"], "greet");
@@ -788,15 +780,7 @@ fn a_callback_answered_before_its_plugin_returns_completes_the_task(backend: &Ba
         .as_str()
         .unwrap()
         .to_string();
-    let end = Instant::now() + Duration::from_secs(60);
-    let d = loop {
-        let d = ok(s.port, "DescribeExecution", json!({"executionArn": arn}));
-        if d["status"] != "RUNNING" {
-            break d;
-        }
-        assert!(Instant::now() < end, "the execution did not finish: {d}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let d = pg_nodes::wait_done(s.port, &arn);
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     assert_eq!(d["output"], r#"{"answered":"at once"}"#, "{d}");
 }

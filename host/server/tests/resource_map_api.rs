@@ -146,6 +146,12 @@ const ROLE: &str = "arn:aws:iam::000000000000:role/r";
 
 /// Save (DynamoDB, mapped by the state machine's own map) then Ask (SNS with a callback,
 /// mapped by the home map).
+/// The execution's task logs (`GET /v1/executions/ARN/tasks`), read as the admin.
+async fn task_logs(s: &Srv, exec: &str) -> Value {
+    let path = format!("/v1/executions/{}/tasks", exec.replace(':', "%3A"));
+    v1(s, "admin", "GET", &path, "").await.1
+}
+
 fn orders() -> String {
     json!({"StartAt": "Save", "States": {
         "Save": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem",
@@ -259,15 +265,7 @@ async fn integrations_run_on_mapped_plugins_and_callbacks_complete_them() {
     // (the token answers from the moment the plugin is called: its log follows when it returns)
     let mut logs = String::new();
     for _ in 0..1000 {
-        let (_, v) = v1(
-            &s,
-            "admin",
-            "GET",
-            &format!("/v1/executions/{}/tasks", exec.replace(':', "%3A")),
-            "",
-        )
-        .await;
-        logs = v.to_string();
+        logs = task_logs(&s, &exec).await.to_string();
         if logs.contains("\"Ask\"") {
             break;
         }
@@ -450,14 +448,7 @@ async fn a_sync_job_is_started_once_and_polled_until_done() {
         json!({"JobRunId": "jr_n", "JobRunState": "SUCCEEDED", "Polls": 3})
     );
     // one start call and three polls, each a plugin call of its own in the task logs
-    let (_, logs) = v1(
-        &s,
-        "admin",
-        "GET",
-        &format!("/v1/executions/{}/tasks", exec.replace(':', "%3A")),
-        "",
-    )
-    .await;
+    let logs = task_logs(&s, &exec).await;
     let calls = logs.to_string().matches("\"job-sim@").count();
     assert_eq!(calls, 4, "{logs}");
     // a failed job fails the state with the job's error
