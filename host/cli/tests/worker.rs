@@ -91,8 +91,27 @@ fn start_node(backend: &Backend, home: &Path, local_tasks: bool) -> (Proc, u16) 
     (start_node_on(backend, home, port, local_tasks), port)
 }
 
+/// [`start_node`] (without local tasks) failing a try over only after 30 s without a
+/// heartbeat: for tests whose tries compile the Python component while the machine is busy,
+/// where no worker dies and a late heartbeat must not fail a try over.
+fn start_patient_node(backend: &Backend, home: &Path) -> (Proc, u16) {
+    let port = free_port();
+    (start_node_with(backend, home, port, false, "30000"), port)
+}
+
 /// A node on `port` (a restarted node keeps its address: its workers poll it again).
 fn start_node_on(backend: &Backend, home: &Path, port: u16, local_tasks: bool) -> Proc {
+    start_node_with(backend, home, port, local_tasks, HEARTBEAT_TIMEOUT_MS)
+}
+
+/// [`start_node_on`] with its heartbeat timeout.
+fn start_node_with(
+    backend: &Backend,
+    home: &Path,
+    port: u16,
+    local_tasks: bool,
+    heartbeat_timeout_ms: &str,
+) -> Proc {
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["server", "--listen", &listen];
     if !local_tasks {
@@ -102,7 +121,7 @@ fn start_node_on(backend: &Backend, home: &Path, port: u16, local_tasks: bool) -
         .apply(&mut Command::new(env!("CARGO_BIN_EXE_weft")))
         .args(&args)
         .env("WEFT_HOME", home)
-        .env("WEFT_WORKER_HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS)
+        .env("WEFT_WORKER_HEARTBEAT_TIMEOUT_MS", heartbeat_timeout_ms)
         .env("WEFT_WORKER_POLL_WAIT_MS", "2000")
         .current_dir(home)
         .stdout(Stdio::null())
@@ -1040,7 +1059,7 @@ py_remote()
 "#,
     )
     .unwrap();
-    let (_node, port) = start_node(backend, home.path(), false);
+    let (_node, port) = start_patient_node(backend, home.path());
     let (_a, _ah) = start_worker(home.path(), port, "wpy", &["alpha"]);
     wait_for_dag(port, "py_remote");
     let run_id = trigger_dag(port, "py_remote");
@@ -1223,7 +1242,7 @@ def py_pkgs():
 py_pkgs()
 "#,
     );
-    let (_node, port) = start_node(backend, home.path(), false);
+    let (_node, port) = start_patient_node(backend, home.path());
     let (_w, w_home) = start_worker(home.path(), port, "wpkg", &["alpha"]);
     wait_for_dag(port, "py_pkgs");
     let run_id = trigger_dag(port, "py_pkgs");
@@ -1287,7 +1306,7 @@ py_tamper()
     let mut text = std::fs::read_to_string(&creds).unwrap();
     text.push_str("\n[other]\naws_access_key_id = WEFTOTHER\naws_secret_access_key = other-secret-0123456789\nweft_policy = worker-policy.json\n");
     std::fs::write(&creds, text).unwrap();
-    let (_node, port) = start_node(backend, home.path(), false);
+    let (_node, port) = start_patient_node(backend, home.path());
     wait_for_dag(port, "py_tamper");
     trigger_dag(port, "py_tamper");
     let poll =
