@@ -567,9 +567,9 @@ pub struct ServerArgs {
 
 #[derive(Args)]
 pub struct WorkerArgs {
-    /// The node to take tasks from: http://HOST:PORT.
-    #[arg(long, value_name = "URL")]
-    pub server: String,
+    /// The node to take tasks from: http://HOST:PORT (repeatable: one per node of a cluster).
+    #[arg(long, value_name = "URL", required = true)]
+    pub server: Vec<String>,
     /// A queue to take tasks from (repeatable; default `default`).
     #[arg(long, value_name = "NAME")]
     pub queue: Vec<String>,

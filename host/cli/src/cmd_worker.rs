@@ -14,6 +14,11 @@
 //! Slots scale with the queue: the worker starts `--min-slots` pollers; a poll answered with
 //! tasks still waiting, or a task taken by the last free slot, adds a slot (up to
 //! `--max-slots`); a slot whose poll came back empty ends while more than `--min-slots` remain.
+//!
+//! `--server` may be given once per node of a cluster (`weft server --db`): each node queues
+//! the tasks of what it runs, so the worker keeps slots polling each of them. `--min-slots` is
+//! spread over the nodes (at least one each) and `--max-slots` bounds the slots of all of them
+//! together; a slot heartbeats and reports to the node that handed its task out.
 
 use crate::args::WorkerArgs;
 use crate::context::usage;
@@ -217,17 +222,28 @@ fn host_name() -> String {
     }
 }
 
+/// The worker's part that serves one node.
 struct Worker {
     node: Node,
-    host: PluginHost,
+    host: Arc<PluginHost>,
     worker_id: String,
     host_name: String,
     queues: Vec<String>,
     base_dir: PathBuf,
+    /// Slots this node keeps however idle.
     min_slots: u32,
+    /// `--max-slots`: the bound of all nodes' slots together.
     max_slots: u32,
+    /// This node's slots.
     slots: AtomicU32,
+    /// Every node's slots (shared by the worker's parts).
+    all_slots: Arc<AtomicU32>,
     busy: AtomicU32,
+}
+
+/// `min` slots spread over `nodes` nodes, at least one each.
+fn minimum_per_node(min: u32, nodes: u32, i: u32) -> u32 {
+    (min / nodes + u32::from(i < min % nodes)).max(1)
 }
 
 pub fn run(a: WorkerArgs) -> Result<ExitCode> {
@@ -265,7 +281,22 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
             format!("w-{}", &blake3::hash(seed.as_bytes()).to_hex()[..12])
         }
     };
-    let node = Node::new(&a.server, &a.profile)?;
+    let nodes = a
+        .server
+        .iter()
+        .map(|url| Node::new(url, &a.profile))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, n) in nodes.iter().enumerate() {
+        if nodes[..i].iter().any(|o| o.base == n.base) {
+            return Err(usage(format!("--server {}: named twice", n.base)));
+        }
+    }
+    let count = nodes.len() as u32;
+    if max < count {
+        return Err(usage(format!(
+            "--max-slots {max}: each of the {count} --server nodes needs a slot"
+        )));
+    }
     let home = crate::context::home();
     let store = Arc::new(
         weft_store::PluginStore::open(&home)
@@ -274,28 +305,43 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
     let sandbox = Arc::new(weft_sandbox::Sandbox::new(
         &weft_sandbox::SandboxConfig::default(),
     )?);
-    let host = PluginHost::new(store, sandbox)?;
-    let worker = Arc::new(Worker {
-        node,
-        host,
-        worker_id,
-        host_name: host_name(),
-        queues,
-        base_dir: std::env::current_dir()?,
-        min_slots: min,
-        max_slots: max,
-        slots: AtomicU32::new(0),
-        busy: AtomicU32::new(0),
-    });
+    let host = Arc::new(PluginHost::new(store, sandbox)?);
+    let base_dir = std::env::current_dir()?;
+    let all_slots = Arc::new(AtomicU32::new(0));
+    let workers: Vec<Arc<Worker>> = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, node)| {
+            Arc::new(Worker {
+                node,
+                host: host.clone(),
+                worker_id: worker_id.clone(),
+                host_name: host_name(),
+                queues: queues.clone(),
+                base_dir: base_dir.clone(),
+                min_slots: minimum_per_node(min, count, i as u32),
+                max_slots: max,
+                slots: AtomicU32::new(0),
+                all_slots: all_slots.clone(),
+                busy: AtomicU32::new(0),
+            })
+        })
+        .collect();
     weft_server::console::say(format!(
         "weft worker {}/{}: polling {} for queue(s) {} with {min} to {max} slot(s)",
-        worker.host_name,
-        worker.worker_id,
-        worker.node.base,
-        worker.queues.join(", ")
+        workers[0].host_name,
+        worker_id,
+        workers
+            .iter()
+            .map(|w| w.node.base.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        queues.join(", ")
     ));
-    for _ in 0..min {
-        spawn_slot(&worker);
+    for w in &workers {
+        for _ in 0..w.min_slots {
+            spawn_slot(w);
+        }
     }
     // slots end only when scaling down; the process runs until it is stopped
     loop {
@@ -304,11 +350,12 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
 }
 
 fn spawn_slot(w: &Arc<Worker>) -> bool {
-    let n = w.slots.fetch_add(1, Ordering::SeqCst);
+    let n = w.all_slots.fetch_add(1, Ordering::SeqCst);
     if n >= w.max_slots {
-        w.slots.fetch_sub(1, Ordering::SeqCst);
+        w.all_slots.fetch_sub(1, Ordering::SeqCst);
         return false;
     }
+    w.slots.fetch_add(1, Ordering::SeqCst);
     let w = w.clone();
     std::thread::spawn(move || slot_loop(&w));
     true
@@ -389,6 +436,7 @@ fn slot_loop(w: &Arc<Worker>) {
                         .compare_exchange(n, n - 1, Ordering::SeqCst, Ordering::SeqCst)
                         .is_ok()
                 {
+                    w.all_slots.fetch_sub(1, Ordering::SeqCst);
                     return;
                 }
             }

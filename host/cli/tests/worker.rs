@@ -1378,3 +1378,69 @@ py_tamper()
     );
 }
 on_both_backends!(a_packages_archive_is_served_only_for_a_running_try_and_refused_when_tampered);
+
+/// Two nodes of one PostgreSQL database, neither running tasks itself, and one worker naming
+/// both (`--server` twice): each node queues the task of the execution it runs, and the worker
+/// serves both, reporting each task to the node that handed it out. The worker's slot bounds
+/// are checked at start: fewer `--max-slots` than nodes, or a node named twice, is refused.
+#[test]
+fn one_worker_serves_every_node_it_names() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let (ha, hb) = (node_home(), node_home());
+    let (_a, pa) = start_node(&backend, ha.path(), false);
+    let (_b, pb) = start_node(&backend, hb.path(), false);
+    let other = format!("http://127.0.0.1:{pb}");
+    for (extra, why) in [
+        (
+            vec!["--server", other.as_str(), "--max-slots", "1"],
+            "needs a slot",
+        ),
+        (
+            vec!["--server", &format!("http://127.0.0.1:{pa}")],
+            "named twice",
+        ),
+    ] {
+        let (mut w, _h) = start_worker_with(ha.path(), pa, "bad", &["default"], &extra);
+        let status = w.0.wait().unwrap();
+        assert_eq!(status.code(), Some(2), "{why}");
+    }
+    let (_w, _wh) = start_worker_with(
+        ha.path(),
+        pa,
+        "both",
+        &["default"],
+        &["--server", &other, "--max-slots", "4"],
+    );
+    wait_for("the worker on both nodes", || {
+        [pa, pb]
+            .iter()
+            .all(|p| workers(*p)["workers"].as_array().unwrap().len() == 1)
+    });
+    let on_a = start(
+        pa,
+        "spread",
+        json!({"StartAt": "A", "States": {"A": echo_task("default", None)}}),
+    );
+    let on_b = ok(
+        pb,
+        "StartExecution",
+        json!({"stateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:spread",
+               "name": "e2", "input": "{\"n\": 2}"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (port, arn, n) in [(pa, &on_a, 1), (pb, &on_b, 2)] {
+        let d = finished(port, arn);
+        assert_eq!(d["status"], "SUCCEEDED", "{d}");
+        let out: Value = serde_json::from_str(d["output"].as_str().unwrap()).unwrap();
+        assert_eq!(out["default"]["n"], n, "{out}");
+        let logs = task_logs(port, arn);
+        assert!(
+            logs[0]["worker"].as_str().unwrap().ends_with("/both"),
+            "{logs:?}"
+        );
+    }
+}
