@@ -8,7 +8,7 @@ use common::*;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -734,22 +734,6 @@ fn hostile_expressions_are_rejected_or_bounded() {
 fn start_server(backend: &Backend, home: &Path, work: &Path, no_auth: bool) -> Server {
     let dags = work.join("dags");
     start_weft_server_on(backend, home, work, no_auth, &[("WEFT_DAGS", &dags)])
-}
-
-/// A raw HTTP/1.1 exchange: (status, body).
-fn raw(port: u16, request: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
 }
 
 /// A SigV4-signed Step Functions call with `key`; `tamper` may change the request after signing.

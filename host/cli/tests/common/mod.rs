@@ -13,30 +13,38 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// One AWS JSON 1.0 call to a `weft server` without authentication; (status, body).
-pub fn call(port: u16, action: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+/// A raw HTTP/1.1 exchange with the server on `port`: (status, body). The answer is read to
+/// its end or the first read error (a server may close on hostile input); no status is 0.
+pub fn raw(port: u16, request: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let b = body.to_string();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
-        b.len()
-    )
-    .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    let _ = s.read_to_string(&mut out);
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// One AWS JSON 1.0 call to a `weft server` without authentication; (status, body).
+pub fn call(port: u16, action: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let b = body.to_string();
+    let (status, body) = raw(
+        port,
+        &format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: AWSStepFunctions.{action}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+            b.len()
+        ),
+    );
     // the server answers with a Content-Length body (no chunking) for JSON
     (
         status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
     )
 }
 
