@@ -308,6 +308,7 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
     let host = Arc::new(PluginHost::new(store, sandbox)?);
     let base_dir = std::env::current_dir()?;
     let all_slots = Arc::new(AtomicU32::new(0));
+    let host_name = host_name();
     let workers: Vec<Arc<Worker>> = nodes
         .into_iter()
         .enumerate()
@@ -316,7 +317,7 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
                 node,
                 host: host.clone(),
                 worker_id: worker_id.clone(),
-                host_name: host_name(),
+                host_name: host_name.clone(),
                 queues: queues.clone(),
                 base_dir: base_dir.clone(),
                 min_slots: minimum_per_node(min, count, i as u32),
@@ -328,9 +329,7 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
         })
         .collect();
     weft_server::console::say(format!(
-        "weft worker {}/{}: polling {} for queue(s) {} with {min} to {max} slot(s)",
-        workers[0].host_name,
-        worker_id,
+        "weft worker {host_name}/{worker_id}: polling {} for queue(s) {} with {min} to {max} slot(s)",
         workers
             .iter()
             .map(|w| w.node.base.as_str())
