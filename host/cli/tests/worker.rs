@@ -1402,9 +1402,18 @@ fn one_worker_serves_every_node_it_names() {
             "named twice",
         ),
     ] {
-        let (mut w, _h) = start_worker_with(ha.path(), pa, "bad", &["default"], &extra);
-        let status = w.0.wait().unwrap();
-        assert_eq!(status.code(), Some(2), "{why}");
+        let wh = tempfile::tempdir().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["worker", "--server", &format!("http://127.0.0.1:{pa}")])
+            .args(["--profile", "worker", "--id", "bad"])
+            .args(&extra)
+            .env("WEFT_HOME", wh.path())
+            .env("AWS_SHARED_CREDENTIALS_FILE", ha.path().join("credentials"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{why}: {err}");
+        assert!(err.contains(why) && err.contains("--"), "{err}");
     }
     let (_w, _wh) = start_worker_with(
         ha.path(),
