@@ -164,7 +164,9 @@ pub fn run(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Value, TaskFailure> {
     let layers = runner.grant_layers(req.credentials.as_ref())?;
-    let grant = Grant::compile(layers.clone(), &rt.base_dir);
+    // only to decide which secrets travel: nothing of the node's filesystem is opened (fs grants
+    // name the worker host's files)
+    let grant = Grant::for_requests(layers.clone(), &rt.base_dir);
     let secrets = crate::remote::granted_secrets(runner.host.secrets.as_ref(), &grant);
     let timeout = req
         .timeout_seconds
@@ -259,7 +261,8 @@ pub fn run_dag_try(
             Err(e) => return fail("States.Permissions", e.to_string()),
         },
     };
-    let grant = Grant::compile(layers.clone(), &exec.base_dir);
+    // only to decide which secrets travel (fs grants name the worker host's files)
+    let grant = Grant::for_requests(layers.clone(), &exec.base_dir);
     let secrets = crate::remote::granted_secrets(exec.host.secrets.as_ref(), &grant);
     let sensor = rec.world == "sensor";
     let mut ctx = inv.context_json();
