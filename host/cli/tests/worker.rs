@@ -201,7 +201,9 @@ fn request_raw(
     body: &str,
 ) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // listing DAGs parses the folder, the first time after a cold compile of the Python
+    // parser, which takes minutes on a loaded 2-core machine
+    s.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {secret}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",

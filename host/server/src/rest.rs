@@ -273,7 +273,27 @@ pub fn plugins_in_definition(def: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-pub(crate) use weft_engine::standard::dag_scheduler::{dags_dir, load_dags};
+pub(crate) use weft_engine::standard::dag_scheduler::dags_dir;
+
+/// The DAG folder's DAGs and load errors, as [`weft_engine::standard::dag_scheduler::load_dags`]
+/// finds them. Loading parses the folder (a Python file in the sandbox, the first time after a
+/// cold compile of the parser, which takes seconds to minutes): on a multi-threaded runtime the
+/// calling worker thread hands its other tasks over first, so a listing never stalls the
+/// node's other requests (a worker's heartbeats among them).
+pub(crate) fn load_dags(
+    rt: &weft_engine::standard::Runtime,
+) -> (
+    Vec<weft_dag::Dag>,
+    Vec<weft_dag::DagError>,
+    std::path::PathBuf,
+) {
+    let load = || weft_engine::standard::dag_scheduler::load_dags(rt);
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(load),
+        // a current-thread runtime has no other worker to hand over to
+        _ => load(),
+    }
+}
 
 fn plugin_name_of_operator(op: &str) -> String {
     let r = weft_engine::dag_exec::operator_ref(op);
