@@ -96,7 +96,6 @@ fn dispatch_error(e: DispatchError) -> ApiError {
 }
 
 async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    let wake = app.dispatch.wakeup();
     // polls, heartbeats and reports are the workers' data plane, several per task: like
     // CloudTrail's data events they are not audited when allowed (refusals are)
     let first = decide_with(&app, &req, "weft:PollTask", false, |ctx| {
@@ -113,10 +112,22 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
         Err(e) => return e.into_response(),
     };
     let deadline = tokio::time::Instant::now() + app.dispatch.poll_wait();
+    // one wakeup per queue: a task queued wakes one poll of its queue
+    let wakes = app.dispatch.wakeup(&p.queues);
     loop {
-        let notified = wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+        // registered before looking, so a task queued in between is not missed
+        let mut notified: Vec<_> = wakes.iter().map(|n| Box::pin(n.notified())).collect();
+        for n in &mut notified {
+            n.as_mut().enable();
+        }
+        let any = std::future::poll_fn(|cx| {
+            for n in &mut notified {
+                if std::future::Future::poll(n.as_mut(), cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        });
         match app.dispatch.take(&p, &principal) {
             Err(e) => return dispatch_error(e).into_response(),
             Ok((Some(task), depth)) => {
@@ -127,7 +138,7 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
             }
             Ok((None, depth)) => {
                 if tokio::time::Instant::now() >= deadline
-                    || tokio::time::timeout_at(deadline, notified).await.is_err()
+                    || tokio::time::timeout_at(deadline, any).await.is_err()
                 {
                     return answer(&PollAnswer {
                         task: None,

@@ -107,8 +107,9 @@ pub trait TaskDispatch: Send + Sync {
     /// Whether a try running on a worker of the access key `principal` carries the packages
     /// archive `digest` (64 hex digits): the only archives that key may fetch.
     fn holds_packages(&self, principal: &str, digest: &str) -> bool;
-    /// Woken when a task is queued (for long polls).
-    fn wakeup(&self) -> Arc<tokio::sync::Notify>;
+    /// One per queue of `queues`, each woken once per task queued on it (a long poll waits on
+    /// those of its queues): a task wakes one poll of its queue, not every waiting poll.
+    fn wakeup(&self, queues: &[String]) -> Vec<Arc<tokio::sync::Notify>>;
     /// How long a running try may go without a heartbeat.
     fn heartbeat_timeout(&self) -> Duration;
     /// The latest round trips (queued to reported), oldest first.
@@ -148,6 +149,8 @@ struct Inner {
     queues: HashMap<String, VecDeque<String>>,
     tries: HashMap<String, Try>,
     workers: HashMap<String, Worker>,
+    /// Per queue, what wakes one long poll of it (see [`TaskDispatch::wakeup`]).
+    wakes: HashMap<String, Arc<tokio::sync::Notify>>,
     /// When abandoned tries were last swept (see [`SWEEP_EVERY`]).
     swept: Option<Instant>,
 }
@@ -164,7 +167,6 @@ pub struct MemoryDispatch {
     inner: Mutex<Inner>,
     /// The latest round trips, microseconds.
     round_trips: Mutex<VecDeque<u32>>,
-    wake: Arc<tokio::sync::Notify>,
     heartbeat_timeout: Duration,
     poll_wait: Duration,
     local_tasks: bool,
@@ -176,7 +178,6 @@ impl MemoryDispatch {
         Self {
             inner: Mutex::new(Inner::default()),
             round_trips: Mutex::new(VecDeque::new()),
-            wake: Arc::new(tokio::sync::Notify::new()),
             heartbeat_timeout,
             poll_wait: poll_wait_from_env(),
             local_tasks,
@@ -216,8 +217,9 @@ impl TaskDispatch for MemoryDispatch {
 
     fn submit(&self, task: RemoteTask) -> mpsc::Receiver<Completion> {
         let (tx, rx) = mpsc::channel();
-        {
+        let wake = {
             let mut g = self.lock();
+            let wake = g.wakes.entry(task.queue.clone()).or_default().clone();
             g.queues
                 .entry(task.queue.clone())
                 .or_default()
@@ -232,8 +234,10 @@ impl TaskDispatch for MemoryDispatch {
                     done: tx,
                 },
             );
-        }
-        self.wake.notify_waiters();
+            wake
+        };
+        // one poll of the queue (or, with none waiting, the next one)
+        wake.notify_one();
         rx
     }
 
@@ -252,6 +256,8 @@ impl TaskDispatch for MemoryDispatch {
                 !(t.cancel
                     && matches!(t.state, TryState::Running { last_heartbeat, .. } if last_heartbeat.elapsed() > timeout))
             });
+            // wakes no poll waits on any more (queue names come from callers: not kept forever)
+            inner.wakes.retain(|_, n| Arc::strong_count(n) > 1);
         }
         match inner.workers.get_mut(&poll.worker_id) {
             Some(w) if w.principal != principal => {
@@ -305,12 +311,20 @@ impl TaskDispatch for MemoryDispatch {
                 break;
             }
         }
-        let depth = poll
-            .queues
-            .iter()
-            .filter_map(|q| inner.queues.get(q))
-            .map(|d| d.len() as u64)
-            .sum();
+        let mut depth = 0;
+        for q in &poll.queues {
+            let Some(ids) = inner.queues.get(q) else {
+                continue;
+            };
+            depth += ids.len() as u64;
+            // this poll may have taken the wakeup meant for a task still waiting (it listens to
+            // several queues, or took from another one): pass it on to the queue's next poll
+            if found.is_some() && !ids.is_empty() {
+                if let Some(n) = inner.wakes.get(q) {
+                    n.notify_one();
+                }
+            }
+        }
         Ok((found, depth))
     }
 
@@ -473,8 +487,12 @@ impl TaskDispatch for MemoryDispatch {
         })
     }
 
-    fn wakeup(&self) -> Arc<tokio::sync::Notify> {
-        self.wake.clone()
+    fn wakeup(&self, queues: &[String]) -> Vec<Arc<tokio::sync::Notify>> {
+        let mut g = self.lock();
+        queues
+            .iter()
+            .map(|q| g.wakes.entry(q.clone()).or_default().clone())
+            .collect()
     }
 
     fn heartbeat_timeout(&self) -> Duration {
@@ -573,6 +591,37 @@ mod tests {
         assert_eq!(d.round_trips().len(), 1);
         // a second report of the same try is void
         assert!(d.report("key1", report("w1", "t1")).is_err());
+    }
+
+    #[test]
+    fn a_queued_task_wakes_one_poll_of_its_queue_and_no_other() {
+        let d = MemoryDispatch::new(Duration::from_secs(30), false);
+        let alpha = d.wakeup(&["alpha".to_string()]);
+        let beta = d.wakeup(&["beta".to_string()]);
+        let both = d.wakeup(&["beta".to_string(), "alpha".to_string()]);
+        assert!(Arc::ptr_eq(&alpha[0], &both[1]), "one wakeup per queue");
+        // two polls wait on alpha, one on beta
+        let mut a1 = Box::pin(alpha[0].notified());
+        let mut a2 = Box::pin(alpha[0].notified());
+        let mut b = Box::pin(beta[0].notified());
+        assert!(!a1.as_mut().enable() && !a2.as_mut().enable() && !b.as_mut().enable());
+        let _rx = d.submit(task("t1", "alpha"));
+        let woken = [a1.as_mut().enable(), a2.as_mut().enable()];
+        assert_eq!(woken.iter().filter(|w| **w).count(), 1, "{woken:?}");
+        assert!(!b.as_mut().enable(), "a poll of another queue sleeps on");
+        // a poll that takes a task while more wait on its queue passes the wakeup on
+        let _rx = d.submit(task("t2", "alpha"));
+        let _rx = d.submit(task("t3", "alpha"));
+        let mut a3 = Box::pin(alpha[0].notified());
+        a3.as_mut().enable();
+        d.take(&poll("w1", &["alpha"]), "k").unwrap();
+        assert!(a3.as_mut().enable(), "the next poll of alpha is woken");
+        // wakeups nobody waits on are dropped at the next sweep
+        drop((a1, a2, a3, b));
+        drop((alpha, beta, both));
+        d.lock().swept = None;
+        d.take(&poll("w1", &["alpha"]), "k").unwrap();
+        assert!(d.lock().wakes.is_empty());
     }
 
     #[test]
