@@ -40,19 +40,14 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// CPU time (user + system) this process used so far, from `/proc/self/stat` (Linux; zero
-/// elsewhere), in clock ticks of 10 ms.
+/// CPU time (user + system) of every thread of this process so far
+/// (`CLOCK_PROCESS_CPUTIME_ID`, nanosecond resolution).
 fn cpu_time() -> Duration {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // fields after the command name (which may hold spaces) start at the state, field 3
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 fn scratch(tag: &str) -> PathBuf {
@@ -468,6 +463,47 @@ const SEQUENTIAL: usize = 200;
 /// A state machine with no task: the baseline of an execution's own cost on the node.
 const PASS_DEFINITION: &str = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#;
 
+/// Rounds of the `remote` CPU measurement (task runs and mocked runs alternate).
+const CPU_ROUNDS: usize = 5;
+
+/// The mock test case of the `remote` baseline: the Task's result mocked.
+const MOCKED_CASE: &str = "Mocked";
+
+/// Starts `n` executions of the state machine `arn` (run with the mock test case `case`, if
+/// any), named `PREFIX0`, `PREFIX1`, ...; returns their ARNs.
+async fn start_all(
+    app: &Arc<AppState>,
+    arn: &str,
+    case: Option<&str>,
+    prefix: &str,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut arns = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut req = json!({"stateMachineArn": arn, "name": format!("{prefix}{i}")});
+        if let Some(case) = case {
+            req[crate::access::TEST_CASE_FIELD] = json!(case);
+        }
+        let v = call(app, "StartExecution", req).await?;
+        arns.push(v["executionArn"].as_str().unwrap_or_default().to_string());
+    }
+    Ok(arns)
+}
+
+/// Node CPU time of [`start_all`]'s executions, all started at once and awaited.
+async fn node_cpu_of(
+    app: &Arc<AppState>,
+    arn: &str,
+    case: Option<&str>,
+    prefix: &str,
+    n: usize,
+) -> anyhow::Result<Duration> {
+    let cpu0 = cpu_time();
+    let arns = start_all(app, arn, case, prefix, n).await?;
+    wait_all(app, &arns).await?;
+    Ok(cpu_time().saturating_sub(cpu0))
+}
+
 /// One `remote` measurement: `workers == 0` runs the tasks on the node itself.
 pub fn remote(
     plugin_wasm: &Path,
@@ -486,7 +522,12 @@ pub fn remote(
     }
     let home = scratch("remote");
     let store = Arc::new(weft_store::Store::open(&home)?);
-    let app = AppState::with_options(store, None, None, workers == 0)?;
+    let mocks = weft_asl::mock::MockConfig::from_value(&json!({
+        "StateMachines": {"bench": {"TestCases": {MOCKED_CASE: {"T": "Echoed"}}}},
+        "MockedResponses": {"Echoed": {"0": {"Return": {"echoed": true}}}},
+    }))
+    .map_err(|e| anyhow::anyhow!("the benchmark's mock configuration: {e}"))?;
+    let app = AppState::with_options(store, None, Some(mocks), workers == 0)?;
     weft_plugins::install_path(&app.store, plugin_wasm, &Default::default())?;
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}).to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -505,7 +546,7 @@ pub fn remote(
         anyhow::ensure!(Instant::now() < end, "the workers did not connect");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (wall, lat, cpu, mut idle_trips, pass_cpu) = rt.block_on(async {
+    let (wall, lat, cpu, mut idle_trips, pass_cpu, real, mocked) = rt.block_on(async {
         let sm = call(
             &app,
             "CreateStateMachine",
@@ -544,16 +585,7 @@ pub fn remote(
         let idle_trips = app.dispatch.round_trips();
         let t = Instant::now();
         let cpu0 = cpu_time();
-        let mut arns = Vec::new();
-        for i in 0..executions {
-            let v = call(
-                &app,
-                "StartExecution",
-                json!({"stateMachineArn": sm, "name": format!("e{i}")}),
-            )
-            .await?;
-            arns.push(v["executionArn"].as_str().unwrap_or_default().to_string());
-        }
+        let arns = start_all(&app, &sm, None, "e", executions).await?;
         let lat = wait_all(&app, &arns).await?;
         let wall = t.elapsed();
         let cpu = cpu_time().saturating_sub(cpu0);
@@ -567,20 +599,27 @@ pub fn remote(
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let cpu1 = cpu_time();
-        let mut arns = Vec::new();
-        for i in 0..executions {
-            let v = call(
-                &app,
-                "StartExecution",
-                json!({"stateMachineArn": pass, "name": format!("p{i}")}),
-            )
-            .await?;
-            arns.push(v["executionArn"].as_str().unwrap_or_default().to_string());
+        let pass_cpu = node_cpu_of(&app, &pass, None, "pass", executions).await?;
+        // the same Task state with its result mocked: every event of a task, no plugin run
+        // anywhere and nothing dispatched. Task runs and mocked runs alternate for
+        // CPU_ROUNDS rounds (the store grows, the page cache and flush threads vary): the
+        // medians and the median per-round difference are reported
+        let mut real = Vec::new();
+        let mut mocked = Vec::new();
+        for round in 0..CPU_ROUNDS {
+            real.push(node_cpu_of(&app, &sm, None, &format!("r{round}-"), executions).await?);
+            mocked.push(
+                node_cpu_of(
+                    &app,
+                    &sm,
+                    Some(MOCKED_CASE),
+                    &format!("m{round}-"),
+                    executions,
+                )
+                .await?,
+            );
         }
-        wait_all(&app, &arns).await?;
-        let pass_cpu = cpu_time().saturating_sub(cpu1);
-        anyhow::Ok((wall, lat, cpu, idle_trips, pass_cpu))
+        anyhow::Ok((wall, lat, cpu, idle_trips, pass_cpu, real, mocked))
     })?;
     let mut idle: Vec<Duration> =
         idle_trips.split_off(idle_trips.len().saturating_sub(SEQUENTIAL.min(executions)));
@@ -598,23 +637,40 @@ pub fn remote(
     };
     let pl = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
     let tps = executions as f64 / wall.as_secs_f64();
-    let cpu_us = cpu.as_secs_f64() * 1e6 / executions as f64;
-    let pass_us = pass_cpu.as_secs_f64() * 1e6 / executions as f64;
+    let per_task = |d: &Duration| d.as_secs_f64() * 1e6 / executions as f64;
+    let cpu_us = per_task(&cpu);
+    let pass_us = per_task(&pass_cpu);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let real_us = median(real.iter().map(per_task).collect());
+    let mocked_us = median(mocked.iter().map(per_task).collect());
+    let task_us = median(
+        real.iter()
+            .zip(&mocked)
+            .map(|(r, m)| per_task(r) - per_task(m))
+            .collect(),
+    );
     let mode = if workers == 0 {
         "local (on the node)".to_string()
     } else {
         format!("{workers} worker process(es)")
     };
     let mut lines = vec![format!(
-        "remote: {executions} executions of 1 echo task, all started at once, {mode}: {tps:.0} tasks/s; execution latency p50 {} ms, p99 {} ms; node CPU {cpu_us:.0} us per task (execution + dispatch; 10 ms tick resolution)",
+        "remote: {executions} executions of 1 echo task, all started at once, {mode}: {tps:.0} tasks/s; execution latency p50 {} ms, p99 {} ms",
         pl(0.5),
         pl(0.99)
     )];
+    let running = if workers == 0 {
+        "running the task on the node (its sandbox included)"
+    } else {
+        "the remote dispatch"
+    };
+    lines.push(format!(
+        "remote: node CPU per execution, median of {CPU_ROUNDS} alternating rounds of {executions}: {real_us:.0} us with the echo task, {mocked_us:.0} us with the same Task's result mocked (same events; nothing run or dispatched), {pass_us:.0} us for a Pass state: {running} costs the node {task_us:.0} us of CPU per task (median per-round difference)"
+    ));
     if workers > 0 {
-        lines.push(format!(
-            "remote: node CPU {pass_us:.0} us per execution of a Pass state (no task), so the remote dispatch costs the node about {:.0} us of CPU per task",
-            cpu_us - pass_us
-        ));
         lines.push(format!(
             "remote: round trip queued -> result reported, one task at a time: p50 {:.2} ms, p99 {:.2} ms ({} samples); under the burst: p50 {:.2} ms, p99 {:.2} ms",
             pd(&idle, 0.5),
@@ -636,9 +692,12 @@ pub fn remote(
             "tasks_per_s": tps,
             "execution_latency_ms": {"p50": pl(0.5), "p99": pl(0.99)},
             "round_trip_ms": {"idle_p50": pd(&idle, 0.5), "idle_p99": pd(&idle, 0.99), "burst_p50": pd(&trips, 0.5), "burst_p99": pd(&trips, 0.99)},
-            "node_cpu_us_per_task": cpu_us,
+            "node_cpu_us_per_task_burst": cpu_us,
+            "node_cpu_us_per_task": real_us,
             "node_cpu_us_per_pass_execution": pass_us,
-            "node_dispatch_cpu_us_per_task": if workers > 0 { Some(cpu_us - pass_us) } else { None },
+            "node_cpu_us_per_mocked_task_execution": mocked_us,
+            "node_task_cpu_us_over_mocked": task_us,
+            "node_dispatch_cpu_us_per_task": if workers > 0 { Some(task_us) } else { None },
         }),
     })
 }
