@@ -1455,3 +1455,55 @@ fn one_worker_serves_every_node_it_names() {
         );
     }
 }
+
+/// `weft bench remote` (the figures: tasks/s, round trip and the node's CPU per remote
+/// task beside local execution) runs end to end with a few executions and reports every
+/// figure for the node alone and for 1 and 2 worker processes. Figures only: no threshold.
+#[test]
+fn bench_remote_reports_its_figures_for_the_node_and_for_one_and_two_workers() {
+    let home = tempfile::tempdir().unwrap();
+    let weft = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .env("WEFT_HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    weft(&["plugin", "install", plugin("echo.wasm").to_str().unwrap()]);
+    let out = weft(&["bench", "remote", "--iterations", "8", "--json"]);
+    let reports: Vec<Value> = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    for (r, workers) in reports.iter().zip([0, 1, 2]) {
+        assert_eq!(r["workers"], workers, "{r}");
+        assert_eq!(r["executions"], 8, "{r}");
+        assert!(r["tasks_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        for k in [
+            "node_cpu_us_per_task",
+            "node_cpu_us_per_mocked_task_execution",
+        ] {
+            assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+        }
+        let trip = &r["round_trip_ms"];
+        let dispatch = &r["node_dispatch_cpu_us_per_task"];
+        if workers == 0 {
+            // nothing was dispatched: no round trip, no dispatch figure
+            assert_eq!(trip["idle_p50"], 0.0, "{r}");
+            assert!(dispatch.is_null(), "{r}");
+        } else {
+            // every measured round trip went through a worker process
+            assert!(trip["idle_p50"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(
+                trip["idle_p99"].as_f64().unwrap() >= trip["idle_p50"].as_f64().unwrap(),
+                "{r}"
+            );
+            assert!(dispatch.is_number(), "{r}");
+        }
+    }
+}
