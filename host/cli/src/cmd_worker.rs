@@ -197,31 +197,6 @@ impl Node {
     }
 }
 
-/// This host's name, in the alphabet a node accepts.
-fn host_name() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    let clean: String = raw
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    if clean.is_empty() {
-        "localhost".into()
-    } else {
-        clean
-    }
-}
-
 /// The worker's part that serves one node.
 struct Worker {
     node: Node,
@@ -308,7 +283,7 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
     let host = Arc::new(PluginHost::new(store, sandbox)?);
     let base_dir = std::env::current_dir()?;
     let all_slots = Arc::new(AtomicU32::new(0));
-    let host_name = host_name();
+    let host_name = weft_engine::remote::host_name().to_string();
     let workers: Vec<Arc<Worker>> = nodes
         .into_iter()
         .enumerate()

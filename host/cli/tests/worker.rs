@@ -912,6 +912,23 @@ fn dag_tasks_go_to_the_worker_of_their_queue(backend: &Backend) {
             text.contains(&format!("{worker}\"")),
             "{task} ran on {worker}: {text}"
         );
+        // Airflow's task instance names the host that ran the try: the worker's
+        let (st, ti) = request(
+            port,
+            ADMIN_SECRET,
+            "GET",
+            &format!("/api/v2/dags/remote_dag/dagRuns/{run_id}/taskInstances/{task}"),
+            "",
+            "",
+        );
+        assert_eq!(st, 200, "{ti}");
+        let host = ti["hostname"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no hostname: {ti}"));
+        assert!(
+            text.contains(&format!("\"{host}{worker}\"")),
+            "{task}'s hostname {host} is the host of worker {worker}: {text}"
+        );
     }
 }
 on_both_backends!(dag_tasks_go_to_the_worker_of_their_queue);

@@ -42,6 +42,36 @@ pub fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// This host's name as workers announce it and task instances record it (`hostname`): the
+/// kernel's host name (else `$HOSTNAME`, else `localhost`), reduced to letters, digits, `.`,
+/// `_` and `-`, at most 64 characters. Read once per process.
+pub fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into());
+        let clean: String = raw
+            .trim()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(64)
+            .collect();
+        if clean.is_empty() {
+            "localhost".into()
+        } else {
+            clean
+        }
+    })
+}
+
 /// Most queues one worker may listen to.
 pub const MAX_QUEUES: usize = 32;
 

@@ -247,6 +247,7 @@ fn restart_resumes_from_sled_and_fails_lost_tries_per_retries() {
                 },
                 start_date: None,
                 end_date: None,
+                hostname: None,
             };
             st.write_tis(
                 "r",

@@ -232,6 +232,7 @@ async fn dags_pause_and_runs_in_airflows_shapes() {
         },
         start_date: Some(1.0),
         end_date: Some(2.0),
+        hostname: None,
     };
     // a finished run written straight to the store (the scheduler leaves finished runs alone)
     let mut done = store.get_run("dev-pipe", "nightly-0").unwrap().unwrap();
@@ -1238,10 +1239,16 @@ async fn marking_running_work_stops_its_tries_and_notes_are_kept() {
     .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["task_instances"][0]["state"], "success", "{v}");
-    poll_until(&s, &format!("{ti}/after"), "after ran", |v| {
+    let after = poll_until(&s, &format!("{ti}/after"), "after ran", |v| {
         v["state"] == "success"
     })
     .await;
+    // a try the node ran itself names the node's host
+    assert_eq!(
+        after["hostname"],
+        weft_engine::remote::host_name(),
+        "{after}"
+    );
     let log = poll_until(
         &s,
         &format!("{ti}/wait/logs/1"),
@@ -1489,6 +1496,7 @@ fn finished_run(s: &Srv, dag_id: &str, run_id: &str, days: i64) {
         },
         start_date: Some(1.0),
         end_date: Some(2.0),
+        hostname: None,
     };
     let at = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
         .unwrap()

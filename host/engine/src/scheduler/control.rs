@@ -269,15 +269,22 @@ impl Scheduler<'_> {
             _ => {}
         }
         let mut m = self.machine(&dag, &rec);
-        let starts: Vec<((String, i64), f64)> = stored
+        // a marked instance keeps its latest try's start and host
+        let starts: Vec<((String, i64), super::core::TryStart)> = stored
             .iter()
-            .filter_map(|s| Some(((s.ti.task_id.clone(), s.ti.map_index), s.start_date?)))
+            .filter_map(|s| {
+                let start = super::core::TryStart {
+                    at: s.start_date?,
+                    host: s.hostname.clone(),
+                };
+                Some(((s.ti.task_id.clone(), s.ti.map_index), start))
+            })
             .collect();
         m.restore(stored.into_iter().map(|s| s.ti).collect());
         m.take_changes();
-        let times: std::collections::HashMap<(usize, usize), f64> = starts
+        let times: std::collections::HashMap<(usize, usize), super::core::TryStart> = starts
             .into_iter()
-            .filter_map(|((task, mi), at)| Some((m.find(&task, mi)?, at)))
+            .filter_map(|((task, mi), start)| Some((m.find(&task, mi)?, start)))
             .collect();
         let mut changed = Vec::new();
         match req {

@@ -188,12 +188,32 @@ pub struct Scheduler<'a> {
     cfg: SchedulerConfig,
 }
 
+/// A try the loop started.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TryStart {
+    /// Epoch seconds.
+    pub(super) at: f64,
+    /// Who ran it, once it ended (see [`StoredTi::hostname`]).
+    pub(super) host: Option<String>,
+}
+
+/// The host that ran a try whose log entries are `log`: the worker's host a remote try's log
+/// names (`"worker": "HOST/WORKER_ID"`), else this host.
+fn try_host(log: &[Value]) -> String {
+    log.iter()
+        .find_map(|e| e.get("worker").and_then(Value::as_str))
+        .and_then(|w| w.split('/').next())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| crate::remote::host_name())
+        .to_string()
+}
+
 struct Active {
     rec: DagRunRecord,
     m: RunMachine,
     in_flight: usize,
-    /// Start time (epoch seconds) of running tries.
-    started: HashMap<(usize, usize), f64>,
+    /// Running tries (and those that ended this pass, until it is persisted).
+    started: HashMap<(usize, usize), TryStart>,
     /// When each task's last instance ended on its worker (for latency figures).
     finished_at: HashMap<usize, Instant>,
     /// Past its `dagrun_timeout`: unfinished instances were skipped, results are ignored.
@@ -491,7 +511,7 @@ impl<'a> Scheduler<'a> {
         &self,
         m: &mut RunMachine,
         rec: &DagRunRecord,
-        times: &HashMap<(usize, usize), f64>,
+        times: &HashMap<(usize, usize), TryStart>,
     ) -> Result<usize, SchedulerError> {
         let changes = m.take_changes();
         if changes.is_empty() {
@@ -505,9 +525,11 @@ impl<'a> Scheduler<'a> {
             if seen.insert((t, i)) {
                 let ti = m.record(t, i);
                 let running = ti.state == TiState::Running;
+                let started = times.get(&(t, i));
                 put.push(StoredTi {
-                    start_date: times.get(&(t, i)).copied().or(running.then_some(now)),
+                    start_date: started.map(|s| s.at).or(running.then_some(now)),
                     end_date: ti.state.is_finished().then_some(now),
+                    hostname: started.and_then(|s| s.host.clone()),
                     ti,
                 });
             }
@@ -1022,6 +1044,9 @@ impl<'a> Scheduler<'a> {
                         }
                         let try_number = a.m.record(t, i).try_number;
                         let map_index = a.m.record(t, i).map_index;
+                        if let Some(s) = a.started.get_mut(&(t, i)) {
+                            s.host = Some(try_host(&log));
+                        }
                         slot_releases.push(SlotKey {
                             dag_id: a.rec.dag_id.clone(),
                             run_id: a.rec.run_id.clone(),
@@ -1331,7 +1356,13 @@ impl<'a> Scheduler<'a> {
                     }
                     a.in_flight += 1;
                     in_flight_total += 1;
-                    a.started.insert((p.t, p.i), now);
+                    a.started.insert(
+                        (p.t, p.i),
+                        TryStart {
+                            at: now,
+                            host: None,
+                        },
+                    );
                     // Latency: from the last upstream's end to this try's start.
                     let last = a.m.dag().tasks[p.t]
                         .upstream

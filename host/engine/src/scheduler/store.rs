@@ -68,6 +68,10 @@ pub struct StoredTi {
     /// End of the latest try (epoch seconds).
     #[serde(default)]
     pub end_date: Option<f64>,
+    /// The host that ran the latest try (Airflow's `hostname`): a remote worker's host, else
+    /// the node's (or the `weft dag test` process's); set when the try ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// The scheduler's store: a cheap handle on a [`DagStore`] (it dereferences to the trait).

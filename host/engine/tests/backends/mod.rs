@@ -221,6 +221,7 @@ pub fn stored_ti(
         },
         start_date: None,
         end_date: None,
+        hostname: None,
     }
 }
 

@@ -82,7 +82,7 @@ pub fn ti_json(dag: Option<&Dag>, r: &DagRunRecord, t: &StoredTi, dag_display_na
         "max_tries": task.map_or(0, |k| k.retries) + t.ti.tries_before_clear,
         "task_display_name": t.ti.task_id,
         "dag_display_name": dag_display_name,
-        "hostname": Value::Null,
+        "hostname": t.hostname,
         "unixname": Value::Null,
         "pool": task.map_or("default_pool", |k| k.pool.as_str()),
         "pool_slots": task.map_or(1, |k| k.pool_slots),
