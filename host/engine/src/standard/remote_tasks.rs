@@ -120,29 +120,50 @@ fn dispatch_and_wait(rt: &Runtime, task: RemoteTask, cancelled: &dyn Fn() -> boo
     }
 }
 
-/// A task log entry for a remote attempt.
+/// A task log entry for a remote attempt (see [`super::task_logs`]), serialised straight from
+/// the outcome (no JSON tree built, nothing copied).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoteEntry<'a> {
+    state: &'a str,
+    attempt: u32,
+    plugin: String,
+    digest: String,
+    stdout: &'a str,
+    stderr: &'a str,
+    logs: &'a [Value],
+    audit: &'a [Value],
+    fuel_used: u64,
+    duration_ms: f64,
+    error: Option<&'a crate::remote::RemoteError>,
+    timestamp: i64,
+    worker: &'a str,
+}
+
+/// The task log entry of a remote attempt, as JSON text.
 fn log_entry(
     state: &str,
     attempt: u32,
     rec: &PluginRecord,
     o: &RemoteOutcome,
     worker: &str,
-) -> Value {
-    json!({
-        "state": state,
-        "attempt": attempt,
-        "plugin": format!("{}@{}", rec.name, rec.version),
-        "digest": rec.digest.to_hex().to_string(),
-        "stdout": o.stdout,
-        "stderr": o.stderr,
-        "logs": o.logs,
-        "audit": o.audit,
-        "fuelUsed": o.fuel_used,
-        "durationMs": o.duration_ms,
-        "error": o.error.as_ref().map(|e| json!({"error": e.error, "cause": e.cause})),
-        "timestamp": super::records::now_ms(),
-        "worker": worker,
+) -> String {
+    serde_json::to_string(&RemoteEntry {
+        state,
+        attempt,
+        plugin: format!("{}@{}", rec.name, rec.version),
+        digest: rec.digest.to_hex().to_string(),
+        stdout: &o.stdout,
+        stderr: &o.stderr,
+        logs: &o.logs,
+        audit: &o.audit,
+        fuel_used: o.fuel_used,
+        duration_ms: o.duration_ms,
+        error: o.error.as_ref(),
+        timestamp: super::records::now_ms(),
+        worker,
     })
+    .unwrap_or_default()
 }
 
 fn plugin_of(rec: &PluginRecord) -> RemotePlugin {
@@ -195,7 +216,7 @@ pub fn run(
     match dispatch_and_wait(rt, task, cancelled) {
         Ended::Reported(o, worker) => {
             let log = log_entry(req.state_name, req.attempt, rec, &o, &worker);
-            super::task_logs::record_entry(rt, req, log.to_string());
+            super::task_logs::record_entry(rt, req, log);
             rt.observer
                 .remote_task_finished(o.error.is_some(), o.fuel_used);
             let o = *o;
@@ -210,7 +231,7 @@ pub fn run(
         Ended::Lost(worker, cause) => {
             let o = RemoteOutcome::failed("States.TaskFailed", cause.clone());
             let log = log_entry(req.state_name, req.attempt, rec, &o, &worker);
-            super::task_logs::record_entry(rt, req, log.to_string());
+            super::task_logs::record_entry(rt, req, log);
             Err(failure("States.TaskFailed", cause))
         }
     }
