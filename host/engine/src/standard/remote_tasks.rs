@@ -120,27 +120,7 @@ fn dispatch_and_wait(rt: &Runtime, task: RemoteTask, cancelled: &dyn Fn() -> boo
     }
 }
 
-/// A task log entry for a remote attempt (see [`super::task_logs`]), serialised straight from
-/// the outcome (no JSON tree built, nothing copied).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RemoteEntry<'a> {
-    state: &'a str,
-    attempt: u32,
-    plugin: String,
-    digest: String,
-    stdout: &'a str,
-    stderr: &'a str,
-    logs: &'a [Value],
-    audit: &'a [Value],
-    fuel_used: u64,
-    duration_ms: f64,
-    error: Option<&'a crate::remote::RemoteError>,
-    timestamp: i64,
-    worker: &'a str,
-}
-
-/// The task log entry of a remote attempt, as JSON text.
+/// The task log entry of a remote attempt, as JSON text (a local attempt's, naming the worker).
 fn log_entry(
     state: &str,
     attempt: u32,
@@ -148,7 +128,7 @@ fn log_entry(
     o: &RemoteOutcome,
     worker: &str,
 ) -> String {
-    serde_json::to_string(&RemoteEntry {
+    serde_json::to_string(&super::task_logs::OutcomeEntry {
         state,
         attempt,
         plugin: format!("{}@{}", rec.name, rec.version),
@@ -159,9 +139,12 @@ fn log_entry(
         audit: &o.audit,
         fuel_used: o.fuel_used,
         duration_ms: o.duration_ms,
-        error: o.error.as_ref(),
+        error: o.error.as_ref().map(|e| super::task_logs::ErrorEntry {
+            error: &e.error,
+            cause: &e.cause,
+        }),
         timestamp: super::records::now_ms(),
-        worker,
+        worker: Some(worker),
     })
     .unwrap_or_default()
 }

@@ -59,28 +59,33 @@ pub fn record_entry(rt: &Runtime, req: &TaskRequest<'_>, text: String) {
     record(rt, req, text)
 }
 
-/// One attempt's entry, serialised without building a JSON tree (the hot path).
+/// One attempt's entry, serialised without building a JSON tree (the hot path): `L` and `A` are
+/// the log and audit records as the sandbox (or, for a remote attempt, the worker's report)
+/// hands them over.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct OutcomeEntry<'a> {
-    state: &'a str,
-    attempt: u32,
-    plugin: String,
-    digest: String,
-    stdout: &'a str,
-    stderr: &'a str,
-    logs: &'a [weft_sandbox::LogLine],
-    audit: &'a [weft_sandbox::AuditRecord],
-    fuel_used: u64,
-    duration_ms: f64,
-    error: Option<ErrorEntry<'a>>,
-    timestamp: i64,
+pub(super) struct OutcomeEntry<'a, L: serde::Serialize, A: serde::Serialize> {
+    pub state: &'a str,
+    pub attempt: u32,
+    pub plugin: String,
+    pub digest: String,
+    pub stdout: &'a str,
+    pub stderr: &'a str,
+    pub logs: &'a [L],
+    pub audit: &'a [A],
+    pub fuel_used: u64,
+    pub duration_ms: f64,
+    pub error: Option<ErrorEntry<'a>>,
+    pub timestamp: i64,
+    /// `HOST/WORKER_ID` of the worker that ran a remote attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<&'a str>,
 }
 
 #[derive(serde::Serialize)]
-struct ErrorEntry<'a> {
-    error: &'a str,
-    cause: &'a str,
+pub(super) struct ErrorEntry<'a> {
+    pub error: &'a str,
+    pub cause: &'a str,
 }
 
 fn outcome_text(req: &TaskRequest<'_>, rec: &PluginRecord, out: &Outcome) -> String {
@@ -100,6 +105,7 @@ fn outcome_text(req: &TaskRequest<'_>, rec: &PluginRecord, out: &Outcome) -> Str
             cause: &e.cause,
         }),
         timestamp: now_ms(),
+        worker: None,
     };
     serde_json::to_string(&entry).unwrap_or_default()
 }
