@@ -557,16 +557,7 @@ pub fn remote(
             .unwrap_or_default()
             .to_string();
         // warm: plugin fetched and compiled on every worker, sandboxes ready
-        let mut warm = Vec::new();
-        for i in 0..(4 * workers.max(1)) {
-            let w = call(
-                &app,
-                "StartExecution",
-                json!({"stateMachineArn": sm, "name": format!("warm{i}")}),
-            )
-            .await?;
-            warm.push(w["executionArn"].as_str().unwrap_or_default().to_string());
-        }
+        let warm = start_all(&app, &sm, None, "warm", 4 * workers.max(1)).await?;
         wait_all(&app, &warm).await?;
         // one at a time: the round trip of an idle system
         for i in 0..SEQUENTIAL.min(executions) {

@@ -120,7 +120,8 @@ fn dispatch_and_wait(rt: &Runtime, task: RemoteTask, cancelled: &dyn Fn() -> boo
     }
 }
 
-/// The task log entry of a remote attempt, as JSON text (a local attempt's, naming the worker).
+/// The task log entry of a remote attempt, as JSON text: a local attempt's entry plus the
+/// worker that ran it.
 fn log_entry(
     state: &str,
     attempt: u32,
