@@ -567,9 +567,14 @@ pub struct ServerArgs {
 
 #[derive(Args)]
 pub struct WorkerArgs {
-    /// The node to take tasks from: http://HOST:PORT (repeatable: one per node of a cluster).
+    /// The node to take tasks from: http://HOST:PORT or https://HOST[:PORT] (repeatable: one
+    /// per node of a cluster).
     #[arg(long, value_name = "URL", required = true)]
     pub server: Vec<String>,
+    /// PEM file of the certificate authorities an https:// node's certificate must chain to,
+    /// instead of the public (Mozilla) roots; also `AWS_CA_BUNDLE`.
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
     /// A queue to take tasks from (repeatable; default `default`).
     #[arg(long, value_name = "NAME")]
     pub queue: Vec<String>,

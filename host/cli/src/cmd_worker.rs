@@ -5,9 +5,8 @@
 //! callable's DAG folder packages (an archive named by its digest, unpacked once per digest into
 //! `$WEFT_HOME/cache/worker-packages`, see [`weft_engine::remote_packages`]), runs it in the local
 //! sandbox with the grant and secrets the message carries, heartbeats while it runs and reports
-//! the outcome; the report carries the slot's next poll, which the node answers at once, so a
-//! busy slot takes its next task in the same round trip (and long-polls only when none was
-//! waiting). Requests are SigV4-signed with a profile of the node's credentials file format
+//! the outcome; the report carries the slot's next poll, which the node answers as a poll, so a
+//! slot reports and takes (or waits for) its next task in one round trip. Requests are SigV4-signed with a profile of the node's credentials file format
 //! (`AWS_SHARED_CREDENTIALS_FILE`, else `$WEFT_HOME/credentials`); the worker holds no
 //! database, only a plugin store (blobs and precompiled artifacts) under `$WEFT_HOME`.
 //!
@@ -15,7 +14,9 @@
 //! tasks still waiting, or a task taken by the last free slot, adds a slot (up to
 //! `--max-slots`); a slot whose poll came back empty ends while more than `--min-slots` remain.
 //!
-//! `--server` may be given once per node of a cluster (`weft server --db`): each node queues
+//! `--server` is `http://HOST:PORT` or `https://HOST[:PORT]` (a TLS proxy or load balancer in
+//! front of the node; its certificate must chain to the public roots, or to `--ca-bundle`'s /
+//! `AWS_CA_BUNDLE`'s PEM certificates when given, as the AWS CLI's). It may be given once per node of a cluster (`weft server --db`): each node queues
 //! the tasks of what it runs, so the worker keeps slots polling each of them. `--min-slots` is
 //! spread over the nodes (at least one each) and `--max-slots` bounds the slots of all of them
 //! together; a slot heartbeats and reports to the node that handed its task out.
@@ -36,7 +37,7 @@ use weft_engine::remote::{
 use weft_engine::PluginHost;
 
 /// A request's deadline beyond the node's long-poll wait.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest answer read from the node besides blobs (a task message is at most a few MiB).
 const MAX_ANSWER_BYTES: u64 = 8 << 20;
 /// Wait before polling again after the node could not be reached.
@@ -57,19 +58,67 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-impl Node {
-    fn new(server: &str, profile: &str) -> Result<Self> {
-        let rest = server.strip_prefix("http://").ok_or_else(|| {
-            usage(format!(
-                "--server {server}: expected http://HOST:PORT (put TLS in front with a proxy)"
-            ))
-        })?;
-        let authority = rest.trim_end_matches('/').to_string();
-        if authority.is_empty() || authority.contains('/') || authority.contains('@') {
-            return Err(usage(format!(
-                "--server {server}: expected http://HOST:PORT with no path or user"
-            )));
+/// The trust an https:// node's certificate is checked against: the PEM bundle of `--ca-bundle`
+/// (else `AWS_CA_BUNDLE`), else the public (Mozilla) roots.
+fn tls_roots(ca_bundle: Option<&std::path::Path>) -> Result<ureq::tls::RootCerts> {
+    let from_env = std::env::var_os("AWS_CA_BUNDLE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let Some(path) = ca_bundle.map(PathBuf::from).or(from_env) else {
+        return Ok(ureq::tls::RootCerts::WebPki);
+    };
+    let pem = std::fs::read(&path)
+        .with_context(|| format!("reading the CA bundle {}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.with_context(|| format!("{}: not a PEM file", path.display()))? {
+            ureq::tls::PemItem::Certificate(c) => certs.push(c),
+            _ => anyhow::bail!(
+                "{}: a CA bundle holds certificates only (it has a private key)",
+                path.display()
+            ),
         }
+    }
+    if certs.is_empty() {
+        return Err(usage(format!(
+            "{}: no certificate in the CA bundle",
+            path.display()
+        )));
+    }
+    Ok(certs.into())
+}
+
+/// `--server URL`, canonical: (`SCHEME://AUTHORITY`, `AUTHORITY`), the authority as the Host
+/// header carries it (no default port).
+fn node_address(server: &str) -> Result<(String, String)> {
+    let bad = |why: &str| usage(format!("--server {server}: {why}"));
+    let url = url::Url::parse(server).map_err(|e| {
+        bad(&format!(
+            "expected http://HOST:PORT or https://HOST[:PORT] ({e})"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("expected http://HOST:PORT or https://HOST[:PORT]"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "a user or password has no place in the URL (use the credentials file)",
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("expected no path, query or fragment"));
+    }
+    let host = url.host_str().ok_or_else(|| bad("expected a host"))?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    Ok((format!("{}://{authority}", url.scheme()), authority))
+}
+
+impl Node {
+    fn new(server: &str, profile: &str, roots: &ureq::tls::RootCerts) -> Result<Self> {
+        let (base, authority) = node_address(server)?;
         let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -94,11 +143,16 @@ impl Node {
             .timeout_global(Some(REQUEST_TIMEOUT))
             .http_status_as_error(false)
             .max_redirects(0)
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(roots.clone())
+                    .build(),
+            )
             .build()
             .new_agent();
         Ok(Node {
             agent,
-            base: format!("http://{authority}"),
+            base,
             authority,
             key,
         })
@@ -256,10 +310,11 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
             format!("w-{}", &blake3::hash(seed.as_bytes()).to_hex()[..12])
         }
     };
+    let roots = tls_roots(a.ca_bundle.as_deref())?;
     let nodes = a
         .server
         .iter()
-        .map(|url| Node::new(url, &a.profile))
+        .map(|url| Node::new(url, &a.profile, &roots))
         .collect::<Result<Vec<_>>>()?;
     for (i, n) in nodes.iter().enumerate() {
         if nodes[..i].iter().any(|o| o.base == n.base) {
@@ -375,32 +430,27 @@ fn long_poll(w: &Worker) -> Option<PollResponse> {
 }
 
 fn slot_loop(w: &Arc<Worker>) {
-    // the next task the node handed out with the last report (no long poll needed)
-    let mut handed: Option<RemoteTask> = None;
+    // the answer to the poll the last report carried (no separate poll needed)
+    let mut answered: Option<PollResponse> = None;
     loop {
-        let (task, queue_depth) = match handed.take() {
-            Some(task) => (Some(task), 0),
+        let answer = match answered.take() {
+            Some(answer) => answer,
             None => match long_poll(w) {
-                Some(answer) => (answer.task, answer.queue_depth),
+                Some(answer) => answer,
                 None => continue,
             },
         };
-        if queue_depth > 0 {
+        if answer.queue_depth > 0 {
             spawn_slot(w);
         }
-        match task {
+        match answer.task {
             Some(task) => {
                 // every slot busy: keep one more polling (up to --max-slots), so a task queued
                 // later does not wait for a running one
                 if w.busy.load(Ordering::SeqCst) + 1 >= w.slots.load(Ordering::SeqCst) {
                     spawn_slot(w);
                 }
-                if let Some(next) = execute(w, task) {
-                    if next.queue_depth > 0 {
-                        spawn_slot(w);
-                    }
-                    handed = next.task;
-                }
+                answered = execute(w, task);
             }
             None => {
                 // idle: give the slot back while more than the minimum remain
@@ -418,8 +468,9 @@ fn slot_loop(w: &Arc<Worker>) {
     }
 }
 
-/// Runs `task` and reports it, asking in the same call for this slot's next task: the node's
-/// answer to that poll (`None`: the report was not accepted, or the node answered `{}`).
+/// Runs `task` and reports it, polling in the same call for this slot's next task: the node's
+/// answer to that poll, given when a task came or the poll wait ran out (`None`: the report was
+/// not accepted, or the node answered `{}`).
 fn execute(w: &Arc<Worker>, task: RemoteTask) -> Option<PollResponse> {
     w.busy.fetch_add(1, Ordering::SeqCst);
     tracing::info!(task = %task.task_id, state = %task.state, plugin = %task.plugin.name, "task received");
@@ -482,6 +533,10 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) -> Option<PollResponse> {
         match w.node.call("/v1/worker/report", &report) {
             Ok((200, v)) => {
                 next = serde_json::from_value::<PollResponse>(v).ok();
+                break;
+            }
+            Ok((409, _)) if attempt > 0 => {
+                tracing::warn!(task = %task.task_id, "the node refused the report's retry (the first attempt may have landed before its answer was lost, or the try was failed over)");
                 break;
             }
             Ok((409, _)) => {

@@ -151,12 +151,28 @@ fn start_worker_with(
     queues: &[&str],
     extra: &[&str],
 ) -> (Proc, tempfile::TempDir) {
+    start_worker_at(
+        node_home,
+        &format!("http://127.0.0.1:{port}"),
+        id,
+        queues,
+        extra,
+    )
+}
+
+/// [`start_worker_with`] polling the node at `server`.
+fn start_worker_at(
+    node_home: &Path,
+    server: &str,
+    id: &str,
+    queues: &[&str],
+    extra: &[&str],
+) -> (Proc, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
-    let server = format!("http://127.0.0.1:{port}");
     let mut args = vec![
         "worker",
         "--server",
-        &server,
+        server,
         "--profile",
         "worker",
         "--id",
@@ -632,7 +648,7 @@ fn a_worker_key_is_refused_on_the_control_plane(backend: &Backend) {
 on_both_backends!(a_worker_key_is_refused_on_the_control_plane);
 
 /// The test plays the worker: a report that carries its slot's next poll is answered with the
-/// next task at once; the poll riding along is authorised as a poll is (its queues, its worker
+/// next task at once, or with one queued while it waits; the poll riding along is authorised as a poll is (its queues, its worker
 /// id), before the report takes effect.
 fn a_report_hands_out_the_slot_s_next_task_in_the_same_round_trip(backend: &Backend) {
     let home = node_home();
@@ -692,15 +708,42 @@ fn a_report_hands_out_the_slot_s_next_task_in_the_same_round_trip(backend: &Back
     let next_id = next["task"]["task_id"].as_str().unwrap().to_string();
     assert_ne!(next_id, id);
     assert_eq!(next["queue_depth"], 0);
-    // nothing left on the queue: the answer says so (at once: a report's poll never waits)
-    let (st, last) = worker_call_as(
+    // nothing left on the queue: the report's poll waits as a poll does, and hands out the
+    // task queued meanwhile (no second request for an idle slot)
+    let third_sm = ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": "third", "definition": def("own").to_string(), "roleArn": "weft:role:task"}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let waiting = {
+        let body = report(&next_id, poll(json!(["own"])));
+        std::thread::spawn(move || worker_call_as(port, NARROW_SECRET, "/v1/worker/report", body))
+    };
+    // the report is in (its execution ends) before the next execution starts
+    assert_eq!(finished(port, &second)["status"], "SUCCEEDED");
+    let third = ok(
+        port,
+        "StartExecution",
+        json!({"stateMachineArn": third_sm, "name": "e1", "input": "{}"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, last) = waiting.join().unwrap();
+    assert_eq!(st, 200, "{last}");
+    let third_id = last["task"]["task_id"].as_str().unwrap().to_string();
+    assert_eq!(last["task"]["execution"], json!(third), "{last}");
+    let (st, v) = worker_call_as(
         port,
         NARROW_SECRET,
         "/v1/worker/report",
-        report(&next_id, poll(json!(["own"]))),
+        json!({"worker_id": "probe", "task_id": third_id, "outcome": {"output": "{\"n\":3}"}}),
     );
-    assert_eq!(st, 200, "{last}");
-    assert!(last["task"].is_null(), "{last}");
+    assert_eq!((st, v), (200, json!({})));
+    assert_eq!(finished(port, &third)["output"], "{\"n\":3}");
     // a report without a poll is answered as before
     for arn in [&first, &second] {
         let d = finished(port, arn);
@@ -1522,5 +1565,193 @@ fn bench_remote_reports_its_figures_for_the_node_and_for_one_and_two_workers() {
             );
             assert!(dispatch.is_number(), "{r}");
         }
+    }
+}
+
+/// A TLS-terminating proxy on 127.0.0.1 in front of the node (as a load balancer would be),
+/// with a certificate for `IP:127.0.0.1` that a test-only CA signed; counts the handshakes
+/// that failed. Runs until the test process ends.
+struct TlsProxy {
+    port: u16,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const TEST_CA: &[u8] = include_bytes!("../../engine/tests/smtp_fixtures/ca.der");
+const TEST_CERT: &[u8] = include_bytes!("../../engine/tests/smtp_fixtures/server.der");
+const TEST_KEY: &[u8] = include_bytes!("../../engine/tests/smtp_fixtures/server.key.der");
+
+impl TlsProxy {
+    fn start(upstream: u16) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(TEST_CERT.to_vec())],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(TEST_KEY.to_vec().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let counted = refused.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                    tokio::spawn(async move {
+                        let mut tls = match acceptor.accept(tcp).await {
+                            Ok(tls) => tls,
+                            Err(_) => {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                        };
+                        if let Ok(mut node) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut node).await;
+                        }
+                    });
+                }
+            });
+        });
+        TlsProxy { port, refused }
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `TEST_CA` as a PEM bundle, written into `dir`.
+fn ca_bundle(dir: &Path) -> std::path::PathBuf {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_CA);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let path = dir.join("ca-bundle.pem");
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
+/// A worker reaches its node through a TLS load balancer: `--server https://...` with the
+/// balancer's CA given by `--ca-bundle` (or `AWS_CA_BUNDLE`) runs the task; a worker that does
+/// not trust that certificate never connects (it sends nothing it signed to a server it cannot
+/// authenticate), and a URL that is not a node's is a usage error.
+#[test]
+fn a_worker_reaches_its_node_over_tls_and_only_with_a_trusted_certificate() {
+    let home = node_home();
+    let (_node, port) = start_node(&Backend::Sled, home.path(), false);
+    let proxy = TlsProxy::start(port);
+    let bundle = ca_bundle(home.path());
+    let server = format!("https://127.0.0.1:{}", proxy.port);
+    // the attacker's side first: the public roots do not know the balancer's CA
+    let (_untrusting, _h0) = start_worker_at(home.path(), &server, "untrusting", &["tls"], &[]);
+    wait_for("the untrusting worker's refused handshake", || {
+        proxy.refused() > 0
+    });
+    let (_w, _h1) = start_worker_at(
+        home.path(),
+        &server,
+        "trusting",
+        &["tls"],
+        &["--ca-bundle", bundle.to_str().unwrap()],
+    );
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo",
+        "Parameters": {"weft:queue": "tls", "over": "tls"}, "End": true}}});
+    let arn = start(port, "over-tls", def);
+    let d = finished(port, &arn);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let logs = task_logs(port, &arn);
+    assert!(
+        logs[0]["worker"].as_str().unwrap().ends_with("/trusting"),
+        "{logs:?}"
+    );
+    let listed: Vec<Value> = workers(port)["workers"].as_array().unwrap().clone();
+    assert!(
+        listed.iter().all(|w| w["worker_id"] != "untrusting"),
+        "{listed:?}"
+    );
+    // AWS_CA_BUNDLE is the same trust
+    let (_env, _h2) = {
+        let wh = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "worker",
+                "--server",
+                &server,
+                "--profile",
+                "worker",
+                "--id",
+                "from-env",
+                "--queue",
+                "env",
+            ])
+            .env("WEFT_HOME", wh.path())
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.path().join("credentials"),
+            )
+            .env("AWS_CA_BUNDLE", &bundle)
+            .current_dir(wh.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (Proc(child), wh)
+    };
+    wait_for("the worker trusting AWS_CA_BUNDLE to connect", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "from-env")
+    });
+    // not a node's URL, or a bundle with no certificate: usage errors before anything is sent
+    let empty = home.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for args in [
+        vec!["--server", "ftp://127.0.0.1:1"],
+        vec!["--server", "http://user:pw@127.0.0.1:1"],
+        vec!["--server", "http://127.0.0.1:1/v1"],
+        vec!["--server", "http://127.0.0.1:1?x=1"],
+        vec!["--server", "127.0.0.1:1"],
+        vec![
+            "--server",
+            "https://127.0.0.1:1",
+            "--ca-bundle",
+            empty.to_str().unwrap(),
+        ],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("worker")
+            .args(&args)
+            .env("WEFT_HOME", home.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }

@@ -7,8 +7,8 @@
 //!   [`HeartbeatRequest`] for a running try; `{"cancel": true}` asks the worker to stop it.
 //! - `POST /v1/worker/report` (`weft:ReportTask` on `weft:worker:ID`): a [`TaskReport`]; one
 //!   that carries a `next` poll (also `weft:PollTask` on each of its queues, decided before the
-//!   report takes effect) is answered at once as a poll is, without the long wait, so a busy
-//!   slot reports and takes its next task in one round trip.
+//!   report takes effect) is answered as that poll is, long wait included, so a slot reports
+//!   and takes (or waits for) its next task in one round trip.
 //! - `GET /v1/blobs/{digest}` (`weft:GetBlob` on `weft:blob:DIGEST`): an installed plugin's
 //!   component, or the Python packages archive of a try running on a worker of the caller's
 //!   key (no other blob: not another key's, not one whose try ended), streamed as it lies in
@@ -111,6 +111,11 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    next_task(&app, &p, &principal).await
+}
+
+/// Answers poll `p` with a task of its queues, waiting up to the poll wait for one.
+async fn next_task(app: &AppState, p: &PollRequest, principal: &str) -> Response {
     let deadline = tokio::time::Instant::now() + app.dispatch.poll_wait();
     // one wakeup per queue: a task queued wakes one poll of its queue
     let wakes = app.dispatch.wakeup(&p.queues);
@@ -128,7 +133,7 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
             }
             std::task::Poll::Pending
         });
-        match app.dispatch.take(&p, &principal) {
+        match app.dispatch.take(p, principal) {
             Err(e) => return dispatch_error(e).into_response(),
             Ok((Some(task), depth)) => {
                 return answer(&PollAnswer {
@@ -254,14 +259,8 @@ async fn report(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     match reported {
         Err(e) => e.into_response(),
         Ok(None) => answer(&json!({})),
-        // no long wait: a slot with nothing to do goes back to polling
-        Ok(Some((p, principal))) => match app.dispatch.take(&p, &principal) {
-            Err(e) => dispatch_error(e).into_response(),
-            Ok((task, depth)) => answer(&PollAnswer {
-                task: task.as_deref(),
-                queue_depth: depth,
-            }),
-        },
+        // the slot's next poll, waiting as a poll does: an idle slot needs no second request
+        Ok(Some((p, principal))) => next_task(&app, &p, &principal).await,
     }
 }
 
