@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_sandbox::{Grant, Invocation, Limits, Outcome, Policy, SecretName, SecretSource};
@@ -343,6 +344,20 @@ pub fn granted_secrets(source: &dyn SecretSource, grant: &Grant) -> BTreeMap<Str
         .collect()
 }
 
+/// [`granted_secrets`] for a task whose grant is `layers` (relative `file:` resources against
+/// `base_dir`): decided for requests only, nothing of the node's filesystem is opened (fs grants
+/// name the worker host's files). No layer (no role): no secret, and none is looked at.
+pub fn secrets_for_layers(
+    source: &dyn SecretSource,
+    layers: &[Arc<Policy>],
+    base_dir: &Path,
+) -> BTreeMap<String, String> {
+    if layers.is_empty() {
+        return BTreeMap::new();
+    }
+    granted_secrets(source, &Grant::for_requests(layers.to_vec(), base_dir))
+}
+
 /// Ensures the plugin of `task` is in the worker's store (fetching it with `fetch` when it is
 /// not, verified against the pinned digest before it is written) and returns its record.
 pub fn ensure_plugin(
@@ -499,13 +514,16 @@ mod tests {
             r#"{"Statement":[{"Effect":"Allow","Action":"secrets:Get","Resource":"secret:db-*"}]}"#,
         )
         .unwrap();
-        let g = Grant::compile(vec![Arc::new(p)], std::path::Path::new("/"));
+        let p = Arc::new(p);
+        let g = Grant::compile(vec![p.clone()], std::path::Path::new("/"));
         let s = granted_secrets(&Two, &g);
         assert_eq!(s.len(), 1);
         assert_eq!(s["db-password"], "value-of-db-password");
+        assert_eq!(secrets_for_layers(&Two, &[p], Path::new("/")), s);
         // no grant at all: nothing
         let none = Grant::compile(vec![], std::path::Path::new("/"));
         assert!(granted_secrets(&Two, &none).is_empty());
+        assert!(secrets_for_layers(&Two, &[], Path::new("/")).is_empty());
     }
 
     #[test]

@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_asl::{TaskFailure, TaskRequest};
-use weft_sandbox::Grant;
 use weft_store::PluginRecord;
 
 /// The `Parameters` (or `Arguments`) key naming a Task's queue.
@@ -169,10 +168,8 @@ pub fn run(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Value, TaskFailure> {
     let layers = runner.grant_layers(req.credentials.as_ref())?;
-    // only to decide which secrets travel: nothing of the node's filesystem is opened (fs grants
-    // name the worker host's files)
-    let grant = Grant::for_requests(layers.clone(), &rt.base_dir);
-    let secrets = crate::remote::granted_secrets(runner.host.secrets.as_ref(), &grant);
+    let secrets =
+        crate::remote::secrets_for_layers(runner.host.secrets.as_ref(), &layers, &rt.base_dir);
     let timeout = req
         .timeout_seconds
         .map(|t| Duration::from_secs(t.min(365 * 24 * 3600)))
@@ -266,9 +263,8 @@ pub fn run_dag_try(
             Err(e) => return fail("States.Permissions", e.to_string()),
         },
     };
-    // only to decide which secrets travel (fs grants name the worker host's files)
-    let grant = Grant::for_requests(layers.clone(), &exec.base_dir);
-    let secrets = crate::remote::granted_secrets(exec.host.secrets.as_ref(), &grant);
+    let secrets =
+        crate::remote::secrets_for_layers(exec.host.secrets.as_ref(), &layers, &exec.base_dir);
     let sensor = rec.world == "sensor";
     let mut ctx = inv.context_json();
     if sensor {
