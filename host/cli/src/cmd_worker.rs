@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_engine::remote::{
-    HeartbeatRequest, HeartbeatResponse, PollRequest, PollResponse, RemoteTask, RemoteTaskError,
-    TaskReport,
+    DrainRequest, HeartbeatRequest, HeartbeatResponse, PollRequest, PollResponse, RemoteTask,
+    RemoteTaskError, TaskReport,
 };
 use weft_engine::PluginHost;
 
@@ -268,6 +268,10 @@ struct Worker {
     /// Every node's slots (shared by the worker's parts).
     all_slots: Arc<AtomicU32>,
     busy: AtomicU32,
+    /// This process's session: its polls carry it, its drain names it.
+    session: String,
+    /// Set by the first SIGTERM or SIGINT: no new task is taken (shared by the worker's parts).
+    draining: Arc<AtomicBool>,
 }
 
 /// `min` slots spread over `nodes` nodes, at least one each.
@@ -339,6 +343,11 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
     let base_dir = std::env::current_dir()?;
     let all_slots = Arc::new(AtomicU32::new(0));
     let host_name = weft_engine::remote::host_name().to_string();
+    let session = {
+        let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+        blake3::hash(format!("session-{seed}").as_bytes()).to_hex()[..16].to_string()
+    };
+    let draining = Arc::new(AtomicBool::new(false));
     let workers: Vec<Arc<Worker>> = nodes
         .into_iter()
         .enumerate()
@@ -355,6 +364,8 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
                 slots: AtomicU32::new(0),
                 all_slots: all_slots.clone(),
                 busy: AtomicU32::new(0),
+                session: session.clone(),
+                draining: draining.clone(),
             })
         })
         .collect();
@@ -372,13 +383,84 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
             spawn_slot(w);
         }
     }
-    // slots end only when scaling down; the process runs until it is stopped
-    loop {
-        std::thread::park();
+    watch_signals(&workers, &draining)?;
+    // slots end when scaling down and, once draining, when their task is reported
+    while !(draining.load(Ordering::SeqCst) && all_slots.load(Ordering::SeqCst) == 0) {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    weft_server::console::say(format!(
+        "weft worker {host_name}/{worker_id}: drained, every task it took is reported"
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first SIGTERM or SIGINT drains the worker (Celery's warm shutdown, what a Kubernetes
+/// scale-in or an autoscaling group's termination sends): the nodes are told to hand this
+/// session no more tasks, running tasks go on (heartbeating) until they are reported, and the
+/// process then exits 0. A second signal stops it at once (the running tries are failed over
+/// by the node after its heartbeat timeout, as for a lost worker).
+fn watch_signals(workers: &[Arc<Worker>], draining: &Arc<AtomicBool>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // registered before returning: a signal from now on drains instead of killing
+    let (mut term, mut int) = {
+        let _in = rt.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
+    let (workers, draining) = (workers.to_vec(), draining.clone());
+    std::thread::Builder::new()
+        .name("weft-signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let mut first = true;
+                loop {
+                    let (name, code) = tokio::select! {
+                        _ = term.recv() => ("SIGTERM", 143),
+                        _ = int.recv() => ("SIGINT", 130),
+                    };
+                    if !first {
+                        weft_server::console::say(format!(
+                            "weft worker: {name} again: stopping now"
+                        ));
+                        std::process::exit(code);
+                    }
+                    first = false;
+                    draining.store(true, Ordering::SeqCst);
+                    let running: u32 = workers.iter().map(|w| w.busy.load(Ordering::SeqCst)).sum();
+                    weft_server::console::say(format!(
+                        "weft worker: {name}: draining: {running} running task(s) finish and report, no new task is taken ({name} again stops at once)"
+                    ));
+                    for w in &workers {
+                        let drain = DrainRequest {
+                            worker_id: w.worker_id.clone(),
+                            session: w.session.clone(),
+                        };
+                        match w.node.call("/v1/worker/drain", &drain) {
+                            Ok((200, _)) => {}
+                            Ok((status, v)) => tracing::warn!(
+                                status,
+                                node = %w.node.base,
+                                "drain refused (its polls end within the poll wait): {}",
+                                v["message"].as_str().unwrap_or("")
+                            ),
+                            Err(e) => tracing::warn!(node = %w.node.base, "cannot tell the node: {e:#}"),
+                        }
+                    }
+                }
+            })
+        })?;
+    Ok(())
 }
 
 fn spawn_slot(w: &Arc<Worker>) -> bool {
+    if w.draining.load(Ordering::SeqCst) {
+        return false;
+    }
     let n = w.all_slots.fetch_add(1, Ordering::SeqCst);
     if n >= w.max_slots {
         w.all_slots.fetch_sub(1, Ordering::SeqCst);
@@ -398,7 +480,14 @@ fn poll_request(w: &Worker) -> PollRequest {
         queues: w.queues.clone(),
         slots: w.slots.load(Ordering::SeqCst).min(w.max_slots),
         busy: w.busy.load(Ordering::SeqCst),
+        session: Some(w.session.clone()),
     }
+}
+
+/// Gives this slot back (scaling down, or draining).
+fn end_slot(w: &Worker) {
+    w.slots.fetch_sub(1, Ordering::SeqCst);
+    w.all_slots.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// One long poll; `None` after a failure (logged, and waited out).
@@ -435,6 +524,8 @@ fn slot_loop(w: &Arc<Worker>) {
     loop {
         let answer = match answered.take() {
             Some(answer) => answer,
+            // draining: take no new task
+            None if w.draining.load(Ordering::SeqCst) => return end_slot(w),
             None => match long_poll(w) {
                 Some(answer) => answer,
                 None => continue,
@@ -526,7 +617,8 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) -> Option<PollResponse> {
         worker_id: w.worker_id.clone(),
         task_id: task.task_id.clone(),
         outcome,
-        next: Some(poll_request(w)),
+        // draining: report only
+        next: (!w.draining.load(Ordering::SeqCst)).then(|| poll_request(w)),
     };
     let mut next = None;
     for attempt in 0..5 {

@@ -1755,3 +1755,148 @@ fn a_worker_reaches_its_node_over_tls_and_only_with_a_trusted_certificate() {
         );
     }
 }
+
+/// A loopback HTTP port that reads each request and answers it only once opened (at once
+/// after): a task requesting it runs until the test lets it succeed.
+struct Gate {
+    port: u16,
+    held: std::sync::Arc<std::sync::Mutex<Option<Vec<TcpStream>>>>,
+}
+
+impl Gate {
+    fn start() -> Self {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new())));
+        let h = held.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).is_ok_and(|n| n == 1) {
+                    head.push(b[0]);
+                }
+                let mut g = h.lock().unwrap();
+                match g.as_mut() {
+                    Some(v) => v.push(c),
+                    None => Gate::answer(c),
+                }
+            }
+        });
+        Gate { port, held }
+    }
+
+    fn answer(mut c: TcpStream) {
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}");
+    }
+
+    /// Answers every held request, and every later one at once.
+    fn open(&self) {
+        for c in self.held.lock().unwrap().take().unwrap_or_default() {
+            Gate::answer(c);
+        }
+    }
+}
+
+/// `kill -TERM` of a worker (an autoscaler's scale-in) drains it: the node hands it no more
+/// tasks, the task it runs goes on until it succeeds and is reported, then the worker exits 0;
+/// a task queued meanwhile waits for another worker. A drain names the worker's own session:
+/// another key cannot drain a worker.
+fn sigterm_drains_a_worker_its_running_task_finishes_and_it_exits_0(backend: &Backend) {
+    let home = node_home();
+    let gate = Gate::start();
+    let (_node, port) = start_node(backend, home.path(), false);
+    let (mut wd, _wd_home) = start_worker(home.path(), port, "wd", &["drain"]);
+    let sm = ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": "drain", "roleArn": "weft:role:task", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "weft:plugin:http-request", "TimeoutSeconds": 120,
+            "Parameters": {"url": format!("http://127.0.0.1:{}/slow", gate.port), "weft:queue": "drain"}, "End": true}}}).to_string()}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = |name: &str| {
+        ok(
+            port,
+            "StartExecution",
+            json!({"stateMachineArn": sm, "name": name}),
+        )["executionArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let wd_view = || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["worker_id"] == "wd")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let first = run("first");
+    wait_for("wd to run the first task", || {
+        wd_view()["tasks"].as_array().is_some_and(|t| t.len() == 1)
+    });
+    // the attacker: another key cannot drain wd; a session must be a name
+    let (st, v) = worker_call_as(
+        port,
+        NARROW_SECRET,
+        "/v1/worker/drain",
+        json!({"worker_id": "wd", "session": "anything"}),
+    );
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = worker_call(
+        port,
+        "/v1/worker/drain",
+        json!({"worker_id": "wd", "session": "../x"}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(wd_view()["draining"], false);
+    let term = Command::new("kill")
+        .args(["-TERM", &wd.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    wait_for("wd to be draining", || wd_view()["draining"] == true);
+    // an autoscaler sees it leaving: its free slot is no capacity
+    let metrics = metrics_text(port);
+    for series in [
+        "weft_workers_draining 1",
+        "weft_worker_slots{state=\"busy\"} 1",
+        "weft_worker_slots{state=\"idle\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    let second = run("second");
+    gate.open();
+    let d = finished(port, &first);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    assert!(task_logs(port, &first)[0]["worker"]
+        .as_str()
+        .unwrap()
+        .ends_with("/wd"));
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = wd.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "the drained worker did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "a drained worker exits 0");
+    // the task queued while wd drained waited for another worker
+    let (_wn, _wn_home) = start_worker(home.path(), port, "wn", &["drain"]);
+    let d = finished(port, &second);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let logs = task_logs(port, &second);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(
+        logs[0]["worker"].as_str().unwrap().ends_with("/wn"),
+        "{logs:?}"
+    );
+}
+on_both_backends!(sigterm_drains_a_worker_its_running_task_finishes_and_it_exits_0);

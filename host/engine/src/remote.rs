@@ -130,6 +130,18 @@ pub struct PollRequest {
     pub slots: u32,
     /// Of which busy.
     pub busy: u32,
+    /// The worker process's session (random per process): a drain names it, so a process
+    /// started later under the same worker id is not drained with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+/// A worker stops taking tasks (`weft worker` got SIGTERM): the node hands its session no
+/// more tasks and answers its waiting polls at once, while its running tries go on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrainRequest {
+    pub worker_id: String,
+    pub session: String,
 }
 
 /// The answer to a poll: a task, or none after the long-poll wait.

@@ -2044,7 +2044,8 @@ async function viewWorkers(seq) {
       box.replaceChildren(queues, h("div", { class: "scroll" }, h("table", { class: "workers" },
         h("thead", {}, h("tr", {}, ["Worker", "Queues", "Slots (busy / all)", "Current tasks"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, r.workers.map((w) => h("tr", {},
-          h("td", {}, h("strong", {}, w.worker_id), h("div", { class: "muted" }, w.host)),
+          h("td", {}, h("strong", {}, w.worker_id), w.draining ? [" ", h("span", { class: "badge ABORTED", title: "shutting down: takes no new task, its running tasks finish" }, "draining")] : null,
+            h("div", { class: "muted" }, w.host)),
           h("td", {}, w.queues.join(", ")),
           h("td", {}, w.busy + " / " + w.slots),
           h("td", {}, w.tasks.length ? w.tasks.map((t) => h("div", { class: "mono" }, t)) : h("span", { class: "muted" }, "idle"))))))));

@@ -225,12 +225,23 @@ fn remote_series(s: &mut String, d: &dyn crate::dispatch::TaskDispatch) {
         "Sandbox slots of connected workers, busy or idle.",
     );
     let busy: u64 = workers.iter().map(|w| u64::from(w.busy)).sum();
-    let all: u64 = workers.iter().map(|w| u64::from(w.slots)).sum();
+    // a draining worker's free slots take no task: not capacity
+    let idle: u64 = workers
+        .iter()
+        .filter(|w| !w.draining)
+        .map(|w| u64::from(w.slots.saturating_sub(w.busy)))
+        .sum();
     let _ = writeln!(s, "weft_worker_slots{{state=\"busy\"}} {busy}");
+    let _ = writeln!(s, "weft_worker_slots{{state=\"idle\"}} {idle}");
+    gauge(
+        s,
+        "workers_draining",
+        "Connected workers shutting down (they take no new task; their running ones finish).",
+    );
     let _ = writeln!(
         s,
-        "weft_worker_slots{{state=\"idle\"}} {}",
-        all.saturating_sub(busy)
+        "weft_workers_draining {}",
+        workers.iter().filter(|w| w.draining).count()
     );
 }
 

@@ -9,6 +9,9 @@
 //!   that carries a `next` poll (also `weft:PollTask` on each of its queues, decided before the
 //!   report takes effect) is answered as that poll is, long wait included, so a slot reports
 //!   and takes (or waits for) its next task in one round trip.
+//! - `POST /v1/worker/drain` (`weft:Heartbeat` on `weft:worker:ID`): a [`DrainRequest`] from a
+//!   worker shutting down; its session (the `session` its polls carry) takes no more tasks and
+//!   its waiting polls are answered at once, while its running tries heartbeat and report.
 //! - `GET /v1/blobs/{digest}` (`weft:GetBlob` on `weft:blob:DIGEST`): an installed plugin's
 //!   component, or the Python packages archive of a try running on a worker of the caller's
 //!   key (no other blob: not another key's, not one whose try ended), streamed as it lies in
@@ -32,8 +35,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_engine::remote::{
-    valid_name, HeartbeatRequest, PollRequest, RemoteError, RemoteTask, TaskReport, MAX_NAME_LEN,
-    MAX_OUTPUT_BYTES, MAX_QUEUES, MAX_RECORDS, MAX_STDIO_BYTES,
+    valid_name, DrainRequest, HeartbeatRequest, PollRequest, RemoteError, RemoteTask, TaskReport,
+    MAX_NAME_LEN, MAX_OUTPUT_BYTES, MAX_QUEUES, MAX_RECORDS, MAX_STDIO_BYTES,
 };
 
 /// Most concurrent sandboxes a worker may announce.
@@ -44,6 +47,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/worker/poll", post(poll))
         .route("/v1/worker/heartbeat", post(heartbeat))
         .route("/v1/worker/report", post(report))
+        .route("/v1/worker/drain", post(drain))
         .route("/v1/workers", get(workers))
         .route("/v1/blobs/{digest}", get(blob))
 }
@@ -74,6 +78,9 @@ fn check_poll(p: &PollRequest) -> Result<(), ApiError> {
     }
     for (i, q) in p.queues.iter().enumerate() {
         name(&format!("queues/{i}"), q)?;
+    }
+    if let Some(session) = &p.session {
+        name("session", session)?;
     }
     if p.slots > MAX_SLOTS || p.busy > p.slots {
         return Err(ApiError::validation(format!(
@@ -143,6 +150,7 @@ async fn next_task(app: &AppState, p: &PollRequest, principal: &str) -> Response
             }
             Ok((None, depth)) => {
                 if tokio::time::Instant::now() >= deadline
+                    || app.dispatch.is_draining(p)
                     || tokio::time::timeout_at(deadline, any).await.is_err()
                 {
                     return answer(&PollAnswer {
@@ -185,6 +193,20 @@ async fn heartbeat(State(app): State<Arc<AppState>>, req: V1Request) -> Response
             .heartbeat(&h.worker_id, ctx.caller(), &h.task_id)
             .map_err(dispatch_error)?;
         Ok(json!({ "cancel": cancel }))
+    }))
+}
+
+/// A worker shutting down: its session takes no more tasks, its waiting polls are answered.
+async fn drain(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
+    reply(decide_with(&app, &req, "weft:Heartbeat", false, |ctx| {
+        let d: DrainRequest = body(&req)?;
+        name("worker_id", &d.worker_id)?;
+        name("session", &d.session)?;
+        ctx.authorize(format!("weft:worker:{}", d.worker_id))?;
+        app.dispatch
+            .drain(&d.worker_id, ctx.caller(), &d.session)
+            .map_err(dispatch_error)?;
+        Ok(json!({}))
     }))
 }
 

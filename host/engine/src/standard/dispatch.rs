@@ -55,6 +55,8 @@ pub struct WorkerView {
     pub tasks: Vec<String>,
     /// Milliseconds since it last polled or heartbeated.
     pub idle_ms: u64,
+    /// It is draining (shutting down): it takes no more tasks, its running ones go on.
+    pub draining: bool,
 }
 
 /// What the node's waiting thread learns about its try.
@@ -90,6 +92,12 @@ pub trait TaskDispatch: Send + Sync {
     ) -> Result<bool, DispatchError>;
     /// A worker's report: delivered to the waiting thread when the try is this worker's.
     fn report(&self, principal: &str, report: TaskReport) -> Result<(), DispatchError>;
+    /// Session `session` of worker `worker_id` (the access key `principal`'s) takes no more
+    /// tasks; its running tries go on. Wakes the polls waiting on the worker's queues (so its
+    /// own answer at once).
+    fn drain(&self, worker_id: &str, principal: &str, session: &str) -> Result<(), DispatchError>;
+    /// Whether `poll` comes from a draining session: it is answered at once, with no task.
+    fn is_draining(&self, poll: &crate::remote::PollRequest) -> bool;
     /// The node gives up on a try (StopExecution, shutdown): a queued try is dropped, a
     /// running one is asked to cancel at its next heartbeat; a report is no longer accepted.
     fn cancel(&self, task_id: &str);
@@ -142,6 +150,16 @@ struct Worker {
     slots: u32,
     busy: u32,
     last_seen: Instant,
+    /// The session of its latest poll.
+    session: Option<String>,
+    /// The session that is draining (see [`TaskDispatch::drain`]).
+    draining: Option<String>,
+}
+
+impl Worker {
+    fn drains(&self, session: Option<&String>) -> bool {
+        session.is_some() && self.draining.as_ref() == session
+    }
 }
 
 #[derive(Default)]
@@ -276,6 +294,9 @@ impl TaskDispatch for MemoryDispatch {
                 w.slots = poll.slots;
                 w.busy = poll.busy;
                 w.last_seen = Instant::now();
+                if w.session != poll.session {
+                    w.session = poll.session.clone();
+                }
             }
             None => {
                 inner.workers.insert(
@@ -287,12 +308,21 @@ impl TaskDispatch for MemoryDispatch {
                         slots: poll.slots,
                         busy: poll.busy,
                         last_seen: Instant::now(),
+                        session: poll.session.clone(),
+                        draining: None,
                     },
                 );
             }
         }
+        let draining = inner
+            .workers
+            .get(&poll.worker_id)
+            .is_some_and(|w| w.drains(poll.session.as_ref()));
         let mut found = None;
         for q in &poll.queues {
+            if draining {
+                break;
+            }
             let Some(ids) = inner.queues.get_mut(q) else {
                 continue;
             };
@@ -398,6 +428,39 @@ impl TaskDispatch for MemoryDispatch {
         Ok(())
     }
 
+    fn drain(&self, worker_id: &str, principal: &str, session: &str) -> Result<(), DispatchError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let queues = match inner.workers.get_mut(worker_id) {
+            Some(w) if w.principal == principal => {
+                w.draining = Some(session.to_string());
+                w.last_seen = Instant::now();
+                w.queues.clone()
+            }
+            Some(_) => {
+                return Err(DispatchError::WorkerIdTaken {
+                    worker_id: worker_id.to_string(),
+                })
+            }
+            // never polled here: nothing to drain
+            None => return Ok(()),
+        };
+        // its polls waiting on these queues look again, find it draining and answer
+        for q in &queues {
+            if let Some(n) = inner.wakes.get(q) {
+                n.notify_waiters();
+            }
+        }
+        Ok(())
+    }
+
+    fn is_draining(&self, poll: &crate::remote::PollRequest) -> bool {
+        self.lock()
+            .workers
+            .get(&poll.worker_id)
+            .is_some_and(|w| w.drains(poll.session.as_ref()))
+    }
+
     fn cancel(&self, task_id: &str) {
         let mut g = self.lock();
         if let Some(t) = g.tries.get_mut(task_id) {
@@ -436,6 +499,7 @@ impl TaskDispatch for MemoryDispatch {
                 queues: w.queues.clone(),
                 slots: w.slots,
                 busy: w.busy,
+                draining: w.drains(w.session.as_ref()),
                 tasks: g
                     .tries
                     .iter()
@@ -548,6 +612,7 @@ mod tests {
             queues: queues.iter().map(|q| q.to_string()).collect(),
             slots: 1,
             busy: 0,
+            session: None,
         }
     }
 
@@ -622,6 +687,43 @@ mod tests {
         d.lock().swept = None;
         d.take(&poll("w1", &["alpha"]), "k").unwrap();
         assert!(d.lock().wakes.is_empty());
+    }
+
+    #[test]
+    fn a_draining_session_takes_no_task_and_its_running_try_still_reports() {
+        let d = MemoryDispatch::new(Duration::from_secs(30), false);
+        let session = |p: PollRequest, s: &str| PollRequest {
+            session: Some(s.into()),
+            ..p
+        };
+        let rx = d.submit(task("t1", "q"));
+        d.take(&session(poll("w", &["q"]), "s1"), "k").unwrap();
+        let _rx2 = d.submit(task("t2", "q"));
+        let waiting = d.wakeup(&["q".to_string()]);
+        let mut w = Box::pin(waiting[0].notified());
+        w.as_mut().enable();
+        // only the worker's own key may drain it
+        assert!(d.drain("w", "other-key", "s1").is_err());
+        d.drain("w", "k", "s1").unwrap();
+        assert!(w.as_mut().enable(), "its waiting polls are woken");
+        let p = session(poll("w", &["q"]), "s1");
+        assert!(d.is_draining(&p));
+        let (none, depth) = d.take(&p, "k").unwrap();
+        assert_eq!((none, depth), (None, 1), "no task for a draining session");
+        assert!(d.workers()[0].draining);
+        // the try it runs goes on, and its report is taken
+        assert_eq!(d.heartbeat("w", "k", "t1"), Ok(false));
+        d.report("k", report("w", "t1")).unwrap();
+        assert!(rx.try_recv().is_ok());
+        // a process started later under the same id (another session), or a poll naming no
+        // session, is not drained
+        let later = session(poll("w", &["q"]), "s2");
+        assert!(!d.is_draining(&later));
+        assert_eq!(d.take(&later, "k").unwrap().0.unwrap().task_id, "t2");
+        assert!(!d.workers()[0].draining);
+        assert!(!d.is_draining(&poll("w", &["q"])));
+        // a worker that never polled here: nothing to drain
+        d.drain("unknown", "k", "s").unwrap();
     }
 
     #[test]
