@@ -123,6 +123,23 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
 
 /// Answers poll `p` with a task of its queues, waiting up to the poll wait for one.
 async fn next_task(app: &AppState, p: &PollRequest, principal: &str) -> Response {
+    // a busy slot's usual case, a task already waiting: no wakeup to set up
+    match app.dispatch.take(p, principal) {
+        Err(e) => return dispatch_error(e).into_response(),
+        Ok((Some(task), depth)) => {
+            return answer(&PollAnswer {
+                task: Some(&task),
+                queue_depth: depth,
+            })
+        }
+        Ok((None, depth)) if app.dispatch.is_draining(p) => {
+            return answer(&PollAnswer {
+                task: None,
+                queue_depth: depth,
+            })
+        }
+        Ok((None, _)) => {}
+    }
     let deadline = tokio::time::Instant::now() + app.dispatch.poll_wait();
     // one wakeup per queue: a task queued wakes one poll of its queue
     let wakes = app.dispatch.wakeup(&p.queues);
