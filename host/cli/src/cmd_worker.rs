@@ -314,7 +314,16 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
             format!("w-{}", &blake3::hash(seed.as_bytes()).to_hex()[..12])
         }
     };
-    let roots = tls_roots(a.ca_bundle.as_deref())?;
+    // (a bundle is read only for a node reached over TLS)
+    let roots = if a
+        .server
+        .iter()
+        .any(|s| s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("https:")))
+    {
+        tls_roots(a.ca_bundle.as_deref())?
+    } else {
+        ureq::tls::RootCerts::WebPki
+    };
     let nodes = a
         .server
         .iter()

@@ -1725,6 +1725,40 @@ fn a_worker_reaches_its_node_over_tls_and_only_with_a_trusted_certificate() {
             .iter()
             .any(|w| w["worker_id"] == "from-env")
     });
+    // a bundle is read only for a node reached over TLS: a plain http:// worker starts
+    // whatever AWS_CA_BUNDLE names
+    let (_plain, _h3) = {
+        let wh = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "worker",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+                "--profile",
+                "worker",
+                "--id",
+                "plain-http",
+            ])
+            .env("WEFT_HOME", wh.path())
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.path().join("credentials"),
+            )
+            .env("AWS_CA_BUNDLE", home.path().join("no-such-bundle.pem"))
+            .current_dir(wh.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (Proc(child), wh)
+    };
+    wait_for("the plain http worker to connect", || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker_id"] == "plain-http")
+    });
     // not a node's URL, or a bundle with no certificate: usage errors before anything is sent
     let empty = home.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();

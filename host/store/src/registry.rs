@@ -14,6 +14,7 @@ use crate::{Digest, StoreError};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// One installed plugin version.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -46,7 +47,15 @@ pub struct Registry {
     /// (generation, answers): the generation changes with every write, and an answer read
     /// under an older one is not kept.
     digest_cache: std::sync::Mutex<(u64, std::collections::HashMap<Digest, PluginRecord>)>,
+    /// [`Registry::latest`] answers (a Task naming a plugin without a version resolves it on
+    /// every run), each with the modification time of the name's directory it was read under.
+    latest_cache: std::sync::Mutex<std::collections::HashMap<PathBuf, (SystemTime, PluginRecord)>>,
 }
+
+/// How old a directory's modification time must be before it vouches for a cached answer: a
+/// change made within the same tick of the file system's clock as the cached read would keep
+/// the same time, so only a time older than any such tick is trusted.
+const SETTLED: Duration = Duration::from_secs(1);
 
 const BY_DIGEST: &str = ".by-digest";
 const TMP: &str = ".tmp";
@@ -63,6 +72,7 @@ impl Registry {
             root,
             precompiled,
             digest_cache: Default::default(),
+            latest_cache: Default::default(),
         })
     }
 
@@ -125,9 +135,36 @@ impl Registry {
         Ok(out)
     }
 
-    /// The highest installed version of `name`.
+    /// The highest installed version of `name`. Any process may install or remove versions:
+    /// a cached answer is used only while the name's directory keeps the settled modification
+    /// time it was read under (every version written, replaced or removed renames or unlinks
+    /// an entry of that directory, which changes its time).
     pub fn latest(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
-        Ok(self.versions(name)?.pop())
+        let dir = self.root.join(encode_component(name));
+        // taken before reading: a change made meanwhile leaves a later time behind
+        let settled = fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .filter(|t| t.elapsed().is_ok_and(|age| age >= SETTLED));
+        let cache = || self.latest_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = settled {
+            if let Some((at, rec)) = cache().get(&dir) {
+                if *at == t {
+                    return Ok(Some(rec.clone()));
+                }
+            }
+        }
+        let latest = self.versions(name)?.pop();
+        match (&latest, settled) {
+            // (only installed names are kept: a directory exists for each)
+            (Some(rec), Some(t)) => {
+                cache().insert(dir, (t, rec.clone()));
+            }
+            _ => {
+                cache().remove(&dir);
+            }
+        }
+        Ok(latest)
     }
 
     pub fn by_digest(&self, digest: &Digest) -> Result<Option<PluginRecord>, StoreError> {
@@ -163,6 +200,10 @@ impl Registry {
         let mut c = self.digest_cache.lock().unwrap_or_else(|e| e.into_inner());
         c.0 += 1;
         c.1.clear();
+        self.latest_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn remove(&self, name: &str, version: &str) -> Result<bool, StoreError> {
@@ -337,6 +378,45 @@ mod tests {
             manifest: serde_json::json!({}),
             installed_at: 0,
         }
+    }
+
+    /// Sets the modification time of `dir` (a test stands in for the passing of time).
+    fn set_mtime(dir: &Path, t: SystemTime) {
+        fs::File::open(dir).unwrap().set_modified(t).unwrap();
+    }
+
+    #[test]
+    fn latest_is_read_again_when_another_process_changes_the_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::PluginStore::open(dir.path()).unwrap();
+        // another process: its own registry over the same home
+        let other = crate::PluginStore::open(dir.path()).unwrap();
+        let r = store.registry();
+        r.put(&rec("echo", "1.0.0", b"a")).unwrap();
+        let versions = dir.path().join("plugins").join("echo");
+        let old = SystemTime::now() - Duration::from_secs(60);
+        set_mtime(&versions, old);
+        assert_eq!(r.latest("echo").unwrap().unwrap().version, "1.0.0");
+        // the cached answer serves while the directory is unchanged: a record edited in place
+        // (which weft never does) is not seen, which shows the cache answered
+        let path = versions.join("1.0.0.json");
+        let edited = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"task\"", "\"sensor\"");
+        fs::write(&path, edited).unwrap();
+        set_mtime(&versions, old);
+        assert_eq!(r.latest("echo").unwrap().unwrap().world, "task");
+        // another process installs a version, then removes it: seen at once each time
+        other.registry().put(&rec("echo", "2.0.0", b"b")).unwrap();
+        assert_eq!(r.latest("echo").unwrap().unwrap().version, "2.0.0");
+        assert!(other.registry().remove("echo", "2.0.0").unwrap());
+        assert_eq!(r.latest("echo").unwrap().unwrap().version, "1.0.0");
+        // this process's own changes drop the cache too; a name with no version is none
+        set_mtime(&versions, old);
+        r.latest("echo").unwrap();
+        assert!(r.remove("echo", "1.0.0").unwrap());
+        assert_eq!(r.latest("echo").unwrap(), None);
+        assert_eq!(r.latest("never-installed").unwrap(), None);
     }
 
     #[test]
