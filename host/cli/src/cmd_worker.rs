@@ -10,6 +10,9 @@
 //! (`AWS_SHARED_CREDENTIALS_FILE`, else `$WEFT_HOME/credentials`); the worker holds no
 //! database, only a plugin store (blobs and precompiled artifacts) under `$WEFT_HOME`.
 //!
+//! The first SIGTERM or SIGINT drains the worker (see [`watch_signals`]): no new task is taken,
+//! running ones finish and report, then the process exits 0.
+//!
 //! Slots scale with the queue: the worker starts `--min-slots` pollers; a poll answered with
 //! tasks still waiting, or a task taken by the last free slot, adds a slot (up to
 //! `--max-slots`); a slot whose poll came back empty ends while more than `--min-slots` remain.
