@@ -485,39 +485,64 @@ fn metrics_text(port: u16) -> String {
     out
 }
 
-/// A loopback HTTP port that accepts connections and never answers until released: a task
-/// requesting it stays busy without burning fuel.
-struct Hanging {
+/// A loopback HTTP port that reads each request and holds it until released: a task requesting
+/// it stays busy without burning fuel. Released, it closes ([`Held::hanging`]: the requests
+/// fail) or answers 200 ([`Held::gate`]: they succeed) every held request and every later one.
+struct Held {
     port: u16,
     held: std::sync::Arc<std::sync::Mutex<Option<Vec<TcpStream>>>>,
+    answer: bool,
 }
 
-impl Hanging {
-    fn start() -> Self {
+impl Held {
+    fn hanging() -> Self {
+        Self::start(false)
+    }
+
+    fn gate() -> Self {
+        Self::start(true)
+    }
+
+    fn start(answer: bool) -> Self {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let held = std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new())));
         let h = held.clone();
         std::thread::spawn(move || {
-            for c in l.incoming().flatten() {
-                // once released, a connection (a client's retry) is closed at once
-                if let Some(v) = h.lock().unwrap().as_mut() {
-                    v.push(c);
+            for mut c in l.incoming().flatten() {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).is_ok_and(|n| n == 1) {
+                    head.push(b[0]);
+                }
+                match h.lock().unwrap().as_mut() {
+                    Some(v) => v.push(c),
+                    // released: a later request (a client's retry) is answered or closed at once
+                    None => Held::finish(c, answer),
                 }
             }
         });
-        Hanging { port, held }
+        Held { port, held, answer }
     }
 
-    /// Closes every held connection, and every later one: the requests fail at once.
+    fn finish(mut c: TcpStream, answer: bool) {
+        if answer {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}");
+        }
+    }
+
+    /// Answers (a gate) or closes (hanging) every held request, and every later one.
     fn release(&self) {
-        self.held.lock().unwrap().take();
+        for c in self.held.lock().unwrap().take().unwrap_or_default() {
+            Held::finish(c, self.answer);
+        }
     }
 }
 
 fn a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle(backend: &Backend) {
     let home = node_home();
-    let hang = Hanging::start();
+    let hang = Held::hanging();
     let (_node, port) = start_node(backend, home.path(), false);
     let (_w, _wh) = start_worker_with(
         home.path(),
@@ -1039,7 +1064,7 @@ fn answering_server() -> u16 {
 
 fn a_killed_worker_s_dag_try_is_retried_on_another_worker(backend: &Backend) {
     let home = node_home();
-    let hang = Hanging::start();
+    let hang = Held::hanging();
     let answer = answering_server();
     std::fs::create_dir_all(home.path().join("dags")).unwrap();
     // the first try hangs on a port that never answers, the retry reaches one that does
@@ -1790,56 +1815,13 @@ fn a_worker_reaches_its_node_over_tls_and_only_with_a_trusted_certificate() {
     }
 }
 
-/// A loopback HTTP port that reads each request and answers it only once opened (at once
-/// after): a task requesting it runs until the test lets it succeed.
-struct Gate {
-    port: u16,
-    held: std::sync::Arc<std::sync::Mutex<Option<Vec<TcpStream>>>>,
-}
-
-impl Gate {
-    fn start() -> Self {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let held = std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new())));
-        let h = held.clone();
-        std::thread::spawn(move || {
-            for mut c in l.incoming().flatten() {
-                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).is_ok_and(|n| n == 1) {
-                    head.push(b[0]);
-                }
-                let mut g = h.lock().unwrap();
-                match g.as_mut() {
-                    Some(v) => v.push(c),
-                    None => Gate::answer(c),
-                }
-            }
-        });
-        Gate { port, held }
-    }
-
-    fn answer(mut c: TcpStream) {
-        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}");
-    }
-
-    /// Answers every held request, and every later one at once.
-    fn open(&self) {
-        for c in self.held.lock().unwrap().take().unwrap_or_default() {
-            Gate::answer(c);
-        }
-    }
-}
-
 /// `kill -TERM` of a worker (an autoscaler's scale-in) drains it: the node hands it no more
 /// tasks, the task it runs goes on until it succeeds and is reported, then the worker exits 0;
 /// a task queued meanwhile waits for another worker. A drain names the worker's own session:
 /// another key cannot drain a worker.
 fn sigterm_drains_a_worker_its_running_task_finishes_and_it_exits_0(backend: &Backend) {
     let home = node_home();
-    let gate = Gate::start();
+    let gate = Held::gate();
     let (_node, port) = start_node(backend, home.path(), false);
     let (mut wd, _wd_home) = start_worker(home.path(), port, "wd", &["drain"]);
     let sm = ok(
@@ -1906,7 +1888,7 @@ fn sigterm_drains_a_worker_its_running_task_finishes_and_it_exits_0(backend: &Ba
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
     let second = run("second");
-    gate.open();
+    gate.release();
     let d = finished(port, &first);
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     assert!(task_logs(port, &first)[0]["worker"]

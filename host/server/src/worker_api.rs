@@ -121,24 +121,39 @@ async fn poll(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     next_task(&app, &p, &principal).await
 }
 
+/// One look at the queues for poll `p`.
+enum Look {
+    /// A task (or the poll's refusal): the answer.
+    Answered(Response),
+    /// No task: the depth of its queues.
+    Empty(u64),
+}
+
+fn look(app: &AppState, p: &PollRequest, principal: &str) -> Look {
+    match app.dispatch.take(p, principal) {
+        Err(e) => Look::Answered(dispatch_error(e).into_response()),
+        Ok((Some(task), depth)) => Look::Answered(answer(&PollAnswer {
+            task: Some(&task),
+            queue_depth: depth,
+        })),
+        Ok((None, depth)) => Look::Empty(depth),
+    }
+}
+
+fn no_task(depth: u64) -> Response {
+    answer(&PollAnswer {
+        task: None,
+        queue_depth: depth,
+    })
+}
+
 /// Answers poll `p` with a task of its queues, waiting up to the poll wait for one.
 async fn next_task(app: &AppState, p: &PollRequest, principal: &str) -> Response {
     // a busy slot's usual case, a task already waiting: no wakeup to set up
-    match app.dispatch.take(p, principal) {
-        Err(e) => return dispatch_error(e).into_response(),
-        Ok((Some(task), depth)) => {
-            return answer(&PollAnswer {
-                task: Some(&task),
-                queue_depth: depth,
-            })
-        }
-        Ok((None, depth)) if app.dispatch.is_draining(p) => {
-            return answer(&PollAnswer {
-                task: None,
-                queue_depth: depth,
-            })
-        }
-        Ok((None, _)) => {}
+    match look(app, p, principal) {
+        Look::Answered(r) => return r,
+        Look::Empty(depth) if app.dispatch.is_draining(p) => return no_task(depth),
+        Look::Empty(_) => {}
     }
     let deadline = tokio::time::Instant::now() + app.dispatch.poll_wait();
     // one wakeup per queue: a task queued wakes one poll of its queue
@@ -157,23 +172,14 @@ async fn next_task(app: &AppState, p: &PollRequest, principal: &str) -> Response
             }
             std::task::Poll::Pending
         });
-        match app.dispatch.take(p, principal) {
-            Err(e) => return dispatch_error(e).into_response(),
-            Ok((Some(task), depth)) => {
-                return answer(&PollAnswer {
-                    task: Some(&task),
-                    queue_depth: depth,
-                })
-            }
-            Ok((None, depth)) => {
+        match look(app, p, principal) {
+            Look::Answered(r) => return r,
+            Look::Empty(depth) => {
                 if tokio::time::Instant::now() >= deadline
                     || app.dispatch.is_draining(p)
                     || tokio::time::timeout_at(deadline, any).await.is_err()
                 {
-                    return answer(&PollAnswer {
-                        task: None,
-                        queue_depth: depth,
-                    });
+                    return no_task(depth);
                 }
             }
         }
