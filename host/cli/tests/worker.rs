@@ -168,6 +168,18 @@ fn start_worker_at(
     queues: &[&str],
     extra: &[&str],
 ) -> (Proc, tempfile::TempDir) {
+    start_worker_env(node_home, server, id, queues, extra, &[])
+}
+
+/// [`start_worker_at`] with environment variables set.
+fn start_worker_env(
+    node_home: &Path,
+    server: &str,
+    id: &str,
+    queues: &[&str],
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> (Proc, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
     let mut args = vec![
         "worker",
@@ -186,6 +198,7 @@ fn start_worker_at(
         .args(&args)
         .env("WEFT_HOME", home.path())
         .env("AWS_SHARED_CREDENTIALS_FILE", node_home.join("credentials"))
+        .envs(env.iter().copied())
         .current_dir(home.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1710,79 +1723,38 @@ fn a_worker_reaches_its_node_over_tls_and_only_with_a_trusted_certificate() {
         logs[0]["worker"].as_str().unwrap().ends_with("/trusting"),
         "{logs:?}"
     );
-    let listed: Vec<Value> = workers(port)["workers"].as_array().unwrap().clone();
-    assert!(
-        listed.iter().all(|w| w["worker_id"] != "untrusting"),
-        "{listed:?}"
-    );
-    // AWS_CA_BUNDLE is the same trust
-    let (_env, _h2) = {
-        let wh = tempfile::tempdir().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args([
-                "worker",
-                "--server",
-                &server,
-                "--profile",
-                "worker",
-                "--id",
-                "from-env",
-                "--queue",
-                "env",
-            ])
-            .env("WEFT_HOME", wh.path())
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                home.path().join("credentials"),
-            )
-            .env("AWS_CA_BUNDLE", &bundle)
-            .current_dir(wh.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        (Proc(child), wh)
-    };
-    wait_for("the worker trusting AWS_CA_BUNDLE to connect", || {
+    let connected = |id: &str| {
         workers(port)["workers"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|w| w["worker_id"] == "from-env")
+            .any(|w| w["worker_id"] == id)
+    };
+    assert!(!connected("untrusting"));
+    // AWS_CA_BUNDLE is the same trust
+    let (_env, _h2) = start_worker_env(
+        home.path(),
+        &server,
+        "from-env",
+        &["env"],
+        &[],
+        &[("AWS_CA_BUNDLE", &bundle)],
+    );
+    wait_for("the worker trusting AWS_CA_BUNDLE to connect", || {
+        connected("from-env")
     });
     // a bundle is read only for a node reached over TLS: a plain http:// worker starts
     // whatever AWS_CA_BUNDLE names
-    let (_plain, _h3) = {
-        let wh = tempfile::tempdir().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args([
-                "worker",
-                "--server",
-                &format!("http://127.0.0.1:{port}"),
-                "--profile",
-                "worker",
-                "--id",
-                "plain-http",
-            ])
-            .env("WEFT_HOME", wh.path())
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                home.path().join("credentials"),
-            )
-            .env("AWS_CA_BUNDLE", home.path().join("no-such-bundle.pem"))
-            .current_dir(wh.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        (Proc(child), wh)
-    };
+    let (_plain, _h3) = start_worker_env(
+        home.path(),
+        &format!("http://127.0.0.1:{port}"),
+        "plain-http",
+        &["env"],
+        &[],
+        &[("AWS_CA_BUNDLE", &home.path().join("no-such-bundle.pem"))],
+    );
     wait_for("the plain http worker to connect", || {
-        workers(port)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["worker_id"] == "plain-http")
+        connected("plain-http")
     });
     // not a node's URL, or a bundle with no certificate: usage errors before anything is sent
     let empty = home.path().join("empty.pem");
