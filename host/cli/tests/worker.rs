@@ -1850,6 +1850,17 @@ fn sigterm_drains_a_worker_its_running_task_finishes_and_it_exits_0(backend: &Ba
         .unwrap();
     assert!(term.success());
     wait_for("wd to be draining", || wd_view()["draining"] == true);
+    // who took it out of service is audited (polls and heartbeats are not)
+    let (st, audit) = request(port, ADMIN_SECRET, "GET", "/v1/audit?limit=10000", "", "");
+    assert_eq!(st, 200, "{audit}");
+    let records = audit["records"].as_array().unwrap();
+    assert!(
+        records.iter().any(|r| r["principal"] == "worker"
+            && r["action"] == "weft:Heartbeat"
+            && r["resource"] == "weft:worker:wd"
+            && r["outcome"] == "ok"),
+        "{audit}"
+    );
     // an autoscaler sees it leaving: its free slot is no capacity
     let metrics = metrics_text(port);
     for series in [

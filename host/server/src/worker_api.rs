@@ -221,7 +221,8 @@ async fn heartbeat(State(app): State<Arc<AppState>>, req: V1Request) -> Response
 
 /// A worker shutting down: its session takes no more tasks, its waiting polls are answered.
 async fn drain(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
-    reply(decide_with(&app, &req, "weft:Heartbeat", false, |ctx| {
+    // rare and telling (who took a worker out of service): audited, unlike the data plane
+    reply(decide_with(&app, &req, "weft:Heartbeat", true, |ctx| {
         let d: DrainRequest = body(&req)?;
         name("worker_id", &d.worker_id)?;
         name("session", &d.session)?;
