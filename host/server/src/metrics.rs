@@ -225,12 +225,7 @@ fn remote_series(s: &mut String, d: &dyn crate::dispatch::TaskDispatch) {
         "Sandbox slots of connected workers, busy or idle.",
     );
     let busy: u64 = workers.iter().map(|w| u64::from(w.busy)).sum();
-    // a draining worker's free slots take no task: not capacity
-    let idle: u64 = workers
-        .iter()
-        .filter(|w| !w.draining)
-        .map(|w| u64::from(w.slots.saturating_sub(w.busy)))
-        .sum();
+    let idle: u64 = workers.iter().map(|w| u64::from(w.idle_slots())).sum();
     let _ = writeln!(s, "weft_worker_slots{{state=\"busy\"}} {busy}");
     let _ = writeln!(s, "weft_worker_slots{{state=\"idle\"}} {idle}");
     gauge(

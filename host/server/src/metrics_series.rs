@@ -288,12 +288,7 @@ fn workers(s: &mut String, d: &dyn crate::dispatch::TaskDispatch) {
         let id = format!("{}@{}", w.worker_id, w.host);
         for q in &w.queues {
             series.set(&[&id, q, "busy"], f64::from(w.busy));
-            let idle = if w.draining {
-                0
-            } else {
-                w.slots.saturating_sub(w.busy)
-            };
-            series.set(&[&id, q, "idle"], f64::from(idle));
+            series.set(&[&id, q, "idle"], f64::from(w.idle_slots()));
         }
     }
     family(

@@ -59,6 +59,17 @@ pub struct WorkerView {
     pub draining: bool,
 }
 
+impl WorkerView {
+    /// Its slots free to take a task: none while it drains (an autoscaler's idle capacity).
+    pub fn idle_slots(&self) -> u32 {
+        if self.draining {
+            0
+        } else {
+            self.slots.saturating_sub(self.busy)
+        }
+    }
+}
+
 /// What the node's waiting thread learns about its try.
 #[derive(Debug)]
 pub enum Completion {
@@ -277,7 +288,7 @@ impl TaskDispatch for MemoryDispatch {
             // wakes no poll waits on any more (queue names come from callers: not kept forever)
             inner.wakes.retain(|_, n| Arc::strong_count(n) > 1);
         }
-        match inner.workers.get_mut(&poll.worker_id) {
+        let draining = match inner.workers.get_mut(&poll.worker_id) {
             Some(w) if w.principal != principal => {
                 return Err(DispatchError::WorkerIdTaken {
                     worker_id: poll.worker_id.clone(),
@@ -297,6 +308,7 @@ impl TaskDispatch for MemoryDispatch {
                 if w.session != poll.session {
                     w.session = poll.session.clone();
                 }
+                w.drains(poll.session.as_ref())
             }
             None => {
                 inner.workers.insert(
@@ -312,17 +324,13 @@ impl TaskDispatch for MemoryDispatch {
                         draining: None,
                     },
                 );
+                false
             }
-        }
-        let draining = inner
-            .workers
-            .get(&poll.worker_id)
-            .is_some_and(|w| w.drains(poll.session.as_ref()));
+        };
+        // a draining session is handed nothing
+        let open: &[String] = if draining { &[] } else { &poll.queues };
         let mut found = None;
-        for q in &poll.queues {
-            if draining {
-                break;
-            }
+        for q in open {
             let Some(ids) = inner.queues.get_mut(q) else {
                 continue;
             };

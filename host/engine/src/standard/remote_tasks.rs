@@ -131,7 +131,7 @@ fn log_entry(
     serde_json::to_string(&super::task_logs::OutcomeEntry {
         state,
         attempt,
-        plugin: format!("{}@{}", rec.name, rec.version),
+        plugin: rec.key(),
         digest: rec.digest.to_hex().to_string(),
         stdout: &o.stdout,
         stderr: &o.stderr,

@@ -92,7 +92,7 @@ fn outcome_text(req: &TaskRequest<'_>, rec: &PluginRecord, out: &Outcome) -> Str
     let entry = OutcomeEntry {
         state: req.state_name,
         attempt: req.attempt,
-        plugin: format!("{}@{}", rec.name, rec.version),
+        plugin: rec.key(),
         digest: rec.digest.to_hex().to_string(),
         stdout: &out.stdout,
         stderr: &out.stderr,
