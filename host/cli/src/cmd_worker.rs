@@ -6,7 +6,8 @@
 //! `$WEFT_HOME/cache/worker-packages`, see [`weft_engine::remote_packages`]), runs it in the local
 //! sandbox with the grant and secrets the message carries, heartbeats while it runs and reports
 //! the outcome; the report carries the slot's next poll, which the node answers as a poll, so a
-//! slot reports and takes (or waits for) its next task in one round trip. Requests are SigV4-signed with a profile of the node's credentials file format
+//! slot reports and takes (or waits for) its next task in one round trip. Requests are
+//! SigV4-signed with a profile of the node's credentials file format
 //! (`AWS_SHARED_CREDENTIALS_FILE`, else `$WEFT_HOME/credentials`); the worker holds no
 //! database, only a plugin store (blobs and precompiled artifacts) under `$WEFT_HOME`.
 //!
@@ -19,10 +20,11 @@
 //!
 //! `--server` is `http://HOST:PORT` or `https://HOST[:PORT]` (a TLS proxy or load balancer in
 //! front of the node; its certificate must chain to the public roots, or to `--ca-bundle`'s /
-//! `AWS_CA_BUNDLE`'s PEM certificates when given, as the AWS CLI's). It may be given once per node of a cluster (`weft server --db`): each node queues
-//! the tasks of what it runs, so the worker keeps slots polling each of them. `--min-slots` is
-//! spread over the nodes (at least one each) and `--max-slots` bounds the slots of all of them
-//! together; a slot heartbeats and reports to the node that handed its task out.
+//! `AWS_CA_BUNDLE`'s PEM certificates when given, as the AWS CLI's). It may be given once per
+//! node of a cluster (`weft server --db`): each node queues the tasks of what it runs, so the
+//! worker keeps slots polling each of them. `--min-slots` is spread over the nodes (at least one
+//! each) and `--max-slots` bounds the slots of all of them together; a slot heartbeats and
+//! reports to the node that handed its task out.
 
 use crate::args::WorkerArgs;
 use crate::context::usage;
@@ -120,8 +122,12 @@ fn node_address(server: &str) -> Result<(String, String)> {
 }
 
 impl Node {
-    fn new(server: &str, profile: &str, roots: &ureq::tls::RootCerts) -> Result<Self> {
-        let (base, authority) = node_address(server)?;
+    /// The node at `base` (`SCHEME://AUTHORITY`, see [`node_address`]).
+    fn new(
+        (base, authority): (String, String),
+        profile: &str,
+        roots: &ureq::tls::RootCerts,
+    ) -> Result<Self> {
         let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -277,6 +283,16 @@ struct Worker {
     draining: Arc<AtomicBool>,
 }
 
+/// `len` hex digits unique to this process and `purpose` (a generated worker id, the session).
+fn process_token(purpose: &str, len: usize) -> String {
+    let seed = format!(
+        "{purpose}-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    blake3::hash(seed.as_bytes()).to_hex()[..len].to_string()
+}
+
 /// `min` slots spread over `nodes` nodes, at least one each.
 fn minimum_per_node(min: u32, nodes: u32, i: u32) -> u32 {
     (min / nodes + u32::from(i < min % nodes)).max(1)
@@ -312,25 +328,25 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
                 "--id {id}: 1 to 128 letters, digits, `.`, `_` or `-`"
             )))
         }
-        None => {
-            let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
-            format!("w-{}", &blake3::hash(seed.as_bytes()).to_hex()[..12])
-        }
+        None => format!("w-{}", process_token("worker", 12)),
     };
-    // (a bundle is read only for a node reached over TLS)
-    let roots = if a
+    let addresses = a
         .server
         .iter()
-        .any(|s| s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("https:")))
+        .map(|url| node_address(url))
+        .collect::<Result<Vec<_>>>()?;
+    // (a bundle is read only for a node reached over TLS)
+    let roots = if addresses
+        .iter()
+        .any(|(base, _)| base.starts_with("https://"))
     {
         tls_roots(a.ca_bundle.as_deref())?
     } else {
         ureq::tls::RootCerts::WebPki
     };
-    let nodes = a
-        .server
-        .iter()
-        .map(|url| Node::new(url, &a.profile, &roots))
+    let nodes = addresses
+        .into_iter()
+        .map(|address| Node::new(address, &a.profile, &roots))
         .collect::<Result<Vec<_>>>()?;
     for (i, n) in nodes.iter().enumerate() {
         if nodes[..i].iter().any(|o| o.base == n.base) {
@@ -355,10 +371,7 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
     let base_dir = std::env::current_dir()?;
     let all_slots = Arc::new(AtomicU32::new(0));
     let host_name = weft_engine::remote::host_name().to_string();
-    let session = {
-        let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
-        blake3::hash(format!("session-{seed}").as_bytes()).to_hex()[..16].to_string()
-    };
+    let session = process_token("session", 16);
     let draining = Arc::new(AtomicBool::new(false));
     let workers: Vec<Arc<Worker>> = nodes
         .into_iter()
