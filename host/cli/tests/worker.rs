@@ -1677,17 +1677,22 @@ impl TlsProxy {
 
 /// `TEST_CA` as a PEM bundle, written into `dir`.
 fn ca_bundle(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("ca-bundle.pem");
+    std::fs::write(&path, pem("CERTIFICATE", TEST_CA)).unwrap();
+    path
+}
+
+/// `der` as one PEM section labelled `label`.
+fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(TEST_CA);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
     for line in b64.as_bytes().chunks(64) {
         pem.push_str(std::str::from_utf8(line).unwrap());
         pem.push('\n');
     }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    let path = dir.join("ca-bundle.pem");
-    std::fs::write(&path, pem).unwrap();
-    path
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
 }
 
 /// A worker reaches its node through a TLS load balancer: `--server https://...` with the
@@ -1785,6 +1790,31 @@ fn a_worker_reaches_its_node_over_tls_and_only_with_a_trusted_certificate() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+    // a bundle that holds a private key, or that cannot be read: refused, naming the file
+    let with_key = home.path().join("with-key.pem");
+    std::fs::write(
+        &with_key,
+        pem("CERTIFICATE", TEST_CA) + &pem("PRIVATE KEY", TEST_KEY),
+    )
+    .unwrap();
+    let missing = home.path().join("missing.pem");
+    for (bundle, why) in [
+        (&with_key, "holds certificates only"),
+        (&missing, "reading the CA bundle"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["worker", "--server", "https://127.0.0.1:1", "--ca-bundle"])
+            .arg(bundle)
+            .env("WEFT_HOME", home.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{err}");
+        assert!(
+            err.contains(why) && err.contains(bundle.to_str().unwrap()),
+            "{err}"
+        );
+    }
 }
 
 /// `kill -TERM` of a worker (an autoscaler's scale-in) drains it: the node hands it no more
@@ -1843,6 +1873,14 @@ fn sigterm_drains_a_worker_its_running_task_finishes_and_it_exits_0(backend: &Ba
         json!({"worker_id": "wd", "session": "../x"}),
     );
     assert_eq!(st, 400, "{v}");
+    let (st, v) = worker_call(
+        port,
+        "/v1/worker/poll",
+        json!({"worker_id": "wd", "host": "h", "queues": ["drain"], "slots": 1, "busy": 0,
+               "session": "../x"}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("/session"), "{v}");
     assert_eq!(wd_view()["draining"], false);
     let term = Command::new("kill")
         .args(["-TERM", &wd.0.id().to_string()])
