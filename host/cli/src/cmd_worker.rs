@@ -636,6 +636,10 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) -> Option<PollResponse> {
     });
     drop(done);
     let _ = beat.join();
+    let mut outcome = outcome;
+    // the node refuses a body over its limit: what the guest printed or logged too much of is
+    // cut here, not the whole report lost (the rest is the report's envelope and next poll)
+    outcome.fit(weft_server::MAX_BODY - 64 * 1024);
     // (this slot is free again once the report is in: the poll counts it so)
     w.busy.fetch_sub(1, Ordering::SeqCst);
     let report = TaskReport {

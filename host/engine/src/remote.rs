@@ -194,7 +194,79 @@ pub struct RemoteOutcome {
     pub duration_ms: f64,
 }
 
+/// Cuts `s` to at most `max` bytes, on a character boundary.
+fn truncate_str(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
 impl RemoteOutcome {
+    /// Caps what the outcome may make a node keep: an output over [`MAX_OUTPUT_BYTES`] becomes
+    /// `States.DataLimitExceeded`, streams are cut to [`MAX_STDIO_BYTES`], record lists to
+    /// [`MAX_RECORDS`], the error name to 256 bytes and its cause to 32 KiB; an outcome with
+    /// neither output nor error becomes `States.TaskFailed`.
+    pub fn cap(&mut self) {
+        if self
+            .output
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_OUTPUT_BYTES)
+        {
+            self.output = None;
+            self.error = Some(RemoteError {
+                error: "States.DataLimitExceeded".into(),
+                cause: format!("the task output is larger than {MAX_OUTPUT_BYTES} bytes"),
+            });
+        }
+        if self.output.is_none() && self.error.is_none() {
+            self.error = Some(RemoteError {
+                error: "States.TaskFailed".into(),
+                cause: "the worker reported neither an output nor an error".into(),
+            });
+        }
+        truncate_str(&mut self.stdout, MAX_STDIO_BYTES);
+        truncate_str(&mut self.stderr, MAX_STDIO_BYTES);
+        self.logs.truncate(MAX_RECORDS);
+        self.audit.truncate(MAX_RECORDS);
+        if let Some(e) = &mut self.error {
+            truncate_str(&mut e.error, 256);
+            truncate_str(&mut e.cause, 32 * 1024);
+        }
+    }
+
+    /// Makes the outcome's JSON at most `budget` bytes (a report is one request, whose body the
+    /// node limits): [`Self::cap`]ped, then, while it is too large, its log and audit records
+    /// are halved from the end, its streams cut, and last its output replaced by
+    /// `States.DataLimitExceeded` (an error alone loses its cause).
+    pub fn fit(&mut self, budget: usize) {
+        self.cap();
+        let mut stdio = MAX_STDIO_BYTES;
+        while serde_json::to_vec(self).map_or(0, |b| b.len()) > budget {
+            if !self.logs.is_empty() || !self.audit.is_empty() {
+                self.logs.truncate(self.logs.len() / 2);
+                self.audit.truncate(self.audit.len() / 2);
+            } else if stdio > 0 && !(self.stdout.is_empty() && self.stderr.is_empty()) {
+                stdio /= 4;
+                truncate_str(&mut self.stdout, stdio);
+                truncate_str(&mut self.stderr, stdio);
+            } else if self.output.is_some() {
+                self.output = None;
+                self.error = Some(RemoteError {
+                    error: "States.DataLimitExceeded".into(),
+                    cause: format!("the task's report is larger than {budget} bytes"),
+                });
+            } else {
+                if let Some(e) = &mut self.error {
+                    e.cause.clear();
+                }
+                return;
+            }
+        }
+    }
     /// An outcome that is only an error (the task never reached the sandbox).
     pub fn failed(error: &str, cause: impl Into<String>) -> Self {
         Self {
@@ -566,5 +638,42 @@ mod tests {
         assert_eq!(e.error_name(), PLUGIN_CORRUPT);
         assert!(!host.store.blobs().contains(&pinned));
         assert!(!host.store.blobs().contains(&Digest::of(b"fake")));
+    }
+
+    #[test]
+    fn an_outcome_is_cut_to_fit_a_report_keeping_what_matters_longest() {
+        let outcome = |records: usize, stdio: usize, output: usize| RemoteOutcome {
+            output: Some(format!("\"{}\"", "o".repeat(output))),
+            stdout: "é".repeat(stdio),
+            stderr: "e".repeat(stdio),
+            logs: vec![Value::String("l".repeat(1000)); records],
+            audit: vec![Value::String("a".repeat(1000)); records],
+            ..Default::default()
+        };
+        let fitted = |mut o: RemoteOutcome, budget: usize| {
+            o.fit(budget);
+            assert!(serde_json::to_vec(&o).unwrap().len() <= budget);
+            o
+        };
+        // an outcome that fits is sent whole
+        let small = outcome(3, 10, 10);
+        assert_eq!(fitted(small.clone(), 1 << 20), small);
+        // a guest that logs too much: records go first, the output stays
+        let o = fitted(outcome(1000, 10, 10), 1 << 20);
+        assert!(
+            !o.logs.is_empty() && o.logs.len() < 1000,
+            "{}",
+            o.logs.len()
+        );
+        assert_eq!(o.output, small.output);
+        // then its streams (cut on a character boundary), then the output itself
+        let o = fitted(outcome(10, 60_000, 10), 40_000);
+        assert!(o.logs.is_empty() && o.stdout.len() < 60_000 && o.output.is_some());
+        let o = fitted(outcome(0, 0, 200_000), 100_000);
+        assert_eq!(o.output, None);
+        assert_eq!(o.error.unwrap().error, "States.DataLimitExceeded");
+        // the node's caps apply first: an output over the payload limit is an error
+        let o = fitted(outcome(0, 0, MAX_OUTPUT_BYTES + 1), 1 << 20);
+        assert_eq!(o.error.unwrap().error, "States.DataLimitExceeded");
     }
 }

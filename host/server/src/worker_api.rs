@@ -35,8 +35,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use weft_engine::remote::{
-    valid_name, DrainRequest, HeartbeatRequest, PollRequest, RemoteError, RemoteTask, TaskReport,
-    MAX_NAME_LEN, MAX_OUTPUT_BYTES, MAX_QUEUES, MAX_RECORDS, MAX_STDIO_BYTES,
+    valid_name, DrainRequest, HeartbeatRequest, PollRequest, RemoteTask, TaskReport, MAX_NAME_LEN,
+    MAX_QUEUES,
 };
 
 /// Most concurrent sandboxes a worker may announce.
@@ -234,47 +234,9 @@ async fn drain(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
     }))
 }
 
-/// Caps what a report may make the node keep: an output over the payload limit becomes
-/// `States.DataLimitExceeded`, streams are cut, record lists shortened.
+/// Caps what a report may make the node keep (see [`weft_engine::remote::RemoteOutcome::cap`]).
 pub fn cap_report(r: &mut TaskReport) {
-    let o = &mut r.outcome;
-    if o.output
-        .as_ref()
-        .is_some_and(|t| t.len() > MAX_OUTPUT_BYTES)
-    {
-        o.output = None;
-        o.error = Some(RemoteError {
-            error: "States.DataLimitExceeded".into(),
-            cause: format!("the task output is larger than {MAX_OUTPUT_BYTES} bytes"),
-        });
-    }
-    if o.output.is_none() && o.error.is_none() {
-        o.error = Some(RemoteError {
-            error: "States.TaskFailed".into(),
-            cause: "the worker reported neither an output nor an error".into(),
-        });
-    }
-    for s in [&mut o.stdout, &mut o.stderr] {
-        if s.len() > MAX_STDIO_BYTES {
-            let mut end = MAX_STDIO_BYTES;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
-        }
-    }
-    o.logs.truncate(MAX_RECORDS);
-    o.audit.truncate(MAX_RECORDS);
-    if let Some(e) = &mut o.error {
-        e.error.truncate(256.min(e.error.len()));
-        if e.cause.len() > 32 * 1024 {
-            let mut end = 32 * 1024;
-            while !e.cause.is_char_boundary(end) {
-                end -= 1;
-            }
-            e.cause.truncate(end);
-        }
-    }
+    r.outcome.cap();
 }
 
 async fn report(State(app): State<Arc<AppState>>, req: V1Request) -> Response {
@@ -410,7 +372,7 @@ async fn blob(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_engine::remote::RemoteOutcome;
+    use weft_engine::remote::{RemoteOutcome, MAX_OUTPUT_BYTES, MAX_RECORDS, MAX_STDIO_BYTES};
 
     #[test]
     fn a_poll_answer_reads_as_a_poll_response() {
