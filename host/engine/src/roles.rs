@@ -1,7 +1,12 @@
 //! Named roles (IAM-shaped policies) that executions and DAG tasks run with: `weft:role:NAME` in
 //! ASL (`Credentials.RoleArn`), `grant: NAME` in DAG files. A role `NAME` is the file
 //! `NAME.json` in the first of the role directories that has it (`$WEFT_HOME/roles`, then the
-//! folder of the DAGs or state machine being run). Parsed roles are cached.
+//! folder of the DAGs or state machine being run). Parsed roles are cached while their file
+//! stays as it was: every lookup looks at the files (one `stat` per role directory up to the
+//! one holding the role), so an edited role takes effect at its next use, a removed one is
+//! refused, and one added to an earlier directory shadows the cached one. A file modified less
+//! than [`SETTLED`] ago is read again each time (a second edit in the same clock tick would
+//! leave its modification time unchanged).
 //!
 //! A role has one canonical spelling, `weft:role:NAME` ([`canonical_role`]): `weft:role:NAME`,
 //! a bare `NAME` and an IAM role ARN `arn:aws:iam::ACCOUNT:role/[PATH/]NAME` all name the file
@@ -12,6 +17,7 @@ use crate::EngineError;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 use weft_sandbox::Policy;
 
 /// The prefix of weft's own role references.
@@ -55,9 +61,43 @@ pub fn canonical_role(reference: &str) -> Option<String> {
     valid_role_name(name).then(|| format!("{ROLE_PREFIX}{name}"))
 }
 
+/// How long ago a role file must have been modified for its cached parse to be trusted.
+pub const SETTLED: Duration = Duration::from_secs(1);
+
+/// What identifies a version of a role file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Self {
+            modified: meta.modified().ok()?,
+            len: meta.len(),
+            inode: meta.ino(),
+        })
+    }
+
+    fn settled(&self) -> bool {
+        self.modified.elapsed().is_ok_and(|age| age >= SETTLED)
+    }
+}
+
+/// A parsed role, and the file version it was parsed from.
+struct Cached {
+    policy: Arc<Policy>,
+    /// Index of the role directory that held it.
+    dir: usize,
+    stamp: Stamp,
+}
+
 pub struct Roles {
     dirs: Vec<PathBuf>,
-    cache: Mutex<HashMap<String, Arc<Policy>>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl Roles {
@@ -68,48 +108,71 @@ impl Roles {
         }
     }
 
-    /// The role's policy; an unknown role or a bad policy is an error naming the file.
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The role's policy, as its file says now; an unknown role or a bad policy is an error
+    /// naming the file.
     pub fn get(&self, reference: &str) -> Result<Arc<Policy>, EngineError> {
         let canonical = canonical_role(reference).ok_or_else(|| EngineError::Role {
             role: reference.to_string(),
             reason: "a role is weft:role:NAME, NAME or arn:aws:iam::ACCOUNT:role/NAME, NAME of letters, digits and + = , . @ _ - (at most 64)".into(),
         })?;
         let name = &canonical[ROLE_PREFIX.len()..];
-        if let Some(p) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Ok(p.clone());
-        }
-        for d in &self.dirs {
+        let io_error = |path: &std::path::Path, e: std::io::Error| EngineError::Role {
+            role: name.to_string(),
+            reason: format!("{}: {e}", path.display()),
+        };
+        for (i, d) in self.dirs.iter().enumerate() {
             let path = d.join(format!("{name}.json"));
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(EngineError::Role {
-                        role: name.to_string(),
-                        reason: format!("{}: {e}", path.display()),
-                    })
-                }
+                Err(e) => return Err(io_error(&path, e)),
             };
-            let policy = Policy::parse(&text).map_err(|errs| EngineError::Role {
+            let now = Stamp::of(&meta);
+            if let Some(c) = self.cache().get(name) {
+                if c.dir == i && Some(c.stamp) == now && c.stamp.settled() {
+                    return Ok(c.policy.clone());
+                }
+            }
+            // the version read is the one whose stamp is kept: the open file's
+            let mut file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
+            let stamp = file
+                .metadata()
+                .ok()
+                .and_then(|m| Stamp::of(&m))
+                .ok_or_else(|| io_error(&path, std::io::Error::other("no modification time")))?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text).map_err(|e| io_error(&path, e))?;
+            let parsed = Policy::parse(&text).map_err(|errs| EngineError::Role {
                 role: name.to_string(),
                 reason: errs
                     .iter()
                     .map(|e| format!("{}: {e}", path.display()))
                     .collect::<Vec<_>>()
                     .join("; "),
-            })?;
-            let p = Arc::new(policy);
-            self.cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name.to_string(), p.clone());
-            return Ok(p);
+            });
+            let policy = match parsed {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    // a role edited into a bad policy grants nothing any more
+                    self.cache().remove(name);
+                    return Err(e);
+                }
+            };
+            self.cache().insert(
+                name.to_string(),
+                Cached {
+                    policy: policy.clone(),
+                    dir: i,
+                    stamp,
+                },
+            );
+            return Ok(policy);
         }
+        self.cache().remove(name);
         Err(EngineError::Role {
             role: name.to_string(),
             reason: format!(
@@ -159,5 +222,65 @@ mod tests {
             assert_eq!(canonical_role(bad), None, "{bad}");
         }
         assert_eq!(canonical_role(&"a".repeat(65)), None);
+    }
+
+    /// A role file written now, then aged past [`SETTLED`] (so its parse is cached).
+    fn write_role(dir: &std::path::Path, name: &str, action: &str, aged: bool) {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
+            ),
+        )
+        .unwrap();
+        if aged {
+            let t = SystemTime::now() - Duration::from_secs(60);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+    }
+
+    fn allows(roles: &Roles, action: &str) -> bool {
+        let p = roles.get("weft:role:etl").unwrap();
+        p.evaluate(action, "anything").allowed()
+    }
+
+    #[test]
+    fn an_edited_or_removed_role_takes_effect_at_its_next_use() {
+        let home = tempfile::tempdir().unwrap();
+        let dags = tempfile::tempdir().unwrap();
+        let roles = Roles::new(vec![home.path().to_path_buf(), dags.path().to_path_buf()]);
+        write_role(dags.path(), "etl", "s3:GetObject", true);
+        assert!(allows(&roles, "s3:GetObject"));
+        // cached: the same Arc while the file stays as it was
+        assert!(Arc::ptr_eq(
+            &roles.get("etl").unwrap(),
+            &roles.get("arn:aws:iam::123456789012:role/etl").unwrap()
+        ));
+        // the attacker's window closes: a permission taken away is gone at once
+        write_role(dags.path(), "etl", "s3:ListBucket", false);
+        assert!(!allows(&roles, "s3:GetObject"));
+        assert!(allows(&roles, "s3:ListBucket"));
+        // edited twice within one clock tick: not yet settled, so read every time
+        write_role(dags.path(), "etl", "s3:PutObject", false);
+        assert!(allows(&roles, "s3:PutObject"));
+        // a role in an earlier directory shadows the cached one
+        write_role(dags.path(), "etl", "s3:GetObject", true);
+        assert!(allows(&roles, "s3:GetObject"));
+        write_role(home.path(), "etl", "sqs:SendMessage", true);
+        assert!(allows(&roles, "sqs:SendMessage") && !allows(&roles, "s3:GetObject"));
+        // a policy edited into nonsense grants nothing
+        std::fs::write(home.path().join("etl.json"), "{not json").unwrap();
+        assert!(roles.get("etl").is_err());
+        // removed: refused
+        std::fs::remove_file(home.path().join("etl.json")).unwrap();
+        std::fs::remove_file(dags.path().join("etl.json")).unwrap();
+        let e = roles.get("etl").unwrap_err().to_string();
+        assert!(e.contains("no etl.json"), "{e}");
     }
 }
