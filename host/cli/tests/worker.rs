@@ -375,6 +375,12 @@ fn dags(port: u16) -> Vec<String> {
 
 /// Waits up to `limit` for the latest run of `dag` to succeed (a failed run fails the test).
 fn wait_for_dag_success(port: u16, dag: &str, limit: Duration) {
+    wait_for_dag_end(port, dag, "success", limit);
+}
+
+/// Waits up to `limit` for the latest run of `dag` to end `state` (`success` or `failed`; the
+/// other end fails the test); the runs listing.
+fn wait_for_dag_end(port: u16, dag: &str, state: &str, limit: Duration) -> Value {
     let end = Instant::now() + limit;
     loop {
         let (_, v) = request(
@@ -385,14 +391,14 @@ fn wait_for_dag_success(port: u16, dag: &str, limit: Duration) {
             "",
             "",
         );
-        let state = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
-        assert_ne!(state, "failed", "{v}");
-        if state == "success" {
-            return;
+        let now = v["runs"][0]["state"].as_str().unwrap_or("").to_string();
+        if now == state {
+            return v;
         }
+        assert!(now != "success" && now != "failed", "{v}");
         assert!(
             Instant::now() < end,
-            "the run of {dag} did not succeed: {v}"
+            "the run of {dag} did not end {state}: {v}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -1226,6 +1232,97 @@ fn marking_a_task_instance_cancels_its_try_on_the_worker(backend: &Backend) {
 }
 on_both_backends!(marking_a_task_instance_cancels_its_try_on_the_worker);
 
+/// A task's own time limit holds on its worker: the worker stops the guest (here waiting on a
+/// request that is never answered) when the limit passes and reports it, long before the node
+/// would give up on the try (its heartbeat timeout here is 30 s): ASL `TimeoutSeconds` fails the
+/// execution with `States.Timeout`, a DAG task's `execution_timeout` fails its try, and the
+/// worker's slot is free for the next task.
+fn a_task_s_timeout_stops_it_on_its_worker(backend: &Backend) {
+    let home = node_home();
+    let hang = Held::hanging();
+    std::fs::create_dir_all(home.path().join("dags")).unwrap();
+    std::fs::write(
+        home.path().join("dags/timed.dag.yaml"),
+        format!("timed_dag:\n  schedule: null\n  is_paused_upon_creation: false\n  start_date: 2024-03-01\n  tasks:\n    spin:\n      operator: http-request\n      grant: task\n      url: http://127.0.0.1:{}/hang\n      execution_timeout: 2\n      retries: 0\n", hang.port),
+    )
+    .unwrap();
+    let (_node, port) = start_patient_node(backend, home.path());
+    let (_w, _wh) = start_worker(home.path(), port, "wt", &["default"]);
+    wait_for("the worker", || {
+        workers(port)["workers"].as_array().unwrap().len() == 1
+    });
+    let idle = || {
+        workers(port)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["tasks"].as_array().unwrap().is_empty())
+    };
+    let sm = ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": "timed", "roleArn": "weft:role:task", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "weft:plugin:http-request", "TimeoutSeconds": 2,
+            "Parameters": {"url": format!("http://127.0.0.1:{}/hang", hang.port)}, "End": true}}}).to_string()}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let arn = ok(
+        port,
+        "StartExecution",
+        json!({"stateMachineArn": sm, "name": "e1"}),
+    )["executionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = finished(port, &arn);
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["error"], "States.Timeout", "{d}");
+    let cause = d["cause"].as_str().unwrap_or_default();
+    // the sandbox's deadline on the worker, not the node giving up ("did not report")
+    assert!(
+        cause.contains("did not finish within 2s"),
+        "the worker stopped the guest and reported: {cause}"
+    );
+    let logs = task_logs(port, &arn);
+    assert!(
+        logs.iter().any(|l| l.to_string().contains("/wt\"")),
+        "the try ran on wt: {logs:?}"
+    );
+    wait_for("the worker to be idle again", idle);
+    // a DAG task's execution_timeout, the same way
+    wait_for("the DAG file", || {
+        dags(port).contains(&"timed_dag".to_string())
+    });
+    let run_id = trigger_dag(port, "timed_dag");
+    wait_for_dag_end(port, "timed_dag", "failed", Duration::from_secs(120));
+    let (st, ti) = request(
+        port,
+        ADMIN_SECRET,
+        "GET",
+        &format!("/api/v2/dags/timed_dag/dagRuns/{run_id}/taskInstances/spin"),
+        "",
+        "",
+    );
+    assert_eq!(st, 200, "{ti}");
+    assert_eq!(ti["state"], "failed", "{ti}");
+    let text = try_logs(port, "timed_dag", &run_id, "spin").to_string();
+    assert!(text.contains("/wt\""), "the try ran on wt: {text}");
+    assert!(
+        text.contains("States.Timeout") && text.contains("did not finish within 2s"),
+        "the worker timed the try out: {text}"
+    );
+    wait_for("the worker to be idle again", idle);
+    let arn = start(
+        port,
+        "after",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}),
+    );
+    assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
+}
+on_both_backends!(a_task_s_timeout_stops_it_on_its_worker);
+
 /// A node killed (SIGKILL) while its worker runs a try, then restarted on the same store and
 /// address: the execution resumes, the interrupted try fails with `States.TaskFailed`, its
 /// `Retry` runs it again on the worker, and the worker drops the orphaned try (its heartbeats
@@ -1454,15 +1551,7 @@ py_tamper()
     bytes[mid] ^= 0xff;
     std::fs::write(&blob, &bytes).unwrap();
     let (_w, w_home) = start_worker(home.path(), port, "wt", &["probe"]);
-    let end = Instant::now() + Duration::from_secs(600);
-    let runs = loop {
-        let (_, v) = request(port, ADMIN_SECRET, "GET", "/v1/dags/py_tamper/runs", "", "");
-        if v["runs"][0]["state"] == "failed" {
-            break v;
-        }
-        assert!(Instant::now() < end, "the run did not fail: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let runs = wait_for_dag_end(port, "py_tamper", "failed", Duration::from_secs(600));
     let run_id = runs["runs"][0]["runId"].as_str().unwrap().to_string();
     let logs = try_logs(port, "py_tamper", &run_id, "shout");
     let all = format!("{runs} {logs}");
