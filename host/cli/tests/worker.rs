@@ -306,6 +306,22 @@ fn start(port: u16, name: &str, definition: Value) -> String {
         .to_string()
 }
 
+/// Creates state machine `name` (role `task`): one `http-request` Task with `parameters` and
+/// `TimeoutSeconds: timeout`; its ARN.
+fn request_machine(port: u16, name: &str, timeout: u64, parameters: Value) -> String {
+    let definition = json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+        "Resource": "weft:plugin:http-request", "TimeoutSeconds": timeout,
+        "Parameters": parameters, "End": true}}});
+    ok(
+        port,
+        "CreateStateMachine",
+        json!({"name": name, "roleArn": "weft:role:task", "definition": definition.to_string()}),
+    )["stateMachineArn"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Waits for the execution to end; its DescribeExecution.
 fn finished(port: u16, arn: &str) -> Value {
     let end = Instant::now() + Duration::from_secs(120);
@@ -584,16 +600,12 @@ fn a_worker_grows_its_slots_with_the_queue_and_shrinks_when_idle(backend: &Backe
             })
     };
     wait_for("the worker", || slots().is_some());
-    let sm = ok(
+    let sm = request_machine(
         port,
-        "CreateStateMachine",
-        json!({"name": "grow", "roleArn": "weft:role:task", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
-            "Resource": "weft:plugin:http-request", "TimeoutSeconds": 600,
-            "Parameters": {"url": format!("http://127.0.0.1:{}/hang", hang.port)}, "End": true}}}).to_string()}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "grow",
+        600,
+        json!({"url": format!("http://127.0.0.1:{}/hang", hang.port)}),
+    );
     let mut arns = Vec::new();
     for i in 0..4 {
         arns.push(
@@ -1258,16 +1270,12 @@ fn a_task_s_timeout_stops_it_on_its_worker(backend: &Backend) {
             .iter()
             .all(|w| w["tasks"].as_array().unwrap().is_empty())
     };
-    let sm = ok(
+    let sm = request_machine(
         port,
-        "CreateStateMachine",
-        json!({"name": "timed", "roleArn": "weft:role:task", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
-            "Resource": "weft:plugin:http-request", "TimeoutSeconds": 2,
-            "Parameters": {"url": format!("http://127.0.0.1:{}/hang", hang.port)}, "End": true}}}).to_string()}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "timed",
+        2,
+        json!({"url": format!("http://127.0.0.1:{}/hang", hang.port)}),
+    );
     let arn = ok(
         port,
         "StartExecution",
@@ -1915,16 +1923,12 @@ fn sigterm_drains_a_worker_its_running_task_finishes_and_it_exits_0(backend: &Ba
     let gate = Held::gate();
     let (_node, port) = start_node(backend, home.path(), false);
     let (mut wd, _wd_home) = start_worker(home.path(), port, "wd", &["drain"]);
-    let sm = ok(
+    let sm = request_machine(
         port,
-        "CreateStateMachine",
-        json!({"name": "drain", "roleArn": "weft:role:task", "definition": json!({"StartAt": "T", "States": {"T": {"Type": "Task",
-            "Resource": "weft:plugin:http-request", "TimeoutSeconds": 120,
-            "Parameters": {"url": format!("http://127.0.0.1:{}/slow", gate.port), "weft:queue": "drain"}, "End": true}}}).to_string()}),
-    )["stateMachineArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "drain",
+        120,
+        json!({"url": format!("http://127.0.0.1:{}/slow", gate.port), "weft:queue": "drain"}),
+    );
     let run = |name: &str| {
         ok(
             port,
