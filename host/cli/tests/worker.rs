@@ -348,6 +348,25 @@ fn task_logs(port: u16, arn: &str) -> Vec<Value> {
     v["tasks"].as_array().unwrap().clone()
 }
 
+/// A one-echo-Task execution (state machine `after`) succeeds: a worker is free to run it.
+fn assert_an_echo_task_succeeds(port: u16) {
+    let arn = start(
+        port,
+        "after",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}),
+    );
+    assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
+}
+
+/// Whether no worker runs a try.
+fn no_task_running(port: u16) -> bool {
+    workers(port)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|w| w["tasks"].as_array().unwrap().is_empty())
+}
+
 fn workers(port: u16) -> Value {
     let (st, v) = request(port, ADMIN_SECRET, "GET", "/v1/workers", "", "");
     assert_eq!(st, 200, "{v}");
@@ -1049,31 +1068,15 @@ fn stop_execution_cancels_the_task_on_its_worker(backend: &Backend) {
             .iter()
             .any(|w| w["worker_id"] == "ws" && w["busy"].as_u64().unwrap_or(0) > 0)
     };
-    wait_for("the spin task to run on ws", || {
-        workers(port)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| !w["tasks"].as_array().unwrap().is_empty())
-    });
+    wait_for("the spin task to run on ws", || !no_task_running(port));
     ok(port, "StopExecution", json!({"executionArn": arn}));
     assert_eq!(finished(port, &arn)["status"], "ABORTED");
     // the worker stops the guest at its next heartbeat, reports, and polls again idle
     wait_for("the worker to be idle again", || {
-        !busy()
-            && workers(port)["workers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|w| w["tasks"].as_array().unwrap().is_empty())
+        !busy() && no_task_running(port)
     });
     // and is free for the next task
-    let arn = start(
-        port,
-        "after",
-        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}),
-    );
-    assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
+    assert_an_echo_task_succeeds(port);
 }
 on_both_backends!(stop_execution_cancels_the_task_on_its_worker);
 
@@ -1220,13 +1223,7 @@ fn marking_a_task_instance_cancels_its_try_on_the_worker(backend: &Backend) {
         workers(port)["workers"].as_array().unwrap().len() == 1
     });
     let run_id = trigger_dag(port, "marked_dag");
-    let running = || {
-        workers(port)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| !w["tasks"].as_array().unwrap().is_empty())
-    };
+    let running = || !no_task_running(port);
     wait_for("the spin try to run on wm", running);
     let (st, v) = request(
         port,
@@ -1263,13 +1260,7 @@ fn a_task_s_timeout_stops_it_on_its_worker(backend: &Backend) {
     wait_for("the worker", || {
         workers(port)["workers"].as_array().unwrap().len() == 1
     });
-    let idle = || {
-        workers(port)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["tasks"].as_array().unwrap().is_empty())
-    };
+    let idle = || no_task_running(port);
     let sm = request_machine(
         port,
         "timed",
@@ -1322,12 +1313,7 @@ fn a_task_s_timeout_stops_it_on_its_worker(backend: &Backend) {
         "the worker timed the try out: {text}"
     );
     wait_for("the worker to be idle again", idle);
-    let arn = start(
-        port,
-        "after",
-        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "weft:plugin:echo", "End": true}}}),
-    );
-    assert_eq!(finished(port, &arn)["status"], "SUCCEEDED");
+    assert_an_echo_task_succeeds(port);
 }
 on_both_backends!(a_task_s_timeout_stops_it_on_its_worker);
 
