@@ -267,6 +267,7 @@ impl RemoteOutcome {
             }
         }
     }
+
     /// An outcome that is only an error (the task never reached the sandbox).
     pub fn failed(error: &str, cause: impl Into<String>) -> Self {
         Self {

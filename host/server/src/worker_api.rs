@@ -439,5 +439,16 @@ mod tests {
         };
         cap_report(&mut empty);
         assert_eq!(empty.outcome.error.unwrap().error, "States.TaskFailed");
+        // attacker: an error name and cause of multi-byte characters straddling the caps are
+        // cut on a character boundary (a byte cut would panic the handler)
+        let mut wide = TaskReport {
+            worker_id: "w".into(),
+            task_id: "t".into(),
+            outcome: RemoteOutcome::failed(&"€".repeat(100), "€".repeat(20_000)),
+            next: None,
+        };
+        cap_report(&mut wide);
+        let e = wide.outcome.error.unwrap();
+        assert_eq!((e.error.len(), e.cause.len()), (255, 32 * 1024 - 2));
     }
 }
