@@ -598,7 +598,7 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) -> Option<PollResponse> {
         let every = Duration::from_millis(task.heartbeat_ms.max(1));
         std::thread::spawn(move || heartbeat_loop(&w, &task_id, every, &done_rx, &cancel))
     };
-    let outcome = weft_engine::remote::ensure_plugin(&w.host, &task.plugin, |d| {
+    let mut outcome = weft_engine::remote::ensure_plugin(&w.host, &task.plugin, |d| {
         w.node.blob(
             &task.plugin.name,
             d,
@@ -636,7 +636,6 @@ fn execute(w: &Arc<Worker>, task: RemoteTask) -> Option<PollResponse> {
     });
     drop(done);
     let _ = beat.join();
-    let mut outcome = outcome;
     // the node refuses a body over its limit: what the guest printed or logged too much of is
     // cut here, not the whole report lost (the rest is the report's envelope and next poll)
     outcome.fit(weft_server::MAX_BODY - 64 * 1024);

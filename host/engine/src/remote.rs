@@ -196,13 +196,7 @@ pub struct RemoteOutcome {
 
 /// Cuts `s` to at most `max` bytes, on a character boundary.
 fn truncate_str(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+    s.truncate(weft_sandbox::floor_char_boundary(s, max));
 }
 
 impl RemoteOutcome {

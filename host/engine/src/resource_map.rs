@@ -606,11 +606,7 @@ fn truncate(s: &str) -> String {
     if s.len() <= 200 {
         return s.to_string();
     }
-    let mut end = 200;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
+    format!("{}...", &s[..weft_sandbox::floor_char_boundary(s, 200)])
 }
 
 /// The 1-based line of the first line whose key is `key` (quoted or not), else 1.

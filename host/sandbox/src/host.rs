@@ -183,7 +183,9 @@ pub(crate) fn truncate(s: &str, n: usize) -> &str {
     &s[..floor_char_boundary(s, n)]
 }
 
-pub(crate) fn floor_char_boundary(s: &str, mut n: usize) -> usize {
+/// The largest index at most `n` that starts a character of `s` (`s.len()` when `n` is past
+/// it): where to cut `s` to at most `n` bytes.
+pub fn floor_char_boundary(s: &str, mut n: usize) -> usize {
     if n >= s.len() {
         return s.len();
     }

@@ -25,7 +25,7 @@ mod symlinks;
 
 pub use error::SandboxError;
 pub use grant::{AuditRecord, FileReadError, Grant, Preopen};
-pub use host::{LogLine, NoSecrets, SecretSource};
+pub use host::{floor_char_boundary, LogLine, NoSecrets, SecretSource};
 pub use limits::Limits;
 pub use outbound::{OutboundError, OutboundRequest, OutboundResponse};
 pub use policy::{Decision, Effect, Policy, PolicyError};
