@@ -5,8 +5,8 @@
 //! stays as it was: every lookup looks at the files (one `stat` per role directory up to the
 //! one holding the role), so an edited role takes effect at its next use, a removed one is
 //! refused, and one added to an earlier directory shadows the cached one. A file modified less
-//! than [`SETTLED`] ago is read again each time (a second edit in the same clock tick would
-//! leave its modification time unchanged).
+//! than [`weft_store::SETTLED`] ago is read again each time (a second edit in the same clock
+//! tick would leave its modification time unchanged).
 //!
 //! A role has one canonical spelling, `weft:role:NAME` ([`canonical_role`]): `weft:role:NAME`,
 //! a bare `NAME` and an IAM role ARN `arn:aws:iam::ACCOUNT:role/[PATH/]NAME` all name the file
@@ -17,7 +17,7 @@ use crate::EngineError;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use weft_sandbox::Policy;
 
 /// The prefix of weft's own role references.
@@ -61,9 +61,6 @@ pub fn canonical_role(reference: &str) -> Option<String> {
     valid_role_name(name).then(|| format!("{ROLE_PREFIX}{name}"))
 }
 
-/// How long ago a role file must have been modified for its cached parse to be trusted.
-pub const SETTLED: Duration = Duration::from_secs(1);
-
 /// What identifies a version of a role file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -83,7 +80,7 @@ impl Stamp {
     }
 
     fn settled(&self) -> bool {
-        self.modified.elapsed().is_ok_and(|age| age >= SETTLED)
+        weft_store::settled(self.modified)
     }
 }
 
@@ -190,6 +187,7 @@ impl Roles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn one_spelling_per_role() {
@@ -224,7 +222,7 @@ mod tests {
         assert_eq!(canonical_role(&"a".repeat(65)), None);
     }
 
-    /// A role file written now, then aged past [`SETTLED`] (so its parse is cached).
+    /// A role file written now, then aged past [`weft_store::SETTLED`] (so its parse is cached).
     fn write_role(dir: &std::path::Path, name: &str, action: &str, aged: bool) {
         let path = dir.join(format!("{name}.json"));
         std::fs::write(

@@ -12,11 +12,13 @@ mod blobs;
 mod digest;
 mod error;
 mod registry;
+mod settled;
 
 pub use blobs::BlobStore;
 pub use digest::Digest;
 pub use error::StoreError;
 pub use registry::{version_cmp, PluginRecord, Registry};
+pub use settled::{settled, SETTLED};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

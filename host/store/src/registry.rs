@@ -14,7 +14,7 @@ use crate::{Digest, StoreError};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// One installed plugin version.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -51,11 +51,6 @@ pub struct Registry {
     /// every run), each with the modification time of the name's directory it was read under.
     latest_cache: std::sync::Mutex<std::collections::HashMap<PathBuf, (SystemTime, PluginRecord)>>,
 }
-
-/// How old a directory's modification time must be before it vouches for a cached answer: a
-/// change made within the same tick of the file system's clock as the cached read would keep
-/// the same time, so only a time older than any such tick is trusted.
-const SETTLED: Duration = Duration::from_secs(1);
 
 const BY_DIGEST: &str = ".by-digest";
 const TMP: &str = ".tmp";
@@ -145,7 +140,7 @@ impl Registry {
         let settled = fs::metadata(&dir)
             .and_then(|m| m.modified())
             .ok()
-            .filter(|t| t.elapsed().is_ok_and(|age| age >= SETTLED));
+            .filter(|t| crate::settled(*t));
         let cache = || self.latest_cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = settled {
             if let Some((at, rec)) = cache().get(&dir) {
@@ -368,6 +363,7 @@ pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn rec(name: &str, version: &str, bytes: &[u8]) -> PluginRecord {
         PluginRecord {
